@@ -1,0 +1,40 @@
+//! crossrole's project tasks. `cargo xtask help` lists them.
+
+mod codegen;
+mod test;
+mod util;
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+
+const HELP: &str = "\
+cargo xtask <task>
+
+Tasks:
+  codegen [--check]   generate crates/crossrole-proto/src/generated from proto/ (--check: fail if stale)
+  test [--no-e2e]     everything CI checks: fmt, codegen --check, buf lint, clippy, all tests
+  help                this text
+";
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (task, rest) = match args.split_first() {
+        Some((task, rest)) => (task.as_str(), rest),
+        None => ("help", &[][..]),
+    };
+    match task {
+        "codegen" => codegen::run(rest),
+        "test" => test::run_all(rest),
+        "help" | "--help" | "-h" => {
+            print!("{HELP}");
+            Ok(())
+        }
+        other => bail!("unknown task `{other}`\n\n{HELP}"),
+    }
+}
+
+/// The workspace root, whatever the current directory.
+pub(crate) fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
+}

@@ -1,0 +1,21 @@
+//! `cargo xtask test`: everything CI checks, in the order that fails fastest.
+
+use anyhow::Result;
+
+use crate::util::{buf, run, run_in};
+
+pub(crate) fn run_all(args: &[String]) -> Result<()> {
+    let skip_e2e = args.iter().any(|a| a == "--no-e2e");
+    run("cargo", &["fmt", "--all", "--", "--check"])?;
+    crate::codegen::run(&["--check".to_string()])?;
+    let proto = crate::workspace_root().join("proto");
+    run_in(&proto, buf()?.to_str().unwrap_or("buf"), &["lint"], &[])?;
+    run("cargo", &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])?;
+    run("cargo", &["nextest", "run", "--workspace", "--locked", "--no-fail-fast"])?;
+    run("cargo", &["test", "--doc", "--workspace", "--locked"])?;
+    if skip_e2e {
+        eprintln!("skipping the e2e suite (--no-e2e)");
+    }
+    eprintln!("all checks passed");
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! Small helpers: running commands loudly, and tools xtask installs into `.cache/` on demand.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Instant,
+};
+
+use anyhow::{Context, Result, bail};
+
+/// Runs a command in the workspace root, echoing it, failing with its exit status.
+pub(crate) fn run(program: &str, args: &[&str]) -> Result<()> {
+    run_in(&crate::workspace_root(), program, args, &[])
+}
+
+/// Runs a command in `dir` with extra environment, echoing it.
+pub(crate) fn run_in(dir: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> Result<()> {
+    let started = Instant::now();
+    eprintln!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(dir)
+        .envs(env.iter().copied())
+        .status()
+        .with_context(|| format!("cannot run {program}"))?;
+    if !status.success() {
+        bail!("`{program} {}` failed ({status})", args.join(" "));
+    }
+    eprintln!("  ok in {:.1}s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+/// The cache folder for tools and emulators (git-ignored).
+pub(crate) fn cache_dir() -> PathBuf {
+    crate::workspace_root().join(".cache")
+}
+
+/// Pinned version of buf, from the npm registry.
+const BUF_VERSION: &str = "1.75.0";
+
+/// The buf binary, installed with npm into `.cache/tools` if it is not there yet.
+pub(crate) fn buf() -> Result<PathBuf> {
+    let tools = cache_dir().join("tools");
+    let bin = tools.join("node_modules/.bin/buf");
+    let marker = tools.join(format!(".buf-{BUF_VERSION}"));
+    if bin.exists() && marker.exists() {
+        return Ok(bin);
+    }
+    std::fs::create_dir_all(&tools)?;
+    run_in(
+        &tools,
+        "npm",
+        &["install", "--no-audit", "--no-fund", "--silent", "--no-save", &format!("@bufbuild/buf@{BUF_VERSION}")],
+        &[],
+    )
+    .context("installing buf from the npm registry (needs node and npm)")?;
+    std::fs::write(&marker, "")?;
+    Ok(bin)
+}
