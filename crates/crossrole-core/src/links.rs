@@ -1,0 +1,186 @@
+//! Switch Role console links and AWS CLI profiles for a spec's role in each account.
+
+use std::{collections::BTreeSet, fmt::Write};
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::{Partition, names, spec::AccessSpec};
+
+/// Characters left alone in query values: RFC 3986 unreserved.
+const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
+/// The console's limit on `path/name` in the Switch Role form.
+pub const CONSOLE_ROLE_MAX: usize = 64;
+
+/// A Switch Role link, or why there is none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwitchRoleLink {
+    /// The link.
+    Url(String),
+    /// Why the console cannot be used for this role.
+    Unusable(String),
+}
+
+/// The Switch Role link for `spec`'s role in `account`, labelled with `account_name`.
+pub fn switch_role_link(spec: &AccessSpec, partition: Partition, account: &str, account_name: &str) -> SwitchRoleLink {
+    let role = &spec.role;
+    if role.trust.external_id.is_some() {
+        return SwitchRoleLink::Unusable(
+            "the role requires an ExternalId, which the console's Switch Role page cannot send; use the AWS CLI profile \
+             (`crossrole export`) or an SDK"
+                .into(),
+        );
+    }
+    let role_name = format!("{}{}", role.path.trim_start_matches('/'), role.name);
+    if role_name.chars().count() > CONSOLE_ROLE_MAX {
+        return SwitchRoleLink::Unusable(format!(
+            "path and name are {} characters; the console accepts at most {CONSOLE_ROLE_MAX}",
+            role_name.chars().count()
+        ));
+    }
+    let mut display: String = format!("{} @ {account_name}", role.name);
+    if display.chars().count() > 64 {
+        display = display.chars().take(64).collect();
+    }
+    let q = |s: &str| utf8_percent_encode(s, QUERY_VALUE).to_string();
+    SwitchRoleLink::Url(format!(
+        "https://{}/switchrole?account={account}&roleName={}&displayName={}",
+        partition.signin_host(),
+        q(&role_name),
+        q(&display)
+    ))
+}
+
+/// AWS CLI config profiles (`~/.aws/config`) for `spec`'s role in each `(account id, account name)`.
+pub fn aws_config_profiles(
+    spec: &AccessSpec,
+    partition: Partition,
+    accounts: &[(String, String)],
+    source_profile: &str,
+    mfa_serial: Option<&str>,
+) -> String {
+    let mut out = String::new();
+    let mut used = BTreeSet::new();
+    for (id, name) in accounts {
+        let mut profile = format!("{}-{}", spec.name, slug(name));
+        if slug(name).is_empty() || !used.insert(profile.clone()) {
+            profile = format!("{}-{id}", spec.name);
+            used.insert(profile.clone());
+        }
+        let _ = writeln!(out, "[profile {profile}]");
+        let _ = writeln!(out, "role_arn = {}", names::role_arn(partition, id, &spec.role.path, &spec.role.name));
+        let _ = writeln!(out, "source_profile = {source_profile}");
+        if let Some(e) = &spec.role.trust.external_id {
+            let _ = writeln!(out, "external_id = {e}");
+        }
+        if spec.role.trust.require_mfa {
+            match mfa_serial {
+                Some(m) => {
+                    let _ = writeln!(out, "mfa_serial = {m}");
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "# the role requires MFA: add mfa_serial = arn:{partition}:iam::<account>:mfa/<device>"
+                    );
+                }
+            }
+        }
+        let _ = writeln!(out, "duration_seconds = {}", spec.role.max_session_duration.as_secs());
+        let _ = writeln!(out, "role_session_name = {}", spec.name);
+        out.push('\n');
+    }
+    out
+}
+
+fn slug(name: &str) -> String {
+    let mut s: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    while s.contains("--") {
+        s = s.replace("--", "-");
+    }
+    s.trim_matches('-').to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(trust_extra: &str, path: &str, name: &str) -> AccessSpec {
+        AccessSpec::from_yaml(&format!(
+            "name: audit\nrole:\n  name: {name}\n  path: {path}\n  trust:\n    account_ids: [\"111122223333\"]\n{trust_extra}targets:\n  account_ids: [\"222233334444\"]\n"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn links_per_partition() {
+        let s = spec("", "/crossrole/", "Audit");
+        let cases = [
+            (
+                Partition::Aws,
+                "https://signin.aws.amazon.com/switchrole?account=222233334444&roleName=crossrole%2FAudit&displayName=Audit%20%40%20Prod%20%2F%20EU",
+            ),
+            (
+                Partition::AwsUsGov,
+                "https://signin.amazonaws-us-gov.com/switchrole?account=222233334444&roleName=crossrole%2FAudit&displayName=Audit%20%40%20Prod%20%2F%20EU",
+            ),
+            (
+                Partition::AwsCn,
+                "https://signin.amazonaws.cn/switchrole?account=222233334444&roleName=crossrole%2FAudit&displayName=Audit%20%40%20Prod%20%2F%20EU",
+            ),
+        ];
+        for (p, url) in cases {
+            assert_eq!(switch_role_link(&s, p, "222233334444", "Prod / EU"), SwitchRoleLink::Url(url.into()));
+        }
+        let root = spec("", "/", "Audit");
+        assert_eq!(
+            switch_role_link(&root, Partition::Aws, "222233334444", "x"),
+            SwitchRoleLink::Url("https://signin.aws.amazon.com/switchrole?account=222233334444&roleName=Audit&displayName=Audit%20%40%20x".into())
+        );
+    }
+
+    #[test]
+    fn unusable_links_say_why() {
+        let with_external_id = spec("    external_id: Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf\n", "/", "Audit");
+        assert!(
+            matches!(switch_role_link(&with_external_id, Partition::Aws, "222233334444", "x"), SwitchRoleLink::Unusable(r) if r.contains("ExternalId"))
+        );
+        let long = spec("", &format!("/{}/", "p".repeat(40)), &"n".repeat(30));
+        assert!(
+            matches!(switch_role_link(&long, Partition::Aws, "222233334444", "x"), SwitchRoleLink::Unusable(r) if r.contains("at most 64"))
+        );
+    }
+
+    #[test]
+    fn cli_profiles() {
+        let s = spec("    external_id: Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf\n    require_mfa: true\n", "/crossrole/", "Audit");
+        let accounts =
+            [("222233334444".to_string(), "Prod EU".to_string()), ("333344445555".to_string(), "prod-eu".to_string())];
+        expect_test::expect![[r#"
+            [profile audit-prod-eu]
+            role_arn = arn:aws:iam::222233334444:role/crossrole/Audit
+            source_profile = security
+            external_id = Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf
+            mfa_serial = arn:aws:iam::111122223333:mfa/alice
+            duration_seconds = 3600
+            role_session_name = audit
+
+            [profile audit-333344445555]
+            role_arn = arn:aws:iam::333344445555:role/crossrole/Audit
+            source_profile = security
+            external_id = Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf
+            mfa_serial = arn:aws:iam::111122223333:mfa/alice
+            duration_seconds = 3600
+            role_session_name = audit
+
+        "#]]
+        .assert_eq(&aws_config_profiles(
+            &s,
+            Partition::Aws,
+            &accounts,
+            "security",
+            Some("arn:aws:iam::111122223333:mfa/alice"),
+        ));
+    }
+}

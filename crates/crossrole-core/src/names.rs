@@ -1,0 +1,408 @@
+//! IAM's naming rules, account ids, ARNs and partitions: small validated pieces the spec is made of.
+
+use std::fmt;
+
+/// An AWS partition; it decides ARNs and console hosts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Partition {
+    /// `aws`: the commercial regions.
+    #[default]
+    Aws,
+    /// `aws-us-gov`: AWS GovCloud (US).
+    AwsUsGov,
+    /// `aws-cn`: the China regions.
+    AwsCn,
+}
+
+impl Partition {
+    /// The partition's name as it appears in ARNs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Partition::Aws => "aws",
+            Partition::AwsUsGov => "aws-us-gov",
+            Partition::AwsCn => "aws-cn",
+        }
+    }
+
+    /// Parses an ARN partition.
+    pub fn parse(s: &str) -> Option<Partition> {
+        match s {
+            "aws" => Some(Partition::Aws),
+            "aws-us-gov" => Some(Partition::AwsUsGov),
+            "aws-cn" => Some(Partition::AwsCn),
+            _ => None,
+        }
+    }
+
+    /// The console sign-in host that serves Switch Role.
+    pub fn signin_host(self) -> &'static str {
+        match self {
+            Partition::Aws => "signin.aws.amazon.com",
+            Partition::AwsUsGov => "signin.amazonaws-us-gov.com",
+            Partition::AwsCn => "signin.amazonaws.cn",
+        }
+    }
+}
+
+impl fmt::Display for Partition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// `[\w+=,.@-]`: the characters IAM allows in role, user, group and policy names.
+pub(crate) fn is_iam_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '=' | ',' | '.' | '@' | '-')
+}
+
+/// Checks an IAM name (role, user, group, policy) of at most `max` characters; `Err` is the rule broken.
+pub(crate) fn check_iam_name(name: &str, max: usize) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("required".into());
+    }
+    if name.chars().count() > max {
+        return Err(format!("at most {max} characters (IAM), got {}", name.chars().count()));
+    }
+    if let Some(c) = name.chars().find(|c| !is_iam_name_char(*c)) {
+        return Err(format!("only letters, digits and +=,.@_- are allowed (IAM), found {c:?}"));
+    }
+    Ok(())
+}
+
+/// Checks an IAM path: `/`, or `/` segments `/`, at most 512 characters of printable ASCII.
+pub(crate) fn check_iam_path(path: &str) -> Result<(), String> {
+    if path.len() > 512 {
+        return Err(format!("at most 512 characters (IAM), got {}", path.len()));
+    }
+    if !path.starts_with('/') || !path.ends_with('/') {
+        return Err("must be `/` or start and end with `/`, like `/team/` (IAM)".into());
+    }
+    if path.contains("//") {
+        return Err("must not contain empty segments (`//`)".into());
+    }
+    if let Some(c) = path.chars().find(|c| !('\u{21}'..='\u{7e}').contains(c)) {
+        return Err(format!("only printable ASCII without spaces is allowed (IAM), found {c:?}"));
+    }
+    Ok(())
+}
+
+/// Checks a 12-digit AWS account id.
+pub(crate) fn check_account_id(id: &str) -> Result<(), String> {
+    if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(format!("must be a 12-digit AWS account id, got {id:?}"))
+    }
+}
+
+/// Whether `id` is a 12-digit account id.
+pub fn is_account_id(id: &str) -> bool {
+    check_account_id(id).is_ok()
+}
+
+/// Checks an ExternalId: 2 to 1224 characters of `[\w+=,.@:/-]`.
+pub(crate) fn check_external_id(id: &str) -> Result<(), String> {
+    let n = id.chars().count();
+    if !(2..=1224).contains(&n) {
+        return Err(format!("must be 2 to 1224 characters (STS), got {n}"));
+    }
+    if let Some(c) = id.chars().find(|c| !(is_iam_name_char(*c) || matches!(c, ':' | '/'))) {
+        return Err(format!("only letters, digits and +=,.@:/_- are allowed (STS), found {c:?}"));
+    }
+    Ok(())
+}
+
+/// A parsed ARN: `arn:partition:service:region:account:resource`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arn<'a> {
+    /// Partition, as written.
+    pub partition: &'a str,
+    /// Service, e.g. `iam`.
+    pub service: &'a str,
+    /// Region; empty for IAM.
+    pub region: &'a str,
+    /// Account id; empty or `aws` for AWS managed policies.
+    pub account: &'a str,
+    /// Resource, e.g. `role/path/Name`.
+    pub resource: &'a str,
+}
+
+impl<'a> Arn<'a> {
+    /// Splits an ARN into its six parts, or `None` when it is not an ARN.
+    pub fn parse(s: &'a str) -> Option<Arn<'a>> {
+        let mut parts = s.splitn(6, ':');
+        if parts.next()? != "arn" {
+            return None;
+        }
+        let arn = Arn {
+            partition: parts.next()?,
+            service: parts.next()?,
+            region: parts.next()?,
+            account: parts.next()?,
+            resource: parts.next()?,
+        };
+        if arn.partition.is_empty() || arn.service.is_empty() || arn.resource.is_empty() {
+            return None;
+        }
+        Some(arn)
+    }
+}
+
+/// Checks an IAM managed policy ARN: `arn:<partition>:iam::(aws|<account>):policy/[path/]name`.
+pub(crate) fn check_policy_arn(arn: &str) -> Result<(), String> {
+    let rule = "must be an IAM policy ARN like arn:aws:iam::aws:policy/ReadOnlyAccess or \
+                arn:aws:iam::111122223333:policy/path/Name";
+    let Some(parsed) = Arn::parse(arn) else { return Err(rule.into()) };
+    if Partition::parse(parsed.partition).is_none() || parsed.service != "iam" || !parsed.region.is_empty() {
+        return Err(rule.into());
+    }
+    if parsed.account != "aws" && check_account_id(parsed.account).is_err() {
+        return Err(rule.into());
+    }
+    let Some(rest) = parsed.resource.strip_prefix("policy/") else { return Err(rule.into()) };
+    let (path, name) = match rest.rfind('/') {
+        Some(i) => (&rest[..=i], &rest[i + 1..]),
+        None => ("", rest),
+    };
+    if !path.is_empty() && check_iam_path(&format!("/{path}")).is_err() {
+        return Err(rule.into());
+    }
+    check_iam_name(name, 128).map_err(|e| format!("policy name {e}"))
+}
+
+/// Checks a trusted principal ARN: an IAM user or role (or the account root), or `*`.
+///
+/// Wildcards (`*`, `?`) are allowed in the name part only, because the trust policy matches them with `ArnLike`.
+pub(crate) fn check_principal_arn(arn: &str) -> Result<(), String> {
+    if arn == "*" {
+        return Ok(());
+    }
+    let rule = "must be an IAM principal ARN like arn:aws:iam::111122223333:role/Name, \
+                arn:aws:iam::111122223333:user/Name or arn:aws:iam::111122223333:root, or `*`";
+    let Some(parsed) = Arn::parse(arn) else { return Err(rule.into()) };
+    if Partition::parse(parsed.partition).is_none() || parsed.service != "iam" || !parsed.region.is_empty() {
+        return Err(rule.into());
+    }
+    check_account_id(parsed.account)?;
+    if parsed.resource == "root" {
+        return Ok(());
+    }
+    let rest = parsed
+        .resource
+        .strip_prefix("role/")
+        .or_else(|| parsed.resource.strip_prefix("user/"))
+        .ok_or_else(|| rule.to_string())?;
+    let name = rest.rsplit('/').next().unwrap_or(rest);
+    let name_ok = !name.is_empty() && name.chars().all(|c| is_iam_name_char(c) || c == '*' || c == '?');
+    if name_ok { Ok(()) } else { Err(rule.into()) }
+}
+
+/// Checks a tag key: 1 to 128 characters, no `aws:` prefix.
+pub(crate) fn check_tag_key(key: &str) -> Result<(), String> {
+    let n = key.chars().count();
+    if n == 0 || n > 128 {
+        return Err(format!("tag keys are 1 to 128 characters (IAM), got {n}"));
+    }
+    if key.to_ascii_lowercase().starts_with("aws:") {
+        return Err("tag keys must not start with `aws:` (reserved by AWS)".into());
+    }
+    check_tag_chars(key)
+}
+
+/// Checks a tag value: at most 256 characters.
+pub(crate) fn check_tag_value(value: &str) -> Result<(), String> {
+    let n = value.chars().count();
+    if n > 256 {
+        return Err(format!("tag values are at most 256 characters (IAM), got {n}"));
+    }
+    check_tag_chars(value)
+}
+
+fn check_tag_chars(s: &str) -> Result<(), String> {
+    match s.chars().find(|c| {
+        !(c.is_alphanumeric() || c.is_whitespace() || matches!(c, '_' | '.' | ':' | '/' | '=' | '+' | '-' | '@'))
+    }) {
+        Some(c) => Err(format!("only letters, digits, spaces and _.:/=+-@ are allowed in tags (IAM), found {c:?}")),
+        None => Ok(()),
+    }
+}
+
+/// Checks a spec or binding name: 1 to 64 characters of `[a-z0-9-]`, starting with a letter.
+pub(crate) fn check_spec_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("required".into());
+    }
+    if name.len() > 64 {
+        return Err(format!("at most 64 characters, got {}", name.len()));
+    }
+    if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err("must start with a lowercase letter".into());
+    }
+    if let Some(c) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+        return Err(format!("only lowercase letters, digits and `-` are allowed, found {c:?}"));
+    }
+    Ok(())
+}
+
+/// The ARN of role `path``name` in `account`.
+pub fn role_arn(partition: Partition, account: &str, path: &str, name: &str) -> String {
+    format!("arn:{partition}:iam::{account}:role{path}{name}")
+}
+
+/// The ARN of customer-managed policy `path``name` in `account`.
+pub fn policy_arn(partition: Partition, account: &str, path: &str, name: &str) -> String {
+    format!("arn:{partition}:iam::{account}:policy{path}{name}")
+}
+
+/// The ARN of an account's root principal.
+pub fn account_root_arn(partition: Partition, account: &str) -> String {
+    format!("arn:{partition}:iam::{account}:root")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(f: fn(&str) -> Result<(), String>, cases: &[(&str, bool)]) {
+        for (input, ok) in cases {
+            assert_eq!(f(input).is_ok(), *ok, "{input:?}: {:?}", f(input));
+        }
+    }
+
+    #[test]
+    fn iam_names() {
+        check(
+            |s| check_iam_name(s, 64),
+            &[
+                ("Audit", true),
+                ("a+b=c,d.e@f_g-h", true),
+                ("", false),
+                ("has space", false),
+                ("slash/no", false),
+                (&"x".repeat(64), true),
+                (&"x".repeat(65), false),
+                ("ünicode", false),
+            ],
+        );
+    }
+
+    #[test]
+    fn iam_paths() {
+        check(
+            check_iam_path,
+            &[
+                ("/", true),
+                ("/crossrole/", true),
+                ("/a/b/c/", true),
+                ("crossrole/", false),
+                ("/crossrole", false),
+                ("//", false),
+                ("/a b/", false),
+                (&format!("/{}/", "p".repeat(510)), true),
+                (&format!("/{}/", "p".repeat(511)), false),
+            ],
+        );
+    }
+
+    #[test]
+    fn account_ids() {
+        check(
+            check_account_id,
+            &[("123456789012", true), ("12345678901", false), ("1234567890123", false), ("12345678901a", false)],
+        );
+    }
+
+    #[test]
+    fn external_ids() {
+        check(
+            check_external_id,
+            &[
+                ("ab", true),
+                ("a", false),
+                ("urn:acme:tenant/42_x+y=z,w.v@u-", true),
+                ("has space", false),
+                ("semi;colon", false),
+                (&"e".repeat(1224), true),
+                (&"e".repeat(1225), false),
+            ],
+        );
+    }
+
+    #[test]
+    fn policy_arns() {
+        check(
+            check_policy_arn,
+            &[
+                ("arn:aws:iam::aws:policy/ReadOnlyAccess", true),
+                ("arn:aws:iam::aws:policy/job-function/ViewOnlyAccess", true),
+                ("arn:aws-us-gov:iam::123456789012:policy/team/Boundary", true),
+                ("arn:aws-cn:iam::aws:policy/SecurityAudit", true),
+                ("arn:aws:iam::aws:role/ReadOnlyAccess", false),
+                ("arn:aws:s3:::bucket", false),
+                ("arn:aws:iam::12345:policy/X", false),
+                ("arn:aws:iam:us-east-1:aws:policy/X", false),
+                ("arn:aws:iam::aws:policy/", false),
+                ("arn:other:iam::aws:policy/X", false),
+                ("ReadOnlyAccess", false),
+            ],
+        );
+    }
+
+    #[test]
+    fn principal_arns() {
+        check(
+            check_principal_arn,
+            &[
+                ("*", true),
+                ("arn:aws:iam::111122223333:role/Auditor", true),
+                ("arn:aws:iam::111122223333:role/team/Auditor", true),
+                ("arn:aws:iam::111122223333:user/alice", true),
+                ("arn:aws:iam::111122223333:root", true),
+                ("arn:aws:iam::111122223333:role/ops-*", true),
+                ("arn:aws:iam::*:role/Auditor", false),
+                ("arn:aws:sts::111122223333:assumed-role/A/s", false),
+                ("arn:aws:iam::111122223333:group/admins", false),
+                ("111122223333", false),
+            ],
+        );
+    }
+
+    #[test]
+    fn tags() {
+        check(
+            check_tag_key,
+            &[
+                ("team", true),
+                ("aws:foo", false),
+                ("AWS:foo", false),
+                ("", false),
+                (&"k".repeat(129), false),
+                ("cost-center", true),
+                ("a;b", false),
+            ],
+        );
+        check(check_tag_value, &[("", true), ("x y", true), (&"v".repeat(256), true), (&"v".repeat(257), false)]);
+    }
+
+    #[test]
+    fn spec_names() {
+        check(
+            check_spec_name,
+            &[
+                ("security-audit", true),
+                ("a1", true),
+                ("", false),
+                ("1abc", false),
+                ("Upper", false),
+                ("under_score", false),
+                (&"a".repeat(65), false),
+            ],
+        );
+    }
+
+    #[test]
+    fn arns_are_built_per_partition() {
+        assert_eq!(role_arn(Partition::AwsCn, "123456789012", "/x/", "R"), "arn:aws-cn:iam::123456789012:role/x/R");
+        assert_eq!(account_root_arn(Partition::AwsUsGov, "123456789012"), "arn:aws-us-gov:iam::123456789012:root");
+    }
+}

@@ -1,0 +1,495 @@
+//! The organization as data (an OU tree with accounts) and the target selector's semantics over it.
+//!
+//! Selection runs in two steps, so that account tags — one Organizations call per account — are fetched only for
+//! the accounts that could still match: [`resolve`] applies the structure (OUs, account ids, exclusions, the
+//! management account, states), then [`Structural::finish`] applies the tag conditions.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::{
+    Error,
+    error::Collector,
+    spec::{AccountState, TargetSelector},
+};
+
+/// Tags of accounts, by account id.
+pub type AccountTags = BTreeMap<String, BTreeMap<String, String>>;
+
+/// The organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationInfo {
+    /// `o-…`.
+    pub id: String,
+    /// ARN.
+    pub arn: String,
+    /// Management account id.
+    pub management_account_id: String,
+}
+
+/// An OU or the root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgUnit {
+    /// `r-…` or `ou-…`.
+    pub id: String,
+    /// Name (`Root` for the root).
+    pub name: String,
+    /// Parent; `None` for the root.
+    pub parent_id: Option<String>,
+    /// Child OU ids.
+    pub children: Vec<String>,
+    /// Ids of the accounts directly in this unit.
+    pub accounts: Vec<String>,
+}
+
+/// An account of the organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountInfo {
+    /// 12-digit id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Root email.
+    pub email: String,
+    /// State.
+    pub state: AccountState,
+    /// The unit the account is directly in.
+    pub parent_id: String,
+}
+
+/// The organization's OU tree and accounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgTree {
+    /// The organization.
+    pub organization: OrganizationInfo,
+    /// The root's id.
+    pub root_id: String,
+    /// Every unit (root included), by id.
+    pub units: BTreeMap<String, OrgUnit>,
+    /// Every account, by id.
+    pub accounts: BTreeMap<String, AccountInfo>,
+}
+
+/// An account the selector matched but that is not acted on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The account.
+    pub account: AccountInfo,
+    /// Why, e.g. `account is SUSPENDED`.
+    pub reason: String,
+}
+
+/// The result of the structural step of selection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Structural {
+    candidates: Vec<AccountInfo>,
+    skipped: Vec<Skipped>,
+    tags: Vec<crate::spec::TagCondition>,
+}
+
+/// The selected accounts (in account id order) and the skipped ones.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Selection {
+    /// Accounts to act on.
+    pub selected: Vec<AccountInfo>,
+    /// Accounts matched but skipped.
+    pub skipped: Vec<Skipped>,
+}
+
+impl OrgTree {
+    /// The unit's path of names from the root, e.g. `/Root/Workloads/Prod`.
+    pub fn path_of(&self, unit_id: &str) -> String {
+        let mut names = Vec::new();
+        let mut current = self.units.get(unit_id);
+        let mut guard = 0;
+        while let Some(u) = current {
+            names.push(u.name.as_str());
+            current = u.parent_id.as_deref().and_then(|p| self.units.get(p));
+            guard += 1;
+            if guard > 64 {
+                break;
+            }
+        }
+        names.reverse();
+        format!("/{}", names.join("/"))
+    }
+
+    /// `unit_id` and every unit below it.
+    pub fn subtree(&self, unit_id: &str) -> BTreeSet<String> {
+        let mut out = BTreeSet::new();
+        let mut stack = vec![unit_id.to_string()];
+        while let Some(id) = stack.pop() {
+            if out.insert(id.clone())
+                && let Some(u) = self.units.get(&id)
+            {
+                stack.extend(u.children.iter().cloned());
+            }
+        }
+        out
+    }
+
+    /// Ids of every account, in order.
+    pub fn account_ids(&self) -> BTreeSet<String> {
+        self.accounts.keys().cloned().collect()
+    }
+}
+
+/// The structural step: OUs (recursive unless `exclude_descendants`), account ids, exclusions, the management
+/// account and states. Unknown OU or account ids are errors, with `at` as the selector's field path.
+pub fn resolve(tree: &OrgTree, selector: &TargetSelector, at: &str) -> Result<Structural, Error> {
+    let mut v = Collector::default();
+    for (i, id) in selector.organizational_unit_ids.iter().enumerate() {
+        if !tree.units.contains_key(id) {
+            v.push(
+                format!("{at}.organizational_unit_ids[{i}]"),
+                format!("{id} is not an OU or root of organization {}", tree.organization.id),
+            );
+        }
+    }
+    for (i, id) in selector.exclude_organizational_unit_ids.iter().enumerate() {
+        if !tree.units.contains_key(id) {
+            v.push(
+                format!("{at}.exclude_organizational_unit_ids[{i}]"),
+                format!("{id} is not an OU of organization {}", tree.organization.id),
+            );
+        }
+    }
+    for (i, id) in selector.account_ids.iter().enumerate() {
+        if !tree.accounts.contains_key(id) {
+            v.push(
+                format!("{at}.account_ids[{i}]"),
+                format!("{id} is not an account of organization {}", tree.organization.id),
+            );
+        } else if *id == tree.organization.management_account_id && !selector.include_management_account {
+            v.push(
+                format!("{at}.account_ids[{i}]"),
+                format!("{id} is the management account; set include_management_account to select it"),
+            );
+        }
+    }
+    if !v.is_empty() {
+        return v.finish(Structural { candidates: vec![], skipped: vec![], tags: vec![] });
+    }
+
+    let accounts: BTreeSet<&String> = selector.account_ids.iter().collect();
+    let excluded_accounts: BTreeSet<&String> = selector.exclude_account_ids.iter().collect();
+    let mut units = BTreeSet::new();
+    for id in &selector.organizational_unit_ids {
+        if selector.exclude_descendants {
+            units.insert(id.clone());
+        } else {
+            units.extend(tree.subtree(id));
+        }
+    }
+    let excluded_units: BTreeSet<String> =
+        selector.exclude_organizational_unit_ids.iter().flat_map(|id| tree.subtree(id)).collect();
+
+    let mut candidates = Vec::new();
+    let mut skipped = Vec::new();
+    for account in tree.accounts.values() {
+        let matched = units.contains(&account.parent_id) || accounts.contains(&account.id);
+        if !matched
+            || excluded_accounts.contains(&account.id)
+            || excluded_units.contains(&account.parent_id)
+            || (account.id == tree.organization.management_account_id && !selector.include_management_account)
+        {
+            continue;
+        }
+        if selector.states.contains(&account.state) {
+            candidates.push(account.clone());
+        } else {
+            skipped
+                .push(Skipped { account: account.clone(), reason: format!("account is {}", account.state.as_str()) });
+        }
+    }
+    Ok(Structural { candidates, skipped, tags: selector.tags.clone() })
+}
+
+impl Structural {
+    /// Accounts whose tags the tag conditions need; empty when the selector has none.
+    pub fn accounts_needing_tags(&self) -> Vec<String> {
+        if self.tags.is_empty() {
+            return Vec::new();
+        }
+        self.candidates.iter().chain(self.skipped.iter().map(|s| &s.account)).map(|a| a.id.clone()).collect()
+    }
+
+    /// Applies the tag conditions; `tags` must hold every account of [`Structural::accounts_needing_tags`]
+    /// (an account missing from it has no tags).
+    pub fn finish(self, tags: &AccountTags) -> Selection {
+        let conditions = self.tags;
+        let matches = |id: &str| {
+            let empty = BTreeMap::new();
+            let t = tags.get(id).unwrap_or(&empty);
+            conditions.iter().all(|c| match (&c.value, t.get(&c.key)) {
+                (_, None) => false,
+                (None, Some(_)) => true,
+                (Some(want), Some(have)) => want == have,
+            })
+        };
+        Selection {
+            selected: self.candidates.into_iter().filter(|a| matches(&a.id)).collect(),
+            skipped: self.skipped.into_iter().filter(|s| matches(&s.account.id)).collect(),
+        }
+    }
+}
+
+/// Test and benchmark helpers: build trees from a compact description.
+pub mod fixture {
+    use super::*;
+
+    /// A tree builder: `unit(parent, id, name)` and `account(parent, id, name, state)`.
+    #[derive(Debug)]
+    pub struct TreeBuilder {
+        tree: OrgTree,
+    }
+
+    impl TreeBuilder {
+        /// An organization with management account `management` and root `r-root`.
+        pub fn new(org_id: &str, management: &str, root_id: &str) -> TreeBuilder {
+            let mut units = BTreeMap::new();
+            units.insert(
+                root_id.to_string(),
+                OrgUnit {
+                    id: root_id.into(),
+                    name: "Root".into(),
+                    parent_id: None,
+                    children: vec![],
+                    accounts: vec![],
+                },
+            );
+            TreeBuilder {
+                tree: OrgTree {
+                    organization: OrganizationInfo {
+                        id: org_id.into(),
+                        arn: format!("arn:aws:organizations::{management}:organization/{org_id}"),
+                        management_account_id: management.into(),
+                    },
+                    root_id: root_id.into(),
+                    units,
+                    accounts: BTreeMap::new(),
+                },
+            }
+            .account(root_id, management, "management", AccountState::Active)
+        }
+
+        /// Adds an OU.
+        pub fn unit(mut self, parent: &str, id: &str, name: &str) -> TreeBuilder {
+            self.tree.units.insert(
+                id.into(),
+                OrgUnit {
+                    id: id.into(),
+                    name: name.into(),
+                    parent_id: Some(parent.into()),
+                    children: vec![],
+                    accounts: vec![],
+                },
+            );
+            if let Some(p) = self.tree.units.get_mut(parent) {
+                p.children.push(id.into());
+            }
+            self
+        }
+
+        /// Adds an account.
+        pub fn account(mut self, parent: &str, id: &str, name: &str, state: AccountState) -> TreeBuilder {
+            self.tree.accounts.insert(
+                id.into(),
+                AccountInfo {
+                    id: id.into(),
+                    name: name.into(),
+                    email: format!("{name}@example.com"),
+                    state,
+                    parent_id: parent.into(),
+                },
+            );
+            if let Some(p) = self.tree.units.get_mut(parent) {
+                p.accounts.push(id.into());
+            }
+            self
+        }
+
+        /// The tree.
+        pub fn build(self) -> OrgTree {
+            self.tree
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{fixture::TreeBuilder, *};
+    use crate::spec::TagCondition;
+
+    const MGMT: &str = "123456789012";
+
+    /// Root ─┬─ Workloads ─┬─ Prod ── Payments
+    ///       │             └─ Dev
+    ///       └─ Sandbox
+    fn tree() -> OrgTree {
+        TreeBuilder::new("o-abcdefghij", MGMT, "r-root")
+            .unit("r-root", "ou-root-workload", "Workloads")
+            .unit("ou-root-workload", "ou-root-prodxxxx", "Prod")
+            .unit("ou-root-prodxxxx", "ou-root-payments", "Payments")
+            .unit("ou-root-workload", "ou-root-devxxxxx", "Dev")
+            .unit("r-root", "ou-root-sandboxx", "Sandbox")
+            .account("ou-root-workload", "100000000001", "shared", AccountState::Active)
+            .account("ou-root-prodxxxx", "100000000002", "prod-a", AccountState::Active)
+            .account("ou-root-prodxxxx", "100000000003", "prod-closed", AccountState::Suspended)
+            .account("ou-root-payments", "100000000004", "payments", AccountState::Active)
+            .account("ou-root-devxxxxx", "100000000005", "dev-a", AccountState::Active)
+            .account("ou-root-sandboxx", "100000000006", "sandbox", AccountState::Active)
+            .build()
+    }
+
+    fn tags() -> AccountTags {
+        let mut t = AccountTags::new();
+        t.insert("100000000002".into(), [("env".to_string(), "prod".to_string())].into());
+        t.insert(
+            "100000000004".into(),
+            [("env".to_string(), "prod".to_string()), ("pci".to_string(), "yes".to_string())].into(),
+        );
+        t.insert("100000000005".into(), [("env".to_string(), "dev".to_string())].into());
+        t
+    }
+
+    fn sel(f: impl FnOnce(&mut TargetSelector)) -> TargetSelector {
+        let mut s = TargetSelector { states: [AccountState::Active].into(), ..Default::default() };
+        f(&mut s);
+        s
+    }
+
+    /// One helper: the selector → (selected ids, skipped ids).
+    fn check(s: TargetSelector, selected: &[&str], skipped: &[&str]) {
+        let t = tree();
+        let structural = resolve(&t, &s, "targets").unwrap();
+        let got = structural.finish(&tags());
+        let ids = |v: Vec<&AccountInfo>| v.into_iter().map(|a| a.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(got.selected.iter().collect()), selected, "{s:?}");
+        assert_eq!(ids(got.skipped.iter().map(|s| &s.account).collect()), skipped, "{s:?}");
+    }
+
+    #[test]
+    fn selector_semantics() {
+        let ou = |id: &str| vec![id.to_string()];
+        // Recursive by default; the suspended account is skipped.
+        check(
+            sel(|s| s.organizational_unit_ids = ou("ou-root-workload")),
+            &["100000000001", "100000000002", "100000000004", "100000000005"],
+            &["100000000003"],
+        );
+        // Direct children only.
+        check(
+            sel(|s| {
+                s.organizational_unit_ids = ou("ou-root-prodxxxx");
+                s.exclude_descendants = true;
+            }),
+            &["100000000002"],
+            &["100000000003"],
+        );
+        // The root selects everything but the management account.
+        check(
+            sel(|s| s.organizational_unit_ids = ou("r-root")),
+            &["100000000001", "100000000002", "100000000004", "100000000005", "100000000006"],
+            &["100000000003"],
+        );
+        // ...unless asked.
+        check(
+            sel(|s| {
+                s.organizational_unit_ids = ou("r-root");
+                s.include_management_account = true;
+            }),
+            &["100000000001", "100000000002", "100000000004", "100000000005", "100000000006", MGMT],
+            &["100000000003"],
+        );
+        // Exclusions: an OU subtree and an account.
+        check(
+            sel(|s| {
+                s.organizational_unit_ids = ou("r-root");
+                s.exclude_organizational_unit_ids = ou("ou-root-prodxxxx");
+                s.exclude_account_ids = ou("100000000006");
+            }),
+            &["100000000001", "100000000005"],
+            &[],
+        );
+        // Accounts by id, union with OUs.
+        check(
+            sel(|s| {
+                s.organizational_unit_ids = ou("ou-root-devxxxxx");
+                s.account_ids = ou("100000000006");
+            }),
+            &["100000000005", "100000000006"],
+            &[],
+        );
+        // Tags: key=value, and key exists; all must hold.
+        check(
+            sel(|s| {
+                s.organizational_unit_ids = ou("r-root");
+                s.tags = vec![TagCondition { key: "env".into(), value: Some("prod".into()) }];
+            }),
+            &["100000000002", "100000000004"],
+            &[],
+        );
+        check(
+            sel(|s| {
+                s.organizational_unit_ids = ou("r-root");
+                s.tags = vec![
+                    TagCondition { key: "env".into(), value: Some("prod".into()) },
+                    TagCondition { key: "pci".into(), value: None },
+                ];
+            }),
+            &["100000000004"],
+            &[],
+        );
+        // Other states on request.
+        check(
+            sel(|s| {
+                s.organizational_unit_ids = ou("ou-root-prodxxxx");
+                s.states = [AccountState::Active, AccountState::Suspended].into();
+            }),
+            &["100000000002", "100000000003", "100000000004"],
+            &[],
+        );
+    }
+
+    #[test]
+    fn unknown_ids_are_named() {
+        let s = sel(|s| {
+            s.organizational_unit_ids = vec!["ou-root-nothere1".to_string()];
+            s.account_ids = vec!["999999999999".to_string(), MGMT.to_string()];
+        });
+        let err = resolve(&tree(), &s, "targets").unwrap_err();
+        let msgs: Vec<String> = err.violations().iter().map(|v| v.to_string()).collect();
+        assert_eq!(
+            msgs,
+            vec![
+                "targets.organizational_unit_ids[0]: ou-root-nothere1 is not an OU or root of organization o-abcdefghij",
+                "targets.account_ids[0]: 999999999999 is not an account of organization o-abcdefghij",
+                "targets.account_ids[1]: 123456789012 is the management account; set include_management_account to select it",
+            ]
+        );
+    }
+
+    #[test]
+    fn tags_are_only_needed_with_tag_conditions() {
+        let t = tree();
+        let plain =
+            resolve(&t, &sel(|s| s.organizational_unit_ids = vec!["ou-root-prodxxxx".to_string()]), "targets").unwrap();
+        assert!(plain.accounts_needing_tags().is_empty());
+        let tagged = resolve(
+            &t,
+            &sel(|s| {
+                s.organizational_unit_ids = vec!["ou-root-prodxxxx".to_string()];
+                s.tags = vec![TagCondition { key: "env".into(), value: None }];
+            }),
+            "targets",
+        )
+        .unwrap();
+        assert_eq!(tagged.accounts_needing_tags(), vec!["100000000002", "100000000004", "100000000003"]);
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(tree().path_of("ou-root-payments"), "/Root/Workloads/Prod/Payments");
+        assert_eq!(tree().path_of("r-root"), "/Root");
+    }
+}

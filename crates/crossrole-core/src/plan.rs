@@ -1,0 +1,565 @@
+//! The planner: desired role vs observed role → the changes, in a safe order.
+//!
+//! `plan(desired, observed)` is pure. The AWS side reads the observed role, calls it, and applies the changes in
+//! the order given. The order is safe:
+//! - a new role is created with its trust policy, boundary and tags in one call, so it never exists without them;
+//!   permissions are added after;
+//! - on update, permissions are reduced first (detach, delete inline, add a boundary where there was none), then
+//!   the trust policy is replaced (one atomic call), then permissions are added or replaced, then metadata: at
+//!   every step the role grants at most what it granted before or will grant after;
+//! - a role is deleted only after its managed and inline policies are removed (IAM requires it).
+//!
+//! Ownership: a role is crossrole's when it carries `crossrole:managed-by=crossrole`; it is this spec's when
+//! `crossrole:spec` names the spec. Any other existing role is a conflict and gets no changes, unless the spec
+//! adopts it (`adopt_existing`), and a role of another spec is never adopted.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crossrole_proto::v1 as pb;
+
+use crate::{
+    names::{self, Partition},
+    policy::{PolicyDocument, trust_policy},
+    spec::{AccessSpec, OWNER_TAG_KEY, OWNER_TAG_VALUE, SPEC_TAG_KEY},
+};
+
+/// A role as read from IAM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedRole {
+    /// ARN.
+    pub arn: String,
+    /// Name.
+    pub name: String,
+    /// Path.
+    pub path: String,
+    /// Description; empty when none.
+    pub description: String,
+    /// Maximum session duration in seconds.
+    pub max_session_duration: u32,
+    /// Trust policy as IAM returned it (URL-encoded or not).
+    pub trust_policy: String,
+    /// Permissions boundary ARN.
+    pub permissions_boundary_arn: Option<String>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// Attached managed policy ARNs.
+    pub managed_policy_arns: BTreeSet<String>,
+    /// Inline policies by name, as IAM returned them.
+    pub inline_policies: BTreeMap<String, String>,
+}
+
+impl ObservedRole {
+    /// Who owns the role, as far as crossrole is concerned.
+    pub fn owner(&self) -> Owner {
+        if self.tags.get(OWNER_TAG_KEY).map(String::as_str) != Some(OWNER_TAG_VALUE) {
+            return Owner::Nobody;
+        }
+        match self.tags.get(SPEC_TAG_KEY) {
+            Some(spec) => Owner::Spec(spec.clone()),
+            None => Owner::Nobody,
+        }
+    }
+}
+
+/// Who owns an existing role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// Not crossrole.
+    Nobody,
+    /// crossrole, for this spec.
+    Spec(String),
+}
+
+/// The role a spec wants, the same in every target account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredRole {
+    /// Spec name.
+    pub spec_name: String,
+    /// Name.
+    pub name: String,
+    /// Path.
+    pub path: String,
+    /// Description.
+    pub description: String,
+    /// Maximum session duration in seconds.
+    pub max_session_duration: u32,
+    /// Trust policy.
+    pub trust_policy: PolicyDocument,
+    /// Permissions boundary.
+    pub permissions_boundary_arn: Option<String>,
+    /// Tags, ownership tags included.
+    pub tags: BTreeMap<String, String>,
+    /// Managed policies.
+    pub managed_policy_arns: BTreeSet<String>,
+    /// Inline policies.
+    pub inline_policies: BTreeMap<String, PolicyDocument>,
+    /// Adopt an existing role crossrole does not own.
+    pub adopt_existing: bool,
+}
+
+impl DesiredRole {
+    /// The role `spec` wants.
+    pub fn from_spec(spec: &AccessSpec, partition: Partition) -> DesiredRole {
+        let r = &spec.role;
+        DesiredRole {
+            spec_name: spec.name.clone(),
+            name: r.name.clone(),
+            path: r.path.clone(),
+            description: r.description.clone(),
+            max_session_duration: r.max_session_duration.as_secs() as u32,
+            trust_policy: trust_policy(&r.trust, partition),
+            permissions_boundary_arn: r.permissions_boundary_arn.clone(),
+            tags: r.desired_tags(&spec.name),
+            managed_policy_arns: r.managed_policy_arns.clone(),
+            inline_policies: r.inline_policies.clone(),
+            adopt_existing: r.adopt_existing,
+        }
+    }
+
+    /// The role's ARN in `account`.
+    pub fn arn(&self, partition: Partition, account: &str) -> String {
+        names::role_arn(partition, account, &self.path, &self.name)
+    }
+}
+
+/// One change to a role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Create the role with its trust policy, description, session duration, boundary and tags.
+    CreateRole {
+        /// Name.
+        name: String,
+        /// Path.
+        path: String,
+        /// Description.
+        description: String,
+        /// Maximum session duration in seconds.
+        max_session_duration: u32,
+        /// Trust policy JSON.
+        trust_policy: String,
+        /// Boundary.
+        permissions_boundary_arn: Option<String>,
+        /// Tags.
+        tags: BTreeMap<String, String>,
+    },
+    /// Replace the trust policy.
+    UpdateTrustPolicy {
+        /// Before, normalized.
+        before: String,
+        /// After: the JSON to send.
+        after: String,
+    },
+    /// Change the description.
+    UpdateDescription {
+        /// Before.
+        before: String,
+        /// After.
+        after: String,
+    },
+    /// Change the maximum session duration.
+    UpdateMaxSessionDuration {
+        /// Before, seconds.
+        before: u32,
+        /// After, seconds.
+        after: u32,
+    },
+    /// Set or replace the boundary.
+    PutPermissionsBoundary {
+        /// Before.
+        before: Option<String>,
+        /// After.
+        after: String,
+    },
+    /// Remove the boundary.
+    DeletePermissionsBoundary {
+        /// Before.
+        before: String,
+    },
+    /// Attach a managed policy.
+    AttachManagedPolicy {
+        /// ARN.
+        arn: String,
+    },
+    /// Detach a managed policy.
+    DetachManagedPolicy {
+        /// ARN.
+        arn: String,
+    },
+    /// Create or replace an inline policy.
+    PutInlinePolicy {
+        /// Name.
+        name: String,
+        /// Before, normalized, if it existed.
+        before: Option<String>,
+        /// After: the JSON to send.
+        after: String,
+    },
+    /// Delete an inline policy.
+    DeleteInlinePolicy {
+        /// Name.
+        name: String,
+        /// Before, normalized.
+        before: String,
+    },
+    /// Add or change tags.
+    TagRole {
+        /// Tags to set.
+        tags: BTreeMap<String, String>,
+        /// Their values before, where they existed.
+        before: BTreeMap<String, String>,
+    },
+    /// Remove tags.
+    UntagRole {
+        /// Keys with their values before.
+        before: BTreeMap<String, String>,
+    },
+    /// Delete the role.
+    DeleteRole {
+        /// Name.
+        name: String,
+    },
+}
+
+impl Change {
+    /// Whether the change is a write IAM must make (every change is; this names the intent in tests).
+    pub fn kind(&self) -> pb::ChangeKind {
+        match self {
+            Change::CreateRole { .. } => pb::ChangeKind::CreateRole,
+            Change::UpdateTrustPolicy { .. } => pb::ChangeKind::UpdateTrustPolicy,
+            Change::UpdateDescription { .. } => pb::ChangeKind::UpdateDescription,
+            Change::UpdateMaxSessionDuration { .. } => pb::ChangeKind::UpdateMaxSessionDuration,
+            Change::PutPermissionsBoundary { .. } => pb::ChangeKind::PutPermissionsBoundary,
+            Change::DeletePermissionsBoundary { .. } => pb::ChangeKind::DeletePermissionsBoundary,
+            Change::AttachManagedPolicy { .. } => pb::ChangeKind::AttachManagedPolicy,
+            Change::DetachManagedPolicy { .. } => pb::ChangeKind::DetachManagedPolicy,
+            Change::PutInlinePolicy { .. } => pb::ChangeKind::PutInlinePolicy,
+            Change::DeleteInlinePolicy { .. } => pb::ChangeKind::DeleteInlinePolicy,
+            Change::TagRole { .. } => pb::ChangeKind::TagRole,
+            Change::UntagRole { .. } => pb::ChangeKind::UntagRole,
+            Change::DeleteRole { .. } => pb::ChangeKind::DeleteRole,
+        }
+    }
+
+    /// A one-line description for logs and tables.
+    pub fn summary(&self) -> String {
+        let p = pb::Change::from(self);
+        let kind = self.kind().as_str_name().trim_start_matches("CHANGE_KIND_").to_ascii_lowercase().replace('_', " ");
+        if p.subject.is_empty() { kind } else { format!("{kind} {}", p.subject) }
+    }
+}
+
+fn pretty(doc_json: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(doc_json)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| doc_json.to_string())
+}
+
+fn tags_text(tags: &BTreeMap<String, String>) -> String {
+    tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n")
+}
+
+impl From<&Change> for pb::Change {
+    fn from(c: &Change) -> Self {
+        let (subject, before, after) = match c {
+            Change::CreateRole {
+                name,
+                path,
+                description,
+                max_session_duration,
+                trust_policy,
+                permissions_boundary_arn,
+                tags,
+            } => {
+                let mut after = format!("path: {path}\nmax session: {max_session_duration}s\n");
+                if !description.is_empty() {
+                    after.push_str(&format!("description: {description}\n"));
+                }
+                if let Some(b) = permissions_boundary_arn {
+                    after.push_str(&format!("permissions boundary: {b}\n"));
+                }
+                after.push_str(&format!("tags:\n{}\ntrust policy:\n{}", tags_text(tags), pretty(trust_policy)));
+                (format!("{path}{name}"), String::new(), after)
+            }
+            Change::UpdateTrustPolicy { before, after } => (String::new(), before.clone(), pretty(after)),
+            Change::UpdateDescription { before, after } => (String::new(), before.clone(), after.clone()),
+            Change::UpdateMaxSessionDuration { before, after } => {
+                (String::new(), format!("{before}s"), format!("{after}s"))
+            }
+            Change::PutPermissionsBoundary { before, after } => {
+                (after.clone(), before.clone().unwrap_or_default(), after.clone())
+            }
+            Change::DeletePermissionsBoundary { before } => (before.clone(), before.clone(), String::new()),
+            Change::AttachManagedPolicy { arn } => (arn.clone(), String::new(), arn.clone()),
+            Change::DetachManagedPolicy { arn } => (arn.clone(), arn.clone(), String::new()),
+            Change::PutInlinePolicy { name, before, after } => {
+                (name.clone(), before.clone().unwrap_or_default(), pretty(after))
+            }
+            Change::DeleteInlinePolicy { name, before } => (name.clone(), before.clone(), String::new()),
+            Change::TagRole { tags, before } => {
+                (tags.keys().cloned().collect::<Vec<_>>().join(","), tags_text(before), tags_text(tags))
+            }
+            Change::UntagRole { before } => {
+                (before.keys().cloned().collect::<Vec<_>>().join(","), tags_text(before), String::new())
+            }
+            Change::DeleteRole { name } => (name.clone(), name.clone(), String::new()),
+        };
+        pb::Change { kind: c.kind() as i32, subject, before, after }
+    }
+}
+
+/// The plan for one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountPlan {
+    /// Nothing to do.
+    InSync,
+    /// These changes, in this order.
+    Changes(Vec<Change>),
+    /// The role exists and is not this spec's to change.
+    Conflict {
+        /// The current owner: `None` for a role crossrole does not manage.
+        owner: Option<String>,
+    },
+}
+
+impl AccountPlan {
+    /// The changes (none for in sync or a conflict).
+    pub fn changes(&self) -> &[Change] {
+        match self {
+            AccountPlan::Changes(c) => c,
+            _ => &[],
+        }
+    }
+}
+
+/// Plans `observed` → `desired` for one account.
+pub fn plan(desired: &DesiredRole, observed: Option<&ObservedRole>) -> AccountPlan {
+    let Some(observed) = observed else { return changes(create(desired)) };
+    match observed.owner() {
+        Owner::Spec(s) if s == desired.spec_name => {}
+        Owner::Spec(other) => return AccountPlan::Conflict { owner: Some(other) },
+        Owner::Nobody if desired.adopt_existing => {}
+        Owner::Nobody => return AccountPlan::Conflict { owner: None },
+    }
+    if observed.path != desired.path {
+        // IAM cannot move a role to another path: replace it.
+        let mut c = delete(observed);
+        c.extend(create(desired));
+        return changes(c);
+    }
+    changes(update(desired, observed))
+}
+
+/// Plans the removal of this spec's role (destroy, prune). Roles the spec does not own are conflicts.
+pub fn plan_delete(spec_name: &str, observed: Option<&ObservedRole>) -> AccountPlan {
+    let Some(observed) = observed else { return AccountPlan::InSync };
+    match observed.owner() {
+        Owner::Spec(s) if s == spec_name => changes(delete(observed)),
+        Owner::Spec(other) => AccountPlan::Conflict { owner: Some(other) },
+        Owner::Nobody => AccountPlan::Conflict { owner: None },
+    }
+}
+
+fn changes(c: Vec<Change>) -> AccountPlan {
+    if c.is_empty() { AccountPlan::InSync } else { AccountPlan::Changes(c) }
+}
+
+fn create(d: &DesiredRole) -> Vec<Change> {
+    let mut c = vec![Change::CreateRole {
+        name: d.name.clone(),
+        path: d.path.clone(),
+        description: d.description.clone(),
+        max_session_duration: d.max_session_duration,
+        trust_policy: d.trust_policy.to_json(),
+        permissions_boundary_arn: d.permissions_boundary_arn.clone(),
+        tags: d.tags.clone(),
+    }];
+    c.extend(d.managed_policy_arns.iter().map(|arn| Change::AttachManagedPolicy { arn: arn.clone() }));
+    c.extend(d.inline_policies.iter().map(|(name, doc)| Change::PutInlinePolicy {
+        name: name.clone(),
+        before: None,
+        after: doc.to_json(),
+    }));
+    c
+}
+
+fn delete(o: &ObservedRole) -> Vec<Change> {
+    let mut c: Vec<Change> =
+        o.managed_policy_arns.iter().map(|arn| Change::DetachManagedPolicy { arn: arn.clone() }).collect();
+    c.extend(
+        o.inline_policies
+            .iter()
+            .map(|(name, doc)| Change::DeleteInlinePolicy { name: name.clone(), before: normalized_or_raw(doc) }),
+    );
+    c.push(Change::DeleteRole { name: o.name.clone() });
+    c
+}
+
+fn normalized_or_raw(doc: &str) -> String {
+    match PolicyDocument::parse_observed(doc) {
+        Ok(d) => d.normalized_json(),
+        Err(_) => doc.to_string(),
+    }
+}
+
+fn same_doc(observed: &str, desired: &PolicyDocument) -> bool {
+    PolicyDocument::parse_observed(observed).is_ok_and(|o| &o == desired)
+}
+
+fn update(d: &DesiredRole, o: &ObservedRole) -> Vec<Change> {
+    let mut reduce = Vec::new();
+    let mut trust = Vec::new();
+    let mut grow = Vec::new();
+    let mut meta = Vec::new();
+
+    for arn in o.managed_policy_arns.difference(&d.managed_policy_arns) {
+        reduce.push(Change::DetachManagedPolicy { arn: arn.clone() });
+    }
+    for (name, doc) in &o.inline_policies {
+        if !d.inline_policies.contains_key(name) {
+            reduce.push(Change::DeleteInlinePolicy { name: name.clone(), before: normalized_or_raw(doc) });
+        }
+    }
+    match (&o.permissions_boundary_arn, &d.permissions_boundary_arn) {
+        (None, Some(after)) => reduce.push(Change::PutPermissionsBoundary { before: None, after: after.clone() }),
+        (Some(before), Some(after)) if before != after => {
+            grow.push(Change::PutPermissionsBoundary { before: Some(before.clone()), after: after.clone() })
+        }
+        (Some(before), None) => grow.push(Change::DeletePermissionsBoundary { before: before.clone() }),
+        _ => {}
+    }
+    if o.max_session_duration > d.max_session_duration {
+        reduce.push(Change::UpdateMaxSessionDuration { before: o.max_session_duration, after: d.max_session_duration });
+    }
+
+    if !same_doc(&o.trust_policy, &d.trust_policy) {
+        trust.push(Change::UpdateTrustPolicy {
+            before: normalized_or_raw(&o.trust_policy),
+            after: d.trust_policy.to_json(),
+        });
+    }
+
+    for arn in d.managed_policy_arns.difference(&o.managed_policy_arns) {
+        grow.push(Change::AttachManagedPolicy { arn: arn.clone() });
+    }
+    for (name, doc) in &d.inline_policies {
+        match o.inline_policies.get(name) {
+            Some(existing) if same_doc(existing, doc) => {}
+            existing => grow.push(Change::PutInlinePolicy {
+                name: name.clone(),
+                before: existing.map(|e| normalized_or_raw(e)),
+                after: doc.to_json(),
+            }),
+        }
+    }
+    if o.max_session_duration < d.max_session_duration {
+        grow.push(Change::UpdateMaxSessionDuration { before: o.max_session_duration, after: d.max_session_duration });
+    }
+
+    if o.description != d.description {
+        meta.push(Change::UpdateDescription { before: o.description.clone(), after: d.description.clone() });
+    }
+    let mut set = BTreeMap::new();
+    let mut before = BTreeMap::new();
+    for (k, v) in &d.tags {
+        match o.tags.get(k) {
+            Some(existing) if existing == v => {}
+            existing => {
+                set.insert(k.clone(), v.clone());
+                if let Some(e) = existing {
+                    before.insert(k.clone(), e.clone());
+                }
+            }
+        }
+    }
+    if !set.is_empty() {
+        meta.push(Change::TagRole { tags: set, before });
+    }
+    let extra: BTreeMap<String, String> = o
+        .tags
+        .iter()
+        .filter(|(k, _)| !d.tags.contains_key(*k) && !k.starts_with("aws:"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !extra.is_empty() {
+        meta.push(Change::UntagRole { before: extra });
+    }
+
+    reduce.into_iter().chain(trust).chain(grow).chain(meta).collect()
+}
+
+/// A model of IAM applying `changes` to `observed`: what the role looks like afterwards. Used to check the planner
+/// (a plan applied and re-planned is empty) and by in-memory fakes; it follows IAM's semantics, including
+/// normalizing the trust policy to the URL-encoded form IAM returns.
+pub fn simulate(
+    partition: Partition,
+    account: &str,
+    observed: Option<ObservedRole>,
+    changes: &[Change],
+) -> Option<ObservedRole> {
+    let mut role = observed;
+    for change in changes {
+        match change {
+            Change::CreateRole {
+                name,
+                path,
+                description,
+                max_session_duration,
+                trust_policy,
+                permissions_boundary_arn,
+                tags,
+            } => {
+                role = Some(ObservedRole {
+                    arn: names::role_arn(partition, account, path, name),
+                    name: name.clone(),
+                    path: path.clone(),
+                    description: description.clone(),
+                    max_session_duration: *max_session_duration,
+                    trust_policy: url_encode(trust_policy),
+                    permissions_boundary_arn: permissions_boundary_arn.clone(),
+                    tags: tags.clone(),
+                    managed_policy_arns: BTreeSet::new(),
+                    inline_policies: BTreeMap::new(),
+                })
+            }
+            Change::DeleteRole { .. } => role = None,
+            other => {
+                let Some(r) = role.as_mut() else { continue };
+                match other {
+                    Change::UpdateTrustPolicy { after, .. } => r.trust_policy = url_encode(after),
+                    Change::UpdateDescription { after, .. } => r.description = after.clone(),
+                    Change::UpdateMaxSessionDuration { after, .. } => r.max_session_duration = *after,
+                    Change::PutPermissionsBoundary { after, .. } => r.permissions_boundary_arn = Some(after.clone()),
+                    Change::DeletePermissionsBoundary { .. } => r.permissions_boundary_arn = None,
+                    Change::AttachManagedPolicy { arn } => {
+                        r.managed_policy_arns.insert(arn.clone());
+                    }
+                    Change::DetachManagedPolicy { arn } => {
+                        r.managed_policy_arns.remove(arn);
+                    }
+                    Change::PutInlinePolicy { name, after, .. } => {
+                        r.inline_policies.insert(name.clone(), url_encode(after));
+                    }
+                    Change::DeleteInlinePolicy { name, .. } => {
+                        r.inline_policies.remove(name);
+                    }
+                    Change::TagRole { tags, .. } => r.tags.extend(tags.clone()),
+                    Change::UntagRole { before } => {
+                        for k in before.keys() {
+                            r.tags.remove(k);
+                        }
+                    }
+                    Change::CreateRole { .. } | Change::DeleteRole { .. } => {}
+                }
+            }
+        }
+    }
+    role
+}
+
+fn url_encode(doc: &str) -> String {
+    percent_encoding::utf8_percent_encode(doc, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,405 @@
+//! The spec file format (YAML or JSON): friendly on the outside, the wire spec on the inside.
+//!
+//! Field names are the API's, so a violation's field path reads the same in a file and over the wire. Unknown
+//! fields are errors. Durations take `"1h"`, `"90m"` or seconds; limits take `10` or `"25%"`; inline policies take
+//! a YAML/JSON object or a JSON string; account ids may be quoted or not (YAML integers are zero-padded back to 12
+//! digits); guardrails are named in kebab case (`wildcard-principal`).
+
+use std::collections::BTreeMap;
+
+use crossrole_proto::v1 as pb;
+use serde::{Deserialize, Serialize};
+
+use super::{AccessSpec, Guardrail, validate};
+use crate::{Error, FieldViolation};
+
+/// A parsed spec file, before validation.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecFile {
+    name: String,
+    role: RoleFile,
+    #[serde(default)]
+    targets: Option<TargetsFile>,
+    #[serde(default)]
+    grant: Option<GrantFile>,
+    #[serde(default)]
+    rollout: Option<RolloutFile>,
+    #[serde(default)]
+    guardrails: Option<GuardrailsFile>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RoleFile {
+    name: String,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    max_session_duration: Option<DurationValue>,
+    trust: TrustFile,
+    #[serde(default)]
+    managed_policy_arns: Vec<String>,
+    #[serde(default)]
+    inline_policies: BTreeMap<String, PolicyValue>,
+    #[serde(default)]
+    permissions_boundary_arn: Option<String>,
+    #[serde(default)]
+    tags: BTreeMap<String, String>,
+    #[serde(default)]
+    adopt_existing: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct TrustFile {
+    #[serde(default)]
+    account_ids: Vec<AccountIdValue>,
+    #[serde(default)]
+    principal_arns: Vec<String>,
+    #[serde(default)]
+    external_id: Option<String>,
+    #[serde(default)]
+    require_mfa: bool,
+    #[serde(default)]
+    principal_org_id: Option<String>,
+    #[serde(default)]
+    principal_match: Option<PrincipalMatchValue>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum PrincipalMatchValue {
+    Condition,
+    Direct,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct TargetsFile {
+    #[serde(default)]
+    organizational_unit_ids: Vec<String>,
+    #[serde(default)]
+    exclude_descendants: bool,
+    #[serde(default)]
+    account_ids: Vec<AccountIdValue>,
+    #[serde(default)]
+    tags: Vec<TagConditionFile>,
+    #[serde(default)]
+    exclude_account_ids: Vec<AccountIdValue>,
+    #[serde(default)]
+    exclude_organizational_unit_ids: Vec<String>,
+    #[serde(default)]
+    include_management_account: bool,
+    #[serde(default)]
+    states: Vec<StateValue>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct TagConditionFile {
+    key: String,
+    #[serde(default)]
+    value: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+enum StateValue {
+    PendingActivation,
+    Active,
+    Suspended,
+    PendingClosure,
+    Closed,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct GrantFile {
+    account_id: AccountIdValue,
+    #[serde(default)]
+    user_names: Vec<String>,
+    #[serde(default)]
+    group_names: Vec<String>,
+    #[serde(default)]
+    role_names: Vec<String>,
+    #[serde(default)]
+    policy_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct RolloutFile {
+    #[serde(default)]
+    max_concurrency: Option<LimitValue>,
+    #[serde(default)]
+    failure_tolerance: Option<LimitValue>,
+    #[serde(default)]
+    verify: Option<VerifyFile>,
+    #[serde(default)]
+    prune: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyFile {
+    #[serde(default)]
+    enabled: Option<bool>,
+    #[serde(default)]
+    timeout: Option<DurationValue>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct GuardrailsFile {
+    #[serde(default)]
+    quotas: Option<QuotasFile>,
+    #[serde(default)]
+    waivers: Vec<WaiverFile>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct QuotasFile {
+    #[serde(default)]
+    trust_policy_size: Option<u32>,
+    #[serde(default)]
+    inline_policies_size: Option<u32>,
+    #[serde(default)]
+    managed_policies_per_role: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+struct WaiverFile {
+    guardrail: String,
+    reason: String,
+}
+
+/// An account id, quoted or not.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+enum AccountIdValue {
+    Text(String),
+    Number(u64),
+}
+
+impl AccountIdValue {
+    fn into_string(self) -> String {
+        match self {
+            AccountIdValue::Text(s) => s,
+            // YAML reads 012345678901 as a number and drops the leading zero; account ids are always 12 digits.
+            AccountIdValue::Number(n) => format!("{n:012}"),
+        }
+    }
+}
+
+/// `"1h"`, `"90m"`, `"3600s"` or a number of seconds.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+enum DurationValue {
+    Seconds(u64),
+    Text(String),
+}
+
+/// `10` or `"25%"`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+enum LimitValue {
+    Count(u32),
+    Text(String),
+}
+
+/// A policy as a JSON string or as a YAML/JSON object.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(untagged)]
+enum PolicyValue {
+    Text(String),
+    Document(serde_json::Value),
+}
+
+impl SpecFile {
+    /// Parses YAML; a syntax or shape error names its field path.
+    pub fn from_yaml(text: &str) -> Result<SpecFile, Error> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(de)
+            .map_err(|e| Error::invalid(e.path().to_string().replace("?", ""), clean(e.inner().to_string())))
+    }
+
+    /// Parses JSON; a syntax or shape error names its field path.
+    pub fn from_json(text: &str) -> Result<SpecFile, Error> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(&mut de)
+            .map_err(|e| Error::invalid(e.path().to_string().replace("?", ""), clean(e.inner().to_string())))
+    }
+
+    /// Converts to the wire spec; values that cannot be represented there are violations.
+    pub fn into_proto(self) -> Result<pb::AccessSpec, Error> {
+        let mut violations = Vec::new();
+        let mut duration = |v: Option<DurationValue>, field: &str| -> Option<prost_types::Duration> {
+            let d = match v? {
+                DurationValue::Seconds(s) => std::time::Duration::from_secs(s),
+                DurationValue::Text(t) => match humantime::parse_duration(&t) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        violations
+                            .push(FieldViolation::new(field, format!("not a duration like \"1h\" or \"90s\": {e}")));
+                        return None;
+                    }
+                },
+            };
+            Some(prost_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 })
+        };
+        let max_session = duration(self.role.max_session_duration, "role.max_session_duration");
+        let verify_timeout = duration(
+            self.rollout.as_ref().and_then(|r| r.verify.as_ref()).and_then(|v| v.timeout.clone()),
+            "rollout.verify.timeout",
+        );
+
+        let mut limit = |v: Option<LimitValue>, field: &str| -> Option<pb::Limit> {
+            let kind = match v? {
+                LimitValue::Count(n) => pb::limit::Kind::Count(n),
+                LimitValue::Text(t) => {
+                    let t = t.trim();
+                    if let Some(p) = t.strip_suffix('%') {
+                        match p.trim().parse() {
+                            Ok(p) => pb::limit::Kind::Percent(p),
+                            Err(_) => {
+                                violations.push(FieldViolation::new(
+                                    field,
+                                    format!("not a count or percentage like 10 or \"25%\": {t:?}"),
+                                ));
+                                return None;
+                            }
+                        }
+                    } else {
+                        match t.parse() {
+                            Ok(n) => pb::limit::Kind::Count(n),
+                            Err(_) => {
+                                violations.push(FieldViolation::new(
+                                    field,
+                                    format!("not a count or percentage like 10 or \"25%\": {t:?}"),
+                                ));
+                                return None;
+                            }
+                        }
+                    }
+                }
+            };
+            Some(pb::Limit { kind: Some(kind) })
+        };
+        let rollout = self.rollout.map(|r| pb::RolloutOptions {
+            max_concurrency: limit(r.max_concurrency, "rollout.max_concurrency"),
+            failure_tolerance: limit(r.failure_tolerance, "rollout.failure_tolerance"),
+            verify: r.verify.map(|v| pb::VerifyOptions { enabled: v.enabled, timeout: verify_timeout }),
+            prune: r.prune,
+        });
+
+        let mut inline_policies = std::collections::HashMap::new();
+        for (name, policy) in self.role.inline_policies {
+            let text = match policy {
+                PolicyValue::Text(t) => t,
+                PolicyValue::Document(d) => d.to_string(),
+            };
+            inline_policies.insert(name, text);
+        }
+
+        let guardrails = self.guardrails.map(|g| pb::GuardrailOptions {
+            quotas: g.quotas.map(|q| pb::IamQuotas {
+                trust_policy_size: q.trust_policy_size.unwrap_or(0),
+                inline_policies_size: q.inline_policies_size.unwrap_or(0),
+                managed_policies_per_role: q.managed_policies_per_role.unwrap_or(0),
+            }),
+            waivers: g
+                .waivers
+                .into_iter()
+                .enumerate()
+                .map(|(i, w)| {
+                    let guardrail = match Guardrail::parse(&w.guardrail) {
+                        Some(g) => pb::Guardrail::from(g) as i32,
+                        None => {
+                            let known: Vec<&str> = Guardrail::ALL.iter().map(|g| g.as_str()).collect();
+                            violations.push(FieldViolation::new(
+                                format!("guardrails.waivers[{i}].guardrail"),
+                                format!("unknown guardrail {:?} (known: {})", w.guardrail, known.join(", ")),
+                            ));
+                            pb::Guardrail::Unspecified as i32
+                        }
+                    };
+                    pb::GuardrailWaiver { guardrail, reason: w.reason }
+                })
+                .collect(),
+        });
+
+        let ids = |v: Vec<AccountIdValue>| v.into_iter().map(AccountIdValue::into_string).collect::<Vec<_>>();
+        let t = self.role.trust;
+        let spec = pb::AccessSpec {
+            name: self.name,
+            role: Some(pb::RoleSpec {
+                name: self.role.name,
+                path: self.role.path.unwrap_or_default(),
+                description: self.role.description.unwrap_or_default(),
+                max_session_duration: max_session,
+                trust: Some(pb::TrustSpec {
+                    account_ids: ids(t.account_ids),
+                    principal_arns: t.principal_arns,
+                    external_id: t.external_id.unwrap_or_default(),
+                    require_mfa: t.require_mfa,
+                    principal_org_id: t.principal_org_id.unwrap_or_default(),
+                    principal_match: match t.principal_match {
+                        None => pb::PrincipalMatch::Unspecified,
+                        Some(PrincipalMatchValue::Condition) => pb::PrincipalMatch::Condition,
+                        Some(PrincipalMatchValue::Direct) => pb::PrincipalMatch::Direct,
+                    } as i32,
+                }),
+                managed_policy_arns: self.role.managed_policy_arns,
+                inline_policies,
+                permissions_boundary_arn: self.role.permissions_boundary_arn.unwrap_or_default(),
+                tags: self.role.tags.into_iter().collect(),
+                adopt_existing: self.role.adopt_existing,
+            }),
+            targets: self.targets.map(|t| pb::TargetSelector {
+                organizational_unit_ids: t.organizational_unit_ids,
+                exclude_descendants: t.exclude_descendants,
+                account_ids: ids(t.account_ids),
+                tags: t.tags.into_iter().map(|c| pb::TagCondition { key: c.key, value: c.value }).collect(),
+                exclude_account_ids: ids(t.exclude_account_ids),
+                exclude_organizational_unit_ids: t.exclude_organizational_unit_ids,
+                include_management_account: t.include_management_account,
+                states: t
+                    .states
+                    .into_iter()
+                    .map(|s| match s {
+                        StateValue::PendingActivation => pb::AccountState::PendingActivation,
+                        StateValue::Active => pb::AccountState::Active,
+                        StateValue::Suspended => pb::AccountState::Suspended,
+                        StateValue::PendingClosure => pb::AccountState::PendingClosure,
+                        StateValue::Closed => pb::AccountState::Closed,
+                    } as i32)
+                    .collect(),
+            }),
+            grant: self.grant.map(|g| pb::TrustedGrant {
+                account_id: g.account_id.into_string(),
+                user_names: g.user_names,
+                group_names: g.group_names,
+                role_names: g.role_names,
+                policy_name: g.policy_name.unwrap_or_default(),
+            }),
+            rollout,
+            guardrails,
+        };
+        if violations.is_empty() { Ok(spec) } else { Err(Error::Invalid(violations)) }
+    }
+
+    /// Converts to the wire spec and validates it.
+    pub fn into_spec(self) -> Result<AccessSpec, Error> {
+        validate(&self.into_proto()?)
+    }
+}
+
+/// serde's messages end with " at line X column Y"; keep them, they help in files.
+fn clean(message: String) -> String {
+    message
+}

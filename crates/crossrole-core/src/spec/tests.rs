@@ -1,0 +1,242 @@
+//! Spec validation, through one helper: a spec file with one edit → the violations it must produce.
+
+use super::*;
+
+const VALID: &str = r#"
+name: security-audit
+role:
+  name: SecurityAudit
+  path: /crossrole/
+  description: Read-only audit access for the security team
+  max_session_duration: 2h
+  trust:
+    account_ids: ["111122223333"]
+    principal_arns: [arn:aws:iam::111122223333:role/Auditor]
+    external_id: Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf
+    require_mfa: true
+  managed_policy_arns: [arn:aws:iam::aws:policy/SecurityAudit]
+  inline_policies:
+    deny-secrets: '{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"secretsmanager:GetSecretValue","Resource":"*"}]}'
+  permissions_boundary_arn: arn:aws:iam::aws:policy/ReadOnlyAccess
+  tags: {team: security}
+targets:
+  organizational_unit_ids: [ou-abcd-12345678]
+  tags: [{key: env, value: prod}, {key: owner}]
+  exclude_account_ids: [012345678901]
+grant:
+  account_id: 111122223333
+  group_names: [auditors]
+  user_names: [alice]
+rollout:
+  max_concurrency: 25%
+  failure_tolerance: 2
+  verify: {timeout: 90s}
+  prune: true
+guardrails:
+  waivers:
+    - {guardrail: weak-external-id, reason: rotating next quarter}
+"#;
+
+fn check(edits: &[(&str, &str)], expected: &[&str]) {
+    let mut yaml = VALID.to_string();
+    for (from, to) in edits {
+        assert!(yaml.contains(from), "the fixture lacks {from:?}");
+        yaml = yaml.replacen(from, to, 1);
+    }
+    let got: Vec<String> = match AccessSpec::from_yaml(&yaml) {
+        Ok(_) => vec![],
+        Err(e) => e.violations().iter().map(|v| v.to_string()).collect(),
+    };
+    assert_eq!(got, expected, "{yaml}");
+}
+
+#[test]
+fn the_fixture_is_valid_and_complete() {
+    let spec = AccessSpec::from_yaml(VALID).unwrap();
+    assert_eq!(spec.role.max_session_duration, Duration::from_secs(7200));
+    assert_eq!(spec.targets.exclude_account_ids, ["012345678901"], "YAML integers are padded back to 12 digits");
+    assert_eq!(spec.rollout.max_concurrency, Limit::Percent(25));
+    assert_eq!(spec.rollout.failure_tolerance, Limit::Count(2));
+    assert_eq!(spec.rollout.verify_timeout, Duration::from_secs(90));
+    assert_eq!(spec.grant.as_ref().unwrap().policy_name, "crossrole-assume-security-audit");
+    assert_eq!(
+        spec.guardrails.waivers.get(&Guardrail::WeakExternalId).map(String::as_str),
+        Some("rotating next quarter")
+    );
+    // Round trip through the wire type.
+    let wire = crossrole_proto::v1::AccessSpec::from(&spec);
+    assert_eq!(AccessSpec::try_from(&wire).unwrap(), spec);
+}
+
+#[test]
+fn every_rule_names_its_field() {
+    check(
+        &[("name: security-audit", "name: security audit")],
+        &["name: only lowercase letters, digits and `-` are allowed, found ' '"],
+    );
+    check(&[("name: security-audit", "name: Security")], &["name: must start with a lowercase letter"]);
+    check(
+        &[("name: SecurityAudit", "name: Security/Audit")],
+        &["role.name: only letters, digits and +=,.@_- are allowed (IAM), found '/'"],
+    );
+    check(
+        &[("name: SecurityAudit", &format!("name: {}", "R".repeat(65)))],
+        &["role.name: at most 64 characters (IAM), got 65"],
+    );
+    check(
+        &[("path: /crossrole/", "path: crossrole")],
+        &["role.path: must be `/` or start and end with `/`, like `/team/` (IAM)"],
+    );
+    check(
+        &[("description: Read-only", &format!("description: {}", "d".repeat(1000)))],
+        &["role.description: at most 1000 characters (IAM), got 1035"],
+    );
+    check(
+        &[("max_session_duration: 2h", "max_session_duration: 30m")],
+        &["role.max_session_duration: must be whole seconds from 3600 (1h) to 43200 (12h) (IAM), got 1800s"],
+    );
+    check(
+        &[("max_session_duration: 2h", "max_session_duration: 13h")],
+        &["role.max_session_duration: must be whole seconds from 3600 (1h) to 43200 (12h) (IAM), got 46800s"],
+    );
+    check(
+        &[("max_session_duration: 2h", "max_session_duration: soon")],
+        &["role.max_session_duration: not a duration like \"1h\" or \"90s\": expected number at 0"],
+    );
+    check(
+        &[("account_ids: [\"111122223333\"]", "account_ids: [\"11112222333\"]")],
+        &["role.trust.account_ids[0]: must be a 12-digit AWS account id, got \"11112222333\""],
+    );
+    check(
+        &[("principal_arns: [arn:aws:iam::111122223333:role/Auditor]", "principal_arns: [arn:aws:s3:::bucket]")],
+        &[
+            "role.trust.principal_arns[0]: must be an IAM principal ARN like arn:aws:iam::111122223333:role/Name, arn:aws:iam::111122223333:user/Name or arn:aws:iam::111122223333:root, or `*`",
+        ],
+    );
+    check(
+        &[("external_id: Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf", "external_id: x")],
+        &["role.trust.external_id: must be 2 to 1224 characters (STS), got 1"],
+    );
+    check(
+        &[("external_id: Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf", "external_id: \"has space here\"")],
+        &["role.trust.external_id: only letters, digits and +=,.@:/_- are allowed (STS), found ' '"],
+    );
+    check(
+        &[("    account_ids: [\"111122223333\"]\n    principal_arns: [arn:aws:iam::111122223333:role/Auditor]\n", "")],
+        &[
+            "role.trust: trust at least one account (account_ids) or principal (principal_arns)",
+            "grant.account_id: account 111122223333 is not trusted by role.trust; add it to role.trust.account_ids or principal_arns",
+        ],
+    );
+    check(
+        &[(
+            "[arn:aws:iam::aws:policy/SecurityAudit]",
+            "[SecurityAudit, arn:aws:iam::aws:policy/SecurityAudit, arn:aws:iam::aws:policy/SecurityAudit]",
+        )],
+        &[
+            "role.managed_policy_arns[0]: must be an IAM policy ARN like arn:aws:iam::aws:policy/ReadOnlyAccess or arn:aws:iam::111122223333:policy/path/Name",
+            "role.managed_policy_arns[2]: arn:aws:iam::aws:policy/SecurityAudit is listed twice",
+        ],
+    );
+    check(
+        &[("\"Effect\":\"Deny\"", "\"Effect\":\"Maybe\"")],
+        &["role.inline_policies[\"deny-secrets\"].Statement[0].Effect: must be \"Allow\" or \"Deny\""],
+    );
+    check(
+        &[("deny-secrets: '{", "deny secrets: '{")],
+        &[
+            "role.inline_policies[\"deny secrets\"]: policy name only letters, digits and +=,.@_- are allowed (IAM), found ' '",
+        ],
+    );
+    check(
+        &[("deny-secrets: '{\"Version\"", "deny-secrets: '{,\"Version\"")],
+        &["role.inline_policies[\"deny-secrets\"]: not valid JSON: key must be a string at line 1 column 2"],
+    );
+    check(
+        &[(
+            "permissions_boundary_arn: arn:aws:iam::aws:policy/ReadOnlyAccess",
+            "permissions_boundary_arn: arn:aws:iam::aws:role/X",
+        )],
+        &[
+            "role.permissions_boundary_arn: must be an IAM policy ARN like arn:aws:iam::aws:policy/ReadOnlyAccess or arn:aws:iam::111122223333:policy/path/Name",
+        ],
+    );
+    check(
+        &[("tags: {team: security}", "tags: {\"aws:team\": security, \"crossrole:spec\": x}")],
+        &[
+            "role.tags[\"aws:team\"]: tag keys must not start with `aws:` (reserved by AWS)",
+            "role.tags[\"crossrole:spec\"]: tag keys starting with `crossrole:` are reserved for crossrole's ownership tags",
+        ],
+    );
+    let many: String = (0..49).map(|i| format!("k{i}: v, ")).collect();
+    check(
+        &[("tags: {team: security}", &format!("tags: {{{many}}}"))],
+        &["role.tags: at most 48 tags (IAM allows 50; crossrole adds 2), got 49"],
+    );
+    check(
+        &[("organizational_unit_ids: [ou-abcd-12345678]", "organizational_unit_ids: [prod]")],
+        &["targets.organizational_unit_ids[0]: must be an OU id (ou-…) or the root id (r-…), got \"prod\""],
+    );
+    check(
+        &[("  organizational_unit_ids: [ou-abcd-12345678]\n", "")],
+        &["targets: select at least one OU (the root id selects the whole organization) or account"],
+    );
+    check(
+        &[("targets:\n", "nottargets:\n")],
+        &[
+            "nottargets: unknown field `nottargets`, expected one of `name`, `role`, `targets`, `grant`, `rollout`, `guardrails` at line 18 column 1",
+        ],
+    );
+    check(
+        &[("  user_names: [alice]\n", "  user_names: [alice, alice]\n")],
+        &["grant.user_names[1]: alice is listed twice"],
+    );
+    check(
+        &[("max_concurrency: 25%", "max_concurrency: 0")],
+        &["rollout.max_concurrency.count: must be from 1 to 10000, got 0"],
+    );
+    check(
+        &[("max_concurrency: 25%", "max_concurrency: 150%")],
+        &["rollout.max_concurrency.percent: must be from 1 to 100, got 150"],
+    );
+    check(
+        &[("max_concurrency: 25%", "max_concurrency: lots")],
+        &["rollout.max_concurrency: not a count or percentage like 10 or \"25%\": \"lots\""],
+    );
+    check(&[("verify: {timeout: 90s}", "verify: {timeout: 2h}")], &["rollout.verify.timeout: must be from 0s to 1h"]);
+    check(
+        &[("guardrail: weak-external-id", "guardrail: weak-password")],
+        &[
+            "guardrails.waivers[0].guardrail: unknown guardrail \"weak-password\" (known: wildcard-principal, external-principal-unguarded, admin-access, trust-policy-size, inline-policy-size, managed-policy-count, weak-external-id, unowned-role)",
+        ],
+    );
+    check(
+        &[("reason: rotating next quarter", "reason: \" \"")],
+        &["guardrails.waivers[0].reason: a waiver needs a reason"],
+    );
+    check(
+        &[("guardrail: weak-external-id", "guardrail: unowned-role")],
+        &[
+            "guardrails.waivers[0].guardrail: a role crossrole does not own is never modified by a waiver; set role.adopt_existing to take it over",
+        ],
+    );
+    check(
+        &[
+            ("    require_mfa: true\n", "    require_mfa: true\n    principal_match: direct\n"),
+            ("role/Auditor]", "role/Audit*]"),
+        ],
+        &[
+            "role.trust.principal_arns[0]: wildcards in principal ARNs need principal_match CONDITION (IAM principals cannot have wildcards)",
+        ],
+    );
+}
+
+#[test]
+fn json_spec_files_too() {
+    let json = r#"{"name":"x1","role":{"name":"R","trust":{"account_ids":["111122223333"]}},"targets":{"account_ids":["222233334444"]},"extra":1}"#;
+    let err = AccessSpec::from_json(json).unwrap_err();
+    assert_eq!(err.violations()[0].field, "extra");
+    let ok = AccessSpec::from_json(&json.replace(r#","extra":1"#, "")).unwrap();
+    assert_eq!(ok.role.path, "/");
+    assert_eq!(ok.rollout, RolloutOptions::default());
+}
