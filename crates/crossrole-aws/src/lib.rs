@@ -1,4 +1,19 @@
 //! crossrole's AWS side: Organizations discovery, STS credentials, IAM reconcile, the trusted side and verify.
 //!
-//! Everything AWS sits behind narrow traits that speak crossrole-core's types; the real implementations wrap the AWS
-//! SDK for Rust, and in-memory fakes serve unit tests and benchmarks.
+//! Everything AWS sits behind the narrow traits of [`api`], one method per AWS call, speaking crossrole-core's
+//! types. [`sdk`] implements them with the AWS SDK for Rust; [`fake`] is an in-memory AWS (with a latency model,
+//! throttles and failure injection) for unit tests and benchmarks. Every call goes through [`calls`], the one
+//! place that rate-limits and retries.
+
+pub mod api;
+pub mod calls;
+pub mod credentials;
+pub mod discovery;
+mod error;
+pub mod fake;
+mod grant;
+pub mod reconcile;
+pub mod sdk;
+pub mod verify;
+
+pub use error::{AwsError, Error, ErrorKind, Service, classify};

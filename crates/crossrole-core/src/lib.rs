@@ -6,6 +6,7 @@
 //! these types ([`plan::ObservedRole`], [`org::OrgTree`]) and applies the [`plan::Change`]s computed here.
 
 mod error;
+pub mod grant;
 pub mod guardrails;
 pub mod links;
 pub mod names;

@@ -54,6 +54,8 @@ pub struct AccountInfo {
     pub state: AccountState,
     /// The unit the account is directly in.
     pub parent_id: String,
+    /// When it joined the organization (Unix seconds), if known.
+    pub joined_at: Option<u64>,
 }
 
 /// The organization's OU tree and accounts.
@@ -300,6 +302,7 @@ pub mod fixture {
                     email: format!("{name}@example.com"),
                     state,
                     parent_id: parent.into(),
+                    joined_at: None,
                 },
             );
             if let Some(p) = self.tree.units.get_mut(parent) {

@@ -1,0 +1,250 @@
+//! The narrow traits crossrole needs from AWS, one method per API call, speaking crossrole's types.
+//!
+//! Implementations make exactly one request per call and never retry: the call layer ([`crate::calls`]) is the
+//! only place that rate-limits and retries. `sdk` wraps the AWS SDK for Rust; `fake` is an in-memory AWS.
+
+use std::{collections::BTreeMap, fmt, sync::Arc, time::SystemTime};
+
+use async_trait::async_trait;
+use crossrole_core::{Partition, org::AccountInfo, org::OrganizationInfo, spec::PrincipalKind};
+
+use crate::error::AwsError;
+
+/// A page of results and the token for the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page<T> {
+    /// Items.
+    pub items: Vec<T>,
+    /// Next token; `None` on the last page. A page may be empty and still have a next token.
+    pub next_token: Option<String>,
+}
+
+/// Temporary credentials. `Debug` never shows the secret or the token.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Session token.
+    pub session_token: String,
+    /// When they expire.
+    pub expiration: SystemTime,
+    /// The account they act in.
+    pub account_id: String,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"<redacted>")
+            .field("session_token", &"<redacted>")
+            .field("expiration", &self.expiration)
+            .field("account_id", &self.account_id)
+            .finish()
+    }
+}
+
+/// An AssumeRole request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssumeRoleRequest {
+    /// Role ARN.
+    pub role_arn: String,
+    /// Session name (`[\w+=,.@-]{2,64}`).
+    pub session_name: String,
+    /// ExternalId, if the role wants one.
+    pub external_id: Option<String>,
+    /// Session duration in seconds (900–43200).
+    pub duration_seconds: u32,
+}
+
+/// `GetCallerIdentity`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerIdentity {
+    /// Account.
+    pub account: String,
+    /// ARN.
+    pub arn: String,
+}
+
+/// An OU as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OuRecord {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+}
+
+/// A role as `GetRole` returns it (tags included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleRecord {
+    /// ARN.
+    pub arn: String,
+    /// Name.
+    pub name: String,
+    /// Path.
+    pub path: String,
+    /// Description.
+    pub description: String,
+    /// Maximum session duration.
+    pub max_session_duration: u32,
+    /// Trust policy as returned (URL-encoded).
+    pub trust_policy: String,
+    /// Permissions boundary.
+    pub permissions_boundary_arn: Option<String>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// `CreateRole`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateRole {
+    /// Name.
+    pub name: String,
+    /// Path.
+    pub path: String,
+    /// Description.
+    pub description: String,
+    /// Maximum session duration.
+    pub max_session_duration: u32,
+    /// Trust policy JSON.
+    pub trust_policy: String,
+    /// Boundary.
+    pub permissions_boundary_arn: Option<String>,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// A managed policy as `GetPolicy` returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRecord {
+    /// ARN.
+    pub arn: String,
+    /// Default version id.
+    pub default_version_id: String,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+}
+
+/// AWS Organizations, read-only.
+#[async_trait]
+pub trait OrganizationsApi: Send + Sync {
+    /// `DescribeOrganization`.
+    async fn describe_organization(&self) -> Result<OrganizationInfo, AwsError>;
+    /// `ListRoots` (one page).
+    async fn list_roots(&self, next_token: Option<String>) -> Result<Page<OuRecord>, AwsError>;
+    /// `ListOrganizationalUnitsForParent` (one page).
+    async fn list_organizational_units_for_parent(
+        &self,
+        parent_id: &str,
+        next_token: Option<String>,
+    ) -> Result<Page<OuRecord>, AwsError>;
+    /// `ListAccountsForParent` (one page). `parent_id` of each account is set to `parent_id`.
+    async fn list_accounts_for_parent(
+        &self,
+        parent_id: &str,
+        next_token: Option<String>,
+    ) -> Result<Page<AccountInfo>, AwsError>;
+    /// `ListTagsForResource` of an account (one page).
+    async fn list_tags_for_resource(
+        &self,
+        account_id: &str,
+        next_token: Option<String>,
+    ) -> Result<Page<(String, String)>, AwsError>;
+}
+
+/// STS, as some identity.
+#[async_trait]
+pub trait StsApi: Send + Sync {
+    /// `AssumeRole`.
+    async fn assume_role(&self, request: &AssumeRoleRequest) -> Result<Credentials, AwsError>;
+    /// `GetCallerIdentity`.
+    async fn get_caller_identity(&self) -> Result<CallerIdentity, AwsError>;
+}
+
+/// IAM in one account.
+#[async_trait]
+pub trait IamApi: Send + Sync {
+    /// `GetRole`; `NotFound` when it does not exist.
+    async fn get_role(&self, name: &str) -> Result<RoleRecord, AwsError>;
+    /// `ListAttachedRolePolicies` (one page of policy ARNs).
+    async fn list_attached_role_policies(&self, role: &str, marker: Option<String>) -> Result<Page<String>, AwsError>;
+    /// `ListRolePolicies` (one page of inline policy names).
+    async fn list_role_policies(&self, role: &str, marker: Option<String>) -> Result<Page<String>, AwsError>;
+    /// `GetRolePolicy`: the document as returned (URL-encoded).
+    async fn get_role_policy(&self, role: &str, policy: &str) -> Result<String, AwsError>;
+    /// `CreateRole`.
+    async fn create_role(&self, role: &CreateRole) -> Result<(), AwsError>;
+    /// `UpdateAssumeRolePolicy`.
+    async fn update_assume_role_policy(&self, role: &str, document: &str) -> Result<(), AwsError>;
+    /// `UpdateRole`: description and/or maximum session duration.
+    async fn update_role(
+        &self,
+        role: &str,
+        description: Option<&str>,
+        max_session_duration: Option<u32>,
+    ) -> Result<(), AwsError>;
+    /// `PutRolePermissionsBoundary`.
+    async fn put_role_permissions_boundary(&self, role: &str, arn: &str) -> Result<(), AwsError>;
+    /// `DeleteRolePermissionsBoundary`.
+    async fn delete_role_permissions_boundary(&self, role: &str) -> Result<(), AwsError>;
+    /// `AttachRolePolicy`.
+    async fn attach_role_policy(&self, role: &str, arn: &str) -> Result<(), AwsError>;
+    /// `DetachRolePolicy`.
+    async fn detach_role_policy(&self, role: &str, arn: &str) -> Result<(), AwsError>;
+    /// `PutRolePolicy`.
+    async fn put_role_policy(&self, role: &str, name: &str, document: &str) -> Result<(), AwsError>;
+    /// `DeleteRolePolicy`.
+    async fn delete_role_policy(&self, role: &str, name: &str) -> Result<(), AwsError>;
+    /// `TagRole`.
+    async fn tag_role(&self, role: &str, tags: &BTreeMap<String, String>) -> Result<(), AwsError>;
+    /// `UntagRole`.
+    async fn untag_role(&self, role: &str, keys: &[String]) -> Result<(), AwsError>;
+    /// `DeleteRole`.
+    async fn delete_role(&self, role: &str) -> Result<(), AwsError>;
+
+    /// `GetPolicy`; `NotFound` when it does not exist.
+    async fn get_policy(&self, arn: &str) -> Result<PolicyRecord, AwsError>;
+    /// `GetPolicyVersion`: the document as returned (URL-encoded).
+    async fn get_policy_version(&self, arn: &str, version: &str) -> Result<String, AwsError>;
+    /// `ListPolicyVersions`: (id, is default, created Unix seconds).
+    async fn list_policy_versions(&self, arn: &str) -> Result<Vec<crossrole_core::grant::PolicyVersion>, AwsError>;
+    /// `CreatePolicy`.
+    async fn create_policy(
+        &self,
+        name: &str,
+        path: &str,
+        document: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> Result<(), AwsError>;
+    /// `CreatePolicyVersion` as the new default.
+    async fn create_policy_version(&self, arn: &str, document: &str) -> Result<(), AwsError>;
+    /// `DeletePolicyVersion`.
+    async fn delete_policy_version(&self, arn: &str, version: &str) -> Result<(), AwsError>;
+    /// `DeletePolicy`.
+    async fn delete_policy(&self, arn: &str) -> Result<(), AwsError>;
+    /// `ListEntitiesForPolicy` (one page).
+    async fn list_entities_for_policy(
+        &self,
+        arn: &str,
+        marker: Option<String>,
+    ) -> Result<Page<(PrincipalKind, String)>, AwsError>;
+    /// `Attach{User,Group,Role}Policy`.
+    async fn attach_principal_policy(&self, kind: PrincipalKind, name: &str, arn: &str) -> Result<(), AwsError>;
+    /// `Detach{User,Group,Role}Policy`.
+    async fn detach_principal_policy(&self, kind: PrincipalKind, name: &str, arn: &str) -> Result<(), AwsError>;
+}
+
+/// Hands out clients: Organizations and STS as crossroled itself, STS and IAM as assumed credentials.
+pub trait AwsConnector: Send + Sync {
+    /// The partition crossroled runs in.
+    fn partition(&self) -> Partition;
+    /// Organizations, as crossroled.
+    fn organizations(&self) -> Arc<dyn OrganizationsApi>;
+    /// STS as crossroled (`None`) or as assumed credentials.
+    fn sts(&self, credentials: Option<&Credentials>) -> Arc<dyn StsApi>;
+    /// IAM as assumed credentials (IAM is global: one client per account, never per region).
+    fn iam(&self, credentials: &Credentials) -> Arc<dyn IamApi>;
+}

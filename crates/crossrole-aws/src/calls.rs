@@ -1,0 +1,363 @@
+//! The call layer: every AWS call goes through here, and nowhere else rate-limits or retries.
+//!
+//! - a token bucket per service keeps crossrole under the rate it is configured for (AWS's quota, minus headroom);
+//! - throttling and transient failures are retried with capped exponential backoff and full jitter; permanent
+//!   errors return at once with their AWS code;
+//! - every attempt is counted by `service:Operation`, globally and per operation, and each retry is reported to
+//!   an observer (the engine turns it into a `CallRetried` event).
+//!
+//! Sleeps use `tokio::time`, so tests run it under `tokio::time::pause()` without waiting.
+
+use std::{
+    collections::BTreeMap,
+    future::Future,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use rand::Rng;
+use tokio::time::Instant;
+
+use crate::error::{AwsError, Service};
+
+/// A rate: `per_second` sustained, `burst` at once. A rate of 0 means unlimited.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rate {
+    /// Calls per second.
+    pub per_second: f64,
+    /// Bucket size.
+    pub burst: u32,
+}
+
+impl Rate {
+    /// No limit.
+    pub const UNLIMITED: Rate = Rate { per_second: 0.0, burst: 0 };
+}
+
+/// Rates per service.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Rates {
+    /// Organizations (a per-organization quota).
+    pub organizations: Rate,
+    /// IAM.
+    pub iam: Rate,
+    /// STS.
+    pub sts: Rate,
+}
+
+impl Default for Rates {
+    /// Conservative defaults under AWS's published quotas.
+    fn default() -> Self {
+        Rates {
+            organizations: Rate { per_second: 8.0, burst: 10 },
+            iam: Rate { per_second: 40.0, burst: 40 },
+            sts: Rate { per_second: 80.0, burst: 80 },
+        }
+    }
+}
+
+impl Rates {
+    /// No limits (tests against fakes without throttling).
+    pub const UNLIMITED: Rates = Rates { organizations: Rate::UNLIMITED, iam: Rate::UNLIMITED, sts: Rate::UNLIMITED };
+
+    fn of(&self, service: Service) -> Rate {
+        match service {
+            Service::Organizations => self.organizations,
+            Service::Iam => self.iam,
+            Service::Sts => self.sts,
+        }
+    }
+}
+
+/// Retry policy for throttling and transient errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// First backoff ceiling.
+    pub base: Duration,
+    /// Largest backoff ceiling.
+    pub cap: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_attempts: 8, base: Duration::from_millis(100), cap: Duration::from_secs(20) }
+    }
+}
+
+impl RetryPolicy {
+    /// Full jitter: a uniform delay in [0, min(cap, base·2^(attempt-1))].
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let ceiling = self.base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20)).min(self.cap);
+        let nanos = ceiling.as_nanos().min(u64::MAX as u128) as u64;
+        Duration::from_nanos(if nanos == 0 { 0 } else { rand::rng().random_range(0..=nanos) })
+    }
+}
+
+/// Counters of AWS calls.
+#[derive(Debug, Default)]
+pub struct CallStats {
+    calls: Mutex<BTreeMap<String, u64>>,
+    throttled: AtomicU64,
+    retries: AtomicU64,
+}
+
+impl CallStats {
+    /// Calls by `service:Operation`, attempts included.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+
+    /// Calls AWS throttled.
+    pub fn throttled(&self) -> u64 {
+        self.throttled.load(Ordering::Relaxed)
+    }
+
+    /// Retries made.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// IAM calls that write (anything but Get*/List*).
+    pub fn iam_writes(&self) -> u64 {
+        self.snapshot()
+            .iter()
+            .filter(|(k, _)| k.strip_prefix("iam:").is_some_and(|op| !op.starts_with("Get") && !op.starts_with("List")))
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    fn count(&self, call: &str) {
+        if let Ok(mut c) = self.calls.lock() {
+            *c.entry(call.to_string()).or_default() += 1;
+        }
+    }
+}
+
+/// Told about each retry.
+pub trait CallObserver: Send + Sync {
+    /// `call` failed with `code` on `attempt` and will be tried again after `delay`.
+    fn retrying(&self, call: &str, code: Option<&str>, attempt: u32, delay: Duration);
+}
+
+/// Per-operation context of calls: its counters and its retry observer.
+#[derive(Clone, Default)]
+pub struct CallContext {
+    /// Counters of this operation.
+    pub stats: Arc<CallStats>,
+    /// Observer of retries.
+    pub observer: Option<Arc<dyn CallObserver>>,
+}
+
+impl CallContext {
+    /// A context with its own counters and no observer.
+    pub fn new() -> CallContext {
+        CallContext::default()
+    }
+}
+
+struct Bucket {
+    rate: Rate,
+    state: Mutex<(f64, Instant)>,
+}
+
+impl Bucket {
+    fn new(rate: Rate) -> Bucket {
+        Bucket { rate, state: Mutex::new((f64::from(rate.burst), Instant::now())) }
+    }
+
+    /// Takes a token now, or reserves the next one: returns how long to wait for it.
+    fn reserve(&self) -> Duration {
+        if self.rate.per_second <= 0.0 {
+            return Duration::ZERO;
+        }
+        let Ok(mut state) = self.state.lock() else { return Duration::ZERO };
+        let now = Instant::now();
+        let (tokens, last) = *state;
+        let refilled = (tokens + now.duration_since(last).as_secs_f64() * self.rate.per_second)
+            .min(f64::from(self.rate.burst.max(1)));
+        let after = refilled - 1.0;
+        *state = (after, now);
+        if after >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-after / self.rate.per_second) }
+    }
+}
+
+/// The call layer. Shared by every operation of a crossroled.
+pub struct CallPolicy {
+    buckets: [Bucket; 3],
+    retry: RetryPolicy,
+    global: Arc<CallStats>,
+}
+
+impl CallPolicy {
+    /// A call layer with these rates and retry policy.
+    pub fn new(rates: Rates, retry: RetryPolicy) -> CallPolicy {
+        CallPolicy {
+            buckets: Service::ALL.map(|s| Bucket::new(rates.of(s))),
+            retry,
+            global: Arc::new(CallStats::default()),
+        }
+    }
+
+    /// Counters across every operation since start.
+    pub fn global_stats(&self) -> &Arc<CallStats> {
+        &self.global
+    }
+
+    fn bucket(&self, service: Service) -> &Bucket {
+        &self.buckets[Service::ALL.iter().position(|s| *s == service).unwrap_or(0)]
+    }
+
+    /// Runs `f` (one AWS request) under the rate limit, retrying throttling and transient failures.
+    pub async fn call<T, F, Fut>(
+        &self,
+        ctx: &CallContext,
+        service: Service,
+        operation: &str,
+        mut f: F,
+    ) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, AwsError>>,
+    {
+        let call = format!("{service}:{operation}");
+        let mut attempt = 1;
+        loop {
+            let wait = self.bucket(service).reserve();
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            self.global.count(&call);
+            ctx.stats.count(&call);
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if e.kind.is_retryable() && attempt < self.retry.max_attempts => {
+                    if e.kind == crate::error::ErrorKind::Throttling {
+                        self.global.throttled.fetch_add(1, Ordering::Relaxed);
+                        ctx.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                    }
+                    self.global.retries.fetch_add(1, Ordering::Relaxed);
+                    ctx.stats.retries.fetch_add(1, Ordering::Relaxed);
+                    let delay = self.retry.delay(attempt);
+                    if let Some(o) = &ctx.observer {
+                        o.retrying(&call, e.code.as_deref(), attempt, delay);
+                    }
+                    tracing::debug!(call, attempt, code = e.code.as_deref(), ?delay, "retrying AWS call");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(e) => {
+                    if e.kind == crate::error::ErrorKind::Throttling {
+                        self.global.throttled.fetch_add(1, Ordering::Relaxed);
+                        ctx.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use super::*;
+    use crate::error::ErrorKind;
+
+    fn err(code: &str) -> AwsError {
+        AwsError::from_code("iam:GetRole", Some(code), Some(400), "x")
+    }
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(String, u32)>>);
+    impl CallObserver for Recorder {
+        fn retrying(&self, call: &str, code: Option<&str>, attempt: u32, _delay: Duration) {
+            self.0.lock().unwrap().push((format!("{call} {}", code.unwrap_or("")), attempt));
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_is_retried_with_backoff_and_counted() {
+        let policy = CallPolicy::new(Rates::UNLIMITED, RetryPolicy::default());
+        let recorder = Arc::new(Recorder::default());
+        let ctx = CallContext { stats: Arc::default(), observer: Some(recorder.clone()) };
+        let failures = AtomicU32::new(3);
+        let started = Instant::now();
+        let r = policy
+            .call(&ctx, Service::Iam, "GetRole", || async {
+                if failures.fetch_sub(1, Ordering::SeqCst) > 0 { Err(err("Throttling")) } else { Ok(7) }
+            })
+            .await;
+        assert_eq!(r, Ok(7));
+        assert_eq!(ctx.stats.snapshot().get("iam:GetRole"), Some(&4));
+        assert_eq!(ctx.stats.throttled(), 3);
+        assert_eq!(ctx.stats.retries(), 3);
+        assert_eq!(recorder.0.lock().unwrap().iter().map(|r| r.1).collect::<Vec<_>>(), [1, 2, 3]);
+        // Full jitter under ceilings of 100 ms, 200 ms and 400 ms.
+        assert!(started.elapsed() <= Duration::from_millis(700), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn permanent_errors_are_not_retried() {
+        let policy = CallPolicy::new(Rates::UNLIMITED, RetryPolicy::default());
+        let ctx = CallContext::new();
+        for code in ["MalformedPolicyDocument", "AccessDenied", "LimitExceeded", "NoSuchEntity"] {
+            let r: Result<(), _> = policy.call(&ctx, Service::Iam, code, || async { Err(err(code)) }).await;
+            assert_eq!(r.unwrap_err().code.as_deref(), Some(code));
+            assert_eq!(ctx.stats.snapshot().get(&format!("iam:{code}")), Some(&1), "{code}");
+        }
+        assert_eq!(ctx.stats.retries(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_give_up_after_max_attempts() {
+        let policy = CallPolicy::new(Rates::UNLIMITED, RetryPolicy { max_attempts: 4, ..RetryPolicy::default() });
+        let ctx = CallContext::new();
+        let r: Result<(), _> = policy
+            .call(&ctx, Service::Sts, "AssumeRole", || async { Err(AwsError::transport("sts:AssumeRole", "reset")) })
+            .await;
+        assert_eq!(r.unwrap_err().kind, ErrorKind::Transient);
+        assert_eq!(ctx.stats.snapshot().get("sts:AssumeRole"), Some(&4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_bucket_holds_the_rate() {
+        let policy = Arc::new(CallPolicy::new(
+            Rates { iam: Rate { per_second: 10.0, burst: 5 }, ..Rates::UNLIMITED },
+            RetryPolicy::default(),
+        ));
+        let ctx = CallContext::new();
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for _ in 0..25 {
+            let (policy, ctx) = (policy.clone(), ctx.clone());
+            tasks.push(tokio::spawn(async move {
+                policy.call(&ctx, Service::Iam, "GetRole", || async { Ok::<_, AwsError>(()) }).await
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        // 5 at once, then 20 more at 10 per second.
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        // Other services are not held back.
+        let s = Instant::now();
+        policy.call(&ctx, Service::Sts, "GetCallerIdentity", || async { Ok::<_, AwsError>(()) }).await.unwrap();
+        assert_eq!(s.elapsed(), Duration::ZERO);
+    }
+
+    #[test]
+    fn backoff_ceilings_double_up_to_the_cap() {
+        let p = RetryPolicy { max_attempts: 10, base: Duration::from_millis(100), cap: Duration::from_secs(1) };
+        for _ in 0..200 {
+            assert!(p.delay(1) <= Duration::from_millis(100));
+            assert!(p.delay(3) <= Duration::from_millis(400));
+            assert!(p.delay(9) <= Duration::from_secs(1));
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Credentials for member accounts: assume the bootstrap role, cache until shortly before expiry.
+//!
+//! A bootstrap role that is missing or not assumable is a per-account failure with a clear reason, not a crash.
+//! Right after an account joins the organization its role may not be assumable yet, so AccessDenied is retried
+//! until the account is older than the new-account grace.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use crossrole_core::names;
+
+use crate::{
+    api::{AssumeRoleRequest, AwsConnector, Credentials},
+    calls::{CallContext, CallPolicy},
+    error::{Error, ErrorKind, Service},
+};
+
+/// Credential broker settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerConfig {
+    /// The bootstrap role's name in every member account.
+    pub bootstrap_role: String,
+    /// Requested session duration, seconds.
+    pub session_duration: u32,
+    /// Credentials closer than this to expiry are renewed.
+    pub refresh_before: Duration,
+    /// How long after joining an account's AccessDenied is treated as "not ready yet".
+    pub new_account_grace: Duration,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            bootstrap_role: "OrganizationAccountAccessRole".into(),
+            session_duration: 3600,
+            refresh_before: Duration::from_secs(300),
+            new_account_grace: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Assumes bootstrap roles and caches the credentials.
+pub struct CredentialBroker {
+    connector: Arc<dyn AwsConnector>,
+    calls: Arc<CallPolicy>,
+    config: BrokerConfig,
+    cache: Mutex<HashMap<(String, String), Credentials>>,
+}
+
+/// A session name STS accepts (`[\w+=,.@-]{2,64}`) from any text.
+pub fn session_name(text: &str) -> String {
+    let mut s: String = text
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) { c } else { '-' })
+        .take(64)
+        .collect();
+    while s.len() < 2 {
+        s.push('-');
+    }
+    s
+}
+
+impl CredentialBroker {
+    /// A broker.
+    pub fn new(connector: Arc<dyn AwsConnector>, calls: Arc<CallPolicy>, config: BrokerConfig) -> CredentialBroker {
+        CredentialBroker { connector, calls, config, cache: Mutex::new(HashMap::new()) }
+    }
+
+    /// The bootstrap role's name.
+    pub fn bootstrap_role(&self) -> &str {
+        &self.config.bootstrap_role
+    }
+
+    /// Credentials in `account` through its bootstrap role, with a session named `session` (it identifies the
+    /// operation in CloudTrail). `joined_at` (Unix seconds) enables the new-account grace.
+    pub async fn bootstrap(
+        &self,
+        ctx: &CallContext,
+        account: &str,
+        joined_at: Option<u64>,
+        session: &str,
+    ) -> Result<Credentials, Error> {
+        let session = session_name(session);
+        let key = (account.to_string(), session.clone());
+        if let Some(c) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned())
+            && c.expiration > SystemTime::now() + self.config.refresh_before
+        {
+            return Ok(c);
+        }
+        let request = AssumeRoleRequest {
+            role_arn: names::role_arn(self.connector.partition(), account, "/", &self.config.bootstrap_role),
+            session_name: session,
+            external_id: None,
+            duration_seconds: self.config.session_duration,
+        };
+        let sts = self.connector.sts(None);
+        let mut wait = Duration::from_secs(5);
+        let creds = loop {
+            match self.calls.call(ctx, Service::Sts, "AssumeRole", || sts.assume_role(&request)).await {
+                Ok(c) => break c,
+                Err(e) if e.kind == ErrorKind::AccessDenied && self.in_grace(joined_at) => {
+                    tracing::info!(account, "bootstrap role not assumable yet; the account joined recently, waiting");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(60));
+                }
+                Err(e) if matches!(e.kind, ErrorKind::AccessDenied | ErrorKind::NotFound) => {
+                    return Err(Error::BootstrapUnavailable {
+                        account: account.to_string(),
+                        role: self.config.bootstrap_role.clone(),
+                        source: e,
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.retain(|_, c| c.expiration > SystemTime::now());
+            cache.insert(key, creds.clone());
+        }
+        Ok(creds)
+    }
+
+    fn in_grace(&self, joined_at: Option<u64>) -> bool {
+        let Some(joined) = joined_at else { return false };
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        now.saturating_sub(joined) < self.config.new_account_grace.as_secs()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_names_are_valid() {
+        assert_eq!(session_name("crossrole-0190a1b2-apply"), "crossrole-0190a1b2-apply");
+        assert_eq!(session_name("op/with spaces:and:colons"), "op-with-spaces-and-colons");
+        assert_eq!(session_name(""), "--");
+        assert_eq!(session_name(&"x".repeat(100)).len(), 64);
+    }
+}

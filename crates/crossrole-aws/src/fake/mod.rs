@@ -1,0 +1,457 @@
+//! An in-memory AWS for unit tests and benchmarks: Organizations, STS and IAM with AWS's semantics.
+//!
+//! Unlike the emulators, it enforces what real AWS enforces and crossrole relies on: a role must exist to be
+//! assumed and its trust policy must allow the caller (with the ExternalId); IAM refuses to delete a role with
+//! policies attached, to attach a policy that does not exist, or more managed policies than the quota. It models
+//! cost too: every call takes a latency (base plus seeded jitter, on `tokio::time`, so tests and benchmarks can
+//! run on a paused clock), and each service has a token bucket; a call over the rate gets `Throttling`, as from
+//! AWS. Failures can be injected per service, operation and account. It counts every call it serves.
+
+mod iam;
+mod org;
+mod sts;
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use crossrole_core::{
+    Partition, names,
+    org::{AccountTags, OrgTree},
+    plan::ObservedRole,
+    spec::PrincipalKind,
+};
+use rand::{Rng, SeedableRng, rngs::StdRng};
+use tokio::time::Instant;
+
+use crate::{
+    api::{AwsConnector, Credentials, IamApi, OrganizationsApi, StsApi},
+    calls::Rate,
+    error::{AwsError, Service},
+};
+
+/// Per-call latency: `base` plus a uniform jitter in `[0, jitter]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Latency {
+    /// Fixed part.
+    pub base: Duration,
+    /// Random part's upper bound.
+    pub jitter: Duration,
+}
+
+/// How the fake behaves.
+#[derive(Debug, Clone)]
+pub struct FakeConfig {
+    /// Latency per service.
+    pub latency: BTreeMap<Service, Latency>,
+    /// Throttle per service; a call beyond the bucket answers `Throttling`.
+    pub throttle: BTreeMap<Service, Rate>,
+    /// Seed of the jitter.
+    pub seed: u64,
+    /// The bootstrap role created in every member account (trusting the management account).
+    pub bootstrap_role: String,
+    /// Page size of Organizations list calls.
+    pub org_page_size: usize,
+    /// Serve an empty first page with a next token on every Organizations list (AWS does this).
+    pub empty_first_pages: bool,
+    /// Managed policies per role.
+    pub managed_policies_per_role: usize,
+}
+
+impl Default for FakeConfig {
+    fn default() -> Self {
+        FakeConfig {
+            latency: BTreeMap::new(),
+            throttle: BTreeMap::new(),
+            seed: 7,
+            bootstrap_role: "OrganizationAccountAccessRole".into(),
+            org_page_size: 20,
+            empty_first_pages: false,
+            managed_policies_per_role: 10,
+        }
+    }
+}
+
+/// An injected failure: calls matching it fail with `code` (`times` times, or always).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// Service.
+    pub service: Service,
+    /// Operation name (`CreateRole`); `None` for any.
+    pub operation: Option<String>,
+    /// Account the call acts in; `None` for any.
+    pub account: Option<String>,
+    /// AWS error code.
+    pub code: String,
+    /// How many times; `None` for always.
+    pub times: Option<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct FakeRole {
+    pub(crate) arn: String,
+    pub(crate) path: String,
+    pub(crate) description: String,
+    pub(crate) max_session_duration: u32,
+    pub(crate) trust: String,
+    pub(crate) boundary: Option<String>,
+    pub(crate) tags: BTreeMap<String, String>,
+    pub(crate) managed: BTreeSet<String>,
+    pub(crate) inline: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct FakePolicy {
+    pub(crate) versions: Vec<(String, String, u64)>,
+    pub(crate) default_version: String,
+    pub(crate) next_version: u32,
+    pub(crate) tags: BTreeMap<String, String>,
+    pub(crate) attachments: BTreeSet<(PrincipalKind, String)>,
+}
+
+/// A managed policy as tests see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyView {
+    /// The default version's document, decoded.
+    pub document: String,
+    /// Who it is attached to.
+    pub attachments: BTreeSet<(PrincipalKind, String)>,
+    /// How many versions it has.
+    pub versions: usize,
+}
+
+/// IAM state of one account.
+#[derive(Debug, Clone, Default)]
+pub struct AccountState {
+    pub(crate) roles: BTreeMap<String, FakeRole>,
+    pub(crate) policies: BTreeMap<String, FakePolicy>,
+    pub(crate) users: BTreeSet<String>,
+    pub(crate) groups: BTreeSet<String>,
+}
+
+impl AccountState {
+    /// Removes a role, policies and all (as if deleted by hand).
+    pub fn remove_role(&mut self, name: &str) -> bool {
+        self.roles.remove(name).is_some()
+    }
+
+    /// Creates a role by hand, outside crossrole (no ownership tags).
+    pub fn create_role_by_hand(&mut self, account: &str, name: &str, trust: &str) {
+        self.roles.insert(
+            name.to_string(),
+            FakeRole {
+                arn: names::role_arn(Partition::Aws, account, "/", name),
+                path: "/".into(),
+                description: "made by hand".into(),
+                max_session_duration: 3600,
+                trust: iam::encode(trust),
+                boundary: None,
+                tags: BTreeMap::new(),
+                managed: Default::default(),
+                inline: BTreeMap::new(),
+            },
+        );
+    }
+
+    /// Attaches a managed policy by hand (drift).
+    pub fn attach_by_hand(&mut self, role: &str, arn: &str) {
+        if let Some(r) = self.roles.get_mut(role) {
+            r.managed.insert(arn.to_string());
+        }
+    }
+
+    /// Replaces a trust policy by hand (drift).
+    pub fn set_trust_by_hand(&mut self, role: &str, document: &str) {
+        if let Some(r) = self.roles.get_mut(role) {
+            r.trust = iam::encode(document);
+        }
+    }
+}
+
+pub(crate) struct World {
+    pub(crate) partition: Partition,
+    pub(crate) config: FakeConfig,
+    pub(crate) tree: Mutex<OrgTree>,
+    pub(crate) tags: Mutex<AccountTags>,
+    pub(crate) iam: Mutex<HashMap<String, AccountState>>,
+    /// Issued access keys: key → (account, principal ARN).
+    pub(crate) keys: Mutex<HashMap<String, (String, String)>>,
+    pub(crate) failures: Mutex<Vec<Failure>>,
+    pub(crate) served: Mutex<BTreeMap<String, u64>>,
+    pub(crate) throttled: Mutex<u64>,
+    buckets: Mutex<HashMap<Service, (f64, Instant)>>,
+    rng: Mutex<StdRng>,
+    pub(crate) clock: Mutex<u64>,
+}
+
+impl World {
+    /// Every call starts here: count, inject, throttle, wait.
+    pub(crate) async fn enter(&self, service: Service, operation: &str, account: &str) -> Result<(), AwsError> {
+        let call = format!("{service}:{operation}");
+        if let Ok(mut s) = self.served.lock() {
+            *s.entry(call.clone()).or_default() += 1;
+        }
+        let latency = self.config.latency.get(&service).copied().unwrap_or_default();
+        let delay = {
+            let jitter = latency.jitter.as_nanos() as u64;
+            let extra =
+                if jitter == 0 { 0 } else { self.rng.lock().map(|mut r| r.random_range(0..=jitter)).unwrap_or(0) };
+            latency.base + Duration::from_nanos(extra)
+        };
+        let throttled = self.take_token(service);
+        if !delay.is_zero() {
+            tokio::time::sleep(if throttled { delay / 4 } else { delay }).await;
+        }
+        if throttled {
+            if let Ok(mut t) = self.throttled.lock() {
+                *t += 1;
+            }
+            return Err(AwsError::from_code(call, Some("Throttling"), Some(400), "Rate exceeded"));
+        }
+        let injected = self.failures.lock().ok().and_then(|mut failures| {
+            let i = failures.iter().position(|f| {
+                f.service == service
+                    && f.operation.as_deref().is_none_or(|o| o == operation)
+                    && f.account.as_deref().is_none_or(|a| a == account)
+            })?;
+            let code = failures[i].code.clone();
+            match &mut failures[i].times {
+                Some(1) => {
+                    failures.remove(i);
+                }
+                Some(n) => *n -= 1,
+                None => {}
+            }
+            Some(code)
+        });
+        match injected {
+            Some(code) => {
+                let status = if crate::error::classify(Some(&code), None).is_retryable() { 503 } else { 400 };
+                Err(AwsError::from_code(call, Some(&code), Some(status), "injected failure"))
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn take_token(&self, service: Service) -> bool {
+        let Some(rate) = self.config.throttle.get(&service).copied() else { return false };
+        if rate.per_second <= 0.0 {
+            return false;
+        }
+        let Ok(mut buckets) = self.buckets.lock() else { return false };
+        let now = Instant::now();
+        let (tokens, last) = buckets.entry(service).or_insert((f64::from(rate.burst.max(1)), now));
+        let refilled =
+            (*tokens + now.duration_since(*last).as_secs_f64() * rate.per_second).min(f64::from(rate.burst.max(1)));
+        *last = now;
+        if refilled >= 1.0 {
+            *tokens = refilled - 1.0;
+            false
+        } else {
+            *tokens = refilled;
+            true
+        }
+    }
+
+    pub(crate) fn now(&self) -> u64 {
+        self.clock
+            .lock()
+            .map(|mut c| {
+                *c += 1;
+                *c
+            })
+            .unwrap_or(0)
+    }
+}
+
+/// The fake AWS. Cheap to clone; clones share the world.
+#[derive(Clone)]
+pub struct FakeAws {
+    pub(crate) world: Arc<World>,
+    management_arn: String,
+}
+
+impl FakeAws {
+    /// A fake with `tree` as its organization; every ACTIVE member account gets the bootstrap role.
+    pub fn new(tree: OrgTree, config: FakeConfig) -> FakeAws {
+        let partition = Partition::Aws;
+        let management = tree.organization.management_account_id.clone();
+        let mut iam = HashMap::new();
+        for account in tree.accounts.values() {
+            let mut state = AccountState::default();
+            if account.id != management {
+                let trust = format!(
+                    r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{management}:root"}},"Action":"sts:AssumeRole"}}]}}"#
+                );
+                state.roles.insert(
+                    config.bootstrap_role.clone(),
+                    FakeRole {
+                        arn: names::role_arn(partition, &account.id, "/", &config.bootstrap_role),
+                        path: "/".into(),
+                        description: String::new(),
+                        max_session_duration: 3600,
+                        trust: iam::encode(&trust),
+                        boundary: None,
+                        tags: BTreeMap::new(),
+                        managed: ["arn:aws:iam::aws:policy/AdministratorAccess".to_string()].into(),
+                        inline: BTreeMap::new(),
+                    },
+                );
+            }
+            iam.insert(account.id.clone(), state);
+        }
+        let seed = config.seed;
+        FakeAws {
+            management_arn: format!("arn:aws:iam::{management}:user/crossroled"),
+            world: Arc::new(World {
+                partition,
+                config,
+                tree: Mutex::new(tree),
+                tags: Mutex::new(AccountTags::new()),
+                iam: Mutex::new(iam),
+                keys: Mutex::new(HashMap::new()),
+                failures: Mutex::new(Vec::new()),
+                served: Mutex::new(BTreeMap::new()),
+                throttled: Mutex::new(0),
+                buckets: Mutex::new(HashMap::new()),
+                rng: Mutex::new(StdRng::seed_from_u64(seed)),
+                clock: Mutex::new(1_700_000_000),
+            }),
+        }
+    }
+
+    /// Edits the IAM state of `account` (drift, users, groups, …).
+    pub fn with_account<R>(&self, account: &str, f: impl FnOnce(&mut AccountState) -> R) -> R {
+        let mut iam = self.world.iam.lock().unwrap_or_else(|e| e.into_inner());
+        f(iam.entry(account.to_string()).or_default())
+    }
+
+    /// Edits the organization.
+    pub fn with_tree<R>(&self, f: impl FnOnce(&mut OrgTree) -> R) -> R {
+        let mut tree = self.world.tree.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut tree)
+    }
+
+    /// Sets an account's tags.
+    pub fn set_tags(&self, account: &str, tags: &[(&str, &str)]) {
+        if let Ok(mut t) = self.world.tags.lock() {
+            t.insert(account.into(), tags.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        }
+    }
+
+    /// Injects a failure.
+    pub fn inject(&self, failure: Failure) {
+        if let Ok(mut f) = self.world.failures.lock() {
+            f.push(failure);
+        }
+    }
+
+    /// Calls served, by `service:Operation`.
+    pub fn served(&self) -> BTreeMap<String, u64> {
+        self.world.served.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Calls answered with `Throttling`.
+    pub fn throttled(&self) -> u64 {
+        self.world.throttled.lock().map(|t| *t).unwrap_or(0)
+    }
+
+    /// Forgets the counters.
+    pub fn reset_counters(&self) {
+        if let Ok(mut s) = self.world.served.lock() {
+            s.clear();
+        }
+        if let Ok(mut t) = self.world.throttled.lock() {
+            *t = 0;
+        }
+    }
+
+    /// IAM writes served (anything but Get*/List*).
+    pub fn iam_writes(&self) -> u64 {
+        self.served()
+            .iter()
+            .filter(|(k, _)| k.strip_prefix("iam:").is_some_and(|op| !op.starts_with("Get") && !op.starts_with("List")))
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    /// The role `name` in `account`, as crossrole would observe it.
+    pub fn role(&self, account: &str, name: &str) -> Option<ObservedRole> {
+        self.with_account(account, |a| {
+            a.roles.get(name).map(|r| ObservedRole {
+                arn: r.arn.clone(),
+                name: name.to_string(),
+                path: r.path.clone(),
+                description: r.description.clone(),
+                max_session_duration: r.max_session_duration,
+                trust_policy: r.trust.clone(),
+                permissions_boundary_arn: r.boundary.clone(),
+                tags: r.tags.clone(),
+                managed_policy_arns: r.managed.clone(),
+                inline_policies: r.inline.clone(),
+            })
+        })
+    }
+
+    /// Role names in `account`.
+    pub fn role_names(&self, account: &str) -> Vec<String> {
+        self.with_account(account, |a| a.roles.keys().cloned().collect())
+    }
+
+    /// Adds IAM users and groups to `account` (the trusted side).
+    pub fn add_principals(&self, account: &str, users: &[&str], groups: &[&str]) {
+        self.with_account(account, |a| {
+            a.users.extend(users.iter().map(|u| u.to_string()));
+            a.groups.extend(groups.iter().map(|g| g.to_string()));
+        });
+    }
+
+    /// The managed policy `arn` in `account`.
+    pub fn policy(&self, account: &str, arn: &str) -> Option<PolicyView> {
+        self.with_account(account, |a| {
+            a.policies.get(arn).map(|p| PolicyView {
+                document: p
+                    .versions
+                    .iter()
+                    .find(|v| v.0 == p.default_version)
+                    .map(|v| iam::decode(&v.1))
+                    .unwrap_or_default(),
+                attachments: p.attachments.clone(),
+                versions: p.versions.len(),
+            })
+        })
+    }
+
+    /// Credentials for `role_arn` as if someone assumed it (for tests of verify).
+    pub fn credentials_for(&self, account: &str, principal_arn: &str) -> Credentials {
+        sts::issue(&self.world, account, principal_arn)
+    }
+}
+
+impl AwsConnector for FakeAws {
+    fn partition(&self) -> Partition {
+        self.world.partition
+    }
+
+    fn organizations(&self) -> Arc<dyn OrganizationsApi> {
+        Arc::new(org::FakeOrganizations { world: self.world.clone() })
+    }
+
+    fn sts(&self, credentials: Option<&Credentials>) -> Arc<dyn StsApi> {
+        let identity = match credentials {
+            None => {
+                let account =
+                    self.world.tree.lock().map(|t| t.organization.management_account_id.clone()).unwrap_or_default();
+                Ok((account, self.management_arn.clone()))
+            }
+            Some(c) => sts::identity(&self.world, c),
+        };
+        Arc::new(sts::FakeSts { world: self.world.clone(), identity })
+    }
+
+    fn iam(&self, credentials: &Credentials) -> Arc<dyn IamApi> {
+        Arc::new(iam::FakeIam { world: self.world.clone(), identity: sts::identity(&self.world, credentials) })
+    }
+}

@@ -1,0 +1,163 @@
+//! IAM reconcile in one account: read the observed role, apply planned changes in order.
+//!
+//! Reading costs `GetRole` (which carries the tags), `ListAttachedRolePolicies`, `ListRolePolicies` and one
+//! `GetRolePolicy` per inline policy; a missing role costs only `GetRole`. Applying makes exactly one call per
+//! change, except that a description and a session-duration change share one `UpdateRole`.
+
+use std::sync::Arc;
+
+use crossrole_core::plan::{Change, ObservedRole};
+use futures::{StreamExt, TryStreamExt, stream};
+
+use crate::{
+    api::{CreateRole, IamApi, Page},
+    calls::{CallContext, CallPolicy},
+    error::{AwsError, Error, Service},
+};
+
+/// IAM in one account, through the call layer.
+pub struct AccountIam<'a> {
+    /// The account's IAM.
+    pub iam: Arc<dyn IamApi>,
+    /// The call layer.
+    pub calls: &'a CallPolicy,
+    /// The operation's call context.
+    pub ctx: &'a CallContext,
+}
+
+impl AccountIam<'_> {
+    pub(crate) async fn call<T, F, Fut>(&self, operation: &str, f: F) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, AwsError>>,
+    {
+        self.calls.call(self.ctx, Service::Iam, operation, f).await
+    }
+
+    pub(crate) async fn pages<T, F, Fut>(&self, operation: &str, mut page: F) -> Result<Vec<T>, AwsError>
+    where
+        F: FnMut(Option<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<Page<T>, AwsError>>,
+    {
+        let mut items = Vec::new();
+        let mut marker = None;
+        loop {
+            let p = self.call(operation, || page(marker.clone())).await?;
+            items.extend(p.items);
+            match p.next_token {
+                Some(m) if !m.is_empty() => marker = Some(m),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    /// Reads role `name`; `None` when it does not exist.
+    pub async fn read_role(&self, name: &str) -> Result<Option<ObservedRole>, Error> {
+        let role = match self.call("GetRole", || self.iam.get_role(name)).await {
+            Ok(r) => r,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let managed = self.pages("ListAttachedRolePolicies", |m| self.iam.list_attached_role_policies(name, m)).await?;
+        let inline_names = self.pages("ListRolePolicies", |m| self.iam.list_role_policies(name, m)).await?;
+        let inline: Vec<(String, String)> = stream::iter(inline_names)
+            .map(|policy| async move {
+                let doc = self.call("GetRolePolicy", || self.iam.get_role_policy(name, &policy)).await?;
+                Ok::<_, AwsError>((policy, doc))
+            })
+            .buffer_unordered(4)
+            .try_collect()
+            .await?;
+        Ok(Some(ObservedRole {
+            arn: role.arn,
+            name: role.name,
+            path: role.path,
+            description: role.description,
+            max_session_duration: role.max_session_duration,
+            trust_policy: role.trust_policy,
+            permissions_boundary_arn: role.permissions_boundary_arn,
+            tags: role.tags,
+            managed_policy_arns: managed.into_iter().collect(),
+            inline_policies: inline.into_iter().collect(),
+        }))
+    }
+
+    /// Applies `changes` to role `role` in order, calling `applied` after each one. On failure, the changes
+    /// before it are applied and the error says which call failed.
+    pub async fn apply(&self, role: &str, changes: &[Change], mut applied: impl FnMut(&Change)) -> Result<(), Error> {
+        let mut description_done = false;
+        for (i, change) in changes.iter().enumerate() {
+            match change {
+                Change::CreateRole {
+                    name,
+                    path,
+                    description,
+                    max_session_duration,
+                    trust_policy,
+                    permissions_boundary_arn,
+                    tags,
+                } => {
+                    let input = CreateRole {
+                        name: name.clone(),
+                        path: path.clone(),
+                        description: description.clone(),
+                        max_session_duration: *max_session_duration,
+                        trust_policy: trust_policy.clone(),
+                        permissions_boundary_arn: permissions_boundary_arn.clone(),
+                        tags: tags.clone(),
+                    };
+                    self.call("CreateRole", || self.iam.create_role(&input)).await?;
+                }
+                Change::UpdateTrustPolicy { after, .. } => {
+                    self.call("UpdateAssumeRolePolicy", || self.iam.update_assume_role_policy(role, after)).await?;
+                }
+                Change::UpdateMaxSessionDuration { after, .. } => {
+                    // One UpdateRole carries a later description change too.
+                    let description = changes[i..].iter().find_map(|c| match c {
+                        Change::UpdateDescription { after, .. } => Some(after.as_str()),
+                        _ => None,
+                    });
+                    self.call("UpdateRole", || self.iam.update_role(role, description, Some(*after))).await?;
+                    description_done = description.is_some();
+                }
+                Change::UpdateDescription { after, .. } => {
+                    if !description_done {
+                        self.call("UpdateRole", || self.iam.update_role(role, Some(after), None)).await?;
+                    }
+                }
+                Change::PutPermissionsBoundary { after, .. } => {
+                    self.call("PutRolePermissionsBoundary", || self.iam.put_role_permissions_boundary(role, after))
+                        .await?;
+                }
+                Change::DeletePermissionsBoundary { .. } => {
+                    self.call("DeleteRolePermissionsBoundary", || self.iam.delete_role_permissions_boundary(role))
+                        .await?;
+                }
+                Change::AttachManagedPolicy { arn } => {
+                    self.call("AttachRolePolicy", || self.iam.attach_role_policy(role, arn)).await?;
+                }
+                Change::DetachManagedPolicy { arn } => {
+                    self.call("DetachRolePolicy", || self.iam.detach_role_policy(role, arn)).await?;
+                }
+                Change::PutInlinePolicy { name, after, .. } => {
+                    self.call("PutRolePolicy", || self.iam.put_role_policy(role, name, after)).await?;
+                }
+                Change::DeleteInlinePolicy { name, .. } => {
+                    self.call("DeleteRolePolicy", || self.iam.delete_role_policy(role, name)).await?;
+                }
+                Change::TagRole { tags, .. } => {
+                    self.call("TagRole", || self.iam.tag_role(role, tags)).await?;
+                }
+                Change::UntagRole { before } => {
+                    let keys: Vec<String> = before.keys().cloned().collect();
+                    self.call("UntagRole", || self.iam.untag_role(role, &keys)).await?;
+                }
+                Change::DeleteRole { .. } => {
+                    self.call("DeleteRole", || self.iam.delete_role(role)).await?;
+                }
+            }
+            applied(change);
+        }
+        Ok(())
+    }
+}

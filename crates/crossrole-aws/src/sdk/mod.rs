@@ -1,0 +1,137 @@
+//! The real AWS: the traits of [`crate::api`] over the AWS SDK for Rust.
+//!
+//! Credentials and endpoints come from the standard chain (environment, profiles, SSO, IMDS, and
+//! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`). The SDK's own retries are disabled: the call layer
+//! is the only one. TLS is rustls with ring.
+
+mod iam;
+mod organizations;
+mod sts;
+
+use std::{sync::Arc, time::Duration};
+
+use aws_config::{BehaviorVersion, Region, SdkConfig, retry::RetryConfig, timeout::TimeoutConfig};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::{display::DisplayErrorContext, metadata::ProvideErrorMetadata};
+use crossrole_core::Partition;
+
+use crate::{
+    api::{AwsConnector, Credentials, IamApi, OrganizationsApi, StsApi},
+    error::AwsError,
+};
+
+/// The real AWS.
+pub struct SdkConnector {
+    config: SdkConfig,
+    partition: Partition,
+    organizations: Arc<organizations::SdkOrganizations>,
+    sts: Arc<sts::SdkSts>,
+}
+
+impl SdkConnector {
+    /// Loads the standard AWS configuration. Without a region, `us-east-1` (IAM and Organizations are global).
+    /// The partition comes from `partition`, else from the region.
+    pub async fn from_env(partition: Option<Partition>) -> SdkConnector {
+        let http =
+            aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+        let mut config = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http)
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(30))
+                    .build(),
+            )
+            .load()
+            .await;
+        if config.region().is_none() {
+            config = config.into_builder().region(Region::new("us-east-1")).build();
+        }
+        let region = config.region().map(|r| r.as_ref().to_string()).unwrap_or_default();
+        let partition = partition.unwrap_or(if region.starts_with("cn-") {
+            Partition::AwsCn
+        } else if region.starts_with("us-gov-") {
+            Partition::AwsUsGov
+        } else {
+            Partition::Aws
+        });
+        SdkConnector {
+            organizations: Arc::new(organizations::SdkOrganizations::new(&config)),
+            sts: Arc::new(sts::SdkSts::new(&config, None)),
+            config,
+            partition,
+        }
+    }
+}
+
+impl AwsConnector for SdkConnector {
+    fn partition(&self) -> Partition {
+        self.partition
+    }
+
+    fn organizations(&self) -> Arc<dyn OrganizationsApi> {
+        self.organizations.clone()
+    }
+
+    fn sts(&self, credentials: Option<&Credentials>) -> Arc<dyn StsApi> {
+        match credentials {
+            None => self.sts.clone(),
+            Some(c) => Arc::new(sts::SdkSts::new(&self.config, Some(c))),
+        }
+    }
+
+    fn iam(&self, credentials: &Credentials) -> Arc<dyn IamApi> {
+        Arc::new(iam::SdkIam::new(&self.config, credentials))
+    }
+}
+
+/// SDK credentials from ours.
+fn provider(c: &Credentials) -> aws_credential_types::Credentials {
+    aws_credential_types::Credentials::new(
+        c.access_key_id.clone(),
+        c.secret_access_key.clone(),
+        Some(c.session_token.clone()),
+        Some(c.expiration),
+        "crossrole-assumed-role",
+    )
+}
+
+/// Our error from an SDK error: AWS's code and HTTP status when AWS answered, transient when it did not.
+fn map_err<E, R>(call: &str, e: SdkError<E, R>) -> AwsError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + HasStatus,
+{
+    match &e {
+        SdkError::ServiceError(se) => {
+            let status = se.raw().status_code();
+            AwsError::from_code(call, se.err().code(), Some(status), se.err().message().unwrap_or("no message"))
+        }
+        SdkError::ConstructionFailure(_) => {
+            AwsError::from_code(call, Some("ConstructionFailure"), None, DisplayErrorContext(&e).to_string())
+        }
+        _ => match e.raw_response().map(HasStatus::status_code) {
+            Some(status) if status >= 400 => {
+                AwsError::from_code(call, e.code(), Some(status), DisplayErrorContext(&e).to_string())
+            }
+            _ => AwsError::transport(call, DisplayErrorContext(&e).to_string()),
+        },
+    }
+}
+
+/// The HTTP status of a raw response.
+trait HasStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HasStatus for aws_smithy_runtime_api::http::Response {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
+
+fn unix(t: &aws_smithy_types::DateTime) -> u64 {
+    u64::try_from(t.secs()).unwrap_or(0)
+}

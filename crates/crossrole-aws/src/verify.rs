@@ -1,0 +1,193 @@
+//! Verification: does the role work for the trusted side?
+//!
+//! Two checks, both reported. The live check assumes the role as the trusted side (with the ExternalId) and asks
+//! `GetCallerIdentity` which account the new credentials act in; IAM is eventually consistent, so a new role is
+//! retried with capped backoff until a deadline. The static check evaluates the role's trust policy as read from
+//! IAM for each granted principal — with the ExternalId and MFA it must be allowed, and without the ExternalId it
+//! must be refused — which proves what no emulator enforces.
+
+use std::time::Duration;
+
+use crossrole_core::{
+    names::{self, Partition},
+    policy::{
+        PolicyDocument,
+        eval::{Caller, evaluate},
+    },
+    spec::AccessSpec,
+};
+use crossrole_proto::v1 as pb;
+use tokio::time::Instant;
+
+use crate::{
+    api::{AssumeRoleRequest, AwsConnector, Credentials},
+    calls::{CallContext, CallPolicy},
+    error::{AwsError, ErrorKind, Service},
+};
+
+/// What a live check assumes, as whom.
+#[derive(Debug, Clone)]
+pub struct LiveCheck<'a> {
+    /// The trusted side's credentials.
+    pub as_credentials: &'a Credentials,
+    /// Who that is, for the report.
+    pub caller_arn: &'a str,
+    /// The role to assume.
+    pub role_arn: &'a str,
+    /// The account the credentials must act in.
+    pub account: &'a str,
+    /// The ExternalId to present.
+    pub external_id: Option<&'a str>,
+    /// How long to retry while IAM propagates.
+    pub timeout: Duration,
+}
+
+/// Assumes the role as the trusted side and checks the account it lands in, retrying until the timeout while
+/// IAM propagates.
+pub async fn live_check(
+    connector: &dyn AwsConnector,
+    calls: &CallPolicy,
+    ctx: &CallContext,
+    check: LiveCheck<'_>,
+) -> pb::AssumeCheck {
+    let LiveCheck { as_credentials, caller_arn, role_arn, account, external_id, timeout } = check;
+    let sts = connector.sts(Some(as_credentials));
+    let request = AssumeRoleRequest {
+        role_arn: role_arn.to_string(),
+        session_name: "crossrole-verify".into(),
+        external_id: external_id.map(String::from),
+        duration_seconds: 900,
+    };
+    let deadline = Instant::now() + timeout;
+    let mut attempts = 0u32;
+    let mut wait = Duration::from_millis(500);
+    let last_error: AwsError = loop {
+        attempts += 1;
+        let result = async {
+            let creds = calls.call(ctx, Service::Sts, "AssumeRole", || sts.assume_role(&request)).await?;
+            let assumed = connector.sts(Some(&creds));
+            calls.call(ctx, Service::Sts, "GetCallerIdentity", || assumed.get_caller_identity()).await
+        }
+        .await;
+        match result {
+            Ok(identity) => {
+                let landed = identity.account == account;
+                return pb::AssumeCheck {
+                    outcome: if landed { pb::CheckOutcome::Passed } else { pb::CheckOutcome::Failed } as i32,
+                    caller_arn: caller_arn.to_string(),
+                    assumed_arn: identity.arn,
+                    assumed_account_id: identity.account.clone(),
+                    attempts,
+                    error: if landed {
+                        String::new()
+                    } else {
+                        format!("credentials act in {}, not {account}", identity.account)
+                    },
+                };
+            }
+            // A new role is not assumable everywhere at once: AccessDenied and NotFound are retried until the deadline.
+            Err(e)
+                if matches!(e.kind, ErrorKind::AccessDenied | ErrorKind::NotFound)
+                    && Instant::now() + wait < deadline =>
+            {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => break e,
+        }
+    };
+    pb::AssumeCheck {
+        outcome: pb::CheckOutcome::Failed as i32,
+        caller_arn: caller_arn.to_string(),
+        attempts,
+        error: last_error.to_string(),
+        ..Default::default()
+    }
+}
+
+/// The live check cannot present an MFA token; it is skipped for roles that require one.
+pub fn live_check_skipped(reason: &str) -> pb::AssumeCheck {
+    pb::AssumeCheck { outcome: pb::CheckOutcome::Skipped as i32, error: reason.to_string(), ..Default::default() }
+}
+
+/// The principals whose access the static check evaluates: the grant's users and roles (groups are not principals),
+/// or, without a grant, the trusted principals and account roots of the spec.
+pub fn principals_to_check(spec: &AccessSpec, partition: Partition) -> Vec<String> {
+    if let Some(g) = &spec.grant {
+        let mut out: Vec<String> =
+            g.user_names.iter().map(|u| format!("arn:{partition}:iam::{}:user/{u}", g.account_id)).collect();
+        out.extend(g.role_names.iter().map(|r| names::role_arn(partition, &g.account_id, "/", r)));
+        if out.is_empty() {
+            out.push(names::account_root_arn(partition, &g.account_id));
+        }
+        return out;
+    }
+    let trust = &spec.role.trust;
+    let mut out: Vec<String> =
+        trust.principal_arns.iter().filter(|p| *p != "*" && !p.contains('*') && !p.contains('?')).cloned().collect();
+    out.extend(trust.account_ids.iter().map(|a| names::account_root_arn(partition, a)));
+    out
+}
+
+/// Evaluates the role's trust policy as read from IAM (`observed_trust`, URL-encoded or not) for each principal.
+pub fn static_checks(observed_trust: &str, spec: &AccessSpec, principals: &[String]) -> Vec<pb::TrustCheck> {
+    let policy = match PolicyDocument::parse_observed(observed_trust) {
+        Ok(p) => p,
+        Err(e) => {
+            return vec![pb::TrustCheck {
+                principal_arn: String::new(),
+                outcome: pb::CheckOutcome::Failed as i32,
+                reason: format!(
+                    "the trust policy in IAM does not parse: {}",
+                    e.first().map(|v| v.to_string()).unwrap_or_default()
+                ),
+            }];
+        }
+    };
+    let trust = &spec.role.trust;
+    let mut out = Vec::new();
+    for arn in principals {
+        let caller = Caller {
+            external_id: trust.external_id.clone(),
+            mfa: Some(true),
+            org_id: trust.principal_org_id.clone(),
+            ..Caller::from_arn(arn)
+        };
+        let e = evaluate(&policy, &caller, "sts:AssumeRole");
+        out.push(pb::TrustCheck {
+            principal_arn: arn.clone(),
+            outcome: if e.allowed() { pb::CheckOutcome::Passed } else { pb::CheckOutcome::Failed } as i32,
+            reason: e.reason,
+        });
+        if trust.external_id.is_some() {
+            let without = Caller { external_id: None, ..caller.clone() };
+            let wrong = Caller { external_id: Some("not-the-external-id".into()), ..caller.clone() };
+            for (label, c) in [("without the ExternalId", without), ("with a wrong ExternalId", wrong)] {
+                let e = evaluate(&policy, &c, "sts:AssumeRole");
+                out.push(pb::TrustCheck {
+                    principal_arn: format!("{arn} ({label})"),
+                    outcome: if e.allowed() { pb::CheckOutcome::Failed } else { pb::CheckOutcome::Passed } as i32,
+                    reason: if e.allowed() {
+                        format!("must be refused but is {}", e.reason)
+                    } else {
+                        format!("refused: {}", e.reason)
+                    },
+                });
+            }
+        }
+        if trust.require_mfa {
+            let no_mfa = Caller { mfa: None, ..caller };
+            let e = evaluate(&policy, &no_mfa, "sts:AssumeRole");
+            out.push(pb::TrustCheck {
+                principal_arn: format!("{arn} (without MFA)"),
+                outcome: if e.allowed() { pb::CheckOutcome::Failed } else { pb::CheckOutcome::Passed } as i32,
+                reason: if e.allowed() {
+                    format!("must be refused but is {}", e.reason)
+                } else {
+                    format!("refused: {}", e.reason)
+                },
+            });
+        }
+    }
+    out
+}
