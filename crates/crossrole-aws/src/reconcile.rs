@@ -83,10 +83,20 @@ impl AccountIam<'_> {
     }
 
     /// Applies `changes` to role `role` in order, calling `applied` after each one. On failure, the changes
-    /// before it are applied and the error says which call failed.
-    pub async fn apply(&self, role: &str, changes: &[Change], mut applied: impl FnMut(&Change)) -> Result<(), Error> {
+    /// before it are applied and the error says which call failed. `stop` is asked before each change; when it
+    /// says so, the changes so far stay applied and the result is [`Error::Cancelled`].
+    pub async fn apply(
+        &self,
+        role: &str,
+        changes: &[Change],
+        stop: impl Fn() -> bool,
+        mut applied: impl FnMut(&Change),
+    ) -> Result<(), Error> {
         let mut description_done = false;
         for (i, change) in changes.iter().enumerate() {
+            if stop() {
+                return Err(Error::Cancelled);
+            }
             match change {
                 Change::CreateRole {
                     name,

@@ -180,7 +180,7 @@ async fn reconcile_creates_reads_back_and_converges() {
     assert_eq!(iam.read_role("Audit").await.unwrap(), None);
     let p = plan(&desired, None);
     let mut applied = Vec::new();
-    iam.apply("Audit", p.changes(), |c| applied.push(c.summary())).await.unwrap();
+    iam.apply("Audit", p.changes(), || false, |c| applied.push(c.summary())).await.unwrap();
     assert_eq!(applied.len(), 3);
     let observed = iam.read_role("Audit").await.unwrap().unwrap();
     assert_eq!(observed.arn, "arn:aws:iam::200000000000:role/crossrole/Audit");
@@ -194,7 +194,7 @@ async fn reconcile_creates_reads_back_and_converges() {
     let d2 = DesiredRole::from_spec(&spec2, Partition::Aws);
     let ctx2 = CallContext::new();
     let iam2 = AccountIam { iam: fake.iam(&creds), calls: &calls, ctx: &ctx2 };
-    iam2.apply("Audit", plan(&d2, Some(&observed)).changes(), |_| {}).await.unwrap();
+    iam2.apply("Audit", plan(&d2, Some(&observed)).changes(), || false, |_| {}).await.unwrap();
     assert_eq!(ctx2.stats.snapshot().get("iam:UpdateRole"), Some(&1));
     assert_eq!(plan(&d2, iam2.read_role("Audit").await.unwrap().as_ref()), AccountPlan::InSync);
 }
@@ -217,7 +217,7 @@ async fn permanent_iam_errors_carry_their_code() {
     });
     let iam = AccountIam { iam: fake.iam(&creds), calls: &calls, ctx: &ctx };
     let desired = DesiredRole::from_spec(&spec(), Partition::Aws);
-    let err = iam.apply("Audit", plan(&desired, None).changes(), |_| {}).await.unwrap_err();
+    let err = iam.apply("Audit", plan(&desired, None).changes(), || false, |_| {}).await.unwrap_err();
     assert_eq!(err.aws_code(), Some("MalformedPolicyDocument"));
     assert_eq!(ctx.stats.snapshot().get("iam:PutRolePolicy"), Some(&1), "not retried");
 }
@@ -235,7 +235,10 @@ async fn the_trusted_side_and_verify() {
     let target = "200000000005";
     let tcreds = broker.bootstrap(&ctx, target, None, "s").await.unwrap();
     let t_iam = AccountIam { iam: fake.iam(&tcreds), calls: &calls, ctx: &ctx };
-    t_iam.apply("Audit", plan(&DesiredRole::from_spec(&spec, Partition::Aws), None).changes(), |_| {}).await.unwrap();
+    t_iam
+        .apply("Audit", plan(&DesiredRole::from_spec(&spec, Partition::Aws), None).changes(), || false, |_| {})
+        .await
+        .unwrap();
 
     // The grant in the trusted account.
     let screds = broker.bootstrap(&ctx, SECURITY, None, "s").await.unwrap();

@@ -1,1 +1,258 @@
-//! The crossrole operation journal: operations, their specs, per-account state and the event log, in SQLite.
+//! The crossrole journal: operations, their specs, per-account results, the event log, where specs are applied
+//! (placements), bindings and the audit log.
+//!
+//! [`Journal`] is the interface the engine and the server use; [`SqliteJournal`] implements it on one SQLite file
+//! (WAL mode), created with its schema on first open and migrated forward by `PRAGMA user_version`. A PostgreSQL
+//! implementation for several replicas would implement the same trait, with row leases in place of the in-process
+//! locks the engine holds today.
+//!
+//! Payloads (specs, account results, events) are stored as encoded protobuf bytes next to the columns that are
+//! queried, so the journal does not need to understand them.
+
+mod sqlite;
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+pub use sqlite::SqliteJournal;
+
+/// Errors of the journal.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("journal: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// An idempotency key was reused for a different request.
+    #[error("idempotency key {0:?} was already used for a different request")]
+    IdempotencyConflict(String),
+    /// A binding's version did not match.
+    #[error("binding {name:?} is at version {actual}, not {expected}")]
+    VersionMismatch {
+        /// Binding.
+        name: String,
+        /// Expected version.
+        expected: u64,
+        /// Stored version.
+        actual: u64,
+    },
+    /// The journal file is newer than this crossroled understands.
+    #[error("journal schema version {0} is newer than this crossroled supports ({1}); upgrade crossroled")]
+    SchemaTooNew(i64, i64),
+    /// A blocking task failed.
+    #[error("journal task failed: {0}")]
+    Task(String),
+}
+
+/// A new operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOperation {
+    /// Id.
+    pub id: String,
+    /// Kind (the API's enum value).
+    pub kind: i32,
+    /// Spec name.
+    pub spec_name: String,
+    /// Encoded spec.
+    pub spec: Vec<u8>,
+    /// Client idempotency key.
+    pub idempotency_key: Option<String>,
+    /// Fingerprint of the request, to tell a retry from a reuse of the key.
+    pub request_fingerprint: String,
+    /// Binding that started it.
+    pub binding_name: Option<String>,
+    /// Token name of the caller.
+    pub created_by: String,
+    /// Unix milliseconds.
+    pub create_time: i64,
+    /// Initial state.
+    pub state: i32,
+    /// Detect only.
+    pub dry_run: bool,
+}
+
+/// A stored operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationRow {
+    /// Id.
+    pub id: String,
+    /// Kind.
+    pub kind: i32,
+    /// State.
+    pub state: i32,
+    /// Spec name.
+    pub spec_name: String,
+    /// Encoded spec.
+    pub spec: Vec<u8>,
+    /// Idempotency key.
+    pub idempotency_key: Option<String>,
+    /// Binding.
+    pub binding_name: Option<String>,
+    /// Creator.
+    pub created_by: String,
+    /// Unix ms.
+    pub create_time: i64,
+    /// Unix ms.
+    pub start_time: Option<i64>,
+    /// Unix ms.
+    pub end_time: Option<i64>,
+    /// Message.
+    pub message: String,
+    /// AWS call counters (`service:Operation` → count).
+    pub aws_calls: BTreeMap<String, u64>,
+    /// Throttled calls.
+    pub throttled_calls: u64,
+    /// Latest event sequence.
+    pub last_sequence: u64,
+    /// Insertion order.
+    pub position: i64,
+    /// Detect only.
+    pub dry_run: bool,
+}
+
+/// One account of an operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountRow {
+    /// Position in target order.
+    pub index: u32,
+    /// Account id.
+    pub account_id: String,
+    /// Outcome (the API's enum value).
+    pub outcome: i32,
+    /// Encoded result.
+    pub result: Vec<u8>,
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRow {
+    /// Sequence, from 1 per operation.
+    pub sequence: u64,
+    /// Encoded event.
+    pub payload: Vec<u8>,
+}
+
+/// Filter for listing operations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OperationFilter {
+    /// States; empty for any.
+    pub states: Vec<i32>,
+    /// Spec name; empty for any.
+    pub spec_name: String,
+    /// Binding name; empty for any.
+    pub binding_name: String,
+}
+
+/// A stored binding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingRow {
+    /// Name.
+    pub name: String,
+    /// Version.
+    pub version: u64,
+    /// Encoded binding (spec, mode, interval).
+    pub binding: Vec<u8>,
+    /// Encoded status.
+    pub status: Vec<u8>,
+    /// Unix ms.
+    pub create_time: i64,
+    /// Unix ms.
+    pub update_time: i64,
+}
+
+/// An audit record of a mutating call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Unix ms.
+    pub time: i64,
+    /// Token name.
+    pub caller: String,
+    /// gRPC method.
+    pub method: String,
+    /// The request, as JSON, with secrets redacted.
+    pub request: String,
+    /// The outcome (`ok`, or the status code).
+    pub outcome: String,
+}
+
+/// The journal.
+#[async_trait]
+pub trait Journal: Send + Sync {
+    /// Creates an operation, or returns the existing one for a reused idempotency key (the bool is `false`).
+    async fn create_operation(&self, op: NewOperation) -> Result<(OperationRow, bool), StoreError>;
+    /// An operation.
+    async fn get_operation(&self, id: &str) -> Result<Option<OperationRow>, StoreError>;
+    /// Operations matching `filter`, newest first, `page_size` at a time, before position `before`.
+    async fn list_operations(
+        &self,
+        filter: &OperationFilter,
+        page_size: usize,
+        before: Option<i64>,
+    ) -> Result<(Vec<OperationRow>, Option<i64>), StoreError>;
+    /// Sets an operation's state and message; `started`/`ended` set those times.
+    async fn set_operation_state(
+        &self,
+        id: &str,
+        state: i32,
+        message: &str,
+        started: Option<i64>,
+        ended: Option<i64>,
+    ) -> Result<(), StoreError>;
+    /// Stores the AWS call counters and the last event sequence.
+    async fn set_operation_stats(
+        &self,
+        id: &str,
+        aws_calls: &BTreeMap<String, u64>,
+        throttled: u64,
+        last_sequence: u64,
+    ) -> Result<(), StoreError>;
+    /// Operations not in one of `final_states`.
+    async fn unfinished_operations(&self, final_states: &[i32]) -> Result<Vec<OperationRow>, StoreError>;
+    /// Writes account rows (insert or replace).
+    async fn put_accounts(&self, operation: &str, rows: Vec<AccountRow>) -> Result<(), StoreError>;
+    /// Account rows in index order after `after_index`, filtered by outcome.
+    async fn list_accounts(
+        &self,
+        operation: &str,
+        outcomes: &[i32],
+        page_size: usize,
+        after_index: Option<u32>,
+    ) -> Result<Vec<AccountRow>, StoreError>;
+    /// Accounts by outcome.
+    async fn count_accounts(&self, operation: &str) -> Result<BTreeMap<i32, u32>, StoreError>;
+    /// Appends events.
+    async fn append_events(&self, operation: &str, events: Vec<EventRow>) -> Result<(), StoreError>;
+    /// Events after `after_sequence`, at most `limit`.
+    async fn read_events(
+        &self,
+        operation: &str,
+        after_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRow>, StoreError>;
+    /// Accounts where the spec was applied.
+    async fn placements(&self, spec_name: &str) -> Result<Vec<String>, StoreError>;
+    /// Records (`present`) or forgets a placement.
+    async fn set_placement(&self, spec_name: &str, account_id: &str, present: bool) -> Result<(), StoreError>;
+    /// Records an audit entry.
+    async fn audit(&self, entry: AuditEntry) -> Result<(), StoreError>;
+    /// Audit entries, newest first.
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Creates a binding; fails if the name exists.
+    async fn create_binding(&self, row: BindingRow) -> Result<bool, StoreError>;
+    /// Replaces a binding as a new version; `expected` guards concurrent updates.
+    async fn update_binding(
+        &self,
+        name: &str,
+        binding: Vec<u8>,
+        expected: Option<u64>,
+        time: i64,
+    ) -> Result<Option<BindingRow>, StoreError>;
+    /// Stores a binding's status.
+    async fn set_binding_status(&self, name: &str, status: Vec<u8>) -> Result<(), StoreError>;
+    /// A binding.
+    async fn get_binding(&self, name: &str) -> Result<Option<BindingRow>, StoreError>;
+    /// Bindings by name after `after`.
+    async fn list_bindings(&self, page_size: usize, after: Option<&str>) -> Result<Vec<BindingRow>, StoreError>;
+    /// Deletes a binding.
+    async fn delete_binding(&self, name: &str) -> Result<bool, StoreError>;
+}

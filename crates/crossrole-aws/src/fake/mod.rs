@@ -184,6 +184,8 @@ pub(crate) struct World {
     buckets: Mutex<HashMap<Service, (f64, Instant)>>,
     rng: Mutex<StdRng>,
     pub(crate) clock: Mutex<u64>,
+    /// Accounts with a call in progress, and the most seen at once.
+    in_flight: Mutex<(HashMap<String, usize>, usize)>,
 }
 
 impl World {
@@ -202,7 +204,9 @@ impl World {
         };
         let throttled = self.take_token(service);
         if !delay.is_zero() {
+            self.track(account, true);
             tokio::time::sleep(if throttled { delay / 4 } else { delay }).await;
+            self.track(account, false);
         }
         if throttled {
             if let Ok(mut t) = self.throttled.lock() {
@@ -232,6 +236,21 @@ impl World {
                 Err(AwsError::from_code(call, Some(&code), Some(status), "injected failure"))
             }
             None => Ok(()),
+        }
+    }
+
+    fn track(&self, account: &str, start: bool) {
+        if let Ok(mut f) = self.in_flight.lock() {
+            let (map, max) = &mut *f;
+            if start {
+                *map.entry(account.to_string()).or_default() += 1;
+                *max = (*max).max(map.len());
+            } else if let Some(n) = map.get_mut(account) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(account);
+                }
+            }
         }
     }
 
@@ -318,6 +337,7 @@ impl FakeAws {
                 buckets: Mutex::new(HashMap::new()),
                 rng: Mutex::new(StdRng::seed_from_u64(seed)),
                 clock: Mutex::new(1_700_000_000),
+                in_flight: Mutex::new((HashMap::new(), 0)),
             }),
         }
     }
@@ -351,6 +371,11 @@ impl FakeAws {
     /// Calls served, by `service:Operation`.
     pub fn served(&self) -> BTreeMap<String, u64> {
         self.world.served.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// The most accounts that had a call in progress at the same time (calls with latency only).
+    pub fn max_accounts_in_flight(&self) -> usize {
+        self.world.in_flight.lock().map(|f| f.1).unwrap_or(0)
     }
 
     /// Calls answered with `Throttling`.

@@ -224,15 +224,21 @@ impl SpecFile {
     /// Parses YAML; a syntax or shape error names its field path.
     pub fn from_yaml(text: &str) -> Result<SpecFile, Error> {
         let de = serde_yaml_ng::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(de)
-            .map_err(|e| Error::invalid(e.path().to_string().replace("?", ""), clean(e.inner().to_string())))
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string().replace("?", "");
+            let message = clean(&path, e.inner().to_string());
+            Error::invalid(path, message)
+        })
     }
 
     /// Parses JSON; a syntax or shape error names its field path.
     pub fn from_json(text: &str) -> Result<SpecFile, Error> {
         let mut de = serde_json::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(&mut de)
-            .map_err(|e| Error::invalid(e.path().to_string().replace("?", ""), clean(e.inner().to_string())))
+        serde_path_to_error::deserialize(&mut de).map_err(|e| {
+            let path = e.path().to_string().replace("?", "");
+            let message = clean(&path, e.inner().to_string());
+            Error::invalid(path, message)
+        })
     }
 
     /// Converts to the wire spec; values that cannot be represented there are violations.
@@ -297,7 +303,7 @@ impl SpecFile {
             prune: r.prune,
         });
 
-        let mut inline_policies = std::collections::HashMap::new();
+        let mut inline_policies = BTreeMap::new();
         for (name, policy) in self.role.inline_policies {
             let text = match policy {
                 PolicyValue::Text(t) => t,
@@ -399,7 +405,8 @@ impl SpecFile {
     }
 }
 
-/// serde's messages end with " at line X column Y"; keep them, they help in files.
-fn clean(message: String) -> String {
-    message
+/// The YAML parser repeats the field path in front of its message; the violation names it already. The
+/// " at line X column Y" at the end stays: it helps in files.
+fn clean(path: &str, message: String) -> String {
+    message.strip_prefix(&format!("{path}: ")).map(String::from).unwrap_or(message)
 }

@@ -59,8 +59,8 @@ pub struct RoleSpec {
     #[prost(string, repeated, tag = "6")]
     pub managed_policy_arns: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
     /// Inline policies: policy name (1 to 128 characters of `\[A-Za-z0-9+=,.@_-\]`) to IAM policy document (JSON).
-    #[prost(map = "string, string", tag = "7")]
-    pub inline_policies: ::std::collections::HashMap<
+    #[prost(btree_map = "string, string", tag = "7")]
+    pub inline_policies: ::prost::alloc::collections::BTreeMap<
         ::prost::alloc::string::String,
         ::prost::alloc::string::String,
     >,
@@ -69,8 +69,8 @@ pub struct RoleSpec {
     pub permissions_boundary_arn: ::prost::alloc::string::String,
     /// Tags on the role (at most 50 including crossrole's own `crossrole:*` tags; keys up to 128 characters, values up
     /// to 256, no `aws:` prefix).
-    #[prost(map = "string, string", tag = "9")]
-    pub tags: ::std::collections::HashMap<
+    #[prost(btree_map = "string, string", tag = "9")]
+    pub tags: ::prost::alloc::collections::BTreeMap<
         ::prost::alloc::string::String,
         ::prost::alloc::string::String,
     >,
@@ -671,14 +671,20 @@ pub struct Operation {
     #[prost(string, tag = "12")]
     pub message: ::prost::alloc::string::String,
     /// AWS calls made, by `service:Operation` (for example `iam:CreateRole`), including retries.
-    #[prost(map = "string, uint64", tag = "13")]
-    pub aws_calls: ::std::collections::HashMap<::prost::alloc::string::String, u64>,
+    #[prost(btree_map = "string, uint64", tag = "13")]
+    pub aws_calls: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        u64,
+    >,
     /// Calls that AWS throttled and crossrole retried.
     #[prost(uint64, tag = "14")]
     pub throttled_calls: u64,
     /// Sequence number of the latest event.
     #[prost(uint64, tag = "15")]
     pub last_sequence: u64,
+    /// Only detect: plan every account and report drift, change nothing (a binding in DETECT mode).
+    #[prost(bool, tag = "16")]
+    pub dry_run: bool,
 }
 /// Per-account counts of an operation.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
@@ -707,6 +713,9 @@ pub struct OperationCounts {
     /// Not started because the operation was cancelled or the failure tolerance was exceeded.
     #[prost(uint32, tag = "8")]
     pub not_started: u32,
+    /// Differing from the spec and left so (dry runs).
+    #[prost(uint32, tag = "9")]
+    pub drifted: u32,
 }
 /// The result of an operation in one account.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -741,6 +750,9 @@ pub struct AccountResult {
     /// When the account finished.
     #[prost(message, optional, tag = "10")]
     pub end_time: ::core::option::Option<::prost_types::Timestamp>,
+    /// What the operation does in this account.
+    #[prost(enumeration = "AccountAction", tag = "11")]
+    pub action: i32,
 }
 /// A short verification result inside an AccountResult.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -1041,6 +1053,39 @@ impl OperationState {
             "OPERATION_STATE_FAILED" => Some(Self::Failed),
             "OPERATION_STATE_CANCELLING" => Some(Self::Cancelling),
             "OPERATION_STATE_CANCELLED" => Some(Self::Cancelled),
+            _ => None,
+        }
+    }
+}
+/// What an operation does in one account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum AccountAction {
+    /// Unknown.
+    Unspecified = 0,
+    /// Make the role as the spec says (the account is selected).
+    Ensure = 1,
+    /// Remove the role: a destroy, or a prune of an account the selector no longer matches.
+    Remove = 2,
+}
+impl AccountAction {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "ACCOUNT_ACTION_UNSPECIFIED",
+            Self::Ensure => "ACCOUNT_ACTION_ENSURE",
+            Self::Remove => "ACCOUNT_ACTION_REMOVE",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "ACCOUNT_ACTION_UNSPECIFIED" => Some(Self::Unspecified),
+            "ACCOUNT_ACTION_ENSURE" => Some(Self::Ensure),
+            "ACCOUNT_ACTION_REMOVE" => Some(Self::Remove),
             _ => None,
         }
     }
@@ -1855,8 +1900,8 @@ pub struct Account {
     #[prost(string, tag = "6")]
     pub parent_path: ::prost::alloc::string::String,
     /// Account tags.
-    #[prost(map = "string, string", tag = "7")]
-    pub tags: ::std::collections::HashMap<
+    #[prost(btree_map = "string, string", tag = "7")]
+    pub tags: ::prost::alloc::collections::BTreeMap<
         ::prost::alloc::string::String,
         ::prost::alloc::string::String,
     >,

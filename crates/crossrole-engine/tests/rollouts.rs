@@ -1,0 +1,501 @@
+//! The engine against the in-memory AWS, on a paused clock: rollouts end to end, with their failure modes.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use crossrole_aws::{
+    Service,
+    calls::{CallPolicy, Rate, Rates, RetryPolicy},
+    fake::{Failure, FakeAws, FakeConfig, Latency},
+};
+use crossrole_core::{
+    AccessSpec,
+    org::{OrgTree, fixture::TreeBuilder},
+    spec::AccountState,
+};
+use crossrole_engine::{Engine, EngineConfig, StartRequest};
+use crossrole_proto::v1 as pb;
+use crossrole_store::{Journal, SqliteJournal};
+
+const MGMT: &str = "123456789012";
+const SECURITY: &str = "111122223333";
+
+fn account(i: u64) -> String {
+    format!("{:012}", 200_000_000_000 + i)
+}
+
+fn tree(n: u64) -> OrgTree {
+    let mut b = TreeBuilder::new("o-abcdefghij", MGMT, "r-root")
+        .unit("r-root", "ou-root-workload", "Workloads")
+        .unit("ou-root-workload", "ou-root-prodxxxx", "Prod")
+        .unit("r-root", "ou-root-sandboxx", "Sandbox")
+        .unit("r-root", "ou-root-security", "Security")
+        .account("ou-root-security", SECURITY, "security", AccountState::Active);
+    for i in 0..n {
+        b = b.account("ou-root-prodxxxx", &account(i), &format!("prod-{i}"), AccountState::Active);
+    }
+    b.account("ou-root-prodxxxx", "299999999999", "closed", AccountState::Suspended).build()
+}
+
+fn spec_with(extra_rollout: &str) -> AccessSpec {
+    AccessSpec::from_yaml(&format!(
+        r#"
+name: audit
+role:
+  name: Audit
+  path: /crossrole/
+  trust:
+    account_ids: ["{SECURITY}"]
+    external_id: Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf
+  managed_policy_arns: [arn:aws:iam::aws:policy/SecurityAudit]
+  inline_policies:
+    deny: {{Version: "2012-10-17", Statement: [{{Effect: Deny, Action: "s3:*", Resource: "*"}}]}}
+targets:
+  organizational_unit_ids: [ou-root-workload]
+grant:
+  account_id: "{SECURITY}"
+  user_names: [alice]
+  group_names: [auditors]
+rollout:
+{}{extra_rollout}"#,
+        if extra_rollout.contains("max_concurrency") { "" } else { "  max_concurrency: 5\n" }
+    ))
+    .unwrap()
+}
+
+fn spec() -> AccessSpec {
+    spec_with("  failure_tolerance: 100%\n")
+}
+
+struct World {
+    fake: FakeAws,
+    engine: Engine,
+    journal: Arc<dyn Journal>,
+}
+
+fn world_with(n: u64, config: FakeConfig, rates: Rates, journal: Arc<dyn Journal>) -> World {
+    let fake = FakeAws::new(tree(n), config);
+    fake.add_principals(SECURITY, &["alice"], &["auditors"]);
+    let calls = Arc::new(CallPolicy::new(rates, RetryPolicy::default()));
+    let engine = Engine::new(Arc::new(fake.clone()), calls, journal.clone(), EngineConfig::default());
+    World { fake, engine, journal }
+}
+
+fn world(n: u64) -> World {
+    let mut config = FakeConfig::default();
+    for s in Service::ALL {
+        config.latency.insert(s, Latency { base: Duration::from_millis(40), jitter: Duration::from_millis(20) });
+    }
+    world_with(n, config, Rates::UNLIMITED, Arc::new(SqliteJournal::in_memory().unwrap()))
+}
+
+fn start(kind: pb::OperationKind, spec: &AccessSpec) -> StartRequest {
+    StartRequest {
+        kind,
+        spec: spec.clone(),
+        idempotency_key: None,
+        created_by: "test".into(),
+        binding_name: None,
+        dry_run: false,
+    }
+}
+
+async fn run(w: &World, kind: pb::OperationKind, spec: &AccessSpec) -> pb::Operation {
+    let op = w.engine.start(start(kind, spec)).await.unwrap();
+    w.engine.wait(&op.id).await.unwrap()
+}
+
+async fn results(w: &World, op: &str) -> Vec<pb::AccountResult> {
+    w.engine.account_results(op, &[], 10_000, "").await.unwrap().0
+}
+
+fn outcome(r: &pb::AccountResult) -> &'static str {
+    pb::AccountOutcome::try_from(r.outcome).unwrap().as_str_name()
+}
+
+#[tokio::test(start_paused = true)]
+async fn apply_creates_everywhere_and_reapply_writes_nothing() {
+    let w = world(12);
+    let op = run(&w, pb::OperationKind::Apply, &spec()).await;
+    assert_eq!(pb::OperationState::try_from(op.state).unwrap(), pb::OperationState::Succeeded, "{}", op.message);
+    let counts = op.counts.unwrap();
+    assert_eq!((counts.total, counts.changed, counts.skipped), (13, 12, 1));
+    for i in 0..12 {
+        let role = w.fake.role(&account(i), "Audit").unwrap();
+        assert_eq!(role.managed_policy_arns.len(), 1);
+        assert_eq!(role.tags.get("crossrole:spec").map(String::as_str), Some("audit"));
+    }
+    // Results are kept in target order; the suspended account is reported skipped with its reason.
+    let r = results(&w, &op.id).await;
+    assert_eq!(
+        r.iter().map(|r| r.account_id.clone()).take(12).collect::<Vec<_>>(),
+        (0..12).map(account).collect::<Vec<_>>()
+    );
+    assert_eq!(outcome(&r[12]), "ACCOUNT_OUTCOME_SKIPPED");
+    assert_eq!(r[12].error.as_ref().unwrap().message, "account is SUSPENDED");
+    // Verified: the trusted side assumed each role with the ExternalId and landed in the account.
+    assert!(
+        r[..12].iter().all(|r| r.verify.as_ref().is_some_and(|v| v.passed && v.assumed_account_id == r.account_id))
+    );
+    // The trusted side has the AssumeRole policy, attached to alice and the auditors.
+    let grant = w.fake.policy(SECURITY, "arn:aws:iam::111122223333:policy/crossrole/crossrole-assume-audit").unwrap();
+    assert_eq!(grant.attachments.len(), 2);
+    assert!(grant.document.contains("arn:aws:iam::200000000011:role/crossrole/Audit"));
+    // AWS calls are counted on the operation.
+    assert_eq!(op.aws_calls.get("iam:CreateRole"), Some(&12));
+
+    w.fake.reset_counters();
+    let again = run(&w, pb::OperationKind::Apply, &spec()).await;
+    assert_eq!(again.counts.unwrap().unchanged, 12);
+    assert_eq!(w.fake.iam_writes(), 0, "a no-op re-apply makes no IAM write: {:?}", w.fake.served());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_bootstrap_role_fails_that_account_only() {
+    let w = world(8);
+    w.fake.with_account(&account(3), |a| a.remove_role("OrganizationAccountAccessRole"));
+    let op = run(&w, pb::OperationKind::Apply, &spec()).await;
+    assert_eq!(op.state, pb::OperationState::Failed as i32);
+    assert_eq!(op.message, "1 accounts failed");
+    let r = results(&w, &op.id).await;
+    let failed: Vec<&pb::AccountResult> = r.iter().filter(|r| r.outcome == pb::AccountOutcome::Failed as i32).collect();
+    assert_eq!(failed.len(), 1);
+    let e = failed[0].error.as_ref().unwrap();
+    assert_eq!((e.code.as_str(), e.aws_error_code.as_str()), ("bootstrap_role_unavailable", "AccessDenied"));
+    assert!(
+        e.message.contains(
+            "bootstrap role OrganizationAccountAccessRole in account 200000000003 is missing or not assumable"
+        )
+    );
+    assert_eq!(op.counts.unwrap().changed, 7);
+}
+
+#[tokio::test(start_paused = true)]
+async fn past_the_failure_tolerance_nothing_new_starts() {
+    let w = world(20);
+    for i in [0, 1] {
+        w.fake.with_account(&account(i), |a| a.remove_role("OrganizationAccountAccessRole"));
+    }
+    let op = run(&w, pb::OperationKind::Apply, &spec_with("  failure_tolerance: 1\n")).await;
+    assert_eq!(op.state, pb::OperationState::Failed as i32);
+    assert!(op.message.starts_with("failure tolerance (1) exceeded"), "{}", op.message);
+    let c = op.counts.unwrap();
+    assert_eq!(c.failed, 2);
+    // In-flight accounts finished; the rest never started.
+    assert!(c.not_started >= 10, "{c:?}");
+    assert_eq!(c.changed + c.failed + c.not_started + c.skipped, 21);
+}
+
+#[tokio::test(start_paused = true)]
+async fn concurrency_is_bounded() {
+    let w = world(30);
+    let op =
+        run(&w, pb::OperationKind::Apply, &spec_with("  failure_tolerance: 0\n  verify: {enabled: false}\n")).await;
+    assert_eq!(op.state, pb::OperationState::Succeeded as i32, "{}", op.message);
+    assert_eq!(w.fake.max_accounts_in_flight(), 5);
+    let w = world(30);
+    run(&w, pb::OperationKind::Apply, &spec_with("  max_concurrency: 20%\n  verify: {enabled: false}\n").clone()).await;
+    assert_eq!(w.fake.max_accounts_in_flight(), 6, "20% of 31 targets");
+}
+
+#[tokio::test(start_paused = true)]
+async fn drift_is_planned_exactly_and_repaired() {
+    let w = world(4);
+    run(&w, pb::OperationKind::Apply, &spec()).await;
+    let target = account(2);
+    w.fake.with_account(&target, |a| {
+        a.attach_by_hand("Audit", "arn:aws:iam::aws:policy/AdministratorAccess");
+        a.set_trust_by_hand("Audit", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"*"},"Action":"sts:AssumeRole"}]}"#);
+    });
+    w.fake.reset_counters();
+    let plan = w.engine.plan(&spec()).await.unwrap();
+    assert_eq!(w.fake.iam_writes(), 0, "a plan changes nothing");
+    let drifted: Vec<&pb::AccountPlan> = plan.accounts.iter().filter(|a| !a.changes.is_empty()).collect();
+    assert_eq!(drifted.len(), 1);
+    assert_eq!(drifted[0].account_id, target);
+    let kinds: Vec<i32> = drifted[0].changes.iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, [pb::ChangeKind::DetachManagedPolicy as i32, pb::ChangeKind::UpdateTrustPolicy as i32]);
+
+    let op = run(&w, pb::OperationKind::Apply, &spec()).await;
+    let r = results(&w, &op.id).await;
+    let changed: Vec<&pb::AccountResult> =
+        r.iter().filter(|r| r.outcome == pb::AccountOutcome::Changed as i32).collect();
+    assert_eq!(changed.len(), 1);
+    assert_eq!(
+        changed[0].changes.iter().map(|c| c.kind).collect::<Vec<_>>(),
+        kinds,
+        "apply did exactly what the plan said"
+    );
+    assert_eq!(w.engine.plan(&spec()).await.unwrap().total_changes, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_role_crossrole_does_not_own_is_untouched_and_reported() {
+    let w = world(3);
+    let target = account(1);
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999999999999:root"},"Action":"sts:AssumeRole"}]}"#;
+    w.fake.with_account(&target, |a| a.create_role_by_hand(&target, "Audit", trust));
+    let before = w.fake.role(&target, "Audit");
+    let op = run(&w, pb::OperationKind::Apply, &spec()).await;
+    assert_eq!(op.state, pb::OperationState::Succeeded as i32);
+    let r = results(&w, &op.id).await;
+    let skipped = r.iter().find(|r| r.account_id == target).unwrap();
+    assert_eq!(outcome(skipped), "ACCOUNT_OUTCOME_SKIPPED");
+    assert_eq!(skipped.error.as_ref().unwrap().code, "not_owned");
+    assert_eq!(w.fake.role(&target, "Audit"), before);
+    // Destroy leaves it alone too.
+    run(&w, pb::OperationKind::Destroy, &spec()).await;
+    assert_eq!(w.fake.role(&target, "Audit"), before);
+}
+
+#[tokio::test(start_paused = true)]
+async fn prune_removes_the_role_where_the_account_left_the_selection() {
+    let w = world(4);
+    let pruning = spec_with("  prune: true\n");
+    run(&w, pb::OperationKind::Apply, &pruning).await;
+    let moved = account(1);
+    w.fake.with_tree(|t| {
+        t.accounts.get_mut(&moved).unwrap().parent_id = "ou-root-sandboxx".into();
+        t.units.get_mut("ou-root-prodxxxx").unwrap().accounts.retain(|a| *a != moved);
+        t.units.get_mut("ou-root-sandboxx").unwrap().accounts.push(moved.clone());
+    });
+    let op = run(&w, pb::OperationKind::Apply, &pruning).await;
+    assert_eq!(op.state, pb::OperationState::Succeeded as i32, "{}", op.message);
+    assert!(w.fake.role(&moved, "Audit").is_none());
+    let r = results(&w, &op.id).await;
+    let removed = r.iter().find(|r| r.account_id == moved).unwrap();
+    assert_eq!(removed.action, pb::AccountAction::Remove as i32);
+    // The grant no longer names it.
+    let grant = w.fake.policy(SECURITY, "arn:aws:iam::111122223333:policy/crossrole/crossrole-assume-audit").unwrap();
+    assert!(!grant.document.contains(&moved));
+    // Without prune, an account that leaves keeps its role.
+    let w = world(4);
+    run(&w, pb::OperationKind::Apply, &spec()).await;
+    w.fake.with_tree(|t| t.accounts.get_mut(&account(1)).unwrap().parent_id = "ou-root-sandboxx".into());
+    run(&w, pb::OperationKind::Apply, &spec()).await;
+    assert!(w.fake.role(&account(1), "Audit").is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn destroy_removes_everything_crossrole_created_and_nothing_else() {
+    let w = world(5);
+    run(&w, pb::OperationKind::Apply, &spec()).await;
+    let op = run(&w, pb::OperationKind::Destroy, &spec()).await;
+    assert_eq!(op.state, pb::OperationState::Succeeded as i32, "{}", op.message);
+    for i in 0..5 {
+        assert_eq!(w.fake.role_names(&account(i)), ["OrganizationAccountAccessRole"]);
+    }
+    assert!(w.fake.policy(SECURITY, "arn:aws:iam::111122223333:policy/crossrole/crossrole-assume-audit").is_none());
+    assert!(w.journal.placements("audit").await.unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn cancel_stops_new_accounts() {
+    let w = world(40);
+    let op = w.engine.start(start(pb::OperationKind::Apply, &spec_with("  max_concurrency: 2\n"))).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let cancelling = w.engine.cancel(&op.id).await.unwrap();
+    assert_eq!(cancelling.state, pb::OperationState::Cancelling as i32);
+    let done = w.engine.wait(&op.id).await.unwrap();
+    assert_eq!(done.state, pb::OperationState::Cancelled as i32);
+    let c = done.counts.unwrap();
+    assert!(c.not_started > 20, "{c:?}");
+    assert!(matches!(w.engine.cancel(&op.id).await, Err(crossrole_engine::Error::FailedPrecondition(_))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_interrupted_operation_resumes_without_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::open(&dir.path().join("j.db")).unwrap());
+    let mut config = FakeConfig::default();
+    for s in Service::ALL {
+        config.latency.insert(s, Latency { base: Duration::from_millis(100), jitter: Duration::ZERO });
+    }
+    let w = world_with(30, config, Rates::UNLIMITED, journal.clone());
+    let op = w.engine.start(start(pb::OperationKind::Apply, &spec_with("  max_concurrency: 3\n"))).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    // Stop as for SIGTERM: in-flight accounts stop after their current call, state is persisted.
+    w.engine.shutdown(Duration::from_secs(30)).await;
+    let mid = w.engine.operation(&op.id).await.unwrap();
+    assert_eq!(mid.state, pb::OperationState::Running as i32, "an interrupted operation stays unfinished");
+    let done_before = mid.counts.unwrap().changed;
+    assert!(done_before > 0 && done_before < 30, "{done_before}");
+
+    // A new crossroled on the same journal and the same AWS.
+    let calls = Arc::new(CallPolicy::new(Rates::UNLIMITED, RetryPolicy::default()));
+    let engine = Engine::new(Arc::new(w.fake.clone()), calls, journal.clone(), EngineConfig::default());
+    assert_eq!(engine.resume().await.unwrap(), 1);
+    let done = engine.wait(&op.id).await.unwrap();
+    assert_eq!(done.state, pb::OperationState::Succeeded as i32, "{}", done.message);
+    let c = done.counts.unwrap();
+    assert_eq!(c.changed + c.unchanged, 30);
+    assert_eq!(w.fake.served().get("iam:CreateRole"), Some(&30), "every role created exactly once");
+    // The event log has no gaps and no duplicates.
+    let events = engine.events(&op.id, 0, 100_000).await.unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_crash_mid_account_is_rerun_safely() {
+    // The journal as a crash left it: some accounts finished, one running, the rest pending.
+    let w = world(6);
+    let first = run(&w, pb::OperationKind::Apply, &spec()).await;
+    let journal = w.journal.clone();
+    // Pretend the operation never finished, with accounts 3.. not done.
+    journal.set_operation_state(&first.id, pb::OperationState::Running as i32, "", None, None).await.unwrap();
+    let rows = journal.list_accounts(&first.id, &[], 100, None).await.unwrap();
+    let rewound: Vec<_> = rows
+        .into_iter()
+        .filter(|r| r.index >= 3 && r.index < 6)
+        .map(|mut r| {
+            r.outcome =
+                if r.index == 3 { pb::AccountOutcome::Running as i32 } else { pb::AccountOutcome::Pending as i32 };
+            r
+        })
+        .collect();
+    journal.put_accounts(&first.id, rewound).await.unwrap();
+    w.fake.with_account(&account(3), |a| a.remove_role("Audit"));
+    w.fake.reset_counters();
+    let calls = Arc::new(CallPolicy::new(Rates::UNLIMITED, RetryPolicy::default()));
+    let engine = Engine::new(Arc::new(w.fake.clone()), calls, journal.clone(), EngineConfig::default());
+    engine.resume().await.unwrap();
+    let done = engine.wait(&first.id).await.unwrap();
+    assert_eq!(done.state, pb::OperationState::Succeeded as i32);
+    assert_eq!(
+        w.fake.served().get("iam:CreateRole"),
+        Some(&1),
+        "only the account whose role is missing is created again"
+    );
+    assert_eq!(w.fake.served().get("iam:GetRole"), Some(&3), "only unfinished accounts are read again");
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_is_absorbed_and_reported() {
+    let mut config = FakeConfig::default();
+    config.throttle.insert(Service::Iam, Rate { per_second: 20.0, burst: 5 });
+    config.latency.insert(Service::Iam, Latency { base: Duration::from_millis(20), jitter: Duration::ZERO });
+    let w = world_with(
+        25,
+        config,
+        Rates { iam: Rate { per_second: 100.0, burst: 50 }, ..Rates::UNLIMITED },
+        Arc::new(SqliteJournal::in_memory().unwrap()),
+    );
+    let op = run(&w, pb::OperationKind::Apply, &spec_with("  max_concurrency: 25\n")).await;
+    assert_eq!(op.state, pb::OperationState::Succeeded as i32, "{}", op.message);
+    assert!(w.fake.throttled() > 0);
+    assert_eq!(op.throttled_calls, w.fake.throttled());
+    let events = w.engine.events(&op.id, 0, 100_000).await.unwrap();
+    assert!(events.iter().any(
+        |e| matches!(&e.event, Some(pb::operation_event::Event::CallRetried(r)) if r.aws_error_code == "Throttling")
+    ));
+}
+
+#[tokio::test(start_paused = true)]
+async fn permanent_errors_fail_the_account_with_the_aws_code() {
+    let w = world(3);
+    w.fake.inject(Failure {
+        service: Service::Iam,
+        operation: Some("PutRolePolicy".into()),
+        account: Some(account(1)),
+        code: "MalformedPolicyDocument".into(),
+        times: None,
+    });
+    let op = run(&w, pb::OperationKind::Apply, &spec()).await;
+    let r = results(&w, &op.id).await;
+    let failed = r.iter().find(|r| r.account_id == account(1)).unwrap();
+    assert_eq!(failed.error.as_ref().unwrap().aws_error_code, "MalformedPolicyDocument");
+    assert_eq!(failed.error.as_ref().unwrap().phase, pb::AccountPhase::Apply as i32);
+    assert_eq!(failed.changes.len(), 2, "what was applied before the failure is reported");
+}
+
+#[tokio::test(start_paused = true)]
+async fn idempotency_keys() {
+    let w = world(2);
+    let mut req = start(pb::OperationKind::Apply, &spec());
+    req.idempotency_key = Some("deploy-42".into());
+    let a = w.engine.start(req.clone()).await.unwrap();
+    let b = w.engine.start(req.clone()).await.unwrap();
+    assert_eq!(a.id, b.id);
+    let mut other = req.clone();
+    other.spec.role.description = "changed".into();
+    assert!(matches!(w.engine.start(other).await, Err(crossrole_engine::Error::FailedPrecondition(_))));
+    w.engine.wait(&a.id).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn events_replay_in_order_and_match_the_live_stream() {
+    let w = world(6);
+    let op = w.engine.start(start(pb::OperationKind::Apply, &spec())).await.unwrap();
+    let mut live = w.engine.subscribe(&op.id).unwrap();
+    let mut seen = Vec::new();
+    loop {
+        let e = live.recv().await.unwrap();
+        seen.push((*e).clone());
+        if matches!(&e.event, Some(pb::operation_event::Event::StateChanged(s)) if crossrole_engine::is_final(s.state))
+        {
+            break;
+        }
+    }
+    let stored = w.engine.events(&op.id, 0, 10_000).await.unwrap();
+    let first_live = seen[0].sequence as usize;
+    assert_eq!(&stored[first_live - 1..], &seen[..]);
+    assert_eq!(stored.iter().map(|e| e.sequence).collect::<Vec<_>>(), (1..=stored.len() as u64).collect::<Vec<_>>());
+    let per_account =
+        stored.iter().filter(|e| matches!(e.event, Some(pb::operation_event::Event::AccountFinished(_)))).count();
+    assert_eq!(per_account, 6);
+    let kinds: BTreeMap<&str, usize> = stored.iter().fold(BTreeMap::new(), |mut m, e| {
+        let k = match &e.event {
+            Some(pb::operation_event::Event::StateChanged(_)) => "state",
+            Some(pb::operation_event::Event::TargetsResolved(_)) => "targets",
+            Some(pb::operation_event::Event::PhaseStarted(_)) => "phase",
+            Some(pb::operation_event::Event::ChangeApplied(_)) => "change",
+            Some(pb::operation_event::Event::CallRetried(_)) => "retry",
+            Some(pb::operation_event::Event::AccountFinished(_)) => "finished",
+            None => "none",
+        };
+        *m.entry(k).or_default() += 1;
+        m
+    });
+    // 6 accounts × 3 changes + 3 grant changes.
+    assert_eq!(kinds.get("change"), Some(&21));
+    assert_eq!(kinds.get("targets"), Some(&1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn operations_on_the_same_roles_wait_for_each_other() {
+    let w = world(6);
+    let a = w.engine.start(start(pb::OperationKind::Apply, &spec())).await.unwrap();
+    let mut other = start(pb::OperationKind::Apply, &spec());
+    other.idempotency_key = Some("second".into());
+    let b = w.engine.start(other).await.unwrap();
+    let (a, b) = (w.engine.wait(&a.id).await.unwrap(), w.engine.wait(&b.id).await.unwrap());
+    assert_eq!(a.state, pb::OperationState::Succeeded as i32, "{}", a.message);
+    assert_eq!(b.state, pb::OperationState::Succeeded as i32, "{}", b.message);
+    assert_eq!(w.fake.served().get("iam:CreateRole"), Some(&6), "never two writers on one role");
+    assert_eq!(a.counts.unwrap().changed + b.counts.unwrap().changed, 6);
+}
+
+#[tokio::test(start_paused = true)]
+async fn verify_reports_conformance_and_both_checks() {
+    let w = world(3);
+    run(&w, pb::OperationKind::Apply, &spec()).await;
+    w.fake.with_account(&account(0), |a| a.attach_by_hand("Audit", "arn:aws:iam::aws:policy/AdministratorAccess"));
+    w.fake.with_account(&account(1), |a| {
+        a.attach_by_hand("Audit", "x");
+        a.remove_role("Audit")
+    });
+    let v = w.engine.verify(&spec()).await.unwrap();
+    let c: Vec<i32> = v.accounts.iter().map(|a| a.conformance).collect();
+    assert_eq!(
+        c,
+        [pb::RoleConformance::Drifted as i32, pb::RoleConformance::Missing as i32, pb::RoleConformance::InSync as i32]
+    );
+    let ok = &v.accounts[2];
+    assert_eq!(ok.assume.as_ref().unwrap().outcome, pb::CheckOutcome::Passed as i32);
+    assert_eq!(ok.assume.as_ref().unwrap().assumed_account_id, account(2));
+    assert!(ok.trust_checks.iter().all(|t| t.outcome == pb::CheckOutcome::Passed as i32), "{:?}", ok.trust_checks);
+    assert_eq!(ok.trust_checks.len(), 3);
+    assert_eq!(v.skipped.len(), 1);
+}

@@ -1,0 +1,699 @@
+//! The journal on SQLite: one file, WAL mode, one connection behind a mutex, work on the blocking pool.
+
+use std::{
+    collections::BTreeMap,
+    path::Path,
+    sync::{Arc, Mutex},
+};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::{
+    AccountRow, AuditEntry, BindingRow, EventRow, Journal, NewOperation, OperationFilter, OperationRow, StoreError,
+};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts the applied ones.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE operations (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    kind INTEGER NOT NULL,
+    state INTEGER NOT NULL,
+    spec_name TEXT NOT NULL,
+    spec BLOB NOT NULL,
+    idempotency_key TEXT UNIQUE,
+    request_fingerprint TEXT NOT NULL,
+    binding_name TEXT,
+    created_by TEXT NOT NULL,
+    create_time INTEGER NOT NULL,
+    start_time INTEGER,
+    end_time INTEGER,
+    message TEXT NOT NULL DEFAULT '',
+    aws_calls TEXT NOT NULL DEFAULT '{}',
+    throttled_calls INTEGER NOT NULL DEFAULT 0,
+    last_sequence INTEGER NOT NULL DEFAULT 0,
+    dry_run INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX operations_state ON operations(state);
+CREATE INDEX operations_spec ON operations(spec_name);
+CREATE TABLE account_results (
+    operation_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    account_id TEXT NOT NULL,
+    outcome INTEGER NOT NULL,
+    result BLOB NOT NULL,
+    PRIMARY KEY (operation_id, idx)
+) WITHOUT ROWID;
+CREATE INDEX account_results_outcome ON account_results(operation_id, outcome);
+CREATE TABLE events (
+    operation_id TEXT NOT NULL,
+    sequence INTEGER NOT NULL,
+    payload BLOB NOT NULL,
+    PRIMARY KEY (operation_id, sequence)
+) WITHOUT ROWID;
+CREATE TABLE placements (
+    spec_name TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    PRIMARY KEY (spec_name, account_id)
+) WITHOUT ROWID;
+CREATE TABLE bindings (
+    name TEXT PRIMARY KEY,
+    version INTEGER NOT NULL,
+    binding BLOB NOT NULL,
+    status BLOB NOT NULL,
+    create_time INTEGER NOT NULL,
+    update_time INTEGER NOT NULL
+);
+CREATE TABLE audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    time INTEGER NOT NULL,
+    caller TEXT NOT NULL,
+    method TEXT NOT NULL,
+    request TEXT NOT NULL,
+    outcome TEXT NOT NULL
+);
+"#];
+
+/// The SQLite journal.
+#[derive(Clone)]
+pub struct SqliteJournal {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl SqliteJournal {
+    /// Opens (creating and migrating) the journal at `path`.
+    pub fn open(path: &Path) -> Result<SqliteJournal, StoreError> {
+        let conn = Connection::open(path)?;
+        Self::init(conn)
+    }
+
+    /// An in-memory journal, for tests.
+    pub fn in_memory() -> Result<SqliteJournal, StoreError> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<SqliteJournal, StoreError> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        let known = MIGRATIONS.len() as i64;
+        if version > known {
+            return Err(StoreError::SchemaTooNew(version, known));
+        }
+        for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+            let tx = conn.transaction()?;
+            tx.execute_batch(migration)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            tx.commit()?;
+        }
+        Ok(SqliteJournal { conn: Arc::new(Mutex::new(conn)) })
+    }
+
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+const OPERATION_COLUMNS: &str = "id, kind, state, spec_name, spec, idempotency_key, binding_name, created_by, create_time, \
+     start_time, end_time, message, aws_calls, throttled_calls, last_sequence, position, dry_run";
+
+fn operation(row: &rusqlite::Row<'_>) -> rusqlite::Result<OperationRow> {
+    let calls: String = row.get(12)?;
+    Ok(OperationRow {
+        id: row.get(0)?,
+        kind: row.get(1)?,
+        state: row.get(2)?,
+        spec_name: row.get(3)?,
+        spec: row.get(4)?,
+        idempotency_key: row.get(5)?,
+        binding_name: row.get(6)?,
+        created_by: row.get(7)?,
+        create_time: row.get(8)?,
+        start_time: row.get(9)?,
+        end_time: row.get(10)?,
+        message: row.get(11)?,
+        aws_calls: serde_json::from_str(&calls).unwrap_or_default(),
+        throttled_calls: row.get::<_, i64>(13)? as u64,
+        last_sequence: row.get::<_, i64>(14)? as u64,
+        position: row.get(15)?,
+        dry_run: row.get(16)?,
+    })
+}
+
+fn binding(row: &rusqlite::Row<'_>) -> rusqlite::Result<BindingRow> {
+    Ok(BindingRow {
+        name: row.get(0)?,
+        version: row.get::<_, i64>(1)? as u64,
+        binding: row.get(2)?,
+        status: row.get(3)?,
+        create_time: row.get(4)?,
+        update_time: row.get(5)?,
+    })
+}
+
+fn get_operation(conn: &Connection, id: &str) -> Result<Option<OperationRow>, StoreError> {
+    Ok(conn
+        .query_row(&format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE id = ?1"), [id], operation)
+        .optional()?)
+}
+
+#[async_trait]
+impl Journal for SqliteJournal {
+    async fn create_operation(&self, op: NewOperation) -> Result<(OperationRow, bool), StoreError> {
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            if let Some(key) = &op.idempotency_key {
+                let existing = tx
+                    .query_row(
+                        &format!("SELECT {OPERATION_COLUMNS}, request_fingerprint FROM operations WHERE idempotency_key = ?1"),
+                        [key],
+                        |r| Ok((operation(r)?, r.get::<_, String>(17)?)),
+                    )
+                    .optional()?;
+                if let Some((row, fingerprint)) = existing {
+                    if fingerprint != op.request_fingerprint {
+                        return Err(StoreError::IdempotencyConflict(key.clone()));
+                    }
+                    return Ok((row, false));
+                }
+            }
+            tx.execute(
+                "INSERT INTO operations (id, kind, state, spec_name, spec, idempotency_key, request_fingerprint, binding_name, \
+                 created_by, create_time, dry_run) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    op.id,
+                    op.kind,
+                    op.state,
+                    op.spec_name,
+                    op.spec,
+                    op.idempotency_key,
+                    op.request_fingerprint,
+                    op.binding_name,
+                    op.created_by,
+                    op.create_time,
+                    op.dry_run
+                ],
+            )?;
+            let row = get_operation(&tx, &op.id)?.ok_or_else(|| StoreError::Task("inserted operation vanished".into()))?;
+            tx.commit()?;
+            Ok((row, true))
+        })
+        .await
+    }
+
+    async fn get_operation(&self, id: &str) -> Result<Option<OperationRow>, StoreError> {
+        let id = id.to_string();
+        self.run(move |conn| get_operation(conn, &id)).await
+    }
+
+    async fn list_operations(
+        &self,
+        filter: &OperationFilter,
+        page_size: usize,
+        before: Option<i64>,
+    ) -> Result<(Vec<OperationRow>, Option<i64>), StoreError> {
+        let filter = filter.clone();
+        self.run(move |conn| {
+            let mut sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE position < ?1");
+            let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(before.unwrap_or(i64::MAX))];
+            if !filter.states.is_empty() {
+                let marks: Vec<String> = filter.states.iter().map(|s| s.to_string()).collect();
+                sql.push_str(&format!(" AND state IN ({})", marks.join(",")));
+            }
+            if !filter.spec_name.is_empty() {
+                args.push(Box::new(filter.spec_name.clone()));
+                sql.push_str(&format!(" AND spec_name = ?{}", args.len()));
+            }
+            if !filter.binding_name.is_empty() {
+                args.push(Box::new(filter.binding_name.clone()));
+                sql.push_str(&format!(" AND binding_name = ?{}", args.len()));
+            }
+            sql.push_str(&format!(" ORDER BY position DESC LIMIT {}", page_size + 1));
+            let mut stmt = conn.prepare(&sql)?;
+            let mut rows: Vec<OperationRow> = stmt
+                .query_map(rusqlite::params_from_iter(args.iter().map(|a| a.as_ref())), operation)?
+                .collect::<Result<_, _>>()?;
+            let next = if rows.len() > page_size {
+                rows.truncate(page_size);
+                rows.last().map(|r| r.position)
+            } else {
+                None
+            };
+            Ok((rows, next))
+        })
+        .await
+    }
+
+    async fn set_operation_state(
+        &self,
+        id: &str,
+        state: i32,
+        message: &str,
+        started: Option<i64>,
+        ended: Option<i64>,
+    ) -> Result<(), StoreError> {
+        let (id, message) = (id.to_string(), message.to_string());
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE operations SET state = ?2, message = ?3, start_time = COALESCE(?4, start_time), \
+                 end_time = COALESCE(?5, end_time) WHERE id = ?1",
+                params![id, state, message, started, ended],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn set_operation_stats(
+        &self,
+        id: &str,
+        aws_calls: &BTreeMap<String, u64>,
+        throttled: u64,
+        last_sequence: u64,
+    ) -> Result<(), StoreError> {
+        let (id, calls) = (id.to_string(), serde_json::to_string(aws_calls).unwrap_or_else(|_| "{}".into()));
+        self.run(move |conn| {
+            conn.execute(
+                "UPDATE operations SET aws_calls = ?2, throttled_calls = ?3, last_sequence = MAX(last_sequence, ?4) WHERE id = ?1",
+                params![id, calls, throttled as i64, last_sequence as i64],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unfinished_operations(&self, final_states: &[i32]) -> Result<Vec<OperationRow>, StoreError> {
+        let marks: Vec<String> = final_states.iter().map(|s| s.to_string()).collect();
+        self.run(move |conn| {
+            let sql = format!(
+                "SELECT {OPERATION_COLUMNS} FROM operations WHERE state NOT IN ({}) ORDER BY position",
+                marks.join(",")
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            let rows = stmt.query_map([], operation)?.collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn put_accounts(&self, operation: &str, rows: Vec<AccountRow>) -> Result<(), StoreError> {
+        let operation = operation.to_string();
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT OR REPLACE INTO account_results (operation_id, idx, account_id, outcome, result) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?;
+                for r in rows {
+                    stmt.execute(params![operation, r.index, r.account_id, r.outcome, r.result])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_accounts(
+        &self,
+        operation: &str,
+        outcomes: &[i32],
+        page_size: usize,
+        after_index: Option<u32>,
+    ) -> Result<Vec<AccountRow>, StoreError> {
+        let operation = operation.to_string();
+        let filter = if outcomes.is_empty() {
+            String::new()
+        } else {
+            format!(" AND outcome IN ({})", outcomes.iter().map(|o| o.to_string()).collect::<Vec<_>>().join(","))
+        };
+        self.run(move |conn| {
+            let sql = format!(
+                "SELECT idx, account_id, outcome, result FROM account_results WHERE operation_id = ?1 AND idx > ?2{filter} \
+                 ORDER BY idx LIMIT ?3"
+            );
+            let mut stmt = conn.prepare(&sql)?;
+            let after = after_index.map(i64::from).unwrap_or(-1);
+            let rows = stmt
+                .query_map(params![operation, after, page_size as i64], |r| {
+                    Ok(AccountRow { index: r.get(0)?, account_id: r.get(1)?, outcome: r.get(2)?, result: r.get(3)? })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn count_accounts(&self, operation: &str) -> Result<BTreeMap<i32, u32>, StoreError> {
+        let operation = operation.to_string();
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT outcome, COUNT(*) FROM account_results WHERE operation_id = ?1 GROUP BY outcome",
+            )?;
+            let rows = stmt
+                .query_map([operation], |r| Ok((r.get::<_, i32>(0)?, r.get::<_, u32>(1)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn append_events(&self, operation: &str, events: Vec<EventRow>) -> Result<(), StoreError> {
+        let operation = operation.to_string();
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let mut last = 0;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT OR IGNORE INTO events (operation_id, sequence, payload) VALUES (?1, ?2, ?3)",
+                )?;
+                for e in events {
+                    last = last.max(e.sequence);
+                    stmt.execute(params![operation, e.sequence as i64, e.payload])?;
+                }
+            }
+            tx.execute(
+                "UPDATE operations SET last_sequence = MAX(last_sequence, ?2) WHERE id = ?1",
+                params![operation, last as i64],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn read_events(
+        &self,
+        operation: &str,
+        after_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let operation = operation.to_string();
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT sequence, payload FROM events WHERE operation_id = ?1 AND sequence > ?2 ORDER BY sequence LIMIT ?3",
+            )?;
+            let rows = stmt
+                .query_map(params![operation, after_sequence as i64, limit as i64], |r| {
+                    Ok(EventRow { sequence: r.get::<_, i64>(0)? as u64, payload: r.get(1)? })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn placements(&self, spec_name: &str) -> Result<Vec<String>, StoreError> {
+        let spec_name = spec_name.to_string();
+        self.run(move |conn| {
+            let mut stmt =
+                conn.prepare_cached("SELECT account_id FROM placements WHERE spec_name = ?1 ORDER BY account_id")?;
+            let rows = stmt.query_map([spec_name], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn set_placement(&self, spec_name: &str, account_id: &str, present: bool) -> Result<(), StoreError> {
+        let (spec_name, account_id) = (spec_name.to_string(), account_id.to_string());
+        self.run(move |conn| {
+            if present {
+                conn.execute(
+                    "INSERT OR IGNORE INTO placements (spec_name, account_id) VALUES (?1, ?2)",
+                    params![spec_name, account_id],
+                )?;
+            } else {
+                conn.execute(
+                    "DELETE FROM placements WHERE spec_name = ?1 AND account_id = ?2",
+                    params![spec_name, account_id],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit(&self, e: AuditEntry) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO audit (time, caller, method, request, outcome) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![e.time, e.caller, e.method, e.request, e.outcome],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.run(move |conn| {
+            let mut stmt =
+                conn.prepare("SELECT time, caller, method, request, outcome FROM audit ORDER BY id DESC LIMIT ?1")?;
+            let rows = stmt
+                .query_map([limit as i64], |r| {
+                    Ok(AuditEntry {
+                        time: r.get(0)?,
+                        caller: r.get(1)?,
+                        method: r.get(2)?,
+                        request: r.get(3)?,
+                        outcome: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn create_binding(&self, row: BindingRow) -> Result<bool, StoreError> {
+        self.run(move |conn| {
+            let n = conn.execute(
+                "INSERT OR IGNORE INTO bindings (name, version, binding, status, create_time, update_time) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![row.name, row.version as i64, row.binding, row.status, row.create_time, row.update_time],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn update_binding(
+        &self,
+        name: &str,
+        binding_blob: Vec<u8>,
+        expected: Option<u64>,
+        time: i64,
+    ) -> Result<Option<BindingRow>, StoreError> {
+        let name = name.to_string();
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let Some(current) = tx
+                .query_row(
+                    "SELECT name, version, binding, status, create_time, update_time FROM bindings WHERE name = ?1",
+                    [&name],
+                    binding,
+                )
+                .optional()?
+            else {
+                return Ok(None);
+            };
+            if let Some(expected) = expected.filter(|e| *e != current.version) {
+                return Err(StoreError::VersionMismatch { name, expected, actual: current.version });
+            }
+            tx.execute(
+                "UPDATE bindings SET version = version + 1, binding = ?2, update_time = ?3 WHERE name = ?1",
+                params![name, binding_blob, time],
+            )?;
+            let row = tx.query_row(
+                "SELECT name, version, binding, status, create_time, update_time FROM bindings WHERE name = ?1",
+                [&name],
+                binding,
+            )?;
+            tx.commit()?;
+            Ok(Some(row))
+        })
+        .await
+    }
+
+    async fn set_binding_status(&self, name: &str, status: Vec<u8>) -> Result<(), StoreError> {
+        let name = name.to_string();
+        self.run(move |conn| {
+            conn.execute("UPDATE bindings SET status = ?2 WHERE name = ?1", params![name, status])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_binding(&self, name: &str) -> Result<Option<BindingRow>, StoreError> {
+        let name = name.to_string();
+        self.run(move |conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT name, version, binding, status, create_time, update_time FROM bindings WHERE name = ?1",
+                    [name],
+                    binding,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn list_bindings(&self, page_size: usize, after: Option<&str>) -> Result<Vec<BindingRow>, StoreError> {
+        let after = after.unwrap_or("").to_string();
+        self.run(move |conn| {
+            let mut stmt = conn.prepare(
+                "SELECT name, version, binding, status, create_time, update_time FROM bindings WHERE name > ?1 ORDER BY name LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after, page_size as i64], binding)?.collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn delete_binding(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_string();
+        self.run(move |conn| Ok(conn.execute("DELETE FROM bindings WHERE name = ?1", [name])? == 1)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_op(id: &str, key: Option<&str>, fingerprint: &str) -> NewOperation {
+        NewOperation {
+            id: id.into(),
+            kind: 1,
+            spec_name: "audit".into(),
+            spec: vec![1, 2, 3],
+            idempotency_key: key.map(String::from),
+            request_fingerprint: fingerprint.into(),
+            binding_name: None,
+            created_by: "ci".into(),
+            create_time: 1000,
+            state: 1,
+            dry_run: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn operations_idempotency_and_paging() {
+        let j = SqliteJournal::in_memory().unwrap();
+        let (a, created) = j.create_operation(new_op("a", Some("k1"), "f1")).await.unwrap();
+        assert!(created);
+        let (again, created) = j.create_operation(new_op("b", Some("k1"), "f1")).await.unwrap();
+        assert!(!created);
+        assert_eq!(again.id, a.id);
+        assert!(matches!(
+            j.create_operation(new_op("c", Some("k1"), "f2")).await,
+            Err(StoreError::IdempotencyConflict(_))
+        ));
+        for i in 0..5 {
+            j.create_operation(new_op(&format!("op{i}"), None, "f")).await.unwrap();
+        }
+        j.set_operation_state("op3", 3, "done", Some(5), Some(9)).await.unwrap();
+        let (page1, next) = j.list_operations(&OperationFilter::default(), 4, None).await.unwrap();
+        assert_eq!(page1.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), ["op4", "op3", "op2", "op1"]);
+        let (page2, end) = j.list_operations(&OperationFilter::default(), 4, next).await.unwrap();
+        assert_eq!(page2.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), ["op0", "a"]);
+        assert_eq!(end, None);
+        let (done, _) =
+            j.list_operations(&OperationFilter { states: vec![3], ..Default::default() }, 10, None).await.unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!((done[0].start_time, done[0].end_time, done[0].message.as_str()), (Some(5), Some(9), "done"));
+        let unfinished = j.unfinished_operations(&[3, 4, 6]).await.unwrap();
+        assert_eq!(unfinished.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn accounts_events_placements_and_persistence() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        {
+            let j = SqliteJournal::open(&path).unwrap();
+            j.create_operation(new_op("a", None, "f")).await.unwrap();
+            j.put_accounts(
+                "a",
+                (0..5)
+                    .map(|i| AccountRow { index: i, account_id: format!("{i:012}"), outcome: 1, result: vec![] })
+                    .collect(),
+            )
+            .await
+            .unwrap();
+            j.put_accounts(
+                "a",
+                vec![AccountRow { index: 2, account_id: "000000000002".into(), outcome: 3, result: vec![9] }],
+            )
+            .await
+            .unwrap();
+            j.append_events("a", (1..=10).map(|s| EventRow { sequence: s, payload: vec![s as u8] }).collect())
+                .await
+                .unwrap();
+            // Re-appending (after a crash and resume) does not duplicate.
+            j.append_events("a", vec![EventRow { sequence: 10, payload: vec![99] }]).await.unwrap();
+            j.set_placement("audit", "222233334444", true).await.unwrap();
+            j.set_placement("audit", "111122223333", true).await.unwrap();
+            j.set_placement("audit", "222233334444", false).await.unwrap();
+            let mut stats = BTreeMap::new();
+            stats.insert("iam:CreateRole".to_string(), 5u64);
+            j.set_operation_stats("a", &stats, 2, 10).await.unwrap();
+        }
+        let j = SqliteJournal::open(&path).unwrap();
+        let counts = j.count_accounts("a").await.unwrap();
+        assert_eq!(counts, BTreeMap::from([(1, 4), (3, 1)]));
+        let changed = j.list_accounts("a", &[3], 10, None).await.unwrap();
+        assert_eq!(changed[0].result, vec![9]);
+        let page = j.list_accounts("a", &[], 2, Some(1)).await.unwrap();
+        assert_eq!(page.iter().map(|r| r.index).collect::<Vec<_>>(), [2, 3]);
+        let events = j.read_events("a", 7, 100).await.unwrap();
+        assert_eq!(events.iter().map(|e| e.sequence).collect::<Vec<_>>(), [8, 9, 10]);
+        assert_eq!(events[2].payload, vec![10]);
+        assert_eq!(j.placements("audit").await.unwrap(), ["111122223333"]);
+        let op = j.get_operation("a").await.unwrap().unwrap();
+        assert_eq!((op.last_sequence, op.throttled_calls, op.aws_calls.get("iam:CreateRole")), (10, 2, Some(&5)));
+    }
+
+    #[tokio::test]
+    async fn bindings_are_versioned() {
+        let j = SqliteJournal::in_memory().unwrap();
+        let row = BindingRow {
+            name: "b".into(),
+            version: 1,
+            binding: vec![1],
+            status: vec![],
+            create_time: 1,
+            update_time: 1,
+        };
+        assert!(j.create_binding(row.clone()).await.unwrap());
+        assert!(!j.create_binding(row).await.unwrap());
+        let v2 = j.update_binding("b", vec![2], Some(1), 5).await.unwrap().unwrap();
+        assert_eq!((v2.version, v2.binding, v2.update_time), (2, vec![2], 5));
+        assert!(matches!(
+            j.update_binding("b", vec![3], Some(1), 6).await,
+            Err(StoreError::VersionMismatch { actual: 2, .. })
+        ));
+        assert!(j.update_binding("nope", vec![3], None, 6).await.unwrap().is_none());
+        assert!(j.delete_binding("b").await.unwrap());
+        assert!(j.get_binding("b").await.unwrap().is_none());
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        SqliteJournal::open(&path).unwrap();
+        Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
+        assert!(matches!(SqliteJournal::open(&path), Err(StoreError::SchemaTooNew(99, 1))));
+    }
+}
