@@ -436,6 +436,12 @@ async fn trusted_side(
     op_id: &str,
     sink: &EventSink,
 ) -> Result<(), String> {
+    // The grant policy is shared by every operation of the spec: one writer at a time, like roles.
+    let _guard = inner
+        .locks
+        .lock(&g.account_id, &format!("policy{}{}", TrustedGrant::POLICY_PATH, g.policy_name), inner.config.lock_policy)
+        .await
+        .ok_or_else(|| "another operation is updating the trusted side's policy".to_string())?;
     let session = format!("crossrole-{}", op_id.split('-').next().unwrap_or("op"));
     let creds = inner.broker.bootstrap(ctx, &g.account_id, None, &session).await.map_err(|e| e.to_string())?;
     let iam = AccountIam { iam: inner.aws.iam(&creds), calls: &inner.calls, ctx };
