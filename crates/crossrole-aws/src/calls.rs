@@ -85,7 +85,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { max_attempts: 8, base: Duration::from_millis(100), cap: Duration::from_secs(20) }
+        RetryPolicy { max_attempts: 10, base: Duration::from_millis(100), cap: Duration::from_secs(20) }
     }
 }
 
@@ -160,29 +160,64 @@ impl CallContext {
     }
 }
 
+/// A token bucket whose rate adapts: it starts at the configured rate, drops by 30% each time AWS throttles
+/// (down to 5% of it), and climbs back by 1% of it per successful call. So crossrole settles just under the quota
+/// it really has, even when other tools share it or the configured rate is too high.
 struct Bucket {
-    rate: Rate,
-    state: Mutex<(f64, Instant)>,
+    configured: Rate,
+    state: Mutex<BucketState>,
+}
+
+struct BucketState {
+    tokens: f64,
+    last: Instant,
+    rate: f64,
 }
 
 impl Bucket {
     fn new(rate: Rate) -> Bucket {
-        Bucket { rate, state: Mutex::new((f64::from(rate.burst), Instant::now())) }
+        Bucket {
+            configured: rate,
+            state: Mutex::new(BucketState {
+                tokens: f64::from(rate.burst),
+                last: Instant::now(),
+                rate: rate.per_second,
+            }),
+        }
+    }
+
+    fn limited(&self) -> bool {
+        self.configured.per_second > 0.0
     }
 
     /// Takes a token now, or reserves the next one: returns how long to wait for it.
     fn reserve(&self) -> Duration {
-        if self.rate.per_second <= 0.0 {
+        if !self.limited() {
             return Duration::ZERO;
         }
-        let Ok(mut state) = self.state.lock() else { return Duration::ZERO };
+        let Ok(mut s) = self.state.lock() else { return Duration::ZERO };
         let now = Instant::now();
-        let (tokens, last) = *state;
-        let refilled = (tokens + now.duration_since(last).as_secs_f64() * self.rate.per_second)
-            .min(f64::from(self.rate.burst.max(1)));
-        let after = refilled - 1.0;
-        *state = (after, now);
-        if after >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-after / self.rate.per_second) }
+        let burst = f64::from(self.configured.burst.max(1));
+        s.tokens = (s.tokens + now.duration_since(s.last).as_secs_f64() * s.rate).min(burst) - 1.0;
+        s.last = now;
+        if s.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-s.tokens / s.rate) }
+    }
+
+    fn throttled(&self) {
+        if let (true, Ok(mut s)) = (self.limited(), self.state.lock()) {
+            s.rate = (s.rate * 0.7).max(self.configured.per_second * 0.05);
+        }
+    }
+
+    fn succeeded(&self) {
+        if let (true, Ok(mut s)) = (self.limited(), self.state.lock()) {
+            s.rate = (s.rate + self.configured.per_second * 0.01).min(self.configured.per_second);
+        }
+    }
+
+    #[cfg(test)]
+    fn rate(&self) -> f64 {
+        self.state.lock().map(|s| s.rate).unwrap_or(0.0)
     }
 }
 
@@ -233,7 +268,13 @@ impl CallPolicy {
             }
             self.global.count(&call);
             ctx.stats.count(&call);
-            match f().await {
+            let result = f().await;
+            match &result {
+                Ok(_) => self.bucket(service).succeeded(),
+                Err(e) if e.kind == crate::error::ErrorKind::Throttling => self.bucket(service).throttled(),
+                Err(_) => {}
+            }
+            match result {
                 Ok(v) => return Ok(v),
                 Err(e) if e.kind.is_retryable() && attempt < self.retry.max_attempts => {
                     if e.kind == crate::error::ErrorKind::Throttling {
@@ -349,6 +390,25 @@ mod tests {
         let s = Instant::now();
         policy.call(&ctx, Service::Sts, "GetCallerIdentity", || async { Ok::<_, AwsError>(()) }).await.unwrap();
         assert_eq!(s.elapsed(), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_rate_backs_off_on_throttles_and_recovers() {
+        let b = Bucket::new(Rate { per_second: 100.0, burst: 10 });
+        b.throttled();
+        b.throttled();
+        assert!((b.rate() - 49.0).abs() < 1e-9);
+        for _ in 0..20 {
+            b.throttled();
+        }
+        assert!((b.rate() - 5.0).abs() < 1e-9, "never below 5% of the configured rate");
+        for _ in 0..1000 {
+            b.succeeded();
+        }
+        assert!((b.rate() - 100.0).abs() < 1e-9, "never above the configured rate");
+        let unlimited = Bucket::new(Rate::UNLIMITED);
+        unlimited.throttled();
+        assert_eq!(unlimited.reserve(), Duration::ZERO);
     }
 
     #[test]
