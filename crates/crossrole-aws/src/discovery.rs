@@ -71,6 +71,11 @@ impl Discovery {
         Ok(tree)
     }
 
+    /// The cached tree, if there is one (fresh or not); never calls AWS.
+    pub async fn cached_tree(&self) -> Option<Arc<OrgTree>> {
+        self.tree.lock().await.as_ref().map(|(_, t)| t.clone())
+    }
+
     /// Tags of `accounts`, from the cache where fresh.
     pub async fn tags(&self, ctx: &CallContext, accounts: &[String]) -> Result<AccountTags, Error> {
         let mut out = AccountTags::new();

@@ -1,1 +1,535 @@
-//! The crossrole client SDK: a typed, ergonomic async client for the crossroled gRPC API.
+//! The crossrole client SDK: a typed async client for the crossroled gRPC API.
+//!
+//! ```no_run
+//! use crossrole_client::{Client, proto};
+//!
+//! # async fn example(spec: proto::AccessSpec) -> Result<(), crossrole_client::Error> {
+//! let client = Client::builder()
+//!     .endpoint("http://127.0.0.1:50051")
+//!     .token(std::env::var("CROSSROLE_TOKEN").unwrap_or_default())
+//!     .connect()
+//!     .await?;
+//!
+//! // What would change, account by account; nothing changes in AWS.
+//! let plan = client.plan(spec.clone()).await?;
+//! println!("{} changes in {} accounts", plan.total_changes, plan.accounts_with_changes);
+//!
+//! // Apply, follow the events live, and wait for the end.
+//! let operation = client.apply(spec, None).await?;
+//! let done = operation.wait().await?;
+//! println!("{:?}", done.counts);
+//! # Ok(()) }
+//! ```
+//!
+//! The SDK depends only on the generated API ([`proto`], re-exported) and tonic. Idempotent calls are retried
+//! with backoff when the server is unavailable; applies and destroys carry an idempotency key (generated when
+//! you give none), so retrying them is safe too. Event streams reconnect and resume from the last event seen.
+
+mod error;
+mod operation;
+
+use std::{sync::Arc, time::Duration};
+
+pub use crossrole_proto::v1 as proto;
+pub use error::{Error, FieldViolation};
+use futures::{Stream, StreamExt};
+pub use operation::{OperationHandle, is_final};
+use proto::{
+    access_service_client::AccessServiceClient, binding_service_client::BindingServiceClient,
+    operation_service_client::OperationServiceClient, organization_service_client::OrganizationServiceClient,
+};
+use rand::Rng;
+use tonic::{
+    Request, Status,
+    metadata::AsciiMetadataValue,
+    service::interceptor::InterceptedService,
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
+};
+
+/// Largest message either way (plans of large organizations are big).
+const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+
+/// TLS settings for [`ClientBuilder::tls`].
+#[derive(Debug, Clone, Default)]
+pub struct Tls {
+    ca_pem: Option<Vec<u8>>,
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+    domain: Option<String>,
+}
+
+impl Tls {
+    /// TLS with the system's roots.
+    pub fn new() -> Tls {
+        Tls::default()
+    }
+
+    /// Trust this CA (PEM) instead of the system's roots.
+    pub fn ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Tls {
+        self.ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Present this client certificate and key (PEM): mutual TLS.
+    pub fn identity(mut self, cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Tls {
+        self.identity = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// The server name to verify, when it differs from the endpoint's host.
+    pub fn domain_name(mut self, name: impl Into<String>) -> Tls {
+        self.domain = Some(name.into());
+        self
+    }
+}
+
+/// Builds a [`Client`].
+#[derive(Debug, Clone)]
+pub struct ClientBuilder {
+    endpoint: String,
+    token: Option<String>,
+    tls: Option<Tls>,
+    connect_timeout: Duration,
+    request_timeout: Option<Duration>,
+    retries: u32,
+}
+
+impl Default for ClientBuilder {
+    fn default() -> Self {
+        ClientBuilder {
+            endpoint: "http://127.0.0.1:50051".into(),
+            token: None,
+            tls: None,
+            connect_timeout: Duration::from_secs(5),
+            request_timeout: None,
+            retries: 4,
+        }
+    }
+}
+
+impl ClientBuilder {
+    /// The server, e.g. `http://127.0.0.1:50051` or `https://crossrole.example.com`.
+    pub fn endpoint(mut self, endpoint: impl Into<String>) -> ClientBuilder {
+        self.endpoint = endpoint.into();
+        self
+    }
+
+    /// The API token, sent as `authorization: Bearer <token>`. An empty token sends none.
+    pub fn token(mut self, token: impl Into<String>) -> ClientBuilder {
+        let token = token.into();
+        self.token = (!token.is_empty()).then_some(token);
+        self
+    }
+
+    /// Use TLS.
+    pub fn tls(mut self, tls: Tls) -> ClientBuilder {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Connect timeout (default 5 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> ClientBuilder {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Deadline of each unary call (default none: plans of large organizations take a while).
+    pub fn request_timeout(mut self, timeout: Duration) -> ClientBuilder {
+        self.request_timeout = Some(timeout);
+        self
+    }
+
+    /// Attempts after the first for retryable failures (default 4).
+    pub fn retries(mut self, retries: u32) -> ClientBuilder {
+        self.retries = retries;
+        self
+    }
+
+    fn endpoint_config(&self) -> Result<Endpoint, Error> {
+        let mut e = Endpoint::from_shared(self.endpoint.clone())
+            .map_err(|e| Error::Connect(format!("endpoint {:?}: {e}", self.endpoint)))?;
+        e = e
+            .connect_timeout(self.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(Duration::from_secs(30));
+        if let Some(t) = self.request_timeout {
+            e = e.timeout(t);
+        }
+        if let Some(tls) = &self.tls {
+            let mut c = ClientTlsConfig::new();
+            c = match &tls.ca_pem {
+                Some(ca) => c.ca_certificate(Certificate::from_pem(ca)),
+                None => c.with_native_roots(),
+            };
+            if let Some((cert, key)) = &tls.identity {
+                c = c.identity(Identity::from_pem(cert, key));
+            }
+            if let Some(d) = &tls.domain {
+                c = c.domain_name(d.clone());
+            }
+            e = e.tls_config(c)?;
+        }
+        Ok(e)
+    }
+
+    fn build(&self, channel: Channel) -> Result<Client, Error> {
+        let token = match &self.token {
+            None => None,
+            Some(t) => Some(
+                AsciiMetadataValue::try_from(format!("Bearer {t}"))
+                    .map_err(|_| Error::Connect("the token has characters a header cannot carry".into()))?,
+            ),
+        };
+        Ok(Client { channel, auth: Auth(token.map(Arc::new)), retries: self.retries })
+    }
+
+    /// Connects now.
+    pub async fn connect(self) -> Result<Client, Error> {
+        let channel = self.endpoint_config()?.connect().await?;
+        self.build(channel)
+    }
+
+    /// Connects on first use (and reconnects when the connection drops).
+    pub fn connect_lazy(self) -> Result<Client, Error> {
+        let channel = self.endpoint_config()?.connect_lazy();
+        self.build(channel)
+    }
+}
+
+/// Adds the bearer token to every call.
+#[derive(Clone)]
+struct Auth(Option<Arc<AsciiMetadataValue>>);
+
+impl tonic::service::Interceptor for Auth {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(t) = &self.0 {
+            request.metadata_mut().insert("authorization", (**t).clone());
+        }
+        Ok(request)
+    }
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Auth(<redacted>)" } else { "Auth(none)" })
+    }
+}
+
+type Svc = InterceptedService<Channel, Auth>;
+
+/// A client of crossroled. Cheap to clone; clones share the connection.
+#[derive(Debug, Clone)]
+pub struct Client {
+    channel: Channel,
+    auth: Auth,
+    retries: u32,
+}
+
+/// Retries `f` on retryable errors with capped, jittered backoff.
+async fn retry<T, F, Fut>(retries: u32, mut f: F) -> Result<T, Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Error>>,
+{
+    let mut attempt = 0;
+    loop {
+        match f().await {
+            Err(e) if e.is_retryable() && attempt < retries => {
+                attempt += 1;
+                let ceiling = Duration::from_millis(200 * (1 << attempt.min(6)));
+                let delay = rand::rng().random_range(Duration::from_millis(50)..=ceiling);
+                tokio::time::sleep(delay).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn new_key() -> String {
+    let n: u128 = rand::rng().random();
+    format!("sdk-{n:032x}")
+}
+
+impl Client {
+    /// A builder.
+    pub fn builder() -> ClientBuilder {
+        ClientBuilder::default()
+    }
+
+    fn organizations(&self) -> OrganizationServiceClient<Svc> {
+        OrganizationServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    fn access(&self) -> AccessServiceClient<Svc> {
+        AccessServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    fn operations(&self) -> OperationServiceClient<Svc> {
+        OperationServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    fn bindings(&self) -> BindingServiceClient<Svc> {
+        BindingServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
+    /// The organization: id, management account and OU tree.
+    pub async fn describe_organization(&self, refresh: bool) -> Result<proto::Organization, Error> {
+        let r = retry(self.retries, || async {
+            Ok(self
+                .organizations()
+                .describe_organization(proto::DescribeOrganizationRequest { refresh })
+                .await?
+                .into_inner())
+        })
+        .await?;
+        r.organization.ok_or_else(|| Error::Other {
+            code: tonic::Code::Internal,
+            message: "no organization in the response".into(),
+        })
+    }
+
+    /// One page of the accounts a selector matches.
+    pub async fn list_accounts(
+        &self,
+        request: proto::ListAccountsRequest,
+    ) -> Result<proto::ListAccountsResponse, Error> {
+        retry(self.retries, || async { Ok(self.organizations().list_accounts(request.clone()).await?.into_inner()) })
+            .await
+    }
+
+    /// Every account a selector matches, page after page.
+    pub fn accounts(
+        &self,
+        selector: proto::TargetSelector,
+    ) -> impl Stream<Item = Result<proto::Account, Error>> + Send + 'static {
+        let client = self.clone();
+        async_stream::try_stream! {
+            let mut token = String::new();
+            loop {
+                let page = client
+                    .list_accounts(proto::ListAccountsRequest { selector: Some(selector.clone()), page_size: 1000, page_token: token.clone(), refresh: false })
+                    .await?;
+                for a in page.accounts {
+                    yield a;
+                }
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                token = page.next_page_token;
+            }
+        }
+    }
+
+    /// Validates a spec and runs the guardrails (no AWS call); returns the non-blocking findings.
+    pub async fn validate(&self, spec: proto::AccessSpec) -> Result<proto::ValidateSpecResponse, Error> {
+        retry(self.retries, || async {
+            Ok(self.access().validate_spec(proto::ValidateSpecRequest { spec: Some(spec.clone()) }).await?.into_inner())
+        })
+        .await
+    }
+
+    /// What an apply would change, account by account. Nothing changes in AWS.
+    pub async fn plan(&self, spec: proto::AccessSpec) -> Result<proto::AccessPlan, Error> {
+        let r = retry(self.retries, || async {
+            Ok(self.access().plan_access(proto::PlanAccessRequest { spec: Some(spec.clone()) }).await?.into_inner())
+        })
+        .await?;
+        Ok(r.plan.unwrap_or_default())
+    }
+
+    /// Starts an apply. `idempotency_key`: the same key returns the same operation; `None` generates one, so
+    /// that the SDK's own retries never start two operations.
+    pub async fn apply(
+        &self,
+        spec: proto::AccessSpec,
+        idempotency_key: Option<String>,
+    ) -> Result<OperationHandle, Error> {
+        let key = idempotency_key.unwrap_or_else(new_key);
+        let r = retry(self.retries, || async {
+            Ok(self
+                .access()
+                .apply_access(proto::ApplyAccessRequest { spec: Some(spec.clone()), idempotency_key: key.clone() })
+                .await?
+                .into_inner())
+        })
+        .await?;
+        Ok(OperationHandle::new(self.clone(), r.operation.unwrap_or_default()))
+    }
+
+    /// Starts a destroy of what the spec created (only roles crossrole owns).
+    pub async fn destroy(
+        &self,
+        spec: proto::AccessSpec,
+        idempotency_key: Option<String>,
+    ) -> Result<OperationHandle, Error> {
+        let key = idempotency_key.unwrap_or_else(new_key);
+        let r = retry(self.retries, || async {
+            Ok(self
+                .access()
+                .destroy_access(proto::DestroyAccessRequest { spec: Some(spec.clone()), idempotency_key: key.clone() })
+                .await?
+                .into_inner())
+        })
+        .await?;
+        Ok(OperationHandle::new(self.clone(), r.operation.unwrap_or_default()))
+    }
+
+    /// Checks each account's role and that the trusted side can assume it.
+    pub async fn verify(&self, spec: proto::AccessSpec) -> Result<proto::VerifyAccessResponse, Error> {
+        retry(self.retries, || async {
+            Ok(self.access().verify_access(proto::VerifyAccessRequest { spec: Some(spec.clone()) }).await?.into_inner())
+        })
+        .await
+    }
+
+    /// Switch Role console links per account.
+    pub async fn switch_role_links(&self, spec: proto::AccessSpec) -> Result<Vec<proto::SwitchRoleLink>, Error> {
+        let r = retry(self.retries, || async {
+            Ok(self
+                .access()
+                .get_switch_role_links(proto::GetSwitchRoleLinksRequest { spec: Some(spec.clone()) })
+                .await?
+                .into_inner())
+        })
+        .await?;
+        Ok(r.links)
+    }
+
+    /// AWS CLI config profiles for every target account.
+    pub async fn export_profiles(
+        &self,
+        request: proto::ExportProfilesRequest,
+    ) -> Result<proto::ExportProfilesResponse, Error> {
+        retry(self.retries, || async { Ok(self.access().export_profiles(request.clone()).await?.into_inner()) }).await
+    }
+
+    /// An operation.
+    pub async fn operation(&self, id: &str) -> Result<proto::Operation, Error> {
+        let r = retry(self.retries, || async {
+            Ok(self
+                .operations()
+                .get_operation(proto::GetOperationRequest { operation_id: id.to_string() })
+                .await?
+                .into_inner())
+        })
+        .await?;
+        Ok(r.operation.unwrap_or_default())
+    }
+
+    /// A handle on an existing operation.
+    pub fn operation_handle(&self, id: impl Into<String>) -> OperationHandle {
+        OperationHandle::new(self.clone(), proto::Operation { id: id.into(), ..Default::default() })
+    }
+
+    /// One page of operations, newest first.
+    pub async fn list_operations(
+        &self,
+        request: proto::ListOperationsRequest,
+    ) -> Result<proto::ListOperationsResponse, Error> {
+        retry(self.retries, || async { Ok(self.operations().list_operations(request.clone()).await?.into_inner()) })
+            .await
+    }
+
+    /// One page of an operation's per-account results.
+    pub async fn list_account_results(
+        &self,
+        request: proto::ListAccountResultsRequest,
+    ) -> Result<proto::ListAccountResultsResponse, Error> {
+        retry(self.retries, || async {
+            Ok(self.operations().list_account_results(request.clone()).await?.into_inner())
+        })
+        .await
+    }
+
+    /// Asks an operation to stop.
+    pub async fn cancel(&self, id: &str) -> Result<proto::Operation, Error> {
+        let r = retry(self.retries, || async {
+            Ok(self
+                .operations()
+                .cancel_operation(proto::CancelOperationRequest { operation_id: id.to_string() })
+                .await?
+                .into_inner())
+        })
+        .await?;
+        Ok(r.operation.unwrap_or_default())
+    }
+
+    /// The raw watch stream from `after_sequence` (no reconnection; see [`OperationHandle::events`]).
+    pub async fn watch(
+        &self,
+        id: &str,
+        after_sequence: u64,
+    ) -> Result<impl Stream<Item = Result<proto::WatchOperationResponse, Error>> + Send + 'static, Error> {
+        let stream = self
+            .operations()
+            .watch_operation(proto::WatchOperationRequest { operation_id: id.to_string(), after_sequence })
+            .await?
+            .into_inner();
+        Ok(stream.map(|r| r.map_err(Error::from)))
+    }
+
+    /// Creates a binding.
+    pub async fn create_binding(&self, binding: proto::Binding) -> Result<proto::Binding, Error> {
+        let r =
+            self.bindings().create_binding(proto::CreateBindingRequest { binding: Some(binding) }).await?.into_inner();
+        Ok(r.binding.unwrap_or_default())
+    }
+
+    /// Updates a binding (a new version); `expected_version` 0 skips the check.
+    pub async fn update_binding(
+        &self,
+        binding: proto::Binding,
+        expected_version: u64,
+    ) -> Result<proto::Binding, Error> {
+        let r = self
+            .bindings()
+            .update_binding(proto::UpdateBindingRequest { binding: Some(binding), expected_version })
+            .await?
+            .into_inner();
+        Ok(r.binding.unwrap_or_default())
+    }
+
+    /// A binding with its status.
+    pub async fn binding(&self, name: &str) -> Result<proto::Binding, Error> {
+        let r = retry(self.retries, || async {
+            Ok(self.bindings().get_binding(proto::GetBindingRequest { name: name.to_string() }).await?.into_inner())
+        })
+        .await?;
+        Ok(r.binding.unwrap_or_default())
+    }
+
+    /// One page of bindings.
+    pub async fn list_bindings(
+        &self,
+        request: proto::ListBindingsRequest,
+    ) -> Result<proto::ListBindingsResponse, Error> {
+        retry(self.retries, || async { Ok(self.bindings().list_bindings(request.clone()).await?.into_inner()) }).await
+    }
+
+    /// Deletes a binding; unless `keep_roles`, returns the destroy operation.
+    pub async fn delete_binding(&self, name: &str, keep_roles: bool) -> Result<Option<OperationHandle>, Error> {
+        let r = self
+            .bindings()
+            .delete_binding(proto::DeleteBindingRequest { name: name.to_string(), keep_roles })
+            .await?
+            .into_inner();
+        Ok(r.operation.map(|o| OperationHandle::new(self.clone(), o)))
+    }
+
+    /// Reconciles a binding now.
+    pub async fn reconcile_binding(&self, name: &str) -> Result<OperationHandle, Error> {
+        let r = self
+            .bindings()
+            .reconcile_binding(proto::ReconcileBindingRequest { name: name.to_string() })
+            .await?
+            .into_inner();
+        Ok(OperationHandle::new(self.clone(), r.operation.unwrap_or_default()))
+    }
+}

@@ -98,6 +98,16 @@ pub(crate) struct Inner {
     running: Mutex<HashMap<String, Running>>,
     pub(crate) shutdown: CancellationToken,
     tasks: TaskTracker,
+    pub(crate) metrics: Mutex<Metrics>,
+}
+
+/// Counters since start, for telemetry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Finished operations by final state name.
+    pub operations: std::collections::BTreeMap<&'static str, u64>,
+    /// Finished accounts by outcome name.
+    pub accounts: std::collections::BTreeMap<&'static str, u64>,
 }
 
 impl Inner {
@@ -134,6 +144,7 @@ impl Engine {
                 running: Mutex::new(HashMap::new()),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
+                metrics: Mutex::new(Metrics::default()),
             }),
         }
     }
@@ -141,6 +152,11 @@ impl Engine {
     /// The call layer (for its global counters).
     pub fn calls(&self) -> &Arc<CallPolicy> {
         &self.inner.calls
+    }
+
+    /// Counters since start.
+    pub fn metrics(&self) -> Metrics {
+        self.inner.metrics.lock().map(|m| m.clone()).unwrap_or_default()
     }
 
     /// Organizations discovery.

@@ -101,10 +101,12 @@ impl Engine {
         let (targets, selection) = self.read_targets(spec).await?;
         let env = self.read_env(spec, "crossrole-plan");
         let n = self.concurrency(spec, targets.len());
-        let accounts: Vec<pb::AccountPlan> = futures::stream::iter(targets.iter())
-            .map(|t| {
-                let env = &env;
+        let env_ref = &env;
+        let accounts: Vec<pb::AccountPlan> = futures::stream::iter(targets.clone())
+            .map(move |t| {
+                let env = env_ref;
                 async move {
+                    let t = &t;
                     let mut p = pb::AccountPlan {
                         account_id: t.account_id.clone(),
                         account_name: t.account_name.clone(),
@@ -214,10 +216,12 @@ impl Engine {
         let env = self.read_env(spec, "crossrole-verify");
         let principals = verify::principals_to_check(spec, self.partition());
         let n = self.concurrency(spec, targets.len());
-        let accounts = futures::stream::iter(targets.iter())
-            .map(|t| {
-                let (env, principals) = (&env, &principals);
+        let (env_ref, principals_ref) = (&env, &principals);
+        let accounts = futures::stream::iter(targets)
+            .map(move |t| {
+                let (env, principals) = (env_ref, principals_ref);
                 async move {
+                    let t = &t;
                     let role_arn = env.desired.arn(env.inner.aws.partition(), &t.account_id);
                     let mut v = pb::AccountVerification {
                         account_id: t.account_id.clone(),

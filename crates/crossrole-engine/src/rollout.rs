@@ -80,6 +80,9 @@ pub(crate) async fn run(
                 {
                     tracing::error!(error = %e, "cannot record the end of the operation");
                 }
+                if let Ok(mut m) = inner.metrics.lock() {
+                    *m.operations.entry(ending.state.as_str_name()).or_default() += 1;
+                }
                 tracing::info!(state = ending.state.as_str_name(), message = ending.message, "operation finished");
             }
         }
@@ -231,6 +234,9 @@ async fn drive(
         }
         match running.next().await {
             Some(Ok(result)) => {
+                if let (Ok(mut m), Ok(o)) = (inner.metrics.lock(), pb::AccountOutcome::try_from(result.outcome)) {
+                    *m.accounts.entry(o.as_str_name()).or_default() += 1;
+                }
                 if result.outcome == pb::AccountOutcome::Failed as i32 {
                     failures += 1;
                     if failures > tolerance && halted.is_none() {

@@ -1,6 +1,139 @@
 //! `crossroled`: the crossrole gRPC control plane.
 
-fn main() {
-    eprintln!("crossroled: not implemented yet");
-    std::process::exit(1);
+use std::{io::Read, sync::Arc};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use crossrole_server::{
+    auth::hash_token,
+    config::{Config, Flags},
+};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "crossroled",
+    version,
+    about = "The crossrole control plane: cross-account IAM access across an AWS Organization"
+)]
+struct Cli {
+    #[command(flatten)]
+    flags: Flags,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (the default).
+    Serve,
+    /// Check the configuration and exit.
+    CheckConfig,
+    /// API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Make a new random token; print it once, and the configuration entry holding its hash.
+    New {
+        /// Token name (shown in audit logs).
+        #[arg(long)]
+        name: String,
+        /// Scope: read, plan, apply or admin.
+        #[arg(long, default_value = "read")]
+        scope: String,
+    },
+    /// Read a token on stdin and print its SHA-256 for the configuration.
+    Hash,
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("crossroled: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Token(TokenCommand::New { name, scope }) => {
+            use rand::{Rng, distr::Alphanumeric};
+            let token: String = rand::rng().sample_iter(&Alphanumeric).take(48).map(char::from).collect();
+            let token = format!("crt_{token}");
+            println!("token (shown once; give it to the client as CROSSROLE_TOKEN): {token}");
+            println!("\n[[tokens]]\nname = \"{name}\"\nsha256 = \"{}\"\nscope = \"{scope}\"", hash_token(&token));
+            Ok(())
+        }
+        Command::Token(TokenCommand::Hash) => {
+            let mut token = String::new();
+            std::io::stdin().read_to_string(&mut token)?;
+            println!("{}", hash_token(token.trim()));
+            Ok(())
+        }
+        Command::CheckConfig => {
+            let config = Config::load(&cli.flags)?;
+            println!(
+                "configuration is valid: listen {}, data_dir {}, {} tokens",
+                config.listen,
+                config.data_dir.display(),
+                config.tokens.len()
+            );
+            Ok(())
+        }
+        Command::Serve => serve(cli.flags).await,
+    }
+}
+
+async fn serve(flags: Flags) -> anyhow::Result<()> {
+    let config = Config::load(&flags)?;
+    let telemetry = crossrole_server::telemetry::init(config.log_format)?;
+    if config.tokens.is_empty() {
+        tracing::warn!(
+            "no API tokens are configured: every call but health will be refused (see `crossroled token new`)"
+        );
+    }
+    let partition = config.aws.partition.as_deref().and_then(crossrole_core::Partition::parse);
+    let aws = crossrole_aws::sdk::SdkConnector::from_env(partition).await;
+    let mut server = crossrole_server::start(&config, Arc::new(aws)).await.context("starting")?;
+    telemetry.register(&server.engine);
+    let signal = shutdown_signal();
+    tokio::select! {
+        result = server.wait() => {
+            telemetry.shutdown();
+            return result;
+        }
+        name = signal => tracing::info!(signal = name, "shutting down: no new calls; in-flight work stops at its next step and resumes at the next start"),
+    }
+    let result = server.stop().await;
+    telemetry.shutdown();
+    result
+}
+
+async fn shutdown_signal() -> &'static str {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+        "SIGINT"
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+                "SIGTERM"
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<&'static str>();
+    tokio::select! {
+        s = ctrl_c => s,
+        s = term => s,
+    }
 }

@@ -866,6 +866,10 @@ pub struct WatchOperationResponse {
     /// The event.
     #[prost(message, optional, tag = "1")]
     pub event: ::core::option::Option<OperationEvent>,
+    /// True when the event was read from the journal rather than the live stream: a replay, or a catch-up after the
+    /// watcher fell behind (the stream never skips an event; a lagging watcher is served from the journal).
+    #[prost(bool, tag = "2")]
+    pub replayed: bool,
 }
 /// Something that happened in an operation. Events are numbered per operation from 1, without gaps.
 #[derive(Clone, PartialEq, ::prost::Message)]

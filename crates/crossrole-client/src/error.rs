@@ -1,0 +1,109 @@
+//! The SDK's error type.
+
+use tonic::{Code, Status};
+use tonic_types::StatusExt;
+
+/// A field the server rejected, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldViolation {
+    /// Path in the request, e.g. `spec.role.trust.external_id`.
+    pub field: String,
+    /// The rule broken.
+    pub description: String,
+}
+
+/// Errors of the SDK.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    /// The request is invalid; `violations` names each field and rule.
+    #[error("invalid request: {message}")]
+    InvalidArgument {
+        /// The server's summary.
+        message: String,
+        /// Each field and the rule it breaks.
+        violations: Vec<FieldViolation>,
+    },
+    /// No token, or an unknown one.
+    #[error("unauthenticated: {0}")]
+    Unauthenticated(String),
+    /// The token lacks the scope.
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    /// No such operation or binding.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// The request does not fit the current state.
+    #[error("failed precondition: {0}")]
+    FailedPrecondition(String),
+    /// A concurrent change won (e.g. a binding's version moved).
+    #[error("aborted: {0}")]
+    Aborted(String),
+    /// The server or AWS is unavailable (retried where safe before this is returned).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    /// The connection could not be made.
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// Another status.
+    #[error("{code:?}: {message}")]
+    Other {
+        /// The gRPC code.
+        code: Code,
+        /// The message.
+        message: String,
+    },
+}
+
+impl Error {
+    /// Whether retrying the same idempotent request may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::Unavailable(_) | Error::Connect(_))
+    }
+
+    /// The field violations, for `InvalidArgument`.
+    pub fn violations(&self) -> &[FieldViolation] {
+        match self {
+            Error::InvalidArgument { violations, .. } => violations,
+            _ => &[],
+        }
+    }
+}
+
+impl From<Status> for Error {
+    fn from(s: Status) -> Self {
+        let message = s.message().to_string();
+        match s.code() {
+            Code::InvalidArgument => Error::InvalidArgument {
+                violations: s
+                    .get_details_bad_request()
+                    .map(|b| {
+                        b.field_violations
+                            .into_iter()
+                            .map(|v| FieldViolation { field: v.field, description: v.description })
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                message,
+            },
+            Code::Unauthenticated => Error::Unauthenticated(message),
+            Code::PermissionDenied => Error::PermissionDenied(message),
+            Code::NotFound => Error::NotFound(message),
+            Code::FailedPrecondition => Error::FailedPrecondition(message),
+            Code::Aborted => Error::Aborted(message),
+            Code::Unavailable => Error::Unavailable(message),
+            code => Error::Other { code, message },
+        }
+    }
+}
+
+impl From<tonic::transport::Error> for Error {
+    fn from(e: tonic::transport::Error) -> Self {
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            message.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        Error::Connect(message)
+    }
+}

@@ -1,0 +1,395 @@
+//! Configuration: a TOML file, `CROSSROLE_*` environment variables and flags, validated at start.
+//!
+//! Precedence: flags and their environment twins over the file over the defaults. Defaults run on a laptop:
+//! listen on 127.0.0.1:50051, the journal in `./crossrole-data`. Tokens are stored as SHA-256 hashes; the
+//! plain tokens never appear in the configuration or the logs. Every error names the setting.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use crossrole_aws::calls::{Rate, Rates};
+use serde::Deserialize;
+
+/// Token scopes, each including the ones before it: `read` < `plan` < `apply` < `admin`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Read organization, operations, links; verify.
+    Read,
+    /// Plan.
+    Plan,
+    /// Apply, destroy, cancel; bindings.
+    Apply,
+    /// Everything.
+    Admin,
+}
+
+impl Scope {
+    /// The name in configuration files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Plan => "plan",
+            Scope::Apply => "apply",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+/// An API token: its name (shown in audit logs and operations), the SHA-256 of its value, its scope.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenConfig {
+    /// Name.
+    pub name: String,
+    /// Hex SHA-256 of the token (`crossroled token hash` computes it).
+    pub sha256: String,
+    /// Scope.
+    pub scope: Scope,
+}
+
+/// TLS settings.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// PEM CA bundle: when set, clients must present a certificate it signed (mutual TLS).
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+/// AWS settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AwsConfig {
+    /// The bootstrap role crossroled assumes in every member account.
+    pub bootstrap_role: String,
+    /// `aws`, `aws-us-gov` or `aws-cn`; from the region when unset.
+    pub partition: Option<String>,
+    /// How long the organization's tree is cached.
+    #[serde(with = "humantime_serde_compat")]
+    pub organization_cache_ttl: Duration,
+    /// How long after joining an account's AccessDenied means "not ready yet".
+    #[serde(with = "humantime_serde_compat")]
+    pub new_account_grace: Duration,
+    /// Calls per second to Organizations.
+    pub organizations_rate: f64,
+    /// Calls per second to IAM.
+    pub iam_rate: f64,
+    /// Calls per second to STS.
+    pub sts_rate: f64,
+}
+
+impl Default for AwsConfig {
+    fn default() -> Self {
+        let rates = Rates::default();
+        AwsConfig {
+            bootstrap_role: "OrganizationAccountAccessRole".into(),
+            partition: None,
+            organization_cache_ttl: Duration::from_secs(300),
+            new_account_grace: Duration::from_secs(600),
+            organizations_rate: rates.organizations.per_second,
+            iam_rate: rates.iam.per_second,
+            sts_rate: rates.sts.per_second,
+        }
+    }
+}
+
+impl AwsConfig {
+    /// The call layer's rates.
+    pub fn rates(&self) -> Rates {
+        let rate = |r: f64| Rate { per_second: r, burst: r.ceil().max(1.0) as u32 };
+        Rates { organizations: rate(self.organizations_rate), iam: rate(self.iam_rate), sts: rate(self.sts_rate) }
+    }
+}
+
+/// Log format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// For people.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The file's shape.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    log_format: Option<LogFormat>,
+    #[serde(default)]
+    tokens: Vec<TokenConfig>,
+    tls: Option<TlsConfig>,
+    #[serde(default)]
+    aws: AwsConfig,
+    reconcile_tick: Option<String>,
+    max_concurrency: Option<usize>,
+    shutdown_timeout: Option<String>,
+    watch_buffer: Option<usize>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Where the journal lives.
+    pub data_dir: PathBuf,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// API tokens.
+    pub tokens: Vec<TokenConfig>,
+    /// TLS, if any.
+    pub tls: Option<TlsConfig>,
+    /// AWS.
+    pub aws: AwsConfig,
+    /// How often the reconcile loop looks for due bindings.
+    pub reconcile_tick: Duration,
+    /// Ceiling on any operation's concurrency.
+    pub max_concurrency: usize,
+    /// How long in-flight work gets on SIGTERM.
+    pub shutdown_timeout: Duration,
+    /// Live events buffered per operation; a watcher further behind catches up from the journal.
+    pub watch_buffer: usize,
+}
+
+/// The command line (each flag has a `CROSSROLE_*` twin).
+#[derive(Debug, Clone, clap::Parser, Default)]
+#[command(
+    name = "crossroled",
+    version,
+    about = "The crossrole control plane: cross-account IAM access across an AWS Organization"
+)]
+pub struct Flags {
+    /// Configuration file (TOML).
+    #[arg(long, env = "CROSSROLE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:50051].
+    #[arg(long, env = "CROSSROLE_LISTEN")]
+    pub listen: Option<String>,
+    /// Data directory for the journal [default: ./crossrole-data].
+    #[arg(long, env = "CROSSROLE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Log format [default: text].
+    #[arg(long, env = "CROSSROLE_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Bootstrap role to assume in member accounts [default: OrganizationAccountAccessRole].
+    #[arg(long, env = "CROSSROLE_BOOTSTRAP_ROLE")]
+    pub bootstrap_role: Option<String>,
+}
+
+/// A configuration error, naming the setting.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {problem}")]
+pub struct ConfigError {
+    /// The setting, e.g. `tokens[0].sha256` or `listen (CROSSROLE_LISTEN)`.
+    pub setting: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+fn err(setting: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError { setting: setting.into(), problem: problem.into() }
+}
+
+impl Config {
+    /// Reads the file named by the flags (if any) and applies the flags over it.
+    pub fn load(flags: &Flags) -> Result<Config, ConfigError> {
+        let file = match &flags.config {
+            None => FileConfig::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| err("config (CROSSROLE_CONFIG)", format!("cannot read {}: {e}", path.display())))?;
+                toml::from_str(&text).map_err(|e| {
+                    let span = e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default();
+                    err(format!("config file {}", path.display()), format!("{}{span}", e.message()))
+                })?
+            }
+        };
+        Config::from_parts(file, flags)
+    }
+
+    /// Parses a configuration file's text (for tests).
+    pub fn from_toml(text: &str, flags: &Flags) -> Result<Config, ConfigError> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| err("config file", e.message().to_string()))?;
+        Config::from_parts(file, flags)
+    }
+
+    fn from_parts(file: FileConfig, flags: &Flags) -> Result<Config, ConfigError> {
+        let (listen_text, listen_setting) = match (&flags.listen, &file.listen) {
+            (Some(l), _) => (l.clone(), "listen (--listen / CROSSROLE_LISTEN)"),
+            (None, Some(l)) => (l.clone(), "listen"),
+            (None, None) => ("127.0.0.1:50051".into(), "listen"),
+        };
+        let listen: SocketAddr = listen_text
+            .parse()
+            .map_err(|_| err(listen_setting, format!("{listen_text:?} is not an address like 127.0.0.1:50051")))?;
+        let data_dir = flags.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("crossrole-data"));
+        let mut aws = file.aws;
+        if let Some(r) = &flags.bootstrap_role {
+            aws.bootstrap_role = r.clone();
+        }
+        if aws.bootstrap_role.is_empty() || aws.bootstrap_role.len() > 64 {
+            return Err(err("aws.bootstrap_role", "must be an IAM role name of 1 to 64 characters"));
+        }
+        if let Some(p) = &aws.partition
+            && crossrole_core::Partition::parse(p).is_none()
+        {
+            return Err(err("aws.partition", format!("{p:?} is not aws, aws-us-gov or aws-cn")));
+        }
+        for (name, rate) in [
+            ("aws.organizations_rate", aws.organizations_rate),
+            ("aws.iam_rate", aws.iam_rate),
+            ("aws.sts_rate", aws.sts_rate),
+        ] {
+            if !(rate > 0.0 && rate <= 10_000.0) {
+                return Err(err(name, format!("must be a rate in calls per second from 0 to 10000, got {rate}")));
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for (i, t) in file.tokens.iter().enumerate() {
+            if t.name.is_empty() {
+                return Err(err(format!("tokens[{i}].name"), "required"));
+            }
+            if !names.insert(t.name.clone()) {
+                return Err(err(format!("tokens[{i}].name"), format!("{:?} is used twice", t.name)));
+            }
+            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(err(
+                    format!("tokens[{i}].sha256"),
+                    "must be the 64 hex characters of the token's SHA-256 (`crossroled token hash`)",
+                ));
+            }
+        }
+        if let Some(tls) = &file.tls {
+            for (name, path) in
+                [("tls.cert", Some(&tls.cert)), ("tls.key", Some(&tls.key)), ("tls.client_ca", tls.client_ca.as_ref())]
+            {
+                if let Some(p) = path
+                    && !Path::new(p).is_file()
+                {
+                    return Err(err(name, format!("{} is not a readable file", p.display())));
+                }
+            }
+        }
+        let duration = |text: Option<String>, setting: &str, default: Duration| match text {
+            None => Ok(default),
+            Some(t) => humantime::parse_duration(&t)
+                .map_err(|e| err(setting, format!("{t:?} is not a duration like \"30s\": {e}"))),
+        };
+        let max_concurrency = file.max_concurrency.unwrap_or(256);
+        if !(1..=4096).contains(&max_concurrency) {
+            return Err(err("max_concurrency", "must be from 1 to 4096"));
+        }
+        Ok(Config {
+            listen,
+            data_dir,
+            log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
+            tokens: file
+                .tokens
+                .iter()
+                .map(|t| TokenConfig { sha256: t.sha256.to_ascii_lowercase(), ..t.clone() })
+                .collect(),
+            tls: file.tls,
+            aws,
+            reconcile_tick: duration(file.reconcile_tick, "reconcile_tick", Duration::from_secs(15))?,
+            max_concurrency,
+            shutdown_timeout: duration(file.shutdown_timeout, "shutdown_timeout", Duration::from_secs(30))?,
+            watch_buffer: match file.watch_buffer {
+                None => 1024,
+                Some(n) if (16..=1_000_000).contains(&n) => n,
+                Some(_) => return Err(err("watch_buffer", "must be from 16 to 1000000")),
+            },
+        })
+    }
+}
+
+/// `serde` for durations written like `"5m"`.
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a duration like \"5m\": {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, flags: Flags) -> Result<Config, String> {
+        Config::from_toml(text, &flags).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_run_on_a_laptop() {
+        let c = load("", Flags::default()).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:50051");
+        assert_eq!(c.data_dir, PathBuf::from("crossrole-data"));
+        assert_eq!(c.aws.bootstrap_role, "OrganizationAccountAccessRole");
+        assert!(c.tokens.is_empty());
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let c = load(
+            "listen = \"127.0.0.1:1\"\ndata_dir = \"/a\"",
+            Flags { listen: Some("127.0.0.1:2".into()), ..Flags::default() },
+        )
+        .unwrap();
+        assert_eq!((c.listen.port(), c.data_dir), (2, PathBuf::from("/a")));
+    }
+
+    #[test]
+    fn errors_name_the_setting() {
+        let cases: &[(&str, Flags, &str)] = &[
+            (
+                "",
+                Flags { listen: Some("localhost".into()), ..Flags::default() },
+                "listen (--listen / CROSSROLE_LISTEN): \"localhost\" is not an address like 127.0.0.1:50051",
+            ),
+            (
+                "[[tokens]]\nname = \"ci\"\nsha256 = \"abc\"\nscope = \"apply\"",
+                Flags::default(),
+                "tokens[0].sha256: must be the 64 hex characters",
+            ),
+            (
+                "[[tokens]]\nname = \"ci\"\nsha256 = \"abc\"\nscope = \"root\"",
+                Flags::default(),
+                "config file: unknown variant `root`",
+            ),
+            ("[aws]\niam_rate = 0", Flags::default(), "aws.iam_rate: must be a rate"),
+            ("[aws]\norganization_cache_ttl = \"soon\"", Flags::default(), "config file: \"soon\" is not a duration"),
+            (
+                "[aws]\npartition = \"mars\"",
+                Flags::default(),
+                "aws.partition: \"mars\" is not aws, aws-us-gov or aws-cn",
+            ),
+            (
+                "[tls]\ncert = \"/nope.pem\"\nkey = \"/nope.key\"",
+                Flags::default(),
+                "tls.cert: /nope.pem is not a readable file",
+            ),
+            ("lisen = \"x\"", Flags::default(), "config file: unknown field `lisen`"),
+            ("reconcile_tick = \"often\"", Flags::default(), "reconcile_tick: \"often\" is not a duration"),
+        ];
+        for (text, flags, expected) in cases {
+            let got = load(text, flags.clone()).unwrap_err();
+            assert!(got.starts_with(expected), "{text}: got {got:?}, wanted {expected:?}");
+        }
+    }
+}

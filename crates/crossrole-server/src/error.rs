@@ -1,0 +1,156 @@
+//! The server's error type, and the one place errors become gRPC statuses.
+//!
+//! | error | code |
+//! |---|---|
+//! | invalid input, refused by guardrails | INVALID_ARGUMENT, with `google.rpc.BadRequest` field violations |
+//! | no or unknown token | UNAUTHENTICATED |
+//! | token lacks the scope | PERMISSION_DENIED |
+//! | unknown operation or binding | NOT_FOUND |
+//! | state does not allow it (cancel a finished operation, reused idempotency key) | FAILED_PRECONDITION |
+//! | binding version mismatch | ABORTED |
+//! | AWS unreachable or throttling | UNAVAILABLE |
+//! | AWS refused crossroled itself (e.g. Organizations access denied) | FAILED_PRECONDITION |
+//! | anything else | INTERNAL, with no detail beyond a pointer to the server log |
+//!
+//! Statuses never carry stack traces, credentials or tokens.
+
+use crossrole_core::FieldViolation;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// Errors of the server.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// Bad input.
+    #[error("invalid request")]
+    Invalid(Vec<FieldViolation>),
+    /// Refused by guardrails.
+    #[error("refused by guardrails")]
+    Refused(Vec<FieldViolation>),
+    /// No or unknown token.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// Token lacks the scope.
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// Not found.
+    #[error("{0}")]
+    NotFound(String),
+    /// State does not allow it.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// Optimistic concurrency lost.
+    #[error("{0}")]
+    Aborted(String),
+    /// AWS unavailable.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Internal.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A single field violation.
+    pub fn field(field: &str, rule: &str) -> ApiError {
+        ApiError::Invalid(vec![FieldViolation::new(field, rule)])
+    }
+}
+
+impl From<crossrole_core::Error> for ApiError {
+    fn from(e: crossrole_core::Error) -> Self {
+        match e {
+            crossrole_core::Error::Invalid(v) => ApiError::Invalid(v),
+            crossrole_core::Error::Refused(v) => ApiError::Refused(v),
+        }
+    }
+}
+
+impl From<crossrole_aws::Error> for ApiError {
+    fn from(e: crossrole_aws::Error) -> Self {
+        use crossrole_aws::{Error, ErrorKind};
+        match e {
+            Error::Invalid(e) => e.into(),
+            Error::Aws(a) if a.kind.is_retryable() => ApiError::Unavailable(format!("AWS is unavailable: {a}")),
+            Error::Aws(a) if a.kind == ErrorKind::AccessDenied => {
+                ApiError::FailedPrecondition(format!("AWS refused crossroled's own identity: {a}"))
+            }
+            other => ApiError::FailedPrecondition(other.to_string()),
+        }
+    }
+}
+
+impl From<crossrole_engine::Error> for ApiError {
+    fn from(e: crossrole_engine::Error) -> Self {
+        use crossrole_engine::Error;
+        match e {
+            Error::Invalid(e) => e.into(),
+            Error::Aws(a) => (*a).into(),
+            Error::NotFound(what) => ApiError::NotFound(what),
+            Error::FailedPrecondition(m) => ApiError::FailedPrecondition(m),
+            Error::Store(s) => ApiError::Internal(s.to_string()),
+            Error::Corrupt(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl From<crossrole_store::StoreError> for ApiError {
+    fn from(e: crossrole_store::StoreError) -> Self {
+        match e {
+            crossrole_store::StoreError::VersionMismatch { .. } => ApiError::Aborted(e.to_string()),
+            crossrole_store::StoreError::IdempotencyConflict(_) => ApiError::FailedPrecondition(e.to_string()),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(e: ApiError) -> Status {
+        match e {
+            ApiError::Invalid(v) | ApiError::Refused(v) => {
+                let summary = v.iter().map(|f| f.to_string()).collect::<Vec<_>>().join("; ");
+                let mut details = ErrorDetails::new();
+                for f in &v {
+                    details.add_bad_request_violation(f.field.clone(), f.rule.clone());
+                }
+                Status::with_error_details(Code::InvalidArgument, summary, details)
+            }
+            ApiError::Unauthenticated(m) => Status::unauthenticated(m),
+            ApiError::PermissionDenied(m) => Status::permission_denied(m),
+            ApiError::NotFound(m) => Status::not_found(m),
+            ApiError::FailedPrecondition(m) => Status::failed_precondition(m),
+            ApiError::Aborted(m) => Status::aborted(m),
+            ApiError::Unavailable(m) => Status::unavailable(m),
+            ApiError::Internal(m) => {
+                let id = uuid::Uuid::now_v7();
+                tracing::error!(error_id = %id, error = m, "internal error");
+                Status::internal(format!("internal error {id}; see the crossroled log"))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_input_carries_field_violations() {
+        let status: Status = ApiError::Invalid(vec![
+            FieldViolation::new("role.name", "required"),
+            FieldViolation::new("role.trust.external_id", "must be 2 to 1224 characters (STS), got 1"),
+        ])
+        .into();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let bad = status.get_details_bad_request().unwrap();
+        assert_eq!(bad.field_violations.len(), 2);
+        assert_eq!(bad.field_violations[1].field, "role.trust.external_id");
+    }
+
+    #[test]
+    fn internal_errors_leak_nothing() {
+        let status: Status = ApiError::Internal("disk I/O error at /var/lib/secret/path".into()).into();
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("/var/lib"));
+    }
+}

@@ -1,0 +1,184 @@
+//! `AccessService`: validate, plan, apply, destroy, verify, links and profiles.
+
+use crossrole_core::{
+    AccessSpec, guardrails,
+    links::{SwitchRoleLink, aws_config_profiles, switch_role_link},
+    policy::trust_policy,
+};
+use crossrole_engine::{StartRequest, finding, redacted};
+use crossrole_proto::v1::{self as pb, access_service_server::AccessService};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    config::Scope,
+    error::ApiError,
+    state::{State, spec, under_spec},
+};
+
+/// The service.
+pub struct Access(pub State);
+
+fn idempotency_key(key: &str) -> Result<Option<String>, ApiError> {
+    match key.chars().count() {
+        0 => Ok(None),
+        1..=128 => Ok(Some(key.to_string())),
+        n => Err(ApiError::field("idempotency_key", &format!("at most 128 characters, got {n}"))),
+    }
+}
+
+impl Access {
+    async fn start(
+        &self,
+        request: Request<(Option<pb::AccessSpec>, String)>,
+        kind: pb::OperationKind,
+        method: &str,
+    ) -> Result<pb::Operation, ApiError> {
+        let caller = self.0.caller(&request, Scope::Apply)?;
+        let (wire, key) = request.into_inner();
+        let summary = format!("{:?} idempotency_key={key:?}", wire.as_ref().map(redacted));
+        let result: Result<pb::Operation, ApiError> = async {
+            let s = spec(wire.as_ref())?;
+            let key = idempotency_key(&key)?;
+            if kind == pb::OperationKind::Apply {
+                self.0.engine.guardrails(&s).await.map_err(|e| under_spec(e.into()))?;
+            }
+            Ok(self
+                .0
+                .engine
+                .start(StartRequest {
+                    kind,
+                    spec: s,
+                    idempotency_key: key,
+                    created_by: caller.name.clone(),
+                    binding_name: None,
+                    dry_run: false,
+                })
+                .await?)
+        }
+        .await;
+        let outcome = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
+        self.0.audit(&caller, method, summary, &outcome).await;
+        result
+    }
+
+    async fn targets(&self, s: &AccessSpec) -> Result<Vec<(String, String)>, ApiError> {
+        let (_, selection) = self.0.engine.select(&s.targets, "spec.targets", false).await?;
+        Ok(selection.selected.iter().map(|a| (a.id.clone(), a.name.clone())).collect())
+    }
+}
+
+#[tonic::async_trait]
+impl AccessService for Access {
+    async fn validate_spec(
+        &self,
+        request: Request<pb::ValidateSpecRequest>,
+    ) -> Result<Response<pb::ValidateSpecResponse>, Status> {
+        self.0.caller(&request, Scope::Read)?;
+        let s = spec(request.get_ref().spec.as_ref())?;
+        // No AWS call: the organization's accounts are used only if they are already known.
+        let members = self.0.engine.discovery().cached_tree().await.map(|t| t.account_ids());
+        let findings = guardrails::enforce(
+            &s,
+            self.0.engine.partition(),
+            guardrails::OrgContext { member_accounts: members.as_ref() },
+        )
+        .map_err(|e| under_spec(e.into()))?;
+        Ok(Response::new(pb::ValidateSpecResponse {
+            findings: findings.iter().map(finding).collect(),
+            trust_policy: trust_policy(&s.role.trust, self.0.engine.partition()).to_pretty_json(),
+        }))
+    }
+
+    async fn plan_access(
+        &self,
+        request: Request<pb::PlanAccessRequest>,
+    ) -> Result<Response<pb::PlanAccessResponse>, Status> {
+        self.0.caller(&request, Scope::Plan)?;
+        let s = spec(request.get_ref().spec.as_ref())?;
+        let plan = self.0.engine.plan(&s).await.map_err(|e| under_spec(e.into()))?;
+        Ok(Response::new(pb::PlanAccessResponse { plan: Some(plan) }))
+    }
+
+    async fn apply_access(
+        &self,
+        request: Request<pb::ApplyAccessRequest>,
+    ) -> Result<Response<pb::ApplyAccessResponse>, Status> {
+        let (meta, ext, r) = request.into_parts();
+        let op = self
+            .start(Request::from_parts(meta, ext, (r.spec, r.idempotency_key)), pb::OperationKind::Apply, "ApplyAccess")
+            .await?;
+        Ok(Response::new(pb::ApplyAccessResponse { operation: Some(op) }))
+    }
+
+    async fn destroy_access(
+        &self,
+        request: Request<pb::DestroyAccessRequest>,
+    ) -> Result<Response<pb::DestroyAccessResponse>, Status> {
+        let (meta, ext, r) = request.into_parts();
+        let op = self
+            .start(
+                Request::from_parts(meta, ext, (r.spec, r.idempotency_key)),
+                pb::OperationKind::Destroy,
+                "DestroyAccess",
+            )
+            .await?;
+        Ok(Response::new(pb::DestroyAccessResponse { operation: Some(op) }))
+    }
+
+    async fn verify_access(
+        &self,
+        request: Request<pb::VerifyAccessRequest>,
+    ) -> Result<Response<pb::VerifyAccessResponse>, Status> {
+        self.0.caller(&request, Scope::Read)?;
+        let s = spec(request.get_ref().spec.as_ref())?;
+        Ok(Response::new(self.0.engine.verify(&s).await.map_err(ApiError::from)?))
+    }
+
+    async fn get_switch_role_links(
+        &self,
+        request: Request<pb::GetSwitchRoleLinksRequest>,
+    ) -> Result<Response<pb::GetSwitchRoleLinksResponse>, Status> {
+        self.0.caller(&request, Scope::Read)?;
+        let s = spec(request.get_ref().spec.as_ref())?;
+        let partition = self.0.engine.partition();
+        let links = self
+            .targets(&s)
+            .await?
+            .into_iter()
+            .map(|(id, name)| {
+                let (url, reason) = match switch_role_link(&s, partition, &id, &name) {
+                    SwitchRoleLink::Url(u) => (u, String::new()),
+                    SwitchRoleLink::Unusable(r) => (String::new(), r),
+                };
+                pb::SwitchRoleLink {
+                    role_arn: s.role.arn(partition, &id),
+                    account_id: id,
+                    account_name: name,
+                    url,
+                    unusable_reason: reason,
+                }
+            })
+            .collect();
+        Ok(Response::new(pb::GetSwitchRoleLinksResponse { links }))
+    }
+
+    async fn export_profiles(
+        &self,
+        request: Request<pb::ExportProfilesRequest>,
+    ) -> Result<Response<pb::ExportProfilesResponse>, Status> {
+        self.0.caller(&request, Scope::Read)?;
+        let r = request.get_ref();
+        let s = spec(r.spec.as_ref())?;
+        if r.source_profile.is_empty() {
+            return Err(ApiError::field(
+                "source_profile",
+                "required: the profile holding the trusted side's credentials",
+            )
+            .into());
+        }
+        let accounts = self.targets(&s).await?;
+        let mfa = (!r.mfa_serial.is_empty()).then_some(r.mfa_serial.as_str());
+        let content = aws_config_profiles(&s, self.0.engine.partition(), &accounts, &r.source_profile, mfa);
+        Ok(Response::new(pb::ExportProfilesResponse { content, profile_count: accounts.len() as u32 }))
+    }
+}

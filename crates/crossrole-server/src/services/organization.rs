@@ -1,0 +1,103 @@
+//! `OrganizationService`: the OU tree and account selection.
+
+use crossrole_core::{org::OrgTree, spec::validate_selector};
+use crossrole_proto::v1::{self as pb, organization_service_server::OrganizationService};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    config::Scope,
+    error::ApiError,
+    state::{State, page_size},
+};
+
+/// The service.
+pub struct Organizations(pub State);
+
+fn unit(tree: &OrgTree, id: &str) -> pb::OrganizationalUnit {
+    let u = &tree.units[id];
+    pb::OrganizationalUnit {
+        id: u.id.clone(),
+        name: u.name.clone(),
+        path: tree.path_of(id),
+        parent_id: u.parent_id.clone().unwrap_or_default(),
+        children: u.children.iter().filter(|c| tree.units.contains_key(*c)).map(|c| unit(tree, c)).collect(),
+        account_ids: u.accounts.clone(),
+    }
+}
+
+#[tonic::async_trait]
+impl OrganizationService for Organizations {
+    async fn describe_organization(
+        &self,
+        request: Request<pb::DescribeOrganizationRequest>,
+    ) -> Result<Response<pb::DescribeOrganizationResponse>, Status> {
+        self.0.caller(&request, Scope::Read)?;
+        let tree = self
+            .0
+            .engine
+            .discovery()
+            .tree(&Default::default(), request.get_ref().refresh)
+            .await
+            .map_err(ApiError::from)?;
+        Ok(Response::new(pb::DescribeOrganizationResponse {
+            organization: Some(pb::Organization {
+                id: tree.organization.id.clone(),
+                arn: tree.organization.arn.clone(),
+                management_account_id: tree.organization.management_account_id.clone(),
+                root: tree.units.contains_key(&tree.root_id).then(|| unit(&tree, &tree.root_id)),
+                account_count: tree.accounts.len() as u32,
+            }),
+        }))
+    }
+
+    async fn list_accounts(
+        &self,
+        request: Request<pb::ListAccountsRequest>,
+    ) -> Result<Response<pb::ListAccountsResponse>, Status> {
+        self.0.caller(&request, Scope::Read)?;
+        let r = request.get_ref();
+        let size = page_size(r.page_size, 100)?;
+        let selector =
+            validate_selector(&r.selector.clone().unwrap_or_default(), "selector").map_err(ApiError::from)?;
+        let (tree, selection) = self.0.engine.select(&selector, "selector", r.refresh).await.map_err(ApiError::from)?;
+        let start = if r.page_token.is_empty() {
+            0
+        } else {
+            selection.selected.iter().position(|a| a.id > r.page_token).unwrap_or(selection.selected.len())
+        };
+        let page: Vec<_> = selection.selected.iter().skip(start).take(size).collect();
+        let next = if start + page.len() < selection.selected.len() {
+            page.last().map(|a| a.id.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let ids: Vec<String> = page.iter().map(|a| a.id.clone()).collect();
+        let tags = self.0.engine.discovery().tags(&Default::default(), &ids).await.map_err(ApiError::from)?;
+        let accounts = page
+            .into_iter()
+            .map(|a| {
+                let mut acc = crossrole_engine::query::account(a, &tree.path_of(&a.parent_id));
+                acc.tags = tags.get(&a.id).cloned().unwrap_or_default();
+                acc
+            })
+            .collect();
+        let skipped = if start == 0 {
+            selection
+                .skipped
+                .iter()
+                .map(|s| pb::SkippedAccount {
+                    account: Some(crossrole_engine::query::account(&s.account, &tree.path_of(&s.account.parent_id))),
+                    reason: s.reason.clone(),
+                })
+                .collect()
+        } else {
+            vec![]
+        };
+        Ok(Response::new(pb::ListAccountsResponse {
+            accounts,
+            next_page_token: next,
+            total_size: selection.selected.len() as u32,
+            skipped,
+        }))
+    }
+}

@@ -1,0 +1,108 @@
+//! Logs, traces and metrics.
+//!
+//! Logs go to stderr, for people (`text`) or one JSON object per line (`json`), filtered by `RUST_LOG`
+//! (default `info`). When the standard `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans (per RPC, per operation, per
+//! account) and metrics (operations by state, accounts by outcome, AWS calls and throttles by service) are also
+//! exported over OTLP/gRPC. Nothing that is logged or exported carries credentials or tokens.
+
+use std::sync::Arc;
+
+use opentelemetry::{KeyValue, metrics::MeterProvider, trace::TracerProvider};
+use opentelemetry_sdk::{Resource, metrics::SdkMeterProvider, trace::SdkTracerProvider};
+use tracing_subscriber::{EnvFilter, Layer, layer::SubscriberExt, util::SubscriberInitExt};
+
+use crate::config::LogFormat;
+
+/// Exporters to flush at exit.
+#[derive(Default)]
+pub struct Telemetry {
+    traces: Option<SdkTracerProvider>,
+    metrics: Option<SdkMeterProvider>,
+}
+
+/// Sets up logging and, when configured, OTLP export.
+pub fn init(format: LogFormat) -> anyhow::Result<Telemetry> {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let fmt = match format {
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed(),
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).boxed(),
+    };
+    let mut telemetry = Telemetry::default();
+    let otel = if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() {
+        let resource = Resource::builder().with_service_name("crossroled").build();
+        let spans = opentelemetry_otlp::SpanExporter::builder().with_tonic().build()?;
+        let traces = SdkTracerProvider::builder().with_batch_exporter(spans).with_resource(resource.clone()).build();
+        let metrics_exporter = opentelemetry_otlp::MetricExporter::builder().with_tonic().build()?;
+        let metrics =
+            SdkMeterProvider::builder().with_periodic_exporter(metrics_exporter).with_resource(resource).build();
+        let layer = tracing_opentelemetry::layer().with_tracer(traces.tracer("crossroled"));
+        telemetry.traces = Some(traces);
+        telemetry.metrics = Some(metrics);
+        Some(layer)
+    } else {
+        None
+    };
+    tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init()?;
+    Ok(telemetry)
+}
+
+impl Telemetry {
+    /// Registers crossroled's metrics, read from the engine when exported.
+    pub fn register(&self, engine: &crossrole_engine::Engine) {
+        let Some(provider) = &self.metrics else { return };
+        let meter = provider.meter("crossroled");
+        let e = engine.clone();
+        let _ = meter
+            .u64_observable_counter("crossrole.operations")
+            .with_description("Finished operations, by final state")
+            .with_callback(move |o| {
+                for (state, n) in e.metrics().operations {
+                    o.observe(n, &[KeyValue::new("state", state)]);
+                }
+            })
+            .build();
+        let e = engine.clone();
+        let _ = meter
+            .u64_observable_counter("crossrole.accounts")
+            .with_description("Finished accounts, by outcome")
+            .with_callback(move |o| {
+                for (outcome, n) in e.metrics().accounts {
+                    o.observe(n, &[KeyValue::new("outcome", outcome)]);
+                }
+            })
+            .build();
+        let stats = Arc::clone(engine.calls().global_stats());
+        let _ = meter
+            .u64_observable_counter("crossrole.aws.calls")
+            .with_description("AWS calls, by service and operation, retries included")
+            .with_callback(move |o| {
+                for (call, n) in stats.snapshot() {
+                    let (service, operation) = call.split_once(':').unwrap_or((call.as_str(), ""));
+                    o.observe(
+                        n,
+                        &[
+                            KeyValue::new("service", service.to_string()),
+                            KeyValue::new("operation", operation.to_string()),
+                        ],
+                    );
+                }
+            })
+            .build();
+        let stats = Arc::clone(engine.calls().global_stats());
+        let _ = meter
+            .u64_observable_counter("crossrole.aws.throttled")
+            .with_description("AWS calls throttled and retried")
+            .with_callback(move |o| o.observe(stats.throttled(), &[]))
+            .build();
+    }
+
+    /// Flushes and stops the exporters.
+    pub fn shutdown(self) {
+        if let Some(t) = self.traces {
+            let _ = t.shutdown();
+        }
+        if let Some(m) = self.metrics {
+            let _ = m.shutdown();
+        }
+    }
+}

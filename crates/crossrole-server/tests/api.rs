@@ -1,0 +1,349 @@
+//! crossroled in-process on 127.0.0.1:0, driven through the SDK, over the in-memory AWS.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+use std::{sync::Arc, time::Duration};
+
+use crossrole_aws::{
+    Service,
+    fake::{FakeAws, FakeConfig, Latency},
+};
+use crossrole_client::{Client, Error, proto};
+use crossrole_core::{
+    AccessSpec,
+    org::{OrgTree, fixture::TreeBuilder},
+    spec::AccountState,
+};
+use crossrole_server::{
+    RunningServer,
+    auth::hash_token,
+    config::{Config, Flags},
+};
+use futures::StreamExt;
+
+const SECURITY: &str = "111122223333";
+
+fn tree(n: u64) -> OrgTree {
+    let mut b = TreeBuilder::new("o-abcdefghij", "123456789012", "r-root")
+        .unit("r-root", "ou-root-workload", "Workloads")
+        .unit("r-root", "ou-root-security", "Security")
+        .account("ou-root-security", SECURITY, "security", AccountState::Active);
+    for i in 0..n {
+        b = b.account(
+            "ou-root-workload",
+            &format!("{:012}", 200_000_000_000 + i),
+            &format!("prod-{i}"),
+            AccountState::Active,
+        );
+    }
+    b.build()
+}
+
+fn spec_yaml() -> String {
+    format!(
+        r#"
+name: audit
+role:
+  name: Audit
+  trust:
+    account_ids: ["{SECURITY}"]
+    external_id: Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf
+  managed_policy_arns: [arn:aws:iam::aws:policy/SecurityAudit]
+targets:
+  organizational_unit_ids: [ou-root-workload]
+grant:
+  account_id: "{SECURITY}"
+  user_names: [alice]
+rollout:
+  max_concurrency: 4
+"#
+    )
+}
+
+fn spec() -> proto::AccessSpec {
+    (&AccessSpec::from_yaml(&spec_yaml()).unwrap()).into()
+}
+
+struct Harness {
+    server: RunningServer,
+    fake: FakeAws,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn client(&self, token: &str) -> Client {
+        Client::builder().endpoint(format!("http://{}", self.server.addr)).token(token).connect().await.unwrap()
+    }
+}
+
+async fn start(accounts: u64, latency_ms: u64) -> Harness {
+    let dir = tempfile::tempdir().unwrap();
+    let config_text = format!(
+        r#"
+listen = "127.0.0.1:0"
+watch_buffer = 16
+data_dir = "{}"
+[[tokens]]
+name = "reader"
+sha256 = "{}"
+scope = "read"
+[[tokens]]
+name = "planner"
+sha256 = "{}"
+scope = "plan"
+[[tokens]]
+name = "deployer"
+sha256 = "{}"
+scope = "apply"
+"#,
+        dir.path().display(),
+        hash_token("read-token"),
+        hash_token("plan-token"),
+        hash_token("apply-token")
+    );
+    let config = Config::from_toml(&config_text, &Flags::default()).unwrap();
+    let mut fake_config = FakeConfig::default();
+    for s in Service::ALL {
+        fake_config.latency.insert(s, Latency { base: Duration::from_millis(latency_ms), jitter: Duration::ZERO });
+    }
+    let fake = FakeAws::new(tree(accounts), fake_config);
+    fake.add_principals(SECURITY, &["alice"], &[]);
+    let server = crossrole_server::start(&config, Arc::new(fake.clone())).await.unwrap();
+    Harness { server, fake, _dir: dir }
+}
+
+#[tokio::test]
+async fn auth_scopes_and_error_codes() {
+    let h = start(3, 0).await;
+    let nobody = h.client("").await;
+    assert!(matches!(nobody.describe_organization(false).await, Err(Error::Unauthenticated(_))));
+    let stranger = h.client("wrong").await;
+    assert!(matches!(stranger.describe_organization(false).await, Err(Error::Unauthenticated(_))));
+    let reader = h.client("read-token").await;
+    assert_eq!(reader.describe_organization(false).await.unwrap().account_count, 5);
+    assert!(matches!(reader.plan(spec()).await, Err(Error::PermissionDenied(_))));
+    assert!(matches!(reader.apply(spec(), None).await, Err(Error::PermissionDenied(_))));
+    let planner = h.client("plan-token").await;
+    assert_eq!(planner.plan(spec()).await.unwrap().accounts.len(), 3);
+    assert!(matches!(planner.apply(spec(), None).await, Err(Error::PermissionDenied(_))));
+
+    // INVALID_ARGUMENT names each field under `spec.` with its rule.
+    let deployer = h.client("apply-token").await;
+    let mut bad = spec();
+    bad.role.as_mut().unwrap().name = "bad name".into();
+    bad.role.as_mut().unwrap().trust.as_mut().unwrap().external_id = "x".into();
+    let err = deployer.apply(bad, None).await.unwrap_err();
+    let fields: Vec<(&str, &str)> =
+        err.violations().iter().map(|v| (v.field.as_str(), v.description.as_str())).collect();
+    assert_eq!(
+        fields,
+        [
+            ("spec.role.name", "only letters, digits and +=,.@_- are allowed (IAM), found ' '"),
+            ("spec.role.trust.external_id", "must be 2 to 1224 characters (STS), got 1"),
+        ]
+    );
+    // Guardrails refuse with field violations too.
+    let mut admin = spec();
+    admin.role.as_mut().unwrap().managed_policy_arns = vec!["arn:aws:iam::aws:policy/AdministratorAccess".into()];
+    let err = deployer.apply(admin, None).await.unwrap_err();
+    assert_eq!(err.violations()[0].field, "spec.role.managed_policy_arns");
+    assert!(err.violations()[0].description.starts_with("guardrail admin-access"));
+    // Unknown selectors name the field.
+    let err = reader
+        .list_accounts(proto::ListAccountsRequest {
+            selector: Some(proto::TargetSelector {
+                organizational_unit_ids: vec!["ou-root-nowhere1".into()],
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.violations()[0].field, "selector.organizational_unit_ids[0]");
+    // NOT_FOUND, and a malformed id.
+    assert!(matches!(reader.operation("0190a3c4-0000-7000-8000-000000000000").await, Err(Error::NotFound(_))));
+    assert_eq!(reader.operation("nope").await.unwrap_err().violations()[0].field, "operation_id");
+    assert_eq!(
+        reader
+            .list_operations(proto::ListOperationsRequest { page_size: 5000, ..Default::default() })
+            .await
+            .unwrap_err()
+            .violations()[0]
+            .field,
+        "page_size"
+    );
+    h.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn apply_watch_idempotency_and_cancel() {
+    let h = start(12, 20).await;
+    let c = h.client("apply-token").await;
+    let op = c.apply(spec(), Some("deploy-1".into())).await.unwrap();
+    let again = c.apply(spec(), Some("deploy-1".into())).await.unwrap();
+    assert_eq!(op.id(), again.id(), "the same key is the same operation");
+    let mut other = spec();
+    other.role.as_mut().unwrap().description = "different".into();
+    assert!(matches!(c.apply(other, Some("deploy-1".into())).await, Err(Error::FailedPrecondition(_))));
+
+    let events: Vec<proto::OperationEvent> = op.events().map(|e| e.unwrap()).collect().await;
+    let seqs: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "every event, in order, once");
+    let finished =
+        events.iter().filter(|e| matches!(e.event, Some(proto::operation_event::Event::AccountFinished(_)))).count();
+    assert_eq!(finished, 12);
+    let done = op.wait().await.unwrap();
+    assert_eq!(done.state, proto::OperationState::Succeeded as i32, "{}", done.message);
+    assert_eq!(done.spec.unwrap().role.unwrap().trust.unwrap().external_id, "<redacted>");
+    assert_eq!(done.created_by, "deployer");
+
+    // Replay after the end, resumed from a sequence.
+    let tail: Vec<u64> = op.events_after(seqs[seqs.len() - 4]).map(|e| e.unwrap().sequence).collect().await;
+    assert_eq!(tail, seqs[seqs.len() - 3..]);
+    let results = op.results().await.unwrap();
+    assert_eq!(results.len(), 12);
+
+    // Cancelling a finished operation is FAILED_PRECONDITION; a running one stops.
+    assert!(matches!(op.cancel().await, Err(Error::FailedPrecondition(_))));
+    let mut slow = spec();
+    slow.name = "slow".into();
+    slow.role.as_mut().unwrap().name = "Slow".into();
+    slow.grant = None;
+    if let Some(r) = slow.rollout.as_mut() {
+        r.max_concurrency = Some(proto::Limit { kind: Some(proto::limit::Kind::Count(1)) });
+    }
+    let running = c.apply(slow, None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    running.cancel().await.unwrap();
+    let cancelled = running.wait().await.unwrap();
+    assert_eq!(cancelled.state, proto::OperationState::Cancelled as i32);
+    assert!(cancelled.counts.unwrap().not_started > 0);
+
+    let listed = c.list_operations(proto::ListOperationsRequest { page_size: 1, ..Default::default() }).await.unwrap();
+    assert_eq!(listed.operations.len(), 1);
+    assert!(!listed.next_page_token.is_empty());
+    h.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_lagging_watcher_never_slows_the_rollout_and_misses_nothing() {
+    let h = start(60, 2).await;
+    let c = h.client("apply-token").await;
+    let op = c.apply(spec(), None).await.unwrap();
+    // The server's watch stream itself (over the wire, HTTP/2 windows would absorb the backlog): read a few events
+    // live, then stop polling it while the rollout runs; its live buffer holds only 16.
+    let engine = h.server.engine.clone();
+    let state = crossrole_server::state::State {
+        journal: engine.journal().clone(),
+        engine,
+        tokens: Arc::new(crossrole_server::auth::Tokens::default()),
+        reconcile_wake: Arc::new(tokio::sync::Notify::new()),
+    };
+    let mut stalled = crossrole_server::services::operation::watch(state, op.id().to_string(), 0);
+    let mut items = Vec::new();
+    while items.len() < 5 {
+        items.push(stalled.next().await.unwrap().unwrap());
+    }
+    let done = tokio::time::timeout(Duration::from_secs(60), op.wait())
+        .await
+        .expect("the rollout finished while a watcher stalled")
+        .unwrap();
+    assert_eq!(done.state, proto::OperationState::Succeeded as i32);
+    assert!(done.last_sequence > 200, "enough events to overflow the live buffer: {}", done.last_sequence);
+    // Now read the rest: every event, in order, once; what it fell behind on came from the journal.
+    while let Some(item) = stalled.next().await {
+        items.push(item.unwrap());
+    }
+    let seqs: Vec<u64> = items.iter().map(|r| r.event.as_ref().unwrap().sequence).collect();
+    assert_eq!(seqs, (1..=done.last_sequence).collect::<Vec<_>>());
+    let first_live = items.iter().position(|r| !r.replayed).expect("some events were read live");
+    assert!(
+        items[first_live..].iter().any(|r| r.replayed),
+        "after falling behind the live stream, the watcher caught up from the journal"
+    );
+    h.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn health_reflection_and_links() {
+    let h = start(2, 0).await;
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", h.server.addr)).unwrap().connect().await.unwrap();
+    // Health needs no token.
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let status =
+        health.check(tonic_health::pb::HealthCheckRequest { service: String::new() }).await.unwrap().into_inner();
+    assert_eq!(status.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    // Reflection does.
+    let mut reflection = tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(channel);
+    let request = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(
+            String::new(),
+        )),
+    };
+    let refused = reflection.server_reflection_info(futures::stream::iter(vec![request.clone()])).await;
+    assert_eq!(refused.unwrap_err().code(), tonic::Code::Unauthenticated);
+    let mut authed = tonic::Request::new(futures::stream::iter(vec![request]));
+    authed.metadata_mut().insert("authorization", "Bearer read-token".parse().unwrap());
+    let mut replies = reflection.server_reflection_info(authed).await.unwrap().into_inner();
+    let reply = replies.next().await.unwrap().unwrap();
+    let Some(tonic_reflection::pb::v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        reply.message_response
+    else {
+        panic!("unexpected reply")
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    for s in ["crossrole.v1.AccessService", "crossrole.v1.OperationService", "grpc.health.v1.Health"] {
+        assert!(names.iter().any(|n| n == s), "{s} missing from {names:?}");
+    }
+
+    let reader = h.client("read-token").await;
+    let links = reader.switch_role_links(spec()).await.unwrap();
+    assert_eq!(links.len(), 2);
+    assert!(links[0].url.is_empty() && links[0].unusable_reason.contains("ExternalId"));
+    let profiles = reader
+        .export_profiles(proto::ExportProfilesRequest {
+            spec: Some(spec()),
+            source_profile: "security".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(profiles.profile_count, 2);
+    assert!(profiles.content.contains("external_id = Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf"));
+    let missing = reader
+        .export_profiles(proto::ExportProfilesRequest { spec: Some(spec()), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.violations()[0].field, "source_profile");
+    let _ = &h.fake;
+    h.server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_restart_resumes_the_operation() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::from_toml(
+        &format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nshutdown_timeout = \"5s\"\n[[tokens]]\nname = \"d\"\nsha256 = \"{}\"\nscope = \"apply\"\n", dir.path().display(), hash_token("t")),
+        &Flags::default(),
+    )
+    .unwrap();
+    let mut fake_config = FakeConfig::default();
+    fake_config.latency.insert(Service::Iam, Latency { base: Duration::from_millis(30), jitter: Duration::ZERO });
+    let fake = FakeAws::new(tree(30), fake_config);
+    fake.add_principals(SECURITY, &["alice"], &[]);
+    let server = crossrole_server::start(&config, Arc::new(fake.clone())).await.unwrap();
+    let c = Client::builder().endpoint(format!("http://{}", server.addr)).token("t").connect().await.unwrap();
+    let mut s = spec();
+    s.rollout.as_mut().unwrap().max_concurrency = Some(proto::Limit { kind: Some(proto::limit::Kind::Count(2)) });
+    let op = c.apply(s, None).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    server.stop().await.unwrap();
+    let server = crossrole_server::start(&config, Arc::new(fake.clone())).await.unwrap();
+    let c = Client::builder().endpoint(format!("http://{}", server.addr)).token("t").connect().await.unwrap();
+    let done = c.operation_handle(op.id()).wait().await.unwrap();
+    assert_eq!(done.state, proto::OperationState::Succeeded as i32, "{}", done.message);
+    assert_eq!(fake.served().get("iam:CreateRole"), Some(&30));
+    server.stop().await.unwrap();
+}
