@@ -155,6 +155,27 @@ pub fn resolve(tree: &OrgTree, selector: &TargetSelector, at: &str) -> Result<St
             );
         }
     }
+    let by_path: BTreeMap<String, &String> = tree.units.keys().map(|id| (tree.path_of(id), id)).collect();
+    let mut path_units = Vec::new();
+    for (i, p) in selector.organizational_unit_paths.iter().enumerate() {
+        match by_path.get(p) {
+            Some(id) => path_units.push((*id).clone()),
+            None => v.push(
+                format!("{at}.organizational_unit_paths[{i}]"),
+                format!("no OU has the path {p} in organization {}", tree.organization.id),
+            ),
+        }
+    }
+    let mut excluded_path_units = Vec::new();
+    for (i, p) in selector.exclude_organizational_unit_paths.iter().enumerate() {
+        match by_path.get(p) {
+            Some(id) => excluded_path_units.push((*id).clone()),
+            None => v.push(
+                format!("{at}.exclude_organizational_unit_paths[{i}]"),
+                format!("no OU has the path {p} in organization {}", tree.organization.id),
+            ),
+        }
+    }
     for (i, id) in selector.account_ids.iter().enumerate() {
         if !tree.accounts.contains_key(id) {
             v.push(
@@ -175,15 +196,19 @@ pub fn resolve(tree: &OrgTree, selector: &TargetSelector, at: &str) -> Result<St
     let accounts: BTreeSet<&String> = selector.account_ids.iter().collect();
     let excluded_accounts: BTreeSet<&String> = selector.exclude_account_ids.iter().collect();
     let mut units = BTreeSet::new();
-    for id in &selector.organizational_unit_ids {
+    for id in selector.organizational_unit_ids.iter().chain(&path_units) {
         if selector.exclude_descendants {
             units.insert(id.clone());
         } else {
             units.extend(tree.subtree(id));
         }
     }
-    let excluded_units: BTreeSet<String> =
-        selector.exclude_organizational_unit_ids.iter().flat_map(|id| tree.subtree(id)).collect();
+    let excluded_units: BTreeSet<String> = selector
+        .exclude_organizational_unit_ids
+        .iter()
+        .chain(&excluded_path_units)
+        .flat_map(|id| tree.subtree(id))
+        .collect();
 
     let mut candidates = Vec::new();
     let mut skipped = Vec::new();
@@ -441,6 +466,20 @@ mod tests {
                 ];
             }),
             &["100000000004"],
+            &[],
+        );
+        // By path, and excluding by path.
+        check(
+            sel(|s| s.organizational_unit_paths = vec!["/Root/Workloads/Prod".into()]),
+            &["100000000002", "100000000004"],
+            &["100000000003"],
+        );
+        check(
+            sel(|s| {
+                s.organizational_unit_paths = vec!["/Root".into()];
+                s.exclude_organizational_unit_paths = vec!["/Root/Workloads".into()];
+            }),
+            &["100000000006"],
             &[],
         );
         // Other states on request.

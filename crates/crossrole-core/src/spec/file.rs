@@ -82,6 +82,10 @@ struct TargetsFile {
     #[serde(default)]
     organizational_unit_ids: Vec<String>,
     #[serde(default)]
+    organizational_unit_paths: Vec<String>,
+    #[serde(default)]
+    exclude_organizational_unit_paths: Vec<String>,
+    #[serde(default)]
     exclude_descendants: bool,
     #[serde(default)]
     account_ids: Vec<AccountIdValue>,
@@ -368,6 +372,8 @@ impl SpecFile {
             }),
             targets: self.targets.map(|t| pb::TargetSelector {
                 organizational_unit_ids: t.organizational_unit_ids,
+                organizational_unit_paths: t.organizational_unit_paths,
+                exclude_organizational_unit_paths: t.exclude_organizational_unit_paths,
                 exclude_descendants: t.exclude_descendants,
                 account_ids: ids(t.account_ids),
                 tags: t.tags.into_iter().map(|c| pb::TagCondition { key: c.key, value: c.value }).collect(),

@@ -125,6 +125,8 @@ pub enum PrincipalMatch {
 pub struct TargetSelector {
     /// OU or root ids (unique, in the order given).
     pub organizational_unit_ids: Vec<String>,
+    /// OU paths (`/Root/Workloads`), unique, in the order given.
+    pub organizational_unit_paths: Vec<String>,
     /// Only accounts directly in those OUs.
     pub exclude_descendants: bool,
     /// Account ids (unique, in the order given).
@@ -135,6 +137,8 @@ pub struct TargetSelector {
     pub exclude_account_ids: Vec<String>,
     /// OUs never selected from.
     pub exclude_organizational_unit_ids: Vec<String>,
+    /// OUs never selected from, by path.
+    pub exclude_organizational_unit_paths: Vec<String>,
     /// Allow the management account.
     pub include_management_account: bool,
     /// Accepted states; never empty after validation (default: active).

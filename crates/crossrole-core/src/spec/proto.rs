@@ -72,6 +72,8 @@ impl From<&TargetSelector> for pb::TargetSelector {
             exclude_organizational_unit_ids: t.exclude_organizational_unit_ids.to_vec(),
             include_management_account: t.include_management_account,
             states: t.states.iter().map(|s| pb::AccountState::from(*s) as i32).collect(),
+            organizational_unit_paths: t.organizational_unit_paths.clone(),
+            exclude_organizational_unit_paths: t.exclude_organizational_unit_paths.clone(),
         }
     }
 }

@@ -179,7 +179,7 @@ fn every_rule_names_its_field() {
     );
     check(
         &[("  organizational_unit_ids: [ou-abcd-12345678]\n", "")],
-        &["targets: select at least one OU (the root id selects the whole organization) or account"],
+        &["targets: select at least one OU (the root selects the whole organization) or account"],
     );
     check(
         &[("targets:\n", "nottargets:\n")],

@@ -39,10 +39,7 @@ pub fn validate(p: &pb::AccessSpec) -> Result<AccessSpec, Error> {
     let targets = match &p.targets {
         Some(t) => targets(t, "targets", &mut v),
         None => {
-            v.push(
-                "targets",
-                "required: select at least one OU (the root id selects the whole organization) or account",
-            );
+            v.push("targets", "required: select at least one OU (the root selects the whole organization) or account");
             TargetSelector::default()
         }
     };
@@ -279,13 +276,22 @@ pub(crate) fn targets(t: &pb::TargetSelector, at: &str, v: &mut Collector) -> Ta
         }
     };
     let account = |id: &str| names::check_account_id(id);
+    let path = |p: &str| {
+        if p.starts_with('/') && !p.ends_with('/') && !p.contains("//") && p.len() <= 2048 {
+            Ok(())
+        } else {
+            Err(format!("must be a path of OU names from the root like /Root/Workloads/Prod, got {p:?}"))
+        }
+    };
     let ous = ids(&t.organizational_unit_ids, "organizational_unit_ids", v, &ou);
+    let ou_paths = ids(&t.organizational_unit_paths, "organizational_unit_paths", v, &path);
     let accounts = ids(&t.account_ids, "account_ids", v, &account);
-    if ous.is_empty() && accounts.is_empty() && t.organizational_unit_ids.is_empty() && t.account_ids.is_empty() {
-        v.push(at, "select at least one OU (the root id selects the whole organization) or account");
+    if t.organizational_unit_ids.is_empty() && t.organizational_unit_paths.is_empty() && t.account_ids.is_empty() {
+        v.push(at, "select at least one OU (the root selects the whole organization) or account");
     }
     let exclude_accounts = ids(&t.exclude_account_ids, "exclude_account_ids", v, &account);
     let exclude_ous = ids(&t.exclude_organizational_unit_ids, "exclude_organizational_unit_ids", v, &ou);
+    let exclude_paths = ids(&t.exclude_organizational_unit_paths, "exclude_organizational_unit_paths", v, &path);
     let mut tags = Vec::new();
     for (i, c) in t.tags.iter().enumerate() {
         let field = format!("{at}.tags[{i}]");
@@ -313,11 +319,13 @@ pub(crate) fn targets(t: &pb::TargetSelector, at: &str, v: &mut Collector) -> Ta
     }
     TargetSelector {
         organizational_unit_ids: ous,
+        organizational_unit_paths: ou_paths,
         exclude_descendants: t.exclude_descendants,
         account_ids: accounts,
         tags,
         exclude_account_ids: exclude_accounts,
         exclude_organizational_unit_ids: exclude_ous,
+        exclude_organizational_unit_paths: exclude_paths,
         include_management_account: t.include_management_account,
         states,
     }

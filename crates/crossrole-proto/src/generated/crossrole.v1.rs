@@ -106,7 +106,8 @@ pub struct TrustSpec {
 }
 /// Selects accounts of the organization.
 ///
-/// An account is selected when it is in one of `organizational_unit_ids` (or their descendants) or listed in
+/// An account is selected when it is in one of `organizational_unit_ids` or `organizational_unit_paths` (or their
+/// descendants) or listed in
 /// `account_ids`; then it must match every tag condition, must not be excluded (directly or through an excluded OU),
 /// and must be in one of `states`. The management account is only selected when `include_management_account` is set.
 /// Accounts that match but are in another state are reported as skipped, with their state as the reason.
@@ -140,6 +141,17 @@ pub struct TargetSelector {
     /// Account states to select; empty means ACCOUNT_STATE_ACTIVE only.
     #[prost(enumeration = "AccountState", repeated, tag = "8")]
     pub states: ::prost::alloc::vec::Vec<i32>,
+    /// OUs by path of names from the root, like `/Root/Workloads/Prod` (the root's own name first): an alternative
+    /// to `organizational_unit_ids` that reads better in spec files and carries over between organizations.
+    #[prost(string, repeated, tag = "9")]
+    pub organizational_unit_paths: ::prost::alloc::vec::Vec<
+        ::prost::alloc::string::String,
+    >,
+    /// OUs (and their descendants) never to select from, by path.
+    #[prost(string, repeated, tag = "10")]
+    pub exclude_organizational_unit_paths: ::prost::alloc::vec::Vec<
+        ::prost::alloc::string::String,
+    >,
 }
 /// A condition on an account tag.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
