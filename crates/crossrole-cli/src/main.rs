@@ -1,6 +1,232 @@
 //! `crossrole`: the command line for the crossrole control plane.
+//!
+//! Exit codes scripts can rely on: 0 everything succeeded; 1 the operation (or a verification) failed in some
+//! accounts; 2 bad usage or input (including a spec the server refuses); 3 the server could not be reached or
+//! refused the credentials.
 
-fn main() {
-    eprintln!("crossrole: not implemented yet");
-    std::process::exit(1);
+mod access;
+mod bindings;
+mod ops;
+mod org;
+mod progress;
+mod views;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use crossrole_client::{Client, Tls, proto};
+
+/// Output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub(crate) enum Output {
+    /// Tables for people.
+    #[default]
+    Table,
+    /// JSON for programs.
+    Json,
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "crossrole",
+    version,
+    about = "Cross-account IAM access across an AWS Organization, through crossroled"
+)]
+struct Cli {
+    /// crossroled's address.
+    #[arg(long, env = "CROSSROLE_ENDPOINT", default_value = "http://127.0.0.1:50051", global = true)]
+    endpoint: String,
+    /// API token.
+    #[arg(long, env = "CROSSROLE_TOKEN", hide_env_values = true, global = true)]
+    token: Option<String>,
+    /// CA certificate (PEM) to trust for TLS.
+    #[arg(long, env = "CROSSROLE_CA_CERT", global = true)]
+    ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM) for mutual TLS.
+    #[arg(long, env = "CROSSROLE_CLIENT_CERT", global = true, requires = "client_key")]
+    client_cert: Option<PathBuf>,
+    /// Client key (PEM) for mutual TLS.
+    #[arg(long, env = "CROSSROLE_CLIENT_KEY", global = true, requires = "client_cert")]
+    client_key: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t, global = true)]
+    output: Output,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Selector flags shared by `accounts`.
+#[derive(Debug, Clone, clap::Args, Default)]
+pub(crate) struct SelectorArgs {
+    /// OU id (or root id), recursive unless --direct-only.
+    #[arg(long = "ou")]
+    pub(crate) ous: Vec<String>,
+    /// OU path, e.g. /Root/Workloads.
+    #[arg(long = "ou-path")]
+    pub(crate) ou_paths: Vec<String>,
+    /// Account id.
+    #[arg(long = "account")]
+    pub(crate) accounts: Vec<String>,
+    /// Tag condition: key=value, or key (exists).
+    #[arg(long = "tag")]
+    pub(crate) tags: Vec<String>,
+    /// Account to exclude.
+    #[arg(long = "exclude-account")]
+    pub(crate) exclude_accounts: Vec<String>,
+    /// OU to exclude (with its descendants).
+    #[arg(long = "exclude-ou")]
+    pub(crate) exclude_ous: Vec<String>,
+    /// Only accounts directly in the OUs.
+    #[arg(long)]
+    pub(crate) direct_only: bool,
+    /// Allow the management account.
+    #[arg(long)]
+    pub(crate) include_management_account: bool,
+    /// Account states to select (default ACTIVE).
+    #[arg(long = "state", value_parser = ["ACTIVE", "SUSPENDED", "PENDING_ACTIVATION", "PENDING_CLOSURE", "CLOSED"])]
+    pub(crate) states: Vec<String>,
+    /// Read the organization from AWS instead of the server's cache.
+    #[arg(long)]
+    pub(crate) refresh: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The organization's OU tree.
+    Org {
+        /// Read from AWS instead of the cache.
+        #[arg(long)]
+        refresh: bool,
+    },
+    /// Accounts a selector matches.
+    Accounts(SelectorArgs),
+    /// Validate a spec and run the guardrails (no AWS call).
+    Validate(access::SpecArgs),
+    /// What an apply would change, per account. Changes nothing.
+    Plan(access::SpecArgs),
+    /// Show the plan, ask, apply, and follow the rollout live.
+    Apply(access::ApplyArgs),
+    /// Show what would be removed, ask, and remove what the spec created (only roles crossrole owns).
+    Destroy(access::ApplyArgs),
+    /// Check each account's role, and that the trusted side can assume it.
+    Verify(access::SpecArgs),
+    /// Switch Role console links per account.
+    Links(access::SpecArgs),
+    /// Export AWS CLI profiles.
+    Export(access::ExportArgs),
+    /// Operations: list, get, watch, cancel, results.
+    #[command(subcommand)]
+    Ops(ops::OpsCommand),
+    /// Bindings: specs crossroled keeps true over time.
+    #[command(subcommand)]
+    Bindings(bindings::BindingsCommand),
+    /// Print a new high-entropy ExternalId.
+    ExternalId,
+    /// Print shell completions.
+    Completions {
+        /// Shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// A failure and its exit code.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) code: u8,
+    pub(crate) message: String,
+}
+
+impl Failure {
+    pub(crate) fn usage(message: impl Into<String>) -> Failure {
+        Failure { code: 2, message: message.into() }
+    }
+
+    pub(crate) fn accounts(message: impl Into<String>) -> Failure {
+        Failure { code: 1, message: message.into() }
+    }
+}
+
+impl From<crossrole_client::Error> for Failure {
+    fn from(e: crossrole_client::Error) -> Failure {
+        use crossrole_client::Error as E;
+        let code = match &e {
+            E::InvalidArgument { .. } | E::NotFound(_) | E::FailedPrecondition(_) | E::Aborted(_) => 2,
+            E::Unauthenticated(_) | E::PermissionDenied(_) | E::Unavailable(_) | E::Connect(_) => 3,
+            E::Other { .. } => 1,
+        };
+        let mut message = e.to_string();
+        for v in e.violations() {
+            message.push_str(&format!("\n  {}: {}", v.field, v.description));
+        }
+        Failure { code, message }
+    }
+}
+
+pub(crate) type Outcome = Result<(), Failure>;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            if !f.message.is_empty() {
+                eprintln!("crossrole: {}", f.message);
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+async fn connect(cli: &Cli) -> Result<Client, Failure> {
+    let mut b = Client::builder().endpoint(&cli.endpoint).token(cli.token.clone().unwrap_or_default());
+    if cli.endpoint.starts_with("https://") || cli.ca_cert.is_some() || cli.client_cert.is_some() {
+        let mut tls = Tls::new();
+        if let Some(ca) = &cli.ca_cert {
+            tls = tls.ca_certificate(
+                std::fs::read(ca).map_err(|e| Failure::usage(format!("--ca-cert {}: {e}", ca.display())))?,
+            );
+        }
+        if let (Some(c), Some(k)) = (&cli.client_cert, &cli.client_key) {
+            let cert = std::fs::read(c).map_err(|e| Failure::usage(format!("--client-cert {}: {e}", c.display())))?;
+            let key = std::fs::read(k).map_err(|e| Failure::usage(format!("--client-key {}: {e}", k.display())))?;
+            tls = tls.identity(cert, key);
+        }
+        b = b.tls(tls);
+    }
+    Ok(b.connect().await?)
+}
+
+async fn run(cli: Cli) -> Outcome {
+    match &cli.command {
+        Command::ExternalId => {
+            println!("{}", crossrole_core::guardrails::generate_external_id());
+            return Ok(());
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(*shell, &mut Cli::command(), "crossrole", &mut std::io::stdout());
+            return Ok(());
+        }
+        Command::Validate(args) => {
+            // Validate locally first: a file error needs no server.
+            access::load(&args.file)?;
+        }
+        _ => {}
+    }
+    let client = connect(&cli).await?;
+    let out = cli.output;
+    match cli.command {
+        Command::Org { refresh } => org::tree(&client, refresh, out).await,
+        Command::Accounts(sel) => org::accounts(&client, sel, out).await,
+        Command::Validate(args) => access::validate(&client, args, out).await,
+        Command::Plan(args) => access::plan(&client, args, out).await,
+        Command::Apply(args) => access::apply(&client, args, out, proto::OperationKind::Apply).await,
+        Command::Destroy(args) => access::apply(&client, args, out, proto::OperationKind::Destroy).await,
+        Command::Verify(args) => access::verify(&client, args, out).await,
+        Command::Links(args) => access::links(&client, args, out).await,
+        Command::Export(args) => access::export(&client, args).await,
+        Command::Ops(cmd) => ops::run(&client, cmd, out).await,
+        Command::Bindings(cmd) => bindings::run(&client, cmd, out).await,
+        Command::ExternalId | Command::Completions { .. } => Ok(()),
+    }
 }

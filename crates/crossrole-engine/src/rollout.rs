@@ -160,7 +160,7 @@ async fn drive(
         spec: spec.clone(),
         desired,
         ctx: ctx.clone(),
-        session: format!("crossrole-{}", op.id.split('-').next().unwrap_or("op")),
+        session: format!("crossrole-{}", op.id),
         stop: stop.clone(),
         sink: Some(sink.clone()),
         write: !op.dry_run,
@@ -448,7 +448,7 @@ async fn trusted_side(
         .lock(&g.account_id, &format!("policy{}{}", TrustedGrant::POLICY_PATH, g.policy_name), inner.config.lock_policy)
         .await
         .ok_or_else(|| "another operation is updating the trusted side's policy".to_string())?;
-    let session = format!("crossrole-{}", op_id.split('-').next().unwrap_or("op"));
+    let session = format!("crossrole-{op_id}");
     let creds = inner.broker.bootstrap(ctx, &g.account_id, None, &session).await.map_err(|e| e.to_string())?;
     let iam = AccountIam { iam: inner.aws.iam(&creds), calls: &inner.calls, ctx };
     let arn = g.policy_arn(inner.aws.partition());

@@ -1,0 +1,334 @@
+//! Spec commands: validate, plan, apply, destroy, verify, links, export.
+
+use std::{io::IsTerminal, path::PathBuf};
+
+use crossrole_client::{Client, proto};
+use crossrole_core::AccessSpec;
+use serde_json::json;
+
+use crate::{Failure, Outcome, Output, progress, views};
+
+/// A spec file.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct SpecArgs {
+    /// The spec file (YAML, or JSON by its .json extension).
+    #[arg(long, short)]
+    pub(crate) file: PathBuf,
+}
+
+/// Apply and destroy.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ApplyArgs {
+    /// The spec file.
+    #[arg(long, short)]
+    file: PathBuf,
+    /// Do not ask for confirmation.
+    #[arg(long, short)]
+    yes: bool,
+    /// Idempotency key: running the same command again with it follows the same operation.
+    #[arg(long)]
+    idempotency_key: Option<String>,
+    /// Start the operation, print its id and return without following it.
+    #[arg(long)]
+    no_wait: bool,
+}
+
+/// Export.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ExportArgs {
+    /// The spec file.
+    #[arg(long, short)]
+    file: PathBuf,
+    /// Format.
+    #[arg(long, default_value = "aws-config", value_parser = ["aws-config"])]
+    format: String,
+    /// The profile with the trusted side's credentials.
+    #[arg(long)]
+    source_profile: String,
+    /// MFA device ARN, for roles that require MFA.
+    #[arg(long)]
+    mfa_serial: Option<String>,
+}
+
+/// Loads and validates a spec file locally.
+pub(crate) fn load(path: &PathBuf) -> Result<proto::AccessSpec, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+    let parsed = if path.extension().is_some_and(|e| e == "json") {
+        AccessSpec::from_json(&text)
+    } else {
+        AccessSpec::from_yaml(&text)
+    };
+    match parsed {
+        Ok(spec) => Ok((&spec).into()),
+        Err(e) => {
+            let mut message = format!("{} is not a valid spec:", path.display());
+            for v in e.violations() {
+                message.push_str(&format!("\n  {v}"));
+            }
+            Err(Failure::usage(message))
+        }
+    }
+}
+
+fn finding_line(f: &proto::Finding) -> String {
+    let severity = proto::FindingSeverity::try_from(f.severity)
+        .map(|s| views::short(s.as_str_name(), "FINDING_SEVERITY_"))
+        .unwrap_or_default();
+    let guardrail = proto::Guardrail::try_from(f.guardrail)
+        .map(|g| views::short(g.as_str_name(), "GUARDRAIL_").replace('_', "-"))
+        .unwrap_or_default();
+    let waived = if f.waiver_reason.is_empty() { String::new() } else { format!(" (waived: {})", f.waiver_reason) };
+    format!("{severity} {guardrail} at {}: {}{waived}", f.field, f.message)
+}
+
+pub(crate) async fn validate(client: &Client, args: SpecArgs, out: Output) -> Outcome {
+    let spec = load(&args.file)?;
+    let r = client.validate(spec).await?;
+    match out {
+        Output::Json => views::print_json(
+            &json!({ "valid": true, "findings": r.findings.iter().map(finding_line).collect::<Vec<_>>(), "trust_policy": r.trust_policy }),
+        ),
+        Output::Table => {
+            println!("{} is valid.", args.file.display());
+            for f in &r.findings {
+                println!("  {}", finding_line(f));
+            }
+            println!("trust policy:\n{}", r.trust_policy);
+        }
+    }
+    Ok(())
+}
+
+fn plan_status(s: i32) -> String {
+    proto::AccountPlanStatus::try_from(s)
+        .map(|s| views::short(s.as_str_name(), "ACCOUNT_PLAN_STATUS_").replace('_', " "))
+        .unwrap_or_default()
+}
+
+fn print_plan(plan: &proto::AccessPlan) {
+    for f in &plan.findings {
+        println!("{}", finding_line(f));
+    }
+    let mut t = views::table(&["ACCOUNT", "NAME", "STATUS", "CHANGES"]);
+    for a in &plan.accounts {
+        let detail = if let Some(e) = &a.error {
+            e.message.clone()
+        } else if !a.findings.is_empty() {
+            a.findings.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join("; ")
+        } else {
+            a.changes.iter().map(views::change_line).collect::<Vec<_>>().join("\n")
+        };
+        t.add_row(vec![a.account_id.clone(), a.account_name.clone(), plan_status(a.status), detail]);
+    }
+    println!("{t}");
+    if let Some(g) = &plan.grant {
+        if let Some(e) = &g.error {
+            println!("trusted side ({}): cannot plan: {}", g.account_id, e.message);
+        } else if g.changes.is_empty() {
+            println!("trusted side ({}): {} is in sync", g.account_id, g.policy_arn);
+        } else {
+            println!("trusted side ({}):", g.account_id);
+            for c in &g.changes {
+                println!("  {}", views::change_line(c));
+            }
+        }
+    }
+    for s in &plan.skipped {
+        println!("skipped {}: {}", s.account.as_ref().map(|a| a.id.as_str()).unwrap_or(""), s.reason);
+    }
+    let count = |st: proto::AccountPlanStatus| plan.accounts.iter().filter(|a| a.status == st as i32).count();
+    println!(
+        "Plan: {} changes in {} accounts; {} in sync, {} conflicts, {} could not be read.",
+        plan.total_changes,
+        plan.accounts_with_changes,
+        count(proto::AccountPlanStatus::InSync),
+        count(proto::AccountPlanStatus::Conflict),
+        count(proto::AccountPlanStatus::Failed)
+    );
+}
+
+fn plan_json(plan: &proto::AccessPlan) -> serde_json::Value {
+    json!({
+        "findings": plan.findings.iter().map(finding_line).collect::<Vec<_>>(),
+        "accounts": plan.accounts.iter().map(|a| json!({
+            "account_id": a.account_id, "account_name": a.account_name, "role_arn": a.role_arn, "status": plan_status(a.status),
+            "changes": a.changes.iter().map(views::change).collect::<Vec<_>>(),
+            "findings": a.findings.iter().map(finding_line).collect::<Vec<_>>(),
+            "error": views::error(&a.error),
+        })).collect::<Vec<_>>(),
+        "grant": plan.grant.as_ref().map(|g| json!({ "account_id": g.account_id, "policy_arn": g.policy_arn, "changes": g.changes.iter().map(views::change).collect::<Vec<_>>(), "error": views::error(&g.error) })),
+        "skipped": plan.skipped.iter().map(|s| json!({ "account_id": s.account.as_ref().map(|a| a.id.clone()), "reason": s.reason })).collect::<Vec<_>>(),
+        "accounts_with_changes": plan.accounts_with_changes,
+        "total_changes": plan.total_changes,
+    })
+}
+
+pub(crate) async fn plan(client: &Client, args: SpecArgs, out: Output) -> Outcome {
+    let spec = load(&args.file)?;
+    let plan = client.plan(spec).await?;
+    match out {
+        Output::Json => views::print_json(&plan_json(&plan)),
+        Output::Table => print_plan(&plan),
+    }
+    if plan.accounts.iter().any(|a| a.status == proto::AccountPlanStatus::Failed as i32) {
+        return Err(Failure::accounts(""));
+    }
+    Ok(())
+}
+
+fn confirm(question: &str) -> Result<bool, Failure> {
+    if !std::io::stdin().is_terminal() {
+        return Err(Failure::usage("refusing to change anything without --yes in a non-interactive session"));
+    }
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).map_err(|e| Failure::usage(e.to_string()))?;
+    Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
+}
+
+pub(crate) async fn apply(client: &Client, args: ApplyArgs, out: Output, kind: proto::OperationKind) -> Outcome {
+    let spec = load(&args.file)?;
+    let human = out == Output::Table;
+    if kind == proto::OperationKind::Apply {
+        let plan = client.plan(spec.clone()).await?;
+        if human {
+            print_plan(&plan);
+        }
+        if plan.total_changes == 0 {
+            if human {
+                println!("Nothing to change.");
+            } else {
+                views::print_json(&json!({ "changes": 0 }));
+            }
+            return Ok(());
+        }
+        if !args.yes
+            && !confirm(&format!("Apply {} changes in {} accounts?", plan.total_changes, plan.accounts_with_changes))?
+        {
+            return Err(Failure::usage("not applied"));
+        }
+    } else {
+        let targets = client
+            .list_accounts(proto::ListAccountsRequest {
+                selector: spec.targets.clone(),
+                page_size: 1,
+                ..Default::default()
+            })
+            .await?
+            .total_size;
+        let role = spec.role.as_ref().map(|r| r.name.clone()).unwrap_or_default();
+        if human {
+            println!(
+                "Destroy removes role {role} (and the trusted side's policy) from the {targets} selected accounts and every account where spec {:?} was applied before; roles crossrole does not own are left alone.",
+                spec.name
+            );
+        }
+        if !args.yes && !confirm("Destroy?")? {
+            return Err(Failure::usage("not destroyed"));
+        }
+    }
+    let handle = match kind {
+        proto::OperationKind::Destroy => client.destroy(spec, args.idempotency_key.clone()).await?,
+        _ => client.apply(spec, args.idempotency_key.clone()).await?,
+    };
+    if args.no_wait {
+        match out {
+            Output::Json => views::print_json(&views::operation(handle.initial())),
+            Output::Table => {
+                println!("operation {} started; follow it with `crossrole ops watch {}`", handle.id(), handle.id())
+            }
+        }
+        return Ok(());
+    }
+    progress::follow(&handle, out).await
+}
+
+pub(crate) async fn verify(client: &Client, args: SpecArgs, out: Output) -> Outcome {
+    let spec = load(&args.file)?;
+    let r = client.verify(spec).await?;
+    let conformance = |c: i32| {
+        proto::RoleConformance::try_from(c)
+            .map(|c| views::short(c.as_str_name(), "ROLE_CONFORMANCE_").replace('_', " "))
+            .unwrap_or_default()
+    };
+    let outcome = |c: Option<&proto::AssumeCheck>| {
+        c.map(|c| proto::CheckOutcome::try_from(c.outcome).map(|o| views::check(&o)).unwrap_or_default())
+            .unwrap_or_default()
+    };
+    let mut bad = 0;
+    for a in &r.accounts {
+        let live_failed = a.assume.as_ref().is_some_and(|c| c.outcome == proto::CheckOutcome::Failed as i32);
+        let static_failed = a.trust_checks.iter().any(|c| c.outcome == proto::CheckOutcome::Failed as i32);
+        if a.conformance != proto::RoleConformance::InSync as i32 || live_failed || static_failed {
+            bad += 1;
+        }
+    }
+    match out {
+        Output::Json => views::print_json(&json!({
+            "accounts": r.accounts.iter().map(|a| json!({
+                "account_id": a.account_id, "account_name": a.account_name, "role_arn": a.role_arn, "conformance": conformance(a.conformance),
+                "drift": a.drift.iter().map(views::change).collect::<Vec<_>>(),
+                "assume": a.assume.as_ref().map(|c| json!({ "outcome": outcome(Some(c)), "caller_arn": c.caller_arn, "assumed_arn": c.assumed_arn, "assumed_account_id": c.assumed_account_id, "attempts": c.attempts, "error": c.error })),
+                "trust_checks": a.trust_checks.iter().map(|c| json!({ "principal": c.principal_arn, "outcome": proto::CheckOutcome::try_from(c.outcome).map(|o| views::check(&o)).unwrap_or_default(), "reason": c.reason })).collect::<Vec<_>>(),
+                "error": views::error(&a.error),
+            })).collect::<Vec<_>>(),
+            "skipped": r.skipped.iter().map(|s| json!({ "account_id": s.account.as_ref().map(|a| a.id.clone()), "reason": s.reason })).collect::<Vec<_>>(),
+        })),
+        Output::Table => {
+            let mut t = views::table(&["ACCOUNT", "NAME", "ROLE", "LIVE ASSUME", "TRUST POLICY CHECKS"]);
+            for a in &r.accounts {
+                let live = match &a.assume {
+                    Some(c) if c.outcome == proto::CheckOutcome::Passed as i32 => {
+                        format!("passed → {} ({} attempts)", c.assumed_account_id, c.attempts)
+                    }
+                    Some(c) => format!("{}: {}", outcome(Some(c)), c.error),
+                    None => String::new(),
+                };
+                let passed = a.trust_checks.iter().filter(|c| c.outcome == proto::CheckOutcome::Passed as i32).count();
+                let mut checks = format!("{passed}/{} passed", a.trust_checks.len());
+                for c in a.trust_checks.iter().filter(|c| c.outcome != proto::CheckOutcome::Passed as i32) {
+                    checks.push_str(&format!("\n{}: {}", c.principal_arn, c.reason));
+                }
+                let mut role = conformance(a.conformance);
+                for d in &a.drift {
+                    role.push_str(&format!("\n{}", views::change_line(d)));
+                }
+                t.add_row(vec![a.account_id.clone(), a.account_name.clone(), role, live, checks]);
+            }
+            println!("{t}");
+            println!("{} of {} accounts verified", r.accounts.len() - bad, r.accounts.len());
+        }
+    }
+    if bad > 0 { Err(Failure::accounts(format!("{bad} accounts did not verify"))) } else { Ok(()) }
+}
+
+pub(crate) async fn links(client: &Client, args: SpecArgs, out: Output) -> Outcome {
+    let spec = load(&args.file)?;
+    let links = client.switch_role_links(spec).await?;
+    match out {
+        Output::Json => views::print_json(&json!(links.iter().map(|l| json!({ "account_id": l.account_id, "account_name": l.account_name, "role_arn": l.role_arn, "url": l.url, "unusable_reason": l.unusable_reason })).collect::<Vec<_>>())),
+        Output::Table => {
+            let mut t = views::table(&["ACCOUNT", "NAME", "SWITCH ROLE"]);
+            for l in &links {
+                t.add_row(vec![l.account_id.clone(), l.account_name.clone(), if l.url.is_empty() { format!("(no console link: {})", l.unusable_reason) } else { l.url.clone() }]);
+            }
+            println!("{t}");
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn export(client: &Client, args: ExportArgs) -> Outcome {
+    let spec = load(&args.file)?;
+    let r = client
+        .export_profiles(proto::ExportProfilesRequest {
+            spec: Some(spec),
+            source_profile: args.source_profile,
+            format: proto::ExportFormat::AwsConfig as i32,
+            mfa_serial: args.mfa_serial.unwrap_or_default(),
+        })
+        .await?;
+    let _ = args.format;
+    print!("{}", r.content);
+    Ok(())
+}

@@ -1,0 +1,171 @@
+//! `crossrole bindings`: specs crossroled keeps true over time.
+
+use std::path::PathBuf;
+
+use crossrole_client::{Client, proto};
+use serde_json::json;
+
+use crate::{Failure, Outcome, Output, access, progress, views};
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum BindingsCommand {
+    /// Create or update a binding from a spec file.
+    Apply {
+        /// The spec file.
+        #[arg(long, short)]
+        file: PathBuf,
+        /// Binding name (defaults to the spec's name, which must match).
+        #[arg(long)]
+        name: Option<String>,
+        /// enforce (repair and enrol) or detect (only report).
+        #[arg(long, default_value = "enforce", value_parser = ["enforce", "detect"])]
+        mode: String,
+        /// Reconcile interval, e.g. 15m.
+        #[arg(long, default_value = "15m")]
+        every: String,
+    },
+    /// Bindings.
+    List,
+    /// A binding's per-account status, drifted and failed accounts first.
+    Status {
+        /// Binding name.
+        name: String,
+    },
+    /// Reconcile a binding now and follow it.
+    Reconcile {
+        /// Binding name.
+        name: String,
+    },
+    /// Delete a binding and, unless --keep-roles, what it created.
+    Delete {
+        /// Binding name.
+        name: String,
+        /// Keep the roles; only forget the binding.
+        #[arg(long)]
+        keep_roles: bool,
+    },
+}
+
+fn mode(m: i32) -> String {
+    proto::BindingMode::try_from(m).map(|m| views::short(m.as_str_name(), "BINDING_MODE_")).unwrap_or_default()
+}
+
+fn sync(s: i32) -> String {
+    proto::SyncState::try_from(s)
+        .map(|m| views::short(m.as_str_name(), "SYNC_STATE_").replace('_', " "))
+        .unwrap_or_default()
+}
+
+fn interval(b: &proto::Binding) -> String {
+    b.reconcile_interval
+        .map(|d| humantime::format_duration(std::time::Duration::from_secs(d.seconds as u64)).to_string())
+        .unwrap_or_default()
+}
+
+pub(crate) async fn run(client: &Client, cmd: BindingsCommand, out: Output) -> Outcome {
+    match cmd {
+        BindingsCommand::Apply { file, name, mode: m, every } => {
+            let spec = access::load(&file)?;
+            let name = name.unwrap_or_else(|| spec.name.clone());
+            let every =
+                humantime::parse_duration(&every).map_err(|e| Failure::usage(format!("--every {every:?}: {e}")))?;
+            let binding = proto::Binding {
+                name: name.clone(),
+                spec: Some(spec),
+                mode: if m == "detect" { proto::BindingMode::Detect } else { proto::BindingMode::Enforce } as i32,
+                reconcile_interval: Some(prost_types::Duration { seconds: every.as_secs() as i64, nanos: 0 }),
+                ..Default::default()
+            };
+            let stored = match client.binding(&name).await {
+                Ok(_) => client.update_binding(binding, 0).await?,
+                Err(crossrole_client::Error::NotFound(_)) => client.create_binding(binding).await?,
+                Err(e) => return Err(e.into()),
+            };
+            match out {
+                Output::Json => views::print_json(
+                    &json!({ "name": stored.name, "version": stored.version, "mode": mode(stored.mode), "interval": interval(&stored) }),
+                ),
+                Output::Table => println!(
+                    "binding {} is at version {} ({}, every {})",
+                    stored.name,
+                    stored.version,
+                    mode(stored.mode),
+                    interval(&stored)
+                ),
+            }
+            Ok(())
+        }
+        BindingsCommand::List => {
+            let r =
+                client.list_bindings(proto::ListBindingsRequest { page_size: 1000, page_token: String::new() }).await?;
+            match out {
+                Output::Json => views::print_json(&json!(r.bindings.iter().map(|b| {
+                    let s = b.status.clone().unwrap_or_default();
+                    json!({ "name": b.name, "version": b.version, "mode": mode(b.mode), "interval": interval(b), "in_sync": s.in_sync, "drifted": s.drifted, "failed": s.failed, "pending": s.pending, "last_reconcile_time": views::time(&s.last_reconcile_time) })
+                }).collect::<Vec<_>>())),
+                Output::Table => {
+                    let mut t = views::table(&["NAME", "VERSION", "MODE", "EVERY", "IN SYNC", "DRIFTED", "FAILED", "LAST RECONCILE"]);
+                    for b in &r.bindings {
+                        let s = b.status.clone().unwrap_or_default();
+                        t.add_row(vec![b.name.clone(), b.version.to_string(), mode(b.mode), interval(b), s.in_sync.to_string(), s.drifted.to_string(), s.failed.to_string(), views::time(&s.last_reconcile_time).as_str().unwrap_or("never").to_string()]);
+                    }
+                    println!("{t}");
+                }
+            }
+            Ok(())
+        }
+        BindingsCommand::Status { name } => {
+            let b = client.binding(&name).await?;
+            let s = b.status.clone().unwrap_or_default();
+            match out {
+                Output::Json => views::print_json(&json!({
+                    "name": b.name, "version": b.version, "mode": mode(b.mode), "interval": interval(&b),
+                    "last_reconcile_time": views::time(&s.last_reconcile_time), "next_reconcile_time": views::time(&s.next_reconcile_time),
+                    "last_operation_id": s.last_operation_id, "running_operation_id": s.running_operation_id,
+                    "accounts": s.accounts.iter().map(|a| json!({ "account_id": a.account_id, "account_name": a.account_name, "state": sync(a.state), "changes": a.changes.iter().map(views::change).collect::<Vec<_>>(), "error": views::error(&a.error), "last_reconcile_time": views::time(&a.last_reconcile_time) })).collect::<Vec<_>>(),
+                })),
+                Output::Table => {
+                    println!(
+                        "binding {} v{} ({}, every {}): {} in sync, {} drifted, {} failed, {} pending; last reconcile {}",
+                        b.name,
+                        b.version,
+                        mode(b.mode),
+                        interval(&b),
+                        s.in_sync,
+                        s.drifted,
+                        s.failed,
+                        s.pending,
+                        views::time(&s.last_reconcile_time).as_str().unwrap_or("never")
+                    );
+                    let mut t = views::table(&["ACCOUNT", "NAME", "STATE", "DETAIL", "LAST RECONCILE"]);
+                    for a in &s.accounts {
+                        let detail = match &a.error {
+                            Some(e) => e.message.clone(),
+                            None => a.changes.iter().map(views::change_line).collect::<Vec<_>>().join("\n"),
+                        };
+                        t.add_row(vec![
+                            a.account_id.clone(),
+                            a.account_name.clone(),
+                            sync(a.state),
+                            detail,
+                            views::time(&a.last_reconcile_time).as_str().unwrap_or("").to_string(),
+                        ]);
+                    }
+                    println!("{t}");
+                }
+            }
+            Ok(())
+        }
+        BindingsCommand::Reconcile { name } => {
+            let handle = client.reconcile_binding(&name).await?;
+            progress::follow(&handle, out).await
+        }
+        BindingsCommand::Delete { name, keep_roles } => {
+            match client.delete_binding(&name, keep_roles).await? {
+                Some(handle) => progress::follow(&handle, out).await?,
+                None => println!("binding {name} deleted; its roles are kept"),
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! `crossrole org` and `crossrole accounts`.
+
+use crossrole_client::{Client, proto};
+use futures::StreamExt;
+use serde_json::json;
+
+use crate::{Failure, Outcome, Output, SelectorArgs, views};
+
+fn unit_lines(u: &proto::OrganizationalUnit, depth: usize, out: &mut Vec<String>) {
+    out.push(format!("{}{} ({}) — {} accounts", "  ".repeat(depth), u.name, u.id, u.account_ids.len()));
+    for c in &u.children {
+        unit_lines(c, depth + 1, out);
+    }
+}
+
+fn unit_json(u: &proto::OrganizationalUnit) -> serde_json::Value {
+    json!({ "id": u.id, "name": u.name, "path": u.path, "account_ids": u.account_ids, "children": u.children.iter().map(unit_json).collect::<Vec<_>>() })
+}
+
+pub(crate) async fn tree(client: &Client, refresh: bool, out: Output) -> Outcome {
+    let org = client.describe_organization(refresh).await?;
+    match out {
+        Output::Json => views::print_json(&json!({
+            "id": org.id, "arn": org.arn, "management_account_id": org.management_account_id, "account_count": org.account_count,
+            "root": org.root.as_ref().map(unit_json),
+        })),
+        Output::Table => {
+            println!(
+                "organization {} (management account {}, {} accounts)",
+                org.id, org.management_account_id, org.account_count
+            );
+            let mut lines = Vec::new();
+            if let Some(root) = &org.root {
+                unit_lines(root, 0, &mut lines);
+            }
+            for l in lines {
+                println!("{l}");
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn selector(args: &SelectorArgs) -> Result<proto::TargetSelector, Failure> {
+    let mut tags = Vec::new();
+    for t in &args.tags {
+        let (key, value) = match t.split_once('=') {
+            Some((k, v)) => (k.to_string(), Some(v.to_string())),
+            None => (t.clone(), None),
+        };
+        if key.is_empty() {
+            return Err(Failure::usage(format!("--tag {t:?}: expected key=value or key")));
+        }
+        tags.push(proto::TagCondition { key, value });
+    }
+    let states = args
+        .states
+        .iter()
+        .filter_map(|s| proto::AccountState::from_str_name(&format!("ACCOUNT_STATE_{s}")).map(|s| s as i32))
+        .collect();
+    Ok(proto::TargetSelector {
+        organizational_unit_ids: args.ous.clone(),
+        organizational_unit_paths: args.ou_paths.clone(),
+        exclude_descendants: args.direct_only,
+        account_ids: args.accounts.clone(),
+        tags,
+        exclude_account_ids: args.exclude_accounts.clone(),
+        exclude_organizational_unit_ids: args.exclude_ous.clone(),
+        include_management_account: args.include_management_account,
+        states,
+        exclude_organizational_unit_paths: vec![],
+    })
+}
+
+pub(crate) async fn accounts(client: &Client, args: SelectorArgs, out: Output) -> Outcome {
+    let sel = selector(&args)?;
+    if args.refresh {
+        client.describe_organization(true).await?;
+    }
+    let first = client
+        .list_accounts(proto::ListAccountsRequest {
+            selector: Some(sel.clone()),
+            page_size: 1,
+            page_token: String::new(),
+            refresh: false,
+        })
+        .await?;
+    let accounts: Vec<proto::Account> =
+        client.accounts(sel).collect::<Vec<_>>().await.into_iter().collect::<Result<_, _>>()?;
+    let state = |s: i32| {
+        proto::AccountState::try_from(s).map(|s| views::short(s.as_str_name(), "ACCOUNT_STATE_")).unwrap_or_default()
+    };
+    match out {
+        Output::Json => views::print_json(&json!({
+            "accounts": accounts.iter().map(|a| json!({ "id": a.id, "name": a.name, "email": a.email, "state": state(a.state), "path": a.parent_path, "tags": a.tags })).collect::<Vec<_>>(),
+            "skipped": first.skipped.iter().map(|s| json!({ "id": s.account.as_ref().map(|a| a.id.clone()), "reason": s.reason })).collect::<Vec<_>>(),
+        })),
+        Output::Table => {
+            let mut t = views::table(&["ACCOUNT", "NAME", "OU PATH", "TAGS"]);
+            for a in &accounts {
+                let tags: Vec<String> = a.tags.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                t.add_row(vec![a.id.clone(), a.name.clone(), a.parent_path.clone(), tags.join(" ")]);
+            }
+            println!("{t}");
+            println!("{} accounts selected", accounts.len());
+            for s in &first.skipped {
+                println!(
+                    "skipped {} ({}): {}",
+                    s.account.as_ref().map(|a| a.id.as_str()).unwrap_or(""),
+                    s.account.as_ref().map(|a| a.name.as_str()).unwrap_or(""),
+                    s.reason
+                );
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! Following an operation live: a progress display per account on a terminal, one line per finished account
+//! otherwise, NDJSON events with `--output json`.
+
+use std::{collections::BTreeMap, io::IsTerminal, time::Duration};
+
+use crossrole_client::{OperationHandle, proto};
+use futures::StreamExt;
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use crate::{Failure, Outcome, Output, views};
+
+pub(crate) async fn follow(handle: &OperationHandle, out: Output) -> Outcome {
+    let tty = out == Output::Table && std::io::stderr().is_terminal();
+    let multi =
+        MultiProgress::with_draw_target(if tty { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
+    let main = multi.add(ProgressBar::new(0));
+    main.set_style(
+        ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} accounts  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    main.enable_steady_tick(Duration::from_millis(120));
+    let line_style = ProgressStyle::with_template("    {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let mut in_flight: BTreeMap<String, ProgressBar> = BTreeMap::new();
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
+    let mut tally: BTreeMap<String, u32> = BTreeMap::new();
+    let mut finished = 0u64;
+    let mut total = 0u64;
+
+    if out == Output::Table && !tty {
+        println!("operation {}", handle.id());
+    }
+    let events = handle.events();
+    futures::pin_mut!(events);
+    while let Some(event) = events.next().await {
+        let event = event?;
+        if out == Output::Json {
+            println!("{}", serde_json::to_string(&views::event(&event)).unwrap_or_default());
+            continue;
+        }
+        use proto::operation_event::Event;
+        match &event.event {
+            Some(Event::TargetsResolved(t)) => {
+                total = u64::from(t.target_count);
+                main.set_length(total);
+                let line = format!(
+                    "{} accounts to work on, {} skipped, {} to clean up",
+                    t.target_count, t.skipped_count, t.cleanup_count
+                );
+                if tty {
+                    multi.println(line).ok();
+                } else {
+                    println!("{line}");
+                }
+            }
+            Some(Event::PhaseStarted(p)) if tty => {
+                let bar = in_flight.entry(event.account_id.clone()).or_insert_with(|| {
+                    let b = multi.add(ProgressBar::new_spinner());
+                    b.set_style(line_style.clone());
+                    b
+                });
+                let name = names.get(&event.account_id).cloned().unwrap_or_default();
+                bar.set_message(format!("{} {name} {}", event.account_id, views::phase(p.phase)));
+            }
+            Some(Event::AccountFinished(f)) => {
+                let Some(r) = &f.result else { continue };
+                names.insert(r.account_id.clone(), r.account_name.clone());
+                finished += 1;
+                main.set_position(finished.min(total.max(finished)));
+                let o = views::outcome(r.outcome);
+                *tally.entry(o.clone()).or_default() += 1;
+                main.set_message(tally.iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", "));
+                if let Some(bar) = in_flight.remove(&r.account_id) {
+                    bar.finish_and_clear();
+                    multi.remove(&bar);
+                }
+                let detail = match &r.error {
+                    Some(e) => format!(": {}", e.message),
+                    None if !r.changes.is_empty() => format!(" ({} changes)", r.changes.len()),
+                    None => String::new(),
+                };
+                let line = format!("[{finished}/{total}] {} {}: {o}{detail}", r.account_id, r.account_name);
+                if tty {
+                    if r.outcome == proto::AccountOutcome::Failed as i32 {
+                        multi.println(format!("FAILED {line}")).ok();
+                    }
+                } else {
+                    println!("{line}");
+                }
+            }
+            Some(Event::ChangeApplied(c)) if !tty && event.account_id.len() == 12 && names.is_empty() && total == 0 => {
+                // The trusted side's changes come before any account.
+                if let Some(c) = &c.change {
+                    println!("trusted side {}: {}", event.account_id, views::change_line(c));
+                }
+            }
+            _ => {}
+        }
+    }
+    main.finish_and_clear();
+    let op = handle.get().await?;
+    match out {
+        Output::Json => views::print_json(&views::operation(&op)),
+        Output::Table => {
+            println!("{}: {}", views::state(op.state), views::counts_line(&op.counts));
+            if !op.message.is_empty() {
+                println!("{}", op.message);
+            }
+            let failed: Vec<proto::AccountResult> = handle
+                .results()
+                .await?
+                .into_iter()
+                .filter(|r| r.outcome == proto::AccountOutcome::Failed as i32)
+                .collect();
+            if !failed.is_empty() {
+                let mut t = views::table(&["ACCOUNT", "NAME", "PHASE", "ERROR"]);
+                for r in failed {
+                    let e = r.error.unwrap_or_default();
+                    t.add_row(vec![r.account_id, r.account_name, views::phase(e.phase), e.message]);
+                }
+                println!("{t}");
+            }
+        }
+    }
+    match proto::OperationState::try_from(op.state) {
+        Ok(proto::OperationState::Succeeded) => Ok(()),
+        Ok(proto::OperationState::Cancelled) => Err(Failure::accounts("the operation was cancelled")),
+        _ => {
+            Err(Failure::accounts(if op.message.is_empty() { "the operation failed".to_string() } else { op.message }))
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! The `crossrole` binary against an in-process crossroled over the in-memory AWS.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+use std::{path::PathBuf, sync::Arc};
+
+use assert_cmd::Command;
+use crossrole_aws::fake::{FakeAws, FakeConfig};
+use crossrole_core::{org::fixture::TreeBuilder, spec::AccountState};
+use crossrole_server::{
+    RunningServer,
+    auth::hash_token,
+    config::{Config, Flags},
+};
+use predicates::prelude::*;
+
+const SECURITY: &str = "111122223333";
+
+struct Env {
+    server: RunningServer,
+    fake: FakeAws,
+    dir: tempfile::TempDir,
+}
+
+async fn start() -> Env {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = TreeBuilder::new("o-abcdefghij", "123456789012", "r-root")
+        .unit("r-root", "ou-root-workload", "Workloads")
+        .unit("ou-root-workload", "ou-root-prodxxxx", "Prod")
+        .unit("r-root", "ou-root-security", "Security")
+        .account("ou-root-security", SECURITY, "security", AccountState::Active);
+    for i in 0..6u64 {
+        b = b.account(
+            "ou-root-prodxxxx",
+            &format!("{:012}", 200_000_000_000 + i),
+            &format!("prod-{i}"),
+            AccountState::Active,
+        );
+    }
+    let fake = FakeAws::new(b.build(), FakeConfig::default());
+    fake.add_principals(SECURITY, &["alice"], &["auditors"]);
+    let config = Config::from_toml(
+        &format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[[tokens]]\nname = \"ci\"\nsha256 = \"{}\"\nscope = \"apply\"\n",
+            dir.path().join("data").display(),
+            hash_token("ci-token")
+        ),
+        &Flags::default(),
+    )
+    .unwrap();
+    let server = crossrole_server::start(&config, Arc::new(fake.clone())).await.unwrap();
+    Env { server, fake, dir }
+}
+
+fn example() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/security-audit.yaml")
+}
+
+impl Env {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::cargo_bin("crossrole").unwrap();
+        c.env("CROSSROLE_ENDPOINT", format!("http://{}", self.server.addr))
+            .env("CROSSROLE_TOKEN", "ci-token")
+            .env_remove("CROSSROLE_CA_CERT")
+            .args(args);
+        c
+    }
+
+    /// Runs the binary off the runtime's threads (the server runs on them).
+    async fn run(&self, args: &[&str]) -> assert_cmd::assert::Assert {
+        let mut c = self.cmd(args);
+        tokio::task::spawn_blocking(move || c.assert()).await.unwrap()
+    }
+
+    fn file(&self, name: &str, text: &str) -> String {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_apply_reapply_verify_and_exit_codes() {
+    let env = start().await;
+    let spec = example();
+    let spec = spec.to_str().unwrap();
+
+    env.run(&["plan", "-f", spec]).await.success().stdout(predicate::str::contains("Plan: 27 changes in 6 accounts"));
+    // Without --yes, and not at a terminal: refused, nothing applied.
+    env.run(&["apply", "-f", spec]).await.code(2).stderr(predicate::str::contains("without --yes"));
+    assert!(env.fake.role("200000000000", "SecurityAudit").is_none());
+
+    env.run(&["apply", "-f", spec, "--yes"])
+        .await
+        .success()
+        .stdout(predicate::str::contains("succeeded: 6 accounts: 6 changed"));
+    assert!(env.fake.role("200000000003", "SecurityAudit").is_some());
+    env.run(&["apply", "-f", spec, "--yes"]).await.success().stdout(predicate::str::contains("Nothing to change."));
+
+    let out = env.run(&["verify", "-f", spec, "-o", "json"]).await.success();
+    let v: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(v["accounts"].as_array().unwrap().len(), 6);
+    assert_eq!(v["accounts"][0]["conformance"], "in sync");
+    assert_eq!(v["accounts"][0]["assume"]["outcome"], "passed");
+
+    let out = env.run(&["ops", "list", "-o", "json"]).await.success();
+    let ops: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(ops[0]["state"], "succeeded");
+    let id = ops[0]["id"].as_str().unwrap().to_string();
+    env.run(&["ops", "get", &id]).await.success().stdout(predicate::str::contains("6 changed"));
+    env.run(&["ops", "results", &id, "-o", "json"])
+        .await
+        .success()
+        .stdout(predicate::str::contains("\"outcome\": \"changed\""));
+    env.run(&["ops", "watch", &id, "-o", "json"])
+        .await
+        .success()
+        .stdout(predicate::str::contains("\"event\":\"account_finished\""));
+
+    env.run(&["links", "-f", spec]).await.success().stdout(predicate::str::contains("ExternalId"));
+    env.run(&["export", "-f", spec, "--source-profile", "security"])
+        .await
+        .success()
+        .stdout(predicate::str::contains("[profile security-audit-prod-0]"));
+    env.run(&["accounts", "--ou-path", "/Root/Workloads", "-o", "json"])
+        .await
+        .success()
+        .stdout(predicate::str::contains("200000000005"));
+
+    // An account without its bootstrap role fails: exit code 1, and the reason is shown.
+    env.fake.with_account("200000000002", |a| a.remove_role("OrganizationAccountAccessRole"));
+    env.fake.with_account("200000000002", |a| a.remove_role("SecurityAudit"));
+    let failing = env.file(
+        "failing.yaml",
+        &std::fs::read_to_string(example())
+            .unwrap()
+            .replace("name: security-audit", "name: other-audit")
+            .replace("name: SecurityAudit", "name: OtherAudit")
+            .replace("failure_tolerance: 10%", "failure_tolerance: 100%"),
+    );
+    env.run(&["apply", "-f", &failing, "--yes"]).await.code(1).stdout(predicate::str::contains(
+        "bootstrap role OrganizationAccountAccessRole in account 200000000002 is missing or not assumable",
+    ));
+
+    // With the bootstrap role back, destroy removes the role everywhere.
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
+    env.fake.with_account("200000000002", |a| {
+        a.create_role_by_hand("200000000002", "OrganizationAccountAccessRole", trust)
+    });
+    env.run(&["destroy", "-f", spec, "--yes"]).await.success();
+    assert!(env.fake.role("200000000003", "SecurityAudit").is_none());
+    env.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_and_bad_credentials() {
+    let env = start().await;
+    let bad = env.file(
+        "bad.yaml",
+        &std::fs::read_to_string(example()).unwrap().replace("max_session_duration: 1h", "max_session_duration: 20h"),
+    );
+    env.run(&["plan", "-f", &bad]).await.code(2).stderr(predicate::str::contains(
+        "role.max_session_duration: must be whole seconds from 3600 (1h) to 43200 (12h) (IAM), got 72000s",
+    ));
+    env.run(&["plan", "-f", "/no/such/file.yaml"]).await.code(2);
+    let admin = env.file(
+        "admin.yaml",
+        &std::fs::read_to_string(example()).unwrap().replace("policy/SecurityAudit", "policy/AdministratorAccess"),
+    );
+    env.run(&["apply", "-f", &admin, "--yes"])
+        .await
+        .code(2)
+        .stderr(predicate::str::contains("spec.role.managed_policy_arns: guardrail admin-access"));
+    let mut c = env.cmd(&["ops", "list"]);
+    c.env("CROSSROLE_TOKEN", "wrong");
+    tokio::task::spawn_blocking(move || c.assert())
+        .await
+        .unwrap()
+        .code(3)
+        .stderr(predicate::str::contains("unauthenticated"));
+    let mut c = Command::cargo_bin("crossrole").unwrap();
+    c.args(["ops", "list", "--endpoint", "http://127.0.0.1:1"]);
+    tokio::task::spawn_blocking(move || c.assert()).await.unwrap().code(3);
+    Command::cargo_bin("crossrole").unwrap().args(["no-such-command"]).assert().code(2);
+    Command::cargo_bin("crossrole")
+        .unwrap()
+        .args(["completions", "bash"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("crossrole"));
+    Command::cargo_bin("crossrole")
+        .unwrap()
+        .args(["external-id"])
+        .assert()
+        .success()
+        .stdout(predicate::str::is_match("^[A-Za-z0-9]{40}\n$").unwrap());
+    env.server.stop().await.unwrap();
+}
