@@ -91,8 +91,21 @@ pub(crate) async fn examine(env: &RunEnv, target: &Target) -> Result<Examined, p
         .map_err(|e| convert::account_error(&e, pb::AccountPhase::Assume))?;
     env.phase(&target.account_id, pb::AccountPhase::Read);
     let iam = AccountIam { iam: inner.aws.iam(&credentials), calls: &inner.calls, ctx: &env.ctx };
-    let observed =
-        iam.read_role(&env.desired.name).await.map_err(|e| convert::account_error(&e, pb::AccountPhase::Read))?;
+    let observed = iam.read_role(&env.desired.name).await.map_err(|e| match &e {
+        // Denied on the first read with fresh bootstrap credentials: the bootstrap role is there but cannot
+        // manage IAM (a least-privilege role missing permissions, or a role that is not what it should be).
+        crossrole_aws::Error::Aws(a) if a.kind == crossrole_aws::ErrorKind::AccessDenied => pb::AccountError {
+            code: "bootstrap_role_unavailable".into(),
+            message: format!(
+                "bootstrap role {} in account {} is not usable: it cannot read IAM ({a})",
+                inner.broker.bootstrap_role(),
+                target.account_id
+            ),
+            aws_error_code: a.code.clone().unwrap_or_default(),
+            phase: pb::AccountPhase::Read as i32,
+        },
+        _ => convert::account_error(&e, pb::AccountPhase::Read),
+    })?;
     env.phase(&target.account_id, pb::AccountPhase::Plan);
     let plan = match target.action {
         Action::Ensure => plan::plan(&env.desired, observed.as_ref()),

@@ -499,3 +499,24 @@ async fn verify_reports_conformance_and_both_checks() {
     assert_eq!(ok.trust_checks.len(), 3);
     assert_eq!(v.skipped.len(), 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_bootstrap_role_without_iam_permissions_is_named() {
+    let w = world(3);
+    w.fake.inject(crossrole_aws::fake::Failure {
+        service: Service::Iam,
+        operation: Some("GetRole".into()),
+        account: Some(account(1)),
+        code: "AccessDenied".into(),
+        times: None,
+    });
+    let op = run(&w, pb::OperationKind::Apply, &spec()).await;
+    let r = results(&w, &op.id).await;
+    let e = r.iter().find(|r| r.account_id == account(1)).unwrap().error.clone().unwrap();
+    assert_eq!(e.code, "bootstrap_role_unavailable");
+    assert!(
+        e.message.starts_with("bootstrap role OrganizationAccountAccessRole in account 200000000001 is not usable"),
+        "{}",
+        e.message
+    );
+}
