@@ -1,6 +1,8 @@
 //! crossrole's project tasks. `cargo xtask help` lists them.
 
 mod codegen;
+mod e2e;
+mod emulators;
 mod test;
 mod util;
 
@@ -13,7 +15,9 @@ cargo xtask <task>
 
 Tasks:
   codegen [--check]   generate crates/crossrole-proto/src/generated from proto/ (--check: fail if stale)
-  test [--no-e2e]     everything CI checks: fmt, codegen --check, buf lint, clippy, all tests
+  test [--no-e2e]     everything CI checks: fmt, codegen --check, buf lint, clippy, all tests, the e2e suite
+  e2e [--emulator localstack|moto]
+                      the end-to-end suite on emulators (installed into .cache/ on first use)
   help                this text
 ";
 
@@ -26,6 +30,7 @@ fn main() -> Result<()> {
     match task {
         "codegen" => codegen::run(rest),
         "test" => test::run_all(rest),
+        "e2e" => e2e::run(rest),
         "help" | "--help" | "-h" => {
             print!("{HELP}");
             Ok(())

@@ -48,7 +48,7 @@ impl EventSink {
         let (tx, rx) = mpsc::unbounded_channel();
         let sequence = Arc::new(AtomicU64::new(last_sequence));
         let writer =
-            tokio::spawn(write(operation, rx, journal, live, stats, base_calls, base_throttled, sequence.clone()));
+            tokio::spawn(write(operation, rx, journal, live, stats, base_calls, base_throttled));
         (EventSink { sequence, tx }, writer)
     }
 
@@ -93,7 +93,6 @@ async fn write(
     stats: Arc<CallStats>,
     base_calls: BTreeMap<String, u64>,
     base_throttled: u64,
-    sequence: Arc<AtomicU64>,
 ) {
     const BATCH: usize = 512;
     while let Some(first) = rx.recv().await {
@@ -133,7 +132,8 @@ async fn write(
             for (k, v) in stats.snapshot() {
                 *calls.entry(k).or_default() += v;
             }
-            let last = sequence.load(Ordering::SeqCst);
+            // The last *persisted* event: after a crash, numbering resumes right after it, without a gap.
+            let last = events.iter().map(|e| e.sequence).max().unwrap_or(0);
             if let Err(e) =
                 journal.set_operation_stats(&operation, &calls, base_throttled + stats.throttled(), last).await
             {

@@ -1,1 +1,277 @@
-//! crossrole's end-to-end suite: crossroled, the SDK and the CLI against LocalStack and moto.
+//! crossrole's end-to-end harness: the seeded organization's manifest, crossroled as a real process, the SDK and
+//! the CLI, and readers of AWS state through the AWS SDK for Rust.
+//!
+//! `cargo xtask e2e` starts the emulators, seeds them, builds the binaries and runs the suite with
+//! `CROSSROLE_E2E_MANIFEST`, `CROSSROLED_BIN`, `CROSSROLE_BIN` and the `AWS_*` variables set. Without them the
+//! tests say so and pass nothing off as run: each test returns at once after printing that it was not run.
+
+use std::{
+    collections::BTreeMap,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+use aws_credential_types::Credentials;
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use crossrole_client::Client;
+use serde::Deserialize;
+
+/// An account of the seeded organization.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Account {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// OU path.
+    pub ou_path: String,
+    /// Tags.
+    pub tags: BTreeMap<String, String>,
+    /// `ACTIVE` or `SUSPENDED`.
+    pub state: String,
+    /// Whether its bootstrap role is usable.
+    pub bootstrap: bool,
+}
+
+/// Where the emulators are, and what the seed made.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Manifest {
+    /// `localstack` (IAM/STS on LocalStack, Organizations on moto) or `moto` (all moto, IAM enforced).
+    pub mode: String,
+    /// Management credentials.
+    pub credentials: BTreeMap<String, String>,
+    /// Organization id.
+    pub organization_id: String,
+    /// Management account.
+    pub management_account: String,
+    /// The trusted account.
+    pub security_account: String,
+    /// The account whose bootstrap role is unusable.
+    pub no_bootstrap_account: String,
+    /// The closed (SUSPENDED) account.
+    pub closed_account: String,
+    /// OU ids by path.
+    pub ous: BTreeMap<String, String>,
+    /// Every account.
+    pub accounts: Vec<Account>,
+}
+
+impl Manifest {
+    /// The manifest, or `None` (with a note) when the suite is not run through `cargo xtask e2e`.
+    pub fn load(test: &str) -> Option<Manifest> {
+        let Some(path) = std::env::var_os("CROSSROLE_E2E_MANIFEST") else {
+            eprintln!("{test}: not run: the e2e suite needs the emulators; run `cargo xtask e2e`");
+            return None;
+        };
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", PathBuf::from(path).display()));
+        Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("manifest: {e}")))
+    }
+
+    /// Whether the emulators enforce IAM authorization (moto mode).
+    pub fn enforces_iam(&self) -> bool {
+        self.mode == "moto"
+    }
+
+    /// Active accounts under `path` (recursively).
+    pub fn active_under(&self, path: &str) -> Vec<&Account> {
+        let mut v: Vec<&Account> = self
+            .accounts
+            .iter()
+            .filter(|a| a.state == "ACTIVE" && (a.ou_path == path || a.ou_path.starts_with(&format!("{path}/"))))
+            .collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    /// An account by name.
+    pub fn account(&self, name: &str) -> &Account {
+        self.accounts.iter().find(|a| a.name == name).unwrap_or_else(|| panic!("no account {name}"))
+    }
+
+    /// The example spec, with the seeded security account in place of the placeholder.
+    pub fn example_spec(&self) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/security-audit.yaml");
+        std::fs::read_to_string(path).unwrap_or_default().replace("111122223333", &self.security_account)
+    }
+}
+
+/// A free port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
+}
+
+/// The token the harness gives crossroled.
+pub const TOKEN: &str = "e2e-apply-token";
+
+/// crossroled as a child process.
+pub struct Crossroled {
+    child: Option<Child>,
+    /// Where it listens.
+    pub endpoint: String,
+    /// Its data directory.
+    pub data_dir: PathBuf,
+    port: u16,
+}
+
+fn binary(var: &str) -> PathBuf {
+    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| panic!("{var} is not set; run through `cargo xtask e2e`"))
+}
+
+impl Crossroled {
+    /// Starts crossroled with a journal in `data_dir` and waits until it serves.
+    pub async fn start(data_dir: &Path) -> Result<Crossroled> {
+        let port = free_port();
+        let mut c = Crossroled { child: None, endpoint: format!("http://127.0.0.1:{port}"), data_dir: data_dir.to_path_buf(), port };
+        c.spawn().await?;
+        Ok(c)
+    }
+
+    async fn spawn(&mut self) -> Result<()> {
+        std::fs::create_dir_all(&self.data_dir)?;
+        let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(TOKEN.as_bytes()));
+        let config = self.data_dir.join("crossroled.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{}\"\ndata_dir = \"{}\"\nshutdown_timeout = \"10s\"\n[[tokens]]\nname = \"e2e\"\nsha256 = \"{hash}\"\nscope = \"admin\"\n",
+                self.port,
+                self.data_dir.display()
+            ),
+        )?;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.data_dir.join("crossroled.log"))?;
+        let child = Command::new(binary("CROSSROLED_BIN"))
+            .arg("--config")
+            .arg(&config)
+            .env("RUST_LOG", "info,crossrole=debug")
+            .stdout(Stdio::from(log.try_clone()?))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .context("starting crossroled")?;
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(client) = Client::builder().endpoint(&self.endpoint).token(TOKEN).retries(0).connect().await {
+                if client.list_operations(Default::default()).await.is_ok() {
+                    return Ok(());
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("crossroled did not serve within 30s; see {}", self.data_dir.join("crossroled.log").display());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// A client with the harness token.
+    pub async fn client(&self) -> Client {
+        Client::builder().endpoint(&self.endpoint).token(TOKEN).connect().await.expect("connect to crossroled")
+    }
+
+    /// Kills crossroled with SIGKILL (a crash: nothing is flushed).
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops crossroled with SIGTERM and waits for it.
+    pub fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+        c.wait().ok()
+    }
+
+    /// Starts it again on the same journal and port.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.spawn().await
+    }
+
+    /// Runs the `crossrole` CLI against it.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(binary("CROSSROLE_BIN"))
+            .args(args)
+            .env("CROSSROLE_ENDPOINT", &self.endpoint)
+            .env("CROSSROLE_TOKEN", TOKEN)
+            .output()
+            .expect("run crossrole")
+    }
+}
+
+impl Drop for Crossroled {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// AWS, read through the AWS SDK for Rust (endpoints and credentials from the environment).
+#[derive(Clone)]
+pub struct Aws {
+    config: aws_config::SdkConfig,
+}
+
+impl Aws {
+    /// Loads the SDK configuration from the environment xtask set.
+    pub async fn new() -> Aws {
+        let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http)
+            .region(aws_config::Region::new("us-east-1"))
+            .load()
+            .await;
+        Aws { config }
+    }
+
+    /// Organizations as the management account.
+    pub fn organizations(&self) -> aws_sdk_organizations::Client {
+        aws_sdk_organizations::Client::new(&self.config)
+    }
+
+    /// IAM in `account`, through its bootstrap role.
+    pub async fn iam(&self, account: &str) -> aws_sdk_iam::Client {
+        let sts = aws_sdk_sts::Client::new(&self.config);
+        let c = sts
+            .assume_role()
+            .role_arn(format!("arn:aws:iam::{account}:role/OrganizationAccountAccessRole"))
+            .role_session_name("crossrole-e2e-check")
+            .send()
+            .await
+            .expect("assume the bootstrap role to check AWS state");
+        let c = c.credentials().expect("credentials");
+        let creds = Credentials::new(c.access_key_id(), c.secret_access_key(), Some(c.session_token().to_string()), None, "e2e");
+        let conf = aws_sdk_iam::config::Builder::from(&self.config).credentials_provider(creds).build();
+        aws_sdk_iam::Client::from_conf(conf)
+    }
+
+    /// The role `name` in `account` as crossrole would read it, or `None`.
+    pub async fn role(&self, account: &str, name: &str) -> Option<crossrole_core::plan::ObservedRole> {
+        let iam = self.iam(account).await;
+        let r = match iam.get_role().role_name(name).send().await {
+            Ok(r) => r.role.expect("role"),
+            Err(e) if format!("{e:?}").contains("NoSuchEntity") => return None,
+            Err(e) => panic!("GetRole {name} in {account}: {e:?}"),
+        };
+        let managed = iam.list_attached_role_policies().role_name(name).send().await.expect("list attached");
+        let inline_names = iam.list_role_policies().role_name(name).send().await.expect("list inline");
+        let mut inline = BTreeMap::new();
+        for p in inline_names.policy_names() {
+            let doc = iam.get_role_policy().role_name(name).policy_name(p).send().await.expect("get inline");
+            inline.insert(p.clone(), doc.policy_document().to_string());
+        }
+        Some(crossrole_core::plan::ObservedRole {
+            arn: r.arn().to_string(),
+            name: r.role_name().to_string(),
+            path: r.path().to_string(),
+            description: r.description().unwrap_or_default().to_string(),
+            max_session_duration: r.max_session_duration().unwrap_or(3600) as u32,
+            trust_policy: r.assume_role_policy_document().unwrap_or_default().to_string(),
+            permissions_boundary_arn: r.permissions_boundary().and_then(|b| b.permissions_boundary_arn()).map(String::from),
+            tags: r.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
+            managed_policy_arns: managed.attached_policies().iter().filter_map(|p| p.policy_arn().map(String::from)).collect(),
+            inline_policies: inline,
+        })
+    }
+}

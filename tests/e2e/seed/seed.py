@@ -1,0 +1,154 @@
+"""Seed a realistic AWS Organization into the emulators, and write a manifest of what was made.
+
+Organizations is always moto. IAM and STS are LocalStack (mode "localstack") or moto (mode "moto"; then IAM
+authorization is enforced once seeding is done, so that a bootstrap role without permissions really fails).
+
+Management account 123456789012. OU tree (three levels below the root):
+
+    Root
+    ├── Security                  security (the trusted account: users alice and bob, group auditors)
+    ├── Workloads
+    │   ├── Prod                  prod-NN (tagged environment=prod), prod-nobootstrap (bootstrap role unusable)
+    │   │   └── Payments          payments-NN (environment=prod, pci=true)
+    │   └── Dev                   dev-NN (environment=dev), dev-closed (closed: SUSPENDED)
+    ├── Sandbox                   sandbox-NN (environment=sandbox)
+    └── Quarantine                (empty: accounts are moved here by the retarget tests)
+"""
+
+import argparse
+import json
+import sys
+import urllib.request
+
+import boto3
+from botocore.config import Config
+
+MANAGEMENT = "123456789012"
+ADMIN = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+BOOTSTRAP_TRUST = json.dumps({
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{MANAGEMENT}:root"}, "Action": "sts:AssumeRole"}],
+})
+CFG = Config(retries={"max_attempts": 10, "mode": "standard"})
+
+
+def client(service, endpoint, key=MANAGEMENT, secret="test", token=None):
+    return boto3.client(service, endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=key,
+                        aws_secret_access_key=secret, aws_session_token=token, config=CFG)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--mode", choices=["localstack", "moto"], required=True)
+    p.add_argument("--organizations", required=True)
+    p.add_argument("--iam", required=True)
+    p.add_argument("--sts", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--prod", type=int, default=12)
+    p.add_argument("--payments", type=int, default=8)
+    p.add_argument("--dev", type=int, default=12)
+    p.add_argument("--sandbox", type=int, default=8)
+    args = p.parse_args()
+
+    org = client("organizations", args.organizations)
+    organization = org.create_organization(FeatureSet="ALL")["Organization"]
+    root = org.list_roots()["Roots"][0]["Id"]
+
+    def ou(parent, name):
+        return org.create_organizational_unit(ParentId=parent, Name=name)["OrganizationalUnit"]["Id"]
+
+    ous = {"/Root": root}
+    ous["/Root/Security"] = ou(root, "Security")
+    ous["/Root/Workloads"] = ou(root, "Workloads")
+    ous["/Root/Workloads/Prod"] = ou(ous["/Root/Workloads"], "Prod")
+    ous["/Root/Workloads/Prod/Payments"] = ou(ous["/Root/Workloads/Prod"], "Payments")
+    ous["/Root/Workloads/Dev"] = ou(ous["/Root/Workloads"], "Dev")
+    ous["/Root/Sandbox"] = ou(root, "Sandbox")
+    ous["/Root/Quarantine"] = ou(root, "Quarantine")
+
+    accounts = []
+
+    def account(name, path, tags):
+        status = org.create_account(AccountName=name, Email=f"{name}@example.com",
+                                    Tags=[{"Key": k, "Value": v} for k, v in tags.items()])["CreateAccountStatus"]
+        account_id = status["AccountId"]
+        org.move_account(AccountId=account_id, SourceParentId=root, DestinationParentId=ous[path])
+        accounts.append({"id": account_id, "name": name, "ou_path": path, "tags": tags, "state": "ACTIVE",
+                         "bootstrap": True})
+        return account_id
+
+    security = account("security", "/Root/Security", {"team": "security"})
+    for i in range(args.prod):
+        account(f"prod-{i:02}", "/Root/Workloads/Prod", {"environment": "prod", "team": "platform"})
+    no_bootstrap = account("prod-nobootstrap", "/Root/Workloads/Prod", {"environment": "prod", "team": "acquired"})
+    for i in range(args.payments):
+        account(f"payments-{i:02}", "/Root/Workloads/Prod/Payments", {"environment": "prod", "team": "payments", "pci": "true"})
+    for i in range(args.dev):
+        account(f"dev-{i:02}", "/Root/Workloads/Dev", {"environment": "dev", "team": "platform"})
+    closed = account("dev-closed", "/Root/Workloads/Dev", {"environment": "dev"})
+    for i in range(args.sandbox):
+        account(f"sandbox-{i:02}", "/Root/Sandbox", {"environment": "sandbox"})
+    org.close_account(AccountId=closed)
+    for a in accounts:
+        if a["id"] == closed:
+            a["state"] = "SUSPENDED"
+        if a["id"] == no_bootstrap:
+            a["bootstrap"] = False
+
+    credentials = {"access_key_id": MANAGEMENT, "secret_access_key": "test"}
+    if args.mode == "localstack":
+        # A 12-digit access key id acts in that account.
+        for a in accounts:
+            if a["bootstrap"] and a["state"] == "ACTIVE":
+                client("iam", args.iam, key=a["id"]).create_role(
+                    RoleName="OrganizationAccountAccessRole", AssumeRolePolicyDocument=BOOTSTRAP_TRUST)
+        iam_security = client("iam", args.iam, key=security)
+    else:
+        # moto made OrganizationAccountAccessRole in every new account, with no policy: give it admin, except in the
+        # account whose bootstrap role must be unusable. crossroled acts as an IAM user with keys.
+        iam = client("iam", args.iam)
+        iam.create_user(UserName="crossroled")
+        iam.put_user_policy(UserName="crossroled", PolicyName="admin", PolicyDocument=ADMIN)
+        key = iam.create_access_key(UserName="crossroled")["AccessKey"]
+        credentials = {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
+        sts = client("sts", args.sts)
+        for a in accounts:
+            if a["bootstrap"] and a["state"] == "ACTIVE":
+                c = sts.assume_role(RoleArn=f"arn:aws:iam::{a['id']}:role/OrganizationAccountAccessRole",
+                                    RoleSessionName="seed")["Credentials"]
+                client("iam", args.iam, c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"]).put_role_policy(
+                    RoleName="OrganizationAccountAccessRole", PolicyName="admin", PolicyDocument=ADMIN)
+        c = sts.assume_role(RoleArn=f"arn:aws:iam::{security}:role/OrganizationAccountAccessRole",
+                            RoleSessionName="seed")["Credentials"]
+        iam_security = client("iam", args.iam, c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+
+    for user in ["alice", "bob"]:
+        iam_security.create_user(UserName=user)
+    iam_security.create_group(GroupName="auditors")
+    iam_security.add_user_to_group(GroupName="auditors", UserName="alice")
+
+    if args.mode == "moto":
+        # From now on every request is authorized against IAM.
+        request = urllib.request.Request(args.iam.rstrip("/") + "/moto-api/reset-auth", data=b"0", method="POST")
+        urllib.request.urlopen(request).read()
+
+    manifest = {
+        "mode": args.mode,
+        "endpoints": {"organizations": args.organizations, "iam": args.iam, "sts": args.sts},
+        "credentials": credentials,
+        "organization_id": organization["Id"],
+        "management_account": MANAGEMENT,
+        "security_account": security,
+        "no_bootstrap_account": no_bootstrap,
+        "closed_account": closed,
+        "ous": ous,
+        "accounts": accounts,
+    }
+    with open(args.out, "w") as f:
+        json.dump(manifest, f, indent=2)
+    print(f"seeded organization {organization['Id']}: {len(accounts)} accounts, {len(ous)} units -> {args.out}",
+          file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
