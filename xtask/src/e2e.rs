@@ -47,20 +47,40 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let (crossroled, crossrole) = build_binaries()?;
     let dir = run_dir("e2e", mode);
     let mut emulators = Emulators::start(mode, &dir)?;
-    eprintln!("emulators ({}): iam {} sts {} organizations {} (pids {:?})", mode.name(), emulators.iam, emulators.sts, emulators.organizations, emulators.pids());
+    eprintln!(
+        "emulators ({}): iam {} sts {} organizations {} (pids {:?})",
+        mode.name(),
+        emulators.iam,
+        emulators.sts,
+        emulators.organizations,
+        emulators.pids()
+    );
     let manifest_path = emulators.seed(&[])?;
-    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest_path)?).context("manifest")?;
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path)?).context("manifest")?;
     let key = manifest["credentials"]["access_key_id"].as_str().unwrap_or_default().to_string();
     let secret = manifest["credentials"]["secret_access_key"].as_str().unwrap_or_default().to_string();
     let mut env: Vec<(String, String)> = emulators.aws_env(&key, &secret);
     env.push(("CROSSROLE_E2E_MANIFEST".into(), manifest_path.display().to_string()));
+    env.push(("CROSSROLE_E2E_DIR".into(), dir.display().to_string()));
     env.push(("CROSSROLED_BIN".into(), crossroled.display().to_string()));
     env.push(("CROSSROLE_BIN".into(), crossrole.display().to_string()));
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let result = run_in(
         &crate::workspace_root(),
         "cargo",
-        &["nextest", "run", "--locked", "-p", "crossrole-e2e", "--test-threads", "1", "--no-fail-fast", "--success-output", "never"],
+        &[
+            "nextest",
+            "run",
+            "--locked",
+            "-p",
+            "crossrole-e2e",
+            "--test-threads",
+            "1",
+            "--no-fail-fast",
+            "--success-output",
+            "never",
+        ],
         &env_refs,
     );
     emulators.stop();

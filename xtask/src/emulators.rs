@@ -18,7 +18,8 @@ use anyhow::{Context, Result, bail};
 use crate::util::{cache_dir, run_in};
 
 /// Pinned LocalStack: the newest whose community runtime works on Python 3.11, and the pins it needs today.
-const LOCALSTACK: &[&str] = &["localstack-core[runtime]==4.13.1", "cbor2<6", "pyopenssl<26", "cryptography<47", "service-identity"];
+const LOCALSTACK: &[&str] =
+    &["localstack-core[runtime]==4.13.1", "cbor2<6", "pyopenssl<26", "cryptography<47", "service-identity"];
 /// Pinned moto.
 const MOTO: &[&str] = &["moto[server]==5.2.5"];
 
@@ -27,7 +28,7 @@ const MOTO: &[&str] = &["moto[server]==5.2.5"];
 pub(crate) enum Mode {
     /// LocalStack community for IAM and STS, moto for Organizations (LocalStack community answers 501 for it).
     LocalStack,
-    /// moto for all three, with IAM authorization enforced after seeding.
+    /// moto for all three.
     Moto,
     /// LocalStack for all three (needs LOCALSTACK_AUTH_TOKEN).
     LocalStackPro,
@@ -79,7 +80,12 @@ impl Process {
     pub(crate) fn spawn(name: &str, mut command: Command, log: PathBuf) -> Result<Process> {
         let out = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
-        let child = command.stdout(Stdio::from(out)).stderr(Stdio::from(err)).stdin(Stdio::null()).spawn().with_context(|| format!("starting {name}"))?;
+        let child = command
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .stdin(Stdio::null())
+            .spawn()
+            .with_context(|| format!("starting {name}"))?;
         if let Ok(mut p) = STARTED.lock() {
             p.push(child.id());
         }
@@ -270,7 +276,8 @@ impl Emulators {
             args.push(v.to_string());
         }
         let started = Instant::now();
-        let status = Command::new(self.moto_bin.join("python")).args(&args).status().context("running the seed script")?;
+        let status =
+            Command::new(self.moto_bin.join("python")).args(&args).status().context("running the seed script")?;
         if !status.success() {
             bail!("seeding failed ({status})");
         }

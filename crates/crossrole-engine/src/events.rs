@@ -47,8 +47,7 @@ impl EventSink {
     ) -> (EventSink, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let sequence = Arc::new(AtomicU64::new(last_sequence));
-        let writer =
-            tokio::spawn(write(operation, rx, journal, live, stats, base_calls, base_throttled));
+        let writer = tokio::spawn(write(operation, rx, journal, live, stats, base_calls, base_throttled));
         (EventSink { sequence, tx }, writer)
     }
 

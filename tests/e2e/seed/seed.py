@@ -1,14 +1,18 @@
 """Seed a realistic AWS Organization into the emulators, and write a manifest of what was made.
 
-Organizations is always moto. IAM and STS are LocalStack (mode "localstack") or moto (mode "moto"; then IAM
-authorization is enforced once seeding is done, so that a bootstrap role without permissions really fails).
+Organizations is always moto. IAM and STS are LocalStack (mode "localstack") or moto (mode "moto").
+
+Neither emulator refuses AssumeRole for a role that does not exist, so the account seeded without a bootstrap role
+is still reachable here; crossrole's handling of it is proven against the in-memory AWS, which enforces it. (moto's
+IAM authorization mode would enforce permissions, but it recomputes SigV4 signatures from re-encoded form fields
+and refuses the AWS SDK for Rust's requests that carry policy documents, so it cannot be used.)
 
 Management account 123456789012. OU tree (three levels below the root):
 
     Root
     ├── Security                  security (the trusted account: users alice and bob, group auditors)
     ├── Workloads
-    │   ├── Prod                  prod-NN (tagged environment=prod), prod-nobootstrap (bootstrap role unusable)
+    │   ├── Prod                  prod-NN (tagged environment=prod), prod-nobootstrap (no bootstrap role)
     │   │   └── Payments          payments-NN (environment=prod, pci=true)
     │   └── Dev                   dev-NN (environment=dev), dev-closed (closed: SUSPENDED)
     ├── Sandbox                   sandbox-NN (environment=sandbox)
@@ -18,13 +22,11 @@ Management account 123456789012. OU tree (three levels below the root):
 import argparse
 import json
 import sys
-import urllib.request
 
 import boto3
 from botocore.config import Config
 
 MANAGEMENT = "123456789012"
-ADMIN = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
 BOOTSTRAP_TRUST = json.dumps({
     "Version": "2012-10-17",
     "Statement": [{"Effect": "Allow", "Principal": {"AWS": f"arn:aws:iam::{MANAGEMENT}:root"}, "Action": "sts:AssumeRole"}],
@@ -104,33 +106,21 @@ def main():
                     RoleName="OrganizationAccountAccessRole", AssumeRolePolicyDocument=BOOTSTRAP_TRUST)
         iam_security = client("iam", args.iam, key=security)
     else:
-        # moto made OrganizationAccountAccessRole in every new account, with no policy: give it admin, except in the
-        # account whose bootstrap role must be unusable. crossroled acts as an IAM user with keys.
-        iam = client("iam", args.iam)
-        iam.create_user(UserName="crossroled")
-        iam.put_user_policy(UserName="crossroled", PolicyName="admin", PolicyDocument=ADMIN)
-        key = iam.create_access_key(UserName="crossroled")["AccessKey"]
-        credentials = {"access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"]}
+        # moto made OrganizationAccountAccessRole in every new account; remove it where there must be none.
         sts = client("sts", args.sts)
-        for a in accounts:
-            if a["bootstrap"] and a["state"] == "ACTIVE":
-                c = sts.assume_role(RoleArn=f"arn:aws:iam::{a['id']}:role/OrganizationAccountAccessRole",
-                                    RoleSessionName="seed")["Credentials"]
-                client("iam", args.iam, c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"]).put_role_policy(
-                    RoleName="OrganizationAccountAccessRole", PolicyName="admin", PolicyDocument=ADMIN)
-        c = sts.assume_role(RoleArn=f"arn:aws:iam::{security}:role/OrganizationAccountAccessRole",
-                            RoleSessionName="seed")["Credentials"]
-        iam_security = client("iam", args.iam, c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+
+        def iam_in(account_id):
+            c = sts.assume_role(RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole",
+                                RoleSessionName="seed")["Credentials"]
+            return client("iam", args.iam, c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+
+        iam_in(no_bootstrap).delete_role(RoleName="OrganizationAccountAccessRole")
+        iam_security = iam_in(security)
 
     for user in ["alice", "bob"]:
         iam_security.create_user(UserName=user)
     iam_security.create_group(GroupName="auditors")
     iam_security.add_user_to_group(GroupName="auditors", UserName="alice")
-
-    if args.mode == "moto":
-        # From now on every request is authorized against IAM.
-        request = urllib.request.Request(args.iam.rstrip("/") + "/moto-api/reset-auth", data=b"0", method="POST")
-        urllib.request.urlopen(request).read()
 
     manifest = {
         "mode": args.mode,

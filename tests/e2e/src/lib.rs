@@ -39,7 +39,7 @@ pub struct Account {
 /// Where the emulators are, and what the seed made.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Manifest {
-    /// `localstack` (IAM/STS on LocalStack, Organizations on moto) or `moto` (all moto, IAM enforced).
+    /// `localstack` (IAM/STS on LocalStack, Organizations on moto) or `moto` (all moto).
     pub mode: String,
     /// Management credentials.
     pub credentials: BTreeMap<String, String>,
@@ -49,7 +49,7 @@ pub struct Manifest {
     pub management_account: String,
     /// The trusted account.
     pub security_account: String,
-    /// The account whose bootstrap role is unusable.
+    /// The account seeded without a bootstrap role (reachable anyway: the emulators do not refuse AssumeRole).
     pub no_bootstrap_account: String,
     /// The closed (SUSPENDED) account.
     pub closed_account: String,
@@ -68,11 +68,6 @@ impl Manifest {
         };
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", PathBuf::from(path).display()));
         Some(serde_json::from_str(&text).unwrap_or_else(|e| panic!("manifest: {e}")))
-    }
-
-    /// Whether the emulators enforce IAM authorization (moto mode).
-    pub fn enforces_iam(&self) -> bool {
-        self.mode == "moto"
     }
 
     /// Active accounts under `path` (recursively).
@@ -98,6 +93,15 @@ impl Manifest {
     }
 }
 
+/// A directory for a test's crossroled (its journal and log): under the run's directory when xtask gives one, so
+/// that the logs outlive the test.
+pub fn test_dir(test: &str) -> PathBuf {
+    match std::env::var_os("CROSSROLE_E2E_DIR") {
+        Some(d) => PathBuf::from(d).join(test),
+        None => std::env::temp_dir().join(format!("crossrole-e2e-{}-{test}", std::process::id())),
+    }
+}
+
 /// A free port on 127.0.0.1.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(0)
@@ -117,14 +121,21 @@ pub struct Crossroled {
 }
 
 fn binary(var: &str) -> PathBuf {
-    std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| panic!("{var} is not set; run through `cargo xtask e2e`"))
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| panic!("{var} is not set; run through `cargo xtask e2e`"))
 }
 
 impl Crossroled {
     /// Starts crossroled with a journal in `data_dir` and waits until it serves.
     pub async fn start(data_dir: &Path) -> Result<Crossroled> {
         let port = free_port();
-        let mut c = Crossroled { child: None, endpoint: format!("http://127.0.0.1:{port}"), data_dir: data_dir.to_path_buf(), port };
+        let mut c = Crossroled {
+            child: None,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            data_dir: data_dir.to_path_buf(),
+            port,
+        };
         c.spawn().await?;
         Ok(c)
     }
@@ -216,7 +227,8 @@ pub struct Aws {
 impl Aws {
     /// Loads the SDK configuration from the environment xtask set.
     pub async fn new() -> Aws {
-        let http = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+        let http =
+            aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .http_client(http)
             .region(aws_config::Region::new("us-east-1"))
@@ -241,7 +253,13 @@ impl Aws {
             .await
             .expect("assume the bootstrap role to check AWS state");
         let c = c.credentials().expect("credentials");
-        let creds = Credentials::new(c.access_key_id(), c.secret_access_key(), Some(c.session_token().to_string()), None, "e2e");
+        let creds = Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "e2e",
+        );
         let conf = aws_sdk_iam::config::Builder::from(&self.config).credentials_provider(creds).build();
         aws_sdk_iam::Client::from_conf(conf)
     }
@@ -268,9 +286,16 @@ impl Aws {
             description: r.description().unwrap_or_default().to_string(),
             max_session_duration: r.max_session_duration().unwrap_or(3600) as u32,
             trust_policy: r.assume_role_policy_document().unwrap_or_default().to_string(),
-            permissions_boundary_arn: r.permissions_boundary().and_then(|b| b.permissions_boundary_arn()).map(String::from),
+            permissions_boundary_arn: r
+                .permissions_boundary()
+                .and_then(|b| b.permissions_boundary_arn())
+                .map(String::from),
             tags: r.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
-            managed_policy_arns: managed.attached_policies().iter().filter_map(|p| p.policy_arn().map(String::from)).collect(),
+            managed_policy_arns: managed
+                .attached_policies()
+                .iter()
+                .filter_map(|p| p.policy_arn().map(String::from))
+                .collect(),
             inline_policies: inline,
         })
     }
