@@ -1,6 +1,7 @@
 //! crossrole's project tasks. `cargo xtask help` lists them.
 
 mod codegen;
+mod demo;
 mod e2e;
 mod emulators;
 mod test;
@@ -16,6 +17,8 @@ cargo xtask <task>
 Tasks:
   codegen [--check]   generate crates/crossrole-proto/src/generated from proto/ (--check: fail if stale)
   test [--no-e2e]     everything CI checks: fmt, codegen --check, buf lint, clippy, all tests, the e2e suite
+  demo [--emulator localstack|moto] [--exit]
+                      emulators, a seeded organization, crossroled, and a live rollout of examples/security-audit.yaml
   e2e [--emulator localstack|moto]
                       the end-to-end suite on emulators (installed into .cache/ on first use)
   help                this text
@@ -31,6 +34,7 @@ fn main() -> Result<()> {
         "codegen" => codegen::run(rest),
         "test" => test::run_all(rest),
         "e2e" => e2e::run(rest),
+        "demo" => demo::run(rest),
         "help" | "--help" | "-h" => {
             print!("{HELP}");
             Ok(())

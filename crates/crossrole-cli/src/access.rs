@@ -109,16 +109,39 @@ fn print_plan(plan: &proto::AccessPlan) {
     for f in &plan.findings {
         println!("{}", finding_line(f));
     }
-    let mut t = views::table(&["ACCOUNT", "NAME", "STATUS", "CHANGES"]);
+    // Accounts that get the same changes are shown together: plans of large organizations stay readable.
+    let mut groups: std::collections::BTreeMap<Vec<String>, Vec<&proto::AccountPlan>> =
+        std::collections::BTreeMap::new();
+    let mut t = views::table(&["ACCOUNTS", "STATUS", "CHANGES"]);
     for a in &plan.accounts {
-        let detail = if let Some(e) = &a.error {
-            e.message.clone()
-        } else if !a.findings.is_empty() {
-            a.findings.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join("; ")
-        } else {
-            a.changes.iter().map(views::change_line).collect::<Vec<_>>().join("\n")
+        if a.status == proto::AccountPlanStatus::Changes as i32 {
+            groups.entry(a.changes.iter().map(views::change_line).collect()).or_default().push(a);
+        }
+    }
+    let names = |accounts: &[&proto::AccountPlan]| {
+        let mut shown: Vec<String> =
+            accounts.iter().take(4).map(|a| format!("{} {}", a.account_id, a.account_name)).collect();
+        if accounts.len() > 4 {
+            shown.push(format!("… and {} more", accounts.len() - 4));
+        }
+        format!("{} accounts\n{}", accounts.len(), shown.join("\n"))
+    };
+    for (changes, accounts) in &groups {
+        t.add_row(vec![names(accounts), "changes".to_string(), changes.join("\n")]);
+    }
+    for a in plan.accounts.iter().filter(|a| {
+        a.status != proto::AccountPlanStatus::Changes as i32 && a.status != proto::AccountPlanStatus::InSync as i32
+    }) {
+        let detail = match &a.error {
+            Some(e) => e.message.clone(),
+            None => a.findings.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join("; "),
         };
-        t.add_row(vec![a.account_id.clone(), a.account_name.clone(), plan_status(a.status), detail]);
+        t.add_row(vec![format!("{} {}", a.account_id, a.account_name), plan_status(a.status), detail]);
+    }
+    let in_sync: Vec<&proto::AccountPlan> =
+        plan.accounts.iter().filter(|a| a.status == proto::AccountPlanStatus::InSync as i32).collect();
+    if !in_sync.is_empty() {
+        t.add_row(vec![names(&in_sync), "in sync".to_string(), String::new()]);
     }
     println!("{t}");
     if let Some(g) = &plan.grant {
@@ -308,11 +331,26 @@ pub(crate) async fn links(client: &Client, args: SpecArgs, out: Output) -> Outco
     match out {
         Output::Json => views::print_json(&json!(links.iter().map(|l| json!({ "account_id": l.account_id, "account_name": l.account_name, "role_arn": l.role_arn, "url": l.url, "unusable_reason": l.unusable_reason })).collect::<Vec<_>>())),
         Output::Table => {
-            let mut t = views::table(&["ACCOUNT", "NAME", "SWITCH ROLE"]);
-            for l in &links {
-                t.add_row(vec![l.account_id.clone(), l.account_name.clone(), if l.url.is_empty() { format!("(no console link: {})", l.unusable_reason) } else { l.url.clone() }]);
+            // One reason for every account (e.g. the role requires an ExternalId): say it once.
+            let reasons: std::collections::BTreeSet<&str> = links.iter().map(|l| l.unusable_reason.as_str()).collect();
+            if let (1, Some(reason)) = (reasons.len(), reasons.iter().next().filter(|r| !r.is_empty())) {
+                println!("No console links: {reason}.");
+                let mut t = views::table(&["ACCOUNT", "NAME", "ROLE ARN"]);
+                for l in &links {
+                    t.add_row(vec![l.account_id.clone(), l.account_name.clone(), l.role_arn.clone()]);
+                }
+                println!("{t}");
+            } else {
+                let mut t = views::table(&["ACCOUNT", "NAME", "SWITCH ROLE"]);
+                for l in &links {
+                    t.add_row(vec![
+                        l.account_id.clone(),
+                        l.account_name.clone(),
+                        if l.url.is_empty() { format!("(no console link: {})", l.unusable_reason) } else { l.url.clone() },
+                    ]);
+                }
+                println!("{t}");
             }
-            println!("{t}");
         }
     }
     Ok(())

@@ -117,7 +117,10 @@ async fn plan_apply_reapply_verify_and_exit_codes() {
         .success()
         .stdout(predicate::str::contains("\"event\":\"account_finished\""));
 
-    env.run(&["links", "-f", spec]).await.success().stdout(predicate::str::contains("ExternalId"));
+    env.run(&["links", "-f", spec])
+        .await
+        .success()
+        .stdout(predicate::str::contains("No console links: the role requires an ExternalId"));
     env.run(&["export", "-f", spec, "--source-profile", "security"])
         .await
         .success()

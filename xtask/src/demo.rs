@@ -1,0 +1,142 @@
+//! `cargo xtask demo [--emulator localstack|moto] [--exit]`: emulators, a seeded organization, crossroled, and a
+//! real rollout of `examples/security-audit.yaml` with live progress; then verify and the Switch Role links. The
+//! server stays up until Ctrl-C (or, with `--exit`, everything stops after the links).
+
+use std::{
+    io::Write,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{
+    e2e::{build_binaries, install_interrupt_handler, mode_arg, run_dir},
+    emulators::{Emulators, Process, free_port},
+};
+
+fn random_token() -> Result<String> {
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")?.read_exact_compat(&mut bytes)?;
+    Ok(format!("crt_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
+}
+
+trait ReadExact {
+    fn read_exact_compat(&mut self, buf: &mut [u8]) -> std::io::Result<()>;
+}
+
+impl ReadExact for std::fs::File {
+    fn read_exact_compat(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        std::io::Read::read_exact(self, buf)
+    }
+}
+
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let mode = mode_arg(args)?;
+    let exit_after = args.iter().any(|a| a == "--exit");
+    install_interrupt_handler();
+    let started = Instant::now();
+    let (crossroled, crossrole) = build_binaries()?;
+    let dir = run_dir("demo", mode);
+    let mut emulators = Emulators::start(mode, &dir)?;
+    let manifest_path = emulators.seed(&[])?;
+    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest_path)?)?;
+    let security = manifest["security_account"].as_str().unwrap_or_default().to_string();
+    let key = manifest["credentials"]["access_key_id"].as_str().unwrap_or_default().to_string();
+    let secret = manifest["credentials"]["secret_access_key"].as_str().unwrap_or_default().to_string();
+
+    // The example spec, with the seeded security account in place of the placeholder.
+    let example = crate::workspace_root().join("examples/security-audit.yaml");
+    let spec = dir.join("security-audit.yaml");
+    std::fs::write(&spec, std::fs::read_to_string(&example)?.replace("111122223333", &security))?;
+
+    // A token, and crossroled's configuration with only its hash.
+    let token = random_token()?;
+    let mut hash =
+        Command::new(&crossroled).args(["token", "hash"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    hash.stdin.take().context("stdin")?.write_all(token.as_bytes())?;
+    let hash = String::from_utf8(hash.wait_with_output()?.stdout)?.trim().to_string();
+    let port = free_port()?;
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let config = dir.join("crossroled.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n[[tokens]]\nname = \"demo\"\nsha256 = \"{hash}\"\nscope = \"admin\"\n",
+            dir.join("data").display()
+        ),
+    )?;
+    let mut server_cmd = Command::new(&crossroled);
+    server_cmd.arg("--config").arg(&config).envs(emulators.aws_env(&key, &secret));
+    let mut server = Process::spawn("crossroled", server_cmd, dir.join("crossroled.log"))?;
+
+    let cli = |args: &[&str]| -> Result<std::process::ExitStatus> {
+        Ok(Command::new(&crossrole)
+            .args(args)
+            .env("CROSSROLE_ENDPOINT", &endpoint)
+            .env("CROSSROLE_TOKEN", &token)
+            .status()?)
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let ok = Command::new(&crossrole)
+            .args(["ops", "list"])
+            .env("CROSSROLE_ENDPOINT", &endpoint)
+            .env("CROSSROLE_TOKEN", &token)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            break;
+        }
+        if server.exited().is_some() || Instant::now() > deadline {
+            bail!("crossroled did not start; see {}", server.log.display());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    let spec_arg = spec.display().to_string();
+    println!(
+        "\n== crossroled is up at {endpoint} (emulators: {}; set up in {:.0}s)",
+        mode.name(),
+        started.elapsed().as_secs_f64()
+    );
+    println!("\n== the organization\n");
+    cli(&["org"])?;
+    println!("\n== crossrole apply -f {} --yes\n", spec_arg);
+    let applied = cli(&["apply", "-f", &spec_arg, "--yes"])?;
+    println!("\n== crossrole verify -f {}\n", spec_arg);
+    cli(&["verify", "-f", &spec_arg])?;
+    println!("\n== crossrole links -f {}\n", spec_arg);
+    cli(&["links", "-f", &spec_arg])?;
+    println!(
+        "\n== try next, in another shell:\n\n  export CROSSROLE_ENDPOINT={endpoint}\n  export CROSSROLE_TOKEN={token}\n  \
+         cargo run -q -p crossrole-cli -- plan -f {spec_arg}        # in sync now\n  \
+         cargo run -q -p crossrole-cli -- ops list\n  \
+         cargo run -q -p crossrole-cli -- accounts --ou-path /Root/Workloads/Prod --tag environment=prod\n  \
+         cargo run -q -p crossrole-cli -- export -f {spec_arg} --source-profile security\n  \
+         cargo run -q -p crossrole-cli -- destroy -f {spec_arg}\n  \
+         grpcurl -plaintext -H \"authorization: Bearer $CROSSROLE_TOKEN\" 127.0.0.1:{port} list\n\n\
+         The spec applied is {spec_arg}; crossroled logs to {}.",
+        server.log.display()
+    );
+    if !applied.success() {
+        eprintln!("note: the apply exited with {applied}");
+    }
+    if exit_after {
+        server.stop(Duration::from_secs(15));
+        emulators.stop();
+        if !applied.success() {
+            bail!("the demo's apply did not succeed ({applied})");
+        }
+        return Ok(());
+    }
+    println!("\ncrossroled keeps running; press Ctrl-C to stop it and the emulators.");
+    loop {
+        if let Some(status) = server.exited() {
+            bail!("crossroled exited ({status}); see {}", server.log.display());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
