@@ -6,6 +6,7 @@
 //! AWS on `127.0.0.1:0`.
 
 pub mod auth;
+pub mod bindings;
 pub mod config;
 pub mod error;
 pub mod services;
@@ -104,6 +105,8 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         journal,
         reconcile_wake: Arc::new(tokio::sync::Notify::new()),
     };
+    let reconciler = Arc::new(bindings::Reconciler::default());
+    let reconcile_loop = tokio::spawn(reconciler.clone().run(state.clone(), config.reconcile_tick));
     let tokens = state.tokens.clone();
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crossrole_proto::FILE_DESCRIPTOR_SET)
@@ -145,7 +148,10 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
                 .max_encoding_message_size(MAX_MESSAGE)
                 .max_decoding_message_size(MAX_MESSAGE),
         )
-        .add_service(pb::binding_service_server::BindingServiceServer::new(services::binding::Bindings(state.clone())));
+        .add_service(pb::binding_service_server::BindingServiceServer::new(services::binding::Bindings {
+            state: state.clone(),
+            reconciler: reconciler.clone(),
+        }));
 
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("listen: cannot bind {}", config.listen))?;
@@ -161,13 +167,15 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
     }
     let task = tokio::spawn(async move {
-        router
+        let served = router
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
                 let _ = stop_rx.await;
                 health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
             })
             .await
-            .context("serving")
+            .context("serving");
+        reconcile_loop.abort();
+        served
     });
     tracing::info!(%addr, tls = config.tls.is_some(), "crossroled listening");
     Ok(RunningServer { addr, engine, stop: Some(stop_tx), task, shutdown_timeout: config.shutdown_timeout })

@@ -147,7 +147,7 @@ impl Crossroled {
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:{}\"\ndata_dir = \"{}\"\nshutdown_timeout = \"10s\"\n[[tokens]]\nname = \"e2e\"\nsha256 = \"{hash}\"\nscope = \"admin\"\n",
+                "listen = \"127.0.0.1:{}\"\ndata_dir = \"{}\"\nshutdown_timeout = \"10s\"\nreconcile_tick = \"1s\"\n[[tokens]]\nname = \"e2e\"\nsha256 = \"{hash}\"\nscope = \"admin\"\n",
                 self.port,
                 self.data_dir.display()
             ),
@@ -164,10 +164,10 @@ impl Crossroled {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok(client) = Client::builder().endpoint(&self.endpoint).token(TOKEN).retries(0).connect().await {
-                if client.list_operations(Default::default()).await.is_ok() {
-                    return Ok(());
-                }
+            if let Ok(client) = Client::builder().endpoint(&self.endpoint).token(TOKEN).retries(0).connect().await
+                && client.list_operations(Default::default()).await.is_ok()
+            {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 bail!("crossroled did not serve within 30s; see {}", self.data_dir.join("crossroled.log").display());
@@ -262,6 +262,15 @@ impl Aws {
         );
         let conf = aws_sdk_iam::config::Builder::from(&self.config).credentials_provider(creds).build();
         aws_sdk_iam::Client::from_conf(conf)
+    }
+
+    /// IAM in `account` as that account itself: LocalStack maps a 12-digit access key id to its account (used to
+    /// give a new account its bootstrap role, as account vending would).
+    pub fn iam_as_account(&self, account: &str) -> aws_sdk_iam::Client {
+        let creds = Credentials::new(account, "test", None, None, "e2e-account");
+        aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::config::Builder::from(&self.config).credentials_provider(creds).build(),
+        )
     }
 
     /// The role `name` in `account` as crossrole would read it, or `None`.

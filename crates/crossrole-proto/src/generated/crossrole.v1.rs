@@ -3531,7 +3531,7 @@ pub struct Binding {
     /// What a reconcile does with differences.
     #[prost(enumeration = "BindingMode", tag = "4")]
     pub mode: i32,
-    /// Time between reconciles, from 1 minute to 7 days.
+    /// Time between reconciles, from 10 seconds to 7 days (default 15 minutes).
     #[prost(message, optional, tag = "5")]
     pub reconcile_interval: ::core::option::Option<::prost_types::Duration>,
     /// When it was created.

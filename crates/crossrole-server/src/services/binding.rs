@@ -1,15 +1,42 @@
-//! `BindingService`: access bindings that crossroled keeps true over time.
+//! `BindingService`: access bindings that crossroled keeps true over time (see [`crate::bindings`]).
 
+use std::sync::Arc;
+
+use crossrole_engine::StartRequest;
 use crossrole_proto::v1::{self as pb, binding_service_server::BindingService};
+use prost::Message;
 use tonic::{Request, Response, Status};
 
-use crate::{config::Scope, state::State};
+use crate::{
+    bindings::{self, Reconciler},
+    config::Scope,
+    error::ApiError,
+    state::{State, now_ms, page_size, under_spec},
+};
 
 /// The service.
-pub struct Bindings(pub State);
+pub struct Bindings {
+    /// Shared state.
+    pub state: State,
+    /// The reconcile loop.
+    pub reconciler: Arc<Reconciler>,
+}
 
-fn not_yet() -> Status {
-    Status::unimplemented("bindings (continuous reconcile) are not implemented in this crossroled yet")
+fn name(n: &str) -> Result<&str, ApiError> {
+    if n.is_empty() { Err(ApiError::field("name", "required")) } else { Ok(n) }
+}
+
+impl Bindings {
+    async fn audited<T>(
+        &self,
+        caller: &crate::auth::Caller,
+        method: &str,
+        summary: String,
+        r: Result<T, ApiError>,
+    ) -> Result<T, Status> {
+        self.state.audit(caller, method, summary, &r.as_ref().map(|_| ()).map_err(|e| e.to_string())).await;
+        Ok(r?)
+    }
 }
 
 #[tonic::async_trait]
@@ -18,47 +45,173 @@ impl BindingService for Bindings {
         &self,
         request: Request<pb::CreateBindingRequest>,
     ) -> Result<Response<pb::CreateBindingResponse>, Status> {
-        self.0.caller(&request, Scope::Apply)?;
-        Err(not_yet())
+        let caller = self.state.caller(&request, Scope::Apply)?;
+        let summary =
+            format!("{:?}", request.get_ref().binding.as_ref().map(|b| (&b.name, b.mode, b.reconcile_interval)));
+        let result = async {
+            let b = request.get_ref().binding.as_ref().ok_or_else(|| ApiError::field("binding", "required"))?;
+            let (spec, stored) = bindings::validate(b)?;
+            self.state.engine.guardrails(&spec).await.map_err(|e| match under_spec(e.into()) {
+                ApiError::Refused(v) => ApiError::Refused(
+                    v.into_iter()
+                        .map(|f| crossrole_core::FieldViolation::new(format!("binding.{}", f.field), f.rule))
+                        .collect(),
+                ),
+                other => other,
+            })?;
+            if !self.state.journal.create_binding(bindings::new_row(&stored)).await? {
+                return Err(ApiError::FailedPrecondition(format!(
+                    "binding {} already exists; update it instead",
+                    stored.name
+                )));
+            }
+            self.state.reconcile_wake.notify_one();
+            let row = self
+                .state
+                .journal
+                .get_binding(&stored.name)
+                .await?
+                .ok_or_else(|| ApiError::Internal("binding vanished".into()))?;
+            bindings::to_pb(&row, true)
+        }
+        .await;
+        let b = self.audited(&caller, "CreateBinding", summary, result).await?;
+        Ok(Response::new(pb::CreateBindingResponse { binding: Some(b) }))
     }
 
     async fn update_binding(
         &self,
         request: Request<pb::UpdateBindingRequest>,
     ) -> Result<Response<pb::UpdateBindingResponse>, Status> {
-        self.0.caller(&request, Scope::Apply)?;
-        Err(not_yet())
+        let caller = self.state.caller(&request, Scope::Apply)?;
+        let r = request.get_ref();
+        let summary = format!(
+            "{:?} expected_version={}",
+            r.binding.as_ref().map(|b| (&b.name, b.mode, b.reconcile_interval)),
+            r.expected_version
+        );
+        let result = async {
+            let mut b = r.binding.clone().ok_or_else(|| ApiError::field("binding", "required"))?;
+            // GetBinding redacts the ExternalId; sent back redacted, it means "unchanged".
+            let redacted = b
+                .spec
+                .as_ref()
+                .and_then(|s| s.role.as_ref())
+                .and_then(|r| r.trust.as_ref())
+                .is_some_and(|t| t.external_id == "<redacted>");
+            if redacted {
+                let current = self
+                    .state
+                    .journal
+                    .get_binding(&b.name)
+                    .await?
+                    .ok_or_else(|| ApiError::NotFound(format!("binding {}", b.name)))?;
+                let current =
+                    pb::Binding::decode(current.binding.as_slice()).map_err(|e| ApiError::Internal(e.to_string()))?;
+                let stored_id =
+                    current.spec.and_then(|s| s.role).and_then(|r| r.trust).map(|t| t.external_id).unwrap_or_default();
+                if let Some(t) = b.spec.as_mut().and_then(|s| s.role.as_mut()).and_then(|r| r.trust.as_mut()) {
+                    t.external_id = stored_id;
+                }
+            }
+            let (spec, stored) = bindings::validate(&b)?;
+            self.state.engine.guardrails(&spec).await.map_err(|e| under_spec(e.into()))?;
+            let expected = (r.expected_version > 0).then_some(r.expected_version);
+            let row = self
+                .state
+                .journal
+                .update_binding(&stored.name, stored.encode_to_vec(), expected, now_ms())
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("binding {}", stored.name)))?;
+            self.state.reconcile_wake.notify_one();
+            bindings::to_pb(&row, true)
+        }
+        .await;
+        let b = self.audited(&caller, "UpdateBinding", summary, result).await?;
+        Ok(Response::new(pb::UpdateBindingResponse { binding: Some(b) }))
     }
 
     async fn get_binding(
         &self,
         request: Request<pb::GetBindingRequest>,
     ) -> Result<Response<pb::GetBindingResponse>, Status> {
-        self.0.caller(&request, Scope::Read)?;
-        Err(not_yet())
+        self.state.caller(&request, Scope::Read)?;
+        let n = name(&request.get_ref().name)?;
+        let row = self
+            .state
+            .journal
+            .get_binding(n)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::NotFound(format!("binding {n}")))?;
+        Ok(Response::new(pb::GetBindingResponse { binding: Some(bindings::to_pb(&row, true)?) }))
     }
 
     async fn list_bindings(
         &self,
         request: Request<pb::ListBindingsRequest>,
     ) -> Result<Response<pb::ListBindingsResponse>, Status> {
-        self.0.caller(&request, Scope::Read)?;
-        Err(not_yet())
+        self.state.caller(&request, Scope::Read)?;
+        let r = request.get_ref();
+        let size = page_size(r.page_size, 100)?;
+        let after = (!r.page_token.is_empty()).then_some(r.page_token.as_str());
+        let mut rows = self.state.journal.list_bindings(size + 1, after).await.map_err(ApiError::from)?;
+        let next = if rows.len() > size {
+            rows.truncate(size);
+            rows.last().map(|r| r.name.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let bindings = rows.iter().map(|r| bindings::to_pb(r, false)).collect::<Result<_, _>>()?;
+        Ok(Response::new(pb::ListBindingsResponse { bindings, next_page_token: next }))
     }
 
     async fn delete_binding(
         &self,
         request: Request<pb::DeleteBindingRequest>,
     ) -> Result<Response<pb::DeleteBindingResponse>, Status> {
-        self.0.caller(&request, Scope::Apply)?;
-        Err(not_yet())
+        let caller = self.state.caller(&request, Scope::Apply)?;
+        let r = request.get_ref();
+        let summary = format!("name={} keep_roles={}", r.name, r.keep_roles);
+        let result = async {
+            let n = name(&r.name)?;
+            let row =
+                self.state.journal.get_binding(n).await?.ok_or_else(|| ApiError::NotFound(format!("binding {n}")))?;
+            let mut operation = None;
+            if !r.keep_roles {
+                let binding =
+                    pb::Binding::decode(row.binding.as_slice()).map_err(|e| ApiError::Internal(e.to_string()))?;
+                let spec = crate::state::spec(binding.spec.as_ref())?;
+                operation = Some(
+                    self.state
+                        .engine
+                        .start(StartRequest {
+                            kind: pb::OperationKind::Destroy,
+                            spec,
+                            idempotency_key: None,
+                            created_by: caller.name.clone(),
+                            binding_name: Some(n.to_string()),
+                            dry_run: false,
+                        })
+                        .await?,
+                );
+            }
+            self.state.journal.delete_binding(n).await?;
+            Ok(operation)
+        }
+        .await;
+        let operation = self.audited(&caller, "DeleteBinding", summary, result).await?;
+        Ok(Response::new(pb::DeleteBindingResponse { operation }))
     }
 
     async fn reconcile_binding(
         &self,
         request: Request<pb::ReconcileBindingRequest>,
     ) -> Result<Response<pb::ReconcileBindingResponse>, Status> {
-        self.0.caller(&request, Scope::Apply)?;
-        Err(not_yet())
+        let caller = self.state.caller(&request, Scope::Apply)?;
+        let n = name(&request.get_ref().name)?.to_string();
+        let result = self.reconciler.reconcile(&self.state, &n, &caller.name).await;
+        let operation = self.audited(&caller, "ReconcileBinding", format!("name={n}"), result).await?;
+        Ok(Response::new(pb::ReconcileBindingResponse { operation: Some(operation) }))
     }
 }

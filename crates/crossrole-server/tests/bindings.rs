@@ -1,0 +1,188 @@
+//! Bindings over the in-memory AWS: enrolment, clean-up, repair (enforce), report (detect), restart, delete.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+use std::{sync::Arc, time::Duration};
+
+use crossrole_aws::fake::{FakeAws, FakeConfig};
+use crossrole_client::{Client, proto};
+use crossrole_core::{AccessSpec, org::fixture::TreeBuilder, spec::AccountState};
+use crossrole_server::{
+    auth::hash_token,
+    config::{Config, Flags},
+};
+
+const SECURITY: &str = "111122223333";
+
+fn account(i: u64) -> String {
+    format!("{:012}", 200_000_000_000 + i)
+}
+
+fn spec() -> proto::AccessSpec {
+    (&AccessSpec::from_yaml(&format!(
+        "name: kept\nrole:\n  name: Kept\n  trust:\n    account_ids: [\"{SECURITY}\"]\n    external_id: Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf\n  managed_policy_arns: [arn:aws:iam::aws:policy/SecurityAudit]\ntargets:\n  organizational_unit_paths: [/Root/Workloads]\nrollout:\n  prune: true\n"
+    ))
+    .unwrap())
+        .into()
+}
+
+fn config(dir: &std::path::Path) -> Config {
+    Config::from_toml(
+        &format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nreconcile_tick = \"200ms\"\n[[tokens]]\nname = \"ops\"\nsha256 = \"{}\"\nscope = \"apply\"\n",
+            dir.display(),
+            hash_token("t")
+        ),
+        &Flags::default(),
+    )
+    .unwrap()
+}
+
+async fn client(addr: std::net::SocketAddr) -> Client {
+    Client::builder().endpoint(format!("http://{addr}")).token("t").connect().await.unwrap()
+}
+
+/// Waits until the binding's last reconcile is newer than `after` and returns the binding.
+async fn next_status(c: &Client, after: &str) -> proto::Binding {
+    for _ in 0..200 {
+        let b = c.binding("kept").await.unwrap();
+        let s = b.status.clone().unwrap_or_default();
+        if !s.last_operation_id.is_empty() && s.last_operation_id != after && s.running_operation_id.is_empty() {
+            return b;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no reconcile finished")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_keeps_access_true() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tree = TreeBuilder::new("o-abcdefghij", "123456789012", "r-root")
+        .unit("r-root", "ou-root-workload", "Workloads")
+        .unit("r-root", "ou-root-elsewher", "Elsewhere")
+        .account("r-root", SECURITY, "security", AccountState::Active);
+    for i in 0..4 {
+        tree = tree.account("ou-root-workload", &account(i), &format!("w-{i}"), AccountState::Active);
+    }
+    let fake = FakeAws::new(tree.build(), FakeConfig::default());
+    let server = crossrole_server::start(&config(dir.path()), Arc::new(fake.clone())).await.unwrap();
+    let c = client(server.addr).await;
+
+    // Invalid bindings name the field.
+    let bad = proto::Binding {
+        spec: Some(spec()),
+        reconcile_interval: Some(prost_types::Duration { seconds: 1, nanos: 0 }),
+        ..Default::default()
+    };
+    assert_eq!(c.create_binding(bad).await.unwrap_err().violations()[0].field, "binding.reconcile_interval");
+    let mut wrong = spec();
+    wrong.role.as_mut().unwrap().name = "no good".into();
+    assert_eq!(
+        c.create_binding(proto::Binding { spec: Some(wrong), ..Default::default() }).await.unwrap_err().violations()[0]
+            .field,
+        "binding.spec.role.name"
+    );
+
+    // Created: reconciled at once, every account in sync.
+    let b = c
+        .create_binding(proto::Binding {
+            spec: Some(spec()),
+            reconcile_interval: Some(prost_types::Duration { seconds: 3600, nanos: 0 }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((b.name.as_str(), b.version), ("kept", 1));
+    let b = next_status(&c, "").await;
+    let s = b.status.clone().unwrap();
+    assert_eq!((s.in_sync, s.drifted, s.failed), (4, 0, 0));
+    assert!((0..4).all(|i| fake.role(&account(i), "Kept").is_some()));
+    let first = s.last_operation_id.clone();
+    let op = c.operation(&first).await.unwrap();
+    assert_eq!((op.kind, op.binding_name.as_str()), (proto::OperationKind::Reconcile as i32, "kept"));
+
+    // A new account in the OU, one moved out, a policy attached by hand: the next reconcile enrols, cleans up, repairs.
+    fake.with_tree(|t| {
+        t.accounts.insert(
+            account(9),
+            crossrole_core::org::AccountInfo {
+                id: account(9),
+                name: "w-9".into(),
+                email: "w9@example.com".into(),
+                state: AccountState::Active,
+                parent_id: "ou-root-workload".into(),
+                joined_at: None,
+            },
+        );
+        t.accounts.get_mut(&account(0)).unwrap().parent_id = "ou-root-elsewher".into();
+    });
+    fake.with_account(&account(9), |a| {
+        a.create_role_by_hand(&account(9), "OrganizationAccountAccessRole", r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#);
+        a.attach_by_hand("OrganizationAccountAccessRole", "arn:aws:iam::aws:policy/AdministratorAccess");
+    });
+    fake.with_account(&account(2), |a| a.attach_by_hand("Kept", "arn:aws:iam::aws:policy/AdministratorAccess"));
+    let reconcile = c.reconcile_binding("kept").await.unwrap();
+    // Asking again while it runs returns the same operation.
+    assert_eq!(c.reconcile_binding("kept").await.unwrap().id(), reconcile.id());
+    reconcile.wait().await.unwrap();
+    let b = next_status(&c, &first).await;
+    let s = b.status.clone().unwrap();
+    assert!(fake.role(&account(9), "Kept").is_some(), "enrolled");
+    assert!(fake.role(&account(0), "Kept").is_none(), "cleaned up");
+    assert!(
+        !fake
+            .role(&account(2), "Kept")
+            .unwrap()
+            .managed_policy_arns
+            .contains("arn:aws:iam::aws:policy/AdministratorAccess"),
+        "repaired"
+    );
+    assert_eq!((s.in_sync, s.drifted), (4, 0));
+
+    // A reconcile with nothing to change makes no IAM write.
+    fake.reset_counters();
+    let quiet = c.reconcile_binding("kept").await.unwrap().wait().await.unwrap();
+    assert_eq!(fake.iam_writes(), 0, "{:?}", fake.served());
+    assert_eq!(quiet.counts.unwrap().unchanged, 4);
+
+    // DETECT: drift is reported, not repaired; drifted accounts come first.
+    // Round trip: what GetBinding returns (ExternalId redacted) can be sent back as an update.
+    let mut detect = c.binding("kept").await.unwrap();
+    assert_eq!(detect.spec.as_ref().unwrap().role.as_ref().unwrap().trust.as_ref().unwrap().external_id, "<redacted>");
+    detect.mode = proto::BindingMode::Detect as i32;
+    let v2 = c.update_binding(detect, 1).await.unwrap();
+    assert_eq!(v2.version, 2);
+    assert!(matches!(c.update_binding(v2.clone(), 1).await, Err(crossrole_client::Error::Aborted(_))), "stale version");
+    fake.with_account(&account(3), |a| a.attach_by_hand("Kept", "arn:aws:iam::aws:policy/AdministratorAccess"));
+    let before = c.binding("kept").await.unwrap().status.unwrap().last_operation_id;
+    c.reconcile_binding("kept").await.unwrap().wait().await.unwrap();
+    let b = next_status(&c, &before).await;
+    let s = b.status.unwrap();
+    assert_eq!(s.drifted, 1);
+    assert_eq!(s.accounts[0].account_id, account(3));
+    assert_eq!(s.accounts[0].changes[0].kind, proto::ChangeKind::DetachManagedPolicy as i32);
+    assert!(
+        fake.role(&account(3), "Kept")
+            .unwrap()
+            .managed_policy_arns
+            .contains("arn:aws:iam::aws:policy/AdministratorAccess"),
+        "detect does not repair"
+    );
+    assert_eq!(s.reconciled_version, 2);
+
+    // Bindings survive a restart.
+    server.stop().await.unwrap();
+    let server = crossrole_server::start(&config(dir.path()), Arc::new(fake.clone())).await.unwrap();
+    let c = client(server.addr).await;
+    let listed = c.list_bindings(proto::ListBindingsRequest::default()).await.unwrap();
+    assert_eq!(listed.bindings.len(), 1);
+    assert_eq!(listed.bindings[0].status.as_ref().unwrap().drifted, 1);
+
+    // Deleting it removes what it created.
+    let destroy = c.delete_binding("kept", false).await.unwrap().unwrap();
+    destroy.wait().await.unwrap();
+    assert!((1..4).chain([9]).all(|i| fake.role(&account(i), "Kept").is_none()));
+    assert!(matches!(c.binding("kept").await, Err(crossrole_client::Error::NotFound(_))));
+    server.stop().await.unwrap();
+}

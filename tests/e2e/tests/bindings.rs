@@ -1,0 +1,144 @@
+//! A binding on the emulators: accounts that join get the role within one interval, accounts that leave lose it,
+//! drift is repaired (enforce) or reported (detect).
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+use std::time::{Duration, Instant};
+
+use crossrole_client::proto;
+use crossrole_core::AccessSpec;
+use crossrole_e2e::{Aws, Crossroled, Manifest};
+
+const INTERVAL: u64 = 10;
+const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
+
+async fn until<F, Fut>(what: &str, limit: Duration, mut f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if f().await {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("{what}: not within {limit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_keeps_access_true_on_the_emulators() {
+    let Some(m) = Manifest::load("a_binding_keeps_access_true_on_the_emulators") else { return };
+    let aws = Aws::new().await;
+    let server = Crossroled::start(&crossrole_e2e::test_dir("bindings")).await.unwrap();
+    let c = server.client().await;
+    let yaml = m
+        .example_spec()
+        .replace("name: security-audit", "name: sandbox-audit")
+        .replace("name: SecurityAudit", "name: SandboxAudit")
+        .replace("[/Root/Workloads]", "[/Root/Sandbox]");
+    let spec: proto::AccessSpec = (&AccessSpec::from_yaml(&yaml).unwrap()).into();
+    let sandbox: Vec<String> = m.active_under("/Root/Sandbox").iter().map(|a| a.id.clone()).collect();
+    let interval = Some(prost_types::Duration { seconds: INTERVAL as i64, nanos: 0 });
+    c.create_binding(proto::Binding { spec: Some(spec.clone()), reconcile_interval: interval, ..Default::default() })
+        .await
+        .unwrap();
+    until("the first reconcile", Duration::from_secs(60), || async {
+        c.binding("sandbox-audit").await.unwrap().status.is_some_and(|s| s.in_sync as usize == sandbox.len())
+    })
+    .await;
+    for a in &sandbox {
+        assert!(aws.role(a, "SandboxAudit").await.is_some());
+    }
+
+    // An account created in the selected OU gets the role within one interval (plus the reconcile itself).
+    let orgs = aws.organizations();
+    let created =
+        orgs.create_account().account_name("sandbox-new").email("sandbox-new@example.com").send().await.unwrap();
+    let new = created.create_account_status().and_then(|s| s.account_id()).unwrap().to_string();
+    let root = m.ous["/Root"].clone();
+    orgs.move_account()
+        .account_id(&new)
+        .source_parent_id(&root)
+        .destination_parent_id(&m.ous["/Root/Sandbox"])
+        .send()
+        .await
+        .unwrap();
+    if m.mode == "localstack" {
+        // Account vending gives a new account its bootstrap role (moto makes one itself).
+        let trust = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{}:root"}},"Action":"sts:AssumeRole"}}]}}"#,
+            m.management_account
+        );
+        aws.iam_as_account(&new)
+            .create_role()
+            .role_name("OrganizationAccountAccessRole")
+            .assume_role_policy_document(trust)
+            .send()
+            .await
+            .unwrap();
+    }
+    let took = until("enrolment of the new account", Duration::from_secs(2 * INTERVAL + 30), || async {
+        aws.role(&new, "SandboxAudit").await.is_some()
+    })
+    .await;
+    eprintln!("the new account got its role {took:?} after it joined (interval {INTERVAL}s)");
+
+    // An account moved out of the OU loses it.
+    let leaving = m.account("sandbox-00").id.clone();
+    orgs.move_account()
+        .account_id(&leaving)
+        .source_parent_id(&m.ous["/Root/Sandbox"])
+        .destination_parent_id(&m.ous["/Root/Quarantine"])
+        .send()
+        .await
+        .unwrap();
+    until("clean-up of the account that left", Duration::from_secs(2 * INTERVAL + 30), || async {
+        aws.role(&leaving, "SandboxAudit").await.is_none()
+    })
+    .await;
+
+    // ENFORCE: a policy attached by hand is detached.
+    let drifting = m.account("sandbox-01").id.clone();
+    aws.iam(&drifting).await.attach_role_policy().role_name("SandboxAudit").policy_arn(ADMIN).send().await.unwrap();
+    until("repair", Duration::from_secs(2 * INTERVAL + 30), || async {
+        !aws.role(&drifting, "SandboxAudit").await.unwrap().managed_policy_arns.contains(ADMIN)
+    })
+    .await;
+
+    // DETECT: reported, not repaired.
+    let mut b = c.binding("sandbox-audit").await.unwrap();
+    b.mode = proto::BindingMode::Detect as i32;
+    c.update_binding(b, 0).await.unwrap();
+    let reported = m.account("sandbox-02").id.clone();
+    aws.iam(&reported).await.attach_role_policy().role_name("SandboxAudit").policy_arn(ADMIN).send().await.unwrap();
+    until("drift reported", Duration::from_secs(2 * INTERVAL + 30), || async {
+        let s = c.binding("sandbox-audit").await.unwrap().status.unwrap();
+        s.accounts.first().is_some_and(|a| a.account_id == reported && a.state == proto::SyncState::Drifted as i32)
+    })
+    .await;
+    assert!(aws.role(&reported, "SandboxAudit").await.unwrap().managed_policy_arns.contains(ADMIN), "detect leaves it");
+
+    // Deleting the binding removes its roles.
+    let destroy = c.delete_binding("sandbox-audit", false).await.unwrap().unwrap();
+    destroy.wait().await.unwrap();
+    for a in sandbox.iter().filter(|a| **a != leaving).chain([&new]) {
+        assert!(aws.role(a, "SandboxAudit").await.is_none(), "{a} still has the role");
+    }
+    // Leave the organization as found (the other tests count the Sandbox's accounts).
+    orgs.move_account()
+        .account_id(&new)
+        .source_parent_id(&m.ous["/Root/Sandbox"])
+        .destination_parent_id(&m.ous["/Root/Quarantine"])
+        .send()
+        .await
+        .unwrap();
+    orgs.move_account()
+        .account_id(&leaving)
+        .source_parent_id(&m.ous["/Root/Quarantine"])
+        .destination_parent_id(&m.ous["/Root/Sandbox"])
+        .send()
+        .await
+        .unwrap();
+}
