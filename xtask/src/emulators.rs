@@ -224,7 +224,12 @@ impl Emulators {
                 for sub in ["fs", "config", "tmp"] {
                     fs::create_dir_all(ls_dir.join(sub))?;
                 }
-                let services = if mode == Mode::LocalStackPro { "iam,sts,organizations" } else { "iam,sts" };
+                // CloudFormation deploys deploy/aws/crossrole-bootstrap.yaml in the e2e setup.
+                let services = if mode == Mode::LocalStackPro {
+                    "iam,sts,organizations,cloudformation"
+                } else {
+                    "iam,sts,cloudformation"
+                };
                 let mut cmd = Command::new(bin.join("python"));
                 cmd.args(["-m", "localstack.runtime.main"])
                     .current_dir(&ls_dir)
@@ -258,8 +263,11 @@ impl Emulators {
             Mode::Moto => "moto",
             _ => "localstack",
         };
+        let template = crate::workspace_root().join("deploy/aws/crossrole-bootstrap.yaml");
         let mut args: Vec<String> = vec![
             script.display().to_string(),
+            "--bootstrap-template".into(),
+            template.display().to_string(),
             "--mode".into(),
             mode.into(),
             "--organizations".into(),

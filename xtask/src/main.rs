@@ -2,6 +2,7 @@
 
 mod codegen;
 mod demo;
+mod deploy;
 mod e2e;
 mod emulators;
 mod test;
@@ -16,15 +17,26 @@ cargo xtask <task>
 
 Tasks:
   codegen [--check]   generate crates/crossrole-proto/src/generated from proto/ (--check: fail if stale)
-  test [--no-e2e]     everything CI checks: fmt, codegen --check, buf lint, clippy, all tests, the e2e suite
+  test [--no-e2e]     everything CI checks: fmt, codegen --check, buf lint, clippy, all tests, deploy/ checks, e2e
   demo [--emulator localstack|moto] [--exit]
                       emulators, a seeded organization, crossroled, and a live rollout of examples/security-audit.yaml
   e2e [--emulator localstack|moto]
                       the end-to-end suite on emulators (installed into .cache/ on first use)
+  deploy-check        cfn-lint, helm lint/template + Kubernetes schema validation, systemd-analyze on deploy/
   help                this text
 ";
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (task, rest) = match args.split_first() {
         Some((task, rest)) => (task.as_str(), rest),
@@ -35,6 +47,10 @@ fn main() -> Result<()> {
         "test" => test::run_all(rest),
         "e2e" => e2e::run(rest),
         "demo" => demo::run(rest),
+        "deploy-check" => {
+            let (crossroled, _) = e2e::build_binaries()?;
+            deploy::check(&crossroled)
+        }
         "help" | "--help" | "-h" => {
             print!("{HELP}");
             Ok(())

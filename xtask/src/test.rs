@@ -13,6 +13,8 @@ pub(crate) fn run_all(args: &[String]) -> Result<()> {
     run("cargo", &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])?;
     run("cargo", &["nextest", "run", "--workspace", "--locked", "--no-fail-fast"])?;
     run("cargo", &["test", "--doc", "--workspace", "--locked"])?;
+    let (crossroled, _) = crate::e2e::build_binaries()?;
+    crate::deploy::check(&crossroled)?;
     if skip_e2e {
         eprintln!("skipping the e2e suite (--no-e2e)");
     } else {

@@ -23,6 +23,8 @@ use crate::{
 pub struct BrokerConfig {
     /// The bootstrap role's name in every member account.
     pub bootstrap_role: String,
+    /// Its IAM path (`/`, or `/crossrole/` for the role of deploy/aws/crossrole-bootstrap.yaml).
+    pub bootstrap_role_path: String,
     /// Requested session duration, seconds.
     pub session_duration: u32,
     /// Credentials closer than this to expiry are renewed.
@@ -35,6 +37,7 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             bootstrap_role: "OrganizationAccountAccessRole".into(),
+            bootstrap_role_path: "/".into(),
             session_duration: 3600,
             refresh_before: Duration::from_secs(300),
             new_account_grace: Duration::from_secs(600),
@@ -74,6 +77,11 @@ impl CredentialBroker {
         &self.config.bootstrap_role
     }
 
+    /// The bootstrap role's path.
+    pub fn bootstrap_role_path(&self) -> &str {
+        &self.config.bootstrap_role_path
+    }
+
     /// Credentials in `account` through its bootstrap role, with a session named `session` (it identifies the
     /// operation in CloudTrail). `joined_at` (Unix seconds) enables the new-account grace.
     pub async fn bootstrap(
@@ -91,7 +99,12 @@ impl CredentialBroker {
             return Ok(c);
         }
         let request = AssumeRoleRequest {
-            role_arn: names::role_arn(self.connector.partition(), account, "/", &self.config.bootstrap_role),
+            role_arn: names::role_arn(
+                self.connector.partition(),
+                account,
+                &self.config.bootstrap_role_path,
+                &self.config.bootstrap_role,
+            ),
             session_name: session,
             external_id: None,
             duration_seconds: self.config.session_duration,

@@ -259,7 +259,12 @@ pub(crate) async fn live_check(env: &RunEnv, account: &str, role_arn: &str) -> p
                 return Err(format!("the trusted account {trusted} is outside the organization; crossrole cannot act there"));
             }
             let bootstrap_arn =
-                crossrole_core::names::role_arn(env.inner.aws.partition(), &trusted, "/", env.inner.broker.bootstrap_role());
+                crossrole_core::names::role_arn(
+                env.inner.aws.partition(),
+                &trusted,
+                env.inner.broker.bootstrap_role_path(),
+                env.inner.broker.bootstrap_role(),
+            );
             let covered = trust.account_ids.contains(&trusted)
                 || trust.principal_arns.iter().any(|p| crossrole_core::policy::eval::Caller::from_arn(&bootstrap_arn).principal_arn == *p);
             if !covered {

@@ -70,6 +70,8 @@ pub struct TlsConfig {
 pub struct AwsConfig {
     /// The bootstrap role crossroled assumes in every member account.
     pub bootstrap_role: String,
+    /// Its IAM path.
+    pub bootstrap_role_path: String,
     /// `aws`, `aws-us-gov` or `aws-cn`; from the region when unset.
     pub partition: Option<String>,
     /// How long the organization's tree is cached.
@@ -91,6 +93,7 @@ impl Default for AwsConfig {
         let rates = Rates::default();
         AwsConfig {
             bootstrap_role: "OrganizationAccountAccessRole".into(),
+            bootstrap_role_path: "/".into(),
             partition: None,
             organization_cache_ttl: Duration::from_secs(300),
             new_account_grace: Duration::from_secs(600),
@@ -129,6 +132,7 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     #[serde(default)]
     tokens: Vec<TokenConfig>,
+    tokens_file: Option<PathBuf>,
     tls: Option<TlsConfig>,
     #[serde(default)]
     aws: AwsConfig,
@@ -172,20 +176,23 @@ pub struct Config {
 )]
 pub struct Flags {
     /// Configuration file (TOML).
-    #[arg(long, env = "CROSSROLE_CONFIG")]
+    #[arg(long, env = "CROSSROLE_CONFIG", global = true)]
     pub config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:50051].
-    #[arg(long, env = "CROSSROLE_LISTEN")]
+    #[arg(long, env = "CROSSROLE_LISTEN", global = true)]
     pub listen: Option<String>,
     /// Data directory for the journal [default: ./crossrole-data].
-    #[arg(long, env = "CROSSROLE_DATA_DIR")]
+    #[arg(long, env = "CROSSROLE_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// Log format [default: text].
-    #[arg(long, env = "CROSSROLE_LOG_FORMAT", value_enum)]
+    #[arg(long, env = "CROSSROLE_LOG_FORMAT", value_enum, global = true)]
     pub log_format: Option<LogFormat>,
     /// Bootstrap role to assume in member accounts [default: OrganizationAccountAccessRole].
-    #[arg(long, env = "CROSSROLE_BOOTSTRAP_ROLE")]
+    #[arg(long, env = "CROSSROLE_BOOTSTRAP_ROLE", global = true)]
     pub bootstrap_role: Option<String>,
+    /// The bootstrap role's IAM path [default: /].
+    #[arg(long, env = "CROSSROLE_BOOTSTRAP_ROLE_PATH", global = true)]
+    pub bootstrap_role_path: Option<String>,
 }
 
 /// A configuration error, naming the setting.
@@ -225,7 +232,21 @@ impl Config {
         Config::from_parts(file, flags)
     }
 
-    fn from_parts(file: FileConfig, flags: &Flags) -> Result<Config, ConfigError> {
+    fn from_parts(mut file: FileConfig, flags: &Flags) -> Result<Config, ConfigError> {
+        // Tokens may live in their own file (a Kubernetes Secret, say): `[[tokens]]` entries only.
+        if let Some(path) = &file.tokens_file {
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct TokensFile {
+                #[serde(default)]
+                tokens: Vec<TokenConfig>,
+            }
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| err("tokens_file", format!("cannot read {}: {e}", path.display())))?;
+            let extra: TokensFile = toml::from_str(&text)
+                .map_err(|e| err(format!("tokens_file {}", path.display()), e.message().to_string()))?;
+            file.tokens.extend(extra.tokens);
+        }
         let (listen_text, listen_setting) = match (&flags.listen, &file.listen) {
             (Some(l), _) => (l.clone(), "listen (--listen / CROSSROLE_LISTEN)"),
             (None, Some(l)) => (l.clone(), "listen"),
@@ -238,6 +259,15 @@ impl Config {
         let mut aws = file.aws;
         if let Some(r) = &flags.bootstrap_role {
             aws.bootstrap_role = r.clone();
+        }
+        if let Some(p) = &flags.bootstrap_role_path {
+            aws.bootstrap_role_path = p.clone();
+        }
+        if !aws.bootstrap_role_path.starts_with('/') || !aws.bootstrap_role_path.ends_with('/') {
+            return Err(err(
+                "aws.bootstrap_role_path",
+                format!("{:?} is not an IAM path like / or /crossrole/", aws.bootstrap_role_path),
+            ));
         }
         if aws.bootstrap_role.is_empty() || aws.bootstrap_role.len() > 64 {
             return Err(err("aws.bootstrap_role", "must be an IAM role name of 1 to 64 characters"));
@@ -352,6 +382,27 @@ mod tests {
         )
         .unwrap();
         assert_eq!((c.listen.port(), c.data_dir), (2, PathBuf::from("/a")));
+    }
+
+    #[test]
+    fn tokens_can_live_in_their_own_file() {
+        let dir = std::env::temp_dir().join(format!("crossrole-tokens-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("tokens.toml");
+        std::fs::write(
+            &file,
+            format!("[[tokens]]\nname = \"ci\"\nscope = \"plan\"\nsha256 = \"{}\"\n", "a".repeat(64)),
+        )
+        .unwrap();
+        let c = load(&format!("tokens_file = \"{}\"", file.display()), Flags::default()).unwrap();
+        assert_eq!(c.tokens.len(), 1);
+        assert_eq!(c.tokens[0].scope, Scope::Plan);
+        assert!(
+            load("tokens_file = \"/no/such/tokens.toml\"", Flags::default())
+                .unwrap_err()
+                .starts_with("tokens_file: cannot read")
+        );
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

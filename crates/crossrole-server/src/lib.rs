@@ -88,6 +88,7 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
             discovery: DiscoveryConfig { cache_ttl: config.aws.organization_cache_ttl, ..DiscoveryConfig::default() },
             broker: BrokerConfig {
                 bootstrap_role: config.aws.bootstrap_role.clone(),
+                bootstrap_role_path: config.aws.bootstrap_role_path.clone(),
                 new_account_grace: config.aws.new_account_grace,
                 ..BrokerConfig::default()
             },

@@ -28,6 +28,12 @@ enum Command {
     Serve,
     /// Check the configuration and exit.
     CheckConfig,
+    /// Ask a running crossroled whether it serves (gRPC health); exit 0 if it does. For container health checks.
+    Healthcheck {
+        /// Address to ask [default: the configured listen address].
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
     /// API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -85,6 +91,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 config.tokens.len()
             );
             Ok(())
+        }
+        Command::Healthcheck { endpoint } => {
+            let endpoint = match endpoint {
+                Some(e) => e,
+                None => {
+                    let config = Config::load(&cli.flags)?;
+                    let scheme = if config.tls.is_some() { "https" } else { "http" };
+                    format!("{scheme}://{}", config.listen)
+                }
+            };
+            let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())?
+                .connect_timeout(std::time::Duration::from_secs(3))
+                .timeout(std::time::Duration::from_secs(3))
+                .connect()
+                .await
+                .with_context(|| format!("cannot reach {endpoint}"))?;
+            let status = tonic_health::pb::health_client::HealthClient::new(channel)
+                .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+                .await?
+                .into_inner()
+                .status;
+            if status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
+                println!("serving");
+                Ok(())
+            } else {
+                anyhow::bail!("not serving ({status})")
+            }
         }
         Command::Serve => serve(cli.flags).await,
     }

@@ -22,6 +22,7 @@ Management account 123456789012. OU tree (three levels below the root):
 import argparse
 import json
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 from botocore.config import Config
@@ -50,6 +51,7 @@ def main():
     p.add_argument("--payments", type=int, default=8)
     p.add_argument("--dev", type=int, default=12)
     p.add_argument("--sandbox", type=int, default=8)
+    p.add_argument("--bootstrap-template", help="deploy this CloudFormation template to the Sandbox and security accounts")
     args = p.parse_args()
 
     org = client("organizations", args.organizations)
@@ -122,6 +124,33 @@ def main():
     iam_security.create_group(GroupName="auditors")
     iam_security.add_user_to_group(GroupName="auditors", UserName="alice")
 
+    least_privilege = None
+    if args.bootstrap_template:
+        # deploy/aws/crossrole-bootstrap.yaml through CloudFormation, as the StackSet would.
+        template = open(args.bootstrap_template).read()
+        crossroled_arn = f"arn:aws:iam::{MANAGEMENT}:role/crossroled"
+        targets = [a["id"] for a in accounts if a["ou_path"] == "/Root/Sandbox"] + [security]
+
+        def deploy(account_id):
+            if args.mode == "localstack":
+                cfn = client("cloudformation", args.iam, key=account_id)
+            else:
+                c = client("sts", args.sts).assume_role(RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole",
+                                                        RoleSessionName="seed")["Credentials"]
+                cfn = client("cloudformation", args.iam, c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+            cfn.create_stack(StackName="crossrole-bootstrap", TemplateBody=template, Capabilities=["CAPABILITY_NAMED_IAM"],
+                             Parameters=[{"ParameterKey": "CrossroledRoleArn", "ParameterValue": crossroled_arn}])
+            waiter = cfn.get_waiter("stack_create_complete")
+            waiter.config.delay = 1
+            waiter.config.max_attempts = 120
+            waiter.wait(StackName="crossrole-bootstrap")
+            return account_id
+
+        with ThreadPoolExecutor(len(targets)) as pool:
+            deployed = list(pool.map(deploy, targets))
+        least_privilege = {"role": "CrossroleBootstrap", "path": "/crossrole/", "accounts": deployed,
+                           "crossroled_role_arn": crossroled_arn}
+
     manifest = {
         "mode": args.mode,
         "endpoints": {"organizations": args.organizations, "iam": args.iam, "sts": args.sts},
@@ -133,6 +162,7 @@ def main():
         "closed_account": closed,
         "ous": ous,
         "accounts": accounts,
+        "least_privilege_bootstrap": least_privilege,
     }
     with open(args.out, "w") as f:
         json.dump(manifest, f, indent=2)

@@ -57,6 +57,21 @@ pub struct Manifest {
     pub ous: BTreeMap<String, String>,
     /// Every account.
     pub accounts: Vec<Account>,
+    /// deploy/aws/crossrole-bootstrap.yaml, deployed by CloudFormation to the Sandbox and security accounts.
+    pub least_privilege_bootstrap: Option<LeastPrivilegeBootstrap>,
+}
+
+/// Where the least-privilege bootstrap role was deployed.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LeastPrivilegeBootstrap {
+    /// Role name.
+    pub role: String,
+    /// Role path.
+    pub path: String,
+    /// Accounts.
+    pub accounts: Vec<String>,
+    /// The crossroled role the template trusts.
+    pub crossroled_role_arn: String,
 }
 
 impl Manifest {
@@ -118,6 +133,7 @@ pub struct Crossroled {
     /// Its data directory.
     pub data_dir: PathBuf,
     port: u16,
+    extra_config: String,
 }
 
 fn binary(var: &str) -> PathBuf {
@@ -129,12 +145,18 @@ fn binary(var: &str) -> PathBuf {
 impl Crossroled {
     /// Starts crossroled with a journal in `data_dir` and waits until it serves.
     pub async fn start(data_dir: &Path) -> Result<Crossroled> {
+        Crossroled::start_with(data_dir, "").await
+    }
+
+    /// Starts crossroled with `extra_config` appended to its configuration file.
+    pub async fn start_with(data_dir: &Path, extra_config: &str) -> Result<Crossroled> {
         let port = free_port();
         let mut c = Crossroled {
             child: None,
             endpoint: format!("http://127.0.0.1:{port}"),
             data_dir: data_dir.to_path_buf(),
             port,
+            extra_config: extra_config.to_string(),
         };
         c.spawn().await?;
         Ok(c)
@@ -150,7 +172,7 @@ impl Crossroled {
                 "listen = \"127.0.0.1:{}\"\ndata_dir = \"{}\"\nshutdown_timeout = \"10s\"\nreconcile_tick = \"1s\"\n[[tokens]]\nname = \"e2e\"\nsha256 = \"{hash}\"\nscope = \"admin\"\n",
                 self.port,
                 self.data_dir.display()
-            ),
+            ) + &self.extra_config,
         )?;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.data_dir.join("crossroled.log"))?;
         let child = Command::new(binary("CROSSROLED_BIN"))

