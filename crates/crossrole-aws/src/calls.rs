@@ -160,9 +160,11 @@ impl CallContext {
     }
 }
 
-/// A token bucket whose rate adapts: it starts at the configured rate, drops by 30% each time AWS throttles
-/// (down to 5% of it), and climbs back by 1% of it per successful call. So crossrole settles just under the quota
-/// it really has, even when other tools share it or the configured rate is too high.
+/// A token bucket whose rate adapts: it starts at the configured rate, drops by 30% when AWS throttles (down to 5%
+/// of it), and climbs back by 1% of it per successful call. Throttles that arrive together are one congestion
+/// event: after a cut, further throttles within a second do not cut again (calls in flight were sent at the old
+/// rate). So crossrole settles just under the quota it really has, even when other tools share it or the configured
+/// rate is too high.
 struct Bucket {
     configured: Rate,
     state: Mutex<BucketState>,
@@ -172,7 +174,11 @@ struct BucketState {
     tokens: f64,
     last: Instant,
     rate: f64,
+    last_cut: Option<Instant>,
 }
+
+/// Throttles within this long of a cut belong to the same congestion event.
+const CONGESTION_WINDOW: Duration = Duration::from_secs(1);
 
 impl Bucket {
     fn new(rate: Rate) -> Bucket {
@@ -182,6 +188,7 @@ impl Bucket {
                 tokens: f64::from(rate.burst),
                 last: Instant::now(),
                 rate: rate.per_second,
+                last_cut: None,
             }),
         }
     }
@@ -205,7 +212,11 @@ impl Bucket {
 
     fn throttled(&self) {
         if let (true, Ok(mut s)) = (self.limited(), self.state.lock()) {
-            s.rate = (s.rate * 0.7).max(self.configured.per_second * 0.05);
+            let now = Instant::now();
+            if s.last_cut.is_none_or(|t| now.duration_since(t) >= CONGESTION_WINDOW) {
+                s.rate = (s.rate * 0.7).max(self.configured.per_second * 0.05);
+                s.last_cut = Some(now);
+            }
         }
     }
 
@@ -392,13 +403,17 @@ mod tests {
         assert_eq!(s.elapsed(), Duration::ZERO);
     }
 
-    #[test]
-    fn the_rate_backs_off_on_throttles_and_recovers() {
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_backs_off_once_per_congestion_event_and_recovers() {
         let b = Bucket::new(Rate { per_second: 100.0, burst: 10 });
         b.throttled();
         b.throttled();
+        assert!((b.rate() - 70.0).abs() < 1e-9, "throttles together are one event");
+        tokio::time::advance(CONGESTION_WINDOW).await;
+        b.throttled();
         assert!((b.rate() - 49.0).abs() < 1e-9);
         for _ in 0..20 {
+            tokio::time::advance(CONGESTION_WINDOW).await;
             b.throttled();
         }
         assert!((b.rate() - 5.0).abs() < 1e-9, "never below 5% of the configured rate");
