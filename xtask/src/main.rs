@@ -1,5 +1,6 @@
 //! crossrole's project tasks. `cargo xtask help` lists them.
 
+mod bench;
 mod codegen;
 mod demo;
 mod deploy;
@@ -22,6 +23,8 @@ Tasks:
                       emulators, a seeded organization, crossroled, and a live rollout of examples/security-audit.yaml
   e2e [--emulator localstack|moto]
                       the end-to-end suite on emulators (installed into .cache/ on first use)
+  bench [--quick]     part A: the engine against a model of AWS (100, 1,000, 10,000 accounts); part B: crossroled
+                      on the emulators vs the AWS SDK directly and boto3; writes target/bench/latest.md
   deploy-check        cfn-lint, helm lint/template + Kubernetes schema validation, systemd-analyze on deploy/
   help                this text
 ";
@@ -47,6 +50,7 @@ fn run() -> Result<()> {
         "test" => test::run_all(rest),
         "e2e" => e2e::run(rest),
         "demo" => demo::run(rest),
+        "bench" => bench::run(rest),
         "deploy-check" => {
             let (crossroled, _) = e2e::build_binaries()?;
             deploy::check(&crossroled)

@@ -1,9 +1,13 @@
-//! `crossrole-bench`: `model` (part A) prints one JSON outcome per run; `e2e-ceiling` is part B's SDK baseline.
+//! `crossrole-bench`: `model` (part A) prints one JSON outcome per run; the others drive part B.
 
 mod ceiling;
 
+use std::time::Instant;
+
 use anyhow::{Context, Result, bail};
 use crossrole_bench::model;
+use crossrole_client::{Client, proto};
+use crossrole_core::AccessSpec;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -19,6 +23,45 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("ceiling") => ceiling::run(&args[1..]),
-        _ => bail!("usage: crossrole-bench model <accounts> | ceiling <manifest> <role-name> <concurrency>"),
+        Some(cmd @ ("apply" | "destroy" | "plan-latency")) => {
+            let [endpoint, token, spec_file, rest @ ..] = &args[1..] else {
+                bail!("{cmd} <endpoint> <token> <spec file> [n]")
+            };
+            let spec: proto::AccessSpec = (&AccessSpec::from_yaml(&std::fs::read_to_string(spec_file)?)?).into();
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(async {
+                let client = Client::builder().endpoint(endpoint.clone()).token(token.clone()).connect().await?;
+                match cmd {
+                    "plan-latency" => {
+                        let n: usize = rest.first().map(|n| n.parse()).transpose()?.unwrap_or(50);
+                        client.plan(spec.clone()).await?; // warm the organization cache
+                        let mut ms = Vec::with_capacity(n);
+                        for _ in 0..n {
+                            let t = Instant::now();
+                            client.plan(spec.clone()).await?;
+                            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+                        }
+                        ms.sort_by(f64::total_cmp);
+                        let at = |q: f64| ms[((ms.len() as f64 - 1.0) * q).round() as usize];
+                        println!("{}", serde_json::json!({ "p50_ms": at(0.5), "p99_ms": at(0.99), "n": n }));
+                    }
+                    _ => {
+                        let t = Instant::now();
+                        let handle = if cmd == "apply" { client.apply(spec, None).await? } else { client.destroy(spec, None).await? };
+                        let done = handle.wait().await?;
+                        let secs = t.elapsed().as_secs_f64();
+                        let counts = done.counts.unwrap_or_default();
+                        if done.state != proto::OperationState::Succeeded as i32 {
+                            bail!("{cmd} did not succeed: {}", done.message);
+                        }
+                        println!("{}", serde_json::json!({ "seconds": secs, "accounts": counts.total - counts.skipped, "changed": counts.changed }));
+                    }
+                }
+                Ok(())
+            })
+        }
+        _ => bail!(
+            "usage: crossrole-bench model <accounts> [headroom] | ceiling ... | apply|destroy|plan-latency <endpoint> <token> <spec> [n]"
+        ),
     }
 }

@@ -147,7 +147,12 @@ async fn run_async(p: &Params) -> Result<Outcome> {
     }
     for i in 0..p.accounts {
         let ou = format!("ou-root-w{:07}", i % ous);
-        tree = tree.account(&ou, &format!("{:012}", 200_000_000_000u64 + i as u64), &format!("a{i}"), AccountState::Active);
+        tree = tree.account(
+            &ou,
+            &format!("{:012}", 200_000_000_000u64 + i as u64),
+            &format!("a{i}"),
+            AccountState::Active,
+        );
     }
     let services = [Service::Organizations, Service::Iam, Service::Sts];
     let mut config = FakeConfig::default();
@@ -158,11 +163,18 @@ async fn run_async(p: &Params) -> Result<Outcome> {
     }
     let fake = FakeAws::new(tree.build(), config);
     fake.add_principals(SECURITY, &["alice"], &[]);
-    let ours = |i: usize| Rate { per_second: p.aws_rates[i] * p.headroom, burst: (p.aws_rates[i] * p.headroom).ceil() as u32 };
-    let calls = Arc::new(CallPolicy::new(Rates { organizations: ours(0), iam: ours(1), sts: ours(2) }, RetryPolicy::default()));
+    let ours =
+        |i: usize| Rate { per_second: p.aws_rates[i] * p.headroom, burst: (p.aws_rates[i] * p.headroom).ceil() as u32 };
+    let calls =
+        Arc::new(CallPolicy::new(Rates { organizations: ours(0), iam: ours(1), sts: ours(2) }, RetryPolicy::default()));
     let dir = tempfile::tempdir()?;
     let journal = Arc::new(SqliteJournal::open(&dir.path().join("journal.db"))?);
-    let engine = Engine::new(Arc::new(fake.clone()), calls.clone(), journal, EngineConfig { max_concurrency: 4096, ..EngineConfig::default() });
+    let engine = Engine::new(
+        Arc::new(fake.clone()),
+        calls.clone(),
+        journal,
+        EngineConfig { max_concurrency: 4096, ..EngineConfig::default() },
+    );
     let spec = spec(p.concurrency, p.verify)?;
     let request = |spec: &AccessSpec| StartRequest {
         kind: pb::OperationKind::Apply,
