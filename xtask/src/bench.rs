@@ -173,7 +173,7 @@ fn part_b_run(
 
     // The ceiling: the same calls straight through the AWS SDK, at the best concurrency.
     let ceiling = |role: &str, c: usize, cleanup: bool| -> Result<f64> {
-        let mut cmd = Command::new(&bench);
+        let mut cmd = Command::new(bench);
         cmd.args(["ceiling", accounts_file.to_str().unwrap_or_default(), role, &c.to_string()])
             .envs(aws_env.iter().cloned());
         if cleanup {
@@ -225,7 +225,7 @@ fn part_b_run(
     let port = free_port()?;
     let token = "bench-token";
     let mut hash =
-        Command::new(&crossroled).args(["token", "hash"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+        Command::new(crossroled).args(["token", "hash"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
     use std::io::Write;
     hash.stdin.take().context("stdin")?.write_all(token.as_bytes())?;
     let hash = String::from_utf8(hash.wait_with_output()?.stdout)?.trim().to_string();
@@ -237,12 +237,12 @@ fn part_b_run(
             dir.join("data").display()
         ),
     )?;
-    let mut server_cmd = Command::new(&crossroled);
+    let mut server_cmd = Command::new(crossroled);
     server_cmd.arg("--config").arg(&config).env("RUST_LOG", "warn").envs(aws_env.iter().cloned());
     let mut server = Process::spawn("crossroled", server_cmd, dir.join("crossroled.log"))?;
     let endpoint = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !Command::new(&crossroled)
+    while !Command::new(crossroled)
         .args(["healthcheck", "--endpoint", &endpoint])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -266,7 +266,7 @@ fn part_b_run(
     let spec_file = dir.join("bench-spec.yaml");
     std::fs::write(&spec_file, spec)?;
     let drive = |cmd: &str| -> Result<Value> {
-        Ok(serde_json::from_str(&output(Command::new(&bench).args([
+        Ok(serde_json::from_str(&output(Command::new(bench).args([
             cmd,
             &endpoint,
             token,
@@ -281,7 +281,7 @@ fn part_b_run(
     }
     let ours = median(ours);
     drive("apply")?;
-    let latency: Value = serde_json::from_str(&output(Command::new(&bench).args([
+    let latency: Value = serde_json::from_str(&output(Command::new(bench).args([
         "plan-latency",
         &endpoint,
         token,
