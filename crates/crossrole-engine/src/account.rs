@@ -43,6 +43,21 @@ pub(crate) struct Target {
     pub(crate) action: Action,
 }
 
+impl Target {
+    /// This account's result row at `outcome` and `phase`, nothing else filled in.
+    pub(crate) fn result(&self, outcome: pb::AccountOutcome, phase: pb::AccountPhase) -> pb::AccountResult {
+        pb::AccountResult {
+            account_id: self.account_id.clone(),
+            account_name: self.account_name.clone(),
+            index: self.index,
+            outcome: outcome as i32,
+            phase: phase as i32,
+            action: self.action.to_pb() as i32,
+            ..Default::default()
+        }
+    }
+}
+
 /// The trusted side's identity for live checks, found once per operation.
 pub(crate) type Verifier = OnceCell<Result<(Credentials, String), String>>;
 
@@ -124,14 +139,8 @@ pub(crate) fn not_owned(env: &RunEnv, target: &Target, owner: Option<&str>) -> p
 /// Runs one account of an apply, destroy or reconcile and returns its result.
 pub(crate) async fn run(env: &RunEnv, target: &Target) -> pb::AccountResult {
     let mut result = pb::AccountResult {
-        account_id: target.account_id.clone(),
-        account_name: target.account_name.clone(),
-        index: target.index,
-        outcome: pb::AccountOutcome::Running as i32,
-        phase: pb::AccountPhase::Assume as i32,
         role_arn: env.desired.arn(env.inner.aws.partition(), &target.account_id),
-        action: target.action.to_pb() as i32,
-        ..Default::default()
+        ..target.result(pb::AccountOutcome::Running, pb::AccountPhase::Assume)
     };
     let finish = |mut r: pb::AccountResult, outcome: pb::AccountOutcome| {
         r.outcome = outcome as i32;

@@ -188,15 +188,7 @@ async fn drive(
                     let _permit = permit;
                     let lock =
                         env.inner.locks.lock(&target.account_id, &env.desired.name, env.inner.config.lock_policy).await;
-                    let mut running = pb::AccountResult {
-                        account_id: target.account_id.clone(),
-                        account_name: target.account_name.clone(),
-                        index: target.index,
-                        outcome: pb::AccountOutcome::Running as i32,
-                        phase: pb::AccountPhase::Queued as i32,
-                        action: target.action.to_pb() as i32,
-                        ..Default::default()
-                    };
+                    let mut running = target.result(pb::AccountOutcome::Running, pb::AccountPhase::Queued);
                     let result = match lock {
                         None => {
                             running.outcome = pb::AccountOutcome::Failed as i32;
@@ -260,15 +252,7 @@ async fn drive(
     // What never started is recorded as such.
     let not_started: Vec<Target> = queue.collect();
     for t in &not_started {
-        sink.account(&pb::AccountResult {
-            account_id: t.account_id.clone(),
-            account_name: t.account_name.clone(),
-            index: t.index,
-            outcome: pb::AccountOutcome::NotStarted as i32,
-            phase: pb::AccountPhase::Done as i32,
-            action: t.action.to_pb() as i32,
-            ..Default::default()
-        });
+        sink.account(&t.result(pb::AccountOutcome::NotStarted, pb::AccountPhase::Done));
     }
     sink.flush().await;
     if cancel.is_cancelled() {
@@ -388,14 +372,8 @@ async fn resolve(
     for (i, t) in targets.iter_mut().enumerate() {
         t.index = i as u32;
         rows.push(pb::AccountResult {
-            account_id: t.account_id.clone(),
-            account_name: t.account_name.clone(),
-            index: t.index,
-            outcome: pb::AccountOutcome::Pending as i32,
-            phase: pb::AccountPhase::Queued as i32,
             role_arn: spec.role.arn(inner.aws.partition(), &t.account_id),
-            action: t.action.to_pb() as i32,
-            ..Default::default()
+            ..t.result(pb::AccountOutcome::Pending, pb::AccountPhase::Queued)
         });
     }
     for (i, (id, name, reason)) in skipped_rows.iter().enumerate() {
