@@ -4,8 +4,9 @@ Organizations is always moto. IAM and STS are LocalStack (mode "localstack") or 
 
 Neither emulator refuses AssumeRole for a role that does not exist, so the account seeded without a bootstrap role
 is still reachable here; crossrole's handling of it is proven against the in-memory AWS, which enforces it. (moto's
-IAM authorization mode would enforce permissions, but it recomputes SigV4 signatures from re-encoded form fields
-and refuses the AWS SDK for Rust's requests that carry policy documents, so it cannot be used.)
+IAM authorization mode would enforce permissions, but it answered the AWS SDK for Rust's CreateRole with HTTP 403
+where boto3's identical call passed - most likely its SigV4 check, which re-signs re-encoded form fields - so it
+is not used.)
 
 Management account 123456789012. OU tree (three levels below the root):
 
