@@ -3,7 +3,7 @@
 //! server stays up until Ctrl-C (or, with `--exit`, everything stops after the links).
 
 use std::{
-    io::Write,
+    io::{Read, Write},
     process::{Command, Stdio},
     time::{Duration, Instant},
 };
@@ -17,18 +17,8 @@ use crate::{
 
 fn random_token() -> Result<String> {
     let mut bytes = [0u8; 24];
-    std::fs::File::open("/dev/urandom")?.read_exact_compat(&mut bytes)?;
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
     Ok(format!("crt_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
-}
-
-trait ReadExact {
-    fn read_exact_compat(&mut self, buf: &mut [u8]) -> std::io::Result<()>;
-}
-
-impl ReadExact for std::fs::File {
-    fn read_exact_compat(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
-        std::io::Read::read_exact(self, buf)
-    }
 }
 
 pub(crate) fn run(args: &[String]) -> Result<()> {

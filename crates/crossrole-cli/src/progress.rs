@@ -22,7 +22,6 @@ pub(crate) async fn follow(handle: &OperationHandle, out: Output) -> Outcome {
     main.enable_steady_tick(Duration::from_millis(120));
     let line_style = ProgressStyle::with_template("    {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner());
     let mut in_flight: BTreeMap<String, ProgressBar> = BTreeMap::new();
-    let mut names: BTreeMap<String, String> = BTreeMap::new();
     let mut tally: BTreeMap<String, u32> = BTreeMap::new();
     let mut finished = 0u64;
     let mut total = 0u64;
@@ -59,12 +58,10 @@ pub(crate) async fn follow(handle: &OperationHandle, out: Output) -> Outcome {
                     b.set_style(line_style.clone());
                     b
                 });
-                let name = names.get(&event.account_id).cloned().unwrap_or_default();
-                bar.set_message(format!("{} {name} {}", event.account_id, views::phase(p.phase)));
+                bar.set_message(format!("{} {}", event.account_id, views::phase(p.phase)));
             }
             Some(Event::AccountFinished(f)) => {
                 let Some(r) = &f.result else { continue };
-                names.insert(r.account_id.clone(), r.account_name.clone());
                 finished += 1;
                 main.set_position(finished.min(total.max(finished)));
                 let o = views::outcome(r.outcome);
@@ -88,10 +85,14 @@ pub(crate) async fn follow(handle: &OperationHandle, out: Output) -> Outcome {
                     println!("{line}");
                 }
             }
-            Some(Event::ChangeApplied(c)) if !tty && event.account_id.len() == 12 && names.is_empty() && total == 0 => {
-                // The trusted side's changes come before any account.
-                if let Some(c) = &c.change {
-                    println!("trusted side {}: {}", event.account_id, views::change_line(c));
+            Some(Event::ChangeApplied(applied)) => {
+                // Target-side changes are summed up in each account's line; the trusted side has no line of its own.
+                let Some(c) = applied.change.as_ref().filter(|c| is_grant_change(c.kind)) else { continue };
+                let line = format!("trusted side {}: {}", event.account_id, views::change_line(c));
+                if tty {
+                    multi.println(line).ok();
+                } else {
+                    println!("{line}");
                 }
             }
             _ => {}
@@ -129,4 +130,12 @@ pub(crate) async fn follow(handle: &OperationHandle, out: Output) -> Outcome {
             Err(Failure::accounts(if op.message.is_empty() { "the operation failed".to_string() } else { op.message }))
         }
     }
+}
+
+/// Whether a change is made on the trusted side (the grant policy), not in a target account.
+fn is_grant_change(kind: i32) -> bool {
+    use proto::ChangeKind as K;
+    [K::CreateGrantPolicy, K::UpdateGrantPolicy, K::AttachGrantPolicy, K::DetachGrantPolicy, K::DeleteGrantPolicy]
+        .into_iter()
+        .any(|k| k as i32 == kind)
 }

@@ -93,7 +93,8 @@ async fn plan_apply_reapply_verify_and_exit_codes() {
     env.run(&["apply", "-f", spec, "--yes"])
         .await
         .success()
-        .stdout(predicate::str::contains("succeeded: 6 accounts: 6 changed"));
+        .stdout(predicate::str::contains("succeeded: 6 accounts: 6 changed"))
+        .stdout(predicate::str::contains(format!("trusted side {SECURITY}: ")));
     assert!(env.fake.role("200000000003", "SecurityAudit").is_some());
     env.run(&["apply", "-f", spec, "--yes"]).await.success().stdout(predicate::str::contains("Nothing to change."));
 

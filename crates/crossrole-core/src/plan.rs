@@ -221,7 +221,7 @@ pub enum Change {
 }
 
 impl Change {
-    /// Whether the change is a write IAM must make (every change is; this names the intent in tests).
+    /// The API kind of this change.
     pub fn kind(&self) -> pb::ChangeKind {
         match self {
             Change::CreateRole { .. } => pb::ChangeKind::CreateRole,

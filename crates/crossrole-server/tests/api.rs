@@ -66,7 +66,6 @@ fn spec() -> proto::AccessSpec {
 
 struct Harness {
     server: RunningServer,
-    fake: FakeAws,
     _dir: tempfile::TempDir,
 }
 
@@ -109,7 +108,7 @@ scope = "apply"
     let fake = FakeAws::new(tree(accounts), fake_config);
     fake.add_principals(SECURITY, &["alice"], &[]);
     let server = crossrole_server::start(&config, Arc::new(fake.clone())).await.unwrap();
-    Harness { server, fake, _dir: dir }
+    Harness { server, _dir: dir }
 }
 
 #[tokio::test]
@@ -317,7 +316,6 @@ async fn health_reflection_and_links() {
         .await
         .unwrap_err();
     assert_eq!(missing.violations()[0].field, "source_profile");
-    let _ = &h.fake;
     h.server.stop().await.unwrap();
 }
 

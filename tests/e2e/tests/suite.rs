@@ -263,11 +263,12 @@ async fn the_whole_chain() {
     assert!(!doc.contains(&moved) && doc.contains(&m.account("dev-01").id), "the grant follows the targets");
 
     // 10. Destroy removes everything crossrole created, and nothing else.
-    let foreign_done = client.destroy(wire(&foreign_yaml), None).await.unwrap().wait().await.unwrap();
-    assert!(matches!(
-        proto::OperationState::try_from(foreign_done.state),
-        Ok(proto::OperationState::Succeeded | proto::OperationState::Failed)
-    ));
+    let foreign_op = client.destroy(wire(&foreign_yaml), None).await.unwrap();
+    let foreign_done = foreign_op.wait().await.unwrap();
+    assert_eq!(foreign_done.state, proto::OperationState::Succeeded as i32, "{}", foreign_done.message);
+    let r = foreign_op.results().await.unwrap().into_iter().find(|r| r.account_id == foreign_account).unwrap();
+    assert_eq!(r.outcome, proto::AccountOutcome::Skipped as i32, "destroy skips a role it does not own");
+    assert_eq!(r.error.as_ref().unwrap().code, "not_owned");
     let d = client.destroy(wire(&yaml), None).await.unwrap().wait().await.unwrap();
     assert_eq!(d.state, proto::OperationState::Succeeded as i32, "{}", d.message);
     for a in &applied {
