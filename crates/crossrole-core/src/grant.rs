@@ -10,7 +10,7 @@ use crossrole_proto::v1 as pb;
 
 use crate::{
     policy::PolicyDocument,
-    spec::{OWNER_TAG_KEY, OWNER_TAG_VALUE, PrincipalKind, SPEC_TAG_KEY},
+    spec::{OWNER_TAG_KEY, OWNER_TAG_VALUE, PrincipalKind, SPEC_TAG_KEY, owner_of},
 };
 
 /// IAM keeps at most this many versions of a managed policy.
@@ -140,11 +140,7 @@ impl GrantPlan {
 }
 
 fn owner(tags: &BTreeMap<String, String>) -> Option<String> {
-    if tags.get(OWNER_TAG_KEY).map(String::as_str) == Some(OWNER_TAG_VALUE) {
-        tags.get(SPEC_TAG_KEY).cloned()
-    } else {
-        None
-    }
+    owner_of(tags).map(String::from)
 }
 
 /// Plans the grant policy `name` at `path` with `document`, attached to exactly `principals`.
@@ -181,15 +177,7 @@ pub fn plan_grant(
         .collect();
     let same = PolicyDocument::parse_observed(&o.default_document).is_ok_and(|d| &d == document);
     if !same {
-        let delete_version = if o.versions.len() >= MAX_POLICY_VERSIONS {
-            o.versions
-                .iter()
-                .filter(|v| !v.is_default)
-                .min_by_key(|v| (v.created, version_number(&v.id)))
-                .map(|v| v.id.clone())
-        } else {
-            None
-        };
+        let delete_version = if o.versions.len() >= MAX_POLICY_VERSIONS { oldest_deletable(&o.versions) } else { None };
         let before = PolicyDocument::parse_observed(&o.default_document)
             .map(|d| d.normalized_json())
             .unwrap_or_else(|_| o.default_document.clone());
@@ -218,6 +206,11 @@ pub fn plan_grant_delete(spec_name: &str, observed: Option<&ObservedGrant>) -> G
     GrantPlan::Changes(c)
 }
 
+/// The version to delete to make room for a new one: the oldest that is not the default.
+pub fn oldest_deletable(versions: &[PolicyVersion]) -> Option<String> {
+    versions.iter().filter(|v| !v.is_default).min_by_key(|v| (v.created, version_number(&v.id))).map(|v| v.id.clone())
+}
+
 fn version_number(id: &str) -> u64 {
     id.trim_start_matches('v').parse().unwrap_or(u64::MAX)
 }
@@ -228,7 +221,7 @@ mod tests {
     use crate::{names::Partition, policy::grant_policy};
 
     fn doc(accounts: &[&str]) -> PolicyDocument {
-        grant_policy(Partition::Aws, "/", "Audit", &accounts.iter().map(|a| a.to_string()).collect(), None).0
+        grant_policy(Partition::Aws, "audit", "/", "Audit", &accounts.iter().map(|a| a.to_string()).collect(), None).0
     }
 
     fn principals(list: &[(PrincipalKind, &str)]) -> BTreeSet<(PrincipalKind, String)> {

@@ -175,7 +175,7 @@ pub fn check(spec: &AccessSpec, partition: Partition, org: OrgContext<'_>) -> Ve
             ),
         );
     }
-    if let Some(weakness) = trust.external_id.as_deref().and_then(external_id_weakness) {
+    if let Some(weakness) = trust.external_id.as_ref().and_then(|id| external_id_weakness(id.expose())) {
         add(
             Guardrail::WeakExternalId,
             Severity::Warning,

@@ -13,6 +13,7 @@ pub mod names;
 pub mod org;
 pub mod plan;
 pub mod policy;
+pub mod secret;
 pub mod spec;
 
 pub use error::{Error, FieldViolation};

@@ -52,12 +52,15 @@ pub fn switch_role_link(spec: &AccessSpec, partition: Partition, account: &str, 
 }
 
 /// AWS CLI config profiles (`~/.aws/config`) for `spec`'s role in each `(account id, account name)`.
+///
+/// The role's ExternalId is written only with `reveal_external_id`; otherwise a comment says it is needed.
 pub fn aws_config_profiles(
     spec: &AccessSpec,
     partition: Partition,
     accounts: &[(String, String)],
     source_profile: &str,
     mfa_serial: Option<&str>,
+    reveal_external_id: bool,
 ) -> String {
     let mut out = String::new();
     let mut used = BTreeSet::new();
@@ -71,7 +74,14 @@ pub fn aws_config_profiles(
         let _ = writeln!(out, "role_arn = {}", names::role_arn(partition, id, &spec.role.path, &spec.role.name));
         let _ = writeln!(out, "source_profile = {source_profile}");
         if let Some(e) = &spec.role.trust.external_id {
-            let _ = writeln!(out, "external_id = {e}");
+            if reveal_external_id {
+                let _ = writeln!(out, "external_id = {}", e.expose());
+            } else {
+                let _ = writeln!(
+                    out,
+                    "# the role requires an ExternalId: add external_id = <the ExternalId you were given>"
+                );
+            }
         }
         if spec.role.trust.require_mfa {
             match mfa_serial {
@@ -181,6 +191,10 @@ mod tests {
             &accounts,
             "security",
             Some("arn:aws:iam::111122223333:mfa/alice"),
+            true,
         ));
+        let withheld = aws_config_profiles(&s, Partition::Aws, &accounts, "security", None, false);
+        assert!(!withheld.contains("Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf"), "{withheld}");
+        assert!(withheld.contains("# the role requires an ExternalId"), "{withheld}");
     }
 }

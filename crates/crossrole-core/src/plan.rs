@@ -20,7 +20,8 @@ use crossrole_proto::v1 as pb;
 use crate::{
     names::{self, Partition},
     policy::{PolicyDocument, trust_policy},
-    spec::{AccessSpec, OWNER_TAG_KEY, OWNER_TAG_VALUE, SPEC_TAG_KEY},
+    secret::Redactor,
+    spec::{AccessSpec, owner_of},
 };
 
 /// A role as read from IAM.
@@ -51,11 +52,8 @@ pub struct ObservedRole {
 impl ObservedRole {
     /// Who owns the role, as far as crossrole is concerned.
     pub fn owner(&self) -> Owner {
-        if self.tags.get(OWNER_TAG_KEY).map(String::as_str) != Some(OWNER_TAG_VALUE) {
-            return Owner::Nobody;
-        }
-        match self.tags.get(SPEC_TAG_KEY) {
-            Some(spec) => Owner::Spec(spec.clone()),
+        match owner_of(&self.tags) {
+            Some(spec) => Owner::Spec(spec.to_string()),
             None => Owner::Nobody,
         }
     }
@@ -240,11 +238,71 @@ impl Change {
         }
     }
 
-    /// A one-line description for logs and tables.
+    /// A one-line description for logs and tables (it never carries a policy document).
     pub fn summary(&self) -> String {
-        let p = pb::Change::from(self);
+        let subject = self.subject();
         let kind = self.kind().as_str_name().trim_start_matches("CHANGE_KIND_").to_ascii_lowercase().replace('_', " ");
-        if p.subject.is_empty() { kind } else { format!("{kind} {}", p.subject) }
+        if subject.is_empty() { kind } else { format!("{kind} {subject}") }
+    }
+
+    /// What the change is about: the role, policy, boundary or tag keys; empty for trust and role metadata.
+    pub fn subject(&self) -> String {
+        match self {
+            Change::CreateRole { name, path, .. } => format!("{path}{name}"),
+            Change::UpdateTrustPolicy { .. }
+            | Change::UpdateDescription { .. }
+            | Change::UpdateMaxSessionDuration { .. } => String::new(),
+            Change::PutPermissionsBoundary { after, .. } => after.clone(),
+            Change::DeletePermissionsBoundary { before } => before.clone(),
+            Change::AttachManagedPolicy { arn } | Change::DetachManagedPolicy { arn } => arn.clone(),
+            Change::PutInlinePolicy { name, .. } | Change::DeleteInlinePolicy { name, .. } => name.clone(),
+            Change::TagRole { tags, .. } => tags.keys().cloned().collect::<Vec<_>>().join(","),
+            Change::UntagRole { before } => before.keys().cloned().collect::<Vec<_>>().join(","),
+            Change::DeleteRole { name } => name.clone(),
+        }
+    }
+
+    /// The change as the API shows it: documents pretty-printed, every ExternalId replaced by its mark.
+    pub fn to_wire(&self, redactor: &Redactor) -> pb::Change {
+        let (before, after) = match self {
+            Change::CreateRole {
+                path,
+                description,
+                max_session_duration,
+                trust_policy,
+                permissions_boundary_arn,
+                tags,
+                ..
+            } => {
+                let mut after = format!("path: {path}\nmax session: {max_session_duration}s\n");
+                if !description.is_empty() {
+                    after.push_str(&format!("description: {description}\n"));
+                }
+                if let Some(b) = permissions_boundary_arn {
+                    after.push_str(&format!("permissions boundary: {b}\n"));
+                }
+                let trust = redactor.policy_text(&pretty(trust_policy));
+                after.push_str(&format!("tags:\n{}\ntrust policy:\n{trust}", tags_text(tags)));
+                (String::new(), after)
+            }
+            Change::UpdateTrustPolicy { before, after } => {
+                (redactor.policy_text(before), redactor.policy_text(&pretty(after)))
+            }
+            Change::UpdateDescription { before, after } => (before.clone(), after.clone()),
+            Change::UpdateMaxSessionDuration { before, after } => (format!("{before}s"), format!("{after}s")),
+            Change::PutPermissionsBoundary { before, after } => (before.clone().unwrap_or_default(), after.clone()),
+            Change::DeletePermissionsBoundary { before } => (before.clone(), String::new()),
+            Change::AttachManagedPolicy { arn } => (String::new(), arn.clone()),
+            Change::DetachManagedPolicy { arn } => (arn.clone(), String::new()),
+            Change::PutInlinePolicy { before, after, .. } => {
+                (redactor.policy_text(&before.clone().unwrap_or_default()), redactor.policy_text(&pretty(after)))
+            }
+            Change::DeleteInlinePolicy { before, .. } => (redactor.policy_text(before), String::new()),
+            Change::TagRole { tags, before } => (tags_text(before), tags_text(tags)),
+            Change::UntagRole { before } => (tags_text(before), String::new()),
+            Change::DeleteRole { name } => (name.clone(), String::new()),
+        };
+        pb::Change { kind: self.kind() as i32, subject: self.subject(), before, after }
     }
 }
 
@@ -257,55 +315,6 @@ fn pretty(doc_json: &str) -> String {
 
 fn tags_text(tags: &BTreeMap<String, String>) -> String {
     tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("\n")
-}
-
-impl From<&Change> for pb::Change {
-    fn from(c: &Change) -> Self {
-        let (subject, before, after) = match c {
-            Change::CreateRole {
-                name,
-                path,
-                description,
-                max_session_duration,
-                trust_policy,
-                permissions_boundary_arn,
-                tags,
-            } => {
-                let mut after = format!("path: {path}\nmax session: {max_session_duration}s\n");
-                if !description.is_empty() {
-                    after.push_str(&format!("description: {description}\n"));
-                }
-                if let Some(b) = permissions_boundary_arn {
-                    after.push_str(&format!("permissions boundary: {b}\n"));
-                }
-                after.push_str(&format!("tags:\n{}\ntrust policy:\n{}", tags_text(tags), pretty(trust_policy)));
-                (format!("{path}{name}"), String::new(), after)
-            }
-            Change::UpdateTrustPolicy { before, after } => (String::new(), before.clone(), pretty(after)),
-            Change::UpdateDescription { before, after } => (String::new(), before.clone(), after.clone()),
-            Change::UpdateMaxSessionDuration { before, after } => {
-                (String::new(), format!("{before}s"), format!("{after}s"))
-            }
-            Change::PutPermissionsBoundary { before, after } => {
-                (after.clone(), before.clone().unwrap_or_default(), after.clone())
-            }
-            Change::DeletePermissionsBoundary { before } => (before.clone(), before.clone(), String::new()),
-            Change::AttachManagedPolicy { arn } => (arn.clone(), String::new(), arn.clone()),
-            Change::DetachManagedPolicy { arn } => (arn.clone(), arn.clone(), String::new()),
-            Change::PutInlinePolicy { name, before, after } => {
-                (name.clone(), before.clone().unwrap_or_default(), pretty(after))
-            }
-            Change::DeleteInlinePolicy { name, before } => (name.clone(), before.clone(), String::new()),
-            Change::TagRole { tags, before } => {
-                (tags.keys().cloned().collect::<Vec<_>>().join(","), tags_text(before), tags_text(tags))
-            }
-            Change::UntagRole { before } => {
-                (before.keys().cloned().collect::<Vec<_>>().join(","), tags_text(before), String::new())
-            }
-            Change::DeleteRole { name } => (name.clone(), name.clone(), String::new()),
-        };
-        pb::Change { kind: c.kind() as i32, subject, before, after }
-    }
 }
 
 /// The plan for one account.

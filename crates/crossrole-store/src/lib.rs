@@ -7,14 +7,22 @@
 //! locks the engine holds today.
 //!
 //! Payloads (specs, account results, events) are stored as encoded protobuf bytes next to the columns that are
-//! queried, so the journal does not need to understand them.
+//! queried, so the journal does not need to understand them. Secrets inside them are sealed with the
+//! [`JournalKey`] by the engine before they get here.
+//!
+//! One process writes a journal: [`DataDirLock`] holds the data directory for the life of a crossroled. An event
+//! batch, the account rows written with it and the operation's counters are one transaction ([`Journal::persist`]).
 
+mod key;
+mod lock;
 mod sqlite;
 
 use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
+pub use key::{JournalKey, private_file};
+pub use lock::DataDirLock;
 pub use sqlite::SqliteJournal;
 
 /// Errors of the journal.
@@ -42,6 +50,32 @@ pub enum StoreError {
     /// A blocking task failed.
     #[error("journal task failed: {0}")]
     Task(String),
+    /// The journal file is there but unusable; crossroled refuses to start rather than start over.
+    #[error(
+        "the journal {path} is damaged: {why}. crossroled will not take it for a new journal (that would forget \
+         every operation and where every spec is applied). Restore it from a backup, or move it away to start \
+         with an empty journal"
+    )]
+    Damaged {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        why: String,
+    },
+    /// Another process holds the data directory.
+    #[error("the data directory {dir} is in use by {holder}; one crossroled per journal (stop it first)")]
+    Locked {
+        /// The directory.
+        dir: String,
+        /// Who holds it.
+        holder: String,
+    },
+    /// A file could not be read or written.
+    #[error("journal: {0}")]
+    Io(String),
+    /// The journal key is missing, malformed, or not the one sealed values were written with.
+    #[error("{0}")]
+    Key(String),
 }
 
 /// A new operation.
@@ -132,6 +166,26 @@ pub struct EventRow {
     pub payload: Vec<u8>,
 }
 
+/// An operation's AWS call counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OperationStats {
+    /// Calls by `service:Operation`, retries included.
+    pub aws_calls: BTreeMap<String, u64>,
+    /// Calls AWS throttled.
+    pub throttled: u64,
+}
+
+/// What one [`Journal::persist`] writes, in one transaction.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Batch {
+    /// Account rows (insert or replace by index).
+    pub rows: Vec<AccountRow>,
+    /// Events, each with a sequence number not used before for the operation.
+    pub events: Vec<EventRow>,
+    /// The operation's counters, when they changed.
+    pub stats: Option<OperationStats>,
+}
+
 /// Filter for listing operations.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OperationFilter {
@@ -178,7 +232,8 @@ pub struct AuditEntry {
 /// The journal.
 #[async_trait]
 pub trait Journal: Send + Sync {
-    /// Creates an operation, or returns the existing one for a reused idempotency key (the bool is `false`).
+    /// Creates an operation, or returns the existing one for an idempotency key the same caller (`created_by`)
+    /// used before (the bool is `false`).
     async fn create_operation(&self, op: NewOperation) -> Result<(OperationRow, bool), StoreError>;
     /// An operation.
     async fn get_operation(&self, id: &str) -> Result<Option<OperationRow>, StoreError>;
@@ -198,18 +253,15 @@ pub trait Journal: Send + Sync {
         started: Option<i64>,
         ended: Option<i64>,
     ) -> Result<(), StoreError>;
-    /// Stores the AWS call counters and the last event sequence.
-    async fn set_operation_stats(
-        &self,
-        id: &str,
-        aws_calls: &BTreeMap<String, u64>,
-        throttled: u64,
-        last_sequence: u64,
-    ) -> Result<(), StoreError>;
     /// Operations not in one of `final_states`.
     async fn unfinished_operations(&self, final_states: &[i32]) -> Result<Vec<OperationRow>, StoreError>;
+    /// Writes a batch in one transaction: account rows (insert or replace), events (a sequence number used twice
+    /// is an error), the counters, and the last event sequence.
+    async fn persist(&self, operation: &str, batch: Batch) -> Result<(), StoreError>;
     /// Writes account rows (insert or replace).
-    async fn put_accounts(&self, operation: &str, rows: Vec<AccountRow>) -> Result<(), StoreError>;
+    async fn put_accounts(&self, operation: &str, rows: Vec<AccountRow>) -> Result<(), StoreError> {
+        self.persist(operation, Batch { rows, ..Batch::default() }).await
+    }
     /// Account rows in index order after `after_index`, filtered by outcome.
     async fn list_accounts(
         &self,
@@ -220,8 +272,6 @@ pub trait Journal: Send + Sync {
     ) -> Result<Vec<AccountRow>, StoreError>;
     /// Accounts by outcome.
     async fn count_accounts(&self, operation: &str) -> Result<BTreeMap<i32, u32>, StoreError>;
-    /// Appends events.
-    async fn append_events(&self, operation: &str, events: Vec<EventRow>) -> Result<(), StoreError>;
     /// Events after `after_sequence`, at most `limit`.
     async fn read_events(
         &self,

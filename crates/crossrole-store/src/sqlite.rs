@@ -10,11 +10,13 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    AccountRow, AuditEntry, BindingRow, EventRow, Journal, NewOperation, OperationFilter, OperationRow, StoreError,
+    AccountRow, AuditEntry, Batch, BindingRow, EventRow, Journal, NewOperation, OperationFilter, OperationRow,
+    StoreError,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts the applied ones.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE operations (
     position INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
@@ -73,7 +75,39 @@ CREATE TABLE audit (
     request TEXT NOT NULL,
     outcome TEXT NOT NULL
 );
-"#];
+"#,
+    // 2: idempotency keys are unique per caller (token), not across callers.
+    r#"
+CREATE TABLE operations_v2 (
+    position INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    kind INTEGER NOT NULL,
+    state INTEGER NOT NULL,
+    spec_name TEXT NOT NULL,
+    spec BLOB NOT NULL,
+    idempotency_key TEXT,
+    request_fingerprint TEXT NOT NULL,
+    binding_name TEXT,
+    created_by TEXT NOT NULL,
+    create_time INTEGER NOT NULL,
+    start_time INTEGER,
+    end_time INTEGER,
+    message TEXT NOT NULL DEFAULT '',
+    aws_calls TEXT NOT NULL DEFAULT '{}',
+    throttled_calls INTEGER NOT NULL DEFAULT 0,
+    last_sequence INTEGER NOT NULL DEFAULT 0,
+    dry_run INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (created_by, idempotency_key)
+);
+INSERT INTO operations_v2 SELECT position, id, kind, state, spec_name, spec, idempotency_key, request_fingerprint,
+    binding_name, created_by, create_time, start_time, end_time, message, aws_calls, throttled_calls, last_sequence,
+    dry_run FROM operations;
+DROP TABLE operations;
+ALTER TABLE operations_v2 RENAME TO operations;
+CREATE INDEX operations_state ON operations(state);
+CREATE INDEX operations_spec ON operations(spec_name);
+"#,
+];
 
 /// The SQLite journal.
 #[derive(Clone)]
@@ -82,9 +116,29 @@ pub struct SqliteJournal {
 }
 
 impl SqliteJournal {
-    /// Opens (creating and migrating) the journal at `path`.
+    /// Opens the journal at `path`, migrating it forward; creates it (mode 0600) only when no file is there.
+    ///
+    /// A file that is there but empty, not a SQLite database, or fails SQLite's integrity check is refused with
+    /// [`StoreError::Damaged`]: taking it as a new journal would silently forget every placement and operation,
+    /// so starting fresh is the operator's explicit act (moving the file away).
     pub fn open(path: &Path) -> Result<SqliteJournal, StoreError> {
+        let damaged = |why: String| StoreError::Damaged { path: path.display().to_string(), why };
+        match std::fs::metadata(path) {
+            Ok(m) if m.len() == 0 => return Err(damaged("the file is empty (0 bytes)".into())),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                crate::key::private_file(path)
+                    .map_err(|e| StoreError::Io(format!("cannot create {}: {e}", path.display())))?;
+            }
+            Err(e) => return Err(StoreError::Io(format!("cannot read {}: {e}", path.display()))),
+        }
         let conn = Connection::open(path)?;
+        let check: Result<String, rusqlite::Error> = conn.query_row("PRAGMA quick_check", [], |r| r.get(0));
+        match check {
+            Ok(ok) if ok == "ok" => {}
+            Ok(problem) => return Err(damaged(format!("SQLite's integrity check failed: {problem}"))),
+            Err(e) => return Err(damaged(format!("it is not a readable SQLite database: {e}"))),
+        }
         Self::init(conn)
     }
 
@@ -178,8 +232,11 @@ impl Journal for SqliteJournal {
             if let Some(key) = &op.idempotency_key {
                 let existing = tx
                     .query_row(
-                        &format!("SELECT {OPERATION_COLUMNS}, request_fingerprint FROM operations WHERE idempotency_key = ?1"),
-                        [key],
+                        &format!(
+                            "SELECT {OPERATION_COLUMNS}, request_fingerprint FROM operations \
+                             WHERE created_by = ?1 AND idempotency_key = ?2"
+                        ),
+                        [&op.created_by, key],
                         |r| Ok((operation(r)?, r.get::<_, String>(17)?)),
                     )
                     .optional()?;
@@ -277,24 +334,6 @@ impl Journal for SqliteJournal {
         .await
     }
 
-    async fn set_operation_stats(
-        &self,
-        id: &str,
-        aws_calls: &BTreeMap<String, u64>,
-        throttled: u64,
-        last_sequence: u64,
-    ) -> Result<(), StoreError> {
-        let (id, calls) = (id.to_string(), serde_json::to_string(aws_calls).unwrap_or_else(|_| "{}".into()));
-        self.run(move |conn| {
-            conn.execute(
-                "UPDATE operations SET aws_calls = ?2, throttled_calls = ?3, last_sequence = MAX(last_sequence, ?4) WHERE id = ?1",
-                params![id, calls, throttled as i64, last_sequence as i64],
-            )?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn unfinished_operations(&self, final_states: &[i32]) -> Result<Vec<OperationRow>, StoreError> {
         let marks: Vec<String> = final_states.iter().map(|s| s.to_string()).collect();
         self.run(move |conn| {
@@ -309,17 +348,41 @@ impl Journal for SqliteJournal {
         .await
     }
 
-    async fn put_accounts(&self, operation: &str, rows: Vec<AccountRow>) -> Result<(), StoreError> {
+    async fn persist(&self, operation: &str, batch: Batch) -> Result<(), StoreError> {
         let operation = operation.to_string();
         self.run(move |conn| {
             let tx = conn.transaction()?;
             {
                 let mut stmt = tx.prepare_cached(
-                    "INSERT OR REPLACE INTO account_results (operation_id, idx, account_id, outcome, result) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT OR REPLACE INTO account_results (operation_id, idx, account_id, outcome, result) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?;
-                for r in rows {
+                for r in &batch.rows {
                     stmt.execute(params![operation, r.index, r.account_id, r.outcome, r.result])?;
                 }
+            }
+            let mut last = 0;
+            {
+                // A plain INSERT: a sequence number used twice is a bug to report, not a row to drop.
+                let mut stmt =
+                    tx.prepare_cached("INSERT INTO events (operation_id, sequence, payload) VALUES (?1, ?2, ?3)")?;
+                for e in &batch.events {
+                    last = last.max(e.sequence);
+                    stmt.execute(params![operation, e.sequence as i64, e.payload])?;
+                }
+            }
+            if let Some(stats) = &batch.stats {
+                let calls = serde_json::to_string(&stats.aws_calls).unwrap_or_else(|_| "{}".into());
+                tx.execute(
+                    "UPDATE operations SET aws_calls = ?2, throttled_calls = ?3 WHERE id = ?1",
+                    params![operation, calls, stats.throttled as i64],
+                )?;
+            }
+            if last > 0 {
+                tx.execute(
+                    "UPDATE operations SET last_sequence = MAX(last_sequence, ?2) WHERE id = ?1",
+                    params![operation, last as i64],
+                )?;
             }
             tx.commit()?;
             Ok(())
@@ -367,30 +430,6 @@ impl Journal for SqliteJournal {
                 .query_map([operation], |r| Ok((r.get::<_, i32>(0)?, r.get::<_, u32>(1)?)))?
                 .collect::<Result<_, _>>()?;
             Ok(rows)
-        })
-        .await
-    }
-
-    async fn append_events(&self, operation: &str, events: Vec<EventRow>) -> Result<(), StoreError> {
-        let operation = operation.to_string();
-        self.run(move |conn| {
-            let tx = conn.transaction()?;
-            let mut last = 0;
-            {
-                let mut stmt = tx.prepare_cached(
-                    "INSERT OR IGNORE INTO events (operation_id, sequence, payload) VALUES (?1, ?2, ?3)",
-                )?;
-                for e in events {
-                    last = last.max(e.sequence);
-                    stmt.execute(params![operation, e.sequence as i64, e.payload])?;
-                }
-            }
-            tx.execute(
-                "UPDATE operations SET last_sequence = MAX(last_sequence, ?2) WHERE id = ?1",
-                params![operation, last as i64],
-            )?;
-            tx.commit()?;
-            Ok(())
         })
         .await
     }
@@ -637,21 +676,27 @@ mod tests {
             )
             .await
             .unwrap();
-            j.append_events("a", (1..=10).map(|s| EventRow { sequence: s, payload: vec![s as u8] }).collect())
-                .await
-                .unwrap();
-            // Re-appending (after a crash and resume) does not duplicate.
-            j.append_events("a", vec![EventRow { sequence: 10, payload: vec![99] }]).await.unwrap();
+            let events = |r: std::ops::RangeInclusive<u64>| Batch {
+                events: r.map(|s| EventRow { sequence: s, payload: vec![s as u8] }).collect(),
+                ..Batch::default()
+            };
+            j.persist("a", events(1..=10)).await.unwrap();
+            // A sequence number used twice is an error, and the batch it came in is not half-written.
+            let mut again = events(11..=12);
+            again.events.push(EventRow { sequence: 10, payload: vec![99] });
+            again.rows.push(AccountRow { index: 4, account_id: "000000000004".into(), outcome: 6, result: vec![] });
+            assert!(j.persist("a", again).await.is_err());
             j.set_placement("audit", "222233334444", true).await.unwrap();
             j.set_placement("audit", "111122223333", true).await.unwrap();
             j.set_placement("audit", "222233334444", false).await.unwrap();
-            let mut stats = BTreeMap::new();
-            stats.insert("iam:CreateRole".to_string(), 5u64);
-            j.set_operation_stats("a", &stats, 2, 10).await.unwrap();
+            let stats =
+                crate::OperationStats { aws_calls: [("iam:CreateRole".to_string(), 5u64)].into(), throttled: 2 };
+            j.persist("a", Batch { stats: Some(stats), ..Batch::default() }).await.unwrap();
         }
         let j = SqliteJournal::open(&path).unwrap();
         let counts = j.count_accounts("a").await.unwrap();
-        assert_eq!(counts, BTreeMap::from([(1, 4), (3, 1)]));
+        assert_eq!(counts, BTreeMap::from([(1, 4), (3, 1)]), "the failed batch wrote no row");
+        assert!(j.read_events("a", 10, 10).await.unwrap().is_empty(), "the failed batch wrote no event");
         let changed = j.list_accounts("a", &[3], 10, None).await.unwrap();
         assert_eq!(changed[0].result, vec![9]);
         let page = j.list_accounts("a", &[], 2, Some(1)).await.unwrap();
@@ -694,6 +739,83 @@ mod tests {
         let path = dir.path().join("j.db");
         SqliteJournal::open(&path).unwrap();
         Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
-        assert!(matches!(SqliteJournal::open(&path), Err(StoreError::SchemaTooNew(99, 1))));
+        let known = MIGRATIONS.len() as i64;
+        assert!(matches!(SqliteJournal::open(&path), Err(StoreError::SchemaTooNew(99, k)) if k == known));
+    }
+
+    #[tokio::test]
+    async fn idempotency_keys_belong_to_their_caller() {
+        let j = SqliteJournal::in_memory().unwrap();
+        let (a, _) = j.create_operation(new_op("a", Some("k"), "f1")).await.unwrap();
+        let other = NewOperation { created_by: "someone-else".into(), ..new_op("b", Some("k"), "f2") };
+        let (b, created) = j.create_operation(other).await.unwrap();
+        assert!(created, "another caller's key is not this caller's");
+        assert_ne!(a.id, b.id);
+    }
+
+    #[tokio::test]
+    async fn a_journal_written_by_version_1_migrates_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+            conn.execute(
+                "INSERT INTO operations (id, kind, state, spec_name, spec, idempotency_key, request_fingerprint, \
+                 created_by, create_time) VALUES ('old', 1, 3, 'audit', x'00', 'k', 'f', 'ci', 5)",
+                [],
+            )
+            .unwrap();
+        }
+        let j = SqliteJournal::open(&path).unwrap();
+        let old = j.get_operation("old").await.unwrap().unwrap();
+        assert_eq!((old.idempotency_key.as_deref(), old.create_time), (Some("k"), 5));
+        let (again, created) = j.create_operation(new_op("new", Some("k"), "f")).await.unwrap();
+        assert!(!created);
+        assert_eq!(again.id, "old");
+    }
+
+    #[test]
+    fn a_damaged_journal_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        std::fs::write(&path, b"").unwrap();
+        let e = SqliteJournal::open(&path).err().unwrap().to_string();
+        assert!(e.contains("is damaged: the file is empty (0 bytes)"), "{e}");
+        std::fs::write(&path, b"this is not a database, just some text long enough to look like a header").unwrap();
+        let e = SqliteJournal::open(&path).err().unwrap().to_string();
+        assert!(e.contains("is damaged: it is not a readable SQLite database"), "{e}");
+
+        // Garbage in the middle of a real journal.
+        std::fs::remove_file(&path).unwrap();
+        {
+            let j = SqliteJournal::open(&path).unwrap();
+            let conn = j.conn.lock().unwrap();
+            conn.pragma_update(None, "journal_mode", "DELETE").unwrap();
+            conn.execute("CREATE TABLE filler (x BLOB)", []).unwrap();
+            for _ in 0..200 {
+                conn.execute("INSERT INTO filler VALUES (randomblob(1000))", []).unwrap();
+            }
+            conn.execute("CREATE INDEX filler_x ON filler(x)", []).unwrap();
+        }
+        let mut bytes = std::fs::read(&path).unwrap();
+        let middle = bytes.len() / 2;
+        for b in &mut bytes[middle..middle + 8192] {
+            *b = 0x5a;
+        }
+        std::fs::write(&path, bytes).unwrap();
+        let e = SqliteJournal::open(&path).err().unwrap().to_string();
+        assert!(e.contains("is damaged"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_new_journal_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        SqliteJournal::open(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 }

@@ -1,7 +1,10 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::spec::AccessSpec;
+use crate::{
+    secret::Redactor,
+    spec::{AccessSpec, OWNER_TAG_KEY, OWNER_TAG_VALUE, SPEC_TAG_KEY},
+};
 
 const ACCOUNT: &str = "222233334444";
 
@@ -76,13 +79,33 @@ fn create_is_one_call_plus_policies() {
               "Action": "sts:AssumeRole",
               "Condition": {
                 "StringEquals": {
-                  "sts:ExternalId": "Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf"
+                  "sts:ExternalId": "<redacted:12d2525b>"
                 }
               }
             }
           ]
         }"#]]
-    .assert_eq(&pb::Change::from(&p.changes()[0]).after);
+    .assert_eq(&p.changes()[0].to_wire(&Redactor::new([0; 32])).after);
+}
+
+#[test]
+fn wire_changes_never_carry_the_external_id() {
+    let r = Redactor::new([0; 32]);
+    let d = desired("");
+    let mut observed = applied(&d);
+    // Drift: someone replaced the trust policy with another ExternalId.
+    let decoded = percent_encoding::percent_decode_str(&observed.trust_policy).decode_utf8_lossy().into_owned();
+    observed.trust_policy = decoded.replace("Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf", "the-other-secret-value-0000");
+    let drift = plan(&d, Some(&observed));
+    let create = plan(&d, None);
+    for c in create.changes().iter().chain(drift.changes()) {
+        let w = c.to_wire(&r);
+        let text = format!("{} {} {}", w.subject, w.before, w.after);
+        assert!(!text.contains("Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf") && !text.contains("the-other-secret"), "{text}");
+    }
+    let update = drift.changes().iter().find(|c| matches!(c, Change::UpdateTrustPolicy { .. })).unwrap().to_wire(&r);
+    assert!(update.before.contains(&r.mark("the-other-secret-value-0000")), "{}", update.before);
+    assert!(update.after.contains(&r.mark("Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf")), "{}", update.after);
 }
 
 #[test]

@@ -167,6 +167,9 @@ fn action_matches(s: &Statement, action: &str) -> bool {
     false
 }
 
+/// Condition keys (lowercased) whose values are secrets.
+const SECRET_KEYS: &[&str] = &["sts:externalid"];
+
 enum Miss {
     Failed(String),
     Unsupported(String),
@@ -199,6 +202,15 @@ fn conditions_hold(
         for (key, policy_values) in keys {
             let request = context.get(key.as_str());
             if !holds(op, mode, if_exists, request, policy_values) {
+                // Secret keys never show their values, neither the policy's nor the request's: a reason is
+                // returned to read-only callers, and a wrong ExternalId must not be answered with the right one.
+                if SECRET_KEYS.contains(&key.as_str()) {
+                    let got = match request {
+                        Some(_) => "the request's value differs",
+                        None => "key absent from the request",
+                    };
+                    return Err(Miss::Failed(format!("condition {op_full} {key} not met ({got})")));
+                }
                 let got = match request {
                     Some(v) => format!("got {:?}", v.join(",")),
                     None => "key absent from the request".to_string(),
@@ -372,7 +384,7 @@ mod tests {
         let mut t = TrustSpec::default();
         t.principal_arns.insert(ROLE.into());
         t.account_ids.insert("444455556666".into());
-        t.external_id = Some("correct-horse-battery".into());
+        t.external_id = Some(crate::secret::ExternalId::new("correct-horse-battery"));
         t.require_mfa = true;
         t.principal_org_id = Some("o-a1b2c3d4e5".into());
         trust_policy(&t, Partition::Aws)
@@ -394,6 +406,8 @@ mod tests {
             let e = evaluate(&policy, c, "sts:AssumeRole");
             assert_eq!(&e.outcome, outcome, "{name}: {}", e.reason);
             assert!(e.reason.contains(reason_part), "{name}: reason {:?} lacks {reason_part:?}", e.reason);
+            // The ExternalId, right or wrong, never appears in a reason.
+            assert!(!e.reason.contains("correct-horse-battery") && !e.reason.contains("\"wrong\""), "{}", e.reason);
         }
     }
 
@@ -411,7 +425,7 @@ mod tests {
                 "wrong ExternalId",
                 caller(ROLE, Some("wrong"), Some(true), org),
                 Outcome::ImplicitDeny,
-                "condition StringEquals sts:externalid [\"correct-horse-battery\"] not met (got \"wrong\")",
+                "condition StringEquals sts:externalid not met (the request's value differs)",
             ),
             (
                 "no ExternalId",

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::{DocumentKind, PolicyDocument};
 use crate::{
     names::{self, Arn, Partition},
-    spec::{PrincipalMatch, TrustSpec},
+    spec::{OWNER_TAG_KEY, OWNER_TAG_VALUE, PrincipalMatch, SPEC_TAG_KEY, TrustSpec},
 };
 
 /// IAM's size limit for a managed policy document, in characters without whitespace.
@@ -81,7 +81,7 @@ pub fn trust_policy(trust: &TrustSpec, partition: Partition) -> PolicyDocument {
 fn common_conditions(trust: &TrustSpec) -> BTreeMap<&'static str, BTreeMap<&'static str, String>> {
     let mut c: BTreeMap<&'static str, BTreeMap<&'static str, String>> = BTreeMap::new();
     if let Some(id) = &trust.external_id {
-        c.entry("StringEquals").or_default().insert("sts:ExternalId", id.clone());
+        c.entry("StringEquals").or_default().insert("sts:ExternalId", id.expose().to_string());
     }
     if let Some(org) = &trust.principal_org_id {
         c.entry("StringEquals").or_default().insert("aws:PrincipalOrgID", org.clone());
@@ -133,10 +133,13 @@ fn one_or_many(mut values: Vec<String>) -> Value {
 /// The trusted side's policy: allow `sts:AssumeRole` on the role in every target account.
 ///
 /// It names each role ARN while that fits IAM's managed policy size limit. For larger organizations it allows the
-/// role's path and name in any account *of the organization* (`aws:ResourceOrgID`), and says so with `true` in the
-/// second value, so that callers can report it. The target roles' trust policies still decide who gets in.
+/// role's path and name in any account *of the organization* (`aws:ResourceOrgID`) but only on roles tagged as
+/// this spec's (`iam:ResourceTag`), so that a same-named role crossrole does not own stays out of reach; it says
+/// so with `true` in the second value, so that callers can report it. The target roles' trust policies still
+/// decide who gets in.
 pub fn grant_policy(
     partition: Partition,
+    spec_name: &str,
     role_path: &str,
     role_name: &str,
     target_accounts: &BTreeSet<String>,
@@ -164,7 +167,14 @@ pub fn grant_policy(
             "Resource": format!("arn:{partition}:iam::*:role{role_path}{role_name}"),
         });
         if let (Some(org), Value::Object(m)) = (organization_id, &mut statement) {
-            m.insert("Condition".into(), json!({ "StringEquals": { "aws:ResourceOrgID": org } }));
+            m.insert(
+                "Condition".into(),
+                json!({ "StringEquals": {
+                    "aws:ResourceOrgID": org,
+                    format!("iam:ResourceTag/{OWNER_TAG_KEY}"): OWNER_TAG_VALUE,
+                    format!("iam:ResourceTag/{SPEC_TAG_KEY}"): spec_name,
+                } }),
+            );
         }
         (json!({ "Version": "2012-10-17", "Statement": [statement] }), true)
     };
@@ -211,7 +221,7 @@ mod tests {
             }"#]]
         .assert_eq(&trust(|t| {
             t.account_ids.insert("111122223333".into());
-            t.external_id = Some("7f3a9c1e5b2d4f60a8e1".into());
+            t.external_id = Some(crate::secret::ExternalId::new("7f3a9c1e5b2d4f60a8e1"));
             t.require_mfa = true;
         }));
     }
@@ -289,16 +299,16 @@ mod tests {
     #[test]
     fn grant_lists_roles_until_it_no_longer_fits() {
         let few: BTreeSet<String> = ["222233334444", "555566667777"].map(String::from).into();
-        let (doc, widened) = grant_policy(Partition::Aws, "/crossrole/", "Audit", &few, Some("o-abc1234567"));
+        let (doc, widened) = grant_policy(Partition::Aws, "audit", "/crossrole/", "Audit", &few, Some("o-abc1234567"));
         assert!(!widened);
         expect![[r#"{"Version":"2012-10-17","Statement":[{"Sid":"CrossroleAssumeRole","Effect":"Allow","Action":"sts:AssumeRole","Resource":["arn:aws:iam::222233334444:role/crossrole/Audit","arn:aws:iam::555566667777:role/crossrole/Audit"]}]}"#]]
             .assert_eq(&doc.to_json());
 
         let many: BTreeSet<String> = (0..200).map(|i| format!("{:012}", 100_000_000_000u64 + i)).collect();
-        let (doc, widened) = grant_policy(Partition::Aws, "/crossrole/", "Audit", &many, Some("o-abc1234567"));
+        let (doc, widened) = grant_policy(Partition::Aws, "audit", "/crossrole/", "Audit", &many, Some("o-abc1234567"));
         assert!(widened);
         assert!(doc.size() <= GRANT_POLICY_MAX_SIZE);
-        expect![[r#"{"Version":"2012-10-17","Statement":[{"Sid":"CrossroleAssumeRole","Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::*:role/crossrole/Audit","Condition":{"StringEquals":{"aws:ResourceOrgID":"o-abc1234567"}}}]}"#]]
+        expect![[r#"{"Version":"2012-10-17","Statement":[{"Sid":"CrossroleAssumeRole","Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::*:role/crossrole/Audit","Condition":{"StringEquals":{"aws:ResourceOrgID":"o-abc1234567","iam:ResourceTag/crossrole:managed-by":"crossrole","iam:ResourceTag/crossrole:spec":"audit"}}}]}"#]]
             .assert_eq(&doc.to_json());
     }
 }

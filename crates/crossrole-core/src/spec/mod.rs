@@ -20,6 +20,7 @@ use crate::{
     Error,
     names::{self, Partition},
     policy::PolicyDocument,
+    secret::ExternalId,
 };
 
 /// Tag key that marks a role as created and owned by crossrole.
@@ -28,6 +29,14 @@ pub const OWNER_TAG_KEY: &str = "crossrole:managed-by";
 pub const OWNER_TAG_VALUE: &str = "crossrole";
 /// Tag key that names the spec a role belongs to.
 pub const SPEC_TAG_KEY: &str = "crossrole:spec";
+
+/// The spec that owns a role or policy with these tags, if crossrole does (both ownership tags are there).
+pub fn owner_of(tags: &BTreeMap<String, String>) -> Option<&str> {
+    if tags.get(OWNER_TAG_KEY).map(String::as_str) != Some(OWNER_TAG_VALUE) {
+        return None;
+    }
+    tags.get(SPEC_TAG_KEY).map(String::as_str)
+}
 
 /// Default maximum session duration (IAM's default).
 pub const DEFAULT_MAX_SESSION: Duration = Duration::from_secs(3600);
@@ -100,8 +109,8 @@ pub struct TrustSpec {
     pub account_ids: BTreeSet<String>,
     /// Trusted principal ARNs (or `*`).
     pub principal_arns: BTreeSet<String>,
-    /// Required ExternalId.
-    pub external_id: Option<String>,
+    /// Required ExternalId (a secret: see [`crate::secret`]).
+    pub external_id: Option<ExternalId>,
     /// Require MFA.
     pub require_mfa: bool,
     /// Required organization of the caller.

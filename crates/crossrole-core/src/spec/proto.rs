@@ -91,7 +91,7 @@ impl From<&AccessSpec> for pb::AccessSpec {
                 trust: Some(pb::TrustSpec {
                     account_ids: r.trust.account_ids.iter().cloned().collect(),
                     principal_arns: r.trust.principal_arns.iter().cloned().collect(),
-                    external_id: r.trust.external_id.clone().unwrap_or_default(),
+                    external_id: r.trust.external_id.as_ref().map(|e| e.expose().to_string()).unwrap_or_default(),
                     require_mfa: r.trust.require_mfa,
                     principal_org_id: r.trust.principal_org_id.clone().unwrap_or_default(),
                     principal_match: match r.trust.principal_match {

@@ -18,6 +18,7 @@ use crate::{
     error::Collector,
     names,
     policy::{DocumentKind, PolicyDocument},
+    secret::ExternalId,
 };
 
 /// Tags crossrole adds to every role it owns, counted against IAM's 50.
@@ -210,7 +211,7 @@ fn trust(t: &pb::TrustSpec, v: &mut Collector) -> TrustSpec {
         if let Err(rule) = names::check_external_id(&t.external_id) {
             v.push("role.trust.external_id", rule);
         }
-        Some(t.external_id.clone())
+        Some(ExternalId::new(t.external_id.clone()))
     };
     let org = if t.principal_org_id.is_empty() {
         None
