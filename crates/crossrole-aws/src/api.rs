@@ -6,7 +6,7 @@
 use std::{collections::BTreeMap, fmt, sync::Arc, time::SystemTime};
 
 use async_trait::async_trait;
-use crossrole_core::{Partition, org::AccountInfo, org::OrganizationInfo, spec::PrincipalKind};
+use crossrole_core::{Partition, org::AccountInfo, org::OrganizationInfo, secret::ExternalId, spec::PrincipalKind};
 
 use crate::error::AwsError;
 
@@ -54,7 +54,7 @@ pub struct AssumeRoleRequest {
     /// Session name (`[\w+=,.@-]{2,64}`).
     pub session_name: String,
     /// ExternalId, if the role wants one.
-    pub external_id: Option<String>,
+    pub external_id: Option<ExternalId>,
     /// Session duration in seconds (900–43200).
     pub duration_seconds: u32,
 }

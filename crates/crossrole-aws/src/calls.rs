@@ -3,6 +3,11 @@
 //! - a token bucket per service keeps crossrole under the rate it is configured for (AWS's quota, minus headroom);
 //! - throttling and transient failures are retried with capped exponential backoff and full jitter; permanent
 //!   errors return at once with their AWS code;
+//! - a write whose response may have been lost (a transient failure after the request left) is checked before it
+//!   is sent again ([`CallPolicy::call_write`]): if its effect is there, it is done, and a create does not run into
+//!   its own `EntityAlreadyExists`;
+//! - waits for AWS's eventual consistency (a new role not yet assumable, a new account's bootstrap role not yet
+//!   there) are retries of the same kind, with their own deadline ([`Patience`]), not loops of their own;
 //! - every attempt is counted by `service:Operation`, globally and per operation, and each retry is reported to
 //!   an observer (the engine turns it into a `CallRetried` event).
 //!
@@ -21,7 +26,7 @@ use std::{
 use rand::Rng;
 use tokio::time::Instant;
 
-use crate::error::{AwsError, Service};
+use crate::error::{AwsError, ErrorKind, Service};
 
 /// A rate: `per_second` sustained, `burst` at once. A rate of 0 means unlimited.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -92,10 +97,29 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// Full jitter: a uniform delay in [0, min(cap, base·2^(attempt-1))].
     pub fn delay(&self, attempt: u32) -> Duration {
-        let ceiling = self.base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20)).min(self.cap);
-        let nanos = ceiling.as_nanos().min(u64::MAX as u128) as u64;
-        Duration::from_nanos(if nanos == 0 { 0 } else { rand::rng().random_range(0..=nanos) })
+        full_jitter(self.base, self.cap, attempt)
     }
+}
+
+fn full_jitter(base: Duration, cap: Duration, attempt: u32) -> Duration {
+    let ceiling = base.saturating_mul(1u32 << attempt.saturating_sub(1).min(20)).min(cap);
+    let nanos = ceiling.as_nanos().min(u64::MAX as u128) as u64;
+    Duration::from_nanos(if nanos == 0 { 0 } else { rand::rng().random_range(0..=nanos) })
+}
+
+/// Patience with AWS's eventual consistency: errors of `kinds` (say `AccessDenied` from a role created a moment
+/// ago) are retried with full jitter, the ceiling doubling from `base` to `cap`, while the next try would start
+/// before `until`. Throttling and transient failures are retried as for any call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Patience {
+    /// The error kinds to wait out.
+    pub kinds: &'static [ErrorKind],
+    /// No try starts after this.
+    pub until: Instant,
+    /// The first delay's ceiling.
+    pub base: Duration,
+    /// The largest delay's ceiling.
+    pub cap: Duration,
 }
 
 /// Counters of AWS calls.
@@ -264,14 +288,71 @@ impl CallPolicy {
         ctx: &CallContext,
         service: Service,
         operation: &str,
-        mut f: F,
+        f: F,
     ) -> Result<T, AwsError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, AwsError>>,
     {
+        self.run(ctx, service, operation, None, f, None::<fn() -> std::future::Ready<Result<Option<T>, AwsError>>>)
+            .await
+    }
+
+    /// Like [`CallPolicy::call`], and also waits out the errors `patience` names.
+    pub async fn call_patient<T, F, Fut>(
+        &self,
+        ctx: &CallContext,
+        service: Service,
+        operation: &str,
+        patience: Patience,
+        f: F,
+    ) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, AwsError>>,
+    {
+        let none = None::<fn() -> std::future::Ready<Result<Option<T>, AwsError>>>;
+        self.run(ctx, service, operation, Some(patience), f, none).await
+    }
+
+    /// A write that is not idempotent (a create): before it is sent again after a throttle or a transient
+    /// failure, `landed` looks for its effect — the earlier try may have been carried out with its response lost
+    /// — and returns what the write would have, if it is there. A failing check just lets the retry go ahead.
+    pub async fn call_write<T, F, Fut, L, LFut>(
+        &self,
+        ctx: &CallContext,
+        service: Service,
+        operation: &str,
+        f: F,
+        landed: L,
+    ) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, AwsError>>,
+        L: FnMut() -> LFut,
+        LFut: Future<Output = Result<Option<T>, AwsError>>,
+    {
+        self.run(ctx, service, operation, None, f, Some(landed)).await
+    }
+
+    async fn run<T, F, Fut, L, LFut>(
+        &self,
+        ctx: &CallContext,
+        service: Service,
+        operation: &str,
+        patience: Option<Patience>,
+        mut f: F,
+        mut landed: Option<L>,
+    ) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, AwsError>>,
+        L: FnMut() -> LFut,
+        LFut: Future<Output = Result<Option<T>, AwsError>>,
+    {
         let call = format!("{service}:{operation}");
         let mut attempt = 1;
+        let mut waits = 0;
         loop {
             let wait = self.bucket(service).reserve();
             if !wait.is_zero() {
@@ -279,37 +360,49 @@ impl CallPolicy {
             }
             self.global.count(&call);
             ctx.stats.count(&call);
-            let result = f().await;
-            match &result {
-                Ok(_) => self.bucket(service).succeeded(),
-                Err(e) if e.kind == crate::error::ErrorKind::Throttling => self.bucket(service).throttled(),
-                Err(_) => {}
-            }
-            match result {
-                Ok(v) => return Ok(v),
-                Err(e) if e.kind.is_retryable() && attempt < self.retry.max_attempts => {
-                    if e.kind == crate::error::ErrorKind::Throttling {
-                        self.global.throttled.fetch_add(1, Ordering::Relaxed);
-                        ctx.stats.throttled.fetch_add(1, Ordering::Relaxed);
-                    }
-                    self.global.retries.fetch_add(1, Ordering::Relaxed);
-                    ctx.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    let delay = self.retry.delay(attempt);
-                    if let Some(o) = &ctx.observer {
-                        o.retrying(&call, e.code.as_deref(), attempt, delay);
-                    }
-                    tracing::debug!(call, attempt, code = e.code.as_deref(), ?delay, "retrying AWS call");
-                    tokio::time::sleep(delay).await;
-                    attempt += 1;
+            let e = match f().await {
+                Ok(v) => {
+                    self.bucket(service).succeeded();
+                    return Ok(v);
                 }
-                Err(e) => {
-                    if e.kind == crate::error::ErrorKind::Throttling {
-                        self.global.throttled.fetch_add(1, Ordering::Relaxed);
-                        ctx.stats.throttled.fetch_add(1, Ordering::Relaxed);
+                Err(e) => e,
+            };
+            if e.kind == ErrorKind::Throttling {
+                self.bucket(service).throttled();
+                self.global.throttled.fetch_add(1, Ordering::Relaxed);
+                ctx.stats.throttled.fetch_add(1, Ordering::Relaxed);
+            }
+            let delay = if e.kind.is_retryable() {
+                (attempt < self.retry.max_attempts).then(|| self.retry.delay(attempt))
+            } else {
+                patience.filter(|p| p.kinds.contains(&e.kind)).and_then(|p| {
+                    waits += 1;
+                    let d = full_jitter(p.base, p.cap, waits);
+                    (Instant::now() + d < p.until).then_some(d)
+                })
+            };
+            let Some(delay) = delay else { return Err(e) };
+            self.global.retries.fetch_add(1, Ordering::Relaxed);
+            ctx.stats.retries.fetch_add(1, Ordering::Relaxed);
+            if let Some(o) = &ctx.observer {
+                o.retrying(&call, e.code.as_deref(), attempt, delay);
+            }
+            tracing::debug!(call, attempt, code = e.code.as_deref(), ?delay, "retrying AWS call");
+            tokio::time::sleep(delay).await;
+            // A throttle never reached the service; anything else may have been carried out.
+            if e.kind == ErrorKind::Transient
+                && let Some(check) = landed.as_mut()
+            {
+                match check().await {
+                    Ok(Some(v)) => {
+                        tracing::info!(call, "the earlier try was carried out; its response was lost");
+                        return Ok(v);
                     }
-                    return Err(e);
+                    Ok(None) => {}
+                    Err(check) => tracing::debug!(call, error = %check, "cannot tell whether the earlier try landed"),
                 }
             }
+            attempt += 1;
         }
     }
 }
@@ -319,7 +412,6 @@ mod tests {
     use std::sync::atomic::AtomicU32;
 
     use super::*;
-    use crate::error::ErrorKind;
 
     fn err(code: &str) -> AwsError {
         AwsError::from_code("iam:GetRole", Some(code), Some(400), "x")
@@ -424,6 +516,96 @@ mod tests {
         let unlimited = Bucket::new(Rate::UNLIMITED);
         unlimited.throttled();
         assert_eq!(unlimited.reserve(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_whose_response_was_lost_is_found_not_repeated() {
+        let policy = CallPolicy::new(Rates::UNLIMITED, RetryPolicy::default());
+        let ctx = CallContext::new();
+        let sent = AtomicU32::new(0);
+        let landed = AtomicU32::new(0);
+        // The first try is carried out, and its response lost: the retry must not send it again.
+        let r = policy
+            .call_write(
+                &ctx,
+                Service::Iam,
+                "CreateRole",
+                || async {
+                    sent.fetch_add(1, Ordering::SeqCst);
+                    Err::<u32, _>(AwsError::transport("iam:CreateRole", "connection reset"))
+                },
+                || async {
+                    landed.fetch_add(1, Ordering::SeqCst);
+                    Ok(Some(9))
+                },
+            )
+            .await;
+        assert_eq!(r, Ok(9));
+        assert_eq!((sent.load(Ordering::SeqCst), landed.load(Ordering::SeqCst)), (1, 1));
+
+        // A throttle never reached the service: no check, just the retry.
+        let throttled = AtomicU32::new(1);
+        let r = policy
+            .call_write(
+                &ctx,
+                Service::Iam,
+                "CreateRole",
+                || async { if throttled.fetch_sub(1, Ordering::SeqCst) > 0 { Err(err("Throttling")) } else { Ok(1) } },
+                || async { panic!("a throttled write needs no check") },
+            )
+            .await;
+        assert_eq!(r, Ok(1));
+
+        // The effect is not there: the write is sent again.
+        let failures = AtomicU32::new(1);
+        let r = policy
+            .call_write(
+                &ctx,
+                Service::Iam,
+                "CreatePolicyVersion",
+                || async {
+                    if failures.fetch_sub(1, Ordering::SeqCst) > 0 {
+                        Err(AwsError::from_code("iam:CreatePolicyVersion", Some("ServiceUnavailable"), Some(503), "x"))
+                    } else {
+                        Ok(2)
+                    }
+                },
+                || async { Ok(None) },
+            )
+            .await;
+        assert_eq!(r, Ok(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn patience_waits_out_named_errors_until_its_deadline() {
+        let policy = CallPolicy::new(Rates::UNLIMITED, RetryPolicy::default());
+        let recorder = Arc::new(Recorder::default());
+        let ctx = CallContext { stats: Arc::default(), observer: Some(recorder.clone()) };
+        let started = Instant::now();
+        let patience = Patience {
+            kinds: &[ErrorKind::AccessDenied],
+            until: started + Duration::from_secs(30),
+            base: Duration::from_millis(500),
+            cap: Duration::from_secs(5),
+        };
+        let denials = AtomicU32::new(3);
+        let r = policy
+            .call_patient(&ctx, Service::Sts, "AssumeRole", patience, || async {
+                if denials.fetch_sub(1, Ordering::SeqCst) > 0 { Err(err("AccessDenied")) } else { Ok(1) }
+            })
+            .await;
+        assert_eq!(r, Ok(1));
+        assert_eq!(recorder.0.lock().unwrap().len(), 3, "each wait is reported as a retry");
+        // Other kinds are not waited out, and nothing is tried after the deadline.
+        let r: Result<(), _> = policy
+            .call_patient(&ctx, Service::Sts, "AssumeRole", patience, || async { Err(err("NoSuchEntity")) })
+            .await;
+        assert_eq!(r.unwrap_err().kind, ErrorKind::NotFound);
+        let r: Result<(), _> = policy
+            .call_patient(&ctx, Service::Sts, "AssumeRole", patience, || async { Err(err("AccessDenied")) })
+            .await;
+        assert_eq!(r.unwrap_err().kind, ErrorKind::AccessDenied);
+        assert!(Instant::now() <= started + Duration::from_secs(30), "{:?}", started.elapsed());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Credentials for member accounts: assume the bootstrap role, cache until shortly before expiry.
 //!
 //! A bootstrap role that is missing or not assumable is a per-account failure with a clear reason, not a crash.
-//! Right after an account joins the organization its role may not be assumable yet, so AccessDenied is retried
-//! until the account is older than the new-account grace.
+//! Right after an account joins the organization its role may not be assumable yet, so AccessDenied is waited out
+//! (by the call layer's [`Patience`]) until the account is older than the new-account grace.
 
 use std::{
     collections::HashMap,
@@ -14,7 +14,7 @@ use crossrole_core::names;
 
 use crate::{
     api::{AssumeRoleRequest, AwsConnector, Credentials},
-    calls::{CallContext, CallPolicy},
+    calls::{CallContext, CallPolicy, Patience},
     error::{Error, ErrorKind, Service},
 };
 
@@ -110,24 +110,30 @@ impl CredentialBroker {
             duration_seconds: self.config.session_duration,
         };
         let sts = self.connector.sts(None);
-        let mut wait = Duration::from_secs(5);
-        let creds = loop {
-            match self.calls.call(ctx, Service::Sts, "AssumeRole", || sts.assume_role(&request)).await {
-                Ok(c) => break c,
-                Err(e) if e.kind == ErrorKind::AccessDenied && self.in_grace(joined_at) => {
-                    tracing::info!(account, "bootstrap role not assumable yet; the account joined recently, waiting");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(60));
-                }
-                Err(e) if matches!(e.kind, ErrorKind::AccessDenied | ErrorKind::NotFound) => {
-                    return Err(Error::BootstrapUnavailable {
-                        account: account.to_string(),
-                        role: self.config.bootstrap_role.clone(),
-                        source: e,
-                    });
-                }
-                Err(e) => return Err(e.into()),
+        let assume = || sts.assume_role(&request);
+        let result = match self.grace_left(joined_at) {
+            Some(left) => {
+                tracing::info!(account, ?left, "the account joined recently: its bootstrap role may take a while");
+                let patience = Patience {
+                    kinds: &[ErrorKind::AccessDenied],
+                    until: tokio::time::Instant::now() + left,
+                    base: Duration::from_secs(5),
+                    cap: Duration::from_secs(60),
+                };
+                self.calls.call_patient(ctx, Service::Sts, "AssumeRole", patience, assume).await
             }
+            None => self.calls.call(ctx, Service::Sts, "AssumeRole", assume).await,
+        };
+        let creds = match result {
+            Ok(c) => c,
+            Err(e) if matches!(e.kind, ErrorKind::AccessDenied | ErrorKind::NotFound) => {
+                return Err(Error::BootstrapUnavailable {
+                    account: account.to_string(),
+                    role: self.config.bootstrap_role.clone(),
+                    source: e,
+                });
+            }
+            Err(e) => return Err(e.into()),
         };
         if let Ok(mut cache) = self.cache.lock() {
             cache.retain(|_, c| c.expiration > SystemTime::now());
@@ -136,10 +142,12 @@ impl CredentialBroker {
         Ok(creds)
     }
 
-    fn in_grace(&self, joined_at: Option<u64>) -> bool {
-        let Some(joined) = joined_at else { return false };
+    /// How much of the new-account grace is left for an account that joined at `joined_at` (Unix seconds).
+    fn grace_left(&self, joined_at: Option<u64>) -> Option<Duration> {
+        let joined = joined_at?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        now.saturating_sub(joined) < self.config.new_account_grace.as_secs()
+        let age = Duration::from_secs(now.saturating_sub(joined));
+        self.config.new_account_grace.checked_sub(age).filter(|left| !left.is_zero())
     }
 }
 

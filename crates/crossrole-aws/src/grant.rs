@@ -1,9 +1,20 @@
 //! The trusted side in IAM: read the AssumeRole policy and its attachments, apply grant changes.
+//!
+//! Like role changes, grant changes survive lost responses: `CreatePolicy` and `CreatePolicyVersion` are checked
+//! for their own effect before a retry (the policy there, tagged as this spec's, with this document as its default
+//! version), IAM's limit of five versions is made room for when a stale read or a lost response left it full, and
+//! a removal that finds nothing to remove has reached its goal.
 
-use crossrole_core::grant::{GrantChange, ObservedGrant};
+use std::collections::BTreeMap;
+
+use crossrole_core::{
+    grant::{GrantChange, ObservedGrant},
+    policy::PolicyDocument,
+    spec::owner_of,
+};
 
 use crate::{
-    error::{AwsError, Error},
+    error::{AwsError, Error, ErrorKind, Service},
     reconcile::AccountIam,
 };
 
@@ -28,6 +39,64 @@ impl AccountIam<'_> {
         }))
     }
 
+    /// Whether the policy at `arn` has `document` as its default version (and, with `tags`, carries this spec's
+    /// ownership tags): the effect of a create whose response was lost.
+    async fn has_document(
+        &self,
+        arn: &str,
+        document: &str,
+        tags: Option<&BTreeMap<String, String>>,
+    ) -> Result<Option<()>, AwsError> {
+        let policy = match self.call("GetPolicy", || self.iam.get_policy(arn)).await {
+            Ok(p) => p,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if let Some(tags) = tags {
+            let ours = owner_of(&policy.tags).is_some_and(|o| Some(o) == owner_of(tags));
+            if !ours {
+                return Ok(None);
+            }
+        }
+        let current =
+            self.call("GetPolicyVersion", || self.iam.get_policy_version(arn, &policy.default_version_id)).await?;
+        let same = match (PolicyDocument::parse_observed(&current), PolicyDocument::parse_observed(document)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        Ok(same.then_some(()))
+    }
+
+    /// Writes `document` as the new default version, making room under IAM's limit of five versions if needed.
+    async fn new_version(&self, arn: &str, document: &str) -> Result<(), AwsError> {
+        let create = || {
+            self.calls.call_write(
+                self.ctx,
+                Service::Iam,
+                "CreatePolicyVersion",
+                || self.iam.create_policy_version(arn, document),
+                || self.has_document(arn, document, None),
+            )
+        };
+        match create().await {
+            Err(e) if e.code.as_deref() == Some("LimitExceeded") => {
+                let versions = self.call("ListPolicyVersions", || self.iam.list_policy_versions(arn)).await?;
+                if let Some(oldest) = crossrole_core::grant::oldest_deletable(&versions) {
+                    self.delete_version(arn, &oldest).await?;
+                }
+                create().await
+            }
+            other => other,
+        }
+    }
+
+    async fn delete_version(&self, arn: &str, version: &str) -> Result<(), AwsError> {
+        match self.call("DeletePolicyVersion", || self.iam.delete_policy_version(arn, version)).await {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+
     /// Applies grant changes in order, calling `applied` after each.
     pub async fn apply_grant(
         &self,
@@ -38,13 +107,29 @@ impl AccountIam<'_> {
         for change in changes {
             match change {
                 GrantChange::CreatePolicy { name, path, document, tags } => {
-                    self.call("CreatePolicy", || self.iam.create_policy(name, path, document, tags)).await?;
+                    let created = self
+                        .calls
+                        .call_write(
+                            self.ctx,
+                            Service::Iam,
+                            "CreatePolicy",
+                            || self.iam.create_policy(name, path, document, tags),
+                            || self.has_document(arn, document, Some(tags)),
+                        )
+                        .await;
+                    match created {
+                        Ok(()) => {}
+                        Err(e)
+                            if e.kind == ErrorKind::AlreadyExists
+                                && self.has_document(arn, document, Some(tags)).await? == Some(()) => {}
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 GrantChange::UpdatePolicy { after, delete_version, .. } => {
                     if let Some(v) = delete_version {
-                        self.call("DeletePolicyVersion", || self.iam.delete_policy_version(arn, v)).await?;
+                        self.delete_version(arn, v).await?;
                     }
-                    self.call("CreatePolicyVersion", || self.iam.create_policy_version(arn, after)).await?;
+                    self.new_version(arn, after).await?;
                 }
                 GrantChange::Attach { kind, name } => {
                     let op = format!("Attach{}Policy", capitalized(kind.as_str()));
@@ -53,21 +138,19 @@ impl AccountIam<'_> {
                 GrantChange::Detach { kind, name } => {
                     let op = format!("Detach{}Policy", capitalized(kind.as_str()));
                     match self.call(&op, || self.iam.detach_principal_policy(*kind, name, arn)).await {
-                        // Already gone (the principal was deleted): the goal is reached.
+                        // Already gone (a retry after a lost response, or the principal was deleted): done.
                         Err(e) if e.is_not_found() => {}
                         other => other?,
                     }
                 }
                 GrantChange::DeletePolicy { versions } => {
                     for v in versions {
-                        let r: Result<(), AwsError> =
-                            self.call("DeletePolicyVersion", || self.iam.delete_policy_version(arn, v)).await;
-                        match r {
-                            Err(e) if e.is_not_found() => {}
-                            other => other?,
-                        }
+                        self.delete_version(arn, v).await?;
                     }
-                    self.call("DeletePolicy", || self.iam.delete_policy(arn)).await?;
+                    match self.call("DeletePolicy", || self.iam.delete_policy(arn)).await {
+                        Err(e) if e.is_not_found() => {}
+                        other => other?,
+                    }
                 }
             }
             applied(change);

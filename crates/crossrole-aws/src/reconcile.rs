@@ -3,11 +3,19 @@
 //! Reading costs `GetRole` (which carries the tags), `ListAttachedRolePolicies`, `ListRolePolicies` and one
 //! `GetRolePolicy` per inline policy; a missing role costs only `GetRole`. Applying makes exactly one call per
 //! change, except that a description and a session-duration change share one `UpdateRole`.
+//!
+//! Applying survives lost responses: every change is idempotent or made so. `CreateRole` is checked for its own
+//! effect before a retry and on `EntityAlreadyExists` (the role there, with this spec's tags and trust policy, is
+//! the one it created); a removal that finds nothing to remove has reached its goal.
 
 use std::sync::Arc;
 
-use crossrole_core::plan::{Change, ObservedRole};
-use futures::{StreamExt, TryStreamExt, stream};
+use crossrole_core::{
+    plan::{Change, ObservedRole},
+    policy::PolicyDocument,
+    spec::owner_of,
+};
+use futures::{StreamExt, TryStreamExt, future::BoxFuture, stream};
 
 use crate::{
     api::{CreateRole, IamApi, Page},
@@ -82,14 +90,47 @@ impl AccountIam<'_> {
         }))
     }
 
-    /// Applies `changes` to role `role` in order, calling `applied` after each one. On failure, the changes
-    /// before it are applied and the error says which call failed. `stop` is asked before each change; when it
-    /// says so, the changes so far stay applied and the result is [`Error::Cancelled`].
+    /// Whether the role `input` would create is there already, as this spec made it: its ownership tags and its
+    /// trust policy. That is how a create whose response was lost is recognized.
+    async fn created(&self, input: &CreateRole) -> Result<Option<()>, AwsError> {
+        let role = match self.call("GetRole", || self.iam.get_role(&input.name)).await {
+            Ok(r) => r,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let ours = owner_of(&role.tags).is_some_and(|o| Some(o) == owner_of(&input.tags));
+        let same_trust = match (
+            PolicyDocument::parse_observed(&role.trust_policy),
+            PolicyDocument::parse_observed(&input.trust_policy),
+        ) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => false,
+        };
+        Ok((ours && same_trust && role.path == input.path).then_some(()))
+    }
+
+    /// A removal: `NoSuchEntity` means the goal is reached (a retry after a lost response, or removed meanwhile).
+    async fn remove<F, Fut>(&self, operation: &str, f: F) -> Result<(), AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(), AwsError>>,
+    {
+        match self.call(operation, f).await {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Applies `changes` to role `role` in order: `before` is awaited before each change is sent (the engine
+    /// records it as in flight), `applied` is called after. On failure, the changes before it are applied and the
+    /// error says which call failed. `stop` is asked before each change; when it says so, the changes so far stay
+    /// applied and the result is [`Error::Cancelled`].
     pub async fn apply(
         &self,
         role: &str,
         changes: &[Change],
         stop: impl Fn() -> bool,
+        mut before: impl FnMut(&Change) -> BoxFuture<'static, ()>,
         mut applied: impl FnMut(&Change),
     ) -> Result<(), Error> {
         let mut description_done = false;
@@ -97,6 +138,7 @@ impl AccountIam<'_> {
             if stop() {
                 return Err(Error::Cancelled);
             }
+            before(change).await;
             match change {
                 Change::CreateRole {
                     name,
@@ -116,7 +158,23 @@ impl AccountIam<'_> {
                         permissions_boundary_arn: permissions_boundary_arn.clone(),
                         tags: tags.clone(),
                     };
-                    self.call("CreateRole", || self.iam.create_role(&input)).await?;
+                    let created = self
+                        .calls
+                        .call_write(
+                            self.ctx,
+                            Service::Iam,
+                            "CreateRole",
+                            || self.iam.create_role(&input),
+                            || self.created(&input),
+                        )
+                        .await;
+                    match created {
+                        Ok(()) => {}
+                        Err(e)
+                            if e.kind == crate::ErrorKind::AlreadyExists && self.created(&input).await? == Some(()) => {
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
                 }
                 Change::UpdateTrustPolicy { after, .. } => {
                     self.call("UpdateAssumeRolePolicy", || self.iam.update_assume_role_policy(role, after)).await?;
@@ -140,20 +198,20 @@ impl AccountIam<'_> {
                         .await?;
                 }
                 Change::DeletePermissionsBoundary { .. } => {
-                    self.call("DeleteRolePermissionsBoundary", || self.iam.delete_role_permissions_boundary(role))
+                    self.remove("DeleteRolePermissionsBoundary", || self.iam.delete_role_permissions_boundary(role))
                         .await?;
                 }
                 Change::AttachManagedPolicy { arn } => {
                     self.call("AttachRolePolicy", || self.iam.attach_role_policy(role, arn)).await?;
                 }
                 Change::DetachManagedPolicy { arn } => {
-                    self.call("DetachRolePolicy", || self.iam.detach_role_policy(role, arn)).await?;
+                    self.remove("DetachRolePolicy", || self.iam.detach_role_policy(role, arn)).await?;
                 }
                 Change::PutInlinePolicy { name, after, .. } => {
                     self.call("PutRolePolicy", || self.iam.put_role_policy(role, name, after)).await?;
                 }
                 Change::DeleteInlinePolicy { name, .. } => {
-                    self.call("DeleteRolePolicy", || self.iam.delete_role_policy(role, name)).await?;
+                    self.remove("DeleteRolePolicy", || self.iam.delete_role_policy(role, name)).await?;
                 }
                 Change::TagRole { tags, .. } => {
                     self.call("TagRole", || self.iam.tag_role(role, tags)).await?;
@@ -163,7 +221,7 @@ impl AccountIam<'_> {
                     self.call("UntagRole", || self.iam.untag_role(role, &keys)).await?;
                 }
                 Change::DeleteRole { .. } => {
-                    self.call("DeleteRole", || self.iam.delete_role(role)).await?;
+                    self.remove("DeleteRole", || self.iam.delete_role(role)).await?;
                 }
             }
             applied(change);

@@ -1,12 +1,15 @@
 //! Verification: does the role work for the trusted side?
 //!
 //! Two checks, both reported. The live check assumes the role as the trusted side (with the ExternalId) and asks
-//! `GetCallerIdentity` which account the new credentials act in; IAM is eventually consistent, so a new role is
-//! retried with capped backoff until a deadline. The static check evaluates the role's trust policy as read from
+//! `GetCallerIdentity` which account the new credentials act in; IAM is eventually consistent, so a new role's
+//! AccessDenied is waited out by the call layer ([`Patience`]) until a deadline. The static check evaluates the role's trust policy as read from
 //! IAM for each granted principal — with the ExternalId and MFA it must be allowed, and without the ExternalId it
 //! must be refused — which proves what no emulator enforces.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
 
 use crossrole_core::{
     names::{self, Partition},
@@ -14,6 +17,7 @@ use crossrole_core::{
         PolicyDocument,
         eval::{Caller, evaluate},
     },
+    secret::ExternalId,
     spec::AccessSpec,
 };
 use crossrole_proto::v1 as pb;
@@ -21,7 +25,7 @@ use tokio::time::Instant;
 
 use crate::{
     api::{AssumeRoleRequest, AwsConnector, Credentials},
-    calls::{CallContext, CallPolicy},
+    calls::{CallContext, CallPolicy, Patience},
     error::{AwsError, ErrorKind, Service},
 };
 
@@ -37,7 +41,7 @@ pub struct LiveCheck<'a> {
     /// The account the credentials must act in.
     pub account: &'a str,
     /// The ExternalId to present.
-    pub external_id: Option<&'a str>,
+    pub external_id: Option<&'a ExternalId>,
     /// How long to retry while IAM propagates.
     pub timeout: Duration,
 }
@@ -55,20 +59,30 @@ pub async fn live_check(
     let request = AssumeRoleRequest {
         role_arn: role_arn.to_string(),
         session_name: "crossrole-verify".into(),
-        external_id: external_id.map(String::from),
+        external_id: external_id.cloned(),
         duration_seconds: 900,
     };
-    let deadline = Instant::now() + timeout;
-    let mut attempts = 0u32;
-    let mut wait = Duration::from_millis(500);
-    let last_error: AwsError = loop {
-        attempts += 1;
-        let result = async {
-            let creds = calls.call(ctx, Service::Sts, "AssumeRole", || sts.assume_role(&request)).await?;
-            let assumed = connector.sts(Some(&creds));
-            calls.call(ctx, Service::Sts, "GetCallerIdentity", || assumed.get_caller_identity()).await
-        }
-        .await;
+    // A new role is not assumable everywhere at once: AccessDenied and NotFound are waited out until the deadline.
+    let patience = Patience {
+        kinds: &[ErrorKind::AccessDenied, ErrorKind::NotFound],
+        until: Instant::now() + timeout,
+        base: Duration::from_millis(500),
+        cap: Duration::from_secs(10),
+    };
+    let attempts = AtomicU32::new(0);
+    let result = async {
+        let creds = calls
+            .call_patient(ctx, Service::Sts, "AssumeRole", patience, || {
+                attempts.fetch_add(1, Ordering::Relaxed);
+                sts.assume_role(&request)
+            })
+            .await?;
+        let assumed = connector.sts(Some(&creds));
+        calls.call(ctx, Service::Sts, "GetCallerIdentity", || assumed.get_caller_identity()).await
+    }
+    .await;
+    let attempts = attempts.load(Ordering::Relaxed);
+    let last_error: AwsError = {
         match result {
             Ok(identity) => {
                 let landed = identity.account == account;
@@ -85,15 +99,7 @@ pub async fn live_check(
                     },
                 };
             }
-            // A new role is not assumable everywhere at once: AccessDenied and NotFound are retried until the deadline.
-            Err(e)
-                if matches!(e.kind, ErrorKind::AccessDenied | ErrorKind::NotFound)
-                    && Instant::now() + wait < deadline =>
-            {
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(Duration::from_secs(10));
-            }
-            Err(e) => break e,
+            Err(e) => e,
         }
     };
     pb::AssumeCheck {
@@ -148,7 +154,7 @@ pub fn static_checks(observed_trust: &str, spec: &AccessSpec, principals: &[Stri
     let mut out = Vec::new();
     for arn in principals {
         let caller = Caller {
-            external_id: trust.external_id.clone(),
+            external_id: trust.external_id.as_ref().map(|e| e.expose().to_string()),
             mfa: Some(true),
             org_id: trust.principal_org_id.clone(),
             ..Caller::from_arn(arn)

@@ -10,16 +10,17 @@ use crossrole_aws::{
     calls::{CallContext, CallPolicy, Rate, Rates, RetryPolicy},
     credentials::{BrokerConfig, CredentialBroker},
     discovery::{Discovery, DiscoveryConfig},
-    fake::{Failure, FakeAws, FakeConfig},
+    fake::{Failure, FakeAws, FakeConfig, LostResponse},
     reconcile::AccountIam,
     verify,
 };
 use crossrole_core::{
     AccessSpec, Partition,
-    grant::{GrantPlan, plan_grant},
+    grant::{GrantChange, GrantPlan, plan_grant},
     org::{OrgTree, fixture::TreeBuilder},
     plan::{AccountPlan, DesiredRole, plan},
     policy::grant_policy,
+    secret::ExternalId,
     spec::{AccountState, PrincipalKind, TagCondition, TargetSelector},
 };
 
@@ -180,7 +181,7 @@ async fn reconcile_creates_reads_back_and_converges() {
     assert_eq!(iam.read_role("Audit").await.unwrap(), None);
     let p = plan(&desired, None);
     let mut applied = Vec::new();
-    iam.apply("Audit", p.changes(), || false, |c| applied.push(c.summary())).await.unwrap();
+    iam.apply("Audit", p.changes(), || false, |_| Box::pin(async {}), |c| applied.push(c.summary())).await.unwrap();
     assert_eq!(applied.len(), 3);
     let observed = iam.read_role("Audit").await.unwrap().unwrap();
     assert_eq!(observed.arn, "arn:aws:iam::200000000000:role/crossrole/Audit");
@@ -194,9 +195,80 @@ async fn reconcile_creates_reads_back_and_converges() {
     let d2 = DesiredRole::from_spec(&spec2, Partition::Aws);
     let ctx2 = CallContext::new();
     let iam2 = AccountIam { iam: fake.iam(&creds), calls: &calls, ctx: &ctx2 };
-    iam2.apply("Audit", plan(&d2, Some(&observed)).changes(), || false, |_| {}).await.unwrap();
+    iam2.apply("Audit", plan(&d2, Some(&observed)).changes(), || false, |_| Box::pin(async {}), |_| {}).await.unwrap();
     assert_eq!(ctx2.stats.snapshot().get("iam:UpdateRole"), Some(&1));
     assert_eq!(plan(&d2, iam2.read_role("Audit").await.unwrap().as_ref()), AccountPlan::InSync);
+}
+
+#[tokio::test(start_paused = true)]
+async fn lost_responses_are_found_not_failed() {
+    let fake = FakeAws::new(tree(), FakeConfig::default());
+    fake.add_principals(SECURITY, &["alice"], &["auditors"]);
+    let calls = layer();
+    let ctx = CallContext::new();
+    let broker = CredentialBroker::new(Arc::new(fake.clone()), calls.clone(), BrokerConfig::default());
+    let spec = spec();
+    // Every first write of each kind is carried out and its response lost.
+    for op in ["CreateRole", "AttachRolePolicy", "PutRolePolicy", "CreatePolicy", "CreatePolicyVersion", "DeleteRole"] {
+        fake.lose_responses(LostResponse {
+            service: Service::Iam,
+            operation: Some(op.into()),
+            account: None,
+            times: Some(1),
+        });
+    }
+    let target = "200000000005";
+    let creds = broker.bootstrap(&ctx, target, None, "s").await.unwrap();
+    let iam = AccountIam { iam: fake.iam(&creds), calls: &calls, ctx: &ctx };
+    let desired = DesiredRole::from_spec(&spec, Partition::Aws);
+    iam.apply("Audit", plan(&desired, None).changes(), || false, |_| Box::pin(async {}), |_| {}).await.unwrap();
+    assert_eq!(plan(&desired, iam.read_role("Audit").await.unwrap().as_ref()), AccountPlan::InSync);
+    assert_eq!(ctx.stats.snapshot().get("iam:CreateRole"), Some(&1), "found by its effect, not sent twice");
+
+    // The grant: a lost CreatePolicy, then updates at IAM's limit of five versions with a lost CreatePolicyVersion.
+    let screds = broker.bootstrap(&ctx, SECURITY, None, "s").await.unwrap();
+    let s_iam = AccountIam { iam: fake.iam(&screds), calls: &calls, ctx: &ctx };
+    let grant = spec.grant.clone().unwrap();
+    let arn = grant.policy_arn(Partition::Aws);
+    let principals: BTreeSet<(PrincipalKind, String)> = grant.principals().map(|(k, n)| (k, n.to_string())).collect();
+    for n in 1..=7u64 {
+        let accounts: BTreeSet<String> = (0..n).map(|i| format!("{:012}", 200_000_000_000 + i)).collect();
+        let (doc, _) = grant_policy(Partition::Aws, "audit", "/crossrole/", "Audit", &accounts, None);
+        if n == 6 {
+            fake.lose_responses(LostResponse {
+                service: Service::Iam,
+                operation: Some("CreatePolicyVersion".into()),
+                account: None,
+                times: Some(1),
+            });
+        }
+        let observed = s_iam.read_grant(&arn).await.unwrap();
+        let p = plan_grant("audit", &grant.policy_name, "/crossrole/", &doc, &principals, observed.as_ref());
+        s_iam.apply_grant(&arn, p.changes(), |_| {}).await.unwrap();
+        let observed = s_iam.read_grant(&arn).await.unwrap();
+        assert_eq!(
+            plan_grant("audit", &grant.policy_name, "/crossrole/", &doc, &principals, observed.as_ref()),
+            GrantPlan::InSync,
+            "after update {n}"
+        );
+        assert!(fake.policy(SECURITY, &arn).unwrap().versions <= 5);
+    }
+
+    // A stale plan at the limit (someone added versions meanwhile): room is made, the update goes through.
+    let accounts: BTreeSet<String> = (0..3u64).map(|i| format!("{:012}", 200_000_000_000 + i)).collect();
+    let (doc, _) = grant_policy(Partition::Aws, "audit", "/crossrole/", "Audit", &accounts, None);
+    let stale = GrantChange::UpdatePolicy { before: String::new(), after: doc.to_json(), delete_version: None };
+    s_iam.apply_grant(&arn, &[stale], |_| {}).await.unwrap();
+    let observed = s_iam.read_grant(&arn).await.unwrap();
+    assert_eq!(
+        plan_grant("audit", &grant.policy_name, "/crossrole/", &doc, &principals, observed.as_ref()),
+        GrantPlan::InSync
+    );
+
+    // Deleting the role with a lost DeleteRole response.
+    let gone = crossrole_core::plan::plan_delete("audit", iam.read_role("Audit").await.unwrap().as_ref());
+    iam.apply("Audit", gone.changes(), || false, |_| Box::pin(async {}), |_| {}).await.unwrap();
+    assert_eq!(iam.read_role("Audit").await.unwrap(), None);
 }
 
 #[tokio::test(start_paused = true)]
@@ -217,7 +289,8 @@ async fn permanent_iam_errors_carry_their_code() {
     });
     let iam = AccountIam { iam: fake.iam(&creds), calls: &calls, ctx: &ctx };
     let desired = DesiredRole::from_spec(&spec(), Partition::Aws);
-    let err = iam.apply("Audit", plan(&desired, None).changes(), || false, |_| {}).await.unwrap_err();
+    let err =
+        iam.apply("Audit", plan(&desired, None).changes(), || false, |_| Box::pin(async {}), |_| {}).await.unwrap_err();
     assert_eq!(err.aws_code(), Some("MalformedPolicyDocument"));
     assert_eq!(ctx.stats.snapshot().get("iam:PutRolePolicy"), Some(&1), "not retried");
 }
@@ -236,7 +309,13 @@ async fn the_trusted_side_and_verify() {
     let tcreds = broker.bootstrap(&ctx, target, None, "s").await.unwrap();
     let t_iam = AccountIam { iam: fake.iam(&tcreds), calls: &calls, ctx: &ctx };
     t_iam
-        .apply("Audit", plan(&DesiredRole::from_spec(&spec, Partition::Aws), None).changes(), || false, |_| {})
+        .apply(
+            "Audit",
+            plan(&DesiredRole::from_spec(&spec, Partition::Aws), None).changes(),
+            || false,
+            |_| Box::pin(async {}),
+            |_| {},
+        )
         .await
         .unwrap();
 
@@ -245,7 +324,8 @@ async fn the_trusted_side_and_verify() {
     let s_iam = AccountIam { iam: fake.iam(&screds), calls: &calls, ctx: &ctx };
     let grant = spec.grant.clone().unwrap();
     let arn = grant.policy_arn(Partition::Aws);
-    let (doc, _) = grant_policy(Partition::Aws, "/crossrole/", "Audit", &BTreeSet::from([target.to_string()]), None);
+    let (doc, _) =
+        grant_policy(Partition::Aws, "audit", "/crossrole/", "Audit", &BTreeSet::from([target.to_string()]), None);
     let principals: BTreeSet<(PrincipalKind, String)> = grant.principals().map(|(k, n)| (k, n.to_string())).collect();
     let observed = s_iam.read_grant(&arn).await.unwrap();
     let p = plan_grant("audit", &grant.policy_name, "/crossrole/", &doc, &principals, observed.as_ref());
@@ -260,11 +340,17 @@ async fn the_trusted_side_and_verify() {
     // Live: the trusted side assumes the role with the ExternalId and lands in the target; the fake enforces the
     // trust policy, so a wrong ExternalId is refused.
     let role_arn = "arn:aws:iam::200000000005:role/crossrole/Audit";
-    let check =
-        verify::live_check(&fake, &calls, &ctx, live(&screds, role_arn, target, "Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf")).await;
+    let check = verify::live_check(
+        &fake,
+        &calls,
+        &ctx,
+        live(&screds, role_arn, target, &ExternalId::new("Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf")),
+    )
+    .await;
     assert_eq!(check.outcome, crossrole_proto::v1::CheckOutcome::Passed as i32, "{check:?}");
     assert_eq!(check.assumed_account_id, target);
-    let wrong = verify::live_check(&fake, &calls, &ctx, live(&screds, role_arn, target, "wrong")).await;
+    let wrong =
+        verify::live_check(&fake, &calls, &ctx, live(&screds, role_arn, target, &ExternalId::new("wrong"))).await;
     assert_eq!(wrong.outcome, crossrole_proto::v1::CheckOutcome::Failed as i32);
     assert!(wrong.error.contains("AccessDenied"), "{}", wrong.error);
     assert!(wrong.attempts > 1, "AccessDenied is retried until the deadline while IAM propagates");
@@ -304,7 +390,7 @@ fn live<'a>(
     creds: &'a crossrole_aws::api::Credentials,
     role_arn: &'a str,
     account: &'a str,
-    external_id: &'a str,
+    external_id: &'a ExternalId,
 ) -> verify::LiveCheck<'a> {
     verify::LiveCheck {
         as_credentials: creds,

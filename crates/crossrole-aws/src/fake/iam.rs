@@ -52,10 +52,13 @@ impl FakeIam {
         f: impl FnOnce(&mut AccountState, &World) -> Result<T, AwsError>,
     ) -> Result<T, AwsError> {
         let (account, _) = self.identity.clone()?;
-        self.world.enter(Service::Iam, op, &account).await?;
-        let mut iam = self.world.iam.lock().unwrap_or_else(|e| e.into_inner());
-        let state = iam.entry(account).or_default();
-        f(state, &self.world)
+        let ticket = self.world.enter(Service::Iam, op, &account).await?;
+        let result = {
+            let mut iam = self.world.iam.lock().unwrap_or_else(|e| e.into_inner());
+            let state = iam.entry(account).or_default();
+            f(state, &self.world)
+        };
+        ticket.leave(&format!("iam:{op}"), result)
     }
 }
 

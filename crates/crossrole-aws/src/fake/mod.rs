@@ -5,7 +5,9 @@
 //! policies attached, to attach a policy that does not exist, or more managed policies than the quota. It models
 //! cost too: every call takes a latency (base plus seeded jitter, on `tokio::time`, so tests and benchmarks can
 //! run on a paused clock), and each service has a token bucket; a call over the rate gets `Throttling`, as from
-//! AWS. Failures can be injected per service, operation and account. It counts every call it serves.
+//! AWS. Failures can be injected per service, operation and account ([`Failure`]), responses lost after the write
+//! was carried out ([`LostResponse`]), and random faults of every kind thrown at a fraction of calls ([`Chaos`]).
+//! It counts every call it serves.
 
 mod iam;
 mod org;
@@ -87,6 +89,52 @@ pub struct Failure {
     pub code: String,
     /// How many times; `None` for always.
     pub times: Option<u32>,
+}
+
+/// Calls matching it are carried out, then answer with a transient error as if their response was lost on the way
+/// back (`times` times, or always). Only IAM carries out writes; for STS and Organizations it is a plain failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LostResponse {
+    /// Service.
+    pub service: Service,
+    /// Operation name (`CreateRole`); `None` for any.
+    pub operation: Option<String>,
+    /// Account the call acts in; `None` for any.
+    pub account: Option<String>,
+    /// How many times; `None` for always.
+    pub times: Option<u32>,
+}
+
+/// Random faults, seeded: each call of `services` fails with probability `fraction`, picked evenly among
+/// throttling, `ServiceUnavailable` (503), a connection reset before the request arrived, and a response lost
+/// after it was carried out.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chaos {
+    /// Probability that a call fails, 0 to 1.
+    pub fraction: f64,
+    /// Services it applies to.
+    pub services: Vec<Service>,
+    /// Seed of its own random numbers.
+    pub seed: u64,
+}
+
+/// Faults thrown so far, by kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FaultCounts {
+    /// Answered `Throttling`.
+    pub throttled: u64,
+    /// Answered 503.
+    pub unavailable: u64,
+    /// Reset before the request arrived.
+    pub reset: u64,
+    /// Carried out, then the response lost.
+    pub lost: u64,
+}
+
+/// What a call that passed [`World::enter`] must do after its effect.
+#[must_use]
+pub(crate) struct Ticket {
+    lose: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -179,6 +227,9 @@ pub(crate) struct World {
     /// Issued access keys: key → (account, principal ARN).
     pub(crate) keys: Mutex<HashMap<String, (String, String)>>,
     pub(crate) failures: Mutex<Vec<Failure>>,
+    lost: Mutex<Vec<LostResponse>>,
+    chaos: Mutex<Option<(Chaos, StdRng)>>,
+    faults: Mutex<FaultCounts>,
     pub(crate) served: Mutex<BTreeMap<String, u64>>,
     pub(crate) throttled: Mutex<u64>,
     buckets: Mutex<HashMap<Service, (f64, Instant)>>,
@@ -189,8 +240,9 @@ pub(crate) struct World {
 }
 
 impl World {
-    /// Every call starts here: count, inject, throttle, wait.
-    pub(crate) async fn enter(&self, service: Service, operation: &str, account: &str) -> Result<(), AwsError> {
+    /// Every call starts here: count, inject, throttle, wait. The ticket says whether to lose the response after
+    /// the call's effect ([`Ticket::leave`]).
+    pub(crate) async fn enter(&self, service: Service, operation: &str, account: &str) -> Result<Ticket, AwsError> {
         let call = format!("{service}:{operation}");
         if let Ok(mut s) = self.served.lock() {
             *s.entry(call.clone()).or_default() += 1;
@@ -230,13 +282,58 @@ impl World {
             }
             Some(code)
         });
-        match injected {
-            Some(code) => {
-                let status = if crate::error::classify(Some(&code), None).is_retryable() { 503 } else { 400 };
-                Err(AwsError::from_code(call, Some(&code), Some(status), "injected failure"))
-            }
-            None => Ok(()),
+        if let Some(code) = injected {
+            let status = if crate::error::classify(Some(&code), None).is_retryable() { 503 } else { 400 };
+            return Err(AwsError::from_code(call, Some(&code), Some(status), "injected failure"));
         }
+        let lose = self.lost.lock().ok().is_some_and(|mut lost| {
+            let Some(i) = lost.iter().position(|l| {
+                l.service == service
+                    && l.operation.as_deref().is_none_or(|o| o == operation)
+                    && l.account.as_deref().is_none_or(|a| a == account)
+            }) else {
+                return false;
+            };
+            match &mut lost[i].times {
+                Some(1) => {
+                    lost.remove(i);
+                }
+                Some(n) => *n -= 1,
+                None => {}
+            }
+            true
+        });
+        let chaos = self.chaos.lock().ok().and_then(|mut c| {
+            let (chaos, rng) = c.as_mut()?;
+            if !chaos.services.contains(&service) || rng.random::<f64>() >= chaos.fraction {
+                return None;
+            }
+            Some(rng.random_range(0..4u8))
+        });
+        let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+        match chaos {
+            Some(0) => {
+                faults.throttled += 1;
+                Err(AwsError::from_code(call, Some("Throttling"), Some(400), "Rate exceeded (chaos)"))
+            }
+            Some(1) => {
+                faults.unavailable += 1;
+                Err(AwsError::from_code(call, Some("ServiceUnavailable"), Some(503), "Service unavailable (chaos)"))
+            }
+            Some(2) => {
+                faults.reset += 1;
+                Err(AwsError::transport(call, "connection reset by peer (chaos)"))
+            }
+            Some(_) => {
+                faults.lost += 1;
+                Ok(Ticket { lose: true })
+            }
+            None => Ok(Ticket { lose }),
+        }
+    }
+
+    fn lost_response(operation: &str) -> AwsError {
+        AwsError::transport(operation, "the response was lost after the request was carried out (injected)")
     }
 
     fn track(&self, account: &str, start: bool) {
@@ -282,6 +379,16 @@ impl World {
                 *c
             })
             .unwrap_or(0)
+    }
+}
+
+impl Ticket {
+    /// After the call's effect: its response, or the lost response it was told to give.
+    pub(crate) fn leave<T>(self, call: &str, result: Result<T, AwsError>) -> Result<T, AwsError> {
+        match result {
+            Ok(_) if self.lose => Err(World::lost_response(call)),
+            other => other,
+        }
     }
 }
 
@@ -332,6 +439,9 @@ impl FakeAws {
                 iam: Mutex::new(iam),
                 keys: Mutex::new(HashMap::new()),
                 failures: Mutex::new(Vec::new()),
+                lost: Mutex::new(Vec::new()),
+                chaos: Mutex::new(None),
+                faults: Mutex::new(FaultCounts::default()),
                 served: Mutex::new(BTreeMap::new()),
                 throttled: Mutex::new(0),
                 buckets: Mutex::new(HashMap::new()),
@@ -366,6 +476,28 @@ impl FakeAws {
         if let Ok(mut f) = self.world.failures.lock() {
             f.push(failure);
         }
+    }
+
+    /// Loses responses after their call is carried out.
+    pub fn lose_responses(&self, lost: LostResponse) {
+        if let Ok(mut l) = self.world.lost.lock() {
+            l.push(lost);
+        }
+    }
+
+    /// Throws random faults at a fraction of calls (`None` stops).
+    pub fn set_chaos(&self, chaos: Option<Chaos>) {
+        if let Ok(mut c) = self.world.chaos.lock() {
+            *c = chaos.map(|c| {
+                let rng = StdRng::seed_from_u64(c.seed);
+                (c, rng)
+            });
+        }
+    }
+
+    /// Faults thrown by [`FakeAws::set_chaos`] so far.
+    pub fn faults(&self) -> FaultCounts {
+        self.world.faults.lock().map(|f| f.clone()).unwrap_or_default()
     }
 
     /// Calls served, by `service:Operation`.

@@ -58,7 +58,8 @@ impl StsApi for FakeSts {
         let call = "sts:AssumeRole";
         let denied = |why: &str| AwsError::from_code(call, Some("AccessDenied"), Some(403), why);
         let target = Arn::parse(&request.role_arn).map(|a| a.account.to_string()).unwrap_or_default();
-        self.world.enter(Service::Sts, "AssumeRole", &target).await?;
+        let ticket = self.world.enter(Service::Sts, "AssumeRole", &target).await?;
+        ticket.leave(call, Ok(()))?;
         let (caller_account, caller_arn) = self.identity.clone()?;
         let role_name = request.role_arn.rsplit('/').next().unwrap_or_default().to_string();
         let trust = {
@@ -82,7 +83,7 @@ impl StsApi for FakeSts {
         let caller = Caller {
             principal_arn: caller_arn.clone(),
             account_id: caller_account,
-            external_id: request.external_id.clone(),
+            external_id: request.external_id.as_ref().map(|e| e.expose().to_string()),
             mfa: None,
             org_id,
         };
@@ -98,7 +99,8 @@ impl StsApi for FakeSts {
 
     async fn get_caller_identity(&self) -> Result<CallerIdentity, AwsError> {
         let (account, arn) = self.identity.clone()?;
-        self.world.enter(Service::Sts, "GetCallerIdentity", &account).await?;
+        let ticket = self.world.enter(Service::Sts, "GetCallerIdentity", &account).await?;
+        ticket.leave("sts:GetCallerIdentity", Ok(()))?;
         // A role session's identity is its assumed-role ARN.
         let arn = match Arn::parse(&arn) {
             Some(a) if a.resource.starts_with("role/") => {

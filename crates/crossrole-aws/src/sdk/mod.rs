@@ -107,7 +107,12 @@ where
     match &e {
         SdkError::ServiceError(se) => {
             let status = se.raw().status_code();
-            AwsError::from_code(call, se.err().code(), Some(status), se.err().message().unwrap_or("no message"))
+            let message = match (se.err().code(), se.err().message()) {
+                (_, Some(m)) if !m.is_empty() => m.to_string(),
+                (Some(_), _) => format!("HTTP {status}, no message"),
+                (None, _) => format!("HTTP {status} without an AWS error code or message"),
+            };
+            AwsError::from_code(call, se.err().code(), Some(status), message)
         }
         SdkError::ConstructionFailure(_) => {
             AwsError::from_code(call, Some("ConstructionFailure"), None, DisplayErrorContext(&e).to_string())

@@ -34,7 +34,7 @@ impl StsApi for SdkSts {
             .assume_role()
             .role_arn(&request.role_arn)
             .role_session_name(&request.session_name)
-            .set_external_id(request.external_id.clone())
+            .set_external_id(request.external_id.as_ref().map(|e| e.expose().to_string()))
             .duration_seconds(request.duration_seconds as i32)
             .send()
             .await
