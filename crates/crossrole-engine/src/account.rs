@@ -1,6 +1,12 @@
 //! The work in one account: assume → read → plan → apply → verify, with an event at each step.
 //!
 //! Plans, applies and verifies all go through [`examine`], so a plan is exactly what an apply would do.
+//!
+//! Applying is write-ahead: before each change is sent, the account's row is persisted with the change as its last
+//! entry, so after a crash (kill -9) the resumed run knows what was in flight. If the re-read shows the change is
+//! still needed, it was not carried out and is dropped from the record (and applied again); if not, it was, and the
+//! record keeps it. A resumed account's result thus names every change the operation made, before and after the
+//! crash.
 
 use std::sync::Arc;
 
@@ -41,6 +47,8 @@ pub(crate) struct Target {
     pub(crate) account_name: String,
     pub(crate) joined_at: Option<u64>,
     pub(crate) action: Action,
+    /// The row an interrupted run of this operation left (resume only).
+    pub(crate) prior: Option<pb::AccountResult>,
 }
 
 impl Target {
@@ -74,6 +82,8 @@ pub(crate) struct RunEnv {
     /// Apply changes (false for plans, verifies and dry runs).
     pub(crate) write: bool,
     pub(crate) verifier: Verifier,
+    /// Marks secrets in what leaves the engine.
+    pub(crate) redactor: crossrole_core::secret::Redactor,
 }
 
 impl RunEnv {
@@ -155,6 +165,8 @@ pub(crate) async fn run(env: &RunEnv, target: &Target) -> pb::AccountResult {
             return finish(result, pb::AccountOutcome::Failed);
         }
     };
+    // What an interrupted run of this operation already did here.
+    let before = carried_over(target, examined.plan.changes(), &env.redactor);
     let changes: Vec<Change> = match &examined.plan {
         AccountPlan::InSync => {
             if target.action == Action::Remove {
@@ -162,39 +174,62 @@ pub(crate) async fn run(env: &RunEnv, target: &Target) -> pb::AccountResult {
             } else if env.write {
                 remember_placement(env, target).await;
             }
-            return finish(result, pb::AccountOutcome::Unchanged);
+            let outcome = if before.is_empty() { pb::AccountOutcome::Unchanged } else { pb::AccountOutcome::Changed };
+            result.changes = before;
+            return finish(result, outcome);
         }
         AccountPlan::Conflict { owner } => {
             result.error = Some(not_owned(env, target, owner.as_deref()));
+            result.changes = before;
             return finish(result, pb::AccountOutcome::Skipped);
         }
         AccountPlan::Changes(c) => c.clone(),
     };
     if !env.write {
-        result.changes = changes.iter().map(pb::Change::from).collect();
+        result.changes = changes.iter().map(|c| c.to_wire(&env.redactor)).collect();
         return finish(result, pb::AccountOutcome::Drifted);
     }
 
     env.phase(&target.account_id, pb::AccountPhase::Apply);
     result.phase = pb::AccountPhase::Apply as i32;
     let iam = AccountIam { iam: env.inner.aws.iam(&examined.credentials), calls: &env.inner.calls, ctx: &env.ctx };
-    let mut applied = Vec::new();
+    let done = std::sync::Mutex::new(before);
     let outcome = iam
         .apply(
             &env.desired.name,
             &changes,
             || env.stop.is_cancelled(),
             |c| {
-                let change = pb::Change::from(c);
+                // Write-ahead: the change is on record before it is sent.
+                let mut row = result.clone();
+                row.changes = done.lock().map(|d| d.clone()).unwrap_or_default();
+                row.changes.push(c.to_wire(&env.redactor));
+                let sink = env.sink.clone();
+                Box::pin(async move {
+                    if let Some(s) = sink {
+                        s.account(&row);
+                        s.flush().await;
+                    }
+                })
+            },
+            |c| {
+                let change = c.to_wire(&env.redactor);
                 env.emit(
                     &target.account_id,
                     pb::operation_event::Event::ChangeApplied(pb::ChangeApplied { change: Some(change.clone()) }),
                 );
-                applied.push(change);
+                if let Ok(mut d) = done.lock() {
+                    d.push(change);
+                }
             },
         )
         .await;
-    result.changes = applied;
+    result.changes = done.into_inner().unwrap_or_default();
+    if matches!(outcome, Err(crossrole_aws::Error::Cancelled)) && env.inner.shutdown.is_cancelled() {
+        // Stopped for shutdown between two changes: not an outcome. The row stays running, with the changes
+        // made so far, and the next start resumes the account.
+        return result;
+    }
     if let Err(e) = outcome {
         result.error = Some(convert::account_error(&e, pb::AccountPhase::Apply));
         return finish(result, pb::AccountOutcome::Failed);
@@ -229,6 +264,23 @@ pub(crate) async fn run(env: &RunEnv, target: &Target) -> pb::AccountResult {
         }
     }
     finish(result, pb::AccountOutcome::Changed)
+}
+
+/// The changes an interrupted run of this operation made in the account, from the row it left: every entry but
+/// the last was carried out; the last was in flight, and was carried out unless the new plan (`now`) still needs it.
+fn carried_over(target: &Target, now: &[Change], redactor: &crossrole_core::secret::Redactor) -> Vec<pb::Change> {
+    let Some(prior) = &target.prior else { return Vec::new() };
+    let mut changes = prior.changes.clone();
+    if let Some(last) = changes.last() {
+        let still_needed = now.iter().any(|c| {
+            let w = c.to_wire(redactor);
+            w.kind == last.kind && w.subject == last.subject
+        });
+        if still_needed {
+            changes.pop();
+        }
+    }
+    changes
 }
 
 async fn remember_placement(env: &RunEnv, target: &Target) {
@@ -297,7 +349,7 @@ pub(crate) async fn live_check(env: &RunEnv, account: &str, role_arn: &str) -> p
                     caller_arn: caller,
                     role_arn,
                     account,
-                    external_id: trust.external_id.as_deref(),
+                    external_id: trust.external_id.as_ref(),
                     timeout: env.spec.rollout.verify_timeout,
                 },
             )

@@ -3,8 +3,12 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossrole_aws::Error as AwsError;
-use crossrole_core::guardrails::{Finding, Severity};
+use crossrole_core::{
+    guardrails::{Finding, Severity},
+    secret::{REDACTED_PREFIX, Redactor},
+};
 use crossrole_proto::v1 as pb;
+use crossrole_store::JournalKey;
 
 /// Now, in Unix milliseconds.
 pub(crate) fn now_ms() -> i64 {
@@ -50,15 +54,49 @@ pub(crate) fn own_error(code: &str, message: impl Into<String>, phase: pb::Accou
     pb::AccountError { code: code.into(), message: message.into(), aws_error_code: String::new(), phase: phase as i32 }
 }
 
-/// The spec as shown to API callers: the ExternalId is redacted.
-pub fn redacted(spec: &pb::AccessSpec) -> pb::AccessSpec {
+/// The spec as shown to API callers and written to logs: the ExternalId replaced by its mark.
+pub fn redacted(spec: &pb::AccessSpec, redactor: &Redactor) -> pb::AccessSpec {
+    let mut spec = spec.clone();
+    if let Some(t) = spec.role.as_mut().and_then(|r| r.trust.as_mut())
+        && !t.external_id.is_empty()
+        && !Redactor::is_mark(&t.external_id)
+    {
+        t.external_id = if JournalKey::is_sealed(&t.external_id) {
+            format!("{REDACTED_PREFIX}>")
+        } else {
+            redactor.mark(&t.external_id)
+        };
+    }
+    spec
+}
+
+/// The spec as the journal keeps it: the ExternalId sealed with the journal key, bound to `context`.
+pub fn sealed(spec: &pb::AccessSpec, key: &JournalKey, context: &str) -> Result<pb::AccessSpec, crate::Error> {
     let mut spec = spec.clone();
     if let Some(t) = spec.role.as_mut().and_then(|r| r.trust.as_mut())
         && !t.external_id.is_empty()
     {
-        t.external_id = "<redacted>".into();
+        t.external_id = key.seal(&t.external_id, context)?;
     }
-    spec
+    Ok(spec)
+}
+
+/// The spec as the journal kept it, with its ExternalId opened.
+pub fn opened(spec: &pb::AccessSpec, key: &JournalKey, context: &str) -> Result<pb::AccessSpec, crate::Error> {
+    let mut spec = spec.clone();
+    if let Some(t) = spec.role.as_mut().and_then(|r| r.trust.as_mut())
+        && !t.external_id.is_empty()
+    {
+        t.external_id = key.open(&t.external_id, context)?;
+    }
+    Ok(spec)
+}
+
+/// An operation kind's name for logs (`APPLY`), or its number when unknown.
+pub(crate) fn kind_name(kind: i32) -> String {
+    pb::OperationKind::try_from(kind)
+        .map(|k| k.as_str_name().trim_start_matches("OPERATION_KIND_").to_string())
+        .unwrap_or_else(|_| format!("UNKNOWN({kind})"))
 }
 
 /// Whether an operation state is final.

@@ -1,28 +1,34 @@
-//! An operation's event stream: numbered, persisted in order, then published live.
+//! An operation's event stream: numbered in persist order, persisted, then published live.
 //!
-//! The rollout hands events and account rows to a writer task over an unbounded channel and never waits for it;
-//! the writer persists them in batches (rows first, then events) and only then publishes the events on a
-//! broadcast channel. So the journal always holds every event a watcher has seen live, a watcher that falls
-//! behind can catch up from the journal, and no watcher can slow the rollout.
+//! The rollout hands events and account rows to one writer task over a channel and does not wait for it (except
+//! on [`EventSink::flush`]). The writer alone numbers events, in the order it receives them, so sequence numbers
+//! are the persist order by construction: a watcher catching up from the journal never finds event 6 stored before
+//! event 5. Each batch — account rows, events, the operation's counters — is one journal transaction; only events
+//! that are persisted are published on the broadcast channel. So the journal holds every event a watcher has seen
+//! live, a watcher that falls behind catches up from the journal, and no watcher can slow the rollout.
+//!
+//! When the journal refuses a batch, the writer retries it with backoff and publishes nothing meanwhile; the
+//! rollout sees [`EventSink::healthy`] turn false and starts no new account until the journal takes writes again.
 
 use std::{
     collections::BTreeMap,
     sync::{
         Arc,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, Ordering},
     },
+    time::Duration,
 };
 
 use crossrole_aws::calls::CallStats;
 use crossrole_proto::v1 as pb;
-use crossrole_store::{AccountRow, EventRow, Journal};
+use crossrole_store::{AccountRow, Batch, EventRow, Journal, OperationStats};
 use prost::Message;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::convert;
 
 enum Msg {
-    Event(Box<pb::OperationEvent>),
+    Event(Box<(String, pb::operation_event::Event, prost_types::Timestamp)>),
     Account(AccountRow),
     Flush(oneshot::Sender<()>),
 }
@@ -30,37 +36,33 @@ enum Msg {
 /// Emits an operation's events.
 #[derive(Clone)]
 pub(crate) struct EventSink {
-    sequence: Arc<AtomicU64>,
     tx: mpsc::UnboundedSender<Msg>,
+    healthy: Arc<AtomicBool>,
+}
+
+/// What the writer needs.
+pub(crate) struct Writer {
+    pub(crate) operation: String,
+    pub(crate) last_sequence: u64,
+    pub(crate) journal: Arc<dyn Journal>,
+    pub(crate) live: broadcast::Sender<Arc<pb::OperationEvent>>,
+    pub(crate) stats: Arc<CallStats>,
+    pub(crate) base_calls: BTreeMap<String, u64>,
+    pub(crate) base_throttled: u64,
 }
 
 impl EventSink {
-    /// A sink continuing after `last_sequence`, with its writer task.
-    pub(crate) fn start(
-        operation: String,
-        last_sequence: u64,
-        journal: Arc<dyn Journal>,
-        live: broadcast::Sender<Arc<pb::OperationEvent>>,
-        stats: Arc<CallStats>,
-        base_calls: BTreeMap<String, u64>,
-        base_throttled: u64,
-    ) -> (EventSink, tokio::task::JoinHandle<()>) {
+    /// A sink continuing after `writer.last_sequence`, with its writer task.
+    pub(crate) fn start(writer: Writer) -> (EventSink, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let sequence = Arc::new(AtomicU64::new(last_sequence));
-        let writer = tokio::spawn(write(operation, rx, journal, live, stats, base_calls, base_throttled));
-        (EventSink { sequence, tx }, writer)
+        let healthy = Arc::new(AtomicBool::new(true));
+        let task = tokio::spawn(write(writer, rx, healthy.clone()));
+        (EventSink { tx, healthy }, task)
     }
 
-    /// Emits an event about `account` (empty for the operation).
+    /// Emits an event about `account` (empty for the operation). Its sequence number is given when it is persisted.
     pub(crate) fn emit(&self, account: &str, event: pb::operation_event::Event) {
-        let sequence = self.sequence.fetch_add(1, Ordering::SeqCst) + 1;
-        let e = pb::OperationEvent {
-            sequence,
-            time: Some(convert::now()),
-            account_id: account.to_string(),
-            event: Some(event),
-        };
-        let _ = self.tx.send(Msg::Event(Box::new(e)));
+        let _ = self.tx.send(Msg::Event(Box::new((account.to_string(), event, convert::now()))));
     }
 
     /// Persists an account row (in order with the events).
@@ -81,19 +83,16 @@ impl EventSink {
             let _ = rx.await;
         }
     }
+
+    /// False while the journal refuses writes.
+    pub(crate) fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn write(
-    operation: String,
-    mut rx: mpsc::UnboundedReceiver<Msg>,
-    journal: Arc<dyn Journal>,
-    live: broadcast::Sender<Arc<pb::OperationEvent>>,
-    stats: Arc<CallStats>,
-    base_calls: BTreeMap<String, u64>,
-    base_throttled: u64,
-) {
+async fn write(w: Writer, mut rx: mpsc::UnboundedReceiver<Msg>, healthy: Arc<AtomicBool>) {
     const BATCH: usize = 512;
+    let mut next = w.last_sequence + 1;
     while let Some(first) = rx.recv().await {
         let mut msgs = vec![first];
         while msgs.len() < BATCH {
@@ -102,48 +101,73 @@ async fn write(
                 Err(_) => break,
             }
         }
-        let mut rows = Vec::new();
+        let mut latest: BTreeMap<u32, AccountRow> = BTreeMap::new();
         let mut events = Vec::new();
         let mut flushes = Vec::new();
         for m in msgs {
             match m {
-                Msg::Event(e) => events.push(*e),
-                Msg::Account(r) => rows.push(r),
+                Msg::Event(e) => {
+                    let (account_id, event, time) = *e;
+                    events.push(pb::OperationEvent {
+                        sequence: next,
+                        time: Some(time),
+                        account_id,
+                        event: Some(event),
+                    });
+                    next += 1;
+                }
+                // Keep only the latest row per account in this batch.
+                Msg::Account(r) => {
+                    latest.insert(r.index, r);
+                }
                 Msg::Flush(f) => flushes.push(f),
             }
         }
-        // Keep only the latest row per account in this batch.
-        let mut latest: BTreeMap<u32, AccountRow> = BTreeMap::new();
-        for r in rows {
-            latest.insert(r.index, r);
+        let stats = (!events.is_empty()).then(|| {
+            let mut aws_calls = w.base_calls.clone();
+            for (k, v) in w.stats.snapshot() {
+                *aws_calls.entry(k).or_default() += v;
+            }
+            OperationStats { aws_calls, throttled: w.base_throttled + w.stats.throttled() }
+        });
+        let batch = Batch {
+            rows: latest.into_values().collect(),
+            events: events.iter().map(|e| EventRow { sequence: e.sequence, payload: e.encode_to_vec() }).collect(),
+            stats,
+        };
+        if !batch.rows.is_empty() || !batch.events.is_empty() {
+            persist(&w, batch, &healthy).await;
         }
-        if !latest.is_empty()
-            && let Err(e) = journal.put_accounts(&operation, latest.into_values().collect()).await
-        {
-            tracing::error!(operation, error = %e, "cannot persist account results");
-        }
-        if !events.is_empty() {
-            let rows = events.iter().map(|e| EventRow { sequence: e.sequence, payload: e.encode_to_vec() }).collect();
-            if let Err(e) = journal.append_events(&operation, rows).await {
-                tracing::error!(operation, error = %e, "cannot persist events");
-            }
-            let mut calls = base_calls.clone();
-            for (k, v) in stats.snapshot() {
-                *calls.entry(k).or_default() += v;
-            }
-            // The last *persisted* event: after a crash, numbering resumes right after it, without a gap.
-            let last = events.iter().map(|e| e.sequence).max().unwrap_or(0);
-            if let Err(e) =
-                journal.set_operation_stats(&operation, &calls, base_throttled + stats.throttled(), last).await
-            {
-                tracing::error!(operation, error = %e, "cannot persist operation stats");
-            }
-            for e in events {
-                let _ = live.send(Arc::new(e));
-            }
+        for e in events {
+            let _ = w.live.send(Arc::new(e));
         }
         for f in flushes {
             let _ = f.send(());
+        }
+    }
+}
+
+/// Persists `batch`, retrying with backoff until the journal takes it.
+async fn persist(w: &Writer, batch: Batch, healthy: &AtomicBool) {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        match w.journal.persist(&w.operation, batch.clone()).await {
+            Ok(()) => {
+                healthy.store(true, Ordering::Relaxed);
+                return;
+            }
+            Err(e) => {
+                if healthy.swap(false, Ordering::Relaxed) {
+                    tracing::error!(
+                        operation = w.operation,
+                        error = %e,
+                        "the journal refuses writes: no new account starts and no event is published until it \
+                         takes them again"
+                    );
+                }
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ mod events;
 mod locks;
 pub mod query;
 mod rollout;
+mod targets;
 
 use std::{
     collections::HashMap,
@@ -27,13 +28,14 @@ use crossrole_aws::{
     discovery::{Discovery, DiscoveryConfig},
 };
 use crossrole_core::AccessSpec;
+use crossrole_core::secret::Redactor;
 use crossrole_proto::v1 as pb;
-use crossrole_store::{Journal, NewOperation, OperationFilter, OperationRow};
+use crossrole_store::{Journal, JournalKey, NewOperation, OperationFilter, OperationRow};
 use prost::Message;
 use tokio::sync::broadcast;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-pub use convert::{finding, is_final, redacted};
+pub use convert::{finding, is_final, opened, redacted, sealed};
 pub use error::Error;
 pub use locks::LockPolicy;
 
@@ -50,9 +52,13 @@ pub struct EngineConfig {
     pub discovery: DiscoveryConfig,
     /// Credential broker settings.
     pub broker: BrokerConfig,
+    /// Seals the secrets the journal keeps, and keys the marks that stand for them elsewhere.
+    pub journal_key: JournalKey,
 }
 
 impl Default for EngineConfig {
+    /// Defaults, with a new random journal key (for tests: a journal written with it cannot be resumed by
+    /// another engine).
     fn default() -> Self {
         EngineConfig {
             lock_policy: LockPolicy::Wait,
@@ -60,6 +66,7 @@ impl Default for EngineConfig {
             event_buffer: 1024,
             discovery: DiscoveryConfig::default(),
             broker: BrokerConfig::default(),
+            journal_key: JournalKey::generate().expect("the operating system has no random source"),
         }
     }
 }
@@ -99,6 +106,7 @@ pub(crate) struct Inner {
     pub(crate) shutdown: CancellationToken,
     tasks: TaskTracker,
     pub(crate) metrics: Mutex<Metrics>,
+    pub(crate) redactor: Redactor,
 }
 
 /// Counters since start, for telemetry.
@@ -132,6 +140,7 @@ impl Engine {
     ) -> Engine {
         let discovery = Discovery::new(aws.organizations(), calls.clone(), config.discovery);
         let broker = CredentialBroker::new(aws.clone(), calls.clone(), config.broker.clone());
+        let redactor = Redactor::new(config.journal_key.derive("crossrole redaction marks v1"));
         Engine {
             inner: Arc::new(Inner {
                 aws,
@@ -145,6 +154,7 @@ impl Engine {
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 metrics: Mutex::new(Metrics::default()),
+                redactor,
             }),
         }
     }
@@ -174,12 +184,22 @@ impl Engine {
         &self.inner.journal
     }
 
+    /// Marks secrets in what leaves crossroled.
+    pub fn redactor(&self) -> &Redactor {
+        &self.inner.redactor
+    }
+
+    /// The journal key (sealing secrets the journal keeps).
+    pub fn journal_key(&self) -> &JournalKey {
+        &self.inner.config.journal_key
+    }
+
     /// Starts an operation (or returns the one its idempotency key already started). It runs in the background.
     pub async fn start(&self, request: StartRequest) -> Result<pb::Operation, Error> {
         let wire = pb::AccessSpec::from(&request.spec);
-        let spec_bytes = wire.encode_to_vec();
-        let fingerprint = fingerprint(request.kind, request.dry_run, &spec_bytes);
+        let fingerprint = self.fingerprint(request.kind, request.dry_run, &wire.encode_to_vec());
         let id = uuid::Uuid::now_v7().to_string();
+        let spec_bytes = sealed(&wire, &self.inner.config.journal_key, &id)?.encode_to_vec();
         let (row, created) = self
             .inner
             .journal
@@ -219,19 +239,41 @@ impl Engine {
                 Running { cancel: cancel.clone(), events: events.clone(), stats: stats.clone() },
             );
         }
-        let (sink, writer) = events::EventSink::start(
-            row.id.clone(),
-            row.last_sequence,
-            self.inner.journal.clone(),
-            events,
+        let (sink, writer) = events::EventSink::start(events::Writer {
+            operation: row.id.clone(),
+            last_sequence: row.last_sequence,
+            journal: self.inner.journal.clone(),
+            live: events,
             stats,
-            row.aws_calls.clone(),
-            row.throttled_calls,
-        );
+            base_calls: row.aws_calls.clone(),
+            base_throttled: row.throttled_calls,
+        });
         let inner = self.inner.clone();
         self.inner.tasks.spawn(async move {
             let id = row.id.clone();
-            rollout::run(inner.clone(), row, spec, cancel, sink).await;
+            let last_words = sink.clone();
+            let ran = tokio::spawn(rollout::run(inner.clone(), row, spec, cancel, sink)).await;
+            if let Err(e) = ran {
+                // A bug, not an outcome: the operation ends FAILED and says where to look, rather than hang.
+                tracing::error!(operation = id, error = %e, "the operation's task panicked");
+                let message = "internal error: the operation stopped unexpectedly; see the crossroled log";
+                last_words.emit(
+                    "",
+                    pb::operation_event::Event::StateChanged(pb::OperationStateChanged {
+                        state: pb::OperationState::Failed as i32,
+                        message: message.into(),
+                        counts: Some(rollout::counts(&inner, &id).await),
+                    }),
+                );
+                last_words.flush().await;
+                let failed = pb::OperationState::Failed as i32;
+                if let Err(e) =
+                    inner.journal.set_operation_state(&id, failed, message, None, Some(convert::now_ms())).await
+                {
+                    tracing::error!(operation = id, error = %e, "cannot record the end of the operation");
+                }
+            }
+            drop(last_words);
             let _ = writer.await;
             if let Ok(mut running) = inner.running.lock() {
                 running.remove(&id);
@@ -250,7 +292,7 @@ impl Engine {
         let n = rows.len();
         for row in rows {
             let spec = pb::AccessSpec::decode(row.spec.as_slice()).map_err(|e| Error::Corrupt(e.to_string()))?;
-            let spec = AccessSpec::try_from(&spec)?;
+            let spec = AccessSpec::try_from(&opened(&spec, &self.inner.config.journal_key, &row.id)?)?;
             tracing::info!(operation = row.id, "resuming an unfinished operation");
             let cancelling = row.state == pb::OperationState::Cancelling as i32;
             let id = row.id.clone();
@@ -315,12 +357,13 @@ impl Engine {
 
     async fn to_pb(&self, row: OperationRow) -> Result<pb::Operation, Error> {
         let spec = pb::AccessSpec::decode(row.spec.as_slice()).map_err(|e| Error::Corrupt(e.to_string()))?;
+        let spec = opened(&spec, &self.inner.config.journal_key, &row.id)?;
         let counts = rollout::counts(&self.inner, &row.id).await;
         Ok(pb::Operation {
             id: row.id,
             kind: row.kind,
             state: row.state,
-            spec: Some(redacted(&spec)),
+            spec: Some(redacted(&spec, &self.inner.redactor)),
             idempotency_key: row.idempotency_key.unwrap_or_default(),
             binding_name: row.binding_name.unwrap_or_default(),
             created_by: row.created_by,
@@ -428,12 +471,12 @@ impl Engine {
     }
 }
 
-fn fingerprint(kind: pb::OperationKind, dry_run: bool, spec: &[u8]) -> String {
-    // FNV-1a: stable across processes and versions, which std's hasher is not.
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in [kind as i32 as u8, dry_run as u8].iter().chain(spec) {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x100000001b3);
+impl Engine {
+    /// The request's fingerprint, to tell a retry from a reuse of an idempotency key. It is keyed (it covers the
+    /// ExternalId, and the journal keeps it), and stable across restarts with the same journal key.
+    fn fingerprint(&self, kind: pb::OperationKind, dry_run: bool, spec: &[u8]) -> String {
+        let mut data = vec![kind as i32 as u8, dry_run as u8];
+        data.extend_from_slice(spec);
+        self.inner.redactor.digest(&data)
     }
-    format!("{h:016x}")
 }

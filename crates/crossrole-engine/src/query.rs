@@ -9,7 +9,7 @@ use crossrole_core::{
     guardrails::{self, Finding, OrgContext},
     org::{OrgTree, Selection},
     plan::{AccountPlan, DesiredRole},
-    spec::{AccountState, TargetSelector},
+    spec::{TargetSelector, TrustedGrant},
 };
 use crossrole_proto::v1 as pb;
 use futures::StreamExt;
@@ -19,6 +19,7 @@ use crate::{
     Engine, Error,
     account::{self, Action, RunEnv, Target},
     convert, rollout,
+    targets::{self, Skip, Standing},
 };
 
 impl Engine {
@@ -50,59 +51,24 @@ impl Engine {
             sink: None,
             write: false,
             verifier: Default::default(),
+            redactor: self.inner.redactor.clone(),
         }
-    }
-
-    async fn read_targets(&self, spec: &AccessSpec) -> Result<(Vec<Target>, Selection), Error> {
-        let (_, selection) = self.select(&spec.targets, "targets", false).await?;
-        let mut targets: Vec<Target> = selection
-            .selected
-            .iter()
-            .map(|a| Target {
-                index: 0,
-                account_id: a.id.clone(),
-                account_name: a.name.clone(),
-                joined_at: a.joined_at,
-                action: Action::Ensure,
-            })
-            .collect();
-        if spec.rollout.prune {
-            let selected: BTreeSet<&str> = selection.selected.iter().map(|a| a.id.as_str()).collect();
-            let tree = self.inner.discovery.tree(&CallContext::new(), false).await?;
-            for account in self.inner.journal.placements(&spec.name).await? {
-                if let Some(a) = tree
-                    .accounts
-                    .get(&account)
-                    .filter(|a| !selected.contains(a.id.as_str()) && a.state == AccountState::Active)
-                {
-                    targets.push(Target {
-                        index: 0,
-                        account_id: a.id.clone(),
-                        account_name: a.name.clone(),
-                        joined_at: a.joined_at,
-                        action: Action::Remove,
-                    });
-                }
-            }
-        }
-        for (i, t) in targets.iter_mut().enumerate() {
-            t.index = i as u32;
-        }
-        Ok((targets, selection))
     }
 
     fn concurrency(&self, spec: &AccessSpec, n: usize) -> usize {
         spec.rollout.max_concurrency.concurrency(n).min(self.inner.config.max_concurrency).max(1)
     }
 
-    /// What an apply would do, account by account, without changing anything.
+    /// What an apply would do, account by account, without changing anything: the same targets, skips and
+    /// reasons ([`targets::resolve`]), the same per-account path, and the grant an apply reaching these plans would
+    /// write ([`targets::grant_accounts`]).
     pub async fn plan(&self, spec: &AccessSpec) -> Result<pb::AccessPlan, Error> {
         let findings = self.guardrails(spec).await?;
-        let (targets, selection) = self.read_targets(spec).await?;
         let env = self.read_env(spec, "crossrole-plan");
-        let n = self.concurrency(spec, targets.len());
+        let resolved = targets::resolve(&self.inner, spec, false, &env.ctx, false).await?;
+        let n = self.concurrency(spec, resolved.targets.len());
         let env_ref = &env;
-        let accounts: Vec<pb::AccountPlan> = futures::stream::iter(targets.clone())
+        let examined: Vec<(pb::AccountPlan, Standing)> = futures::stream::iter(resolved.targets.clone())
             .map(move |t| {
                 let env = env_ref;
                 async move {
@@ -113,16 +79,22 @@ impl Engine {
                         role_arn: env.desired.arn(env.inner.aws.partition(), &t.account_id),
                         ..Default::default()
                     };
+                    let mut standing = Standing::Out;
                     match account::examine(env, t).await {
                         Err(e) => {
                             p.status = pb::AccountPlanStatus::Failed as i32;
                             p.error = Some(e);
+                            standing = Standing::Failed;
                         }
                         Ok(x) => match x.plan {
-                            AccountPlan::InSync => p.status = pb::AccountPlanStatus::InSync as i32,
+                            AccountPlan::InSync => {
+                                p.status = pb::AccountPlanStatus::InSync as i32;
+                                standing = Standing::InPlace;
+                            }
                             AccountPlan::Changes(c) => {
                                 p.status = pb::AccountPlanStatus::Changes as i32;
-                                p.changes = c.iter().map(pb::Change::from).collect();
+                                p.changes = c.iter().map(|c| c.to_wire(&env.redactor)).collect();
+                                standing = Standing::InPlace;
                             }
                             AccountPlan::Conflict { owner } => {
                                 p.status = pb::AccountPlanStatus::Conflict as i32;
@@ -131,7 +103,10 @@ impl Engine {
                             }
                         },
                     }
-                    p
+                    if t.action == Action::Remove {
+                        standing = Standing::Out;
+                    }
+                    (p, standing)
                 }
             })
             .buffered(n)
@@ -141,79 +116,78 @@ impl Engine {
         let grant = match &spec.grant {
             None => None,
             Some(g) => {
-                let mut gp = pb::GrantPlan {
-                    account_id: g.account_id.clone(),
-                    policy_arn: g.policy_arn(self.partition()),
-                    ..Default::default()
-                };
-                let ensure: BTreeSet<String> =
-                    targets.iter().filter(|t| t.action == Action::Ensure).map(|t| t.account_id.clone()).collect();
-                match self.inner.broker.bootstrap(&env.ctx, &g.account_id, None, "crossrole-plan").await {
-                    Err(e) => gp.error = Some(convert::account_error(&e, pb::AccountPhase::Assume)),
-                    Ok(creds) => {
-                        let iam =
-                            AccountIam { iam: self.inner.aws.iam(&creds), calls: &self.inner.calls, ctx: &env.ctx };
-                        match iam.read_grant(&gp.policy_arn).await {
-                            Err(e) => gp.error = Some(convert::account_error(&e, pb::AccountPhase::Read)),
-                            Ok(observed) => match rollout::grant_plan(
-                                &self.inner,
-                                spec,
-                                g,
-                                &ensure,
-                                false,
-                                observed.as_ref(),
-                                &env.ctx,
-                            )
-                            .await
-                            {
-                                GrantPlan::InSync => {}
-                                GrantPlan::Changes(c) => gp.changes = c.iter().map(pb::Change::from).collect(),
-                                GrantPlan::Conflict { owner } => {
-                                    gp.error = Some(convert::own_error(
-                                        "not_owned",
-                                        match owner {
-                                            Some(o) => format!("{} belongs to crossrole spec {o:?}", gp.policy_arn),
-                                            None => format!("{} exists and is not managed by crossrole", gp.policy_arn),
-                                        },
-                                        pb::AccountPhase::Plan,
-                                    ))
-                                }
-                            },
-                        }
-                    }
-                }
-                Some(gp)
+                let placements: BTreeSet<String> =
+                    self.inner.journal.placements(&spec.name).await?.into_iter().collect();
+                let ensure =
+                    targets::grant_accounts(examined.iter().map(|(p, s)| (p.account_id.as_str(), *s)), &placements);
+                Some(self.plan_grant(spec, g, &ensure, &env.ctx).await?)
             }
         };
+        let accounts: Vec<pb::AccountPlan> = examined.into_iter().map(|(p, _)| p).collect();
         let accounts_with_changes = accounts.iter().filter(|a| !a.changes.is_empty()).count() as u32;
         let total_changes = accounts.iter().map(|a| a.changes.len()).sum::<usize>()
             + grant.as_ref().map(|g| g.changes.len()).unwrap_or(0);
         Ok(pb::AccessPlan {
             findings: findings.iter().map(convert::finding).collect(),
             accounts,
-            skipped: skipped(&selection),
+            skipped: skipped(&resolved.skipped, &resolved.tree),
             grant,
             accounts_with_changes,
             total_changes: total_changes as u32,
         })
     }
 
+    /// The trusted side's plan for the roles of `ensure`; AWS errors are the plan's, reading the organization
+    /// fails the request.
+    async fn plan_grant(
+        &self,
+        spec: &AccessSpec,
+        g: &TrustedGrant,
+        ensure: &BTreeSet<String>,
+        ctx: &CallContext,
+    ) -> Result<pb::GrantPlan, Error> {
+        let mut gp = pb::GrantPlan {
+            account_id: g.account_id.clone(),
+            policy_arn: g.policy_arn(self.partition()),
+            ..Default::default()
+        };
+        let creds = match self.inner.broker.bootstrap(ctx, &g.account_id, None, "crossrole-plan").await {
+            Ok(c) => c,
+            Err(e) => {
+                gp.error = Some(convert::account_error(&e, pb::AccountPhase::Assume));
+                return Ok(gp);
+            }
+        };
+        let iam = AccountIam { iam: self.inner.aws.iam(&creds), calls: &self.inner.calls, ctx };
+        let observed = match iam.read_grant(&gp.policy_arn).await {
+            Ok(o) => o,
+            Err(e) => {
+                gp.error = Some(convert::account_error(&e, pb::AccountPhase::Read));
+                return Ok(gp);
+            }
+        };
+        match rollout::grant_plan(&self.inner, spec, g, Some(ensure), observed.as_ref(), ctx).await? {
+            GrantPlan::InSync => {}
+            GrantPlan::Changes(c) => gp.changes = c.iter().map(pb::Change::from).collect(),
+            GrantPlan::Conflict { owner } => {
+                gp.error = Some(convert::own_error(
+                    "not_owned",
+                    match owner {
+                        Some(o) => format!("{} belongs to crossrole spec {o:?}", gp.policy_arn),
+                        None => format!("{} exists and is not managed by crossrole", gp.policy_arn),
+                    },
+                    pb::AccountPhase::Plan,
+                ))
+            }
+        }
+        Ok(gp)
+    }
+
     /// Checks each account's role against the spec, and that the trusted side can assume it.
     pub async fn verify(&self, spec: &AccessSpec) -> Result<pb::VerifyAccessResponse, Error> {
-        let (_, selection) = self.select(&spec.targets, "targets", false).await?;
-        let targets: Vec<Target> = selection
-            .selected
-            .iter()
-            .enumerate()
-            .map(|(i, a)| Target {
-                index: i as u32,
-                account_id: a.id.clone(),
-                account_name: a.name.clone(),
-                joined_at: a.joined_at,
-                action: Action::Ensure,
-            })
-            .collect();
         let env = self.read_env(spec, "crossrole-verify");
+        let resolved = targets::resolve(&self.inner, spec, false, &env.ctx, false).await?;
+        let targets: Vec<Target> = resolved.targets.iter().filter(|t| t.action == Action::Ensure).cloned().collect();
         let principals = verify::principals_to_check(spec, self.partition());
         let n = self.concurrency(spec, targets.len());
         let (env_ref, principals_ref) = (&env, &principals);
@@ -243,7 +217,7 @@ impl Engine {
                         AccountPlan::Conflict { .. } => pb::RoleConformance::NotOwned,
                         AccountPlan::Changes(_) if x.observed.is_none() => pb::RoleConformance::Missing,
                         AccountPlan::Changes(c) => {
-                            v.drift = c.iter().map(pb::Change::from).collect();
+                            v.drift = c.iter().map(|c| c.to_wire(&env.redactor)).collect();
                             pb::RoleConformance::Drifted
                         }
                     } as i32;
@@ -260,15 +234,17 @@ impl Engine {
             .buffered(n)
             .collect()
             .await;
-        Ok(pb::VerifyAccessResponse { accounts, skipped: skipped(&selection) })
+        Ok(pb::VerifyAccessResponse { accounts, skipped: skipped(&resolved.skipped, &resolved.tree) })
     }
 }
 
-fn skipped(selection: &Selection) -> Vec<pb::SkippedAccount> {
-    selection
-        .skipped
+fn skipped(skips: &[Skip], tree: &OrgTree) -> Vec<pb::SkippedAccount> {
+    skips
         .iter()
-        .map(|s| pb::SkippedAccount { account: Some(account(&s.account, "")), reason: s.reason.clone() })
+        .map(|s| pb::SkippedAccount {
+            account: Some(account(&s.account, &tree.path_of(&s.account.parent_id))),
+            reason: s.reason.clone(),
+        })
         .collect()
 }
 

@@ -1,5 +1,11 @@
-//! Running an operation: resolve the targets (once, then persisted), reconcile the trusted side, fan out over
-//! the accounts with bounded concurrency and failure tolerance, and finish.
+//! Running an operation: resolve the targets (once, then persisted), fan out over the accounts with bounded
+//! concurrency and failure tolerance, bring the trusted side in line with what the accounts reached, and finish.
+//!
+//! Order matters for access. An apply works the roles first and then writes the grant from the per-account outcome
+//! it reached ([`targets::grant_accounts`]): the grant never names a role crossrole does not own, a role that was
+//! not made, or an account that is not ACTIVE — also when the operation resumes after a crash, because the outcome
+//! is read back from the journal. A destroy cuts access first: the grant goes, then the roles; if the grant cannot
+//! be removed, no role is touched and every account says why.
 //!
 //! A restarted crossroled resumes an unfinished operation from its persisted targets: accounts with a final
 //! outcome are kept, the others run again (reconcile is idempotent, so re-running an account is safe).
@@ -10,7 +16,6 @@ use crossrole_aws::{calls::CallContext, reconcile::AccountIam};
 use crossrole_core::{
     AccessSpec,
     grant::{self, GrantPlan},
-    guardrails::{self, OrgContext},
     plan::DesiredRole,
     policy::grant_policy,
     spec::{PrincipalKind, TrustedGrant},
@@ -28,12 +33,19 @@ use crate::{
     account::{self, Action, RunEnv, Target},
     convert,
     events::EventSink,
+    targets::{self, Standing},
 };
 
 /// How a run ended.
 struct Ending {
     state: pb::OperationState,
     message: String,
+}
+
+impl Ending {
+    fn failed(message: impl Into<String>) -> Option<Ending> {
+        Some(Ending { state: pb::OperationState::Failed, message: message.into() })
+    }
 }
 
 /// Runs (or resumes) an operation to its end. `cancel` is the user's cancel; `inner.shutdown` stops the run
@@ -45,7 +57,8 @@ pub(crate) async fn run(
     cancel: CancellationToken,
     sink: EventSink,
 ) {
-    let span = tracing::info_span!("operation", id = %op.id, kind = op.kind, spec = %spec.name);
+    let kind = convert::kind_name(op.kind);
+    let span = tracing::info_span!("operation", id = %op.id, kind, spec = %spec.name);
     async move {
         let stop = CancellationToken::new();
         let stop_on = {
@@ -63,6 +76,7 @@ pub(crate) async fn run(
         match ending {
             None => tracing::info!("stopped for shutdown; it resumes at the next start"),
             Some(ending) => {
+                sink.flush().await;
                 let counts = counts(&inner, &op.id).await;
                 sink.emit(
                     "",
@@ -108,6 +122,11 @@ pub(crate) async fn counts(inner: &Inner, op: &str) -> pb::OperationCounts {
     }
 }
 
+/// "1 account", "2 accounts".
+pub(crate) fn accounts(n: usize) -> String {
+    if n == 1 { "1 account".into() } else { format!("{n} accounts") }
+}
+
 async fn drive(
     inner: &Arc<Inner>,
     op: &OperationRow,
@@ -131,7 +150,11 @@ async fn drive(
             }),
         );
     }
-    let kind = pb::OperationKind::try_from(op.kind).unwrap_or(pb::OperationKind::Apply);
+    // An operation of a kind this crossroled does not know does nothing, rather than something it was not asked.
+    let kind = match pb::OperationKind::try_from(op.kind) {
+        Ok(k @ (pb::OperationKind::Apply | pb::OperationKind::Destroy | pb::OperationKind::Reconcile)) => k,
+        _ => return Ending::failed(format!("unknown operation kind {}; nothing was done", op.kind)),
+    };
     let spec = Arc::new(spec);
     let desired = Arc::new(DesiredRole::from_spec(&spec, inner.aws.partition()));
 
@@ -140,19 +163,21 @@ async fn drive(
         Ok(Some(t)) => t,
         Ok(None) => match resolve(inner, op, &spec, kind, &ctx, sink).await {
             Ok(t) => (t, BTreeSet::new()),
-            Err(message) => return Some(Ending { state: pb::OperationState::Failed, message }),
+            Err(message) => return Ending::failed(message),
         },
-        Err(message) => return Some(Ending { state: pb::OperationState::Failed, message }),
+        Err(message) => return Ending::failed(message),
     };
+    let pending: Vec<Target> = targets.into_iter().filter(|t| !done.contains(&t.index)).collect();
+    let grant = spec.grant.as_ref().filter(|_| !op.dry_run);
 
-    // The trusted side, first: an apply's grant is in place when the roles are; a destroy cuts access first.
-    if let Some(g) = spec.grant.as_ref().filter(|_| !op.dry_run) {
-        let ensure: BTreeSet<String> =
-            targets.iter().filter(|t| t.action == Action::Ensure).map(|t| t.account_id.clone()).collect();
-        let remove = kind == pb::OperationKind::Destroy;
-        if let Err(message) = trusted_side(inner, &spec, g, &ensure, remove, &ctx, &op.id, sink).await {
-            return Some(Ending { state: pb::OperationState::Failed, message: format!("trusted side: {message}") });
-        }
+    // A destroy cuts access first; if it cannot, no role is touched.
+    if let (Some(g), pb::OperationKind::Destroy) = (grant, kind)
+        && let Err(message) = trusted_side(inner, &spec, g, None, &ctx, &op.id, sink).await
+    {
+        let why = format!("not started: the trusted side's policy could not be removed first: {message}");
+        not_started(sink, &pending, &why);
+        sink.flush().await;
+        return Ending::failed(format!("trusted side: {message}; no role was touched"));
     }
 
     let env = Arc::new(RunEnv {
@@ -165,20 +190,23 @@ async fn drive(
         sink: Some(sink.clone()),
         write: !op.dry_run,
         verifier: Default::default(),
+        redactor: inner.redactor.clone(),
     });
-    let pending: Vec<Target> = targets.into_iter().filter(|t| !done.contains(&t.index)).collect();
     let total = pending.len() + done.len();
     let concurrency = spec.rollout.max_concurrency.concurrency(total).min(inner.config.max_concurrency).max(1);
     let tolerance = spec.rollout.failure_tolerance.of(total);
     let mut failures = count_failures(inner, &op.id).await;
     let semaphore = Arc::new(Semaphore::new(concurrency));
     let mut running = futures::stream::FuturesUnordered::new();
-    let mut queue = pending.into_iter();
-    let mut halted: Option<String> = None;
+    let mut queue = pending.into_iter().peekable();
+    let mut halted = false;
 
     loop {
-        // Start accounts while there is room and nothing says stop.
-        while halted.is_none() && !stop.is_cancelled() {
+        // Start accounts while there is room and nothing says stop (a journal that refuses writes says wait).
+        while !halted && !stop.is_cancelled() && sink.healthy() {
+            if queue.peek().is_none() {
+                break;
+            }
             let Ok(permit) = semaphore.clone().try_acquire_owned() else { break };
             let Some(target) = queue.next() else { break };
             let env = env.clone();
@@ -202,6 +230,8 @@ async fn drive(
                         }
                         Some(_guard) => {
                             if let Some(s) = &env.sink {
+                                // A resumed account keeps the changes on record until its run replaces them.
+                                running.changes = target.prior.as_ref().map(|p| p.changes.clone()).unwrap_or_default();
                                 s.account(&running);
                             }
                             account::run(&env, &target).await
@@ -209,12 +239,15 @@ async fn drive(
                     };
                     if let Some(s) = &env.sink {
                         s.account(&result);
-                        s.emit(
-                            &result.account_id,
-                            pb::operation_event::Event::AccountFinished(pb::AccountFinished {
-                                result: Some(result.clone()),
-                            }),
-                        );
+                        // An account stopped by a shutdown is not finished: it resumes at the next start.
+                        if convert::outcome_is_final(result.outcome) {
+                            s.emit(
+                                &result.account_id,
+                                pb::operation_event::Event::AccountFinished(pb::AccountFinished {
+                                    result: Some(result.clone()),
+                                }),
+                            );
+                        }
                     }
                     result
                 }
@@ -222,25 +255,31 @@ async fn drive(
             ));
         }
         if running.is_empty() {
+            if !halted && !stop.is_cancelled() && queue.peek().is_some() {
+                // The journal refuses writes: wait for it before starting more.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            }
             break;
         }
         match running.next().await {
             Some(Ok(result)) => {
-                if let (Ok(mut m), Ok(o)) = (inner.metrics.lock(), pb::AccountOutcome::try_from(result.outcome)) {
+                if let (true, Ok(mut m), Ok(o)) = (
+                    convert::outcome_is_final(result.outcome),
+                    inner.metrics.lock(),
+                    pb::AccountOutcome::try_from(result.outcome),
+                ) {
                     *m.accounts.entry(o.as_str_name()).or_default() += 1;
                 }
                 if result.outcome == pb::AccountOutcome::Failed as i32 {
                     failures += 1;
-                    if failures > tolerance && halted.is_none() {
-                        halted = Some(format!(
-                            "failure tolerance ({tolerance}) exceeded: {failures} accounts failed; no new account was started"
-                        ));
-                    }
+                    halted |= failures > tolerance;
                 }
             }
             Some(Err(e)) => {
                 tracing::error!(error = %e, "account task panicked");
                 failures += 1;
+                halted |= failures > tolerance;
             }
             None => break,
         }
@@ -249,22 +288,96 @@ async fn drive(
     if inner.shutdown.is_cancelled() && !cancel.is_cancelled() {
         return None;
     }
-    // What never started is recorded as such.
-    let not_started: Vec<Target> = queue.collect();
-    for t in &not_started {
-        sink.account(&t.result(pb::AccountOutcome::NotStarted, pb::AccountPhase::Done));
-    }
+    // What never started is recorded as such, with the reason.
+    let never: Vec<Target> = queue.collect();
+    let why = if cancel.is_cancelled() {
+        "not started: the operation was cancelled".to_string()
+    } else {
+        format!("not started: the failure tolerance ({tolerance}) was exceeded")
+    };
+    not_started(sink, &never, &why);
     sink.flush().await;
     if cancel.is_cancelled() {
         return Some(Ending { state: pb::OperationState::Cancelled, message: "cancelled".into() });
     }
-    if let Some(message) = halted {
-        return Some(Ending { state: pb::OperationState::Failed, message });
+
+    // The grant, from what the accounts reached.
+    let mut trusted_error = None;
+    if let (Some(g), pb::OperationKind::Apply | pb::OperationKind::Reconcile) = (grant, kind) {
+        let ensure = match reached(inner, op, &spec).await {
+            Ok(e) => e,
+            Err(message) => return Ending::failed(message),
+        };
+        if let Err(message) = trusted_side(inner, &spec, g, Some(&ensure), &ctx, &op.id, sink).await {
+            trusted_error = Some(format!("trusted side: {message}"));
+        }
     }
-    if failures > 0 {
-        return Some(Ending { state: pb::OperationState::Failed, message: format!("{failures} accounts failed") });
+
+    let mut problems: Vec<String> = Vec::new();
+    if halted {
+        problems.push(format!(
+            "failure tolerance ({tolerance}) exceeded: {} failed, {} not started",
+            accounts(failures),
+            never.len()
+        ));
+    } else if failures > 0 {
+        problems.push(format!("{} failed", accounts(failures)));
     }
-    Some(Ending { state: pb::OperationState::Succeeded, message: String::new() })
+    problems.extend(trusted_error);
+    if problems.is_empty() {
+        Some(Ending { state: pb::OperationState::Succeeded, message: String::new() })
+    } else {
+        Ending::failed(problems.join("; "))
+    }
+}
+
+/// Records `targets` as not started, with `why`.
+fn not_started(sink: &EventSink, targets: &[Target], why: &str) {
+    for t in targets {
+        let mut r = t.result(pb::AccountOutcome::NotStarted, pb::AccountPhase::Done);
+        r.error = Some(convert::own_error("not_started", why, pb::AccountPhase::Queued));
+        sink.account(&r);
+    }
+}
+
+/// The accounts whose roles the grant names after this operation: read back from the journal, so a resumed
+/// operation decides from the same outcome.
+async fn reached(inner: &Inner, op: &OperationRow, spec: &AccessSpec) -> Result<BTreeSet<String>, String> {
+    let rows = all_rows(inner, &op.id).await?;
+    let placements: BTreeSet<String> =
+        inner.journal.placements(&spec.name).await.map_err(|e| e.to_string())?.into_iter().collect();
+    let standings: Vec<(String, Standing)> = rows
+        .iter()
+        .map(|(r, _)| {
+            let ensure = r.action != pb::AccountAction::Remove as i32;
+            let standing = match pb::AccountOutcome::try_from(r.outcome) {
+                Ok(pb::AccountOutcome::Changed | pb::AccountOutcome::Unchanged) if ensure => Standing::InPlace,
+                Ok(pb::AccountOutcome::Failed) if ensure => Standing::Failed,
+                _ => Standing::Out,
+            };
+            (r.account_id.clone(), standing)
+        })
+        .collect();
+    Ok(targets::grant_accounts(standings.iter().map(|(a, s)| (a.as_str(), *s)), &placements))
+}
+
+async fn all_rows(inner: &Inner, op: &str) -> Result<Vec<(pb::AccountResult, u32)>, String> {
+    let mut out = Vec::new();
+    let mut after = None;
+    loop {
+        let page = inner.journal.list_accounts(op, &[], 1000, after).await.map_err(|e| e.to_string())?;
+        let n = page.len();
+        after = page.last().map(|r| r.index);
+        for row in page {
+            let mut r = pb::AccountResult::decode(row.result.as_slice()).map_err(|e| format!("journal: {e}"))?;
+            // The row's outcome column is the one the journal counts and filters by.
+            r.outcome = row.outcome;
+            out.push((r, row.index));
+        }
+        if n < 1000 {
+            return Ok(out);
+        }
+    }
 }
 
 async fn count_failures(inner: &Inner, op: &str) -> usize {
@@ -277,36 +390,28 @@ async fn count_failures(inner: &Inner, op: &str) -> usize {
         .unwrap_or(0) as usize
 }
 
-/// Targets persisted by an earlier run of this operation, and the indexes already finished.
+/// Targets persisted by an earlier run of this operation, and the indexes already finished (skipped ones
+/// included). An account that was running keeps its row as `prior`, for what it did before.
 async fn resume_targets(inner: &Inner, op: &OperationRow) -> Result<Option<(Vec<Target>, BTreeSet<u32>)>, String> {
-    let mut rows = Vec::new();
-    let mut after = None;
-    loop {
-        let page = inner.journal.list_accounts(&op.id, &[], 1000, after).await.map_err(|e| e.to_string())?;
-        let last = page.last().map(|r| r.index);
-        let n = page.len();
-        rows.extend(page);
-        if n < 1000 {
-            break;
-        }
-        after = last;
-    }
+    let rows = all_rows(inner, &op.id).await?;
     if rows.is_empty() {
         return Ok(None);
     }
     let mut targets = Vec::new();
     let mut done = BTreeSet::new();
-    for row in rows {
-        let r = pb::AccountResult::decode(row.result.as_slice()).map_err(|e| format!("journal: {e}"))?;
-        if convert::outcome_is_final(row.outcome) {
-            done.insert(row.index);
+    for (r, index) in rows {
+        if convert::outcome_is_final(r.outcome) {
+            done.insert(index);
+            continue;
         }
+        let was_running = r.outcome == pb::AccountOutcome::Running as i32;
         targets.push(Target {
-            index: row.index,
-            account_id: row.account_id,
-            account_name: r.account_name,
+            index,
+            account_id: r.account_id.clone(),
+            account_name: r.account_name.clone(),
             joined_at: None,
             action: if r.action == pb::AccountAction::Remove as i32 { Action::Remove } else { Action::Ensure },
+            prior: was_running.then_some(r),
         });
     }
     Ok(Some((targets, done)))
@@ -322,68 +427,25 @@ async fn resolve(
     sink: &EventSink,
 ) -> Result<Vec<Target>, String> {
     // An apply reads the organization fresh: accounts move, and a stale tree would miss them.
-    let (tree, selection) =
-        inner.discovery.select(ctx, &spec.targets, "targets", true).await.map_err(|e| e.to_string())?;
-    let members = tree.account_ids();
-    guardrails::enforce(spec, inner.aws.partition(), OrgContext { member_accounts: Some(&members) })
+    let resolved = targets::resolve(inner, spec, kind == pb::OperationKind::Destroy, ctx, true)
+        .await
         .map_err(|e| e.to_string())?;
-
-    let remove_all = kind == pb::OperationKind::Destroy;
-    let selected: BTreeSet<String> = selection.selected.iter().map(|a| a.id.clone()).collect();
-    let mut targets = Vec::new();
-    let mut skipped_rows = Vec::new();
-    for a in &selection.selected {
-        targets.push(Target {
-            index: 0,
-            account_id: a.id.clone(),
-            account_name: a.name.clone(),
-            joined_at: a.joined_at,
-            action: if remove_all { Action::Remove } else { Action::Ensure },
-        });
-    }
-    let mut cleanup = 0;
-    if remove_all || spec.rollout.prune {
-        let placements = inner.journal.placements(&spec.name).await.map_err(|e| e.to_string())?;
-        for account in placements.into_iter().filter(|a| !selected.contains(a)) {
-            cleanup += 1;
-            match tree.accounts.get(&account) {
-                Some(a) if a.state == crossrole_core::spec::AccountState::Active => targets.push(Target {
-                    index: 0,
-                    account_id: a.id.clone(),
-                    account_name: a.name.clone(),
-                    joined_at: a.joined_at,
-                    action: Action::Remove,
-                }),
-                other => skipped_rows.push((
-                    account.clone(),
-                    other.map(|a| a.name.clone()).unwrap_or_default(),
-                    match other {
-                        Some(a) => format!("account is {}; its role cannot be removed now", a.state.as_str()),
-                        None => "account left the organization; its role cannot be removed by crossrole".to_string(),
-                    },
-                )),
-            }
-        }
-    }
-    for s in &selection.skipped {
-        skipped_rows.push((s.account.id.clone(), s.account.name.clone(), s.reason.clone()));
-    }
     let mut rows = Vec::new();
-    for (i, t) in targets.iter_mut().enumerate() {
-        t.index = i as u32;
+    for t in &resolved.targets {
         rows.push(pb::AccountResult {
             role_arn: spec.role.arn(inner.aws.partition(), &t.account_id),
             ..t.result(pb::AccountOutcome::Pending, pb::AccountPhase::Queued)
         });
     }
-    for (i, (id, name, reason)) in skipped_rows.iter().enumerate() {
+    let first_skip = resolved.targets.len();
+    for (i, s) in resolved.skipped.iter().enumerate() {
         rows.push(pb::AccountResult {
-            account_id: id.clone(),
-            account_name: name.clone(),
-            index: (targets.len() + i) as u32,
+            account_id: s.account.id.clone(),
+            account_name: s.account.name.clone(),
+            index: (first_skip + i) as u32,
             outcome: pb::AccountOutcome::Skipped as i32,
             phase: pb::AccountPhase::Done as i32,
-            error: Some(convert::own_error("account_not_active", reason.clone(), pb::AccountPhase::Queued)),
+            error: Some(convert::own_error("account_not_active", s.reason.clone(), pb::AccountPhase::Queued)),
             ..Default::default()
         });
     }
@@ -400,22 +462,20 @@ async fn resolve(
     sink.emit(
         "",
         pb::operation_event::Event::TargetsResolved(pb::TargetsResolved {
-            target_count: targets.len() as u32,
-            skipped_count: skipped_rows.len() as u32,
-            cleanup_count: cleanup,
+            target_count: resolved.targets.len() as u32,
+            skipped_count: resolved.skipped.len() as u32,
+            cleanup_count: resolved.cleanup,
         }),
     );
-    Ok(targets)
+    Ok(resolved.targets)
 }
 
-/// Plans and applies the trusted side's policy.
-#[allow(clippy::too_many_arguments)]
+/// Plans and applies the trusted side's policy: naming the roles in `ensure`, or removed when `ensure` is `None`.
 async fn trusted_side(
     inner: &Inner,
     spec: &AccessSpec,
     g: &TrustedGrant,
-    ensure: &BTreeSet<String>,
-    remove: bool,
+    ensure: Option<&BTreeSet<String>>,
     ctx: &CallContext,
     op_id: &str,
     sink: &EventSink,
@@ -431,7 +491,7 @@ async fn trusted_side(
     let iam = AccountIam { iam: inner.aws.iam(&creds), calls: &inner.calls, ctx };
     let arn = g.policy_arn(inner.aws.partition());
     let observed = iam.read_grant(&arn).await.map_err(|e| e.to_string())?;
-    let plan = grant_plan(inner, spec, g, ensure, remove, observed.as_ref(), ctx).await;
+    let plan = grant_plan(inner, spec, g, ensure, observed.as_ref(), ctx).await.map_err(|e| e.to_string())?;
     match plan {
         GrantPlan::InSync => Ok(()),
         GrantPlan::Conflict { owner } => Err(match owner {
@@ -450,30 +510,32 @@ async fn trusted_side(
     }
 }
 
-/// The trusted side's plan for `ensure` accounts.
+/// The trusted side's plan: the policy naming the roles in `ensure`, or removed when `ensure` is `None`. The
+/// organization's id is needed when the policy outgrows a list of ARNs; failing to read it fails the plan.
 pub(crate) async fn grant_plan(
     inner: &Inner,
     spec: &AccessSpec,
     g: &TrustedGrant,
-    ensure: &BTreeSet<String>,
-    remove: bool,
+    ensure: Option<&BTreeSet<String>>,
     observed: Option<&grant::ObservedGrant>,
     ctx: &CallContext,
-) -> GrantPlan {
-    if remove {
-        return grant::plan_grant_delete(&spec.name, observed);
-    }
-    let org_id = inner.discovery.tree(ctx, false).await.ok().map(|t| t.organization.id.clone());
+) -> Result<GrantPlan, crate::Error> {
+    // No role to name, no grant: IAM has no policy for "nothing", and one that names nothing grants nothing.
+    let Some(ensure) = ensure.filter(|e| !e.is_empty()) else {
+        return Ok(grant::plan_grant_delete(&spec.name, observed));
+    };
+    let org_id = inner.discovery.tree(ctx, false).await?.organization.id.clone();
     let (doc, widened) =
-        grant_policy(inner.aws.partition(), &spec.role.path, &spec.role.name, ensure, org_id.as_deref());
+        grant_policy(inner.aws.partition(), &spec.name, &spec.role.path, &spec.role.name, ensure, Some(&org_id));
     if widened {
         tracing::warn!(
             spec = spec.name,
-            "grant policy names the role by path in any account of the organization: too many accounts to list"
+            "grant policy names the role by path and ownership tags in any account of the organization: too many \
+             accounts to list"
         );
     }
     let principals: BTreeSet<(PrincipalKind, String)> = g.principals().map(|(k, n)| (k, n.to_string())).collect();
-    grant::plan_grant(&spec.name, &g.policy_name, TrustedGrant::POLICY_PATH, &doc, &principals, observed)
+    Ok(grant::plan_grant(&spec.name, &g.policy_name, TrustedGrant::POLICY_PATH, &doc, &principals, observed))
 }
 
 /// Reports retries as events.

@@ -2,117 +2,18 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
+mod common;
+
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
+use common::*;
 use crossrole_aws::{
     Service,
-    calls::{CallPolicy, Rate, Rates, RetryPolicy},
-    fake::{Failure, FakeAws, FakeConfig, Latency},
+    calls::{Rate, Rates},
+    fake::{Failure, FakeConfig, Latency},
 };
-use crossrole_core::{
-    AccessSpec,
-    org::{OrgTree, fixture::TreeBuilder},
-    spec::AccountState,
-};
-use crossrole_engine::{Engine, EngineConfig, StartRequest};
 use crossrole_proto::v1 as pb;
 use crossrole_store::{Journal, SqliteJournal};
-
-const MGMT: &str = "123456789012";
-const SECURITY: &str = "111122223333";
-
-fn account(i: u64) -> String {
-    format!("{:012}", 200_000_000_000 + i)
-}
-
-fn tree(n: u64) -> OrgTree {
-    let mut b = TreeBuilder::new("o-abcdefghij", MGMT, "r-root")
-        .unit("r-root", "ou-root-workload", "Workloads")
-        .unit("ou-root-workload", "ou-root-prodxxxx", "Prod")
-        .unit("r-root", "ou-root-sandboxx", "Sandbox")
-        .unit("r-root", "ou-root-security", "Security")
-        .account("ou-root-security", SECURITY, "security", AccountState::Active);
-    for i in 0..n {
-        b = b.account("ou-root-prodxxxx", &account(i), &format!("prod-{i}"), AccountState::Active);
-    }
-    b.account("ou-root-prodxxxx", "299999999999", "closed", AccountState::Suspended).build()
-}
-
-fn spec_with(extra_rollout: &str) -> AccessSpec {
-    AccessSpec::from_yaml(&format!(
-        r#"
-name: audit
-role:
-  name: Audit
-  path: /crossrole/
-  trust:
-    account_ids: ["{SECURITY}"]
-    external_id: Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf
-  managed_policy_arns: [arn:aws:iam::aws:policy/SecurityAudit]
-  inline_policies:
-    deny: {{Version: "2012-10-17", Statement: [{{Effect: Deny, Action: "s3:*", Resource: "*"}}]}}
-targets:
-  organizational_unit_ids: [ou-root-workload]
-grant:
-  account_id: "{SECURITY}"
-  user_names: [alice]
-  group_names: [auditors]
-rollout:
-{}{extra_rollout}"#,
-        if extra_rollout.contains("max_concurrency") { "" } else { "  max_concurrency: 5\n" }
-    ))
-    .unwrap()
-}
-
-fn spec() -> AccessSpec {
-    spec_with("  failure_tolerance: 100%\n")
-}
-
-struct World {
-    fake: FakeAws,
-    engine: Engine,
-    journal: Arc<dyn Journal>,
-}
-
-fn world_with(n: u64, config: FakeConfig, rates: Rates, journal: Arc<dyn Journal>) -> World {
-    let fake = FakeAws::new(tree(n), config);
-    fake.add_principals(SECURITY, &["alice"], &["auditors"]);
-    let calls = Arc::new(CallPolicy::new(rates, RetryPolicy::default()));
-    let engine = Engine::new(Arc::new(fake.clone()), calls, journal.clone(), EngineConfig::default());
-    World { fake, engine, journal }
-}
-
-fn world(n: u64) -> World {
-    let mut config = FakeConfig::default();
-    for s in Service::ALL {
-        config.latency.insert(s, Latency { base: Duration::from_millis(40), jitter: Duration::from_millis(20) });
-    }
-    world_with(n, config, Rates::UNLIMITED, Arc::new(SqliteJournal::in_memory().unwrap()))
-}
-
-fn start(kind: pb::OperationKind, spec: &AccessSpec) -> StartRequest {
-    StartRequest {
-        kind,
-        spec: spec.clone(),
-        idempotency_key: None,
-        created_by: "test".into(),
-        binding_name: None,
-        dry_run: false,
-    }
-}
-
-async fn run(w: &World, kind: pb::OperationKind, spec: &AccessSpec) -> pb::Operation {
-    let op = w.engine.start(start(kind, spec)).await.unwrap();
-    w.engine.wait(&op.id).await.unwrap()
-}
-
-async fn results(w: &World, op: &str) -> Vec<pb::AccountResult> {
-    w.engine.account_results(op, &[], 10_000, "").await.unwrap().0
-}
-
-fn outcome(r: &pb::AccountResult) -> &'static str {
-    pb::AccountOutcome::try_from(r.outcome).unwrap().as_str_name()
-}
 
 #[tokio::test(start_paused = true)]
 async fn apply_creates_everywhere_and_reapply_writes_nothing() {
@@ -157,7 +58,7 @@ async fn a_missing_bootstrap_role_fails_that_account_only() {
     w.fake.with_account(&account(3), |a| a.remove_role("OrganizationAccountAccessRole"));
     let op = run(&w, pb::OperationKind::Apply, &spec()).await;
     assert_eq!(op.state, pb::OperationState::Failed as i32);
-    assert_eq!(op.message, "1 accounts failed");
+    assert_eq!(op.message, "1 account failed");
     let r = results(&w, &op.id).await;
     let failed: Vec<&pb::AccountResult> = r.iter().filter(|r| r.outcome == pb::AccountOutcome::Failed as i32).collect();
     assert_eq!(failed.len(), 1);
@@ -323,8 +224,7 @@ async fn an_interrupted_operation_resumes_without_duplicates() {
     assert!(done_before > 0 && done_before < 30, "{done_before}");
 
     // A new crossroled on the same journal and the same AWS.
-    let calls = Arc::new(CallPolicy::new(Rates::UNLIMITED, RetryPolicy::default()));
-    let engine = Engine::new(Arc::new(w.fake.clone()), calls, journal.clone(), EngineConfig::default());
+    let engine = w.restarted();
     assert_eq!(engine.resume().await.unwrap(), 1);
     let done = engine.wait(&op.id).await.unwrap();
     assert_eq!(done.state, pb::OperationState::Succeeded as i32, "{}", done.message);
@@ -358,11 +258,10 @@ async fn a_crash_mid_account_is_rerun_safely() {
     journal.put_accounts(&first.id, rewound).await.unwrap();
     w.fake.with_account(&account(3), |a| a.remove_role("Audit"));
     w.fake.reset_counters();
-    let calls = Arc::new(CallPolicy::new(Rates::UNLIMITED, RetryPolicy::default()));
-    let engine = Engine::new(Arc::new(w.fake.clone()), calls, journal.clone(), EngineConfig::default());
+    let engine = w.restarted();
     engine.resume().await.unwrap();
     let done = engine.wait(&first.id).await.unwrap();
-    assert_eq!(done.state, pb::OperationState::Succeeded as i32);
+    assert_eq!(done.state, pb::OperationState::Succeeded as i32, "{}", done.message);
     assert_eq!(
         w.fake.served().get("iam:CreateRole"),
         Some(&1),

@@ -1,0 +1,153 @@
+//! Which accounts an operation works on, and which it skips and why: one function for plans and applies, so a plan
+//! shows exactly the accounts, skips and reasons an apply would.
+//!
+//! The targets are the selected accounts (to ensure the role, or to remove it for a destroy), then — for a destroy
+//! or a pruning apply — the accounts where the spec was applied before and that it no longer selects (to remove
+//! it). Skipped are the selected accounts that are not ACTIVE, and the accounts to clean up that cannot be worked
+//! on (suspended, or gone from the organization).
+//!
+//! The trusted side's grant names the roles of the accounts where the role is this spec's and in place:
+//! [`grant_accounts`] decides it from per-account outcomes, the same way for a plan and for the end of an apply.
+
+use std::{collections::BTreeSet, sync::Arc};
+
+use crossrole_aws::calls::CallContext;
+use crossrole_core::{
+    AccessSpec,
+    guardrails::{self, OrgContext},
+    org::{AccountInfo, OrgTree},
+    spec::AccountState,
+};
+
+use crate::{
+    Error, Inner,
+    account::{Action, Target},
+};
+
+/// An account matched but not worked on.
+#[derive(Debug, Clone)]
+pub(crate) struct Skip {
+    pub(crate) account: AccountInfo,
+    pub(crate) reason: String,
+}
+
+/// The resolved targets of an operation.
+pub(crate) struct Resolved {
+    pub(crate) tree: Arc<OrgTree>,
+    /// In order; `index` is the position.
+    pub(crate) targets: Vec<Target>,
+    pub(crate) skipped: Vec<Skip>,
+    /// How many placements are to be cleaned up (some of them may be skipped).
+    pub(crate) cleanup: u32,
+}
+
+/// Resolves `spec`'s targets for an apply (`remove_all` false) or a destroy (true), with the guardrails that need
+/// the organization. `refresh` reads the organization anew rather than from the cache.
+pub(crate) async fn resolve(
+    inner: &Inner,
+    spec: &AccessSpec,
+    remove_all: bool,
+    ctx: &CallContext,
+    refresh: bool,
+) -> Result<Resolved, Error> {
+    let (tree, selection) = inner.discovery.select(ctx, &spec.targets, "targets", refresh).await?;
+    let members = tree.account_ids();
+    guardrails::enforce(spec, inner.aws.partition(), OrgContext { member_accounts: Some(&members) })?;
+
+    let action = if remove_all { Action::Remove } else { Action::Ensure };
+    let selected: BTreeSet<&str> = selection.selected.iter().map(|a| a.id.as_str()).collect();
+    let mut targets: Vec<Target> = selection.selected.iter().map(|a| target(a, action)).collect();
+    let mut skipped: Vec<Skip> = Vec::new();
+    let mut cleanup = 0;
+    if remove_all || spec.rollout.prune {
+        for account in inner.journal.placements(&spec.name).await? {
+            if selected.contains(account.as_str()) {
+                continue;
+            }
+            cleanup += 1;
+            match tree.accounts.get(&account) {
+                Some(a) if a.state == AccountState::Active => targets.push(target(a, Action::Remove)),
+                Some(a) => skipped.push(Skip {
+                    account: a.clone(),
+                    reason: format!("account is {}; its role cannot be removed now", a.state.as_str()),
+                }),
+                None => skipped.push(Skip {
+                    account: AccountInfo {
+                        id: account.clone(),
+                        name: String::new(),
+                        email: String::new(),
+                        state: AccountState::Closed,
+                        parent_id: String::new(),
+                        joined_at: None,
+                    },
+                    reason: "account left the organization; its role cannot be removed by crossrole".into(),
+                }),
+            }
+        }
+    }
+    skipped.extend(selection.skipped.into_iter().map(|s| Skip { account: s.account, reason: s.reason }));
+    for (i, t) in targets.iter_mut().enumerate() {
+        t.index = i as u32;
+    }
+    Ok(Resolved { tree, targets, skipped, cleanup })
+}
+
+fn target(a: &AccountInfo, action: Action) -> Target {
+    Target {
+        index: 0,
+        account_id: a.id.clone(),
+        account_name: a.name.clone(),
+        joined_at: a.joined_at,
+        action,
+        prior: None,
+    }
+}
+
+/// Where an account stands, as far as the grant is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Standing {
+    /// The role is this spec's and in place (applied, in sync, or planned to be made so).
+    InPlace,
+    /// The account failed; whether its role was in place is known only from where the spec was applied before.
+    Failed,
+    /// Anything else: not owned, skipped, removed, not started, not examined.
+    Out,
+}
+
+/// The accounts whose roles the grant names: those where the role is in place, and those that failed but where
+/// the spec was applied before (a transient failure must not cut access it had granted).
+pub(crate) fn grant_accounts<'a>(
+    standings: impl IntoIterator<Item = (&'a str, Standing)>,
+    placements: &BTreeSet<String>,
+) -> BTreeSet<String> {
+    standings
+        .into_iter()
+        .filter(|(account, s)| match s {
+            Standing::InPlace => true,
+            Standing::Failed => placements.contains(*account),
+            Standing::Out => false,
+        })
+        .map(|(account, _)| account.to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_grant_names_roles_in_place_and_failed_ones_it_named_before() {
+        let placements: BTreeSet<String> = ["2", "3"].map(String::from).into();
+        let got = grant_accounts(
+            [
+                ("1", Standing::InPlace),
+                ("2", Standing::Failed),
+                ("3", Standing::Out),
+                ("4", Standing::Failed),
+                ("5", Standing::Out),
+            ],
+            &placements,
+        );
+        assert_eq!(got, ["1", "2"].map(String::from).into());
+    }
+}

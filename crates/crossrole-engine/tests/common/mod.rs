@@ -1,0 +1,135 @@
+//! Helpers shared by the engine's tests: an organization, a spec, and an engine over the in-memory AWS.
+
+#![allow(clippy::unwrap_used, dead_code, unreachable_pub)] // test helpers outside #[test] fns
+
+use std::{sync::Arc, time::Duration};
+
+use crossrole_aws::{
+    Service,
+    calls::{CallPolicy, Rates, RetryPolicy},
+    fake::{FakeAws, FakeConfig, Latency},
+};
+use crossrole_core::{
+    AccessSpec,
+    org::{OrgTree, fixture::TreeBuilder},
+    spec::AccountState,
+};
+use crossrole_engine::{Engine, EngineConfig, StartRequest};
+use crossrole_proto::v1 as pb;
+use crossrole_store::{Journal, SqliteJournal};
+
+pub const MGMT: &str = "123456789012";
+pub const SECURITY: &str = "111122223333";
+
+pub fn account(i: u64) -> String {
+    format!("{:012}", 200_000_000_000 + i)
+}
+
+pub fn tree(n: u64) -> OrgTree {
+    let mut b = TreeBuilder::new("o-abcdefghij", MGMT, "r-root")
+        .unit("r-root", "ou-root-workload", "Workloads")
+        .unit("ou-root-workload", "ou-root-prodxxxx", "Prod")
+        .unit("r-root", "ou-root-sandboxx", "Sandbox")
+        .unit("r-root", "ou-root-security", "Security")
+        .account("ou-root-security", SECURITY, "security", AccountState::Active);
+    for i in 0..n {
+        b = b.account("ou-root-prodxxxx", &account(i), &format!("prod-{i}"), AccountState::Active);
+    }
+    b.account("ou-root-prodxxxx", "299999999999", "closed", AccountState::Suspended).build()
+}
+
+pub fn spec_with(extra_rollout: &str) -> AccessSpec {
+    AccessSpec::from_yaml(&format!(
+        r#"
+name: audit
+role:
+  name: Audit
+  path: /crossrole/
+  trust:
+    account_ids: ["{SECURITY}"]
+    external_id: Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf
+  managed_policy_arns: [arn:aws:iam::aws:policy/SecurityAudit]
+  inline_policies:
+    deny: {{Version: "2012-10-17", Statement: [{{Effect: Deny, Action: "s3:*", Resource: "*"}}]}}
+targets:
+  organizational_unit_ids: [ou-root-workload]
+grant:
+  account_id: "{SECURITY}"
+  user_names: [alice]
+  group_names: [auditors]
+rollout:
+{}{extra_rollout}"#,
+        if extra_rollout.contains("max_concurrency") { "" } else { "  max_concurrency: 5\n" }
+    ))
+    .unwrap()
+}
+
+pub fn spec() -> AccessSpec {
+    spec_with("  failure_tolerance: 100%\n")
+}
+
+pub struct World {
+    pub fake: FakeAws,
+    pub engine: Engine,
+    pub journal: Arc<dyn Journal>,
+    pub config: EngineConfig,
+}
+
+impl World {
+    /// Another crossroled on the same journal (and journal key) and the same AWS, as after a restart.
+    pub fn restarted(&self) -> Engine {
+        let calls = Arc::new(CallPolicy::new(Rates::UNLIMITED, RetryPolicy::default()));
+        Engine::new(Arc::new(self.fake.clone()), calls, self.journal.clone(), self.config.clone())
+    }
+}
+
+pub fn world_with(n: u64, config: FakeConfig, rates: Rates, journal: Arc<dyn Journal>) -> World {
+    world_configured(n, config, rates, journal, EngineConfig::default())
+}
+
+pub fn world_configured(
+    n: u64,
+    config: FakeConfig,
+    rates: Rates,
+    journal: Arc<dyn Journal>,
+    engine: EngineConfig,
+) -> World {
+    let fake = FakeAws::new(tree(n), config);
+    fake.add_principals(SECURITY, &["alice"], &["auditors"]);
+    let calls = Arc::new(CallPolicy::new(rates, RetryPolicy::default()));
+    let config = engine;
+    let engine = Engine::new(Arc::new(fake.clone()), calls, journal.clone(), config.clone());
+    World { fake, engine, journal, config }
+}
+
+pub fn world(n: u64) -> World {
+    let mut config = FakeConfig::default();
+    for s in Service::ALL {
+        config.latency.insert(s, Latency { base: Duration::from_millis(40), jitter: Duration::from_millis(20) });
+    }
+    world_with(n, config, Rates::UNLIMITED, Arc::new(SqliteJournal::in_memory().unwrap()))
+}
+
+pub fn start(kind: pb::OperationKind, spec: &AccessSpec) -> StartRequest {
+    StartRequest {
+        kind,
+        spec: spec.clone(),
+        idempotency_key: None,
+        created_by: "test".into(),
+        binding_name: None,
+        dry_run: false,
+    }
+}
+
+pub async fn run(w: &World, kind: pb::OperationKind, spec: &AccessSpec) -> pb::Operation {
+    let op = w.engine.start(start(kind, spec)).await.unwrap();
+    w.engine.wait(&op.id).await.unwrap()
+}
+
+pub async fn results(w: &World, op: &str) -> Vec<pb::AccountResult> {
+    w.engine.account_results(op, &[], 10_000, "").await.unwrap().0
+}
+
+pub fn outcome(r: &pb::AccountResult) -> &'static str {
+    pb::AccountOutcome::try_from(r.outcome).unwrap().as_str_name()
+}

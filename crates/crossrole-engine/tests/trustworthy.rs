@@ -1,0 +1,264 @@
+//! What an outside security and fault test found, each held by a test: the grant reaches no further than the
+//! rollout did, the record tells what happened after a crash, events come in persist order, no account is left
+//! pending, lost responses are not failures, and an operation of an unknown kind does nothing.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+mod common;
+
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
+
+use common::*;
+use crossrole_aws::{
+    Service,
+    calls::Rates,
+    fake::{Chaos, Failure, FakeConfig, Latency},
+};
+use crossrole_proto::v1 as pb;
+use crossrole_store::{Journal, NewOperation, SqliteJournal};
+
+const GRANT_ARN: &str = "arn:aws:iam::111122223333:policy/crossrole/crossrole-assume-audit";
+const SUSPENDED: &str = "299999999999";
+
+/// The role ARNs the grant policy names.
+fn granted(w: &World) -> BTreeSet<String> {
+    let doc: serde_json::Value = serde_json::from_str(&w.fake.policy(SECURITY, GRANT_ARN).unwrap().document).unwrap();
+    match &doc["Statement"][0]["Resource"] {
+        serde_json::Value::String(s) => [s.clone()].into(),
+        serde_json::Value::Array(a) => a.iter().map(|v| v.as_str().unwrap().to_string()).collect(),
+        other => panic!("unexpected Resource {other}"),
+    }
+}
+
+fn role_arns(accounts: impl IntoIterator<Item = String>) -> BTreeSet<String> {
+    accounts.into_iter().map(|a| format!("arn:aws:iam::{a}:role/crossrole/Audit")).collect()
+}
+
+fn count_kind(r: &pb::AccountResult, kind: pb::ChangeKind) -> usize {
+    r.changes.iter().filter(|c| c.kind == kind as i32).count()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_grant_names_only_owned_roles_in_active_accounts_and_a_replan_is_empty() {
+    let w = world(8);
+    // Account 2 already has a role of that name that crossrole does not own.
+    w.fake.with_account(&account(2), |a| {
+        a.create_role_by_hand(
+            &account(2),
+            "Audit",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999988887777:root"},"Action":"sts:AssumeRole"}]}"#,
+        )
+    });
+    let op = run(&w, pb::OperationKind::Apply, &spec()).await;
+    let r = results(&w, &op.id).await;
+    let not_owned = r.iter().find(|r| r.account_id == account(2)).unwrap();
+    assert_eq!(not_owned.error.as_ref().unwrap().code, "not_owned");
+    let expected = role_arns((0..8).filter(|i| *i != 2).map(account));
+    assert_eq!(granted(&w), expected, "neither the unowned role nor the suspended account");
+
+    let plan = w.engine.plan(&spec()).await.unwrap();
+    assert_eq!(plan.total_changes, 0, "{:#?}", plan.grant);
+    assert!(plan.grant.as_ref().unwrap().changes.is_empty());
+    assert!(plan.grant.as_ref().unwrap().error.is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_account_keeps_the_access_it_had_and_a_new_one_gets_none() {
+    let w = world(5);
+    let unreadable = |acc: String| Failure {
+        service: Service::Iam,
+        operation: Some("GetRole".into()),
+        account: Some(acc),
+        code: "ServiceFailure".into(),
+        times: None,
+    };
+    // Account 4's IAM fails from the start: its role was never made.
+    w.fake.inject(unreadable(account(4)));
+    let first = run(&w, pb::OperationKind::Apply, &spec()).await;
+    assert_eq!(first.counts.unwrap().failed, 1);
+    assert_eq!(granted(&w), role_arns((0..4).map(account)));
+    // Now account 1 fails too, after its role was made: a transient failure must not cut its access.
+    w.fake.inject(unreadable(account(1)));
+    let op = run(&w, pb::OperationKind::Apply, &spec()).await;
+    assert_eq!(op.counts.unwrap().failed, 2);
+    assert_eq!(granted(&w), role_arns((0..4).map(account)), "account 1 keeps its access; account 4 gets none");
+}
+
+/// kill -9 in the middle of a rollout: the runtime that ran it is dropped with its tasks at whatever await they
+/// were at, as a process that dies is. A new engine on the same journal resumes.
+#[test]
+fn a_killed_rollout_resumes_with_a_true_record_and_an_exact_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::open(&dir.path().join("journal.db")).unwrap());
+    let mut config = FakeConfig::default();
+    for s in Service::ALL {
+        config.latency.insert(s, Latency { base: Duration::from_millis(3), jitter: Duration::from_millis(3) });
+    }
+    let n = 40;
+    let w = world_with(n, config, Rates::UNLIMITED, journal.clone());
+    let spec = spec_with("  max_concurrency: 8\n");
+    let first = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let id = first.block_on(async {
+        let op = w.engine.start(start(pb::OperationKind::Apply, &spec)).await.unwrap();
+        // Until some accounts are done and others in flight.
+        loop {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            let c = w.engine.operation(&op.id).await.unwrap().counts.unwrap();
+            if c.changed >= 10 {
+                break;
+            }
+        }
+        op.id
+    });
+    first.shutdown_background();
+    let crashed = journal.clone();
+    let second = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    second.block_on(async {
+        let mid = crashed.get_operation(&id).await.unwrap().unwrap();
+        assert_eq!(mid.state, pb::OperationState::Running as i32, "the crash left it unfinished");
+        let engine = w.restarted();
+        assert_eq!(engine.resume().await.unwrap(), 1);
+        let done = engine.wait(&id).await.unwrap();
+        assert_eq!(done.state, pb::OperationState::Succeeded as i32, "{}", done.message);
+        let c = done.counts.unwrap();
+        assert_eq!((c.changed, c.unchanged, c.skipped), (n as u32, 0, 1), "every role was created by this operation");
+        let r = engine.account_results(&id, &[], 1000, "").await.unwrap().0;
+        for r in r.iter().filter(|r| r.account_id != SUSPENDED) {
+            assert_eq!(count_kind(r, pb::ChangeKind::CreateRole), 1, "{}: {:?}", r.account_id, r.changes);
+            assert_eq!(count_kind(r, pb::ChangeKind::AttachManagedPolicy), 1, "{}", r.account_id);
+            assert_eq!(count_kind(r, pb::ChangeKind::PutInlinePolicy), 1, "{}", r.account_id);
+        }
+        // A call in flight at the kill was counted when it arrived, and its effect never happened: at most one per
+        // account in flight is sent again.
+        let creates = w.fake.served().get("iam:CreateRole").copied().unwrap_or(0);
+        assert!((n..=n + 8).contains(&creates), "{creates} CreateRole calls for {n} roles");
+        assert_eq!(granted(&w), role_arns((0..n).map(account)), "the grant names exactly the active accounts");
+        let seqs: Vec<u64> = engine.events(&id, 0, 100_000).await.unwrap().iter().map(|e| e.sequence).collect();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "events without gaps or duplicates");
+        let plan = engine.plan(&spec).await.unwrap();
+        assert_eq!(plan.total_changes, 0);
+    });
+}
+
+/// Hundreds of accounts emitting at once on a multi-thread runtime: every event a watcher sees live is already
+/// in the journal, and sequence numbers arrive in order, without gaps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_are_numbered_in_persist_order_and_published_only_once_persisted() {
+    let journal = Arc::new(SqliteJournal::in_memory().unwrap());
+    let config = crossrole_engine::EngineConfig { event_buffer: 100_000, ..Default::default() };
+    let w = world_configured(300, FakeConfig::default(), Rates::UNLIMITED, journal, config);
+    let op = w.engine.start(start(pb::OperationKind::Apply, &spec_with("  max_concurrency: 300\n"))).await.unwrap();
+    let mut live = w.engine.subscribe(&op.id).unwrap();
+    let mut last: Option<u64> = None;
+    let mut checked = 0;
+    loop {
+        let e = match live.recv().await {
+            Ok(e) => e,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => panic!("the test's buffer is too small"),
+            Err(e) => panic!("{e}"),
+        };
+        if let Some(prev) = last {
+            assert_eq!(e.sequence, prev + 1, "live events arrive in order without gaps");
+        }
+        last = Some(e.sequence);
+        let stored = w.engine.events(&op.id, e.sequence - 1, 1).await.unwrap();
+        assert_eq!(stored.first().map(|s| s.sequence), Some(e.sequence), "published before it was persisted");
+        checked += 1;
+        if matches!(&e.event, Some(pb::operation_event::Event::StateChanged(s)) if crossrole_engine::is_final(s.state))
+        {
+            break;
+        }
+    }
+    assert!(checked > 1000, "{checked}");
+    let seqs: Vec<u64> = w.engine.events(&op.id, 0, 1_000_000).await.unwrap().iter().map(|e| e.sequence).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+}
+
+#[tokio::test(start_paused = true)]
+async fn lost_responses_and_mixed_faults_fail_no_account() {
+    let w = world(80);
+    w.fake.set_chaos(Some(Chaos { fraction: 0.2, services: vec![Service::Iam, Service::Sts], seed: 11 }));
+    let op = run(&w, pb::OperationKind::Apply, &spec_with("  max_concurrency: 20\n")).await;
+    let faults = w.fake.faults();
+    assert!(faults.lost > 20 && faults.reset > 20 && faults.unavailable > 20 && faults.throttled > 20, "{faults:?}");
+    assert_eq!(op.state, pb::OperationState::Succeeded as i32, "{}", op.message);
+    let c = op.counts.unwrap();
+    assert_eq!((c.changed, c.failed), (80, 0));
+    for r in results(&w, &op.id).await.iter().filter(|r| r.account_id != SUSPENDED) {
+        assert_eq!(count_kind(r, pb::ChangeKind::CreateRole), 1, "{}", r.account_id);
+        assert!(w.fake.role(&r.account_id, "Audit").is_some());
+    }
+    assert_eq!(granted(&w), role_arns((0..80).map(account)));
+    w.fake.set_chaos(None);
+    assert_eq!(w.engine.plan(&spec()).await.unwrap().total_changes, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn when_the_trusted_side_cannot_be_cut_first_no_role_is_touched_and_every_account_says_why() {
+    let w = world(5);
+    run(&w, pb::OperationKind::Apply, &spec()).await;
+    w.fake.inject(Failure {
+        service: Service::Iam,
+        operation: Some("DetachUserPolicy".into()),
+        account: Some(SECURITY.into()),
+        code: "AccessDenied".into(),
+        times: None,
+    });
+    let op = run(&w, pb::OperationKind::Destroy, &spec()).await;
+    assert_eq!(op.state, pb::OperationState::Failed as i32);
+    assert!(op.message.starts_with("trusted side: "), "{}", op.message);
+    for r in results(&w, &op.id).await.iter().filter(|r| r.account_id != SUSPENDED) {
+        assert_eq!(r.outcome, pb::AccountOutcome::NotStarted as i32, "{}", r.account_id);
+        let e = r.error.as_ref().unwrap();
+        assert!(e.message.contains("the trusted side's policy could not be removed first"), "{}", e.message);
+        assert!(w.fake.role(&r.account_id, "Audit").is_some(), "roles untouched");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_failure_tolerance_message_counts_every_failure() {
+    let w = world(12);
+    for i in [0, 1] {
+        w.fake.inject(Failure {
+            service: Service::Iam,
+            operation: Some("GetRole".into()),
+            account: Some(account(i)),
+            code: "AccessDenied".into(),
+            times: None,
+        });
+    }
+    let op = run(&w, pb::OperationKind::Apply, &spec_with("  max_concurrency: 2\n  failure_tolerance: 0\n")).await;
+    let c = op.counts.unwrap();
+    assert_eq!(c.failed, 2);
+    assert_eq!(op.message, format!("failure tolerance (0) exceeded: 2 accounts failed, {} not started", c.not_started));
+    let r = results(&w, &op.id).await;
+    let not_started = r.iter().find(|r| r.outcome == pb::AccountOutcome::NotStarted as i32).unwrap();
+    assert_eq!(not_started.error.as_ref().unwrap().message, "not started: the failure tolerance (0) was exceeded");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_operation_of_an_unknown_kind_does_nothing() {
+    let w = world(3);
+    let spec_bytes = prost::Message::encode_to_vec(&pb::AccessSpec::from(&spec()));
+    w.journal
+        .create_operation(NewOperation {
+            id: "0190a1b2-0000-7000-8000-000000000001".into(),
+            kind: 99,
+            spec_name: "audit".into(),
+            spec: spec_bytes,
+            idempotency_key: None,
+            request_fingerprint: "f".into(),
+            binding_name: None,
+            created_by: "test".into(),
+            create_time: 1,
+            state: pb::OperationState::Pending as i32,
+            dry_run: false,
+        })
+        .await
+        .unwrap();
+    assert_eq!(w.engine.resume().await.unwrap(), 1);
+    let op = w.engine.wait("0190a1b2-0000-7000-8000-000000000001").await.unwrap();
+    assert_eq!(op.state, pb::OperationState::Failed as i32);
+    assert_eq!(op.message, "unknown operation kind 99; nothing was done");
+    assert_eq!(w.fake.iam_writes(), 0);
+}
