@@ -151,10 +151,17 @@ impl From<crossrole_client::Error> for Failure {
         use crossrole_client::Error as E;
         let code = match &e {
             E::InvalidArgument { .. } | E::NotFound(_) | E::FailedPrecondition(_) | E::Aborted(_) => 2,
-            E::Unauthenticated(_) | E::PermissionDenied(_) | E::Unavailable(_) | E::Connect(_) => 3,
+            E::Unauthenticated(_)
+            | E::PermissionDenied(_)
+            | E::Unavailable { .. }
+            | E::ResourceExhausted { .. }
+            | E::Connect(_) => 3,
             E::Other { .. } => 1,
         };
         let mut message = e.to_string();
+        if let Some(after) = e.retry_after() {
+            message.push_str(&format!(" (crossroled advises trying again in {}s)", after.as_secs()));
+        }
         for v in e.violations() {
             message.push_str(&format!("\n  {}: {}", v.field, v.description));
         }

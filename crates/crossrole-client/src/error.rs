@@ -38,9 +38,25 @@ pub enum Error {
     /// A concurrent change won (e.g. a binding's version moved).
     #[error("aborted: {0}")]
     Aborted(String),
-    /// The server or AWS is unavailable (retried where safe before this is returned).
-    #[error("unavailable: {0}")]
-    Unavailable(String),
+    /// The server or AWS is unavailable. `retry_after` is the server's advice; a request that never reached the
+    /// server (`reached_server` false) was already retried by the SDK.
+    #[error("unavailable: {message}")]
+    Unavailable {
+        /// What happened.
+        message: String,
+        /// When the server advises to try again (`google.rpc.RetryInfo`).
+        retry_after: Option<std::time::Duration>,
+        /// Whether crossroled answered (rather than the connection failing).
+        reached_server: bool,
+    },
+    /// AWS throttled crossroled beyond its own retries; try again after `retry_after`.
+    #[error("resource exhausted: {message}")]
+    ResourceExhausted {
+        /// What happened.
+        message: String,
+        /// When the server advises to try again.
+        retry_after: Option<std::time::Duration>,
+    },
     /// The connection could not be made.
     #[error("cannot connect: {0}")]
     Connect(String),
@@ -55,9 +71,17 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether retrying the same idempotent request may succeed.
+    /// Whether the SDK retries it by itself: only requests that never reached crossroled.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Unavailable(_) | Error::Connect(_))
+        matches!(self, Error::Unavailable { reached_server: false, .. } | Error::Connect(_))
+    }
+
+    /// When the server advises to try again, if it said so.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Error::Unavailable { retry_after, .. } | Error::ResourceExhausted { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 
     /// The field violations, for `InvalidArgument`.
@@ -72,6 +96,10 @@ impl Error {
 impl From<Status> for Error {
     fn from(s: Status) -> Self {
         let message = s.message().to_string();
+        let retry_after = s.get_details_retry_info().and_then(|r| r.retry_delay);
+        // tonic makes statuses of its own, with the transport error as their source, when the request could not
+        // be sent or its answer could not be read; crossroled's answers have none.
+        let reached_server = std::error::Error::source(&s).is_none();
         match s.code() {
             Code::InvalidArgument => Error::InvalidArgument {
                 violations: s
@@ -90,7 +118,8 @@ impl From<Status> for Error {
             Code::NotFound => Error::NotFound(message),
             Code::FailedPrecondition => Error::FailedPrecondition(message),
             Code::Aborted => Error::Aborted(message),
-            Code::Unavailable => Error::Unavailable(message),
+            Code::Unavailable => Error::Unavailable { message, retry_after, reached_server },
+            Code::ResourceExhausted => Error::ResourceExhausted { message, retry_after },
             code => Error::Other { code, message },
         }
     }

@@ -21,9 +21,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The SDK depends only on the generated API ([`proto`], re-exported) and tonic. Idempotent calls are retried
-//! with backoff when the server is unavailable; applies and destroys carry an idempotency key (generated when
-//! you give none), so retrying them is safe too. Event streams reconnect and resume from the last event seen.
+//! The SDK depends only on the generated API ([`proto`], re-exported) and tonic. Calls are retried with backoff
+//! when they could not reach the server; applies and destroys carry an idempotency key (generated when you give
+//! none), so retrying them is safe too. An answer from the server is never retried behind your back: when
+//! crossroled says to try later (AWS throttled it beyond its own retries), [`Error::retry_after`] says when.
+//! Event streams reconnect and resume from the last event seen.
 
 mod error;
 mod operation;
@@ -224,7 +226,9 @@ pub struct Client {
     retries: u32,
 }
 
-/// Retries `f` on retryable errors with capped, jittered backoff.
+/// Retries `f` when the request did not reach crossroled (the connection failed), with capped, jittered
+/// backoff. What crossroled answers is never retried here: when it says to try later (AWS throttled it beyond its
+/// own retries), the error carries when ([`Error::retry_after`]), and the caller decides.
 async fn retry<T, F, Fut>(retries: u32, mut f: F) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
@@ -242,6 +246,14 @@ where
             other => return other,
         }
     }
+}
+
+/// A field the API always sets: its absence is the server's fault, not an empty value.
+fn required<T>(value: Option<T>, what: &str) -> Result<T, Error> {
+    value.ok_or_else(|| Error::Other {
+        code: tonic::Code::Internal,
+        message: format!("the server's response has no {what}"),
+    })
 }
 
 fn new_key() -> String {
@@ -341,7 +353,7 @@ impl Client {
             Ok(self.access().plan_access(proto::PlanAccessRequest { spec: Some(spec.clone()) }).await?.into_inner())
         })
         .await?;
-        Ok(r.plan.unwrap_or_default())
+        required(r.plan, "plan")
     }
 
     /// Starts an apply. `idempotency_key`: the same key returns the same operation; `None` generates one, so
@@ -360,7 +372,7 @@ impl Client {
                 .into_inner())
         })
         .await?;
-        Ok(OperationHandle::new(self.clone(), r.operation.unwrap_or_default()))
+        Ok(OperationHandle::new(self.clone(), required(r.operation, "operation")?))
     }
 
     /// Starts a destroy of what the spec created (only roles crossrole owns).
@@ -378,7 +390,7 @@ impl Client {
                 .into_inner())
         })
         .await?;
-        Ok(OperationHandle::new(self.clone(), r.operation.unwrap_or_default()))
+        Ok(OperationHandle::new(self.clone(), required(r.operation, "operation")?))
     }
 
     /// Checks each account's role and that the trusted side can assume it.
@@ -420,7 +432,7 @@ impl Client {
                 .into_inner())
         })
         .await?;
-        Ok(r.operation.unwrap_or_default())
+        required(r.operation, "operation")
     }
 
     /// A handle on an existing operation.
@@ -458,7 +470,7 @@ impl Client {
                 .into_inner())
         })
         .await?;
-        Ok(r.operation.unwrap_or_default())
+        required(r.operation, "operation")
     }
 
     /// The raw watch stream from `after_sequence` (no reconnection; see [`OperationHandle::events`]).
@@ -479,7 +491,7 @@ impl Client {
     pub async fn create_binding(&self, binding: proto::Binding) -> Result<proto::Binding, Error> {
         let r =
             self.bindings().create_binding(proto::CreateBindingRequest { binding: Some(binding) }).await?.into_inner();
-        Ok(r.binding.unwrap_or_default())
+        required(r.binding, "binding")
     }
 
     /// Updates a binding (a new version); `expected_version` 0 skips the check.
@@ -493,7 +505,7 @@ impl Client {
             .update_binding(proto::UpdateBindingRequest { binding: Some(binding), expected_version })
             .await?
             .into_inner();
-        Ok(r.binding.unwrap_or_default())
+        required(r.binding, "binding")
     }
 
     /// A binding with its status.
@@ -502,7 +514,7 @@ impl Client {
             Ok(self.bindings().get_binding(proto::GetBindingRequest { name: name.to_string() }).await?.into_inner())
         })
         .await?;
-        Ok(r.binding.unwrap_or_default())
+        required(r.binding, "binding")
     }
 
     /// One page of bindings.
@@ -530,6 +542,6 @@ impl Client {
             .reconcile_binding(proto::ReconcileBindingRequest { name: name.to_string() })
             .await?
             .into_inner();
-        Ok(OperationHandle::new(self.clone(), r.operation.unwrap_or_default()))
+        Ok(OperationHandle::new(self.clone(), required(r.operation, "operation")?))
     }
 }

@@ -64,7 +64,8 @@ impl OperationHandle {
             loop {
                 let mut stream = match client.watch(&id, last).await {
                     Ok(s) => s,
-                    Err(e) if e.is_retryable() && failures < client.retries.max(1) * 3 => {
+                    // Watching is cheap and resumable: any unavailability is waited out.
+                    Err(e) if (e.is_retryable() || matches!(e, Error::Unavailable { .. })) && failures < client.retries.max(1) * 3 => {
                         failures += 1;
                         tokio::time::sleep(Duration::from_millis(200 * u64::from(failures.min(10)))).await;
                         continue;
@@ -88,7 +89,7 @@ impl OperationHandle {
                                 break;
                             }
                         }
-                        Err(e) if e.is_retryable() || matches!(e, Error::Other { code: tonic::Code::Unknown | tonic::Code::Internal, .. }) => break,
+                        Err(e) if e.is_retryable() || matches!(e, Error::Unavailable { .. } | Error::Other { code: tonic::Code::Unknown | tonic::Code::Internal, .. }) => break,
                         Err(e) => Err(e)?,
                     }
                 }
@@ -98,7 +99,11 @@ impl OperationHandle {
                 // The stream ended without the final event: the connection dropped. Resume.
                 failures += 1;
                 if failures > client.retries.max(1) * 3 {
-                    Err(Error::Unavailable(format!("lost the event stream of operation {id} after sequence {last}")))?;
+                    Err(Error::Unavailable {
+                        message: format!("lost the event stream of operation {id} after sequence {last}"),
+                        retry_after: None,
+                        reached_server: true,
+                    })?;
                 }
                 tokio::time::sleep(Duration::from_millis(200 * u64::from(failures.min(10)))).await;
             }

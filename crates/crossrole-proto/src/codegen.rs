@@ -79,6 +79,7 @@ pub fn generate(workspace_root: &Path) -> Result<Vec<GeneratedFile>, CodegenErro
         .build_client(true)
         .build_server(true)
         .build_transport(false)
+        .codec_path("crate::codec::Codec")
         // Deterministic encoding and output: idempotency fingerprints hash encoded specs.
         .btree_map(".")
         .emit_rerun_if_changed(false)

@@ -6,6 +6,7 @@
 //!
 //! This crate owns only the wire types. Validation and the domain model live in `crossrole-core`.
 
+pub mod codec;
 #[cfg(any(test, feature = "codegen"))]
 pub mod codegen;
 

@@ -2,10 +2,20 @@
 //!
 //! Tokens are compared by their SHA-256 in constant time; the plain token is never stored or logged. A missing or
 //! unknown token is UNAUTHENTICATED; a known token without the scope is PERMISSION_DENIED.
+//!
+//! [`AuthLayer`] checks every request on its headers, before its body is read: a caller without the scope a
+//! method needs ([`required_scope`]) is answered at once, so an unauthenticated client cannot make crossroled
+//! buffer or decode anything. The services check again when they learn who is calling (defence in depth).
 
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
+
+use futures::future::{Either, Ready, ready};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use tonic::metadata::MetadataMap;
+use tonic::{Status, metadata::MetadataMap};
 
 use crate::{
     config::{Scope, TokenConfig},
@@ -19,12 +29,14 @@ pub struct Caller {
     pub name: String,
     /// Its scope.
     pub scope: Scope,
+    /// Whether it may read ExternalIds (see [`TokenConfig::reveal_external_ids`]).
+    pub reveal_external_ids: bool,
 }
 
 /// The configured tokens.
 #[derive(Debug, Clone, Default)]
 pub struct Tokens {
-    tokens: Vec<([u8; 32], String, Scope)>,
+    tokens: Vec<([u8; 32], Caller)>,
 }
 
 /// Hex SHA-256 of a token.
@@ -40,7 +52,10 @@ impl Tokens {
             .filter_map(|t| {
                 let bytes = hex::decode(&t.sha256).ok()?;
                 let hash: [u8; 32] = bytes.try_into().ok()?;
-                Some((hash, t.name.clone(), t.scope))
+                Some((
+                    hash,
+                    Caller { name: t.name.clone(), scope: t.scope, reveal_external_ids: t.reveal_external_ids },
+                ))
             })
             .collect();
         Tokens { tokens }
@@ -48,7 +63,12 @@ impl Tokens {
 
     /// Authenticates the request's bearer token and checks it has `needed`.
     pub fn check(&self, metadata: &MetadataMap, needed: Scope) -> Result<Caller, ApiError> {
-        let caller = self.authenticate(metadata)?;
+        self.check_header(metadata.get("authorization").map(|v| v.as_bytes()), needed)
+    }
+
+    /// [`Tokens::check`] on the raw `authorization` header.
+    pub fn check_header(&self, authorization: Option<&[u8]>, needed: Scope) -> Result<Caller, ApiError> {
+        let caller = self.authenticate(authorization)?;
         if caller.scope < needed {
             return Err(ApiError::PermissionDenied(format!(
                 "token {:?} has scope {}, this call needs {}",
@@ -60,11 +80,12 @@ impl Tokens {
         Ok(caller)
     }
 
-    fn authenticate(&self, metadata: &MetadataMap) -> Result<Caller, ApiError> {
-        let header = metadata.get("authorization").ok_or_else(|| {
+    fn authenticate(&self, header: Option<&[u8]>) -> Result<Caller, ApiError> {
+        let header = header.ok_or_else(|| {
             ApiError::Unauthenticated("missing bearer token (header `authorization: Bearer <token>`)".into())
         })?;
-        let value = header.to_str().map_err(|_| ApiError::Unauthenticated("malformed authorization header".into()))?;
+        let value = std::str::from_utf8(header)
+            .map_err(|_| ApiError::Unauthenticated("malformed authorization header".into()))?;
         let token = value
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
@@ -72,12 +93,81 @@ impl Tokens {
         let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
         // Look at every token, so the time taken does not tell which one nearly matched.
         let mut found = None;
-        for (hash, name, scope) in &self.tokens {
+        for (hash, caller) in &self.tokens {
             if bool::from(hash.ct_eq(&digest)) {
-                found = Some(Caller { name: name.clone(), scope: *scope });
+                found = Some(caller.clone());
             }
         }
         found.ok_or_else(|| ApiError::Unauthenticated("unknown token".into()))
+    }
+}
+
+/// The scope a method needs (`/package.Service/Method`); `None` for gRPC health, which anyone may ask.
+/// Methods not listed need `read`, and then tonic answers UNIMPLEMENTED.
+pub fn required_scope(path: &str) -> Option<Scope> {
+    let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or((path, ""));
+    Some(match (service, method) {
+        ("grpc.health.v1.Health", _) => return None,
+        ("crossrole.v1.AccessService", "PlanAccess") => Scope::Plan,
+        ("crossrole.v1.AccessService", "ApplyAccess" | "DestroyAccess") => Scope::Apply,
+        ("crossrole.v1.OperationService", "CancelOperation") => Scope::Apply,
+        ("crossrole.v1.BindingService", "CreateBinding" | "UpdateBinding" | "DeleteBinding" | "ReconcileBinding") => {
+            Scope::Apply
+        }
+        _ => Scope::Read,
+    })
+}
+
+/// Checks tokens on headers, before a request's body is read.
+#[derive(Clone)]
+pub struct AuthLayer {
+    tokens: Arc<Tokens>,
+}
+
+impl AuthLayer {
+    /// A layer checking against `tokens`.
+    pub fn new(tokens: Arc<Tokens>) -> AuthLayer {
+        AuthLayer { tokens }
+    }
+}
+
+impl<S> tower::Layer<S> for AuthLayer {
+    type Service = AuthService<S>;
+
+    fn layer(&self, inner: S) -> AuthService<S> {
+        AuthService { inner, tokens: self.tokens.clone() }
+    }
+}
+
+/// The service [`AuthLayer`] makes.
+#[derive(Clone)]
+pub struct AuthService<S> {
+    inner: S,
+    tokens: Arc<Tokens>,
+}
+
+impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for AuthService<S>
+where
+    S: tower::Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+    ResBody: Default,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Either<S::Future, Ready<Result<S::Response, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        if let Some(scope) = required_scope(request.uri().path()) {
+            let header = request.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
+            if let Err(e) = self.tokens.check_header(header, scope) {
+                // The body is never read; hyper resets the stream.
+                return Either::Right(ready(Ok(Status::from(e).into_http())));
+            }
+        }
+        Either::Left(self.inner.call(request))
     }
 }
 
@@ -87,8 +177,18 @@ mod tests {
 
     fn tokens() -> Tokens {
         Tokens::new(&[
-            TokenConfig { name: "reader".into(), sha256: hash_token("r-token"), scope: Scope::Read },
-            TokenConfig { name: "deployer".into(), sha256: hash_token("a-token"), scope: Scope::Apply },
+            TokenConfig {
+                name: "reader".into(),
+                sha256: hash_token("r-token"),
+                scope: Scope::Read,
+                reveal_external_ids: false,
+            },
+            TokenConfig {
+                name: "deployer".into(),
+                sha256: hash_token("a-token"),
+                scope: Scope::Apply,
+                reveal_external_ids: false,
+            },
         ])
     }
 
@@ -110,6 +210,29 @@ mod tests {
         assert!(matches!(t.check(&md(None), Scope::Read), Err(ApiError::Unauthenticated(_))));
         assert!(matches!(t.check(&md(Some("Bearer nope")), Scope::Read), Err(ApiError::Unauthenticated(_))));
         assert!(matches!(t.check(&md(Some("Basic abc")), Scope::Read), Err(ApiError::Unauthenticated(_))));
+    }
+
+    #[test]
+    fn every_method_needs_its_scope() {
+        let cases = [
+            ("/grpc.health.v1.Health/Check", None),
+            ("/grpc.health.v1.Health/Watch", None),
+            ("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", Some(Scope::Read)),
+            ("/crossrole.v1.AccessService/ValidateSpec", Some(Scope::Read)),
+            ("/crossrole.v1.AccessService/PlanAccess", Some(Scope::Plan)),
+            ("/crossrole.v1.AccessService/ApplyAccess", Some(Scope::Apply)),
+            ("/crossrole.v1.AccessService/DestroyAccess", Some(Scope::Apply)),
+            ("/crossrole.v1.AccessService/ExportProfiles", Some(Scope::Read)),
+            ("/crossrole.v1.OperationService/CancelOperation", Some(Scope::Apply)),
+            ("/crossrole.v1.OperationService/WatchOperation", Some(Scope::Read)),
+            ("/crossrole.v1.BindingService/CreateBinding", Some(Scope::Apply)),
+            ("/crossrole.v1.BindingService/GetBinding", Some(Scope::Read)),
+            ("/no.such.Service/Method", Some(Scope::Read)),
+            ("garbage", Some(Scope::Read)),
+        ];
+        for (path, scope) in cases {
+            assert_eq!(required_scope(path), scope, "{path}");
+        }
     }
 
     #[test]

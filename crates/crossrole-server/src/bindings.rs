@@ -11,7 +11,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use crossrole_core::AccessSpec;
-use crossrole_engine::{StartRequest, is_final};
+use crossrole_engine::{Engine, StartRequest, is_final};
 use crossrole_proto::v1 as pb;
 use crossrole_store::{BindingRow, OperationFilter};
 use prost::Message;
@@ -89,10 +89,33 @@ fn prefix(v: Vec<crossrole_core::FieldViolation>) -> Vec<crossrole_core::FieldVi
     v.into_iter().map(|f| crossrole_core::FieldViolation::new(format!("binding.{}", f.field), f.rule)).collect()
 }
 
-/// A stored binding as the API shows it: its spec's ExternalId redacted, its status attached.
-pub fn to_pb(row: &BindingRow, with_accounts: bool) -> Result<pb::Binding, ApiError> {
+/// The context a binding's sealed values are bound to.
+fn seal_context(name: &str) -> String {
+    format!("binding:{name}")
+}
+
+/// The binding as the journal keeps it: its spec's ExternalId sealed with the journal key.
+pub fn sealed(b: &pb::Binding, engine: &Engine) -> Result<Vec<u8>, ApiError> {
+    let mut b = b.clone();
+    if let Some(s) = &b.spec {
+        b.spec = Some(crossrole_engine::sealed(s, engine.journal_key(), &seal_context(&b.name))?);
+    }
+    Ok(b.encode_to_vec())
+}
+
+/// A stored binding, its spec's ExternalId opened.
+pub fn decode(row: &BindingRow, engine: &Engine) -> Result<pb::Binding, ApiError> {
     let mut b = pb::Binding::decode(row.binding.as_slice())
         .map_err(|e| ApiError::Internal(format!("binding {}: {e}", row.name)))?;
+    if let Some(s) = &b.spec {
+        b.spec = Some(crossrole_engine::opened(s, engine.journal_key(), &seal_context(&row.name))?);
+    }
+    Ok(b)
+}
+
+/// A stored binding as the API shows it: its spec's ExternalId replaced by its mark, its status attached.
+pub fn to_pb(row: &BindingRow, engine: &Engine, with_accounts: bool) -> Result<pb::Binding, ApiError> {
+    let mut b = decode(row, engine)?;
     let mut status = if row.status.is_empty() {
         pb::BindingStatus::default()
     } else {
@@ -105,7 +128,7 @@ pub fn to_pb(row: &BindingRow, with_accounts: bool) -> Result<pb::Binding, ApiEr
     b.version = row.version;
     b.create_time = Some(timestamp(row.create_time));
     b.update_time = Some(timestamp(row.update_time));
-    b.spec = b.spec.as_ref().map(crossrole_engine::redacted);
+    b.spec = b.spec.as_ref().map(|s| crossrole_engine::redacted(s, engine.redactor()));
     b.status = Some(status);
     Ok(b)
 }
@@ -152,7 +175,7 @@ impl Reconciler {
         }
         let row =
             state.journal.get_binding(name).await?.ok_or_else(|| ApiError::NotFound(format!("binding {name}")))?;
-        let binding = pb::Binding::decode(row.binding.as_slice()).map_err(|e| ApiError::Internal(e.to_string()))?;
+        let binding = decode(&row, &state.engine)?;
         let spec = crate::state::spec(binding.spec.as_ref())?;
         let op = state
             .engine
@@ -244,7 +267,7 @@ fn decode_status(row: &BindingRow) -> pb::BindingStatus {
 /// Records a finished reconcile (or destroy) as the binding's status.
 async fn record(state: &State, name: &str, op: &pb::Operation) -> Result<(), ApiError> {
     let Some(row) = state.journal.get_binding(name).await? else { return Ok(()) };
-    let binding = pb::Binding::decode(row.binding.as_slice()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let binding = decode(&row, &state.engine)?;
     let mut results = Vec::new();
     let mut token = String::new();
     loop {
@@ -300,7 +323,7 @@ async fn record(state: &State, name: &str, op: &pb::Operation) -> Result<(), Api
         failed: count(pb::SyncState::Failed),
         pending: count(pb::SyncState::Pending),
         accounts,
-        reconciled_version: binding_version_of(op, &row),
+        reconciled_version: binding_version_of(op, &binding, &row, &state.engine),
     };
     state.journal.set_binding_status(name, status.encode_to_vec()).await?;
     tracing::info!(
@@ -314,22 +337,22 @@ async fn record(state: &State, name: &str, op: &pb::Operation) -> Result<(), Api
     Ok(())
 }
 
-/// The binding version a finished operation reconciled: the current one if its spec is the operation's.
-fn binding_version_of(op: &pb::Operation, row: &BindingRow) -> u64 {
-    let current =
-        pb::Binding::decode(row.binding.as_slice()).ok().and_then(|b| b.spec).map(|s| crossrole_engine::redacted(&s));
+/// The binding version a finished operation reconciled: the current one if its spec is the operation's (both
+/// shown with the ExternalId's mark, which compares them without revealing it).
+fn binding_version_of(op: &pb::Operation, current: &pb::Binding, row: &BindingRow, engine: &Engine) -> u64 {
+    let current = current.spec.as_ref().map(|s| crossrole_engine::redacted(s, engine.redactor()));
     if current.as_ref() == op.spec.as_ref() { row.version } else { row.version.saturating_sub(1) }
 }
 
-/// A new binding row (version 1, due now).
-pub fn new_row(binding: &pb::Binding) -> BindingRow {
+/// A new binding row (version 1, due now), its ExternalId sealed.
+pub fn new_row(binding: &pb::Binding, engine: &Engine) -> Result<BindingRow, ApiError> {
     let now = now_ms();
-    BindingRow {
+    Ok(BindingRow {
         name: binding.name.clone(),
         version: 1,
-        binding: binding.encode_to_vec(),
+        binding: sealed(binding, engine)?,
         status: Vec::new(),
         create_time: now,
         update_time: now,
-    }
+    })
 }

@@ -14,7 +14,7 @@ use crossrole_aws::calls::{Rate, Rates};
 use serde::Deserialize;
 
 /// Token scopes, each including the ones before it: `read` < `plan` < `apply` < `admin`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Scope {
     /// Read organization, operations, links; verify.
@@ -49,6 +49,10 @@ pub struct TokenConfig {
     pub sha256: String,
     /// Scope.
     pub scope: Scope,
+    /// May read ExternalIds: `ExportProfiles` writes them into the profiles it returns. Meant for the tokens of
+    /// the people who assume the roles; off by default, whatever the scope.
+    #[serde(default)]
+    pub reveal_external_ids: bool,
 }
 
 /// TLS settings.
@@ -140,6 +144,21 @@ struct FileConfig {
     max_concurrency: Option<usize>,
     shutdown_timeout: Option<String>,
     watch_buffer: Option<usize>,
+    journal_key_file: Option<PathBuf>,
+    max_request_bytes: Option<usize>,
+    health_listen: Option<String>,
+}
+
+/// Where the journal key comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JournalKeySource {
+    /// `CROSSROLE_JOURNAL_KEY`: 64 hex characters.
+    Env(String),
+    /// A key file that must exist (`journal_key_file`, `--journal-key-file`).
+    File(PathBuf),
+    /// `journal.key` in the data directory, created on first start: convenient, but a copy of the data directory
+    /// then carries the key with the journal.
+    DataDir,
 }
 
 /// The validated configuration.
@@ -165,7 +184,16 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Live events buffered per operation; a watcher further behind catches up from the journal.
     pub watch_buffer: usize,
+    /// Where the journal key comes from.
+    pub journal_key: JournalKeySource,
+    /// Largest request accepted, in bytes; larger ones are refused before they are read.
+    pub max_request_bytes: usize,
+    /// A second, plaintext listener serving only gRPC health, for probes that cannot speak TLS or mutual TLS.
+    pub health_listen: Option<SocketAddr>,
 }
+
+/// Default [`Config::max_request_bytes`]: a spec at IAM's limits is far smaller.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// The command line (each flag has a `CROSSROLE_*` twin).
 #[derive(Debug, Clone, clap::Parser, Default)]
@@ -193,6 +221,20 @@ pub struct Flags {
     /// The bootstrap role's IAM path [default: /].
     #[arg(long, env = "CROSSROLE_BOOTSTRAP_ROLE_PATH", global = true)]
     pub bootstrap_role_path: Option<String>,
+    /// File holding the journal key (64 hex characters) [default: journal.key in the data directory].
+    #[arg(long, env = "CROSSROLE_JOURNAL_KEY_FILE", global = true)]
+    pub journal_key_file: Option<PathBuf>,
+    /// The journal key itself, 64 hex characters (an environment secret; never a flag, never printed).
+    #[arg(skip)]
+    pub journal_key: Option<String>,
+}
+
+impl Flags {
+    /// The flags with the secrets that come only from the environment.
+    pub fn with_env_secrets(mut self) -> Flags {
+        self.journal_key = std::env::var("CROSSROLE_JOURNAL_KEY").ok().filter(|k| !k.trim().is_empty());
+        self
+    }
 }
 
 /// A configuration error, naming the setting.
@@ -210,8 +252,10 @@ fn err(setting: impl Into<String>, problem: impl Into<String>) -> ConfigError {
 }
 
 impl Config {
-    /// Reads the file named by the flags (if any) and applies the flags over it.
+    /// Reads the file named by the flags (if any) and applies the flags, and the secrets from the environment
+    /// (`CROSSROLE_JOURNAL_KEY`), over it.
     pub fn load(flags: &Flags) -> Result<Config, ConfigError> {
+        let flags = &flags.clone().with_env_secrets();
         let file = match &flags.config {
             None => FileConfig::default(),
             Some(path) => {
@@ -317,6 +361,28 @@ impl Config {
             Some(t) => humantime::parse_duration(&t)
                 .map_err(|e| err(setting, format!("{t:?} is not a duration like \"30s\": {e}"))),
         };
+        let journal_key = match (&flags.journal_key, &flags.journal_key_file, &file.journal_key_file) {
+            (Some(k), _, _) => JournalKeySource::Env(k.clone()),
+            (None, Some(f), _) => JournalKeySource::File(f.clone()),
+            (None, None, Some(f)) => JournalKeySource::File(f.clone()),
+            (None, None, None) => JournalKeySource::DataDir,
+        };
+        if let JournalKeySource::File(f) = &journal_key
+            && !f.is_file()
+        {
+            return Err(err("journal_key_file", format!("{} is not a readable file", f.display())));
+        }
+        let max_request_bytes = file.max_request_bytes.unwrap_or(DEFAULT_MAX_REQUEST_BYTES);
+        if !(64 * 1024..=256 * 1024 * 1024).contains(&max_request_bytes) {
+            return Err(err("max_request_bytes", "must be from 65536 (64 KiB) to 268435456 (256 MiB)"));
+        }
+        let health_listen = match &file.health_listen {
+            None => None,
+            Some(text) => Some(
+                text.parse::<SocketAddr>()
+                    .map_err(|_| err("health_listen", format!("{text:?} is not an address like 0.0.0.0:50052")))?,
+            ),
+        };
         let max_concurrency = file.max_concurrency.unwrap_or(256);
         if !(1..=4096).contains(&max_concurrency) {
             return Err(err("max_concurrency", "must be from 1 to 4096"));
@@ -340,6 +406,9 @@ impl Config {
                 Some(n) if (16..=1_000_000).contains(&n) => n,
                 Some(_) => return Err(err("watch_buffer", "must be from 16 to 1000000")),
             },
+            journal_key,
+            max_request_bytes,
+            health_listen,
         })
     }
 }

@@ -8,7 +8,8 @@
 //! | unknown operation or binding | NOT_FOUND |
 //! | state does not allow it (cancel a finished operation, reused idempotency key) | FAILED_PRECONDITION |
 //! | binding version mismatch | ABORTED |
-//! | AWS unreachable or throttling | UNAVAILABLE |
+//! | AWS throttled crossroled beyond its retries | RESOURCE_EXHAUSTED, with `google.rpc.RetryInfo` (30 s) |
+//! | AWS unreachable beyond crossroled's retries | UNAVAILABLE, with `google.rpc.RetryInfo` (10 s) |
 //! | AWS refused crossroled itself (e.g. Organizations access denied) | FAILED_PRECONDITION |
 //! | anything else | INTERNAL, with no detail beyond a pointer to the server log |
 //!
@@ -42,9 +43,12 @@ pub enum ApiError {
     /// Optimistic concurrency lost.
     #[error("{0}")]
     Aborted(String),
-    /// AWS unavailable.
+    /// AWS unavailable, after crossroled's own retries.
     #[error("{0}")]
     Unavailable(String),
+    /// AWS throttled crossroled beyond its own retries.
+    #[error("{0}")]
+    Throttled(String),
     /// Internal.
     #[error("{0}")]
     Internal(String),
@@ -71,6 +75,9 @@ impl From<crossrole_aws::Error> for ApiError {
         use crossrole_aws::{Error, ErrorKind};
         match e {
             Error::Invalid(e) => e.into(),
+            Error::Aws(a) if a.kind == ErrorKind::Throttling => ApiError::Throttled(format!(
+                "AWS throttled crossroled beyond its retries (another tool may share the quota): {a}"
+            )),
             Error::Aws(a) if a.kind.is_retryable() => ApiError::Unavailable(format!("AWS is unavailable: {a}")),
             Error::Aws(a) if a.kind == ErrorKind::AccessDenied => {
                 ApiError::FailedPrecondition(format!("AWS refused crossroled's own identity: {a}"))
@@ -120,7 +127,17 @@ impl From<ApiError> for Status {
             ApiError::NotFound(m) => Status::not_found(m),
             ApiError::FailedPrecondition(m) => Status::failed_precondition(m),
             ApiError::Aborted(m) => Status::aborted(m),
-            ApiError::Unavailable(m) => Status::unavailable(m),
+            // Both say when a retry is worth it: crossroled has already retried the AWS calls behind them.
+            ApiError::Unavailable(m) => {
+                let mut details = ErrorDetails::new();
+                details.set_retry_info(Some(std::time::Duration::from_secs(10)));
+                Status::with_error_details(Code::Unavailable, m, details)
+            }
+            ApiError::Throttled(m) => {
+                let mut details = ErrorDetails::new();
+                details.set_retry_info(Some(std::time::Duration::from_secs(30)));
+                Status::with_error_details(Code::ResourceExhausted, m, details)
+            }
             ApiError::Internal(m) => {
                 let id = uuid::Uuid::now_v7();
                 tracing::error!(error_id = %id, error = m, "internal error");
@@ -145,6 +162,19 @@ mod tests {
         let bad = status.get_details_bad_request().unwrap();
         assert_eq!(bad.field_violations.len(), 2);
         assert_eq!(bad.field_violations[1].field, "role.trust.external_id");
+    }
+
+    #[test]
+    fn aws_exhaustion_says_when_to_retry() {
+        let throttled =
+            crossrole_aws::AwsError::from_code("iam:GetRole", Some("Throttling"), Some(400), "Rate exceeded");
+        let status: Status = ApiError::from(crossrole_aws::Error::Aws(throttled)).into();
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert_eq!(status.get_details_retry_info().unwrap().retry_delay, Some(std::time::Duration::from_secs(30)));
+        let down = crossrole_aws::AwsError::from_code("iam:GetRole", None, Some(503), "HTTP 503");
+        let status: Status = ApiError::from(crossrole_aws::Error::Aws(down)).into();
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(status.get_details_retry_info().is_some());
     }
 
     #[test]

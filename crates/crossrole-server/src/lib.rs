@@ -1,14 +1,17 @@
 //! crossroled, the crossrole control plane: the v1 gRPC services over the engine and the journal.
 //!
-//! [`start`] opens the journal, resumes unfinished operations and serves the API with gRPC health (SERVING only
-//! once the journal is open) and server reflection (behind a token, like every RPC but health). [`main`] adds
-//! configuration, telemetry and signal handling around it. In-process tests call [`start`] with an in-memory
-//! AWS on `127.0.0.1:0`.
+//! [`start`] locks the data directory (one crossroled per journal), opens the journal — refusing a damaged one —
+//! with its key, resumes unfinished operations and serves the API with gRPC health (SERVING only once the journal
+//! is open) and server reflection (behind a token, like every RPC but health). Tokens are checked on headers,
+//! before a request body is read, and request bodies are limited in size. `main.rs` adds configuration,
+//! telemetry and signal handling around it. In-process tests call [`start`] with an in-memory AWS on
+//! `127.0.0.1:0`.
 
 pub mod auth;
 pub mod bindings;
 pub mod config;
 pub mod error;
+pub mod health;
 pub mod services;
 pub mod state;
 pub mod telemetry;
@@ -24,7 +27,7 @@ use crossrole_aws::{
 };
 use crossrole_engine::{Engine, EngineConfig};
 use crossrole_proto::v1 as pb;
-use crossrole_store::{Journal, SqliteJournal};
+use crossrole_store::{DataDirLock, Journal, JournalKey, SqliteJournal};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{
@@ -33,20 +36,28 @@ use tonic::{
     transport::{Certificate, Identity, Server, ServerTlsConfig},
 };
 
-use crate::{auth::Tokens, config::Config, state::State};
+use crate::{
+    auth::{AuthLayer, Tokens},
+    config::{Config, JournalKeySource},
+    state::State,
+};
 
-/// Largest message either way (plans of large organizations are big).
-const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+/// Largest response (plans of large organizations are big). Requests are limited by `max_request_bytes`.
+const MAX_RESPONSE: usize = 64 * 1024 * 1024;
 
 /// A running crossroled.
 pub struct RunningServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where the plaintext health listener listens, if configured.
+    pub health_addr: Option<SocketAddr>,
     /// Its engine.
     pub engine: Engine,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
     shutdown_timeout: Duration,
+    /// Held until the engine has stopped.
+    lock: Option<DataDirLock>,
 }
 
 impl RunningServer {
@@ -57,6 +68,7 @@ impl RunningServer {
         }
         let served = self.task.await.context("server task")?;
         self.engine.shutdown(self.shutdown_timeout).await;
+        drop(self.lock.take());
         served
     }
 
@@ -71,8 +83,8 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
 
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("data_dir: cannot create {}", config.data_dir.display()))?;
+    let lock = private_data_dir(config)?;
+    let journal_key = journal_key(config)?;
     let path = config.data_dir.join("journal.db");
     let journal: Arc<dyn Journal> =
         Arc::new(SqliteJournal::open(&path).with_context(|| format!("cannot open the journal at {}", path.display()))?);
@@ -92,6 +104,7 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
                 new_account_grace: config.aws.new_account_grace,
                 ..BrokerConfig::default()
             },
+            journal_key,
             ..EngineConfig::default()
         },
     );
@@ -119,6 +132,7 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
     });
 
     let mut builder = Server::builder().trace_fn(|req| tracing::info_span!("rpc", method = %req.uri().path()));
+    let health_only = config.health_listen.map(|addr| (addr, health_service.clone()));
     if let Some(tls) = &config.tls {
         let cert = std::fs::read(&tls.cert).with_context(|| format!("tls.cert: cannot read {}", tls.cert.display()))?;
         let key = std::fs::read(&tls.key).with_context(|| format!("tls.key: cannot read {}", tls.key.display()))?;
@@ -130,33 +144,54 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         builder = builder.tls_config(tls_config).context("tls")?;
     }
     let router = builder
+        .layer(AuthLayer::new(state.tokens.clone()))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(
             pb::organization_service_server::OrganizationServiceServer::new(services::organization::Organizations(
                 state.clone(),
             ))
-            .max_encoding_message_size(MAX_MESSAGE)
-            .max_decoding_message_size(MAX_MESSAGE),
+            .max_encoding_message_size(MAX_RESPONSE)
+            .max_decoding_message_size(config.max_request_bytes),
         )
         .add_service(
             pb::access_service_server::AccessServiceServer::new(services::access::Access(state.clone()))
-                .max_encoding_message_size(MAX_MESSAGE)
-                .max_decoding_message_size(MAX_MESSAGE),
+                .max_encoding_message_size(MAX_RESPONSE)
+                .max_decoding_message_size(config.max_request_bytes),
         )
         .add_service(
             pb::operation_service_server::OperationServiceServer::new(services::operation::Operations(state.clone()))
-                .max_encoding_message_size(MAX_MESSAGE)
-                .max_decoding_message_size(MAX_MESSAGE),
+                .max_encoding_message_size(MAX_RESPONSE)
+                .max_decoding_message_size(config.max_request_bytes),
         )
-        .add_service(pb::binding_service_server::BindingServiceServer::new(services::binding::Bindings {
-            state: state.clone(),
-            reconciler: reconciler.clone(),
-        }));
+        .add_service(
+            pb::binding_service_server::BindingServiceServer::new(services::binding::Bindings {
+                state: state.clone(),
+                reconciler: reconciler.clone(),
+            })
+            .max_encoding_message_size(MAX_RESPONSE)
+            .max_decoding_message_size(config.max_request_bytes),
+        );
 
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("listen: cannot bind {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let health_addr = match health_only {
+        None => None,
+        Some((at, service)) => {
+            let listener = TcpListener::bind(at).await.with_context(|| format!("health_listen: cannot bind {at}"))?;
+            let bound = listener.local_addr()?;
+            tokio::spawn(async move {
+                let served =
+                    Server::builder().add_service(service).serve_with_incoming(TcpListenerStream::new(listener)).await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the health listener stopped");
+                }
+            });
+            tracing::info!(addr = %bound, "health (plaintext, gRPC health only) listening");
+            Some(bound)
+        }
+    };
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     health.set_service_status("", tonic_health::ServingStatus::Serving).await;
     for name in [
@@ -179,5 +214,49 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         served
     });
     tracing::info!(%addr, tls = config.tls.is_some(), "crossroled listening");
-    Ok(RunningServer { addr, engine, stop: Some(stop_tx), task, shutdown_timeout: config.shutdown_timeout })
+    Ok(RunningServer {
+        addr,
+        health_addr,
+        engine,
+        stop: Some(stop_tx),
+        task,
+        shutdown_timeout: config.shutdown_timeout,
+        lock: Some(lock),
+    })
+}
+
+/// Creates the data directory (owner only) and locks it for this process.
+fn private_data_dir(config: &Config) -> anyhow::Result<DataDirLock> {
+    let dir = &config.data_dir;
+    std::fs::create_dir_all(dir).with_context(|| format!("data_dir: cannot create {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+        if mode != 0o700 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("data_dir: cannot make {} private (0700)", dir.display()))?;
+        }
+    }
+    Ok(DataDirLock::acquire(dir)?)
+}
+
+/// The journal key, from where the configuration says.
+fn journal_key(config: &Config) -> anyhow::Result<JournalKey> {
+    Ok(match &config.journal_key {
+        JournalKeySource::Env(hex) => JournalKey::from_hex(hex, "CROSSROLE_JOURNAL_KEY")?,
+        JournalKeySource::File(path) => JournalKey::read(path)?,
+        JournalKeySource::DataDir => {
+            let path = config.data_dir.join("journal.key");
+            let (key, created) = JournalKey::read_or_create(&path)?;
+            if created {
+                tracing::warn!(
+                    path = %path.display(),
+                    "created a journal key in the data directory; a copy of the directory carries the key with \
+                     the journal: in production, keep the key apart (journal_key_file or CROSSROLE_JOURNAL_KEY)"
+                );
+            }
+            key
+        }
+    })
 }

@@ -6,7 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use crossrole_server::{
     auth::hash_token,
-    config::{Config, Flags},
+    config::{Config, Flags, Scope},
 };
 
 #[derive(Debug, Parser)]
@@ -29,10 +29,25 @@ enum Command {
     /// Check the configuration and exit.
     CheckConfig,
     /// Ask a running crossroled whether it serves (gRPC health); exit 0 if it does. For container health checks.
+    ///
+    /// By default it asks the plaintext health listener (`health_listen`) when one is configured, else the main
+    /// listener, which with TLS needs --ca-cert (and --client-cert/--client-key under mutual TLS).
     Healthcheck {
-        /// Address to ask [default: the configured listen address].
+        /// Address to ask, http:// or https:// [default: from the configuration].
         #[arg(long)]
         endpoint: Option<String>,
+        /// PEM CA bundle that signed crossroled's certificate (https).
+        #[arg(long)]
+        ca_cert: Option<std::path::PathBuf>,
+        /// PEM client certificate, for mutual TLS.
+        #[arg(long, requires = "client_key")]
+        client_cert: Option<std::path::PathBuf>,
+        /// PEM client key, for mutual TLS.
+        #[arg(long, requires = "client_cert")]
+        client_key: Option<std::path::PathBuf>,
+        /// Server name to verify, when it is not the endpoint's host.
+        #[arg(long)]
+        tls_domain: Option<String>,
     },
     /// API tokens.
     #[command(subcommand)]
@@ -46,9 +61,12 @@ enum TokenCommand {
         /// Token name (shown in audit logs).
         #[arg(long)]
         name: String,
-        /// Scope: read, plan, apply or admin.
-        #[arg(long, default_value = "read")]
-        scope: String,
+        /// Scope.
+        #[arg(long, value_enum, default_value = "read")]
+        scope: Scope,
+        /// Let the token read ExternalIds (ExportProfiles writes them): for the people who assume the roles.
+        #[arg(long)]
+        reveal_external_ids: bool,
     },
     /// Read a token on stdin and print its SHA-256 for the configuration.
     Hash,
@@ -68,12 +86,21 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Token(TokenCommand::New { name, scope }) => {
+        Command::Token(TokenCommand::New { name, scope, reveal_external_ids }) => {
             use rand::{Rng, distr::Alphanumeric};
             let token: String = rand::rng().sample_iter(&Alphanumeric).take(48).map(char::from).collect();
             let token = format!("crt_{token}");
             println!("token (shown once; give it to the client as CROSSROLE_TOKEN): {token}");
-            println!("\n[[tokens]]\nname = \"{name}\"\nsha256 = \"{}\"\nscope = \"{scope}\"", hash_token(&token));
+            let mut entry = toml::Table::new();
+            entry.insert("name".into(), name.into());
+            entry.insert("sha256".into(), hash_token(&token).into());
+            entry.insert("scope".into(), scope.as_str().into());
+            if reveal_external_ids {
+                entry.insert("reveal_external_ids".into(), true.into());
+            }
+            let mut doc = toml::Table::new();
+            doc.insert("tokens".into(), toml::Value::Array(vec![toml::Value::Table(entry)]));
+            println!("\n{}", toml::to_string(&doc)?);
             Ok(())
         }
         Command::Token(TokenCommand::Hash) => {
@@ -92,32 +119,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Healthcheck { endpoint } => {
-            let endpoint = match endpoint {
-                Some(e) => e,
-                None => {
-                    let config = Config::load(&cli.flags)?;
-                    let scheme = if config.tls.is_some() { "https" } else { "http" };
-                    format!("{scheme}://{}", config.listen)
-                }
+        Command::Healthcheck { endpoint, ca_cert, client_cert, client_key, tls_domain } => {
+            let config = if endpoint.is_none() { Some(Config::load(&cli.flags)?) } else { None };
+            let probe = crossrole_server::health::Probe {
+                endpoint,
+                ca_cert,
+                client_identity: client_cert.zip(client_key),
+                domain: tls_domain,
             };
-            let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())?
-                .connect_timeout(std::time::Duration::from_secs(3))
-                .timeout(std::time::Duration::from_secs(3))
-                .connect()
-                .await
-                .with_context(|| format!("cannot reach {endpoint}"))?;
-            let status = tonic_health::pb::health_client::HealthClient::new(channel)
-                .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
-                .await?
-                .into_inner()
-                .status;
-            if status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 {
-                println!("serving");
-                Ok(())
-            } else {
-                anyhow::bail!("not serving ({status})")
-            }
+            crossrole_server::health::check(&probe, config.as_ref()).await?;
+            println!("serving");
+            Ok(())
         }
         Command::Serve => serve(cli.flags).await,
     }

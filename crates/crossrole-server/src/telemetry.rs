@@ -20,11 +20,55 @@ pub struct Telemetry {
     metrics: Option<SdkMeterProvider>,
 }
 
+/// Libraries whose debug and trace logs carry request and response bodies (the AWS SDK's: trust policies and
+/// ExternalIds; HTTP/2's and hyper's: gRPC frames with specs in them). They never log below `info`, whatever
+/// `RUST_LOG` asks.
+const CHATTY: &[&str] = &[
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_smithy_http",
+    "aws_smithy_query",
+    "aws_smithy_json",
+    "aws_smithy_xml",
+    "aws_sigv4",
+    "aws_runtime",
+    "aws_config",
+    "aws_sdk_iam",
+    "aws_sdk_sts",
+    "aws_sdk_organizations",
+    "aws_sdk_sso",
+    "aws_sdk_ssooidc",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "tonic",
+    "tower",
+    "rustls",
+];
+
+/// The log filter: `RUST_LOG` (default `info`), with the [`CHATTY`] libraries held at `info`.
+pub fn filter(rust_log: Option<&str>) -> EnvFilter {
+    let mut filter = match rust_log {
+        Some(text) => EnvFilter::try_new(text).unwrap_or_else(|_| EnvFilter::new("info")),
+        None => EnvFilter::new("info"),
+    };
+    for target in CHATTY {
+        if let Ok(d) = format!("{target}=info").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
+    filter
+}
+
 /// Sets up logging and, when configured, OTLP export.
 pub fn init(format: LogFormat) -> anyhow::Result<Telemetry> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    let filter = filter(std::env::var("RUST_LOG").ok().as_deref());
+    // Colours only for a person at a terminal: log files and collectors get plain text.
+    let ansi = std::io::stderr().is_terminal();
     let fmt = match format {
-        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(std::io::stderr).boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr).boxed(),
         LogFormat::Json => tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr).boxed(),
     };
     let mut telemetry = Telemetry::default();

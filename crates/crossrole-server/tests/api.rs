@@ -2,114 +2,21 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
+mod common;
+
 use std::{sync::Arc, time::Duration};
 
+use common::*;
 use crossrole_aws::{
     Service,
     fake::{FakeAws, FakeConfig, Latency},
 };
 use crossrole_client::{Client, Error, proto};
-use crossrole_core::{
-    AccessSpec,
-    org::{OrgTree, fixture::TreeBuilder},
-    spec::AccountState,
-};
 use crossrole_server::{
-    RunningServer,
     auth::hash_token,
     config::{Config, Flags},
 };
 use futures::StreamExt;
-
-const SECURITY: &str = "111122223333";
-
-fn tree(n: u64) -> OrgTree {
-    let mut b = TreeBuilder::new("o-abcdefghij", "123456789012", "r-root")
-        .unit("r-root", "ou-root-workload", "Workloads")
-        .unit("r-root", "ou-root-security", "Security")
-        .account("ou-root-security", SECURITY, "security", AccountState::Active);
-    for i in 0..n {
-        b = b.account(
-            "ou-root-workload",
-            &format!("{:012}", 200_000_000_000 + i),
-            &format!("prod-{i}"),
-            AccountState::Active,
-        );
-    }
-    b.build()
-}
-
-fn spec_yaml() -> String {
-    format!(
-        r#"
-name: audit
-role:
-  name: Audit
-  trust:
-    account_ids: ["{SECURITY}"]
-    external_id: Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf
-  managed_policy_arns: [arn:aws:iam::aws:policy/SecurityAudit]
-targets:
-  organizational_unit_ids: [ou-root-workload]
-grant:
-  account_id: "{SECURITY}"
-  user_names: [alice]
-rollout:
-  max_concurrency: 4
-"#
-    )
-}
-
-fn spec() -> proto::AccessSpec {
-    (&AccessSpec::from_yaml(&spec_yaml()).unwrap()).into()
-}
-
-struct Harness {
-    server: RunningServer,
-    _dir: tempfile::TempDir,
-}
-
-impl Harness {
-    async fn client(&self, token: &str) -> Client {
-        Client::builder().endpoint(format!("http://{}", self.server.addr)).token(token).connect().await.unwrap()
-    }
-}
-
-async fn start(accounts: u64, latency_ms: u64) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let config_text = format!(
-        r#"
-listen = "127.0.0.1:0"
-watch_buffer = 16
-data_dir = "{}"
-[[tokens]]
-name = "reader"
-sha256 = "{}"
-scope = "read"
-[[tokens]]
-name = "planner"
-sha256 = "{}"
-scope = "plan"
-[[tokens]]
-name = "deployer"
-sha256 = "{}"
-scope = "apply"
-"#,
-        dir.path().display(),
-        hash_token("read-token"),
-        hash_token("plan-token"),
-        hash_token("apply-token")
-    );
-    let config = Config::from_toml(&config_text, &Flags::default()).unwrap();
-    let mut fake_config = FakeConfig::default();
-    for s in Service::ALL {
-        fake_config.latency.insert(s, Latency { base: Duration::from_millis(latency_ms), jitter: Duration::ZERO });
-    }
-    let fake = FakeAws::new(tree(accounts), fake_config);
-    fake.add_principals(SECURITY, &["alice"], &[]);
-    let server = crossrole_server::start(&config, Arc::new(fake.clone())).await.unwrap();
-    Harness { server, _dir: dir }
-}
 
 #[tokio::test]
 async fn auth_scopes_and_error_codes() {
@@ -193,7 +100,8 @@ async fn apply_watch_idempotency_and_cancel() {
     assert_eq!(finished, 12);
     let done = op.wait().await.unwrap();
     assert_eq!(done.state, proto::OperationState::Succeeded as i32, "{}", done.message);
-    assert_eq!(done.spec.unwrap().role.unwrap().trust.unwrap().external_id, "<redacted>");
+    let shown = done.spec.unwrap().role.unwrap().trust.unwrap().external_id;
+    assert!(shown.starts_with("<redacted:") && !shown.contains("Wq3vT9z"), "{shown}");
     assert_eq!(done.created_by, "deployer");
 
     // Replay after the end, resumed from a sequence.
@@ -310,7 +218,18 @@ async fn health_reflection_and_links() {
         .await
         .unwrap();
     assert_eq!(profiles.profile_count, 2);
-    assert!(profiles.content.contains("external_id = Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf"));
+    assert!(!profiles.content.contains("Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf"), "a plain read token never gets it");
+    assert!(profiles.content.contains("# the role requires an ExternalId"));
+    let assumer = h.client("assumer-token").await;
+    let profiles = assumer
+        .export_profiles(proto::ExportProfilesRequest {
+            spec: Some(spec()),
+            source_profile: "security".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(profiles.content.contains("external_id = Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf"), "the token meant for it does");
     let missing = reader
         .export_profiles(proto::ExportProfilesRequest { spec: Some(spec()), ..Default::default() })
         .await

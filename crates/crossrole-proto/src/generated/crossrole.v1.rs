@@ -1262,7 +1262,7 @@ pub mod operation_service_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::Codec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/crossrole.v1.OperationService/GetOperation",
             );
@@ -1289,7 +1289,7 @@ pub mod operation_service_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::Codec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/crossrole.v1.OperationService/ListOperations",
             );
@@ -1316,7 +1316,7 @@ pub mod operation_service_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::Codec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/crossrole.v1.OperationService/ListAccountResults",
             );
@@ -1347,7 +1347,7 @@ pub mod operation_service_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::Codec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/crossrole.v1.OperationService/CancelOperation",
             );
@@ -1376,7 +1376,7 @@ pub mod operation_service_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::Codec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/crossrole.v1.OperationService/WatchOperation",
             );
@@ -1563,7 +1563,7 @@ pub mod operation_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = GetOperationSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -1609,7 +1609,7 @@ pub mod operation_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ListOperationsSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -1658,7 +1658,7 @@ pub mod operation_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ListAccountResultsSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -1704,7 +1704,7 @@ pub mod operation_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = CancelOperationSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -1751,7 +1751,7 @@ pub mod operation_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = WatchOperationSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -2031,7 +2031,7 @@ pub mod organization_service_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::Codec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/crossrole.v1.OrganizationService/DescribeOrganization",
             );
@@ -2062,7 +2062,7 @@ pub mod organization_service_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::Codec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/crossrole.v1.OrganizationService/ListAccounts",
             );
@@ -2220,7 +2220,7 @@ pub mod organization_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = DescribeOrganizationSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -2266,7 +2266,7 @@ pub mod organization_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ListAccountsSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -2843,7 +2843,7 @@ pub mod access_service_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::Codec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/crossrole.v1.AccessService/ValidateSpec",
             );
@@ -2869,7 +2869,7 @@ pub mod access_service_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::Codec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/crossrole.v1.AccessService/PlanAccess",
             );
@@ -2895,7 +2895,7 @@ pub mod access_service_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::Codec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/crossrole.v1.AccessService/ApplyAccess",
             );
@@ -2920,7 +2920,7 @@ pub mod access_service_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::Codec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/crossrole.v1.AccessService/DestroyAccess",
             );
@@ -2945,7 +2945,7 @@ pub mod access_service_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::Codec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/crossrole.v1.AccessService/VerifyAccess",
             );
@@ -2970,7 +2970,7 @@ pub mod access_service_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::Codec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/crossrole.v1.AccessService/GetSwitchRoleLinks",
             );
@@ -2997,7 +2997,7 @@ pub mod access_service_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::Codec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/crossrole.v1.AccessService/ExportProfiles",
             );
@@ -3190,7 +3190,7 @@ pub mod access_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ValidateSpecSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -3235,7 +3235,7 @@ pub mod access_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = PlanAccessSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -3280,7 +3280,7 @@ pub mod access_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ApplyAccessSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -3325,7 +3325,7 @@ pub mod access_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = DestroyAccessSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -3370,7 +3370,7 @@ pub mod access_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = VerifyAccessSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -3416,7 +3416,7 @@ pub mod access_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = GetSwitchRoleLinksSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -3461,7 +3461,7 @@ pub mod access_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ExportProfilesSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -3873,7 +3873,7 @@ pub mod binding_service_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::Codec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/crossrole.v1.BindingService/CreateBinding",
             );
@@ -3898,7 +3898,7 @@ pub mod binding_service_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::Codec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/crossrole.v1.BindingService/UpdateBinding",
             );
@@ -3923,7 +3923,7 @@ pub mod binding_service_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::Codec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/crossrole.v1.BindingService/GetBinding",
             );
@@ -3948,7 +3948,7 @@ pub mod binding_service_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::Codec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/crossrole.v1.BindingService/ListBindings",
             );
@@ -3973,7 +3973,7 @@ pub mod binding_service_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::Codec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/crossrole.v1.BindingService/DeleteBinding",
             );
@@ -3998,7 +3998,7 @@ pub mod binding_service_client {
                         format!("Service was not ready: {}", e.into()),
                     )
                 })?;
-            let codec = tonic_prost::ProstCodec::default();
+            let codec = crate::codec::Codec::default();
             let path = http::uri::PathAndQuery::from_static(
                 "/crossrole.v1.BindingService/ReconcileBinding",
             );
@@ -4186,7 +4186,7 @@ pub mod binding_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = CreateBindingSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -4231,7 +4231,7 @@ pub mod binding_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = UpdateBindingSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -4276,7 +4276,7 @@ pub mod binding_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = GetBindingSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -4321,7 +4321,7 @@ pub mod binding_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ListBindingsSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -4366,7 +4366,7 @@ pub mod binding_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = DeleteBindingSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,
@@ -4412,7 +4412,7 @@ pub mod binding_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = ReconcileBindingSvc(inner);
-                        let codec = tonic_prost::ProstCodec::default();
+                        let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(
                                 accept_compression_encodings,

@@ -35,7 +35,8 @@ impl Access {
     ) -> Result<pb::Operation, ApiError> {
         let caller = self.0.caller(&request, Scope::Apply)?;
         let (wire, key) = request.into_inner();
-        let summary = format!("{:?} idempotency_key={key:?}", wire.as_ref().map(redacted));
+        let summary =
+            format!("{:?} idempotency_key={key:?}", wire.as_ref().map(|w| redacted(w, self.0.engine.redactor())));
         let result: Result<pb::Operation, ApiError> = async {
             let s = spec(wire.as_ref())?;
             let key = idempotency_key(&key)?;
@@ -85,7 +86,11 @@ impl AccessService for Access {
         .map_err(|e| under_spec(e.into()))?;
         Ok(Response::new(pb::ValidateSpecResponse {
             findings: findings.iter().map(finding).collect(),
-            trust_policy: trust_policy(&s.role.trust, self.0.engine.partition()).to_pretty_json(),
+            trust_policy: self
+                .0
+                .engine
+                .redactor()
+                .policy_text(&trust_policy(&s.role.trust, self.0.engine.partition()).to_pretty_json()),
         }))
     }
 
@@ -162,11 +167,13 @@ impl AccessService for Access {
         Ok(Response::new(pb::GetSwitchRoleLinksResponse { links }))
     }
 
+    /// The one response that carries an ExternalId, and only to a token with `reveal_external_ids`: it exists to
+    /// hand the ExternalId to the people who assume the role. Other tokens get the profiles with a note instead.
     async fn export_profiles(
         &self,
         request: Request<pb::ExportProfilesRequest>,
     ) -> Result<Response<pb::ExportProfilesResponse>, Status> {
-        self.0.caller(&request, Scope::Read)?;
+        let caller = self.0.caller(&request, Scope::Read)?;
         let r = request.get_ref();
         let s = spec(r.spec.as_ref())?;
         if r.source_profile.is_empty() {
@@ -178,7 +185,14 @@ impl AccessService for Access {
         }
         let accounts = self.targets(&s).await?;
         let mfa = (!r.mfa_serial.is_empty()).then_some(r.mfa_serial.as_str());
-        let content = aws_config_profiles(&s, self.0.engine.partition(), &accounts, &r.source_profile, mfa);
+        let content = aws_config_profiles(
+            &s,
+            self.0.engine.partition(),
+            &accounts,
+            &r.source_profile,
+            mfa,
+            caller.reveal_external_ids,
+        );
         Ok(Response::new(pb::ExportProfilesResponse { content, profile_count: accounts.len() as u32 }))
     }
 }

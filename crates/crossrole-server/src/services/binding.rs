@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use crossrole_core::secret::Redactor;
 use crossrole_engine::StartRequest;
 use crossrole_proto::v1::{self as pb, binding_service_server::BindingService};
-use prost::Message;
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -20,6 +20,19 @@ pub struct Bindings {
     pub state: State,
     /// The reconcile loop.
     pub reconciler: Arc<Reconciler>,
+}
+
+/// A binding for the audit log: name, mode by name, interval; never the spec.
+fn binding_summary(b: Option<&pb::Binding>) -> String {
+    match b {
+        None => "binding=<none>".into(),
+        Some(b) => format!(
+            "name={} mode={} reconcile_interval={}s",
+            b.name,
+            pb::BindingMode::try_from(b.mode).map(|m| m.as_str_name()).unwrap_or("UNKNOWN"),
+            b.reconcile_interval.map(|d| d.seconds).unwrap_or(0)
+        ),
+    }
 }
 
 fn name(n: &str) -> Result<&str, ApiError> {
@@ -46,8 +59,7 @@ impl BindingService for Bindings {
         request: Request<pb::CreateBindingRequest>,
     ) -> Result<Response<pb::CreateBindingResponse>, Status> {
         let caller = self.state.caller(&request, Scope::Apply)?;
-        let summary =
-            format!("{:?}", request.get_ref().binding.as_ref().map(|b| (&b.name, b.mode, b.reconcile_interval)));
+        let summary = binding_summary(request.get_ref().binding.as_ref());
         let result = async {
             let b = request.get_ref().binding.as_ref().ok_or_else(|| ApiError::field("binding", "required"))?;
             let (spec, stored) = bindings::validate(b)?;
@@ -59,7 +71,7 @@ impl BindingService for Bindings {
                 ),
                 other => other,
             })?;
-            if !self.state.journal.create_binding(bindings::new_row(&stored)).await? {
+            if !self.state.journal.create_binding(bindings::new_row(&stored, &self.state.engine)?).await? {
                 return Err(ApiError::FailedPrecondition(format!(
                     "binding {} already exists; update it instead",
                     stored.name
@@ -72,7 +84,7 @@ impl BindingService for Bindings {
                 .get_binding(&stored.name)
                 .await?
                 .ok_or_else(|| ApiError::Internal("binding vanished".into()))?;
-            bindings::to_pb(&row, true)
+            bindings::to_pb(&row, &self.state.engine, true)
         }
         .await;
         let b = self.audited(&caller, "CreateBinding", summary, result).await?;
@@ -85,20 +97,16 @@ impl BindingService for Bindings {
     ) -> Result<Response<pb::UpdateBindingResponse>, Status> {
         let caller = self.state.caller(&request, Scope::Apply)?;
         let r = request.get_ref();
-        let summary = format!(
-            "{:?} expected_version={}",
-            r.binding.as_ref().map(|b| (&b.name, b.mode, b.reconcile_interval)),
-            r.expected_version
-        );
+        let summary = format!("{} expected_version={}", binding_summary(r.binding.as_ref()), r.expected_version);
         let result = async {
             let mut b = r.binding.clone().ok_or_else(|| ApiError::field("binding", "required"))?;
-            // GetBinding redacts the ExternalId; sent back redacted, it means "unchanged".
+            // GetBinding shows the ExternalId's mark; sent back as it was shown, it means "unchanged".
             let redacted = b
                 .spec
                 .as_ref()
                 .and_then(|s| s.role.as_ref())
                 .and_then(|r| r.trust.as_ref())
-                .is_some_and(|t| t.external_id == "<redacted>");
+                .is_some_and(|t| Redactor::is_mark(&t.external_id));
             if redacted {
                 let current = self
                     .state
@@ -106,8 +114,7 @@ impl BindingService for Bindings {
                     .get_binding(&b.name)
                     .await?
                     .ok_or_else(|| ApiError::NotFound(format!("binding {}", b.name)))?;
-                let current =
-                    pb::Binding::decode(current.binding.as_slice()).map_err(|e| ApiError::Internal(e.to_string()))?;
+                let current = bindings::decode(&current, &self.state.engine)?;
                 let stored_id =
                     current.spec.and_then(|s| s.role).and_then(|r| r.trust).map(|t| t.external_id).unwrap_or_default();
                 if let Some(t) = b.spec.as_mut().and_then(|s| s.role.as_mut()).and_then(|r| r.trust.as_mut()) {
@@ -120,11 +127,11 @@ impl BindingService for Bindings {
             let row = self
                 .state
                 .journal
-                .update_binding(&stored.name, stored.encode_to_vec(), expected, now_ms())
+                .update_binding(&stored.name, bindings::sealed(&stored, &self.state.engine)?, expected, now_ms())
                 .await?
                 .ok_or_else(|| ApiError::NotFound(format!("binding {}", stored.name)))?;
             self.state.reconcile_wake.notify_one();
-            bindings::to_pb(&row, true)
+            bindings::to_pb(&row, &self.state.engine, true)
         }
         .await;
         let b = self.audited(&caller, "UpdateBinding", summary, result).await?;
@@ -144,7 +151,7 @@ impl BindingService for Bindings {
             .await
             .map_err(ApiError::from)?
             .ok_or_else(|| ApiError::NotFound(format!("binding {n}")))?;
-        Ok(Response::new(pb::GetBindingResponse { binding: Some(bindings::to_pb(&row, true)?) }))
+        Ok(Response::new(pb::GetBindingResponse { binding: Some(bindings::to_pb(&row, &self.state.engine, true)?) }))
     }
 
     async fn list_bindings(
@@ -162,7 +169,7 @@ impl BindingService for Bindings {
         } else {
             String::new()
         };
-        let bindings = rows.iter().map(|r| bindings::to_pb(r, false)).collect::<Result<_, _>>()?;
+        let bindings = rows.iter().map(|r| bindings::to_pb(r, &self.state.engine, false)).collect::<Result<_, _>>()?;
         Ok(Response::new(pb::ListBindingsResponse { bindings, next_page_token: next }))
     }
 
@@ -179,8 +186,7 @@ impl BindingService for Bindings {
                 self.state.journal.get_binding(n).await?.ok_or_else(|| ApiError::NotFound(format!("binding {n}")))?;
             let mut operation = None;
             if !r.keep_roles {
-                let binding =
-                    pb::Binding::decode(row.binding.as_slice()).map_err(|e| ApiError::Internal(e.to_string()))?;
+                let binding = bindings::decode(&row, &self.state.engine)?;
                 let spec = crate::state::spec(binding.spec.as_ref())?;
                 operation = Some(
                     self.state

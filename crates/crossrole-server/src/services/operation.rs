@@ -155,6 +155,10 @@ impl OperationService for Operations {
         self.0.caller(&request, Scope::Read)?;
         let r = request.into_inner();
         let id = operation_id(&r.operation_id)?.to_string();
+        // Sequence numbers are stored as SQL integers: a larger one would read as negative and replay everything.
+        if r.after_sequence > i64::MAX as u64 {
+            return Err(ApiError::field("after_sequence", "must be at most 9223372036854775807").into());
+        }
         // Fail fast for an unknown operation, before the stream starts.
         self.0.engine.operation(&id).await.map_err(ApiError::from)?;
         Ok(Response::new(watch(self.0.clone(), id, r.after_sequence)))

@@ -1,0 +1,318 @@
+//! crossroled attacked from outside, in-process: a read token hunting for the ExternalId in every response, the
+//! journal's bytes and the logs at trace level; huge, malformed and unauthenticated requests; a second crossroled on
+//! the same data directory; a damaged journal; a sequence number past what the journal can hold.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+mod common;
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex},
+};
+
+use bytes::{Buf, BufMut, Bytes};
+use common::*;
+use crossrole_aws::fake::{FakeAws, FakeConfig};
+use crossrole_client::proto;
+use crossrole_server::config::{Config, Flags};
+use futures::StreamExt;
+use prost::Message;
+use tonic::{
+    Code, Request,
+    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
+    transport::Channel,
+};
+
+const EXTERNAL_ID: &str = "Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf";
+const WRONG_ID: &str = "Zz9yX8wV7uT6sR5qP4oN3mL2kJ1iHg";
+
+/// Logs written by the server in this test process, at trace level.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn capture_logs() -> Captured {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    tracing_subscriber::fmt()
+        .with_env_filter(crossrole_server::telemetry::filter(Some("trace")))
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .init();
+    captured
+}
+
+fn wrong_spec() -> proto::AccessSpec {
+    let mut s = spec();
+    s.role.as_mut().unwrap().trust.as_mut().unwrap().external_id = WRONG_ID.into();
+    // The in-memory AWS refuses the wrong ExternalId, as AWS does; the live check need not wait for IAM long.
+    s.rollout.as_mut().unwrap().verify =
+        Some(proto::VerifyOptions { enabled: None, timeout: Some(prost_types::Duration { seconds: 1, nanos: 0 }) });
+    s
+}
+
+/// Everything a token can read about the spec, its operations and its binding, as text.
+async fn everything(h: &Harness, token: &str, op: &str) -> String {
+    let c = h.client(token).await;
+    let mut out = Vec::new();
+    let mut note = |what: &str, text: String| out.push(format!("== {what}\n{text}"));
+    note("describe", format!("{:?}", c.describe_organization(true).await));
+    note("accounts", format!("{:?}", c.list_accounts(proto::ListAccountsRequest::default()).await));
+    for (name, s) in [("right", spec()), ("wrong", wrong_spec())] {
+        note(&format!("validate {name}"), format!("{:?}", c.validate(s.clone()).await));
+        note(&format!("plan {name}"), format!("{:?}", c.plan(s.clone()).await));
+        note(&format!("verify {name}"), format!("{:?}", c.verify(s.clone()).await));
+        note(&format!("links {name}"), format!("{:?}", c.switch_role_links(s.clone()).await));
+        let export = proto::ExportProfilesRequest {
+            spec: Some(s.clone()),
+            source_profile: "security".into(),
+            ..Default::default()
+        };
+        let exported = c.export_profiles(export).await;
+        // The one exception, documented: a token with reveal_external_ids gets it from ExportProfiles.
+        note(&format!("export {name}"), format!("{:?}", exported.map(|p| p.content.replace(WRONG_ID, "<sent>"))));
+    }
+    note("operation", format!("{:?}", c.operation(op).await));
+    note("operations", format!("{:?}", c.list_operations(proto::ListOperationsRequest::default()).await));
+    note(
+        "results",
+        format!(
+            "{:?}",
+            c.list_account_results(proto::ListAccountResultsRequest { operation_id: op.into(), ..Default::default() })
+                .await
+        ),
+    );
+    let events: Vec<_> = c.operation_handle(op).events().collect().await;
+    note("events", format!("{events:?}"));
+    note("binding", format!("{:?}", c.binding("audit").await));
+    note("bindings", format!("{:?}", c.list_bindings(proto::ListBindingsRequest::default()).await));
+    out.join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_external_id_never_leaves_crossroled() {
+    let logs = capture_logs();
+    let h = start(3, 0).await;
+    let deployer = h.client("apply-token").await;
+    let op = deployer.apply(spec(), None).await.unwrap();
+    let done = op.wait().await.unwrap();
+    assert_eq!(done.state, proto::OperationState::Succeeded as i32, "{}", done.message);
+    let binding = proto::Binding { name: "audit".into(), spec: Some(spec()), ..Default::default() };
+    deployer.create_binding(binding).await.unwrap();
+    deployer.reconcile_binding("audit").await.unwrap().wait().await.unwrap();
+
+    for token in ["read-token", "plan-token", "apply-token", "apply-token-2"] {
+        let seen = everything(&h, token, op.id()).await;
+        assert!(!seen.contains(EXTERNAL_ID), "{token} read the ExternalId:\n{}", around(&seen, EXTERNAL_ID));
+        assert!(seen.contains("<redacted:"), "{token}: marks stand for it");
+    }
+    // The token meant for it gets it, from ExportProfiles only.
+    let assumer = everything(&h, "assumer-token", op.id()).await;
+    let hits: Vec<&str> = assumer.split("\n== ").filter(|s| s.contains(EXTERNAL_ID)).collect();
+    assert!(!hits.is_empty() && hits.iter().all(|s| s.starts_with("export right")), "{hits:?}");
+
+    // Not in the journal's bytes (sealed), nor in the logs at trace level.
+    for entry in std::fs::read_dir(h.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(!contains(&bytes, EXTERNAL_ID.as_bytes()), "{} holds the ExternalId", path.display());
+    }
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(logs.contains("TRACE") || logs.contains("DEBUG"), "the logs were captured at trace level");
+    assert!(!logs.contains(EXTERNAL_ID), "{}", around(&logs, EXTERNAL_ID));
+    assert!(!logs.contains('\u{1b}'), "no ANSI escapes when not writing to a terminal");
+    h.server.stop().await.unwrap();
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+fn around(text: &str, needle: &str) -> String {
+    match text.find(needle) {
+        Some(i) => text[i.saturating_sub(300)..(i + 100).min(text.len())].to_string(),
+        None => String::new(),
+    }
+}
+
+/// Bytes as they are, both ways: requests crossrole's codecs would never send.
+#[derive(Default, Clone)]
+struct Raw;
+
+impl Codec for Raw {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = Raw;
+    type Decoder = Raw;
+    fn encoder(&mut self) -> Raw {
+        Raw
+    }
+    fn decoder(&mut self) -> Raw {
+        Raw
+    }
+}
+
+impl Encoder for Raw {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for Raw {
+    type Item = Bytes;
+    type Error = tonic::Status;
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
+        Ok(Some(src.copy_to_bytes(src.remaining())))
+    }
+}
+
+async fn raw_call(h: &Harness, token: Option<&str>, method: &'static str, body: Bytes) -> tonic::Status {
+    let channel = Channel::from_shared(format!("http://{}", h.server.addr)).unwrap().connect().await.unwrap();
+    let mut grpc = tonic::client::Grpc::new(channel).max_encoding_message_size(usize::MAX);
+    grpc.ready().await.unwrap();
+    let mut request = Request::new(body);
+    if let Some(t) = token {
+        request.metadata_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    match grpc.unary(request, http::uri::PathAndQuery::from_static(method), Raw).await {
+        Ok(_) => tonic::Status::ok(""),
+        Err(s) => s,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_apply_before_work() {
+    let h = start(2, 0).await;
+    let huge = Bytes::from(vec![0x0a; 60 * 1024 * 1024]);
+    // Without a token: refused on the headers, the body never read.
+    let s = raw_call(&h, None, "/crossrole.v1.AccessService/ValidateSpec", huge.clone()).await;
+    assert_eq!(s.code(), Code::Unauthenticated, "{s:?}");
+    // With a token but too large: refused on the length prefix, never decoded.
+    let s = raw_call(&h, Some("read-token"), "/crossrole.v1.AccessService/ValidateSpec", huge).await;
+    assert_eq!(s.code(), Code::OutOfRange, "{s:?}");
+    assert!(s.message().contains("limit is: 4194304"), "{}", s.message());
+    // Not protobuf at all: the caller's error, not the server's.
+    let garbage = Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x01]);
+    let s = raw_call(&h, Some("read-token"), "/crossrole.v1.AccessService/ValidateSpec", garbage).await;
+    assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
+    // A read token cannot reach an apply, whatever it sends.
+    let s = raw_call(&h, Some("read-token"), "/crossrole.v1.AccessService/ApplyAccess", Bytes::new()).await;
+    assert_eq!(s.code(), Code::PermissionDenied, "{s:?}");
+    // A well-formed request still works through the same path.
+    let ok = proto::DescribeOrganizationRequest { refresh: false }.encode_to_vec();
+    let s = raw_call(&h, Some("read-token"), "/crossrole.v1.OrganizationService/DescribeOrganization", ok.into()).await;
+    assert_eq!(s.code(), Code::Ok, "{s:?}");
+    h.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequence_numbers_past_the_journal_and_keys_of_other_callers() {
+    let h = start(2, 0).await;
+    let c = h.client("apply-token").await;
+    let op = c.apply(spec(), Some("deploy-7".into())).await.unwrap();
+    op.wait().await.unwrap();
+    let e = c.watch(op.id(), 1u64 << 63).await.err().unwrap();
+    assert_eq!(e.violations()[0].field, "after_sequence", "{e}");
+    // Another caller's identical key is another operation, not a view of this one.
+    let other = h.client("apply-token-2").await.apply(spec(), Some("deploy-7".into())).await.unwrap();
+    assert_ne!(other.id(), op.id());
+    other.wait().await.unwrap();
+    h.server.stop().await.unwrap();
+}
+
+fn config_in(dir: &std::path::Path) -> Config {
+    Config::from_toml(&format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n", dir.display()), &Flags::default())
+        .unwrap()
+}
+
+fn fake() -> Arc<FakeAws> {
+    Arc::new(FakeAws::new(tree(1), FakeConfig::default()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_crossroled_per_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(dir.path());
+    let first = crossrole_server::start(&config, fake()).await.unwrap();
+    let e = format!("{:#}", crossrole_server::start(&config, fake()).await.err().unwrap());
+    assert!(e.contains("is in use by crossroled pid"), "{e}");
+    assert!(e.contains(&std::process::id().to_string()), "{e}");
+    first.stop().await.unwrap();
+    // Released at stop: a restart works.
+    crossrole_server::start(&config, fake()).await.unwrap().stop().await.unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(dir.path()), 0o700);
+        assert_eq!(mode(&dir.path().join("journal.db")), 0o600);
+        assert_eq!(mode(&dir.path().join("journal.key")), 0o600);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_journal_or_a_wrong_key_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("journal.db"), b"").unwrap();
+    let e = format!("{:#}", crossrole_server::start(&config_in(dir.path()), fake()).await.err().unwrap());
+    assert!(e.contains("is damaged: the file is empty (0 bytes)"), "{e}");
+    assert!(e.contains("move it away to start with an empty journal"), "{e}");
+
+    // A journal with an operation in flight and another key: its sealed ExternalId cannot be opened.
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(dir.path());
+    let server = crossrole_server::start(&config, fake()).await.unwrap();
+    let spec = crossrole_core::AccessSpec::try_from(&spec()).unwrap();
+    let op = server
+        .engine
+        .start(crossrole_engine::StartRequest {
+            kind: proto::OperationKind::Apply,
+            spec,
+            idempotency_key: None,
+            created_by: "test".into(),
+            binding_name: None,
+            dry_run: false,
+        })
+        .await
+        .unwrap();
+    server.engine.wait(&op.id).await.unwrap();
+    server.stop().await.unwrap();
+    std::fs::write(dir.path().join("journal.key"), "0".repeat(64)).unwrap();
+    let server = crossrole_server::start(&config, fake()).await.unwrap();
+    let e = server.engine.operation(&op.id).await.err().unwrap().to_string();
+    assert!(e.contains("does not open with this journal key"), "{e}");
+    server.stop().await.unwrap();
+}
+
+#[test]
+fn a_new_token_prints_a_configuration_that_loads() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_crossroled"))
+        .args(["token", "new", "--name", "people", "--scope", "read", "--reveal-external-ids"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let entry = &text[text.find("[[tokens]]").unwrap()..];
+    let config = Config::from_toml(entry, &Flags::default()).unwrap();
+    assert_eq!(config.tokens[0].name, "people");
+    assert!(config.tokens[0].reveal_external_ids);
+    let bogus = std::process::Command::new(env!("CARGO_BIN_EXE_crossroled"))
+        .args(["token", "new", "--name", "x", "--scope", "bogus"])
+        .output()
+        .unwrap();
+    assert!(!bogus.status.success());
+    assert!(String::from_utf8_lossy(&bogus.stderr).contains("possible values: read, plan, apply, admin"));
+}
