@@ -70,12 +70,21 @@ pub(crate) fn check(crossroled: &std::path::Path) -> Result<()> {
             &["--strict", "--quiet", "-k", KUBERNETES, rendered.to_str().unwrap_or_default()],
             &[],
         )?;
-        // The configuration the chart renders must be one crossroled accepts.
+        // The configuration the chart renders must be one crossroled accepts, and the probes must reach the
+        // plaintext health listener whatever TLS the API uses.
         let extract = format!(
             "import sys, yaml\n\
              docs = [d for d in yaml.safe_load_all(open({path:?})) if d]\n\
              cm = next(d for d in docs if d['kind'] == 'ConfigMap')\n\
-             sec = next((d for d in docs if d['kind'] == 'Secret'), None)\n\
+             sec = next((d for d in docs if d['kind'] == 'Secret' and d['metadata']['name'].endswith('-tokens')), None)\n\
+             dep = next(d for d in docs if d['kind'] == 'Deployment')\n\
+             c = dep['spec']['template']['spec']['containers'][0]\n\
+             health = next(p['containerPort'] for p in c['ports'] if p['name'] == 'health')\n\
+             assert c['readinessProbe']['grpc']['port'] == health and c['livenessProbe']['grpc']['port'] == health, 'probes must use the health listener'\n\
+             assert f'health_listen = \"0.0.0.0:{{health}}\"' in cm['data']['crossroled.toml'], 'the health listener must be configured'\n\
+             key = next(d for d in docs if d['kind'] == 'Secret' and d['metadata']['name'].endswith('-journal-key'))\n\
+             import base64; assert len(base64.b64decode(key['data']['journal-key'])) == 64, 'a 64-hex journal key'\n\
+             assert any(e['name'] == 'CROSSROLE_JOURNAL_KEY' for e in c['env'])\n\
              tokens = {tokens:?}\n\
              open(tokens, 'w').write(sec['stringData']['tokens.toml'] if sec else '')\n\
              open({config:?}, 'w').write(cm['data']['crossroled.toml'].replace('/etc/crossrole/tokens/tokens.toml', tokens).replace('/etc/crossrole/tls/', {tls:?}))\n",
@@ -96,6 +105,14 @@ pub(crate) fn check(crossroled: &std::path::Path) -> Result<()> {
             &["check-config", "--config", config.to_str().unwrap_or_default()],
             &[],
         )?;
+    }
+
+    // The container's health check asks the plaintext health listener, which the image configures.
+    let dockerfile = fs::read_to_string(root.join("deploy/container/Dockerfile"))?;
+    if !dockerfile.contains("CROSSROLE_HEALTH_LISTEN=")
+        || !dockerfile.contains(r#"CMD ["/usr/local/bin/crossroled", "healthcheck"]"#)
+    {
+        bail!("deploy/container/Dockerfile: the HEALTHCHECK must ask the health listener (CROSSROLE_HEALTH_LISTEN)");
     }
 
     // The compose file's configuration too.

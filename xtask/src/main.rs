@@ -6,6 +6,7 @@ mod demo;
 mod deploy;
 mod e2e;
 mod emulators;
+mod invariants;
 mod test;
 mod util;
 

@@ -360,6 +360,7 @@ impl CallPolicy {
             }
             self.global.count(&call);
             ctx.stats.count(&call);
+            tracing::trace!(call, attempt, "AWS call");
             let e = match f().await {
                 Ok(v) => {
                     self.bucket(service).succeeded();

@@ -207,7 +207,7 @@ async fn connect(cli: &Cli) -> Result<Client, Failure> {
 async fn run(cli: Cli) -> Outcome {
     match &cli.command {
         Command::ExternalId => {
-            println!("{}", crossrole_core::guardrails::generate_external_id());
+            println!("{}", crossrole_core::guardrails::generate_external_id(&mut rand::rng()));
             return Ok(());
         }
         Command::Completions { shell } => {

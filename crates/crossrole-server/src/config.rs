@@ -221,6 +221,9 @@ pub struct Flags {
     /// The bootstrap role's IAM path [default: /].
     #[arg(long, env = "CROSSROLE_BOOTSTRAP_ROLE_PATH", global = true)]
     pub bootstrap_role_path: Option<String>,
+    /// A plaintext listener serving only gRPC health, for probes that cannot speak TLS (e.g. 0.0.0.0:50052).
+    #[arg(long, env = "CROSSROLE_HEALTH_LISTEN", global = true)]
+    pub health_listen: Option<String>,
     /// File holding the journal key (64 hex characters) [default: journal.key in the data directory].
     #[arg(long, env = "CROSSROLE_JOURNAL_KEY_FILE", global = true)]
     pub journal_key_file: Option<PathBuf>,
@@ -376,12 +379,14 @@ impl Config {
         if !(64 * 1024..=256 * 1024 * 1024).contains(&max_request_bytes) {
             return Err(err("max_request_bytes", "must be from 65536 (64 KiB) to 268435456 (256 MiB)"));
         }
-        let health_listen = match &file.health_listen {
-            None => None,
-            Some(text) => Some(
-                text.parse::<SocketAddr>()
-                    .map_err(|_| err("health_listen", format!("{text:?} is not an address like 0.0.0.0:50052")))?,
-            ),
+        let health_listen = match (&flags.health_listen, &file.health_listen) {
+            (None, None) => None,
+            (Some(text), _) | (None, Some(text)) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                err(
+                    "health_listen (--health-listen / CROSSROLE_HEALTH_LISTEN)",
+                    format!("{text:?} is not an address like 0.0.0.0:50052"),
+                )
+            })?),
         };
         let max_concurrency = file.max_concurrency.unwrap_or(256);
         if !(1..=4096).contains(&max_concurrency) {

@@ -10,6 +10,7 @@ use crossrole_core::{org::fixture::TreeBuilder, spec::AccountState};
 use crossrole_server::{
     auth::hash_token,
     config::{Config, Flags},
+    health::{self, Probe},
 };
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 
@@ -59,7 +60,7 @@ async fn mutual_tls() {
         (write("server.pem", &pki.server.0), write("server.key", &pki.server.1), write("ca.pem", &pki.ca_pem));
     let config = Config::from_toml(
         &format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[tls]\ncert = \"{cert}\"\nkey = \"{key}\"\nclient_ca = \"{ca}\"\n[[tokens]]\nname = \"ci\"\nsha256 = \"{}\"\nscope = \"read\"\n",
+            "listen = \"127.0.0.1:0\"\nhealth_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[tls]\ncert = \"{cert}\"\nkey = \"{key}\"\nclient_ca = \"{ca}\"\n[[tokens]]\nname = \"ci\"\nsha256 = \"{}\"\nscope = \"read\"\n",
             dir.path().join("data").display(),
             hash_token("t")
         ),
@@ -116,6 +117,25 @@ async fn mutual_tls() {
         Ok(c) => c.describe_organization(false).await.is_err(),
     };
     assert!(failed, "the client verifies the server's certificate");
+
+    // Health checks with mutual TLS on: the plaintext health listener (what probes use, by default)...
+    let mut probe_config = config.clone();
+    probe_config.health_listen = server.health_addr;
+    health::check(&Probe::default(), Some(&probe_config)).await.unwrap();
+    // ...and the API listener itself, with the CA and a client certificate.
+    let (client_cert, client_key) = (write("client.pem", &pki.client.0), write("client.key", &pki.client.1));
+    let tls_probe = Probe {
+        endpoint: Some(endpoint.clone()),
+        ca_cert: Some(ca.clone().into()),
+        client_identity: Some((client_cert.into(), client_key.into())),
+        domain: None,
+    };
+    health::check(&tls_probe, None).await.unwrap();
+    // Without the CA it says what to give, rather than "connecting to HTTPS without TLS enabled".
+    let e = health::check(&Probe { endpoint: Some(endpoint.clone()), ..Probe::default() }, None).await.unwrap_err();
+    assert!(format!("{e:#}").contains("give --ca-cert"), "{e:#}");
+    // Without a client certificate, the TLS listener refuses it.
+    assert!(health::check(&Probe { client_identity: None, ..tls_probe }, None).await.is_err());
     server.stop().await.unwrap();
 }
 

@@ -29,7 +29,7 @@ where
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_binding_keeps_access_true_on_the_emulators() {
-    let Some(m) = Manifest::load("a_binding_keeps_access_true_on_the_emulators") else { return };
+    let m = Manifest::load();
     let aws = Aws::new().await;
     let server = Crossroled::start(&crossrole_e2e::test_dir("bindings")).await.unwrap();
     let c = server.client().await;

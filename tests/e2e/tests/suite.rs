@@ -3,9 +3,10 @@
 //!
 //! Neither emulator enforces trust policies, so nothing here asserts that a wrong ExternalId is refused: the
 //! static trust evaluator proves that in unit tests, and `verify` reports it here. Neither refuses AssumeRole for
-//! a role that does not exist either, so the account seeded without a bootstrap role is reachable here; that a
-//! missing or unusable bootstrap role fails its account with a clear reason (and that the failure tolerance holds)
-//! is proven against the in-memory AWS, which enforces it (crossrole-engine's and crossrole-cli's tests).
+//! a role that does not exist either, so the rollouts here leave out the account seeded without a bootstrap role
+//! (an emulator would let crossrole in, and nothing true could be asserted about it); that a missing or unusable
+//! bootstrap role fails its account with a clear reason (and that the failure tolerance holds) is proven against
+//! the in-memory AWS, which enforces it (crossrole-engine's and crossrole-cli's tests).
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
@@ -22,6 +23,21 @@ use futures::StreamExt;
 
 fn wire(yaml: &str) -> proto::AccessSpec {
     (&AccessSpec::from_yaml(yaml).unwrap()).into()
+}
+
+/// The role ARNs the grant policy at `arn` names, read from IAM.
+async fn granted(iam: &aws_sdk_iam::Client, arn: &str) -> BTreeSet<String> {
+    let policy = iam.get_policy().policy_arn(arn).send().await.unwrap();
+    let version = policy.policy().and_then(|p| p.default_version_id()).unwrap().to_string();
+    let doc = iam.get_policy_version().policy_arn(arn).version_id(version).send().await.unwrap();
+    let doc = doc.policy_version().and_then(|v| v.document()).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_str(&percent_encoding::percent_decode_str(doc).decode_utf8_lossy()).unwrap();
+    match &doc["Statement"][0]["Resource"] {
+        serde_json::Value::String(s) => [s.clone()].into(),
+        serde_json::Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+        other => panic!("unexpected Resource {other}"),
+    }
 }
 
 fn ids(v: &[&crossrole_e2e::Account]) -> Vec<String> {
@@ -47,13 +63,21 @@ async fn selected(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_chain() {
-    let Some(m) = Manifest::load("the_whole_chain") else { return };
+    let m = Manifest::load();
     let aws = Aws::new().await;
     let dir = crossrole_e2e::test_dir("the_whole_chain");
     let server = Crossroled::start(&dir).await.unwrap();
     let client = server.client().await;
-    let yaml = m.example_spec();
+    // The rollout leaves out the account without a bootstrap role: what an emulator shows about it is not true.
+    let yaml = m.example_spec().replace(
+        "organizational_unit_paths: [/Root/Workloads]",
+        &format!(
+            "organizational_unit_paths: [/Root/Workloads]\n  exclude_account_ids: [\"{}\"]",
+            m.no_bootstrap_account
+        ),
+    );
     let spec = AccessSpec::from_yaml(&yaml).unwrap();
+    assert!(spec.targets.exclude_account_ids.contains(&m.no_bootstrap_account));
 
     // 1. Discovery: OU (recursive), tags, exclusions; non-ACTIVE skipped with the reason.
     let workloads = m.active_under("/Root/Workloads");
@@ -111,6 +135,7 @@ async fn the_whole_chain() {
     assert_eq!(direct.len(), m.accounts.iter().filter(|a| a.ou_path == "/Root/Workloads/Prod").count());
 
     // 2. Plan shows the creates, and changes nothing in AWS.
+    let workloads = m.reachable_under("/Root/Workloads");
     let plan = client.plan(wire(&yaml)).await.unwrap();
     let creates = plan
         .accounts
@@ -181,6 +206,18 @@ async fn the_whole_chain() {
         assert!(a.trust_checks.iter().all(|c| c.outcome == proto::CheckOutcome::Passed as i32), "{:?}", a.trust_checks);
     }
 
+    // 4b. A wrong ExternalId is not answered with the right one: not by the API, not by the CLI's JSON.
+    let real_id = spec.role.trust.external_id.as_ref().unwrap().expose().to_string();
+    let wrong_yaml = yaml.replace(&real_id, "Zz9yX8wV7uT6sR5qP4oN3mL2kJ1iHg00");
+    let wrong = format!("{:?}", client.verify(wire(&wrong_yaml)).await.unwrap());
+    assert!(!wrong.contains(&real_id), "verify with a wrong ExternalId returned the real one");
+    assert!(wrong.contains("<redacted:"), "drift and checks show marks");
+    let wrong_file = dir.join("wrong.yaml");
+    std::fs::write(&wrong_file, &wrong_yaml).unwrap();
+    let cli = server.cli(&["verify", "-f", wrong_file.to_str().unwrap(), "-o", "json"]);
+    let cli = String::from_utf8_lossy(&cli.stdout);
+    assert!(cli.contains("\"account_id\"") && !cli.contains(&real_id), "crossrole verify -o json: {cli:.300}");
+
     // 5. Re-apply is a no-op: zero IAM write calls.
     let again = client.apply(wire(&yaml), None).await.unwrap().wait().await.unwrap();
     let writes: u64 = again
@@ -239,6 +276,15 @@ async fn the_whole_chain() {
     assert_eq!(r.outcome, proto::AccountOutcome::Skipped as i32);
     assert_eq!(r.error.as_ref().unwrap().code, "not_owned");
     assert_eq!(aws.role(&foreign_account, "ForeignAudit").await.unwrap(), before);
+    // The grant names exactly the roles crossrole made: not the foreign one, and nothing else.
+    let foreign_grant = format!("arn:aws:iam::{}:policy/crossrole/crossrole-assume-foreign-audit", m.security_account);
+    let want: BTreeSet<String> = workloads
+        .iter()
+        .filter(|a| a.id != foreign_account)
+        .map(|a| format!("arn:aws:iam::{}:role/crossrole/ForeignAudit", a.id))
+        .collect();
+    assert_eq!(granted(&security_iam, &foreign_grant).await, want);
+    assert_eq!(client.plan(wire(&foreign_yaml)).await.unwrap().total_changes, 0, "a re-plan after an apply is empty");
 
     // 8. Retarget: an account moved out of the selected OU loses the role at the next apply (the spec prunes).
     let moved = m.account("dev-00").id.clone();
@@ -308,11 +354,26 @@ async fn the_whole_chain() {
         .await
         .unwrap();
     aws.iam(&foreign_account).await.delete_role().role_name("ForeignAudit").send().await.unwrap();
+
+    // The ExternalId went to AWS (in trust policies and AssumeRole calls) and nowhere else: not into the journal's
+    // bytes (sealed there), not into crossroled's log at trace level, the AWS SDK's included.
+    for entry in std::fs::read_dir(&server.data_dir).unwrap() {
+        let path = entry.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            !bytes.windows(real_id.len()).any(|w| w == real_id.as_bytes()),
+            "{} holds the ExternalId",
+            path.display()
+        );
+    }
+    let log = std::fs::read_to_string(server.data_dir.join("crossroled.log")).unwrap();
+    assert!(log.contains("TRACE") && log.contains("sts:AssumeRole"), "the log is at trace level, AWS calls included");
+    assert!(!log.contains('\u{1b}'), "no ANSI escapes in a log file");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_crossroled_resumes_and_duplicates_nothing() {
-    let Some(m) = Manifest::load("a_killed_crossroled_resumes_and_duplicates_nothing") else { return };
+    let m = Manifest::load();
     let aws = Aws::new().await;
     let dir = crossrole_e2e::test_dir("restart");
     let mut server = Crossroled::start(&dir).await.unwrap();
@@ -368,7 +429,7 @@ async fn a_killed_crossroled_resumes_and_duplicates_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_over_the_wire() {
-    let Some(m) = Manifest::load("bad_input_over_the_wire") else { return };
+    let m = Manifest::load();
     let dir = crossrole_e2e::test_dir("bad_input");
     let server = Crossroled::start(&dir).await.unwrap();
     let mut bad = wire(&m.example_spec());

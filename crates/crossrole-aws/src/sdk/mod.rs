@@ -140,3 +140,40 @@ impl HasStatus for aws_smithy_runtime_api::http::Response {
 fn unix(t: &aws_smithy_types::DateTime) -> u64 {
     u64::try_from(t.secs()).unwrap_or(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_iam::operation::get_role::GetRoleError;
+    use aws_smithy_runtime_api::http::{Response, StatusCode};
+    use aws_smithy_types::{body::SdkBody, error::ErrorMetadata};
+
+    use super::*;
+    use crate::ErrorKind;
+
+    fn answered(status: u16, code: Option<&str>, message: Option<&str>) -> AwsError {
+        let mut meta = ErrorMetadata::builder();
+        if let Some(c) = code {
+            meta = meta.code(c);
+        }
+        if let Some(m) = message {
+            meta = meta.message(m);
+        }
+        let raw = Response::new(StatusCode::try_from(status).unwrap(), SdkBody::empty());
+        map_err("iam:GetRole", SdkError::service_error(GetRoleError::generic(meta.build()), raw))
+    }
+
+    #[test]
+    fn an_answer_without_a_code_says_its_status() {
+        let e = answered(503, None, None);
+        assert_eq!(e.kind, ErrorKind::Transient);
+        assert_eq!(e.to_string(), "iam:GetRole failed: HTTP 503 without an AWS error code or message");
+        let e = answered(400, Some("Throttling"), None);
+        assert_eq!(
+            (e.kind, e.to_string().as_str()),
+            (ErrorKind::Throttling, "iam:GetRole failed: Throttling: HTTP 400, no message")
+        );
+        let e = answered(404, Some("NoSuchEntity"), Some("The role with name X cannot be found."));
+        assert_eq!(e.kind, ErrorKind::NotFound);
+        assert!(e.to_string().ends_with("cannot be found."));
+    }
+}

@@ -22,3 +22,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- define "crossrole.secretName" -}}
 {{- if .Values.existingSecret -}}{{ .Values.existingSecret }}{{- else -}}{{ include "crossrole.fullname" . }}-tokens{{- end -}}
 {{- end -}}
+
+{{- define "crossrole.journalKeySecretName" -}}
+{{- if .Values.journalKey.existingSecret -}}{{ .Values.journalKey.existingSecret }}{{- else -}}{{ include "crossrole.fullname" . }}-journal-key{{- end -}}
+{{- end -}}

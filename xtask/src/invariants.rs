@@ -1,0 +1,130 @@
+//! Architecture invariants that a unit test cannot see, checked on the source and the dependency graph (see
+//! ARCHITECTURE.md, "Invariants"): the core is pure, the SDK stays small, every AWS wait and retry is in the call
+//! layer, and gRPC statuses are made in one place.
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, Result, bail};
+
+/// Runs every check; fails with all the violations found.
+pub(crate) fn check() -> Result<()> {
+    let root = crate::workspace_root();
+    let mut problems = Vec::new();
+
+    // crossrole-core does no I/O and nothing async.
+    for (file, line, text) in grep(
+        &root.join("crates/crossrole-core/src"),
+        &[
+            "std::fs",
+            "std::net",
+            "std::process",
+            "std::env",
+            "tokio",
+            "async fn",
+            ".await",
+            "SystemTime::now",
+            "rand::rng()",
+            "thread_rng",
+        ],
+    ) {
+        problems.push(format!("{file}:{line}: crossrole-core must stay pure: {text}"));
+    }
+    for (krate, banned) in [
+        ("crossrole-core", &["crossrole-store", "crossrole-aws", "aws-sdk-iam", "rusqlite"][..]),
+        ("crossrole-client", &["aws-sdk-iam", "aws-sdk-sts", "aws-config", "crossrole-server", "crossrole-engine"][..]),
+    ] {
+        for dep in dependencies(&root, krate)? {
+            if banned.contains(&dep.as_str()) {
+                problems.push(format!("{krate} depends on {dep}"));
+            }
+        }
+    }
+
+    // Every wait and retry of an AWS call is the call layer's: no sleeps elsewhere in crossrole-aws (the in-memory
+    // AWS models latency, and is not crossrole's own path).
+    for (file, line, text) in grep(&root.join("crates/crossrole-aws/src"), &["time::sleep", "thread::sleep"]) {
+        if !file.ends_with("calls.rs") && !file.contains("/fake/") {
+            problems.push(format!("{file}:{line}: AWS waits belong in the call layer (calls.rs): {text}"));
+        }
+    }
+
+    // gRPC statuses are made in crossrole-server's error.rs (and, for undecodable bodies, crossrole-proto's codec).
+    for dir in ["crates/crossrole-server/src", "crates/crossrole-engine/src", "crates/crossrole-aws/src"] {
+        for (file, line, text) in grep(
+            &root.join(dir),
+            &[
+                "Status::new(",
+                "Status::internal(",
+                "Status::invalid_argument(",
+                "Status::unavailable(",
+                "Status::with_error_details(",
+            ],
+        ) {
+            if !file.ends_with("server/src/error.rs") {
+                problems.push(format!("{file}:{line}: statuses are made in crossrole-server/src/error.rs: {text}"));
+            }
+        }
+    }
+
+    if problems.is_empty() {
+        eprintln!("invariants: core pure, SDK small, AWS waits in the call layer, statuses in one place");
+        Ok(())
+    } else {
+        bail!("architecture invariants broken (see ARCHITECTURE.md):\n  {}", problems.join("\n  "))
+    }
+}
+
+/// `(file, line number, line)` of the lines under `dir` that contain any of `needles`, outside comments and
+/// `#[cfg(test)]` modules.
+fn grep(dir: &Path, needles: &[&str]) -> Vec<(String, usize, String)> {
+    let mut out = Vec::new();
+    for file in rust_files(dir) {
+        let Ok(text) = fs::read_to_string(&file) else { continue };
+        for (i, line) in text.lines().enumerate() {
+            if line.trim_start().starts_with("#[cfg(test)]") {
+                break;
+            }
+            let code = line.split("//").next().unwrap_or("");
+            if needles.iter().any(|n| code.contains(n)) {
+                out.push((file.display().to_string(), i + 1, line.trim().to_string()));
+            }
+        }
+    }
+    out
+}
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = fs::read_dir(dir) else { return out };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if p.file_name().is_some_and(|n| n != "tests") {
+                out.extend(rust_files(&p));
+            }
+        } else if p.extension().is_some_and(|x| x == "rs") && p.file_name().is_some_and(|n| n != "tests.rs") {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// The names of every crate `krate` depends on (normal dependencies, transitively).
+fn dependencies(root: &Path, krate: &str) -> Result<Vec<String>> {
+    let out = Command::new("cargo")
+        .current_dir(root)
+        .args(["tree", "--locked", "-p", krate, "-e", "normal", "--prefix", "none", "--format", "{p}"])
+        .output()
+        .context("cargo tree")?;
+    if !out.status.success() {
+        bail!("cargo tree -p {krate} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect())
+}
