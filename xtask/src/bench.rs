@@ -50,8 +50,11 @@ fn machine() -> String {
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
-    let part_a = !args.iter().any(|a| a == "--only-e2e");
-    let part_b = !args.iter().any(|a| a == "--only-model");
+    let only = |flag: &str| args.iter().any(|a| a == flag);
+    let any_only = only("--only-e2e") || only("--only-model") || only("--only-limits");
+    let part_a = !any_only || only("--only-model");
+    let part_b = !any_only || only("--only-e2e");
+    let part_c = !any_only || only("--only-limits");
     crate::e2e::install_interrupt_handler();
     let root = crate::workspace_root();
     run_in(
@@ -72,6 +75,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     ));
 
     // ---- Part A ----
+    if part_a {
     md.push_str("## A. The engine against a model of AWS\n\n");
     md.push_str("Model: per call latency Organizations 100±50 ms, IAM 80±40 ms, STS 40±20 ms; AWS's rates Organizations 10/s, IAM 50/s, STS 100/s (one global bucket each; over the rate AWS answers Throttling); crossrole configured at 98% of them; 256 accounts at once; verify on. Wall time is virtual (tokio's paused clock); CPU and memory are real. The spec: a role with 2 managed policies, an inline policy and a grant.\n\n");
     md.push_str("| accounts | wall (s) | floor (s) | wall/floor | calls per account (IAM, STS, Orgs) | minimum (IAM, STS) | re-apply IAM writes | re-apply calls/account | throttled | retries | CPU ms/account | peak RSS (MiB) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
@@ -120,19 +124,27 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         "\nTargets: wall/floor ≤ 1.10; zero IAM writes on re-apply; peak RSS under 200 MiB at 10,000 accounts.\n\n",
     );
     println!("{md}");
+    }
 
     // ---- Part B ----
     if part_b {
         part_b_run(&root, &bench, &crossroled, runs, &mut md)?;
     }
 
+    // ---- Part C ----
+    if part_c {
+        part_c_run(&bench, &crossroled, runs, &mut md)?;
+    }
+
     // Criterion: crossrole-core's per-account hot paths.
-    run_in(
-        &root,
-        "cargo",
-        &["bench", "--locked", "-p", "crossrole-core", "--bench", "core", "--", "--quick", "--noplot"],
-        &[],
-    )?;
+    if !any_only {
+        run_in(
+            &root,
+            "cargo",
+            &["bench", "--locked", "-p", "crossrole-core", "--bench", "core", "--", "--quick", "--noplot"],
+            &[],
+        )?;
+    }
     let out_dir = target.join("bench");
     std::fs::create_dir_all(&out_dir)?;
     let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -140,6 +152,33 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     std::fs::write(&file, &md)?;
     std::fs::write(out_dir.join("latest.md"), &md)?;
     eprintln!("written to {} (and target/bench/latest.md)", file.display());
+    if args.iter().any(|a| a == "--write-docs") {
+        write_docs(&root.join("docs/benchmarks.md"), &md)?;
+    }
+    Ok(())
+}
+
+/// Replaces, in the docs, each part (`## A.`, `## B.`, `## C.`) this run measured with what it measured, so that
+/// every figure there is one the bench wrote.
+fn write_docs(docs: &std::path::Path, md: &str) -> Result<()> {
+    let mut text = std::fs::read_to_string(docs).with_context(|| format!("reading {}", docs.display()))?;
+    for part in ["## A.", "## B.", "## C."] {
+        let Some(start) = md.find(part) else { continue };
+        let end = md[start + 3..].find("\n## ").map(|e| start + 3 + e + 1).unwrap_or(md.len());
+        let section = &md[start..end];
+        match text.find(part) {
+            Some(at) => {
+                let until = text[at + 3..].find("\n## ").map(|e| at + 3 + e + 1).unwrap_or(text.len());
+                text.replace_range(at..until, section);
+            }
+            None => {
+                text.push('\n');
+                text.push_str(section);
+            }
+        }
+    }
+    std::fs::write(docs, text)?;
+    eprintln!("updated {}", docs.display());
     Ok(())
 }
 
@@ -318,6 +357,105 @@ fn part_b_run(
     ));
     println!("{}", md.split("## B.").nth(1).map(|b| format!("## B.{b}")).unwrap_or_default());
     Ok(())
+}
+
+/// Part C: crossroled's memory under requests it must refuse before it works on them. The same flood against the
+/// default request limit and against the old 64 MiB one, interleaved, a fresh crossroled each time.
+fn part_c_run(bench: &std::path::Path, crossroled: &std::path::Path, runs: usize, md: &mut String) -> Result<()> {
+    let dir = crate::workspace_root().join("target/bench/limits");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    let token = "bench-read-token";
+    let mut hash =
+        Command::new(crossroled).args(["token", "hash"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    use std::io::Write;
+    hash.stdin.take().context("stdin")?.write_all(token.as_bytes())?;
+    let hash = String::from_utf8(hash.wait_with_output()?.stdout)?.trim().to_string();
+    let settings: [(&str, usize); 2] = [("4 MiB (the default)", 4 << 20), ("64 MiB (the limit before)", 64 << 20)];
+    let mut peaks: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut idles: Vec<f64> = Vec::new();
+    let mut codes = String::new();
+    for run in 0..runs.max(3) {
+        for (name, limit) in settings {
+            let port = free_port()?;
+            let data = dir.join(format!("data-{run}-{limit}"));
+            let config = dir.join(format!("crossroled-{limit}.toml"));
+            std::fs::write(
+                &config,
+                format!(
+                    "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\nmax_request_bytes = {limit}\n[[tokens]]\nname = \"bench\"\nsha256 = \"{hash}\"\nscope = \"read\"\n",
+                    data.display()
+                ),
+            )?;
+            let mut cmd = Command::new(crossroled);
+            cmd.arg("--config").arg(&config).env("RUST_LOG", "warn");
+            let mut server = Process::spawn("crossroled", cmd, dir.join(format!("crossroled-{run}-{limit}.log")))?;
+            let endpoint = format!("http://127.0.0.1:{port}");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !Command::new(crossroled)
+                .args(["healthcheck", "--endpoint", &endpoint])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+            {
+                if Instant::now() > deadline {
+                    bail!("crossroled did not start; see {}", server.log.display());
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            idles.push(crossrole_rss(server.pid()));
+            let seen: Value = serde_json::from_str(&output(Command::new(bench).args(["flood", &endpoint, token]))?)?;
+            std::thread::sleep(Duration::from_millis(500));
+            peaks.entry(name).or_default().push(peak_rss(server.pid()));
+            if run == 0 {
+                codes.push_str(&format!("{name}: unauthenticated {}, authenticated {}. ", seen["unauthenticated"], seen["authenticated"]));
+            }
+            server.stop(Duration::from_secs(10));
+        }
+    }
+    let stats = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        (v.first().copied().unwrap_or(0.0), median(v.clone()), v.last().copied().unwrap_or(0.0))
+    };
+    md.push_str("## C. Limits before work
+
+");
+    md.push_str(&format!(
+        "crossroled (release) receives, at once, 8 unauthenticated requests of 60 MB, then 4 `ValidateSpec` requests of 27 MB (one inline policy of 27 MB) with a read token. A fresh crossroled per run, the two request limits interleaved, {} runs each. Idle RSS before the flood: median {:.1} MiB.
+
+",
+        runs.max(3),
+        stats(&idles).1
+    ));
+    md.push_str("| max_request_bytes | peak RSS min (MiB) | median | max |
+|---|---|---|---|
+");
+    for (name, _) in settings {
+        let (lo, mid, hi) = stats(peaks.get(name).map(Vec::as_slice).unwrap_or(&[]));
+        md.push_str(&format!("| {name} | {lo:.1} | {mid:.1} | {hi:.1} |
+"));
+    }
+    md.push_str(&format!("
+Status codes seen (first run): {codes}
+
+Target: peak RSS under 100 MiB with the default limit.
+
+"));
+    println!("{}", md.split("## C.").nth(1).map(|c| format!("## C.{c}")).unwrap_or_default());
+    Ok(())
+}
+
+/// Peak resident memory of `pid` (VmHWM), in MiB.
+fn peak_rss(pid: Option<u32>) -> f64 {
+    let Some(pid) = pid else { return 0.0 };
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(String::from))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
 }
 
 fn crossrole_rss(pid: Option<u32>) -> f64 {

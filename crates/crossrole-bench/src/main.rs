@@ -1,6 +1,7 @@
 //! `crossrole-bench`: `model` (part A) prints one JSON outcome per run; the others drive part B.
 
 mod ceiling;
+mod flood;
 
 use std::time::Instant;
 
@@ -23,6 +24,13 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("ceiling") => ceiling::run(&args[1..]),
+        Some("flood") => {
+            let [endpoint, token] = &args[1..] else { bail!("flood <endpoint> <read token>") };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let out = runtime.block_on(flood::run(endpoint, token))?;
+            println!("{out}");
+            Ok(())
+        }
         Some(cmd @ ("apply" | "destroy" | "plan-latency")) => {
             let [endpoint, token, spec_file, rest @ ..] = &args[1..] else {
                 bail!("{cmd} <endpoint> <token> <spec file> [n]")

@@ -240,3 +240,13 @@ fn json_spec_files_too() {
     assert_eq!(ok.role.path, "/");
     assert_eq!(ok.rollout, RolloutOptions::default());
 }
+
+#[test]
+fn a_document_no_iam_quota_allows_is_refused_unread() {
+    let mut wire = crossrole_proto::v1::AccessSpec::from(&AccessSpec::from_yaml(VALID).unwrap());
+    let huge = format!("{{\"Version\":\"2012-10-17\",\"Statement\":[{}]}}", "x".repeat(200 * 1024));
+    wire.role.as_mut().unwrap().inline_policies.insert("big".into(), huge);
+    let e = AccessSpec::try_from(&wire).unwrap_err();
+    let v = e.violations().iter().find(|v| v.field == "role.inline_policies[\"big\"]").unwrap();
+    assert!(v.rule.starts_with("is 204839 bytes; IAM accepts at most"), "{}", v.rule);
+}

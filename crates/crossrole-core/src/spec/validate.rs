@@ -24,6 +24,10 @@ use crate::{
 /// Tags crossrole adds to every role it owns, counted against IAM's 50.
 const RESERVED_TAGS: usize = 2;
 
+/// The longest policy document text read at all (bytes, whitespace included): far above what any IAM quota lets
+/// through, so a document past it is refused without parsing it.
+pub const DOCUMENT_TEXT_MAX: usize = 128 * 1024;
+
 /// Validates a wire spec into a domain spec, reporting every broken rule.
 pub fn validate(p: &pb::AccessSpec) -> Result<AccessSpec, Error> {
     let mut v = Collector::default();
@@ -110,6 +114,17 @@ fn role(r: &pb::RoleSpec, v: &mut Collector) -> Option<RoleSpec> {
         let field = format!("role.inline_policies[{name:?}]");
         if let Err(rule) = names::check_iam_name(name, 128) {
             v.push(&field, format!("policy name {rule}"));
+        }
+        // Refused before it is parsed: no IAM quota comes near it, however it is laid out.
+        if text.len() > DOCUMENT_TEXT_MAX {
+            v.push(
+                &field,
+                format!(
+                    "is {} bytes; IAM accepts at most 10,240 characters of inline policies per role",
+                    text.len()
+                ),
+            );
+            continue;
         }
         match PolicyDocument::parse(text, DocumentKind::Identity) {
             Ok(doc) => {

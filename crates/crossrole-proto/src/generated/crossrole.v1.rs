@@ -92,6 +92,9 @@ pub struct TrustSpec {
     /// ExternalId that callers must present (`sts:ExternalId`), 2 to 1224 characters of `\[A-Za-z0-9+=,.@:/_-\]`.
     /// Required by the guardrails when a trusted principal is outside the organization and no `principal_org_id` is set.
     /// The console's Switch Role page cannot send an ExternalId, so such roles get no console link.
+    /// A secret: crossroled never returns it (operations and bindings show a mark, `<redacted:1a2b3c4d>`, equal for
+    /// equal values), except through ExportProfiles to a token allowed to read ExternalIds. A binding sent back with
+    /// the mark it was shown keeps its ExternalId.
     #[prost(string, tag = "3")]
     pub external_id: ::prost::alloc::string::String,
     /// Require `aws:MultiFactorAuthPresent` to be true.
@@ -749,10 +752,12 @@ pub struct AccountResult {
     /// Role ARN.
     #[prost(string, tag = "6")]
     pub role_arn: ::prost::alloc::string::String,
-    /// Changes applied (or, in a detect-mode reconcile, found).
+    /// Changes applied (or, in a detect-mode reconcile, found), including those made before a crossroled restart that
+    /// resumed the operation. While the account is RUNNING, the last one may still be in flight (changes are recorded
+    /// before they are sent). Policy documents show every ExternalId as a mark (`<redacted:1a2b3c4d>`).
     #[prost(message, repeated, tag = "7")]
     pub changes: ::prost::alloc::vec::Vec<Change>,
-    /// Why the account failed or was skipped.
+    /// Why the account failed, was skipped or was not started.
     #[prost(message, optional, tag = "8")]
     pub error: ::core::option::Option<AccountError>,
     /// Verification, when it ran.
@@ -867,7 +872,7 @@ pub struct WatchOperationRequest {
     /// Operation id.
     #[prost(string, tag = "1")]
     pub operation_id: ::prost::alloc::string::String,
-    /// Send only events with a greater sequence number; 0 replays from the start.
+    /// Send only events with a greater sequence number; 0 replays from the start. At most 2^63 - 1.
     #[prost(uint64, tag = "2")]
     pub after_sequence: u64,
 }
@@ -2335,7 +2340,7 @@ pub struct ValidateSpecResponse {
     /// Findings that do not block the spec.
     #[prost(message, repeated, tag = "1")]
     pub findings: ::prost::alloc::vec::Vec<Finding>,
-    /// The trust policy the spec produces, as JSON.
+    /// The trust policy the spec produces, as JSON, its ExternalId shown as a mark.
     #[prost(string, tag = "2")]
     pub trust_policy: ::prost::alloc::string::String,
 }
@@ -2584,7 +2589,8 @@ pub struct ExportProfilesRequest {
 /// Response of ExportProfiles.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ExportProfilesResponse {
-    /// The exported text.
+    /// The exported text. It carries the role's ExternalId only for a token with `reveal_external_ids` (meant for the
+    /// people who assume the role); for other tokens a comment says the profile needs one.
     #[prost(string, tag = "1")]
     pub content: ::prost::alloc::string::String,
     /// Number of profiles.
