@@ -76,34 +76,34 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
 
     // ---- Part A ----
     if part_a {
-    md.push_str("## A. The engine against a model of AWS\n\n");
-    md.push_str("Model: per call latency Organizations 100±50 ms, IAM 80±40 ms, STS 40±20 ms; AWS's rates Organizations 10/s, IAM 50/s, STS 100/s (one global bucket each; over the rate AWS answers Throttling); crossrole configured at 98% of them; 256 accounts at once; verify on. Wall time is virtual (tokio's paused clock); CPU and memory are real. The spec: a role with 2 managed policies, an inline policy and a grant.\n\n");
-    md.push_str("| accounts | wall (s) | floor (s) | wall/floor | calls per account (IAM, STS, Orgs) | minimum (IAM, STS) | re-apply IAM writes | re-apply calls/account | throttled | retries | CPU ms/account | peak RSS (MiB) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    let sizes: &[usize] = if !part_a {
-        &[]
-    } else if quick {
-        &[100, 1000]
-    } else {
-        &[100, 1000, 10_000]
-    };
-    for &n in sizes {
-        let mut outcomes: Vec<Value> = Vec::new();
-        for _ in 0..runs {
-            let out = output(Command::new(&bench).args(["model", &n.to_string()]))?;
-            outcomes.push(serde_json::from_str(&out)?);
-        }
-        let m = |k: &str| median(outcomes.iter().map(|o| o[k].as_f64().unwrap_or(0.0)).collect());
-        let o = &outcomes[0];
-        let svc = |s: &str| o["by_service_per_account"][s].as_f64().unwrap_or(0.0);
-        let min: f64 = o["minimum_per_account"]
-            .as_object()
-            .map(|m| m.iter().filter(|(k, _)| k.starts_with("iam:")).map(|(_, v)| v.as_f64().unwrap_or(0.0)).sum())
-            .unwrap_or(0.0);
-        let min_sts: f64 = o["minimum_per_account"]
-            .as_object()
-            .map(|m| m.iter().filter(|(k, _)| k.starts_with("sts:")).map(|(_, v)| v.as_f64().unwrap_or(0.0)).sum())
-            .unwrap_or(0.0);
-        md.push_str(&format!(
+        md.push_str("## A. The engine against a model of AWS\n\n");
+        md.push_str("Model: per call latency Organizations 100±50 ms, IAM 80±40 ms, STS 40±20 ms; AWS's rates Organizations 10/s, IAM 50/s, STS 100/s (one global bucket each; over the rate AWS answers Throttling); crossrole configured at 98% of them; 256 accounts at once; verify on. Wall time is virtual (tokio's paused clock); CPU and memory are real. The spec: a role with 2 managed policies, an inline policy and a grant.\n\n");
+        md.push_str("| accounts | wall (s) | floor (s) | wall/floor | calls per account (IAM, STS, Orgs) | minimum (IAM, STS) | re-apply IAM writes | re-apply calls/account | throttled | retries | CPU ms/account | peak RSS (MiB) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        let sizes: &[usize] = if !part_a {
+            &[]
+        } else if quick {
+            &[100, 1000]
+        } else {
+            &[100, 1000, 10_000]
+        };
+        for &n in sizes {
+            let mut outcomes: Vec<Value> = Vec::new();
+            for _ in 0..runs {
+                let out = output(Command::new(&bench).args(["model", &n.to_string()]))?;
+                outcomes.push(serde_json::from_str(&out)?);
+            }
+            let m = |k: &str| median(outcomes.iter().map(|o| o[k].as_f64().unwrap_or(0.0)).collect());
+            let o = &outcomes[0];
+            let svc = |s: &str| o["by_service_per_account"][s].as_f64().unwrap_or(0.0);
+            let min: f64 = o["minimum_per_account"]
+                .as_object()
+                .map(|m| m.iter().filter(|(k, _)| k.starts_with("iam:")).map(|(_, v)| v.as_f64().unwrap_or(0.0)).sum())
+                .unwrap_or(0.0);
+            let min_sts: f64 = o["minimum_per_account"]
+                .as_object()
+                .map(|m| m.iter().filter(|(k, _)| k.starts_with("sts:")).map(|(_, v)| v.as_f64().unwrap_or(0.0)).sum())
+                .unwrap_or(0.0);
+            md.push_str(&format!(
             "| {n} | {:.1} | {:.1} ({}) | {:.3} | {:.2}, {:.2}, {:.3} | {min:.0}, {min_sts:.0} | {} | {:.2} | {:.0} | {:.0} | {:.2} | {:.0} |\n",
             m("wall_s"),
             m("floor_s"),
@@ -119,11 +119,11 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             m("cpu_ms_per_account"),
             m("peak_rss_mib"),
         ));
-    }
-    md.push_str(
-        "\nTargets: wall/floor ≤ 1.10; zero IAM writes on re-apply; peak RSS under 200 MiB at 10,000 accounts.\n\n",
-    );
-    println!("{md}");
+        }
+        md.push_str(
+            "\nTargets: wall/floor ≤ 1.10; zero IAM writes on re-apply; peak RSS under 200 MiB at 10,000 accounts.\n\n",
+        );
+        println!("{md}");
     }
 
     // ---- Part B ----
@@ -409,7 +409,10 @@ fn part_c_run(bench: &std::path::Path, crossroled: &std::path::Path, runs: usize
             std::thread::sleep(Duration::from_millis(500));
             peaks.entry(name).or_default().push(peak_rss(server.pid()));
             if run == 0 {
-                codes.push_str(&format!("{name}: unauthenticated {}, authenticated {}. ", seen["unauthenticated"], seen["authenticated"]));
+                codes.push_str(&format!(
+                    "{name}: unauthenticated {}, authenticated {}. ",
+                    seen["unauthenticated"], seen["authenticated"]
+                ));
             }
             server.stop(Duration::from_secs(10));
         }
@@ -419,9 +422,11 @@ fn part_c_run(bench: &std::path::Path, crossroled: &std::path::Path, runs: usize
         v.sort_by(f64::total_cmp);
         (v.first().copied().unwrap_or(0.0), median(v.clone()), v.last().copied().unwrap_or(0.0))
     };
-    md.push_str("## C. Limits before work
+    md.push_str(
+        "## C. Limits before work
 
-");
+",
+    );
     md.push_str(&format!(
         "crossroled (release) receives, at once, 8 unauthenticated requests of 60 MB, then 4 `ValidateSpec` requests of 27 MB (one inline policy of 27 MB) with a read token. A fresh crossroled per run, the two request limits interleaved, {} runs each. Idle RSS before the flood: median {:.1} MiB.
 
@@ -429,20 +434,26 @@ fn part_c_run(bench: &std::path::Path, crossroled: &std::path::Path, runs: usize
         runs.max(3),
         stats(&idles).1
     ));
-    md.push_str("| max_request_bytes | peak RSS min (MiB) | median | max |
+    md.push_str(
+        "| max_request_bytes | peak RSS min (MiB) | median | max |
 |---|---|---|---|
-");
+",
+    );
     for (name, _) in settings {
         let (lo, mid, hi) = stats(peaks.get(name).map(Vec::as_slice).unwrap_or(&[]));
-        md.push_str(&format!("| {name} | {lo:.1} | {mid:.1} | {hi:.1} |
-"));
+        md.push_str(&format!(
+            "| {name} | {lo:.1} | {mid:.1} | {hi:.1} |
+"
+        ));
     }
-    md.push_str(&format!("
+    md.push_str(&format!(
+        "
 Status codes seen (first run): {codes}
 
 Target: peak RSS under 100 MiB with the default limit.
 
-"));
+"
+    ));
     println!("{}", md.split("## C.").nth(1).map(|c| format!("## C.{c}")).unwrap_or_default());
     Ok(())
 }

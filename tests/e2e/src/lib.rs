@@ -2,8 +2,9 @@
 //! the CLI, and readers of AWS state through the AWS SDK for Rust.
 //!
 //! `cargo xtask e2e` starts the emulators, seeds them, builds the binaries and runs the suite with
-//! `CROSSROLE_E2E_MANIFEST`, `CROSSROLED_BIN`, `CROSSROLE_BIN` and the `AWS_*` variables set. Without them the
-//! tests say so and pass nothing off as run: each test returns at once after printing that it was not run.
+//! `CROSSROLE_E2E_MANIFEST`, `CROSSROLED_BIN`, `CROSSROLE_BIN` and the `AWS_*` variables set. Without them each
+//! test fails, saying how to run it: a test that did not run never counts as passed. `cargo xtask test` runs the
+//! rest of the workspace without this package, then this package through `cargo xtask e2e`.
 
 use std::{
     collections::BTreeMap,

@@ -398,6 +398,14 @@ async fn a_killed_crossroled_resumes_and_duplicates_nothing() {
             }
         }
     }
+    // A second crossroled on the same journal exits at once, naming the first.
+    let second = std::process::Command::new(std::env::var("CROSSROLED_BIN").unwrap())
+        .arg("--config")
+        .arg(server.data_dir.join("crossroled.toml"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success() && said.contains("is in use by crossroled pid"), "{said}");
     server.kill();
     server.restart().await.unwrap();
     let client = server.client().await;
@@ -412,6 +420,19 @@ async fn a_killed_crossroled_resumes_and_duplicates_nothing() {
     let ensured: Vec<&proto::AccountResult> =
         results.iter().filter(|r| r.action == proto::AccountAction::Ensure as i32).collect();
     assert_eq!(ensured.len(), targets.len(), "one result per account");
+    // The record tells what happened: every role was created by this operation, before or after the kill.
+    for r in &ensured {
+        assert_eq!(r.outcome, proto::AccountOutcome::Changed as i32, "{}: {:?}", r.account_name, r.changes);
+        let creates = r.changes.iter().filter(|c| c.kind == proto::ChangeKind::CreateRole as i32).count();
+        assert_eq!(creates, 1, "{}", r.account_name);
+    }
+    assert_eq!(done.counts.unwrap().changed as usize, targets.len());
+    // The grant names exactly these roles, nothing in a suspended account.
+    let security_iam = aws.iam(&m.security_account).await;
+    let grant = format!("arn:aws:iam::{}:policy/crossrole/crossrole-assume-restart-audit", m.security_account);
+    let want: BTreeSet<String> =
+        targets.iter().map(|a| format!("arn:aws:iam::{a}:role/crossrole/RestartAudit")).collect();
+    assert_eq!(granted(&security_iam, &grant).await, want);
     assert!(
         done.aws_calls.get("iam:CreateRole").copied().unwrap_or(0) as usize <= targets.len(),
         "no role created twice: {:?}",

@@ -26,7 +26,7 @@ const RESERVED_TAGS: usize = 2;
 
 /// The longest policy document text read at all (bytes, whitespace included): far above what any IAM quota lets
 /// through, so a document past it is refused without parsing it.
-pub const DOCUMENT_TEXT_MAX: usize = 128 * 1024;
+pub(crate) const DOCUMENT_TEXT_MAX: usize = 128 * 1024;
 
 /// Validates a wire spec into a domain spec, reporting every broken rule.
 pub fn validate(p: &pb::AccessSpec) -> Result<AccessSpec, Error> {
@@ -119,10 +119,7 @@ fn role(r: &pb::RoleSpec, v: &mut Collector) -> Option<RoleSpec> {
         if text.len() > DOCUMENT_TEXT_MAX {
             v.push(
                 &field,
-                format!(
-                    "is {} bytes; IAM accepts at most 10,240 characters of inline policies per role",
-                    text.len()
-                ),
+                format!("is {} bytes; IAM accepts at most 10,240 characters of inline policies per role", text.len()),
             );
             continue;
         }
