@@ -85,10 +85,12 @@ pub(crate) fn check(crossroled: &std::path::Path) -> Result<()> {
              key = next(d for d in docs if d['kind'] == 'Secret' and d['metadata']['name'].endswith('-journal-key'))\n\
              import base64; assert len(base64.b64decode(key['data']['journal-key'])) == 64, 'a 64-hex journal key'\n\
              assert any(e['name'] == 'CROSSROLE_JOURNAL_KEY' for e in c['env'])\n\
+             assert ('[ceiling]' in cm['data']['crossroled.toml']) == ({full}), 'the ceiling is rendered when set'\n\
              tokens = {tokens:?}\n\
              open(tokens, 'w').write(sec['stringData']['tokens.toml'] if sec else '')\n\
              open({config:?}, 'w').write(cm['data']['crossroled.toml'].replace('/etc/crossrole/tokens/tokens.toml', tokens).replace('/etc/crossrole/tls/', {tls:?}))\n",
             path = rendered.display().to_string(),
+            full = if name == "full" { "True" } else { "False" },
             tokens = out_dir.join(format!("{name}-tokens.toml")).display().to_string(),
             config = out_dir.join(format!("{name}.toml")).display().to_string(),
             tls = format!("{}/", out_dir.join("tls").display()),

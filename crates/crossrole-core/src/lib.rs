@@ -5,6 +5,7 @@
 //! it is tested with data tables, snapshots and property tests. The AWS side (`crossrole-aws`) reads the world into
 //! these types ([`plan::ObservedRole`], [`org::OrgTree`]) and applies the [`plan::Change`]s computed here.
 
+pub mod ceiling;
 mod error;
 pub mod grant;
 pub mod guardrails;

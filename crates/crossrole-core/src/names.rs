@@ -149,9 +149,46 @@ impl<'a> Arn<'a> {
 }
 
 /// Checks an IAM managed policy ARN: `arn:<partition>:iam::(aws|<account>):policy/[path/]name`.
+/// The variables a per-account value may use: `${partition}` and `${account_id}`, the target account's.
+pub const TEMPLATE_VARIABLES: [&str; 2] = ["partition", "account_id"];
+
+/// `text` with `${partition}` and `${account_id}` replaced for `account`.
+pub fn expand(text: &str, partition: Partition, account: &str) -> String {
+    if !text.contains("${") {
+        return text.to_string();
+    }
+    text.replace("${partition}", partition.as_str()).replace("${account_id}", account)
+}
+
+/// Checks that every `${…}` in `text` is a variable crossrole knows.
+pub(crate) fn check_template(text: &str) -> Result<(), String> {
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let Some(len) = rest[start..].find('}') else {
+            return Err(format!("has an unclosed `${{` at {:?}", &rest[start..]));
+        };
+        let name = &rest[start + 2..start + len];
+        if !TEMPLATE_VARIABLES.contains(&name) {
+            return Err(format!(
+                "uses unknown variable ${{{name}}}; known: {}",
+                TEMPLATE_VARIABLES.iter().map(|v| format!("${{{v}}}")).collect::<Vec<_>>().join(", ")
+            ));
+        }
+        rest = &rest[start + len + 1..];
+    }
+    Ok(())
+}
+
+/// Checks a managed policy ARN, which may name the target account (`${account_id}`) and partition
+/// (`${partition}`), resolved per account.
 pub(crate) fn check_policy_arn(arn: &str) -> Result<(), String> {
+    if arn.contains("${") {
+        check_template(arn)?;
+        return check_policy_arn(&expand(arn, Partition::Aws, "123456789012"));
+    }
     let rule = "must be an IAM policy ARN like arn:aws:iam::aws:policy/ReadOnlyAccess or \
-                arn:aws:iam::111122223333:policy/path/Name";
+                arn:aws:iam::111122223333:policy/path/Name (${account_id} and ${partition} stand for the target \
+                account's)";
     let Some(parsed) = Arn::parse(arn) else { return Err(rule.into()) };
     if Partition::parse(parsed.partition).is_none() || parsed.service != "iam" || !parsed.region.is_empty() {
         return Err(rule.into());
@@ -344,7 +381,19 @@ mod tests {
                 ("arn:aws:iam::aws:policy/", false),
                 ("arn:other:iam::aws:policy/X", false),
                 ("ReadOnlyAccess", false),
+                ("arn:${partition}:iam::${account_id}:policy/crossrole-ceiling/Ceiling", true),
+                ("arn:aws:iam::${account_id}:policy/team/${account_id}-boundary", true),
+                ("arn:aws:iam::${account}:policy/X", false),
+                ("arn:aws:iam::${account_id:policy/X", false),
             ],
+        );
+        assert_eq!(
+            check_policy_arn("arn:aws:iam::${account}:policy/X").unwrap_err(),
+            "uses unknown variable ${account}; known: ${partition}, ${account_id}"
+        );
+        assert_eq!(
+            expand("arn:${partition}:iam::${account_id}:policy/B", Partition::AwsCn, "111122223333"),
+            "arn:aws-cn:iam::111122223333:policy/B"
         );
     }
 

@@ -118,6 +118,21 @@ impl DesiredRole {
     pub fn arn(&self, partition: Partition, account: &str) -> String {
         names::role_arn(partition, account, &self.path, &self.name)
     }
+
+    /// The role as it must be in `account`: per-account values (`${account_id}`, `${partition}` in the boundary and
+    /// managed policy ARNs) resolved. Borrowed when there is nothing to resolve.
+    pub fn in_account(&self, partition: Partition, account: &str) -> std::borrow::Cow<'_, DesiredRole> {
+        let templated = |s: &str| s.contains("${");
+        if !self.permissions_boundary_arn.as_deref().is_some_and(templated)
+            && !self.managed_policy_arns.iter().any(|a| templated(a))
+        {
+            return std::borrow::Cow::Borrowed(self);
+        }
+        let mut d = self.clone();
+        d.permissions_boundary_arn = d.permissions_boundary_arn.map(|b| names::expand(&b, partition, account));
+        d.managed_policy_arns = d.managed_policy_arns.iter().map(|a| names::expand(a, partition, account)).collect();
+        std::borrow::Cow::Owned(d)
+    }
 }
 
 /// One change to a role.

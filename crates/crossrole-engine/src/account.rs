@@ -133,7 +133,9 @@ pub(crate) async fn examine(env: &RunEnv, target: &Target) -> Result<Examined, p
     })?;
     env.phase(&target.account_id, pb::AccountPhase::Plan);
     let plan = match target.action {
-        Action::Ensure => plan::plan(&env.desired, observed.as_ref()),
+        Action::Ensure => {
+            plan::plan(&env.desired.in_account(inner.aws.partition(), &target.account_id), observed.as_ref())
+        }
         Action::Remove => plan::plan_delete(&env.spec.name, observed.as_ref()),
     };
     Ok(Examined { credentials, observed, plan })

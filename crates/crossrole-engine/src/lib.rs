@@ -28,7 +28,7 @@ use crossrole_aws::{
     discovery::{Discovery, DiscoveryConfig},
 };
 use crossrole_core::AccessSpec;
-use crossrole_core::secret::Redactor;
+use crossrole_core::{ceiling::Ceiling, secret::Redactor};
 use crossrole_proto::v1 as pb;
 use crossrole_store::{Journal, JournalKey, NewOperation, OperationFilter, OperationRow};
 use prost::Message;
@@ -54,6 +54,8 @@ pub struct EngineConfig {
     pub broker: BrokerConfig,
     /// Seals the secrets the journal keeps, and keys the marks that stand for them elsewhere.
     pub journal_key: JournalKey,
+    /// The organization's ceiling on what crossrole may grant.
+    pub ceiling: Ceiling,
 }
 
 impl Default for EngineConfig {
@@ -67,6 +69,7 @@ impl Default for EngineConfig {
             discovery: DiscoveryConfig::default(),
             broker: BrokerConfig::default(),
             journal_key: JournalKey::generate().expect("the operating system has no random source"),
+            ceiling: Ceiling::default(),
         }
     }
 }
@@ -195,7 +198,11 @@ impl Engine {
     }
 
     /// Starts an operation (or returns the one its idempotency key already started). It runs in the background.
-    pub async fn start(&self, request: StartRequest) -> Result<pb::Operation, Error> {
+    pub async fn start(&self, mut request: StartRequest) -> Result<pb::Operation, Error> {
+        // What grants access must fit under the ceiling; a destroy only takes access away.
+        if request.kind != pb::OperationKind::Destroy {
+            request.spec = self.admit(request.spec).await?;
+        }
         let wire = pb::AccessSpec::from(&request.spec);
         let fingerprint = self.fingerprint(request.kind, request.dry_run, &wire.encode_to_vec());
         let id = uuid::Uuid::now_v7().to_string();

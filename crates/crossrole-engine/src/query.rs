@@ -5,6 +5,7 @@ use std::{collections::BTreeSet, sync::Arc};
 use crossrole_aws::{calls::CallContext, reconcile::AccountIam, verify};
 use crossrole_core::{
     AccessSpec,
+    ceiling::Organization,
     grant::GrantPlan,
     guardrails::{self, Finding, OrgContext},
     org::{OrgTree, Selection},
@@ -40,6 +41,29 @@ impl Engine {
         Ok(guardrails::enforce(spec, self.partition(), OrgContext { member_accounts: Some(&members) })?)
     }
 
+    /// `spec` under the organization's ceiling: refused (each field named) when it reaches past it, else with the
+    /// ceiling's boundary set when it has none.
+    pub async fn admit(&self, spec: AccessSpec) -> Result<AccessSpec, Error> {
+        if self.inner.config.ceiling.is_empty() {
+            return Ok(spec);
+        }
+        let tree = self.inner.discovery.tree(&CallContext::new(), false).await?;
+        self.admit_in(spec, Some(&tree))
+    }
+
+    /// [`Engine::admit`] with what is known of the organization (`None`: nothing yet; rules that need it are
+    /// checked as if no account belonged to it).
+    pub fn admit_in(&self, spec: AccessSpec, tree: Option<&OrgTree>) -> Result<AccessSpec, Error> {
+        let ceiling = &self.inner.config.ceiling;
+        if ceiling.is_empty() {
+            return Ok(spec);
+        }
+        let members = tree.map(|t| t.account_ids());
+        let org = Organization { id: tree.map(|t| t.organization.id.as_str()), accounts: members.as_ref() };
+        ceiling.check(&spec, org)?;
+        Ok(ceiling.apply(spec))
+    }
+
     fn read_env(&self, spec: &AccessSpec, session: &str) -> RunEnv {
         RunEnv {
             inner: self.inner.clone(),
@@ -63,6 +87,7 @@ impl Engine {
     /// reasons ([`targets::resolve`]), the same per-account path, and the grant an apply reaching these plans would
     /// write ([`targets::grant_accounts`]).
     pub async fn plan(&self, spec: &AccessSpec) -> Result<pb::AccessPlan, Error> {
+        let spec = &self.admit(spec.clone()).await?;
         let findings = self.guardrails(spec).await?;
         let env = self.read_env(spec, "crossrole-plan");
         let resolved = targets::resolve(&self.inner, spec, false, &env.ctx, false).await?;
@@ -185,6 +210,7 @@ impl Engine {
 
     /// Checks each account's role against the spec, and that the trusted side can assume it.
     pub async fn verify(&self, spec: &AccessSpec) -> Result<pb::VerifyAccessResponse, Error> {
+        let spec = &self.admit(spec.clone()).await?;
         let env = self.read_env(spec, "crossrole-verify");
         let resolved = targets::resolve(&self.inner, spec, false, &env.ctx, false).await?;
         let targets: Vec<Target> = resolved.targets.iter().filter(|t| t.action == Action::Ensure).cloned().collect();

@@ -15,6 +15,7 @@ use std::{collections::BTreeSet, sync::Arc};
 use crossrole_aws::{calls::CallContext, reconcile::AccountIam};
 use crossrole_core::{
     AccessSpec,
+    ceiling::Organization,
     grant::{self, GrantPlan},
     plan::DesiredRole,
     policy::grant_policy,
@@ -155,6 +156,18 @@ async fn drive(
         Ok(k @ (pb::OperationKind::Apply | pb::OperationKind::Destroy | pb::OperationKind::Reconcile)) => k,
         _ => return Ending::failed(format!("unknown operation kind {}; nothing was done", op.kind)),
     };
+    // The ceiling may have been lowered since the operation started (it resumes after a restart): check again.
+    if kind != pb::OperationKind::Destroy && !inner.config.ceiling.is_empty() {
+        let org = match inner.discovery.tree(&ctx, false).await {
+            Ok(tree) => tree,
+            Err(e) => return Ending::failed(format!("cannot read the organization: {e}")),
+        };
+        let members = org.account_ids();
+        let organization = Organization { id: Some(&org.organization.id), accounts: Some(&members) };
+        if let Err(e) = inner.config.ceiling.check(&spec, organization) {
+            return Ending::failed(format!("the organization's ceiling refuses the spec; nothing was done: {e}"));
+        }
+    }
     let spec = Arc::new(spec);
     let desired = Arc::new(DesiredRole::from_spec(&spec, inner.aws.partition()));
 

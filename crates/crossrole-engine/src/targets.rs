@@ -41,8 +41,8 @@ pub(crate) struct Resolved {
     pub(crate) cleanup: u32,
 }
 
-/// Resolves `spec`'s targets for an apply (`remove_all` false) or a destroy (true), with the guardrails that need
-/// the organization. `refresh` reads the organization anew rather than from the cache.
+/// Resolves `spec`'s targets for an apply (`remove_all` false, with the guardrails that need the organization) or
+/// a destroy (true). `refresh` reads the organization anew rather than from the cache.
 pub(crate) async fn resolve(
     inner: &Inner,
     spec: &AccessSpec,
@@ -51,8 +51,11 @@ pub(crate) async fn resolve(
     refresh: bool,
 ) -> Result<Resolved, Error> {
     let (tree, selection) = inner.discovery.select(ctx, &spec.targets, "targets", refresh).await?;
-    let members = tree.account_ids();
-    guardrails::enforce(spec, inner.aws.partition(), OrgContext { member_accounts: Some(&members) })?;
+    // The guardrails keep unsafe access from being granted; taking access away is never refused.
+    if !remove_all {
+        let members = tree.account_ids();
+        guardrails::enforce(spec, inner.aws.partition(), OrgContext { member_accounts: Some(&members) })?;
+    }
 
     let action = if remove_all { Action::Remove } else { Action::Ensure };
     let selected: BTreeSet<&str> = selection.selected.iter().map(|a| a.id.as_str()).collect();

@@ -116,6 +116,42 @@ impl AwsConfig {
     }
 }
 
+/// The organization's ceiling on what crossrole may grant (`[ceiling]`); see deploy/README.md, "The ceiling".
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct CeilingConfig {
+    /// The permissions boundary every role carries (`${account_id}`, `${partition}` allowed).
+    pub permissions_boundary: Option<String>,
+    /// The IAM path every role lives under.
+    pub role_path: Option<String>,
+    /// Managed policy ARNs (wildcards allowed) a role may have; empty allows any.
+    pub allowed_managed_policies: Vec<String>,
+    /// Accounts a trust policy may name; with `trust_within_organization`, also the organization's.
+    pub allowed_trusted_accounts: Vec<String>,
+    /// Allow trusting any account of the organization.
+    pub trust_within_organization: bool,
+}
+
+impl CeilingConfig {
+    fn into_ceiling(self) -> Result<crossrole_core::ceiling::Ceiling, ConfigError> {
+        let ceiling = crossrole_core::ceiling::Ceiling {
+            permissions_boundary: self.permissions_boundary,
+            role_path: self.role_path,
+            allowed_managed_policies: self.allowed_managed_policies,
+            allowed_trusted_accounts: self.allowed_trusted_accounts.into_iter().collect(),
+            trust_within_organization: self.trust_within_organization,
+        };
+        ceiling.validate().map_err(|e| {
+            let v = e.violations().first().cloned();
+            match v {
+                Some(v) => err(v.field, v.rule),
+                None => err("ceiling", e.to_string()),
+            }
+        })?;
+        Ok(ceiling)
+    }
+}
+
 /// Log format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -147,6 +183,8 @@ struct FileConfig {
     journal_key_file: Option<PathBuf>,
     max_request_bytes: Option<usize>,
     health_listen: Option<String>,
+    #[serde(default)]
+    ceiling: CeilingConfig,
 }
 
 /// Where the journal key comes from.
@@ -190,6 +228,8 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// A second, plaintext listener serving only gRPC health, for probes that cannot speak TLS or mutual TLS.
     pub health_listen: Option<SocketAddr>,
+    /// The organization's ceiling on what crossrole may grant.
+    pub ceiling: crossrole_core::ceiling::Ceiling,
 }
 
 /// Default [`Config::max_request_bytes`]: a spec at IAM's limits is far smaller.
@@ -414,6 +454,7 @@ impl Config {
             journal_key,
             max_request_bytes,
             health_listen,
+            ceiling: file.ceiling.into_ceiling()?,
         })
     }
 }
@@ -511,6 +552,16 @@ mod tests {
             ),
             ("lisen = \"x\"", Flags::default(), "config file: unknown field `lisen`"),
             ("reconcile_tick = \"often\"", Flags::default(), "reconcile_tick: \"often\" is not a duration"),
+            (
+                "[ceiling]\npermissions_boundary = \"arn:aws:iam::${account}:policy/C\"",
+                Flags::default(),
+                "ceiling.permissions_boundary: uses unknown variable ${account}",
+            ),
+            (
+                "[ceiling]\nallowed_trusted_accounts = [\"1234\"]",
+                Flags::default(),
+                "ceiling.allowed_trusted_accounts[0]:",
+            ),
         ];
         for (text, flags, expected) in cases {
             let got = load(text, flags.clone()).unwrap_err();

@@ -105,6 +105,7 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
                 ..BrokerConfig::default()
             },
             journal_key,
+            ceiling: config.ceiling.clone(),
             ..EngineConfig::default()
         },
     );

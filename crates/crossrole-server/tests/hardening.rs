@@ -316,3 +316,42 @@ fn a_new_token_prints_a_configuration_that_loads() {
     assert!(!bogus.status.success());
     assert!(String::from_utf8_lossy(&bogus.stderr).contains("possible values: read, plan, apply, admin"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ceiling_names_the_fields_past_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::from_toml(
+        &format!(
+            r#"listen = "127.0.0.1:0"
+data_dir = "{}"
+[[tokens]]
+name = "deployer"
+sha256 = "{}"
+scope = "apply"
+[ceiling]
+permissions_boundary = "arn:${{partition}}:iam::${{account_id}}:policy/crossrole-ceiling/CrossroleCeiling"
+allowed_managed_policies = ["arn:aws:iam::aws:policy/ReadOnlyAccess"]
+allowed_trusted_accounts = ["{SECURITY}"]
+"#,
+            dir.path().display(),
+            crossrole_server::auth::hash_token("t")
+        ),
+        &Flags::default(),
+    )
+    .unwrap();
+    let server = crossrole_server::start(&config, fake()).await.unwrap();
+    let c = crossrole_client::Client::builder()
+        .endpoint(format!("http://{}", server.addr))
+        .token("t")
+        .connect()
+        .await
+        .unwrap();
+    // The harness spec attaches SecurityAudit, which this ceiling does not allow; ask for another boundary too.
+    let mut s = spec();
+    s.role.as_mut().unwrap().permissions_boundary_arn = "arn:aws:iam::aws:policy/PowerUserAccess".into();
+    for e in [c.validate(s.clone()).await.unwrap_err(), c.apply(s.clone(), None).await.err().unwrap()] {
+        let fields: Vec<&str> = e.violations().iter().map(|v| v.field.as_str()).collect();
+        assert_eq!(fields, ["spec.role.permissions_boundary_arn", "spec.role.managed_policy_arns[0]"], "{e}");
+    }
+    server.stop().await.unwrap();
+}

@@ -139,18 +139,32 @@ def main():
                 c = client("sts", args.sts).assume_role(RoleArn=f"arn:aws:iam::{account_id}:role/OrganizationAccountAccessRole",
                                                         RoleSessionName="seed")["Credentials"]
                 cfn = client("cloudformation", args.iam, c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"])
+            # The ceiling on: the default ceiling policy, two allowed managed policies, and the trusted side managed
+            # in the security account only (a StackSet's per-account parameter override).
+            parameters = [
+                {"ParameterKey": "CrossroledRoleArn", "ParameterValue": crossroled_arn},
+                {"ParameterKey": "AllowedManagedPolicyArns",
+                 "ParameterValue": "arn:aws:iam::aws:policy/SecurityAudit,arn:aws:iam::aws:policy/ReadOnlyAccess"},
+                {"ParameterKey": "ManageTrustedSide", "ParameterValue": "true" if account_id == security else "false"},
+            ]
             cfn.create_stack(StackName="crossrole-bootstrap", TemplateBody=template, Capabilities=["CAPABILITY_NAMED_IAM"],
-                             Parameters=[{"ParameterKey": "CrossroledRoleArn", "ParameterValue": crossroled_arn}])
+                             Parameters=parameters)
             waiter = cfn.get_waiter("stack_create_complete")
             waiter.config.delay = 1
             waiter.config.max_attempts = 120
             waiter.wait(StackName="crossrole-bootstrap")
-            return account_id
+            outputs = cfn.describe_stacks(StackName="crossrole-bootstrap")["Stacks"][0].get("Outputs", [])
+            ceiling = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "CeilingPolicyArn")
+            return account_id, ceiling
 
         with ThreadPoolExecutor(len(targets)) as pool:
             deployed = list(pool.map(deploy, targets))
-        least_privilege = {"role": "CrossroleBootstrap", "path": "/crossrole/", "accounts": deployed,
-                           "crossroled_role_arn": crossroled_arn}
+        # The ceiling policy's path and name, as the stack made it: AWS keeps the template's Path
+        # (/crossrole-ceiling/); LocalStack 4.13.1's AWS::IAM::ManagedPolicy ignores Path and makes it at /.
+        ceiling_arn = deployed[0][1]
+        least_privilege = {"role": "CrossroleBootstrap", "path": "/crossrole/", "accounts": [a for a, _ in deployed],
+                           "crossroled_role_arn": crossroled_arn,
+                           "ceiling_policy": "/" + ceiling_arn.split(":policy/", 1)[1]}
 
     manifest = {
         "mode": args.mode,

@@ -73,6 +73,9 @@ pub struct LeastPrivilegeBootstrap {
     pub accounts: Vec<String>,
     /// The crossroled role the template trusts.
     pub crossroled_role_arn: String,
+    /// Path and name of the ceiling policy the template deployed in each account, as the stack's output says
+    /// (LocalStack ignores the template's path: see the seed).
+    pub ceiling_policy: String,
 }
 
 impl Manifest {

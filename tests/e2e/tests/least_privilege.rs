@@ -1,8 +1,11 @@
 //! A rollout through the least-privilege bootstrap role of deploy/aws/crossrole-bootstrap.yaml, deployed by
-//! CloudFormation in the e2e setup, instead of OrganizationAccountAccessRole.
+//! CloudFormation in the e2e setup with the ceiling on, instead of OrganizationAccountAccessRole.
 //!
-//! The emulators do not enforce the role's permissions: this proves the template deploys and that crossroled works
-//! through the role it makes (name, path, trust); the permissions themselves are IAM's to enforce.
+//! The emulators do not enforce the role's permissions: this proves the template deploys (its ceiling policy
+//! included), that crossroled works through the role it makes (name, path, trust) and that every role it creates
+//! carries the ceiling as its boundary. That IAM refuses what the role's policy does not allow (a role without the
+//! ceiling, a forbidden policy, lifting the ceiling) is proven offline, by crossrole-core's ceiling_templates test,
+//! which evaluates the template's policy; no emulator here could show it.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
@@ -32,8 +35,19 @@ async fn a_rollout_through_the_least_privilege_bootstrap_role() {
         assert!(role.inline_policies.contains_key("crossrole-bootstrap"));
     }
 
-    // crossroled configured with it.
-    let extra = format!("\n[aws]\nbootstrap_role = \"{}\"\nbootstrap_role_path = \"{}\"\n", lp.role, lp.path);
+    // The ceiling policy the template deployed in each account.
+    let ceiling = |account: &str| format!("arn:aws:iam::{account}:policy{}", lp.ceiling_policy);
+    for account in sandbox.iter().chain([&m.security_account]) {
+        let iam = aws.iam(account).await;
+        let policy = iam.get_policy().policy_arn(ceiling(account)).send().await;
+        assert!(policy.is_ok(), "no ceiling policy in {account}: {policy:?}");
+    }
+
+    // crossroled configured with it, and with the ceiling the template enforces.
+    let extra = format!(
+        "\n[aws]\nbootstrap_role = \"{}\"\nbootstrap_role_path = \"{}\"\n[ceiling]\npermissions_boundary = \"arn:${{partition}}:iam::${{account_id}}:policy{}\"\nrole_path = \"/crossrole/\"\nallowed_managed_policies = [\"arn:aws:iam::aws:policy/SecurityAudit\", \"arn:aws:iam::aws:policy/ReadOnlyAccess\"]\nallowed_trusted_accounts = [\"{}\"]\n",
+        lp.role, lp.path, lp.ceiling_policy, m.security_account
+    );
     let server = Crossroled::start_with(&crossrole_e2e::test_dir("least_privilege"), &extra).await.unwrap();
     let client = server.client().await;
     let yaml = m
@@ -41,6 +55,12 @@ async fn a_rollout_through_the_least_privilege_bootstrap_role() {
         .replace("name: security-audit", "name: lp-audit")
         .replace("name: SecurityAudit", "name: LpAudit")
         .replace("[/Root/Workloads]", "[/Root/Sandbox]");
+    // Under the ceiling a spec asks for no boundary of its own: crossrole sets the ceiling's. Asked for another, it
+    // is refused before any call, naming the field.
+    let refused: proto::AccessSpec = (&AccessSpec::from_yaml(&yaml).unwrap()).into();
+    let e = client.apply(refused, None).await.err().unwrap();
+    assert_eq!(e.violations()[0].field, "spec.role.permissions_boundary_arn", "{e}");
+    let yaml = yaml.replace("  permissions_boundary_arn: arn:aws:iam::aws:policy/ReadOnlyAccess\n", "");
     let spec: proto::AccessSpec = (&AccessSpec::from_yaml(&yaml).unwrap()).into();
     let done = client.apply(spec.clone(), None).await.unwrap().wait().await.unwrap();
     assert_eq!(done.state, proto::OperationState::Succeeded as i32, "{}", done.message);
@@ -51,6 +71,7 @@ async fn a_rollout_through_the_least_privilege_bootstrap_role() {
             Some("crossrole"),
             "created with the ownership tag the role's policy requires"
         );
+        assert_eq!(role.permissions_boundary_arn, Some(ceiling(a)), "created under the ceiling");
     }
     let v = client.verify(spec.clone()).await.unwrap();
     assert!(

@@ -203,6 +203,20 @@ impl AccountState {
         );
     }
 
+    /// Creates a customer-managed policy by hand (a boundary the bootstrap template deploys, say).
+    pub fn create_policy_by_hand(&mut self, arn: &str, document: &str) {
+        self.policies.insert(
+            arn.to_string(),
+            FakePolicy {
+                versions: vec![("v1".into(), iam::encode(document), 1)],
+                default_version: "v1".into(),
+                next_version: 2,
+                tags: BTreeMap::new(),
+                attachments: Default::default(),
+            },
+        );
+    }
+
     /// Attaches a managed policy by hand (drift).
     pub fn attach_by_hand(&mut self, role: &str, arn: &str) {
         if let Some(r) = self.roles.get_mut(role) {

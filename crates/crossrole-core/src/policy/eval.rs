@@ -1,12 +1,15 @@
-//! A static evaluator of trust policies: would this caller be allowed `sts:AssumeRole`, and which statement and
-//! condition decide?
+//! A static evaluator of IAM policies: would this caller be allowed `sts:AssumeRole` by a trust policy
+//! ([`evaluate`]), would this request be allowed by identity policies and service control policies
+//! ([`evaluate_request`]), and which statement and condition decide?
 //!
-//! Neither LocalStack nor moto enforces trust policies, so this is how crossrole proves the negative paths (a
-//! wrong or missing ExternalId, no MFA, a principal outside the organization) and how `VerifyAccess` explains its
-//! static check. It follows IAM's documented evaluation: an explicit Deny wins over any Allow; without an Allow the
-//! answer is an implicit deny. It covers the operators trust policies use — String*, Arn*, Bool, Null, Numeric*,
-//! their `...IfExists` forms and the `ForAnyValue:`/`ForAllValues:` set operators — and `NotPrincipal`,
-//! `NotAction`. An operator it does not know makes the answer [`Outcome::Unknown`], never a guess.
+//! Neither LocalStack nor moto enforces trust policies or permissions, so this is how crossrole proves the negative
+//! paths (a wrong or missing ExternalId, no MFA, a principal outside the organization; a role created without the
+//! ceiling's boundary, a forbidden policy attached) and how `VerifyAccess` explains its static check. It follows
+//! IAM's documented evaluation: an explicit Deny wins over any Allow; without an Allow the answer is an implicit
+//! deny. It covers the operators these policies use — String*, Arn*, Bool, Null, Numeric*, their `...IfExists`
+//! forms and the `ForAnyValue:`/`ForAllValues:` set operators — policy variables (`${aws:PrincipalAccount}`) in
+//! resources and condition values, and `NotPrincipal`, `NotAction`, `NotResource`. An operator it does not know
+//! makes the answer [`Outcome::Unknown`], never a guess.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -103,7 +106,7 @@ pub fn evaluate(policy: &PolicyDocument, caller: &Caller, action: &str) -> Evalu
             misses.push(format!("{name}: action {action} not covered"));
             continue;
         }
-        match conditions_hold(&statement.condition, &context) {
+        match conditions_hold(&statement.condition, &|k| context.get(k)) {
             Ok(()) => match statement.effect {
                 Effect::Deny => {
                     return Evaluation { outcome: Outcome::ExplicitDeny, reason: format!("denied by {name}") };
@@ -182,9 +185,9 @@ enum SetMode {
     AllValues,
 }
 
-fn conditions_hold(
+fn conditions_hold<'c>(
     conditions: &BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
-    context: &BTreeMap<&'static str, Vec<String>>,
+    context: &dyn Fn(&str) -> Option<&'c Vec<String>>,
 ) -> Result<(), Miss> {
     for (op_full, keys) in conditions {
         let (mode, rest) = if let Some(r) = op_full.strip_prefix("ForAnyValue:") {
@@ -200,7 +203,7 @@ fn conditions_hold(
         };
         let Some(op) = Operator::parse(base) else { return Err(Miss::Unsupported(op_full.clone())) };
         for (key, policy_values) in keys {
-            let request = context.get(key.as_str());
+            let request = context(key.as_str());
             if !holds(op, mode, if_exists, request, policy_values) {
                 // Secret keys never show their values, neither the policy's nor the request's: a reason is
                 // returned to read-only callers, and a wrong ExternalId must not be answered with the right one.
@@ -337,6 +340,125 @@ fn holds(
         SetMode::Single | SetMode::AnyValue => values.iter().any(one),
         SetMode::AllValues => values.iter().all(one),
     }
+}
+
+/// A request to an AWS service, as the request context IAM builds for identity-based policies and SCPs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Request {
+    /// The action, `service:Operation` (`iam:CreateRole`).
+    pub action: String,
+    /// The resource's ARN.
+    pub resource: String,
+    /// Condition keys (any case) and their values: `iam:PermissionsBoundary`, `aws:RequestTag/…`, `aws:TagKeys`…
+    pub context: BTreeMap<String, Vec<String>>,
+}
+
+impl Request {
+    /// A request for `action` on `resource`, with no condition keys yet.
+    pub fn new(action: &str, resource: &str) -> Request {
+        Request { action: action.into(), resource: resource.into(), context: BTreeMap::new() }
+    }
+
+    /// With condition key `key` set to `values`.
+    pub fn with(mut self, key: &str, values: &[&str]) -> Request {
+        self.context.insert(key.to_ascii_lowercase(), values.iter().map(|v| v.to_string()).collect());
+        self
+    }
+}
+
+/// Evaluates identity-based policies (or the SCPs of one level) for `request`: allowed when a statement of any of
+/// them allows it and none denies it.
+pub fn evaluate_request(policies: &[&PolicyDocument], request: &Request) -> Evaluation {
+    let context: BTreeMap<String, Vec<String>> =
+        request.context.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
+    let lookup = |k: &str| context.get(k);
+    let mut allow: Option<String> = None;
+    let mut misses: Vec<String> = Vec::new();
+    for policy in policies {
+        for (index, statement) in policy.statements().iter().enumerate() {
+            let name = statement_name(statement, index);
+            if !action_matches(statement, &request.action) {
+                continue;
+            }
+            if !resource_matches(statement, &request.resource, &context) {
+                misses.push(format!("{name}: resource {} not covered", request.resource));
+                continue;
+            }
+            let resolved = substitute_conditions(&statement.condition, &context);
+            match conditions_hold(&resolved, &lookup) {
+                Ok(()) => match statement.effect {
+                    Effect::Deny => {
+                        return Evaluation { outcome: Outcome::ExplicitDeny, reason: format!("denied by {name}") };
+                    }
+                    Effect::Allow => {
+                        allow.get_or_insert(format!("allowed by {name}"));
+                    }
+                },
+                Err(Miss::Failed(why)) => misses.push(format!("{name}: {why}")),
+                Err(Miss::Unsupported(op)) => {
+                    return Evaluation {
+                        outcome: Outcome::Unknown,
+                        reason: format!("{name}: condition operator {op} is not supported by the static evaluator"),
+                    };
+                }
+            }
+        }
+    }
+    match allow {
+        Some(reason) => Evaluation { outcome: Outcome::Allowed, reason },
+        None => Evaluation {
+            outcome: Outcome::ImplicitDeny,
+            reason: if misses.is_empty() { "no statement allows it".into() } else { misses.join("; ") },
+        },
+    }
+}
+
+fn resource_matches(s: &Statement, resource: &str, context: &BTreeMap<String, Vec<String>>) -> bool {
+    let covers = |patterns: &BTreeSet<String>| {
+        patterns.iter().any(|p| {
+            let p = substitute(p, context);
+            p == "*" || arn_like(&p, resource)
+        })
+    };
+    if let Some(r) = &s.resource {
+        return covers(r);
+    }
+    if let Some(nr) = &s.not_resource {
+        return !covers(nr);
+    }
+    false
+}
+
+/// Replaces policy variables (`${aws:PrincipalAccount}`) with the request's values; an unknown one stays.
+fn substitute(text: &str, context: &BTreeMap<String, Vec<String>>) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let Some(len) = rest[start..].find('}') else { break };
+        let key = rest[start + 2..start + len].to_ascii_lowercase();
+        out.push_str(&rest[..start]);
+        match context.get(&key).and_then(|v| v.first()) {
+            Some(v) => out.push_str(v),
+            None => out.push_str(&rest[start..start + len + 1]),
+        }
+        rest = &rest[start + len + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn substitute_conditions(
+    conditions: &BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
+    context: &BTreeMap<String, Vec<String>>,
+) -> BTreeMap<String, BTreeMap<String, BTreeSet<String>>> {
+    conditions
+        .iter()
+        .map(|(op, keys)| {
+            let keys =
+                keys.iter().map(|(k, vs)| (k.clone(), vs.iter().map(|v| substitute(v, context)).collect())).collect();
+            (op.clone(), keys)
+        })
+        .collect()
 }
 
 /// `*` and `?` wildcards; case-sensitive.

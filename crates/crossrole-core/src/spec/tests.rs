@@ -134,7 +134,7 @@ fn every_rule_names_its_field() {
             "[SecurityAudit, arn:aws:iam::aws:policy/SecurityAudit, arn:aws:iam::aws:policy/SecurityAudit]",
         )],
         &[
-            "role.managed_policy_arns[0]: must be an IAM policy ARN like arn:aws:iam::aws:policy/ReadOnlyAccess or arn:aws:iam::111122223333:policy/path/Name",
+            "role.managed_policy_arns[0]: must be an IAM policy ARN like arn:aws:iam::aws:policy/ReadOnlyAccess or arn:aws:iam::111122223333:policy/path/Name (${account_id} and ${partition} stand for the target account's)",
             "role.managed_policy_arns[2]: arn:aws:iam::aws:policy/SecurityAudit is listed twice",
         ],
     );
@@ -158,7 +158,7 @@ fn every_rule_names_its_field() {
             "permissions_boundary_arn: arn:aws:iam::aws:role/X",
         )],
         &[
-            "role.permissions_boundary_arn: must be an IAM policy ARN like arn:aws:iam::aws:policy/ReadOnlyAccess or arn:aws:iam::111122223333:policy/path/Name",
+            "role.permissions_boundary_arn: must be an IAM policy ARN like arn:aws:iam::aws:policy/ReadOnlyAccess or arn:aws:iam::111122223333:policy/path/Name (${account_id} and ${partition} stand for the target account's)",
         ],
     );
     check(

@@ -43,8 +43,7 @@ impl Access {
             if kind == pb::OperationKind::Apply {
                 self.0.engine.guardrails(&s).await.map_err(|e| under_spec(e.into()))?;
             }
-            Ok(self
-                .0
+            self.0
                 .engine
                 .start(StartRequest {
                     kind,
@@ -54,7 +53,8 @@ impl Access {
                     binding_name: None,
                     dry_run: false,
                 })
-                .await?)
+                .await
+                .map_err(|e| under_spec(e.into()))
         }
         .await;
         let outcome = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
@@ -77,7 +77,9 @@ impl AccessService for Access {
         self.0.caller(&request, Scope::Read)?;
         let s = spec(request.get_ref().spec.as_ref())?;
         // No AWS call: the organization's accounts are used only if they are already known.
-        let members = self.0.engine.discovery().cached_tree().await.map(|t| t.account_ids());
+        let cached = self.0.engine.discovery().cached_tree().await;
+        let s = self.0.engine.admit_in(s, cached.as_deref()).map_err(|e| under_spec(e.into()))?;
+        let members = cached.as_ref().map(|t| t.account_ids());
         let findings = guardrails::enforce(
             &s,
             self.0.engine.partition(),

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crossrole_core::secret::Redactor;
+use crossrole_core::{FieldViolation, secret::Redactor};
 use crossrole_engine::StartRequest;
 use crossrole_proto::v1::{self as pb, binding_service_server::BindingService};
 use tonic::{Request, Response, Status};
@@ -11,7 +11,7 @@ use crate::{
     bindings::{self, Reconciler},
     config::Scope,
     error::ApiError,
-    state::{State, now_ms, page_size, under_spec},
+    state::{State, now_ms, page_size},
 };
 
 /// The service.
@@ -20,6 +20,18 @@ pub struct Bindings {
     pub state: State,
     /// The reconcile loop.
     pub reconciler: Arc<Reconciler>,
+}
+
+/// A refusal of a binding's spec (guardrails, ceiling), its fields named under `binding.spec.`.
+fn under_binding(e: crossrole_engine::Error) -> ApiError {
+    let prefix = |v: Vec<FieldViolation>| {
+        v.into_iter().map(|f| FieldViolation::new(format!("binding.spec.{}", f.field), f.rule)).collect()
+    };
+    match ApiError::from(e) {
+        ApiError::Refused(v) => ApiError::Refused(prefix(v)),
+        ApiError::Invalid(v) => ApiError::Invalid(prefix(v)),
+        other => other,
+    }
 }
 
 /// A binding for the audit log: name, mode by name, interval; never the spec.
@@ -63,14 +75,8 @@ impl BindingService for Bindings {
         let result = async {
             let b = request.get_ref().binding.as_ref().ok_or_else(|| ApiError::field("binding", "required"))?;
             let (spec, stored) = bindings::validate(b)?;
-            self.state.engine.guardrails(&spec).await.map_err(|e| match under_spec(e.into()) {
-                ApiError::Refused(v) => ApiError::Refused(
-                    v.into_iter()
-                        .map(|f| crossrole_core::FieldViolation::new(format!("binding.{}", f.field), f.rule))
-                        .collect(),
-                ),
-                other => other,
-            })?;
+            let spec = self.state.engine.admit(spec).await.map_err(under_binding)?;
+            self.state.engine.guardrails(&spec).await.map_err(under_binding)?;
             if !self.state.journal.create_binding(bindings::new_row(&stored, &self.state.engine)?).await? {
                 return Err(ApiError::FailedPrecondition(format!(
                     "binding {} already exists; update it instead",
@@ -122,7 +128,8 @@ impl BindingService for Bindings {
                 }
             }
             let (spec, stored) = bindings::validate(&b)?;
-            self.state.engine.guardrails(&spec).await.map_err(|e| under_spec(e.into()))?;
+            let spec = self.state.engine.admit(spec).await.map_err(under_binding)?;
+            self.state.engine.guardrails(&spec).await.map_err(under_binding)?;
             let expected = (r.expected_version > 0).then_some(r.expected_version);
             let row = self
                 .state

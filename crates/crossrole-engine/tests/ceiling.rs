@@ -1,0 +1,130 @@
+//! The organization's ceiling, enforced by crossroled before any AWS call: the boundary every role gets (resolved
+//! per account), the managed policies and trusted accounts it allows, and a ceiling lowered while an operation was
+//! unfinished.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+mod common;
+
+use std::{sync::Arc, time::Duration};
+
+use common::*;
+use crossrole_aws::calls::Rates;
+use crossrole_core::ceiling::Ceiling;
+use crossrole_engine::{EngineConfig, Error};
+use crossrole_proto::v1 as pb;
+use crossrole_store::{Journal, SqliteJournal};
+
+const BOUNDARY: &str = "arn:${partition}:iam::${account_id}:policy/crossrole-ceiling/CrossroleCeiling";
+
+fn ceiling() -> Ceiling {
+    Ceiling {
+        permissions_boundary: Some(BOUNDARY.into()),
+        role_path: Some("/crossrole/".into()),
+        allowed_managed_policies: vec!["arn:aws:iam::aws:policy/SecurityAudit".into()],
+        allowed_trusted_accounts: [SECURITY.to_string()].into(),
+        trust_within_organization: false,
+    }
+}
+
+fn boundary_in(account: &str) -> String {
+    format!("arn:aws:iam::{account}:policy/crossrole-ceiling/CrossroleCeiling")
+}
+
+fn world_under(n: u64, ceiling: Ceiling, journal: Arc<dyn Journal>) -> World {
+    let w = world_configured(
+        n,
+        crossrole_aws::fake::FakeConfig::default(),
+        Rates::UNLIMITED,
+        journal,
+        EngineConfig { ceiling, ..EngineConfig::default() },
+    );
+    // The bootstrap template deploys the ceiling policy in every account.
+    for i in 0..n {
+        w.fake.with_account(&account(i), |a| {
+            a.create_policy_by_hand(
+                &boundary_in(&account(i)),
+                r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}"#,
+            )
+        });
+    }
+    w
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_role_gets_the_ceiling_of_its_own_account() {
+    let w = world_under(3, ceiling(), Arc::new(SqliteJournal::in_memory().unwrap()));
+    let plan = w.engine.plan(&spec()).await.unwrap();
+    for a in &plan.accounts {
+        let create = &a.changes[0];
+        assert!(
+            create.after.contains(&format!("permissions boundary: {}", boundary_in(&a.account_id))),
+            "the plan shows the boundary: {}",
+            create.after
+        );
+    }
+    let op = run(&w, pb::OperationKind::Apply, &spec()).await;
+    assert_eq!(op.state, pb::OperationState::Succeeded as i32, "{}", op.message);
+    for i in 0..3 {
+        let role = w.fake.role(&account(i), "Audit").unwrap();
+        assert_eq!(role.permissions_boundary_arn, Some(boundary_in(&account(i))));
+    }
+    // The operation's spec says so too, and a re-plan is empty.
+    let shown = op.spec.unwrap().role.unwrap().permissions_boundary_arn;
+    assert_eq!(shown, BOUNDARY);
+    assert_eq!(w.engine.plan(&spec()).await.unwrap().total_changes, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_spec_past_the_ceiling_is_refused_field_by_field_before_any_call() {
+    let w = world_under(2, ceiling(), Arc::new(SqliteJournal::in_memory().unwrap()));
+    let mut s = spec();
+    s.role.permissions_boundary_arn = Some("arn:aws:iam::aws:policy/AdministratorAccess".into());
+    s.role.managed_policy_arns.insert("arn:aws:iam::aws:policy/AdministratorAccess".into());
+    w.fake.reset_counters();
+    let e = w.engine.start(start(pb::OperationKind::Apply, &s)).await.unwrap_err();
+    let Error::Invalid(e) = e else { panic!("{e}") };
+    let fields: Vec<&str> = e.violations().iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(fields, ["role.permissions_boundary_arn", "role.managed_policy_arns[0]"]);
+    assert_eq!(w.fake.iam_writes() + w.fake.served().keys().filter(|k| k.starts_with("sts")).count() as u64, 0);
+    assert!(matches!(w.engine.plan(&s).await, Err(Error::Invalid(_))));
+    // Taking access away is never refused: a destroy of the same spec goes through.
+    let destroy = w.engine.start(start(pb::OperationKind::Destroy, &s)).await.unwrap();
+    let done = w.engine.wait(&destroy.id).await.unwrap();
+    assert_eq!(done.state, pb::OperationState::Succeeded as i32, "{}", done.message);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ceiling_lowered_under_an_unfinished_operation_stops_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::open(&dir.path().join("j.db")).unwrap());
+    let mut config = crossrole_aws::fake::FakeConfig::default();
+    config.latency.insert(
+        crossrole_aws::Service::Iam,
+        crossrole_aws::fake::Latency { base: Duration::from_millis(200), jitter: Duration::ZERO },
+    );
+    let w = world_configured(20, config, Rates::UNLIMITED, journal.clone(), EngineConfig::default());
+    let op = w.engine.start(start(pb::OperationKind::Apply, &spec_with("  max_concurrency: 2\n"))).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    w.engine.shutdown(Duration::from_secs(30)).await;
+    // Restarted with a ceiling this spec is outside of (it attaches no allowed policy and sets no boundary).
+    let lowered =
+        Ceiling { allowed_managed_policies: vec!["arn:aws:iam::aws:policy/ViewOnlyAccess".into()], ..ceiling() };
+    let calls = Arc::new(crossrole_aws::calls::CallPolicy::new(Rates::UNLIMITED, Default::default()));
+    let engine = crossrole_engine::Engine::new(
+        Arc::new(w.fake.clone()),
+        calls,
+        journal,
+        EngineConfig { ceiling: lowered, ..w.config.clone() },
+    );
+    w.fake.reset_counters();
+    engine.resume().await.unwrap();
+    let done = engine.wait(&op.id).await.unwrap();
+    assert_eq!(done.state, pb::OperationState::Failed as i32);
+    assert!(
+        done.message.starts_with("the organization's ceiling refuses the spec; nothing was done"),
+        "{}",
+        done.message
+    );
+    assert_eq!(w.fake.iam_writes(), 0);
+}
