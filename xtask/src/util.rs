@@ -38,9 +38,10 @@ pub(crate) fn cache_dir() -> PathBuf {
 /// Pinned version of buf, from the npm registry.
 const BUF_VERSION: &str = "1.75.0";
 
-/// The buf binary, installed with npm into `.cache/tools` if it is not there yet.
+/// The buf binary, installed with npm into `.cache/tools/buf` if it is not there yet. (Each npm tool has its own
+/// folder: an `npm install --no-save` removes what another one put in the same folder.)
 pub(crate) fn buf() -> Result<PathBuf> {
-    let tools = cache_dir().join("tools");
+    let tools = cache_dir().join("tools/buf");
     let bin = tools.join("node_modules/.bin/buf");
     let marker = tools.join(format!(".buf-{BUF_VERSION}"));
     if bin.exists() && marker.exists() {

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crossrole_core::ops::ErrorCode;
+
 /// An AWS service crossrole calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Service {
@@ -201,15 +203,15 @@ impl Error {
         }
     }
 
-    /// A stable crossrole code for per-account results.
-    pub fn code(&self) -> &'static str {
+    /// Why an account failed, as its result says.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Error::Aws(e) if e.kind == ErrorKind::AccessDenied => "access_denied",
-            Error::Aws(e) if e.kind.is_retryable() => "aws_unavailable",
-            Error::Aws(_) => "aws_error",
-            Error::BootstrapUnavailable { .. } => "bootstrap_role_unavailable",
-            Error::Invalid(_) => "invalid",
-            Error::Cancelled => "cancelled",
+            Error::Aws(e) if e.kind == ErrorKind::AccessDenied => ErrorCode::AccessDenied,
+            Error::Aws(e) if e.kind.is_retryable() => ErrorCode::AwsUnavailable,
+            Error::Aws(_) => ErrorCode::AwsError,
+            Error::BootstrapUnavailable { .. } => ErrorCode::BootstrapRoleUnavailable,
+            Error::Invalid(_) => ErrorCode::Invalid,
+            Error::Cancelled => ErrorCode::Cancelled,
         }
     }
 }

@@ -1,8 +1,8 @@
 //! crossrole's AWS side: Organizations discovery, STS credentials, IAM reconcile, the trusted side and verify.
 //!
 //! Everything AWS sits behind the narrow traits of [`api`], one method per AWS call, speaking crossrole-core's
-//! types. [`sdk`] implements them with the AWS SDK for Rust; [`fake`] is an in-memory AWS (with a latency model,
-//! throttles and failure injection) for unit tests and benchmarks. Every call goes through [`calls`], the one
+//! types. [`sdk`] implements them with the AWS SDK for Rust; `fake` (behind the `fake` feature) is an in-memory AWS (with a
+//! latency model, throttles and failure injection) for tests and benchmarks; production builds leave it out. Every call goes through [`calls`], the one
 //! place that rate-limits and retries.
 
 pub mod api;
@@ -10,6 +10,7 @@ pub mod calls;
 pub mod credentials;
 pub mod discovery;
 mod error;
+#[cfg(feature = "fake")]
 pub mod fake;
 mod grant;
 pub mod reconcile;

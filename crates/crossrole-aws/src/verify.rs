@@ -2,8 +2,8 @@
 //!
 //! Two checks, both reported. The live check assumes the role as the trusted side (with the ExternalId) and asks
 //! `GetCallerIdentity` which account the new credentials act in; IAM is eventually consistent, so a new role's
-//! AccessDenied is waited out by the call layer ([`Patience`]) until a deadline. The static check evaluates the role's trust policy as read from
-//! IAM for each granted principal — with the ExternalId and MFA it must be allowed, and without the ExternalId it
+//! AccessDenied is waited out by the call layer ([`Patience`]) until a deadline. The static check
+//! evaluates the role's trust policy as read from IAM for each granted principal — with the ExternalId and MFA it must be allowed, and without the ExternalId it
 //! must be refused — which proves what no emulator enforces.
 
 use std::{
@@ -13,6 +13,7 @@ use std::{
 
 use crossrole_core::{
     names::{self, Partition},
+    ops::{AssumeCheck, CheckOutcome, TrustCheck},
     policy::{
         PolicyDocument,
         eval::{Caller, evaluate},
@@ -20,7 +21,6 @@ use crossrole_core::{
     secret::ExternalId,
     spec::AccessSpec,
 };
-use crossrole_proto::v1 as pb;
 use tokio::time::Instant;
 
 use crate::{
@@ -53,7 +53,7 @@ pub async fn live_check(
     calls: &CallPolicy,
     ctx: &CallContext,
     check: LiveCheck<'_>,
-) -> pb::AssumeCheck {
+) -> AssumeCheck {
     let LiveCheck { as_credentials, caller_arn, role_arn, account, external_id, timeout } = check;
     let sts = connector.sts(Some(as_credentials));
     let request = AssumeRoleRequest {
@@ -86,8 +86,8 @@ pub async fn live_check(
         match result {
             Ok(identity) => {
                 let landed = identity.account == account;
-                return pb::AssumeCheck {
-                    outcome: if landed { pb::CheckOutcome::Passed } else { pb::CheckOutcome::Failed } as i32,
+                return AssumeCheck {
+                    outcome: if landed { CheckOutcome::Passed } else { CheckOutcome::Failed },
                     caller_arn: caller_arn.to_string(),
                     assumed_arn: identity.arn,
                     assumed_account_id: identity.account.clone(),
@@ -102,18 +102,14 @@ pub async fn live_check(
             Err(e) => e,
         }
     };
-    pb::AssumeCheck {
-        outcome: pb::CheckOutcome::Failed as i32,
+    AssumeCheck {
+        outcome: CheckOutcome::Failed,
         caller_arn: caller_arn.to_string(),
+        assumed_arn: String::new(),
+        assumed_account_id: String::new(),
         attempts,
         error: last_error.to_string(),
-        ..Default::default()
     }
-}
-
-/// The live check cannot present an MFA token; it is skipped for roles that require one.
-pub fn live_check_skipped(reason: &str) -> pb::AssumeCheck {
-    pb::AssumeCheck { outcome: pb::CheckOutcome::Skipped as i32, error: reason.to_string(), ..Default::default() }
 }
 
 /// The principals whose access the static check evaluates: the grant's users and roles (groups are not principals),
@@ -136,13 +132,13 @@ pub fn principals_to_check(spec: &AccessSpec, partition: Partition) -> Vec<Strin
 }
 
 /// Evaluates the role's trust policy as read from IAM (`observed_trust`, URL-encoded or not) for each principal.
-pub fn static_checks(observed_trust: &str, spec: &AccessSpec, principals: &[String]) -> Vec<pb::TrustCheck> {
+pub fn static_checks(observed_trust: &str, spec: &AccessSpec, principals: &[String]) -> Vec<TrustCheck> {
     let policy = match PolicyDocument::parse_observed(observed_trust) {
         Ok(p) => p,
         Err(e) => {
-            return vec![pb::TrustCheck {
+            return vec![TrustCheck {
                 principal_arn: String::new(),
-                outcome: pb::CheckOutcome::Failed as i32,
+                outcome: CheckOutcome::Failed,
                 reason: format!(
                     "the trust policy in IAM does not parse: {}",
                     e.first().map(|v| v.to_string()).unwrap_or_default()
@@ -160,9 +156,9 @@ pub fn static_checks(observed_trust: &str, spec: &AccessSpec, principals: &[Stri
             ..Caller::from_arn(arn)
         };
         let e = evaluate(&policy, &caller, "sts:AssumeRole");
-        out.push(pb::TrustCheck {
+        out.push(TrustCheck {
             principal_arn: arn.clone(),
-            outcome: if e.allowed() { pb::CheckOutcome::Passed } else { pb::CheckOutcome::Failed } as i32,
+            outcome: if e.allowed() { CheckOutcome::Passed } else { CheckOutcome::Failed },
             reason: e.reason,
         });
         if trust.external_id.is_some() {
@@ -170,9 +166,9 @@ pub fn static_checks(observed_trust: &str, spec: &AccessSpec, principals: &[Stri
             let wrong = Caller { external_id: Some("not-the-external-id".into()), ..caller.clone() };
             for (label, c) in [("without the ExternalId", without), ("with a wrong ExternalId", wrong)] {
                 let e = evaluate(&policy, &c, "sts:AssumeRole");
-                out.push(pb::TrustCheck {
+                out.push(TrustCheck {
                     principal_arn: format!("{arn} ({label})"),
-                    outcome: if e.allowed() { pb::CheckOutcome::Failed } else { pb::CheckOutcome::Passed } as i32,
+                    outcome: if e.allowed() { CheckOutcome::Failed } else { CheckOutcome::Passed },
                     reason: if e.allowed() {
                         format!("must be refused but is {}", e.reason)
                     } else {
@@ -184,9 +180,9 @@ pub fn static_checks(observed_trust: &str, spec: &AccessSpec, principals: &[Stri
         if trust.require_mfa {
             let no_mfa = Caller { mfa: None, ..caller };
             let e = evaluate(&policy, &no_mfa, "sts:AssumeRole");
-            out.push(pb::TrustCheck {
+            out.push(TrustCheck {
                 principal_arn: format!("{arn} (without MFA)"),
-                outcome: if e.allowed() { pb::CheckOutcome::Failed } else { pb::CheckOutcome::Passed } as i32,
+                outcome: if e.allowed() { CheckOutcome::Failed } else { CheckOutcome::Passed },
                 reason: if e.allowed() {
                     format!("must be refused but is {}", e.reason)
                 } else {

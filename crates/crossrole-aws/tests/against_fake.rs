@@ -17,6 +17,7 @@ use crossrole_aws::{
 use crossrole_core::{
     AccessSpec, Partition,
     grant::{GrantChange, GrantPlan, plan_grant},
+    ops::{CheckOutcome, ErrorCode},
     org::{OrgTree, fixture::TreeBuilder},
     plan::{AccountPlan, DesiredRole, plan},
     policy::grant_policy,
@@ -132,7 +133,7 @@ async fn a_missing_bootstrap_role_is_a_clear_per_account_failure() {
     assert_eq!(ok.account_id, "200000000000");
     let err = broker.bootstrap(&ctx, "200000000001", None, "crossrole-test").await.unwrap_err();
     assert!(matches!(err, Error::BootstrapUnavailable { .. }), "{err}");
-    assert_eq!(err.code(), "bootstrap_role_unavailable");
+    assert_eq!(err.code(), ErrorCode::BootstrapRoleUnavailable);
     assert_eq!(err.aws_code(), Some("AccessDenied"));
     assert!(err.to_string().starts_with(
         "bootstrap role OrganizationAccountAccessRole in account 200000000001 is missing or not assumable"
@@ -347,24 +348,25 @@ async fn the_trusted_side_and_verify() {
         live(&screds, role_arn, target, &ExternalId::new("Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf")),
     )
     .await;
-    assert_eq!(check.outcome, crossrole_proto::v1::CheckOutcome::Passed as i32, "{check:?}");
+    assert_eq!(check.outcome, CheckOutcome::Passed, "{check:?}");
     assert_eq!(check.assumed_account_id, target);
     let wrong =
         verify::live_check(&fake, &calls, &ctx, live(&screds, role_arn, target, &ExternalId::new("wrong"))).await;
-    assert_eq!(wrong.outcome, crossrole_proto::v1::CheckOutcome::Failed as i32);
+    assert_eq!(wrong.outcome, CheckOutcome::Failed);
     assert!(wrong.error.contains("AccessDenied"), "{}", wrong.error);
     assert!(wrong.attempts > 1, "AccessDenied is retried until the deadline while IAM propagates");
 
     // Static: alice is allowed with the ExternalId and refused without it or with a wrong one.
     let trust = fake.role(target, "Audit").unwrap().trust_policy;
     let checks = verify::static_checks(&trust, &spec, &verify::principals_to_check(&spec, Partition::Aws));
-    let summary: Vec<(String, i32)> = checks.iter().map(|c| (c.principal_arn.clone(), c.outcome)).collect();
+    let summary: Vec<(String, CheckOutcome)> = checks.iter().map(|c| (c.principal_arn.clone(), c.outcome)).collect();
+    let passed = CheckOutcome::Passed;
     assert_eq!(
         summary,
         vec![
-            ("arn:aws:iam::111122223333:user/alice".to_string(), 1),
-            ("arn:aws:iam::111122223333:user/alice (without the ExternalId)".to_string(), 1),
-            ("arn:aws:iam::111122223333:user/alice (with a wrong ExternalId)".to_string(), 1),
+            ("arn:aws:iam::111122223333:user/alice".to_string(), passed),
+            ("arn:aws:iam::111122223333:user/alice (without the ExternalId)".to_string(), passed),
+            ("arn:aws:iam::111122223333:user/alice (with a wrong ExternalId)".to_string(), passed),
         ]
     );
 }

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use crossrole_bench::model;
 use crossrole_client::{Client, proto};
 use crossrole_core::AccessSpec;
+use crossrole_wire::ToWire;
 
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -35,7 +36,7 @@ fn main() -> Result<()> {
             let [endpoint, token, spec_file, rest @ ..] = &args[1..] else {
                 bail!("{cmd} <endpoint> <token> <spec file> [n]")
             };
-            let spec: proto::AccessSpec = (&AccessSpec::from_yaml(&std::fs::read_to_string(spec_file)?)?).into();
+            let spec: proto::AccessSpec = AccessSpec::from_yaml(&std::fs::read_to_string(spec_file)?)?.to_wire();
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(async {
                 let client = Client::builder().endpoint(endpoint.clone()).token(token.clone()).connect().await?;

@@ -14,9 +14,9 @@ use crossrole_aws::{
     calls::{CallPolicy, Rate, Rates, RetryPolicy},
     fake::{FakeAws, FakeConfig, Latency},
 };
+use crossrole_core::ops::{OperationKind, OperationState};
 use crossrole_core::{AccessSpec, org::fixture::TreeBuilder, spec::AccountState};
 use crossrole_engine::{Engine, EngineConfig, StartRequest};
-use crossrole_proto::v1 as pb;
 use crossrole_store::SqliteJournal;
 use serde::Serialize;
 
@@ -177,7 +177,7 @@ async fn run_async(p: &Params) -> Result<Outcome> {
     );
     let spec = spec(p.concurrency, p.verify)?;
     let request = |spec: &AccessSpec| StartRequest {
-        kind: pb::OperationKind::Apply,
+        kind: OperationKind::Apply,
         spec: spec.clone(),
         idempotency_key: None,
         created_by: "bench".into(),
@@ -194,7 +194,7 @@ async fn run_async(p: &Params) -> Result<Outcome> {
     let served = fake.served();
     let throttled = fake.throttled();
     let retries = calls.global_stats().retries();
-    if done.state != pb::OperationState::Succeeded as i32 {
+    if done.state != OperationState::Succeeded {
         bail!("the apply did not succeed: {}", done.message);
     }
 
@@ -213,14 +213,14 @@ async fn run_async(p: &Params) -> Result<Outcome> {
     fake.reset_counters();
     let again = engine.start(request(&spec)).await?;
     let again = engine.wait(&again.id).await?;
-    if again.counts.unwrap_or_default().unchanged as usize != p.accounts {
+    if again.counts.unchanged as usize != p.accounts {
         bail!("the re-apply was not a no-op");
     }
     let reapply_calls: u64 = fake.served().values().sum();
 
     Ok(Outcome {
         accounts: p.accounts,
-        state: pb::OperationState::try_from(done.state).map(|s| s.as_str_name().to_string()).unwrap_or_default(),
+        state: done.state.as_str().to_string(),
         wall_s: wall,
         floor_s: floor,
         floor_service,
@@ -246,7 +246,7 @@ mod tests {
     fn a_small_model_run_makes_the_minimum_calls() {
         let p = Params { accounts: 60, concurrency: 16, ..Params::default_for(60) };
         let o = run(&p).unwrap();
-        assert_eq!(o.state, "OPERATION_STATE_SUCCEEDED");
+        assert_eq!(o.state, "succeeded");
         for (call, min) in &o.minimum_per_account {
             let got = o.calls_per_account.get(call).copied().unwrap_or(0.0);
             assert!(got >= *min, "{call}: {got} < {min}");

@@ -4,6 +4,7 @@ use std::{io::IsTerminal, path::PathBuf};
 
 use crossrole_client::{Client, proto};
 use crossrole_core::AccessSpec;
+use crossrole_wire::ToWire;
 use serde_json::json;
 
 use crate::{Failure, Outcome, Output, progress, views};
@@ -59,7 +60,7 @@ pub(crate) fn load(path: &PathBuf) -> Result<proto::AccessSpec, Failure> {
         AccessSpec::from_yaml(&text)
     };
     match parsed {
-        Ok(spec) => Ok((&spec).into()),
+        Ok(spec) => Ok(spec.to_wire()),
         Err(e) => {
             let mut message = format!("{} is not a valid spec:", path.display());
             for v in e.violations() {

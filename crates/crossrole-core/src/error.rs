@@ -44,6 +44,23 @@ impl Error {
         }
     }
 
+    /// The same error with every field named under `prefix` (`spec` → `spec.role.name`; a violation of the whole
+    /// input becomes one of `prefix`).
+    pub fn under(self, prefix: &str) -> Error {
+        let fix = |v: Vec<FieldViolation>| {
+            v.into_iter()
+                .map(|f| {
+                    let field = if f.field.is_empty() { prefix.to_string() } else { format!("{prefix}.{}", f.field) };
+                    FieldViolation { field, rule: f.rule }
+                })
+                .collect()
+        };
+        match self {
+            Error::Invalid(v) => Error::Invalid(fix(v)),
+            Error::Refused(v) => Error::Refused(fix(v)),
+        }
+    }
+
     /// An `Invalid` error with a single violation.
     pub fn invalid(field: impl Into<String>, rule: impl Into<String>) -> Self {
         Error::Invalid(vec![FieldViolation::new(field, rule)])

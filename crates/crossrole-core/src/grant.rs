@@ -6,9 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crossrole_proto::v1 as pb;
-
 use crate::{
+    ops::{ChangeKind, ShownChange},
     policy::PolicyDocument,
     spec::{OWNER_TAG_KEY, OWNER_TAG_VALUE, PrincipalKind, SPEC_TAG_KEY, owner_of},
 };
@@ -86,8 +85,10 @@ pub enum GrantChange {
     },
 }
 
-impl From<&GrantChange> for pb::Change {
-    fn from(c: &GrantChange) -> Self {
+impl GrantChange {
+    /// The change as people see it (a grant policy names roles, never a secret).
+    pub fn shown(&self) -> ShownChange {
+        let c = self;
         let pretty = |s: &str| {
             serde_json::from_str::<serde_json::Value>(s)
                 .ok()
@@ -96,22 +97,22 @@ impl From<&GrantChange> for pb::Change {
         };
         let (kind, subject, before, after) = match c {
             GrantChange::CreatePolicy { name, path, document, .. } => {
-                (pb::ChangeKind::CreateGrantPolicy, format!("{path}{name}"), String::new(), pretty(document))
+                (ChangeKind::CreateGrantPolicy, format!("{path}{name}"), String::new(), pretty(document))
             }
             GrantChange::UpdatePolicy { before, after, .. } => {
-                (pb::ChangeKind::UpdateGrantPolicy, String::new(), before.clone(), pretty(after))
+                (ChangeKind::UpdateGrantPolicy, String::new(), before.clone(), pretty(after))
             }
             GrantChange::Attach { kind, name } => {
-                (pb::ChangeKind::AttachGrantPolicy, format!("{}/{name}", kind.as_str()), String::new(), String::new())
+                (ChangeKind::AttachGrantPolicy, format!("{}/{name}", kind.as_str()), String::new(), String::new())
             }
             GrantChange::Detach { kind, name } => {
-                (pb::ChangeKind::DetachGrantPolicy, format!("{}/{name}", kind.as_str()), String::new(), String::new())
+                (ChangeKind::DetachGrantPolicy, format!("{}/{name}", kind.as_str()), String::new(), String::new())
             }
             GrantChange::DeletePolicy { .. } => {
-                (pb::ChangeKind::DeleteGrantPolicy, String::new(), String::new(), String::new())
+                (ChangeKind::DeleteGrantPolicy, String::new(), String::new(), String::new())
             }
         };
-        pb::Change { kind: kind as i32, subject, before, after }
+        ShownChange { kind, subject, before, after }
     }
 }
 
@@ -249,10 +250,8 @@ mod tests {
         p.changes()
             .iter()
             .map(|c| {
-                let pb = pb::Change::from(c);
-                format!("{} {}", pb::ChangeKind::try_from(pb.kind).unwrap().as_str_name(), pb.subject)
-                    .trim()
-                    .to_string()
+                let shown = c.shown();
+                format!("{} {}", shown.kind.describe(), shown.subject).trim().to_string()
             })
             .collect()
     }
@@ -265,9 +264,9 @@ mod tests {
         assert_eq!(
             kinds(&p),
             [
-                "CHANGE_KIND_CREATE_GRANT_POLICY /crossrole/crossrole-assume-audit",
-                "CHANGE_KIND_ATTACH_GRANT_POLICY user/alice",
-                "CHANGE_KIND_ATTACH_GRANT_POLICY group/auditors",
+                "create grant policy /crossrole/crossrole-assume-audit",
+                "attach grant policy user/alice",
+                "attach grant policy group/auditors",
             ]
         );
         let o = observed(&d, 1, &[(PrincipalKind::Group, "auditors"), (PrincipalKind::User, "alice")]);
@@ -288,11 +287,7 @@ mod tests {
         );
         assert_eq!(
             kinds(&p),
-            [
-                "CHANGE_KIND_DETACH_GRANT_POLICY user/bob",
-                "CHANGE_KIND_UPDATE_GRANT_POLICY",
-                "CHANGE_KIND_ATTACH_GRANT_POLICY group/auditors",
-            ]
+            ["detach grant policy user/bob", "update grant policy", "attach grant policy group/auditors",]
         );
         assert!(matches!(&p.changes()[1], GrantChange::UpdatePolicy { delete_version: Some(v), .. } if v == "v1"));
     }
@@ -303,7 +298,7 @@ mod tests {
         let mut o = observed(&d, 3, &[(PrincipalKind::Role, "ops")]);
         assert_eq!(
             kinds(&plan_grant_delete("audit", Some(&o))),
-            ["CHANGE_KIND_DETACH_GRANT_POLICY role/ops", "CHANGE_KIND_DELETE_GRANT_POLICY"]
+            ["detach grant policy role/ops", "delete grant policy"]
         );
         assert!(
             matches!(&plan_grant_delete("audit", Some(&o)).changes()[1], GrantChange::DeletePolicy { versions } if versions == &["v1", "v2"])

@@ -5,12 +5,14 @@
 //! it is tested with data tables, snapshots and property tests. The AWS side (`crossrole-aws`) reads the world into
 //! these types ([`plan::ObservedRole`], [`org::OrgTree`]) and applies the [`plan::Change`]s computed here.
 
+pub mod binding;
 pub mod ceiling;
 mod error;
 pub mod grant;
 pub mod guardrails;
 pub mod links;
 pub mod names;
+pub mod ops;
 pub mod org;
 pub mod plan;
 pub mod policy;

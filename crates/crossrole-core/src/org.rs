@@ -261,6 +261,7 @@ impl Structural {
 }
 
 /// Test and benchmark helpers: build trees from a compact description.
+#[cfg(any(test, feature = "fixtures"))]
 pub mod fixture {
     use super::*;
 

@@ -15,10 +15,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crossrole_proto::v1 as pb;
-
 use crate::{
     names::{self, Partition},
+    ops::{ChangeKind, ShownChange},
     policy::{PolicyDocument, trust_policy},
     secret::Redactor,
     spec::{AccessSpec, owner_of},
@@ -234,30 +233,30 @@ pub enum Change {
 }
 
 impl Change {
-    /// The API kind of this change.
-    pub fn kind(&self) -> pb::ChangeKind {
+    /// What kind of change it is.
+    pub fn kind(&self) -> ChangeKind {
         match self {
-            Change::CreateRole { .. } => pb::ChangeKind::CreateRole,
-            Change::UpdateTrustPolicy { .. } => pb::ChangeKind::UpdateTrustPolicy,
-            Change::UpdateDescription { .. } => pb::ChangeKind::UpdateDescription,
-            Change::UpdateMaxSessionDuration { .. } => pb::ChangeKind::UpdateMaxSessionDuration,
-            Change::PutPermissionsBoundary { .. } => pb::ChangeKind::PutPermissionsBoundary,
-            Change::DeletePermissionsBoundary { .. } => pb::ChangeKind::DeletePermissionsBoundary,
-            Change::AttachManagedPolicy { .. } => pb::ChangeKind::AttachManagedPolicy,
-            Change::DetachManagedPolicy { .. } => pb::ChangeKind::DetachManagedPolicy,
-            Change::PutInlinePolicy { .. } => pb::ChangeKind::PutInlinePolicy,
-            Change::DeleteInlinePolicy { .. } => pb::ChangeKind::DeleteInlinePolicy,
-            Change::TagRole { .. } => pb::ChangeKind::TagRole,
-            Change::UntagRole { .. } => pb::ChangeKind::UntagRole,
-            Change::DeleteRole { .. } => pb::ChangeKind::DeleteRole,
+            Change::CreateRole { .. } => ChangeKind::CreateRole,
+            Change::UpdateTrustPolicy { .. } => ChangeKind::UpdateTrustPolicy,
+            Change::UpdateDescription { .. } => ChangeKind::UpdateDescription,
+            Change::UpdateMaxSessionDuration { .. } => ChangeKind::UpdateMaxSessionDuration,
+            Change::PutPermissionsBoundary { .. } => ChangeKind::PutPermissionsBoundary,
+            Change::DeletePermissionsBoundary { .. } => ChangeKind::DeletePermissionsBoundary,
+            Change::AttachManagedPolicy { .. } => ChangeKind::AttachManagedPolicy,
+            Change::DetachManagedPolicy { .. } => ChangeKind::DetachManagedPolicy,
+            Change::PutInlinePolicy { .. } => ChangeKind::PutInlinePolicy,
+            Change::DeleteInlinePolicy { .. } => ChangeKind::DeleteInlinePolicy,
+            Change::TagRole { .. } => ChangeKind::TagRole,
+            Change::UntagRole { .. } => ChangeKind::UntagRole,
+            Change::DeleteRole { .. } => ChangeKind::DeleteRole,
         }
     }
 
     /// A one-line description for logs and tables (it never carries a policy document).
     pub fn summary(&self) -> String {
         let subject = self.subject();
-        let kind = self.kind().as_str_name().trim_start_matches("CHANGE_KIND_").to_ascii_lowercase().replace('_', " ");
-        if subject.is_empty() { kind } else { format!("{kind} {subject}") }
+        let kind = self.kind().describe();
+        if subject.is_empty() { kind.to_string() } else { format!("{kind} {subject}") }
     }
 
     /// What the change is about: the role, policy, boundary or tag keys; empty for trust and role metadata.
@@ -277,8 +276,8 @@ impl Change {
         }
     }
 
-    /// The change as the API shows it: documents pretty-printed, every ExternalId replaced by its mark.
-    pub fn to_wire(&self, redactor: &Redactor) -> pb::Change {
+    /// The change as people see it: documents pretty-printed, every ExternalId replaced by its mark.
+    pub fn shown(&self, redactor: &Redactor) -> ShownChange {
         let (before, after) = match self {
             Change::CreateRole {
                 path,
@@ -317,7 +316,7 @@ impl Change {
             Change::UntagRole { before } => (tags_text(before), String::new()),
             Change::DeleteRole { name } => (name.clone(), String::new()),
         };
-        pb::Change { kind: self.kind() as i32, subject: self.subject(), before, after }
+        ShownChange { kind: self.kind(), subject: self.subject(), before, after }
     }
 }
 

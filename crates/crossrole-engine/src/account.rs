@@ -11,33 +11,19 @@
 use std::sync::Arc;
 
 use crossrole_aws::{api::Credentials, reconcile::AccountIam, verify};
+pub(crate) use crossrole_core::ops::Action;
 use crossrole_core::{
     AccessSpec, guardrails,
+    ops::{
+        AccountError, AccountResult, AssumeCheck, CheckOutcome, ErrorCode, Event, Outcome, Phase, ShownChange,
+        VerifySummary,
+    },
     plan::{self, AccountPlan, Change, DesiredRole, ObservedRole},
 };
-use crossrole_proto::v1 as pb;
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
 use crate::{Inner, convert, events::EventSink};
-
-/// What the operation does in an account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Action {
-    /// Make the role as the spec says.
-    Ensure,
-    /// Remove the role.
-    Remove,
-}
-
-impl Action {
-    pub(crate) fn to_pb(self) -> pb::AccountAction {
-        match self {
-            Action::Ensure => pb::AccountAction::Ensure,
-            Action::Remove => pb::AccountAction::Remove,
-        }
-    }
-}
 
 /// An account to work on.
 #[derive(Debug, Clone)]
@@ -48,20 +34,24 @@ pub(crate) struct Target {
     pub(crate) joined_at: Option<u64>,
     pub(crate) action: Action,
     /// The row an interrupted run of this operation left (resume only).
-    pub(crate) prior: Option<pb::AccountResult>,
+    pub(crate) prior: Option<AccountResult>,
 }
 
 impl Target {
     /// This account's result row at `outcome` and `phase`, nothing else filled in.
-    pub(crate) fn result(&self, outcome: pb::AccountOutcome, phase: pb::AccountPhase) -> pb::AccountResult {
-        pb::AccountResult {
+    pub(crate) fn result(&self, outcome: Outcome, phase: Phase) -> AccountResult {
+        AccountResult {
             account_id: self.account_id.clone(),
             account_name: self.account_name.clone(),
             index: self.index,
-            outcome: outcome as i32,
-            phase: phase as i32,
-            action: self.action.to_pb() as i32,
-            ..Default::default()
+            outcome,
+            phase,
+            role_arn: String::new(),
+            changes: Vec::new(),
+            error: None,
+            verify: None,
+            end_time: None,
+            action: self.action,
         }
     }
 }
@@ -87,14 +77,14 @@ pub(crate) struct RunEnv {
 }
 
 impl RunEnv {
-    fn emit(&self, account: &str, event: pb::operation_event::Event) {
+    fn emit(&self, account: &str, event: Event) {
         if let Some(s) = &self.sink {
             s.emit(account, event);
         }
     }
 
-    fn phase(&self, account: &str, phase: pb::AccountPhase) {
-        self.emit(account, pb::operation_event::Event::PhaseStarted(pb::AccountPhaseStarted { phase: phase as i32 }));
+    fn phase(&self, account: &str, phase: Phase) {
+        self.emit(account, Event::PhaseStarted { phase });
     }
 }
 
@@ -106,32 +96,32 @@ pub(crate) struct Examined {
 }
 
 /// Assume, read and plan one account. Errors come back as the account's error.
-pub(crate) async fn examine(env: &RunEnv, target: &Target) -> Result<Examined, pb::AccountError> {
+pub(crate) async fn examine(env: &RunEnv, target: &Target) -> Result<Examined, AccountError> {
     let inner = &env.inner;
-    env.phase(&target.account_id, pb::AccountPhase::Assume);
+    env.phase(&target.account_id, Phase::Assume);
     let credentials = inner
         .broker
         .bootstrap(&env.ctx, &target.account_id, target.joined_at, &env.session)
         .await
-        .map_err(|e| convert::account_error(&e, pb::AccountPhase::Assume))?;
-    env.phase(&target.account_id, pb::AccountPhase::Read);
+        .map_err(|e| convert::account_error(&e, Phase::Assume))?;
+    env.phase(&target.account_id, Phase::Read);
     let iam = AccountIam { iam: inner.aws.iam(&credentials), calls: &inner.calls, ctx: &env.ctx };
     let observed = iam.read_role(&env.desired.name).await.map_err(|e| match &e {
         // Denied on the first read with fresh bootstrap credentials: the bootstrap role is there but cannot
         // manage IAM (a least-privilege role missing permissions, or a role that is not what it should be).
-        crossrole_aws::Error::Aws(a) if a.kind == crossrole_aws::ErrorKind::AccessDenied => pb::AccountError {
-            code: "bootstrap_role_unavailable".into(),
+        crossrole_aws::Error::Aws(a) if a.kind == crossrole_aws::ErrorKind::AccessDenied => AccountError {
+            code: ErrorCode::BootstrapRoleUnavailable,
             message: format!(
                 "bootstrap role {} in account {} is not usable: it cannot read IAM ({a})",
                 inner.broker.bootstrap_role(),
                 target.account_id
             ),
-            aws_error_code: a.code.clone().unwrap_or_default(),
-            phase: pb::AccountPhase::Read as i32,
+            aws_error_code: a.code.clone(),
+            phase: Phase::Read,
         },
-        _ => convert::account_error(&e, pb::AccountPhase::Read),
+        _ => convert::account_error(&e, Phase::Read),
     })?;
-    env.phase(&target.account_id, pb::AccountPhase::Plan);
+    env.phase(&target.account_id, Phase::Plan);
     let plan = match target.action {
         Action::Ensure => {
             plan::plan(&env.desired.in_account(inner.aws.partition(), &target.account_id), observed.as_ref())
@@ -142,29 +132,29 @@ pub(crate) async fn examine(env: &RunEnv, target: &Target) -> Result<Examined, p
 }
 
 /// The error for a role crossrole must not touch.
-pub(crate) fn not_owned(env: &RunEnv, target: &Target, owner: Option<&str>) -> pb::AccountError {
+pub(crate) fn not_owned(env: &RunEnv, target: &Target, owner: Option<&str>) -> AccountError {
     let arn = env.desired.arn(env.inner.aws.partition(), &target.account_id);
     let finding = guardrails::unowned_role(&arn, owner);
-    convert::own_error("not_owned", finding.message, pb::AccountPhase::Plan)
+    AccountError::new(ErrorCode::NotOwned, finding.message, Phase::Plan)
 }
 
 /// Runs one account of an apply, destroy or reconcile and returns its result.
-pub(crate) async fn run(env: &RunEnv, target: &Target) -> pb::AccountResult {
-    let mut result = pb::AccountResult {
+pub(crate) async fn run(env: &RunEnv, target: &Target) -> AccountResult {
+    let mut result = AccountResult {
         role_arn: env.desired.arn(env.inner.aws.partition(), &target.account_id),
-        ..target.result(pb::AccountOutcome::Running, pb::AccountPhase::Assume)
+        ..target.result(Outcome::Running, Phase::Assume)
     };
-    let finish = |mut r: pb::AccountResult, outcome: pb::AccountOutcome| {
-        r.outcome = outcome as i32;
-        r.phase = pb::AccountPhase::Done as i32;
-        r.end_time = Some(convert::now());
+    let finish = |mut r: AccountResult, outcome: Outcome| {
+        r.outcome = outcome;
+        r.phase = Phase::Done;
+        r.end_time = Some(convert::now_ms());
         r
     };
     let examined = match examine(env, target).await {
         Ok(e) => e,
         Err(error) => {
             result.error = Some(error);
-            return finish(result, pb::AccountOutcome::Failed);
+            return finish(result, Outcome::Failed);
         }
     };
     // What an interrupted run of this operation already did here.
@@ -176,24 +166,24 @@ pub(crate) async fn run(env: &RunEnv, target: &Target) -> pb::AccountResult {
             } else if env.write {
                 remember_placement(env, target).await;
             }
-            let outcome = if before.is_empty() { pb::AccountOutcome::Unchanged } else { pb::AccountOutcome::Changed };
+            let outcome = if before.is_empty() { Outcome::Unchanged } else { Outcome::Changed };
             result.changes = before;
             return finish(result, outcome);
         }
         AccountPlan::Conflict { owner } => {
             result.error = Some(not_owned(env, target, owner.as_deref()));
             result.changes = before;
-            return finish(result, pb::AccountOutcome::Skipped);
+            return finish(result, Outcome::Skipped);
         }
         AccountPlan::Changes(c) => c.clone(),
     };
     if !env.write {
-        result.changes = changes.iter().map(|c| c.to_wire(&env.redactor)).collect();
-        return finish(result, pb::AccountOutcome::Drifted);
+        result.changes = changes.iter().map(|c| c.shown(&env.redactor)).collect();
+        return finish(result, Outcome::Drifted);
     }
 
-    env.phase(&target.account_id, pb::AccountPhase::Apply);
-    result.phase = pb::AccountPhase::Apply as i32;
+    env.phase(&target.account_id, Phase::Apply);
+    result.phase = Phase::Apply;
     let iam = AccountIam { iam: env.inner.aws.iam(&examined.credentials), calls: &env.inner.calls, ctx: &env.ctx };
     let done = std::sync::Mutex::new(before);
     let outcome = iam
@@ -205,7 +195,7 @@ pub(crate) async fn run(env: &RunEnv, target: &Target) -> pb::AccountResult {
                 // Write-ahead: the change is on record before it is sent.
                 let mut row = result.clone();
                 row.changes = done.lock().map(|d| d.clone()).unwrap_or_default();
-                row.changes.push(c.to_wire(&env.redactor));
+                row.changes.push(c.shown(&env.redactor));
                 let sink = env.sink.clone();
                 Box::pin(async move {
                     if let Some(s) = sink {
@@ -215,11 +205,8 @@ pub(crate) async fn run(env: &RunEnv, target: &Target) -> pb::AccountResult {
                 })
             },
             |c| {
-                let change = c.to_wire(&env.redactor);
-                env.emit(
-                    &target.account_id,
-                    pb::operation_event::Event::ChangeApplied(pb::ChangeApplied { change: Some(change.clone()) }),
-                );
+                let change = c.shown(&env.redactor);
+                env.emit(&target.account_id, Event::ChangeApplied { change: change.clone() });
                 if let Ok(mut d) = done.lock() {
                     d.push(change);
                 }
@@ -233,50 +220,50 @@ pub(crate) async fn run(env: &RunEnv, target: &Target) -> pb::AccountResult {
         return result;
     }
     if let Err(e) = outcome {
-        result.error = Some(convert::account_error(&e, pb::AccountPhase::Apply));
-        return finish(result, pb::AccountOutcome::Failed);
+        result.error = Some(convert::account_error(&e, Phase::Apply));
+        return finish(result, Outcome::Failed);
     }
     match target.action {
         Action::Remove => {
             forget_placement(env, target).await;
-            return finish(result, pb::AccountOutcome::Changed);
+            return finish(result, Outcome::Changed);
         }
         Action::Ensure => remember_placement(env, target).await,
     }
 
     if env.spec.rollout.verify {
-        env.phase(&target.account_id, pb::AccountPhase::Verify);
-        result.phase = pb::AccountPhase::Verify as i32;
+        env.phase(&target.account_id, Phase::Verify);
+        result.phase = Phase::Verify;
         let check = live_check(env, &target.account_id, &result.role_arn).await;
-        let passed = check.outcome == pb::CheckOutcome::Passed as i32;
-        let skipped = check.outcome == pb::CheckOutcome::Skipped as i32;
-        result.verify = Some(pb::AssumeCheckSummary {
+        let passed = check.outcome == CheckOutcome::Passed;
+        let skipped = check.outcome == CheckOutcome::Skipped;
+        result.verify = Some(VerifySummary {
             passed,
             assumed_account_id: check.assumed_account_id.clone(),
             attempts: check.attempts,
             error: check.error.clone(),
         });
         if !passed && !skipped {
-            result.error = Some(convert::own_error(
-                "verify_failed",
+            result.error = Some(AccountError::new(
+                ErrorCode::VerifyFailed,
                 format!("the trusted side cannot assume {}: {}", result.role_arn, check.error),
-                pb::AccountPhase::Verify,
+                Phase::Verify,
             ));
-            return finish(result, pb::AccountOutcome::Failed);
+            return finish(result, Outcome::Failed);
         }
     }
-    finish(result, pb::AccountOutcome::Changed)
+    finish(result, Outcome::Changed)
 }
 
 /// The changes an interrupted run of this operation made in the account, from the row it left: every entry but
 /// the last was carried out; the last was in flight, and was carried out unless the new plan (`now`) still needs it.
-fn carried_over(target: &Target, now: &[Change], redactor: &crossrole_core::secret::Redactor) -> Vec<pb::Change> {
+fn carried_over(target: &Target, now: &[Change], redactor: &crossrole_core::secret::Redactor) -> Vec<ShownChange> {
     let Some(prior) = &target.prior else { return Vec::new() };
     let mut changes = prior.changes.clone();
     if let Some(last) = changes.last() {
         let still_needed = now.iter().any(|c| {
-            let w = c.to_wire(redactor);
-            w.kind == last.kind && w.subject == last.subject
+            let shown = c.shown(redactor);
+            shown.kind == last.kind && shown.subject == last.subject
         });
         if still_needed {
             changes.pop();
@@ -300,12 +287,10 @@ async fn forget_placement(env: &RunEnv, target: &Target) {
 /// The live check: assume the role as the trusted side. Skipped (with the reason) where crossrole cannot be
 /// the trusted side: MFA required, the trusted account outside the organization, or a trust that names only
 /// specific principals that the bootstrap role is not.
-pub(crate) async fn live_check(env: &RunEnv, account: &str, role_arn: &str) -> pb::AssumeCheck {
+pub(crate) async fn live_check(env: &RunEnv, account: &str, role_arn: &str) -> AssumeCheck {
     let trust = &env.spec.role.trust;
     if trust.require_mfa {
-        return verify::live_check_skipped(
-            "the role requires MFA, which crossrole cannot present; see the static checks",
-        );
+        return AssumeCheck::skipped("the role requires MFA, which crossrole cannot present; see the static checks");
     }
     let identity = env
         .verifier
@@ -340,7 +325,7 @@ pub(crate) async fn live_check(env: &RunEnv, account: &str, role_arn: &str) -> p
         })
         .await;
     match identity {
-        Err(reason) => verify::live_check_skipped(reason),
+        Err(reason) => AssumeCheck::skipped(reason.clone()),
         Ok((creds, caller)) => {
             verify::live_check(
                 env.inner.aws.as_ref(),

@@ -20,15 +20,14 @@ use std::{
 };
 
 use crossrole_aws::calls::CallStats;
-use crossrole_proto::v1 as pb;
+use crossrole_core::ops::{AccountResult, Event, Millis, OperationEvent};
 use crossrole_store::{AccountRow, Batch, EventRow, Journal, OperationStats};
-use prost::Message;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::convert;
+use crate::{convert, records};
 
 enum Msg {
-    Event(Box<(String, pb::operation_event::Event, prost_types::Timestamp)>),
+    Event(Box<(String, Event, Millis)>),
     Account(AccountRow),
     Flush(oneshot::Sender<()>),
 }
@@ -45,7 +44,7 @@ pub(crate) struct Writer {
     pub(crate) operation: String,
     pub(crate) last_sequence: u64,
     pub(crate) journal: Arc<dyn Journal>,
-    pub(crate) live: broadcast::Sender<Arc<pb::OperationEvent>>,
+    pub(crate) live: broadcast::Sender<Arc<OperationEvent>>,
     pub(crate) stats: Arc<CallStats>,
     pub(crate) base_calls: BTreeMap<String, u64>,
     pub(crate) base_throttled: u64,
@@ -61,18 +60,13 @@ impl EventSink {
     }
 
     /// Emits an event about `account` (empty for the operation). Its sequence number is given when it is persisted.
-    pub(crate) fn emit(&self, account: &str, event: pb::operation_event::Event) {
-        let _ = self.tx.send(Msg::Event(Box::new((account.to_string(), event, convert::now()))));
+    pub(crate) fn emit(&self, account: &str, event: Event) {
+        let _ = self.tx.send(Msg::Event(Box::new((account.to_string(), event, convert::now_ms()))));
     }
 
     /// Persists an account row (in order with the events).
-    pub(crate) fn account(&self, result: &pb::AccountResult) {
-        let row = AccountRow {
-            index: result.index,
-            account_id: result.account_id.clone(),
-            outcome: result.outcome,
-            result: result.encode_to_vec(),
-        };
+    pub(crate) fn account(&self, result: &AccountResult) {
+        let row = records::account_row(result);
         let _ = self.tx.send(Msg::Account(row));
     }
 
@@ -108,12 +102,7 @@ async fn write(w: Writer, mut rx: mpsc::UnboundedReceiver<Msg>, healthy: Arc<Ato
             match m {
                 Msg::Event(e) => {
                     let (account_id, event, time) = *e;
-                    events.push(pb::OperationEvent {
-                        sequence: next,
-                        time: Some(time),
-                        account_id,
-                        event: Some(event),
-                    });
+                    events.push(OperationEvent { sequence: next, time, account_id, event });
                     next += 1;
                 }
                 // Keep only the latest row per account in this batch.
@@ -132,7 +121,7 @@ async fn write(w: Writer, mut rx: mpsc::UnboundedReceiver<Msg>, healthy: Arc<Ato
         });
         let batch = Batch {
             rows: latest.into_values().collect(),
-            events: events.iter().map(|e| EventRow { sequence: e.sequence, payload: e.encode_to_vec() }).collect(),
+            events: events.iter().map(|e| EventRow { sequence: e.sequence, payload: records::encode(e) }).collect(),
             stats,
         };
         if !batch.rows.is_empty() || !batch.events.is_empty() {

@@ -7,11 +7,13 @@
 //! apply would do.
 
 mod account;
+pub mod bindings;
 mod convert;
 mod error;
 mod events;
 mod locks;
-pub mod query;
+mod query;
+pub mod records;
 mod rollout;
 mod targets;
 
@@ -27,23 +29,23 @@ use crossrole_aws::{
     credentials::{BrokerConfig, CredentialBroker},
     discovery::{Discovery, DiscoveryConfig},
 };
-use crossrole_core::AccessSpec;
-use crossrole_core::{ceiling::Ceiling, secret::Redactor};
-use crossrole_proto::v1 as pb;
+use crossrole_core::{
+    AccessSpec,
+    ceiling::Ceiling,
+    ops::{AccountResult, Event, Operation, OperationEvent, OperationKind, OperationState, Outcome},
+    secret::Redactor,
+    spec::RawSpec,
+};
 use crossrole_store::{Journal, JournalKey, NewOperation, OperationFilter, OperationRow};
-use prost::Message;
 use tokio::sync::broadcast;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-pub use convert::{finding, is_final, opened, redacted, sealed};
+pub use convert::{opened, redacted, sealed};
 pub use error::Error;
-pub use locks::LockPolicy;
 
 /// Engine settings.
 #[derive(Debug, Clone)]
 pub struct EngineConfig {
-    /// What a second operation on a busy (account, role) does.
-    pub lock_policy: LockPolicy,
     /// Ceiling on any operation's concurrency.
     pub max_concurrency: usize,
     /// Live events buffered per operation for watchers; slower watchers catch up from the journal.
@@ -63,7 +65,6 @@ impl Default for EngineConfig {
     /// another engine).
     fn default() -> Self {
         EngineConfig {
-            lock_policy: LockPolicy::Wait,
             max_concurrency: 256,
             event_buffer: 1024,
             discovery: DiscoveryConfig::default(),
@@ -78,7 +79,7 @@ impl Default for EngineConfig {
 #[derive(Debug, Clone)]
 pub struct StartRequest {
     /// Apply, destroy or reconcile.
-    pub kind: pb::OperationKind,
+    pub kind: OperationKind,
     /// The validated spec.
     pub spec: AccessSpec,
     /// Client idempotency key.
@@ -93,7 +94,7 @@ pub struct StartRequest {
 
 struct Running {
     cancel: CancellationToken,
-    events: broadcast::Sender<Arc<pb::OperationEvent>>,
+    events: broadcast::Sender<Arc<OperationEvent>>,
     stats: Arc<CallStats>,
 }
 
@@ -115,9 +116,9 @@ pub(crate) struct Inner {
 /// Counters since start, for telemetry.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Metrics {
-    /// Finished operations by final state name.
+    /// Finished operations by final state (`succeeded`, `failed`, `cancelled`).
     pub operations: std::collections::BTreeMap<&'static str, u64>,
-    /// Finished accounts by outcome name.
+    /// Finished accounts by outcome (`changed`, `failed`, …).
     pub accounts: std::collections::BTreeMap<&'static str, u64>,
 }
 
@@ -198,21 +199,21 @@ impl Engine {
     }
 
     /// Starts an operation (or returns the one its idempotency key already started). It runs in the background.
-    pub async fn start(&self, mut request: StartRequest) -> Result<pb::Operation, Error> {
+    pub async fn start(&self, mut request: StartRequest) -> Result<Operation, Error> {
         // What grants access must fit under the ceiling; a destroy only takes access away.
-        if request.kind != pb::OperationKind::Destroy {
+        if request.kind != OperationKind::Destroy {
             request.spec = self.admit(request.spec).await?;
         }
-        let wire = pb::AccessSpec::from(&request.spec);
-        let fingerprint = self.fingerprint(request.kind, request.dry_run, &wire.encode_to_vec());
+        let raw = RawSpec::from(&request.spec);
+        let fingerprint = self.fingerprint(request.kind, request.dry_run, &raw);
         let id = uuid::Uuid::now_v7().to_string();
-        let spec_bytes = sealed(&wire, &self.inner.config.journal_key, &id)?.encode_to_vec();
+        let spec_bytes = records::encode(&sealed(&raw, &self.inner.config.journal_key, &id)?);
         let (row, created) = self
             .inner
             .journal
             .create_operation(NewOperation {
                 id,
-                kind: request.kind as i32,
+                kind: records::kind_code(request.kind),
                 spec_name: request.spec.name.clone(),
                 spec: spec_bytes,
                 idempotency_key: request.idempotency_key.clone(),
@@ -220,7 +221,7 @@ impl Engine {
                 binding_name: request.binding_name.clone(),
                 created_by: request.created_by.clone(),
                 create_time: convert::now_ms(),
-                state: pb::OperationState::Pending as i32,
+                state: records::state_code(OperationState::Pending),
                 dry_run: request.dry_run,
             })
             .await
@@ -266,14 +267,14 @@ impl Engine {
                 let message = "internal error: the operation stopped unexpectedly; see the crossroled log";
                 last_words.emit(
                     "",
-                    pb::operation_event::Event::StateChanged(pb::OperationStateChanged {
-                        state: pb::OperationState::Failed as i32,
+                    Event::StateChanged {
+                        state: OperationState::Failed,
                         message: message.into(),
                         counts: Some(rollout::counts(&inner, &id).await),
-                    }),
+                    },
                 );
                 last_words.flush().await;
-                let failed = pb::OperationState::Failed as i32;
+                let failed = records::state_code(OperationState::Failed);
                 if let Err(e) =
                     inner.journal.set_operation_state(&id, failed, message, None, Some(convert::now_ms())).await
                 {
@@ -290,18 +291,14 @@ impl Engine {
 
     /// Resumes the operations a previous run of crossroled left unfinished. Returns how many.
     pub async fn resume(&self) -> Result<usize, Error> {
-        let finals = [
-            pb::OperationState::Succeeded as i32,
-            pb::OperationState::Failed as i32,
-            pb::OperationState::Cancelled as i32,
-        ];
+        let finals: Vec<i32> =
+            OperationState::ALL.into_iter().filter(|s| s.is_final()).map(records::state_code).collect();
         let rows = self.inner.journal.unfinished_operations(&finals).await?;
         let n = rows.len();
         for row in rows {
-            let spec = pb::AccessSpec::decode(row.spec.as_slice()).map_err(|e| Error::Corrupt(e.to_string()))?;
-            let spec = AccessSpec::try_from(&opened(&spec, &self.inner.config.journal_key, &row.id)?)?;
+            let spec = AccessSpec::try_from(&self.spec_of(&row)?)?;
             tracing::info!(operation = row.id, "resuming an unfinished operation");
-            let cancelling = row.state == pb::OperationState::Cancelling as i32;
+            let cancelling = row.state == records::state_code(OperationState::Cancelling);
             let id = row.id.clone();
             self.spawn(row, spec);
             if cancelling {
@@ -322,77 +319,78 @@ impl Engine {
     }
 
     /// Asks an operation to stop: nothing new starts, accounts in flight stop after their current call.
-    pub async fn cancel(&self, id: &str) -> Result<pb::Operation, Error> {
+    pub async fn cancel(&self, id: &str) -> Result<Operation, Error> {
         let row =
             self.inner.journal.get_operation(id).await?.ok_or_else(|| Error::NotFound(format!("operation {id}")))?;
-        if is_final(row.state) {
-            return Err(Error::FailedPrecondition(format!(
-                "operation {id} is already {}",
-                pb::OperationState::try_from(row.state).map(|s| s.as_str_name()).unwrap_or("finished")
-            )));
+        let state = state(&row)?;
+        if state.is_final() {
+            return Err(Error::FailedPrecondition(format!("operation {id} is already {}", state.as_str())));
         }
-        self.inner
-            .journal
-            .set_operation_state(id, pb::OperationState::Cancelling as i32, "cancel requested", None, None)
-            .await?;
+        let cancelling = records::state_code(OperationState::Cancelling);
+        self.inner.journal.set_operation_state(id, cancelling, "cancel requested", None, None).await?;
         self.cancel_running(id);
         self.operation(id).await
     }
 
     /// Live events of a running operation; `None` when it is not running in this process.
-    pub fn subscribe(&self, id: &str) -> Option<broadcast::Receiver<Arc<pb::OperationEvent>>> {
+    pub fn subscribe(&self, id: &str) -> Option<broadcast::Receiver<Arc<OperationEvent>>> {
         self.inner.running.lock().ok().and_then(|r| r.get(id).map(|r| r.events.subscribe()))
     }
 
     /// Journaled events after `after`, at most `limit`.
-    pub async fn events(&self, id: &str, after: u64, limit: usize) -> Result<Vec<pb::OperationEvent>, Error> {
+    pub async fn events(&self, id: &str, after: u64, limit: usize) -> Result<Vec<OperationEvent>, Error> {
         self.inner
             .journal
             .read_events(id, after, limit)
             .await?
             .into_iter()
-            .map(|e| pb::OperationEvent::decode(e.payload.as_slice()).map_err(|e| Error::Corrupt(e.to_string())))
+            .map(|e| records::decode(&e.payload, &format!("event {} of operation {id}", e.sequence)))
             .collect()
     }
 
     /// An operation, with its counts.
-    pub async fn operation(&self, id: &str) -> Result<pb::Operation, Error> {
+    pub async fn operation(&self, id: &str) -> Result<Operation, Error> {
         let row =
             self.inner.journal.get_operation(id).await?.ok_or_else(|| Error::NotFound(format!("operation {id}")))?;
-        self.to_pb(row).await
+        self.view(row).await
     }
 
-    async fn to_pb(&self, row: OperationRow) -> Result<pb::Operation, Error> {
-        let spec = pb::AccessSpec::decode(row.spec.as_slice()).map_err(|e| Error::Corrupt(e.to_string()))?;
-        let spec = opened(&spec, &self.inner.config.journal_key, &row.id)?;
+    /// The spec an operation runs, its ExternalId opened.
+    fn spec_of(&self, row: &OperationRow) -> Result<RawSpec, Error> {
+        let spec: RawSpec = records::decode(&row.spec, &format!("the spec of operation {}", row.id))?;
+        opened(&spec, &self.inner.config.journal_key, &row.id)
+    }
+
+    async fn view(&self, row: OperationRow) -> Result<Operation, Error> {
+        let spec = self.spec_of(&row)?;
         let counts = rollout::counts(&self.inner, &row.id).await;
-        Ok(pb::Operation {
-            id: row.id,
-            kind: row.kind,
-            state: row.state,
-            spec: Some(redacted(&spec, &self.inner.redactor)),
-            idempotency_key: row.idempotency_key.unwrap_or_default(),
-            binding_name: row.binding_name.unwrap_or_default(),
+        Ok(Operation {
+            kind: records::kind_of(row.kind),
+            state: state(&row)?,
+            spec: redacted(&spec, &self.inner.redactor),
+            idempotency_key: row.idempotency_key,
+            binding_name: row.binding_name,
             created_by: row.created_by,
-            create_time: Some(convert::timestamp(row.create_time)),
-            start_time: row.start_time.map(convert::timestamp),
-            end_time: row.end_time.map(convert::timestamp),
-            counts: Some(counts),
+            create_time: row.create_time,
+            start_time: row.start_time,
+            end_time: row.end_time,
+            counts,
             message: row.message,
-            aws_calls: row.aws_calls.into_iter().collect(),
+            aws_calls: row.aws_calls,
             throttled_calls: row.throttled_calls,
             last_sequence: row.last_sequence,
             dry_run: row.dry_run,
+            id: row.id,
         })
     }
 
     /// Operations, newest first; the token is opaque.
     pub async fn list_operations(
         &self,
-        filter: &OperationFilter,
+        filter: &ListFilter,
         page_size: usize,
         token: &str,
-    ) -> Result<(Vec<pb::Operation>, String), Error> {
+    ) -> Result<(Vec<Operation>, String), Error> {
         let before = if token.is_empty() {
             None
         } else {
@@ -400,10 +398,15 @@ impl Engine {
                 Error::Invalid(crossrole_core::Error::invalid("page_token", "not a token this server issued"))
             })?)
         };
-        let (rows, next) = self.inner.journal.list_operations(filter, page_size, before).await?;
+        let filter = OperationFilter {
+            states: filter.states.iter().map(|s| records::state_code(*s)).collect(),
+            spec_name: filter.spec_name.clone(),
+            binding_name: filter.binding_name.clone(),
+        };
+        let (rows, next) = self.inner.journal.list_operations(&filter, page_size, before).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {
-            out.push(self.to_pb(r).await?);
+            out.push(self.view(r).await?);
         }
         Ok((out, next.map(|n| n.to_string()).unwrap_or_default()))
     }
@@ -412,10 +415,10 @@ impl Engine {
     pub async fn account_results(
         &self,
         id: &str,
-        outcomes: &[i32],
+        outcomes: &[Outcome],
         page_size: usize,
         token: &str,
-    ) -> Result<(Vec<pb::AccountResult>, String), Error> {
+    ) -> Result<(Vec<AccountResult>, String), Error> {
         if self.inner.journal.get_operation(id).await?.is_none() {
             return Err(Error::NotFound(format!("operation {id}")));
         }
@@ -426,38 +429,31 @@ impl Engine {
                 Error::Invalid(crossrole_core::Error::invalid("page_token", "not a token this server issued"))
             })?)
         };
-        let mut rows = self.inner.journal.list_accounts(id, outcomes, page_size + 1, after).await?;
+        let outcomes: Vec<i32> = outcomes.iter().map(|o| records::outcome_code(*o)).collect();
+        let mut rows = self.inner.journal.list_accounts(id, &outcomes, page_size + 1, after).await?;
         let next = if rows.len() > page_size {
             rows.truncate(page_size);
             rows.last().map(|r| r.index.to_string()).unwrap_or_default()
         } else {
             String::new()
         };
-        let results = rows
-            .into_iter()
-            .map(|r| pb::AccountResult::decode(r.result.as_slice()).map_err(|e| Error::Corrupt(e.to_string())))
-            .collect::<Result<_, _>>()?;
+        let results = rows.iter().map(|r| records::account_result(r, id)).collect::<Result<_, _>>()?;
         Ok((results, next))
     }
 
     /// Waits until an operation is finished (for tests, benchmarks and the CLI's `--wait`).
-    pub async fn wait(&self, id: &str) -> Result<pb::Operation, Error> {
+    pub async fn wait(&self, id: &str) -> Result<Operation, Error> {
         loop {
             let live = self.subscribe(id);
             let op = self.operation(id).await?;
-            if is_final(op.state) {
+            if op.state.is_final() {
                 return Ok(op);
             }
             match live {
                 Some(mut rx) => loop {
                     match rx.recv().await {
-                        Ok(e) => {
-                            if let Some(pb::operation_event::Event::StateChanged(s)) = &e.event
-                                && is_final(s.state)
-                            {
-                                break;
-                            }
-                        }
+                        Ok(e) if e.is_final() => break,
+                        Ok(_) => {}
                         Err(broadcast::error::RecvError::Lagged(_)) => continue,
                         Err(broadcast::error::RecvError::Closed) => break,
                     }
@@ -481,9 +477,27 @@ impl Engine {
 impl Engine {
     /// The request's fingerprint, to tell a retry from a reuse of an idempotency key. It is keyed (it covers the
     /// ExternalId, and the journal keeps it), and stable across restarts with the same journal key.
-    fn fingerprint(&self, kind: pb::OperationKind, dry_run: bool, spec: &[u8]) -> String {
-        let mut data = vec![kind as i32 as u8, dry_run as u8];
-        data.extend_from_slice(spec);
+    fn fingerprint(&self, kind: OperationKind, dry_run: bool, spec: &RawSpec) -> String {
+        let mut data = vec![records::kind_code(kind) as u8, dry_run as u8];
+        data.extend_from_slice(&records::encode(spec));
         self.inner.redactor.digest(&data)
     }
+}
+
+/// Which operations to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only in these states; empty for any.
+    pub states: Vec<OperationState>,
+    /// Only of this spec; empty for any.
+    pub spec_name: String,
+    /// Only started by this binding; empty for any.
+    pub binding_name: String,
+}
+
+/// An operation's state from its row.
+fn state(row: &OperationRow) -> Result<OperationState, Error> {
+    records::state_of(row.state).ok_or_else(|| {
+        Error::Corrupt(format!("operation {} has state {}, unknown to this crossroled", row.id, row.state))
+    })
 }

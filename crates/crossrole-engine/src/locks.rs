@@ -1,7 +1,5 @@
-//! Per-(account, role) locks: never two operations on the same role at once.
-//!
-//! In one crossroled these are in-process locks; a second operation waits (the default) or is refused. With a
-//! shared PostgreSQL journal they would become row leases.
+//! Per-(account, role) locks: never two operations on the same role at once. A second operation waits for the
+//! first; with a shared journal (several replicas) these become leases in the journal.
 
 use std::{
     collections::HashMap,
@@ -9,16 +7,6 @@ use std::{
 };
 
 use tokio::sync::OwnedMutexGuard;
-
-/// What a second operation on a locked role does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LockPolicy {
-    /// Wait for the first one.
-    #[default]
-    Wait,
-    /// Fail the account with `busy`.
-    Refuse,
-}
 
 /// One async lock per (account, role).
 type LockTable = HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>;
@@ -30,8 +18,8 @@ pub(crate) struct RoleLocks {
 }
 
 impl RoleLocks {
-    /// Locks (account, role); `None` if refused.
-    pub(crate) async fn lock(&self, account: &str, role: &str, policy: LockPolicy) -> Option<OwnedMutexGuard<()>> {
+    /// Locks (account, role), waiting for the holder if there is one.
+    pub(crate) async fn lock(&self, account: &str, role: &str) -> OwnedMutexGuard<()> {
         let lock = {
             let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
             // Drop entries nobody holds, so the table does not grow with every account ever touched.
@@ -40,10 +28,7 @@ impl RoleLocks {
             }
             locks.entry((account.to_string(), role.to_string())).or_default().clone()
         };
-        match policy {
-            LockPolicy::Wait => Some(lock.lock_owned().await),
-            LockPolicy::Refuse => lock.try_lock_owned().ok(),
-        }
+        lock.lock_owned().await
     }
 }
 
@@ -52,16 +37,18 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn second_holder_waits_or_is_refused() {
+    async fn a_second_holder_of_the_same_role_waits_and_others_do_not() {
         let locks = Arc::new(RoleLocks::default());
-        let held = locks.lock("1", "R", LockPolicy::Wait).await.unwrap();
-        assert!(locks.lock("1", "R", LockPolicy::Refuse).await.is_none());
-        assert!(locks.lock("2", "R", LockPolicy::Refuse).await.is_some());
+        let held = locks.lock("1", "R").await;
+        drop(locks.lock("2", "R").await);
+        drop(locks.lock("1", "Other").await);
         let l2 = locks.clone();
-        let waiter = tokio::spawn(async move { l2.lock("1", "R", LockPolicy::Wait).await.is_some() });
+        let waiter = tokio::spawn(async move {
+            drop(l2.lock("1", "R").await);
+        });
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
         drop(held);
-        assert!(waiter.await.unwrap());
+        waiter.await.unwrap();
     }
 }

@@ -8,11 +8,14 @@ use crossrole_core::{
     ceiling::Organization,
     grant::GrantPlan,
     guardrails::{self, Finding, OrgContext},
+    ops::{
+        AccessPlan, AccountError, AccountPlanView, AccountVerification, AssumeCheck, Conformance, ErrorCode,
+        GrantPlanView, Phase, PlanStatus, SkippedAccount, Verification,
+    },
     org::{OrgTree, Selection},
     plan::{AccountPlan, DesiredRole},
     spec::{TargetSelector, TrustedGrant},
 };
-use crossrole_proto::v1 as pb;
 use futures::StreamExt;
 use tokio_util::sync::CancellationToken;
 
@@ -86,45 +89,45 @@ impl Engine {
     /// What an apply would do, account by account, without changing anything: the same targets, skips and
     /// reasons ([`targets::resolve`]), the same per-account path, and the grant an apply reaching these plans would
     /// write ([`targets::grant_accounts`]).
-    pub async fn plan(&self, spec: &AccessSpec) -> Result<pb::AccessPlan, Error> {
+    pub async fn plan(&self, spec: &AccessSpec) -> Result<AccessPlan, Error> {
         let spec = &self.admit(spec.clone()).await?;
         let findings = self.guardrails(spec).await?;
         let env = self.read_env(spec, "crossrole-plan");
         let resolved = targets::resolve(&self.inner, spec, false, &env.ctx, false).await?;
         let n = self.concurrency(spec, resolved.targets.len());
         let env_ref = &env;
-        let examined: Vec<(pb::AccountPlan, Standing)> = futures::stream::iter(resolved.targets.clone())
+        let examined: Vec<(AccountPlanView, Standing)> = futures::stream::iter(resolved.targets.clone())
             .map(move |t| {
                 let env = env_ref;
                 async move {
                     let t = &t;
-                    let mut p = pb::AccountPlan {
+                    let role_arn = env.desired.arn(env.inner.aws.partition(), &t.account_id);
+                    let mut p = AccountPlanView {
                         account_id: t.account_id.clone(),
                         account_name: t.account_name.clone(),
-                        role_arn: env.desired.arn(env.inner.aws.partition(), &t.account_id),
-                        ..Default::default()
+                        role_arn: role_arn.clone(),
+                        status: PlanStatus::InSync,
+                        changes: Vec::new(),
+                        findings: Vec::new(),
+                        error: None,
                     };
                     let mut standing = Standing::Out;
                     match account::examine(env, t).await {
                         Err(e) => {
-                            p.status = pb::AccountPlanStatus::Failed as i32;
+                            p.status = PlanStatus::Failed;
                             p.error = Some(e);
                             standing = Standing::Failed;
                         }
                         Ok(x) => match x.plan {
-                            AccountPlan::InSync => {
-                                p.status = pb::AccountPlanStatus::InSync as i32;
-                                standing = Standing::InPlace;
-                            }
+                            AccountPlan::InSync => standing = Standing::InPlace,
                             AccountPlan::Changes(c) => {
-                                p.status = pb::AccountPlanStatus::Changes as i32;
-                                p.changes = c.iter().map(|c| c.to_wire(&env.redactor)).collect();
+                                p.status = PlanStatus::Changes;
+                                p.changes = c.iter().map(|c| c.shown(&env.redactor)).collect();
                                 standing = Standing::InPlace;
                             }
                             AccountPlan::Conflict { owner } => {
-                                p.status = pb::AccountPlanStatus::Conflict as i32;
-                                let arn = env.desired.arn(env.inner.aws.partition(), &t.account_id);
-                                p.findings.push(convert::finding(&guardrails::unowned_role(&arn, owner.as_deref())));
+                                p.status = PlanStatus::Conflict;
+                                p.findings.push(guardrails::unowned_role(&role_arn, owner.as_deref()));
                             }
                         },
                     }
@@ -148,17 +151,11 @@ impl Engine {
                 Some(self.plan_grant(spec, g, &ensure, &env.ctx).await?)
             }
         };
-        let accounts: Vec<pb::AccountPlan> = examined.into_iter().map(|(p, _)| p).collect();
-        let accounts_with_changes = accounts.iter().filter(|a| !a.changes.is_empty()).count() as u32;
-        let total_changes = accounts.iter().map(|a| a.changes.len()).sum::<usize>()
-            + grant.as_ref().map(|g| g.changes.len()).unwrap_or(0);
-        Ok(pb::AccessPlan {
-            findings: findings.iter().map(convert::finding).collect(),
-            accounts,
+        Ok(AccessPlan {
+            findings,
+            accounts: examined.into_iter().map(|(p, _)| p).collect(),
             skipped: skipped(&resolved.skipped, &resolved.tree),
             grant,
-            accounts_with_changes,
-            total_changes: total_changes as u32,
         })
     }
 
@@ -170,16 +167,17 @@ impl Engine {
         g: &TrustedGrant,
         ensure: &BTreeSet<String>,
         ctx: &CallContext,
-    ) -> Result<pb::GrantPlan, Error> {
-        let mut gp = pb::GrantPlan {
+    ) -> Result<GrantPlanView, Error> {
+        let mut gp = GrantPlanView {
             account_id: g.account_id.clone(),
             policy_arn: g.policy_arn(self.partition()),
-            ..Default::default()
+            changes: Vec::new(),
+            error: None,
         };
         let creds = match self.inner.broker.bootstrap(ctx, &g.account_id, None, "crossrole-plan").await {
             Ok(c) => c,
             Err(e) => {
-                gp.error = Some(convert::account_error(&e, pb::AccountPhase::Assume));
+                gp.error = Some(convert::account_error(&e, Phase::Assume));
                 return Ok(gp);
             }
         };
@@ -187,21 +185,21 @@ impl Engine {
         let observed = match iam.read_grant(&gp.policy_arn).await {
             Ok(o) => o,
             Err(e) => {
-                gp.error = Some(convert::account_error(&e, pb::AccountPhase::Read));
+                gp.error = Some(convert::account_error(&e, Phase::Read));
                 return Ok(gp);
             }
         };
         match rollout::grant_plan(&self.inner, spec, g, Some(ensure), observed.as_ref(), ctx).await? {
             GrantPlan::InSync => {}
-            GrantPlan::Changes(c) => gp.changes = c.iter().map(pb::Change::from).collect(),
+            GrantPlan::Changes(c) => gp.changes = c.iter().map(|c| c.shown()).collect(),
             GrantPlan::Conflict { owner } => {
-                gp.error = Some(convert::own_error(
-                    "not_owned",
+                gp.error = Some(AccountError::new(
+                    ErrorCode::NotOwned,
                     match owner {
                         Some(o) => format!("{} belongs to crossrole spec {o:?}", gp.policy_arn),
                         None => format!("{} exists and is not managed by crossrole", gp.policy_arn),
                     },
-                    pb::AccountPhase::Plan,
+                    Phase::Plan,
                 ))
             }
         }
@@ -209,7 +207,7 @@ impl Engine {
     }
 
     /// Checks each account's role against the spec, and that the trusted side can assume it.
-    pub async fn verify(&self, spec: &AccessSpec) -> Result<pb::VerifyAccessResponse, Error> {
+    pub async fn verify(&self, spec: &AccessSpec) -> Result<Verification, Error> {
         let spec = &self.admit(spec.clone()).await?;
         let env = self.read_env(spec, "crossrole-verify");
         let resolved = targets::resolve(&self.inner, spec, false, &env.ctx, false).await?;
@@ -223,35 +221,37 @@ impl Engine {
                 async move {
                     let t = &t;
                     let role_arn = env.desired.arn(env.inner.aws.partition(), &t.account_id);
-                    let mut v = pb::AccountVerification {
+                    let mut v = AccountVerification {
                         account_id: t.account_id.clone(),
                         account_name: t.account_name.clone(),
                         role_arn: role_arn.clone(),
-                        ..Default::default()
+                        conformance: Conformance::Unknown,
+                        drift: Vec::new(),
+                        assume: AssumeCheck::skipped("the account could not be read"),
+                        trust_checks: Vec::new(),
+                        error: None,
                     };
                     let x = match account::examine(env, t).await {
                         Ok(x) => x,
                         Err(e) => {
-                            v.conformance = pb::RoleConformance::Unknown as i32;
                             v.error = Some(e);
-                            v.assume = Some(verify::live_check_skipped("the account could not be read"));
                             return v;
                         }
                     };
                     v.conformance = match &x.plan {
-                        AccountPlan::InSync => pb::RoleConformance::InSync,
-                        AccountPlan::Conflict { .. } => pb::RoleConformance::NotOwned,
-                        AccountPlan::Changes(_) if x.observed.is_none() => pb::RoleConformance::Missing,
+                        AccountPlan::InSync => Conformance::InSync,
+                        AccountPlan::Conflict { .. } => Conformance::NotOwned,
+                        AccountPlan::Changes(_) if x.observed.is_none() => Conformance::Missing,
                         AccountPlan::Changes(c) => {
-                            v.drift = c.iter().map(|c| c.to_wire(&env.redactor)).collect();
-                            pb::RoleConformance::Drifted
+                            v.drift = c.iter().map(|c| c.shown(&env.redactor)).collect();
+                            Conformance::Drifted
                         }
-                    } as i32;
+                    };
                     match &x.observed {
-                        None => v.assume = Some(verify::live_check_skipped("the role does not exist")),
+                        None => v.assume = AssumeCheck::skipped("the role does not exist"),
                         Some(observed) => {
                             v.trust_checks = verify::static_checks(&observed.trust_policy, &env.spec, principals);
-                            v.assume = Some(account::live_check(env, &t.account_id, &role_arn).await);
+                            v.assume = account::live_check(env, &t.account_id, &role_arn).await;
                         }
                     }
                     v
@@ -260,29 +260,17 @@ impl Engine {
             .buffered(n)
             .collect()
             .await;
-        Ok(pb::VerifyAccessResponse { accounts, skipped: skipped(&resolved.skipped, &resolved.tree) })
+        Ok(Verification { accounts, skipped: skipped(&resolved.skipped, &resolved.tree) })
     }
 }
 
-fn skipped(skips: &[Skip], tree: &OrgTree) -> Vec<pb::SkippedAccount> {
+fn skipped(skips: &[Skip], tree: &OrgTree) -> Vec<SkippedAccount> {
     skips
         .iter()
-        .map(|s| pb::SkippedAccount {
-            account: Some(account(&s.account, &tree.path_of(&s.account.parent_id))),
+        .map(|s| SkippedAccount {
+            account: s.account.clone(),
+            parent_path: tree.path_of(&s.account.parent_id),
             reason: s.reason.clone(),
         })
         .collect()
-}
-
-/// An account for the API.
-pub fn account(a: &crossrole_core::org::AccountInfo, parent_path: &str) -> pb::Account {
-    pb::Account {
-        id: a.id.clone(),
-        name: a.name.clone(),
-        email: a.email.clone(),
-        state: pb::AccountState::from(a.state) as i32,
-        parent_id: a.parent_id.clone(),
-        parent_path: parent_path.to_string(),
-        tags: Default::default(),
-    }
 }

@@ -17,14 +17,13 @@ use crossrole_core::{
     AccessSpec,
     ceiling::Organization,
     grant::{self, GrantPlan},
+    ops::{AccountError, AccountResult, Counts, ErrorCode, Event, OperationKind, OperationState, Outcome, Phase},
     plan::DesiredRole,
     policy::grant_policy,
     spec::{PrincipalKind, TrustedGrant},
 };
-use crossrole_proto::v1 as pb;
 use crossrole_store::OperationRow;
 use futures::StreamExt;
-use prost::Message;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -34,18 +33,19 @@ use crate::{
     account::{self, Action, RunEnv, Target},
     convert,
     events::EventSink,
+    records,
     targets::{self, Standing},
 };
 
 /// How a run ended.
 struct Ending {
-    state: pb::OperationState,
+    state: OperationState,
     message: String,
 }
 
 impl Ending {
     fn failed(message: impl Into<String>) -> Option<Ending> {
-        Some(Ending { state: pb::OperationState::Failed, message: message.into() })
+        Some(Ending { state: OperationState::Failed, message: message.into() })
     }
 }
 
@@ -58,7 +58,8 @@ pub(crate) async fn run(
     cancel: CancellationToken,
     sink: EventSink,
 ) {
-    let kind = convert::kind_name(op.kind);
+    let kind =
+        records::kind_of(op.kind).map(|k| k.as_str().to_string()).unwrap_or_else(|| format!("unknown({})", op.kind));
     let span = tracing::info_span!("operation", id = %op.id, kind, spec = %spec.name);
     async move {
         let stop = CancellationToken::new();
@@ -81,24 +82,21 @@ pub(crate) async fn run(
                 let counts = counts(&inner, &op.id).await;
                 sink.emit(
                     "",
-                    pb::operation_event::Event::StateChanged(pb::OperationStateChanged {
-                        state: ending.state as i32,
-                        message: ending.message.clone(),
-                        counts: Some(counts),
-                    }),
+                    Event::StateChanged { state: ending.state, message: ending.message.clone(), counts: Some(counts) },
                 );
                 sink.flush().await;
+                let state = records::state_code(ending.state);
                 if let Err(e) = inner
                     .journal
-                    .set_operation_state(&op.id, ending.state as i32, &ending.message, None, Some(convert::now_ms()))
+                    .set_operation_state(&op.id, state, &ending.message, None, Some(convert::now_ms()))
                     .await
                 {
                     tracing::error!(error = %e, "cannot record the end of the operation");
                 }
                 if let Ok(mut m) = inner.metrics.lock() {
-                    *m.operations.entry(ending.state.as_str_name()).or_default() += 1;
+                    *m.operations.entry(ending.state.as_str()).or_default() += 1;
                 }
-                tracing::info!(state = ending.state.as_str_name(), message = ending.message, "operation finished");
+                tracing::info!(state = ending.state.as_str(), message = ending.message, "operation finished");
             }
         }
         sink.flush().await;
@@ -107,20 +105,10 @@ pub(crate) async fn run(
     .await
 }
 
-pub(crate) async fn counts(inner: &Inner, op: &str) -> pb::OperationCounts {
-    let by_outcome = inner.journal.count_accounts(op).await.unwrap_or_default();
-    let get = |o: pb::AccountOutcome| by_outcome.get(&(o as i32)).copied().unwrap_or(0);
-    pb::OperationCounts {
-        total: by_outcome.values().sum(),
-        pending: get(pb::AccountOutcome::Pending),
-        running: get(pb::AccountOutcome::Running),
-        changed: get(pb::AccountOutcome::Changed),
-        unchanged: get(pb::AccountOutcome::Unchanged),
-        failed: get(pb::AccountOutcome::Failed),
-        skipped: get(pb::AccountOutcome::Skipped),
-        not_started: get(pb::AccountOutcome::NotStarted),
-        drifted: get(pb::AccountOutcome::Drifted),
-    }
+pub(crate) async fn counts(inner: &Inner, op: &str) -> Counts {
+    let by_code = inner.journal.count_accounts(op).await.unwrap_or_default();
+    let by_outcome = by_code.into_iter().filter_map(|(code, n)| Some((records::outcome_of(code)?, n))).collect();
+    Counts::from_outcomes(&by_outcome)
 }
 
 /// "1 account", "2 accounts".
@@ -137,27 +125,17 @@ async fn drive(
     sink: &EventSink,
 ) -> Option<Ending> {
     let ctx = CallContext { stats: inner.running_stats(&op.id), observer: Some(Arc::new(RetryEvents(sink.clone()))) };
-    if op.state != pb::OperationState::Running as i32 {
-        let _ = inner
-            .journal
-            .set_operation_state(&op.id, pb::OperationState::Running as i32, "", Some(convert::now_ms()), None)
-            .await;
-        sink.emit(
-            "",
-            pb::operation_event::Event::StateChanged(pb::OperationStateChanged {
-                state: pb::OperationState::Running as i32,
-                message: String::new(),
-                counts: None,
-            }),
-        );
+    let running = records::state_code(OperationState::Running);
+    if op.state != running {
+        let _ = inner.journal.set_operation_state(&op.id, running, "", Some(convert::now_ms()), None).await;
+        sink.emit("", Event::StateChanged { state: OperationState::Running, message: String::new(), counts: None });
     }
     // An operation of a kind this crossroled does not know does nothing, rather than something it was not asked.
-    let kind = match pb::OperationKind::try_from(op.kind) {
-        Ok(k @ (pb::OperationKind::Apply | pb::OperationKind::Destroy | pb::OperationKind::Reconcile)) => k,
-        _ => return Ending::failed(format!("unknown operation kind {}; nothing was done", op.kind)),
+    let Some(kind) = records::kind_of(op.kind) else {
+        return Ending::failed(format!("unknown operation kind {}; nothing was done", op.kind));
     };
     // The ceiling may have been lowered since the operation started (it resumes after a restart): check again.
-    if kind != pb::OperationKind::Destroy && !inner.config.ceiling.is_empty() {
+    if kind != OperationKind::Destroy && !inner.config.ceiling.is_empty() {
         let org = match inner.discovery.tree(&ctx, false).await {
             Ok(tree) => tree,
             Err(e) => return Ending::failed(format!("cannot read the organization: {e}")),
@@ -184,7 +162,7 @@ async fn drive(
     let grant = spec.grant.as_ref().filter(|_| !op.dry_run);
 
     // A destroy cuts access first; if it cannot, no role is touched.
-    if let (Some(g), pb::OperationKind::Destroy) = (grant, kind)
+    if let (Some(g), OperationKind::Destroy) = (grant, kind)
         && let Err(message) = trusted_side(inner, &spec, g, None, &ctx, &op.id, sink).await
     {
         let why = format!("not started: the trusted side's policy could not be removed first: {message}");
@@ -227,39 +205,21 @@ async fn drive(
             running.push(tokio::spawn(
                 async move {
                     let _permit = permit;
-                    let lock =
-                        env.inner.locks.lock(&target.account_id, &env.desired.name, env.inner.config.lock_policy).await;
-                    let mut running = target.result(pb::AccountOutcome::Running, pb::AccountPhase::Queued);
-                    let result = match lock {
-                        None => {
-                            running.outcome = pb::AccountOutcome::Failed as i32;
-                            running.phase = pb::AccountPhase::Done as i32;
-                            running.error = Some(convert::own_error(
-                                "busy",
-                                "another operation is working on this role in this account",
-                                pb::AccountPhase::Queued,
-                            ));
-                            running
+                    let result = {
+                        let _guard = env.inner.locks.lock(&target.account_id, &env.desired.name).await;
+                        if let Some(s) = &env.sink {
+                            // A resumed account keeps the changes on record until its run replaces them.
+                            let mut running = target.result(Outcome::Running, Phase::Queued);
+                            running.changes = target.prior.as_ref().map(|p| p.changes.clone()).unwrap_or_default();
+                            s.account(&running);
                         }
-                        Some(_guard) => {
-                            if let Some(s) = &env.sink {
-                                // A resumed account keeps the changes on record until its run replaces them.
-                                running.changes = target.prior.as_ref().map(|p| p.changes.clone()).unwrap_or_default();
-                                s.account(&running);
-                            }
-                            account::run(&env, &target).await
-                        }
+                        account::run(&env, &target).await
                     };
                     if let Some(s) = &env.sink {
                         s.account(&result);
                         // An account stopped by a shutdown is not finished: it resumes at the next start.
-                        if convert::outcome_is_final(result.outcome) {
-                            s.emit(
-                                &result.account_id,
-                                pb::operation_event::Event::AccountFinished(pb::AccountFinished {
-                                    result: Some(result.clone()),
-                                }),
-                            );
+                        if result.outcome.is_final() {
+                            s.emit(&result.account_id, Event::AccountFinished { result: Box::new(result.clone()) });
                         }
                     }
                     result
@@ -277,14 +237,10 @@ async fn drive(
         }
         match running.next().await {
             Some(Ok(result)) => {
-                if let (true, Ok(mut m), Ok(o)) = (
-                    convert::outcome_is_final(result.outcome),
-                    inner.metrics.lock(),
-                    pb::AccountOutcome::try_from(result.outcome),
-                ) {
-                    *m.accounts.entry(o.as_str_name()).or_default() += 1;
+                if let (true, Ok(mut m)) = (result.outcome.is_final(), inner.metrics.lock()) {
+                    *m.accounts.entry(result.outcome.as_str()).or_default() += 1;
                 }
-                if result.outcome == pb::AccountOutcome::Failed as i32 {
+                if result.outcome == Outcome::Failed {
                     failures += 1;
                     halted |= failures > tolerance;
                 }
@@ -311,12 +267,12 @@ async fn drive(
     not_started(sink, &never, &why);
     sink.flush().await;
     if cancel.is_cancelled() {
-        return Some(Ending { state: pb::OperationState::Cancelled, message: "cancelled".into() });
+        return Some(Ending { state: OperationState::Cancelled, message: "cancelled".into() });
     }
 
     // The grant, from what the accounts reached.
     let mut trusted_error = None;
-    if let (Some(g), pb::OperationKind::Apply | pb::OperationKind::Reconcile) = (grant, kind) {
+    if let (Some(g), OperationKind::Apply | OperationKind::Reconcile) = (grant, kind) {
         let ensure = match reached(inner, op, &spec).await {
             Ok(e) => e,
             Err(message) => return Ending::failed(message),
@@ -338,7 +294,7 @@ async fn drive(
     }
     problems.extend(trusted_error);
     if problems.is_empty() {
-        Some(Ending { state: pb::OperationState::Succeeded, message: String::new() })
+        Some(Ending { state: OperationState::Succeeded, message: String::new() })
     } else {
         Ending::failed(problems.join("; "))
     }
@@ -347,8 +303,8 @@ async fn drive(
 /// Records `targets` as not started, with `why`.
 fn not_started(sink: &EventSink, targets: &[Target], why: &str) {
     for t in targets {
-        let mut r = t.result(pb::AccountOutcome::NotStarted, pb::AccountPhase::Done);
-        r.error = Some(convert::own_error("not_started", why, pb::AccountPhase::Queued));
+        let mut r = t.result(Outcome::NotStarted, Phase::Done);
+        r.error = Some(AccountError::new(ErrorCode::NotStarted, why, Phase::Queued));
         sink.account(&r);
     }
 }
@@ -361,11 +317,11 @@ async fn reached(inner: &Inner, op: &OperationRow, spec: &AccessSpec) -> Result<
         inner.journal.placements(&spec.name).await.map_err(|e| e.to_string())?.into_iter().collect();
     let standings: Vec<(String, Standing)> = rows
         .iter()
-        .map(|(r, _)| {
-            let ensure = r.action != pb::AccountAction::Remove as i32;
-            let standing = match pb::AccountOutcome::try_from(r.outcome) {
-                Ok(pb::AccountOutcome::Changed | pb::AccountOutcome::Unchanged) if ensure => Standing::InPlace,
-                Ok(pb::AccountOutcome::Failed) if ensure => Standing::Failed,
+        .map(|r| {
+            let ensure = r.action != Action::Remove;
+            let standing = match r.outcome {
+                Outcome::Changed | Outcome::Unchanged if ensure => Standing::InPlace,
+                Outcome::Failed if ensure => Standing::Failed,
                 _ => Standing::Out,
             };
             (r.account_id.clone(), standing)
@@ -374,7 +330,7 @@ async fn reached(inner: &Inner, op: &OperationRow, spec: &AccessSpec) -> Result<
     Ok(targets::grant_accounts(standings.iter().map(|(a, s)| (a.as_str(), *s)), &placements))
 }
 
-async fn all_rows(inner: &Inner, op: &str) -> Result<Vec<(pb::AccountResult, u32)>, String> {
+async fn all_rows(inner: &Inner, op: &str) -> Result<Vec<AccountResult>, String> {
     let mut out = Vec::new();
     let mut after = None;
     loop {
@@ -382,10 +338,7 @@ async fn all_rows(inner: &Inner, op: &str) -> Result<Vec<(pb::AccountResult, u32
         let n = page.len();
         after = page.last().map(|r| r.index);
         for row in page {
-            let mut r = pb::AccountResult::decode(row.result.as_slice()).map_err(|e| format!("journal: {e}"))?;
-            // The row's outcome column is the one the journal counts and filters by.
-            r.outcome = row.outcome;
-            out.push((r, row.index));
+            out.push(records::account_result(&row, op).map_err(|e| format!("journal: {e}"))?);
         }
         if n < 1000 {
             return Ok(out);
@@ -399,7 +352,7 @@ async fn count_failures(inner: &Inner, op: &str) -> usize {
         .count_accounts(op)
         .await
         .ok()
-        .and_then(|c| c.get(&(pb::AccountOutcome::Failed as i32)).copied())
+        .and_then(|c| c.get(&records::outcome_code(Outcome::Failed)).copied())
         .unwrap_or(0) as usize
 }
 
@@ -412,18 +365,18 @@ async fn resume_targets(inner: &Inner, op: &OperationRow) -> Result<Option<(Vec<
     }
     let mut targets = Vec::new();
     let mut done = BTreeSet::new();
-    for (r, index) in rows {
-        if convert::outcome_is_final(r.outcome) {
-            done.insert(index);
+    for r in rows {
+        if r.outcome.is_final() {
+            done.insert(r.index);
             continue;
         }
-        let was_running = r.outcome == pb::AccountOutcome::Running as i32;
+        let was_running = r.outcome == Outcome::Running;
         targets.push(Target {
-            index,
+            index: r.index,
             account_id: r.account_id.clone(),
             account_name: r.account_name.clone(),
             joined_at: None,
-            action: if r.action == pb::AccountAction::Remove as i32 { Action::Remove } else { Action::Ensure },
+            action: r.action,
             prior: was_running.then_some(r),
         });
     }
@@ -435,50 +388,45 @@ async fn resolve(
     inner: &Inner,
     op: &OperationRow,
     spec: &AccessSpec,
-    kind: pb::OperationKind,
+    kind: OperationKind,
     ctx: &CallContext,
     sink: &EventSink,
 ) -> Result<Vec<Target>, String> {
     // An apply reads the organization fresh: accounts move, and a stale tree would miss them.
-    let resolved = targets::resolve(inner, spec, kind == pb::OperationKind::Destroy, ctx, true)
-        .await
-        .map_err(|e| e.to_string())?;
+    let resolved =
+        targets::resolve(inner, spec, kind == OperationKind::Destroy, ctx, true).await.map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
     for t in &resolved.targets {
-        rows.push(pb::AccountResult {
+        rows.push(AccountResult {
             role_arn: spec.role.arn(inner.aws.partition(), &t.account_id),
-            ..t.result(pb::AccountOutcome::Pending, pb::AccountPhase::Queued)
+            ..t.result(Outcome::Pending, Phase::Queued)
         });
     }
     let first_skip = resolved.targets.len();
     for (i, s) in resolved.skipped.iter().enumerate() {
-        rows.push(pb::AccountResult {
+        rows.push(AccountResult {
             account_id: s.account.id.clone(),
             account_name: s.account.name.clone(),
             index: (first_skip + i) as u32,
-            outcome: pb::AccountOutcome::Skipped as i32,
-            phase: pb::AccountPhase::Done as i32,
-            error: Some(convert::own_error("account_not_active", s.reason.clone(), pb::AccountPhase::Queued)),
-            ..Default::default()
+            outcome: Outcome::Skipped,
+            phase: Phase::Done,
+            role_arn: String::new(),
+            changes: Vec::new(),
+            error: Some(AccountError::new(ErrorCode::AccountNotActive, s.reason.clone(), Phase::Queued)),
+            verify: None,
+            end_time: None,
+            action: Action::Ensure,
         });
     }
-    let journal_rows = rows
-        .iter()
-        .map(|r| crossrole_store::AccountRow {
-            index: r.index,
-            account_id: r.account_id.clone(),
-            outcome: r.outcome,
-            result: r.encode_to_vec(),
-        })
-        .collect();
+    let journal_rows = rows.iter().map(records::account_row).collect();
     inner.journal.put_accounts(&op.id, journal_rows).await.map_err(|e| e.to_string())?;
     sink.emit(
         "",
-        pb::operation_event::Event::TargetsResolved(pb::TargetsResolved {
-            target_count: resolved.targets.len() as u32,
-            skipped_count: resolved.skipped.len() as u32,
-            cleanup_count: resolved.cleanup,
-        }),
+        Event::TargetsResolved {
+            targets: resolved.targets.len() as u32,
+            skipped: resolved.skipped.len() as u32,
+            cleanup: resolved.cleanup,
+        },
     );
     Ok(resolved.targets)
 }
@@ -494,11 +442,8 @@ async fn trusted_side(
     sink: &EventSink,
 ) -> Result<(), String> {
     // The grant policy is shared by every operation of the spec: one writer at a time, like roles.
-    let _guard = inner
-        .locks
-        .lock(&g.account_id, &format!("policy{}{}", TrustedGrant::POLICY_PATH, g.policy_name), inner.config.lock_policy)
-        .await
-        .ok_or_else(|| "another operation is updating the trusted side's policy".to_string())?;
+    let _guard =
+        inner.locks.lock(&g.account_id, &format!("policy{}{}", TrustedGrant::POLICY_PATH, g.policy_name)).await;
     let session = format!("crossrole-{op_id}");
     let creds = inner.broker.bootstrap(ctx, &g.account_id, None, &session).await.map_err(|e| e.to_string())?;
     let iam = AccountIam { iam: inner.aws.iam(&creds), calls: &inner.calls, ctx };
@@ -512,12 +457,7 @@ async fn trusted_side(
             None => format!("policy {arn} exists and is not managed by crossrole; it is left untouched"),
         }),
         GrantPlan::Changes(changes) => iam
-            .apply_grant(&arn, &changes, |c| {
-                sink.emit(
-                    &g.account_id,
-                    pb::operation_event::Event::ChangeApplied(pb::ChangeApplied { change: Some(c.into()) }),
-                )
-            })
+            .apply_grant(&arn, &changes, |c| sink.emit(&g.account_id, Event::ChangeApplied { change: c.shown() }))
             .await
             .map_err(|e| e.to_string()),
     }
@@ -558,12 +498,12 @@ impl crossrole_aws::calls::CallObserver for RetryEvents {
     fn retrying(&self, call: &str, code: Option<&str>, attempt: u32, delay: std::time::Duration) {
         self.0.emit(
             "",
-            pb::operation_event::Event::CallRetried(pb::CallRetried {
+            Event::CallRetried {
                 call: call.to_string(),
                 aws_error_code: code.unwrap_or_default().to_string(),
                 attempt,
                 delay_ms: delay.as_millis() as u64,
-            }),
+            },
         );
     }
 }

@@ -12,7 +12,6 @@ use common::*;
 use crossrole_aws::calls::Rates;
 use crossrole_core::ceiling::Ceiling;
 use crossrole_engine::{EngineConfig, Error};
-use crossrole_proto::v1 as pb;
 use crossrole_store::{Journal, SqliteJournal};
 
 const BOUNDARY: &str = "arn:${partition}:iam::${account_id}:policy/crossrole-ceiling/CrossroleCeiling";
@@ -63,16 +62,16 @@ async fn every_role_gets_the_ceiling_of_its_own_account() {
             create.after
         );
     }
-    let op = run(&w, pb::OperationKind::Apply, &spec()).await;
-    assert_eq!(op.state, pb::OperationState::Succeeded as i32, "{}", op.message);
+    let op = run(&w, OperationKind::Apply, &spec()).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
     for i in 0..3 {
         let role = w.fake.role(&account(i), "Audit").unwrap();
         assert_eq!(role.permissions_boundary_arn, Some(boundary_in(&account(i))));
     }
     // The operation's spec says so too, and a re-plan is empty.
-    let shown = op.spec.unwrap().role.unwrap().permissions_boundary_arn;
+    let shown = op.spec.role.unwrap().permissions_boundary_arn;
     assert_eq!(shown, BOUNDARY);
-    assert_eq!(w.engine.plan(&spec()).await.unwrap().total_changes, 0);
+    assert_eq!(w.engine.plan(&spec()).await.unwrap().total_changes(), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -82,16 +81,16 @@ async fn a_spec_past_the_ceiling_is_refused_field_by_field_before_any_call() {
     s.role.permissions_boundary_arn = Some("arn:aws:iam::aws:policy/AdministratorAccess".into());
     s.role.managed_policy_arns.insert("arn:aws:iam::aws:policy/AdministratorAccess".into());
     w.fake.reset_counters();
-    let e = w.engine.start(start(pb::OperationKind::Apply, &s)).await.unwrap_err();
+    let e = w.engine.start(start(OperationKind::Apply, &s)).await.unwrap_err();
     let Error::Invalid(e) = e else { panic!("{e}") };
     let fields: Vec<&str> = e.violations().iter().map(|v| v.field.as_str()).collect();
     assert_eq!(fields, ["role.permissions_boundary_arn", "role.managed_policy_arns[0]"]);
     assert_eq!(w.fake.iam_writes() + w.fake.served().keys().filter(|k| k.starts_with("sts")).count() as u64, 0);
     assert!(matches!(w.engine.plan(&s).await, Err(Error::Invalid(_))));
     // Taking access away is never refused: a destroy of the same spec goes through.
-    let destroy = w.engine.start(start(pb::OperationKind::Destroy, &s)).await.unwrap();
+    let destroy = w.engine.start(start(OperationKind::Destroy, &s)).await.unwrap();
     let done = w.engine.wait(&destroy.id).await.unwrap();
-    assert_eq!(done.state, pb::OperationState::Succeeded as i32, "{}", done.message);
+    assert_eq!(done.state, OperationState::Succeeded, "{}", done.message);
 }
 
 #[tokio::test(start_paused = true)]
@@ -104,7 +103,7 @@ async fn a_ceiling_lowered_under_an_unfinished_operation_stops_it() {
         crossrole_aws::fake::Latency { base: Duration::from_millis(200), jitter: Duration::ZERO },
     );
     let w = world_configured(20, config, Rates::UNLIMITED, journal.clone(), EngineConfig::default());
-    let op = w.engine.start(start(pb::OperationKind::Apply, &spec_with("  max_concurrency: 2\n"))).await.unwrap();
+    let op = w.engine.start(start(OperationKind::Apply, &spec_with("  max_concurrency: 2\n"))).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     w.engine.shutdown(Duration::from_secs(30)).await;
     // Restarted with a ceiling this spec is outside of (it attaches no allowed policy and sets no boundary).
@@ -120,7 +119,7 @@ async fn a_ceiling_lowered_under_an_unfinished_operation_stops_it() {
     w.fake.reset_counters();
     engine.resume().await.unwrap();
     let done = engine.wait(&op.id).await.unwrap();
-    assert_eq!(done.state, pb::OperationState::Failed as i32);
+    assert_eq!(done.state, OperationState::Failed);
     assert!(
         done.message.starts_with("the organization's ceiling refuses the spec; nothing was done"),
         "{}",

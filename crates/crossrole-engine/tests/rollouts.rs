@@ -12,15 +12,14 @@ use crossrole_aws::{
     calls::{Rate, Rates},
     fake::{Failure, FakeConfig, Latency},
 };
-use crossrole_proto::v1 as pb;
 use crossrole_store::{Journal, SqliteJournal};
 
 #[tokio::test(start_paused = true)]
 async fn apply_creates_everywhere_and_reapply_writes_nothing() {
     let w = world(12);
-    let op = run(&w, pb::OperationKind::Apply, &spec()).await;
-    assert_eq!(pb::OperationState::try_from(op.state).unwrap(), pb::OperationState::Succeeded, "{}", op.message);
-    let counts = op.counts.unwrap();
+    let op = run(&w, OperationKind::Apply, &spec()).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    let counts = op.counts;
     assert_eq!((counts.total, counts.changed, counts.skipped), (13, 12, 1));
     for i in 0..12 {
         let role = w.fake.role(&account(i), "Audit").unwrap();
@@ -33,7 +32,7 @@ async fn apply_creates_everywhere_and_reapply_writes_nothing() {
         r.iter().map(|r| r.account_id.clone()).take(12).collect::<Vec<_>>(),
         (0..12).map(account).collect::<Vec<_>>()
     );
-    assert_eq!(outcome(&r[12]), "ACCOUNT_OUTCOME_SKIPPED");
+    assert_eq!(r[12].outcome, Outcome::Skipped);
     assert_eq!(r[12].error.as_ref().unwrap().message, "account is SUSPENDED");
     // Verified: the trusted side assumed each role with the ExternalId and landed in the account.
     assert!(
@@ -47,8 +46,8 @@ async fn apply_creates_everywhere_and_reapply_writes_nothing() {
     assert_eq!(op.aws_calls.get("iam:CreateRole"), Some(&12));
 
     w.fake.reset_counters();
-    let again = run(&w, pb::OperationKind::Apply, &spec()).await;
-    assert_eq!(again.counts.unwrap().unchanged, 12);
+    let again = run(&w, OperationKind::Apply, &spec()).await;
+    assert_eq!(again.counts.unchanged, 12);
     assert_eq!(w.fake.iam_writes(), 0, "a no-op re-apply makes no IAM write: {:?}", w.fake.served());
 }
 
@@ -56,20 +55,20 @@ async fn apply_creates_everywhere_and_reapply_writes_nothing() {
 async fn a_missing_bootstrap_role_fails_that_account_only() {
     let w = world(8);
     w.fake.with_account(&account(3), |a| a.remove_role("OrganizationAccountAccessRole"));
-    let op = run(&w, pb::OperationKind::Apply, &spec()).await;
-    assert_eq!(op.state, pb::OperationState::Failed as i32);
+    let op = run(&w, OperationKind::Apply, &spec()).await;
+    assert_eq!(op.state, OperationState::Failed);
     assert_eq!(op.message, "1 account failed");
     let r = results(&w, &op.id).await;
-    let failed: Vec<&pb::AccountResult> = r.iter().filter(|r| r.outcome == pb::AccountOutcome::Failed as i32).collect();
+    let failed: Vec<&AccountResult> = r.iter().filter(|r| r.outcome == Outcome::Failed).collect();
     assert_eq!(failed.len(), 1);
     let e = failed[0].error.as_ref().unwrap();
-    assert_eq!((e.code.as_str(), e.aws_error_code.as_str()), ("bootstrap_role_unavailable", "AccessDenied"));
+    assert_eq!((e.code, e.aws_error_code.as_deref()), (ErrorCode::BootstrapRoleUnavailable, Some("AccessDenied")));
     assert!(
         e.message.contains(
             "bootstrap role OrganizationAccountAccessRole in account 200000000003 is missing or not assumable"
         )
     );
-    assert_eq!(op.counts.unwrap().changed, 7);
+    assert_eq!(op.counts.changed, 7);
 }
 
 #[tokio::test(start_paused = true)]
@@ -78,10 +77,10 @@ async fn past_the_failure_tolerance_nothing_new_starts() {
     for i in [0, 1] {
         w.fake.with_account(&account(i), |a| a.remove_role("OrganizationAccountAccessRole"));
     }
-    let op = run(&w, pb::OperationKind::Apply, &spec_with("  failure_tolerance: 1\n")).await;
-    assert_eq!(op.state, pb::OperationState::Failed as i32);
+    let op = run(&w, OperationKind::Apply, &spec_with("  failure_tolerance: 1\n")).await;
+    assert_eq!(op.state, OperationState::Failed);
     assert!(op.message.starts_with("failure tolerance (1) exceeded"), "{}", op.message);
-    let c = op.counts.unwrap();
+    let c = op.counts;
     assert_eq!(c.failed, 2);
     // In-flight accounts finished; the rest never started.
     assert!(c.not_started >= 10, "{c:?}");
@@ -91,19 +90,18 @@ async fn past_the_failure_tolerance_nothing_new_starts() {
 #[tokio::test(start_paused = true)]
 async fn concurrency_is_bounded() {
     let w = world(30);
-    let op =
-        run(&w, pb::OperationKind::Apply, &spec_with("  failure_tolerance: 0\n  verify: {enabled: false}\n")).await;
-    assert_eq!(op.state, pb::OperationState::Succeeded as i32, "{}", op.message);
+    let op = run(&w, OperationKind::Apply, &spec_with("  failure_tolerance: 0\n  verify: {enabled: false}\n")).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
     assert_eq!(w.fake.max_accounts_in_flight(), 5);
     let w = world(30);
-    run(&w, pb::OperationKind::Apply, &spec_with("  max_concurrency: 20%\n  verify: {enabled: false}\n").clone()).await;
+    run(&w, OperationKind::Apply, &spec_with("  max_concurrency: 20%\n  verify: {enabled: false}\n").clone()).await;
     assert_eq!(w.fake.max_accounts_in_flight(), 6, "20% of 31 targets");
 }
 
 #[tokio::test(start_paused = true)]
 async fn drift_is_planned_exactly_and_repaired() {
     let w = world(4);
-    run(&w, pb::OperationKind::Apply, &spec()).await;
+    run(&w, OperationKind::Apply, &spec()).await;
     let target = account(2);
     w.fake.with_account(&target, |a| {
         a.attach_by_hand("Audit", "arn:aws:iam::aws:policy/AdministratorAccess");
@@ -112,23 +110,22 @@ async fn drift_is_planned_exactly_and_repaired() {
     w.fake.reset_counters();
     let plan = w.engine.plan(&spec()).await.unwrap();
     assert_eq!(w.fake.iam_writes(), 0, "a plan changes nothing");
-    let drifted: Vec<&pb::AccountPlan> = plan.accounts.iter().filter(|a| !a.changes.is_empty()).collect();
+    let drifted: Vec<&AccountPlanView> = plan.accounts.iter().filter(|a| !a.changes.is_empty()).collect();
     assert_eq!(drifted.len(), 1);
     assert_eq!(drifted[0].account_id, target);
-    let kinds: Vec<i32> = drifted[0].changes.iter().map(|c| c.kind).collect();
-    assert_eq!(kinds, [pb::ChangeKind::DetachManagedPolicy as i32, pb::ChangeKind::UpdateTrustPolicy as i32]);
+    let kinds: Vec<ChangeKind> = drifted[0].changes.iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, [ChangeKind::DetachManagedPolicy, ChangeKind::UpdateTrustPolicy]);
 
-    let op = run(&w, pb::OperationKind::Apply, &spec()).await;
+    let op = run(&w, OperationKind::Apply, &spec()).await;
     let r = results(&w, &op.id).await;
-    let changed: Vec<&pb::AccountResult> =
-        r.iter().filter(|r| r.outcome == pb::AccountOutcome::Changed as i32).collect();
+    let changed: Vec<&AccountResult> = r.iter().filter(|r| r.outcome == Outcome::Changed).collect();
     assert_eq!(changed.len(), 1);
     assert_eq!(
         changed[0].changes.iter().map(|c| c.kind).collect::<Vec<_>>(),
         kinds,
         "apply did exactly what the plan said"
     );
-    assert_eq!(w.engine.plan(&spec()).await.unwrap().total_changes, 0);
+    assert_eq!(w.engine.plan(&spec()).await.unwrap().total_changes(), 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -138,15 +135,15 @@ async fn a_role_crossrole_does_not_own_is_untouched_and_reported() {
     let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999999999999:root"},"Action":"sts:AssumeRole"}]}"#;
     w.fake.with_account(&target, |a| a.create_role_by_hand(&target, "Audit", trust));
     let before = w.fake.role(&target, "Audit");
-    let op = run(&w, pb::OperationKind::Apply, &spec()).await;
-    assert_eq!(op.state, pb::OperationState::Succeeded as i32);
+    let op = run(&w, OperationKind::Apply, &spec()).await;
+    assert_eq!(op.state, OperationState::Succeeded);
     let r = results(&w, &op.id).await;
     let skipped = r.iter().find(|r| r.account_id == target).unwrap();
-    assert_eq!(outcome(skipped), "ACCOUNT_OUTCOME_SKIPPED");
-    assert_eq!(skipped.error.as_ref().unwrap().code, "not_owned");
+    assert_eq!(skipped.outcome, Outcome::Skipped);
+    assert_eq!(skipped.error.as_ref().unwrap().code, ErrorCode::NotOwned);
     assert_eq!(w.fake.role(&target, "Audit"), before);
     // Destroy leaves it alone too.
-    run(&w, pb::OperationKind::Destroy, &spec()).await;
+    run(&w, OperationKind::Destroy, &spec()).await;
     assert_eq!(w.fake.role(&target, "Audit"), before);
 }
 
@@ -154,36 +151,36 @@ async fn a_role_crossrole_does_not_own_is_untouched_and_reported() {
 async fn prune_removes_the_role_where_the_account_left_the_selection() {
     let w = world(4);
     let pruning = spec_with("  prune: true\n");
-    run(&w, pb::OperationKind::Apply, &pruning).await;
+    run(&w, OperationKind::Apply, &pruning).await;
     let moved = account(1);
     w.fake.with_tree(|t| {
         t.accounts.get_mut(&moved).unwrap().parent_id = "ou-root-sandboxx".into();
         t.units.get_mut("ou-root-prodxxxx").unwrap().accounts.retain(|a| *a != moved);
         t.units.get_mut("ou-root-sandboxx").unwrap().accounts.push(moved.clone());
     });
-    let op = run(&w, pb::OperationKind::Apply, &pruning).await;
-    assert_eq!(op.state, pb::OperationState::Succeeded as i32, "{}", op.message);
+    let op = run(&w, OperationKind::Apply, &pruning).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
     assert!(w.fake.role(&moved, "Audit").is_none());
     let r = results(&w, &op.id).await;
     let removed = r.iter().find(|r| r.account_id == moved).unwrap();
-    assert_eq!(removed.action, pb::AccountAction::Remove as i32);
+    assert_eq!(removed.action, Action::Remove);
     // The grant no longer names it.
     let grant = w.fake.policy(SECURITY, "arn:aws:iam::111122223333:policy/crossrole/crossrole-assume-audit").unwrap();
     assert!(!grant.document.contains(&moved));
     // Without prune, an account that leaves keeps its role.
     let w = world(4);
-    run(&w, pb::OperationKind::Apply, &spec()).await;
+    run(&w, OperationKind::Apply, &spec()).await;
     w.fake.with_tree(|t| t.accounts.get_mut(&account(1)).unwrap().parent_id = "ou-root-sandboxx".into());
-    run(&w, pb::OperationKind::Apply, &spec()).await;
+    run(&w, OperationKind::Apply, &spec()).await;
     assert!(w.fake.role(&account(1), "Audit").is_some());
 }
 
 #[tokio::test(start_paused = true)]
 async fn destroy_removes_everything_crossrole_created_and_nothing_else() {
     let w = world(5);
-    run(&w, pb::OperationKind::Apply, &spec()).await;
-    let op = run(&w, pb::OperationKind::Destroy, &spec()).await;
-    assert_eq!(op.state, pb::OperationState::Succeeded as i32, "{}", op.message);
+    run(&w, OperationKind::Apply, &spec()).await;
+    let op = run(&w, OperationKind::Destroy, &spec()).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
     for i in 0..5 {
         assert_eq!(w.fake.role_names(&account(i)), ["OrganizationAccountAccessRole"]);
     }
@@ -194,13 +191,13 @@ async fn destroy_removes_everything_crossrole_created_and_nothing_else() {
 #[tokio::test(start_paused = true)]
 async fn cancel_stops_new_accounts() {
     let w = world(40);
-    let op = w.engine.start(start(pb::OperationKind::Apply, &spec_with("  max_concurrency: 2\n"))).await.unwrap();
+    let op = w.engine.start(start(OperationKind::Apply, &spec_with("  max_concurrency: 2\n"))).await.unwrap();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let cancelling = w.engine.cancel(&op.id).await.unwrap();
-    assert_eq!(cancelling.state, pb::OperationState::Cancelling as i32);
+    assert_eq!(cancelling.state, OperationState::Cancelling);
     let done = w.engine.wait(&op.id).await.unwrap();
-    assert_eq!(done.state, pb::OperationState::Cancelled as i32);
-    let c = done.counts.unwrap();
+    assert_eq!(done.state, OperationState::Cancelled);
+    let c = done.counts;
     assert!(c.not_started > 20, "{c:?}");
     assert!(matches!(w.engine.cancel(&op.id).await, Err(crossrole_engine::Error::FailedPrecondition(_))));
 }
@@ -214,21 +211,21 @@ async fn an_interrupted_operation_resumes_without_duplicates() {
         config.latency.insert(s, Latency { base: Duration::from_millis(100), jitter: Duration::ZERO });
     }
     let w = world_with(30, config, Rates::UNLIMITED, journal.clone());
-    let op = w.engine.start(start(pb::OperationKind::Apply, &spec_with("  max_concurrency: 3\n"))).await.unwrap();
+    let op = w.engine.start(start(OperationKind::Apply, &spec_with("  max_concurrency: 3\n"))).await.unwrap();
     tokio::time::sleep(Duration::from_secs(4)).await;
     // Stop as for SIGTERM: in-flight accounts stop after their current call, state is persisted.
     w.engine.shutdown(Duration::from_secs(30)).await;
     let mid = w.engine.operation(&op.id).await.unwrap();
-    assert_eq!(mid.state, pb::OperationState::Running as i32, "an interrupted operation stays unfinished");
-    let done_before = mid.counts.unwrap().changed;
+    assert_eq!(mid.state, OperationState::Running, "an interrupted operation stays unfinished");
+    let done_before = mid.counts.changed;
     assert!(done_before > 0 && done_before < 30, "{done_before}");
 
     // A new crossroled on the same journal and the same AWS.
     let engine = w.restarted();
     assert_eq!(engine.resume().await.unwrap(), 1);
     let done = engine.wait(&op.id).await.unwrap();
-    assert_eq!(done.state, pb::OperationState::Succeeded as i32, "{}", done.message);
-    let c = done.counts.unwrap();
+    assert_eq!(done.state, OperationState::Succeeded, "{}", done.message);
+    let c = done.counts;
     assert_eq!(c.changed + c.unchanged, 30);
     assert_eq!(w.fake.served().get("iam:CreateRole"), Some(&30), "every role created exactly once");
     // The event log has no gaps and no duplicates.
@@ -241,17 +238,16 @@ async fn an_interrupted_operation_resumes_without_duplicates() {
 async fn a_crash_mid_account_is_rerun_safely() {
     // The journal as a crash left it: some accounts finished, one running, the rest pending.
     let w = world(6);
-    let first = run(&w, pb::OperationKind::Apply, &spec()).await;
+    let first = run(&w, OperationKind::Apply, &spec()).await;
     let journal = w.journal.clone();
     // Pretend the operation never finished, with accounts 3.. not done.
-    journal.set_operation_state(&first.id, pb::OperationState::Running as i32, "", None, None).await.unwrap();
+    journal.set_operation_state(&first.id, records::state_code(OperationState::Running), "", None, None).await.unwrap();
     let rows = journal.list_accounts(&first.id, &[], 100, None).await.unwrap();
     let rewound: Vec<_> = rows
         .into_iter()
         .filter(|r| r.index >= 3 && r.index < 6)
         .map(|mut r| {
-            r.outcome =
-                if r.index == 3 { pb::AccountOutcome::Running as i32 } else { pb::AccountOutcome::Pending as i32 };
+            r.outcome = records::outcome_code(if r.index == 3 { Outcome::Running } else { Outcome::Pending });
             r
         })
         .collect();
@@ -261,7 +257,7 @@ async fn a_crash_mid_account_is_rerun_safely() {
     let engine = w.restarted();
     engine.resume().await.unwrap();
     let done = engine.wait(&first.id).await.unwrap();
-    assert_eq!(done.state, pb::OperationState::Succeeded as i32, "{}", done.message);
+    assert_eq!(done.state, OperationState::Succeeded, "{}", done.message);
     assert_eq!(
         w.fake.served().get("iam:CreateRole"),
         Some(&1),
@@ -281,14 +277,16 @@ async fn throttling_is_absorbed_and_reported() {
         Rates { iam: Rate { per_second: 100.0, burst: 50 }, ..Rates::UNLIMITED },
         Arc::new(SqliteJournal::in_memory().unwrap()),
     );
-    let op = run(&w, pb::OperationKind::Apply, &spec_with("  max_concurrency: 25\n")).await;
-    assert_eq!(op.state, pb::OperationState::Succeeded as i32, "{}", op.message);
+    let op = run(&w, OperationKind::Apply, &spec_with("  max_concurrency: 25\n")).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
     assert!(w.fake.throttled() > 0);
     assert_eq!(op.throttled_calls, w.fake.throttled());
     let events = w.engine.events(&op.id, 0, 100_000).await.unwrap();
-    assert!(events.iter().any(
-        |e| matches!(&e.event, Some(pb::operation_event::Event::CallRetried(r)) if r.aws_error_code == "Throttling")
-    ));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(&e.event, Event::CallRetried { aws_error_code, .. } if aws_error_code == "Throttling"))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -301,18 +299,18 @@ async fn permanent_errors_fail_the_account_with_the_aws_code() {
         code: "MalformedPolicyDocument".into(),
         times: None,
     });
-    let op = run(&w, pb::OperationKind::Apply, &spec()).await;
+    let op = run(&w, OperationKind::Apply, &spec()).await;
     let r = results(&w, &op.id).await;
     let failed = r.iter().find(|r| r.account_id == account(1)).unwrap();
-    assert_eq!(failed.error.as_ref().unwrap().aws_error_code, "MalformedPolicyDocument");
-    assert_eq!(failed.error.as_ref().unwrap().phase, pb::AccountPhase::Apply as i32);
+    assert_eq!(failed.error.as_ref().unwrap().aws_error_code.as_deref(), Some("MalformedPolicyDocument"));
+    assert_eq!(failed.error.as_ref().unwrap().phase, Phase::Apply);
     assert_eq!(failed.changes.len(), 2, "what was applied before the failure is reported");
 }
 
 #[tokio::test(start_paused = true)]
 async fn idempotency_keys() {
     let w = world(2);
-    let mut req = start(pb::OperationKind::Apply, &spec());
+    let mut req = start(OperationKind::Apply, &spec());
     req.idempotency_key = Some("deploy-42".into());
     let a = w.engine.start(req.clone()).await.unwrap();
     let b = w.engine.start(req.clone()).await.unwrap();
@@ -326,14 +324,13 @@ async fn idempotency_keys() {
 #[tokio::test(start_paused = true)]
 async fn events_replay_in_order_and_match_the_live_stream() {
     let w = world(6);
-    let op = w.engine.start(start(pb::OperationKind::Apply, &spec())).await.unwrap();
+    let op = w.engine.start(start(OperationKind::Apply, &spec())).await.unwrap();
     let mut live = w.engine.subscribe(&op.id).unwrap();
     let mut seen = Vec::new();
     loop {
         let e = live.recv().await.unwrap();
         seen.push((*e).clone());
-        if matches!(&e.event, Some(pb::operation_event::Event::StateChanged(s)) if crossrole_engine::is_final(s.state))
-        {
+        if e.is_final() {
             break;
         }
     }
@@ -341,18 +338,16 @@ async fn events_replay_in_order_and_match_the_live_stream() {
     let first_live = seen[0].sequence as usize;
     assert_eq!(&stored[first_live - 1..], &seen[..]);
     assert_eq!(stored.iter().map(|e| e.sequence).collect::<Vec<_>>(), (1..=stored.len() as u64).collect::<Vec<_>>());
-    let per_account =
-        stored.iter().filter(|e| matches!(e.event, Some(pb::operation_event::Event::AccountFinished(_)))).count();
+    let per_account = stored.iter().filter(|e| matches!(e.event, Event::AccountFinished { .. })).count();
     assert_eq!(per_account, 6);
     let kinds: BTreeMap<&str, usize> = stored.iter().fold(BTreeMap::new(), |mut m, e| {
         let k = match &e.event {
-            Some(pb::operation_event::Event::StateChanged(_)) => "state",
-            Some(pb::operation_event::Event::TargetsResolved(_)) => "targets",
-            Some(pb::operation_event::Event::PhaseStarted(_)) => "phase",
-            Some(pb::operation_event::Event::ChangeApplied(_)) => "change",
-            Some(pb::operation_event::Event::CallRetried(_)) => "retry",
-            Some(pb::operation_event::Event::AccountFinished(_)) => "finished",
-            None => "none",
+            Event::StateChanged { .. } => "state",
+            Event::TargetsResolved { .. } => "targets",
+            Event::PhaseStarted { .. } => "phase",
+            Event::ChangeApplied { .. } => "change",
+            Event::CallRetried { .. } => "retry",
+            Event::AccountFinished { .. } => "finished",
         };
         *m.entry(k).or_default() += 1;
         m
@@ -365,36 +360,33 @@ async fn events_replay_in_order_and_match_the_live_stream() {
 #[tokio::test(start_paused = true)]
 async fn operations_on_the_same_roles_wait_for_each_other() {
     let w = world(6);
-    let a = w.engine.start(start(pb::OperationKind::Apply, &spec())).await.unwrap();
-    let mut other = start(pb::OperationKind::Apply, &spec());
+    let a = w.engine.start(start(OperationKind::Apply, &spec())).await.unwrap();
+    let mut other = start(OperationKind::Apply, &spec());
     other.idempotency_key = Some("second".into());
     let b = w.engine.start(other).await.unwrap();
     let (a, b) = (w.engine.wait(&a.id).await.unwrap(), w.engine.wait(&b.id).await.unwrap());
-    assert_eq!(a.state, pb::OperationState::Succeeded as i32, "{}", a.message);
-    assert_eq!(b.state, pb::OperationState::Succeeded as i32, "{}", b.message);
+    assert_eq!(a.state, OperationState::Succeeded, "{}", a.message);
+    assert_eq!(b.state, OperationState::Succeeded, "{}", b.message);
     assert_eq!(w.fake.served().get("iam:CreateRole"), Some(&6), "never two writers on one role");
-    assert_eq!(a.counts.unwrap().changed + b.counts.unwrap().changed, 6);
+    assert_eq!(a.counts.changed + b.counts.changed, 6);
 }
 
 #[tokio::test(start_paused = true)]
 async fn verify_reports_conformance_and_both_checks() {
     let w = world(3);
-    run(&w, pb::OperationKind::Apply, &spec()).await;
+    run(&w, OperationKind::Apply, &spec()).await;
     w.fake.with_account(&account(0), |a| a.attach_by_hand("Audit", "arn:aws:iam::aws:policy/AdministratorAccess"));
     w.fake.with_account(&account(1), |a| {
         a.attach_by_hand("Audit", "x");
         a.remove_role("Audit")
     });
     let v = w.engine.verify(&spec()).await.unwrap();
-    let c: Vec<i32> = v.accounts.iter().map(|a| a.conformance).collect();
-    assert_eq!(
-        c,
-        [pb::RoleConformance::Drifted as i32, pb::RoleConformance::Missing as i32, pb::RoleConformance::InSync as i32]
-    );
+    let c: Vec<Conformance> = v.accounts.iter().map(|a| a.conformance).collect();
+    assert_eq!(c, [Conformance::Drifted, Conformance::Missing, Conformance::InSync]);
     let ok = &v.accounts[2];
-    assert_eq!(ok.assume.as_ref().unwrap().outcome, pb::CheckOutcome::Passed as i32);
-    assert_eq!(ok.assume.as_ref().unwrap().assumed_account_id, account(2));
-    assert!(ok.trust_checks.iter().all(|t| t.outcome == pb::CheckOutcome::Passed as i32), "{:?}", ok.trust_checks);
+    assert_eq!(ok.assume.outcome, CheckOutcome::Passed);
+    assert_eq!(ok.assume.assumed_account_id, account(2));
+    assert!(ok.trust_checks.iter().all(|t| t.outcome == CheckOutcome::Passed), "{:?}", ok.trust_checks);
     assert_eq!(ok.trust_checks.len(), 3);
     assert_eq!(v.skipped.len(), 1);
 }
@@ -409,10 +401,10 @@ async fn a_bootstrap_role_without_iam_permissions_is_named() {
         code: "AccessDenied".into(),
         times: None,
     });
-    let op = run(&w, pb::OperationKind::Apply, &spec()).await;
+    let op = run(&w, OperationKind::Apply, &spec()).await;
     let r = results(&w, &op.id).await;
     let e = r.iter().find(|r| r.account_id == account(1)).unwrap().error.clone().unwrap();
-    assert_eq!(e.code, "bootstrap_role_unavailable");
+    assert_eq!(e.code, ErrorCode::BootstrapRoleUnavailable);
     assert!(
         e.message.starts_with("bootstrap role OrganizationAccountAccessRole in account 200000000001 is not usable"),
         "{}",

@@ -14,7 +14,6 @@ use crossrole_aws::{
     calls::Rates,
     fake::{Chaos, Failure, FakeConfig, Latency},
 };
-use crossrole_proto::v1 as pb;
 use crossrole_store::{Journal, NewOperation, SqliteJournal};
 
 const GRANT_ARN: &str = "arn:aws:iam::111122223333:policy/crossrole/crossrole-assume-audit";
@@ -34,8 +33,8 @@ fn role_arns(accounts: impl IntoIterator<Item = String>) -> BTreeSet<String> {
     accounts.into_iter().map(|a| format!("arn:aws:iam::{a}:role/crossrole/Audit")).collect()
 }
 
-fn count_kind(r: &pb::AccountResult, kind: pb::ChangeKind) -> usize {
-    r.changes.iter().filter(|c| c.kind == kind as i32).count()
+fn count_kind(r: &AccountResult, kind: ChangeKind) -> usize {
+    r.changes.iter().filter(|c| c.kind == kind).count()
 }
 
 #[tokio::test(start_paused = true)]
@@ -49,15 +48,15 @@ async fn the_grant_names_only_owned_roles_in_active_accounts_and_a_replan_is_emp
             r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999988887777:root"},"Action":"sts:AssumeRole"}]}"#,
         )
     });
-    let op = run(&w, pb::OperationKind::Apply, &spec()).await;
+    let op = run(&w, OperationKind::Apply, &spec()).await;
     let r = results(&w, &op.id).await;
     let not_owned = r.iter().find(|r| r.account_id == account(2)).unwrap();
-    assert_eq!(not_owned.error.as_ref().unwrap().code, "not_owned");
+    assert_eq!(not_owned.error.as_ref().unwrap().code, ErrorCode::NotOwned);
     let expected = role_arns((0..8).filter(|i| *i != 2).map(account));
     assert_eq!(granted(&w), expected, "neither the unowned role nor the suspended account");
 
     let plan = w.engine.plan(&spec()).await.unwrap();
-    assert_eq!(plan.total_changes, 0, "{:#?}", plan.grant);
+    assert_eq!(plan.total_changes(), 0, "{:#?}", plan.grant);
     assert!(plan.grant.as_ref().unwrap().changes.is_empty());
     assert!(plan.grant.as_ref().unwrap().error.is_none());
 }
@@ -74,13 +73,13 @@ async fn a_failed_account_keeps_the_access_it_had_and_a_new_one_gets_none() {
     };
     // Account 4's IAM fails from the start: its role was never made.
     w.fake.inject(unreadable(account(4)));
-    let first = run(&w, pb::OperationKind::Apply, &spec()).await;
-    assert_eq!(first.counts.unwrap().failed, 1);
+    let first = run(&w, OperationKind::Apply, &spec()).await;
+    assert_eq!(first.counts.failed, 1);
     assert_eq!(granted(&w), role_arns((0..4).map(account)));
     // Now account 1 fails too, after its role was made: a transient failure must not cut its access.
     w.fake.inject(unreadable(account(1)));
-    let op = run(&w, pb::OperationKind::Apply, &spec()).await;
-    assert_eq!(op.counts.unwrap().failed, 2);
+    let op = run(&w, OperationKind::Apply, &spec()).await;
+    assert_eq!(op.counts.failed, 2);
     assert_eq!(granted(&w), role_arns((0..4).map(account)), "account 1 keeps its access; account 4 gets none");
 }
 
@@ -99,11 +98,11 @@ fn a_killed_rollout_resumes_with_a_true_record_and_an_exact_grant() {
     let spec = spec_with("  max_concurrency: 8\n");
     let first = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let id = first.block_on(async {
-        let op = w.engine.start(start(pb::OperationKind::Apply, &spec)).await.unwrap();
+        let op = w.engine.start(start(OperationKind::Apply, &spec)).await.unwrap();
         // Until some accounts are done and others in flight.
         loop {
             tokio::time::sleep(Duration::from_millis(5)).await;
-            let c = w.engine.operation(&op.id).await.unwrap().counts.unwrap();
+            let c = w.engine.operation(&op.id).await.unwrap().counts;
             if c.changed >= 10 {
                 break;
             }
@@ -115,18 +114,18 @@ fn a_killed_rollout_resumes_with_a_true_record_and_an_exact_grant() {
     let second = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     second.block_on(async {
         let mid = crashed.get_operation(&id).await.unwrap().unwrap();
-        assert_eq!(mid.state, pb::OperationState::Running as i32, "the crash left it unfinished");
+        assert_eq!(mid.state, records::state_code(OperationState::Running), "the crash left it unfinished");
         let engine = w.restarted();
         assert_eq!(engine.resume().await.unwrap(), 1);
         let done = engine.wait(&id).await.unwrap();
-        assert_eq!(done.state, pb::OperationState::Succeeded as i32, "{}", done.message);
-        let c = done.counts.unwrap();
+        assert_eq!(done.state, OperationState::Succeeded, "{}", done.message);
+        let c = done.counts;
         assert_eq!((c.changed, c.unchanged, c.skipped), (n as u32, 0, 1), "every role was created by this operation");
         let r = engine.account_results(&id, &[], 1000, "").await.unwrap().0;
         for r in r.iter().filter(|r| r.account_id != SUSPENDED) {
-            assert_eq!(count_kind(r, pb::ChangeKind::CreateRole), 1, "{}: {:?}", r.account_id, r.changes);
-            assert_eq!(count_kind(r, pb::ChangeKind::AttachManagedPolicy), 1, "{}", r.account_id);
-            assert_eq!(count_kind(r, pb::ChangeKind::PutInlinePolicy), 1, "{}", r.account_id);
+            assert_eq!(count_kind(r, ChangeKind::CreateRole), 1, "{}: {:?}", r.account_id, r.changes);
+            assert_eq!(count_kind(r, ChangeKind::AttachManagedPolicy), 1, "{}", r.account_id);
+            assert_eq!(count_kind(r, ChangeKind::PutInlinePolicy), 1, "{}", r.account_id);
         }
         // A call in flight at the kill was counted when it arrived, and its effect never happened: at most one per
         // account in flight is sent again.
@@ -136,7 +135,7 @@ fn a_killed_rollout_resumes_with_a_true_record_and_an_exact_grant() {
         let seqs: Vec<u64> = engine.events(&id, 0, 100_000).await.unwrap().iter().map(|e| e.sequence).collect();
         assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "events without gaps or duplicates");
         let plan = engine.plan(&spec).await.unwrap();
-        assert_eq!(plan.total_changes, 0);
+        assert_eq!(plan.total_changes(), 0);
     });
 }
 
@@ -147,7 +146,7 @@ async fn events_are_numbered_in_persist_order_and_published_only_once_persisted(
     let journal = Arc::new(SqliteJournal::in_memory().unwrap());
     let config = crossrole_engine::EngineConfig { event_buffer: 100_000, ..Default::default() };
     let w = world_configured(300, FakeConfig::default(), Rates::UNLIMITED, journal, config);
-    let op = w.engine.start(start(pb::OperationKind::Apply, &spec_with("  max_concurrency: 300\n"))).await.unwrap();
+    let op = w.engine.start(start(OperationKind::Apply, &spec_with("  max_concurrency: 300\n"))).await.unwrap();
     let mut live = w.engine.subscribe(&op.id).unwrap();
     let mut last: Option<u64> = None;
     let mut checked = 0;
@@ -164,8 +163,7 @@ async fn events_are_numbered_in_persist_order_and_published_only_once_persisted(
         let stored = w.engine.events(&op.id, e.sequence - 1, 1).await.unwrap();
         assert_eq!(stored.first().map(|s| s.sequence), Some(e.sequence), "published before it was persisted");
         checked += 1;
-        if matches!(&e.event, Some(pb::operation_event::Event::StateChanged(s)) if crossrole_engine::is_final(s.state))
-        {
+        if e.is_final() {
             break;
         }
     }
@@ -178,25 +176,25 @@ async fn events_are_numbered_in_persist_order_and_published_only_once_persisted(
 async fn lost_responses_and_mixed_faults_fail_no_account() {
     let w = world(80);
     w.fake.set_chaos(Some(Chaos { fraction: 0.2, services: vec![Service::Iam, Service::Sts], seed: 11 }));
-    let op = run(&w, pb::OperationKind::Apply, &spec_with("  max_concurrency: 20\n")).await;
+    let op = run(&w, OperationKind::Apply, &spec_with("  max_concurrency: 20\n")).await;
     let faults = w.fake.faults();
     assert!(faults.lost > 20 && faults.reset > 20 && faults.unavailable > 20 && faults.throttled > 20, "{faults:?}");
-    assert_eq!(op.state, pb::OperationState::Succeeded as i32, "{}", op.message);
-    let c = op.counts.unwrap();
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    let c = op.counts;
     assert_eq!((c.changed, c.failed), (80, 0));
     for r in results(&w, &op.id).await.iter().filter(|r| r.account_id != SUSPENDED) {
-        assert_eq!(count_kind(r, pb::ChangeKind::CreateRole), 1, "{}", r.account_id);
+        assert_eq!(count_kind(r, ChangeKind::CreateRole), 1, "{}", r.account_id);
         assert!(w.fake.role(&r.account_id, "Audit").is_some());
     }
     assert_eq!(granted(&w), role_arns((0..80).map(account)));
     w.fake.set_chaos(None);
-    assert_eq!(w.engine.plan(&spec()).await.unwrap().total_changes, 0);
+    assert_eq!(w.engine.plan(&spec()).await.unwrap().total_changes(), 0);
 }
 
 #[tokio::test(start_paused = true)]
 async fn when_the_trusted_side_cannot_be_cut_first_no_role_is_touched_and_every_account_says_why() {
     let w = world(5);
-    run(&w, pb::OperationKind::Apply, &spec()).await;
+    run(&w, OperationKind::Apply, &spec()).await;
     w.fake.inject(Failure {
         service: Service::Iam,
         operation: Some("DetachUserPolicy".into()),
@@ -204,11 +202,11 @@ async fn when_the_trusted_side_cannot_be_cut_first_no_role_is_touched_and_every_
         code: "AccessDenied".into(),
         times: None,
     });
-    let op = run(&w, pb::OperationKind::Destroy, &spec()).await;
-    assert_eq!(op.state, pb::OperationState::Failed as i32);
+    let op = run(&w, OperationKind::Destroy, &spec()).await;
+    assert_eq!(op.state, OperationState::Failed);
     assert!(op.message.starts_with("trusted side: "), "{}", op.message);
     for r in results(&w, &op.id).await.iter().filter(|r| r.account_id != SUSPENDED) {
-        assert_eq!(r.outcome, pb::AccountOutcome::NotStarted as i32, "{}", r.account_id);
+        assert_eq!(r.outcome, Outcome::NotStarted, "{}", r.account_id);
         let e = r.error.as_ref().unwrap();
         assert!(e.message.contains("the trusted side's policy could not be removed first"), "{}", e.message);
         assert!(w.fake.role(&r.account_id, "Audit").is_some(), "roles untouched");
@@ -227,19 +225,19 @@ async fn the_failure_tolerance_message_counts_every_failure() {
             times: None,
         });
     }
-    let op = run(&w, pb::OperationKind::Apply, &spec_with("  max_concurrency: 2\n  failure_tolerance: 0\n")).await;
-    let c = op.counts.unwrap();
+    let op = run(&w, OperationKind::Apply, &spec_with("  max_concurrency: 2\n  failure_tolerance: 0\n")).await;
+    let c = op.counts;
     assert_eq!(c.failed, 2);
     assert_eq!(op.message, format!("failure tolerance (0) exceeded: 2 accounts failed, {} not started", c.not_started));
     let r = results(&w, &op.id).await;
-    let not_started = r.iter().find(|r| r.outcome == pb::AccountOutcome::NotStarted as i32).unwrap();
+    let not_started = r.iter().find(|r| r.outcome == Outcome::NotStarted).unwrap();
     assert_eq!(not_started.error.as_ref().unwrap().message, "not started: the failure tolerance (0) was exceeded");
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_operation_of_an_unknown_kind_does_nothing() {
     let w = world(3);
-    let spec_bytes = prost::Message::encode_to_vec(&pb::AccessSpec::from(&spec()));
+    let spec_bytes = records::encode(&RawSpec::from(&spec()));
     w.journal
         .create_operation(NewOperation {
             id: "0190a1b2-0000-7000-8000-000000000001".into(),
@@ -251,14 +249,14 @@ async fn an_operation_of_an_unknown_kind_does_nothing() {
             binding_name: None,
             created_by: "test".into(),
             create_time: 1,
-            state: pb::OperationState::Pending as i32,
+            state: records::state_code(OperationState::Pending),
             dry_run: false,
         })
         .await
         .unwrap();
     assert_eq!(w.engine.resume().await.unwrap(), 1);
     let op = w.engine.wait("0190a1b2-0000-7000-8000-000000000001").await.unwrap();
-    assert_eq!(op.state, pb::OperationState::Failed as i32);
+    assert_eq!(op.state, OperationState::Failed);
     assert_eq!(op.message, "unknown operation kind 99; nothing was done");
     assert_eq!(w.fake.iam_writes(), 0);
 }

@@ -95,7 +95,7 @@ impl From<crossrole_engine::Error> for ApiError {
             Error::Aws(a) => (*a).into(),
             Error::NotFound(what) => ApiError::NotFound(what),
             Error::FailedPrecondition(m) => ApiError::FailedPrecondition(m),
-            Error::Store(s) => ApiError::Internal(s.to_string()),
+            Error::Store(s) => (*s).into(),
             Error::Corrupt(m) => ApiError::Internal(m),
         }
     }

@@ -8,13 +8,13 @@
 //! `127.0.0.1:0`.
 
 pub mod auth;
-pub mod bindings;
 pub mod config;
 pub mod error;
 pub mod health;
 pub mod services;
 pub mod state;
 pub mod telemetry;
+pub mod upgrade;
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -25,9 +25,9 @@ use crossrole_aws::{
     credentials::BrokerConfig,
     discovery::DiscoveryConfig,
 };
-use crossrole_engine::{Engine, EngineConfig};
-use crossrole_proto::v1 as pb;
+use crossrole_engine::{Engine, EngineConfig, bindings::Bindings};
 use crossrole_store::{DataDirLock, Journal, JournalKey, SqliteJournal};
+use crossrole_wire::pb;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{
@@ -88,6 +88,12 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
     let path = config.data_dir.join("journal.db");
     let journal: Arc<dyn Journal> =
         Arc::new(SqliteJournal::open(&path).with_context(|| format!("cannot open the journal at {}", path.display()))?);
+    if let Some(n) = upgrade::upgrade(journal.as_ref())
+        .await
+        .with_context(|| format!("cannot upgrade the journal at {}", path.display()))?
+    {
+        tracing::info!(payloads = n, "upgraded the journal to crossrole's own records");
+    }
 
     let calls = Arc::new(CallPolicy::new(config.aws.rates(), RetryPolicy::default()));
     let engine = Engine::new(
@@ -118,10 +124,9 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         engine: engine.clone(),
         tokens: Arc::new(Tokens::new(&config.tokens)),
         journal,
-        reconcile_wake: Arc::new(tokio::sync::Notify::new()),
+        bindings: Bindings::new(engine.clone()),
     };
-    let reconciler = Arc::new(bindings::Reconciler::default());
-    let reconcile_loop = tokio::spawn(reconciler.clone().run(state.clone(), config.reconcile_tick));
+    let reconcile_loop = tokio::spawn(state.bindings.clone().run(config.reconcile_tick));
     let tokens = state.tokens.clone();
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crossrole_proto::FILE_DESCRIPTOR_SET)
@@ -166,12 +171,9 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
                 .max_decoding_message_size(config.max_request_bytes),
         )
         .add_service(
-            pb::binding_service_server::BindingServiceServer::new(services::binding::Bindings {
-                state: state.clone(),
-                reconciler: reconciler.clone(),
-            })
-            .max_encoding_message_size(MAX_RESPONSE)
-            .max_decoding_message_size(config.max_request_bytes),
+            pb::binding_service_server::BindingServiceServer::new(services::binding::Bindings(state.clone()))
+                .max_encoding_message_size(MAX_RESPONSE)
+                .max_decoding_message_size(config.max_request_bytes),
         );
 
     let listener =

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use crossrole_core::{AccessSpec, FieldViolation};
-use crossrole_engine::Engine;
-use crossrole_proto::v1 as pb;
+use crossrole_core::AccessSpec;
+use crossrole_engine::{Engine, bindings::Bindings};
 use crossrole_store::{AuditEntry, Journal};
+use crossrole_wire::pb;
 use tonic::Request;
 
 use crate::{
@@ -23,8 +23,8 @@ pub struct State {
     pub tokens: Arc<Tokens>,
     /// The journal.
     pub journal: Arc<dyn Journal>,
-    /// Wakes the reconcile loop.
-    pub reconcile_wake: Arc<tokio::sync::Notify>,
+    /// The bindings and their reconcile loop.
+    pub bindings: Bindings,
 }
 
 impl State {
@@ -54,34 +54,14 @@ pub fn now_ms() -> i64 {
 
 /// The request's spec, validated; violations are named under `spec.`.
 pub fn spec(spec: Option<&pb::AccessSpec>) -> Result<AccessSpec, ApiError> {
-    let spec = spec.ok_or_else(|| ApiError::field("spec", "required"))?;
-    AccessSpec::try_from(spec).map_err(|e| {
-        let prefixed = e
-            .violations()
-            .iter()
-            .map(|v| {
-                FieldViolation::new(
-                    if v.field.is_empty() { "spec".to_string() } else { format!("spec.{}", v.field) },
-                    v.rule.clone(),
-                )
-            })
-            .collect();
-        match e {
-            crossrole_core::Error::Invalid(_) => ApiError::Invalid(prefixed),
-            crossrole_core::Error::Refused(_) => ApiError::Refused(prefixed),
-        }
-    })
+    Ok(crossrole_wire::spec(spec)?)
 }
 
-/// Prefixes guardrail violations with `spec.`.
-pub fn under_spec(e: ApiError) -> ApiError {
-    let fix = |v: Vec<FieldViolation>| {
-        v.into_iter().map(|f| FieldViolation::new(format!("spec.{}", f.field), f.rule)).collect()
-    };
+/// A refusal of the request's spec (guardrails, ceiling), its fields named under `spec.`.
+pub fn under_spec(e: crossrole_engine::Error) -> ApiError {
     match e {
-        ApiError::Refused(v) => ApiError::Refused(fix(v)),
-        ApiError::Invalid(v) => ApiError::Invalid(fix(v)),
-        other => other,
+        crossrole_engine::Error::Invalid(e) => e.under("spec").into(),
+        other => other.into(),
     }
 }
 

@@ -142,9 +142,9 @@ async fn a_lagging_watcher_never_slows_the_rollout_and_misses_nothing() {
     let engine = h.server.engine.clone();
     let state = crossrole_server::state::State {
         journal: engine.journal().clone(),
+        bindings: crossrole_engine::bindings::Bindings::new(engine.clone()),
         engine,
         tokens: Arc::new(crossrole_server::auth::Tokens::default()),
-        reconcile_wake: Arc::new(tokio::sync::Notify::new()),
     };
     let mut stalled = crossrole_server::services::operation::watch(state, op.id().to_string(), 0);
     let mut items = Vec::new();

@@ -11,6 +11,7 @@ use crossrole_server::{
     auth::hash_token,
     config::{Config, Flags},
 };
+use crossrole_wire::ToWire;
 
 const SECURITY: &str = "111122223333";
 
@@ -19,11 +20,11 @@ fn account(i: u64) -> String {
 }
 
 fn spec() -> proto::AccessSpec {
-    (&AccessSpec::from_yaml(&format!(
+    AccessSpec::from_yaml(&format!(
         "name: kept\nrole:\n  name: Kept\n  trust:\n    account_ids: [\"{SECURITY}\"]\n    external_id: Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf\n  managed_policy_arns: [arn:aws:iam::aws:policy/SecurityAudit]\ntargets:\n  organizational_unit_paths: [/Root/Workloads]\nrollout:\n  prune: true\n"
     ))
-    .unwrap())
-        .into()
+    .unwrap()
+    .to_wire()
 }
 
 fn config(dir: &std::path::Path) -> Config {

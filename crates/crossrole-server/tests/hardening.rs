@@ -275,11 +275,11 @@ async fn a_damaged_journal_or_a_wrong_key_stops_the_start() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_in(dir.path());
     let server = crossrole_server::start(&config, fake()).await.unwrap();
-    let spec = crossrole_core::AccessSpec::try_from(&spec()).unwrap();
+    let spec = crossrole_wire::spec(Some(&spec())).unwrap();
     let op = server
         .engine
         .start(crossrole_engine::StartRequest {
-            kind: proto::OperationKind::Apply,
+            kind: crossrole_core::ops::OperationKind::Apply,
             spec,
             idempotency_key: None,
             created_by: "test".into(),

@@ -6,9 +6,11 @@
 //! implementation for several replicas would implement the same trait, with row leases in place of the in-process
 //! locks the engine holds today.
 //!
-//! Payloads (specs, account results, events) are stored as encoded protobuf bytes next to the columns that are
-//! queried, so the journal does not need to understand them. Secrets inside them are sealed with the
-//! [`JournalKey`] by the engine before they get here.
+//! Payloads (specs, account results, events, bindings and their status) are the engine's records, stored as bytes
+//! next to the columns that are queried, so the journal does not need to understand them. Secrets inside them are
+//! sealed with the [`JournalKey`] by the engine before they get here. The journal says which format its payloads
+//! are in ([`Journal::payload_format`]): journals from before the engine's own records hold the API's protobuf
+//! messages, and [`Journal::rewrite_payloads`] upgrades them in one transaction.
 //!
 //! One process writes a journal: [`DataDirLock`] holds the data directory for the life of a crossroled. An event
 //! batch, the account rows written with it and the operation's counters are one transaction ([`Journal::persist`]).
@@ -76,6 +78,9 @@ pub enum StoreError {
     /// The journal key is missing, malformed, or not the one sealed values were written with.
     #[error("{0}")]
     Key(String),
+    /// A payload could not be rewritten; nothing was.
+    #[error("journal upgrade: {0}; nothing was changed")]
+    Rewrite(String),
 }
 
 /// A new operation.
@@ -229,9 +234,41 @@ pub struct AuditEntry {
     pub outcome: String,
 }
 
+/// The format of a journal's payloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadFormat {
+    /// The API's protobuf messages (journals created before crossrole 0.2).
+    Protobuf,
+    /// The engine's own versioned records.
+    Records,
+}
+
+/// Which payload a rewrite is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadKind {
+    /// An operation's spec.
+    Spec,
+    /// An account's result in an operation.
+    AccountResult,
+    /// An operation's event.
+    Event,
+    /// A binding.
+    Binding,
+    /// A binding's status (never empty when given).
+    BindingStatus,
+}
+
+/// Rewrites one payload: given its kind and bytes, the new bytes, or why it cannot be rewritten.
+pub type Rewrite = Box<dyn FnMut(PayloadKind, &[u8]) -> Result<Vec<u8>, String> + Send>;
+
 /// The journal.
 #[async_trait]
 pub trait Journal: Send + Sync {
+    /// The format of the payloads.
+    async fn payload_format(&self) -> Result<PayloadFormat, StoreError>;
+    /// Rewrites every payload with `rewrite` and records `format`, in one transaction: if any payload cannot be
+    /// rewritten, nothing is changed and the error names it. Returns how many payloads were rewritten.
+    async fn rewrite_payloads(&self, rewrite: Rewrite, format: PayloadFormat) -> Result<u64, StoreError>;
     /// Creates an operation, or returns the existing one for an idempotency key the same caller (`created_by`)
     /// used before (the bool is `false`).
     async fn create_operation(&self, op: NewOperation) -> Result<(OperationRow, bool), StoreError>;

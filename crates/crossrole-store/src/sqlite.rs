@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
     AccountRow, AuditEntry, Batch, BindingRow, EventRow, Journal, NewOperation, OperationFilter, OperationRow,
-    StoreError,
+    PayloadFormat, PayloadKind, Rewrite, StoreError,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts the applied ones.
@@ -107,7 +107,25 @@ ALTER TABLE operations_v2 RENAME TO operations;
 CREATE INDEX operations_state ON operations(state);
 CREATE INDEX operations_spec ON operations(spec_name);
 "#,
+    // 3: what the journal knows about itself; the payload format is set when this migration runs (see `init`).
+    r#"
+CREATE TABLE journal_meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
+
+/// The version whose migration records the payload format: journals migrated past it from an older version hold
+/// protobuf payloads; journals created with it hold records.
+const PAYLOAD_FORMAT_SINCE: usize = 3;
+
+fn format_name(f: PayloadFormat) -> &'static str {
+    match f {
+        PayloadFormat::Protobuf => "protobuf",
+        PayloadFormat::Records => "records",
+    }
+}
 
 /// The SQLite journal.
 #[derive(Clone)]
@@ -160,6 +178,13 @@ impl SqliteJournal {
         for (i, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
             let tx = conn.transaction()?;
             tx.execute_batch(migration)?;
+            if i + 1 == PAYLOAD_FORMAT_SINCE {
+                let format = if version == 0 { PayloadFormat::Records } else { PayloadFormat::Protobuf };
+                tx.execute(
+                    "INSERT INTO journal_meta (key, value) VALUES ('payload_format', ?1)",
+                    params![format_name(format)],
+                )?;
+            }
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             tx.commit()?;
         }
@@ -224,8 +249,99 @@ fn get_operation(conn: &Connection, id: &str) -> Result<Option<OperationRow>, St
         .optional()?)
 }
 
+/// Where each kind of payload lives: table, key columns, payload column.
+const PAYLOADS: &[(PayloadKind, &str, &[&str], &str)] = &[
+    (PayloadKind::Spec, "operations", &["id"], "spec"),
+    (PayloadKind::AccountResult, "account_results", &["operation_id", "idx"], "result"),
+    (PayloadKind::Event, "events", &["operation_id", "sequence"], "payload"),
+    (PayloadKind::Binding, "bindings", &["name"], "binding"),
+    (PayloadKind::BindingStatus, "bindings", &["name"], "status"),
+];
+
+/// Rewrites one payload column, a page at a time in key order (keyset pagination: memory stays flat however large
+/// the journal).
+fn rewrite_column(
+    tx: &rusqlite::Transaction<'_>,
+    (kind, table, keys, column): (PayloadKind, &str, &[&str], &str),
+    rewrite: &mut Rewrite,
+) -> Result<u64, StoreError> {
+    use rusqlite::types::Value;
+    let key_list = keys.join(", ");
+    let n = keys.len();
+    let placeholders = (1..=n).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", ");
+    let first = format!("SELECT {key_list}, {column} FROM {table} ORDER BY {key_list} LIMIT 500");
+    let next = format!(
+        "SELECT {key_list}, {column} FROM {table} WHERE ({key_list}) > ({placeholders}) ORDER BY {key_list} LIMIT 500"
+    );
+    let update = format!(
+        "UPDATE {table} SET {column} = ?1 WHERE {}",
+        keys.iter().enumerate().map(|(i, k)| format!("{k} = ?{}", i + 2)).collect::<Vec<_>>().join(" AND ")
+    );
+    let mut after: Option<Vec<Value>> = None;
+    let mut done = 0;
+    loop {
+        let page: Vec<(Vec<Value>, Vec<u8>)> = {
+            let mut stmt = tx.prepare(if after.is_some() { &next } else { &first })?;
+            let params = rusqlite::params_from_iter(after.iter().flatten());
+            stmt.query_map(params, |r| {
+                let key = (0..n).map(|i| r.get::<_, Value>(i)).collect::<Result<Vec<_>, _>>()?;
+                Ok((key, r.get::<_, Vec<u8>>(n)?))
+            })?
+            .collect::<Result<_, _>>()?
+        };
+        let Some((last, _)) = page.last() else { return Ok(done) };
+        after = Some(last.clone());
+        for (key, payload) in page {
+            if payload.is_empty() && kind == PayloadKind::BindingStatus {
+                continue;
+            }
+            let new = rewrite(kind, &payload).map_err(|why| {
+                let at = keys.iter().zip(&key).map(|(k, v)| format!("{k}={v:?}")).collect::<Vec<_>>().join(", ");
+                StoreError::Rewrite(format!("{table}.{column} ({at}): {why}"))
+            })?;
+            let mut values: Vec<Value> = vec![Value::Blob(new)];
+            values.extend(key);
+            tx.execute(&update, rusqlite::params_from_iter(values))?;
+            done += 1;
+        }
+    }
+}
+
 #[async_trait]
 impl Journal for SqliteJournal {
+    async fn payload_format(&self) -> Result<PayloadFormat, StoreError> {
+        self.run(|conn| {
+            let value: Option<String> = conn
+                .query_row("SELECT value FROM journal_meta WHERE key = 'payload_format'", [], |r| r.get(0))
+                .optional()?;
+            match value.as_deref() {
+                Some("records") => Ok(PayloadFormat::Records),
+                Some("protobuf") => Ok(PayloadFormat::Protobuf),
+                other => Err(StoreError::Io(format!(
+                    "the journal's payload format {other:?} is not one this crossroled knows"
+                ))),
+            }
+        })
+        .await
+    }
+
+    async fn rewrite_payloads(&self, mut rewrite: Rewrite, format: PayloadFormat) -> Result<u64, StoreError> {
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let mut done = 0;
+            for place in PAYLOADS {
+                done += rewrite_column(&tx, *place, &mut rewrite)?;
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO journal_meta (key, value) VALUES ('payload_format', ?1)",
+                params![format_name(format)],
+            )?;
+            tx.commit()?;
+            Ok(done)
+        })
+        .await
+    }
+
     async fn create_operation(&self, op: NewOperation) -> Result<(OperationRow, bool), StoreError> {
         self.run(move |conn| {
             let tx = conn.transaction()?;
@@ -774,6 +890,90 @@ mod tests {
         let (again, created) = j.create_operation(new_op("new", Some("k"), "f")).await.unwrap();
         assert!(!created);
         assert_eq!(again.id, "old");
+    }
+
+    #[tokio::test]
+    async fn an_old_journal_says_its_payloads_are_protobuf_and_a_new_one_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.db");
+        {
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(MIGRATIONS[0]).unwrap();
+            conn.pragma_update(None, "user_version", 1).unwrap();
+        }
+        assert_eq!(SqliteJournal::open(&path).unwrap().payload_format().await.unwrap(), PayloadFormat::Protobuf);
+        // Opening it again changes nothing.
+        assert_eq!(SqliteJournal::open(&path).unwrap().payload_format().await.unwrap(), PayloadFormat::Protobuf);
+        let fresh = SqliteJournal::in_memory().unwrap();
+        assert_eq!(fresh.payload_format().await.unwrap(), PayloadFormat::Records);
+    }
+
+    async fn filled(n: u32) -> SqliteJournal {
+        let j = SqliteJournal::in_memory().unwrap();
+        for op in ["a", "b"] {
+            j.create_operation(new_op(op, None, "f")).await.unwrap();
+            let rows =
+                (0..n).map(|i| AccountRow { index: i, account_id: format!("{i}"), outcome: 1, result: b"r".to_vec() });
+            let events = (1..=u64::from(n)).map(|s| EventRow { sequence: s, payload: b"e".to_vec() }).collect();
+            j.persist(op, Batch { rows: rows.collect(), events, stats: None }).await.unwrap();
+        }
+        let binding = |name: &str| BindingRow {
+            name: name.into(),
+            version: 1,
+            binding: b"b".to_vec(),
+            status: Vec::new(),
+            create_time: 1,
+            update_time: 1,
+        };
+        j.create_binding(binding("x")).await.unwrap();
+        j.create_binding(binding("y")).await.unwrap();
+        j.set_binding_status("y", b"s".to_vec()).await.unwrap();
+        j
+    }
+
+    #[tokio::test]
+    async fn a_rewrite_reaches_every_payload_in_one_transaction() {
+        // More rows than a page, so that paging by key is exercised.
+        let j = filled(1203).await;
+        let seen = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
+        let counter = seen.clone();
+        let rewrite: Rewrite = Box::new(move |kind, bytes| {
+            *counter.lock().unwrap().entry(format!("{kind:?}")).or_default() += 1;
+            Ok([b"new-".as_slice(), bytes].concat())
+        });
+        assert_eq!(j.rewrite_payloads(rewrite, PayloadFormat::Records).await.unwrap(), 2 + 2 * 1203 * 2 + 2 + 1);
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen["Spec"], 2);
+        assert_eq!((seen["AccountResult"], seen["Event"]), (2406, 2406));
+        assert_eq!((seen["Binding"], seen["BindingStatus"]), (2, 1), "an empty status is left alone");
+        assert_eq!(j.get_operation("b").await.unwrap().unwrap().spec, b"new-\x01\x02\x03");
+        let rows = j.list_accounts("a", &[], 2000, None).await.unwrap();
+        assert!(rows.len() == 1203 && rows.iter().all(|r| r.result == b"new-r"));
+        let events = j.read_events("b", 0, 2000).await.unwrap();
+        assert!(events.len() == 1203 && events.iter().all(|e| e.payload == b"new-e"));
+        let y = j.get_binding("y").await.unwrap().unwrap();
+        assert_eq!((y.binding.as_slice(), y.status.as_slice()), (b"new-b".as_slice(), b"new-s".as_slice()));
+        assert!(j.get_binding("x").await.unwrap().unwrap().status.is_empty());
+        assert_eq!(j.payload_format().await.unwrap(), PayloadFormat::Records);
+    }
+
+    #[tokio::test]
+    async fn a_payload_that_cannot_be_rewritten_changes_nothing_and_is_named() {
+        let j = filled(3).await;
+        j.rewrite_payloads(Box::new(|_, b| Ok(b.to_vec())), PayloadFormat::Protobuf).await.unwrap();
+        let rewrite: Rewrite = Box::new(|kind, bytes| match kind {
+            PayloadKind::Event if bytes == b"e" => Err("not a message".into()),
+            _ => Ok(b"changed".to_vec()),
+        });
+        let e = j.rewrite_payloads(rewrite, PayloadFormat::Records).await.unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "journal upgrade: events.payload (operation_id=Text(\"a\"), sequence=Integer(1)): not a message; nothing \
+             was changed"
+        );
+        assert_eq!(j.get_operation("a").await.unwrap().unwrap().spec, vec![1, 2, 3]);
+        assert_eq!(j.list_accounts("a", &[], 10, None).await.unwrap()[0].result, b"r");
+        assert_eq!(j.payload_format().await.unwrap(), PayloadFormat::Protobuf);
     }
 
     #[test]

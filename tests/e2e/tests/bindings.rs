@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crossrole_client::proto;
 use crossrole_core::AccessSpec;
 use crossrole_e2e::{Aws, Crossroled, Manifest};
+use crossrole_wire::ToWire;
 
 const INTERVAL: u64 = 10;
 const ADMIN: &str = "arn:aws:iam::aws:policy/AdministratorAccess";
@@ -38,7 +39,7 @@ async fn a_binding_keeps_access_true_on_the_emulators() {
         .replace("name: security-audit", "name: sandbox-audit")
         .replace("name: SecurityAudit", "name: SandboxAudit")
         .replace("[/Root/Workloads]", "[/Root/Sandbox]");
-    let spec: proto::AccessSpec = (&AccessSpec::from_yaml(&yaml).unwrap()).into();
+    let spec: proto::AccessSpec = AccessSpec::from_yaml(&yaml).unwrap().to_wire();
     let sandbox: Vec<String> = m.active_under("/Root/Sandbox").iter().map(|a| a.id.clone()).collect();
     let interval = Some(prost_types::Duration { seconds: INTERVAL as i64, nanos: 0 });
     c.create_binding(proto::Binding { spec: Some(spec.clone()), reconcile_interval: interval, ..Default::default() })

@@ -12,6 +12,7 @@
 use crossrole_client::proto;
 use crossrole_core::{AccessSpec, policy::PolicyDocument};
 use crossrole_e2e::{Aws, Crossroled, Manifest};
+use crossrole_wire::ToWire;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollout_through_the_least_privilege_bootstrap_role() {
@@ -57,11 +58,11 @@ async fn a_rollout_through_the_least_privilege_bootstrap_role() {
         .replace("[/Root/Workloads]", "[/Root/Sandbox]");
     // Under the ceiling a spec asks for no boundary of its own: crossrole sets the ceiling's. Asked for another, it
     // is refused before any call, naming the field.
-    let refused: proto::AccessSpec = (&AccessSpec::from_yaml(&yaml).unwrap()).into();
+    let refused: proto::AccessSpec = AccessSpec::from_yaml(&yaml).unwrap().to_wire();
     let e = client.apply(refused, None).await.err().unwrap();
     assert_eq!(e.violations()[0].field, "spec.role.permissions_boundary_arn", "{e}");
     let yaml = yaml.replace("  permissions_boundary_arn: arn:aws:iam::aws:policy/ReadOnlyAccess\n", "");
-    let spec: proto::AccessSpec = (&AccessSpec::from_yaml(&yaml).unwrap()).into();
+    let spec: proto::AccessSpec = AccessSpec::from_yaml(&yaml).unwrap().to_wire();
     let done = client.apply(spec.clone(), None).await.unwrap().wait().await.unwrap();
     assert_eq!(done.state, proto::OperationState::Succeeded as i32, "{}", done.message);
     for a in &sandbox {

@@ -19,10 +19,11 @@ use crossrole_core::{
     policy::PolicyDocument,
 };
 use crossrole_e2e::{Aws, Crossroled, Manifest};
+use crossrole_wire::ToWire;
 use futures::StreamExt;
 
 fn wire(yaml: &str) -> proto::AccessSpec {
-    (&AccessSpec::from_yaml(yaml).unwrap()).into()
+    AccessSpec::from_yaml(yaml).unwrap().to_wire()
 }
 
 /// The role ARNs the grant policy at `arn` names, read from IAM.

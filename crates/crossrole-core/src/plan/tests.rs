@@ -85,7 +85,7 @@ fn create_is_one_call_plus_policies() {
             }
           ]
         }"#]]
-    .assert_eq(&p.changes()[0].to_wire(&Redactor::new([0; 32])).after);
+    .assert_eq(&p.changes()[0].shown(&Redactor::new([0; 32])).after);
 }
 
 #[test]
@@ -99,11 +99,11 @@ fn wire_changes_never_carry_the_external_id() {
     let drift = plan(&d, Some(&observed));
     let create = plan(&d, None);
     for c in create.changes().iter().chain(drift.changes()) {
-        let w = c.to_wire(&r);
+        let w = c.shown(&r);
         let text = format!("{} {} {}", w.subject, w.before, w.after);
         assert!(!text.contains("Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf") && !text.contains("the-other-secret"), "{text}");
     }
-    let update = drift.changes().iter().find(|c| matches!(c, Change::UpdateTrustPolicy { .. })).unwrap().to_wire(&r);
+    let update = drift.changes().iter().find(|c| matches!(c, Change::UpdateTrustPolicy { .. })).unwrap().shown(&r);
     assert!(update.before.contains(&r.mark("the-other-secret-value-0000")), "{}", update.before);
     assert!(update.after.contains(&r.mark("Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf")), "{}", update.after);
 }

@@ -7,10 +7,16 @@
 
 use std::collections::BTreeMap;
 
-use crossrole_proto::v1 as pb;
 use serde::{Deserialize, Serialize};
 
-use super::{AccessSpec, Guardrail, validate};
+use super::{
+    AccessSpec, AccountState, Guardrail, PrincipalMatch,
+    raw::{
+        Choice, RawDuration, RawGrant, RawGuardrails, RawLimit, RawQuotas, RawRole, RawRollout, RawSelector, RawSpec,
+        RawTagCondition, RawTrust, RawVerify, RawWaiver,
+    },
+    validate,
+};
 use crate::{Error, FieldViolation};
 
 /// A parsed spec file, before validation.
@@ -245,10 +251,11 @@ impl SpecFile {
         })
     }
 
-    /// Converts to the wire spec; values that cannot be represented there are violations.
-    pub fn into_proto(self) -> Result<pb::AccessSpec, Error> {
+    /// Converts to a spec as given; values that cannot be represented there (a duration or a count that does not
+    /// parse) are violations.
+    pub fn into_raw(self) -> Result<RawSpec, Error> {
         let mut violations = Vec::new();
-        let mut duration = |v: Option<DurationValue>, field: &str| -> Option<prost_types::Duration> {
+        let mut duration = |v: Option<DurationValue>, field: &str| -> Option<RawDuration> {
             let d = match v? {
                 DurationValue::Seconds(s) => std::time::Duration::from_secs(s),
                 DurationValue::Text(t) => match humantime::parse_duration(&t) {
@@ -260,7 +267,7 @@ impl SpecFile {
                     }
                 },
             };
-            Some(prost_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 })
+            Some(d.into())
         };
         let max_session = duration(self.role.max_session_duration, "role.max_session_duration");
         let verify_timeout = duration(
@@ -268,14 +275,14 @@ impl SpecFile {
             "rollout.verify.timeout",
         );
 
-        let mut limit = |v: Option<LimitValue>, field: &str| -> Option<pb::Limit> {
+        let mut limit = |v: Option<LimitValue>, field: &str| -> Option<RawLimit> {
             let kind = match v? {
-                LimitValue::Count(n) => pb::limit::Kind::Count(n),
+                LimitValue::Count(n) => RawLimit::Count(n),
                 LimitValue::Text(t) => {
                     let t = t.trim();
                     if let Some(p) = t.strip_suffix('%') {
                         match p.trim().parse() {
-                            Ok(p) => pb::limit::Kind::Percent(p),
+                            Ok(p) => RawLimit::Percent(p),
                             Err(_) => {
                                 violations.push(FieldViolation::new(
                                     field,
@@ -286,7 +293,7 @@ impl SpecFile {
                         }
                     } else {
                         match t.parse() {
-                            Ok(n) => pb::limit::Kind::Count(n),
+                            Ok(n) => RawLimit::Count(n),
                             Err(_) => {
                                 violations.push(FieldViolation::new(
                                     field,
@@ -298,12 +305,12 @@ impl SpecFile {
                     }
                 }
             };
-            Some(pb::Limit { kind: Some(kind) })
+            Some(kind)
         };
-        let rollout = self.rollout.map(|r| pb::RolloutOptions {
+        let rollout = self.rollout.map(|r| RawRollout {
             max_concurrency: limit(r.max_concurrency, "rollout.max_concurrency"),
             failure_tolerance: limit(r.failure_tolerance, "rollout.failure_tolerance"),
-            verify: r.verify.map(|v| pb::VerifyOptions { enabled: v.enabled, timeout: verify_timeout }),
+            verify: r.verify.map(|v| RawVerify { enabled: v.enabled, timeout: verify_timeout }),
             prune: r.prune,
         });
 
@@ -316,8 +323,8 @@ impl SpecFile {
             inline_policies.insert(name, text);
         }
 
-        let guardrails = self.guardrails.map(|g| pb::GuardrailOptions {
-            quotas: g.quotas.map(|q| pb::IamQuotas {
+        let guardrails = self.guardrails.map(|g| RawGuardrails {
+            quotas: g.quotas.map(|q| RawQuotas {
                 trust_policy_size: q.trust_policy_size.unwrap_or(0),
                 inline_policies_size: q.inline_policies_size.unwrap_or(0),
                 managed_policies_per_role: q.managed_policies_per_role.unwrap_or(0),
@@ -328,41 +335,41 @@ impl SpecFile {
                 .enumerate()
                 .map(|(i, w)| {
                     let guardrail = match Guardrail::parse(&w.guardrail) {
-                        Some(g) => pb::Guardrail::from(g) as i32,
+                        Some(g) => Choice::Is(g),
                         None => {
                             let known: Vec<&str> = Guardrail::ALL.iter().map(|g| g.as_str()).collect();
                             violations.push(FieldViolation::new(
                                 format!("guardrails.waivers[{i}].guardrail"),
                                 format!("unknown guardrail {:?} (known: {})", w.guardrail, known.join(", ")),
                             ));
-                            pb::Guardrail::Unspecified as i32
+                            Choice::Unspecified
                         }
                     };
-                    pb::GuardrailWaiver { guardrail, reason: w.reason }
+                    RawWaiver { guardrail, reason: w.reason }
                 })
                 .collect(),
         });
 
         let ids = |v: Vec<AccountIdValue>| v.into_iter().map(AccountIdValue::into_string).collect::<Vec<_>>();
         let t = self.role.trust;
-        let spec = pb::AccessSpec {
+        let spec = RawSpec {
             name: self.name,
-            role: Some(pb::RoleSpec {
+            role: Some(RawRole {
                 name: self.role.name,
                 path: self.role.path.unwrap_or_default(),
                 description: self.role.description.unwrap_or_default(),
                 max_session_duration: max_session,
-                trust: Some(pb::TrustSpec {
+                trust: Some(RawTrust {
                     account_ids: ids(t.account_ids),
                     principal_arns: t.principal_arns,
                     external_id: t.external_id.unwrap_or_default(),
                     require_mfa: t.require_mfa,
                     principal_org_id: t.principal_org_id.unwrap_or_default(),
                     principal_match: match t.principal_match {
-                        None => pb::PrincipalMatch::Unspecified,
-                        Some(PrincipalMatchValue::Condition) => pb::PrincipalMatch::Condition,
-                        Some(PrincipalMatchValue::Direct) => pb::PrincipalMatch::Direct,
-                    } as i32,
+                        None => Choice::Unspecified,
+                        Some(PrincipalMatchValue::Condition) => Choice::Is(PrincipalMatch::Condition),
+                        Some(PrincipalMatchValue::Direct) => Choice::Is(PrincipalMatch::Direct),
+                    },
                 }),
                 managed_policy_arns: self.role.managed_policy_arns,
                 inline_policies,
@@ -370,29 +377,31 @@ impl SpecFile {
                 tags: self.role.tags.into_iter().collect(),
                 adopt_existing: self.role.adopt_existing,
             }),
-            targets: self.targets.map(|t| pb::TargetSelector {
+            targets: self.targets.map(|t| RawSelector {
                 organizational_unit_ids: t.organizational_unit_ids,
                 organizational_unit_paths: t.organizational_unit_paths,
                 exclude_organizational_unit_paths: t.exclude_organizational_unit_paths,
                 exclude_descendants: t.exclude_descendants,
                 account_ids: ids(t.account_ids),
-                tags: t.tags.into_iter().map(|c| pb::TagCondition { key: c.key, value: c.value }).collect(),
+                tags: t.tags.into_iter().map(|c| RawTagCondition { key: c.key, value: c.value }).collect(),
                 exclude_account_ids: ids(t.exclude_account_ids),
                 exclude_organizational_unit_ids: t.exclude_organizational_unit_ids,
                 include_management_account: t.include_management_account,
                 states: t
                     .states
                     .into_iter()
-                    .map(|s| match s {
-                        StateValue::PendingActivation => pb::AccountState::PendingActivation,
-                        StateValue::Active => pb::AccountState::Active,
-                        StateValue::Suspended => pb::AccountState::Suspended,
-                        StateValue::PendingClosure => pb::AccountState::PendingClosure,
-                        StateValue::Closed => pb::AccountState::Closed,
-                    } as i32)
+                    .map(|s| {
+                        Choice::Is(match s {
+                            StateValue::PendingActivation => AccountState::PendingActivation,
+                            StateValue::Active => AccountState::Active,
+                            StateValue::Suspended => AccountState::Suspended,
+                            StateValue::PendingClosure => AccountState::PendingClosure,
+                            StateValue::Closed => AccountState::Closed,
+                        })
+                    })
                     .collect(),
             }),
-            grant: self.grant.map(|g| pb::TrustedGrant {
+            grant: self.grant.map(|g| RawGrant {
                 account_id: g.account_id.into_string(),
                 user_names: g.user_names,
                 group_names: g.group_names,
@@ -405,9 +414,9 @@ impl SpecFile {
         if violations.is_empty() { Ok(spec) } else { Err(Error::Invalid(violations)) }
     }
 
-    /// Converts to the wire spec and validates it.
+    /// Converts to a spec as given and validates it.
     pub fn into_spec(self) -> Result<AccessSpec, Error> {
-        validate(&self.into_proto()?)
+        validate(&self.into_raw()?)
     }
 }
 

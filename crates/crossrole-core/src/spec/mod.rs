@@ -1,12 +1,12 @@
 //! The access spec: crossrole's declarative unit, as validated domain types.
 //!
-//! Values of these types come from [`AccessSpec::try_from`] a wire spec (`crossrole_proto::v1::AccessSpec`) or from
-//! [`AccessSpec::from_yaml`] / [`AccessSpec::from_json`] of a spec file; both paths run the same validation
-//! ([`validate`]), which reports every broken rule with its field path. Code that holds an `AccessSpec` may rely on
-//! every field being within IAM's rules.
+//! Values of these types come from [`AccessSpec::try_from`] a spec as given ([`RawSpec`], which the wire's spec
+//! becomes at the edge) or from [`AccessSpec::from_yaml`] / [`AccessSpec::from_json`] of a spec file; both paths
+//! run the same validation ([`validate`]), which reports every broken rule with its field path. Code that holds an
+//! `AccessSpec` may rely on every field being within IAM's rules.
 
 mod file;
-mod proto;
+pub mod raw;
 mod validate;
 
 use std::{
@@ -15,6 +15,7 @@ use std::{
 };
 
 pub use file::SpecFile;
+pub use raw::{Choice, RawDuration, RawSpec};
 
 use crate::{
     Error,
@@ -120,7 +121,8 @@ pub struct TrustSpec {
 }
 
 /// How specific principals are named in a trust policy (see the API docs of `PrincipalMatch`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PrincipalMatch {
     /// Account root as principal, `aws:PrincipalArn` `ArnLike` condition naming the principals.
     #[default]
@@ -164,7 +166,8 @@ pub struct TagCondition {
 }
 
 /// An account's state in Organizations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum AccountState {
     /// Being created or invited.
     PendingActivation,
@@ -238,7 +241,8 @@ impl TrustedGrant {
 }
 
 /// An IAM identity that a policy can be attached to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum PrincipalKind {
     /// IAM user.
     User,
@@ -337,7 +341,8 @@ impl Default for IamQuotas {
 }
 
 /// A guardrail; see the API docs of `Guardrail`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Guardrail {
     /// `*` principal.
     WildcardPrincipal,

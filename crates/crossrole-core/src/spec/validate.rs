@@ -1,17 +1,16 @@
-//! Validation: a wire spec in, a domain spec (or every broken rule, with field paths) out.
+//! Validation: a spec as given ([`RawSpec`]) in, a domain spec (or every broken rule, with field paths) out.
 //!
-//! Spec files are converted to the wire type first (see `file.rs`), so this is the only place the rules live.
+//! Spec files and the wire both become a `RawSpec` first, so this is the only place the rules live.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     time::Duration,
 };
 
-use crossrole_proto::v1 as pb;
-
 use super::{
-    AccessSpec, AccountState, DEFAULT_VERIFY_TIMEOUT, Guardrail, GuardrailOptions, IamQuotas, Limit, PrincipalMatch,
-    RoleSpec, RolloutOptions, TagCondition, TargetSelector, TrustSpec, TrustedGrant,
+    AccessSpec, AccountState, DEFAULT_VERIFY_TIMEOUT, GuardrailOptions, IamQuotas, Limit, PrincipalMatch, RoleSpec,
+    RolloutOptions, TagCondition, TargetSelector, TrustSpec, TrustedGrant,
+    raw::{Choice, RawGrant, RawGuardrails, RawLimit, RawRole, RawRollout, RawSelector, RawSpec, RawTrust},
 };
 use crate::{
     Error,
@@ -28,8 +27,8 @@ const RESERVED_TAGS: usize = 2;
 /// through, so a document past it is refused without parsing it.
 pub(crate) const DOCUMENT_TEXT_MAX: usize = 128 * 1024;
 
-/// Validates a wire spec into a domain spec, reporting every broken rule.
-pub fn validate(p: &pb::AccessSpec) -> Result<AccessSpec, Error> {
+/// Validates a spec as given into a domain spec, reporting every broken rule.
+pub fn validate(p: &RawSpec) -> Result<AccessSpec, Error> {
     let mut v = Collector::default();
     if let Err(rule) = names::check_spec_name(&p.name) {
         v.push("name", rule);
@@ -66,7 +65,7 @@ fn all_violations(v: Collector) -> Vec<crate::FieldViolation> {
     }
 }
 
-fn role(r: &pb::RoleSpec, v: &mut Collector) -> Option<RoleSpec> {
+fn role(r: &RawRole, v: &mut Collector) -> Option<RoleSpec> {
     if let Err(rule) = names::check_iam_name(&r.name, 64) {
         v.push("role.name", rule);
     }
@@ -182,7 +181,7 @@ fn is_description_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{7e}' | '\u{a1}'..='\u{ff}')
 }
 
-fn trust(t: &pb::TrustSpec, v: &mut Collector) -> TrustSpec {
+fn trust(t: &RawTrust, v: &mut Collector) -> TrustSpec {
     let mut accounts = BTreeSet::new();
     for (i, id) in t.account_ids.iter().enumerate() {
         let field = format!("role.trust.account_ids[{i}]");
@@ -192,11 +191,11 @@ fn trust(t: &pb::TrustSpec, v: &mut Collector) -> TrustSpec {
             v.push(&field, format!("{id} is listed twice"));
         }
     }
-    let principal_match = match pb::PrincipalMatch::try_from(t.principal_match) {
-        Ok(pb::PrincipalMatch::Unspecified | pb::PrincipalMatch::Condition) => PrincipalMatch::Condition,
-        Ok(pb::PrincipalMatch::Direct) => PrincipalMatch::Direct,
-        Err(_) => {
-            v.push("role.trust.principal_match", format!("unknown value {}", t.principal_match));
+    let principal_match = match t.principal_match {
+        Choice::Unspecified => PrincipalMatch::Condition,
+        Choice::Is(m) => m,
+        Choice::Unknown(n) => {
+            v.push("role.trust.principal_match", format!("unknown value {n}"));
             PrincipalMatch::Condition
         }
     };
@@ -267,7 +266,7 @@ pub(crate) fn is_ou_or_root_id(s: &str) -> bool {
 }
 
 /// Validates a target selector; `at` is its field path (`targets`, or `selector` in ListAccounts).
-pub(crate) fn targets(t: &pb::TargetSelector, at: &str, v: &mut Collector) -> TargetSelector {
+pub(crate) fn targets(t: &RawSelector, at: &str, v: &mut Collector) -> TargetSelector {
     let ids = |list: &[String], name: &str, v: &mut Collector, check: &dyn Fn(&str) -> Result<(), String>| {
         let mut seen = BTreeSet::new();
         let mut out = Vec::new();
@@ -318,12 +317,12 @@ pub(crate) fn targets(t: &pb::TargetSelector, at: &str, v: &mut Collector) -> Ta
     }
     let mut states = BTreeSet::new();
     for (i, s) in t.states.iter().enumerate() {
-        match pb::AccountState::try_from(*s) {
-            Ok(pb::AccountState::Unspecified) | Err(_) => {
+        match s {
+            Choice::Unspecified | Choice::Unknown(_) => {
                 v.push(format!("{at}.states[{i}]"), "must be a known account state")
             }
-            Ok(s) => {
-                states.insert(account_state(s));
+            Choice::Is(s) => {
+                states.insert(*s);
             }
         }
     }
@@ -345,23 +344,13 @@ pub(crate) fn targets(t: &pb::TargetSelector, at: &str, v: &mut Collector) -> Ta
 }
 
 /// Validates a selector on its own (for ListAccounts), with field paths under `at`.
-pub fn validate_selector(t: &pb::TargetSelector, at: &str) -> Result<TargetSelector, Error> {
+pub fn validate_selector(t: &RawSelector, at: &str) -> Result<TargetSelector, Error> {
     let mut v = Collector::default();
     let s = targets(t, at, &mut v);
     v.finish(s)
 }
 
-pub(crate) fn account_state(s: pb::AccountState) -> AccountState {
-    match s {
-        pb::AccountState::PendingActivation => AccountState::PendingActivation,
-        pb::AccountState::Active | pb::AccountState::Unspecified => AccountState::Active,
-        pb::AccountState::Suspended => AccountState::Suspended,
-        pb::AccountState::PendingClosure => AccountState::PendingClosure,
-        pb::AccountState::Closed => AccountState::Closed,
-    }
-}
-
-fn grant(g: &pb::TrustedGrant, spec_name: &str, role: Option<&RoleSpec>, v: &mut Collector) -> Option<TrustedGrant> {
+fn grant(g: &RawGrant, spec_name: &str, role: Option<&RoleSpec>, v: &mut Collector) -> Option<TrustedGrant> {
     if let Err(rule) = names::check_account_id(&g.account_id) {
         v.push("grant.account_id", rule);
     } else if let Some(role) = role {
@@ -416,16 +405,16 @@ fn grant(g: &pb::TrustedGrant, spec_name: &str, role: Option<&RoleSpec>, v: &mut
     })
 }
 
-fn limit(l: Option<&pb::Limit>, field: &str, default: Limit, min_count: u32, v: &mut Collector) -> Limit {
-    match l.and_then(|l| l.kind) {
+fn limit(l: Option<&RawLimit>, field: &str, default: Limit, min_count: u32, v: &mut Collector) -> Limit {
+    match l.copied() {
         None => default,
-        Some(pb::limit::Kind::Count(n)) => {
+        Some(RawLimit::Count(n)) => {
             if n < min_count || n > 10_000 {
                 v.push(format!("{field}.count"), format!("must be from {min_count} to 10000, got {n}"));
             }
             Limit::Count(n)
         }
-        Some(pb::limit::Kind::Percent(p)) => {
+        Some(RawLimit::Percent(p)) => {
             let min = min_count.min(1);
             if p < min || p > 100 {
                 v.push(format!("{field}.percent"), format!("must be from {min} to 100, got {p}"));
@@ -435,7 +424,7 @@ fn limit(l: Option<&pb::Limit>, field: &str, default: Limit, min_count: u32, v: 
     }
 }
 
-fn rollout(r: &pb::RolloutOptions, v: &mut Collector) -> RolloutOptions {
+fn rollout(r: &RawRollout, v: &mut Collector) -> RolloutOptions {
     let defaults = RolloutOptions::default();
     let max_concurrency = limit(r.max_concurrency.as_ref(), "rollout.max_concurrency", defaults.max_concurrency, 1, v);
     let failure_tolerance =
@@ -459,7 +448,7 @@ fn rollout(r: &pb::RolloutOptions, v: &mut Collector) -> RolloutOptions {
     RolloutOptions { max_concurrency, failure_tolerance, verify, verify_timeout, prune: r.prune }
 }
 
-fn guardrails(g: &pb::GuardrailOptions, v: &mut Collector) -> GuardrailOptions {
+fn guardrails(g: &RawGuardrails, v: &mut Collector) -> GuardrailOptions {
     let defaults = IamQuotas::default();
     let quotas = match &g.quotas {
         None => defaults,
@@ -508,14 +497,14 @@ fn guardrails(g: &pb::GuardrailOptions, v: &mut Collector) -> GuardrailOptions {
     let mut waivers = BTreeMap::new();
     for (i, w) in g.waivers.iter().enumerate() {
         let field = format!("guardrails.waivers[{i}]");
-        let guardrail = match pb::Guardrail::try_from(w.guardrail) {
-            Ok(pb::Guardrail::Unspecified) | Err(_) => {
+        let guardrail = match w.guardrail {
+            Choice::Unspecified | Choice::Unknown(_) => {
                 v.push(format!("{field}.guardrail"), "must name a guardrail");
                 continue;
             }
-            Ok(g) => guardrail_from_pb(g),
+            Choice::Is(g) => g,
         };
-        if guardrail == Guardrail::UnownedRole {
+        if guardrail == super::Guardrail::UnownedRole {
             v.push(
                 format!("{field}.guardrail"),
                 "a role crossrole does not own is never modified by a waiver; set role.adopt_existing to take it over",
@@ -530,17 +519,4 @@ fn guardrails(g: &pb::GuardrailOptions, v: &mut Collector) -> GuardrailOptions {
         }
     }
     GuardrailOptions { quotas, waivers }
-}
-
-pub(crate) fn guardrail_from_pb(g: pb::Guardrail) -> Guardrail {
-    match g {
-        pb::Guardrail::WildcardPrincipal | pb::Guardrail::Unspecified => Guardrail::WildcardPrincipal,
-        pb::Guardrail::ExternalPrincipalUnguarded => Guardrail::ExternalPrincipalUnguarded,
-        pb::Guardrail::AdminAccess => Guardrail::AdminAccess,
-        pb::Guardrail::TrustPolicySize => Guardrail::TrustPolicySize,
-        pb::Guardrail::InlinePolicySize => Guardrail::InlinePolicySize,
-        pb::Guardrail::ManagedPolicyCount => Guardrail::ManagedPolicyCount,
-        pb::Guardrail::WeakExternalId => Guardrail::WeakExternalId,
-        pb::Guardrail::UnownedRole => Guardrail::UnownedRole,
-    }
 }

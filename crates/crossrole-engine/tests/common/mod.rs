@@ -1,6 +1,6 @@
 //! Helpers shared by the engine's tests: an organization, a spec, and an engine over the in-memory AWS.
 
-#![allow(clippy::unwrap_used, dead_code, unreachable_pub)] // test helpers outside #[test] fns
+#![allow(clippy::unwrap_used, dead_code, unreachable_pub, unused_imports)] // test helpers outside #[test] fns
 
 use std::{sync::Arc, time::Duration};
 
@@ -14,8 +14,15 @@ use crossrole_core::{
     org::{OrgTree, fixture::TreeBuilder},
     spec::AccountState,
 };
+pub use crossrole_core::{
+    ops::{
+        AccountPlanView, AccountResult, Action, ChangeKind, CheckOutcome, Conformance, ErrorCode, Event, Operation,
+        OperationKind, OperationState, Outcome, Phase,
+    },
+    spec::RawSpec,
+};
+pub use crossrole_engine::records;
 use crossrole_engine::{Engine, EngineConfig, StartRequest};
-use crossrole_proto::v1 as pb;
 use crossrole_store::{Journal, SqliteJournal};
 
 pub const MGMT: &str = "123456789012";
@@ -110,7 +117,7 @@ pub fn world(n: u64) -> World {
     world_with(n, config, Rates::UNLIMITED, Arc::new(SqliteJournal::in_memory().unwrap()))
 }
 
-pub fn start(kind: pb::OperationKind, spec: &AccessSpec) -> StartRequest {
+pub fn start(kind: OperationKind, spec: &AccessSpec) -> StartRequest {
     StartRequest {
         kind,
         spec: spec.clone(),
@@ -121,15 +128,15 @@ pub fn start(kind: pb::OperationKind, spec: &AccessSpec) -> StartRequest {
     }
 }
 
-pub async fn run(w: &World, kind: pb::OperationKind, spec: &AccessSpec) -> pb::Operation {
+pub async fn run(w: &World, kind: OperationKind, spec: &AccessSpec) -> Operation {
     let op = w.engine.start(start(kind, spec)).await.unwrap();
     w.engine.wait(&op.id).await.unwrap()
 }
 
-pub async fn results(w: &World, op: &str) -> Vec<pb::AccountResult> {
+pub async fn results(w: &World, op: &str) -> Vec<AccountResult> {
     w.engine.account_results(op, &[], 10_000, "").await.unwrap().0
 }
 
-pub fn outcome(r: &pb::AccountResult) -> &'static str {
-    pb::AccountOutcome::try_from(r.outcome).unwrap().as_str_name()
+pub fn outcome(r: &AccountResult) -> &'static str {
+    r.outcome.as_str()
 }

@@ -441,10 +441,11 @@ pub struct Finding {
     #[prost(string, tag = "5")]
     pub waiver_reason: ::prost::alloc::string::String,
 }
-/// Why an account failed or was skipped.
+/// Why an account failed, was skipped or was not started.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct AccountError {
-    /// A stable crossrole code, for example `bootstrap_role_unavailable`, `aws_error`, `not_owned`, `account_not_active`.
+    /// `reason` as a stable lowercase text (`not_owned`, `account_not_active`, `bootstrap_role_unavailable`, …), for
+    /// clients that match text; the two always agree.
     #[prost(string, tag = "1")]
     pub code: ::prost::alloc::string::String,
     /// What happened, for people.
@@ -456,6 +457,9 @@ pub struct AccountError {
     /// The phase it happened in.
     #[prost(enumeration = "AccountPhase", tag = "4")]
     pub phase: i32,
+    /// Why: one of the full list.
+    #[prost(enumeration = "AccountErrorReason", tag = "5")]
+    pub reason: i32,
 }
 /// Kinds of change, in the order crossrole applies them when several are needed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
@@ -641,6 +645,76 @@ impl AccountPhase {
             "ACCOUNT_PHASE_APPLY" => Some(Self::Apply),
             "ACCOUNT_PHASE_VERIFY" => Some(Self::Verify),
             "ACCOUNT_PHASE_DONE" => Some(Self::Done),
+            _ => None,
+        }
+    }
+}
+/// Why an account failed, was skipped or was not started: the full list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum AccountErrorReason {
+    /// Unknown.
+    Unspecified = 0,
+    /// `not_owned`: a role of that name exists that is not this spec's; it is left untouched (skipped).
+    NotOwned = 1,
+    /// `account_not_active`: the account is not ACTIVE, or left the organization; it is left alone (skipped).
+    AccountNotActive = 2,
+    /// `bootstrap_role_unavailable`: the bootstrap role is missing, not assumable, or cannot manage IAM.
+    BootstrapRoleUnavailable = 3,
+    /// `access_denied`: AWS refused a call with AccessDenied.
+    AccessDenied = 4,
+    /// `aws_unavailable`: AWS kept throttling or failing beyond crossrole's retries.
+    AwsUnavailable = 5,
+    /// `aws_error`: AWS refused a call for another reason; `aws_error_code` says which.
+    AwsError = 6,
+    /// `invalid`: something in the spec does not fit this account.
+    Invalid = 7,
+    /// `cancelled`: the operation was cancelled while the account was in flight.
+    Cancelled = 8,
+    /// `verify_failed`: the role was applied but the trusted side cannot assume it.
+    VerifyFailed = 9,
+    /// `not_started`: not started, because the operation was cancelled, the failure tolerance was exceeded, or the
+    /// trusted side could not be removed first.
+    NotStarted = 10,
+}
+impl AccountErrorReason {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "ACCOUNT_ERROR_REASON_UNSPECIFIED",
+            Self::NotOwned => "ACCOUNT_ERROR_REASON_NOT_OWNED",
+            Self::AccountNotActive => "ACCOUNT_ERROR_REASON_ACCOUNT_NOT_ACTIVE",
+            Self::BootstrapRoleUnavailable => {
+                "ACCOUNT_ERROR_REASON_BOOTSTRAP_ROLE_UNAVAILABLE"
+            }
+            Self::AccessDenied => "ACCOUNT_ERROR_REASON_ACCESS_DENIED",
+            Self::AwsUnavailable => "ACCOUNT_ERROR_REASON_AWS_UNAVAILABLE",
+            Self::AwsError => "ACCOUNT_ERROR_REASON_AWS_ERROR",
+            Self::Invalid => "ACCOUNT_ERROR_REASON_INVALID",
+            Self::Cancelled => "ACCOUNT_ERROR_REASON_CANCELLED",
+            Self::VerifyFailed => "ACCOUNT_ERROR_REASON_VERIFY_FAILED",
+            Self::NotStarted => "ACCOUNT_ERROR_REASON_NOT_STARTED",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "ACCOUNT_ERROR_REASON_UNSPECIFIED" => Some(Self::Unspecified),
+            "ACCOUNT_ERROR_REASON_NOT_OWNED" => Some(Self::NotOwned),
+            "ACCOUNT_ERROR_REASON_ACCOUNT_NOT_ACTIVE" => Some(Self::AccountNotActive),
+            "ACCOUNT_ERROR_REASON_BOOTSTRAP_ROLE_UNAVAILABLE" => {
+                Some(Self::BootstrapRoleUnavailable)
+            }
+            "ACCOUNT_ERROR_REASON_ACCESS_DENIED" => Some(Self::AccessDenied),
+            "ACCOUNT_ERROR_REASON_AWS_UNAVAILABLE" => Some(Self::AwsUnavailable),
+            "ACCOUNT_ERROR_REASON_AWS_ERROR" => Some(Self::AwsError),
+            "ACCOUNT_ERROR_REASON_INVALID" => Some(Self::Invalid),
+            "ACCOUNT_ERROR_REASON_CANCELLED" => Some(Self::Cancelled),
+            "ACCOUNT_ERROR_REASON_VERIFY_FAILED" => Some(Self::VerifyFailed),
+            "ACCOUNT_ERROR_REASON_NOT_STARTED" => Some(Self::NotStarted),
             _ => None,
         }
     }

@@ -3,10 +3,15 @@
 use crossrole_core::{
     AccessSpec, guardrails,
     links::{SwitchRoleLink, aws_config_profiles, switch_role_link},
+    ops::OperationKind,
     policy::trust_policy,
 };
-use crossrole_engine::{StartRequest, finding, redacted};
-use crossrole_proto::v1::{self as pb, access_service_server::AccessService};
+use crossrole_engine::{StartRequest, redacted};
+use crossrole_wire::{
+    ToWire,
+    pb::{self, access_service_server::AccessService},
+    raw_spec,
+};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -30,18 +35,20 @@ impl Access {
     async fn start(
         &self,
         request: Request<(Option<pb::AccessSpec>, String)>,
-        kind: pb::OperationKind,
+        kind: OperationKind,
         method: &str,
     ) -> Result<pb::Operation, ApiError> {
         let caller = self.0.caller(&request, Scope::Apply)?;
         let (wire, key) = request.into_inner();
-        let summary =
-            format!("{:?} idempotency_key={key:?}", wire.as_ref().map(|w| redacted(w, self.0.engine.redactor())));
+        let summary = format!(
+            "{:?} idempotency_key={key:?}",
+            wire.as_ref().map(|w| redacted(&raw_spec(w), self.0.engine.redactor()))
+        );
         let result: Result<pb::Operation, ApiError> = async {
             let s = spec(wire.as_ref())?;
             let key = idempotency_key(&key)?;
-            if kind == pb::OperationKind::Apply {
-                self.0.engine.guardrails(&s).await.map_err(|e| under_spec(e.into()))?;
+            if kind == OperationKind::Apply {
+                self.0.engine.guardrails(&s).await.map_err(under_spec)?;
             }
             self.0
                 .engine
@@ -54,7 +61,8 @@ impl Access {
                     dry_run: false,
                 })
                 .await
-                .map_err(|e| under_spec(e.into()))
+                .map(|op| op.to_wire())
+                .map_err(under_spec)
         }
         .await;
         let outcome = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
@@ -78,7 +86,7 @@ impl AccessService for Access {
         let s = spec(request.get_ref().spec.as_ref())?;
         // No AWS call: the organization's accounts are used only if they are already known.
         let cached = self.0.engine.discovery().cached_tree().await;
-        let s = self.0.engine.admit_in(s, cached.as_deref()).map_err(|e| under_spec(e.into()))?;
+        let s = self.0.engine.admit_in(s, cached.as_deref()).map_err(under_spec)?;
         let members = cached.as_ref().map(|t| t.account_ids());
         let findings = guardrails::enforce(
             &s,
@@ -87,7 +95,7 @@ impl AccessService for Access {
         )
         .map_err(|e| under_spec(e.into()))?;
         Ok(Response::new(pb::ValidateSpecResponse {
-            findings: findings.iter().map(finding).collect(),
+            findings: findings.iter().map(ToWire::to_wire).collect(),
             trust_policy: self
                 .0
                 .engine
@@ -102,8 +110,8 @@ impl AccessService for Access {
     ) -> Result<Response<pb::PlanAccessResponse>, Status> {
         self.0.caller(&request, Scope::Plan)?;
         let s = spec(request.get_ref().spec.as_ref())?;
-        let plan = self.0.engine.plan(&s).await.map_err(|e| under_spec(e.into()))?;
-        Ok(Response::new(pb::PlanAccessResponse { plan: Some(plan) }))
+        let plan = self.0.engine.plan(&s).await.map_err(under_spec)?;
+        Ok(Response::new(pb::PlanAccessResponse { plan: Some(plan.to_wire()) }))
     }
 
     async fn apply_access(
@@ -112,7 +120,7 @@ impl AccessService for Access {
     ) -> Result<Response<pb::ApplyAccessResponse>, Status> {
         let (meta, ext, r) = request.into_parts();
         let op = self
-            .start(Request::from_parts(meta, ext, (r.spec, r.idempotency_key)), pb::OperationKind::Apply, "ApplyAccess")
+            .start(Request::from_parts(meta, ext, (r.spec, r.idempotency_key)), OperationKind::Apply, "ApplyAccess")
             .await?;
         Ok(Response::new(pb::ApplyAccessResponse { operation: Some(op) }))
     }
@@ -123,11 +131,7 @@ impl AccessService for Access {
     ) -> Result<Response<pb::DestroyAccessResponse>, Status> {
         let (meta, ext, r) = request.into_parts();
         let op = self
-            .start(
-                Request::from_parts(meta, ext, (r.spec, r.idempotency_key)),
-                pb::OperationKind::Destroy,
-                "DestroyAccess",
-            )
+            .start(Request::from_parts(meta, ext, (r.spec, r.idempotency_key)), OperationKind::Destroy, "DestroyAccess")
             .await?;
         Ok(Response::new(pb::DestroyAccessResponse { operation: Some(op) }))
     }
@@ -138,7 +142,7 @@ impl AccessService for Access {
     ) -> Result<Response<pb::VerifyAccessResponse>, Status> {
         self.0.caller(&request, Scope::Read)?;
         let s = spec(request.get_ref().spec.as_ref())?;
-        Ok(Response::new(self.0.engine.verify(&s).await.map_err(ApiError::from)?))
+        Ok(Response::new(self.0.engine.verify(&s).await.map_err(ApiError::from)?.to_wire()))
     }
 
     async fn get_switch_role_links(

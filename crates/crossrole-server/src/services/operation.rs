@@ -1,10 +1,14 @@
 //! `OperationService`: get, list, account results, cancel, and watch.
 
-use std::{pin::Pin, sync::Arc};
+use std::pin::Pin;
 
-use crossrole_engine::is_final;
-use crossrole_proto::v1::{self as pb, operation_service_server::OperationService};
-use crossrole_store::OperationFilter;
+use crossrole_core::ops::{OperationState, Outcome};
+use crossrole_engine::ListFilter;
+use crossrole_wire::{
+    ToWire,
+    enums::Known,
+    pb::{self, operation_service_server::OperationService},
+};
 use futures::Stream;
 use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
@@ -26,8 +30,15 @@ fn operation_id(id: &str) -> Result<&str, ApiError> {
     }
 }
 
-fn is_final_event(e: &pb::OperationEvent) -> bool {
-    matches!(&e.event, Some(pb::operation_event::Event::StateChanged(s)) if is_final(s.state))
+/// The values of a repeated enum field of a request; a value this version does not know is named.
+fn known<T: Known>(field: &str, numbers: &[i32], what: &str) -> Result<Vec<T>, ApiError> {
+    numbers
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            T::known(*n).ok_or_else(|| ApiError::field(&format!("{field}[{i}]"), &format!("must be a known {what}")))
+        })
+        .collect()
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchOperationResponse, Status>> + Send>>;
@@ -47,8 +58,8 @@ pub fn watch(state: State, id: String, after: u64) -> WatchStream {
                 }
                 for e in batch {
                     last = e.sequence;
-                    let done = is_final_event(&e);
-                    yield pb::WatchOperationResponse { event: Some(e), replayed: true };
+                    let done = e.is_final();
+                    yield pb::WatchOperationResponse { event: Some(e.to_wire()), replayed: true };
                     if done {
                         return;
                     }
@@ -60,8 +71,8 @@ pub fn watch(state: State, id: String, after: u64) -> WatchStream {
                         Ok(e) if e.sequence <= last => continue,
                         Ok(e) if e.sequence == last + 1 => {
                             last = e.sequence;
-                            let done = is_final_event(&e);
-                            yield pb::WatchOperationResponse { event: Some(Arc::unwrap_or_clone(e)), replayed: false };
+                            let done = e.is_final();
+                            yield pb::WatchOperationResponse { event: Some(e.to_wire()), replayed: false };
                             if done {
                                 return;
                             }
@@ -72,7 +83,7 @@ pub fn watch(state: State, id: String, after: u64) -> WatchStream {
                 },
                 None => {
                     let op = state.engine.operation(&id).await.map_err(ApiError::from)?;
-                    if is_final(op.state) && op.last_sequence <= last {
+                    if op.state.is_final() && op.last_sequence <= last {
                         return;
                     }
                     // Not running in this process (yet): poll the journal.
@@ -92,7 +103,7 @@ impl OperationService for Operations {
         self.0.caller(&request, Scope::Read)?;
         let id = operation_id(&request.get_ref().operation_id)?;
         Ok(Response::new(pb::GetOperationResponse {
-            operation: Some(self.0.engine.operation(id).await.map_err(ApiError::from)?),
+            operation: Some(self.0.engine.operation(id).await.map_err(ApiError::from)?.to_wire()),
         }))
     }
 
@@ -103,15 +114,11 @@ impl OperationService for Operations {
         self.0.caller(&request, Scope::Read)?;
         let r = request.get_ref();
         let size = page_size(r.page_size, 50)?;
-        for (i, s) in r.states.iter().enumerate() {
-            if !matches!(pb::OperationState::try_from(*s), Ok(s) if s != pb::OperationState::Unspecified) {
-                return Err(ApiError::field(&format!("states[{i}]"), "must be a known operation state").into());
-            }
-        }
-        let filter =
-            OperationFilter { states: r.states.clone(), spec_name: r.spec_name.clone(), binding_name: String::new() };
+        let states: Vec<OperationState> = known("states", &r.states, "operation state")?;
+        let filter = ListFilter { states, spec_name: r.spec_name.clone(), binding_name: String::new() };
         let (operations, next) =
             self.0.engine.list_operations(&filter, size, &r.page_token).await.map_err(ApiError::from)?;
+        let operations = operations.iter().map(ToWire::to_wire).collect();
         Ok(Response::new(pb::ListOperationsResponse { operations, next_page_token: next }))
     }
 
@@ -123,8 +130,10 @@ impl OperationService for Operations {
         let r = request.get_ref();
         let id = operation_id(&r.operation_id)?;
         let size = page_size(r.page_size, 100)?;
+        let outcomes: Vec<Outcome> = known("outcomes", &r.outcomes, "account outcome")?;
         let (results, next) =
-            self.0.engine.account_results(id, &r.outcomes, size, &r.page_token).await.map_err(ApiError::from)?;
+            self.0.engine.account_results(id, &outcomes, size, &r.page_token).await.map_err(ApiError::from)?;
+        let results = results.iter().map(ToWire::to_wire).collect();
         Ok(Response::new(pb::ListAccountResultsResponse { results, next_page_token: next }))
     }
 
@@ -143,7 +152,7 @@ impl OperationService for Operations {
                 &result.as_ref().map(|_| ()).map_err(|e| e.to_string()),
             )
             .await;
-        Ok(Response::new(pb::CancelOperationResponse { operation: Some(result?) }))
+        Ok(Response::new(pb::CancelOperationResponse { operation: Some(result?.to_wire()) }))
     }
 
     type WatchOperationStream = WatchStream;

@@ -1,7 +1,9 @@
 //! `OrganizationService`: the OU tree and account selection.
 
-use crossrole_core::{org::OrgTree, spec::validate_selector};
-use crossrole_proto::v1::{self as pb, organization_service_server::OrganizationService};
+use crossrole_wire::{
+    ToWire,
+    pb::{self, organization_service_server::OrganizationService},
+};
 use tonic::{Request, Response, Status};
 
 use crate::{
@@ -12,18 +14,6 @@ use crate::{
 
 /// The service.
 pub struct Organizations(pub State);
-
-fn unit(tree: &OrgTree, id: &str) -> pb::OrganizationalUnit {
-    let u = &tree.units[id];
-    pb::OrganizationalUnit {
-        id: u.id.clone(),
-        name: u.name.clone(),
-        path: tree.path_of(id),
-        parent_id: u.parent_id.clone().unwrap_or_default(),
-        children: u.children.iter().filter(|c| tree.units.contains_key(*c)).map(|c| unit(tree, c)).collect(),
-        account_ids: u.accounts.clone(),
-    }
-}
 
 #[tonic::async_trait]
 impl OrganizationService for Organizations {
@@ -39,15 +29,7 @@ impl OrganizationService for Organizations {
             .tree(&Default::default(), request.get_ref().refresh)
             .await
             .map_err(ApiError::from)?;
-        Ok(Response::new(pb::DescribeOrganizationResponse {
-            organization: Some(pb::Organization {
-                id: tree.organization.id.clone(),
-                arn: tree.organization.arn.clone(),
-                management_account_id: tree.organization.management_account_id.clone(),
-                root: tree.units.contains_key(&tree.root_id).then(|| unit(&tree, &tree.root_id)),
-                account_count: tree.accounts.len() as u32,
-            }),
-        }))
+        Ok(Response::new(pb::DescribeOrganizationResponse { organization: Some(tree.to_wire()) }))
     }
 
     async fn list_accounts(
@@ -57,8 +39,7 @@ impl OrganizationService for Organizations {
         self.0.caller(&request, Scope::Read)?;
         let r = request.get_ref();
         let size = page_size(r.page_size, 100)?;
-        let selector =
-            validate_selector(&r.selector.clone().unwrap_or_default(), "selector").map_err(ApiError::from)?;
+        let selector = crossrole_wire::selector(r.selector.as_ref(), "selector").map_err(ApiError::from)?;
         let (tree, selection) = self.0.engine.select(&selector, "selector", r.refresh).await.map_err(ApiError::from)?;
         let start = if r.page_token.is_empty() {
             0
@@ -76,9 +57,7 @@ impl OrganizationService for Organizations {
         let accounts = page
             .into_iter()
             .map(|a| {
-                let mut acc = crossrole_engine::query::account(a, &tree.path_of(&a.parent_id));
-                acc.tags = tags.get(&a.id).cloned().unwrap_or_default();
-                acc
+                crossrole_wire::account(a, &tree.path_of(&a.parent_id), tags.get(&a.id).cloned().unwrap_or_default())
             })
             .collect();
         let skipped = if start == 0 {
@@ -86,7 +65,11 @@ impl OrganizationService for Organizations {
                 .skipped
                 .iter()
                 .map(|s| pb::SkippedAccount {
-                    account: Some(crossrole_engine::query::account(&s.account, &tree.path_of(&s.account.parent_id))),
+                    account: Some(crossrole_wire::account(
+                        &s.account,
+                        &tree.path_of(&s.account.parent_id),
+                        Default::default(),
+                    )),
                     reason: s.reason.clone(),
                 })
                 .collect()

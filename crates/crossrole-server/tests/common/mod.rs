@@ -19,6 +19,7 @@ use crossrole_server::{
     auth::hash_token,
     config::{Config, Flags},
 };
+use crossrole_wire::ToWire;
 
 pub const SECURITY: &str = "111122223333";
 
@@ -60,7 +61,7 @@ rollout:
 }
 
 pub fn spec() -> proto::AccessSpec {
-    (&AccessSpec::from_yaml(&spec_yaml()).unwrap()).into()
+    AccessSpec::from_yaml(&spec_yaml()).unwrap().to_wire()
 }
 
 pub struct Harness {

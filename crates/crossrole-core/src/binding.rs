@@ -1,0 +1,331 @@
+//! Access bindings: specs crossroled keeps true over time, reconciled on an interval, and where each account
+//! stands after the last reconcile.
+//!
+//! A binding as given ([`RawBinding`]) is validated here into a [`Binding`]; the engine stores it (its ExternalId
+//! sealed), reconciles it and turns each finished reconcile into a [`BindingStatus`] with
+//! [`BindingStatus::from_results`].
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    AccessSpec, Error, FieldViolation,
+    ops::{AccountError, AccountResult, Action, ErrorCode, Millis, Outcome, ShownChange},
+    spec::{Choice, RawDuration, RawSpec},
+};
+
+/// Shortest reconcile interval.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(10);
+/// Longest reconcile interval.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The interval when none is given.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// What a reconcile does about drift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BindingMode {
+    /// Apply the changes that bring each account back to the spec.
+    #[default]
+    Enforce,
+    /// Report drift, change nothing (a dry run).
+    Detect,
+}
+
+/// A binding as given, before validation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RawBinding {
+    /// The binding's name; empty for the spec's.
+    pub name: String,
+    /// The spec it keeps true.
+    pub spec: Option<RawSpec>,
+    /// Its mode; left out for ENFORCE.
+    pub mode: Choice<BindingMode>,
+    /// How often it reconciles; left out for 15 minutes.
+    pub reconcile_interval: Option<RawDuration>,
+}
+
+/// A valid binding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    /// Its name: the spec's.
+    pub name: String,
+    /// The spec it keeps true.
+    pub spec: AccessSpec,
+    /// What a reconcile does about drift.
+    pub mode: BindingMode,
+    /// How often it reconciles, from 10 seconds to 7 days.
+    pub reconcile_interval: Duration,
+}
+
+impl Binding {
+    /// Validates `raw`; fields are named under `binding.` (the spec's under `binding.spec.`). A spec that does not
+    /// validate is reported alone: the other rules are about a spec that does.
+    pub fn validate(raw: &RawBinding) -> Result<Binding, Error> {
+        let spec = raw.spec.as_ref().ok_or_else(|| Error::invalid("binding.spec", "required"))?;
+        let spec = AccessSpec::try_from(spec).map_err(|e| e.under("binding.spec"))?;
+        let mut violations = Vec::new();
+        let name = if raw.name.is_empty() { spec.name.clone() } else { raw.name.clone() };
+        if name != spec.name {
+            violations.push(FieldViolation::new("binding.name", format!("must be the spec's name ({:?})", spec.name)));
+        }
+        let mode = match raw.mode {
+            Choice::Unspecified => BindingMode::Enforce,
+            Choice::Is(m) => m,
+            Choice::Unknown(_) => {
+                violations.push(FieldViolation::new("binding.mode", "must be ENFORCE or DETECT"));
+                BindingMode::Enforce
+            }
+        };
+        let reconcile_interval = match raw.reconcile_interval {
+            None => DEFAULT_INTERVAL,
+            Some(d) if d.seconds >= MIN_INTERVAL.as_secs() as i64 && d.seconds <= MAX_INTERVAL.as_secs() as i64 => {
+                Duration::from_secs(d.seconds as u64)
+            }
+            Some(d) => {
+                violations.push(FieldViolation::new(
+                    "binding.reconcile_interval",
+                    format!("must be from 10s to 7 days, got {}s", d.seconds),
+                ));
+                DEFAULT_INTERVAL
+            }
+        };
+        if !violations.is_empty() {
+            return Err(Error::Invalid(violations));
+        }
+        Ok(Binding { name, spec, mode, reconcile_interval })
+    }
+}
+
+/// A stored binding as callers see it: its spec's ExternalId replaced by its mark.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindingView {
+    /// Its name: the spec's.
+    pub name: String,
+    /// Its version, from 1, one up with every update.
+    pub version: u64,
+    /// The spec it keeps true.
+    pub spec: RawSpec,
+    /// What a reconcile does about drift.
+    pub mode: BindingMode,
+    /// How often it reconciles.
+    pub reconcile_interval: Duration,
+    /// When it was created.
+    pub create_time: Millis,
+    /// When it was last updated.
+    pub update_time: Millis,
+    /// Where it stands (a listing leaves out the accounts, not their counts).
+    pub status: BindingStatus,
+}
+
+/// Where an account stands after a binding's last reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncState {
+    /// Drift found and left (DETECT mode).
+    Drifted,
+    /// The reconcile failed here, or skipped a role it does not own.
+    Failed,
+    /// Not reconciled yet (not started, or still running).
+    Pending,
+    /// As the spec says.
+    InSync,
+}
+
+/// One account of a binding's status.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingAccountStatus {
+    /// The account.
+    pub account_id: String,
+    /// Its name.
+    pub account_name: String,
+    /// Where it stands.
+    pub state: SyncState,
+    /// The changes the last reconcile made (found, in DETECT mode).
+    pub changes: Vec<ShownChange>,
+    /// Why it failed.
+    pub error: Option<AccountError>,
+    /// When the last reconcile finished with it.
+    pub last_reconcile_time: Millis,
+}
+
+/// Where a binding stands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingStatus {
+    /// When the last reconcile ended; `None` before the first.
+    pub last_reconcile_time: Option<Millis>,
+    /// The last finished reconcile.
+    pub last_operation_id: String,
+    /// The reconcile running now, if any.
+    pub running_operation_id: String,
+    /// When the next reconcile is due; `None`: now.
+    pub next_reconcile_time: Option<Millis>,
+    /// Per account, drifted and failed first.
+    pub accounts: Vec<BindingAccountStatus>,
+    /// Accounts by state.
+    pub counts: SyncCounts,
+    /// The binding version the last reconcile ran; a newer version is reconciled at once.
+    pub reconciled_version: u64,
+}
+
+/// A binding's accounts by state.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncCounts {
+    /// As the spec says.
+    pub in_sync: u32,
+    /// Drift found and left.
+    pub drifted: u32,
+    /// Failed, or a role it does not own.
+    pub failed: u32,
+    /// Not reconciled yet.
+    pub pending: u32,
+}
+
+impl SyncCounts {
+    fn of(accounts: &[BindingAccountStatus]) -> SyncCounts {
+        let count = |s: SyncState| accounts.iter().filter(|a| a.state == s).count() as u32;
+        SyncCounts {
+            in_sync: count(SyncState::InSync),
+            drifted: count(SyncState::Drifted),
+            failed: count(SyncState::Failed),
+            pending: count(SyncState::Pending),
+        }
+    }
+}
+
+impl BindingStatus {
+    /// The status after the reconcile `operation` ended at `end` with `results`: accounts whose role it removed
+    /// and accounts that are not ACTIVE are left out; the next reconcile is due `interval` plus `jitter` later.
+    pub fn from_results(
+        operation: &str,
+        end: Millis,
+        results: Vec<AccountResult>,
+        interval: Duration,
+        jitter: Duration,
+        reconciled_version: u64,
+    ) -> BindingStatus {
+        let mut accounts: Vec<BindingAccountStatus> = results
+            .into_iter()
+            .filter(|r| !(r.action == Action::Remove && r.outcome == Outcome::Changed))
+            .filter_map(|r| {
+                let state = match r.outcome {
+                    Outcome::Changed | Outcome::Unchanged => SyncState::InSync,
+                    Outcome::Drifted => SyncState::Drifted,
+                    Outcome::Failed => SyncState::Failed,
+                    Outcome::Skipped if r.error.as_ref().is_some_and(|e| e.code == ErrorCode::AccountNotActive) => {
+                        return None;
+                    }
+                    Outcome::Skipped => SyncState::Failed,
+                    Outcome::Pending | Outcome::Running | Outcome::NotStarted => SyncState::Pending,
+                };
+                Some(BindingAccountStatus {
+                    account_id: r.account_id,
+                    account_name: r.account_name,
+                    state,
+                    changes: r.changes,
+                    error: r.error,
+                    last_reconcile_time: r.end_time.unwrap_or(end),
+                })
+            })
+            .collect();
+        accounts.sort_by(|a, b| (a.state, &a.account_id).cmp(&(b.state, &b.account_id)));
+        let after = (interval + jitter).as_millis() as i64;
+        BindingStatus {
+            last_reconcile_time: Some(end),
+            last_operation_id: operation.to_string(),
+            running_operation_id: String::new(),
+            next_reconcile_time: Some(end.saturating_add(after)),
+            counts: SyncCounts::of(&accounts),
+            accounts,
+            reconciled_version,
+        }
+    }
+
+    /// Whether a reconcile is due at `now` for a binding at `version`.
+    pub fn due(&self, version: u64, now: Millis) -> bool {
+        self.reconciled_version != version || self.next_reconcile_time.unwrap_or(0) <= now
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::Phase;
+
+    fn raw() -> RawBinding {
+        let spec = AccessSpec::from_yaml(
+            "name: audit\nrole: {name: Audit, trust: {account_ids: ['111111111111'], external_id: \
+             'a-long-enough-external-id'}}\ntargets: {account_ids: ['222222222222']}\n",
+        )
+        .unwrap();
+        RawBinding { spec: Some(RawSpec::from(&spec)), ..Default::default() }
+    }
+
+    #[test]
+    fn a_binding_takes_its_specs_name_and_the_defaults() {
+        let b = Binding::validate(&raw()).unwrap();
+        assert_eq!((b.name.as_str(), b.mode, b.reconcile_interval), ("audit", BindingMode::Enforce, DEFAULT_INTERVAL));
+    }
+
+    #[test]
+    fn every_field_past_the_rules_is_named() {
+        let mut r = raw();
+        r.name = "other".into();
+        r.mode = Choice::Unknown(9);
+        r.reconcile_interval = Some(RawDuration { seconds: 5, nanos: 0 });
+        let fields: Vec<String> =
+            Binding::validate(&r).unwrap_err().violations().iter().map(|v| v.field.clone()).collect();
+        assert_eq!(fields, ["binding.name", "binding.mode", "binding.reconcile_interval"]);
+        let mut r = raw();
+        r.spec.as_mut().unwrap().role.as_mut().unwrap().name = String::new();
+        let e = Binding::validate(&r).unwrap_err();
+        assert!(e.violations().iter().all(|v| v.field.starts_with("binding.spec.role")), "{e}");
+        let e = Binding::validate(&RawBinding::default()).unwrap_err();
+        assert_eq!(e.to_string(), "invalid input: binding.spec: required");
+    }
+
+    fn result(account: &str, outcome: Outcome, action: Action, code: Option<ErrorCode>) -> AccountResult {
+        AccountResult {
+            account_id: account.into(),
+            account_name: String::new(),
+            index: 0,
+            outcome,
+            phase: Phase::Done,
+            role_arn: String::new(),
+            changes: vec![],
+            error: code.map(|c| AccountError::new(c, "why", Phase::Queued)),
+            verify: None,
+            end_time: None,
+            action,
+        }
+    }
+
+    #[test]
+    fn the_status_puts_drift_and_failures_first_and_leaves_out_removed_and_inactive_accounts() {
+        let results = vec![
+            result("1", Outcome::Unchanged, Action::Ensure, None),
+            result("2", Outcome::Failed, Action::Ensure, Some(ErrorCode::AwsError)),
+            result("3", Outcome::Drifted, Action::Ensure, None),
+            result("4", Outcome::Changed, Action::Remove, None),
+            result("5", Outcome::Skipped, Action::Ensure, Some(ErrorCode::AccountNotActive)),
+            result("6", Outcome::Skipped, Action::Ensure, Some(ErrorCode::NotOwned)),
+            result("7", Outcome::NotStarted, Action::Ensure, Some(ErrorCode::NotStarted)),
+        ];
+        let s = BindingStatus::from_results("op", 1000, results, Duration::from_secs(60), Duration::from_secs(3), 2);
+        let order: Vec<(&str, SyncState)> = s.accounts.iter().map(|a| (a.account_id.as_str(), a.state)).collect();
+        assert_eq!(
+            order,
+            [
+                ("3", SyncState::Drifted),
+                ("2", SyncState::Failed),
+                ("6", SyncState::Failed),
+                ("7", SyncState::Pending),
+                ("1", SyncState::InSync)
+            ]
+        );
+        assert_eq!(s.counts, SyncCounts { in_sync: 1, drifted: 1, failed: 2, pending: 1 });
+        assert_eq!(s.next_reconcile_time, Some(64_000));
+        assert!(!s.due(2, 63_999) && s.due(2, 64_000) && s.due(3, 0));
+    }
+}

@@ -1,0 +1,363 @@
+//! Access bindings and the reconcile loop: specs crossroled keeps true over time.
+//!
+//! A binding is a named, versioned spec with a mode and an interval, kept in the journal (a [`BindingRecord`],
+//! its ExternalId sealed). The loop ([`Bindings::run`]) wakes on every change and at least every tick; each due
+//! binding gets a RECONCILE operation through the same engine, journal, concurrency, failure tolerance and rate
+//! limits as an apply (in DETECT mode, a dry run). A binding never reconciles twice at once: its unfinished
+//! operation, found in the journal, is waited for instead — also after a restart, when the engine resumes it. When
+//! an operation ends, its per-account results become the binding's status ([`BindingStatus::from_results`]),
+//! and the next reconcile is due one interval later, with up to 10% jitter so that bindings created together do
+//! not fire together.
+
+use std::{collections::HashMap, sync::Arc, time::Duration};
+
+use crossrole_core::{
+    AccessSpec,
+    binding::{Binding, BindingMode, BindingStatus, BindingView, RawBinding},
+    ops::{Operation, OperationKind, OperationState},
+    secret::Redactor,
+    spec::RawSpec,
+};
+use crossrole_store::BindingRow;
+use rand::Rng;
+use tokio::sync::{Mutex, Notify};
+
+use crate::{
+    Engine, Error, ListFilter, StartRequest, convert,
+    records::{self, BindingRecord},
+};
+
+/// The context a binding's sealed values are bound to.
+fn seal_context(name: &str) -> String {
+    format!("binding:{name}")
+}
+
+/// A refusal of a binding's spec (guardrails, ceiling), its fields named under `binding.spec.`.
+fn under_binding(e: Error) -> Error {
+    match e {
+        Error::Invalid(e) => Error::Invalid(e.under("binding.spec")),
+        other => other,
+    }
+}
+
+/// The bindings and their reconcile loop. Cheap to clone.
+#[derive(Clone)]
+pub struct Bindings {
+    engine: Engine,
+    /// Binding → its running reconcile operation.
+    running: Arc<Mutex<HashMap<String, String>>>,
+    wake: Arc<Notify>,
+}
+
+impl Bindings {
+    /// The bindings of `engine`'s journal.
+    pub fn new(engine: Engine) -> Bindings {
+        Bindings { engine, running: Default::default(), wake: Arc::new(Notify::new()) }
+    }
+
+    /// Creates a binding: validated, admitted under the ceiling and the guardrails, then reconciled at once.
+    pub async fn create(&self, raw: &RawBinding) -> Result<BindingView, Error> {
+        let binding = self.admit(raw).await?;
+        let now = convert::now_ms();
+        let row = BindingRow {
+            name: binding.name.clone(),
+            version: 1,
+            binding: self.record(&binding)?,
+            status: Vec::new(),
+            create_time: now,
+            update_time: now,
+        };
+        if !self.engine.journal().create_binding(row).await? {
+            return Err(Error::FailedPrecondition(format!(
+                "binding {} already exists; update it instead",
+                binding.name
+            )));
+        }
+        self.wake.notify_one();
+        self.get(&binding.name).await
+    }
+
+    /// Replaces a binding (when it is still at `expected_version`, if given). An ExternalId sent back as the mark
+    /// it was shown as means "unchanged".
+    pub async fn update(&self, raw: &RawBinding, expected_version: Option<u64>) -> Result<BindingView, Error> {
+        let mut raw = raw.clone();
+        let name = if raw.name.is_empty() {
+            raw.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default()
+        } else {
+            raw.name.clone()
+        };
+        if let Some(e) = external_id(raw.spec.as_mut())
+            && Redactor::is_mark(e)
+        {
+            let current = self.row(&name).await?;
+            let stored = self.decode(&current)?;
+            *e = stored.spec.role.and_then(|r| r.trust).map(|t| t.external_id).unwrap_or_default();
+        }
+        let binding = self.admit(&raw).await?;
+        let row = self
+            .engine
+            .journal()
+            .update_binding(&binding.name, self.record(&binding)?, expected_version, convert::now_ms())
+            .await?
+            .ok_or_else(|| Error::NotFound(format!("binding {}", binding.name)))?;
+        self.wake.notify_one();
+        self.view(&row, true)
+    }
+
+    /// A binding, with its status.
+    pub async fn get(&self, name: &str) -> Result<BindingView, Error> {
+        self.view(&self.row(name).await?, true)
+    }
+
+    /// Bindings by name after `token`, their status without the accounts.
+    pub async fn list(&self, page_size: usize, token: &str) -> Result<(Vec<BindingView>, String), Error> {
+        let after = (!token.is_empty()).then_some(token);
+        let mut rows = self.engine.journal().list_bindings(page_size + 1, after).await?;
+        let next = if rows.len() > page_size {
+            rows.truncate(page_size);
+            rows.last().map(|r| r.name.clone()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let views = rows.iter().map(|r| self.view(r, false)).collect::<Result<_, _>>()?;
+        Ok((views, next))
+    }
+
+    /// Deletes a binding; unless `keep_roles`, a DESTROY of its spec is started first and returned.
+    pub async fn delete(&self, name: &str, keep_roles: bool, created_by: &str) -> Result<Option<Operation>, Error> {
+        let row = self.row(name).await?;
+        let mut operation = None;
+        if !keep_roles {
+            let spec = self.spec(&row)?;
+            operation = Some(
+                self.engine
+                    .start(StartRequest {
+                        kind: OperationKind::Destroy,
+                        spec,
+                        idempotency_key: None,
+                        created_by: created_by.to_string(),
+                        binding_name: Some(name.to_string()),
+                        dry_run: false,
+                    })
+                    .await?,
+            );
+        }
+        self.engine.journal().delete_binding(name).await?;
+        Ok(operation)
+    }
+
+    /// Starts a reconcile of `name` now, or returns the one running.
+    pub async fn reconcile(&self, name: &str, created_by: &str) -> Result<Operation, Error> {
+        if let Some(id) = self.running_operation(name).await {
+            self.follow(name.to_string(), id.clone()).await;
+            return self.engine.operation(&id).await;
+        }
+        let row = self.row(name).await?;
+        let record = self.decode(&row)?;
+        let op = self
+            .engine
+            .start(StartRequest {
+                kind: OperationKind::Reconcile,
+                spec: self.spec(&row)?,
+                idempotency_key: None,
+                created_by: created_by.to_string(),
+                binding_name: Some(name.to_string()),
+                dry_run: record.mode == BindingMode::Detect,
+            })
+            .await?;
+        let mut status = self.status(&row);
+        status.running_operation_id = op.id.clone();
+        if let Err(e) = self.engine.journal().set_binding_status(name, records::encode(&status)).await {
+            tracing::warn!(binding = name, error = %e, "cannot record the running reconcile");
+        }
+        self.follow(name.to_string(), op.id.clone()).await;
+        tracing::info!(binding = name, operation = op.id, version = row.version, "reconcile started");
+        Ok(op)
+    }
+
+    /// The loop: reconciles due bindings, forever (at least every `tick`, and at once after a change).
+    pub async fn run(self, tick: Duration) {
+        loop {
+            if let Err(e) = self.pass().await {
+                tracing::warn!(error = %e, "reconcile pass failed; retrying at the next tick");
+            }
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(tick) => {}
+            }
+        }
+    }
+
+    async fn pass(&self) -> Result<(), Error> {
+        let now = convert::now_ms();
+        let mut after: Option<String> = None;
+        loop {
+            let rows = self.engine.journal().list_bindings(200, after.as_deref()).await?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            after = rows.last().map(|r| r.name.clone());
+            for row in rows {
+                if !self.status(&row).due(row.version, now) {
+                    continue;
+                }
+                if let Some(id) = self.running_operation(&row.name).await {
+                    self.follow(row.name.clone(), id).await;
+                    continue;
+                }
+                if let Err(e) = self.reconcile(&row.name, "reconciler").await {
+                    tracing::warn!(binding = row.name, error = %e, "cannot start a reconcile");
+                }
+            }
+        }
+    }
+
+    /// The running reconcile of `binding`, if any (looked up in the journal after a restart).
+    async fn running_operation(&self, binding: &str) -> Option<String> {
+        if let Some(id) = self.running.lock().await.get(binding).cloned()
+            && let Ok(op) = self.engine.operation(&id).await
+            && !op.state.is_final()
+        {
+            return Some(id);
+        }
+        let filter = ListFilter {
+            states: OperationState::ALL.into_iter().filter(|s| !s.is_final()).collect(),
+            binding_name: binding.to_string(),
+            ..Default::default()
+        };
+        let (ops, _) = self.engine.list_operations(&filter, 1, "").await.ok()?;
+        ops.into_iter().next().map(|o| o.id)
+    }
+
+    /// Waits (in the background) for `op` to end, then records the binding's status.
+    async fn follow(&self, name: String, op: String) {
+        let mut running = self.running.lock().await;
+        if running.get(&name) == Some(&op) {
+            return;
+        }
+        running.insert(name.clone(), op.clone());
+        drop(running);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let result = this.engine.wait(&op).await;
+            this.running.lock().await.remove(&name);
+            match result {
+                Ok(done) => {
+                    if let Err(e) = this.record_reconcile(&name, &done).await {
+                        tracing::error!(binding = name, error = %e, "cannot record the reconcile's result");
+                    }
+                }
+                Err(e) => tracing::error!(binding = name, error = %e, "lost track of a reconcile"),
+            }
+            this.wake.notify_one();
+        });
+    }
+
+    /// Records a finished reconcile (or destroy) as the binding's status.
+    async fn record_reconcile(&self, name: &str, op: &Operation) -> Result<(), Error> {
+        let Some(row) = self.engine.journal().get_binding(name).await? else { return Ok(()) };
+        let record = self.decode(&row)?;
+        let mut results = Vec::new();
+        let mut token = String::new();
+        loop {
+            let (page, next) = self.engine.account_results(&op.id, &[], 1000, &token).await?;
+            results.extend(page);
+            if next.is_empty() {
+                break;
+            }
+            token = next;
+        }
+        let interval = Duration::from_secs(record.reconcile_interval_secs.max(1));
+        let jitter = Duration::from_millis(rand::rng().random_range(0..=interval.as_millis() as u64 / 10));
+        let version = self.version_reconciled(op, &row).await;
+        let status =
+            BindingStatus::from_results(&op.id, op.end_time.unwrap_or(1).max(1), results, interval, jitter, version);
+        self.engine.journal().set_binding_status(name, records::encode(&status)).await?;
+        tracing::info!(
+            binding = name,
+            operation = op.id,
+            in_sync = status.counts.in_sync,
+            drifted = status.counts.drifted,
+            failed = status.counts.failed,
+            "reconcile recorded"
+        );
+        Ok(())
+    }
+
+    /// The binding version a finished operation reconciled: the current one if its spec — as the operation ran
+    /// it, under the ceiling — is the operation's (compared with the ExternalId's mark, not the ExternalId).
+    async fn version_reconciled(&self, op: &Operation, row: &BindingRow) -> u64 {
+        let current = match self.spec(row) {
+            Ok(spec) => self.engine.admit(spec).await.ok(),
+            Err(_) => None,
+        };
+        let current = current.map(|s| convert::redacted(&RawSpec::from(&s), self.engine.redactor()));
+        if current.as_ref() == Some(&op.spec) { row.version } else { row.version.saturating_sub(1) }
+    }
+
+    /// Validates, admits under the ceiling and runs the guardrails.
+    async fn admit(&self, raw: &RawBinding) -> Result<Binding, Error> {
+        let binding = Binding::validate(raw)?;
+        let admitted = self.engine.admit(binding.spec.clone()).await.map_err(under_binding)?;
+        self.engine.guardrails(&admitted).await.map_err(under_binding)?;
+        Ok(binding)
+    }
+
+    /// The binding as the journal keeps it, its ExternalId sealed.
+    fn record(&self, b: &Binding) -> Result<Vec<u8>, Error> {
+        let spec = convert::sealed(&RawSpec::from(&b.spec), self.engine.journal_key(), &seal_context(&b.name))?;
+        let record = BindingRecord { spec, mode: b.mode, reconcile_interval_secs: b.reconcile_interval.as_secs() };
+        Ok(records::encode(&record))
+    }
+
+    async fn row(&self, name: &str) -> Result<BindingRow, Error> {
+        self.engine.journal().get_binding(name).await?.ok_or_else(|| Error::NotFound(format!("binding {name}")))
+    }
+
+    /// A stored binding, its spec's ExternalId opened.
+    fn decode(&self, row: &BindingRow) -> Result<BindingRecord, Error> {
+        let mut record: BindingRecord = records::decode(&row.binding, &format!("binding {}", row.name))?;
+        record.spec = convert::opened(&record.spec, self.engine.journal_key(), &seal_context(&row.name))?;
+        Ok(record)
+    }
+
+    /// A stored binding's spec, validated again.
+    fn spec(&self, row: &BindingRow) -> Result<AccessSpec, Error> {
+        Ok(AccessSpec::try_from(&self.decode(row)?.spec)?)
+    }
+
+    /// A binding's status; a status that does not decode is logged and read as none (the next reconcile writes
+    /// it anew).
+    fn status(&self, row: &BindingRow) -> BindingStatus {
+        if row.status.is_empty() {
+            return BindingStatus::default();
+        }
+        records::decode(&row.status, &format!("the status of binding {}", row.name)).unwrap_or_else(|e| {
+            tracing::warn!(binding = row.name, error = %e, "the binding's status is unreadable; reconciling anew");
+            BindingStatus::default()
+        })
+    }
+
+    /// A stored binding as callers see it: its spec's ExternalId replaced by its mark.
+    fn view(&self, row: &BindingRow, with_accounts: bool) -> Result<BindingView, Error> {
+        let record = self.decode(row)?;
+        let mut status = self.status(row);
+        if !with_accounts {
+            status.accounts.clear();
+        }
+        Ok(BindingView {
+            name: row.name.clone(),
+            version: row.version,
+            spec: convert::redacted(&record.spec, self.engine.redactor()),
+            mode: record.mode,
+            reconcile_interval: Duration::from_secs(record.reconcile_interval_secs),
+            create_time: row.create_time,
+            update_time: row.update_time,
+            status,
+        })
+    }
+}
+
+fn external_id(spec: Option<&mut RawSpec>) -> Option<&mut String> {
+    spec?.role.as_mut()?.trust.as_mut().map(|t| &mut t.external_id)
+}
