@@ -33,8 +33,15 @@ pub(crate) fn check() -> Result<()> {
     ) {
         problems.push(format!("{file}:{line}: crossrole-core must stay pure: {text}"));
     }
+    // The domain knows nothing of the wire: no API types, no gRPC, no runtime. The engine, the AWS side and the
+    // journal speak domain types; only crossrole-wire (and the server and clients above it) see the API's messages.
+    const WIRE: &[&str] = &["crossrole-proto", "crossrole-wire", "prost", "prost-types", "tonic"];
+    let core_banned = [WIRE, &["tokio", "crossrole-store", "crossrole-aws", "aws-sdk-iam", "rusqlite"][..]].concat();
     for (krate, banned) in [
-        ("crossrole-core", &["crossrole-store", "crossrole-aws", "aws-sdk-iam", "rusqlite"][..]),
+        ("crossrole-core", &core_banned[..]),
+        ("crossrole-aws", WIRE),
+        ("crossrole-engine", WIRE),
+        ("crossrole-store", &[WIRE, &["crossrole-core"][..]].concat()[..]),
         ("crossrole-client", &["aws-sdk-iam", "aws-sdk-sts", "aws-config", "crossrole-server", "crossrole-engine"][..]),
     ] {
         for dep in dependencies(&root, krate)? {
@@ -70,8 +77,13 @@ pub(crate) fn check() -> Result<()> {
         }
     }
 
+    problems.extend(architecture_graph(&root)?);
+
     if problems.is_empty() {
-        eprintln!("invariants: core pure, SDK small, AWS waits in the call layer, statuses in one place");
+        eprintln!(
+            "invariants: core pure and free of the wire, engine/AWS/journal on domain types, SDK small, AWS waits in \
+             the call layer, statuses in one place"
+        );
         Ok(())
     } else {
         bail!("architecture invariants broken (see ARCHITECTURE.md):\n  {}", problems.join("\n  "))
@@ -127,4 +139,64 @@ fn dependencies(root: &Path, krate: &str) -> Result<Vec<String>> {
         .lines()
         .filter_map(|l| l.split_whitespace().next().map(String::from))
         .collect())
+}
+
+/// ARCHITECTURE.md's dependency block against the manifests: every crossrole crate with exactly the crossrole
+/// crates it depends on, each dependency further down the list (so the arrows all point one way).
+fn architecture_graph(root: &Path) -> Result<Vec<String>> {
+    let text = fs::read_to_string(root.join("ARCHITECTURE.md")).context("ARCHITECTURE.md")?;
+    let block = text
+        .split("```dependencies\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .context("ARCHITECTURE.md has no ```dependencies block")?;
+    let mut drawn: Vec<(String, Vec<String>)> = Vec::new();
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        let mut words = line.split_whitespace();
+        let krate = words.next().unwrap_or_default().to_string();
+        let deps = words.skip_while(|w| *w != "──►").skip(1).map(String::from).collect();
+        drawn.push((krate, deps));
+    }
+    let out = Command::new("cargo")
+        .current_dir(root)
+        .args(["metadata", "--format-version", "1", "--no-deps", "--locked"])
+        .output()
+        .context("cargo metadata")?;
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).context("cargo metadata output")?;
+    let packages = meta["packages"].as_array().cloned().unwrap_or_default();
+    let names: Vec<String> = packages.iter().filter_map(|p| p["name"].as_str().map(String::from)).collect();
+    let mut problems = Vec::new();
+    for p in &packages {
+        let name = p["name"].as_str().unwrap_or_default();
+        let mut real: Vec<String> = p["dependencies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|d| d["kind"].is_null())
+            .filter_map(|d| d["name"].as_str().map(String::from))
+            .filter(|d| names.contains(d) && d != name)
+            .collect();
+        real.sort();
+        let Some(at) = drawn.iter().position(|(k, _)| k == name) else {
+            problems.push(format!("ARCHITECTURE.md: {name} is missing from the dependency block"));
+            continue;
+        };
+        let mut shown = drawn[at].1.clone();
+        for d in &shown {
+            match drawn.iter().position(|(k, _)| k == d) {
+                Some(below) if below > at => {}
+                _ => problems.push(format!("ARCHITECTURE.md: {name} ──► {d} does not point down the list")),
+            }
+        }
+        shown.sort();
+        if shown != real {
+            problems.push(format!("ARCHITECTURE.md: {name} depends on {real:?}, the block shows {shown:?}"));
+        }
+    }
+    for (k, _) in &drawn {
+        if !names.contains(k) {
+            problems.push(format!("ARCHITECTURE.md: {k} is not a crate of the workspace"));
+        }
+    }
+    Ok(problems)
 }

@@ -4,6 +4,7 @@ mod bench;
 mod codegen;
 mod demo;
 mod deploy;
+mod deps;
 mod e2e;
 mod emulators;
 mod invariants;
@@ -28,6 +29,8 @@ Tasks:
                       part A: the engine against a model of AWS (100, 1,000, 10,000 accounts); part B: crossroled
                       on the emulators vs the AWS SDK directly and boto3; part C: memory under oversized and
                       unauthenticated requests; writes target/bench/latest.md
+  invariants          architecture invariants on the sources and the dependency graph (ARCHITECTURE.md)
+  deps                dependency hygiene: none unused, licenses allowed, duplicate versions reviewed
   deploy-check        cfn-lint, helm lint/template + Kubernetes schema validation, systemd-analyze on deploy/
   help                this text
 ";
@@ -51,6 +54,8 @@ fn run() -> Result<()> {
     match task {
         "codegen" => codegen::run(rest),
         "test" => test::run_all(rest),
+        "deps" => deps::check(),
+        "invariants" => invariants::check(),
         "e2e" => e2e::run(rest),
         "demo" => demo::run(rest),
         "bench" => bench::run(rest),

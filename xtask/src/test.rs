@@ -8,6 +8,7 @@ pub(crate) fn run_all(args: &[String]) -> Result<()> {
     let skip_e2e = args.iter().any(|a| a == "--no-e2e");
     run("cargo", &["fmt", "--all", "--", "--check"])?;
     crate::invariants::check()?;
+    crate::deps::check()?;
     crate::codegen::run(&["--check".to_string()])?;
     let proto = crate::workspace_root().join("proto");
     run_in(&proto, buf()?.to_str().unwrap_or("buf"), &["lint"], &[])?;

@@ -13,7 +13,7 @@ use crate::error::AwsError;
 /// A page of results and the token for the next one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page<T> {
-    /// Items.
+    /// The items of this page.
     pub items: Vec<T>,
     /// Next token; `None` on the last page. A page may be empty and still have a next token.
     pub next_token: Option<String>,
@@ -22,11 +22,11 @@ pub struct Page<T> {
 /// Temporary credentials. `Debug` never shows the secret or the token.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
-    /// Access key id.
+    /// The AWS access key id (`ASIA…` for temporary credentials).
     pub access_key_id: String,
-    /// Secret access key.
+    /// The secret that signs requests; never logged or returned.
     pub secret_access_key: String,
-    /// Session token.
+    /// The session token of temporary credentials; never logged or returned.
     pub session_token: String,
     /// When they expire.
     pub expiration: SystemTime,
@@ -49,7 +49,7 @@ impl fmt::Debug for Credentials {
 /// An AssumeRole request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AssumeRoleRequest {
-    /// Role ARN.
+    /// The role to assume.
     pub role_arn: String,
     /// Session name (`[\w+=,.@-]{2,64}`).
     pub session_name: String,
@@ -62,31 +62,31 @@ pub struct AssumeRoleRequest {
 /// `GetCallerIdentity`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallerIdentity {
-    /// Account.
+    /// The account the credentials act in.
     pub account: String,
-    /// ARN.
+    /// The identity's ARN (an assumed-role session, user or root).
     pub arn: String,
 }
 
 /// An OU as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OuRecord {
-    /// Id.
+    /// The unit's id (`ou-…`).
     pub id: String,
-    /// Name.
+    /// Its display name, not unique among siblings in AWS.
     pub name: String,
 }
 
 /// A role as `GetRole` returns it (tags included).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoleRecord {
-    /// ARN.
+    /// The role's ARN.
     pub arn: String,
-    /// Name.
+    /// The role's name, unique in the account.
     pub name: String,
-    /// Path.
+    /// The IAM path it lives under (`/` or `/crossrole/`).
     pub path: String,
-    /// Description.
+    /// Its description; empty when it has none.
     pub description: String,
     /// Maximum session duration.
     pub max_session_duration: u32,
@@ -94,18 +94,18 @@ pub struct RoleRecord {
     pub trust_policy: String,
     /// Permissions boundary.
     pub permissions_boundary_arn: Option<String>,
-    /// Tags.
+    /// Its tags, crossrole's ownership tags among them.
     pub tags: BTreeMap<String, String>,
 }
 
 /// `CreateRole`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreateRole {
-    /// Name.
+    /// The role's name.
     pub name: String,
-    /// Path.
+    /// The IAM path to create it under.
     pub path: String,
-    /// Description.
+    /// Its description; empty for none.
     pub description: String,
     /// Maximum session duration.
     pub max_session_duration: u32,
@@ -113,18 +113,18 @@ pub struct CreateRole {
     pub trust_policy: String,
     /// Boundary.
     pub permissions_boundary_arn: Option<String>,
-    /// Tags.
+    /// Tags set at creation (ownership tags included), so the role is never untagged.
     pub tags: BTreeMap<String, String>,
 }
 
 /// A managed policy as `GetPolicy` returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PolicyRecord {
-    /// ARN.
+    /// The policy's ARN.
     pub arn: String,
-    /// Default version id.
+    /// The version IAM enforces (`v1`, `v2`, …).
     pub default_version_id: String,
-    /// Tags.
+    /// Its tags; crossrole's ownership tags say which spec owns it.
     pub tags: BTreeMap<String, String>,
 }
 

@@ -47,9 +47,9 @@ impl Rate {
 pub struct Rates {
     /// Organizations (a per-organization quota).
     pub organizations: Rate,
-    /// IAM.
+    /// Calls to IAM (one quota per account, shared by every tool in it).
     pub iam: Rate,
-    /// STS.
+    /// Calls to STS (AssumeRole, GetCallerIdentity).
     pub sts: Rate,
 }
 

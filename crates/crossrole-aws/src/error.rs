@@ -9,9 +9,9 @@ use crossrole_core::ops::ErrorCode;
 pub enum Service {
     /// AWS Organizations.
     Organizations,
-    /// IAM.
+    /// AWS Identity and Access Management.
     Iam,
-    /// STS.
+    /// AWS Security Token Service.
     Sts,
 }
 

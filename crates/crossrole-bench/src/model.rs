@@ -56,7 +56,7 @@ impl Params {
 /// What one run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
-    /// Accounts.
+    /// How many accounts the rollout covered.
     pub accounts: usize,
     /// Final state of the apply.
     pub state: String,

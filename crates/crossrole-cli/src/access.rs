@@ -5,9 +5,8 @@ use std::{io::IsTerminal, path::PathBuf};
 use crossrole_client::{Client, proto};
 use crossrole_core::AccessSpec;
 use crossrole_wire::ToWire;
-use serde_json::json;
 
-use crate::{Failure, Outcome, Output, progress, views};
+use crate::{Failure, Outcome, Output, json, progress, views};
 
 /// A spec file.
 #[derive(Debug, Clone, clap::Args)]
@@ -86,9 +85,11 @@ pub(crate) async fn validate(client: &Client, args: SpecArgs, out: Output) -> Ou
     let spec = load(&args.file)?;
     let r = client.validate(spec).await?;
     match out {
-        Output::Json => views::print_json(
-            &json!({ "valid": true, "findings": r.findings.iter().map(finding_line).collect::<Vec<_>>(), "trust_policy": r.trust_policy }),
-        ),
+        Output::Json => json::print(&json::Validation {
+            valid: true,
+            findings: r.findings.iter().map(finding_line).collect(),
+            trust_policy: &r.trust_policy,
+        }),
         Output::Table => {
             println!("{} is valid.", args.file.display());
             for f in &r.findings {
@@ -98,12 +99,6 @@ pub(crate) async fn validate(client: &Client, args: SpecArgs, out: Output) -> Ou
         }
     }
     Ok(())
-}
-
-fn plan_status(s: i32) -> String {
-    proto::AccountPlanStatus::try_from(s)
-        .map(|s| views::short(s.as_str_name(), "ACCOUNT_PLAN_STATUS_").replace('_', " "))
-        .unwrap_or_default()
 }
 
 fn print_plan(plan: &proto::AccessPlan) {
@@ -137,7 +132,7 @@ fn print_plan(plan: &proto::AccessPlan) {
             Some(e) => e.message.clone(),
             None => a.findings.iter().map(|f| f.message.clone()).collect::<Vec<_>>().join("; "),
         };
-        t.add_row(vec![format!("{} {}", a.account_id, a.account_name), plan_status(a.status), detail]);
+        t.add_row(vec![format!("{} {}", a.account_id, a.account_name), views::plan_status(a.status), detail]);
     }
     let in_sync: Vec<&proto::AccountPlan> =
         plan.accounts.iter().filter(|a| a.status == proto::AccountPlanStatus::InSync as i32).collect();
@@ -171,27 +166,11 @@ fn print_plan(plan: &proto::AccessPlan) {
     );
 }
 
-fn plan_json(plan: &proto::AccessPlan) -> serde_json::Value {
-    json!({
-        "findings": plan.findings.iter().map(finding_line).collect::<Vec<_>>(),
-        "accounts": plan.accounts.iter().map(|a| json!({
-            "account_id": a.account_id, "account_name": a.account_name, "role_arn": a.role_arn, "status": plan_status(a.status),
-            "changes": a.changes.iter().map(views::change).collect::<Vec<_>>(),
-            "findings": a.findings.iter().map(finding_line).collect::<Vec<_>>(),
-            "error": views::error(&a.error),
-        })).collect::<Vec<_>>(),
-        "grant": plan.grant.as_ref().map(|g| json!({ "account_id": g.account_id, "policy_arn": g.policy_arn, "changes": g.changes.iter().map(views::change).collect::<Vec<_>>(), "error": views::error(&g.error) })),
-        "skipped": plan.skipped.iter().map(|s| json!({ "account_id": s.account.as_ref().map(|a| a.id.clone()), "reason": s.reason })).collect::<Vec<_>>(),
-        "accounts_with_changes": plan.accounts_with_changes,
-        "total_changes": plan.total_changes,
-    })
-}
-
 pub(crate) async fn plan(client: &Client, args: SpecArgs, out: Output) -> Outcome {
     let spec = load(&args.file)?;
     let plan = client.plan(spec).await?;
     match out {
-        Output::Json => views::print_json(&plan_json(&plan)),
+        Output::Json => json::print(&json::Plan::new(&plan, finding_line)),
         Output::Table => print_plan(&plan),
     }
     if plan.accounts.iter().any(|a| a.status == proto::AccountPlanStatus::Failed as i32) {
@@ -222,7 +201,7 @@ pub(crate) async fn apply(client: &Client, args: ApplyArgs, out: Output, kind: p
             if human {
                 println!("Nothing to change.");
             } else {
-                views::print_json(&json!({ "changes": 0 }));
+                json::print(&json::NoChanges { changes: 0 });
             }
             return Ok(());
         }
@@ -257,7 +236,7 @@ pub(crate) async fn apply(client: &Client, args: ApplyArgs, out: Output, kind: p
     };
     if args.no_wait {
         match out {
-            Output::Json => views::print_json(&views::operation(handle.initial())),
+            Output::Json => json::print(&json::Operation::from(handle.initial())),
             Output::Table => {
                 println!("operation {} started; follow it with `crossrole ops watch {}`", handle.id(), handle.id())
             }
@@ -270,15 +249,7 @@ pub(crate) async fn apply(client: &Client, args: ApplyArgs, out: Output, kind: p
 pub(crate) async fn verify(client: &Client, args: SpecArgs, out: Output) -> Outcome {
     let spec = load(&args.file)?;
     let r = client.verify(spec).await?;
-    let conformance = |c: i32| {
-        proto::RoleConformance::try_from(c)
-            .map(|c| views::short(c.as_str_name(), "ROLE_CONFORMANCE_").replace('_', " "))
-            .unwrap_or_default()
-    };
-    let outcome = |c: Option<&proto::AssumeCheck>| {
-        c.map(|c| proto::CheckOutcome::try_from(c.outcome).map(|o| views::check(&o)).unwrap_or_default())
-            .unwrap_or_default()
-    };
+    let outcome = |c: Option<&proto::AssumeCheck>| c.map(|c| views::check(c.outcome)).unwrap_or_default();
     let mut bad = 0;
     for a in &r.accounts {
         let live_failed = a.assume.as_ref().is_some_and(|c| c.outcome == proto::CheckOutcome::Failed as i32);
@@ -288,16 +259,7 @@ pub(crate) async fn verify(client: &Client, args: SpecArgs, out: Output) -> Outc
         }
     }
     match out {
-        Output::Json => views::print_json(&json!({
-            "accounts": r.accounts.iter().map(|a| json!({
-                "account_id": a.account_id, "account_name": a.account_name, "role_arn": a.role_arn, "conformance": conformance(a.conformance),
-                "drift": a.drift.iter().map(views::change).collect::<Vec<_>>(),
-                "assume": a.assume.as_ref().map(|c| json!({ "outcome": outcome(Some(c)), "caller_arn": c.caller_arn, "assumed_arn": c.assumed_arn, "assumed_account_id": c.assumed_account_id, "attempts": c.attempts, "error": c.error })),
-                "trust_checks": a.trust_checks.iter().map(|c| json!({ "principal": c.principal_arn, "outcome": proto::CheckOutcome::try_from(c.outcome).map(|o| views::check(&o)).unwrap_or_default(), "reason": c.reason })).collect::<Vec<_>>(),
-                "error": views::error(&a.error),
-            })).collect::<Vec<_>>(),
-            "skipped": r.skipped.iter().map(|s| json!({ "account_id": s.account.as_ref().map(|a| a.id.clone()), "reason": s.reason })).collect::<Vec<_>>(),
-        })),
+        Output::Json => json::print(&json::Verification::from(&r)),
         Output::Table => {
             let mut t = views::table(&["ACCOUNT", "NAME", "ROLE", "LIVE ASSUME", "TRUST POLICY CHECKS"]);
             for a in &r.accounts {
@@ -313,7 +275,7 @@ pub(crate) async fn verify(client: &Client, args: SpecArgs, out: Output) -> Outc
                 for c in a.trust_checks.iter().filter(|c| c.outcome != proto::CheckOutcome::Passed as i32) {
                     checks.push_str(&format!("\n{}: {}", c.principal_arn, c.reason));
                 }
-                let mut role = conformance(a.conformance);
+                let mut role = views::conformance(a.conformance);
                 for d in &a.drift {
                     role.push_str(&format!("\n{}", views::change_line(d)));
                 }
@@ -330,7 +292,7 @@ pub(crate) async fn links(client: &Client, args: SpecArgs, out: Output) -> Outco
     let spec = load(&args.file)?;
     let links = client.switch_role_links(spec).await?;
     match out {
-        Output::Json => views::print_json(&json!(links.iter().map(|l| json!({ "account_id": l.account_id, "account_name": l.account_name, "role_arn": l.role_arn, "url": l.url, "unusable_reason": l.unusable_reason })).collect::<Vec<_>>())),
+        Output::Json => json::print(&links.iter().map(json::Link::from).collect::<Vec<_>>()),
         Output::Table => {
             // One reason for every account (e.g. the role requires an ExternalId): say it once.
             let reasons: std::collections::BTreeSet<&str> = links.iter().map(|l| l.unusable_reason.as_str()).collect();
@@ -347,7 +309,11 @@ pub(crate) async fn links(client: &Client, args: SpecArgs, out: Output) -> Outco
                     t.add_row(vec![
                         l.account_id.clone(),
                         l.account_name.clone(),
-                        if l.url.is_empty() { format!("(no console link: {})", l.unusable_reason) } else { l.url.clone() },
+                        if l.url.is_empty() {
+                            format!("(no console link: {})", l.unusable_reason)
+                        } else {
+                            l.url.clone()
+                        },
                     ]);
                 }
                 println!("{t}");

@@ -3,9 +3,8 @@
 use std::path::PathBuf;
 
 use crossrole_client::{Client, proto};
-use serde_json::json;
 
-use crate::{Failure, Outcome, Output, access, progress, views};
+use crate::{Failure, Outcome, Output, access, json, progress, views};
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum BindingsCommand {
@@ -46,22 +45,6 @@ pub(crate) enum BindingsCommand {
     },
 }
 
-fn mode(m: i32) -> String {
-    proto::BindingMode::try_from(m).map(|m| views::short(m.as_str_name(), "BINDING_MODE_")).unwrap_or_default()
-}
-
-fn sync(s: i32) -> String {
-    proto::SyncState::try_from(s)
-        .map(|m| views::short(m.as_str_name(), "SYNC_STATE_").replace('_', " "))
-        .unwrap_or_default()
-}
-
-fn interval(b: &proto::Binding) -> String {
-    b.reconcile_interval
-        .map(|d| humantime::format_duration(std::time::Duration::from_secs(d.seconds as u64)).to_string())
-        .unwrap_or_default()
-}
-
 pub(crate) async fn run(client: &Client, cmd: BindingsCommand, out: Output) -> Outcome {
     match cmd {
         BindingsCommand::Apply { file, name, mode: m, every } => {
@@ -82,15 +65,13 @@ pub(crate) async fn run(client: &Client, cmd: BindingsCommand, out: Output) -> O
                 Err(e) => return Err(e.into()),
             };
             match out {
-                Output::Json => views::print_json(
-                    &json!({ "name": stored.name, "version": stored.version, "mode": mode(stored.mode), "interval": interval(&stored) }),
-                ),
+                Output::Json => json::print(&json::BindingStored::from(&stored)),
                 Output::Table => println!(
                     "binding {} is at version {} ({}, every {})",
                     stored.name,
                     stored.version,
-                    mode(stored.mode),
-                    interval(&stored)
+                    views::mode(stored.mode),
+                    views::interval(&stored)
                 ),
             }
             Ok(())
@@ -99,15 +80,30 @@ pub(crate) async fn run(client: &Client, cmd: BindingsCommand, out: Output) -> O
             let r =
                 client.list_bindings(proto::ListBindingsRequest { page_size: 1000, page_token: String::new() }).await?;
             match out {
-                Output::Json => views::print_json(&json!(r.bindings.iter().map(|b| {
-                    let s = b.status.clone().unwrap_or_default();
-                    json!({ "name": b.name, "version": b.version, "mode": mode(b.mode), "interval": interval(b), "in_sync": s.in_sync, "drifted": s.drifted, "failed": s.failed, "pending": s.pending, "last_reconcile_time": views::time(&s.last_reconcile_time) })
-                }).collect::<Vec<_>>())),
+                Output::Json => json::print(&r.bindings.iter().map(json::BindingRow::from).collect::<Vec<_>>()),
                 Output::Table => {
-                    let mut t = views::table(&["NAME", "VERSION", "MODE", "EVERY", "IN SYNC", "DRIFTED", "FAILED", "LAST RECONCILE"]);
+                    let mut t = views::table(&[
+                        "NAME",
+                        "VERSION",
+                        "MODE",
+                        "EVERY",
+                        "IN SYNC",
+                        "DRIFTED",
+                        "FAILED",
+                        "LAST RECONCILE",
+                    ]);
                     for b in &r.bindings {
                         let s = b.status.clone().unwrap_or_default();
-                        t.add_row(vec![b.name.clone(), b.version.to_string(), mode(b.mode), interval(b), s.in_sync.to_string(), s.drifted.to_string(), s.failed.to_string(), views::time(&s.last_reconcile_time).as_str().unwrap_or("never").to_string()]);
+                        t.add_row(vec![
+                            b.name.clone(),
+                            b.version.to_string(),
+                            views::mode(b.mode),
+                            views::interval(b),
+                            s.in_sync.to_string(),
+                            s.drifted.to_string(),
+                            s.failed.to_string(),
+                            views::time(&s.last_reconcile_time).unwrap_or_else(|| "never".into()).to_string(),
+                        ]);
                     }
                     println!("{t}");
                 }
@@ -118,24 +114,19 @@ pub(crate) async fn run(client: &Client, cmd: BindingsCommand, out: Output) -> O
             let b = client.binding(&name).await?;
             let s = b.status.clone().unwrap_or_default();
             match out {
-                Output::Json => views::print_json(&json!({
-                    "name": b.name, "version": b.version, "mode": mode(b.mode), "interval": interval(&b),
-                    "last_reconcile_time": views::time(&s.last_reconcile_time), "next_reconcile_time": views::time(&s.next_reconcile_time),
-                    "last_operation_id": s.last_operation_id, "running_operation_id": s.running_operation_id,
-                    "accounts": s.accounts.iter().map(|a| json!({ "account_id": a.account_id, "account_name": a.account_name, "state": sync(a.state), "changes": a.changes.iter().map(views::change).collect::<Vec<_>>(), "error": views::error(&a.error), "last_reconcile_time": views::time(&a.last_reconcile_time) })).collect::<Vec<_>>(),
-                })),
+                Output::Json => json::print(&json::BindingStatus::from(&b)),
                 Output::Table => {
                     println!(
                         "binding {} v{} ({}, every {}): {} in sync, {} drifted, {} failed, {} pending; last reconcile {}",
                         b.name,
                         b.version,
-                        mode(b.mode),
-                        interval(&b),
+                        views::mode(b.mode),
+                        views::interval(&b),
                         s.in_sync,
                         s.drifted,
                         s.failed,
                         s.pending,
-                        views::time(&s.last_reconcile_time).as_str().unwrap_or("never")
+                        views::time(&s.last_reconcile_time).unwrap_or_else(|| "never".into())
                     );
                     let mut t = views::table(&["ACCOUNT", "NAME", "STATE", "DETAIL", "LAST RECONCILE"]);
                     for a in &s.accounts {
@@ -146,9 +137,9 @@ pub(crate) async fn run(client: &Client, cmd: BindingsCommand, out: Output) -> O
                         t.add_row(vec![
                             a.account_id.clone(),
                             a.account_name.clone(),
-                            sync(a.state),
+                            views::sync(a.state),
                             detail,
-                            views::time(&a.last_reconcile_time).as_str().unwrap_or("").to_string(),
+                            views::time(&a.last_reconcile_time).unwrap_or_default(),
                         ]);
                     }
                     println!("{t}");

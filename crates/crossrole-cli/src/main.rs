@@ -6,6 +6,7 @@
 
 mod access;
 mod bindings;
+mod json;
 mod ops;
 mod org;
 mod progress;
@@ -124,7 +125,7 @@ enum Command {
     ExternalId,
     /// Print shell completions.
     Completions {
-        /// Shell.
+        /// The shell to write completions for.
         shell: clap_complete::Shell,
     },
 }

@@ -1,9 +1,8 @@
 //! `crossrole ops`: list, get, watch, cancel, results.
 
 use crossrole_client::{Client, proto};
-use serde_json::json;
 
-use crate::{Outcome, Output, progress, views};
+use crate::{Outcome, Output, json, progress, views};
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum OpsCommand {
@@ -63,9 +62,7 @@ pub(crate) async fn run(client: &Client, cmd: OpsCommand, out: Output) -> Outcom
                 })
                 .await?;
             match out {
-                Output::Json => {
-                    views::print_json(&json!(r.operations.iter().map(views::operation).collect::<Vec<_>>()))
-                }
+                Output::Json => json::print(&r.operations.iter().map(json::Operation::from).collect::<Vec<_>>()),
                 Output::Table => {
                     let mut t = views::table(&["ID", "KIND", "SPEC", "STATE", "ACCOUNTS", "CREATED"]);
                     for o in &r.operations {
@@ -75,7 +72,7 @@ pub(crate) async fn run(client: &Client, cmd: OpsCommand, out: Output) -> Outcom
                             o.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
                             views::state(o.state),
                             views::counts_line(&o.counts),
-                            views::time(&o.create_time).as_str().unwrap_or("").to_string(),
+                            views::time(&o.create_time).unwrap_or_default(),
                         ]);
                     }
                     println!("{t}");
@@ -86,7 +83,7 @@ pub(crate) async fn run(client: &Client, cmd: OpsCommand, out: Output) -> Outcom
         OpsCommand::Get { id } => {
             let o = client.operation(&id).await?;
             match out {
-                Output::Json => views::print_json(&views::operation(&o)),
+                Output::Json => json::print(&json::Operation::from(&o)),
                 Output::Table => {
                     println!(
                         "{} {} of spec {}: {}",
@@ -104,7 +101,7 @@ pub(crate) async fn run(client: &Client, cmd: OpsCommand, out: Output) -> Outcom
                         "{calls} AWS calls ({} throttled), by {}, created {}",
                         o.throttled_calls,
                         o.created_by,
-                        views::time(&o.create_time).as_str().unwrap_or("")
+                        views::time(&o.create_time).unwrap_or_default()
                     );
                 }
             }
@@ -114,7 +111,7 @@ pub(crate) async fn run(client: &Client, cmd: OpsCommand, out: Output) -> Outcom
         OpsCommand::Cancel { id } => {
             let o = client.cancel(&id).await?;
             match out {
-                Output::Json => views::print_json(&views::operation(&o)),
+                Output::Json => json::print(&json::Operation::from(&o)),
                 Output::Table => println!("operation {}: {}", o.id, views::state(o.state)),
             }
             Ok(())
@@ -125,7 +122,7 @@ pub(crate) async fn run(client: &Client, cmd: OpsCommand, out: Output) -> Outcom
                 results.retain(|r| r.outcome == proto::AccountOutcome::Failed as i32);
             }
             match out {
-                Output::Json => views::print_json(&json!(results.iter().map(views::result).collect::<Vec<_>>())),
+                Output::Json => json::print(&results.iter().map(json::AccountResult::from).collect::<Vec<_>>()),
                 Output::Table => {
                     let mut t = views::table(&["ACCOUNT", "NAME", "OUTCOME", "DETAIL"]);
                     for r in &results {

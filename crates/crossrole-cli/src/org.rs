@@ -2,9 +2,8 @@
 
 use crossrole_client::{Client, proto};
 use futures::StreamExt;
-use serde_json::json;
 
-use crate::{Failure, Outcome, Output, SelectorArgs, views};
+use crate::{Failure, Outcome, Output, SelectorArgs, json, views};
 
 fn unit_lines(u: &proto::OrganizationalUnit, depth: usize, out: &mut Vec<String>) {
     out.push(format!("{}{} ({}) — {} accounts", "  ".repeat(depth), u.name, u.id, u.account_ids.len()));
@@ -13,17 +12,10 @@ fn unit_lines(u: &proto::OrganizationalUnit, depth: usize, out: &mut Vec<String>
     }
 }
 
-fn unit_json(u: &proto::OrganizationalUnit) -> serde_json::Value {
-    json!({ "id": u.id, "name": u.name, "path": u.path, "account_ids": u.account_ids, "children": u.children.iter().map(unit_json).collect::<Vec<_>>() })
-}
-
 pub(crate) async fn tree(client: &Client, refresh: bool, out: Output) -> Outcome {
     let org = client.describe_organization(refresh).await?;
     match out {
-        Output::Json => views::print_json(&json!({
-            "id": org.id, "arn": org.arn, "management_account_id": org.management_account_id, "account_count": org.account_count,
-            "root": org.root.as_ref().map(unit_json),
-        })),
+        Output::Json => json::print(&json::Organization::from(&org)),
         Output::Table => {
             println!(
                 "organization {} (management account {}, {} accounts)",
@@ -87,14 +79,8 @@ pub(crate) async fn accounts(client: &Client, args: SelectorArgs, out: Output) -
         .await?;
     let accounts: Vec<proto::Account> =
         client.accounts(sel).collect::<Vec<_>>().await.into_iter().collect::<Result<_, _>>()?;
-    let state = |s: i32| {
-        proto::AccountState::try_from(s).map(|s| views::short(s.as_str_name(), "ACCOUNT_STATE_")).unwrap_or_default()
-    };
     match out {
-        Output::Json => views::print_json(&json!({
-            "accounts": accounts.iter().map(|a| json!({ "id": a.id, "name": a.name, "email": a.email, "state": state(a.state), "path": a.parent_path, "tags": a.tags })).collect::<Vec<_>>(),
-            "skipped": first.skipped.iter().map(|s| json!({ "id": s.account.as_ref().map(|a| a.id.clone()), "reason": s.reason })).collect::<Vec<_>>(),
-        })),
+        Output::Json => json::print(&json::Accounts::new(&accounts, &first.skipped)),
         Output::Table => {
             let mut t = views::table(&["ACCOUNT", "NAME", "OU PATH", "TAGS"]);
             for a in &accounts {

@@ -7,7 +7,7 @@ use crossrole_client::{OperationHandle, proto};
 use futures::StreamExt;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::{Failure, Outcome, Output, views};
+use crate::{Failure, Outcome, Output, json, views};
 
 pub(crate) async fn follow(handle: &OperationHandle, out: Output) -> Outcome {
     let tty = out == Output::Table && std::io::stderr().is_terminal();
@@ -34,7 +34,7 @@ pub(crate) async fn follow(handle: &OperationHandle, out: Output) -> Outcome {
     while let Some(event) = events.next().await {
         let event = event?;
         if out == Output::Json {
-            println!("{}", serde_json::to_string(&views::event(&event)).unwrap_or_default());
+            println!("{}", serde_json::to_string(&json::Event::from(&event)).unwrap_or_default());
             continue;
         }
         use proto::operation_event::Event;
@@ -101,7 +101,7 @@ pub(crate) async fn follow(handle: &OperationHandle, out: Output) -> Outcome {
     main.finish_and_clear();
     let op = handle.get().await?;
     match out {
-        Output::Json => views::print_json(&views::operation(&op)),
+        Output::Json => json::print(&json::Operation::from(&op)),
         Output::Table => {
             println!("{}: {}", views::state(op.state), views::counts_line(&op.counts));
             if !op.message.is_empty() {

@@ -1,10 +1,10 @@
-//! How things look: JSON views (enum values by name, times in RFC 3339) and tables.
+//! How things look to people: enum values by their short name, times in RFC 3339, tables. `--output json` is
+//! [`crate::json`].
 
 use std::time::{Duration, UNIX_EPOCH};
 
 use comfy_table::{ContentArrangement, Table, presets::UTF8_BORDERS_ONLY};
 use crossrole_client::proto;
-use serde_json::{Value, json};
 
 /// `ACCOUNT_OUTCOME_CHANGED` → `changed`.
 pub(crate) fn short(name: &str, prefix: &str) -> String {
@@ -39,38 +39,18 @@ pub(crate) fn change_kind(v: i32) -> String {
         .unwrap_or_else(|_| v.to_string())
 }
 
-pub(crate) fn time(t: &Option<prost_types::Timestamp>) -> Value {
+/// A time in RFC 3339 (to the second); `None` when unset.
+pub(crate) fn time(t: &Option<prost_types::Timestamp>) -> Option<String> {
     match t {
-        Some(t) if t.seconds > 0 => Value::String(
-            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t.seconds as u64)).to_string(),
-        ),
-        _ => Value::Null,
+        Some(t) if t.seconds > 0 => {
+            Some(humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(t.seconds as u64)).to_string())
+        }
+        _ => None,
     }
-}
-
-pub(crate) fn change(c: &proto::Change) -> Value {
-    json!({ "kind": change_kind(c.kind), "subject": c.subject, "before": c.before, "after": c.after })
 }
 
 pub(crate) fn change_line(c: &proto::Change) -> String {
     if c.subject.is_empty() { change_kind(c.kind) } else { format!("{} {}", change_kind(c.kind), c.subject) }
-}
-
-pub(crate) fn error(e: &Option<proto::AccountError>) -> Value {
-    match e {
-        None => Value::Null,
-        Some(e) => {
-            json!({ "code": e.code, "message": e.message, "aws_error_code": e.aws_error_code, "phase": phase(e.phase) })
-        }
-    }
-}
-
-pub(crate) fn counts(c: &Option<proto::OperationCounts>) -> Value {
-    let c = (*c).unwrap_or_default();
-    json!({
-        "total": c.total, "pending": c.pending, "running": c.running, "changed": c.changed, "unchanged": c.unchanged,
-        "failed": c.failed, "skipped": c.skipped, "not_started": c.not_started, "drifted": c.drifted,
-    })
 }
 
 pub(crate) fn counts_line(c: &Option<proto::OperationCounts>) -> String {
@@ -91,73 +71,47 @@ pub(crate) fn counts_line(c: &Option<proto::OperationCounts>) -> String {
     format!("{} accounts: {}", c.total, parts.join(", "))
 }
 
-pub(crate) fn operation(o: &proto::Operation) -> Value {
-    json!({
-        "id": o.id,
-        "kind": kind(o.kind),
-        "state": state(o.state),
-        "spec": o.spec.as_ref().map(|s| s.name.clone()),
-        "message": o.message,
-        "created_by": o.created_by,
-        "create_time": time(&o.create_time),
-        "start_time": time(&o.start_time),
-        "end_time": time(&o.end_time),
-        "counts": counts(&o.counts),
-        "aws_calls": o.aws_calls,
-        "throttled_calls": o.throttled_calls,
-        "last_sequence": o.last_sequence,
-        "dry_run": o.dry_run,
-        "idempotency_key": o.idempotency_key,
-        "binding": o.binding_name,
-    })
+pub(crate) fn action(v: i32) -> String {
+    proto::AccountAction::try_from(v).map(|a| short(a.as_str_name(), "ACCOUNT_ACTION_")).unwrap_or_default()
 }
 
-pub(crate) fn result(r: &proto::AccountResult) -> Value {
-    json!({
-        "account_id": r.account_id,
-        "account_name": r.account_name,
-        "outcome": outcome(r.outcome),
-        "action": proto::AccountAction::try_from(r.action).map(|a| short(a.as_str_name(), "ACCOUNT_ACTION_")).unwrap_or_default(),
-        "role_arn": r.role_arn,
-        "changes": r.changes.iter().map(change).collect::<Vec<_>>(),
-        "error": error(&r.error),
-        "verify": r.verify.as_ref().map(|v| json!({ "passed": v.passed, "assumed_account_id": v.assumed_account_id, "attempts": v.attempts, "error": v.error })),
-    })
+pub(crate) fn check(v: i32) -> String {
+    proto::CheckOutcome::try_from(v).map(|o| short(o.as_str_name(), "CHECK_OUTCOME_")).unwrap_or_default()
 }
 
-pub(crate) fn event(e: &proto::OperationEvent) -> Value {
-    use proto::operation_event::Event;
-    let (kind, detail) = match &e.event {
-        Some(Event::StateChanged(s)) => (
-            "state_changed",
-            json!({ "state": state(s.state), "message": s.message, "counts": s.counts.as_ref().map(|_| counts(&s.counts)) }),
-        ),
-        Some(Event::TargetsResolved(t)) => (
-            "targets_resolved",
-            json!({ "targets": t.target_count, "skipped": t.skipped_count, "cleanup": t.cleanup_count }),
-        ),
-        Some(Event::PhaseStarted(p)) => ("phase_started", json!({ "phase": phase(p.phase) })),
-        Some(Event::ChangeApplied(c)) => ("change_applied", c.change.as_ref().map(change).unwrap_or(Value::Null)),
-        Some(Event::CallRetried(r)) => (
-            "call_retried",
-            json!({ "call": r.call, "aws_error_code": r.aws_error_code, "attempt": r.attempt, "delay_ms": r.delay_ms }),
-        ),
-        Some(Event::AccountFinished(f)) => ("account_finished", f.result.as_ref().map(result).unwrap_or(Value::Null)),
-        None => ("unknown", Value::Null),
-    };
-    json!({ "sequence": e.sequence, "time": time(&e.time), "account_id": e.account_id, "event": kind, "detail": detail })
+pub(crate) fn plan_status(v: i32) -> String {
+    proto::AccountPlanStatus::try_from(v)
+        .map(|s| short(s.as_str_name(), "ACCOUNT_PLAN_STATUS_").replace('_', " "))
+        .unwrap_or_default()
 }
 
-pub(crate) fn check(c: &proto::CheckOutcome) -> String {
-    short(c.as_str_name(), "CHECK_OUTCOME_")
+pub(crate) fn conformance(v: i32) -> String {
+    proto::RoleConformance::try_from(v)
+        .map(|c| short(c.as_str_name(), "ROLE_CONFORMANCE_").replace('_', " "))
+        .unwrap_or_default()
+}
+
+pub(crate) fn account_state(v: i32) -> String {
+    proto::AccountState::try_from(v).map(|s| short(s.as_str_name(), "ACCOUNT_STATE_")).unwrap_or_default()
+}
+
+pub(crate) fn mode(v: i32) -> String {
+    proto::BindingMode::try_from(v).map(|m| short(m.as_str_name(), "BINDING_MODE_")).unwrap_or_default()
+}
+
+pub(crate) fn sync(v: i32) -> String {
+    proto::SyncState::try_from(v).map(|m| short(m.as_str_name(), "SYNC_STATE_").replace('_', " ")).unwrap_or_default()
+}
+
+/// A binding's reconcile interval, for people (`15m`).
+pub(crate) fn interval(b: &proto::Binding) -> String {
+    b.reconcile_interval
+        .map(|d| humantime::format_duration(Duration::from_secs(d.seconds.max(0) as u64)).to_string())
+        .unwrap_or_default()
 }
 
 pub(crate) fn table(headers: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Dynamic).set_header(headers.to_vec());
     t
-}
-
-pub(crate) fn print_json(v: &Value) {
-    println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }

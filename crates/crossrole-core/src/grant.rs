@@ -46,9 +46,9 @@ pub struct ObservedGrant {
 pub enum GrantChange {
     /// Create the policy.
     CreatePolicy {
-        /// Name.
+        /// The policy's name.
         name: String,
-        /// Path.
+        /// The IAM path to create it under.
         path: String,
         /// Document JSON.
         document: String,
@@ -66,16 +66,16 @@ pub enum GrantChange {
     },
     /// Attach to a principal.
     Attach {
-        /// Kind.
+        /// User, group or role.
         kind: PrincipalKind,
-        /// Name.
+        /// The principal's name in the trusted account.
         name: String,
     },
     /// Detach from a principal.
     Detach {
-        /// Kind.
+        /// User, group or role.
         kind: PrincipalKind,
-        /// Name.
+        /// The principal's name in the trusted account.
         name: String,
     },
     /// Delete the policy, after deleting its non-default versions.

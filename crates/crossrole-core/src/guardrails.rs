@@ -30,7 +30,7 @@ pub enum Severity {
 pub struct Finding {
     /// The guardrail.
     pub guardrail: Guardrail,
-    /// Severity.
+    /// Whether it blocks the spec (unless waived) or is reported only.
     pub severity: Severity,
     /// Field path in the spec.
     pub field: String,

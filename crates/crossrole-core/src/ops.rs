@@ -333,7 +333,7 @@ impl OperationKind {
 pub enum OperationState {
     /// Accepted, not started.
     Pending,
-    /// Running.
+    /// Working on its accounts.
     Running,
     /// Cancel asked for; accounts in flight are finishing.
     Cancelling,
@@ -341,7 +341,7 @@ pub enum OperationState {
     Succeeded,
     /// Finished, something failed.
     Failed,
-    /// Cancelled.
+    /// Stopped by a cancel; accounts not started say so.
     Cancelled,
 }
 
@@ -387,11 +387,11 @@ pub struct Counts {
     pub changed: u32,
     /// Nothing to change.
     pub unchanged: u32,
-    /// Failed.
+    /// Failed; each says why.
     pub failed: u32,
     /// Left alone.
     pub skipped: u32,
-    /// Not started.
+    /// Never started (cancel, failure tolerance, trusted side); each says why.
     pub not_started: u32,
     /// Drift found and left.
     pub drifted: u32,
@@ -607,9 +607,9 @@ impl AccessPlan {
 /// The result of a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CheckOutcome {
-    /// Passed.
+    /// The check passed.
     Passed,
-    /// Failed.
+    /// The check failed; the error or reason says why.
     Failed,
     /// Not run; the reason says why.
     Skipped,
@@ -664,7 +664,7 @@ pub enum Conformance {
     InSync,
     /// Exists, is this spec's, differs.
     Drifted,
-    /// Missing.
+    /// The role does not exist in the account.
     Missing,
     /// Exists and is not this spec's.
     NotOwned,

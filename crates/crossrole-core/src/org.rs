@@ -20,9 +20,9 @@ pub type AccountTags = BTreeMap<String, BTreeMap<String, String>>;
 pub struct OrganizationInfo {
     /// `o-…`.
     pub id: String,
-    /// ARN.
+    /// The organization's ARN.
     pub arn: String,
-    /// Management account id.
+    /// The account that owns the organization (never a target unless asked for).
     pub management_account_id: String,
 }
 
@@ -46,11 +46,11 @@ pub struct OrgUnit {
 pub struct AccountInfo {
     /// 12-digit id.
     pub id: String,
-    /// Name.
+    /// The account's display name.
     pub name: String,
     /// Root email.
     pub email: String,
-    /// State.
+    /// Whether it is ACTIVE (only ACTIVE accounts are worked on).
     pub state: AccountState,
     /// The unit the account is directly in.
     pub parent_id: String,

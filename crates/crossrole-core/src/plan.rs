@@ -26,11 +26,11 @@ use crate::{
 /// A role as read from IAM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ObservedRole {
-    /// ARN.
+    /// The role's ARN.
     pub arn: String,
-    /// Name.
+    /// The role's name.
     pub name: String,
-    /// Path.
+    /// The IAM path it lives under.
     pub path: String,
     /// Description; empty when none.
     pub description: String,
@@ -38,9 +38,9 @@ pub struct ObservedRole {
     pub max_session_duration: u32,
     /// Trust policy as IAM returned it (URL-encoded or not).
     pub trust_policy: String,
-    /// Permissions boundary ARN.
+    /// The boundary that caps its permissions, if any.
     pub permissions_boundary_arn: Option<String>,
-    /// Tags.
+    /// Its tags, ownership tags among them.
     pub tags: BTreeMap<String, String>,
     /// Attached managed policy ARNs.
     pub managed_policy_arns: BTreeSet<String>,
@@ -70,17 +70,17 @@ pub enum Owner {
 /// The role a spec wants, the same in every target account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesiredRole {
-    /// Spec name.
+    /// The spec the role belongs to (written in its ownership tag).
     pub spec_name: String,
-    /// Name.
+    /// The role's name.
     pub name: String,
-    /// Path.
+    /// The IAM path it is created under.
     pub path: String,
-    /// Description.
+    /// Its description.
     pub description: String,
     /// Maximum session duration in seconds.
     pub max_session_duration: u32,
-    /// Trust policy.
+    /// Who may assume it, as the policy document IAM is sent.
     pub trust_policy: PolicyDocument,
     /// Permissions boundary.
     pub permissions_boundary_arn: Option<String>,
@@ -88,7 +88,7 @@ pub struct DesiredRole {
     pub tags: BTreeMap<String, String>,
     /// Managed policies.
     pub managed_policy_arns: BTreeSet<String>,
-    /// Inline policies.
+    /// Inline policy documents by policy name.
     pub inline_policies: BTreeMap<String, PolicyDocument>,
     /// Adopt an existing role crossrole does not own.
     pub adopt_existing: bool,
@@ -139,11 +139,11 @@ impl DesiredRole {
 pub enum Change {
     /// Create the role with its trust policy, description, session duration, boundary and tags.
     CreateRole {
-        /// Name.
+        /// The role's name.
         name: String,
-        /// Path.
+        /// The IAM path to create it under.
         path: String,
-        /// Description.
+        /// Its description.
         description: String,
         /// Maximum session duration in seconds.
         max_session_duration: u32,
@@ -151,7 +151,7 @@ pub enum Change {
         trust_policy: String,
         /// Boundary.
         permissions_boundary_arn: Option<String>,
-        /// Tags.
+        /// Its tags, ownership tags included.
         tags: BTreeMap<String, String>,
     },
     /// Replace the trust policy.
@@ -163,9 +163,9 @@ pub enum Change {
     },
     /// Change the description.
     UpdateDescription {
-        /// Before.
+        /// The description now.
         before: String,
-        /// After.
+        /// The description to set.
         after: String,
     },
     /// Change the maximum session duration.
@@ -177,29 +177,29 @@ pub enum Change {
     },
     /// Set or replace the boundary.
     PutPermissionsBoundary {
-        /// Before.
+        /// The boundary now, if any.
         before: Option<String>,
-        /// After.
+        /// The boundary to set.
         after: String,
     },
     /// Remove the boundary.
     DeletePermissionsBoundary {
-        /// Before.
+        /// The boundary being removed.
         before: String,
     },
     /// Attach a managed policy.
     AttachManagedPolicy {
-        /// ARN.
+        /// The managed policy to attach.
         arn: String,
     },
     /// Detach a managed policy.
     DetachManagedPolicy {
-        /// ARN.
+        /// The managed policy to detach.
         arn: String,
     },
     /// Create or replace an inline policy.
     PutInlinePolicy {
-        /// Name.
+        /// The inline policy's name.
         name: String,
         /// Before, normalized, if it existed.
         before: Option<String>,
@@ -208,7 +208,7 @@ pub enum Change {
     },
     /// Delete an inline policy.
     DeleteInlinePolicy {
-        /// Name.
+        /// The inline policy's name.
         name: String,
         /// Before, normalized.
         before: String,
@@ -227,7 +227,7 @@ pub enum Change {
     },
     /// Delete the role.
     DeleteRole {
-        /// Name.
+        /// The role's name.
         name: String,
     },
 }

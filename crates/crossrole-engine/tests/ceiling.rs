@@ -127,3 +127,29 @@ async fn a_ceiling_lowered_under_an_unfinished_operation_stops_it() {
     );
     assert_eq!(w.fake.iam_writes(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_binding_under_the_ceiling_is_reconciled_once_per_version() {
+    use crossrole_core::binding::RawBinding;
+    use crossrole_engine::bindings::Bindings;
+
+    let w = world_under(3, ceiling(), Arc::new(SqliteJournal::in_memory().unwrap()));
+    let bindings = Bindings::new(w.engine.clone());
+    let raw = RawBinding { spec: Some(RawSpec::from(&spec())), ..Default::default() };
+    let created = bindings.create(&raw).await.unwrap();
+    let op = bindings.reconcile(&created.name, "test").await.unwrap();
+    assert_eq!(w.engine.wait(&op.id).await.unwrap().state, OperationState::Succeeded);
+    // The status is recorded in the background once the operation ends.
+    let status = loop {
+        let b = bindings.get(&created.name).await.unwrap();
+        if b.status.last_operation_id == op.id {
+            break b.status;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    // The reconcile ran the spec with the ceiling's boundary; it is still this version's spec, so the binding is
+    // not due again until its interval has passed.
+    assert_eq!(status.reconciled_version, 1);
+    assert_eq!(status.counts.in_sync, 3);
+    assert!(!status.due(1, op.end_time.unwrap_or_default() + 1000));
+}

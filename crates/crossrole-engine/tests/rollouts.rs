@@ -411,3 +411,39 @@ async fn a_bootstrap_role_without_iam_permissions_is_named() {
         e.message
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_plan_shows_the_accounts_skips_and_reasons_the_apply_then_has() {
+    // A pruning spec: one account moved out of the selection (to clean up), one suspended in it (skipped), one that
+    // left the organization after the spec was applied there (skipped, with its own reason).
+    let w = world(5);
+    let pruning = spec_with("  prune: true\n");
+    run(&w, OperationKind::Apply, &pruning).await;
+    let moved = account(1);
+    w.fake.with_tree(|t| {
+        t.accounts.get_mut(&moved).unwrap().parent_id = "ou-root-sandboxx".into();
+        t.units.get_mut("ou-root-prodxxxx").unwrap().accounts.retain(|a| *a != moved);
+        t.units.get_mut("ou-root-sandboxx").unwrap().accounts.push(moved.clone());
+        let gone = account(4);
+        t.accounts.remove(&gone);
+        t.units.get_mut("ou-root-prodxxxx").unwrap().accounts.retain(|a| *a != gone);
+    });
+    w.engine.discovery().tree(&Default::default(), true).await.unwrap();
+
+    let plan = w.engine.plan(&pruning).await.unwrap();
+    let op = run(&w, OperationKind::Apply, &pruning).await;
+    let r = results(&w, &op.id).await;
+    let worked: Vec<&str> = r.iter().filter(|r| r.outcome != Outcome::Skipped).map(|r| r.account_id.as_str()).collect();
+    let planned: Vec<&str> = plan.accounts.iter().map(|a| a.account_id.as_str()).collect();
+    assert_eq!(planned, worked, "the same targets, in the same order");
+    assert!(planned.contains(&moved.as_str()), "the account to clean up is planned");
+    let skipped: Vec<(&str, &str)> = r
+        .iter()
+        .filter(|r| r.outcome == Outcome::Skipped)
+        .map(|r| (r.account_id.as_str(), r.error.as_ref().map(|e| e.message.as_str()).unwrap_or("")))
+        .collect();
+    let planned_skips: Vec<(&str, &str)> =
+        plan.skipped.iter().map(|s| (s.account.id.as_str(), s.reason.as_str())).collect();
+    assert_eq!(planned_skips, skipped, "the same skips, for the same reasons");
+    assert_eq!(skipped.len(), 2, "{skipped:?}");
+}

@@ -16,7 +16,7 @@ const HEADER: &str =
 pub struct GeneratedFile {
     /// Path relative to the workspace root.
     pub path: PathBuf,
-    /// Contents.
+    /// The file's bytes.
     pub contents: Vec<u8>,
 }
 

@@ -19,7 +19,7 @@ use serde::Deserialize;
 pub enum Scope {
     /// Read organization, operations, links; verify.
     Read,
-    /// Plan.
+    /// Read, and plan changes (reads AWS, changes nothing).
     Plan,
     /// Apply, destroy, cancel; bindings.
     Apply,
@@ -43,11 +43,11 @@ impl Scope {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
-    /// Name.
+    /// Who the token belongs to, as the audit log and `created_by` name it.
     pub name: String,
     /// Hex SHA-256 of the token (`crossroled token hash` computes it).
     pub sha256: String,
-    /// Scope.
+    /// What the token may do.
     pub scope: Scope,
     /// May read ExternalIds: `ExportProfiles` writes them into the profiles it returns. Meant for the tokens of
     /// the people who assume the roles; off by default, whatever the scope.
@@ -206,13 +206,13 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Where the journal lives.
     pub data_dir: PathBuf,
-    /// Log format.
+    /// How logs are written: text for people, JSON for collectors.
     pub log_format: LogFormat,
     /// API tokens.
     pub tokens: Vec<TokenConfig>,
     /// TLS, if any.
     pub tls: Option<TlsConfig>,
-    /// AWS.
+    /// AWS endpoints, bootstrap role, rates and the organization cache.
     pub aws: AwsConfig,
     /// How often the reconcile loop looks for due bindings.
     pub reconcile_tick: Duration,

@@ -112,7 +112,6 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
             },
             journal_key,
             ceiling: config.ceiling.clone(),
-            ..EngineConfig::default()
         },
     );
     let resumed = engine.resume().await?;

@@ -19,7 +19,7 @@ use crate::{
 pub struct State {
     /// The engine.
     pub engine: Engine,
-    /// Tokens.
+    /// The API tokens and their scopes.
     pub tokens: Arc<Tokens>,
     /// The journal.
     pub journal: Arc<dyn Journal>,

@@ -24,7 +24,7 @@ pub async fn upgrade(journal: &dyn Journal) -> Result<Option<u64>, crossrole_sto
     if journal.payload_format().await? == PayloadFormat::Records {
         return Ok(None);
     }
-    let n = journal.rewrite_payloads(Box::new(|kind, bytes| record(kind, bytes)), PayloadFormat::Records).await?;
+    let n = journal.rewrite_payloads(Box::new(record), PayloadFormat::Records).await?;
     Ok(Some(n))
 }
 

@@ -86,11 +86,11 @@ pub enum StoreError {
 /// A new operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOperation {
-    /// Id.
+    /// The operation's id (a UUID v7, so ids sort by creation).
     pub id: String,
     /// Kind (the API's enum value).
     pub kind: i32,
-    /// Spec name.
+    /// The name of the spec it runs (indexed for listing).
     pub spec_name: String,
     /// Encoded spec.
     pub spec: Vec<u8>,
@@ -113,17 +113,17 @@ pub struct NewOperation {
 /// A stored operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperationRow {
-    /// Id.
+    /// The operation's id.
     pub id: String,
-    /// Kind.
+    /// What it does, as the engine's journal code.
     pub kind: i32,
-    /// State.
+    /// Where it is, as the engine's journal code.
     pub state: i32,
-    /// Spec name.
+    /// The name of the spec it runs.
     pub spec_name: String,
     /// Encoded spec.
     pub spec: Vec<u8>,
-    /// Idempotency key.
+    /// The key its caller sent to make retries safe, if any.
     pub idempotency_key: Option<String>,
     /// Binding.
     pub binding_name: Option<String>,
@@ -135,11 +135,11 @@ pub struct OperationRow {
     pub start_time: Option<i64>,
     /// Unix ms.
     pub end_time: Option<i64>,
-    /// Message.
+    /// Why it failed or stopped early; empty otherwise.
     pub message: String,
     /// AWS call counters (`service:Operation` → count).
     pub aws_calls: BTreeMap<String, u64>,
-    /// Throttled calls.
+    /// Calls AWS throttled during it.
     pub throttled_calls: u64,
     /// Latest event sequence.
     pub last_sequence: u64,
@@ -154,7 +154,7 @@ pub struct OperationRow {
 pub struct AccountRow {
     /// Position in target order.
     pub index: u32,
-    /// Account id.
+    /// The account the row is about.
     pub account_id: String,
     /// Outcome (the API's enum value).
     pub outcome: i32,
@@ -205,9 +205,9 @@ pub struct OperationFilter {
 /// A stored binding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindingRow {
-    /// Name.
+    /// The binding's name (its spec's).
     pub name: String,
-    /// Version.
+    /// Its version, from 1, one up with every update.
     pub version: u64,
     /// Encoded binding (spec, mode, interval).
     pub binding: Vec<u8>,

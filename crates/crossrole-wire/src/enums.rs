@@ -230,6 +230,15 @@ mod tests {
     }
 
     #[test]
+    fn an_error_codes_text_is_its_api_name() {
+        for code in ErrorCode::ALL {
+            let name = code.to_wire().as_str_name().trim_start_matches("ACCOUNT_ERROR_REASON_").to_ascii_lowercase();
+            assert_eq!(code.as_str(), name);
+            assert_eq!(ErrorCode::parse(&name), Some(code));
+        }
+    }
+
+    #[test]
     fn unknown_numbers_are_kept_and_named() {
         assert_eq!(choice::<Guardrail>(0), Choice::Unspecified);
         assert_eq!(choice::<Guardrail>(3), Choice::Is(Guardrail::AdminAccess));

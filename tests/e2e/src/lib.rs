@@ -23,13 +23,13 @@ use serde::Deserialize;
 /// An account of the seeded organization.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Account {
-    /// Id.
+    /// The account's id.
     pub id: String,
-    /// Name.
+    /// The account's display name.
     pub name: String,
-    /// OU path.
+    /// The path of the OU it is in (`/Root/Workloads`).
     pub ou_path: String,
-    /// Tags.
+    /// The tags the seed gave it.
     pub tags: BTreeMap<String, String>,
     /// `ACTIVE` or `SUSPENDED`.
     pub state: String,
@@ -44,9 +44,9 @@ pub struct Manifest {
     pub mode: String,
     /// Management credentials.
     pub credentials: BTreeMap<String, String>,
-    /// Organization id.
+    /// The seeded organization's id.
     pub organization_id: String,
-    /// Management account.
+    /// The management account's id.
     pub management_account: String,
     /// The trusted account.
     pub security_account: String,
@@ -69,7 +69,7 @@ pub struct LeastPrivilegeBootstrap {
     pub role: String,
     /// Role path.
     pub path: String,
-    /// Accounts.
+    /// The accounts deployed with the least-privilege bootstrap template.
     pub accounts: Vec<String>,
     /// The crossroled role the template trusts.
     pub crossroled_role_arn: String,

@@ -58,7 +58,7 @@ pub struct FakeConfig {
     pub org_page_size: usize,
     /// Serve an empty first page with a next token on every Organizations list (AWS does this).
     pub empty_first_pages: bool,
-    /// Managed policies per role.
+    /// How many managed policies IAM lets a role have (its quota; 10 by default).
     pub managed_policies_per_role: usize,
 }
 
@@ -79,7 +79,7 @@ impl Default for FakeConfig {
 /// An injected failure: calls matching it fail with `code` (`times` times, or always).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// Service.
+    /// The service whose calls fail.
     pub service: Service,
     /// Operation name (`CreateRole`); `None` for any.
     pub operation: Option<String>,
@@ -95,7 +95,7 @@ pub struct Failure {
 /// back (`times` times, or always). Only IAM carries out writes; for STS and Organizations it is a plain failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LostResponse {
-    /// Service.
+    /// The service whose responses are lost.
     pub service: Service,
     /// Operation name (`CreateRole`); `None` for any.
     pub operation: Option<String>,

@@ -29,9 +29,9 @@ pub enum DocumentKind {
 /// `Allow` or `Deny`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Effect {
-    /// Allow.
+    /// The statement grants what it matches.
     Allow,
-    /// Deny.
+    /// The statement refuses what it matches, whatever else allows it.
     Deny,
 }
 
@@ -47,7 +47,7 @@ pub enum Principals {
 /// A statement, normalized.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Statement {
-    /// Effect.
+    /// Whether the statement allows or denies.
     pub effect: Effect,
     /// `Principal`.
     pub principal: Option<Principals>,

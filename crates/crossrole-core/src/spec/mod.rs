@@ -76,11 +76,11 @@ pub struct RoleSpec {
     pub max_session_duration: Duration,
     /// Who may assume the role.
     pub trust: TrustSpec,
-    /// Managed policy ARNs.
+    /// AWS or customer managed policies to attach, by ARN.
     pub managed_policy_arns: BTreeSet<String>,
     /// Inline policies by name.
     pub inline_policies: BTreeMap<String, PolicyDocument>,
-    /// Permissions boundary ARN.
+    /// A boundary that caps the role's permissions, by ARN.
     pub permissions_boundary_arn: Option<String>,
     /// The spec's own tags (crossrole adds its ownership tags on top, see [`RoleSpec::desired_tags`]).
     pub tags: BTreeMap<String, String>,
@@ -112,7 +112,7 @@ pub struct TrustSpec {
     pub principal_arns: BTreeSet<String>,
     /// Required ExternalId (a secret: see [`crate::secret`]).
     pub external_id: Option<ExternalId>,
-    /// Require MFA.
+    /// Only sessions signed in with MFA may assume the role.
     pub require_mfa: bool,
     /// Required organization of the caller.
     pub principal_org_id: Option<String>,
@@ -159,7 +159,7 @@ pub struct TargetSelector {
 /// A condition on an account tag.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagCondition {
-    /// Key.
+    /// The tag's key.
     pub key: String,
     /// Required value, or `None` for "key exists".
     pub value: Option<String>,
@@ -177,7 +177,7 @@ pub enum AccountState {
     Suspended,
     /// Closing.
     PendingClosure,
-    /// Closed.
+    /// Closed by its owner or AWS; never worked on.
     Closed,
 }
 
@@ -317,7 +317,7 @@ impl Limit {
 /// Guardrail quotas and waivers.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct GuardrailOptions {
-    /// Quotas.
+    /// The IAM quotas the guardrails check sizes and counts against.
     pub quotas: IamQuotas,
     /// Waivers, by guardrail.
     pub waivers: BTreeMap<Guardrail, String>,
@@ -330,7 +330,7 @@ pub struct IamQuotas {
     pub trust_policy_size: usize,
     /// Total inline policy characters per role.
     pub inline_policies_size: usize,
-    /// Managed policies per role.
+    /// How many managed policies a role may have (IAM's default 10, up to 20 on request).
     pub managed_policies_per_role: usize,
 }
 

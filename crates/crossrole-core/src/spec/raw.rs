@@ -28,7 +28,7 @@ pub enum Choice<T> {
 /// A length of time as given: whole seconds and nanoseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RawDuration {
-    /// Seconds.
+    /// Whole seconds.
     pub seconds: i64,
     /// Nanoseconds on top.
     pub nanos: i32,
@@ -64,7 +64,7 @@ pub struct RawRole {
     pub name: String,
     /// IAM path; empty for `/`.
     pub path: String,
-    /// Description.
+    /// Its description; empty for none.
     pub description: String,
     /// Maximum session duration; left out for IAM's default.
     pub max_session_duration: Option<RawDuration>,
@@ -91,7 +91,7 @@ pub struct RawTrust {
     pub principal_arns: Vec<String>,
     /// ExternalId; empty for none. In the journal, sealed.
     pub external_id: String,
-    /// Require MFA.
+    /// Only sessions signed in with MFA may assume the role.
     pub require_mfa: bool,
     /// Required organization; empty for none.
     pub principal_org_id: String,
@@ -108,7 +108,7 @@ pub struct RawSelector {
     pub organizational_unit_paths: Vec<String>,
     /// Only accounts directly in those OUs.
     pub exclude_descendants: bool,
-    /// Account ids.
+    /// Accounts selected by id.
     pub account_ids: Vec<String>,
     /// Tag conditions.
     pub tags: Vec<RawTagCondition>,
@@ -127,7 +127,7 @@ pub struct RawSelector {
 /// A tag condition as given.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RawTagCondition {
-    /// Key.
+    /// The tag's key.
     pub key: String,
     /// Required value; `None` for "the key exists".
     pub value: Option<String>,
@@ -185,18 +185,18 @@ pub struct RawVerify {
 pub struct RawGuardrails {
     /// Quotas; 0 for IAM's default.
     pub quotas: Option<RawQuotas>,
-    /// Waivers.
+    /// Guardrails this spec waives, each with a reason.
     pub waivers: Vec<RawWaiver>,
 }
 
 /// IAM quotas as given; 0 stands for IAM's default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RawQuotas {
-    /// Trust policy size.
+    /// Largest trust policy in characters; 0 for IAM's default (2,048).
     pub trust_policy_size: u32,
     /// Inline policies' total size per role.
     pub inline_policies_size: u32,
-    /// Managed policies per role.
+    /// Most managed policies per role; 0 for IAM's default (10).
     pub managed_policies_per_role: u32,
 }
 
