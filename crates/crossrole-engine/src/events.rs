@@ -20,14 +20,16 @@ use std::{
 };
 
 use crossrole_aws::calls::CallStats;
-use crossrole_core::ops::{AccountResult, Event, Millis, OperationEvent};
-use crossrole_store::{AccountRow, Batch, EventRow, Journal, OperationStats};
+use crossrole_core::ops::{AccountResult, Counts, Event, Millis, OperationEvent, OperationState};
+use crossrole_store::{AccountRow, Batch, EventRow, Journal, OperationEnd, OperationStats};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::{convert, records};
 
 enum Msg {
     Event(Box<(String, Event, Millis)>),
+    /// The last event, with the operation's final state: persisted in one transaction.
+    End(Box<(OperationState, String, Counts, Millis)>),
     Account(AccountRow),
     Flush(oneshot::Sender<()>),
 }
@@ -64,6 +66,12 @@ impl EventSink {
         let _ = self.tx.send(Msg::Event(Box::new((account.to_string(), event, convert::now_ms()))));
     }
 
+    /// Ends the operation: its final state and the event that says so are persisted together, so whoever sees the
+    /// event sees the state.
+    pub(crate) fn finish(&self, state: OperationState, message: &str, counts: Counts) {
+        let _ = self.tx.send(Msg::End(Box::new((state, message.to_string(), counts, convert::now_ms()))));
+    }
+
     /// Persists an account row (in order with the events).
     pub(crate) fn account(&self, result: &AccountResult) {
         let row = records::account_row(result);
@@ -98,12 +106,20 @@ async fn write(w: Writer, mut rx: mpsc::UnboundedReceiver<Msg>, healthy: Arc<Ato
         let mut latest: BTreeMap<u32, AccountRow> = BTreeMap::new();
         let mut events = Vec::new();
         let mut flushes = Vec::new();
+        let mut end = None;
         for m in msgs {
             match m {
                 Msg::Event(e) => {
                     let (account_id, event, time) = *e;
                     events.push(OperationEvent { sequence: next, time, account_id, event });
                     next += 1;
+                }
+                Msg::End(e) => {
+                    let (state, message, counts, time) = *e;
+                    let event = Event::StateChanged { state, message: message.clone(), counts: Some(counts) };
+                    events.push(OperationEvent { sequence: next, time, account_id: String::new(), event });
+                    next += 1;
+                    end = Some(OperationEnd { state: records::state_code(state), message, end_time: time });
                 }
                 // Keep only the latest row per account in this batch.
                 Msg::Account(r) => {
@@ -123,6 +139,7 @@ async fn write(w: Writer, mut rx: mpsc::UnboundedReceiver<Msg>, healthy: Arc<Ato
             rows: latest.into_values().collect(),
             events: events.iter().map(|e| EventRow { sequence: e.sequence, payload: records::encode(e) }).collect(),
             stats,
+            end,
         };
         if !batch.rows.is_empty() || !batch.events.is_empty() {
             persist(&w, batch, &healthy).await;

@@ -32,7 +32,7 @@ use crossrole_aws::{
 use crossrole_core::{
     AccessSpec,
     ceiling::Ceiling,
-    ops::{AccountResult, Event, Operation, OperationEvent, OperationKind, OperationState, Outcome},
+    ops::{AccountResult, Operation, OperationEvent, OperationKind, OperationState, Outcome},
     secret::Redactor,
     spec::RawSpec,
 };
@@ -265,21 +265,8 @@ impl Engine {
                 // A bug, not an outcome: the operation ends FAILED and says where to look, rather than hang.
                 tracing::error!(operation = id, error = %e, "the operation's task panicked");
                 let message = "internal error: the operation stopped unexpectedly; see the crossroled log";
-                last_words.emit(
-                    "",
-                    Event::StateChanged {
-                        state: OperationState::Failed,
-                        message: message.into(),
-                        counts: Some(rollout::counts(&inner, &id).await),
-                    },
-                );
+                last_words.finish(OperationState::Failed, message, rollout::counts(&inner, &id).await);
                 last_words.flush().await;
-                let failed = records::state_code(OperationState::Failed);
-                if let Err(e) =
-                    inner.journal.set_operation_state(&id, failed, message, None, Some(convert::now_ms())).await
-                {
-                    tracing::error!(operation = id, error = %e, "cannot record the end of the operation");
-                }
             }
             drop(last_words);
             let _ = writer.await;

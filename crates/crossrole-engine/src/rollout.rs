@@ -80,19 +80,8 @@ pub(crate) async fn run(
             Some(ending) => {
                 sink.flush().await;
                 let counts = counts(&inner, &op.id).await;
-                sink.emit(
-                    "",
-                    Event::StateChanged { state: ending.state, message: ending.message.clone(), counts: Some(counts) },
-                );
+                sink.finish(ending.state, &ending.message, counts);
                 sink.flush().await;
-                let state = records::state_code(ending.state);
-                if let Err(e) = inner
-                    .journal
-                    .set_operation_state(&op.id, state, &ending.message, None, Some(convert::now_ms()))
-                    .await
-                {
-                    tracing::error!(error = %e, "cannot record the end of the operation");
-                }
                 if let Ok(mut m) = inner.metrics.lock() {
                     *m.operations.entry(ending.state.as_str()).or_default() += 1;
                 }

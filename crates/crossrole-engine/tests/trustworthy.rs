@@ -260,3 +260,31 @@ async fn an_operation_of_an_unknown_kind_does_nothing() {
     assert_eq!(op.message, "unknown operation kind 99; nothing was done");
     assert_eq!(w.fake.iam_writes(), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whoever_sees_the_final_event_sees_the_final_state() {
+    let w = world(3);
+    for i in 0..12 {
+        // Alternate outcomes: success, and failure (a missing bootstrap role).
+        if i % 2 == 1 {
+            w.fake.with_account(&account(0), |a| a.remove_role("OrganizationAccountAccessRole"));
+        }
+        let op = w.engine.start(start(OperationKind::Apply, &spec_with("  verify: {enabled: false}\n"))).await.unwrap();
+        let Some(mut live) = w.engine.subscribe(&op.id) else { continue };
+        while let Ok(e) = live.recv().await {
+            if let Event::StateChanged { state, .. } = &e.event
+                && state.is_final()
+            {
+                let seen = w.engine.operation(&op.id).await.unwrap();
+                assert_eq!(
+                    seen.state, *state,
+                    "operation {i}: the event said {state:?}, the operation {:?}",
+                    seen.state
+                );
+                assert_eq!(seen.last_sequence, e.sequence);
+                break;
+            }
+        }
+        w.engine.wait(&op.id).await.unwrap();
+    }
+}

@@ -146,7 +146,7 @@ async fn old_journal(dir: &std::path::Path) -> (proto::AccessSpec, Vec<proto::Op
             Batch {
                 rows: vec![row(&changed), row(&skipped)],
                 events: events.iter().map(|e| EventRow { sequence: e.sequence, payload: e.encode_to_vec() }).collect(),
-                stats: None,
+                ..Batch::default()
             },
         )
         .await

@@ -189,6 +189,19 @@ pub struct Batch {
     pub events: Vec<EventRow>,
     /// The operation's counters, when they changed.
     pub stats: Option<OperationStats>,
+    /// The operation's end, written with its last event: a reader that sees the final event sees the final state.
+    pub end: Option<OperationEnd>,
+}
+
+/// How an operation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationEnd {
+    /// Its final state, as the engine's journal code.
+    pub state: i32,
+    /// Why it failed or stopped early; empty otherwise.
+    pub message: String,
+    /// When it ended, in Unix milliseconds.
+    pub end_time: i64,
 }
 
 /// Filter for listing operations.

@@ -500,6 +500,12 @@ impl Journal for SqliteJournal {
                     params![operation, last as i64],
                 )?;
             }
+            if let Some(end) = &batch.end {
+                tx.execute(
+                    "UPDATE operations SET state = ?2, message = ?3, end_time = ?4 WHERE id = ?1",
+                    params![operation, end.state, end.message, end.end_time],
+                )?;
+            }
             tx.commit()?;
             Ok(())
         })
@@ -915,7 +921,7 @@ mod tests {
             let rows =
                 (0..n).map(|i| AccountRow { index: i, account_id: format!("{i}"), outcome: 1, result: b"r".to_vec() });
             let events = (1..=u64::from(n)).map(|s| EventRow { sequence: s, payload: b"e".to_vec() }).collect();
-            j.persist(op, Batch { rows: rows.collect(), events, stats: None }).await.unwrap();
+            j.persist(op, Batch { rows: rows.collect(), events, ..Batch::default() }).await.unwrap();
         }
         let binding = |name: &str| BindingRow {
             name: name.into(),
