@@ -207,7 +207,7 @@ impl BindingStatus {
     ) -> BindingStatus {
         let mut accounts: Vec<BindingAccountStatus> = results
             .into_iter()
-            .filter(|r| !(r.action == Action::Remove && r.outcome == Outcome::Changed))
+            .filter(|r| !(r.action == Some(Action::Remove) && r.outcome == Outcome::Changed))
             .filter_map(|r| {
                 let state = match r.outcome {
                     Outcome::Changed | Outcome::Unchanged => SyncState::InSync,
@@ -297,7 +297,7 @@ mod tests {
             error: code.map(|c| AccountError::new(c, "why", Phase::Queued)),
             verify: None,
             end_time: None,
-            action,
+            action: Some(action),
         }
     }
 

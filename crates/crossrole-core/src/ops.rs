@@ -300,8 +300,8 @@ pub struct AccountResult {
     pub verify: Option<VerifySummary>,
     /// When it finished.
     pub end_time: Option<Millis>,
-    /// What the operation does there.
-    pub action: Action,
+    /// What the operation does there; `None` for an account matched and skipped, which it does nothing to.
+    pub action: Option<Action>,
 }
 
 /// What an operation does.

@@ -51,7 +51,7 @@ impl Target {
             error: None,
             verify: None,
             end_time: None,
-            action: self.action,
+            action: Some(self.action),
         }
     }
 }

@@ -307,7 +307,7 @@ async fn reached(inner: &Inner, op: &OperationRow, spec: &AccessSpec) -> Result<
     let standings: Vec<(String, Standing)> = rows
         .iter()
         .map(|r| {
-            let ensure = r.action != Action::Remove;
+            let ensure = r.action == Some(Action::Ensure);
             let standing = match r.outcome {
                 Outcome::Changed | Outcome::Unchanged if ensure => Standing::InPlace,
                 Outcome::Failed if ensure => Standing::Failed,
@@ -365,7 +365,8 @@ async fn resume_targets(inner: &Inner, op: &OperationRow) -> Result<Option<(Vec<
             account_id: r.account_id.clone(),
             account_name: r.account_name.clone(),
             joined_at: None,
-            action: r.action,
+            // A row still to run was written with its action.
+            action: r.action.unwrap_or(Action::Ensure),
             prior: was_running.then_some(r),
         });
     }
@@ -404,7 +405,7 @@ async fn resolve(
             error: Some(AccountError::new(ErrorCode::AccountNotActive, s.reason.clone(), Phase::Queued)),
             verify: None,
             end_time: None,
-            action: Action::Ensure,
+            action: None,
         });
     }
     let journal_rows = rows.iter().map(records::account_row).collect();

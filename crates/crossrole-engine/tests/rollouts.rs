@@ -34,6 +34,8 @@ async fn apply_creates_everywhere_and_reapply_writes_nothing() {
     );
     assert_eq!(r[12].outcome, Outcome::Skipped);
     assert_eq!(r[12].error.as_ref().unwrap().message, "account is SUSPENDED");
+    assert_eq!(r[12].action, None, "a skipped account is not acted on");
+    assert!(r[..12].iter().all(|r| r.action == Some(Action::Ensure)));
     // Verified: the trusted side assumed each role with the ExternalId and landed in the account.
     assert!(
         r[..12].iter().all(|r| r.verify.as_ref().is_some_and(|v| v.passed && v.assumed_account_id == r.account_id))
@@ -163,7 +165,7 @@ async fn prune_removes_the_role_where_the_account_left_the_selection() {
     assert!(w.fake.role(&moved, "Audit").is_none());
     let r = results(&w, &op.id).await;
     let removed = r.iter().find(|r| r.account_id == moved).unwrap();
-    assert_eq!(removed.action, Action::Remove);
+    assert_eq!(removed.action, Some(Action::Remove));
     // The grant no longer names it.
     let grant = w.fake.policy(SECURITY, "arn:aws:iam::111122223333:policy/crossrole/crossrole-assume-audit").unwrap();
     assert!(!grant.document.contains(&moved));

@@ -34,18 +34,10 @@ pub fn record(kind: PayloadKind, bytes: &[u8]) -> Result<Vec<u8>, String> {
     Ok(match kind {
         PayloadKind::Spec => records::encode(&raw_spec(&decode::<pb::AccessSpec>(bytes)?)),
         PayloadKind::AccountResult => {
-            let mut result = decode::<pb::AccountResult>(bytes)?;
-            settle(&mut result);
-            records::encode(&AccountResult::from_wire(&result).map_err(wire_error)?)
+            records::encode(&AccountResult::from_wire(&decode::<pb::AccountResult>(bytes)?).map_err(wire_error)?)
         }
         PayloadKind::Event => {
-            let mut event = decode::<pb::OperationEvent>(bytes)?;
-            if let Some(pb::operation_event::Event::AccountFinished(f)) = &mut event.event
-                && let Some(r) = &mut f.result
-            {
-                settle(r);
-            }
-            records::encode(&OperationEvent::from_wire(&event).map_err(wire_error)?)
+            records::encode(&OperationEvent::from_wire(&decode::<pb::OperationEvent>(bytes)?).map_err(wire_error)?)
         }
         PayloadKind::Binding => {
             let b = decode::<pb::Binding>(bytes)?;
@@ -66,14 +58,6 @@ pub fn record(kind: PayloadKind, bytes: &[u8]) -> Result<Vec<u8>, String> {
 
 fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, String> {
     M::decode(bytes).map_err(|e| format!("not a v1 message: {e}"))
-}
-
-/// What the first journals left out of a result: skipped accounts had no action (they are never worked on, so
-/// ENSURE, as the engine now records them).
-fn settle(r: &mut pb::AccountResult) {
-    if r.action == 0 {
-        r.action = pb::AccountAction::Ensure as i32;
-    }
 }
 
 #[cfg(test)]
@@ -98,7 +82,7 @@ mod tests {
         let bytes = record(PayloadKind::AccountResult, &old.encode_to_vec()).unwrap();
         let r: AccountResult = records::decode(&bytes, "r").unwrap();
         assert_eq!(r.error.unwrap().code, crossrole_core::ops::ErrorCode::AccountNotActive);
-        assert_eq!(r.action, crossrole_core::ops::Action::Ensure);
+        assert_eq!(r.action, None, "a skipped account is not acted on");
     }
 
     #[test]

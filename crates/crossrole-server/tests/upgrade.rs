@@ -224,7 +224,11 @@ async fn an_old_journal_is_upgraded_once_and_reads_the_same() {
     let error = results[1].error.clone().unwrap();
     assert_eq!(
         (error.code.as_str(), error.reason, results[1].action),
-        ("account_not_active", proto::AccountErrorReason::AccountNotActive as i32, proto::AccountAction::Ensure as i32)
+        (
+            "account_not_active",
+            proto::AccountErrorReason::AccountNotActive as i32,
+            proto::AccountAction::Unspecified as i32
+        )
     );
 
     let replayed: Vec<proto::OperationEvent> =

@@ -135,7 +135,7 @@ impl ToWire for AccountResult {
             error: self.error.as_ref().map(ToWire::to_wire),
             verify: self.verify.as_ref().map(ToWire::to_wire),
             end_time: self.end_time.map(timestamp),
-            action: self.action.to_wire() as i32,
+            action: self.action.map(|a| a.to_wire() as i32).unwrap_or(0),
         }
     }
 }
@@ -153,7 +153,10 @@ impl FromWire<pb::AccountResult> for AccountResult {
             error: maybe("error", w.error.as_ref())?,
             verify: maybe("verify", w.verify.as_ref())?,
             end_time: w.end_time.as_ref().map(millis),
-            action: need("action", w.action)?,
+            action: match w.action {
+                0 => None,
+                n => Some(need("action", n)?),
+            },
         })
     }
 }

@@ -80,7 +80,7 @@ fn result() -> impl Strategy<Value = AccountResult> {
             proptest::option::of(error()),
             proptest::option::of((any::<bool>(), word(), any::<u32>(), word())),
             proptest::option::of(millis()),
-            select(vec![Action::Ensure, Action::Remove]),
+            proptest::option::of(select(vec![Action::Ensure, Action::Remove])),
         ),
     )
         .prop_map(
