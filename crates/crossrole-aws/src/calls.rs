@@ -1,6 +1,8 @@
 //! The call layer: every AWS call goes through here, and nowhere else rate-limits or retries.
 //!
-//! - a token bucket per service keeps crossrole under the rate it is configured for (AWS's quota, minus headroom);
+//! - a token bucket per quota, where AWS keeps it ([`Quota`]: IAM per account, STS per calling account,
+//!   Organizations per organization), keeps crossrole under the rate it is configured for; each adapts on its own,
+//!   so an account whose IAM is throttled (another tool hammering it) slows nothing else;
 //! - throttling and transient failures are retried with capped exponential backoff and full jitter; permanent
 //!   errors return at once with their AWS code;
 //! - a write whose response may have been lost (a transient failure after the request left) is checked before it
@@ -14,7 +16,7 @@
 //! Sleeps use `tokio::time`, so tests run it under `tokio::time::pause()` without waiting.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     future::Future,
     sync::{
         Arc, Mutex,
@@ -42,24 +44,55 @@ impl Rate {
     pub const UNLIMITED: Rate = Rate { per_second: 0.0, burst: 0 };
 }
 
-/// Rates per service.
+/// Rates per quota: each applies to every quota of its service on its own (IAM's to each account, STS's to each
+/// calling account).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Rates {
-    /// Organizations (a per-organization quota).
+    /// Organizations, for the organization.
     pub organizations: Rate,
-    /// Calls to IAM (one quota per account, shared by every tool in it).
+    /// IAM, per account (its quota is the account's, shared by every tool working in it).
     pub iam: Rate,
-    /// Calls to STS (AssumeRole, GetCallerIdentity).
+    /// STS, per calling account (AssumeRole and GetCallerIdentity count against the caller, in its region).
     pub sts: Rate,
 }
 
 impl Default for Rates {
-    /// Conservative defaults under AWS's published quotas.
+    /// Conservative defaults under AWS's quotas: Organizations' 10 requests per second per organization (less for
+    /// some calls), IAM's per-account request rate (undocumented; 10 per second stays clear of it even when other
+    /// tools share the account), STS's 600 AssumeRole per second per account and region (a sixth of it, for the
+    /// account crossroled runs in is rarely its only caller).
     fn default() -> Self {
         Rates {
             organizations: Rate { per_second: 8.0, burst: 10 },
-            iam: Rate { per_second: 40.0, burst: 40 },
-            sts: Rate { per_second: 80.0, burst: 80 },
+            iam: Rate { per_second: 10.0, burst: 10 },
+            sts: Rate { per_second: 100.0, burst: 100 },
+        }
+    }
+}
+
+/// Where AWS keeps the quota a call counts against.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Quota {
+    /// Organizations: the organization's.
+    Organizations,
+    /// IAM: the account whose IAM is called.
+    Iam(String),
+    /// STS: the calling account's; empty for crossroled's own identity.
+    Sts(String),
+}
+
+impl Quota {
+    /// STS as crossroled's own identity.
+    pub fn own_sts() -> Quota {
+        Quota::Sts(String::new())
+    }
+
+    /// The service.
+    pub fn service(&self) -> Service {
+        match self {
+            Quota::Organizations => Service::Organizations,
+            Quota::Iam(_) => Service::Iam,
+            Quota::Sts(_) => Service::Sts,
         }
     }
 }
@@ -201,6 +234,18 @@ struct BucketState {
     last_cut: Option<Instant>,
 }
 
+impl Bucket {
+    /// Whether the bucket is idle and forgettable: full, at its configured rate, untouched for a while.
+    fn idle(&self, now: Instant) -> bool {
+        self.state
+            .lock()
+            .is_ok_and(|s| s.rate >= self.configured.per_second && now.duration_since(s.last) > IDLE_BUCKET)
+    }
+}
+
+/// A bucket untouched this long, and fully recovered, is dropped (it would be full again if recreated).
+const IDLE_BUCKET: Duration = Duration::from_secs(120);
+
 /// Throttles within this long of a cut belong to the same congestion event.
 const CONGESTION_WINDOW: Duration = Duration::from_secs(1);
 
@@ -258,7 +303,8 @@ impl Bucket {
 
 /// The call layer. Shared by every operation of a crossroled.
 pub struct CallPolicy {
-    buckets: [Bucket; 3],
+    rates: Rates,
+    buckets: Mutex<HashMap<Quota, Arc<Bucket>>>,
     retry: RetryPolicy,
     global: Arc<CallStats>,
 }
@@ -266,11 +312,7 @@ pub struct CallPolicy {
 impl CallPolicy {
     /// A call layer with these rates and retry policy.
     pub fn new(rates: Rates, retry: RetryPolicy) -> CallPolicy {
-        CallPolicy {
-            buckets: Service::ALL.map(|s| Bucket::new(rates.of(s))),
-            retry,
-            global: Arc::new(CallStats::default()),
-        }
+        CallPolicy { rates, buckets: Mutex::new(HashMap::new()), retry, global: Arc::new(CallStats::default()) }
     }
 
     /// Counters across every operation since start.
@@ -278,31 +320,43 @@ impl CallPolicy {
         &self.global
     }
 
-    fn bucket(&self, service: Service) -> &Bucket {
-        &self.buckets[Service::ALL.iter().position(|s| *s == service).unwrap_or(0)]
+    /// The configured rates.
+    pub fn rates(&self) -> Rates {
+        self.rates
+    }
+
+    fn bucket(&self, quota: &Quota) -> Arc<Bucket> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(b) = buckets.get(quota) {
+            return b.clone();
+        }
+        // One bucket per account ever called: forget the idle ones now and then, so the table stays small.
+        if buckets.len() >= 4096 && buckets.len().is_power_of_two() {
+            let now = Instant::now();
+            buckets.retain(|_, b| Arc::strong_count(b) > 1 || !b.idle(now));
+        }
+        buckets.entry(quota.clone()).or_insert_with(|| Arc::new(Bucket::new(self.rates.of(quota.service())))).clone()
+    }
+
+    /// The current (adapted) rate of `quota`'s bucket, calls per second; for tests and telemetry.
+    pub fn current_rate(&self, quota: &Quota) -> f64 {
+        self.bucket(quota).state.lock().map(|s| s.rate).unwrap_or(0.0)
     }
 
     /// Runs `f` (one AWS request) under the rate limit, retrying throttling and transient failures.
-    pub async fn call<T, F, Fut>(
-        &self,
-        ctx: &CallContext,
-        service: Service,
-        operation: &str,
-        f: F,
-    ) -> Result<T, AwsError>
+    pub async fn call<T, F, Fut>(&self, ctx: &CallContext, quota: Quota, operation: &str, f: F) -> Result<T, AwsError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, AwsError>>,
     {
-        self.run(ctx, service, operation, None, f, None::<fn() -> std::future::Ready<Result<Option<T>, AwsError>>>)
-            .await
+        self.run(ctx, quota, operation, None, f, None::<fn() -> std::future::Ready<Result<Option<T>, AwsError>>>).await
     }
 
     /// Like [`CallPolicy::call`], and also waits out the errors `patience` names.
     pub async fn call_patient<T, F, Fut>(
         &self,
         ctx: &CallContext,
-        service: Service,
+        quota: Quota,
         operation: &str,
         patience: Patience,
         f: F,
@@ -312,7 +366,7 @@ impl CallPolicy {
         Fut: Future<Output = Result<T, AwsError>>,
     {
         let none = None::<fn() -> std::future::Ready<Result<Option<T>, AwsError>>>;
-        self.run(ctx, service, operation, Some(patience), f, none).await
+        self.run(ctx, quota, operation, Some(patience), f, none).await
     }
 
     /// A write that is not idempotent (a create): before it is sent again after a throttle or a transient
@@ -321,7 +375,7 @@ impl CallPolicy {
     pub async fn call_write<T, F, Fut, L, LFut>(
         &self,
         ctx: &CallContext,
-        service: Service,
+        quota: Quota,
         operation: &str,
         f: F,
         landed: L,
@@ -332,13 +386,13 @@ impl CallPolicy {
         L: FnMut() -> LFut,
         LFut: Future<Output = Result<Option<T>, AwsError>>,
     {
-        self.run(ctx, service, operation, None, f, Some(landed)).await
+        self.run(ctx, quota, operation, None, f, Some(landed)).await
     }
 
     async fn run<T, F, Fut, L, LFut>(
         &self,
         ctx: &CallContext,
-        service: Service,
+        quota: Quota,
         operation: &str,
         patience: Option<Patience>,
         mut f: F,
@@ -350,11 +404,12 @@ impl CallPolicy {
         L: FnMut() -> LFut,
         LFut: Future<Output = Result<Option<T>, AwsError>>,
     {
-        let call = format!("{service}:{operation}");
+        let call = format!("{}:{operation}", quota.service());
+        let bucket = self.bucket(&quota);
         let mut attempt = 1;
         let mut waits = 0;
         loop {
-            let wait = self.bucket(service).reserve();
+            let wait = bucket.reserve();
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
             }
@@ -363,13 +418,13 @@ impl CallPolicy {
             tracing::trace!(call, attempt, "AWS call");
             let e = match f().await {
                 Ok(v) => {
-                    self.bucket(service).succeeded();
+                    bucket.succeeded();
                     return Ok(v);
                 }
                 Err(e) => e,
             };
             if e.kind == ErrorKind::Throttling {
-                self.bucket(service).throttled();
+                bucket.throttled();
                 self.global.throttled.fetch_add(1, Ordering::Relaxed);
                 ctx.stats.throttled.fetch_add(1, Ordering::Relaxed);
             }
@@ -434,7 +489,7 @@ mod tests {
         let failures = AtomicU32::new(3);
         let started = Instant::now();
         let r = policy
-            .call(&ctx, Service::Iam, "GetRole", || async {
+            .call(&ctx, Quota::Iam("1".into()), "GetRole", || async {
                 if failures.fetch_sub(1, Ordering::SeqCst) > 0 { Err(err("Throttling")) } else { Ok(7) }
             })
             .await;
@@ -452,7 +507,7 @@ mod tests {
         let policy = CallPolicy::new(Rates::UNLIMITED, RetryPolicy::default());
         let ctx = CallContext::new();
         for code in ["MalformedPolicyDocument", "AccessDenied", "LimitExceeded", "NoSuchEntity"] {
-            let r: Result<(), _> = policy.call(&ctx, Service::Iam, code, || async { Err(err(code)) }).await;
+            let r: Result<(), _> = policy.call(&ctx, Quota::Iam("1".into()), code, || async { Err(err(code)) }).await;
             assert_eq!(r.unwrap_err().code.as_deref(), Some(code));
             assert_eq!(ctx.stats.snapshot().get(&format!("iam:{code}")), Some(&1), "{code}");
         }
@@ -464,7 +519,9 @@ mod tests {
         let policy = CallPolicy::new(Rates::UNLIMITED, RetryPolicy { max_attempts: 4, ..RetryPolicy::default() });
         let ctx = CallContext::new();
         let r: Result<(), _> = policy
-            .call(&ctx, Service::Sts, "AssumeRole", || async { Err(AwsError::transport("sts:AssumeRole", "reset")) })
+            .call(&ctx, Quota::own_sts(), "AssumeRole", || async {
+                Err(AwsError::transport("sts:AssumeRole", "reset"))
+            })
             .await;
         assert_eq!(r.unwrap_err().kind, ErrorKind::Transient);
         assert_eq!(ctx.stats.snapshot().get("sts:AssumeRole"), Some(&4));
@@ -482,7 +539,7 @@ mod tests {
         for _ in 0..25 {
             let (policy, ctx) = (policy.clone(), ctx.clone());
             tasks.push(tokio::spawn(async move {
-                policy.call(&ctx, Service::Iam, "GetRole", || async { Ok::<_, AwsError>(()) }).await
+                policy.call(&ctx, Quota::Iam("1".into()), "GetRole", || async { Ok::<_, AwsError>(()) }).await
             }));
         }
         for t in tasks {
@@ -492,7 +549,7 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_secs(2));
         // Other services are not held back.
         let s = Instant::now();
-        policy.call(&ctx, Service::Sts, "GetCallerIdentity", || async { Ok::<_, AwsError>(()) }).await.unwrap();
+        policy.call(&ctx, Quota::own_sts(), "GetCallerIdentity", || async { Ok::<_, AwsError>(()) }).await.unwrap();
         assert_eq!(s.elapsed(), Duration::ZERO);
     }
 
@@ -529,7 +586,7 @@ mod tests {
         let r = policy
             .call_write(
                 &ctx,
-                Service::Iam,
+                Quota::Iam("1".into()),
                 "CreateRole",
                 || async {
                     sent.fetch_add(1, Ordering::SeqCst);
@@ -549,7 +606,7 @@ mod tests {
         let r = policy
             .call_write(
                 &ctx,
-                Service::Iam,
+                Quota::Iam("1".into()),
                 "CreateRole",
                 || async { if throttled.fetch_sub(1, Ordering::SeqCst) > 0 { Err(err("Throttling")) } else { Ok(1) } },
                 || async { panic!("a throttled write needs no check") },
@@ -562,7 +619,7 @@ mod tests {
         let r = policy
             .call_write(
                 &ctx,
-                Service::Iam,
+                Quota::Iam("1".into()),
                 "CreatePolicyVersion",
                 || async {
                     if failures.fetch_sub(1, Ordering::SeqCst) > 0 {
@@ -591,7 +648,7 @@ mod tests {
         };
         let denials = AtomicU32::new(3);
         let r = policy
-            .call_patient(&ctx, Service::Sts, "AssumeRole", patience, || async {
+            .call_patient(&ctx, Quota::own_sts(), "AssumeRole", patience, || async {
                 if denials.fetch_sub(1, Ordering::SeqCst) > 0 { Err(err("AccessDenied")) } else { Ok(1) }
             })
             .await;
@@ -599,11 +656,11 @@ mod tests {
         assert_eq!(recorder.0.lock().unwrap().len(), 3, "each wait is reported as a retry");
         // Other kinds are not waited out, and nothing is tried after the deadline.
         let r: Result<(), _> = policy
-            .call_patient(&ctx, Service::Sts, "AssumeRole", patience, || async { Err(err("NoSuchEntity")) })
+            .call_patient(&ctx, Quota::own_sts(), "AssumeRole", patience, || async { Err(err("NoSuchEntity")) })
             .await;
         assert_eq!(r.unwrap_err().kind, ErrorKind::NotFound);
         let r: Result<(), _> = policy
-            .call_patient(&ctx, Service::Sts, "AssumeRole", patience, || async { Err(err("AccessDenied")) })
+            .call_patient(&ctx, Quota::own_sts(), "AssumeRole", patience, || async { Err(err("AccessDenied")) })
             .await;
         assert_eq!(r.unwrap_err().kind, ErrorKind::AccessDenied);
         assert!(Instant::now() <= started + Duration::from_secs(30), "{:?}", started.elapsed());

@@ -1,4 +1,8 @@
-//! Credentials for member accounts: assume the bootstrap role, cache until shortly before expiry.
+//! Credentials for member accounts: assume the bootstrap role, cache until shortly before expiry — across
+//! operations, so that an apply right after its plan, or a reconcile every few minutes, makes no AssumeRole at all
+//! (STS's quota is the calling account's, shared by every account of a rollout). A session is named after the
+//! operation that opened it (CloudTrail shows that name for the session's lifetime); what each operation did is in
+//! crossrole's journal.
 //!
 //! A bootstrap role that is missing or not assumable is a per-account failure with a clear reason, not a crash.
 //! Right after an account joins the organization its role may not be assumable yet, so AccessDenied is waited out
@@ -14,8 +18,8 @@ use crossrole_core::names;
 
 use crate::{
     api::{AssumeRoleRequest, AwsConnector, Credentials},
-    calls::{CallContext, CallPolicy, Patience},
-    error::{Error, ErrorKind, Service},
+    calls::{CallContext, CallPolicy, Patience, Quota},
+    error::{Error, ErrorKind},
 };
 
 /// Credential broker settings.
@@ -50,7 +54,7 @@ pub struct CredentialBroker {
     connector: Arc<dyn AwsConnector>,
     calls: Arc<CallPolicy>,
     config: BrokerConfig,
-    cache: Mutex<HashMap<(String, String), Credentials>>,
+    cache: Mutex<HashMap<String, Credentials>>,
 }
 
 /// A session name STS accepts (`[\w+=,.@-]{2,64}`) from any text.
@@ -92,7 +96,7 @@ impl CredentialBroker {
         session: &str,
     ) -> Result<Credentials, Error> {
         let session = session_name(session);
-        let key = (account.to_string(), session.clone());
+        let key = account.to_string();
         if let Some(c) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned())
             && c.expiration > SystemTime::now() + self.config.refresh_before
         {
@@ -120,9 +124,9 @@ impl CredentialBroker {
                     base: Duration::from_secs(5),
                     cap: Duration::from_secs(60),
                 };
-                self.calls.call_patient(ctx, Service::Sts, "AssumeRole", patience, assume).await
+                self.calls.call_patient(ctx, Quota::own_sts(), "AssumeRole", patience, assume).await
             }
-            None => self.calls.call(ctx, Service::Sts, "AssumeRole", assume).await,
+            None => self.calls.call(ctx, Quota::own_sts(), "AssumeRole", assume).await,
         };
         let creds = match result {
             Ok(c) => c,
@@ -136,7 +140,11 @@ impl CredentialBroker {
             Err(e) => return Err(e.into()),
         };
         if let Ok(mut cache) = self.cache.lock() {
-            cache.retain(|_, c| c.expiration > SystemTime::now());
+            // Expired entries go now and then (not on every insert: a rollout inserts one per account).
+            if cache.len() >= 1024 && cache.len().is_power_of_two() {
+                let now = SystemTime::now();
+                cache.retain(|_, c| c.expiration > now);
+            }
             cache.insert(key, creds.clone());
         }
         Ok(creds)

@@ -20,8 +20,8 @@ use tokio::time::Instant;
 
 use crate::{
     api::{OrganizationsApi, Page},
-    calls::{CallContext, CallPolicy},
-    error::{AwsError, Error, Service},
+    calls::{CallContext, CallPolicy, Quota},
+    error::{AwsError, Error},
 };
 
 /// Tags by account, with when they were fetched.
@@ -30,15 +30,20 @@ type TagCache = HashMap<String, (Instant, BTreeMap<String, String>)>;
 /// Discovery settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DiscoveryConfig {
-    /// How long a walked tree (and fetched tags) stay fresh.
+    /// How long a walked tree (and fetched tags) stay fresh for reads: plans, listings, verification.
     pub cache_ttl: Duration,
+    /// How old a tree an apply may work from. 0 (the default): every apply walks the organization anew, because
+    /// accounts move and an apply must not grant access where an account was. A large organization may allow a
+    /// few seconds, so that an apply right after its plan works from the tree the plan showed (at the cost of
+    /// missing a move made in between).
+    pub apply_max_age: Duration,
     /// Units (or accounts, for tags) read at once.
     pub parallelism: usize,
 }
 
 impl Default for DiscoveryConfig {
     fn default() -> Self {
-        DiscoveryConfig { cache_ttl: Duration::from_secs(300), parallelism: 4 }
+        DiscoveryConfig { cache_ttl: Duration::from_secs(300), apply_max_age: Duration::ZERO, parallelism: 8 }
     }
 }
 
@@ -52,6 +57,11 @@ pub struct Discovery {
 }
 
 impl Discovery {
+    /// The settings.
+    pub fn config(&self) -> &DiscoveryConfig {
+        &self.config
+    }
+
     /// Discovery over `api`.
     pub fn new(api: Arc<dyn OrganizationsApi>, calls: Arc<CallPolicy>, config: DiscoveryConfig) -> Discovery {
         Discovery { api, calls, config, tree: tokio::sync::Mutex::new(None), tags: Mutex::new(HashMap::new()) }
@@ -59,10 +69,14 @@ impl Discovery {
 
     /// The tree, from the cache unless it is stale or `refresh` is set.
     pub async fn tree(&self, ctx: &CallContext, refresh: bool) -> Result<Arc<OrgTree>, Error> {
+        self.tree_within(ctx, if refresh { Duration::ZERO } else { self.config.cache_ttl }).await
+    }
+
+    /// The tree, from the cache if it is younger than `max_age`, else walked anew.
+    pub async fn tree_within(&self, ctx: &CallContext, max_age: Duration) -> Result<Arc<OrgTree>, Error> {
         let mut cached = self.tree.lock().await;
         if let Some((at, tree)) = cached.as_ref()
-            && !refresh
-            && at.elapsed() < self.config.cache_ttl
+            && at.elapsed() < max_age
         {
             return Ok(tree.clone());
         }
@@ -117,7 +131,19 @@ impl Discovery {
         at: &str,
         refresh: bool,
     ) -> Result<(Arc<OrgTree>, Selection), Error> {
-        let tree = self.tree(ctx, refresh).await?;
+        let max_age = if refresh { Duration::ZERO } else { self.config.cache_ttl };
+        self.select_within(ctx, selector, at, max_age).await
+    }
+
+    /// Like [`Discovery::select`], from a tree younger than `max_age`.
+    pub async fn select_within(
+        &self,
+        ctx: &CallContext,
+        selector: &TargetSelector,
+        at: &str,
+        max_age: Duration,
+    ) -> Result<(Arc<OrgTree>, Selection), Error> {
+        let tree = self.tree_within(ctx, max_age).await?;
         let structural = org::resolve(&tree, selector, at)?;
         let need = structural.accounts_needing_tags();
         let tags = if need.is_empty() { AccountTags::new() } else { self.tags(ctx, &need).await? };
@@ -132,7 +158,7 @@ impl Discovery {
         let mut items = Vec::new();
         let mut token = None;
         loop {
-            let p = self.calls.call(ctx, Service::Organizations, operation, || page(token.clone())).await?;
+            let p = self.calls.call(ctx, Quota::Organizations, operation, || page(token.clone())).await?;
             items.extend(p.items);
             match p.next_token {
                 Some(t) if !t.is_empty() => token = Some(t),
@@ -142,11 +168,16 @@ impl Discovery {
     }
 
     async fn walk(&self, ctx: &CallContext) -> Result<OrgTree, Error> {
-        let organization = self
-            .calls
-            .call(ctx, Service::Organizations, "DescribeOrganization", || self.api.describe_organization())
-            .await?;
-        let roots = self.all_pages(ctx, "ListRoots", |t| self.api.list_roots(t)).await?;
+        // Independent calls go together: only pages of one listing wait for each other.
+        let (organization, roots) = futures::try_join!(
+            async {
+                self.calls
+                    .call(ctx, Quota::Organizations, "DescribeOrganization", || self.api.describe_organization())
+                    .await
+                    .map_err(Error::from)
+            },
+            self.all_pages(ctx, "ListRoots", |t| self.api.list_roots(t)),
+        )?;
         let root = roots.into_iter().next().ok_or_else(|| {
             Error::Aws(AwsError::from_code("organizations:ListRoots", None, None, "the organization has no root"))
         })?;
@@ -166,14 +197,12 @@ impl Discovery {
         while !level.is_empty() {
             let results: Vec<(String, Vec<crate::api::OuRecord>, Vec<org::AccountInfo>)> = stream::iter(level)
                 .map(|parent| async move {
-                    let ous = self
-                        .all_pages(ctx, "ListOrganizationalUnitsForParent", |t| {
+                    let (ous, accts) = futures::try_join!(
+                        self.all_pages(ctx, "ListOrganizationalUnitsForParent", |t| {
                             self.api.list_organizational_units_for_parent(&parent, t)
-                        })
-                        .await?;
-                    let accts = self
-                        .all_pages(ctx, "ListAccountsForParent", |t| self.api.list_accounts_for_parent(&parent, t))
-                        .await?;
+                        }),
+                        self.all_pages(ctx, "ListAccountsForParent", |t| self.api.list_accounts_for_parent(&parent, t)),
+                    )?;
                     Ok::<_, Error>((parent, ous, accts))
                 })
                 .buffer_unordered(self.config.parallelism.max(1))

@@ -14,7 +14,7 @@ use crossrole_core::{
 };
 
 use crate::{
-    error::{AwsError, Error, ErrorKind, Service},
+    error::{AwsError, Error, ErrorKind},
     reconcile::AccountIam,
 };
 
@@ -72,7 +72,7 @@ impl AccountIam<'_> {
         let create = || {
             self.calls.call_write(
                 self.ctx,
-                Service::Iam,
+                self.quota(),
                 "CreatePolicyVersion",
                 || self.iam.create_policy_version(arn, document),
                 || self.has_document(arn, document, None),
@@ -111,7 +111,7 @@ impl AccountIam<'_> {
                         .calls
                         .call_write(
                             self.ctx,
-                            Service::Iam,
+                            self.quota(),
                             "CreatePolicy",
                             || self.iam.create_policy(name, path, document, tags),
                             || self.has_document(arn, document, Some(tags)),

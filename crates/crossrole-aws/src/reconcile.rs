@@ -19,14 +19,16 @@ use futures::{StreamExt, TryStreamExt, future::BoxFuture, stream};
 
 use crate::{
     api::{CreateRole, IamApi, Page},
-    calls::{CallContext, CallPolicy},
-    error::{AwsError, Error, Service},
+    calls::{CallContext, CallPolicy, Quota},
+    error::{AwsError, Error},
 };
 
 /// IAM in one account, through the call layer.
 pub struct AccountIam<'a> {
     /// The account's IAM.
     pub iam: Arc<dyn IamApi>,
+    /// The account (its IAM quota is the one these calls count against).
+    pub account: String,
     /// The call layer.
     pub calls: &'a CallPolicy,
     /// The operation's call context.
@@ -39,7 +41,12 @@ impl AccountIam<'_> {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, AwsError>>,
     {
-        self.calls.call(self.ctx, Service::Iam, operation, f).await
+        self.calls.call(self.ctx, self.quota(), operation, f).await
+    }
+
+    /// The quota these calls count against: the account's IAM.
+    pub(crate) fn quota(&self) -> Quota {
+        Quota::Iam(self.account.clone())
     }
 
     pub(crate) async fn pages<T, F, Fut>(&self, operation: &str, mut page: F) -> Result<Vec<T>, AwsError>
@@ -162,7 +169,7 @@ impl AccountIam<'_> {
                         .calls
                         .call_write(
                             self.ctx,
-                            Service::Iam,
+                            self.quota(),
                             "CreateRole",
                             || self.iam.create_role(&input),
                             || self.created(&input),

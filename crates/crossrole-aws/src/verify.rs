@@ -25,8 +25,8 @@ use tokio::time::Instant;
 
 use crate::{
     api::{AssumeRoleRequest, AwsConnector, Credentials},
-    calls::{CallContext, CallPolicy, Patience},
-    error::{AwsError, ErrorKind, Service},
+    calls::{CallContext, CallPolicy, Patience, Quota},
+    error::{AwsError, ErrorKind},
 };
 
 /// What a live check assumes, as whom.
@@ -72,13 +72,16 @@ pub async fn live_check(
     let attempts = AtomicU32::new(0);
     let result = async {
         let creds = calls
-            .call_patient(ctx, Service::Sts, "AssumeRole", patience, || {
+            .call_patient(ctx, Quota::Sts(as_credentials.account_id.clone()), "AssumeRole", patience, || {
                 attempts.fetch_add(1, Ordering::Relaxed);
                 sts.assume_role(&request)
             })
             .await?;
         let assumed = connector.sts(Some(&creds));
-        calls.call(ctx, Service::Sts, "GetCallerIdentity", || assumed.get_caller_identity()).await
+        // The assumed session calls as the target account: its STS quota.
+        calls
+            .call(ctx, Quota::Sts(creds.account_id.clone()), "GetCallerIdentity", || assumed.get_caller_identity())
+            .await
     }
     .await;
     let attempts = attempts.load(Ordering::Relaxed);

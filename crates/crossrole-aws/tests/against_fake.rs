@@ -138,8 +138,9 @@ async fn a_missing_bootstrap_role_is_a_clear_per_account_failure() {
     assert!(err.to_string().starts_with(
         "bootstrap role OrganizationAccountAccessRole in account 200000000001 is missing or not assumable"
     ));
-    // Cached per account and session.
+    // Cached per account, across operations: another operation's session reuses them.
     broker.bootstrap(&ctx, "200000000000", None, "crossrole-test").await.unwrap();
+    broker.bootstrap(&ctx, "200000000000", None, "crossrole-another-operation").await.unwrap();
     assert_eq!(ctx.stats.snapshot().get("sts:AssumeRole"), Some(&2));
 }
 
@@ -158,7 +159,8 @@ async fn a_new_account_gets_a_grace_period() {
     let ctx = CallContext::new();
     broker.bootstrap(&ctx, "200000000002", Some(joined), "s1").await.unwrap();
     assert_eq!(ctx.stats.snapshot().get("sts:AssumeRole"), Some(&3));
-    // An old account gets no grace.
+    // An old account gets no grace (a new broker: the first one holds credentials for the account now).
+    let broker = CredentialBroker::new(Arc::new(fake.clone()), layer(), BrokerConfig::default());
     fake.inject(Failure {
         service: Service::Sts,
         operation: Some("AssumeRole".into()),
@@ -176,7 +178,7 @@ async fn reconcile_creates_reads_back_and_converges() {
     let broker = CredentialBroker::new(Arc::new(fake.clone()), calls.clone(), BrokerConfig::default());
     let ctx = CallContext::new();
     let creds = broker.bootstrap(&ctx, "200000000000", None, "s").await.unwrap();
-    let iam = AccountIam { iam: fake.iam(&creds), calls: &calls, ctx: &ctx };
+    let iam = AccountIam { iam: fake.iam(&creds), account: creds.account_id.clone(), calls: &calls, ctx: &ctx };
     let desired = DesiredRole::from_spec(&spec(), Partition::Aws);
 
     assert_eq!(iam.read_role("Audit").await.unwrap(), None);
@@ -195,7 +197,7 @@ async fn reconcile_creates_reads_back_and_converges() {
     spec2.role.max_session_duration = Duration::from_secs(7200);
     let d2 = DesiredRole::from_spec(&spec2, Partition::Aws);
     let ctx2 = CallContext::new();
-    let iam2 = AccountIam { iam: fake.iam(&creds), calls: &calls, ctx: &ctx2 };
+    let iam2 = AccountIam { iam: fake.iam(&creds), account: creds.account_id.clone(), calls: &calls, ctx: &ctx2 };
     iam2.apply("Audit", plan(&d2, Some(&observed)).changes(), || false, |_| Box::pin(async {}), |_| {}).await.unwrap();
     assert_eq!(ctx2.stats.snapshot().get("iam:UpdateRole"), Some(&1));
     assert_eq!(plan(&d2, iam2.read_role("Audit").await.unwrap().as_ref()), AccountPlan::InSync);
@@ -220,7 +222,7 @@ async fn lost_responses_are_found_not_failed() {
     }
     let target = "200000000005";
     let creds = broker.bootstrap(&ctx, target, None, "s").await.unwrap();
-    let iam = AccountIam { iam: fake.iam(&creds), calls: &calls, ctx: &ctx };
+    let iam = AccountIam { iam: fake.iam(&creds), account: creds.account_id.clone(), calls: &calls, ctx: &ctx };
     let desired = DesiredRole::from_spec(&spec, Partition::Aws);
     iam.apply("Audit", plan(&desired, None).changes(), || false, |_| Box::pin(async {}), |_| {}).await.unwrap();
     assert_eq!(plan(&desired, iam.read_role("Audit").await.unwrap().as_ref()), AccountPlan::InSync);
@@ -228,7 +230,7 @@ async fn lost_responses_are_found_not_failed() {
 
     // The grant: a lost CreatePolicy, then updates at IAM's limit of five versions with a lost CreatePolicyVersion.
     let screds = broker.bootstrap(&ctx, SECURITY, None, "s").await.unwrap();
-    let s_iam = AccountIam { iam: fake.iam(&screds), calls: &calls, ctx: &ctx };
+    let s_iam = AccountIam { iam: fake.iam(&screds), account: screds.account_id.clone(), calls: &calls, ctx: &ctx };
     let grant = spec.grant.clone().unwrap();
     let arn = grant.policy_arn(Partition::Aws);
     let principals: BTreeSet<(PrincipalKind, String)> = grant.principals().map(|(k, n)| (k, n.to_string())).collect();
@@ -288,7 +290,7 @@ async fn permanent_iam_errors_carry_their_code() {
         code: "MalformedPolicyDocument".into(),
         times: None,
     });
-    let iam = AccountIam { iam: fake.iam(&creds), calls: &calls, ctx: &ctx };
+    let iam = AccountIam { iam: fake.iam(&creds), account: creds.account_id.clone(), calls: &calls, ctx: &ctx };
     let desired = DesiredRole::from_spec(&spec(), Partition::Aws);
     let err =
         iam.apply("Audit", plan(&desired, None).changes(), || false, |_| Box::pin(async {}), |_| {}).await.unwrap_err();
@@ -308,7 +310,7 @@ async fn the_trusted_side_and_verify() {
     // The role in one target.
     let target = "200000000005";
     let tcreds = broker.bootstrap(&ctx, target, None, "s").await.unwrap();
-    let t_iam = AccountIam { iam: fake.iam(&tcreds), calls: &calls, ctx: &ctx };
+    let t_iam = AccountIam { iam: fake.iam(&tcreds), account: tcreds.account_id.clone(), calls: &calls, ctx: &ctx };
     t_iam
         .apply(
             "Audit",
@@ -322,7 +324,7 @@ async fn the_trusted_side_and_verify() {
 
     // The grant in the trusted account.
     let screds = broker.bootstrap(&ctx, SECURITY, None, "s").await.unwrap();
-    let s_iam = AccountIam { iam: fake.iam(&screds), calls: &calls, ctx: &ctx };
+    let s_iam = AccountIam { iam: fake.iam(&screds), account: screds.account_id.clone(), calls: &calls, ctx: &ctx };
     let grant = spec.grant.clone().unwrap();
     let arn = grant.policy_arn(Partition::Aws);
     let (doc, _) =

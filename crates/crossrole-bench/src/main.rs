@@ -15,10 +15,20 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("model") => {
-            let accounts: usize = args.get(1).context("model <accounts> [headroom]")?.parse()?;
+            let usage = "model <accounts> [--iam <per account/s>] [--sts <per caller/s>] [--org <per second>] \
+                         [--concurrency <n>]";
+            let accounts: usize = args.get(1).context(usage)?.parse()?;
             let mut params = model::Params::default_for(accounts);
-            if let Some(h) = args.get(2) {
-                params.headroom = h.parse()?;
+            let mut rest = args[2..].iter();
+            while let Some(flag) = rest.next() {
+                let value: f64 = rest.next().with_context(|| format!("{flag} needs a value; {usage}"))?.parse()?;
+                match flag.as_str() {
+                    "--org" => params.quotas[0] = value,
+                    "--iam" => params.quotas[1] = value,
+                    "--sts" => params.quotas[2] = value,
+                    "--concurrency" => params.concurrency = Some(value as u32),
+                    other => bail!("unknown option {other}; {usage}"),
+                }
             }
             let outcome = model::run(&params)?;
             println!("{}", serde_json::to_string(&outcome)?);

@@ -1,10 +1,16 @@
 //! Part A: a rollout across N accounts against a model of AWS.
 //!
-//! The model: each service answers after a latency (base plus uniform jitter) and has a token bucket at AWS's rate;
-//! a call over the rate gets `Throttling`. crossrole's call layer is configured a little under that rate (as an
-//! operator would configure it), and adapts down if throttled. The floor is what AWS's rates allow at best:
-//! `max over services of calls to that service / its rate`. (The model treats IAM's rate as one global rate, which
-//! is stricter than AWS, where IAM quotas are per account.)
+//! The model keeps AWS's quotas where AWS keeps them: IAM's per account (every target account has its own bucket),
+//! STS's per calling account (crossroled's AssumeRoles count against its account; verify's against the trusted
+//! account; each assumed session's GetCallerIdentity against the target), Organizations' per organization. Each
+//! service answers after a latency (base plus uniform jitter); a call over its quota gets `Throttling`. crossrole's
+//! call layer is configured at 98% of those quotas, as an operator would configure it, and adapts down if
+//! throttled. Concurrency is crossrole's default (automatic).
+//!
+//! The floor is what the model allows at best, computed from the model alone: discovery (its Organizations calls ÷
+//! the Organizations rate), then the busiest shared bucket (AssumeRoles ÷ the STS rate), then the critical path of
+//! the last account (the mean latencies of its calls in sequence, its IAM calls within its own bucket), then the
+//! trusted side's calls in sequence.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -12,10 +18,15 @@ use anyhow::{Result, bail};
 use crossrole_aws::{
     Service,
     calls::{CallPolicy, Rate, Rates, RetryPolicy},
+    discovery::DiscoveryConfig,
     fake::{FakeAws, FakeConfig, Latency},
 };
-use crossrole_core::ops::{OperationKind, OperationState};
-use crossrole_core::{AccessSpec, org::fixture::TreeBuilder, spec::AccountState};
+use crossrole_core::{
+    AccessSpec,
+    ops::{OperationKind, OperationState},
+    org::fixture::TreeBuilder,
+    spec::AccountState,
+};
 use crossrole_engine::{Engine, EngineConfig, StartRequest};
 use crossrole_store::SqliteJournal;
 use serde::Serialize;
@@ -27,14 +38,14 @@ use crate::proc;
 pub struct Params {
     /// Target accounts.
     pub accounts: usize,
-    /// AWS's rates (calls per second) per service: organizations, iam, sts.
-    pub aws_rates: [f64; 3],
-    /// Latency per service (base, jitter), milliseconds: organizations, iam, sts.
+    /// AWS's quotas, calls per second: Organizations (per organization), IAM (per account), STS (per caller).
+    pub quotas: [f64; 3],
+    /// Latency per service (base, jitter), milliseconds: Organizations, IAM, STS.
     pub latency_ms: [(u64, u64); 3],
-    /// crossrole's configured rate as a share of AWS's.
+    /// crossrole's configured rate as a share of AWS's quotas.
     pub headroom: f64,
-    /// Accounts at once.
-    pub concurrency: u32,
+    /// The spec's `max_concurrency`; `None` for crossrole's default (automatic).
+    pub concurrency: Option<u32>,
     /// Verify after apply.
     pub verify: bool,
 }
@@ -44,12 +55,17 @@ impl Params {
     pub fn default_for(accounts: usize) -> Params {
         Params {
             accounts,
-            aws_rates: [10.0, 50.0, 100.0],
+            quotas: [10.0, 10.0, 100.0],
             latency_ms: [(100, 50), (80, 40), (40, 20)],
             headroom: 0.98,
-            concurrency: 256,
+            concurrency: None,
             verify: true,
         }
+    }
+
+    fn mean_latency(&self, service: usize) -> f64 {
+        let (base, jitter) = self.latency_ms[service];
+        (base as f64 + jitter as f64 / 2.0) / 1000.0
     }
 }
 
@@ -62,12 +78,22 @@ pub struct Outcome {
     pub state: String,
     /// Virtual wall time of the apply, seconds.
     pub wall_s: f64,
-    /// The floor AWS's rates allow, seconds.
+    /// The floor the model allows, seconds.
     pub floor_s: f64,
-    /// Which service sets the floor.
-    pub floor_service: String,
+    /// The floor's parts: discovery, the busiest shared bucket, the last account's path, the trusted side.
+    pub floor_parts_s: BTreeMap<String, f64>,
     /// wall / floor.
     pub ratio: f64,
+    /// Virtual wall time of the apply right after a plan (warm: the plan's tree and credentials), seconds.
+    pub warm_wall_s: f64,
+    /// The floor of the warm apply, seconds.
+    pub warm_floor_s: f64,
+    /// warm wall / warm floor.
+    pub warm_ratio: f64,
+    /// Virtual wall time of that plan, seconds.
+    pub plan_wall_s: f64,
+    /// Most accounts in flight at once (crossrole's automatic concurrency at work).
+    pub max_in_flight: usize,
     /// Calls per account by `service:Operation`, for the create.
     pub calls_per_account: BTreeMap<String, f64>,
     /// The minimum for the change, per account.
@@ -78,6 +104,8 @@ pub struct Outcome {
     pub reapply_iam_writes: u64,
     /// Calls per account of the no-op re-apply.
     pub reapply_calls_per_account: f64,
+    /// Virtual wall time of the no-op re-apply, seconds.
+    pub reapply_wall_s: f64,
     /// Calls AWS throttled.
     pub throttled: u64,
     /// Retries crossrole made.
@@ -90,7 +118,8 @@ pub struct Outcome {
 
 const SECURITY: &str = "111122223333";
 
-fn spec(concurrency: u32, verify: bool) -> Result<AccessSpec> {
+fn spec(concurrency: Option<u32>, verify: bool) -> Result<AccessSpec> {
+    let concurrency = concurrency.map(|c| format!("  max_concurrency: {c}\n")).unwrap_or_default();
     Ok(AccessSpec::from_yaml(&format!(
         r#"
 name: bench
@@ -109,8 +138,7 @@ grant:
   account_id: "{SECURITY}"
   user_names: [alice]
 rollout:
-  max_concurrency: {concurrency}
-  failure_tolerance: 1%
+{concurrency}  failure_tolerance: 1%
   verify: {{enabled: {verify}}}
 "#
     ))?)
@@ -130,18 +158,46 @@ fn minimum(verify: bool) -> BTreeMap<String, f64> {
     m
 }
 
-/// Runs the model once.
-pub fn run(p: &Params) -> Result<Outcome> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?;
-    runtime.block_on(run_async(p))
+/// The time a token bucket of `rate` and `burst` needs to let `calls` through: the burst goes at once.
+fn bucket_time(calls: f64, rate: f64, burst: f64) -> f64 {
+    ((calls - burst).max(0.0)) / rate
 }
 
-async fn run_async(p: &Params) -> Result<Outcome> {
+/// The floor's parts, from the model alone: discovery (its Organizations calls at the Organizations quota, or the
+/// longest chain of pages that wait for each other, whichever is longer; none when warm), the busiest bucket every
+/// account shares (crossroled's AssumeRoles — none when warm, its credentials cached by the plan — and verify's
+/// from the trusted account, at the STS quota), the last account's path (its calls in sequence at their mean
+/// latency; its IAM calls fit its own bucket's burst), and the trusted side's calls in sequence at the end.
+fn floor(p: &Params, org_calls: u64, page_chain: usize, warm: bool) -> BTreeMap<String, f64> {
+    let n = p.accounts as f64;
+    let min = minimum(p.verify);
+    let iam_per_account: f64 = min.iter().filter(|(k, _)| k.starts_with("iam:")).map(|(_, v)| v).sum();
+    let sts_per_account: f64 = min.iter().filter(|(k, _)| k.starts_with("sts:")).map(|(_, v)| v).sum();
+    let (org, iam, sts) = (p.mean_latency(0), p.mean_latency(1), p.mean_latency(2));
+    let [org_q, iam_q, sts_q] = p.quotas;
+    let mut parts = BTreeMap::new();
+    if !warm {
+        let by_rate = bucket_time(org_calls as f64, org_q, org_q.ceil());
+        parts.insert("discovery".to_string(), by_rate.max(page_chain as f64 * org));
+    }
+    let own = if warm { 0.0 } else { n };
+    let trusted = if p.verify { n } else { 0.0 };
+    parts.insert("shared STS bucket".to_string(), bucket_time(own.max(trusted), sts_q, sts_q.ceil()));
+    let path_sts = if warm { sts_per_account - 1.0 } else { sts_per_account };
+    let iam_wait = bucket_time(iam_per_account, iam_q, iam_q.ceil());
+    parts.insert("last account's path".to_string(), path_sts * sts + iam_per_account * iam + iam_wait);
+    // Read the grant policy, create it, attach it.
+    parts.insert("trusted side".to_string(), 3.0 * iam);
+    parts
+}
+
+/// The model's organization: a security account and `accounts` members in OUs of at most 500.
+fn organization(p: &Params) -> (crossrole_core::org::OrgTree, usize) {
     let mut tree = TreeBuilder::new("o-benchmark0", "123456789012", "r-root")
         .unit("r-root", "ou-root-workload", "Workloads")
         .unit("r-root", "ou-root-security", "Security")
         .account("ou-root-security", SECURITY, "security", AccountState::Active);
-    let ous = (p.accounts / 500).clamp(1, 40);
+    let ous = p.accounts.div_ceil(500).clamp(1, 40);
     for o in 0..ous {
         tree = tree.unit("ou-root-workload", &format!("ou-root-w{o:07}"), &format!("W{o}"));
     }
@@ -154,17 +210,33 @@ async fn run_async(p: &Params) -> Result<Outcome> {
             AccountState::Active,
         );
     }
+    // Pages that wait for each other: DescribeOrganization with ListRoots, the root's listings, Workloads' (its
+    // OUs, 20 to a page), then the largest OU's accounts (20 to a page).
+    let chain = 1 + 1 + ous.div_ceil(20) + p.accounts.div_ceil(ous).div_ceil(20);
+    (tree.build(), chain)
+}
+
+struct World {
+    fake: FakeAws,
+    engine: Engine,
+    calls: Arc<CallPolicy>,
+    _dir: tempfile::TempDir,
+}
+
+fn world(p: &Params, apply_max_age: Duration) -> Result<World> {
     let services = [Service::Organizations, Service::Iam, Service::Sts];
     let mut config = FakeConfig::default();
     for (i, s) in services.iter().enumerate() {
         let (base, jitter) = p.latency_ms[i];
         config.latency.insert(*s, Latency { base: Duration::from_millis(base), jitter: Duration::from_millis(jitter) });
-        config.throttle.insert(*s, Rate { per_second: p.aws_rates[i], burst: p.aws_rates[i].ceil() as u32 });
+        config.throttle.insert(*s, Rate { per_second: p.quotas[i], burst: p.quotas[i].ceil() as u32 });
     }
-    let fake = FakeAws::new(tree.build(), config);
+    let fake = FakeAws::new(organization(p).0, config);
     fake.add_principals(SECURITY, &["alice"], &[]);
-    let ours =
-        |i: usize| Rate { per_second: p.aws_rates[i] * p.headroom, burst: (p.aws_rates[i] * p.headroom).ceil() as u32 };
+    let ours = |i: usize| {
+        let r = p.quotas[i] * p.headroom;
+        Rate { per_second: r, burst: r.floor().max(1.0) as u32 }
+    };
     let calls =
         Arc::new(CallPolicy::new(Rates { organizations: ours(0), iam: ours(1), sts: ours(2) }, RetryPolicy::default()));
     let dir = tempfile::tempdir()?;
@@ -173,63 +245,107 @@ async fn run_async(p: &Params) -> Result<Outcome> {
         Arc::new(fake.clone()),
         calls.clone(),
         journal,
-        EngineConfig { max_concurrency: 4096, ..EngineConfig::default() },
+        EngineConfig {
+            max_concurrency: 4096,
+            discovery: DiscoveryConfig { apply_max_age, ..DiscoveryConfig::default() },
+            ..EngineConfig::default()
+        },
     );
-    let spec = spec(p.concurrency, p.verify)?;
-    let request = |spec: &AccessSpec| StartRequest {
+    Ok(World { fake, engine, calls, _dir: dir })
+}
+
+fn request(spec: &AccessSpec) -> StartRequest {
+    StartRequest {
         kind: OperationKind::Apply,
         spec: spec.clone(),
         idempotency_key: None,
         created_by: "bench".into(),
         binding_name: None,
         dry_run: false,
-    };
+    }
+}
 
-    let cpu0 = proc::cpu_ms();
+/// Applies `spec` and returns the operation's virtual wall time.
+async fn apply(w: &World, spec: &AccessSpec) -> Result<(f64, crossrole_core::ops::Operation)> {
     let t0 = tokio::time::Instant::now();
-    let op = engine.start(request(&spec)).await?;
-    let done = engine.wait(&op.id).await?;
-    let wall = t0.elapsed().as_secs_f64();
-    let cpu = proc::cpu_ms().saturating_sub(cpu0);
-    let served = fake.served();
-    let throttled = fake.throttled();
-    let retries = calls.global_stats().retries();
+    let op = w.engine.start(request(spec)).await?;
+    let done = w.engine.wait(&op.id).await?;
     if done.state != OperationState::Succeeded {
         bail!("the apply did not succeed: {}", done.message);
     }
+    Ok((t0.elapsed().as_secs_f64(), done))
+}
 
+/// Runs the model once.
+pub fn run(p: &Params) -> Result<Outcome> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build()?;
+    runtime.block_on(run_async(p))
+}
+
+async fn run_async(p: &Params) -> Result<Outcome> {
+    let spec = spec(p.concurrency, p.verify)?;
     let n = p.accounts as f64;
+    let chain = organization(p).1;
+
+    // Cold: an apply on its own, the organization walked and every account assumed into.
+    let cold = world(p, Duration::ZERO)?;
+    let cpu0 = proc::cpu_ms();
+    let (wall, _) = apply(&cold, &spec).await?;
+    let cpu = proc::cpu_ms().saturating_sub(cpu0);
+    let served = cold.fake.served();
+    let throttled = cold.fake.throttled();
+    let retries = cold.calls.global_stats().retries();
+    let max_in_flight = cold.fake.max_accounts_in_flight();
+    let org_calls: u64 = served.iter().filter(|(k, _)| k.starts_with("organizations:")).map(|(_, v)| v).sum();
     let mut by_service: BTreeMap<String, f64> = BTreeMap::new();
     for (call, count) in &served {
         let service = call.split(':').next().unwrap_or("");
         *by_service.entry(service.to_string()).or_default() += *count as f64;
     }
-    let (floor_service, floor) = services
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.as_str().to_string(), by_service.get(s.as_str()).copied().unwrap_or(0.0) / p.aws_rates[i]))
-        .fold((String::new(), 0.0f64), |best, x| if x.1 > best.1 { x } else { best });
+    let floor_parts = floor(p, org_calls, chain, false);
+    let floor_s: f64 = floor_parts.values().sum();
 
-    fake.reset_counters();
-    let again = engine.start(request(&spec)).await?;
-    let again = engine.wait(&again.id).await?;
+    // The no-op re-apply.
+    cold.fake.reset_counters();
+    let (reapply_wall, again) = apply(&cold, &spec).await?;
     if again.counts.unchanged as usize != p.accounts {
         bail!("the re-apply was not a no-op");
     }
-    let reapply_calls: u64 = fake.served().values().sum();
+    let reapply_calls: u64 = cold.fake.served().values().sum();
+    let reapply_iam_writes = cold.fake.iam_writes();
+    drop(cold);
+
+    // Warm: a plan, then the apply right after it, from the plan's tree and credentials (the operator allows an
+    // apply a tree as old as the plan: `apply_organization_max_age`).
+    let warm = world(p, Duration::from_secs(3600))?;
+    let t0 = tokio::time::Instant::now();
+    let plan = warm.engine.plan(&spec).await?;
+    let plan_wall = t0.elapsed().as_secs_f64();
+    if plan.accounts.len() != p.accounts {
+        bail!("the plan covered {} accounts, not {}", plan.accounts.len(), p.accounts);
+    }
+    let (warm_wall, _) = apply(&warm, &spec).await?;
+    let warm_parts = floor(p, 0, 0, true);
+    let warm_floor: f64 = warm_parts.values().sum();
 
     Ok(Outcome {
         accounts: p.accounts,
-        state: done.state.as_str().to_string(),
+        state: OperationState::Succeeded.as_str().to_string(),
         wall_s: wall,
-        floor_s: floor,
-        floor_service,
-        ratio: if floor > 0.0 { wall / floor } else { 0.0 },
+        floor_s,
+        floor_parts_s: floor_parts,
+        ratio: if floor_s > 0.0 { wall / floor_s } else { 0.0 },
+        warm_wall_s: warm_wall,
+        warm_floor_s: warm_floor,
+        warm_ratio: if warm_floor > 0.0 { warm_wall / warm_floor } else { 0.0 },
+        plan_wall_s: plan_wall,
+        max_in_flight,
         calls_per_account: served.iter().map(|(k, v)| (k.clone(), *v as f64 / n)).collect(),
         minimum_per_account: minimum(p.verify),
         by_service_per_account: by_service.iter().map(|(k, v)| (k.clone(), v / n)).collect(),
-        reapply_iam_writes: fake.iam_writes(),
+        reapply_iam_writes,
         reapply_calls_per_account: reapply_calls as f64 / n,
+        reapply_wall_s: reapply_wall,
         throttled,
         retries,
         cpu_ms_per_account: cpu as f64 / n,
@@ -244,7 +360,7 @@ mod tests {
     /// The smoke test of part A: correctness of the counts, never time.
     #[test]
     fn a_small_model_run_makes_the_minimum_calls() {
-        let p = Params { accounts: 60, concurrency: 16, ..Params::default_for(60) };
+        let p = Params { accounts: 60, concurrency: Some(16), ..Params::default_for(60) };
         let o = run(&p).unwrap();
         assert_eq!(o.state, "succeeded");
         for (call, min) in &o.minimum_per_account {

@@ -105,7 +105,12 @@ pub(crate) async fn examine(env: &RunEnv, target: &Target) -> Result<Examined, A
         .await
         .map_err(|e| convert::account_error(&e, Phase::Assume))?;
     env.phase(&target.account_id, Phase::Read);
-    let iam = AccountIam { iam: inner.aws.iam(&credentials), calls: &inner.calls, ctx: &env.ctx };
+    let iam = AccountIam {
+        iam: inner.aws.iam(&credentials),
+        account: credentials.account_id.clone(),
+        calls: &inner.calls,
+        ctx: &env.ctx,
+    };
     let observed = iam.read_role(&env.desired.name).await.map_err(|e| match &e {
         // Denied on the first read with fresh bootstrap credentials: the bootstrap role is there but cannot
         // manage IAM (a least-privilege role missing permissions, or a role that is not what it should be).
@@ -184,7 +189,12 @@ pub(crate) async fn run(env: &RunEnv, target: &Target) -> AccountResult {
 
     env.phase(&target.account_id, Phase::Apply);
     result.phase = Phase::Apply;
-    let iam = AccountIam { iam: env.inner.aws.iam(&examined.credentials), calls: &env.inner.calls, ctx: &env.ctx };
+    let iam = AccountIam {
+        iam: env.inner.aws.iam(&examined.credentials),
+        account: examined.credentials.account_id.clone(),
+        calls: &env.inner.calls,
+        ctx: &env.ctx,
+    };
     let done = std::sync::Mutex::new(before);
     let outcome = iam
         .apply(

@@ -12,6 +12,7 @@ mod convert;
 mod error;
 mod events;
 mod locks;
+mod pace;
 mod query;
 pub mod records;
 mod rollout;

@@ -83,7 +83,13 @@ impl Engine {
     }
 
     fn concurrency(&self, spec: &AccessSpec, n: usize) -> usize {
-        spec.rollout.max_concurrency.concurrency(n).min(self.inner.config.max_concurrency).max(1)
+        crate::pace::Pace::new(
+            spec.rollout.max_concurrency,
+            n,
+            self.inner.config.max_concurrency,
+            self.inner.calls.rates(),
+        )
+        .concurrency()
     }
 
     /// What an apply would do, account by account, without changing anything: the same targets, skips and
@@ -93,7 +99,8 @@ impl Engine {
         let spec = &self.admit(spec.clone()).await?;
         let findings = self.guardrails(spec).await?;
         let env = self.read_env(spec, "crossrole-plan");
-        let resolved = targets::resolve(&self.inner, spec, false, &env.ctx, false).await?;
+        let resolved =
+            targets::resolve(&self.inner, spec, false, &env.ctx, self.inner.discovery.config().cache_ttl).await?;
         let n = self.concurrency(spec, resolved.targets.len());
         let env_ref = &env;
         let examined: Vec<(AccountPlanView, Standing)> = futures::stream::iter(resolved.targets.clone())
@@ -181,7 +188,12 @@ impl Engine {
                 return Ok(gp);
             }
         };
-        let iam = AccountIam { iam: self.inner.aws.iam(&creds), calls: &self.inner.calls, ctx };
+        let iam = AccountIam {
+            iam: self.inner.aws.iam(&creds),
+            account: creds.account_id.clone(),
+            calls: &self.inner.calls,
+            ctx,
+        };
         let observed = match iam.read_grant(&gp.policy_arn).await {
             Ok(o) => o,
             Err(e) => {
@@ -210,7 +222,8 @@ impl Engine {
     pub async fn verify(&self, spec: &AccessSpec) -> Result<Verification, Error> {
         let spec = &self.admit(spec.clone()).await?;
         let env = self.read_env(spec, "crossrole-verify");
-        let resolved = targets::resolve(&self.inner, spec, false, &env.ctx, false).await?;
+        let resolved =
+            targets::resolve(&self.inner, spec, false, &env.ctx, self.inner.discovery.config().cache_ttl).await?;
         let targets: Vec<Target> = resolved.targets.iter().filter(|t| t.action == Action::Ensure).cloned().collect();
         let principals = verify::principals_to_check(spec, self.partition());
         let n = self.concurrency(spec, targets.len());

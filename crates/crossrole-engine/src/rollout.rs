@@ -33,6 +33,7 @@ use crate::{
     account::{self, Action, RunEnv, Target},
     convert,
     events::EventSink,
+    pace::Pace,
     records,
     targets::{self, Standing},
 };
@@ -173,10 +174,11 @@ async fn drive(
         redactor: inner.redactor.clone(),
     });
     let total = pending.len() + done.len();
-    let concurrency = spec.rollout.max_concurrency.concurrency(total).min(inner.config.max_concurrency).max(1);
+    let mut pace = Pace::new(spec.rollout.max_concurrency, total, inner.config.max_concurrency, inner.calls.rates());
+    let mut permits = pace.concurrency();
     let tolerance = spec.rollout.failure_tolerance.of(total);
     let mut failures = count_failures(inner, &op.id).await;
-    let semaphore = Arc::new(Semaphore::new(concurrency));
+    let semaphore = Arc::new(Semaphore::new(permits));
     let mut running = futures::stream::FuturesUnordered::new();
     let mut queue = pending.into_iter().peekable();
     let mut halted = false;
@@ -194,6 +196,7 @@ async fn drive(
             running.push(tokio::spawn(
                 async move {
                     let _permit = permit;
+                    let started = tokio::time::Instant::now();
                     let result = {
                         let _guard = env.inner.locks.lock(&target.account_id, &env.desired.name).await;
                         if let Some(s) = &env.sink {
@@ -211,7 +214,7 @@ async fn drive(
                             s.emit(&result.account_id, Event::AccountFinished { result: Box::new(result.clone()) });
                         }
                     }
-                    result
+                    (result, started.elapsed())
                 }
                 .instrument(span),
             ));
@@ -225,7 +228,13 @@ async fn drive(
             break;
         }
         match running.next().await {
-            Some(Ok(result)) => {
+            Some(Ok((result, took))) => {
+                // Automatic concurrency follows the time accounts take; it only grows within a run.
+                let wanted = pace.observe(took);
+                if wanted > permits {
+                    semaphore.add_permits(wanted - permits);
+                    permits = wanted;
+                }
                 if let (true, Ok(mut m)) = (result.outcome.is_final(), inner.metrics.lock()) {
                     *m.accounts.entry(result.outcome.as_str()).or_default() += 1;
                 }
@@ -382,9 +391,10 @@ async fn resolve(
     ctx: &CallContext,
     sink: &EventSink,
 ) -> Result<Vec<Target>, String> {
-    // An apply reads the organization fresh: accounts move, and a stale tree would miss them.
+    // An apply works from a fresh tree (accounts move): one a plan walked a moment ago, or walked now.
+    let max_age = inner.discovery.config().apply_max_age;
     let resolved =
-        targets::resolve(inner, spec, kind == OperationKind::Destroy, ctx, true).await.map_err(|e| e.to_string())?;
+        targets::resolve(inner, spec, kind == OperationKind::Destroy, ctx, max_age).await.map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
     for t in &resolved.targets {
         rows.push(AccountResult {
@@ -436,7 +446,7 @@ async fn trusted_side(
         inner.locks.lock(&g.account_id, &format!("policy{}{}", TrustedGrant::POLICY_PATH, g.policy_name)).await;
     let session = format!("crossrole-{op_id}");
     let creds = inner.broker.bootstrap(ctx, &g.account_id, None, &session).await.map_err(|e| e.to_string())?;
-    let iam = AccountIam { iam: inner.aws.iam(&creds), calls: &inner.calls, ctx };
+    let iam = AccountIam { iam: inner.aws.iam(&creds), account: creds.account_id.clone(), calls: &inner.calls, ctx };
     let arn = g.policy_arn(inner.aws.partition());
     let observed = iam.read_grant(&arn).await.map_err(|e| e.to_string())?;
     let plan = grant_plan(inner, spec, g, ensure, observed.as_ref(), ctx).await.map_err(|e| e.to_string())?;

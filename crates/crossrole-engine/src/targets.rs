@@ -42,15 +42,15 @@ pub(crate) struct Resolved {
 }
 
 /// Resolves `spec`'s targets for an apply (`remove_all` false, with the guardrails that need the organization) or
-/// a destroy (true). `refresh` reads the organization anew rather than from the cache.
+/// a destroy (true), from a tree of the organization younger than `max_age`.
 pub(crate) async fn resolve(
     inner: &Inner,
     spec: &AccessSpec,
     remove_all: bool,
     ctx: &CallContext,
-    refresh: bool,
+    max_age: std::time::Duration,
 ) -> Result<Resolved, Error> {
-    let (tree, selection) = inner.discovery.select(ctx, &spec.targets, "targets", refresh).await?;
+    let (tree, selection) = inner.discovery.select_within(ctx, &spec.targets, "targets", max_age).await?;
     // The guardrails keep unsafe access from being granted; taking access away is never refused.
     if !remove_all {
         let members = tree.account_ids();

@@ -270,8 +270,9 @@ async fn a_crash_mid_account_is_rerun_safely() {
 
 #[tokio::test(start_paused = true)]
 async fn throttling_is_absorbed_and_reported() {
+    // IAM's quota is per account: crossrole set too high for it is throttled in every account, and adapts.
     let mut config = FakeConfig::default();
-    config.throttle.insert(Service::Iam, Rate { per_second: 20.0, burst: 5 });
+    config.throttle.insert(Service::Iam, Rate { per_second: 3.0, burst: 2 });
     config.latency.insert(Service::Iam, Latency { base: Duration::from_millis(20), jitter: Duration::ZERO });
     let w = world_with(
         25,

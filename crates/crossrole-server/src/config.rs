@@ -78,17 +78,20 @@ pub struct AwsConfig {
     pub bootstrap_role_path: String,
     /// `aws`, `aws-us-gov` or `aws-cn`; from the region when unset.
     pub partition: Option<String>,
-    /// How long the organization's tree is cached.
+    /// How long the organization's tree is cached for reads (plans, listings, verification).
     #[serde(with = "humantime_serde_compat")]
     pub organization_cache_ttl: Duration,
+    /// How old a tree an apply may work from; 0 (the default) walks the organization anew for every apply.
+    #[serde(with = "humantime_serde_compat")]
+    pub apply_organization_max_age: Duration,
     /// How long after joining an account's AccessDenied means "not ready yet".
     #[serde(with = "humantime_serde_compat")]
     pub new_account_grace: Duration,
-    /// Calls per second to Organizations.
+    /// Calls per second to Organizations, for the organization.
     pub organizations_rate: f64,
-    /// Calls per second to IAM.
+    /// Calls per second to IAM, per account (each target account has its own quota).
     pub iam_rate: f64,
-    /// Calls per second to STS.
+    /// Calls per second to STS, per calling account (crossroled's own, and the trusted side's for verify).
     pub sts_rate: f64,
 }
 
@@ -100,6 +103,7 @@ impl Default for AwsConfig {
             bootstrap_role_path: "/".into(),
             partition: None,
             organization_cache_ttl: Duration::from_secs(300),
+            apply_organization_max_age: Duration::ZERO,
             new_account_grace: Duration::from_secs(600),
             organizations_rate: rates.organizations.per_second,
             iam_rate: rates.iam.per_second,

@@ -103,7 +103,11 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         EngineConfig {
             max_concurrency: config.max_concurrency,
             event_buffer: config.watch_buffer,
-            discovery: DiscoveryConfig { cache_ttl: config.aws.organization_cache_ttl, ..DiscoveryConfig::default() },
+            discovery: DiscoveryConfig {
+                cache_ttl: config.aws.organization_cache_ttl,
+                apply_max_age: config.aws.apply_organization_max_age,
+                ..DiscoveryConfig::default()
+            },
             broker: BrokerConfig {
                 bootstrap_role: config.aws.bootstrap_role.clone(),
                 bootstrap_role_path: config.aws.bootstrap_role_path.clone(),

@@ -52,7 +52,7 @@ impl FakeIam {
         f: impl FnOnce(&mut AccountState, &World) -> Result<T, AwsError>,
     ) -> Result<T, AwsError> {
         let (account, _) = self.identity.clone()?;
-        let ticket = self.world.enter(Service::Iam, op, &account).await?;
+        let ticket = self.world.enter(Service::Iam, op, &account, &account).await?;
         let result = {
             let mut iam = self.world.iam.lock().unwrap_or_else(|e| e.into_inner());
             let state = iam.entry(account).or_default();

@@ -48,8 +48,11 @@ pub struct Latency {
 pub struct FakeConfig {
     /// Latency per service.
     pub latency: BTreeMap<Service, Latency>,
-    /// Throttle per service; a call beyond the bucket answers `Throttling`.
+    /// AWS's quotas, per service, each kept where AWS keeps it: IAM's per account, STS's per calling account,
+    /// Organizations' per organization. A call beyond its quota's bucket answers `Throttling`.
     pub throttle: BTreeMap<Service, Rate>,
+    /// Quotas of single scopes (an account's IAM hammered by another tool, say), by (service, account).
+    pub throttle_scopes: BTreeMap<(Service, String), Rate>,
     /// Seed of the jitter.
     pub seed: u64,
     /// The bootstrap role created in every member account (trusting the management account).
@@ -67,6 +70,7 @@ impl Default for FakeConfig {
         FakeConfig {
             latency: BTreeMap::new(),
             throttle: BTreeMap::new(),
+            throttle_scopes: BTreeMap::new(),
             seed: 7,
             bootstrap_role: "OrganizationAccountAccessRole".into(),
             org_page_size: 20,
@@ -245,8 +249,10 @@ pub(crate) struct World {
     chaos: Mutex<Option<(Chaos, StdRng)>>,
     faults: Mutex<FaultCounts>,
     pub(crate) served: Mutex<BTreeMap<String, u64>>,
+    /// Calls by the quota they counted against: (service, account).
+    served_scopes: Mutex<BTreeMap<(Service, String), u64>>,
     pub(crate) throttled: Mutex<u64>,
-    buckets: Mutex<HashMap<Service, (f64, Instant)>>,
+    buckets: Mutex<HashMap<(Service, String), (f64, Instant)>>,
     rng: Mutex<StdRng>,
     pub(crate) clock: Mutex<u64>,
     /// Accounts with a call in progress, and the most seen at once.
@@ -254,12 +260,22 @@ pub(crate) struct World {
 }
 
 impl World {
-    /// Every call starts here: count, inject, throttle, wait. The ticket says whether to lose the response after
-    /// the call's effect ([`Ticket::leave`]).
-    pub(crate) async fn enter(&self, service: Service, operation: &str, account: &str) -> Result<Ticket, AwsError> {
+    /// Every call starts here: count, inject, throttle, wait. `account` is the account the call is about (failures
+    /// are injected by it), `scope` the one whose quota it counts against (the caller's, for STS). The ticket says
+    /// whether to lose the response after the call's effect ([`Ticket::leave`]).
+    pub(crate) async fn enter(
+        &self,
+        service: Service,
+        operation: &str,
+        account: &str,
+        scope: &str,
+    ) -> Result<Ticket, AwsError> {
         let call = format!("{service}:{operation}");
         if let Ok(mut s) = self.served.lock() {
             *s.entry(call.clone()).or_default() += 1;
+        }
+        if let Ok(mut s) = self.served_scopes.lock() {
+            *s.entry((service, scope.to_string())).or_default() += 1;
         }
         let latency = self.config.latency.get(&service).copied().unwrap_or_default();
         let delay = {
@@ -268,7 +284,7 @@ impl World {
                 if jitter == 0 { 0 } else { self.rng.lock().map(|mut r| r.random_range(0..=jitter)).unwrap_or(0) };
             latency.base + Duration::from_nanos(extra)
         };
-        let throttled = self.take_token(service);
+        let throttled = self.take_token(service, scope);
         if !delay.is_zero() {
             self.track(account, true);
             tokio::time::sleep(if throttled { delay / 4 } else { delay }).await;
@@ -365,14 +381,18 @@ impl World {
         }
     }
 
-    fn take_token(&self, service: Service) -> bool {
-        let Some(rate) = self.config.throttle.get(&service).copied() else { return false };
+    fn take_token(&self, service: Service, scope: &str) -> bool {
+        let key = (service, scope.to_string());
+        let Some(rate) = self.config.throttle_scopes.get(&key).or_else(|| self.config.throttle.get(&service)).copied()
+        else {
+            return false;
+        };
         if rate.per_second <= 0.0 {
             return false;
         }
         let Ok(mut buckets) = self.buckets.lock() else { return false };
         let now = Instant::now();
-        let (tokens, last) = buckets.entry(service).or_insert((f64::from(rate.burst.max(1)), now));
+        let (tokens, last) = buckets.entry(key).or_insert((f64::from(rate.burst.max(1)), now));
         let refilled =
             (*tokens + now.duration_since(*last).as_secs_f64() * rate.per_second).min(f64::from(rate.burst.max(1)));
         *last = now;
@@ -457,6 +477,7 @@ impl FakeAws {
                 chaos: Mutex::new(None),
                 faults: Mutex::new(FaultCounts::default()),
                 served: Mutex::new(BTreeMap::new()),
+                served_scopes: Mutex::new(BTreeMap::new()),
                 throttled: Mutex::new(0),
                 buckets: Mutex::new(HashMap::new()),
                 rng: Mutex::new(StdRng::seed_from_u64(seed)),
@@ -519,6 +540,11 @@ impl FakeAws {
         self.world.served.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// Calls served by the quota they counted against: (service, account), throttled ones included.
+    pub fn served_by_quota(&self) -> BTreeMap<(Service, String), u64> {
+        self.world.served_scopes.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
     /// The most accounts that had a call in progress at the same time (calls with latency only).
     pub fn max_accounts_in_flight(&self) -> usize {
         self.world.in_flight.lock().map(|f| f.1).unwrap_or(0)
@@ -532,6 +558,9 @@ impl FakeAws {
     /// Forgets the counters.
     pub fn reset_counters(&self) {
         if let Ok(mut s) = self.world.served.lock() {
+            s.clear();
+        }
+        if let Ok(mut s) = self.world.served_scopes.lock() {
             s.clear();
         }
         if let Ok(mut t) = self.world.throttled.lock() {

@@ -37,7 +37,7 @@ impl FakeOrganizations {
     async fn enter(&self, operation: &str) -> Result<(), AwsError> {
         let management =
             self.world.tree.lock().map(|t| t.organization.management_account_id.clone()).unwrap_or_default();
-        let ticket = self.world.enter(Service::Organizations, operation, &management).await?;
+        let ticket = self.world.enter(Service::Organizations, operation, &management, &management).await?;
         ticket.leave(&format!("organizations:{operation}"), Ok(()))
     }
 }

@@ -58,9 +58,10 @@ impl StsApi for FakeSts {
         let call = "sts:AssumeRole";
         let denied = |why: &str| AwsError::from_code(call, Some("AccessDenied"), Some(403), why);
         let target = Arn::parse(&request.role_arn).map(|a| a.account.to_string()).unwrap_or_default();
-        let ticket = self.world.enter(Service::Sts, "AssumeRole", &target).await?;
-        ticket.leave(call, Ok(()))?;
         let (caller_account, caller_arn) = self.identity.clone()?;
+        // STS's quota is the caller's; failures are injected by the account assumed into.
+        let ticket = self.world.enter(Service::Sts, "AssumeRole", &target, &caller_account).await?;
+        ticket.leave(call, Ok(()))?;
         let role_name = request.role_arn.rsplit('/').next().unwrap_or_default().to_string();
         let trust = {
             let iam = self.world.iam.lock().unwrap_or_else(|e| e.into_inner());
@@ -99,7 +100,7 @@ impl StsApi for FakeSts {
 
     async fn get_caller_identity(&self) -> Result<CallerIdentity, AwsError> {
         let (account, arn) = self.identity.clone()?;
-        let ticket = self.world.enter(Service::Sts, "GetCallerIdentity", &account).await?;
+        let ticket = self.world.enter(Service::Sts, "GetCallerIdentity", &account, &account).await?;
         ticket.leave("sts:GetCallerIdentity", Ok(()))?;
         // A role session's identity is its assumed-role ARN.
         let arn = match Arn::parse(&arn) {

@@ -41,8 +41,6 @@ pub fn owner_of(tags: &BTreeMap<String, String>) -> Option<&str> {
 
 /// Default maximum session duration (IAM's default).
 pub const DEFAULT_MAX_SESSION: Duration = Duration::from_secs(3600);
-/// Default rollout concurrency.
-pub const DEFAULT_MAX_CONCURRENCY: usize = 10;
 /// Default verify timeout.
 pub const DEFAULT_VERIFY_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -266,8 +264,9 @@ impl PrincipalKind {
 /// How a rollout proceeds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RolloutOptions {
-    /// Accounts worked on at once.
-    pub max_concurrency: Limit,
+    /// The most accounts worked on at once; `None`: as many as AWS's quotas keep busy (crossroled works it out from
+    /// the rates and the time an account takes).
+    pub max_concurrency: Option<Limit>,
     /// Failures tolerated before no new account starts.
     pub failure_tolerance: Limit,
     /// Verify after apply.
@@ -281,7 +280,7 @@ pub struct RolloutOptions {
 impl Default for RolloutOptions {
     fn default() -> Self {
         RolloutOptions {
-            max_concurrency: Limit::Count(DEFAULT_MAX_CONCURRENCY as u32),
+            max_concurrency: None,
             failure_tolerance: Limit::Count(0),
             verify: true,
             verify_timeout: DEFAULT_VERIFY_TIMEOUT,

@@ -267,7 +267,7 @@ impl From<&AccessSpec> for RawSpec {
                 policy_name: g.policy_name.clone(),
             }),
             rollout: Some(RawRollout {
-                max_concurrency: Some(limit(s.rollout.max_concurrency)),
+                max_concurrency: s.rollout.max_concurrency.map(limit),
                 failure_tolerance: Some(limit(s.rollout.failure_tolerance)),
                 verify: Some(RawVerify {
                     enabled: Some(s.rollout.verify),

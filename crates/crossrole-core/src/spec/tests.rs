@@ -55,7 +55,7 @@ fn the_fixture_is_valid_and_complete() {
     let spec = AccessSpec::from_yaml(VALID).unwrap();
     assert_eq!(spec.role.max_session_duration, Duration::from_secs(7200));
     assert_eq!(spec.targets.exclude_account_ids, ["012345678901"], "YAML integers are padded back to 12 digits");
-    assert_eq!(spec.rollout.max_concurrency, Limit::Percent(25));
+    assert_eq!(spec.rollout.max_concurrency, Some(Limit::Percent(25)));
     assert_eq!(spec.rollout.failure_tolerance, Limit::Count(2));
     assert_eq!(spec.rollout.verify_timeout, Duration::from_secs(90));
     assert_eq!(spec.grant.as_ref().unwrap().policy_name, "crossrole-assume-security-audit");

@@ -426,7 +426,9 @@ fn limit(l: Option<&RawLimit>, field: &str, default: Limit, min_count: u32, v: &
 
 fn rollout(r: &RawRollout, v: &mut Collector) -> RolloutOptions {
     let defaults = RolloutOptions::default();
-    let max_concurrency = limit(r.max_concurrency.as_ref(), "rollout.max_concurrency", defaults.max_concurrency, 1, v);
+    // Left out: automatic (as many as AWS's quotas keep busy).
+    let max_concurrency =
+        r.max_concurrency.as_ref().map(|l| limit(Some(l), "rollout.max_concurrency", Limit::Count(1), 1, v));
     let failure_tolerance =
         limit(r.failure_tolerance.as_ref(), "rollout.failure_tolerance", defaults.failure_tolerance, 0, v);
     let (verify, verify_timeout) = match &r.verify {

@@ -188,7 +188,8 @@ pub struct TrustedGrant {
 /// How a rollout proceeds.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct RolloutOptions {
-    /// How many accounts are worked on at once. Default: 10.
+    /// The most accounts worked on at once. Default: automatic — as many as AWS's quotas keep busy, worked out by
+    /// crossroled from its rates and the time an account takes (Little's law), within crossroled's own ceiling.
     #[prost(message, optional, tag = "1")]
     pub max_concurrency: ::core::option::Option<Limit>,
     /// How many accounts may fail before the rollout stops starting new ones (accounts in flight finish). Default: 0 (the
