@@ -150,6 +150,17 @@ impl CredentialBroker {
         Ok(creds)
     }
 
+    /// Whether `error`, from the first call made with `account`'s bootstrap credentials, may mean the credentials
+    /// are stale: the bootstrap role was deleted or replaced after they were issued (and cached), and IAM denies its
+    /// old sessions everything. If so they are forgotten, and the caller assumes the role afresh and tries once more.
+    pub fn stale(&self, account: &str, error: &Error) -> bool {
+        let denied = matches!(error, Error::Aws(a) if a.kind == ErrorKind::AccessDenied);
+        if denied && let Ok(mut cache) = self.cache.lock() {
+            cache.remove(account);
+        }
+        denied
+    }
+
     /// How much of the new-account grace is left for an account that joined at `joined_at` (Unix seconds).
     fn grace_left(&self, joined_at: Option<u64>) -> Option<Duration> {
         let joined = joined_at?;

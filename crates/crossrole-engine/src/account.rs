@@ -98,22 +98,33 @@ pub(crate) struct Examined {
 /// Assume, read and plan one account. Errors come back as the account's error.
 pub(crate) async fn examine(env: &RunEnv, target: &Target) -> Result<Examined, AccountError> {
     let inner = &env.inner;
-    env.phase(&target.account_id, Phase::Assume);
-    let credentials = inner
-        .broker
-        .bootstrap(&env.ctx, &target.account_id, target.joined_at, &env.session)
-        .await
-        .map_err(|e| convert::account_error(&e, Phase::Assume))?;
-    env.phase(&target.account_id, Phase::Read);
-    let iam = AccountIam {
-        iam: inner.aws.iam(&credentials),
-        account: credentials.account_id.clone(),
-        calls: &inner.calls,
-        ctx: &env.ctx,
+    let assume = || async {
+        env.phase(&target.account_id, Phase::Assume);
+        inner
+            .broker
+            .bootstrap(&env.ctx, &target.account_id, target.joined_at, &env.session)
+            .await
+            .map_err(|e| convert::account_error(&e, Phase::Assume))
     };
-    let observed = iam.read_role(&env.desired.name).await.map_err(|e| match &e {
-        // Denied on the first read with fresh bootstrap credentials: the bootstrap role is there but cannot
-        // manage IAM (a least-privilege role missing permissions, or a role that is not what it should be).
+    let read = |credentials: &Credentials| {
+        env.phase(&target.account_id, Phase::Read);
+        let iam = AccountIam {
+            iam: inner.aws.iam(credentials),
+            account: credentials.account_id.clone(),
+            calls: &inner.calls,
+            ctx: &env.ctx,
+        };
+        async move { iam.read_role(&env.desired.name).await }
+    };
+    let mut credentials = assume().await?;
+    let mut observed = read(&credentials).await;
+    if observed.as_ref().is_err_and(|e| inner.broker.stale(&target.account_id, e)) {
+        credentials = assume().await?;
+        observed = read(&credentials).await;
+    }
+    let observed = observed.map_err(|e| match &e {
+        // Denied with fresh bootstrap credentials: the bootstrap role is there but cannot manage IAM (a
+        // least-privilege role missing permissions, or a role that is not what it should be).
         crossrole_aws::Error::Aws(a) if a.kind == crossrole_aws::ErrorKind::AccessDenied => AccountError {
             code: ErrorCode::BootstrapRoleUnavailable,
             message: format!(

@@ -181,23 +181,35 @@ impl Engine {
             changes: Vec::new(),
             error: None,
         };
-        let creds = match self.inner.broker.bootstrap(ctx, &g.account_id, None, "crossrole-plan").await {
-            Ok(c) => c,
-            Err(e) => {
-                gp.error = Some(convert::account_error(&e, Phase::Assume));
+        let open = || async {
+            let creds = self
+                .inner
+                .broker
+                .bootstrap(ctx, &g.account_id, None, "crossrole-plan")
+                .await
+                .map_err(|e| convert::account_error(&e, Phase::Assume))?;
+            let iam = AccountIam {
+                iam: self.inner.aws.iam(&creds),
+                account: creds.account_id.clone(),
+                calls: &self.inner.calls,
+                ctx,
+            };
+            Ok::<_, AccountError>(iam.read_grant(&gp.policy_arn).await)
+        };
+        let mut observed = open().await;
+        if let Ok(Err(e)) = &observed
+            && self.inner.broker.stale(&g.account_id, e)
+        {
+            observed = open().await;
+        }
+        let observed = match observed {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => {
+                gp.error = Some(convert::account_error(&e, Phase::Read));
                 return Ok(gp);
             }
-        };
-        let iam = AccountIam {
-            iam: self.inner.aws.iam(&creds),
-            account: creds.account_id.clone(),
-            calls: &self.inner.calls,
-            ctx,
-        };
-        let observed = match iam.read_grant(&gp.policy_arn).await {
-            Ok(o) => o,
             Err(e) => {
-                gp.error = Some(convert::account_error(&e, Phase::Read));
+                gp.error = Some(e);
                 return Ok(gp);
             }
         };

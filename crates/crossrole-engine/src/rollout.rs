@@ -445,10 +445,19 @@ async fn trusted_side(
     let _guard =
         inner.locks.lock(&g.account_id, &format!("policy{}{}", TrustedGrant::POLICY_PATH, g.policy_name)).await;
     let session = format!("crossrole-{op_id}");
-    let creds = inner.broker.bootstrap(ctx, &g.account_id, None, &session).await.map_err(|e| e.to_string())?;
-    let iam = AccountIam { iam: inner.aws.iam(&creds), account: creds.account_id.clone(), calls: &inner.calls, ctx };
     let arn = g.policy_arn(inner.aws.partition());
-    let observed = iam.read_grant(&arn).await.map_err(|e| e.to_string())?;
+    let open = || async {
+        let creds = inner.broker.bootstrap(ctx, &g.account_id, None, &session).await.map_err(|e| e.to_string())?;
+        let iam =
+            AccountIam { iam: inner.aws.iam(&creds), account: creds.account_id.clone(), calls: &inner.calls, ctx };
+        let observed = iam.read_grant(&arn).await;
+        Ok::<_, String>((iam, observed))
+    };
+    let (mut iam, mut observed) = open().await?;
+    if observed.as_ref().is_err_and(|e| inner.broker.stale(&g.account_id, e)) {
+        (iam, observed) = open().await?;
+    }
+    let observed = observed.map_err(|e| e.to_string())?;
     let plan = grant_plan(inner, spec, g, ensure, observed.as_ref(), ctx).await.map_err(|e| e.to_string())?;
     match plan {
         GrantPlan::InSync => Ok(()),

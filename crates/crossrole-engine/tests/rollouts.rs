@@ -74,6 +74,30 @@ async fn a_missing_bootstrap_role_fails_that_account_only() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_bootstrap_role_deleted_after_its_session_was_cached_is_assumed_afresh() {
+    let w = world(4);
+    let first = run(&w, OperationKind::Apply, &spec()).await;
+    assert_eq!(first.state, OperationState::Succeeded);
+    // Deleted while crossroled still holds an unexpired session of it: IAM denies that session everything.
+    w.fake.with_account(&account(2), |a| a.remove_role("OrganizationAccountAccessRole"));
+    w.fake.reset_counters();
+    let op = run(&w, OperationKind::Apply, &spec()).await;
+    let r = results(&w, &op.id).await;
+    let e = r.iter().find(|r| r.account_id == account(2)).unwrap().error.clone().unwrap();
+    assert_eq!(e.code, ErrorCode::BootstrapRoleUnavailable);
+    assert!(e.message.contains("is missing or not assumable"), "{}", e.message);
+    // Only that account assumed its role again; the others kept their sessions.
+    assert_eq!(w.fake.served().get("sts:AssumeRole").copied().unwrap_or(0), 1, "{:?}", w.fake.served());
+    // Put back, it is assumed again and used.
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{MGMT}:root"}},"Action":"sts:AssumeRole"}}]}}"#
+    );
+    w.fake.with_account(&account(2), |a| a.create_role_by_hand(&account(2), "OrganizationAccountAccessRole", &trust));
+    let op = run(&w, OperationKind::Apply, &spec()).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+}
+
+#[tokio::test(start_paused = true)]
 async fn past_the_failure_tolerance_nothing_new_starts() {
     let w = world(20);
     for i in [0, 1] {

@@ -51,12 +51,22 @@ impl FakeIam {
         op: &str,
         f: impl FnOnce(&mut AccountState, &World) -> Result<T, AwsError>,
     ) -> Result<T, AwsError> {
-        let (account, _) = self.identity.clone()?;
+        let (account, principal) = self.identity.clone()?;
         let ticket = self.world.enter(Service::Iam, op, &account, &account).await?;
         let result = {
             let mut iam = self.world.iam.lock().unwrap_or_else(|e| e.into_inner());
             let state = iam.entry(account).or_default();
-            f(state, &self.world)
+            // As in IAM, a role's session is evaluated against the role as it is now: once the role is deleted,
+            // its sessions (still unexpired) are denied everything.
+            let deleted = names::Arn::parse(&principal).filter(|a| a.resource.starts_with("role/")).is_some_and(|a| {
+                let name = a.resource.rsplit('/').next().unwrap_or_default();
+                !state.roles.get(name).is_some_and(|r| r.arn == principal)
+            });
+            if deleted {
+                Err(err(op, "AccessDenied", format!("User: {principal} is not authorized to perform: iam:{op}")))
+            } else {
+                f(state, &self.world)
+            }
         };
         ticket.leave(&format!("iam:{op}"), result)
     }
