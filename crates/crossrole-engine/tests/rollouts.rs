@@ -474,3 +474,25 @@ async fn a_plan_shows_the_accounts_skips_and_reasons_the_apply_then_has() {
     assert_eq!(planned_skips, skipped, "the same skips, for the same reasons");
     assert_eq!(skipped.len(), 2, "{skipped:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_plan_of_accounts_in_sync_reads_only_what_it_compares() {
+    let w = world(10);
+    run(&w, OperationKind::Apply, &spec()).await;
+    w.fake.reset_counters();
+    let plan = w.engine.plan(&spec()).await.unwrap();
+    assert!(plan.accounts.iter().all(|a| a.changes.is_empty()), "all in sync");
+    let served = w.fake.served();
+    let per_account = |call: &str| served.get(call).copied().unwrap_or(0) as f64 / 10.0;
+    // Sessions outlive operations (no AssumeRole); the organization is cached; per account one GetRole, one listing
+    // of each kind of policy, and one read per inline policy (the spec has one).
+    assert_eq!(per_account("sts:AssumeRole"), 0.0, "{served:?}");
+    for call in ["iam:GetRole", "iam:ListAttachedRolePolicies", "iam:ListRolePolicies", "iam:GetRolePolicy"] {
+        assert_eq!(per_account(call), 1.0, "{call}: {served:?}");
+    }
+    let iam_total: u64 = served.iter().filter(|(k, _)| k.starts_with("iam:")).map(|(_, v)| v).sum();
+    // Plus the trusted side's policy, read once for the whole plan: the policy, its default version, its versions
+    // (a full list of five must be pruned before an update) and where it is attached.
+    assert_eq!(iam_total, 4 * 10 + 4, "{served:?}");
+    assert!(!served.keys().any(|k| k.starts_with("organizations:")), "{served:?}");
+}
