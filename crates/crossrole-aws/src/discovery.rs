@@ -2,14 +2,23 @@
 //!
 //! The tree is walked breadth first from the root (`ListRoots`, then `ListOrganizationalUnitsForParent` and
 //! `ListAccountsForParent` per unit), following `NextToken` until it is absent — even after an empty page.
-//! Concurrent callers share one walk. Account tags cost one call per account, so they are fetched only for the
-//! accounts a tag condition has to look at, and cached per account.
+//! Concurrent callers share one walk. Account tags cost one call per account (`ListTagsForResource`, at
+//! Organizations' rate for the whole organization), so they are fetched only for the accounts a tag condition has
+//! to look at, cached per account, and refreshed incrementally: a selection fetches the tags of accounts it has
+//! not seen and of accounts whose tags are older than `tags_max_age` (each account's age limit spread between 75%
+//! and 100% of it, so that tags read together do not all expire together).
+//!
+//! With a [`DiscoveryStore`], what was read is kept (crossroled keeps it in its journal): a restarted crossroled
+//! starts from the tree and tags it had, with their ages, instead of walking and reading everything again.
 
 use std::{
     collections::{BTreeMap, HashMap},
+    hash::{Hash, Hasher},
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, SystemTime},
 };
+
+use async_trait::async_trait;
 
 use crossrole_core::{
     org::{self, AccountTags, OrgTree, OrgUnit, Selection},
@@ -27,6 +36,20 @@ use crate::{
 /// Tags by account, with when they were fetched.
 type TagCache = HashMap<String, (Instant, BTreeMap<String, String>)>;
 
+/// Where discovery keeps what it read across restarts. Failing to load or save is not an error of discovery (it
+/// reads from Organizations instead); an implementation logs its failures.
+#[async_trait]
+pub trait DiscoveryStore: Send + Sync {
+    /// The tree last saved, and when it was walked.
+    async fn load_tree(&self) -> Option<(SystemTime, OrgTree)>;
+    /// Keeps a tree walked at `at`.
+    async fn save_tree(&self, at: SystemTime, tree: &OrgTree);
+    /// The tags last saved, by account, with when each was read.
+    async fn load_tags(&self) -> Vec<(String, SystemTime, BTreeMap<String, String>)>;
+    /// Keeps tags read at `at`.
+    async fn save_tags(&self, at: SystemTime, tags: &[(String, BTreeMap<String, String>)]);
+}
+
 /// Discovery settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DiscoveryConfig {
@@ -37,13 +60,22 @@ pub struct DiscoveryConfig {
     /// few seconds, so that an apply right after its plan works from the tree the plan showed (at the cost of
     /// missing a move made in between).
     pub apply_max_age: Duration,
+    /// How old an account's tags may be before a selection reads them again (each account's limit is spread
+    /// between 75% and 100% of this). A tag changed in Organizations is seen by the next selection after that
+    /// (or at once with a refresh); a new account's tags are read the first time it is selected.
+    pub tags_max_age: Duration,
     /// Units (or accounts, for tags) read at once.
     pub parallelism: usize,
 }
 
 impl Default for DiscoveryConfig {
     fn default() -> Self {
-        DiscoveryConfig { cache_ttl: Duration::from_secs(300), apply_max_age: Duration::ZERO, parallelism: 8 }
+        DiscoveryConfig {
+            cache_ttl: Duration::from_secs(300),
+            apply_max_age: Duration::ZERO,
+            tags_max_age: Duration::from_secs(900),
+            parallelism: 8,
+        }
     }
 }
 
@@ -54,6 +86,15 @@ pub struct Discovery {
     config: DiscoveryConfig,
     tree: tokio::sync::Mutex<Option<(Instant, Arc<OrgTree>)>>,
     tags: Mutex<TagCache>,
+    store: Option<Arc<dyn DiscoveryStore>>,
+    loaded: tokio::sync::OnceCell<()>,
+}
+
+/// The instant `at` (wall clock) was, on the monotonic clock; `None` if it is before the monotonic clock began
+/// (then the entry is treated as too old to use) or in the future (a clock that went back: not trusted either).
+fn instant_of(at: SystemTime) -> Option<Instant> {
+    let age = SystemTime::now().duration_since(at).ok()?;
+    Instant::now().checked_sub(age)
 }
 
 impl Discovery {
@@ -64,7 +105,56 @@ impl Discovery {
 
     /// Discovery over `api`.
     pub fn new(api: Arc<dyn OrganizationsApi>, calls: Arc<CallPolicy>, config: DiscoveryConfig) -> Discovery {
-        Discovery { api, calls, config, tree: tokio::sync::Mutex::new(None), tags: Mutex::new(HashMap::new()) }
+        Discovery {
+            api,
+            calls,
+            config,
+            tree: tokio::sync::Mutex::new(None),
+            tags: Mutex::new(HashMap::new()),
+            store: None,
+            loaded: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Keeps what discovery reads in `store`, and starts from what it holds.
+    pub fn with_store(mut self, store: Arc<dyn DiscoveryStore>) -> Discovery {
+        self.store = Some(store);
+        self
+    }
+
+    /// Loads what the store holds, once, before the first use.
+    async fn load(&self) {
+        let Some(store) = &self.store else { return };
+        self.loaded
+            .get_or_init(|| async {
+                if let Some((at, tree)) = store.load_tree().await
+                    && let Some(at) = instant_of(at)
+                {
+                    let mut cached = self.tree.lock().await;
+                    if cached.is_none() {
+                        *cached = Some((at, Arc::new(tree)));
+                    }
+                }
+                let tags = store.load_tags().await;
+                let n = tags.len();
+                if let Ok(mut cache) = self.tags.lock() {
+                    for (account, at, tags) in tags {
+                        if let Some(at) = instant_of(at) {
+                            cache.entry(account).or_insert((at, tags));
+                        }
+                    }
+                }
+                tracing::debug!(accounts_with_tags = n, "discovery loaded what it read before");
+            })
+            .await;
+    }
+
+    /// How old `account`'s tags may be: `max_age` spread between 75% and 100% by the account id.
+    fn tags_limit(account: &str, max_age: Duration) -> Duration {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        account.hash(&mut h);
+        let spread = (h.finish() % 1000) as f64 / 1000.0;
+        max_age.mul_f64(0.75 + 0.25 * spread)
     }
 
     /// The tree, from the cache unless it is stale or `refresh` is set.
@@ -74,6 +164,7 @@ impl Discovery {
 
     /// The tree, from the cache if it is younger than `max_age`, else walked anew.
     pub async fn tree_within(&self, ctx: &CallContext, max_age: Duration) -> Result<Arc<OrgTree>, Error> {
+        self.load().await;
         let mut cached = self.tree.lock().await;
         if let Some((at, tree)) = cached.as_ref()
             && at.elapsed() < max_age
@@ -82,28 +173,47 @@ impl Discovery {
         }
         let tree = Arc::new(self.walk(ctx).await?);
         *cached = Some((Instant::now(), tree.clone()));
+        if let Some(store) = &self.store {
+            store.save_tree(SystemTime::now(), &tree).await;
+        }
         Ok(tree)
     }
 
     /// The cached tree, if there is one (fresh or not); never calls AWS.
     pub async fn cached_tree(&self) -> Option<Arc<OrgTree>> {
+        self.load().await;
         self.tree.lock().await.as_ref().map(|(_, t)| t.clone())
     }
 
-    /// Tags of `accounts`, from the cache where fresh.
+    /// Tags of `accounts`, from the cache where younger than `tags_max_age`.
     pub async fn tags(&self, ctx: &CallContext, accounts: &[String]) -> Result<AccountTags, Error> {
+        self.tags_within(ctx, accounts, self.config.tags_max_age).await
+    }
+
+    /// Tags of `accounts`, from the cache where younger than `max_age` (spread per account), read otherwise.
+    pub async fn tags_within(
+        &self,
+        ctx: &CallContext,
+        accounts: &[String],
+        max_age: Duration,
+    ) -> Result<AccountTags, Error> {
+        self.load().await;
         let mut out = AccountTags::new();
         let mut missing = Vec::new();
         if let Ok(cache) = self.tags.lock() {
             for id in accounts {
                 match cache.get(id) {
-                    Some((at, tags)) if at.elapsed() < self.config.cache_ttl => {
+                    Some((at, tags)) if at.elapsed() < Self::tags_limit(id, max_age) => {
                         out.insert(id.clone(), tags.clone());
                     }
                     _ => missing.push(id.clone()),
                 }
             }
         }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        tracing::debug!(accounts = missing.len(), "reading account tags");
         let fetched: Vec<(String, BTreeMap<String, String>)> = stream::iter(missing)
             .map(|id| async move {
                 let tags = self
@@ -119,6 +229,9 @@ impl Discovery {
                 cache.insert(id.clone(), (Instant::now(), tags.clone()));
             }
         }
+        if let Some(store) = &self.store {
+            store.save_tags(SystemTime::now(), &fetched).await;
+        }
         out.extend(fetched);
         Ok(out)
     }
@@ -131,11 +244,12 @@ impl Discovery {
         at: &str,
         refresh: bool,
     ) -> Result<(Arc<OrgTree>, Selection), Error> {
-        let max_age = if refresh { Duration::ZERO } else { self.config.cache_ttl };
-        self.select_within(ctx, selector, at, max_age).await
+        let (tree_age, tags_age) =
+            if refresh { (Duration::ZERO, Duration::ZERO) } else { (self.config.cache_ttl, self.config.tags_max_age) };
+        self.select_aged(ctx, selector, at, tree_age, tags_age).await
     }
 
-    /// Like [`Discovery::select`], from a tree younger than `max_age`.
+    /// Like [`Discovery::select`], from a tree younger than `max_age` (tags within `tags_max_age`).
     pub async fn select_within(
         &self,
         ctx: &CallContext,
@@ -143,10 +257,21 @@ impl Discovery {
         at: &str,
         max_age: Duration,
     ) -> Result<(Arc<OrgTree>, Selection), Error> {
-        let tree = self.tree_within(ctx, max_age).await?;
+        self.select_aged(ctx, selector, at, max_age, self.config.tags_max_age).await
+    }
+
+    async fn select_aged(
+        &self,
+        ctx: &CallContext,
+        selector: &TargetSelector,
+        at: &str,
+        tree_age: Duration,
+        tags_age: Duration,
+    ) -> Result<(Arc<OrgTree>, Selection), Error> {
+        let tree = self.tree_within(ctx, tree_age).await?;
         let structural = org::resolve(&tree, selector, at)?;
         let need = structural.accounts_needing_tags();
-        let tags = if need.is_empty() { AccountTags::new() } else { self.tags(ctx, &need).await? };
+        let tags = if need.is_empty() { AccountTags::new() } else { self.tags_within(ctx, &need, tags_age).await? };
         Ok((tree.clone(), structural.finish(&tags)))
     }
 

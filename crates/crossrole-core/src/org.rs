@@ -16,7 +16,7 @@ use crate::{
 pub type AccountTags = BTreeMap<String, BTreeMap<String, String>>;
 
 /// The organization.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OrganizationInfo {
     /// `o-…`.
     pub id: String,
@@ -27,7 +27,7 @@ pub struct OrganizationInfo {
 }
 
 /// An OU or the root.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OrgUnit {
     /// `r-…` or `ou-…`.
     pub id: String,
@@ -42,7 +42,7 @@ pub struct OrgUnit {
 }
 
 /// An account of the organization.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AccountInfo {
     /// 12-digit id.
     pub id: String,
@@ -59,7 +59,7 @@ pub struct AccountInfo {
 }
 
 /// The organization's OU tree and accounts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OrgTree {
     /// The organization.
     pub organization: OrganizationInfo,

@@ -9,6 +9,7 @@
 mod account;
 pub mod bindings;
 mod convert;
+mod discovered;
 mod error;
 mod events;
 mod locks;
@@ -143,7 +144,8 @@ impl Engine {
         journal: Arc<dyn Journal>,
         config: EngineConfig,
     ) -> Engine {
-        let discovery = Discovery::new(aws.organizations(), calls.clone(), config.discovery);
+        let discovery = Discovery::new(aws.organizations(), calls.clone(), config.discovery)
+            .with_store(Arc::new(discovered::JournalDiscovery::new(journal.clone())));
         let broker = CredentialBroker::new(aws.clone(), calls.clone(), config.broker.clone());
         let redactor = Redactor::new(config.journal_key.derive("crossrole redaction marks v1"));
         Engine {

@@ -84,6 +84,10 @@ pub struct AwsConfig {
     /// How old a tree an apply may work from; 0 (the default) walks the organization anew for every apply.
     #[serde(with = "humantime_serde_compat")]
     pub apply_organization_max_age: Duration,
+    /// How old an account's tags may be before a tag selector reads them again (one call per account). New
+    /// accounts' tags are read at once; a changed tag is seen within this time, or at once with a refresh.
+    #[serde(with = "humantime_serde_compat")]
+    pub organization_tags_max_age: Duration,
     /// How long after joining an account's AccessDenied means "not ready yet".
     #[serde(with = "humantime_serde_compat")]
     pub new_account_grace: Duration,
@@ -104,6 +108,7 @@ impl Default for AwsConfig {
             partition: None,
             organization_cache_ttl: Duration::from_secs(300),
             apply_organization_max_age: Duration::ZERO,
+            organization_tags_max_age: Duration::from_secs(900),
             new_account_grace: Duration::from_secs(600),
             organizations_rate: rates.organizations.per_second,
             iam_rate: rates.iam.per_second,

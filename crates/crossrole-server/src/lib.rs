@@ -106,6 +106,7 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
             discovery: DiscoveryConfig {
                 cache_ttl: config.aws.organization_cache_ttl,
                 apply_max_age: config.aws.apply_organization_max_age,
+                tags_max_age: config.aws.organization_tags_max_age,
                 ..DiscoveryConfig::default()
             },
             broker: BrokerConfig {

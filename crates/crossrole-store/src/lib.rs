@@ -232,6 +232,16 @@ pub struct BindingRow {
     pub update_time: i64,
 }
 
+/// Something Organizations discovery read, kept so that a restarted crossroled starts warm: when it was read
+/// (Unix milliseconds) and the engine's record of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discovered {
+    /// When it was read from Organizations, Unix milliseconds.
+    pub fetched_at_ms: i64,
+    /// The record (opaque to the journal).
+    pub payload: Vec<u8>,
+}
+
 /// An audit record of a mutating call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
@@ -279,6 +289,14 @@ pub type Rewrite = Box<dyn FnMut(PayloadKind, &[u8]) -> Result<Vec<u8>, String> 
 pub trait Journal: Send + Sync {
     /// The format of the payloads.
     async fn payload_format(&self) -> Result<PayloadFormat, StoreError>;
+    /// The organization's tree as discovery last saved it.
+    async fn organization_tree(&self) -> Result<Option<Discovered>, StoreError>;
+    /// Saves the tree discovery walked, replacing the one before.
+    async fn save_organization_tree(&self, tree: Discovered) -> Result<(), StoreError>;
+    /// Each account's tags as discovery last read them, by account id.
+    async fn account_tags(&self) -> Result<Vec<(String, Discovered)>, StoreError>;
+    /// Saves tags discovery read (in one transaction), replacing those read before for the same accounts.
+    async fn save_account_tags(&self, tags: Vec<(String, Discovered)>) -> Result<(), StoreError>;
     /// Rewrites every payload with `rewrite` and records `format`, in one transaction: if any payload cannot be
     /// rewritten, nothing is changed and the error names it. Returns how many payloads were rewritten.
     async fn rewrite_payloads(&self, rewrite: Rewrite, format: PayloadFormat) -> Result<u64, StoreError>;

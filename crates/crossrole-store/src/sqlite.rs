@@ -10,8 +10,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    AccountRow, AuditEntry, Batch, BindingRow, EventRow, Journal, NewOperation, OperationFilter, OperationRow,
-    PayloadFormat, PayloadKind, Rewrite, StoreError,
+    AccountRow, AuditEntry, Batch, BindingRow, Discovered, EventRow, Journal, NewOperation, OperationFilter,
+    OperationRow, PayloadFormat, PayloadKind, Rewrite, StoreError,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts the applied ones.
@@ -112,6 +112,20 @@ CREATE INDEX operations_spec ON operations(spec_name);
 CREATE TABLE journal_meta (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL
+) WITHOUT ROWID;
+"#,
+    // 4: what Organizations discovery found, so that a restarted crossroled starts warm: the tree, and each
+    // account's tags (one call per account to read), with when they were read.
+    r#"
+CREATE TABLE organization_tree (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    fetched_at INTEGER NOT NULL,
+    tree BLOB NOT NULL
+);
+CREATE TABLE account_tags (
+    account_id TEXT PRIMARY KEY,
+    fetched_at INTEGER NOT NULL,
+    tags BLOB NOT NULL
 ) WITHOUT ROWID;
 "#,
 ];
@@ -556,6 +570,58 @@ impl Journal for SqliteJournal {
         .await
     }
 
+    async fn organization_tree(&self) -> Result<Option<Discovered>, StoreError> {
+        self.run(|conn| {
+            Ok(conn
+                .query_row("SELECT fetched_at, tree FROM organization_tree WHERE id = 1", [], |r| {
+                    Ok(Discovered { fetched_at_ms: r.get(0)?, payload: r.get(1)? })
+                })
+                .optional()?)
+        })
+        .await
+    }
+
+    async fn save_organization_tree(&self, tree: Discovered) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            conn.execute(
+                "INSERT INTO organization_tree (id, fetched_at, tree) VALUES (1, ?1, ?2) \
+                 ON CONFLICT (id) DO UPDATE SET fetched_at = excluded.fetched_at, tree = excluded.tree",
+                params![tree.fetched_at_ms, tree.payload],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn account_tags(&self) -> Result<Vec<(String, Discovered)>, StoreError> {
+        self.run(|conn| {
+            let mut stmt = conn.prepare_cached("SELECT account_id, fetched_at, tags FROM account_tags")?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, Discovered { fetched_at_ms: r.get(1)?, payload: r.get(2)? })))?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn save_account_tags(&self, tags: Vec<(String, Discovered)>) -> Result<(), StoreError> {
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            {
+                let mut stmt = tx.prepare_cached(
+                    "INSERT INTO account_tags (account_id, fetched_at, tags) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (account_id) DO UPDATE SET fetched_at = excluded.fetched_at, tags = excluded.tags",
+                )?;
+                for (account, d) in tags {
+                    stmt.execute(params![account, d.fetched_at_ms, d.payload])?;
+                }
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn read_events(
         &self,
         operation: &str,
@@ -863,6 +929,25 @@ mod tests {
         Connection::open(&path).unwrap().pragma_update(None, "user_version", 99).unwrap();
         let known = MIGRATIONS.len() as i64;
         assert!(matches!(SqliteJournal::open(&path), Err(StoreError::SchemaTooNew(99, k)) if k == known));
+    }
+
+    #[tokio::test]
+    async fn what_discovery_read_is_kept_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let j = SqliteJournal::open(&path).unwrap();
+        assert_eq!(j.organization_tree().await.unwrap(), None);
+        let d = |at: i64, p: &[u8]| Discovered { fetched_at_ms: at, payload: p.to_vec() };
+        j.save_organization_tree(d(1, b"old")).await.unwrap();
+        j.save_organization_tree(d(2, b"new")).await.unwrap();
+        j.save_account_tags(vec![("1".into(), d(1, b"a")), ("2".into(), d(1, b"b"))]).await.unwrap();
+        j.save_account_tags(vec![("2".into(), d(3, b"c"))]).await.unwrap();
+        drop(j);
+        let j = SqliteJournal::open(&path).unwrap();
+        assert_eq!(j.organization_tree().await.unwrap(), Some(d(2, b"new")));
+        let mut tags = j.account_tags().await.unwrap();
+        tags.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(tags, vec![("1".into(), d(1, b"a")), ("2".into(), d(3, b"c"))]);
     }
 
     #[tokio::test]

@@ -1,0 +1,96 @@
+//! What Organizations discovery read, kept in the journal: the tree and each account's tags, as journal records
+//! with the time they were read. A restarted crossroled starts from them (see `crossrole_aws::discovery`), so a tag
+//! selector over thousands of accounts does not cost a `ListTagsForResource` per account at every start.
+//!
+//! This is a cache: a record that cannot be read or written is logged and discovery reads from Organizations.
+
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use async_trait::async_trait;
+use crossrole_aws::discovery::DiscoveryStore;
+use crossrole_core::org::OrgTree;
+use crossrole_store::{Discovered, Journal};
+
+use crate::records;
+
+/// Discovery's store in the journal.
+pub(crate) struct JournalDiscovery {
+    journal: Arc<dyn Journal>,
+}
+
+impl JournalDiscovery {
+    pub(crate) fn new(journal: Arc<dyn Journal>) -> JournalDiscovery {
+        JournalDiscovery { journal }
+    }
+}
+
+fn millis(at: SystemTime) -> i64 {
+    at.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn time(ms: i64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64)
+}
+
+#[async_trait]
+impl DiscoveryStore for JournalDiscovery {
+    async fn load_tree(&self) -> Option<(SystemTime, OrgTree)> {
+        let d = match self.journal.organization_tree().await {
+            Ok(d) => d?,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the organization's tree from the journal");
+                return None;
+            }
+        };
+        match records::decode::<OrgTree>(&d.payload, "the organization's tree") {
+            Ok(tree) => Some((time(d.fetched_at_ms), tree)),
+            Err(e) => {
+                tracing::warn!(error = %e, "ignoring the organization's tree in the journal");
+                None
+            }
+        }
+    }
+
+    async fn save_tree(&self, at: SystemTime, tree: &OrgTree) {
+        let d = Discovered { fetched_at_ms: millis(at), payload: records::encode(tree) };
+        if let Err(e) = self.journal.save_organization_tree(d).await {
+            tracing::warn!(error = %e, "could not keep the organization's tree in the journal");
+        }
+    }
+
+    async fn load_tags(&self) -> Vec<(String, SystemTime, BTreeMap<String, String>)> {
+        let rows = match self.journal.account_tags().await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read account tags from the journal");
+                return Vec::new();
+            }
+        };
+        rows.into_iter()
+            .filter_map(|(account, d)| {
+                match records::decode::<BTreeMap<String, String>>(&d.payload, &format!("the tags of {account}")) {
+                    Ok(tags) => Some((account, time(d.fetched_at_ms), tags)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "ignoring an account's tags in the journal");
+                        None
+                    }
+                }
+            })
+            .collect()
+    }
+
+    async fn save_tags(&self, at: SystemTime, tags: &[(String, BTreeMap<String, String>)]) {
+        let at = millis(at);
+        let rows = tags
+            .iter()
+            .map(|(account, t)| (account.clone(), Discovered { fetched_at_ms: at, payload: records::encode(t) }))
+            .collect();
+        if let Err(e) = self.journal.save_account_tags(rows).await {
+            tracing::warn!(error = %e, "could not keep account tags in the journal");
+        }
+    }
+}
