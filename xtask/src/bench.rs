@@ -51,7 +51,7 @@ fn machine() -> String {
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let only = |flag: &str| args.iter().any(|a| a == flag);
-    let any_only = only("--only-e2e") || only("--only-model") || only("--only-limits");
+    let any_only = only("--only-e2e") || only("--only-model") || only("--only-limits") || only("--only-criterion");
     let part_a = !any_only || only("--only-model");
     let part_b = !any_only || only("--only-e2e");
     let part_c = !any_only || only("--only-limits");
@@ -90,14 +90,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         part_c_run(&bench, &crossroled, runs, &mut md)?;
     }
 
-    // Criterion: crossrole-core's per-account hot paths.
-    if !any_only {
-        run_in(
-            &root,
-            "cargo",
-            &["bench", "--locked", "-p", "crossrole-core", "--bench", "core", "--", "--quick", "--noplot"],
-            &[],
-        )?;
+    // ---- Part D ----
+    if !any_only || only("--only-criterion") {
+        part_d_run(&root, &target, &mut md)?;
     }
     let out_dir = target.join("bench");
     std::fs::create_dir_all(&out_dir)?;
@@ -112,11 +107,11 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Replaces, in the docs, each part (`## A.`, `## B.`, `## C.`) this run measured with what it measured, so that
+/// Replaces, in the docs, each part (`## A.` to `## D.`) this run measured with what it measured, so that
 /// every figure there is one the bench wrote.
 fn write_docs(docs: &std::path::Path, md: &str) -> Result<()> {
     let mut text = std::fs::read_to_string(docs).with_context(|| format!("reading {}", docs.display()))?;
-    for part in ["## A.", "## B.", "## C."] {
+    for part in ["## A.", "## B.", "## C.", "## D."] {
         let Some(start) = md.find(part) else { continue };
         let end = md[start + 3..].find("\n## ").map(|e| start + 3 + e + 1).unwrap_or(md.len());
         let section = &md[start..end];
@@ -286,13 +281,6 @@ fn part_b_run(
             best = (c, rate);
         }
     }
-    let mut ceil_runs = Vec::new();
-    for _ in 0..runs {
-        ceil_runs.push(ceiling("CeilingRole", best.0, false)?);
-        ceiling("CeilingRole", best.0, true)?;
-    }
-    let ceiling_rate = median(ceil_runs);
-
     // What users do today: boto3, sequential and with 16 threads.
     let python = emulators.moto_bin.join("python");
     let script = root.join("xtask/bench/boto3_rollout.py");
@@ -306,15 +294,6 @@ fn part_b_run(
         }
         Ok(output(&mut cmd)?.parse().unwrap_or(0.0))
     };
-    let mut seq = Vec::new();
-    let mut pooled = Vec::new();
-    for _ in 0..runs {
-        seq.push(boto3(1, false)?);
-        boto3(16, true)?;
-        pooled.push(boto3(16, false)?);
-        boto3(16, true)?;
-    }
-    let (seq, pooled) = (median(seq), median(pooled));
 
     // crossroled, at the ceiling's best concurrency, verify off (the others do not verify).
     let port = free_port()?;
@@ -328,38 +307,54 @@ fn part_b_run(
     std::fs::write(
         &config,
         format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[[tokens]]\nname = \"bench\"\nsha256 = \"{hash}\"\nscope = \"admin\"\n[aws]\niam_rate = 5000.0\nsts_rate = 5000.0\norganizations_rate = 500.0\n",
+            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n[[tokens]]\nname = \"bench\"\nsha256 = \"{hash}\"\nscope = \"admin\"\n",
             dir.join("data").display()
         ),
     )?;
-    let mut server_cmd = Command::new(crossroled);
-    server_cmd.arg("--config").arg(&config).env("RUST_LOG", "warn").envs(aws_env.iter().cloned());
-    let mut server = Process::spawn("crossroled", server_cmd, dir.join("crossroled.log"))?;
     let endpoint = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !Command::new(crossroled)
-        .args(["healthcheck", "--endpoint", &endpoint])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-    {
-        if Instant::now() > deadline {
-            bail!("crossroled did not start; see {}", server.log.display());
+    let start_server = || -> Result<Process> {
+        let mut server_cmd = Command::new(crossroled);
+        server_cmd.arg("--config").arg(&config).env("RUST_LOG", "warn").envs(aws_env.iter().cloned());
+        let server = Process::spawn("crossroled", server_cmd, dir.join("crossroled.log"))?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !Command::new(crossroled)
+            .args(["healthcheck", "--endpoint", &endpoint])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+        {
+            if Instant::now() > deadline {
+                bail!("crossroled did not start; see {}", server.log.display());
+            }
+            std::thread::sleep(Duration::from_millis(100));
         }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        Ok(server)
+    };
+    let mut server = start_server()?;
     std::thread::sleep(Duration::from_secs(2));
     let idle_rss = crossrole_rss(server.pid());
     let security = manifest["security_account"].as_str().unwrap_or_default();
-    let spec = std::fs::read_to_string(root.join("examples/security-audit.yaml"))?
-        .replace("111122223333", security)
-        .replace("[/Root/Workloads]", "[/Root/Workloads/Prod]")
-        .replace("max_concurrency: 10 ", &format!("max_concurrency: {} ", best.0))
-        .replace("    timeout: 2m", "    enabled: false")
-        .replace("  permissions_boundary_arn: arn:aws:iam::aws:policy/ReadOnlyAccess\n", "");
-    let spec_file = dir.join("bench-spec.yaml");
-    std::fs::write(&spec_file, spec)?;
+    // The spec, as data: the example's role and grant, the Prod OU, crossroled's defaults, verify off.
+    let spec = serde_json::json!({
+        "name": "bench-audit",
+        "role": {
+            "name": "BenchAudit",
+            "path": "/crossrole/",
+            "description": "Read-only audit access for the security team",
+            "max_session_duration": "1h",
+            "trust": {"account_ids": [security], "external_id": "Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf"},
+            "managed_policy_arns": ["arn:aws:iam::aws:policy/SecurityAudit", "arn:aws:iam::aws:policy/ReadOnlyAccess"],
+            "inline_policies": {"deny-secrets": {"Version": "2012-10-17", "Statement": [
+                {"Effect": "Deny", "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]}},
+            "tags": {"team": "security"},
+        },
+        "targets": {"organizational_unit_paths": ["/Root/Workloads/Prod"]},
+        "grant": {"account_id": security, "user_names": ["alice"]},
+        "rollout": {"failure_tolerance": "10%", "verify": {"enabled": false}},
+    });
+    let spec_file = dir.join("bench-spec.json");
+    std::fs::write(&spec_file, serde_json::to_string_pretty(&spec)?)?;
     let drive = |cmd: &str| -> Result<Value> {
         Ok(serde_json::from_str(&output(Command::new(bench).args([
             cmd,
@@ -368,14 +363,26 @@ fn part_b_run(
             spec_file.to_str().unwrap_or_default(),
         ]))?)?)
     };
-    let mut ours = Vec::new();
+
+    // The contenders, interleaved (A B C D, A B C D, …), each cleaned up after itself.
+    let (mut direct, mut ours, mut seq, mut pooled) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..runs {
+        direct.push(ceiling("CeilingRole", best.0, false)?);
+        ceiling("CeilingRole", best.0, true)?;
         let a = drive("apply")?;
         ours.push(a["accounts"].as_f64().unwrap_or(0.0) / a["seconds"].as_f64().unwrap_or(1.0));
         drive("destroy")?;
+        seq.push(boto3(1, false)?);
+        boto3(16, true)?;
+        pooled.push(boto3(16, false)?);
+        boto3(16, true)?;
     }
-    let ours = median(ours);
+    // The ceiling is the best direct run of this run.
+    let ceiling_rate = direct.iter().copied().fold(0.0, f64::max);
     drive("apply")?;
+    // Restarted, so that the first plan is cold (no sessions; the organization from the journal).
+    server.stop(Duration::from_secs(15));
+    let mut server = start_server()?;
     let latency: Value = serde_json::from_str(&output(Command::new(bench).args([
         "plan-latency",
         &endpoint,
@@ -388,28 +395,33 @@ fn part_b_run(
     emulators.stop();
 
     md.push_str(&format!(
-        "LocalStack {} (IAM, STS) and moto (Organizations) on this machine; {n} accounts; per account: assume the bootstrap role, create the role, attach 2 managed policies, put an inline policy (crossrole also reads each role first and keeps the trusted side's policy). crossroled ran at the ceiling's best concurrency ({}), verify off (the others do not verify).\n\n",
+        "LocalStack {} (IAM, STS) and moto (Organizations) on this machine; {n} accounts; per account: assume the bootstrap role, create the role, attach 2 managed policies, put an inline policy (crossrole also reads each role first and keeps the trusted side's policy). The contenders ran interleaved, {runs} runs each, each cleaning up after itself. crossroled ran with its defaults (automatic concurrency, default rates), verify off (the others do not verify); the direct SDK at the probe's best concurrency ({}). The ceiling is the best direct run.\n\n",
         "4.13.1", best.0
     ));
-    md.push_str("| who | accounts/s | vs the ceiling | vs boto3 sequential |\n|---|---|---|---|\n");
-    for (who, rate) in [
-        (format!("AWS SDK for Rust directly, {} at once (the ceiling)", best.0), ceiling_rate),
-        ("crossroled".to_string(), ours),
-        ("boto3, one account after another".to_string(), seq),
-        ("boto3, 16 threads".to_string(), pooled),
+    md.push_str("| who | accounts/s min | median | max | median vs the ceiling | vs boto3 sequential |\n|---|---|---|---|---|---|\n");
+    let seq_median = median(seq.clone());
+    for (who, rates) in [
+        (format!("AWS SDK for Rust directly, {} at once", best.0), &direct),
+        ("crossroled".to_string(), &ours),
+        ("boto3, one account after another".to_string(), &seq),
+        ("boto3, 16 threads".to_string(), &pooled),
     ] {
+        let lo = rates.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = rates.iter().copied().fold(0.0, f64::max);
+        let mid = median(rates.clone());
         md.push_str(&format!(
-            "| {who} | {rate:.1} | {:.2} | {:.1}× |\n",
-            rate / ceiling_rate.max(1e-9),
-            rate / seq.max(1e-9)
+            "| {who} | {lo:.1} | {mid:.1} | {hi:.1} | {:.2} | {:.1}× |\n",
+            mid / ceiling_rate.max(1e-9),
+            mid / seq_median.max(1e-9)
         ));
     }
     md.push_str(&format!(
-        "\nCeiling probe (accounts/s by concurrency): {}.\n\ncrossroled: idle RSS {idle_rss:.1} MiB (target < 50), {busy_rss:.1} MiB after the runs; PlanAccess over the {n}-account OU (in sync, organization cached): p50 {:.0} ms, p99 {:.0} ms ({} calls).\n\nTargets: crossroled/ceiling ≥ 0.8.\n\nReproduce: `cargo xtask bench` (`--quick`: one run, part A without 10,000).\n",
+        "\nCeiling probe (accounts/s by concurrency): {}.\n\ncrossroled: idle RSS {idle_rss:.1} MiB (target < 50), {busy_rss:.1} MiB after the runs; PlanAccess over the {n}-account OU, all in sync, after a restart: the first (cold: a session assumed in each account, the organization read from the journal) {:.0} ms; the next {} (warm: the sessions kept) p50 {:.0} ms, p99 {:.0} ms.\n\nTargets: crossroled ≥ 0.9× the ceiling and ≥ 2× boto3 with 16 threads.\n\nReproduce: `cargo xtask bench` (`--quick`: one run, part A without 10,000).\n",
         by_concurrency.iter().map(|(c, r)| format!("{c}: {r:.1}")).collect::<Vec<_>>().join(", "),
+        latency["cold_ms"].as_f64().unwrap_or(0.0),
+        latency["n"],
         latency["p50_ms"].as_f64().unwrap_or(0.0),
         latency["p99_ms"].as_f64().unwrap_or(0.0),
-        latency["n"],
     ));
     println!("{}", md.split("## B.").nth(1).map(|b| format!("## B.{b}")).unwrap_or_default());
     Ok(())
@@ -533,4 +545,58 @@ fn crossrole_rss(pid: Option<u32>) -> f64 {
         .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
+}
+
+/// Part D: criterion on crossrole-core's per-account hot paths; the table is read from criterion's own output
+/// (`target/criterion/<name>/new/sample.json`: the time of each sample and its iterations), never copied.
+fn part_d_run(root: &std::path::Path, target: &std::path::Path, md: &mut String) -> Result<()> {
+    let (warm_up, measure) = ("1", "3");
+    run_in(
+        root,
+        "cargo",
+        &[
+            "bench", "--locked", "-p", "crossrole-core", "--bench", "core", "--", "--noplot", "--warm-up-time", warm_up,
+            "--measurement-time", measure,
+        ],
+        &[],
+    )?;
+    md.push_str(&format!(
+        "## D. Criterion: crossrole-core's per-account hot paths\n\ncriterion (release), {warm_up} s warm-up and \
+         {measure} s of samples per benchmark; time per iteration over the samples.\n\n| benchmark | samples | min | \
+         median | max |\n|---|---|---|---|---|\n"
+    ));
+    let dir = target.join("criterion");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().join("new/sample.json").exists())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    let human = |ns: f64| match ns {
+        n if n >= 1e6 => format!("{:.2} ms", n / 1e6),
+        n if n >= 1e3 => format!("{:.2} µs", n / 1e3),
+        n => format!("{n:.0} ns"),
+    };
+    for name in names {
+        let sample: Value = serde_json::from_str(&std::fs::read_to_string(dir.join(&name).join("new/sample.json"))?)?;
+        let per_iter: Vec<f64> = sample["iters"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .zip(sample["times"].as_array().into_iter().flatten())
+            .filter_map(|(i, t)| Some(t.as_f64()? / i.as_f64()?.max(1.0)))
+            .collect();
+        let lo = per_iter.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = per_iter.iter().copied().fold(0.0, f64::max);
+        md.push_str(&format!(
+            "| {name} | {} | {} | {} | {} |\n",
+            per_iter.len(),
+            human(lo),
+            human(median(per_iter.clone())),
+            human(hi)
+        ));
+    }
+    md.push('\n');
+    Ok(())
 }
