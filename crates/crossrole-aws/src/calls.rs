@@ -554,6 +554,34 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn each_quota_has_its_own_bucket_and_backs_off_alone() {
+        let rates = Rates {
+            iam: Rate { per_second: 10.0, burst: 1 },
+            sts: Rate { per_second: 10.0, burst: 1 },
+            ..Rates::UNLIMITED
+        };
+        let policy = CallPolicy::new(rates, RetryPolicy::default());
+        let ctx = CallContext::new();
+        let throttled_once = AtomicU32::new(1);
+        policy
+            .call(&ctx, Quota::Iam("1".into()), "GetRole", || async {
+                if throttled_once.fetch_sub(1, Ordering::SeqCst) > 0 { Err(err("Throttling")) } else { Ok(()) }
+            })
+            .await
+            .unwrap();
+        assert!(policy.current_rate(&Quota::Iam("1".into())) < 10.0, "account 1's IAM backed off");
+        for quota in [Quota::Iam("2".into()), Quota::own_sts(), Quota::Sts("3".into())] {
+            assert_eq!(policy.current_rate(&quota), 10.0, "{quota:?} is untouched");
+        }
+        // Account 2's IAM and STS each allow a call at once, whatever account 1's bucket holds.
+        let s = Instant::now();
+        for quota in [Quota::Iam("2".into()), Quota::own_sts(), Quota::Sts("3".into())] {
+            policy.call(&ctx, quota, "Call", || async { Ok::<_, AwsError>(()) }).await.unwrap();
+        }
+        assert_eq!(s.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn the_rate_backs_off_once_per_congestion_event_and_recovers() {
         let b = Bucket::new(Rate { per_second: 100.0, burst: 10 });
         b.throttled();

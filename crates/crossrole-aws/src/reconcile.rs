@@ -68,19 +68,17 @@ impl AccountIam<'_> {
 
     /// Reads role `name`; `None` when it does not exist.
     pub async fn read_role(&self, name: &str) -> Result<Option<ObservedRole>, Error> {
-        // The three reads are independent: one round trip instead of three. A role that is not there fails all
-        // three with NoSuchEntity (two wasted calls once, at creation, against two saved round trips every time).
-        let (role, managed, inline_names) = futures::join!(
-            self.call("GetRole", || self.iam.get_role(name)),
-            self.pages("ListAttachedRolePolicies", |m| self.iam.list_attached_role_policies(name, m)),
-            self.pages("ListRolePolicies", |m| self.iam.list_role_policies(name, m)),
-        );
-        let role = match role {
+        // GetRole first: a role that is not there (every account, the first time) costs one call, not three. The
+        // two listings then go together.
+        let role = match self.call("GetRole", || self.iam.get_role(name)).await {
             Ok(r) => r,
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        let (managed, inline_names) = (managed?, inline_names?);
+        let (managed, inline_names) = futures::try_join!(
+            self.pages("ListAttachedRolePolicies", |m| self.iam.list_attached_role_policies(name, m)),
+            self.pages("ListRolePolicies", |m| self.iam.list_role_policies(name, m)),
+        )?;
         let inline: Vec<(String, String)> = stream::iter(inline_names)
             .map(|policy| async move {
                 let doc = self.call("GetRolePolicy", || self.iam.get_role_policy(name, &policy)).await?;
