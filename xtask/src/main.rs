@@ -8,6 +8,7 @@ mod deps;
 mod e2e;
 mod emulators;
 mod invariants;
+mod postgres;
 mod test;
 mod util;
 

@@ -14,7 +14,18 @@ pub(crate) fn run_all(args: &[String]) -> Result<()> {
     run_in(&proto, buf()?.to_str().unwrap_or("buf"), &["lint"], &[])?;
     run("cargo", &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])?;
     // The e2e package is built with the rest (one feature set, one build) and run on the emulators below.
-    run("cargo", &["nextest", "run", "--workspace", "--locked", "--no-fail-fast", "-E", "not package(crossrole-e2e)"])?;
+    // The PostgreSQL journal's tests need a server: they run next, with one.
+    let filter = "not package(crossrole-e2e) and not binary(postgres)";
+    run("cargo", &["nextest", "run", "--workspace", "--locked", "--no-fail-fast", "-E", filter])?;
+    {
+        let pg = crate::postgres::Postgres::start()?;
+        run_in(
+            &crate::workspace_root(),
+            "cargo",
+            &["nextest", "run", "--workspace", "--locked", "--no-fail-fast", "-E", "binary(postgres)"],
+            &[("CROSSROLE_TEST_POSTGRES", pg.url.as_str())],
+        )?;
+    }
     run("cargo", &["test", "--doc", "--workspace", "--locked"])?;
     let (crossroled, _) = crate::e2e::build_binaries()?;
     crate::deploy::check(&crossroled)?;

@@ -194,6 +194,23 @@ struct FileConfig {
     health_listen: Option<String>,
     #[serde(default)]
     ceiling: CeilingConfig,
+    journal: Option<String>,
+    journal_password_file: Option<PathBuf>,
+    journal_ca_file: Option<PathBuf>,
+}
+
+/// Where the journal is.
+#[derive(Debug, Clone)]
+pub enum JournalConfig {
+    /// SQLite, `journal.db` in the data directory (the default).
+    Sqlite,
+    /// PostgreSQL at `url` (no password in it).
+    Postgres {
+        /// `postgres://user@host:port/database?sslmode=…`.
+        url: String,
+        /// The password (from a file or the environment; never printed) and the CA file.
+        options: crossrole_store::PostgresOptions,
+    },
 }
 
 /// Where the journal key comes from.
@@ -213,8 +230,10 @@ pub enum JournalKeySource {
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// Where the journal lives.
+    /// Where the journal lives (SQLite), the journal key (by default) and the lock on both.
     pub data_dir: PathBuf,
+    /// The journal: SQLite in the data directory, or PostgreSQL.
+    pub journal: JournalConfig,
     /// How logs are written: text for people, JSON for collectors.
     pub log_format: LogFormat,
     /// API tokens.
@@ -279,14 +298,57 @@ pub struct Flags {
     /// The journal key itself, 64 hex characters (an environment secret; never a flag, never printed).
     #[arg(skip)]
     pub journal_key: Option<String>,
+    /// The journal: `sqlite` (in the data directory) or a `postgres://user@host/database` URL [default: sqlite].
+    #[arg(long, env = "CROSSROLE_JOURNAL", global = true)]
+    pub journal: Option<String>,
+    /// The PostgreSQL journal's password (an environment secret; never a flag, never printed).
+    #[arg(skip)]
+    pub journal_password: Option<String>,
 }
 
 impl Flags {
     /// The flags with the secrets that come only from the environment.
     pub fn with_env_secrets(mut self) -> Flags {
         self.journal_key = std::env::var("CROSSROLE_JOURNAL_KEY").ok().filter(|k| !k.trim().is_empty());
+        self.journal_password = std::env::var("CROSSROLE_JOURNAL_PASSWORD").ok().filter(|p| !p.is_empty());
         self
     }
+}
+
+/// The journal's settings: `journal` (flag, env, file), its password (env, or a file) and CA file.
+fn journal_config(flags: &Flags, file: &FileConfig) -> Result<JournalConfig, ConfigError> {
+    let (text, setting) = match (&flags.journal, &file.journal) {
+        (Some(j), _) => (j.trim().to_string(), "journal (--journal / CROSSROLE_JOURNAL)"),
+        (None, Some(j)) => (j.trim().to_string(), "journal"),
+        (None, None) => return Ok(JournalConfig::Sqlite),
+    };
+    if text.is_empty() || text == "sqlite" {
+        return Ok(JournalConfig::Sqlite);
+    }
+    if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
+        return Err(err(setting, "must be sqlite or a postgres:// URL".to_string()));
+    }
+    let userinfo = text.split_once("://").map(|(_, rest)| rest.split(['/', '?']).next().unwrap_or_default());
+    if userinfo.is_some_and(|u| u.rsplit_once('@').is_some_and(|(creds, _)| creds.contains(':'))) {
+        return Err(err(
+            setting,
+            "holds a password: put it in journal_password_file or CROSSROLE_JOURNAL_PASSWORD instead, so that it is \
+             never shown with the URL"
+                .to_string(),
+        ));
+    }
+    let password = match (&flags.journal_password, &file.journal_password_file) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(path)) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| err("journal_password_file", format!("cannot read {}: {e}", path.display())))?
+                .trim_end_matches(['\n', '\r'])
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    let options = crossrole_store::PostgresOptions { password, ca_file: file.journal_ca_file.clone(), pool_size: 16 };
+    Ok(JournalConfig::Postgres { url: text, options })
 }
 
 /// A configuration error, naming the setting.
@@ -351,6 +413,7 @@ impl Config {
         let listen: SocketAddr = listen_text
             .parse()
             .map_err(|_| err(listen_setting, format!("{listen_text:?} is not an address like 127.0.0.1:50051")))?;
+        let journal = journal_config(flags, &file)?;
         let data_dir = flags.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from("crossrole-data"));
         let mut aws = file.aws;
         if let Some(r) = &flags.bootstrap_role {
@@ -419,6 +482,13 @@ impl Config {
             (None, None, Some(f)) => JournalKeySource::File(f.clone()),
             (None, None, None) => JournalKeySource::DataDir,
         };
+        if matches!(journal, JournalConfig::Postgres { .. }) && journal_key == JournalKeySource::DataDir {
+            return Err(err(
+                "journal_key_file",
+                "a PostgreSQL journal needs its key from CROSSROLE_JOURNAL_KEY or journal_key_file: a key created in \
+                 one crossroled's data directory is not there for the crossroled that takes the journal over",
+            ));
+        }
         if let JournalKeySource::File(f) = &journal_key
             && !f.is_file()
         {
@@ -444,6 +514,7 @@ impl Config {
         Ok(Config {
             listen,
             data_dir,
+            journal,
             log_format: flags.log_format.or(file.log_format).unwrap_or_default(),
             tokens: file
                 .tokens
@@ -570,6 +641,22 @@ mod tests {
                 "[ceiling]\nallowed_trusted_accounts = [\"1234\"]",
                 Flags::default(),
                 "ceiling.allowed_trusted_accounts[0]:",
+            ),
+            ("journal = \"mysql://db/j\"", Flags::default(), "journal: must be sqlite or a postgres:// URL"),
+            (
+                "",
+                Flags { journal: Some("postgres://crossrole:hunter2@db/j".into()), ..Flags::default() },
+                "journal (--journal / CROSSROLE_JOURNAL): holds a password: put it in journal_password_file",
+            ),
+            (
+                "journal = \"postgres://crossrole@db/j\"\njournal_password_file = \"/no/such/file\"",
+                Flags::default(),
+                "journal_password_file: cannot read /no/such/file",
+            ),
+            (
+                "journal = \"postgres://crossrole@db/j\"",
+                Flags::default(),
+                "journal_key_file: a PostgreSQL journal needs its key from CROSSROLE_JOURNAL_KEY or journal_key_file",
             ),
         ];
         for (text, flags, expected) in cases {

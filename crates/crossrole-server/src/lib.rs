@@ -26,7 +26,7 @@ use crossrole_aws::{
     discovery::DiscoveryConfig,
 };
 use crossrole_engine::{Engine, EngineConfig, bindings::Bindings};
-use crossrole_store::{DataDirLock, Journal, JournalKey, SqliteJournal};
+use crossrole_store::{DataDirLock, Journal, JournalKey, PostgresJournal, SqliteJournal};
 use crossrole_wire::pb;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -38,7 +38,7 @@ use tonic::{
 
 use crate::{
     auth::{AuthLayer, Tokens},
-    config::{Config, JournalKeySource},
+    config::{Config, JournalConfig, JournalKeySource},
     state::State,
 };
 
@@ -85,12 +85,24 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
 
     let lock = private_data_dir(config)?;
     let journal_key = journal_key(config)?;
-    let path = config.data_dir.join("journal.db");
-    let journal: Arc<dyn Journal> =
-        Arc::new(SqliteJournal::open(&path).with_context(|| format!("cannot open the journal at {}", path.display()))?);
-    if let Some(n) = upgrade::upgrade(journal.as_ref())
-        .await
-        .with_context(|| format!("cannot upgrade the journal at {}", path.display()))?
+    let (journal, at): (Arc<dyn Journal>, String) = match &config.journal {
+        JournalConfig::Sqlite => {
+            let path = config.data_dir.join("journal.db");
+            let journal =
+                SqliteJournal::open(&path).with_context(|| format!("cannot open the journal at {}", path.display()))?;
+            (Arc::new(journal), path.display().to_string())
+        }
+        JournalConfig::Postgres { url, options } => {
+            let at = crossrole_store::redacted_url(url);
+            let journal = PostgresJournal::connect(url, options.clone())
+                .await
+                .with_context(|| format!("cannot open the journal at {at}"))?;
+            tracing::info!(journal = %at, "journal on PostgreSQL");
+            (Arc::new(journal), at)
+        }
+    };
+    if let Some(n) =
+        upgrade::upgrade(journal.as_ref()).await.with_context(|| format!("cannot upgrade the journal at {at}"))?
     {
         tracing::info!(payloads = n, "upgraded the journal to crossrole's own records");
     }

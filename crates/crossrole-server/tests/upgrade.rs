@@ -265,10 +265,7 @@ async fn a_journal_that_cannot_be_upgraded_stops_the_start_and_is_left_as_it_was
     drop(journal);
     let e = format!("{:#}", crossrole_server::start(&config(dir.path()), fake()).await.err().unwrap());
     assert!(e.contains("cannot upgrade the journal"), "{e}");
-    assert!(
-        e.contains("events.payload (operation_id=Text(\"0190a1b2-0000-7000-8000-0000000000aa\"), sequence=Integer(4))"),
-        "{e}"
-    );
+    assert!(e.contains("events.payload (operation_id=\"0190a1b2-0000-7000-8000-0000000000aa\", sequence=4)"), "{e}");
     assert!(e.contains("nothing was changed"), "{e}");
     let journal = SqliteJournal::open(&dir.path().join("journal.db")).unwrap();
     assert_eq!(journal.payload_format().await.unwrap(), PayloadFormat::Protobuf);

@@ -1,10 +1,12 @@
 //! The crossrole journal: operations, their specs, per-account results, the event log, where specs are applied
 //! (placements), bindings and the audit log.
 //!
-//! [`Journal`] is the interface the engine and the server use; [`SqliteJournal`] implements it on one SQLite file
-//! (WAL mode), created with its schema on first open and migrated forward by `PRAGMA user_version`. A PostgreSQL
-//! implementation for several replicas would implement the same trait, with row leases in place of the in-process
-//! locks the engine holds today.
+//! [`Journal`] is the interface the engine and the server use. [`SqliteJournal`] implements it on one SQLite file
+//! (WAL mode), created with its schema on first open and migrated forward by `PRAGMA user_version`: the embedded
+//! default. [`PostgresJournal`] implements it on PostgreSQL, for operators who keep state in a database they run
+//! and back up. Both pass one conformance suite (`tests/conformance`). Either way one crossroled writes a journal;
+//! sharing one journal's work among several live replicas (row leases in place of the engine's in-process locks)
+//! is not built yet.
 //!
 //! Payloads (specs, account results, events, bindings and their status) are the engine's records, stored as bytes
 //! next to the columns that are queried, so the journal does not need to understand them. Secrets inside them are
@@ -17,6 +19,7 @@
 
 mod key;
 mod lock;
+mod postgres;
 mod sqlite;
 
 use std::collections::BTreeMap;
@@ -25,6 +28,7 @@ use async_trait::async_trait;
 
 pub use key::{JournalKey, private_file};
 pub use lock::DataDirLock;
+pub use postgres::{PostgresJournal, PostgresOptions, redacted_url};
 pub use sqlite::SqliteJournal;
 
 /// Errors of the journal.
@@ -33,6 +37,9 @@ pub enum StoreError {
     /// SQLite failed.
     #[error("journal: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed.
+    #[error("journal: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
     /// An idempotency key was reused for a different request.
     #[error("idempotency key {0:?} was already used for a different request")]
     IdempotencyConflict(String),
@@ -64,8 +71,8 @@ pub enum StoreError {
         /// What is wrong.
         why: String,
     },
-    /// Another process holds the data directory.
-    #[error("the data directory {dir} is in use by {holder}; one crossroled per journal (stop it first)")]
+    /// Another process holds the journal (its data directory, or the PostgreSQL database's writer lock).
+    #[error("the journal {dir} is in use by {holder}; one crossroled per journal (stop it first)")]
     Locked {
         /// The directory.
         dir: String,

@@ -60,7 +60,7 @@ impl FakeIam {
             // its sessions (still unexpired) are denied everything.
             let deleted = names::Arn::parse(&principal).filter(|a| a.resource.starts_with("role/")).is_some_and(|a| {
                 let name = a.resource.rsplit('/').next().unwrap_or_default();
-                !state.roles.get(name).is_some_and(|r| r.arn == principal)
+                state.roles.get(name).is_none_or(|r| r.arn != principal)
             });
             if deleted {
                 Err(err(op, "AccessDenied", format!("User: {principal} is not authorized to perform: iam:{op}")))

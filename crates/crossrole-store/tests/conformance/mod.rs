@@ -1,0 +1,293 @@
+//! The journal's conformance suite: what every backend must do, written once and run against each
+//! (`tests/sqlite.rs`, `tests/postgres.rs`) through [`conformance!`].
+
+#![allow(clippy::unwrap_used, dead_code, unreachable_pub)] // test helpers outside #[test] fns
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+};
+
+use crossrole_store::{
+    AccountRow, Batch, BindingRow, Discovered, EventRow, Journal, NewOperation, OperationFilter, OperationStats,
+    PayloadFormat, PayloadKind, Rewrite, StoreError,
+};
+
+pub type J = Arc<dyn Journal>;
+
+pub fn new_op(id: &str, key: Option<&str>, fingerprint: &str) -> NewOperation {
+    NewOperation {
+        id: id.into(),
+        kind: 1,
+        spec_name: "audit".into(),
+        spec: vec![1, 2, 3],
+        idempotency_key: key.map(String::from),
+        request_fingerprint: fingerprint.into(),
+        binding_name: None,
+        created_by: "ci".into(),
+        create_time: 1000,
+        state: 1,
+        dry_run: false,
+    }
+}
+
+/// Declares one test per conformance case, each on a fresh journal from `$fresh` (an async expression).
+#[macro_export]
+macro_rules! conformance {
+    ($fresh:expr) => {
+        conformance!(@cases $fresh;
+            operations_idempotency_and_paging,
+            idempotency_keys_belong_to_their_caller,
+            one_key_used_at_once_creates_one_operation,
+            accounts_events_and_placements,
+            a_batch_is_written_whole_or_not_at_all,
+            bindings_are_versioned,
+            what_discovery_read_is_kept_and_replaced,
+            a_rewrite_reaches_every_payload_in_one_transaction,
+            a_payload_that_cannot_be_rewritten_changes_nothing_and_is_named,
+            a_new_journal_holds_records,
+        );
+    };
+    (@cases $fresh:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() {
+                let journal: conformance::J = $fresh.await;
+                conformance::$case(journal).await;
+            }
+        )*
+    };
+}
+
+pub async fn operations_idempotency_and_paging(j: J) {
+    let (a, created) = j.create_operation(new_op("a", Some("k1"), "f1")).await.unwrap();
+    assert!(created);
+    let (again, created) = j.create_operation(new_op("b", Some("k1"), "f1")).await.unwrap();
+    assert!(!created);
+    assert_eq!(again.id, a.id);
+    assert!(matches!(j.create_operation(new_op("c", Some("k1"), "f2")).await, Err(StoreError::IdempotencyConflict(_))));
+    for i in 0..5 {
+        j.create_operation(new_op(&format!("op{i}"), None, "f")).await.unwrap();
+    }
+    j.set_operation_state("op3", 3, "done", Some(5), Some(9)).await.unwrap();
+    let (page1, next) = j.list_operations(&OperationFilter::default(), 4, None).await.unwrap();
+    assert_eq!(page1.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), ["op4", "op3", "op2", "op1"]);
+    let (page2, end) = j.list_operations(&OperationFilter::default(), 4, next).await.unwrap();
+    assert_eq!(page2.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), ["op0", "a"]);
+    assert_eq!(end, None);
+    let (done, _) =
+        j.list_operations(&OperationFilter { states: vec![3], ..Default::default() }, 10, None).await.unwrap();
+    assert_eq!(done.len(), 1);
+    assert_eq!((done[0].start_time, done[0].end_time, done[0].message.as_str()), (Some(5), Some(9), "done"));
+    let (by_spec, _) = j
+        .list_operations(&OperationFilter { spec_name: "other".into(), ..Default::default() }, 10, None)
+        .await
+        .unwrap();
+    assert!(by_spec.is_empty());
+    let unfinished = j.unfinished_operations(&[3, 4, 6]).await.unwrap();
+    assert_eq!(unfinished.len(), 5);
+    assert_eq!(j.get_operation("a").await.unwrap().unwrap().spec, vec![1, 2, 3]);
+    assert!(j.get_operation("nope").await.unwrap().is_none());
+}
+
+pub async fn idempotency_keys_belong_to_their_caller(j: J) {
+    let (a, _) = j.create_operation(new_op("a", Some("k"), "f1")).await.unwrap();
+    let other = NewOperation { created_by: "someone-else".into(), ..new_op("b", Some("k"), "f2") };
+    let (b, created) = j.create_operation(other).await.unwrap();
+    assert!(created, "another caller's key is not this caller's");
+    assert_ne!(a.id, b.id);
+}
+
+pub async fn one_key_used_at_once_creates_one_operation(j: J) {
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let j = j.clone();
+            tokio::spawn(async move { j.create_operation(new_op(&format!("op{i}"), Some("same"), "f")).await })
+        })
+        .collect();
+    let mut ids = Vec::new();
+    let mut created = 0;
+    for t in tasks {
+        let (row, new) = t.await.unwrap().unwrap();
+        created += usize::from(new);
+        ids.push(row.id);
+    }
+    ids.dedup();
+    assert_eq!((created, ids.len()), (1, 1), "one operation, and every caller got it");
+}
+
+pub async fn accounts_events_and_placements(j: J) {
+    j.create_operation(new_op("a", None, "f")).await.unwrap();
+    let rows = (0..5).map(|i| AccountRow { index: i, account_id: format!("{i:012}"), outcome: 1, result: vec![] });
+    j.put_accounts("a", rows.collect()).await.unwrap();
+    j.put_accounts("a", vec![AccountRow { index: 2, account_id: "000000000002".into(), outcome: 3, result: vec![9] }])
+        .await
+        .unwrap();
+    let events = Batch {
+        events: (1..=10).map(|s| EventRow { sequence: s, payload: vec![s as u8] }).collect(),
+        ..Batch::default()
+    };
+    j.persist("a", events).await.unwrap();
+    j.set_placement("audit", "222233334444", true).await.unwrap();
+    j.set_placement("audit", "111122223333", true).await.unwrap();
+    j.set_placement("audit", "111122223333", true).await.unwrap();
+    j.set_placement("audit", "222233334444", false).await.unwrap();
+    let stats = OperationStats { aws_calls: [("iam:CreateRole".to_string(), 5u64)].into(), throttled: 2 };
+    j.persist("a", Batch { stats: Some(stats), ..Batch::default() }).await.unwrap();
+
+    assert_eq!(j.count_accounts("a").await.unwrap(), BTreeMap::from([(1, 4), (3, 1)]));
+    let changed = j.list_accounts("a", &[3], 10, None).await.unwrap();
+    assert_eq!(changed[0].result, vec![9]);
+    let page = j.list_accounts("a", &[], 2, Some(1)).await.unwrap();
+    assert_eq!(page.iter().map(|r| r.index).collect::<Vec<_>>(), [2, 3]);
+    let first = j.list_accounts("a", &[], 1, None).await.unwrap();
+    assert_eq!(first[0].index, 0);
+    let events = j.read_events("a", 7, 100).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.sequence).collect::<Vec<_>>(), [8, 9, 10]);
+    assert_eq!(events[2].payload, vec![10]);
+    assert_eq!(j.read_events("a", 0, 3).await.unwrap().len(), 3);
+    assert_eq!(j.placements("audit").await.unwrap(), ["111122223333"]);
+    let op = j.get_operation("a").await.unwrap().unwrap();
+    assert_eq!((op.last_sequence, op.throttled_calls, op.aws_calls.get("iam:CreateRole")), (10, 2, Some(&5)));
+}
+
+pub async fn a_batch_is_written_whole_or_not_at_all(j: J) {
+    j.create_operation(new_op("a", None, "f")).await.unwrap();
+    let batch = |seqs: &[u64], row: u32| Batch {
+        rows: vec![AccountRow { index: row, account_id: format!("{row}"), outcome: 1, result: vec![] }],
+        events: seqs.iter().map(|s| EventRow { sequence: *s, payload: vec![] }).collect(),
+        ..Batch::default()
+    };
+    j.persist("a", batch(&[1, 2], 0)).await.unwrap();
+    // A sequence number used twice is an error, and the batch it came in is not half-written.
+    let mut again = batch(&[3, 2], 1);
+    again.end = Some(crossrole_store::OperationEnd { state: 3, message: "x".into(), end_time: 5 });
+    assert!(j.persist("a", again).await.is_err());
+    assert_eq!(j.count_accounts("a").await.unwrap(), BTreeMap::from([(1, 1)]), "no row of the failed batch");
+    assert!(j.read_events("a", 2, 10).await.unwrap().is_empty(), "no event of the failed batch");
+    let op = j.get_operation("a").await.unwrap().unwrap();
+    assert_eq!((op.state, op.last_sequence), (1, 2), "nor its end");
+    // The end goes with its last event.
+    let mut last = batch(&[3], 1);
+    last.end = Some(crossrole_store::OperationEnd { state: 3, message: "done".into(), end_time: 7 });
+    j.persist("a", last).await.unwrap();
+    let op = j.get_operation("a").await.unwrap().unwrap();
+    assert_eq!((op.state, op.message.as_str(), op.end_time, op.last_sequence), (3, "done", Some(7), 3));
+}
+
+pub async fn bindings_are_versioned(j: J) {
+    let row =
+        BindingRow { name: "b".into(), version: 1, binding: vec![1], status: vec![], create_time: 1, update_time: 1 };
+    assert!(j.create_binding(row.clone()).await.unwrap());
+    assert!(!j.create_binding(row).await.unwrap());
+    let v2 = j.update_binding("b", vec![2], Some(1), 5).await.unwrap().unwrap();
+    assert_eq!((v2.version, v2.binding, v2.update_time), (2, vec![2], 5));
+    assert!(matches!(
+        j.update_binding("b", vec![3], Some(1), 6).await,
+        Err(StoreError::VersionMismatch { actual: 2, .. })
+    ));
+    assert!(j.update_binding("nope", vec![3], None, 6).await.unwrap().is_none());
+    j.set_binding_status("b", vec![7]).await.unwrap();
+    assert_eq!(j.get_binding("b").await.unwrap().unwrap().status, vec![7]);
+    let c =
+        BindingRow { name: "c".into(), version: 1, binding: vec![], status: vec![], create_time: 1, update_time: 1 };
+    j.create_binding(c).await.unwrap();
+    let names = |rows: Vec<BindingRow>| rows.into_iter().map(|r| r.name).collect::<Vec<_>>();
+    assert_eq!(names(j.list_bindings(10, None).await.unwrap()), ["b", "c"]);
+    assert_eq!(names(j.list_bindings(10, Some("b")).await.unwrap()), ["c"]);
+    assert!(j.delete_binding("b").await.unwrap());
+    assert!(!j.delete_binding("b").await.unwrap());
+    assert!(j.get_binding("b").await.unwrap().is_none());
+}
+
+pub async fn what_discovery_read_is_kept_and_replaced(j: J) {
+    assert_eq!(j.organization_tree().await.unwrap(), None);
+    let d = |at: i64, p: &[u8]| Discovered { fetched_at_ms: at, payload: p.to_vec() };
+    j.save_organization_tree(d(1, b"old")).await.unwrap();
+    j.save_organization_tree(d(2, b"new")).await.unwrap();
+    j.save_account_tags(vec![("1".into(), d(1, b"a")), ("2".into(), d(1, b"b"))]).await.unwrap();
+    j.save_account_tags(vec![("2".into(), d(3, b"c"))]).await.unwrap();
+    j.save_account_tags(Vec::new()).await.unwrap();
+    assert_eq!(j.organization_tree().await.unwrap(), Some(d(2, b"new")));
+    let mut tags = j.account_tags().await.unwrap();
+    tags.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(tags, vec![("1".into(), d(1, b"a")), ("2".into(), d(3, b"c"))]);
+}
+
+async fn filled(j: &J, n: u32) {
+    for op in ["a", "b"] {
+        j.create_operation(new_op(op, None, "f")).await.unwrap();
+        let rows =
+            (0..n).map(|i| AccountRow { index: i, account_id: format!("{i}"), outcome: 1, result: b"r".to_vec() });
+        let events = (1..=u64::from(n)).map(|s| EventRow { sequence: s, payload: b"e".to_vec() }).collect();
+        j.persist(op, Batch { rows: rows.collect(), events, ..Batch::default() }).await.unwrap();
+    }
+    let binding = |name: &str| BindingRow {
+        name: name.into(),
+        version: 1,
+        binding: b"b".to_vec(),
+        status: Vec::new(),
+        create_time: 1,
+        update_time: 1,
+    };
+    j.create_binding(binding("x")).await.unwrap();
+    j.create_binding(binding("y")).await.unwrap();
+    j.set_binding_status("y", b"s".to_vec()).await.unwrap();
+}
+
+pub async fn a_rewrite_reaches_every_payload_in_one_transaction(j: J) {
+    // More rows than a page, so that paging by key is exercised.
+    filled(&j, 1203).await;
+    let seen = Arc::new(Mutex::new(BTreeMap::<String, u64>::new()));
+    let counter = seen.clone();
+    let rewrite: Rewrite = Box::new(move |kind, bytes| {
+        *counter.lock().unwrap().entry(format!("{kind:?}")).or_default() += 1;
+        Ok([b"new-".as_slice(), bytes].concat())
+    });
+    let done = j.rewrite_payloads(rewrite, PayloadFormat::Records).await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(done, 2 + 2 * 1203 * 2 + 2 + 1, "{seen:?}");
+    assert_eq!(seen["Spec"], 2);
+    assert_eq!((seen["AccountResult"], seen["Event"]), (2406, 2406));
+    assert_eq!((seen["Binding"], seen["BindingStatus"]), (2, 1), "an empty status is left alone");
+    assert_eq!(j.get_operation("b").await.unwrap().unwrap().spec, b"new-\x01\x02\x03");
+    let rows = j.list_accounts("a", &[], 2000, None).await.unwrap();
+    assert!(rows.len() == 1203 && rows.iter().all(|r| r.result == b"new-r"));
+    let events = j.read_events("b", 0, 2000).await.unwrap();
+    assert!(events.len() == 1203 && events.iter().all(|e| e.payload == b"new-e"));
+    let y = j.get_binding("y").await.unwrap().unwrap();
+    assert_eq!((y.binding.as_slice(), y.status.as_slice()), (b"new-b".as_slice(), b"new-s".as_slice()));
+    assert!(j.get_binding("x").await.unwrap().unwrap().status.is_empty());
+    assert_eq!(j.payload_format().await.unwrap(), PayloadFormat::Records);
+}
+
+pub async fn a_payload_that_cannot_be_rewritten_changes_nothing_and_is_named(j: J) {
+    filled(&j, 3).await;
+    j.rewrite_payloads(Box::new(|_, b| Ok(b.to_vec())), PayloadFormat::Protobuf).await.unwrap();
+    let rewrite: Rewrite = Box::new(|kind, bytes| match kind {
+        PayloadKind::Event if bytes == b"e" => Err("not a message".into()),
+        _ => Ok(b"changed".to_vec()),
+    });
+    let e = j.rewrite_payloads(rewrite, PayloadFormat::Records).await.unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "journal upgrade: events.payload (operation_id=\"a\", sequence=1): not a message; nothing was changed"
+    );
+    assert_eq!(j.get_operation("a").await.unwrap().unwrap().spec, vec![1, 2, 3]);
+    assert_eq!(j.list_accounts("a", &[], 10, None).await.unwrap()[0].result, b"r");
+    assert_eq!(j.payload_format().await.unwrap(), PayloadFormat::Protobuf);
+}
+
+pub async fn a_new_journal_holds_records(j: J) {
+    assert_eq!(j.payload_format().await.unwrap(), PayloadFormat::Records);
+    j.audit(crossrole_store::AuditEntry {
+        time: 1,
+        caller: "ci".into(),
+        method: "/crossrole.v1.AccessService/Apply".into(),
+        request: "{}".into(),
+        outcome: "ok".into(),
+    })
+    .await
+    .unwrap();
+    assert_eq!(j.audit_log(10).await.unwrap().len(), 1);
+}
