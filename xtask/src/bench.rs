@@ -581,6 +581,8 @@ fn part_d_run(root: &std::path::Path, target: &std::path::Path, md: &mut String)
             "--locked",
             "-p",
             "crossrole-core",
+            "--features",
+            "fixtures",
             "--bench",
             "core",
             "--",
