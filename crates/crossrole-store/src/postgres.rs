@@ -240,11 +240,7 @@ impl PostgresJournal {
             .map_err(|e| StoreError::Io(format!("journal pool: {e}")))?;
         let journal = PostgresJournal { pool, writer, name, _lock: Arc::new(writer_client) };
         journal.migrate().await?;
-        let holder = format!(
-            "crossroled pid {} on {}",
-            std::process::id(),
-            std::env::var("HOSTNAME").unwrap_or_else(|_| "an unnamed host".into())
-        );
+        let holder = format!("crossroled pid {} on host {}", std::process::id(), crate::lock::hostname());
         journal
             ._lock
             .execute(
