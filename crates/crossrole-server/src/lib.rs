@@ -221,16 +221,33 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
     ] {
         health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
     }
+    let lost_journal = state.journal.clone();
     let task = tokio::spawn(async move {
+        // Stopped when asked, or when the journal can no longer be written (then crossroled must not go on: it
+        // stops with the reason, and its supervisor restarts it, to take the journal again or to wait).
+        let lost = Arc::new(std::sync::Mutex::new(None));
+        let why = lost.clone();
         let served = router
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-                let _ = stop_rx.await;
+                tokio::select! {
+                    _ = stop_rx => {}
+                    reason = lost_journal.writer_lost() => {
+                        tracing::error!(%reason, "stopping: the journal can no longer be written");
+                        if let Ok(mut why) = why.lock() {
+                            *why = Some(reason);
+                        }
+                    }
+                }
                 health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
             })
             .await
             .context("serving");
         reconcile_loop.abort();
-        served
+        let lost = lost.lock().ok().and_then(|mut l| l.take());
+        match lost {
+            Some(reason) => Err(anyhow::anyhow!("stopped: {reason}")),
+            None => served,
+        }
     });
     tracing::info!(%addr, tls = config.tls.is_some(), "crossroled listening");
     Ok(RunningServer {

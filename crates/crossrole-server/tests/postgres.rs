@@ -86,3 +86,24 @@ async fn crossroled_on_postgres_keeps_its_operations_and_is_alone() {
     assert_eq!(again.counts.unwrap().unchanged, 20, "the re-apply finds every role in place");
     next.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crossroled_stops_when_it_loses_the_journal() {
+    let url = database().await;
+    let fake = FakeAws::new(tree(3), FakeConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = crossrole_server::start(&config(&url, dir.path()), Arc::new(fake)).await.unwrap();
+    // The database ends every crossroled session (as a failover or an operator would).
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    admin
+        .batch_execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE application_name = 'crossroled' AND datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .await
+        .unwrap();
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(20), server.wait()).await;
+    let e = stopped.expect("crossroled stopped by itself").unwrap_err();
+    assert!(format!("{e:#}").contains("writer lock ended"), "{e:#}");
+}

@@ -296,6 +296,11 @@ pub type Rewrite = Box<dyn FnMut(PayloadKind, &[u8]) -> Result<Vec<u8>, String> 
 pub trait Journal: Send + Sync {
     /// The format of the payloads.
     async fn payload_format(&self) -> Result<PayloadFormat, StoreError>;
+    /// Resolves when this process can no longer write the journal, with why (PostgreSQL: the session holding the
+    /// writer lock ended, so another crossroled may hold the journal now). Never, for a journal that cannot lose it.
+    async fn writer_lost(&self) -> String {
+        std::future::pending().await
+    }
     /// The organization's tree as discovery last saved it.
     async fn organization_tree(&self) -> Result<Option<Discovered>, StoreError>;
     /// Saves the tree discovery walked, replacing the one before.

@@ -150,6 +150,8 @@ pub struct PostgresJournal {
     pool: Pool,
     /// Whether this process still holds the writer lock (its connection is alive).
     writer: Arc<AtomicBool>,
+    /// Told when the writer lock's connection ends.
+    lost: tokio::sync::watch::Receiver<bool>,
     /// The database, for messages (no password).
     name: Arc<str>,
     /// The connection holding the writer lock; the lock ends when the last clone of the journal is dropped.
@@ -215,11 +217,13 @@ impl PostgresJournal {
         let writer = Arc::new(AtomicBool::new(true));
         let alive = writer.clone();
         let lock_name = name.clone();
+        let (lost_tx, lost) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::error!(journal = %lock_name, error = %e, "lost the journal's writer connection");
             }
             alive.store(false, Ordering::SeqCst);
+            let _ = lost_tx.send(true);
         });
         let got: bool = writer_client.query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK]).await?.get(0);
         if !got {
@@ -238,7 +242,7 @@ impl PostgresJournal {
             .max_size(options.pool_size.max(2))
             .build()
             .map_err(|e| StoreError::Io(format!("journal pool: {e}")))?;
-        let journal = PostgresJournal { pool, writer, name, _lock: Arc::new(writer_client) };
+        let journal = PostgresJournal { pool, writer, lost, name, _lock: Arc::new(writer_client) };
         journal.migrate().await?;
         let holder = format!("crossroled pid {} on host {}", std::process::id(), crate::lock::hostname());
         journal
@@ -405,6 +409,16 @@ async fn rewrite_column(
 
 #[async_trait]
 impl Journal for PostgresJournal {
+    async fn writer_lost(&self) -> String {
+        let mut lost = self.lost.clone();
+        let _ = lost.wait_for(|lost| *lost).await;
+        format!(
+            "the session holding the journal {}'s writer lock ended (the database restarted, the connection broke, or \
+             someone ended it): another crossroled may hold the journal now",
+            self.name
+        )
+    }
+
     async fn payload_format(&self) -> Result<PayloadFormat, StoreError> {
         let client = self.client().await?;
         let value: Option<String> = client
