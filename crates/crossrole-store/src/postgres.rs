@@ -11,8 +11,8 @@
 //! of its own for its whole life, and a second crossroled on the same database is refused, naming the holder. The
 //! lock is PostgreSQL's, so it ends with the holder's session: a crossroled killed with -9 leaves nothing to clean
 //! up, and a standby can take over. If that connection is lost, every write fails from then on (another crossroled
-//! may hold the journal by now) and [`Journal::writer_lost`] resolves: crossroled then stops, to be restarted. Several live replicas sharing one journal's work need
-//! leases on the work itself; that is not built yet.
+//! may hold the journal by now) and [`Journal::writer_lost`] resolves: crossroled then stops, to be restarted.
+//! Several live replicas sharing one journal's work need leases on the work itself; that is not built yet.
 //!
 //! Writes that go together are one transaction, as in SQLite: an event batch with its account rows, counters and
 //! end ([`Journal::persist`]); a rewrite of every payload ([`Journal::rewrite_payloads`]).
