@@ -51,7 +51,11 @@ fn machine() -> String {
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let quick = args.iter().any(|a| a == "--quick");
     let only = |flag: &str| args.iter().any(|a| a == flag);
-    let any_only = only("--only-e2e") || only("--only-model") || only("--only-limits") || only("--only-criterion");
+    let any_only = only("--only-e2e")
+        || only("--only-model")
+        || only("--only-limits")
+        || only("--only-criterion")
+        || only("--only-journal");
     let part_a = !any_only || only("--only-model");
     let part_b = !any_only || only("--only-e2e");
     let part_c = !any_only || only("--only-limits");
@@ -102,6 +106,12 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         done(&md)?;
     }
 
+    // ---- Part E ----
+    if !any_only || only("--only-journal") {
+        part_e_run(&bench, runs, &mut md)?;
+        done(&md)?;
+    }
+
     // ---- Part D ----
     if !any_only || only("--only-criterion") {
         part_d_run(&root, &target, &mut md)?;
@@ -114,11 +124,11 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Replaces, in the docs, each part (`## A.` to `## D.`) this run measured with what it measured, so that
+/// Replaces, in the docs, each part (`## A.` to `## E.`) this run measured with what it measured, so that
 /// every figure there is one the bench wrote.
 fn write_docs(docs: &std::path::Path, md: &str) -> Result<()> {
     let mut text = std::fs::read_to_string(docs).with_context(|| format!("reading {}", docs.display()))?;
-    for part in ["## A.", "## B.", "## C.", "## D."] {
+    for part in ["## A.", "## B.", "## C.", "## D.", "## E."] {
         let Some(start) = md.find(part) else { continue };
         let end = md[start + 3..].find("\n## ").map(|e| start + 3 + e + 1).unwrap_or(md.len());
         let section = &md[start..end];
@@ -632,5 +642,52 @@ fn part_d_run(root: &std::path::Path, target: &std::path::Path, md: &mut String)
         ));
     }
     md.push('\n');
+    Ok(())
+}
+
+/// Part E: the journal under the engine's write pattern, SQLite against PostgreSQL, interleaved: 100 operations at
+/// once of 100 accounts each, and one operation of 10,000 accounts.
+fn part_e_run(bench: &std::path::Path, runs: usize, md: &mut String) -> Result<()> {
+    let pg = crate::postgres::Postgres::start_with(true)?;
+    let shapes: [(usize, u32); 2] = [(100, 100), (1, 10_000)];
+    let backends = [("SQLite (a file, WAL)", "sqlite".to_string()), ("PostgreSQL 15 (local, fsync on)", pg.url.clone())];
+    let mut results: BTreeMap<(usize, usize), Vec<Value>> = BTreeMap::new();
+    for _ in 0..runs.max(3) {
+        for (s, (ops, accounts)) in shapes.iter().enumerate() {
+            for (b, (_, target)) in backends.iter().enumerate() {
+                let out = output(Command::new(bench).args(["journal", target, &ops.to_string(), &accounts.to_string()]))?;
+                results.entry((s, b)).or_default().push(serde_json::from_str(&out)?);
+            }
+        }
+    }
+    drop(pg);
+    md.push_str(&format!(
+        "## E. The journal under the engine's writes\n\nEach operation's event writer persists, per account, one batch \
+         (the account's row and 4 events of 300 bytes) and the operation's end with its last event; operations run \
+         at once. The backends interleaved, {} runs each (min–max of the runs' figures; median in bold). PostgreSQL \
+         runs on this machine, started by the bench, with its defaults (fsync on).\n\n| backend | operations × \
+         accounts | write p50 (ms) | write p99 (ms) | write max (ms) | events/s |\n|---|---|---|---|---|---|\n",
+        runs.max(3)
+    ));
+    let cell = |v: &[Value], key: &str, digits: usize| {
+        let mut xs: Vec<f64> = v.iter().filter_map(|o| o[key].as_f64()).collect();
+        xs.sort_by(f64::total_cmp);
+        let (lo, hi) = (xs.first().copied().unwrap_or(0.0), xs.last().copied().unwrap_or(0.0));
+        format!("**{:.digits$}** ({lo:.digits$}–{hi:.digits$})", median(xs.clone()))
+    };
+    for (s, (ops, accounts)) in shapes.iter().enumerate() {
+        for (b, (name, _)) in backends.iter().enumerate() {
+            let v = results.get(&(s, b)).map(Vec::as_slice).unwrap_or(&[]);
+            md.push_str(&format!(
+                "| {name} | {ops} × {accounts} | {} | {} | {} | {} |\n",
+                cell(v, "p50_ms", 2),
+                cell(v, "p99_ms", 2),
+                cell(v, "max_ms", 1),
+                cell(v, "events_per_s", 0)
+            ));
+        }
+    }
+    md.push('\n');
+    println!("{}", md.split("## E.").nth(1).map(|e| format!("## E.{e}")).unwrap_or_default());
     Ok(())
 }

@@ -63,8 +63,13 @@ fn install() -> Result<PathBuf> {
 }
 
 impl Postgres {
-    /// Starts a new cluster.
+    /// Starts a new cluster for tests (fsync off: nothing there must survive a crash of the machine).
     pub(crate) fn start() -> Result<Postgres> {
+        Self::start_with(false)
+    }
+
+    /// Starts a new cluster; `durable` keeps PostgreSQL's default fsync on (for benchmarks).
+    pub(crate) fn start_with(durable: bool) -> Result<Postgres> {
         let started = Instant::now();
         let bin = install()?;
         let as_postgres = is_root();
@@ -82,8 +87,9 @@ impl Postgres {
         pg.run("initdb", &["-D", path(&data), "-A", "trust", "-U", "crossrole", "--no-sync"])?;
         let port = free_port()?;
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-            pg.dir.display()
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync={} -c max_connections=200",
+            pg.dir.display(),
+            if durable { "on" } else { "off" }
         );
         let log = pg.dir.join("log");
         pg.run("pg_ctl", &["-D", path(&data), "-o", &options, "-l", path(&log), "-w", "-t", "60", "start"])?;

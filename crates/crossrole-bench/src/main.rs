@@ -2,6 +2,7 @@
 
 mod ceiling;
 mod flood;
+mod journal;
 
 use std::time::Instant;
 
@@ -35,6 +36,14 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("ceiling") => ceiling::run(&args[1..]),
+        Some("journal") => {
+            let usage = "journal <sqlite | postgres://…> <operations> <accounts>";
+            let [target, operations, accounts] = &args[1..] else { bail!(usage) };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let out = runtime.block_on(journal::run(target, operations.parse()?, accounts.parse()?))?;
+            println!("{out}");
+            Ok(())
+        }
         Some("flood") => {
             let [endpoint, token] = &args[1..] else { bail!("flood <endpoint> <read token>") };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
