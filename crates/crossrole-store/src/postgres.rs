@@ -124,14 +124,20 @@ const MIGRATION_LOCK: i64 = 0x6372_6f73_7372_6f6c;
 const WRITER_LOCK: i64 = 0x6372_6f73_7372_6f6d;
 
 /// How to reach the database, besides its URL.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct PostgresOptions {
     /// The password, when not in the URL (read by crossroled from a file or the environment).
     pub password: Option<String>,
     /// A CA certificate file (PEM) to verify the server with, besides the system's roots.
     pub ca_file: Option<PathBuf>,
-    /// Connections in the pool.
+    /// Connections in the pool (16 by default; at least 2).
     pub pool_size: usize,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions { password: None, ca_file: None, pool_size: 16 }
+    }
 }
 
 impl std::fmt::Debug for PostgresOptions {
