@@ -650,12 +650,14 @@ fn part_d_run(root: &std::path::Path, target: &std::path::Path, md: &mut String)
 fn part_e_run(bench: &std::path::Path, runs: usize, md: &mut String) -> Result<()> {
     let pg = crate::postgres::Postgres::start_with(true)?;
     let shapes: [(usize, u32); 2] = [(100, 100), (1, 10_000)];
-    let backends = [("SQLite (a file, WAL)", "sqlite".to_string()), ("PostgreSQL 15 (local, fsync on)", pg.url.clone())];
+    let backends =
+        [("SQLite (a file, WAL)", "sqlite".to_string()), ("PostgreSQL 15 (local, fsync on)", pg.url.clone())];
     let mut results: BTreeMap<(usize, usize), Vec<Value>> = BTreeMap::new();
     for _ in 0..runs.max(3) {
         for (s, (ops, accounts)) in shapes.iter().enumerate() {
             for (b, (_, target)) in backends.iter().enumerate() {
-                let out = output(Command::new(bench).args(["journal", target, &ops.to_string(), &accounts.to_string()]))?;
+                let out =
+                    output(Command::new(bench).args(["journal", target, &ops.to_string(), &accounts.to_string()]))?;
                 results.entry((s, b)).or_default().push(serde_json::from_str(&out)?);
             }
         }

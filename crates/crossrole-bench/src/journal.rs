@@ -51,7 +51,8 @@ pub(crate) async fn run(target: &str, operations: usize, accounts: u32) -> Resul
                             EventRow { sequence, payload: payload.clone() }
                         })
                         .collect();
-                    let row = AccountRow { index: a, account_id: format!("{a:012}"), outcome: 3, result: payload.clone() };
+                    let row =
+                        AccountRow { index: a, account_id: format!("{a:012}"), outcome: 3, result: payload.clone() };
                     let mut batch = Batch { rows: vec![row], events, ..Batch::default() };
                     if a + 1 == accounts {
                         batch.end = Some(OperationEnd { state: 3, message: String::new(), end_time: 1 });

@@ -347,7 +347,11 @@ fn journal_config(flags: &Flags, file: &FileConfig) -> Result<JournalConfig, Con
         ),
         (None, None) => None,
     };
-    let options = crossrole_store::PostgresOptions { password, ca_file: file.journal_ca_file.clone(), pool_size: 16 };
+    let options = crossrole_store::PostgresOptions {
+        password,
+        ca_file: file.journal_ca_file.clone(),
+        ..crossrole_store::PostgresOptions::default()
+    };
     Ok(JournalConfig::Postgres { url: text, options })
 }
 
