@@ -448,7 +448,7 @@ fn part_b_run(
         ));
     }
     md.push_str(&format!(
-        "\nCeiling probe (accounts/s by concurrency): {}.\n\ncrossroled: idle RSS {idle_rss:.1} MiB (target < 50), {busy_rss:.1} MiB after the runs; PlanAccess over the {n}-account OU, all in sync, after a restart: the first (cold: a session assumed in each account, the organization read from the journal) {:.0} ms; the next {} (warm: the sessions kept) p50 {:.0} ms, p99 {:.0} ms.\n\nTargets: crossroled ≥ 0.9× the ceiling and ≥ 2× boto3 with 16 threads.\n\nReproduce: `cargo xtask bench` (`--quick`: one run, part A without 10,000).\n",
+        "\nCeiling probe (accounts/s by concurrency): {}.\n\ncrossroled: idle RSS {idle_rss:.1} MiB (target < 50), {busy_rss:.1} MiB after the runs; PlanAccess over the {n}-account OU, all in sync, after a restart: the first (cold: a session assumed in each account, the organization read from the journal) {:.0} ms; the next {} (warm: the sessions kept) p50 {:.0} ms, p99 {:.0} ms.\n\nTargets: crossroled ≥ 0.9× the ceiling and ≥ 2× boto3 with 16 threads.\n\nReproduce: `cargo xtask bench` (`--quick`: one run, part A without 10,000).\n\n",
         by_concurrency.iter().map(|(c, r)| format!("{c}: {r:.1}")).collect::<Vec<_>>().join(", "),
         latency["cold_ms"].as_f64().unwrap_or(0.0),
         latency["n"],
