@@ -307,22 +307,51 @@ impl Aws {
         )
     }
 
-    /// The role `name` in `account` as crossrole would read it, or `None`.
+    /// The role `name` in `account` as crossrole would read it, or `None`. The reads are several calls; a role
+    /// that crossroled changes or removes meanwhile (a test polling for a clean-up) can vanish part-way through,
+    /// so a read that finds something gone after it was listed starts over, until one sees the role whole.
     pub async fn role(&self, account: &str, name: &str) -> Option<crossrole_core::plan::ObservedRole> {
+        for _ in 0..20 {
+            match self.read_role(account, name).await {
+                Ok(role) => return role,
+                Err(changed) => {
+                    eprintln!("{name} in {account} changed while read ({changed}); reading it again");
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+            }
+        }
+        panic!("{name} in {account} kept changing while read");
+    }
+
+    /// One read of the role; `Err` when something listed is gone by the time it is read.
+    async fn read_role(&self, account: &str, name: &str) -> Result<Option<crossrole_core::plan::ObservedRole>, String> {
         let iam = self.iam(account).await;
+        let gone = |e: &dyn std::fmt::Debug| format!("{e:?}").contains("NoSuchEntity");
         let r = match iam.get_role().role_name(name).send().await {
             Ok(r) => r.role.expect("role"),
-            Err(e) if format!("{e:?}").contains("NoSuchEntity") => return None,
+            Err(e) if gone(&e) => return Ok(None),
             Err(e) => panic!("GetRole {name} in {account}: {e:?}"),
         };
-        let managed = iam.list_attached_role_policies().role_name(name).send().await.expect("list attached");
-        let inline_names = iam.list_role_policies().role_name(name).send().await.expect("list inline");
+        let managed = match iam.list_attached_role_policies().role_name(name).send().await {
+            Ok(m) => m,
+            Err(e) if gone(&e) => return Err("its managed policies".into()),
+            Err(e) => panic!("list attached: {e:?}"),
+        };
+        let inline_names = match iam.list_role_policies().role_name(name).send().await {
+            Ok(n) => n,
+            Err(e) if gone(&e) => return Err("its inline policies".into()),
+            Err(e) => panic!("list inline: {e:?}"),
+        };
         let mut inline = BTreeMap::new();
         for p in inline_names.policy_names() {
-            let doc = iam.get_role_policy().role_name(name).policy_name(p).send().await.expect("get inline");
+            let doc = match iam.get_role_policy().role_name(name).policy_name(p).send().await {
+                Ok(d) => d,
+                Err(e) if gone(&e) => return Err(format!("inline policy {p}")),
+                Err(e) => panic!("get inline: {e:?}"),
+            };
             inline.insert(p.clone(), doc.policy_document().to_string());
         }
-        Some(crossrole_core::plan::ObservedRole {
+        Ok(Some(crossrole_core::plan::ObservedRole {
             arn: r.arn().to_string(),
             name: r.role_name().to_string(),
             path: r.path().to_string(),
@@ -340,6 +369,6 @@ impl Aws {
                 .filter_map(|p| p.policy_arn().map(String::from))
                 .collect(),
             inline_policies: inline,
-        })
+        }))
     }
 }
