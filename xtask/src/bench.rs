@@ -339,19 +339,7 @@ fn part_b_run(
         server_cmd.arg("--config").arg(config).env("RUST_LOG", "warn").envs(aws_env.iter().cloned());
         let log = config.with_extension("log");
         let server = Process::spawn("crossroled", server_cmd, log)?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !Command::new(crossroled)
-            .args(["healthcheck", "--endpoint", endpoint])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-        {
-            if Instant::now() > deadline {
-                bail!("crossroled did not start; see {}", server.log.display());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        until_serving(crossroled, endpoint, &server)?;
         Ok(server)
     };
     let mut warm_server = start_server(&warm_config, &warm_endpoint)?;
@@ -491,19 +479,7 @@ fn part_c_run(bench: &std::path::Path, crossroled: &std::path::Path, runs: usize
             cmd.arg("--config").arg(&config).env("RUST_LOG", "warn");
             let mut server = Process::spawn("crossroled", cmd, dir.join(format!("crossroled-{run}-{limit}.log")))?;
             let endpoint = format!("http://127.0.0.1:{port}");
-            let deadline = Instant::now() + Duration::from_secs(30);
-            while !Command::new(crossroled)
-                .args(["healthcheck", "--endpoint", &endpoint])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success())
-            {
-                if Instant::now() > deadline {
-                    bail!("crossroled did not start; see {}", server.log.display());
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
+            until_serving(crossroled, &endpoint, &server)?;
             idles.push(crossrole_rss(server.pid()));
             let seen: Value = serde_json::from_str(&output(Command::new(bench).args(["flood", &endpoint, token]))?)?;
             std::thread::sleep(Duration::from_millis(500));
@@ -691,5 +667,23 @@ fn part_e_run(bench: &std::path::Path, runs: usize, md: &mut String) -> Result<(
     }
     md.push('\n');
     println!("{}", md.split("## E.").nth(1).map(|e| format!("## E.{e}")).unwrap_or_default());
+    Ok(())
+}
+
+/// Waits (up to 30 s) until the crossroled at `endpoint` answers its health check.
+fn until_serving(crossroled: &std::path::Path, endpoint: &str, server: &Process) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !Command::new(crossroled)
+        .args(["healthcheck", "--endpoint", endpoint])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+    {
+        if Instant::now() > deadline {
+            bail!("crossroled did not start; see {}", server.log.display());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
     Ok(())
 }

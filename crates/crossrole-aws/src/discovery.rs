@@ -173,6 +173,8 @@ impl Discovery {
         }
         let tree = Arc::new(self.walk(ctx).await?);
         *cached = Some((Instant::now(), tree.clone()));
+        // Kept after the lock is let go: a journal write need not hold up the next reader.
+        drop(cached);
         if let Some(store) = &self.store {
             store.save_tree(SystemTime::now(), &tree).await;
         }

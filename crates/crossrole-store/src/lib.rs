@@ -273,6 +273,43 @@ pub enum PayloadFormat {
     Records,
 }
 
+impl PayloadFormat {
+    /// Its name in `journal_meta`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            PayloadFormat::Protobuf => "protobuf",
+            PayloadFormat::Records => "records",
+        }
+    }
+
+    /// The format a journal's `journal_meta` names.
+    pub(crate) fn from_name(name: Option<&str>) -> Result<PayloadFormat, StoreError> {
+        match name {
+            Some("records") => Ok(PayloadFormat::Records),
+            Some("protobuf") => Ok(PayloadFormat::Protobuf),
+            other => {
+                Err(StoreError::Io(format!("the journal's payload format {other:?} is not one this crossroled knows")))
+            }
+        }
+    }
+}
+
+/// The columns an [`OperationRow`] is read from, in its fields' order (both backends).
+pub(crate) const OPERATION_COLUMNS: &str = "id, kind, state, spec_name, spec, idempotency_key, binding_name, \
+     created_by, create_time, start_time, end_time, message, aws_calls, throttled_calls, last_sequence, position, dry_run";
+
+/// Where a kind of payload lives: table, key columns (each with its PostgreSQL type), payload column.
+pub(crate) type PayloadPlace = (PayloadKind, &'static str, &'static [(&'static str, &'static str)], &'static str);
+
+/// Where each kind of payload lives, for a rewrite of them all (both backends).
+pub(crate) const PAYLOADS: &[PayloadPlace] = &[
+    (PayloadKind::Spec, "operations", &[("id", "text")], "spec"),
+    (PayloadKind::AccountResult, "account_results", &[("operation_id", "text"), ("idx", "integer")], "result"),
+    (PayloadKind::Event, "events", &[("operation_id", "text"), ("sequence", "bigint")], "payload"),
+    (PayloadKind::Binding, "bindings", &[("name", "text")], "binding"),
+    (PayloadKind::BindingStatus, "bindings", &[("name", "text")], "status"),
+];
+
 /// Which payload a rewrite is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PayloadKind {

@@ -33,8 +33,8 @@ use rustls_pki_types::pem::PemObject;
 use tokio_postgres::{Row, types::ToSql};
 
 use crate::{
-    AccountRow, AuditEntry, Batch, BindingRow, Discovered, EventRow, Journal, NewOperation, OperationFilter,
-    OperationRow, PayloadFormat, PayloadKind, Rewrite, StoreError,
+    AccountRow, AuditEntry, Batch, BindingRow, Discovered, EventRow, Journal, NewOperation, OPERATION_COLUMNS,
+    OperationFilter, OperationRow, PAYLOADS, PayloadFormat, PayloadKind, PayloadPlace, Rewrite, StoreError,
 };
 
 /// The schema, one migration per version (the version is the count applied, kept in `crossrole_schema`).
@@ -303,9 +303,6 @@ impl PostgresJournal {
     }
 }
 
-const OPERATION_COLUMNS: &str = "id, kind, state, spec_name, spec, idempotency_key, binding_name, created_by, create_time, \
-     start_time, end_time, message, aws_calls, throttled_calls, last_sequence, position, dry_run";
-
 fn operation(row: &Row) -> OperationRow {
     let calls: String = row.get(12);
     OperationRow {
@@ -342,23 +339,11 @@ fn binding(row: &Row) -> BindingRow {
     }
 }
 
-/// Where a kind of payload lives: table, key columns with their types, payload column.
-type Place = (PayloadKind, &'static str, &'static [(&'static str, &'static str)], &'static str);
-
-/// Where each kind of payload lives.
-const PAYLOADS: &[Place] = &[
-    (PayloadKind::Spec, "operations", &[("id", "text")], "spec"),
-    (PayloadKind::AccountResult, "account_results", &[("operation_id", "text"), ("idx", "integer")], "result"),
-    (PayloadKind::Event, "events", &[("operation_id", "text"), ("sequence", "bigint")], "payload"),
-    (PayloadKind::Binding, "bindings", &[("name", "text")], "binding"),
-    (PayloadKind::BindingStatus, "bindings", &[("name", "text")], "status"),
-];
-
 /// Rewrites one payload column a page at a time in key order (keyset pagination: memory stays flat). Keys travel
 /// as text and are cast back to their type in the query.
 async fn rewrite_column(
     tx: &deadpool_postgres::Transaction<'_>,
-    (kind, table, keys, column): Place,
+    (kind, table, keys, column): PayloadPlace,
     rewrite: &mut Rewrite,
 ) -> Result<u64, StoreError> {
     let key_list = keys.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ");
@@ -431,13 +416,7 @@ impl Journal for PostgresJournal {
             .query_opt("SELECT value FROM journal_meta WHERE key = 'payload_format'", &[])
             .await?
             .map(|r| r.get(0));
-        match value.as_deref() {
-            Some("records") => Ok(PayloadFormat::Records),
-            Some("protobuf") => Ok(PayloadFormat::Protobuf),
-            other => {
-                Err(StoreError::Io(format!("the journal's payload format {other:?} is not one this crossroled knows")))
-            }
-        }
+        PayloadFormat::from_name(value.as_deref())
     }
 
     async fn rewrite_payloads(&self, mut rewrite: Rewrite, format: PayloadFormat) -> Result<u64, StoreError> {
@@ -447,10 +426,7 @@ impl Journal for PostgresJournal {
         for place in PAYLOADS {
             done += rewrite_column(&tx, *place, &mut rewrite).await?;
         }
-        let format = match format {
-            PayloadFormat::Protobuf => "protobuf",
-            PayloadFormat::Records => "records",
-        };
+        let format = format.name();
         tx.execute(
             "INSERT INTO journal_meta (key, value) VALUES ('payload_format', $1) \
              ON CONFLICT (key) DO UPDATE SET value = excluded.value",
