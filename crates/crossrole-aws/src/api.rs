@@ -147,6 +147,9 @@ pub trait OrganizationsApi: Send + Sync {
         parent_id: &str,
         next_token: Option<String>,
     ) -> Result<Page<AccountInfo>, AwsError>;
+    /// `DescribeAccount`: the account if it is a member of the organization (any state), `None` if it is not
+    /// (`AccountNotFoundException`). Its `parent_id` is empty: the call does not say.
+    async fn describe_account(&self, account_id: &str) -> Result<Option<AccountInfo>, AwsError>;
     /// `ListTagsForResource` of an account (one page).
     async fn list_tags_for_resource(
         &self,

@@ -55,6 +55,28 @@ pub struct OrgContext<'a> {
     pub member_accounts: Option<&'a BTreeSet<String>>,
 }
 
+/// The accounts whose membership of the organization [`check`] looks at: the trusted accounts (by id, and of the
+/// principals named by ARN), when neither an ExternalId nor `aws:PrincipalOrgID` guards the trust; else none. A
+/// caller that has not read the whole organization confirms these accounts' membership before it checks.
+pub fn membership_checked(spec: &AccessSpec) -> Vec<String> {
+    let trust = &spec.role.trust;
+    if trust.external_id.is_some() || trust.principal_org_id.is_some() {
+        return vec![];
+    }
+    let mut accounts: Vec<String> = Vec::new();
+    let named = trust
+        .account_ids
+        .iter()
+        .cloned()
+        .chain(trust.principal_arns.iter().filter_map(|p| Arn::parse(p).map(|a| a.account.to_string())));
+    for account in named {
+        if !accounts.contains(&account) {
+            accounts.push(account);
+        }
+    }
+    accounts
+}
+
 /// Runs every spec-level guardrail.
 pub fn check(spec: &AccessSpec, partition: Partition, org: OrgContext<'_>) -> Vec<Finding> {
     let mut findings = Vec::new();
@@ -86,14 +108,9 @@ pub fn check(spec: &AccessSpec, partition: Partition, org: OrgContext<'_>) -> Ve
             outside.push("*".into());
         }
         if let Some(members) = org.member_accounts {
-            let accounts = trust
-                .account_ids
-                .iter()
-                .map(String::as_str)
-                .chain(trust.principal_arns.iter().filter_map(|p| Arn::parse(p).map(|a| a.account)));
-            for account in accounts {
-                if !members.contains(account) && !outside.iter().any(|o| o == account) {
-                    outside.push(account.to_string());
+            for account in membership_checked(spec) {
+                if !members.contains(&account) && !outside.contains(&account) {
+                    outside.push(account);
                 }
             }
         }

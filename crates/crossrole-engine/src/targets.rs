@@ -6,12 +6,16 @@
 //! it). Skipped are the selected accounts that are not ACTIVE, and the accounts to clean up that cannot be worked
 //! on (suspended, or gone from the organization).
 //!
+//! An apply reads where accounts are now ([`crossrole_aws::discovery::Discovery::select_fresh`]): only the selected
+//! part of the organization when an earlier read says where it is, and the whole of it when accounts to clean up
+//! are no longer in that part.
+//!
 //! The trusted side's grant names the roles of the accounts where the role is this spec's and in place:
 //! [`grant_accounts`] decides it from per-account outcomes, the same way for a plan and for the end of an apply.
 
 use std::{collections::BTreeSet, sync::Arc};
 
-use crossrole_aws::calls::CallContext;
+use crossrole_aws::{calls::CallContext, discovery::Fresh};
 use crossrole_core::{
     AccessSpec,
     guardrails::{self, OrgContext},
@@ -50,20 +54,32 @@ pub(crate) async fn resolve(
     ctx: &CallContext,
     max_age: std::time::Duration,
 ) -> Result<Resolved, Error> {
-    let (tree, selection) = inner.discovery.select_within(ctx, &spec.targets, "targets", max_age).await?;
+    let cleaning = remove_all || spec.rollout.prune;
+    let placements = if cleaning { inner.journal.placements(&spec.name).await? } else { vec![] };
+    // An apply that must read afresh reads only the part of the organization it selects from — unless it has
+    // accounts to clean up that the part no longer holds: where they went takes the whole organization to say.
+    let mut fresh = if max_age.is_zero() && !remove_all {
+        inner.discovery.select_fresh(ctx, &spec.targets, "targets").await?
+    } else {
+        whole(inner, spec, ctx, max_age).await?
+    };
+    if !fresh.whole && placements.iter().any(|p| !fresh.selection.selected.iter().any(|a| &a.id == p)) {
+        fresh = whole(inner, spec, ctx, std::time::Duration::ZERO).await?;
+    }
     // The guardrails keep unsafe access from being granted; taking access away is never refused.
     if !remove_all {
-        let members = tree.account_ids();
+        let members = inner.discovery.members(ctx, &fresh, &guardrails::membership_checked(spec)).await?;
         guardrails::enforce(spec, inner.aws.partition(), OrgContext { member_accounts: Some(&members) })?;
     }
+    let Fresh { tree, selection, .. } = fresh;
 
     let action = if remove_all { Action::Remove } else { Action::Ensure };
     let selected: BTreeSet<&str> = selection.selected.iter().map(|a| a.id.as_str()).collect();
     let mut targets: Vec<Target> = selection.selected.iter().map(|a| target(a, action)).collect();
     let mut skipped: Vec<Skip> = Vec::new();
     let mut cleanup = 0;
-    if remove_all || spec.rollout.prune {
-        for account in inner.journal.placements(&spec.name).await? {
+    if cleaning {
+        for account in placements {
             if selected.contains(account.as_str()) {
                 continue;
             }
@@ -93,6 +109,17 @@ pub(crate) async fn resolve(
         t.index = i as u32;
     }
     Ok(Resolved { tree, targets, skipped, cleanup })
+}
+
+/// The selection from a tree of the whole organization younger than `max_age`.
+async fn whole(
+    inner: &Inner,
+    spec: &AccessSpec,
+    ctx: &CallContext,
+    max_age: std::time::Duration,
+) -> Result<Fresh, Error> {
+    let (tree, selection) = inner.discovery.select_within(ctx, &spec.targets, "targets", max_age).await?;
+    Ok(Fresh { tree, selection, whole: true })
 }
 
 fn target(a: &AccountInfo, action: Action) -> Target {

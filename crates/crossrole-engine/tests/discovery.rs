@@ -108,3 +108,97 @@ async fn tags_are_read_once_per_account_and_refreshed_incrementally_across_resta
     engine.select(selector, "targets", false).await.unwrap();
     assert_eq!(tag_reads(&w), N + 2, "all read once more, none twice");
 }
+
+fn reads_of(w: &World, call: &str) -> u64 {
+    w.fake.served().get(&format!("organizations:{call}")).copied().unwrap_or(0)
+}
+
+fn move_account(w: &World, id: &str, to: &str) {
+    w.fake.with_tree(|t| {
+        let from = t.accounts[id].parent_id.clone();
+        t.units.get_mut(&from).unwrap().accounts.retain(|a| a != id);
+        t.units.get_mut(to).unwrap().accounts.push(id.to_string());
+        t.accounts.get_mut(id).unwrap().parent_id = to.to_string();
+    });
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_apply_reads_afresh_only_the_part_of_the_organization_it_selects() {
+    let w = world(30);
+    let spec = spec();
+    let first = apply(&w.engine, &spec).await;
+    assert_eq!(first.counts.changed, 30, "{}", first.message);
+
+    // Accounts move and change state after the first read: one leaves the selected OU, one is suspended.
+    move_account(&w, &account(1), "ou-root-sandboxx");
+    w.fake.with_tree(|t| t.accounts.get_mut(&account(2)).unwrap().state = AccountState::Suspended);
+    w.fake.reset_counters();
+    let op = apply(&w.engine, &spec).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    let r = results(&w, &op.id).await;
+    assert!(!r.iter().any(|r| r.account_id == account(1)), "the account that left is not worked on");
+    let suspended = r.iter().find(|r| r.account_id == account(2)).unwrap();
+    assert_eq!(outcome(suspended), "skipped", "{suspended:?}");
+    // Read: the root's child units (Workloads is still there), and Workloads' and Prod's units and accounts;
+    // not the root's accounts, nor the Sandbox and Security units, nor the organization and its roots. (Prod's 31
+    // accounts take two pages.)
+    let served = w.fake.served();
+    assert_eq!(reads_of(&w, "ListOrganizationalUnitsForParent"), 3, "{served:?}");
+    assert_eq!(reads_of(&w, "ListAccountsForParent"), 3, "{served:?}");
+    assert_eq!(reads_of(&w, "ListRoots") + reads_of(&w, "DescribeOrganization"), 0, "{served:?}");
+
+    // An account moved in is worked on.
+    move_account(&w, &account(1), "ou-root-prodxxxx");
+    let op = apply(&w.engine, &spec).await;
+    assert!(results(&w, &op.id).await.iter().any(|r| r.account_id == account(1)));
+
+    // The selected OU moved (under Sandbox): the part cannot confirm where it is, so the whole organization is
+    // read, and the OU (selected by id) is found where it went.
+    w.fake.with_tree(|t| {
+        t.units.get_mut("r-root").unwrap().children.retain(|c| c != "ou-root-workload");
+        t.units.get_mut("ou-root-sandboxx").unwrap().children.push("ou-root-workload".into());
+        t.units.get_mut("ou-root-workload").unwrap().parent_id = Some("ou-root-sandboxx".into());
+    });
+    w.fake.reset_counters();
+    let op = apply(&w.engine, &spec).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    assert_eq!(reads_of(&w, "ListRoots"), 1, "{:?}", w.fake.served());
+    assert_eq!(results(&w, &op.id).await.iter().filter(|r| outcome(r) != "skipped").count(), 29);
+
+    // Selected by path, the moved OU is no longer at /Root/Workloads/Prod: the full walk names the field.
+    let mut by_path = spec.clone();
+    by_path.targets.organizational_unit_ids.clear();
+    by_path.targets.organizational_unit_paths = vec!["/Root/Workloads/Prod".into()];
+    let refused = w.engine.start(start(OperationKind::Apply, &by_path)).await;
+    let message = match refused {
+        Err(e) => e.to_string(),
+        Ok(op) => w.engine.wait(&op.id).await.unwrap().message,
+    };
+    assert!(message.contains("no OU has the path /Root/Workloads/Prod"), "{message}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_apply_of_part_of_the_organization_confirms_the_trusted_accounts_afresh() {
+    let w = world(3);
+    let mut unguarded = spec();
+    unguarded.role.trust.external_id = None;
+    // A first apply reads the whole organization.
+    let op = apply(&w.engine, &unguarded).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    w.fake.reset_counters();
+    // Trusting a member outside the selected OU, without an ExternalId: its membership is asked, not assumed.
+    let op = apply(&w.engine, &unguarded).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    assert_eq!(reads_of(&w, "DescribeAccount"), 1, "{:?}", w.fake.served());
+    // The trusted account left the organization since the first read: the guardrail refuses.
+    w.fake.with_tree(|t| {
+        t.accounts.remove(SECURITY);
+        t.units.get_mut("ou-root-security").unwrap().accounts.clear();
+    });
+    let refused = w.engine.start(start(OperationKind::Apply, &unguarded)).await;
+    let message = match refused {
+        Err(e) => e.to_string(),
+        Ok(op) => w.engine.wait(&op.id).await.unwrap().message,
+    };
+    assert!(message.contains("outside the organization"), "{message}");
+}

@@ -117,6 +117,12 @@ impl OrganizationsApi for FakeOrganizations {
         self.page(accounts, next_token)
     }
 
+    async fn describe_account(&self, account_id: &str) -> Result<Option<AccountInfo>, AwsError> {
+        self.enter("DescribeAccount").await?;
+        let tree = self.world.tree.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(tree.accounts.get(account_id).map(|a| AccountInfo { parent_id: String::new(), ..a.clone() }))
+    }
+
     async fn list_tags_for_resource(
         &self,
         account_id: &str,

@@ -124,6 +124,25 @@ impl OrganizationsApi for SdkOrganizations {
         })
     }
 
+    async fn describe_account(&self, account_id: &str) -> Result<Option<AccountInfo>, AwsError> {
+        let call = "organizations:DescribeAccount";
+        let out = match self.client.describe_account().account_id(account_id).send().await {
+            Ok(out) => out,
+            Err(e) => {
+                let e = map_err(call, e);
+                return if e.code.as_deref() == Some("AccountNotFoundException") { Ok(None) } else { Err(e) };
+            }
+        };
+        Ok(out.account().map(|a| AccountInfo {
+            id: a.id().unwrap_or_default().into(),
+            name: a.name().unwrap_or_default().into(),
+            email: a.email().unwrap_or_default().into(),
+            state: state(a),
+            parent_id: String::new(),
+            joined_at: a.joined_timestamp().map(unix),
+        }))
+    }
+
     async fn list_tags_for_resource(
         &self,
         account_id: &str,

@@ -1,0 +1,385 @@
+//! Organizations discovery: the OU tree and accounts, cached for a configured time, and target selection.
+//!
+//! The tree is walked breadth first from the root (`ListRoots`, then `ListOrganizationalUnitsForParent` and
+//! `ListAccountsForParent` per unit), following `NextToken` until it is absent — even after an empty page.
+//! Concurrent callers share one walk. Account tags cost one call per account (`ListTagsForResource`, at
+//! Organizations' rate for the whole organization), so they are fetched only for the accounts a tag condition has
+//! to look at, cached per account, and refreshed incrementally: a selection fetches the tags of accounts it has
+//! not seen and of accounts whose tags are older than `tags_max_age` (each account's age limit spread between 75%
+//! and 100% of it, so that tags read together do not all expire together).
+//!
+//! With a [`DiscoveryStore`], what was read is kept (crossroled keeps it in its journal): a restarted crossroled
+//! starts from the tree and tags it had, with their ages, instead of walking and reading everything again.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    hash::{Hash, Hasher},
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime},
+};
+
+use async_trait::async_trait;
+
+use crossrole_core::{
+    org::{self, AccountTags, OrgTree, OrgUnit, Selection},
+    spec::TargetSelector,
+};
+use futures::{StreamExt, TryStreamExt, stream};
+use tokio::time::Instant;
+
+mod scoped;
+
+pub use scoped::Fresh;
+
+use crate::{
+    api::{OrganizationsApi, Page},
+    calls::{CallContext, CallPolicy, Quota},
+    error::{AwsError, Error},
+};
+
+/// Tags by account, with when they were fetched.
+type TagCache = HashMap<String, (Instant, BTreeMap<String, String>)>;
+
+/// Where discovery keeps what it read across restarts. Failing to load or save is not an error of discovery (it
+/// reads from Organizations instead); an implementation logs its failures.
+#[async_trait]
+pub trait DiscoveryStore: Send + Sync {
+    /// The tree last saved, and when it was walked.
+    async fn load_tree(&self) -> Option<(SystemTime, OrgTree)>;
+    /// Keeps a tree walked at `at`.
+    async fn save_tree(&self, at: SystemTime, tree: &OrgTree);
+    /// The tags last saved, by account, with when each was read.
+    async fn load_tags(&self) -> Vec<(String, SystemTime, BTreeMap<String, String>)>;
+    /// Keeps tags read at `at`.
+    async fn save_tags(&self, at: SystemTime, tags: &[(String, BTreeMap<String, String>)]);
+}
+
+/// Discovery settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiscoveryConfig {
+    /// How long a walked tree (and fetched tags) stay fresh for reads: plans, listings, verification.
+    pub cache_ttl: Duration,
+    /// How old a tree an apply may work from. 0 (the default): every apply walks the organization anew, because
+    /// accounts move and an apply must not grant access where an account was. A large organization may allow a
+    /// few seconds, so that an apply right after its plan works from the tree the plan showed (at the cost of
+    /// missing a move made in between).
+    pub apply_max_age: Duration,
+    /// How old an account's tags may be before a selection reads them again (each account's limit is spread
+    /// between 75% and 100% of this). A tag changed in Organizations is seen by the next selection after that
+    /// (or at once with a refresh); a new account's tags are read the first time it is selected.
+    pub tags_max_age: Duration,
+    /// Units (or accounts, for tags) read at once.
+    pub parallelism: usize,
+}
+
+impl Default for DiscoveryConfig {
+    fn default() -> Self {
+        DiscoveryConfig {
+            cache_ttl: Duration::from_secs(300),
+            apply_max_age: Duration::ZERO,
+            tags_max_age: Duration::from_secs(900),
+            parallelism: 8,
+        }
+    }
+}
+
+/// Organizations discovery with a cache.
+pub struct Discovery {
+    api: Arc<dyn OrganizationsApi>,
+    calls: Arc<CallPolicy>,
+    config: DiscoveryConfig,
+    tree: tokio::sync::Mutex<Option<(Instant, Arc<OrgTree>)>>,
+    tags: Mutex<TagCache>,
+    store: Option<Arc<dyn DiscoveryStore>>,
+    loaded: tokio::sync::OnceCell<()>,
+}
+
+/// The instant `at` (wall clock) was, on the monotonic clock; `None` if it is before the monotonic clock began
+/// (then the entry is treated as too old to use) or in the future (a clock that went back: not trusted either).
+fn instant_of(at: SystemTime) -> Option<Instant> {
+    let age = SystemTime::now().duration_since(at).ok()?;
+    Instant::now().checked_sub(age)
+}
+
+impl Discovery {
+    /// The settings.
+    pub fn config(&self) -> &DiscoveryConfig {
+        &self.config
+    }
+
+    /// Discovery over `api`.
+    pub fn new(api: Arc<dyn OrganizationsApi>, calls: Arc<CallPolicy>, config: DiscoveryConfig) -> Discovery {
+        Discovery {
+            api,
+            calls,
+            config,
+            tree: tokio::sync::Mutex::new(None),
+            tags: Mutex::new(HashMap::new()),
+            store: None,
+            loaded: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// Keeps what discovery reads in `store`, and starts from what it holds.
+    pub fn with_store(mut self, store: Arc<dyn DiscoveryStore>) -> Discovery {
+        self.store = Some(store);
+        self
+    }
+
+    /// Loads what the store holds, once, before the first use.
+    async fn load(&self) {
+        let Some(store) = &self.store else { return };
+        self.loaded
+            .get_or_init(|| async {
+                if let Some((at, tree)) = store.load_tree().await
+                    && let Some(at) = instant_of(at)
+                {
+                    let mut cached = self.tree.lock().await;
+                    if cached.is_none() {
+                        *cached = Some((at, Arc::new(tree)));
+                    }
+                }
+                let tags = store.load_tags().await;
+                let n = tags.len();
+                if let Ok(mut cache) = self.tags.lock() {
+                    for (account, at, tags) in tags {
+                        if let Some(at) = instant_of(at) {
+                            cache.entry(account).or_insert((at, tags));
+                        }
+                    }
+                }
+                tracing::debug!(accounts_with_tags = n, "discovery loaded what it read before");
+            })
+            .await;
+    }
+
+    /// How old `account`'s tags may be: `max_age` spread between 75% and 100% by the account id.
+    fn tags_limit(account: &str, max_age: Duration) -> Duration {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        account.hash(&mut h);
+        let spread = (h.finish() % 1000) as f64 / 1000.0;
+        max_age.mul_f64(0.75 + 0.25 * spread)
+    }
+
+    /// The tree, from the cache unless it is stale or `refresh` is set.
+    pub async fn tree(&self, ctx: &CallContext, refresh: bool) -> Result<Arc<OrgTree>, Error> {
+        self.tree_within(ctx, if refresh { Duration::ZERO } else { self.config.cache_ttl }).await
+    }
+
+    /// The tree, from the cache if it is younger than `max_age`, else walked anew.
+    pub async fn tree_within(&self, ctx: &CallContext, max_age: Duration) -> Result<Arc<OrgTree>, Error> {
+        self.load().await;
+        let mut cached = self.tree.lock().await;
+        if let Some((at, tree)) = cached.as_ref()
+            && at.elapsed() < max_age
+        {
+            return Ok(tree.clone());
+        }
+        let tree = Arc::new(self.walk(ctx).await?);
+        *cached = Some((Instant::now(), tree.clone()));
+        // Kept after the lock is let go: a journal write need not hold up the next reader.
+        drop(cached);
+        if let Some(store) = &self.store {
+            store.save_tree(SystemTime::now(), &tree).await;
+        }
+        Ok(tree)
+    }
+
+    /// The cached tree, if there is one (fresh or not); never calls AWS.
+    pub async fn cached_tree(&self) -> Option<Arc<OrgTree>> {
+        self.load().await;
+        self.tree.lock().await.as_ref().map(|(_, t)| t.clone())
+    }
+
+    /// Tags of `accounts`, from the cache where younger than `tags_max_age`.
+    pub async fn tags(&self, ctx: &CallContext, accounts: &[String]) -> Result<AccountTags, Error> {
+        self.tags_within(ctx, accounts, self.config.tags_max_age).await
+    }
+
+    /// Tags of `accounts`, from the cache where younger than `max_age` (spread per account), read otherwise.
+    pub async fn tags_within(
+        &self,
+        ctx: &CallContext,
+        accounts: &[String],
+        max_age: Duration,
+    ) -> Result<AccountTags, Error> {
+        self.load().await;
+        let mut out = AccountTags::new();
+        let mut missing = Vec::new();
+        if let Ok(cache) = self.tags.lock() {
+            for id in accounts {
+                match cache.get(id) {
+                    Some((at, tags)) if at.elapsed() < Self::tags_limit(id, max_age) => {
+                        out.insert(id.clone(), tags.clone());
+                    }
+                    _ => missing.push(id.clone()),
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        tracing::debug!(accounts = missing.len(), "reading account tags");
+        let fetched: Vec<(String, BTreeMap<String, String>)> = stream::iter(missing)
+            .map(|id| async move {
+                let tags = self
+                    .all_pages(ctx, "ListTagsForResource", |token| self.api.list_tags_for_resource(&id, token))
+                    .await?;
+                Ok::<_, Error>((id, tags.into_iter().collect()))
+            })
+            .buffer_unordered(self.config.parallelism.max(1))
+            .try_collect()
+            .await?;
+        if let Ok(mut cache) = self.tags.lock() {
+            for (id, tags) in &fetched {
+                cache.insert(id.clone(), (Instant::now(), tags.clone()));
+            }
+        }
+        if let Some(store) = &self.store {
+            store.save_tags(SystemTime::now(), &fetched).await;
+        }
+        out.extend(fetched);
+        Ok(out)
+    }
+
+    /// The accounts `selector` selects; `at` is the selector's field path for errors.
+    pub async fn select(
+        &self,
+        ctx: &CallContext,
+        selector: &TargetSelector,
+        at: &str,
+        refresh: bool,
+    ) -> Result<(Arc<OrgTree>, Selection), Error> {
+        let (tree_age, tags_age) =
+            if refresh { (Duration::ZERO, Duration::ZERO) } else { (self.config.cache_ttl, self.config.tags_max_age) };
+        self.select_aged(ctx, selector, at, tree_age, tags_age).await
+    }
+
+    /// Like [`Discovery::select`], from a tree younger than `max_age` (tags within `tags_max_age`).
+    pub async fn select_within(
+        &self,
+        ctx: &CallContext,
+        selector: &TargetSelector,
+        at: &str,
+        max_age: Duration,
+    ) -> Result<(Arc<OrgTree>, Selection), Error> {
+        self.select_aged(ctx, selector, at, max_age, self.config.tags_max_age).await
+    }
+
+    async fn select_aged(
+        &self,
+        ctx: &CallContext,
+        selector: &TargetSelector,
+        at: &str,
+        tree_age: Duration,
+        tags_age: Duration,
+    ) -> Result<(Arc<OrgTree>, Selection), Error> {
+        let tree = self.tree_within(ctx, tree_age).await?;
+        let structural = org::resolve(&tree, selector, at)?;
+        let need = structural.accounts_needing_tags();
+        let tags = if need.is_empty() { AccountTags::new() } else { self.tags_within(ctx, &need, tags_age).await? };
+        Ok((tree.clone(), structural.finish(&tags)))
+    }
+
+    async fn all_pages<T, F, Fut>(&self, ctx: &CallContext, operation: &str, mut page: F) -> Result<Vec<T>, Error>
+    where
+        F: FnMut(Option<String>) -> Fut,
+        Fut: std::future::Future<Output = Result<Page<T>, AwsError>>,
+    {
+        let mut items = Vec::new();
+        let mut token = None;
+        loop {
+            let p = self.calls.call(ctx, Quota::Organizations, operation, || page(token.clone())).await?;
+            items.extend(p.items);
+            match p.next_token {
+                Some(t) if !t.is_empty() => token = Some(t),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    async fn walk(&self, ctx: &CallContext) -> Result<OrgTree, Error> {
+        // Independent calls go together: only pages of one listing wait for each other.
+        let (organization, roots) = futures::try_join!(
+            async {
+                self.calls
+                    .call(ctx, Quota::Organizations, "DescribeOrganization", || self.api.describe_organization())
+                    .await
+                    .map_err(Error::from)
+            },
+            self.all_pages(ctx, "ListRoots", |t| self.api.list_roots(t)),
+        )?;
+        let root = roots.into_iter().next().ok_or_else(|| {
+            Error::Aws(AwsError::from_code("organizations:ListRoots", None, None, "the organization has no root"))
+        })?;
+        let mut units = BTreeMap::new();
+        units.insert(
+            root.id.clone(),
+            OrgUnit {
+                id: root.id.clone(),
+                name: root.name.clone(),
+                parent_id: None,
+                children: vec![],
+                accounts: vec![],
+            },
+        );
+        let mut accounts = BTreeMap::new();
+        self.walk_below(ctx, vec![root.id.clone()], &mut units, &mut accounts).await?;
+        Ok(OrgTree { organization, root_id: root.id, units, accounts })
+    }
+
+    /// Walks the subtrees of `level` (units already in `units`), breadth first: each unit's child units and
+    /// accounts, read afresh, go into `units` and `accounts`.
+    async fn walk_below(
+        &self,
+        ctx: &CallContext,
+        mut level: Vec<String>,
+        units: &mut BTreeMap<String, OrgUnit>,
+        accounts: &mut BTreeMap<String, org::AccountInfo>,
+    ) -> Result<(), Error> {
+        while !level.is_empty() {
+            let results: Vec<(String, Vec<crate::api::OuRecord>, Vec<org::AccountInfo>)> = stream::iter(level)
+                .map(|parent| async move {
+                    let (ous, accts) = futures::try_join!(
+                        self.all_pages(ctx, "ListOrganizationalUnitsForParent", |t| {
+                            self.api.list_organizational_units_for_parent(&parent, t)
+                        }),
+                        self.all_pages(ctx, "ListAccountsForParent", |t| self.api.list_accounts_for_parent(&parent, t)),
+                    )?;
+                    Ok::<_, Error>((parent, ous, accts))
+                })
+                .buffer_unordered(self.config.parallelism.max(1))
+                .try_collect()
+                .await?;
+            let mut next = Vec::new();
+            for (parent, ous, accts) in results {
+                let mut children: Vec<(String, String)> = ous.iter().map(|o| (o.name.clone(), o.id.clone())).collect();
+                children.sort();
+                for ou in ous {
+                    units.insert(
+                        ou.id.clone(),
+                        OrgUnit {
+                            id: ou.id.clone(),
+                            name: ou.name,
+                            parent_id: Some(parent.clone()),
+                            children: vec![],
+                            accounts: vec![],
+                        },
+                    );
+                    next.push(ou.id);
+                }
+                if let Some(u) = units.get_mut(&parent) {
+                    u.children = children.into_iter().map(|(_, id)| id).collect();
+                    u.accounts = accts.iter().map(|a| a.id.clone()).collect();
+                    u.accounts.sort();
+                }
+                for a in accts {
+                    accounts.insert(a.id.clone(), org::AccountInfo { parent_id: parent.clone(), ..a });
+                }
+            }
+            next.sort();
+            level = next;
+        }
+        Ok(())
+    }
+}
