@@ -71,7 +71,14 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         std::env::var_os("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|| root.join("target"));
     let bench = target.join("release/crossrole-bench");
     let crossroled = target.join("release/crossroled");
-    let runs = if quick { 1 } else { 3 };
+    // `--runs N`: more runs per figure, where the emulators' noise needs them.
+    let asked = args.iter().position(|a| a == "--runs").and_then(|i| args.get(i + 1)).map(|n| n.parse::<usize>());
+    let runs = match asked {
+        Some(Ok(n)) if n > 0 => n,
+        Some(_) => anyhow::bail!("--runs takes a number of runs, 1 or more"),
+        None if quick => 1,
+        None => 3,
+    };
     let mut md = String::new();
     md.push_str(&format!(
         "# crossrole benchmarks\n\nMachine: {}. Runs per figure: {runs} (the median is shown).\n\n",

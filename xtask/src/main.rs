@@ -26,7 +26,7 @@ Tasks:
                       emulators, a seeded organization, crossroled, and a live rollout of examples/security-audit.yaml
   e2e [--emulator localstack|moto]
                       the end-to-end suite on emulators (installed into .cache/ on first use)
-  bench [--quick] [--only-model|--only-e2e|--only-limits]
+  bench [--quick] [--runs N] [--only-model|--only-e2e|--only-limits|--only-criterion|--only-journal]
                       part A: the engine against a model of AWS (100, 1,000, 10,000 accounts); part B: crossroled
                       on the emulators vs the AWS SDK directly and boto3; part C: memory under oversized and
                       unauthenticated requests; writes target/bench/latest.md

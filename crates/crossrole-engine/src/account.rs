@@ -1,6 +1,9 @@
 //! The work in one account: assume → read → plan → apply → verify, with an event at each step.
 //!
-//! Plans, applies and verifies all go through [`examine`], so a plan is exactly what an apply would do.
+//! Plans, applies and verifies all go through [`examine`], so a plan is exactly what an apply would do. One
+//! shortcut, for first rollouts: where the journal does not have the spec applied, an apply takes the role to be
+//! absent and creates it without reading (the plan a read finding nothing gives); if the create finds a role
+//! there, or is denied, nothing was done, and the account is read and planned like any other.
 //!
 //! Applying is write-ahead: before each change is sent, the account's row is persisted with the change as its last
 //! entry, so after a crash (kill -9) the resumed run knows what was in flight. If the re-read shows the change is
@@ -74,6 +77,10 @@ pub(crate) struct RunEnv {
     pub(crate) verifier: Verifier,
     /// Marks secrets in what leaves the engine.
     pub(crate) redactor: crossrole_core::secret::Redactor,
+    /// An apply: where the journal does not have the spec applied (asked under the account's lock), the role is
+    /// most likely not there (a first rollout), so it is created without reading first; if it is there after all,
+    /// the account is read and planned as usual.
+    pub(crate) create_unread: bool,
 }
 
 impl RunEnv {
@@ -97,6 +104,11 @@ pub(crate) struct Examined {
 
 /// Assume, read and plan one account. Errors come back as the account's error.
 pub(crate) async fn examine(env: &RunEnv, target: &Target) -> Result<Examined, AccountError> {
+    examine_as(env, target, true).await
+}
+
+/// Like [`examine`]; without `read_first`, the role is taken to be absent (nothing is read) and the plan creates it.
+async fn examine_as(env: &RunEnv, target: &Target, read_first: bool) -> Result<Examined, AccountError> {
     let inner = &env.inner;
     let assume = || async {
         env.phase(&target.account_id, Phase::Assume);
@@ -117,6 +129,11 @@ pub(crate) async fn examine(env: &RunEnv, target: &Target) -> Result<Examined, A
         async move { iam.read_role(&env.desired.name).await }
     };
     let mut credentials = assume().await?;
+    if !read_first {
+        env.phase(&target.account_id, Phase::Plan);
+        let plan = plan::plan(&env.desired.in_account(inner.aws.partition(), &target.account_id), None);
+        return Ok(Examined { credentials, observed: None, plan });
+    }
     let mut observed = read(&credentials).await;
     if observed.as_ref().is_err_and(|e| inner.broker.stale(&target.account_id, e)) {
         credentials = assume().await?;
@@ -156,6 +173,30 @@ pub(crate) fn not_owned(env: &RunEnv, target: &Target, owner: Option<&str>) -> A
 
 /// Runs one account of an apply, destroy or reconcile and returns its result.
 pub(crate) async fn run(env: &RunEnv, target: &Target) -> AccountResult {
+    let absent = env.create_unread
+        && env.write
+        && target.action == Action::Ensure
+        && target.prior.is_none()
+        && env.inner.journal.placed(&env.spec.name, &target.account_id).await.is_ok_and(|placed| !placed);
+    if absent {
+        let mut reread = false;
+        let row = work(env, target, false, &mut reread).await;
+        if !reread {
+            return row;
+        }
+        // Nothing was done and the create is no longer in flight: read the account and plan from what is there.
+        if let Some(s) = &env.sink {
+            s.account(&row);
+            s.flush().await;
+        }
+    }
+    work(env, target, true, &mut false).await
+}
+
+/// One attempt at an account: read first, or (`read_first` false) take the role to be absent and create it. Sets
+/// `reread` (and returns the row as it was before the create was sent) when that create found the role there or
+/// was denied: then the account is to be read.
+async fn work(env: &RunEnv, target: &Target, read_first: bool, reread: &mut bool) -> AccountResult {
     let mut result = AccountResult {
         role_arn: env.desired.arn(env.inner.aws.partition(), &target.account_id),
         ..target.result(Outcome::Running, Phase::Assume)
@@ -166,7 +207,7 @@ pub(crate) async fn run(env: &RunEnv, target: &Target) -> AccountResult {
         r.end_time = Some(convert::now_ms());
         r
     };
-    let examined = match examine(env, target).await {
+    let examined = match examine_as(env, target, read_first).await {
         Ok(e) => e,
         Err(error) => {
             result.error = Some(error);
@@ -211,6 +252,7 @@ pub(crate) async fn run(env: &RunEnv, target: &Target) -> AccountResult {
         .apply(
             &env.desired.name,
             &changes,
+            !read_first,
             || env.stop.is_cancelled(),
             |c| {
                 // Write-ahead: the change is on record before it is sent.
@@ -238,6 +280,16 @@ pub(crate) async fn run(env: &RunEnv, target: &Target) -> AccountResult {
     if matches!(outcome, Err(crossrole_aws::Error::Cancelled)) && env.inner.shutdown.is_cancelled() {
         // Stopped for shutdown between two changes: not an outcome. The row stays running, with the changes
         // made so far, and the next start resumes the account.
+        return result;
+    }
+    // Taken to be absent, the role is there; or IAM refused the first call (a session gone stale, a bootstrap
+    // role that cannot manage IAM): the reading path sorts out which, and says it as it does for any account.
+    if !read_first
+        && let Err(crossrole_aws::Error::Aws(e)) = &outcome
+        && matches!(e.kind, crossrole_aws::ErrorKind::AlreadyExists | crossrole_aws::ErrorKind::AccessDenied)
+        && result.changes.is_empty()
+    {
+        *reread = true;
         return result;
     }
     if let Err(e) = outcome {

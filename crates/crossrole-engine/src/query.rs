@@ -78,6 +78,7 @@ impl Engine {
             sink: None,
             write: false,
             verifier: Default::default(),
+            create_unread: false,
             redactor: self.inner.redactor.clone(),
         }
     }

@@ -172,6 +172,7 @@ async fn drive(
         write: !op.dry_run,
         verifier: Default::default(),
         redactor: inner.redactor.clone(),
+        create_unread: matches!(kind, OperationKind::Apply | OperationKind::Reconcile),
     });
     let total = pending.len() + done.len();
     let mut pace = Pace::new(spec.rollout.max_concurrency, total, inner.config.max_concurrency, inner.calls.rates());
@@ -486,7 +487,11 @@ pub(crate) async fn grant_plan(
     let Some(ensure) = ensure.filter(|e| !e.is_empty()) else {
         return Ok(grant::plan_grant_delete(&spec.name, observed));
     };
-    let org_id = inner.discovery.tree(ctx, false).await?.organization.id.clone();
+    // An organization's id never changes: any tree read before says it.
+    let org_id = match inner.discovery.cached_tree().await {
+        Some(tree) => tree.organization.id.clone(),
+        None => inner.discovery.tree(ctx, false).await?.organization.id.clone(),
+    };
     let (doc, widened) =
         grant_policy(inner.aws.partition(), &spec.name, &spec.role.path, &spec.role.name, ensure, Some(&org_id));
     if widened {

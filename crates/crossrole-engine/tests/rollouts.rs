@@ -423,13 +423,14 @@ async fn a_bootstrap_role_without_iam_permissions_is_named() {
     let w = world(3);
     w.fake.inject(crossrole_aws::fake::Failure {
         service: Service::Iam,
-        operation: Some("GetRole".into()),
+        operation: None,
         account: Some(account(1)),
         code: "AccessDenied".into(),
         times: None,
     });
     let op = run(&w, OperationKind::Apply, &spec()).await;
     let r = results(&w, &op.id).await;
+    assert!(w.fake.role(&account(1), "Audit").is_none());
     let e = r.iter().find(|r| r.account_id == account(1)).unwrap().error.clone().unwrap();
     assert_eq!(e.code, ErrorCode::BootstrapRoleUnavailable);
     assert!(

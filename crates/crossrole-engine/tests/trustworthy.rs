@@ -66,7 +66,7 @@ async fn a_failed_account_keeps_the_access_it_had_and_a_new_one_gets_none() {
     let w = world(5);
     let unreadable = |acc: String| Failure {
         service: Service::Iam,
-        operation: Some("GetRole".into()),
+        operation: None,
         account: Some(acc),
         code: "ServiceFailure".into(),
         times: None,
@@ -219,7 +219,7 @@ async fn the_failure_tolerance_message_counts_every_failure() {
     for i in [0, 1] {
         w.fake.inject(Failure {
             service: Service::Iam,
-            operation: Some("GetRole".into()),
+            operation: None,
             account: Some(account(i)),
             code: "AccessDenied".into(),
             times: None,
@@ -287,4 +287,42 @@ async fn whoever_sees_the_final_event_sees_the_final_state() {
         }
         w.engine.wait(&op.id).await.unwrap();
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_first_rollout_creates_without_reading_and_reads_where_a_role_is_there_after_all() {
+    let w = world(6);
+    // Account 2 has a role of that name crossrole does not own.
+    w.fake.with_account(&account(2), |a| {
+        a.create_role_by_hand(
+            &account(2),
+            "Audit",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999988887777:root"},"Action":"sts:AssumeRole"}]}"#,
+        )
+    });
+    let first = run(&w, OperationKind::Apply, &spec()).await;
+    assert_eq!((first.counts.changed, first.counts.skipped), (5, 2), "{}", first.message);
+    // Nothing recorded the spec anywhere: each role is created without a read; only account 2's create finds a
+    // role there, and only that account is read (and left alone: not crossrole's).
+    let served = w.fake.served();
+    assert_eq!(served.get("iam:CreateRole"), Some(&6), "{served:?}");
+    assert_eq!(served.get("iam:GetRole"), Some(&1), "{served:?}");
+    let r = results(&w, &first.id).await;
+    let unowned = r.iter().find(|r| r.account_id == account(2)).unwrap();
+    assert_eq!(unowned.error.as_ref().unwrap().code, ErrorCode::NotOwned);
+    assert!(unowned.changes.is_empty(), "{:?}", unowned.changes);
+    assert_eq!(w.fake.role(&account(2), "Audit").unwrap().managed_policy_arns.len(), 0, "untouched");
+
+    // Account 4's role is this spec's, but the journal forgot it was applied there, and it drifted: the create
+    // finds it, the account is read, and the drift is repaired — the record names the repair, not a create.
+    w.journal.set_placement("audit", &account(4), false).await.unwrap();
+    w.fake.with_account(&account(4), |a| a.attach_by_hand("Audit", "arn:aws:iam::aws:policy/AdministratorAccess"));
+    let again = run(&w, OperationKind::Apply, &spec()).await;
+    assert_eq!(again.counts.changed, 1, "{}", again.message);
+    let r = results(&w, &again.id).await;
+    let repaired = r.iter().find(|r| r.account_id == account(4)).unwrap();
+    assert_eq!(count_kind(repaired, ChangeKind::CreateRole), 0, "{:?}", repaired.changes);
+    assert_eq!(count_kind(repaired, ChangeKind::DetachManagedPolicy), 1, "{:?}", repaired.changes);
+    assert_eq!(w.fake.role(&account(4), "Audit").unwrap().managed_policy_arns.len(), 1);
+    assert_eq!(w.engine.plan(&spec()).await.unwrap().total_changes(), 0);
 }

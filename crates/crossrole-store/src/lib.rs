@@ -398,6 +398,8 @@ pub trait Journal: Send + Sync {
     ) -> Result<Vec<EventRow>, StoreError>;
     /// Accounts where the spec was applied.
     async fn placements(&self, spec_name: &str) -> Result<Vec<String>, StoreError>;
+    /// Whether the spec is recorded as applied in the account.
+    async fn placed(&self, spec_name: &str, account_id: &str) -> Result<bool, StoreError>;
     /// Records (`present`) or forgets a placement.
     async fn set_placement(&self, spec_name: &str, account_id: &str, present: bool) -> Result<(), StoreError>;
     /// Records an audit entry.

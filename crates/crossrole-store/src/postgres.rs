@@ -734,6 +734,12 @@ impl Journal for PostgresJournal {
             .collect())
     }
 
+    async fn placed(&self, spec_name: &str, account_id: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let sql = "SELECT 1 FROM placements WHERE spec_name = $1 AND account_id = $2";
+        Ok(client.query_opt(sql, &[&spec_name, &account_id]).await?.is_some())
+    }
+
     async fn set_placement(&self, spec_name: &str, account_id: &str, present: bool) -> Result<(), StoreError> {
         let client = self.writer().await?;
         let sql = if present {

@@ -639,6 +639,15 @@ impl Journal for SqliteJournal {
         .await
     }
 
+    async fn placed(&self, spec_name: &str, account_id: &str) -> Result<bool, StoreError> {
+        let (spec_name, account_id) = (spec_name.to_string(), account_id.to_string());
+        self.run(move |conn| {
+            let mut stmt = conn.prepare_cached("SELECT 1 FROM placements WHERE spec_name = ?1 AND account_id = ?2")?;
+            Ok(stmt.exists(params![spec_name, account_id])?)
+        })
+        .await
+    }
+
     async fn set_placement(&self, spec_name: &str, account_id: &str, present: bool) -> Result<(), StoreError> {
         let (spec_name, account_id) = (spec_name.to_string(), account_id.to_string());
         self.run(move |conn| {

@@ -147,6 +147,9 @@ pub async fn accounts_events_and_placements(j: J) {
     assert_eq!(events[2].payload, vec![10]);
     assert_eq!(j.read_events("a", 0, 3).await.unwrap().len(), 3);
     assert_eq!(j.placements("audit").await.unwrap(), ["111122223333"]);
+    assert!(j.placed("audit", "111122223333").await.unwrap());
+    assert!(!j.placed("audit", "222233334444").await.unwrap(), "forgotten");
+    assert!(!j.placed("other", "111122223333").await.unwrap(), "another spec's");
     let op = j.get_operation("a").await.unwrap().unwrap();
     assert_eq!((op.last_sequence, op.throttled_calls, op.aws_calls.get("iam:CreateRole")), (10, 2, Some(&5)));
 }
