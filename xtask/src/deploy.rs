@@ -108,6 +108,51 @@ pub(crate) fn check(crossroled: &std::path::Path) -> Result<()> {
         )?;
     }
 
+    // Replicas on PostgreSQL: one writer, the others standing by (alive, not ready); refused on SQLite.
+    let template = |sets: &[&str]| -> Result<std::process::Output> {
+        let mut cmd = Command::new(helm);
+        cmd.current_dir(&root).args(["template", "crossrole", chart, "--namespace", "crossrole"]);
+        for set in sets {
+            cmd.args(["--set", set]);
+        }
+        cmd.output().context("helm template")
+    };
+    let refused = template(&["replicaCount=2"])?;
+    if refused.status.success() || !String::from_utf8_lossy(&refused.stderr).contains("needs journal.postgres.url") {
+        bail!("helm template: replicaCount 2 on SQLite must be refused, naming journal.postgres.url");
+    }
+    let ha = template(&[
+        "replicaCount=3",
+        "journal.postgres.url=postgres://crossrole@db:5432/crossrole?sslmode=require",
+        "journal.postgres.passwordSecret=crossrole-db",
+    ])?;
+    if !ha.status.success() {
+        bail!("helm template (ha) failed: {}", String::from_utf8_lossy(&ha.stderr));
+    }
+    let rendered = out_dir.join("ha.yaml");
+    fs::write(&rendered, &ha.stdout)?;
+    run_in(
+        &root,
+        tools.join("kubernetes-validate").to_str().unwrap_or("kubernetes-validate"),
+        &["--strict", "--quiet", "-k", KUBERNETES, rendered.to_str().unwrap_or_default()],
+        &[],
+    )?;
+    let extract = format!(
+        "import yaml\n\
+         docs = [d for d in yaml.safe_load_all(open({path:?})) if d]\n\
+         assert not any(d['kind'] == 'PersistentVolumeClaim' for d in docs), 'no volume claimed on PostgreSQL'\n\
+         dep = next(d for d in docs if d['kind'] == 'Deployment')\n\
+         assert dep['spec']['replicas'] == 3 and dep['spec']['strategy']['type'] == 'RollingUpdate'\n\
+         c = dep['spec']['template']['spec']['containers'][0]\n\
+         env = {{e['name']: e for e in c['env']}}\n\
+         assert env['CROSSROLE_JOURNAL_STANDBY']['value'] == 'true', 'replicas stand by'\n\
+         assert env['CROSSROLE_JOURNAL_PASSWORD']['valueFrom']['secretKeyRef']['name'] == 'crossrole-db'\n\
+         assert c['livenessProbe']['grpc'].get('service') == 'liveness', 'a standby is alive'\n\
+         assert 'service' not in c['readinessProbe']['grpc'], 'a standby is not ready'\n",
+        path = rendered.display().to_string(),
+    );
+    run_in(&root, tools.join("python").to_str().unwrap_or("python3"), &["-c", &extract], &[])?;
+
     // The container's health check asks the plaintext health listener, which the image configures.
     let dockerfile = fs::read_to_string(root.join("deploy/container/Dockerfile"))?;
     if !dockerfile.contains("CROSSROLE_HEALTH_LISTEN=")

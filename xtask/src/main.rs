@@ -30,6 +30,8 @@ Tasks:
                       part A: the engine against a model of AWS (100, 1,000, 10,000 accounts); part B: crossroled
                       on the emulators vs the AWS SDK directly and boto3; part C: memory under oversized and
                       unauthenticated requests; writes target/bench/latest.md
+  postgres <command…> a throwaway PostgreSQL for <command>, its URL in CROSSROLE_TEST_POSTGRES (e.g. cargo xtask
+                      postgres cargo nextest run -p crossrole-server --test postgres)
   invariants          architecture invariants on the sources and the dependency graph (ARCHITECTURE.md)
   deps                dependency hygiene: none unused, licenses allowed, duplicate versions reviewed
   deploy-check        cfn-lint, helm lint/template + Kubernetes schema validation, systemd-analyze on deploy/
@@ -60,6 +62,7 @@ fn run() -> Result<()> {
         "e2e" => e2e::run(rest),
         "demo" => demo::run(rest),
         "bench" => bench::run(rest),
+        "postgres" => postgres::run(rest),
         "deploy-check" => {
             let (crossroled, _) = e2e::build_binaries()?;
             deploy::check(&crossroled)

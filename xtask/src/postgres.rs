@@ -13,6 +13,24 @@ use anyhow::{Context, Result, bail};
 
 use crate::emulators::free_port;
 
+/// `cargo xtask postgres <command…>`: runs the command against a throwaway PostgreSQL (its URL in
+/// `CROSSROLE_TEST_POSTGRES`), then stops it.
+pub(crate) fn run(args: &[String]) -> Result<()> {
+    let Some((program, rest)) = args.split_first() else {
+        bail!("postgres <command…>: which command to run against the server, e.g. cargo nextest run -p crossrole-store")
+    };
+    let pg = Postgres::start()?;
+    let status = Command::new(program)
+        .args(rest)
+        .env("CROSSROLE_TEST_POSTGRES", &pg.url)
+        .status()
+        .with_context(|| format!("cannot run {program}"))?;
+    if !status.success() {
+        bail!("{program} {} failed ({status})", rest.join(" "));
+    }
+    Ok(())
+}
+
 /// A running PostgreSQL.
 pub(crate) struct Postgres {
     bin: PathBuf,

@@ -197,6 +197,7 @@ struct FileConfig {
     journal: Option<String>,
     journal_password_file: Option<PathBuf>,
     journal_ca_file: Option<PathBuf>,
+    journal_standby: Option<bool>,
 }
 
 /// Where the journal is.
@@ -304,6 +305,9 @@ pub struct Flags {
     /// The PostgreSQL journal's password (an environment secret; never a flag, never printed).
     #[arg(skip)]
     pub journal_password: Option<String>,
+    /// On a PostgreSQL journal another crossroled holds: wait to take it over (a standby) instead of stopping.
+    #[arg(long, env = "CROSSROLE_JOURNAL_STANDBY", global = true)]
+    pub journal_standby: Option<bool>,
 }
 
 impl Flags {
@@ -317,13 +321,23 @@ impl Flags {
 
 /// The journal's settings: `journal` (flag, env, file), its password (env, or a file) and CA file.
 fn journal_config(flags: &Flags, file: &FileConfig) -> Result<JournalConfig, ConfigError> {
+    let standby = flags.journal_standby.or(file.journal_standby).unwrap_or(false);
+    let sqlite = || match standby {
+        // SQLite's one writer is the process holding the data directory: there is no journal to take over.
+        true => Err(err(
+            "journal_standby",
+            "needs a PostgreSQL journal (journal = \"postgres://…\"): a standby takes over a journal it shares"
+                .to_string(),
+        )),
+        false => Ok(JournalConfig::Sqlite),
+    };
     let (text, setting) = match (&flags.journal, &file.journal) {
         (Some(j), _) => (j.trim().to_string(), "journal (--journal / CROSSROLE_JOURNAL)"),
         (None, Some(j)) => (j.trim().to_string(), "journal"),
-        (None, None) => return Ok(JournalConfig::Sqlite),
+        (None, None) => return sqlite(),
     };
     if text.is_empty() || text == "sqlite" {
-        return Ok(JournalConfig::Sqlite);
+        return sqlite();
     }
     if !(text.starts_with("postgres://") || text.starts_with("postgresql://")) {
         return Err(err(setting, "must be sqlite or a postgres:// URL".to_string()));
@@ -350,6 +364,7 @@ fn journal_config(flags: &Flags, file: &FileConfig) -> Result<JournalConfig, Con
     let options = crossrole_store::PostgresOptions {
         password,
         ca_file: file.journal_ca_file.clone(),
+        standby,
         ..crossrole_store::PostgresOptions::default()
     };
     Ok(JournalConfig::Postgres { url: text, options })
@@ -662,6 +677,7 @@ mod tests {
                 Flags::default(),
                 "journal_key_file: a PostgreSQL journal needs its key from CROSSROLE_JOURNAL_KEY or journal_key_file",
             ),
+            ("journal_standby = true", Flags::default(), "journal_standby: needs a PostgreSQL journal"),
         ];
         for (text, flags, expected) in cases {
             let got = load(text, flags.clone()).unwrap_err();

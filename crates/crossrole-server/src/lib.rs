@@ -78,10 +78,33 @@ impl RunningServer {
     }
 }
 
-/// Opens the journal, resumes unfinished operations and starts serving.
+/// The gRPC health service name that answers SERVING while the process is up, ready or not (a liveness probe's).
+pub const LIVENESS: &str = "liveness";
+
+/// Opens the journal (a standby first waits for it), resumes unfinished operations and starts serving.
 pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Result<RunningServer> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
+    // "liveness": the process is up, also while a standby waits for the journal (not ready, not to be restarted).
+    health.set_service_status(LIVENESS, tonic_health::ServingStatus::Serving).await;
+    // The health-only listener first, so that probes see a standby waiting for the journal as alive.
+    let health_addr = match config.health_listen {
+        None => None,
+        Some(at) => {
+            let listener = TcpListener::bind(at).await.with_context(|| format!("health_listen: cannot bind {at}"))?;
+            let bound = listener.local_addr()?;
+            let service = health_service.clone();
+            tokio::spawn(async move {
+                let served =
+                    Server::builder().add_service(service).serve_with_incoming(TcpListenerStream::new(listener)).await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "the health listener stopped");
+                }
+            });
+            tracing::info!(addr = %bound, "health (plaintext, gRPC health only) listening");
+            Some(bound)
+        }
+    };
 
     let lock = private_data_dir(config)?;
     let journal_key = journal_key(config)?;
@@ -154,7 +177,6 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
     });
 
     let mut builder = Server::builder().trace_fn(|req| tracing::info_span!("rpc", method = %req.uri().path()));
-    let health_only = config.health_listen.map(|addr| (addr, health_service.clone()));
     if let Some(tls) = &config.tls {
         let cert = std::fs::read(&tls.cert).with_context(|| format!("tls.cert: cannot read {}", tls.cert.display()))?;
         let key = std::fs::read(&tls.key).with_context(|| format!("tls.key: cannot read {}", tls.key.display()))?;
@@ -195,22 +217,6 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("listen: cannot bind {}", config.listen))?;
     let addr = listener.local_addr()?;
-    let health_addr = match health_only {
-        None => None,
-        Some((at, service)) => {
-            let listener = TcpListener::bind(at).await.with_context(|| format!("health_listen: cannot bind {at}"))?;
-            let bound = listener.local_addr()?;
-            tokio::spawn(async move {
-                let served =
-                    Server::builder().add_service(service).serve_with_incoming(TcpListenerStream::new(listener)).await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "the health listener stopped");
-                }
-            });
-            tracing::info!(addr = %bound, "health (plaintext, gRPC health only) listening");
-            Some(bound)
-        }
-    };
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     health.set_service_status("", tonic_health::ServingStatus::Serving).await;
     for name in [

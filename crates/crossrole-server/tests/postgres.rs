@@ -107,3 +107,104 @@ async fn crossroled_stops_when_it_loses_the_journal() {
     let e = stopped.expect("crossroled stopped by itself").unwrap_err();
     assert!(format!("{e:#}").contains("writer lock ended"), "{e:#}");
 }
+
+/// A free loopback port (bound, then let go).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn health(port: u16, service: &str) -> i32 {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap();
+    let mut client = HealthClient::new(channel);
+    client.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner().status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_a_rollout_its_writer_left_unfinished() {
+    use crossrole_aws::{Service, fake::Latency};
+    use tonic_health::ServingStatus;
+    let url = database().await;
+    let mut fake_config = FakeConfig::default();
+    for s in Service::ALL {
+        fake_config
+            .latency
+            .insert(s, Latency { base: std::time::Duration::from_millis(30), jitter: Default::default() });
+    }
+    let fake = FakeAws::new(tree(40), fake_config);
+    fake.add_principals(SECURITY, &["alice"], &[]);
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = crossrole_server::start(&config(&url, dir_a.path()), Arc::new(fake.clone())).await.unwrap();
+
+    // The standby waits for the journal: alive for a liveness probe, not ready, and not serving the API.
+    let health_port = free_port();
+    let mut standby_config = config(&url, dir_b.path());
+    if let crossrole_server::config::JournalConfig::Postgres { options, .. } = &mut standby_config.journal {
+        options.standby = true;
+    }
+    standby_config.health_listen = Some(format!("127.0.0.1:{health_port}").parse().unwrap());
+    let standby = tokio::spawn({
+        let fake = fake.clone();
+        async move { crossrole_server::start(&standby_config, Arc::new(fake)).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(!standby.is_finished(), "the standby waits while the writer holds the journal");
+    assert_eq!(health(health_port, crossrole_server::LIVENESS).await, ServingStatus::Serving as i32);
+    assert_eq!(health(health_port, "").await, ServingStatus::NotServing as i32);
+
+    // The writer starts a rollout of 40 accounts, 4 at a time, and dies part-way: its session ends (as with a
+    // kill -9 or a lost node).
+    let c = client(&first).await;
+    let op = c.apply(spec(), None).await.unwrap();
+    let id = op.id().to_string();
+    loop {
+        let now = c.operation(&id).await.unwrap();
+        if now.counts.unwrap_or_default().changed >= 8 {
+            assert_eq!(now.state, proto::OperationState::Running as i32, "still running when its writer dies");
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let ended = admin
+        .execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks \
+             WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(ended, 1, "one session holds the writer lock");
+    let mut first = first;
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(20), first.wait()).await;
+    assert!(stopped.expect("the writer stopped").is_err());
+    drop(first);
+
+    // The standby takes the journal over, resumes the rollout and finishes it: every account once, none failed.
+    let next = tokio::time::timeout(std::time::Duration::from_secs(20), standby)
+        .await
+        .expect("the standby took over")
+        .unwrap()
+        .unwrap();
+    assert_eq!(health(health_port, "").await, ServingStatus::Serving as i32);
+    let c = client(&next).await;
+    let handle = c.operation_handle(id.clone());
+    let done = handle.wait().await.unwrap();
+    assert_eq!(done.state, proto::OperationState::Succeeded as i32, "{}", done.message);
+    let counts = done.counts.unwrap();
+    assert_eq!((counts.changed + counts.unchanged, counts.failed), (40, 0), "{counts:?}");
+    for i in 0..40u64 {
+        let account = format!("{:012}", 200_000_000_000 + i);
+        assert!(fake.role(&account, "Audit").is_some(), "{account}");
+    }
+    // The events are contiguous across the takeover, and end with the final state.
+    use futures::StreamExt;
+    let events: Vec<_> = handle.events().collect().await;
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.as_ref().unwrap().sequence, i as u64 + 1);
+    }
+    assert!(events.len() > 80, "{}", events.len());
+    next.stop().await.unwrap();
+}

@@ -10,9 +10,12 @@
 //! **One writer**, as with SQLite's data-directory lock: a crossroled holds a session advisory lock on a connection
 //! of its own for its whole life, and a second crossroled on the same database is refused, naming the holder. The
 //! lock is PostgreSQL's, so it ends with the holder's session: a crossroled killed with -9 leaves nothing to clean
-//! up, and a standby can take over. If that connection is lost, every write fails from then on (another crossroled
-//! may hold the journal by now) and [`Journal::writer_lost`] resolves: crossroled then stops, to be restarted.
-//! Several live replicas sharing one journal's work need leases on the work itself; that is not built yet.
+//! up. With [`PostgresOptions::standby`], a second crossroled waits for the lock instead of being refused, and
+//! takes the journal over the moment the holder's session ends (then resumes what the holder left unfinished):
+//! active/passive high availability. If the writer's connection is lost, every write fails from then on (another
+//! crossroled may hold the journal by now) and [`Journal::writer_lost`] resolves: crossroled then stops, to be
+//! restarted. Several live replicas sharing one journal's work need leases on the work itself; that is not built
+//! yet.
 //!
 //! Writes that go together are one transaction, as in SQLite: an event batch with its account rows, counters and
 //! end ([`Journal::persist`]); a rewrite of every payload ([`Journal::rewrite_payloads`]).
@@ -132,11 +135,13 @@ pub struct PostgresOptions {
     pub ca_file: Option<PathBuf>,
     /// Connections in the pool (16 by default; at least 2).
     pub pool_size: usize,
+    /// When another crossroled holds the journal, wait to take it over (a standby) instead of being refused.
+    pub standby: bool,
 }
 
 impl Default for PostgresOptions {
     fn default() -> Self {
-        PostgresOptions { password: None, ca_file: None, pool_size: 16 }
+        PostgresOptions { password: None, ca_file: None, pool_size: 16, standby: false }
     }
 }
 
@@ -146,6 +151,7 @@ impl std::fmt::Debug for PostgresOptions {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("ca_file", &self.ca_file)
             .field("pool_size", &self.pool_size)
+            .field("standby", &self.standby)
             .finish()
     }
 }
@@ -240,7 +246,14 @@ impl PostgresJournal {
                 .flatten()
                 .map(|r| r.get::<_, String>(0))
                 .unwrap_or_else(|| "another crossroled".into());
-            return Err(StoreError::Locked { dir: name.to_string(), holder });
+            if !options.standby {
+                return Err(StoreError::Locked { dir: name.to_string(), holder });
+            }
+            // A standby: the lock is granted the moment the holder's session ends (a crash, a kill -9, a stop,
+            // a broken connection), and this crossroled goes on from there.
+            tracing::info!(journal = %name, %holder, "standby: waiting to take the journal over");
+            writer_client.execute("SELECT pg_advisory_lock($1)", &[&WRITER_LOCK]).await?;
+            tracing::info!(journal = %name, previous = %holder, "took the journal over");
         }
 
         let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
