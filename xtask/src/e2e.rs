@@ -65,6 +65,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     env.push(("CROSSROLE_E2E_DIR".into(), dir.display().to_string()));
     env.push(("CROSSROLED_BIN".into(), crossroled.display().to_string()));
     env.push(("CROSSROLE_BIN".into(), crossrole.display().to_string()));
+    // The replicas scenario's journal.
+    let postgres = crate::postgres::Postgres::start()?;
+    env.push(("CROSSROLE_E2E_POSTGRES".into(), postgres.url.clone()));
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let result = run_in(
         &crate::workspace_root(),

@@ -253,7 +253,14 @@ impl PostgresJournal {
             // a broken connection), and this crossroled goes on from there.
             tracing::info!(journal = %name, %holder, "standby: waiting to take the journal over");
             writer_client.execute("SELECT pg_advisory_lock($1)", &[&WRITER_LOCK]).await?;
-            tracing::info!(journal = %name, previous = %holder, "took the journal over");
+            let previous = writer_client
+                .query_opt("SELECT value FROM journal_meta WHERE key = 'writer'", &[])
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.get::<_, String>(0))
+                .unwrap_or(holder);
+            tracing::info!(journal = %name, %previous, "took the journal over");
         }
 
         let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });

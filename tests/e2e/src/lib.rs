@@ -173,17 +173,60 @@ impl Crossroled {
         Ok(c)
     }
 
+    /// Starts crossroled without waiting for it to serve (a standby does not until it takes the journal over).
+    pub fn launch(data_dir: &Path, extra_config: &str) -> Result<Crossroled> {
+        let port = free_port();
+        let mut c = Crossroled {
+            child: None,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            data_dir: data_dir.to_path_buf(),
+            port,
+            extra_config: extra_config.to_string(),
+        };
+        c.launch_child()?;
+        Ok(c)
+    }
+
+    /// Whether it serves the API now.
+    pub async fn serving(&self) -> bool {
+        match Client::builder().endpoint(&self.endpoint).token(TOKEN).retries(0).connect().await {
+            Ok(client) => client.list_operations(Default::default()).await.is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     async fn spawn(&mut self) -> Result<()> {
+        self.launch_child()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if self.serving().await {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("crossroled did not serve within 30s; see {}", self.data_dir.join("crossroled.log").display());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn launch_child(&mut self) -> Result<()> {
         std::fs::create_dir_all(&self.data_dir)?;
         let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(TOKEN.as_bytes()));
         let config = self.data_dir.join("crossroled.toml");
         std::fs::write(
             &config,
+            // The extra settings before the token's table: top-level keys there stay top-level.
             format!(
-                "listen = \"127.0.0.1:{}\"\ndata_dir = \"{}\"\nshutdown_timeout = \"10s\"\nreconcile_tick = \"1s\"\n[[tokens]]\nname = \"e2e\"\nsha256 = \"{hash}\"\nscope = \"admin\"\n",
+                "listen = \"127.0.0.1:{}\"\ndata_dir = \"{}\"\nshutdown_timeout = \"10s\"\nreconcile_tick = \"1s\"\n{}\n[[tokens]]\nname = \"e2e\"\nsha256 = \"{hash}\"\nscope = \"admin\"\n",
                 self.port,
-                self.data_dir.display()
-            ) + &self.extra_config,
+                self.data_dir.display(),
+                self.extra_config,
+            ),
         )?;
         let log = std::fs::OpenOptions::new().create(true).append(true).open(self.data_dir.join("crossroled.log"))?;
         let child = Command::new(binary("CROSSROLED_BIN"))
@@ -196,18 +239,7 @@ impl Crossroled {
             .spawn()
             .context("starting crossroled")?;
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Ok(client) = Client::builder().endpoint(&self.endpoint).token(TOKEN).retries(0).connect().await
-                && client.list_operations(Default::default()).await.is_ok()
-            {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                bail!("crossroled did not serve within 30s; see {}", self.data_dir.join("crossroled.log").display());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        Ok(())
     }
 
     /// A client with the harness token.

@@ -1,0 +1,136 @@
+//! Three crossroleds on one PostgreSQL journal: one writes, two stand by. The writer is killed with SIGKILL in the
+//! middle of a rollout; a standby takes the journal over and finishes it; then that one is killed and the last
+//! one serves the finished operation. Checked against the emulators directly. Needs `CROSSROLE_E2E_POSTGRES`
+//! (`cargo xtask e2e` starts a PostgreSQL for it).
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+use std::time::{Duration, Instant};
+
+use crossrole_client::proto;
+use crossrole_core::AccessSpec;
+use crossrole_e2e::{Aws, Crossroled, Manifest};
+use crossrole_wire::ToWire;
+use futures::StreamExt;
+
+/// The first of `replicas` to serve the API within `limit`.
+async fn writer_among(replicas: &mut [Crossroled], limit: Duration) -> usize {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        for (i, r) in replicas.iter_mut().enumerate() {
+            if r.running() && r.serving().await {
+                return i;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("no replica served within {limit:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_survive_their_writer_killed_mid_rollout() {
+    let url = std::env::var("CROSSROLE_E2E_POSTGRES").expect("CROSSROLE_E2E_POSTGRES: run through `cargo xtask e2e`");
+    let m = Manifest::load();
+    let aws = Aws::new().await;
+    let dir = crossrole_e2e::test_dir("replicas");
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("journal.key");
+    std::fs::write(&key, "5e".repeat(32)).unwrap();
+    let config = format!("journal = \"{url}\"\njournal_standby = true\njournal_key_file = \"{}\"\n", key.display());
+
+    // The first to start writes; the other two stand by and do not serve.
+    let first = Crossroled::start_with(&dir.join("a"), &config).await.unwrap();
+    let mut replicas = vec![first];
+    for name in ["b", "c"] {
+        replicas.push(Crossroled::launch(&dir.join(name), &config).unwrap());
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for r in &mut replicas[1..] {
+        assert!(r.running(), "a standby waits, it does not exit");
+        assert!(!r.serving().await, "a standby does not serve");
+    }
+
+    // A rollout over Workloads and Sandbox, 3 accounts at a time.
+    let yaml = m
+        .example_spec()
+        .replace("name: security-audit", "name: replicas-audit")
+        .replace("name: SecurityAudit", "name: ReplicasAudit")
+        .replace("[/Root/Workloads]", "[/Root/Workloads, /Root/Sandbox]")
+        .replace("max_concurrency: 10", "max_concurrency: 3")
+        .replace("failure_tolerance: 10%", "failure_tolerance: 0\n  verify: {enabled: false}")
+        .lines()
+        .filter(|l| {
+            !(l.starts_with("  verify:") && !l.contains("enabled")) && !l.trim_start().starts_with("timeout: 2m")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let spec: proto::AccessSpec = AccessSpec::from_yaml(&yaml).unwrap().to_wire();
+    let c = replicas[0].client().await;
+    let op = c.apply(spec.clone(), None).await.unwrap();
+    let id = op.id().to_string();
+    loop {
+        let now = c.operation(&id).await.unwrap();
+        assert_eq!(now.state, proto::OperationState::Running as i32, "still running: {}", now.message);
+        if now.counts.unwrap_or_default().changed >= 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    replicas[0].kill();
+    let killed_at = Instant::now();
+
+    // A standby takes over, resumes the rollout and finishes it.
+    let next = writer_among(&mut replicas, Duration::from_secs(60)).await;
+    let took_over = killed_at.elapsed();
+    assert_ne!(next, 0);
+    let c = replicas[next].client().await;
+    let handle = c.operation_handle(id.clone());
+    let done = handle.wait().await.unwrap();
+    assert_eq!(done.state, proto::OperationState::Succeeded as i32, "{}", done.message);
+    let counts = done.counts.unwrap();
+    assert_eq!(counts.failed, 0, "{counts:?}");
+    let events: Vec<_> = handle.events().collect().await;
+    let sequences: Vec<u64> = events.iter().map(|e| e.as_ref().unwrap().sequence).collect();
+    assert_eq!(sequences, (1..=sequences.len() as u64).collect::<Vec<_>>(), "contiguous across the takeover");
+
+    // Every account the operation worked on has the role, as specified: read from the emulator.
+    let results = c
+        .list_account_results(proto::ListAccountResultsRequest {
+            operation_id: id.clone(),
+            page_size: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .results;
+    let worked: Vec<&proto::AccountResult> =
+        results.iter().filter(|r| r.outcome != proto::AccountOutcome::Skipped as i32).collect();
+    let expected = m.active_under("/Root/Workloads").len() + m.active_under("/Root/Sandbox").len();
+    assert!(worked.len() + 2 >= expected, "{} worked on, {expected} active in the manifest", worked.len());
+    for r in &worked {
+        let role = aws.role(&r.account_id, "ReplicasAudit").await;
+        let role = role.unwrap_or_else(|| panic!("no role in {}", r.account_id));
+        assert_eq!(role.managed_policy_arns.len(), 2, "{}", r.account_id);
+        assert_eq!(role.inline_policies.len(), 1, "{}", r.account_id);
+    }
+    println!(
+        "writer killed after 6 of {} accounts; a standby took over in {:.1}s; {} changed, {} unchanged, {} events",
+        worked.len(),
+        took_over.as_secs_f64(),
+        counts.changed,
+        counts.unchanged,
+        sequences.len()
+    );
+
+    // That one dies too: the last replica serves the finished operation from the shared journal, and removes it.
+    replicas[next].kill();
+    let last = writer_among(&mut replicas, Duration::from_secs(60)).await;
+    assert!(last != 0 && last != next);
+    let c = replicas[last].client().await;
+    assert_eq!(c.operation(&id).await.unwrap().state, proto::OperationState::Succeeded as i32);
+    let destroyed = c.destroy(spec, None).await.unwrap().wait().await.unwrap();
+    assert_eq!(destroyed.state, proto::OperationState::Succeeded as i32, "{}", destroyed.message);
+    for r in &worked {
+        assert!(aws.role(&r.account_id, "ReplicasAudit").await.is_none(), "{}", r.account_id);
+    }
+}
