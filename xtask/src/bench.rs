@@ -421,14 +421,14 @@ fn part_b_run(
     emulators.stop();
 
     md.push_str(&format!(
-        "LocalStack {} (IAM, STS) and moto (Organizations) on this machine; {n} accounts; per account: assume the bootstrap role, create the role, attach 2 managed policies, put an inline policy (crossrole also reads each role first and keeps the trusted side's policy). The contenders ran interleaved, {runs} runs each, each cleaning up after itself. crossroled ran with its defaults (automatic concurrency, default rates: Organizations 8/s, so walking the seeded organization's 8 units takes about 20 calls), and again with `apply_organization_max_age = \"10m\"`; verify off (the others do not verify); the direct SDK at the probe's best concurrency ({}). The ceiling is the best direct run.\n\n",
+        "LocalStack {} (IAM, STS) and moto (Organizations) on this machine; {n} accounts; per account: assume the bootstrap role, create the role, attach 2 managed policies, put an inline policy (crossrole also keeps the trusted side's policy; it creates a role without reading first where its journal does not have the spec applied, as after each clean-up here). The contenders ran interleaved, {runs} runs each, each cleaning up after itself. crossroled ran with its defaults (automatic concurrency, default rates; every apply reads afresh the part of the organization it selects — the selected OU's units and accounts and its ancestors' listings, a handful of calls — except its first, which walks the whole organization: about 20 calls at Organizations' 8/s), and again with `apply_organization_max_age = \"10m\"` (the organization as last read); verify off (the others do not verify); the direct SDK at the probe's best concurrency ({}). The ceiling is the best direct run.\n\n",
         "4.13.1", best.0
     ));
     md.push_str("| who | accounts/s min | median | max | median vs the ceiling | vs boto3 sequential |\n|---|---|---|---|---|---|\n");
     let seq_median = median(seq.clone());
     for (who, rates) in [
         (format!("AWS SDK for Rust directly, {} at once", best.0), &direct),
-        ("crossroled (defaults: every apply walks the organization)".to_string(), &ours),
+        ("crossroled (defaults: every apply reads where the accounts are now)".to_string(), &ours),
         ("crossroled, apply_organization_max_age 10m (the organization as last read)".to_string(), &warm),
         ("boto3, one account after another".to_string(), &seq),
         ("boto3, 16 threads".to_string(), &pooled),

@@ -121,6 +121,11 @@ pub struct RetryPolicy {
     pub cap: Duration,
 }
 
+tokio::task_local! {
+    /// Set while a write's `landed` check runs: the calls it makes are tried once.
+    static CHECKING: bool;
+}
+
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy { max_attempts: 10, base: Duration::from_millis(100), cap: Duration::from_secs(20) }
@@ -428,8 +433,11 @@ impl CallPolicy {
                 self.global.throttled.fetch_add(1, Ordering::Relaxed);
                 ctx.stats.throttled.fetch_add(1, Ordering::Relaxed);
             }
+            // A check of whether a write landed is tried once: its caller goes on either way, and retries of
+            // retries would multiply (ten writes, each waiting out ten checks, during an outage).
+            let attempts = if CHECKING.try_with(|c| *c).unwrap_or(false) { 1 } else { self.retry.max_attempts };
             let delay = if e.kind.is_retryable() {
-                (attempt < self.retry.max_attempts).then(|| self.retry.delay(attempt))
+                (attempt < attempts).then(|| self.retry.delay(attempt))
             } else {
                 patience.filter(|p| p.kinds.contains(&e.kind)).and_then(|p| {
                     waits += 1;
@@ -449,7 +457,7 @@ impl CallPolicy {
             if e.kind == ErrorKind::Transient
                 && let Some(check) = landed.as_mut()
             {
-                match check().await {
+                match CHECKING.scope(true, check()).await {
                     Ok(Some(v)) => {
                         tracing::info!(call, "the earlier try was carried out; its response was lost");
                         return Ok(v);
@@ -660,6 +668,48 @@ mod tests {
             )
             .await;
         assert_eq!(r, Ok(2));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn during_an_outage_a_write_and_its_checks_give_up_together() {
+        // Every call fails with 503: the write is tried ten times, and each check of whether it landed once —
+        // not ten times each (which made an account take minutes to fail during an IAM outage).
+        let policy = CallPolicy::new(Rates::UNLIMITED, RetryPolicy::default());
+        let ctx = CallContext::new();
+        let down = || async {
+            Err::<u32, _>(AwsError::from_code("iam:CreateRole", Some("ServiceUnavailable"), Some(503), "down"))
+        };
+        let checks = AtomicU32::new(0);
+        let started = Instant::now();
+        let r = policy
+            .call_write(&ctx, Quota::Iam("1".into()), "CreateRole", down, || async {
+                checks.fetch_add(1, Ordering::SeqCst);
+                policy
+                    .call(&ctx, Quota::Iam("1".into()), "GetRole", || async {
+                        Err::<Option<u32>, _>(AwsError::from_code(
+                            "iam:GetRole",
+                            Some("ServiceUnavailable"),
+                            Some(503),
+                            "down",
+                        ))
+                    })
+                    .await
+            })
+            .await;
+        assert_eq!(r.unwrap_err().code.as_deref(), Some("ServiceUnavailable"));
+        let calls = ctx.stats.snapshot();
+        assert_eq!(calls.get("iam:CreateRole"), Some(&10));
+        assert_eq!((checks.load(Ordering::SeqCst), calls.get("iam:GetRole")), (9, Some(&9)), "{calls:?}");
+        // Full jitter under ceilings doubling from 100 ms to the 20 s cap, nine times: at most about 46 s.
+        assert!(started.elapsed() <= Duration::from_secs(47), "{:?}", started.elapsed());
+        // Outside a check, the same read is retried as usual.
+        let alone = CallContext::new();
+        let _ = policy
+            .call(&alone, Quota::Iam("1".into()), "GetRole", || async {
+                Err::<u32, _>(AwsError::from_code("iam:GetRole", Some("ServiceUnavailable"), Some(503), "down"))
+            })
+            .await;
+        assert_eq!(alone.stats.snapshot().get("iam:GetRole"), Some(&10));
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,6 +6,8 @@
 //! test fails, saying how to run it: a test that did not run never counts as passed. `cargo xtask test` runs the
 //! rest of the workspace without this package, then this package through `cargo xtask e2e`.
 
+pub mod proxy;
+
 use std::{
     collections::BTreeMap,
     net::TcpListener,
@@ -145,6 +147,8 @@ pub struct Crossroled {
     pub data_dir: PathBuf,
     port: u16,
     extra_config: String,
+    /// Environment variables set for it (over the test's own).
+    env: Vec<(String, String)>,
 }
 
 fn binary(var: &str) -> PathBuf {
@@ -168,6 +172,23 @@ impl Crossroled {
             data_dir: data_dir.to_path_buf(),
             port,
             extra_config: extra_config.to_string(),
+            env: Vec::new(),
+        };
+        c.spawn().await?;
+        Ok(c)
+    }
+
+    /// Like [`Crossroled::start_with`], with environment variables set for it (e.g. AWS endpoints through a
+    /// fault proxy).
+    pub async fn start_with_env(data_dir: &Path, extra_config: &str, env: &[(&str, &str)]) -> Result<Crossroled> {
+        let port = free_port();
+        let mut c = Crossroled {
+            child: None,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            data_dir: data_dir.to_path_buf(),
+            port,
+            extra_config: extra_config.to_string(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         };
         c.spawn().await?;
         Ok(c)
@@ -182,6 +203,7 @@ impl Crossroled {
             data_dir: data_dir.to_path_buf(),
             port,
             extra_config: extra_config.to_string(),
+            env: Vec::new(),
         };
         c.launch_child()?;
         Ok(c)
@@ -234,6 +256,7 @@ impl Crossroled {
             .arg(&config)
             // Everything crossroled logs, at its most verbose: the suite checks that no secret is in it.
             .env("RUST_LOG", "trace")
+            .envs(self.env.iter().cloned())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
             .spawn()

@@ -1,0 +1,294 @@
+//! A fault-injecting proxy between crossroled and an emulator, one per AWS service.
+//!
+//! It forwards each request to the emulator unchanged, or answers it with a fault the way AWS does: throttling
+//! (`Throttling` in the query protocol's XML for IAM and STS, `TooManyRequestsException` in JSON for
+//! Organizations, HTTP 400), an internal error (500) or unavailability (503) in the same shapes, a connection reset
+//! before the emulator saw the request, or a response lost *after* the emulator carried the request out (the
+//! connection closes instead of answering). Rules pick requests by action and by fraction, capped in count or
+//! limited to a window. Every request is counted by action, with the fault it got.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::Instant,
+};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response, body::Incoming, server::conn::http1, service::service_fn};
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::{TokioExecutor, TokioIo},
+};
+use tokio::net::TcpListener;
+
+/// How the service speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Form-encoded requests, XML responses (IAM, STS).
+    Query,
+    /// `X-Amz-Target` and JSON (Organizations).
+    Json,
+}
+
+/// A fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Fault {
+    /// AWS's throttling error (HTTP 400).
+    Throttle,
+    /// An internal error (HTTP 500).
+    Internal,
+    /// Service unavailable (HTTP 503).
+    Unavailable,
+    /// The connection closes before the request reaches the emulator.
+    Reset,
+    /// The emulator carries the request out; its response never arrives.
+    Lost,
+}
+
+impl Fault {
+    /// Every fault.
+    pub const ALL: [Fault; 5] = [Fault::Throttle, Fault::Internal, Fault::Unavailable, Fault::Reset, Fault::Lost];
+}
+
+/// Which requests get which faults.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Only these actions (`CreateRole`, `ListAccountsForParent`, …); all when empty.
+    pub actions: Vec<String>,
+    /// The share of matching requests that get a fault, 0 to 1.
+    pub fraction: f64,
+    /// The faults, taken in turn.
+    pub faults: Vec<Fault>,
+    /// At most this many faults from this rule.
+    pub max: Option<u64>,
+    /// Only until then.
+    pub until: Option<Instant>,
+}
+
+impl Rule {
+    /// `fraction` of every request gets one of `faults`.
+    pub fn fraction(fraction: f64, faults: &[Fault]) -> Rule {
+        Rule { actions: vec![], fraction, faults: faults.to_vec(), max: None, until: None }
+    }
+}
+
+/// What the proxy saw for one action.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// Requests.
+    pub requests: u64,
+    /// Faults given, by kind.
+    pub faults: BTreeMap<Fault, u64>,
+}
+
+struct Shared {
+    upstream: String,
+    protocol: Protocol,
+    rules: Mutex<Vec<(Rule, u64)>>,
+    seen: Mutex<BTreeMap<String, Seen>>,
+    /// xorshift state: the faults are reproducible for a seed.
+    rng: Mutex<u64>,
+    turn: Mutex<usize>,
+}
+
+/// A running proxy; stops when dropped.
+pub struct Proxy {
+    /// `http://127.0.0.1:PORT`: where to point the service's endpoint.
+    pub url: String,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The connection closes without an answer.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by the fault proxy")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+impl Proxy {
+    /// A proxy to `upstream` (`http://127.0.0.1:4566`), answering faults in `protocol`'s shape; `seed` makes the
+    /// choice of requests reproducible.
+    pub async fn start(upstream: &str, protocol: Protocol, seed: u64) -> Result<Proxy> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.context("fault proxy: bind")?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let shared = Arc::new(Shared {
+            upstream: upstream.trim_end_matches('/').to_string(),
+            protocol,
+            rules: Mutex::new(Vec::new()),
+            seen: Mutex::new(BTreeMap::new()),
+            rng: Mutex::new(seed.max(1)),
+            turn: Mutex::new(0),
+        });
+        let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+        let serving = shared.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (shared, client) = (serving.clone(), client.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| handle(shared.clone(), client.clone(), req));
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        Ok(Proxy { url, shared, task })
+    }
+
+    /// Replaces the rules (none: every request goes through).
+    pub fn set(&self, rules: Vec<Rule>) {
+        if let Ok(mut r) = self.shared.rules.lock() {
+            *r = rules.into_iter().map(|rule| (rule, 0)).collect();
+        }
+    }
+
+    /// What the proxy saw, by action.
+    pub fn seen(&self) -> BTreeMap<String, Seen> {
+        self.shared.seen.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Requests and faults in all.
+    pub fn totals(&self) -> (u64, BTreeMap<Fault, u64>) {
+        let mut faults = BTreeMap::new();
+        let mut requests = 0;
+        for s in self.seen().values() {
+            requests += s.requests;
+            for (f, n) in &s.faults {
+                *faults.entry(*f).or_default() += n;
+            }
+        }
+        (requests, faults)
+    }
+}
+
+impl Shared {
+    fn random(&self) -> f64 {
+        let mut s = self.rng.lock().unwrap_or_else(|e| e.into_inner());
+        *s ^= *s << 13;
+        *s ^= *s >> 7;
+        *s ^= *s << 17;
+        (*s >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Counts the request and picks its fault, if any.
+    fn pick(&self, action: &str) -> Option<Fault> {
+        let fault = {
+            let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            let mut chosen = None;
+            for (rule, given) in rules.iter_mut() {
+                let applies = (rule.actions.is_empty() || rule.actions.iter().any(|a| a == action))
+                    && rule.until.is_none_or(|u| now < u)
+                    && rule.max.is_none_or(|m| *given < m)
+                    && !rule.faults.is_empty();
+                if applies && self.random() < rule.fraction {
+                    let mut turn = self.turn.lock().unwrap_or_else(|e| e.into_inner());
+                    *turn += 1;
+                    *given += 1;
+                    chosen = Some(rule.faults[*turn % rule.faults.len()]);
+                    break;
+                }
+            }
+            chosen
+        };
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let s = seen.entry(action.to_string()).or_default();
+        s.requests += 1;
+        if let Some(f) = fault {
+            *s.faults.entry(f).or_default() += 1;
+        }
+        fault
+    }
+
+    /// The action a request asks for.
+    fn action(&self, headers: &hyper::HeaderMap, body: &[u8]) -> String {
+        match self.protocol {
+            Protocol::Json => headers
+                .get("x-amz-target")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|t| t.rsplit('.').next())
+                .unwrap_or("?")
+                .to_string(),
+            Protocol::Query => String::from_utf8_lossy(body)
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("Action="))
+                .unwrap_or("?")
+                .to_string(),
+        }
+    }
+
+    /// The fault as AWS would send it.
+    fn answer(&self, fault: Fault) -> Response<Full<Bytes>> {
+        let (status, code, message) = match (self.protocol, fault) {
+            (Protocol::Query, Fault::Throttle) => (400, "Throttling", "Rate exceeded"),
+            (Protocol::Json, Fault::Throttle) => (
+                400,
+                "TooManyRequestsException",
+                "AWS Organizations can't complete your request because another request is already in progress. Try again later.",
+            ),
+            (Protocol::Query, Fault::Internal) => (500, "ServiceFailure", "An internal error occurred (fault proxy)"),
+            (Protocol::Json, Fault::Internal) => (500, "ServiceException", "An internal error occurred (fault proxy)"),
+            (Protocol::Query, _) => (503, "ServiceUnavailable", "Service unavailable (fault proxy)"),
+            (Protocol::Json, _) => (503, "ServiceException", "Service unavailable (fault proxy)"),
+        };
+        let (content_type, body) = match self.protocol {
+            Protocol::Query => (
+                "text/xml",
+                format!(
+                    "<ErrorResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><Error><Type>{}</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>fault-proxy</RequestId></ErrorResponse>",
+                    if status == 400 { "Sender" } else { "Receiver" }
+                ),
+            ),
+            Protocol::Json => {
+                ("application/x-amz-json-1.1", serde_json::json!({"__type": code, "Message": message}).to_string())
+            }
+        };
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::BAD_GATEWAY);
+        if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+            response.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+        }
+        response
+    }
+}
+
+async fn handle(
+    shared: Arc<Shared>,
+    client: Client<HttpConnector, Full<Bytes>>,
+    request: Request<Incoming>,
+) -> Result<Response<Full<Bytes>>, Dropped> {
+    let (parts, body) = request.into_parts();
+    let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+    let action = shared.action(&parts.headers, &body);
+    let fault = shared.pick(&action);
+    match fault {
+        Some(Fault::Reset) => return Err(Dropped),
+        Some(f @ (Fault::Throttle | Fault::Internal | Fault::Unavailable)) => return Ok(shared.answer(f)),
+        Some(Fault::Lost) | None => {}
+    }
+    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let mut forward = Request::builder().method(parts.method.clone()).uri(format!("{}{path}", shared.upstream));
+    for (name, value) in &parts.headers {
+        forward = forward.header(name, value);
+    }
+    let forward = forward.body(Full::new(body)).map_err(|_| Dropped)?;
+    let response = client.request(forward).await.map_err(|_| Dropped)?;
+    let (head, body) = response.into_parts();
+    let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+    if fault == Some(Fault::Lost) {
+        return Err(Dropped);
+    }
+    Ok(Response::from_parts(head, Full::new(body)))
+}
