@@ -196,6 +196,11 @@ pub fn resolve(tree: &OrgTree, selector: &TargetSelector, at: &str) -> Result<St
     let accounts: BTreeSet<&String> = selector.account_ids.iter().collect();
     let excluded_accounts: BTreeSet<&String> = selector.exclude_account_ids.iter().collect();
     let mut units = BTreeSet::new();
+    // Tags alone: the whole organization, filtered by them.
+    let tags_only = selector.organizational_unit_ids.is_empty() && path_units.is_empty() && accounts.is_empty();
+    if tags_only && !selector.tags.is_empty() {
+        units.extend(tree.subtree(&tree.root_id));
+    }
     for id in selector.organizational_unit_ids.iter().chain(&path_units) {
         if selector.exclude_descendants {
             units.insert(id.clone());
@@ -421,6 +426,23 @@ mod tests {
             &["100000000001", "100000000002", "100000000004", "100000000005", "100000000006"],
             &["100000000003"],
         );
+        // Tags alone select from the whole organization; the management account only when asked for.
+        let prod = || vec![crate::spec::TagCondition { key: "env".into(), value: Some("prod".into()) }];
+        check(sel(|s| s.tags = prod()), &["100000000002", "100000000004"], &[]);
+        let mut tagged = tree();
+        tagged.accounts.get_mut(MGMT).map(|a| a.state = AccountState::Active);
+        let mut with_mgmt = tags();
+        with_mgmt.insert(MGMT.into(), [("env".to_string(), "prod".to_string())].into());
+        let pick = |include: bool| {
+            let s = sel(|s| {
+                s.tags = prod();
+                s.include_management_account = include;
+            });
+            let got = resolve(&tagged, &s, "targets").unwrap().finish(&with_mgmt);
+            got.selected.into_iter().map(|a| a.id).collect::<Vec<_>>()
+        };
+        assert!(!pick(false).contains(&MGMT.to_string()));
+        assert!(pick(true).contains(&MGMT.to_string()));
         // ...unless asked.
         check(
             sel(|s| {

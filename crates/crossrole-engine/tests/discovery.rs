@@ -202,3 +202,23 @@ async fn an_apply_of_part_of_the_organization_confirms_the_trusted_accounts_afre
     };
     assert!(message.contains("outside the organization"), "{message}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn tags_alone_select_from_the_whole_organization_but_its_management_account() {
+    let w = world(6);
+    for i in 0..6 {
+        w.fake.set_tags(&account(i), &[("env", if i % 2 == 0 { "prod" } else { "dev" })]);
+    }
+    // Tagged like the rest, in another OU, and the management account too.
+    w.fake.set_tags(SECURITY, &[("env", "prod")]);
+    w.fake.set_tags(MGMT, &[("env", "prod")]);
+    let mut spec = tagged_spec();
+    spec.targets.organizational_unit_ids.clear();
+    spec.targets.tags = vec![crossrole_core::spec::TagCondition { key: "env".into(), value: Some("prod".into()) }];
+    let plan = w.engine.plan(&spec).await.unwrap();
+    let mut selected: Vec<String> = plan.accounts.iter().map(|a| a.account_id.clone()).collect();
+    selected.sort();
+    let mut want: Vec<String> = (0..6).filter(|i| i % 2 == 0).map(account).chain([SECURITY.to_string()]).collect();
+    want.sort();
+    assert_eq!(selected, want, "not the management account");
+}

@@ -178,9 +178,14 @@ fn every_rule_names_its_field() {
         &["targets.organizational_unit_ids[0]: must be an OU id (ou-…) or the root id (r-…), got \"prod\""],
     );
     check(
-        &[("  organizational_unit_ids: [ou-abcd-12345678]\n", "")],
-        &["targets: select at least one OU (the root selects the whole organization) or account"],
+        &[
+            ("  organizational_unit_ids: [ou-abcd-12345678]\n", ""),
+            ("  tags: [{key: env, value: prod}, {key: owner}]\n", ""),
+        ],
+        &["targets: select at least one OU (the root selects the whole organization), account or tag"],
     );
+    // Tags alone select from the whole organization.
+    check(&[("  organizational_unit_ids: [ou-abcd-12345678]\n", "")], &[]);
     check(
         &[("targets:\n", "nottargets:\n")],
         &[

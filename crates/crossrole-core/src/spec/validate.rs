@@ -43,7 +43,10 @@ pub fn validate(p: &RawSpec) -> Result<AccessSpec, Error> {
     let targets = match &p.targets {
         Some(t) => targets(t, "targets", &mut v),
         None => {
-            v.push("targets", "required: select at least one OU (the root selects the whole organization) or account");
+            v.push(
+                "targets",
+                "required: select at least one OU (the root selects the whole organization), account or tag",
+            );
             TargetSelector::default()
         }
     };
@@ -298,8 +301,13 @@ pub(crate) fn targets(t: &RawSelector, at: &str, v: &mut Collector) -> TargetSel
     let ous = ids(&t.organizational_unit_ids, "organizational_unit_ids", v, &ou);
     let ou_paths = ids(&t.organizational_unit_paths, "organizational_unit_paths", v, &path);
     let accounts = ids(&t.account_ids, "account_ids", v, &account);
-    if t.organizational_unit_ids.is_empty() && t.organizational_unit_paths.is_empty() && t.account_ids.is_empty() {
-        v.push(at, "select at least one OU (the root selects the whole organization) or account");
+    // Tags alone select from the whole organization (never its management account unless asked for).
+    if t.organizational_unit_ids.is_empty()
+        && t.organizational_unit_paths.is_empty()
+        && t.account_ids.is_empty()
+        && t.tags.is_empty()
+    {
+        v.push(at, "select at least one OU (the root selects the whole organization), account or tag");
     }
     let exclude_accounts = ids(&t.exclude_account_ids, "exclude_account_ids", v, &account);
     let exclude_ous = ids(&t.exclude_organizational_unit_ids, "exclude_organizational_unit_ids", v, &ou);

@@ -110,8 +110,10 @@ pub struct TrustSpec {
 /// Selects accounts of the organization.
 ///
 /// An account is selected when it is in one of `organizational_unit_ids` or `organizational_unit_paths` (or their
-/// descendants) or listed in `account_ids`; then it must match every tag condition, must not be excluded (directly
-/// or through an excluded OU), and must be in one of `states`. The management account is only selected when `include_management_account` is set.
+/// descendants) or listed in `account_ids` — or, when none of those is given, anywhere in the organization; then it
+/// must match every tag condition (tags alone select the whole organization filtered by them), must not be excluded
+/// (directly or through an excluded OU), and must be in one of `states`. The management account is only selected
+/// when `include_management_account` is set.
 /// Accounts that match but are in another state are reported as skipped, with their state as the reason.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct TargetSelector {
