@@ -430,7 +430,9 @@ mod tests {
         let prod = || vec![crate::spec::TagCondition { key: "env".into(), value: Some("prod".into()) }];
         check(sel(|s| s.tags = prod()), &["100000000002", "100000000004"], &[]);
         let mut tagged = tree();
-        tagged.accounts.get_mut(MGMT).map(|a| a.state = AccountState::Active);
+        if let Some(a) = tagged.accounts.get_mut(MGMT) {
+            a.state = AccountState::Active;
+        }
         let mut with_mgmt = tags();
         with_mgmt.insert(MGMT.into(), [("env".to_string(), "prod".to_string())].into());
         let pick = |include: bool| {
