@@ -222,3 +222,26 @@ async fn tags_alone_select_from_the_whole_organization_but_its_management_accoun
     want.sort();
     assert_eq!(selected, want, "not the management account");
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_exclusion_that_no_longer_resolves_is_never_dropped() {
+    let w = world(5);
+    // Workloads, but not Prod (by path): nothing to do, and the organization is read.
+    let mut spec = spec();
+    spec.targets.exclude_organizational_unit_paths = vec!["/Root/Workloads/Prod".into()];
+    let first = apply(&w.engine, &spec).await;
+    assert_eq!(first.state, OperationState::Succeeded, "{}", first.message);
+    assert_eq!(first.counts.changed, 0);
+    // Prod is renamed: the exclusion no longer names it. Dropping it as "outside the part read" would give Prod's
+    // accounts the role they were excluded from; the whole organization is read instead, and the field named.
+    w.fake.with_tree(|t| t.units.get_mut("ou-root-prodxxxx").unwrap().name = "Production".into());
+    let refused = w.engine.start(start(OperationKind::Apply, &spec)).await;
+    let message = match refused {
+        Err(e) => e.to_string(),
+        Ok(op) => w.engine.wait(&op.id).await.unwrap().message,
+    };
+    assert!(message.contains("no OU has the path /Root/Workloads/Prod"), "{message}");
+    for i in 0..5 {
+        assert!(w.fake.role(&account(i), "Audit").is_none(), "{}", account(i));
+    }
+}

@@ -194,9 +194,38 @@ impl Discovery {
         }
         let tree =
             OrgTree { organization: known.organization.clone(), root_id: known.root_id.clone(), units, accounts };
-        // Exclusions outside the part cannot change what is selected in it.
+        // Exclusions outside the part cannot change what is selected in it, and are left out. One the part no
+        // longer holds but held before (an excluded OU renamed, moved or deleted) is not dropped: leaving it
+        // out would select what the operator excluded. The whole organization answers it (or names the error).
         let paths: BTreeSet<String> = tree.units.keys().map(|id| tree.path_of(id)).collect();
+        let known_paths: BTreeMap<String, &String> = known.units.keys().map(|id| (known.path_of(id), id)).collect();
+        let tops: Vec<&String> = scope.chains.iter().filter_map(|c| c.last()).collect();
+        let was_inside = |id: &String| {
+            let mut at = Some(id);
+            let mut steps = 0;
+            while let Some(unit) = at {
+                if tops.contains(&unit) {
+                    return true;
+                }
+                at = known.units.get(unit).and_then(|u| u.parent_id.as_ref());
+                steps += 1;
+                if steps > 64 {
+                    return true;
+                }
+            }
+            false
+        };
         let mut selector = scope.selector.clone();
+        for id in &selector.exclude_organizational_unit_ids {
+            if !tree.units.contains_key(id) && was_inside(id) {
+                return Ok(None);
+            }
+        }
+        for p in &selector.exclude_organizational_unit_paths {
+            if !paths.contains(p) && known_paths.get(p).is_some_and(|id| was_inside(id)) {
+                return Ok(None);
+            }
+        }
         selector.exclude_organizational_unit_ids.retain(|id| tree.units.contains_key(id));
         selector.exclude_organizational_unit_paths.retain(|p| paths.contains(p));
         Ok(Some((Arc::new(tree), selector)))
