@@ -51,13 +51,15 @@ pub(crate) fn check(crossroled: &std::path::Path) -> Result<()> {
     run_in(&root, helm, &["lint", "--strict", chart, "-f", "deploy/helm/crossrole/ci/full-values.yaml"], &[])?;
     let out_dir = root.join("target/deploy-check");
     fs::create_dir_all(&out_dir)?;
-    for (name, values) in [("default", None), ("full", Some("deploy/helm/crossrole/ci/full-values.yaml"))] {
+    // `helm template` with extra arguments (`-f`, `--set`), as it answered.
+    let template = |args: &[&str]| -> Result<std::process::Output> {
         let mut cmd = Command::new(helm);
-        cmd.current_dir(&root).args(["template", "crossrole", chart, "--namespace", "crossrole"]);
-        if let Some(v) = values {
-            cmd.args(["-f", v]);
-        }
-        let out = cmd.output().context("helm template")?;
+        cmd.current_dir(&root).args(["template", "crossrole", chart, "--namespace", "crossrole"]).args(args);
+        cmd.output().context("helm template")
+    };
+    // Renders `name` (it must render), writes it under target/deploy-check and validates it against Kubernetes.
+    let render = |name: &str, args: &[&str]| -> Result<std::path::PathBuf> {
+        let out = template(args)?;
         if !out.status.success() {
             bail!("helm template ({name}) failed: {}", String::from_utf8_lossy(&out.stderr));
         }
@@ -69,6 +71,10 @@ pub(crate) fn check(crossroled: &std::path::Path) -> Result<()> {
             &["--strict", "--quiet", "-k", KUBERNETES, rendered.to_str().unwrap_or_default()],
             &[],
         )?;
+        Ok(rendered)
+    };
+    for (name, values) in [("default", &[][..]), ("full", &["-f", "deploy/helm/crossrole/ci/full-values.yaml"][..])] {
+        let rendered = render(name, values)?;
         // The configuration the chart renders must be one crossroled accepts, and the probes must reach the
         // plaintext health listener whatever TLS the API uses.
         let extract = format!(
@@ -109,33 +115,20 @@ pub(crate) fn check(crossroled: &std::path::Path) -> Result<()> {
     }
 
     // Replicas on PostgreSQL: one writer, the others standing by (alive, not ready); refused on SQLite.
-    let template = |sets: &[&str]| -> Result<std::process::Output> {
-        let mut cmd = Command::new(helm);
-        cmd.current_dir(&root).args(["template", "crossrole", chart, "--namespace", "crossrole"]);
-        for set in sets {
-            cmd.args(["--set", set]);
-        }
-        cmd.output().context("helm template")
-    };
-    let refused = template(&["replicaCount=2"])?;
+    let refused = template(&["--set", "replicaCount=2"])?;
     if refused.status.success() || !String::from_utf8_lossy(&refused.stderr).contains("needs journal.postgres.url") {
         bail!("helm template: replicaCount 2 on SQLite must be refused, naming journal.postgres.url");
     }
-    let ha = template(&[
-        "replicaCount=3",
-        "journal.postgres.url=postgres://crossrole@db:5432/crossrole?sslmode=require",
-        "journal.postgres.passwordSecret=crossrole-db",
-    ])?;
-    if !ha.status.success() {
-        bail!("helm template (ha) failed: {}", String::from_utf8_lossy(&ha.stderr));
-    }
-    let rendered = out_dir.join("ha.yaml");
-    fs::write(&rendered, &ha.stdout)?;
-    run_in(
-        &root,
-        tools.join("kubernetes-validate").to_str().unwrap_or("kubernetes-validate"),
-        &["--strict", "--quiet", "-k", KUBERNETES, rendered.to_str().unwrap_or_default()],
-        &[],
+    let rendered = render(
+        "ha",
+        &[
+            "--set",
+            "replicaCount=3",
+            "--set",
+            "journal.postgres.url=postgres://crossrole@db:5432/crossrole?sslmode=require",
+            "--set",
+            "journal.postgres.passwordSecret=crossrole-db",
+        ],
     )?;
     let extract = format!(
         "import yaml\n\

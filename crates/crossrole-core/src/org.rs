@@ -429,10 +429,7 @@ mod tests {
         // Tags alone select from the whole organization; the management account only when asked for.
         let prod = || vec![crate::spec::TagCondition { key: "env".into(), value: Some("prod".into()) }];
         check(sel(|s| s.tags = prod()), &["100000000002", "100000000004"], &[]);
-        let mut tagged = tree();
-        if let Some(a) = tagged.accounts.get_mut(MGMT) {
-            a.state = AccountState::Active;
-        }
+        let tagged = tree();
         let mut with_mgmt = tags();
         with_mgmt.insert(MGMT.into(), [("env".to_string(), "prod".to_string())].into());
         let pick = |include: bool| {

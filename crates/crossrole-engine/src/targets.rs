@@ -57,13 +57,13 @@ pub(crate) async fn resolve(
     let cleaning = remove_all || spec.rollout.prune;
     let placements = if cleaning { inner.journal.placements(&spec.name).await? } else { vec![] };
     // An apply that must read afresh reads only the part of the organization it selects from — unless it has
-    // accounts to clean up that the part no longer holds: where they went takes the whole organization to say.
+    // accounts to clean up that the part does not hold: where they went takes the whole organization to say.
     let mut fresh = if max_age.is_zero() && !remove_all {
         inner.discovery.select_fresh(ctx, &spec.targets, "targets").await?
     } else {
         whole(inner, spec, ctx, max_age).await?
     };
-    if !fresh.whole && placements.iter().any(|p| !fresh.selection.selected.iter().any(|a| &a.id == p)) {
+    if !fresh.whole && placements.iter().any(|p| !fresh.tree.accounts.contains_key(p)) {
         fresh = whole(inner, spec, ctx, std::time::Duration::ZERO).await?;
     }
     // The guardrails keep unsafe access from being granted; taking access away is never refused.

@@ -109,6 +109,14 @@ async fn tags_are_read_once_per_account_and_refreshed_incrementally_across_resta
     assert_eq!(tag_reads(&w), N + 2, "all read once more, none twice");
 }
 
+/// Why an apply of `spec` was refused: at its start, or as its operation's message.
+async fn refusal(engine: &crossrole_engine::Engine, spec: &AccessSpec) -> String {
+    match engine.start(start(OperationKind::Apply, spec)).await {
+        Err(e) => e.to_string(),
+        Ok(op) => engine.wait(&op.id).await.unwrap().message,
+    }
+}
+
 fn reads_of(w: &World, call: &str) -> u64 {
     w.fake.served().get(&format!("organizations:{call}")).copied().unwrap_or(0)
 }
@@ -169,11 +177,7 @@ async fn an_apply_reads_afresh_only_the_part_of_the_organization_it_selects() {
     let mut by_path = spec.clone();
     by_path.targets.organizational_unit_ids.clear();
     by_path.targets.organizational_unit_paths = vec!["/Root/Workloads/Prod".into()];
-    let refused = w.engine.start(start(OperationKind::Apply, &by_path)).await;
-    let message = match refused {
-        Err(e) => e.to_string(),
-        Ok(op) => w.engine.wait(&op.id).await.unwrap().message,
-    };
+    let message = refusal(&w.engine, &by_path).await;
     assert!(message.contains("no OU has the path /Root/Workloads/Prod"), "{message}");
 }
 
@@ -195,11 +199,7 @@ async fn an_apply_of_part_of_the_organization_confirms_the_trusted_accounts_afre
         t.accounts.remove(SECURITY);
         t.units.get_mut("ou-root-security").unwrap().accounts.clear();
     });
-    let refused = w.engine.start(start(OperationKind::Apply, &unguarded)).await;
-    let message = match refused {
-        Err(e) => e.to_string(),
-        Ok(op) => w.engine.wait(&op.id).await.unwrap().message,
-    };
+    let message = refusal(&w.engine, &unguarded).await;
     assert!(message.contains("outside the organization"), "{message}");
 }
 
@@ -235,11 +235,7 @@ async fn an_exclusion_that_no_longer_resolves_is_never_dropped() {
     // Prod is renamed: the exclusion no longer names it. Dropping it as "outside the part read" would give Prod's
     // accounts the role they were excluded from; the whole organization is read instead, and the field named.
     w.fake.with_tree(|t| t.units.get_mut("ou-root-prodxxxx").unwrap().name = "Production".into());
-    let refused = w.engine.start(start(OperationKind::Apply, &spec)).await;
-    let message = match refused {
-        Err(e) => e.to_string(),
-        Ok(op) => w.engine.wait(&op.id).await.unwrap().message,
-    };
+    let message = refusal(&w.engine, &spec).await;
     assert!(message.contains("no OU has the path /Root/Workloads/Prod"), "{message}");
     for i in 0..5 {
         assert!(w.fake.role(&account(i), "Audit").is_none(), "{}", account(i));

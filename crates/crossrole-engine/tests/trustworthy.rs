@@ -33,6 +33,12 @@ fn role_arns(accounts: impl IntoIterator<Item = String>) -> BTreeSet<String> {
     accounts.into_iter().map(|a| format!("arn:aws:iam::{a}:role/crossrole/Audit")).collect()
 }
 
+/// Puts a role named like the spec's in `account`, made by hand: not crossrole's.
+fn foreign_role(w: &World, account: &str) {
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999988887777:root"},"Action":"sts:AssumeRole"}]}"#;
+    w.fake.with_account(account, |a| a.create_role_by_hand(account, "Audit", trust));
+}
+
 fn count_kind(r: &AccountResult, kind: ChangeKind) -> usize {
     r.changes.iter().filter(|c| c.kind == kind).count()
 }
@@ -41,13 +47,7 @@ fn count_kind(r: &AccountResult, kind: ChangeKind) -> usize {
 async fn the_grant_names_only_owned_roles_in_active_accounts_and_a_replan_is_empty() {
     let w = world(8);
     // Account 2 already has a role of that name that crossrole does not own.
-    w.fake.with_account(&account(2), |a| {
-        a.create_role_by_hand(
-            &account(2),
-            "Audit",
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999988887777:root"},"Action":"sts:AssumeRole"}]}"#,
-        )
-    });
+    foreign_role(&w, &account(2));
     let op = run(&w, OperationKind::Apply, &spec()).await;
     let r = results(&w, &op.id).await;
     let not_owned = r.iter().find(|r| r.account_id == account(2)).unwrap();
@@ -293,13 +293,7 @@ async fn whoever_sees_the_final_event_sees_the_final_state() {
 async fn a_first_rollout_creates_without_reading_and_reads_where_a_role_is_there_after_all() {
     let w = world(6);
     // Account 2 has a role of that name crossrole does not own.
-    w.fake.with_account(&account(2), |a| {
-        a.create_role_by_hand(
-            &account(2),
-            "Audit",
-            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999988887777:root"},"Action":"sts:AssumeRole"}]}"#,
-        )
-    });
+    foreign_role(&w, &account(2));
     let first = run(&w, OperationKind::Apply, &spec()).await;
     assert_eq!((first.counts.changed, first.counts.skipped), (5, 2), "{}", first.message);
     // Nothing recorded the spec anywhere: each role is created without a read; only account 2's create finds a

@@ -58,6 +58,17 @@ pub struct RunningServer {
     shutdown_timeout: Duration,
     /// Held until the engine has stopped.
     lock: Option<DataDirLock>,
+    /// The health-only listener: it goes when the server goes.
+    _health: Option<AbortOnDrop>,
+}
+
+/// A task that ends when this is dropped (a start that fails part-way, or a server that stops, leaves no listener).
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl RunningServer {
@@ -88,13 +99,13 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
     // "liveness": the process is up, also while a standby waits for the journal (not ready, not to be restarted).
     health.set_service_status(LIVENESS, tonic_health::ServingStatus::Serving).await;
     // The health-only listener first, so that probes see a standby waiting for the journal as alive.
-    let health_addr = match config.health_listen {
-        None => None,
+    let (health_addr, health_task) = match config.health_listen {
+        None => (None, None),
         Some(at) => {
             let listener = TcpListener::bind(at).await.with_context(|| format!("health_listen: cannot bind {at}"))?;
             let bound = listener.local_addr()?;
             let service = health_service.clone();
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 let served =
                     Server::builder().add_service(service).serve_with_incoming(TcpListenerStream::new(listener)).await;
                 if let Err(e) = served {
@@ -102,7 +113,7 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
                 }
             });
             tracing::info!(addr = %bound, "health (plaintext, gRPC health only) listening");
-            Some(bound)
+            (Some(bound), Some(AbortOnDrop(task)))
         }
     };
 
@@ -264,6 +275,7 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         task,
         shutdown_timeout: config.shutdown_timeout,
         lock: Some(lock),
+        _health: health_task,
     })
 }
 

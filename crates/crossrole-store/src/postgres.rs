@@ -170,6 +170,12 @@ pub struct PostgresJournal {
     _lock: Arc<tokio_postgres::Client>,
 }
 
+/// Who last held the writer lock, as it wrote itself into `journal_meta` (nothing before the first writer).
+async fn writer_named(client: &tokio_postgres::Client) -> Option<String> {
+    let row = client.query_opt("SELECT value FROM journal_meta WHERE key = 'writer'", &[]).await.ok().flatten()?;
+    Some(row.get(0))
+}
+
 /// The URL without its password, for messages.
 pub fn redacted_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -239,13 +245,7 @@ impl PostgresJournal {
         });
         let got: bool = writer_client.query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK]).await?.get(0);
         if !got {
-            let holder = writer_client
-                .query_opt("SELECT value FROM journal_meta WHERE key = 'writer'", &[])
-                .await
-                .ok()
-                .flatten()
-                .map(|r| r.get::<_, String>(0))
-                .unwrap_or_else(|| "another crossroled".into());
+            let holder = writer_named(&writer_client).await.unwrap_or_else(|| "another crossroled".into());
             if !options.standby {
                 return Err(StoreError::Locked { dir: name.to_string(), holder });
             }
@@ -253,13 +253,7 @@ impl PostgresJournal {
             // a broken connection), and this crossroled goes on from there.
             tracing::info!(journal = %name, %holder, "standby: waiting to take the journal over");
             writer_client.execute("SELECT pg_advisory_lock($1)", &[&WRITER_LOCK]).await?;
-            let previous = writer_client
-                .query_opt("SELECT value FROM journal_meta WHERE key = 'writer'", &[])
-                .await
-                .ok()
-                .flatten()
-                .map(|r| r.get::<_, String>(0))
-                .unwrap_or(holder);
+            let previous = writer_named(&writer_client).await.unwrap_or(holder);
             tracing::info!(journal = %name, %previous, "took the journal over");
         }
 

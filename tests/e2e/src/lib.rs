@@ -119,6 +119,23 @@ impl Manifest {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/security-audit.yaml");
         std::fs::read_to_string(path).unwrap_or_default().replace("111122223333", &self.security_account)
     }
+
+    /// The example spec as `name` with role `role`, over Workloads and Sandbox, `max_concurrency` accounts at once,
+    /// failure tolerance `tolerance`, verify off (the scenarios read the emulators themselves).
+    pub fn example_variant(&self, name: &str, role: &str, max_concurrency: u32, tolerance: &str) -> String {
+        self.example_spec()
+            .replace("name: security-audit", &format!("name: {name}"))
+            .replace("name: SecurityAudit", &format!("name: {role}"))
+            .replace("[/Root/Workloads]", "[/Root/Workloads, /Root/Sandbox]")
+            .replace("max_concurrency: 10", &format!("max_concurrency: {max_concurrency}"))
+            .replace("failure_tolerance: 10%", &format!("failure_tolerance: {tolerance}\n  verify: {{enabled: false}}"))
+            .lines()
+            .filter(|l| {
+                (!l.starts_with("  verify:") || l.contains("enabled")) && !l.trim_start().starts_with("timeout:")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
 }
 
 /// A directory for a test's crossroled (its journal and log): under the run's directory when xtask gives one, so
@@ -165,48 +182,35 @@ impl Crossroled {
 
     /// Starts crossroled with `extra_config` appended to its configuration file.
     pub async fn start_with(data_dir: &Path, extra_config: &str) -> Result<Crossroled> {
-        let port = free_port();
-        let mut c = Crossroled {
-            child: None,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            data_dir: data_dir.to_path_buf(),
-            port,
-            extra_config: extra_config.to_string(),
-            env: Vec::new(),
-        };
-        c.spawn().await?;
-        Ok(c)
+        Crossroled::start_with_env(data_dir, extra_config, &[]).await
     }
 
     /// Like [`Crossroled::start_with`], with environment variables set for it (e.g. AWS endpoints through a
     /// fault proxy).
     pub async fn start_with_env(data_dir: &Path, extra_config: &str, env: &[(&str, &str)]) -> Result<Crossroled> {
-        let port = free_port();
-        let mut c = Crossroled {
-            child: None,
-            endpoint: format!("http://127.0.0.1:{port}"),
-            data_dir: data_dir.to_path_buf(),
-            port,
-            extra_config: extra_config.to_string(),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        };
+        let mut c = Crossroled::new(data_dir, extra_config, env);
         c.spawn().await?;
         Ok(c)
     }
 
     /// Starts crossroled without waiting for it to serve (a standby does not until it takes the journal over).
     pub fn launch(data_dir: &Path, extra_config: &str) -> Result<Crossroled> {
+        let mut c = Crossroled::new(data_dir, extra_config, &[]);
+        c.launch_child()?;
+        Ok(c)
+    }
+
+    /// Not started yet, on a free port.
+    fn new(data_dir: &Path, extra_config: &str, env: &[(&str, &str)]) -> Crossroled {
         let port = free_port();
-        let mut c = Crossroled {
+        Crossroled {
             child: None,
             endpoint: format!("http://127.0.0.1:{port}"),
             data_dir: data_dir.to_path_buf(),
             port,
             extra_config: extra_config.to_string(),
-            env: Vec::new(),
-        };
-        c.launch_child()?;
-        Ok(c)
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
     }
 
     /// Whether it serves the API now.
@@ -304,6 +308,27 @@ impl Crossroled {
 impl Drop for Crossroled {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// The role ARNs the grant policy at `arn` names, read from IAM (the trusted account's `iam`).
+pub async fn granted(iam: &aws_sdk_iam::Client, arn: &str) -> std::collections::BTreeSet<String> {
+    let policy = iam.get_policy().policy_arn(arn).send().await.unwrap_or_else(|e| panic!("GetPolicy {arn}: {e}"));
+    let version = policy.policy().and_then(|p| p.default_version_id()).unwrap_or_default().to_string();
+    let doc = iam
+        .get_policy_version()
+        .policy_arn(arn)
+        .version_id(version)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GetPolicyVersion {arn}: {e}"));
+    let doc = doc.policy_version().and_then(|v| v.document()).unwrap_or_default();
+    let doc: serde_json::Value = serde_json::from_str(&percent_encoding::percent_decode_str(doc).decode_utf8_lossy())
+        .unwrap_or_else(|e| panic!("{arn}: not a JSON policy document: {e}"));
+    match &doc["Statement"][0]["Resource"] {
+        serde_json::Value::String(s) => [s.clone()].into(),
+        serde_json::Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+        other => panic!("unexpected Resource {other}"),
     }
 }
 

@@ -9,7 +9,7 @@ use std::{collections::BTreeSet, time::Instant};
 use crossrole_client::proto;
 use crossrole_core::AccessSpec;
 use crossrole_e2e::{
-    Aws, Crossroled, Manifest,
+    Aws, Crossroled, Manifest, granted,
     proxy::{Fault, Protocol, Proxy, Rule},
 };
 use crossrole_wire::ToWire;
@@ -62,34 +62,7 @@ impl Proxied {
 }
 
 fn spec(m: &Manifest, name: &str, role: &str, tolerance: &str) -> proto::AccessSpec {
-    let yaml = m
-        .example_spec()
-        .replace("name: security-audit", &format!("name: {name}"))
-        .replace("name: SecurityAudit", &format!("name: {role}"))
-        .replace("[/Root/Workloads]", "[/Root/Workloads, /Root/Sandbox]")
-        .replace("failure_tolerance: 10%", &format!("failure_tolerance: {tolerance}\n  verify: {{enabled: false}}"))
-        .lines()
-        .filter(|l| {
-            (!l.starts_with("  verify:") || l.contains("enabled")) && !l.trim_start().starts_with("timeout: 2m")
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
-    AccessSpec::from_yaml(&yaml).unwrap().to_wire()
-}
-
-/// The role ARNs the grant policy at `arn` names, read from IAM.
-async fn granted(iam: &aws_sdk_iam::Client, arn: &str) -> BTreeSet<String> {
-    let policy = iam.get_policy().policy_arn(arn).send().await.unwrap();
-    let version = policy.policy().and_then(|p| p.default_version_id()).unwrap().to_string();
-    let doc = iam.get_policy_version().policy_arn(arn).version_id(version).send().await.unwrap();
-    let doc = doc.policy_version().and_then(|v| v.document()).unwrap();
-    let doc: serde_json::Value =
-        serde_json::from_str(&percent_encoding::percent_decode_str(doc).decode_utf8_lossy()).unwrap();
-    match &doc["Statement"][0]["Resource"] {
-        serde_json::Value::String(s) => [s.clone()].into(),
-        serde_json::Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
-        other => panic!("unexpected Resource {other}"),
-    }
+    AccessSpec::from_yaml(&m.example_variant(name, role, 10, tolerance)).unwrap().to_wire()
 }
 
 async fn results(c: &crossrole_client::Client, id: &str) -> Vec<proto::AccountResult> {

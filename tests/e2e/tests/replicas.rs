@@ -51,19 +51,7 @@ async fn three_replicas_survive_their_writer_killed_mid_rollout() {
     }
 
     // A rollout over Workloads and Sandbox, 3 accounts at a time.
-    let yaml = m
-        .example_spec()
-        .replace("name: security-audit", "name: replicas-audit")
-        .replace("name: SecurityAudit", "name: ReplicasAudit")
-        .replace("[/Root/Workloads]", "[/Root/Workloads, /Root/Sandbox]")
-        .replace("max_concurrency: 10", "max_concurrency: 3")
-        .replace("failure_tolerance: 10%", "failure_tolerance: 0\n  verify: {enabled: false}")
-        .lines()
-        .filter(|l| {
-            (!l.starts_with("  verify:") || l.contains("enabled")) && !l.trim_start().starts_with("timeout: 2m")
-        })
-        .collect::<Vec<_>>()
-        .join("\n");
+    let yaml = m.example_variant("replicas-audit", "ReplicasAudit", 3, "0");
     let spec: proto::AccessSpec = AccessSpec::from_yaml(&yaml).unwrap().to_wire();
     let c = replicas[0].client().await;
     let op = c.apply(spec.clone(), None).await.unwrap();

@@ -18,27 +18,12 @@ use crossrole_core::{
     plan::{AccountPlan, DesiredRole},
     policy::PolicyDocument,
 };
-use crossrole_e2e::{Aws, Crossroled, Manifest};
+use crossrole_e2e::{Aws, Crossroled, Manifest, granted};
 use crossrole_wire::ToWire;
 use futures::StreamExt;
 
 fn wire(yaml: &str) -> proto::AccessSpec {
     AccessSpec::from_yaml(yaml).unwrap().to_wire()
-}
-
-/// The role ARNs the grant policy at `arn` names, read from IAM.
-async fn granted(iam: &aws_sdk_iam::Client, arn: &str) -> BTreeSet<String> {
-    let policy = iam.get_policy().policy_arn(arn).send().await.unwrap();
-    let version = policy.policy().and_then(|p| p.default_version_id()).unwrap().to_string();
-    let doc = iam.get_policy_version().policy_arn(arn).version_id(version).send().await.unwrap();
-    let doc = doc.policy_version().and_then(|v| v.document()).unwrap();
-    let doc: serde_json::Value =
-        serde_json::from_str(&percent_encoding::percent_decode_str(doc).decode_utf8_lossy()).unwrap();
-    match &doc["Statement"][0]["Resource"] {
-        serde_json::Value::String(s) => [s.clone()].into(),
-        serde_json::Value::Array(a) => a.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
-        other => panic!("unexpected Resource {other}"),
-    }
 }
 
 fn ids(v: &[&crossrole_e2e::Account]) -> Vec<String> {

@@ -276,9 +276,19 @@ impl Discovery {
     ) -> Result<(Arc<OrgTree>, Selection), Error> {
         let tree = self.tree_within(ctx, tree_age).await?;
         let structural = org::resolve(&tree, selector, at)?;
+        Ok((tree, self.finish(ctx, structural, tags_age).await?))
+    }
+
+    /// The selection, once the tags its conditions look at (read if older than `tags_age`) are known.
+    async fn finish(
+        &self,
+        ctx: &CallContext,
+        structural: org::Structural,
+        tags_age: Duration,
+    ) -> Result<Selection, Error> {
         let need = structural.accounts_needing_tags();
         let tags = if need.is_empty() { AccountTags::new() } else { self.tags_within(ctx, &need, tags_age).await? };
-        Ok((tree.clone(), structural.finish(&tags)))
+        Ok(structural.finish(&tags))
     }
 
     async fn all_pages<T, F, Fut>(&self, ctx: &CallContext, operation: &str, mut page: F) -> Result<Vec<T>, Error>

@@ -56,13 +56,8 @@ impl Discovery {
             match self.read_scope(ctx, &known, &scope).await? {
                 Some((tree, selector)) => match org::resolve(&tree, &selector, at) {
                     Ok(structural) => {
-                        let need = structural.accounts_needing_tags();
-                        let tags = if need.is_empty() {
-                            org::AccountTags::new()
-                        } else {
-                            self.tags_within(ctx, &need, self.config.tags_max_age).await?
-                        };
-                        return Ok(Fresh { tree, selection: structural.finish(&tags), whole: false });
+                        let selection = self.finish(ctx, structural, self.config.tags_max_age).await?;
+                        return Ok(Fresh { tree, selection, whole: false });
                     }
                     Err(e) => {
                         tracing::debug!(error = %e, "the selected part does not resolve; reading the whole organization")
@@ -198,34 +193,12 @@ impl Discovery {
         // longer holds but held before (an excluded OU renamed, moved or deleted) is not dropped: leaving it
         // out would select what the operator excluded. The whole organization answers it (or names the error).
         let paths: BTreeSet<String> = tree.units.keys().map(|id| tree.path_of(id)).collect();
-        let known_paths: BTreeMap<String, &String> = known.units.keys().map(|id| (known.path_of(id), id)).collect();
-        let tops: Vec<&String> = scope.chains.iter().filter_map(|c| c.last()).collect();
-        let was_inside = |id: &String| {
-            let mut at = Some(id);
-            let mut steps = 0;
-            while let Some(unit) = at {
-                if tops.contains(&unit) {
-                    return true;
-                }
-                at = known.units.get(unit).and_then(|u| u.parent_id.as_ref());
-                steps += 1;
-                if steps > 64 {
-                    return true;
-                }
-            }
-            false
-        };
+        if scope.excluded_ids_inside.iter().any(|id| !tree.units.contains_key(id))
+            || scope.excluded_paths_inside.iter().any(|p| !paths.contains(p))
+        {
+            return Ok(None);
+        }
         let mut selector = scope.selector.clone();
-        for id in &selector.exclude_organizational_unit_ids {
-            if !tree.units.contains_key(id) && was_inside(id) {
-                return Ok(None);
-            }
-        }
-        for p in &selector.exclude_organizational_unit_paths {
-            if !paths.contains(p) && known_paths.get(p).is_some_and(|id| was_inside(id)) {
-                return Ok(None);
-            }
-        }
         selector.exclude_organizational_unit_ids.retain(|id| tree.units.contains_key(id));
         selector.exclude_organizational_unit_paths.retain(|p| paths.contains(p));
         Ok(Some((Arc::new(tree), selector)))
@@ -237,6 +210,9 @@ impl Discovery {
 struct Scope {
     /// Per selected unit (none of them below another), the unit ids from the root down to it.
     chains: Vec<Vec<String>>,
+    /// The excluded units (by id, and by path) that were inside the part: each must still be found there.
+    excluded_ids_inside: Vec<String>,
+    excluded_paths_inside: Vec<String>,
     selector: TargetSelector,
 }
 
@@ -280,6 +256,15 @@ impl Scope {
         chains.retain(|c| !c.iter().take(c.len() - 1).any(|a| tops.contains(a)));
         chains.sort();
         chains.dedup();
-        Some(Scope { chains, selector: selector.clone() })
+        let inside: BTreeSet<String> = chains.iter().filter_map(|c| c.last()).flat_map(|t| known.subtree(t)).collect();
+        let excluded_ids_inside =
+            selector.exclude_organizational_unit_ids.iter().filter(|id| inside.contains(*id)).cloned().collect();
+        let excluded_paths_inside = selector
+            .exclude_organizational_unit_paths
+            .iter()
+            .filter(|p| by_path.get(*p).is_some_and(|id| inside.contains(*id)))
+            .cloned()
+            .collect();
+        Some(Scope { chains, excluded_ids_inside, excluded_paths_inside, selector: selector.clone() })
     }
 }
