@@ -1,4 +1,5 @@
-//! `cargo xtask e2e [--emulator localstack|moto]`: the end-to-end suite on real emulators.
+//! `cargo xtask e2e [--emulator localstack|moto] [-- <filter>…]`: the end-to-end suite on real emulators (with
+//! filters, only the scenarios whose names contain one).
 
 use std::{path::PathBuf, time::Instant};
 
@@ -69,25 +70,24 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let postgres = crate::postgres::Postgres::start()?;
     env.push(("CROSSROLE_E2E_POSTGRES".into(), postgres.url.clone()));
     let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let result = run_in(
-        &crate::workspace_root(),
-        "cargo",
-        &[
-            "nextest",
-            "run",
-            "--locked",
-            "--workspace",
-            "-E",
-            "package(crossrole-e2e)",
-            "--test-threads",
-            "1",
-            "--no-fail-fast",
-            // What the scenarios print (fault counts, takeover times) is shown once at the end.
-            "--success-output",
-            "final",
-        ],
-        &env_refs,
-    );
+    // `-- <filters>`: only the scenarios whose names contain one of them.
+    let filters: Vec<&str> = args.iter().skip_while(|a| *a != "--").skip(1).map(String::as_str).collect();
+    let mut nextest = vec![
+        "nextest",
+        "run",
+        "--locked",
+        "--workspace",
+        "-E",
+        "package(crossrole-e2e)",
+        "--test-threads",
+        "1",
+        "--no-fail-fast",
+        // What the scenarios print (fault counts, takeover times) is shown once at the end.
+        "--success-output",
+        "final",
+    ];
+    nextest.extend(filters);
+    let result = run_in(&crate::workspace_root(), "cargo", &nextest, &env_refs);
     emulators.stop();
     eprintln!("e2e ({}) finished in {:.0}s; logs in {}", mode.name(), started.elapsed().as_secs_f64(), dir.display());
     if result.is_err() {

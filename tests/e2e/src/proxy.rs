@@ -5,10 +5,15 @@
 //! Organizations, HTTP 400), an internal error (500) or unavailability (503) in the same shapes, a connection reset
 //! before the emulator saw the request, or a response lost *after* the emulator carried the request out (the
 //! connection closes instead of answering). Rules pick requests by action and by fraction, capped in count or
-//! limited to a window. Every request is counted by action, with the fault it got.
+//! limited to a window, or to one account. Every request is counted by action and by account, with the fault it got.
+//!
+//! A request's account is that of the credentials that signed it: the proxies of a run share a [`Keys`] book, in
+//! which the STS proxy writes each access key that `AssumeRole` hands out with the account of its assumed role. A
+//! key the book does not know (the caller's own) counts as account `?`. With `CROSSROLE_E2E_PROXY_LOG` set, every
+//! request is logged to stderr with its account.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
     time::Instant,
 };
@@ -65,12 +70,43 @@ pub struct Rule {
     pub max: Option<u64>,
     /// Only until then.
     pub until: Option<Instant>,
+    /// Only requests signed with credentials of these accounts; all when empty.
+    pub accounts: Vec<String>,
 }
 
 impl Rule {
     /// `fraction` of every request gets one of `faults`.
     pub fn fraction(fraction: f64, faults: &[Fault]) -> Rule {
-        Rule { actions: vec![], fraction, faults: faults.to_vec(), max: None, until: None }
+        Rule { actions: vec![], fraction, faults: faults.to_vec(), max: None, until: None, accounts: vec![] }
+    }
+
+    /// Every request made with `account`'s credentials gets one of `faults`.
+    pub fn account(account: &str, faults: &[Fault]) -> Rule {
+        Rule { accounts: vec![account.to_string()], ..Rule::fraction(1.0, faults) }
+    }
+}
+
+/// Access keys handed out by `AssumeRole`, and the accounts they act in; shared by the proxies of a run.
+#[derive(Debug, Default)]
+pub struct Keys(Mutex<HashMap<String, String>>);
+
+impl Keys {
+    /// The account of a request signed with `access_key`, `?` when unknown.
+    fn account(&self, access_key: &str) -> String {
+        self.0.lock().ok().and_then(|k| k.get(access_key).cloned()).unwrap_or_else(|| "?".to_string())
+    }
+
+    /// Learns the key and account of an `AssumeRole` response (query-protocol XML).
+    fn learn(&self, response: &str) {
+        let between = |open: &str, close: &str| {
+            let start = response.find(open)? + open.len();
+            Some(response[start..].split(close).next()?.to_string())
+        };
+        let key = between("<AccessKeyId>", "</AccessKeyId>");
+        let account = between("<Arn>arn:", "</Arn>").and_then(|arn| arn.split(':').nth(3).map(str::to_string));
+        if let (Some(key), Some(account), Ok(mut keys)) = (key, account, self.0.lock()) {
+            keys.insert(key, account);
+        }
     }
 }
 
@@ -88,6 +124,9 @@ struct Shared {
     protocol: Protocol,
     rules: Mutex<Vec<(Rule, u64)>>,
     seen: Mutex<BTreeMap<String, Seen>>,
+    by_account: Mutex<BTreeMap<String, Seen>>,
+    keys: Arc<Keys>,
+    log: bool,
     /// xorshift state: the faults are reproducible for a seed.
     rng: Mutex<u64>,
     turn: Mutex<usize>,
@@ -121,8 +160,8 @@ impl std::error::Error for Dropped {}
 
 impl Proxy {
     /// A proxy to `upstream` (`http://127.0.0.1:4566`), answering faults in `protocol`'s shape; `seed` makes the
-    /// choice of requests reproducible.
-    pub async fn start(upstream: &str, protocol: Protocol, seed: u64) -> Result<Proxy> {
+    /// choice of requests reproducible; `keys` is the run's book of access keys.
+    pub async fn start(upstream: String, protocol: Protocol, seed: u64, keys: Arc<Keys>) -> Result<Proxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await.context("fault proxy: bind")?;
         let url = format!("http://{}", listener.local_addr()?);
         let shared = Arc::new(Shared {
@@ -130,6 +169,9 @@ impl Proxy {
             protocol,
             rules: Mutex::new(Vec::new()),
             seen: Mutex::new(BTreeMap::new()),
+            by_account: Mutex::new(BTreeMap::new()),
+            keys,
+            log: std::env::var_os("CROSSROLE_E2E_PROXY_LOG").is_some(),
             rng: Mutex::new(seed.max(1)),
             turn: Mutex::new(0),
         });
@@ -159,6 +201,11 @@ impl Proxy {
         self.shared.seen.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
+    /// What the proxy saw, by the account of the credentials (`?`: the caller's own).
+    pub fn by_account(&self) -> BTreeMap<String, Seen> {
+        self.shared.by_account.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
     /// Requests and faults in all.
     pub fn totals(&self) -> (u64, BTreeMap<Fault, u64>) {
         let mut faults = BTreeMap::new();
@@ -183,13 +230,14 @@ impl Shared {
     }
 
     /// Counts the request and picks its fault, if any.
-    fn pick(&self, action: &str) -> Option<Fault> {
+    fn pick(&self, action: &str, account: &str) -> Option<Fault> {
         let fault = {
             let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
             let now = Instant::now();
             let mut chosen = None;
             for (rule, given) in rules.iter_mut() {
                 let applies = (rule.actions.is_empty() || rule.actions.iter().any(|a| a == action))
+                    && (rule.accounts.is_empty() || rule.accounts.iter().any(|a| a == account))
                     && rule.until.is_none_or(|u| now < u)
                     && rule.max.is_none_or(|m| *given < m)
                     && !rule.faults.is_empty();
@@ -203,13 +251,28 @@ impl Shared {
             }
             chosen
         };
-        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
-        let s = seen.entry(action.to_string()).or_default();
-        s.requests += 1;
-        if let Some(f) = fault {
-            *s.faults.entry(f).or_default() += 1;
+        for (book, key) in [(&self.seen, action), (&self.by_account, account)] {
+            let mut seen = book.lock().unwrap_or_else(|e| e.into_inner());
+            let s = seen.entry(key.to_string()).or_default();
+            s.requests += 1;
+            if let Some(f) = fault {
+                *s.faults.entry(f).or_default() += 1;
+            }
+        }
+        if self.log {
+            eprintln!("fault proxy: {action} account={account} fault={fault:?}");
         }
         fault
+    }
+
+    /// The account of the credentials that signed a request (SigV4's `Credential=<access key>/…`).
+    fn account(&self, headers: &hyper::HeaderMap) -> String {
+        let key = headers
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split("Credential=").nth(1))
+            .and_then(|v| v.split('/').next());
+        key.map(|k| self.keys.account(k)).unwrap_or_else(|| "?".to_string())
     }
 
     /// The action a request asks for.
@@ -272,7 +335,8 @@ async fn handle(
     let (parts, body) = request.into_parts();
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
     let action = shared.action(&parts.headers, &body);
-    let fault = shared.pick(&action);
+    let account = shared.account(&parts.headers);
+    let fault = shared.pick(&action, &account);
     match fault {
         Some(Fault::Reset) => return Err(Dropped),
         Some(f @ (Fault::Throttle | Fault::Internal | Fault::Unavailable)) => return Ok(shared.answer(f)),
@@ -287,6 +351,9 @@ async fn handle(
     let response = client.request(forward).await.map_err(|_| Dropped)?;
     let (head, body) = response.into_parts();
     let body = body.collect().await.map_err(|_| Dropped)?.to_bytes();
+    if action == "AssumeRole" && head.status.is_success() {
+        shared.keys.learn(&String::from_utf8_lossy(&body));
+    }
     if fault == Some(Fault::Lost) {
         return Err(Dropped);
     }

@@ -4,13 +4,13 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
-use std::{collections::BTreeSet, time::Instant};
+use std::{collections::BTreeSet, sync::Arc, time::Instant};
 
 use crossrole_client::proto;
 use crossrole_core::AccessSpec;
 use crossrole_e2e::{
     Aws, Crossroled, Manifest, granted,
-    proxy::{Fault, Protocol, Proxy, Rule},
+    proxy::{Fault, Keys, Protocol, Proxy, Rule},
 };
 use crossrole_wire::ToWire;
 
@@ -25,12 +25,12 @@ impl Proxied {
     async fn start(seed: u64) -> Proxied {
         let upstream =
             |var: &str| std::env::var(var).unwrap_or_else(|_| panic!("{var}: run through `cargo xtask e2e`"));
+        let keys = Arc::new(Keys::default());
+        let start = |var: &str, protocol, seed| Proxy::start(upstream(var), protocol, seed, keys.clone());
         Proxied {
-            iam: Proxy::start(&upstream("AWS_ENDPOINT_URL_IAM"), Protocol::Query, seed).await.unwrap(),
-            sts: Proxy::start(&upstream("AWS_ENDPOINT_URL_STS"), Protocol::Query, seed + 1).await.unwrap(),
-            organizations: Proxy::start(&upstream("AWS_ENDPOINT_URL_ORGANIZATIONS"), Protocol::Json, seed + 2)
-                .await
-                .unwrap(),
+            iam: start("AWS_ENDPOINT_URL_IAM", Protocol::Query, seed).await.unwrap(),
+            sts: start("AWS_ENDPOINT_URL_STS", Protocol::Query, seed + 1).await.unwrap(),
+            organizations: start("AWS_ENDPOINT_URL_ORGANIZATIONS", Protocol::Json, seed + 2).await.unwrap(),
         }
     }
 
@@ -185,4 +185,84 @@ async fn iam_down_fails_accounts_clearly_and_a_reapply_once_it_is_back_completes
     );
     let destroyed = c.destroy(spec, None).await.unwrap().wait().await.unwrap();
     assert_eq!(destroyed.state, proto::OperationState::Succeeded as i32, "{}", destroyed.message);
+}
+
+/// When the last account other than `except` finished, counted from the operation's start.
+fn others_done(op: &proto::Operation, rows: &[proto::AccountResult], except: &str) -> f64 {
+    let start = op.start_time.as_ref().map(crossrole_wire::millis).unwrap();
+    let last = rows
+        .iter()
+        .filter(|r| r.account_id != except)
+        .filter_map(|r| r.end_time.as_ref().map(crossrole_wire::millis))
+        .max()
+        .unwrap();
+    (last - start) as f64 / 1000.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_account_throttled_throughout_leaves_the_others_as_fast_as_without_it() {
+    let m = Manifest::load();
+    let aws = Aws::new().await;
+    let proxied = Proxied::start(60).await;
+    let server =
+        Crossroled::start_with_env(&crossrole_e2e::test_dir("faults-one-throttled"), "", &proxied.env()).await.unwrap();
+    let c = server.client().await;
+
+    // The same rollout without a fault, for comparison.
+    let calm_spec = spec(&m, "calm-audit", "CalmAudit", "1");
+    let calm = c.apply(calm_spec.clone(), None).await.unwrap().wait().await.unwrap();
+    assert_eq!(calm.state, proto::OperationState::Succeeded as i32, "{}", calm.message);
+    let calm_rows = results(&c, &calm.id).await;
+    let accounts = worked(&calm_rows);
+
+    // IAM throttles every request made in one account, from the start of the rollout to its end: another tool is
+    // hammering that account. The account is among the first to start.
+    let victim = accounts[0].clone();
+    proxied.iam.set(vec![Rule::account(&victim, &[Fault::Throttle])]);
+    let throttled_spec = spec(&m, "throttled-audit", "ThrottledAudit", "1");
+    let done = c.apply(throttled_spec.clone(), None).await.unwrap().wait().await.unwrap();
+    proxied.iam.set(vec![]);
+    let rows = results(&c, &done.id).await;
+
+    // The victim fails, saying why; every other account converges, and none of their requests was throttled.
+    assert_eq!(done.message, "1 account failed", "{}", proxied.report());
+    let failed: Vec<&proto::AccountResult> =
+        rows.iter().filter(|r| r.outcome == proto::AccountOutcome::Failed as i32).collect();
+    assert_eq!(failed.iter().map(|r| r.account_id.as_str()).collect::<Vec<_>>(), [victim.as_str()]);
+    let reason = &failed[0].error.as_ref().unwrap().message;
+    assert!(reason.contains("Throttling"), "{reason}");
+    let by_account = proxied.iam.by_account();
+    assert!(by_account[&victim].faults.get(&Fault::Throttle).copied().unwrap_or(0) >= 2, "{by_account:?}");
+    let others: Vec<&String> = accounts.iter().filter(|a| **a != victim).collect();
+    for a in &others {
+        let seen = by_account.get(*a).unwrap_or_else(|| panic!("no IAM request seen for {a}: {by_account:?}"));
+        assert!(seen.faults.is_empty(), "{a}: {seen:?}");
+        assert!(aws.role(a, "ThrottledAudit").await.is_some(), "{a}");
+    }
+    assert!(aws.role(&victim, "ThrottledAudit").await.is_none());
+
+    // As fast as without it: the other accounts' last finish, from the start, against the calm run's. The victim's
+    // retries (about 20 s of back-off) are its own; a shared back-off would hold the others up by as much.
+    let (calm_took, others_took) = (others_done(&calm, &calm_rows, &victim), others_done(&done, &rows, &victim));
+    let victim_took = {
+        let start = done.start_time.as_ref().map(crossrole_wire::millis).unwrap();
+        (failed[0].end_time.as_ref().map(crossrole_wire::millis).unwrap() - start) as f64 / 1000.0
+    };
+    assert!(
+        others_took <= calm_took * 1.5 + 2.0,
+        "the other {} accounts took {others_took:.1}s, {calm_took:.1}s without the throttled one",
+        others.len()
+    );
+    println!(
+        "one account throttled throughout: it failed after {victim_took:.1}s ({} throttled IAM requests); the other \
+         {} converged in {others_took:.1}s ({calm_took:.1}s in the same rollout without it), none of their requests \
+         throttled; {}",
+        by_account[&victim].faults.get(&Fault::Throttle).copied().unwrap_or(0),
+        others.len(),
+        proxied.report()
+    );
+    for s in [throttled_spec, calm_spec] {
+        let destroyed = c.destroy(s, None).await.unwrap().wait().await.unwrap();
+        assert_eq!(destroyed.state, proto::OperationState::Succeeded as i32, "{}", destroyed.message);
+    }
 }
