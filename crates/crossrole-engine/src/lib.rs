@@ -16,6 +16,7 @@ mod locks;
 mod pace;
 mod query;
 pub mod records;
+mod retention;
 mod rollout;
 mod targets;
 
@@ -44,6 +45,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use convert::{opened, redacted, sealed};
 pub use error::Error;
+pub use retention::Retention;
 
 /// Engine settings.
 #[derive(Debug, Clone)]

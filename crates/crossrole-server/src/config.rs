@@ -198,6 +198,16 @@ struct FileConfig {
     journal_password_file: Option<PathBuf>,
     journal_ca_file: Option<PathBuf>,
     journal_standby: Option<bool>,
+    #[serde(default)]
+    retention: RetentionFile,
+}
+
+/// `[retention]`: how long finished operations stay in the journal (durations like "90d", or "forever").
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RetentionFile {
+    operations: Option<String>,
+    quiet_reconciles: Option<String>,
 }
 
 /// Where the journal is.
@@ -259,6 +269,8 @@ pub struct Config {
     pub health_listen: Option<SocketAddr>,
     /// The organization's ceiling on what crossrole may grant.
     pub ceiling: crossrole_core::ceiling::Ceiling,
+    /// How long finished operations stay in the journal.
+    pub retention: crossrole_engine::Retention,
 }
 
 /// Default [`Config::max_request_bytes`]: a spec at IAM's limits is far smaller.
@@ -495,6 +507,22 @@ impl Config {
             Some(t) => humantime::parse_duration(&t)
                 .map_err(|e| err(setting, format!("{t:?} is not a duration like \"30s\": {e}"))),
         };
+        let retention = {
+            let age = |text: &Option<String>, setting: &str, default: Option<Duration>| match text.as_deref() {
+                Some("forever") => Ok(None),
+                Some(_) => duration(text.clone(), setting, Duration::ZERO).map(Some),
+                None => Ok(default),
+            };
+            let defaults = crossrole_engine::Retention::default();
+            crossrole_engine::Retention {
+                operations: age(&file.retention.operations, "retention.operations", defaults.operations)?,
+                quiet_reconciles: age(
+                    &file.retention.quiet_reconciles,
+                    "retention.quiet_reconciles",
+                    defaults.quiet_reconciles,
+                )?,
+            }
+        };
         let journal_key = match (&flags.journal_key, &flags.journal_key_file, &file.journal_key_file) {
             (Some(k), _, _) => JournalKeySource::Env(k.clone()),
             (None, Some(f), _) => JournalKeySource::File(f.clone()),
@@ -554,6 +582,7 @@ impl Config {
             max_request_bytes,
             health_listen,
             ceiling: file.ceiling.into_ceiling()?,
+            retention,
         })
     }
 }
@@ -651,6 +680,11 @@ mod tests {
             ),
             ("lisen = \"x\"", Flags::default(), "config file: unknown field `lisen`"),
             ("reconcile_tick = \"often\"", Flags::default(), "reconcile_tick: \"often\" is not a duration"),
+            (
+                "[retention]\noperations = \"a while\"",
+                Flags::default(),
+                "retention.operations: \"a while\" is not a duration",
+            ),
             (
                 "[ceiling]\npermissions_boundary = \"arn:aws:iam::${account}:policy/C\"",
                 Flags::default(),

@@ -177,6 +177,7 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         bindings: Bindings::new(engine.clone()),
     };
     let reconcile_loop = tokio::spawn(state.bindings.clone().run(config.reconcile_tick));
+    let retention = tokio::spawn(engine.clone().keep(config.retention));
     let tokens = state.tokens.clone();
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crossrole_proto::FILE_DESCRIPTOR_SET)
@@ -260,6 +261,7 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
             .await
             .context("serving");
         reconcile_loop.abort();
+        retention.abort();
         let lost = lost.lock().ok().and_then(|mut l| l.take());
         match lost {
             Some(reason) => Err(anyhow::anyhow!("stopped: {reason}")),

@@ -328,6 +328,47 @@ pub enum PayloadKind {
 /// Rewrites one payload: given its kind and bytes, the new bytes, or why it cannot be rewritten.
 pub type Rewrite = Box<dyn FnMut(PayloadKind, &[u8]) -> Result<Vec<u8>, String> + Send>;
 
+/// Which finished operations [`Journal::expire_operations`] deletes, with their account rows and events. The newest
+/// operation of each binding is always kept (its status points at it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expiry {
+    /// Only operations in one of these states (the final ones).
+    pub final_states: Vec<i32>,
+    /// Only operations that ended before this time (Unix ms).
+    pub ended_before: i64,
+    /// Only operations of these kinds; any kind when empty.
+    pub kinds: Vec<i32>,
+    /// Only operations whose every account row has one of these outcomes; any when empty.
+    pub outcomes: Vec<i32>,
+    /// At most this many in one call, so that one transaction stays short.
+    pub limit: usize,
+}
+
+impl Expiry {
+    /// The ids of the operations to delete, oldest first (both backends' SQL: the sets are integers, inlined).
+    pub(crate) fn select_sql(&self, ended_before: &str) -> String {
+        let list = |v: &[i32]| v.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+        let mut sql = format!(
+            "SELECT o.id FROM operations o WHERE o.state IN ({}) AND o.end_time IS NOT NULL AND o.end_time < \
+             {ended_before} AND (COALESCE(o.binding_name, '') = '' OR o.position < (SELECT MAX(b.position) FROM \
+             operations b WHERE b.binding_name = o.binding_name))",
+            if self.final_states.is_empty() { "NULL".to_string() } else { list(&self.final_states) }
+        );
+        if !self.kinds.is_empty() {
+            sql.push_str(&format!(" AND o.kind IN ({})", list(&self.kinds)));
+        }
+        if !self.outcomes.is_empty() {
+            sql.push_str(&format!(
+                " AND NOT EXISTS (SELECT 1 FROM account_results a WHERE a.operation_id = o.id AND a.outcome NOT IN \
+                 ({}))",
+                list(&self.outcomes)
+            ));
+        }
+        sql.push_str(&format!(" ORDER BY o.position LIMIT {}", self.limit.max(1)));
+        sql
+    }
+}
+
 /// The journal.
 #[async_trait]
 pub trait Journal: Send + Sync {
@@ -372,6 +413,9 @@ pub trait Journal: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Operations not in one of `final_states`.
     async fn unfinished_operations(&self, final_states: &[i32]) -> Result<Vec<OperationRow>, StoreError>;
+    /// Deletes the operations `expiry` selects, with their account rows and events, in one transaction; returns
+    /// how many.
+    async fn expire_operations(&self, expiry: &Expiry) -> Result<u64, StoreError>;
     /// Writes a batch in one transaction: account rows (insert or replace), events (a sequence number used twice
     /// is an error), the counters, and the last event sequence.
     async fn persist(&self, operation: &str, batch: Batch) -> Result<(), StoreError>;

@@ -36,7 +36,7 @@ use rustls_pki_types::pem::PemObject;
 use tokio_postgres::{Row, types::ToSql};
 
 use crate::{
-    AccountRow, AuditEntry, Batch, BindingRow, Discovered, EventRow, Journal, NewOperation, OPERATION_COLUMNS,
+    AccountRow, AuditEntry, Batch, BindingRow, Discovered, EventRow, Expiry, Journal, NewOperation, OPERATION_COLUMNS,
     OperationFilter, OperationRow, PAYLOADS, PayloadFormat, PayloadKind, PayloadPlace, Rewrite, StoreError,
 };
 
@@ -118,6 +118,10 @@ CREATE TABLE account_tags (
     fetched_at BIGINT NOT NULL,
     tags BYTEA NOT NULL
 );
+"#,
+    // 2: retention keeps each binding's newest operation: finding it is an index lookup.
+    r#"
+CREATE INDEX operations_binding ON operations (binding_name, position);
 "#,
 ];
 
@@ -616,6 +620,19 @@ impl Journal for PostgresJournal {
             .iter()
             .map(operation)
             .collect())
+    }
+
+    async fn expire_operations(&self, expiry: &Expiry) -> Result<u64, StoreError> {
+        let mut client = self.writer().await?;
+        let tx = client.transaction().await?;
+        let ids: Vec<String> =
+            tx.query(&expiry.select_sql("$1"), &[&expiry.ended_before]).await?.iter().map(|r| r.get(0)).collect();
+        for table in ["events", "account_results"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE operation_id = ANY($1)"), &[&ids]).await?;
+        }
+        tx.execute("DELETE FROM operations WHERE id = ANY($1)", &[&ids]).await?;
+        tx.commit().await?;
+        Ok(ids.len() as u64)
     }
 
     async fn persist(&self, operation_id: &str, batch: Batch) -> Result<(), StoreError> {

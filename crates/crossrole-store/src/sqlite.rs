@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    AccountRow, AuditEntry, Batch, BindingRow, Discovered, EventRow, Journal, NewOperation, OPERATION_COLUMNS,
+    AccountRow, AuditEntry, Batch, BindingRow, Discovered, EventRow, Expiry, Journal, NewOperation, OPERATION_COLUMNS,
     OperationFilter, OperationRow, PAYLOADS, PayloadFormat, PayloadKind, PayloadPlace, Rewrite, StoreError,
 };
 
@@ -127,6 +127,10 @@ CREATE TABLE account_tags (
     fetched_at INTEGER NOT NULL,
     tags BLOB NOT NULL
 ) WITHOUT ROWID;
+"#,
+    // 5: retention keeps each binding's newest operation: finding it is an index lookup.
+    r#"
+CREATE INDEX operations_binding ON operations(binding_name, position);
 "#,
 ];
 
@@ -459,6 +463,33 @@ impl Journal for SqliteJournal {
             let mut stmt = conn.prepare(&sql)?;
             let rows = stmt.query_map([], operation)?.collect::<Result<_, _>>()?;
             Ok(rows)
+        })
+        .await
+    }
+
+    async fn expire_operations(&self, expiry: &Expiry) -> Result<u64, StoreError> {
+        let select = expiry.select_sql("?1");
+        let ended_before = expiry.ended_before;
+        self.run(move |conn| {
+            let tx = conn.transaction()?;
+            let ids: Vec<String> = {
+                let mut stmt = tx.prepare(&select)?;
+                stmt.query_map([ended_before], |r| r.get(0))?.collect::<Result<_, _>>()?
+            };
+            for table in ["events", "account_results"] {
+                let mut stmt = tx.prepare_cached(&format!("DELETE FROM {table} WHERE operation_id = ?1"))?;
+                for id in &ids {
+                    stmt.execute([id])?;
+                }
+            }
+            {
+                let mut stmt = tx.prepare_cached("DELETE FROM operations WHERE id = ?1")?;
+                for id in &ids {
+                    stmt.execute([id])?;
+                }
+            }
+            tx.commit()?;
+            Ok(ids.len() as u64)
         })
         .await
     }

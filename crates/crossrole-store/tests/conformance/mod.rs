@@ -9,8 +9,8 @@ use std::{
 };
 
 use crossrole_store::{
-    AccountRow, Batch, BindingRow, Discovered, EventRow, Journal, NewOperation, OperationFilter, OperationStats,
-    PayloadFormat, PayloadKind, Rewrite, StoreError,
+    AccountRow, Batch, BindingRow, Discovered, EventRow, Expiry, Journal, NewOperation, OperationFilter,
+    OperationStats, PayloadFormat, PayloadKind, Rewrite, StoreError,
 };
 
 pub type J = Arc<dyn Journal>;
@@ -46,6 +46,7 @@ macro_rules! conformance {
             a_rewrite_reaches_every_payload_in_one_transaction,
             a_payload_that_cannot_be_rewritten_changes_nothing_and_is_named,
             a_new_journal_holds_records,
+            retention_deletes_what_it_selects_and_nothing_else,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {
@@ -293,4 +294,54 @@ pub async fn a_new_journal_holds_records(j: J) {
     .await
     .unwrap();
     assert_eq!(j.audit_log(10).await.unwrap().len(), 1);
+}
+
+pub async fn retention_deletes_what_it_selects_and_nothing_else(j: J) {
+    // (id, kind, binding, state, ended, outcomes of its accounts)
+    let ops: [(&str, i32, Option<&str>, i32, Option<i64>, &[i32]); 8] = [
+        ("old-apply", 1, None, 3, Some(100), &[3, 4]),
+        ("old-failed", 1, None, 4, Some(200), &[5]),
+        ("running", 1, None, 2, None, &[2]),
+        ("recent-apply", 1, None, 3, Some(5_000), &[3]),
+        ("quiet-reconcile", 3, Some("b"), 3, Some(300), &[4, 6]),
+        ("busy-reconcile", 3, Some("b"), 3, Some(400), &[3, 4]),
+        ("newest-of-b", 3, Some("b"), 3, Some(500), &[4]),
+        ("only-of-c", 3, Some("c"), 3, Some(600), &[4]),
+    ];
+    for (id, kind, binding, state, ended, outcomes) in ops {
+        let new = NewOperation { kind, binding_name: binding.map(String::from), ..new_op(id, None, "f") };
+        j.create_operation(new).await.unwrap();
+        j.set_operation_state(id, state, "", Some(50), ended).await.unwrap();
+        let rows = outcomes.iter().enumerate().map(|(i, o)| AccountRow {
+            index: i as u32,
+            account_id: format!("{i:012}"),
+            outcome: *o,
+            result: vec![],
+        });
+        let events = (1..=3).map(|s| EventRow { sequence: s, payload: vec![] }).collect();
+        j.persist(id, Batch { rows: rows.collect(), events, ..Batch::default() }).await.unwrap();
+    }
+    let ids = |j: J| async move {
+        let (rows, _) = j.list_operations(&OperationFilter::default(), 100, None).await.unwrap();
+        let mut ids: Vec<String> = rows.into_iter().map(|r| r.id).collect();
+        ids.sort();
+        ids
+    };
+
+    // Quiet reconciles first: only those whose accounts all stayed as they were, never a binding's newest.
+    let quiet =
+        Expiry { final_states: vec![3, 4, 6], ended_before: 1_000, kinds: vec![3], outcomes: vec![4, 6], limit: 10 };
+    assert_eq!(j.expire_operations(&quiet).await.unwrap(), 1);
+    assert!(j.get_operation("quiet-reconcile").await.unwrap().is_none());
+    assert!(j.read_events("quiet-reconcile", 0, 10).await.unwrap().is_empty());
+    assert!(j.list_accounts("quiet-reconcile", &[], 10, None).await.unwrap().is_empty());
+
+    // Then anything finished before the cut, a page at a time.
+    let all = Expiry { final_states: vec![3, 4, 6], ended_before: 1_000, limit: 2, ..Expiry::default() };
+    assert_eq!(j.expire_operations(&all).await.unwrap(), 2);
+    assert_eq!(j.expire_operations(&all).await.unwrap(), 1);
+    assert_eq!(j.expire_operations(&all).await.unwrap(), 0);
+    assert_eq!(ids(j.clone()).await, ["newest-of-b", "only-of-c", "recent-apply", "running"]);
+    assert_eq!(j.read_events("recent-apply", 0, 10).await.unwrap().len(), 3, "what is kept is whole");
+    assert_eq!(j.count_accounts("newest-of-b").await.unwrap(), BTreeMap::from([(4, 1)]));
 }

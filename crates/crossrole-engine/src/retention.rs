@@ -1,0 +1,95 @@
+//! Retention: finished operations leave the journal after a while, so that it does not grow without bound while
+//! bindings reconcile every few minutes.
+//!
+//! Two ages: one for every finished operation, and a shorter one for reconciles that found everything in place
+//! (each account unchanged or skipped): those are most of a binding's history and say nothing an auditor needs
+//! beyond "nothing changed", which the binding's status and the later operations also say. Unfinished operations
+//! and each binding's newest operation are always kept. Placements (which accounts hold a spec's role) are not
+//! operations and are never expired.
+
+use std::time::Duration;
+
+use crossrole_core::ops::{OperationKind, OperationState, Outcome};
+use crossrole_store::Expiry;
+
+use crate::{Engine, Error, convert, records};
+
+/// How long finished operations are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    /// Every finished operation is deleted this long after it ended; `None`: kept forever.
+    pub operations: Option<Duration>,
+    /// A reconcile that changed nothing is deleted this long after it ended; `None`: as any other operation.
+    pub quiet_reconciles: Option<Duration>,
+}
+
+impl Default for Retention {
+    /// 90 days for operations; one day for reconciles that changed nothing.
+    fn default() -> Self {
+        Retention {
+            operations: Some(Duration::from_secs(90 * 24 * 3600)),
+            quiet_reconciles: Some(Duration::from_secs(24 * 3600)),
+        }
+    }
+}
+
+impl Retention {
+    /// How often to look for what has expired: a tenth of the shorter age, from 10 seconds to 10 minutes.
+    pub fn period(&self) -> Option<Duration> {
+        let shortest = [self.operations, self.quiet_reconciles].into_iter().flatten().min()?;
+        Some((shortest / 10).clamp(Duration::from_secs(10), Duration::from_secs(600)))
+    }
+}
+
+/// Operations deleted in one transaction.
+const PAGE: usize = 500;
+
+impl Engine {
+    /// Deletes the operations `retention` lets go as of `now_ms`, a page at a time. Returns how many.
+    pub async fn expire(&self, retention: &Retention, now_ms: i64) -> Result<u64, Error> {
+        let final_states: Vec<i32> =
+            OperationState::ALL.into_iter().filter(|s| s.is_final()).map(records::state_code).collect();
+        let before = |age: Duration| now_ms.saturating_sub(age.as_millis().min(i64::MAX as u128) as i64);
+        let mut rules = Vec::new();
+        if let Some(age) = retention.quiet_reconciles {
+            rules.push(Expiry {
+                final_states: final_states.clone(),
+                ended_before: before(age),
+                kinds: vec![records::kind_code(OperationKind::Reconcile)],
+                outcomes: [Outcome::Unchanged, Outcome::Skipped].into_iter().map(records::outcome_code).collect(),
+                limit: PAGE,
+            });
+        }
+        if let Some(age) = retention.operations {
+            rules.push(Expiry { final_states, ended_before: before(age), limit: PAGE, ..Expiry::default() });
+        }
+        let mut deleted = 0;
+        for rule in rules {
+            loop {
+                let n = self.inner.journal.expire_operations(&rule).await?;
+                deleted += n;
+                if n < PAGE as u64 {
+                    break;
+                }
+                tokio::task::yield_now().await;
+            }
+        }
+        Ok(deleted)
+    }
+
+    /// Applies `retention` now and then, until the engine shuts down.
+    pub async fn keep(self, retention: Retention) {
+        let Some(period) = retention.period() else { return };
+        loop {
+            match self.expire(&retention, convert::now_ms()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(operations = n, "retention: deleted finished operations"),
+                Err(e) => tracing::warn!(error = %e, "retention: cannot delete finished operations; retrying later"),
+            }
+            tokio::select! {
+                _ = self.inner.shutdown.cancelled() => return,
+                _ = tokio::time::sleep(period) => {}
+            }
+        }
+    }
+}
