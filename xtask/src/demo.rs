@@ -2,24 +2,15 @@
 //! real rollout of `examples/security-audit.yaml` with live progress; then verify and the Switch Role links. The
 //! server stays up until Ctrl-C (or, with `--exit`, everything stops after the links).
 
-use std::{
-    io::{Read, Write},
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use crate::{
     e2e::{build_binaries, install_interrupt_handler, mode_arg, run_dir},
-    emulators::{Emulators, Process, free_port},
+    emulators::Emulators,
+    served::Served,
 };
-
-fn random_token() -> Result<String> {
-    let mut bytes = [0u8; 24];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(format!("crt_{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>()))
-}
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let mode = mode_arg(args)?;
@@ -40,51 +31,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let spec = dir.join("security-audit.yaml");
     std::fs::write(&spec, std::fs::read_to_string(&example)?.replace("111122223333", &security))?;
 
-    // A token, and crossroled's configuration with only its hash.
-    let token = random_token()?;
-    let mut hash =
-        Command::new(&crossroled).args(["token", "hash"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
-    hash.stdin.take().context("stdin")?.write_all(token.as_bytes())?;
-    let hash = String::from_utf8(hash.wait_with_output()?.stdout)?.trim().to_string();
-    let port = free_port()?;
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let config = dir.join("crossroled.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\n\n[[tokens]]\nname = \"demo\"\nsha256 = \"{hash}\"\nscope = \"admin\"\n",
-            dir.join("data").display()
-        ),
-    )?;
-    let mut server_cmd = Command::new(&crossroled);
-    server_cmd.arg("--config").arg(&config).envs(emulators.aws_env(&key, &secret));
-    let mut server = Process::spawn("crossroled", server_cmd, dir.join("crossroled.log"))?;
-
-    let cli = |args: &[&str]| -> Result<std::process::ExitStatus> {
-        Ok(Command::new(&crossrole)
-            .args(args)
-            .env("CROSSROLE_ENDPOINT", &endpoint)
-            .env("CROSSROLE_TOKEN", &token)
-            .status()?)
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let ok = Command::new(&crossrole)
-            .args(["ops", "list"])
-            .env("CROSSROLE_ENDPOINT", &endpoint)
-            .env("CROSSROLE_TOKEN", &token)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if ok {
-            break;
-        }
-        if server.exited().is_some() || Instant::now() > deadline {
-            bail!("crossroled did not start; see {}", server.log.display());
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    let mut served = Served::start(&dir, &crossroled, &crossrole, emulators.aws_env(&key, &secret), "")?;
+    let Served { endpoint, port, token, .. } = &served;
+    let cli = |args: &[&str]| served.cli(args);
 
     let spec_arg = spec.display().to_string();
     println!(
@@ -109,13 +58,13 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
          cargo run -q -p crossrole-cli -- destroy -f {spec_arg}\n  \
          grpcurl -plaintext -H \"authorization: Bearer $CROSSROLE_TOKEN\" 127.0.0.1:{port} list\n\n\
          The spec applied is {spec_arg}; crossroled logs to {}.",
-        server.log.display()
+        served.server.log.display()
     );
     if !applied.success() {
         eprintln!("note: the apply exited with {applied}");
     }
     if exit_after {
-        server.stop(Duration::from_secs(15));
+        served.server.stop(Duration::from_secs(15));
         emulators.stop();
         if !applied.success() {
             bail!("the demo's apply did not succeed ({applied})");
@@ -124,8 +73,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     }
     println!("\ncrossroled keeps running; press Ctrl-C to stop it and the emulators.");
     loop {
-        if let Some(status) = server.exited() {
-            bail!("crossroled exited ({status}); see {}", server.log.display());
+        if let Some(status) = served.server.exited() {
+            bail!("crossroled exited ({status}); see {}", served.server.log.display());
         }
         std::thread::sleep(Duration::from_millis(500));
     }

@@ -7,8 +7,11 @@ mod deploy;
 mod deps;
 mod e2e;
 mod emulators;
+mod fuzz;
 mod invariants;
 mod postgres;
+mod served;
+mod soak;
 mod test;
 mod util;
 
@@ -24,12 +27,19 @@ Tasks:
   test [--no-e2e]     everything CI checks: fmt, codegen --check, buf lint, clippy, all tests, deploy/ checks, e2e
   demo [--emulator localstack|moto] [--exit]
                       emulators, a seeded organization, crossroled, and a live rollout of examples/security-audit.yaml
-  e2e [--emulator localstack|moto]
-                      the end-to-end suite on emulators (installed into .cache/ on first use)
+  e2e [--emulator localstack|moto] [-- <filter>…]
+                      the end-to-end suite on emulators (installed into .cache/ on first use); with filters, the
+                      scenarios whose names contain one
   bench [--quick] [--runs N] [--only-model|--only-e2e|--only-limits|--only-criterion|--only-journal]
                       part A: the engine against a model of AWS (100, 1,000, 10,000 accounts); part B: crossroled
                       on the emulators vs the AWS SDK directly and boto3; part C: memory under oversized and
                       unauthenticated requests; writes target/bench/latest.md
+  fuzz [--time SECS] [--smoke] [target…]
+                      the fuzz targets in fuzz/ (cargo-fuzz, libFuzzer), each for SECS seconds (120; --smoke: 10,
+                      the corpus left as committed)
+  soak [--minutes N] [--emulator localstack|moto] [--quiet-retention D]
+                      a binding reconciling on the emulators for N minutes (20), with drift to repair: crossroled's
+                      memory, file descriptors and journal size sampled, slopes reported (target/soak/report.md)
   postgres <command…> a throwaway PostgreSQL for <command>, its URL in CROSSROLE_TEST_POSTGRES (e.g. cargo xtask
                       postgres cargo nextest run -p crossrole-server --test postgres)
   invariants          architecture invariants on the sources and the dependency graph (ARCHITECTURE.md)
@@ -63,6 +73,8 @@ fn run() -> Result<()> {
         "demo" => demo::run(rest),
         "bench" => bench::run(rest),
         "postgres" => postgres::run(rest),
+        "fuzz" => fuzz::run(rest),
+        "soak" => soak::run(rest),
         "deploy-check" => {
             let (crossroled, _) = e2e::build_binaries()?;
             deploy::check(&crossroled)

@@ -7,6 +7,7 @@ use crate::util::{buf, run, run_in};
 pub(crate) fn run_all(args: &[String]) -> Result<()> {
     let skip_e2e = args.iter().any(|a| a == "--no-e2e");
     run("cargo", &["fmt", "--all", "--", "--check"])?;
+    run("cargo", &["fmt", "--manifest-path", "fuzz/Cargo.toml", "--", "--check"])?;
     crate::invariants::check()?;
     crate::deps::check()?;
     crate::codegen::run(&["--check".to_string()])?;
@@ -27,6 +28,7 @@ pub(crate) fn run_all(args: &[String]) -> Result<()> {
         )?;
     }
     run("cargo", &["test", "--doc", "--workspace", "--locked"])?;
+    crate::fuzz::run(&["--smoke".to_string()])?;
     let (crossroled, _) = crate::e2e::build_binaries()?;
     crate::deploy::check(&crossroled)?;
     if skip_e2e {

@@ -44,8 +44,9 @@ pub fn switch_role_link(spec: &AccessSpec, partition: Partition, account: &str, 
     }
     let q = |s: &str| utf8_percent_encode(s, QUERY_VALUE).to_string();
     SwitchRoleLink::Url(format!(
-        "https://{}/switchrole?account={account}&roleName={}&displayName={}",
+        "https://{}/switchrole?account={}&roleName={}&displayName={}",
         partition.signin_host(),
+        q(account),
         q(&role_name),
         q(&display)
     ))
@@ -66,9 +67,14 @@ pub fn aws_config_profiles(
     let mut used = BTreeSet::new();
     for (id, name) in accounts {
         let mut profile = format!("{}-{}", spec.name, slug(name));
-        if slug(name).is_empty() || !used.insert(profile.clone()) {
+        if slug(name).is_empty() || used.contains(&profile) {
             profile = format!("{}-{id}", spec.name);
-            used.insert(profile.clone());
+        }
+        let base = profile.clone();
+        let mut n = 2;
+        while !used.insert(profile.clone()) {
+            profile = format!("{base}-{n}");
+            n += 1;
         }
         let _ = writeln!(out, "[profile {profile}]");
         let _ = writeln!(out, "role_arn = {}", names::role_arn(partition, id, &spec.role.path, &spec.role.name));
@@ -151,6 +157,16 @@ mod tests {
     }
 
     #[test]
+    fn every_query_value_is_escaped() {
+        // Found by the `links` fuzz target: the account went into the query as given.
+        let s = spec("", "/", "Audit");
+        assert_eq!(
+            switch_role_link(&s, Partition::Aws, "1&roleName=Admin", "x"),
+            SwitchRoleLink::Url("https://signin.aws.amazon.com/switchrole?account=1%26roleName%3DAdmin&roleName=Audit&displayName=Audit%20%40%20x".into())
+        );
+    }
+
+    #[test]
     fn unusable_links_say_why() {
         let with_external_id = spec("    external_id: Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf\n", "/", "Audit");
         assert!(
@@ -194,6 +210,18 @@ mod tests {
             true,
         ));
         let withheld = aws_config_profiles(&s, Partition::Aws, &accounts, "security", None, false);
+        // Found by the `links` fuzz target: a name that is another account's fallback gave two profiles one name.
+        let clash = [
+            ("222233334444".to_string(), "333344445555".to_string()),
+            ("333344445555".to_string(), String::new()),
+            ("333344445555".to_string(), String::new()),
+        ];
+        let profiles = aws_config_profiles(&s, Partition::Aws, &clash, "security", None, false);
+        let names: Vec<&str> = profiles.lines().filter(|l| l.starts_with("[profile")).collect();
+        assert_eq!(
+            names,
+            ["[profile audit-333344445555]", "[profile audit-333344445555-2]", "[profile audit-333344445555-3]"]
+        );
         assert!(!withheld.contains("Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf"), "{withheld}");
         assert!(withheld.contains("# the role requires an ExternalId"), "{withheld}");
     }

@@ -1,0 +1,4 @@
+#![no_main]
+//! Spec files in YAML: see `crossrole_fuzz::spec_file`.
+
+libfuzzer_sys::fuzz_target!(|text: &str| crossrole_fuzz::spec_file(text, false));
