@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 
 use crate::{
-    Error, Partition,
+    Error,
     error::Collector,
     names::{self, Arn},
     policy::eval::glob,
@@ -61,7 +61,7 @@ impl Ceiling {
     pub fn check(&self, spec: &AccessSpec, organization: Organization<'_>) -> Result<(), Error> {
         let mut v = Collector::default();
         let role = &spec.role;
-        let sample = |text: &str| names::expand(text, Partition::Aws, "000000000000");
+        let sample = |text: &str| names::expand(text, names::Place::SAMPLE);
         if let (Some(ceiling), Some(asked)) = (&self.permissions_boundary, &role.permissions_boundary_arn)
             && sample(ceiling) != sample(asked)
         {

@@ -149,30 +149,71 @@ impl<'a> Arn<'a> {
 }
 
 /// Checks an IAM managed policy ARN: `arn:<partition>:iam::(aws|<account>):policy/[path/]name`.
-/// The variables a per-account value may use: `${partition}` and `${account_id}`, the target account's.
-pub const TEMPLATE_VARIABLES: [&str; 2] = ["partition", "account_id"];
+/// The variables a per-account value may use: the target account's partition, id and name. Policy ARNs take only
+/// the first two ([`ARN_VARIABLES`]): an account's name may hold characters an ARN cannot.
+pub const TEMPLATE_VARIABLES: [&str; 3] = ["partition", "account_id", "account_name"];
 
-/// `text` with `${partition}` and `${account_id}` replaced for `account`.
-pub fn expand(text: &str, partition: Partition, account: &str) -> String {
+/// The variables a policy ARN may use.
+pub const ARN_VARIABLES: [&str; 2] = ["partition", "account_id"];
+
+/// The account a per-account value is resolved for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place<'a> {
+    /// Its partition.
+    pub partition: Partition,
+    /// Its id.
+    pub account_id: &'a str,
+    /// Its name in the organization.
+    pub account_name: &'a str,
+}
+
+impl Place<'static> {
+    /// A stand-in account, to check a template's result before any real account is known.
+    pub const SAMPLE: Place<'static> =
+        Place { partition: Partition::Aws, account_id: "123456789012", account_name: "Sample account" };
+}
+
+/// `text` with `${partition}`, `${account_id}` and `${account_name}` replaced for `place`.
+pub fn expand(text: &str, place: Place<'_>) -> String {
     if !text.contains("${") {
         return text.to_string();
     }
-    text.replace("${partition}", partition.as_str()).replace("${account_id}", account)
+    text.replace("${partition}", place.partition.as_str())
+        .replace("${account_id}", place.account_id)
+        .replace("${account_name}", place.account_name)
+}
+
+/// `value` resolved for `place` as a tag value: characters IAM refuses in tags (an account's name may hold
+/// `(`, `,` or `&`) become `_`, and the value is cut at IAM's 256 characters.
+pub fn expand_tag_value(value: &str, place: Place<'_>) -> String {
+    if !value.contains("${") {
+        return value.to_string();
+    }
+    expand(value, place).chars().map(|c| if is_tag_char(c) { c } else { '_' }).take(256).collect()
 }
 
 /// Checks that every `${…}` in `text` is a variable crossrole knows.
 pub(crate) fn check_template(text: &str) -> Result<(), String> {
+    check_template_of(text, &TEMPLATE_VARIABLES)
+}
+
+/// Checks that every `${…}` in `text` is one of `known`.
+fn check_template_of(text: &str, known: &[&str]) -> Result<(), String> {
     let mut rest = text;
     while let Some(start) = rest.find("${") {
         let Some(len) = rest[start..].find('}') else {
             return Err(format!("has an unclosed `${{` at {:?}", &rest[start..]));
         };
         let name = &rest[start + 2..start + len];
-        if !TEMPLATE_VARIABLES.contains(&name) {
-            return Err(format!(
-                "uses unknown variable ${{{name}}}; known: {}",
-                TEMPLATE_VARIABLES.iter().map(|v| format!("${{{v}}}")).collect::<Vec<_>>().join(", ")
-            ));
+        if !known.contains(&name) {
+            let known = known.iter().map(|v| format!("${{{v}}}")).collect::<Vec<_>>().join(", ");
+            return Err(if TEMPLATE_VARIABLES.contains(&name) {
+                format!(
+                    "cannot use ${{{name}}} here (an account's name may hold characters it cannot); known here: {known}"
+                )
+            } else {
+                format!("uses unknown variable ${{{name}}}; known: {known}")
+            });
         }
         rest = &rest[start + len + 1..];
     }
@@ -183,8 +224,8 @@ pub(crate) fn check_template(text: &str) -> Result<(), String> {
 /// (`${partition}`), resolved per account.
 pub(crate) fn check_policy_arn(arn: &str) -> Result<(), String> {
     if arn.contains("${") {
-        check_template(arn)?;
-        return check_policy_arn(&expand(arn, Partition::Aws, "123456789012"));
+        check_template_of(arn, &ARN_VARIABLES)?;
+        return check_policy_arn(&expand(arn, Place::SAMPLE));
     }
     let rule = "must be an IAM policy ARN like arn:aws:iam::aws:policy/ReadOnlyAccess or \
                 arn:aws:iam::111122223333:policy/path/Name (${account_id} and ${partition} stand for the target \
@@ -255,10 +296,12 @@ pub(crate) fn check_tag_value(value: &str) -> Result<(), String> {
     check_tag_chars(value)
 }
 
+fn is_tag_char(c: char) -> bool {
+    c.is_alphanumeric() || c.is_whitespace() || matches!(c, '_' | '.' | ':' | '/' | '=' | '+' | '-' | '@')
+}
+
 fn check_tag_chars(s: &str) -> Result<(), String> {
-    match s.chars().find(|c| {
-        !(c.is_alphanumeric() || c.is_whitespace() || matches!(c, '_' | '.' | ':' | '/' | '=' | '+' | '-' | '@'))
-    }) {
+    match s.chars().find(|c| !is_tag_char(*c)) {
         Some(c) => Err(format!("only letters, digits, spaces and _.:/=+-@ are allowed in tags (IAM), found {c:?}")),
         None => Ok(()),
     }
@@ -392,9 +435,26 @@ mod tests {
             "uses unknown variable ${account}; known: ${partition}, ${account_id}"
         );
         assert_eq!(
-            expand("arn:${partition}:iam::${account_id}:policy/B", Partition::AwsCn, "111122223333"),
+            expand(
+                "arn:${partition}:iam::${account_id}:policy/B",
+                Place { partition: Partition::AwsCn, account_id: "111122223333", account_name: "x" }
+            ),
             "arn:aws-cn:iam::111122223333:policy/B"
         );
+        assert_eq!(
+            check_policy_arn("arn:aws:iam::${account_id}:policy/${account_name}").unwrap_err(),
+            "cannot use ${account_name} here (an account's name may hold characters it cannot); known here: \
+             ${partition}, ${account_id}"
+        );
+    }
+
+    #[test]
+    fn tag_values_resolved_per_account_keep_to_what_iam_accepts() {
+        let place = Place { partition: Partition::Aws, account_id: "111122223333", account_name: "Prod (EU), #1" };
+        assert_eq!(expand_tag_value("${account_name}@${account_id}", place), "Prod _EU__ _1@111122223333");
+        assert_eq!(expand_tag_value("plain (kept as written)", place), "plain (kept as written)");
+        let long = Place { account_name: &"n".repeat(300), ..place };
+        assert_eq!(expand_tag_value("${account_name}", long).chars().count(), 256);
     }
 
     #[test]

@@ -118,18 +118,25 @@ impl DesiredRole {
         names::role_arn(partition, account, &self.path, &self.name)
     }
 
-    /// The role as it must be in `account`: per-account values (`${account_id}`, `${partition}` in the boundary and
-    /// managed policy ARNs) resolved. Borrowed when there is nothing to resolve.
-    pub fn in_account(&self, partition: Partition, account: &str) -> std::borrow::Cow<'_, DesiredRole> {
+    /// The role as it must be in the account at `place`: per-account values resolved (`${partition}` and
+    /// `${account_id}` in the boundary and managed policy ARNs; those and `${account_name}` in the description and
+    /// tag values, see [`names::expand_tag_value`]). Borrowed when there is nothing to resolve.
+    pub fn in_account(&self, place: names::Place<'_>) -> std::borrow::Cow<'_, DesiredRole> {
         let templated = |s: &str| s.contains("${");
         if !self.permissions_boundary_arn.as_deref().is_some_and(templated)
             && !self.managed_policy_arns.iter().any(|a| templated(a))
+            && !templated(&self.description)
+            && !self.tags.values().any(|v| templated(v))
         {
             return std::borrow::Cow::Borrowed(self);
         }
         let mut d = self.clone();
-        d.permissions_boundary_arn = d.permissions_boundary_arn.map(|b| names::expand(&b, partition, account));
-        d.managed_policy_arns = d.managed_policy_arns.iter().map(|a| names::expand(a, partition, account)).collect();
+        d.permissions_boundary_arn = d.permissions_boundary_arn.map(|b| names::expand(&b, place));
+        d.managed_policy_arns = d.managed_policy_arns.iter().map(|a| names::expand(a, place)).collect();
+        d.description = names::expand(&d.description, place).chars().take(1000).collect();
+        for value in d.tags.values_mut() {
+            *value = names::expand_tag_value(value, place);
+        }
         std::borrow::Cow::Owned(d)
     }
 }

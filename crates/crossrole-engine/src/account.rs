@@ -41,6 +41,11 @@ pub(crate) struct Target {
 }
 
 impl Target {
+    /// Where per-account values in the spec resolve for this account.
+    pub(crate) fn place(&self, partition: crossrole_core::Partition) -> crossrole_core::names::Place<'_> {
+        crossrole_core::names::Place { partition, account_id: &self.account_id, account_name: &self.account_name }
+    }
+
     /// This account's result row at `outcome` and `phase`, nothing else filled in.
     pub(crate) fn result(&self, outcome: Outcome, phase: Phase) -> AccountResult {
         AccountResult {
@@ -131,7 +136,7 @@ async fn examine_as(env: &RunEnv, target: &Target, read_first: bool) -> Result<E
     let mut credentials = assume().await?;
     if !read_first {
         env.phase(&target.account_id, Phase::Plan);
-        let plan = plan::plan(&env.desired.in_account(inner.aws.partition(), &target.account_id), None);
+        let plan = plan::plan(&env.desired.in_account(target.place(inner.aws.partition())), None);
         return Ok(Examined { credentials, observed: None, plan });
     }
     let mut observed = read(&credentials).await;
@@ -156,9 +161,7 @@ async fn examine_as(env: &RunEnv, target: &Target, read_first: bool) -> Result<E
     })?;
     env.phase(&target.account_id, Phase::Plan);
     let plan = match target.action {
-        Action::Ensure => {
-            plan::plan(&env.desired.in_account(inner.aws.partition(), &target.account_id), observed.as_ref())
-        }
+        Action::Ensure => plan::plan(&env.desired.in_account(target.place(inner.aws.partition())), observed.as_ref()),
         Action::Remove => plan::plan_delete(&env.spec.name, observed.as_ref()),
     };
     Ok(Examined { credentials, observed, plan })

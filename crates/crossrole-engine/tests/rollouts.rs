@@ -497,3 +497,40 @@ async fn a_plan_of_accounts_in_sync_reads_only_what_it_compares() {
     assert_eq!(iam_total, 4 * 10 + 4, "{served:?}");
     assert!(!served.keys().any(|k| k.starts_with("organizations:")), "{served:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn per_account_values_resolve_in_each_account_show_resolved_in_the_plan_and_never_drift() {
+    let w = world(3);
+    let yaml = |description: &str| {
+        format!(
+            "name: audit\nrole:\n  name: Audit\n  path: /crossrole/\n  description: \"{description}\"\n  trust:\n    \
+             account_ids: [\"{SECURITY}\"]\n  tags:\n    account: \"${{account_name}} in ${{partition}}\"\n    id: \
+             \"${{account_id}}\"\ntargets:\n  organizational_unit_ids: [ou-root-workload]\n"
+        )
+    };
+    let spec = crossrole_core::AccessSpec::from_yaml(&yaml("Audit access to ${account_name} (${account_id})")).unwrap();
+
+    // The plan shows each account's own values.
+    let plan = w.engine.plan(&spec).await.unwrap();
+    let first = plan.accounts.iter().find(|a| a.account_id == account(0)).unwrap();
+    let shown = format!("{:?}", first.changes);
+    assert!(shown.contains("Audit access to prod-0 (200000000000)"), "{shown}");
+    assert!(shown.contains("prod-0 in aws"), "{shown}");
+
+    let op = run(&w, OperationKind::Apply, &spec).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    for i in 0..3 {
+        let role = w.fake.role(&account(i), "Audit").unwrap();
+        assert_eq!(role.description, format!("Audit access to prod-{i} ({})", account(i)));
+        assert_eq!(role.tags.get("account").map(String::as_str), Some(format!("prod-{i} in aws").as_str()));
+        assert_eq!(role.tags.get("id"), Some(&account(i)));
+    }
+    // Resolved the same way every time: no perpetual diff.
+    w.fake.reset_counters();
+    let again = run(&w, OperationKind::Apply, &spec).await;
+    assert_eq!((again.counts.unchanged, w.fake.iam_writes()), (3, 0), "{:?}", w.fake.served());
+
+    // An unknown variable is the field's error, before anything is read.
+    let e = crossrole_core::AccessSpec::from_yaml(&yaml("Audit for ${account}")).unwrap_err().to_string();
+    assert!(e.contains("role.description: uses unknown variable ${account}"), "{e}");
+}

@@ -83,6 +83,9 @@ fn role(r: &RawRole, v: &mut Collector) -> Option<RoleSpec> {
     if let Some(c) = r.description.chars().find(|c| !is_description_char(*c)) {
         v.push("role.description", format!("character {c:?} is not allowed in IAM descriptions"));
     }
+    if let Err(rule) = names::check_template(&r.description) {
+        v.push("role.description", rule);
+    }
     let max_session = match &r.max_session_duration {
         None => super::DEFAULT_MAX_SESSION,
         Some(d) if d.nanos == 0 && (3600..=43200).contains(&d.seconds) => Duration::from_secs(d.seconds as u64),
@@ -161,7 +164,12 @@ fn role(r: &RawRole, v: &mut Collector) -> Option<RoleSpec> {
         } else if key.starts_with("crossrole:") {
             v.push(&field, "tag keys starting with `crossrole:` are reserved for crossrole's ownership tags");
         }
-        if let Err(rule) = names::check_tag_value(value) {
+        // A value may name the account it lands in (`${account_name}`…): its own characters must suit IAM.
+        let checked = match names::check_template(value) {
+            Ok(()) => names::check_tag_value(&names::expand(value, names::Place::SAMPLE)),
+            Err(rule) => Err(rule),
+        };
+        if let Err(rule) = checked {
             v.push(&field, rule);
         }
     }

@@ -45,7 +45,8 @@ pub struct RoleSpec {
     /// IAM path: `/` (the default when empty) or `/segment/.../`, at most 512 characters.
     #[prost(string, tag = "2")]
     pub path: ::prost::alloc::string::String,
-    /// Role description, at most 1000 characters.
+    /// Role description, at most 1000 characters. `${account_id}`, `${account_name}` and `${partition}` are replaced
+    /// by the target account's values (the plan shows them replaced); any other `${...}` is refused.
     #[prost(string, tag = "3")]
     pub description: ::prost::alloc::string::String,
     /// Maximum session duration, from 1 hour (the default when unset) to 12 hours, in whole seconds.
@@ -55,7 +56,8 @@ pub struct RoleSpec {
     #[prost(message, optional, tag = "5")]
     pub trust: ::core::option::Option<TrustSpec>,
     /// ARNs of managed policies to attach (AWS managed or customer managed). Policies attached outside crossrole are
-    /// drift and are detached by the next apply.
+    /// drift and are detached by the next apply. A customer managed policy in each target account is named with
+    /// `${account_id}` (and `${partition}`): `arn:${partition}:iam::${account_id}:policy/team/Read`.
     #[prost(string, repeated, tag = "6")]
     pub managed_policy_arns: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
     /// Inline policies: policy name (1 to 128 characters of `\[A-Za-z0-9+=,.@_-\]`) to IAM policy document (JSON).
@@ -64,11 +66,13 @@ pub struct RoleSpec {
         ::prost::alloc::string::String,
         ::prost::alloc::string::String,
     >,
-    /// ARN of a managed policy to set as the permissions boundary; empty for none.
+    /// ARN of a managed policy to set as the permissions boundary; empty for none. `${account_id}` and `${partition}`
+    /// as in managed_policy_arns.
     #[prost(string, tag = "8")]
     pub permissions_boundary_arn: ::prost::alloc::string::String,
     /// Tags on the role (at most 50 including crossrole's own `crossrole:*` tags; keys up to 128 characters, values up
-    /// to 256, no `aws:` prefix).
+    /// to 256, no `aws:` prefix). Values may use `${account_id}`, `${account_name}` and `${partition}`; characters of
+    /// an account's name that IAM refuses in tags become `_`.
     #[prost(btree_map = "string, string", tag = "9")]
     pub tags: ::prost::alloc::collections::BTreeMap<
         ::prost::alloc::string::String,
