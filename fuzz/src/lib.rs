@@ -9,14 +9,15 @@
 //!   or repeated, a value as a one-element array, actions in another case, no `Sid`) compare equal;
 //! - the trust evaluator gives the same answer twice and never panics, whatever the policy and the caller;
 //! - a Switch Role link decodes back to the account, the role's path and name, and a display name of at most 64
-//!   characters, with nothing in its query outside RFC 3986's unreserved set but percent escapes;
+//!   characters, with nothing in its query outside RFC 3986's unreserved set but percent escapes; exports name one
+//!   profile per account, each name once, never with the ExternalId unless asked, and the JSON one parses;
 //! - an API message, whatever its bytes, converts to the domain or is refused with a named field.
 
 use std::collections::BTreeMap;
 
 use arbitrary::Arbitrary;
 use crossrole_core::{
-    AccessSpec, Partition,
+    AccessSpec, Partition, export,
     links::{self, SwitchRoleLink},
     policy::{
         DocumentKind, PolicyDocument,
@@ -176,14 +177,16 @@ pub struct LinkInput {
     pub partition: u8,
     /// Whether the role requires an ExternalId.
     pub external_id: bool,
-    /// More accounts (id, name), for the CLI profiles.
+    /// More accounts (id, name), for the exports.
     pub accounts: Vec<(u64, String)>,
+    /// A profile name template.
+    pub name_template: Option<String>,
 }
 
 const BASE_SPEC: &str = r#"{"name": "fuzz", "role": {"name": "R", "trust": {"account_ids": ["111122223333"]}},
     "targets": {"organizational_unit_paths": ["/Root"]}}"#;
 
-/// Switch Role links and AWS CLI profiles.
+/// Switch Role links and the exports.
 pub fn links(input: &LinkInput) {
     let mut raw = SpecFile::from_json(BASE_SPEC).and_then(SpecFile::into_raw).expect("the base spec is valid");
     let role = raw.role.as_mut().expect("the base spec has a role");
@@ -206,11 +209,24 @@ pub fn links(input: &LinkInput) {
     }
     let mut accounts: Vec<(String, String)> = input.accounts.iter().map(|(n, name)| (id(*n), name.clone())).collect();
     accounts.push((account_id, input.account_name.clone()));
-    let profiles = links::aws_config_profiles(&spec, partition, &accounts, "default", None, false);
+    let options = export::Options {
+        source_profile: "default",
+        mfa_serial: None,
+        reveal_external_id: false,
+        name_template: input.name_template.as_deref().filter(|t| export::check_name_template(t).is_ok()),
+    };
+    let profiles = export::export(&spec, partition, &accounts, export::Format::AwsConfig, options);
     let names: Vec<&str> = profiles.lines().filter(|l| l.starts_with("[profile ")).collect();
     let unique: std::collections::BTreeSet<&&str> = names.iter().collect();
+    assert_eq!(names.len(), accounts.len(), "not one profile per account\n{profiles}");
     assert_eq!(names.len(), unique.len(), "two profiles share a name\n{profiles}");
-    assert!(!profiles.contains("fuzz-external-id-0001"), "the ExternalId was written without being asked for");
+    for format in [export::Format::AwsConfig, export::Format::Aesr, export::Format::Json] {
+        let text = export::export(&spec, partition, &accounts, format, options);
+        assert!(!text.contains("fuzz-external-id-0001"), "the ExternalId was written without being asked for");
+    }
+    let json = export::export(&spec, partition, &accounts, export::Format::Json, options);
+    let parsed: Value = serde_json::from_str(&json).expect("the JSON export does not parse");
+    assert_eq!(parsed.as_array().map(Vec::len), Some(accounts.len()));
 }
 
 fn check_link(url: &str, spec: &AccessSpec, partition: Partition, account_id: &str) {

@@ -1,6 +1,8 @@
 //! `cargo xtask demo [--emulator localstack|moto] [--exit]`: emulators, a seeded organization, crossroled, and a
-//! real rollout of `examples/security-audit.yaml` with live progress; then verify and the Switch Role links. The
-//! server stays up until Ctrl-C (or, with `--exit`, everything stops after the links).
+//! real rollout of `examples/security-audit.yaml` with live progress; then verify and its CLI profiles (the role
+//! needs an ExternalId, which the console cannot send); then `examples/console-readonly.yaml`, a role for the
+//! console, with its Switch Role links and AWS Extend Switch Roles configuration. The server stays up until Ctrl-C
+//! (or, with `--exit`, everything stops after the links).
 
 use std::time::{Duration, Instant};
 
@@ -30,6 +32,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let example = crate::workspace_root().join("examples/security-audit.yaml");
     let spec = dir.join("security-audit.yaml");
     std::fs::write(&spec, std::fs::read_to_string(&example)?.replace("111122223333", &security))?;
+    let console_example = crate::workspace_root().join("examples/console-readonly.yaml");
+    let console = dir.join("console-readonly.yaml");
+    std::fs::write(&console, std::fs::read_to_string(&console_example)?.replace("111122223333", &security))?;
 
     let mut served = Served::start(&dir, &crossroled, &crossrole, emulators.aws_env(&key, &secret), "")?;
     let Served { endpoint, port, token, .. } = &served;
@@ -47,8 +52,31 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let applied = cli(&["apply", "-f", &spec_arg, "--yes"])?;
     println!("\n== crossrole verify -f {}\n", spec_arg);
     cli(&["verify", "-f", &spec_arg])?;
-    println!("\n== crossrole links -f {}\n", spec_arg);
-    cli(&["links", "-f", &spec_arg])?;
+    println!(
+        "\n== crossrole export -f {spec_arg} --source-profile security   (the role needs an ExternalId: CLI profiles)\n"
+    );
+    let exports = dir.join("exports");
+    let out = exports.display().to_string();
+    cli(&[
+        "export",
+        "-f",
+        &spec_arg,
+        "--source-profile",
+        "security",
+        "--profile-name",
+        "${account_name}",
+        "--out",
+        &out,
+    ])?;
+    show(&exports.join("crossrole-security-audit.config"))?;
+    let console_arg = console.display().to_string();
+    println!("\n== crossrole apply -f {console_arg} --yes   (no ExternalId: people switch roles in the console)\n");
+    let console_applied = cli(&["apply", "-f", &console_arg, "--yes"])?;
+    println!("\n== crossrole links -f {console_arg}\n");
+    cli(&["links", "-f", &console_arg])?;
+    println!("\n== crossrole export -f {console_arg} --source-profile security --format aesr\n");
+    cli(&["export", "-f", &console_arg, "--source-profile", "security", "--format", "aesr", "--out", &out])?;
+    show(&exports.join("crossrole-console-readonly.aesr.ini"))?;
     println!(
         "\n== try next, in another shell:\n\n  export CROSSROLE_ENDPOINT={endpoint}\n  export CROSSROLE_TOKEN={token}\n  \
          cargo run -q -p crossrole-cli -- plan -f {spec_arg}        # in sync now\n  \
@@ -60,14 +88,16 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
          The spec applied is {spec_arg}; crossroled logs to {}.",
         served.server.log.display()
     );
-    if !applied.success() {
-        eprintln!("note: the apply exited with {applied}");
+    for (name, status) in [("security-audit", applied), ("console-readonly", console_applied)] {
+        if !status.success() {
+            eprintln!("note: the apply of {name} exited with {status}");
+        }
     }
     if exit_after {
         served.server.stop(Duration::from_secs(15));
         emulators.stop();
-        if !applied.success() {
-            bail!("the demo's apply did not succeed ({applied})");
+        if !applied.success() || !console_applied.success() {
+            bail!("the demo's applies did not both succeed ({applied}, {console_applied})");
         }
         return Ok(());
     }
@@ -78,4 +108,17 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// Prints an export's first two profiles and where the rest are.
+fn show(path: &std::path::Path) -> Result<()> {
+    let text = std::fs::read_to_string(path)?;
+    let sections: Vec<&str> = text.split("\n\n").filter(|s| !s.trim().is_empty()).collect();
+    for section in sections.iter().take(2) {
+        println!("{section}\n");
+    }
+    if sections.len() > 2 {
+        println!("… and {} more in {}", sections.len() - 2, path.display());
+    }
+    Ok(())
 }

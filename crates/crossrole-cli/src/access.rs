@@ -39,8 +39,9 @@ pub(crate) struct ExportArgs {
     /// The spec file.
     #[arg(long, short)]
     file: PathBuf,
-    /// Format.
-    #[arg(long, default_value = "aws-config", value_parser = ["aws-config"])]
+    /// Format: `aws-config` (~/.aws/config profiles), `aesr` (AWS Extend Switch Roles), `granted` (a granted profile
+    /// registry: needs --out), `json`.
+    #[arg(long, default_value = "aws-config", value_parser = ["aws-config", "aws-cli", "aesr", "granted", "json"])]
     format: String,
     /// The profile with the trusted side's credentials.
     #[arg(long)]
@@ -48,6 +49,12 @@ pub(crate) struct ExportArgs {
     /// MFA device ARN, for roles that require MFA.
     #[arg(long)]
     mfa_serial: Option<String>,
+    /// How profiles are named: `${spec}`, `${account_name}`, `${account_id}` [default: ${spec}-${account_name}].
+    #[arg(long)]
+    profile_name: Option<String>,
+    /// Write to this folder instead of printing (granted: the registry's granted.yml and its profiles).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 /// Loads and validates a spec file locally.
@@ -325,15 +332,43 @@ pub(crate) async fn links(client: &Client, args: SpecArgs, out: Output) -> Outco
 
 pub(crate) async fn export(client: &Client, args: ExportArgs) -> Outcome {
     let spec = load(&args.file)?;
+    let spec_name = spec.name.clone();
+    let (format, file) = match args.format.as_str() {
+        "aesr" => (proto::ExportFormat::Aesr, format!("crossrole-{spec_name}.aesr.ini")),
+        "json" => (proto::ExportFormat::Json, format!("crossrole-{spec_name}.json")),
+        _ => (proto::ExportFormat::AwsConfig, format!("crossrole-{spec_name}.config")),
+    };
+    if args.format == "granted" && args.out.is_none() {
+        return Err(Failure::usage(
+            "--format granted writes a profile registry, a folder (granted.yml and the profiles): give --out <folder>",
+        ));
+    }
     let r = client
         .export_profiles(proto::ExportProfilesRequest {
             spec: Some(spec),
             source_profile: args.source_profile,
-            format: proto::ExportFormat::AwsConfig as i32,
+            format: format as i32,
             mfa_serial: args.mfa_serial.unwrap_or_default(),
+            profile_name_template: args.profile_name.unwrap_or_default(),
         })
         .await?;
-    let _ = args.format;
-    print!("{}", r.content);
+    let Some(out) = args.out else {
+        print!("{}", r.content);
+        return Ok(());
+    };
+    let write = |name: &str, text: &str| {
+        let path = out.join(name);
+        std::fs::create_dir_all(&out)
+            .and_then(|()| std::fs::write(&path, text))
+            .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
+        eprintln!("wrote {}", path.display());
+        Ok::<(), Failure>(())
+    };
+    write(&file, &r.content)?;
+    if args.format == "granted" {
+        // granted reads AWS config files named in the registry's granted.yml (`granted registry add <repo>`).
+        write("granted.yml", &format!("awsConfigPaths:\n  - ./{file}\n"))?;
+    }
+    eprintln!("{} profiles", r.profile_count);
     Ok(())
 }

@@ -126,6 +126,25 @@ async fn plan_apply_reapply_verify_and_exit_codes() {
         .await
         .success()
         .stdout(predicate::str::contains("[profile security-audit-prod-0]"));
+    // AESR cannot switch to a role that needs an ExternalId: each account is left out, saying why.
+    env.run(&["export", "-f", spec, "--source-profile", "security", "--format", "aesr"])
+        .await
+        .success()
+        .stdout(predicate::str::contains("; security-audit-prod-0: left out: the role requires an ExternalId"));
+    let registry = env.dir.path().join("registry");
+    let out = registry.to_str().unwrap();
+    env.run(&["export", "-f", spec, "--source-profile", "security", "--format", "granted", "--out", out])
+        .await
+        .success();
+    assert_eq!(
+        std::fs::read_to_string(registry.join("granted.yml")).unwrap(),
+        "awsConfigPaths:\n  - ./crossrole-security-audit.config\n"
+    );
+    assert!(std::fs::read_to_string(registry.join("crossrole-security-audit.config")).unwrap().contains("[profile "));
+    env.run(&["export", "-f", spec, "--source-profile", "security", "--format", "granted"])
+        .await
+        .failure()
+        .stderr(predicate::str::contains("give --out <folder>"));
     env.run(&["accounts", "--ou-path", "/Root/Workloads", "-o", "json"])
         .await
         .success()

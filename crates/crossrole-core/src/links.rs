@@ -1,10 +1,8 @@
-//! Switch Role console links and AWS CLI profiles for a spec's role in each account.
-
-use std::{collections::BTreeSet, fmt::Write};
+//! Switch Role console links for a spec's role in each account (exports for other tools: [`crate::export`]).
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::{Partition, names, spec::AccessSpec};
+use crate::{Partition, spec::AccessSpec};
 
 /// Characters left alone in query values: RFC 3986 unreserved.
 const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
@@ -52,64 +50,8 @@ pub fn switch_role_link(spec: &AccessSpec, partition: Partition, account: &str, 
     ))
 }
 
-/// AWS CLI config profiles (`~/.aws/config`) for `spec`'s role in each `(account id, account name)`.
-///
-/// The role's ExternalId is written only with `reveal_external_id`; otherwise a comment says it is needed.
-pub fn aws_config_profiles(
-    spec: &AccessSpec,
-    partition: Partition,
-    accounts: &[(String, String)],
-    source_profile: &str,
-    mfa_serial: Option<&str>,
-    reveal_external_id: bool,
-) -> String {
-    let mut out = String::new();
-    let mut used = BTreeSet::new();
-    for (id, name) in accounts {
-        let mut profile = format!("{}-{}", spec.name, slug(name));
-        if slug(name).is_empty() || used.contains(&profile) {
-            profile = format!("{}-{id}", spec.name);
-        }
-        let base = profile.clone();
-        let mut n = 2;
-        while !used.insert(profile.clone()) {
-            profile = format!("{base}-{n}");
-            n += 1;
-        }
-        let _ = writeln!(out, "[profile {profile}]");
-        let _ = writeln!(out, "role_arn = {}", names::role_arn(partition, id, &spec.role.path, &spec.role.name));
-        let _ = writeln!(out, "source_profile = {source_profile}");
-        if let Some(e) = &spec.role.trust.external_id {
-            if reveal_external_id {
-                let _ = writeln!(out, "external_id = {}", e.expose());
-            } else {
-                let _ = writeln!(
-                    out,
-                    "# the role requires an ExternalId: add external_id = <the ExternalId you were given>"
-                );
-            }
-        }
-        if spec.role.trust.require_mfa {
-            match mfa_serial {
-                Some(m) => {
-                    let _ = writeln!(out, "mfa_serial = {m}");
-                }
-                None => {
-                    let _ = writeln!(
-                        out,
-                        "# the role requires MFA: add mfa_serial = arn:{partition}:iam::<account>:mfa/<device>"
-                    );
-                }
-            }
-        }
-        let _ = writeln!(out, "duration_seconds = {}", spec.role.max_session_duration.as_secs());
-        let _ = writeln!(out, "role_session_name = {}", spec.name);
-        out.push('\n');
-    }
-    out
-}
-
-fn slug(name: &str) -> String {
+/// `name` as a profile name: lowercase letters, digits and single `-`.
+pub(crate) fn slug(name: &str) -> String {
     let mut s: String =
         name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
     while s.contains("--") {
@@ -176,53 +118,5 @@ mod tests {
         assert!(
             matches!(switch_role_link(&long, Partition::Aws, "222233334444", "x"), SwitchRoleLink::Unusable(r) if r.contains("at most 64"))
         );
-    }
-
-    #[test]
-    fn cli_profiles() {
-        let s = spec("    external_id: Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf\n    require_mfa: true\n", "/crossrole/", "Audit");
-        let accounts =
-            [("222233334444".to_string(), "Prod EU".to_string()), ("333344445555".to_string(), "prod-eu".to_string())];
-        expect_test::expect![[r#"
-            [profile audit-prod-eu]
-            role_arn = arn:aws:iam::222233334444:role/crossrole/Audit
-            source_profile = security
-            external_id = Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf
-            mfa_serial = arn:aws:iam::111122223333:mfa/alice
-            duration_seconds = 3600
-            role_session_name = audit
-
-            [profile audit-333344445555]
-            role_arn = arn:aws:iam::333344445555:role/crossrole/Audit
-            source_profile = security
-            external_id = Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf
-            mfa_serial = arn:aws:iam::111122223333:mfa/alice
-            duration_seconds = 3600
-            role_session_name = audit
-
-        "#]]
-        .assert_eq(&aws_config_profiles(
-            &s,
-            Partition::Aws,
-            &accounts,
-            "security",
-            Some("arn:aws:iam::111122223333:mfa/alice"),
-            true,
-        ));
-        let withheld = aws_config_profiles(&s, Partition::Aws, &accounts, "security", None, false);
-        // Found by the `links` fuzz target: a name that is another account's fallback gave two profiles one name.
-        let clash = [
-            ("222233334444".to_string(), "333344445555".to_string()),
-            ("333344445555".to_string(), String::new()),
-            ("333344445555".to_string(), String::new()),
-        ];
-        let profiles = aws_config_profiles(&s, Partition::Aws, &clash, "security", None, false);
-        let names: Vec<&str> = profiles.lines().filter(|l| l.starts_with("[profile")).collect();
-        assert_eq!(
-            names,
-            ["[profile audit-333344445555]", "[profile audit-333344445555-2]", "[profile audit-333344445555-3]"]
-        );
-        assert!(!withheld.contains("Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf"), "{withheld}");
-        assert!(withheld.contains("# the role requires an ExternalId"), "{withheld}");
     }
 }

@@ -235,6 +235,30 @@ async fn health_reflection_and_links() {
         .await
         .unwrap_err();
     assert_eq!(missing.violations()[0].field, "source_profile");
+    let json = assumer
+        .export_profiles(proto::ExportProfilesRequest {
+            spec: Some(spec()),
+            source_profile: "security".into(),
+            format: proto::ExportFormat::Json as i32,
+            profile_name_template: "${account_id}".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let items: serde_json::Value = serde_json::from_str(&json.content).unwrap();
+    assert_eq!(items.as_array().unwrap().len(), 2);
+    assert_eq!(items[0]["profile"], items[0]["account_id"]);
+    assert_eq!(items[0]["external_id"], "Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf");
+    let bad = reader
+        .export_profiles(proto::ExportProfilesRequest {
+            spec: Some(spec()),
+            source_profile: "security".into(),
+            profile_name_template: "${account}".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.violations()[0].field, "profile_name_template");
     h.server.stop().await.unwrap();
 }
 

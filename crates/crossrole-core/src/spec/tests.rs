@@ -255,3 +255,18 @@ fn a_document_no_iam_quota_allows_is_refused_unread() {
     let v = e.violations().iter().find(|v| v.field == "role.inline_policies[\"big\"]").unwrap();
     assert!(v.rule.starts_with("is 204839 bytes; IAM accepts at most"), "{}", v.rule);
 }
+
+#[test]
+fn every_example_spec_is_valid() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            AccessSpec::from_yaml(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            checked += 1;
+        }
+    }
+    assert!(checked >= 2, "{checked} examples");
+}

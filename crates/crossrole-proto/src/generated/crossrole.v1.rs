@@ -2660,12 +2660,16 @@ pub struct ExportProfilesRequest {
     /// The `source_profile` of every exported profile: the profile with the trusted side's credentials.
     #[prost(string, tag = "2")]
     pub source_profile: ::prost::alloc::string::String,
-    /// The format; only AWS CLI config today.
+    /// The format.
     #[prost(enumeration = "ExportFormat", tag = "3")]
     pub format: i32,
     /// MFA device ARN to put in `mfa_serial` when the role requires MFA.
     #[prost(string, tag = "4")]
     pub mfa_serial: ::prost::alloc::string::String,
+    /// How profiles are named: `${spec}`, `${account_name}` and `${account_id}` are replaced, and the result is made
+    /// lowercase letters, digits and `-`; a name taken already gets the account id. Empty: `${spec}-${account_name}`.
+    #[prost(string, tag = "5")]
+    pub profile_name_template: ::prost::alloc::string::String,
 }
 /// Response of ExportProfiles.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -2807,8 +2811,15 @@ impl CheckOutcome {
 pub enum ExportFormat {
     /// The default: EXPORT_FORMAT_AWS_CONFIG.
     Unspecified = 0,
-    /// `~/.aws/config` profile sections.
+    /// `~/.aws/config` profile sections (role_arn, source_profile, external_id, mfa_serial, duration_seconds,
+    /// role_session_name): the AWS CLI, the SDKs and granted read them.
     AwsConfig = 1,
+    /// The configuration of AWS Extend Switch Roles (aws_account_id, role_name, color per profile). A role that
+    /// requires an ExternalId is left out with a comment: the console cannot send one.
+    Aesr = 2,
+    /// A JSON array, one object per account: profile, account, role ARN, Switch Role URL or why there is none, and
+    /// what the profile needs (ExternalId, MFA).
+    Json = 3,
 }
 impl ExportFormat {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -2819,6 +2830,8 @@ impl ExportFormat {
         match self {
             Self::Unspecified => "EXPORT_FORMAT_UNSPECIFIED",
             Self::AwsConfig => "EXPORT_FORMAT_AWS_CONFIG",
+            Self::Aesr => "EXPORT_FORMAT_AESR",
+            Self::Json => "EXPORT_FORMAT_JSON",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -2826,6 +2839,8 @@ impl ExportFormat {
         match value {
             "EXPORT_FORMAT_UNSPECIFIED" => Some(Self::Unspecified),
             "EXPORT_FORMAT_AWS_CONFIG" => Some(Self::AwsConfig),
+            "EXPORT_FORMAT_AESR" => Some(Self::Aesr),
+            "EXPORT_FORMAT_JSON" => Some(Self::Json),
             _ => None,
         }
     }

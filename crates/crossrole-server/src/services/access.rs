@@ -1,8 +1,8 @@
 //! `AccessService`: validate, plan, apply, destroy, verify, links and profiles.
 
 use crossrole_core::{
-    AccessSpec, guardrails,
-    links::{SwitchRoleLink, aws_config_profiles, switch_role_link},
+    AccessSpec, export, guardrails,
+    links::{SwitchRoleLink, switch_role_link},
     ops::OperationKind,
     policy::trust_policy,
 };
@@ -189,16 +189,25 @@ impl AccessService for Access {
             )
             .into());
         }
+        let format = match pb::ExportFormat::try_from(r.format) {
+            Ok(pb::ExportFormat::Unspecified | pb::ExportFormat::AwsConfig) => export::Format::AwsConfig,
+            Ok(pb::ExportFormat::Aesr) => export::Format::Aesr,
+            Ok(pb::ExportFormat::Json) => export::Format::Json,
+            Err(_) => return Err(ApiError::field("format", &format!("unknown value {}", r.format)).into()),
+        };
+        if !r.profile_name_template.is_empty()
+            && let Err(rule) = export::check_name_template(&r.profile_name_template)
+        {
+            return Err(ApiError::field("profile_name_template", &rule).into());
+        }
         let accounts = self.targets(&s).await?;
-        let mfa = (!r.mfa_serial.is_empty()).then_some(r.mfa_serial.as_str());
-        let content = aws_config_profiles(
-            &s,
-            self.0.engine.partition(),
-            &accounts,
-            &r.source_profile,
-            mfa,
-            caller.reveal_external_ids,
-        );
+        let options = export::Options {
+            source_profile: &r.source_profile,
+            mfa_serial: (!r.mfa_serial.is_empty()).then_some(r.mfa_serial.as_str()),
+            reveal_external_id: caller.reveal_external_ids,
+            name_template: (!r.profile_name_template.is_empty()).then_some(r.profile_name_template.as_str()),
+        };
+        let content = export::export(&s, self.0.engine.partition(), &accounts, format, options);
         Ok(Response::new(pb::ExportProfilesResponse { content, profile_count: accounts.len() as u32 }))
     }
 }
