@@ -6,6 +6,7 @@
 
 mod access;
 mod bindings;
+mod console;
 mod json;
 mod ops;
 mod org;
@@ -113,8 +114,10 @@ enum Command {
     Verify(access::SpecArgs),
     /// Switch Role console links per account.
     Links(access::SpecArgs),
-    /// Export AWS CLI profiles.
+    /// Export the role in every account for the tools people switch roles with (AWS CLI, AESR, granted, JSON).
     Export(access::ExportArgs),
+    /// Sign in to the AWS console as the spec's role in one account (also a role that requires an ExternalId).
+    Console(console::ConsoleArgs),
     /// Operations: list, get, watch, cancel, results.
     #[command(subcommand)]
     Ops(ops::OpsCommand),
@@ -219,6 +222,8 @@ async fn run(cli: Cli) -> Outcome {
             // Validate locally first: a file error needs no server.
             access::load(&args.file)?;
         }
+        // An account given by id needs no server.
+        Command::Console(args) if args.by_id() => return console::run(None, args.clone()).await,
         _ => {}
     }
     let client = connect(&cli).await?;
@@ -233,6 +238,7 @@ async fn run(cli: Cli) -> Outcome {
         Command::Verify(args) => access::verify(&client, args, out).await,
         Command::Links(args) => access::links(&client, args, out).await,
         Command::Export(args) => access::export(&client, args).await,
+        Command::Console(args) => console::run(Some(&client), args).await,
         Command::Ops(cmd) => ops::run(&client, cmd, out).await,
         Command::Bindings(cmd) => bindings::run(&client, cmd, out).await,
         Command::ExternalId | Command::Completions { .. } => Ok(()),

@@ -50,6 +50,46 @@ pub fn switch_role_link(spec: &AccessSpec, partition: Partition, account: &str, 
     ))
 }
 
+/// The federation endpoint that turns temporary credentials into a console sign-in, in `partition`.
+pub fn federation_endpoint(partition: Partition) -> String {
+    format!("https://{}/federation", partition.signin_host())
+}
+
+/// The console's home page in `partition`: where a sign-in lands unless asked for elsewhere.
+pub fn console_home(partition: Partition) -> &'static str {
+    match partition {
+        Partition::Aws => "https://console.aws.amazon.com/",
+        Partition::AwsUsGov => "https://console.amazonaws-us-gov.com/",
+        Partition::AwsCn => "https://console.amazonaws.cn/",
+    }
+}
+
+/// The session a federation endpoint takes: temporary credentials as JSON. It holds a secret: never log it.
+pub fn federation_session(access_key_id: &str, secret_access_key: &str, session_token: &str) -> String {
+    serde_json::json!({"sessionId": access_key_id, "sessionKey": secret_access_key, "sessionToken": session_token})
+        .to_string()
+}
+
+/// The request for a sign-in token at `endpoint`. `session_duration` (seconds, 900 to 43,200) only for sessions
+/// assumed with long-term credentials: AWS refuses it for role chaining.
+pub fn signin_token_url(endpoint: &str, session: &str, session_duration: Option<u32>) -> String {
+    let q = |s: &str| utf8_percent_encode(s, QUERY_VALUE).to_string();
+    let duration = session_duration.map(|d| format!("&SessionDuration={d}")).unwrap_or_default();
+    format!("{endpoint}?Action=getSigninToken{duration}&Session={}", q(session))
+}
+
+/// The console sign-in URL for a sign-in token, landing on `destination`. It signs whoever opens it in, for
+/// fifteen minutes: hand it only to the person who asked.
+pub fn console_login_url(endpoint: &str, signin_token: &str, issuer: &str, destination: &str) -> String {
+    let q = |s: &str| utf8_percent_encode(s, QUERY_VALUE).to_string();
+    format!(
+        "{endpoint}?Action=login&Issuer={}&Destination={}&SigninToken={}",
+        q(issuer),
+        q(destination),
+        q(signin_token)
+    )
+}
+
 /// `name` as a profile name: lowercase letters, digits and single `-`.
 pub(crate) fn slug(name: &str) -> String {
     let mut s: String =
@@ -106,6 +146,38 @@ mod tests {
             switch_role_link(&s, Partition::Aws, "1&roleName=Admin", "x"),
             SwitchRoleLink::Url("https://signin.aws.amazon.com/switchrole?account=1%26roleName%3DAdmin&roleName=Audit&displayName=Audit%20%40%20x".into())
         );
+    }
+
+    #[test]
+    fn console_sign_in_urls_per_partition() {
+        let session = federation_session("ASIAEXAMPLE", "secret/key+1", "token=");
+        assert_eq!(session, r#"{"sessionId":"ASIAEXAMPLE","sessionKey":"secret/key+1","sessionToken":"token="}"#);
+        let cases = [
+            (Partition::Aws, "https://signin.aws.amazon.com/federation", "https://console.aws.amazon.com/"),
+            (
+                Partition::AwsUsGov,
+                "https://signin.amazonaws-us-gov.com/federation",
+                "https://console.amazonaws-us-gov.com/",
+            ),
+            (Partition::AwsCn, "https://signin.amazonaws.cn/federation", "https://console.amazonaws.cn/"),
+        ];
+        for (partition, endpoint, home) in cases {
+            assert_eq!((federation_endpoint(partition).as_str(), console_home(partition)), (endpoint, home));
+            assert_eq!(
+                signin_token_url(endpoint, &session, Some(43200)),
+                format!(
+                    "{endpoint}?Action=getSigninToken&SessionDuration=43200&Session=%7B%22sessionId%22%3A%22ASIAEXAMPLE%22%2C%22sessionKey%22%3A%22secret%2Fkey%2B1%22%2C%22sessionToken%22%3A%22token%3D%22%7D"
+                )
+            );
+            assert!(!signin_token_url(endpoint, &session, None).contains("SessionDuration"));
+            assert_eq!(
+                console_login_url(endpoint, "tok+en/=", "crossrole", &format!("{home}iam/home")),
+                format!(
+                    "{endpoint}?Action=login&Issuer=crossrole&Destination={}iam%2Fhome&SigninToken=tok%2Ben%2F%3D",
+                    home.replace(':', "%3A").replace('/', "%2F")
+                )
+            );
+        }
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub(crate) fn check_iam_path(path: &str) -> Result<(), String> {
 }
 
 /// Checks a 12-digit AWS account id.
-pub(crate) fn check_account_id(id: &str) -> Result<(), String> {
+pub fn check_account_id(id: &str) -> Result<(), String> {
     if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
         Ok(())
     } else {
@@ -101,7 +101,7 @@ pub fn is_account_id(id: &str) -> bool {
 }
 
 /// Checks an ExternalId: 2 to 1224 characters of `[\w+=,.@:/-]`.
-pub(crate) fn check_external_id(id: &str) -> Result<(), String> {
+pub fn check_external_id(id: &str) -> Result<(), String> {
     let n = id.chars().count();
     if !(2..=1224).contains(&n) {
         return Err(format!("must be 2 to 1224 characters (STS), got {n}"));

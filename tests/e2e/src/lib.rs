@@ -296,10 +296,17 @@ impl Crossroled {
 
     /// Runs the `crossrole` CLI against it.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        self.cli_with_env(args, &[])
+    }
+
+    /// Runs the `crossrole` CLI against it, with more environment.
+    pub fn cli_with_env(&self, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
         Command::new(binary("CROSSROLE_BIN"))
             .args(args)
             .env("CROSSROLE_ENDPOINT", &self.endpoint)
             .env("CROSSROLE_TOKEN", TOKEN)
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
             .output()
             .expect("run crossrole")
     }
