@@ -10,7 +10,8 @@
 //! - the trust evaluator gives the same answer twice and never panics, whatever the policy and the caller;
 //! - a Switch Role link decodes back to the account, the role's path and name, and a display name of at most 64
 //!   characters, with nothing in its query outside RFC 3986's unreserved set but percent escapes; exports name one
-//!   profile per account, each name once, never with the ExternalId unless asked, and the JSON one parses;
+//!   profile per account, each name once, never with the ExternalId unless asked, and the JSON one parses; console
+//!   sign-in URLs decode back to the session, the token and the destination they were given;
 //! - an API message, whatever its bytes, converts to the domain or is refused with a named field.
 
 use std::collections::BTreeMap;
@@ -181,6 +182,14 @@ pub struct LinkInput {
     pub accounts: Vec<(u64, String)>,
     /// A profile name template.
     pub name_template: Option<String>,
+    /// Temporary credentials, a sign-in token and a destination, for console sign-in URLs.
+    pub session: (String, String, String),
+    /// The sign-in token.
+    pub signin_token: String,
+    /// Where the sign-in lands.
+    pub destination: String,
+    /// The session's duration.
+    pub session_duration: Option<u32>,
 }
 
 const BASE_SPEC: &str = r#"{"name": "fuzz", "role": {"name": "R", "trust": {"account_ids": ["111122223333"]}},
@@ -224,9 +233,44 @@ pub fn links(input: &LinkInput) {
         let text = export::export(&spec, partition, &accounts, format, options);
         assert!(!text.contains("fuzz-external-id-0001"), "the ExternalId was written without being asked for");
     }
+    console_urls(input, partition);
     let json = export::export(&spec, partition, &accounts, export::Format::Json, options);
     let parsed: Value = serde_json::from_str(&json).expect("the JSON export does not parse");
     assert_eq!(parsed.as_array().map(Vec::len), Some(accounts.len()));
+}
+
+/// Console sign-in URLs carry exactly what they were given, escaped.
+fn console_urls(input: &LinkInput, partition: Partition) {
+    let endpoint = links::federation_endpoint(partition);
+    let (id, key, token) = &input.session;
+    let session = links::federation_session(id, key, token);
+    let parsed: Value = serde_json::from_str(&session).expect("the session is not JSON");
+    assert_eq!(
+        (&parsed["sessionId"], &parsed["sessionKey"], &parsed["sessionToken"]),
+        (&Value::from(id.as_str()), &Value::from(key.as_str()), &Value::from(token.as_str()))
+    );
+    let asked = query(&links::signin_token_url(&endpoint, &session, input.session_duration), &endpoint);
+    assert_eq!(asked.get("Action").map(String::as_str), Some("getSigninToken"));
+    assert_eq!(asked.get("Session"), Some(&session));
+    assert_eq!(asked.get("SessionDuration").cloned(), input.session_duration.map(|d| d.to_string()));
+    let login =
+        query(&links::console_login_url(&endpoint, &input.signin_token, "crossrole", &input.destination), &endpoint);
+    assert_eq!(login.get("SigninToken"), Some(&input.signin_token));
+    assert_eq!(login.get("Destination"), Some(&input.destination));
+    assert_eq!(login.get("Issuer").map(String::as_str), Some("crossrole"));
+}
+
+/// A URL's query, decoded; every value escaped to RFC 3986's unreserved set, every key once.
+fn query(url: &str, endpoint: &str) -> BTreeMap<String, String> {
+    let query = url.strip_prefix(endpoint).and_then(|q| q.strip_prefix('?')).unwrap_or_else(|| panic!("{url}"));
+    let mut params = BTreeMap::new();
+    for pair in query.split('&') {
+        let (k, v) = pair.split_once('=').unwrap_or_else(|| panic!("{pair:?} in {url} is not key=value"));
+        assert!(v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)), "unescaped {k} in {url}");
+        let decoded = percent_encoding::percent_decode_str(v).decode_utf8().expect("a value is not UTF-8");
+        assert!(params.insert(k.to_string(), decoded.into_owned()).is_none(), "{k} twice in {url}");
+    }
+    params
 }
 
 fn check_link(url: &str, spec: &AccessSpec, partition: Partition, account_id: &str) {
