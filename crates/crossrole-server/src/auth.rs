@@ -118,16 +118,40 @@ pub fn required_scope(path: &str) -> Option<Scope> {
     })
 }
 
-/// Checks tokens on headers, before a request's body is read.
+/// Whether a standby answers the method: reads of what the journal holds (operations, their results and events,
+/// bindings), health and reflection. Everything else changes the journal or asks AWS: the writer's.
+pub fn served_on_standby(path: &str) -> bool {
+    let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or((path, ""));
+    matches!(
+        (service, method),
+        ("grpc.health.v1.Health", _)
+            | ("grpc.reflection.v1.ServerReflection", _)
+            | (
+                "crossrole.v1.OperationService",
+                "GetOperation" | "ListOperations" | "WatchOperation" | "ListAccountResults"
+            )
+            | ("crossrole.v1.BindingService", "GetBinding" | "ListBindings")
+    )
+}
+
+/// Checks tokens on headers, before a request's body is read; on a standby, also refuses what only the writer
+/// does.
 #[derive(Clone)]
 pub struct AuthLayer {
     tokens: Arc<Tokens>,
+    standby: Option<Arc<str>>,
 }
 
 impl AuthLayer {
     /// A layer checking against `tokens`.
     pub fn new(tokens: Arc<Tokens>) -> AuthLayer {
-        AuthLayer { tokens }
+        AuthLayer { tokens, standby: None }
+    }
+
+    /// A standby's layer: besides the tokens, methods not [`served_on_standby`] are refused as UNAVAILABLE with
+    /// `why` (which names the writer).
+    pub fn standby(tokens: Arc<Tokens>, why: String) -> AuthLayer {
+        AuthLayer { tokens, standby: Some(why.into()) }
     }
 }
 
@@ -135,7 +159,7 @@ impl<S> tower::Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> AuthService<S> {
-        AuthService { inner, tokens: self.tokens.clone() }
+        AuthService { inner, tokens: self.tokens.clone(), standby: self.standby.clone() }
     }
 }
 
@@ -144,6 +168,7 @@ impl<S> tower::Layer<S> for AuthLayer {
 pub struct AuthService<S> {
     inner: S,
     tokens: Arc<Tokens>,
+    standby: Option<Arc<str>>,
 }
 
 impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for AuthService<S>
@@ -166,6 +191,11 @@ where
                 // The body is never read; hyper resets the stream.
                 return Either::Right(ready(Ok(Status::from(e).into_http())));
             }
+        }
+        if let Some(why) = &self.standby
+            && !served_on_standby(request.uri().path())
+        {
+            return Either::Right(ready(Ok(Status::from(ApiError::Unavailable(why.to_string())).into_http())));
         }
         Either::Left(self.inner.call(request))
     }
@@ -232,6 +262,29 @@ mod tests {
         ];
         for (path, scope) in cases {
             assert_eq!(required_scope(path), scope, "{path}");
+        }
+    }
+
+    #[test]
+    fn a_standby_answers_reads_of_the_journal_only() {
+        for path in [
+            "/crossrole.v1.OperationService/GetOperation",
+            "/crossrole.v1.OperationService/WatchOperation",
+            "/crossrole.v1.OperationService/ListAccountResults",
+            "/crossrole.v1.BindingService/ListBindings",
+            "/grpc.health.v1.Health/Check",
+        ] {
+            assert!(served_on_standby(path), "{path}");
+        }
+        for path in [
+            "/crossrole.v1.OperationService/CancelOperation",
+            "/crossrole.v1.AccessService/ApplyAccess",
+            "/crossrole.v1.AccessService/PlanAccess",
+            "/crossrole.v1.OrganizationService/ListAccounts",
+            "/crossrole.v1.BindingService/ReconcileBinding",
+            "garbage",
+        ] {
+            assert!(!served_on_standby(path), "{path}");
         }
     }
 

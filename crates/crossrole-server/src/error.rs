@@ -106,6 +106,7 @@ impl From<crossrole_store::StoreError> for ApiError {
         match e {
             crossrole_store::StoreError::VersionMismatch { .. } => ApiError::Aborted(e.to_string()),
             crossrole_store::StoreError::IdempotencyConflict(_) => ApiError::FailedPrecondition(e.to_string()),
+            crossrole_store::StoreError::Standby { .. } => ApiError::Unavailable(e.to_string()),
             other => ApiError::Internal(other.to_string()),
         }
     }

@@ -11,7 +11,9 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod health;
+mod serve;
 pub mod services;
+mod standby;
 pub mod state;
 pub mod telemetry;
 pub mod upgrade;
@@ -26,15 +28,10 @@ use crossrole_aws::{
     discovery::DiscoveryConfig,
 };
 use crossrole_engine::{Engine, EngineConfig, bindings::Bindings};
-use crossrole_store::{DataDirLock, Journal, JournalKey, PostgresJournal, SqliteJournal};
-use crossrole_wire::pb;
+use crossrole_store::{DataDirLock, Journal, JournalKey, SqliteJournal};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::{
-    Request, Status,
-    service::interceptor::InterceptedService,
-    transport::{Certificate, Identity, Server, ServerTlsConfig},
-};
+use tonic::transport::Server;
 
 use crate::{
     auth::{AuthLayer, Tokens},
@@ -92,6 +89,8 @@ impl RunningServer {
 /// The gRPC health service name that answers SERVING while the process is up, ready or not (a liveness probe's).
 pub const LIVENESS: &str = "liveness";
 
+pub use standby::READS;
+
 /// Opens the journal (a standby first waits for it), resumes unfinished operations and starts serving.
 pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Result<RunningServer> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -128,9 +127,12 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         }
         JournalConfig::Postgres { url, options } => {
             let at = crossrole_store::redacted_url(url);
-            let journal = PostgresJournal::connect(url, options.clone())
-                .await
-                .with_context(|| format!("cannot open the journal at {at}"))?;
+            let health_for_reads = health_service.clone();
+            let journal = standby::open(url, options.clone(), config, &aws, &journal_key, &health, move |r| {
+                r.add_service(health_for_reads.clone())
+            })
+            .await
+            .with_context(|| format!("cannot open the journal at {at}"))?;
             tracing::info!(journal = %at, "journal on PostgreSQL");
             (Arc::new(journal), at)
         }
@@ -141,30 +143,7 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         tracing::info!(payloads = n, "upgraded the journal to crossrole's own records");
     }
 
-    let calls = Arc::new(CallPolicy::new(config.aws.rates(), RetryPolicy::default()));
-    let engine = Engine::new(
-        aws,
-        calls,
-        journal.clone(),
-        EngineConfig {
-            max_concurrency: config.max_concurrency,
-            event_buffer: config.watch_buffer,
-            discovery: DiscoveryConfig {
-                cache_ttl: config.aws.organization_cache_ttl,
-                apply_max_age: config.aws.apply_organization_max_age,
-                tags_max_age: config.aws.organization_tags_max_age,
-                ..DiscoveryConfig::default()
-            },
-            broker: BrokerConfig {
-                bootstrap_role: config.aws.bootstrap_role.clone(),
-                bootstrap_role_path: config.aws.bootstrap_role_path.clone(),
-                new_account_grace: config.aws.new_account_grace,
-                ..BrokerConfig::default()
-            },
-            journal_key,
-            ceiling: config.ceiling.clone(),
-        },
-    );
+    let engine = engine(config, aws, journal.clone(), journal_key);
     let resumed = engine.resume().await?;
     if resumed > 0 {
         tracing::info!(resumed, "resumed unfinished operations");
@@ -178,53 +157,8 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
     };
     let reconcile_loop = tokio::spawn(state.bindings.clone().run(config.reconcile_tick));
     let retention = tokio::spawn(engine.clone().keep(config.retention));
-    let tokens = state.tokens.clone();
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(crossrole_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .context("reflection")?;
-    let reflection = InterceptedService::new(reflection, move |request: Request<()>| {
-        tokens.check(request.metadata(), config::Scope::Read).map(|_| request).map_err(Status::from)
-    });
-
-    let mut builder = Server::builder().trace_fn(|req| tracing::info_span!("rpc", method = %req.uri().path()));
-    if let Some(tls) = &config.tls {
-        let cert = std::fs::read(&tls.cert).with_context(|| format!("tls.cert: cannot read {}", tls.cert.display()))?;
-        let key = std::fs::read(&tls.key).with_context(|| format!("tls.key: cannot read {}", tls.key.display()))?;
-        let mut tls_config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
-        if let Some(ca) = &tls.client_ca {
-            let ca = std::fs::read(ca).with_context(|| format!("tls.client_ca: cannot read {}", ca.display()))?;
-            tls_config = tls_config.client_ca_root(Certificate::from_pem(ca));
-        }
-        builder = builder.tls_config(tls_config).context("tls")?;
-    }
-    let router = builder
-        .layer(AuthLayer::new(state.tokens.clone()))
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(
-            pb::organization_service_server::OrganizationServiceServer::new(services::organization::Organizations(
-                state.clone(),
-            ))
-            .max_encoding_message_size(MAX_RESPONSE)
-            .max_decoding_message_size(config.max_request_bytes),
-        )
-        .add_service(
-            pb::access_service_server::AccessServiceServer::new(services::access::Access(state.clone()))
-                .max_encoding_message_size(MAX_RESPONSE)
-                .max_decoding_message_size(config.max_request_bytes),
-        )
-        .add_service(
-            pb::operation_service_server::OperationServiceServer::new(services::operation::Operations(state.clone()))
-                .max_encoding_message_size(MAX_RESPONSE)
-                .max_decoding_message_size(config.max_request_bytes),
-        )
-        .add_service(
-            pb::binding_service_server::BindingServiceServer::new(services::binding::Bindings(state.clone()))
-                .max_encoding_message_size(MAX_RESPONSE)
-                .max_decoding_message_size(config.max_request_bytes),
-        );
+    let router =
+        serve::router(config, &state, AuthLayer::new(state.tokens.clone()))?.add_service(health_service.clone());
 
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("listen: cannot bind {}", config.listen))?;
@@ -232,6 +166,7 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     health.set_service_status("", tonic_health::ServingStatus::Serving).await;
     for name in [
+        READS,
         "crossrole.v1.OrganizationService",
         "crossrole.v1.AccessService",
         "crossrole.v1.OperationService",
@@ -279,6 +214,39 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         lock: Some(lock),
         _health: health_task,
     })
+}
+
+/// The engine over `journal`, as configured.
+pub(crate) fn engine(
+    config: &Config,
+    aws: Arc<dyn AwsConnector>,
+    journal: Arc<dyn Journal>,
+    journal_key: JournalKey,
+) -> Engine {
+    let calls = Arc::new(CallPolicy::new(config.aws.rates(), RetryPolicy::default()));
+    Engine::new(
+        aws,
+        calls,
+        journal,
+        EngineConfig {
+            max_concurrency: config.max_concurrency,
+            event_buffer: config.watch_buffer,
+            discovery: DiscoveryConfig {
+                cache_ttl: config.aws.organization_cache_ttl,
+                apply_max_age: config.aws.apply_organization_max_age,
+                tags_max_age: config.aws.organization_tags_max_age,
+                ..DiscoveryConfig::default()
+            },
+            broker: BrokerConfig {
+                bootstrap_role: config.aws.bootstrap_role.clone(),
+                bootstrap_role_path: config.aws.bootstrap_role_path.clone(),
+                new_account_grace: config.aws.new_account_grace,
+                ..BrokerConfig::default()
+            },
+            journal_key,
+            ceiling: config.ceiling.clone(),
+        },
+    )
 }
 
 /// Creates the data directory (owner only) and locks it for this process.

@@ -6,6 +6,7 @@
 
 mod common;
 
+use futures::StreamExt;
 use std::{
     sync::Arc,
     time::{SystemTime, UNIX_EPOCH},
@@ -137,9 +138,10 @@ async fn a_standby_takes_over_a_rollout_its_writer_left_unfinished() {
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let first = crossrole_server::start(&config(&url, dir_a.path()), Arc::new(fake.clone())).await.unwrap();
 
-    // The standby waits for the journal: alive for a liveness probe, not ready, and not serving the API.
-    let health_port = free_port();
+    // The standby waits for the journal: alive for a liveness probe, not ready for everything, and serving reads.
+    let (health_port, standby_port) = (free_port(), free_port());
     let mut standby_config = config(&url, dir_b.path());
+    standby_config.listen = format!("127.0.0.1:{standby_port}").parse().unwrap();
     if let crossrole_server::config::JournalConfig::Postgres { options, .. } = &mut standby_config.journal {
         options.standby = true;
     }
@@ -152,6 +154,7 @@ async fn a_standby_takes_over_a_rollout_its_writer_left_unfinished() {
     assert!(!standby.is_finished(), "the standby waits while the writer holds the journal");
     assert_eq!(health(health_port, crossrole_server::LIVENESS).await, ServingStatus::Serving as i32);
     assert_eq!(health(health_port, "").await, ServingStatus::NotServing as i32);
+    assert_eq!(health(health_port, crossrole_server::READS).await, ServingStatus::Serving as i32);
 
     // The writer starts a rollout of 40 accounts, 4 at a time, and dies part-way: its session ends (as with a
     // kill -9 or a lost node).
@@ -166,6 +169,27 @@ async fn a_standby_takes_over_a_rollout_its_writer_left_unfinished() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+    // Meanwhile the standby answers reads of the writer's operation from the journal, and refuses changes,
+    // naming the writer.
+    let reader = Client::builder()
+        .endpoint(format!("http://127.0.0.1:{standby_port}"))
+        .token("apply-token")
+        .connect()
+        .await
+        .unwrap();
+    let seen = reader.operation(&id).await.unwrap();
+    assert_eq!((seen.id.as_str(), seen.state), (id.as_str(), proto::OperationState::Running as i32));
+    assert!(!reader.list_operations(Default::default()).await.unwrap().operations.is_empty());
+    let refused = reader.apply(spec(), None).await.err().unwrap();
+    assert!(matches!(refused, crossrole_client::Error::Unavailable { .. }), "{refused:?}");
+    assert!(refused.to_string().contains("standby") && refused.to_string().contains("crossroled pid"), "{refused}");
+    // A watcher on the standby follows the writer's events from the journal; across the takeover its stream is
+    // cut and resumed where it was, on the same address (the standby, now the writer).
+    let watched = tokio::spawn({
+        let handle = reader.operation_handle(id.clone());
+        async move { handle.events().collect::<Vec<_>>().await }
+    });
+
     let (admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
     let ended = admin
@@ -200,11 +224,16 @@ async fn a_standby_takes_over_a_rollout_its_writer_left_unfinished() {
         assert!(fake.role(&account, "Audit").is_some(), "{account}");
     }
     // The events are contiguous across the takeover, and end with the final state.
-    use futures::StreamExt;
     let events: Vec<_> = handle.events().collect().await;
     for (i, e) in events.iter().enumerate() {
         assert_eq!(e.as_ref().unwrap().sequence, i as u64 + 1);
     }
     assert!(events.len() > 80, "{}", events.len());
+    // The watcher that started on the standby saw the same events, each once, in order.
+    let watched = tokio::time::timeout(std::time::Duration::from_secs(20), watched).await.unwrap().unwrap();
+    let sequences = |events: &[Result<proto::OperationEvent, crossrole_client::Error>]| {
+        events.iter().map(|e| e.as_ref().map(|e| e.sequence).map_err(|e| e.to_string())).collect::<Vec<_>>()
+    };
+    assert_eq!(sequences(&watched), sequences(&events));
     next.stop().await.unwrap();
 }

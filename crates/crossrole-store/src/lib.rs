@@ -79,6 +79,17 @@ pub enum StoreError {
         /// Who holds it.
         holder: String,
     },
+    /// This crossroled is a standby: it reads the journal while another one, the writer, holds it.
+    #[error(
+        "this crossroled is a standby: the journal {journal} is written by {holder}; it answers reads of operations \
+         and bindings, and takes over when the writer stops; send changes to the writer"
+    )]
+    Standby {
+        /// The journal (no password).
+        journal: String,
+        /// Who writes it.
+        holder: String,
+    },
     /// A file could not be read or written.
     #[error("journal: {0}")]
     Io(String),

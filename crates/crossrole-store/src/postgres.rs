@@ -141,11 +141,14 @@ pub struct PostgresOptions {
     pub pool_size: usize,
     /// When another crossroled holds the journal, wait to take it over (a standby) instead of being refused.
     pub standby: bool,
+    /// A standby's journal for reading while it waits is handed here (it refuses every write with
+    /// [`StoreError::Standby`]), so that the standby can answer reads meanwhile.
+    pub while_waiting: Option<Arc<dyn Fn(PostgresJournal) + Send + Sync>>,
 }
 
 impl Default for PostgresOptions {
     fn default() -> Self {
-        PostgresOptions { password: None, ca_file: None, pool_size: 16, standby: false }
+        PostgresOptions { password: None, ca_file: None, pool_size: 16, standby: false, while_waiting: None }
     }
 }
 
@@ -156,6 +159,7 @@ impl std::fmt::Debug for PostgresOptions {
             .field("ca_file", &self.ca_file)
             .field("pool_size", &self.pool_size)
             .field("standby", &self.standby)
+            .field("while_waiting", &self.while_waiting.is_some())
             .finish()
     }
 }
@@ -172,6 +176,8 @@ pub struct PostgresJournal {
     name: Arc<str>,
     /// The connection holding the writer lock; the lock ends when the last clone of the journal is dropped.
     _lock: Arc<tokio_postgres::Client>,
+    /// A standby's reading journal: who writes the journal meanwhile.
+    standby_of: Option<Arc<str>>,
 }
 
 /// Who last held the writer lock, as it wrote itself into `journal_meta` (nothing before the first writer).
@@ -218,6 +224,19 @@ fn tls(options: &PostgresOptions) -> Result<tokio_postgres_rustls::MakeRustlsCon
     Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
 }
 
+/// The journal's connection pool.
+fn pool(
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    options: &PostgresOptions,
+) -> Result<Pool, StoreError> {
+    let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    Pool::builder(manager)
+        .max_size(options.pool_size.max(2))
+        .build()
+        .map_err(|e| StoreError::Io(format!("journal pool: {e}")))
+}
+
 impl PostgresJournal {
     /// Connects to `url`, takes the writer lock and migrates the schema forward.
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<PostgresJournal, StoreError> {
@@ -247,26 +266,33 @@ impl PostgresJournal {
             alive.store(false, Ordering::SeqCst);
             let _ = lost_tx.send(true);
         });
-        let got: bool = writer_client.query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK]).await?.get(0);
+        let lock_client = Arc::new(writer_client);
+        let got: bool = lock_client.query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK]).await?.get(0);
         if !got {
-            let holder = writer_named(&writer_client).await.unwrap_or_else(|| "another crossroled".into());
+            let holder = writer_named(&lock_client).await.unwrap_or_else(|| "another crossroled".into());
             if !options.standby {
                 return Err(StoreError::Locked { dir: name.to_string(), holder });
             }
             // A standby: the lock is granted the moment the holder's session ends (a crash, a kill -9, a stop,
-            // a broken connection), and this crossroled goes on from there.
+            // a broken connection), and this crossroled goes on from there. Meanwhile it may read.
             tracing::info!(journal = %name, %holder, "standby: waiting to take the journal over");
-            writer_client.execute("SELECT pg_advisory_lock($1)", &[&WRITER_LOCK]).await?;
-            let previous = writer_named(&writer_client).await.unwrap_or(holder);
+            if let Some(hand_over) = &options.while_waiting {
+                hand_over(PostgresJournal {
+                    pool: pool(config.clone(), tls.clone(), &options)?,
+                    writer: Arc::new(AtomicBool::new(false)),
+                    lost: lost.clone(),
+                    name: name.clone(),
+                    _lock: lock_client.clone(),
+                    standby_of: Some(holder.clone().into()),
+                });
+            }
+            lock_client.execute("SELECT pg_advisory_lock($1)", &[&WRITER_LOCK]).await?;
+            let previous = writer_named(&lock_client).await.unwrap_or(holder);
             tracing::info!(journal = %name, %previous, "took the journal over");
         }
 
-        let manager = Manager::from_config(config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
-        let pool = Pool::builder(manager)
-            .max_size(options.pool_size.max(2))
-            .build()
-            .map_err(|e| StoreError::Io(format!("journal pool: {e}")))?;
-        let journal = PostgresJournal { pool, writer, lost, name, _lock: Arc::new(writer_client) };
+        let pool = pool(config, tls, &options)?;
+        let journal = PostgresJournal { pool, writer, lost, name, _lock: lock_client, standby_of: None };
         journal.migrate().await?;
         let holder = format!("crossroled pid {} on host {}", std::process::id(), crate::lock::hostname());
         journal
@@ -308,8 +334,17 @@ impl PostgresJournal {
         self.pool.get().await.map_err(|e| StoreError::Io(format!("journal {}: {e}", self.name)))
     }
 
-    /// A client for a write: refused once the writer lock may be lost.
+    /// For a standby's reading journal, what its writes are refused with.
+    pub fn standby_error(&self) -> Option<StoreError> {
+        let holder = self.standby_of.as_ref()?;
+        Some(StoreError::Standby { journal: self.name.to_string(), holder: holder.to_string() })
+    }
+
+    /// A client for a write: refused once the writer lock may be lost, and always on a standby.
     async fn writer(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        if let Some(refused) = self.standby_error() {
+            return Err(refused);
+        }
         if !self.writer.load(Ordering::SeqCst) {
             return Err(StoreError::Io(format!(
                 "the connection holding the journal {}'s writer lock was lost: another crossroled may hold it now, so \
@@ -419,6 +454,10 @@ async fn rewrite_column(
 #[async_trait]
 impl Journal for PostgresJournal {
     async fn writer_lost(&self) -> String {
+        if self.standby_of.is_some() {
+            // A standby's reading journal never held the lock: nothing to lose.
+            return std::future::pending().await;
+        }
         let mut lost = self.lost.clone();
         let _ = lost.wait_for(|lost| *lost).await;
         format!(

@@ -1,0 +1,74 @@
+//! The gRPC router: crossrole's services, reflection and the token check, the same on a writer and on a standby
+//! (whose [`AuthLayer`] refuses what only the writer does).
+
+use anyhow::Context;
+use crossrole_wire::pb;
+use tonic::{
+    Request, Status,
+    service::interceptor::InterceptedService,
+    transport::{Certificate, Identity, Server, ServerTlsConfig, server::Router},
+};
+use tower::layer::util::{Identity as NoLayer, Stack};
+
+use crate::{
+    MAX_RESPONSE,
+    auth::AuthLayer,
+    config::{self, Config},
+    services,
+    state::State,
+};
+
+/// The router for `state`'s services behind `auth`, with TLS as configured. gRPC health is added by the caller.
+pub(crate) fn router(
+    config: &Config,
+    state: &State,
+    auth: AuthLayer,
+) -> anyhow::Result<Router<Stack<AuthLayer, NoLayer>>> {
+    let tokens = state.tokens.clone();
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crossrole_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .context("reflection")?;
+    let reflection = InterceptedService::new(reflection, move |request: Request<()>| {
+        tokens.check(request.metadata(), config::Scope::Read).map(|_| request).map_err(Status::from)
+    });
+
+    let mut builder = Server::builder().trace_fn(|req| tracing::info_span!("rpc", method = %req.uri().path()));
+    if let Some(tls) = &config.tls {
+        let cert = std::fs::read(&tls.cert).with_context(|| format!("tls.cert: cannot read {}", tls.cert.display()))?;
+        let key = std::fs::read(&tls.key).with_context(|| format!("tls.key: cannot read {}", tls.key.display()))?;
+        let mut tls_config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+        if let Some(ca) = &tls.client_ca {
+            let ca = std::fs::read(ca).with_context(|| format!("tls.client_ca: cannot read {}", ca.display()))?;
+            tls_config = tls_config.client_ca_root(Certificate::from_pem(ca));
+        }
+        builder = builder.tls_config(tls_config).context("tls")?;
+    }
+    let router = builder
+        .layer(auth)
+        .add_service(reflection)
+        .add_service(
+            pb::organization_service_server::OrganizationServiceServer::new(services::organization::Organizations(
+                state.clone(),
+            ))
+            .max_encoding_message_size(MAX_RESPONSE)
+            .max_decoding_message_size(config.max_request_bytes),
+        )
+        .add_service(
+            pb::access_service_server::AccessServiceServer::new(services::access::Access(state.clone()))
+                .max_encoding_message_size(MAX_RESPONSE)
+                .max_decoding_message_size(config.max_request_bytes),
+        )
+        .add_service(
+            pb::operation_service_server::OperationServiceServer::new(services::operation::Operations(state.clone()))
+                .max_encoding_message_size(MAX_RESPONSE)
+                .max_decoding_message_size(config.max_request_bytes),
+        )
+        .add_service(
+            pb::binding_service_server::BindingServiceServer::new(services::binding::Bindings(state.clone()))
+                .max_encoding_message_size(MAX_RESPONSE)
+                .max_decoding_message_size(config.max_request_bytes),
+        );
+    Ok(router)
+}
