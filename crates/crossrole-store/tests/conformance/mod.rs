@@ -297,8 +297,9 @@ pub async fn a_new_journal_holds_records(j: J) {
 }
 
 pub async fn retention_deletes_what_it_selects_and_nothing_else(j: J) {
-    // (id, kind, binding, state, ended, outcomes of its accounts)
-    let ops: [(&str, i32, Option<&str>, i32, Option<i64>, &[i32]); 8] = [
+    /// (id, kind, binding, state, ended, outcomes of its accounts)
+    type Op<'a> = (&'a str, i32, Option<&'a str>, i32, Option<i64>, &'a [i32]);
+    let ops: [Op<'_>; 8] = [
         ("old-apply", 1, None, 3, Some(100), &[3, 4]),
         ("old-failed", 1, None, 4, Some(200), &[5]),
         ("running", 1, None, 2, None, &[2]),
