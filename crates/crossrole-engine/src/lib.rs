@@ -118,12 +118,57 @@ pub(crate) struct Inner {
 }
 
 /// Counters since start, for telemetry.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Metrics {
-    /// Finished operations by final state (`succeeded`, `failed`, `cancelled`).
-    pub operations: std::collections::BTreeMap<&'static str, u64>,
+    /// Finished operations by kind (`apply`, `destroy`, `reconcile`) and final state (`succeeded`, `failed`,
+    /// `cancelled`).
+    pub operations: std::collections::BTreeMap<(&'static str, &'static str), u64>,
     /// Finished accounts by outcome (`changed`, `failed`, …).
     pub accounts: std::collections::BTreeMap<&'static str, u64>,
+    /// How long finished operations ran in this crossroled, by kind.
+    pub durations: std::collections::BTreeMap<&'static str, Histogram>,
+}
+
+/// A histogram of seconds, with Prometheus' cumulative buckets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Histogram {
+    /// Upper bounds, seconds.
+    pub bounds: &'static [f64],
+    /// Observations at most each bound (cumulative).
+    pub cumulative: Vec<u64>,
+    /// Sum of all observations.
+    pub sum: f64,
+    /// Number of observations.
+    pub count: u64,
+}
+
+impl Histogram {
+    /// Operation durations: from a second to two hours.
+    pub const OPERATION_SECONDS: &'static [f64] =
+        &[1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0];
+
+    fn new(bounds: &'static [f64]) -> Histogram {
+        Histogram { bounds, cumulative: vec![0; bounds.len()], sum: 0.0, count: 0 }
+    }
+
+    /// Records one observation.
+    pub fn observe(&mut self, value: f64) {
+        for (bound, n) in self.bounds.iter().zip(self.cumulative.iter_mut()) {
+            if value <= *bound {
+                *n += 1;
+            }
+        }
+        self.sum += value;
+        self.count += 1;
+    }
+}
+
+impl Metrics {
+    /// Records a finished operation.
+    pub(crate) fn finished(&mut self, kind: &'static str, state: &'static str, seconds: f64) {
+        *self.operations.entry((kind, state)).or_default() += 1;
+        self.durations.entry(kind).or_insert_with(|| Histogram::new(Histogram::OPERATION_SECONDS)).observe(seconds);
+    }
 }
 
 impl Inner {
@@ -171,6 +216,11 @@ impl Engine {
     /// The call layer (for its global counters).
     pub fn calls(&self) -> &Arc<CallPolicy> {
         &self.inner.calls
+    }
+
+    /// Operations running in this crossroled now.
+    pub fn running_count(&self) -> usize {
+        self.inner.running.lock().map(|r| r.len()).unwrap_or(0)
     }
 
     /// Counters since start.

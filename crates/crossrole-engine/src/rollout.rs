@@ -61,6 +61,8 @@ pub(crate) async fn run(
 ) {
     let kind =
         records::kind_of(op.kind).map(|k| k.as_str().to_string()).unwrap_or_else(|| format!("unknown({})", op.kind));
+    let kind_name = records::kind_of(op.kind).map_or("unknown", |k| k.as_str());
+    let began = std::time::Instant::now();
     let span = tracing::info_span!("operation", id = %op.id, kind, spec = %spec.name);
     async move {
         let stop = CancellationToken::new();
@@ -84,7 +86,7 @@ pub(crate) async fn run(
                 sink.finish(ending.state, &ending.message, counts);
                 sink.flush().await;
                 if let Ok(mut m) = inner.metrics.lock() {
-                    *m.operations.entry(ending.state.as_str()).or_default() += 1;
+                    m.finished(kind_name, ending.state.as_str(), began.elapsed().as_secs_f64());
                 }
                 tracing::info!(state = ending.state.as_str(), message = ending.message, "operation finished");
             }

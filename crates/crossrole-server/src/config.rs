@@ -192,6 +192,7 @@ struct FileConfig {
     journal_key_file: Option<PathBuf>,
     max_request_bytes: Option<usize>,
     health_listen: Option<String>,
+    metrics_listen: Option<String>,
     #[serde(default)]
     ceiling: CeilingConfig,
     journal: Option<String>,
@@ -267,6 +268,8 @@ pub struct Config {
     pub max_request_bytes: usize,
     /// A second, plaintext listener serving only gRPC health, for probes that cannot speak TLS or mutual TLS.
     pub health_listen: Option<SocketAddr>,
+    /// A plaintext HTTP listener serving Prometheus metrics at `/metrics`.
+    pub metrics_listen: Option<SocketAddr>,
     /// The organization's ceiling on what crossrole may grant.
     pub ceiling: crossrole_core::ceiling::Ceiling,
     /// How long finished operations stay in the journal.
@@ -305,6 +308,9 @@ pub struct Flags {
     /// A plaintext listener serving only gRPC health, for probes that cannot speak TLS (e.g. 0.0.0.0:50052).
     #[arg(long, env = "CROSSROLE_HEALTH_LISTEN", global = true)]
     pub health_listen: Option<String>,
+    /// A plaintext HTTP listener serving Prometheus metrics at /metrics (e.g. 0.0.0.0:9090).
+    #[arg(long, env = "CROSSROLE_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<String>,
     /// File holding the journal key (64 hex characters) [default: journal.key in the data directory].
     #[arg(long, env = "CROSSROLE_JOURNAL_KEY_FILE", global = true)]
     pub journal_key_file: Option<PathBuf>,
@@ -554,6 +560,15 @@ impl Config {
                 )
             })?),
         };
+        let metrics_listen = match (&flags.metrics_listen, &file.metrics_listen) {
+            (None, None) => None,
+            (Some(text), _) | (None, Some(text)) => Some(text.parse::<SocketAddr>().map_err(|_| {
+                err(
+                    "metrics_listen (--metrics-listen / CROSSROLE_METRICS_LISTEN)",
+                    format!("{text:?} is not an address like 0.0.0.0:9090"),
+                )
+            })?),
+        };
         let max_concurrency = file.max_concurrency.unwrap_or(256);
         if !(1..=4096).contains(&max_concurrency) {
             return Err(err("max_concurrency", "must be from 1 to 4096"));
@@ -581,6 +596,7 @@ impl Config {
             journal_key,
             max_request_bytes,
             health_listen,
+            metrics_listen,
             ceiling: file.ceiling.into_ceiling()?,
             retention,
         })

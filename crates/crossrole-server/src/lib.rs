@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod health;
+mod metrics;
 mod serve;
 pub mod services;
 mod standby;
@@ -48,6 +49,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// Where the plaintext health listener listens, if configured.
     pub health_addr: Option<SocketAddr>,
+    /// Where Prometheus metrics are served, if configured.
+    pub metrics_addr: Option<SocketAddr>,
     /// Its engine.
     pub engine: Engine,
     stop: Option<oneshot::Sender<()>>,
@@ -156,6 +159,13 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         bindings: Bindings::new(engine.clone()),
     };
     let reconcile_loop = tokio::spawn(state.bindings.clone().run(config.reconcile_tick));
+    let (metrics_addr, metrics_task) = match config.metrics_listen {
+        Some(at) => {
+            let (addr, task) = metrics::serve(at, state.clone()).await?;
+            (Some(addr), Some(task))
+        }
+        None => (None, None),
+    };
     let retention = tokio::spawn(engine.clone().keep(config.retention));
     let router =
         serve::router(config, &state, AuthLayer::new(state.tokens.clone()))?.add_service(health_service.clone());
@@ -197,6 +207,9 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
             .context("serving");
         reconcile_loop.abort();
         retention.abort();
+        if let Some(task) = metrics_task {
+            task.abort();
+        }
         let lost = lost.lock().ok().and_then(|mut l| l.take());
         match lost {
             Some(reason) => Err(anyhow::anyhow!("stopped: {reason}")),
@@ -207,6 +220,7 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
     Ok(RunningServer {
         addr,
         health_addr,
+        metrics_addr,
         engine,
         stop: Some(stop_tx),
         task,

@@ -98,10 +98,10 @@ impl Telemetry {
         let e = engine.clone();
         let _ = meter
             .u64_observable_counter("crossrole.operations")
-            .with_description("Finished operations, by final state")
+            .with_description("Finished operations, by kind and final state")
             .with_callback(move |o| {
-                for (state, n) in e.metrics().operations {
-                    o.observe(n, &[KeyValue::new("state", state)]);
+                for ((kind, state), n) in e.metrics().operations {
+                    o.observe(n, &[KeyValue::new("kind", kind), KeyValue::new("state", state)]);
                 }
             })
             .build();

@@ -288,3 +288,56 @@ async fn a_restart_resumes_the_operation() {
     assert_eq!(fake.served().get("iam:CreateRole"), Some(&30));
     server.stop().await.unwrap();
 }
+
+/// `GET path` on `addr`, over a plain TCP connection: the status line and the body.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    (head.lines().next().unwrap().to_string(), body.to_string())
+}
+
+/// The value of one sample line (`name{labels} value`) in an exposition.
+fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn prometheus_metrics_agree_with_the_operation() {
+    let h = start(6, 0).await;
+    let addr = h.server.metrics_addr.unwrap();
+    let c = h.client("apply-token").await;
+    let done = c.apply(spec(), None).await.unwrap().wait().await.unwrap();
+    assert_eq!(done.state, proto::OperationState::Succeeded as i32, "{}", done.message);
+    let counts = done.counts.unwrap();
+
+    let (status, text) = http_get(addr, "/metrics").await;
+    assert!(status.contains("200"), "{status}");
+    assert_eq!(sample(&text, r#"crossrole_operations_total{kind="apply",state="succeeded"}"#), Some(1.0), "{text}");
+    assert_eq!(sample(&text, r#"crossrole_accounts_total{outcome="changed"}"#), Some(f64::from(counts.changed)));
+    assert_eq!(sample(&text, r#"crossrole_operation_duration_seconds_count{kind="apply"}"#), Some(1.0));
+    assert_eq!(sample(&text, r#"crossrole_operation_duration_seconds_bucket{kind="apply",le="+Inf"}"#), Some(1.0));
+    assert_eq!(sample(&text, "crossrole_operations_running"), Some(0.0));
+    assert!(!done.aws_calls.is_empty());
+    // Every call of the operation is counted; IAM is called by the operation alone (Organizations also by the
+    // discovery before it).
+    for (call, n) in &done.aws_calls {
+        let (service, operation) = call.split_once(':').unwrap();
+        let series = format!(r#"crossrole_aws_calls_total{{service="{service}",operation="{operation}"}}"#);
+        let scraped = sample(&text, &series).unwrap_or_else(|| panic!("{series} missing\n{text}"));
+        if service == "iam" {
+            assert_eq!(scraped, *n as f64, "{series}");
+        } else {
+            assert!(scraped >= *n as f64, "{series}: {scraped} < {n}");
+        }
+    }
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        assert!(!line.contains("Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf"), "{line}");
+        assert!(!line.contains("20000000000"), "no account ids in labels: {line}");
+    }
+    assert!(http_get(addr, "/").await.0.contains("404"));
+    h.server.stop().await.unwrap();
+}

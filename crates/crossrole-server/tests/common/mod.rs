@@ -81,6 +81,7 @@ pub async fn start(accounts: u64, latency_ms: u64) -> Harness {
     let config_text = format!(
         r#"
 listen = "127.0.0.1:0"
+metrics_listen = "127.0.0.1:0"
 watch_buffer = 16
 data_dir = "{}"
 [[tokens]]

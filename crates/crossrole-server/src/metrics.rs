@@ -1,0 +1,165 @@
+//! Prometheus metrics on a listener of their own (`metrics_listen`): `GET /metrics`, the text exposition format.
+//!
+//! Names follow Prometheus' conventions (a `crossrole_` prefix, base units, `_total` for counters) and labels stay
+//! few (kind, state, outcome, service, operation): no account ids, no spec names, nothing secret. Counters count
+//! since this crossroled started. Like gRPC health, the listener takes no token: bind it where only the scraper
+//! reaches it.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `crossrole_build_info` | gauge | `version` |
+//! | `crossrole_operations_total` | counter | `kind`, `state` (final) |
+//! | `crossrole_operations_running` | gauge | |
+//! | `crossrole_operation_duration_seconds` | histogram | `kind` |
+//! | `crossrole_accounts_total` | counter | `outcome` |
+//! | `crossrole_aws_calls_total` | counter | `service`, `operation` (each attempt) |
+//! | `crossrole_aws_throttled_total` | counter | |
+//! | `crossrole_aws_retries_total` | counter | |
+//! | `crossrole_bindings` | gauge | |
+//! | `crossrole_binding_accounts` | gauge | `state` (`in_sync`, `drifted`, `failed`, `pending`), over all bindings |
+//! | `crossrole_binding_reconcile_lag_seconds` | gauge | the most overdue binding's wait past its due time |
+
+use std::{convert::Infallible, fmt::Write, net::SocketAddr};
+
+use anyhow::Context;
+use http_body_util::Full;
+use hyper::{Request, Response, body::Bytes, server::conn::http1, service::service_fn};
+use hyper_util::rt::TokioIo;
+use tokio::{net::TcpListener, task::JoinHandle};
+
+use crate::state::State;
+
+/// Serves `/metrics` for `state` on `at`; returns where it listens and the task (aborted with the server).
+pub(crate) async fn serve(at: SocketAddr, state: State) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(at).await.with_context(|| format!("metrics_listen: cannot bind {at}"))?;
+    let bound = listener.local_addr()?;
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let state = state.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let state = state.clone();
+                    async move { Ok::<_, Infallible>(answer(&state, req.uri().path()).await) }
+                });
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+            });
+        }
+    });
+    tracing::info!(addr = %bound, "metrics (Prometheus, /metrics) listening");
+    Ok((bound, task))
+}
+
+async fn answer(state: &State, path: &str) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match path {
+        "/metrics" => (200, "text/plain; version=0.0.4; charset=utf-8", exposition(state).await),
+        _ => (404, "text/plain; charset=utf-8", "not found: metrics are at /metrics\n".to_string()),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::NOT_FOUND);
+    if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
+        response.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+    }
+    response
+}
+
+/// One metric's header.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A label value, escaped as the text format wants.
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// The text exposition of `state`'s metrics.
+pub(crate) async fn exposition(state: &State) -> String {
+    let mut out = String::new();
+    let engine = &state.engine;
+    let metrics = engine.metrics();
+
+    family(&mut out, "crossrole_build_info", "gauge", "crossroled's version.");
+    let _ = writeln!(out, "crossrole_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+
+    family(&mut out, "crossrole_operations_total", "counter", "Operations finished, by kind and final state.");
+    for ((kind, state), n) in &metrics.operations {
+        let _ = writeln!(out, "crossrole_operations_total{{kind=\"{kind}\",state=\"{state}\"}} {n}");
+    }
+    family(&mut out, "crossrole_operations_running", "gauge", "Operations running in this crossroled.");
+    let _ = writeln!(out, "crossrole_operations_running {}", engine.running_count());
+
+    let name = "crossrole_operation_duration_seconds";
+    family(&mut out, name, "histogram", "How long finished operations ran in this crossroled, by kind.");
+    for (kind, h) in &metrics.durations {
+        for (bound, n) in h.bounds.iter().zip(&h.cumulative) {
+            let _ = writeln!(out, "{name}_bucket{{kind=\"{kind}\",le=\"{bound}\"}} {n}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{kind=\"{kind}\",le=\"+Inf\"}} {}", h.count);
+        let _ = writeln!(out, "{name}_sum{{kind=\"{kind}\"}} {}", h.sum);
+        let _ = writeln!(out, "{name}_count{{kind=\"{kind}\"}} {}", h.count);
+    }
+
+    family(&mut out, "crossrole_accounts_total", "counter", "Accounts finished, by outcome.");
+    for (outcome, n) in &metrics.accounts {
+        let _ = writeln!(out, "crossrole_accounts_total{{outcome=\"{outcome}\"}} {n}");
+    }
+
+    let stats = engine.calls().global_stats();
+    family(&mut out, "crossrole_aws_calls_total", "counter", "AWS requests, each attempt, by service and operation.");
+    for (call, n) in stats.snapshot() {
+        let (service, operation) = call.split_once(':').unwrap_or(("unknown", call.as_str()));
+        let _ = writeln!(
+            out,
+            "crossrole_aws_calls_total{{service=\"{}\",operation=\"{}\"}} {n}",
+            label(service),
+            label(operation)
+        );
+    }
+    family(&mut out, "crossrole_aws_throttled_total", "counter", "AWS requests that AWS throttled.");
+    let _ = writeln!(out, "crossrole_aws_throttled_total {}", stats.throttled());
+    family(&mut out, "crossrole_aws_retries_total", "counter", "AWS requests retried.");
+    let _ = writeln!(out, "crossrole_aws_retries_total {}", stats.retries());
+
+    bindings(&mut out, state).await;
+    out
+}
+
+async fn bindings(out: &mut String, state: &State) {
+    let (mut count, mut in_sync, mut drifted, mut failed, mut pending, mut lag) = (0u64, 0u64, 0u64, 0u64, 0u64, 0i64);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default();
+    let mut token = String::new();
+    loop {
+        let Ok((page, next)) = state.bindings.list(500, &token).await else { break };
+        for b in &page {
+            count += 1;
+            let c = &b.status.counts;
+            in_sync += u64::from(c.in_sync);
+            drifted += u64::from(c.drifted);
+            failed += u64::from(c.failed);
+            pending += u64::from(c.pending);
+            if let Some(due) = b.status.next_reconcile_time {
+                lag = lag.max(now - due);
+            }
+        }
+        if next.is_empty() {
+            break;
+        }
+        token = next;
+    }
+    family(out, "crossrole_bindings", "gauge", "Bindings.");
+    let _ = writeln!(out, "crossrole_bindings {count}");
+    family(out, "crossrole_binding_accounts", "gauge", "Accounts of all bindings, by state at their last reconcile.");
+    for (s, n) in [("in_sync", in_sync), ("drifted", drifted), ("failed", failed), ("pending", pending)] {
+        let _ = writeln!(out, "crossrole_binding_accounts{{state=\"{s}\"}} {n}");
+    }
+    family(
+        out,
+        "crossrole_binding_reconcile_lag_seconds",
+        "gauge",
+        "How long the most overdue binding has waited past its due time.",
+    );
+    let _ = writeln!(out, "crossrole_binding_reconcile_lag_seconds {}", lag.max(0) as f64 / 1000.0);
+}
