@@ -5,6 +5,7 @@
 //! refused the credentials.
 
 mod access;
+mod audit;
 mod bindings;
 mod console;
 mod json;
@@ -124,6 +125,8 @@ enum Command {
     /// Bindings: specs crossroled keeps true over time.
     #[command(subcommand)]
     Bindings(bindings::BindingsCommand),
+    /// The audit log: who changed what, when, through which request (secrets redacted).
+    Audit(audit::AuditArgs),
     /// Print a new high-entropy ExternalId.
     ExternalId,
     /// Print shell completions.
@@ -241,6 +244,7 @@ async fn run(cli: Cli) -> Outcome {
         Command::Console(args) => console::run(Some(&client), args).await,
         Command::Ops(cmd) => ops::run(&client, cmd, out).await,
         Command::Bindings(cmd) => bindings::run(&client, cmd, out).await,
+        Command::Audit(args) => audit::run(&client, args, out).await,
         Command::ExternalId | Command::Completions { .. } => Ok(()),
     }
 }

@@ -141,6 +141,10 @@ async fn plan_apply_reapply_verify_and_exit_codes() {
         "awsConfigPaths:\n  - ./crossrole-security-audit.config\n"
     );
     assert!(std::fs::read_to_string(registry.join("crossrole-security-audit.config")).unwrap().contains("[profile "));
+    env.run(&["audit", "--since", "1h", "--method", "ApplyAccess", "-o", "json"])
+        .await
+        .success()
+        .stdout(predicate::str::contains("\"method\": \"ApplyAccess\"").and(predicate::str::contains("<redacted:")));
     env.run(&["export", "-f", spec, "--source-profile", "security", "--format", "granted"])
         .await
         .failure()

@@ -37,8 +37,9 @@ pub use error::{Error, FieldViolation};
 use futures::{Stream, StreamExt};
 pub use operation::{OperationHandle, is_final};
 use proto::{
-    access_service_client::AccessServiceClient, binding_service_client::BindingServiceClient,
-    operation_service_client::OperationServiceClient, organization_service_client::OrganizationServiceClient,
+    access_service_client::AccessServiceClient, audit_service_client::AuditServiceClient,
+    binding_service_client::BindingServiceClient, operation_service_client::OperationServiceClient,
+    organization_service_client::OrganizationServiceClient,
 };
 use rand::Rng;
 use tonic::{
@@ -285,6 +286,12 @@ impl Client {
             .max_encoding_message_size(MAX_MESSAGE)
     }
 
+    fn audit(&self) -> AuditServiceClient<Svc> {
+        AuditServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
+            .max_decoding_message_size(MAX_MESSAGE)
+            .max_encoding_message_size(MAX_MESSAGE)
+    }
+
     fn bindings(&self) -> BindingServiceClient<Svc> {
         BindingServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
             .max_decoding_message_size(MAX_MESSAGE)
@@ -447,6 +454,14 @@ impl Client {
     ) -> Result<proto::ListOperationsResponse, Error> {
         retry(self.retries, || async { Ok(self.operations().list_operations(request.clone()).await?.into_inner()) })
             .await
+    }
+
+    /// One page of the audit log, newest first.
+    pub async fn list_audit_events(
+        &self,
+        request: proto::ListAuditEventsRequest,
+    ) -> Result<proto::ListAuditEventsResponse, Error> {
+        retry(self.retries, || async { Ok(self.audit().list_audit_events(request.clone()).await?.into_inner()) }).await
     }
 
     /// One page of an operation's per-account results.

@@ -45,7 +45,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use convert::{opened, redacted, sealed};
 pub use error::Error;
-pub use retention::Retention;
+pub use retention::{Expired, Retention};
 
 /// Engine settings.
 #[derive(Debug, Clone)]

@@ -1,5 +1,5 @@
-//! Retention: finished operations leave the journal after a while, so that it does not grow without bound while
-//! bindings reconcile every few minutes.
+//! Retention: finished operations and old audit entries leave the journal after a while, so that it does not grow
+//! without bound while bindings reconcile every few minutes.
 //!
 //! Two ages: one for every finished operation, and a shorter one for reconciles that found everything in place
 //! (each account unchanged or skipped): those are most of a binding's history and say nothing an auditor needs
@@ -21,14 +21,26 @@ pub struct Retention {
     pub operations: Option<Duration>,
     /// A reconcile that changed nothing is deleted this long after it ended; `None`: as any other operation.
     pub quiet_reconciles: Option<Duration>,
+    /// Audit entries are deleted this long after they were recorded; `None`: kept forever.
+    pub audit: Option<Duration>,
+}
+
+/// What one pass of retention deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Operations, with their account results and events.
+    pub operations: u64,
+    /// Audit entries.
+    pub audit_entries: u64,
 }
 
 impl Default for Retention {
-    /// 90 days for operations; one day for reconciles that changed nothing.
+    /// 90 days for operations; one day for reconciles that changed nothing; a year for the audit log.
     fn default() -> Self {
         Retention {
             operations: Some(Duration::from_secs(90 * 24 * 3600)),
             quiet_reconciles: Some(Duration::from_secs(24 * 3600)),
+            audit: Some(Duration::from_secs(365 * 24 * 3600)),
         }
     }
 }
@@ -36,7 +48,7 @@ impl Default for Retention {
 impl Retention {
     /// How often to look for what has expired: a tenth of the shorter age, from 10 seconds to 10 minutes.
     pub fn period(&self) -> Option<Duration> {
-        let shortest = [self.operations, self.quiet_reconciles].into_iter().flatten().min()?;
+        let shortest = [self.operations, self.quiet_reconciles, self.audit].into_iter().flatten().min()?;
         Some((shortest / 10).clamp(Duration::from_secs(10), Duration::from_secs(600)))
     }
 }
@@ -45,8 +57,8 @@ impl Retention {
 const PAGE: usize = 500;
 
 impl Engine {
-    /// Deletes the operations `retention` lets go as of `now_ms`, a page at a time. Returns how many.
-    pub async fn expire(&self, retention: &Retention, now_ms: i64) -> Result<u64, Error> {
+    /// Deletes the operations (a page at a time) and audit entries `retention` lets go as of `now_ms`.
+    pub async fn expire(&self, retention: &Retention, now_ms: i64) -> Result<Expired, Error> {
         let final_states: Vec<i32> =
             OperationState::ALL.into_iter().filter(|s| s.is_final()).map(records::state_code).collect();
         let before = |age: Duration| now_ms.saturating_sub(age.as_millis().min(i64::MAX as u128) as i64);
@@ -63,11 +75,14 @@ impl Engine {
         if let Some(age) = retention.operations {
             rules.push(Expiry { final_states, ended_before: before(age), limit: PAGE, ..Expiry::default() });
         }
-        let mut deleted = 0;
+        let mut deleted = Expired::default();
+        if let Some(age) = retention.audit {
+            deleted.audit_entries = self.inner.journal.expire_audit(before(age)).await?;
+        }
         for rule in rules {
             loop {
                 let n = self.inner.journal.expire_operations(&rule).await?;
-                deleted += n;
+                deleted.operations += n;
                 if n < PAGE as u64 {
                     break;
                 }
@@ -82,8 +97,12 @@ impl Engine {
         let Some(period) = retention.period() else { return };
         loop {
             match self.expire(&retention, convert::now_ms()).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(operations = n, "retention: deleted finished operations"),
+                Ok(Expired { operations: 0, audit_entries: 0 }) => {}
+                Ok(n) => tracing::info!(
+                    operations = n.operations,
+                    audit_entries = n.audit_entries,
+                    "retention: deleted finished operations and old audit entries"
+                ),
                 Err(e) => tracing::warn!(error = %e, "retention: cannot delete finished operations; retrying later"),
             }
             tokio::select! {

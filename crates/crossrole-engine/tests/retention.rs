@@ -45,8 +45,9 @@ async fn quiet_reconciles_go_first_and_a_bindings_newest_operation_stays() {
     };
 
     // Only the reconcile that changed nothing and is not the binding's newest.
-    let quiet_only = Retention { operations: Some(Duration::from_secs(3600)), quiet_reconciles: Some(Duration::ZERO) };
-    assert_eq!(w.engine.expire(&quiet_only, now).await.unwrap(), 1);
+    let quiet_only =
+        Retention { operations: Some(Duration::from_secs(3600)), quiet_reconciles: Some(Duration::ZERO), audit: None };
+    assert_eq!(w.engine.expire(&quiet_only, now).await.unwrap().operations, 1);
     assert!(!exists(quiet.clone()).await);
     for id in [&busy, &newest, &apply] {
         assert!(exists(id.clone()).await, "{id}");
@@ -54,16 +55,16 @@ async fn quiet_reconciles_go_first_and_a_bindings_newest_operation_stays() {
     assert_eq!(results(&w, &busy).await.len(), busy_rows, "what stays is whole");
 
     // Everything finished, but the binding's newest operation.
-    let all = Retention { operations: Some(Duration::ZERO), quiet_reconciles: None };
-    assert_eq!(w.engine.expire(&all, now).await.unwrap(), 2);
+    let all = Retention { operations: Some(Duration::ZERO), quiet_reconciles: None, audit: None };
+    assert_eq!(w.engine.expire(&all, now).await.unwrap().operations, 2);
     assert!(!exists(busy).await && !exists(apply).await);
     assert!(exists(newest.clone()).await);
     assert_eq!(bindings.get(&name).await.unwrap().status.last_operation_id, newest);
 
     // Kept forever: nothing goes.
-    let forever = Retention { operations: None, quiet_reconciles: None };
+    let forever = Retention { operations: None, quiet_reconciles: None, audit: None };
     assert_eq!(forever.period(), None);
-    assert_eq!(w.engine.expire(&forever, now + 1_000_000_000).await.unwrap(), 0);
+    assert_eq!(w.engine.expire(&forever, now + 1_000_000_000).await.unwrap().operations, 0);
 }
 
 #[test]
@@ -71,6 +72,7 @@ fn retention_looks_a_tenth_of_its_shortest_age_apart_within_bounds() {
     let r = |o: u64, q: u64| Retention {
         operations: Some(Duration::from_secs(o)),
         quiet_reconciles: Some(Duration::from_secs(q)),
+        audit: None,
     };
     assert_eq!(Retention::default().period(), Some(Duration::from_secs(600)));
     assert_eq!(r(3600, 600).period(), Some(Duration::from_secs(60)));

@@ -131,6 +131,7 @@ pub fn served_on_standby(path: &str) -> bool {
                 "GetOperation" | "ListOperations" | "WatchOperation" | "ListAccountResults"
             )
             | ("crossrole.v1.BindingService", "GetBinding" | "ListBindings")
+            | ("crossrole.v1.AuditService", "ListAuditEvents")
     )
 }
 

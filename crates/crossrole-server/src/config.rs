@@ -209,6 +209,7 @@ struct FileConfig {
 struct RetentionFile {
     operations: Option<String>,
     quiet_reconciles: Option<String>,
+    audit: Option<String>,
 }
 
 /// Where the journal is.
@@ -527,6 +528,7 @@ impl Config {
                     "retention.quiet_reconciles",
                     defaults.quiet_reconciles,
                 )?,
+                audit: age(&file.retention.audit, "retention.audit", defaults.audit)?,
             }
         };
         let journal_key = match (&flags.journal_key, &flags.journal_key_file, &file.journal_key_file) {

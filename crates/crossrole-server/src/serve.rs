@@ -66,6 +66,11 @@ pub(crate) fn router(
                 .max_decoding_message_size(config.max_request_bytes),
         )
         .add_service(
+            pb::audit_service_server::AuditServiceServer::new(services::audit::Audit(state.clone()))
+                .max_encoding_message_size(MAX_RESPONSE)
+                .max_decoding_message_size(config.max_request_bytes),
+        )
+        .add_service(
             pb::binding_service_server::BindingServiceServer::new(services::binding::Bindings(state.clone()))
                 .max_encoding_message_size(MAX_RESPONSE)
                 .max_decoding_message_size(config.max_request_bytes),

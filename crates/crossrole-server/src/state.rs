@@ -33,18 +33,49 @@ impl State {
         self.tokens.check(request.metadata(), scope)
     }
 
-    /// Records a mutating call in the audit log (journal and the `audit` log target).
-    pub async fn audit(&self, caller: &Caller, method: &str, request: String, outcome: &Result<(), String>) {
+    /// Records a mutating call in the audit log (journal and the `audit` log target). `about.request` must hold no
+    /// secret in clear (specs go through [`crossrole_engine::redacted`]).
+    pub async fn audit(&self, caller: &Caller, method: &str, about: Audited, outcome: &Result<(), String>) {
         let outcome = match outcome {
             Ok(()) => "ok".to_string(),
             Err(e) => e.clone(),
         };
-        tracing::info!(target: "audit", caller = caller.name, method, outcome, request, "audit");
-        let entry = AuditEntry { time: now_ms(), caller: caller.name.clone(), method: method.into(), request, outcome };
+        let request = about.request.to_string();
+        tracing::info!(
+            target: "audit",
+            caller = caller.name,
+            method,
+            spec = about.spec_name,
+            operation = about.operation_id,
+            outcome,
+            request,
+            "audit"
+        );
+        let entry = AuditEntry {
+            id: 0,
+            time: now_ms(),
+            caller: caller.name.clone(),
+            method: method.into(),
+            spec_name: about.spec_name,
+            operation_id: about.operation_id,
+            request,
+            outcome,
+        };
         if let Err(e) = self.journal.audit(entry).await {
             tracing::error!(error = %e, "cannot write the audit log");
         }
     }
+}
+
+/// What an audited call was about.
+#[derive(Debug, Clone, Default)]
+pub struct Audited {
+    /// The spec or binding; empty for none.
+    pub spec_name: String,
+    /// The operation started or acted on; empty for none.
+    pub operation_id: String,
+    /// The request as JSON, secrets redacted.
+    pub request: serde_json::Value,
 }
 
 /// Now in Unix milliseconds.

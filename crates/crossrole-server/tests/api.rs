@@ -341,3 +341,58 @@ async fn prometheus_metrics_agree_with_the_operation() {
     assert!(http_get(addr, "/").await.0.contains("404"));
     h.server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_audit_log_says_who_changed_what_through_which_request() {
+    let h = start(3, 0).await;
+    let deployer = h.client("apply-token").await;
+    let done = deployer.apply(spec(), Some("key-1".into())).await.unwrap().wait().await.unwrap();
+    let refused = deployer.cancel(&done.id).await.unwrap_err();
+    let other = h.client("apply-token-2").await;
+    other.reconcile_binding("nope").await.unwrap_err();
+
+    let reader = h.client("read-token").await;
+    let all = reader.list_audit_events(proto::ListAuditEventsRequest::default()).await.unwrap().events;
+    let methods: Vec<&str> = all.iter().map(|e| e.method.as_str()).collect();
+    assert_eq!(methods, ["ReconcileBinding", "CancelOperation", "ApplyAccess"]);
+    let apply = &all[2];
+    assert_eq!((apply.caller.as_str(), apply.outcome.as_str()), ("deployer", "ok"));
+    assert_eq!((apply.spec_name.as_str(), apply.operation_id.as_str()), ("audit", done.id.as_str()));
+    let request: serde_json::Value = serde_json::from_str(&apply.request_json).unwrap();
+    assert_eq!(request["idempotency_key"], "key-1");
+    assert_eq!(request["spec"]["name"], "audit");
+    assert!(!apply.request_json.contains("Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf"), "{}", apply.request_json);
+    assert!(apply.request_json.contains("<redacted:"), "{}", apply.request_json);
+    assert_eq!(all[1].operation_id, done.id);
+    assert!(matches!(refused, Error::FailedPrecondition(_)), "{refused:?}");
+    assert_ne!(all[1].outcome, "ok", "a refused call is audited with its error");
+
+    // Filters and pages.
+    let by = |r: proto::ListAuditEventsRequest| {
+        let reader = reader.clone();
+        async move { reader.list_audit_events(r).await.unwrap() }
+    };
+    let mine = by(proto::ListAuditEventsRequest { caller: "deployer-2".into(), ..Default::default() }).await;
+    assert_eq!(mine.events.len(), 1);
+    let of_op = by(proto::ListAuditEventsRequest { operation_id: done.id.clone(), ..Default::default() }).await;
+    assert_eq!(of_op.events.iter().map(|e| e.method.as_str()).collect::<Vec<_>>(), ["CancelOperation", "ApplyAccess"]);
+    let first = by(proto::ListAuditEventsRequest { page_size: 2, ..Default::default() }).await;
+    assert_eq!(first.events.len(), 2);
+    let rest =
+        by(proto::ListAuditEventsRequest { page_size: 2, page_token: first.next_page_token, ..Default::default() })
+            .await;
+    assert_eq!(
+        (rest.events.len(), rest.events[0].method.as_str(), rest.next_page_token.as_str()),
+        (1, "ApplyAccess", "")
+    );
+    let future = prost_types::Timestamp { seconds: 4_000_000_000, nanos: 0 };
+    assert!(
+        by(proto::ListAuditEventsRequest { start_time: Some(future), ..Default::default() }).await.events.is_empty()
+    );
+    let bad = reader
+        .list_audit_events(proto::ListAuditEventsRequest { page_token: "x".into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.violations()[0].field, "page_token");
+    h.server.stop().await.unwrap();
+}

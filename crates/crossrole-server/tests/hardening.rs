@@ -96,6 +96,7 @@ async fn everything(h: &Harness, token: &str, op: &str) -> String {
     note("events", format!("{events:?}"));
     note("binding", format!("{:?}", c.binding("audit").await));
     note("bindings", format!("{:?}", c.list_bindings(proto::ListBindingsRequest::default()).await));
+    note("audit", format!("{:?}", c.list_audit_events(proto::ListAuditEventsRequest::default()).await));
     out.join("\n")
 }
 

@@ -263,17 +263,79 @@ pub struct Discovered {
 /// An audit record of a mutating call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditEntry {
+    /// Its position in the log (set by the journal; ignored when recording).
+    pub id: i64,
     /// Unix ms.
     pub time: i64,
     /// Token name.
     pub caller: String,
     /// gRPC method.
     pub method: String,
+    /// The spec (or binding) it was about; empty for none.
+    pub spec_name: String,
+    /// The operation it started or acted on; empty for none.
+    pub operation_id: String,
     /// The request, as JSON, with secrets redacted.
     pub request: String,
     /// The outcome (`ok`, or the status code).
     pub outcome: String,
 }
+
+/// Which audit entries to read; empty fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// At or after this time (Unix ms).
+    pub since: Option<i64>,
+    /// Before this time (Unix ms).
+    pub until: Option<i64>,
+    /// This token's.
+    pub caller: String,
+    /// This method's.
+    pub method: String,
+    /// About this spec or binding.
+    pub spec_name: String,
+    /// About this operation.
+    pub operation_id: String,
+}
+
+impl AuditFilter {
+    /// The WHERE clause for both backends: `?` stands for the next parameter; returns the clause and the values
+    /// in order (times as i64, the rest as text).
+    pub(crate) fn clause(&self) -> (String, Vec<AuditValue>) {
+        let mut parts = vec!["id < ?".to_string()];
+        let mut values = Vec::new();
+        if let Some(t) = self.since {
+            parts.push("time >= ?".into());
+            values.push(AuditValue::Int(t));
+        }
+        if let Some(t) = self.until {
+            parts.push("time < ?".into());
+            values.push(AuditValue::Int(t));
+        }
+        for (column, value) in [
+            ("caller", &self.caller),
+            ("method", &self.method),
+            ("spec_name", &self.spec_name),
+            ("operation_id", &self.operation_id),
+        ] {
+            if !value.is_empty() {
+                parts.push(format!("{column} = ?"));
+                values.push(AuditValue::Text(value.clone()));
+            }
+        }
+        (parts.join(" AND "), values)
+    }
+}
+
+/// A value bound into an audit query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AuditValue {
+    Int(i64),
+    Text(String),
+}
+
+/// The columns an audit entry is read from, in [`AuditEntry`]'s order.
+pub(crate) const AUDIT_COLUMNS: &str = "id, time, caller, method, spec_name, operation_id, request, outcome";
 
 /// The format of a journal's payloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -459,8 +521,16 @@ pub trait Journal: Send + Sync {
     async fn set_placement(&self, spec_name: &str, account_id: &str, present: bool) -> Result<(), StoreError>;
     /// Records an audit entry.
     async fn audit(&self, entry: AuditEntry) -> Result<(), StoreError>;
-    /// Audit entries, newest first.
-    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Audit entries matching `filter`, newest first, `page_size` at a time, before id `before` (the previous
+    /// page's last).
+    async fn audit_log(
+        &self,
+        filter: &AuditFilter,
+        page_size: usize,
+        before: Option<i64>,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Deletes audit entries recorded before `before` (Unix ms); returns how many.
+    async fn expire_audit(&self, before: i64) -> Result<u64, StoreError>;
     /// Creates a binding; fails if the name exists.
     async fn create_binding(&self, row: BindingRow) -> Result<bool, StoreError>;
     /// Replaces a binding as a new version; `expected` guards concurrent updates.

@@ -36,8 +36,9 @@ use rustls_pki_types::pem::PemObject;
 use tokio_postgres::{Row, types::ToSql};
 
 use crate::{
-    AccountRow, AuditEntry, Batch, BindingRow, Discovered, EventRow, Expiry, Journal, NewOperation, OPERATION_COLUMNS,
-    OperationFilter, OperationRow, PAYLOADS, PayloadFormat, PayloadKind, PayloadPlace, Rewrite, StoreError,
+    AUDIT_COLUMNS, AccountRow, AuditEntry, AuditFilter, AuditValue, Batch, BindingRow, Discovered, EventRow, Expiry,
+    Journal, NewOperation, OPERATION_COLUMNS, OperationFilter, OperationRow, PAYLOADS, PayloadFormat, PayloadKind,
+    PayloadPlace, Rewrite, StoreError,
 };
 
 /// The schema, one migration per version (the version is the count applied, kept in `crossrole_schema`).
@@ -122,6 +123,12 @@ CREATE TABLE account_tags (
     // 2: retention keeps each binding's newest operation: finding it is an index lookup.
     r#"
 CREATE INDEX operations_binding ON operations (binding_name, position);
+"#,
+    // 3: audit entries say which spec and operation they were about, and are read by time.
+    r#"
+ALTER TABLE audit ADD COLUMN spec_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit ADD COLUMN operation_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX audit_time ON audit (time);
 "#,
 ];
 
@@ -825,30 +832,67 @@ impl Journal for PostgresJournal {
         let client = self.writer().await?;
         client
             .execute(
-                "INSERT INTO audit (time, caller, method, request, outcome) VALUES ($1, $2, $3, $4, $5)",
-                &[&e.time, &e.caller, &e.method, &e.request, &e.outcome],
+                "INSERT INTO audit (time, caller, method, spec_name, operation_id, request, outcome) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &[&e.time, &e.caller, &e.method, &e.spec_name, &e.operation_id, &e.request, &e.outcome],
             )
             .await?;
         Ok(())
     }
 
-    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+    async fn audit_log(
+        &self,
+        filter: &AuditFilter,
+        page_size: usize,
+        before: Option<i64>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let (clause, values) = filter.clause();
+        // `?` → `$n`, in order.
+        let mut n = 0;
+        let clause: String = clause
+            .split('?')
+            .enumerate()
+            .map(|(i, part)| {
+                if i == 0 {
+                    part.to_string()
+                } else {
+                    n += 1;
+                    format!("${n}{part}")
+                }
+            })
+            .collect();
+        let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE {clause} ORDER BY id DESC LIMIT ${}", n + 1);
+        let before = before.unwrap_or(i64::MAX);
+        let limit = page_size as i64;
+        let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = vec![&before];
+        for v in &values {
+            params.push(match v {
+                AuditValue::Int(t) => t,
+                AuditValue::Text(t) => t,
+            });
+        }
+        params.push(&limit);
         let client = self.client().await?;
         Ok(client
-            .query(
-                "SELECT time, caller, method, request, outcome FROM audit ORDER BY id DESC LIMIT $1",
-                &[&(limit as i64)],
-            )
+            .query(&sql, &params)
             .await?
             .iter()
             .map(|r| AuditEntry {
-                time: r.get(0),
-                caller: r.get(1),
-                method: r.get(2),
-                request: r.get(3),
-                outcome: r.get(4),
+                id: r.get(0),
+                time: r.get(1),
+                caller: r.get(2),
+                method: r.get(3),
+                spec_name: r.get(4),
+                operation_id: r.get(5),
+                request: r.get(6),
+                outcome: r.get(7),
             })
             .collect())
+    }
+
+    async fn expire_audit(&self, before: i64) -> Result<u64, StoreError> {
+        let client = self.writer().await?;
+        Ok(client.execute("DELETE FROM audit WHERE time < $1", &[&before]).await?)
     }
 
     async fn create_binding(&self, row: BindingRow) -> Result<bool, StoreError> {

@@ -10,8 +10,9 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    AccountRow, AuditEntry, Batch, BindingRow, Discovered, EventRow, Expiry, Journal, NewOperation, OPERATION_COLUMNS,
-    OperationFilter, OperationRow, PAYLOADS, PayloadFormat, PayloadKind, PayloadPlace, Rewrite, StoreError,
+    AUDIT_COLUMNS, AccountRow, AuditEntry, AuditFilter, AuditValue, Batch, BindingRow, Discovered, EventRow, Expiry,
+    Journal, NewOperation, OPERATION_COLUMNS, OperationFilter, OperationRow, PAYLOADS, PayloadFormat, PayloadKind,
+    PayloadPlace, Rewrite, StoreError,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts the applied ones.
@@ -131,6 +132,12 @@ CREATE TABLE account_tags (
     // 5: retention keeps each binding's newest operation: finding it is an index lookup.
     r#"
 CREATE INDEX operations_binding ON operations(binding_name, position);
+"#,
+    // 6: audit entries say which spec and operation they were about, and are read by time.
+    r#"
+ALTER TABLE audit ADD COLUMN spec_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE audit ADD COLUMN operation_id TEXT NOT NULL DEFAULT '';
+CREATE INDEX audit_time ON audit(time);
 "#,
 ];
 
@@ -701,32 +708,52 @@ impl Journal for SqliteJournal {
     async fn audit(&self, e: AuditEntry) -> Result<(), StoreError> {
         self.run(move |conn| {
             conn.execute(
-                "INSERT INTO audit (time, caller, method, request, outcome) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![e.time, e.caller, e.method, e.request, e.outcome],
+                "INSERT INTO audit (time, caller, method, spec_name, operation_id, request, outcome) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![e.time, e.caller, e.method, e.spec_name, e.operation_id, e.request, e.outcome],
             )?;
             Ok(())
         })
         .await
     }
 
-    async fn audit_log(&self, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+    async fn audit_log(
+        &self,
+        filter: &AuditFilter,
+        page_size: usize,
+        before: Option<i64>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let (clause, values) = filter.clause();
         self.run(move |conn| {
-            let mut stmt =
-                conn.prepare("SELECT time, caller, method, request, outcome FROM audit ORDER BY id DESC LIMIT ?1")?;
+            let sql = format!("SELECT {AUDIT_COLUMNS} FROM audit WHERE {clause} ORDER BY id DESC LIMIT ?");
+            let mut stmt = conn.prepare(&sql)?;
+            let mut bound: Vec<rusqlite::types::Value> = vec![before.unwrap_or(i64::MAX).into()];
+            bound.extend(values.into_iter().map(|v| match v {
+                AuditValue::Int(n) => n.into(),
+                AuditValue::Text(t) => t.into(),
+            }));
+            bound.push((page_size as i64).into());
             let rows = stmt
-                .query_map([limit as i64], |r| {
+                .query_map(rusqlite::params_from_iter(bound), |r| {
                     Ok(AuditEntry {
-                        time: r.get(0)?,
-                        caller: r.get(1)?,
-                        method: r.get(2)?,
-                        request: r.get(3)?,
-                        outcome: r.get(4)?,
+                        id: r.get(0)?,
+                        time: r.get(1)?,
+                        caller: r.get(2)?,
+                        method: r.get(3)?,
+                        spec_name: r.get(4)?,
+                        operation_id: r.get(5)?,
+                        request: r.get(6)?,
+                        outcome: r.get(7)?,
                     })
                 })?
                 .collect::<Result<_, _>>()?;
             Ok(rows)
         })
         .await
+    }
+
+    async fn expire_audit(&self, before: i64) -> Result<u64, StoreError> {
+        self.run(move |conn| Ok(conn.execute("DELETE FROM audit WHERE time < ?1", [before])? as u64)).await
     }
 
     async fn create_binding(&self, row: BindingRow) -> Result<bool, StoreError> {

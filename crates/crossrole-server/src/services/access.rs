@@ -17,7 +17,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     config::Scope,
     error::ApiError,
-    state::{State, spec, under_spec},
+    state::{Audited, State, spec, under_spec},
 };
 
 /// The service.
@@ -40,10 +40,11 @@ impl Access {
     ) -> Result<pb::Operation, ApiError> {
         let caller = self.0.caller(&request, Scope::Apply)?;
         let (wire, key) = request.into_inner();
-        let summary = format!(
-            "{:?} idempotency_key={key:?}",
-            wire.as_ref().map(|w| redacted(&raw_spec(w), self.0.engine.redactor()))
-        );
+        let spec_name = wire.as_ref().map(|w| w.name.clone()).unwrap_or_default();
+        let request = serde_json::json!({
+            "spec": wire.as_ref().map(|w| redacted(&raw_spec(w), self.0.engine.redactor())),
+            "idempotency_key": key,
+        });
         let result: Result<pb::Operation, ApiError> = async {
             let s = spec(wire.as_ref())?;
             let key = idempotency_key(&key)?;
@@ -66,7 +67,8 @@ impl Access {
         }
         .await;
         let outcome = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
-        self.0.audit(&caller, method, summary, &outcome).await;
+        let operation_id = result.as_ref().map(|op| op.id.clone()).unwrap_or_default();
+        self.0.audit(&caller, method, Audited { spec_name, operation_id, request }, &outcome).await;
         result
     }
 

@@ -10,21 +10,25 @@ use tonic::{Request, Response, Status};
 use crate::{
     config::Scope,
     error::ApiError,
-    state::{State, page_size},
+    state::{Audited, State, page_size},
 };
+use crossrole_engine::redacted;
 
 /// The service.
 pub struct Bindings(pub State);
 
-/// A binding for the audit log: name, mode by name, interval; never the spec.
-fn binding_summary(b: Option<&pb::Binding>) -> String {
+/// A binding for the audit log: name, mode, interval, and its spec with the ExternalId redacted.
+fn binding_request(b: Option<&pb::Binding>, state: &State) -> (String, serde_json::Value) {
     match b {
-        None => "binding=<none>".into(),
-        Some(b) => format!(
-            "name={} mode={} reconcile_interval={}s",
-            b.name,
-            pb::BindingMode::try_from(b.mode).map(|m| m.as_str_name()).unwrap_or("UNKNOWN"),
-            b.reconcile_interval.map(|d| d.seconds).unwrap_or(0)
+        None => (String::new(), serde_json::json!({ "binding": null })),
+        Some(b) => (
+            b.name.clone(),
+            serde_json::json!({
+                "name": b.name,
+                "mode": pb::BindingMode::try_from(b.mode).map(|m| m.as_str_name()).unwrap_or("UNKNOWN"),
+                "reconcile_interval_seconds": b.reconcile_interval.map(|d| d.seconds).unwrap_or(0),
+                "spec": raw_binding(b).spec.map(|s| redacted(&s, state.engine.redactor())),
+            }),
         ),
     }
 }
@@ -38,10 +42,10 @@ impl Bindings {
         &self,
         caller: &crate::auth::Caller,
         method: &str,
-        summary: String,
+        about: Audited,
         r: Result<T, ApiError>,
     ) -> Result<T, Status> {
-        self.0.audit(caller, method, summary, &r.as_ref().map(|_| ()).map_err(|e| e.to_string())).await;
+        self.0.audit(caller, method, about, &r.as_ref().map(|_| ()).map_err(|e| e.to_string())).await;
         Ok(r?)
     }
 }
@@ -53,13 +57,14 @@ impl BindingService for Bindings {
         request: Request<pb::CreateBindingRequest>,
     ) -> Result<Response<pb::CreateBindingResponse>, Status> {
         let caller = self.0.caller(&request, Scope::Apply)?;
-        let summary = binding_summary(request.get_ref().binding.as_ref());
+        let (spec_name, request_json) = binding_request(request.get_ref().binding.as_ref(), &self.0);
         let result = async {
             let b = request.get_ref().binding.as_ref().ok_or_else(|| ApiError::field("binding", "required"))?;
             Ok(self.0.bindings.create(&raw_binding(b)).await?.to_wire())
         }
         .await;
-        let b = self.audited(&caller, "CreateBinding", summary, result).await?;
+        let about = Audited { spec_name, request: request_json, ..Audited::default() };
+        let b = self.audited(&caller, "CreateBinding", about, result).await?;
         Ok(Response::new(pb::CreateBindingResponse { binding: Some(b) }))
     }
 
@@ -69,14 +74,16 @@ impl BindingService for Bindings {
     ) -> Result<Response<pb::UpdateBindingResponse>, Status> {
         let caller = self.0.caller(&request, Scope::Apply)?;
         let r = request.get_ref();
-        let summary = format!("{} expected_version={}", binding_summary(r.binding.as_ref()), r.expected_version);
+        let (spec_name, mut request_json) = binding_request(r.binding.as_ref(), &self.0);
+        request_json["expected_version"] = r.expected_version.into();
         let result = async {
             let b = r.binding.as_ref().ok_or_else(|| ApiError::field("binding", "required"))?;
             let expected = (r.expected_version > 0).then_some(r.expected_version);
             Ok(self.0.bindings.update(&raw_binding(b), expected).await?.to_wire())
         }
         .await;
-        let b = self.audited(&caller, "UpdateBinding", summary, result).await?;
+        let about = Audited { spec_name, request: request_json, ..Audited::default() };
+        let b = self.audited(&caller, "UpdateBinding", about, result).await?;
         Ok(Response::new(pb::UpdateBindingResponse { binding: Some(b) }))
     }
 
@@ -108,13 +115,18 @@ impl BindingService for Bindings {
     ) -> Result<Response<pb::DeleteBindingResponse>, Status> {
         let caller = self.0.caller(&request, Scope::Apply)?;
         let r = request.get_ref();
-        let summary = format!("name={} keep_roles={}", r.name, r.keep_roles);
+        let request_json = serde_json::json!({ "name": r.name, "keep_roles": r.keep_roles });
         let result = async {
             let n = name(&r.name)?;
             Ok(self.0.bindings.delete(n, r.keep_roles, &caller.name).await?.map(|op| op.to_wire()))
         }
         .await;
-        let operation = self.audited(&caller, "DeleteBinding", summary, result).await?;
+        let about = Audited {
+            spec_name: r.name.clone(),
+            operation_id: result.as_ref().ok().and_then(|op| op.as_ref().map(|op| op.id.clone())).unwrap_or_default(),
+            request: request_json,
+        };
+        let operation = self.audited(&caller, "DeleteBinding", about, result).await?;
         Ok(Response::new(pb::DeleteBindingResponse { operation }))
     }
 
@@ -125,7 +137,12 @@ impl BindingService for Bindings {
         let caller = self.0.caller(&request, Scope::Apply)?;
         let n = name(&request.get_ref().name)?;
         let result = self.0.bindings.reconcile(n, &caller.name).await.map(|op| op.to_wire()).map_err(ApiError::from);
-        let operation = self.audited(&caller, "ReconcileBinding", format!("name={n}"), result).await?;
+        let about = Audited {
+            spec_name: n.to_string(),
+            operation_id: result.as_ref().map(|op| op.id.clone()).unwrap_or_default(),
+            request: serde_json::json!({ "name": n }),
+        };
+        let operation = self.audited(&caller, "ReconcileBinding", about, result).await?;
         Ok(Response::new(pb::ReconcileBindingResponse { operation: Some(operation) }))
     }
 }

@@ -1,6 +1,7 @@
 //! The v1 services.
 
 pub mod access;
+pub mod audit;
 pub mod binding;
 pub mod operation;
 pub mod organization;

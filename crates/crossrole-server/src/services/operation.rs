@@ -16,7 +16,7 @@ use tonic::{Request, Response, Status};
 use crate::{
     config::Scope,
     error::ApiError,
-    state::{State, page_size},
+    state::{Audited, State, page_size},
 };
 
 /// The service.
@@ -144,14 +144,12 @@ impl OperationService for Operations {
         let caller = self.0.caller(&request, Scope::Apply)?;
         let id = operation_id(&request.get_ref().operation_id)?.to_string();
         let result = self.0.engine.cancel(&id).await.map_err(ApiError::from);
-        self.0
-            .audit(
-                &caller,
-                "CancelOperation",
-                format!("operation_id={id}"),
-                &result.as_ref().map(|_| ()).map_err(|e| e.to_string()),
-            )
-            .await;
+        let about = Audited {
+            spec_name: result.as_ref().map(|op| op.spec.name.clone()).unwrap_or_default(),
+            operation_id: id.clone(),
+            request: serde_json::json!({ "operation_id": id }),
+        };
+        self.0.audit(&caller, "CancelOperation", about, &result.as_ref().map(|_| ()).map_err(|e| e.to_string())).await;
         Ok(Response::new(pb::CancelOperationResponse { operation: Some(result?.to_wire()) }))
     }
 

@@ -47,6 +47,7 @@ macro_rules! conformance {
             a_payload_that_cannot_be_rewritten_changes_nothing_and_is_named,
             a_new_journal_holds_records,
             retention_deletes_what_it_selects_and_nothing_else,
+            the_audit_log_is_read_by_filter_page_by_page_and_expires,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {
@@ -284,16 +285,44 @@ pub async fn a_payload_that_cannot_be_rewritten_changes_nothing_and_is_named(j: 
 
 pub async fn a_new_journal_holds_records(j: J) {
     assert_eq!(j.payload_format().await.unwrap(), PayloadFormat::Records);
-    j.audit(crossrole_store::AuditEntry {
-        time: 1,
-        caller: "ci".into(),
-        method: "/crossrole.v1.AccessService/Apply".into(),
-        request: "{}".into(),
+}
+
+pub async fn the_audit_log_is_read_by_filter_page_by_page_and_expires(j: J) {
+    use crossrole_store::{AuditEntry, AuditFilter};
+    let entry = |time: i64, caller: &str, method: &str, spec: &str| AuditEntry {
+        id: 0,
+        time,
+        caller: caller.into(),
+        method: method.into(),
+        spec_name: spec.into(),
+        operation_id: format!("op-{time}"),
+        request: format!(r#"{{"n":{time}}}"#),
         outcome: "ok".into(),
-    })
-    .await
-    .unwrap();
-    assert_eq!(j.audit_log(10).await.unwrap().len(), 1);
+    };
+    for t in 1..=6 {
+        let (caller, method, spec) =
+            if t % 2 == 0 { ("ci", "ApplyAccess", "audit") } else { ("ops", "CancelOperation", "") };
+        j.audit(entry(t * 100, caller, method, spec)).await.unwrap();
+    }
+    let times = |entries: Vec<AuditEntry>| entries.iter().map(|e| e.time).collect::<Vec<_>>();
+    let all = j.audit_log(&AuditFilter::default(), 10, None).await.unwrap();
+    assert_eq!(times(all.clone()), [600, 500, 400, 300, 200, 100]);
+    assert_eq!(
+        (all[0].spec_name.as_str(), all[0].operation_id.as_str(), all[0].request.as_str()),
+        ("audit", "op-600", r#"{"n":600}"#)
+    );
+    let page = j.audit_log(&AuditFilter::default(), 4, None).await.unwrap();
+    let rest = j.audit_log(&AuditFilter::default(), 4, page.last().map(|e| e.id)).await.unwrap();
+    assert_eq!((times(page), times(rest)), (vec![600, 500, 400, 300], vec![200, 100]));
+    let by_caller = AuditFilter { caller: "ci".into(), ..AuditFilter::default() };
+    assert_eq!(times(j.audit_log(&by_caller, 10, None).await.unwrap()), [600, 400, 200]);
+    let window =
+        AuditFilter { since: Some(200), until: Some(500), method: "CancelOperation".into(), ..AuditFilter::default() };
+    assert_eq!(times(j.audit_log(&window, 10, None).await.unwrap()), [300]);
+    let by_spec = AuditFilter { spec_name: "audit".into(), operation_id: "op-400".into(), ..AuditFilter::default() };
+    assert_eq!(times(j.audit_log(&by_spec, 10, None).await.unwrap()), [400]);
+    assert_eq!(j.expire_audit(350).await.unwrap(), 3);
+    assert_eq!(times(j.audit_log(&AuditFilter::default(), 10, None).await.unwrap()), [600, 500, 400]);
 }
 
 pub async fn retention_deletes_what_it_selects_and_nothing_else(j: J) {

@@ -1,0 +1,67 @@
+//! `AuditService`: the audit log, read back with filters, a page at a time.
+
+use crossrole_store::AuditFilter;
+use crossrole_wire::{
+    millis,
+    pb::{self, audit_service_server::AuditService},
+    timestamp,
+};
+use tonic::{Request, Response, Status};
+
+use crate::{
+    config::Scope,
+    error::ApiError,
+    state::{State, page_size},
+};
+
+/// The service.
+pub struct Audit(pub State);
+
+#[tonic::async_trait]
+impl AuditService for Audit {
+    async fn list_audit_events(
+        &self,
+        request: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        self.0.caller(&request, Scope::Read)?;
+        let r = request.get_ref();
+        let size = page_size(r.page_size, 100)?;
+        let before = match r.page_token.as_str() {
+            "" => None,
+            token => Some(
+                token
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| ApiError::field("page_token", "not a token this service gave"))?,
+            ),
+        };
+        let filter = AuditFilter {
+            since: r.start_time.as_ref().map(millis),
+            until: r.end_time.as_ref().map(millis),
+            caller: r.caller.clone(),
+            method: r.method.clone(),
+            spec_name: r.spec_name.clone(),
+            operation_id: r.operation_id.clone(),
+        };
+        let entries = self.0.journal.audit_log(&filter, size, before).await.map_err(ApiError::from)?;
+        let next_page_token = if entries.len() == size {
+            entries.last().map(|e| e.id.to_string()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let events = entries
+            .into_iter()
+            .map(|e| pb::AuditEvent {
+                time: Some(timestamp(e.time)),
+                caller: e.caller,
+                method: e.method,
+                spec_name: e.spec_name,
+                operation_id: e.operation_id,
+                outcome: e.outcome,
+                request_json: e.request,
+            })
+            .collect();
+        Ok(Response::new(pb::ListAuditEventsResponse { events, next_page_token }))
+    }
+}
