@@ -221,6 +221,15 @@ impl Crossroled {
         }
     }
 
+    /// Whether it writes the journal: ready, gRPC health `""` SERVING (a standby serves reads, and is not ready).
+    pub async fn writing(&self) -> bool {
+        use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+        let Ok(endpoint) = tonic::transport::Endpoint::from_shared(self.endpoint.clone()) else { return false };
+        let Ok(channel) = endpoint.connect().await else { return false };
+        let status = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await;
+        status.is_ok_and(|s| s.into_inner().status == tonic_health::ServingStatus::Serving as i32)
+    }
+
     /// Whether the process is still running.
     pub fn running(&mut self) -> bool {
         self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))

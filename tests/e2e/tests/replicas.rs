@@ -1,6 +1,7 @@
-//! Three crossroleds on one PostgreSQL journal: one writes, two stand by. The writer is killed with SIGKILL in the
-//! middle of a rollout; a standby takes the journal over and finishes it; then that one is killed and the last
-//! one serves the finished operation. Checked against the emulators directly. Needs `CROSSROLE_E2E_POSTGRES`
+//! Three crossroleds on one PostgreSQL journal: one writes, two stand by (answering reads, refusing changes). The
+//! writer is killed with SIGKILL in the middle of a rollout; a standby takes the journal over and finishes it, and
+//! the events read from each surviving replica are the same; then that one is killed and the last one serves the
+//! finished operation. Checked against the emulators directly. Needs `CROSSROLE_E2E_POSTGRES`
 //! (`cargo xtask e2e` starts a PostgreSQL for it).
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
@@ -13,18 +14,18 @@ use crossrole_e2e::{Aws, Crossroled, Manifest};
 use crossrole_wire::ToWire;
 use futures::StreamExt;
 
-/// The first of `replicas` to serve the API within `limit`.
+/// The first of `replicas` to write the journal within `limit`.
 async fn writer_among(replicas: &mut [Crossroled], limit: Duration) -> usize {
     let started = Instant::now();
     while started.elapsed() < limit {
         for (i, r) in replicas.iter_mut().enumerate() {
-            if r.running() && r.serving().await {
+            if r.running() && r.writing().await {
                 return i;
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    panic!("no replica served within {limit:?}");
+    panic!("no replica took the journal within {limit:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -38,7 +39,7 @@ async fn three_replicas_survive_their_writer_killed_mid_rollout() {
     std::fs::write(&key, "5e".repeat(32)).unwrap();
     let config = format!("journal = \"{url}\"\njournal_standby = true\njournal_key_file = \"{}\"\n", key.display());
 
-    // The first to start writes; the other two stand by and do not serve.
+    // The first to start writes; the other two stand by: not ready, answering reads only.
     let first = Crossroled::start_with(&dir.join("a"), &config).await.unwrap();
     let mut replicas = vec![first];
     for name in ["b", "c"] {
@@ -47,7 +48,8 @@ async fn three_replicas_survive_their_writer_killed_mid_rollout() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     for r in &mut replicas[1..] {
         assert!(r.running(), "a standby waits, it does not exit");
-        assert!(!r.serving().await, "a standby does not serve");
+        assert!(!r.writing().await, "a standby is not ready");
+        assert!(r.serving().await, "a standby answers reads");
     }
 
     // A rollout over Workloads and Sandbox, 3 accounts at a time.
@@ -80,6 +82,16 @@ async fn three_replicas_survive_their_writer_killed_mid_rollout() {
     let events: Vec<_> = handle.events().collect().await;
     let sequences: Vec<u64> = events.iter().map(|e| e.as_ref().unwrap().sequence).collect();
     assert_eq!(sequences, (1..=sequences.len() as u64).collect::<Vec<_>>(), "contiguous across the takeover");
+    // The other survivor, still a standby, reads the same events from the journal, and refuses changes.
+    let other = (1..3).find(|i| *i != next).unwrap();
+    let standby = replicas[other].client().await;
+    let theirs: Vec<_> = standby.operation_handle(id.clone()).events().collect().await;
+    let same = |a: &[Result<proto::OperationEvent, crossrole_client::Error>]| {
+        a.iter().map(|e| e.as_ref().map(|e| (e.sequence, e.event.clone())).unwrap()).collect::<Vec<_>>()
+    };
+    assert_eq!(same(&theirs), same(&events), "every replica reads the same events");
+    let refused = standby.apply(spec.clone(), None).await.err().unwrap();
+    assert!(refused.to_string().contains("standby"), "{refused}");
 
     // Every account the operation worked on has the role, as specified: read from the emulator.
     let results = c
