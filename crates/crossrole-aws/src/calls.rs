@@ -394,7 +394,28 @@ impl CallPolicy {
         self.run(ctx, quota, operation, None, f, Some(landed)).await
     }
 
+    /// One AWS call with its attempts, in a span of its own (`aws`, a child of the account's in a trace).
     async fn run<T, F, Fut, L, LFut>(
+        &self,
+        ctx: &CallContext,
+        quota: Quota,
+        operation: &str,
+        patience: Option<Patience>,
+        f: F,
+        landed: Option<L>,
+    ) -> Result<T, AwsError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, AwsError>>,
+        L: FnMut() -> LFut,
+        LFut: Future<Output = Result<Option<T>, AwsError>>,
+    {
+        use tracing::Instrument;
+        let span = tracing::info_span!("aws", service = %quota.service(), operation);
+        self.attempts(ctx, quota, operation, patience, f, landed).instrument(span).await
+    }
+
+    async fn attempts<T, F, Fut, L, LFut>(
         &self,
         ctx: &CallContext,
         quota: Quota,

@@ -34,7 +34,7 @@ pub(crate) fn router(
         tokens.check(request.metadata(), config::Scope::Read).map(|_| request).map_err(Status::from)
     });
 
-    let mut builder = Server::builder().trace_fn(|req| tracing::info_span!("rpc", method = %req.uri().path()));
+    let mut builder = Server::builder().trace_fn(crate::telemetry::rpc_span);
     if let Some(tls) = &config.tls {
         let cert = std::fs::read(&tls.cert).with_context(|| format!("tls.cert: cannot read {}", tls.cert.display()))?;
         let key = std::fs::read(&tls.key).with_context(|| format!("tls.key: cannot read {}", tls.key.display()))?;

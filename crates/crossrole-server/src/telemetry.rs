@@ -87,7 +87,32 @@ pub fn init(format: LogFormat) -> anyhow::Result<Telemetry> {
         None
     };
     tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init()?;
+    opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
     Ok(telemetry)
+}
+
+/// The span of one RPC; a W3C `traceparent` header in the request makes it a child of the caller's span.
+pub fn rpc_span(request: &http::Request<()>) -> tracing::Span {
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let span = tracing::info_span!("rpc", method = %request.uri().path());
+    if request.headers().contains_key("traceparent") {
+        let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(request.headers())));
+        let _ = span.set_parent(parent);
+    }
+    span
+}
+
+/// Request headers, for the propagator.
+struct Headers<'a>(&'a http::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
 }
 
 impl Telemetry {
