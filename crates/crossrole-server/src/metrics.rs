@@ -41,7 +41,12 @@ pub(crate) async fn serve(at: SocketAddr, state: State) -> anyhow::Result<(Socke
                     let state = state.clone();
                     async move { Ok::<_, Infallible>(answer(&state, req.uri().path()).await) }
                 });
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                // A scraper sends its request at once: a connection that dribbles its headers is closed.
+                let _ = http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(std::time::Duration::from_secs(10))
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
             });
         }
     });
