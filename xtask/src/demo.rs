@@ -82,7 +82,10 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
          cargo run -q -p crossrole-cli -- plan -f {spec_arg}        # in sync now\n  \
          cargo run -q -p crossrole-cli -- ops list\n  \
          cargo run -q -p crossrole-cli -- accounts --ou-path /Root/Workloads/Prod --tag environment=prod\n  \
-         cargo run -q -p crossrole-cli -- export -f {spec_arg} --source-profile security\n  \
+         cargo run -q -p crossrole-cli -- export -f {spec_arg} --source-profile security --format json\n  \
+         cargo run -q -p crossrole-cli -- audit --since 1h\n  \
+         # console sign-in as the ExternalId role (on real AWS: your credentials, CROSSROLE_EXTERNAL_ID set):\n  \
+         # cargo run -q -p crossrole-cli -- console <account> -f {spec_arg}\n  \
          cargo run -q -p crossrole-cli -- destroy -f {spec_arg}\n  \
          grpcurl -plaintext -H \"authorization: Bearer $CROSSROLE_TOKEN\" 127.0.0.1:{port} list\n\n\
          The spec applied is {spec_arg}; crossroled logs to {}.",
