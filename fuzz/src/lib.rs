@@ -274,18 +274,7 @@ fn query(url: &str, endpoint: &str) -> BTreeMap<String, String> {
 }
 
 fn check_link(url: &str, spec: &AccessSpec, partition: Partition, account_id: &str) {
-    let prefix = format!("https://{}/switchrole?", partition.signin_host());
-    let query = url.strip_prefix(&prefix).unwrap_or_else(|| panic!("{url} does not start with {prefix}"));
-    let mut params = BTreeMap::new();
-    for pair in query.split('&') {
-        let (k, v) = pair.split_once('=').unwrap_or_else(|| panic!("{pair:?} in {url} is not key=value"));
-        assert!(
-            v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)),
-            "unescaped characters in {k} of {url}"
-        );
-        let decoded = percent_encoding::percent_decode_str(v).decode_utf8().expect("a value is not UTF-8");
-        assert!(params.insert(k, decoded.into_owned()).is_none(), "{k} twice in {url}");
-    }
+    let params = query(url, &format!("https://{}/switchrole", partition.signin_host()));
     let role = format!("{}{}", spec.role.path.trim_start_matches('/'), spec.role.name);
     assert_eq!(params.get("roleName"), Some(&role), "{url}");
     let display = params.get("displayName").expect("no displayName");

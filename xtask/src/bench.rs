@@ -267,11 +267,8 @@ fn part_b_run(
     md.push_str("## B. End to end on the emulators\n\n");
     let dir = crate::e2e::run_dir("bench", Mode::LocalStack);
     let mut emulators = Emulators::start(Mode::LocalStack, &dir)?;
-    let manifest_path = emulators.seed(&[("prod", 99), ("payments", 0), ("dev", 0), ("sandbox", 0)])?;
-    let manifest: Value = serde_json::from_str(&std::fs::read_to_string(&manifest_path)?)?;
-    let key = manifest["credentials"]["access_key_id"].as_str().unwrap_or_default().to_string();
-    let secret = manifest["credentials"]["secret_access_key"].as_str().unwrap_or_default().to_string();
-    let aws_env = emulators.aws_env(&key, &secret);
+    let seeded = emulators.seeded(&[("prod", 99), ("payments", 0), ("dev", 0), ("sandbox", 0)])?;
+    let (manifest, aws_env) = (seeded.manifest, seeded.aws_env);
     let prod: Vec<String> = manifest["accounts"]
         .as_array()
         .map(|a| {

@@ -22,21 +22,12 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let (crossroled, crossrole) = build_binaries()?;
     let dir = run_dir("demo", mode);
     let mut emulators = Emulators::start(mode, &dir)?;
-    let manifest_path = emulators.seed(&[])?;
-    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest_path)?)?;
-    let security = manifest["security_account"].as_str().unwrap_or_default().to_string();
-    let key = manifest["credentials"]["access_key_id"].as_str().unwrap_or_default().to_string();
-    let secret = manifest["credentials"]["secret_access_key"].as_str().unwrap_or_default().to_string();
+    let seeded = emulators.seeded(&[])?;
+    // The example specs, with the seeded security account in place of the placeholder.
+    let spec = seeded.example("security-audit.yaml", &dir)?;
+    let console = seeded.example("console-readonly.yaml", &dir)?;
 
-    // The example spec, with the seeded security account in place of the placeholder.
-    let example = crate::workspace_root().join("examples/security-audit.yaml");
-    let spec = dir.join("security-audit.yaml");
-    std::fs::write(&spec, std::fs::read_to_string(&example)?.replace("111122223333", &security))?;
-    let console_example = crate::workspace_root().join("examples/console-readonly.yaml");
-    let console = dir.join("console-readonly.yaml");
-    std::fs::write(&console, std::fs::read_to_string(&console_example)?.replace("111122223333", &security))?;
-
-    let mut served = Served::start(&dir, &crossroled, &crossrole, emulators.aws_env(&key, &secret), "")?;
+    let mut served = Served::start(&dir, &crossroled, &crossrole, seeded.aws_env.clone(), "")?;
     let Served { endpoint, port, token, .. } = &served;
     let cli = |args: &[&str]| served.cli(args);
 

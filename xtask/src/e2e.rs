@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, time::Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 use crate::{
     emulators::{Emulators, Mode},
@@ -56,13 +56,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         emulators.organizations,
         emulators.pids()
     );
-    let manifest_path = emulators.seed(&[])?;
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&manifest_path)?).context("manifest")?;
-    let key = manifest["credentials"]["access_key_id"].as_str().unwrap_or_default().to_string();
-    let secret = manifest["credentials"]["secret_access_key"].as_str().unwrap_or_default().to_string();
-    let mut env: Vec<(String, String)> = emulators.aws_env(&key, &secret);
-    env.push(("CROSSROLE_E2E_MANIFEST".into(), manifest_path.display().to_string()));
+    let seeded = emulators.seeded(&[])?;
+    let mut env: Vec<(String, String)> = seeded.aws_env.clone();
+    env.push(("CROSSROLE_E2E_MANIFEST".into(), seeded.path.display().to_string()));
     env.push(("CROSSROLE_E2E_DIR".into(), dir.display().to_string()));
     env.push(("CROSSROLED_BIN".into(), crossroled.display().to_string()));
     env.push(("CROSSROLE_BIN".into(), crossrole.display().to_string()));

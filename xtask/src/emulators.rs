@@ -293,6 +293,16 @@ impl Emulators {
         Ok(manifest)
     }
 
+    /// Seeds the organization and reads what was made.
+    pub(crate) fn seeded(&self, sizes: &[(&str, usize)]) -> Result<Seeded> {
+        let path = self.seed(sizes)?;
+        let manifest: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&path)?).context("the seed's manifest")?;
+        let credential = |k: &str| manifest["credentials"][k].as_str().unwrap_or_default().to_string();
+        let aws_env = self.aws_env(&credential("access_key_id"), &credential("secret_access_key"));
+        Ok(Seeded { path, manifest, aws_env })
+    }
+
     /// Environment that points the AWS SDK (and crossroled) at the emulators.
     pub(crate) fn aws_env(&self, access_key: &str, secret: &str) -> Vec<(String, String)> {
         vec![
@@ -324,5 +334,26 @@ impl Emulators {
 impl Drop for Emulators {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A seeded organization: its manifest, and the environment that reaches the emulators with its credentials.
+pub(crate) struct Seeded {
+    /// The manifest's path.
+    pub(crate) path: PathBuf,
+    /// What the seed made (tests/e2e/seed/seed.py).
+    pub(crate) manifest: serde_json::Value,
+    /// The emulators' endpoints and the management credentials.
+    pub(crate) aws_env: Vec<(String, String)>,
+}
+
+impl Seeded {
+    /// `examples/<name>`, the seeded security account in place of the placeholder, written into `dir`.
+    pub(crate) fn example(&self, name: &str, dir: &Path) -> Result<PathBuf> {
+        let security = self.manifest["security_account"].as_str().unwrap_or_default();
+        let text = fs::read_to_string(crate::workspace_root().join("examples").join(name))?;
+        let path = dir.join(name);
+        fs::write(&path, text.replace("111122223333", security))?;
+        Ok(path)
     }
 }

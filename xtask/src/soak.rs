@@ -53,12 +53,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let (crossroled, crossrole) = build_binaries()?;
     let dir = run_dir("soak", mode);
     let mut emulators = Emulators::start(mode, &dir)?;
-    let manifest_path = emulators.seed(&[])?;
-    let manifest: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&manifest_path)?)?;
-    let security = manifest["security_account"].as_str().unwrap_or_default().to_string();
-    let key = manifest["credentials"]["access_key_id"].as_str().unwrap_or_default().to_string();
-    let secret = manifest["credentials"]["secret_access_key"].as_str().unwrap_or_default().to_string();
-    let victims: Vec<String> = manifest["accounts"]
+    let seeded = emulators.seeded(&[])?;
+    let victims: Vec<String> = seeded.manifest["accounts"]
         .as_array()
         .map(|a| {
             a.iter()
@@ -72,13 +68,11 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         bail!("the seeded organization has no account under /Root/Workloads/Prod");
     }
 
-    let example = crate::workspace_root().join("examples/security-audit.yaml");
-    let spec = dir.join("security-audit.yaml");
-    std::fs::write(&spec, std::fs::read_to_string(&example)?.replace("111122223333", &security))?;
+    let spec = seeded.example("security-audit.yaml", &dir)?;
     let extra = format!(
         "reconcile_tick = \"2s\"\n\n[retention]\noperations = \"30d\"\nquiet_reconciles = \"{quiet_retention}\"\n"
     );
-    let mut served = Served::start(&dir, &crossroled, &crossrole, emulators.aws_env(&key, &secret), &extra)?;
+    let mut served = Served::start(&dir, &crossroled, &crossrole, seeded.aws_env.clone(), &extra)?;
     let pid = served.server.pid().context("crossroled has no pid")?;
     let spec_arg = spec.display().to_string();
     served.output(&["bindings", "apply", "-f", &spec_arg, "--every", "10s"])?;

@@ -412,83 +412,72 @@ impl CallPolicy {
     {
         use tracing::Instrument;
         let span = tracing::info_span!("aws", service = %quota.service(), operation);
-        self.attempts(ctx, quota, operation, patience, f, landed).instrument(span).await
-    }
-
-    async fn attempts<T, F, Fut, L, LFut>(
-        &self,
-        ctx: &CallContext,
-        quota: Quota,
-        operation: &str,
-        patience: Option<Patience>,
-        mut f: F,
-        mut landed: Option<L>,
-    ) -> Result<T, AwsError>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, AwsError>>,
-        L: FnMut() -> LFut,
-        LFut: Future<Output = Result<Option<T>, AwsError>>,
-    {
-        let call = format!("{}:{operation}", quota.service());
-        let bucket = self.bucket(&quota);
-        let mut attempt = 1;
-        let mut waits = 0;
-        loop {
-            let wait = bucket.reserve();
-            if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
-            }
-            self.global.count(&call);
-            ctx.stats.count(&call);
-            tracing::trace!(call, attempt, "AWS call");
-            let e = match f().await {
-                Ok(v) => {
-                    bucket.succeeded();
-                    return Ok(v);
+        let (mut f, mut landed) = (f, landed);
+        async move {
+            let call = format!("{}:{operation}", quota.service());
+            let bucket = self.bucket(&quota);
+            let mut attempt = 1;
+            let mut waits = 0;
+            loop {
+                let wait = bucket.reserve();
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
                 }
-                Err(e) => e,
-            };
-            if e.kind == ErrorKind::Throttling {
-                bucket.throttled();
-                self.global.throttled.fetch_add(1, Ordering::Relaxed);
-                ctx.stats.throttled.fetch_add(1, Ordering::Relaxed);
-            }
-            // A check of whether a write landed is tried once: its caller goes on either way, and retries of
-            // retries would multiply (ten writes, each waiting out ten checks, during an outage).
-            let attempts = if CHECKING.try_with(|c| *c).unwrap_or(false) { 1 } else { self.retry.max_attempts };
-            let delay = if e.kind.is_retryable() {
-                (attempt < attempts).then(|| self.retry.delay(attempt))
-            } else {
-                patience.filter(|p| p.kinds.contains(&e.kind)).and_then(|p| {
-                    waits += 1;
-                    let d = full_jitter(p.base, p.cap, waits);
-                    (Instant::now() + d < p.until).then_some(d)
-                })
-            };
-            let Some(delay) = delay else { return Err(e) };
-            self.global.retries.fetch_add(1, Ordering::Relaxed);
-            ctx.stats.retries.fetch_add(1, Ordering::Relaxed);
-            if let Some(o) = &ctx.observer {
-                o.retrying(&call, e.code.as_deref(), attempt, delay);
-            }
-            tracing::debug!(call, attempt, code = e.code.as_deref(), ?delay, "retrying AWS call");
-            tokio::time::sleep(delay).await;
-            // A throttle never reached the service; anything else may have been carried out.
-            if e.kind == ErrorKind::Transient
-                && let Some(check) = landed.as_mut()
-            {
-                match CHECKING.scope(true, check()).await {
-                    Ok(Some(v)) => {
-                        tracing::info!(call, "the earlier try was carried out; its response was lost");
+                self.global.count(&call);
+                ctx.stats.count(&call);
+                tracing::trace!(call, attempt, "AWS call");
+                let e = match f().await {
+                    Ok(v) => {
+                        bucket.succeeded();
                         return Ok(v);
                     }
-                    Ok(None) => {}
-                    Err(check) => tracing::debug!(call, error = %check, "cannot tell whether the earlier try landed"),
+                    Err(e) => e,
+                };
+                if e.kind == ErrorKind::Throttling {
+                    bucket.throttled();
+                    self.global.throttled.fetch_add(1, Ordering::Relaxed);
+                    ctx.stats.throttled.fetch_add(1, Ordering::Relaxed);
                 }
+                // A check of whether a write landed is tried once: its caller goes on either way, and retries of
+                // retries would multiply (ten writes, each waiting out ten checks, during an outage).
+                let attempts = if CHECKING.try_with(|c| *c).unwrap_or(false) { 1 } else { self.retry.max_attempts };
+                let delay = if e.kind.is_retryable() {
+                    (attempt < attempts).then(|| self.retry.delay(attempt))
+                } else {
+                    patience.filter(|p| p.kinds.contains(&e.kind)).and_then(|p| {
+                        waits += 1;
+                        let d = full_jitter(p.base, p.cap, waits);
+                        (Instant::now() + d < p.until).then_some(d)
+                    })
+                };
+                let Some(delay) = delay else { return Err(e) };
+                self.global.retries.fetch_add(1, Ordering::Relaxed);
+                ctx.stats.retries.fetch_add(1, Ordering::Relaxed);
+                if let Some(o) = &ctx.observer {
+                    o.retrying(&call, e.code.as_deref(), attempt, delay);
+                }
+                tracing::debug!(call, attempt, code = e.code.as_deref(), ?delay, "retrying AWS call");
+                tokio::time::sleep(delay).await;
+                // A throttle never reached the service; anything else may have been carried out.
+                if e.kind == ErrorKind::Transient
+                    && let Some(check) = landed.as_mut()
+                {
+                    match CHECKING.scope(true, check()).await {
+                        Ok(Some(v)) => {
+                            tracing::info!(call, "the earlier try was carried out; its response was lost");
+                            return Ok(v);
+                        }
+                        Ok(None) => {}
+                        Err(check) => {
+                            tracing::debug!(call, error = %check, "cannot tell whether the earlier try landed")
+                        }
+                    }
+                }
+                attempt += 1;
             }
-            attempt += 1;
         }
+        .instrument(span)
+        .await
     }
 }
 

@@ -333,8 +333,7 @@ impl Engine {
 
     /// Resumes the operations a previous run of crossroled left unfinished. Returns how many.
     pub async fn resume(&self) -> Result<usize, Error> {
-        let finals: Vec<i32> =
-            OperationState::ALL.into_iter().filter(|s| s.is_final()).map(records::state_code).collect();
+        let finals = records::final_state_codes();
         let rows = self.inner.journal.unfinished_operations(&finals).await?;
         let n = rows.len();
         for row in rows {

@@ -142,6 +142,11 @@ codes!(
     }
 );
 
+/// The codes of the states an operation ends in.
+pub fn final_state_codes() -> Vec<i32> {
+    OperationState::ALL.into_iter().filter(|s| s.is_final()).map(state_code).collect()
+}
+
 codes!(
     /// An account outcome's code in the journal.
     Outcome, outcome_code, outcome_of {

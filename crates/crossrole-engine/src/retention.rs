@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crossrole_core::ops::{OperationKind, OperationState, Outcome};
+use crossrole_core::ops::{OperationKind, Outcome};
 use crossrole_store::Expiry;
 
 use crate::{Engine, Error, convert, records};
@@ -59,8 +59,7 @@ const PAGE: usize = 500;
 impl Engine {
     /// Deletes the operations (a page at a time) and audit entries `retention` lets go as of `now_ms`.
     pub async fn expire(&self, retention: &Retention, now_ms: i64) -> Result<Expired, Error> {
-        let final_states: Vec<i32> =
-            OperationState::ALL.into_iter().filter(|s| s.is_final()).map(records::state_code).collect();
+        let final_states = records::final_state_codes();
         let before = |age: Duration| now_ms.saturating_sub(age.as_millis().min(i64::MAX as u128) as i64);
         let mut rules = Vec::new();
         if let Some(age) = retention.quiet_reconciles {

@@ -131,10 +131,7 @@ pub(crate) async fn exposition(state: &State) -> String {
 
 async fn bindings(out: &mut String, state: &State) {
     let (mut count, mut in_sync, mut drifted, mut failed, mut pending, mut lag) = (0u64, 0u64, 0u64, 0u64, 0u64, 0i64);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default();
+    let now = crate::state::now_ms();
     let mut token = String::new();
     loop {
         let Ok((page, next)) = state.bindings.list(500, &token).await else { break };
