@@ -150,6 +150,8 @@ pub trait OrganizationsApi: Send + Sync {
     /// `DescribeAccount`: the account if it is a member of the organization (any state), `None` if it is not
     /// (`AccountNotFoundException`). Its `parent_id` is empty: the call does not say.
     async fn describe_account(&self, account_id: &str) -> Result<Option<AccountInfo>, AwsError>;
+    /// `ListParents` of an account: the id of the root or unit it is in.
+    async fn list_parent(&self, account_id: &str) -> Result<String, AwsError>;
     /// `ListTagsForResource` of an account (one page).
     async fn list_tags_for_resource(
         &self,
@@ -240,6 +242,27 @@ pub trait IamApi: Send + Sync {
     async fn detach_principal_policy(&self, kind: PrincipalKind, name: &str, arn: &str) -> Result<(), AwsError>;
 }
 
+/// A message received from an SQS queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueMessage {
+    /// SQS's id of the message.
+    pub id: String,
+    /// What deletes this receipt of it.
+    pub receipt_handle: String,
+    /// The body.
+    pub body: String,
+}
+
+/// The SQS queue crossroled reads Organizations events from.
+#[async_trait]
+pub trait QueueApi: Send + Sync {
+    /// `ReceiveMessage`: up to `max` (at most 10) messages, waiting up to `wait` (long polling, at most 20 s) for
+    /// the first.
+    async fn receive(&self, max: u32, wait: std::time::Duration) -> Result<Vec<QueueMessage>, AwsError>;
+    /// `DeleteMessageBatch` of at most 10 receipts; the receipts SQS did not delete are returned with why.
+    async fn delete(&self, receipt_handles: &[String]) -> Result<Vec<(String, String)>, AwsError>;
+}
+
 /// Hands out clients: Organizations and STS as crossroled itself, STS and IAM as assumed credentials.
 pub trait AwsConnector: Send + Sync {
     /// The partition crossroled runs in.
@@ -250,4 +273,6 @@ pub trait AwsConnector: Send + Sync {
     fn sts(&self, credentials: Option<&Credentials>) -> Arc<dyn StsApi>;
     /// IAM as assumed credentials (IAM is global: one client per account, never per region).
     fn iam(&self, credentials: &Credentials) -> Arc<dyn IamApi>;
+    /// The SQS queue at `url`, as crossroled.
+    fn queue(&self, url: &str) -> Arc<dyn QueueApi>;
 }

@@ -262,6 +262,7 @@ fn request(spec: &AccessSpec) -> StartRequest {
         created_by: "bench".into(),
         binding_name: None,
         dry_run: false,
+        accounts: None,
     }
 }
 

@@ -242,6 +242,34 @@ impl BindingStatus {
         }
     }
 
+    /// The status after a reconcile of only some accounts (`scope`: those an Organizations event named): their
+    /// states from `results` replace what the status said of them, the other accounts' stay, and when the next
+    /// full reconcile is due and which version was reconciled do not change.
+    pub fn merged(
+        mut self,
+        operation: &str,
+        end: Millis,
+        scope: &std::collections::BTreeSet<String>,
+        results: Vec<AccountResult>,
+    ) -> BindingStatus {
+        let fresh = BindingStatus::from_results(
+            operation,
+            end,
+            results,
+            Duration::ZERO,
+            Duration::ZERO,
+            self.reconciled_version,
+        );
+        self.accounts.retain(|a| !scope.contains(&a.account_id));
+        self.accounts.extend(fresh.accounts);
+        self.accounts.sort_by(|a, b| (a.state, &a.account_id).cmp(&(b.state, &b.account_id)));
+        self.counts = SyncCounts::of(&self.accounts);
+        self.last_operation_id = operation.to_string();
+        self.last_reconcile_time = Some(end);
+        self.running_operation_id.clear();
+        self
+    }
+
     /// Whether a reconcile is due at `now` for a binding at `version`.
     pub fn due(&self, version: u64, now: Millis) -> bool {
         self.reconciled_version != version || self.next_reconcile_time.unwrap_or(0) <= now
@@ -327,5 +355,27 @@ mod tests {
         assert_eq!(s.counts, SyncCounts { in_sync: 1, drifted: 1, failed: 2, pending: 1 });
         assert_eq!(s.next_reconcile_time, Some(64_000));
         assert!(!s.due(2, 63_999) && s.due(2, 64_000) && s.due(3, 0));
+    }
+
+    #[test]
+    fn a_reconcile_of_some_accounts_replaces_only_theirs_and_keeps_the_schedule() {
+        let results = vec![
+            result("1", Outcome::Unchanged, Action::Ensure, None),
+            result("2", Outcome::Failed, Action::Ensure, Some(ErrorCode::AwsError)),
+            result("3", Outcome::Unchanged, Action::Ensure, None),
+        ];
+        let full = BindingStatus::from_results("full", 1000, results, Duration::from_secs(60), Duration::ZERO, 2);
+        // Account 2 recovered, 3 left the organization (no result), 9 joined.
+        let scope: std::collections::BTreeSet<String> = ["2", "3", "9"].map(String::from).into();
+        let scoped = vec![
+            result("2", Outcome::Changed, Action::Ensure, None),
+            result("9", Outcome::Changed, Action::Ensure, None),
+        ];
+        let s = full.clone().merged("events", 5000, &scope, scoped);
+        let order: Vec<(&str, SyncState)> = s.accounts.iter().map(|a| (a.account_id.as_str(), a.state)).collect();
+        assert_eq!(order, [("1", SyncState::InSync), ("2", SyncState::InSync), ("9", SyncState::InSync)]);
+        assert_eq!(s.counts, SyncCounts { in_sync: 3, ..Default::default() });
+        assert_eq!((s.next_reconcile_time, s.reconciled_version), (full.next_reconcile_time, 2));
+        assert_eq!((s.last_operation_id.as_str(), s.last_reconcile_time), ("events", Some(5000)));
     }
 }

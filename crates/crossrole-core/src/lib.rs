@@ -15,6 +15,7 @@ pub mod links;
 pub mod names;
 pub mod ops;
 pub mod org;
+pub mod org_events;
 pub mod plan;
 pub mod policy;
 pub mod secret;

@@ -450,6 +450,9 @@ pub struct Operation {
     pub last_sequence: u64,
     /// Detect only: change nothing.
     pub dry_run: bool,
+    /// The only accounts it works on, when limited to some (a reconcile of the accounts an Organizations event
+    /// named); empty: every account its spec selects.
+    pub account_scope: Vec<String>,
 }
 
 /// What happened, in an event.

@@ -133,6 +133,31 @@ impl OrgTree {
     pub fn account_ids(&self) -> BTreeSet<String> {
         self.accounts.keys().cloned().collect()
     }
+
+    /// Puts `account` where its `parent_id` says, taking it out of where it was: what an account that joined or
+    /// moved looks like, read from Organizations. `false` (and the tree unchanged) if the tree does not know the
+    /// parent: then only a walk can say where the account is.
+    pub fn place(&mut self, account: AccountInfo) -> bool {
+        if !self.units.contains_key(&account.parent_id) {
+            return false;
+        }
+        self.remove_account(&account.id);
+        if let Some(unit) = self.units.get_mut(&account.parent_id) {
+            let at = unit.accounts.binary_search(&account.id).unwrap_or_else(|i| i);
+            unit.accounts.insert(at, account.id.clone());
+        }
+        self.accounts.insert(account.id.clone(), account);
+        true
+    }
+
+    /// Takes an account that left the organization out of the tree.
+    pub fn remove_account(&mut self, id: &str) {
+        if let Some(old) = self.accounts.remove(id)
+            && let Some(unit) = self.units.get_mut(&old.parent_id)
+        {
+            unit.accounts.retain(|a| a != id);
+        }
+    }
 }
 
 /// The structural step: OUs (recursive unless `exclude_descendants`), account ids, exclusions, the management
@@ -373,6 +398,35 @@ mod tests {
             .account("ou-root-devxxxxx", "100000000005", "dev-a", AccountState::Active)
             .account("ou-root-sandboxx", "100000000006", "sandbox", AccountState::Active)
             .build()
+    }
+
+    #[test]
+    fn placing_an_account_moves_it_and_removing_it_takes_it_out() {
+        let mut t = tree();
+        let mut moved = t.accounts["100000000006"].clone();
+        moved.parent_id = "ou-root-devxxxxx".into();
+        assert!(t.place(moved));
+        assert_eq!(t.units["ou-root-sandboxx"].accounts, Vec::<String>::new());
+        assert_eq!(t.units["ou-root-devxxxxx"].accounts, ["100000000005", "100000000006"]);
+        assert_eq!(t.accounts["100000000006"].parent_id, "ou-root-devxxxxx");
+
+        let joined = AccountInfo {
+            id: "100000000000".into(),
+            name: "new".into(),
+            email: String::new(),
+            state: AccountState::Active,
+            parent_id: "ou-root-devxxxxx".into(),
+            joined_at: None,
+        };
+        assert!(t.place(joined.clone()));
+        assert_eq!(t.units["ou-root-devxxxxx"].accounts, ["100000000000", "100000000005", "100000000006"]);
+        let before = t.clone();
+        assert!(!t.place(AccountInfo { parent_id: "ou-root-unknownx".into(), ..joined }), "an unknown parent");
+        assert_eq!(t, before, "left as it was");
+
+        t.remove_account("100000000005");
+        assert!(!t.accounts.contains_key("100000000005"));
+        assert_eq!(t.units["ou-root-devxxxxx"].accounts, ["100000000000", "100000000006"]);
     }
 
     fn tags() -> AccountTags {

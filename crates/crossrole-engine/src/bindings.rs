@@ -9,7 +9,11 @@
 //! and the next reconcile is due one interval later, with up to 10% jitter so that bindings created together do
 //! not fire together.
 
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    sync::Arc,
+    time::Duration,
+};
 
 use crossrole_core::{
     AccessSpec,
@@ -46,13 +50,15 @@ pub struct Bindings {
     engine: Engine,
     /// Binding → its running reconcile operation.
     running: Arc<Mutex<HashMap<String, String>>>,
+    /// Binding → accounts Organizations events named while it was reconciling, to reconcile once it ends.
+    pending: Arc<Mutex<BTreeMap<String, BTreeSet<String>>>>,
     wake: Arc<Notify>,
 }
 
 impl Bindings {
     /// The bindings of `engine`'s journal.
     pub fn new(engine: Engine) -> Bindings {
-        Bindings { engine, running: Default::default(), wake: Arc::new(Notify::new()) }
+        Bindings { engine, running: Default::default(), pending: Default::default(), wake: Arc::new(Notify::new()) }
     }
 
     /// Creates a binding: validated, admitted under the ceiling and the guardrails, then reconciled at once.
@@ -138,6 +144,7 @@ impl Bindings {
                         created_by: created_by.to_string(),
                         binding_name: Some(name.to_string()),
                         dry_run: false,
+                        accounts: None,
                     })
                     .await?,
             );
@@ -153,25 +160,84 @@ impl Bindings {
             return self.engine.operation(&id).await;
         }
         let row = self.row(name).await?;
-        let record = self.decode(&row)?;
+        self.start_reconcile(&row, None, created_by).await
+    }
+
+    /// Enrols `accounts` (named by Organizations events, and read again into discovery's tree: see
+    /// `Discovery::learn`) into every binding whose spec concerns them (selects them, or was applied there): each
+    /// such binding gets a reconcile of just those accounts, now, or once its running reconcile ends. Returns the
+    /// operations started now.
+    pub async fn enrol(&self, accounts: &BTreeSet<String>, created_by: &str) -> Result<Vec<Operation>, Error> {
+        let mut started = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let rows = self.engine.journal().list_bindings(200, after.as_deref()).await?;
+            let Some(last) = rows.last() else { break };
+            after = Some(last.name.clone());
+            for row in rows {
+                let concerned = self.concerned(&self.spec(&row)?, accounts).await?;
+                if concerned.is_empty() {
+                    continue;
+                }
+                if let Some(id) = self.running_operation(&row.name).await {
+                    // After it ends, the loop starts the reconcile of these accounts.
+                    self.pending.lock().await.entry(row.name.clone()).or_default().extend(concerned);
+                    self.follow(row.name.clone(), id).await;
+                    continue;
+                }
+                started.push(self.start_reconcile(&row, Some(concerned), created_by).await?);
+            }
+        }
+        Ok(started)
+    }
+
+    /// Which of `accounts` a binding's spec concerns: those it selects or matches (in the tree discovery keeps)
+    /// and those where it was applied.
+    async fn concerned(&self, spec: &AccessSpec, accounts: &BTreeSet<String>) -> Result<BTreeSet<String>, Error> {
+        let placements: BTreeSet<String> = self.engine.journal().placements(&spec.name).await?.into_iter().collect();
+        let ctx = crossrole_aws::calls::CallContext::new();
+        let (_, selection) =
+            self.engine.discovery().select_within(&ctx, &spec.targets, "targets", Duration::MAX).await?;
+        let matched = selection.selected.iter().map(|a| &a.id).chain(selection.skipped.iter().map(|s| &s.account.id));
+        let mut concerned: BTreeSet<String> = matched.filter(|a| accounts.contains(*a)).cloned().collect();
+        concerned.extend(placements.intersection(accounts).cloned());
+        Ok(concerned)
+    }
+
+    /// Starts a reconcile of a binding: of every account its spec selects, or only of `accounts`.
+    async fn start_reconcile(
+        &self,
+        row: &BindingRow,
+        accounts: Option<BTreeSet<String>>,
+        created_by: &str,
+    ) -> Result<Operation, Error> {
+        let name = row.name.as_str();
+        let record = self.decode(row)?;
+        let scoped = accounts.as_ref().map(BTreeSet::len);
         let op = self
             .engine
             .start(StartRequest {
                 kind: OperationKind::Reconcile,
-                spec: self.spec(&row)?,
+                spec: self.spec(row)?,
                 idempotency_key: None,
                 created_by: created_by.to_string(),
                 binding_name: Some(name.to_string()),
                 dry_run: record.mode == BindingMode::Detect,
+                accounts,
             })
             .await?;
-        let mut status = self.status(&row);
+        let mut status = self.status(row);
         status.running_operation_id = op.id.clone();
         if let Err(e) = self.engine.journal().set_binding_status(name, records::encode(&status)).await {
             tracing::warn!(binding = name, error = %e, "cannot record the running reconcile");
         }
         self.follow(name.to_string(), op.id.clone()).await;
-        tracing::info!(binding = name, operation = op.id, version = row.version, "reconcile started");
+        match scoped {
+            None => tracing::info!(binding = name, operation = op.id, version = row.version, "reconcile started"),
+            Some(n) => {
+                tracing::info!(binding = name, operation = op.id, accounts = n, "reconcile of some accounts started")
+            }
+        }
         Ok(op)
     }
 
@@ -198,14 +264,18 @@ impl Bindings {
             }
             after = rows.last().map(|r| r.name.clone());
             for row in rows {
-                if !self.status(&row).due(row.version, now) {
+                let due = self.status(&row).due(row.version, now);
+                let pending = self.pending.lock().await.get(&row.name).is_some_and(|p| !p.is_empty());
+                if !due && !pending {
                     continue;
                 }
                 if let Some(id) = self.running_operation(&row.name).await {
                     self.follow(row.name.clone(), id).await;
                     continue;
                 }
-                if let Err(e) = self.reconcile(&row.name, "reconciler").await {
+                // A full reconcile covers the accounts events named too.
+                let accounts = self.pending.lock().await.remove(&row.name).filter(|_| !due);
+                if let Err(e) = self.start_reconcile(&row, accounts, "reconciler").await {
                     tracing::warn!(binding = row.name, error = %e, "cannot start a reconcile");
                 }
             }
@@ -267,11 +337,16 @@ impl Bindings {
             }
             token = next;
         }
-        let interval = Duration::from_secs(record.reconcile_interval_secs.max(1));
-        let jitter = Duration::from_millis(rand::rng().random_range(0..=interval.as_millis() as u64 / 10));
-        let version = self.version_reconciled(op, &row).await;
-        let status =
-            BindingStatus::from_results(&op.id, op.end_time.unwrap_or(1).max(1), results, interval, jitter, version);
+        let end = op.end_time.unwrap_or(1).max(1);
+        let status = if op.account_scope.is_empty() {
+            let interval = Duration::from_secs(record.reconcile_interval_secs.max(1));
+            let jitter = Duration::from_millis(rand::rng().random_range(0..=interval.as_millis() as u64 / 10));
+            let version = self.version_reconciled(op, &row).await;
+            BindingStatus::from_results(&op.id, end, results, interval, jitter, version)
+        } else {
+            let scope = op.account_scope.iter().cloned().collect();
+            self.status(&row).merged(&op.id, end, &scope, results)
+        };
         self.engine.journal().set_binding_status(name, records::encode(&status)).await?;
         tracing::info!(
             binding = name,

@@ -21,7 +21,7 @@ mod rollout;
 mod targets;
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeSet, HashMap},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -94,6 +94,9 @@ pub struct StartRequest {
     pub binding_name: Option<String>,
     /// Detect only.
     pub dry_run: bool,
+    /// The only accounts to work on (`None`: every account the spec selects). Accounts outside it keep what
+    /// they had, also in the grant.
+    pub accounts: Option<BTreeSet<String>>,
 }
 
 struct Running {
@@ -262,7 +265,10 @@ impl Engine {
         let raw = RawSpec::from(&request.spec);
         let fingerprint = self.fingerprint(request.kind, request.dry_run, &raw);
         let id = uuid::Uuid::now_v7().to_string();
-        let spec_bytes = records::encode(&sealed(&raw, &self.inner.config.journal_key, &id)?);
+        let spec_bytes = records::encode_operation_spec(
+            &sealed(&raw, &self.inner.config.journal_key, &id)?,
+            request.accounts.as_ref(),
+        );
         let (row, created) = self
             .inner
             .journal
@@ -421,6 +427,7 @@ impl Engine {
             throttled_calls: row.throttled_calls,
             last_sequence: row.last_sequence,
             dry_run: row.dry_run,
+            account_scope: records::operation_scope(&row.spec).map(|s| s.into_iter().collect()).unwrap_or_default(),
             id: row.id,
         })
     }

@@ -8,6 +8,9 @@
 //! account's outcome) hold the codes defined here; they are the journal's, and keep the numbers the first
 //! journals used.
 //!
+//! An operation's spec record may carry, beside it in the envelope, `accounts`: the only accounts the operation
+//! works on (a binding's reconcile of the accounts an Organizations event named).
+//!
 //! Evolving a record: a field added with `#[serde(default)]` is read from older records as is (version 1 stays);
 //! anything else bumps [`VERSION`], and `decode` learns to read the old version into the new type. A record newer
 //! than this crossroled is refused by name, never guessed at. Journals written before the records existed hold
@@ -19,6 +22,8 @@ use crossrole_core::{
     ops::{AccountResult, OperationKind, OperationState, Outcome},
     spec::RawSpec,
 };
+use std::collections::BTreeSet;
+
 use crossrole_store::AccountRow;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -47,6 +52,28 @@ struct Body<T> {
 pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
     // Serializing plain data (strings, numbers, maps with string keys) into memory cannot fail.
     serde_json::to_vec(&Envelope { v: VERSION, record }).unwrap_or_default()
+}
+
+/// The spec an operation runs as the journal keeps it, with the accounts it is limited to (if it is): those go
+/// into the envelope beside the record, as `accounts`, so that records without them read as unlimited.
+pub fn encode_operation_spec(spec: &RawSpec, accounts: Option<&BTreeSet<String>>) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Scoped<'a> {
+        v: u32,
+        record: &'a RawSpec,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        accounts: Option<&'a BTreeSet<String>>,
+    }
+    serde_json::to_vec(&Scoped { v: VERSION, record: spec, accounts }).unwrap_or_default()
+}
+
+/// The accounts an operation is limited to, from its spec's record (`None`: every account its spec selects).
+pub fn operation_scope(bytes: &[u8]) -> Option<BTreeSet<String>> {
+    #[derive(Deserialize)]
+    struct Scope {
+        accounts: Option<BTreeSet<String>>,
+    }
+    serde_json::from_slice::<Scope>(bytes).ok()?.accounts
 }
 
 /// A record from the journal; `what` names it in errors (`the result of account 1 of operation …`).

@@ -142,9 +142,10 @@ async fn drive(
     let desired = Arc::new(DesiredRole::from_spec(&spec, inner.aws.partition()));
 
     // Targets: persisted ones on resume, else resolved now.
+    let scope = records::operation_scope(&op.spec);
     let (targets, done) = match resume_targets(inner, op).await {
         Ok(Some(t)) => t,
-        Ok(None) => match resolve(inner, op, &spec, kind, &ctx, sink).await {
+        Ok(None) => match resolve(inner, op, &spec, kind, scope.as_ref(), &ctx, sink).await {
             Ok(t) => (t, BTreeSet::new()),
             Err(message) => return Ending::failed(message),
         },
@@ -274,7 +275,7 @@ async fn drive(
     // The grant, from what the accounts reached.
     let mut trusted_error = None;
     if let (Some(g), OperationKind::Apply | OperationKind::Reconcile) = (grant, kind) {
-        let ensure = match reached(inner, op, &spec).await {
+        let ensure = match reached(inner, op, &spec, scope.as_ref(), &ctx).await {
             Ok(e) => e,
             Err(message) => return Ending::failed(message),
         };
@@ -311,8 +312,16 @@ fn not_started(sink: &EventSink, targets: &[Target], why: &str) {
 }
 
 /// The accounts whose roles the grant names after this operation: read back from the journal, so a resumed
-/// operation decides from the same outcome.
-async fn reached(inner: &Inner, op: &OperationRow, spec: &AccessSpec) -> Result<BTreeSet<String>, String> {
+/// operation decides from the same outcome. An operation limited to some accounts (`scope`) decides for those;
+/// the grant keeps naming the others where a full operation would: where the spec was applied and still selects
+/// them, in the tree discovery keeps.
+async fn reached(
+    inner: &Inner,
+    op: &OperationRow,
+    spec: &AccessSpec,
+    scope: Option<&BTreeSet<String>>,
+    ctx: &CallContext,
+) -> Result<BTreeSet<String>, String> {
     let rows = all_rows(inner, &op.id).await?;
     let placements: BTreeSet<String> =
         inner.journal.placements(&spec.name).await.map_err(|e| e.to_string())?.into_iter().collect();
@@ -328,7 +337,18 @@ async fn reached(inner: &Inner, op: &OperationRow, spec: &AccessSpec) -> Result<
             (r.account_id.clone(), standing)
         })
         .collect();
-    Ok(targets::grant_accounts(standings.iter().map(|(a, s)| (a.as_str(), *s)), &placements))
+    let mut accounts = targets::grant_accounts(standings.iter().map(|(a, s)| (a.as_str(), *s)), &placements);
+    if let Some(scope) = scope {
+        let (_, selection) = inner
+            .discovery
+            .select_within(ctx, &spec.targets, "targets", std::time::Duration::MAX)
+            .await
+            .map_err(|e| format!("cannot read the organization for the grant: {e}"))?;
+        accounts.extend(
+            selection.selected.into_iter().map(|a| a.id).filter(|a| !scope.contains(a) && placements.contains(a)),
+        );
+    }
+    Ok(accounts)
 }
 
 async fn all_rows(inner: &Inner, op: &str) -> Result<Vec<AccountResult>, String> {
@@ -391,13 +411,15 @@ async fn resolve(
     op: &OperationRow,
     spec: &AccessSpec,
     kind: OperationKind,
+    scope: Option<&BTreeSet<String>>,
     ctx: &CallContext,
     sink: &EventSink,
 ) -> Result<Vec<Target>, String> {
     // An apply works from a fresh tree (accounts move): one a plan walked a moment ago, or walked now.
     let max_age = inner.discovery.config().apply_max_age;
-    let resolved =
-        targets::resolve(inner, spec, kind == OperationKind::Destroy, ctx, max_age).await.map_err(|e| e.to_string())?;
+    let resolved = targets::resolve(inner, spec, kind == OperationKind::Destroy, ctx, max_age, scope)
+        .await
+        .map_err(|e| e.to_string())?;
     let mut rows = Vec::new();
     for t in &resolved.targets {
         rows.push(AccountResult {

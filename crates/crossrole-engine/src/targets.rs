@@ -46,23 +46,33 @@ pub(crate) struct Resolved {
 }
 
 /// Resolves `spec`'s targets for an apply (`remove_all` false, with the guardrails that need the organization) or
-/// a destroy (true), from a tree of the organization younger than `max_age`.
+/// a destroy (true), from a tree of the organization younger than `max_age`; only the accounts in `scope`, if
+/// given.
 pub(crate) async fn resolve(
     inner: &Inner,
     spec: &AccessSpec,
     remove_all: bool,
     ctx: &CallContext,
     max_age: std::time::Duration,
+    scope: Option<&BTreeSet<String>>,
 ) -> Result<Resolved, Error> {
     let cleaning = remove_all || spec.rollout.prune;
-    let placements = if cleaning { inner.journal.placements(&spec.name).await? } else { vec![] };
+    let in_scope = |account: &str| scope.is_none_or(|s| s.contains(account));
+    let mut placements = if cleaning { inner.journal.placements(&spec.name).await? } else { vec![] };
+    placements.retain(|p| in_scope(p));
     // An apply that must read afresh reads only the part of the organization it selects from — unless it has
-    // accounts to clean up that the part does not hold: where they went takes the whole organization to say.
-    let mut fresh = if max_age.is_zero() && !remove_all {
+    // accounts to clean up that the part does not hold: where they went takes the whole organization to say. A
+    // scoped one works from the tree as discovery keeps it: its accounts were just read into it
+    // (`Discovery::learn`).
+    let mut fresh = if scope.is_some() {
+        whole(inner, spec, ctx, std::time::Duration::MAX).await?
+    } else if max_age.is_zero() && !remove_all {
         inner.discovery.select_fresh(ctx, &spec.targets, "targets").await?
     } else {
         whole(inner, spec, ctx, max_age).await?
     };
+    fresh.selection.selected.retain(|a| in_scope(&a.id));
+    fresh.selection.skipped.retain(|s| in_scope(&s.account.id));
     if !fresh.whole && placements.iter().any(|p| !fresh.tree.accounts.contains_key(p)) {
         fresh = whole(inner, spec, ctx, std::time::Duration::ZERO).await?;
     }

@@ -286,6 +286,7 @@ async fn a_damaged_journal_or_a_wrong_key_stops_the_start() {
             created_by: "test".into(),
             binding_name: None,
             dry_run: false,
+            accounts: None,
         })
         .await
         .unwrap();

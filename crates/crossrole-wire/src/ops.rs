@@ -216,6 +216,7 @@ impl ToWire for Operation {
             throttled_calls: self.throttled_calls,
             last_sequence: self.last_sequence,
             dry_run: self.dry_run,
+            account_scope: self.account_scope.clone(),
         }
     }
 }
@@ -239,6 +240,7 @@ impl FromWire<pb::Operation> for Operation {
             throttled_calls: w.throttled_calls,
             last_sequence: w.last_sequence,
             dry_run: w.dry_run,
+            account_scope: w.account_scope.clone(),
         })
     }
 }

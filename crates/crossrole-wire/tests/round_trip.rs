@@ -209,6 +209,7 @@ proptest! {
         counts in counts(),
         calls in proptest::collection::btree_map("[a-z]{1,5}:[A-Z][a-z]{1,6}", any::<u64>(), 0..4),
         numbers in (any::<u64>(), any::<u64>(), any::<bool>()),
+        scope in proptest::collection::vec("[0-9]{12}", 0..3),
     ) {
         round_trip(&Operation {
             id,
@@ -227,6 +228,7 @@ proptest! {
             throttled_calls: numbers.0,
             last_sequence: numbers.1,
             dry_run: numbers.2,
+            account_scope: scope,
         });
     }
 

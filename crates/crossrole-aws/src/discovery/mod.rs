@@ -27,8 +27,10 @@ use crossrole_core::{
 use futures::{StreamExt, TryStreamExt, stream};
 use tokio::time::Instant;
 
+mod learn;
 mod scoped;
 
+pub use learn::Learned;
 pub use scoped::Fresh;
 
 use crate::{

@@ -11,6 +11,7 @@
 
 mod iam;
 mod org;
+mod sqs;
 mod sts;
 
 use std::{
@@ -21,7 +22,7 @@ use std::{
 
 use crossrole_core::{
     Partition, names,
-    org::{AccountTags, OrgTree},
+    org::{AccountInfo, AccountTags, OrgTree},
     plan::ObservedRole,
     spec::PrincipalKind,
 };
@@ -29,7 +30,7 @@ use rand::{Rng, SeedableRng, rngs::StdRng};
 use tokio::time::Instant;
 
 use crate::{
-    api::{AwsConnector, Credentials, IamApi, OrganizationsApi, StsApi},
+    api::{AwsConnector, Credentials, IamApi, OrganizationsApi, QueueApi, StsApi},
     calls::Rate,
     error::{AwsError, Service},
 };
@@ -257,6 +258,8 @@ pub(crate) struct World {
     pub(crate) clock: Mutex<u64>,
     /// Accounts with a call in progress, and the most seen at once.
     in_flight: Mutex<(HashMap<String, usize>, usize)>,
+    /// The Organizations events queue (one, whatever its URL).
+    pub(crate) queue: Mutex<sqs::Queue>,
 }
 
 impl World {
@@ -440,26 +443,11 @@ impl FakeAws {
         let management = tree.organization.management_account_id.clone();
         let mut iam = HashMap::new();
         for account in tree.accounts.values() {
-            let mut state = AccountState::default();
-            if account.id != management {
-                let trust = format!(
-                    r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{management}:root"}},"Action":"sts:AssumeRole"}}]}}"#
-                );
-                state.roles.insert(
-                    config.bootstrap_role.clone(),
-                    FakeRole {
-                        arn: names::role_arn(partition, &account.id, "/", &config.bootstrap_role),
-                        path: "/".into(),
-                        description: String::new(),
-                        max_session_duration: 3600,
-                        trust: iam::encode(&trust),
-                        boundary: None,
-                        tags: BTreeMap::new(),
-                        managed: ["arn:aws:iam::aws:policy/AdministratorAccess".to_string()].into(),
-                        inline: BTreeMap::new(),
-                    },
-                );
-            }
+            let state = if account.id == management {
+                AccountState::default()
+            } else {
+                bootstrapped(partition, &management, &config.bootstrap_role, &account.id)
+            };
             iam.insert(account.id.clone(), state);
         }
         let seed = config.seed;
@@ -483,6 +471,7 @@ impl FakeAws {
                 rng: Mutex::new(StdRng::seed_from_u64(seed)),
                 clock: Mutex::new(1_700_000_000),
                 in_flight: Mutex::new((HashMap::new(), 0)),
+                queue: Mutex::new(sqs::Queue::default()),
             }),
         }
     }
@@ -491,6 +480,30 @@ impl FakeAws {
     pub fn with_account<R>(&self, account: &str, f: impl FnOnce(&mut AccountState) -> R) -> R {
         let mut iam = self.world.iam.lock().unwrap_or_else(|e| e.into_inner());
         f(iam.entry(account.to_string()).or_default())
+    }
+
+    /// An account joins the organization (created by account vending: with its bootstrap role), under the unit
+    /// its `parent_id` names.
+    pub fn join(&self, account: AccountInfo) {
+        let management = self.with_tree(|t| t.organization.management_account_id.clone());
+        let state = bootstrapped(self.world.partition, &management, &self.world.config.bootstrap_role, &account.id);
+        self.world.iam.lock().unwrap_or_else(|e| e.into_inner()).insert(account.id.clone(), state);
+        self.with_tree(|t| t.place(account));
+    }
+
+    /// Puts a message on the Organizations events queue.
+    pub fn send_to_queue(&self, body: &str) {
+        self.world.queue.lock().unwrap_or_else(|e| e.into_inner()).send(body);
+    }
+
+    /// Makes received and undeleted messages visible again, as their visibility timeout running out would.
+    pub fn redeliver_queue(&self) {
+        self.world.queue.lock().unwrap_or_else(|e| e.into_inner()).redeliver();
+    }
+
+    /// The queue's messages: (waiting, received and not deleted, deleted).
+    pub fn queue_counts(&self) -> (usize, usize, u64) {
+        self.world.queue.lock().unwrap_or_else(|e| e.into_inner()).counts()
     }
 
     /// Edits the organization.
@@ -630,6 +643,29 @@ impl FakeAws {
     }
 }
 
+/// A member account's IAM as account vending leaves it: the bootstrap role, trusting the management account.
+fn bootstrapped(partition: Partition, management: &str, bootstrap_role: &str, account: &str) -> AccountState {
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{management}:root"}},"Action":"sts:AssumeRole"}}]}}"#
+    );
+    let mut state = AccountState::default();
+    state.roles.insert(
+        bootstrap_role.to_string(),
+        FakeRole {
+            arn: names::role_arn(partition, account, "/", bootstrap_role),
+            path: "/".into(),
+            description: String::new(),
+            max_session_duration: 3600,
+            trust: iam::encode(&trust),
+            boundary: None,
+            tags: BTreeMap::new(),
+            managed: ["arn:aws:iam::aws:policy/AdministratorAccess".to_string()].into(),
+            inline: BTreeMap::new(),
+        },
+    );
+    state
+}
+
 impl AwsConnector for FakeAws {
     fn partition(&self) -> Partition {
         self.world.partition
@@ -653,5 +689,9 @@ impl AwsConnector for FakeAws {
 
     fn iam(&self, credentials: &Credentials) -> Arc<dyn IamApi> {
         Arc::new(iam::FakeIam { world: self.world.clone(), identity: sts::identity(&self.world, credentials) })
+    }
+
+    fn queue(&self, _url: &str) -> Arc<dyn QueueApi> {
+        Arc::new(sqs::FakeQueue { world: self.world.clone() })
     }
 }

@@ -123,6 +123,14 @@ impl OrganizationsApi for FakeOrganizations {
         Ok(tree.accounts.get(account_id).map(|a| AccountInfo { parent_id: String::new(), ..a.clone() }))
     }
 
+    async fn list_parent(&self, account_id: &str) -> Result<String, AwsError> {
+        self.enter("ListParents").await?;
+        let tree = self.world.tree.lock().unwrap_or_else(|e| e.into_inner());
+        tree.accounts.get(account_id).map(|a| a.parent_id.clone()).ok_or_else(|| {
+            AwsError::from_code("organizations:ListParents", Some("ChildNotFoundException"), Some(400), account_id)
+        })
+    }
+
     async fn list_tags_for_resource(
         &self,
         account_id: &str,

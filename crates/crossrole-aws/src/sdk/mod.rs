@@ -6,6 +6,7 @@
 
 mod iam;
 mod organizations;
+mod sqs;
 mod sts;
 
 use std::{sync::Arc, time::Duration};
@@ -17,7 +18,7 @@ use aws_smithy_types::error::{display::DisplayErrorContext, metadata::ProvideErr
 use crossrole_core::Partition;
 
 use crate::{
-    api::{AwsConnector, Credentials, IamApi, OrganizationsApi, StsApi},
+    api::{AwsConnector, Credentials, IamApi, OrganizationsApi, QueueApi, StsApi},
     error::AwsError,
 };
 
@@ -84,6 +85,10 @@ impl AwsConnector for SdkConnector {
 
     fn iam(&self, credentials: &Credentials) -> Arc<dyn IamApi> {
         Arc::new(iam::SdkIam::new(&self.config, credentials))
+    }
+
+    fn queue(&self, url: &str) -> Arc<dyn QueueApi> {
+        Arc::new(sqs::SdkQueue::new(&self.config, url))
     }
 }
 

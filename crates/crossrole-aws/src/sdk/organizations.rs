@@ -143,6 +143,16 @@ impl OrganizationsApi for SdkOrganizations {
         }))
     }
 
+    async fn list_parent(&self, account_id: &str) -> Result<String, AwsError> {
+        let call = "organizations:ListParents";
+        let out = self.client.list_parents().child_id(account_id).send().await.map_err(|e| map_err(call, e))?;
+        out.parents()
+            .first()
+            .and_then(|p| p.id())
+            .map(str::to_string)
+            .ok_or_else(|| AwsError::from_code(call, None, None, "the account has no parent in the response"))
+    }
+
     async fn list_tags_for_resource(
         &self,
         account_id: &str,

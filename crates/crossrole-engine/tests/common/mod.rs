@@ -125,6 +125,7 @@ pub fn start(kind: OperationKind, spec: &AccessSpec) -> StartRequest {
         created_by: "test".into(),
         binding_name: None,
         dry_run: false,
+        accounts: None,
     }
 }
 

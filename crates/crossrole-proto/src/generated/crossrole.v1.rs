@@ -780,6 +780,10 @@ pub struct Operation {
     /// Only detect: plan every account and report drift, change nothing (a binding in DETECT mode).
     #[prost(bool, tag = "16")]
     pub dry_run: bool,
+    /// The only accounts it works on, when it was limited to some (a binding's reconcile of the accounts an AWS
+    /// Organizations event named); empty: every account its spec selects.
+    #[prost(string, repeated, tag = "17")]
+    pub account_scope: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 /// Per-account counts of an operation.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]

@@ -60,6 +60,7 @@ impl Access {
                     created_by: caller.name.clone(),
                     binding_name: None,
                     dry_run: false,
+                    accounts: None,
                 })
                 .await
                 .map(|op| op.to_wire())
