@@ -192,6 +192,8 @@ pub(crate) struct Emulators {
     pub(crate) organizations: String,
     pub(crate) iam: String,
     pub(crate) sts: String,
+    /// SQS, for the Organizations events queue.
+    pub(crate) sqs: String,
     pub(crate) moto_bin: PathBuf,
     processes: Vec<Process>,
     pub(crate) dir: PathBuf,
@@ -226,9 +228,9 @@ impl Emulators {
                 }
                 // CloudFormation deploys deploy/aws/crossrole-bootstrap.yaml in the e2e setup.
                 let services = if mode == Mode::LocalStackPro {
-                    "iam,sts,organizations,cloudformation"
+                    "iam,sts,organizations,cloudformation,sqs"
                 } else {
-                    "iam,sts,cloudformation"
+                    "iam,sts,cloudformation,sqs"
                 };
                 let mut cmd = Command::new(bin.join("python"));
                 cmd.args(["-m", "localstack.runtime.main"])
@@ -239,6 +241,8 @@ impl Emulators {
                     .env("DNS_ADDRESS", "0")
                     .env("DISABLE_EVENTS", "1")
                     .env("SERVICES", services)
+                    // Queue URLs on the gateway's own address (the default names hosts that need DNS).
+                    .env("SQS_ENDPOINT_STRATEGY", "path")
                     .env("PERSISTENCE", "0")
                     .env("FILESYSTEM_ROOT", ls_dir.join("fs"))
                     .env("CONFIG_DIR", ls_dir.join("config"))
@@ -252,7 +256,9 @@ impl Emulators {
                 (url.clone(), url, orgs)
             }
         };
-        Ok(Emulators { mode, organizations, iam, sts, moto_bin, processes, dir: dir.to_path_buf() })
+        // SQS where IAM is: LocalStack's, or moto's.
+        let sqs = iam.clone();
+        Ok(Emulators { mode, organizations, iam, sts, sqs, moto_bin, processes, dir: dir.to_path_buf() })
     }
 
     /// Seeds the organization; returns the manifest's path.
@@ -309,6 +315,7 @@ impl Emulators {
             ("AWS_ENDPOINT_URL_IAM".into(), self.iam.clone()),
             ("AWS_ENDPOINT_URL_STS".into(), self.sts.clone()),
             ("AWS_ENDPOINT_URL_ORGANIZATIONS".into(), self.organizations.clone()),
+            ("AWS_ENDPOINT_URL_SQS".into(), self.sqs.clone()),
             ("AWS_ACCESS_KEY_ID".into(), access_key.into()),
             ("AWS_SECRET_ACCESS_KEY".into(), secret.into()),
             ("AWS_REGION".into(), "us-east-1".into()),

@@ -201,6 +201,24 @@ struct FileConfig {
     journal_standby: Option<bool>,
     #[serde(default)]
     retention: RetentionFile,
+    organization_events: Option<OrganizationEventsFile>,
+}
+
+/// `[organization_events]`: the SQS queue EventBridge feeds with AWS Organizations events.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct OrganizationEventsFile {
+    queue_url: Option<String>,
+    wait: Option<String>,
+}
+
+/// Organizations events: where crossroled reads them, and how long each receive waits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrganizationEvents {
+    /// The queue's URL (`https://sqs.us-east-1.amazonaws.com/<account>/<name>`).
+    pub queue_url: String,
+    /// How long a receive waits for a message (long polling, 1 to 20 s).
+    pub wait: Duration,
 }
 
 /// `[retention]`: how long finished operations stay in the journal (durations like "90d", or "forever").
@@ -275,6 +293,8 @@ pub struct Config {
     pub ceiling: crossrole_core::ceiling::Ceiling,
     /// How long finished operations stay in the journal.
     pub retention: crossrole_engine::Retention,
+    /// Where AWS Organizations events come from, if they do.
+    pub organization_events: Option<OrganizationEvents>,
 }
 
 /// Default [`Config::max_request_bytes`]: a spec at IAM's limits is far smaller.
@@ -321,6 +341,9 @@ pub struct Flags {
     /// The journal: `sqlite` (in the data directory) or a `postgres://user@host/database` URL [default: sqlite].
     #[arg(long, env = "CROSSROLE_JOURNAL", global = true)]
     pub journal: Option<String>,
+    /// The SQS queue EventBridge feeds with AWS Organizations events (its URL); crossroled reacts to them.
+    #[arg(long, env = "CROSSROLE_ORGANIZATION_EVENTS_QUEUE", global = true)]
+    pub organization_events_queue: Option<String>,
     /// The PostgreSQL journal's password (an environment secret; never a flag, never printed).
     #[arg(skip)]
     pub journal_password: Option<String>,
@@ -571,6 +594,31 @@ impl Config {
                 )
             })?),
         };
+        let organization_events = {
+            let from_file = file.organization_events.clone().unwrap_or_default();
+            match flags.organization_events_queue.clone().or(from_file.queue_url) {
+                None if from_file.wait.is_some() => {
+                    return Err(err("organization_events.queue_url", "is required with organization_events.wait"));
+                }
+                None => None,
+                Some(url) => {
+                    let setting = "organization_events.queue_url (--organization-events-queue)";
+                    if !(url.starts_with("https://") || url.starts_with("http://")) || url.len() > 1024 {
+                        return Err(err(
+                            setting,
+                            format!(
+                                "{url:?} is not an SQS queue URL like https://sqs.us-east-1.amazonaws.com/123456789012/crossrole-organization-events"
+                            ),
+                        ));
+                    }
+                    let wait = duration(from_file.wait, "organization_events.wait", Duration::from_secs(20))?;
+                    if !(Duration::from_secs(1)..=Duration::from_secs(20)).contains(&wait) {
+                        return Err(err("organization_events.wait", "must be from 1s to 20s (SQS's long polling)"));
+                    }
+                    Some(OrganizationEvents { queue_url: url, wait })
+                }
+            }
+        };
         let max_concurrency = file.max_concurrency.unwrap_or(256);
         if !(1..=4096).contains(&max_concurrency) {
             return Err(err("max_concurrency", "must be from 1 to 4096"));
@@ -601,6 +649,7 @@ impl Config {
             metrics_listen,
             ceiling: file.ceiling.into_ceiling()?,
             retention,
+            organization_events,
         })
     }
 }
@@ -643,6 +692,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!((c.listen.port(), c.data_dir), (2, PathBuf::from("/a")));
+    }
+
+    #[test]
+    fn organization_events_come_from_a_queue_named_in_the_file_or_a_flag() {
+        assert_eq!(load("", Flags::default()).unwrap().organization_events, None);
+        let file = "[organization_events]\nqueue_url = \"https://sqs.us-east-1.amazonaws.com/1/a\"\nwait = \"5s\"";
+        let events = load(file, Flags::default()).unwrap().organization_events.unwrap();
+        assert_eq!(
+            (events.queue_url.as_str(), events.wait),
+            ("https://sqs.us-east-1.amazonaws.com/1/a", Duration::from_secs(5))
+        );
+        let flag = Flags { organization_events_queue: Some("http://127.0.0.1:4566/1/b".into()), ..Flags::default() };
+        let events = load("", flag).unwrap().organization_events.unwrap();
+        assert_eq!((events.queue_url.as_str(), events.wait), ("http://127.0.0.1:4566/1/b", Duration::from_secs(20)));
     }
 
     #[test]
@@ -702,6 +765,21 @@ mod tests {
                 "[retention]\noperations = \"a while\"",
                 Flags::default(),
                 "retention.operations: \"a while\" is not a duration",
+            ),
+            (
+                "[organization_events]\nqueue_url = \"sqs://q\"",
+                Flags::default(),
+                "organization_events.queue_url (--organization-events-queue): \"sqs://q\" is not an SQS queue URL",
+            ),
+            (
+                "[organization_events]\nqueue_url = \"https://sqs.us-east-1.amazonaws.com/1/q\"\nwait = \"1m\"",
+                Flags::default(),
+                "organization_events.wait: must be from 1s to 20s",
+            ),
+            (
+                "[organization_events]\nwait = \"5s\"",
+                Flags::default(),
+                "organization_events.queue_url: is required with organization_events.wait",
             ),
             (
                 "[ceiling]\npermissions_boundary = \"arn:aws:iam::${account}:policy/C\"",

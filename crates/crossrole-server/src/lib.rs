@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 mod metrics;
+pub mod org_events;
 mod serve;
 pub mod services;
 mod standby;
@@ -146,7 +147,7 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         tracing::info!(payloads = n, "upgraded the journal to crossrole's own records");
     }
 
-    let engine = engine(config, aws, journal.clone(), journal_key);
+    let engine = engine(config, aws.clone(), journal.clone(), journal_key);
     let resumed = engine.resume().await?;
     if resumed > 0 {
         tracing::info!(resumed, "resumed unfinished operations");
@@ -157,8 +158,19 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         tokens: Arc::new(Tokens::new(&config.tokens)),
         journal,
         bindings: Bindings::new(engine.clone()),
+        org_events: Default::default(),
     };
     let reconcile_loop = tokio::spawn(state.bindings.clone().run(config.reconcile_tick));
+    let events_reader = config.organization_events.clone().map(|events| {
+        let queue = aws.queue(&events.queue_url);
+        AbortOnDrop(tokio::spawn(org_events::consume(
+            queue,
+            engine.clone(),
+            state.bindings.clone(),
+            events,
+            state.org_events.clone(),
+        )))
+    });
     let (metrics_addr, metrics_task) = match config.metrics_listen {
         Some(at) => {
             let (addr, task) = metrics::serve(at, state.clone()).await?;
@@ -208,6 +220,7 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
             .context("serving");
         reconcile_loop.abort();
         retention.abort();
+        drop(events_reader);
         if let Some(task) = metrics_task {
             task.abort();
         }

@@ -18,6 +18,8 @@
 //! | `crossrole_bindings` | gauge | |
 //! | `crossrole_binding_accounts` | gauge | `state` (`in_sync`, `drifted`, `failed`, `pending`), over all bindings |
 //! | `crossrole_binding_reconcile_lag_seconds` | gauge | the most overdue binding's wait past its due time |
+//! | `crossrole_organization_events_total` | counter | `kind` (`joined`, `moved`, `left`, `tagged`, `units`, `ignored`, `malformed`) |
+//! | `crossrole_organization_events_receive_errors_total` | counter | |
 
 use std::{convert::Infallible, fmt::Write, net::SocketAddr};
 
@@ -126,6 +128,23 @@ pub(crate) async fn exposition(state: &State) -> String {
     let _ = writeln!(out, "crossrole_aws_retries_total {}", stats.retries());
 
     bindings(&mut out, state).await;
+
+    family(
+        &mut out,
+        "crossrole_organization_events_total",
+        "counter",
+        "Messages read from the Organizations events queue, by kind.",
+    );
+    for (kind, n) in state.org_events.by_kind() {
+        let _ = writeln!(out, "crossrole_organization_events_total{{kind=\"{kind}\"}} {n}");
+    }
+    family(
+        &mut out,
+        "crossrole_organization_events_receive_errors_total",
+        "counter",
+        "Receives from the Organizations events queue that failed.",
+    );
+    let _ = writeln!(out, "crossrole_organization_events_receive_errors_total {}", state.org_events.receive_errors());
     out
 }
 

@@ -91,6 +91,7 @@ async fn serve_reads(
         tokens: Arc::new(Tokens::new(&config.tokens)),
         journal,
         bindings: Bindings::new(engine),
+        org_events: Default::default(),
     };
     let router = with_health(serve::router(config, &state, AuthLayer::standby(state.tokens.clone(), refusal))?);
     let listener =

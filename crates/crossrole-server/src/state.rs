@@ -25,6 +25,8 @@ pub struct State {
     pub journal: Arc<dyn Journal>,
     /// The bindings and their reconcile loop.
     pub bindings: Bindings,
+    /// What the Organizations events reader has read.
+    pub org_events: Arc<crate::org_events::Counters>,
 }
 
 impl State {

@@ -143,6 +143,7 @@ async fn a_lagging_watcher_never_slows_the_rollout_and_misses_nothing() {
     let state = crossrole_server::state::State {
         journal: engine.journal().clone(),
         bindings: crossrole_engine::bindings::Bindings::new(engine.clone()),
+        org_events: Default::default(),
         engine,
         tokens: Arc::new(crossrole_server::auth::Tokens::default()),
     };

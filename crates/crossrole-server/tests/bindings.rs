@@ -188,3 +188,77 @@ async fn a_binding_keeps_access_true() {
     assert!(matches!(c.binding("kept").await, Err(crossrole_client::Error::NotFound(_))));
     server.stop().await.unwrap();
 }
+
+/// An Organizations event in the shape EventBridge delivers it: an account created.
+fn account_created(id: &str) -> String {
+    serde_json::json!({
+        "version": "0", "id": "e-1", "detail-type": "AWS Service Event via CloudTrail", "source": "aws.organizations",
+        "account": "123456789012", "time": "2026-11-29T12:00:00Z", "region": "us-east-1", "resources": [],
+        "detail": {"eventSource": "organizations.amazonaws.com", "eventName": "CreateAccountResult",
+            "serviceEventDetails": {"createAccountStatus": {"state": "SUCCEEDED", "accountId": id}}},
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_organizations_event_enrols_a_new_account_without_waiting_for_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tree = TreeBuilder::new("o-abcdefghij", "123456789012", "r-root")
+        .unit("r-root", "ou-root-workload", "Workloads")
+        .account("r-root", SECURITY, "security", AccountState::Active);
+    for i in 0..3 {
+        tree = tree.account("ou-root-workload", &account(i), &format!("w-{i}"), AccountState::Active);
+    }
+    let fake = FakeAws::new(tree.build(), FakeConfig::default());
+    let mut config = config(dir.path());
+    config.organization_events = Some(crossrole_server::config::OrganizationEvents {
+        queue_url: "https://sqs.us-east-1.amazonaws.com/123456789012/events".into(),
+        wait: Duration::from_secs(1),
+    });
+    let server = crossrole_server::start(&config, Arc::new(fake.clone())).await.unwrap();
+    let c = client(server.addr).await;
+    let hour = Some(prost_types::Duration { seconds: 3600, nanos: 0 });
+    c.create_binding(proto::Binding { spec: Some(spec()), reconcile_interval: hour, ..Default::default() })
+        .await
+        .unwrap();
+    let first = next_status(&c, "").await.status.unwrap();
+    assert_eq!(first.in_sync, 3);
+
+    // A message that is not an event is deleted, and changes nothing.
+    fake.send_to_queue("{\"hello\": 1}");
+    let new = account(7);
+    fake.join(crossrole_core::org::AccountInfo {
+        id: new.clone(),
+        name: "w-7".into(),
+        email: String::new(),
+        state: AccountState::Active,
+        parent_id: "ou-root-workload".into(),
+        joined_at: None,
+    });
+    fake.reset_counters();
+    fake.send_to_queue(&account_created(&new));
+    let b = next_status(&c, &first.last_operation_id).await;
+    let s = b.status.unwrap();
+    assert_eq!(s.in_sync, 4, "{s:?}");
+    assert!(fake.role(&new, "Kept").is_some());
+    assert_eq!(s.next_reconcile_time, first.next_reconcile_time, "the interval's schedule stays");
+    let op = c.operation(&s.last_operation_id).await.unwrap();
+    assert_eq!(
+        (op.created_by.as_str(), op.account_scope.as_slice()),
+        ("organizations-events", [new.clone()].as_slice())
+    );
+    let walks: Vec<String> = fake
+        .served()
+        .into_keys()
+        .filter(|k| k.contains("ListAccounts") || k.contains("ListOrganizationalUnits"))
+        .collect();
+    assert!(walks.is_empty(), "no walk of the organization: {walks:?}");
+    for _ in 0..100 {
+        if fake.queue_counts() == (0, 0, 2) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(fake.queue_counts(), (0, 0, 2), "both messages deleted once handled");
+    server.stop().await.unwrap();
+}

@@ -372,6 +372,11 @@ impl Aws {
         aws_sdk_organizations::Client::new(&self.config)
     }
 
+    /// SQS as the management account.
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.config)
+    }
+
     /// IAM in `account`, through its bootstrap role.
     pub async fn iam(&self, account: &str) -> aws_sdk_iam::Client {
         let sts = aws_sdk_sts::Client::new(&self.config);
