@@ -114,6 +114,30 @@ pub(crate) fn check(crossroled: &std::path::Path) -> Result<()> {
         )?;
     }
 
+    // Monitoring (full values): the ServiceMonitor scrapes the Service's metrics port, and every metric the alerts
+    // and the dashboard use is one crossroled serves (the table in crossrole-server's metrics module).
+    let monitoring = format!(
+        "import json, re, yaml\n\
+         docs = [d for d in yaml.safe_load_all(open({path:?})) if d]\n\
+         kinds = {{d['kind']: d for d in docs}}\n\
+         svc = next(d for d in docs if d['kind'] == 'Service')\n\
+         assert any(p['name'] == 'metrics' for p in svc['spec']['ports']), 'the Service exposes the metrics port'\n\
+         sm = kinds['ServiceMonitor']\n\
+         assert sm['spec']['endpoints'][0]['port'] == 'metrics' and sm['metadata']['labels']['release'] == 'kube-prometheus-stack'\n\
+         assert sm['spec']['selector']['matchLabels'].items() <= svc['metadata']['labels'].items(), 'the ServiceMonitor selects the Service'\n\
+         rules = kinds['PrometheusRule']['spec']['groups'][0]['rules']\n\
+         dash = json.loads(next(d for d in docs if d['kind'] == 'ConfigMap' and d['metadata']['name'].endswith('-dashboard'))['data']['crossrole.json'])\n\
+         served = set(re.findall(r'^//! \\| `(crossrole_[a-z_]+)`', open({metrics:?}).read(), re.M))\n\
+         used = set(re.findall(r'crossrole_[a-z_]+', ' '.join(r['expr'] for r in rules) + ' ' + json.dumps(dash['panels'])))\n\
+         unknown = {{m for m in used if m not in served and re.sub(r'_(bucket|sum|count)$', '', m) not in served}}\n\
+         assert not unknown, f'alerts or dashboard use metrics crossroled does not serve: {{sorted(unknown)}}'\n\
+         assert len(rules) >= 6 and len(dash['panels']) >= 8\n\
+         print(f'monitoring: {{len(rules)}} alerts, {{len(dash[\"panels\"])}} dashboard panels, {{len(used)}} metrics, all served')\n",
+        path = out_dir.join("full.yaml").display().to_string(),
+        metrics = root.join("crates/crossrole-server/src/metrics.rs").display().to_string(),
+    );
+    run_in(&root, tools.join("python").to_str().unwrap_or("python3"), &["-c", &monitoring], &[])?;
+
     // Replicas on PostgreSQL: one writer, the others standing by (alive, not ready); refused on SQLite.
     let refused = template(&["--set", "replicaCount=2"])?;
     if refused.status.success() || !String::from_utf8_lossy(&refused.stderr).contains("needs journal.postgres.url") {
