@@ -62,6 +62,9 @@ pub struct EngineConfig {
     pub journal_key: JournalKey,
     /// The organization's ceiling on what crossrole may grant.
     pub ceiling: Ceiling,
+    /// The trace id of a span, where traces are exported (the server's telemetry knows it): recorded in each
+    /// operation's span as `trace_id`, so that every log line of the operation names its trace.
+    pub trace_id: Option<fn(&tracing::Span) -> Option<String>>,
 }
 
 impl Default for EngineConfig {
@@ -75,6 +78,7 @@ impl Default for EngineConfig {
             broker: BrokerConfig::default(),
             journal_key: JournalKey::generate().expect("the operating system has no random source"),
             ceiling: Ceiling::default(),
+            trace_id: None,
         }
     }
 }

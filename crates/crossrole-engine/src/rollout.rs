@@ -63,7 +63,10 @@ pub(crate) async fn run(
         records::kind_of(op.kind).map(|k| k.as_str().to_string()).unwrap_or_else(|| format!("unknown({})", op.kind));
     let kind_name = records::kind_of(op.kind).map_or("unknown", |k| k.as_str());
     let began = std::time::Instant::now();
-    let span = tracing::info_span!("operation", id = %op.id, kind, spec = %spec.name);
+    let span = tracing::info_span!("operation", id = %op.id, kind, spec = %spec.name, trace_id = tracing::field::Empty);
+    if let Some(trace_id) = inner.config.trace_id.and_then(|of| of(&span)) {
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
     async move {
         let stop = CancellationToken::new();
         let stop_on = {

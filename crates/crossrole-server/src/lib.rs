@@ -273,6 +273,7 @@ pub(crate) fn engine(
             },
             journal_key,
             ceiling: config.ceiling.clone(),
+            trace_id: Some(telemetry::trace_id),
         },
     )
 }

@@ -3,7 +3,8 @@
 //! Logs go to stderr, for people (`text`) or one JSON object per line (`json`), filtered by `RUST_LOG`
 //! (default `info`). When the standard `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans (per RPC, per operation, per
 //! account) and metrics (operations by state, accounts by outcome, AWS calls and throttles by service) are also
-//! exported over OTLP/gRPC. Nothing that is logged or exported carries credentials or tokens.
+//! exported over OTLP/gRPC, and the log lines of an RPC or an operation carry its span's `trace_id`. Nothing that
+//! is logged or exported carries credentials or tokens.
 
 use std::sync::Arc;
 
@@ -91,15 +92,28 @@ pub fn init(format: LogFormat) -> anyhow::Result<Telemetry> {
     Ok(telemetry)
 }
 
-/// The span of one RPC; a W3C `traceparent` header in the request makes it a child of the caller's span.
+/// The span of one RPC; a W3C `traceparent` header in the request makes it a child of the caller's span. Its
+/// `trace_id` field names the trace, so that the RPC's log lines do.
 pub fn rpc_span(request: &http::Request<()>) -> tracing::Span {
     use tracing_opentelemetry::OpenTelemetrySpanExt;
-    let span = tracing::info_span!("rpc", method = %request.uri().path());
+    let span = tracing::info_span!("rpc", method = %request.uri().path(), trace_id = tracing::field::Empty);
     if request.headers().contains_key("traceparent") {
         let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(request.headers())));
         let _ = span.set_parent(parent);
     }
+    if let Some(id) = trace_id(&span) {
+        span.record("trace_id", tracing::field::display(id));
+    }
     span
+}
+
+/// The id of the trace `span` is in, in W3C's hex; `None` when traces are not exported.
+pub fn trace_id(span: &tracing::Span) -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let context = span.context();
+    let span_context = context.span().span_context().clone();
+    span_context.is_valid().then(|| span_context.trace_id().to_string())
 }
 
 /// Request headers, for the propagator.

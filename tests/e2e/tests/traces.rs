@@ -71,7 +71,7 @@ async fn an_apply_arrives_as_one_trace_with_a_span_per_account_and_its_aws_calls
     request.metadata_mut().insert("traceparent", format!("00-{trace}-{caller_span}-01").parse().unwrap());
     request.metadata_mut().insert("authorization", format!("Bearer {}", crossrole_e2e::TOKEN).parse().unwrap());
     let channel = tonic::transport::Endpoint::from_shared(server.endpoint.clone()).unwrap().connect().await.unwrap();
-    proto::operation_service_client::OperationServiceClient::new(channel).list_operations(request).await.unwrap();
+    proto::operation_service_client::OperationServiceClient::new(channel.clone()).list_operations(request).await.unwrap();
 
     // The receiver gets the operation's trace (spans are exported in batches).
     let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
@@ -106,14 +106,34 @@ async fn an_apply_arrives_as_one_trace_with_a_span_per_account_and_its_aws_calls
     });
     assert!(per_operation.get("iam:CreateRole").copied().unwrap_or(0) >= worked, "{per_operation:?}");
     assert_eq!(hex(&rpc.parent_span_id), caller_span, "the RPC's span is a child of the caller's");
+    // Trace ids in the logs: the operation's lines name its trace.
+    let log = std::fs::read_to_string(server.data_dir.join("crossroled.log")).unwrap();
+    let op_trace = format!("trace_id={}", hex(&operation.trace_id));
+    let named = log.lines().filter(|l| l.contains(&op_trace) && l.contains(&done.id)).count();
+    assert!(named >= worked, "{named} log lines name the operation's trace ({op_trace})");
+
+    // The destroy, from the caller's trace: the RPC's log lines (its audit entry) name the caller's trace.
+    let mut request = tonic::Request::new(proto::DestroyAccessRequest { spec: Some(spec), ..Default::default() });
+    request.metadata_mut().insert("traceparent", format!("00-{trace}-{caller_span}-01").parse().unwrap());
+    request.metadata_mut().insert("authorization", format!("Bearer {}", crossrole_e2e::TOKEN).parse().unwrap());
+    let destroy = proto::access_service_client::AccessServiceClient::new(channel)
+        .destroy_access(request)
+        .await
+        .unwrap()
+        .into_inner()
+        .operation
+        .unwrap();
+    let destroyed = c.operation_handle(destroy.id).wait().await.unwrap();
+    assert_eq!(destroyed.state, proto::OperationState::Succeeded as i32, "{}", destroyed.message);
+    let log = std::fs::read_to_string(server.data_dir.join("crossroled.log")).unwrap();
+    let rpc_lines = log.lines().filter(|l| l.contains(&format!("trace_id={trace}"))).count();
+    assert!(rpc_lines >= 1, "the RPC's log lines name the caller's trace");
     println!(
         "received trace {}: operation {} with {} account spans and {} AWS call spans ({per_operation:?}); an RPC \
-         with traceparent joined trace {trace}",
+         with traceparent joined trace {trace}; log lines naming the operation's trace: {named}, the RPC's: {rpc_lines}",
         hex(&operation.trace_id),
         done.id,
         accounts.len(),
         calls.len()
     );
-    let destroyed = c.destroy(spec, None).await.unwrap().wait().await.unwrap();
-    assert_eq!(destroyed.state, proto::OperationState::Succeeded as i32, "{}", destroyed.message);
 }
