@@ -67,6 +67,7 @@ pub(crate) async fn run(client: &Client, args: AuditArgs, out: Output) -> Outcom
                     serde_json::json!({
                         "time": views::time(&e.time),
                         "caller": e.caller,
+                        "caller_subject": e.caller_subject,
                         "method": e.method,
                         "spec": e.spec_name,
                         "operation_id": e.operation_id,
@@ -82,9 +83,15 @@ pub(crate) async fn run(client: &Client, args: AuditArgs, out: Output) -> Outcom
             let mut t = views::table(&["TIME", "CALLER", "METHOD", "SPEC", "OPERATION", "OUTCOME"]);
             for e in &events {
                 let outcome: String = e.outcome.chars().take(80).collect();
+                // The client certificate's subject, when the call came with one (mutual TLS).
+                let caller = if e.caller_subject.is_empty() {
+                    e.caller.clone()
+                } else {
+                    format!("{} ({})", e.caller, e.caller_subject)
+                };
                 t.add_row(vec![
                     views::time(&e.time).unwrap_or_default(),
-                    e.caller.clone(),
+                    caller,
                     e.method.clone(),
                     e.spec_name.clone(),
                     e.operation_id.clone(),

@@ -31,6 +31,20 @@ pub struct Caller {
     pub scope: Scope,
     /// Whether it may read ExternalIds (see [`TokenConfig::reveal_external_ids`]).
     pub reveal_external_ids: bool,
+    /// The subject of the client certificate the call came with (mutual TLS), RFC 4514; empty for none.
+    pub subject: String,
+}
+
+/// The subject of the client certificate `request` came with (mutual TLS), as RFC 4514 writes it; empty when there
+/// is none (or it does not decode: the TLS handshake verified it, this is only for the record).
+pub fn client_subject<T>(request: &tonic::Request<T>) -> String {
+    use x509_cert::der::Decode;
+    let Some(certs) = request.peer_certs() else { return String::new() };
+    let Some(leaf) = certs.first() else { return String::new() };
+    match x509_cert::Certificate::from_der(leaf.as_ref()) {
+        Ok(cert) => cert.tbs_certificate.subject.to_string(),
+        Err(_) => String::new(),
+    }
 }
 
 /// The configured tokens.
@@ -54,7 +68,12 @@ impl Tokens {
                 let hash: [u8; 32] = bytes.try_into().ok()?;
                 Some((
                     hash,
-                    Caller { name: t.name.clone(), scope: t.scope, reveal_external_ids: t.reveal_external_ids },
+                    Caller {
+                        name: t.name.clone(),
+                        scope: t.scope,
+                        reveal_external_ids: t.reveal_external_ids,
+                        subject: String::new(),
+                    },
                 ))
             })
             .collect();

@@ -32,7 +32,9 @@ pub struct State {
 impl State {
     /// Authenticates a request for `scope`.
     pub fn caller<T>(&self, request: &Request<T>, scope: Scope) -> Result<Caller, ApiError> {
-        self.tokens.check(request.metadata(), scope)
+        let mut caller = self.tokens.check(request.metadata(), scope)?;
+        caller.subject = crate::auth::client_subject(request);
+        Ok(caller)
     }
 
     /// Records a mutating call in the audit log (journal and the `audit` log target). `about.request` must hold no
@@ -46,6 +48,7 @@ impl State {
         tracing::info!(
             target: "audit",
             caller = caller.name,
+            subject = caller.subject,
             method,
             spec = about.spec_name,
             operation = about.operation_id,
@@ -57,6 +60,7 @@ impl State {
             id: 0,
             time: now_ms(),
             caller: caller.name.clone(),
+            caller_subject: caller.subject.clone(),
             method: method.into(),
             spec_name: about.spec_name,
             operation_id: about.operation_id,

@@ -60,7 +60,7 @@ async fn mutual_tls() {
         (write("server.pem", &pki.server.0), write("server.key", &pki.server.1), write("ca.pem", &pki.ca_pem));
     let config = Config::from_toml(
         &format!(
-            "listen = \"127.0.0.1:0\"\nhealth_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[tls]\ncert = \"{cert}\"\nkey = \"{key}\"\nclient_ca = \"{ca}\"\n[[tokens]]\nname = \"ci\"\nsha256 = \"{}\"\nscope = \"read\"\n",
+            "listen = \"127.0.0.1:0\"\nhealth_listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[tls]\ncert = \"{cert}\"\nkey = \"{key}\"\nclient_ca = \"{ca}\"\n[[tokens]]\nname = \"ci\"\nsha256 = \"{}\"\nscope = \"apply\"\n",
             dir.path().join("data").display(),
             hash_token("t")
         ),
@@ -77,6 +77,11 @@ async fn mutual_tls() {
     let tls = Tls::new().ca_certificate(pki.ca_pem.clone()).identity(pki.client.0.clone(), pki.client.1.clone());
     let client = Client::builder().endpoint(&endpoint).token("t").tls(tls).connect().await.unwrap();
     assert_eq!(client.describe_organization(false).await.unwrap().account_count, 2);
+    // The audit log names the client certificate's subject beside the token.
+    assert!(client.cancel("01a228d1-0281-70e7-ab24-8c8574b14c8e").await.is_err(), "no such operation");
+    let audit = client.list_audit_events(Default::default()).await.unwrap();
+    let entry = audit.events.first().expect("the cancel is audited");
+    assert_eq!((entry.caller.as_str(), entry.caller_subject.as_str()), ("ci", "CN=ci"));
 
     // No client certificate, or one from another CA: refused during the handshake.
     let anonymous = Client::builder()

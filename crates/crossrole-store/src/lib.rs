@@ -269,6 +269,8 @@ pub struct AuditEntry {
     pub time: i64,
     /// Token name.
     pub caller: String,
+    /// The subject of the client certificate the call came with (mutual TLS), RFC 4514; empty for none.
+    pub caller_subject: String,
     /// gRPC method.
     pub method: String,
     /// The spec (or binding) it was about; empty for none.
@@ -335,7 +337,8 @@ pub(crate) enum AuditValue {
 }
 
 /// The columns an audit entry is read from, in [`AuditEntry`]'s order.
-pub(crate) const AUDIT_COLUMNS: &str = "id, time, caller, method, spec_name, operation_id, request, outcome";
+pub(crate) const AUDIT_COLUMNS: &str =
+    "id, time, caller, method, spec_name, operation_id, request, outcome, caller_subject";
 
 /// The format of a journal's payloads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

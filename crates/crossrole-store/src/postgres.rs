@@ -130,6 +130,10 @@ ALTER TABLE audit ADD COLUMN spec_name TEXT NOT NULL DEFAULT '';
 ALTER TABLE audit ADD COLUMN operation_id TEXT NOT NULL DEFAULT '';
 CREATE INDEX audit_time ON audit (time);
 "#,
+    // 4: audit entries name the client certificate's subject (mutual TLS).
+    r#"
+ALTER TABLE audit ADD COLUMN caller_subject TEXT NOT NULL DEFAULT '';
+"#,
 ];
 
 /// The advisory lock migrations run under (any value; "crossrole" in ASCII, shortened).
@@ -832,9 +836,18 @@ impl Journal for PostgresJournal {
         let client = self.writer().await?;
         client
             .execute(
-                "INSERT INTO audit (time, caller, method, spec_name, operation_id, request, outcome) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &[&e.time, &e.caller, &e.method, &e.spec_name, &e.operation_id, &e.request, &e.outcome],
+                "INSERT INTO audit (time, caller, method, spec_name, operation_id, request, outcome, caller_subject) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                &[
+                    &e.time,
+                    &e.caller,
+                    &e.method,
+                    &e.spec_name,
+                    &e.operation_id,
+                    &e.request,
+                    &e.outcome,
+                    &e.caller_subject,
+                ],
             )
             .await?;
         Ok(())
@@ -886,6 +899,7 @@ impl Journal for PostgresJournal {
                 operation_id: r.get(5),
                 request: r.get(6),
                 outcome: r.get(7),
+                caller_subject: r.get(8),
             })
             .collect())
     }

@@ -139,6 +139,10 @@ ALTER TABLE audit ADD COLUMN spec_name TEXT NOT NULL DEFAULT '';
 ALTER TABLE audit ADD COLUMN operation_id TEXT NOT NULL DEFAULT '';
 CREATE INDEX audit_time ON audit(time);
 "#,
+    // 7: audit entries name the client certificate's subject (mutual TLS).
+    r#"
+ALTER TABLE audit ADD COLUMN caller_subject TEXT NOT NULL DEFAULT '';
+"#,
 ];
 
 /// The version whose migration records the payload format: journals migrated past it from an older version hold
@@ -708,9 +712,18 @@ impl Journal for SqliteJournal {
     async fn audit(&self, e: AuditEntry) -> Result<(), StoreError> {
         self.run(move |conn| {
             conn.execute(
-                "INSERT INTO audit (time, caller, method, spec_name, operation_id, request, outcome) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![e.time, e.caller, e.method, e.spec_name, e.operation_id, e.request, e.outcome],
+                "INSERT INTO audit (time, caller, method, spec_name, operation_id, request, outcome, caller_subject) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    e.time,
+                    e.caller,
+                    e.method,
+                    e.spec_name,
+                    e.operation_id,
+                    e.request,
+                    e.outcome,
+                    e.caller_subject
+                ],
             )?;
             Ok(())
         })
@@ -744,6 +757,7 @@ impl Journal for SqliteJournal {
                         operation_id: r.get(5)?,
                         request: r.get(6)?,
                         outcome: r.get(7)?,
+                        caller_subject: r.get(8)?,
                     })
                 })?
                 .collect::<Result<_, _>>()?;

@@ -71,7 +71,10 @@ async fn an_apply_arrives_as_one_trace_with_a_span_per_account_and_its_aws_calls
     request.metadata_mut().insert("traceparent", format!("00-{trace}-{caller_span}-01").parse().unwrap());
     request.metadata_mut().insert("authorization", format!("Bearer {}", crossrole_e2e::TOKEN).parse().unwrap());
     let channel = tonic::transport::Endpoint::from_shared(server.endpoint.clone()).unwrap().connect().await.unwrap();
-    proto::operation_service_client::OperationServiceClient::new(channel.clone()).list_operations(request).await.unwrap();
+    proto::operation_service_client::OperationServiceClient::new(channel.clone())
+        .list_operations(request)
+        .await
+        .unwrap();
 
     // The receiver gets the operation's trace (spans are exported in batches).
     let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();

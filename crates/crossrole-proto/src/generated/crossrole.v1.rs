@@ -3684,6 +3684,10 @@ pub struct AuditEvent {
     /// The request as JSON, with secrets (ExternalIds) redacted.
     #[prost(string, tag = "7")]
     pub request_json: ::prost::alloc::string::String,
+    /// The subject of the client certificate the call came with (mutual TLS), as RFC 4514 writes it
+    /// (`CN=deployer,O=Platform`); empty when there was none.
+    #[prost(string, tag = "8")]
+    pub caller_subject: ::prost::alloc::string::String,
 }
 /// Generated client implementations.
 pub mod audit_service_client {

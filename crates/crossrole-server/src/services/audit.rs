@@ -60,6 +60,7 @@ impl AuditService for Audit {
                 operation_id: e.operation_id,
                 outcome: e.outcome,
                 request_json: e.request,
+                caller_subject: e.caller_subject,
             })
             .collect();
         Ok(Response::new(pb::ListAuditEventsResponse { events, next_page_token }))

@@ -298,6 +298,7 @@ pub async fn the_audit_log_is_read_by_filter_page_by_page_and_expires(j: J) {
         operation_id: format!("op-{time}"),
         request: format!(r#"{{"n":{time}}}"#),
         outcome: "ok".into(),
+        caller_subject: if caller == "ci" { "CN=ci,O=Platform".into() } else { String::new() },
     };
     for t in 1..=6 {
         let (caller, method, spec) =
@@ -308,8 +309,13 @@ pub async fn the_audit_log_is_read_by_filter_page_by_page_and_expires(j: J) {
     let all = j.audit_log(&AuditFilter::default(), 10, None).await.unwrap();
     assert_eq!(times(all.clone()), [600, 500, 400, 300, 200, 100]);
     assert_eq!(
-        (all[0].spec_name.as_str(), all[0].operation_id.as_str(), all[0].request.as_str()),
-        ("audit", "op-600", r#"{"n":600}"#)
+        (
+            all[0].spec_name.as_str(),
+            all[0].operation_id.as_str(),
+            all[0].request.as_str(),
+            all[0].caller_subject.as_str()
+        ),
+        ("audit", "op-600", r#"{"n":600}"#, "CN=ci,O=Platform")
     );
     let page = j.audit_log(&AuditFilter::default(), 4, None).await.unwrap();
     let rest = j.audit_log(&AuditFilter::default(), 4, page.last().map(|e| e.id)).await.unwrap();
