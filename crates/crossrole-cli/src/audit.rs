@@ -24,6 +24,9 @@ pub(crate) struct AuditArgs {
     /// Only calls that started or acted on this operation.
     #[arg(long)]
     operation: Option<String>,
+    /// Only calls about operations that worked on this account: who changed access to it, and when.
+    #[arg(long)]
+    account: Option<String>,
     /// At most this many events, newest first.
     #[arg(long, default_value_t = 50)]
     limit: usize,
@@ -48,6 +51,7 @@ pub(crate) async fn run(client: &Client, args: AuditArgs, out: Output) -> Outcom
                 method: args.method.clone().unwrap_or_default(),
                 spec_name: args.spec.clone().unwrap_or_default(),
                 operation_id: args.operation.clone().unwrap_or_default(),
+                account_id: args.account.clone().unwrap_or_default(),
                 page_size: (args.limit - events.len()).min(1000) as u32,
                 page_token: token,
                 ..Default::default()

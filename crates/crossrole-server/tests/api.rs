@@ -395,5 +395,20 @@ async fn the_audit_log_says_who_changed_what_through_which_request() {
         .await
         .unwrap_err();
     assert_eq!(bad.violations()[0].field, "page_token");
+    // By account: who changed access to it, through which request.
+    let touched =
+        by(proto::ListAuditEventsRequest { account_id: format!("{:012}", 200_000_000_000u64), ..Default::default() })
+            .await;
+    assert_eq!(
+        touched.events.iter().map(|e| e.method.as_str()).collect::<Vec<_>>(),
+        ["CancelOperation", "ApplyAccess"]
+    );
+    let untouched = by(proto::ListAuditEventsRequest { account_id: "999999999999".into(), ..Default::default() }).await;
+    assert!(untouched.events.is_empty());
+    let bad = reader
+        .list_audit_events(proto::ListAuditEventsRequest { account_id: "12".into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_eq!(bad.violations()[0].field, "account_id");
     h.server.stop().await.unwrap();
 }

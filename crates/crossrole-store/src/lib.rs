@@ -298,6 +298,8 @@ pub struct AuditFilter {
     pub spec_name: String,
     /// About this operation.
     pub operation_id: String,
+    /// About an operation that worked on this account: who changed access to it, when, through which request.
+    pub account_id: String,
 }
 
 impl AuditFilter {
@@ -324,6 +326,10 @@ impl AuditFilter {
                 parts.push(format!("{column} = ?"));
                 values.push(AuditValue::Text(value.clone()));
             }
+        }
+        if !self.account_id.is_empty() {
+            parts.push("operation_id IN (SELECT operation_id FROM account_results WHERE account_id = ?)".into());
+            values.push(AuditValue::Text(self.account_id.clone()));
         }
         (parts.join(" AND "), values)
     }

@@ -139,9 +139,11 @@ ALTER TABLE audit ADD COLUMN spec_name TEXT NOT NULL DEFAULT '';
 ALTER TABLE audit ADD COLUMN operation_id TEXT NOT NULL DEFAULT '';
 CREATE INDEX audit_time ON audit(time);
 "#,
-    // 7: audit entries name the client certificate's subject (mutual TLS).
+    // 7: audit entries name the client certificate's subject (mutual TLS), and are found by an account their
+    // operations worked on.
     r#"
 ALTER TABLE audit ADD COLUMN caller_subject TEXT NOT NULL DEFAULT '';
+CREATE INDEX account_results_account ON account_results(account_id, operation_id);
 "#,
 ];
 

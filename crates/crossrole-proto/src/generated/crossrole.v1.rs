@@ -3649,6 +3649,10 @@ pub struct ListAuditEventsRequest {
     /// `next_page_token` of the previous page.
     #[prost(string, tag = "8")]
     pub page_token: ::prost::alloc::string::String,
+    /// Only calls about an operation that worked on this account (12 digits): who changed access to it, when, through
+    /// which request.
+    #[prost(string, tag = "9")]
+    pub account_id: ::prost::alloc::string::String,
 }
 /// Response of ListAuditEvents.
 #[derive(Clone, PartialEq, ::prost::Message)]

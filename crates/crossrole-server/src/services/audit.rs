@@ -36,6 +36,9 @@ impl AuditService for Audit {
                     .ok_or_else(|| ApiError::field("page_token", "not a token this service gave"))?,
             ),
         };
+        if !r.account_id.is_empty() && !(r.account_id.len() == 12 && r.account_id.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(ApiError::field("account_id", "must be a 12-digit account id").into());
+        }
         let filter = AuditFilter {
             since: r.start_time.as_ref().map(millis),
             until: r.end_time.as_ref().map(millis),
@@ -43,6 +46,7 @@ impl AuditService for Audit {
             method: r.method.clone(),
             spec_name: r.spec_name.clone(),
             operation_id: r.operation_id.clone(),
+            account_id: r.account_id.clone(),
         };
         let entries = self.0.journal.audit_log(&filter, size, before).await.map_err(ApiError::from)?;
         let next_page_token = if entries.len() == size {

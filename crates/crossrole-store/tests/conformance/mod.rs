@@ -327,6 +327,27 @@ pub async fn the_audit_log_is_read_by_filter_page_by_page_and_expires(j: J) {
     assert_eq!(times(j.audit_log(&window, 10, None).await.unwrap()), [300]);
     let by_spec = AuditFilter { spec_name: "audit".into(), operation_id: "op-400".into(), ..AuditFilter::default() };
     assert_eq!(times(j.audit_log(&by_spec, 10, None).await.unwrap()), [400]);
+    // By account: the entries about operations that worked on it.
+    let op = |id: &str| crossrole_store::NewOperation {
+        id: id.into(),
+        kind: 1,
+        spec_name: "audit".into(),
+        spec: vec![1],
+        idempotency_key: None,
+        request_fingerprint: String::new(),
+        binding_name: None,
+        created_by: "ci".into(),
+        create_time: 1,
+        state: 1,
+        dry_run: false,
+    };
+    for (id, account) in [("op-400", "222233334444"), ("op-600", "555566667777")] {
+        j.create_operation(op(id)).await.unwrap();
+        let row = crossrole_store::AccountRow { index: 0, account_id: account.into(), outcome: 1, result: vec![1] };
+        j.put_accounts(id, vec![row]).await.unwrap();
+    }
+    let by_account = AuditFilter { account_id: "222233334444".into(), ..AuditFilter::default() };
+    assert_eq!(times(j.audit_log(&by_account, 10, None).await.unwrap()), [400]);
     assert_eq!(j.expire_audit(350).await.unwrap(), 3);
     assert_eq!(times(j.audit_log(&AuditFilter::default(), 10, None).await.unwrap()), [600, 500, 400]);
 }
