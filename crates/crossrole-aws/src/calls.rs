@@ -306,6 +306,20 @@ impl Bucket {
     }
 }
 
+/// A service's rate buckets as they stand, for telemetry (one bucket per quota: IAM's per account, STS's per
+/// calling account, Organizations' one).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BucketSummary {
+    /// Each bucket's configured rate, calls per second; 0 for unlimited.
+    pub configured: f64,
+    /// Buckets in use.
+    pub buckets: usize,
+    /// Buckets below their configured rate: backing off after AWS throttled them.
+    pub backed_off: usize,
+    /// The lowest adapted rate among them; the configured rate when there are none.
+    pub lowest: f64,
+}
+
 /// The call layer. Shared by every operation of a crossroled.
 pub struct CallPolicy {
     rates: Rates,
@@ -341,6 +355,26 @@ impl CallPolicy {
             buckets.retain(|_, b| Arc::strong_count(b) > 1 || !b.idle(now));
         }
         buckets.entry(quota.clone()).or_insert_with(|| Arc::new(Bucket::new(self.rates.of(quota.service())))).clone()
+    }
+
+    /// Each service's buckets as they stand.
+    pub fn bucket_summaries(&self) -> Vec<(Service, BucketSummary)> {
+        let buckets: Vec<(Service, Arc<Bucket>)> =
+            self.buckets.lock().map(|b| b.iter().map(|(q, b)| (q.service(), b.clone())).collect()).unwrap_or_default();
+        Service::ALL
+            .into_iter()
+            .map(|service| {
+                let configured = self.rates.of(service).per_second;
+                let mut summary = BucketSummary { configured, buckets: 0, backed_off: 0, lowest: configured };
+                for (_, b) in buckets.iter().filter(|(s, b)| *s == service && b.limited()) {
+                    let rate = b.state.lock().map(|s| s.rate).unwrap_or(configured);
+                    summary.buckets += 1;
+                    summary.backed_off += usize::from(rate < configured);
+                    summary.lowest = summary.lowest.min(rate);
+                }
+                (service, summary)
+            })
+            .collect()
     }
 
     /// The current (adapted) rate of `quota`'s bucket, calls per second; for tests and telemetry.
@@ -597,6 +631,15 @@ mod tests {
             policy.call(&ctx, quota, "Call", || async { Ok::<_, AwsError>(()) }).await.unwrap();
         }
         assert_eq!(s.elapsed(), Duration::ZERO);
+        // What telemetry sees: IAM has two buckets, one of them backing off; STS two, neither.
+        let summaries: std::collections::BTreeMap<Service, BucketSummary> =
+            policy.bucket_summaries().into_iter().collect();
+        let iam = summaries[&Service::Iam];
+        assert_eq!((iam.configured, iam.buckets, iam.backed_off), (10.0, 2, 1));
+        assert!(iam.lowest < 10.0);
+        let sts = summaries[&Service::Sts];
+        assert_eq!((sts.buckets, sts.backed_off, sts.lowest), (2, 0, 10.0));
+        assert_eq!(summaries[&Service::Organizations].buckets, 0, "unlimited: no bucket to watch");
     }
 
     #[tokio::test(start_paused = true)]

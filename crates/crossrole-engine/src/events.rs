@@ -50,6 +50,8 @@ pub(crate) struct Writer {
     pub(crate) stats: Arc<CallStats>,
     pub(crate) base_calls: BTreeMap<String, u64>,
     pub(crate) base_throttled: u64,
+    /// Where journal write times are kept.
+    pub(crate) metrics: Arc<std::sync::Mutex<crate::Metrics>>,
 }
 
 impl EventSink {
@@ -157,9 +159,13 @@ async fn write(w: Writer, mut rx: mpsc::UnboundedReceiver<Msg>, healthy: Arc<Ato
 async fn persist(w: &Writer, batch: Batch, healthy: &AtomicBool) {
     let mut delay = Duration::from_millis(50);
     loop {
+        let began = std::time::Instant::now();
         match w.journal.persist(&w.operation, batch.clone()).await {
             Ok(()) => {
                 healthy.store(true, Ordering::Relaxed);
+                if let Ok(mut m) = w.metrics.lock() {
+                    m.journal_write(began.elapsed().as_secs_f64());
+                }
                 return;
             }
             Err(e) => {

@@ -120,7 +120,7 @@ pub(crate) struct Inner {
     running: Mutex<HashMap<String, Running>>,
     pub(crate) shutdown: CancellationToken,
     tasks: TaskTracker,
-    pub(crate) metrics: Mutex<Metrics>,
+    pub(crate) metrics: Arc<Mutex<Metrics>>,
     pub(crate) redactor: Redactor,
 }
 
@@ -134,6 +134,9 @@ pub struct Metrics {
     pub accounts: std::collections::BTreeMap<&'static str, u64>,
     /// How long finished operations ran in this crossroled, by kind.
     pub durations: std::collections::BTreeMap<&'static str, Histogram>,
+    /// How long the journal took to take each batch of an operation's events and account results; `None` before
+    /// the first.
+    pub journal_writes: Option<Histogram>,
 }
 
 /// A histogram of seconds, with Prometheus' cumulative buckets.
@@ -153,6 +156,10 @@ impl Histogram {
     /// Operation durations: from a second to two hours.
     pub const OPERATION_SECONDS: &'static [f64] =
         &[1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 7200.0];
+
+    /// Journal writes: from a millisecond to five seconds.
+    pub const JOURNAL_SECONDS: &'static [f64] =
+        &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
 
     fn new(bounds: &'static [f64]) -> Histogram {
         Histogram { bounds, cumulative: vec![0; bounds.len()], sum: 0.0, count: 0 }
@@ -175,6 +182,11 @@ impl Metrics {
     pub(crate) fn finished(&mut self, kind: &'static str, state: &'static str, seconds: f64) {
         *self.operations.entry((kind, state)).or_default() += 1;
         self.durations.entry(kind).or_insert_with(|| Histogram::new(Histogram::OPERATION_SECONDS)).observe(seconds);
+    }
+
+    /// Records how long a journal write took.
+    pub(crate) fn journal_write(&mut self, seconds: f64) {
+        self.journal_writes.get_or_insert_with(|| Histogram::new(Histogram::JOURNAL_SECONDS)).observe(seconds);
     }
 }
 
@@ -214,7 +226,7 @@ impl Engine {
                 running: Mutex::new(HashMap::new()),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
-                metrics: Mutex::new(Metrics::default()),
+                metrics: Arc::new(Mutex::new(Metrics::default())),
                 redactor,
             }),
         }
@@ -320,6 +332,7 @@ impl Engine {
             stats,
             base_calls: row.aws_calls.clone(),
             base_throttled: row.throttled_calls,
+            metrics: self.inner.metrics.clone(),
         });
         let inner = self.inner.clone();
         self.inner.tasks.spawn(async move {

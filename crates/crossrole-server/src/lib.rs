@@ -159,6 +159,7 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         journal,
         bindings: Bindings::new(engine.clone()),
         org_events: Default::default(),
+        watchers: Default::default(),
     };
     let reconcile_loop = tokio::spawn(state.bindings.clone().run(config.reconcile_tick));
     let events_reader = config.organization_events.clone().map(|events| {

@@ -15,6 +15,12 @@
 //! | `crossrole_aws_calls_total` | counter | `service`, `operation` (each attempt) |
 //! | `crossrole_aws_throttled_total` | counter | |
 //! | `crossrole_aws_retries_total` | counter | |
+//! | `crossrole_aws_rate_limit` | gauge | `service`: each bucket's configured calls per second |
+//! | `crossrole_aws_rate_buckets` | gauge | `service`: buckets in use (IAM: one per account, STS: per caller) |
+//! | `crossrole_aws_rate_buckets_backed_off` | gauge | `service`: buckets adapted below their rate after throttling |
+//! | `crossrole_aws_rate_lowest` | gauge | `service`: the lowest adapted rate among them |
+//! | `crossrole_watchers` | gauge | WatchOperation streams open |
+//! | `crossrole_journal_write_seconds` | histogram | a batch of events and account results written |
 //! | `crossrole_bindings` | gauge | |
 //! | `crossrole_binding_accounts` | gauge | `state` (`in_sync`, `drifted`, `failed`, `pending`), over all bindings |
 //! | `crossrole_binding_reconcile_lag_seconds` | gauge | the most overdue binding's wait past its due time |
@@ -28,6 +34,8 @@ use http_body_util::Full;
 use hyper::{Request, Response, body::Bytes, server::conn::http1, service::service_fn};
 use hyper_util::rt::TokioIo;
 use tokio::{net::TcpListener, task::JoinHandle};
+
+use crossrole_aws::calls::BucketSummary;
 
 use crate::state::State;
 
@@ -126,6 +134,45 @@ pub(crate) async fn exposition(state: &State) -> String {
     let _ = writeln!(out, "crossrole_aws_throttled_total {}", stats.throttled());
     family(&mut out, "crossrole_aws_retries_total", "counter", "AWS requests retried.");
     let _ = writeln!(out, "crossrole_aws_retries_total {}", stats.retries());
+
+    let summaries = engine.calls().bucket_summaries();
+    let gauges: [(&str, &str, fn(&BucketSummary) -> f64); 4] = [
+        ("crossrole_aws_rate_limit", "Each rate bucket's configured calls per second (0: unlimited).", |s| {
+            s.configured
+        }),
+        ("crossrole_aws_rate_buckets", "Rate buckets in use: IAM one per account, STS per calling account.", |s| {
+            s.buckets as f64
+        }),
+        ("crossrole_aws_rate_buckets_backed_off", "Rate buckets adapted below their rate after AWS throttled.", |s| {
+            s.backed_off as f64
+        }),
+        ("crossrole_aws_rate_lowest", "The lowest adapted rate among a service's buckets, calls per second.", |s| {
+            s.lowest
+        }),
+    ];
+    for (name, help, value) in gauges {
+        family(&mut out, name, "gauge", help);
+        for (service, s) in &summaries {
+            let _ = writeln!(out, "{name}{{service=\"{}\"}} {}", service.as_str(), value(s));
+        }
+    }
+    family(&mut out, "crossrole_watchers", "gauge", "WatchOperation streams open.");
+    let _ = writeln!(out, "crossrole_watchers {}", state.watchers.open());
+    if let Some(h) = &metrics.journal_writes {
+        let name = "crossrole_journal_write_seconds";
+        family(
+            &mut out,
+            name,
+            "histogram",
+            "How long the journal took to write a batch of events and account results.",
+        );
+        for (bound, n) in h.bounds.iter().zip(&h.cumulative) {
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {n}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
+        let _ = writeln!(out, "{name}_sum {}", h.sum);
+        let _ = writeln!(out, "{name}_count {}", h.count);
+    }
 
     bindings(&mut out, state).await;
 

@@ -92,6 +92,7 @@ async fn serve_reads(
         journal,
         bindings: Bindings::new(engine),
         org_events: Default::default(),
+        watchers: Default::default(),
     };
     let router = with_health(serve::router(config, &state, AuthLayer::standby(state.tokens.clone(), refusal))?);
     let listener =

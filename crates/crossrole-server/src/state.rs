@@ -27,6 +27,34 @@ pub struct State {
     pub bindings: Bindings,
     /// What the Organizations events reader has read.
     pub org_events: Arc<crate::org_events::Counters>,
+    /// WatchOperation streams open now.
+    pub watchers: Arc<Watchers>,
+}
+
+/// A count of open watch streams.
+#[derive(Debug, Default)]
+pub struct Watchers(std::sync::atomic::AtomicUsize);
+
+impl Watchers {
+    /// Counts a stream until the guard is dropped (with the stream).
+    pub fn enter(self: &Arc<Self>) -> WatchGuard {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        WatchGuard(self.clone())
+    }
+
+    /// Streams open now.
+    pub fn open(&self) -> usize {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// One open watch stream.
+pub struct WatchGuard(Arc<Watchers>);
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl State {

@@ -144,14 +144,17 @@ async fn a_lagging_watcher_never_slows_the_rollout_and_misses_nothing() {
         journal: engine.journal().clone(),
         bindings: crossrole_engine::bindings::Bindings::new(engine.clone()),
         org_events: Default::default(),
+        watchers: Default::default(),
         engine,
         tokens: Arc::new(crossrole_server::auth::Tokens::default()),
     };
+    let watchers = state.watchers.clone();
     let mut stalled = crossrole_server::services::operation::watch(state, op.id().to_string(), 0);
     let mut items = Vec::new();
     while items.len() < 5 {
         items.push(stalled.next().await.unwrap().unwrap());
     }
+    assert_eq!(watchers.open(), 1, "an open stream is counted (crossrole_watchers)");
     let done = tokio::time::timeout(Duration::from_secs(60), op.wait())
         .await
         .expect("the rollout finished while a watcher stalled")
@@ -162,6 +165,7 @@ async fn a_lagging_watcher_never_slows_the_rollout_and_misses_nothing() {
     while let Some(item) = stalled.next().await {
         items.push(item.unwrap());
     }
+    assert_eq!(watchers.open(), 0, "an ended stream is not");
     let seqs: Vec<u64> = items.iter().map(|r| r.event.as_ref().unwrap().sequence).collect();
     assert_eq!(seqs, (1..=done.last_sequence).collect::<Vec<_>>());
     let first_live = items.iter().position(|r| !r.replayed).expect("some events were read live");
@@ -339,6 +343,12 @@ async fn prometheus_metrics_agree_with_the_operation() {
         assert!(!line.contains("Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf"), "{line}");
         assert!(!line.contains("20000000000"), "no account ids in labels: {line}");
     }
+    // The journal's write times, the rate buckets (IAM's: one per account worked on), the watchers.
+    assert!(sample(&text, "crossrole_journal_write_seconds_count").unwrap_or(0.0) >= 1.0, "{text}");
+    assert!(sample(&text, r#"crossrole_aws_rate_buckets{service="iam"}"#).unwrap() >= f64::from(counts.changed));
+    assert_eq!(sample(&text, r#"crossrole_aws_rate_limit{service="iam"}"#), Some(10.0));
+    assert_eq!(sample(&text, r#"crossrole_aws_rate_buckets_backed_off{service="iam"}"#), Some(0.0));
+    assert_eq!(sample(&text, "crossrole_watchers"), Some(0.0));
     assert!(http_get(addr, "/").await.0.contains("404"));
     h.server.stop().await.unwrap();
 }

@@ -47,6 +47,7 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchOperationResponse, 
 /// behind its buffer), the gap is read from the journal, where every published event already is.
 pub fn watch(state: State, id: String, after: u64) -> WatchStream {
     Box::pin(async_stream::try_stream! {
+        let _open = state.watchers.enter();
         let mut last = after;
         loop {
             // Subscribe before reading the journal, so nothing falls between the two.
