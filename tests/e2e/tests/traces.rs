@@ -46,6 +46,16 @@ fn attribute(span: &Span, key: &str) -> Option<String> {
     })
 }
 
+/// crossroled's `/metrics`.
+async fn scrape(port: u16) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut text = String::new();
+    stream.read_to_string(&mut text).await.unwrap();
+    text
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_apply_arrives_as_one_trace_with_a_span_per_account_and_its_aws_calls() {
     let m = Manifest::load();
@@ -58,12 +68,27 @@ async fn an_apply_arrives_as_one_trace_with_a_span_per_account_and_its_aws_calls
             .serve_with_incoming(TcpListenerStream::new(listener)),
     );
     let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()), ("OTEL_BSP_SCHEDULE_DELAY", "200")];
-    let server = Crossroled::start_with_env(&crossrole_e2e::test_dir("traces"), "", &env).await.unwrap();
+    let metrics = crossrole_e2e::free_port();
+    let extra = format!("metrics_listen = \"127.0.0.1:{metrics}\"\n");
+    let server = Crossroled::start_with_env(&crossrole_e2e::test_dir("traces"), &extra, &env).await.unwrap();
     let c = server.client().await;
     let spec = AccessSpec::from_yaml(&m.example_variant("traced-audit", "TracedAudit", 10, "0")).unwrap().to_wire();
     let done = c.apply(spec.clone(), None).await.unwrap().wait().await.unwrap();
     assert_eq!(done.state, proto::OperationState::Succeeded as i32, "{}", done.message);
     let worked = done.counts.unwrap().changed as usize;
+
+    // A scrape after the rollout agrees with the operation's own counts.
+    let text = scrape(metrics).await;
+    let sample =
+        |series: &str| text.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse::<f64>().ok());
+    assert_eq!(sample(r#"crossrole_operations_total{kind="apply",state="succeeded"}"#), Some(1.0), "{text}");
+    assert_eq!(sample(r#"crossrole_accounts_total{outcome="changed"}"#), Some(worked as f64));
+    for (call, n) in done.aws_calls.iter().filter(|(c, _)| c.starts_with("iam:")) {
+        let (service, operation) = call.split_once(':').unwrap();
+        let series = format!(r#"crossrole_aws_calls_total{{service="{service}",operation="{operation}"}}"#);
+        assert_eq!(sample(&series), Some(*n as f64), "{series}");
+    }
+    assert!(sample("crossrole_journal_write_seconds_count").unwrap_or(0.0) >= 1.0);
 
     // An RPC from a caller's trace.
     let (trace, caller_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
