@@ -418,8 +418,13 @@ async fn resolve(
     ctx: &CallContext,
     sink: &EventSink,
 ) -> Result<Vec<Target>, String> {
-    // An apply works from a fresh tree (accounts move): one a plan walked a moment ago, or walked now.
-    let max_age = inner.discovery.config().apply_max_age;
+    // An apply works from a fresh tree (accounts move): one a plan walked a moment ago, or walked now. A
+    // reconcile may work from an older one where Organizations events keep it true.
+    let config = inner.discovery.config();
+    let max_age = match kind {
+        OperationKind::Reconcile => config.apply_max_age.max(config.reconcile_max_age),
+        _ => config.apply_max_age,
+    };
     let resolved = targets::resolve(inner, spec, kind == OperationKind::Destroy, ctx, max_age, scope)
         .await
         .map_err(|e| e.to_string())?;

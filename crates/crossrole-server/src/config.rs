@@ -210,6 +210,7 @@ struct FileConfig {
 struct OrganizationEventsFile {
     queue_url: Option<String>,
     wait: Option<String>,
+    resync: Option<String>,
 }
 
 /// Organizations events: where crossroled reads them, and how long each receive waits.
@@ -219,6 +220,9 @@ pub struct OrganizationEvents {
     pub queue_url: String,
     /// How long a receive waits for a message (long polling, 1 to 20 s).
     pub wait: Duration,
+    /// How old a tree of the organization bindings' reconciles may work from, the events keeping it true; the
+    /// organization is read again at most this often, the safety net for events that did not arrive.
+    pub resync: Duration,
 }
 
 /// `[retention]`: how long finished operations stay in the journal (durations like "90d", or "forever").
@@ -597,8 +601,8 @@ impl Config {
         let organization_events = {
             let from_file = file.organization_events.clone().unwrap_or_default();
             match flags.organization_events_queue.clone().or(from_file.queue_url) {
-                None if from_file.wait.is_some() => {
-                    return Err(err("organization_events.queue_url", "is required with organization_events.wait"));
+                None if from_file.wait.is_some() || from_file.resync.is_some() => {
+                    return Err(err("organization_events.queue_url", "is required with organization_events settings"));
                 }
                 None => None,
                 Some(url) => {
@@ -615,7 +619,9 @@ impl Config {
                     if !(Duration::from_secs(1)..=Duration::from_secs(20)).contains(&wait) {
                         return Err(err("organization_events.wait", "must be from 1s to 20s (SQS's long polling)"));
                     }
-                    Some(OrganizationEvents { queue_url: url, wait })
+                    let resync =
+                        duration(from_file.resync, "organization_events.resync", Duration::from_secs(6 * 3600))?;
+                    Some(OrganizationEvents { queue_url: url, wait, resync })
                 }
             }
         };
@@ -779,7 +785,7 @@ mod tests {
             (
                 "[organization_events]\nwait = \"5s\"",
                 Flags::default(),
-                "organization_events.queue_url: is required with organization_events.wait",
+                "organization_events.queue_url: is required with organization_events settings",
             ),
             (
                 "[ceiling]\npermissions_boundary = \"arn:aws:iam::${account}:policy/C\"",

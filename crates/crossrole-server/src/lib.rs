@@ -264,6 +264,7 @@ pub(crate) fn engine(
                 cache_ttl: config.aws.organization_cache_ttl,
                 apply_max_age: config.aws.apply_organization_max_age,
                 tags_max_age: config.aws.organization_tags_max_age,
+                reconcile_max_age: config.organization_events.as_ref().map_or(Duration::ZERO, |e| e.resync),
                 ..DiscoveryConfig::default()
             },
             broker: BrokerConfig {

@@ -214,6 +214,7 @@ async fn an_organizations_event_enrols_a_new_account_without_waiting_for_the_int
     config.organization_events = Some(crossrole_server::config::OrganizationEvents {
         queue_url: "https://sqs.us-east-1.amazonaws.com/123456789012/events".into(),
         wait: Duration::from_secs(1),
+        resync: Duration::from_secs(3600),
     });
     let server = crossrole_server::start(&config, Arc::new(fake.clone())).await.unwrap();
     let c = client(server.addr).await;
@@ -260,5 +261,14 @@ async fn an_organizations_event_enrols_a_new_account_without_waiting_for_the_int
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(fake.queue_counts(), (0, 0, 2), "both messages deleted once handled");
+
+    // A full reconcile works from the tree the events keep true: it reads the roles, not the organization.
+    fake.reset_counters();
+    let full = c.reconcile_binding("kept").await.unwrap();
+    let b = next_status(&c, &s.last_operation_id).await;
+    assert_eq!(b.status.unwrap().last_operation_id, full.id());
+    let reads: Vec<String> = fake.served().into_keys().filter(|k| k.starts_with("organizations:")).collect();
+    assert!(reads.is_empty(), "no Organizations call within the resync age: {reads:?}");
+    assert!(fake.served().keys().any(|k| k.starts_with("iam:")));
     server.stop().await.unwrap();
 }

@@ -70,6 +70,10 @@ pub struct DiscoveryConfig {
     /// between 75% and 100% of this). A tag changed in Organizations is seen by the next selection after that
     /// (or at once with a refresh); a new account's tags are read the first time it is selected.
     pub tags_max_age: Duration,
+    /// How old a tree a binding's reconcile may work from. 0 (the default): like an apply. With Organizations
+    /// events keeping the tree true ([`Discovery::learn`]), reconciles need not read the organization each time:
+    /// a long age (hours) leaves reading it to a resync, the safety net for any event that did not arrive.
+    pub reconcile_max_age: Duration,
     /// Units (or accounts, for tags) read at once.
     pub parallelism: usize,
 }
@@ -80,6 +84,7 @@ impl Default for DiscoveryConfig {
             cache_ttl: Duration::from_secs(300),
             apply_max_age: Duration::ZERO,
             tags_max_age: Duration::from_secs(900),
+            reconcile_max_age: Duration::ZERO,
             parallelism: 8,
         }
     }
