@@ -316,3 +316,27 @@ where
     let back = D::from_wire(&value.to_wire()).expect("a value's own message is refused");
     assert_eq!(back, value, "a value changed on its way to the API and back");
 }
+
+/// A message from the Organizations events queue: never panics, the same answer twice and through SNS, and a
+/// change names only ids of the shape AWS gives them (they go into AWS calls).
+pub fn org_events(body: &str) {
+    use crossrole_core::org_events::{MAX_BODY, OrgChange, Parsed, parse};
+    let parsed = parse(body);
+    assert_eq!(parse(body), parsed, "parsing twice gave different answers");
+    if let Parsed::Change(event) = &parsed {
+        let account = event.change.account_id().unwrap_or("000000000000");
+        assert!(account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit()), "account id {account:?}");
+        if let OrgChange::Moved { from, to, .. } = &event.change {
+            for id in [from, to] {
+                assert!(id.starts_with("r-") || id.starts_with("ou-"), "parent id {id:?}");
+                assert!(id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'), "{id:?}");
+            }
+        }
+    }
+    // SNS wraps an event once: a body that is itself a notification is not wrapped again.
+    let wrapped = serde_json::from_str::<Value>(body).ok().is_some_and(|v| v.get("Type").is_some());
+    let sns = serde_json::json!({"Type": "Notification", "Message": body}).to_string();
+    if sns.len() <= MAX_BODY && !wrapped && !matches!(parsed, Parsed::Malformed(_)) {
+        assert_eq!(parse(&sns), parsed, "through SNS the same message means something else");
+    }
+}

@@ -12,7 +12,7 @@ use anyhow::{Context, Result, bail};
 use crate::util::{cache_dir, run_in};
 
 /// The targets, in fuzz/fuzz_targets.
-const TARGETS: &[&str] = &["spec_yaml", "spec_json", "policy", "trust_eval", "links", "wire"];
+const TARGETS: &[&str] = &["spec_yaml", "spec_json", "policy", "trust_eval", "links", "wire", "org_events"];
 
 /// Pinned version of cargo-fuzz.
 const CARGO_FUZZ_VERSION: &str = "0.13.2";
