@@ -169,3 +169,52 @@ async fn events_about_accounts_no_binding_concerns_start_nothing_and_unit_change
     assert!(learned.tree_dropped && learned.accounts.is_empty());
     assert!(w.engine.discovery().cached_tree().await.is_none(), "the next use walks");
 }
+
+#[tokio::test]
+async fn an_account_named_while_its_binding_reconciles_is_reconciled_once_that_ends() {
+    let (w, bindings) = bound(8).await;
+    // A full reconcile is running (every call takes a while) when the event comes.
+    let full = bindings.reconcile("audit", "test").await.unwrap();
+    // Its targets are resolved (without the account about to join) before the account joins.
+    while results(&w, &full.id).await.is_empty() {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let new = account(50);
+    w.fake.join(AccountInfo {
+        id: new.clone(),
+        name: "prod-late".into(),
+        email: String::new(),
+        state: AccountState::Active,
+        parent_id: "ou-root-prodxxxx".into(),
+        joined_at: None,
+    });
+    let learned = w
+        .engine
+        .discovery()
+        .learn(&CallContext::new(), &[OrgChange::Joined { account_id: new.clone() }])
+        .await
+        .unwrap();
+    assert!(!w.engine.operation(&full.id).await.unwrap().state.is_final(), "still running when the event came");
+    let started = bindings.enrol(&learned.accounts, "organizations-events").await.unwrap();
+    assert!(started.is_empty(), "never two reconciles of a binding at once");
+
+    // The loop starts the reconcile of the new account once the running one ends.
+    let looping = tokio::spawn(bindings.clone().run(Duration::from_secs(3600)));
+    let mut scoped = Vec::new();
+    for _ in 0..2000 {
+        let (ops, _) = w.engine.list_operations(&Default::default(), 100, "").await.unwrap();
+        scoped = ops.into_iter().filter(|o| !o.account_scope.is_empty() && o.state.is_final()).collect();
+        if !scoped.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    looping.abort();
+    assert_eq!(scoped.len(), 1, "one reconcile of the new account");
+    assert_eq!(scoped[0].account_scope, [new.clone()]);
+    assert_eq!(scoped[0].state, OperationState::Succeeded, "{}", scoped[0].message);
+    let full = w.engine.operation(&full.id).await.unwrap();
+    assert!(!results(&w, &full.id).await.iter().any(|r| r.account_id == new), "the full one did not have it");
+    assert!(scoped[0].create_time >= full.end_time.unwrap(), "after the running reconcile ended");
+    assert!(w.fake.role(&new, "Audit").is_some());
+}
