@@ -8,6 +8,10 @@
 //! an operation ends, its per-account results become the binding's status ([`BindingStatus::from_results`]),
 //! and the next reconcile is due one interval later, with up to 10% jitter so that bindings created together do
 //! not fire together.
+//!
+//! Accounts an AWS Organizations event names ([`Bindings::enrol`]) get a reconcile of just them in each binding
+//! whose spec concerns them, at once or when the binding's running reconcile ends; its result replaces only those
+//! accounts' states, and the next full reconcile stays due when it was.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -343,6 +347,15 @@ impl Bindings {
             let jitter = Duration::from_millis(rand::rng().random_range(0..=interval.as_millis() as u64 / 10));
             let version = self.version_reconciled(op, &row).await;
             BindingStatus::from_results(&op.id, end, results, interval, jitter, version)
+        } else if results.is_empty() && op.state == OperationState::Failed {
+            // It stopped before its accounts (it could not read them): what the status says of them stands.
+            tracing::warn!(
+                binding = name,
+                operation = op.id,
+                message = op.message,
+                "a reconcile of some accounts failed"
+            );
+            return Ok(());
         } else {
             let scope = op.account_scope.iter().cloned().collect();
             self.status(&row).merged(&op.id, end, &scope, results)
