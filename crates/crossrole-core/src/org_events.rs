@@ -15,6 +15,8 @@
 
 use serde_json::Value;
 
+use crate::names::is_account_id;
+
 /// What an event says changed in the organization.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OrgChange {
@@ -197,10 +199,6 @@ fn change(name: &str, detail: &Value) -> Result<Option<OrgChange>, String> {
         "CreateOrganizationalUnit" | "UpdateOrganizationalUnit" | "DeleteOrganizationalUnit" => OrgChange::Units,
         _ => return Ok(None),
     }))
-}
-
-fn is_account_id(s: &str) -> bool {
-    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn account(value: Option<&str>, field: &str) -> Result<String, String> {

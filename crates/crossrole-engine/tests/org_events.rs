@@ -102,7 +102,7 @@ async fn an_account_that_joins_is_reconciled_alone_and_the_grant_keeps_the_other
     let op = on_events(&w, &bindings, &[OrgChange::Joined { account_id: new.clone() }]).await;
 
     assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
-    assert_eq!(op.account_scope, [new.clone()]);
+    assert_eq!(op.account_scope, std::slice::from_ref(&new));
     let rows = results(&w, &op.id).await;
     assert_eq!(
         rows.iter().map(|r| (r.account_id.as_str(), r.outcome)).collect::<Vec<_>>(),
@@ -137,7 +137,7 @@ async fn an_account_that_moves_out_or_leaves_is_cleaned_up_alone() {
 
     w.fake.with_tree(|t| t.remove_account(&gone));
     let op = on_events(&w, &bindings, &[OrgChange::Left { account_id: gone.clone() }]).await;
-    assert_eq!(op.account_scope, [gone.clone()]);
+    assert_eq!(op.account_scope, std::slice::from_ref(&gone));
     assert_eq!(granted(&w), arns(&[account(2), account(3)]), "the grant no longer names the account that left");
     let status = bindings.get("audit").await.unwrap().status;
     let listed: BTreeSet<&str> = status.accounts.iter().map(|a| a.account_id.as_str()).collect();
@@ -211,7 +211,7 @@ async fn an_account_named_while_its_binding_reconciles_is_reconciled_once_that_e
     }
     looping.abort();
     assert_eq!(scoped.len(), 1, "one reconcile of the new account");
-    assert_eq!(scoped[0].account_scope, [new.clone()]);
+    assert_eq!(scoped[0].account_scope, std::slice::from_ref(&new));
     assert_eq!(scoped[0].state, OperationState::Succeeded, "{}", scoped[0].message);
     let full = w.engine.operation(&full.id).await.unwrap();
     assert!(!results(&w, &full.id).await.iter().any(|r| r.account_id == new), "the full one did not have it");

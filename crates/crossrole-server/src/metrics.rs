@@ -136,7 +136,8 @@ pub(crate) async fn exposition(state: &State) -> String {
     let _ = writeln!(out, "crossrole_aws_retries_total {}", stats.retries());
 
     let summaries = engine.calls().bucket_summaries();
-    let gauges: [(&str, &str, fn(&BucketSummary) -> f64); 4] = [
+    type Gauge = (&'static str, &'static str, fn(&BucketSummary) -> f64);
+    let gauges: [Gauge; 4] = [
         ("crossrole_aws_rate_limit", "Each rate bucket's configured calls per second (0: unlimited).", |s| {
             s.configured
         }),

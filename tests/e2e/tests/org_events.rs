@@ -142,7 +142,7 @@ async fn an_account_created_in_the_organization_gets_its_role_from_the_event_wit
 
     let status = c.binding("events-audit").await.unwrap().status.unwrap();
     let op = c.operation(&status.last_operation_id).await.unwrap();
-    assert_eq!(op.account_scope, [new.clone()], "a reconcile of the new account alone");
+    assert_eq!(op.account_scope, std::slice::from_ref(&new), "a reconcile of the new account alone");
     assert_eq!(op.created_by, "organizations-events");
 
     // Leave the organization as found: roles removed, the new account out of the Sandbox.

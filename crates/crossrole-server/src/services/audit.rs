@@ -36,8 +36,10 @@ impl AuditService for Audit {
                     .ok_or_else(|| ApiError::field("page_token", "not a token this service gave"))?,
             ),
         };
-        if !r.account_id.is_empty() && !(r.account_id.len() == 12 && r.account_id.bytes().all(|b| b.is_ascii_digit())) {
-            return Err(ApiError::field("account_id", "must be a 12-digit account id").into());
+        if !r.account_id.is_empty()
+            && let Err(rule) = crossrole_core::names::check_account_id(&r.account_id)
+        {
+            return Err(ApiError::field("account_id", &rule).into());
         }
         let filter = AuditFilter {
             since: r.start_time.as_ref().map(millis),
