@@ -179,17 +179,32 @@ impl Bindings {
             let Some(last) = rows.last() else { break };
             after = Some(last.name.clone());
             for row in rows {
-                let concerned = self.concerned(&self.spec(&row)?, accounts).await?;
-                if concerned.is_empty() {
-                    continue;
-                }
+                // One binding that cannot be read or started does not hold up the others; its periodic reconcile
+                // catches up.
+                let concerned = match self.spec(&row) {
+                    Ok(spec) => self.concerned(&spec, accounts).await,
+                    Err(e) => Err(e),
+                };
+                let concerned = match concerned {
+                    Ok(c) if c.is_empty() => continue,
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(binding = row.name, error = %e, "cannot enrol accounts into the binding");
+                        continue;
+                    }
+                };
                 if let Some(id) = self.running_operation(&row.name).await {
                     // After it ends, the loop starts the reconcile of these accounts.
                     self.pending.lock().await.entry(row.name.clone()).or_default().extend(concerned);
                     self.follow(row.name.clone(), id).await;
                     continue;
                 }
-                started.push(self.start_reconcile(&row, Some(concerned), created_by).await?);
+                match self.start_reconcile(&row, Some(concerned), created_by).await {
+                    Ok(op) => started.push(op),
+                    Err(e) => {
+                        tracing::warn!(binding = row.name, error = %e, "cannot start a reconcile of some accounts")
+                    }
+                }
             }
         }
         Ok(started)
@@ -278,9 +293,14 @@ impl Bindings {
                     continue;
                 }
                 // A full reconcile covers the accounts events named too.
-                let accounts = self.pending.lock().await.remove(&row.name).filter(|_| !due);
+                let pending = self.pending.lock().await.remove(&row.name);
+                let accounts = pending.clone().filter(|_| !due);
                 if let Err(e) = self.start_reconcile(&row, accounts, "reconciler").await {
                     tracing::warn!(binding = row.name, error = %e, "cannot start a reconcile");
+                    // Tried again at the next pass.
+                    if let Some(p) = pending {
+                        self.pending.lock().await.entry(row.name.clone()).or_default().extend(p);
+                    }
                 }
             }
         }
