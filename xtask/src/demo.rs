@@ -1,8 +1,10 @@
 //! `cargo xtask demo [--emulator localstack|moto] [--exit]`: emulators, a seeded organization, crossroled, and a
 //! real rollout of `examples/security-audit.yaml` with live progress; then verify and its CLI profiles (the role
 //! needs an ExternalId, which the console cannot send); then `examples/console-readonly.yaml`, a role for the
-//! console, with its Switch Role links and AWS Extend Switch Roles configuration. The server stays up until Ctrl-C
-//! (or, with `--exit`, everything stops after the links).
+//! console, with its Switch Role links and AWS Extend Switch Roles configuration; then the first spec as a binding,
+//! and an account that joins the organization, enrolled within seconds by its AWS Organizations events (an SQS
+//! queue, as EventBridge feeds it). The server stays up until Ctrl-C (or, with `--exit`, everything stops after
+//! that).
 
 use std::time::{Duration, Instant};
 
@@ -27,7 +29,11 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let spec = seeded.example("security-audit.yaml", &dir)?;
     let console = seeded.example("console-readonly.yaml", &dir)?;
 
-    let mut served = Served::start(&dir, &crossroled, &crossrole, seeded.aws_env.clone(), "")?;
+    // The queue EventBridge would feed with the organization's events (the emulators send none by themselves).
+    let mut events = OrgEvents { emulators: &emulators, manifest: &seeded.path, queue: String::new() };
+    events.queue = events.run(&["queue", "--sqs", &emulators.sqs, "--name", "crossrole-organization-events"])?;
+    let extra = format!("[organization_events]\nqueue_url = \"{}\"\nwait = \"2s\"\n", events.queue);
+    let mut served = Served::start(&dir, &crossroled, &crossrole, seeded.aws_env.clone(), &extra)?;
     let Served { endpoint, port, token, .. } = &served;
     let cli = |args: &[&str]| served.cli(args);
 
@@ -69,6 +75,12 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     cli(&["export", "-f", &console_arg, "--source-profile", "security", "--format", "aesr", "--out", &out])?;
     show(&exports.join("crossrole-console-readonly.aesr.ini"))?;
     println!(
+        "\n== crossrole bindings apply -f {spec_arg} --every 6h   (kept true; accounts that join are enrolled by \
+         their AWS Organizations events)\n"
+    );
+    cli(&["bindings", "apply", "-f", &spec_arg, "--every", "6h"])?;
+    let enrolled = events.enrol(&served, "security-audit", "/Root/Workloads/Prod")?;
+    println!(
         "\n== try next, in another shell:\n\n  export CROSSROLE_ENDPOINT={endpoint}\n  export CROSSROLE_TOKEN={token}\n  \
          cargo run -q -p crossrole-cli -- plan -f {spec_arg}        # in sync now\n  \
          cargo run -q -p crossrole-cli -- ops list\n  \
@@ -82,6 +94,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
          The spec applied is {spec_arg}; crossroled logs to {}.",
         served.server.log.display()
     );
+    if !enrolled {
+        eprintln!("note: the account that joined was not enrolled by its events");
+    }
     for (name, status) in [("security-audit", applied), ("console-readonly", console_applied)] {
         if !status.success() {
             eprintln!("note: the apply of {name} exited with {status}");
@@ -90,8 +105,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     if exit_after {
         served.server.stop(Duration::from_secs(15));
         emulators.stop();
-        if !applied.success() || !console_applied.success() {
-            bail!("the demo's applies did not both succeed ({applied}, {console_applied})");
+        if !applied.success() || !console_applied.success() || !enrolled {
+            bail!("the demo did not go as shown ({applied}, {console_applied}, enrolled by its events: {enrolled})");
         }
         return Ok(());
     }
@@ -101,6 +116,91 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
             bail!("crossroled exited ({status}); see {}", served.server.log.display());
         }
         std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The organization's events, made by hand (`tests/e2e/seed/org_event.py`): the emulators emit none.
+struct OrgEvents<'a> {
+    emulators: &'a Emulators,
+    manifest: &'a std::path::Path,
+    /// The queue's URL.
+    queue: String,
+}
+
+impl OrgEvents<'_> {
+    /// Runs the script with `args`; what it printed.
+    fn run(&self, args: &[&str]) -> Result<String> {
+        let script = crate::workspace_root().join("tests/e2e/seed/org_event.py");
+        let out =
+            std::process::Command::new(self.emulators.moto_bin.join("python")).arg(&script).args(args).output()?;
+        if !out.status.success() {
+            bail!("{} failed: {}", script.display(), String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8(out.stdout)?.trim().to_string())
+    }
+
+    /// Once `binding` has reconciled, an account joins `ou_path` with its events on the queue; prints how soon the
+    /// binding had it in sync. Whether it did.
+    fn enrol(&self, served: &Served, binding: &str, ou_path: &str) -> Result<bool> {
+        let status = |served: &Served| -> Result<serde_json::Value> {
+            Ok(serde_json::from_str(&served.output(&["bindings", "status", binding, "-o", "json"])?)?)
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while status(served)?["last_operation_id"].as_str().unwrap_or_default().is_empty()
+            || !status(served)?["running_operation_id"].as_str().unwrap_or_default().is_empty()
+        {
+            if Instant::now() > deadline {
+                bail!("the binding {binding} did not reconcile within a minute");
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        println!("\n== an account joins {ou_path}; the events EventBridge sends for it go to the queue\n");
+        let e = self.emulators;
+        let manifest = self.manifest.display().to_string();
+        let mode = if e.mode == crate::emulators::Mode::Moto { "moto" } else { "localstack" };
+        let args = [
+            "account",
+            "--mode",
+            mode,
+            "--organizations",
+            &e.organizations,
+            "--iam",
+            &e.iam,
+            "--sqs",
+            &e.sqs,
+            "--queue-url",
+            &self.queue,
+            "--manifest",
+            &manifest,
+            "--ou-path",
+            ou_path,
+            "--name",
+            "demo-joined",
+        ];
+        let account = self.run(&args)?;
+        let sent = Instant::now();
+        let in_sync = |served: &Served| -> Result<bool> {
+            let s = status(served)?;
+            let accounts = s["accounts"].as_array().cloned().unwrap_or_default();
+            Ok(accounts.iter().any(|a| {
+                a["account_id"] == account.as_str()
+                    && a["state"].as_str().is_some_and(|s| s.eq_ignore_ascii_case("in sync"))
+            }))
+        };
+        while !in_sync(served)? {
+            if sent.elapsed() > Duration::from_secs(60) {
+                println!("account {account} was not enrolled within a minute; see crossroled's log");
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        println!(
+            "account {account} (demo-joined) has the role, in sync, {:.1} s after its events; the binding's interval \
+             is 6h and the organization was not walked for it\n",
+            sent.elapsed().as_secs_f64()
+        );
+        served.cli(&["bindings", "status", binding])?;
+        Ok(true)
     }
 }
 
