@@ -32,7 +32,11 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     // The queue EventBridge would feed with the organization's events (the emulators send none by themselves).
     let mut events = OrgEvents { emulators: &emulators, manifest: &seeded.path, queue: String::new() };
     events.queue = events.run(&["queue", "--sqs", &emulators.sqs, "--name", "crossrole-organization-events"])?;
-    let extra = format!("[organization_events]\nqueue_url = \"{}\"\nwait = \"2s\"\n", events.queue);
+    let metrics = crate::emulators::free_port()?;
+    let extra = format!(
+        "metrics_listen = \"127.0.0.1:{metrics}\"\n[organization_events]\nqueue_url = \"{}\"\nwait = \"2s\"\n",
+        events.queue
+    );
     let mut served = Served::start(&dir, &crossroled, &crossrole, seeded.aws_env.clone(), &extra)?;
     let Served { endpoint, port, token, .. } = &served;
     let cli = |args: &[&str]| served.cli(args);
@@ -87,6 +91,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
          cargo run -q -p crossrole-cli -- accounts --ou-path /Root/Workloads/Prod --tag environment=prod\n  \
          cargo run -q -p crossrole-cli -- export -f {spec_arg} --source-profile security --format json\n  \
          cargo run -q -p crossrole-cli -- audit --since 1h\n  \
+         cargo run -q -p crossrole-cli -- bindings status security-audit\n  \
+         curl -s http://127.0.0.1:{metrics}/metrics | grep -v '^#'\n  \
          # console sign-in as the ExternalId role (on real AWS: your credentials, CROSSROLE_EXTERNAL_ID set):\n  \
          # cargo run -q -p crossrole-cli -- console <account> -f {spec_arg}\n  \
          cargo run -q -p crossrole-cli -- destroy -f {spec_arg}\n  \

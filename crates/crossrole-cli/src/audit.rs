@@ -24,7 +24,8 @@ pub(crate) struct AuditArgs {
     /// Only calls that started or acted on this operation.
     #[arg(long)]
     operation: Option<String>,
-    /// Only calls about operations that worked on this account: who changed access to it, and when.
+    /// Only calls about this account: about operations that worked on it, or that made or changed a binding whose
+    /// reconciles did. Who changed access to it, and when.
     #[arg(long)]
     account: Option<String>,
     /// At most this many events, newest first.

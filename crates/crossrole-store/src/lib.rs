@@ -298,7 +298,9 @@ pub struct AuditFilter {
     pub spec_name: String,
     /// About this operation.
     pub operation_id: String,
-    /// About an operation that worked on this account: who changed access to it, when, through which request.
+    /// About this account: calls about an operation that worked on it, and the calls that made or changed a
+    /// binding whose reconciles worked on it (those run without a call of their own): who changed access to it,
+    /// when, through which request.
     pub account_id: String,
 }
 
@@ -328,7 +330,13 @@ impl AuditFilter {
             }
         }
         if !self.account_id.is_empty() {
-            parts.push("operation_id IN (SELECT operation_id FROM account_results WHERE account_id = ?)".into());
+            parts.push(
+                "(operation_id IN (SELECT operation_id FROM account_results WHERE account_id = ?) \
+                 OR (method LIKE '%Binding' AND spec_name IN (SELECT o.binding_name FROM operations o \
+                 JOIN account_results r ON r.operation_id = o.id WHERE r.account_id = ? AND o.binding_name IS NOT NULL)))"
+                    .into(),
+            );
+            values.push(AuditValue::Text(self.account_id.clone()));
             values.push(AuditValue::Text(self.account_id.clone()));
         }
         (parts.join(" AND "), values)

@@ -3649,8 +3649,9 @@ pub struct ListAuditEventsRequest {
     /// `next_page_token` of the previous page.
     #[prost(string, tag = "8")]
     pub page_token: ::prost::alloc::string::String,
-    /// Only calls about an operation that worked on this account (12 digits): who changed access to it, when, through
-    /// which request.
+    /// Only calls about this account (12 digits): those about an operation that worked on it, and those that made or
+    /// changed a binding whose reconciles worked on it (they run without a call of their own). Who changed access to
+    /// it, when, through which request.
     #[prost(string, tag = "9")]
     pub account_id: ::prost::alloc::string::String,
 }

@@ -341,15 +341,24 @@ pub async fn the_audit_log_is_read_by_filter_page_by_page_and_expires(j: J) {
         state: 1,
         dry_run: false,
     };
-    for (id, account) in [("op-400", "222233334444"), ("op-600", "555566667777")] {
-        j.create_operation(op(id)).await.unwrap();
+    // A binding's scheduled reconcile (no call of its own) that worked on the account: the call that made the
+    // binding is about it; an apply of a spec of the same name that did not work on it is not.
+    let scheduled = crossrole_store::NewOperation { binding_name: Some("kept".into()), ..op("op-r") };
+    for (id, new, account) in [
+        ("op-400", op("op-400"), "222233334444"),
+        ("op-600", op("op-600"), "555566667777"),
+        ("op-r", scheduled, "222233334444"),
+    ] {
+        j.create_operation(new).await.unwrap();
         let row = crossrole_store::AccountRow { index: 0, account_id: account.into(), outcome: 1, result: vec![1] };
         j.put_accounts(id, vec![row]).await.unwrap();
     }
+    j.audit(entry(650, "ops", "CreateBinding", "kept")).await.unwrap();
+    j.audit(entry(660, "ci", "ApplyAccess", "kept")).await.unwrap();
     let by_account = AuditFilter { account_id: "222233334444".into(), ..AuditFilter::default() };
-    assert_eq!(times(j.audit_log(&by_account, 10, None).await.unwrap()), [400]);
+    assert_eq!(times(j.audit_log(&by_account, 10, None).await.unwrap()), [650, 400]);
     assert_eq!(j.expire_audit(350).await.unwrap(), 3);
-    assert_eq!(times(j.audit_log(&AuditFilter::default(), 10, None).await.unwrap()), [600, 500, 400]);
+    assert_eq!(times(j.audit_log(&AuditFilter::default(), 10, None).await.unwrap()), [660, 650, 600, 500, 400]);
 }
 
 pub async fn retention_deletes_what_it_selects_and_nothing_else(j: J) {
