@@ -35,6 +35,13 @@ use crate::{
     records::{self, BindingRecord},
 };
 
+/// Accounts waiting for a binding's running reconcile to end.
+#[derive(Debug, Clone, Default)]
+struct Pending {
+    accounts: BTreeSet<String>,
+    created_by: String,
+}
+
 /// The context a binding's sealed values are bound to.
 fn seal_context(name: &str) -> String {
     format!("binding:{name}")
@@ -54,8 +61,9 @@ pub struct Bindings {
     engine: Engine,
     /// Binding → its running reconcile operation.
     running: Arc<Mutex<HashMap<String, String>>>,
-    /// Binding → accounts Organizations events named while it was reconciling, to reconcile once it ends.
-    pending: Arc<Mutex<BTreeMap<String, BTreeSet<String>>>>,
+    /// Binding → accounts Organizations events named while it was reconciling, to reconcile once it ends, and who
+    /// named them (the reconcile says it was them).
+    pending: Arc<Mutex<BTreeMap<String, Pending>>>,
     wake: Arc<Notify>,
 }
 
@@ -195,7 +203,11 @@ impl Bindings {
                 };
                 if let Some(id) = self.running_operation(&row.name).await {
                     // After it ends, the loop starts the reconcile of these accounts.
-                    self.pending.lock().await.entry(row.name.clone()).or_default().extend(concerned);
+                    let mut pending = self.pending.lock().await;
+                    let waiting = pending.entry(row.name.clone()).or_default();
+                    waiting.accounts.extend(concerned);
+                    waiting.created_by = created_by.to_string();
+                    drop(pending);
                     self.follow(row.name.clone(), id).await;
                     continue;
                 }
@@ -284,7 +296,7 @@ impl Bindings {
             after = rows.last().map(|r| r.name.clone());
             for row in rows {
                 let due = self.status(&row).due(row.version, now);
-                let pending = self.pending.lock().await.get(&row.name).is_some_and(|p| !p.is_empty());
+                let pending = self.pending.lock().await.get(&row.name).is_some_and(|p| !p.accounts.is_empty());
                 if !due && !pending {
                     continue;
                 }
@@ -293,13 +305,21 @@ impl Bindings {
                     continue;
                 }
                 // A full reconcile covers the accounts events named too.
-                let pending = self.pending.lock().await.remove(&row.name);
-                let accounts = pending.clone().filter(|_| !due);
-                if let Err(e) = self.start_reconcile(&row, accounts, "reconciler").await {
+                let pending = self.pending.lock().await.remove(&row.name).filter(|p| !p.accounts.is_empty());
+                let (accounts, created_by) = match &pending {
+                    Some(p) if !due => (Some(p.accounts.clone()), p.created_by.as_str()),
+                    _ => (None, "reconciler"),
+                };
+                if let Err(e) = self.start_reconcile(&row, accounts, created_by).await {
                     tracing::warn!(binding = row.name, error = %e, "cannot start a reconcile");
                     // Tried again at the next pass.
                     if let Some(p) = pending {
-                        self.pending.lock().await.entry(row.name.clone()).or_default().extend(p);
+                        let mut all = self.pending.lock().await;
+                        let waiting = all.entry(row.name.clone()).or_default();
+                        waiting.accounts.extend(p.accounts);
+                        if waiting.created_by.is_empty() {
+                            waiting.created_by = p.created_by;
+                        }
                     }
                 }
             }

@@ -213,6 +213,7 @@ async fn an_account_named_while_its_binding_reconciles_is_reconciled_once_that_e
     assert_eq!(scoped.len(), 1, "one reconcile of the new account");
     assert_eq!(scoped[0].account_scope, std::slice::from_ref(&new));
     assert_eq!(scoped[0].state, OperationState::Succeeded, "{}", scoped[0].message);
+    assert_eq!(scoped[0].created_by, "organizations-events", "it says the events started it");
     let full = w.engine.operation(&full.id).await.unwrap();
     assert!(!results(&w, &full.id).await.iter().any(|r| r.account_id == new), "the full one did not have it");
     assert!(scoped[0].create_time >= full.end_time.unwrap(), "after the running reconcile ended");
