@@ -18,17 +18,6 @@ use crossrole_core::{
 };
 use crossrole_engine::bindings::Bindings;
 
-const GRANT_ARN: &str = "arn:aws:iam::111122223333:policy/crossrole/crossrole-assume-audit";
-
-fn granted(w: &World) -> BTreeSet<String> {
-    let doc: serde_json::Value = serde_json::from_str(&w.fake.policy(SECURITY, GRANT_ARN).unwrap().document).unwrap();
-    match &doc["Statement"][0]["Resource"] {
-        serde_json::Value::String(s) => [s.clone()].into(),
-        serde_json::Value::Array(a) => a.iter().map(|v| v.as_str().unwrap().to_string()).collect(),
-        other => panic!("unexpected Resource {other}"),
-    }
-}
-
 fn arns<'a>(accounts: impl IntoIterator<Item = &'a String>) -> BTreeSet<String> {
     accounts.into_iter().map(|a| format!("arn:aws:iam::{a}:role/crossrole/Audit")).collect()
 }

@@ -16,18 +16,7 @@ use crossrole_aws::{
 };
 use crossrole_store::{Journal, NewOperation, SqliteJournal};
 
-const GRANT_ARN: &str = "arn:aws:iam::111122223333:policy/crossrole/crossrole-assume-audit";
 const SUSPENDED: &str = "299999999999";
-
-/// The role ARNs the grant policy names.
-fn granted(w: &World) -> BTreeSet<String> {
-    let doc: serde_json::Value = serde_json::from_str(&w.fake.policy(SECURITY, GRANT_ARN).unwrap().document).unwrap();
-    match &doc["Statement"][0]["Resource"] {
-        serde_json::Value::String(s) => [s.clone()].into(),
-        serde_json::Value::Array(a) => a.iter().map(|v| v.as_str().unwrap().to_string()).collect(),
-        other => panic!("unexpected Resource {other}"),
-    }
-}
 
 fn role_arns(accounts: impl IntoIterator<Item = String>) -> BTreeSet<String> {
     accounts.into_iter().map(|a| format!("arn:aws:iam::{a}:role/crossrole/Audit")).collect()

@@ -399,6 +399,24 @@ impl Aws {
         aws_sdk_iam::Client::from_conf(conf)
     }
 
+    /// Gives a new account its bootstrap role, as account vending would (on LocalStack; moto makes one itself).
+    pub async fn vend(&self, m: &Manifest, account: &str) {
+        if m.mode != "localstack" {
+            return;
+        }
+        let trust = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{}:root"}},"Action":"sts:AssumeRole"}}]}}"#,
+            m.management_account
+        );
+        self.iam_as_account(account)
+            .create_role()
+            .role_name("OrganizationAccountAccessRole")
+            .assume_role_policy_document(trust)
+            .send()
+            .await
+            .expect("give the new account its bootstrap role");
+    }
+
     /// IAM in `account` as that account itself: LocalStack maps a 12-digit access key id to its account (used to
     /// give a new account its bootstrap role, as account vending would).
     pub fn iam_as_account(&self, account: &str) -> aws_sdk_iam::Client {

@@ -66,20 +66,7 @@ async fn a_binding_keeps_access_true_on_the_emulators() {
         .send()
         .await
         .unwrap();
-    if m.mode == "localstack" {
-        // Account vending gives a new account its bootstrap role (moto makes one itself).
-        let trust = format!(
-            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{}:root"}},"Action":"sts:AssumeRole"}}]}}"#,
-            m.management_account
-        );
-        aws.iam_as_account(&new)
-            .create_role()
-            .role_name("OrganizationAccountAccessRole")
-            .assume_role_policy_document(trust)
-            .send()
-            .await
-            .unwrap();
-    }
+    aws.vend(&m, &new).await;
     let took = until("enrolment of the new account", Duration::from_secs(2 * INTERVAL + 30), || async {
         aws.role(&new, "SandboxAudit").await.is_some()
     })

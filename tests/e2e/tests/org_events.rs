@@ -93,19 +93,7 @@ async fn an_account_created_in_the_organization_gets_its_role_from_the_event_wit
         .send()
         .await
         .unwrap();
-    if m.mode == "localstack" {
-        let trust = format!(
-            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{}:root"}},"Action":"sts:AssumeRole"}}]}}"#,
-            m.management_account
-        );
-        aws.iam_as_account(&new)
-            .create_role()
-            .role_name("OrganizationAccountAccessRole")
-            .assume_role_policy_document(trust)
-            .send()
-            .await
-            .unwrap();
-    }
+    aws.vend(&m, &new).await;
     let walks_before = walks(metrics).await;
 
     // The two events EventBridge sends for it.

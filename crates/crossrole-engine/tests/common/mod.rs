@@ -28,6 +28,19 @@ use crossrole_store::{Journal, SqliteJournal};
 pub const MGMT: &str = "123456789012";
 pub const SECURITY: &str = "111122223333";
 
+/// The grant policy the test spec keeps in the security account.
+pub const GRANT_ARN: &str = "arn:aws:iam::111122223333:policy/crossrole/crossrole-assume-audit";
+
+/// The role ARNs the grant policy names.
+pub fn granted(w: &World) -> std::collections::BTreeSet<String> {
+    let doc: serde_json::Value = serde_json::from_str(&w.fake.policy(SECURITY, GRANT_ARN).unwrap().document).unwrap();
+    match &doc["Statement"][0]["Resource"] {
+        serde_json::Value::String(s) => [s.clone()].into(),
+        serde_json::Value::Array(a) => a.iter().map(|v| v.as_str().unwrap().to_string()).collect(),
+        other => panic!("unexpected Resource {other}"),
+    }
+}
+
 pub fn account(i: u64) -> String {
     format!("{:012}", 200_000_000_000 + i)
 }
