@@ -80,13 +80,26 @@ fn main() -> Result<()> {
                     _ => {
                         let t = Instant::now();
                         let handle = if cmd == "apply" { client.apply(spec, None).await? } else { client.destroy(spec, None).await? };
-                        let done = handle.wait().await?;
+                        // Where the time goes: until the targets are resolved (the organization read), then
+                        // the accounts.
+                        let mut resolved_at = None;
+                        {
+                            use futures::StreamExt;
+                            let events = handle.events();
+                            futures::pin_mut!(events);
+                            while let Some(e) = events.next().await {
+                                if let Some(proto::operation_event::Event::TargetsResolved(_)) = e?.event {
+                                    resolved_at.get_or_insert_with(|| t.elapsed().as_secs_f64());
+                                }
+                            }
+                        }
+                        let done = handle.get().await?;
                         let secs = t.elapsed().as_secs_f64();
                         let counts = done.counts.unwrap_or_default();
                         if done.state != proto::OperationState::Succeeded as i32 {
                             bail!("{cmd} did not succeed: {}", done.message);
                         }
-                        println!("{}", serde_json::json!({ "seconds": secs, "accounts": counts.total - counts.skipped, "changed": counts.changed }));
+                        println!("{}", serde_json::json!({ "seconds": secs, "resolved_seconds": resolved_at, "accounts": counts.total - counts.skipped, "changed": counts.changed }));
                     }
                 }
                 Ok(())

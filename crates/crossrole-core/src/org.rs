@@ -163,102 +163,144 @@ impl OrgTree {
 /// The structural step: OUs (recursive unless `exclude_descendants`), account ids, exclusions, the management
 /// account and states. Unknown OU or account ids are errors, with `at` as the selector's field path.
 pub fn resolve(tree: &OrgTree, selector: &TargetSelector, at: &str) -> Result<Structural, Error> {
-    let mut v = Collector::default();
-    for (i, id) in selector.organizational_unit_ids.iter().enumerate() {
-        if !tree.units.contains_key(id) {
-            v.push(
-                format!("{at}.organizational_unit_ids[{i}]"),
-                format!("{id} is not an OU or root of organization {}", tree.organization.id),
-            );
-        }
-    }
-    for (i, id) in selector.exclude_organizational_unit_ids.iter().enumerate() {
-        if !tree.units.contains_key(id) {
-            v.push(
-                format!("{at}.exclude_organizational_unit_ids[{i}]"),
-                format!("{id} is not an OU of organization {}", tree.organization.id),
-            );
-        }
-    }
-    let by_path: BTreeMap<String, &String> = tree.units.keys().map(|id| (tree.path_of(id), id)).collect();
-    let mut path_units = Vec::new();
-    for (i, p) in selector.organizational_unit_paths.iter().enumerate() {
-        match by_path.get(p) {
-            Some(id) => path_units.push((*id).clone()),
-            None => v.push(
-                format!("{at}.organizational_unit_paths[{i}]"),
-                format!("no OU has the path {p} in organization {}", tree.organization.id),
-            ),
-        }
-    }
-    let mut excluded_path_units = Vec::new();
-    for (i, p) in selector.exclude_organizational_unit_paths.iter().enumerate() {
-        match by_path.get(p) {
-            Some(id) => excluded_path_units.push((*id).clone()),
-            None => v.push(
-                format!("{at}.exclude_organizational_unit_paths[{i}]"),
-                format!("no OU has the path {p} in organization {}", tree.organization.id),
-            ),
-        }
-    }
-    for (i, id) in selector.account_ids.iter().enumerate() {
-        if !tree.accounts.contains_key(id) {
-            v.push(
-                format!("{at}.account_ids[{i}]"),
-                format!("{id} is not an account of organization {}", tree.organization.id),
-            );
-        } else if *id == tree.organization.management_account_id && !selector.include_management_account {
-            v.push(
-                format!("{at}.account_ids[{i}]"),
-                format!("{id} is the management account; set include_management_account to select it"),
-            );
-        }
-    }
-    if !v.is_empty() {
-        return v.finish(Structural { candidates: vec![], skipped: vec![], tags: vec![] });
-    }
-
-    let accounts: BTreeSet<&String> = selector.account_ids.iter().collect();
-    let excluded_accounts: BTreeSet<&String> = selector.exclude_account_ids.iter().collect();
-    let mut units = BTreeSet::new();
-    // Tags alone: the whole organization, filtered by them.
-    let tags_only = selector.organizational_unit_ids.is_empty() && path_units.is_empty() && accounts.is_empty();
-    if tags_only && !selector.tags.is_empty() {
-        units.extend(tree.subtree(&tree.root_id));
-    }
-    for id in selector.organizational_unit_ids.iter().chain(&path_units) {
-        if selector.exclude_descendants {
-            units.insert(id.clone());
-        } else {
-            units.extend(tree.subtree(id));
-        }
-    }
-    let excluded_units: BTreeSet<String> = selector
-        .exclude_organizational_unit_ids
-        .iter()
-        .chain(&excluded_path_units)
-        .flat_map(|id| tree.subtree(id))
-        .collect();
-
+    let matcher = Matcher::of(tree, selector, at)?;
     let mut candidates = Vec::new();
     let mut skipped = Vec::new();
     for account in tree.accounts.values() {
-        let matched = units.contains(&account.parent_id) || accounts.contains(&account.id);
-        if !matched
-            || excluded_accounts.contains(&account.id)
-            || excluded_units.contains(&account.parent_id)
-            || (account.id == tree.organization.management_account_id && !selector.include_management_account)
-        {
-            continue;
-        }
-        if selector.states.contains(&account.state) {
-            candidates.push(account.clone());
-        } else {
-            skipped
-                .push(Skipped { account: account.clone(), reason: format!("account is {}", account.state.as_str()) });
+        match matcher.classify(account) {
+            Some(Ok(())) => candidates.push(account.clone()),
+            Some(Err(reason)) => skipped.push(Skipped { account: account.clone(), reason }),
+            None => {}
         }
     }
     Ok(Structural { candidates, skipped, tags: selector.tags.clone() })
+}
+
+/// Whether a selector decides each account from the units alone (OUs, exclusions, states: no account ids to find,
+/// no tags to read), so that an account can be judged as soon as it is listed, before the whole organization is.
+pub fn decided_by_units(selector: &TargetSelector) -> bool {
+    selector.account_ids.is_empty() && selector.tags.is_empty()
+}
+
+/// A selector made concrete on a tree's units: which units it selects and excludes. It judges an account by the
+/// unit it is in, its id and state; [`resolve`] is this applied to every account of the tree, so an account
+/// judged alone (as it is listed) is judged exactly as the whole selection would.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    units: BTreeSet<String>,
+    excluded_units: BTreeSet<String>,
+    accounts: BTreeSet<String>,
+    excluded_accounts: BTreeSet<String>,
+    management_account_id: String,
+    include_management_account: bool,
+    states: BTreeSet<AccountState>,
+}
+
+impl Matcher {
+    /// `selector` on `tree`'s units (and, for account ids, its accounts). Unknown OU or account ids and paths are
+    /// errors, with `at` as the selector's field path.
+    pub fn of(tree: &OrgTree, selector: &TargetSelector, at: &str) -> Result<Matcher, Error> {
+        let mut v = Collector::default();
+        for (i, id) in selector.organizational_unit_ids.iter().enumerate() {
+            if !tree.units.contains_key(id) {
+                v.push(
+                    format!("{at}.organizational_unit_ids[{i}]"),
+                    format!("{id} is not an OU or root of organization {}", tree.organization.id),
+                );
+            }
+        }
+        for (i, id) in selector.exclude_organizational_unit_ids.iter().enumerate() {
+            if !tree.units.contains_key(id) {
+                v.push(
+                    format!("{at}.exclude_organizational_unit_ids[{i}]"),
+                    format!("{id} is not an OU of organization {}", tree.organization.id),
+                );
+            }
+        }
+        let by_path: BTreeMap<String, &String> = tree.units.keys().map(|id| (tree.path_of(id), id)).collect();
+        let mut path_units = Vec::new();
+        for (i, p) in selector.organizational_unit_paths.iter().enumerate() {
+            match by_path.get(p) {
+                Some(id) => path_units.push((*id).clone()),
+                None => v.push(
+                    format!("{at}.organizational_unit_paths[{i}]"),
+                    format!("no OU has the path {p} in organization {}", tree.organization.id),
+                ),
+            }
+        }
+        let mut excluded_path_units = Vec::new();
+        for (i, p) in selector.exclude_organizational_unit_paths.iter().enumerate() {
+            match by_path.get(p) {
+                Some(id) => excluded_path_units.push((*id).clone()),
+                None => v.push(
+                    format!("{at}.exclude_organizational_unit_paths[{i}]"),
+                    format!("no OU has the path {p} in organization {}", tree.organization.id),
+                ),
+            }
+        }
+        for (i, id) in selector.account_ids.iter().enumerate() {
+            if !tree.accounts.contains_key(id) {
+                v.push(
+                    format!("{at}.account_ids[{i}]"),
+                    format!("{id} is not an account of organization {}", tree.organization.id),
+                );
+            } else if *id == tree.organization.management_account_id && !selector.include_management_account {
+                v.push(
+                    format!("{at}.account_ids[{i}]"),
+                    format!("{id} is the management account; set include_management_account to select it"),
+                );
+            }
+        }
+        let accounts: BTreeSet<String> = selector.account_ids.iter().cloned().collect();
+        let mut units = BTreeSet::new();
+        // Tags alone: the whole organization, filtered by them.
+        let tags_only = selector.organizational_unit_ids.is_empty() && path_units.is_empty() && accounts.is_empty();
+        if tags_only && !selector.tags.is_empty() {
+            units.extend(tree.subtree(&tree.root_id));
+        }
+        for id in selector.organizational_unit_ids.iter().chain(&path_units) {
+            if selector.exclude_descendants {
+                units.insert(id.clone());
+            } else {
+                units.extend(tree.subtree(id));
+            }
+        }
+        let excluded_units: BTreeSet<String> = selector
+            .exclude_organizational_unit_ids
+            .iter()
+            .chain(&excluded_path_units)
+            .flat_map(|id| tree.subtree(id))
+            .collect();
+        let matcher = Matcher {
+            units,
+            excluded_units,
+            accounts,
+            excluded_accounts: selector.exclude_account_ids.iter().cloned().collect(),
+            management_account_id: tree.organization.management_account_id.clone(),
+            include_management_account: selector.include_management_account,
+            states: selector.states.clone(),
+        };
+        v.finish(matcher)
+    }
+
+    /// How the selector takes `account` (whose `parent_id` says where it is): `None` when it does not match,
+    /// `Some(Ok(()))` when selected, `Some(Err(reason))` when matched but skipped for its state. Tag conditions
+    /// are not applied here (see [`Structural::finish`]).
+    pub fn classify(&self, account: &AccountInfo) -> Option<Result<(), String>> {
+        let matched = self.units.contains(&account.parent_id) || self.accounts.contains(&account.id);
+        if !matched
+            || self.excluded_accounts.contains(&account.id)
+            || self.excluded_units.contains(&account.parent_id)
+            || (account.id == self.management_account_id && !self.include_management_account)
+        {
+            return None;
+        }
+        if self.states.contains(&account.state) {
+            Some(Ok(()))
+        } else {
+            Some(Err(format!("account is {}", account.state.as_str())))
+        }
+    }
 }
 
 impl Structural {

@@ -27,14 +27,16 @@ use crossrole_core::{
 use futures::{StreamExt, TryStreamExt, stream};
 use tokio::time::Instant;
 
+mod found;
 mod learn;
 mod scoped;
 
+pub use found::Found;
 pub use learn::Learned;
 pub use scoped::Fresh;
 
 use crate::{
-    api::{OrganizationsApi, Page},
+    api::{OrganizationsApi, OuRecord, Page},
     calls::{CallContext, CallPolicy, Quota},
     error::{AwsError, Error},
 };
@@ -175,6 +177,16 @@ impl Discovery {
 
     /// The tree, from the cache if it is younger than `max_age`, else walked anew.
     pub async fn tree_within(&self, ctx: &CallContext, max_age: Duration) -> Result<Arc<OrgTree>, Error> {
+        self.tree_heard(ctx, max_age, &mut Deaf).await
+    }
+
+    /// Like [`Discovery::tree_within`]; a walk tells `listener` what it finds as it goes.
+    async fn tree_heard(
+        &self,
+        ctx: &CallContext,
+        max_age: Duration,
+        listener: &mut (dyn WalkListener + Send),
+    ) -> Result<Arc<OrgTree>, Error> {
         self.load().await;
         let mut cached = self.tree.lock().await;
         if let Some((at, tree)) = cached.as_ref()
@@ -182,7 +194,7 @@ impl Discovery {
         {
             return Ok(tree.clone());
         }
-        let tree = Arc::new(self.walk(ctx).await?);
+        let tree = Arc::new(self.walk(ctx, listener).await?);
         *cached = Some((Instant::now(), tree.clone()));
         // Kept after the lock is let go: a journal write need not hold up the next reader.
         drop(cached);
@@ -281,7 +293,19 @@ impl Discovery {
         tree_age: Duration,
         tags_age: Duration,
     ) -> Result<(Arc<OrgTree>, Selection), Error> {
-        let tree = self.tree_within(ctx, tree_age).await?;
+        self.select_heard(ctx, selector, at, tree_age, tags_age, &mut Deaf).await
+    }
+
+    async fn select_heard(
+        &self,
+        ctx: &CallContext,
+        selector: &TargetSelector,
+        at: &str,
+        tree_age: Duration,
+        tags_age: Duration,
+        listener: &mut (dyn WalkListener + Send),
+    ) -> Result<(Arc<OrgTree>, Selection), Error> {
+        let tree = self.tree_heard(ctx, tree_age, listener).await?;
         let structural = org::resolve(&tree, selector, at)?;
         Ok((tree, self.finish(ctx, structural, tags_age).await?))
     }
@@ -315,7 +339,7 @@ impl Discovery {
         }
     }
 
-    async fn walk(&self, ctx: &CallContext) -> Result<OrgTree, Error> {
+    async fn walk(&self, ctx: &CallContext, listener: &mut (dyn WalkListener + Send)) -> Result<OrgTree, Error> {
         // Independent calls go together: only pages of one listing wait for each other.
         let (organization, roots) = futures::try_join!(
             async {
@@ -341,62 +365,139 @@ impl Discovery {
             },
         );
         let mut accounts = BTreeMap::new();
-        self.walk_below(ctx, vec![root.id.clone()], &mut units, &mut accounts).await?;
+        listener.organization(&organization, &root.id);
+        self.walk_below(ctx, vec![root.id.clone()], vec![], &mut units, &mut accounts, listener).await?;
         Ok(OrgTree { organization, root_id: root.id, units, accounts })
     }
 
-    /// Walks the subtrees of `level` (units already in `units`), breadth first: each unit's child units and
-    /// accounts, read afresh, go into `units` and `accounts`.
+    /// Walks the subtrees of `tops` (units already in `units`): their child units breadth first, and each unit's
+    /// accounts page by page, into `units` and `accounts`. The child units of `list_only` (units not walked) are
+    /// listed too and returned, by parent. `listener` hears when every unit is known, and of each page of accounts
+    /// as it arrives: the units, few calls, go first, so that what is selected can be judged page by page while
+    /// the accounts, most of the calls, are still being listed.
     async fn walk_below(
         &self,
         ctx: &CallContext,
-        mut level: Vec<String>,
+        tops: Vec<String>,
+        list_only: Vec<String>,
         units: &mut BTreeMap<String, OrgUnit>,
         accounts: &mut BTreeMap<String, org::AccountInfo>,
-    ) -> Result<(), Error> {
-        while !level.is_empty() {
-            let results: Vec<(String, Vec<crate::api::OuRecord>, Vec<org::AccountInfo>)> = stream::iter(level)
-                .map(|parent| async move {
-                    let (ous, accts) = futures::try_join!(
-                        self.all_pages(ctx, "ListOrganizationalUnitsForParent", |t| {
-                            self.api.list_organizational_units_for_parent(&parent, t)
-                        }),
-                        self.all_pages(ctx, "ListAccountsForParent", |t| self.api.list_accounts_for_parent(&parent, t)),
-                    )?;
-                    Ok::<_, Error>((parent, ous, accts))
-                })
-                .buffer_unordered(self.config.parallelism.max(1))
-                .try_collect()
-                .await?;
-            let mut next = Vec::new();
-            for (parent, ous, accts) in results {
-                let mut children: Vec<(String, String)> = ous.iter().map(|o| (o.name.clone(), o.id.clone())).collect();
-                children.sort();
-                for ou in ous {
-                    units.insert(
-                        ou.id.clone(),
-                        OrgUnit {
-                            id: ou.id.clone(),
-                            name: ou.name,
-                            parent_id: Some(parent.clone()),
-                            children: vec![],
-                            accounts: vec![],
-                        },
-                    );
-                    next.push(ou.id);
+        listener: &mut (dyn WalkListener + Send),
+    ) -> Result<BTreeMap<String, Vec<OuRecord>>, Error> {
+        type Call<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<T, Error>> + Send + 'a>>;
+        let parallel = self.config.parallelism.max(1);
+        let list_units = |parent: String, walk: bool| -> Call<'_, (String, bool, Vec<OuRecord>)> {
+            Box::pin(async move {
+                let ous = self
+                    .all_pages(ctx, "ListOrganizationalUnitsForParent", |t| {
+                        self.api.list_organizational_units_for_parent(&parent, t)
+                    })
+                    .await?;
+                Ok((parent, walk, ous))
+            })
+        };
+        let list_accounts = |unit: String, token: Option<String>| -> Call<'_, (String, Page<org::AccountInfo>)> {
+            Box::pin(async move {
+                let page = self
+                    .calls
+                    .call(ctx, Quota::Organizations, "ListAccountsForParent", || {
+                        self.api.list_accounts_for_parent(&unit, token.clone())
+                    })
+                    .await?;
+                Ok((unit, page))
+            })
+        };
+        let mut unit_queue: std::collections::VecDeque<(String, bool)> =
+            tops.iter().map(|t| (t.clone(), true)).chain(list_only.into_iter().map(|p| (p, false))).collect();
+        let mut account_queue: std::collections::VecDeque<String> = tops.into();
+        let mut unit_calls = stream::FuturesUnordered::new();
+        let mut page_calls = stream::FuturesUnordered::new();
+        let mut listed = BTreeMap::new();
+        let mut found: HashMap<String, Vec<org::AccountInfo>> = HashMap::new();
+        let mut units_known = false;
+        loop {
+            while unit_calls.len() < parallel
+                && let Some((parent, walk)) = unit_queue.pop_front()
+            {
+                unit_calls.push(list_units(parent, walk));
+            }
+            // Each unit's pages wait for each other; `parallel` units at once.
+            while page_calls.len() < parallel
+                && let Some(unit) = account_queue.pop_front()
+            {
+                page_calls.push(list_accounts(unit, None));
+            }
+            if !units_known && unit_calls.is_empty() {
+                units_known = true;
+                listener.units_known(units, &listed);
+            }
+            if unit_calls.is_empty() && page_calls.is_empty() {
+                return Ok(listed);
+            }
+            tokio::select! {
+                Some(listing) = unit_calls.next(), if !unit_calls.is_empty() => {
+                    let (parent, walk, ous) = listing?;
+                    if !walk {
+                        listed.insert(parent, ous);
+                        continue;
+                    }
+                    let mut children: Vec<(String, String)> =
+                        ous.iter().map(|o| (o.name.clone(), o.id.clone())).collect();
+                    children.sort();
+                    for ou in ous {
+                        units.insert(
+                            ou.id.clone(),
+                            OrgUnit {
+                                id: ou.id.clone(),
+                                name: ou.name,
+                                parent_id: Some(parent.clone()),
+                                children: vec![],
+                                accounts: vec![],
+                            },
+                        );
+                        unit_queue.push_back((ou.id.clone(), true));
+                        account_queue.push_back(ou.id);
+                    }
+                    if let Some(u) = units.get_mut(&parent) {
+                        u.children = children.into_iter().map(|(_, id)| id).collect();
+                    }
                 }
-                if let Some(u) = units.get_mut(&parent) {
-                    u.children = children.into_iter().map(|(_, id)| id).collect();
-                    u.accounts = accts.iter().map(|a| a.id.clone()).collect();
-                    u.accounts.sort();
-                }
-                for a in accts {
-                    accounts.insert(a.id.clone(), org::AccountInfo { parent_id: parent.clone(), ..a });
+                Some(page) = page_calls.next(), if !page_calls.is_empty() => {
+                    let (unit, page) = page?;
+                    let items: Vec<org::AccountInfo> =
+                        page.items.into_iter().map(|a| org::AccountInfo { parent_id: unit.clone(), ..a }).collect();
+                    listener.accounts(&items);
+                    found.entry(unit.clone()).or_default().extend(items);
+                    match page.next_token {
+                        Some(t) if !t.is_empty() => page_calls.push(list_accounts(unit, Some(t))),
+                        _ => {
+                            let items = found.remove(&unit).unwrap_or_default();
+                            if let Some(u) = units.get_mut(&unit) {
+                                u.accounts = items.iter().map(|a| a.id.clone()).collect();
+                                u.accounts.sort();
+                            }
+                            for a in items {
+                                accounts.insert(a.id.clone(), a);
+                            }
+                        }
+                    }
                 }
             }
-            next.sort();
-            level = next;
         }
-        Ok(())
     }
 }
+
+/// Hears of a walk as it goes (see [`Discovery::walk_below`]).
+pub(crate) trait WalkListener {
+    /// The organization walked, and its root (before the units).
+    fn organization(&mut self, _organization: &org::OrganizationInfo, _root_id: &str) {}
+    /// Every unit of the walk is known (`listed`: the child units of the units listed but not walked).
+    fn units_known(&mut self, _units: &BTreeMap<String, OrgUnit>, _listed: &BTreeMap<String, Vec<OuRecord>>) {}
+    /// A page of accounts, each with the unit it is in.
+    fn accounts(&mut self, _page: &[org::AccountInfo]) {}
+}
+
+/// A listener that does nothing.
+pub(crate) struct Deaf;
+
+impl WalkListener for Deaf {}

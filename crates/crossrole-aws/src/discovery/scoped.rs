@@ -26,7 +26,10 @@ use crossrole_core::{
 };
 use futures::{StreamExt, TryStreamExt, stream};
 
-use super::Discovery;
+use super::{
+    Discovery,
+    found::{Finder, Found},
+};
 use crate::{
     api::OuRecord,
     calls::{CallContext, Quota},
@@ -50,10 +53,23 @@ impl Discovery {
     /// the organization when a tree read before says where it is, else from a full walk. Tags as
     /// [`Discovery::tags`] keeps them. `at` is the selector's field path for errors.
     pub async fn select_fresh(&self, ctx: &CallContext, selector: &TargetSelector, at: &str) -> Result<Fresh, Error> {
+        self.select_fresh_found(ctx, selector, at, None).await
+    }
+
+    /// Like [`Discovery::select_fresh`]; `found`, if given, is sent the selected accounts as they are listed,
+    /// before the whole selection is known (see [`Found`]).
+    pub async fn select_fresh_found(
+        &self,
+        ctx: &CallContext,
+        selector: &TargetSelector,
+        at: &str,
+        found: Option<&Found>,
+    ) -> Result<Fresh, Error> {
         if let Some(known) = self.cached_tree().await
             && let Some(scope) = Scope::of(&known, selector)
         {
-            match self.read_scope(ctx, &known, &scope).await? {
+            let mut finder = Finder::new(selector, at, found, Some((&known, &scope)));
+            match self.read_scope(ctx, &known, &scope, &mut finder).await? {
                 Some((tree, selector)) => match org::resolve(&tree, &selector, at) {
                     Ok(structural) => {
                         let selection = self.finish(ctx, structural, self.config.tags_max_age).await?;
@@ -66,7 +82,9 @@ impl Discovery {
                 None => tracing::debug!("the selected part of the organization moved; reading the whole organization"),
             }
         }
-        let (tree, selection) = self.select_aged(ctx, selector, at, Duration::ZERO, self.config.tags_max_age).await?;
+        let mut finder = Finder::new(selector, at, found, None);
+        let (tree, selection) =
+            self.select_heard(ctx, selector, at, Duration::ZERO, self.config.tags_max_age, &mut finder).await?;
         Ok(Fresh { tree, selection, whole: true })
     }
 
@@ -109,45 +127,30 @@ impl Discovery {
         ctx: &CallContext,
         known: &OrgTree,
         scope: &Scope,
+        finder: &mut Finder<'_>,
     ) -> Result<Option<(Arc<OrgTree>, TargetSelector)>, Error> {
+        // The ancestors' child units are listed (to confirm each chain) while the subtrees are walked.
         let parents: BTreeSet<String> =
             scope.chains.iter().flat_map(|chain| chain.iter().take(chain.len().saturating_sub(1))).cloned().collect();
-        let listings = async {
-            stream::iter(parents)
-                .map(|parent| async move {
-                    let ous = self
-                        .all_pages(ctx, "ListOrganizationalUnitsForParent", |t| {
-                            self.api.list_organizational_units_for_parent(&parent, t)
-                        })
-                        .await?;
-                    Ok::<_, Error>((parent, ous))
-                })
-                .buffer_unordered(self.config.parallelism.max(1))
-                .try_collect::<BTreeMap<String, Vec<OuRecord>>>()
-                .await
-        };
-        let subtrees = async {
-            let mut units = BTreeMap::new();
-            let mut accounts = BTreeMap::new();
-            for chain in &scope.chains {
-                let (Some(id), Some(parent)) = (chain.last(), chain.iter().rev().nth(1)) else { continue };
-                units.insert(
-                    id.clone(),
-                    OrgUnit {
-                        id: id.clone(),
-                        name: String::new(),
-                        parent_id: Some(parent.clone()),
-                        children: vec![],
-                        accounts: vec![],
-                    },
-                );
-            }
-            let tops = scope.chains.iter().filter_map(|c| c.last().cloned()).collect();
-            self.walk_below(ctx, tops, &mut units, &mut accounts).await?;
-            Ok::<_, Error>((units, accounts))
-        };
-        let (children, (mut units, accounts)) = match futures::try_join!(listings, subtrees) {
-            Ok(read) => read,
+        let mut units = BTreeMap::new();
+        let mut accounts = BTreeMap::new();
+        for chain in &scope.chains {
+            let (Some(id), Some(parent)) = (chain.last(), chain.iter().rev().nth(1)) else { continue };
+            units.insert(
+                id.clone(),
+                OrgUnit {
+                    id: id.clone(),
+                    name: String::new(),
+                    parent_id: Some(parent.clone()),
+                    children: vec![],
+                    accounts: vec![],
+                },
+            );
+        }
+        let tops = scope.chains.iter().filter_map(|c| c.last().cloned()).collect();
+        let walked = self.walk_below(ctx, tops, parents.into_iter().collect(), &mut units, &mut accounts, finder).await;
+        let children = match walked {
+            Ok(children) => children,
             Err(Error::Aws(e))
                 if e.kind == ErrorKind::NotFound || e.code.as_deref() == Some("ParentNotFoundException") =>
             {
@@ -155,59 +158,73 @@ impl Discovery {
             }
             Err(e) => return Err(e),
         };
-
-        // Each chain, confirmed link by link, with the names read now.
-        for chain in &scope.chains {
-            for pair in chain.windows(2) {
-                let [parent, child] = pair else { continue };
-                let Some(record) = children.get(parent).and_then(|ous| ous.iter().find(|o| &o.id == child)) else {
-                    return Ok(None);
-                };
-                let unit = units.entry(child.clone()).or_insert_with(|| OrgUnit {
-                    id: child.clone(),
-                    name: String::new(),
-                    parent_id: Some(parent.clone()),
-                    children: vec![],
-                    accounts: vec![],
-                });
-                unit.name = record.name.clone();
-            }
-            for pair in chain.windows(2) {
-                let [parent, child] = pair else { continue };
-                let root = known.units.get(parent).filter(|_| *parent == known.root_id);
-                let unit = units.entry(parent.clone()).or_insert_with(|| OrgUnit {
-                    id: parent.clone(),
-                    name: root.map(|r| r.name.clone()).unwrap_or_default(),
-                    parent_id: None,
-                    children: vec![],
-                    accounts: vec![],
-                });
-                if !unit.children.contains(child) {
-                    unit.children.push(child.clone());
-                }
-            }
-        }
-        let tree =
-            OrgTree { organization: known.organization.clone(), root_id: known.root_id.clone(), units, accounts };
-        // Exclusions outside the part cannot change what is selected in it, and are left out. One the part no
-        // longer holds but held before (an excluded OU renamed, moved or deleted) is not dropped: leaving it
-        // out would select what the operator excluded. The whole organization answers it (or names the error).
-        let paths: BTreeSet<String> = tree.units.keys().map(|id| tree.path_of(id)).collect();
-        if scope.excluded_ids_inside.iter().any(|id| !tree.units.contains_key(id))
-            || scope.excluded_paths_inside.iter().any(|p| !paths.contains(p))
-        {
-            return Ok(None);
-        }
-        let mut selector = scope.selector.clone();
-        selector.exclude_organizational_unit_ids.retain(|id| tree.units.contains_key(id));
-        selector.exclude_organizational_unit_paths.retain(|p| paths.contains(p));
+        let Some((mut tree, selector)) = confirm(known, scope, &children, units) else { return Ok(None) };
+        tree.accounts = accounts;
         Ok(Some((Arc::new(tree), selector)))
     }
 }
 
+/// The part's units (`units`, walked afresh) under each chain confirmed link by link by the ancestors' child units
+/// read now (`children`), with their names read now; `None` if a link is broken, or an excluded unit the part held
+/// is no longer in it. The tree has no accounts yet; it comes with the selector to resolve on it.
+pub(super) fn confirm(
+    known: &OrgTree,
+    scope: &Scope,
+    children: &BTreeMap<String, Vec<OuRecord>>,
+    mut units: BTreeMap<String, OrgUnit>,
+) -> Option<(OrgTree, TargetSelector)> {
+    for chain in &scope.chains {
+        for pair in chain.windows(2) {
+            let [parent, child] = pair else { continue };
+            let record = children.get(parent).and_then(|ous| ous.iter().find(|o| &o.id == child))?;
+            let unit = units.entry(child.clone()).or_insert_with(|| OrgUnit {
+                id: child.clone(),
+                name: String::new(),
+                parent_id: Some(parent.clone()),
+                children: vec![],
+                accounts: vec![],
+            });
+            unit.name = record.name.clone();
+        }
+        for pair in chain.windows(2) {
+            let [parent, child] = pair else { continue };
+            let root = known.units.get(parent).filter(|_| *parent == known.root_id);
+            let unit = units.entry(parent.clone()).or_insert_with(|| OrgUnit {
+                id: parent.clone(),
+                name: root.map(|r| r.name.clone()).unwrap_or_default(),
+                parent_id: None,
+                children: vec![],
+                accounts: vec![],
+            });
+            if !unit.children.contains(child) {
+                unit.children.push(child.clone());
+            }
+        }
+    }
+    let tree = OrgTree {
+        organization: known.organization.clone(),
+        root_id: known.root_id.clone(),
+        units,
+        accounts: BTreeMap::new(),
+    };
+    // Exclusions outside the part cannot change what is selected in it, and are left out. One the part no
+    // longer holds but held before (an excluded OU renamed, moved or deleted) is not dropped: leaving it
+    // out would select what the operator excluded. The whole organization answers it (or names the error).
+    let paths: BTreeSet<String> = tree.units.keys().map(|id| tree.path_of(id)).collect();
+    if scope.excluded_ids_inside.iter().any(|id| !tree.units.contains_key(id))
+        || scope.excluded_paths_inside.iter().any(|p| !paths.contains(p))
+    {
+        return None;
+    }
+    let mut selector = scope.selector.clone();
+    selector.exclude_organizational_unit_ids.retain(|id| tree.units.contains_key(id));
+    selector.exclude_organizational_unit_paths.retain(|p| paths.contains(p));
+    Some((tree, selector))
+}
+
 /// The part of the organization a selector looks at, as a tree read before has it.
 #[derive(Debug)]
-struct Scope {
+pub(super) struct Scope {
     /// Per selected unit (none of them below another), the unit ids from the root down to it.
     chains: Vec<Vec<String>>,
     /// The excluded units (by id, and by path) that were inside the part: each must still be found there.
