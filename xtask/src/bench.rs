@@ -191,9 +191,11 @@ fn part_a_run(bench: &std::path::Path, quick: bool, runs: usize, md: &mut String
          the organization: OUs of 500 accounts. Wall time is virtual (tokio's paused clock); CPU and memory are \
          real (the whole process, the model of AWS included).\n\n\
          The floor is computed from the model, not from crossrole's settings: discovery (its Organizations calls \
-         at the quota, or the chain of pages that wait for each other, whichever is longer), then the busiest \
-         bucket every account shares (AssumeRoles at the STS quota, its burst going at once), then the last \
-         account's calls in sequence at their mean latency, then the trusted side's. *Cold*: an apply on its own \
+         at the quota, or the chain of pages that wait for each other, whichever is longer) and the busiest \
+         bucket every account shares (AssumeRoles at the STS quota, its burst going at once) overlap — an account \
+         can be worked on once its page of accounts is listed, and the two are different quotas — so the longer \
+         of the two counts; then the last account's calls in sequence at their mean latency, then the trusted \
+         side's. *Cold*: an apply on its own \
          (the organization walked, every account assumed into). *Warm*: the apply right after a plan, from the \
          plan's tree and credentials (crossroled keeps credentials across operations; the operator lets an apply \
          use a tree as old as its plan with `apply_organization_max_age`, 0 by default).\n\n",

@@ -25,6 +25,7 @@ pub(crate) async fn follow(handle: &OperationHandle, out: Output) -> Outcome {
     let mut tally: BTreeMap<String, u32> = BTreeMap::new();
     let mut finished = 0u64;
     let mut total = 0u64;
+    let mut resolved = false;
 
     if out == Output::Table && !tty {
         println!("operation {}", handle.id());
@@ -41,6 +42,7 @@ pub(crate) async fn follow(handle: &OperationHandle, out: Output) -> Outcome {
         match &event.event {
             Some(Event::TargetsResolved(t)) => {
                 total = u64::from(t.target_count);
+                resolved = true;
                 main.set_length(total);
                 let line = format!(
                     "{} accounts to work on, {} skipped, {} to clean up",
@@ -76,7 +78,9 @@ pub(crate) async fn follow(handle: &OperationHandle, out: Output) -> Outcome {
                     None if !r.changes.is_empty() => format!(" ({} changes)", r.changes.len()),
                     None => String::new(),
                 };
-                let line = format!("[{finished}/{total}] {} {}: {o}{detail}", r.account_id, r.account_name);
+                // Accounts start as they are found: the total is known once all are.
+                let of = if resolved { total.to_string() } else { "…".to_string() };
+                let line = format!("[{finished}/{of}] {} {}: {o}{detail}", r.account_id, r.account_name);
                 if tty {
                     if r.outcome == proto::AccountOutcome::Failed as i32 {
                         multi.println(format!("FAILED {line}")).ok();

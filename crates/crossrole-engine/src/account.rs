@@ -378,8 +378,15 @@ pub(crate) async fn live_check(env: &RunEnv, account: &str, role_arn: &str) -> A
                     None => return Err("the spec trusts no account crossrole can act in".to_string()),
                 },
             };
-            let tree = env.inner.discovery.tree(&env.ctx, false).await.map_err(|e| e.to_string())?;
-            if !tree.accounts.contains_key(&trusted) {
+            // Asked now (one call per operation), not read from a tree: one may be being walked while the first
+            // accounts are verified, and a tree read before may be out of date.
+            let members = env
+                .inner
+                .discovery
+                .members_now(&env.ctx, std::slice::from_ref(&trusted))
+                .await
+                .map_err(|e| e.to_string())?;
+            if !members.contains(&trusted) {
                 return Err(format!("the trusted account {trusted} is outside the organization; crossrole cannot act there"));
             }
             let bootstrap_arn =

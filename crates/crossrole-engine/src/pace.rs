@@ -24,6 +24,7 @@ const ALPHA: f64 = 0.1;
 /// The concurrency of one operation.
 #[derive(Debug, Clone)]
 pub(crate) struct Pace {
+    limit: Option<Limit>,
     fixed: Option<usize>,
     ceiling: usize,
     /// Accounts per second the shared quota allows; infinite when unlimited.
@@ -37,6 +38,7 @@ impl Pace {
     pub(crate) fn new(limit: Option<Limit>, targets: usize, ceiling: usize, rates: Rates) -> Pace {
         let sts = rates.sts.per_second;
         Pace {
+            limit,
             fixed: limit.map(|l| l.concurrency(targets)),
             ceiling: ceiling.max(1),
             throughput: if sts > 0.0 { sts } else { f64::INFINITY },
@@ -52,6 +54,13 @@ impl Pace {
             None => ((self.throughput * self.per_account * MARGIN).ceil() as usize).max(FLOOR),
         };
         wanted.clamp(1, self.ceiling)
+    }
+
+    /// The operation knows `targets` accounts now (they are found as the organization is read): a limit that is a
+    /// percentage follows; the concurrency that follows.
+    pub(crate) fn targets(&mut self, targets: usize) -> usize {
+        self.fixed = self.limit.map(|l| l.concurrency(targets));
+        self.concurrency()
     }
 
     /// An account took `took`: the concurrency that follows.
@@ -77,6 +86,9 @@ mod tests {
         assert_eq!(Pace::new(Some(Limit::Percent(50)), 100, 20, rates(100.0)).concurrency(), 20);
         let mut p = Pace::new(Some(Limit::Count(7)), 100, 256, rates(100.0));
         assert_eq!(p.observe(Duration::from_secs(30)), 7, "a fixed limit does not follow the account times");
+        let mut p = Pace::new(Some(Limit::Percent(10)), 20, 256, rates(100.0));
+        assert_eq!(p.concurrency(), 2);
+        assert_eq!(p.targets(500), 50, "a percentage follows the targets found");
     }
 
     #[test]

@@ -101,7 +101,8 @@ impl Engine {
         let findings = self.guardrails(spec).await?;
         let env = self.read_env(spec, "crossrole-plan");
         let resolved =
-            targets::resolve(&self.inner, spec, false, &env.ctx, self.inner.discovery.config().cache_ttl, None).await?;
+            targets::resolve(&self.inner, spec, false, &env.ctx, self.inner.discovery.config().cache_ttl, None, None)
+                .await?;
         let n = self.concurrency(spec, resolved.targets.len());
         let env_ref = &env;
         let examined: Vec<(AccountPlanView, Standing)> = futures::stream::iter(resolved.targets.clone())
@@ -236,7 +237,8 @@ impl Engine {
         let spec = &self.admit(spec.clone()).await?;
         let env = self.read_env(spec, "crossrole-verify");
         let resolved =
-            targets::resolve(&self.inner, spec, false, &env.ctx, self.inner.discovery.config().cache_ttl, None).await?;
+            targets::resolve(&self.inner, spec, false, &env.ctx, self.inner.discovery.config().cache_ttl, None, None)
+                .await?;
         let targets: Vec<Target> = resolved.targets.iter().filter(|t| t.action == Action::Ensure).cloned().collect();
         let principals = verify::principals_to_check(spec, self.partition());
         let n = self.concurrency(spec, targets.len());

@@ -1,6 +1,15 @@
 //! Running an operation: resolve the targets (once, then persisted), fan out over the accounts with bounded
 //! concurrency and failure tolerance, bring the trusted side in line with what the accounts reached, and finish.
 //!
+//! An apply or a reconcile does not wait for its targets to be resolved before it starts: the accounts the
+//! selection is sure of come as the organization's pages list them (`targets::resolve` with a
+//! [`crossrole_aws::discovery::Found`]), each gets its row and starts, and the rest (accounts to clean up, skipped
+//! ones, any the pages did not settle) are recorded when the selection is complete, with `TargetsResolved`. Listing
+//! 10,000 accounts takes about 50 s at Organizations' rate; the accounts found first work meanwhile. Until the
+//! targets are all known, limits that are percentages are of the accounts the last read of the organization
+//! selected, or of those found so far if more. A run stopped before its targets were all known finds the rest when
+//! it resumes; the accounts it has keep their rows.
+//!
 //! Order matters for access. An apply works the roles first and then writes the grant from the per-account outcome
 //! it reached ([`targets::grant_accounts`]): the grant never names a role crossrole does not own, a role that was
 //! not made, or an account that is not ACTIVE — also when the operation resumes after a crash, because the outcome
@@ -144,17 +153,44 @@ async fn drive(
     let spec = Arc::new(spec);
     let desired = Arc::new(DesiredRole::from_spec(&spec, inner.aws.partition()));
 
-    // Targets: persisted ones on resume, else resolved now.
+    // Targets: persisted ones on resume (the rest found again if the first run had not found them all), else found
+    // now. An apply or a reconcile starts on accounts as the organization's pages list them (`targets`), so
+    // the first accounts work while the rest of the organization is read.
     let scope = records::operation_scope(&op.spec);
-    let (targets, done) = match resume_targets(inner, op).await {
-        Ok(Some(t)) => t,
-        Ok(None) => match resolve(inner, op, &spec, kind, scope.as_ref(), &ctx, sink).await {
-            Ok(t) => (t, BTreeSet::new()),
+    let (found_tx, mut found_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut finding: Option<Finding<'_>> = None;
+    let mut resolve_error: Option<String> = None;
+    let mut book = Book::default();
+    let (pending, done) = match resume_targets(inner, op).await {
+        Ok(Some(resumed)) => {
+            book = Book { accounts: resumed.accounts, next_index: resumed.next_index, targets: resumed.targets_known };
+            let mut pending = resumed.targets;
+            if !targets_resolved(inner, &op.id).await {
+                // It stopped while it was finding them: find them again; the ones it has keep their rows.
+                match find(inner, &spec, kind, scope.as_ref(), &ctx, None).await {
+                    Ok(resolved) => match settle(inner, op, &spec, resolved, &mut book, sink).await {
+                        Ok(more) => pending.extend(more),
+                        Err(message) => resolve_error = Some(message),
+                    },
+                    Err(message) => resolve_error = Some(message),
+                }
+            }
+            (pending, resumed.done)
+        }
+        Ok(None) if matches!(kind, OperationKind::Apply | OperationKind::Reconcile) && scope.is_none() => {
+            finding = Some(Box::pin(find(inner, &spec, kind, None, &ctx, Some(found_tx))));
+            (Vec::new(), BTreeSet::new())
+        }
+        Ok(None) => match find(inner, &spec, kind, scope.as_ref(), &ctx, None).await {
+            Ok(resolved) => match settle(inner, op, &spec, resolved, &mut book, sink).await {
+                Ok(targets) => (targets, BTreeSet::new()),
+                Err(message) => return Ending::failed(message),
+            },
             Err(message) => return Ending::failed(message),
         },
         Err(message) => return Ending::failed(message),
     };
-    let pending: Vec<Target> = targets.into_iter().filter(|t| !done.contains(&t.index)).collect();
+    let pending: Vec<Target> = pending.into_iter().filter(|t| !done.contains(&t.index)).collect();
     let grant = spec.grant.as_ref().filter(|_| !op.dry_run);
 
     // A destroy cuts access first; if it cannot, no role is touched.
@@ -180,24 +216,29 @@ async fn drive(
         redactor: inner.redactor.clone(),
         create_unread: matches!(kind, OperationKind::Apply | OperationKind::Reconcile),
     });
-    let total = pending.len() + done.len();
-    let mut pace = Pace::new(spec.rollout.max_concurrency, total, inner.config.max_concurrency, inner.calls.rates());
+    // While targets are still being found, limits that are percentages are of the accounts the tree read before
+    // selected, or of those found so far if that is more.
+    let expected = if finding.is_some() { targets::expected(inner, &spec).await.unwrap_or(0) } else { 0 };
+    let total = |book: &Book, finding: bool| if finding { book.targets.max(expected) } else { book.targets };
+    let mut pace = Pace::new(
+        spec.rollout.max_concurrency,
+        total(&book, finding.is_some()),
+        inner.config.max_concurrency,
+        inner.calls.rates(),
+    );
     let mut permits = pace.concurrency();
-    let tolerance = spec.rollout.failure_tolerance.of(total);
+    let mut tolerance = spec.rollout.failure_tolerance.of(total(&book, finding.is_some()));
     let mut failures = count_failures(inner, &op.id).await;
     let semaphore = Arc::new(Semaphore::new(permits));
     let mut running = futures::stream::FuturesUnordered::new();
-    let mut queue = pending.into_iter().peekable();
+    let mut queue: std::collections::VecDeque<Target> = pending.into();
     let mut halted = false;
 
     loop {
         // Start accounts while there is room and nothing says stop (a journal that refuses writes says wait).
-        while !halted && !stop.is_cancelled() && sink.healthy() {
-            if queue.peek().is_none() {
-                break;
-            }
+        while !halted && !stop.is_cancelled() && sink.healthy() && !queue.is_empty() {
             let Ok(permit) = semaphore.clone().try_acquire_owned() else { break };
-            let Some(target) = queue.next() else { break };
+            let Some(target) = queue.pop_front() else { break };
             let env = env.clone();
             let span = tracing::info_span!("account", id = %target.account_id);
             running.push(tokio::spawn(
@@ -226,36 +267,100 @@ async fn drive(
                 .instrument(span),
             ));
         }
-        if running.is_empty() {
-            if !halted && !stop.is_cancelled() && queue.peek().is_some() {
+        // A cancel or shutdown stops the finding too; a halt lets it end, so that every target is on record.
+        if stop.is_cancelled() {
+            finding = None;
+        }
+        if running.is_empty() && finding.is_none() {
+            if !halted && !stop.is_cancelled() && !queue.is_empty() {
                 // The journal refuses writes: wait for it before starting more.
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             }
             break;
         }
-        match running.next().await {
-            Some(Ok((result, took))) => {
-                // Automatic concurrency follows the time accounts take; it only grows within a run.
-                let wanted = pace.observe(took);
-                if wanted > permits {
-                    semaphore.add_permits(wanted - permits);
-                    permits = wanted;
+        let finding_now = finding.is_some();
+        tokio::select! {
+            Some(batch) = found_rx.recv(), if finding_now => {
+                match found(inner, op, &spec, batch, &mut book).await {
+                    Ok(more) => queue.extend(more),
+                    Err(message) => {
+                        resolve_error = Some(message);
+                        finding = None;
+                    }
                 }
-                if let (true, Ok(mut m)) = (result.outcome.is_final(), inner.metrics.lock()) {
-                    *m.accounts.entry(result.outcome.as_str()).or_default() += 1;
+            }
+            resolved = async { match finding.as_mut() { Some(f) => f.await, None => std::future::pending().await } }, if finding_now => {
+                finding = None;
+                // What was sent before the end is all in the channel by now.
+                let mut outcome = Ok(Vec::new());
+                while let Ok(batch) = found_rx.try_recv() {
+                    if let Ok(targets) = outcome.as_mut() {
+                        match found(inner, op, &spec, batch, &mut book).await {
+                            Ok(more) => targets.extend(more),
+                            Err(message) => outcome = Err(message),
+                        }
+                    }
                 }
-                if result.outcome == Outcome::Failed {
+                let outcome = match (outcome, resolved) {
+                    (Ok(mut targets), Ok(resolved)) => {
+                        let selected: BTreeSet<&str> = resolved.targets.iter().map(|t| t.account_id.as_str()).collect();
+                        let gone = book.accounts.iter().filter(|a| !selected.contains(a.as_str())).count();
+                        if gone > 0 {
+                            // Found selected, then not: the organization changed while it was read (the same
+                            // window as an account moving while it is worked on). They are worked on as found.
+                            tracing::warn!(accounts = gone, "accounts found selected are not in the final selection");
+                        }
+                        settle(inner, op, &spec, resolved, &mut book, sink).await.map(|more| {
+                            targets.extend(more);
+                            targets
+                        })
+                    }
+                    (Err(message), _) | (_, Err(message)) => Err(message),
+                };
+                match outcome {
+                    Ok(more) => queue.extend(more),
+                    // Nothing was found, so nothing was done: as if the targets had been resolved first.
+                    Err(message) if book.targets == 0 && running.is_empty() && failures == 0 => {
+                        return Ending::failed(message);
+                    }
+                    Err(message) => resolve_error = Some(message),
+                }
+            }
+            Some(finished) = running.next(), if !running.is_empty() => match finished {
+                Ok((result, took)) => {
+                    // Automatic concurrency follows the time accounts take; it only grows within a run.
+                    let wanted = pace.observe(took);
+                    if wanted > permits {
+                        semaphore.add_permits(wanted - permits);
+                        permits = wanted;
+                    }
+                    if let (true, Ok(mut m)) = (result.outcome.is_final(), inner.metrics.lock()) {
+                        *m.accounts.entry(result.outcome.as_str()).or_default() += 1;
+                    }
+                    if result.outcome == Outcome::Failed {
+                        failures += 1;
+                        halted |= failures > tolerance;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "account task panicked");
                     failures += 1;
                     halted |= failures > tolerance;
                 }
-            }
-            Some(Err(e)) => {
-                tracing::error!(error = %e, "account task panicked");
-                failures += 1;
-                halted |= failures > tolerance;
-            }
-            None => break,
+            },
+            _ = stop.cancelled(), if finding_now && running.is_empty() => {}
+        }
+        // More targets known: limits that are percentages follow.
+        let known = total(&book, finding.is_some());
+        tolerance = spec.rollout.failure_tolerance.of(known);
+        let wanted = pace.targets(known);
+        if wanted > permits {
+            semaphore.add_permits(wanted - permits);
+            permits = wanted;
+        }
+        if resolve_error.is_some() && !halted {
+            halted = true;
         }
     }
 
@@ -263,9 +368,11 @@ async fn drive(
         return None;
     }
     // What never started is recorded as such, with the reason.
-    let never: Vec<Target> = queue.collect();
+    let never: Vec<Target> = queue.into_iter().collect();
     let why = if cancel.is_cancelled() {
         "not started: the operation was cancelled".to_string()
+    } else if let Some(message) = &resolve_error {
+        format!("not started: the operation's targets could not all be found: {message}")
     } else {
         format!("not started: the failure tolerance ({tolerance}) was exceeded")
     };
@@ -288,7 +395,13 @@ async fn drive(
     }
 
     let mut problems: Vec<String> = Vec::new();
-    if halted {
+    if let Some(message) = resolve_error {
+        problems.push(format!(
+            "its targets could not all be found: {message}; {} worked on, {} not started",
+            accounts(book.targets.saturating_sub(never.len())),
+            accounts(never.len())
+        ));
+    } else if halted {
         problems.push(format!(
             "failure tolerance ({tolerance}) exceeded: {} failed, {} not started",
             accounts(failures),
@@ -380,22 +493,43 @@ async fn count_failures(inner: &Inner, op: &str) -> usize {
         .unwrap_or(0) as usize
 }
 
-/// Targets persisted by an earlier run of this operation, and the indexes already finished (skipped ones
-/// included). An account that was running keeps its row as `prior`, for what it did before.
-async fn resume_targets(inner: &Inner, op: &OperationRow) -> Result<Option<(Vec<Target>, BTreeSet<u32>)>, String> {
+/// What an earlier run of this operation left in the journal.
+struct Resumed {
+    /// The accounts still to run; one that was running keeps its row as `prior`, for what it did before.
+    targets: Vec<Target>,
+    /// The indexes already finished (skipped ones included).
+    done: BTreeSet<u32>,
+    /// Every account with a row.
+    accounts: BTreeSet<String>,
+    /// The index after the last row's.
+    next_index: u32,
+    /// How many rows are targets (not skipped).
+    targets_known: usize,
+}
+
+/// Targets persisted by an earlier run of this operation, if it had any.
+async fn resume_targets(inner: &Inner, op: &OperationRow) -> Result<Option<Resumed>, String> {
     let rows = all_rows(inner, &op.id).await?;
     if rows.is_empty() {
         return Ok(None);
     }
-    let mut targets = Vec::new();
-    let mut done = BTreeSet::new();
+    let mut resumed = Resumed {
+        targets: Vec::new(),
+        done: BTreeSet::new(),
+        accounts: BTreeSet::new(),
+        next_index: 0,
+        targets_known: 0,
+    };
     for r in rows {
+        resumed.accounts.insert(r.account_id.clone());
+        resumed.next_index = resumed.next_index.max(r.index + 1);
+        resumed.targets_known += usize::from(r.action.is_some());
         if r.outcome.is_final() {
-            done.insert(r.index);
+            resumed.done.insert(r.index);
             continue;
         }
         let was_running = r.outcome == Outcome::Running;
-        targets.push(Target {
+        resumed.targets.push(Target {
             index: r.index,
             account_id: r.account_id.clone(),
             account_name: r.account_name.clone(),
@@ -405,19 +539,49 @@ async fn resume_targets(inner: &Inner, op: &OperationRow) -> Result<Option<(Vec<
             prior: was_running.then_some(r),
         });
     }
-    Ok(Some((targets, done)))
+    Ok(Some(resumed))
 }
 
-/// Resolves and persists the targets: the selected accounts, the ones to clean up, the skipped ones.
-async fn resolve(
+/// Whether the operation's targets were all found (its `TargetsResolved` event is on record). Read only when an
+/// operation resumes.
+async fn targets_resolved(inner: &Inner, op: &str) -> bool {
+    let mut after = 0;
+    loop {
+        let Ok(page) = inner.journal.read_events(op, after, 1000).await else { return false };
+        for e in &page {
+            let event: Result<crossrole_core::ops::OperationEvent, _> = records::decode(&e.payload, "event");
+            if matches!(event.map(|e| e.event), Ok(Event::TargetsResolved { .. })) {
+                return true;
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == 1000 => after = last.sequence,
+            _ => return false,
+        }
+    }
+}
+
+/// The targets being found, as a future the run polls with its accounts.
+type Finding<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<targets::Resolved, String>> + Send + 'a>>;
+
+/// The operation's record of the targets it has: which accounts have a row, the next row's index, how many are
+/// targets.
+#[derive(Default)]
+struct Book {
+    accounts: BTreeSet<String>,
+    next_index: u32,
+    targets: usize,
+}
+
+/// Resolves the targets of an operation of `kind` (sending them to `found` as they are found, if given).
+async fn find(
     inner: &Inner,
-    op: &OperationRow,
     spec: &AccessSpec,
     kind: OperationKind,
     scope: Option<&BTreeSet<String>>,
     ctx: &CallContext,
-    sink: &EventSink,
-) -> Result<Vec<Target>, String> {
+    found: Option<crossrole_aws::discovery::Found>,
+) -> Result<targets::Resolved, String> {
     // An apply works from a fresh tree (accounts move): one a plan walked a moment ago, or walked now. A
     // reconcile may work from an older one where Organizations events keep it true.
     let config = inner.discovery.config();
@@ -425,22 +589,80 @@ async fn resolve(
         OperationKind::Reconcile => config.apply_max_age.max(config.reconcile_max_age),
         _ => config.apply_max_age,
     };
-    let resolved = targets::resolve(inner, spec, kind == OperationKind::Destroy, ctx, max_age, scope)
+    targets::resolve(inner, spec, kind == OperationKind::Destroy, ctx, max_age, scope, found)
         .await
-        .map_err(|e| e.to_string())?;
-    let mut rows = Vec::new();
-    for t in &resolved.targets {
-        rows.push(AccountResult {
-            role_arn: spec.role.arn(inner.aws.partition(), &t.account_id),
-            ..t.result(Outcome::Pending, Phase::Queued)
-        });
+        .map_err(|e| e.to_string())
+}
+
+/// Accounts found selected while the rest are still being found: each gets its row (to be worked on), and comes
+/// back as a target.
+async fn found(
+    inner: &Inner,
+    op: &OperationRow,
+    spec: &AccessSpec,
+    batch: Vec<crossrole_core::org::AccountInfo>,
+    book: &mut Book,
+) -> Result<Vec<Target>, String> {
+    let mut targets = Vec::new();
+    for a in batch {
+        if book.accounts.insert(a.id.clone()) {
+            let mut t = targets::target(&a, Action::Ensure);
+            t.index = book.next_index;
+            book.next_index += 1;
+            targets.push(t);
+        }
     }
-    let first_skip = resolved.targets.len();
-    for (i, s) in resolved.skipped.iter().enumerate() {
-        rows.push(AccountResult {
+    book.targets += targets.len();
+    put_targets(inner, op, spec, &targets).await?;
+    Ok(targets)
+}
+
+async fn put_targets(inner: &Inner, op: &OperationRow, spec: &AccessSpec, targets: &[Target]) -> Result<(), String> {
+    if targets.is_empty() {
+        return Ok(());
+    }
+    let rows = targets
+        .iter()
+        .map(|t| {
+            records::account_row(&AccountResult {
+                role_arn: spec.role.arn(inner.aws.partition(), &t.account_id),
+                ..t.result(Outcome::Pending, Phase::Queued)
+            })
+        })
+        .collect();
+    inner.journal.put_accounts(&op.id, rows).await.map_err(|e| e.to_string())
+}
+
+/// Records the targets resolved that the operation does not have yet (all of them, unless some were found as
+/// they came or by an earlier run) and the skipped accounts, and says the targets are known
+/// (`TargetsResolved`). Returns the targets it added.
+async fn settle(
+    inner: &Inner,
+    op: &OperationRow,
+    spec: &AccessSpec,
+    resolved: targets::Resolved,
+    book: &mut Book,
+    sink: &EventSink,
+) -> Result<Vec<Target>, String> {
+    let mut added = Vec::new();
+    for mut t in resolved.targets {
+        if book.accounts.insert(t.account_id.clone()) {
+            t.index = book.next_index;
+            book.next_index += 1;
+            added.push(t);
+        }
+    }
+    book.targets += added.len();
+    put_targets(inner, op, spec, &added).await?;
+    let mut rows = Vec::new();
+    for s in &resolved.skipped {
+        if !book.accounts.insert(s.account.id.clone()) {
+            continue;
+        }
+        rows.push(records::account_row(&AccountResult {
             account_id: s.account.id.clone(),
             account_name: s.account.name.clone(),
-            index: (first_skip + i) as u32,
+            index: book.next_index,
             outcome: Outcome::Skipped,
             phase: Phase::Done,
             role_arn: String::new(),
@@ -449,19 +671,21 @@ async fn resolve(
             verify: None,
             end_time: None,
             action: None,
-        });
+        }));
+        book.next_index += 1;
     }
-    let journal_rows = rows.iter().map(records::account_row).collect();
-    inner.journal.put_accounts(&op.id, journal_rows).await.map_err(|e| e.to_string())?;
+    if !rows.is_empty() {
+        inner.journal.put_accounts(&op.id, rows).await.map_err(|e| e.to_string())?;
+    }
     sink.emit(
         "",
         Event::TargetsResolved {
-            targets: resolved.targets.len() as u32,
+            targets: book.targets as u32,
             skipped: resolved.skipped.len() as u32,
             cleanup: resolved.cleanup,
         },
     );
-    Ok(resolved.targets)
+    Ok(added)
 }
 
 /// Plans and applies the trusted side's policy: naming the roles in `ensure`, or removed when `ensure` is `None`.

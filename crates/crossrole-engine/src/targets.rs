@@ -15,7 +15,10 @@
 
 use std::{collections::BTreeSet, sync::Arc};
 
-use crossrole_aws::{calls::CallContext, discovery::Fresh};
+use crossrole_aws::{
+    calls::CallContext,
+    discovery::{Found, Fresh},
+};
 use crossrole_core::{
     AccessSpec,
     guardrails::{self, OrgContext},
@@ -47,7 +50,8 @@ pub(crate) struct Resolved {
 
 /// Resolves `spec`'s targets for an apply (`remove_all` false, with the guardrails that need the organization) or
 /// a destroy (true), from a tree of the organization younger than `max_age`; only the accounts in `scope`, if
-/// given.
+/// given. `found`, if given, is sent the selected accounts as they are found, once the guardrails have passed
+/// (see [`found_fresh`]); they are in the targets returned too.
 pub(crate) async fn resolve(
     inner: &Inner,
     spec: &AccessSpec,
@@ -55,6 +59,7 @@ pub(crate) async fn resolve(
     ctx: &CallContext,
     max_age: std::time::Duration,
     scope: Option<&BTreeSet<String>>,
+    found: Option<Found>,
 ) -> Result<Resolved, Error> {
     let cleaning = remove_all || spec.rollout.prune;
     let in_scope = |account: &str| scope.is_none_or(|s| s.contains(account));
@@ -64,10 +69,17 @@ pub(crate) async fn resolve(
     // accounts to clean up that the part does not hold: where they went takes the whole organization to say. A
     // scoped one works from the tree as discovery keeps it: its accounts were just read into it
     // (`Discovery::learn`).
+    let mut checked = false;
     let mut fresh = if scope.is_some() {
         whole(inner, spec, ctx, std::time::Duration::MAX).await?
     } else if max_age.is_zero() && !remove_all {
-        inner.discovery.select_fresh(ctx, &spec.targets, "targets").await?
+        match found {
+            Some(found) => {
+                checked = true;
+                found_fresh(inner, spec, ctx, found).await?
+            }
+            None => inner.discovery.select_fresh(ctx, &spec.targets, "targets").await?,
+        }
     } else {
         whole(inner, spec, ctx, max_age).await?
     };
@@ -77,7 +89,7 @@ pub(crate) async fn resolve(
         fresh = whole(inner, spec, ctx, std::time::Duration::ZERO).await?;
     }
     // The guardrails keep unsafe access from being granted; taking access away is never refused.
-    if !remove_all {
+    if !remove_all && !checked {
         let members = inner.discovery.members(ctx, &fresh, &guardrails::membership_checked(spec)).await?;
         guardrails::enforce(spec, inner.aws.partition(), OrgContext { member_accounts: Some(&members) })?;
     }
@@ -121,6 +133,37 @@ pub(crate) async fn resolve(
     Ok(Resolved { tree, targets, skipped, cleanup })
 }
 
+/// The selection read afresh, its accounts sent to `out` as they are found — but none before the guardrails that
+/// need the organization have passed (the trusted accounts' membership, read now with `DescribeAccount`): an
+/// unsafe spec is refused before any account is worked on, as when the targets are resolved first.
+async fn found_fresh(inner: &Inner, spec: &AccessSpec, ctx: &CallContext, out: Found) -> Result<Fresh, Error> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let read = async move {
+        let found: Found = tx;
+        Ok::<_, Error>(inner.discovery.select_fresh_found(ctx, &spec.targets, "targets", Some(&found)).await?)
+    };
+    let forward = async {
+        let members = inner.discovery.members_now(ctx, &guardrails::membership_checked(spec)).await?;
+        guardrails::enforce(spec, inner.aws.partition(), OrgContext { member_accounts: Some(&members) })?;
+        while let Some(batch) = rx.recv().await {
+            // An operation that stopped listening has stopped; the selection at the end is what counts.
+            let _ = out.send(batch);
+        }
+        Ok::<_, Error>(())
+    };
+    let (fresh, ()) = futures::try_join!(read, forward)?;
+    Ok(fresh)
+}
+
+/// How many accounts the selector selected in the tree read before, if there is one (no call): what the
+/// operation expects to find while it is finding its targets.
+pub(crate) async fn expected(inner: &Inner, spec: &AccessSpec) -> Option<usize> {
+    let tree = inner.discovery.cached_tree().await?;
+    crossrole_core::org::resolve(&tree, &spec.targets, "targets")
+        .ok()
+        .map(|s| s.finish(&Default::default()).selected.len())
+}
+
 /// The selection from a tree of the whole organization younger than `max_age`.
 async fn whole(
     inner: &Inner,
@@ -132,7 +175,7 @@ async fn whole(
     Ok(Fresh { tree, selection, whole: true })
 }
 
-fn target(a: &AccountInfo, action: Action) -> Target {
+pub(crate) fn target(a: &AccountInfo, action: Action) -> Target {
     Target {
         index: 0,
         account_id: a.id.clone(),

@@ -119,9 +119,16 @@ async fn concurrency_is_bounded() {
     let op = run(&w, OperationKind::Apply, &spec_with("  failure_tolerance: 0\n  verify: {enabled: false}\n")).await;
     assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
     assert_eq!(w.fake.max_accounts_in_flight(), 5);
+    // A percentage is of the targets: while they are still being found, of those the organization read before
+    // selected (here by a plan), or of those found so far when there is none (never more than of all of them).
+    let limited = spec_with("  max_concurrency: 20%\n  verify: {enabled: false}\n");
     let w = world(30);
-    run(&w, OperationKind::Apply, &spec_with("  max_concurrency: 20%\n  verify: {enabled: false}\n").clone()).await;
+    w.engine.plan(&limited).await.unwrap();
+    run(&w, OperationKind::Apply, &limited).await;
     assert_eq!(w.fake.max_accounts_in_flight(), 6, "20% of 31 targets");
+    let w = world(30);
+    run(&w, OperationKind::Apply, &limited).await;
+    assert!((1..=6).contains(&w.fake.max_accounts_in_flight()), "{}", w.fake.max_accounts_in_flight());
 }
 
 #[tokio::test(start_paused = true)]

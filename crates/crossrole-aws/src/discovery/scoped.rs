@@ -105,7 +105,13 @@ impl Discovery {
                 ask.push(a.clone());
             }
         }
-        let found: Vec<Option<String>> = stream::iter(ask)
+        members.extend(self.members_now(ctx, &ask).await?);
+        Ok(members)
+    }
+
+    /// Which of `accounts` are members of the organization now, as `DescribeAccount` finds them (one call each).
+    pub async fn members_now(&self, ctx: &CallContext, accounts: &[String]) -> Result<BTreeSet<String>, Error> {
+        let found: Vec<Option<String>> = stream::iter(accounts.to_vec())
             .map(|a| async move {
                 let info = self
                     .calls
@@ -116,8 +122,7 @@ impl Discovery {
             .buffer_unordered(self.config.parallelism.max(1))
             .try_collect()
             .await?;
-        members.extend(found.into_iter().flatten());
-        Ok(members)
+        Ok(found.into_iter().flatten().collect())
     }
 
     /// Reads `scope` afresh; `None` if a selected unit is no longer where `known` has it (or is gone). The tree

@@ -289,9 +289,16 @@ impl World {
         };
         let throttled = self.take_token(service, scope);
         if !delay.is_zero() {
-            self.track(account, true);
+            // Accounts at work are the ones IAM and STS are called for; Organizations' calls are the
+            // organization's, whichever account makes them.
+            let at_work = service != Service::Organizations;
+            if at_work {
+                self.track(account, true);
+            }
             tokio::time::sleep(if throttled { delay / 4 } else { delay }).await;
-            self.track(account, false);
+            if at_work {
+                self.track(account, false);
+            }
         }
         if throttled {
             if let Ok(mut t) = self.throttled.lock() {
@@ -558,7 +565,7 @@ impl FakeAws {
         self.world.served_scopes.lock().map(|s| s.clone()).unwrap_or_default()
     }
 
-    /// The most accounts that had a call in progress at the same time (calls with latency only).
+    /// The most accounts that had an IAM or STS call in progress at the same time (calls with latency only).
     pub fn max_accounts_in_flight(&self) -> usize {
         self.world.in_flight.lock().map(|f| f.1).unwrap_or(0)
     }

@@ -195,11 +195,14 @@ pub struct TrustedGrant {
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct RolloutOptions {
     /// The most accounts worked on at once. Default: automatic — as many as AWS's quotas keep busy, worked out by
-    /// crossroled from its rates and the time an account takes (Little's law), within crossroled's own ceiling.
+    /// crossroled from its rates and the time an account takes (Little's law), within crossroled's own ceiling. A
+    /// percentage is of the target accounts; while they are still being found (an apply starts on accounts as the
+    /// organization lists them), of those the organization last read selected, or of those found so far if more.
     #[prost(message, optional, tag = "1")]
     pub max_concurrency: ::core::option::Option<Limit>,
     /// How many accounts may fail before the rollout stops starting new ones (accounts in flight finish). Default: 0 (the
-    /// first failure stops the rollout). A percentage is of the target accounts, rounded down.
+    /// first failure stops the rollout). A percentage is of the target accounts, rounded down; while they are still
+    /// being found, as for max_concurrency (never more than of all of them).
     #[prost(message, optional, tag = "2")]
     pub failure_tolerance: ::core::option::Option<Limit>,
     /// Check after apply that the role is as specified and that the trusted side can assume it.
@@ -996,7 +999,8 @@ pub mod operation_event {
         /// The operation changed state. The last event of every operation is one of these, with a final state.
         #[prost(message, tag = "10")]
         StateChanged(super::OperationStateChanged),
-        /// The operation resolved its targets.
+        /// The operation knows all its targets. An apply or reconcile starts on accounts as the organization lists
+        /// them, so events of its first accounts may come before this one.
         #[prost(message, tag = "11")]
         TargetsResolved(super::TargetsResolved),
         /// An account entered a phase.
@@ -1026,7 +1030,7 @@ pub struct OperationStateChanged {
     #[prost(message, optional, tag = "3")]
     pub counts: ::core::option::Option<OperationCounts>,
 }
-/// The operation resolved its targets.
+/// The operation knows all its targets (the counts are of all of them, including the ones already at work).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct TargetsResolved {
     /// Accounts to work on.
