@@ -428,7 +428,7 @@ fn part_b_run(
     emulators.stop();
 
     md.push_str(&format!(
-        "LocalStack {} (IAM, STS) and moto (Organizations) on this machine; {n} accounts; per account: assume the bootstrap role, create the role, attach 2 managed policies, put an inline policy (crossrole also keeps the trusted side's policy; it creates a role without reading first where its journal does not have the spec applied, as after each clean-up here). The contenders ran interleaved, {runs} runs each, each cleaning up after itself. crossroled ran with its defaults (automatic concurrency, default rates; every apply reads afresh the part of the organization it selects — the selected OU's units and accounts and its ancestors' listings, a handful of calls — except its first, which walks the whole organization: about 20 calls at Organizations' 8/s), and again with `apply_organization_max_age = \"10m\"` (the organization as last read); verify off (the others do not verify); the direct SDK at the probe's best concurrency ({}). The ceiling is the best direct run.\n\n",
+        "LocalStack {} (IAM, STS) and moto (Organizations) on this machine; {n} accounts; per account: assume the bootstrap role, create the role, attach 2 managed policies, put an inline policy (crossrole also keeps the trusted side's policy; it creates a role without reading first where its journal does not have the spec applied, as after each clean-up here). The contenders ran interleaved, {runs} runs each, each cleaning up after itself. crossroled ran with its defaults (automatic concurrency, default rates; every apply reads afresh the part of the organization it selects — the selected OU's units and accounts and its ancestors' listings, a handful of calls — except its first, which walks the whole organization: about 20 calls at Organizations' 8/s; it starts on each account as its page of accounts is listed), and again with `apply_organization_max_age = \"10m\"` (the organization as last read); verify off (the others do not verify); the direct SDK at the probe's best concurrency ({}). The ceiling is the best direct run.\n\n",
         "4.13.1", best.0
     ));
     md.push_str("| who | accounts/s min | median | max | median vs the ceiling | vs boto3 sequential |\n|---|---|---|---|---|---|\n");
@@ -451,7 +451,7 @@ fn part_b_run(
     }
     let seconds = |v: &[f64]| v.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>().join(", ");
     md.push_str(&format!(
-        "\nWhere crossroled's time went, run by run (seconds until its targets were resolved, of the apply's seconds): defaults {} of {}; apply_organization_max_age 10m {} of {}.\n",
+        "\nWhere crossroled's time went, run by run (seconds until all its targets were known — its first accounts are at work before that — of the apply's seconds): defaults {} of {}; apply_organization_max_age 10m {} of {}.\n",
         seconds(&resolving.0),
         seconds(&totals.0),
         seconds(&resolving.1),
