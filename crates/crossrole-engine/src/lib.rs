@@ -8,6 +8,7 @@
 
 mod account;
 pub mod bindings;
+mod book;
 mod convert;
 mod discovered;
 mod error;
