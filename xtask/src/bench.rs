@@ -150,6 +150,12 @@ fn write_docs(docs: &std::path::Path, md: &str) -> Result<()> {
             }
         }
     }
+    // The machine line says where the parts just written ran (a partial run rewrites only its parts: run the
+    // others on the same machine to keep the document one machine's).
+    if let (Some(machine), Some(at)) = (md.lines().find(|l| l.starts_with("Machine: ")), text.find("\nMachine: ")) {
+        let until = text[at + 1..].find('\n').map(|e| at + 1 + e).unwrap_or(text.len());
+        text.replace_range(at + 1..until, machine);
+    }
     std::fs::write(docs, text)?;
     eprintln!("updated {}", docs.display());
     Ok(())

@@ -10,6 +10,10 @@
 //! part of the organization when an earlier read says where it is, and the whole of it when accounts to clean up
 //! are no longer in that part.
 //!
+//! An apply or reconcile that runs while its targets are found is sent the selected accounts as the organization's
+//! pages list them ([`crossrole_aws::discovery::Found`]), and none before the guardrails that need the
+//! organization have passed.
+//!
 //! The trusted side's grant names the roles of the accounts where the role is this spec's and in place:
 //! [`grant_accounts`] decides it from per-account outcomes, the same way for a plan and for the end of an apply.
 
