@@ -1,5 +1,10 @@
 //! The gRPC router: crossrole's services, reflection and the token check, the same on a writer and on a standby
 //! (whose [`AuthLayer`] refuses what only the writer does).
+//!
+//! The same services answer gRPC-Web (HTTP/1.1 or HTTP/2, `application/grpc-web*`), for a browser: tonic-web
+//! translates each such call to gRPC before the token check and the services see it, and its answer back, so
+//! there is one API, one token check and one set of limits. No cross-origin request is allowed (no CORS
+//! headers): a page served from elsewhere cannot call crossroled from a user's browser.
 
 use anyhow::Context;
 use crossrole_wire::pb;
@@ -8,6 +13,7 @@ use tonic::{
     service::interceptor::InterceptedService,
     transport::{Certificate, Identity, Server, ServerTlsConfig, server::Router},
 };
+use tonic_web::GrpcWebLayer;
 use tower::layer::util::{Identity as NoLayer, Stack};
 
 use crate::{
@@ -18,12 +24,11 @@ use crate::{
     state::State,
 };
 
+/// The layers every call passes: gRPC-Web translated to gRPC (outermost), then the token check.
+pub(crate) type Layers = Stack<AuthLayer, Stack<GrpcWebLayer, NoLayer>>;
+
 /// The router for `state`'s services behind `auth`, with TLS as configured. gRPC health is added by the caller.
-pub(crate) fn router(
-    config: &Config,
-    state: &State,
-    auth: AuthLayer,
-) -> anyhow::Result<Router<Stack<AuthLayer, NoLayer>>> {
+pub(crate) fn router(config: &Config, state: &State, auth: AuthLayer) -> anyhow::Result<Router<Layers>> {
     let tokens = state.tokens.clone();
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(crossrole_proto::FILE_DESCRIPTOR_SET)
@@ -46,6 +51,8 @@ pub(crate) fn router(
         builder = builder.tls_config(tls_config).context("tls")?;
     }
     let router = builder
+        .accept_http1(true)
+        .layer(GrpcWebLayer::new())
         .layer(auth)
         .add_service(reflection)
         .add_service(

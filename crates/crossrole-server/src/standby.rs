@@ -14,7 +14,6 @@ use crossrole_store::{Journal, JournalKey, PostgresJournal, PostgresOptions};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::server::Router;
-use tower::layer::util::{Identity, Stack};
 
 use crate::{
     auth::{AuthLayer, Tokens},
@@ -42,7 +41,7 @@ pub(crate) async fn open(
     aws: &Arc<dyn AwsConnector>,
     journal_key: &JournalKey,
     health: &tonic_health::server::HealthReporter,
-    with_health: impl Fn(Router<Stack<AuthLayer, Identity>>) -> Router<Stack<AuthLayer, Identity>>,
+    with_health: impl Fn(Router<crate::serve::Layers>) -> Router<crate::serve::Layers>,
 ) -> anyhow::Result<PostgresJournal> {
     let (tx, mut waiting) = tokio::sync::mpsc::unbounded_channel::<PostgresJournal>();
     if options.standby {
@@ -80,7 +79,7 @@ async fn serve_reads(
     config: &Config,
     aws: &Arc<dyn AwsConnector>,
     journal_key: &JournalKey,
-    with_health: &impl Fn(Router<Stack<AuthLayer, Identity>>) -> Router<Stack<AuthLayer, Identity>>,
+    with_health: &impl Fn(Router<crate::serve::Layers>) -> Router<crate::serve::Layers>,
 ) -> anyhow::Result<Reads> {
     // What every write is refused with: the journal and its writer.
     let refusal = reader.standby_error().map(|e| e.to_string()).unwrap_or_default();
