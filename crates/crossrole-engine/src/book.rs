@@ -18,6 +18,7 @@ use crate::{
     records, targets,
 };
 
+/// Every account row of operation `op`, in index order.
 pub(crate) async fn all_rows(inner: &Inner, op: &str) -> Result<Vec<AccountResult>, String> {
     let mut out = Vec::new();
     let mut after = None;
