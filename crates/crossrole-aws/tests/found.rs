@@ -67,29 +67,14 @@ fn organization() -> OrgTree {
         .unit("r-root", "ou-root-security", "Security")
         .account("ou-root-security", "111122223333", "security", AccountState::Active)
         .account("ou-root-prodxxxx", "299999999999", "closed", AccountState::Suspended);
-    for i in 0..45u64 {
-        b = b.account(
-            "ou-root-prodxxxx",
-            &format!("{:012}", 200_000_000_000 + i),
-            &format!("p{i}"),
-            AccountState::Active,
-        );
-    }
-    for i in 0..5u64 {
-        b = b.account(
-            "ou-root-legacyxx",
-            &format!("{:012}", 300_000_000_000 + i),
-            &format!("l{i}"),
-            AccountState::Active,
-        );
-    }
-    for i in 0..12u64 {
-        b = b.account(
-            "ou-root-devxxxxx",
-            &format!("{:012}", 400_000_000_000 + i),
-            &format!("d{i}"),
-            AccountState::Active,
-        );
+    for (unit, first, n, name) in [
+        ("ou-root-prodxxxx", 200_000_000_000u64, 45, "p"),
+        ("ou-root-legacyxx", 300_000_000_000, 5, "l"),
+        ("ou-root-devxxxxx", 400_000_000_000, 12, "d"),
+    ] {
+        for i in 0..n {
+            b = b.account(unit, &format!("{:012}", first + i), &format!("{name}{i}"), AccountState::Active);
+        }
     }
     b.build()
 }

@@ -114,6 +114,19 @@ async fn a_browser_calls_the_same_api_behind_the_same_tokens() {
         assert!(answer.messages.is_empty());
     }
 
+    // A huge call without a token is refused on its headers: the answer comes before the body has been sent.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST {list} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/grpc-web+proto\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        64 << 20
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&[0u8; 64 << 10]).await.unwrap();
+    let mut raw = vec![0u8; 4096];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut raw)).await.unwrap().unwrap();
+    let text = String::from_utf8_lossy(&raw[..n]).to_ascii_lowercase();
+    assert!(text.contains("grpc-status: 16"), "{text}");
+
     // A read token cannot cancel: the same scopes.
     let cancel = "/crossrole.v1.OperationService/CancelOperation";
     let request = proto::CancelOperationRequest { operation_id: op.id.clone() };

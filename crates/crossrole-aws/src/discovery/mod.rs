@@ -271,7 +271,7 @@ impl Discovery {
     ) -> Result<(Arc<OrgTree>, Selection), Error> {
         let (tree_age, tags_age) =
             if refresh { (Duration::ZERO, Duration::ZERO) } else { (self.config.cache_ttl, self.config.tags_max_age) };
-        self.select_aged(ctx, selector, at, tree_age, tags_age).await
+        self.select_aged(ctx, selector, at, tree_age, tags_age, &mut Deaf).await
     }
 
     /// Like [`Discovery::select`], from a tree younger than `max_age` (tags within `tags_max_age`).
@@ -282,21 +282,12 @@ impl Discovery {
         at: &str,
         max_age: Duration,
     ) -> Result<(Arc<OrgTree>, Selection), Error> {
-        self.select_aged(ctx, selector, at, max_age, self.config.tags_max_age).await
+        self.select_aged(ctx, selector, at, max_age, self.config.tags_max_age, &mut Deaf).await
     }
 
+    /// The selection from a tree younger than `tree_age` (a walk tells `listener` what it finds as it goes), with
+    /// tags younger than `tags_age`.
     async fn select_aged(
-        &self,
-        ctx: &CallContext,
-        selector: &TargetSelector,
-        at: &str,
-        tree_age: Duration,
-        tags_age: Duration,
-    ) -> Result<(Arc<OrgTree>, Selection), Error> {
-        self.select_heard(ctx, selector, at, tree_age, tags_age, &mut Deaf).await
-    }
-
-    async fn select_heard(
         &self,
         ctx: &CallContext,
         selector: &TargetSelector,

@@ -84,7 +84,7 @@ impl Discovery {
         }
         let mut finder = Finder::new(selector, at, found, None);
         let (tree, selection) =
-            self.select_heard(ctx, selector, at, Duration::ZERO, self.config.tags_max_age, &mut finder).await?;
+            self.select_aged(ctx, selector, at, Duration::ZERO, self.config.tags_max_age, &mut finder).await?;
         Ok(Fresh { tree, selection, whole: true })
     }
 
