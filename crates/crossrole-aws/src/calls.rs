@@ -20,7 +20,7 @@ use std::{
     future::Future,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -230,6 +230,8 @@ impl CallContext {
 struct Bucket {
     configured: Rate,
     state: Mutex<BucketState>,
+    /// How many replicas share the quota: this one takes its share of the rate and of the burst.
+    share: Arc<AtomicUsize>,
 }
 
 struct BucketState {
@@ -255,8 +257,9 @@ const IDLE_BUCKET: Duration = Duration::from_secs(120);
 const CONGESTION_WINDOW: Duration = Duration::from_secs(1);
 
 impl Bucket {
-    fn new(rate: Rate) -> Bucket {
+    fn new(rate: Rate, share: Arc<AtomicUsize>) -> Bucket {
         Bucket {
+            share,
             configured: rate,
             state: Mutex::new(BucketState {
                 tokens: f64::from(rate.burst),
@@ -278,10 +281,12 @@ impl Bucket {
         }
         let Ok(mut s) = self.state.lock() else { return Duration::ZERO };
         let now = Instant::now();
-        let burst = f64::from(self.configured.burst.max(1));
-        s.tokens = (s.tokens + now.duration_since(s.last).as_secs_f64() * s.rate).min(burst) - 1.0;
+        let share = self.share.load(Ordering::Relaxed).max(1) as f64;
+        let burst = (f64::from(self.configured.burst) / share).max(1.0);
+        let rate = s.rate / share;
+        s.tokens = (s.tokens + now.duration_since(s.last).as_secs_f64() * rate).min(burst) - 1.0;
         s.last = now;
-        if s.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-s.tokens / s.rate) }
+        if s.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-s.tokens / rate) }
     }
 
     fn throttled(&self) {
@@ -323,6 +328,8 @@ pub struct BucketSummary {
 /// The call layer. Shared by every operation of a crossroled.
 pub struct CallPolicy {
     rates: Rates,
+    /// Replicas sharing every quota (1 alone).
+    share: Arc<AtomicUsize>,
     buckets: Mutex<HashMap<Quota, Arc<Bucket>>>,
     retry: RetryPolicy,
     global: Arc<CallStats>,
@@ -331,7 +338,13 @@ pub struct CallPolicy {
 impl CallPolicy {
     /// A call layer with these rates and retry policy.
     pub fn new(rates: Rates, retry: RetryPolicy) -> CallPolicy {
-        CallPolicy { rates, buckets: Mutex::new(HashMap::new()), retry, global: Arc::new(CallStats::default()) }
+        CallPolicy {
+            rates,
+            share: Arc::new(AtomicUsize::new(1)),
+            buckets: Mutex::new(HashMap::new()),
+            retry,
+            global: Arc::new(CallStats::default()),
+        }
     }
 
     /// Counters across every operation since start.
@@ -344,6 +357,28 @@ impl CallPolicy {
         self.rates
     }
 
+    /// The rates this process may use: the configured ones divided among the replicas that share them.
+    pub fn shared_rates(&self) -> Rates {
+        let share = self.share() as f64;
+        let of =
+            |r: Rate| Rate { per_second: r.per_second / share, burst: ((f64::from(r.burst) / share) as u32).max(1) };
+        Rates { organizations: of(self.rates.organizations), iam: of(self.rates.iam), sts: of(self.rates.sts) }
+    }
+
+    /// Sets how many live replicas share every AWS quota (their heartbeats say): each takes `1/replicas` of every
+    /// rate, so that together they stay within it.
+    pub fn set_share(&self, replicas: usize) {
+        let replicas = replicas.max(1);
+        if self.share.swap(replicas, Ordering::Relaxed) != replicas {
+            tracing::info!(replicas, "AWS rates are shared with the live replicas");
+        }
+    }
+
+    /// How many replicas share every quota.
+    pub fn share(&self) -> usize {
+        self.share.load(Ordering::Relaxed).max(1)
+    }
+
     fn bucket(&self, quota: &Quota) -> Arc<Bucket> {
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(b) = buckets.get(quota) {
@@ -354,7 +389,10 @@ impl CallPolicy {
             let now = Instant::now();
             buckets.retain(|_, b| Arc::strong_count(b) > 1 || !b.idle(now));
         }
-        buckets.entry(quota.clone()).or_insert_with(|| Arc::new(Bucket::new(self.rates.of(quota.service())))).clone()
+        buckets
+            .entry(quota.clone())
+            .or_insert_with(|| Arc::new(Bucket::new(self.rates.of(quota.service()), self.share.clone())))
+            .clone()
     }
 
     /// Each service's buckets as they stand.
@@ -644,7 +682,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_rate_backs_off_once_per_congestion_event_and_recovers() {
-        let b = Bucket::new(Rate { per_second: 100.0, burst: 10 });
+        let b = Bucket::new(Rate { per_second: 100.0, burst: 10 }, Arc::default());
         b.throttled();
         b.throttled();
         assert!((b.rate() - 70.0).abs() < 1e-9, "throttles together are one event");
@@ -660,9 +698,24 @@ mod tests {
             b.succeeded();
         }
         assert!((b.rate() - 100.0).abs() < 1e-9, "never above the configured rate");
-        let unlimited = Bucket::new(Rate::UNLIMITED);
+        let unlimited = Bucket::new(Rate::UNLIMITED, Arc::default());
         unlimited.throttled();
         assert_eq!(unlimited.reserve(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn replicas_sharing_a_quota_each_take_their_share_of_its_rate_and_burst() {
+        let share = Arc::new(AtomicUsize::new(2));
+        let b = Bucket::new(Rate { per_second: 10.0, burst: 10 }, share.clone());
+        let waits: Vec<Duration> = (0..10).map(|_| b.reserve()).collect();
+        assert_eq!(waits[..5], [Duration::ZERO; 5], "half the burst");
+        assert!((waits[5].as_secs_f64() - 0.2).abs() < 1e-9, "half the rate: {waits:?}");
+        assert!((waits[9].as_secs_f64() - 1.0).abs() < 1e-9, "{waits:?}");
+        let policy = CallPolicy::new(Rates::default(), RetryPolicy::default());
+        policy.set_share(4);
+        assert_eq!(policy.shared_rates().sts, Rate { per_second: 25.0, burst: 25 });
+        policy.set_share(0);
+        assert_eq!(policy.shared_rates(), Rates::default(), "never less than one replica");
     }
 
     #[tokio::test(start_paused = true)]

@@ -17,6 +17,7 @@ mod locks;
 mod pace;
 mod query;
 pub mod records;
+mod replicas;
 mod retention;
 mod rollout;
 mod targets;
@@ -221,9 +222,9 @@ impl Engine {
                 calls,
                 discovery,
                 broker,
+                locks: locks::RoleLocks::new(journal.clone()),
                 journal,
                 config,
-                locks: locks::RoleLocks::default(),
                 running: Mutex::new(HashMap::new()),
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
@@ -355,12 +356,20 @@ impl Engine {
         });
     }
 
-    /// Resumes the operations a previous run of crossroled left unfinished. Returns how many.
+    /// Resumes the operations a previous run of crossroled left unfinished (on a shared journal: those whose
+    /// replica is no longer alive, claimed for this one). Returns how many.
     pub async fn resume(&self) -> Result<usize, Error> {
+        if self.inner.shutdown.is_cancelled() {
+            return Ok(0);
+        }
         let finals = records::final_state_codes();
-        let rows = self.inner.journal.unfinished_operations(&finals).await?;
-        let n = rows.len();
+        let rows = self.inner.journal.claim_operations(&finals, 64).await?;
+        let mut n = 0;
         for row in rows {
+            if self.inner.running.lock().is_ok_and(|r| r.contains_key(&row.id)) {
+                continue;
+            }
+            n += 1;
             let spec = AccessSpec::try_from(&self.spec_of(&row)?)?;
             tracing::info!(operation = row.id, "resuming an unfinished operation");
             let cancelling = row.state == records::state_code(OperationState::Cancelling);

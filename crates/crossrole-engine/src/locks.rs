@@ -1,25 +1,55 @@
-//! Per-(account, role) locks: never two operations on the same role at once. A second operation waits for the
-//! first; with a shared journal (several replicas) these become leases in the journal.
+//! Per-(account, role) locks: never two operations on the same role (or the same grant policy) at once. A second
+//! operation waits for the first. In one process the lock is a mutex; on a journal several live replicas share
+//! ([`Journal::shares_work`]) it is also a row in the journal, free when its replica dies, so a second operation on
+//! another replica waits too. The wait is not cut short by a cancel: the holder's account finishes its calls first.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
+    time::Duration,
 };
 
+use crossrole_store::Journal;
 use tokio::sync::OwnedMutexGuard;
 
 /// One async lock per (account, role).
 type LockTable = HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>;
 
 /// The lock table.
-#[derive(Default)]
 pub(crate) struct RoleLocks {
     locks: Mutex<LockTable>,
+    journal: Arc<dyn Journal>,
+}
+
+/// A held (account, role): given back when dropped.
+pub(crate) struct RoleGuard {
+    _local: OwnedMutexGuard<()>,
+    /// Held in the journal too: (journal, account, role, token).
+    shared: Option<(Arc<dyn Journal>, String, String, String)>,
+}
+
+impl Drop for RoleGuard {
+    fn drop(&mut self) {
+        let Some((journal, account, role, token)) = self.shared.take() else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        // A lock left behind (the journal refused) is free anyway once this replica is gone; on this replica the
+        // next holder takes it over.
+        runtime.spawn(async move {
+            if let Err(e) = journal.unlock_role(&account, &role, &token).await {
+                tracing::warn!(account, role, error = %e, "cannot give back a role lock in the journal");
+            }
+        });
+    }
 }
 
 impl RoleLocks {
-    /// Locks (account, role), waiting for the holder if there is one.
-    pub(crate) async fn lock(&self, account: &str, role: &str) -> OwnedMutexGuard<()> {
+    /// A lock table; across replicas too when `journal` is shared.
+    pub(crate) fn new(journal: Arc<dyn Journal>) -> RoleLocks {
+        RoleLocks { locks: Mutex::default(), journal }
+    }
+
+    /// Locks (account, role) for `operation`, waiting for the holder if there is one, here or on another replica.
+    pub(crate) async fn lock(&self, account: &str, role: &str, operation: &str) -> RoleGuard {
         let lock = {
             let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
             // Drop entries nobody holds, so the table does not grow with every account ever touched.
@@ -28,7 +58,28 @@ impl RoleLocks {
             }
             locks.entry((account.to_string(), role.to_string())).or_default().clone()
         };
-        lock.lock_owned().await
+        let local = lock.lock_owned().await;
+        if !self.journal.shares_work() {
+            return RoleGuard { _local: local, shared: None };
+        }
+        let mut delay = Duration::from_millis(100);
+        let mut told = false;
+        loop {
+            match self.journal.lock_role(account, role, operation).await {
+                Ok(Some(token)) => {
+                    let shared = Some((self.journal.clone(), account.to_string(), role.to_string(), token));
+                    return RoleGuard { _local: local, shared };
+                }
+                Ok(None) if !told => {
+                    tracing::info!(account, role, "waiting for another replica's operation on the same role");
+                    told = true;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(account, role, error = %e, "cannot take the role's lock in the journal"),
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(2));
+        }
     }
 }
 
@@ -38,13 +89,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_second_holder_of_the_same_role_waits_and_others_do_not() {
-        let locks = Arc::new(RoleLocks::default());
-        let held = locks.lock("1", "R").await;
-        drop(locks.lock("2", "R").await);
-        drop(locks.lock("1", "Other").await);
+        let journal = crossrole_store::SqliteJournal::in_memory().unwrap();
+        let locks = Arc::new(RoleLocks::new(Arc::new(journal)));
+        let held = locks.lock("1", "R", "op").await;
+        drop(locks.lock("2", "R", "op").await);
+        drop(locks.lock("1", "Other", "op").await);
         let l2 = locks.clone();
         let waiter = tokio::spawn(async move {
-            drop(l2.lock("1", "R").await);
+            drop(l2.lock("1", "R", "op2").await);
         });
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());

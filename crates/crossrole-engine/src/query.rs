@@ -88,7 +88,7 @@ impl Engine {
             spec.rollout.max_concurrency,
             n,
             self.inner.config.max_concurrency,
-            self.inner.calls.rates(),
+            self.inner.calls.shared_rates(),
         )
         .concurrency()
     }

@@ -225,7 +225,7 @@ async fn drive(
         spec.rollout.max_concurrency,
         total(&book, finding.is_some()),
         inner.config.max_concurrency,
-        inner.calls.rates(),
+        inner.calls.shared_rates(),
     );
     let mut permits = pace.concurrency();
     let mut tolerance = spec.rollout.failure_tolerance.of(total(&book, finding.is_some()));
@@ -247,7 +247,7 @@ async fn drive(
                     let _permit = permit;
                     let started = tokio::time::Instant::now();
                     let result = {
-                        let _guard = env.inner.locks.lock(&target.account_id, &env.desired.name).await;
+                        let _guard = env.inner.locks.lock(&target.account_id, &env.desired.name, &env.session).await;
                         if let Some(s) = &env.sink {
                             // A resumed account keeps the changes on record until its run replaces them.
                             let mut running = target.result(Outcome::Running, Phase::Queued);
@@ -490,7 +490,7 @@ async fn trusted_side(
 ) -> Result<(), String> {
     // The grant policy is shared by every operation of the spec: one writer at a time, like roles.
     let _guard =
-        inner.locks.lock(&g.account_id, &format!("policy{}{}", TrustedGrant::POLICY_PATH, g.policy_name)).await;
+        inner.locks.lock(&g.account_id, &format!("policy{}{}", TrustedGrant::POLICY_PATH, g.policy_name), op_id).await;
     let session = format!("crossrole-{op_id}");
     let arn = g.policy_arn(inner.aws.partition());
     let open = || async {

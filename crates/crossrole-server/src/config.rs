@@ -199,6 +199,8 @@ struct FileConfig {
     journal_password_file: Option<PathBuf>,
     journal_ca_file: Option<PathBuf>,
     journal_standby: Option<bool>,
+    journal_shared: Option<bool>,
+    journal_lease: Option<String>,
     #[serde(default)]
     retention: RetentionFile,
     organization_events: Option<OrganizationEventsFile>,
@@ -354,6 +356,9 @@ pub struct Flags {
     /// On a PostgreSQL journal another crossroled holds: wait to take it over (a standby) instead of stopping.
     #[arg(long, env = "CROSSROLE_JOURNAL_STANDBY", global = true)]
     pub journal_standby: Option<bool>,
+    /// On a PostgreSQL journal: share its work with the other live crossroleds on it (active/active replicas).
+    #[arg(long, env = "CROSSROLE_JOURNAL_SHARED", global = true)]
+    pub journal_shared: Option<bool>,
 }
 
 impl Flags {
@@ -368,14 +373,40 @@ impl Flags {
 /// The journal's settings: `journal` (flag, env, file), its password (env, or a file) and CA file.
 fn journal_config(flags: &Flags, file: &FileConfig) -> Result<JournalConfig, ConfigError> {
     let standby = flags.journal_standby.or(file.journal_standby).unwrap_or(false);
-    let sqlite = || match standby {
+    let shared = flags.journal_shared.or(file.journal_shared).unwrap_or(false);
+    if standby && shared {
+        return Err(err(
+            "journal_shared",
+            "cannot go with journal_standby: shared replicas all work (active/active), a standby waits (active/passive); \
+             choose one"
+                .to_string(),
+        ));
+    }
+    let lease = match &file.journal_lease {
+        None => std::time::Duration::from_secs(15),
+        Some(text) => {
+            let lease = humantime::parse_duration(text)
+                .map_err(|e| err("journal_lease", format!("not a duration ({e}); for example \"15s\"")))?;
+            if !(std::time::Duration::from_secs(2)..=std::time::Duration::from_secs(600)).contains(&lease) {
+                return Err(err("journal_lease", "must be between 2s and 10m".to_string()));
+            }
+            lease
+        }
+    };
+    let sqlite = || match (standby, shared, &file.journal_lease) {
         // SQLite's one writer is the process holding the data directory: there is no journal to take over.
-        true => Err(err(
+        (true, _, _) => Err(err(
             "journal_standby",
             "needs a PostgreSQL journal (journal = \"postgres://…\"): a standby takes over a journal it shares"
                 .to_string(),
         )),
-        false => Ok(JournalConfig::Sqlite),
+        (_, true, _) | (_, _, Some(_)) => Err(err(
+            if shared { "journal_shared" } else { "journal_lease" },
+            "needs a PostgreSQL journal (journal = \"postgres://…\"): replicas share the work of a journal in a \
+             database they all reach"
+                .to_string(),
+        )),
+        _ => Ok(JournalConfig::Sqlite),
     };
     let (text, setting) = match (&flags.journal, &file.journal) {
         (Some(j), _) => (j.trim().to_string(), "journal (--journal / CROSSROLE_JOURNAL)"),
@@ -411,6 +442,8 @@ fn journal_config(flags: &Flags, file: &FileConfig) -> Result<JournalConfig, Con
         password,
         ca_file: file.journal_ca_file.clone(),
         standby,
+        shared,
+        lease,
         ..crossrole_store::PostgresOptions::default()
     };
     Ok(JournalConfig::Postgres { url: text, options })
@@ -814,6 +847,17 @@ mod tests {
                 "journal_key_file: a PostgreSQL journal needs its key from CROSSROLE_JOURNAL_KEY or journal_key_file",
             ),
             ("journal_standby = true", Flags::default(), "journal_standby: needs a PostgreSQL journal"),
+            ("journal_shared = true", Flags::default(), "journal_shared: needs a PostgreSQL journal"),
+            (
+                "journal = \"postgres://crossrole@db/j\"\njournal_shared = true\njournal_standby = true",
+                Flags::default(),
+                "journal_shared: cannot go with journal_standby",
+            ),
+            (
+                "journal = \"postgres://crossrole@db/j\"\njournal_shared = true\njournal_lease = \"1s\"",
+                Flags::default(),
+                "journal_lease: must be between 2s and 10m",
+            ),
         ];
         for (text, flags, expected) in cases {
             let got = load(text, flags.clone()).unwrap_err();

@@ -80,6 +80,10 @@ impl RunningServer {
         }
         let served = self.task.await.context("server task")?;
         self.engine.shutdown(self.shutdown_timeout).await;
+        // A replica of a shared journal leaves: the others take what it left unfinished at once, not after its lease.
+        if let Err(e) = self.engine.journal().release().await {
+            tracing::warn!(error = %e, "cannot leave the journal's replicas; the others wait for this one's lease");
+        }
         drop(self.lock.take());
         served
     }
@@ -148,6 +152,9 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
     }
 
     let engine = engine(config, aws.clone(), journal.clone(), journal_key);
+    if journal.shares_work() {
+        engine.calls().set_share(journal.live_replicas().await.unwrap_or(1));
+    }
     let resumed = engine.resume().await?;
     if resumed > 0 {
         tracing::info!(resumed, "resumed unfinished operations");
@@ -161,17 +168,33 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         org_events: Default::default(),
         watchers: Default::default(),
     };
-    let reconcile_loop = tokio::spawn(state.bindings.clone().run(config.reconcile_tick));
+    // The work only one replica does (on a shared journal, the one holding its scheduler lock; alone, this one).
+    let leader = |journal: &Arc<dyn Journal>| {
+        let journal = journal.clone();
+        async move { journal.leader().await }
+    };
+    let reconcile_loop = tokio::spawn({
+        let (elected, bindings, tick) = (leader(&state.journal), state.bindings.clone(), config.reconcile_tick);
+        async move {
+            elected.await;
+            bindings.run(tick).await
+        }
+    });
     let events_reader = config.organization_events.clone().map(|events| {
         let queue = aws.queue(&events.queue_url);
-        AbortOnDrop(tokio::spawn(org_events::consume(
-            queue,
-            engine.clone(),
-            state.bindings.clone(),
-            events,
-            state.org_events.clone(),
-        )))
+        let consume =
+            org_events::consume(queue, engine.clone(), state.bindings.clone(), events, state.org_events.clone());
+        let elected = leader(&state.journal);
+        AbortOnDrop(tokio::spawn(async move {
+            elected.await;
+            consume.await
+        }))
     });
+    // On a shared journal: claim what dead replicas left, follow cancels asked elsewhere, share the AWS quotas.
+    let sharing = state
+        .journal
+        .shares_work()
+        .then(|| AbortOnDrop(tokio::spawn(engine.clone().share_work(Duration::from_secs(1)))));
     let (metrics_addr, metrics_task) = match config.metrics_listen {
         Some(at) => {
             let (addr, task) = metrics::serve(at, state.clone()).await?;
@@ -179,7 +202,13 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         }
         None => (None, None),
     };
-    let retention = tokio::spawn(engine.clone().keep(config.retention));
+    let retention = tokio::spawn({
+        let (elected, keep) = (leader(&state.journal), engine.clone().keep(config.retention));
+        async move {
+            elected.await;
+            keep.await
+        }
+    });
     let router =
         serve::router(config, &state, AuthLayer::new(state.tokens.clone()))?.add_service(health_service.clone());
 
@@ -222,6 +251,7 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         reconcile_loop.abort();
         retention.abort();
         drop(events_reader);
+        drop(sharing);
         if let Some(task) = metrics_task {
             task.abort();
         }

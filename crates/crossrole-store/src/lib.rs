@@ -4,9 +4,7 @@
 //! [`Journal`] is the interface the engine and the server use. [`SqliteJournal`] implements it on one SQLite file
 //! (WAL mode), created with its schema on first open and migrated forward by `PRAGMA user_version`: the embedded
 //! default. [`PostgresJournal`] implements it on PostgreSQL, for operators who keep state in a database they run
-//! and back up. Both pass one conformance suite (`tests/conformance`). Either way one crossroled writes a journal;
-//! sharing one journal's work among several live replicas (row leases in place of the engine's in-process locks)
-//! is not built yet.
+//! and back up. Both pass one conformance suite (`tests/conformance`).
 //!
 //! Payloads (specs, account results, events, bindings and their status) are the engine's records, stored as bytes
 //! next to the columns that are queried, so the journal does not need to understand them. Secrets inside them are
@@ -16,6 +14,9 @@
 //!
 //! One process writes a journal: [`DataDirLock`] holds the data directory for the life of a crossroled. An event
 //! batch, the account rows written with it and the operation's counters are one transaction ([`Journal::persist`]).
+//! Or, on PostgreSQL with `shared`, several live replicas share one journal's work: operations owned by the
+//! replica that runs them and claimed by another when it dies, (account, role) locks across replicas, and each
+//! write of progress checked against its owner (`postgres::shared`).
 
 mod key;
 mod lock;
@@ -89,6 +90,14 @@ pub enum StoreError {
         journal: String,
         /// Who writes it.
         holder: String,
+    },
+    /// This replica may not write an operation's progress: it does not own it (any more).
+    #[error("operation {operation}: this replica no longer runs it ({why}); it writes nothing more of it")]
+    NotOwner {
+        /// The operation.
+        operation: String,
+        /// Why.
+        why: String,
     },
     /// A file could not be read or written.
     #[error("journal: {0}")]
@@ -566,4 +575,39 @@ pub trait Journal: Send + Sync {
     async fn list_bindings(&self, page_size: usize, after: Option<&str>) -> Result<Vec<BindingRow>, StoreError>;
     /// Deletes a binding.
     async fn delete_binding(&self, name: &str) -> Result<bool, StoreError>;
+
+    /// Whether several live replicas share this journal's work (then the methods below coordinate them).
+    fn shares_work(&self) -> bool {
+        false
+    }
+    /// The unfinished operations this process should run now, at most `limit` (at least 1) of them on a shared
+    /// journal: there, those whose owner is no longer alive, claimed for this replica; on a journal with one
+    /// writer, every unfinished one.
+    async fn claim_operations(&self, final_states: &[i32], limit: usize) -> Result<Vec<OperationRow>, StoreError> {
+        let _ = limit;
+        self.unfinished_operations(final_states).await
+    }
+    /// Takes (account, role) for `operation` across replicas: the token it is held with, or `None` while another
+    /// live replica holds it (ask again later). With one writer, the engine's own locks are enough: always taken.
+    async fn lock_role(&self, account: &str, role: &str, operation: &str) -> Result<Option<String>, StoreError> {
+        let _ = (account, role, operation);
+        Ok(Some(String::new()))
+    }
+    /// Gives back (account, role) taken with `token`.
+    async fn unlock_role(&self, account: &str, role: &str, token: &str) -> Result<(), StoreError> {
+        let _ = (account, role, token);
+        Ok(())
+    }
+    /// Replicas alive now, this one included (1 with one writer).
+    async fn live_replicas(&self) -> Result<usize, StoreError> {
+        Ok(1)
+    }
+    /// Resolves when this process runs the work only one replica may do (the binding scheduler, the events reader,
+    /// retention): at once with one writer.
+    async fn leader(&self) {}
+    /// Leaves the replicas at a clean stop: what this one owns is free for the others at once, and it writes
+    /// nothing more. Nothing to do with one writer.
+    async fn release(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

@@ -14,8 +14,8 @@
 //! takes the journal over the moment the holder's session ends (then resumes what the holder left unfinished):
 //! active/passive high availability. If the writer's connection is lost, every write fails from then on (another
 //! crossroled may hold the journal by now) and [`Journal::writer_lost`] resolves: crossroled then stops, to be
-//! restarted. Several live replicas sharing one journal's work need leases on the work itself; that is not built
-//! yet.
+//! restarted. With [`PostgresOptions::shared`] instead, every replica works: operations are owned by the replica
+//! running them and claimed by another when their owner dies, and roles are locked across replicas (`shared`).
 //!
 //! Writes that go together are one transaction, as in SQLite: an event batch with its account rows, counters and
 //! end ([`Journal::persist`]); a rewrite of every payload ([`Journal::rewrite_payloads`]).
@@ -34,6 +34,8 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use rustls_pki_types::pem::PemObject;
 use tokio_postgres::{Row, types::ToSql};
+
+mod shared;
 
 use crate::{
     AUDIT_COLUMNS, AccountRow, AuditEntry, AuditFilter, AuditValue, Batch, BindingRow, Discovered, EventRow, Expiry,
@@ -136,6 +138,26 @@ CREATE INDEX audit_time ON audit (time);
 ALTER TABLE audit ADD COLUMN caller_subject TEXT NOT NULL DEFAULT '';
 CREATE INDEX account_results_account ON account_results (account_id, operation_id);
 "#,
+    // 5: several live replicas share the work (`shared`): who is alive, who runs which operation, and which
+    // (account, role) each holds.
+    r#"
+CREATE TABLE replicas (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    started_at BIGINT NOT NULL,
+    heartbeat_at BIGINT NOT NULL
+);
+ALTER TABLE operations ADD COLUMN owner TEXT;
+CREATE TABLE role_locks (
+    account_id TEXT NOT NULL,
+    role TEXT NOT NULL,
+    owner TEXT NOT NULL,
+    token TEXT NOT NULL,
+    operation_id TEXT NOT NULL,
+    since BIGINT NOT NULL,
+    PRIMARY KEY (account_id, role)
+);
+"#,
 ];
 
 /// The advisory lock migrations run under (any value; "crossrole" in ASCII, shortened).
@@ -157,11 +179,24 @@ pub struct PostgresOptions {
     /// A standby's journal for reading while it waits is handed here (it refuses every write with
     /// [`StoreError::Standby`]), so that the standby can answer reads meanwhile.
     pub while_waiting: Option<Arc<dyn Fn(PostgresJournal) + Send + Sync>>,
+    /// Share the journal's work with other live replicas (active/active; see `shared`) instead of one writer.
+    pub shared: bool,
+    /// With `shared`: how long a replica is alive without renewing its lease (15 s by default). Another replica
+    /// takes a killed one's operations after this long.
+    pub lease: std::time::Duration,
 }
 
 impl Default for PostgresOptions {
     fn default() -> Self {
-        PostgresOptions { password: None, ca_file: None, pool_size: 16, standby: false, while_waiting: None }
+        PostgresOptions {
+            password: None,
+            ca_file: None,
+            pool_size: 16,
+            standby: false,
+            while_waiting: None,
+            shared: false,
+            lease: std::time::Duration::from_secs(15),
+        }
     }
 }
 
@@ -173,6 +208,8 @@ impl std::fmt::Debug for PostgresOptions {
             .field("pool_size", &self.pool_size)
             .field("standby", &self.standby)
             .field("while_waiting", &self.while_waiting.is_some())
+            .field("shared", &self.shared)
+            .field("lease", &self.lease)
             .finish()
     }
 }
@@ -191,6 +228,8 @@ pub struct PostgresJournal {
     _lock: Arc<tokio_postgres::Client>,
     /// A standby's reading journal: who writes the journal meanwhile.
     standby_of: Option<Arc<str>>,
+    /// This process as one of several live replicas sharing the journal's work.
+    replica: Option<Arc<shared::Replica>>,
 }
 
 /// Who last held the writer lock, as it wrote itself into `journal_meta` (nothing before the first writer).
@@ -251,7 +290,7 @@ fn pool(
 }
 
 impl PostgresJournal {
-    /// Connects to `url`, takes the writer lock and migrates the schema forward.
+    /// Connects to `url`, takes the writer lock (or, `shared`, joins the replicas) and migrates the schema forward.
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<PostgresJournal, StoreError> {
         let name: Arc<str> = redacted_url(url).into();
         let mut config =
@@ -264,6 +303,9 @@ impl PostgresJournal {
             config.connect_timeout(std::time::Duration::from_secs(10));
         }
         let tls = tls(&options)?;
+        if options.shared {
+            return shared::connect(config, tls, &options, name).await;
+        }
         let unreachable = |e: tokio_postgres::Error| StoreError::Io(format!("cannot reach the journal {name}: {e}"));
 
         // The writer lock, on a connection of its own held for the life of the process.
@@ -297,6 +339,7 @@ impl PostgresJournal {
                     name: name.clone(),
                     _lock: lock_client.clone(),
                     standby_of: Some(holder.clone().into()),
+                    replica: None,
                 });
             }
             lock_client.execute("SELECT pg_advisory_lock($1)", &[&WRITER_LOCK]).await?;
@@ -305,7 +348,7 @@ impl PostgresJournal {
         }
 
         let pool = pool(config, tls, &options)?;
-        let journal = PostgresJournal { pool, writer, lost, name, _lock: lock_client, standby_of: None };
+        let journal = PostgresJournal { pool, writer, lost, name, _lock: lock_client, standby_of: None, replica: None };
         journal.migrate().await?;
         let holder = format!("crossroled pid {} on host {}", std::process::id(), crate::lock::hostname());
         journal
@@ -359,6 +402,13 @@ impl PostgresJournal {
             return Err(refused);
         }
         if !self.writer.load(Ordering::SeqCst) {
+            if let Some(r) = self.shared() {
+                let why = r.why.lock().ok().and_then(|w| w.clone()).unwrap_or_default();
+                return Err(StoreError::Io(format!(
+                    "replica {} ({}) writes nothing more to the journal {}: {why}",
+                    r.id, r.name, self.name
+                )));
+            }
             return Err(StoreError::Io(format!(
                 "the connection holding the journal {}'s writer lock was lost: another crossroled may hold it now, so \
                  this one writes nothing more (restart it)",
@@ -467,6 +517,12 @@ async fn rewrite_column(
 #[async_trait]
 impl Journal for PostgresJournal {
     async fn writer_lost(&self) -> String {
+        if let Some(r) = self.shared() {
+            let mut lost = self.lost.clone();
+            let _ = lost.wait_for(|lost| *lost).await;
+            let why = r.why.lock().ok().and_then(|w| w.clone()).unwrap_or_default();
+            return format!("replica {} of the journal {} stopped writing it: {why}", r.id, self.name);
+        }
         if self.standby_of.is_some() {
             // A standby's reading journal never held the lock: nothing to lose.
             return std::future::pending().await;
@@ -564,7 +620,8 @@ impl Journal for PostgresJournal {
             .query_opt(
                 &format!(
                     "INSERT INTO operations (id, kind, state, spec_name, spec, idempotency_key, request_fingerprint, \
-                     binding_name, created_by, create_time, dry_run) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     binding_name, created_by, create_time, dry_run, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, \
+                     $11, $12) \
                      ON CONFLICT (created_by, idempotency_key) DO NOTHING RETURNING {OPERATION_COLUMNS}"
                 ),
                 &[
@@ -579,6 +636,7 @@ impl Journal for PostgresJournal {
                     &op.created_by,
                     &op.create_time,
                     &op.dry_run,
+                    &self.shared().map(|r| r.id.clone()),
                 ],
             )
             .await?;
@@ -690,6 +748,10 @@ impl Journal for PostgresJournal {
     async fn persist(&self, operation_id: &str, batch: Batch) -> Result<(), StoreError> {
         let mut client = self.writer().await?;
         let tx = client.transaction().await?;
+        if let Some(r) = self.shared() {
+            let first = batch.events.iter().map(|e| e.sequence).min();
+            self.check_owner(r, &tx, operation_id, first).await?;
+        }
         if !batch.rows.is_empty() {
             let (mut idx, mut ids, mut outcomes, mut results) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for r in batch.rows {
@@ -982,6 +1044,51 @@ impl Journal for PostgresJournal {
             .iter()
             .map(binding)
             .collect())
+    }
+
+    fn shares_work(&self) -> bool {
+        self.shared().is_some()
+    }
+
+    async fn claim_operations(&self, final_states: &[i32], limit: usize) -> Result<Vec<OperationRow>, StoreError> {
+        match self.shared() {
+            Some(r) => self.claim(r, final_states, limit).await,
+            None => self.unfinished_operations(final_states).await,
+        }
+    }
+
+    async fn lock_role(&self, account: &str, role: &str, operation: &str) -> Result<Option<String>, StoreError> {
+        match self.shared() {
+            Some(r) => self.take_role(r, account, role, operation).await,
+            None => Ok(Some(String::new())),
+        }
+    }
+
+    async fn unlock_role(&self, account: &str, role: &str, token: &str) -> Result<(), StoreError> {
+        match self.shared() {
+            Some(_) => self.give_role(account, role, token).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn live_replicas(&self) -> Result<usize, StoreError> {
+        match self.shared() {
+            Some(r) => self.count_alive(r).await,
+            None => Ok(1),
+        }
+    }
+
+    async fn leader(&self) {
+        if let Some(r) = self.shared() {
+            self.lead(r).await;
+        }
+    }
+
+    async fn release(&self) -> Result<(), StoreError> {
+        match self.shared() {
+            Some(r) => self.leave(r).await,
+            None => Ok(()),
+        }
     }
 
     async fn delete_binding(&self, name: &str) -> Result<bool, StoreError> {

@@ -87,3 +87,131 @@ async fn a_schema_newer_than_this_crossroled_is_refused() {
     }
     assert!(matches!(outcome, Some(Err(StoreError::SchemaTooNew(99, _)))));
 }
+
+/// A replica of a shared journal at `url`, with a short lease.
+async fn replica(url: &str) -> PostgresJournal {
+    let options = PostgresOptions { shared: true, lease: LEASE, ..PostgresOptions::default() };
+    PostgresJournal::connect(url, options).await.unwrap()
+}
+
+const LEASE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// One event with `sequence`.
+fn event(sequence: u64) -> crossrole_store::Batch {
+    crossrole_store::Batch {
+        events: vec![crossrole_store::EventRow { sequence, payload: vec![sequence as u8] }],
+        ..Default::default()
+    }
+}
+
+async fn fresh_shared() -> conformance::J {
+    Arc::new(replica(&database().await).await)
+}
+
+/// A replica of a shared journal is a journal like any other.
+mod shared_conformance {
+    use super::*;
+
+    conformance!(fresh_shared());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_replicas_own_what_they_run_and_take_over_a_dead_ones_work() {
+    let url = database().await;
+    let (a, b) = (replica(&url).await, replica(&url).await);
+    assert!(a.shares_work() && b.shares_work());
+    assert_eq!((a.live_replicas().await.unwrap(), b.live_replicas().await.unwrap()), (2, 2));
+    a.create_operation(conformance::new_op("x", None, "f")).await.unwrap();
+
+    // a runs x: b may not claim it, nor write its progress; a's events must continue its sequence.
+    assert!(b.claim_operations(&[3], 10).await.unwrap().is_empty(), "its owner is alive");
+    a.persist("x", event(1)).await.unwrap();
+    let refused = b.persist("x", event(2)).await.err().unwrap();
+    assert!(matches!(refused, StoreError::NotOwner { .. }), "{refused}");
+    let gap = a.persist("x", event(3)).await.err().unwrap();
+    assert!(gap.to_string().contains("the next is 2, not 3"), "{gap}");
+    a.persist("x", event(2)).await.unwrap();
+
+    // (account, role) is one holder's at a time, across replicas.
+    let token = a.lock_role("111", "Audit", "x").await.unwrap().expect("free");
+    assert_eq!(b.lock_role("111", "Audit", "y").await.unwrap(), None, "held by a live replica");
+    assert!(b.lock_role("222", "Audit", "y").await.unwrap().is_some(), "another account is free");
+    a.unlock_role("111", "Audit", &token).await.unwrap();
+    let b_token = b.lock_role("111", "Audit", "y").await.unwrap().expect("given back");
+    b.unlock_role("111", "Audit", &b_token).await.unwrap();
+    let held = a.lock_role("111", "Audit", "x").await.unwrap().expect("free again");
+    let _ = held;
+
+    // Exactly one of them runs the work for one replica.
+    let lead = |j: PostgresJournal| async move { tokio::time::timeout(LEASE, j.leader()).await.is_ok() };
+    let (a_leads, b_leads) = tokio::join!(lead(a.clone()), lead(b.clone()));
+    assert!(a_leads ^ b_leads, "a leads: {a_leads}, b leads: {b_leads}");
+
+    // a dies (as with kill -9: no goodbye). Within a lease, nothing of it is b's; after, x and its role are.
+    drop(a);
+    assert!(b.claim_operations(&[3], 10).await.unwrap().is_empty(), "not before the lease lapses");
+    tokio::time::sleep(LEASE + std::time::Duration::from_millis(500)).await;
+    assert_eq!(b.live_replicas().await.unwrap(), 1);
+    let claimed = b.claim_operations(&[3], 10).await.unwrap();
+    assert_eq!(claimed.iter().map(|o| (o.id.as_str(), o.last_sequence)).collect::<Vec<_>>(), [("x", 2)]);
+    assert!(b.claim_operations(&[3], 10).await.unwrap().is_empty(), "claimed once");
+    b.persist("x", event(3)).await.unwrap();
+    assert!(b.lock_role("111", "Audit", "x").await.unwrap().is_some(), "a dead replica's lock is free");
+    assert!(tokio::time::timeout(LEASE, b.leader()).await.is_ok(), "b runs the scheduler now");
+    let events = b.read_events("x", 0, 10).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1, 2, 3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_claiming_at_once_split_a_dead_ones_operations_and_a_leaving_one_frees_them_at_once() {
+    let url = database().await;
+    let dead = replica(&url).await;
+    for i in 0..40 {
+        dead.create_operation(conformance::new_op(&format!("op{i:02}"), None, "f")).await.unwrap();
+    }
+    dead.set_operation_state("op00", 3, "done", None, Some(1)).await.unwrap();
+    drop(dead);
+    let (c, d) = (replica(&url).await, replica(&url).await);
+    tokio::time::sleep(LEASE + std::time::Duration::from_millis(500)).await;
+    let claim = |j: PostgresJournal| async move {
+        let mut all = Vec::new();
+        loop {
+            let got = j.claim_operations(&[3], 5).await.unwrap();
+            if got.is_empty() {
+                return all;
+            }
+            all.extend(got.into_iter().map(|o| o.id));
+            tokio::task::yield_now().await;
+        }
+    };
+    let (by_c, by_d) = tokio::join!(claim(c.clone()), claim(d.clone()));
+    let mut both: Vec<String> = by_c.iter().chain(&by_d).cloned().collect();
+    both.sort();
+    let expected: Vec<String> = (1..40).map(|i| format!("op{i:02}")).collect();
+    assert_eq!(both, expected, "each unfinished operation claimed exactly once (c {}, d {})", by_c.len(), by_d.len());
+
+    // d stops cleanly: c takes its operations at once, with no lease to wait for.
+    d.release().await.unwrap();
+    assert!(
+        d.create_operation(conformance::new_op("late", None, "f")).await.is_err(),
+        "a replica that left writes nothing"
+    );
+    let taken = c.claim_operations(&[3], 100).await.unwrap();
+    assert_eq!(taken.len(), by_d.len());
+    assert_eq!(c.live_replicas().await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_lease_lapsed_stops_writing_and_says_so() {
+    let url = database().await;
+    let r = replica(&url).await;
+    r.create_operation(conformance::new_op("x", None, "f")).await.unwrap();
+    // As if it had been paused longer than its lease: the others may take its work, so it must write nothing more.
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.batch_execute("UPDATE replicas SET heartbeat_at = 0").await.unwrap();
+    let why = tokio::time::timeout(LEASE, r.writer_lost()).await.expect("it notices at its next heartbeat");
+    assert!(why.contains("lease lapsed"), "{why}");
+    let refused = r.persist("x", event(1)).await.err().unwrap();
+    assert!(refused.to_string().contains("writes nothing more"), "{refused}");
+}

@@ -1,0 +1,320 @@
+//! Several live crossroleds sharing one PostgreSQL journal's work ([`PostgresOptions::shared`]): active/active.
+//!
+//! - **Who is alive.** Each replica registers a row in `replicas` and renews its `heartbeat_at` every fifth of its
+//!   lease, on a connection of its own (a busy pool cannot starve it). Times are the database's clock, so replicas
+//!   with skewed clocks agree. A replica that cannot renew within four fifths of its lease, or finds its row lapsed,
+//!   stops writing at once and [`Journal::writer_lost`] resolves (crossroled exits, to be restarted): it stops
+//!   before any other replica may take its work, which needs a whole lease without a heartbeat.
+//! - **Who runs an operation.** An operation is owned by the replica that created it (`operations.owner`). Any
+//!   replica claims, with `FOR UPDATE SKIP LOCKED`, the unfinished operations whose owner is not alive (killed, or
+//!   stopped and released them), and resumes them from the journal. Every write of an operation's progress
+//!   ([`Journal::persist`]) checks, in its transaction, that this replica owns the operation and is alive, and that
+//!   its events continue the operation's sequence without a gap: a replica that lost its lease cannot write over the
+//!   one that took the work, and the events every replica reads are contiguous.
+//! - **Which (account, role) each holds.** `role_locks` rows, taken by a replica for one holder (a token), and
+//!   free when that replica is not alive: two operations on different replicas never work the same role (or the
+//!   same grant policy) at once.
+//! - **Work for one replica only** (the binding scheduler, the Organizations events reader, retention): the
+//!   replica that holds a session advisory lock on its heartbeat connection, tried at every heartbeat. When that
+//!   replica's session ends, another takes it within a heartbeat.
+//! - **AWS quotas.** [`Journal::live_replicas`] counts the replicas alive, so that each takes its share of every
+//!   rate bucket.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use ring::rand::{SecureRandom, SystemRandom};
+use tokio::{sync::watch, task::JoinHandle};
+
+use super::{PostgresJournal, PostgresOptions, pool};
+use crate::{OPERATION_COLUMNS, OperationRow, StoreError};
+
+/// The database's clock, in Unix milliseconds.
+pub(crate) const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint";
+
+/// The advisory lock the replica that runs the work for one replica holds.
+const SCHEDULER_LOCK: i64 = 0x6372_6f73_7372_6f6e;
+
+/// This process as a replica of a shared journal.
+pub(crate) struct Replica {
+    /// Its id in `replicas` (random, new at every start).
+    pub(crate) id: String,
+    /// Its name, for messages: pid and host.
+    pub(crate) name: String,
+    /// How long it stays alive without a heartbeat, in milliseconds.
+    pub(crate) lease_ms: i64,
+    /// Whether it runs the work for one replica.
+    leader: watch::Receiver<bool>,
+    /// Why it stopped writing, once it has.
+    pub(crate) why: Arc<Mutex<Option<String>>>,
+    heartbeat: JoinHandle<()>,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+    }
+}
+
+/// A random id for a replica.
+fn replica_id() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 12];
+    SystemRandom::new().fill(&mut bytes).map_err(|_| StoreError::Io("no random source".into()))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Connects as a replica of a shared journal: migrates, registers, and starts the heartbeat.
+pub(crate) async fn connect(
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    options: &PostgresOptions,
+    name: Arc<str>,
+) -> Result<PostgresJournal, StoreError> {
+    let lease = options.lease.max(Duration::from_secs(1));
+    let unreachable = |e: tokio_postgres::Error| StoreError::Io(format!("cannot reach the journal {name}: {e}"));
+    let (client, connection) = config.connect(tls.clone()).await.map_err(unreachable)?;
+    let alive = Arc::new(AtomicBool::new(true));
+    let (lost_tx, lost) = watch::channel(false);
+    let lost_tx = Arc::new(lost_tx);
+    let why: Arc<Mutex<Option<String>>> = Arc::default();
+    let stop = {
+        let (alive, lost_tx, why) = (alive.clone(), lost_tx.clone(), why.clone());
+        move |reason: String| {
+            if alive.swap(false, Ordering::SeqCst) {
+                tracing::error!(%reason, "this replica stops writing the journal");
+            }
+            if let Ok(mut w) = why.lock() {
+                w.get_or_insert(reason);
+            }
+            let _ = lost_tx.send(true);
+        }
+    };
+    {
+        let (stop, name) = (stop.clone(), name.clone());
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::error!(journal = %name, error = %e, "lost the replica's heartbeat connection");
+            }
+            stop(format!("the connection this replica renews its lease on ended (journal {name})"));
+        });
+    }
+    let client = Arc::new(client);
+    let mut journal = PostgresJournal {
+        pool: pool(config, tls, options)?,
+        writer: alive,
+        lost,
+        name: name.clone(),
+        _lock: client.clone(),
+        standby_of: None,
+        replica: None,
+    };
+    journal.migrate().await?;
+
+    let id = replica_id()?;
+    let host = format!("crossroled pid {} on host {}", std::process::id(), crate::lock::hostname());
+    let lease_ms = lease.as_millis() as i64;
+    // Rows of replicas long dead are no one's: forget them (what they owned is free either way).
+    client
+        .execute(&format!("DELETE FROM replicas WHERE heartbeat_at < {NOW_MS} - 10 * $1::bigint"), &[&lease_ms])
+        .await?;
+    client
+        .execute(
+            &format!("INSERT INTO replicas (id, name, started_at, heartbeat_at) VALUES ($1, $2, {NOW_MS}, {NOW_MS})"),
+            &[&id, &host],
+        )
+        .await?;
+    let (leader_tx, leader) = watch::channel(false);
+    let heartbeat = tokio::spawn(beat(client, id.clone(), lease, leader_tx, stop));
+    tracing::info!(journal = %name, replica = id, lease_ms, "joined the journal's replicas");
+    journal.replica = Some(Arc::new(Replica { id, name: host, lease_ms, leader, why, heartbeat }));
+    Ok(journal)
+}
+
+/// Renews the lease every fifth of it, and tries for the work of one replica; stops writing when the lease cannot
+/// be renewed in time.
+async fn beat(
+    client: Arc<tokio_postgres::Client>,
+    id: String,
+    lease: Duration,
+    leader: watch::Sender<bool>,
+    stop: impl Fn(String),
+) {
+    let lease_ms = lease.as_millis() as i64;
+    let renew =
+        format!("UPDATE replicas SET heartbeat_at = {NOW_MS} WHERE id = $1 AND heartbeat_at > {NOW_MS} - $2::bigint");
+    let mut renewed = Instant::now();
+    loop {
+        tokio::time::sleep(lease / 5).await;
+        match client.execute(&renew, &[&id, &lease_ms]).await {
+            Ok(1) => renewed = Instant::now(),
+            Ok(_) => {
+                stop("its lease lapsed before it could renew it: other replicas may run its work now".into());
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot renew this replica's lease; trying again"),
+        }
+        if renewed.elapsed() > lease * 4 / 5 {
+            stop(format!(
+                "it could not renew its lease for {:.1}s of {:.1}s: other replicas may run its work soon",
+                renewed.elapsed().as_secs_f64(),
+                lease.as_secs_f64()
+            ));
+            return;
+        }
+        if !*leader.borrow() {
+            match client.query_one("SELECT pg_try_advisory_lock($1)", &[&SCHEDULER_LOCK]).await {
+                Ok(row) if row.get::<_, bool>(0) => {
+                    tracing::info!("this replica runs the binding scheduler, the events reader and retention");
+                    let _ = leader.send(true);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot ask for the scheduler lock"),
+            }
+        }
+    }
+}
+
+/// The condition that `$owner` (a parameter) is alive, with the lease in `$lease`.
+fn alive(owner: &str, lease: &str) -> String {
+    format!("EXISTS (SELECT 1 FROM replicas r WHERE r.id = {owner} AND r.heartbeat_at > {NOW_MS} - {lease}::bigint)")
+}
+
+impl PostgresJournal {
+    /// This replica, on a shared journal.
+    pub(crate) fn shared(&self) -> Option<&Replica> {
+        self.replica.as_deref()
+    }
+
+    /// Claims up to `limit` unfinished operations whose owner is not alive, oldest first.
+    pub(crate) async fn claim(
+        &self,
+        r: &Replica,
+        final_states: &[i32],
+        limit: usize,
+    ) -> Result<Vec<OperationRow>, StoreError> {
+        let client = self.writer().await?;
+        let states = final_states.to_vec();
+        let sql = format!(
+            "UPDATE operations SET owner = $1 WHERE id IN (SELECT id FROM operations o WHERE NOT (state = ANY($2::integer[])) \
+             AND o.owner IS DISTINCT FROM $1 AND (o.owner IS NULL OR NOT {}) ORDER BY position LIMIT $4 \
+             FOR UPDATE SKIP LOCKED) AND {} RETURNING {OPERATION_COLUMNS}",
+            alive("o.owner", "$3"),
+            alive("$1", "$3")
+        );
+        let rows = client.query(&sql, &[&r.id, &states, &r.lease_ms, &(limit.max(1) as i64)]).await?;
+        let mut rows: Vec<OperationRow> = rows.iter().map(super::operation).collect();
+        rows.sort_by_key(|r| r.position);
+        Ok(rows)
+    }
+
+    /// In a transaction that persists an operation's progress: checks that this replica owns the operation and is
+    /// alive, and that `first` (the first event's sequence, if any) continues the operation's events. Locks the
+    /// operation's row until the transaction ends.
+    pub(crate) async fn check_owner(
+        &self,
+        r: &Replica,
+        tx: &deadpool_postgres::Transaction<'_>,
+        operation: &str,
+        first: Option<u64>,
+    ) -> Result<(), StoreError> {
+        let sql =
+            format!("SELECT last_sequence, owner, {} FROM operations WHERE id = $1 FOR UPDATE", alive("$2", "$3"));
+        let row = tx.query_opt(&sql, &[&operation, &r.id, &r.lease_ms]).await?;
+        let Some(row) = row else { return Ok(()) };
+        let (last, owner, alive): (i64, Option<String>, bool) = (row.get(0), row.get(1), row.get(2));
+        if owner.as_deref() != Some(r.id.as_str()) || !alive {
+            return Err(StoreError::NotOwner {
+                operation: operation.to_string(),
+                why: if alive {
+                    "another replica has taken it over".into()
+                } else {
+                    "this replica's lease lapsed".into()
+                },
+            });
+        }
+        if let Some(first) = first
+            && first != last as u64 + 1
+        {
+            return Err(StoreError::Io(format!(
+                "operation {operation}: events must continue its sequence: the next is {}, not {first}",
+                last + 1
+            )));
+        }
+        Ok(())
+    }
+
+    /// Takes (account, role) for one holder; the token it is held with, or `None` while a live replica holds it.
+    pub(crate) async fn take_role(
+        &self,
+        r: &Replica,
+        account: &str,
+        role: &str,
+        operation: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let client = self.writer().await?;
+        let token = replica_id()?;
+        let sql = format!(
+            "INSERT INTO role_locks (account_id, role, owner, token, operation_id, since) \
+             VALUES ($1, $2, $3, $4, $5, {NOW_MS}) ON CONFLICT (account_id, role) DO UPDATE SET owner = excluded.owner, \
+             token = excluded.token, operation_id = excluded.operation_id, since = excluded.since \
+             WHERE role_locks.owner = excluded.owner OR NOT {} RETURNING token",
+            alive("role_locks.owner", "$6")
+        );
+        let row = client.query_opt(&sql, &[&account, &role, &r.id, &token, &operation, &r.lease_ms]).await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Gives (account, role) back, if still held with `token`.
+    pub(crate) async fn give_role(&self, account: &str, role: &str, token: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client
+            .execute(
+                "DELETE FROM role_locks WHERE account_id = $1 AND role = $2 AND token = $3",
+                &[&account, &role, &token],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Replicas alive now, this one included.
+    pub(crate) async fn count_alive(&self, r: &Replica) -> Result<usize, StoreError> {
+        let client = self.client().await?;
+        let n: i64 = client
+            .query_one(
+                &format!("SELECT count(*) FROM replicas WHERE heartbeat_at > {NOW_MS} - $1::bigint"),
+                &[&r.lease_ms],
+            )
+            .await?
+            .get(0);
+        Ok((n as usize).max(1))
+    }
+
+    /// Waits until this replica runs the work for one replica.
+    pub(crate) async fn lead(&self, r: &Replica) {
+        let mut leader = r.leader.clone();
+        let _ = leader.wait_for(|l| *l).await;
+    }
+
+    /// Leaves the replicas: its operations and roles are free for the others at once, and it writes nothing more.
+    pub(crate) async fn leave(&self, r: &Replica) -> Result<(), StoreError> {
+        let client = self.writer().await?;
+        client.execute("UPDATE operations SET owner = NULL WHERE owner = $1", &[&r.id]).await?;
+        client.execute("DELETE FROM role_locks WHERE owner = $1", &[&r.id]).await?;
+        client.execute("DELETE FROM replicas WHERE id = $1", &[&r.id]).await?;
+        self.writer.store(false, Ordering::SeqCst);
+        r.heartbeat.abort();
+        if let Ok(mut w) = r.why.lock() {
+            w.get_or_insert_with(|| "this replica left the journal's replicas (it is stopping)".into());
+        }
+        tracing::info!(
+            replica = r.id,
+            "left the journal's replicas; its unfinished operations are free for the others"
+        );
+        Ok(())
+    }
+}
