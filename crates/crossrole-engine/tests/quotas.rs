@@ -76,3 +76,60 @@ async fn an_account_throttled_by_someone_else_slows_no_other() {
     assert_eq!(rate(&account(8)), 10.0);
     assert!(w.fake.throttled() > 0);
 }
+
+/// Three replicas, each running its own apply over the same 200 accounts at once, on one AWS whose quotas are
+/// STS 30/s for the calling account and IAM 10/s per account. Each replica is configured at 90% of those quotas;
+/// `shared` says whether each takes its third (as the live replica count from the journal's heartbeats makes it).
+/// Returns how many calls AWS throttled, and when the last apply ended (model time).
+async fn three_replicas(shared: bool) -> (u64, Duration) {
+    let mut aws = FakeConfig::default();
+    aws.throttle.insert(Service::Sts, Rate { per_second: 30.0, burst: 30 });
+    aws.throttle.insert(Service::Iam, Rate { per_second: 10.0, burst: 10 });
+    for (s, ms) in [(Service::Iam, 40), (Service::Sts, 30), (Service::Organizations, 40)] {
+        aws.latency.insert(s, Latency { base: Duration::from_millis(ms), jitter: Duration::from_millis(ms / 4) });
+    }
+    let rates = Rates {
+        organizations: Rate::UNLIMITED,
+        iam: Rate { per_second: 9.0, burst: 9 },
+        sts: Rate { per_second: 27.0, burst: 27 },
+    };
+    let w = world_with(200, aws, rates, Arc::new(SqliteJournal::in_memory().unwrap()));
+    let replicas: Vec<crossrole_engine::Engine> = (0..3)
+        .map(|_| {
+            let calls = Arc::new(crossrole_aws::calls::CallPolicy::new(rates, Default::default()));
+            if shared {
+                calls.set_share(3);
+            }
+            let journal = Arc::new(SqliteJournal::in_memory().unwrap());
+            crossrole_engine::Engine::new(Arc::new(w.fake.clone()), calls, journal, w.config.clone())
+        })
+        .collect();
+    let started = Instant::now();
+    let mut ops = Vec::new();
+    for (i, engine) in replicas.iter().enumerate() {
+        let spec = crossrole_core::AccessSpec::from_yaml(&format!(
+            "name: audit-{i}\nrole:\n  name: Audit{i}\n  trust:\n    account_ids: [\"{SECURITY}\"]\n  \
+             managed_policy_arns: [arn:aws:iam::aws:policy/SecurityAudit]\ntargets:\n  organizational_unit_ids: \
+             [ou-root-workload]\nrollout:\n  max_concurrency: 64\n  verify: {{enabled: false}}\n"
+        ))
+        .unwrap();
+        ops.push((engine.clone(), engine.start(start(OperationKind::Apply, &spec)).await.unwrap().id));
+    }
+    for (engine, id) in ops {
+        let done = engine.wait(&id).await.unwrap();
+        assert_eq!(done.state, OperationState::Succeeded, "{}", done.message);
+        assert_eq!(done.counts.changed, 200);
+    }
+    (w.fake.throttled(), started.elapsed())
+}
+
+#[tokio::test(start_paused = true)]
+async fn replicas_that_share_the_quotas_stay_within_them_together() {
+    let (throttled, took) = three_replicas(true).await;
+    assert_eq!(throttled, 0, "three replicas each at a third of the rates were throttled ({took:?})");
+    let (alone, took_alone) = three_replicas(false).await;
+    assert!(alone > 0, "three replicas each at the whole rate exceed AWS's quota together ({took_alone:?})");
+    println!(
+        "3 replicas: shared rates {throttled} throttled in {took:?}; each at the full rate {alone} in {took_alone:?}"
+    );
+}

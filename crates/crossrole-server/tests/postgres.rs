@@ -237,3 +237,92 @@ async fn a_standby_takes_over_a_rollout_its_writer_left_unfinished() {
     assert_eq!(sequences(&watched), sequences(&events));
     next.stop().await.unwrap();
 }
+
+/// crossroled as one of the replicas sharing the journal at `url` (a short lease, for the test).
+fn shared(url: &str, dir: &std::path::Path) -> Config {
+    let mut config = config(url, dir);
+    if let crossrole_server::config::JournalConfig::Postgres { options, .. } = &mut config.journal {
+        options.shared = true;
+        options.lease = std::time::Duration::from_secs(2);
+    }
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_replicas_all_serve_and_one_takes_over_what_another_left() {
+    use crossrole_aws::{Service, fake::Latency};
+    let url = database().await;
+    let mut fake_config = FakeConfig::default();
+    for s in Service::ALL {
+        fake_config
+            .latency
+            .insert(s, Latency { base: std::time::Duration::from_millis(30), jitter: Default::default() });
+    }
+    let fake = FakeAws::new(tree(40), fake_config);
+    fake.add_principals(SECURITY, &["alice"], &[]);
+    let (dir_a, dir_b, dir_c) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Both start at once and both serve everything: no replica waits for another.
+    let (config_a, config_b) = (shared(&url, dir_a.path()), shared(&url, dir_b.path()));
+    let (a, b) = tokio::join!(
+        crossrole_server::start(&config_a, Arc::new(fake.clone())),
+        crossrole_server::start(&config_b, Arc::new(fake.clone())),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let (ca, cb) = (client(&a).await, client(&b).await);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert_eq!(a.engine.calls().share(), 2, "each takes half of every AWS rate");
+
+    // A rollout of 40 accounts, 4 at a time, on a; b reads it, and a watcher on b follows it live.
+    let id = ca.apply(spec(), None).await.unwrap().id().to_string();
+    let watched = tokio::spawn({
+        let handle = cb.operation_handle(id.clone());
+        async move { handle.events().collect::<Vec<_>>().await }
+    });
+    loop {
+        let now = cb.operation(&id).await.unwrap();
+        if now.counts.unwrap_or_default().changed >= 8 {
+            assert_eq!(now.state, proto::OperationState::Running as i32);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // a stops part-way (a rolling upgrade): it leaves the replicas, and b takes the rollout over at once and
+    // finishes it, every account once, none failed.
+    let stopped = std::time::Instant::now();
+    a.stop().await.unwrap();
+    let handle = cb.operation_handle(id.clone());
+    let done = handle.wait().await.unwrap();
+    assert_eq!(done.state, proto::OperationState::Succeeded as i32, "{}", done.message);
+    assert!(stopped.elapsed() < std::time::Duration::from_secs(20), "{:?}", stopped.elapsed());
+    let counts = done.counts.unwrap();
+    assert_eq!((counts.changed + counts.unchanged, counts.failed), (40, 0), "{counts:?}");
+    for i in 0..40u64 {
+        let account = format!("{:012}", 200_000_000_000 + i);
+        assert!(fake.role(&account, "Audit").is_some(), "{account}");
+    }
+    let events: Vec<_> = handle.events().collect().await;
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.as_ref().unwrap().sequence, i as u64 + 1, "contiguous across the takeover");
+    }
+    let watched = tokio::time::timeout(std::time::Duration::from_secs(20), watched).await.unwrap().unwrap();
+    let sequences = |events: &[Result<proto::OperationEvent, crossrole_client::Error>]| {
+        events.iter().map(|e| e.as_ref().map(|e| e.sequence).map_err(|e| e.to_string())).collect::<Vec<_>>()
+    };
+    assert_eq!(sequences(&watched), sequences(&events), "the watcher on b saw every event once, in order");
+
+    // A cancel asked on one replica stops the operation another runs.
+    let c = crossrole_server::start(&shared(&url, dir_c.path()), Arc::new(fake.clone())).await.unwrap();
+    let cc = client(&c).await;
+    let destroy = cb.destroy(spec(), None).await.unwrap().id().to_string();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let asked = cc.cancel(&destroy).await.unwrap();
+    assert_eq!(asked.state, proto::OperationState::Cancelling as i32);
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), cb.operation_handle(destroy.clone()).wait())
+        .await
+        .expect("the replica running it stops it")
+        .unwrap();
+    assert_eq!(ended.state, proto::OperationState::Cancelled as i32, "{}", ended.message);
+    b.stop().await.unwrap();
+    c.stop().await.unwrap();
+}
