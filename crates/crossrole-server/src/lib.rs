@@ -99,6 +99,11 @@ pub const LIVENESS: &str = "liveness";
 
 pub use standby::READS;
 
+/// The gRPC health service name that answers SERVING on the replica running the work only one replica does (the
+/// binding scheduler, the Organizations events reader, retention): on a shared journal, one of the replicas;
+/// alone, this one.
+pub const SCHEDULER: &str = "scheduler";
+
 /// Opens the journal (a standby first waits for it), resumes unfinished operations and starts serving.
 pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Result<RunningServer> {
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -173,6 +178,14 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         let journal = journal.clone();
         async move { journal.leader().await }
     };
+    // gRPC health `scheduler`: SERVING on the replica that runs it.
+    let scheduler = AbortOnDrop(tokio::spawn({
+        let (elected, health) = (leader(&state.journal), health.clone());
+        async move {
+            elected.await;
+            health.set_service_status(SCHEDULER, tonic_health::ServingStatus::Serving).await;
+        }
+    }));
     let reconcile_loop = tokio::spawn({
         let (elected, bindings, tick) = (leader(&state.journal), state.bindings.clone(), config.reconcile_tick);
         async move {
@@ -252,6 +265,7 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         retention.abort();
         drop(events_reader);
         drop(sharing);
+        drop(scheduler);
         if let Some(task) = metrics_task {
             task.abort();
         }

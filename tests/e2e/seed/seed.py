@@ -17,6 +17,8 @@ Management account 123456789012. OU tree (three levels below the root):
     │   │   └── Payments          payments-NN (environment=prod, pci=true)
     │   └── Dev                   dev-NN (environment=dev), dev-closed (closed: SUSPENDED)
     ├── Sandbox                   sandbox-NN (environment=sandbox)
+    ├── Fleet                     fleet-NN (environment=fleet): with Workloads and Sandbox, 60 accounts for the
+    │                             replicas scenario
     └── Quarantine                (empty: accounts are moved here by the retarget tests)
 """
 
@@ -52,6 +54,7 @@ def main():
     p.add_argument("--payments", type=int, default=8)
     p.add_argument("--dev", type=int, default=12)
     p.add_argument("--sandbox", type=int, default=8)
+    p.add_argument("--fleet", type=int, default=20)
     p.add_argument("--bootstrap-template", help="deploy this CloudFormation template to the Sandbox and security accounts")
     args = p.parse_args()
 
@@ -69,6 +72,7 @@ def main():
     ous["/Root/Workloads/Prod/Payments"] = ou(ous["/Root/Workloads/Prod"], "Payments")
     ous["/Root/Workloads/Dev"] = ou(ous["/Root/Workloads"], "Dev")
     ous["/Root/Sandbox"] = ou(root, "Sandbox")
+    ous["/Root/Fleet"] = ou(root, "Fleet")
     ous["/Root/Quarantine"] = ou(root, "Quarantine")
 
     accounts = []
@@ -93,6 +97,8 @@ def main():
     closed = account("dev-closed", "/Root/Workloads/Dev", {"environment": "dev"})
     for i in range(args.sandbox):
         account(f"sandbox-{i:02}", "/Root/Sandbox", {"environment": "sandbox"})
+    for i in range(args.fleet):
+        account(f"fleet-{i:02}", "/Root/Fleet", {"environment": "fleet"})
     org.close_account(AccountId=closed)
     for a in accounts:
         if a["id"] == closed:

@@ -223,10 +223,15 @@ impl Crossroled {
 
     /// Whether it writes the journal: ready, gRPC health `""` SERVING (a standby serves reads, and is not ready).
     pub async fn writing(&self) -> bool {
+        self.health_serving("").await
+    }
+
+    /// Whether gRPC health says `service` is SERVING.
+    pub async fn health_serving(&self, service: &str) -> bool {
         use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
         let Ok(endpoint) = tonic::transport::Endpoint::from_shared(self.endpoint.clone()) else { return false };
         let Ok(channel) = endpoint.connect().await else { return false };
-        let status = HealthClient::new(channel).check(HealthCheckRequest { service: String::new() }).await;
+        let status = HealthClient::new(channel).check(HealthCheckRequest { service: service.to_string() }).await;
         status.is_ok_and(|s| s.into_inner().status == tonic_health::ServingStatus::Serving as i32)
     }
 
