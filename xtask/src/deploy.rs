@@ -162,10 +162,11 @@ pub(crate) fn check(crossroled: &std::path::Path) -> Result<()> {
          assert dep['spec']['replicas'] == 3 and dep['spec']['strategy']['type'] == 'RollingUpdate'\n\
          c = dep['spec']['template']['spec']['containers'][0]\n\
          env = {{e['name']: e for e in c['env']}}\n\
-         assert env['CROSSROLE_JOURNAL_STANDBY']['value'] == 'true', 'replicas stand by'\n\
+         assert env['CROSSROLE_JOURNAL_SHARED']['value'] == 'true', 'replicas share the work'\n\
+         assert 'CROSSROLE_JOURNAL_STANDBY' not in env, 'no replica stands by'\n\
          assert env['CROSSROLE_JOURNAL_PASSWORD']['valueFrom']['secretKeyRef']['name'] == 'crossrole-db'\n\
-         assert c['livenessProbe']['grpc'].get('service') == 'liveness', 'a standby is alive'\n\
-         assert 'service' not in c['readinessProbe']['grpc'], 'a standby is not ready'\n",
+         assert c['livenessProbe']['grpc'].get('service') == 'liveness', 'alive while the process is up'\n\
+         assert 'service' not in c['readinessProbe']['grpc'], 'ready once the journal is open'\n",
         path = rendered.display().to_string(),
     );
     run_in(&root, tools.join("python").to_str().unwrap_or("python3"), &["-c", &extract], &[])?;

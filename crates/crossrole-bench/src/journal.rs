@@ -1,7 +1,10 @@
-//! `journal <sqlite | postgres://…> <operations> <accounts>`: a journal under the writes of `operations`
+//! `journal <sqlite | postgres://… | shared:postgres://…> <operations> <accounts>`: a journal under the writes of
+//! `operations`
 //! rollouts at once, `accounts` accounts each, as the engine makes them: each operation's one event writer persists,
 //! per account, a batch of the account's row and its events (4: started, two phases, finished), and the
 //! operation's end with its last event. Prints the latency of each write (p50, p99, max) and events per second.
+//! `shared:` opens three replicas sharing the PostgreSQL journal (each write then checks, in its transaction, that
+//! its replica owns the operation and is alive) and spreads the operations over them.
 
 use std::{sync::Arc, time::Instant};
 
@@ -14,17 +17,24 @@ const EVENTS_PER_ACCOUNT: u64 = 4;
 
 pub(crate) async fn run(target: &str, operations: usize, accounts: u32) -> Result<serde_json::Value> {
     let dir = tempfile::tempdir()?;
-    let journal: Arc<dyn Journal> = if target == "sqlite" {
-        Arc::new(SqliteJournal::open(&dir.path().join("journal.db"))?)
+    let journals: Vec<Arc<dyn Journal>> = if target == "sqlite" {
+        vec![Arc::new(SqliteJournal::open(&dir.path().join("journal.db"))?)]
+    } else if let Some(url) = target.strip_prefix("shared:") {
+        let mut replicas: Vec<Arc<dyn Journal>> = Vec::new();
+        for _ in 0..3 {
+            let options = PostgresOptions { shared: true, ..PostgresOptions::default() };
+            replicas.push(Arc::new(PostgresJournal::connect(url, options).await?));
+        }
+        replicas
     } else {
-        Arc::new(PostgresJournal::connect(target, PostgresOptions::default()).await?)
+        vec![Arc::new(PostgresJournal::connect(target, PostgresOptions::default()).await?)]
     };
     let run_id = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_nanos();
     let payload = vec![b'x'; 300];
     let started = Instant::now();
     let tasks: Vec<_> = (0..operations)
         .map(|o| {
-            let (journal, payload) = (journal.clone(), payload.clone());
+            let (journal, payload) = (journals[o % journals.len()].clone(), payload.clone());
             tokio::spawn(async move {
                 let id = format!("{run_id}-{o}");
                 journal

@@ -15,6 +15,7 @@
 //! | `crossrole_aws_calls_total` | counter | `service`, `operation` (each attempt) |
 //! | `crossrole_aws_throttled_total` | counter | |
 //! | `crossrole_aws_retries_total` | counter | |
+//! | `crossrole_aws_rate_share` | gauge | replicas alive sharing the AWS rates (1 alone): each uses its share |
 //! | `crossrole_aws_rate_limit` | gauge | `service`: each bucket's configured calls per second |
 //! | `crossrole_aws_rate_buckets` | gauge | `service`: buckets in use (IAM: one per account, STS: per caller) |
 //! | `crossrole_aws_rate_buckets_backed_off` | gauge | `service`: buckets adapted below their rate after throttling |
@@ -102,6 +103,13 @@ pub(crate) async fn exposition(state: &State) -> String {
     }
     family(&mut out, "crossrole_operations_running", "gauge", "Operations running in this crossroled.");
     let _ = writeln!(out, "crossrole_operations_running {}", engine.running_count());
+    family(
+        &mut out,
+        "crossrole_aws_rate_share",
+        "gauge",
+        "Replicas sharing every AWS rate: this one uses the configured rates divided by it (1 alone).",
+    );
+    let _ = writeln!(out, "crossrole_aws_rate_share {}", engine.calls().share());
 
     let name = "crossrole_operation_duration_seconds";
     family(&mut out, name, "histogram", "How long finished operations ran in this crossroled, by kind.");

@@ -326,6 +326,7 @@ async fn prometheus_metrics_agree_with_the_operation() {
     assert_eq!(sample(&text, r#"crossrole_operation_duration_seconds_count{kind="apply"}"#), Some(1.0));
     assert_eq!(sample(&text, r#"crossrole_operation_duration_seconds_bucket{kind="apply",le="+Inf"}"#), Some(1.0));
     assert_eq!(sample(&text, "crossrole_operations_running"), Some(0.0));
+    assert_eq!(sample(&text, "crossrole_aws_rate_share"), Some(1.0), "alone: the whole of every rate");
     assert!(!done.aws_calls.is_empty());
     // Every call of the operation is counted; IAM is called by the operation alone (Organizations also by the
     // discovery before it).

@@ -145,7 +145,8 @@ CREATE TABLE replicas (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
     started_at BIGINT NOT NULL,
-    heartbeat_at BIGINT NOT NULL
+    heartbeat_at BIGINT NOT NULL,
+    lease_ms BIGINT NOT NULL
 );
 ALTER TABLE operations ADD COLUMN owner TEXT;
 CREATE TABLE role_locks (
@@ -163,7 +164,7 @@ CREATE TABLE role_locks (
 /// The advisory lock migrations run under (any value; "crossrole" in ASCII, shortened).
 const MIGRATION_LOCK: i64 = 0x6372_6f73_7372_6f6c;
 /// The advisory lock the one writer holds for its life.
-const WRITER_LOCK: i64 = 0x6372_6f73_7372_6f6d;
+pub(crate) const WRITER_LOCK: i64 = 0x6372_6f73_7372_6f6d;
 
 /// How to reach the database, besides its URL.
 #[derive(Clone)]
@@ -324,7 +325,13 @@ impl PostgresJournal {
         let lock_client = Arc::new(writer_client);
         let got: bool = lock_client.query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK]).await?.get(0);
         if !got {
-            let holder = writer_named(&lock_client).await.unwrap_or_else(|| "another crossroled".into());
+            let holder = match shared::alive_replicas(&lock_client).await {
+                Ok(n) if n > 0 => format!(
+                    "{n} live replica(s) sharing its work (journal_shared); start this crossroled with journal_shared \
+                     too, or stop them first"
+                ),
+                _ => writer_named(&lock_client).await.unwrap_or_else(|| "another crossroled".into()),
+            };
             if !options.standby {
                 return Err(StoreError::Locked { dir: name.to_string(), holder });
             }
@@ -350,6 +357,17 @@ impl PostgresJournal {
         let pool = pool(config, tls, &options)?;
         let journal = PostgresJournal { pool, writer, lost, name, _lock: lock_client, standby_of: None, replica: None };
         journal.migrate().await?;
+        // Replicas sharing the journal's work run its operations: one writer alongside would run them twice.
+        let shared = shared::alive_replicas(&journal._lock).await?;
+        if shared > 0 {
+            return Err(StoreError::Locked {
+                dir: journal.name.to_string(),
+                holder: format!(
+                    "{shared} live replica(s) sharing its work (journal_shared); start this crossroled with \
+                     journal_shared too, or stop them first"
+                ),
+            });
+        }
         let holder = format!("crossroled pid {} on host {}", std::process::id(), crate::lock::hostname());
         journal
             ._lock
@@ -1073,7 +1091,7 @@ impl Journal for PostgresJournal {
 
     async fn live_replicas(&self) -> Result<usize, StoreError> {
         match self.shared() {
-            Some(r) => self.count_alive(r).await,
+            Some(_) => self.count_alive().await,
             None => Ok(1),
         }
     }

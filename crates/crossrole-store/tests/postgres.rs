@@ -215,3 +215,34 @@ async fn a_replica_whose_lease_lapsed_stops_writing_and_says_so() {
     let refused = r.persist("x", event(1)).await.err().unwrap();
     assert!(refused.to_string().contains("writes nothing more"), "{refused}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_writer_and_shared_replicas_never_run_one_journal_together() {
+    let url = database().await;
+    let writer = PostgresJournal::connect(&url, PostgresOptions::default()).await.unwrap();
+    let refused = PostgresJournal::connect(&url, PostgresOptions { shared: true, lease: LEASE, ..Default::default() })
+        .await
+        .err()
+        .unwrap();
+    assert!(matches!(refused, StoreError::Locked { .. }), "{refused}");
+    assert!(refused.to_string().contains("not journal_shared"), "{refused}");
+    drop(writer);
+    // Once the writer is gone, a replica joins (the writer's session may take a moment to end); then a writer
+    // that is not shared is refused while the replica lives.
+    let mut joined = None;
+    for _ in 0..50 {
+        match PostgresJournal::connect(&url, PostgresOptions { shared: true, lease: LEASE, ..Default::default() }).await
+        {
+            Ok(j) => {
+                joined = Some(j);
+                break;
+            }
+            Err(StoreError::Locked { .. }) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    let replica = joined.expect("a replica joins once the writer is gone");
+    let refused = PostgresJournal::connect(&url, PostgresOptions::default()).await.err().unwrap();
+    assert!(refused.to_string().contains("1 live replica(s) sharing its work"), "{refused}");
+    drop(replica);
+}

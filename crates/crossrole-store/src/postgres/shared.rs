@@ -46,8 +46,6 @@ pub(crate) struct Replica {
     pub(crate) id: String,
     /// Its name, for messages: pid and host.
     pub(crate) name: String,
-    /// How long it stays alive without a heartbeat, in milliseconds.
-    pub(crate) lease_ms: i64,
     /// Whether it runs the work for one replica.
     leader: watch::Receiver<bool>,
     /// Why it stopped writing, once it has.
@@ -114,24 +112,38 @@ pub(crate) async fn connect(
         replica: None,
     };
     journal.migrate().await?;
+    // One writer holding the journal runs every operation: a replica alongside would run them twice. Replicas hold
+    // the writer's lock shared, for their whole life: together, never with a writer.
+    let alone: bool = client.query_one("SELECT pg_try_advisory_lock_shared($1)", &[&super::WRITER_LOCK]).await?.get(0);
+    if !alone {
+        let holder = super::writer_named(&client).await.unwrap_or_else(|| "another crossroled".into());
+        return Err(StoreError::Locked {
+            dir: name.to_string(),
+            holder: format!(
+                "{holder}, which writes it alone (not journal_shared); stop it first, or start every crossroled of \
+                 the journal with journal_shared"
+            ),
+        });
+    }
 
     let id = replica_id()?;
     let host = format!("crossroled pid {} on host {}", std::process::id(), crate::lock::hostname());
     let lease_ms = lease.as_millis() as i64;
     // Rows of replicas long dead are no one's: forget them (what they owned is free either way).
-    client
-        .execute(&format!("DELETE FROM replicas WHERE heartbeat_at < {NOW_MS} - 10 * $1::bigint"), &[&lease_ms])
-        .await?;
+    client.execute(&format!("DELETE FROM replicas WHERE heartbeat_at + 10 * lease_ms < {NOW_MS}"), &[]).await?;
     client
         .execute(
-            &format!("INSERT INTO replicas (id, name, started_at, heartbeat_at) VALUES ($1, $2, {NOW_MS}, {NOW_MS})"),
-            &[&id, &host],
+            &format!(
+                "INSERT INTO replicas (id, name, started_at, heartbeat_at, lease_ms) \
+                 VALUES ($1, $2, {NOW_MS}, {NOW_MS}, $3)"
+            ),
+            &[&id, &host, &lease_ms],
         )
         .await?;
     let (leader_tx, leader) = watch::channel(false);
     let heartbeat = tokio::spawn(beat(client, id.clone(), lease, leader_tx, stop));
     tracing::info!(journal = %name, replica = id, lease_ms, "joined the journal's replicas");
-    journal.replica = Some(Arc::new(Replica { id, name: host, lease_ms, leader, why, heartbeat }));
+    journal.replica = Some(Arc::new(Replica { id, name: host, leader, why, heartbeat }));
     Ok(journal)
 }
 
@@ -144,13 +156,12 @@ async fn beat(
     leader: watch::Sender<bool>,
     stop: impl Fn(String),
 ) {
-    let lease_ms = lease.as_millis() as i64;
     let renew =
-        format!("UPDATE replicas SET heartbeat_at = {NOW_MS} WHERE id = $1 AND heartbeat_at > {NOW_MS} - $2::bigint");
+        format!("UPDATE replicas SET heartbeat_at = {NOW_MS} WHERE id = $1 AND heartbeat_at + lease_ms > {NOW_MS}");
     let mut renewed = Instant::now();
     loop {
         tokio::time::sleep(lease / 5).await;
-        match client.execute(&renew, &[&id, &lease_ms]).await {
+        match client.execute(&renew, &[&id]).await {
             Ok(1) => renewed = Instant::now(),
             Ok(_) => {
                 stop("its lease lapsed before it could renew it: other replicas may run its work now".into());
@@ -179,9 +190,15 @@ async fn beat(
     }
 }
 
-/// The condition that `$owner` (a parameter) is alive, with the lease in `$lease`.
-fn alive(owner: &str, lease: &str) -> String {
-    format!("EXISTS (SELECT 1 FROM replicas r WHERE r.id = {owner} AND r.heartbeat_at > {NOW_MS} - {lease}::bigint)")
+/// How many replicas are alive.
+pub(crate) async fn alive_replicas(client: &tokio_postgres::Client) -> Result<i64, StoreError> {
+    let sql = format!("SELECT count(*) FROM replicas WHERE heartbeat_at + lease_ms > {NOW_MS}");
+    Ok(client.query_one(&sql, &[]).await?.get(0))
+}
+
+/// The condition that the replica `owner` (an expression) is alive: renewed within its own lease.
+fn alive(owner: &str) -> String {
+    format!("EXISTS (SELECT 1 FROM replicas r WHERE r.id = {owner} AND r.heartbeat_at + r.lease_ms > {NOW_MS})")
 }
 
 impl PostgresJournal {
@@ -201,12 +218,12 @@ impl PostgresJournal {
         let states = final_states.to_vec();
         let sql = format!(
             "UPDATE operations SET owner = $1 WHERE id IN (SELECT id FROM operations o WHERE NOT (state = ANY($2::integer[])) \
-             AND o.owner IS DISTINCT FROM $1 AND (o.owner IS NULL OR NOT {}) ORDER BY position LIMIT $4 \
+             AND o.owner IS DISTINCT FROM $1 AND (o.owner IS NULL OR NOT {}) ORDER BY position LIMIT $3 \
              FOR UPDATE SKIP LOCKED) AND {} RETURNING {OPERATION_COLUMNS}",
-            alive("o.owner", "$3"),
-            alive("$1", "$3")
+            alive("o.owner"),
+            alive("$1")
         );
-        let rows = client.query(&sql, &[&r.id, &states, &r.lease_ms, &(limit.max(1) as i64)]).await?;
+        let rows = client.query(&sql, &[&r.id, &states, &(limit.max(1) as i64)]).await?;
         let mut rows: Vec<OperationRow> = rows.iter().map(super::operation).collect();
         rows.sort_by_key(|r| r.position);
         Ok(rows)
@@ -222,9 +239,8 @@ impl PostgresJournal {
         operation: &str,
         first: Option<u64>,
     ) -> Result<(), StoreError> {
-        let sql =
-            format!("SELECT last_sequence, owner, {} FROM operations WHERE id = $1 FOR UPDATE", alive("$2", "$3"));
-        let row = tx.query_opt(&sql, &[&operation, &r.id, &r.lease_ms]).await?;
+        let sql = format!("SELECT last_sequence, owner, {} FROM operations WHERE id = $1 FOR UPDATE", alive("$2"));
+        let row = tx.query_opt(&sql, &[&operation, &r.id]).await?;
         let Some(row) = row else { return Ok(()) };
         let (last, owner, alive): (i64, Option<String>, bool) = (row.get(0), row.get(1), row.get(2));
         if owner.as_deref() != Some(r.id.as_str()) || !alive {
@@ -263,9 +279,9 @@ impl PostgresJournal {
              VALUES ($1, $2, $3, $4, $5, {NOW_MS}) ON CONFLICT (account_id, role) DO UPDATE SET owner = excluded.owner, \
              token = excluded.token, operation_id = excluded.operation_id, since = excluded.since \
              WHERE role_locks.owner = excluded.owner OR NOT {} RETURNING token",
-            alive("role_locks.owner", "$6")
+            alive("role_locks.owner")
         );
-        let row = client.query_opt(&sql, &[&account, &role, &r.id, &token, &operation, &r.lease_ms]).await?;
+        let row = client.query_opt(&sql, &[&account, &role, &r.id, &token, &operation]).await?;
         Ok(row.map(|r| r.get(0)))
     }
 
@@ -282,16 +298,9 @@ impl PostgresJournal {
     }
 
     /// Replicas alive now, this one included.
-    pub(crate) async fn count_alive(&self, r: &Replica) -> Result<usize, StoreError> {
+    pub(crate) async fn count_alive(&self) -> Result<usize, StoreError> {
         let client = self.client().await?;
-        let n: i64 = client
-            .query_one(
-                &format!("SELECT count(*) FROM replicas WHERE heartbeat_at > {NOW_MS} - $1::bigint"),
-                &[&r.lease_ms],
-            )
-            .await?
-            .get(0);
-        Ok((n as usize).max(1))
+        Ok((alive_replicas(&client).await? as usize).max(1))
     }
 
     /// Waits until this replica runs the work for one replica.
