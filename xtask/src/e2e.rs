@@ -62,6 +62,14 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     env.push(("CROSSROLE_E2E_DIR".into(), dir.display().to_string()));
     env.push(("CROSSROLED_BIN".into(), crossroled.display().to_string()));
     env.push(("CROSSROLE_BIN".into(), crossrole.display().to_string()));
+    // The web console's browser test: its npm packages (playwright-core) and Debian's Chromium.
+    crate::console::install()?;
+    env.push(("CROSSROLE_WEB_DIR".into(), crate::console::web_dir().display().to_string()));
+    env.push(("CROSSROLE_CHROMIUM".into(), "/usr/bin/chromium".into()));
+    env.push((
+        "CROSSROLE_SCREENSHOTS".into(),
+        crate::workspace_root().join("target/console-screenshots").display().to_string(),
+    ));
     // The replicas scenario's journal.
     let postgres = crate::postgres::Postgres::start()?;
     env.push(("CROSSROLE_E2E_POSTGRES".into(), postgres.url.clone()));

@@ -2,6 +2,7 @@
 
 mod bench;
 mod codegen;
+mod console;
 mod demo;
 mod deploy;
 mod deps;
@@ -24,7 +25,10 @@ cargo xtask <task>
 
 Tasks:
   codegen [--check]   generate crates/crossrole-proto/src/generated from proto/ (--check: fail if stale)
-  test [--no-e2e]     everything CI checks: fmt, codegen --check, buf lint, clippy, all tests, deploy/ checks, e2e
+  test [--no-e2e]     everything CI checks: fmt, codegen --check, console --check, buf lint, clippy, all tests,
+                      deploy/ checks, e2e (with the console in Chromium)
+  console [--check]   the web console: npm ci in web/, the TypeScript client from proto/ (buf), the page built by
+                      Vite into crates/crossrole-server/console (--check: fail if either is stale)
   demo [--emulator localstack|moto] [--exit]
                       emulators, a seeded organization, crossroled, and a live rollout of examples/security-audit.yaml
   e2e [--emulator localstack|moto] [-- <filter>…]
@@ -66,6 +70,7 @@ fn run() -> Result<()> {
     };
     match task {
         "codegen" => codegen::run(rest),
+        "console" => console::run(rest),
         "test" => test::run_all(rest),
         "deps" => deps::check(),
         "invariants" => invariants::check(),

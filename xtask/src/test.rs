@@ -11,6 +11,7 @@ pub(crate) fn run_all(args: &[String]) -> Result<()> {
     crate::invariants::check()?;
     crate::deps::check()?;
     crate::codegen::run(&["--check".to_string()])?;
+    crate::console::run(&["--check".to_string()])?;
     let proto = crate::workspace_root().join("proto");
     run_in(&proto, buf()?.to_str().unwrap_or("buf"), &["lint"], &[])?;
     run("cargo", &["clippy", "--workspace", "--all-targets", "--locked", "--", "-D", "warnings"])?;

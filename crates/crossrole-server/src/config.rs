@@ -189,6 +189,7 @@ struct FileConfig {
     max_concurrency: Option<usize>,
     shutdown_timeout: Option<String>,
     watch_buffer: Option<usize>,
+    console: Option<bool>,
     journal_key_file: Option<PathBuf>,
     max_request_bytes: Option<usize>,
     health_listen: Option<String>,
@@ -287,6 +288,8 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// Live events buffered per operation; a watcher further behind catches up from the journal.
     pub watch_buffer: usize,
+    /// Serve the web console under `/console/` on the listener (`console`, true by default).
+    pub console: bool,
     /// Where the journal key comes from.
     pub journal_key: JournalKeySource,
     /// Largest request accepted, in bytes; larger ones are refused before they are read.
@@ -682,6 +685,7 @@ impl Config {
                 Some(n) if (16..=1_000_000).contains(&n) => n,
                 Some(_) => return Err(err("watch_buffer", "must be from 16 to 1000000")),
             },
+            console: file.console.unwrap_or(true),
             journal_key,
             max_request_bytes,
             health_listen,

@@ -6,9 +6,16 @@
 //! before a request body is read, and request bodies are limited in size. `main.rs` adds configuration,
 //! telemetry and signal handling around it. In-process tests call [`start`] with an in-memory AWS on
 //! `127.0.0.1:0`.
+//!
+//! On a journal several replicas share (`journal_shared`), every replica serves everything: it claims what dead
+//! replicas left, follows cancels asked elsewhere and takes its share of the AWS rates (`Engine::share_work`),
+//! while the binding scheduler, the events reader and retention wait until this replica holds the journal's
+//! scheduler lock (gRPC health [`SCHEDULER`]). At a clean stop it leaves the replicas, so that the others take its
+//! unfinished operations at once.
 
 pub mod auth;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod health;
 mod metrics;

@@ -4,7 +4,8 @@
 //! The same services answer gRPC-Web (HTTP/1.1 or HTTP/2, `application/grpc-web*`), for a browser: tonic-web
 //! translates each such call to gRPC before the token check and the services see it, and its answer back, so
 //! there is one API, one token check and one set of limits. No cross-origin request is allowed (no CORS
-//! headers): a page served from elsewhere cannot call crossroled from a user's browser.
+//! headers): a page served from elsewhere cannot call crossroled from a user's browser. The web console's own
+//! files are answered before all of that ([`crate::console`], outermost): they hold no data.
 
 use anyhow::Context;
 use crossrole_wire::pb;
@@ -20,12 +21,14 @@ use crate::{
     MAX_RESPONSE,
     auth::AuthLayer,
     config::{self, Config},
+    console::ConsoleLayer,
     services,
     state::State,
 };
 
-/// The layers every call passes: gRPC-Web translated to gRPC (outermost), then the token check.
-pub(crate) type Layers = Stack<AuthLayer, Stack<GrpcWebLayer, NoLayer>>;
+/// The layers every call passes: the console's files (outermost), gRPC-Web translated to gRPC, then the token
+/// check.
+pub(crate) type Layers = Stack<AuthLayer, Stack<GrpcWebLayer, Stack<ConsoleLayer, NoLayer>>>;
 
 /// The router for `state`'s services behind `auth`, with TLS as configured. gRPC health is added by the caller.
 pub(crate) fn router(config: &Config, state: &State, auth: AuthLayer) -> anyhow::Result<Router<Layers>> {
@@ -52,6 +55,7 @@ pub(crate) fn router(config: &Config, state: &State, auth: AuthLayer) -> anyhow:
     }
     let router = builder
         .accept_http1(true)
+        .layer(ConsoleLayer { enabled: config.console })
         .layer(GrpcWebLayer::new())
         .layer(auth)
         .add_service(reflection)
