@@ -5,6 +5,10 @@ import { defineConfig } from "vite";
 
 export default defineConfig({
   base: "/console/",
+  // `npx vite` serves the page with reloads; its API calls go to the crossroled at CROSSROLED (plaintext).
+  server: {
+    proxy: { "^/crossrole\\.v1\\..*": { target: process.env.CROSSROLED ?? "http://127.0.0.1:50051", changeOrigin: true } },
+  },
   build: {
     outDir: "../crates/crossrole-server/console",
     emptyOutDir: true,

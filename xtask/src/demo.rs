@@ -97,6 +97,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
          # cargo run -q -p crossrole-cli -- console <account> -f {spec_arg}\n  \
          cargo run -q -p crossrole-cli -- destroy -f {spec_arg}\n  \
          grpcurl -plaintext -H \"authorization: Bearer $CROSSROLE_TOKEN\" 127.0.0.1:{port} list\n\n\
+         The web console: {endpoint}/console/ (sign in with the token above).\n\n\
          The spec applied is {spec_arg}; crossroled logs to {}.",
         served.server.log.display()
     );

@@ -34,10 +34,11 @@ Tasks:
   e2e [--emulator localstack|moto] [-- <filter>…]
                       the end-to-end suite on emulators (installed into .cache/ on first use); with filters, the
                       scenarios whose names contain one
-  bench [--quick] [--runs N] [--only-model|--only-e2e|--only-limits|--only-criterion|--only-journal]
+  bench [--quick] [--runs N] [--only-model|--only-e2e|--only-limits|--only-criterion|--only-journal|--only-console]
                       part A: the engine against a model of AWS (100, 1,000, 10,000 accounts); part B: crossroled
                       on the emulators vs the AWS SDK directly and boto3; part C: memory under oversized and
-                      unauthenticated requests; writes target/bench/latest.md
+                      unauthenticated requests; D: criterion; E: the journal; F: the web console's first render;
+                      writes target/bench/latest.md
   fuzz [--time SECS] [--smoke] [target…]
                       the fuzz targets in fuzz/ (cargo-fuzz, libFuzzer), each for SECS seconds (120; --smoke: 10,
                       the corpus left as committed)

@@ -1,6 +1,7 @@
 //! `crossrole-bench`: `model` (part A) prints one JSON outcome per run; the others drive part B.
 
 mod ceiling;
+mod console;
 mod flood;
 mod journal;
 
@@ -36,6 +37,11 @@ fn main() -> Result<()> {
             Ok(())
         }
         Some("ceiling") => ceiling::run(&args[1..]),
+        Some("console") => {
+            let accounts: usize = args.get(1).context("console <accounts>")?.parse()?;
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(console::serve(accounts))
+        }
         Some("journal") => {
             let usage = "journal <sqlite | postgres://…> <operations> <accounts>";
             let [target, operations, accounts] = &args[1..] else { bail!(usage) };

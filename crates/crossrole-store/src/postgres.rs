@@ -149,6 +149,7 @@ CREATE TABLE replicas (
     lease_ms BIGINT NOT NULL
 );
 ALTER TABLE operations ADD COLUMN owner TEXT;
+CREATE INDEX operations_unfinished ON operations (position) WHERE end_time IS NULL;
 CREATE TABLE role_locks (
     account_id TEXT NOT NULL,
     role TEXT NOT NULL,

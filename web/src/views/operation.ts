@@ -37,8 +37,9 @@ export async function operationView(main: HTMLElement, id: string, signal: Abort
     clear(stateBadge, badge(stateName(state)));
     message.textContent = op.message;
   };
+  const rows = new Map<string, HTMLElement>();
   const accountRow = (r: AccountResult) => {
-    const existing = accounts.querySelector(`tr[data-account="${r.accountId}"]`);
+    const existing = rows.get(r.accountId);
     const tr = h(
       "tr",
       { "data-account": r.accountId },
@@ -49,6 +50,7 @@ export async function operationView(main: HTMLElement, id: string, signal: Abort
     );
     if (existing) existing.replaceWith(tr);
     else accounts.appendChild(tr);
+    rows.set(r.accountId, tr);
   };
   const onEvent = (e: OperationEvent) => {
     const ev = e.event;

@@ -142,7 +142,7 @@ function render(
     suspended(a) ? badge("suspended", a ? stateName(a) : "UNKNOWN") : null,
     chosen ? badge(state ?? "not targeted") : null,
     chosen && state && state !== "skipped" && state !== "not targeted"
-      ? link?.url
+      ? link?.url.startsWith("https://")
         ? h("a", { href: link.url, target: "_blank", rel: "noopener noreferrer", class: "switch" }, "Switch Role")
         : h("code", { class: "console", title: link?.why ?? "" }, `crossrole console --binding ${chosen.name} --account ${row.id}`)
       : null,

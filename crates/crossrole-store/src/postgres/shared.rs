@@ -217,7 +217,7 @@ impl PostgresJournal {
         let client = self.writer().await?;
         let states = final_states.to_vec();
         let sql = format!(
-            "UPDATE operations SET owner = $1 WHERE id IN (SELECT id FROM operations o WHERE NOT (state = ANY($2::integer[])) \
+            "UPDATE operations SET owner = $1 WHERE id IN (SELECT id FROM operations o WHERE o.end_time IS NULL AND NOT (state = ANY($2::integer[])) \
              AND o.owner IS DISTINCT FROM $1 AND (o.owner IS NULL OR NOT {}) ORDER BY position LIMIT $3 \
              FOR UPDATE SKIP LOCKED) AND {} RETURNING {OPERATION_COLUMNS}",
             alive("o.owner"),
