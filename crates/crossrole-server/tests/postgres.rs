@@ -122,19 +122,26 @@ async fn health(port: u16, service: &str) -> i32 {
     client.check(HealthCheckRequest { service: service.into() }).await.unwrap().into_inner().status
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_standby_takes_over_a_rollout_its_writer_left_unfinished() {
+/// An in-memory AWS of `accounts` accounts answering every call after 30 ms, so that a rollout lasts long enough
+/// to be interrupted; alice in the security account.
+fn slow_aws(accounts: u64) -> FakeAws {
     use crossrole_aws::{Service, fake::Latency};
-    use tonic_health::ServingStatus;
-    let url = database().await;
     let mut fake_config = FakeConfig::default();
     for s in Service::ALL {
         fake_config
             .latency
             .insert(s, Latency { base: std::time::Duration::from_millis(30), jitter: Default::default() });
     }
-    let fake = FakeAws::new(tree(40), fake_config);
+    let fake = FakeAws::new(tree(accounts), fake_config);
     fake.add_principals(SECURITY, &["alice"], &[]);
+    fake
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_a_rollout_its_writer_left_unfinished() {
+    use tonic_health::ServingStatus;
+    let url = database().await;
+    let fake = slow_aws(40);
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let first = crossrole_server::start(&config(&url, dir_a.path()), Arc::new(fake.clone())).await.unwrap();
 
@@ -250,16 +257,8 @@ fn shared(url: &str, dir: &std::path::Path) -> Config {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shared_replicas_all_serve_and_one_takes_over_what_another_left() {
-    use crossrole_aws::{Service, fake::Latency};
     let url = database().await;
-    let mut fake_config = FakeConfig::default();
-    for s in Service::ALL {
-        fake_config
-            .latency
-            .insert(s, Latency { base: std::time::Duration::from_millis(30), jitter: Default::default() });
-    }
-    let fake = FakeAws::new(tree(40), fake_config);
-    fake.add_principals(SECURITY, &["alice"], &[]);
+    let fake = slow_aws(40);
     let (dir_a, dir_b, dir_c) =
         (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     // Both start at once and both serve everything: no replica waits for another.

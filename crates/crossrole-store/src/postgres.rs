@@ -234,6 +234,14 @@ pub struct PostgresJournal {
     replica: Option<Arc<shared::Replica>>,
 }
 
+/// Who holds a journal `n` live replicas share, for a crossroled that would write it alone.
+fn sharing(n: i64) -> String {
+    format!(
+        "{n} live replica(s) sharing its work (journal_shared); start this crossroled with journal_shared too, or \
+         stop them first"
+    )
+}
+
 /// Who last held the writer lock, as it wrote itself into `journal_meta` (nothing before the first writer).
 async fn writer_named(client: &tokio_postgres::Client) -> Option<String> {
     let row = client.query_opt("SELECT value FROM journal_meta WHERE key = 'writer'", &[]).await.ok().flatten()?;
@@ -327,10 +335,7 @@ impl PostgresJournal {
         let got: bool = lock_client.query_one("SELECT pg_try_advisory_lock($1)", &[&WRITER_LOCK]).await?.get(0);
         if !got {
             let holder = match shared::alive_replicas(&lock_client).await {
-                Ok(n) if n > 0 => format!(
-                    "{n} live replica(s) sharing its work (journal_shared); start this crossroled with journal_shared \
-                     too, or stop them first"
-                ),
+                Ok(n) if n > 0 => sharing(n),
                 _ => writer_named(&lock_client).await.unwrap_or_else(|| "another crossroled".into()),
             };
             if !options.standby {
@@ -361,13 +366,7 @@ impl PostgresJournal {
         // Replicas sharing the journal's work run its operations: one writer alongside would run them twice.
         let shared = shared::alive_replicas(&journal._lock).await?;
         if shared > 0 {
-            return Err(StoreError::Locked {
-                dir: journal.name.to_string(),
-                holder: format!(
-                    "{shared} live replica(s) sharing its work (journal_shared); start this crossroled with \
-                     journal_shared too, or stop them first"
-                ),
-            });
+            return Err(StoreError::Locked { dir: journal.name.to_string(), holder: sharing(shared) });
         }
         let holder = format!("crossroled pid {} on host {}", std::process::id(), crate::lock::hostname());
         journal

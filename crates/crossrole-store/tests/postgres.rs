@@ -36,6 +36,19 @@ async fn database() -> String {
     format!("{base}/{name}")
 }
 
+/// Connects with `options` once the journal is free (a session that held it may take a moment to end): `None`
+/// if it is still held after 5 s.
+async fn connect_once_free(url: &str, options: PostgresOptions) -> Option<PostgresJournal> {
+    for _ in 0..50 {
+        match PostgresJournal::connect(url, options.clone()).await {
+            Ok(j) => return Some(j),
+            Err(StoreError::Locked { .. }) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    None
+}
+
 async fn fresh() -> conformance::J {
     Arc::new(PostgresJournal::connect(&database().await, PostgresOptions::default()).await.unwrap())
 }
@@ -53,18 +66,9 @@ async fn one_crossroled_per_journal_and_the_next_one_takes_over() {
     assert!(message.contains(&format!("crossroled pid {}", std::process::id())), "names the holder: {message}");
     drop(first);
     // The lock is the session's: once the holder is gone (as after kill -9), the next one starts, with the rows.
-    let mut next = None;
-    for _ in 0..50 {
-        match PostgresJournal::connect(&url, PostgresOptions::default()).await {
-            Ok(j) => {
-                next = Some(j);
-                break;
-            }
-            Err(StoreError::Locked { .. }) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-            Err(e) => panic!("{e}"),
-        }
-    }
-    let next = next.expect("the lock was released when its session ended");
+    let next = connect_once_free(&url, PostgresOptions::default())
+        .await
+        .expect("the lock was released when its session ended");
     assert!(next.get_operation("a").await.unwrap().is_some());
 }
 
@@ -229,19 +233,8 @@ async fn one_writer_and_shared_replicas_never_run_one_journal_together() {
     drop(writer);
     // Once the writer is gone, a replica joins (the writer's session may take a moment to end); then a writer
     // that is not shared is refused while the replica lives.
-    let mut joined = None;
-    for _ in 0..50 {
-        match PostgresJournal::connect(&url, PostgresOptions { shared: true, lease: LEASE, ..Default::default() }).await
-        {
-            Ok(j) => {
-                joined = Some(j);
-                break;
-            }
-            Err(StoreError::Locked { .. }) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-            Err(e) => panic!("{e}"),
-        }
-    }
-    let replica = joined.expect("a replica joins once the writer is gone");
+    let shared = PostgresOptions { shared: true, lease: LEASE, ..Default::default() };
+    let replica = connect_once_free(&url, shared).await.expect("a replica joins once the writer is gone");
     let refused = PostgresJournal::connect(&url, PostgresOptions::default()).await.err().unwrap();
     assert!(refused.to_string().contains("1 live replica(s) sharing its work"), "{refused}");
     drop(replica);
