@@ -1,4 +1,5 @@
-//! Checks of deploy/: cfn-lint on the CloudFormation templates, helm lint and render of the chart, the rendered
+//! Checks of deploy/: cfn-lint on the CloudFormation templates, the ceiling's matrix judged by
+//! `@cloud-copilot/iam-simulate` (`iam_judge`), helm lint and render of the chart, the rendered
 //! manifests validated against the Kubernetes schemas (kubernetes-validate), the rendered configuration checked by
 //! crossroled itself, and systemd-analyze on the unit. The Dockerfile and compose file are not built: there is no
 //! Docker engine here.
@@ -44,6 +45,8 @@ pub(crate) fn check(crossroled: &std::path::Path) -> Result<()> {
     let mut args: Vec<&str> = templates.iter().map(String::as_str).collect();
     args.sort();
     run_in(&root, tools.join("cfn-lint").to_str().unwrap_or("cfn-lint"), &args, &[])?;
+    // The ceiling the templates promise, judged by an IAM evaluator crossrole did not write.
+    crate::iam_judge::ceiling_matrix()?;
 
     let helm = helm()?;
     let helm = helm.to_str().unwrap_or("helm");

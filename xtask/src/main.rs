@@ -9,6 +9,7 @@ mod deps;
 mod e2e;
 mod emulators;
 mod fuzz;
+mod iam_judge;
 mod invariants;
 mod postgres;
 mod served;
@@ -49,7 +50,8 @@ Tasks:
                       postgres cargo nextest run -p crossrole-server --test postgres)
   invariants          architecture invariants on the sources and the dependency graph (ARCHITECTURE.md)
   deps                dependency hygiene: none unused, licenses allowed, duplicate versions reviewed
-  deploy-check        cfn-lint, helm lint/template + Kubernetes schema validation, systemd-analyze on deploy/
+  deploy-check        cfn-lint, the ceiling's matrix judged by @cloud-copilot/iam-simulate, helm lint/template +
+                      Kubernetes schema validation, systemd-analyze on deploy/
   help                this text
 ";
 
