@@ -204,11 +204,13 @@ pub enum ErrorCode {
     /// The account was not started: the operation was cancelled, the failure tolerance was exceeded, or the
     /// trusted side could not be removed first.
     NotStarted,
+    /// The role carries another permissions boundary than the organization's ceiling; it is left untouched.
+    OutsideCeiling,
 }
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 11] = [
         ErrorCode::NotOwned,
         ErrorCode::AccountNotActive,
         ErrorCode::BootstrapRoleUnavailable,
@@ -219,6 +221,7 @@ impl ErrorCode {
         ErrorCode::Cancelled,
         ErrorCode::VerifyFailed,
         ErrorCode::NotStarted,
+        ErrorCode::OutsideCeiling,
     ];
 
     /// The stable text code: `not_owned`, `account_not_active`, …
@@ -234,6 +237,7 @@ impl ErrorCode {
             ErrorCode::Cancelled => "cancelled",
             ErrorCode::VerifyFailed => "verify_failed",
             ErrorCode::NotStarted => "not_started",
+            ErrorCode::OutsideCeiling => "outside_ceiling",
         }
     }
 

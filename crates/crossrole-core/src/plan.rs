@@ -4,14 +4,20 @@
 //! the order given. The order is safe:
 //! - a new role is created with its trust policy, boundary and tags in one call, so it never exists without them;
 //!   permissions are added after;
-//! - on update, permissions are reduced first (detach, delete inline, add a boundary where there was none), then
-//!   the trust policy is replaced (one atomic call), then permissions are added or replaced, then metadata: at
-//!   every step the role grants at most what it granted before or will grant after;
+//! - on update, a boundary where there was none comes first (it only narrows, and under the organization's
+//!   ceiling IAM refuses every other write to a role until the ceiling bounds it); a role being adopted is then
+//!   claimed (its ownership tags, which the ceiling's templates require for every later write); then permissions
+//!   are reduced (detach, delete inline), the trust policy is replaced (one atomic call), permissions are added or
+//!   replaced, then metadata: at every step the role grants at most what it granted before or will grant after;
 //! - a role is deleted only after its managed and inline policies are removed (IAM requires it).
 //!
 //! Ownership: a role is crossrole's when it carries `crossrole:managed-by=crossrole`; it is this spec's when
 //! `crossrole:spec` names the spec. Any other existing role is a conflict and gets no changes, unless the spec
 //! adopts it (`adopt_existing`), and a role of another spec is never adopted.
+//!
+//! Under the ceiling ([`under_ceiling`]), a role whose boundary is not the ceiling is bounded by it before anything
+//! else — or, when it carries another boundary and is not being removed, refused: putting the ceiling in another
+//! boundary's place could widen the role for a moment.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -20,7 +26,7 @@ use crate::{
     ops::{ChangeKind, ShownChange},
     policy::{PolicyDocument, trust_policy},
     secret::Redactor,
-    spec::{AccessSpec, owner_of},
+    spec::{AccessSpec, OWNER_TAG_KEY, SPEC_TAG_KEY, owner_of},
 };
 
 /// A role as read from IAM.
@@ -437,6 +443,8 @@ fn same_doc(observed: &str, desired: &PolicyDocument) -> bool {
 }
 
 fn update(d: &DesiredRole, o: &ObservedRole) -> Vec<Change> {
+    let mut bound = Vec::new();
+    let mut claim = Vec::new();
     let mut reduce = Vec::new();
     let mut trust = Vec::new();
     let mut grow = Vec::new();
@@ -451,7 +459,7 @@ fn update(d: &DesiredRole, o: &ObservedRole) -> Vec<Change> {
         }
     }
     match (&o.permissions_boundary_arn, &d.permissions_boundary_arn) {
-        (None, Some(after)) => reduce.push(Change::PutPermissionsBoundary { before: None, after: after.clone() }),
+        (None, Some(after)) => bound.push(Change::PutPermissionsBoundary { before: None, after: after.clone() }),
         (Some(before), Some(after)) if before != after => {
             grow.push(Change::PutPermissionsBoundary { before: Some(before.clone()), after: after.clone() })
         }
@@ -489,18 +497,26 @@ fn update(d: &DesiredRole, o: &ObservedRole) -> Vec<Change> {
     if o.description != d.description {
         meta.push(Change::UpdateDescription { before: o.description.clone(), after: d.description.clone() });
     }
-    let mut set = BTreeMap::new();
-    let mut before = BTreeMap::new();
+    // The tags to set; the ownership tags apart when the role is not crossrole's yet (a claim comes first).
+    let adopting = o.owner() == Owner::Nobody;
+    let (mut set, mut before) = (BTreeMap::new(), BTreeMap::new());
+    let (mut claimed, mut claimed_before) = (BTreeMap::new(), BTreeMap::new());
     for (k, v) in &d.tags {
         match o.tags.get(k) {
             Some(existing) if existing == v => {}
             existing => {
+                let ownership = adopting && (k == OWNER_TAG_KEY || k == SPEC_TAG_KEY);
+                let (set, before) =
+                    if ownership { (&mut claimed, &mut claimed_before) } else { (&mut set, &mut before) };
                 set.insert(k.clone(), v.clone());
                 if let Some(e) = existing {
                     before.insert(k.clone(), e.clone());
                 }
             }
         }
+    }
+    if !claimed.is_empty() {
+        claim.push(Change::TagRole { tags: claimed, before: claimed_before });
     }
     if !set.is_empty() {
         meta.push(Change::TagRole { tags: set, before });
@@ -515,7 +531,52 @@ fn update(d: &DesiredRole, o: &ObservedRole) -> Vec<Change> {
         meta.push(Change::UntagRole { before: extra });
     }
 
-    reduce.into_iter().chain(trust).chain(grow).chain(meta).collect()
+    bound.into_iter().chain(claim).chain(reduce).chain(trust).chain(grow).chain(meta).collect()
+}
+
+/// Why the ceiling keeps crossrole from changing a role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutsideCeiling {
+    /// The boundary the role carries.
+    pub boundary: String,
+    /// The ceiling.
+    pub ceiling: String,
+}
+
+impl OutsideCeiling {
+    /// The reason, for people: what is wrong and what to do.
+    pub fn message(&self, role_arn: &str, role_name: &str) -> String {
+        format!(
+            "role {role_arn} carries the permissions boundary {}, not the ceiling {}: under the ceiling crossrole \
+             writes only to roles the ceiling bounds, and putting the ceiling in place of another boundary could \
+             widen the role for a moment; if that is what you want, run `aws iam put-role-permissions-boundary \
+             --role-name {role_name} --permissions-boundary {}` in that account and apply again",
+            self.boundary, self.ceiling, self.ceiling
+        )
+    }
+}
+
+/// `plan` fitted to the organization's ceiling (`ceiling`: its boundary's ARN in this account), as the bootstrap
+/// role's policy requires: every write to an existing role needs the ceiling as that role's boundary, so a role
+/// without a boundary is bounded first; one with another boundary is bounded first when it is being removed
+/// (`removing`: destroying is never refused) and refused otherwise.
+pub fn under_ceiling(
+    plan: AccountPlan,
+    observed: Option<&ObservedRole>,
+    ceiling: &str,
+    removing: bool,
+) -> Result<AccountPlan, OutsideCeiling> {
+    let (AccountPlan::Changes(mut changes), Some(o)) = (plan.clone(), observed) else { return Ok(plan) };
+    let before = match &o.permissions_boundary_arn {
+        Some(b) if b == ceiling => return Ok(plan),
+        Some(other) if !removing => {
+            return Err(OutsideCeiling { boundary: other.clone(), ceiling: ceiling.to_string() });
+        }
+        b => b.clone(),
+    };
+    changes.retain(|c| !matches!(c, Change::PutPermissionsBoundary { after, .. } if after == ceiling));
+    changes.insert(0, Change::PutPermissionsBoundary { before, after: ceiling.to_string() });
+    Ok(AccountPlan::Changes(changes))
 }
 
 /// A model of IAM applying `changes` to `observed`: what the role looks like afterwards. Used to check the planner

@@ -164,7 +164,25 @@ async fn examine_as(env: &RunEnv, target: &Target, read_first: bool) -> Result<E
         Action::Ensure => plan::plan(&env.desired.in_account(target.place(inner.aws.partition())), observed.as_ref()),
         Action::Remove => plan::plan_delete(&env.spec.name, observed.as_ref()),
     };
+    let plan = under_ceiling(env, target, plan, observed.as_ref())?;
     Ok(Examined { credentials, observed, plan })
+}
+
+/// The plan as the ceiling's templates let it be carried out: an existing role bounded by the ceiling before any
+/// other write, or refused when it carries another boundary (see [`plan::under_ceiling`]).
+fn under_ceiling(
+    env: &RunEnv,
+    target: &Target,
+    plan: AccountPlan,
+    observed: Option<&ObservedRole>,
+) -> Result<AccountPlan, AccountError> {
+    let Some(ceiling) = &env.inner.config.ceiling.permissions_boundary else { return Ok(plan) };
+    let ceiling = crossrole_core::names::expand(ceiling, target.place(env.inner.aws.partition()));
+    plan::under_ceiling(plan, observed, &ceiling, target.action == Action::Remove).map_err(|refused| {
+        let arn =
+            observed.map_or_else(|| env.desired.arn(env.inner.aws.partition(), &target.account_id), |o| o.arn.clone());
+        AccountError::new(ErrorCode::OutsideCeiling, refused.message(&arn, &env.desired.name), Phase::Plan)
+    })
 }
 
 /// The error for a role crossrole must not touch.
@@ -213,8 +231,10 @@ async fn work(env: &RunEnv, target: &Target, read_first: bool, reread: &mut bool
     let examined = match examine_as(env, target, read_first).await {
         Ok(e) => e,
         Err(error) => {
+            // A role the ceiling keeps crossrole from changing is left as it is, like one it does not own.
+            let outcome = if error.code == ErrorCode::OutsideCeiling { Outcome::Skipped } else { Outcome::Failed };
             result.error = Some(error);
-            return finish(result, Outcome::Failed);
+            return finish(result, outcome);
         }
     };
     // What an interrupted run of this operation already did here.

@@ -75,6 +75,54 @@ async fn every_role_gets_the_ceiling_of_its_own_account() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_role_is_bounded_by_the_ceiling_before_any_other_write_or_left_alone_with_a_reason() {
+    let w = world_under(3, ceiling(), Arc::new(SqliteJournal::in_memory().unwrap()));
+    let op = run(&w, OperationKind::Apply, &spec()).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    // Account 0's role as if made before the ceiling (no boundary) and drifted; account 1's given another boundary.
+    w.fake.with_account(&account(0), |a| {
+        a.set_boundary_by_hand("Audit", None);
+        a.attach_by_hand("Audit", "arn:aws:iam::aws:policy/AdministratorAccess");
+    });
+    let power_user = "arn:aws:iam::aws:policy/PowerUserAccess";
+    w.fake.with_account(&account(1), |a| {
+        a.set_boundary_by_hand("Audit", Some(power_user));
+        a.attach_by_hand("Audit", "arn:aws:iam::aws:policy/AdministratorAccess");
+    });
+    let op = run(&w, OperationKind::Apply, &spec()).await;
+    let rows = results(&w, &op.id).await;
+    let row = |i: u64| rows.iter().find(|r| r.account_id == account(i)).unwrap();
+    // Repaired: the ceiling first, then the rest.
+    assert_eq!(outcome(row(0)), "changed");
+    let kinds: Vec<&str> = row(0).changes.iter().map(|c| c.kind.describe()).collect();
+    assert_eq!(kinds, ["put permissions boundary", "detach managed policy"], "{:?}", row(0).changes);
+    assert_eq!(w.fake.role(&account(0), "Audit").unwrap().permissions_boundary_arn, Some(boundary_in(&account(0))));
+    // Left alone, with a reason naming the role, its boundary, the ceiling and the command that fixes it.
+    assert_eq!(outcome(row(1)), "skipped");
+    let error = row(1).error.as_ref().unwrap();
+    assert_eq!(error.code.as_str(), "outside_ceiling");
+    let arn = format!("arn:aws:iam::{}:role/crossrole/Audit", account(1));
+    for part in [arn.as_str(), power_user, &boundary_in(&account(1)), "put-role-permissions-boundary --role-name Audit"]
+    {
+        assert!(error.message.contains(part), "{part} missing from: {}", error.message);
+    }
+    let untouched = w.fake.role(&account(1), "Audit").unwrap();
+    assert_eq!(untouched.permissions_boundary_arn.as_deref(), Some(power_user));
+    assert!(untouched.managed_policy_arns.contains("arn:aws:iam::aws:policy/AdministratorAccess"));
+    assert!(row(1).changes.is_empty());
+    // A plan says the same, and a destroy is never refused: that role is bounded first, then removed.
+    let plan = w.engine.plan(&spec()).await.unwrap();
+    let planned = plan.accounts.iter().find(|a| a.account_id == account(1)).unwrap();
+    assert_eq!(planned.error.as_ref().map(|e| e.code.as_str()), Some("outside_ceiling"));
+    let op = run(&w, OperationKind::Destroy, &spec()).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    let rows = results(&w, &op.id).await;
+    let destroyed = rows.iter().find(|r| r.account_id == account(1)).unwrap();
+    assert_eq!(destroyed.changes.first().map(|c| c.kind.describe()), Some("put permissions boundary"));
+    assert!((0..3).all(|i| w.fake.role(&account(i), "Audit").is_none()));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_spec_past_the_ceiling_is_refused_field_by_field_before_any_call() {
     let w = world_under(2, ceiling(), Arc::new(SqliteJournal::in_memory().unwrap()));
     let mut s = spec();

@@ -229,6 +229,13 @@ impl AccountState {
         }
     }
 
+    /// Sets or removes a role's permissions boundary by hand (a role made before the ceiling, or given another).
+    pub fn set_boundary_by_hand(&mut self, role: &str, boundary: Option<&str>) {
+        if let Some(r) = self.roles.get_mut(role) {
+            r.boundary = boundary.map(str::to_string);
+        }
+    }
+
     /// Replaces a trust policy by hand (drift).
     pub fn set_trust_by_hand(&mut self, role: &str, document: &str) {
         if let Some(r) = self.roles.get_mut(role) {

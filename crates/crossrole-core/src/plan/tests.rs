@@ -136,7 +136,7 @@ fn drift_is_exactly_what_changed() {
 }
 
 #[test]
-fn updates_reduce_then_trust_then_grow_then_metadata() {
+fn updates_bound_then_reduce_then_trust_then_grow_then_metadata() {
     let d =
         desired("  permissions_boundary_arn: arn:aws:iam::aws:policy/PowerUserAccess\n  max_session_duration: 2h\n");
     let o = ObservedRole {
@@ -158,9 +158,9 @@ fn updates_reduce_then_trust_then_grow_then_metadata() {
     assert_eq!(
         summaries(&plan(&d, Some(&o))),
         [
+            "put permissions boundary arn:aws:iam::aws:policy/PowerUserAccess",
             "detach managed policy arn:aws:iam::aws:policy/IAMFullAccess",
             "delete inline policy old",
-            "put permissions boundary arn:aws:iam::aws:policy/PowerUserAccess",
             "update trust policy",
             "attach managed policy arn:aws:iam::aws:policy/ReadOnlyAccess",
             "put inline policy deny-secrets",
@@ -184,7 +184,8 @@ fn ownership() {
             .into();
     assert_eq!(plan(&d, Some(&o)), AccountPlan::Conflict { owner: Some("other".into()) });
 
-    // Adoption rewrites an unowned role to the spec, tags included; never another spec's role.
+    // Adoption rewrites an unowned role to the spec, tags included; never another spec's role. The role is
+    // claimed (its ownership tags) before any other write, which the ceiling's templates require.
     let adopting = desired("  adopt_existing: true\n");
     assert_eq!(plan(&adopting, Some(&o)), AccountPlan::Conflict { owner: Some("other".into()) });
     o.tags.clear();
@@ -193,12 +194,68 @@ fn ownership() {
     assert_eq!(
         summaries(&p),
         [
+            "tag role crossrole:managed-by,crossrole:spec",
             "detach managed policy arn:aws:iam::aws:policy/AdministratorAccess",
-            "tag role crossrole:managed-by,crossrole:spec,team"
+            "tag role team"
         ]
     );
     let after = simulate(Partition::Aws, ACCOUNT, Some(o), p.changes()).unwrap();
     assert_eq!(plan(&desired(""), Some(&after)), AccountPlan::InSync);
+}
+
+#[test]
+fn under_the_ceiling_a_role_is_bounded_before_any_other_write() {
+    const CEILING: &str = "arn:aws:iam::222233334444:policy/crossrole-ceiling/CrossroleCeiling";
+    let d = desired(&format!("  permissions_boundary_arn: {CEILING}\n  adopt_existing: true\n"));
+    let fitted = |o: &ObservedRole, removing: bool| {
+        let p = if removing { plan_delete("audit", Some(o)) } else { plan(&d, Some(o)) };
+        under_ceiling(p, Some(o), CEILING, removing).map(|p| summaries(&p))
+    };
+    // Made before the ceiling existed: the ceiling first, then the rest; also when it is removed.
+    let mut legacy = applied(&desired(""));
+    legacy.trust_policy = r#"{"Version":"2012-10-17","Statement":[]}"#.into();
+    let bound = format!("put permissions boundary {CEILING}");
+    let repaired = fitted(&legacy, false).unwrap();
+    assert_eq!(repaired.first(), Some(&bound), "{repaired:?}");
+    assert_eq!(repaired.iter().filter(|c| c.starts_with("put permissions boundary")).count(), 1);
+    let removed = fitted(&legacy, true).unwrap();
+    assert_eq!(removed.first(), Some(&bound), "{removed:?}");
+    assert_eq!(removed.last().map(String::as_str), Some("delete role Audit"));
+    // Adopted: bounded, then claimed, then changed.
+    let mut hand_made = legacy.clone();
+    hand_made.tags = [("team".to_string(), "ops".to_string())].into();
+    hand_made.managed_policy_arns.insert("arn:aws:iam::aws:policy/AdministratorAccess".into());
+    let adopted = fitted(&hand_made, false).unwrap();
+    assert_eq!(
+        adopted[..2],
+        [bound.clone(), "tag role crossrole:managed-by,crossrole:spec".to_string()],
+        "{adopted:?}"
+    );
+    // Another boundary: refused, naming it and the ceiling; bounded first when the role is removed.
+    let mut other = legacy.clone();
+    other.permissions_boundary_arn = Some("arn:aws:iam::aws:policy/PowerUserAccess".into());
+    let refused = fitted(&other, false).unwrap_err();
+    assert_eq!(refused.boundary, "arn:aws:iam::aws:policy/PowerUserAccess");
+    let message = refused.message(&other.arn, &other.name);
+    assert!(
+        message.contains("put-role-permissions-boundary --role-name Audit") && message.contains(CEILING),
+        "{message}"
+    );
+    assert_eq!(fitted(&other, true).unwrap().first(), Some(&bound));
+    // Under the ceiling already, or created with it: as planned.
+    let mut fine = legacy.clone();
+    fine.permissions_boundary_arn = Some(CEILING.into());
+    assert_eq!(fitted(&fine, false).unwrap(), summaries(&plan(&d, Some(&fine))));
+    assert_eq!(under_ceiling(plan(&d, None), None, CEILING, false).unwrap(), plan(&d, None));
+    // A role that is not this spec's stays a conflict.
+    let mut foreign = fine.clone();
+    foreign.tags =
+        [(OWNER_TAG_KEY.to_string(), OWNER_TAG_VALUE.to_string()), (SPEC_TAG_KEY.to_string(), "x".to_string())].into();
+    foreign.permissions_boundary_arn = None;
+    assert!(matches!(
+        under_ceiling(plan(&d, Some(&foreign)), Some(&foreign), CEILING, false),
+        Ok(AccountPlan::Conflict { .. })
+    ));
 }
 
 #[test]

@@ -686,6 +686,9 @@ pub enum AccountErrorReason {
     /// `not_started`: not started, because the operation was cancelled, the failure tolerance was exceeded, or the
     /// trusted side could not be removed first.
     NotStarted = 10,
+    /// `outside_ceiling`: the role carries another permissions boundary than the organization's ceiling, and crossrole
+    /// writes only to roles the ceiling bounds; it is left untouched (skipped), and the message says how to fix it.
+    OutsideCeiling = 11,
 }
 impl AccountErrorReason {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -707,6 +710,7 @@ impl AccountErrorReason {
             Self::Cancelled => "ACCOUNT_ERROR_REASON_CANCELLED",
             Self::VerifyFailed => "ACCOUNT_ERROR_REASON_VERIFY_FAILED",
             Self::NotStarted => "ACCOUNT_ERROR_REASON_NOT_STARTED",
+            Self::OutsideCeiling => "ACCOUNT_ERROR_REASON_OUTSIDE_CEILING",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -725,6 +729,7 @@ impl AccountErrorReason {
             "ACCOUNT_ERROR_REASON_CANCELLED" => Some(Self::Cancelled),
             "ACCOUNT_ERROR_REASON_VERIFY_FAILED" => Some(Self::VerifyFailed),
             "ACCOUNT_ERROR_REASON_NOT_STARTED" => Some(Self::NotStarted),
+            "ACCOUNT_ERROR_REASON_OUTSIDE_CEILING" => Some(Self::OutsideCeiling),
             _ => None,
         }
     }
