@@ -9,14 +9,11 @@
 // decided as expected.
 
 import path from 'node:path'
-import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { judge, report } from './judge.mjs'
 import { load, parameters, resolve } from './cfn.mjs'
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const modules = process.env.IAM_JUDGE_MODULES || path.join(here, 'node_modules')
-const { allowedContextKeysForRequest } = createRequire(path.join(modules, 'noop.js'))('@cloud-copilot/iam-simulate')
 
 const dir = process.argv[2] ?? path.join(here, '../../deploy/aws')
 const ACCT = '123456789012'
@@ -49,14 +46,10 @@ const ROLES = {
 
 const ADMIN_DOC = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: '*', Resource: '*' }] }
 
-/** The context IAM sends for `action` on `resource`: what the caller gives, plus the resource's state. */
-function context(principal, action, resource, { role, tags, policyArn, boundary, keys, extra } = {}) {
+/** The context IAM sends for `action` on `resource`: what the caller gives (the resource's state is added by the
+ * judge, see `state`). */
+function context(principal, action, resource, { tags, policyArn, boundary, keys, extra } = {}) {
   const ctx = { 'aws:PrincipalArn': principal, 'aws:PrincipalAccount': principal.split(':')[4] }
-  if (role) {
-    for (const [k, v] of Object.entries(role.tags ?? {})) ctx[`aws:ResourceTag/${k}`] = v
-    // The role's boundary is sent where the action has the key (added by `withRoleBoundary`).
-    if (role.boundary) ctx[ROLE_BOUNDARY] = role.boundary
-  }
   if (boundary) ctx['iam:PermissionsBoundary'] = boundary
   if (tags) {
     for (const [k, v] of Object.entries(tags)) ctx[`aws:RequestTag/${k}`] = v
@@ -67,23 +60,6 @@ function context(principal, action, resource, { role, tags, policyArn, boundary,
   return { ...ctx, ...extra }
 }
 
-const ROLE_BOUNDARY = '<the role\'s boundary>'
-
-/** The case with the role's boundary as `iam:PermissionsBoundary` where AWS's service reference gives the action
- * that key, and dropped where it does not. */
-async function withRoleBoundary(c) {
-  const req = c.simulation.request
-  const boundary = req.contextVariables[ROLE_BOUNDARY]
-  if (boundary === undefined) return c
-  delete req.contextVariables[ROLE_BOUNDARY]
-  const [service, action] = req.action.split(':')
-  const keys = await allowedContextKeysForRequest(service, action, req.resource.resource, false, undefined)
-  if (keys.includes('iam:permissionsboundary') && !('iam:PermissionsBoundary' in req.contextVariables)) {
-    req.contextVariables['iam:PermissionsBoundary'] = boundary
-  }
-  return c
-}
-
 function request(principal, action, resource, opts) {
   return {
     principal,
@@ -91,6 +67,11 @@ function request(principal, action, resource, opts) {
     resource: { resource, accountId: ACCT },
     contextVariables: context(principal, action, resource, opts),
   }
+}
+
+/** The state of the resource a request is aimed at: its tags and boundary (the judge sends each as IAM would). */
+function state(opts) {
+  return opts?.role ? { resourceState: { tags: opts.role.tags ?? {}, boundary: opts.role.boundary } } : {}
 }
 
 // ---- the templates as deployed -------------------------------------------------------------------------------------
@@ -123,6 +104,7 @@ function asBootstrap(b, name, expect, principal, action, resource, opts) {
     expect,
     simulation: {
       request: request(principal, action, resource, opts),
+      ...state(opts),
       identityPolicies: [{ name: 'crossrole-bootstrap', policy: b.policy }],
       serviceControlPolicies: [],
       resourceControlPolicies: [],
@@ -314,6 +296,11 @@ function bootstrapCases() {
   cases.push(B('attack: CreateUser', 'Denied', 'iam:CreateUser', ARN('user/mallory'), {}))
   cases.push(B('attack: PassRole', 'Denied', 'iam:PassRole', r('owned'), {}))
   cases.push(
+    B('attack: assume a role it manages where the trusted side is not managed', 'Denied', 'sts:AssumeRole', 'arn:aws:iam::222233334444:role/crossrole/Audit', {
+      extra: { 'aws:PrincipalOrgID': 'o-abcdefghij', 'aws:ResourceOrgID': 'o-abcdefghij' },
+    }),
+  )
+  cases.push(
     B('attack: CreatePolicy under /crossrole/ where the trusted side is not managed', 'Denied', 'iam:CreatePolicy', GRANT, {
       tags: OWNERSHIP,
     }),
@@ -361,6 +348,15 @@ function trustedSideCases() {
     T('crossroled: AttachGroupPolicy to a group under the grantee path', 'Allowed', 'iam:AttachGroupPolicy', ARN('group/crossrole-grantees/auditors'), { policyArn: GRANT }),
     T('crossroled: AttachRolePolicy to a designated role', 'Allowed', 'iam:AttachRolePolicy', ROLES['a grantee role'].arn, { role: ROLES['a grantee role'], policyArn: GRANT }),
     T('attack: CreatePolicyVersion "Action":"*" of its own grant policy (IAM cannot refuse it)', 'Allowed', 'iam:CreatePolicyVersion', GRANT, owned),
+    T('crossroled: verify: assume a role it manages in a member account', 'Allowed', 'sts:AssumeRole', 'arn:aws:iam::222233334444:role/crossrole/Audit', {
+      extra: { 'aws:PrincipalOrgID': 'o-abcdefghij', 'aws:ResourceOrgID': 'o-abcdefghij', 'sts:ExternalId': 'x' },
+    }),
+    T('attack: assume a role outside the managed path', 'Denied', 'sts:AssumeRole', 'arn:aws:iam::222233334444:role/OrganizationAccountAccessRole', {
+      extra: { 'aws:PrincipalOrgID': 'o-abcdefghij', 'aws:ResourceOrgID': 'o-abcdefghij' },
+    }),
+    T('attack: assume a role in another organization', 'Denied', 'sts:AssumeRole', 'arn:aws:iam::444455556666:role/crossrole/Audit', {
+      extra: { 'aws:PrincipalOrgID': 'o-abcdefghij', 'aws:ResourceOrgID': 'o-zzzzzzzzzz' },
+    }),
     T('attack: attach a grant policy to a user nobody designated', 'Denied', 'iam:AttachUserPolicy', ARN('user/admin'), { role: { tags: {} }, policyArn: GRANT }),
     T('attack: attach a grant policy to a group outside the grantee path', 'Denied', 'iam:AttachGroupPolicy', ARN('group/Admins'), { policyArn: GRANT }),
     T('attack: attach a grant policy to a role nobody designated', 'Denied', 'iam:AttachRolePolicy', ROLES['a role that is no grantee'].arn, { role: ROLES['a role that is no grantee'], policyArn: GRANT }),
@@ -420,6 +416,7 @@ function scpCases() {
     expect,
     simulation: {
       request: request(principal, action, resource, opts),
+      ...state(opts),
       identityPolicies: [{ name: 'admin', policy: ADMIN_DOC }],
       serviceControlPolicies: [{ orgIdentifier: 'r-abcd', policies: [{ name: 'FullAWSAccess', policy: full }, { name: 'crossrole-ceiling', policy }] }],
       resourceControlPolicies: [],
@@ -457,7 +454,7 @@ const sections = [
 let ok = true
 let total = 0
 for (const [title, cases] of sections) {
-  const rows = await judge(await Promise.all(cases.map(withRoleBoundary)))
+  const rows = await judge(cases)
   total += rows.length
   ok = report(`deploy/aws: ${title}`, rows) && ok
 }

@@ -24,7 +24,8 @@ const sim = require('@cloud-copilot/iam-simulate')
 /** The statements that decided `analysis`, as `layer:policy/Sid`. */
 function deciding(analysis, decision) {
   if (!analysis) return []
-  const id = (layer, s) => `${layer}:${s.policyId ?? '?'}/${s.statement?.Sid ?? s.explain?.identifier ?? '?'}`
+  const sid = (s) => s.statement?.Sid ?? s.explain?.identifier ?? '?'
+  const id = (layer, s) => (s.policyId ? `${layer}:${s.policyId}/${sid(s)}` : `${layer}:${sid(s)}`)
   const layers = [
     ['identity', analysis.identityAnalysis],
     ['boundary', analysis.permissionBoundaryAnalysis],
@@ -45,6 +46,28 @@ function deciding(analysis, decision) {
   return all.filter(([, a]) => a.result === 'ImplicitlyDenied').map(([layer]) => `${layer}: no statement allows`)
 }
 
+/**
+ * The request's context with the state of the resource it is aimed at (`simulation.resourceState`: `{tags,
+ * boundary}`) as IAM would send it: `aws:ResourceTag/<key>` for each tag and `iam:PermissionsBoundary` for the
+ * boundary, each only where AWS's service reference (iam-simulate's data) gives the action that key.
+ */
+async function withResourceState(simulation) {
+  const state = simulation.resourceState
+  if (!state) return simulation
+  const { resourceState, ...rest } = simulation
+  const req = rest.request
+  const [service, action] = req.action.split(':')
+  const keys = new Set(await sim.allowedContextKeysForRequest(service, action, req.resource.resource, false, undefined))
+  const ctx = { ...req.contextVariables }
+  if (keys.has('aws:resourcetag/${tagkey}')) {
+    for (const [k, v] of Object.entries(state.tags ?? {})) ctx[`aws:ResourceTag/${k}`] = v
+  }
+  if (state.boundary && keys.has('iam:permissionsboundary') && !('iam:PermissionsBoundary' in ctx)) {
+    ctx['iam:PermissionsBoundary'] = state.boundary
+  }
+  return { ...rest, request: { ...req, contextVariables: ctx } }
+}
+
 /** Evaluates every case; returns rows `{name, expect, decision, deciding, ok, error}`. */
 export async function judge(cases) {
   const rows = []
@@ -53,7 +76,7 @@ export async function judge(cases) {
     let why = []
     let error
     try {
-      const r = await sim.runSimulation(c.simulation, { simulationMode: 'Strict' })
+      const r = await sim.runSimulation(await withResourceState(c.simulation), { simulationMode: 'Strict' })
       if (r.resultType === 'error') {
         decision = 'Invalid'
         error = JSON.stringify(r.errors)
@@ -76,7 +99,7 @@ export async function judge(cases) {
 
 /** The rows as a table for people. */
 export function table(rows) {
-  const w = Math.min(88, Math.max(7, ...rows.map((r) => r.name.length)))
+  const w = Math.min(110, Math.max(8, ...rows.map((r) => r.name.length + 1)))
   const head = `${'request'.padEnd(w)}  ${'expected'.padEnd(16)}  ${'decision'.padEnd(16)}  deciding statement`
   const lines = rows.map(
     (r) =>

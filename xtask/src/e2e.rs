@@ -70,6 +70,8 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         "CROSSROLE_SCREENSHOTS".into(),
         crate::workspace_root().join("target/console-screenshots").display().to_string(),
     ));
+    // The IAM judge (an evaluator crossrole did not write) for the scenarios that judge policies and calls.
+    env.extend(crate::iam_judge::env()?);
     // The replicas scenario's journal.
     let postgres = crate::postgres::Postgres::start()?;
     env.push(("CROSSROLE_E2E_POSTGRES".into(), postgres.url.clone()));

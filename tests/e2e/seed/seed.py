@@ -126,9 +126,11 @@ def main():
         iam_in(no_bootstrap).delete_role(RoleName="OrganizationAccountAccessRole")
         iam_security = iam_in(security)
 
-    for user in ["alice", "bob"]:
-        iam_security.create_user(UserName=user)
-    iam_security.create_group(GroupName="auditors")
+    # The grantees the operator designated (deploy/aws/crossrole-bootstrap.yaml attaches grant policies only to
+    # users tagged crossrole:grantee=true and groups under /crossrole-grantees/): alice and auditors; bob is not.
+    iam_security.create_user(UserName="alice", Tags=[{"Key": "crossrole:grantee", "Value": "true"}])
+    iam_security.create_user(UserName="bob")
+    iam_security.create_group(GroupName="auditors", Path="/crossrole-grantees/")
     iam_security.add_user_to_group(GroupName="auditors", UserName="alice")
 
     least_privilege = None
@@ -161,12 +163,22 @@ def main():
             waiter.wait(StackName="crossrole-bootstrap")
             outputs = cfn.describe_stacks(StackName="crossrole-bootstrap")["Stacks"][0].get("Outputs", [])
             ceiling = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "CeilingPolicyArn")
+            if ":policy/crossrole-ceiling/" not in ceiling:
+                # LocalStack 4.13.1's AWS::IAM::ManagedPolicy ignores Path and makes the ceiling at /; AWS keeps
+                # the template's /crossrole-ceiling/, which the bootstrap role's policy names. Make it where AWS
+                # would, with the same document, so that the deployed policy and the boundary agree.
+                iam = (client("iam", args.iam, key=account_id) if args.mode == "localstack" else iam_in(account_id))
+                document = iam.get_policy_version(
+                    PolicyArn=ceiling,
+                    VersionId=iam.get_policy(PolicyArn=ceiling)["Policy"]["DefaultVersionId"])["PolicyVersion"]["Document"]
+                if not isinstance(document, str):
+                    document = json.dumps(document)
+                ceiling = iam.create_policy(PolicyName=ceiling.rsplit("/", 1)[1], Path="/crossrole-ceiling/",
+                                            PolicyDocument=document)["Policy"]["Arn"]
             return account_id, ceiling
 
         with ThreadPoolExecutor(len(targets)) as pool:
             deployed = list(pool.map(deploy, targets))
-        # The ceiling policy's path and name, as the stack made it: AWS keeps the template's Path
-        # (/crossrole-ceiling/); LocalStack 4.13.1's AWS::IAM::ManagedPolicy ignores Path and makes it at /.
         ceiling_arn = deployed[0][1]
         least_privilege = {"role": "CrossroleBootstrap", "path": "/crossrole/", "accounts": [a for a, _ in deployed],
                            "crossroled_role_arn": crossroled_arn,

@@ -6,6 +6,8 @@
 //! test fails, saying how to run it: a test that did not run never counts as passed. `cargo xtask test` runs the
 //! rest of the workspace without this package, then this package through `cargo xtask e2e`.
 
+pub mod calls;
+pub mod judge;
 pub mod proxy;
 
 use std::{

@@ -5,7 +5,9 @@
 //! Organizations, HTTP 400), an internal error (500) or unavailability (503) in the same shapes, a connection reset
 //! before the emulator saw the request, or a response lost *after* the emulator carried the request out (the
 //! connection closes instead of answering). Rules pick requests by action and by fraction, capped in count or
-//! limited to a window, or to one account. Every request is counted by action and by account, with the fault it got.
+//! limited to a window, or to one account. Every request is counted by action and by account, with the fault it got,
+//! and, when asked ([`Proxy::record`]), kept whole: its action, account, form parameters and the status it got, in
+//! the order requests arrived (for the IAM judge, and to count the writes a replica sent).
 //!
 //! A request's account is that of the credentials that signed it: the proxies of a run share a [`Keys`] book, in
 //! which the STS proxy writes each access key that `AssumeRole` hands out with the account of its assumed role. A
@@ -119,8 +121,58 @@ pub struct Seen {
     pub faults: BTreeMap<Fault, u64>,
 }
 
+/// A request the proxy kept (see [`Proxy::record`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The action (`CreateRole`).
+    pub action: String,
+    /// The account of the credentials that signed it (`?`: the caller's own).
+    pub account: String,
+    /// The request's form parameters, decoded, in order (query protocol); empty for JSON.
+    pub params: Vec<(String, String)>,
+    /// The HTTP status it got; 0 when it got a fault or no answer reached the caller.
+    pub status: u16,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+impl Recorded {
+    /// The first value of parameter `name`.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The values of a member list (`Tags.member.1.Key`, …) as `(key, value)` pairs of `{prefix}.member.N.{a}` and
+    /// `.{b}`, or single values when `b` is empty (`TagKeys.member.N`).
+    pub fn members(&self, prefix: &str, a: &str, b: &str) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for n in 1.. {
+            let at = |field: &str| {
+                let name = if field.is_empty() {
+                    format!("{prefix}.member.{n}")
+                } else {
+                    format!("{prefix}.member.{n}.{field}")
+                };
+                self.param(&name).map(str::to_string)
+            };
+            match (at(a), if b.is_empty() { Some(String::new()) } else { at(b) }) {
+                (Some(x), Some(y)) => out.push((x, y)),
+                _ => break,
+            }
+        }
+        out
+    }
+
+    /// Whether the request was answered with success.
+    pub fn succeeded(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
 struct Shared {
     upstream: String,
+    recording: std::sync::atomic::AtomicBool,
+    recorded: Mutex<Vec<Recorded>>,
     protocol: Protocol,
     rules: Mutex<Vec<(Rule, u64)>>,
     seen: Mutex<BTreeMap<String, Seen>>,
@@ -166,6 +218,8 @@ impl Proxy {
         let url = format!("http://{}", listener.local_addr()?);
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_string(),
+            recording: Default::default(),
+            recorded: Mutex::new(Vec::new()),
             protocol,
             rules: Mutex::new(Vec::new()),
             seen: Mutex::new(BTreeMap::new()),
@@ -194,6 +248,16 @@ impl Proxy {
         if let Ok(mut r) = self.shared.rules.lock() {
             *r = rules.into_iter().map(|rule| (rule, 0)).collect();
         }
+    }
+
+    /// Keeps every request from now on (or stops keeping them).
+    pub fn record(&self, on: bool) {
+        self.shared.recording.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The requests kept, in the order they arrived.
+    pub fn recorded(&self) -> Vec<Recorded> {
+        self.shared.recorded.lock().map(|r| r.clone()).unwrap_or_default()
     }
 
     /// What the proxy saw, by action.
@@ -337,6 +401,30 @@ async fn handle(
     let action = shared.action(&parts.headers, &body);
     let account = shared.account(&parts.headers);
     let fault = shared.pick(&action, &account);
+    // The request's place in the record, kept before it is forwarded: the order is the order of arrival.
+    let slot = shared.recording.load(std::sync::atomic::Ordering::SeqCst).then(|| {
+        let params = match shared.protocol {
+            Protocol::Query => form_params(&body),
+            Protocol::Json => Vec::new(),
+        };
+        let mut recorded = shared.recorded.lock().unwrap_or_else(|e| e.into_inner());
+        recorded.push(Recorded {
+            action: action.clone(),
+            account: account.clone(),
+            params,
+            status: 0,
+            at: Instant::now(),
+        });
+        recorded.len() - 1
+    });
+    let answered = |status: u16| {
+        if let Some(i) = slot
+            && let Ok(mut r) = shared.recorded.lock()
+            && let Some(r) = r.get_mut(i)
+        {
+            r.status = status;
+        }
+    };
     match fault {
         Some(Fault::Reset) => return Err(Dropped),
         Some(f @ (Fault::Throttle | Fault::Internal | Fault::Unavailable)) => return Ok(shared.answer(f)),
@@ -355,7 +443,86 @@ async fn handle(
         shared.keys.learn(&String::from_utf8_lossy(&body));
     }
     if fault == Some(Fault::Lost) {
+        // Carried out by the emulator; the caller never hears. Kept with the status the emulator gave.
+        answered(head.status.as_u16());
         return Err(Dropped);
     }
+    answered(head.status.as_u16());
     Ok(Response::from_parts(head, Full::new(body)))
+}
+
+/// The parameters of a form-encoded body, decoded.
+fn form_params(body: &[u8]) -> Vec<(String, String)> {
+    let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// The three services behind proxies, and crossroled's environment pointing at them.
+pub struct Proxied {
+    /// IAM's.
+    pub iam: Proxy,
+    /// STS's.
+    pub sts: Proxy,
+    /// Organizations'.
+    pub organizations: Proxy,
+}
+
+impl Proxied {
+    /// Proxies to the emulators `cargo xtask e2e` started; `seed` makes the faults reproducible.
+    pub async fn start(seed: u64) -> Proxied {
+        let upstream =
+            |var: &str| std::env::var(var).unwrap_or_else(|_| panic!("{var}: run through `cargo xtask e2e`"));
+        let keys = Arc::new(Keys::default());
+        let start = |var: &str, protocol, seed| Proxy::start(upstream(var), protocol, seed, keys.clone());
+        Proxied {
+            iam: start("AWS_ENDPOINT_URL_IAM", Protocol::Query, seed).await.expect("IAM's proxy"),
+            sts: start("AWS_ENDPOINT_URL_STS", Protocol::Query, seed + 1).await.expect("STS's proxy"),
+            organizations: start("AWS_ENDPOINT_URL_ORGANIZATIONS", Protocol::Json, seed + 2)
+                .await
+                .expect("Organizations' proxy"),
+        }
+    }
+
+    /// crossroled's environment: each service's endpoint is its proxy.
+    pub fn env(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("AWS_ENDPOINT_URL_IAM", self.iam.url.as_str()),
+            ("AWS_ENDPOINT_URL_STS", self.sts.url.as_str()),
+            ("AWS_ENDPOINT_URL_ORGANIZATIONS", self.organizations.url.as_str()),
+        ]
+    }
+
+    /// The same rules on every proxy.
+    pub fn set(&self, rules: &[Rule]) {
+        for p in [&self.iam, &self.sts, &self.organizations] {
+            p.set(rules.to_vec());
+        }
+    }
+
+    /// Keeps every request (or stops), on every proxy.
+    pub fn record(&self, on: bool) {
+        for p in [&self.iam, &self.sts, &self.organizations] {
+            p.record(on);
+        }
+    }
+
+    /// Requests and faults per service, for the test's output.
+    pub fn report(&self) -> String {
+        [("IAM", &self.iam), ("STS", &self.sts), ("Organizations", &self.organizations)]
+            .iter()
+            .map(|(name, p)| {
+                let (requests, faults) = p.totals();
+                let given: u64 = faults.values().sum();
+                format!("{name}: {requests} requests, {given} faults {faults:?}")
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }

@@ -4,62 +4,15 @@
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
-use std::{collections::BTreeSet, sync::Arc, time::Instant};
+use std::{collections::BTreeSet, time::Instant};
 
 use crossrole_client::proto;
 use crossrole_core::AccessSpec;
 use crossrole_e2e::{
     Aws, Crossroled, Manifest, granted,
-    proxy::{Fault, Keys, Protocol, Proxy, Rule},
+    proxy::{Fault, Proxied, Rule},
 };
 use crossrole_wire::ToWire;
-
-/// The three services behind proxies, and crossroled's environment pointing at them.
-struct Proxied {
-    iam: Proxy,
-    sts: Proxy,
-    organizations: Proxy,
-}
-
-impl Proxied {
-    async fn start(seed: u64) -> Proxied {
-        let upstream =
-            |var: &str| std::env::var(var).unwrap_or_else(|_| panic!("{var}: run through `cargo xtask e2e`"));
-        let keys = Arc::new(Keys::default());
-        let start = |var: &str, protocol, seed| Proxy::start(upstream(var), protocol, seed, keys.clone());
-        Proxied {
-            iam: start("AWS_ENDPOINT_URL_IAM", Protocol::Query, seed).await.unwrap(),
-            sts: start("AWS_ENDPOINT_URL_STS", Protocol::Query, seed + 1).await.unwrap(),
-            organizations: start("AWS_ENDPOINT_URL_ORGANIZATIONS", Protocol::Json, seed + 2).await.unwrap(),
-        }
-    }
-
-    fn env(&self) -> Vec<(&'static str, &str)> {
-        vec![
-            ("AWS_ENDPOINT_URL_IAM", self.iam.url.as_str()),
-            ("AWS_ENDPOINT_URL_STS", self.sts.url.as_str()),
-            ("AWS_ENDPOINT_URL_ORGANIZATIONS", self.organizations.url.as_str()),
-        ]
-    }
-
-    fn set(&self, rules: &[Rule]) {
-        for p in [&self.iam, &self.sts, &self.organizations] {
-            p.set(rules.to_vec());
-        }
-    }
-
-    fn report(&self) -> String {
-        [("IAM", &self.iam), ("STS", &self.sts), ("Organizations", &self.organizations)]
-            .iter()
-            .map(|(name, p)| {
-                let (requests, faults) = p.totals();
-                let given: u64 = faults.values().sum();
-                format!("{name}: {requests} requests, {given} faults {faults:?}")
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-}
 
 fn spec(m: &Manifest, name: &str, role: &str, tolerance: &str) -> proto::AccessSpec {
     AccessSpec::from_yaml(&m.example_variant(name, role, 10, tolerance)).unwrap().to_wire()
