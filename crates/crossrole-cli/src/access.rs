@@ -171,6 +171,9 @@ fn print_plan(plan: &proto::AccessPlan) {
         count(proto::AccountPlanStatus::Conflict),
         count(proto::AccountPlanStatus::Failed)
     );
+    if !plan.external_id_note.is_empty() {
+        println!("Note: {}.", plan.external_id_note);
+    }
 }
 
 pub(crate) async fn plan(client: &Client, args: SpecArgs, out: Output) -> Outcome {
@@ -290,6 +293,9 @@ pub(crate) async fn verify(client: &Client, args: SpecArgs, out: Output) -> Outc
             }
             println!("{t}");
             println!("{} of {} accounts verified", r.accounts.len() - bad, r.accounts.len());
+            if !r.external_id_note.is_empty() {
+                println!("Note: {}.", r.external_id_note);
+            }
         }
     }
     if bad > 0 { Err(Failure::accounts(format!("{bad} accounts did not verify"))) } else { Ok(()) }

@@ -284,6 +284,8 @@ pub(crate) struct Plan<'a> {
     skipped: Vec<Skipped<'a>>,
     accounts_with_changes: u32,
     total_changes: u32,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    external_id_note: &'a str,
 }
 
 impl<'a> Plan<'a> {
@@ -313,6 +315,7 @@ impl<'a> Plan<'a> {
             skipped: skipped(&plan.skipped),
             accounts_with_changes: plan.accounts_with_changes,
             total_changes: plan.total_changes,
+            external_id_note: &plan.external_id_note,
         }
     }
 }
@@ -361,11 +364,14 @@ pub(crate) struct AccountVerification<'a> {
 pub(crate) struct Verification<'a> {
     accounts: Vec<AccountVerification<'a>>,
     skipped: Vec<Skipped<'a>>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    external_id_note: &'a str,
 }
 
 impl<'a> From<&'a proto::VerifyAccessResponse> for Verification<'a> {
     fn from(r: &'a proto::VerifyAccessResponse) -> Self {
         Verification {
+            external_id_note: &r.external_id_note,
             accounts: r
                 .accounts
                 .iter()

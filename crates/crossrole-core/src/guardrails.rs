@@ -241,15 +241,17 @@ pub fn external_id_weakness(id: &str) -> Option<String> {
     if GUESSABLE.iter().any(|w| lower.contains(w)) {
         return Some("the ExternalId contains a guessable word".into());
     }
+    // The messages say what is wrong and never how long the value is or how many characters it uses: a finding is
+    // shown to tokens that may not read the ExternalId.
     if id.chars().count() < 16 {
-        return Some(format!("the ExternalId is {} characters long", id.chars().count()));
+        return Some("the ExternalId is shorter than 16 characters".into());
     }
     if id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit()) {
         return Some("the ExternalId looks like an account id".into());
     }
     let distinct: BTreeSet<char> = id.chars().collect();
     if distinct.len() < 8 {
-        return Some(format!("the ExternalId uses only {} distinct characters", distinct.len()));
+        return Some("the ExternalId uses fewer than 8 distinct characters".into());
     }
     let bytes = id.as_bytes();
     let sequential = bytes.windows(2).filter(|w| w[1] == w[0].wrapping_add(1) || w[1] == w[0]).count();

@@ -596,6 +596,8 @@ pub struct AccessPlan {
     pub skipped: Vec<SkippedAccount>,
     /// The trusted side's plan, when the spec has a grant.
     pub grant: Option<GrantPlanView>,
+    /// Set when the request's ExternalId was not compared with AWS's (a caller who may not read ExternalIds).
+    pub external_id_note: String,
 }
 
 impl AccessPlan {
@@ -707,4 +709,6 @@ pub struct Verification {
     pub accounts: Vec<AccountVerification>,
     /// Accounts matched and skipped.
     pub skipped: Vec<SkippedAccount>,
+    /// Set when the request's ExternalId was not compared with AWS's (a caller who may not read ExternalIds).
+    pub external_id_note: String,
 }

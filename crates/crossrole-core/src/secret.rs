@@ -55,6 +55,16 @@ impl Redactor {
         Redactor { key }
     }
 
+    /// A redactor for one response to a caller who may not read ExternalIds, keyed with `random` bytes the caller
+    /// draws (the core takes no randomness of its own): equal values in that response share a mark, so a change
+    /// from one ExternalId to another still shows, but no mark in it can be compared with a mark anywhere else —
+    /// the mark of a guess tells nothing about the ExternalIds crossroled holds.
+    pub fn for_one_response(random: &mut impl rand::Rng) -> Redactor {
+        let mut key = [0u8; 32];
+        random.fill(&mut key);
+        Redactor { key }
+    }
+
     /// The mark for `secret`.
     pub fn mark(&self, secret: &str) -> String {
         let digest = hmac_sha256(&self.key, secret.as_bytes());

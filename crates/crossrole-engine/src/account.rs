@@ -82,6 +82,9 @@ pub(crate) struct RunEnv {
     pub(crate) verifier: Verifier,
     /// Marks secrets in what leaves the engine.
     pub(crate) redactor: crossrole_core::secret::Redactor,
+    /// A plan or verification for a caller who may not read ExternalIds ([`crate::Audience::Blind`]): the
+    /// request's ExternalId is never compared with AWS's; each role's own stands in for it.
+    pub(crate) blind: bool,
     /// An apply: where the journal does not have the spec applied (asked under the account's lock), the role is
     /// most likely not there (a first rollout), so it is created without reading first; if it is there after all,
     /// the account is read and planned as usual.
@@ -160,12 +163,32 @@ async fn examine_as(env: &RunEnv, target: &Target, read_first: bool) -> Result<E
         _ => convert::account_error(&e, Phase::Read),
     })?;
     env.phase(&target.account_id, Phase::Plan);
+    let seen = seen_by(env, observed.as_ref());
+    let desired = seen.as_ref().map_or(&env.desired, |(_, d)| d);
     let plan = match target.action {
-        Action::Ensure => plan::plan(&env.desired.in_account(target.place(inner.aws.partition())), observed.as_ref()),
+        Action::Ensure => plan::plan(&desired.in_account(target.place(inner.aws.partition())), observed.as_ref()),
         Action::Remove => plan::plan_delete(&env.spec.name, observed.as_ref()),
     };
     let plan = under_ceiling(env, target, plan, observed.as_ref())?;
     Ok(Examined { credentials, observed, plan })
+}
+
+/// For a caller who may not read ExternalIds: the spec and role with the ExternalId the observed role already
+/// requires in place of the request's, so that nothing the caller sees depends on the value they sent; `None` when
+/// the request is compared as it is (a caller who may read them, no ExternalId, no role, or a role that does not
+/// require exactly one).
+pub(crate) fn seen_by(
+    env: &RunEnv,
+    observed: Option<&ObservedRole>,
+) -> Option<(Arc<crossrole_core::AccessSpec>, Arc<DesiredRole>)> {
+    if !env.blind || env.spec.role.trust.external_id.is_none() {
+        return None;
+    }
+    let required = crossrole_core::policy::required_external_id(&observed?.trust_policy)?;
+    let mut spec = (*env.spec).clone();
+    spec.role.trust.external_id = Some(required);
+    let desired = DesiredRole::from_spec(&spec, env.inner.aws.partition());
+    Some((Arc::new(spec), Arc::new(desired)))
 }
 
 /// The plan as the ceiling's templates let it be carried out: an existing role bounded by the ceiling before any
@@ -330,7 +353,8 @@ async fn work(env: &RunEnv, target: &Target, read_first: bool, reread: &mut bool
     if env.spec.rollout.verify {
         env.phase(&target.account_id, Phase::Verify);
         result.phase = Phase::Verify;
-        let check = live_check(env, &target.account_id, &result.role_arn).await;
+        let check =
+            live_check(env, &target.account_id, &result.role_arn, env.spec.role.trust.external_id.as_ref()).await;
         let passed = check.outcome == CheckOutcome::Passed;
         let skipped = check.outcome == CheckOutcome::Skipped;
         result.verify = Some(VerifySummary {
@@ -383,7 +407,12 @@ async fn forget_placement(env: &RunEnv, target: &Target) {
 /// The live check: assume the role as the trusted side. Skipped (with the reason) where crossrole cannot be
 /// the trusted side: MFA required, the trusted account outside the organization, or a trust that names only
 /// specific principals that the bootstrap role is not.
-pub(crate) async fn live_check(env: &RunEnv, account: &str, role_arn: &str) -> AssumeCheck {
+pub(crate) async fn live_check(
+    env: &RunEnv,
+    account: &str,
+    role_arn: &str,
+    external_id: Option<&crossrole_core::secret::ExternalId>,
+) -> AssumeCheck {
     let trust = &env.spec.role.trust;
     if trust.require_mfa {
         return AssumeCheck::skipped("the role requires MFA, which crossrole cannot present; see the static checks");
@@ -439,7 +468,7 @@ pub(crate) async fn live_check(env: &RunEnv, account: &str, role_arn: &str) -> A
                     caller_arn: caller,
                     role_arn,
                     account,
-                    external_id: trust.external_id.as_ref(),
+                    external_id,
                     timeout: env.spec.rollout.verify_timeout,
                 },
             )

@@ -47,6 +47,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 pub use convert::{opened, redacted, sealed};
 pub use error::Error;
+pub use query::{Audience, EXTERNAL_ID_NOT_COMPARED};
 pub use retention::{Expired, Retention};
 
 /// Engine settings.

@@ -26,6 +26,25 @@ use crate::{
     targets::{self, Skip, Standing},
 };
 
+/// Who a plan or a verification is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// A caller who may read ExternalIds (a token with `reveal_external_ids`, or crossroled itself): the request's
+    /// ExternalId is compared with the one each role requires, as an apply would.
+    Trusted,
+    /// A caller who may not read ExternalIds. Nothing it sees may depend on whether the ExternalId it sent is the
+    /// one in AWS, or it could guess the ExternalId one request at a time: each role's own ExternalId stands in for
+    /// the request's (the plan shows no ExternalId change, the checks and the live AssumeRole use the role's), the
+    /// marks in the answer are keyed for this answer alone, and the answer says so
+    /// ([`EXTERNAL_ID_NOT_COMPARED`]).
+    Blind,
+}
+
+/// What a plan or verification for [`Audience::Blind`] says about the ExternalId.
+pub const EXTERNAL_ID_NOT_COMPARED: &str = "the ExternalId in the request was not compared with the ones in AWS: this \
+    token may not read ExternalIds (reveal_external_ids), so each role's own ExternalId was used in its place, and \
+    the marks in this answer match nothing outside it; an apply writes the request's ExternalId where it differs";
+
 impl Engine {
     /// The accounts `selector` selects (the cached tree unless `refresh`).
     pub async fn select(
@@ -67,8 +86,10 @@ impl Engine {
         Ok(ceiling.apply(spec))
     }
 
-    fn read_env(&self, spec: &AccessSpec, session: &str) -> RunEnv {
+    fn read_env(&self, spec: &AccessSpec, session: &str, audience: Audience) -> RunEnv {
+        let blind = audience == Audience::Blind;
         RunEnv {
+            blind,
             inner: self.inner.clone(),
             spec: Arc::new(spec.clone()),
             desired: Arc::new(DesiredRole::from_spec(spec, self.partition())),
@@ -79,7 +100,11 @@ impl Engine {
             write: false,
             verifier: Default::default(),
             create_unread: false,
-            redactor: self.inner.redactor.clone(),
+            redactor: if blind {
+                crossrole_core::secret::Redactor::for_one_response(&mut rand::rng())
+            } else {
+                self.inner.redactor.clone()
+            },
         }
     }
 
@@ -97,9 +122,14 @@ impl Engine {
     /// reasons ([`targets::resolve`]), the same per-account path, and the grant an apply reaching these plans would
     /// write ([`targets::grant_accounts`]).
     pub async fn plan(&self, spec: &AccessSpec) -> Result<AccessPlan, Error> {
+        self.plan_for(spec, Audience::Trusted).await
+    }
+
+    /// [`Engine::plan`] for `audience`.
+    pub async fn plan_for(&self, spec: &AccessSpec, audience: Audience) -> Result<AccessPlan, Error> {
         let spec = &self.admit(spec.clone()).await?;
         let findings = self.guardrails(spec).await?;
-        let env = self.read_env(spec, "crossrole-plan");
+        let env = self.read_env(spec, "crossrole-plan", audience);
         let resolved =
             targets::resolve(&self.inner, spec, false, &env.ctx, self.inner.discovery.config().cache_ttl, None, None)
                 .await?;
@@ -165,6 +195,7 @@ impl Engine {
             accounts: examined.into_iter().map(|(p, _)| p).collect(),
             skipped: skipped(&resolved.skipped, &resolved.tree),
             grant,
+            external_id_note: note(&env),
         })
     }
 
@@ -234,8 +265,13 @@ impl Engine {
 
     /// Checks each account's role against the spec, and that the trusted side can assume it.
     pub async fn verify(&self, spec: &AccessSpec) -> Result<Verification, Error> {
+        self.verify_for(spec, Audience::Trusted).await
+    }
+
+    /// [`Engine::verify`] for `audience`.
+    pub async fn verify_for(&self, spec: &AccessSpec, audience: Audience) -> Result<Verification, Error> {
         let spec = &self.admit(spec.clone()).await?;
-        let env = self.read_env(spec, "crossrole-verify");
+        let env = self.read_env(spec, "crossrole-verify", audience);
         let resolved =
             targets::resolve(&self.inner, spec, false, &env.ctx, self.inner.discovery.config().cache_ttl, None, None)
                 .await?;
@@ -278,8 +314,12 @@ impl Engine {
                     match &x.observed {
                         None => v.assume = AssumeCheck::skipped("the role does not exist"),
                         Some(observed) => {
-                            v.trust_checks = verify::static_checks(&observed.trust_policy, &env.spec, principals);
-                            v.assume = account::live_check(env, &t.account_id, &role_arn).await;
+                            // For a caller who may not read ExternalIds, the role's own stands in for the request's.
+                            let seen = account::seen_by(env, Some(observed));
+                            let spec = seen.as_ref().map_or(&env.spec, |(s, _)| s);
+                            v.trust_checks = verify::static_checks(&observed.trust_policy, spec, principals);
+                            let external_id = spec.role.trust.external_id.as_ref();
+                            v.assume = account::live_check(env, &t.account_id, &role_arn, external_id).await;
                         }
                     }
                     v
@@ -288,7 +328,16 @@ impl Engine {
             .buffered(n)
             .collect()
             .await;
-        Ok(Verification { accounts, skipped: skipped(&resolved.skipped, &resolved.tree) })
+        Ok(Verification { accounts, skipped: skipped(&resolved.skipped, &resolved.tree), external_id_note: note(&env) })
+    }
+}
+
+/// The note an answer for [`Audience::Blind`] carries when the spec has an ExternalId.
+fn note(env: &RunEnv) -> String {
+    if env.blind && env.spec.role.trust.external_id.is_some() {
+        EXTERNAL_ID_NOT_COMPARED.to_string()
+    } else {
+        String::new()
     }
 }
 

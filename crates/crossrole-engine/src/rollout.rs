@@ -215,6 +215,7 @@ async fn drive(
         write: !op.dry_run,
         verifier: Default::default(),
         redactor: inner.redactor.clone(),
+        blind: false,
         create_unread: matches!(kind, OperationKind::Apply | OperationKind::Reconcile),
     });
     // While targets are still being found, limits that are percentages are of the accounts the tree read before

@@ -35,6 +35,14 @@ pub struct Caller {
     pub subject: String,
 }
 
+impl Caller {
+    /// Who a plan or verification is for: a caller who may not read ExternalIds never learns whether the one it
+    /// sent is the one in AWS.
+    pub fn audience(&self) -> crossrole_engine::Audience {
+        if self.reveal_external_ids { crossrole_engine::Audience::Trusted } else { crossrole_engine::Audience::Blind }
+    }
+}
+
 /// The subject of the client certificate `request` came with (mutual TLS), as RFC 4514 writes it; empty when there
 /// is none (or it does not decode: the TLS handshake verified it, this is only for the record).
 pub fn client_subject<T>(request: &tonic::Request<T>) -> String {

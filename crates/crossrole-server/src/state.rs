@@ -65,6 +65,16 @@ impl State {
         Ok(caller)
     }
 
+    /// The redactor for what a caller sent coming back to it: the journal's (marks comparable with every other)
+    /// for a caller who may read ExternalIds, one keyed for this answer alone for any other.
+    pub fn redactor_for(&self, caller: &Caller) -> crossrole_core::secret::Redactor {
+        if caller.reveal_external_ids {
+            self.engine.redactor().clone()
+        } else {
+            crossrole_core::secret::Redactor::for_one_response(&mut rand::rng())
+        }
+    }
+
     /// Records a mutating call in the audit log (journal and the `audit` log target). `about.request` must hold no
     /// secret in clear (specs go through [`crossrole_engine::redacted`]).
     pub async fn audit(&self, caller: &Caller, method: &str, about: Audited, outcome: &Result<(), String>) {

@@ -135,6 +135,84 @@ async fn the_external_id_never_leaves_crossroled() {
     h.server.stop().await.unwrap();
 }
 
+/// The redaction marks in `text`.
+fn marks(text: &str) -> std::collections::BTreeSet<String> {
+    text.split("<redacted:").skip(1).filter_map(|rest| rest.get(..8)).map(str::to_string).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guessing_an_external_id_tells_a_caller_who_may_not_read_it_nothing() {
+    let h = start(3, 0).await;
+    let deployer = h.client("apply-token").await;
+    let op = deployer.apply(spec(), None).await.unwrap();
+    assert_eq!(op.wait().await.unwrap().state, proto::OperationState::Succeeded as i32);
+    // The marks a read token is shown for the ExternalId crossroled holds.
+    let reader = h.client("read-token").await;
+    let results = reader
+        .list_account_results(proto::ListAccountResultsRequest { operation_id: op.id().into(), ..Default::default() })
+        .await
+        .unwrap();
+    let held = marks(&format!("{results:?}"));
+    assert!(!held.is_empty(), "the created roles' trust policies carry marks: {results:?}");
+
+    for token in ["read-token", "plan-token"] {
+        let c = h.client(token).await;
+        // The mark of what a caller sends matches no mark of what crossroled holds, nor itself in the next answer.
+        for s in [spec(), wrong_spec()] {
+            let first = marks(&c.validate(s.clone()).await.unwrap().trust_policy);
+            let again = marks(&c.validate(s.clone()).await.unwrap().trust_policy);
+            assert!(!first.is_empty() && first.is_disjoint(&held), "{token}: {first:?} against {held:?}");
+            assert!(first.is_disjoint(&again), "{token}: a mark of a value sent is keyed for one answer");
+        }
+        // Plans and verifications answer the right ExternalId and a guess alike, and say why.
+        let verdict = |v: &proto::VerifyAccessResponse| {
+            v.accounts
+                .iter()
+                .map(|a| {
+                    let checks: Vec<i32> = a.trust_checks.iter().map(|c| c.outcome).collect();
+                    (a.conformance, a.assume.as_ref().map(|c| c.outcome), checks, a.drift.len())
+                })
+                .collect::<Vec<_>>()
+        };
+        let (right, wrong) = (c.verify(spec()).await.unwrap(), c.verify(wrong_spec()).await.unwrap());
+        assert_eq!(verdict(&right), verdict(&wrong), "{token}: verify tells the guess apart");
+        assert!(
+            right
+                .accounts
+                .iter()
+                .all(|a| a.assume.as_ref().is_some_and(|c| c.outcome == proto::CheckOutcome::Passed as i32))
+        );
+        assert!(wrong.external_id_note.contains("not compared"), "{:?}", wrong.external_id_note);
+        if token == "plan-token" {
+            let (right, wrong) = (c.plan(spec()).await.unwrap(), c.plan(wrong_spec()).await.unwrap());
+            assert_eq!((right.total_changes, wrong.total_changes), (0, 0), "{wrong:?}");
+            assert!(wrong.external_id_note.contains("not compared"));
+            // Not even through an inline policy that names the guess.
+            let mut named = wrong_spec();
+            named.role.as_mut().unwrap().inline_policies.insert(
+                "names-it".into(),
+                format!(r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Action":"s3:*","Resource":"*","Condition":{{"StringEquals":{{"sts:ExternalId":"{WRONG_ID}"}}}}}}]}}"#),
+            );
+            let shown = marks(&format!("{:?}", c.plan(named).await.unwrap()));
+            assert!(!shown.is_empty() && shown.is_disjoint(&held), "{shown:?}");
+        }
+    }
+    // A caller who may read ExternalIds gets the comparison: a wrong one is a change of the trust policy.
+    let trusted = h.client("plan-reveal-token").await;
+    let plan = trusted.plan(wrong_spec()).await.unwrap();
+    assert!(plan.external_id_note.is_empty());
+    assert!(
+        plan.accounts.iter().all(|a| a.changes.iter().any(|c| c.kind == proto::ChangeKind::UpdateTrustPolicy as i32))
+    );
+    assert_eq!(trusted.plan(spec()).await.unwrap().total_changes, 0);
+    // A guardrail's finding says an ExternalId is weak, never how long it is.
+    let mut weak = spec();
+    weak.role.as_mut().unwrap().trust.as_mut().unwrap().external_id = "Ab3dE6g9".into();
+    let findings = format!("{:?}", reader.validate(weak).await.unwrap().findings);
+    assert!(findings.contains("shorter than 16") && !findings.contains(" 8 "), "{findings}");
+    h.server.stop().await.unwrap();
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }

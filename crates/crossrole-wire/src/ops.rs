@@ -437,6 +437,7 @@ impl ToWire for AccessPlan {
             grant: self.grant.as_ref().map(ToWire::to_wire),
             accounts_with_changes: self.accounts_with_changes() as u32,
             total_changes: self.total_changes() as u32,
+            external_id_note: self.external_id_note.clone(),
         }
     }
 }
@@ -448,6 +449,7 @@ impl FromWire<pb::AccessPlan> for AccessPlan {
             accounts: each("accounts", &w.accounts)?,
             skipped: each("skipped", &w.skipped)?,
             grant: maybe("grant", w.grant.as_ref())?,
+            external_id_note: w.external_id_note.clone(),
         })
     }
 }
@@ -538,13 +540,21 @@ impl ToWire for Verification {
     type Wire = pb::VerifyAccessResponse;
 
     fn to_wire(&self) -> pb::VerifyAccessResponse {
-        pb::VerifyAccessResponse { accounts: all(&self.accounts), skipped: all(&self.skipped) }
+        pb::VerifyAccessResponse {
+            accounts: all(&self.accounts),
+            skipped: all(&self.skipped),
+            external_id_note: self.external_id_note.clone(),
+        }
     }
 }
 
 impl FromWire<pb::VerifyAccessResponse> for Verification {
     fn from_wire(w: &pb::VerifyAccessResponse) -> Result<Self, Error> {
-        Ok(Verification { accounts: each("accounts", &w.accounts)?, skipped: each("skipped", &w.skipped)? })
+        Ok(Verification {
+            accounts: each("accounts", &w.accounts)?,
+            skipped: each("skipped", &w.skipped)?,
+            external_id_note: w.external_id_note.clone(),
+        })
     }
 }
 

@@ -242,6 +242,7 @@ proptest! {
         findings in proptest::collection::vec(finding(), 0..3),
         skipped in proptest::collection::vec(skipped(), 0..3),
         grant in proptest::option::of((word(), proptest::collection::vec(change(), 0..3), proptest::option::of(error()))),
+        external_id_note in word(),
     ) {
         round_trip(&AccessPlan {
             findings,
@@ -264,6 +265,7 @@ proptest! {
                 changes,
                 error,
             }),
+            external_id_note,
         });
     }
 
@@ -276,8 +278,10 @@ proptest! {
              proptest::option::of(error())),
             0..3),
         skipped in proptest::collection::vec(skipped(), 0..2),
+        external_id_note in word(),
     ) {
         round_trip(&Verification {
+            external_id_note,
             accounts: accounts
                 .into_iter()
                 .map(|(conformance, drift, outcome, checks, error)| AccountVerification {

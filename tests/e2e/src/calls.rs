@@ -120,11 +120,7 @@ impl World {
     }
 
     /// The request(s) IAM authorizes for `call`: (action, resource ARN, context, state of the resource).
-    fn requests(
-        &self,
-        call: &Recorded,
-        organization: &str,
-    ) -> Vec<Request> {
+    fn requests(&self, call: &Recorded, organization: &str) -> Vec<Request> {
         let a = &call.account;
         let p = |name: &str| call.param(name).unwrap_or_default().to_string();
         let tags = |prefix: &str| call.members(prefix, "Key", "Value");

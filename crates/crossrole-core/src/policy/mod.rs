@@ -6,4 +6,4 @@ pub mod eval;
 mod trust;
 
 pub use document::{DocumentKind, Effect, PolicyDocument, Principals, Statement};
-pub use trust::{GRANT_POLICY_MAX_SIZE, grant_policy, trust_policy};
+pub use trust::{GRANT_POLICY_MAX_SIZE, grant_policy, required_external_id, trust_policy};

@@ -11,6 +11,27 @@ use crate::{
     spec::{OWNER_TAG_KEY, OWNER_TAG_VALUE, PrincipalMatch, SPEC_TAG_KEY, TrustSpec},
 };
 
+/// The one ExternalId a trust policy as read from IAM (`observed`, URL-encoded or not) requires: the single value
+/// of every `sts:ExternalId` condition in it; `None` when it requires none, several, or does not parse.
+///
+/// crossroled uses it to plan and verify for a caller who may not read ExternalIds: the ExternalId the role
+/// already requires stands in for the one in the request, so nothing the caller sees depends on their guess.
+pub fn required_external_id(observed: &str) -> Option<crate::secret::ExternalId> {
+    let doc = PolicyDocument::parse_observed(observed).ok()?;
+    let mut found = BTreeSet::new();
+    for s in doc.statements() {
+        for keys in s.condition.values() {
+            if let Some(values) = keys.get("sts:externalid") {
+                found.extend(values.iter().cloned());
+            }
+        }
+    }
+    match found.len() {
+        1 => found.into_iter().next().map(crate::secret::ExternalId::new),
+        _ => None,
+    }
+}
+
 /// IAM's size limit for a managed policy document, in characters without whitespace.
 pub const GRANT_POLICY_MAX_SIZE: usize = 6144;
 

@@ -2473,6 +2473,10 @@ pub struct AccessPlan {
     /// Total number of changes across accounts and the trusted side.
     #[prost(uint32, tag = "6")]
     pub total_changes: u32,
+    /// Set when the ExternalId in the request was not compared with the ones in AWS: the token may not read
+    /// ExternalIds, so each role's own was used in its place (no plan may tell such a caller whether a guess is right).
+    #[prost(string, tag = "7")]
+    pub external_id_note: ::prost::alloc::string::String,
 }
 /// The plan for one account.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -2567,6 +2571,10 @@ pub struct VerifyAccessResponse {
     /// Accounts the selector matched but that are skipped.
     #[prost(message, repeated, tag = "2")]
     pub skipped: ::prost::alloc::vec::Vec<SkippedAccount>,
+    /// Set when the ExternalId in the request was not compared with the ones in AWS: the token may not read
+    /// ExternalIds, so the checks and the live AssumeRole used each role's own.
+    #[prost(string, tag = "3")]
+    pub external_id_note: ::prost::alloc::string::String,
 }
 /// Verification of one account.
 #[derive(Clone, PartialEq, ::prost::Message)]

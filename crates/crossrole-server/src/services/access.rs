@@ -85,7 +85,7 @@ impl AccessService for Access {
         &self,
         request: Request<pb::ValidateSpecRequest>,
     ) -> Result<Response<pb::ValidateSpecResponse>, Status> {
-        self.0.caller(&request, Scope::Read)?;
+        let caller = self.0.caller(&request, Scope::Read)?;
         let s = spec(request.get_ref().spec.as_ref())?;
         // No AWS call: the organization's accounts are used only if they are already known.
         let cached = self.0.engine.discovery().cached_tree().await;
@@ -99,10 +99,11 @@ impl AccessService for Access {
         .map_err(|e| under_spec(e.into()))?;
         Ok(Response::new(pb::ValidateSpecResponse {
             findings: findings.iter().map(ToWire::to_wire).collect(),
+            // The mark of a value the caller sent is keyed for this answer alone unless it may read ExternalIds:
+            // else it could be compared with the marks of the ExternalIds crossroled holds.
             trust_policy: self
                 .0
-                .engine
-                .redactor()
+                .redactor_for(&caller)
                 .policy_text(&trust_policy(&s.role.trust, self.0.engine.partition()).to_pretty_json()),
         }))
     }
@@ -111,9 +112,9 @@ impl AccessService for Access {
         &self,
         request: Request<pb::PlanAccessRequest>,
     ) -> Result<Response<pb::PlanAccessResponse>, Status> {
-        self.0.caller(&request, Scope::Plan)?;
+        let caller = self.0.caller(&request, Scope::Plan)?;
         let s = spec(request.get_ref().spec.as_ref())?;
-        let plan = self.0.engine.plan(&s).await.map_err(under_spec)?;
+        let plan = self.0.engine.plan_for(&s, caller.audience()).await.map_err(under_spec)?;
         Ok(Response::new(pb::PlanAccessResponse { plan: Some(plan.to_wire()) }))
     }
 
@@ -143,9 +144,9 @@ impl AccessService for Access {
         &self,
         request: Request<pb::VerifyAccessRequest>,
     ) -> Result<Response<pb::VerifyAccessResponse>, Status> {
-        self.0.caller(&request, Scope::Read)?;
+        let caller = self.0.caller(&request, Scope::Read)?;
         let s = spec(request.get_ref().spec.as_ref())?;
-        Ok(Response::new(self.0.engine.verify(&s).await.map_err(ApiError::from)?.to_wire()))
+        Ok(Response::new(self.0.engine.verify_for(&s, caller.audience()).await.map_err(ApiError::from)?.to_wire()))
     }
 
     async fn get_switch_role_links(

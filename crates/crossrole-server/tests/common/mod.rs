@@ -105,13 +105,19 @@ name = "assumers"
 sha256 = "{}"
 scope = "read"
 reveal_external_ids = true
+[[tokens]]
+name = "vendor-desk"
+sha256 = "{}"
+scope = "plan"
+reveal_external_ids = true
 "#,
         dir.path().display(),
         hash_token("read-token"),
         hash_token("plan-token"),
         hash_token("apply-token"),
         hash_token("apply-token-2"),
-        hash_token("assumer-token")
+        hash_token("assumer-token"),
+        hash_token("plan-reveal-token")
     );
     let config = Config::from_toml(&config_text, &Flags::default()).unwrap();
     let mut fake_config = FakeConfig::default();
