@@ -362,14 +362,22 @@ pub(crate) async fn export(client: &Client, args: ExportArgs) -> Outcome {
         print!("{}", r.content);
         return Ok(());
     };
+    // Created 0600, never through a link at the path: an export may hold ExternalIds.
     let write = |name: &str, text: &str| {
         let path = out.join(name);
         std::fs::create_dir_all(&out)
-            .and_then(|()| std::fs::write(&path, text))
+            .and_then(|()| crate::files::write_private(&path, text))
             .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
         eprintln!("wrote {}", path.display());
         Ok::<(), Failure>(())
     };
+    if args.format == "granted" && r.content.contains("external_id") {
+        eprintln!(
+            "warning: this granted registry holds ExternalIds (your token may read them), and a registry is made to \
+             be committed to a repository that others read: keep it private, or export with a token that may not \
+             read ExternalIds and let each person add `external_id` to their own profile"
+        );
+    }
     write(&file, &r.content)?;
     if args.format == "granted" {
         // granted reads AWS config files named in the registry's granted.yml (`granted registry add <repo>`).

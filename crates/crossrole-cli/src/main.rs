@@ -8,6 +8,7 @@ mod access;
 mod audit;
 mod bindings;
 mod console;
+mod files;
 mod json;
 mod ops;
 mod org;

@@ -41,9 +41,10 @@ async fn start() -> Env {
     fake.add_principals(SECURITY, &["alice"], &["auditors"]);
     let config = Config::from_toml(
         &format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[[tokens]]\nname = \"ci\"\nsha256 = \"{}\"\nscope = \"apply\"\n",
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[[tokens]]\nname = \"ci\"\nsha256 = \"{}\"\nscope = \"apply\"\n[[tokens]]\nname = \"assumers\"\nsha256 = \"{}\"\nscope = \"read\"\nreveal_external_ids = true\n",
             dir.path().join("data").display(),
-            hash_token("ci-token")
+            hash_token("ci-token"),
+            hash_token("assumer-token")
         ),
         &Flags::default(),
     )
@@ -141,6 +142,21 @@ async fn plan_apply_reapply_verify_and_exit_codes() {
         "awsConfigPaths:\n  - ./crossrole-security-audit.config\n"
     );
     assert!(std::fs::read_to_string(registry.join("crossrole-security-audit.config")).unwrap().contains("[profile "));
+    // An export may hold ExternalIds: its owner's alone. One with them in a registry (made to be committed) warns.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(registry.join("crossrole-security-audit.config")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let mut revealing =
+        env.cmd(&["export", "-f", spec, "--source-profile", "security", "--format", "granted", "--out", out]);
+    revealing.env("CROSSROLE_TOKEN", "assumer-token");
+    tokio::task::spawn_blocking(move || revealing.assert())
+        .await
+        .unwrap()
+        .success()
+        .stderr(predicate::str::contains("warning: this granted registry holds ExternalIds"));
     env.run(&["audit", "--since", "1h", "--method", "ApplyAccess", "-o", "json"])
         .await
         .success()
