@@ -8,7 +8,6 @@
 
 mod account;
 pub mod bindings;
-mod book;
 mod convert;
 mod discovered;
 mod error;

@@ -1,0 +1,511 @@
+//! Running an operation: resolve the targets (once, then persisted), fan out over the accounts with bounded
+//! concurrency and failure tolerance, bring the trusted side in line with what the accounts reached, and finish.
+//!
+//! An apply or a reconcile does not wait for its targets to be resolved before it starts: the accounts the
+//! selection is sure of come as the organization's pages list them (`targets::resolve` with a
+//! [`crossrole_aws::discovery::Found`]), each gets its row and starts, and the rest (accounts to clean up, skipped
+//! ones, any the pages did not settle) are recorded when the selection is complete, with `TargetsResolved`. Listing
+//! 10,000 accounts takes about 50 s at Organizations' rate; the accounts found first work meanwhile. Until the
+//! targets are all known, limits that are percentages are of the accounts the last read of the organization
+//! selected, or of those found so far if more. A run stopped before its targets were all known finds the rest when
+//! it resumes; the accounts it has keep their rows.
+//!
+//! Order matters for access. An apply works the roles first and then writes the grant from the per-account outcome
+//! it reached ([`targets::grant_accounts`]): the grant never names a role crossrole does not own, a role that was
+//! not made, or an account that is not ACTIVE — also when the operation resumes after a crash, because the outcome
+//! is read back from the journal. A destroy cuts access first: the grant goes, then the roles; if the grant cannot
+//! be removed, no role is touched and every account says why.
+//!
+//! A restarted crossroled resumes an unfinished operation from its persisted targets: accounts with a final
+//! outcome are kept, the others run again (reconcile is idempotent, so re-running an account is safe).
+
+mod grant;
+mod source;
+
+use std::{
+    collections::{BTreeSet, VecDeque},
+    sync::Arc,
+};
+
+use crossrole_aws::calls::CallContext;
+use crossrole_core::{
+    AccessSpec,
+    ceiling::Organization,
+    ops::{AccountError, AccountResult, Counts, ErrorCode, Event, OperationKind, OperationState, Outcome, Phase},
+    plan::DesiredRole,
+    spec::TrustedGrant,
+};
+use crossrole_store::OperationRow;
+use futures::{StreamExt, stream::FuturesUnordered};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+pub(crate) use grant::grant_plan;
+use source::{Arrival, TargetSource};
+
+use crate::{
+    Inner,
+    account::{self, RunEnv, Target},
+    convert,
+    events::EventSink,
+    pace::Pace,
+    records, targets,
+};
+
+/// How a run ended.
+struct Ending {
+    state: OperationState,
+    message: String,
+}
+
+impl Ending {
+    fn failed(message: impl Into<String>) -> Option<Ending> {
+        Some(Ending { state: OperationState::Failed, message: message.into() })
+    }
+
+    fn done() -> Ending {
+        Ending { state: OperationState::Succeeded, message: String::new() }
+    }
+}
+
+/// Runs (or resumes) an operation to its end. `cancel` is the user's cancel; `inner.shutdown` stops the run
+/// without finishing it, so that the next start resumes it.
+pub(crate) async fn run(
+    inner: Arc<Inner>,
+    op: OperationRow,
+    spec: AccessSpec,
+    cancel: CancellationToken,
+    sink: EventSink,
+) {
+    let kind =
+        records::kind_of(op.kind).map(|k| k.as_str().to_string()).unwrap_or_else(|| format!("unknown({})", op.kind));
+    let kind_name = records::kind_of(op.kind).map_or("unknown", |k| k.as_str());
+    let began = std::time::Instant::now();
+    let span = tracing::info_span!("operation", id = %op.id, kind, spec = %spec.name, trace_id = tracing::field::Empty);
+    if let Some(trace_id) = inner.config.trace_id.and_then(|of| of(&span)) {
+        span.record("trace_id", tracing::field::display(trace_id));
+    }
+    async move {
+        let stop = CancellationToken::new();
+        let stop_on = {
+            let (stop, cancel, shutdown) = (stop.clone(), cancel.clone(), inner.shutdown.clone());
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = cancel.cancelled() => {}
+                    _ = shutdown.cancelled() => {}
+                }
+                stop.cancel();
+            })
+        };
+        let ending = drive(&inner, &op, spec, &cancel, &stop, &sink).await;
+        stop_on.abort();
+        match ending {
+            None => tracing::info!("stopped for shutdown; it resumes at the next start"),
+            Some(ending) => {
+                sink.flush().await;
+                let counts = counts(&inner, &op.id).await;
+                sink.finish(ending.state, &ending.message, counts);
+                sink.flush().await;
+                if let Ok(mut m) = inner.metrics.lock() {
+                    m.finished(kind_name, ending.state.as_str(), began.elapsed().as_secs_f64());
+                }
+                tracing::info!(state = ending.state.as_str(), message = ending.message, "operation finished");
+            }
+        }
+        sink.flush().await;
+    }
+    .instrument(span)
+    .await
+}
+
+pub(crate) async fn counts(inner: &Inner, op: &str) -> Counts {
+    let by_code = inner.journal.count_accounts(op).await.unwrap_or_default();
+    let by_outcome = by_code.into_iter().filter_map(|(code, n)| Some((records::outcome_of(code)?, n))).collect();
+    Counts::from_outcomes(&by_outcome)
+}
+
+/// "1 account", "2 accounts".
+pub(crate) fn accounts(n: usize) -> String {
+    if n == 1 { "1 account".into() } else { format!("{n} accounts") }
+}
+
+/// The run of one operation, from its start to its ending (`None`: stopped for shutdown, to be resumed). Each
+/// phase is short and named: the checks before anything is done, the targets, the trusted side first for a
+/// destroy, the accounts ([`Rollout`]), and the ending.
+async fn drive(
+    inner: &Arc<Inner>,
+    op: &OperationRow,
+    spec: AccessSpec,
+    cancel: &CancellationToken,
+    stop: &CancellationToken,
+    sink: &EventSink,
+) -> Option<Ending> {
+    let ctx = CallContext { stats: inner.running_stats(&op.id), observer: Some(Arc::new(RetryEvents(sink.clone()))) };
+    let running = records::state_code(OperationState::Running);
+    if op.state != running {
+        let _ = inner.journal.set_operation_state(&op.id, running, "", Some(convert::now_ms()), None).await;
+        sink.emit("", Event::StateChanged { state: OperationState::Running, message: String::new(), counts: None });
+    }
+    // An operation of a kind this crossroled does not know does nothing, rather than something it was not asked.
+    let Some(kind) = records::kind_of(op.kind) else {
+        return Ending::failed(format!("unknown operation kind {}; nothing was done", op.kind));
+    };
+    if let Err(message) = still_under_ceiling(inner, &spec, kind, &ctx).await {
+        return Ending::failed(message);
+    }
+    let spec = Arc::new(spec);
+    let scope = records::operation_scope(&op.spec);
+    let (targets, pending) = match TargetSource::open(inner, op, &spec, kind, scope.as_ref(), &ctx, sink).await {
+        Ok(opened) => opened,
+        Err(message) => return Ending::failed(message),
+    };
+    let grant = spec.grant.as_ref().filter(|_| !op.dry_run);
+
+    // A destroy cuts access first; if it cannot, no role is touched.
+    if let (Some(g), OperationKind::Destroy) = (grant, kind)
+        && let Err(message) = grant::trusted_side(inner, &spec, g, None, &ctx, &op.id, sink).await
+    {
+        let why = format!("not started: the trusted side's policy could not be removed first: {message}");
+        not_started(sink, &pending, &why);
+        sink.flush().await;
+        return Ending::failed(format!("trusted side: {message}; no role was touched"));
+    }
+
+    let env = Arc::new(RunEnv {
+        inner: inner.clone(),
+        spec: spec.clone(),
+        desired: Arc::new(DesiredRole::from_spec(&spec, inner.aws.partition())),
+        ctx: ctx.clone(),
+        session: format!("crossrole-{}", op.id),
+        stop: stop.clone(),
+        sink: Some(sink.clone()),
+        write: !op.dry_run,
+        verifier: Default::default(),
+        redactor: inner.redactor.clone(),
+        blind: false,
+        create_unread: matches!(kind, OperationKind::Apply | OperationKind::Reconcile),
+    });
+    let mut rollout = Rollout::new(env, targets, pending, count_failures(inner, &op.id).await).await;
+    loop {
+        match rollout.step().await {
+            Step::Continue => {}
+            Step::Done => break,
+            Step::End(ending) => return Some(ending),
+        }
+    }
+    if inner.shutdown.is_cancelled() && !cancel.is_cancelled() {
+        return None;
+    }
+    Some(rollout.finish(op, kind, scope.as_ref(), cancel, grant).await)
+}
+
+/// The ceiling may have been lowered since the operation started (it resumes after a restart): what grants
+/// access is checked again; a destroy only takes access away.
+async fn still_under_ceiling(
+    inner: &Inner,
+    spec: &AccessSpec,
+    kind: OperationKind,
+    ctx: &CallContext,
+) -> Result<(), String> {
+    if kind == OperationKind::Destroy || inner.config.ceiling.is_empty() {
+        return Ok(());
+    }
+    let org = inner.discovery.tree(ctx, false).await.map_err(|e| format!("cannot read the organization: {e}"))?;
+    let members = org.account_ids();
+    let organization = Organization { id: Some(&org.organization.id), accounts: Some(&members) };
+    inner
+        .config
+        .ceiling
+        .check(spec, organization)
+        .map_err(|e| format!("the organization's ceiling refuses the spec; nothing was done: {e}"))
+}
+
+/// What one [`Rollout::step`] came to.
+enum Step {
+    /// More to do.
+    Continue,
+    /// Every account is done, or nothing more may start.
+    Done,
+    /// The run ends now, with this (nothing was found, so nothing was done).
+    End(Ending),
+}
+
+/// An account's run: its result and how long it took.
+type AccountRun = tokio::task::JoinHandle<(AccountResult, std::time::Duration)>;
+
+/// The fan-out over an operation's accounts: its queue, its pace (how many at once), its failure tolerance and
+/// its targets, which may still be arriving. [`Rollout::step`] starts what fits and waits for one thing to happen.
+struct Rollout {
+    env: Arc<RunEnv>,
+    targets: TargetSource,
+    queue: VecDeque<Target>,
+    running: FuturesUnordered<AccountRun>,
+    pace: Pace,
+    /// Accounts allowed in flight now (the semaphore's permits).
+    permits: usize,
+    semaphore: Arc<Semaphore>,
+    /// Before targets are all known, limits that are percentages are of this many (the last read's selection).
+    expected: usize,
+    tolerance: usize,
+    failures: usize,
+    /// No new account starts: the failure tolerance was exceeded, or the targets could not all be found.
+    halted: bool,
+    /// Why the targets could not all be found.
+    resolve_error: Option<String>,
+}
+
+impl Rollout {
+    async fn new(env: Arc<RunEnv>, targets: TargetSource, pending: Vec<Target>, failures: usize) -> Rollout {
+        let inner = &env.inner;
+        let spec = &env.spec;
+        // While targets are still being found, limits that are percentages are of the accounts the tree read
+        // before selected, or of those found so far if that is more.
+        let expected = if targets.selecting() { targets::expected(inner, spec).await.unwrap_or(0) } else { 0 };
+        let known = if targets.selecting() { targets.known().max(expected) } else { targets.known() };
+        let pace =
+            Pace::new(spec.rollout.max_concurrency, known, inner.config.max_concurrency, inner.calls.shared_rates());
+        let permits = pace.concurrency();
+        Rollout {
+            tolerance: spec.rollout.failure_tolerance.of(known),
+            semaphore: Arc::new(Semaphore::new(permits)),
+            queue: pending.into(),
+            running: FuturesUnordered::new(),
+            pace,
+            permits,
+            expected,
+            failures,
+            halted: failures > spec.rollout.failure_tolerance.of(known),
+            resolve_error: None,
+            env,
+            targets,
+        }
+    }
+
+    /// Targets known, for limits that are percentages.
+    fn known(&self) -> usize {
+        if self.targets.selecting() { self.targets.known().max(self.expected) } else { self.targets.known() }
+    }
+
+    /// Starts what fits, then waits for one thing: accounts found, the selection complete, an account finished, or
+    /// a stop while only the selection is left.
+    async fn step(&mut self) -> Step {
+        self.start_accounts();
+        let stop = self.env.stop.clone();
+        // A cancel or shutdown stops the finding too; a halt lets it end, so that every target is on record.
+        if stop.is_cancelled() {
+            self.targets.stop();
+        }
+        let selecting = self.targets.selecting();
+        if self.running.is_empty() && !selecting {
+            if !self.halted && !stop.is_cancelled() && !self.queue.is_empty() {
+                // The journal refuses writes: wait for it before starting more.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                return Step::Continue;
+            }
+            return Step::Done;
+        }
+        tokio::select! {
+            arrival = self.targets.arrival(), if selecting => {
+                if let Some(ending) = self.arrived(arrival).await {
+                    return Step::End(ending);
+                }
+            }
+            Some(finished) = self.running.next(), if !self.running.is_empty() => self.finished(finished),
+            _ = stop.cancelled(), if selecting && self.running.is_empty() => {}
+        }
+        // More targets known: limits that are percentages follow.
+        let known = self.known();
+        self.tolerance = self.env.spec.rollout.failure_tolerance.of(known);
+        let wanted = self.pace.targets(known);
+        self.grow(wanted);
+        self.halted |= self.resolve_error.is_some();
+        Step::Continue
+    }
+
+    /// Starts accounts while there is room and nothing says stop (a journal that refuses writes says wait).
+    fn start_accounts(&mut self) {
+        let healthy = || self.env.sink.as_ref().is_none_or(|s| s.healthy());
+        while !self.halted && !self.env.stop.is_cancelled() && healthy() && !self.queue.is_empty() {
+            let Ok(permit) = self.semaphore.clone().try_acquire_owned() else { break };
+            let Some(target) = self.queue.pop_front() else { break };
+            self.running.push(spawn_account(self.env.clone(), target, permit));
+        }
+    }
+
+    /// Records what the selection brought and queues its targets; `Some` ends the run when nothing at all could be
+    /// found (nothing was done, as if the targets had been resolved first).
+    async fn arrived(&mut self, arrival: Arrival) -> Option<Ending> {
+        let sink = self.env.sink.clone()?;
+        match self.targets.take(arrival, &sink).await {
+            Ok(more) => self.queue.extend(more),
+            Err(message) if self.targets.known() == 0 && self.running.is_empty() && self.failures == 0 => {
+                return Ending::failed(message);
+            }
+            Err(message) => {
+                self.targets.stop();
+                self.resolve_error = Some(message);
+            }
+        }
+        None
+    }
+
+    /// An account finished: the pace follows the time it took, a failure counts against the tolerance.
+    fn finished(&mut self, finished: Result<(AccountResult, std::time::Duration), tokio::task::JoinError>) {
+        let failed = match finished {
+            Ok((result, took)) => {
+                // Automatic concurrency follows the time accounts take; it only grows within a run.
+                let wanted = self.pace.observe(took);
+                self.grow(wanted);
+                if let (true, Ok(mut m)) = (result.outcome.is_final(), self.env.inner.metrics.lock()) {
+                    *m.accounts.entry(result.outcome.as_str()).or_default() += 1;
+                }
+                result.outcome == Outcome::Failed
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "account task panicked");
+                true
+            }
+        };
+        if failed {
+            self.failures += 1;
+            self.halted |= self.failures > self.tolerance;
+        }
+    }
+
+    /// More accounts at once, when the pace wants more than there are.
+    fn grow(&mut self, wanted: usize) {
+        if wanted > self.permits {
+            self.semaphore.add_permits(wanted - self.permits);
+            self.permits = wanted;
+        }
+    }
+
+    /// The ending: what never started is recorded with the reason, then (an apply or a reconcile) the grant from
+    /// what the accounts reached, then the state and message.
+    async fn finish(
+        self,
+        op: &OperationRow,
+        kind: OperationKind,
+        scope: Option<&BTreeSet<String>>,
+        cancel: &CancellationToken,
+        grant: Option<&TrustedGrant>,
+    ) -> Ending {
+        let inner = &self.env.inner;
+        let Some(sink) = self.env.sink.clone() else { return Ending::done() };
+        let never: Vec<Target> = self.queue.into_iter().collect();
+        let why = if cancel.is_cancelled() {
+            "not started: the operation was cancelled".to_string()
+        } else if let Some(message) = &self.resolve_error {
+            format!("not started: the operation's targets could not all be found: {message}")
+        } else {
+            format!("not started: the failure tolerance ({}) was exceeded", self.tolerance)
+        };
+        not_started(&sink, &never, &why);
+        sink.flush().await;
+        if cancel.is_cancelled() {
+            return Ending { state: OperationState::Cancelled, message: "cancelled".into() };
+        }
+        let spec = &self.env.spec;
+        let mut trusted_error = None;
+        if let (Some(g), OperationKind::Apply | OperationKind::Reconcile) = (grant, kind) {
+            let ensure = match grant::reached(inner, op, spec, scope, &self.env.ctx).await {
+                Ok(e) => e,
+                Err(message) => return Ending { state: OperationState::Failed, message },
+            };
+            if let Err(message) = grant::trusted_side(inner, spec, g, Some(&ensure), &self.env.ctx, &op.id, &sink).await
+            {
+                trusted_error = Some(format!("trusted side: {message}"));
+            }
+        }
+        let mut problems: Vec<String> = Vec::new();
+        if let Some(message) = self.resolve_error {
+            problems.push(format!(
+                "its targets could not all be found: {message}; {} worked on, {} not started",
+                accounts(self.targets.known().saturating_sub(never.len())),
+                accounts(never.len())
+            ));
+        } else if self.halted {
+            problems.push(format!(
+                "failure tolerance ({}) exceeded: {} failed, {} not started",
+                self.tolerance,
+                accounts(self.failures),
+                never.len()
+            ));
+        } else if self.failures > 0 {
+            problems.push(format!("{} failed", accounts(self.failures)));
+        }
+        problems.extend(trusted_error);
+        if problems.is_empty() {
+            Ending::done()
+        } else {
+            Ending { state: OperationState::Failed, message: problems.join("; ") }
+        }
+    }
+}
+
+/// Runs one account in its own task, holding `permit` and the (account, role) lock for the whole of it.
+fn spawn_account(env: Arc<RunEnv>, target: Target, permit: tokio::sync::OwnedSemaphorePermit) -> AccountRun {
+    let span = tracing::info_span!("account", id = %target.account_id);
+    tokio::spawn(
+        async move {
+            let _permit = permit;
+            let started = tokio::time::Instant::now();
+            let result = {
+                let _guard = env.inner.locks.lock(&target.account_id, &env.desired.name, &env.session).await;
+                if let Some(s) = &env.sink {
+                    // A resumed account keeps the changes on record until its run replaces them.
+                    let mut running = target.result(Outcome::Running, Phase::Queued);
+                    running.changes = target.prior.as_ref().map(|p| p.changes.clone()).unwrap_or_default();
+                    s.account(&running);
+                }
+                account::run(&env, &target).await
+            };
+            if let Some(s) = &env.sink {
+                s.account(&result);
+                // An account stopped by a shutdown is not finished: it resumes at the next start.
+                if result.outcome.is_final() {
+                    s.emit(&result.account_id, Event::AccountFinished { result: Box::new(result.clone()) });
+                }
+            }
+            (result, started.elapsed())
+        }
+        .instrument(span),
+    )
+}
+
+/// Records `targets` as not started, with `why`.
+fn not_started(sink: &EventSink, targets: &[Target], why: &str) {
+    for t in targets {
+        let mut r = t.result(Outcome::NotStarted, Phase::Done);
+        r.error = Some(AccountError::new(ErrorCode::NotStarted, why, Phase::Queued));
+        sink.account(&r);
+    }
+}
+
+async fn count_failures(inner: &Inner, op: &str) -> usize {
+    inner
+        .journal
+        .count_accounts(op)
+        .await
+        .ok()
+        .and_then(|c| c.get(&records::outcome_code(Outcome::Failed)).copied())
+        .unwrap_or(0) as usize
+}
+
+/// Reports retries as events.
+struct RetryEvents(EventSink);
+
+impl crossrole_aws::calls::CallObserver for RetryEvents {
+    fn retrying(&self, call: &str, code: Option<&str>, attempt: u32, delay: std::time::Duration) {
+        self.0.emit(
+            "",
+            Event::CallRetried {
+                call: call.to_string(),
+                aws_error_code: code.unwrap_or_default().to_string(),
+                attempt,
+                delay_ms: delay.as_millis() as u64,
+            },
+        );
+    }
+}
