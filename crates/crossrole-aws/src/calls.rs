@@ -79,6 +79,9 @@ pub enum Quota {
     Iam(String),
     /// STS: the calling account's; empty for crossroled's own identity.
     Sts(String),
+    /// SQS: the queue's (by URL). SQS sets no rate a standard queue's reader comes near; the bucket is unlimited,
+    /// and the call layer's retries still serve it.
+    Queue(String),
 }
 
 impl Quota {
@@ -93,6 +96,7 @@ impl Quota {
             Quota::Organizations => Service::Organizations,
             Quota::Iam(_) => Service::Iam,
             Quota::Sts(_) => Service::Sts,
+            Quota::Queue(_) => Service::Sqs,
         }
     }
 }
@@ -106,6 +110,7 @@ impl Rates {
             Service::Organizations => self.organizations,
             Service::Iam => self.iam,
             Service::Sts => self.sts,
+            Service::Sqs => Rate::UNLIMITED,
         }
     }
 }

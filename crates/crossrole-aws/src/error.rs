@@ -13,18 +13,21 @@ pub enum Service {
     Iam,
     /// AWS Security Token Service.
     Sts,
+    /// Amazon SQS: the Organizations events queue.
+    Sqs,
 }
 
 impl Service {
     /// Every service.
-    pub const ALL: [Service; 3] = [Service::Organizations, Service::Iam, Service::Sts];
+    pub const ALL: [Service; 4] = [Service::Organizations, Service::Iam, Service::Sts, Service::Sqs];
 
-    /// `organizations`, `iam`, `sts`.
+    /// `organizations`, `iam`, `sts`, `sqs`.
     pub fn as_str(self) -> &'static str {
         match self {
             Service::Organizations => "organizations",
             Service::Iam => "iam",
             Service::Sts => "sts",
+            Service::Sqs => "sqs",
         }
     }
 }

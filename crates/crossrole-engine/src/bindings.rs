@@ -1,7 +1,7 @@
 //! Access bindings and the reconcile loop: specs crossroled keeps true over time.
 //!
 //! A binding is a named, versioned spec with a mode and an interval, kept in the journal (a [`BindingRecord`],
-//! its ExternalId sealed). The loop ([`Bindings::run`]) wakes on every change and at least every tick; each due
+//! its ExternalId sealed). The schedule (a loop of [`crate::runtime`]) wakes on every change and at least every tick; each due
 //! binding gets a RECONCILE operation through the same engine, journal, concurrency, failure tolerance and rate
 //! limits as an apply (in DETECT mode, a dry run). A binding never reconciles twice at once: its unfinished
 //! operation, found in the journal, is waited for instead — also after a restart, when the engine resumes it. When
@@ -272,20 +272,14 @@ impl Bindings {
         Ok(op)
     }
 
-    /// The loop: reconciles due bindings, forever (at least every `tick`, and at once after a change).
-    pub async fn run(self, tick: Duration) {
-        loop {
-            if let Err(e) = self.pass().await {
-                tracing::warn!(error = %e, "reconcile pass failed; retrying at the next tick");
-            }
-            tokio::select! {
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(tick) => {}
-            }
-        }
+    /// What wakes the schedule early: a change that makes a binding due.
+    pub(crate) fn woken(&self) -> Arc<Notify> {
+        self.wake.clone()
     }
 
-    async fn pass(&self) -> Result<(), Error> {
+    /// One pass of the schedule ([`crate::runtime`]): starts a reconcile of each due binding, and of the accounts
+    /// events named where a binding's reconcile has ended.
+    pub(crate) async fn pass(&self) -> Result<(), Error> {
         let now = convert::now_ms();
         let mut after: Option<String> = None;
         loop {

@@ -157,7 +157,7 @@ async fn write(w: Writer, mut rx: mpsc::UnboundedReceiver<Msg>, healthy: Arc<Ato
 
 /// Persists `batch`, retrying with backoff until the journal takes it.
 async fn persist(w: &Writer, batch: Batch, healthy: &AtomicBool) {
-    let mut delay = Duration::from_millis(50);
+    let mut backoff = crate::backoff::Backoff::new(Duration::from_millis(50), Duration::from_secs(5));
     loop {
         let began = std::time::Instant::now();
         match w.journal.persist(&w.operation, batch.clone()).await {
@@ -177,8 +177,7 @@ async fn persist(w: &Writer, batch: Batch, healthy: &AtomicBool) {
                          takes them again"
                     );
                 }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
+                backoff.wait().await;
             }
         }
     }

@@ -7,6 +7,7 @@
 //! apply would do.
 
 mod account;
+mod backoff;
 pub mod bindings;
 mod convert;
 mod discovered;
@@ -19,6 +20,7 @@ pub mod records;
 mod replicas;
 mod retention;
 mod rollout;
+pub mod runtime;
 mod targets;
 
 use std::{
@@ -247,6 +249,11 @@ impl Engine {
     /// Counters since start.
     pub fn metrics(&self) -> Metrics {
         self.inner.metrics.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Organizations discovery.
+    pub fn aws(&self) -> &Arc<dyn AwsConnector> {
+        &self.inner.aws
     }
 
     /// Organizations discovery.

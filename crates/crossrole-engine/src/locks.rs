@@ -62,7 +62,7 @@ impl RoleLocks {
         if !self.journal.shares_work() {
             return RoleGuard { _local: local, shared: None };
         }
-        let mut delay = Duration::from_millis(100);
+        let mut backoff = crate::backoff::Backoff::new(Duration::from_millis(100), Duration::from_secs(2));
         let mut told = false;
         loop {
             match self.journal.lock_role(account, role, operation).await {
@@ -77,8 +77,7 @@ impl RoleLocks {
                 Ok(None) => {}
                 Err(e) => tracing::warn!(account, role, error = %e, "cannot take the role's lock in the journal"),
             }
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(2));
+            backoff.wait().await;
         }
     }
 }

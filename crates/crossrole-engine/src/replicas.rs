@@ -2,25 +2,12 @@
 //! operations whose replica died and resumes them, stops the operations it runs when a cancel is asked on another
 //! replica, and takes its share of every AWS quota, following the number of replicas alive.
 
-use std::time::Duration;
-
 use crossrole_core::ops::OperationState;
 
 use crate::{Engine, records};
 
 impl Engine {
-    /// Works along with the other replicas of a shared journal, every `every`, until shutdown.
-    pub async fn share_work(self, every: Duration) {
-        loop {
-            tokio::select! {
-                _ = self.inner.shutdown.cancelled() => return,
-                _ = tokio::time::sleep(every) => {}
-            }
-            self.share_once().await;
-        }
-    }
-
-    /// One round of [`Engine::share_work`]: the share of the quotas, the operations left by replicas that died,
+    /// One round of the replicas' loop ([`crate::runtime`]): the share of the quotas, the operations left by replicas that died,
     /// cancels asked elsewhere.
     pub async fn share_once(&self) {
         match self.inner.journal.live_replicas().await {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crossrole_core::ops::{OperationKind, Outcome};
 use crossrole_store::Expiry;
 
-use crate::{Engine, Error, convert, records};
+use crate::{Engine, Error, records};
 
 /// How long finished operations are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,25 +89,5 @@ impl Engine {
             }
         }
         Ok(deleted)
-    }
-
-    /// Applies `retention` now and then, until the engine shuts down.
-    pub async fn keep(self, retention: Retention) {
-        let Some(period) = retention.period() else { return };
-        loop {
-            match self.expire(&retention, convert::now_ms()).await {
-                Ok(Expired { operations: 0, audit_entries: 0 }) => {}
-                Ok(n) => tracing::info!(
-                    operations = n.operations,
-                    audit_entries = n.audit_entries,
-                    "retention: deleted finished operations and old audit entries"
-                ),
-                Err(e) => tracing::warn!(error = %e, "retention: cannot delete finished operations; retrying later"),
-            }
-            tokio::select! {
-                _ = self.inner.shutdown.cancelled() => return,
-                _ = tokio::time::sleep(period) => {}
-            }
-        }
     }
 }

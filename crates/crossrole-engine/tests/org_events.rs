@@ -188,8 +188,14 @@ async fn an_account_named_while_its_binding_reconciles_is_reconciled_once_that_e
     let started = bindings.enrol(&learned.accounts, "organizations-events").await.unwrap();
     assert!(started.is_empty(), "never two reconciles of a binding at once");
 
-    // The loop starts the reconcile of the new account once the running one ends.
-    let looping = tokio::spawn(bindings.clone().run(Duration::from_secs(3600)));
+    // The schedule starts the reconcile of the new account once the running one ends.
+    let config = crossrole_engine::runtime::RuntimeConfig {
+        reconcile_tick: Duration::from_secs(3600),
+        retention: crossrole_engine::Retention { operations: None, quiet_reconciles: None, audit: None },
+        organization_events: None,
+        share_every: Duration::from_secs(1),
+    };
+    let looping = crossrole_engine::runtime::Runtime::start(w.engine.clone(), bindings.clone(), config);
     let mut scoped = Vec::new();
     for _ in 0..2000 {
         let (ops, _) = w.engine.list_operations(&Default::default(), 100, "").await.unwrap();
@@ -199,7 +205,7 @@ async fn an_account_named_while_its_binding_reconciles_is_reconciled_once_that_e
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    looping.abort();
+    looping.stop().await;
     assert_eq!(scoped.len(), 1, "one reconcile of the new account");
     assert_eq!(scoped[0].account_scope, std::slice::from_ref(&new));
     assert_eq!(scoped[0].state, OperationState::Succeeded, "{}", scoped[0].message);

@@ -7,10 +7,11 @@
 //! telemetry and signal handling around it. In-process tests call [`start`] with an in-memory AWS on
 //! `127.0.0.1:0`.
 //!
-//! On a journal several replicas share (`journal_shared`), every replica serves everything: it claims what dead
-//! replicas left, follows cancels asked elsewhere and takes its share of the AWS rates (`Engine::share_work`),
-//! while the binding scheduler, the events reader and retention wait until this replica holds the journal's
-//! scheduler lock (gRPC health [`SCHEDULER`]). At a clean stop it leaves the replicas, so that the others take its
+//! The loops crossroled runs besides the API — the bindings' schedule, the Organizations events reader, retention,
+//! and on a shared journal the claims of what dead replicas left — are the engine's runtime
+//! ([`crossrole_engine::runtime::Runtime`]): `start` builds it and serves. On a journal several replicas share
+//! (`journal_shared`), every replica serves everything, and the loops only one may run wait until this replica
+//! leads (gRPC health [`SCHEDULER`]). At a clean stop it leaves the replicas, so that the others take its
 //! unfinished operations at once.
 
 pub mod auth;
@@ -19,7 +20,6 @@ pub mod console;
 pub mod error;
 pub mod health;
 mod metrics;
-pub mod org_events;
 mod serve;
 pub mod services;
 mod standby;
@@ -36,7 +36,11 @@ use crossrole_aws::{
     credentials::BrokerConfig,
     discovery::DiscoveryConfig,
 };
-use crossrole_engine::{Engine, EngineConfig, bindings::Bindings};
+use crossrole_engine::{
+    Engine, EngineConfig,
+    bindings::Bindings,
+    runtime::{QueueConfig, Runtime, RuntimeConfig},
+};
 use crossrole_store::{DataDirLock, Journal, JournalKey, SqliteJournal};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
@@ -68,6 +72,8 @@ pub struct RunningServer {
     lock: Option<DataDirLock>,
     /// The health-only listener: it goes when the server goes.
     _health: Option<AbortOnDrop>,
+    /// The loops; stopped before the engine.
+    runtime: Option<Runtime>,
 }
 
 /// A task that ends when this is dropped (a start that fails part-way, or a server that stops, leaves no listener).
@@ -86,6 +92,9 @@ impl RunningServer {
             let _ = stop.send(());
         }
         let served = self.task.await.context("server task")?;
+        if let Some(runtime) = self.runtime.take() {
+            runtime.stop().await;
+        }
         self.engine.shutdown(self.shutdown_timeout).await;
         // A replica of a shared journal leaves: the others take what it left unfinished at once, not after its lease.
         if let Err(e) = self.engine.journal().release().await {
@@ -111,58 +120,19 @@ pub use standby::READS;
 /// alone, this one.
 pub const SCHEDULER: &str = "scheduler";
 
-/// Opens the journal (a standby first waits for it), resumes unfinished operations and starts serving.
+/// Opens the journal (a standby first waits for it), resumes unfinished operations, starts the runtime's loops and
+/// serves.
 pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Result<RunningServer> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
     // "liveness": the process is up, also while a standby waits for the journal (not ready, not to be restarted).
     health.set_service_status(LIVENESS, tonic_health::ServingStatus::Serving).await;
     // The health-only listener first, so that probes see a standby waiting for the journal as alive.
-    let (health_addr, health_task) = match config.health_listen {
-        None => (None, None),
-        Some(at) => {
-            let listener = TcpListener::bind(at).await.with_context(|| format!("health_listen: cannot bind {at}"))?;
-            let bound = listener.local_addr()?;
-            let service = health_service.clone();
-            let task = tokio::spawn(async move {
-                let served =
-                    Server::builder().add_service(service).serve_with_incoming(TcpListenerStream::new(listener)).await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "the health listener stopped");
-                }
-            });
-            tracing::info!(addr = %bound, "health (plaintext, gRPC health only) listening");
-            (Some(bound), Some(AbortOnDrop(task)))
-        }
-    };
+    let (health_addr, health_task) = health_listener(config, &health_service).await?;
 
     let lock = private_data_dir(config)?;
     let journal_key = journal_key(config)?;
-    let (journal, at): (Arc<dyn Journal>, String) = match &config.journal {
-        JournalConfig::Sqlite => {
-            let path = config.data_dir.join("journal.db");
-            let journal =
-                SqliteJournal::open(&path).with_context(|| format!("cannot open the journal at {}", path.display()))?;
-            (Arc::new(journal), path.display().to_string())
-        }
-        JournalConfig::Postgres { url, options } => {
-            let at = crossrole_store::redacted_url(url);
-            let health_for_reads = health_service.clone();
-            let journal = standby::open(url, options.clone(), config, &aws, &journal_key, &health, move |r| {
-                r.add_service(health_for_reads.clone())
-            })
-            .await
-            .with_context(|| format!("cannot open the journal at {at}"))?;
-            tracing::info!(journal = %at, "journal on PostgreSQL");
-            (Arc::new(journal), at)
-        }
-    };
-    if let Some(n) =
-        upgrade::upgrade(journal.as_ref()).await.with_context(|| format!("cannot upgrade the journal at {at}"))?
-    {
-        tracing::info!(payloads = n, "upgraded the journal to crossrole's own records");
-    }
-
+    let journal = open_journal(config, &aws, &journal_key, &health, &health_service).await?;
     let engine = engine(config, aws.clone(), journal.clone(), journal_key);
     if journal.shares_work() {
         engine.calls().set_share(journal.live_replicas().await.unwrap_or(1));
@@ -172,66 +142,34 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         tracing::info!(resumed, "resumed unfinished operations");
     }
 
+    let bindings = Bindings::new(engine.clone());
+    let runtime = Runtime::start(engine.clone(), bindings.clone(), runtime_config(config));
     let state = State {
         engine: engine.clone(),
         tokens: Arc::new(Tokens::new(&config.tokens)),
         journal,
-        bindings: Bindings::new(engine.clone()),
-        org_events: Default::default(),
+        bindings,
+        org_events: runtime.event_counters(),
         watchers: Default::default(),
     };
-    // The work only one replica does (on a shared journal, the one holding its scheduler lock; alone, this one).
-    let leader = |journal: &Arc<dyn Journal>| {
-        let journal = journal.clone();
-        async move { journal.leader().await }
-    };
-    // gRPC health `scheduler`: SERVING on the replica that runs it.
+    // gRPC health `scheduler`: SERVING on the replica that runs the loops only one replica may run.
     let scheduler = AbortOnDrop(tokio::spawn({
-        let (elected, health) = (leader(&state.journal), health.clone());
+        let (mut leading, health) = (runtime.leading(), health.clone());
         async move {
-            elected.await;
-            health.set_service_status(SCHEDULER, tonic_health::ServingStatus::Serving).await;
+            if leading.wait_for(|l| *l).await.is_ok() {
+                health.set_service_status(SCHEDULER, tonic_health::ServingStatus::Serving).await;
+            }
         }
     }));
-    let reconcile_loop = tokio::spawn({
-        let (elected, bindings, tick) = (leader(&state.journal), state.bindings.clone(), config.reconcile_tick);
-        async move {
-            elected.await;
-            bindings.run(tick).await
-        }
-    });
-    let events_reader = config.organization_events.clone().map(|events| {
-        let queue = aws.queue(&events.queue_url);
-        let consume =
-            org_events::consume(queue, engine.clone(), state.bindings.clone(), events, state.org_events.clone());
-        let elected = leader(&state.journal);
-        AbortOnDrop(tokio::spawn(async move {
-            elected.await;
-            consume.await
-        }))
-    });
-    // On a shared journal: claim what dead replicas left, follow cancels asked elsewhere, share the AWS quotas.
-    let sharing = state
-        .journal
-        .shares_work()
-        .then(|| AbortOnDrop(tokio::spawn(engine.clone().share_work(Duration::from_secs(1)))));
     let (metrics_addr, metrics_task) = match config.metrics_listen {
         Some(at) => {
             let (addr, task) = metrics::serve(at, state.clone()).await?;
-            (Some(addr), Some(task))
+            (Some(addr), Some(AbortOnDrop(task)))
         }
         None => (None, None),
     };
-    let retention = tokio::spawn({
-        let (elected, keep) = (leader(&state.journal), engine.clone().keep(config.retention));
-        async move {
-            elected.await;
-            keep.await
-        }
-    });
     let router =
         serve::router(config, &state, AuthLayer::new(state.tokens.clone()))?.add_service(health_service.clone());
-
     let listener =
         TcpListener::bind(config.listen).await.with_context(|| format!("listen: cannot bind {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -247,35 +185,12 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
     ] {
         health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
     }
-    let lost_journal = state.journal.clone();
+    let lost = Arc::new(std::sync::Mutex::new(None));
+    let signal = stop_signal(stop_rx, state.journal.clone(), health, lost.clone());
+    let serving = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
     let task = tokio::spawn(async move {
-        // Stopped when asked, or when the journal can no longer be written (then crossroled must not go on: it
-        // stops with the reason, and its supervisor restarts it, to take the journal again or to wait).
-        let lost = Arc::new(std::sync::Mutex::new(None));
-        let why = lost.clone();
-        let served = router
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-                tokio::select! {
-                    _ = stop_rx => {}
-                    reason = lost_journal.writer_lost() => {
-                        tracing::error!(%reason, "stopping: the journal can no longer be written");
-                        if let Ok(mut why) = why.lock() {
-                            *why = Some(reason);
-                        }
-                    }
-                }
-                health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
-            })
-            .await
-            .context("serving");
-        reconcile_loop.abort();
-        retention.abort();
-        drop(events_reader);
-        drop(sharing);
-        drop(scheduler);
-        if let Some(task) = metrics_task {
-            task.abort();
-        }
+        let served = serving.await.context("serving");
+        drop((scheduler, metrics_task));
         let lost = lost.lock().ok().and_then(|mut l| l.take());
         match lost {
             Some(reason) => Err(anyhow::anyhow!("stopped: {reason}")),
@@ -293,7 +208,97 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         shutdown_timeout: config.shutdown_timeout,
         lock: Some(lock),
         _health: health_task,
+        runtime: Some(runtime),
     })
+}
+
+/// What the runtime runs, from the configuration.
+fn runtime_config(config: &Config) -> RuntimeConfig {
+    RuntimeConfig {
+        reconcile_tick: config.reconcile_tick,
+        retention: config.retention,
+        organization_events: config
+            .organization_events
+            .as_ref()
+            .map(|e| QueueConfig { queue_url: e.queue_url.clone(), wait: e.wait }),
+        share_every: Duration::from_secs(1),
+    }
+}
+
+/// The plaintext health-only listener, if configured.
+async fn health_listener(
+    config: &Config,
+    service: &tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) -> anyhow::Result<(Option<SocketAddr>, Option<AbortOnDrop>)> {
+    let Some(at) = config.health_listen else { return Ok((None, None)) };
+    let listener = TcpListener::bind(at).await.with_context(|| format!("health_listen: cannot bind {at}"))?;
+    let bound = listener.local_addr()?;
+    let service = service.clone();
+    let task = tokio::spawn(async move {
+        let served = Server::builder().add_service(service).serve_with_incoming(TcpListenerStream::new(listener)).await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the health listener stopped");
+        }
+    });
+    tracing::info!(addr = %bound, "health (plaintext, gRPC health only) listening");
+    Ok((Some(bound), Some(AbortOnDrop(task))))
+}
+
+/// Opens the journal the configuration names, upgraded to crossrole's own records if it is older (a standby on
+/// PostgreSQL first waits for it, answering reads).
+async fn open_journal(
+    config: &Config,
+    aws: &Arc<dyn AwsConnector>,
+    journal_key: &JournalKey,
+    health: &tonic_health::server::HealthReporter,
+    health_service: &tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+) -> anyhow::Result<Arc<dyn Journal>> {
+    let (journal, at): (Arc<dyn Journal>, String) = match &config.journal {
+        JournalConfig::Sqlite => {
+            let path = config.data_dir.join("journal.db");
+            let journal =
+                SqliteJournal::open(&path).with_context(|| format!("cannot open the journal at {}", path.display()))?;
+            (Arc::new(journal), path.display().to_string())
+        }
+        JournalConfig::Postgres { url, options } => {
+            let at = crossrole_store::redacted_url(url);
+            let health_for_reads = health_service.clone();
+            let journal = standby::open(url, options.clone(), config, aws, journal_key, health, move |r| {
+                r.add_service(health_for_reads.clone())
+            })
+            .await
+            .with_context(|| format!("cannot open the journal at {at}"))?;
+            tracing::info!(journal = %at, "journal on PostgreSQL");
+            (Arc::new(journal), at)
+        }
+    };
+    if let Some(n) =
+        upgrade::upgrade(journal.as_ref()).await.with_context(|| format!("cannot upgrade the journal at {at}"))?
+    {
+        tracing::info!(payloads = n, "upgraded the journal to crossrole's own records");
+    }
+    Ok(journal)
+}
+
+/// Resolves when serving must stop: when asked, or when the journal can no longer be written (then crossroled must
+/// not go on: it stops with the reason, kept in `lost`, and its supervisor restarts it, to take the journal again
+/// or to wait).
+async fn stop_signal(
+    stop: oneshot::Receiver<()>,
+    journal: Arc<dyn Journal>,
+    health: tonic_health::server::HealthReporter,
+    lost: Arc<std::sync::Mutex<Option<String>>>,
+) {
+    tokio::select! {
+        _ = stop => {}
+        reason = journal.writer_lost() => {
+            tracing::error!(%reason, "stopping: the journal can no longer be written");
+            if let Ok(mut why) = lost.lock() {
+                *why = Some(reason);
+            }
+        }
+    }
+    health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
 }
 
 /// The engine over `journal`, as configured.

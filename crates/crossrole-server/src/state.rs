@@ -25,8 +25,8 @@ pub struct State {
     pub journal: Arc<dyn Journal>,
     /// The bindings and their reconcile loop.
     pub bindings: Bindings,
-    /// What the Organizations events reader has read.
-    pub org_events: Arc<crate::org_events::Counters>,
+    /// What the Organizations events reader has read (the runtime's reader, on the replica that runs it).
+    pub org_events: Arc<crossrole_engine::runtime::EventCounters>,
     /// WatchOperation streams open now.
     pub watchers: Arc<Watchers>,
 }

@@ -1,0 +1,189 @@
+//! Organizations events, not polls: the reader of the SQS queue EventBridge feeds with AWS Organizations events,
+//! so that crossroled reacts in seconds where a binding's schedule would take its interval.
+//!
+//! Each tick receives once (long polling, up to 10 messages) through the call layer, like every AWS call. The
+//! messages' changes ([`crossrole_core::org_events::parse`]) go to discovery, which reads the accounts they name
+//! again ([`crossrole_aws::discovery::Discovery::learn`]), and then to the bindings, which reconcile just those
+//! accounts where they concern them ([`Bindings::enrol`]): a new account gets its roles, an account that moved in
+//! or out is enrolled or cleaned up, one that left leaves the grants. Only then are the messages deleted: if
+//! reading or enrolling fails, they come back after the queue's visibility timeout and are handled again
+//! (everything here is idempotent). Messages that are malformed or name nothing to do are deleted at once, and
+//! counted. Changed units (created, renamed, deleted) drop discovery's tree; the bindings' schedule, the safety net
+//! for anything an event did not say, re-resolves them.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use crossrole_aws::{
+    api::{QueueApi, QueueMessage},
+    calls::{CallContext, Quota},
+};
+use crossrole_core::org_events::{self, OrgChange, Parsed};
+
+use super::{Loop, QueueConfig};
+use crate::{Engine, backoff::Backoff, bindings::Bindings};
+
+/// Who starts the reconciles events cause, in the journal and the audit of operations.
+pub const ORGANIZATIONS_EVENTS: &str = "organizations-events";
+
+/// Messages read, by what they were (`joined`, `moved`, `left`, `tagged`, `units`, `ignored`, `malformed`), and
+/// the receives that failed.
+#[derive(Debug, Default)]
+pub struct EventCounters {
+    by_kind: Mutex<BTreeMap<&'static str, u64>>,
+    receive_errors: Mutex<u64>,
+}
+
+impl EventCounters {
+    fn count(&self, kind: &'static str) {
+        if let Ok(mut m) = self.by_kind.lock() {
+            *m.entry(kind).or_default() += 1;
+        }
+    }
+
+    fn receive_failed(&self) {
+        if let Ok(mut n) = self.receive_errors.lock() {
+            *n += 1;
+        }
+    }
+
+    /// Messages by kind.
+    pub fn by_kind(&self) -> BTreeMap<&'static str, u64> {
+        self.by_kind.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+
+    /// Receives that failed.
+    pub fn receive_errors(&self) -> u64 {
+        self.receive_errors.lock().map(|n| *n).unwrap_or_default()
+    }
+}
+
+/// The loop.
+pub(crate) struct Reader {
+    engine: Engine,
+    bindings: Bindings,
+    queue: Arc<dyn QueueApi>,
+    url: String,
+    wait: Duration,
+    counters: Arc<EventCounters>,
+    /// Between receives that fail after the call layer's retries.
+    backoff: Backoff,
+}
+
+impl Reader {
+    pub(crate) fn new(
+        engine: Engine,
+        bindings: Bindings,
+        config: &QueueConfig,
+        counters: Arc<EventCounters>,
+    ) -> Reader {
+        tracing::info!(wait = ?config.wait, "reading Organizations events");
+        Reader {
+            queue: engine.aws().queue(&config.queue_url),
+            url: config.queue_url.clone(),
+            wait: config.wait,
+            engine,
+            bindings,
+            counters,
+            backoff: Backoff::new(Duration::from_secs(1), Duration::from_secs(60)),
+        }
+    }
+
+    /// The messages' changes, counted; malformed and ignored messages are logged.
+    fn changes(&self, messages: &[QueueMessage]) -> Vec<OrgChange> {
+        let mut changes = Vec::new();
+        for m in messages {
+            match org_events::parse(&m.body) {
+                Parsed::Change(event) => {
+                    self.counters.count(event.change.kind());
+                    tracing::info!(
+                        event = event.id,
+                        name = event.name,
+                        time = event.time,
+                        account = event.change.account_id().unwrap_or_default(),
+                        "Organizations event"
+                    );
+                    changes.push(event.change);
+                }
+                Parsed::Ignored(why) => {
+                    self.counters.count("ignored");
+                    tracing::debug!(message = m.id, why, "Organizations event ignored");
+                }
+                Parsed::Malformed(why) => {
+                    self.counters.count("malformed");
+                    tracing::warn!(
+                        message = m.id,
+                        why,
+                        "a message on the events queue is not an Organizations event; deleted"
+                    );
+                }
+            }
+        }
+        changes
+    }
+
+    /// Reads the accounts `changes` name again and enrols them into the bindings they concern.
+    async fn react(&self, ctx: &CallContext, changes: &[OrgChange]) -> Result<(), crate::Error> {
+        let learned = self.engine.discovery().learn(ctx, changes).await?;
+        let started = self.bindings.enrol(&learned.accounts, ORGANIZATIONS_EVENTS).await?;
+        tracing::info!(
+            accounts = learned.accounts.len(),
+            tree_dropped = learned.tree_dropped,
+            reconciles = started.len(),
+            "acted on Organizations events"
+        );
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl Loop for Reader {
+    fn name(&self) -> &'static str {
+        "organizations-events"
+    }
+
+    async fn tick(&mut self) -> Duration {
+        let ctx = CallContext::new();
+        let calls = self.engine.calls().clone();
+        let quota = Quota::Queue(self.url.clone());
+        let (queue, wait) = (self.queue.clone(), self.wait);
+        let messages = match calls.call(&ctx, quota.clone(), "ReceiveMessage", || queue.receive(10, wait)).await {
+            Ok(m) => {
+                self.backoff.reset();
+                m
+            }
+            Err(e) => {
+                self.counters.receive_failed();
+                let pause = self.backoff.delay();
+                tracing::warn!(error = %e, retry_in = ?pause, "cannot receive Organizations events");
+                return pause;
+            }
+        };
+        if messages.is_empty() {
+            return Duration::ZERO;
+        }
+        let changes = self.changes(&messages);
+        if !changes.is_empty()
+            && let Err(e) = self.react(&ctx, &changes).await
+        {
+            // Left on the queue: handled again once their visibility timeout runs out.
+            tracing::warn!(error = %e, "cannot act on Organizations events now; they come back from the queue");
+            return Duration::ZERO;
+        }
+        let receipts: Vec<String> = messages.into_iter().map(|m| m.receipt_handle).collect();
+        match calls.call(&ctx, quota, "DeleteMessageBatch", || queue.delete(&receipts)).await {
+            Ok(failed) => {
+                for (_, why) in failed {
+                    tracing::warn!(why, "an Organizations event was not deleted; it will be handled again");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot delete handled Organizations events; they will be handled again")
+            }
+        }
+        Duration::ZERO
+    }
+}
