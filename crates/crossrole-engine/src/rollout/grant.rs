@@ -1,0 +1,137 @@
+//! The trusted side of a run: the grant policy, brought in line with what the accounts reached (an apply or a
+//! reconcile, at the end) or removed (a destroy, first). The accounts whose roles it names are read back from the
+//! journal ([`reached`]), so a resumed operation decides from the same outcome.
+
+use std::collections::BTreeSet;
+
+use crossrole_aws::{calls::CallContext, reconcile::AccountIam};
+use crossrole_core::{
+    AccessSpec,
+    grant::{self, GrantPlan},
+    ops::{Event, Outcome},
+    policy::grant_policy,
+    spec::{PrincipalKind, TrustedGrant},
+};
+use crossrole_store::OperationRow;
+
+use crate::{
+    Inner,
+    account::Action,
+    events::EventSink,
+    targets::{self, Standing},
+};
+
+use super::source::all_rows;
+
+/// The accounts whose roles the grant names after this operation: read back from the journal, so a resumed
+/// operation decides from the same outcome. An operation limited to some accounts (`scope`) decides for those;
+/// the grant keeps naming the others where a full operation would: where the spec was applied and still selects
+/// them, in the tree discovery keeps.
+pub(super) async fn reached(
+    inner: &Inner,
+    op: &OperationRow,
+    spec: &AccessSpec,
+    scope: Option<&BTreeSet<String>>,
+    ctx: &CallContext,
+) -> Result<BTreeSet<String>, String> {
+    let rows = all_rows(inner, &op.id).await?;
+    let placements: BTreeSet<String> =
+        inner.journal.placements(&spec.name).await.map_err(|e| e.to_string())?.into_iter().collect();
+    let standings: Vec<(String, Standing)> = rows
+        .iter()
+        .map(|r| {
+            let ensure = r.action == Some(Action::Ensure);
+            let standing = match r.outcome {
+                Outcome::Changed | Outcome::Unchanged if ensure => Standing::InPlace,
+                Outcome::Failed if ensure => Standing::Failed,
+                _ => Standing::Out,
+            };
+            (r.account_id.clone(), standing)
+        })
+        .collect();
+    let mut accounts = targets::grant_accounts(standings.iter().map(|(a, s)| (a.as_str(), *s)), &placements);
+    if let Some(scope) = scope {
+        let (_, selection) = inner
+            .discovery
+            .select_within(ctx, &spec.targets, "targets", std::time::Duration::MAX)
+            .await
+            .map_err(|e| format!("cannot read the organization for the grant: {e}"))?;
+        accounts.extend(
+            selection.selected.into_iter().map(|a| a.id).filter(|a| !scope.contains(a) && placements.contains(a)),
+        );
+    }
+    Ok(accounts)
+}
+
+/// Plans and applies the trusted side's policy: naming the roles in `ensure`, or removed when `ensure` is `None`.
+pub(super) async fn trusted_side(
+    inner: &Inner,
+    spec: &AccessSpec,
+    g: &TrustedGrant,
+    ensure: Option<&BTreeSet<String>>,
+    ctx: &CallContext,
+    op_id: &str,
+    sink: &EventSink,
+) -> Result<(), String> {
+    // The grant policy is shared by every operation of the spec: one writer at a time, like roles.
+    let _guard =
+        inner.locks.lock(&g.account_id, &format!("policy{}{}", TrustedGrant::POLICY_PATH, g.policy_name), op_id).await;
+    let session = format!("crossrole-{op_id}");
+    let arn = g.policy_arn(inner.aws.partition());
+    let open = || async {
+        let creds = inner.broker.bootstrap(ctx, &g.account_id, None, &session).await.map_err(|e| e.to_string())?;
+        let iam =
+            AccountIam { iam: inner.aws.iam(&creds), account: creds.account_id.clone(), calls: &inner.calls, ctx };
+        let observed = iam.read_grant(&arn).await;
+        Ok::<_, String>((iam, observed))
+    };
+    let (mut iam, mut observed) = open().await?;
+    if observed.as_ref().is_err_and(|e| inner.broker.stale(&g.account_id, e)) {
+        (iam, observed) = open().await?;
+    }
+    let observed = observed.map_err(|e| e.to_string())?;
+    let plan = grant_plan(inner, spec, g, ensure, observed.as_ref(), ctx).await.map_err(|e| e.to_string())?;
+    match plan {
+        GrantPlan::InSync => Ok(()),
+        GrantPlan::Conflict { owner } => Err(match owner {
+            Some(o) => format!("policy {arn} belongs to crossrole spec {o:?}"),
+            None => format!("policy {arn} exists and is not managed by crossrole; it is left untouched"),
+        }),
+        GrantPlan::Changes(changes) => iam
+            .apply_grant(&arn, &changes, |c| sink.emit(&g.account_id, Event::ChangeApplied { change: c.shown() }))
+            .await
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// The trusted side's plan: the policy naming the roles in `ensure`, or removed when `ensure` is `None`. The
+/// organization's id is needed when the policy outgrows a list of ARNs; failing to read it fails the plan.
+pub(crate) async fn grant_plan(
+    inner: &Inner,
+    spec: &AccessSpec,
+    g: &TrustedGrant,
+    ensure: Option<&BTreeSet<String>>,
+    observed: Option<&grant::ObservedGrant>,
+    ctx: &CallContext,
+) -> Result<GrantPlan, crate::Error> {
+    // No role to name, no grant: IAM has no policy for "nothing", and one that names nothing grants nothing.
+    let Some(ensure) = ensure.filter(|e| !e.is_empty()) else {
+        return Ok(grant::plan_grant_delete(&spec.name, observed));
+    };
+    // An organization's id never changes: any tree read before says it.
+    let org_id = match inner.discovery.cached_tree().await {
+        Some(tree) => tree.organization.id.clone(),
+        None => inner.discovery.tree(ctx, false).await?.organization.id.clone(),
+    };
+    let (doc, widened) =
+        grant_policy(inner.aws.partition(), &spec.name, &spec.role.path, &spec.role.name, ensure, Some(&org_id));
+    if widened {
+        tracing::warn!(
+            spec = spec.name,
+            "grant policy names the role by path and ownership tags in any account of the organization: too many \
+             accounts to list"
+        );
+    }
+    let principals: BTreeSet<(PrincipalKind, String)> = g.principals().map(|(k, n)| (k, n.to_string())).collect();
+    Ok(grant::plan_grant(&spec.name, &g.policy_name, TrustedGrant::POLICY_PATH, &doc, &principals, observed))
+}
