@@ -8,12 +8,14 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     fs,
-    path::{Path, PathBuf},
+    path::Path,
     process::Command,
 };
 
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
+
+use crate::util::{Tests, rust_files};
 
 /// Licenses any crate in the build may have (SPDX); an expression passes when one `OR` branch has only these.
 const ALLOWED_LICENSES: &[&str] = &[
@@ -78,7 +80,7 @@ fn unused(meta: &Value) -> Vec<String> {
         let code = |dirs: &[&str]| -> String {
             let mut text = String::new();
             for d in dirs {
-                for f in rust_files(&dir.join(d)) {
+                for f in rust_files(&dir.join(d), Tests::Included) {
                     text.push_str(&fs::read_to_string(f).unwrap_or_default());
                     text.push('\n');
                 }
@@ -129,20 +131,6 @@ fn names(text: &str, ident: &str) -> bool {
         from = end;
     }
     false
-}
-
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else { return out };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(rust_files(&p));
-        } else if p.extension().is_some_and(|x| x == "rs") {
-            out.push(p);
-        }
-    }
-    out
 }
 
 /// Whether an SPDX expression is allowed: evaluated with `OR` (or the old `/`) as "either" and `AND` as "both",

@@ -2,13 +2,11 @@
 //! ARCHITECTURE.md, "Invariants"): the core is pure, the SDK stays small, every AWS wait and retry is in the call
 //! layer, and gRPC statuses are made in one place.
 
-use std::{
-    fs,
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::{fs, path::Path, process::Command};
 
 use anyhow::{Context, Result, bail};
+
+use crate::util::{Tests, rust_files};
 
 /// Runs every check; fails with all the violations found.
 pub(crate) fn check() -> Result<()> {
@@ -94,7 +92,7 @@ pub(crate) fn check() -> Result<()> {
 /// `#[cfg(test)]` modules.
 fn grep(dir: &Path, needles: &[&str]) -> Vec<(String, usize, String)> {
     let mut out = Vec::new();
-    for file in rust_files(dir) {
+    for file in rust_files(dir, Tests::Excluded) {
         let Ok(text) = fs::read_to_string(&file) else { continue };
         for (i, line) in text.lines().enumerate() {
             if line.trim_start().starts_with("#[cfg(test)]") {
@@ -104,22 +102,6 @@ fn grep(dir: &Path, needles: &[&str]) -> Vec<(String, usize, String)> {
             if needles.iter().any(|n| code.contains(n)) {
                 out.push((file.display().to_string(), i + 1, line.trim().to_string()));
             }
-        }
-    }
-    out
-}
-
-fn rust_files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = fs::read_dir(dir) else { return out };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            if p.file_name().is_some_and(|n| n != "tests") {
-                out.extend(rust_files(&p));
-            }
-        } else if p.extension().is_some_and(|x| x == "rs") && p.file_name().is_some_and(|n| n != "tests.rs") {
-            out.push(p);
         }
     }
     out

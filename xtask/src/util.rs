@@ -1,4 +1,5 @@
-//! Small helpers: running commands loudly, and tools xtask installs into `.cache/` on demand.
+//! Small helpers: running commands loudly, the workspace's Rust files, and tools xtask installs into `.cache/` on
+//! demand.
 
 use std::{
     path::{Path, PathBuf},
@@ -28,6 +29,33 @@ pub(crate) fn run_in(dir: &Path, program: &str, args: &[&str], env: &[(&str, &st
     }
     eprintln!("  ok in {:.1}s", started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Which Rust files [`rust_files`] yields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tests {
+    /// Every `.rs` file.
+    Included,
+    /// None of the test modules': no file under a folder named `tests`, nor one named `tests.rs`.
+    Excluded,
+}
+
+/// The `.rs` files under `dir`, at any depth (none where a folder cannot be read).
+pub(crate) fn rust_files(dir: &Path, tests: Tests) -> Vec<PathBuf> {
+    let excluded = |p: &Path, name: &str| tests == Tests::Excluded && p.file_name().is_some_and(|n| n == name);
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            if !excluded(&p, "tests") {
+                out.extend(rust_files(&p, tests));
+            }
+        } else if p.extension().is_some_and(|x| x == "rs") && !excluded(&p, "tests.rs") {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// The cache folder for tools and emulators (git-ignored).
@@ -63,4 +91,32 @@ pub(crate) fn buf() -> Result<PathBuf> {
         .context("installing buf from the npm registry (needs node and npm)")?;
     std::fs::write(&marker, "")?;
     Ok(bin)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rust_files_with_and_without_the_tests() -> Result<()> {
+        let dir = std::env::temp_dir().join(format!("xtask-rust-files-{}", std::process::id()));
+        for file in ["a.rs", "notes.txt", "tests/b.rs", "sub/tests.rs", "sub/c.rs", "sub/deeper/tests/d.rs"] {
+            let path = dir.join(file);
+            std::fs::create_dir_all(path.parent().unwrap_or(&dir))?;
+            std::fs::write(path, "")?;
+        }
+        let found = |tests| {
+            let mut names: Vec<String> = rust_files(&dir, tests)
+                .iter()
+                .filter_map(|p| p.strip_prefix(&dir).ok().map(|p| p.display().to_string()))
+                .collect();
+            names.sort();
+            names
+        };
+        let (included, excluded) = (found(Tests::Included), found(Tests::Excluded));
+        std::fs::remove_dir_all(&dir)?;
+        assert_eq!(included, ["a.rs", "sub/c.rs", "sub/deeper/tests/d.rs", "sub/tests.rs", "tests/b.rs"]);
+        assert_eq!(excluded, ["a.rs", "sub/c.rs"]);
+        Ok(())
+    }
 }
