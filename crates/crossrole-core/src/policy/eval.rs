@@ -94,19 +94,53 @@ impl Evaluation {
 /// Evaluates `policy` for `caller` calling `action` (normally `sts:AssumeRole`).
 pub fn evaluate(policy: &PolicyDocument, caller: &Caller, action: &str) -> Evaluation {
     let context = caller.context();
+    decide(
+        policy.statements().iter().enumerate(),
+        |statement| {
+            if !principal_matches(statement, caller) {
+                Scope::Out(format!("principal does not match {}", caller.principal_arn))
+            } else if !action_matches(statement, action) {
+                Scope::Out(format!("action {action} not covered"))
+            } else {
+                Scope::In
+            }
+        },
+        |statement| conditions_hold(&statement.condition, &|k| context.get(k)),
+    )
+}
+
+/// Whether a statement is about the request, its conditions aside.
+enum Scope {
+    /// It is: its conditions decide.
+    In,
+    /// It is not, for a reason an implicit deny gives.
+    Out(String),
+    /// It is not, and it goes unsaid (a statement of identity policies about another action).
+    Elsewhere,
+}
+
+/// IAM's decision over `statements` (each with its index in its policy, which names it when it has no Sid): a
+/// statement in `scope` whose conditions hold denies at once, or allows unless a later one denies; one whose
+/// conditions use an operator this evaluator does not model makes the answer [`Outcome::Unknown`]; without an
+/// Allow, the answer is an implicit deny that says what each statement missed.
+fn decide<'s>(
+    statements: impl IntoIterator<Item = (usize, &'s Statement)>,
+    scope: impl Fn(&Statement) -> Scope,
+    conditions: impl Fn(&Statement) -> Result<(), Miss>,
+) -> Evaluation {
     let mut allow: Option<String> = None;
     let mut misses: Vec<String> = Vec::new();
-    for (index, statement) in policy.statements().iter().enumerate() {
+    for (index, statement) in statements {
         let name = statement_name(statement, index);
-        if !principal_matches(statement, caller) {
-            misses.push(format!("{name}: principal does not match {}", caller.principal_arn));
-            continue;
+        match scope(statement) {
+            Scope::In => {}
+            Scope::Out(why) => {
+                misses.push(format!("{name}: {why}"));
+                continue;
+            }
+            Scope::Elsewhere => continue,
         }
-        if !action_matches(statement, action) {
-            misses.push(format!("{name}: action {action} not covered"));
-            continue;
-        }
-        match conditions_hold(&statement.condition, &|k| context.get(k)) {
+        match conditions(statement) {
             Ok(()) => match statement.effect {
                 Effect::Deny => {
                     return Evaluation { outcome: Outcome::ExplicitDeny, reason: format!("denied by {name}") };
@@ -371,46 +405,19 @@ impl Request {
 pub fn evaluate_request(policies: &[&PolicyDocument], request: &Request) -> Evaluation {
     let context: BTreeMap<String, Vec<String>> =
         request.context.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.clone())).collect();
-    let lookup = |k: &str| context.get(k);
-    let mut allow: Option<String> = None;
-    let mut misses: Vec<String> = Vec::new();
-    for policy in policies {
-        for (index, statement) in policy.statements().iter().enumerate() {
-            let name = statement_name(statement, index);
+    decide(
+        policies.iter().flat_map(|policy| policy.statements().iter().enumerate()),
+        |statement| {
             if !action_matches(statement, &request.action) {
-                continue;
+                Scope::Elsewhere
+            } else if !resource_matches(statement, &request.resource, &context) {
+                Scope::Out(format!("resource {} not covered", request.resource))
+            } else {
+                Scope::In
             }
-            if !resource_matches(statement, &request.resource, &context) {
-                misses.push(format!("{name}: resource {} not covered", request.resource));
-                continue;
-            }
-            let resolved = substitute_conditions(&statement.condition, &context);
-            match conditions_hold(&resolved, &lookup) {
-                Ok(()) => match statement.effect {
-                    Effect::Deny => {
-                        return Evaluation { outcome: Outcome::ExplicitDeny, reason: format!("denied by {name}") };
-                    }
-                    Effect::Allow => {
-                        allow.get_or_insert(format!("allowed by {name}"));
-                    }
-                },
-                Err(Miss::Failed(why)) => misses.push(format!("{name}: {why}")),
-                Err(Miss::Unsupported(op)) => {
-                    return Evaluation {
-                        outcome: Outcome::Unknown,
-                        reason: format!("{name}: condition operator {op} is not supported by the static evaluator"),
-                    };
-                }
-            }
-        }
-    }
-    match allow {
-        Some(reason) => Evaluation { outcome: Outcome::Allowed, reason },
-        None => Evaluation {
-            outcome: Outcome::ImplicitDeny,
-            reason: if misses.is_empty() { "no statement allows it".into() } else { misses.join("; ") },
         },
-    }
+        |statement| conditions_hold(&substitute_conditions(&statement.condition, &context), &|k| context.get(k)),
+    )
 }
 
 fn resource_matches(s: &Statement, resource: &str, context: &BTreeMap<String, Vec<String>>) -> bool {
