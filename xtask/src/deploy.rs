@@ -1,8 +1,8 @@
 //! Checks of deploy/: cfn-lint on the CloudFormation templates, the ceiling's matrix judged by
 //! `@cloud-copilot/iam-simulate` (`iam_judge`), helm lint and render of the chart, the rendered
 //! manifests validated against the Kubernetes schemas (kubernetes-validate), the rendered configuration checked by
-//! crossroled itself, and systemd-analyze on the unit. The Dockerfile and compose file are not built: there is no
-//! Docker engine here.
+//! crossroled itself, and systemd-analyze on the unit. The Dockerfile and compose files are not built: the checks,
+//! like every task, need no container engine.
 
 use std::{fs, path::PathBuf, process::Command};
 

@@ -2,8 +2,8 @@
 //! by it, every crate in the build has a license from the allowed list, and every crate built in two versions is
 //! on a reviewed list (`xtask/duplicates.txt`) — which is kept exact, so a duplicate that goes away is struck off.
 //!
-//! This stands in for `cargo machete` and `cargo deny check licenses bans`, which are not installed here (and
-//! `cargo deny` wants the advisory database from GitHub); the rules are the same.
+//! This stands in for `cargo machete` and `cargo deny check licenses bans`, so that the check needs nothing beyond
+//! cargo and works offline (`cargo deny` wants the advisory database from GitHub); the rules are the same.
 
 use std::{
     collections::{BTreeMap, BTreeSet},

@@ -1,8 +1,18 @@
-//! The AWS emulators, installed and run by xtask itself (see ../shared/EMULATORS.md).
+//! The AWS emulators, installed and run by xtask itself; no container engine is needed.
 //!
 //! Each emulator gets a Python venv in `.cache/venvs/` at a pinned version (re-runs reuse it) and runs as a plain
 //! process on a free 127.0.0.1 port. xtask stops exactly the processes it started: SIGTERM, a grace period, then
-//! SIGKILL — on success, on failure, and on Ctrl-C.
+//! SIGKILL of the same PID (LocalStack sometimes hangs on SIGTERM) — on success, on failure, and on Ctrl-C.
+//!
+//! What the project relies on:
+//! - LocalStack's community runtime runs on the host (`python -m localstack.runtime.main`) and serves IAM, STS,
+//!   CloudFormation and SQS; it answers Organizations with HTTP 501, which moto serves instead.
+//! - LocalStack takes a 12-digit access key id for the calling account; moto takes the caller for 123456789012
+//!   unless it uses credentials from AssumeRole (which act in the role's account). The seeded management account is
+//!   123456789012 and its access key id the same, so both agree on who calls.
+//! - Neither enforces trust policies or IAM permissions, nor refuses AssumeRole for a role that does not exist:
+//!   what IAM would allow or refuse is judged by the in-memory AWS and the IAM judge; nothing is asserted on the
+//!   emulators that passes only because they are lax.
 
 use std::{
     fs,
@@ -17,7 +27,8 @@ use anyhow::{Context, Result, bail};
 
 use crate::util::{cache_dir, run_in};
 
-/// Pinned LocalStack: the newest whose community runtime works on Python 3.11, and the pins it needs today.
+/// Pinned LocalStack: the newest whose community runtime works on Python 3.11 (later releases need 3.12, and
+/// 4.14.0's STS fails on 3.11), and the pins of its dependencies it needs.
 const LOCALSTACK: &[&str] =
     &["localstack-core[runtime]==4.13.1", "cbor2<6", "pyopenssl<26", "cryptography<47", "service-identity"];
 /// Pinned moto.
@@ -211,7 +222,8 @@ impl Emulators {
         let mut cmd = Command::new(moto_bin.join("moto_server"));
         cmd.args(["-H", "127.0.0.1", "-p", &moto_port.to_string()]).current_dir(dir);
         if mode == Mode::Moto {
-            // AWS managed policies (SecurityAudit, ReadOnlyAccess, ...) exist only when loaded.
+            // AWS managed policies (SecurityAudit, ReadOnlyAccess, ...) exist only when loaded. Loading them into
+            // every account makes CreateAccount take about 1 s instead of 10 ms, so only when moto serves IAM.
             cmd.env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true");
         }
         let mut moto = Process::spawn("moto", cmd, dir.join("moto.log"))?;
@@ -236,8 +248,12 @@ impl Emulators {
                 cmd.args(["-m", "localstack.runtime.main"])
                     .current_dir(&ls_dir)
                     .env("GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+                    // Never taken for a container (a marker file at the root can suggest one): LocalStack would
+                    // then bind 0.0.0.0 and write into a system data folder.
                     .env("OVERRIDE_IN_DOCKER", "0")
+                    // The default server ignores the bind address.
                     .env("GATEWAY_SERVER", "hypercorn")
+                    // Else it serves DNS on port 53.
                     .env("DNS_ADDRESS", "0")
                     .env("DISABLE_EVENTS", "1")
                     .env("SERVICES", services)
