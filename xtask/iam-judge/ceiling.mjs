@@ -119,7 +119,8 @@ function bootstrapCases() {
   const B = (name, expect, action, resource, opts) => asBootstrap(b, name, expect, BOOTSTRAP, action, resource, opts)
   const on = (which) => ROLES[which]
   const r = (which) => on(which).arn
-  const create = (p, extra = {}) => ({ tags: { ...OWNERSHIP, team: 'security' }, ...extra, resource: ARN(`role${p}`) })
+  // A role is created with its ownership tags only; a spec's own tags follow on the owned role.
+  const create = (p, extra = {}) => ({ tags: { ...OWNERSHIP }, ...extra, resource: ARN(`role${p}`) })
   const cases = []
   // What crossroled does.
   {
@@ -179,6 +180,28 @@ function bootstrapCases() {
     }),
   )
 
+  // IAM's tag keys are case-insensitive: every reserved key, in any case.
+  for (const key of ['Crossrole:Spec', 'CROSSROLE:MANAGED-BY', 'Crossrole:Managed-By']) {
+    cases.push(B(`attack: TagRole ${key} on an owned role`, 'Denied', 'iam:TagRole', r('owned'), { ...owned, tags: { [key]: 'mallory' } }))
+    cases.push(B(`attack: UntagRole ${key}`, 'Denied', 'iam:UntagRole', r('owned'), { ...owned, keys: [key] }))
+  }
+  cases.push(B('attack: designate an owned role a grantee as Crossrole:Grantee', 'Denied', 'iam:TagRole', r('owned'), { ...owned, tags: { 'Crossrole:Grantee': 'true' } }))
+  cases.push(
+    B('attack: claim a hand-made role with Crossrole:Grantee in the same call', 'Denied', 'iam:TagRole', r('unowned under the path'), {
+      role: on('unowned under the path'),
+      tags: { ...OWNERSHIP, 'Crossrole:Grantee': 'true' },
+    }),
+  )
+  cases.push(
+    B('attack: claim a hand-made role with another tag (an ABAC key) in the same call', 'Denied', 'iam:TagRole', r('unowned under the path'), {
+      role: on('unowned under the path'),
+      tags: { ...OWNERSHIP, team: 'finance' },
+    }),
+  )
+  {
+    const c = create('/crossrole/Evil', { boundary: CEILING, tags: { ...OWNERSHIP, 'Crossrole:Grantee': 'true' } })
+    cases.push(B('attack: CreateRole carrying Crossrole:Grantee (the TagRole it needs)', 'Denied', 'iam:TagRole', c.resource, { tags: c.tags }))
+  }
   // An attacker with the session: writes to owned roles that lack the ceiling.
   for (const which of ['owned, no boundary (made before the ceiling)', 'owned, another boundary']) {
     const o = { role: on(which) }
@@ -334,6 +357,7 @@ function allowListCases() {
 function trustedSideCases() {
   const b = bootstrap({ ManageTrustedSide: 'true' })
   const T = (name, expect, action, resource, opts) => asBootstrap(b, `trusted side: ${name}`, expect, BOOTSTRAP, action, resource, opts)
+  // (the trusted side's own tags: an owned role, a grantee)
   const grantee = { tags: { 'crossrole:grantee': 'true' } }
   const owned = { role: { tags: OWNERSHIP } }
   return [
@@ -349,6 +373,7 @@ function trustedSideCases() {
     T('crossroled: AttachRolePolicy to a designated role', 'Allowed', 'iam:AttachRolePolicy', ROLES['a grantee role'].arn, { role: ROLES['a grantee role'], policyArn: GRANT }),
     T('attack: CreatePolicyVersion "Action":"*" of its own grant policy (IAM cannot refuse it)', 'Allowed', 'iam:CreatePolicyVersion', GRANT, owned),
     T('crossroled: verify: assume a role it manages in a member account', 'Allowed', 'sts:AssumeRole', 'arn:aws:iam::222233334444:role/crossrole/Audit', {
+      role: { tags: OWNERSHIP },
       extra: { 'aws:PrincipalOrgID': 'o-abcdefghij', 'aws:ResourceOrgID': 'o-abcdefghij', 'sts:ExternalId': 'x' },
     }),
     T('attack: assume a role outside the managed path', 'Denied', 'sts:AssumeRole', 'arn:aws:iam::222233334444:role/OrganizationAccountAccessRole', {
@@ -356,6 +381,9 @@ function trustedSideCases() {
     }),
     T('attack: assume a role in another organization', 'Denied', 'sts:AssumeRole', 'arn:aws:iam::444455556666:role/crossrole/Audit', {
       extra: { 'aws:PrincipalOrgID': 'o-abcdefghij', 'aws:ResourceOrgID': 'o-zzzzzzzzzz' },
+    }),
+    T('attack: assume an unowned role under the path (a hand-made admin trusting this account)', 'Denied', 'sts:AssumeRole', 'arn:aws:iam::222233334444:role/crossrole/LegacyAdmin', {
+      extra: { 'aws:PrincipalOrgID': 'o-abcdefghij', 'aws:ResourceOrgID': 'o-abcdefghij' },
     }),
     T('attack: attach a grant policy to a user nobody designated', 'Denied', 'iam:AttachUserPolicy', ARN('user/admin'), { role: { tags: {} }, policyArn: GRANT }),
     T('attack: attach a grant policy to a group outside the grantee path', 'Denied', 'iam:AttachGroupPolicy', ARN('group/Admins'), { policyArn: GRANT }),
@@ -397,6 +425,12 @@ function pivotCases() {
     P('attack: ecs:ExecuteCommand', 'Denied', 'ecs:ExecuteCommand', `arn:aws:ecs:us-east-1:${ACCT}:task/c/0123456789abcdef0123456789abcdef`),
     P('attack: codebuild:StartBuild', 'Denied', 'codebuild:StartBuild', `arn:aws:codebuild:us-east-1:${ACCT}:project/deploy`),
     P('attack: cloudformation:UpdateStack (its service role)', 'Denied', 'cloudformation:UpdateStack', `arn:aws:cloudformation:us-east-1:${ACCT}:stack/admin/0123`),
+    P('attack: sts:AssumeRoot (root sessions on member accounts, from the management account)', 'Denied', 'sts:AssumeRoot', `arn:aws:iam::222233334444:root`),
+    P('attack: sso:CreateAccountAssignment (Identity Center, from the management account)', 'Denied', 'sso:CreateAccountAssignment', `arn:aws:sso:::instance/ssoins-0123456789abcdef`),
+    P('attack: codebuild:StartSandbox', 'Denied', 'codebuild:StartSandbox', `arn:aws:codebuild:us-east-1:${ACCT}:project/deploy`),
+    P('attack: ssm:RegisterTaskWithMaintenanceWindow', 'Denied', 'ssm:RegisterTaskWithMaintenanceWindow', `arn:aws:ssm:us-east-1:${ACCT}:maintenancewindow/mw-0123456789abcdef0`),
+    P('attack: batch:SubmitJob (a command override)', 'Denied', 'batch:SubmitJob', `arn:aws:batch:us-east-1:${ACCT}:job-definition/admin:1`),
+    P('attack: glue:StartJobRun (job arguments)', 'Denied', 'glue:StartJobRun', `arn:aws:glue:us-east-1:${ACCT}:job/etl`),
     P('attack: iam:CreateUser', 'Denied', 'iam:CreateUser', ARN('user/mallory')),
     P('attack: iam:CreateAccessKey', 'Denied', 'iam:CreateAccessKey', ARN('user/admin')),
     P('attack: iam:PassRole', 'Denied', 'iam:PassRole', ARN('role/Admin')),
@@ -439,9 +473,26 @@ function scpCases() {
     S('the bootstrap role claims a role', 'Allowed', BOOTSTRAP, 'iam:TagRole', ROLES['unowned under the path, bounded'].arn, { role: ROLES['unowned under the path, bounded'], tags: OWNERSHIP }),
     S('attack: an admin changes the ceiling policy', 'Denied', ADMIN, 'iam:CreatePolicyVersion', CEILING, {}),
     S('the StackSet changes the ceiling policy', 'Allowed', STACKSET, 'iam:CreatePolicyVersion', CEILING, {}),
+    S('attack: an admin tags a role as crossrole\'s as Crossrole:Managed-By', 'Denied', ADMIN, 'iam:TagRole', ROLES['unowned under the path'].arn, { role: ROLES['unowned under the path'], tags: { 'Crossrole:Managed-By': 'crossrole' } }),
+    S('attack: an admin untags CROSSROLE:MANAGED-BY from a tagged role outside the path', 'Denied', ADMIN, 'iam:UntagRole', ROLES['outside the path, tagged as owned'].arn, { role: ROLES['outside the path, tagged as owned'], keys: ['CROSSROLE:MANAGED-BY'] }),
+    S('attack: an admin makes a role named like the StackSet\'s execution roles', 'Denied', ADMIN, 'iam:CreateRole', ARN('role/stacksets-exec-mallory'), {}),
+    S('attack: an admin changes the trust of a StackSet execution role', 'Denied', ADMIN, 'iam:UpdateAssumeRolePolicy', STACKSET, { role: { tags: {} } }),
+    S('attack: an admin makes a policy under /crossrole/ (for the bootstrap role to claim)', 'Denied', ADMIN, 'iam:CreatePolicy', ARN('policy/crossrole/planted'), {}),
+    S('attack: an admin writes a version of a grant policy', 'Denied', ADMIN, 'iam:CreatePolicyVersion', GRANT, { role: { tags: OWNERSHIP } }),
+    S('the bootstrap role makes its grant policy', 'Allowed', BOOTSTRAP, 'iam:CreatePolicy', GRANT, { tags: OWNERSHIP }),
     S('the StackSet updates the bootstrap role (under the path, no boundary)', 'Allowed', STACKSET, 'iam:PutRolePolicy', BOOTSTRAP, { role: ROLES['the bootstrap role'] }),
     S("an admin lifts another role's boundary", 'Allowed', ADMIN, 'iam:DeleteRolePermissionsBoundary', ARN('role/app/Worker'), { role: { tags: {}, boundary: CEILING } }),
   ]
+}
+
+// A managed path of "/" would put every role of the account in reach: the templates refuse it.
+for (const [file, param] of [['crossrole-bootstrap.yaml', 'ManagedRolePath'], ['crossrole-ceiling-scp.yaml', 'ManagedRolePath']]) {
+  const t = load(path.join(dir, file))
+  const pattern = new RegExp(`^(?:${t.Parameters[param].AllowedPattern})$`)
+  if (pattern.test('/') || !pattern.test('/crossrole/')) {
+    console.log(`${file}: ${param} must refuse "/" and take "/crossrole/"`)
+    process.exit(1)
+  }
 }
 
 const sections = [

@@ -3,48 +3,11 @@
 //! message: one inline policy of 27 MB). Prints the status codes as JSON; the memory is read by the caller.
 
 use anyhow::Result;
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use crossrole_client::proto;
+use crossrole_proto::codec::Raw;
 use prost::Message;
-use tonic::{
-    Request,
-    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
-    transport::Channel,
-};
-
-/// Bytes as they are, both ways.
-#[derive(Default, Clone)]
-struct Raw;
-
-impl Codec for Raw {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = Raw;
-    type Decoder = Raw;
-    fn encoder(&mut self) -> Raw {
-        Raw
-    }
-    fn decoder(&mut self) -> Raw {
-        Raw
-    }
-}
-
-impl Encoder for Raw {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for Raw {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
-    }
-}
+use tonic::{Request, transport::Channel};
 
 async fn call(endpoint: &str, token: Option<&str>, body: Bytes) -> String {
     let channel = match Channel::from_shared(endpoint.to_string()) {

@@ -86,7 +86,7 @@ async fn plan_apply_reapply_verify_and_exit_codes() {
     let spec = example();
     let spec = spec.to_str().unwrap();
 
-    env.run(&["plan", "-f", spec]).await.success().stdout(predicate::str::contains("Plan: 27 changes in 6 accounts"));
+    env.run(&["plan", "-f", spec]).await.success().stdout(predicate::str::contains("Plan: 33 changes in 6 accounts"));
     // Without --yes, and not at a terminal: refused, nothing applied.
     env.run(&["apply", "-f", spec]).await.code(2).stderr(predicate::str::contains("without --yes"));
     assert!(env.fake.role("200000000000", "SecurityAudit").is_none());

@@ -2,8 +2,9 @@
 //!
 //! `plan(desired, observed)` is pure. The AWS side reads the observed role, calls it, and applies the changes in
 //! the order given. The order is safe:
-//! - a new role is created with its trust policy, boundary and tags in one call, so it never exists without them;
-//!   permissions are added after;
+//! - a new role is created with its trust policy, boundary and ownership tags in one call, so it never exists
+//!   without them; permissions are added after, then the spec's own tags (the ceiling's templates let a role be
+//!   created, or claimed, with the ownership tags alone: no other tag reaches a role before it is crossrole's);
 //! - on update, a boundary where there was none comes first (it only narrows, and under the organization's
 //!   ceiling IAM refuses every other write to a role until the ceiling bounds it); a role being adopted is then
 //!   claimed (its ownership tags, which the ceiling's templates require for every later write); then permissions
@@ -401,6 +402,8 @@ fn changes(c: Vec<Change>) -> AccountPlan {
 }
 
 fn create(d: &DesiredRole) -> Vec<Change> {
+    let (ownership, own): (BTreeMap<String, String>, BTreeMap<String, String>) =
+        d.tags.clone().into_iter().partition(|(k, _)| k == OWNER_TAG_KEY || k == SPEC_TAG_KEY);
     let mut c = vec![Change::CreateRole {
         name: d.name.clone(),
         path: d.path.clone(),
@@ -408,7 +411,7 @@ fn create(d: &DesiredRole) -> Vec<Change> {
         max_session_duration: d.max_session_duration,
         trust_policy: d.trust_policy.to_json(),
         permissions_boundary_arn: d.permissions_boundary_arn.clone(),
-        tags: d.tags.clone(),
+        tags: ownership,
     }];
     c.extend(d.managed_policy_arns.iter().map(|arn| Change::AttachManagedPolicy { arn: arn.clone() }));
     c.extend(d.inline_policies.iter().map(|(name, doc)| Change::PutInlinePolicy {
@@ -416,6 +419,9 @@ fn create(d: &DesiredRole) -> Vec<Change> {
         before: None,
         after: doc.to_json(),
     }));
+    if !own.is_empty() {
+        c.push(Change::TagRole { tags: own, before: BTreeMap::new() });
+    }
     c
 }
 

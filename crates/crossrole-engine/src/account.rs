@@ -173,10 +173,10 @@ async fn examine_as(env: &RunEnv, target: &Target, read_first: bool) -> Result<E
     Ok(Examined { credentials, observed, plan })
 }
 
-/// For a caller who may not read ExternalIds: the spec and role with the ExternalId the observed role already
-/// requires in place of the request's, so that nothing the caller sees depends on the value they sent; `None` when
-/// the request is compared as it is (a caller who may read them, no ExternalId, no role, or a role that does not
-/// require exactly one).
+/// For a caller who may not read ExternalIds: the spec and role with an ExternalId the observed role already
+/// accepts in place of the request's, so that nothing the caller sees depends on the value they sent; `None` when
+/// the request is compared as it is (a caller who may read them, no ExternalId, no role, or a role that requires
+/// none: then any guess is answered alike).
 pub(crate) fn seen_by(
     env: &RunEnv,
     observed: Option<&ObservedRole>,

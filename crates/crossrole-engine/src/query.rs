@@ -313,6 +313,12 @@ impl Engine {
                     };
                     match &x.observed {
                         None => v.assume = AssumeCheck::skipped("the role does not exist"),
+                        // Not this spec's: crossrole checks only what it owns (its bootstrap role in the trusted
+                        // account may assume only crossrole's roles).
+                        Some(_) if v.conformance == Conformance::NotOwned => {
+                            v.assume =
+                                AssumeCheck::skipped("the role is not this spec's; crossrole checks only its own")
+                        }
                         Some(observed) => {
                             // For a caller who may not read ExternalIds, the role's own stands in for the request's.
                             let seen = account::seen_by(env, Some(observed));

@@ -1,5 +1,6 @@
 //! The codec of every generated client and server: prost's, except that a request body that is not a valid
 //! protobuf message is the caller's error (`INVALID_ARGUMENT`), not the server's (`INTERNAL`, prost's default).
+//! With the `raw-codec` feature, also `Raw`: bytes as they are, for tests and benchmarks.
 
 use std::marker::PhantomData;
 
@@ -9,6 +10,11 @@ use tonic::{
     codec::{BufferSettings, DecodeBuf, EncodeBuf},
 };
 use tonic_prost::{ProstDecoder, ProstEncoder};
+
+#[cfg(feature = "raw-codec")]
+mod raw;
+#[cfg(feature = "raw-codec")]
+pub use raw::Raw;
 
 /// The codec (`T` encoded, `U` decoded).
 #[derive(Debug)]

@@ -68,11 +68,7 @@ impl State {
     /// The redactor for what a caller sent coming back to it: the journal's (marks comparable with every other)
     /// for a caller who may read ExternalIds, one keyed for this answer alone for any other.
     pub fn redactor_for(&self, caller: &Caller) -> crossrole_core::secret::Redactor {
-        if caller.reveal_external_ids {
-            self.engine.redactor().clone()
-        } else {
-            crossrole_core::secret::Redactor::for_one_response(&mut rand::rng())
-        }
+        if caller.reveal_external_ids { self.engine.redactor().clone() } else { one_time_redactor() }
     }
 
     /// Records a mutating call in the audit log (journal and the `audit` log target). `about.request` must hold no
@@ -147,4 +143,9 @@ pub fn page_size(value: u32, default: usize) -> Result<usize, ApiError> {
         1..=1000 => Ok(value as usize),
         _ => Err(ApiError::field("page_size", "must be from 0 to 1000")),
     }
+}
+
+/// A redactor keyed for one answer or one audit entry: its marks match no mark anywhere else.
+pub fn one_time_redactor() -> crossrole_core::secret::Redactor {
+    crossrole_core::secret::Redactor::for_one_response(&mut rand::rng())
 }

@@ -11,18 +11,15 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use bytes::{Buf, BufMut, Bytes};
+use bytes::Bytes;
 use common::*;
 use crossrole_aws::fake::{FakeAws, FakeConfig};
 use crossrole_client::proto;
+use crossrole_proto::codec::Raw;
 use crossrole_server::config::{Config, Flags};
 use futures::StreamExt;
 use prost::Message;
-use tonic::{
-    Code, Request,
-    codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder},
-    transport::Channel,
-};
+use tonic::{Code, Request, transport::Channel};
 
 const EXTERNAL_ID: &str = "Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf";
 const WRONG_ID: &str = "Zz9yX8wV7uT6sR5qP4oN3mL2kJ1iHg";
@@ -155,6 +152,15 @@ async fn guessing_an_external_id_tells_a_caller_who_may_not_read_it_nothing() {
     let held = marks(&format!("{results:?}"));
     assert!(!held.is_empty(), "the created roles' trust policies carry marks: {results:?}");
 
+    let verdict = |v: &proto::VerifyAccessResponse| {
+        v.accounts
+            .iter()
+            .map(|a| {
+                let checks: Vec<i32> = a.trust_checks.iter().map(|c| c.outcome).collect();
+                (a.conformance, a.assume.as_ref().map(|c| c.outcome), checks, a.drift.len())
+            })
+            .collect::<Vec<_>>()
+    };
     for token in ["read-token", "plan-token"] {
         let c = h.client(token).await;
         // The mark of what a caller sends matches no mark of what crossroled holds, nor itself in the next answer.
@@ -165,15 +171,6 @@ async fn guessing_an_external_id_tells_a_caller_who_may_not_read_it_nothing() {
             assert!(first.is_disjoint(&again), "{token}: a mark of a value sent is keyed for one answer");
         }
         // Plans and verifications answer the right ExternalId and a guess alike, and say why.
-        let verdict = |v: &proto::VerifyAccessResponse| {
-            v.accounts
-                .iter()
-                .map(|a| {
-                    let checks: Vec<i32> = a.trust_checks.iter().map(|c| c.outcome).collect();
-                    (a.conformance, a.assume.as_ref().map(|c| c.outcome), checks, a.drift.len())
-                })
-                .collect::<Vec<_>>()
-        };
         let (right, wrong) = (c.verify(spec()).await.unwrap(), c.verify(wrong_spec()).await.unwrap());
         assert_eq!(verdict(&right), verdict(&wrong), "{token}: verify tells the guess apart");
         assert!(
@@ -197,6 +194,23 @@ async fn guessing_an_external_id_tells_a_caller_who_may_not_read_it_nothing() {
             assert!(!shown.is_empty() && shown.is_disjoint(&held), "{shown:?}");
         }
     }
+    // A role in rotation, accepting two ExternalIds (neither of them the guess): still answered alike.
+    let rotated = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{SECURITY}:root"}},"Action":"sts:AssumeRole","Condition":{{"StringEquals":{{"sts:ExternalId":["Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf","Yy8xW7vU6tS5rQ4pO3nM2lK1jI0h"]}}}}}}]}}"#
+    );
+    let first = results.results[0].account_id.clone();
+    h.fake.with_account(&first, |a| a.set_trust_by_hand("Audit", &rotated));
+    let c = h.client("plan-token").await;
+    let (right, wrong) = (c.verify(spec()).await.unwrap(), c.verify(wrong_spec()).await.unwrap());
+    assert_eq!(verdict(&right), verdict(&wrong), "a role with two ExternalIds tells the guess apart");
+    let (right, wrong) = (c.plan(spec()).await.unwrap(), c.plan(wrong_spec()).await.unwrap());
+    assert_eq!(right.total_changes, wrong.total_changes);
+    let shown = marks(&format!("{wrong:?}"));
+    assert!(shown.is_disjoint(&held), "{shown:?}");
+    // And an apply's audit entry marks what was sent for that entry alone.
+    let audit = format!("{:?}", reader.list_audit_events(proto::ListAuditEventsRequest::default()).await.unwrap());
+    assert!(marks(&audit).is_disjoint(&held), "the audit log's marks can be compared with the operations'");
+
     // A caller who may read ExternalIds gets the comparison: a wrong one is a change of the trust policy.
     let trusted = h.client("plan-reveal-token").await;
     let plan = trusted.plan(wrong_spec()).await.unwrap();
@@ -204,7 +218,10 @@ async fn guessing_an_external_id_tells_a_caller_who_may_not_read_it_nothing() {
     assert!(
         plan.accounts.iter().all(|a| a.changes.iter().any(|c| c.kind == proto::ChangeKind::UpdateTrustPolicy as i32))
     );
-    assert_eq!(trusted.plan(spec()).await.unwrap().total_changes, 0);
+    let right = trusted.plan(spec()).await.unwrap();
+    let changed: Vec<&str> =
+        right.accounts.iter().filter(|a| !a.changes.is_empty()).map(|a| a.account_id.as_str()).collect();
+    assert_eq!(changed, [first.as_str()], "only the role in rotation differs from the spec");
     // A guardrail's finding says an ExternalId is weak, never how long it is.
     let mut weak = spec();
     weak.role.as_mut().unwrap().trust.as_mut().unwrap().external_id = "Ab3dE6g9".into();
@@ -221,40 +238,6 @@ fn around(text: &str, needle: &str) -> String {
     match text.find(needle) {
         Some(i) => text[i.saturating_sub(300)..(i + 100).min(text.len())].to_string(),
         None => String::new(),
-    }
-}
-
-/// Bytes as they are, both ways: requests crossrole's codecs would never send.
-#[derive(Default, Clone)]
-struct Raw;
-
-impl Codec for Raw {
-    type Encode = Bytes;
-    type Decode = Bytes;
-    type Encoder = Raw;
-    type Decoder = Raw;
-    fn encoder(&mut self) -> Raw {
-        Raw
-    }
-    fn decoder(&mut self) -> Raw {
-        Raw
-    }
-}
-
-impl Encoder for Raw {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
-        dst.put(item);
-        Ok(())
-    }
-}
-
-impl Decoder for Raw {
-    type Item = Bytes;
-    type Error = tonic::Status;
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, tonic::Status> {
-        Ok(Some(src.copy_to_bytes(src.remaining())))
     }
 }
 

@@ -225,7 +225,12 @@ impl World {
                 if let Some(x) = call.param("ExternalId") {
                     context.push(("sts:ExternalId".into(), json!(x)));
                 }
-                vec![("sts:AssumeRole".into(), p("RoleArn"), context, None)]
+                // The role assumed, as it is then (its tags are the resource's).
+                let arn = p("RoleArn");
+                let account = arn.split(':').nth(4).unwrap_or_default().to_string();
+                let name = arn.rsplit('/').next().unwrap_or_default().to_string();
+                let state = self.roles.get(&(account, name)).cloned();
+                vec![("sts:AssumeRole".into(), arn, context, state)]
             }
             "GetCallerIdentity" => vec![],
             other => panic!("the calls judge has no model of {other}: model what IAM authorizes for it in calls.rs"),

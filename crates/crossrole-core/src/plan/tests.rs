@@ -46,7 +46,7 @@ fn summaries(p: &AccountPlan) -> Vec<String> {
 }
 
 #[test]
-fn create_is_one_call_plus_policies() {
+fn create_is_one_call_plus_policies_then_the_specs_own_tags() {
     let d = desired("");
     let p = plan(&d, None);
     assert_eq!(
@@ -56,6 +56,7 @@ fn create_is_one_call_plus_policies() {
             "attach managed policy arn:aws:iam::aws:policy/ReadOnlyAccess",
             "attach managed policy arn:aws:iam::aws:policy/SecurityAudit",
             "put inline policy deny-secrets",
+            "tag role team",
         ]
     );
     expect_test::expect![[r#"
@@ -65,7 +66,6 @@ fn create_is_one_call_plus_policies() {
         tags:
         crossrole:managed-by=crossrole
         crossrole:spec=audit
-        team=security
         trust policy:
         {
           "Version": "2012-10-17",

@@ -11,11 +11,13 @@ use crate::{
     spec::{OWNER_TAG_KEY, OWNER_TAG_VALUE, PrincipalMatch, SPEC_TAG_KEY, TrustSpec},
 };
 
-/// The one ExternalId a trust policy as read from IAM (`observed`, URL-encoded or not) requires: the single value
-/// of every `sts:ExternalId` condition in it; `None` when it requires none, several, or does not parse.
+/// An ExternalId a trust policy as read from IAM (`observed`, URL-encoded or not) accepts: the value of its
+/// `sts:ExternalId` conditions, the first in order when there are several (a rotation); `None` when it requires
+/// none or does not parse.
 ///
-/// crossroled uses it to plan and verify for a caller who may not read ExternalIds: the ExternalId the role
-/// already requires stands in for the one in the request, so nothing the caller sees depends on their guess.
+/// crossroled uses it to plan and verify for a caller who may not read ExternalIds: an ExternalId the role
+/// already accepts stands in for the one in the request, so nothing the caller sees depends on their guess. (A
+/// role that requires none answers alike for any guess: AWS ignores an ExternalId the trust does not ask for.)
 pub fn required_external_id(observed: &str) -> Option<crate::secret::ExternalId> {
     let doc = PolicyDocument::parse_observed(observed).ok()?;
     let mut found = BTreeSet::new();
@@ -26,10 +28,7 @@ pub fn required_external_id(observed: &str) -> Option<crate::secret::ExternalId>
             }
         }
     }
-    match found.len() {
-        1 => found.into_iter().next().map(crate::secret::ExternalId::new),
-        _ => None,
-    }
+    found.into_iter().next().map(crate::secret::ExternalId::new)
 }
 
 /// IAM's size limit for a managed policy document, in characters without whitespace.

@@ -18,7 +18,7 @@ use crossrole_engine::redacted;
 pub struct Bindings(pub State);
 
 /// A binding for the audit log: name, mode, interval, and its spec with the ExternalId redacted.
-fn binding_request(b: Option<&pb::Binding>, state: &State) -> (String, serde_json::Value) {
+fn binding_request(b: Option<&pb::Binding>) -> (String, serde_json::Value) {
     match b {
         None => (String::new(), serde_json::json!({ "binding": null })),
         Some(b) => (
@@ -27,7 +27,8 @@ fn binding_request(b: Option<&pb::Binding>, state: &State) -> (String, serde_jso
                 "name": b.name,
                 "mode": pb::BindingMode::try_from(b.mode).map(|m| m.as_str_name()).unwrap_or("UNKNOWN"),
                 "reconcile_interval_seconds": b.reconcile_interval.map(|d| d.seconds).unwrap_or(0),
-                "spec": raw_binding(b).spec.map(|s| redacted(&s, state.engine.redactor())),
+                // Marked for this entry alone (see AccessService's audit).
+                "spec": raw_binding(b).spec.map(|s| redacted(&s, &crate::state::one_time_redactor())),
             }),
         ),
     }
@@ -57,7 +58,7 @@ impl BindingService for Bindings {
         request: Request<pb::CreateBindingRequest>,
     ) -> Result<Response<pb::CreateBindingResponse>, Status> {
         let caller = self.0.caller(&request, Scope::Apply)?;
-        let (spec_name, request_json) = binding_request(request.get_ref().binding.as_ref(), &self.0);
+        let (spec_name, request_json) = binding_request(request.get_ref().binding.as_ref());
         let result = async {
             let b = request.get_ref().binding.as_ref().ok_or_else(|| ApiError::field("binding", "required"))?;
             Ok(self.0.bindings.create(&raw_binding(b)).await?.to_wire())
@@ -74,7 +75,7 @@ impl BindingService for Bindings {
     ) -> Result<Response<pb::UpdateBindingResponse>, Status> {
         let caller = self.0.caller(&request, Scope::Apply)?;
         let r = request.get_ref();
-        let (spec_name, mut request_json) = binding_request(r.binding.as_ref(), &self.0);
+        let (spec_name, mut request_json) = binding_request(r.binding.as_ref());
         request_json["expected_version"] = r.expected_version.into();
         let result = async {
             let b = r.binding.as_ref().ok_or_else(|| ApiError::field("binding", "required"))?;
