@@ -6,7 +6,9 @@
 use std::{collections::BTreeMap, fmt, sync::Arc, time::SystemTime};
 
 use async_trait::async_trait;
-use crossrole_core::{Partition, org::AccountInfo, org::OrganizationInfo, secret::ExternalId, spec::PrincipalKind};
+use crossrole_core::{
+    Partition, org::AccountInfo, org::OrganizationInfo, plan::RoleAttributes, secret::ExternalId, spec::PrincipalKind,
+};
 
 use crate::error::AwsError;
 
@@ -82,39 +84,8 @@ pub struct OuRecord {
 pub struct RoleRecord {
     /// The role's ARN.
     pub arn: String,
-    /// The role's name, unique in the account.
-    pub name: String,
-    /// The IAM path it lives under (`/` or `/crossrole/`).
-    pub path: String,
-    /// Its description; empty when it has none.
-    pub description: String,
-    /// Maximum session duration.
-    pub max_session_duration: u32,
-    /// Trust policy as returned (URL-encoded).
-    pub trust_policy: String,
-    /// Permissions boundary.
-    pub permissions_boundary_arn: Option<String>,
-    /// Its tags, crossrole's ownership tags among them.
-    pub tags: BTreeMap<String, String>,
-}
-
-/// `CreateRole`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CreateRole {
-    /// The role's name.
-    pub name: String,
-    /// The IAM path to create it under.
-    pub path: String,
-    /// Its description; empty for none.
-    pub description: String,
-    /// Maximum session duration.
-    pub max_session_duration: u32,
-    /// Trust policy JSON.
-    pub trust_policy: String,
-    /// Boundary.
-    pub permissions_boundary_arn: Option<String>,
-    /// Tags set at creation (ownership tags included), so the role is never untagged.
-    pub tags: BTreeMap<String, String>,
+    /// Its name, path, description, session duration, trust policy (as returned: URL-encoded), boundary and tags.
+    pub attributes: RoleAttributes,
 }
 
 /// A managed policy as `GetPolicy` returns it.
@@ -180,8 +151,9 @@ pub trait IamApi: Send + Sync {
     async fn list_role_policies(&self, role: &str, marker: Option<String>) -> Result<Page<String>, AwsError>;
     /// `GetRolePolicy`: the document as returned (URL-encoded).
     async fn get_role_policy(&self, role: &str, policy: &str) -> Result<String, AwsError>;
-    /// `CreateRole`.
-    async fn create_role(&self, role: &CreateRole) -> Result<(), AwsError>;
+    /// `CreateRole`: the role with its trust policy (JSON), boundary and tags (ownership tags included, so the role is
+    /// never untagged).
+    async fn create_role(&self, role: &RoleAttributes) -> Result<(), AwsError>;
     /// `UpdateAssumeRolePolicy`.
     async fn update_assume_role_policy(&self, role: &str, document: &str) -> Result<(), AwsError>;
     /// `UpdateRole`: description and/or maximum session duration.

@@ -15,14 +15,14 @@ use std::sync::{
 };
 
 use crossrole_core::{
-    plan::{Change, ObservedRole},
+    plan::{Change, ObservedRole, RoleAttributes},
     policy::PolicyDocument,
     spec::owner_of,
 };
 use futures::{StreamExt, TryStreamExt, future::BoxFuture, stream};
 
 use crate::{
-    api::{CreateRole, IamApi, Page},
+    api::{IamApi, Page},
     calls::{CallContext, CallPolicy, Quota},
     error::{AwsError, Error},
 };
@@ -93,13 +93,7 @@ impl AccountIam<'_> {
             .await?;
         Ok(Some(ObservedRole {
             arn: role.arn,
-            name: role.name,
-            path: role.path,
-            description: role.description,
-            max_session_duration: role.max_session_duration,
-            trust_policy: role.trust_policy,
-            permissions_boundary_arn: role.permissions_boundary_arn,
-            tags: role.tags,
+            attributes: role.attributes,
             managed_policy_arns: managed.into_iter().collect(),
             inline_policies: inline.into_iter().collect(),
         }))
@@ -107,9 +101,9 @@ impl AccountIam<'_> {
 
     /// Whether the role `input` would create is there already, as this spec made it: its ownership tags and its
     /// trust policy. That is how a create whose response was lost is recognized.
-    async fn created(&self, input: &CreateRole) -> Result<Option<()>, AwsError> {
+    async fn created(&self, input: &RoleAttributes) -> Result<Option<()>, AwsError> {
         let role = match self.call("GetRole", || self.iam.get_role(&input.name)).await {
-            Ok(r) => r,
+            Ok(r) => r.attributes,
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
@@ -161,24 +155,7 @@ impl AccountIam<'_> {
             }
             before(change).await;
             match change {
-                Change::CreateRole {
-                    name,
-                    path,
-                    description,
-                    max_session_duration,
-                    trust_policy,
-                    permissions_boundary_arn,
-                    tags,
-                } => {
-                    let input = CreateRole {
-                        name: name.clone(),
-                        path: path.clone(),
-                        description: description.clone(),
-                        max_session_duration: *max_session_duration,
-                        trust_policy: trust_policy.clone(),
-                        permissions_boundary_arn: permissions_boundary_arn.clone(),
-                        tags: tags.clone(),
-                    };
+                Change::CreateRole(input) => {
                     let sent = AtomicU32::new(0);
                     let created = self
                         .calls
@@ -188,9 +165,9 @@ impl AccountIam<'_> {
                             "CreateRole",
                             || {
                                 sent.fetch_add(1, Ordering::Relaxed);
-                                self.iam.create_role(&input)
+                                self.iam.create_role(input)
                             },
-                            || self.created(&input),
+                            || self.created(input),
                         )
                         .await;
                     match created {
@@ -204,8 +181,7 @@ impl AccountIam<'_> {
                             return Err(e.into());
                         }
                         Err(e)
-                            if e.kind == crate::ErrorKind::AlreadyExists && self.created(&input).await? == Some(()) => {
-                        }
+                            if e.kind == crate::ErrorKind::AlreadyExists && self.created(input).await? == Some(()) => {}
                         Err(e) => return Err(e.into()),
                     }
                 }

@@ -190,7 +190,7 @@ async fn reconcile_creates_reads_back_and_converges() {
     assert_eq!(applied.len(), 3);
     let observed = iam.read_role("Audit").await.unwrap().unwrap();
     assert_eq!(observed.arn, "arn:aws:iam::200000000000:role/crossrole/Audit");
-    assert!(observed.trust_policy.starts_with("%7B"), "IAM returns documents URL-encoded");
+    assert!(observed.attributes.trust_policy.starts_with("%7B"), "IAM returns documents URL-encoded");
     assert_eq!(plan(&desired, Some(&observed)), AccountPlan::InSync);
 
     // One UpdateRole carries both a session and a description change.
@@ -366,7 +366,7 @@ async fn the_trusted_side_and_verify() {
     assert!(wrong.attempts > 1, "AccessDenied is retried until the deadline while IAM propagates");
 
     // Static: alice is allowed with the ExternalId and refused without it or with a wrong one.
-    let trust = fake.role(target, "Audit").unwrap().trust_policy;
+    let trust = fake.role(target, "Audit").unwrap().attributes.trust_policy;
     let checks = verify::static_checks(&trust, &spec, &verify::principals_to_check(&spec, Partition::Aws));
     let summary: Vec<(String, CheckOutcome)> = checks.iter().map(|c| (c.principal_arn.clone(), c.outcome)).collect();
     let passed = CheckOutcome::Passed;

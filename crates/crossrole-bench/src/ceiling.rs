@@ -5,9 +5,10 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use crossrole_aws::{
-    api::{AssumeRoleRequest, AwsConnector, CreateRole},
+    api::{AssumeRoleRequest, AwsConnector},
     sdk::SdkConnector,
 };
+use crossrole_core::plan::RoleAttributes;
 use futures::{StreamExt, TryStreamExt};
 
 const TRUST: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"sts:AssumeRole"}]}"#;
@@ -49,7 +50,7 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
                         let _ = iam.delete_role(role).await;
                         return Ok::<_, anyhow::Error>(());
                     }
-                    iam.create_role(&CreateRole {
+                    iam.create_role(&RoleAttributes {
                         name: role.clone(),
                         path: "/crossrole/".into(),
                         description: String::new(),

@@ -39,7 +39,7 @@ fn benches(c: &mut Criterion) {
     let desired = DesiredRole::from_spec(&spec, Partition::Aws);
     let role = observed(&desired);
     c.bench_function("normalize an IAM-returned trust policy", |b| {
-        b.iter(|| PolicyDocument::parse_observed(black_box(&role.trust_policy)).expect("parses"))
+        b.iter(|| PolicyDocument::parse_observed(black_box(&role.attributes.trust_policy)).expect("parses"))
     });
     c.bench_function("plan a role that is in sync", |b| b.iter(|| plan(black_box(&desired), Some(black_box(&role)))));
 

@@ -30,25 +30,32 @@ use crate::{
     spec::{AccessSpec, OWNER_TAG_KEY, SPEC_TAG_KEY, owner_of},
 };
 
-/// A role as read from IAM.
+/// A role's own attributes, its policies aside: what `CreateRole` sets, and what `GetRole` answers besides the ARN.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ObservedRole {
-    /// The role's ARN.
-    pub arn: String,
-    /// The role's name.
+pub struct RoleAttributes {
+    /// The role's name, unique in the account.
     pub name: String,
-    /// The IAM path it lives under.
+    /// The IAM path it lives under (`/` or `/crossrole/`).
     pub path: String,
-    /// Description; empty when none.
+    /// Its description; empty when it has none.
     pub description: String,
     /// Maximum session duration in seconds.
     pub max_session_duration: u32,
-    /// Trust policy as IAM returned it (URL-encoded or not).
+    /// Its trust policy document: the JSON sent, or as IAM returned it (URL-encoded or not).
     pub trust_policy: String,
     /// The boundary that caps its permissions, if any.
     pub permissions_boundary_arn: Option<String>,
     /// Its tags, ownership tags among them.
     pub tags: BTreeMap<String, String>,
+}
+
+/// A role as read from IAM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedRole {
+    /// The role's ARN.
+    pub arn: String,
+    /// Its name, path, description, session duration, trust policy, boundary and tags.
+    pub attributes: RoleAttributes,
     /// Attached managed policy ARNs.
     pub managed_policy_arns: BTreeSet<String>,
     /// Inline policies by name, as IAM returned them.
@@ -58,7 +65,7 @@ pub struct ObservedRole {
 impl ObservedRole {
     /// Who owns the role, as far as crossrole is concerned.
     pub fn owner(&self) -> Owner {
-        match owner_of(&self.tags) {
+        match owner_of(&self.attributes.tags) {
             Some(spec) => Owner::Spec(spec.to_string()),
             None => Owner::Nobody,
         }
@@ -152,22 +159,7 @@ impl DesiredRole {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// Create the role with its trust policy, description, session duration, boundary and tags.
-    CreateRole {
-        /// The role's name.
-        name: String,
-        /// The IAM path to create it under.
-        path: String,
-        /// Its description.
-        description: String,
-        /// Maximum session duration in seconds.
-        max_session_duration: u32,
-        /// Trust policy JSON.
-        trust_policy: String,
-        /// Boundary.
-        permissions_boundary_arn: Option<String>,
-        /// Its tags, ownership tags included.
-        tags: BTreeMap<String, String>,
-    },
+    CreateRole(RoleAttributes),
     /// Replace the trust policy.
     UpdateTrustPolicy {
         /// Before, normalized.
@@ -276,7 +268,7 @@ impl Change {
     /// What the change is about: the role, policy, boundary or tag keys; empty for trust and role metadata.
     pub fn subject(&self) -> String {
         match self {
-            Change::CreateRole { name, path, .. } => format!("{path}{name}"),
+            Change::CreateRole(role) => format!("{}{}", role.path, role.name),
             Change::UpdateTrustPolicy { .. }
             | Change::UpdateDescription { .. }
             | Change::UpdateMaxSessionDuration { .. } => String::new(),
@@ -293,7 +285,7 @@ impl Change {
     /// The change as people see it: documents pretty-printed, every ExternalId replaced by its mark.
     pub fn shown(&self, redactor: &Redactor) -> ShownChange {
         let (before, after) = match self {
-            Change::CreateRole {
+            Change::CreateRole(RoleAttributes {
                 path,
                 description,
                 max_session_duration,
@@ -301,7 +293,7 @@ impl Change {
                 permissions_boundary_arn,
                 tags,
                 ..
-            } => {
+            }) => {
                 let mut after = format!("path: {path}\nmax session: {max_session_duration}s\n");
                 if !description.is_empty() {
                     after.push_str(&format!("description: {description}\n"));
@@ -378,7 +370,7 @@ pub fn plan(desired: &DesiredRole, observed: Option<&ObservedRole>) -> AccountPl
         Owner::Nobody if desired.adopt_existing => {}
         Owner::Nobody => return AccountPlan::Conflict { owner: None },
     }
-    if observed.path != desired.path {
+    if observed.attributes.path != desired.path {
         // IAM cannot move a role to another path: replace it.
         let mut c = delete(observed);
         c.extend(create(desired));
@@ -404,7 +396,7 @@ fn changes(c: Vec<Change>) -> AccountPlan {
 fn create(d: &DesiredRole) -> Vec<Change> {
     let (ownership, own): (BTreeMap<String, String>, BTreeMap<String, String>) =
         d.tags.clone().into_iter().partition(|(k, _)| k == OWNER_TAG_KEY || k == SPEC_TAG_KEY);
-    let mut c = vec![Change::CreateRole {
+    let mut c = vec![Change::CreateRole(RoleAttributes {
         name: d.name.clone(),
         path: d.path.clone(),
         description: d.description.clone(),
@@ -412,7 +404,7 @@ fn create(d: &DesiredRole) -> Vec<Change> {
         trust_policy: d.trust_policy.to_json(),
         permissions_boundary_arn: d.permissions_boundary_arn.clone(),
         tags: ownership,
-    }];
+    })];
     c.extend(d.managed_policy_arns.iter().map(|arn| Change::AttachManagedPolicy { arn: arn.clone() }));
     c.extend(d.inline_policies.iter().map(|(name, doc)| Change::PutInlinePolicy {
         name: name.clone(),
@@ -433,7 +425,7 @@ fn delete(o: &ObservedRole) -> Vec<Change> {
             .iter()
             .map(|(name, doc)| Change::DeleteInlinePolicy { name: name.clone(), before: normalized_or_raw(doc) }),
     );
-    c.push(Change::DeleteRole { name: o.name.clone() });
+    c.push(Change::DeleteRole { name: o.attributes.name.clone() });
     c
 }
 
@@ -464,7 +456,7 @@ fn update(d: &DesiredRole, o: &ObservedRole) -> Vec<Change> {
             reduce.push(Change::DeleteInlinePolicy { name: name.clone(), before: normalized_or_raw(doc) });
         }
     }
-    match (&o.permissions_boundary_arn, &d.permissions_boundary_arn) {
+    match (&o.attributes.permissions_boundary_arn, &d.permissions_boundary_arn) {
         (None, Some(after)) => bound.push(Change::PutPermissionsBoundary { before: None, after: after.clone() }),
         (Some(before), Some(after)) if before != after => {
             grow.push(Change::PutPermissionsBoundary { before: Some(before.clone()), after: after.clone() })
@@ -472,13 +464,16 @@ fn update(d: &DesiredRole, o: &ObservedRole) -> Vec<Change> {
         (Some(before), None) => grow.push(Change::DeletePermissionsBoundary { before: before.clone() }),
         _ => {}
     }
-    if o.max_session_duration > d.max_session_duration {
-        reduce.push(Change::UpdateMaxSessionDuration { before: o.max_session_duration, after: d.max_session_duration });
+    if o.attributes.max_session_duration > d.max_session_duration {
+        reduce.push(Change::UpdateMaxSessionDuration {
+            before: o.attributes.max_session_duration,
+            after: d.max_session_duration,
+        });
     }
 
-    if !same_doc(&o.trust_policy, &d.trust_policy) {
+    if !same_doc(&o.attributes.trust_policy, &d.trust_policy) {
         trust.push(Change::UpdateTrustPolicy {
-            before: normalized_or_raw(&o.trust_policy),
+            before: normalized_or_raw(&o.attributes.trust_policy),
             after: d.trust_policy.to_json(),
         });
     }
@@ -496,19 +491,22 @@ fn update(d: &DesiredRole, o: &ObservedRole) -> Vec<Change> {
             }),
         }
     }
-    if o.max_session_duration < d.max_session_duration {
-        grow.push(Change::UpdateMaxSessionDuration { before: o.max_session_duration, after: d.max_session_duration });
+    if o.attributes.max_session_duration < d.max_session_duration {
+        grow.push(Change::UpdateMaxSessionDuration {
+            before: o.attributes.max_session_duration,
+            after: d.max_session_duration,
+        });
     }
 
-    if o.description != d.description {
-        meta.push(Change::UpdateDescription { before: o.description.clone(), after: d.description.clone() });
+    if o.attributes.description != d.description {
+        meta.push(Change::UpdateDescription { before: o.attributes.description.clone(), after: d.description.clone() });
     }
     // The tags to set; the ownership tags apart when the role is not crossrole's yet (a claim comes first).
     let adopting = o.owner() == Owner::Nobody;
     let (mut set, mut before) = (BTreeMap::new(), BTreeMap::new());
     let (mut claimed, mut claimed_before) = (BTreeMap::new(), BTreeMap::new());
     for (k, v) in &d.tags {
-        match o.tags.get(k) {
+        match o.attributes.tags.get(k) {
             Some(existing) if existing == v => {}
             existing => {
                 let ownership = adopting && (k == OWNER_TAG_KEY || k == SPEC_TAG_KEY);
@@ -528,6 +526,7 @@ fn update(d: &DesiredRole, o: &ObservedRole) -> Vec<Change> {
         meta.push(Change::TagRole { tags: set, before });
     }
     let extra: BTreeMap<String, String> = o
+        .attributes
         .tags
         .iter()
         .filter(|(k, _)| !d.tags.contains_key(*k) && !k.starts_with("aws:"))
@@ -573,7 +572,7 @@ pub fn under_ceiling(
     removing: bool,
 ) -> Result<AccountPlan, OutsideCeiling> {
     let (AccountPlan::Changes(mut changes), Some(o)) = (plan.clone(), observed) else { return Ok(plan) };
-    let before = match &o.permissions_boundary_arn {
+    let before = match &o.attributes.permissions_boundary_arn {
         Some(b) if b == ceiling => return Ok(plan),
         Some(other) if !removing => {
             return Err(OutsideCeiling { boundary: other.clone(), ceiling: ceiling.to_string() });
@@ -597,24 +596,10 @@ pub fn simulate(
     let mut role = observed;
     for change in changes {
         match change {
-            Change::CreateRole {
-                name,
-                path,
-                description,
-                max_session_duration,
-                trust_policy,
-                permissions_boundary_arn,
-                tags,
-            } => {
+            Change::CreateRole(created) => {
                 role = Some(ObservedRole {
-                    arn: names::role_arn(partition, account, path, name),
-                    name: name.clone(),
-                    path: path.clone(),
-                    description: description.clone(),
-                    max_session_duration: *max_session_duration,
-                    trust_policy: url_encode(trust_policy),
-                    permissions_boundary_arn: permissions_boundary_arn.clone(),
-                    tags: tags.clone(),
+                    arn: names::role_arn(partition, account, &created.path, &created.name),
+                    attributes: RoleAttributes { trust_policy: url_encode(&created.trust_policy), ..created.clone() },
                     managed_policy_arns: BTreeSet::new(),
                     inline_policies: BTreeMap::new(),
                 })
@@ -623,11 +608,13 @@ pub fn simulate(
             other => {
                 let Some(r) = role.as_mut() else { continue };
                 match other {
-                    Change::UpdateTrustPolicy { after, .. } => r.trust_policy = url_encode(after),
-                    Change::UpdateDescription { after, .. } => r.description = after.clone(),
-                    Change::UpdateMaxSessionDuration { after, .. } => r.max_session_duration = *after,
-                    Change::PutPermissionsBoundary { after, .. } => r.permissions_boundary_arn = Some(after.clone()),
-                    Change::DeletePermissionsBoundary { .. } => r.permissions_boundary_arn = None,
+                    Change::UpdateTrustPolicy { after, .. } => r.attributes.trust_policy = url_encode(after),
+                    Change::UpdateDescription { after, .. } => r.attributes.description = after.clone(),
+                    Change::UpdateMaxSessionDuration { after, .. } => r.attributes.max_session_duration = *after,
+                    Change::PutPermissionsBoundary { after, .. } => {
+                        r.attributes.permissions_boundary_arn = Some(after.clone())
+                    }
+                    Change::DeletePermissionsBoundary { .. } => r.attributes.permissions_boundary_arn = None,
                     Change::AttachManagedPolicy { arn } => {
                         r.managed_policy_arns.insert(arn.clone());
                     }
@@ -640,10 +627,10 @@ pub fn simulate(
                     Change::DeleteInlinePolicy { name, .. } => {
                         r.inline_policies.remove(name);
                     }
-                    Change::TagRole { tags, .. } => r.tags.extend(tags.clone()),
+                    Change::TagRole { tags, .. } => r.attributes.tags.extend(tags.clone()),
                     Change::UntagRole { before } => {
                         for k in before.keys() {
-                            r.tags.remove(k);
+                            r.attributes.tags.remove(k);
                         }
                     }
                     Change::CreateRole { .. } | Change::DeleteRole { .. } => {}

@@ -184,7 +184,7 @@ pub(crate) fn seen_by(
     if !env.blind || env.spec.role.trust.external_id.is_none() {
         return None;
     }
-    let required = crossrole_core::policy::required_external_id(&observed?.trust_policy)?;
+    let required = crossrole_core::policy::required_external_id(&observed?.attributes.trust_policy)?;
     let mut spec = (*env.spec).clone();
     spec.role.trust.external_id = Some(required);
     let desired = DesiredRole::from_spec(&spec, env.inner.aws.partition());

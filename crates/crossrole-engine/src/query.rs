@@ -323,7 +323,7 @@ impl Engine {
                             // For a caller who may not read ExternalIds, the role's own stands in for the request's.
                             let seen = account::seen_by(env, Some(observed));
                             let spec = seen.as_ref().map_or(&env.spec, |(s, _)| s);
-                            v.trust_checks = verify::static_checks(&observed.trust_policy, spec, principals);
+                            v.trust_checks = verify::static_checks(&observed.attributes.trust_policy, spec, principals);
                             let external_id = spec.role.trust.external_id.as_ref();
                             v.assume = account::live_check(env, &t.account_id, &role_arn, external_id).await;
                         }

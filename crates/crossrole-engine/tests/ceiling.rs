@@ -66,7 +66,7 @@ async fn every_role_gets_the_ceiling_of_its_own_account() {
     assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
     for i in 0..3 {
         let role = w.fake.role(&account(i), "Audit").unwrap();
-        assert_eq!(role.permissions_boundary_arn, Some(boundary_in(&account(i))));
+        assert_eq!(role.attributes.permissions_boundary_arn, Some(boundary_in(&account(i))));
     }
     // The operation's spec says so too, and a re-plan is empty.
     let shown = op.spec.role.unwrap().permissions_boundary_arn;
@@ -96,7 +96,10 @@ async fn a_role_is_bounded_by_the_ceiling_before_any_other_write_or_left_alone_w
     assert_eq!(outcome(row(0)), "changed");
     let kinds: Vec<&str> = row(0).changes.iter().map(|c| c.kind.describe()).collect();
     assert_eq!(kinds, ["put permissions boundary", "detach managed policy"], "{:?}", row(0).changes);
-    assert_eq!(w.fake.role(&account(0), "Audit").unwrap().permissions_boundary_arn, Some(boundary_in(&account(0))));
+    assert_eq!(
+        w.fake.role(&account(0), "Audit").unwrap().attributes.permissions_boundary_arn,
+        Some(boundary_in(&account(0)))
+    );
     // Left alone, with a reason naming the role, its boundary, the ceiling and the command that fixes it.
     assert_eq!(outcome(row(1)), "skipped");
     let error = row(1).error.as_ref().unwrap();
@@ -107,7 +110,7 @@ async fn a_role_is_bounded_by_the_ceiling_before_any_other_write_or_left_alone_w
         assert!(error.message.contains(part), "{part} missing from: {}", error.message);
     }
     let untouched = w.fake.role(&account(1), "Audit").unwrap();
-    assert_eq!(untouched.permissions_boundary_arn.as_deref(), Some(power_user));
+    assert_eq!(untouched.attributes.permissions_boundary_arn.as_deref(), Some(power_user));
     assert!(untouched.managed_policy_arns.contains("arn:aws:iam::aws:policy/AdministratorAccess"));
     assert!(row(1).changes.is_empty());
     // A plan says the same, and a destroy is never refused: that role is bounded first, then removed.

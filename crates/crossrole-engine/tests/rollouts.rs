@@ -24,7 +24,7 @@ async fn apply_creates_everywhere_and_reapply_writes_nothing() {
     for i in 0..12 {
         let role = w.fake.role(&account(i), "Audit").unwrap();
         assert_eq!(role.managed_policy_arns.len(), 1);
-        assert_eq!(role.tags.get("crossrole:spec").map(String::as_str), Some("audit"));
+        assert_eq!(role.attributes.tags.get("crossrole:spec").map(String::as_str), Some("audit"));
     }
     // Results are kept in target order; the suspended account is reported skipped with its reason.
     let r = results(&w, &op.id).await;
@@ -528,9 +528,9 @@ async fn per_account_values_resolve_in_each_account_show_resolved_in_the_plan_an
     assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
     for i in 0..3 {
         let role = w.fake.role(&account(i), "Audit").unwrap();
-        assert_eq!(role.description, format!("Audit access to prod-{i} ({})", account(i)));
-        assert_eq!(role.tags.get("account").map(String::as_str), Some(format!("prod-{i} in aws").as_str()));
-        assert_eq!(role.tags.get("id"), Some(&account(i)));
+        assert_eq!(role.attributes.description, format!("Audit access to prod-{i} ({})", account(i)));
+        assert_eq!(role.attributes.tags.get("account").map(String::as_str), Some(format!("prod-{i} in aws").as_str()));
+        assert_eq!(role.attributes.tags.get("id"), Some(&account(i)));
     }
     // Resolved the same way every time: no perpetual diff.
     w.fake.reset_counters();

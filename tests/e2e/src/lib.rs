@@ -479,16 +479,18 @@ impl Aws {
         }
         Ok(Some(crossrole_core::plan::ObservedRole {
             arn: r.arn().to_string(),
-            name: r.role_name().to_string(),
-            path: r.path().to_string(),
-            description: r.description().unwrap_or_default().to_string(),
-            max_session_duration: r.max_session_duration().unwrap_or(3600) as u32,
-            trust_policy: r.assume_role_policy_document().unwrap_or_default().to_string(),
-            permissions_boundary_arn: r
-                .permissions_boundary()
-                .and_then(|b| b.permissions_boundary_arn())
-                .map(String::from),
-            tags: r.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
+            attributes: crossrole_core::plan::RoleAttributes {
+                name: r.role_name().to_string(),
+                path: r.path().to_string(),
+                description: r.description().unwrap_or_default().to_string(),
+                max_session_duration: r.max_session_duration().unwrap_or(3600) as u32,
+                trust_policy: r.assume_role_policy_document().unwrap_or_default().to_string(),
+                permissions_boundary_arn: r
+                    .permissions_boundary()
+                    .and_then(|b| b.permissions_boundary_arn())
+                    .map(String::from),
+                tags: r.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
+            },
             managed_policy_arns: managed
                 .attached_policies()
                 .iter()

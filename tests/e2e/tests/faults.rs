@@ -66,7 +66,7 @@ async fn a_fifth_of_every_call_failing_every_way_still_converges_every_account()
         let role = aws.role(a, "FaultsAudit").await.unwrap_or_else(|| panic!("no role in {a}"));
         assert_eq!(role.managed_policy_arns.len(), 2, "{a}");
         assert_eq!(role.inline_policies.len(), 1, "{a}");
-        assert!(role.permissions_boundary_arn.is_some(), "{a}");
+        assert!(role.attributes.permissions_boundary_arn.is_some(), "{a}");
     }
     let grant = format!("arn:aws:iam::{}:policy/crossrole/crossrole-assume-faults-audit", m.security_account);
     let security = aws.iam(&m.security_account).await;

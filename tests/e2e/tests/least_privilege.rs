@@ -87,7 +87,11 @@ async fn snapshot(aws: &Aws, m: &Manifest, accounts: &[String], role: &str) -> W
         if let Some(r) = aws.role(a, role).await {
             world.roles.insert(
                 (a.clone(), role.to_string()),
-                Entity { path: r.path, tags: r.tags, boundary: r.permissions_boundary_arn },
+                Entity {
+                    path: r.attributes.path,
+                    tags: r.attributes.tags,
+                    boundary: r.attributes.permissions_boundary_arn,
+                },
             );
         }
     }
@@ -145,9 +149,9 @@ async fn a_rollout_through_the_least_privilege_bootstrap_role() {
     let sandbox: Vec<String> = m.active_under("/Root/Sandbox").iter().map(|a| a.id.clone()).collect();
     for account in sandbox.iter().chain([&security]) {
         let role = aws.role(account, &lp.role).await.unwrap_or_else(|| panic!("no {} in {account}", lp.role));
-        assert_eq!(role.path, lp.path);
+        assert_eq!(role.attributes.path, lp.path);
         assert_eq!(role.arn, bootstrap_arn(account));
-        let trust = PolicyDocument::parse_observed(&role.trust_policy).unwrap();
+        let trust = PolicyDocument::parse_observed(&role.attributes.trust_policy).unwrap();
         let expected = PolicyDocument::parse_observed(&format!(
             r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"{}"}},"Action":"sts:AssumeRole"}}]}}"#,
             lp.crossroled_role_arn
@@ -248,18 +252,18 @@ async fn a_rollout_through_the_least_privilege_bootstrap_role() {
     let applied: Vec<&String> = sandbox.iter().filter(|a| ![other_boundary, hand_made].contains(a)).collect();
     for a in &applied {
         let role = aws.role(a, "LpAudit").await.unwrap();
-        assert_eq!(role.tags.get("crossrole:managed-by").map(String::as_str), Some("crossrole"));
-        assert_eq!(role.permissions_boundary_arn, Some(ceiling(a)), "under the ceiling");
+        assert_eq!(role.attributes.tags.get("crossrole:managed-by").map(String::as_str), Some("crossrole"));
+        assert_eq!(role.attributes.permissions_boundary_arn, Some(ceiling(a)), "under the ceiling");
         assert!(!role.managed_policy_arns.contains("arn:aws:iam::aws:policy/AdministratorAccess"));
     }
     let untouched = aws.role(other_boundary, "LpAudit").await.unwrap();
-    assert_eq!(untouched.permissions_boundary_arn.as_deref(), Some(power_user));
+    assert_eq!(untouched.attributes.permissions_boundary_arn.as_deref(), Some(power_user));
     assert!(untouched.managed_policy_arns.contains("arn:aws:iam::aws:policy/AdministratorAccess"));
 
     // The trust each role has when the live checks assume it (judged with the calls, below).
     for a in &sandbox {
         let role = aws.role(a, "LpAudit").await.unwrap();
-        world.trusts.insert(role.arn.clone(), decode(&role.trust_policy));
+        world.trusts.insert(role.arn.clone(), decode(&role.attributes.trust_policy));
     }
 
     let v = client.verify(spec.clone()).await.unwrap();
@@ -287,7 +291,7 @@ async fn a_rollout_through_the_least_privilege_bootstrap_role() {
     let admin = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]});
     for a in &applied {
         let role = aws.role(a, "LpAudit").await.unwrap();
-        let trust = decode(&role.trust_policy);
+        let trust = decode(&role.attributes.trust_policy);
         let case = |name: String,
                     expect,
                     principal: &str,
@@ -408,8 +412,8 @@ async fn a_rollout_through_the_least_privilege_bootstrap_role() {
     let done = client.apply(mfa.clone(), None).await.unwrap().wait().await.unwrap();
     assert_eq!(done.state, proto::OperationState::Succeeded as i32, "{}", done.message);
     let role = aws.role(applied[1], "LpMfa").await.unwrap();
-    world.trusts.insert(role.arn.clone(), decode(&role.trust_policy));
-    let trust = decode(&role.trust_policy);
+    world.trusts.insert(role.arn.clone(), decode(&role.attributes.trust_policy));
+    let trust = decode(&role.attributes.trust_policy);
     let (_, mfa_grant) = grant(&aws, &security, "lp-mfa").await;
     let with = |name: &str, expect, principal: &str, account: &str, org: &str, mfa: bool| {
         let mut c = ctx(principal, account, org, None);

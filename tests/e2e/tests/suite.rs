@@ -158,18 +158,18 @@ async fn the_whole_chain() {
     let applied: Vec<&crossrole_e2e::Account> = workloads.clone();
     for a in &applied {
         let role = aws.role(&a.id, "SecurityAudit").await.unwrap_or_else(|| panic!("no role in {}", a.name));
-        assert_eq!(role.path, "/crossrole/");
-        assert_eq!(role.description, spec.role.description);
-        assert_eq!(role.max_session_duration, 3600);
+        assert_eq!(role.attributes.path, "/crossrole/");
+        assert_eq!(role.attributes.description, spec.role.description);
+        assert_eq!(role.attributes.max_session_duration, 3600);
         assert_eq!(
-            PolicyDocument::parse_observed(&role.trust_policy).unwrap(),
+            PolicyDocument::parse_observed(&role.attributes.trust_policy).unwrap(),
             desired.trust_policy,
             "{}: trust policy",
             a.name
         );
         assert_eq!(role.managed_policy_arns, spec.role.managed_policy_arns);
-        assert_eq!(role.permissions_boundary_arn.as_deref(), Some("arn:aws:iam::aws:policy/ReadOnlyAccess"));
-        assert_eq!(role.tags, desired.tags);
+        assert_eq!(role.attributes.permissions_boundary_arn.as_deref(), Some("arn:aws:iam::aws:policy/ReadOnlyAccess"));
+        assert_eq!(role.attributes.tags, desired.tags);
         assert_eq!(
             PolicyDocument::parse_observed(&role.inline_policies["deny-data-access"]).unwrap(),
             spec.role.inline_policies["deny-data-access"]

@@ -6,12 +6,13 @@ use async_trait::async_trait;
 use crossrole_core::{
     grant::{MAX_POLICY_VERSIONS, PolicyVersion},
     names,
+    plan::RoleAttributes,
     spec::PrincipalKind,
 };
 
 use super::{AccountState, FakePolicy, FakeRole, World};
 use crate::{
-    api::{CreateRole, IamApi, Page, PolicyRecord, RoleRecord},
+    api::{IamApi, Page, PolicyRecord, RoleRecord},
     error::{AwsError, Service},
 };
 
@@ -95,16 +96,7 @@ impl IamApi for FakeIam {
     async fn get_role(&self, name: &str) -> Result<RoleRecord, AwsError> {
         self.with("GetRole", |s, _| {
             let r = role("GetRole", s, name)?;
-            Ok(RoleRecord {
-                arn: r.arn.clone(),
-                name: name.into(),
-                path: r.path.clone(),
-                description: r.description.clone(),
-                max_session_duration: r.max_session_duration,
-                trust_policy: r.trust.clone(),
-                permissions_boundary_arn: r.boundary.clone(),
-                tags: r.tags.clone(),
-            })
+            Ok(RoleRecord { arn: r.arn.clone(), attributes: r.attributes(name) })
         })
         .await
     }
@@ -132,7 +124,7 @@ impl IamApi for FakeIam {
         .await
     }
 
-    async fn create_role(&self, input: &CreateRole) -> Result<(), AwsError> {
+    async fn create_role(&self, input: &RoleAttributes) -> Result<(), AwsError> {
         let (account, _) = self.identity.clone()?;
         self.with("CreateRole", |s, w| {
             if s.roles.contains_key(&input.name) {

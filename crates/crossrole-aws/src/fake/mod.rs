@@ -23,7 +23,7 @@ use std::{
 use crossrole_core::{
     Partition, names,
     org::{AccountInfo, AccountTags, OrgTree},
-    plan::ObservedRole,
+    plan::{ObservedRole, RoleAttributes},
     spec::PrincipalKind,
 };
 use rand::{Rng, SeedableRng, rngs::StdRng};
@@ -153,6 +153,21 @@ pub(crate) struct FakeRole {
     pub(crate) tags: BTreeMap<String, String>,
     pub(crate) managed: BTreeSet<String>,
     pub(crate) inline: BTreeMap<String, String>,
+}
+
+impl FakeRole {
+    /// Its attributes as IAM answers them (`name`: its key among the account's roles).
+    pub(crate) fn attributes(&self, name: &str) -> RoleAttributes {
+        RoleAttributes {
+            name: name.to_string(),
+            path: self.path.clone(),
+            description: self.description.clone(),
+            max_session_duration: self.max_session_duration,
+            trust_policy: self.trust.clone(),
+            permissions_boundary_arn: self.boundary.clone(),
+            tags: self.tags.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -609,13 +624,7 @@ impl FakeAws {
         self.with_account(account, |a| {
             a.roles.get(name).map(|r| ObservedRole {
                 arn: r.arn.clone(),
-                name: name.to_string(),
-                path: r.path.clone(),
-                description: r.description.clone(),
-                max_session_duration: r.max_session_duration,
-                trust_policy: r.trust.clone(),
-                permissions_boundary_arn: r.boundary.clone(),
-                tags: r.tags.clone(),
+                attributes: r.attributes(name),
                 managed_policy_arns: r.managed.clone(),
                 inline_policies: r.inline.clone(),
             })

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use aws_config::SdkConfig;
 use aws_sdk_iam::{Client, types::Tag};
-use crossrole_core::{grant::PolicyVersion, spec::PrincipalKind};
+use crossrole_core::{grant::PolicyVersion, plan::RoleAttributes, spec::PrincipalKind};
 
 use super::{map_err, provider, unix};
 use crate::{
-    api::{CreateRole, Credentials, IamApi, Page, PolicyRecord, RoleRecord},
+    api::{Credentials, IamApi, Page, PolicyRecord, RoleRecord},
     error::AwsError,
 };
 
@@ -43,16 +43,18 @@ impl IamApi for SdkIam {
         let r = out.role().ok_or_else(|| AwsError::from_code(call, None, None, "no role in the response"))?;
         Ok(RoleRecord {
             arn: r.arn().to_string(),
-            name: r.role_name().to_string(),
-            path: r.path().to_string(),
-            description: r.description().unwrap_or_default().to_string(),
-            max_session_duration: r.max_session_duration().unwrap_or(3600) as u32,
-            trust_policy: r.assume_role_policy_document().unwrap_or_default().to_string(),
-            permissions_boundary_arn: r
-                .permissions_boundary()
-                .and_then(|b| b.permissions_boundary_arn())
-                .map(String::from),
-            tags: r.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
+            attributes: RoleAttributes {
+                name: r.role_name().to_string(),
+                path: r.path().to_string(),
+                description: r.description().unwrap_or_default().to_string(),
+                max_session_duration: r.max_session_duration().unwrap_or(3600) as u32,
+                trust_policy: r.assume_role_policy_document().unwrap_or_default().to_string(),
+                permissions_boundary_arn: r
+                    .permissions_boundary()
+                    .and_then(|b| b.permissions_boundary_arn())
+                    .map(String::from),
+                tags: r.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
+            },
         })
     }
 
@@ -93,7 +95,7 @@ impl IamApi for SdkIam {
         Ok(out.policy_document().to_string())
     }
 
-    async fn create_role(&self, role: &CreateRole) -> Result<(), AwsError> {
+    async fn create_role(&self, role: &RoleAttributes) -> Result<(), AwsError> {
         self.client
             .create_role()
             .role_name(&role.name)

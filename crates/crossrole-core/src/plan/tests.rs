@@ -94,8 +94,9 @@ fn wire_changes_never_carry_the_external_id() {
     let d = desired("");
     let mut observed = applied(&d);
     // Drift: someone replaced the trust policy with another ExternalId.
-    let decoded = percent_encoding::percent_decode_str(&observed.trust_policy).decode_utf8_lossy().into_owned();
-    observed.trust_policy = decoded.replace("Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf", "the-other-secret-value-0000");
+    let decoded =
+        percent_encoding::percent_decode_str(&observed.attributes.trust_policy).decode_utf8_lossy().into_owned();
+    observed.attributes.trust_policy = decoded.replace("Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf", "the-other-secret-value-0000");
     let drift = plan(&d, Some(&observed));
     let create = plan(&d, None);
     for c in create.changes().iter().chain(drift.changes()) {
@@ -114,7 +115,7 @@ fn reapply_is_empty_even_with_iam_rewrites() {
     let mut o = applied(&d);
     assert_eq!(plan(&d, Some(&o)), AccountPlan::InSync);
     // IAM's own rewrites: root ARN → account id, arrays ↔ scalars, key order, no Sid.
-    o.trust_policy = r#"{"Statement":[{"Condition":{"StringEquals":{"sts:ExternalId":["Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf"]}},"Action":["sts:AssumeRole"],"Principal":{"AWS":"111122223333"},"Effect":"Allow"}],"Version":"2012-10-17"}"#.into();
+    o.attributes.trust_policy = r#"{"Statement":[{"Condition":{"StringEquals":{"sts:ExternalId":["Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf"]}},"Action":["sts:AssumeRole"],"Principal":{"AWS":"111122223333"},"Effect":"Allow"}],"Version":"2012-10-17"}"#.into();
     assert_eq!(plan(&d, Some(&o)), AccountPlan::InSync);
 }
 
@@ -123,8 +124,8 @@ fn drift_is_exactly_what_changed() {
     let d = desired("");
     let mut o = applied(&d);
     o.managed_policy_arns.insert("arn:aws:iam::aws:policy/AdministratorAccess".into());
-    o.trust_policy = o.trust_policy.replace("111122223333", "999999999999");
-    o.tags.insert("owner".into(), "someone".into());
+    o.attributes.trust_policy = o.attributes.trust_policy.replace("111122223333", "999999999999");
+    o.attributes.tags.insert("owner".into(), "someone".into());
     assert_eq!(
         summaries(&plan(&d, Some(&o))),
         [
@@ -141,13 +142,15 @@ fn updates_bound_then_reduce_then_trust_then_grow_then_metadata() {
         desired("  permissions_boundary_arn: arn:aws:iam::aws:policy/PowerUserAccess\n  max_session_duration: 2h\n");
     let o = ObservedRole {
         arn: d.arn(Partition::Aws, ACCOUNT),
-        name: "Audit".into(),
-        path: "/crossrole/".into(),
-        description: "old".into(),
-        max_session_duration: 3600,
-        trust_policy: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"555566667777"},"Action":"sts:AssumeRole"}]}"#.into(),
-        permissions_boundary_arn: None,
-        tags: [(OWNER_TAG_KEY.to_string(), OWNER_TAG_VALUE.to_string()), (SPEC_TAG_KEY.to_string(), "audit".to_string())].into(),
+        attributes: RoleAttributes {
+            name: "Audit".into(),
+            path: "/crossrole/".into(),
+            description: "old".into(),
+            max_session_duration: 3600,
+            trust_policy: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"555566667777"},"Action":"sts:AssumeRole"}]}"#.into(),
+            permissions_boundary_arn: None,
+            tags: [(OWNER_TAG_KEY.to_string(), OWNER_TAG_VALUE.to_string()), (SPEC_TAG_KEY.to_string(), "audit".to_string())].into(),
+        },
         managed_policy_arns: ["arn:aws:iam::aws:policy/SecurityAudit".to_string(), "arn:aws:iam::aws:policy/IAMFullAccess".to_string()].into(),
         inline_policies: [
             ("old".to_string(), r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"s3:*","Resource":"*"}}"#.to_string()),
@@ -175,11 +178,11 @@ fn updates_bound_then_reduce_then_trust_then_grow_then_metadata() {
 fn ownership() {
     let d = desired("");
     let mut o = applied(&d);
-    o.tags.clear();
+    o.attributes.tags.clear();
     assert_eq!(plan(&d, Some(&o)), AccountPlan::Conflict { owner: None });
     assert_eq!(plan_delete("audit", Some(&o)), AccountPlan::Conflict { owner: None });
 
-    o.tags =
+    o.attributes.tags =
         [(OWNER_TAG_KEY.to_string(), OWNER_TAG_VALUE.to_string()), (SPEC_TAG_KEY.to_string(), "other".to_string())]
             .into();
     assert_eq!(plan(&d, Some(&o)), AccountPlan::Conflict { owner: Some("other".into()) });
@@ -188,7 +191,7 @@ fn ownership() {
     // claimed (its ownership tags) before any other write, which the ceiling's templates require.
     let adopting = desired("  adopt_existing: true\n");
     assert_eq!(plan(&adopting, Some(&o)), AccountPlan::Conflict { owner: Some("other".into()) });
-    o.tags.clear();
+    o.attributes.tags.clear();
     o.managed_policy_arns.insert("arn:aws:iam::aws:policy/AdministratorAccess".into());
     let p = plan(&adopting, Some(&o));
     assert_eq!(
@@ -213,7 +216,7 @@ fn under_the_ceiling_a_role_is_bounded_before_any_other_write() {
     };
     // Made before the ceiling existed: the ceiling first, then the rest; also when it is removed.
     let mut legacy = applied(&desired(""));
-    legacy.trust_policy = r#"{"Version":"2012-10-17","Statement":[]}"#.into();
+    legacy.attributes.trust_policy = r#"{"Version":"2012-10-17","Statement":[]}"#.into();
     let bound = format!("put permissions boundary {CEILING}");
     let repaired = fitted(&legacy, false).unwrap();
     assert_eq!(repaired.first(), Some(&bound), "{repaired:?}");
@@ -223,7 +226,7 @@ fn under_the_ceiling_a_role_is_bounded_before_any_other_write() {
     assert_eq!(removed.last().map(String::as_str), Some("delete role Audit"));
     // Adopted: bounded, then claimed, then changed.
     let mut hand_made = legacy.clone();
-    hand_made.tags = [("team".to_string(), "ops".to_string())].into();
+    hand_made.attributes.tags = [("team".to_string(), "ops".to_string())].into();
     hand_made.managed_policy_arns.insert("arn:aws:iam::aws:policy/AdministratorAccess".into());
     let adopted = fitted(&hand_made, false).unwrap();
     assert_eq!(
@@ -233,10 +236,10 @@ fn under_the_ceiling_a_role_is_bounded_before_any_other_write() {
     );
     // Another boundary: refused, naming it and the ceiling; bounded first when the role is removed.
     let mut other = legacy.clone();
-    other.permissions_boundary_arn = Some("arn:aws:iam::aws:policy/PowerUserAccess".into());
+    other.attributes.permissions_boundary_arn = Some("arn:aws:iam::aws:policy/PowerUserAccess".into());
     let refused = fitted(&other, false).unwrap_err();
     assert_eq!(refused.boundary, "arn:aws:iam::aws:policy/PowerUserAccess");
-    let message = refused.message(&other.arn, &other.name);
+    let message = refused.message(&other.arn, &other.attributes.name);
     assert!(
         message.contains("put-role-permissions-boundary --role-name Audit") && message.contains(CEILING),
         "{message}"
@@ -244,14 +247,14 @@ fn under_the_ceiling_a_role_is_bounded_before_any_other_write() {
     assert_eq!(fitted(&other, true).unwrap().first(), Some(&bound));
     // Under the ceiling already, or created with it: as planned.
     let mut fine = legacy.clone();
-    fine.permissions_boundary_arn = Some(CEILING.into());
+    fine.attributes.permissions_boundary_arn = Some(CEILING.into());
     assert_eq!(fitted(&fine, false).unwrap(), summaries(&plan(&d, Some(&fine))));
     assert_eq!(under_ceiling(plan(&d, None), None, CEILING, false).unwrap(), plan(&d, None));
     // A role that is not this spec's stays a conflict.
     let mut foreign = fine.clone();
-    foreign.tags =
+    foreign.attributes.tags =
         [(OWNER_TAG_KEY.to_string(), OWNER_TAG_VALUE.to_string()), (SPEC_TAG_KEY.to_string(), "x".to_string())].into();
-    foreign.permissions_boundary_arn = None;
+    foreign.attributes.permissions_boundary_arn = None;
     assert!(matches!(
         under_ceiling(plan(&d, Some(&foreign)), Some(&foreign), CEILING, false),
         Ok(AccountPlan::Conflict { .. })
@@ -262,7 +265,7 @@ fn under_the_ceiling_a_role_is_bounded_before_any_other_write() {
 fn path_change_replaces_the_role() {
     let d = desired("");
     let mut o = applied(&d);
-    o.path = "/old/".into();
+    o.attributes.path = "/old/".into();
     let s = summaries(&plan(&d, Some(&o)));
     assert_eq!(s.first().map(String::as_str), Some("detach managed policy arn:aws:iam::aws:policy/ReadOnlyAccess"));
     assert!(s.iter().position(|c| c.starts_with("delete role")) < s.iter().position(|c| c.starts_with("create role")));
@@ -351,13 +354,15 @@ fn observed_role() -> impl Strategy<Value = ObservedRole> {
         t.insert(SPEC_TAG_KEY.into(), "audit".into());
         ObservedRole {
             arn: names::role_arn(Partition::Aws, ACCOUNT, path, "Audit"),
-            name: "Audit".into(),
-            path: path.into(),
-            description: "drifted".into(),
-            max_session_duration: max_session,
-            trust_policy: trusts[trust].into(),
-            permissions_boundary_arn: boundary.map(String::from),
-            tags: t,
+            attributes: RoleAttributes {
+                name: "Audit".into(),
+                path: path.into(),
+                description: "drifted".into(),
+                max_session_duration: max_session,
+                trust_policy: trusts[trust].into(),
+                permissions_boundary_arn: boundary.map(String::from),
+                tags: t,
+            },
             managed_policy_arns: managed.into_iter().map(String::from).collect(),
             inline_policies: if inline {
                 [("deny-secrets".to_string(), r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":"s3:*","Resource":"*"}}"#.to_string())].into()
