@@ -11,6 +11,7 @@ use std::{sync::Arc, time::Instant};
 use anyhow::Result;
 use crossrole_store::{
     AccountRow, Batch, EventRow, Journal, NewOperation, OperationEnd, PostgresJournal, PostgresOptions, SqliteJournal,
+    StoredKind, StoredOutcome, StoredState,
 };
 
 const EVENTS_PER_ACCOUNT: u64 = 4;
@@ -40,7 +41,7 @@ pub(crate) async fn run(target: &str, operations: usize, accounts: u32) -> Resul
                 journal
                     .create_operation(NewOperation {
                         id: id.clone(),
-                        kind: 1,
+                        kind: StoredKind::Apply,
                         spec_name: format!("bench-{o}"),
                         spec: payload.clone(),
                         idempotency_key: None,
@@ -48,7 +49,7 @@ pub(crate) async fn run(target: &str, operations: usize, accounts: u32) -> Resul
                         binding_name: None,
                         created_by: "bench".into(),
                         create_time: 0,
-                        state: 2,
+                        state: StoredState::Running,
                         dry_run: false,
                     })
                     .await?;
@@ -61,11 +62,16 @@ pub(crate) async fn run(target: &str, operations: usize, accounts: u32) -> Resul
                             EventRow { sequence, payload: payload.clone() }
                         })
                         .collect();
-                    let row =
-                        AccountRow { index: a, account_id: format!("{a:012}"), outcome: 3, result: payload.clone() };
+                    let row = AccountRow {
+                        index: a,
+                        account_id: format!("{a:012}"),
+                        outcome: StoredOutcome::Changed,
+                        result: payload.clone(),
+                    };
                     let mut batch = Batch { rows: vec![row], events, ..Batch::default() };
                     if a + 1 == accounts {
-                        batch.end = Some(OperationEnd { state: 3, message: String::new(), end_time: 1 });
+                        batch.end =
+                            Some(OperationEnd { state: StoredState::Succeeded, message: String::new(), end_time: 1 });
                     }
                     let t = Instant::now();
                     journal.persist(&id, batch).await?;

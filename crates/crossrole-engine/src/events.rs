@@ -121,7 +121,7 @@ async fn write(w: Writer, mut rx: mpsc::UnboundedReceiver<Msg>, healthy: Arc<Ato
                     let event = Event::StateChanged { state, message: message.clone(), counts: Some(counts) };
                     events.push(OperationEvent { sequence: next, time, account_id: String::new(), event });
                     next += 1;
-                    end = Some(OperationEnd { state: records::state_code(state), message, end_time: time });
+                    end = Some(OperationEnd { state: records::stored_state(state), message, end_time: time });
                 }
                 // Keep only the latest row per account in this batch.
                 Msg::Account(r) => {

@@ -42,7 +42,7 @@ use crossrole_core::{
     secret::Redactor,
     spec::RawSpec,
 };
-use crossrole_store::{Journal, JournalKey, NewOperation, OperationFilter, OperationRow};
+use crossrole_store::{Coordination, Journal, JournalKey, NewOperation, OperationFilter, OperationRow, SingleNode};
 use tokio::sync::broadcast;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -119,6 +119,8 @@ pub(crate) struct Inner {
     pub(crate) discovery: Discovery,
     pub(crate) broker: CredentialBroker,
     pub(crate) journal: Arc<dyn Journal>,
+    /// Who runs what, when replicas share the journal (apart from the journal, which only stores).
+    pub(crate) coordination: Arc<dyn Coordination>,
     pub(crate) config: EngineConfig,
     pub(crate) locks: locks::RoleLocks,
     running: Mutex<HashMap<String, Running>>,
@@ -207,11 +209,25 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// An engine over `aws`, calling through `calls`, journaling to `journal`.
+    /// An engine over `aws`, calling through `calls`, journaling to `journal`, the one crossroled that runs it
+    /// ([`SingleNode`]).
     pub fn new(
         aws: Arc<dyn AwsConnector>,
         calls: Arc<CallPolicy>,
         journal: Arc<dyn Journal>,
+        config: EngineConfig,
+    ) -> Engine {
+        let coordination = Arc::new(SingleNode::new(journal.clone()));
+        Engine::with_coordination(aws, calls, journal, coordination, config)
+    }
+
+    /// An engine over `aws`, calling through `calls`, journaling to `journal`, sharing the journal's work as
+    /// `coordination` says (PostgreSQL's one writer, or its replicas).
+    pub fn with_coordination(
+        aws: Arc<dyn AwsConnector>,
+        calls: Arc<CallPolicy>,
+        journal: Arc<dyn Journal>,
+        coordination: Arc<dyn Coordination>,
         config: EngineConfig,
     ) -> Engine {
         let discovery = Discovery::new(aws.organizations(), calls.clone(), config.discovery)
@@ -224,8 +240,9 @@ impl Engine {
                 calls,
                 discovery,
                 broker,
-                locks: locks::RoleLocks::new(journal.clone()),
+                locks: locks::RoleLocks::new(coordination.clone()),
                 journal,
+                coordination,
                 config,
                 running: Mutex::new(HashMap::new()),
                 shutdown: CancellationToken::new(),
@@ -271,6 +288,11 @@ impl Engine {
         &self.inner.journal
     }
 
+    /// How the crossroleds of the journal share its work.
+    pub fn coordination(&self) -> &Arc<dyn Coordination> {
+        &self.inner.coordination
+    }
+
     /// Marks secrets in what leaves crossroled.
     pub fn redactor(&self) -> &Redactor {
         &self.inner.redactor
@@ -299,7 +321,7 @@ impl Engine {
             .journal
             .create_operation(NewOperation {
                 id,
-                kind: records::kind_code(request.kind),
+                kind: records::stored_kind(request.kind),
                 spec_name: request.spec.name.clone(),
                 spec: spec_bytes,
                 idempotency_key: request.idempotency_key.clone(),
@@ -307,7 +329,7 @@ impl Engine {
                 binding_name: request.binding_name.clone(),
                 created_by: request.created_by.clone(),
                 create_time: convert::now_ms(),
-                state: records::state_code(OperationState::Pending),
+                state: records::stored_state(OperationState::Pending),
                 dry_run: request.dry_run,
             })
             .await
@@ -369,8 +391,7 @@ impl Engine {
         if self.inner.shutdown.is_cancelled() {
             return Ok(0);
         }
-        let finals = records::final_state_codes();
-        let rows = self.inner.journal.claim_operations(&finals, 64).await?;
+        let rows = self.inner.coordination.claim_operations(64).await?;
         let mut n = 0;
         for row in rows {
             if self.inner.running.lock().is_ok_and(|r| r.contains_key(&row.id)) {
@@ -379,7 +400,7 @@ impl Engine {
             n += 1;
             let spec = AccessSpec::try_from(&self.spec_of(&row)?)?;
             tracing::info!(operation = row.id, "resuming an unfinished operation");
-            let cancelling = row.state == records::state_code(OperationState::Cancelling);
+            let cancelling = row.state == records::stored_state(OperationState::Cancelling);
             let id = row.id.clone();
             self.spawn(row, spec);
             if cancelling {
@@ -407,7 +428,7 @@ impl Engine {
         if state.is_final() {
             return Err(Error::FailedPrecondition(format!("operation {id} is already {}", state.as_str())));
         }
-        let cancelling = records::state_code(OperationState::Cancelling);
+        let cancelling = records::stored_state(OperationState::Cancelling);
         self.inner.journal.set_operation_state(id, cancelling, "cancel requested", None, None).await?;
         self.cancel_running(id);
         self.operation(id).await
@@ -481,7 +502,7 @@ impl Engine {
             })?)
         };
         let filter = OperationFilter {
-            states: filter.states.iter().map(|s| records::state_code(*s)).collect(),
+            states: filter.states.iter().map(|s| records::stored_state(*s)).collect(),
             spec_name: filter.spec_name.clone(),
             binding_name: filter.binding_name.clone(),
         };
@@ -511,7 +532,7 @@ impl Engine {
                 Error::Invalid(crossrole_core::Error::invalid("page_token", "not a token this server issued"))
             })?)
         };
-        let outcomes: Vec<i32> = outcomes.iter().map(|o| records::outcome_code(*o)).collect();
+        let outcomes: Vec<_> = outcomes.iter().map(|o| records::stored_outcome(*o)).collect();
         let mut rows = self.inner.journal.list_accounts(id, &outcomes, page_size + 1, after).await?;
         let next = if rows.len() > page_size {
             rows.truncate(page_size);
@@ -560,7 +581,7 @@ impl Engine {
     /// The request's fingerprint, to tell a retry from a reuse of an idempotency key. It is keyed (it covers the
     /// ExternalId, and the journal keeps it), and stable across restarts with the same journal key.
     fn fingerprint(&self, kind: OperationKind, dry_run: bool, spec: &RawSpec) -> String {
-        let mut data = vec![records::kind_code(kind) as u8, dry_run as u8];
+        let mut data = vec![records::stored_kind(kind).code() as u8, dry_run as u8];
         data.extend_from_slice(&records::encode(spec));
         self.inner.redactor.digest(&data)
     }
@@ -580,6 +601,6 @@ pub struct ListFilter {
 /// An operation's state from its row.
 fn state(row: &OperationRow) -> Result<OperationState, Error> {
     records::state_of(row.state).ok_or_else(|| {
-        Error::Corrupt(format!("operation {} has state {}, unknown to this crossroled", row.id, row.state))
+        Error::Corrupt(format!("operation {} has state {}, unknown to this crossroled", row.id, row.state.code()))
     })
 }

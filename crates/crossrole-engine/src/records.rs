@@ -4,9 +4,9 @@
 //! Every payload is JSON in a versioned envelope, `{"v":1,"record":…}`, of a domain type (crossrole-core) that
 //! serializes with serde: the spec an operation runs ([`RawSpec`], its ExternalId sealed), each account's result
 //! ([`AccountResult`]), each event ([`OperationEvent`]), a binding ([`BindingRecord`], its ExternalId sealed) and
-//! its status ([`BindingStatus`]). The integer columns the journal filters by (an operation's kind and state, an
-//! account's outcome) hold the codes defined here; they are the journal's, and keep the numbers the first
-//! journals used.
+//! its status ([`BindingStatus`]). The columns the journal filters by (an operation's kind and state, an account's
+//! outcome) hold the journal's own values ([`StoredKind`], [`StoredState`], [`StoredOutcome`]: codes that keep
+//! the numbers the first journals used); the domain's kinds, states and outcomes map to and from them here.
 //!
 //! An operation's spec record may carry, beside it in the envelope, `accounts`: the only accounts the operation
 //! works on (a binding's reconcile of the accounts an Organizations event named).
@@ -24,7 +24,7 @@ use crossrole_core::{
 };
 use std::collections::BTreeSet;
 
-use crossrole_store::AccountRow;
+use crossrole_store::{AccountRow, StoredKind, StoredOutcome, StoredState};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::Error;
@@ -103,7 +103,7 @@ pub fn account_row(result: &AccountResult) -> AccountRow {
     AccountRow {
         index: result.index,
         account_id: result.account_id.clone(),
-        outcome: outcome_code(result.outcome),
+        outcome: stored_outcome(result.outcome),
         result: encode(result),
     }
 }
@@ -116,7 +116,8 @@ pub fn account_result(row: &AccountRow, operation: &str) -> Result<AccountResult
     result.outcome = outcome_of(row.outcome).ok_or_else(|| {
         Error::Corrupt(format!(
             "account {} of operation {operation} has outcome {}, unknown",
-            row.account_id, row.outcome
+            row.account_id,
+            row.outcome.code()
         ))
     })?;
     Ok(result)
@@ -134,18 +135,18 @@ pub struct BindingRecord {
 }
 
 macro_rules! codes {
-    ($(#[$doc:meta])* $ty:ident, $to:ident, $from:ident { $($v:ident = $n:literal),+ $(,)? }) => {
+    ($(#[$doc:meta])* $ty:ident => $stored:ident, $to:ident, $from:ident { $($v:ident),+ $(,)? }) => {
         $(#[$doc])*
-        pub fn $to(value: $ty) -> i32 {
+        pub fn $to(value: $ty) -> $stored {
             match value {
-                $($ty::$v => $n,)+
+                $($ty::$v => $stored::$v,)+
             }
         }
 
-        /// The value for a journal code; `None` for a code this crossroled does not know.
-        pub fn $from(code: i32) -> Option<$ty> {
-            match code {
-                $($n => Some($ty::$v),)+
+        /// The value for the journal's; `None` for one this crossroled does not know.
+        pub fn $from(stored: $stored) -> Option<$ty> {
+            match $stored::from_code(stored.code()) {
+                $($stored::$v => Some($ty::$v),)+
                 _ => None,
             }
         }
@@ -153,38 +154,38 @@ macro_rules! codes {
 }
 
 codes!(
-    /// An operation kind's code in the journal.
-    OperationKind, kind_code, kind_of { Apply = 1, Destroy = 2, Reconcile = 3 }
+    /// An operation kind as the journal keeps it.
+    OperationKind => StoredKind, stored_kind, kind_of { Apply, Destroy, Reconcile }
 );
 
 codes!(
-    /// An operation state's code in the journal.
-    OperationState, state_code, state_of {
-        Pending = 1,
-        Running = 2,
-        Succeeded = 3,
-        Failed = 4,
-        Cancelling = 5,
-        Cancelled = 6,
+    /// An operation state as the journal keeps it.
+    OperationState => StoredState, stored_state, state_of {
+        Pending,
+        Running,
+        Succeeded,
+        Failed,
+        Cancelling,
+        Cancelled,
     }
 );
 
-/// The codes of the states an operation ends in.
-pub fn final_state_codes() -> Vec<i32> {
-    OperationState::ALL.into_iter().filter(|s| s.is_final()).map(state_code).collect()
+/// The states an operation ends in, as the journal keeps them.
+pub fn final_states() -> Vec<StoredState> {
+    OperationState::ALL.into_iter().filter(|s| s.is_final()).map(stored_state).collect()
 }
 
 codes!(
-    /// An account outcome's code in the journal.
-    Outcome, outcome_code, outcome_of {
-        Pending = 1,
-        Running = 2,
-        Changed = 3,
-        Unchanged = 4,
-        Failed = 5,
-        Skipped = 6,
-        NotStarted = 7,
-        Drifted = 8,
+    /// An account outcome as the journal keeps it.
+    Outcome => StoredOutcome, stored_outcome, outcome_of {
+        Pending,
+        Running,
+        Changed,
+        Unchanged,
+        Failed,
+        Skipped,
+        NotStarted,
+        Drifted,
     }
 );
 
@@ -225,14 +226,35 @@ mod tests {
     #[test]
     fn the_codes_are_the_journals_own_and_complete() {
         for o in Outcome::ALL {
-            assert_eq!(outcome_of(outcome_code(o)), Some(o));
+            assert_eq!(outcome_of(stored_outcome(o)), Some(o));
         }
         for s in OperationState::ALL {
-            assert_eq!(state_of(state_code(s)), Some(s));
+            assert_eq!(state_of(stored_state(s)), Some(s));
         }
         for k in [OperationKind::Apply, OperationKind::Destroy, OperationKind::Reconcile] {
-            assert_eq!(kind_of(kind_code(k)), Some(k));
+            assert_eq!(kind_of(stored_kind(k)), Some(k));
         }
-        assert_eq!((outcome_of(0), state_of(9), kind_of(-1)), (None, None, None));
+        let unknown = (StoredOutcome::from_code(0), StoredState::from_code(9), StoredKind::from_code(-1));
+        assert_eq!((outcome_of(unknown.0), state_of(unknown.1), kind_of(unknown.2)), (None, None, None));
+    }
+
+    #[test]
+    fn the_journal_keeps_the_numbers_the_first_journals_used() {
+        let kinds = [OperationKind::Apply, OperationKind::Destroy, OperationKind::Reconcile];
+        assert_eq!(kinds.map(|k| stored_kind(k).code()), [1, 2, 3]);
+        use OperationState::*;
+        let states = [Pending, Running, Succeeded, Failed, Cancelling, Cancelled];
+        assert_eq!(states.map(|s| stored_state(s).code()), [1, 2, 3, 4, 5, 6]);
+        assert_eq!(states.len(), OperationState::ALL.len());
+        assert_eq!(Outcome::ALL.map(|o| stored_outcome(o).code()), [1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn the_journal_ends_an_operation_where_the_domain_does() {
+        // The journal finds unfinished operations by its own final states; they must be the domain's.
+        for s in OperationState::ALL {
+            assert_eq!(stored_state(s).is_final(), s.is_final(), "{s:?}");
+        }
+        assert_eq!(final_states(), StoredState::FINAL);
     }
 }

@@ -1,4 +1,4 @@
-//! Several live replicas on one shared journal ([`crossrole_store::Journal::shares_work`]): each one claims the
+//! Several live replicas on one shared journal ([`crossrole_store::Coordination::shares_work`]): each one claims the
 //! operations whose replica died and resumes them, stops the operations it runs when a cancel is asked on another
 //! replica, and takes its share of every AWS quota, following the number of replicas alive.
 
@@ -10,7 +10,7 @@ impl Engine {
     /// One round of the replicas' loop ([`crate::runtime`]): the share of the quotas, the operations left by replicas that died,
     /// cancels asked elsewhere.
     pub async fn share_once(&self) {
-        match self.inner.journal.live_replicas().await {
+        match self.inner.coordination.live_replicas().await {
             Ok(n) => self.inner.calls.set_share(n),
             Err(e) => tracing::warn!(error = %e, "cannot count the live replicas"),
         }
@@ -30,7 +30,7 @@ impl Engine {
             .lock()
             .map(|r| r.iter().filter(|(_, r)| !r.cancel.is_cancelled()).map(|(id, _)| id.clone()).collect())
             .unwrap_or_default();
-        let cancelling = records::state_code(OperationState::Cancelling);
+        let cancelling = records::stored_state(OperationState::Cancelling);
         for id in ids {
             if let Ok(Some(row)) = self.inner.journal.get_operation(&id).await
                 && row.state == cancelling

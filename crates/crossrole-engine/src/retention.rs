@@ -59,15 +59,15 @@ const PAGE: usize = 500;
 impl Engine {
     /// Deletes the operations (a page at a time) and audit entries `retention` lets go as of `now_ms`.
     pub async fn expire(&self, retention: &Retention, now_ms: i64) -> Result<Expired, Error> {
-        let final_states = records::final_state_codes();
+        let final_states = records::final_states();
         let before = |age: Duration| now_ms.saturating_sub(age.as_millis().min(i64::MAX as u128) as i64);
         let mut rules = Vec::new();
         if let Some(age) = retention.quiet_reconciles {
             rules.push(Expiry {
                 final_states: final_states.clone(),
                 ended_before: before(age),
-                kinds: vec![records::kind_code(OperationKind::Reconcile)],
-                outcomes: [Outcome::Unchanged, Outcome::Skipped].into_iter().map(records::outcome_code).collect(),
+                kinds: vec![records::stored_kind(OperationKind::Reconcile)],
+                outcomes: [Outcome::Unchanged, Outcome::Skipped].into_iter().map(records::stored_outcome).collect(),
                 limit: PAGE,
             });
         }

@@ -274,13 +274,16 @@ async fn a_crash_mid_account_is_rerun_safely() {
     let first = run(&w, OperationKind::Apply, &spec()).await;
     let journal = w.journal.clone();
     // Pretend the operation never finished, with accounts 3.. not done.
-    journal.set_operation_state(&first.id, records::state_code(OperationState::Running), "", None, None).await.unwrap();
+    journal
+        .set_operation_state(&first.id, records::stored_state(OperationState::Running), "", None, None)
+        .await
+        .unwrap();
     let rows = journal.list_accounts(&first.id, &[], 100, None).await.unwrap();
     let rewound: Vec<_> = rows
         .into_iter()
         .filter(|r| r.index >= 3 && r.index < 6)
         .map(|mut r| {
-            r.outcome = records::outcome_code(if r.index == 3 { Outcome::Running } else { Outcome::Pending });
+            r.outcome = records::stored_outcome(if r.index == 3 { Outcome::Running } else { Outcome::Pending });
             r
         })
         .collect();

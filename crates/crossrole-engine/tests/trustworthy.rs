@@ -14,7 +14,7 @@ use crossrole_aws::{
     calls::Rates,
     fake::{Chaos, Failure, FakeConfig, Latency},
 };
-use crossrole_store::{Journal, NewOperation, SqliteJournal};
+use crossrole_store::{Journal, NewOperation, SqliteJournal, StoredKind};
 
 const SUSPENDED: &str = "299999999999";
 
@@ -103,7 +103,7 @@ fn a_killed_rollout_resumes_with_a_true_record_and_an_exact_grant() {
     let second = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     second.block_on(async {
         let mid = crashed.get_operation(&id).await.unwrap().unwrap();
-        assert_eq!(mid.state, records::state_code(OperationState::Running), "the crash left it unfinished");
+        assert_eq!(mid.state, records::stored_state(OperationState::Running), "the crash left it unfinished");
         let engine = w.restarted();
         assert_eq!(engine.resume().await.unwrap(), 1);
         let done = engine.wait(&id).await.unwrap();
@@ -230,7 +230,7 @@ async fn an_operation_of_an_unknown_kind_does_nothing() {
     w.journal
         .create_operation(NewOperation {
             id: "0190a1b2-0000-7000-8000-000000000001".into(),
-            kind: 99,
+            kind: StoredKind::Unknown(99),
             spec_name: "audit".into(),
             spec: spec_bytes,
             idempotency_key: None,
@@ -238,7 +238,7 @@ async fn an_operation_of_an_unknown_kind_does_nothing() {
             binding_name: None,
             created_by: "test".into(),
             create_time: 1,
-            state: records::state_code(OperationState::Pending),
+            state: records::stored_state(OperationState::Pending),
             dry_run: false,
         })
         .await

@@ -41,7 +41,7 @@ use crossrole_engine::{
     bindings::Bindings,
     runtime::{QueueConfig, Runtime, RuntimeConfig},
 };
-use crossrole_store::{DataDirLock, Journal, JournalKey, SqliteJournal};
+use crossrole_store::{Coordination, DataDirLock, Journal, JournalKey, SingleNode, SqliteJournal};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
@@ -97,7 +97,7 @@ impl RunningServer {
         }
         self.engine.shutdown(self.shutdown_timeout).await;
         // A replica of a shared journal leaves: the others take what it left unfinished at once, not after its lease.
-        if let Err(e) = self.engine.journal().release().await {
+        if let Err(e) = self.engine.coordination().release().await {
             tracing::warn!(error = %e, "cannot leave the journal's replicas; the others wait for this one's lease");
         }
         drop(self.lock.take());
@@ -132,10 +132,10 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
 
     let lock = private_data_dir(config)?;
     let journal_key = journal_key(config)?;
-    let journal = open_journal(config, &aws, &journal_key, &health, &health_service).await?;
-    let engine = engine(config, aws.clone(), journal.clone(), journal_key);
-    if journal.shares_work() {
-        engine.calls().set_share(journal.live_replicas().await.unwrap_or(1));
+    let (journal, coordination) = open_journal(config, &aws, &journal_key, &health, &health_service).await?;
+    let engine = engine(config, aws.clone(), journal.clone(), coordination.clone(), journal_key);
+    if coordination.shares_work() {
+        engine.calls().set_share(coordination.live_replicas().await.unwrap_or(1));
     }
     let resumed = engine.resume().await?;
     if resumed > 0 {
@@ -186,7 +186,7 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
     }
     let lost = Arc::new(std::sync::Mutex::new(None));
-    let signal = stop_signal(stop_rx, state.journal.clone(), health, lost.clone());
+    let signal = stop_signal(stop_rx, coordination, health, lost.clone());
     let serving = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
     let task = tokio::spawn(async move {
         let served = serving.await.context("serving");
@@ -245,20 +245,22 @@ async fn health_listener(
 }
 
 /// Opens the journal the configuration names, upgraded to crossrole's own records if it is older (a standby on
-/// PostgreSQL first waits for it, answering reads).
+/// PostgreSQL first waits for it, answering reads), with how its crossroleds share its work: this one alone on
+/// SQLite (it holds the data directory), PostgreSQL's one writer or one of its replicas.
 async fn open_journal(
     config: &Config,
     aws: &Arc<dyn AwsConnector>,
     journal_key: &JournalKey,
     health: &tonic_health::server::HealthReporter,
     health_service: &tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
-) -> anyhow::Result<Arc<dyn Journal>> {
-    let (journal, at): (Arc<dyn Journal>, String) = match &config.journal {
+) -> anyhow::Result<(Arc<dyn Journal>, Arc<dyn Coordination>)> {
+    let (journal, coordination, at): (Arc<dyn Journal>, Arc<dyn Coordination>, String) = match &config.journal {
         JournalConfig::Sqlite => {
             let path = config.data_dir.join("journal.db");
-            let journal =
-                SqliteJournal::open(&path).with_context(|| format!("cannot open the journal at {}", path.display()))?;
-            (Arc::new(journal), path.display().to_string())
+            let journal: Arc<dyn Journal> = Arc::new(
+                SqliteJournal::open(&path).with_context(|| format!("cannot open the journal at {}", path.display()))?,
+            );
+            (journal.clone(), Arc::new(SingleNode::new(journal)), path.display().to_string())
         }
         JournalConfig::Postgres { url, options } => {
             let at = crossrole_store::redacted_url(url);
@@ -269,7 +271,8 @@ async fn open_journal(
             .await
             .with_context(|| format!("cannot open the journal at {at}"))?;
             tracing::info!(journal = %at, "journal on PostgreSQL");
-            (Arc::new(journal), at)
+            let coordination = journal.coordination();
+            (Arc::new(journal), coordination, at)
         }
     };
     if let Some(n) =
@@ -277,7 +280,7 @@ async fn open_journal(
     {
         tracing::info!(payloads = n, "upgraded the journal to crossrole's own records");
     }
-    Ok(journal)
+    Ok((journal, coordination))
 }
 
 /// Resolves when serving must stop: when asked, or when the journal can no longer be written (then crossroled must
@@ -285,13 +288,13 @@ async fn open_journal(
 /// or to wait).
 async fn stop_signal(
     stop: oneshot::Receiver<()>,
-    journal: Arc<dyn Journal>,
+    coordination: Arc<dyn Coordination>,
     health: tonic_health::server::HealthReporter,
     lost: Arc<std::sync::Mutex<Option<String>>>,
 ) {
     tokio::select! {
         _ = stop => {}
-        reason = journal.writer_lost() => {
+        reason = coordination.writer_lost() => {
             tracing::error!(%reason, "stopping: the journal can no longer be written");
             if let Ok(mut why) = lost.lock() {
                 *why = Some(reason);
@@ -301,18 +304,20 @@ async fn stop_signal(
     health.set_service_status("", tonic_health::ServingStatus::NotServing).await;
 }
 
-/// The engine over `journal`, as configured.
+/// The engine over `journal`, its work shared as `coordination` says, as configured.
 pub(crate) fn engine(
     config: &Config,
     aws: Arc<dyn AwsConnector>,
     journal: Arc<dyn Journal>,
+    coordination: Arc<dyn Coordination>,
     journal_key: JournalKey,
 ) -> Engine {
     let calls = Arc::new(CallPolicy::new(config.aws.rates(), RetryPolicy::default()));
-    Engine::new(
+    Engine::with_coordination(
         aws,
         calls,
         journal,
+        coordination,
         EngineConfig {
             max_concurrency: config.max_concurrency,
             event_buffer: config.watch_buffer,

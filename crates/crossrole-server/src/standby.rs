@@ -83,8 +83,10 @@ async fn serve_reads(
 ) -> anyhow::Result<Reads> {
     // What every write is refused with: the journal and its writer.
     let refusal = reader.standby_error().map(|e| e.to_string()).unwrap_or_default();
+    // Its coordination never held the writer lock: it loses nothing, and the reading engine resumes nothing.
+    let coordination = reader.coordination();
     let journal: Arc<dyn Journal> = Arc::new(reader);
-    let engine = crate::engine(config, aws.clone(), journal.clone(), journal_key.clone());
+    let engine = crate::engine(config, aws.clone(), journal.clone(), coordination, journal_key.clone());
     let state = State {
         engine: engine.clone(),
         tokens: Arc::new(Tokens::new(&config.tokens)),

@@ -17,6 +17,7 @@ use crossrole_server::{
 };
 use crossrole_store::{
     AccountRow, Batch, BindingRow, EventRow, Journal, JournalKey, NewOperation, PayloadFormat, SqliteJournal,
+    StoredKind, StoredOutcome, StoredState,
 };
 use futures::StreamExt;
 use prost::Message;
@@ -56,7 +57,7 @@ async fn old_journal(dir: &std::path::Path) -> (proto::AccessSpec, Vec<proto::Op
     journal
         .create_operation(NewOperation {
             id: OP.into(),
-            kind: proto::OperationKind::Apply as i32,
+            kind: StoredKind::from_code(proto::OperationKind::Apply as i32),
             spec_name: shown.name.clone(),
             spec: stored.encode_to_vec(),
             idempotency_key: Some("k".into()),
@@ -64,7 +65,7 @@ async fn old_journal(dir: &std::path::Path) -> (proto::AccessSpec, Vec<proto::Op
             binding_name: None,
             created_by: "deployer".into(),
             create_time: 1_700_000_000_000,
-            state: proto::OperationState::Succeeded as i32,
+            state: StoredState::from_code(proto::OperationState::Succeeded as i32),
             dry_run: false,
         })
         .await
@@ -137,7 +138,7 @@ async fn old_journal(dir: &std::path::Path) -> (proto::AccessSpec, Vec<proto::Op
     let row = |r: &proto::AccountResult| AccountRow {
         index: r.index,
         account_id: r.account_id.clone(),
-        outcome: r.outcome,
+        outcome: StoredOutcome::from_code(r.outcome),
         result: r.encode_to_vec(),
     };
     journal

@@ -1,23 +1,30 @@
 //! The crossrole journal: operations, their specs, per-account results, the event log, where specs are applied
-//! (placements), bindings and the audit log.
+//! (placements), bindings and the audit log; and, apart from it, the coordination of the crossroleds that run it.
 //!
-//! [`Journal`] is the interface the engine and the server use. [`SqliteJournal`] implements it on one SQLite file
-//! (WAL mode), created with its schema on first open and migrated forward by `PRAGMA user_version`: the embedded
-//! default. [`PostgresJournal`] implements it on PostgreSQL, for operators who keep state in a database they run
-//! and back up. Both pass one conformance suite (`tests/conformance`).
+//! [`Journal`] is the interface the engine and the server use to store; it only stores. [`SqliteJournal`]
+//! implements it on one SQLite file (WAL mode), created with its schema on first open and migrated forward by
+//! `PRAGMA user_version`: the embedded default. [`PostgresJournal`] implements it on PostgreSQL, for operators who
+//! keep state in a database they run and back up. Both pass one conformance suite (`tests/conformance`). Each
+//! backend is a module per part of the journal (operations, accounts, events, bindings, audit, what discovery
+//! read, payload rewrites).
 //!
 //! Payloads (specs, account results, events, bindings and their status) are the engine's records, stored as bytes
 //! next to the columns that are queried, so the journal does not need to understand them. Secrets inside them are
 //! sealed with the [`JournalKey`] by the engine before they get here. The journal says which format its payloads
 //! are in ([`Journal::payload_format`]): journals from before the engine's own records hold the API's protobuf
-//! messages, and [`Journal::rewrite_payloads`] upgrades them in one transaction.
+//! messages, and [`Journal::rewrite_payloads`] upgrades them in one transaction. The columns queried by an
+//! operation's kind and state and an account's outcome hold integer codes, typed where they cross the trait
+//! ([`StoredKind`], [`StoredState`], [`StoredOutcome`]; a code this crossroled does not know reads as `Unknown`).
 //!
-//! One process writes a journal: [`DataDirLock`] holds the data directory for the life of a crossroled. An event
-//! batch, the account rows written with it and the operation's counters are one transaction ([`Journal::persist`]).
-//! Or, on PostgreSQL with `shared`, several live replicas share one journal's work: operations owned by the
-//! replica that runs them and claimed by another when it dies, (account, role) locks across replicas, and each
-//! write of progress checked against its owner (`postgres::shared`).
+//! [`Coordination`] is who runs what. One process writes a journal ([`SingleNode`]): [`DataDirLock`] holds the
+//! data directory for the life of a crossroled, or PostgreSQL's writer lock the database. An event batch, the
+//! account rows written with it and the operation's counters are one transaction ([`Journal::persist`]). Or, on
+//! PostgreSQL with `shared`, several live replicas share one journal's work: operations owned by the replica that
+//! runs them and claimed by another when it dies, (account, role) locks across replicas (the replicas'
+//! coordination, `postgres::shared`), and each write of progress checked by the journal against its owner.
 
+mod codes;
+mod coordination;
 mod key;
 mod lock;
 mod postgres;
@@ -27,6 +34,8 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
+pub use codes::{StoredKind, StoredOutcome, StoredState};
+pub use coordination::{Coordination, SingleNode};
 pub use key::{JournalKey, private_file};
 pub use lock::DataDirLock;
 pub use postgres::{PostgresJournal, PostgresOptions, redacted_url};
@@ -115,8 +124,8 @@ pub enum StoreError {
 pub struct NewOperation {
     /// The operation's id (a UUID v7, so ids sort by creation).
     pub id: String,
-    /// Kind (the API's enum value).
-    pub kind: i32,
+    /// What it does.
+    pub kind: StoredKind,
     /// The name of the spec it runs (indexed for listing).
     pub spec_name: String,
     /// Encoded spec.
@@ -132,7 +141,7 @@ pub struct NewOperation {
     /// Unix milliseconds.
     pub create_time: i64,
     /// Initial state.
-    pub state: i32,
+    pub state: StoredState,
     /// Detect only.
     pub dry_run: bool,
 }
@@ -142,10 +151,10 @@ pub struct NewOperation {
 pub struct OperationRow {
     /// The operation's id.
     pub id: String,
-    /// What it does, as the engine's journal code.
-    pub kind: i32,
-    /// Where it is, as the engine's journal code.
-    pub state: i32,
+    /// What it does.
+    pub kind: StoredKind,
+    /// Where it is.
+    pub state: StoredState,
     /// The name of the spec it runs.
     pub spec_name: String,
     /// Encoded spec.
@@ -183,8 +192,8 @@ pub struct AccountRow {
     pub index: u32,
     /// The account the row is about.
     pub account_id: String,
-    /// Outcome (the API's enum value).
-    pub outcome: i32,
+    /// Where it is.
+    pub outcome: StoredOutcome,
     /// Encoded result.
     pub result: Vec<u8>,
 }
@@ -223,8 +232,8 @@ pub struct Batch {
 /// How an operation ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OperationEnd {
-    /// Its final state, as the engine's journal code.
-    pub state: i32,
+    /// Its final state.
+    pub state: StoredState,
     /// Why it failed or stopped early; empty otherwise.
     pub message: String,
     /// When it ended, in Unix milliseconds.
@@ -235,7 +244,7 @@ pub struct OperationEnd {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OperationFilter {
     /// States; empty for any.
-    pub states: Vec<i32>,
+    pub states: Vec<StoredState>,
     /// Spec name; empty for any.
     pub spec_name: String,
     /// Binding name; empty for any.
@@ -432,13 +441,13 @@ pub type Rewrite = Box<dyn FnMut(PayloadKind, &[u8]) -> Result<Vec<u8>, String> 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Expiry {
     /// Only operations in one of these states (the final ones).
-    pub final_states: Vec<i32>,
+    pub final_states: Vec<StoredState>,
     /// Only operations that ended before this time (Unix ms).
     pub ended_before: i64,
     /// Only operations of these kinds; any kind when empty.
-    pub kinds: Vec<i32>,
+    pub kinds: Vec<StoredKind>,
     /// Only operations whose every account row has one of these outcomes; any when empty.
-    pub outcomes: Vec<i32>,
+    pub outcomes: Vec<StoredOutcome>,
     /// At most this many in one call, so that one transaction stays short.
     pub limit: usize,
 }
@@ -446,21 +455,21 @@ pub struct Expiry {
 impl Expiry {
     /// The ids of the operations to delete, oldest first (both backends' SQL: the sets are integers, inlined).
     pub(crate) fn select_sql(&self, ended_before: &str) -> String {
-        let list = |v: &[i32]| v.iter().map(i32::to_string).collect::<Vec<_>>().join(",");
+        let states = codes::sql_list(self.final_states.iter().map(|s| s.code()));
         let mut sql = format!(
             "SELECT o.id FROM operations o WHERE o.state IN ({}) AND o.end_time IS NOT NULL AND o.end_time < \
              {ended_before} AND (COALESCE(o.binding_name, '') = '' OR o.position < (SELECT MAX(b.position) FROM \
              operations b WHERE b.binding_name = o.binding_name))",
-            if self.final_states.is_empty() { "NULL".to_string() } else { list(&self.final_states) }
+            if states.is_empty() { "NULL".to_string() } else { states }
         );
         if !self.kinds.is_empty() {
-            sql.push_str(&format!(" AND o.kind IN ({})", list(&self.kinds)));
+            sql.push_str(&format!(" AND o.kind IN ({})", codes::sql_list(self.kinds.iter().map(|k| k.code()))));
         }
         if !self.outcomes.is_empty() {
             sql.push_str(&format!(
                 " AND NOT EXISTS (SELECT 1 FROM account_results a WHERE a.operation_id = o.id AND a.outcome NOT IN \
                  ({}))",
-                list(&self.outcomes)
+                codes::sql_list(self.outcomes.iter().map(|o| o.code()))
             ));
         }
         sql.push_str(&format!(" ORDER BY o.position LIMIT {}", self.limit.max(1)));
@@ -468,16 +477,11 @@ impl Expiry {
     }
 }
 
-/// The journal.
+/// The journal: what crossroled stores, and nothing of who runs it (that is [`Coordination`]).
 #[async_trait]
 pub trait Journal: Send + Sync {
     /// The format of the payloads.
     async fn payload_format(&self) -> Result<PayloadFormat, StoreError>;
-    /// Resolves when this process can no longer write the journal, with why (PostgreSQL: the session holding the
-    /// writer lock ended, so another crossroled may hold the journal now). Never, for a journal that cannot lose it.
-    async fn writer_lost(&self) -> String {
-        std::future::pending().await
-    }
     /// The organization's tree as discovery last saved it.
     async fn organization_tree(&self) -> Result<Option<Discovered>, StoreError>;
     /// Saves the tree discovery walked, replacing the one before.
@@ -505,13 +509,13 @@ pub trait Journal: Send + Sync {
     async fn set_operation_state(
         &self,
         id: &str,
-        state: i32,
+        state: StoredState,
         message: &str,
         started: Option<i64>,
         ended: Option<i64>,
     ) -> Result<(), StoreError>;
-    /// Operations not in one of `final_states`.
-    async fn unfinished_operations(&self, final_states: &[i32]) -> Result<Vec<OperationRow>, StoreError>;
+    /// Operations not in a final state ([`StoredState::FINAL`]), oldest first.
+    async fn unfinished_operations(&self) -> Result<Vec<OperationRow>, StoreError>;
     /// Deletes the operations `expiry` selects, with their account rows and events, in one transaction; returns
     /// how many.
     async fn expire_operations(&self, expiry: &Expiry) -> Result<u64, StoreError>;
@@ -522,16 +526,16 @@ pub trait Journal: Send + Sync {
     async fn put_accounts(&self, operation: &str, rows: Vec<AccountRow>) -> Result<(), StoreError> {
         self.persist(operation, Batch { rows, ..Batch::default() }).await
     }
-    /// Account rows in index order after `after_index`, filtered by outcome.
+    /// Account rows in index order after `after_index`, filtered by outcome (empty for any).
     async fn list_accounts(
         &self,
         operation: &str,
-        outcomes: &[i32],
+        outcomes: &[StoredOutcome],
         page_size: usize,
         after_index: Option<u32>,
     ) -> Result<Vec<AccountRow>, StoreError>;
     /// Accounts by outcome.
-    async fn count_accounts(&self, operation: &str) -> Result<BTreeMap<i32, u32>, StoreError>;
+    async fn count_accounts(&self, operation: &str) -> Result<BTreeMap<StoredOutcome, u32>, StoreError>;
     /// Events after `after_sequence`, at most `limit`.
     async fn read_events(
         &self,
@@ -575,39 +579,4 @@ pub trait Journal: Send + Sync {
     async fn list_bindings(&self, page_size: usize, after: Option<&str>) -> Result<Vec<BindingRow>, StoreError>;
     /// Deletes a binding.
     async fn delete_binding(&self, name: &str) -> Result<bool, StoreError>;
-
-    /// Whether several live replicas share this journal's work (then the methods below coordinate them).
-    fn shares_work(&self) -> bool {
-        false
-    }
-    /// The unfinished operations this process should run now, at most `limit` (at least 1) of them on a shared
-    /// journal: there, those whose owner is no longer alive, claimed for this replica; on a journal with one
-    /// writer, every unfinished one.
-    async fn claim_operations(&self, final_states: &[i32], limit: usize) -> Result<Vec<OperationRow>, StoreError> {
-        let _ = limit;
-        self.unfinished_operations(final_states).await
-    }
-    /// Takes (account, role) for `operation` across replicas: the token it is held with, or `None` while another
-    /// live replica holds it (ask again later). With one writer, the engine's own locks are enough: always taken.
-    async fn lock_role(&self, account: &str, role: &str, operation: &str) -> Result<Option<String>, StoreError> {
-        let _ = (account, role, operation);
-        Ok(Some(String::new()))
-    }
-    /// Gives back (account, role) taken with `token`.
-    async fn unlock_role(&self, account: &str, role: &str, token: &str) -> Result<(), StoreError> {
-        let _ = (account, role, token);
-        Ok(())
-    }
-    /// Replicas alive now, this one included (1 with one writer).
-    async fn live_replicas(&self) -> Result<usize, StoreError> {
-        Ok(1)
-    }
-    /// Resolves when this process runs the work only one replica may do (the binding scheduler, the events reader,
-    /// retention): at once with one writer.
-    async fn leader(&self) {}
-    /// Leaves the replicas at a clean stop: what this one owns is free for the others at once, and it writes
-    /// nothing more. Nothing to do with one writer.
-    async fn release(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
 }

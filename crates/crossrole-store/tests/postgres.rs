@@ -15,7 +15,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use crossrole_store::{Journal, PostgresJournal, PostgresOptions, StoreError};
+use crossrole_store::{Coordination, Journal, PostgresJournal, PostgresOptions, StoreError, StoredState};
 
 fn admin_url() -> String {
     std::env::var("CROSSROLE_TEST_POSTGRES").expect(
@@ -123,12 +123,13 @@ mod shared_conformance {
 async fn shared_replicas_own_what_they_run_and_take_over_a_dead_ones_work() {
     let url = database().await;
     let (a, b) = (replica(&url).await, replica(&url).await);
-    assert!(a.shares_work() && b.shares_work());
-    assert_eq!((a.live_replicas().await.unwrap(), b.live_replicas().await.unwrap()), (2, 2));
+    let (ac, bc) = (a.coordination(), b.coordination());
+    assert!(ac.shares_work() && bc.shares_work());
+    assert_eq!((ac.live_replicas().await.unwrap(), bc.live_replicas().await.unwrap()), (2, 2));
     a.create_operation(conformance::new_op("x", None, "f")).await.unwrap();
 
     // a runs x: b may not claim it, nor write its progress; a's events must continue its sequence.
-    assert!(b.claim_operations(&[3], 10).await.unwrap().is_empty(), "its owner is alive");
+    assert!(bc.claim_operations(10).await.unwrap().is_empty(), "its owner is alive");
     a.persist("x", event(1)).await.unwrap();
     let refused = b.persist("x", event(2)).await.err().unwrap();
     assert!(matches!(refused, StoreError::NotOwner { .. }), "{refused}");
@@ -137,31 +138,31 @@ async fn shared_replicas_own_what_they_run_and_take_over_a_dead_ones_work() {
     a.persist("x", event(2)).await.unwrap();
 
     // (account, role) is one holder's at a time, across replicas.
-    let token = a.lock_role("111", "Audit", "x").await.unwrap().expect("free");
-    assert_eq!(b.lock_role("111", "Audit", "y").await.unwrap(), None, "held by a live replica");
-    assert!(b.lock_role("222", "Audit", "y").await.unwrap().is_some(), "another account is free");
-    a.unlock_role("111", "Audit", &token).await.unwrap();
-    let b_token = b.lock_role("111", "Audit", "y").await.unwrap().expect("given back");
-    b.unlock_role("111", "Audit", &b_token).await.unwrap();
-    let held = a.lock_role("111", "Audit", "x").await.unwrap().expect("free again");
+    let token = ac.lock_role("111", "Audit", "x").await.unwrap().expect("free");
+    assert_eq!(bc.lock_role("111", "Audit", "y").await.unwrap(), None, "held by a live replica");
+    assert!(bc.lock_role("222", "Audit", "y").await.unwrap().is_some(), "another account is free");
+    ac.unlock_role("111", "Audit", &token).await.unwrap();
+    let b_token = bc.lock_role("111", "Audit", "y").await.unwrap().expect("given back");
+    bc.unlock_role("111", "Audit", &b_token).await.unwrap();
+    let held = ac.lock_role("111", "Audit", "x").await.unwrap().expect("free again");
     let _ = held;
 
     // Exactly one of them runs the work for one replica.
-    let lead = |j: PostgresJournal| async move { tokio::time::timeout(LEASE, j.leader()).await.is_ok() };
-    let (a_leads, b_leads) = tokio::join!(lead(a.clone()), lead(b.clone()));
+    let lead = |c: Arc<dyn Coordination>| async move { tokio::time::timeout(LEASE, c.leader()).await.is_ok() };
+    let (a_leads, b_leads) = tokio::join!(lead(ac.clone()), lead(bc.clone()));
     assert!(a_leads ^ b_leads, "a leads: {a_leads}, b leads: {b_leads}");
 
     // a dies (as with kill -9: no goodbye). Within a lease, nothing of it is b's; after, x and its role are.
-    drop(a);
-    assert!(b.claim_operations(&[3], 10).await.unwrap().is_empty(), "not before the lease lapses");
+    drop((a, ac));
+    assert!(bc.claim_operations(10).await.unwrap().is_empty(), "not before the lease lapses");
     tokio::time::sleep(LEASE + std::time::Duration::from_millis(500)).await;
-    assert_eq!(b.live_replicas().await.unwrap(), 1);
-    let claimed = b.claim_operations(&[3], 10).await.unwrap();
+    assert_eq!(bc.live_replicas().await.unwrap(), 1);
+    let claimed = bc.claim_operations(10).await.unwrap();
     assert_eq!(claimed.iter().map(|o| (o.id.as_str(), o.last_sequence)).collect::<Vec<_>>(), [("x", 2)]);
-    assert!(b.claim_operations(&[3], 10).await.unwrap().is_empty(), "claimed once");
+    assert!(bc.claim_operations(10).await.unwrap().is_empty(), "claimed once");
     b.persist("x", event(3)).await.unwrap();
-    assert!(b.lock_role("111", "Audit", "x").await.unwrap().is_some(), "a dead replica's lock is free");
-    assert!(tokio::time::timeout(LEASE, b.leader()).await.is_ok(), "b runs the scheduler now");
+    assert!(bc.lock_role("111", "Audit", "x").await.unwrap().is_some(), "a dead replica's lock is free");
+    assert!(tokio::time::timeout(LEASE, bc.leader()).await.is_ok(), "b runs the scheduler now");
     let events = b.read_events("x", 0, 10).await.unwrap();
     assert_eq!(events.iter().map(|e| e.sequence).collect::<Vec<_>>(), [1, 2, 3]);
 }
@@ -173,14 +174,15 @@ async fn replicas_claiming_at_once_split_a_dead_ones_operations_and_a_leaving_on
     for i in 0..40 {
         dead.create_operation(conformance::new_op(&format!("op{i:02}"), None, "f")).await.unwrap();
     }
-    dead.set_operation_state("op00", 3, "done", None, Some(1)).await.unwrap();
+    dead.set_operation_state("op00", StoredState::Succeeded, "done", None, Some(1)).await.unwrap();
     drop(dead);
     let (c, d) = (replica(&url).await, replica(&url).await);
+    let (cc, dc) = (c.coordination(), d.coordination());
     tokio::time::sleep(LEASE + std::time::Duration::from_millis(500)).await;
-    let claim = |j: PostgresJournal| async move {
+    let claim = |coordination: Arc<dyn Coordination>| async move {
         let mut all = Vec::new();
         loop {
-            let got = j.claim_operations(&[3], 5).await.unwrap();
+            let got = coordination.claim_operations(5).await.unwrap();
             if got.is_empty() {
                 return all;
             }
@@ -188,21 +190,21 @@ async fn replicas_claiming_at_once_split_a_dead_ones_operations_and_a_leaving_on
             tokio::task::yield_now().await;
         }
     };
-    let (by_c, by_d) = tokio::join!(claim(c.clone()), claim(d.clone()));
+    let (by_c, by_d) = tokio::join!(claim(cc.clone()), claim(dc.clone()));
     let mut both: Vec<String> = by_c.iter().chain(&by_d).cloned().collect();
     both.sort();
     let expected: Vec<String> = (1..40).map(|i| format!("op{i:02}")).collect();
     assert_eq!(both, expected, "each unfinished operation claimed exactly once (c {}, d {})", by_c.len(), by_d.len());
 
     // d stops cleanly: c takes its operations at once, with no lease to wait for.
-    d.release().await.unwrap();
+    dc.release().await.unwrap();
     assert!(
         d.create_operation(conformance::new_op("late", None, "f")).await.is_err(),
         "a replica that left writes nothing"
     );
-    let taken = c.claim_operations(&[3], 100).await.unwrap();
+    let taken = cc.claim_operations(100).await.unwrap();
     assert_eq!(taken.len(), by_d.len());
-    assert_eq!(c.live_replicas().await.unwrap(), 1);
+    assert_eq!(cc.live_replicas().await.unwrap(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -214,7 +216,8 @@ async fn a_replica_whose_lease_lapsed_stops_writing_and_says_so() {
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
     tokio::spawn(connection);
     client.batch_execute("UPDATE replicas SET heartbeat_at = 0").await.unwrap();
-    let why = tokio::time::timeout(LEASE, r.writer_lost()).await.expect("it notices at its next heartbeat");
+    let why =
+        tokio::time::timeout(LEASE, r.coordination().writer_lost()).await.expect("it notices at its next heartbeat");
     assert!(why.contains("lease lapsed"), "{why}");
     let refused = r.persist("x", event(1)).await.err().unwrap();
     assert!(refused.to_string().contains("writes nothing more"), "{refused}");

@@ -78,8 +78,9 @@ pub(crate) async fn run(
     cancel: CancellationToken,
     sink: EventSink,
 ) {
-    let kind =
-        records::kind_of(op.kind).map(|k| k.as_str().to_string()).unwrap_or_else(|| format!("unknown({})", op.kind));
+    let kind = records::kind_of(op.kind)
+        .map(|k| k.as_str().to_string())
+        .unwrap_or_else(|| format!("unknown({})", op.kind.code()));
     let kind_name = records::kind_of(op.kind).map_or("unknown", |k| k.as_str());
     let began = std::time::Instant::now();
     let span = tracing::info_span!("operation", id = %op.id, kind, spec = %spec.name, trace_id = tracing::field::Empty);
@@ -120,8 +121,8 @@ pub(crate) async fn run(
 }
 
 pub(crate) async fn counts(inner: &Inner, op: &str) -> Counts {
-    let by_code = inner.journal.count_accounts(op).await.unwrap_or_default();
-    let by_outcome = by_code.into_iter().filter_map(|(code, n)| Some((records::outcome_of(code)?, n))).collect();
+    let stored = inner.journal.count_accounts(op).await.unwrap_or_default();
+    let by_outcome = stored.into_iter().filter_map(|(outcome, n)| Some((records::outcome_of(outcome)?, n))).collect();
     Counts::from_outcomes(&by_outcome)
 }
 
@@ -142,14 +143,14 @@ async fn drive(
     sink: &EventSink,
 ) -> Option<Ending> {
     let ctx = CallContext { stats: inner.running_stats(&op.id), observer: Some(Arc::new(RetryEvents(sink.clone()))) };
-    let running = records::state_code(OperationState::Running);
+    let running = records::stored_state(OperationState::Running);
     if op.state != running {
         let _ = inner.journal.set_operation_state(&op.id, running, "", Some(convert::now_ms()), None).await;
         sink.emit("", Event::StateChanged { state: OperationState::Running, message: String::new(), counts: None });
     }
     // An operation of a kind this crossroled does not know does nothing, rather than something it was not asked.
     let Some(kind) = records::kind_of(op.kind) else {
-        return Ending::failed(format!("unknown operation kind {}; nothing was done", op.kind));
+        return Ending::failed(format!("unknown operation kind {}; nothing was done", op.kind.code()));
     };
     if let Err(message) = still_under_ceiling(inner, &spec, kind, &ctx).await {
         return Ending::failed(message);
@@ -489,7 +490,7 @@ async fn count_failures(inner: &Inner, op: &str) -> usize {
         .count_accounts(op)
         .await
         .ok()
-        .and_then(|c| c.get(&records::outcome_code(Outcome::Failed)).copied())
+        .and_then(|c| c.get(&records::stored_outcome(Outcome::Failed)).copied())
         .unwrap_or(0) as usize
 }
 

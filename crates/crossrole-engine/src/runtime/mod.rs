@@ -74,7 +74,7 @@ impl Runtime {
         let (leads, leading) = watch::channel(false);
         let events = Arc::new(EventCounters::default());
         let mut tasks = Vec::new();
-        if engine.journal().shares_work() {
+        if engine.coordination().shares_work() {
             let claims = replicas::Claims::new(engine.clone(), config.share_every);
             tasks.push(("replicas", tokio::spawn(run(claims, stop.clone()))));
         }
@@ -95,7 +95,7 @@ impl Runtime {
             tokio::spawn(async move {
                 tokio::select! {
                     _ = stop.cancelled() => return,
-                    _ = engine.journal().leader() => {}
+                    _ = engine.coordination().leader() => {}
                 }
                 tracing::info!("this replica runs the bindings' schedule, the events reader and retention");
                 let _ = leads.send(true);

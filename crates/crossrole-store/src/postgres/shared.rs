@@ -3,22 +3,25 @@
 //! - **Who is alive.** Each replica registers a row in `replicas` and renews its `heartbeat_at` every fifth of its
 //!   lease, on a connection of its own (a busy pool cannot starve it). Times are the database's clock, so replicas
 //!   with skewed clocks agree. A replica that cannot renew within four fifths of its lease, or finds its row lapsed,
-//!   stops writing at once and [`Journal::writer_lost`] resolves (crossroled exits, to be restarted): it stops
+//!   stops writing at once and [`Coordination::writer_lost`] resolves (crossroled exits, to be restarted): it stops
 //!   before any other replica may take its work, which needs a whole lease without a heartbeat.
 //! - **Who runs an operation.** An operation is owned by the replica that created it (`operations.owner`). Any
 //!   replica claims, with `FOR UPDATE SKIP LOCKED`, the unfinished operations whose owner is not alive (killed, or
-//!   stopped and released them), and resumes them from the journal. Every write of an operation's progress
-//!   ([`Journal::persist`]) checks, in its transaction, that this replica owns the operation and is alive, and that
-//!   its events continue the operation's sequence without a gap: a replica that lost its lease cannot write over the
-//!   one that took the work, and the events every replica reads are contiguous.
+//!   stopped and released them), and resumes them from the journal ([`Coordination::claim_operations`]). The lease
+//!   fences the journal too: every write of an operation's progress ([`crate::Journal::persist`]) checks, in its
+//!   transaction, that this replica owns the operation and is alive, and that its events continue the operation's
+//!   sequence without a gap (`check_owner`): a replica that lost its lease cannot write over the one that took the
+//!   work, and the events every replica reads are contiguous.
 //! - **Which (account, role) each holds.** `role_locks` rows, taken by a replica for one holder (a token), and
 //!   free when that replica is not alive: two operations on different replicas never work the same role (or the
 //!   same grant policy) at once.
 //! - **Work for one replica only** (the binding scheduler, the Organizations events reader, retention): the
 //!   replica that holds a session advisory lock on its heartbeat connection, tried at every heartbeat. When that
 //!   replica's session ends, another takes it within a heartbeat.
-//! - **AWS quotas.** [`Journal::live_replicas`] counts the replicas alive, so that each takes its share of every
-//!   rate bucket.
+//! - **AWS quotas.** [`Coordination::live_replicas`] counts the replicas alive, so that each takes its share of
+//!   every rate bucket.
+//!
+//! All but the fence is the replicas' coordination ([`Replicas`]), apart from the journal.
 
 use std::{
     sync::{
@@ -28,11 +31,12 @@ use std::{
     time::{Duration, Instant},
 };
 
+use async_trait::async_trait;
 use ring::rand::{SecureRandom, SystemRandom};
 use tokio::{sync::watch, task::JoinHandle};
 
-use super::{PostgresJournal, PostgresOptions, pool};
-use crate::{OPERATION_COLUMNS, OperationRow, StoreError};
+use super::{PostgresJournal, PostgresOptions, connection::pool, operations::operation, writer};
+use crate::{Coordination, OPERATION_COLUMNS, OperationRow, StoreError, StoredState};
 
 /// The database's clock, in Unix milliseconds.
 pub(crate) const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint";
@@ -114,9 +118,9 @@ pub(crate) async fn connect(
     journal.migrate().await?;
     // One writer holding the journal runs every operation: a replica alongside would run them twice. Replicas hold
     // the writer's lock shared, for their whole life: together, never with a writer.
-    let alone: bool = client.query_one("SELECT pg_try_advisory_lock_shared($1)", &[&super::WRITER_LOCK]).await?.get(0);
+    let alone: bool = client.query_one("SELECT pg_try_advisory_lock_shared($1)", &[&writer::WRITER_LOCK]).await?.get(0);
     if !alone {
-        let holder = super::writer_named(&client).await.unwrap_or_else(|| "another crossroled".into());
+        let holder = writer::writer_named(&client).await.unwrap_or_else(|| "another crossroled".into());
         return Err(StoreError::Locked {
             dir: name.to_string(),
             holder: format!(
@@ -201,21 +205,54 @@ fn alive(owner: &str) -> String {
     format!("EXISTS (SELECT 1 FROM replicas r WHERE r.id = {owner} AND r.heartbeat_at + r.lease_ms > {NOW_MS})")
 }
 
-impl PostgresJournal {
-    /// This replica, on a shared journal.
-    pub(crate) fn shared(&self) -> Option<&Replica> {
-        self.replica.as_deref()
+/// In a transaction that persists an operation's progress: checks that the replica `r` owns the operation and is
+/// alive, and that `first` (the first event's sequence, if any) continues the operation's events. Locks the
+/// operation's row until the transaction ends.
+pub(super) async fn check_owner(
+    r: &Replica,
+    tx: &deadpool_postgres::Transaction<'_>,
+    operation: &str,
+    first: Option<u64>,
+) -> Result<(), StoreError> {
+    let sql = format!("SELECT last_sequence, owner, {} FROM operations WHERE id = $1 FOR UPDATE", alive("$2"));
+    let row = tx.query_opt(&sql, &[&operation, &r.id]).await?;
+    let Some(row) = row else { return Ok(()) };
+    let (last, owner, alive): (i64, Option<String>, bool) = (row.get(0), row.get(1), row.get(2));
+    if owner.as_deref() != Some(r.id.as_str()) || !alive {
+        return Err(StoreError::NotOwner {
+            operation: operation.to_string(),
+            why: if alive { "another replica has taken it over".into() } else { "this replica's lease lapsed".into() },
+        });
+    }
+    if let Some(first) = first
+        && first != last as u64 + 1
+    {
+        return Err(StoreError::Io(format!(
+            "operation {operation}: events must continue its sequence: the next is {}, not {first}",
+            last + 1
+        )));
+    }
+    Ok(())
+}
+
+/// The coordination of a replica sharing the journal's work.
+pub(super) struct Replicas {
+    /// The journal it shares (its connections, and its writes fenced by this replica's lease).
+    pub(super) journal: PostgresJournal,
+    /// This replica.
+    pub(super) replica: Arc<Replica>,
+}
+
+#[async_trait]
+impl Coordination for Replicas {
+    fn shares_work(&self) -> bool {
+        true
     }
 
     /// Claims up to `limit` unfinished operations whose owner is not alive, oldest first.
-    pub(crate) async fn claim(
-        &self,
-        r: &Replica,
-        final_states: &[i32],
-        limit: usize,
-    ) -> Result<Vec<OperationRow>, StoreError> {
-        let client = self.writer().await?;
-        let states = final_states.to_vec();
+    async fn claim_operations(&self, limit: usize) -> Result<Vec<OperationRow>, StoreError> {
+        let client = self.journal.writer().await?;
+        let finals: Vec<i32> = StoredState::FINAL.iter().map(|s| s.code()).collect();
         let sql = format!(
             "UPDATE operations SET owner = $1 WHERE id IN (SELECT id FROM operations o WHERE o.end_time IS NULL AND NOT (state = ANY($2::integer[])) \
              AND o.owner IS DISTINCT FROM $1 AND (o.owner IS NULL OR NOT {}) ORDER BY position LIMIT $3 \
@@ -223,56 +260,15 @@ impl PostgresJournal {
             alive("o.owner"),
             alive("$1")
         );
-        let rows = client.query(&sql, &[&r.id, &states, &(limit.max(1) as i64)]).await?;
-        let mut rows: Vec<OperationRow> = rows.iter().map(super::operation).collect();
+        let rows = client.query(&sql, &[&self.replica.id, &finals, &(limit.max(1) as i64)]).await?;
+        let mut rows: Vec<OperationRow> = rows.iter().map(operation).collect();
         rows.sort_by_key(|r| r.position);
         Ok(rows)
     }
 
-    /// In a transaction that persists an operation's progress: checks that this replica owns the operation and is
-    /// alive, and that `first` (the first event's sequence, if any) continues the operation's events. Locks the
-    /// operation's row until the transaction ends.
-    pub(crate) async fn check_owner(
-        &self,
-        r: &Replica,
-        tx: &deadpool_postgres::Transaction<'_>,
-        operation: &str,
-        first: Option<u64>,
-    ) -> Result<(), StoreError> {
-        let sql = format!("SELECT last_sequence, owner, {} FROM operations WHERE id = $1 FOR UPDATE", alive("$2"));
-        let row = tx.query_opt(&sql, &[&operation, &r.id]).await?;
-        let Some(row) = row else { return Ok(()) };
-        let (last, owner, alive): (i64, Option<String>, bool) = (row.get(0), row.get(1), row.get(2));
-        if owner.as_deref() != Some(r.id.as_str()) || !alive {
-            return Err(StoreError::NotOwner {
-                operation: operation.to_string(),
-                why: if alive {
-                    "another replica has taken it over".into()
-                } else {
-                    "this replica's lease lapsed".into()
-                },
-            });
-        }
-        if let Some(first) = first
-            && first != last as u64 + 1
-        {
-            return Err(StoreError::Io(format!(
-                "operation {operation}: events must continue its sequence: the next is {}, not {first}",
-                last + 1
-            )));
-        }
-        Ok(())
-    }
-
     /// Takes (account, role) for one holder; the token it is held with, or `None` while a live replica holds it.
-    pub(crate) async fn take_role(
-        &self,
-        r: &Replica,
-        account: &str,
-        role: &str,
-        operation: &str,
-    ) -> Result<Option<String>, StoreError> {
-        let client = self.writer().await?;
+    async fn lock_role(&self, account: &str, role: &str, operation: &str) -> Result<Option<String>, StoreError> {
+        let client = self.journal.writer().await?;
         let token = replica_id()?;
         let sql = format!(
             "INSERT INTO role_locks (account_id, role, owner, token, operation_id, since) \
@@ -281,13 +277,13 @@ impl PostgresJournal {
              WHERE role_locks.owner = excluded.owner OR NOT {} RETURNING token",
             alive("role_locks.owner")
         );
-        let row = client.query_opt(&sql, &[&account, &role, &r.id, &token, &operation]).await?;
+        let row = client.query_opt(&sql, &[&account, &role, &self.replica.id, &token, &operation]).await?;
         Ok(row.map(|r| r.get(0)))
     }
 
     /// Gives (account, role) back, if still held with `token`.
-    pub(crate) async fn give_role(&self, account: &str, role: &str, token: &str) -> Result<(), StoreError> {
-        let client = self.client().await?;
+    async fn unlock_role(&self, account: &str, role: &str, token: &str) -> Result<(), StoreError> {
+        let client = self.journal.client().await?;
         client
             .execute(
                 "DELETE FROM role_locks WHERE account_id = $1 AND role = $2 AND token = $3",
@@ -298,24 +294,25 @@ impl PostgresJournal {
     }
 
     /// Replicas alive now, this one included.
-    pub(crate) async fn count_alive(&self) -> Result<usize, StoreError> {
-        let client = self.client().await?;
+    async fn live_replicas(&self) -> Result<usize, StoreError> {
+        let client = self.journal.client().await?;
         Ok((alive_replicas(&client).await? as usize).max(1))
     }
 
     /// Waits until this replica runs the work for one replica.
-    pub(crate) async fn lead(&self, r: &Replica) {
-        let mut leader = r.leader.clone();
+    async fn leader(&self) {
+        let mut leader = self.replica.leader.clone();
         let _ = leader.wait_for(|l| *l).await;
     }
 
     /// Leaves the replicas: its operations and roles are free for the others at once, and it writes nothing more.
-    pub(crate) async fn leave(&self, r: &Replica) -> Result<(), StoreError> {
-        let client = self.writer().await?;
+    async fn release(&self) -> Result<(), StoreError> {
+        let r = &self.replica;
+        let client = self.journal.writer().await?;
         client.execute("UPDATE operations SET owner = NULL WHERE owner = $1", &[&r.id]).await?;
         client.execute("DELETE FROM role_locks WHERE owner = $1", &[&r.id]).await?;
         client.execute("DELETE FROM replicas WHERE id = $1", &[&r.id]).await?;
-        self.writer.store(false, Ordering::SeqCst);
+        self.journal.writer.store(false, Ordering::SeqCst);
         r.heartbeat.abort();
         if let Ok(mut w) = r.why.lock() {
             w.get_or_insert_with(|| "this replica left the journal's replicas (it is stopping)".into());
@@ -325,5 +322,12 @@ impl PostgresJournal {
             "left the journal's replicas; its unfinished operations are free for the others"
         );
         Ok(())
+    }
+
+    async fn writer_lost(&self) -> String {
+        let mut lost = self.journal.lost.clone();
+        let _ = lost.wait_for(|lost| *lost).await;
+        let why = self.replica.why.lock().ok().and_then(|w| w.clone()).unwrap_or_default();
+        format!("replica {} of the journal {} stopped writing it: {why}", self.replica.id, self.journal.name)
     }
 }

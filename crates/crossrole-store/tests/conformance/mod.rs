@@ -10,7 +10,7 @@ use std::{
 
 use crossrole_store::{
     AccountRow, Batch, BindingRow, Discovered, EventRow, Expiry, Journal, NewOperation, OperationFilter,
-    OperationStats, PayloadFormat, PayloadKind, Rewrite, StoreError,
+    OperationStats, PayloadFormat, PayloadKind, Rewrite, StoreError, StoredKind, StoredOutcome, StoredState,
 };
 
 pub type J = Arc<dyn Journal>;
@@ -18,7 +18,7 @@ pub type J = Arc<dyn Journal>;
 pub fn new_op(id: &str, key: Option<&str>, fingerprint: &str) -> NewOperation {
     NewOperation {
         id: id.into(),
-        kind: 1,
+        kind: StoredKind::Apply,
         spec_name: "audit".into(),
         spec: vec![1, 2, 3],
         idempotency_key: key.map(String::from),
@@ -26,7 +26,7 @@ pub fn new_op(id: &str, key: Option<&str>, fingerprint: &str) -> NewOperation {
         binding_name: None,
         created_by: "ci".into(),
         create_time: 1000,
-        state: 1,
+        state: StoredState::Pending,
         dry_run: false,
     }
 }
@@ -48,6 +48,7 @@ macro_rules! conformance {
             a_new_journal_holds_records,
             retention_deletes_what_it_selects_and_nothing_else,
             the_audit_log_is_read_by_filter_page_by_page_and_expires,
+            codes_this_crossroled_does_not_know_are_kept,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {
@@ -71,14 +72,16 @@ pub async fn operations_idempotency_and_paging(j: J) {
     for i in 0..5 {
         j.create_operation(new_op(&format!("op{i}"), None, "f")).await.unwrap();
     }
-    j.set_operation_state("op3", 3, "done", Some(5), Some(9)).await.unwrap();
+    j.set_operation_state("op3", StoredState::Succeeded, "done", Some(5), Some(9)).await.unwrap();
     let (page1, next) = j.list_operations(&OperationFilter::default(), 4, None).await.unwrap();
     assert_eq!(page1.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), ["op4", "op3", "op2", "op1"]);
     let (page2, end) = j.list_operations(&OperationFilter::default(), 4, next).await.unwrap();
     assert_eq!(page2.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), ["op0", "a"]);
     assert_eq!(end, None);
-    let (done, _) =
-        j.list_operations(&OperationFilter { states: vec![3], ..Default::default() }, 10, None).await.unwrap();
+    let (done, _) = j
+        .list_operations(&OperationFilter { states: vec![StoredState::Succeeded], ..Default::default() }, 10, None)
+        .await
+        .unwrap();
     assert_eq!(done.len(), 1);
     assert_eq!((done[0].start_time, done[0].end_time, done[0].message.as_str()), (Some(5), Some(9), "done"));
     let (by_spec, _) = j
@@ -86,7 +89,7 @@ pub async fn operations_idempotency_and_paging(j: J) {
         .await
         .unwrap();
     assert!(by_spec.is_empty());
-    let unfinished = j.unfinished_operations(&[3, 4, 6]).await.unwrap();
+    let unfinished = j.unfinished_operations().await.unwrap();
     assert_eq!(unfinished.len(), 5);
     assert_eq!(j.get_operation("a").await.unwrap().unwrap().spec, vec![1, 2, 3]);
     assert!(j.get_operation("nope").await.unwrap().is_none());
@@ -120,11 +123,16 @@ pub async fn one_key_used_at_once_creates_one_operation(j: J) {
 
 pub async fn accounts_events_and_placements(j: J) {
     j.create_operation(new_op("a", None, "f")).await.unwrap();
-    let rows = (0..5).map(|i| AccountRow { index: i, account_id: format!("{i:012}"), outcome: 1, result: vec![] });
+    let rows = (0..5).map(|i| AccountRow {
+        index: i,
+        account_id: format!("{i:012}"),
+        outcome: StoredOutcome::Pending,
+        result: vec![],
+    });
     j.put_accounts("a", rows.collect()).await.unwrap();
-    j.put_accounts("a", vec![AccountRow { index: 2, account_id: "000000000002".into(), outcome: 3, result: vec![9] }])
-        .await
-        .unwrap();
+    let changed =
+        AccountRow { index: 2, account_id: "000000000002".into(), outcome: StoredOutcome::Changed, result: vec![9] };
+    j.put_accounts("a", vec![changed]).await.unwrap();
     let events = Batch {
         events: (1..=10).map(|s| EventRow { sequence: s, payload: vec![s as u8] }).collect(),
         ..Batch::default()
@@ -137,8 +145,11 @@ pub async fn accounts_events_and_placements(j: J) {
     let stats = OperationStats { aws_calls: [("iam:CreateRole".to_string(), 5u64)].into(), throttled: 2 };
     j.persist("a", Batch { stats: Some(stats), ..Batch::default() }).await.unwrap();
 
-    assert_eq!(j.count_accounts("a").await.unwrap(), BTreeMap::from([(1, 4), (3, 1)]));
-    let changed = j.list_accounts("a", &[3], 10, None).await.unwrap();
+    assert_eq!(
+        j.count_accounts("a").await.unwrap(),
+        BTreeMap::from([(StoredOutcome::Pending, 4), (StoredOutcome::Changed, 1)])
+    );
+    let changed = j.list_accounts("a", &[StoredOutcome::Changed], 10, None).await.unwrap();
     assert_eq!(changed[0].result, vec![9]);
     let page = j.list_accounts("a", &[], 2, Some(1)).await.unwrap();
     assert_eq!(page.iter().map(|r| r.index).collect::<Vec<_>>(), [2, 3]);
@@ -159,25 +170,38 @@ pub async fn accounts_events_and_placements(j: J) {
 pub async fn a_batch_is_written_whole_or_not_at_all(j: J) {
     j.create_operation(new_op("a", None, "f")).await.unwrap();
     let batch = |seqs: &[u64], row: u32| Batch {
-        rows: vec![AccountRow { index: row, account_id: format!("{row}"), outcome: 1, result: vec![] }],
+        rows: vec![AccountRow {
+            index: row,
+            account_id: format!("{row}"),
+            outcome: StoredOutcome::Pending,
+            result: vec![],
+        }],
         events: seqs.iter().map(|s| EventRow { sequence: *s, payload: vec![] }).collect(),
         ..Batch::default()
     };
     j.persist("a", batch(&[1, 2], 0)).await.unwrap();
     // A sequence number used twice is an error, and the batch it came in is not half-written.
     let mut again = batch(&[3, 2], 1);
-    again.end = Some(crossrole_store::OperationEnd { state: 3, message: "x".into(), end_time: 5 });
+    again.end = Some(crossrole_store::OperationEnd { state: StoredState::Succeeded, message: "x".into(), end_time: 5 });
     assert!(j.persist("a", again).await.is_err());
-    assert_eq!(j.count_accounts("a").await.unwrap(), BTreeMap::from([(1, 1)]), "no row of the failed batch");
+    assert_eq!(
+        j.count_accounts("a").await.unwrap(),
+        BTreeMap::from([(StoredOutcome::Pending, 1)]),
+        "no row of the failed batch"
+    );
     assert!(j.read_events("a", 2, 10).await.unwrap().is_empty(), "no event of the failed batch");
     let op = j.get_operation("a").await.unwrap().unwrap();
-    assert_eq!((op.state, op.last_sequence), (1, 2), "nor its end");
+    assert_eq!((op.state, op.last_sequence), (StoredState::Pending, 2), "nor its end");
     // The end goes with its last event.
     let mut last = batch(&[3], 1);
-    last.end = Some(crossrole_store::OperationEnd { state: 3, message: "done".into(), end_time: 7 });
+    last.end =
+        Some(crossrole_store::OperationEnd { state: StoredState::Succeeded, message: "done".into(), end_time: 7 });
     j.persist("a", last).await.unwrap();
     let op = j.get_operation("a").await.unwrap().unwrap();
-    assert_eq!((op.state, op.message.as_str(), op.end_time, op.last_sequence), (3, "done", Some(7), 3));
+    assert_eq!(
+        (op.state, op.message.as_str(), op.end_time, op.last_sequence),
+        (StoredState::Succeeded, "done", Some(7), 3)
+    );
 }
 
 pub async fn bindings_are_versioned(j: J) {
@@ -222,8 +246,12 @@ pub async fn what_discovery_read_is_kept_and_replaced(j: J) {
 async fn filled(j: &J, n: u32) {
     for op in ["a", "b"] {
         j.create_operation(new_op(op, None, "f")).await.unwrap();
-        let rows =
-            (0..n).map(|i| AccountRow { index: i, account_id: format!("{i}"), outcome: 1, result: b"r".to_vec() });
+        let rows = (0..n).map(|i| AccountRow {
+            index: i,
+            account_id: format!("{i}"),
+            outcome: StoredOutcome::Pending,
+            result: b"r".to_vec(),
+        });
         let events = (1..=u64::from(n)).map(|s| EventRow { sequence: s, payload: b"e".to_vec() }).collect();
         j.persist(op, Batch { rows: rows.collect(), events, ..Batch::default() }).await.unwrap();
     }
@@ -330,7 +358,7 @@ pub async fn the_audit_log_is_read_by_filter_page_by_page_and_expires(j: J) {
     // By account: the entries about operations that worked on it.
     let op = |id: &str| crossrole_store::NewOperation {
         id: id.into(),
-        kind: 1,
+        kind: StoredKind::Apply,
         spec_name: "audit".into(),
         spec: vec![1],
         idempotency_key: None,
@@ -338,7 +366,7 @@ pub async fn the_audit_log_is_read_by_filter_page_by_page_and_expires(j: J) {
         binding_name: None,
         created_by: "ci".into(),
         create_time: 1,
-        state: 1,
+        state: StoredState::Pending,
         dry_run: false,
     };
     // A binding's scheduled reconcile (no call of its own) that worked on the account: the call that made the
@@ -350,7 +378,12 @@ pub async fn the_audit_log_is_read_by_filter_page_by_page_and_expires(j: J) {
         ("op-r", scheduled, "222233334444"),
     ] {
         j.create_operation(new).await.unwrap();
-        let row = crossrole_store::AccountRow { index: 0, account_id: account.into(), outcome: 1, result: vec![1] };
+        let row = crossrole_store::AccountRow {
+            index: 0,
+            account_id: account.into(),
+            outcome: StoredOutcome::Pending,
+            result: vec![1],
+        };
         j.put_accounts(id, vec![row]).await.unwrap();
     }
     j.audit(entry(650, "ops", "CreateBinding", "kept")).await.unwrap();
@@ -362,17 +395,20 @@ pub async fn the_audit_log_is_read_by_filter_page_by_page_and_expires(j: J) {
 }
 
 pub async fn retention_deletes_what_it_selects_and_nothing_else(j: J) {
+    use StoredKind::{Apply, Reconcile};
+    use StoredOutcome::{Changed, Failed, Running, Skipped, Unchanged};
     /// (id, kind, binding, state, ended, outcomes of its accounts)
-    type Op<'a> = (&'a str, i32, Option<&'a str>, i32, Option<i64>, &'a [i32]);
+    type Op<'a> = (&'a str, StoredKind, Option<&'a str>, StoredState, Option<i64>, &'a [StoredOutcome]);
+    let (succeeded, failed, running) = (StoredState::Succeeded, StoredState::Failed, StoredState::Running);
     let ops: [Op<'_>; 8] = [
-        ("old-apply", 1, None, 3, Some(100), &[3, 4]),
-        ("old-failed", 1, None, 4, Some(200), &[5]),
-        ("running", 1, None, 2, None, &[2]),
-        ("recent-apply", 1, None, 3, Some(5_000), &[3]),
-        ("quiet-reconcile", 3, Some("b"), 3, Some(300), &[4, 6]),
-        ("busy-reconcile", 3, Some("b"), 3, Some(400), &[3, 4]),
-        ("newest-of-b", 3, Some("b"), 3, Some(500), &[4]),
-        ("only-of-c", 3, Some("c"), 3, Some(600), &[4]),
+        ("old-apply", Apply, None, succeeded, Some(100), &[Changed, Unchanged]),
+        ("old-failed", Apply, None, failed, Some(200), &[Failed]),
+        ("running", Apply, None, running, None, &[Running]),
+        ("recent-apply", Apply, None, succeeded, Some(5_000), &[Changed]),
+        ("quiet-reconcile", Reconcile, Some("b"), succeeded, Some(300), &[Unchanged, Skipped]),
+        ("busy-reconcile", Reconcile, Some("b"), succeeded, Some(400), &[Changed, Unchanged]),
+        ("newest-of-b", Reconcile, Some("b"), succeeded, Some(500), &[Unchanged]),
+        ("only-of-c", Reconcile, Some("c"), succeeded, Some(600), &[Unchanged]),
     ];
     for (id, kind, binding, state, ended, outcomes) in ops {
         let new = NewOperation { kind, binding_name: binding.map(String::from), ..new_op(id, None, "f") };
@@ -395,19 +431,47 @@ pub async fn retention_deletes_what_it_selects_and_nothing_else(j: J) {
     };
 
     // Quiet reconciles first: only those whose accounts all stayed as they were, never a binding's newest.
-    let quiet =
-        Expiry { final_states: vec![3, 4, 6], ended_before: 1_000, kinds: vec![3], outcomes: vec![4, 6], limit: 10 };
+    let finals = vec![StoredState::Succeeded, StoredState::Failed, StoredState::Cancelled];
+    let quiet = Expiry {
+        final_states: finals.clone(),
+        ended_before: 1_000,
+        kinds: vec![Reconcile],
+        outcomes: vec![Unchanged, Skipped],
+        limit: 10,
+    };
     assert_eq!(j.expire_operations(&quiet).await.unwrap(), 1);
     assert!(j.get_operation("quiet-reconcile").await.unwrap().is_none());
     assert!(j.read_events("quiet-reconcile", 0, 10).await.unwrap().is_empty());
     assert!(j.list_accounts("quiet-reconcile", &[], 10, None).await.unwrap().is_empty());
 
     // Then anything finished before the cut, a page at a time.
-    let all = Expiry { final_states: vec![3, 4, 6], ended_before: 1_000, limit: 2, ..Expiry::default() };
+    let all = Expiry { final_states: finals, ended_before: 1_000, limit: 2, ..Expiry::default() };
     assert_eq!(j.expire_operations(&all).await.unwrap(), 2);
     assert_eq!(j.expire_operations(&all).await.unwrap(), 1);
     assert_eq!(j.expire_operations(&all).await.unwrap(), 0);
     assert_eq!(ids(j.clone()).await, ["newest-of-b", "only-of-c", "recent-apply", "running"]);
     assert_eq!(j.read_events("recent-apply", 0, 10).await.unwrap().len(), 3, "what is kept is whole");
-    assert_eq!(j.count_accounts("newest-of-b").await.unwrap(), BTreeMap::from([(4, 1)]));
+    assert_eq!(j.count_accounts("newest-of-b").await.unwrap(), BTreeMap::from([(Unchanged, 1)]));
+}
+
+pub async fn codes_this_crossroled_does_not_know_are_kept(j: J) {
+    // As a newer crossroled may have written them: read back as they are, found by them, and unfinished.
+    let new = NewOperation { kind: StoredKind::Unknown(42), state: StoredState::Unknown(17), ..new_op("n", None, "f") };
+    j.create_operation(new).await.unwrap();
+    let op = j.get_operation("n").await.unwrap().unwrap();
+    assert!(matches!((op.kind, op.state), (StoredKind::Unknown(42), StoredState::Unknown(17))), "{op:?}");
+    let by_state = OperationFilter { states: vec![StoredState::Unknown(17)], ..Default::default() };
+    let (found, _) = j.list_operations(&by_state, 10, None).await.unwrap();
+    assert_eq!(found.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), ["n"]);
+    assert_eq!(j.unfinished_operations().await.unwrap().len(), 1, "a state it does not know is not a final one");
+    let row = |index: u32, outcome| AccountRow { index, account_id: format!("{index}"), outcome, result: vec![] };
+    j.put_accounts("n", vec![row(0, StoredOutcome::Unknown(99)), row(1, StoredOutcome::Changed)]).await.unwrap();
+    assert_eq!(
+        j.count_accounts("n").await.unwrap(),
+        BTreeMap::from([(StoredOutcome::Changed, 1), (StoredOutcome::Unknown(99), 1)])
+    );
+    let unknown = j.list_accounts("n", &[StoredOutcome::Unknown(99)], 10, None).await.unwrap();
+    assert!(matches!(unknown.as_slice(), [r] if r.index == 0 && matches!(r.outcome, StoredOutcome::Unknown(99))));
+    j.set_operation_state("n", StoredState::Unknown(18), "", None, None).await.unwrap();
+    assert!(matches!(j.get_operation("n").await.unwrap().unwrap().state, StoredState::Unknown(18)));
 }

@@ -1,0 +1,356 @@
+//! The PostgreSQL journal: the same [`Journal`] as SQLite, on a database the operator already runs, backs up and
+//! fails over.
+//!
+//! Selected by a `postgres://` URL. Versioned migrations run when crossroled starts, in one transaction under an
+//! advisory lock, so two crossroleds starting together do not both migrate; a schema newer than this crossroled is
+//! refused (`schema`). TLS as the URL's `sslmode` asks (`disable`, `prefer`, `require`), the server's certificate
+//! verified against the system's roots and, when given, the operator's CA file (`connection`). The password comes
+//! from the URL or, better, from [`PostgresOptions::password`] (crossroled reads it from a file or the
+//! environment); it is never logged.
+//!
+//! **One writer** (`writer`), as with SQLite's data-directory lock: a crossroled holds a session advisory lock on a
+//! connection of its own for its whole life, and a second crossroled on the same database is refused, naming the
+//! holder. The lock is PostgreSQL's, so it ends with the holder's session: a crossroled killed with -9 leaves
+//! nothing to clean up. With [`PostgresOptions::standby`], a second crossroled waits for the lock instead of being
+//! refused, and takes the journal over the moment the holder's session ends (then resumes what the holder left
+//! unfinished): active/passive high availability. If the writer's connection is lost, every write fails from then
+//! on (another crossroled may hold the journal by now) and its coordination's [`Coordination::writer_lost`]
+//! resolves: crossroled then stops, to be restarted. With [`PostgresOptions::shared`] instead, every replica works:
+//! operations are owned by the replica running them and claimed by another when their owner dies, and roles are
+//! locked across replicas (`shared`). Either way, [`PostgresJournal::coordination`] is how its crossroleds share
+//! the work, apart from the journal.
+//!
+//! Writes that go together are one transaction, as in SQLite: an event batch with its account rows, counters and
+//! end ([`Journal::persist`]); a rewrite of every payload ([`Journal::rewrite_payloads`]). Each part of the journal
+//! is a module of functions over a connection (`operations`, `accounts`, `events`, `bindings`, `audit`,
+//! `discovered`, `payloads`).
+
+mod accounts;
+mod audit;
+mod bindings;
+mod connection;
+mod discovered;
+mod events;
+mod operations;
+mod payloads;
+mod schema;
+mod shared;
+mod writer;
+
+use std::{
+    collections::BTreeMap,
+    path::PathBuf,
+    str::FromStr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+};
+
+use async_trait::async_trait;
+use deadpool_postgres::Pool;
+
+pub use connection::redacted_url;
+
+use crate::{
+    AccountRow, AuditEntry, AuditFilter, Batch, BindingRow, Coordination, Discovered, EventRow, Expiry, Journal,
+    NewOperation, OperationFilter, OperationRow, PayloadFormat, Rewrite, StoreError, StoredOutcome, StoredState,
+};
+
+/// How to reach the database, besides its URL.
+#[derive(Clone)]
+pub struct PostgresOptions {
+    /// The password, when not in the URL (read by crossroled from a file or the environment).
+    pub password: Option<String>,
+    /// A CA certificate file (PEM) to verify the server with, besides the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Connections in the pool (16 by default; at least 2).
+    pub pool_size: usize,
+    /// When another crossroled holds the journal, wait to take it over (a standby) instead of being refused.
+    pub standby: bool,
+    /// A standby's journal for reading while it waits is handed here (it refuses every write with
+    /// [`StoreError::Standby`]), so that the standby can answer reads meanwhile.
+    pub while_waiting: Option<Arc<dyn Fn(PostgresJournal) + Send + Sync>>,
+    /// Share the journal's work with other live replicas (active/active; see `shared`) instead of one writer.
+    pub shared: bool,
+    /// With `shared`: how long a replica is alive without renewing its lease (15 s by default). Another replica
+    /// takes a killed one's operations after this long.
+    pub lease: std::time::Duration,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        PostgresOptions {
+            password: None,
+            ca_file: None,
+            pool_size: 16,
+            standby: false,
+            while_waiting: None,
+            shared: false,
+            lease: std::time::Duration::from_secs(15),
+        }
+    }
+}
+
+impl std::fmt::Debug for PostgresOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresOptions")
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ca_file", &self.ca_file)
+            .field("pool_size", &self.pool_size)
+            .field("standby", &self.standby)
+            .field("while_waiting", &self.while_waiting.is_some())
+            .field("shared", &self.shared)
+            .field("lease", &self.lease)
+            .finish()
+    }
+}
+
+/// The PostgreSQL journal.
+#[derive(Clone)]
+pub struct PostgresJournal {
+    pool: Pool,
+    /// Whether this process may still write: it holds the writer lock (its connection is alive), or, a replica,
+    /// its lease. Every write checks it: the lock or lease fences the journal.
+    writer: Arc<AtomicBool>,
+    /// Told when that ends (for the coordination's [`Coordination::writer_lost`]).
+    lost: tokio::sync::watch::Receiver<bool>,
+    /// The database, for messages (no password).
+    name: Arc<str>,
+    /// The connection holding the writer lock; the lock ends when the last clone of the journal is dropped.
+    _lock: Arc<tokio_postgres::Client>,
+    /// A standby's reading journal: who writes the journal meanwhile.
+    standby_of: Option<Arc<str>>,
+    /// This process as one of several live replicas sharing the journal's work.
+    replica: Option<Arc<shared::Replica>>,
+}
+
+impl PostgresJournal {
+    /// Connects to `url`, takes the writer lock (or, `shared`, joins the replicas) and migrates the schema forward.
+    pub async fn connect(url: &str, options: PostgresOptions) -> Result<PostgresJournal, StoreError> {
+        let name: Arc<str> = redacted_url(url).into();
+        let mut config =
+            tokio_postgres::Config::from_str(url).map_err(|e| StoreError::Io(format!("journal URL {name}: {e}")))?;
+        if let Some(password) = &options.password {
+            config.password(password);
+        }
+        config.application_name("crossroled");
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(10));
+        }
+        let tls = connection::tls(&options)?;
+        if options.shared {
+            shared::connect(config, tls, &options, name).await
+        } else {
+            writer::connect(config, tls, &options, name).await
+        }
+    }
+
+    /// How the crossroleds of this journal share its work, as it was connected: the one writer's (which loses the
+    /// journal when its lock's session ends), or, `shared`, this replica's among the others.
+    pub fn coordination(&self) -> Arc<dyn Coordination> {
+        match &self.replica {
+            Some(replica) => Arc::new(shared::Replicas { journal: self.clone(), replica: replica.clone() }),
+            None => Arc::new(writer::WriterLock { journal: self.clone() }),
+        }
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        schema::migrate(&mut self.client().await?).await
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(|e| StoreError::Io(format!("journal {}: {e}", self.name)))
+    }
+
+    /// For a standby's reading journal, what its writes are refused with.
+    pub fn standby_error(&self) -> Option<StoreError> {
+        let holder = self.standby_of.as_ref()?;
+        Some(StoreError::Standby { journal: self.name.to_string(), holder: holder.to_string() })
+    }
+
+    /// A client for a write: refused once the writer lock may be lost, and always on a standby.
+    async fn writer(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        if let Some(refused) = self.standby_error() {
+            return Err(refused);
+        }
+        if !self.writer.load(Ordering::SeqCst) {
+            if let Some(r) = &self.replica {
+                let why = r.why.lock().ok().and_then(|w| w.clone()).unwrap_or_default();
+                return Err(StoreError::Io(format!(
+                    "replica {} ({}) writes nothing more to the journal {}: {why}",
+                    r.id, r.name, self.name
+                )));
+            }
+            return Err(StoreError::Io(format!(
+                "the connection holding the journal {}'s writer lock was lost: another crossroled may hold it now, so \
+                 this one writes nothing more (restart it)",
+                self.name
+            )));
+        }
+        self.client().await
+    }
+}
+
+#[async_trait]
+impl Journal for PostgresJournal {
+    async fn payload_format(&self) -> Result<PayloadFormat, StoreError> {
+        payloads::format(&*self.client().await?).await
+    }
+
+    async fn rewrite_payloads(&self, rewrite: Rewrite, format: PayloadFormat) -> Result<u64, StoreError> {
+        payloads::rewrite(&mut self.writer().await?, rewrite, format).await
+    }
+
+    async fn organization_tree(&self) -> Result<Option<Discovered>, StoreError> {
+        discovered::tree(&*self.client().await?).await
+    }
+
+    async fn save_organization_tree(&self, tree: Discovered) -> Result<(), StoreError> {
+        discovered::save_tree(&*self.writer().await?, tree).await
+    }
+
+    async fn account_tags(&self) -> Result<Vec<(String, Discovered)>, StoreError> {
+        discovered::tags(&*self.client().await?).await
+    }
+
+    async fn save_account_tags(&self, tags: Vec<(String, Discovered)>) -> Result<(), StoreError> {
+        discovered::save_tags(&*self.writer().await?, tags).await
+    }
+
+    async fn create_operation(&self, op: NewOperation) -> Result<(OperationRow, bool), StoreError> {
+        let owner = self.replica.as_ref().map(|r| r.id.clone());
+        operations::create(&*self.writer().await?, op, owner).await
+    }
+
+    async fn get_operation(&self, id: &str) -> Result<Option<OperationRow>, StoreError> {
+        operations::get(&*self.client().await?, id).await
+    }
+
+    async fn list_operations(
+        &self,
+        filter: &OperationFilter,
+        page_size: usize,
+        before: Option<i64>,
+    ) -> Result<(Vec<OperationRow>, Option<i64>), StoreError> {
+        operations::list(&*self.client().await?, filter, page_size, before).await
+    }
+
+    async fn set_operation_state(
+        &self,
+        id: &str,
+        state: StoredState,
+        message: &str,
+        started: Option<i64>,
+        ended: Option<i64>,
+    ) -> Result<(), StoreError> {
+        operations::set_state(&*self.writer().await?, id, state, message, started, ended).await
+    }
+
+    async fn unfinished_operations(&self) -> Result<Vec<OperationRow>, StoreError> {
+        operations::unfinished(&*self.client().await?).await
+    }
+
+    async fn expire_operations(&self, expiry: &Expiry) -> Result<u64, StoreError> {
+        operations::expire(&mut self.writer().await?, expiry).await
+    }
+
+    async fn persist(&self, operation: &str, batch: Batch) -> Result<(), StoreError> {
+        events::persist(&mut self.writer().await?, self.replica.as_deref(), operation, batch).await
+    }
+
+    async fn list_accounts(
+        &self,
+        operation: &str,
+        outcomes: &[StoredOutcome],
+        page_size: usize,
+        after_index: Option<u32>,
+    ) -> Result<Vec<AccountRow>, StoreError> {
+        accounts::list(&*self.client().await?, operation, outcomes, page_size, after_index).await
+    }
+
+    async fn count_accounts(&self, operation: &str) -> Result<BTreeMap<StoredOutcome, u32>, StoreError> {
+        accounts::count(&*self.client().await?, operation).await
+    }
+
+    async fn read_events(
+        &self,
+        operation: &str,
+        after_sequence: u64,
+        limit: usize,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        events::read(&*self.client().await?, operation, after_sequence, limit).await
+    }
+
+    async fn placements(&self, spec_name: &str) -> Result<Vec<String>, StoreError> {
+        accounts::placements(&*self.client().await?, spec_name).await
+    }
+
+    async fn placed(&self, spec_name: &str, account_id: &str) -> Result<bool, StoreError> {
+        accounts::placed(&*self.client().await?, spec_name, account_id).await
+    }
+
+    async fn set_placement(&self, spec_name: &str, account_id: &str, present: bool) -> Result<(), StoreError> {
+        accounts::set_placement(&*self.writer().await?, spec_name, account_id, present).await
+    }
+
+    async fn audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        audit::record(&*self.writer().await?, entry).await
+    }
+
+    async fn audit_log(
+        &self,
+        filter: &AuditFilter,
+        page_size: usize,
+        before: Option<i64>,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        audit::read(&*self.client().await?, filter, page_size, before).await
+    }
+
+    async fn expire_audit(&self, before: i64) -> Result<u64, StoreError> {
+        audit::expire(&*self.writer().await?, before).await
+    }
+
+    async fn create_binding(&self, row: BindingRow) -> Result<bool, StoreError> {
+        bindings::create(&*self.writer().await?, row).await
+    }
+
+    async fn update_binding(
+        &self,
+        name: &str,
+        binding: Vec<u8>,
+        expected: Option<u64>,
+        time: i64,
+    ) -> Result<Option<BindingRow>, StoreError> {
+        bindings::update(&mut self.writer().await?, name, binding, expected, time).await
+    }
+
+    async fn set_binding_status(&self, name: &str, status: Vec<u8>) -> Result<(), StoreError> {
+        bindings::set_status(&*self.writer().await?, name, status).await
+    }
+
+    async fn get_binding(&self, name: &str) -> Result<Option<BindingRow>, StoreError> {
+        bindings::get(&*self.client().await?, name).await
+    }
+
+    async fn list_bindings(&self, page_size: usize, after: Option<&str>) -> Result<Vec<BindingRow>, StoreError> {
+        bindings::list(&*self.client().await?, page_size, after).await
+    }
+
+    async fn delete_binding(&self, name: &str) -> Result<bool, StoreError> {
+        bindings::delete(&*self.writer().await?, name).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_password_never_shows_in_messages() {
+        assert_eq!(redacted_url("postgres://crossrole:s3cret@db:5432/j"), "postgres://crossrole@db:5432/j");
+        assert_eq!(redacted_url("postgres://db/j"), "postgres://db/j");
+        let o = PostgresOptions { password: Some("s3cret".into()), ..PostgresOptions::default() };
+        assert!(!format!("{o:?}").contains("s3cret"));
+    }
+}
