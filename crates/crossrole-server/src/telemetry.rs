@@ -21,9 +21,9 @@ pub struct Telemetry {
     metrics: Option<SdkMeterProvider>,
 }
 
-/// Libraries whose debug and trace logs carry request and response bodies (the AWS SDK's: trust policies and
-/// ExternalIds; HTTP/2's and hyper's: gRPC frames with specs in them). They never log below `info`, whatever
-/// `RUST_LOG` asks.
+/// Libraries whose debug and trace logs carry request and response bodies (the AWS SDK's: trust policies,
+/// ExternalIds, credentials; HTTP/2's and hyper's: gRPC frames with specs in them; PostgreSQL's: statements and
+/// their parameters). They never log below `info`, whatever `RUST_LOG` asks ([`cap`]).
 const CHATTY: &[&str] = &[
     "aws_smithy_runtime",
     "aws_smithy_runtime_api",
@@ -40,26 +40,44 @@ const CHATTY: &[&str] = &[
     "aws_sdk_organizations",
     "aws_sdk_sso",
     "aws_sdk_ssooidc",
+    "aws_sdk_sqs",
+    "aws_credential_types",
+    "aws_types",
     "hyper",
     "hyper_util",
     "h2",
     "tonic",
     "tower",
     "rustls",
+    "tokio_postgres",
+    "postgres_protocol",
+    "deadpool_postgres",
+    "tonic_web",
+    "opentelemetry_otlp",
 ];
 
-/// The log filter: `RUST_LOG` (default `info`), with the [`CHATTY`] libraries held at `info`.
+/// The log filter: `RUST_LOG` (default `info`). It can ask anything; [`cap`] decides what the [`CHATTY`]
+/// libraries may write.
 pub fn filter(rust_log: Option<&str>) -> EnvFilter {
-    let mut filter = match rust_log {
+    match rust_log {
         Some(text) => EnvFilter::try_new(text).unwrap_or_else(|_| EnvFilter::new("info")),
         None => EnvFilter::new("info"),
-    };
-    for target in CHATTY {
-        if let Ok(d) = format!("{target}=info").parse() {
-            filter = filter.add_directive(d);
-        }
     }
-    filter
+}
+
+/// Whether `target` is one of the [`CHATTY`] libraries or a module of one.
+fn chatty(target: &str) -> bool {
+    CHATTY.iter().any(|c| target.strip_prefix(c).is_some_and(|rest| rest.is_empty() || rest.starts_with("::")))
+}
+
+/// The cap every log line and span passes on its way out, whatever `RUST_LOG` says: the [`CHATTY`] libraries, and
+/// their modules, never below `info`. It sits in the subscriber itself — where the logs are written — rather than
+/// among `RUST_LOG`'s directives, where a more specific one (`aws_smithy_runtime::client=trace`) would win.
+pub fn cap() -> tracing_subscriber::filter::FilterFn<fn(&tracing::Metadata<'_>) -> bool> {
+    fn allowed(meta: &tracing::Metadata<'_>) -> bool {
+        !(chatty(meta.target()) && *meta.level() > tracing::Level::INFO)
+    }
+    tracing_subscriber::filter::filter_fn(allowed as fn(&tracing::Metadata<'_>) -> bool)
 }
 
 /// Sets up logging and, when configured, OTLP export.
@@ -87,7 +105,7 @@ pub fn init(format: LogFormat) -> anyhow::Result<Telemetry> {
     } else {
         None
     };
-    tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init()?;
+    tracing_subscriber::registry().with(cap()).with(filter).with(fmt).with(otel).try_init()?;
     opentelemetry::global::set_text_map_propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new());
     Ok(telemetry)
 }
@@ -187,5 +205,48 @@ impl Telemetry {
         if let Some(m) = self.metrics {
             let _ = m.shutdown();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_cap_holds_the_chatty_libraries_at_info_whatever_rust_log_asks() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let fmt = tracing_subscriber::fmt::layer().with_ansi(false).with_writer(move || writer.clone());
+        // What the reporter set: everything, and the SDK's client module by name.
+        let subscriber = tracing_subscriber::registry()
+            .with(cap())
+            .with(filter(Some("trace,aws_smithy_runtime::client=trace,tokio_postgres=trace")))
+            .with(fmt);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::trace!(target: "aws_smithy_runtime::client::orchestrator", "response body: sts:ExternalId SECRET-1");
+            tracing::debug!(target: "aws_smithy_runtime", "SECRET-2");
+            tracing::debug!(target: "tokio_postgres::query", "executing with parameters SECRET-3");
+            tracing::info!(target: "aws_smithy_runtime::client", "kept: info is allowed");
+            tracing::trace!(target: "crossrole_engine::rollout", "kept: crossrole's own trace");
+            tracing::trace!(target: "hyperlocal", "kept: a prefix of a name is not the library");
+        });
+        let logs = String::from_utf8(buffer.0.lock().map(|b| b.clone()).unwrap_or_default()).unwrap_or_default();
+        assert!(!logs.contains("SECRET"), "{logs}");
+        assert_eq!(logs.matches("kept:").count(), 3, "{logs}");
     }
 }

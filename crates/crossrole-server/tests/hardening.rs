@@ -41,10 +41,11 @@ impl Write for Captured {
 fn capture_logs() -> Captured {
     let captured = Captured::default();
     let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_env_filter(crossrole_server::telemetry::filter(Some("trace")))
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
+    use tracing_subscriber::{layer::SubscriberExt, util::SubscriberInitExt};
+    tracing_subscriber::registry()
+        .with(crossrole_server::telemetry::cap())
+        .with(crossrole_server::telemetry::filter(Some("trace,aws_smithy_runtime::client=trace")))
+        .with(tracing_subscriber::fmt::layer().with_ansi(false).with_writer(move || writer.clone()))
         .init();
     captured
 }

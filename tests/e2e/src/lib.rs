@@ -274,8 +274,9 @@ impl Crossroled {
         let child = Command::new(binary("CROSSROLED_BIN"))
             .arg("--config")
             .arg(&config)
-            // Everything crossroled logs, at its most verbose: the suite checks that no secret is in it.
-            .env("RUST_LOG", "trace")
+            // Everything crossroled logs, at its most verbose, the AWS SDK's client module named too (a more
+            // specific directive than any crossroled could add): the suite checks that no secret is in it.
+            .env("RUST_LOG", "trace,aws_smithy_runtime::client=trace,aws_smithy_runtime_api=trace")
             .envs(self.env.iter().cloned())
             .stdout(Stdio::from(log.try_clone()?))
             .stderr(Stdio::from(log))
