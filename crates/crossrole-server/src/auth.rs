@@ -55,10 +55,11 @@ pub fn client_subject<T>(request: &tonic::Request<T>) -> String {
     }
 }
 
-/// The configured tokens.
-#[derive(Debug, Clone, Default)]
+/// The configured tokens, replaced whole when they are read again ([`Tokens::replace`]: SIGHUP, or a change of the
+/// tokens file), so that a removed token stops working without a restart.
+#[derive(Debug, Default)]
 pub struct Tokens {
-    tokens: Vec<([u8; 32], Caller)>,
+    tokens: std::sync::RwLock<Vec<([u8; 32], Caller)>>,
 }
 
 /// Hex SHA-256 of a token.
@@ -69,7 +70,11 @@ pub fn hash_token(token: &str) -> String {
 impl Tokens {
     /// From the configuration (hashes already validated).
     pub fn new(configs: &[TokenConfig]) -> Tokens {
-        let tokens = configs
+        Tokens { tokens: std::sync::RwLock::new(Self::table(configs)) }
+    }
+
+    fn table(configs: &[TokenConfig]) -> Vec<([u8; 32], Caller)> {
+        configs
             .iter()
             .filter_map(|t| {
                 let bytes = hex::decode(&t.sha256).ok()?;
@@ -84,8 +89,17 @@ impl Tokens {
                     },
                 ))
             })
-            .collect();
-        Tokens { tokens }
+            .collect()
+    }
+
+    /// Replaces every token (already checked: [`crate::config::TokensSource::load`]); returns how many there are.
+    pub fn replace(&self, configs: &[TokenConfig]) -> usize {
+        let table = Self::table(configs);
+        let n = table.len();
+        if let Ok(mut tokens) = self.tokens.write() {
+            *tokens = table;
+        }
+        n
     }
 
     /// Authenticates the request's bearer token and checks it has `needed`.
@@ -120,7 +134,8 @@ impl Tokens {
         let digest: [u8; 32] = Sha256::digest(token.trim().as_bytes()).into();
         // Look at every token, so the time taken does not tell which one nearly matched.
         let mut found = None;
-        for (hash, caller) in &self.tokens {
+        let tokens = self.tokens.read().map_err(|_| ApiError::Unauthenticated("the tokens cannot be read".into()))?;
+        for (hash, caller) in tokens.iter() {
             if bool::from(hash.ct_eq(&digest)) {
                 found = Some(caller.clone());
             }
@@ -168,18 +183,102 @@ pub fn served_on_standby(path: &str) -> bool {
 pub struct AuthLayer {
     tokens: Arc<Tokens>,
     standby: Option<Arc<str>>,
+    failures: Option<FailedAuth>,
 }
 
 impl AuthLayer {
     /// A layer checking against `tokens`.
     pub fn new(tokens: Arc<Tokens>) -> AuthLayer {
-        AuthLayer { tokens, standby: None }
+        AuthLayer { tokens, standby: None, failures: None }
     }
 
     /// A standby's layer: besides the tokens, methods not [`served_on_standby`] are refused as UNAVAILABLE with
     /// `why` (which names the writer).
     pub fn standby(tokens: Arc<Tokens>, why: String) -> AuthLayer {
-        AuthLayer { tokens, standby: Some(why.into()) }
+        AuthLayer { tokens, standby: Some(why.into()), failures: None }
+    }
+
+    /// Records every refused authentication (see [`FailedAuth`]).
+    pub fn recording(mut self, failures: FailedAuth) -> AuthLayer {
+        self.failures = Some(failures);
+        self
+    }
+}
+
+/// Refused authentications, logged (target `audit`) and written to the audit log, from a task of their own: the
+/// check never waits for the journal. A flood is not a journal's worth of rows: at most [`FailedAuth::PER_WINDOW`]
+/// are recorded in each 10 seconds, and the rest are counted in one entry.
+#[derive(Clone)]
+pub struct FailedAuth {
+    sender: tokio::sync::mpsc::Sender<crossrole_store::AuditEntry>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl FailedAuth {
+    /// Entries recorded in one window, at most.
+    pub const PER_WINDOW: usize = 100;
+
+    /// Records into `journal`.
+    pub fn new(journal: Arc<dyn crossrole_store::Journal>) -> FailedAuth {
+        let (sender, mut received) = tokio::sync::mpsc::channel::<crossrole_store::AuditEntry>(Self::PER_WINDOW);
+        let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = dropped.clone();
+        tokio::spawn(async move {
+            let window = std::time::Duration::from_secs(10);
+            let mut began = tokio::time::Instant::now();
+            let mut written = 0usize;
+            while let Some(entry) = received.recv().await {
+                if began.elapsed() >= window {
+                    let skipped = counted.swap(0, std::sync::atomic::Ordering::Relaxed);
+                    if skipped > 0 {
+                        tracing::warn!(target: "audit", skipped, "more refused authentications, not recorded one by one");
+                        let mut summary = entry.clone();
+                        summary.outcome = format!("{skipped} more refused authentications in the last window");
+                        summary.caller.clear();
+                        let _ = journal.audit(summary).await;
+                    }
+                    began = tokio::time::Instant::now();
+                    written = 0;
+                }
+                if written >= Self::PER_WINDOW {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    continue;
+                }
+                written += 1;
+                tracing::warn!(
+                    target: "audit",
+                    caller = entry.caller,
+                    method = entry.method,
+                    outcome = entry.outcome,
+                    request = entry.request,
+                    "refused"
+                );
+                if let Err(e) = journal.audit(entry).await {
+                    tracing::warn!(error = %e, "cannot record a refused authentication in the audit log");
+                }
+            }
+        });
+        FailedAuth { sender, dropped }
+    }
+
+    fn record(&self, method: &str, caller: Option<&str>, peer: Option<std::net::SocketAddr>, status: &Status) {
+        let entry = crossrole_store::AuditEntry {
+            id: 0,
+            time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or_default(),
+            caller: caller.unwrap_or_default().to_string(),
+            caller_subject: String::new(),
+            method: method.trim_start_matches('/').rsplit('/').next().unwrap_or(method).to_string(),
+            spec_name: String::new(),
+            operation_id: String::new(),
+            request: serde_json::json!({ "path": method, "peer": peer.map(|p| p.ip().to_string()) }).to_string(),
+            outcome: format!("{:?}: {}", status.code(), status.message()),
+        };
+        if self.sender.try_send(entry).is_err() {
+            self.dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 
@@ -187,7 +286,12 @@ impl<S> tower::Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> AuthService<S> {
-        AuthService { inner, tokens: self.tokens.clone(), standby: self.standby.clone() }
+        AuthService {
+            inner,
+            tokens: self.tokens.clone(),
+            standby: self.standby.clone(),
+            failures: self.failures.clone(),
+        }
     }
 }
 
@@ -197,6 +301,7 @@ pub struct AuthService<S> {
     inner: S,
     tokens: Arc<Tokens>,
     standby: Option<Arc<str>>,
+    failures: Option<FailedAuth>,
 }
 
 impl<S, ReqBody, ResBody> tower::Service<http::Request<ReqBody>> for AuthService<S>
@@ -216,8 +321,17 @@ where
         if let Some(scope) = required_scope(request.uri().path()) {
             let header = request.headers().get(http::header::AUTHORIZATION).map(|v| v.as_bytes());
             if let Err(e) = self.tokens.check_header(header, scope) {
+                let status = Status::from(e);
+                if let Some(failures) = &self.failures {
+                    let caller = self.tokens.authenticate(header).ok().map(|c| c.name);
+                    let peer = request
+                        .extensions()
+                        .get::<tonic::transport::server::TcpConnectInfo>()
+                        .and_then(|i| i.remote_addr());
+                    failures.record(request.uri().path(), caller.as_deref(), peer, &status);
+                }
                 // The body is never read; hyper resets the stream.
-                return Either::Right(ready(Ok(Status::from(e).into_http())));
+                return Either::Right(ready(Ok(status.into_http())));
             }
         }
         if let Some(why) = &self.standby

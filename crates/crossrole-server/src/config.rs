@@ -192,6 +192,7 @@ struct FileConfig {
     console: Option<bool>,
     journal_key_file: Option<PathBuf>,
     max_request_bytes: Option<usize>,
+    request_budget_bytes: Option<usize>,
     health_listen: Option<String>,
     metrics_listen: Option<String>,
     #[serde(default)]
@@ -276,6 +277,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// API tokens.
     pub tokens: Vec<TokenConfig>,
+    /// Where they come from, to read them again without a restart (SIGHUP, or a change of the tokens file).
+    pub tokens_source: TokensSource,
     /// TLS, if any.
     pub tls: Option<TlsConfig>,
     /// AWS endpoints, bootstrap role, rates and the organization cache.
@@ -294,6 +297,8 @@ pub struct Config {
     pub journal_key: JournalKeySource,
     /// Largest request accepted, in bytes; larger ones are refused before they are read.
     pub max_request_bytes: usize,
+    /// The request bytes held at once, across every request: past it, a request waits for room, then is refused.
+    pub request_budget_bytes: usize,
     /// A second, plaintext listener serving only gRPC health, for probes that cannot speak TLS or mutual TLS.
     pub health_listen: Option<SocketAddr>,
     /// A plaintext HTTP listener serving Prometheus metrics at `/metrics`.
@@ -305,6 +310,10 @@ pub struct Config {
     /// Where AWS Organizations events come from, if they do.
     pub organization_events: Option<OrganizationEvents>,
 }
+
+/// Default [`Config::request_budget_bytes`]: 64 MiB of request bodies in flight, which with their decoded messages
+/// stays within crossroled's 200 MiB memory target (docs/benchmarks.md, part C).
+pub const DEFAULT_REQUEST_BUDGET_BYTES: usize = 64 * 1024 * 1024;
 
 /// Default [`Config::max_request_bytes`]: a spec at IAM's limits is far smaller.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
@@ -431,6 +440,19 @@ fn journal_config(flags: &Flags, file: &FileConfig) -> Result<JournalConfig, Con
                 .to_string(),
         ));
     }
+    // libpq takes credentials in the query too (`?password=`, `sslpassword=`, `passfile=`): refused alike.
+    let query = text.split_once('?').map(|(_, q)| q).unwrap_or_default();
+    for param in query.split('&').filter_map(|kv| kv.split('=').next()) {
+        if ["password", "sslpassword", "passfile", "sslkey"].iter().any(|p| p.eq_ignore_ascii_case(param)) {
+            return Err(err(
+                setting,
+                format!(
+                    "holds a credential in its query ({param}=): put the password in journal_password_file or \
+                     CROSSROLE_JOURNAL_PASSWORD instead, so that it is never shown with the URL"
+                ),
+            ));
+        }
+    }
     let password = match (&flags.journal_password, &file.journal_password_file) {
         (Some(p), _) => Some(p.clone()),
         (None, Some(path)) => Some(
@@ -450,6 +472,73 @@ fn journal_config(flags: &Flags, file: &FileConfig) -> Result<JournalConfig, Con
         ..crossrole_store::PostgresOptions::default()
     };
     Ok(JournalConfig::Postgres { url: text, options })
+}
+
+/// The names crossroled itself acts under (a binding's reconciles, the Organizations events reader): a token
+/// may not take one, or the journal and the audit log could not tell who did what.
+pub const SYSTEM_ACTORS: &[&str] = &["reconciler", "organizations-events", "crossroled", "crossrole"];
+
+/// Where the tokens come from: the configuration file's `[[tokens]]` and the tokens file, if any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokensSource {
+    /// The configuration file's own (read once, at start).
+    pub inline: Vec<TokenConfig>,
+    /// The tokens file (read again on reload).
+    pub file: Option<PathBuf>,
+}
+
+impl TokensSource {
+    /// The tokens now: the inline ones and the file's, checked as at start. An error names the setting, and the
+    /// tokens in force stay as they are.
+    pub fn load(&self) -> Result<Vec<TokenConfig>, ConfigError> {
+        let mut tokens = self.inline.clone();
+        if let Some(path) = &self.file {
+            tokens.extend(read_tokens_file(path)?);
+        }
+        check_tokens(&tokens)?;
+        Ok(tokens.into_iter().map(|t| TokenConfig { sha256: t.sha256.to_ascii_lowercase(), ..t }).collect())
+    }
+}
+
+/// The `[[tokens]]` of a tokens file (nothing else may be in it).
+pub fn read_tokens_file(path: &Path) -> Result<Vec<TokenConfig>, ConfigError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct TokensFile {
+        #[serde(default)]
+        tokens: Vec<TokenConfig>,
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| err("tokens_file", format!("cannot read {}: {e}", path.display())))?;
+    let file: TokensFile =
+        toml::from_str(&text).map_err(|e| err(format!("tokens_file {}", path.display()), e.message().to_string()))?;
+    Ok(file.tokens)
+}
+
+/// Checks tokens: each named, once, by a name that is not a [`SYSTEM_ACTORS`]'s, with a well-formed hash.
+pub fn check_tokens(tokens: &[TokenConfig]) -> Result<(), ConfigError> {
+    let mut names = std::collections::BTreeSet::new();
+    for (i, t) in tokens.iter().enumerate() {
+        if t.name.is_empty() {
+            return Err(err(format!("tokens[{i}].name"), "required"));
+        }
+        if SYSTEM_ACTORS.iter().any(|a| a.eq_ignore_ascii_case(t.name.trim())) {
+            return Err(err(
+                format!("tokens[{i}].name"),
+                format!("{:?} is the name crossroled itself acts under; give the token another", t.name),
+            ));
+        }
+        if !names.insert(t.name.clone()) {
+            return Err(err(format!("tokens[{i}].name"), format!("{:?} is used twice", t.name)));
+        }
+        if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(err(
+                format!("tokens[{i}].sha256"),
+                "must be the 64 hex characters of the token's SHA-256 (`crossroled token hash`)",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A configuration error, naming the setting.
@@ -493,18 +582,9 @@ impl Config {
 
     fn from_parts(mut file: FileConfig, flags: &Flags) -> Result<Config, ConfigError> {
         // Tokens may live in their own file (a Kubernetes Secret, say): `[[tokens]]` entries only.
+        let tokens_source = TokensSource { inline: file.tokens.clone(), file: file.tokens_file.clone() };
         if let Some(path) = &file.tokens_file {
-            #[derive(Deserialize)]
-            #[serde(deny_unknown_fields)]
-            struct TokensFile {
-                #[serde(default)]
-                tokens: Vec<TokenConfig>,
-            }
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| err("tokens_file", format!("cannot read {}: {e}", path.display())))?;
-            let extra: TokensFile = toml::from_str(&text)
-                .map_err(|e| err(format!("tokens_file {}", path.display()), e.message().to_string()))?;
-            file.tokens.extend(extra.tokens);
+            file.tokens.extend(read_tokens_file(path)?);
         }
         let (listen_text, listen_setting) = match (&flags.listen, &file.listen) {
             (Some(l), _) => (l.clone(), "listen (--listen / CROSSROLE_LISTEN)"),
@@ -546,21 +626,7 @@ impl Config {
                 return Err(err(name, format!("must be a rate in calls per second from 0 to 10000, got {rate}")));
             }
         }
-        let mut names = std::collections::BTreeSet::new();
-        for (i, t) in file.tokens.iter().enumerate() {
-            if t.name.is_empty() {
-                return Err(err(format!("tokens[{i}].name"), "required"));
-            }
-            if !names.insert(t.name.clone()) {
-                return Err(err(format!("tokens[{i}].name"), format!("{:?} is used twice", t.name)));
-            }
-            if t.sha256.len() != 64 || !t.sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(err(
-                    format!("tokens[{i}].sha256"),
-                    "must be the 64 hex characters of the token's SHA-256 (`crossroled token hash`)",
-                ));
-            }
-        }
+        check_tokens(&file.tokens)?;
         if let Some(tls) = &file.tls {
             for (name, path) in
                 [("tls.cert", Some(&tls.cert)), ("tls.key", Some(&tls.key)), ("tls.client_ca", tls.client_ca.as_ref())]
@@ -615,6 +681,13 @@ impl Config {
         let max_request_bytes = file.max_request_bytes.unwrap_or(DEFAULT_MAX_REQUEST_BYTES);
         if !(64 * 1024..=256 * 1024 * 1024).contains(&max_request_bytes) {
             return Err(err("max_request_bytes", "must be from 65536 (64 KiB) to 268435456 (256 MiB)"));
+        }
+        let request_budget_bytes = file.request_budget_bytes.unwrap_or(DEFAULT_REQUEST_BUDGET_BYTES);
+        if !(max_request_bytes..=1024 * 1024 * 1024).contains(&request_budget_bytes) {
+            return Err(err(
+                "request_budget_bytes",
+                format!("must be from max_request_bytes ({max_request_bytes}) to 1073741824 (1 GiB)"),
+            ));
         }
         let health_listen = match (&flags.health_listen, &file.health_listen) {
             (None, None) => None,
@@ -675,6 +748,7 @@ impl Config {
                 .iter()
                 .map(|t| TokenConfig { sha256: t.sha256.to_ascii_lowercase(), ..t.clone() })
                 .collect(),
+            tokens_source,
             tls: file.tls,
             aws,
             reconcile_tick: duration(file.reconcile_tick, "reconcile_tick", Duration::from_secs(15))?,
@@ -688,6 +762,7 @@ impl Config {
             console: file.console.unwrap_or(true),
             journal_key,
             max_request_bytes,
+            request_budget_bytes,
             health_listen,
             metrics_listen,
             ceiling: file.ceiling.into_ceiling()?,

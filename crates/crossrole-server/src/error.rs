@@ -49,6 +49,9 @@ pub enum ApiError {
     /// AWS throttled crossroled beyond its own retries.
     #[error("{0}")]
     Throttled(String),
+    /// crossroled holds as much as its limits allow (the request bytes' budget): a retry soon may fit.
+    #[error("{0}")]
+    Busy(String),
     /// Internal.
     #[error("{0}")]
     Internal(String),
@@ -137,6 +140,11 @@ impl From<ApiError> for Status {
             ApiError::Throttled(m) => {
                 let mut details = ErrorDetails::new();
                 details.set_retry_info(Some(std::time::Duration::from_secs(30)));
+                Status::with_error_details(Code::ResourceExhausted, m, details)
+            }
+            ApiError::Busy(m) => {
+                let mut details = ErrorDetails::new();
+                details.set_retry_info(Some(std::time::Duration::from_secs(1)));
                 Status::with_error_details(Code::ResourceExhausted, m, details)
             }
             ApiError::Internal(m) => {

@@ -7,6 +7,8 @@
 //! headers): a page served from elsewhere cannot call crossroled from a user's browser. The web console's own
 //! files are answered before all of that ([`crate::console`], outermost): they hold no data.
 
+mod budget;
+
 use anyhow::Context;
 use crossrole_wire::pb;
 use tonic::{
@@ -26,9 +28,27 @@ use crate::{
     state::State,
 };
 
-/// The layers every call passes: the console's files (outermost), gRPC-Web translated to gRPC, then the token
-/// check.
-pub(crate) type Layers = Stack<AuthLayer, Stack<GrpcWebLayer, Stack<ConsoleLayer, NoLayer>>>;
+/// The layers every call passes: the console's files (outermost), gRPC-Web translated to gRPC, the token check,
+/// then the budget of request bytes (a caller without a token takes none of it).
+pub(crate) type Layers =
+    Stack<budget::BudgetLayer, Stack<AuthLayer, Stack<GrpcWebLayer, Stack<ConsoleLayer, NoLayer>>>>;
+
+/// HTTP/2 limits on every listener: streams per connection, and keep-alive pings that find a dead peer.
+pub(crate) const MAX_STREAMS: u32 = 128;
+/// How often an idle connection is pinged.
+pub(crate) const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a ping may go unanswered before the connection is closed.
+pub(crate) const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// A server builder with the limits every listener has (the API's, the health listener's).
+pub(crate) fn limited() -> Server {
+    Server::builder()
+        .max_concurrent_streams(MAX_STREAMS)
+        .http2_keepalive_interval(Some(KEEPALIVE))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .tcp_keepalive(Some(KEEPALIVE))
+        .http2_max_header_list_size(64 * 1024)
+}
 
 /// The router for `state`'s services behind `auth`, with TLS as configured. gRPC health is added by the caller.
 pub(crate) fn router(config: &Config, state: &State, auth: AuthLayer) -> anyhow::Result<Router<Layers>> {
@@ -42,7 +62,7 @@ pub(crate) fn router(config: &Config, state: &State, auth: AuthLayer) -> anyhow:
         tokens.check(request.metadata(), config::Scope::Read).map(|_| request).map_err(Status::from)
     });
 
-    let mut builder = Server::builder().trace_fn(crate::telemetry::rpc_span);
+    let mut builder = limited().trace_fn(crate::telemetry::rpc_span);
     if let Some(tls) = &config.tls {
         let cert = std::fs::read(&tls.cert).with_context(|| format!("tls.cert: cannot read {}", tls.cert.display()))?;
         let key = std::fs::read(&tls.key).with_context(|| format!("tls.key: cannot read {}", tls.key.display()))?;
@@ -57,7 +77,8 @@ pub(crate) fn router(config: &Config, state: &State, auth: AuthLayer) -> anyhow:
         .accept_http1(true)
         .layer(ConsoleLayer { enabled: config.console })
         .layer(GrpcWebLayer::new())
-        .layer(auth)
+        .layer(auth.recording(crate::auth::FailedAuth::new(state.journal.clone())))
+        .layer(budget::BudgetLayer::new(config.request_budget_bytes, config.max_request_bytes))
         .add_service(reflection)
         .add_service(
             pb::organization_service_server::OrganizationServiceServer::new(services::organization::Organizations(
