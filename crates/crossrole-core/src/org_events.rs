@@ -85,6 +85,8 @@ pub struct OrgEvent {
     pub time: String,
     /// What changed.
     pub change: OrgChange,
+    /// The event as it came (its envelope: `detail-type`, `account`, `region`), for the origin check.
+    pub raw: Value,
 }
 
 /// What a message body is.
@@ -101,7 +103,60 @@ pub enum Parsed {
 /// The longest message body looked at (SQS's own limit is 256 KiB).
 pub const MAX_BODY: usize = 256 * 1024;
 
-/// Reads one SQS message body (see the module's documentation).
+/// Where a genuine event comes from: EventBridge in the organization's management account, in the one region
+/// Organizations sends its events to (us-east-1; us-gov-west-1 and cn-northwest-1 in those partitions), as one of
+/// the two CloudTrail detail types. A message that says otherwise was not sent by the rule crossroled's queue
+/// listens to, and costs no AWS call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The management account (`account` of every event), when known.
+    pub management_account: Option<String>,
+    /// The region Organizations sends events to.
+    pub region: String,
+}
+
+impl Origin {
+    /// The origin for `partition`, with the management account if it is known.
+    pub fn new(partition: crate::names::Partition, management_account: Option<String>) -> Origin {
+        let region = match partition {
+            crate::names::Partition::Aws => "us-east-1",
+            crate::names::Partition::AwsUsGov => "us-gov-west-1",
+            crate::names::Partition::AwsCn => "cn-northwest-1",
+        };
+        Origin { management_account, region: region.into() }
+    }
+
+    fn check(&self, event: &Value) -> Result<(), String> {
+        let detail_type = text(event, &["detail-type"]).unwrap_or_default();
+        if !matches!(detail_type, "AWS API Call via CloudTrail" | "AWS Service Event via CloudTrail") {
+            return Err(format!("detail-type {detail_type:?} is not one of CloudTrail's"));
+        }
+        let region = text(event, &["region"]).unwrap_or_default();
+        if region != self.region {
+            return Err(format!("region {region:?}: Organizations sends its events from {}", self.region));
+        }
+        if let Some(management) = &self.management_account {
+            let account = text(event, &["account"]).unwrap_or_default();
+            if account != management {
+                return Err(format!("account {account:?} is not the organization's management account"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads one SQS message body (see the module's documentation), checking that it comes from `origin`.
+pub fn parse_from(body: &str, origin: &Origin) -> Parsed {
+    match parse(body) {
+        Parsed::Change(event) => match origin.check(&event.raw) {
+            Ok(()) => Parsed::Change(event),
+            Err(why) => Parsed::Malformed(why),
+        },
+        other => other,
+    }
+}
+
+/// Reads one SQS message body (see the module's documentation), without checking where it comes from.
 pub fn parse(body: &str) -> Parsed {
     if body.len() > MAX_BODY {
         return Parsed::Malformed(format!("the message is {} bytes; at most {MAX_BODY} are read", body.len()));
@@ -147,11 +202,16 @@ fn parse_event(event: &Value) -> Parsed {
         Ok(None) => return Parsed::Ignored(format!("{name} does not change which accounts crossrole works on")),
         Err(why) => return Parsed::Malformed(format!("{name}: {why}")),
     };
+    let envelope = ["detail-type", "account", "region"]
+        .iter()
+        .filter_map(|k| Some((k.to_string(), event.get(k)?.clone())))
+        .collect::<serde_json::Map<String, Value>>();
     Parsed::Change(OrgEvent {
         id: text(event, &["id"]).unwrap_or_default().chars().take(128).collect(),
         name: name.to_string(),
         time: text(event, &["time"]).unwrap_or_default().chars().take(64).collect(),
         change,
+        raw: Value::Object(envelope),
     })
 }
 
@@ -353,6 +413,32 @@ mod tests {
         other["source"] = "aws.ec2".into();
         assert!(matches!(parse(&other.to_string()), Parsed::Ignored(_)));
         assert!(matches!(parse(&call("ListAccounts", serde_json::json!({}))), Parsed::Ignored(_)));
+    }
+
+    #[test]
+    fn an_event_from_elsewhere_than_the_organizations_rule_is_malformed() {
+        let origin = Origin::new(crate::names::Partition::Aws, Some("111111111111".into()));
+        let body = call("CloseAccount", serde_json::json!({"accountId": "333333333333"}));
+        assert!(matches!(parse_from(&body, &origin), Parsed::Change(_)));
+        let with = |field: &str, value: &str| {
+            let mut v: Value = serde_json::from_str(&body).unwrap();
+            v[field] = value.into();
+            v.to_string()
+        };
+        for (field, value, says) in [
+            ("account", "999999999999", "management account"),
+            ("region", "eu-west-1", "region"),
+            ("detail-type", "Forged Event", "detail-type"),
+        ] {
+            let forged = with(field, value);
+            assert!(matches!(parse_from(&forged, &origin), Parsed::Malformed(why) if why.contains(says)), "{field}");
+        }
+        // Not knowing the management account yet, the rest is still checked.
+        let unknown = Origin::new(crate::names::Partition::Aws, None);
+        assert!(matches!(parse_from(&with("account", "999999999999"), &unknown), Parsed::Change(_)));
+        assert!(matches!(parse_from(&with("region", "eu-west-1"), &unknown), Parsed::Malformed(_)));
+        let gov = Origin::new(crate::names::Partition::AwsUsGov, None);
+        assert!(matches!(parse_from(&with("region", "us-gov-west-1"), &gov), Parsed::Change(_)));
     }
 
     #[test]

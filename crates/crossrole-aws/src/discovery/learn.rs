@@ -6,8 +6,17 @@
 //! and its tags are read again at its next selection. When the tree does not know an account's parent (a unit
 //! made since the walk), or the units themselves changed (created, renamed, deleted: a path a selector names may
 //! now mean another unit), the cached tree is dropped and the next use walks the organization.
+//!
+//! An account Organizations says is not a member is remembered for [`STRANGER_MEMORY`] (at most
+//! [`STRANGERS_KEPT`] of them): events naming it again meanwhile — a flood of forged ones — cost no call.
 
-use std::{collections::BTreeSet, sync::Arc, time::SystemTime};
+use std::{
+    collections::BTreeSet,
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use tokio::time::Instant;
 
 use crossrole_core::{org::AccountInfo, org_events::OrgChange};
 use futures::{StreamExt, TryStreamExt, stream};
@@ -27,7 +36,34 @@ pub struct Learned {
     pub tree_dropped: bool,
 }
 
+/// How long an account Organizations said is not a member costs no call when events name it again.
+pub(super) const STRANGER_MEMORY: Duration = Duration::from_secs(300);
+/// How many such accounts are remembered at most.
+pub(super) const STRANGERS_KEPT: usize = 10_000;
+
 impl Discovery {
+    /// Whether `id` was found not to be a member a moment ago.
+    fn stranger(&self, id: &str) -> bool {
+        let strangers = self.strangers.lock().unwrap_or_else(|e| e.into_inner());
+        strangers.get(id).is_some_and(|at| at.elapsed() < STRANGER_MEMORY)
+    }
+
+    /// Remembers that Organizations said `ids` are not members.
+    fn remember_strangers(&self, ids: impl Iterator<Item = String>) {
+        let mut strangers = self.strangers.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        strangers.retain(|_, at| at.elapsed() < STRANGER_MEMORY);
+        for id in ids {
+            if strangers.len() >= STRANGERS_KEPT {
+                // The oldest goes first.
+                if let Some(oldest) = strangers.iter().min_by_key(|(_, at)| **at).map(|(k, _)| k.clone()) {
+                    strangers.remove(&oldest);
+                }
+            }
+            strangers.insert(id, now);
+        }
+    }
+
     /// Reads again what `changes` name, and updates the cache (see the module's documentation).
     pub async fn learn(&self, ctx: &CallContext, changes: &[OrgChange]) -> Result<Learned, Error> {
         self.load().await;
@@ -35,6 +71,8 @@ impl Discovery {
         let mut units_changed = false;
         for change in changes {
             match change.account_id() {
+                // An account found a moment ago not to be a member is not asked about again.
+                Some(id) if self.stranger(id) => {}
                 Some(id) => {
                     learned.accounts.insert(id.to_string());
                 }
@@ -63,6 +101,7 @@ impl Discovery {
             .try_collect()
             .await?;
         self.forget_tags(&learned.accounts).await;
+        self.remember_strangers(read.iter().filter(|(_, info)| info.is_none()).map(|(id, _)| id.clone()));
 
         let mut cached = self.tree.lock().await;
         let Some((at, tree)) = cached.as_mut() else { return Ok(learned) };

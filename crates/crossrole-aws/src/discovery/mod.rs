@@ -101,6 +101,9 @@ pub struct Discovery {
     tags: Mutex<TagCache>,
     store: Option<Arc<dyn DiscoveryStore>>,
     loaded: tokio::sync::OnceCell<()>,
+    /// Accounts an event named that Organizations said are not members, and when: named again soon after, they
+    /// cost no call (a flood of forged events naming made-up accounts costs one call per account, not per event).
+    strangers: Mutex<HashMap<String, Instant>>,
 }
 
 /// The instant `at` (wall clock) was, on the monotonic clock; `None` if it is before the monotonic clock began
@@ -126,6 +129,7 @@ impl Discovery {
             tags: Mutex::new(HashMap::new()),
             store: None,
             loaded: tokio::sync::OnceCell::new(),
+            strangers: Mutex::new(HashMap::new()),
         }
     }
 

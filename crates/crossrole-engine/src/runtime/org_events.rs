@@ -1,8 +1,12 @@
 //! Organizations events, not polls: the reader of the SQS queue EventBridge feeds with AWS Organizations events,
 //! so that crossroled reacts in seconds where a binding's schedule would take its interval.
 //!
-//! Each tick receives once (long polling, up to 10 messages) through the call layer, like every AWS call. The
-//! messages' changes ([`crossrole_core::org_events::parse`]) go to discovery, which reads the accounts they name
+//! Each tick receives through the call layer, like every AWS call: once, long polling, up to 10 messages; when
+//! that fills, up to [`RECEIVES`] more at once without waiting, so that a backlog is read 100 messages a round.
+//! A message must come from where Organizations sends its events ([`crossrole_core::org_events::Origin`]: the
+//! CloudTrail detail types, the region, the organization's management account), or it is deleted at once, costing
+//! no AWS call. The messages' changes ([`crossrole_core::org_events::parse_from`]), the same account named by
+//! many messages once, go to discovery, which reads the accounts they name
 //! again ([`crossrole_aws::discovery::Discovery::learn`]), and then to the bindings, which reconcile just those
 //! accounts where they concern them ([`Bindings::enrol`]): a new account gets its roles, an account that moved in
 //! or out is enrolled or cleaned up, one that left leaves the grants. Only then are the messages deleted: if
@@ -21,10 +25,13 @@ use crossrole_aws::{
     api::{QueueApi, QueueMessage},
     calls::{CallContext, Quota},
 };
-use crossrole_core::org_events::{self, OrgChange, Parsed};
+use crossrole_core::org_events::{self, OrgChange, Origin, Parsed};
 
 use super::{Loop, QueueConfig};
 use crate::{Engine, backoff::Backoff, bindings::Bindings};
+
+/// Receives made at once, besides the first, when the queue has a backlog (10 messages each).
+pub const RECEIVES: usize = 9;
 
 /// Who starts the reconciles events cause, in the journal and the audit of operations.
 pub const ORGANIZATIONS_EVENTS: &str = "organizations-events";
@@ -92,11 +99,18 @@ impl Reader {
         }
     }
 
-    /// The messages' changes, counted; malformed and ignored messages are logged.
-    fn changes(&self, messages: &[QueueMessage]) -> Vec<OrgChange> {
-        let mut changes = Vec::new();
+    /// Where genuine events come from: the organization's management account once a walk has said which.
+    async fn origin(&self) -> Origin {
+        let management =
+            self.engine.discovery().cached_tree().await.map(|t| t.organization.management_account_id.clone());
+        Origin::new(self.engine.partition(), management.filter(|m| !m.is_empty()))
+    }
+
+    /// The messages' changes, counted, each account once; malformed and ignored messages are logged.
+    fn changes(&self, messages: &[QueueMessage], origin: &Origin) -> Vec<OrgChange> {
+        let mut changes: Vec<OrgChange> = Vec::new();
         for m in messages {
-            match org_events::parse(&m.body) {
+            match org_events::parse_from(&m.body, origin) {
                 Parsed::Change(event) => {
                     self.counters.count(event.change.kind());
                     tracing::info!(
@@ -106,7 +120,9 @@ impl Reader {
                         account = event.change.account_id().unwrap_or_default(),
                         "Organizations event"
                     );
-                    changes.push(event.change);
+                    if !changes.contains(&event.change) {
+                        changes.push(event.change);
+                    }
                 }
                 Parsed::Ignored(why) => {
                     self.counters.count("ignored");
@@ -149,8 +165,11 @@ impl Loop for Reader {
         let ctx = CallContext::new();
         let calls = self.engine.calls().clone();
         let quota = Quota::Queue(self.url.clone());
-        let (queue, wait) = (self.queue.clone(), self.wait);
-        let messages = match calls.call(&ctx, quota.clone(), "ReceiveMessage", || queue.receive(10, wait)).await {
+        let receive = |wait: Duration| {
+            let (calls, ctx, quota, queue) = (calls.clone(), ctx.clone(), quota.clone(), self.queue.clone());
+            async move { calls.call(&ctx, quota, "ReceiveMessage", || queue.receive(10, wait)).await }
+        };
+        let mut messages = match receive(self.wait).await {
             Ok(m) => {
                 self.backoff.reset();
                 m
@@ -165,7 +184,12 @@ impl Loop for Reader {
         if messages.is_empty() {
             return Duration::ZERO;
         }
-        let changes = self.changes(&messages);
+        if messages.len() == 10 {
+            // A backlog: read more of it at once, without waiting.
+            let more = futures::future::join_all((0..RECEIVES).map(|_| receive(Duration::ZERO))).await;
+            messages.extend(more.into_iter().flatten().flatten());
+        }
+        let changes = self.changes(&messages, &self.origin().await);
         if !changes.is_empty()
             && let Err(e) = self.react(&ctx, &changes).await
         {
@@ -174,14 +198,21 @@ impl Loop for Reader {
             return Duration::ZERO;
         }
         let receipts: Vec<String> = messages.into_iter().map(|m| m.receipt_handle).collect();
-        match calls.call(&ctx, quota, "DeleteMessageBatch", || queue.delete(&receipts)).await {
-            Ok(failed) => {
-                for (_, why) in failed {
-                    tracing::warn!(why, "an Organizations event was not deleted; it will be handled again");
+        let deletes = receipts.chunks(10).map(|batch| {
+            let (calls, ctx, quota, queue) = (calls.clone(), ctx.clone(), quota.clone(), self.queue.clone());
+            async move { calls.call(&ctx, quota, "DeleteMessageBatch", || queue.delete(batch)).await }
+        });
+        for deleted in futures::future::join_all(deletes).await {
+            match deleted {
+                Ok(failed) => {
+                    for (_, why) in failed {
+                        tracing::warn!(why, "an Organizations event was not deleted; it will be handled again");
+                    }
                 }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot delete handled Organizations events; they will be handled again")
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "cannot delete handled Organizations events; they will be handled again"
+                ),
             }
         }
         Duration::ZERO
