@@ -518,8 +518,10 @@ impl CallPolicy {
                 // A check of whether a write landed is tried once: its caller goes on either way, and retries of
                 // retries would multiply (ten writes, each waiting out ten checks, during an outage).
                 let attempts = if CHECKING.try_with(|c| *c).unwrap_or(false) { 1 } else { self.retry.max_attempts };
-                let delay = if e.kind.is_retryable() {
-                    (attempt < attempts).then(|| self.retry.delay(attempt))
+                // Retryable errors get the usual attempts; then, like any error `patience` names, they are waited
+                // out until its deadline.
+                let delay = if e.kind.is_retryable() && attempt < attempts {
+                    Some(self.retry.delay(attempt))
                 } else {
                     patience.filter(|p| p.kinds.contains(&e.kind)).and_then(|p| {
                         waits += 1;

@@ -70,6 +70,27 @@ impl AccountIam<'_> {
         }
     }
 
+    /// Whether role `name` is there and whose, asked with patience: throttling and transient failures (an IAM
+    /// outage) are waited out until `until`, beyond the call layer's usual attempts. For judging an account whose
+    /// write may have landed while IAM was failing.
+    pub async fn find_role(
+        &self,
+        name: &str,
+        until: tokio::time::Instant,
+    ) -> Result<Option<crate::api::RoleRecord>, Error> {
+        let patience = crate::calls::Patience {
+            kinds: &[crate::ErrorKind::Transient, crate::ErrorKind::Throttling],
+            until,
+            base: std::time::Duration::from_millis(500),
+            cap: std::time::Duration::from_secs(10),
+        };
+        match self.calls.call_patient(self.ctx, self.quota(), "GetRole", patience, || self.iam.get_role(name)).await {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Reads role `name`; `None` when it does not exist.
     pub async fn read_role(&self, name: &str) -> Result<Option<ObservedRole>, Error> {
         // GetRole first: a role that is not there (every account, the first time) costs one call, not three. The

@@ -85,6 +85,8 @@ pub(crate) struct RunEnv {
     /// A plan or verification for a caller who may not read ExternalIds ([`crate::Audience::Blind`]): the
     /// request's ExternalId is never compared with AWS's; each role's own stands in for it.
     pub(crate) blind: bool,
+    /// The operation this run belongs to (empty for a plan or a verification).
+    pub(crate) operation: String,
     /// An apply: where the journal does not have the spec applied (asked under the account's lock), the role is
     /// most likely not there (a first rollout), so it is created without reading first; if it is there after all,
     /// the account is read and planned as usual.
@@ -233,8 +235,22 @@ pub(crate) async fn run(env: &RunEnv, target: &Target) -> AccountResult {
             s.account(&row);
             s.flush().await;
         }
+        let mut row = work(env, target, true, &mut false).await;
+        // A create was sent: if the account could not even be read, that create may have landed.
+        if row.outcome == Outcome::Failed && row.phase == Phase::Done && row.changes.is_empty() {
+            found_after_failure(env, target, &mut row).await;
+        }
+        return row;
     }
     work(env, target, true, &mut false).await
+}
+
+/// The result of `r`, finished with `outcome`.
+fn finish(mut r: AccountResult, outcome: Outcome) -> AccountResult {
+    r.outcome = outcome;
+    r.phase = Phase::Done;
+    r.end_time = Some(convert::now_ms());
+    r
 }
 
 /// One attempt at an account: read first, or (`read_first` false) take the role to be absent and create it. Sets
@@ -244,12 +260,6 @@ async fn work(env: &RunEnv, target: &Target, read_first: bool, reread: &mut bool
     let mut result = AccountResult {
         role_arn: env.desired.arn(env.inner.aws.partition(), &target.account_id),
         ..target.result(Outcome::Running, Phase::Assume)
-    };
-    let finish = |mut r: AccountResult, outcome: Outcome| {
-        r.outcome = outcome;
-        r.phase = Phase::Done;
-        r.end_time = Some(convert::now_ms());
-        r
     };
     let examined = match examine_as(env, target, read_first).await {
         Ok(e) => e,
@@ -261,17 +271,24 @@ async fn work(env: &RunEnv, target: &Target, read_first: bool, reread: &mut bool
         }
     };
     // What an interrupted run of this operation already did here.
-    let before = carried_over(target, examined.plan.changes(), &env.redactor);
+    let before = carried_over(env, target, examined.plan.changes()).await;
     let changes: Vec<Change> = match &examined.plan {
         AccountPlan::InSync => {
             if target.action == Action::Remove {
                 forget_placement(env, target).await;
-            } else if env.write {
+                let outcome = if before.is_empty() { Outcome::Unchanged } else { Outcome::Changed };
+                result.changes = before;
+                return finish(result, outcome);
+            }
+            if env.write {
                 remember_placement(env, target).await;
             }
-            let outcome = if before.is_empty() { Outcome::Unchanged } else { Outcome::Changed };
+            if before.is_empty() {
+                return finish(result, Outcome::Unchanged);
+            }
+            // An earlier run made every change and stopped before it verified them: verified now.
             result.changes = before;
-            return finish(result, outcome);
+            return verified(env, target, result).await;
         }
         AccountPlan::Conflict { owner } => {
             result.error = Some(not_owned(env, target, owner.as_deref()));
@@ -284,7 +301,50 @@ async fn work(env: &RunEnv, target: &Target, read_first: bool, reread: &mut bool
         result.changes = changes.iter().map(|c| c.shown(&env.redactor)).collect();
         return finish(result, Outcome::Drifted);
     }
+    let outcome = apply(env, target, &examined, &changes, read_first, before, &mut result).await;
+    if matches!(outcome, Err(crossrole_aws::Error::Cancelled)) && env.inner.shutdown.is_cancelled() {
+        // Stopped for shutdown between two changes: not an outcome. The row stays running, with the changes
+        // made so far, and the next start resumes the account.
+        return result;
+    }
+    // Taken to be absent, the role is there; or IAM refused the first call (a session gone stale, a bootstrap
+    // role that cannot manage IAM): the reading path sorts out which, and says it as it does for any account.
+    if !read_first
+        && let Err(crossrole_aws::Error::Aws(e)) = &outcome
+        && matches!(e.kind, crossrole_aws::ErrorKind::AlreadyExists | crossrole_aws::ErrorKind::AccessDenied)
+        && result.changes.is_empty()
+    {
+        *reread = true;
+        return result;
+    }
+    if let Err(e) = outcome {
+        result.error = Some(convert::account_error(&e, Phase::Apply));
+        found_after_failure(env, target, &mut result).await;
+        return finish(result, Outcome::Failed);
+    }
+    match target.action {
+        Action::Remove => {
+            forget_placement(env, target).await;
+            finish(result, Outcome::Changed)
+        }
+        Action::Ensure => {
+            remember_placement(env, target).await;
+            verified(env, target, result).await
+        }
+    }
+}
 
+/// Applies `changes` in order, each written ahead into the account's row before it is sent, each applied one an
+/// event; `result.changes` ends with every change made (those of an earlier run, `before`, first).
+async fn apply(
+    env: &RunEnv,
+    target: &Target,
+    examined: &Examined,
+    changes: &[Change],
+    read_first: bool,
+    before: Vec<ShownChange>,
+    result: &mut AccountResult,
+) -> Result<(), crossrole_aws::Error> {
     env.phase(&target.account_id, Phase::Apply);
     result.phase = Phase::Apply;
     let iam = AccountIam {
@@ -294,15 +354,16 @@ async fn work(env: &RunEnv, target: &Target, read_first: bool, reread: &mut bool
         ctx: &env.ctx,
     };
     let done = std::sync::Mutex::new(before);
+    let row = result.clone();
     let outcome = iam
         .apply(
             &env.desired.name,
-            &changes,
+            changes,
             !read_first,
             || env.stop.is_cancelled(),
             |c| {
                 // Write-ahead: the change is on record before it is sent.
-                let mut row = result.clone();
+                let mut row = row.clone();
                 row.changes = done.lock().map(|d| d.clone()).unwrap_or_default();
                 row.changes.push(c.shown(&env.redactor));
                 let sink = env.sink.clone();
@@ -323,73 +384,127 @@ async fn work(env: &RunEnv, target: &Target, read_first: bool, reread: &mut bool
         )
         .await;
     result.changes = done.into_inner().unwrap_or_default();
-    if matches!(outcome, Err(crossrole_aws::Error::Cancelled)) && env.inner.shutdown.is_cancelled() {
-        // Stopped for shutdown between two changes: not an outcome. The row stays running, with the changes
-        // made so far, and the next start resumes the account.
-        return result;
-    }
-    // Taken to be absent, the role is there; or IAM refused the first call (a session gone stale, a bootstrap
-    // role that cannot manage IAM): the reading path sorts out which, and says it as it does for any account.
-    if !read_first
-        && let Err(crossrole_aws::Error::Aws(e)) = &outcome
-        && matches!(e.kind, crossrole_aws::ErrorKind::AlreadyExists | crossrole_aws::ErrorKind::AccessDenied)
-        && result.changes.is_empty()
-    {
-        *reread = true;
-        return result;
-    }
-    if let Err(e) = outcome {
-        result.error = Some(convert::account_error(&e, Phase::Apply));
-        return finish(result, Outcome::Failed);
-    }
-    match target.action {
-        Action::Remove => {
-            forget_placement(env, target).await;
-            return finish(result, Outcome::Changed);
-        }
-        Action::Ensure => remember_placement(env, target).await,
-    }
+    outcome
+}
 
-    if env.spec.rollout.verify {
-        env.phase(&target.account_id, Phase::Verify);
-        result.phase = Phase::Verify;
-        let check =
-            live_check(env, &target.account_id, &result.role_arn, env.spec.role.trust.external_id.as_ref()).await;
-        let passed = check.outcome == CheckOutcome::Passed;
-        let skipped = check.outcome == CheckOutcome::Skipped;
-        result.verify = Some(VerifySummary {
-            passed,
-            assumed_account_id: check.assumed_account_id.clone(),
-            attempts: check.attempts,
-            error: check.error.clone(),
-        });
-        if !passed && !skipped {
-            result.error = Some(AccountError::new(
-                ErrorCode::VerifyFailed,
-                format!("the trusted side cannot assume {}: {}", result.role_arn, check.error),
-                Phase::Verify,
-            ));
-            return finish(result, Outcome::Failed);
+/// How long an account whose write may have landed is read with patience before it is judged.
+const FIND_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// After a write failed, what is there: the role is read back, waiting out an IAM outage for a while (a write
+/// whose answer was lost may have landed — a role created while IAM failed, say); when it is this spec's, its
+/// creation is put on record (with its event) and so is the spec's placement, so that a destroy, even one that no
+/// longer selects the account, looks there. When the account cannot be read in time, the error says the role may
+/// be there; nothing is assumed (the grant must not name a role that may not exist), and the next run that reads
+/// the account finds it.
+async fn found_after_failure(env: &RunEnv, target: &Target, result: &mut AccountResult) {
+    if target.action != Action::Ensure || !env.write {
+        return;
+    }
+    let Ok(credentials) =
+        env.inner.broker.bootstrap(&env.ctx, &target.account_id, target.joined_at, &env.session).await
+    else {
+        return;
+    };
+    let iam = AccountIam {
+        iam: env.inner.aws.iam(&credentials),
+        account: credentials.account_id.clone(),
+        calls: &env.inner.calls,
+        ctx: &env.ctx,
+    };
+    let until = tokio::time::Instant::now() + FIND_PATIENCE;
+    match iam.find_role(&env.desired.name, until).await {
+        Ok(Some(role)) if crossrole_core::spec::owner_of(&role.attributes.tags) == Some(env.spec.name.as_str()) => {
+            remember_placement(env, target).await;
+            if !result.changes.iter().any(|c| c.kind == crossrole_core::ops::ChangeKind::CreateRole) {
+                let create = plan::plan(&env.desired.in_account(target.place(env.inner.aws.partition())), None);
+                if let Some(c) = create.changes().first() {
+                    let shown = c.shown(&env.redactor);
+                    env.emit(&target.account_id, Event::ChangeApplied { change: shown.clone() });
+                    result.changes.insert(0, shown);
+                }
+            }
         }
+        Ok(_) => {}
+        Err(e) => {
+            if let Some(error) = &mut result.error {
+                error.message.push_str(&format!(
+                    "; the role may have been created meanwhile (IAM could not be read to tell: {e}): the next run \
+                     that reaches the account reads it"
+                ));
+            }
+        }
+    }
+}
+
+/// The live check after the role was put in place, when the spec asks for it: a failure fails the account.
+async fn verified(env: &RunEnv, target: &Target, mut result: AccountResult) -> AccountResult {
+    if !env.spec.rollout.verify {
+        return finish(result, Outcome::Changed);
+    }
+    env.phase(&target.account_id, Phase::Verify);
+    result.phase = Phase::Verify;
+    let check = live_check(env, &target.account_id, &result.role_arn, env.spec.role.trust.external_id.as_ref()).await;
+    let passed = check.outcome == CheckOutcome::Passed;
+    let skipped = check.outcome == CheckOutcome::Skipped;
+    result.verify = Some(VerifySummary {
+        passed,
+        assumed_account_id: check.assumed_account_id.clone(),
+        attempts: check.attempts,
+        error: check.error.clone(),
+    });
+    if !passed && !skipped {
+        result.error = Some(AccountError::new(
+            ErrorCode::VerifyFailed,
+            format!("the trusted side cannot assume {}: {}", result.role_arn, check.error),
+            Phase::Verify,
+        ));
+        return finish(result, Outcome::Failed);
     }
     finish(result, Outcome::Changed)
 }
 
 /// The changes an interrupted run of this operation made in the account, from the row it left: every entry but
-/// the last was carried out; the last was in flight, and was carried out unless the new plan (`now`) still needs it.
-fn carried_over(target: &Target, now: &[Change], redactor: &crossrole_core::secret::Redactor) -> Vec<ShownChange> {
+/// the last was carried out; the last was in flight, and was carried out unless the new plan (`now`) still needs
+/// it — then, if the crash kept its event from the journal, its event is sent now.
+async fn carried_over(env: &RunEnv, target: &Target, now: &[Change]) -> Vec<ShownChange> {
     let Some(prior) = &target.prior else { return Vec::new() };
     let mut changes = prior.changes.clone();
     if let Some(last) = changes.last() {
         let still_needed = now.iter().any(|c| {
-            let shown = c.shown(redactor);
+            let shown = c.shown(&env.redactor);
             shown.kind == last.kind && shown.subject == last.subject
         });
         if still_needed {
             changes.pop();
+        } else if !announced(env, &target.account_id, last).await {
+            env.emit(&target.account_id, Event::ChangeApplied { change: last.clone() });
         }
     }
     changes
+}
+
+/// Whether the journal has the event of `change` in `account` for this run's operation.
+async fn announced(env: &RunEnv, account: &str, change: &ShownChange) -> bool {
+    let mut after = 0;
+    loop {
+        let Ok(page) = env.inner.journal.read_events(&env.operation, after, 1000).await else { return false };
+        for e in &page {
+            let Ok(event) = crate::records::decode::<crossrole_core::ops::OperationEvent>(&e.payload, "event") else {
+                continue;
+            };
+            if event.account_id == account
+                && let Event::ChangeApplied { change: c } = &event.event
+                && c.kind == change.kind
+                && c.subject == change.subject
+            {
+                return true;
+            }
+        }
+        match page.last() {
+            Some(last) if page.len() == 1000 => after = last.sequence,
+            _ => return false,
+        }
+    }
 }
 
 async fn remember_placement(env: &RunEnv, target: &Target) {

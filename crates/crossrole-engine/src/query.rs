@@ -90,6 +90,7 @@ impl Engine {
         let blind = audience == Audience::Blind;
         RunEnv {
             blind,
+            operation: String::new(),
             inner: self.inner.clone(),
             spec: Arc::new(spec.clone()),
             desired: Arc::new(DesiredRole::from_spec(spec, self.partition())),

@@ -12,7 +12,7 @@ use common::*;
 use crossrole_aws::{
     Service,
     calls::Rates,
-    fake::{Chaos, Failure, FakeConfig, Latency},
+    fake::{Chaos, Failure, FakeConfig, Latency, LostResponse},
 };
 use crossrole_store::{Journal, NewOperation, SqliteJournal, StoredKind};
 
@@ -70,6 +70,50 @@ async fn a_failed_account_keeps_the_access_it_had_and_a_new_one_gets_none() {
     let op = run(&w, OperationKind::Apply, &spec()).await;
     assert_eq!(op.counts.failed, 2);
     assert_eq!(granted(&w), role_arns((0..4).map(account)), "account 1 keeps its access; account 4 gets none");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_create_whose_answer_was_lost_while_iam_failed_is_found_and_put_on_record() {
+    let w = world(1);
+    let a = account(0);
+    // Every CreateRole is carried out and its answer lost, and every GetRole that would find it fails: the
+    // create's effect cannot be checked, and the write fails after its attempts. Then IAM comes back.
+    w.fake.lose_responses(LostResponse {
+        service: Service::Iam,
+        operation: Some("CreateRole".into()),
+        account: Some(a.clone()),
+        times: None,
+    });
+    w.fake.inject(Failure {
+        service: Service::Iam,
+        operation: Some("GetRole".into()),
+        account: Some(a.clone()),
+        code: "ServiceFailure".into(),
+        times: None,
+    });
+    let fake = w.fake.clone();
+    let outage = tokio::spawn(async move {
+        // The outage lasts longer than a write's attempts and the reading that follows them.
+        tokio::time::sleep(std::time::Duration::from_secs(100)).await;
+        fake.clear_failures();
+    });
+    let op = run(&w, OperationKind::Apply, &spec()).await;
+    outage.await.unwrap();
+    let r = results(&w, &op.id).await;
+    let row = r.iter().find(|r| r.account_id == a).unwrap();
+    assert!(w.fake.role(&a, "Audit").is_some(), "the role is there: {row:?}");
+    // The record says what exists: the role was created; the spec is placed there, so a destroy looks there.
+    assert_eq!(count_kind(row, ChangeKind::CreateRole), 1, "{:?}", row.changes);
+    assert!(w.engine.journal().placed("audit", &a).await.unwrap());
+    let events = w.engine.events(&op.id, 0, 10_000).await.unwrap();
+    assert!(events.iter().any(|e| e.account_id == a
+        && matches!(&e.event, Event::ChangeApplied { change } if change.kind == ChangeKind::CreateRole)));
+    // A destroy that no longer selects the account finds it all the same.
+    let mut narrower = spec();
+    narrower.targets.exclude_account_ids.push(a.clone());
+    let destroyed = run(&w, OperationKind::Destroy, &narrower).await;
+    assert_eq!(destroyed.state, OperationState::Succeeded, "{}", destroyed.message);
+    assert!(w.fake.role(&a, "Audit").is_none());
 }
 
 /// kill -9 in the middle of a rollout: the runtime that ran it is dropped with its tasks at whatever await they

@@ -555,6 +555,13 @@ impl FakeAws {
         }
     }
 
+    /// Ends every injected failure (an outage over).
+    pub fn clear_failures(&self) {
+        if let Ok(mut f) = self.world.failures.lock() {
+            f.clear();
+        }
+    }
+
     /// Loses responses after their call is carried out.
     pub fn lose_responses(&self, lost: LostResponse) {
         if let Ok(mut l) = self.world.lost.lock() {
