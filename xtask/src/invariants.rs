@@ -57,6 +57,39 @@ pub(crate) fn check() -> Result<()> {
         }
     }
 
+    // ... and in every other crate: no AWS call is made but through the call layer. Every method of the AWS traits
+    // (crossrole-aws's api.rs) called outside crossrole-aws must be on a line that hands it to the call layer
+    // (`calls.call(…, || api.method(…))`). The bench's baselines and the CLI's `console` call AWS themselves, on
+    // purpose (the SDK directly; neither is crossroled).
+    let api = fs::read_to_string(root.join("crates/crossrole-aws/src/api.rs")).context("crossrole-aws/src/api.rs")?;
+    let methods: Vec<String> = api
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("async fn "))
+        .filter_map(|rest| rest.split('(').next())
+        .map(|name| format!(".{name}("))
+        .collect();
+    let needles: Vec<&str> = methods.iter().map(String::as_str).collect();
+    for dir in ["crates/crossrole-engine/src", "crates/crossrole-server/src", "crates/crossrole-store/src"] {
+        for (file, line, text) in grep(&root.join(dir), &needles) {
+            if !text.contains("call") {
+                problems.push(format!("{file}:{line}: AWS calls go through crossrole_aws::calls: {text}"));
+            }
+        }
+    }
+    // One backoff: the call layer's for AWS, the engine's Backoff for its waits on the journal and its loops.
+    for dir in [
+        "crates/crossrole-engine/src",
+        "crates/crossrole-server/src",
+        "crates/crossrole-aws/src",
+        "crates/crossrole-store/src",
+    ] {
+        for (file, line, text) in grep(&root.join(dir), &["* 2).min(", "*= 2"]) {
+            if !file.ends_with("aws/src/calls.rs") && !file.ends_with("engine/src/backoff.rs") {
+                problems.push(format!("{file}:{line}: a backoff of its own (use crossrole_engine's Backoff): {text}"));
+            }
+        }
+    }
+
     // gRPC statuses are made in crossrole-server's error.rs (and, for undecodable bodies, crossrole-proto's codec).
     for dir in ["crates/crossrole-server/src", "crates/crossrole-engine/src", "crates/crossrole-aws/src"] {
         for (file, line, text) in grep(
@@ -79,8 +112,8 @@ pub(crate) fn check() -> Result<()> {
 
     if problems.is_empty() {
         eprintln!(
-            "invariants: core pure and free of the wire, engine/AWS/journal on domain types, SDK small, AWS waits in \
-             the call layer, statuses in one place"
+            "invariants: core pure and free of the wire, engine/AWS/journal on domain types, SDK small, AWS calls and \
+             their waits in the call layer, one backoff, statuses in one place"
         );
         Ok(())
     } else {

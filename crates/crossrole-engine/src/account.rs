@@ -26,7 +26,7 @@ use crossrole_core::{
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Inner, convert, events::EventSink};
+use crate::{Inner, events::EventSink};
 
 /// An account to work on.
 #[derive(Debug, Clone)]
@@ -126,7 +126,7 @@ async fn examine_as(env: &RunEnv, target: &Target, read_first: bool) -> Result<E
             .broker
             .bootstrap(&env.ctx, &target.account_id, target.joined_at, &env.session)
             .await
-            .map_err(|e| convert::account_error(&e, Phase::Assume))
+            .map_err(|e| error_from(&e, Phase::Assume))
     };
     let read = |credentials: &Credentials| {
         env.phase(&target.account_id, Phase::Read);
@@ -162,7 +162,7 @@ async fn examine_as(env: &RunEnv, target: &Target, read_first: bool) -> Result<E
             aws_error_code: a.code.clone(),
             phase: Phase::Read,
         },
-        _ => convert::account_error(&e, Phase::Read),
+        _ => error_from(&e, Phase::Read),
     })?;
     env.phase(&target.account_id, Phase::Plan);
     let seen = seen_by(env, observed.as_ref());
@@ -249,7 +249,7 @@ pub(crate) async fn run(env: &RunEnv, target: &Target) -> AccountResult {
 fn finish(mut r: AccountResult, outcome: Outcome) -> AccountResult {
     r.outcome = outcome;
     r.phase = Phase::Done;
-    r.end_time = Some(convert::now_ms());
+    r.end_time = Some(crate::now_ms());
     r
 }
 
@@ -318,7 +318,7 @@ async fn work(env: &RunEnv, target: &Target, read_first: bool, reread: &mut bool
         return result;
     }
     if let Err(e) = outcome {
-        result.error = Some(convert::account_error(&e, Phase::Apply));
+        result.error = Some(error_from(&e, Phase::Apply));
         found_after_failure(env, target, &mut result).await;
         return finish(result, Outcome::Failed);
     }
@@ -590,4 +590,9 @@ pub(crate) async fn live_check(
             .await
         }
     }
+}
+
+/// An account error from an AWS-side error, in a phase.
+pub(crate) fn error_from(e: &crossrole_aws::Error, phase: Phase) -> AccountError {
+    AccountError { code: e.code(), message: e.to_string(), aws_error_code: e.aws_code().map(str::to_string), phase }
 }

@@ -9,7 +9,7 @@
 //! and the next reconcile is due one interval later, with up to 10% jitter so that bindings created together do
 //! not fire together.
 //!
-//! Accounts an AWS Organizations event names ([`Bindings::enrol`]) get a reconcile of just them in each binding
+//! Accounts an AWS Organizations event names ([`Bindings::reconcile_accounts`]) get a reconcile of just them in each binding
 //! whose spec concerns them, at once or when the binding's running reconcile ends; its result replaces only those
 //! accounts' states, and the next full reconcile stays due when it was.
 
@@ -31,8 +31,9 @@ use rand::Rng;
 use tokio::sync::{Mutex, Notify};
 
 use crate::{
-    Engine, Error, ListFilter, StartRequest, convert,
+    Engine, Error, ListFilter, StartRequest,
     records::{self, BindingRecord},
+    secrets,
 };
 
 /// Accounts waiting for a binding's running reconcile to end.
@@ -73,10 +74,10 @@ impl Bindings {
         Bindings { engine, running: Default::default(), pending: Default::default(), wake: Arc::new(Notify::new()) }
     }
 
-    /// Creates a binding: validated, admitted under the ceiling and the guardrails, then reconciled at once.
+    /// Creates a binding: validated, checked against the ceiling and the guardrails, then reconciled at once.
     pub async fn create(&self, raw: &RawBinding) -> Result<BindingView, Error> {
-        let binding = self.admit(raw).await?;
-        let now = convert::now_ms();
+        let binding = self.checked(raw).await?;
+        let now = crate::now_ms();
         let row = BindingRow {
             name: binding.name.clone(),
             version: 1,
@@ -111,11 +112,11 @@ impl Bindings {
             let stored = self.decode(&current)?;
             *e = stored.spec.role.and_then(|r| r.trust).map(|t| t.external_id).unwrap_or_default();
         }
-        let binding = self.admit(&raw).await?;
+        let binding = self.checked(&raw).await?;
         let row = self
             .engine
             .journal()
-            .update_binding(&binding.name, self.record(&binding)?, expected_version, convert::now_ms())
+            .update_binding(&binding.name, self.record(&binding)?, expected_version, crate::now_ms())
             .await?
             .ok_or_else(|| Error::NotFound(format!("binding {}", binding.name)))?;
         self.wake.notify_one();
@@ -179,7 +180,11 @@ impl Bindings {
     /// `Discovery::learn`) into every binding whose spec concerns them (selects them, or was applied there): each
     /// such binding gets a reconcile of just those accounts, now, or once its running reconcile ends. Returns the
     /// operations started now.
-    pub async fn enrol(&self, accounts: &BTreeSet<String>, created_by: &str) -> Result<Vec<Operation>, Error> {
+    pub async fn reconcile_accounts(
+        &self,
+        accounts: &BTreeSet<String>,
+        created_by: &str,
+    ) -> Result<Vec<Operation>, Error> {
         let mut started = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -197,7 +202,7 @@ impl Bindings {
                     Ok(c) if c.is_empty() => continue,
                     Ok(c) => c,
                     Err(e) => {
-                        tracing::warn!(binding = row.name, error = %e, "cannot enrol accounts into the binding");
+                        tracing::warn!(binding = row.name, error = %e, "cannot reconcile the accounts an event named");
                         continue;
                     }
                 };
@@ -280,7 +285,7 @@ impl Bindings {
     /// One pass of the schedule ([`crate::runtime`]): starts a reconcile of each due binding, and of the accounts
     /// events named where a binding's reconcile has ended.
     pub(crate) async fn pass(&self) -> Result<(), Error> {
-        let now = convert::now_ms();
+        let now = crate::now_ms();
         let mut after: Option<String> = None;
         loop {
             let rows = self.engine.journal().list_bindings(200, after.as_deref()).await?;
@@ -410,24 +415,24 @@ impl Bindings {
     /// it, under the ceiling — is the operation's (compared with the ExternalId's mark, not the ExternalId).
     async fn version_reconciled(&self, op: &Operation, row: &BindingRow) -> u64 {
         let current = match self.spec(row) {
-            Ok(spec) => self.engine.admit(spec).await.ok(),
+            Ok(spec) => self.engine.within_ceiling(spec).await.ok(),
             Err(_) => None,
         };
-        let current = current.map(|s| convert::redacted(&RawSpec::from(&s), self.engine.redactor()));
+        let current = current.map(|s| secrets::redacted(&RawSpec::from(&s), self.engine.redactor()));
         if current.as_ref() == Some(&op.spec) { row.version } else { row.version.saturating_sub(1) }
     }
 
-    /// Validates, admits under the ceiling and runs the guardrails.
-    async fn admit(&self, raw: &RawBinding) -> Result<Binding, Error> {
+    /// Validates, checks the ceiling and runs the guardrails.
+    async fn checked(&self, raw: &RawBinding) -> Result<Binding, Error> {
         let binding = Binding::validate(raw)?;
-        let admitted = self.engine.admit(binding.spec.clone()).await.map_err(under_binding)?;
-        self.engine.guardrails(&admitted).await.map_err(under_binding)?;
+        let under = self.engine.within_ceiling(binding.spec.clone()).await.map_err(under_binding)?;
+        self.engine.guardrails(&under).await.map_err(under_binding)?;
         Ok(binding)
     }
 
     /// The binding as the journal keeps it, its ExternalId sealed.
     fn record(&self, b: &Binding) -> Result<Vec<u8>, Error> {
-        let spec = convert::sealed(&RawSpec::from(&b.spec), self.engine.journal_key(), &seal_context(&b.name))?;
+        let spec = secrets::sealed(&RawSpec::from(&b.spec), self.engine.journal_key(), &seal_context(&b.name))?;
         let record = BindingRecord { spec, mode: b.mode, reconcile_interval_secs: b.reconcile_interval.as_secs() };
         Ok(records::encode(&record))
     }
@@ -439,7 +444,7 @@ impl Bindings {
     /// A stored binding, its spec's ExternalId opened.
     fn decode(&self, row: &BindingRow) -> Result<BindingRecord, Error> {
         let mut record: BindingRecord = records::decode(&row.binding, &format!("binding {}", row.name))?;
-        record.spec = convert::opened(&record.spec, self.engine.journal_key(), &seal_context(&row.name))?;
+        record.spec = secrets::opened(&record.spec, self.engine.journal_key(), &seal_context(&row.name))?;
         Ok(record)
     }
 
@@ -470,7 +475,7 @@ impl Bindings {
         Ok(BindingView {
             name: row.name.clone(),
             version: row.version,
-            spec: convert::redacted(&record.spec, self.engine.redactor()),
+            spec: secrets::redacted(&record.spec, self.engine.redactor()),
             mode: record.mode,
             reconcile_interval: Duration::from_secs(record.reconcile_interval_secs),
             create_time: row.create_time,

@@ -24,7 +24,7 @@ use crossrole_core::ops::{AccountResult, Counts, Event, Millis, OperationEvent, 
 use crossrole_store::{AccountRow, Batch, EventRow, Journal, OperationEnd, OperationStats};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::{convert, records};
+use crate::records;
 
 enum Msg {
     Event(Box<(String, Event, Millis)>),
@@ -65,13 +65,13 @@ impl EventSink {
 
     /// Emits an event about `account` (empty for the operation). Its sequence number is given when it is persisted.
     pub(crate) fn emit(&self, account: &str, event: Event) {
-        let _ = self.tx.send(Msg::Event(Box::new((account.to_string(), event, convert::now_ms()))));
+        let _ = self.tx.send(Msg::Event(Box::new((account.to_string(), event, crate::now_ms()))));
     }
 
     /// Ends the operation: its final state and the event that says so are persisted together, so whoever sees the
     /// event sees the state.
     pub(crate) fn finish(&self, state: OperationState, message: &str, counts: Counts) {
-        let _ = self.tx.send(Msg::End(Box::new((state, message.to_string(), counts, convert::now_ms()))));
+        let _ = self.tx.send(Msg::End(Box::new((state, message.to_string(), counts, crate::now_ms()))));
     }
 
     /// Persists an account row (in order with the events).

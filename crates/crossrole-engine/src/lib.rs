@@ -1,26 +1,28 @@
-//! crossrole rollouts: fan-out over accounts with bounded concurrency, failure tolerance, rate limits, retries,
-//! cancellation and per-account events, on top of the journal.
+//! crossrole's engine: operations and the loops that keep access true.
 //!
 //! An operation (apply, destroy, a binding's reconcile) is written to the journal before it starts, runs in the
-//! background, persists every account result and event as it goes, and resumes after a restart. Plans and
-//! verifies take the same per-account path ([`account::examine`]) without writing, so a plan is exactly what an
-//! apply would do.
+//! background ([`rollout`]: fan-out over its accounts with a pace, a failure tolerance and cancellation, their
+//! results and events persisted as it goes) and resumes after a restart or on another replica. Plans and verifies
+//! take the same per-account path ([`account::examine`]) without writing, so a plan is exactly what an apply would
+//! do ([`read_only`]). Bindings ([`bindings`]) are specs kept true over time; the [`runtime`] runs their schedule,
+//! the Organizations events reader, retention and the replicas' claims. AWS calls, their rate limits and their
+//! retries are `crossrole_aws`'s; the journal and the coordination of replicas are `crossrole_store`'s.
 
 mod account;
 mod backoff;
 pub mod bindings;
-mod convert;
-mod discovered;
 mod error;
 mod events;
 mod locks;
+mod organization_cache;
 mod pace;
-mod query;
+mod read_only;
 pub mod records;
 mod replicas;
 mod retention;
 mod rollout;
 pub mod runtime;
+mod secrets;
 mod targets;
 
 use std::{
@@ -46,10 +48,10 @@ use crossrole_store::{Coordination, Journal, JournalKey, NewOperation, Operation
 use tokio::sync::broadcast;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-pub use convert::{opened, redacted, sealed};
 pub use error::Error;
-pub use query::{Audience, EXTERNAL_ID_NOT_COMPARED};
+pub use read_only::{Audience, EXTERNAL_ID_NOT_COMPARED};
 pub use retention::{Expired, Retention};
+pub use secrets::{opened, redacted, sealed};
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -231,7 +233,7 @@ impl Engine {
         config: EngineConfig,
     ) -> Engine {
         let discovery = Discovery::new(aws.organizations(), calls.clone(), config.discovery)
-            .with_store(Arc::new(discovered::JournalDiscovery::new(journal.clone())));
+            .with_store(Arc::new(organization_cache::OrganizationCache::new(journal.clone())));
         let broker = CredentialBroker::new(aws.clone(), calls.clone(), config.broker.clone());
         let redactor = Redactor::new(config.journal_key.derive("crossrole redaction marks v1"));
         Engine {
@@ -307,7 +309,7 @@ impl Engine {
     pub async fn start(&self, mut request: StartRequest) -> Result<Operation, Error> {
         // What grants access must fit under the ceiling; a destroy only takes access away.
         if request.kind != OperationKind::Destroy {
-            request.spec = self.admit(request.spec).await?;
+            request.spec = self.within_ceiling(request.spec).await?;
         }
         let raw = RawSpec::from(&request.spec);
         let fingerprint = self.fingerprint(request.kind, request.dry_run, &raw);
@@ -328,7 +330,7 @@ impl Engine {
                 request_fingerprint: fingerprint,
                 binding_name: request.binding_name.clone(),
                 created_by: request.created_by.clone(),
-                create_time: convert::now_ms(),
+                create_time: crate::now_ms(),
                 state: records::stored_state(OperationState::Pending),
                 dry_run: request.dry_run,
             })
@@ -603,4 +605,9 @@ fn state(row: &OperationRow) -> Result<OperationState, Error> {
     records::state_of(row.state).ok_or_else(|| {
         Error::Corrupt(format!("operation {} has state {}, unknown to this crossroled", row.id, row.state.code()))
     })
+}
+
+/// Now, in Unix milliseconds.
+pub(crate) fn now_ms() -> crossrole_core::ops::Millis {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

@@ -56,7 +56,7 @@ async fn settle(bindings: &Bindings, name: &str, op: &str) {
 async fn on_events(w: &World, bindings: &Bindings, changes: &[OrgChange]) -> Operation {
     let learned = w.engine.discovery().learn(&CallContext::new(), changes).await.unwrap();
     assert!(!learned.tree_dropped);
-    let started = bindings.enrol(&learned.accounts, "organizations-events").await.unwrap();
+    let started = bindings.reconcile_accounts(&learned.accounts, "organizations-events").await.unwrap();
     assert_eq!(started.len(), 1, "only the binding the accounts concern: {started:?}");
     let done = w.engine.wait(&started[0].id).await.unwrap();
     settle(bindings, "audit", &done.id).await;
@@ -152,7 +152,7 @@ async fn events_about_accounts_no_binding_concerns_start_nothing_and_unit_change
         .learn(&CallContext::new(), &[OrgChange::Joined { account_id: outsider.clone() }])
         .await
         .unwrap();
-    assert!(bindings.enrol(&learned.accounts, "organizations-events").await.unwrap().is_empty());
+    assert!(bindings.reconcile_accounts(&learned.accounts, "organizations-events").await.unwrap().is_empty());
     assert!(w.engine.discovery().cached_tree().await.unwrap().accounts.contains_key(&outsider), "patched in");
 
     let learned = w.engine.discovery().learn(&CallContext::new(), &[OrgChange::Units]).await.unwrap();
@@ -185,7 +185,7 @@ async fn an_account_named_while_its_binding_reconciles_is_reconciled_once_that_e
         .await
         .unwrap();
     assert!(!w.engine.operation(&full.id).await.unwrap().state.is_final(), "still running when the event came");
-    let started = bindings.enrol(&learned.accounts, "organizations-events").await.unwrap();
+    let started = bindings.reconcile_accounts(&learned.accounts, "organizations-events").await.unwrap();
     assert!(started.is_empty(), "never two reconciles of a binding at once");
 
     // The schedule starts the reconcile of the new account once the running one ends.

@@ -1,6 +1,6 @@
-//! The spec file format (YAML or JSON): friendly on the outside, the wire spec on the inside.
+//! The spec file format (YAML or JSON): friendly on the outside, the domain's [`RawSpec`] on the inside.
 //!
-//! Field names are the API's, so a violation's field path reads the same in a file and over the wire. Unknown
+//! Field names are the API's, so a violation's field path reads the same in a file and in an API request. Unknown
 //! fields are errors. Durations take `"1h"`, `"90m"` or seconds; limits take `10` or `"25%"`; inline policies take
 //! a YAML/JSON object or a JSON string; account ids may be quoted or not (YAML integers are zero-padded back to 12
 //! digits); guardrails are named in kebab case (`wildcard-principal`).

@@ -47,7 +47,6 @@ use source::{Arrival, TargetSource};
 use crate::{
     Inner,
     account::{self, RunEnv, Target},
-    convert,
     events::EventSink,
     pace::Pace,
     records, targets,
@@ -145,7 +144,7 @@ async fn drive(
     let ctx = CallContext { stats: inner.running_stats(&op.id), observer: Some(Arc::new(RetryEvents(sink.clone()))) };
     let running = records::stored_state(OperationState::Running);
     if op.state != running {
-        let _ = inner.journal.set_operation_state(&op.id, running, "", Some(convert::now_ms()), None).await;
+        let _ = inner.journal.set_operation_state(&op.id, running, "", Some(crate::now_ms()), None).await;
         sink.emit("", Event::StateChanged { state: OperationState::Running, message: String::new(), counts: None });
     }
     // An operation of a kind this crossroled does not know does nothing, rather than something it was not asked.

@@ -8,9 +8,9 @@
 //! no AWS call. The messages' changes ([`crossrole_core::org_events::parse_from`]), the same account named by
 //! many messages once, go to discovery, which reads the accounts they name
 //! again ([`crossrole_aws::discovery::Discovery::learn`]), and then to the bindings, which reconcile just those
-//! accounts where they concern them ([`Bindings::enrol`]): a new account gets its roles, an account that moved in
-//! or out is enrolled or cleaned up, one that left leaves the grants. Only then are the messages deleted: if
-//! reading or enrolling fails, they come back after the queue's visibility timeout and are handled again
+//! accounts where they concern them ([`Bindings::reconcile_accounts`]): a new account gets its roles, an account that moved in
+//! or out gets its role or loses it, one that left leaves the grants. Only then are the messages deleted: if
+//! reading or reconciling fails, they come back after the queue's visibility timeout and are handled again
 //! (everything here is idempotent). Messages that are malformed or name nothing to do are deleted at once, and
 //! counted. Changed units (created, renamed, deleted) drop discovery's tree; the bindings' schedule, the safety net
 //! for anything an event did not say, re-resolves them.
@@ -141,10 +141,10 @@ impl Reader {
         changes
     }
 
-    /// Reads the accounts `changes` name again and enrols them into the bindings they concern.
+    /// Reads the accounts `changes` name again and reconciles them in the bindings they concern.
     async fn react(&self, ctx: &CallContext, changes: &[OrgChange]) -> Result<(), crate::Error> {
         let learned = self.engine.discovery().learn(ctx, changes).await?;
-        let started = self.bindings.enrol(&learned.accounts, ORGANIZATIONS_EVENTS).await?;
+        let started = self.bindings.reconcile_accounts(&learned.accounts, ORGANIZATIONS_EVENTS).await?;
         tracing::info!(
             accounts = learned.accounts.len(),
             tree_dropped = learned.tree_dropped,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::Loop;
-use crate::{Engine, Expired, Retention, convert};
+use crate::{Engine, Expired, Retention};
 
 /// The loop.
 pub(crate) struct Keep {
@@ -26,7 +26,7 @@ impl Loop for Keep {
     }
 
     async fn tick(&mut self) -> Duration {
-        match self.engine.expire(&self.retention, convert::now_ms()).await {
+        match self.engine.expire(&self.retention, crate::now_ms()).await {
             Ok(Expired { operations: 0, audit_entries: 0 }) => {}
             Ok(n) => tracing::info!(
                 operations = n.operations,

@@ -91,7 +91,7 @@ impl AccessService for Access {
         let s = spec(request.get_ref().spec.as_ref())?;
         // No AWS call: the organization's accounts are used only if they are already known.
         let cached = self.0.engine.discovery().cached_tree().await;
-        let s = self.0.engine.admit_in(s, cached.as_deref()).map_err(under_spec)?;
+        let s = self.0.engine.within_ceiling_of(s, cached.as_deref()).map_err(under_spec)?;
         let members = cached.as_ref().map(|t| t.account_ids());
         let findings = guardrails::enforce(
             &s,

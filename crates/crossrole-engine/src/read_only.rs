@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Engine, Error,
     account::{self, Action, RunEnv, Target},
-    convert, rollout,
+    rollout,
     targets::{self, Skip, Standing},
 };
 
@@ -65,17 +65,17 @@ impl Engine {
 
     /// `spec` under the organization's ceiling: refused (each field named) when it reaches past it, else with the
     /// ceiling's boundary set when it has none.
-    pub async fn admit(&self, spec: AccessSpec) -> Result<AccessSpec, Error> {
+    pub async fn within_ceiling(&self, spec: AccessSpec) -> Result<AccessSpec, Error> {
         if self.inner.config.ceiling.is_empty() {
             return Ok(spec);
         }
         let tree = self.inner.discovery.tree(&CallContext::new(), false).await?;
-        self.admit_in(spec, Some(&tree))
+        self.within_ceiling_of(spec, Some(&tree))
     }
 
-    /// [`Engine::admit`] with what is known of the organization (`None`: nothing yet; rules that need it are
+    /// [`Engine::within_ceiling`] with what is known of the organization (`None`: nothing yet; rules that need it are
     /// checked as if no account belonged to it).
-    pub fn admit_in(&self, spec: AccessSpec, tree: Option<&OrgTree>) -> Result<AccessSpec, Error> {
+    pub fn within_ceiling_of(&self, spec: AccessSpec, tree: Option<&OrgTree>) -> Result<AccessSpec, Error> {
         let ceiling = &self.inner.config.ceiling;
         if ceiling.is_empty() {
             return Ok(spec);
@@ -128,7 +128,7 @@ impl Engine {
 
     /// [`Engine::plan`] for `audience`.
     pub async fn plan_for(&self, spec: &AccessSpec, audience: Audience) -> Result<AccessPlan, Error> {
-        let spec = &self.admit(spec.clone()).await?;
+        let spec = &self.within_ceiling(spec.clone()).await?;
         let findings = self.guardrails(spec).await?;
         let env = self.read_env(spec, "crossrole-plan", audience);
         let resolved =
@@ -221,7 +221,7 @@ impl Engine {
                 .broker
                 .bootstrap(ctx, &g.account_id, None, "crossrole-plan")
                 .await
-                .map_err(|e| convert::account_error(&e, Phase::Assume))?;
+                .map_err(|e| account::error_from(&e, Phase::Assume))?;
             let iam = AccountIam {
                 iam: self.inner.aws.iam(&creds),
                 account: creds.account_id.clone(),
@@ -239,7 +239,7 @@ impl Engine {
         let observed = match observed {
             Ok(Ok(o)) => o,
             Ok(Err(e)) => {
-                gp.error = Some(convert::account_error(&e, Phase::Read));
+                gp.error = Some(account::error_from(&e, Phase::Read));
                 return Ok(gp);
             }
             Err(e) => {
@@ -271,7 +271,7 @@ impl Engine {
 
     /// [`Engine::verify`] for `audience`.
     pub async fn verify_for(&self, spec: &AccessSpec, audience: Audience) -> Result<Verification, Error> {
-        let spec = &self.admit(spec.clone()).await?;
+        let spec = &self.within_ceiling(spec.clone()).await?;
         let env = self.read_env(spec, "crossrole-verify", audience);
         let resolved =
             targets::resolve(&self.inner, spec, false, &env.ctx, self.inner.discovery.config().cache_ttl, None, None)

@@ -18,13 +18,13 @@ use crossrole_store::{Discovered, Journal};
 use crate::records;
 
 /// Discovery's store in the journal.
-pub(crate) struct JournalDiscovery {
+pub(crate) struct OrganizationCache {
     journal: Arc<dyn Journal>,
 }
 
-impl JournalDiscovery {
-    pub(crate) fn new(journal: Arc<dyn Journal>) -> JournalDiscovery {
-        JournalDiscovery { journal }
+impl OrganizationCache {
+    pub(crate) fn new(journal: Arc<dyn Journal>) -> OrganizationCache {
+        OrganizationCache { journal }
     }
 }
 
@@ -37,7 +37,7 @@ fn time(ms: i64) -> SystemTime {
 }
 
 #[async_trait]
-impl DiscoveryStore for JournalDiscovery {
+impl DiscoveryStore for OrganizationCache {
     async fn load_tree(&self) -> Option<(SystemTime, OrgTree)> {
         let d = match self.journal.organization_tree().await {
             Ok(d) => d?,
