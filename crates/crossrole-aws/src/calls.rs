@@ -10,6 +10,7 @@
 //!   its own `EntityAlreadyExists`;
 //! - waits for AWS's eventual consistency (a new role not yet assumable, a new account's bootstrap role not yet
 //!   there) are retries of the same kind, with their own deadline ([`Patience`]), not loops of their own;
+//! - no write attempt leaves once this process's lease may have lapsed ([`crate::fence`]); each has a time limit;
 //! - every attempt is counted by `service:Operation`, globally and per operation, and each retry is reported to
 //!   an observer (the engine turns it into a `CallRetried` event).
 //!
@@ -28,7 +29,10 @@ use std::{
 use rand::Rng;
 use tokio::time::Instant;
 
-use crate::error::{AwsError, ErrorKind, Service};
+use crate::{
+    error::{AwsError, ErrorKind, Service},
+    fence::Fence,
+};
 
 /// A rate: `per_second` sustained, `burst` at once. A rate of 0 means unlimited.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -338,6 +342,8 @@ pub struct CallPolicy {
     buckets: Mutex<HashMap<Quota, Arc<Bucket>>>,
     retry: RetryPolicy,
     global: Arc<CallStats>,
+    /// When writes stop (never, until the coordination sets it).
+    fence: Mutex<Fence>,
 }
 
 impl CallPolicy {
@@ -349,7 +355,18 @@ impl CallPolicy {
             buckets: Mutex::new(HashMap::new()),
             retry,
             global: Arc::new(CallStats::default()),
+            fence: Mutex::new(Fence::open()),
         }
+    }
+
+    /// Fences every write from now on: none is sent once `fence` has lapsed.
+    pub fn fence_writes(&self, fence: Fence) {
+        *self.fence.lock().unwrap_or_else(|e| e.into_inner()) = fence;
+    }
+
+    /// The fence on writes.
+    pub fn fence(&self) -> Fence {
+        self.fence.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Counters across every operation since start.
@@ -493,6 +510,7 @@ impl CallPolicy {
         async move {
             let call = format!("{}:{operation}", quota.service());
             let bucket = self.bucket(&quota);
+            let fence = crate::fence::is_write(operation).then(|| self.fence());
             let mut attempt = 1;
             let mut waits = 0;
             loop {
@@ -500,10 +518,17 @@ impl CallPolicy {
                 if !wait.is_zero() {
                     tokio::time::sleep(wait).await;
                 }
+                if let Some(fence) = &fence {
+                    fence.check(&call)?;
+                }
                 self.global.count(&call);
                 ctx.stats.count(&call);
                 tracing::trace!(call, attempt, "AWS call");
-                let e = match f().await {
+                let answer = match &fence {
+                    Some(fence) => fence.attempt(&call, f()).await,
+                    None => f().await,
+                };
+                let e = match answer {
                     Ok(v) => {
                         bucket.succeeded();
                         return Ok(v);
@@ -855,6 +880,28 @@ mod tests {
             .await;
         assert_eq!(r.unwrap_err().kind, ErrorKind::AccessDenied);
         assert!(Instant::now() <= started + Duration::from_secs(30), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_write_waiting_in_backoff_is_not_sent_again_once_the_lease_may_have_lapsed() {
+        let policy = CallPolicy::new(Rates::UNLIMITED, RetryPolicy::default());
+        let (_renewals, until) = tokio::sync::watch::channel(Instant::now() + Duration::from_secs(2));
+        policy.fence_writes(Fence::lease(until, Duration::from_secs(5)));
+        let ctx = CallContext::new();
+        let sent = AtomicU32::new(0);
+        let write = policy
+            .call(&ctx, Quota::Iam("1".into()), "CreateRole", || async {
+                sent.fetch_add(1, Ordering::SeqCst);
+                Err::<(), _>(err("Throttling"))
+            })
+            .await;
+        assert_eq!(write.unwrap_err().kind, ErrorKind::Fenced);
+        let tries = sent.load(Ordering::SeqCst);
+        assert!((2..10).contains(&tries), "retried until the deadline, then nothing: {tries}");
+        assert_eq!(ctx.stats.snapshot().get("iam:CreateRole"), Some(&(tries as u64)), "a refused try is not counted");
+        // Reads go on: they change nothing.
+        let read = policy.call(&ctx, Quota::Iam("1".into()), "GetRole", || async { Ok(1) }).await;
+        assert_eq!(read, Ok(1));
     }
 
     #[test]

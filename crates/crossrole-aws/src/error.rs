@@ -53,6 +53,8 @@ pub enum ErrorKind {
     AccessDenied,
     /// Anything else: permanent (malformed policy, limit exceeded, invalid input, …).
     Permanent,
+    /// Not sent: this process's lease may have lapsed, and it writes nothing more ([`crate::fence`]).
+    Fenced,
 }
 
 impl ErrorKind {
@@ -206,10 +208,17 @@ impl Error {
         }
     }
 
+    /// Whether a write was refused by the fence ([`crate::fence`]): this process stops writing, and the work is not
+    /// over (the crossroled that takes it over, or the next start, goes on with it), so it has no outcome here.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, Error::Aws(e) if e.kind == ErrorKind::Fenced)
+    }
+
     /// Why an account failed, as its result says.
     pub fn code(&self) -> ErrorCode {
         match self {
             Error::Aws(e) if e.kind == ErrorKind::AccessDenied => ErrorCode::AccessDenied,
+            Error::Aws(e) if e.kind == ErrorKind::Fenced => ErrorCode::Cancelled,
             Error::Aws(e) if e.kind.is_retryable() => ErrorCode::AwsUnavailable,
             Error::Aws(_) => ErrorCode::AwsError,
             Error::BootstrapUnavailable { .. } => ErrorCode::BootstrapRoleUnavailable,

@@ -12,6 +12,7 @@ pub mod discovery;
 mod error;
 #[cfg(feature = "fake")]
 pub mod fake;
+pub mod fence;
 mod grant;
 pub mod reconcile;
 pub mod sdk;

@@ -302,9 +302,15 @@ async fn work(env: &RunEnv, target: &Target, read_first: bool, reread: &mut bool
         return finish(result, Outcome::Drifted);
     }
     let outcome = apply(env, target, &examined, &changes, read_first, before, &mut result).await;
+    if outcome.as_ref().is_err_and(crossrole_aws::Error::is_fenced) {
+        // This process may no longer write (its lease may have lapsed): it stops as for a shutdown, before the
+        // crossroled that takes its work over starts.
+        env.inner.shutdown.cancel();
+        return result;
+    }
     if matches!(outcome, Err(crossrole_aws::Error::Cancelled)) && env.inner.shutdown.is_cancelled() {
         // Stopped for shutdown between two changes: not an outcome. The row stays running, with the changes
-        // made so far, and the next start resumes the account.
+        // made so far, and the next start (or the crossroled that takes the work over) resumes the account.
         return result;
     }
     // Taken to be absent, the role is there; or IAM refused the first call (a session gone stale, a bootstrap

@@ -36,6 +36,7 @@ use crossrole_aws::{
     calls::{CallPolicy, CallStats},
     credentials::{BrokerConfig, CredentialBroker},
     discovery::{Discovery, DiscoveryConfig},
+    fence::Fence,
 };
 use crossrole_core::{
     AccessSpec,
@@ -130,6 +131,16 @@ pub(crate) struct Inner {
     tasks: TaskTracker,
     pub(crate) metrics: Arc<Mutex<Metrics>>,
     pub(crate) redactor: Redactor,
+    /// Stops every operation when this process may no longer write (its lease may have lapsed).
+    fenced: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(task) = &self.fenced {
+            task.abort();
+        }
+    }
 }
 
 /// Counters since start, for telemetry.
@@ -236,6 +247,11 @@ impl Engine {
             .with_store(Arc::new(organization_cache::OrganizationCache::new(journal.clone())));
         let broker = CredentialBroker::new(aws.clone(), calls.clone(), config.broker.clone());
         let redactor = Redactor::new(config.journal_key.derive("crossrole redaction marks v1"));
+        let shutdown = CancellationToken::new();
+        let fenced = coordination.fence().map(|lease| {
+            calls.fence_writes(Fence::lease(lease.until, lease.write_attempt));
+            tokio::spawn(stop_when_fenced(calls.fence(), coordination.clone(), shutdown.clone()))
+        });
         Engine {
             inner: Arc::new(Inner {
                 aws,
@@ -247,10 +263,11 @@ impl Engine {
                 coordination,
                 config,
                 running: Mutex::new(HashMap::new()),
-                shutdown: CancellationToken::new(),
+                shutdown,
                 tasks: TaskTracker::new(),
                 metrics: Arc::new(Mutex::new(Metrics::default())),
                 redactor,
+                fenced,
             }),
         }
     }
@@ -577,6 +594,18 @@ impl Engine {
             tracing::warn!("operations did not stop within {timeout:?}; they resume at the next start");
         }
     }
+}
+
+/// Stops every operation, as a shutdown does, when the fence on AWS writes passes or the journal can no longer be
+/// written: before any other crossroled may take them over. They stay unfinished; whoever takes the journal's
+/// work over resumes them.
+async fn stop_when_fenced(fence: Fence, coordination: Arc<dyn Coordination>, shutdown: CancellationToken) {
+    let why = tokio::select! {
+        _ = fence.lapsed() => "its lease may have lapsed: no renewal was confirmed in time".to_string(),
+        why = coordination.writer_lost() => why,
+    };
+    tracing::error!(%why, "stopping every operation: this crossroled writes nothing more");
+    shutdown.cancel();
 }
 
 impl Engine {

@@ -353,3 +353,96 @@ async fn a_first_rollout_creates_without_reading_and_reads_where_a_role_is_there
     assert_eq!(w.fake.role(&account(4), "Audit").unwrap().managed_policy_arns.len(), 1);
     assert_eq!(w.engine.plan(&spec()).await.unwrap().total_changes(), 0);
 }
+
+/// A coordination whose lease the test holds: the one writer's otherwise, with a fence that passes when the test
+/// stops renewing.
+struct Leased {
+    single: crossrole_store::SingleNode,
+    until: tokio::sync::watch::Receiver<tokio::time::Instant>,
+}
+
+#[async_trait::async_trait]
+impl crossrole_store::Coordination for Leased {
+    fn shares_work(&self) -> bool {
+        false
+    }
+    async fn claim_operations(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crossrole_store::OperationRow>, crossrole_store::StoreError> {
+        self.single.claim_operations(limit).await
+    }
+    async fn lock_role(&self, a: &str, r: &str, o: &str) -> Result<Option<String>, crossrole_store::StoreError> {
+        self.single.lock_role(a, r, o).await
+    }
+    async fn unlock_role(&self, a: &str, r: &str, t: &str) -> Result<(), crossrole_store::StoreError> {
+        self.single.unlock_role(a, r, t).await
+    }
+    async fn live_replicas(&self) -> Result<usize, crossrole_store::StoreError> {
+        Ok(1)
+    }
+    async fn leader(&self) {}
+    async fn release(&self) -> Result<(), crossrole_store::StoreError> {
+        Ok(())
+    }
+    async fn writer_lost(&self) -> String {
+        std::future::pending().await
+    }
+    fn fence(&self) -> Option<crossrole_store::LeaseDeadline> {
+        Some(crossrole_store::LeaseDeadline { until: self.until.clone(), write_attempt: Duration::from_secs(5) })
+    }
+}
+
+/// The fault, on the fakes: every CreateRole throttled, so the writes wait in back-off, when the lease
+/// stops being renewed. Nothing reaches IAM after the deadline; the operation is left unfinished, not failed; and
+/// the crossroled that takes the journal over finishes it.
+#[tokio::test]
+async fn writes_waiting_in_backoff_when_the_lease_may_have_lapsed_never_leave_and_the_successor_finishes() {
+    let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::in_memory().unwrap());
+    let mut config = FakeConfig::default();
+    config.latency.insert(Service::Iam, Latency { base: Duration::from_millis(5), jitter: Duration::from_millis(5) });
+    let w = world_with(6, config, Rates::UNLIMITED, journal.clone());
+    w.fake.inject(Failure {
+        service: Service::Iam,
+        operation: Some("CreateRole".into()),
+        account: None,
+        code: "Throttling".into(),
+        times: None,
+    });
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(800);
+    let (_renewals, until) = tokio::sync::watch::channel(deadline);
+    let coordination = Arc::new(Leased { single: crossrole_store::SingleNode::new(journal.clone()), until });
+    let retry = crossrole_aws::calls::RetryPolicy {
+        max_attempts: 100,
+        base: Duration::from_millis(20),
+        cap: Duration::from_millis(200),
+    };
+    let calls = Arc::new(crossrole_aws::calls::CallPolicy::new(Rates::UNLIMITED, retry));
+    let fenced = crossrole_engine::Engine::with_coordination(
+        Arc::new(w.fake.clone()),
+        calls,
+        journal.clone(),
+        coordination,
+        w.config.clone(),
+    );
+    let op = fenced.start(start(OperationKind::Apply, &spec())).await.unwrap();
+    tokio::time::sleep_until(deadline + Duration::from_millis(100)).await;
+    let sent = w.fake.served().get("iam:CreateRole").copied().unwrap_or(0);
+    assert!(sent >= 6, "the writes were trying before the deadline: {sent}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(w.fake.served().get("iam:CreateRole").copied().unwrap_or(0), sent, "a write left after the deadline");
+    assert_eq!(fenced.running_count(), 0, "the fenced crossroled stopped its operation");
+    let row = journal.unfinished_operations().await.unwrap();
+    assert_eq!(row.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), [op.id.as_str()], "left unfinished, not failed");
+    assert!(results(&w, &op.id).await.iter().all(|r| r.outcome != Outcome::Failed), "no account failed for it");
+
+    // The successor takes the journal over once IAM lets writes through, and finishes the rollout.
+    w.fake.clear_failures();
+    let successor = w.restarted();
+    assert_eq!(successor.resume().await.unwrap(), 1);
+    let done = successor.wait(&op.id).await.unwrap();
+    assert_eq!(done.state, OperationState::Succeeded, "{}", done.message);
+    for i in 0..6 {
+        assert!(w.fake.role(&account(i), "Audit").is_some());
+    }
+}

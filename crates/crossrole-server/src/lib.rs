@@ -44,7 +44,6 @@ use crossrole_engine::{
 use crossrole_store::{Coordination, DataDirLock, Journal, JournalKey, SingleNode, SqliteJournal};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::Server;
 
 use crate::{
     auth::{AuthLayer, Tokens},
@@ -185,14 +184,23 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
     ] {
         health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
     }
-    let lost = Arc::new(std::sync::Mutex::new(None));
-    let signal = stop_signal(stop_rx, coordination, health, lost.clone());
+    let (lost_tx, mut lost) = tokio::sync::watch::channel(None);
+    let signal = stop_signal(stop_rx, coordination, health, lost_tx);
     let serving = router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal);
+    let grace = config.shutdown_timeout;
     let task = tokio::spawn(async move {
-        let served = serving.await.context("serving");
+        let served = tokio::select! {
+            served = serving => served.context("serving"),
+            // A crossroled that lost the journal does not wait for its clients: an open Watch or Health stream
+            // must not keep it alive past the grace.
+            _ = async {
+                let _ = lost.wait_for(Option::is_some).await;
+                tokio::time::sleep(grace).await;
+            } => Ok(()),
+        };
         drop((scheduler, metrics_task));
-        let lost = lost.lock().ok().and_then(|mut l| l.take());
-        match lost {
+        let reason = lost.borrow().clone();
+        match reason {
             Some(reason) => Err(anyhow::anyhow!("stopped: {reason}")),
             None => served,
         }
@@ -235,7 +243,8 @@ async fn health_listener(
     let bound = listener.local_addr()?;
     let service = service.clone();
     let task = tokio::spawn(async move {
-        let served = Server::builder().add_service(service).serve_with_incoming(TcpListenerStream::new(listener)).await;
+        let service = service.max_decoding_message_size(4096);
+        let served = serve::limited().add_service(service).serve_with_incoming(TcpListenerStream::new(listener)).await;
         if let Err(e) = served {
             tracing::error!(error = %e, "the health listener stopped");
         }
@@ -284,21 +293,22 @@ async fn open_journal(
 }
 
 /// Resolves when serving must stop: when asked, or when the journal can no longer be written (then crossroled must
-/// not go on: it stops with the reason, kept in `lost`, and its supervisor restarts it, to take the journal again
-/// or to wait).
+/// not go on: liveness fails at once, the engine has stopped its operations, and the process stops with the
+/// reason, sent on `lost`, within the shutdown grace; its supervisor restarts it, to take the journal again or to
+/// wait).
 async fn stop_signal(
     stop: oneshot::Receiver<()>,
     coordination: Arc<dyn Coordination>,
     health: tonic_health::server::HealthReporter,
-    lost: Arc<std::sync::Mutex<Option<String>>>,
+    lost: tokio::sync::watch::Sender<Option<String>>,
 ) {
     tokio::select! {
         _ = stop => {}
         reason = coordination.writer_lost() => {
             tracing::error!(%reason, "stopping: the journal can no longer be written");
-            if let Ok(mut why) = lost.lock() {
-                *why = Some(reason);
-            }
+            // Not alive any more, whatever keeps the process up: a liveness probe restarts it.
+            health.set_service_status(LIVENESS, tonic_health::ServingStatus::NotServing).await;
+            lost.send_replace(Some(reason));
         }
     }
     health.set_service_status("", tonic_health::ServingStatus::NotServing).await;

@@ -28,7 +28,7 @@
 //! | `crossrole_organization_events_total` | counter | `kind` (`joined`, `moved`, `left`, `tagged`, `units`, `ignored`, `malformed`) |
 //! | `crossrole_organization_events_receive_errors_total` | counter | |
 
-use std::{convert::Infallible, fmt::Write, net::SocketAddr};
+use std::{convert::Infallible, fmt::Write, net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use http_body_util::Full;
@@ -40,14 +40,21 @@ use crossrole_aws::calls::BucketSummary;
 
 use crate::state::State;
 
+/// Scrapers connected at once, at most.
+const MAX_CONNECTIONS: usize = 32;
+
 /// Serves `/metrics` for `state` on `at`; returns where it listens and the task (aborted with the server).
 pub(crate) async fn serve(at: SocketAddr, state: State) -> anyhow::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(at).await.with_context(|| format!("metrics_listen: cannot bind {at}"))?;
     let bound = listener.local_addr()?;
+    let connections = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            // A bounded number of scrapers at once: one more is closed at once.
+            let Ok(permit) = connections.clone().try_acquire_owned() else { continue };
             let state = state.clone();
             tokio::spawn(async move {
+                let _permit = permit;
                 let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                     let state = state.clone();
                     async move { Ok::<_, Infallible>(answer(&state, req.uri().path()).await) }

@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 pub use codes::{StoredKind, StoredOutcome, StoredState};
-pub use coordination::{Coordination, SingleNode};
+pub use coordination::{Coordination, LeaseDeadline, LeaseTimes, SingleNode};
 pub use key::{JournalKey, private_file};
 pub use lock::DataDirLock;
 pub use postgres::{PostgresJournal, PostgresOptions, redacted_url};

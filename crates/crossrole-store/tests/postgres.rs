@@ -65,11 +65,21 @@ async fn one_crossroled_per_journal_and_the_next_one_takes_over() {
     let message = refused.to_string();
     assert!(message.contains(&format!("crossroled pid {}", std::process::id())), "names the holder: {message}");
     drop(first);
-    // The lock is the session's: once the holder is gone (as after kill -9), the next one starts, with the rows.
-    let next = connect_once_free(&url, PostgresOptions::default())
-        .await
-        .expect("the lock was released when its session ended");
+    // The lock is the session's: once the holder is gone (as after kill -9), the next one starts, with the rows;
+    // but the one that left without a clean stop may still be writing to AWS, so the next waits a lease first.
+    let options = PostgresOptions { lease: LEASE, ..PostgresOptions::default() };
+    let started = std::time::Instant::now();
+    let next = connect_once_free(&url, options.clone()).await.expect("the lock was released when its session ended");
+    assert!(started.elapsed() >= LEASE, "it waited a lease: {:?}", started.elapsed());
     assert!(next.get_operation("a").await.unwrap().is_some());
+    // One that stopped cleanly says so: the next need not wait.
+    next.coordination().release().await.unwrap();
+    assert!(next.create_operation(conformance::new_op("b", None, "f")).await.is_err(), "it writes nothing more");
+    drop(next);
+    let started = std::time::Instant::now();
+    let third = connect_once_free(&url, options).await.unwrap();
+    assert!(started.elapsed() < LEASE, "no wait after a clean stop: {:?}", started.elapsed());
+    assert!(third.get_operation("a").await.unwrap().is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,6 +231,33 @@ async fn a_replica_whose_lease_lapsed_stops_writing_and_says_so() {
     assert!(why.contains("lease lapsed"), "{why}");
     let refused = r.persist("x", event(1)).await.err().unwrap();
     assert!(refused.to_string().contains("writes nothing more"), "{refused}");
+}
+
+/// Renewals that hang (a cut link, a database that stopped answering) are not renewals: the replica stops writing
+/// — the journal, and AWS through its fence — before its lease could lapse in the database, which is when another
+/// may take its work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_whose_renewals_hang_stops_writing_before_its_lease_could_lapse() {
+    let url = database().await;
+    let r = replica(&url).await;
+    let coordination = r.coordination();
+    let fence = coordination.fence().expect("a replica's AWS writes are fenced");
+    let first = *fence.until.borrow();
+    tokio::time::sleep(LEASE / 2).await;
+    assert!(*fence.until.borrow() > first, "confirmed renewals move the deadline forward");
+    // The database holds the replica's row: its renewals wait, unanswered.
+    let (mut admin, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    let tx = admin.transaction().await.unwrap();
+    tx.execute("SELECT 1 FROM replicas FOR UPDATE", &[]).await.unwrap();
+    let held = tokio::time::Instant::now();
+    let why = tokio::time::timeout(LEASE, coordination.writer_lost()).await.expect("it stops before a lease is out");
+    assert!(why.contains("no renewal was confirmed"), "{why}");
+    assert!(held.elapsed() < LEASE, "stopped {:?} after its last renewal could have been confirmed", held.elapsed());
+    assert!(*fence.until.borrow() <= tokio::time::Instant::now(), "no AWS write may leave now");
+    let refused = r.create_operation(conformance::new_op("late", None, "f")).await.err().unwrap();
+    assert!(refused.to_string().contains("writes nothing more"), "{refused}");
+    tx.rollback().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -198,7 +198,9 @@ async fn drive(
     if inner.shutdown.is_cancelled() && !cancel.is_cancelled() {
         return None;
     }
-    Some(rollout.finish(op, kind, scope.as_ref(), cancel, grant).await)
+    let ending = rollout.finish(op, kind, scope.as_ref(), cancel, grant).await;
+    // Stopped part-way through the ending (the fence passed while the grant was written): not an ending.
+    (!inner.shutdown.is_cancelled() || cancel.is_cancelled()).then_some(ending)
 }
 
 /// The ceiling may have been lowered since the operation started (it resumes after a restart): what grants

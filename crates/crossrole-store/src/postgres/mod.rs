@@ -13,9 +13,10 @@
 //! holder. The lock is PostgreSQL's, so it ends with the holder's session: a crossroled killed with -9 leaves
 //! nothing to clean up. With [`PostgresOptions::standby`], a second crossroled waits for the lock instead of being
 //! refused, and takes the journal over the moment the holder's session ends (then resumes what the holder left
-//! unfinished): active/passive high availability. If the writer's connection is lost, every write fails from then
-//! on (another crossroled may hold the journal by now) and its coordination's [`Coordination::writer_lost`]
-//! resolves: crossroled then stops, to be restarted. With [`PostgresOptions::shared`] instead, every replica works:
+//! unfinished): active/passive high availability. The writer's lock and a replica's lease are held on a session
+//! of their own (`session`), renewed every heartbeat: if a renewal is not confirmed in time, every write fails
+//! from then on — the journal's, and AWS's through the call layer's fence (another crossroled may hold the journal
+//! soon) — and its coordination's [`Coordination::writer_lost`] resolves: crossroled then stops, to be restarted. With [`PostgresOptions::shared`] instead, every replica works:
 //! operations are owned by the replica running them and claimed by another when their owner dies, and roles are
 //! locked across replicas (`shared`). Either way, [`PostgresJournal::coordination`] is how its crossroleds share
 //! the work, apart from the journal.
@@ -34,18 +35,11 @@ mod events;
 mod operations;
 mod payloads;
 mod schema;
+mod session;
 mod shared;
 mod writer;
 
-use std::{
-    collections::BTreeMap,
-    path::PathBuf,
-    str::FromStr,
-    sync::{
-        Arc,
-        atomic::{AtomicBool, Ordering},
-    },
-};
+use std::{collections::BTreeMap, path::PathBuf, str::FromStr, sync::Arc};
 
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
@@ -110,15 +104,13 @@ impl std::fmt::Debug for PostgresOptions {
 #[derive(Clone)]
 pub struct PostgresJournal {
     pool: Pool,
-    /// Whether this process may still write: it holds the writer lock (its connection is alive), or, a replica,
-    /// its lease. Every write checks it: the lock or lease fences the journal.
-    writer: Arc<AtomicBool>,
-    /// Told when that ends (for the coordination's [`Coordination::writer_lost`]).
-    lost: tokio::sync::watch::Receiver<bool>,
+    /// Whether, and until when, this process may write: it holds the writer lock, or, a replica, its lease,
+    /// renewed in time. Every write checks it: the lock or lease fences the journal.
+    place: session::Place,
     /// The database, for messages (no password).
     name: Arc<str>,
-    /// The connection holding the writer lock; the lock ends when the last clone of the journal is dropped.
-    _lock: Arc<tokio_postgres::Client>,
+    /// The session holding the writer lock or the lease; it ends when the last clone of the journal is dropped.
+    session: Arc<tokio_postgres::Client>,
     /// A standby's reading journal: who writes the journal meanwhile.
     standby_of: Option<Arc<str>>,
     /// This process as one of several live replicas sharing the journal's work.
@@ -174,19 +166,17 @@ impl PostgresJournal {
         if let Some(refused) = self.standby_error() {
             return Err(refused);
         }
-        if !self.writer.load(Ordering::SeqCst) {
-            if let Some(r) = &self.replica {
-                let why = r.why.lock().ok().and_then(|w| w.clone()).unwrap_or_default();
-                return Err(StoreError::Io(format!(
-                    "replica {} ({}) writes nothing more to the journal {}: {why}",
-                    r.id, r.name, self.name
-                )));
-            }
-            return Err(StoreError::Io(format!(
-                "the connection holding the journal {}'s writer lock was lost: another crossroled may hold it now, so \
-                 this one writes nothing more (restart it)",
-                self.name
-            )));
+        if !self.place.may_write() {
+            let why = self.place.why().unwrap_or_else(|| "its place was not renewed in time".into());
+            return Err(StoreError::Io(match &self.replica {
+                Some(r) => {
+                    format!("replica {} ({}) writes nothing more to the journal {}: {why}", r.id, r.name, self.name)
+                }
+                None => format!(
+                    "this crossroled writes nothing more to the journal {} (another may hold it now; restart it): {why}",
+                    self.name
+                ),
+            }));
         }
         self.client().await
     }

@@ -1,10 +1,12 @@
 //! Several live crossroleds sharing one PostgreSQL journal's work ([`PostgresOptions::shared`]): active/active.
 //!
 //! - **Who is alive.** Each replica registers a row in `replicas` and renews its `heartbeat_at` every fifth of its
-//!   lease, on a connection of its own (a busy pool cannot starve it). Times are the database's clock, so replicas
-//!   with skewed clocks agree. A replica that cannot renew within four fifths of its lease, or finds its row lapsed,
-//!   stops writing at once and [`Coordination::writer_lost`] resolves (crossroled exits, to be restarted): it stops
-//!   before any other replica may take its work, which needs a whole lease without a heartbeat.
+//!   lease, on a session of its own (`session`: a busy pool cannot starve it). Times are the database's clock, so
+//!   replicas with skewed clocks agree. A replica may write — the journal and AWS — until three fifths of a lease
+//!   after it sent the last renewal the database confirmed ([`crate::LeaseTimes`]); past that, or finding its row
+//!   lapsed, it stops writing at once and [`Coordination::writer_lost`] resolves (crossroled exits, to be
+//!   restarted): it stops before any other replica may take its work, which needs a whole lease without a
+//!   heartbeat.
 //! - **Who runs an operation.** An operation is owned by the replica that created it (`operations.owner`). Any
 //!   replica claims, with `FOR UPDATE SKIP LOCKED`, the unfinished operations whose owner is not alive (killed, or
 //!   stopped and released them), and resumes them from the journal ([`Coordination::claim_operations`]). The lease
@@ -23,20 +25,20 @@
 //!
 //! All but the fence is the replicas' coordination ([`Replicas`]), apart from the journal.
 
-use std::{
-    sync::{
-        Arc, Mutex,
-        atomic::{AtomicBool, Ordering},
-    },
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
 use ring::rand::{SecureRandom, SystemRandom};
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::{sync::watch, task::JoinHandle, time::Instant};
 
-use super::{PostgresJournal, PostgresOptions, connection::pool, operations::operation, writer};
-use crate::{Coordination, OPERATION_COLUMNS, OperationRow, StoreError, StoredState};
+use super::{
+    PostgresJournal, PostgresOptions,
+    connection::pool,
+    operations::operation,
+    session::{Place, Renewal, Session},
+    writer,
+};
+use crate::{Coordination, LeaseDeadline, LeaseTimes, OPERATION_COLUMNS, OperationRow, StoreError, StoredState};
 
 /// The database's clock, in Unix milliseconds.
 pub(crate) const NOW_MS: &str = "(EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::bigint";
@@ -52,8 +54,6 @@ pub(crate) struct Replica {
     pub(crate) name: String,
     /// Whether it runs the work for one replica.
     leader: watch::Receiver<bool>,
-    /// Why it stopped writing, once it has.
-    pub(crate) why: Arc<Mutex<Option<String>>>,
     heartbeat: JoinHandle<()>,
 }
 
@@ -77,41 +77,13 @@ pub(crate) async fn connect(
     options: &PostgresOptions,
     name: Arc<str>,
 ) -> Result<PostgresJournal, StoreError> {
-    let lease = options.lease.max(Duration::from_secs(1));
-    let unreachable = |e: tokio_postgres::Error| StoreError::Io(format!("cannot reach the journal {name}: {e}"));
-    let (client, connection) = config.connect(tls.clone()).await.map_err(unreachable)?;
-    let alive = Arc::new(AtomicBool::new(true));
-    let (lost_tx, lost) = watch::channel(false);
-    let lost_tx = Arc::new(lost_tx);
-    let why: Arc<Mutex<Option<String>>> = Arc::default();
-    let stop = {
-        let (alive, lost_tx, why) = (alive.clone(), lost_tx.clone(), why.clone());
-        move |reason: String| {
-            if alive.swap(false, Ordering::SeqCst) {
-                tracing::error!(%reason, "this replica stops writing the journal");
-            }
-            if let Ok(mut w) = why.lock() {
-                w.get_or_insert(reason);
-            }
-            let _ = lost_tx.send(true);
-        }
-    };
-    {
-        let (stop, name) = (stop.clone(), name.clone());
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::error!(journal = %name, error = %e, "lost the replica's heartbeat connection");
-            }
-            stop(format!("the connection this replica renews its lease on ended (journal {name})"));
-        });
-    }
-    let client = Arc::new(client);
+    let times = LeaseTimes::of(options.lease.max(Duration::from_secs(1)));
+    let Session { client, place } = Session::open(&config, tls.clone(), name.clone(), times).await?;
     let mut journal = PostgresJournal {
         pool: pool(config, tls, options)?,
-        writer: alive,
-        lost,
+        place: place.clone(),
         name: name.clone(),
-        _lock: client.clone(),
+        session: client.clone(),
         standby_of: None,
         replica: None,
     };
@@ -132,9 +104,10 @@ pub(crate) async fn connect(
 
     let id = replica_id()?;
     let host = format!("crossroled pid {} on host {}", std::process::id(), crate::lock::hostname());
-    let lease_ms = lease.as_millis() as i64;
+    let lease_ms = times.lease.as_millis() as i64;
     // Rows of replicas long dead are no one's: forget them (what they owned is free either way).
     client.execute(&format!("DELETE FROM replicas WHERE heartbeat_at + 10 * lease_ms < {NOW_MS}"), &[]).await?;
+    let sent = Instant::now();
     client
         .execute(
             &format!(
@@ -144,54 +117,39 @@ pub(crate) async fn connect(
             &[&id, &host, &lease_ms],
         )
         .await?;
+    place.confirmed(sent);
     let (leader_tx, leader) = watch::channel(false);
-    let heartbeat = tokio::spawn(beat(client, id.clone(), lease, leader_tx, stop));
+    let heartbeat = tokio::spawn(beat(client, id.clone(), place, leader_tx));
     tracing::info!(journal = %name, replica = id, lease_ms, "joined the journal's replicas");
-    journal.replica = Some(Arc::new(Replica { id, name: host, leader, why, heartbeat }));
+    journal.replica = Some(Arc::new(Replica { id, name: host, leader, heartbeat }));
     Ok(journal)
 }
 
-/// Renews the lease every fifth of it, and tries for the work of one replica; stops writing when the lease cannot
-/// be renewed in time.
-async fn beat(
-    client: Arc<tokio_postgres::Client>,
-    id: String,
-    lease: Duration,
-    leader: watch::Sender<bool>,
-    stop: impl Fn(String),
-) {
+/// Renews the lease every heartbeat (its row lapsed: it is lost), and tries for the work of one replica after
+/// each confirmed renewal.
+async fn beat(client: Arc<tokio_postgres::Client>, id: String, place: Place, leader: watch::Sender<bool>) {
     let renew =
         format!("UPDATE replicas SET heartbeat_at = {NOW_MS} WHERE id = $1 AND heartbeat_at + lease_ms > {NOW_MS}");
-    let mut renewed = Instant::now();
-    loop {
-        tokio::time::sleep(lease / 5).await;
-        match client.execute(&renew, &[&id]).await {
-            Ok(1) => renewed = Instant::now(),
-            Ok(_) => {
-                stop("its lease lapsed before it could renew it: other replicas may run its work now".into());
-                return;
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot renew this replica's lease; trying again"),
-        }
-        if renewed.elapsed() > lease * 4 / 5 {
-            stop(format!(
-                "it could not renew its lease for {:.1}s of {:.1}s: other replicas may run its work soon",
-                renewed.elapsed().as_secs_f64(),
-                lease.as_secs_f64()
-            ));
+    let renewal = || async {
+        Ok(match client.execute(&renew, &[&id]).await? {
+            1 => Renewal::Confirmed,
+            _ => Renewal::Lost("its lease lapsed before it could renew it: other replicas may run its work now".into()),
+        })
+    };
+    let lead = || async {
+        if *leader.borrow() {
             return;
         }
-        if !*leader.borrow() {
-            match client.query_one("SELECT pg_try_advisory_lock($1)", &[&SCHEDULER_LOCK]).await {
-                Ok(row) if row.get::<_, bool>(0) => {
-                    tracing::info!("this replica runs the binding scheduler, the events reader and retention");
-                    let _ = leader.send(true);
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot ask for the scheduler lock"),
+        match client.query_one("SELECT pg_try_advisory_lock($1)", &[&SCHEDULER_LOCK]).await {
+            Ok(row) if row.get::<_, bool>(0) => {
+                tracing::info!("this replica runs the binding scheduler, the events reader and retention");
+                let _ = leader.send(true);
             }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot ask for the scheduler lock"),
         }
-    }
+    };
+    place.keep(renewal, lead).await;
 }
 
 /// How many replicas are alive.
@@ -312,11 +270,8 @@ impl Coordination for Replicas {
         client.execute("UPDATE operations SET owner = NULL WHERE owner = $1", &[&r.id]).await?;
         client.execute("DELETE FROM role_locks WHERE owner = $1", &[&r.id]).await?;
         client.execute("DELETE FROM replicas WHERE id = $1", &[&r.id]).await?;
-        self.journal.writer.store(false, Ordering::SeqCst);
         r.heartbeat.abort();
-        if let Ok(mut w) = r.why.lock() {
-            w.get_or_insert_with(|| "this replica left the journal's replicas (it is stopping)".into());
-        }
+        self.journal.place.stop("this replica left the journal's replicas (it is stopping)".into());
         tracing::info!(
             replica = r.id,
             "left the journal's replicas; its unfinished operations are free for the others"
@@ -325,9 +280,13 @@ impl Coordination for Replicas {
     }
 
     async fn writer_lost(&self) -> String {
-        let mut lost = self.journal.lost.clone();
+        let mut lost = self.journal.place.lost.clone();
         let _ = lost.wait_for(|lost| *lost).await;
-        let why = self.replica.why.lock().ok().and_then(|w| w.clone()).unwrap_or_default();
+        let why = self.journal.place.why().unwrap_or_default();
         format!("replica {} of the journal {} stopped writing it: {why}", self.replica.id, self.journal.name)
+    }
+
+    fn fence(&self) -> Option<LeaseDeadline> {
+        Some(self.journal.place.fence())
     }
 }
