@@ -20,6 +20,7 @@ pub mod plan;
 pub mod policy;
 pub mod secret;
 pub mod spec;
+pub mod unreadable;
 
 pub use error::{Error, FieldViolation};
 pub use names::Partition;

@@ -11,6 +11,7 @@ pub mod enums;
 mod ops;
 mod org;
 mod spec;
+mod unreadable;
 
 pub use crossrole_proto::v1 as pb;
 pub use ops::raw_binding;

@@ -136,6 +136,7 @@ impl ToWire for AccountResult {
             verify: self.verify.as_ref().map(ToWire::to_wire),
             end_time: self.end_time.map(timestamp),
             action: self.action.map(|a| a.to_wire() as i32).unwrap_or(0),
+            unreadable: String::new(),
         }
     }
 }
@@ -217,6 +218,7 @@ impl ToWire for Operation {
             last_sequence: self.last_sequence,
             dry_run: self.dry_run,
             account_scope: self.account_scope.clone(),
+            unreadable: String::new(),
         }
     }
 }
@@ -648,6 +650,7 @@ impl ToWire for BindingView {
             create_time: Some(timestamp(self.create_time)),
             update_time: Some(timestamp(self.update_time)),
             status: Some(self.status.to_wire()),
+            unreadable: String::new(),
         }
     }
 }

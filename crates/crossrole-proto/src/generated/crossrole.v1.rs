@@ -792,6 +792,12 @@ pub struct Operation {
     /// Organizations event named); empty: every account its spec selects.
     #[prost(string, repeated, tag = "17")]
     pub account_scope: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Set when crossroled cannot read this operation's record (a damaged record, a record version newer than this
+    /// crossroled, an ExternalId sealed with another journal key): why. A listing still shows it, with only what the
+    /// journal's columns hold (id, kind and state when known, the spec's name, times, creator); GetOperation on it fails
+    /// with DATA_LOSS naming it.
+    #[prost(string, tag = "18")]
+    pub unreadable: ::prost::alloc::string::String,
 }
 /// Per-account counts of an operation.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
@@ -862,6 +868,10 @@ pub struct AccountResult {
     /// What the operation does in this account.
     #[prost(enumeration = "AccountAction", tag = "11")]
     pub action: i32,
+    /// Set when crossroled cannot read this account's result (a damaged record, a record version newer than this
+    /// crossroled): why. The listing still shows it, with only its account id, index and outcome (when known).
+    #[prost(string, tag = "12")]
+    pub unreadable: ::prost::alloc::string::String,
 }
 /// A short verification result inside an AccountResult.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -905,7 +915,8 @@ pub struct ListOperationsRequest {
     /// Maximum operations per page, 1 to 1000; 0 means 50.
     #[prost(uint32, tag = "3")]
     pub page_size: u32,
-    /// `next_page_token` of the previous page.
+    /// Empty for the first page, then `next_page_token` of the previous page as it was given: tokens are opaque, and
+    /// one this listing did not issue is INVALID_ARGUMENT (`page_token`).
     #[prost(string, tag = "4")]
     pub page_token: ::prost::alloc::string::String,
 }
@@ -931,7 +942,8 @@ pub struct ListAccountResultsRequest {
     /// Maximum results per page, 1 to 1000; 0 means 100.
     #[prost(uint32, tag = "3")]
     pub page_size: u32,
-    /// `next_page_token` of the previous page.
+    /// Empty for the first page, then `next_page_token` of the previous page as it was given: tokens are opaque, and
+    /// one this listing did not issue is INVALID_ARGUMENT (`page_token`).
     #[prost(string, tag = "4")]
     pub page_token: ::prost::alloc::string::String,
 }
@@ -1969,7 +1981,8 @@ pub struct ListAccountsRequest {
     /// Maximum accounts per page, 1 to 1000; 0 means 100.
     #[prost(uint32, tag = "2")]
     pub page_size: u32,
-    /// `next_page_token` of the previous page; empty for the first page.
+    /// Empty for the first page, then `next_page_token` of the previous page as it was given: tokens are opaque, and
+    /// one this listing did not issue is INVALID_ARGUMENT (`page_token`).
     #[prost(string, tag = "3")]
     pub page_token: ::prost::alloc::string::String,
     /// Read the tree from AWS instead of the cache.
@@ -3663,7 +3676,8 @@ pub struct ListAuditEventsRequest {
     /// Maximum events per page, 1 to 1000; 0 means 100.
     #[prost(uint32, tag = "7")]
     pub page_size: u32,
-    /// `next_page_token` of the previous page.
+    /// Empty for the first page, then `next_page_token` of the previous page as it was given: tokens are opaque, and
+    /// one this listing did not issue is INVALID_ARGUMENT (`page_token`).
     #[prost(string, tag = "8")]
     pub page_token: ::prost::alloc::string::String,
     /// Only calls about this account (12 digits): those about an operation that worked on it, and those that made or
@@ -4035,6 +4049,11 @@ pub struct Binding {
     /// Status; filled by GetBinding.
     #[prost(message, optional, tag = "8")]
     pub status: ::core::option::Option<BindingStatus>,
+    /// Set when crossroled cannot read this binding's record (a damaged record, a record version newer than this
+    /// crossroled, an ExternalId sealed with another journal key): why. ListBindings still shows it, with only its name,
+    /// version and times; GetBinding on it fails with DATA_LOSS naming it.
+    #[prost(string, tag = "9")]
+    pub unreadable: ::prost::alloc::string::String,
 }
 /// A binding's status.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -4143,7 +4162,8 @@ pub struct ListBindingsRequest {
     /// Maximum bindings per page, 1 to 1000; 0 means 100.
     #[prost(uint32, tag = "1")]
     pub page_size: u32,
-    /// `next_page_token` of the previous page.
+    /// Empty for the first page, then `next_page_token` of the previous page as it was given: tokens are opaque, and
+    /// one this listing did not issue is INVALID_ARGUMENT (`page_token`).
     #[prost(string, tag = "2")]
     pub page_token: ::prost::alloc::string::String,
 }

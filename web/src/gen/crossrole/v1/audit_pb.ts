@@ -70,7 +70,8 @@ export type ListAuditEventsRequest = Message<"crossrole.v1.ListAuditEventsReques
   pageSize: number;
 
   /**
-   * `next_page_token` of the previous page.
+   * Empty for the first page, then `next_page_token` of the previous page as it was given: tokens are opaque, and
+   * one this listing did not issue is INVALID_ARGUMENT (`page_token`).
    *
    * @generated from field: string page_token = 8;
    */

@@ -182,7 +182,8 @@ export type ListAccountsRequest = Message<"crossrole.v1.ListAccountsRequest"> & 
   pageSize: number;
 
   /**
-   * `next_page_token` of the previous page; empty for the first page.
+   * Empty for the first page, then `next_page_token` of the previous page as it was given: tokens are opaque, and
+   * one this listing did not issue is INVALID_ARGUMENT (`page_token`).
    *
    * @generated from field: string page_token = 3;
    */
