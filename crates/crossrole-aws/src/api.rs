@@ -247,4 +247,7 @@ pub trait AwsConnector: Send + Sync {
     fn iam(&self, credentials: &Credentials) -> Arc<dyn IamApi>;
     /// The SQS queue at `url`, as crossroled.
     fn queue(&self, url: &str) -> Arc<dyn QueueApi>;
+    /// Sends nothing at all once `fence` has passed, down to the sockets (the call layer fences each write
+    /// attempt; this closes what is already on its way out). Nothing to do for an AWS in memory.
+    fn fence_sockets(&self, _fence: crate::fence::Fence) {}
 }

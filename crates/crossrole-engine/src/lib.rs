@@ -249,7 +249,9 @@ impl Engine {
         let redactor = Redactor::new(config.journal_key.derive("crossrole redaction marks v1"));
         let shutdown = CancellationToken::new();
         let fenced = coordination.fence().map(|lease| {
-            calls.fence_writes(Fence::lease(lease.until, lease.write_attempt));
+            let fence = Fence::lease(lease.until, lease.write_attempt);
+            aws.fence_sockets(fence.clone());
+            calls.fence_writes(fence);
             tokio::spawn(stop_when_fenced(calls.fence(), coordination.clone(), shutdown.clone()))
         });
         Engine {

@@ -8,6 +8,7 @@
 
 pub mod calls;
 pub mod judge;
+pub mod link;
 pub mod proxy;
 
 use std::{
@@ -297,6 +298,26 @@ impl Crossroled {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Sends it a signal by name (`STOP`, `CONT`): a process paused and continued, as a frozen VM is.
+    pub fn signal(&self, name: &str) {
+        if let Some(c) = &self.child {
+            let sent = Command::new("kill").args([&format!("-{name}"), &c.id().to_string()]).status();
+            assert!(sent.is_ok_and(|s| s.success()), "kill -{name} crossroled");
+        }
+    }
+
+    /// Waits up to `limit` for the process to end by itself; whether it did.
+    pub async fn exits_within(&mut self, limit: Duration) -> bool {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if !self.running() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        !self.running()
     }
 
     /// Stops crossroled with SIGTERM and waits for it.

@@ -132,6 +132,9 @@ pub struct Recorded {
     pub params: Vec<(String, String)>,
     /// The HTTP status it got; 0 when it got a fault or no answer reached the caller.
     pub status: u16,
+    /// Whether it was sent on to the emulator (it got no fault, or a lost response after the emulator carried it
+    /// out): a write that reached AWS.
+    pub forwarded: bool,
     /// When it arrived.
     pub at: Instant,
 }
@@ -413,6 +416,7 @@ async fn handle(
             account: account.clone(),
             params,
             status: 0,
+            forwarded: matches!(fault, None | Some(Fault::Lost)),
             at: Instant::now(),
         });
         recorded.len() - 1

@@ -2,8 +2,10 @@
 //!
 //! Credentials and endpoints come from the standard chain (environment, profiles, SSO, IMDS, and
 //! `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_<SERVICE>`). The SDK's own retries are disabled: the call layer
-//! is the only one. TLS is rustls with ring.
+//! is the only one. TLS is rustls with ring, on an HTTP client whose sockets write nothing past the fence
+//! (`http`).
 
+mod http;
 mod iam;
 mod organizations;
 mod sqs;
@@ -28,14 +30,19 @@ pub struct SdkConnector {
     partition: Partition,
     organizations: Arc<organizations::SdkOrganizations>,
     sts: Arc<sts::SdkSts>,
+    /// What the sockets check before they write.
+    fence: http::SocketFence,
 }
 
 impl SdkConnector {
     /// Loads the standard AWS configuration. Without a region, `us-east-1` (IAM and Organizations are global).
     /// The partition comes from `partition`, else from the region.
     pub async fn from_env(partition: Option<Partition>) -> SdkConnector {
-        let http =
-            aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https();
+        let fence = http::SocketFence::default();
+        let http = http::client(fence.clone()).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot build the fenced HTTP client; AWS writes are fenced per attempt only");
+            aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
+        });
         let mut config = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http)
             .retry_config(RetryConfig::disabled())
@@ -63,6 +70,7 @@ impl SdkConnector {
             sts: Arc::new(sts::SdkSts::new(&config, None)),
             config,
             partition,
+            fence,
         }
     }
 }
@@ -70,6 +78,10 @@ impl SdkConnector {
 impl AwsConnector for SdkConnector {
     fn partition(&self) -> Partition {
         self.partition
+    }
+
+    fn fence_sockets(&self, fence: crate::fence::Fence) {
+        self.fence.set(fence);
     }
 
     fn organizations(&self) -> Arc<dyn OrganizationsApi> {
