@@ -146,6 +146,11 @@ impl RetryPolicy {
     pub fn delay(&self, attempt: u32) -> Duration {
         full_jitter(self.base, self.cap, attempt)
     }
+
+    /// The longest a call can wait between its attempts: the sum of every delay's ceiling.
+    pub fn longest_wait(&self) -> Duration {
+        (1..self.max_attempts).map(|a| self.base.saturating_mul(1u32 << (a - 1).min(20)).min(self.cap)).sum()
+    }
 }
 
 fn full_jitter(base: Duration, cap: Duration, attempt: u32) -> Duration {
@@ -372,6 +377,11 @@ impl CallPolicy {
     /// Counters across every operation since start.
     pub fn global_stats(&self) -> &Arc<CallStats> {
         &self.global
+    }
+
+    /// The retry policy.
+    pub fn retry(&self) -> RetryPolicy {
+        self.retry
     }
 
     /// The configured rates.
@@ -902,6 +912,16 @@ mod tests {
         // Reads go on: they change nothing.
         let read = policy.call(&ctx, Quota::Iam("1".into()), "GetRole", || async { Ok(1) }).await;
         assert_eq!(read, Ok(1));
+    }
+
+    #[test]
+    fn the_longest_wait_is_the_sum_of_the_ceilings() {
+        let p = RetryPolicy::default();
+        // 0.1 + 0.2 + 0.4 + 0.8 + 1.6 + 3.2 + 6.4 + 12.8 + 20 (capped) seconds.
+        assert_eq!(p.longest_wait(), Duration::from_millis(45_500));
+        let short = RetryPolicy { max_attempts: 4, cap: Duration::from_secs(1), ..p };
+        assert_eq!(short.longest_wait(), Duration::from_millis(700));
+        assert_eq!(RetryPolicy { max_attempts: 1, ..p }.longest_wait(), Duration::ZERO);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::{
     time::Duration,
 };
 
-use crossrole_aws::calls::{Rate, Rates};
+use crossrole_aws::calls::{Rate, Rates, RetryPolicy};
 use serde::Deserialize;
 
 /// Token scopes, each including the ones before it: `read` < `plan` < `apply` < `admin`.
@@ -97,6 +97,11 @@ pub struct AwsConfig {
     pub iam_rate: f64,
     /// Calls per second to STS, per calling account (crossroled's own, and the trusted side's for verify).
     pub sts_rate: f64,
+    /// Attempts of one AWS call that AWS throttles or fails transiently, the first included.
+    pub max_attempts: u32,
+    /// The longest wait between two attempts (the waits double from 100 ms up to it, with full jitter).
+    #[serde(with = "humantime_serde_compat")]
+    pub max_backoff: Duration,
 }
 
 impl Default for AwsConfig {
@@ -113,6 +118,8 @@ impl Default for AwsConfig {
             organizations_rate: rates.organizations.per_second,
             iam_rate: rates.iam.per_second,
             sts_rate: rates.sts.per_second,
+            max_attempts: RetryPolicy::default().max_attempts,
+            max_backoff: RetryPolicy::default().cap,
         }
     }
 }
@@ -122,6 +129,11 @@ impl AwsConfig {
     pub fn rates(&self) -> Rates {
         let rate = |r: f64| Rate { per_second: r, burst: r.ceil().max(1.0) as u32 };
         Rates { organizations: rate(self.organizations_rate), iam: rate(self.iam_rate), sts: rate(self.sts_rate) }
+    }
+
+    /// The call layer's retries.
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy { max_attempts: self.max_attempts, cap: self.max_backoff, ..RetryPolicy::default() }
     }
 }
 
@@ -626,6 +638,12 @@ impl Config {
                 return Err(err(name, format!("must be a rate in calls per second from 0 to 10000, got {rate}")));
             }
         }
+        if !(1..=20).contains(&aws.max_attempts) {
+            return Err(err("aws.max_attempts", format!("must be from 1 to 20, got {}", aws.max_attempts)));
+        }
+        if !(Duration::from_millis(100)..=Duration::from_secs(300)).contains(&aws.max_backoff) {
+            return Err(err("aws.max_backoff", "must be between 100ms and 5m".to_string()));
+        }
         check_tokens(&file.tokens)?;
         if let Some(tls) = &file.tls {
             for (name, path) in
@@ -866,6 +884,8 @@ mod tests {
                 "config file: unknown variant `root`",
             ),
             ("[aws]\niam_rate = 0", Flags::default(), "aws.iam_rate: must be a rate"),
+            ("[aws]\nmax_attempts = 0", Flags::default(), "aws.max_attempts: must be from 1 to 20, got 0"),
+            ("[aws]\nmax_backoff = \"10ms\"", Flags::default(), "aws.max_backoff: must be between 100ms and 5m"),
             ("[aws]\norganization_cache_ttl = \"soon\"", Flags::default(), "config file: \"soon\" is not a duration"),
             (
                 "[aws]\npartition = \"mars\"",

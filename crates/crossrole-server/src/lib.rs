@@ -32,7 +32,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use anyhow::Context;
 use crossrole_aws::{
     api::AwsConnector,
-    calls::{CallPolicy, RetryPolicy},
+    calls::CallPolicy,
     credentials::BrokerConfig,
     discovery::DiscoveryConfig,
 };
@@ -322,7 +322,7 @@ pub(crate) fn engine(
     coordination: Arc<dyn Coordination>,
     journal_key: JournalKey,
 ) -> Engine {
-    let calls = Arc::new(CallPolicy::new(config.aws.rates(), RetryPolicy::default()));
+    let calls = Arc::new(CallPolicy::new(config.aws.rates(), config.aws.retry()));
     Engine::with_coordination(
         aws,
         calls,

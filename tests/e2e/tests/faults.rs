@@ -95,14 +95,17 @@ async fn iam_down_fails_accounts_clearly_and_a_reapply_once_it_is_back_completes
     let m = Manifest::load();
     let aws = Aws::new().await;
     let proxied = Proxied::start(40).await;
+    // Short retries (4 attempts, waits up to 1 s), so the outage outlasts them in seconds. (With the defaults, 10
+    // attempts and waits up to 20 s, about 23 s on average, a 30-second outage is outlasted by the retries and the
+    // accounts queued behind start after it: such an apply succeeds, slower.)
+    let retries = "[aws]\nmax_attempts = 4\nmax_backoff = \"1s\"\n";
     let server =
-        Crossroled::start_with_env(&crossrole_e2e::test_dir("faults-outage"), "", &proxied.env()).await.unwrap();
+        Crossroled::start_with_env(&crossrole_e2e::test_dir("faults-outage"), retries, &proxied.env()).await.unwrap();
     let c = server.client().await;
     let spec = spec(&m, "outage-audit", "OutageAudit", "0");
 
-    // IAM answers 503 to everything until it is back. (A 30-second outage is outlasted by crossroled's retries —
-    // ten attempts with full jitter, about 23 s on average — and the accounts queued behind start after it: such
-    // an apply succeeds, slower.) With a failure tolerance of 0, the first account to fail stops new ones.
+    // IAM answers 503 to everything until it is back. With a failure tolerance of 0, the first account to fail
+    // stops new ones; each failed account is read back (its create may have landed) as long as a write retries.
     let started = Instant::now();
     proxied.iam.set(vec![Rule::fraction(1.0, &[Fault::Unavailable])]);
     let down = c.apply(spec.clone(), None).await.unwrap().wait().await.unwrap();
