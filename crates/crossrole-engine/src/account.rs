@@ -393,8 +393,11 @@ async fn apply(
     outcome
 }
 
-/// How long an account whose write may have landed is read with patience before it is judged.
-const FIND_PATIENCE: std::time::Duration = std::time::Duration::from_secs(120);
+/// How long an account whose write may have landed is read with patience before it is judged: as long as a write
+/// waits between its attempts (`[aws] max_attempts`, `max_backoff`), at least two seconds.
+fn find_patience(env: &RunEnv) -> std::time::Duration {
+    env.inner.calls.retry().longest_wait().max(std::time::Duration::from_secs(2))
+}
 
 /// After a write failed, what is there: the role is read back, waiting out an IAM outage for a while (a write
 /// whose answer was lost may have landed — a role created while IAM failed, say); when it is this spec's, its
@@ -417,7 +420,7 @@ async fn found_after_failure(env: &RunEnv, target: &Target, result: &mut Account
         calls: &env.inner.calls,
         ctx: &env.ctx,
     };
-    let until = tokio::time::Instant::now() + FIND_PATIENCE;
+    let until = tokio::time::Instant::now() + find_patience(env);
     match iam.find_role(&env.desired.name, until).await {
         Ok(Some(role)) if crossrole_core::spec::owner_of(&role.attributes.tags) == Some(env.spec.name.as_str()) => {
             remember_placement(env, target).await;
@@ -432,10 +435,12 @@ async fn found_after_failure(env: &RunEnv, target: &Target, result: &mut Account
         }
         Ok(_) => {}
         Err(e) => {
+            // It may be there: on record as placed, so that a destroy looks there whatever its selector.
+            remember_placement(env, target).await;
             if let Some(error) = &mut result.error {
                 error.message.push_str(&format!(
                     "; the role may have been created meanwhile (IAM could not be read to tell: {e}): the next run \
-                     that reaches the account reads it"
+                     that reaches the account reads it, and a destroy of the spec looks there"
                 ));
             }
         }

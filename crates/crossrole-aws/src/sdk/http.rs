@@ -229,9 +229,8 @@ mod tests {
         fence.set(Fence::lease(until, Duration::from_secs(5)));
         let client = client(fence).unwrap();
         let settings = Default::default();
-        let components = aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder::for_tests()
-            .build()
-            .unwrap();
+        let components =
+            aws_smithy_runtime_api::client::runtime_components::RuntimeComponentsBuilder::for_tests().build().unwrap();
         let connector = client.http_connector(&settings, &components);
         let answered = connector.call(request(&url)).await.unwrap();
         assert_eq!(answered.status().as_u16(), 200);
