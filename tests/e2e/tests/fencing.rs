@@ -68,7 +68,8 @@ async fn a_replica_cut_off_or_paused_sends_nothing_after_its_deadline_and_nothin
     let dir = crossrole_e2e::test_dir("fencing");
     std::fs::create_dir_all(&dir).unwrap();
     let key = dir.join("journal.key");
-    std::fs::write(&key, "6f".repeat(32)).unwrap();
+    // The key every scenario on this PostgreSQL journal uses (they share the database).
+    std::fs::write(&key, "5e".repeat(32)).unwrap();
     let accounts: Vec<String> = m.active_under("/Root/Workloads").iter().map(|a| a.id.clone()).collect();
     let n = accounts.len() as u32;
     assert!(n >= 4, "the seeded Workloads OU has accounts: {n}");

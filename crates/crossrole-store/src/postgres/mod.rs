@@ -130,6 +130,11 @@ impl PostgresJournal {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(std::time::Duration::from_secs(10));
         }
+        // A crossroled paused or cut off inside a transaction must not hold its rows locked past its lease: the
+        // database ends such a session (the one that takes the work over would skip the locked rows forever).
+        let lease_ms = options.lease.as_millis().max(1000);
+        let options_of_url = config.get_options().map(|o| format!("{o} ")).unwrap_or_default();
+        config.options(format!("{options_of_url}-c idle_in_transaction_session_timeout={lease_ms}"));
         let tls = connection::tls(&options)?;
         if options.shared {
             shared::connect(config, tls, &options, name).await
