@@ -30,11 +30,12 @@ async fn walks(port: u16) -> f64 {
     n
 }
 
-/// An event as EventBridge delivers Organizations' CloudTrail records.
-fn event(detail_type: &str, detail: serde_json::Value) -> String {
+/// An event as EventBridge delivers Organizations' CloudTrail records: from the organization's management account
+/// (`management`), in us-east-1.
+fn event(management: &str, detail_type: &str, detail: serde_json::Value) -> String {
     serde_json::json!({
         "version": "0", "id": uuid_like(), "detail-type": detail_type, "source": "aws.organizations",
-        "account": "000000000000", "time": "2026-11-29T12:00:00Z", "region": "us-east-1", "resources": [],
+        "account": management, "time": "2026-11-29T12:00:00Z", "region": "us-east-1", "resources": [],
         "detail": detail,
     })
     .to_string()
@@ -98,11 +99,13 @@ async fn an_account_created_in_the_organization_gets_its_role_from_the_event_wit
 
     // The two events EventBridge sends for it.
     let created_event = event(
+        &m.management_account,
         "AWS Service Event via CloudTrail",
         serde_json::json!({"eventSource": "organizations.amazonaws.com", "eventName": "CreateAccountResult",
             "serviceEventDetails": {"createAccountStatus": {"state": "SUCCEEDED", "accountId": new}}}),
     );
     let moved_event = event(
+        &m.management_account,
         "AWS API Call via CloudTrail",
         serde_json::json!({"eventSource": "organizations.amazonaws.com", "eventName": "MoveAccount",
             "requestParameters": {"accountId": new, "sourceParentId": root, "destinationParentId": sandbox_ou}}),
