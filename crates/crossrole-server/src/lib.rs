@@ -1,11 +1,11 @@
 //! crossroled, the crossrole control plane: the v1 gRPC services over the engine and the journal.
 //!
-//! [`start`] locks the data directory (one crossroled per journal), opens the journal — refusing a damaged one —
-//! with its key, resumes unfinished operations and serves the API with gRPC health (SERVING only once the journal
-//! is open) and server reflection (behind a token, like every RPC but health). Tokens are checked on headers,
-//! before a request body is read, and request bodies are limited in size. `main.rs` adds configuration,
-//! telemetry and signal handling around it. In-process tests call [`start`] with an in-memory AWS on
-//! `127.0.0.1:0`.
+//! [`start`] locks the data directory (one crossroled per journal), opens the journal — refusing a damaged one, or
+//! a key it is not written under, before anything is written — resumes unfinished operations and serves the API
+//! with gRPC health (SERVING only once the journal is open) and server reflection (behind a token, like every RPC
+//! but health). Tokens are checked on headers, before a request body is read, and request bodies are limited in
+//! size. `main.rs` adds configuration, telemetry and signal handling around it. In-process tests call [`start`] with an in-memory AWS
+//! on `127.0.0.1:0`.
 //!
 //! The loops crossroled runs besides the API — the bindings' schedule, the Organizations events reader, retention,
 //! and on a shared journal the claims of what dead replicas left — are the engine's runtime
@@ -19,6 +19,7 @@ pub mod config;
 pub mod console;
 pub mod error;
 pub mod health;
+mod journal_key;
 mod metrics;
 mod serve;
 pub mod services;
@@ -47,7 +48,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::{
     auth::{AuthLayer, Tokens},
-    config::{Config, JournalConfig, JournalKeySource},
+    config::{Config, JournalConfig},
     state::State,
 };
 
@@ -130,8 +131,9 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
     let (health_addr, health_task) = health_listener(config, &health_service).await?;
 
     let lock = private_data_dir(config)?;
-    let journal_key = journal_key(config)?;
-    let (journal, coordination) = open_journal(config, &aws, &journal_key, &health, &health_service).await?;
+    let configured = journal_key::configured(config)?;
+    let (journal, coordination, journal_key) =
+        open_journal(config, &aws, &configured, &health, &health_service).await?;
     let engine = engine(config, aws.clone(), journal.clone(), coordination.clone(), journal_key);
     if coordination.shares_work() {
         engine.calls().set_share(coordination.live_replicas().await.unwrap_or(1));
@@ -253,16 +255,17 @@ async fn health_listener(
     Ok((Some(bound), Some(AbortOnDrop(task))))
 }
 
-/// Opens the journal the configuration names, upgraded to crossrole's own records if it is older (a standby on
-/// PostgreSQL first waits for it, answering reads), with how its crossroleds share its work: this one alone on
-/// SQLite (it holds the data directory), PostgreSQL's one writer or one of its replicas.
+/// Opens the journal the configuration names (a standby on PostgreSQL first waits for it, answering reads), checks
+/// that the journal key is the one it is written under before anything is written, and upgrades it to crossrole's
+/// own records if it is older; with how its crossroleds share its work (this one alone on SQLite, it holds the data
+/// directory; PostgreSQL's one writer or one of its replicas) and the key.
 async fn open_journal(
     config: &Config,
     aws: &Arc<dyn AwsConnector>,
-    journal_key: &JournalKey,
+    configured: &journal_key::Configured,
     health: &tonic_health::server::HealthReporter,
     health_service: &tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
-) -> anyhow::Result<(Arc<dyn Journal>, Arc<dyn Coordination>)> {
+) -> anyhow::Result<(Arc<dyn Journal>, Arc<dyn Coordination>, JournalKey)> {
     let (journal, coordination, at): (Arc<dyn Journal>, Arc<dyn Coordination>, String) = match &config.journal {
         JournalConfig::Sqlite => {
             let path = config.data_dir.join("journal.db");
@@ -274,7 +277,7 @@ async fn open_journal(
         JournalConfig::Postgres { url, options } => {
             let at = crossrole_store::redacted_url(url);
             let health_for_reads = health_service.clone();
-            let journal = standby::open(url, options.clone(), config, aws, journal_key, health, move |r| {
+            let journal = standby::open(url, options.clone(), config, aws, configured, health, move |r| {
                 r.add_service(health_for_reads.clone())
             })
             .await
@@ -284,12 +287,13 @@ async fn open_journal(
             (Arc::new(journal), coordination, at)
         }
     };
+    let journal_key = configured.settle(journal.as_ref(), &at, true).await?;
     if let Some(n) =
         upgrade::upgrade(journal.as_ref()).await.with_context(|| format!("cannot upgrade the journal at {at}"))?
     {
         tracing::info!(payloads = n, "upgraded the journal to crossrole's own records");
     }
-    Ok((journal, coordination))
+    Ok((journal, coordination, journal_key))
 }
 
 /// Resolves when serving must stop: when asked, or when the journal can no longer be written (then crossroled must
@@ -365,24 +369,4 @@ fn private_data_dir(config: &Config) -> anyhow::Result<DataDirLock> {
         }
     }
     Ok(DataDirLock::acquire(dir)?)
-}
-
-/// The journal key, from where the configuration says.
-fn journal_key(config: &Config) -> anyhow::Result<JournalKey> {
-    Ok(match &config.journal_key {
-        JournalKeySource::Env(hex) => JournalKey::from_hex(hex, "CROSSROLE_JOURNAL_KEY")?,
-        JournalKeySource::File(path) => JournalKey::read(path)?,
-        JournalKeySource::DataDir => {
-            let path = config.data_dir.join("journal.key");
-            let (key, created) = JournalKey::read_or_create(&path)?;
-            if created {
-                tracing::warn!(
-                    path = %path.display(),
-                    "created a journal key in the data directory; a copy of the directory carries the key with \
-                     the journal: in production, keep the key apart (journal_key_file or CROSSROLE_JOURNAL_KEY)"
-                );
-            }
-            key
-        }
-    })
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use crossrole_aws::api::AwsConnector;
 use crossrole_engine::bindings::Bindings;
-use crossrole_store::{Journal, JournalKey, PostgresJournal, PostgresOptions};
+use crossrole_store::{Journal, PostgresJournal, PostgresOptions};
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::server::Router;
@@ -18,6 +18,7 @@ use tonic::transport::server::Router;
 use crate::{
     auth::{AuthLayer, Tokens},
     config::Config,
+    journal_key::Configured,
     serve,
     state::State,
 };
@@ -39,7 +40,7 @@ pub(crate) async fn open(
     mut options: PostgresOptions,
     config: &Config,
     aws: &Arc<dyn AwsConnector>,
-    journal_key: &JournalKey,
+    configured: &Configured,
     health: &tonic_health::server::HealthReporter,
     with_health: impl Fn(Router<crate::serve::Layers>) -> Router<crate::serve::Layers>,
 ) -> anyhow::Result<PostgresJournal> {
@@ -56,7 +57,8 @@ pub(crate) async fn open(
         tokio::select! {
             journal = &mut connecting => break journal?,
             Some(reader) = waiting.recv(), if reads.is_none() => {
-                reads = Some(serve_reads(reader, config, aws, journal_key, &with_health).await?);
+                let at = crossrole_store::redacted_url(url);
+                reads = Some(serve_reads(reader, &at, config, aws, configured, &with_health).await?);
                 health.set_service_status(READS, tonic_health::ServingStatus::Serving).await;
             }
         }
@@ -76,9 +78,10 @@ pub(crate) async fn open(
 
 async fn serve_reads(
     reader: PostgresJournal,
+    at: &str,
     config: &Config,
     aws: &Arc<dyn AwsConnector>,
-    journal_key: &JournalKey,
+    configured: &Configured,
     with_health: &impl Fn(Router<crate::serve::Layers>) -> Router<crate::serve::Layers>,
 ) -> anyhow::Result<Reads> {
     // What every write is refused with: the journal and its writer.
@@ -86,7 +89,9 @@ async fn serve_reads(
     // Its coordination never held the writer lock: it loses nothing, and the reading engine resumes nothing.
     let coordination = reader.coordination();
     let journal: Arc<dyn Journal> = Arc::new(reader);
-    let engine = crate::engine(config, aws.clone(), journal.clone(), coordination, journal_key.clone());
+    // A key the journal is not written under is refused here too, before any read is answered with it.
+    let journal_key = configured.settle(journal.as_ref(), at, false).await?;
+    let engine = crate::engine(config, aws.clone(), journal.clone(), coordination, journal_key);
     let state = State {
         engine: engine.clone(),
         tokens: Arc::new(Tokens::new(&config.tokens)),

@@ -334,31 +334,118 @@ async fn a_damaged_journal_or_a_wrong_key_stops_the_start() {
     assert!(e.contains("is damaged: the file is empty (0 bytes)"), "{e}");
     assert!(e.contains("move it away to start with an empty journal"), "{e}");
 
-    // A journal with an operation in flight and another key: its sealed ExternalId cannot be opened.
+    // A journal that holds records, started with another key or with none: the start stops, saying what is
+    // wrong and what to do, and nothing is written — no new key, not a byte of the journal.
     let dir = tempfile::tempdir().unwrap();
     let config = config_in(dir.path());
     let server = crossrole_server::start(&config, fake()).await.unwrap();
-    let spec = crossrole_wire::spec(Some(&spec())).unwrap();
-    let op = server
-        .engine
-        .start(crossrole_engine::StartRequest {
-            kind: crossrole_core::ops::OperationKind::Apply,
-            spec,
-            idempotency_key: None,
-            created_by: "test".into(),
-            binding_name: None,
-            dry_run: false,
-            accounts: None,
-        })
-        .await
-        .unwrap();
-    server.engine.wait(&op.id).await.unwrap();
+    let op = server.engine.start(apply_request()).await.unwrap();
+    let finished = server.engine.wait(&op.id).await.unwrap();
     server.stop().await.unwrap();
-    std::fs::write(dir.path().join("journal.key"), "0".repeat(64)).unwrap();
+    let key_file = dir.path().join("journal.key");
+    let right_key = std::fs::read_to_string(&key_file).unwrap();
+    let journal = journal_files(dir.path());
+
+    std::fs::write(&key_file, "0".repeat(64)).unwrap();
+    let e = format!("{:#}", crossrole_server::start(&config, fake()).await.err().unwrap());
+    assert!(e.contains("is written under another journal key than the one crossroled has"), "{e}");
+    assert!(e.contains(&format!("the data directory's key {}", key_file.display())), "{e}");
+    assert!(e.contains("journal_key_file") && e.contains("CROSSROLE_JOURNAL_KEY"), "{e}");
+    assert!(e.contains("move the journal away"), "{e}");
+    assert_eq!(journal_files(dir.path()), journal, "nothing written");
+    // Another key from the environment: the message names where it came from.
+    let flags = Flags { journal_key: Some("ab".repeat(32)), ..Flags::default() };
+    let from_env =
+        Config::from_toml(&format!("listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n", dir.path().display()), &flags)
+            .unwrap();
+    let e = format!("{:#}", crossrole_server::start(&from_env, fake()).await.err().unwrap());
+    assert!(e.contains("(CROSSROLE_JOURNAL_KEY)"), "{e}");
+
+    std::fs::remove_file(&key_file).unwrap();
+    let e = format!("{:#}", crossrole_server::start(&config, fake()).await.err().unwrap());
+    assert!(e.contains("holds records written under a journal key, and crossroled has none"), "{e}");
+    assert!(e.contains(&format!("Put the journal's key back at {}", key_file.display())), "{e}");
+    assert!(!key_file.exists(), "no new key made for a journal that has one");
+    assert_eq!(journal_files(dir.path()), journal, "nothing written");
+
+    // The right key back: it starts, and the journal reads as it did.
+    std::fs::write(&key_file, right_key).unwrap();
     let server = crossrole_server::start(&config, fake()).await.unwrap();
-    let e = server.engine.operation(&op.id).await.err().unwrap().to_string();
-    assert!(e.contains("does not open with this journal key"), "{e}");
+    assert_eq!(server.engine.operation(&op.id).await.unwrap(), finished);
     server.stop().await.unwrap();
+
+    // A brand-new journal still gets a key of its own in the data directory.
+    let dir = tempfile::tempdir().unwrap();
+    crossrole_server::start(&config_in(dir.path()), fake()).await.unwrap().stop().await.unwrap();
+    assert!(dir.path().join("journal.key").exists());
+}
+
+/// An apply of the test spec, started on the engine.
+fn apply_request() -> crossrole_engine::StartRequest {
+    crossrole_engine::StartRequest {
+        kind: crossrole_core::ops::OperationKind::Apply,
+        spec: crossrole_wire::spec(Some(&spec())).unwrap(),
+        idempotency_key: None,
+        created_by: "test".into(),
+        binding_name: None,
+        dry_run: false,
+        accounts: None,
+    }
+}
+
+/// The journal's files, byte for byte (SQLite's write-ahead log included).
+fn journal_files(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("journal.db"))
+        .map(|name| (name.clone(), std::fs::read(dir.join(&name)).unwrap()))
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_from_before_the_key_check_is_judged_by_what_it_sealed() {
+    // A journal whose records were written before journals kept a check of their key: an operation whose spec
+    // holds a sealed ExternalId.
+    let dir = tempfile::tempdir().unwrap();
+    let key_file = dir.path().join("journal.key");
+    let right = "5a".repeat(32);
+    std::fs::write(&key_file, &right).unwrap();
+    let key = crossrole_store::JournalKey::read(&key_file).unwrap();
+    let id = "01900000-0000-7000-8000-00000000000a";
+    let mut raw = crossrole_core::spec::RawSpec::from(&crossrole_wire::spec(Some(&spec())).unwrap());
+    let trust = raw.role.as_mut().unwrap().trust.as_mut().unwrap();
+    trust.external_id = key.seal(EXTERNAL_ID, id).unwrap();
+    let journal = crossrole_store::SqliteJournal::open(&dir.path().join("journal.db")).unwrap();
+    let op = crossrole_store::NewOperation {
+        id: id.into(),
+        kind: crossrole_store::StoredKind::Apply,
+        spec_name: "audit".into(),
+        spec: crossrole_engine::records::encode_operation_spec(&raw, None),
+        idempotency_key: None,
+        request_fingerprint: "f".into(),
+        binding_name: None,
+        created_by: "test".into(),
+        create_time: 1,
+        state: crossrole_store::StoredState::Succeeded,
+        dry_run: false,
+    };
+    crossrole_store::Journal::create_operation(&journal, op).await.unwrap();
+    drop(journal);
+
+    let config = config_in(dir.path());
+    std::fs::write(&key_file, "1".repeat(64)).unwrap();
+    let e = format!("{:#}", crossrole_server::start(&config, fake()).await.err().unwrap());
+    assert!(e.contains("is written under another journal key"), "{e}");
+    // With its key, it starts, and from then on the journal knows its key without opening anything.
+    std::fs::write(&key_file, right).unwrap();
+    crossrole_server::start(&config, fake()).await.unwrap().stop().await.unwrap();
+    let journal = crossrole_store::SqliteJournal::open(&dir.path().join("journal.db")).unwrap();
+    let evidence = crossrole_store::Journal::key_evidence(&journal).await.unwrap();
+    assert_eq!(evidence.check, Some(key.check()));
 }
 
 #[test]

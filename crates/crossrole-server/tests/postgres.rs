@@ -326,3 +326,27 @@ async fn shared_replicas_all_serve_and_one_takes_over_what_another_left() {
     b.stop().await.unwrap();
     c.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgres_journal_refuses_a_replica_with_another_key_before_it_writes() {
+    let url = database().await;
+    let fake = FakeAws::new(tree(2), FakeConfig::default());
+    fake.add_principals(SECURITY, &["alice"], &[]);
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = crossrole_server::start(&shared(&url, dir_a.path()), Arc::new(fake.clone())).await.unwrap();
+    let done = client(&first).await.apply(spec(), None).await.unwrap().wait().await.unwrap();
+    assert_eq!(done.state, proto::OperationState::Succeeded as i32, "{}", done.message);
+
+    // A replica given another key joins nothing and writes nothing: it stops at once, saying why.
+    let mut other = shared(&url, dir_b.path());
+    other.journal_key = crossrole_server::config::JournalKeySource::Env("cd".repeat(32));
+    let e = format!("{:#}", crossrole_server::start(&other, Arc::new(fake.clone())).await.err().unwrap());
+    assert!(
+        e.contains("is written under another journal key than the one crossroled has (CROSSROLE_JOURNAL_KEY)"),
+        "{e}"
+    );
+    assert!(!e.contains(&"cd".repeat(32)), "the key is never in a message");
+    let listed = client(&first).await.list_operations(Default::default()).await.unwrap().operations;
+    assert_eq!(listed.len(), 1, "the refused replica started nothing");
+    first.stop().await.unwrap();
+}

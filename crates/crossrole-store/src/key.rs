@@ -5,6 +5,11 @@
 //! nonce ‖ ciphertext ‖ tag. The key is 32 random bytes held by crossroled, outside the journal: a key file
 //! (64 hex characters, mode 0600) or an environment secret. Other keys are derived from it by label (HMAC-SHA-256),
 //! such as the one that makes redaction marks.
+//!
+//! The journal remembers which key it is written under: a check value derived from the key ([`JournalKey::check`],
+//! which tells nothing of the key) kept in its meta, so that crossroled refuses to start with no key or another
+//! one before it writes anything ([`KeyEvidence`]). A journal from before the check value is judged by one of its
+//! sealed values ([`SealedValue`]), which only the right key opens.
 
 use std::{fmt, io::Write, path::Path};
 
@@ -126,7 +131,64 @@ impl JournalKey {
     pub fn is_sealed(value: &str) -> bool {
         value.starts_with(SEALED_PREFIX)
     }
+
+    /// The value the journal keeps to know its key again: keyed, so it tells nothing of the key.
+    pub fn check(&self) -> String {
+        hex::encode(self.derive("crossrole journal key check v1"))
+    }
+
+    /// Whether this key opens `sealed`. The value was found in a payload's bytes, which may run on past its end
+    /// (a protobuf payload's next field): shorter readings are tried too, and only the right key opens any.
+    pub fn opens(&self, sealed: &SealedValue) -> bool {
+        let value = sealed.value.as_str();
+        (0..8)
+            .filter_map(|cut| value.get(..value.len().checked_sub(cut)?))
+            .any(|v| self.open(v, &sealed.context).is_ok())
+    }
 }
+
+/// What a journal says of the key it is written under.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyEvidence {
+    /// The check value it keeps ([`JournalKey::check`]); `None` before one was recorded.
+    pub check: Option<String>,
+    /// Whether it holds any operation, binding or audit entry: records written under a key (sealed ExternalIds,
+    /// keyed fingerprints and marks).
+    pub holds_records: bool,
+    /// With no check value: one of its sealed values, if it holds any.
+    pub sealed: Option<SealedValue>,
+}
+
+/// A sealed value found in the journal, with the context it was sealed for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedValue {
+    /// The sealed text (`sealed:v1:…`).
+    pub value: String,
+    /// Its context: the operation's id, or `binding:` and the binding's name.
+    pub context: String,
+}
+
+impl SealedValue {
+    /// The first sealed value in a payload's bytes, for `context`.
+    pub(crate) fn in_payload(payload: &[u8], context: String) -> Option<SealedValue> {
+        let prefix = SEALED_PREFIX.as_bytes();
+        let at = payload.windows(prefix.len()).position(|w| w == prefix)?;
+        let body = &payload[at + prefix.len()..];
+        let len = body.iter().take_while(|b| b.is_ascii_alphanumeric() || **b == b'-' || **b == b'_').count();
+        let value = format!("{SEALED_PREFIX}{}", std::str::from_utf8(&body[..len]).ok()?);
+        Some(SealedValue { value, context })
+    }
+}
+
+/// The SQL that tells whether a journal holds records (both backends).
+pub(crate) const HOLDS_RECORDS: &str = "SELECT EXISTS (SELECT 1 FROM operations) OR EXISTS (SELECT 1 FROM bindings) \
+     OR EXISTS (SELECT 1 FROM audit)";
+
+/// The key of the check value in `journal_meta`.
+pub(crate) const CHECK_META_KEY: &str = "journal_key_check";
+
+/// The bytes every sealed value starts with, to find one in payloads.
+pub(crate) const SEALED_BYTES: &[u8] = SEALED_PREFIX.as_bytes();
 
 /// Creates `path` for writing with mode 0600 (owner only), failing if it exists.
 pub fn private_file(path: &Path) -> std::io::Result<std::fs::File> {
@@ -182,5 +244,22 @@ mod tests {
         let e = JournalKey::read(&path).unwrap_err().to_string();
         assert!(e.contains("must be 64 hex characters"), "{e}");
         assert!(format!("{read:?}") == "JournalKey(<secret>)");
+    }
+
+    #[test]
+    fn a_sealed_value_found_in_a_payload_opens_with_its_key_only() {
+        let key = JournalKey::generate().unwrap();
+        let sealed = key.seal("Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf", "op-1").unwrap();
+        // In a record (JSON), and in a protobuf message where the next field's tag reads as a base64 character.
+        for payload in [format!(r#"{{"v":1,"external_id":"{sealed}"}}"#), format!("\x0a\x2c{sealed}2\x05abcde")] {
+            let found = SealedValue::in_payload(payload.as_bytes(), "op-1".into()).unwrap();
+            assert!(key.opens(&found), "{payload}");
+            assert!(!JournalKey::generate().unwrap().opens(&found));
+            assert!(!key.opens(&SealedValue { context: "op-2".into(), ..found }));
+        }
+        assert_eq!(SealedValue::in_payload(b"{\"v\":1}", "op-1".into()), None);
+        assert_ne!(key.check(), JournalKey::generate().unwrap().check());
+        assert_eq!(key.check(), key.clone().check());
+        assert!(!key.check().contains(&hex::encode(key.bytes)));
     }
 }

@@ -36,7 +36,7 @@ use async_trait::async_trait;
 
 pub use codes::{StoredKind, StoredOutcome, StoredState};
 pub use coordination::{Coordination, LeaseDeadline, LeaseTimes, SingleNode};
-pub use key::{JournalKey, private_file};
+pub use key::{JournalKey, KeyEvidence, SealedValue, private_file};
 pub use lock::DataDirLock;
 pub use postgres::{PostgresJournal, PostgresOptions, redacted_url};
 pub use sqlite::SqliteJournal;
@@ -482,6 +482,11 @@ impl Expiry {
 pub trait Journal: Send + Sync {
     /// The format of the payloads.
     async fn payload_format(&self) -> Result<PayloadFormat, StoreError>;
+    /// What the journal says of the key it is written under (read only: a standby may ask).
+    async fn key_evidence(&self) -> Result<KeyEvidence, StoreError>;
+    /// Records `check` as the journal key's check value, unless the journal has one: a check value, once recorded,
+    /// is never replaced. Returns whether it did (another crossroled may have been first: read the evidence again).
+    async fn record_key_check(&self, check: &str) -> Result<bool, StoreError>;
     /// The organization's tree as discovery last saved it.
     async fn organization_tree(&self) -> Result<Option<Discovered>, StoreError>;
     /// Saves the tree discovery walked, replacing the one before.

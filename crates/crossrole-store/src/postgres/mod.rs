@@ -32,6 +32,7 @@ mod bindings;
 mod connection;
 mod discovered;
 mod events;
+mod keys;
 mod operations;
 mod payloads;
 mod schema;
@@ -48,7 +49,8 @@ pub use connection::redacted_url;
 
 use crate::{
     AccountRow, AuditEntry, AuditFilter, Batch, BindingRow, Coordination, Discovered, EventRow, Expiry, Journal,
-    NewOperation, OperationFilter, OperationRow, PayloadFormat, Rewrite, StoreError, StoredOutcome, StoredState,
+    KeyEvidence, NewOperation, OperationFilter, OperationRow, PayloadFormat, Rewrite, StoreError, StoredOutcome,
+    StoredState,
 };
 
 /// How to reach the database, besides its URL.
@@ -195,6 +197,14 @@ impl Journal for PostgresJournal {
 
     async fn rewrite_payloads(&self, rewrite: Rewrite, format: PayloadFormat) -> Result<u64, StoreError> {
         payloads::rewrite(&mut self.writer().await?, rewrite, format).await
+    }
+
+    async fn key_evidence(&self) -> Result<KeyEvidence, StoreError> {
+        keys::evidence(&*self.client().await?).await
+    }
+
+    async fn record_key_check(&self, check: &str) -> Result<bool, StoreError> {
+        keys::record(&*self.writer().await?, check).await
     }
 
     async fn organization_tree(&self) -> Result<Option<Discovered>, StoreError> {

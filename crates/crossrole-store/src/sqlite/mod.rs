@@ -9,6 +9,7 @@ mod audit;
 mod bindings;
 mod discovered;
 mod events;
+mod keys;
 mod operations;
 mod payloads;
 mod schema;
@@ -25,8 +26,8 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 
 use crate::{
-    AccountRow, AuditEntry, AuditFilter, Batch, BindingRow, Discovered, EventRow, Expiry, Journal, NewOperation,
-    OperationFilter, OperationRow, PayloadFormat, Rewrite, StoreError, StoredOutcome, StoredState,
+    AccountRow, AuditEntry, AuditFilter, Batch, BindingRow, Discovered, EventRow, Expiry, Journal, KeyEvidence,
+    NewOperation, OperationFilter, OperationRow, PayloadFormat, Rewrite, StoreError, StoredOutcome, StoredState,
 };
 
 /// The SQLite journal.
@@ -99,6 +100,15 @@ impl Journal for SqliteJournal {
 
     async fn rewrite_payloads(&self, rewrite: Rewrite, format: PayloadFormat) -> Result<u64, StoreError> {
         self.run(move |conn| payloads::rewrite(conn, rewrite, format)).await
+    }
+
+    async fn key_evidence(&self) -> Result<KeyEvidence, StoreError> {
+        self.run(|conn| keys::evidence(conn)).await
+    }
+
+    async fn record_key_check(&self, check: &str) -> Result<bool, StoreError> {
+        let check = check.to_string();
+        self.run(move |conn| keys::record(conn, &check)).await
     }
 
     async fn create_operation(&self, op: NewOperation) -> Result<(OperationRow, bool), StoreError> {

@@ -12,6 +12,7 @@ use crossrole_store::{
     AccountRow, Batch, BindingRow, Discovered, EventRow, Expiry, Journal, NewOperation, OperationFilter,
     OperationStats, PayloadFormat, PayloadKind, Rewrite, StoreError, StoredKind, StoredOutcome, StoredState,
 };
+use crossrole_store::{JournalKey, KeyEvidence};
 
 pub type J = Arc<dyn Journal>;
 
@@ -49,6 +50,7 @@ macro_rules! conformance {
             retention_deletes_what_it_selects_and_nothing_else,
             the_audit_log_is_read_by_filter_page_by_page_and_expires,
             codes_this_crossroled_does_not_know_are_kept,
+            the_journal_knows_the_key_it_is_written_under,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {
@@ -474,4 +476,26 @@ pub async fn codes_this_crossroled_does_not_know_are_kept(j: J) {
     assert!(matches!(unknown.as_slice(), [r] if r.index == 0 && matches!(r.outcome, StoredOutcome::Unknown(99))));
     j.set_operation_state("n", StoredState::Unknown(18), "", None, None).await.unwrap();
     assert!(matches!(j.get_operation("n").await.unwrap().unwrap().state, StoredState::Unknown(18)));
+}
+
+pub async fn the_journal_knows_the_key_it_is_written_under(j: J) {
+    let key = JournalKey::generate().unwrap();
+    // New: no check value, no records.
+    assert_eq!(j.key_evidence().await.unwrap(), KeyEvidence::default());
+    // Records from before the check value: one sealed value is found, with its context, and opens with its key.
+    let mut op = new_op("op-1", None, "f");
+    let sealed = key.seal("Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf", "op-1").unwrap();
+    op.spec = format!(r#"{{"v":1,"record":{{"name":"audit","role":{{"external_id":"{sealed}"}}}}}}"#).into_bytes();
+    j.create_operation(op).await.unwrap();
+    let evidence = j.key_evidence().await.unwrap();
+    assert!(evidence.holds_records && evidence.check.is_none());
+    let found = evidence.sealed.unwrap();
+    assert_eq!((found.value.as_str(), found.context.as_str()), (sealed.as_str(), "op-1"));
+    assert!(key.opens(&found) && !JournalKey::generate().unwrap().opens(&found));
+    // Recorded once, never replaced.
+    assert!(j.record_key_check(&key.check()).await.unwrap());
+    assert!(!j.record_key_check(&JournalKey::generate().unwrap().check()).await.unwrap());
+    let evidence = j.key_evidence().await.unwrap();
+    assert_eq!(evidence.check, Some(key.check()));
+    assert_eq!(evidence.sealed, None, "with a check value, no sealed value is looked for");
 }
