@@ -97,7 +97,7 @@ pub(crate) async fn run(client: &Client, cmd: BindingsCommand, out: Output) -> O
                         t.add_row(vec![
                             b.name.clone(),
                             b.version.to_string(),
-                            views::mode(b.mode),
+                            if b.unreadable.is_empty() { views::mode(b.mode) } else { "unreadable".into() },
                             views::interval(b),
                             s.in_sync.to_string(),
                             s.drifted.to_string(),

@@ -99,6 +99,9 @@ pub(crate) struct Operation<'a> {
     dry_run: bool,
     idempotency_key: &'a str,
     binding: &'a str,
+    /// Why crossroled cannot read it, when it cannot (left out otherwise).
+    #[serde(skip_serializing_if = "str::is_empty")]
+    unreadable: &'a str,
 }
 
 impl<'a> From<&'a proto::Operation> for Operation<'a> {
@@ -120,6 +123,7 @@ impl<'a> From<&'a proto::Operation> for Operation<'a> {
             dry_run: o.dry_run,
             idempotency_key: &o.idempotency_key,
             binding: &o.binding_name,
+            unreadable: &o.unreadable,
         }
     }
 }
@@ -144,6 +148,9 @@ pub(crate) struct AccountResult<'a> {
     changes: Vec<Change<'a>>,
     error: Option<AccountError<'a>>,
     verify: Option<VerifySummary<'a>>,
+    /// Why crossroled cannot read it, when it cannot (left out otherwise).
+    #[serde(skip_serializing_if = "str::is_empty")]
+    unreadable: &'a str,
 }
 
 impl<'a> From<&'a proto::AccountResult> for AccountResult<'a> {
@@ -162,6 +169,7 @@ impl<'a> From<&'a proto::AccountResult> for AccountResult<'a> {
                 attempts: v.attempts,
                 error: &v.error,
             }),
+            unreadable: &r.unreadable,
         }
     }
 }
@@ -547,6 +555,9 @@ pub(crate) struct BindingRow<'a> {
     failed: u32,
     pending: u32,
     last_reconcile_time: Option<String>,
+    /// Why crossroled cannot read it, when it cannot (left out otherwise).
+    #[serde(skip_serializing_if = "str::is_empty")]
+    unreadable: &'a str,
 }
 
 impl<'a> From<&'a proto::Binding> for BindingRow<'a> {
@@ -562,6 +573,7 @@ impl<'a> From<&'a proto::Binding> for BindingRow<'a> {
             failed: s.failed,
             pending: s.pending,
             last_reconcile_time: time(&s.last_reconcile_time),
+            unreadable: &b.unreadable,
         }
     }
 }

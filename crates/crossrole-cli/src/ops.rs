@@ -70,7 +70,7 @@ pub(crate) async fn run(client: &Client, cmd: OpsCommand, out: Output) -> Outcom
                             o.id.clone(),
                             views::kind(o.kind),
                             o.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
-                            views::state(o.state),
+                            if o.unreadable.is_empty() { views::state(o.state) } else { "unreadable".into() },
                             views::counts_line(&o.counts),
                             views::time(&o.create_time).unwrap_or_default(),
                         ]);
@@ -127,6 +127,7 @@ pub(crate) async fn run(client: &Client, cmd: OpsCommand, out: Output) -> Outcom
                     let mut t = views::table(&["ACCOUNT", "NAME", "OUTCOME", "DETAIL"]);
                     for r in &results {
                         let detail = match &r.error {
+                            _ if !r.unreadable.is_empty() => format!("unreadable: {}", r.unreadable),
                             Some(e) => e.message.clone(),
                             None => r.changes.iter().map(views::change_line).collect::<Vec<_>>().join("\n"),
                         };

@@ -25,6 +25,7 @@ use crossrole_core::{
     ops::{Operation, OperationKind, OperationState},
     secret::Redactor,
     spec::RawSpec,
+    unreadable::{Listed, ListedBinding, UnreadableBinding},
 };
 use crossrole_store::BindingRow;
 use rand::Rng;
@@ -32,6 +33,7 @@ use tokio::sync::{Mutex, Notify};
 
 use crate::{
     Engine, Error, ListFilter, StartRequest,
+    pages::Listing,
     records::{self, BindingRecord},
     secrets,
 };
@@ -128,18 +130,37 @@ impl Bindings {
         self.view(&self.row(name).await?, true)
     }
 
-    /// Bindings by name after `token`, their status without the accounts.
-    pub async fn list(&self, page_size: usize, token: &str) -> Result<(Vec<BindingView>, String), Error> {
-        let after = (!token.is_empty()).then_some(token);
-        let mut rows = self.engine.journal().list_bindings(page_size + 1, after).await?;
+    /// Bindings by name, a page after `token` (empty: the first), their status without the accounts; a binding
+    /// that cannot be read is shown with why. The next page's token, empty at the end.
+    pub async fn list(&self, page_size: usize, token: &str) -> Result<(Vec<ListedBinding>, String), Error> {
+        let after = self.engine.pages().read(Listing::Bindings, token)?;
+        let mut rows = self.engine.journal().list_bindings(page_size + 1, after.as_deref()).await?;
         let next = if rows.len() > page_size {
             rows.truncate(page_size);
-            rows.last().map(|r| r.name.clone()).unwrap_or_default()
+            rows.last().map(|r| self.engine.pages().issue(Listing::Bindings, &r.name)).unwrap_or_default()
         } else {
             String::new()
         };
-        let views = rows.iter().map(|r| self.view(r, false)).collect::<Result<_, _>>()?;
+        let views = rows.iter().map(|r| self.listed(r)).collect::<Result<_, _>>()?;
         Ok((views, next))
+    }
+
+    /// A binding in a listing: its view, or, when its record cannot be read, what its row says and why.
+    fn listed(&self, row: &BindingRow) -> Result<ListedBinding, Error> {
+        match self.view(row, false) {
+            Ok(view) => Ok(Listed::Read(view)),
+            Err(Error::Corrupt(reason)) => {
+                tracing::warn!(binding = row.name, %reason, "a binding in a listing cannot be read");
+                Ok(Listed::Unreadable(UnreadableBinding {
+                    name: row.name.clone(),
+                    version: row.version,
+                    create_time: row.create_time,
+                    update_time: row.update_time,
+                    reason,
+                }))
+            }
+            Err(other) => Err(other),
+        }
     }
 
     /// Deletes a binding; unless `keep_roles`, a DESTROY of its spec is started first and returned.
@@ -339,7 +360,10 @@ impl Bindings {
             ..Default::default()
         };
         let (ops, _) = self.engine.list_operations(&filter, 1, "").await.ok()?;
-        ops.into_iter().next().map(|o| o.id)
+        ops.into_iter().next().map(|o| match o {
+            Listed::Read(o) => o.id,
+            Listed::Unreadable(o) => o.id,
+        })
     }
 
     /// Waits (in the background) for `op` to end, then records the binding's status.
@@ -374,7 +398,8 @@ impl Bindings {
         let mut token = String::new();
         loop {
             let (page, next) = self.engine.account_results(&op.id, &[], 1000, &token).await?;
-            results.extend(page);
+            // An account whose result cannot be read (logged by the listing) keeps the state it had.
+            results.extend(page.into_iter().filter_map(Listed::read));
             if next.is_empty() {
                 break;
             }
@@ -443,8 +468,9 @@ impl Bindings {
 
     /// A stored binding, its spec's ExternalId opened.
     fn decode(&self, row: &BindingRow) -> Result<BindingRecord, Error> {
-        let mut record: BindingRecord = records::decode(&row.binding, &format!("binding {}", row.name))?;
-        record.spec = secrets::opened(&record.spec, self.engine.journal_key(), &seal_context(&row.name))?;
+        let what = format!("binding {}", row.name);
+        let mut record: BindingRecord = records::decode(&row.binding, &what)?;
+        record.spec = secrets::opened(&record.spec, self.engine.journal_key(), &seal_context(&row.name), &what)?;
         Ok(record)
     }
 

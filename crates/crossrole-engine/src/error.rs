@@ -18,8 +18,9 @@ pub enum Error {
     /// The request does not fit the current state (e.g. cancelling a finished operation).
     #[error("{0}")]
     FailedPrecondition(String),
-    /// A stored payload does not decode.
-    #[error("journal payload does not decode: {0}")]
+    /// A stored record cannot be read — damaged, a version newer than this crossroled, or sealed with another
+    /// journal key; the message names it and says why, never what it holds.
+    #[error("{0}")]
     Corrupt(String),
 }
 

@@ -13,9 +13,11 @@ mod backoff;
 pub mod bindings;
 mod error;
 mod events;
+mod listings;
 mod locks;
 mod organization_cache;
 mod pace;
+pub mod pages;
 mod read_only;
 pub mod records;
 mod replicas;
@@ -41,11 +43,11 @@ use crossrole_aws::{
 use crossrole_core::{
     AccessSpec,
     ceiling::Ceiling,
-    ops::{AccountResult, Operation, OperationEvent, OperationKind, OperationState, Outcome},
+    ops::{Operation, OperationEvent, OperationKind, OperationState},
     secret::Redactor,
     spec::RawSpec,
 };
-use crossrole_store::{Coordination, Journal, JournalKey, NewOperation, OperationFilter, OperationRow, SingleNode};
+use crossrole_store::{Coordination, Journal, JournalKey, NewOperation, OperationRow, SingleNode};
 use tokio::sync::broadcast;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -131,6 +133,8 @@ pub(crate) struct Inner {
     tasks: TaskTracker,
     pub(crate) metrics: Arc<Mutex<Metrics>>,
     pub(crate) redactor: Redactor,
+    /// Issues and reads the listings' page tokens.
+    pub(crate) pages: pages::PageTokens,
     /// Stops every operation when this process may no longer write (its lease may have lapsed).
     fenced: Option<tokio::task::JoinHandle<()>>,
 }
@@ -247,6 +251,7 @@ impl Engine {
             .with_store(Arc::new(organization_cache::OrganizationCache::new(journal.clone())));
         let broker = CredentialBroker::new(aws.clone(), calls.clone(), config.broker.clone());
         let redactor = Redactor::new(config.journal_key.derive("crossrole redaction marks v1"));
+        let pages = pages::PageTokens::new(config.journal_key.derive("crossrole page tokens v1"));
         let shutdown = CancellationToken::new();
         let fenced = coordination.fence().map(|lease| {
             let fence = Fence::lease(lease.until, lease.write_attempt);
@@ -269,6 +274,7 @@ impl Engine {
                 tasks: TaskTracker::new(),
                 metrics: Arc::new(Mutex::new(Metrics::default())),
                 redactor,
+                pages,
                 fenced,
             }),
         }
@@ -317,6 +323,11 @@ impl Engine {
     /// Marks secrets in what leaves crossroled.
     pub fn redactor(&self) -> &Redactor {
         &self.inner.redactor
+    }
+
+    /// Issues and reads the listings' page tokens (also for the listings the server pages itself).
+    pub fn pages(&self) -> &pages::PageTokens {
+        &self.inner.pages
     }
 
     /// The journal key (sealing secrets the journal keeps).
@@ -480,13 +491,19 @@ impl Engine {
 
     /// The spec an operation runs, its ExternalId opened.
     fn spec_of(&self, row: &OperationRow) -> Result<RawSpec, Error> {
-        let spec: RawSpec = records::decode(&row.spec, &format!("the spec of operation {}", row.id))?;
-        opened(&spec, &self.inner.config.journal_key, &row.id)
+        let what = format!("the spec of operation {}", row.id);
+        let spec: RawSpec = records::decode(&row.spec, &what)?;
+        opened(&spec, &self.inner.config.journal_key, &row.id, &what)
     }
 
     async fn view(&self, row: OperationRow) -> Result<Operation, Error> {
-        let spec = self.spec_of(&row)?;
         let counts = rollout::counts(&self.inner, &row.id).await;
+        self.shown(row, counts)
+    }
+
+    /// An operation as callers see it, from its row and counts; unreadable when its record is.
+    pub(crate) fn shown(&self, row: OperationRow, counts: crossrole_core::ops::Counts) -> Result<Operation, Error> {
+        let spec = self.spec_of(&row)?;
         Ok(Operation {
             kind: records::kind_of(row.kind),
             state: state(&row)?,
@@ -506,63 +523,6 @@ impl Engine {
             account_scope: records::operation_scope(&row.spec).map(|s| s.into_iter().collect()).unwrap_or_default(),
             id: row.id,
         })
-    }
-
-    /// Operations, newest first; the token is opaque.
-    pub async fn list_operations(
-        &self,
-        filter: &ListFilter,
-        page_size: usize,
-        token: &str,
-    ) -> Result<(Vec<Operation>, String), Error> {
-        let before = if token.is_empty() {
-            None
-        } else {
-            Some(token.parse::<i64>().map_err(|_| {
-                Error::Invalid(crossrole_core::Error::invalid("page_token", "not a token this server issued"))
-            })?)
-        };
-        let filter = OperationFilter {
-            states: filter.states.iter().map(|s| records::stored_state(*s)).collect(),
-            spec_name: filter.spec_name.clone(),
-            binding_name: filter.binding_name.clone(),
-        };
-        let (rows, next) = self.inner.journal.list_operations(&filter, page_size, before).await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in rows {
-            out.push(self.view(r).await?);
-        }
-        Ok((out, next.map(|n| n.to_string()).unwrap_or_default()))
-    }
-
-    /// Per-account results in target order; the token is opaque.
-    pub async fn account_results(
-        &self,
-        id: &str,
-        outcomes: &[Outcome],
-        page_size: usize,
-        token: &str,
-    ) -> Result<(Vec<AccountResult>, String), Error> {
-        if self.inner.journal.get_operation(id).await?.is_none() {
-            return Err(Error::NotFound(format!("operation {id}")));
-        }
-        let after = if token.is_empty() {
-            None
-        } else {
-            Some(token.parse::<u32>().map_err(|_| {
-                Error::Invalid(crossrole_core::Error::invalid("page_token", "not a token this server issued"))
-            })?)
-        };
-        let outcomes: Vec<_> = outcomes.iter().map(|o| records::stored_outcome(*o)).collect();
-        let mut rows = self.inner.journal.list_accounts(id, &outcomes, page_size + 1, after).await?;
-        let next = if rows.len() > page_size {
-            rows.truncate(page_size);
-            rows.last().map(|r| r.index.to_string()).unwrap_or_default()
-        } else {
-            String::new()
-        };
-        let results = rows.iter().map(|r| records::account_result(r, id)).collect::<Result<_, _>>()?;
-        Ok((results, next))
     }
 
     /// Waits until an operation is finished (for tests, benchmarks and the CLI's `--wait`).

@@ -84,17 +84,26 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, Error>
              crossroled starts)"
         )));
     }
-    let version: Version =
-        serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("{what} does not decode: {e}")))?;
+    let version: Version = serde_json::from_slice(bytes).map_err(|e| undecodable(what, &e))?;
     if version.v != VERSION {
         return Err(Error::Corrupt(format!(
             "{what} is a version {} record; this crossroled reads version {VERSION}: run the crossroled that wrote it",
             version.v
         )));
     }
-    let body: Body<T> =
-        serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(format!("{what} does not decode: {e}")))?;
+    let body: Body<T> = serde_json::from_slice(bytes).map_err(|e| undecodable(what, &e))?;
     Ok(body.record)
+}
+
+/// A record that does not decode, named, and where: not what it holds (the message goes to callers).
+fn undecodable(what: &str, e: &serde_json::Error) -> Error {
+    use serde_json::error::Category;
+    let problem = match e.classify() {
+        Category::Syntax | Category::Eof => "is not well-formed JSON",
+        Category::Data => "does not fit the record this crossroled reads",
+        Category::Io => "cannot be read",
+    };
+    Error::Corrupt(format!("{what} {problem} (at line {}, column {})", e.line(), e.column()))
 }
 
 /// An account's result as the journal keeps it: its row, with the outcome in the column the journal counts and
@@ -219,8 +228,14 @@ mod tests {
         let protobuf = [0x0a, 0x0c, b'1'];
         let e = decode::<AccountError>(&protobuf, "event 1").unwrap_err().to_string();
         assert!(e.contains("event 1 is not a journal record"), "{e}");
+        // Named, with where it breaks, and nothing of what it holds: the message goes to callers.
         let wrong = encode(&ErrorCode::NotOwned);
-        assert!(decode::<AccountError>(&wrong, "x").unwrap_err().to_string().contains("x does not decode"));
+        let e = decode::<AccountError>(&wrong, "x").unwrap_err().to_string();
+        assert!(e.starts_with("x does not fit the record this crossroled reads (at line 1, column "), "{e}");
+        assert!(!e.contains("not_owned"), "{e}");
+        let cut = br#"{"v":1,"record":{"code":"Wq3vT9zLk2Pp8RmX"#;
+        let e = decode::<AccountError>(cut, "x").unwrap_err().to_string();
+        assert!(e.starts_with("x is not well-formed JSON") && !e.contains("Wq3v"), "{e}");
     }
 
     #[test]

@@ -31,11 +31,16 @@ pub fn sealed(spec: &RawSpec, key: &JournalKey, context: &str) -> Result<RawSpec
     Ok(spec)
 }
 
-/// The spec as the journal kept it, with its ExternalId opened.
-pub fn opened(spec: &RawSpec, key: &JournalKey, context: &str) -> Result<RawSpec, crate::Error> {
+/// The spec as the journal kept it, with its ExternalId opened; `what` names the record in errors (`the spec of
+/// operation …`): one sealed with another key is unreadable, as a damaged record is.
+pub fn opened(spec: &RawSpec, key: &JournalKey, context: &str, what: &str) -> Result<RawSpec, crate::Error> {
     let mut spec = spec.clone();
     if let Some(e) = external_id(&mut spec) {
-        *e = key.open(e, context)?;
+        *e = key.open(e, context).map_err(|_| {
+            crate::Error::Corrupt(format!(
+                "{what} holds an ExternalId sealed with another journal key than this crossroled's"
+            ))
+        })?;
     }
     Ok(spec)
 }

@@ -199,7 +199,11 @@ async fn an_account_named_while_its_binding_reconciles_is_reconciled_once_that_e
     let mut scoped = Vec::new();
     for _ in 0..2000 {
         let (ops, _) = w.engine.list_operations(&Default::default(), 100, "").await.unwrap();
-        scoped = ops.into_iter().filter(|o| !o.account_scope.is_empty() && o.state.is_final()).collect();
+        scoped = ops
+            .into_iter()
+            .filter_map(|o| o.read())
+            .filter(|o| !o.account_scope.is_empty() && o.state.is_final())
+            .collect();
         if !scoped.is_empty() {
             break;
         }

@@ -155,7 +155,7 @@ fn a_killed_rollout_resumes_with_a_true_record_and_an_exact_grant() {
         let c = done.counts;
         assert_eq!((c.changed, c.unchanged, c.skipped), (n as u32, 0, 1), "every role was created by this operation");
         let r = engine.account_results(&id, &[], 1000, "").await.unwrap().0;
-        for r in r.iter().filter(|r| r.account_id != SUSPENDED) {
+        for r in r.iter().map(|r| r.as_read().expect("every result reads")).filter(|r| r.account_id != SUSPENDED) {
             assert_eq!(count_kind(r, ChangeKind::CreateRole), 1, "{}: {:?}", r.account_id, r.changes);
             assert_eq!(count_kind(r, ChangeKind::AttachManagedPolicy), 1, "{}", r.account_id);
             assert_eq!(count_kind(r, ChangeKind::PutInlinePolicy), 1, "{}", r.account_id);

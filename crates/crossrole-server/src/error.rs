@@ -11,6 +11,7 @@
 //! | AWS throttled crossroled beyond its retries | RESOURCE_EXHAUSTED, with `google.rpc.RetryInfo` (30 s) |
 //! | AWS unreachable beyond crossroled's retries | UNAVAILABLE, with `google.rpc.RetryInfo` (10 s) |
 //! | AWS refused crossroled itself (e.g. Organizations access denied) | FAILED_PRECONDITION |
+//! | a record the journal holds cannot be read (damaged, newer, sealed with another key) | DATA_LOSS, naming it |
 //! | anything else | INTERNAL, with no detail beyond a pointer to the server log |
 //!
 //! Statuses never carry stack traces, credentials or tokens.
@@ -52,6 +53,9 @@ pub enum ApiError {
     /// crossroled holds as much as its limits allow (the request bytes' budget): a retry soon may fit.
     #[error("{0}")]
     Busy(String),
+    /// A record the journal holds cannot be read; the message names it and says why (never what it holds).
+    #[error("{0}")]
+    DataLoss(String),
     /// Internal.
     #[error("{0}")]
     Internal(String),
@@ -99,7 +103,7 @@ impl From<crossrole_engine::Error> for ApiError {
             Error::NotFound(what) => ApiError::NotFound(what),
             Error::FailedPrecondition(m) => ApiError::FailedPrecondition(m),
             Error::Store(s) => (*s).into(),
-            Error::Corrupt(m) => ApiError::Internal(m),
+            Error::Corrupt(m) => ApiError::DataLoss(m),
         }
     }
 }
@@ -146,6 +150,10 @@ impl From<ApiError> for Status {
                 let mut details = ErrorDetails::new();
                 details.set_retry_info(Some(std::time::Duration::from_secs(1)));
                 Status::with_error_details(Code::ResourceExhausted, m, details)
+            }
+            ApiError::DataLoss(m) => {
+                tracing::warn!(error = m, "a record the journal holds cannot be read");
+                Status::data_loss(m)
             }
             ApiError::Internal(m) => {
                 let id = uuid::Uuid::now_v7();

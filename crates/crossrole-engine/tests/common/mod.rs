@@ -148,7 +148,8 @@ pub async fn run(w: &World, kind: OperationKind, spec: &AccessSpec) -> Operation
 }
 
 pub async fn results(w: &World, op: &str) -> Vec<AccountResult> {
-    w.engine.account_results(op, &[], 10_000, "").await.unwrap().0
+    let (results, _) = w.engine.account_results(op, &[], 10_000, "").await.unwrap();
+    results.into_iter().map(|r| r.read().expect("every result reads")).collect()
 }
 
 pub fn outcome(r: &AccountResult) -> &'static str {

@@ -1,5 +1,6 @@
 //! `AuditService`: the audit log, read back with filters, a page at a time.
 
+use crossrole_engine::pages::Listing;
 use crossrole_store::AuditFilter;
 use crossrole_wire::{
     millis,
@@ -26,16 +27,8 @@ impl AuditService for Audit {
         self.0.caller(&request, Scope::Read)?;
         let r = request.get_ref();
         let size = page_size(r.page_size, 100)?;
-        let before = match r.page_token.as_str() {
-            "" => None,
-            token => Some(
-                token
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|n| *n > 0)
-                    .ok_or_else(|| ApiError::field("page_token", "not a token this service gave"))?,
-            ),
-        };
+        let pages = self.0.engine.pages();
+        let before = pages.read_number::<i64>(Listing::Audit, &r.page_token).map_err(ApiError::from)?;
         if !r.account_id.is_empty()
             && let Err(rule) = crossrole_core::names::check_account_id(&r.account_id)
         {
@@ -52,7 +45,7 @@ impl AuditService for Audit {
         };
         let entries = self.0.journal.audit_log(&filter, size, before).await.map_err(ApiError::from)?;
         let next_page_token = if entries.len() == size {
-            entries.last().map(|e| e.id.to_string()).unwrap_or_default()
+            entries.last().map(|e| pages.issue(Listing::Audit, &e.id.to_string())).unwrap_or_default()
         } else {
             String::new()
         };

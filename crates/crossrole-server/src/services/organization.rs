@@ -1,5 +1,6 @@
 //! `OrganizationService`: the OU tree and account selection.
 
+use crossrole_engine::pages::Listing;
 use crossrole_wire::{
     ToWire,
     pb::{self, organization_service_server::OrganizationService},
@@ -40,15 +41,16 @@ impl OrganizationService for Organizations {
         let r = request.get_ref();
         let size = page_size(r.page_size, 100)?;
         let selector = crossrole_wire::selector(r.selector.as_ref(), "selector").map_err(ApiError::from)?;
+        let pages = self.0.engine.pages();
+        let after = pages.read(Listing::Accounts, &r.page_token).map_err(ApiError::from)?;
         let (tree, selection) = self.0.engine.select(&selector, "selector", r.refresh).await.map_err(ApiError::from)?;
-        let start = if r.page_token.is_empty() {
-            0
-        } else {
-            selection.selected.iter().position(|a| a.id > r.page_token).unwrap_or(selection.selected.len())
+        let start = match &after {
+            None => 0,
+            Some(after) => selection.selected.iter().position(|a| a.id > *after).unwrap_or(selection.selected.len()),
         };
         let page: Vec<_> = selection.selected.iter().skip(start).take(size).collect();
         let next = if start + page.len() < selection.selected.len() {
-            page.last().map(|a| a.id.clone()).unwrap_or_default()
+            page.last().map(|a| pages.issue(Listing::Accounts, &a.id)).unwrap_or_default()
         } else {
             String::new()
         };
