@@ -141,6 +141,24 @@ pub(crate) fn check(crossroled: &std::path::Path) -> Result<()> {
     );
     run_in(&root, tools.join("python").to_str().unwrap_or("python3"), &["-c", &monitoring], &[])?;
 
+    // The pods roll when the tokens Secret the chart renders changes; a Secret of the operator's own has no
+    // checksum here (crossroled reloads a changed tokens file by itself).
+    let checksum = |args: &[&str]| -> Result<Option<String>> {
+        let out = template(args)?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        Ok(text.lines().find(|l| l.trim_start().starts_with("checksum/tokens:")).map(|l| l.trim().to_string()))
+    };
+    let hash = "a".repeat(64);
+    let one_token = ["--set", "tokens[0].name=ci", "--set", "tokens[0].scope=read", "--set"];
+    let with_token = checksum(&[&one_token[..], &[format!("tokens[0].sha256={hash}").as_str()]].concat())?;
+    let without = checksum(&[])?;
+    if without.is_none() || with_token.is_none() || with_token == without {
+        bail!("helm template: the pod template must carry checksum/tokens, changing with the tokens");
+    }
+    if checksum(&["--set", "existingSecret=mine"])?.is_some() {
+        bail!("helm template: no checksum/tokens for a Secret the chart does not render");
+    }
+
     // Replicas on PostgreSQL: one writer, the others standing by (alive, not ready); refused on SQLite.
     let refused = template(&["--set", "replicaCount=2"])?;
     if refused.status.success() || !String::from_utf8_lossy(&refused.stderr).contains("needs journal.postgres.url") {

@@ -4,7 +4,8 @@
 //! a key it is not written under, before anything is written — resumes unfinished operations and serves the API
 //! with gRPC health (SERVING only once the journal is open) and server reflection (behind a token, like every RPC
 //! but health). Tokens are checked on headers, before a request body is read, and request bodies are limited in
-//! size. `main.rs` adds configuration, telemetry and signal handling around it. In-process tests call [`start`] with an in-memory AWS
+//! size; they are read again when the tokens file changes ([`reload`]), and on SIGHUP. `main.rs` adds
+//! configuration, telemetry and signal handling around it. In-process tests call [`start`] with an in-memory AWS
 //! on `127.0.0.1:0`.
 //!
 //! The loops crossroled runs besides the API — the bindings' schedule, the Organizations events reader, retention,
@@ -21,6 +22,7 @@ pub mod error;
 pub mod health;
 mod journal_key;
 mod metrics;
+pub mod reload;
 mod serve;
 pub mod services;
 mod standby;
@@ -49,6 +51,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::{
     auth::{AuthLayer, Tokens},
     config::{Config, JournalConfig},
+    reload::TokenReloader,
     state::State,
 };
 
@@ -74,6 +77,8 @@ pub struct RunningServer {
     _health: Option<AbortOnDrop>,
     /// The loops; stopped before the engine.
     runtime: Option<Runtime>,
+    /// Reads the tokens again (SIGHUP; the tokens file is watched on its own).
+    reloader: Arc<TokenReloader>,
 }
 
 /// A task that ends when this is dropped (a start that fails part-way, or a server that stops, leaves no listener).
@@ -102,6 +107,11 @@ impl RunningServer {
         }
         drop(self.lock.take());
         served
+    }
+
+    /// What reads the API tokens again, for SIGHUP (a change of the tokens file is picked up on its own).
+    pub fn tokens(&self) -> Arc<TokenReloader> {
+        self.reloader.clone()
     }
 
     /// Waits until the server stops by itself (it does not, unless serving fails).
@@ -145,9 +155,12 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
 
     let bindings = Bindings::new(engine.clone());
     let runtime = Runtime::start(engine.clone(), bindings.clone(), runtime_config(config));
+    let tokens = Arc::new(Tokens::new(&config.tokens));
+    let reloader = Arc::new(TokenReloader::new(config.tokens_source.clone(), tokens.clone(), journal.clone()));
+    let watching = AbortOnDrop(tokio::spawn(reloader.clone().watch(reload::POLL)));
     let state = State {
         engine: engine.clone(),
-        tokens: Arc::new(Tokens::new(&config.tokens)),
+        tokens,
         journal,
         bindings,
         org_events: runtime.event_counters(),
@@ -200,7 +213,7 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
                 tokio::time::sleep(grace).await;
             } => Ok(()),
         };
-        drop((scheduler, metrics_task));
+        drop((scheduler, metrics_task, watching));
         let reason = lost.borrow().clone();
         match reason {
             Some(reason) => Err(anyhow::anyhow!("stopped: {reason}")),
@@ -219,6 +232,7 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         lock: Some(lock),
         _health: health_task,
         runtime: Some(runtime),
+        reloader,
     })
 }
 

@@ -145,7 +145,10 @@ async fn serve(flags: Flags) -> anyhow::Result<()> {
     }
     let partition = config.aws.partition.as_deref().and_then(crossrole_core::Partition::parse);
     let aws = crossrole_aws::sdk::SdkConnector::from_env(partition).await;
+    // Caught from now on: a SIGHUP while starting is answered once started, and never stops crossroled.
+    let hangups = hangups()?;
     let mut server = crossrole_server::start(&config, Arc::new(aws)).await.context("starting")?;
+    let _reloads = ReloadOnHangup(tokio::spawn(reload_on_hangup(hangups, server.tokens())));
     telemetry.register(&server.engine);
     let signal = shutdown_signal();
     tokio::select! {
@@ -158,6 +161,43 @@ async fn serve(flags: Flags) -> anyhow::Result<()> {
     let result = server.stop().await;
     telemetry.shutdown();
     result
+}
+
+/// SIGHUP, caught (its default would stop the process).
+#[cfg(unix)]
+type Hangups = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type Hangups = ();
+
+#[cfg(unix)]
+fn hangups() -> anyhow::Result<Hangups> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).context("cannot catch SIGHUP")
+}
+
+#[cfg(not(unix))]
+fn hangups() -> anyhow::Result<Hangups> {
+    Ok(())
+}
+
+/// Reads the tokens again at every SIGHUP; a reload that fails keeps the tokens in force (the reloader logs and
+/// audits why).
+#[cfg(unix)]
+async fn reload_on_hangup(mut hangups: Hangups, tokens: Arc<crossrole_server::reload::TokenReloader>) {
+    while hangups.recv().await.is_some() {
+        let _ = tokens.reload("SIGHUP").await;
+    }
+}
+
+#[cfg(not(unix))]
+async fn reload_on_hangup(_: Hangups, _: Arc<crossrole_server::reload::TokenReloader>) {}
+
+/// The SIGHUP task, ended with the server.
+struct ReloadOnHangup(tokio::task::JoinHandle<()>);
+
+impl Drop for ReloadOnHangup {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 async fn shutdown_signal() -> &'static str {
