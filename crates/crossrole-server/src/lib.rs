@@ -33,12 +33,7 @@ pub mod upgrade;
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use crossrole_aws::{
-    api::AwsConnector,
-    calls::CallPolicy,
-    credentials::BrokerConfig,
-    discovery::DiscoveryConfig,
-};
+use crossrole_aws::{api::AwsConnector, calls::CallPolicy, credentials::BrokerConfig, discovery::DiscoveryConfig};
 use crossrole_engine::{
     Engine, EngineConfig,
     bindings::Bindings,
