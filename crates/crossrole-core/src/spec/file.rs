@@ -420,8 +420,53 @@ impl SpecFile {
     }
 }
 
-/// The YAML parser repeats the field path in front of its message; the violation names it already. The
-/// " at line X column Y" at the end stays: it helps in files.
+/// The parser's message in the file's words. The YAML parser repeats a field path in front of its message (the
+/// violation names it already), and speaks of the types that read the file (`struct RoleFile`, `untagged enum
+/// DurationValue`), which mean nothing to whoever wrote it. The " at line X column Y" at the end stays: it helps in
+/// files.
 fn clean(path: &str, message: String) -> String {
-    message.strip_prefix(&format!("{path}: ")).map(String::from).unwrap_or(message)
+    let message = message.strip_prefix(&format!("{path}: ")).map(String::from).unwrap_or(message);
+    let (body, at) = match message.rfind(" at line ") {
+        Some(i) => message.split_at(i),
+        None => (message.as_str(), ""),
+    };
+    let untagged = "data did not match any variant of untagged enum ";
+    let body = match body.find(untagged) {
+        Some(i) => format!("expected {}", value_kind(body[i + untagged.len()..].trim())),
+        None => type_words(body),
+    };
+    format!("{body}{at}")
+}
+
+/// What a value the file may write in more than one way must be, by the type that reads it.
+fn value_kind(reader: &str) -> &'static str {
+    match reader {
+        "DurationValue" => "a duration like \"1h\" or a number of seconds",
+        "AccountIdValue" => "a 12-digit account id",
+        "LimitValue" => "a count like 10 or a percentage like \"25%\"",
+        "PolicyValue" => "a policy document (a mapping, or JSON text)",
+        _ => "another kind of value",
+    }
+}
+
+/// serde's words for a mismatched type, in the file's: `invalid type: string "x", expected struct RoleFile` →
+/// `got the string "x", expected a mapping of fields (`field: value`)`.
+fn type_words(body: &str) -> String {
+    let mut out = body
+        .replace("invalid type: sequence", "invalid type: a list")
+        .replace("invalid type: map", "invalid type: a mapping")
+        .replace("expected a sequence", "expected a list");
+    if out.ends_with("expected a map") {
+        out.push_str("ping");
+    }
+    if let Some(rest) = out.strip_prefix("invalid type: ") {
+        let rest = rest.replacen("string ", "the string ", 1).replacen("integer ", "the number ", 1);
+        out = format!("got {rest}");
+    }
+    if let Some(i) = out.find("expected struct ") {
+        // A list where the fields should be is read as the fields in order, and refused for its length.
+        let got = if out.starts_with("invalid length ") { "got a list, " } else { &out[..i] };
+        out = format!("{got}expected a mapping of fields (`field: value`)");
+    }
+    out
 }

@@ -270,3 +270,43 @@ fn every_example_spec_is_valid() {
     }
     assert!(checked >= 2, "{checked} examples");
 }
+
+#[test]
+fn shape_errors_speak_of_the_file_not_of_the_code_that_reads_it() {
+    let cases = [
+        (
+            ("role:\n  name: SecurityAudit\n", "role: SecurityAudit\nx:\n  name: SecurityAudit\n"),
+            "role: got the string \"SecurityAudit\", expected a mapping of fields (`field: value`) at line 3 column 7",
+        ),
+        (
+            ("max_session_duration: 2h", "max_session_duration: [1]"),
+            "role.max_session_duration: expected a duration like \"1h\" or a number of seconds at line 4 column 3",
+        ),
+        (
+            ("exclude_account_ids: [012345678901]", "exclude_account_ids: [[1]]"),
+            "targets.exclude_account_ids[0]: expected a 12-digit account id at line 21 column 24",
+        ),
+        (
+            ("max_concurrency: 25%", "max_concurrency: [1]"),
+            "rollout.max_concurrency: expected a count like 10 or a percentage like \"25%\" at line 27 column 3",
+        ),
+        (
+            ("  group_names: [auditors]\n", "  group_names: auditors\n"),
+            "grant.group_names: got the string \"auditors\", expected a list at line 24 column 16",
+        ),
+        (("tags: {team: security}", "tags: [team]"), "role.tags: got a list, expected a mapping at line 17 column 9"),
+    ];
+    for ((from, to), expected) in cases {
+        check(&[(from, to)], &[expected]);
+    }
+    let whole = AccessSpec::from_yaml("- a\n- b\n").unwrap_err();
+    assert_eq!(whole.violations()[0].to_string(), ".: got a list, expected a mapping of fields (`field: value`)");
+    let json = AccessSpec::from_json("{\"name\":\"a\",\"role\":[]}").unwrap_err();
+    assert_eq!(
+        json.violations()[0].to_string(),
+        "role: got a list, expected a mapping of fields (`field: value`) at line 1 column 21"
+    );
+    for e in [whole, json] {
+        assert!(e.violations().iter().all(|v| !v.rule.contains("struct") && !v.rule.contains("enum")), "{e:?}");
+    }
+}
