@@ -10,7 +10,8 @@
 //! - the trust evaluator gives the same answer twice and never panics, whatever the policy and the caller;
 //! - a Switch Role link decodes back to the account, the role's path and name, and a display name of at most 64
 //!   characters, with nothing in its query outside RFC 3986's unreserved set but percent escapes; exports name one
-//!   profile per account, each name once, never with the ExternalId unless asked, and the JSON one parses; console
+//!   profile per account, each name once (and the same whichever accounts are left out as not applied), never with
+//!   the ExternalId unless asked, and the JSON one parses; console
 //!   sign-in URLs decode back to the session, the token and the destination they were given;
 //! - an API message, whatever its bytes, converts to the domain or is refused with a named field.
 
@@ -216,25 +217,45 @@ pub fn links(input: &LinkInput) {
         SwitchRoleLink::Unusable(why) => assert!(!why.is_empty(), "a link refused without a reason"),
         SwitchRoleLink::Url(url) => check_link(&url, &spec, partition, &account_id),
     }
-    let mut accounts: Vec<(String, String)> = input.accounts.iter().map(|(n, name)| (id(*n), name.clone())).collect();
-    accounts.push((account_id, input.account_name.clone()));
+    let account = |id: String, name: &String, n: usize| export::Account {
+        id,
+        name: name.clone(),
+        joined_at: (n % 3 != 0).then_some(n as u64 % 5),
+        applied: n % 4 != 1,
+    };
+    let mut accounts: Vec<export::Account> =
+        input.accounts.iter().enumerate().map(|(n, (i, name))| account(id(*i), name, n)).collect();
+    accounts.push(account(account_id, &input.account_name, input.accounts.len()));
     let options = export::Options {
         source_profile: "default",
         mfa_serial: None,
         reveal_external_id: false,
         name_template: input.name_template.as_deref().filter(|t| export::check_name_template(t).is_ok()),
+        include_unapplied: true,
+        session: None,
     };
-    let profiles = export::export(&spec, partition, &accounts, export::Format::AwsConfig, options);
+    let profiles = export::export(&spec, partition, &accounts, export::Format::AwsConfig, options).text;
     let names: Vec<&str> = profiles.lines().filter(|l| l.starts_with("[profile ")).collect();
     let unique: std::collections::BTreeSet<&&str> = names.iter().collect();
     assert_eq!(names.len(), accounts.len(), "not one profile per account\n{profiles}");
     assert_eq!(names.len(), unique.len(), "two profiles share a name\n{profiles}");
+    // Left out or not, an account's profile keeps its name: the others' names are the same without it.
+    let applied = export::export(
+        &spec,
+        partition,
+        &accounts,
+        export::Format::AwsConfig,
+        export::Options { include_unapplied: false, ..options },
+    );
+    let kept: Vec<&str> = applied.text.lines().filter(|l| l.starts_with("[profile ")).collect();
+    assert!(kept.iter().all(|n| names.contains(n)), "leaving accounts out renamed others\n{}", applied.text);
+    assert_eq!(kept.len() + applied.left_out.len(), accounts.len(), "an account neither exported nor left out");
     for format in [export::Format::AwsConfig, export::Format::Aesr, export::Format::Json] {
-        let text = export::export(&spec, partition, &accounts, format, options);
+        let text = export::export(&spec, partition, &accounts, format, options).text;
         assert!(!text.contains("fuzz-external-id-0001"), "the ExternalId was written without being asked for");
     }
     console_urls(input, partition);
-    let json = export::export(&spec, partition, &accounts, export::Format::Json, options);
+    let json = export::export(&spec, partition, &accounts, export::Format::Json, options).text;
     let parsed: Value = serde_json::from_str(&json).expect("the JSON export does not parse");
     assert_eq!(parsed.as_array().map(Vec::len), Some(accounts.len()));
 }

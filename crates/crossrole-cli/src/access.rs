@@ -1,4 +1,4 @@
-//! Spec commands: validate, plan, apply, destroy, verify, links, export.
+//! Spec commands: validate, plan, apply, destroy, verify (links and export: [`crate::exports`]).
 
 use std::{io::IsTerminal, path::PathBuf};
 
@@ -31,30 +31,6 @@ pub(crate) struct ApplyArgs {
     /// Start the operation, print its id and return without following it.
     #[arg(long)]
     no_wait: bool,
-}
-
-/// Export.
-#[derive(Debug, Clone, clap::Args)]
-pub(crate) struct ExportArgs {
-    /// The spec file.
-    #[arg(long, short)]
-    file: PathBuf,
-    /// Format: `aws-config` (~/.aws/config profiles), `aesr` (AWS Extend Switch Roles), `granted` (a granted profile
-    /// registry: needs --out), `json`.
-    #[arg(long, default_value = "aws-config", value_parser = ["aws-config", "aws-cli", "aesr", "granted", "json"])]
-    format: String,
-    /// The profile with the trusted side's credentials.
-    #[arg(long)]
-    source_profile: String,
-    /// MFA device ARN, for roles that require MFA.
-    #[arg(long)]
-    mfa_serial: Option<String>,
-    /// How profiles are named: `${spec}`, `${account_name}`, `${account_id}` [default: ${spec}-${account_name}].
-    #[arg(long)]
-    profile_name: Option<String>,
-    /// Write to this folder instead of printing (granted: the registry's granted.yml and its profiles).
-    #[arg(long)]
-    out: Option<PathBuf>,
 }
 
 /// Loads and validates a spec file locally.
@@ -127,7 +103,7 @@ fn print_plan(plan: &proto::AccessPlan) {
         if accounts.len() > 4 {
             shown.push(format!("… and {} more", accounts.len() - 4));
         }
-        format!("{} accounts\n{}", accounts.len(), shown.join("\n"))
+        format!("{}\n{}", views::count(accounts.len(), "account"), shown.join("\n"))
     };
     for (changes, accounts) in &groups {
         t.add_row(vec![names(accounts), "changes".to_string(), changes.join("\n")]);
@@ -164,11 +140,11 @@ fn print_plan(plan: &proto::AccessPlan) {
     }
     let count = |st: proto::AccountPlanStatus| plan.accounts.iter().filter(|a| a.status == st as i32).count();
     println!(
-        "Plan: {} changes in {} accounts; {} in sync, {} conflicts, {} could not be read.",
-        plan.total_changes,
-        plan.accounts_with_changes,
+        "Plan: {} in {}; {} in sync, {}, {} could not be read.",
+        views::count(plan.total_changes as usize, "change"),
+        views::count(plan.accounts_with_changes as usize, "account"),
         count(proto::AccountPlanStatus::InSync),
-        count(proto::AccountPlanStatus::Conflict),
+        views::count(count(proto::AccountPlanStatus::Conflict), "conflict"),
         count(proto::AccountPlanStatus::Failed)
     );
     if !plan.external_id_note.is_empty() {
@@ -189,6 +165,19 @@ pub(crate) async fn plan(client: &Client, args: SpecArgs, out: Output) -> Outcom
     Ok(())
 }
 
+/// A refusal for want of scope, said for the command that was run: its first call (the plan, before an apply) may
+/// need less than the command does, and naming that call's scope would send the person for the wrong token.
+fn needs_scope(e: crossrole_client::Error, command: &str, scope: &str) -> Failure {
+    if let crossrole_client::Error::PermissionDenied(m) = &e {
+        let token = m.split(", this call needs").next().unwrap_or(m);
+        return Failure {
+            code: 3,
+            message: format!("permission denied: {token}; `{command}` needs a token with scope {scope}"),
+        };
+    }
+    e.into()
+}
+
 fn confirm(question: &str) -> Result<bool, Failure> {
     if !std::io::stdin().is_terminal() {
         return Err(Failure::usage("refusing to change anything without --yes in a non-interactive session"));
@@ -203,7 +192,8 @@ pub(crate) async fn apply(client: &Client, args: ApplyArgs, out: Output, kind: p
     let spec = load(&args.file)?;
     let human = out == Output::Table;
     if kind == proto::OperationKind::Apply {
-        let plan = client.plan(spec.clone()).await?;
+        // The plan needs less than the apply: a token that may only read is told what the command needs.
+        let plan = client.plan(spec.clone()).await.map_err(|e| needs_scope(e, "crossrole apply", "apply"))?;
         if human {
             print_plan(&plan);
         }
@@ -216,7 +206,11 @@ pub(crate) async fn apply(client: &Client, args: ApplyArgs, out: Output, kind: p
             return Ok(());
         }
         if !args.yes
-            && !confirm(&format!("Apply {} changes in {} accounts?", plan.total_changes, plan.accounts_with_changes))?
+            && !confirm(&format!(
+                "Apply {} in {}?",
+                views::count(plan.total_changes as usize, "change"),
+                views::count(plan.accounts_with_changes as usize, "account")
+            ))?
         {
             return Err(Failure::usage("not applied"));
         }
@@ -292,97 +286,11 @@ pub(crate) async fn verify(client: &Client, args: SpecArgs, out: Output) -> Outc
                 t.add_row(vec![a.account_id.clone(), a.account_name.clone(), role, live, checks]);
             }
             println!("{t}");
-            println!("{} of {} accounts verified", r.accounts.len() - bad, r.accounts.len());
+            println!("{} of {} verified", r.accounts.len() - bad, views::count(r.accounts.len(), "account"));
             if !r.external_id_note.is_empty() {
                 println!("Note: {}.", r.external_id_note);
             }
         }
     }
-    if bad > 0 { Err(Failure::accounts(format!("{bad} accounts did not verify"))) } else { Ok(()) }
-}
-
-pub(crate) async fn links(client: &Client, args: SpecArgs, out: Output) -> Outcome {
-    let spec = load(&args.file)?;
-    let links = client.switch_role_links(spec).await?;
-    match out {
-        Output::Json => json::print(&links.iter().map(json::Link::from).collect::<Vec<_>>()),
-        Output::Table => {
-            // One reason for every account (e.g. the role requires an ExternalId): say it once.
-            let reasons: std::collections::BTreeSet<&str> = links.iter().map(|l| l.unusable_reason.as_str()).collect();
-            if let (1, Some(reason)) = (reasons.len(), reasons.iter().next().filter(|r| !r.is_empty())) {
-                println!("No console links: {reason}.");
-                let mut t = views::table(&["ACCOUNT", "NAME", "ROLE ARN"]);
-                for l in &links {
-                    t.add_row(vec![l.account_id.clone(), l.account_name.clone(), l.role_arn.clone()]);
-                }
-                println!("{t}");
-            } else {
-                let mut t = views::table(&["ACCOUNT", "NAME", "SWITCH ROLE"]);
-                for l in &links {
-                    t.add_row(vec![
-                        l.account_id.clone(),
-                        l.account_name.clone(),
-                        if l.url.is_empty() {
-                            format!("(no console link: {})", l.unusable_reason)
-                        } else {
-                            l.url.clone()
-                        },
-                    ]);
-                }
-                println!("{t}");
-            }
-        }
-    }
-    Ok(())
-}
-
-pub(crate) async fn export(client: &Client, args: ExportArgs) -> Outcome {
-    let spec = load(&args.file)?;
-    let spec_name = spec.name.clone();
-    let (format, file) = match args.format.as_str() {
-        "aesr" => (proto::ExportFormat::Aesr, format!("crossrole-{spec_name}.aesr.ini")),
-        "json" => (proto::ExportFormat::Json, format!("crossrole-{spec_name}.json")),
-        _ => (proto::ExportFormat::AwsConfig, format!("crossrole-{spec_name}.config")),
-    };
-    if args.format == "granted" && args.out.is_none() {
-        return Err(Failure::usage(
-            "--format granted writes a profile registry, a folder (granted.yml and the profiles): give --out <folder>",
-        ));
-    }
-    let r = client
-        .export_profiles(proto::ExportProfilesRequest {
-            spec: Some(spec),
-            source_profile: args.source_profile,
-            format: format as i32,
-            mfa_serial: args.mfa_serial.unwrap_or_default(),
-            profile_name_template: args.profile_name.unwrap_or_default(),
-        })
-        .await?;
-    let Some(out) = args.out else {
-        print!("{}", r.content);
-        return Ok(());
-    };
-    // Created 0600, never through a link at the path: an export may hold ExternalIds.
-    let write = |name: &str, text: &str| {
-        let path = out.join(name);
-        std::fs::create_dir_all(&out)
-            .and_then(|()| crate::files::write_private(&path, text))
-            .map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-        eprintln!("wrote {}", path.display());
-        Ok::<(), Failure>(())
-    };
-    if args.format == "granted" && r.content.contains("external_id") {
-        eprintln!(
-            "warning: this granted registry holds ExternalIds (your token may read them), and a registry is made to \
-             be committed to a repository that others read: keep it private, or export with a token that may not \
-             read ExternalIds and let each person add `external_id` to their own profile"
-        );
-    }
-    write(&file, &r.content)?;
-    if args.format == "granted" {
-        // granted reads AWS config files named in the registry's granted.yml (`granted registry add <repo>`).
-        write("granted.yml", &format!("awsConfigPaths:\n  - ./{file}\n"))?;
-    }
-    eprintln!("{} profiles", r.profile_count);
-    Ok(())
+    if bad > 0 { Err(Failure::accounts(format!("{} did not verify", views::count(bad, "account")))) } else { Ok(()) }
 }

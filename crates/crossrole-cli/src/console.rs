@@ -11,22 +11,22 @@
 //! assumed with long-term (IAM user) credentials; assuming a role with temporary credentials is role chaining,
 //! which AWS caps at one hour, and the federation endpoint then refuses a `SessionDuration` altogether.
 //!
-//! crossroled is asked only to turn an account name into its id. The URL this prints signs whoever opens it in
-//! for fifteen minutes; the credentials themselves are never printed.
+//! crossroled is asked only which target account is meant and whether crossrole applied the spec there (given a
+//! binding, or an account by name): an account where it did not (the spec never applied, or a role of that name
+//! that is not crossrole's) is refused unless `--include-unapplied` says otherwise. Given an account id and a spec
+//! file, crossroled is not needed, and nothing is checked. The URL this prints signs whoever opens it in for
+//! fifteen minutes; the credentials themselves are never printed. When the session ends, the console sends people
+//! to the `Issuer` page: the partition's console sign-in page unless `--issuer` names one's own.
 
-use std::{path::PathBuf, time::Duration};
+use std::{io::Write, path::PathBuf, time::Duration};
 
-use aws_credential_types::provider::ProvideCredentials;
-use crossrole_client::Client;
+use aws_credential_types::provider::{ProvideCredentials, error::CredentialsError};
+use crossrole_client::{Client, proto};
 use crossrole_core::{AccessSpec, Partition, links, names};
-use futures::StreamExt;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 
 use crate::{Failure, Outcome, access};
-
-/// The issuer the console shows for the session.
-const ISSUER: &str = "crossrole";
 
 /// Console sign-in.
 #[derive(Debug, Clone, clap::Args)]
@@ -60,7 +60,14 @@ pub(crate) struct ConsoleArgs {
     /// The federation endpoint [default: the partition's, e.g. https://signin.aws.amazon.com/federation].
     #[arg(long, env = "CROSSROLE_FEDERATION_ENDPOINT")]
     federation_endpoint: Option<String>,
-    /// Open the URL in the browser instead of printing it.
+    /// Where the console sends people when the session ends, e.g. your organization's sign-in page [default: the
+    /// partition's console sign-in page, e.g. https://signin.aws.amazon.com/console].
+    #[arg(long, env = "CROSSROLE_CONSOLE_ISSUER")]
+    issuer: Option<String>,
+    /// Sign in also where crossrole has not applied the spec (the role there may be someone else's).
+    #[arg(long)]
+    include_unapplied: bool,
+    /// Open the URL in the browser instead of printing it (printed all the same when no browser opens).
     #[arg(long)]
     open: bool,
 }
@@ -82,10 +89,11 @@ pub(crate) async fn run(client: Option<&Client>, args: ConsoleArgs) -> Outcome {
     };
     let spec = crossrole_wire::spec(Some(&wire)).map_err(|e| Failure::usage(e.to_string()))?;
     let account = match client {
-        Some(client) if !args.by_id() => account_by_name(client, &wire, &args.account).await?,
+        Some(client) if !args.by_id() => target_account(client, &wire, &args).await?,
         _ => args.account.clone(),
     };
     let external_id = external_id(&spec, &args)?;
+    let issuer = issuer(&args)?;
 
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
@@ -101,10 +109,7 @@ pub(crate) async fn run(client: Option<&Client>, args: ConsoleArgs) -> Outcome {
     let provider = config.credentials_provider().ok_or_else(|| {
         Failure::usage("no AWS credentials: set AWS_PROFILE, use --profile, or sign in (aws sso login)")
     })?;
-    let source = provider
-        .provide_credentials()
-        .await
-        .map_err(|e| Failure::usage(format!("cannot load your AWS credentials: {e}")))?;
+    let source = provider.provide_credentials().await.map_err(|e| credentials_failure(&e))?;
     let chained = source.session_token().is_some();
 
     let role = &spec.role;
@@ -157,33 +162,69 @@ pub(crate) async fn run(client: Option<&Client>, args: ConsoleArgs) -> Outcome {
     let duration = (!chained).then_some(wanted.as_secs() as u32);
     let token = signin_token(&links::signin_token_url(&endpoint, &session, duration)).await?;
     let destination = args.destination.clone().unwrap_or_else(|| links::console_home(partition).to_string());
-    let url = links::console_login_url(&endpoint, &token, ISSUER, &destination);
+    let url = links::console_login_url(
+        &endpoint,
+        &token,
+        &issuer.unwrap_or_else(|| links::console_signin_page(partition)),
+        &destination,
+    );
     eprintln!(
         "signed in as {role_arn} for {} (the URL works for 15 minutes; whoever opens it is signed in)",
         humantime::format_duration(wanted)
     );
-    if args.open {
-        open(&url)?;
-    } else {
-        println!("{url}");
-    }
+    let opener = args.open.then_some(if cfg!(target_os = "macos") { "open" } else { "xdg-open" });
+    deliver(&url, opener, &mut std::io::stdout(), &mut std::io::stderr());
     Ok(())
 }
 
-/// The account of the spec's targets named `name`.
-async fn account_by_name(
-    client: &Client,
-    spec: &crossrole_client::proto::AccessSpec,
-    name: &str,
-) -> Result<String, Failure> {
-    let selector = spec.targets.clone().unwrap_or_default();
-    let accounts: Vec<_> = client.accounts(selector).collect::<Vec<_>>().await.into_iter().collect::<Result<_, _>>()?;
-    let found: Vec<&String> = accounts.iter().filter(|a| a.name == name).map(|a| &a.id).collect();
-    match found.as_slice() {
-        [id] => Ok((*id).clone()),
-        [] => Err(Failure::usage(format!("no account named {name:?} among the spec's targets; give its id instead"))),
-        _ => Err(Failure::usage(format!("{} accounts are named {name:?}; give the id instead", found.len()))),
+/// The credentials could not be loaded: none found is said in plain words, with what to do.
+fn credentials_failure(e: &CredentialsError) -> Failure {
+    if let CredentialsError::CredentialsNotLoaded(_) = e {
+        return Failure::usage(
+            "no AWS credentials found (not in the environment, the AWS config and credentials files, SSO, nor this \
+             machine's role): sign in (aws sso login), give --profile <name>, or set AWS_PROFILE",
+        );
     }
+    Failure::usage(format!("cannot load your AWS credentials: {}", aws_sdk_sts::error::DisplayErrorContext(e)))
+}
+
+/// `--issuer`, when given: a URL, where the console sends people when the session ends.
+fn issuer(args: &ConsoleArgs) -> Result<Option<String>, Failure> {
+    match &args.issuer {
+        Some(url) if !(url.starts_with("https://") || url.starts_with("http://")) => Err(Failure::usage(format!(
+            "--issuer {url:?}: must be a URL (https://…), the page people land on when the console session ends"
+        ))),
+        other => Ok(other.clone()),
+    }
+}
+
+/// The target account meant (by id or by name), refused where crossrole has not applied the spec unless
+/// `--include-unapplied`.
+async fn target_account(client: &Client, spec: &proto::AccessSpec, args: &ConsoleArgs) -> Result<String, Failure> {
+    let request = proto::GetSwitchRoleLinksRequest { spec: Some(spec.clone()), include_unapplied: true };
+    let targets = client.links(request).await?.links;
+    let given = &args.account;
+    let by_id = names::is_account_id(given);
+    let found: Vec<&proto::SwitchRoleLink> =
+        targets.iter().filter(|a| if by_id { &a.account_id == given } else { &a.account_name == given }).collect();
+    let target = match found.as_slice() {
+        [one] => *one,
+        [] if by_id => return Err(Failure::usage(format!("account {given} is not among the spec's targets"))),
+        [] => {
+            return Err(Failure::usage(format!(
+                "no account named {given:?} among the spec's targets; give its id instead"
+            )));
+        }
+        _ => return Err(Failure::usage(format!("{} accounts are named {given:?}; give the id instead", found.len()))),
+    };
+    if !target.applied && !args.include_unapplied {
+        return Err(Failure::usage(format!(
+            "crossrole has not applied spec {} in account {} ({}): it was never applied there, or the role there is \
+             not crossrole's; see the plan, or give --include-unapplied to sign in anyway",
+            spec.name, target.account_id, target.account_name
+        )));
+    }
+    Ok(target.account_id.clone())
 }
 
 /// The ExternalId the user holds, when the role requires one.
@@ -306,21 +347,43 @@ async fn signin_token(url: &str) -> Result<String, Failure> {
         .ok_or_else(|| Failure::accounts(format!("{endpoint} answered without a SigninToken")))
 }
 
-/// Opens `url` in the browser.
-fn open(url: &str) -> Outcome {
-    let opener = if cfg!(target_os = "macos") { "open" } else { "xdg-open" };
-    let status = std::process::Command::new(opener).arg(url).status().map_err(|e| {
-        Failure::usage(format!("cannot run {opener} to open the browser: {e}; leave out --open to print the URL"))
-    })?;
-    if !status.success() {
-        return Err(Failure::usage(format!("{opener} failed ({status}); leave out --open to print the URL")));
-    }
-    Ok(())
+/// Opens `url` with `opener` (the browser), or prints it on `out`: printed too when no browser opens, so the
+/// person always has it.
+fn deliver(url: &str, opener: Option<&str>, out: &mut dyn Write, err: &mut dyn Write) {
+    let Some(opener) = opener else {
+        let _ = writeln!(out, "{url}");
+        return;
+    };
+    let why = match std::process::Command::new(opener).arg(url).status() {
+        Ok(status) if status.success() => return,
+        Ok(status) => format!("{opener} failed ({status})"),
+        Err(e) => format!("cannot run {opener} to open a browser: {e}"),
+    };
+    let _ = writeln!(err, "{why}; open this URL yourself:");
+    let _ = writeln!(out, "{url}");
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_a_browser_the_url_is_printed() {
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        deliver("https://signin.example/x", Some("crossrole-test-no-such-opener"), &mut out, &mut err);
+        assert_eq!(String::from_utf8_lossy(&out), "https://signin.example/x\n");
+        assert!(String::from_utf8_lossy(&err).contains("open this URL yourself"));
+        let mut printed = Vec::new();
+        deliver("https://signin.example/y", None, &mut printed, &mut Vec::new());
+        assert_eq!(String::from_utf8_lossy(&printed), "https://signin.example/y\n");
+    }
+
+    #[test]
+    fn no_credentials_found_is_said_in_plain_words() {
+        let f = credentials_failure(&CredentialsError::not_loaded("the credential provider was not enabled"));
+        assert!(f.message.starts_with("no AWS credentials found"), "{}", f.message);
+        assert!(!f.message.contains("was not enabled"), "{}", f.message);
+    }
 
     #[test]
     fn partitions_from_regions() {

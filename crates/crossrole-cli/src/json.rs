@@ -422,6 +422,7 @@ pub(crate) struct Link<'a> {
     role_arn: &'a str,
     url: &'a str,
     unusable_reason: &'a str,
+    applied: bool,
 }
 
 impl<'a> From<&'a proto::SwitchRoleLink> for Link<'a> {
@@ -432,6 +433,7 @@ impl<'a> From<&'a proto::SwitchRoleLink> for Link<'a> {
             role_arn: &l.role_arn,
             url: &l.url,
             unusable_reason: &l.unusable_reason,
+            applied: l.applied,
         }
     }
 }

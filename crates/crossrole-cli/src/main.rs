@@ -8,12 +8,16 @@ mod access;
 mod audit;
 mod bindings;
 mod console;
+mod exports;
 mod files;
 mod json;
 mod ops;
 mod org;
 mod progress;
 mod views;
+
+#[cfg(test)]
+mod printed_commands;
 
 use std::{path::PathBuf, process::ExitCode};
 
@@ -62,6 +66,13 @@ struct Cli {
 /// Selector flags shared by `accounts`.
 #[derive(Debug, Clone, clap::Args, Default)]
 pub(crate) struct SelectorArgs {
+    /// The spec file whose targets to list, as plan and apply select them (instead of the selector flags).
+    #[arg(
+        long,
+        short,
+        conflicts_with_all = ["ous", "ou_paths", "accounts", "tags", "exclude_accounts", "exclude_ous", "direct_only", "include_management_account", "states"]
+    )]
+    pub(crate) file: Option<PathBuf>,
     /// OU id (or root id), recursive unless --direct-only.
     #[arg(long = "ou")]
     pub(crate) ous: Vec<String>,
@@ -102,7 +113,7 @@ enum Command {
         #[arg(long)]
         refresh: bool,
     },
-    /// Accounts a selector matches.
+    /// Accounts a selector (or a spec's targets, -f) matches.
     Accounts(SelectorArgs),
     /// Validate a spec and run the guardrails (no AWS call).
     Validate(access::SpecArgs),
@@ -114,10 +125,11 @@ enum Command {
     Destroy(access::ApplyArgs),
     /// Check each account's role, and that the trusted side can assume it.
     Verify(access::SpecArgs),
-    /// Switch Role console links per account.
-    Links(access::SpecArgs),
-    /// Export the role in every account for the tools people switch roles with (AWS CLI, AESR, granted, JSON).
-    Export(access::ExportArgs),
+    /// Switch Role console links per account where crossrole applied the spec.
+    Links(exports::LinksArgs),
+    /// Export the role in every account where crossrole applied the spec, for the tools people switch roles with
+    /// (AWS CLI, AESR, granted, JSON).
+    Export(exports::ExportArgs),
     /// Sign in to the AWS console as the spec's role in one account (also a role that requires an ExternalId).
     Console(console::ConsoleArgs),
     /// Operations: list, get, watch, cancel, results.
@@ -166,7 +178,8 @@ impl From<crossrole_client::Error> for Failure {
             | E::Connect(_) => 3,
             E::Other { .. } => 1,
         };
-        let mut message = e.to_string();
+        // Field errors are listed below, each once: the summary above them would say them all again.
+        let mut message = if e.violations().is_empty() { e.to_string() } else { "invalid request:".to_string() };
         if let Some(after) = e.retry_after() {
             message.push_str(&format!(" (crossroled advises trying again in {}s)", after.as_secs()));
         }
@@ -209,7 +222,29 @@ async fn connect(cli: &Cli) -> Result<Client, Failure> {
         }
         b = b.tls(tls);
     }
-    Ok(b.connect().await?)
+    b.connect().await.map_err(|e| unreachable(&cli.endpoint, e))
+}
+
+/// Why crossroled could not be reached, naming the address and what to check.
+fn unreachable(endpoint: &str, e: crossrole_client::Error) -> Failure {
+    let crossrole_client::Error::Connect(message) = &e else { return e.into() };
+    let cause = message.strip_prefix(&format!("{endpoint}: ")).unwrap_or(message);
+    let address = "give its address with --endpoint or CROSSROLE_ENDPOINT";
+    let message = if let (Some(rest), true) = (endpoint.strip_prefix("https://"), cause.contains("InvalidContentType"))
+    {
+        format!(
+            "crossroled at {endpoint} did not answer in TLS: it serves plain HTTP there; use http://{rest}, or turn \
+             TLS on in crossroled's configuration"
+        )
+    } else if cause.contains("Connection refused") {
+        format!(
+            "cannot reach crossroled at {endpoint}: nothing accepts connections there; check that crossroled is \
+             running and listens on that address, or {address}"
+        )
+    } else {
+        format!("cannot reach crossroled at {endpoint}: {cause}; check that crossroled is running there, or {address}")
+    };
+    Failure { code: 3, message }
 }
 
 async fn run(cli: Cli) -> Outcome {
@@ -240,8 +275,8 @@ async fn run(cli: Cli) -> Outcome {
         Command::Apply(args) => access::apply(&client, args, out, proto::OperationKind::Apply).await,
         Command::Destroy(args) => access::apply(&client, args, out, proto::OperationKind::Destroy).await,
         Command::Verify(args) => access::verify(&client, args, out).await,
-        Command::Links(args) => access::links(&client, args, out).await,
-        Command::Export(args) => access::export(&client, args).await,
+        Command::Links(args) => exports::links(&client, args, out).await,
+        Command::Export(args) => exports::export(&client, args).await,
         Command::Console(args) => console::run(Some(&client), args).await,
         Command::Ops(cmd) => ops::run(&client, cmd, out).await,
         Command::Bindings(cmd) => bindings::run(&client, cmd, out).await,

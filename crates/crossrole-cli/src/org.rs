@@ -6,7 +6,7 @@ use futures::StreamExt;
 use crate::{Failure, Outcome, Output, SelectorArgs, json, views};
 
 fn unit_lines(u: &proto::OrganizationalUnit, depth: usize, out: &mut Vec<String>) {
-    out.push(format!("{}{} ({}) — {} accounts", "  ".repeat(depth), u.name, u.id, u.account_ids.len()));
+    out.push(format!("{}{} ({}) — {}", "  ".repeat(depth), u.name, u.id, views::count(u.account_ids.len(), "account")));
     for c in &u.children {
         unit_lines(c, depth + 1, out);
     }
@@ -18,8 +18,10 @@ pub(crate) async fn tree(client: &Client, refresh: bool, out: Output) -> Outcome
         Output::Json => json::print(&json::Organization::from(&org)),
         Output::Table => {
             println!(
-                "organization {} (management account {}, {} accounts)",
-                org.id, org.management_account_id, org.account_count
+                "organization {} (management account {}, {})",
+                org.id,
+                org.management_account_id,
+                views::count(org.account_count as usize, "account")
             );
             let mut lines = Vec::new();
             if let Some(root) = &org.root {
@@ -65,7 +67,11 @@ pub(crate) fn selector(args: &SelectorArgs) -> Result<proto::TargetSelector, Fai
 }
 
 pub(crate) async fn accounts(client: &Client, args: SelectorArgs, out: Output) -> Outcome {
-    let sel = selector(&args)?;
+    let sel = match &args.file {
+        // A spec's targets, as plan and apply select them.
+        Some(file) => crate::access::load(file)?.targets.unwrap_or_default(),
+        None => selector(&args)?,
+    };
     if args.refresh {
         client.describe_organization(true).await?;
     }
@@ -88,7 +94,7 @@ pub(crate) async fn accounts(client: &Client, args: SelectorArgs, out: Output) -
                 t.add_row(vec![a.id.clone(), a.name.clone(), a.parent_path.clone(), tags.join(" ")]);
             }
             println!("{t}");
-            println!("{} accounts selected", accounts.len());
+            println!("{} selected", views::count(accounts.len(), "account"));
             for s in &first.skipped {
                 println!(
                     "skipped {} ({}): {}",

@@ -49,6 +49,11 @@ pub(crate) fn time(t: &Option<prost_types::Timestamp>) -> Option<String> {
     }
 }
 
+/// `n` of `noun`, singular or plural: `1 account`, `2 accounts`.
+pub(crate) fn count(n: usize, noun: &str) -> String {
+    if n == 1 { format!("1 {noun}") } else { format!("{n} {noun}s") }
+}
+
 pub(crate) fn change_line(c: &proto::Change) -> String {
     if c.subject.is_empty() { change_kind(c.kind) } else { format!("{} {}", change_kind(c.kind), c.subject) }
 }
@@ -68,7 +73,7 @@ pub(crate) fn counts_line(c: &Option<proto::OperationCounts>) -> String {
             parts.push(format!("{n} {label}"));
         }
     }
-    format!("{} accounts: {}", c.total, parts.join(", "))
+    format!("{}: {}", count(c.total as usize, "account"), parts.join(", "))
 }
 
 pub(crate) fn action(v: i32) -> String {
@@ -114,4 +119,19 @@ pub(crate) fn table(headers: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Dynamic).set_header(headers.to_vec());
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_account_is_singular() {
+        assert_eq!(
+            [count(0, "account"), count(1, "account"), count(2, "account")],
+            ["0 accounts", "1 account", "2 accounts"]
+        );
+        let one = proto::OperationCounts { total: 1, changed: 1, ..Default::default() };
+        assert_eq!(counts_line(&Some(one)), "1 account: 1 changed, 0 unchanged");
+    }
 }

@@ -137,9 +137,10 @@ async fn plan_apply_reapply_verify_and_exit_codes() {
     env.run(&["export", "-f", spec, "--source-profile", "security", "--format", "granted", "--out", out])
         .await
         .success();
+    // granted reads the `awsConfig` key of granted.yml (its registry's ConfigYAML).
     assert_eq!(
         std::fs::read_to_string(registry.join("granted.yml")).unwrap(),
-        "awsConfigPaths:\n  - ./crossrole-security-audit.config\n"
+        "awsConfig:\n  - ./crossrole-security-audit.config\n"
     );
     assert!(std::fs::read_to_string(registry.join("crossrole-security-audit.config")).unwrap().contains("[profile "));
     // An export may hold ExternalIds: its owner's alone. One with them in a registry (made to be committed) warns.
@@ -221,9 +222,6 @@ async fn bad_input_and_bad_credentials() {
         .unwrap()
         .code(3)
         .stderr(predicate::str::contains("unauthenticated"));
-    let mut c = Command::cargo_bin("crossrole").unwrap();
-    c.args(["ops", "list", "--endpoint", "http://127.0.0.1:1"]);
-    tokio::task::spawn_blocking(move || c.assert()).await.unwrap().code(3);
     Command::cargo_bin("crossrole").unwrap().args(["no-such-command"]).assert().code(2);
     Command::cargo_bin("crossrole")
         .unwrap()
@@ -238,4 +236,180 @@ async fn bad_input_and_bad_credentials() {
         .success()
         .stdout(predicate::str::is_match("^[A-Za-z0-9]{40}\n$").unwrap());
     env.server.stop().await.unwrap();
+}
+
+/// The example spec, with one edit.
+fn example_with(from: &str, to: &str) -> String {
+    let text = std::fs::read_to_string(example()).unwrap();
+    assert!(text.contains(from), "the example lacks {from:?}");
+    text.replacen(from, to, 1)
+}
+
+fn stderr(a: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&a.get_output().stderr).into_owned()
+}
+
+fn stdout(a: &assert_cmd::assert::Assert) -> String {
+    String::from_utf8_lossy(&a.get_output().stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_and_links_only_where_crossrole_applied_the_spec() {
+    let env = start().await;
+    let spec = example();
+    let spec = spec.to_str().unwrap();
+    // Never applied: nothing to copy, and every target account says why.
+    let never = env.run(&["export", "-f", spec, "--source-profile", "security"]).await.success();
+    assert!(!stdout(&never).contains("[profile"), "{}", stdout(&never));
+    assert!(stderr(&never).contains("left out 6 accounts: 200000000000 (prod-0), "), "{}", stderr(&never));
+    assert!(stderr(&never).contains("crossrole has not applied spec security-audit"), "{}", stderr(&never));
+
+    // A role of the same name that crossrole does not own: the plan says conflict, and the apply leaves it alone.
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::999988887777:root"},"Action":"sts:AssumeRole"}]}"#;
+    env.fake.with_account("200000000001", |a| a.create_role_by_hand("200000000001", "SecurityAudit", trust));
+    let failing_tolerated =
+        env.file("tolerant.yaml", &example_with("failure_tolerance: 10%", "failure_tolerance: 100%"));
+    env.run(&["apply", "-f", &failing_tolerated, "--yes"]).await;
+    let mut revealing = env.cmd(&["export", "-f", spec, "--source-profile", "security"]);
+    revealing.env("CROSSROLE_TOKEN", "assumer-token");
+    let exported = tokio::task::spawn_blocking(move || revealing.assert()).await.unwrap().success();
+    let text = stdout(&exported);
+    assert_eq!(text.matches("[profile ").count(), 5, "{text}");
+    assert!(!text.contains("200000000001"), "no profile, and no ExternalId, for the foreign role: {text}");
+    assert!(stderr(&exported).contains("left out 1 account: 200000000001 (prod-1): "), "{}", stderr(&exported));
+    assert!(stderr(&exported).contains("5 profiles"), "{}", stderr(&exported));
+    // Asked for, the rest is there too.
+    let all = env.run(&["export", "-f", spec, "--source-profile", "security", "--include-unapplied"]).await.success();
+    assert_eq!(stdout(&all).matches("[profile ").count(), 6);
+    let links = env.run(&["links", "-f", spec, "-o", "json"]).await.success();
+    let v: serde_json::Value = serde_json::from_slice(&links.get_output().stdout).unwrap();
+    let ids: Vec<&str> = v.as_array().unwrap().iter().map(|l| l["account_id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 5);
+    assert!(!ids.contains(&"200000000001"), "{ids:?}");
+    // The console command goes through crossroled for a name, and refuses the account too.
+    let mut c = env.cmd(&["console", "prod-1", "-f", spec]);
+    c.env("CROSSROLE_EXTERNAL_ID", "8f3kQ2mZ7xV1pL9wR4tY6uB0nC5hJ2dS");
+    tokio::task::spawn_blocking(move || c.assert())
+        .await
+        .unwrap()
+        .code(2)
+        .stderr(predicate::str::contains("crossrole has not applied spec security-audit in account 200000000001"));
+    env.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_profile_only_where_it_is_written_and_a_bad_profile_name_said_once() {
+    let env = start().await;
+    let spec = example();
+    let spec = spec.to_str().unwrap();
+    env.run(&["export", "-f", spec, "--format", "aesr"]).await.success();
+    env.run(&["export", "-f", spec, "--format", "json"]).await.success();
+    env.run(&["export", "-f", spec]).await.code(2).stderr(predicate::str::contains(
+        "--format aws-config writes AWS config profiles, which need --source-profile <profile>",
+    ));
+    let bad = env.run(&["export", "-f", spec, "--source-profile", "s", "--profile-name", "${account}"]).await.code(2);
+    let said = stderr(&bad);
+    assert_eq!(said.matches("uses unknown variable ${account}").count(), 1, "{said}");
+    assert!(said.contains("--profile-name \"${account}\""), "{said}");
+    // A field error from crossroled is said once too: under the summary, not in it as well.
+    let long = env.run(&["export", "-f", spec, "--source-profile", "s", "--duration", "12h"]).await.code(2);
+    assert_eq!(stderr(&long).matches("role's maximum session").count(), 1, "{}", stderr(&long));
+    assert!(stderr(&long).contains("\n  duration_seconds: "), "{}", stderr(&long));
+    env.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_takes_a_spec_file_and_one_account_is_singular() {
+    let env = start().await;
+    let spec = example();
+    let out = env.run(&["accounts", "-f", spec.to_str().unwrap()]).await.success();
+    assert!(stdout(&out).contains("6 accounts selected"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("200000000005"), "{}", stdout(&out));
+    env.run(&["accounts", "-f", spec.to_str().unwrap(), "--ou", "r-root"]).await.code(2);
+    let org = env.run(&["org"]).await.success();
+    assert!(stdout(&org).contains("Security (ou-root-security) — 1 account\n"), "{}", stdout(&org));
+    assert!(!stdout(&org).contains(" 1 accounts"), "{}", stdout(&org));
+    env.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_with_a_read_token_names_the_scope_apply_needs() {
+    let env = start().await;
+    let spec = example();
+    let mut c = env.cmd(&["apply", "-f", spec.to_str().unwrap(), "--yes"]);
+    c.env("CROSSROLE_TOKEN", "assumer-token");
+    let refused = tokio::task::spawn_blocking(move || c.assert()).await.unwrap().code(3);
+    let said = stderr(&refused);
+    assert!(said.contains("has scope read; `crossrole apply` needs a token with scope apply"), "{said}");
+    assert!(!said.contains("needs plan"), "{said}");
+    env.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_crossroled_is_named_once_with_what_to_check() {
+    let env = start().await;
+    let mut c = Command::cargo_bin("crossrole").unwrap();
+    c.args(["ops", "list", "--endpoint", "http://127.0.0.1:1"]).env_remove("CROSSROLE_ENDPOINT");
+    let refused = tokio::task::spawn_blocking(move || c.assert()).await.unwrap().code(3);
+    let said = stderr(&refused);
+    assert!(
+        said.starts_with("crossrole: cannot reach crossroled at http://127.0.0.1:1: nothing accepts connections there"),
+        "{said}"
+    );
+    assert!(said.contains("--endpoint or CROSSROLE_ENDPOINT") && !said.contains("transport error"), "{said}");
+    assert_eq!(said.lines().count(), 1, "{said}");
+    // https:// against crossroled serving plain HTTP.
+    let mut c = Command::cargo_bin("crossrole").unwrap();
+    let https = format!("https://{}", env.server.addr);
+    c.args(["ops", "list", "--endpoint", &https]).env_remove("CROSSROLE_ENDPOINT").env("CROSSROLE_TOKEN", "ci-token");
+    let plain = tokio::task::spawn_blocking(move || c.assert()).await.unwrap().code(3);
+    let said = stderr(&plain);
+    assert!(said.contains("did not answer in TLS"), "{said}");
+    assert!(said.contains(&format!("use http://{}", env.server.addr)), "{said}");
+    assert!(!said.contains("InvalidContentType"), "{said}");
+    env.server.stop().await.unwrap();
+}
+
+#[test]
+fn a_spec_file_of_the_wrong_shape_is_said_in_the_files_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        example_with("role:\n  name: SecurityAudit\n", "role: SecurityAudit\nx:\n  name: SecurityAudit\n"),
+    )
+    .unwrap();
+    let out =
+        Command::cargo_bin("crossrole").unwrap().args(["validate", "-f", path.to_str().unwrap()]).assert().code(2);
+    let said = stderr(&out);
+    assert!(said.contains("role: got the string \"SecurityAudit\", expected a mapping of fields"), "{said}");
+    assert!(!said.contains("RoleFile") && !said.contains("struct"), "{said}");
+}
+
+#[test]
+fn no_aws_credentials_is_said_in_plain_words() {
+    let home = tempfile::tempdir().unwrap();
+    let mut c = Command::cargo_bin("crossrole").unwrap();
+    for var in [
+        "AWS_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ] {
+        c.env_remove(var);
+    }
+    c.env("HOME", home.path())
+        .env("AWS_CONFIG_FILE", home.path().join("config"))
+        .env("AWS_SHARED_CREDENTIALS_FILE", home.path().join("credentials"))
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", "eu-west-1")
+        .env("CROSSROLE_EXTERNAL_ID", "8f3kQ2mZ7xV1pL9wR4tY6uB0nC5hJ2dS")
+        .args(["console", "200000000001", "-f", example().to_str().unwrap()]);
+    let out = c.assert().code(2);
+    let said = stderr(&out);
+    assert!(said.starts_with("crossrole: no AWS credentials found"), "{said}");
+    assert!(said.contains("--profile") && !said.contains("not enabled"), "{said}");
 }

@@ -185,9 +185,13 @@ impl ClientBuilder {
         Ok(Client { channel, auth: Auth(token.map(Arc::new)), retries: self.retries })
     }
 
-    /// Connects now.
+    /// Connects now. A connection that cannot be made is an [`Error::Connect`] that names the endpoint.
     pub async fn connect(self) -> Result<Client, Error> {
-        let channel = self.endpoint_config()?.connect().await?;
+        let channel = self
+            .endpoint_config()?
+            .connect()
+            .await
+            .map_err(|e| Error::Connect(format!("{}: {}", self.endpoint, error::chain(&e))))?;
         self.build(channel)
     }
 
@@ -408,20 +412,22 @@ impl Client {
         .await
     }
 
-    /// Switch Role console links per account.
+    /// Switch Role console links per account where crossrole applied the spec.
     pub async fn switch_role_links(&self, spec: proto::AccessSpec) -> Result<Vec<proto::SwitchRoleLink>, Error> {
-        let r = retry(self.retries, || async {
-            Ok(self
-                .access()
-                .get_switch_role_links(proto::GetSwitchRoleLinksRequest { spec: Some(spec.clone()) })
-                .await?
-                .into_inner())
-        })
-        .await?;
-        Ok(r.links)
+        let request = proto::GetSwitchRoleLinksRequest { spec: Some(spec), ..Default::default() };
+        Ok(self.links(request).await?.links)
     }
 
-    /// AWS CLI config profiles for every target account.
+    /// Switch Role console links, with the target accounts left out and why (`include_unapplied` for every target).
+    pub async fn links(
+        &self,
+        request: proto::GetSwitchRoleLinksRequest,
+    ) -> Result<proto::GetSwitchRoleLinksResponse, Error> {
+        retry(self.retries, || async { Ok(self.access().get_switch_role_links(request.clone()).await?.into_inner()) })
+            .await
+    }
+
+    /// Profiles for every target account where crossrole applied the spec, with the accounts left out and why.
     pub async fn export_profiles(
         &self,
         request: proto::ExportProfilesRequest,

@@ -24,8 +24,9 @@ pub fn switch_role_link(spec: &AccessSpec, partition: Partition, account: &str, 
     let role = &spec.role;
     if role.trust.external_id.is_some() {
         return SwitchRoleLink::Unusable(
-            "the role requires an ExternalId, which the console's Switch Role page cannot send; use the AWS CLI profile \
-             (`crossrole export`) or an SDK"
+            "the role requires an ExternalId, which the console's Switch Role page cannot send; sign in with \
+             `crossrole console <account> -f <spec file>`, or use an AWS CLI profile \
+             (`crossrole export -f <spec file> --source-profile <profile>`)"
                 .into(),
         );
     }
@@ -64,6 +65,13 @@ pub fn console_home(partition: Partition) -> &'static str {
     }
 }
 
+/// Where a console session signed in through the federation endpoint sends people when it ends (the sign-in URL's
+/// `Issuer`, which AWS takes as the URL of the organization's own sign-in page): the partition's console sign-in
+/// page, unless a page of one's own is given.
+pub fn console_signin_page(partition: Partition) -> String {
+    format!("https://{}/console", partition.signin_host())
+}
+
 /// The session a federation endpoint takes: temporary credentials as JSON. It holds a secret: never log it.
 pub fn federation_session(access_key_id: &str, secret_access_key: &str, session_token: &str) -> String {
     serde_json::json!({"sessionId": access_key_id, "sessionKey": secret_access_key, "sessionToken": session_token})
@@ -78,8 +86,9 @@ pub fn signin_token_url(endpoint: &str, session: &str, session_duration: Option<
     format!("{endpoint}?Action=getSigninToken{duration}&Session={}", q(session))
 }
 
-/// The console sign-in URL for a sign-in token, landing on `destination`. It signs whoever opens it in, for
-/// fifteen minutes: hand it only to the person who asked.
+/// The console sign-in URL for a sign-in token, landing on `destination`; `issuer` is the page people are sent to
+/// when the session ends (a URL: [`console_signin_page`] by default). It signs whoever opens it in, for fifteen
+/// minutes: hand it only to the person who asked.
 pub fn console_login_url(endpoint: &str, signin_token: &str, issuer: &str, destination: &str) -> String {
     let q = |s: &str| utf8_percent_encode(s, QUERY_VALUE).to_string();
     format!(
@@ -163,6 +172,7 @@ mod tests {
         ];
         for (partition, endpoint, home) in cases {
             assert_eq!((federation_endpoint(partition).as_str(), console_home(partition)), (endpoint, home));
+            assert_eq!(console_signin_page(partition), endpoint.replace("/federation", "/console"));
             assert_eq!(
                 signin_token_url(endpoint, &session, Some(43200)),
                 format!(
@@ -171,9 +181,10 @@ mod tests {
             );
             assert!(!signin_token_url(endpoint, &session, None).contains("SessionDuration"));
             assert_eq!(
-                console_login_url(endpoint, "tok+en/=", "crossrole", &format!("{home}iam/home")),
+                console_login_url(endpoint, "tok+en/=", &console_signin_page(partition), &format!("{home}iam/home")),
                 format!(
-                    "{endpoint}?Action=login&Issuer=crossrole&Destination={}iam%2Fhome&SigninToken=tok%2Ben%2F%3D",
+                    "{endpoint}?Action=login&Issuer={}&Destination={}iam%2Fhome&SigninToken=tok%2Ben%2F%3D",
+                    console_signin_page(partition).replace(':', "%3A").replace('/', "%2F"),
                     home.replace(':', "%3A").replace('/', "%2F")
                 )
             );

@@ -211,9 +211,43 @@ async fn health_reflection_and_links() {
     }
 
     let reader = h.client("read-token").await;
+    // Never applied: no link and no profile, and each target account says why.
+    let links = |include_unapplied| proto::GetSwitchRoleLinksRequest { spec: Some(spec()), include_unapplied };
+    let unapplied = reader.links(links(false)).await.unwrap();
+    assert!(unapplied.links.is_empty(), "{unapplied:?}");
+    assert_eq!(unapplied.left_out.len(), 2);
+    assert!(unapplied.left_out[0].reason.contains("crossrole has not applied spec audit"), "{unapplied:?}");
+    let asked = reader.links(links(true)).await.unwrap();
+    assert_eq!(asked.links.len(), 2);
+    assert!(asked.left_out.is_empty() && asked.links.iter().all(|l| !l.applied));
+    let export = |token: &'static str, request: proto::ExportProfilesRequest| {
+        let h = &h;
+        async move { h.client(token).await.export_profiles(request).await }
+    };
+    let request =
+        proto::ExportProfilesRequest { spec: Some(spec()), source_profile: "security".into(), ..Default::default() };
+    let nothing = export("assumer-token", request.clone()).await.unwrap();
+    assert_eq!((nothing.profile_count, nothing.left_out.len()), (0, 2));
+    assert!(!nothing.content.contains("Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf"), "no profile, so no ExternalId");
+    let applied = h.client("apply-token").await.apply(spec(), None).await.unwrap().wait().await.unwrap();
+    assert_eq!(applied.state, proto::OperationState::Succeeded as i32, "{}", applied.message);
+
     let links = reader.switch_role_links(spec()).await.unwrap();
     assert_eq!(links.len(), 2);
-    assert!(links[0].url.is_empty() && links[0].unusable_reason.contains("ExternalId"));
+    assert!(links[0].url.is_empty() && links[0].unusable_reason.contains("ExternalId") && links[0].applied);
+    // The session: one hour by default (it works under role chaining), longer when asked, never past the role's.
+    assert!(export("read-token", request.clone()).await.unwrap().content.contains("duration_seconds = 3600\n"));
+    let too_long = export("read-token", proto::ExportProfilesRequest { duration_seconds: 7200, ..request.clone() })
+        .await
+        .unwrap_err();
+    assert_eq!(too_long.violations()[0].field, "duration_seconds");
+    // AESR does not use a source profile, so it needs none.
+    let aesr = proto::ExportProfilesRequest {
+        source_profile: String::new(),
+        format: proto::ExportFormat::Aesr as i32,
+        ..request.clone()
+    };
+    assert_eq!(export("read-token", aesr).await.unwrap().profile_count, 2);
     let profiles = reader
         .export_profiles(proto::ExportProfilesRequest {
             spec: Some(spec()),

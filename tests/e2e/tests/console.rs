@@ -92,14 +92,22 @@ async fn console_sign_in_with_the_external_id_and_sessions_as_aws_allows_them() 
     let external_id = "8f3kQ2mZ7xV1pL9wR4tY6uB0nC5hJ2dS";
     let env = [("CROSSROLE_FEDERATION_ENDPOINT", endpoint.as_str()), ("CROSSROLE_EXTERNAL_ID", external_id)];
 
-    // By name (crossroled finds the account among the spec's targets), long-term credentials, two hours.
-    let out = server.cli_with_env(&["console", &prod.name, "-f", spec, "--duration", "2h"], &env);
+    // By name, crossroled finds the account among the spec's targets, and refuses it: this crossroled's journal has
+    // never applied the spec there, so the role there may not be crossrole's.
+    let unapplied = server.cli_with_env(&["console", &prod.name, "-f", spec, "--duration", "2h"], &env);
+    let (_, stderr) = text(&unapplied);
+    assert_eq!(unapplied.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("crossrole has not applied spec security-audit in account"), "{stderr}");
+    // Asked for all the same: long-term credentials, two hours; when the session ends, the console sends people
+    // to the Issuer, the console's sign-in page.
+    let named = ["console", &prod.name, "-f", spec, "--duration", "2h", "--include-unapplied"];
+    let out = server.cli_with_env(&named, &env);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
     assert_eq!(
         stdout.trim(),
         format!(
-            "{endpoint}?Action=login&Issuer=crossrole&Destination=https%3A%2F%2Fconsole.aws.amazon.com%2F&SigninToken=stand-in%2Ftoken%2B1"
+            "{endpoint}?Action=login&Issuer=https%3A%2F%2Fsignin.aws.amazon.com%2Fconsole&Destination=https%3A%2F%2Fconsole.aws.amazon.com%2F&SigninToken=stand-in%2Ftoken%2B1"
         )
     );
     assert!(stderr.contains(&format!("signed in as arn:aws:iam::{}:role/crossrole/SecurityAudit for 2h", prod.id)));

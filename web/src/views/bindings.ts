@@ -18,7 +18,7 @@ export async function bindingsView(main: HTMLElement) {
   clear(
     main,
     h("div", { class: "toolbar" }, h("h2", {}, "Bindings"), h("span", { class: "muted" }, `${bindings.length}, drifted and failed first`)),
-    bindings.length === 0 ? h("p", { class: "muted" }, "No binding yet: `crossrole bindings create -f spec.yaml`.") : null,
+    bindings.length === 0 ? h("p", { class: "muted" }, "No binding yet: `crossrole bindings apply -f spec.yaml`.") : null,
     h("div", { id: "bindings" }, bindings.map(card)),
   );
 }

@@ -128,7 +128,7 @@ function render(
         open ? "▾" : "▸",
       ),
       h("span", { class: "unit-name" }, row.unit.path || row.unit.name),
-      h("span", { class: "muted" }, ` ${row.count} accounts`),
+      h("span", { class: "muted" }, ` ${row.count} ${row.count === 1 ? "account" : "accounts"}`),
     );
   }
   const a = org.accounts.get(row.id);
@@ -141,10 +141,12 @@ function render(
     h("code", { class: "id" }, row.id),
     suspended(a) ? badge("suspended", a ? stateName(a) : "UNKNOWN") : null,
     chosen ? badge(state ?? "not targeted") : null,
-    chosen && state && state !== "skipped" && state !== "not targeted"
-      ? link?.url.startsWith("https://")
+    // Only where crossrole applied the binding's spec (crossroled gives no link elsewhere): a Switch Role link, or
+    // the command that signs in where the console cannot switch.
+    chosen && state && state !== "skipped" && state !== "not targeted" && link
+      ? link.url.startsWith("https://")
         ? h("a", { href: link.url, target: "_blank", rel: "noopener noreferrer", class: "switch" }, "Switch Role")
-        : h("code", { class: "console", title: link?.why ?? "" }, `crossrole console --binding ${chosen.name} --account ${row.id}`)
+        : h("code", { class: "console", title: link.why }, `crossrole console ${row.id} --binding ${chosen.name}`)
       : null,
   );
 }

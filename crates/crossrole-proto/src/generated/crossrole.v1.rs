@@ -2658,13 +2658,35 @@ pub struct GetSwitchRoleLinksRequest {
     /// The spec.
     #[prost(message, optional, tag = "1")]
     pub spec: ::core::option::Option<AccessSpec>,
+    /// Also give links for the target accounts where crossrole has not applied the spec: the spec was never applied
+    /// there, or the role of that name there is not crossrole's (a link would lead into someone else's role, or
+    /// nowhere). False by default: those accounts are in `left_out`.
+    #[prost(bool, tag = "2")]
+    pub include_unapplied: bool,
 }
 /// Response of GetSwitchRoleLinks.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct GetSwitchRoleLinksResponse {
-    /// One link per target account, in account id order.
+    /// One link per target account where crossrole applied the spec (every target account with `include_unapplied`),
+    /// in account id order.
     #[prost(message, repeated, tag = "1")]
     pub links: ::prost::alloc::vec::Vec<SwitchRoleLink>,
+    /// The target accounts left out, and why.
+    #[prost(message, repeated, tag = "2")]
+    pub left_out: ::prost::alloc::vec::Vec<LeftOutAccount>,
+}
+/// A target account left out of links or an export.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct LeftOutAccount {
+    /// Account id.
+    #[prost(string, tag = "1")]
+    pub account_id: ::prost::alloc::string::String,
+    /// Account name.
+    #[prost(string, tag = "2")]
+    pub account_name: ::prost::alloc::string::String,
+    /// Why, for people: for example, crossrole has not applied the spec in this account.
+    #[prost(string, tag = "3")]
+    pub reason: ::prost::alloc::string::String,
 }
 /// A console Switch Role link.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
@@ -2684,6 +2706,10 @@ pub struct SwitchRoleLink {
     /// Why the console cannot be used (for example, the role requires an ExternalId); empty when it can.
     #[prost(string, tag = "5")]
     pub unusable_reason: ::prost::alloc::string::String,
+    /// Whether crossrole applied the spec in this account (the role there is crossrole's). False only for accounts
+    /// given because `include_unapplied` asked for them.
+    #[prost(bool, tag = "6")]
+    pub applied: bool,
 }
 /// Request for ExportProfiles.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -2691,7 +2717,8 @@ pub struct ExportProfilesRequest {
     /// The spec.
     #[prost(message, optional, tag = "1")]
     pub spec: ::core::option::Option<AccessSpec>,
-    /// The `source_profile` of every exported profile: the profile with the trusted side's credentials.
+    /// The `source_profile` of every exported profile: the profile with the trusted side's credentials. Required for
+    /// EXPORT_FORMAT_AWS_CONFIG; written into JSON when given; AESR does not use it.
     #[prost(string, tag = "2")]
     pub source_profile: ::prost::alloc::string::String,
     /// The format.
@@ -2701,12 +2728,23 @@ pub struct ExportProfilesRequest {
     #[prost(string, tag = "4")]
     pub mfa_serial: ::prost::alloc::string::String,
     /// How profiles are named: `${spec}`, `${account_name}` and `${account_id}` are replaced, and the result is made
-    /// lowercase letters, digits and `-`; a name taken already gets the account id. Empty: `${spec}-${account_name}`.
+    /// lowercase letters, digits and `-`. Empty: `${spec}-${account_name}`. Among accounts whose names come out the
+    /// same, the one that joined the organization first keeps the name and the others carry their account id, so a
+    /// name never moves to another account when accounts join.
     #[prost(string, tag = "5")]
     pub profile_name_template: ::prost::alloc::string::String,
+    /// Also export the target accounts where crossrole has not applied the spec (never applied there, or the role of
+    /// that name there is not crossrole's). False by default: those accounts are in the response's `left_out`.
+    #[prost(bool, tag = "6")]
+    pub include_unapplied: bool,
+    /// The session each profile asks for (`duration_seconds`), from 900 to the role's maximum session. 0: 3600, the
+    /// most AWS allows when the source profile is itself a role or an SSO session (role chaining); more works only
+    /// with long-term IAM user credentials.
+    #[prost(uint32, tag = "7")]
+    pub duration_seconds: u32,
 }
 /// Response of ExportProfiles.
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ExportProfilesResponse {
     /// The exported text. It carries the role's ExternalId only for a token with `reveal_external_ids` (meant for the
     /// people who assume the role); for other tokens a comment says the profile needs one.
@@ -2715,6 +2753,9 @@ pub struct ExportProfilesResponse {
     /// Number of profiles.
     #[prost(uint32, tag = "2")]
     pub profile_count: u32,
+    /// The target accounts left out, and why.
+    #[prost(message, repeated, tag = "3")]
+    pub left_out: ::prost::alloc::vec::Vec<LeftOutAccount>,
 }
 /// Outcome of planning one account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
@@ -3090,7 +3131,9 @@ pub mod access_service_client {
                 .insert(GrpcMethod::new("crossrole.v1.AccessService", "VerifyAccess"));
             self.inner.unary(req, path, codec).await
         }
-        /// Gives the console Switch Role link for every target account, or why the console cannot be used. Scope `read`.
+        /// Gives the console Switch Role link for every target account where crossrole applied the spec (so the role there is
+        /// crossrole's), or why the console cannot be used; the other target accounts are listed apart, with why. Scope
+        /// `read`.
         pub async fn get_switch_role_links(
             &mut self,
             request: impl tonic::IntoRequest<super::GetSwitchRoleLinksRequest>,
@@ -3117,7 +3160,8 @@ pub mod access_service_client {
                 );
             self.inner.unary(req, path, codec).await
         }
-        /// Exports profiles for the AWS CLI config file, one per target account. Scope `read`.
+        /// Exports profiles for the AWS CLI config file, one per target account where crossrole applied the spec; the
+        /// other target accounts are listed apart, with why. Scope `read`.
         pub async fn export_profiles(
             &mut self,
             request: impl tonic::IntoRequest<super::ExportProfilesRequest>,
@@ -3199,7 +3243,9 @@ pub mod access_service_server {
             tonic::Response<super::VerifyAccessResponse>,
             tonic::Status,
         >;
-        /// Gives the console Switch Role link for every target account, or why the console cannot be used. Scope `read`.
+        /// Gives the console Switch Role link for every target account where crossrole applied the spec (so the role there is
+        /// crossrole's), or why the console cannot be used; the other target accounts are listed apart, with why. Scope
+        /// `read`.
         async fn get_switch_role_links(
             &self,
             request: tonic::Request<super::GetSwitchRoleLinksRequest>,
@@ -3207,7 +3253,8 @@ pub mod access_service_server {
             tonic::Response<super::GetSwitchRoleLinksResponse>,
             tonic::Status,
         >;
-        /// Exports profiles for the AWS CLI config file, one per target account. Scope `read`.
+        /// Exports profiles for the AWS CLI config file, one per target account where crossrole applied the spec; the
+        /// other target accounts are listed apart, with why. Scope `read`.
         async fn export_profiles(
             &self,
             request: tonic::Request<super::ExportProfilesRequest>,

@@ -1,11 +1,6 @@
 //! `AccessService`: validate, plan, apply, destroy, verify, links and profiles.
 
-use crossrole_core::{
-    AccessSpec, export, guardrails,
-    links::{SwitchRoleLink, switch_role_link},
-    ops::OperationKind,
-    policy::trust_policy,
-};
+use crossrole_core::{guardrails, ops::OperationKind, policy::trust_policy};
 use crossrole_engine::{StartRequest, redacted};
 use crossrole_wire::{
     ToWire,
@@ -73,11 +68,6 @@ impl Access {
         let operation_id = result.as_ref().map(|op| op.id.clone()).unwrap_or_default();
         self.0.audit(&caller, method, Audited { spec_name, operation_id, request }, &outcome).await;
         result
-    }
-
-    async fn targets(&self, s: &AccessSpec) -> Result<Vec<(String, String)>, ApiError> {
-        let (_, selection) = self.0.engine.select(&s.targets, "spec.targets", false).await?;
-        Ok(selection.selected.iter().map(|a| (a.id.clone(), a.name.clone())).collect())
     }
 }
 
@@ -156,27 +146,7 @@ impl AccessService for Access {
         request: Request<pb::GetSwitchRoleLinksRequest>,
     ) -> Result<Response<pb::GetSwitchRoleLinksResponse>, Status> {
         self.0.caller(&request, Scope::Read)?;
-        let s = spec(request.get_ref().spec.as_ref())?;
-        let partition = self.0.engine.partition();
-        let links = self
-            .targets(&s)
-            .await?
-            .into_iter()
-            .map(|(id, name)| {
-                let (url, reason) = match switch_role_link(&s, partition, &id, &name) {
-                    SwitchRoleLink::Url(u) => (u, String::new()),
-                    SwitchRoleLink::Unusable(r) => (String::new(), r),
-                };
-                pb::SwitchRoleLink {
-                    role_arn: s.role.arn(partition, &id),
-                    account_id: id,
-                    account_name: name,
-                    url,
-                    unusable_reason: reason,
-                }
-            })
-            .collect();
-        Ok(Response::new(pb::GetSwitchRoleLinksResponse { links }))
+        Ok(Response::new(super::exports::links(&self.0, request.get_ref()).await?))
     }
 
     /// The one response that carries an ExternalId, and only to a token with `reveal_external_ids`: it exists to
@@ -186,34 +156,6 @@ impl AccessService for Access {
         request: Request<pb::ExportProfilesRequest>,
     ) -> Result<Response<pb::ExportProfilesResponse>, Status> {
         let caller = self.0.caller(&request, Scope::Read)?;
-        let r = request.get_ref();
-        let s = spec(r.spec.as_ref())?;
-        if r.source_profile.is_empty() {
-            return Err(ApiError::field(
-                "source_profile",
-                "required: the profile holding the trusted side's credentials",
-            )
-            .into());
-        }
-        let format = match pb::ExportFormat::try_from(r.format) {
-            Ok(pb::ExportFormat::Unspecified | pb::ExportFormat::AwsConfig) => export::Format::AwsConfig,
-            Ok(pb::ExportFormat::Aesr) => export::Format::Aesr,
-            Ok(pb::ExportFormat::Json) => export::Format::Json,
-            Err(_) => return Err(ApiError::field("format", &format!("unknown value {}", r.format)).into()),
-        };
-        if !r.profile_name_template.is_empty()
-            && let Err(rule) = export::check_name_template(&r.profile_name_template)
-        {
-            return Err(ApiError::field("profile_name_template", &rule).into());
-        }
-        let accounts = self.targets(&s).await?;
-        let options = export::Options {
-            source_profile: &r.source_profile,
-            mfa_serial: (!r.mfa_serial.is_empty()).then_some(r.mfa_serial.as_str()),
-            reveal_external_id: caller.reveal_external_ids,
-            name_template: (!r.profile_name_template.is_empty()).then_some(r.profile_name_template.as_str()),
-        };
-        let content = export::export(&s, self.0.engine.partition(), &accounts, format, options);
-        Ok(Response::new(pb::ExportProfilesResponse { content, profile_count: accounts.len() as u32 }))
+        Ok(Response::new(super::exports::profiles(&self.0, &caller, request.get_ref()).await?))
     }
 }

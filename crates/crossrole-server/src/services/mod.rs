@@ -3,5 +3,6 @@
 pub mod access;
 pub mod audit;
 pub mod binding;
+mod exports;
 pub mod operation;
 pub mod organization;

@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file crossrole/v1/access.proto.
  */
 export const file_crossrole_v1_access: GenFile = /*@__PURE__*/
-  fileDesc("Chljcm9zc3JvbGUvdjEvYWNjZXNzLnByb3RvEgxjcm9zc3JvbGUudjEiPQoTVmFsaWRhdGVTcGVjUmVxdWVzdBImCgRzcGVjGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1NwZWMiVQoUVmFsaWRhdGVTcGVjUmVzcG9uc2USJwoIZmluZGluZ3MYASADKAsyFS5jcm9zc3JvbGUudjEuRmluZGluZxIUCgx0cnVzdF9wb2xpY3kYAiABKAkiOwoRUGxhbkFjY2Vzc1JlcXVlc3QSJgoEc3BlYxgBIAEoCzIYLmNyb3Nzcm9sZS52MS5BY2Nlc3NTcGVjIjwKElBsYW5BY2Nlc3NSZXNwb25zZRImCgRwbGFuGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1BsYW4iiQIKCkFjY2Vzc1BsYW4SJwoIZmluZGluZ3MYASADKAsyFS5jcm9zc3JvbGUudjEuRmluZGluZxIrCghhY2NvdW50cxgCIAMoCzIZLmNyb3Nzcm9sZS52MS5BY2NvdW50UGxhbhItCgdza2lwcGVkGAMgAygLMhwuY3Jvc3Nyb2xlLnYxLlNraXBwZWRBY2NvdW50EiYKBWdyYW50GAQgASgLMhcuY3Jvc3Nyb2xlLnYxLkdyYW50UGxhbhIdChVhY2NvdW50c193aXRoX2NoYW5nZXMYBSABKA0SFQoNdG90YWxfY2hhbmdlcxgGIAEoDRIYChBleHRlcm5hbF9pZF9ub3RlGAcgASgJIvUBCgtBY2NvdW50UGxhbhISCgphY2NvdW50X2lkGAEgASgJEhQKDGFjY291bnRfbmFtZRgCIAEoCRIQCghyb2xlX2FybhgDIAEoCRIvCgZzdGF0dXMYBCABKA4yHy5jcm9zc3JvbGUudjEuQWNjb3VudFBsYW5TdGF0dXMSJQoHY2hhbmdlcxgFIAMoCzIULmNyb3Nzcm9sZS52MS5DaGFuZ2USJwoIZmluZGluZ3MYBiADKAsyFS5jcm9zc3JvbGUudjEuRmluZGluZxIpCgVlcnJvchgHIAEoCzIaLmNyb3Nzcm9sZS52MS5BY2NvdW50RXJyb3IihQEKCUdyYW50UGxhbhISCgphY2NvdW50X2lkGAEgASgJEhIKCnBvbGljeV9hcm4YAiABKAkSJQoHY2hhbmdlcxgDIAMoCzIULmNyb3Nzcm9sZS52MS5DaGFuZ2USKQoFZXJyb3IYBCABKAsyGi5jcm9zc3JvbGUudjEuQWNjb3VudEVycm9yIlUKEkFwcGx5QWNjZXNzUmVxdWVzdBImCgRzcGVjGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1NwZWMSFwoPaWRlbXBvdGVuY3lfa2V5GAIgASgJIkEKE0FwcGx5QWNjZXNzUmVzcG9uc2USKgoJb3BlcmF0aW9uGAEgASgLMhcuY3Jvc3Nyb2xlLnYxLk9wZXJhdGlvbiJXChREZXN0cm95QWNjZXNzUmVxdWVzdBImCgRzcGVjGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1NwZWMSFwoPaWRlbXBvdGVuY3lfa2V5GAIgASgJIkMKFURlc3Ryb3lBY2Nlc3NSZXNwb25zZRIqCglvcGVyYXRpb24YASABKAsyFy5jcm9zc3JvbGUudjEuT3BlcmF0aW9uIj0KE1ZlcmlmeUFjY2Vzc1JlcXVlc3QSJgoEc3BlYxgBIAEoCzIYLmNyb3Nzcm9sZS52MS5BY2Nlc3NTcGVjIpQBChRWZXJpZnlBY2Nlc3NSZXNwb25zZRIzCghhY2NvdW50cxgBIAMoCzIhLmNyb3Nzcm9sZS52MS5BY2NvdW50VmVyaWZpY2F0aW9uEi0KB3NraXBwZWQYAiADKAsyHC5jcm9zc3JvbGUudjEuU2tpcHBlZEFjY291bnQSGAoQZXh0ZXJuYWxfaWRfbm90ZRgDIAEoCSKwAgoTQWNjb3VudFZlcmlmaWNhdGlvbhISCgphY2NvdW50X2lkGAEgASgJEhQKDGFjY291bnRfbmFtZRgCIAEoCRIQCghyb2xlX2FybhgDIAEoCRIyCgtjb25mb3JtYW5jZRgEIAEoDjIdLmNyb3Nzcm9sZS52MS5Sb2xlQ29uZm9ybWFuY2USIwoFZHJpZnQYBSADKAsyFC5jcm9zc3JvbGUudjEuQ2hhbmdlEikKBmFzc3VtZRgGIAEoCzIZLmNyb3Nzcm9sZS52MS5Bc3N1bWVDaGVjaxIuCgx0cnVzdF9jaGVja3MYByADKAsyGC5jcm9zc3JvbGUudjEuVHJ1c3RDaGVjaxIpCgVlcnJvchgIIAEoCzIaLmNyb3Nzcm9sZS52MS5BY2NvdW50RXJyb3IioAEKC0Fzc3VtZUNoZWNrEisKB291dGNvbWUYASABKA4yGi5jcm9zc3JvbGUudjEuQ2hlY2tPdXRjb21lEhIKCmNhbGxlcl9hcm4YAiABKAkSEwoLYXNzdW1lZF9hcm4YAyABKAkSGgoSYXNzdW1lZF9hY2NvdW50X2lkGAQgASgJEhAKCGF0dGVtcHRzGAUgASgNEg0KBWVycm9yGAYgASgJImAKClRydXN0Q2hlY2sSFQoNcHJpbmNpcGFsX2FybhgBIAEoCRIrCgdvdXRjb21lGAIgASgOMhouY3Jvc3Nyb2xlLnYxLkNoZWNrT3V0Y29tZRIOCgZyZWFzb24YAyABKAkiQwoZR2V0U3dpdGNoUm9sZUxpbmtzUmVxdWVzdBImCgRzcGVjGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1NwZWMiSQoaR2V0U3dpdGNoUm9sZUxpbmtzUmVzcG9uc2USKwoFbGlua3MYASADKAsyHC5jcm9zc3JvbGUudjEuU3dpdGNoUm9sZUxpbmsicgoOU3dpdGNoUm9sZUxpbmsSEgoKYWNjb3VudF9pZBgBIAEoCRIUCgxhY2NvdW50X25hbWUYAiABKAkSEAoIcm9sZV9hcm4YAyABKAkSCwoDdXJsGAQgASgJEhcKD3VudXNhYmxlX3JlYXNvbhgFIAEoCSK2AQoVRXhwb3J0UHJvZmlsZXNSZXF1ZXN0EiYKBHNwZWMYASABKAsyGC5jcm9zc3JvbGUudjEuQWNjZXNzU3BlYxIWCg5zb3VyY2VfcHJvZmlsZRgCIAEoCRIqCgZmb3JtYXQYAyABKA4yGi5jcm9zc3JvbGUudjEuRXhwb3J0Rm9ybWF0EhIKCm1mYV9zZXJpYWwYBCABKAkSHQoVcHJvZmlsZV9uYW1lX3RlbXBsYXRlGAUgASgJIkAKFkV4cG9ydFByb2ZpbGVzUmVzcG9uc2USDwoHY29udGVudBgBIAEoCRIVCg1wcm9maWxlX2NvdW50GAIgASgNKrwBChFBY2NvdW50UGxhblN0YXR1cxIjCh9BQ0NPVU5UX1BMQU5fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHwobQUNDT1VOVF9QTEFOX1NUQVRVU19JTl9TWU5DEAESHwobQUNDT1VOVF9QTEFOX1NUQVRVU19DSEFOR0VTEAISIAocQUNDT1VOVF9QTEFOX1NUQVRVU19DT05GTElDVBADEh4KGkFDQ09VTlRfUExBTl9TVEFUVVNfRkFJTEVEEAQqywEKD1JvbGVDb25mb3JtYW5jZRIgChxST0xFX0NPTkZPUk1BTkNFX1VOU1BFQ0lGSUVEEAASHAoYUk9MRV9DT05GT1JNQU5DRV9JTl9TWU5DEAESHAoYUk9MRV9DT05GT1JNQU5DRV9EUklGVEVEEAISHAoYUk9MRV9DT05GT1JNQU5DRV9NSVNTSU5HEAMSHgoaUk9MRV9DT05GT1JNQU5DRV9OT1RfT1dORUQQBBIcChhST0xFX0NPTkZPUk1BTkNFX1VOS05PV04QBSp8CgxDaGVja091dGNvbWUSHQoZQ0hFQ0tfT1VUQ09NRV9VTlNQRUNJRklFRBAAEhgKFENIRUNLX09VVENPTUVfUEFTU0VEEAESGAoUQ0hFQ0tfT1VUQ09NRV9GQUlMRUQQAhIZChVDSEVDS19PVVRDT01FX1NLSVBQRUQQAyp7CgxFeHBvcnRGb3JtYXQSHQoZRVhQT1JUX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhwKGEVYUE9SVF9GT1JNQVRfQVdTX0NPTkZJRxABEhYKEkVYUE9SVF9GT1JNQVRfQUVTUhACEhYKEkVYUE9SVF9GT1JNQVRfSlNPThADMoIFCg1BY2Nlc3NTZXJ2aWNlElUKDFZhbGlkYXRlU3BlYxIhLmNyb3Nzcm9sZS52MS5WYWxpZGF0ZVNwZWNSZXF1ZXN0GiIuY3Jvc3Nyb2xlLnYxLlZhbGlkYXRlU3BlY1Jlc3BvbnNlEk8KClBsYW5BY2Nlc3MSHy5jcm9zc3JvbGUudjEuUGxhbkFjY2Vzc1JlcXVlc3QaIC5jcm9zc3JvbGUudjEuUGxhbkFjY2Vzc1Jlc3BvbnNlElIKC0FwcGx5QWNjZXNzEiAuY3Jvc3Nyb2xlLnYxLkFwcGx5QWNjZXNzUmVxdWVzdBohLmNyb3Nzcm9sZS52MS5BcHBseUFjY2Vzc1Jlc3BvbnNlElgKDURlc3Ryb3lBY2Nlc3MSIi5jcm9zc3JvbGUudjEuRGVzdHJveUFjY2Vzc1JlcXVlc3QaIy5jcm9zc3JvbGUudjEuRGVzdHJveUFjY2Vzc1Jlc3BvbnNlElUKDFZlcmlmeUFjY2VzcxIhLmNyb3Nzcm9sZS52MS5WZXJpZnlBY2Nlc3NSZXF1ZXN0GiIuY3Jvc3Nyb2xlLnYxLlZlcmlmeUFjY2Vzc1Jlc3BvbnNlEmcKEkdldFN3aXRjaFJvbGVMaW5rcxInLmNyb3Nzcm9sZS52MS5HZXRTd2l0Y2hSb2xlTGlua3NSZXF1ZXN0GiguY3Jvc3Nyb2xlLnYxLkdldFN3aXRjaFJvbGVMaW5rc1Jlc3BvbnNlElsKDkV4cG9ydFByb2ZpbGVzEiMuY3Jvc3Nyb2xlLnYxLkV4cG9ydFByb2ZpbGVzUmVxdWVzdBokLmNyb3Nzcm9sZS52MS5FeHBvcnRQcm9maWxlc1Jlc3BvbnNlYgZwcm90bzM", [file_crossrole_v1_change, file_crossrole_v1_operation, file_crossrole_v1_organization, file_crossrole_v1_spec]);
+  fileDesc("Chljcm9zc3JvbGUvdjEvYWNjZXNzLnByb3RvEgxjcm9zc3JvbGUudjEiPQoTVmFsaWRhdGVTcGVjUmVxdWVzdBImCgRzcGVjGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1NwZWMiVQoUVmFsaWRhdGVTcGVjUmVzcG9uc2USJwoIZmluZGluZ3MYASADKAsyFS5jcm9zc3JvbGUudjEuRmluZGluZxIUCgx0cnVzdF9wb2xpY3kYAiABKAkiOwoRUGxhbkFjY2Vzc1JlcXVlc3QSJgoEc3BlYxgBIAEoCzIYLmNyb3Nzcm9sZS52MS5BY2Nlc3NTcGVjIjwKElBsYW5BY2Nlc3NSZXNwb25zZRImCgRwbGFuGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1BsYW4iiQIKCkFjY2Vzc1BsYW4SJwoIZmluZGluZ3MYASADKAsyFS5jcm9zc3JvbGUudjEuRmluZGluZxIrCghhY2NvdW50cxgCIAMoCzIZLmNyb3Nzcm9sZS52MS5BY2NvdW50UGxhbhItCgdza2lwcGVkGAMgAygLMhwuY3Jvc3Nyb2xlLnYxLlNraXBwZWRBY2NvdW50EiYKBWdyYW50GAQgASgLMhcuY3Jvc3Nyb2xlLnYxLkdyYW50UGxhbhIdChVhY2NvdW50c193aXRoX2NoYW5nZXMYBSABKA0SFQoNdG90YWxfY2hhbmdlcxgGIAEoDRIYChBleHRlcm5hbF9pZF9ub3RlGAcgASgJIvUBCgtBY2NvdW50UGxhbhISCgphY2NvdW50X2lkGAEgASgJEhQKDGFjY291bnRfbmFtZRgCIAEoCRIQCghyb2xlX2FybhgDIAEoCRIvCgZzdGF0dXMYBCABKA4yHy5jcm9zc3JvbGUudjEuQWNjb3VudFBsYW5TdGF0dXMSJQoHY2hhbmdlcxgFIAMoCzIULmNyb3Nzcm9sZS52MS5DaGFuZ2USJwoIZmluZGluZ3MYBiADKAsyFS5jcm9zc3JvbGUudjEuRmluZGluZxIpCgVlcnJvchgHIAEoCzIaLmNyb3Nzcm9sZS52MS5BY2NvdW50RXJyb3IihQEKCUdyYW50UGxhbhISCgphY2NvdW50X2lkGAEgASgJEhIKCnBvbGljeV9hcm4YAiABKAkSJQoHY2hhbmdlcxgDIAMoCzIULmNyb3Nzcm9sZS52MS5DaGFuZ2USKQoFZXJyb3IYBCABKAsyGi5jcm9zc3JvbGUudjEuQWNjb3VudEVycm9yIlUKEkFwcGx5QWNjZXNzUmVxdWVzdBImCgRzcGVjGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1NwZWMSFwoPaWRlbXBvdGVuY3lfa2V5GAIgASgJIkEKE0FwcGx5QWNjZXNzUmVzcG9uc2USKgoJb3BlcmF0aW9uGAEgASgLMhcuY3Jvc3Nyb2xlLnYxLk9wZXJhdGlvbiJXChREZXN0cm95QWNjZXNzUmVxdWVzdBImCgRzcGVjGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1NwZWMSFwoPaWRlbXBvdGVuY3lfa2V5GAIgASgJIkMKFURlc3Ryb3lBY2Nlc3NSZXNwb25zZRIqCglvcGVyYXRpb24YASABKAsyFy5jcm9zc3JvbGUudjEuT3BlcmF0aW9uIj0KE1ZlcmlmeUFjY2Vzc1JlcXVlc3QSJgoEc3BlYxgBIAEoCzIYLmNyb3Nzcm9sZS52MS5BY2Nlc3NTcGVjIpQBChRWZXJpZnlBY2Nlc3NSZXNwb25zZRIzCghhY2NvdW50cxgBIAMoCzIhLmNyb3Nzcm9sZS52MS5BY2NvdW50VmVyaWZpY2F0aW9uEi0KB3NraXBwZWQYAiADKAsyHC5jcm9zc3JvbGUudjEuU2tpcHBlZEFjY291bnQSGAoQZXh0ZXJuYWxfaWRfbm90ZRgDIAEoCSKwAgoTQWNjb3VudFZlcmlmaWNhdGlvbhISCgphY2NvdW50X2lkGAEgASgJEhQKDGFjY291bnRfbmFtZRgCIAEoCRIQCghyb2xlX2FybhgDIAEoCRIyCgtjb25mb3JtYW5jZRgEIAEoDjIdLmNyb3Nzcm9sZS52MS5Sb2xlQ29uZm9ybWFuY2USIwoFZHJpZnQYBSADKAsyFC5jcm9zc3JvbGUudjEuQ2hhbmdlEikKBmFzc3VtZRgGIAEoCzIZLmNyb3Nzcm9sZS52MS5Bc3N1bWVDaGVjaxIuCgx0cnVzdF9jaGVja3MYByADKAsyGC5jcm9zc3JvbGUudjEuVHJ1c3RDaGVjaxIpCgVlcnJvchgIIAEoCzIaLmNyb3Nzcm9sZS52MS5BY2NvdW50RXJyb3IioAEKC0Fzc3VtZUNoZWNrEisKB291dGNvbWUYASABKA4yGi5jcm9zc3JvbGUudjEuQ2hlY2tPdXRjb21lEhIKCmNhbGxlcl9hcm4YAiABKAkSEwoLYXNzdW1lZF9hcm4YAyABKAkSGgoSYXNzdW1lZF9hY2NvdW50X2lkGAQgASgJEhAKCGF0dGVtcHRzGAUgASgNEg0KBWVycm9yGAYgASgJImAKClRydXN0Q2hlY2sSFQoNcHJpbmNpcGFsX2FybhgBIAEoCRIrCgdvdXRjb21lGAIgASgOMhouY3Jvc3Nyb2xlLnYxLkNoZWNrT3V0Y29tZRIOCgZyZWFzb24YAyABKAkiXgoZR2V0U3dpdGNoUm9sZUxpbmtzUmVxdWVzdBImCgRzcGVjGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1NwZWMSGQoRaW5jbHVkZV91bmFwcGxpZWQYAiABKAgieQoaR2V0U3dpdGNoUm9sZUxpbmtzUmVzcG9uc2USKwoFbGlua3MYASADKAsyHC5jcm9zc3JvbGUudjEuU3dpdGNoUm9sZUxpbmsSLgoIbGVmdF9vdXQYAiADKAsyHC5jcm9zc3JvbGUudjEuTGVmdE91dEFjY291bnQiSgoOTGVmdE91dEFjY291bnQSEgoKYWNjb3VudF9pZBgBIAEoCRIUCgxhY2NvdW50X25hbWUYAiABKAkSDgoGcmVhc29uGAMgASgJIoMBCg5Td2l0Y2hSb2xlTGluaxISCgphY2NvdW50X2lkGAEgASgJEhQKDGFjY291bnRfbmFtZRgCIAEoCRIQCghyb2xlX2FybhgDIAEoCRILCgN1cmwYBCABKAkSFwoPdW51c2FibGVfcmVhc29uGAUgASgJEg8KB2FwcGxpZWQYBiABKAgi6wEKFUV4cG9ydFByb2ZpbGVzUmVxdWVzdBImCgRzcGVjGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1NwZWMSFgoOc291cmNlX3Byb2ZpbGUYAiABKAkSKgoGZm9ybWF0GAMgASgOMhouY3Jvc3Nyb2xlLnYxLkV4cG9ydEZvcm1hdBISCgptZmFfc2VyaWFsGAQgASgJEh0KFXByb2ZpbGVfbmFtZV90ZW1wbGF0ZRgFIAEoCRIZChFpbmNsdWRlX3VuYXBwbGllZBgGIAEoCBIYChBkdXJhdGlvbl9zZWNvbmRzGAcgASgNInAKFkV4cG9ydFByb2ZpbGVzUmVzcG9uc2USDwoHY29udGVudBgBIAEoCRIVCg1wcm9maWxlX2NvdW50GAIgASgNEi4KCGxlZnRfb3V0GAMgAygLMhwuY3Jvc3Nyb2xlLnYxLkxlZnRPdXRBY2NvdW50KrwBChFBY2NvdW50UGxhblN0YXR1cxIjCh9BQ0NPVU5UX1BMQU5fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHwobQUNDT1VOVF9QTEFOX1NUQVRVU19JTl9TWU5DEAESHwobQUNDT1VOVF9QTEFOX1NUQVRVU19DSEFOR0VTEAISIAocQUNDT1VOVF9QTEFOX1NUQVRVU19DT05GTElDVBADEh4KGkFDQ09VTlRfUExBTl9TVEFUVVNfRkFJTEVEEAQqywEKD1JvbGVDb25mb3JtYW5jZRIgChxST0xFX0NPTkZPUk1BTkNFX1VOU1BFQ0lGSUVEEAASHAoYUk9MRV9DT05GT1JNQU5DRV9JTl9TWU5DEAESHAoYUk9MRV9DT05GT1JNQU5DRV9EUklGVEVEEAISHAoYUk9MRV9DT05GT1JNQU5DRV9NSVNTSU5HEAMSHgoaUk9MRV9DT05GT1JNQU5DRV9OT1RfT1dORUQQBBIcChhST0xFX0NPTkZPUk1BTkNFX1VOS05PV04QBSp8CgxDaGVja091dGNvbWUSHQoZQ0hFQ0tfT1VUQ09NRV9VTlNQRUNJRklFRBAAEhgKFENIRUNLX09VVENPTUVfUEFTU0VEEAESGAoUQ0hFQ0tfT1VUQ09NRV9GQUlMRUQQAhIZChVDSEVDS19PVVRDT01FX1NLSVBQRUQQAyp7CgxFeHBvcnRGb3JtYXQSHQoZRVhQT1JUX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhwKGEVYUE9SVF9GT1JNQVRfQVdTX0NPTkZJRxABEhYKEkVYUE9SVF9GT1JNQVRfQUVTUhACEhYKEkVYUE9SVF9GT1JNQVRfSlNPThADMoIFCg1BY2Nlc3NTZXJ2aWNlElUKDFZhbGlkYXRlU3BlYxIhLmNyb3Nzcm9sZS52MS5WYWxpZGF0ZVNwZWNSZXF1ZXN0GiIuY3Jvc3Nyb2xlLnYxLlZhbGlkYXRlU3BlY1Jlc3BvbnNlEk8KClBsYW5BY2Nlc3MSHy5jcm9zc3JvbGUudjEuUGxhbkFjY2Vzc1JlcXVlc3QaIC5jcm9zc3JvbGUudjEuUGxhbkFjY2Vzc1Jlc3BvbnNlElIKC0FwcGx5QWNjZXNzEiAuY3Jvc3Nyb2xlLnYxLkFwcGx5QWNjZXNzUmVxdWVzdBohLmNyb3Nzcm9sZS52MS5BcHBseUFjY2Vzc1Jlc3BvbnNlElgKDURlc3Ryb3lBY2Nlc3MSIi5jcm9zc3JvbGUudjEuRGVzdHJveUFjY2Vzc1JlcXVlc3QaIy5jcm9zc3JvbGUudjEuRGVzdHJveUFjY2Vzc1Jlc3BvbnNlElUKDFZlcmlmeUFjY2VzcxIhLmNyb3Nzcm9sZS52MS5WZXJpZnlBY2Nlc3NSZXF1ZXN0GiIuY3Jvc3Nyb2xlLnYxLlZlcmlmeUFjY2Vzc1Jlc3BvbnNlEmcKEkdldFN3aXRjaFJvbGVMaW5rcxInLmNyb3Nzcm9sZS52MS5HZXRTd2l0Y2hSb2xlTGlua3NSZXF1ZXN0GiguY3Jvc3Nyb2xlLnYxLkdldFN3aXRjaFJvbGVMaW5rc1Jlc3BvbnNlElsKDkV4cG9ydFByb2ZpbGVzEiMuY3Jvc3Nyb2xlLnYxLkV4cG9ydFByb2ZpbGVzUmVxdWVzdBokLmNyb3Nzcm9sZS52MS5FeHBvcnRQcm9maWxlc1Jlc3BvbnNlYgZwcm90bzM", [file_crossrole_v1_change, file_crossrole_v1_operation, file_crossrole_v1_organization, file_crossrole_v1_spec]);
 
 /**
  * Request for ValidateSpec.
@@ -611,6 +611,15 @@ export type GetSwitchRoleLinksRequest = Message<"crossrole.v1.GetSwitchRoleLinks
    * @generated from field: crossrole.v1.AccessSpec spec = 1;
    */
   spec?: AccessSpec | undefined;
+
+  /**
+   * Also give links for the target accounts where crossrole has not applied the spec: the spec was never applied
+   * there, or the role of that name there is not crossrole's (a link would lead into someone else's role, or
+   * nowhere). False by default: those accounts are in `left_out`.
+   *
+   * @generated from field: bool include_unapplied = 2;
+   */
+  includeUnapplied: boolean;
 };
 
 /**
@@ -627,11 +636,19 @@ export const GetSwitchRoleLinksRequestSchema: GenMessage<GetSwitchRoleLinksReque
  */
 export type GetSwitchRoleLinksResponse = Message<"crossrole.v1.GetSwitchRoleLinksResponse"> & {
   /**
-   * One link per target account, in account id order.
+   * One link per target account where crossrole applied the spec (every target account with `include_unapplied`),
+   * in account id order.
    *
    * @generated from field: repeated crossrole.v1.SwitchRoleLink links = 1;
    */
   links: SwitchRoleLink[];
+
+  /**
+   * The target accounts left out, and why.
+   *
+   * @generated from field: repeated crossrole.v1.LeftOutAccount left_out = 2;
+   */
+  leftOut: LeftOutAccount[];
 };
 
 /**
@@ -640,6 +657,41 @@ export type GetSwitchRoleLinksResponse = Message<"crossrole.v1.GetSwitchRoleLink
  */
 export const GetSwitchRoleLinksResponseSchema: GenMessage<GetSwitchRoleLinksResponse> = /*@__PURE__*/
   messageDesc(file_crossrole_v1_access, 17);
+
+/**
+ * A target account left out of links or an export.
+ *
+ * @generated from message crossrole.v1.LeftOutAccount
+ */
+export type LeftOutAccount = Message<"crossrole.v1.LeftOutAccount"> & {
+  /**
+   * Account id.
+   *
+   * @generated from field: string account_id = 1;
+   */
+  accountId: string;
+
+  /**
+   * Account name.
+   *
+   * @generated from field: string account_name = 2;
+   */
+  accountName: string;
+
+  /**
+   * Why, for people: for example, crossrole has not applied the spec in this account.
+   *
+   * @generated from field: string reason = 3;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message crossrole.v1.LeftOutAccount.
+ * Use `create(LeftOutAccountSchema)` to create a new message.
+ */
+export const LeftOutAccountSchema: GenMessage<LeftOutAccount> = /*@__PURE__*/
+  messageDesc(file_crossrole_v1_access, 18);
 
 /**
  * A console Switch Role link.
@@ -681,6 +733,14 @@ export type SwitchRoleLink = Message<"crossrole.v1.SwitchRoleLink"> & {
    * @generated from field: string unusable_reason = 5;
    */
   unusableReason: string;
+
+  /**
+   * Whether crossrole applied the spec in this account (the role there is crossrole's). False only for accounts
+   * given because `include_unapplied` asked for them.
+   *
+   * @generated from field: bool applied = 6;
+   */
+  applied: boolean;
 };
 
 /**
@@ -688,7 +748,7 @@ export type SwitchRoleLink = Message<"crossrole.v1.SwitchRoleLink"> & {
  * Use `create(SwitchRoleLinkSchema)` to create a new message.
  */
 export const SwitchRoleLinkSchema: GenMessage<SwitchRoleLink> = /*@__PURE__*/
-  messageDesc(file_crossrole_v1_access, 18);
+  messageDesc(file_crossrole_v1_access, 19);
 
 /**
  * Request for ExportProfiles.
@@ -704,7 +764,8 @@ export type ExportProfilesRequest = Message<"crossrole.v1.ExportProfilesRequest"
   spec?: AccessSpec | undefined;
 
   /**
-   * The `source_profile` of every exported profile: the profile with the trusted side's credentials.
+   * The `source_profile` of every exported profile: the profile with the trusted side's credentials. Required for
+   * EXPORT_FORMAT_AWS_CONFIG; written into JSON when given; AESR does not use it.
    *
    * @generated from field: string source_profile = 2;
    */
@@ -726,11 +787,30 @@ export type ExportProfilesRequest = Message<"crossrole.v1.ExportProfilesRequest"
 
   /**
    * How profiles are named: `${spec}`, `${account_name}` and `${account_id}` are replaced, and the result is made
-   * lowercase letters, digits and `-`; a name taken already gets the account id. Empty: `${spec}-${account_name}`.
+   * lowercase letters, digits and `-`. Empty: `${spec}-${account_name}`. Among accounts whose names come out the
+   * same, the one that joined the organization first keeps the name and the others carry their account id, so a
+   * name never moves to another account when accounts join.
    *
    * @generated from field: string profile_name_template = 5;
    */
   profileNameTemplate: string;
+
+  /**
+   * Also export the target accounts where crossrole has not applied the spec (never applied there, or the role of
+   * that name there is not crossrole's). False by default: those accounts are in the response's `left_out`.
+   *
+   * @generated from field: bool include_unapplied = 6;
+   */
+  includeUnapplied: boolean;
+
+  /**
+   * The session each profile asks for (`duration_seconds`), from 900 to the role's maximum session. 0: 3600, the
+   * most AWS allows when the source profile is itself a role or an SSO session (role chaining); more works only
+   * with long-term IAM user credentials.
+   *
+   * @generated from field: uint32 duration_seconds = 7;
+   */
+  durationSeconds: number;
 };
 
 /**
@@ -738,7 +818,7 @@ export type ExportProfilesRequest = Message<"crossrole.v1.ExportProfilesRequest"
  * Use `create(ExportProfilesRequestSchema)` to create a new message.
  */
 export const ExportProfilesRequestSchema: GenMessage<ExportProfilesRequest> = /*@__PURE__*/
-  messageDesc(file_crossrole_v1_access, 19);
+  messageDesc(file_crossrole_v1_access, 20);
 
 /**
  * Response of ExportProfiles.
@@ -760,6 +840,13 @@ export type ExportProfilesResponse = Message<"crossrole.v1.ExportProfilesRespons
    * @generated from field: uint32 profile_count = 2;
    */
   profileCount: number;
+
+  /**
+   * The target accounts left out, and why.
+   *
+   * @generated from field: repeated crossrole.v1.LeftOutAccount left_out = 3;
+   */
+  leftOut: LeftOutAccount[];
 };
 
 /**
@@ -767,7 +854,7 @@ export type ExportProfilesResponse = Message<"crossrole.v1.ExportProfilesRespons
  * Use `create(ExportProfilesResponseSchema)` to create a new message.
  */
 export const ExportProfilesResponseSchema: GenMessage<ExportProfilesResponse> = /*@__PURE__*/
-  messageDesc(file_crossrole_v1_access, 20);
+  messageDesc(file_crossrole_v1_access, 21);
 
 /**
  * Outcome of planning one account.
@@ -1019,7 +1106,9 @@ export const AccessService: GenService<{
     output: typeof VerifyAccessResponseSchema;
   },
   /**
-   * Gives the console Switch Role link for every target account, or why the console cannot be used. Scope `read`.
+   * Gives the console Switch Role link for every target account where crossrole applied the spec (so the role there is
+   * crossrole's), or why the console cannot be used; the other target accounts are listed apart, with why. Scope
+   * `read`.
    *
    * @generated from rpc crossrole.v1.AccessService.GetSwitchRoleLinks
    */
@@ -1029,7 +1118,8 @@ export const AccessService: GenService<{
     output: typeof GetSwitchRoleLinksResponseSchema;
   },
   /**
-   * Exports profiles for the AWS CLI config file, one per target account. Scope `read`.
+   * Exports profiles for the AWS CLI config file, one per target account where crossrole applied the spec; the
+   * other target accounts are listed apart, with why. Scope `read`.
    *
    * @generated from rpc crossrole.v1.AccessService.ExportProfiles
    */
