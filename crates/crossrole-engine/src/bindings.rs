@@ -4,14 +4,18 @@
 //! its ExternalId sealed). The schedule (a loop of [`crate::runtime`]) wakes on every change and at least every tick; each due
 //! binding gets a RECONCILE operation through the same engine, journal, concurrency, failure tolerance and rate
 //! limits as an apply (in DETECT mode, a dry run). A binding never reconciles twice at once: its unfinished
-//! operation, found in the journal, is waited for instead — also after a restart, when the engine resumes it. When
-//! an operation ends, its per-account results become the binding's status ([`BindingStatus::from_results`]),
-//! and the next reconcile is due one interval later, with up to 10% jitter so that bindings created together do
-//! not fire together.
+//! operation, found in the journal, is waited for instead — also after a restart, when the engine resumes it, and
+//! across replicas, where the journal starts one reconcile of a binding however many ask at the same instant and
+//! gives the others that one. When an operation ends, its per-account results become the binding's status
+//! ([`BindingStatus::from_results`]), and the next reconcile is due one interval later, with up to 10% jitter so
+//! that bindings created together do not fire together.
 //!
 //! Accounts an AWS Organizations event names ([`Bindings::reconcile_accounts`]) get a reconcile of just them in each binding
 //! whose spec concerns them, at once or when the binding's running reconcile ends; its result replaces only those
-//! accounts' states, and the next full reconcile stays due when it was.
+//! accounts' states, and the next full reconcile stays due when it was. Until a reconcile has had them, they wait
+//! in the journal (not in the memory of the replica that read the event), so they are reconciled whichever replica
+//! runs the schedule by then; those a reconcile could not reconcile are tried again, [`EVENT_ATTEMPTS`] times in
+//! all, and then left to the binding's next full reconcile.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -22,12 +26,12 @@ use std::{
 use crossrole_core::{
     AccessSpec,
     binding::{Binding, BindingMode, BindingStatus, BindingView, RawBinding},
-    ops::{Operation, OperationKind, OperationState},
+    ops::{AccountResult, Operation, OperationKind, OperationState, Outcome},
     secret::Redactor,
     spec::RawSpec,
     unreadable::{Listed, ListedBinding, UnreadableBinding},
 };
-use crossrole_store::BindingRow;
+use crossrole_store::{BindingRow, WaitingAccount};
 use rand::Rng;
 use tokio::sync::{Mutex, Notify};
 
@@ -38,12 +42,13 @@ use crate::{
     secrets,
 };
 
-/// Accounts waiting for a binding's running reconcile to end.
-#[derive(Debug, Clone, Default)]
-struct Pending {
-    accounts: BTreeSet<String>,
-    created_by: String,
-}
+/// How many reconciles an account an Organizations event named gets at most, when they fail (the binding's next
+/// full reconcile catches up after that).
+pub const EVENT_ATTEMPTS: u32 = 3;
+
+/// How long after a failed reconcile of accounts an event named they are tried again, unless set otherwise
+/// ([`Bindings::retrying_after`]).
+pub const RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// The context a binding's sealed values are bound to.
 fn seal_context(name: &str) -> String {
@@ -64,16 +69,21 @@ pub struct Bindings {
     engine: Engine,
     /// Binding → its running reconcile operation.
     running: Arc<Mutex<HashMap<String, String>>>,
-    /// Binding → accounts Organizations events named while it was reconciling, to reconcile once it ends, and who
-    /// named them (the reconcile says it was them).
-    pending: Arc<Mutex<BTreeMap<String, Pending>>>,
     wake: Arc<Notify>,
+    /// How long after a failed reconcile of accounts an event named they are tried again.
+    retry_after: Duration,
 }
 
 impl Bindings {
     /// The bindings of `engine`'s journal.
     pub fn new(engine: Engine) -> Bindings {
-        Bindings { engine, running: Default::default(), pending: Default::default(), wake: Arc::new(Notify::new()) }
+        Bindings { engine, running: Default::default(), wake: Arc::new(Notify::new()), retry_after: RETRY_AFTER }
+    }
+
+    /// The same bindings, trying accounts an event named again `delay` after a reconcile of them failed.
+    pub fn retrying_after(mut self, delay: Duration) -> Bindings {
+        self.retry_after = delay;
+        self
     }
 
     /// Creates a binding: validated, checked against the ceiling and the guardrails, then reconciled at once.
@@ -187,20 +197,30 @@ impl Bindings {
         Ok(operation)
     }
 
-    /// Starts a reconcile of `name` now, or returns the one running.
+    /// Starts a reconcile of `name` now, or returns the one running (on any replica).
     pub async fn reconcile(&self, name: &str, created_by: &str) -> Result<Operation, Error> {
         if let Some(id) = self.running_operation(name).await {
             self.follow(name.to_string(), id.clone()).await;
             return self.engine.operation(&id).await;
         }
         let row = self.row(name).await?;
-        self.start_reconcile(&row, None, created_by).await
+        // It covers the accounts events named that wait for the binding too.
+        let waiting = match self.waiting().await {
+            Ok(mut all) => all.remove(name).unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(binding = name, error = %e, "cannot read the accounts waiting for the binding");
+                Vec::new()
+            }
+        };
+        let covers: Vec<String> = waiting.into_iter().map(|w| w.account_id).collect();
+        Ok(self.start_reconcile(&row, None, created_by, &covers).await?.0)
     }
 
     /// Enrols `accounts` (named by Organizations events, and read again into discovery's tree: see
     /// `Discovery::learn`) into every binding whose spec concerns them (selects them, or was applied there): each
-    /// such binding gets a reconcile of just those accounts, now, or once its running reconcile ends. Returns the
-    /// operations started now.
+    /// such binding gets a reconcile of just those accounts, now, or once its running reconcile ends. They wait in
+    /// the journal until a reconcile has had them. Returns the operations started now; an error when they could not
+    /// be made to wait (the event is to be handled again).
     pub async fn reconcile_accounts(
         &self,
         accounts: &BTreeSet<String>,
@@ -227,18 +247,18 @@ impl Bindings {
                         continue;
                     }
                 };
+                // They wait in the journal first: whatever happens next, and on whichever replica, a reconcile has them.
+                let named: Vec<String> = concerned.iter().cloned().collect();
+                self.engine.journal().wait_accounts(&row.name, &named, created_by, crate::now_ms()).await?;
                 if let Some(id) = self.running_operation(&row.name).await {
-                    // After it ends, the loop starts the reconcile of these accounts.
-                    let mut pending = self.pending.lock().await;
-                    let waiting = pending.entry(row.name.clone()).or_default();
-                    waiting.accounts.extend(concerned);
-                    waiting.created_by = created_by.to_string();
-                    drop(pending);
+                    // After it ends, the schedule starts the reconcile of these accounts.
                     self.follow(row.name.clone(), id).await;
                     continue;
                 }
-                match self.start_reconcile(&row, Some(concerned), created_by).await {
-                    Ok(op) => started.push(op),
+                match self.start_reconcile(&row, Some(concerned), created_by, &named).await {
+                    Ok((op, true)) => started.push(op),
+                    // Another replica's reconcile of the binding started first: they wait for its end.
+                    Ok((_, false)) => {}
                     Err(e) => {
                         tracing::warn!(binding = row.name, error = %e, "cannot start a reconcile of some accounts")
                     }
@@ -261,19 +281,22 @@ impl Bindings {
         Ok(concerned)
     }
 
-    /// Starts a reconcile of a binding: of every account its spec selects, or only of `accounts`.
+    /// Starts a reconcile of a binding: of every account its spec selects, or only of `accounts`; it takes the
+    /// accounts events named in `covers` that wait for the binding. Returns it, and whether it started now (`false`:
+    /// the binding's reconcile that another caller, on any replica, started first).
     async fn start_reconcile(
         &self,
         row: &BindingRow,
         accounts: Option<BTreeSet<String>>,
         created_by: &str,
-    ) -> Result<Operation, Error> {
+        covers: &[String],
+    ) -> Result<(Operation, bool), Error> {
         let name = row.name.as_str();
         let record = self.decode(row)?;
         let scoped = accounts.as_ref().map(BTreeSet::len);
-        let op = self
+        let (op, created) = self
             .engine
-            .start(StartRequest {
+            .begin(StartRequest {
                 kind: OperationKind::Reconcile,
                 spec: self.spec(row)?,
                 idempotency_key: None,
@@ -283,19 +306,38 @@ impl Bindings {
                 accounts,
             })
             .await?;
+        self.follow(name.to_string(), op.id.clone()).await;
+        if !created {
+            tracing::info!(binding = name, operation = op.id, "the binding's reconcile started elsewhere runs");
+            return Ok((op, false));
+        }
         let mut status = self.status(row);
         status.running_operation_id = op.id.clone();
         if let Err(e) = self.engine.journal().set_binding_status(name, records::encode(&status)).await {
             tracing::warn!(binding = name, error = %e, "cannot record the running reconcile");
         }
-        self.follow(name.to_string(), op.id.clone()).await;
+        if !covers.is_empty()
+            && let Err(e) = self.engine.journal().take_accounts(name, covers, &op.id).await
+        {
+            // They keep waiting: the schedule reconciles them again once this one ends.
+            tracing::warn!(binding = name, error = %e, "cannot record which waiting accounts the reconcile has");
+        }
         match scoped {
             None => tracing::info!(binding = name, operation = op.id, version = row.version, "reconcile started"),
             Some(n) => {
                 tracing::info!(binding = name, operation = op.id, accounts = n, "reconcile of some accounts started")
             }
         }
-        Ok(op)
+        Ok((op, true))
+    }
+
+    /// The accounts waiting for a reconcile, by binding.
+    async fn waiting(&self) -> Result<BTreeMap<String, Vec<WaitingAccount>>, Error> {
+        let mut by_binding: BTreeMap<String, Vec<WaitingAccount>> = BTreeMap::new();
+        for w in self.engine.journal().waiting_accounts().await? {
+            by_binding.entry(w.binding.clone()).or_default().push(w);
+        }
+        Ok(by_binding)
     }
 
     /// What wakes the schedule early: a change that makes a binding due.
@@ -304,9 +346,10 @@ impl Bindings {
     }
 
     /// One pass of the schedule ([`crate::runtime`]): starts a reconcile of each due binding, and of the accounts
-    /// events named where a binding's reconcile has ended.
+    /// events named that wait for a binding that is not reconciling.
     pub(crate) async fn pass(&self) -> Result<(), Error> {
         let now = crate::now_ms();
+        let mut waiting = self.waiting().await?;
         let mut after: Option<String> = None;
         loop {
             let rows = self.engine.journal().list_bindings(200, after.as_deref()).await?;
@@ -316,41 +359,44 @@ impl Bindings {
             after = rows.last().map(|r| r.name.clone());
             for row in rows {
                 let due = self.status(&row).due(row.version, now);
-                let pending = self.pending.lock().await.get(&row.name).is_some_and(|p| !p.accounts.is_empty());
-                if !due && !pending {
+                let mut waiting = waiting.remove(&row.name).unwrap_or_default();
+                if !due && !waiting.iter().any(|w| w.due_at <= now) {
                     continue;
                 }
                 if let Some(id) = self.running_operation(&row.name).await {
                     self.follow(row.name.clone(), id).await;
                     continue;
                 }
-                // A full reconcile covers the accounts events named too.
-                let pending = self.pending.lock().await.remove(&row.name).filter(|p| !p.accounts.is_empty());
-                let (accounts, created_by) = match &pending {
-                    Some(p) if !due => (Some(p.accounts.clone()), p.created_by.as_str()),
-                    _ => (None, "reconciler"),
+                if waiting.iter().any(|w| w.operation_id.is_some()) {
+                    waiting = self.settle_taken(&row.name, &waiting).await?;
+                }
+                let ready: Vec<&WaitingAccount> = waiting.iter().filter(|w| w.due_at <= now).collect();
+                if !due && ready.is_empty() {
+                    continue;
+                }
+                // A full reconcile covers the accounts events named too, due or not.
+                let (accounts, created_by, covers): (_, &str, Vec<String>) = if due {
+                    (None, "reconciler", waiting.iter().map(|w| w.account_id.clone()).collect())
+                } else {
+                    let covers: Vec<String> = ready.iter().map(|w| w.account_id.clone()).collect();
+                    (Some(covers.iter().cloned().collect()), &ready[0].created_by, covers)
                 };
-                if let Err(e) = self.start_reconcile(&row, accounts, created_by).await {
+                if let Err(e) = self.start_reconcile(&row, accounts, created_by, &covers).await {
+                    // Tried again at the next pass; the accounts keep waiting.
                     tracing::warn!(binding = row.name, error = %e, "cannot start a reconcile");
-                    // Tried again at the next pass.
-                    if let Some(p) = pending {
-                        let mut all = self.pending.lock().await;
-                        let waiting = all.entry(row.name.clone()).or_default();
-                        waiting.accounts.extend(p.accounts);
-                        if waiting.created_by.is_empty() {
-                            waiting.created_by = p.created_by;
-                        }
-                    }
                 }
             }
         }
     }
 
-    /// The running reconcile of `binding`, if any (looked up in the journal after a restart).
+    /// The running reconcile of `binding`, if any (looked up in the journal after a restart, or when another
+    /// replica runs it). One with an end time has ended, whatever its state says (an older crossroled could write a
+    /// cancel over an end).
     async fn running_operation(&self, binding: &str) -> Option<String> {
         if let Some(id) = self.running.lock().await.get(binding).cloned()
             && let Ok(op) = self.engine.operation(&id).await
             && !op.state.is_final()
+            && op.end_time.is_none()
         {
             return Some(id);
         }
@@ -359,10 +405,10 @@ impl Bindings {
             binding_name: binding.to_string(),
             ..Default::default()
         };
-        let (ops, _) = self.engine.list_operations(&filter, 1, "").await.ok()?;
-        ops.into_iter().next().map(|o| match o {
-            Listed::Read(o) => o.id,
-            Listed::Unreadable(o) => o.id,
+        let (ops, _) = self.engine.list_operations(&filter, 10, "").await.ok()?;
+        ops.into_iter().find_map(|o| match o {
+            Listed::Read(o) => o.end_time.is_none().then_some(o.id),
+            Listed::Unreadable(o) => o.end_time.is_none().then_some(o.id),
         })
     }
 
@@ -394,17 +440,8 @@ impl Bindings {
     async fn record_reconcile(&self, name: &str, op: &Operation) -> Result<(), Error> {
         let Some(row) = self.engine.journal().get_binding(name).await? else { return Ok(()) };
         let record = self.decode(&row)?;
-        let mut results = Vec::new();
-        let mut token = String::new();
-        loop {
-            let (page, next) = self.engine.account_results(&op.id, &[], 1000, &token).await?;
-            // An account whose result cannot be read (logged by the listing) keeps the state it had.
-            results.extend(page.into_iter().filter_map(Listed::read));
-            if next.is_empty() {
-                break;
-            }
-            token = next;
-        }
+        let results = self.results(&op.id).await?;
+        self.settle(name, op, &results).await;
         let end = op.end_time.unwrap_or(1).max(1);
         let status = if op.account_scope.is_empty() {
             let interval = Duration::from_secs(record.reconcile_interval_secs.max(1));
@@ -434,6 +471,76 @@ impl Bindings {
             "reconcile recorded"
         );
         Ok(())
+    }
+
+    /// Every account result of an operation.
+    async fn results(&self, op: &str) -> Result<Vec<AccountResult>, Error> {
+        let mut results = Vec::new();
+        let mut token = String::new();
+        loop {
+            let (page, next) = self.engine.account_results(op, &[], 1000, &token).await?;
+            // An account whose result cannot be read (logged by the listing) keeps the state it had.
+            results.extend(page.into_iter().filter_map(Listed::read));
+            if next.is_empty() {
+                return Ok(results);
+            }
+            token = next;
+        }
+    }
+
+    /// Settles the accounts of `binding` that reconciles took (`waiting`) and that have ended — their followers
+    /// may not have yet, or their replica stopped first — and returns the accounts that wait for the binding now.
+    async fn settle_taken(&self, binding: &str, waiting: &[WaitingAccount]) -> Result<Vec<WaitingAccount>, Error> {
+        let taken: BTreeSet<&str> = waiting.iter().filter_map(|w| w.operation_id.as_deref()).collect();
+        for id in taken {
+            match self.engine.operation(id).await {
+                Ok(op) if op.state.is_final() || op.end_time.is_some() => {
+                    let results = self.results(id).await?;
+                    self.settle(binding, &op, &results).await;
+                }
+                Ok(_) => {}
+                // Gone (retention took it): what it took waits no more; the next full reconcile has them.
+                Err(Error::NotFound(_)) => self.engine.journal().settle_accounts(id, &[], 0, 0).await?,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.waiting().await?.remove(binding).unwrap_or_default())
+    }
+
+    /// Settles the accounts events named that the finished `op` took: those it could not reconcile (all of them, if
+    /// it failed before its accounts) wait to be tried again after `retry_after`; the others wait no more. Every
+    /// replica that followed `op` may settle it: the second finds nothing left to settle.
+    async fn settle(&self, name: &str, op: &Operation, results: &[AccountResult]) {
+        let journal = self.engine.journal();
+        let taken: Vec<String> = match journal.waiting_accounts().await {
+            Ok(all) => {
+                all.into_iter().filter(|w| w.operation_id.as_deref() == Some(&op.id)).map(|w| w.account_id).collect()
+            }
+            Err(e) => {
+                tracing::warn!(binding = name, error = %e, "cannot read the accounts the reconcile took");
+                return;
+            }
+        };
+        if taken.is_empty() {
+            return;
+        }
+        let retry: Vec<String> = if results.is_empty() && op.state == OperationState::Failed {
+            taken
+        } else {
+            results.iter().filter(|r| r.outcome == Outcome::Failed).map(|r| r.account_id.clone()).collect()
+        };
+        let due = crate::now_ms().saturating_add(self.retry_after.as_millis() as i64);
+        match journal.settle_accounts(&op.id, &retry, due, EVENT_ATTEMPTS).await {
+            Ok(()) if !retry.is_empty() => tracing::warn!(
+                binding = name,
+                operation = op.id,
+                accounts = retry.len(),
+                retry_in = ?self.retry_after,
+                "accounts events named were not reconciled; they are tried again"
+            ),
+            Ok(()) => {}
+            Err(e) => tracing::warn!(binding = name, error = %e, "cannot settle the accounts the reconcile took"),
+        }
     }
 
     /// The binding version a finished operation reconciled: the current one if its spec — as the operation ran

@@ -47,7 +47,7 @@ use crossrole_core::{
     secret::Redactor,
     spec::RawSpec,
 };
-use crossrole_store::{Coordination, Journal, JournalKey, NewOperation, OperationRow, SingleNode};
+use crossrole_store::{Coordination, Journal, JournalKey, NewOperation, OperationRow, SingleNode, StateChange};
 use tokio::sync::broadcast;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -137,6 +137,8 @@ pub(crate) struct Inner {
     pub(crate) pages: pages::PageTokens,
     /// Stops every operation when this process may no longer write (its lease may have lapsed).
     fenced: Option<tokio::task::JoinHandle<()>>,
+    /// Unfinished operations this process cannot read, passed over in its claims.
+    unreadable: Mutex<Vec<String>>,
 }
 
 impl Drop for Inner {
@@ -276,6 +278,7 @@ impl Engine {
                 redactor,
                 pages,
                 fenced,
+                unreadable: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -335,8 +338,14 @@ impl Engine {
         &self.inner.config.journal_key
     }
 
-    /// Starts an operation (or returns the one its idempotency key already started). It runs in the background.
-    pub async fn start(&self, mut request: StartRequest) -> Result<Operation, Error> {
+    /// Starts an operation (or returns the one its idempotency key already started, or, for a binding's reconcile,
+    /// the one of the binding still running). It runs in the background.
+    pub async fn start(&self, request: StartRequest) -> Result<Operation, Error> {
+        Ok(self.begin(request).await?.0)
+    }
+
+    /// Like [`Engine::start`], and whether it started the operation (`false`: it returned one started before).
+    pub(crate) async fn begin(&self, mut request: StartRequest) -> Result<(Operation, bool), Error> {
         // What grants access must fit under the ceiling; a destroy only takes access away.
         if request.kind != OperationKind::Destroy {
             request.spec = self.within_ceiling(request.spec).await?;
@@ -374,7 +383,7 @@ impl Engine {
         if created {
             self.spawn(row.clone(), request.spec);
         }
-        self.operation(&row.id).await
+        Ok((self.operation(&row.id).await?, created))
     }
 
     fn spawn(&self, row: OperationRow, spec: AccessSpec) {
@@ -423,14 +432,22 @@ impl Engine {
         if self.inner.shutdown.is_cancelled() {
             return Ok(0);
         }
-        let rows = self.inner.coordination.claim_operations(64).await?;
+        let passed_over: Vec<String> = self.inner.unreadable.lock().map(|u| u.clone()).unwrap_or_default();
+        let rows = self.inner.coordination.claim_operations(64, &passed_over).await?;
         let mut n = 0;
         for row in rows {
             if self.inner.running.lock().is_ok_and(|r| r.contains_key(&row.id)) {
                 continue;
             }
+            // One this crossroled cannot read does not stop the round: it is left for one that can.
+            let spec = match self.spec_of(&row).and_then(|raw| Ok(AccessSpec::try_from(&raw)?)) {
+                Ok(spec) => spec,
+                Err(e) => {
+                    self.pass_over(&row.id, &e).await;
+                    continue;
+                }
+            };
             n += 1;
-            let spec = AccessSpec::try_from(&self.spec_of(&row)?)?;
             tracing::info!(operation = row.id, "resuming an unfinished operation");
             let cancelling = row.state == records::stored_state(OperationState::Cancelling);
             let id = row.id.clone();
@@ -440,6 +457,29 @@ impl Engine {
             }
         }
         Ok(n)
+    }
+
+    /// Passes over an unfinished operation this crossroled cannot read (a record a newer crossroled wrote, during a
+    /// rolling upgrade; one damaged): it says why once, gives it back for a replica that can read it, and claims it
+    /// no more. It is not failed: the crossroled that wrote it may well read it.
+    async fn pass_over(&self, id: &str, why: &Error) {
+        let first = self.inner.unreadable.lock().is_ok_and(|mut u| {
+            let first = !u.iter().any(|u| u == id);
+            if first {
+                u.push(id.to_string());
+            }
+            first
+        });
+        if first {
+            tracing::error!(
+                operation = id,
+                error = %why,
+                "cannot read an unfinished operation; passing it over for a crossroled that can, and resuming the rest"
+            );
+        }
+        if let Err(e) = self.inner.coordination.give_back(id).await {
+            tracing::warn!(operation = id, error = %e, "cannot give back an operation passed over");
+        }
     }
 
     fn cancel_running(&self, id: &str) -> bool {
@@ -452,18 +492,31 @@ impl Engine {
         }
     }
 
-    /// Asks an operation to stop: nothing new starts, accounts in flight stop after their current call.
+    /// Asks an operation to stop: nothing new starts, accounts in flight stop after their current call. The cancel
+    /// is written only over the state it read, so it never lands on an operation that has ended meanwhile (that one
+    /// is FAILED_PRECONDITION, as if it had ended before).
     pub async fn cancel(&self, id: &str) -> Result<Operation, Error> {
-        let row =
-            self.inner.journal.get_operation(id).await?.ok_or_else(|| Error::NotFound(format!("operation {id}")))?;
-        let state = state(&row)?;
-        if state.is_final() {
-            return Err(Error::FailedPrecondition(format!("operation {id} is already {}", state.as_str())));
-        }
         let cancelling = records::stored_state(OperationState::Cancelling);
-        self.inner.journal.set_operation_state(id, cancelling, "cancel requested", None, None).await?;
-        self.cancel_running(id);
-        self.operation(id).await
+        // The state moves at most from pending to running to an end: a few reads are enough.
+        for _ in 0..4 {
+            let row = self.inner.journal.get_operation(id).await?;
+            let row = row.ok_or_else(|| Error::NotFound(format!("operation {id}")))?;
+            let state = state(&row)?;
+            if state.is_final() || row.end_time.is_some() {
+                return Err(Error::FailedPrecondition(format!("operation {id} is already {}", state.as_str())));
+            }
+            let asked = row.state == cancelling
+                || self
+                    .inner
+                    .journal
+                    .change_state(id, StateChange::new(&[row.state], cancelling, "cancel requested"))
+                    .await?;
+            if asked {
+                self.cancel_running(id);
+                return self.operation(id).await;
+            }
+        }
+        Err(Error::FailedPrecondition(format!("operation {id} kept changing state; ask again")))
     }
 
     /// Live events of a running operation; `None` when it is not running in this process.
@@ -525,12 +578,13 @@ impl Engine {
         })
     }
 
-    /// Waits until an operation is finished (for tests, benchmarks and the CLI's `--wait`).
+    /// Waits until an operation is finished (for tests, benchmarks and the CLI's `--wait`). One with an end time
+    /// is finished, whatever its state says (an older crossroled could write a cancel over an end).
     pub async fn wait(&self, id: &str) -> Result<Operation, Error> {
         loop {
             let live = self.subscribe(id);
             let op = self.operation(id).await?;
-            if op.state.is_final() {
+            if op.state.is_final() || op.end_time.is_some() {
                 return Ok(op);
             }
             match live {

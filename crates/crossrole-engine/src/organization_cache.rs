@@ -1,8 +1,11 @@
 //! What Organizations discovery read, kept in the journal: the tree and each account's tags, as journal records
 //! with the time they were read. A restarted crossroled starts from them (see `crossrole_aws::discovery`), so a tag
-//! selector over thousands of accounts does not cost a `ListTagsForResource` per account at every start.
+//! selector over thousands of accounts does not cost a `ListTagsForResource` per account at every start. The
+//! journal's tree, at its newest revision, is also the one every replica of a shared journal works from: whichever
+//! replica reads Organizations events patches it, and the others take it before their next use of the tree.
 //!
-//! This is a cache: a record that cannot be read or written is logged and discovery reads from Organizations.
+//! A record that cannot be read or written is logged; discovery works from the tree it has, or reads from
+//! Organizations.
 
 use std::{
     collections::BTreeMap,
@@ -11,7 +14,7 @@ use std::{
 };
 
 use async_trait::async_trait;
-use crossrole_aws::discovery::DiscoveryStore;
+use crossrole_aws::discovery::{DiscoveryStore, StoredTree};
 use crossrole_core::org::OrgTree;
 use crossrole_store::{Discovered, Journal};
 
@@ -38,16 +41,16 @@ fn time(ms: i64) -> SystemTime {
 
 #[async_trait]
 impl DiscoveryStore for OrganizationCache {
-    async fn load_tree(&self) -> Option<(SystemTime, OrgTree)> {
-        let d = match self.journal.organization_tree().await {
-            Ok(d) => d?,
+    async fn load_tree(&self, newer_than: u64) -> Option<StoredTree> {
+        let saved = match self.journal.organization_tree(newer_than).await {
+            Ok(saved) => saved?,
             Err(e) => {
                 tracing::warn!(error = %e, "could not read the organization's tree from the journal");
                 return None;
             }
         };
-        match records::decode::<OrgTree>(&d.payload, "the organization's tree") {
-            Ok(tree) => Some((time(d.fetched_at_ms), tree)),
+        match records::decode::<OrgTree>(&saved.tree.payload, "the organization's tree") {
+            Ok(tree) => Some(StoredTree { revision: saved.revision, walked: time(saved.tree.fetched_at_ms), tree }),
             Err(e) => {
                 tracing::warn!(error = %e, "ignoring the organization's tree in the journal");
                 None
@@ -55,10 +58,14 @@ impl DiscoveryStore for OrganizationCache {
         }
     }
 
-    async fn save_tree(&self, at: SystemTime, tree: &OrgTree) {
+    async fn save_tree(&self, at: SystemTime, tree: &OrgTree) -> Option<u64> {
         let d = Discovered { fetched_at_ms: millis(at), payload: records::encode(tree) };
-        if let Err(e) = self.journal.save_organization_tree(d).await {
-            tracing::warn!(error = %e, "could not keep the organization's tree in the journal");
+        match self.journal.save_organization_tree(d).await {
+            Ok(revision) => Some(revision),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not keep the organization's tree in the journal");
+                None
+            }
         }
     }
 

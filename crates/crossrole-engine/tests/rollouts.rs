@@ -269,30 +269,44 @@ async fn an_interrupted_operation_resumes_without_duplicates() {
 
 #[tokio::test(start_paused = true)]
 async fn a_crash_mid_account_is_rerun_safely() {
-    // The journal as a crash left it: some accounts finished, one running, the rest pending.
+    // The journal as a crash left it: an apply of the spec, running, with some accounts finished, one running, the
+    // rest pending (the rows of an apply that ran to its end, rewound; a finished operation never changes again).
     let w = world(6);
     let first = run(&w, OperationKind::Apply, &spec()).await;
     let journal = w.journal.clone();
-    // Pretend the operation never finished, with accounts 3.. not done.
+    let sealed = crossrole_engine::sealed(&RawSpec::from(&spec()), &w.config.journal_key, "crashed").unwrap();
     journal
-        .set_operation_state(&first.id, records::stored_state(OperationState::Running), "", None, None)
+        .create_operation(crossrole_store::NewOperation {
+            id: "crashed".into(),
+            kind: records::stored_kind(OperationKind::Apply),
+            spec_name: "audit".into(),
+            spec: records::encode_operation_spec(&sealed, None),
+            idempotency_key: None,
+            request_fingerprint: String::new(),
+            binding_name: None,
+            created_by: "test".into(),
+            create_time: first.create_time,
+            state: records::stored_state(OperationState::Running),
+            dry_run: false,
+        })
         .await
         .unwrap();
     let rows = journal.list_accounts(&first.id, &[], 100, None).await.unwrap();
     let rewound: Vec<_> = rows
         .into_iter()
-        .filter(|r| r.index >= 3 && r.index < 6)
         .map(|mut r| {
-            r.outcome = records::stored_outcome(if r.index == 3 { Outcome::Running } else { Outcome::Pending });
+            if (3..6).contains(&r.index) {
+                r.outcome = records::stored_outcome(if r.index == 3 { Outcome::Running } else { Outcome::Pending });
+            }
             r
         })
         .collect();
-    journal.put_accounts(&first.id, rewound).await.unwrap();
+    journal.put_accounts("crashed", rewound).await.unwrap();
     w.fake.with_account(&account(3), |a| a.remove_role("Audit"));
     w.fake.reset_counters();
     let engine = w.restarted();
     engine.resume().await.unwrap();
-    let done = engine.wait(&first.id).await.unwrap();
+    let done = engine.wait("crashed").await.unwrap();
     assert_eq!(done.state, OperationState::Succeeded, "{}", done.message);
     assert_eq!(
         w.fake.served().get("iam:CreateRole"),

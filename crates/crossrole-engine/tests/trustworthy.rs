@@ -93,8 +93,15 @@ async fn a_create_whose_answer_was_lost_while_iam_failed_is_found_and_put_on_rec
     });
     let fake = w.fake.clone();
     let outage = tokio::spawn(async move {
-        // The outage lasts longer than a write's attempts and the reading that follows them.
-        tokio::time::sleep(std::time::Duration::from_secs(100)).await;
+        // The outage outlasts the write: its two reads of its effect (after the lost answer, after
+        // EntityAlreadyExists) fail all their attempts, ten each by default. It ends while the account is read
+        // back after the write failed.
+        let reads = |f: &crossrole_aws::fake::FakeAws| f.served().get("iam:GetRole").copied().unwrap_or(0);
+        let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(600);
+        while reads(&fake) < 22 {
+            assert!(tokio::time::Instant::now() < give_up, "the write was never read back");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         fake.clear_failures();
     });
     let op = run(&w, OperationKind::Apply, &spec()).await;
@@ -369,8 +376,9 @@ impl crossrole_store::Coordination for Leased {
     async fn claim_operations(
         &self,
         limit: usize,
+        passed_over: &[String],
     ) -> Result<Vec<crossrole_store::OperationRow>, crossrole_store::StoreError> {
-        self.single.claim_operations(limit).await
+        self.single.claim_operations(limit, passed_over).await
     }
     async fn lock_role(&self, a: &str, r: &str, o: &str) -> Result<Option<String>, crossrole_store::StoreError> {
         self.single.lock_role(a, r, o).await

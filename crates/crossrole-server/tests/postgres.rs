@@ -327,6 +327,42 @@ async fn shared_replicas_all_serve_and_one_takes_over_what_another_left() {
     c.stop().await.unwrap();
 }
 
+/// Two replicas asked to reconcile one binding at the same instant start one reconcile, and both callers get it
+/// (ReconcileBinding returns the running one): the journal decides, not either replica's memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_asked_to_reconcile_a_binding_at_once_start_one_reconcile() {
+    let url = database().await;
+    let fake = slow_aws(4);
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (config_a, config_b) = (shared(&url, dir_a.path()), shared(&url, dir_b.path()));
+    let (a, b) = tokio::join!(
+        crossrole_server::start(&config_a, Arc::new(fake.clone())),
+        crossrole_server::start(&config_b, Arc::new(fake.clone())),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let (ca, cb) = (client(&a).await, client(&b).await);
+    let binding = proto::Binding {
+        spec: Some(spec()),
+        reconcile_interval: Some(prost_types::Duration { seconds: 3600, nanos: 0 }),
+        ..Default::default()
+    };
+    let name = ca.create_binding(binding).await.unwrap().name;
+    for round in 0..5 {
+        let (on_a, on_b) = tokio::join!(ca.reconcile_binding(&name), cb.reconcile_binding(&name));
+        let (on_a, on_b) = (on_a.unwrap(), on_b.unwrap());
+        assert_eq!(on_a.id(), on_b.id(), "round {round}: one reconcile, both callers get it");
+        let done = on_a.wait().await.unwrap();
+        assert!(done.end_time.is_some(), "{}", done.message);
+    }
+    let request = proto::ListOperationsRequest { page_size: 100, ..Default::default() };
+    let ops = ca.list_operations(request).await.unwrap().operations;
+    let reconciles: Vec<_> = ops.iter().filter(|o| o.kind == proto::OperationKind::Reconcile as i32).collect();
+    // The one the binding's creation started, if the schedule got to it first, and one a round.
+    assert!((5..=6).contains(&reconciles.len()), "{} reconciles", reconciles.len());
+    a.stop().await.unwrap();
+    b.stop().await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_journal_refuses_a_replica_with_another_key_before_it_writes() {
     let url = database().await;

@@ -82,10 +82,15 @@ pub trait Coordination: Send + Sync {
     /// Whether several live replicas share the journal's work (then roles are locked across them, and each claims
     /// what dead ones left).
     fn shares_work(&self) -> bool;
-    /// The unfinished operations this process should run now: when replicas share the work, at most `limit` (at
-    /// least 1) of those whose owner is no longer alive, claimed for this replica; with one writer, every
-    /// unfinished one.
-    async fn claim_operations(&self, limit: usize) -> Result<Vec<OperationRow>, StoreError>;
+    /// The unfinished operations this process should run now, but those in `passed_over` (ones it gave back): when
+    /// replicas share the work, at most `limit` (at least 1) of those whose owner is no longer alive, claimed for
+    /// this replica; with one writer, every unfinished one.
+    async fn claim_operations(&self, limit: usize, passed_over: &[String]) -> Result<Vec<OperationRow>, StoreError>;
+    /// Gives back an operation this process claimed but will not run (it cannot read it: a record a newer
+    /// crossroled wrote, say): free at once for another replica, one that can. Nothing to do with one writer.
+    async fn give_back(&self, _operation: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// Takes (account, role) for `operation` across replicas: the token it is held with, or `None` while another
     /// live replica holds it (ask again later). With one writer, the engine's own locks are enough: always taken.
     async fn lock_role(&self, account: &str, role: &str, operation: &str) -> Result<Option<String>, StoreError>;
@@ -126,8 +131,10 @@ impl Coordination for SingleNode {
         false
     }
 
-    async fn claim_operations(&self, _limit: usize) -> Result<Vec<OperationRow>, StoreError> {
-        self.journal.unfinished_operations().await
+    async fn claim_operations(&self, _limit: usize, passed_over: &[String]) -> Result<Vec<OperationRow>, StoreError> {
+        let mut rows = self.journal.unfinished_operations().await?;
+        rows.retain(|r| !passed_over.contains(&r.id));
+        Ok(rows)
     }
 
     async fn lock_role(&self, _account: &str, _role: &str, _operation: &str) -> Result<Option<String>, StoreError> {

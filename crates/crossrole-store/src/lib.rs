@@ -6,7 +6,12 @@
 //! `PRAGMA user_version`: the embedded default. [`PostgresJournal`] implements it on PostgreSQL, for operators who
 //! keep state in a database they run and back up. Both pass one conformance suite (`tests/conformance`). Each
 //! backend is a module per part of the journal (operations, accounts, events, bindings, audit, what discovery
-//! read, payload rewrites).
+//! read, the accounts events named waiting for a reconcile, payload rewrites).
+//!
+//! What several crossroleds may write at the same instant is decided in the journal, not in any one's memory: an
+//! operation's state moves only from the state its writer read, and never once it has ended
+//! ([`Journal::change_state`]); a binding has at most one unfinished reconcile ([`Journal::create_operation`]);
+//! the organization's tree has a revision, so that each tells a newer tree from its own.
 //!
 //! Payloads (specs, account results, events, bindings and their status) are the engine's records, stored as bytes
 //! next to the columns that are queried, so the journal does not need to understand them. Secrets inside them are
@@ -226,7 +231,46 @@ pub struct Batch {
     /// The operation's counters, when they changed.
     pub stats: Option<OperationStats>,
     /// The operation's end, written with its last event: a reader that sees the final event sees the final state.
+    /// Written only over an unfinished operation: one that has ended keeps the end it has.
     pub end: Option<OperationEnd>,
+}
+
+/// A change of an operation's state ([`Journal::change_state`]), made only from the state its caller saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    /// The states it may move from: the one its caller read (a cancel), or the ones a move allows (a start moves
+    /// only a pending operation, never one a cancel was asked of).
+    pub from: Vec<StoredState>,
+    /// The state it moves to.
+    pub to: StoredState,
+    /// Why, or what; replaces the operation's message.
+    pub message: String,
+    /// Sets the start time (Unix ms), if given.
+    pub started: Option<i64>,
+    /// Sets the end time (Unix ms), if given: the operation is finished then, and never changes again.
+    pub ended: Option<i64>,
+}
+
+impl StateChange {
+    /// A move from `from` to `to`, with `message` and no times.
+    pub fn new(from: &[StoredState], to: StoredState, message: &str) -> StateChange {
+        StateChange { from: from.to_vec(), to, message: message.to_string(), started: None, ended: None }
+    }
+
+    /// The same, setting the start time.
+    pub fn started(self, at: i64) -> StateChange {
+        StateChange { started: Some(at), ..self }
+    }
+
+    /// The same, setting the end time.
+    pub fn ended(self, at: i64) -> StateChange {
+        StateChange { ended: Some(at), ..self }
+    }
+
+    /// The states as their codes, for a query.
+    pub(crate) fn codes_from(&self) -> Vec<i32> {
+        self.from.iter().map(|s| s.code()).collect()
+    }
 }
 
 /// How an operation ended.
@@ -266,6 +310,35 @@ pub struct BindingRow {
     pub create_time: i64,
     /// Unix ms.
     pub update_time: i64,
+}
+
+/// The organization's tree as the journal keeps it, with its revision: one more at every save, whichever replica
+/// saved it, so that a replica tells at once whether the journal holds a newer tree than its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SavedTree {
+    /// The revision (from 1).
+    pub revision: u64,
+    /// The tree, and when it was walked.
+    pub tree: Discovered,
+}
+
+/// An account an Organizations event named, waiting in the journal for a reconcile of a binding it concerns: so
+/// that it is reconciled once that binding's running reconcile ends, and again if that fails, whichever replica
+/// runs the schedule by then.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitingAccount {
+    /// The binding.
+    pub binding: String,
+    /// The account.
+    pub account_id: String,
+    /// Who named it (the reconcile says it was them).
+    pub created_by: String,
+    /// Reconciles of it that failed so far.
+    pub attempts: u32,
+    /// Not reconciled before this time (Unix ms).
+    pub due_at: i64,
+    /// The reconcile that took it, if one did.
+    pub operation_id: Option<String>,
 }
 
 /// Something Organizations discovery read, kept so that a restarted crossroled starts warm: when it was read
@@ -487,10 +560,11 @@ pub trait Journal: Send + Sync {
     /// Records `check` as the journal key's check value, unless the journal has one: a check value, once recorded,
     /// is never replaced. Returns whether it did (another crossroled may have been first: read the evidence again).
     async fn record_key_check(&self, check: &str) -> Result<bool, StoreError>;
-    /// The organization's tree as discovery last saved it.
-    async fn organization_tree(&self) -> Result<Option<Discovered>, StoreError>;
-    /// Saves the tree discovery walked, replacing the one before.
-    async fn save_organization_tree(&self, tree: Discovered) -> Result<(), StoreError>;
+    /// The organization's tree as discovery last saved it, if its revision is above `newer_than` (0: any).
+    async fn organization_tree(&self, newer_than: u64) -> Result<Option<SavedTree>, StoreError>;
+    /// Saves the tree discovery walked or learned, replacing the one before; returns its revision, one more than
+    /// the one before.
+    async fn save_organization_tree(&self, tree: Discovered) -> Result<u64, StoreError>;
     /// Each account's tags as discovery last read them, by account id.
     async fn account_tags(&self) -> Result<Vec<(String, Discovered)>, StoreError>;
     /// Saves tags discovery read (in one transaction), replacing those read before for the same accounts.
@@ -499,7 +573,9 @@ pub trait Journal: Send + Sync {
     /// rewritten, nothing is changed and the error names it. Returns how many payloads were rewritten.
     async fn rewrite_payloads(&self, rewrite: Rewrite, format: PayloadFormat) -> Result<u64, StoreError>;
     /// Creates an operation, or returns the existing one for an idempotency key the same caller (`created_by`)
-    /// used before (the bool is `false`).
+    /// used before (the bool is `false`). A binding reconciles once at a time: a reconcile of a binding that has an
+    /// unfinished reconcile is not created, and that one is returned (`false`) — decided in the journal, so also
+    /// between replicas that start one at the same instant.
     async fn create_operation(&self, op: NewOperation) -> Result<(OperationRow, bool), StoreError>;
     /// An operation.
     async fn get_operation(&self, id: &str) -> Result<Option<OperationRow>, StoreError>;
@@ -510,16 +586,11 @@ pub trait Journal: Send + Sync {
         page_size: usize,
         before: Option<i64>,
     ) -> Result<(Vec<OperationRow>, Option<i64>), StoreError>;
-    /// Sets an operation's state and message; `started`/`ended` set those times.
-    async fn set_operation_state(
-        &self,
-        id: &str,
-        state: StoredState,
-        message: &str,
-        started: Option<i64>,
-        ended: Option<i64>,
-    ) -> Result<(), StoreError>;
-    /// Operations not in a final state ([`StoredState::FINAL`]), oldest first.
+    /// Moves an operation's state as `change` says, compare-and-set: only an unfinished operation (no end time, not
+    /// in a final state) that is in one of `change.from` — the state its caller read — moves. Returns whether it
+    /// moved; a caller that lost a race reads the operation again. A finished operation is never changed.
+    async fn change_state(&self, id: &str, change: StateChange) -> Result<bool, StoreError>;
+    /// Operations not finished (no end time, not in a final state, [`StoredState::FINAL`]), oldest first.
     async fn unfinished_operations(&self) -> Result<Vec<OperationRow>, StoreError>;
     /// Deletes the operations `expiry` selects, with their account rows and events, in one transaction; returns
     /// how many.
@@ -582,6 +653,29 @@ pub trait Journal: Send + Sync {
     async fn get_binding(&self, name: &str) -> Result<Option<BindingRow>, StoreError>;
     /// Bindings by name after `after`.
     async fn list_bindings(&self, page_size: usize, after: Option<&str>) -> Result<Vec<BindingRow>, StoreError>;
-    /// Deletes a binding.
+    /// Deletes a binding, and the accounts waiting for its reconcile.
     async fn delete_binding(&self, name: &str) -> Result<bool, StoreError>;
+    /// The accounts waiting for a reconcile, by binding and account.
+    async fn waiting_accounts(&self) -> Result<Vec<WaitingAccount>, StoreError>;
+    /// Makes `accounts` wait for a reconcile of `binding` from `due_at`, named by `created_by`: anew (no failed
+    /// attempt, taken by no reconcile), keeping the earlier due time of one already waiting.
+    async fn wait_accounts(
+        &self,
+        binding: &str,
+        accounts: &[String],
+        created_by: &str,
+        due_at: i64,
+    ) -> Result<(), StoreError>;
+    /// Records that the reconcile `operation` of `binding` took those of `accounts` that are waiting.
+    async fn take_accounts(&self, binding: &str, accounts: &[String], operation: &str) -> Result<(), StoreError>;
+    /// Settles the accounts the reconcile `operation` took: those in `retry` wait again, due at `due_at` with one
+    /// failed attempt more, unless that makes `max_attempts`; the others wait no more. Accounts named again since
+    /// it took them (no longer its) are left waiting.
+    async fn settle_accounts(
+        &self,
+        operation: &str,
+        retry: &[String],
+        due_at: i64,
+        max_attempts: u32,
+    ) -> Result<(), StoreError>;
 }

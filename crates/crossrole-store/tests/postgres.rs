@@ -15,7 +15,9 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use crossrole_store::{Coordination, Journal, PostgresJournal, PostgresOptions, StoreError, StoredState};
+use crossrole_store::{
+    Coordination, Journal, PostgresJournal, PostgresOptions, StateChange, StoreError, StoredKind, StoredState,
+};
 
 fn admin_url() -> String {
     std::env::var("CROSSROLE_TEST_POSTGRES").expect(
@@ -139,7 +141,7 @@ async fn shared_replicas_own_what_they_run_and_take_over_a_dead_ones_work() {
     a.create_operation(conformance::new_op("x", None, "f")).await.unwrap();
 
     // a runs x: b may not claim it, nor write its progress; a's events must continue its sequence.
-    assert!(bc.claim_operations(10).await.unwrap().is_empty(), "its owner is alive");
+    assert!(bc.claim_operations(10, &[]).await.unwrap().is_empty(), "its owner is alive");
     a.persist("x", event(1)).await.unwrap();
     let refused = b.persist("x", event(2)).await.err().unwrap();
     assert!(matches!(refused, StoreError::NotOwner { .. }), "{refused}");
@@ -164,12 +166,12 @@ async fn shared_replicas_own_what_they_run_and_take_over_a_dead_ones_work() {
 
     // a dies (as with kill -9: no goodbye). Within a lease, nothing of it is b's; after, x and its role are.
     drop((a, ac));
-    assert!(bc.claim_operations(10).await.unwrap().is_empty(), "not before the lease lapses");
+    assert!(bc.claim_operations(10, &[]).await.unwrap().is_empty(), "not before the lease lapses");
     tokio::time::sleep(LEASE + std::time::Duration::from_millis(500)).await;
     assert_eq!(bc.live_replicas().await.unwrap(), 1);
-    let claimed = bc.claim_operations(10).await.unwrap();
+    let claimed = bc.claim_operations(10, &[]).await.unwrap();
     assert_eq!(claimed.iter().map(|o| (o.id.as_str(), o.last_sequence)).collect::<Vec<_>>(), [("x", 2)]);
-    assert!(bc.claim_operations(10).await.unwrap().is_empty(), "claimed once");
+    assert!(bc.claim_operations(10, &[]).await.unwrap().is_empty(), "claimed once");
     b.persist("x", event(3)).await.unwrap();
     assert!(bc.lock_role("111", "Audit", "x").await.unwrap().is_some(), "a dead replica's lock is free");
     assert!(tokio::time::timeout(LEASE, bc.leader()).await.is_ok(), "b runs the scheduler now");
@@ -184,7 +186,8 @@ async fn replicas_claiming_at_once_split_a_dead_ones_operations_and_a_leaving_on
     for i in 0..40 {
         dead.create_operation(conformance::new_op(&format!("op{i:02}"), None, "f")).await.unwrap();
     }
-    dead.set_operation_state("op00", StoredState::Succeeded, "done", None, Some(1)).await.unwrap();
+    let done = StateChange::new(&[StoredState::Pending], StoredState::Succeeded, "done").ended(1);
+    assert!(dead.change_state("op00", done).await.unwrap());
     drop(dead);
     let (c, d) = (replica(&url).await, replica(&url).await);
     let (cc, dc) = (c.coordination(), d.coordination());
@@ -192,7 +195,7 @@ async fn replicas_claiming_at_once_split_a_dead_ones_operations_and_a_leaving_on
     let claim = |coordination: Arc<dyn Coordination>| async move {
         let mut all = Vec::new();
         loop {
-            let got = coordination.claim_operations(5).await.unwrap();
+            let got = coordination.claim_operations(5, &[]).await.unwrap();
             if got.is_empty() {
                 return all;
             }
@@ -212,7 +215,7 @@ async fn replicas_claiming_at_once_split_a_dead_ones_operations_and_a_leaving_on
         d.create_operation(conformance::new_op("late", None, "f")).await.is_err(),
         "a replica that left writes nothing"
     );
-    let taken = cc.claim_operations(100).await.unwrap();
+    let taken = cc.claim_operations(100, &[]).await.unwrap();
     assert_eq!(taken.len(), by_d.len());
     assert_eq!(cc.live_replicas().await.unwrap(), 1);
 }
@@ -278,4 +281,82 @@ async fn one_writer_and_shared_replicas_never_run_one_journal_together() {
     let refused = PostgresJournal::connect(&url, PostgresOptions::default()).await.err().unwrap();
     assert!(refused.to_string().contains("1 live replica(s) sharing its work"), "{refused}");
     drop(replica);
+}
+
+/// Two replicas asked to reconcile one binding at the same instant start one reconcile: the journal decides, and
+/// both callers get that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_reconciling_one_binding_at_once_start_one_reconcile() {
+    let url = database().await;
+    let (a, b) = (Arc::new(replica(&url).await), Arc::new(replica(&url).await));
+    let reconcile = |id: String| crossrole_store::NewOperation {
+        kind: StoredKind::Reconcile,
+        binding_name: Some("audit".into()),
+        ..conformance::new_op(&id, None, "f")
+    };
+    for round in 0..10 {
+        let starts: Vec<_> = (0..8)
+            .map(|i| {
+                let journal: Arc<PostgresJournal> = if i % 2 == 0 { a.clone() } else { b.clone() };
+                let new = reconcile(format!("r{round}-{i}"));
+                tokio::spawn(async move { journal.create_operation(new).await.unwrap() })
+            })
+            .collect();
+        let mut created = Vec::new();
+        let mut ids = std::collections::BTreeSet::new();
+        for started in starts {
+            let (row, new) = started.await.unwrap();
+            if new {
+                created.push(row.id.clone());
+            }
+            ids.insert(row.id);
+        }
+        assert_eq!((created.len(), ids.len()), (1, 1), "round {round}: {created:?} {ids:?}");
+        // The replica that created it ends it; the next round starts the next.
+        let first = created.remove(0);
+        let owner = if a.get_operation(&first).await.unwrap().is_some() && a.persist(&first, ended()).await.is_ok() {
+            "a"
+        } else {
+            b.persist(&first, ended()).await.unwrap();
+            "b"
+        };
+        let op = b.get_operation(&first).await.unwrap().unwrap();
+        assert_eq!(op.state, StoredState::Succeeded, "ended by {owner}");
+    }
+}
+
+/// The last event of an operation, with its end.
+fn ended() -> crossrole_store::Batch {
+    crossrole_store::Batch {
+        events: vec![crossrole_store::EventRow { sequence: 1, payload: vec![] }],
+        end: Some(crossrole_store::OperationEnd { state: StoredState::Succeeded, message: String::new(), end_time: 1 }),
+        ..Default::default()
+    }
+}
+
+/// A replica that claimed an operation it cannot read gives it back: another replica claims it at once, and the
+/// one that gave it back passes it over while it claims the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operation_given_back_goes_to_another_replica_and_the_rest_are_claimed() {
+    let url = database().await;
+    let dead = replica(&url).await;
+    for id in ["newer", "x", "y"] {
+        dead.create_operation(conformance::new_op(id, None, "f")).await.unwrap();
+    }
+    drop(dead);
+    let (old, new) = (replica(&url).await, replica(&url).await);
+    let (oc, nc) = (old.coordination(), new.coordination());
+    tokio::time::sleep(LEASE + std::time::Duration::from_millis(500)).await;
+    let ids = |rows: Vec<crossrole_store::OperationRow>| rows.into_iter().map(|r| r.id).collect::<Vec<_>>();
+    assert_eq!(ids(oc.claim_operations(1, &[]).await.unwrap()), ["newer"]);
+    oc.give_back("newer").await.unwrap();
+    let passed_over = vec!["newer".to_string()];
+    assert_eq!(
+        ids(oc.claim_operations(10, &passed_over).await.unwrap()),
+        ["x", "y"],
+        "the rest, not the one given back"
+    );
+    assert_eq!(ids(nc.claim_operations(10, &[]).await.unwrap()), ["newer"], "free for a replica that can read it");
+    new.persist("newer", event(1)).await.unwrap();
+    assert!(old.persist("newer", event(2)).await.is_err(), "no longer the one that gave it back's");
 }

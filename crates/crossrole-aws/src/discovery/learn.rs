@@ -5,7 +5,9 @@
 //! `ListParents` for a member): a member goes under its parent, one that is no longer a member leaves the tree,
 //! and its tags are read again at its next selection. When the tree does not know an account's parent (a unit
 //! made since the walk), or the units themselves changed (created, renamed, deleted: a path a selector names may
-//! now mean another unit), the cached tree is dropped and the next use walks the organization.
+//! now mean another unit), the cached tree is dropped and the next use walks the organization. Either way the
+//! store keeps what was learned (the patched tree, or the drop), so every crossroled of the store takes it at its
+//! next use of the tree.
 //!
 //! An account Organizations says is not a member is remembered for [`STRANGER_MEMORY`] (at most
 //! [`STRANGERS_KEPT`] of them): events naming it again meanwhile — a flood of forged ones — cost no call.
@@ -103,8 +105,10 @@ impl Discovery {
         self.forget_tags(&learned.accounts).await;
         self.remember_strangers(read.iter().filter(|(_, info)| info.is_none()).map(|(id, _)| id.clone()));
 
-        let mut cached = self.tree.lock().await;
-        let Some((at, tree)) = cached.as_mut() else { return Ok(learned) };
+        // The tree patched is the newest any crossroled of the store saved, and the patch is saved for them all.
+        let mut held = self.tree.lock().await;
+        self.catch_up(&mut held).await;
+        let Some((at, tree)) = held.tree.as_mut() else { return Ok(learned) };
         let mut patched = (**tree).clone();
         let placed = !units_changed
             && read.into_iter().all(|(id, info)| match info {
@@ -115,19 +119,21 @@ impl Discovery {
                 }
             });
         if !placed {
-            *cached = None;
+            // Dropped for every crossroled of the store: kept as walked at the epoch, which no use takes.
+            let dropped = tree.clone();
+            held.tree = None;
+            drop(held);
             learned.tree_dropped = true;
             tracing::debug!("the organization's units changed; the next use walks it");
+            self.keep(SystemTime::UNIX_EPOCH, &dropped).await;
             return Ok(learned);
         }
         let patched = Arc::new(patched);
         *tree = patched.clone();
         // The tree is as old as its walk; the accounts patched into it are as new as now.
         let walked = SystemTime::now().checked_sub(at.elapsed()).unwrap_or(SystemTime::UNIX_EPOCH);
-        drop(cached);
-        if let Some(store) = &self.store {
-            store.save_tree(walked, &patched).await;
-        }
+        drop(held);
+        self.keep(walked, &patched).await;
         Ok(learned)
     }
 

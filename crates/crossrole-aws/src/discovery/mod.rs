@@ -9,7 +9,10 @@
 //! and 100% of it, so that tags read together do not all expire together).
 //!
 //! With a [`DiscoveryStore`], what was read is kept (crossroled keeps it in its journal): a restarted crossroled
-//! starts from the tree and tags it had, with their ages, instead of walking and reading everything again.
+//! starts from the tree and tags it had, with their ages, instead of walking and reading everything again. The
+//! store's tree is the one every crossroled of a journal works from: each save is a new revision, and before each
+//! use of its tree discovery takes the store's if it is newer than its own — so a tree events patched on the
+//! replica that reads them ([`Discovery::learn`]), or dropped there, is the tree every replica selects from next.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -44,14 +47,34 @@ use crate::{
 /// Tags by account, with when they were fetched.
 type TagCache = HashMap<String, (Instant, BTreeMap<String, String>)>;
 
-/// Where discovery keeps what it read across restarts. Failing to load or save is not an error of discovery (it
-/// reads from Organizations instead); an implementation logs its failures.
+/// The tree discovery holds: the tree and when it was walked (none, before a walk or once dropped), and the
+/// revision of the store's it is (0: none).
+#[derive(Default)]
+struct HeldTree {
+    tree: Option<(Instant, Arc<OrgTree>)>,
+    revision: u64,
+}
+
+/// A tree as a [`DiscoveryStore`] keeps it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredTree {
+    /// Its revision: one more at every save, whoever saved it.
+    pub revision: u64,
+    /// When it was walked (events may have patched it since); the epoch for a tree dropped, which no use takes.
+    pub walked: SystemTime,
+    /// The tree.
+    pub tree: OrgTree,
+}
+
+/// Where discovery keeps what it read across restarts, and shares it with the other crossroleds of the store.
+/// Failing to load or save is not an error of discovery (it works from its own tree, or reads from Organizations);
+/// an implementation logs its failures.
 #[async_trait]
 pub trait DiscoveryStore: Send + Sync {
-    /// The tree last saved, and when it was walked.
-    async fn load_tree(&self) -> Option<(SystemTime, OrgTree)>;
-    /// Keeps a tree walked at `at`.
-    async fn save_tree(&self, at: SystemTime, tree: &OrgTree);
+    /// The tree last saved, if its revision is above `newer_than` (0: whichever).
+    async fn load_tree(&self, newer_than: u64) -> Option<StoredTree>;
+    /// Keeps a tree walked at `at`; returns the revision it was kept as (`None`: it was not).
+    async fn save_tree(&self, at: SystemTime, tree: &OrgTree) -> Option<u64>;
     /// The tags last saved, by account, with when each was read.
     async fn load_tags(&self) -> Vec<(String, SystemTime, BTreeMap<String, String>)>;
     /// Keeps tags read at `at`.
@@ -97,7 +120,7 @@ pub struct Discovery {
     api: Arc<dyn OrganizationsApi>,
     calls: Arc<CallPolicy>,
     config: DiscoveryConfig,
-    tree: tokio::sync::Mutex<Option<(Instant, Arc<OrgTree>)>>,
+    tree: tokio::sync::Mutex<HeldTree>,
     tags: Mutex<TagCache>,
     store: Option<Arc<dyn DiscoveryStore>>,
     loaded: tokio::sync::OnceCell<()>,
@@ -125,7 +148,7 @@ impl Discovery {
             api,
             calls,
             config,
-            tree: tokio::sync::Mutex::new(None),
+            tree: tokio::sync::Mutex::new(HeldTree::default()),
             tags: Mutex::new(HashMap::new()),
             store: None,
             loaded: tokio::sync::OnceCell::new(),
@@ -139,19 +162,23 @@ impl Discovery {
         self
     }
 
-    /// Loads what the store holds, once, before the first use.
+    /// Takes the store's tree if it is newer than the one `held` (saved since by another crossroled of the store,
+    /// or by this one): the tree every use starts from.
+    async fn catch_up(&self, held: &mut HeldTree) {
+        let Some(store) = &self.store else { return };
+        let Some(stored) = store.load_tree(held.revision).await else { return };
+        tracing::debug!(revision = stored.revision, "discovery takes the newer tree its store holds");
+        held.revision = stored.revision;
+        held.tree = instant_of(stored.walked)
+            .filter(|_| stored.walked > SystemTime::UNIX_EPOCH)
+            .map(|at| (at, Arc::new(stored.tree)));
+    }
+
+    /// Loads the tags the store holds, once, before the first use.
     async fn load(&self) {
         let Some(store) = &self.store else { return };
         self.loaded
             .get_or_init(|| async {
-                if let Some((at, tree)) = store.load_tree().await
-                    && let Some(at) = instant_of(at)
-                {
-                    let mut cached = self.tree.lock().await;
-                    if cached.is_none() {
-                        *cached = Some((at, Arc::new(tree)));
-                    }
-                }
                 let tags = store.load_tags().await;
                 let n = tags.len();
                 if let Ok(mut cache) = self.tags.lock() {
@@ -191,27 +218,38 @@ impl Discovery {
         max_age: Duration,
         listener: &mut (dyn WalkListener + Send),
     ) -> Result<Arc<OrgTree>, Error> {
-        self.load().await;
-        let mut cached = self.tree.lock().await;
-        if let Some((at, tree)) = cached.as_ref()
+        let mut held = self.tree.lock().await;
+        self.catch_up(&mut held).await;
+        if let Some((at, tree)) = held.tree.as_ref()
             && at.elapsed() < max_age
         {
             return Ok(tree.clone());
         }
         let tree = Arc::new(self.walk(ctx, listener).await?);
-        *cached = Some((Instant::now(), tree.clone()));
+        held.tree = Some((Instant::now(), tree.clone()));
         // Kept after the lock is let go: a journal write need not hold up the next reader.
-        drop(cached);
-        if let Some(store) = &self.store {
-            store.save_tree(SystemTime::now(), &tree).await;
-        }
+        drop(held);
+        self.keep(SystemTime::now(), &tree).await;
         Ok(tree)
     }
 
-    /// The cached tree, if there is one (fresh or not); never calls AWS.
+    /// Keeps `tree` (walked at `at`; the epoch: dropped) in the store, and notes its revision if it is still what
+    /// is held (if not, the next use takes it from the store, or a newer one).
+    async fn keep(&self, at: SystemTime, tree: &Arc<OrgTree>) {
+        let Some(store) = &self.store else { return };
+        let Some(revision) = store.save_tree(at, tree).await else { return };
+        let mut held = self.tree.lock().await;
+        let still = held.tree.as_ref().map_or(at == SystemTime::UNIX_EPOCH, |(_, t)| Arc::ptr_eq(t, tree));
+        if still {
+            held.revision = held.revision.max(revision);
+        }
+    }
+
+    /// The cached tree, if there is one (fresh or not; the store's if it is newer); never calls AWS.
     pub async fn cached_tree(&self) -> Option<Arc<OrgTree>> {
-        self.load().await;
-        self.tree.lock().await.as_ref().map(|(_, t)| t.clone())
+        let mut held = self.tree.lock().await;
+        self.catch_up(&mut held).await;
+        held.tree.as_ref().map(|(_, t)| t.clone())
     }
 
     /// Tags of `accounts`, from the cache where younger than `tags_max_age`.

@@ -35,7 +35,7 @@ use crossrole_core::{
     plan::DesiredRole,
     spec::TrustedGrant,
 };
-use crossrole_store::OperationRow;
+use crossrole_store::{OperationRow, StateChange};
 use futures::{StreamExt, stream::FuturesUnordered};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -142,11 +142,7 @@ async fn drive(
     sink: &EventSink,
 ) -> Option<Ending> {
     let ctx = CallContext { stats: inner.running_stats(&op.id), observer: Some(Arc::new(RetryEvents(sink.clone()))) };
-    let running = records::stored_state(OperationState::Running);
-    if op.state != running {
-        let _ = inner.journal.set_operation_state(&op.id, running, "", Some(crate::now_ms()), None).await;
-        sink.emit("", Event::StateChanged { state: OperationState::Running, message: String::new(), counts: None });
-    }
+    started(inner, op, cancel, sink).await;
     // An operation of a kind this crossroled does not know does nothing, rather than something it was not asked.
     let Some(kind) = records::kind_of(op.kind) else {
         return Ending::failed(format!("unknown operation kind {}; nothing was done", op.kind.code()));
@@ -201,6 +197,31 @@ async fn drive(
     let ending = rollout.finish(op, kind, scope.as_ref(), cancel, grant).await;
     // Stopped part-way through the ending (the fence passed while the grant was written): not an ending.
     (!inner.shutdown.is_cancelled() || cancel.is_cancelled()).then_some(ending)
+}
+
+/// Marks the operation RUNNING — only from the state it was read in, so never over a cancel asked meanwhile (on
+/// any replica), which it then follows.
+async fn started(inner: &Inner, op: &OperationRow, cancel: &CancellationToken, sink: &EventSink) {
+    let (running, cancelling) =
+        (records::stored_state(OperationState::Running), records::stored_state(OperationState::Cancelling));
+    if op.state == running || op.state == cancelling {
+        return;
+    }
+    let start = StateChange::new(&[op.state], running, "").started(crate::now_ms());
+    match inner.journal.change_state(&op.id, start).await {
+        Ok(true) => {
+            sink.emit("", Event::StateChanged { state: OperationState::Running, message: String::new(), counts: None })
+        }
+        Ok(false) => {
+            if let Ok(Some(now)) = inner.journal.get_operation(&op.id).await
+                && now.state == cancelling
+            {
+                tracing::info!("a cancel was asked before it started");
+                cancel.cancel();
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot mark the operation running"),
+    }
 }
 
 /// The ceiling may have been lowered since the operation started (it resumes after a restart): what grants

@@ -88,6 +88,10 @@ pub(super) async fn list(
         .collect())
 }
 
-pub(super) async fn delete(client: &Client, name: &str) -> Result<bool, StoreError> {
-    Ok(client.execute("DELETE FROM bindings WHERE name = $1", &[&name]).await? == 1)
+pub(super) async fn delete(client: &mut deadpool_postgres::Object, name: &str) -> Result<bool, StoreError> {
+    let tx = client.transaction().await?;
+    tx.execute("DELETE FROM waiting_accounts WHERE binding_name = $1", &[&name]).await?;
+    let deleted = tx.execute("DELETE FROM bindings WHERE name = $1", &[&name]).await? == 1;
+    tx.commit().await?;
+    Ok(deleted)
 }

@@ -1,25 +1,33 @@
-//! What Organizations discovery read, on PostgreSQL: the tree, and each account's tags, with when.
+//! What Organizations discovery read, on PostgreSQL: the tree (with its revision), and each account's tags, with
+//! when.
 
 use tokio_postgres::Client;
 
-use crate::{Discovered, StoreError};
+use crate::{Discovered, SavedTree, StoreError};
 
-pub(super) async fn tree(client: &Client) -> Result<Option<Discovered>, StoreError> {
+pub(super) async fn tree(client: &Client, newer_than: u64) -> Result<Option<SavedTree>, StoreError> {
     Ok(client
-        .query_opt("SELECT fetched_at, tree FROM organization_tree WHERE id = 1", &[])
+        .query_opt(
+            "SELECT revision, fetched_at, tree FROM organization_tree WHERE id = 1 AND revision > $1",
+            &[&(newer_than as i64)],
+        )
         .await?
-        .map(|r| Discovered { fetched_at_ms: r.get(0), payload: r.get(1) }))
+        .map(|r| SavedTree {
+            revision: r.get::<_, i64>(0) as u64,
+            tree: Discovered { fetched_at_ms: r.get(1), payload: r.get(2) },
+        }))
 }
 
-pub(super) async fn save_tree(client: &Client, tree: Discovered) -> Result<(), StoreError> {
-    client
-        .execute(
-            "INSERT INTO organization_tree (id, fetched_at, tree) VALUES (1, $1, $2) \
-             ON CONFLICT (id) DO UPDATE SET fetched_at = excluded.fetched_at, tree = excluded.tree",
+pub(super) async fn save_tree(client: &Client, tree: Discovered) -> Result<u64, StoreError> {
+    let row = client
+        .query_one(
+            "INSERT INTO organization_tree (id, fetched_at, tree, revision) VALUES (1, $1, $2, 1) \
+             ON CONFLICT (id) DO UPDATE SET fetched_at = excluded.fetched_at, tree = excluded.tree, \
+             revision = organization_tree.revision + 1 RETURNING revision",
             &[&tree.fetched_at_ms, &tree.payload],
         )
         .await?;
-    Ok(())
+    Ok(row.get::<_, i64>(0) as u64)
 }
 
 pub(super) async fn tags(client: &Client) -> Result<Vec<(String, Discovered)>, StoreError> {

@@ -67,8 +67,9 @@ pub(super) async fn persist(
         .await?;
     }
     if let Some(end) = &batch.end {
+        // An operation that has ended keeps its end.
         tx.execute(
-            "UPDATE operations SET state = $2, message = $3, end_time = $4 WHERE id = $1",
+            "UPDATE operations SET state = $2, message = $3, end_time = $4 WHERE id = $1 AND end_time IS NULL",
             &[&operation_id, &end.state.code(), &end.message, &end.end_time],
         )
         .await?;

@@ -24,7 +24,7 @@
 //! Writes that go together are one transaction, as in SQLite: an event batch with its account rows, counters and
 //! end ([`Journal::persist`]); a rewrite of every payload ([`Journal::rewrite_payloads`]). Each part of the journal
 //! is a module of functions over a connection (`operations`, `accounts`, `events`, `bindings`, `audit`,
-//! `discovered`, `payloads`).
+//! `discovered`, `payloads`, `waiting`).
 
 mod accounts;
 mod audit;
@@ -38,6 +38,7 @@ mod payloads;
 mod schema;
 mod session;
 mod shared;
+mod waiting;
 mod writer;
 
 use std::{collections::BTreeMap, path::PathBuf, str::FromStr, sync::Arc};
@@ -49,8 +50,8 @@ pub use connection::redacted_url;
 
 use crate::{
     AccountRow, AuditEntry, AuditFilter, Batch, BindingRow, Coordination, Discovered, EventRow, Expiry, Journal,
-    KeyEvidence, NewOperation, OperationFilter, OperationRow, PayloadFormat, Rewrite, StoreError, StoredOutcome,
-    StoredState,
+    KeyEvidence, NewOperation, OperationFilter, OperationRow, PayloadFormat, Rewrite, SavedTree, StateChange,
+    StoreError, StoredOutcome, WaitingAccount,
 };
 
 /// How to reach the database, besides its URL.
@@ -207,11 +208,11 @@ impl Journal for PostgresJournal {
         keys::record(&*self.writer().await?, check).await
     }
 
-    async fn organization_tree(&self) -> Result<Option<Discovered>, StoreError> {
-        discovered::tree(&*self.client().await?).await
+    async fn organization_tree(&self, newer_than: u64) -> Result<Option<SavedTree>, StoreError> {
+        discovered::tree(&*self.client().await?, newer_than).await
     }
 
-    async fn save_organization_tree(&self, tree: Discovered) -> Result<(), StoreError> {
+    async fn save_organization_tree(&self, tree: Discovered) -> Result<u64, StoreError> {
         discovered::save_tree(&*self.writer().await?, tree).await
     }
 
@@ -225,7 +226,7 @@ impl Journal for PostgresJournal {
 
     async fn create_operation(&self, op: NewOperation) -> Result<(OperationRow, bool), StoreError> {
         let owner = self.replica.as_ref().map(|r| r.id.clone());
-        operations::create(&*self.writer().await?, op, owner).await
+        operations::create(&mut self.writer().await?, op, owner).await
     }
 
     async fn get_operation(&self, id: &str) -> Result<Option<OperationRow>, StoreError> {
@@ -241,15 +242,8 @@ impl Journal for PostgresJournal {
         operations::list(&*self.client().await?, filter, page_size, before).await
     }
 
-    async fn set_operation_state(
-        &self,
-        id: &str,
-        state: StoredState,
-        message: &str,
-        started: Option<i64>,
-        ended: Option<i64>,
-    ) -> Result<(), StoreError> {
-        operations::set_state(&*self.writer().await?, id, state, message, started, ended).await
+    async fn change_state(&self, id: &str, change: StateChange) -> Result<bool, StoreError> {
+        operations::change_state(&*self.writer().await?, id, &change).await
     }
 
     async fn unfinished_operations(&self) -> Result<Vec<OperationRow>, StoreError> {
@@ -343,7 +337,35 @@ impl Journal for PostgresJournal {
     }
 
     async fn delete_binding(&self, name: &str) -> Result<bool, StoreError> {
-        bindings::delete(&*self.writer().await?, name).await
+        bindings::delete(&mut self.writer().await?, name).await
+    }
+
+    async fn waiting_accounts(&self) -> Result<Vec<WaitingAccount>, StoreError> {
+        waiting::list(&*self.client().await?).await
+    }
+
+    async fn wait_accounts(
+        &self,
+        binding: &str,
+        accounts: &[String],
+        created_by: &str,
+        due_at: i64,
+    ) -> Result<(), StoreError> {
+        waiting::wait(&*self.writer().await?, binding, accounts, created_by, due_at).await
+    }
+
+    async fn take_accounts(&self, binding: &str, accounts: &[String], operation: &str) -> Result<(), StoreError> {
+        waiting::take(&*self.writer().await?, binding, accounts, operation).await
+    }
+
+    async fn settle_accounts(
+        &self,
+        operation: &str,
+        retry: &[String],
+        due_at: i64,
+        max_attempts: u32,
+    ) -> Result<(), StoreError> {
+        waiting::settle(&mut self.writer().await?, operation, retry, due_at, max_attempts).await
     }
 }
 

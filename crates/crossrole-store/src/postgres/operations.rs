@@ -1,11 +1,24 @@
 //! Operations on PostgreSQL: created once per idempotency key (the unique constraint decides between two
-//! requests at once), listed newest first, their state, and their expiry.
+//! requests at once) and a binding's reconcile once at a time (a lock on the binding's name decides), listed newest
+//! first, their state changed only from the state their caller saw, and their expiry.
 
 use tokio_postgres::{Client, Row};
 
 use crate::{
-    Expiry, NewOperation, OPERATION_COLUMNS, OperationFilter, OperationRow, StoreError, StoredKind, StoredState,
+    Expiry, NewOperation, OPERATION_COLUMNS, OperationFilter, OperationRow, StateChange, StoreError, StoredKind,
+    StoredState,
 };
+
+/// The class of the transaction locks that make a binding's reconciles one at a time ("cros"; the lock's second
+/// key is a hash of the binding's name). Two-key advisory locks never meet the one-key locks of the writer and the
+/// scheduler.
+const RECONCILE_LOCK: i32 = 0x6372_6f73;
+
+/// The condition that an operation (of the row in scope) is unfinished: no end time, and not in a final state.
+fn unfinished_sql() -> String {
+    let finals: Vec<String> = StoredState::FINAL.iter().map(|s| s.code().to_string()).collect();
+    format!("end_time IS NULL AND state NOT IN ({})", finals.join(","))
+}
 
 /// An operation from a row of [`OPERATION_COLUMNS`].
 pub(super) fn operation(row: &Row) -> OperationRow {
@@ -34,7 +47,42 @@ pub(super) fn operation(row: &Row) -> OperationRow {
 /// Creates `op`, owned by `owner` (a replica of a shared journal; `None` with one writer), or returns the one its
 /// idempotency key already created.
 pub(super) async fn create(
-    client: &Client,
+    client: &mut deadpool_postgres::Object,
+    op: NewOperation,
+    owner: Option<String>,
+) -> Result<(OperationRow, bool), StoreError> {
+    let tx = client.transaction().await?;
+    if let Some(running) = running_reconcile(&tx, &op).await? {
+        tx.commit().await?;
+        return Ok((running, false));
+    }
+    let created = insert(&tx, op, owner).await?;
+    tx.commit().await?;
+    Ok(created)
+}
+
+/// The unfinished reconcile of the binding `op` would reconcile, if `op` is a reconcile and there is one. Holds
+/// the binding's reconcile lock until the transaction ends, so that two replicas starting one at the same instant
+/// start one: the second waits, then finds the first's.
+async fn running_reconcile(
+    tx: &deadpool_postgres::Transaction<'_>,
+    op: &NewOperation,
+) -> Result<Option<OperationRow>, StoreError> {
+    let Some(binding) = op.binding_name.as_deref().filter(|_| op.kind == StoredKind::Reconcile) else {
+        return Ok(None);
+    };
+    tx.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", &[&RECONCILE_LOCK, &binding]).await?;
+    let sql = format!(
+        "SELECT {OPERATION_COLUMNS} FROM operations WHERE binding_name = $1 AND kind = $2 AND {} \
+         ORDER BY position LIMIT 1",
+        unfinished_sql()
+    );
+    Ok(tx.query_opt(&sql, &[&binding, &StoredKind::Reconcile.code()]).await?.map(|r| operation(&r)))
+}
+
+/// Inserts `op`, or returns the operation its idempotency key already created.
+async fn insert(
+    client: &deadpool_postgres::Transaction<'_>,
     op: NewOperation,
     owner: Option<String>,
 ) -> Result<(OperationRow, bool), StoreError> {
@@ -120,33 +168,21 @@ pub(super) async fn list(
     Ok((rows, next))
 }
 
-pub(super) async fn set_state(
-    client: &Client,
-    id: &str,
-    state: StoredState,
-    message: &str,
-    started: Option<i64>,
-    ended: Option<i64>,
-) -> Result<(), StoreError> {
-    client
-        .execute(
-            "UPDATE operations SET state = $2, message = $3, start_time = COALESCE($4, start_time), \
-             end_time = COALESCE($5, end_time) WHERE id = $1",
-            &[&id, &state.code(), &message, &started, &ended],
-        )
+pub(super) async fn change_state(client: &Client, id: &str, change: &StateChange) -> Result<bool, StoreError> {
+    let sql = format!(
+        "UPDATE operations SET state = $2, message = $3, start_time = COALESCE($4, start_time), \
+         end_time = COALESCE($5, end_time) WHERE id = $1 AND state = ANY($6::integer[]) AND {}",
+        unfinished_sql()
+    );
+    let moved = client
+        .execute(&sql, &[&id, &change.to.code(), &change.message, &change.started, &change.ended, &change.codes_from()])
         .await?;
-    Ok(())
+    Ok(moved == 1)
 }
 
 pub(super) async fn unfinished(client: &Client) -> Result<Vec<OperationRow>, StoreError> {
-    let finals: Vec<i32> = StoredState::FINAL.iter().map(|s| s.code()).collect();
     Ok(client
-        .query(
-            &format!(
-                "SELECT {OPERATION_COLUMNS} FROM operations WHERE NOT (state = ANY($1::integer[])) ORDER BY position"
-            ),
-            &[&finals],
-        )
+        .query(&format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE {} ORDER BY position", unfinished_sql()), &[])
         .await?
         .iter()
         .map(operation)

@@ -120,6 +120,20 @@ CREATE TABLE role_locks (
     PRIMARY KEY (account_id, role)
 );
 "#,
+    // 6: the tree's revision, one more at every save, so that a replica tells a newer tree from its own; the
+    // accounts Organizations events named, waiting for the reconciles of the bindings they concern.
+    r#"
+ALTER TABLE organization_tree ADD COLUMN revision BIGINT NOT NULL DEFAULT 1;
+CREATE TABLE waiting_accounts (
+    binding_name TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    due_at BIGINT NOT NULL,
+    operation_id TEXT,
+    PRIMARY KEY (binding_name, account_id)
+);
+"#,
 ];
 
 /// The advisory lock migrations run under (any value; "crossrole" in ASCII, shortened).

@@ -13,7 +13,9 @@
 //!   fences the journal too: every write of an operation's progress ([`crate::Journal::persist`]) checks, in its
 //!   transaction, that this replica owns the operation and is alive, and that its events continue the operation's
 //!   sequence without a gap (`check_owner`): a replica that lost its lease cannot write over the one that took the
-//!   work, and the events every replica reads are contiguous.
+//!   work, and the events every replica reads are contiguous. An operation a replica claimed but cannot read (a
+//!   record a newer crossroled wrote, in a rolling upgrade) it gives back, owned by no one, for a replica that can,
+//!   and passes over in its later claims ([`Coordination::give_back`]).
 //! - **Which (account, role) each holds.** `role_locks` rows, taken by a replica for one holder (a token), and
 //!   free when that replica is not alive: two operations on different replicas never work the same role (or the
 //!   same grant policy) at once.
@@ -207,21 +209,31 @@ impl Coordination for Replicas {
         true
     }
 
-    /// Claims up to `limit` unfinished operations whose owner is not alive, oldest first.
-    async fn claim_operations(&self, limit: usize) -> Result<Vec<OperationRow>, StoreError> {
+    /// Claims up to `limit` unfinished operations whose owner is not alive, oldest first, but those passed over.
+    async fn claim_operations(&self, limit: usize, passed_over: &[String]) -> Result<Vec<OperationRow>, StoreError> {
         let client = self.journal.writer().await?;
         let finals: Vec<i32> = StoredState::FINAL.iter().map(|s| s.code()).collect();
         let sql = format!(
             "UPDATE operations SET owner = $1 WHERE id IN (SELECT id FROM operations o WHERE o.end_time IS NULL AND NOT (state = ANY($2::integer[])) \
-             AND o.owner IS DISTINCT FROM $1 AND (o.owner IS NULL OR NOT {}) ORDER BY position LIMIT $3 \
-             FOR UPDATE SKIP LOCKED) AND {} RETURNING {OPERATION_COLUMNS}",
+             AND o.owner IS DISTINCT FROM $1 AND (o.owner IS NULL OR NOT {}) AND NOT (o.id = ANY($4::text[])) \
+             ORDER BY position LIMIT $3 FOR UPDATE SKIP LOCKED) AND {} RETURNING {OPERATION_COLUMNS}",
             alive("o.owner"),
             alive("$1")
         );
-        let rows = client.query(&sql, &[&self.replica.id, &finals, &(limit.max(1) as i64)]).await?;
+        let limit = limit.max(1) as i64;
+        let rows = client.query(&sql, &[&self.replica.id, &finals, &limit, &passed_over]).await?;
         let mut rows: Vec<OperationRow> = rows.iter().map(operation).collect();
         rows.sort_by_key(|r| r.position);
         Ok(rows)
+    }
+
+    /// Gives back an operation it claimed: owned by no one, so that any other replica claims it at its next round.
+    async fn give_back(&self, operation: &str) -> Result<(), StoreError> {
+        let client = self.journal.writer().await?;
+        client
+            .execute("UPDATE operations SET owner = NULL WHERE id = $1 AND owner = $2", &[&operation, &self.replica.id])
+            .await?;
+        Ok(())
     }
 
     /// Takes (account, role) for one holder; the token it is held with, or `None` while a live replica holds it.

@@ -154,8 +154,10 @@ impl Coordination for WriterLock {
         false
     }
 
-    async fn claim_operations(&self, _limit: usize) -> Result<Vec<OperationRow>, StoreError> {
-        self.journal.unfinished_operations().await
+    async fn claim_operations(&self, _limit: usize, passed_over: &[String]) -> Result<Vec<OperationRow>, StoreError> {
+        let mut rows = self.journal.unfinished_operations().await?;
+        rows.retain(|r| !passed_over.contains(&r.id));
+        Ok(rows)
     }
 
     async fn lock_role(&self, _account: &str, _role: &str, _operation: &str) -> Result<Option<String>, StoreError> {

@@ -68,6 +68,10 @@ pub(super) fn list(conn: &Connection, page_size: usize, after: &str) -> Result<V
     Ok(rows)
 }
 
-pub(super) fn delete(conn: &Connection, name: &str) -> Result<bool, StoreError> {
-    Ok(conn.execute("DELETE FROM bindings WHERE name = ?1", [name])? == 1)
+pub(super) fn delete(conn: &mut Connection, name: &str) -> Result<bool, StoreError> {
+    let tx = conn.transaction()?;
+    tx.execute("DELETE FROM waiting_accounts WHERE binding_name = ?1", [name])?;
+    let deleted = tx.execute("DELETE FROM bindings WHERE name = ?1", [name])? == 1;
+    tx.commit()?;
+    Ok(deleted)
 }

@@ -1,24 +1,33 @@
-//! What Organizations discovery read, on SQLite: the tree, and each account's tags, with when.
+//! What Organizations discovery read, on SQLite: the tree (with its revision), and each account's tags, with when.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use crate::{Discovered, StoreError};
+use crate::{Discovered, SavedTree, StoreError};
 
-pub(super) fn tree(conn: &Connection) -> Result<Option<Discovered>, StoreError> {
+pub(super) fn tree(conn: &Connection, newer_than: u64) -> Result<Option<SavedTree>, StoreError> {
     Ok(conn
-        .query_row("SELECT fetched_at, tree FROM organization_tree WHERE id = 1", [], |r| {
-            Ok(Discovered { fetched_at_ms: r.get(0)?, payload: r.get(1)? })
-        })
+        .query_row(
+            "SELECT revision, fetched_at, tree FROM organization_tree WHERE id = 1 AND revision > ?1",
+            [newer_than as i64],
+            |r| {
+                Ok(SavedTree {
+                    revision: r.get::<_, i64>(0)? as u64,
+                    tree: Discovered { fetched_at_ms: r.get(1)?, payload: r.get(2)? },
+                })
+            },
+        )
         .optional()?)
 }
 
-pub(super) fn save_tree(conn: &Connection, tree: Discovered) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO organization_tree (id, fetched_at, tree) VALUES (1, ?1, ?2) \
-         ON CONFLICT (id) DO UPDATE SET fetched_at = excluded.fetched_at, tree = excluded.tree",
+pub(super) fn save_tree(conn: &Connection, tree: Discovered) -> Result<u64, StoreError> {
+    let revision: i64 = conn.query_row(
+        "INSERT INTO organization_tree (id, fetched_at, tree, revision) VALUES (1, ?1, ?2, 1) \
+         ON CONFLICT (id) DO UPDATE SET fetched_at = excluded.fetched_at, tree = excluded.tree, \
+         revision = organization_tree.revision + 1 RETURNING revision",
         params![tree.fetched_at_ms, tree.payload],
+        |r| r.get(0),
     )?;
-    Ok(())
+    Ok(revision as u64)
 }
 
 pub(super) fn tags(conn: &Connection) -> Result<Vec<(String, Discovered)>, StoreError> {

@@ -1,8 +1,8 @@
 //! The journal on SQLite: one file, WAL mode, one connection behind a mutex, work on the blocking pool.
 //!
 //! Each part of the journal is a module of plain functions over the connection (`operations`, `accounts`,
-//! `events`, `bindings`, `audit`, `discovered`, `payloads`; the schema in `schema`); [`Journal`] runs them on the
-//! blocking pool.
+//! `events`, `bindings`, `audit`, `discovered`, `payloads`, `waiting`; the schema in `schema`); [`Journal`] runs
+//! them on the blocking pool.
 
 mod accounts;
 mod audit;
@@ -15,6 +15,7 @@ mod payloads;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod waiting;
 
 use std::{
     collections::BTreeMap,
@@ -27,7 +28,8 @@ use rusqlite::Connection;
 
 use crate::{
     AccountRow, AuditEntry, AuditFilter, Batch, BindingRow, Discovered, EventRow, Expiry, Journal, KeyEvidence,
-    NewOperation, OperationFilter, OperationRow, PayloadFormat, Rewrite, StoreError, StoredOutcome, StoredState,
+    NewOperation, OperationFilter, OperationRow, PayloadFormat, Rewrite, SavedTree, StateChange, StoreError,
+    StoredOutcome, WaitingAccount,
 };
 
 /// The SQLite journal.
@@ -130,16 +132,9 @@ impl Journal for SqliteJournal {
         self.run(move |conn| operations::list(conn, &filter, page_size, before)).await
     }
 
-    async fn set_operation_state(
-        &self,
-        id: &str,
-        state: StoredState,
-        message: &str,
-        started: Option<i64>,
-        ended: Option<i64>,
-    ) -> Result<(), StoreError> {
-        let (id, message) = (id.to_string(), message.to_string());
-        self.run(move |conn| operations::set_state(conn, &id, state, &message, started, ended)).await
+    async fn change_state(&self, id: &str, change: StateChange) -> Result<bool, StoreError> {
+        let id = id.to_string();
+        self.run(move |conn| operations::change_state(conn, &id, &change)).await
     }
 
     async fn unfinished_operations(&self) -> Result<Vec<OperationRow>, StoreError> {
@@ -172,11 +167,11 @@ impl Journal for SqliteJournal {
         self.run(move |conn| accounts::count(conn, &operation)).await
     }
 
-    async fn organization_tree(&self) -> Result<Option<Discovered>, StoreError> {
-        self.run(|conn| discovered::tree(conn)).await
+    async fn organization_tree(&self, newer_than: u64) -> Result<Option<SavedTree>, StoreError> {
+        self.run(move |conn| discovered::tree(conn, newer_than)).await
     }
 
-    async fn save_organization_tree(&self, tree: Discovered) -> Result<(), StoreError> {
+    async fn save_organization_tree(&self, tree: Discovered) -> Result<u64, StoreError> {
         self.run(move |conn| discovered::save_tree(conn, tree)).await
     }
 
@@ -264,5 +259,36 @@ impl Journal for SqliteJournal {
     async fn delete_binding(&self, name: &str) -> Result<bool, StoreError> {
         let name = name.to_string();
         self.run(move |conn| bindings::delete(conn, &name)).await
+    }
+
+    async fn waiting_accounts(&self) -> Result<Vec<WaitingAccount>, StoreError> {
+        self.run(|conn| waiting::list(conn)).await
+    }
+
+    async fn wait_accounts(
+        &self,
+        binding: &str,
+        accounts: &[String],
+        created_by: &str,
+        due_at: i64,
+    ) -> Result<(), StoreError> {
+        let (binding, accounts, created_by) = (binding.to_string(), accounts.to_vec(), created_by.to_string());
+        self.run(move |conn| waiting::wait(conn, &binding, &accounts, &created_by, due_at)).await
+    }
+
+    async fn take_accounts(&self, binding: &str, accounts: &[String], operation: &str) -> Result<(), StoreError> {
+        let (binding, accounts, operation) = (binding.to_string(), accounts.to_vec(), operation.to_string());
+        self.run(move |conn| waiting::take(conn, &binding, &accounts, &operation)).await
+    }
+
+    async fn settle_accounts(
+        &self,
+        operation: &str,
+        retry: &[String],
+        due_at: i64,
+        max_attempts: u32,
+    ) -> Result<(), StoreError> {
+        let (operation, retry) = (operation.to_string(), retry.to_vec());
+        self.run(move |conn| waiting::settle(conn, &operation, &retry, due_at, max_attempts)).await
     }
 }

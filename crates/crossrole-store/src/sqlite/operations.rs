@@ -1,11 +1,17 @@
-//! Operations on SQLite: created once per idempotency key, listed newest first, their state, and their expiry.
+//! Operations on SQLite: created once per idempotency key (and a binding's reconcile once at a time), listed newest
+//! first, their state changed only from the state their caller saw, and their expiry.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::{
-    Expiry, NewOperation, OPERATION_COLUMNS, OperationFilter, OperationRow, StoreError, StoredKind, StoredState,
-    codes::sql_list,
+    Expiry, NewOperation, OPERATION_COLUMNS, OperationFilter, OperationRow, StateChange, StoreError, StoredKind,
+    StoredState, codes::sql_list,
 };
+
+/// The condition that an operation (of the row in scope) is unfinished: no end time, and not in a final state.
+pub(super) fn unfinished_sql() -> String {
+    format!("end_time IS NULL AND state NOT IN ({})", sql_list(StoredState::FINAL.map(StoredState::code)))
+}
 
 /// An operation from a row of [`OPERATION_COLUMNS`].
 pub(super) fn operation(row: &rusqlite::Row<'_>) -> rusqlite::Result<OperationRow> {
@@ -57,6 +63,9 @@ pub(super) fn create(conn: &mut Connection, op: NewOperation) -> Result<(Operati
             return Ok((row, false));
         }
     }
+    if let Some(running) = running_reconcile(&tx, &op)? {
+        return Ok((running, false));
+    }
     tx.execute(
         "INSERT INTO operations (id, kind, state, spec_name, spec, idempotency_key, request_fingerprint, binding_name, \
          created_by, create_time, dry_run) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -77,6 +86,19 @@ pub(super) fn create(conn: &mut Connection, op: NewOperation) -> Result<(Operati
     let row = get(&tx, &op.id)?.ok_or_else(|| StoreError::Task("inserted operation vanished".into()))?;
     tx.commit()?;
     Ok((row, true))
+}
+
+/// The unfinished reconcile of the binding `op` would reconcile, if `op` is a reconcile and there is one.
+fn running_reconcile(conn: &Connection, op: &NewOperation) -> Result<Option<OperationRow>, StoreError> {
+    let Some(binding) = op.binding_name.as_deref().filter(|_| op.kind == StoredKind::Reconcile) else {
+        return Ok(None);
+    };
+    let sql = format!(
+        "SELECT {OPERATION_COLUMNS} FROM operations WHERE binding_name = ?1 AND kind = ?2 AND {} \
+         ORDER BY position LIMIT 1",
+        unfinished_sql()
+    );
+    Ok(conn.query_row(&sql, params![binding, StoredKind::Reconcile.code()], operation).optional()?)
 }
 
 pub(super) fn list(
@@ -112,27 +134,22 @@ pub(super) fn list(
     Ok((rows, next))
 }
 
-pub(super) fn set_state(
-    conn: &Connection,
-    id: &str,
-    state: StoredState,
-    message: &str,
-    started: Option<i64>,
-    ended: Option<i64>,
-) -> Result<(), StoreError> {
-    conn.execute(
+pub(super) fn change_state(conn: &Connection, id: &str, change: &StateChange) -> Result<bool, StoreError> {
+    if change.from.is_empty() {
+        return Ok(false);
+    }
+    let sql = format!(
         "UPDATE operations SET state = ?2, message = ?3, start_time = COALESCE(?4, start_time), \
-         end_time = COALESCE(?5, end_time) WHERE id = ?1",
-        params![id, state.code(), message, started, ended],
-    )?;
-    Ok(())
+         end_time = COALESCE(?5, end_time) WHERE id = ?1 AND state IN ({}) AND {}",
+        sql_list(change.from.iter().map(|s| s.code())),
+        unfinished_sql()
+    );
+    let moved = conn.execute(&sql, params![id, change.to.code(), change.message, change.started, change.ended])?;
+    Ok(moved == 1)
 }
 
 pub(super) fn unfinished(conn: &Connection) -> Result<Vec<OperationRow>, StoreError> {
-    let sql = format!(
-        "SELECT {OPERATION_COLUMNS} FROM operations WHERE state NOT IN ({}) ORDER BY position",
-        sql_list(StoredState::FINAL.map(StoredState::code))
-    );
+    let sql = format!("SELECT {OPERATION_COLUMNS} FROM operations WHERE {} ORDER BY position", unfinished_sql());
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt.query_map([], operation)?.collect::<Result<_, _>>()?;
     Ok(rows)

@@ -134,6 +134,20 @@ CREATE INDEX audit_time ON audit(time);
 ALTER TABLE audit ADD COLUMN caller_subject TEXT NOT NULL DEFAULT '';
 CREATE INDEX account_results_account ON account_results(account_id, operation_id);
 "#,
+    // 8: the tree's revision, one more at every save, so that a replica tells a newer tree from its own; the
+    // accounts Organizations events named, waiting for the reconciles of the bindings they concern.
+    r#"
+ALTER TABLE organization_tree ADD COLUMN revision INTEGER NOT NULL DEFAULT 1;
+CREATE TABLE waiting_accounts (
+    binding_name TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    created_by TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    due_at INTEGER NOT NULL,
+    operation_id TEXT,
+    PRIMARY KEY (binding_name, account_id)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The version whose migration records the payload format: journals migrated past it from an older version hold

@@ -1,7 +1,7 @@
 //! What only the SQLite journal has: its file, its migrations, its refusal of a damaged one.
 
 use super::{schema::MIGRATIONS, *};
-use crate::StoredKind;
+use crate::{SavedTree, StoredKind, StoredState};
 
 fn new_op(id: &str, key: Option<&str>, fingerprint: &str) -> NewOperation {
     NewOperation {
@@ -112,7 +112,7 @@ async fn what_discovery_read_outlives_a_restart() {
     j.save_account_tags(vec![("1".into(), d(1, b"a"))]).await.unwrap();
     drop(j);
     let j = SqliteJournal::open(&path).unwrap();
-    assert_eq!(j.organization_tree().await.unwrap(), Some(d(2, b"tree")));
+    assert_eq!(j.organization_tree(0).await.unwrap(), Some(SavedTree { revision: 1, tree: d(2, b"tree") }));
     assert_eq!(j.account_tags().await.unwrap(), vec![("1".into(), d(1, b"a"))]);
 }
 
@@ -137,6 +137,24 @@ async fn a_journal_written_by_version_1_migrates_and_keeps_its_rows() {
     let (again, created) = j.create_operation(new_op("new", Some("k"), "f")).await.unwrap();
     assert!(!created);
     assert_eq!(again.id, "old");
+}
+
+#[tokio::test]
+async fn a_tree_saved_before_trees_had_revisions_is_revision_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        for migration in &MIGRATIONS[..7] {
+            conn.execute_batch(migration).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 7).unwrap();
+        conn.execute("INSERT INTO organization_tree (id, fetched_at, tree) VALUES (1, 5, x'01')", []).unwrap();
+    }
+    let j = SqliteJournal::open(&path).unwrap();
+    let d = |at: i64, p: &[u8]| Discovered { fetched_at_ms: at, payload: p.to_vec() };
+    assert_eq!(j.organization_tree(0).await.unwrap(), Some(SavedTree { revision: 1, tree: d(5, &[1]) }));
+    assert_eq!(j.save_organization_tree(d(6, &[2])).await.unwrap(), 2);
 }
 
 #[tokio::test]

@@ -9,8 +9,9 @@ use std::{
 };
 
 use crossrole_store::{
-    AccountRow, Batch, BindingRow, Discovered, EventRow, Expiry, Journal, NewOperation, OperationFilter,
-    OperationStats, PayloadFormat, PayloadKind, Rewrite, StoreError, StoredKind, StoredOutcome, StoredState,
+    AccountRow, Batch, BindingRow, Discovered, EventRow, Expiry, Journal, NewOperation, OperationEnd, OperationFilter,
+    OperationStats, PayloadFormat, PayloadKind, Rewrite, SavedTree, StateChange, StoreError, StoredKind, StoredOutcome,
+    StoredState,
 };
 use crossrole_store::{JournalKey, KeyEvidence};
 
@@ -50,6 +51,10 @@ macro_rules! conformance {
             retention_deletes_what_it_selects_and_nothing_else,
             the_audit_log_is_read_by_filter_page_by_page_and_expires,
             codes_this_crossroled_does_not_know_are_kept,
+            a_state_moves_only_from_the_state_its_caller_saw,
+            a_cancel_racing_the_end_never_changes_a_finished_operation,
+            a_binding_reconciles_once_at_a_time_however_many_start_it,
+            accounts_wait_for_their_bindings_reconcile_and_are_retried_a_few_times,
             the_journal_knows_the_key_it_is_written_under,
         );
     };
@@ -74,7 +79,8 @@ pub async fn operations_idempotency_and_paging(j: J) {
     for i in 0..5 {
         j.create_operation(new_op(&format!("op{i}"), None, "f")).await.unwrap();
     }
-    j.set_operation_state("op3", StoredState::Succeeded, "done", Some(5), Some(9)).await.unwrap();
+    let done = StateChange::new(&[StoredState::Pending], StoredState::Succeeded, "done").started(5).ended(9);
+    assert!(j.change_state("op3", done).await.unwrap());
     let (page1, next) = j.list_operations(&OperationFilter::default(), 4, None).await.unwrap();
     assert_eq!(page1.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), ["op4", "op3", "op2", "op1"]);
     let (page2, end) = j.list_operations(&OperationFilter::default(), 4, next).await.unwrap();
@@ -232,14 +238,18 @@ pub async fn bindings_are_versioned(j: J) {
 }
 
 pub async fn what_discovery_read_is_kept_and_replaced(j: J) {
-    assert_eq!(j.organization_tree().await.unwrap(), None);
+    assert_eq!(j.organization_tree(0).await.unwrap(), None);
     let d = |at: i64, p: &[u8]| Discovered { fetched_at_ms: at, payload: p.to_vec() };
-    j.save_organization_tree(d(1, b"old")).await.unwrap();
-    j.save_organization_tree(d(2, b"new")).await.unwrap();
+    assert_eq!(j.save_organization_tree(d(1, b"old")).await.unwrap(), 1);
+    assert_eq!(j.save_organization_tree(d(2, b"new")).await.unwrap(), 2, "one more at every save");
+    // A tree saved again as it was walked (events patched it) is a newer revision all the same.
+    assert_eq!(j.save_organization_tree(d(2, b"newer")).await.unwrap(), 3);
+    assert_eq!(j.organization_tree(0).await.unwrap(), Some(SavedTree { revision: 3, tree: d(2, b"newer") }));
+    assert_eq!(j.organization_tree(2).await.unwrap().map(|t| t.revision), Some(3), "newer than 2");
+    assert_eq!(j.organization_tree(3).await.unwrap(), None, "nothing newer than what the caller has");
     j.save_account_tags(vec![("1".into(), d(1, b"a")), ("2".into(), d(1, b"b"))]).await.unwrap();
     j.save_account_tags(vec![("2".into(), d(3, b"c"))]).await.unwrap();
     j.save_account_tags(Vec::new()).await.unwrap();
-    assert_eq!(j.organization_tree().await.unwrap(), Some(d(2, b"new")));
     let mut tags = j.account_tags().await.unwrap();
     tags.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(tags, vec![("1".into(), d(1, b"a")), ("2".into(), d(3, b"c"))]);
@@ -415,7 +425,8 @@ pub async fn retention_deletes_what_it_selects_and_nothing_else(j: J) {
     for (id, kind, binding, state, ended, outcomes) in ops {
         let new = NewOperation { kind, binding_name: binding.map(String::from), ..new_op(id, None, "f") };
         j.create_operation(new).await.unwrap();
-        j.set_operation_state(id, state, "", Some(50), ended).await.unwrap();
+        let change = StateChange { ended, ..StateChange::new(&[StoredState::Pending], state, "").started(50) };
+        assert!(j.change_state(id, change).await.unwrap());
         let rows = outcomes.iter().enumerate().map(|(i, o)| AccountRow {
             index: i as u32,
             account_id: format!("{i:012}"),
@@ -474,8 +485,202 @@ pub async fn codes_this_crossroled_does_not_know_are_kept(j: J) {
     );
     let unknown = j.list_accounts("n", &[StoredOutcome::Unknown(99)], 10, None).await.unwrap();
     assert!(matches!(unknown.as_slice(), [r] if r.index == 0 && matches!(r.outcome, StoredOutcome::Unknown(99))));
-    j.set_operation_state("n", StoredState::Unknown(18), "", None, None).await.unwrap();
+    let moved = StateChange::new(&[StoredState::Unknown(17)], StoredState::Unknown(18), "");
+    assert!(j.change_state("n", moved).await.unwrap());
     assert!(matches!(j.get_operation("n").await.unwrap().unwrap().state, StoredState::Unknown(18)));
+}
+
+/// An operation `id` in `state`, created pending and moved there.
+async fn in_state(j: &J, id: &str, kind: StoredKind, binding: Option<&str>, state: StoredState) {
+    let new = NewOperation { kind, binding_name: binding.map(String::from), ..new_op(id, None, "f") };
+    j.create_operation(new).await.unwrap();
+    if state != StoredState::Pending {
+        assert!(j.change_state(id, StateChange::new(&[StoredState::Pending], state, "")).await.unwrap());
+    }
+}
+
+/// The end of an operation, as its run writes it with its last event.
+fn end(state: StoredState, sequence: u64) -> Batch {
+    Batch {
+        events: vec![EventRow { sequence, payload: vec![] }],
+        end: Some(OperationEnd { state, message: state.code().to_string(), end_time: 77 }),
+        ..Batch::default()
+    }
+}
+
+pub async fn a_state_moves_only_from_the_state_its_caller_saw(j: J) {
+    use StoredState::{Cancelled, Cancelling, Pending, Running, Succeeded};
+    in_state(&j, "a", StoredKind::Apply, None, Pending).await;
+    let state = |j: J| async move { j.get_operation("a").await.unwrap().unwrap() };
+    // Its run starts it; a second start finds it started.
+    let start = || StateChange::new(&[Pending], Running, "").started(5);
+    assert!(j.change_state("a", start()).await.unwrap());
+    assert!(!j.change_state("a", start()).await.unwrap(), "it is not pending any more");
+    // A cancel from what it saw; a start that read it pending before never writes over the cancel.
+    assert!(j.change_state("a", StateChange::new(&[Running], Cancelling, "cancel requested")).await.unwrap());
+    assert!(!j.change_state("a", start()).await.unwrap());
+    let cancelling = state(j.clone()).await;
+    assert_eq!(
+        (cancelling.state, cancelling.message.as_str(), cancelling.start_time),
+        (Cancelling, "cancel requested", Some(5))
+    );
+    assert!(!j.change_state("a", StateChange::new(&[Pending], Cancelling, "")).await.unwrap(), "not what it saw");
+    // It ends; from then on nothing changes it: no cancel, no start, no second end.
+    j.persist("a", end(Cancelled, 1)).await.unwrap();
+    for from in [Pending, Running, Cancelling, Cancelled] {
+        let change = StateChange::new(&[from], Cancelling, "late cancel");
+        assert!(!j.change_state("a", change).await.unwrap(), "a finished operation moves from no state ({from:?})");
+    }
+    j.persist("a", end(Succeeded, 2)).await.unwrap();
+    let ended = state(j.clone()).await;
+    assert_eq!(
+        (ended.state, ended.message.as_str(), ended.end_time),
+        (Cancelled, "6", Some(77)),
+        "its first end stands"
+    );
+    assert!(j.unfinished_operations().await.unwrap().is_empty());
+
+    // A row an older crossroled left with a cancel written over its end is finished all the same: never resumed.
+    in_state(&j, "b", StoredKind::Apply, None, Running).await;
+    let over_the_end = StateChange::new(&[Running], Cancelling, "cancel requested").ended(9);
+    assert!(j.change_state("b", over_the_end).await.unwrap());
+    assert!(j.unfinished_operations().await.unwrap().is_empty(), "an operation with an end is finished");
+    assert!(!j.change_state("b", StateChange::new(&[Cancelling], Running, "")).await.unwrap());
+}
+
+pub async fn a_cancel_racing_the_end_never_changes_a_finished_operation(j: J) {
+    let ids: Vec<String> = (0..24).map(|i| format!("op{i:02}")).collect();
+    for id in &ids {
+        in_state(&j, id, StoredKind::Apply, None, StoredState::Running).await;
+    }
+    let races: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (j, id) = (j.clone(), id.clone());
+            tokio::spawn(async move {
+                let cancel = {
+                    let (j, id) = (j.clone(), id.clone());
+                    tokio::spawn(async move {
+                        let change =
+                            StateChange::new(&[StoredState::Running], StoredState::Cancelling, "cancel requested");
+                        j.change_state(&id, change).await.unwrap()
+                    })
+                };
+                j.persist(&id, end(StoredState::Succeeded, 1)).await.unwrap();
+                cancel.await.unwrap()
+            })
+        })
+        .collect();
+    let mut cancelled_first = 0;
+    for race in races {
+        cancelled_first += usize::from(race.await.unwrap());
+    }
+    for id in &ids {
+        let op = j.get_operation(id).await.unwrap().unwrap();
+        // Whichever came first, the end is the operation's last word.
+        assert_eq!((op.state, op.end_time, op.message.as_str()), (StoredState::Succeeded, Some(77), "3"), "{id}");
+    }
+    assert!(j.unfinished_operations().await.unwrap().is_empty(), "{cancelled_first} cancels came before the end");
+}
+
+pub async fn a_binding_reconciles_once_at_a_time_however_many_start_it(j: J) {
+    let reconcile = |id: String, binding: &str| NewOperation {
+        kind: StoredKind::Reconcile,
+        binding_name: Some(binding.into()),
+        ..new_op(&id, None, "f")
+    };
+    let starts: Vec<_> = (0..16)
+        .map(|i| {
+            let (j, new) = (j.clone(), reconcile(format!("r{i:02}"), "b"));
+            tokio::spawn(async move { j.create_operation(new).await.unwrap() })
+        })
+        .collect();
+    let mut created = 0;
+    let mut ids = Vec::new();
+    for started in starts {
+        let (row, new) = started.await.unwrap();
+        created += usize::from(new);
+        ids.push(row.id);
+    }
+    ids.dedup();
+    assert_eq!((created, ids.len()), (1, 1), "one reconcile, and every caller got it: {ids:?}");
+    let first = ids.remove(0);
+    // Another binding's reconcile, and what is not a reconcile, are not held up.
+    assert!(j.create_operation(reconcile("other".into(), "c")).await.unwrap().1);
+    let destroy = NewOperation { kind: StoredKind::Destroy, ..reconcile("destroy".into(), "b") };
+    assert!(j.create_operation(destroy).await.unwrap().1);
+    // A cancel asked of it leaves it unfinished: still the one.
+    assert!(
+        j.change_state(&first, StateChange::new(&[StoredState::Pending], StoredState::Cancelling, "")).await.unwrap()
+    );
+    let (again, new) = j.create_operation(reconcile("late".into(), "b")).await.unwrap();
+    assert_eq!((again.id.as_str(), new), (first.as_str(), false));
+    // Once it has ended, the next one starts.
+    j.persist(&first, end(StoredState::Cancelled, 1)).await.unwrap();
+    let (next, new) = j.create_operation(reconcile("next".into(), "b")).await.unwrap();
+    assert_eq!((next.id.as_str(), new), ("next", true));
+}
+
+pub async fn accounts_wait_for_their_bindings_reconcile_and_are_retried_a_few_times(j: J) {
+    let accounts = |ids: &[&str]| ids.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let waiting = |j: J| async move {
+        j.waiting_accounts()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|w| (w.binding, w.account_id, w.attempts, w.due_at, w.operation_id))
+            .collect::<Vec<_>>()
+    };
+    let row = |b: &str, a: &str, attempts: u32, due: i64, op: Option<&str>| {
+        (b.to_string(), a.to_string(), attempts, due, op.map(String::from))
+    };
+    let binding = |name: &str| BindingRow {
+        name: name.into(),
+        version: 1,
+        binding: vec![],
+        status: vec![],
+        create_time: 1,
+        update_time: 1,
+    };
+    j.create_binding(binding("b")).await.unwrap();
+    j.create_binding(binding("c")).await.unwrap();
+    j.wait_accounts("b", &accounts(&["1", "2", "3"]), "events", 100).await.unwrap();
+    j.wait_accounts("b", &accounts(&["3"]), "events", 200).await.unwrap();
+    j.wait_accounts("c", &accounts(&["1"]), "events", 100).await.unwrap();
+    let all = j.waiting_accounts().await.unwrap();
+    assert_eq!(all[0].created_by, "events");
+    assert_eq!(
+        waiting(j.clone()).await,
+        [
+            row("b", "1", 0, 100, None),
+            row("b", "2", 0, 100, None),
+            row("b", "3", 0, 100, None),
+            row("c", "1", 0, 100, None)
+        ],
+        "named again, an account keeps its earlier due time"
+    );
+
+    // A reconcile takes them; 1 and 2 fail, and 3 is named again while it runs (so it is no longer that one's).
+    j.take_accounts("b", &accounts(&["1", "2", "3"]), "op1").await.unwrap();
+    j.wait_accounts("b", &accounts(&["3"]), "events", 150).await.unwrap();
+    j.settle_accounts("op1", &accounts(&["1", "2"]), 500, 2).await.unwrap();
+    assert_eq!(
+        waiting(j.clone()).await,
+        [
+            row("b", "1", 1, 500, None),
+            row("b", "2", 1, 500, None),
+            row("b", "3", 0, 100, None),
+            row("c", "1", 0, 100, None)
+        ]
+    );
+    // The next attempt: 1 fails again and has had its tries; 2 succeeds.
+    j.take_accounts("b", &accounts(&["1", "2"]), "op2").await.unwrap();
+    j.settle_accounts("op2", &accounts(&["1"]), 900, 2).await.unwrap();
+    assert_eq!(waiting(j.clone()).await, [row("b", "3", 0, 100, None), row("c", "1", 0, 100, None)]);
+
+    // A binding deleted takes its waiting accounts with it.
+    assert!(j.delete_binding("b").await.unwrap());
+    assert_eq!(waiting(j.clone()).await, [row("c", "1", 0, 100, None)]);
 }
 
 pub async fn the_journal_knows_the_key_it_is_written_under(j: J) {
