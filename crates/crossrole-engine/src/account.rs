@@ -435,12 +435,11 @@ async fn found_after_failure(env: &RunEnv, target: &Target, result: &mut Account
         }
         Ok(_) => {}
         Err(e) => {
-            // It may be there: on record as placed, so that a destroy looks there whatever its selector.
-            remember_placement(env, target).await;
+            // Not on record as placed: the grant names only roles known to be there. The next run reads it.
             if let Some(error) = &mut result.error {
                 error.message.push_str(&format!(
                     "; the role may have been created meanwhile (IAM could not be read to tell: {e}): the next run \
-                     that reaches the account reads it, and a destroy of the spec looks there"
+                     that reaches the account reads it"
                 ));
             }
         }
