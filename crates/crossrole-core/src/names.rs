@@ -296,8 +296,16 @@ pub(crate) fn check_tag_value(value: &str) -> Result<(), String> {
     check_tag_chars(value)
 }
 
+/// IAM's tag pattern, `[\p{L}\p{Z}\p{N}_.:/=+\-@]`: letters, separators (a space, not a tab or a newline, which
+/// are control characters) and numbers by their Unicode category — not `char::is_alphanumeric`, which takes in
+/// the marks that are part of letters in some scripts, nor `char::is_whitespace`, which takes in control
+/// characters.
 fn is_tag_char(c: char) -> bool {
-    c.is_alphanumeric() || c.is_whitespace() || matches!(c, '_' | '.' | ':' | '/' | '=' | '+' | '-' | '@')
+    use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
+    matches!(
+        c.general_category_group(),
+        GeneralCategoryGroup::Letter | GeneralCategoryGroup::Separator | GeneralCategoryGroup::Number
+    ) || matches!(c, '_' | '.' | ':' | '/' | '=' | '+' | '-' | '@')
 }
 
 fn check_tag_chars(s: &str) -> Result<(), String> {
@@ -455,6 +463,22 @@ mod tests {
         assert_eq!(expand_tag_value("plain (kept as written)", place), "plain (kept as written)");
         let long = Place { account_name: &"n".repeat(300), ..place };
         assert_eq!(expand_tag_value("${account_name}", long).chars().count(), 256);
+        // IAM's pattern is by Unicode category: a tab, a newline or a carriage return is a control character, not
+        // a separator (\p{Z}); a vowel sign is a mark, not a letter (\p{L}). A no-break space and letters and
+        // digits of any script are kept.
+        let cases = [
+            ("Prod\tEU", "Prod_EU"),
+            ("Prod\nEU\r\n", "Prod_EU__"),
+            ("Prod\u{85}EU\u{2028}", "Prod_EU\u{2028}"),
+            ("Entwicklung\u{a0}Zürich ٣", "Entwicklung\u{a0}Zürich ٣"),
+            ("\u{915}\u{93f}", "\u{915}_"),
+            ("日本 ½", "日本 ½"),
+        ];
+        for (name, expected) in cases {
+            let got = expand_tag_value("${account_name}", Place { account_name: name, ..place });
+            assert_eq!(got, expected, "{name:?}");
+            assert!(check_tag_value(&got).is_ok(), "{got:?}");
+        }
     }
 
     #[test]
@@ -490,7 +514,21 @@ mod tests {
                 ("a;b", false),
             ],
         );
-        check(check_tag_value, &[("", true), ("x y", true), (&"v".repeat(256), true), (&"v".repeat(257), false)]);
+        check(
+            check_tag_value,
+            &[
+                ("", true),
+                ("x y", true),
+                (&"v".repeat(256), true),
+                (&"v".repeat(257), false),
+                ("x\ty", false),
+                ("x\ny", false),
+                ("x\u{a0}y", true),
+                ("ü1٣_.:/=+-@", true),
+                ("x\u{93f}", false),
+            ],
+        );
+        check(check_tag_key, &[("team\n", false), ("cost center", true)]);
     }
 
     #[test]
