@@ -192,6 +192,73 @@ pub fn expand_tag_value(value: &str, place: Place<'_>) -> String {
     expand(value, place).chars().map(|c| if is_tag_char(c) { c } else { '_' }).take(256).collect()
 }
 
+/// The fields of a spec in which `${…}` stands for each target account's values (resolved when the plan is made).
+/// Everywhere else crossrole expands nothing, so a `${…}` there is refused rather than written to IAM as it is.
+pub const TEMPLATED_FIELDS: [&str; 4] =
+    ["role.description", "role.managed_policy_arns", "role.permissions_boundary_arn", "role.tags (values)"];
+
+/// The variables crossrole expands somewhere (per-account values, and `${spec}` in profile names): in a policy
+/// document, where IAM's own variables are at home, these are the ones that would be a mistake.
+const CROSSROLE_VARIABLES: [&str; 4] = ["partition", "account_id", "account_name", "spec"];
+
+/// [`TEMPLATED_FIELDS`] as a rule says them.
+fn templated_fields() -> String {
+    let fields: Vec<String> = TEMPLATED_FIELDS
+        .iter()
+        .map(|f| match f.strip_suffix(" (values)") {
+            Some(map) => format!("{map} values"),
+            None => f.to_string(),
+        })
+        .collect();
+    match fields.split_last() {
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
+/// Each `${…}` in `text` as written (an unclosed one up to the end, cut at 40 characters), with what is inside.
+fn variables(text: &str) -> impl Iterator<Item = (String, &str)> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        let from = &rest[rest.find("${")?..];
+        let inside = &from[2..];
+        match inside.find('}') {
+            Some(end) => {
+                rest = &inside[end + 1..];
+                Some((from[..end + 3].to_string(), &inside[..end]))
+            }
+            None => {
+                rest = "";
+                Some((from.chars().take(40).collect(), inside))
+            }
+        }
+    })
+}
+
+/// Refuses any `${…}` in a field crossrole does not template; `Err` is the rule, naming the first one.
+pub(crate) fn check_not_templated(text: &str) -> Result<(), String> {
+    match variables(text).next() {
+        Some((variable, _)) => {
+            Err(format!("{variable} is not expanded here; only {} are templated", templated_fields()))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Refuses crossrole's own variables in a policy document's text (a key or a value), which crossrole does not
+/// expand; IAM's policy variables (`${aws:username}`, `${aws:PrincipalTag/team}`, `${saml:sub}`, `${*}`…) are
+/// IAM's to resolve and pass.
+pub(crate) fn check_policy_text(text: &str) -> Result<(), String> {
+    match variables(text).find(|(_, name)| CROSSROLE_VARIABLES.contains(&name.trim())) {
+        Some((variable, _)) => Err(format!(
+            "{variable} is not expanded in policy documents (IAM's own policy variables, like ${{aws:username}}, are \
+             left to IAM); only {} are templated",
+            templated_fields()
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Checks that every `${…}` in `text` is a variable crossrole knows.
 pub(crate) fn check_template(text: &str) -> Result<(), String> {
     check_template_of(text, &TEMPLATE_VARIABLES)

@@ -310,3 +310,108 @@ fn shape_errors_speak_of_the_file_not_of_the_code_that_reads_it() {
         assert!(e.violations().iter().all(|v| !v.rule.contains("struct") && !v.rule.contains("enum")), "{e:?}");
     }
 }
+
+#[test]
+fn a_variable_is_refused_where_crossrole_would_write_it_as_it_is() {
+    let only = "only role.description, role.managed_policy_arns, role.permissions_boundary_arn and role.tags values are \
+                templated";
+    let not_here = |variable: &str| format!("{variable} is not expanded here; {only}");
+    let not_in_policies = |variable: &str| {
+        format!(
+            "{variable} is not expanded in policy documents (IAM's own policy variables, like ${{aws:username}}, are \
+             left to IAM); {only}"
+        )
+    };
+    check(
+        &[("path: /crossrole/", "path: /crossrole/${account_id}/")],
+        &[&format!("role.path: {}", not_here("${account_id}"))],
+    );
+    check(&[("path: /crossrole/", "path: /a${b/")], &[&format!("role.path: {}", not_here("${b/"))]);
+    check(
+        &[("name: SecurityAudit", "name: Audit-${account_name}")],
+        &[&format!("role.name: {}", not_here("${account_name}"))],
+    );
+    check(&[("name: security-audit", "name: ${spec}")], &[&format!("name: {}", not_here("${spec}"))]);
+    check(
+        &[("tags: {team: security}", "tags: {team: security, \"${account_name}\": x}")],
+        &[&format!("role.tags[\"${{account_name}}\"]: {}", not_here("${account_name}"))],
+    );
+    check(
+        &[("[arn:aws:iam::111122223333:role/Auditor]", "[\"arn:aws:iam::111122223333:role/${account_name}\"]")],
+        &[&format!("role.trust.principal_arns[0]: {}", not_here("${account_name}"))],
+    );
+    check(
+        &[("user_names: [alice]", "user_names: [\"alice-${account_id}\"]")],
+        &[&format!("grant.user_names[0]: {}", not_here("${account_id}"))],
+    );
+    check(
+        &[("  user_names: [alice]\n", "  user_names: [alice]\n  policy_name: assume-${partition}\n")],
+        &[&format!("grant.policy_name: {}", not_here("${partition}"))],
+    );
+    check(
+        &[("deny-secrets: '{", "deny-${account_id}: '{")],
+        &[&format!("role.inline_policies[\"deny-${{account_id}}\"]: policy name {}", not_here("${account_id}"))],
+    );
+    // In a policy document, crossrole's variables are refused where they are, keys of conditions included.
+    check(
+        &[(
+            r#""Resource":"*"}"#,
+            r#""Resource":["arn:aws:s3:::logs-${account_id}/*","*"],"Condition":{"StringEquals":{"aws:ResourceTag/${ account_name }":"${partition}"}}}"#,
+        )],
+        &[
+            &format!(
+                "role.inline_policies[\"deny-secrets\"].Statement[0].Resource[0]: {}",
+                not_in_policies("${account_id}")
+            ),
+            &format!(
+                "role.inline_policies[\"deny-secrets\"].Statement[0].Condition.StringEquals.aws:ResourceTag/${{ account_name }}: {}",
+                not_in_policies("${ account_name }")
+            ),
+            &format!(
+                "role.inline_policies[\"deny-secrets\"].Statement[0].Condition.StringEquals.aws:ResourceTag/${{ account_name }}: {}",
+                not_in_policies("${partition}")
+            ),
+        ],
+    );
+    // IAM's own policy variables are IAM's to resolve (the document is a single-quoted YAML string: '' is ').
+    check(
+        &[(
+            r#""Resource":"*"}"#,
+            r#""Resource":["arn:aws:s3:::home/${aws:username}/*","arn:aws:s3:::${aws:PrincipalTag/team}-${saml:sub}/${*}${?}${$}","arn:aws:s3:::x/${aws:userid, ''none''}"]}"#,
+        )],
+        &[],
+    );
+    // The templated fields take them.
+    check(
+        &[
+            ("description: Read-only", "description: ${account_name} (${account_id}) read-only"),
+            ("tags: {team: security}", "tags: {team: \"security ${account_name}\"}"),
+            ("arn:aws:iam::aws:policy/SecurityAudit", "\"arn:${partition}:iam::${account_id}:policy/Audit\""),
+            ("arn:aws:iam::aws:policy/ReadOnlyAccess", "\"arn:aws:iam::${account_id}:policy/Boundary\""),
+        ],
+        &[],
+    );
+}
+
+/// The fields the docs and the rule name as templated are the ones the plan resolves per account.
+#[test]
+fn the_templated_fields_are_the_ones_the_plan_resolves() {
+    let templated = VALID
+        .replace("description: Read-only", "description: ${account_id} ${account_name} ${partition} Read-only")
+        .replace("[arn:aws:iam::aws:policy/SecurityAudit]", "[\"arn:${partition}:iam::${account_id}:policy/A\"]")
+        .replace("arn:aws:iam::aws:policy/ReadOnlyAccess", "\"arn:${partition}:iam::${account_id}:policy/B\"")
+        .replace("tags: {team: security}", "tags: {team: \"${account_id} ${account_name} ${partition}\"}");
+    let spec = AccessSpec::from_yaml(&templated).unwrap();
+    let desired = crate::plan::DesiredRole::from_spec(&spec, Partition::Aws);
+    let place = names::Place { partition: Partition::AwsCn, account_id: "444455556666", account_name: "Prod" };
+    let resolved = desired.in_account(place);
+    assert_eq!(resolved.description, "444455556666 Prod aws-cn Read-only audit access for the security team");
+    assert_eq!(resolved.managed_policy_arns.iter().collect::<Vec<_>>(), ["arn:aws-cn:iam::444455556666:policy/A"]);
+    assert_eq!(resolved.permissions_boundary_arn.as_deref(), Some("arn:aws-cn:iam::444455556666:policy/B"));
+    assert_eq!(resolved.tags["team"], "444455556666 Prod aws-cn");
+    assert!(!format!("{resolved:?}").contains("${"), "{resolved:?}");
+    assert_eq!(
+        names::TEMPLATED_FIELDS,
+        ["role.description", "role.managed_policy_arns", "role.permissions_boundary_arn", "role.tags (values)"]
+    );
+}

@@ -30,7 +30,7 @@ pub(crate) const DOCUMENT_TEXT_MAX: usize = 128 * 1024;
 /// Validates a spec as given into a domain spec, reporting every broken rule.
 pub fn validate(p: &RawSpec) -> Result<AccessSpec, Error> {
     let mut v = Collector::default();
-    if let Err(rule) = names::check_spec_name(&p.name) {
+    if let Err(rule) = names::check_not_templated(&p.name).and_then(|()| names::check_spec_name(&p.name)) {
         v.push("name", rule);
     }
     let role = match &p.role {
@@ -69,11 +69,12 @@ fn all_violations(v: Collector) -> Vec<crate::FieldViolation> {
 }
 
 fn role(r: &RawRole, v: &mut Collector) -> Option<RoleSpec> {
-    if let Err(rule) = names::check_iam_name(&r.name, 64) {
+    if let Err(rule) = names::check_not_templated(&r.name).and_then(|()| names::check_iam_name(&r.name, 64)) {
         v.push("role.name", rule);
     }
     let path = if r.path.is_empty() { "/".to_string() } else { r.path.clone() };
-    if let Err(rule) = names::check_iam_path(&path) {
+    // IAM takes `${` in a path: written as it is, it would be part of every ARN of the role.
+    if let Err(rule) = names::check_not_templated(&path).and_then(|()| names::check_iam_path(&path)) {
         v.push("role.path", rule);
     }
     let description_len = r.description.chars().count();
@@ -117,7 +118,9 @@ fn role(r: &RawRole, v: &mut Collector) -> Option<RoleSpec> {
     let sorted_inline: BTreeMap<&String, &String> = r.inline_policies.iter().collect();
     for (name, text) in sorted_inline {
         let field = format!("role.inline_policies[{name:?}]");
-        if let Err(rule) = names::check_iam_name(name, 128) {
+        if let Err(rule) = names::check_not_templated(name) {
+            v.push(&field, format!("policy name {rule}"));
+        } else if let Err(rule) = names::check_iam_name(name, 128) {
             v.push(&field, format!("policy name {rule}"));
         }
         // Refused before it is parsed: no IAM quota comes near it, however it is laid out.
@@ -130,6 +133,12 @@ fn role(r: &RawRole, v: &mut Collector) -> Option<RoleSpec> {
         }
         match PolicyDocument::parse(text, DocumentKind::Identity) {
             Ok(doc) => {
+                // Sent to IAM as written: crossrole's variables would reach IAM unexpanded.
+                let mut found = Vec::new();
+                crossrole_variables_in(doc.as_value(), "", &mut found);
+                for (at, rule) in found {
+                    v.push(format!("{field}.{at}"), rule);
+                }
                 inline.insert(name.clone(), doc);
             }
             Err(errs) => v.extend(errs.into_iter().map(|e| {
@@ -159,7 +168,7 @@ fn role(r: &RawRole, v: &mut Collector) -> Option<RoleSpec> {
     let sorted_tags: BTreeMap<&String, &String> = r.tags.iter().collect();
     for (key, value) in sorted_tags {
         let field = format!("role.tags[{key:?}]");
-        if let Err(rule) = names::check_tag_key(key) {
+        if let Err(rule) = names::check_not_templated(key).and_then(|()| names::check_tag_key(key)) {
             v.push(&field, rule);
         } else if key.starts_with("crossrole:") {
             v.push(&field, "tag keys starting with `crossrole:` are reserved for crossrole's ownership tags");
@@ -185,6 +194,34 @@ fn role(r: &RawRole, v: &mut Collector) -> Option<RoleSpec> {
         tags: r.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         adopt_existing: r.adopt_existing,
     })
+}
+
+/// Every key and string of a policy document (`value`, at path `at` in it) that uses one of crossrole's variables,
+/// as (path, rule): `Statement[0].Resource[1]`.
+fn crossrole_variables_in(value: &serde_json::Value, at: &str, found: &mut Vec<(String, String)>) {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => {
+            if let Err(rule) = names::check_policy_text(text) {
+                found.push((at.to_string(), rule));
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                crossrole_variables_in(item, &format!("{at}[{i}]"), found);
+            }
+        }
+        Value::Object(members) => {
+            for (key, item) in members {
+                let path = if at.is_empty() { key.clone() } else { format!("{at}.{key}") };
+                if let Err(rule) = names::check_policy_text(key) {
+                    found.push((path.clone(), rule));
+                }
+                crossrole_variables_in(item, &path, found);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
 }
 
 /// IAM: `[\u0009\u000A\u000D\u0020-\u007E\u00A1-\u00FF]`.
@@ -213,7 +250,7 @@ fn trust(t: &RawTrust, v: &mut Collector) -> TrustSpec {
     let mut principals = BTreeSet::new();
     for (i, arn) in t.principal_arns.iter().enumerate() {
         let field = format!("role.trust.principal_arns[{i}]");
-        if let Err(rule) = names::check_principal_arn(arn) {
+        if let Err(rule) = names::check_not_templated(arn).and_then(|()| names::check_principal_arn(arn)) {
             v.push(&field, rule);
         } else if principal_match == PrincipalMatch::Direct && arn != "*" && (arn.contains('*') || arn.contains('?')) {
             v.push(
@@ -390,7 +427,7 @@ fn grant(g: &RawGrant, spec_name: &str, role: Option<&RoleSpec>, v: &mut Collect
         let mut out = BTreeSet::new();
         for (i, n) in list.iter().enumerate() {
             let f = format!("grant.{field}[{i}]");
-            match names::check_iam_name(n, max) {
+            match names::check_not_templated(n).and_then(|()| names::check_iam_name(n, max)) {
                 Err(rule) => v.push(&f, rule),
                 Ok(()) if !out.insert(n.clone()) => v.push(&f, format!("{n} is listed twice")),
                 Ok(()) => {}
@@ -408,7 +445,8 @@ fn grant(g: &RawGrant, spec_name: &str, role: Option<&RoleSpec>, v: &mut Collect
         if g.policy_name.is_empty() { AccessSpec::grant_policy_name(spec_name) } else { g.policy_name.clone() };
     // A default derived from an invalid spec name is already reported at `name`.
     if !g.policy_name.is_empty()
-        && let Err(rule) = names::check_iam_name(&policy_name, 128)
+        && let Err(rule) =
+            names::check_not_templated(&policy_name).and_then(|()| names::check_iam_name(&policy_name, 128))
     {
         v.push("grant.policy_name", rule);
     }
