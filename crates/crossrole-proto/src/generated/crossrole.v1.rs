@@ -11,6 +11,20 @@
 /// Every field is validated before any AWS call. A rejection names the field path (for example
 /// `role.trust.external_id`) and the rule it breaks, and is returned as INVALID_ARGUMENT with
 /// `google.rpc.BadRequest` field violations.
+///
+/// Per-account values: in these fields, and only these, `${account_id}`, `${account_name}` and `${partition}` stand
+/// for each target account's own, resolved when the plan is made (the plan shows them resolved):
+///
+/// * `role.description`
+/// * `role.managed_policy_arns` (`${account_id}` and `${partition}`: an account's name may hold characters an ARN
+///   cannot)
+/// * `role.permissions_boundary_arn` (as `role.managed_policy_arns`)
+/// * the values of `role.tags`
+///
+/// Any other variable there is refused. In every other field a `${...}` is refused rather than written to IAM as it
+/// is (a `role.path` of `/${account_id}/` would be in every ARN of the role). Inline policy documents go to IAM as
+/// written: IAM's own policy variables (`${aws:username}`, `${aws:PrincipalTag/team}`, `${saml:sub}`, `${*}`) are
+/// IAM's to resolve, and crossrole's (`${account_id}`, `${account_name}`, `${partition}`, `${spec}`) are refused.
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct AccessSpec {
     /// Name of the spec, unique within a crossroled: 1 to 64 characters of `\[a-z0-9-\]`, starting with a letter.
@@ -42,7 +56,8 @@ pub struct RoleSpec {
     /// 64 characters for the console's Switch Role page to accept it.
     #[prost(string, tag = "1")]
     pub name: ::prost::alloc::string::String,
-    /// IAM path: `/` (the default when empty) or `/segment/.../`, at most 512 characters.
+    /// IAM path: `/` (the default when empty) or `/segment/.../`, at most 512 characters. Not per account: `${...}`
+    /// is refused.
     #[prost(string, tag = "2")]
     pub path: ::prost::alloc::string::String,
     /// Role description, at most 1000 characters. `${account_id}`, `${account_name}` and `${partition}` are replaced
@@ -60,7 +75,8 @@ pub struct RoleSpec {
     /// `${account_id}` (and `${partition}`): `arn:${partition}:iam::${account_id}:policy/team/Read`.
     #[prost(string, repeated, tag = "6")]
     pub managed_policy_arns: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
-    /// Inline policies: policy name (1 to 128 characters of `\[A-Za-z0-9+=,.@_-\]`) to IAM policy document (JSON).
+    /// Inline policies: policy name (1 to 128 characters of `\[A-Za-z0-9+=,.@_-\]`) to IAM policy document (JSON),
+    /// sent as written: IAM's policy variables (`${aws:username}`) are IAM's, and crossrole's are refused.
     #[prost(btree_map = "string, string", tag = "7")]
     pub inline_policies: ::prost::alloc::collections::BTreeMap<
         ::prost::alloc::string::String,
@@ -71,8 +87,9 @@ pub struct RoleSpec {
     #[prost(string, tag = "8")]
     pub permissions_boundary_arn: ::prost::alloc::string::String,
     /// Tags on the role (at most 50 including crossrole's own `crossrole:*` tags; keys up to 128 characters, values up
-    /// to 256, no `aws:` prefix). Values may use `${account_id}`, `${account_name}` and `${partition}`; characters of
-    /// an account's name that IAM refuses in tags become `_`.
+    /// to 256, no `aws:` prefix; letters, numbers, spaces and `_.:/=+-@`, as IAM allows). Values may use
+    /// `${account_id}`, `${account_name}` and `${partition}`; characters of an account's name that IAM refuses in tags
+    /// (a tab or a newline among them) become `_`. Keys are not per account.
     #[prost(btree_map = "string, string", tag = "9")]
     pub tags: ::prost::alloc::collections::BTreeMap<
         ::prost::alloc::string::String,

@@ -26,6 +26,20 @@ export const file_crossrole_v1_spec: GenFile = /*@__PURE__*/
  * `role.trust.external_id`) and the rule it breaks, and is returned as INVALID_ARGUMENT with
  * `google.rpc.BadRequest` field violations.
  *
+ * Per-account values: in these fields, and only these, `${account_id}`, `${account_name}` and `${partition}` stand
+ * for each target account's own, resolved when the plan is made (the plan shows them resolved):
+ *
+ * - `role.description`
+ * - `role.managed_policy_arns` (`${account_id}` and `${partition}`: an account's name may hold characters an ARN
+ *   cannot)
+ * - `role.permissions_boundary_arn` (as `role.managed_policy_arns`)
+ * - the values of `role.tags`
+ *
+ * Any other variable there is refused. In every other field a `${...}` is refused rather than written to IAM as it
+ * is (a `role.path` of `/${account_id}/` would be in every ARN of the role). Inline policy documents go to IAM as
+ * written: IAM's own policy variables (`${aws:username}`, `${aws:PrincipalTag/team}`, `${saml:sub}`, `${*}`) are
+ * IAM's to resolve, and crossrole's (`${account_id}`, `${account_name}`, `${partition}`, `${spec}`) are refused.
+ *
  * @generated from message crossrole.v1.AccessSpec
  */
 export type AccessSpec = Message<"crossrole.v1.AccessSpec"> & {
@@ -97,7 +111,8 @@ export type RoleSpec = Message<"crossrole.v1.RoleSpec"> & {
   name: string;
 
   /**
-   * IAM path: `/` (the default when empty) or `/segment/.../`, at most 512 characters.
+   * IAM path: `/` (the default when empty) or `/segment/.../`, at most 512 characters. Not per account: `${...}`
+   * is refused.
    *
    * @generated from field: string path = 2;
    */
@@ -135,7 +150,8 @@ export type RoleSpec = Message<"crossrole.v1.RoleSpec"> & {
   managedPolicyArns: string[];
 
   /**
-   * Inline policies: policy name (1 to 128 characters of `[A-Za-z0-9+=,.@_-]`) to IAM policy document (JSON).
+   * Inline policies: policy name (1 to 128 characters of `[A-Za-z0-9+=,.@_-]`) to IAM policy document (JSON),
+   * sent as written: IAM's policy variables (`${aws:username}`) are IAM's, and crossrole's are refused.
    *
    * @generated from field: map<string, string> inline_policies = 7;
    */
@@ -151,8 +167,9 @@ export type RoleSpec = Message<"crossrole.v1.RoleSpec"> & {
 
   /**
    * Tags on the role (at most 50 including crossrole's own `crossrole:*` tags; keys up to 128 characters, values up
-   * to 256, no `aws:` prefix). Values may use `${account_id}`, `${account_name}` and `${partition}`; characters of
-   * an account's name that IAM refuses in tags become `_`.
+   * to 256, no `aws:` prefix; letters, numbers, spaces and `_.:/=+-@`, as IAM allows). Values may use
+   * `${account_id}`, `${account_name}` and `${partition}`; characters of an account's name that IAM refuses in tags
+   * (a tab or a newline among them) become `_`. Keys are not per account.
    *
    * @generated from field: map<string, string> tags = 9;
    */
