@@ -13,12 +13,14 @@ use anyhow::{Result, bail};
 use crate::{
     e2e::{build_binaries, install_interrupt_handler, mode_arg, run_dir},
     emulators::Emulators,
+    prereqs::Need,
     served::Served,
 };
 
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let mode = mode_arg(args)?;
     let exit_after = args.iter().any(|a| a == "--exit");
+    crate::prereqs::check("demo", &[Need::python(), Need::curl()])?;
     install_interrupt_handler();
     let started = Instant::now();
     let (crossroled, crossrole) = build_binaries()?;

@@ -12,6 +12,7 @@ mod fuzz;
 mod iam_judge;
 mod invariants;
 mod postgres;
+mod prereqs;
 mod served;
 mod soak;
 mod test;
@@ -27,14 +28,16 @@ cargo xtask <task>
 Tasks:
   codegen [--check]   generate crates/crossrole-proto/src/generated from proto/ (--check: fail if stale)
   test [--no-e2e]     everything CI checks: fmt, codegen --check, console --check, buf lint, clippy, all tests,
-                      deploy/ checks, e2e (with the console in Chromium)
+                      deploy/ checks, e2e (with the console in Chromium); first, in seconds, what it needs from the
+                      machine (PostgreSQL's server and Chromium installed with apt-get when missing, as root)
   console [--check]   the web console: npm ci in web/, the TypeScript client from proto/ (buf), the page built by
                       Vite into crates/crossrole-server/console (--check: fail if either is stale)
   demo [--emulator localstack|moto] [--exit]
                       emulators, a seeded organization, crossroled, and a live rollout of examples/security-audit.yaml
-  e2e [--emulator localstack|moto] [-- <filter>…]
-                      the end-to-end suite on emulators (installed into .cache/ on first use); with filters, the
-                      scenarios whose names contain one
+  e2e [--emulator localstack|moto] [--list] [-- <filter>…]
+                      the end-to-end suite on emulators (installed into .cache/ on first use); a filter selects the
+                      scenarios of the file it names (tests/e2e/tests/<file>.rs) and those whose names contain it,
+                      and one that selects nothing is an error (cargo xtask e2e --help)
   bench [--quick] [--runs N] [--only-model|--only-e2e|--only-limits|--only-criterion|--only-journal|--only-console]
                       part A: the engine against a model of AWS (100, 1,000, 10,000 accounts); part B: crossroled
                       on the emulators vs the AWS SDK directly and boto3; part C: memory under oversized and

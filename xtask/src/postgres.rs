@@ -1,7 +1,7 @@
 //! A PostgreSQL server for the tests, like the emulators: Debian's server binaries (installed with apt-get when
-//! missing and we may), a new cluster in a private temporary folder, on a free loopback port, trust authentication
-//! for loopback only, run as the `postgres` user when we are root (PostgreSQL refuses root), and stopped (`pg_ctl
-//! stop -m immediate`) and removed when dropped.
+//! missing and we may, by `crate::prereqs::POSTGRES`), a new cluster in a private temporary folder, on a free
+//! loopback port, trust authentication for loopback only, run as the `postgres` user when we are root (PostgreSQL
+//! refuses root), and stopped (`pg_ctl stop -m immediate`) and removed when dropped.
 
 use std::{
     path::{Path, PathBuf},
@@ -41,7 +41,7 @@ pub(crate) struct Postgres {
 }
 
 /// The newest `/usr/lib/postgresql/<version>/bin` with `initdb` and `pg_ctl`.
-fn binaries() -> Option<PathBuf> {
+pub(crate) fn binaries() -> Option<PathBuf> {
     let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
         .ok()?
         .filter_map(|e| e.ok())
@@ -55,31 +55,6 @@ fn binaries() -> Option<PathBuf> {
     found.pop().map(|(_, bin)| bin)
 }
 
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
-/// Installs Debian's PostgreSQL server when it is missing (as root, with apt-get).
-fn install() -> Result<PathBuf> {
-    if let Some(bin) = binaries() {
-        return Ok(bin);
-    }
-    if !is_root() || Command::new("apt-get").arg("--version").output().is_err() {
-        bail!(
-            "PostgreSQL's server binaries are not in /usr/lib/postgresql/*/bin: install them (Debian: apt-get install \
-             postgresql), then run again"
-        );
-    }
-    eprintln!("PostgreSQL is not installed: installing Debian's package");
-    for args in [&["update"][..], &["install", "-y", "--no-install-recommends", "postgresql"][..]] {
-        let status = Command::new("apt-get").args(args).env("DEBIAN_FRONTEND", "noninteractive").status()?;
-        if !status.success() {
-            bail!("apt-get {} failed ({status})", args.join(" "));
-        }
-    }
-    binaries().context("apt-get installed postgresql, yet no /usr/lib/postgresql/*/bin/initdb")
-}
-
 impl Postgres {
     /// Starts a new cluster for tests (fsync off: nothing there must survive a crash of the machine).
     pub(crate) fn start() -> Result<Postgres> {
@@ -89,8 +64,8 @@ impl Postgres {
     /// Starts a new cluster; `durable` keeps PostgreSQL's default fsync on (for benchmarks).
     pub(crate) fn start_with(durable: bool) -> Result<Postgres> {
         let started = Instant::now();
-        let bin = install()?;
-        let as_postgres = is_root();
+        let bin = crate::prereqs::POSTGRES.ensure()?;
+        let as_postgres = crate::prereqs::is_root();
         let dir = std::env::temp_dir().join(format!("crossrole-postgres-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;

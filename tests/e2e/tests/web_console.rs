@@ -2,8 +2,8 @@
 //! (`web/tests/browser.mjs`), against crossroled on the emulators. A wrong token is refused and a read token shows
 //! the seeded organization's tree; a rollout started from the CLI fills in live to 100% on its operation's page; an
 //! out-of-band change shows as drift, with its diff, after a binding's reconcile. Screenshots of every view go to
-//! `target/console-screenshots`. Needs `cargo xtask e2e` (it installs the console's npm packages; `.ci/run`
-//! installs Chromium).
+//! `target/console-screenshots`. Needs `cargo xtask e2e` (it installs the console's npm packages, and Debian's
+//! Chromium when it runs as root).
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
@@ -28,7 +28,7 @@ fn node(server: &Crossroled, step: &[&str]) -> Command {
     let chromium = std::env::var("CROSSROLE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     assert!(
         std::path::Path::new(&chromium).exists(),
-        "no Chromium at {chromium}: install Debian's (apt-get install -y chromium; .ci/run does)"
+        "no Chromium at {chromium}: install Debian's (apt-get install chromium; cargo xtask e2e does as root)"
     );
     let shots = std::env::var("CROSSROLE_SCREENSHOTS").unwrap_or_else(|_| "target/console-screenshots".into());
     let mut command = Command::new("node");

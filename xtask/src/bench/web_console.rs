@@ -21,9 +21,9 @@ use super::{
 pub(super) fn run(bench: &Path, target: &Path, runs: usize, report: &mut Report) -> Result<()> {
     crate::console::install()?;
     let web = crate::console::web_dir();
-    let chromium = "/usr/bin/chromium";
+    let chromium = crate::prereqs::CHROMIUM.ensure()?;
     let version =
-        output(Command::new(chromium).arg("--version")).unwrap_or_else(|_| "Chromium (unknown version)".into());
+        output(Command::new(&chromium).arg("--version")).unwrap_or_else(|_| "Chromium (unknown version)".into());
     let shots = target.join("bench/console");
     let sizes = [1_000usize, 10_000];
     let mut servers = Vec::new();
@@ -50,7 +50,7 @@ pub(super) fn run(bench: &Path, target: &Path, runs: usize, report: &mut Report)
                     .current_dir(&web)
                     .env("CONSOLE_URL", ready["endpoint"].as_str().unwrap_or_default())
                     .env("CONSOLE_TOKEN", ready["token"].as_str().unwrap_or_default())
-                    .env("CHROMIUM", chromium)
+                    .env("CHROMIUM", &chromium)
                     .env("SCREENSHOTS", &shots),
             )?;
             let seen: Value = serde_json::from_str(out.lines().last().unwrap_or("{}"))?;
