@@ -235,6 +235,10 @@ async fn health_reflection_and_links() {
     let links = reader.switch_role_links(spec()).await.unwrap();
     assert_eq!(links.len(), 2);
     assert!(links[0].url.is_empty() && links[0].unusable_reason.contains("ExternalId") && links[0].applied);
+    // The web console sends a binding's spec back as it was shown: its ExternalId a mark. The links are the same.
+    let mut shown = spec();
+    shown.role.as_mut().unwrap().trust.as_mut().unwrap().external_id = "<redacted:0a1b2c3d>".into();
+    assert_eq!(reader.switch_role_links(shown).await.unwrap(), links);
     // The session: one hour by default (it works under role chaining), longer when asked, never past the role's.
     assert!(export("read-token", request.clone()).await.unwrap().content.contains("duration_seconds = 3600\n"));
     let too_long = export("read-token", proto::ExportProfilesRequest { duration_seconds: 7200, ..request.clone() })

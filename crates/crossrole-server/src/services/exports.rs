@@ -24,6 +24,18 @@ async fn targets(state: &State, s: &AccessSpec) -> Result<Vec<Account>, ApiError
         .collect())
 }
 
+/// A link carries no ExternalId, only whether the role needs one (then it is a console command, not a link): a
+/// spec sent back as it was shown to a caller who may not read ExternalIds — a binding's, in the web console —
+/// has its ExternalId as a mark, which stands here for "one is set".
+fn unmarked(mut spec: Option<pb::AccessSpec>) -> Option<pb::AccessSpec> {
+    if let Some(trust) = spec.as_mut().and_then(|s| s.role.as_mut()).and_then(|r| r.trust.as_mut())
+        && crossrole_core::secret::Redactor::is_mark(&trust.external_id)
+    {
+        trust.external_id = "marked-external-id".into();
+    }
+    spec
+}
+
 fn left_out(accounts: Vec<LeftOut>) -> Vec<pb::LeftOutAccount> {
     accounts
         .into_iter()
@@ -36,7 +48,7 @@ pub(crate) async fn links(
     state: &State,
     r: &pb::GetSwitchRoleLinksRequest,
 ) -> Result<pb::GetSwitchRoleLinksResponse, ApiError> {
-    let s = crate::state::spec(r.spec.as_ref())?;
+    let s = crate::state::spec(unmarked(r.spec.clone()).as_ref())?;
     let partition = state.engine.partition();
     let accounts = targets(state, &s).await?;
     let (usable, left) = export::usable(&s, &accounts, r.include_unapplied);
