@@ -1,18 +1,15 @@
 //! IAM reconcile in one account: read the observed role, apply planned changes in order.
 //!
 //! Reading costs `GetRole` (which carries the tags), `ListAttachedRolePolicies`, `ListRolePolicies` and one
-//! `GetRolePolicy` per inline policy; a missing role costs only `GetRole`, and a role the caller takes to be
-//! absent (see [`AccountIam::apply`]'s `unread`) costs no read. Applying makes exactly one call per
+//! `GetRolePolicy` per inline policy; a missing role costs only `GetRole`. Applying makes exactly one call per
 //! change, except that a description and a session-duration change share one `UpdateRole`.
 //!
 //! Applying survives lost responses: every change is idempotent or made so. `CreateRole` is checked for its own
 //! effect before a retry and on `EntityAlreadyExists` (the role there, with this spec's tags and trust policy, is
-//! the one it created); a removal that finds nothing to remove has reached its goal.
+//! the one it created; any other role there is not, and the create fails with `EntityAlreadyExists`, having done
+//! nothing); a removal that finds nothing to remove has reached its goal.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicU32, Ordering},
-};
+use std::sync::Arc;
 
 use crossrole_core::{
     plan::{Change, ObservedRole, RoleAttributes},
@@ -156,15 +153,12 @@ impl AccountIam<'_> {
     /// error says which call failed. `stop` is asked before each change; when it says so, the changes so far stay
     /// applied and the result is [`Error::Cancelled`].
     ///
-    /// `unread`: the changes were planned without reading the account (the role taken to be absent). Then a
-    /// `CreateRole` whose first attempt finds the role there fails with `EntityAlreadyExists`, and the caller reads
-    /// the role and plans from what it finds. (A retry that finds it, after a response was lost, is taken for this
-    /// create's own effect as usual: the role there has this spec's tags and trust policy.)
+    /// A `CreateRole` that finds a role there that it did not make (one made since the role was read) fails with
+    /// `EntityAlreadyExists` and nothing after it is sent: the caller reads the role and plans from what it finds.
     pub async fn apply(
         &self,
         role: &str,
         changes: &[Change],
-        unread: bool,
         stop: impl Fn() -> bool,
         mut before: impl FnMut(&Change) -> BoxFuture<'static, ()>,
         mut applied: impl FnMut(&Change),
@@ -177,30 +171,18 @@ impl AccountIam<'_> {
             before(change).await;
             match change {
                 Change::CreateRole(input) => {
-                    let sent = AtomicU32::new(0);
                     let created = self
                         .calls
                         .call_write(
                             self.ctx,
                             self.quota(),
                             "CreateRole",
-                            || {
-                                sent.fetch_add(1, Ordering::Relaxed);
-                                self.iam.create_role(input)
-                            },
+                            || self.iam.create_role(input),
                             || self.created(input),
                         )
                         .await;
                     match created {
                         Ok(()) => {}
-                        // Unread, and the first create found the role: it was there before; the caller reads it.
-                        Err(e)
-                            if unread
-                                && e.kind == crate::ErrorKind::AlreadyExists
-                                && sent.load(Ordering::Relaxed) == 1 =>
-                        {
-                            return Err(e.into());
-                        }
                         Err(e)
                             if e.kind == crate::ErrorKind::AlreadyExists && self.created(input).await? == Some(()) => {}
                         Err(e) => return Err(e.into()),

@@ -184,9 +184,7 @@ async fn reconcile_creates_reads_back_and_converges() {
     assert_eq!(iam.read_role("Audit").await.unwrap(), None);
     let p = plan(&desired, None);
     let mut applied = Vec::new();
-    iam.apply("Audit", p.changes(), false, || false, |_| Box::pin(async {}), |c| applied.push(c.summary()))
-        .await
-        .unwrap();
+    iam.apply("Audit", p.changes(), || false, |_| Box::pin(async {}), |c| applied.push(c.summary())).await.unwrap();
     assert_eq!(applied.len(), 3);
     let observed = iam.read_role("Audit").await.unwrap().unwrap();
     assert_eq!(observed.arn, "arn:aws:iam::200000000000:role/crossrole/Audit");
@@ -200,9 +198,7 @@ async fn reconcile_creates_reads_back_and_converges() {
     let d2 = DesiredRole::from_spec(&spec2, Partition::Aws);
     let ctx2 = CallContext::new();
     let iam2 = AccountIam { iam: fake.iam(&creds), account: creds.account_id.clone(), calls: &calls, ctx: &ctx2 };
-    iam2.apply("Audit", plan(&d2, Some(&observed)).changes(), false, || false, |_| Box::pin(async {}), |_| {})
-        .await
-        .unwrap();
+    iam2.apply("Audit", plan(&d2, Some(&observed)).changes(), || false, |_| Box::pin(async {}), |_| {}).await.unwrap();
     assert_eq!(ctx2.stats.snapshot().get("iam:UpdateRole"), Some(&1));
     assert_eq!(plan(&d2, iam2.read_role("Audit").await.unwrap().as_ref()), AccountPlan::InSync);
 }
@@ -228,7 +224,7 @@ async fn lost_responses_are_found_not_failed() {
     let creds = broker.bootstrap(&ctx, target, None, "s").await.unwrap();
     let iam = AccountIam { iam: fake.iam(&creds), account: creds.account_id.clone(), calls: &calls, ctx: &ctx };
     let desired = DesiredRole::from_spec(&spec, Partition::Aws);
-    iam.apply("Audit", plan(&desired, None).changes(), false, || false, |_| Box::pin(async {}), |_| {}).await.unwrap();
+    iam.apply("Audit", plan(&desired, None).changes(), || false, |_| Box::pin(async {}), |_| {}).await.unwrap();
     assert_eq!(plan(&desired, iam.read_role("Audit").await.unwrap().as_ref()), AccountPlan::InSync);
     assert_eq!(ctx.stats.snapshot().get("iam:CreateRole"), Some(&1), "found by its effect, not sent twice");
 
@@ -274,7 +270,7 @@ async fn lost_responses_are_found_not_failed() {
 
     // Deleting the role with a lost DeleteRole response.
     let gone = crossrole_core::plan::plan_delete("audit", iam.read_role("Audit").await.unwrap().as_ref());
-    iam.apply("Audit", gone.changes(), false, || false, |_| Box::pin(async {}), |_| {}).await.unwrap();
+    iam.apply("Audit", gone.changes(), || false, |_| Box::pin(async {}), |_| {}).await.unwrap();
     assert_eq!(iam.read_role("Audit").await.unwrap(), None);
 }
 
@@ -296,10 +292,8 @@ async fn permanent_iam_errors_carry_their_code() {
     });
     let iam = AccountIam { iam: fake.iam(&creds), account: creds.account_id.clone(), calls: &calls, ctx: &ctx };
     let desired = DesiredRole::from_spec(&spec(), Partition::Aws);
-    let err = iam
-        .apply("Audit", plan(&desired, None).changes(), false, || false, |_| Box::pin(async {}), |_| {})
-        .await
-        .unwrap_err();
+    let err =
+        iam.apply("Audit", plan(&desired, None).changes(), || false, |_| Box::pin(async {}), |_| {}).await.unwrap_err();
     assert_eq!(err.aws_code(), Some("MalformedPolicyDocument"));
     assert_eq!(ctx.stats.snapshot().get("iam:PutRolePolicy"), Some(&1), "not retried");
 }
@@ -321,7 +315,6 @@ async fn the_trusted_side_and_verify() {
         .apply(
             "Audit",
             plan(&DesiredRole::from_spec(&spec, Partition::Aws), None).changes(),
-            false,
             || false,
             |_| Box::pin(async {}),
             |_| {},

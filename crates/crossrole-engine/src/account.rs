@@ -1,9 +1,10 @@
 //! The work in one account: assume → read → plan → apply → verify, with an event at each step.
 //!
-//! Plans, applies and verifies all go through [`examine`], so a plan is exactly what an apply would do. One
-//! shortcut, for first rollouts: where the journal does not have the spec applied, an apply takes the role to be
-//! absent and creates it without reading (the plan a read finding nothing gives); if the create finds a role
-//! there, or is denied, nothing was done, and the account is read and planned like any other.
+//! Plans, applies and verifies all go through [`examine`], so a plan is exactly what an apply would do. An apply
+//! reads the role before it writes, also where the journal does not have the spec applied: a role there that
+//! crossrole does not own is found by the read and reported, and no write is ever aimed at it. If a role appears
+//! between the read and the create, the create finds it and does nothing; the account is read again and planned
+//! from what is there.
 //!
 //! Applying is write-ahead: before each change is sent, the account's row is persisted with the change as its last
 //! entry, so after a crash (kill -9) the resumed run knows what was in flight. If the re-read shows the change is
@@ -87,10 +88,6 @@ pub(crate) struct RunEnv {
     pub(crate) blind: bool,
     /// The operation this run belongs to (empty for a plan or a verification).
     pub(crate) operation: String,
-    /// An apply: where the journal does not have the spec applied (asked under the account's lock), the role is
-    /// most likely not there (a first rollout), so it is created without reading first; if it is there after all,
-    /// the account is read and planned as usual.
-    pub(crate) create_unread: bool,
 }
 
 impl RunEnv {
@@ -114,11 +111,6 @@ pub(crate) struct Examined {
 
 /// Assume, read and plan one account. Errors come back as the account's error.
 pub(crate) async fn examine(env: &RunEnv, target: &Target) -> Result<Examined, AccountError> {
-    examine_as(env, target, true).await
-}
-
-/// Like [`examine`]; without `read_first`, the role is taken to be absent (nothing is read) and the plan creates it.
-async fn examine_as(env: &RunEnv, target: &Target, read_first: bool) -> Result<Examined, AccountError> {
     let inner = &env.inner;
     let assume = || async {
         env.phase(&target.account_id, Phase::Assume);
@@ -139,11 +131,6 @@ async fn examine_as(env: &RunEnv, target: &Target, read_first: bool) -> Result<E
         async move { iam.read_role(&env.desired.name).await }
     };
     let mut credentials = assume().await?;
-    if !read_first {
-        env.phase(&target.account_id, Phase::Plan);
-        let plan = plan::plan(&env.desired.in_account(target.place(inner.aws.partition())), None);
-        return Ok(Examined { credentials, observed: None, plan });
-    }
     let mut observed = read(&credentials).await;
     if observed.as_ref().is_err_and(|e| inner.broker.stale(&target.account_id, e)) {
         credentials = assume().await?;
@@ -219,30 +206,23 @@ pub(crate) fn not_owned(env: &RunEnv, target: &Target, owner: Option<&str>) -> A
 
 /// Runs one account of an apply, destroy or reconcile and returns its result.
 pub(crate) async fn run(env: &RunEnv, target: &Target) -> AccountResult {
-    let absent = env.create_unread
-        && env.write
-        && target.action == Action::Ensure
-        && target.prior.is_none()
-        && env.inner.journal.placed(&env.spec.name, &target.account_id).await.is_ok_and(|placed| !placed);
-    if absent {
-        let mut reread = false;
-        let row = work(env, target, false, &mut reread).await;
-        if !reread {
-            return row;
-        }
-        // Nothing was done and the create is no longer in flight: read the account and plan from what is there.
-        if let Some(s) = &env.sink {
-            s.account(&row);
-            s.flush().await;
-        }
-        let mut row = work(env, target, true, &mut false).await;
-        // A create was sent: if the account could not even be read, that create may have landed.
-        if row.outcome == Outcome::Failed && row.phase == Phase::Done && row.changes.is_empty() {
-            found_after_failure(env, target, &mut row).await;
-        }
+    let mut appeared = false;
+    let row = work(env, target, Some(&mut appeared)).await;
+    if !appeared {
         return row;
     }
-    work(env, target, true, &mut false).await
+    // A role appeared between the read and the create, which did nothing and is no longer in flight: read the
+    // account again and plan from what is there (a role crossrole does not own is a conflict, left untouched).
+    if let Some(s) = &env.sink {
+        s.account(&row);
+        s.flush().await;
+    }
+    let mut row = work(env, target, None).await;
+    // A create was sent: if the account could not even be read, that create may have landed.
+    if row.outcome == Outcome::Failed && row.phase == Phase::Done && row.changes.is_empty() {
+        found_after_failure(env, target, &mut row).await;
+    }
+    row
 }
 
 /// The result of `r`, finished with `outcome`.
@@ -253,15 +233,15 @@ fn finish(mut r: AccountResult, outcome: Outcome) -> AccountResult {
     r
 }
 
-/// One attempt at an account: read first, or (`read_first` false) take the role to be absent and create it. Sets
-/// `reread` (and returns the row as it was before the create was sent) when that create found the role there or
-/// was denied: then the account is to be read.
-async fn work(env: &RunEnv, target: &Target, read_first: bool, reread: &mut bool) -> AccountResult {
+/// One attempt at an account: read, plan, apply. With `appeared`, a create that finds a role made since the read
+/// sets it and returns the row as it was before the create was sent (nothing was done): then the account is to be
+/// read again.
+async fn work(env: &RunEnv, target: &Target, appeared: Option<&mut bool>) -> AccountResult {
     let mut result = AccountResult {
         role_arn: env.desired.arn(env.inner.aws.partition(), &target.account_id),
         ..target.result(Outcome::Running, Phase::Assume)
     };
-    let examined = match examine_as(env, target, read_first).await {
+    let examined = match examine(env, target).await {
         Ok(e) => e,
         Err(error) => {
             // A role the ceiling keeps crossrole from changing is left as it is, like one it does not own.
@@ -301,7 +281,8 @@ async fn work(env: &RunEnv, target: &Target, read_first: bool, reread: &mut bool
         result.changes = changes.iter().map(|c| c.shown(&env.redactor)).collect();
         return finish(result, Outcome::Drifted);
     }
-    let outcome = apply(env, target, &examined, &changes, read_first, before, &mut result).await;
+    let done_before = before.len();
+    let outcome = apply(env, target, &examined, &changes, before, &mut result).await;
     if outcome.as_ref().is_err_and(crossrole_aws::Error::is_fenced) {
         // This process may no longer write (its lease may have lapsed): it stops as for a shutdown, before the
         // crossroled that takes its work over starts.
@@ -313,14 +294,14 @@ async fn work(env: &RunEnv, target: &Target, read_first: bool, reread: &mut bool
         // made so far, and the next start (or the crossroled that takes the work over) resumes the account.
         return result;
     }
-    // Taken to be absent, the role is there; or IAM refused the first call (a session gone stale, a bootstrap
-    // role that cannot manage IAM): the reading path sorts out which, and says it as it does for any account.
-    if !read_first
+    // Read as absent, the role is there now (made since the read): the create did nothing, and whose the role is
+    // is for a new read to tell — never for a write.
+    if let Some(appeared) = appeared
         && let Err(crossrole_aws::Error::Aws(e)) = &outcome
-        && matches!(e.kind, crossrole_aws::ErrorKind::AlreadyExists | crossrole_aws::ErrorKind::AccessDenied)
-        && result.changes.is_empty()
+        && e.kind == crossrole_aws::ErrorKind::AlreadyExists
+        && result.changes.len() == done_before
     {
-        *reread = true;
+        *appeared = true;
         return result;
     }
     if let Err(e) = outcome {
@@ -347,7 +328,6 @@ async fn apply(
     target: &Target,
     examined: &Examined,
     changes: &[Change],
-    read_first: bool,
     before: Vec<ShownChange>,
     result: &mut AccountResult,
 ) -> Result<(), crossrole_aws::Error> {
@@ -365,7 +345,6 @@ async fn apply(
         .apply(
             &env.desired.name,
             changes,
-            !read_first,
             || env.stop.is_cancelled(),
             |c| {
                 // Write-ahead: the change is on record before it is sent.

@@ -100,7 +100,6 @@ impl Engine {
             sink: None,
             write: false,
             verifier: Default::default(),
-            create_unread: false,
             redactor: if blind {
                 crossrole_core::secret::Redactor::for_one_response(&mut rand::rng())
             } else {

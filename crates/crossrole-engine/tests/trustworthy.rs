@@ -76,8 +76,9 @@ async fn a_failed_account_keeps_the_access_it_had_and_a_new_one_gets_none() {
 async fn a_create_whose_answer_was_lost_while_iam_failed_is_found_and_put_on_record() {
     let w = world(1);
     let a = account(0);
-    // Every CreateRole is carried out and its answer lost, and every GetRole that would find it fails: the
-    // create's effect cannot be checked, and the write fails after its attempts. Then IAM comes back.
+    // The role is read (it is not there); then every CreateRole is carried out and its answer lost, and every
+    // GetRole that would find it fails: the create's effect cannot be checked, and the write fails after its
+    // attempts. Then IAM comes back.
     w.fake.lose_responses(LostResponse {
         service: Service::Iam,
         operation: Some("CreateRole".into()),
@@ -88,17 +89,24 @@ async fn a_create_whose_answer_was_lost_while_iam_failed_is_found_and_put_on_rec
         service: Service::Iam,
         operation: Some("GetRole".into()),
         account: Some(a.clone()),
+        code: "NoSuchEntity".into(),
+        times: Some(1),
+    });
+    w.fake.inject(Failure {
+        service: Service::Iam,
+        operation: Some("GetRole".into()),
+        account: Some(a.clone()),
         code: "ServiceFailure".into(),
         times: None,
     });
     let fake = w.fake.clone();
     let outage = tokio::spawn(async move {
-        // The outage outlasts the write: its two reads of its effect (after the lost answer, after
-        // EntityAlreadyExists) fail all their attempts, ten each by default. It ends while the account is read
-        // back after the write failed.
+        // The outage outlasts the write: after the read before it, its two reads of its effect (after the lost
+        // answer, after EntityAlreadyExists) fail all their attempts, ten each by default. It ends while the
+        // account is read back after the write failed.
         let reads = |f: &crossrole_aws::fake::FakeAws| f.served().get("iam:GetRole").copied().unwrap_or(0);
         let give_up = tokio::time::Instant::now() + std::time::Duration::from_secs(600);
-        while reads(&fake) < 22 {
+        while reads(&fake) < 23 {
             assert!(tokio::time::Instant::now() < give_up, "the write was never read back");
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
@@ -329,26 +337,43 @@ async fn whoever_sees_the_final_event_sees_the_final_state() {
     }
 }
 
+/// The issue's finding: every apply sent `CreateRole` at a same-named role crossrole does not own (a 409 and a
+/// failed write in that account's CloudTrail, run after run). The role is read before anything is written: found
+/// not crossrole's, it is reported with why, and no IAM write reaches its account, on the first apply or any after.
 #[tokio::test(start_paused = true)]
-async fn a_first_rollout_creates_without_reading_and_reads_where_a_role_is_there_after_all() {
+async fn no_write_is_aimed_at_a_role_crossrole_does_not_own() {
     let w = world(6);
-    // Account 2 has a role of that name crossrole does not own.
-    foreign_role(&w, &account(2));
+    let foreign = account(2);
+    foreign_role(&w, &foreign);
+    let before = w.fake.role(&foreign, "Audit");
     let first = run(&w, OperationKind::Apply, &spec()).await;
     assert_eq!((first.counts.changed, first.counts.skipped), (5, 2), "{}", first.message);
-    // Nothing recorded the spec anywhere: each role is created without a read; only account 2's create finds a
-    // role there, and only that account is read (and left alone: not crossrole's).
-    let served = w.fake.served();
-    assert_eq!(served.get("iam:CreateRole"), Some(&6), "{served:?}");
-    assert_eq!(served.get("iam:GetRole"), Some(&1), "{served:?}");
-    let r = results(&w, &first.id).await;
-    let unowned = r.iter().find(|r| r.account_id == account(2)).unwrap();
-    assert_eq!(unowned.error.as_ref().unwrap().code, ErrorCode::NotOwned);
-    assert!(unowned.changes.is_empty(), "{:?}", unowned.changes);
-    assert_eq!(w.fake.role(&account(2), "Audit").unwrap().managed_policy_arns.len(), 0, "untouched");
+    for op in [first.id.clone(), run(&w, OperationKind::Apply, &spec()).await.id] {
+        let r = results(&w, &op).await;
+        let unowned = r.iter().find(|r| r.account_id == foreign).unwrap();
+        assert_eq!(unowned.outcome, Outcome::Skipped);
+        assert!(unowned.changes.is_empty(), "{:?}", unowned.changes);
+        let error = unowned.error.as_ref().unwrap();
+        assert_eq!((error.code, error.phase), (ErrorCode::NotOwned, Phase::Plan));
+        assert_eq!(
+            error.message,
+            format!(
+                "arn:aws:iam::{foreign}:role/crossrole/Audit exists and is not managed by crossrole (no \
+                 crossrole:managed-by tag); it is left untouched. Set role.adopt_existing to take it over"
+            )
+        );
+        assert_eq!(w.fake.iam_writes_in(&foreign), 0, "{:?}", w.fake.served_in(&foreign));
+        assert_eq!(w.fake.role(&foreign, "Audit"), before);
+    }
+    // Where no role was, each apply read it (the first found nothing) and it was created once.
+    for i in [0, 1, 3, 4, 5] {
+        let served = w.fake.served_in(&account(i));
+        assert_eq!((served.get("iam:GetRole"), served.get("iam:CreateRole")), (Some(&2), Some(&1)), "{served:?}");
+        assert!(w.fake.role(&account(i), "Audit").is_some());
+    }
 
-    // Account 4's role is this spec's, but the journal forgot it was applied there, and it drifted: the create
-    // finds it, the account is read, and the drift is repaired — the record names the repair, not a create.
+    // Account 4's role is this spec's, but the journal forgot it was applied there, and it drifted: the account is
+    // read, and the drift is repaired — the record names the repair, not a create.
     w.journal.set_placement("audit", &account(4), false).await.unwrap();
     w.fake.with_account(&account(4), |a| a.attach_by_hand("Audit", "arn:aws:iam::aws:policy/AdministratorAccess"));
     let again = run(&w, OperationKind::Apply, &spec()).await;
@@ -358,7 +383,45 @@ async fn a_first_rollout_creates_without_reading_and_reads_where_a_role_is_there
     assert_eq!(count_kind(repaired, ChangeKind::CreateRole), 0, "{:?}", repaired.changes);
     assert_eq!(count_kind(repaired, ChangeKind::DetachManagedPolicy), 1, "{:?}", repaired.changes);
     assert_eq!(w.fake.role(&account(4), "Audit").unwrap().managed_policy_arns.len(), 1);
+    assert_eq!(w.fake.iam_writes_in(&foreign), 0, "{:?}", w.fake.served_in(&foreign));
     assert_eq!(w.engine.plan(&spec()).await.unwrap().total_changes(), 0);
+}
+
+/// A role made between the read and the create (someone else's, just then): the create finds it there and does
+/// nothing, the account is read again, and the role — not crossrole's — is a conflict, left as it is. The one
+/// refused `CreateRole` is the only write its account sees.
+#[tokio::test(start_paused = true)]
+async fn a_role_made_between_the_read_and_the_create_is_a_conflict_left_untouched() {
+    let w = world(3);
+    let raced = account(1);
+    foreign_role(&w, &raced);
+    let before = w.fake.role(&raced, "Audit");
+    // The read misses it, as a read made just before it was created would.
+    w.fake.inject(Failure {
+        service: Service::Iam,
+        operation: Some("GetRole".into()),
+        account: Some(raced.clone()),
+        code: "NoSuchEntity".into(),
+        times: Some(1),
+    });
+    let op = run(&w, OperationKind::Apply, &spec()).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    assert_eq!((op.counts.changed, op.counts.skipped, op.counts.failed), (2, 2, 0), "{}", op.message);
+    let r = results(&w, &op.id).await;
+    let row = r.iter().find(|r| r.account_id == raced).unwrap();
+    assert_eq!(row.outcome, Outcome::Skipped);
+    assert!(row.changes.is_empty(), "{:?}", row.changes);
+    let error = row.error.as_ref().unwrap();
+    assert_eq!(error.code, ErrorCode::NotOwned);
+    assert!(error.message.contains("is not managed by crossrole"), "{}", error.message);
+    let served = w.fake.served_in(&raced);
+    assert_eq!(served.get("iam:CreateRole"), Some(&1), "{served:?}");
+    assert_eq!(w.fake.iam_writes_in(&raced), 1, "nothing but the refused create: {served:?}");
+    assert_eq!(w.fake.role(&raced, "Audit"), before);
+    let events = w.engine.events(&op.id, 0, 10_000).await.unwrap();
+    assert!(!events.iter().any(|e| e.account_id == raced && matches!(e.event, Event::ChangeApplied { .. })));
+    // The grant leaves it out.
+    assert_eq!(granted(&w), role_arns([account(0), account(2)]));
 }
 
 /// A coordination whose lease the test holds: the one writer's otherwise, with a fence that passes when the test

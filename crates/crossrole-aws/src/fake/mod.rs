@@ -274,6 +274,8 @@ pub(crate) struct World {
     pub(crate) served: Mutex<BTreeMap<String, u64>>,
     /// Calls by the quota they counted against: (service, account).
     served_scopes: Mutex<BTreeMap<(Service, String), u64>>,
+    /// Calls by the account they act in: (account, `service:Operation`).
+    served_accounts: Mutex<BTreeMap<(String, String), u64>>,
     pub(crate) throttled: Mutex<u64>,
     buckets: Mutex<HashMap<(Service, String), (f64, Instant)>>,
     rng: Mutex<StdRng>,
@@ -301,6 +303,9 @@ impl World {
         }
         if let Ok(mut s) = self.served_scopes.lock() {
             *s.entry((service, scope.to_string())).or_default() += 1;
+        }
+        if let Ok(mut s) = self.served_accounts.lock() {
+            *s.entry((account.to_string(), call.clone())).or_default() += 1;
         }
         let latency = self.config.latency.get(&service).copied().unwrap_or_default();
         let delay = {
@@ -495,6 +500,7 @@ impl FakeAws {
                 faults: Mutex::new(FaultCounts::default()),
                 served: Mutex::new(BTreeMap::new()),
                 served_scopes: Mutex::new(BTreeMap::new()),
+                served_accounts: Mutex::new(BTreeMap::new()),
                 throttled: Mutex::new(0),
                 buckets: Mutex::new(HashMap::new()),
                 rng: Mutex::new(StdRng::seed_from_u64(seed)),
@@ -612,6 +618,9 @@ impl FakeAws {
         if let Ok(mut s) = self.world.served_scopes.lock() {
             s.clear();
         }
+        if let Ok(mut s) = self.world.served_accounts.lock() {
+            s.clear();
+        }
         if let Ok(mut t) = self.world.throttled.lock() {
             *t = 0;
         }
@@ -619,11 +628,20 @@ impl FakeAws {
 
     /// IAM writes served (anything but Get*/List*).
     pub fn iam_writes(&self) -> u64 {
-        self.served()
-            .iter()
-            .filter(|(k, _)| k.strip_prefix("iam:").is_some_and(|op| !op.starts_with("Get") && !op.starts_with("List")))
-            .map(|(_, v)| v)
-            .sum()
+        iam_writes_of(&self.served())
+    }
+
+    /// Calls served that act in `account` (IAM's in it, STS's AssumeRole into it…), by `service:Operation`,
+    /// refused ones included.
+    pub fn served_in(&self, account: &str) -> BTreeMap<String, u64> {
+        let served = self.world.served_accounts.lock().map(|s| s.clone()).unwrap_or_default();
+        served.into_iter().filter(|((a, _), _)| a == account).map(|((_, call), n)| (call, n)).collect()
+    }
+
+    /// IAM writes served in `account` (anything but Get*/List*), refused ones included: what CloudTrail would
+    /// show that account.
+    pub fn iam_writes_in(&self, account: &str) -> u64 {
+        iam_writes_of(&self.served_in(account))
     }
 
     /// The role `name` in `account`, as crossrole would observe it.
@@ -671,6 +689,15 @@ impl FakeAws {
     pub fn credentials_for(&self, account: &str, principal_arn: &str) -> Credentials {
         sts::issue(&self.world, account, principal_arn)
     }
+}
+
+/// The IAM writes (anything but Get*/List*) among `served`.
+fn iam_writes_of(served: &BTreeMap<String, u64>) -> u64 {
+    served
+        .iter()
+        .filter(|(k, _)| k.strip_prefix("iam:").is_some_and(|op| !op.starts_with("Get") && !op.starts_with("List")))
+        .map(|(_, v)| v)
+        .sum()
 }
 
 /// A member account's IAM as account vending leaves it: the bootstrap role, trusting the management account.

@@ -181,7 +181,6 @@ async fn drive(
         redactor: inner.redactor.clone(),
         blind: false,
         operation: op.id.clone(),
-        create_unread: matches!(kind, OperationKind::Apply | OperationKind::Reconcile),
     });
     let mut rollout = Rollout::new(env, targets, pending, count_failures(inner, &op.id).await).await;
     loop {
