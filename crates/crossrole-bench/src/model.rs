@@ -152,7 +152,9 @@ fn minimum(verify: bool) -> BTreeMap<String, f64> {
     if verify {
         m.insert("sts:GetCallerIdentity".into(), 1.0);
     }
-    // A first rollout reads nothing: the role is created, then its policies attached and put.
+    // The role is read before anything is written (so that no write is aimed at a role crossrole does not own):
+    // one GetRole that finds nothing, then the create, then its policies attached and put.
+    m.insert("iam:GetRole".into(), 1.0);
     m.insert("iam:CreateRole".into(), 1.0);
     m.insert("iam:AttachRolePolicy".into(), 2.0);
     m.insert("iam:PutRolePolicy".into(), 1.0);

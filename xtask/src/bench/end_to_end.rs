@@ -188,8 +188,8 @@ pub(super) fn run(root: &Path, bench: &Path, crossroled: &Path, runs: usize, rep
         format!(
             "LocalStack {} (IAM, STS) and moto (Organizations) on this machine; {n} accounts; per account: assume \
              the bootstrap role, create the role, attach 2 managed policies, put an inline policy (crossrole also \
-             keeps the trusted side's policy; it creates a role without reading first where its journal does not \
-             have the spec applied, as after each clean-up here).",
+             keeps the trusted side's policy, and reads each role before it writes: one GetRole where there is \
+             none yet, as after each clean-up here).",
             "4.13.1"
         ),
         format!("The contenders ran interleaved, {runs} runs each, each cleaning up after itself."),
