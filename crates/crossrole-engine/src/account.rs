@@ -197,9 +197,16 @@ fn under_ceiling(
     })
 }
 
-/// The error for a role crossrole must not touch.
-pub(crate) fn not_owned(env: &RunEnv, target: &Target, owner: Option<&str>) -> AccountError {
-    let arn = env.desired.arn(env.inner.aws.partition(), &target.account_id);
+/// The error for a role crossrole must not touch: the one found (`observed`, whose path may not be the spec's), or
+/// the spec's in the account.
+pub(crate) fn not_owned(
+    env: &RunEnv,
+    target: &Target,
+    observed: Option<&ObservedRole>,
+    owner: Option<&str>,
+) -> AccountError {
+    let arn =
+        observed.map_or_else(|| env.desired.arn(env.inner.aws.partition(), &target.account_id), |o| o.arn.clone());
     let finding = guardrails::unowned_role(&arn, owner);
     AccountError::new(ErrorCode::NotOwned, finding.message, Phase::Plan)
 }
@@ -271,7 +278,7 @@ async fn work(env: &RunEnv, target: &Target, appeared: Option<&mut bool>) -> Acc
             return verified(env, target, result).await;
         }
         AccountPlan::Conflict { owner } => {
-            result.error = Some(not_owned(env, target, owner.as_deref()));
+            result.error = Some(not_owned(env, target, examined.observed.as_ref(), owner.as_deref()));
             result.changes = before;
             return finish(result, Outcome::Skipped);
         }

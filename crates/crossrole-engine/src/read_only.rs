@@ -166,7 +166,9 @@ impl Engine {
                             }
                             AccountPlan::Conflict { owner } => {
                                 p.status = PlanStatus::Conflict;
-                                p.findings.push(guardrails::unowned_role(&role_arn, owner.as_deref()));
+                                // The role found, whose path may not be the spec's.
+                                let found = x.observed.as_ref().map_or(&role_arn, |o| &o.arn);
+                                p.findings.push(guardrails::unowned_role(found, owner.as_deref()));
                             }
                         },
                     }

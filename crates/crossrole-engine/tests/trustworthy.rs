@@ -355,11 +355,12 @@ async fn no_write_is_aimed_at_a_role_crossrole_does_not_own() {
         assert!(unowned.changes.is_empty(), "{:?}", unowned.changes);
         let error = unowned.error.as_ref().unwrap();
         assert_eq!((error.code, error.phase), (ErrorCode::NotOwned, Phase::Plan));
+        // It names the role that is there (made by hand at `/`, not at the spec's path).
         assert_eq!(
             error.message,
             format!(
-                "arn:aws:iam::{foreign}:role/crossrole/Audit exists and is not managed by crossrole (no \
-                 crossrole:managed-by tag); it is left untouched. Set role.adopt_existing to take it over"
+                "arn:aws:iam::{foreign}:role/Audit exists and is not managed by crossrole (no crossrole:managed-by \
+                 tag); it is left untouched. Set role.adopt_existing to take it over"
             )
         );
         assert_eq!(w.fake.iam_writes_in(&foreign), 0, "{:?}", w.fake.served_in(&foreign));
@@ -384,7 +385,15 @@ async fn no_write_is_aimed_at_a_role_crossrole_does_not_own() {
     assert_eq!(count_kind(repaired, ChangeKind::DetachManagedPolicy), 1, "{:?}", repaired.changes);
     assert_eq!(w.fake.role(&account(4), "Audit").unwrap().managed_policy_arns.len(), 1);
     assert_eq!(w.fake.iam_writes_in(&foreign), 0, "{:?}", w.fake.served_in(&foreign));
-    assert_eq!(w.engine.plan(&spec()).await.unwrap().total_changes(), 0);
+    let plan = w.engine.plan(&spec()).await.unwrap();
+    assert_eq!(plan.total_changes(), 0);
+    // The plan names the role that is there too.
+    let conflict = plan.accounts.iter().find(|a| a.account_id == foreign).unwrap();
+    assert!(
+        conflict.findings[0].message.starts_with(&format!("arn:aws:iam::{foreign}:role/Audit exists")),
+        "{:?}",
+        conflict.findings
+    );
 }
 
 /// A role made between the read and the create (someone else's, just then): the create finds it there and does
