@@ -3,8 +3,6 @@
 use std::{io::IsTerminal, path::PathBuf};
 
 use crossrole_client::{Client, proto};
-use crossrole_core::AccessSpec;
-use crossrole_wire::ToWire;
 
 use crate::{Failure, Outcome, Output, json, progress, views};
 
@@ -33,24 +31,9 @@ pub(crate) struct ApplyArgs {
     no_wait: bool,
 }
 
-/// Loads and validates a spec file locally.
+/// Loads and validates a spec file locally, as the SDK does (`crossrole_client::spec_file`).
 pub(crate) fn load(path: &PathBuf) -> Result<proto::AccessSpec, Failure> {
-    let text = std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("{}: {e}", path.display())))?;
-    let parsed = if path.extension().is_some_and(|e| e == "json") {
-        AccessSpec::from_json(&text)
-    } else {
-        AccessSpec::from_yaml(&text)
-    };
-    match parsed {
-        Ok(spec) => Ok(spec.to_wire()),
-        Err(e) => {
-            let mut message = format!("{} is not a valid spec:", path.display());
-            for v in e.violations() {
-                message.push_str(&format!("\n  {v}"));
-            }
-            Err(Failure::usage(message))
-        }
-    }
+    crossrole_client::spec_file::load(path).map_err(|e| Failure::usage(e.to_string()))
 }
 
 fn finding_line(f: &proto::Finding) -> String {

@@ -387,6 +387,27 @@ fn a_spec_file_of_the_wrong_shape_is_said_in_the_files_words() {
 }
 
 #[test]
+fn a_spec_file_with_bad_fields_says_the_same_through_the_sdk_and_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    let text = example_with("max_session_duration: 1h", "max_session_duration: 20h");
+    let text = text.replacen("failure_tolerance: 10%", "failure_tolerance: 200%", 1);
+    std::fs::write(&path, text).unwrap();
+    let sdk = crossrole_client::spec_file::load(&path).unwrap_err().to_string();
+    assert_eq!(
+        sdk,
+        format!(
+            "{} is not a valid spec:\n  role.max_session_duration: must be whole seconds from 3600 (1h) to 43200 (12h) \
+             (IAM), got 72000s\n  rollout.failure_tolerance.percent: must be from 0 to 100, got 200",
+            path.display()
+        )
+    );
+    let cli =
+        Command::cargo_bin("crossrole").unwrap().args(["validate", "-f", path.to_str().unwrap()]).assert().code(2);
+    assert_eq!(stderr(&cli), format!("crossrole: {sdk}\n"));
+}
+
+#[test]
 fn no_aws_credentials_is_said_in_plain_words() {
     let home = tempfile::tempdir().unwrap();
     let mut c = Command::cargo_bin("crossrole").unwrap();

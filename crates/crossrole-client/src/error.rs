@@ -3,13 +3,24 @@
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
-/// A field the server rejected, and why.
+/// A field the server rejected (or, with the feature `spec-files`, a spec file's field in error), and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldViolation {
-    /// Path in the request, e.g. `spec.role.trust.external_id`.
+    /// Path in the request, e.g. `spec.role.trust.external_id` (in a spec file: `role.trust.external_id`).
     pub field: String,
     /// The rule broken.
     pub description: String,
+}
+
+/// `field: rule`, or the rule alone when it is about the whole input.
+impl std::fmt::Display for FieldViolation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.field.is_empty() {
+            f.write_str(&self.description)
+        } else {
+            write!(f, "{}: {}", self.field, self.description)
+        }
+    }
 }
 
 /// Errors of the SDK.

@@ -26,9 +26,42 @@
 //! none), so retrying them is safe too. An answer from the server is never retried behind your back: when
 //! crossroled says to try later (AWS throttled it beyond its own retries), [`Error::retry_after`] says when.
 //! Event streams reconnect and resume from the last event seen.
+//!
+//! # Spec files
+//!
+//! With the feature `spec-files` (off by default, so the SDK alone stays small), the module `spec_file` reads the
+//! spec files people write for `crossrole` into the API's spec, as the CLI reads them: a file with a bad field gives
+//! the CLI's error, every field named.
+//!
+//! ```toml
+//! crossrole-client = { version = "0.1", features = ["spec-files"] }
+//! ```
+//!
+//! ```
+//! # #[cfg(feature = "spec-files")]
+//! # fn main() -> Result<(), crossrole_client::spec_file::SpecFileError> {
+//! # let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/security-audit.yaml");
+//! use crossrole_client::spec_file;
+//!
+//! // examples/security-audit.yaml, the spec `cargo xtask demo` applies.
+//! let spec = spec_file::load(&path)?;
+//! assert_eq!(spec.name, "security-audit");
+//! // Then `client.plan(spec.clone())`, `client.apply(spec, None)`, … as above.
+//!
+//! // A bad field is named by its path, as `crossrole validate -f` names it.
+//! let error = spec_file::from_yaml("name: audit\nrole: {name: Audit, trust: {}, max_session_duration: 20h}\n")
+//!     .unwrap_err();
+//! assert!(error.violations().iter().any(|v| v.field == "role.max_session_duration"));
+//! assert!(error.to_string().contains("\n  role.max_session_duration: must be whole seconds from 3600 (1h)"));
+//! # Ok(()) }
+//! # #[cfg(not(feature = "spec-files"))]
+//! # fn main() {}
+//! ```
 
 mod error;
 mod operation;
+#[cfg(feature = "spec-files")]
+pub mod spec_file;
 
 use std::{sync::Arc, time::Duration};
 
