@@ -8,6 +8,19 @@ use crate::{
     util::{buf, run, run_in},
 };
 
+const HELP: &str = "\
+cargo xtask test [--no-e2e]
+
+Everything CI checks, in the order that fails fastest. First, in seconds, what it needs from the machine: each tool
+found, installed (PostgreSQL's server and Chromium, Debian's packages, with apt-get when xtask runs as root), or
+missing — then it stops at once, naming each missing tool, what needs it and how to get it. Then fmt, the
+architecture invariants, dependency hygiene, codegen --check, console --check, buf lint, clippy, every test (the
+journal's on SQLite and on a PostgreSQL it starts), doc tests, the fuzz smoke, the deploy/ checks and the e2e suite
+on emulators (with the web console in Chromium).
+
+  --no-e2e  everything but the e2e suite (and what only it needs: curl, Chromium)
+";
+
 /// What the test command needs from the machine, in its order of use.
 fn needs(skip_e2e: bool) -> Vec<Need> {
     let mut needs = vec![Need::rustfmt(), Need::clippy(), Need::nextest()];
@@ -23,8 +36,12 @@ fn needs(skip_e2e: bool) -> Vec<Need> {
 
 pub(crate) fn run_all(args: &[String]) -> Result<()> {
     let skip_e2e = args.iter().any(|a| a == "--no-e2e");
+    if args.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{HELP}");
+        return Ok(());
+    }
     if let Some(other) = args.iter().find(|a| *a != "--no-e2e") {
-        bail!("unknown argument `{other}`: cargo xtask test [--no-e2e]");
+        bail!("unknown argument `{other}`\n\n{HELP}");
     }
     crate::prereqs::check(if skip_e2e { "test --no-e2e" } else { "test" }, &needs(skip_e2e))?;
     run("cargo", &["fmt", "--all", "--", "--check"])?;
