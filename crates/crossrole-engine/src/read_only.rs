@@ -1,6 +1,9 @@
 //! Read-only requests: selection, guardrails with the organization's context, plans and verification.
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::{
+    collections::{BTreeSet, HashMap, VecDeque},
+    sync::Arc,
+};
 
 use crossrole_aws::{calls::CallContext, reconcile::AccountIam, verify};
 use crossrole_core::{
@@ -16,14 +19,15 @@ use crossrole_core::{
     plan::{AccountPlan, DesiredRole},
     spec::{TargetSelector, TrustedGrant},
 };
-use futures::StreamExt;
+use futures::{StreamExt, stream::FuturesUnordered};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
     Engine, Error,
     account::{self, Action, RunEnv, Target},
-    rollout,
-    targets::{self, Skip, Standing},
+    pace::Pace,
+    rollout::{self, Taken, TargetFinder},
+    targets::{self, Resolved, Skip, Standing},
 };
 
 /// Who a plan or a verification is for.
@@ -108,19 +112,10 @@ impl Engine {
         }
     }
 
-    fn concurrency(&self, spec: &AccessSpec, n: usize) -> usize {
-        crate::pace::Pace::new(
-            spec.rollout.max_concurrency,
-            n,
-            self.inner.config.max_concurrency,
-            self.inner.calls.shared_rates(),
-        )
-        .concurrency()
-    }
-
     /// What an apply would do, account by account, without changing anything: the same targets, skips and
     /// reasons ([`targets::resolve`]), the same per-account path, and the grant an apply reaching these plans would
-    /// write ([`targets::grant_accounts`]).
+    /// write ([`targets::grant_accounts`]). Its accounts are planned as the organization's pages list them
+    /// ([`each_target`]).
     pub async fn plan(&self, spec: &AccessSpec) -> Result<AccessPlan, Error> {
         self.plan_for(spec, Audience::Trusted).await
     }
@@ -128,15 +123,12 @@ impl Engine {
     /// [`Engine::plan`] for `audience`.
     pub async fn plan_for(&self, spec: &AccessSpec, audience: Audience) -> Result<AccessPlan, Error> {
         let spec = &self.within_ceiling(spec.clone()).await?;
-        let findings = self.guardrails(spec).await?;
         let env = self.read_env(spec, "crossrole-plan", audience);
-        let resolved =
-            targets::resolve(&self.inner, spec, false, &env.ctx, self.inner.discovery.config().cache_ttl, None, None)
-                .await?;
-        let n = self.concurrency(spec, resolved.targets.len());
         let env_ref = &env;
-        let examined: Vec<(AccountPlanView, Standing)> = futures::stream::iter(resolved.targets.clone())
-            .map(move |t| {
+        let (examined, resolved): (Vec<(AccountPlanView, Standing)>, _) = each_target(
+            &env,
+            |_| true,
+            move |t| {
                 let env = env_ref;
                 async move {
                     let t = &t;
@@ -177,10 +169,13 @@ impl Engine {
                     }
                     (p, standing)
                 }
-            })
-            .buffered(n)
-            .collect()
-            .await;
+            },
+        )
+        .await?;
+        // The guardrails passed (the targets are not resolved otherwise): what they find, from the organization the
+        // targets were resolved from.
+        let members = resolved.tree.account_ids();
+        let findings = guardrails::enforce(spec, self.partition(), OrgContext { member_accounts: Some(&members) })?;
 
         let grant = match &spec.grant {
             None => None,
@@ -274,15 +269,12 @@ impl Engine {
     pub async fn verify_for(&self, spec: &AccessSpec, audience: Audience) -> Result<Verification, Error> {
         let spec = &self.within_ceiling(spec.clone()).await?;
         let env = self.read_env(spec, "crossrole-verify", audience);
-        let resolved =
-            targets::resolve(&self.inner, spec, false, &env.ctx, self.inner.discovery.config().cache_ttl, None, None)
-                .await?;
-        let targets: Vec<Target> = resolved.targets.iter().filter(|t| t.action == Action::Ensure).cloned().collect();
         let principals = verify::principals_to_check(spec, self.partition());
-        let n = self.concurrency(spec, targets.len());
         let (env_ref, principals_ref) = (&env, &principals);
-        let accounts = futures::stream::iter(targets)
-            .map(move |t| {
+        let (accounts, resolved) = each_target(
+            &env,
+            |t| t.action == Action::Ensure,
+            move |t| {
                 let (env, principals) = (env_ref, principals_ref);
                 async move {
                     let t = &t;
@@ -332,12 +324,69 @@ impl Engine {
                     }
                     v
                 }
-            })
-            .buffered(n)
-            .collect()
-            .await;
+            },
+        )
+        .await?;
         Ok(Verification { accounts, skipped: skipped(&resolved.skipped, &resolved.tree), external_id_note: note(&env) })
     }
+}
+
+/// Runs `each` on the targets of `env`'s spec that `keep` keeps, as the organization's pages list them (a
+/// [`TargetFinder`], as an apply's targets are found: from the tree discovery keeps while it is fresh for reads,
+/// else read anew), as many at once as an apply's pace allows; returns their results in the selection's order — as
+/// if every target had been known before the first was examined — and the selection. An account found selected
+/// that the final selection does not have (it moved while the organization was read) is left out.
+async fn each_target<T, F, Fut>(
+    env: &RunEnv,
+    keep: impl Fn(&Target) -> bool,
+    each: F,
+) -> Result<(Vec<T>, Resolved), Error>
+where
+    F: Fn(Target) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let (inner, spec) = (&env.inner, &env.spec);
+    let max_age = inner.discovery.config().cache_ttl;
+    let mut finding = TargetFinder::start(inner.clone(), spec.clone(), false, max_age, None, env.ctx.clone(), true);
+    // Until the targets are all known, limits that are percentages are of the accounts the organization read
+    // before selected, or of those found so far if more (as in a run).
+    let expected = targets::expected(inner, spec).await.unwrap_or(0);
+    let mut pace =
+        Pace::new(spec.rollout.max_concurrency, expected, inner.config.max_concurrency, inner.calls.shared_rates());
+    let mut queue: VecDeque<Target> = VecDeque::new();
+    let mut running = FuturesUnordered::new();
+    let mut done: HashMap<String, T> = HashMap::new();
+    let mut resolved: Option<Resolved> = None;
+    loop {
+        let known = resolved.as_ref().map_or(finding.handed_out().max(expected), |r| r.targets.len());
+        let at_once = pace.targets(known);
+        while running.len() < at_once
+            && let Some(t) = queue.pop_front()
+        {
+            let each = &each;
+            running.push(async move { (t.account_id.clone(), each(t).await) });
+        }
+        if running.is_empty() && !finding.selecting() {
+            break;
+        }
+        tokio::select! {
+            arrival = finding.arrival(), if finding.selecting() => match finding.take(arrival) {
+                Taken::Found(found) => queue.extend(found.into_iter().filter(|t| keep(t))),
+                Taken::Complete(found, complete) => {
+                    let complete = complete?;
+                    queue.extend(found.into_iter().filter(|t| keep(t)));
+                    queue.extend(finding.remainder(&complete).into_iter().filter(|t| keep(t)));
+                    resolved = Some(complete);
+                }
+            },
+            Some((account, out)) = running.next(), if !running.is_empty() => {
+                done.insert(account, out);
+            }
+        }
+    }
+    let resolved = resolved.ok_or_else(|| Error::FailedPrecondition("the targets were not resolved".into()))?;
+    let results = resolved.targets.iter().filter(|t| keep(t)).filter_map(|t| done.remove(&t.account_id)).collect();
+    Ok((results, resolved))
 }
 
 /// The note an answer for [`Audience::Blind`] carries when the spec has an ExternalId.

@@ -10,9 +10,9 @@
 //! part of the organization when an earlier read says where it is, and the whole of it when accounts to clean up
 //! are no longer in that part.
 //!
-//! An apply or reconcile that runs while its targets are found is sent the selected accounts as the organization's
-//! pages list them ([`crossrole_aws::discovery::Found`]), and none before the guardrails that need the
-//! organization have passed.
+//! An apply or reconcile that runs while its targets are found — and a plan or verification whose tree of the
+//! organization is walked anew — is sent the selected accounts as the organization's pages list them
+//! ([`crossrole_aws::discovery::Found`]), and none before the guardrails that need the organization have passed.
 //!
 //! The trusted side's grant names the roles of the accounts where the role is this spec's and in place:
 //! [`grant_accounts`] decides it from per-account outcomes, the same way for a plan and for the end of an apply.
@@ -55,7 +55,7 @@ pub(crate) struct Resolved {
 /// Resolves `spec`'s targets for an apply (`remove_all` false, with the guardrails that need the organization) or
 /// a destroy (true), from a tree of the organization younger than `max_age`; only the accounts in `scope`, if
 /// given. `found`, if given, is sent the selected accounts as they are found, once the guardrails have passed
-/// (see [`found_fresh`]); they are in the targets returned too.
+/// (see [`found_as_read`]); they are in the targets returned too.
 pub(crate) async fn resolve(
     inner: &Inner,
     spec: &AccessSpec,
@@ -72,25 +72,38 @@ pub(crate) async fn resolve(
     // An apply that must read afresh reads only the part of the organization it selects from — unless it has
     // accounts to clean up that the part does not hold: where they went takes the whole organization to say. A
     // scoped one works from the tree as discovery keeps it: its accounts were just read into it
-    // (`Discovery::learn`).
+    // (`Discovery::learn`). Any other works from the tree discovery keeps if it is younger than `max_age`, else
+    // walks the organization, finding its accounts as the pages list them if asked.
     let mut checked = false;
     let mut fresh = if scope.is_some() {
-        whole(inner, spec, ctx, std::time::Duration::MAX).await?
+        whole(inner, spec, ctx, std::time::Duration::MAX, None).await?
     } else if max_age.is_zero() && !remove_all {
         match found {
             Some(found) => {
-                checked = true;
-                found_fresh(inner, spec, ctx, found).await?
+                let read = |found: Found| async move {
+                    Ok(inner.discovery.select_fresh_found(ctx, &spec.targets, "targets", Some(&found)).await?)
+                };
+                let (fresh, passed) = found_as_read(inner, spec, ctx, found, Membership::Now, read).await?;
+                checked = passed;
+                fresh
             }
             None => inner.discovery.select_fresh(ctx, &spec.targets, "targets").await?,
         }
     } else {
-        whole(inner, spec, ctx, max_age).await?
+        match found {
+            Some(found) if !remove_all => {
+                let read = |found: Found| async move { whole(inner, spec, ctx, max_age, Some(&found)).await };
+                let (fresh, passed) = found_as_read(inner, spec, ctx, found, Membership::IfFound, read).await?;
+                checked = passed;
+                fresh
+            }
+            _ => whole(inner, spec, ctx, max_age, None).await?,
+        }
     };
     fresh.selection.selected.retain(|a| in_scope(&a.id));
     fresh.selection.skipped.retain(|s| in_scope(&s.account.id));
     if !fresh.whole && placements.iter().any(|p| !fresh.tree.accounts.contains_key(p)) {
-        fresh = whole(inner, spec, ctx, std::time::Duration::ZERO).await?;
+        fresh = whole(inner, spec, ctx, std::time::Duration::ZERO, None).await?;
     }
     // The guardrails keep unsafe access from being granted; taking access away is never refused.
     if !remove_all && !checked {
@@ -137,26 +150,52 @@ pub(crate) async fn resolve(
     Ok(Resolved { tree, targets, skipped, cleanup })
 }
 
-/// The selection read afresh, its accounts sent to `out` as they are found — but none before the guardrails that
-/// need the organization have passed (the trusted accounts' membership, read now with `DescribeAccount`): an
-/// unsafe spec is refused before any account is worked on, as when the targets are resolved first.
-async fn found_fresh(inner: &Inner, spec: &AccessSpec, ctx: &CallContext, out: Found) -> Result<Fresh, Error> {
+/// When [`found_as_read`] reads the trusted accounts' membership for the guardrails (when they need it).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Membership {
+    /// At once, while the organization is read (the read is a walk: accounts will be found).
+    Now,
+    /// Only once an account is found: a tree young enough is read with no walk and finds none, and then the
+    /// guardrails are the resolution's, from the tree, with no call.
+    IfFound,
+}
+
+/// The selection `read` makes, its accounts sent to `out` as they are found — but none before the guardrails that
+/// need the organization have passed (the trusted accounts' membership, read now with `DescribeAccount`, as
+/// `membership` says): an unsafe spec is refused before any account is worked on, as when the targets are
+/// resolved first. Returns the selection, and whether the guardrails were checked.
+async fn found_as_read<F, Fut>(
+    inner: &Inner,
+    spec: &AccessSpec,
+    ctx: &CallContext,
+    out: Found,
+    membership: Membership,
+    read: F,
+) -> Result<(Fresh, bool), Error>
+where
+    F: FnOnce(Found) -> Fut,
+    Fut: std::future::Future<Output = Result<Fresh, Error>>,
+{
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let read = async move {
-        let found: Found = tx;
-        Ok::<_, Error>(inner.discovery.select_fresh_found(ctx, &spec.targets, "targets", Some(&found)).await?)
+    let checked = guardrails::membership_checked(spec);
+    let check = || async {
+        let members = inner.discovery.members_now(ctx, &checked).await?;
+        guardrails::enforce(spec, inner.aws.partition(), OrgContext { member_accounts: Some(&members) })?;
+        Ok::<_, Error>(true)
     };
     let forward = async {
-        let members = inner.discovery.members_now(ctx, &guardrails::membership_checked(spec)).await?;
-        guardrails::enforce(spec, inner.aws.partition(), OrgContext { member_accounts: Some(&members) })?;
+        // With no membership to read, checked at once, whatever `membership` says: it costs no call.
+        let mut passed = (membership == Membership::Now || checked.is_empty()) && check().await?;
         while let Some(batch) = rx.recv().await {
+            if !passed {
+                passed = check().await?;
+            }
             // An operation that stopped listening has stopped; the selection at the end is what counts.
             let _ = out.send(batch);
         }
-        Ok::<_, Error>(())
+        Ok::<_, Error>(passed)
     };
-    let (fresh, ()) = futures::try_join!(read, forward)?;
-    Ok(fresh)
+    Ok(futures::try_join!(read(tx), forward)?)
 }
 
 /// How many accounts the selector selected in the tree read before, if there is one (no call): what the
@@ -168,14 +207,16 @@ pub(crate) async fn expected(inner: &Inner, spec: &AccessSpec) -> Option<usize> 
         .map(|s| s.finish(&Default::default()).selected.len())
 }
 
-/// The selection from a tree of the whole organization younger than `max_age`.
+/// The selection from a tree of the whole organization younger than `max_age` (`found`: see
+/// [`crossrole_aws::discovery::Discovery::select_within_found`]).
 async fn whole(
     inner: &Inner,
     spec: &AccessSpec,
     ctx: &CallContext,
     max_age: std::time::Duration,
+    found: Option<&Found>,
 ) -> Result<Fresh, Error> {
-    let (tree, selection) = inner.discovery.select_within(ctx, &spec.targets, "targets", max_age).await?;
+    let (tree, selection) = inner.discovery.select_within_found(ctx, &spec.targets, "targets", max_age, found).await?;
     Ok(Fresh { tree, selection, whole: true })
 }
 

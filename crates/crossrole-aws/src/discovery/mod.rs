@@ -324,7 +324,22 @@ impl Discovery {
         at: &str,
         max_age: Duration,
     ) -> Result<(Arc<OrgTree>, Selection), Error> {
-        self.select_aged(ctx, selector, at, max_age, self.config.tags_max_age, &mut Deaf).await
+        self.select_within_found(ctx, selector, at, max_age, None).await
+    }
+
+    /// Like [`Discovery::select_within`]; `found`, if given, is sent the selected accounts as their pages are
+    /// listed when the tree is walked anew (see [`Found`]; a tree young enough sends nothing: the selection is
+    /// all there at once).
+    pub async fn select_within_found(
+        &self,
+        ctx: &CallContext,
+        selector: &TargetSelector,
+        at: &str,
+        max_age: Duration,
+        found: Option<&Found>,
+    ) -> Result<(Arc<OrgTree>, Selection), Error> {
+        let mut finder = found::Finder::new(selector, at, found, None);
+        self.select_aged(ctx, selector, at, max_age, self.config.tags_max_age, &mut finder).await
     }
 
     /// The selection from a tree younger than `tree_age` (a walk tells `listener` what it finds as it goes), with

@@ -43,6 +43,7 @@ use tracing::Instrument;
 
 pub(crate) use grant::grant_plan;
 use source::{Arrival, TargetSource};
+pub(crate) use source::{Taken, TargetFinder};
 
 use crate::{
     Inner,

@@ -6,8 +6,12 @@
 //! [`TargetSource::open`] returns the targets known at once; while the selection is being read, the run races
 //! [`TargetSource::arrival`] (which only waits, and may be dropped at any time) against its accounts, and hands
 //! what arrived to [`TargetSource::take`], which records it.
+//!
+//! The finding itself — the selection read, the accounts found as its pages arrive, each handed out once with its
+//! index, then the remainder — is a [`TargetFinder`], which keeps no record: plans and verifications find their
+//! targets through one, as a run does, and write nothing.
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
 
 use crossrole_aws::calls::CallContext;
 use crossrole_core::{
@@ -19,7 +23,7 @@ use crossrole_store::OperationRow;
 use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use crate::{
-    Inner,
+    Error, Inner,
     account::{Action, Target},
     events::EventSink,
     records,
@@ -44,14 +48,146 @@ pub(crate) async fn all_rows(inner: &Inner, op: &str) -> Result<Vec<AccountResul
 }
 
 /// The selection being read, as a future the run polls alongside its accounts.
-type Selecting = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Resolved, String>> + Send>>;
+type Selecting = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Resolved, Error>> + Send>>;
 
 /// What arrived while the selection was being read.
 pub(crate) enum Arrival {
     /// Accounts the pages listed that the selection is sure of.
     Found(Vec<AccountInfo>),
     /// The selection is complete (or could not be read).
-    Complete(Result<Resolved, String>),
+    Complete(Result<Resolved, Error>),
+}
+
+/// What a [`TargetFinder`] made of an arrival.
+pub(crate) enum Taken {
+    /// Targets found while the rest are still being read, each new one with the next index.
+    Found(Vec<Target>),
+    /// The selection is complete: the targets found just before the end (new ones, with the next indexes), and
+    /// the selection (its targets' indexes are its own: [`TargetFinder::remainder`] hands out the rest).
+    Complete(Vec<Target>, Result<Resolved, Error>),
+}
+
+/// A selection of targets being read, the accounts it finds handed out as its pages list them, each once with the
+/// next index. It keeps no record: a [`TargetSource`] records what it hands out; a plan or a verification only
+/// works on it.
+pub(crate) struct TargetFinder {
+    /// Accounts handed out.
+    accounts: BTreeSet<String>,
+    /// The next account's index.
+    next_index: u32,
+    /// The selection, while it is being read.
+    selecting: Option<Selecting>,
+    found: UnboundedReceiver<Vec<AccountInfo>>,
+}
+
+impl TargetFinder {
+    /// Nothing being read.
+    fn idle() -> TargetFinder {
+        let (_, found) = unbounded_channel();
+        TargetFinder { accounts: BTreeSet::new(), next_index: 0, selecting: None, found }
+    }
+
+    /// Starts reading `spec`'s targets as [`targets::resolve`] resolves them (`remove_all`, `max_age`, `scope`);
+    /// with `find`, the accounts found as the organization's pages list them arrive before the end.
+    pub(crate) fn start(
+        inner: Arc<Inner>,
+        spec: Arc<AccessSpec>,
+        remove_all: bool,
+        max_age: Duration,
+        scope: Option<BTreeSet<String>>,
+        ctx: CallContext,
+        find: bool,
+    ) -> TargetFinder {
+        let (found_tx, found) = unbounded_channel();
+        let found_tx = find.then_some(found_tx);
+        let selecting =
+            async move { targets::resolve(&inner, &spec, remove_all, &ctx, max_age, scope.as_ref(), found_tx).await };
+        TargetFinder { selecting: Some(Box::pin(selecting)), found, ..TargetFinder::idle() }
+    }
+
+    /// A finder whose selection ends with `error`: it finds nothing more.
+    fn failed(error: Error) -> TargetFinder {
+        TargetFinder { selecting: Some(Box::pin(async move { Err(error) })), ..TargetFinder::idle() }
+    }
+
+    /// Whether the selection is still being read.
+    pub(crate) fn selecting(&self) -> bool {
+        self.selecting.is_some()
+    }
+
+    /// Stops reading the selection: what was not found is not handed out.
+    pub(crate) fn stop(&mut self) {
+        self.selecting = None;
+    }
+
+    /// How many accounts were handed out.
+    pub(crate) fn handed_out(&self) -> usize {
+        self.accounts.len()
+    }
+
+    /// Waits for the next accounts found, or the end of the selection. Only waits: dropping it loses nothing.
+    pub(crate) async fn arrival(&mut self) -> Arrival {
+        let Some(selecting) = self.selecting.as_mut() else { return std::future::pending().await };
+        tokio::select! {
+            biased;
+            Some(batch) = self.found.recv() => Arrival::Found(batch),
+            resolved = selecting => Arrival::Complete(resolved),
+        }
+    }
+
+    /// Hands out the new targets of what arrived; once the selection is complete, the targets found just before
+    /// its end, and the selection.
+    pub(crate) fn take(&mut self, arrival: Arrival) -> Taken {
+        match arrival {
+            Arrival::Found(batch) => Taken::Found(self.found(batch)),
+            Arrival::Complete(resolved) => {
+                self.selecting = None;
+                // What was sent before the end is all in the channel by now.
+                let mut added = Vec::new();
+                while let Ok(batch) = self.found.try_recv() {
+                    added.extend(self.found(batch));
+                }
+                if let Ok(resolved) = &resolved {
+                    let selected: BTreeSet<&str> = resolved.targets.iter().map(|t| t.account_id.as_str()).collect();
+                    let gone = self.accounts.iter().filter(|a| !selected.contains(a.as_str())).count();
+                    if gone > 0 {
+                        // Found selected, then not: the organization changed while it was read (the same window as
+                        // an account moving while it is worked on).
+                        tracing::warn!(accounts = gone, "accounts found selected are not in the final selection");
+                    }
+                }
+                Taken::Complete(added, resolved)
+            }
+        }
+    }
+
+    /// The next index, for `account` if it has none yet.
+    fn index(&mut self, account: &str) -> Option<u32> {
+        if !self.accounts.insert(account.to_string()) {
+            return None;
+        }
+        self.next_index += 1;
+        Some(self.next_index - 1)
+    }
+
+    /// Accounts found selected: the new ones, as targets.
+    fn found(&mut self, batch: Vec<AccountInfo>) -> Vec<Target> {
+        self.hand_out(batch.iter().map(|a| targets::target(a, Action::Ensure)))
+    }
+
+    /// The targets of `resolved` not handed out before, with the next indexes.
+    pub(crate) fn remainder(&mut self, resolved: &Resolved) -> Vec<Target> {
+        self.hand_out(resolved.targets.iter().cloned())
+    }
+
+    fn hand_out(&mut self, targets: impl Iterator<Item = Target>) -> Vec<Target> {
+        targets
+            .filter_map(|mut t| {
+                t.index = self.index(&t.account_id)?;
+                Some(t)
+            })
+            .collect()
+    }
 }
 
 /// The run's targets and their rows.
@@ -59,15 +195,10 @@ pub(crate) struct TargetSource {
     inner: Arc<Inner>,
     op: OperationRow,
     spec: Arc<AccessSpec>,
-    /// Accounts with a row.
-    accounts: BTreeSet<String>,
-    /// The next row's index.
-    next_index: u32,
+    /// The selection, and the accounts with a row.
+    finding: TargetFinder,
     /// How many rows are targets (not skipped).
     targets: usize,
-    /// The selection, while it is being read.
-    selecting: Option<Selecting>,
-    found: UnboundedReceiver<Vec<AccountInfo>>,
 }
 
 impl TargetSource {
@@ -84,25 +215,21 @@ impl TargetSource {
         ctx: &CallContext,
         sink: &EventSink,
     ) -> Result<(TargetSource, Vec<Target>), String> {
-        let (found_tx, found) = unbounded_channel();
         let mut source = TargetSource {
             inner: inner.clone(),
             op: op.clone(),
             spec: spec.clone(),
-            accounts: BTreeSet::new(),
-            next_index: 0,
+            finding: TargetFinder::idle(),
             targets: 0,
-            selecting: None,
-            found,
         };
         let rows = all_rows(inner, &op.id).await?;
         if !rows.is_empty() {
             let mut pending = source.resume(rows);
             if !resolved_before(inner, &op.id).await {
                 // It stopped while it was finding them: find the rest; the ones it has keep their rows.
-                let more = match select(inner.clone(), spec.clone(), kind, scope.cloned(), ctx.clone(), None).await {
+                let more = match select(inner, spec, kind, scope, ctx).await {
                     Ok(resolved) => source.record_remainder(resolved, sink).await,
-                    Err(message) => Err(message),
+                    Err(e) => Err(e.to_string()),
                 };
                 match more {
                     Ok(more) => pending.extend(more),
@@ -112,18 +239,23 @@ impl TargetSource {
             return Ok((source, pending));
         }
         if matches!(kind, OperationKind::Apply | OperationKind::Reconcile) && scope.is_none() {
-            let selecting = select(inner.clone(), spec.clone(), kind, None, ctx.clone(), Some(found_tx));
-            source.selecting = Some(Box::pin(selecting));
+            // Found as the pages list them where the organization is read afresh.
+            let max_age = max_age(inner, kind);
+            let find = max_age.is_zero();
+            source.finding = TargetFinder::start(inner.clone(), spec.clone(), false, max_age, None, ctx.clone(), find);
             return Ok((source, Vec::new()));
         }
-        let resolved = select(inner.clone(), spec.clone(), kind, scope.cloned(), ctx.clone(), None).await?;
+        let resolved = select(inner, spec, kind, scope, ctx).await.map_err(|e| e.to_string())?;
         let targets = source.record_remainder(resolved, sink).await?;
         Ok((source, targets))
     }
 
     /// A source whose selection failed after some targets were known: it finds nothing more, and `take` says why.
     fn failed(mut self, message: String) -> TargetSource {
-        self.selecting = Some(Box::pin(async move { Err(message) }));
+        let (accounts, next_index) = (std::mem::take(&mut self.finding.accounts), self.finding.next_index);
+        // Only the message is shown (`take`).
+        self.finding =
+            TargetFinder { accounts, next_index, ..TargetFinder::failed(Error::FailedPrecondition(message)) };
         self
     }
 
@@ -132,8 +264,8 @@ impl TargetSource {
     fn resume(&mut self, rows: Vec<AccountResult>) -> Vec<Target> {
         let mut pending = Vec::new();
         for r in rows {
-            self.accounts.insert(r.account_id.clone());
-            self.next_index = self.next_index.max(r.index + 1);
+            self.finding.accounts.insert(r.account_id.clone());
+            self.finding.next_index = self.finding.next_index.max(r.index + 1);
             self.targets += usize::from(r.action.is_some());
             if r.outcome.is_final() {
                 continue;
@@ -154,12 +286,12 @@ impl TargetSource {
 
     /// Whether the selection is still being read.
     pub(crate) fn selecting(&self) -> bool {
-        self.selecting.is_some()
+        self.finding.selecting()
     }
 
     /// Stops reading the selection (a cancel or a shutdown): what was not found is not worked on.
     pub(crate) fn stop(&mut self) {
-        self.selecting = None;
+        self.finding.stop();
     }
 
     /// How many targets have rows.
@@ -169,40 +301,24 @@ impl TargetSource {
 
     /// Waits for the next accounts found, or the end of the selection. Only waits: dropping it loses nothing.
     pub(crate) async fn arrival(&mut self) -> Arrival {
-        let Some(selecting) = self.selecting.as_mut() else { return std::future::pending().await };
-        tokio::select! {
-            biased;
-            Some(batch) = self.found.recv() => Arrival::Found(batch),
-            resolved = selecting => Arrival::Complete(resolved),
-        }
+        self.finding.arrival().await
     }
 
     /// Records what arrived and returns the targets it adds. Once the selection is complete, it records the
     /// remainder and `TargetsResolved`; an error stops the selection.
     pub(crate) async fn take(&mut self, arrival: Arrival, sink: &EventSink) -> Result<Vec<Target>, String> {
-        match arrival {
-            Arrival::Found(batch) => {
-                let added = self.record_found(batch).await;
-                if added.is_err() {
-                    self.selecting = None;
+        match self.finding.take(arrival) {
+            Taken::Found(added) => {
+                let recorded = self.record_found(added).await;
+                if recorded.is_err() {
+                    self.finding.stop();
                 }
-                added
+                recorded
             }
-            Arrival::Complete(resolved) => {
-                self.selecting = None;
-                // What was sent before the end is all in the channel by now.
-                let mut added = Vec::new();
-                while let Ok(batch) = self.found.try_recv() {
-                    added.extend(self.record_found(batch).await?);
-                }
-                let resolved = resolved?;
-                let selected: BTreeSet<&str> = resolved.targets.iter().map(|t| t.account_id.as_str()).collect();
-                let gone = self.accounts.iter().filter(|a| !selected.contains(a.as_str())).count();
-                if gone > 0 {
-                    // Found selected, then not: the organization changed while it was read (the same window as an
-                    // account moving while it is worked on). They are worked on as found.
-                    tracing::warn!(accounts = gone, "accounts found selected are not in the final selection");
-                }
+            Taken::Complete(found, resolved) => {
+                let mut added = self.record_found(found).await?;
+                // Accounts found selected that the final selection does not have are worked on as found.
+                let resolved = resolved.map_err(|e| e.to_string())?;
                 added.extend(self.record_remainder(resolved, sink).await?);
                 Ok(added)
             }
@@ -210,16 +326,7 @@ impl TargetSource {
     }
 
     /// Accounts found selected while the rest are still being read: each gets its row, and comes back as a target.
-    async fn record_found(&mut self, batch: Vec<AccountInfo>) -> Result<Vec<Target>, String> {
-        let mut added = Vec::new();
-        for a in batch {
-            if self.accounts.insert(a.id.clone()) {
-                let mut t = targets::target(&a, Action::Ensure);
-                t.index = self.next_index;
-                self.next_index += 1;
-                added.push(t);
-            }
-        }
+    async fn record_found(&mut self, added: Vec<Target>) -> Result<Vec<Target>, String> {
         self.targets += added.len();
         put(&self.inner, &self.op.id, &self.spec, &added).await?;
         Ok(added)
@@ -228,25 +335,16 @@ impl TargetSource {
     /// Records the targets resolved that have no row yet (all of them, unless some were found as they came or by
     /// an earlier run) and the skipped accounts, and says the targets are known (`TargetsResolved`).
     async fn record_remainder(&mut self, resolved: Resolved, sink: &EventSink) -> Result<Vec<Target>, String> {
-        let mut added = Vec::new();
-        for mut t in resolved.targets {
-            if self.accounts.insert(t.account_id.clone()) {
-                t.index = self.next_index;
-                self.next_index += 1;
-                added.push(t);
-            }
-        }
+        let added = self.finding.remainder(&resolved);
         self.targets += added.len();
         put(&self.inner, &self.op.id, &self.spec, &added).await?;
         let mut rows = Vec::new();
         for s in &resolved.skipped {
-            if !self.accounts.insert(s.account.id.clone()) {
-                continue;
-            }
+            let Some(index) = self.finding.index(&s.account.id) else { continue };
             rows.push(records::account_row(&AccountResult {
                 account_id: s.account.id.clone(),
                 account_name: s.account.name.clone(),
-                index: self.next_index,
+                index,
                 outcome: Outcome::Skipped,
                 phase: Phase::Done,
                 role_arn: String::new(),
@@ -256,7 +354,6 @@ impl TargetSource {
                 end_time: None,
                 action: None,
             }));
-            self.next_index += 1;
         }
         if !rows.is_empty() {
             self.inner.journal.put_accounts(&self.op.id, rows).await.map_err(|e| e.to_string())?;
@@ -309,23 +406,24 @@ async fn resolved_before(inner: &Inner, op: &str) -> bool {
     }
 }
 
-/// Resolves the targets of an operation of `kind` (sending them to `found` as they are found, if given).
-async fn select(
-    inner: Arc<Inner>,
-    spec: Arc<AccessSpec>,
-    kind: OperationKind,
-    scope: Option<BTreeSet<String>>,
-    ctx: CallContext,
-    found: Option<crossrole_aws::discovery::Found>,
-) -> Result<Resolved, String> {
-    // An apply works from a fresh tree (accounts move): one a plan walked a moment ago, or walked now. A
-    // reconcile may work from an older one where Organizations events keep it true.
+/// How old a tree of the organization an operation of `kind` may work from. An apply works from a fresh tree
+/// (accounts move): one a plan walked a moment ago, or walked now. A reconcile may work from an older one where
+/// Organizations events keep it true.
+fn max_age(inner: &Inner, kind: OperationKind) -> Duration {
     let config = inner.discovery.config();
-    let max_age = match kind {
+    match kind {
         OperationKind::Reconcile => config.apply_max_age.max(config.reconcile_max_age),
         _ => config.apply_max_age,
-    };
-    targets::resolve(&inner, &spec, kind == OperationKind::Destroy, &ctx, max_age, scope.as_ref(), found)
-        .await
-        .map_err(|e| e.to_string())
+    }
+}
+
+/// Resolves the targets of an operation of `kind` at once.
+async fn select(
+    inner: &Inner,
+    spec: &AccessSpec,
+    kind: OperationKind,
+    scope: Option<&BTreeSet<String>>,
+    ctx: &CallContext,
+) -> Result<Resolved, Error> {
+    targets::resolve(inner, spec, kind == OperationKind::Destroy, ctx, max_age(inner, kind), scope, None).await
 }
