@@ -85,6 +85,26 @@ async fn one_crossroled_per_journal_and_the_next_one_takes_over() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_replica_after_a_writer_that_did_not_stop_cleanly_waits_a_lease_before_it_claims() {
+    let url = database().await;
+    let options = PostgresOptions { lease: LEASE, ..PostgresOptions::default() };
+    let writer = PostgresJournal::connect(&url, options.clone()).await.unwrap();
+    writer.create_operation(conformance::new_op("writers", None, "f")).await.unwrap();
+    // Its session ends without a clean stop (a lost node, a cut link): it may write to AWS until its fence.
+    let ended = std::time::Instant::now();
+    drop(writer);
+    let shared = PostgresOptions { shared: true, ..options };
+    let replica = connect_once_free(&url, shared.clone()).await.expect("the writer's lock ends with its session");
+    let claimed = replica.coordination().claim_operations(8, &[]).await.unwrap();
+    assert!(ended.elapsed() >= LEASE, "claimed {:?} after the writer's session ended", ended.elapsed());
+    assert_eq!(claimed.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["writers"]);
+    // The writer has stopped for sure now: the next replica does not wait.
+    let started = std::time::Instant::now();
+    let _second = PostgresJournal::connect(&url, shared).await.unwrap();
+    assert!(started.elapsed() < LEASE, "no wait once a replica waited it out: {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_schema_newer_than_this_crossroled_is_refused() {
     let url = database().await;
     drop(PostgresJournal::connect(&url, PostgresOptions::default()).await.unwrap());

@@ -7,6 +7,10 @@
 //! deadline, and the connection fails. Once the fence has passed this process sends nothing more to AWS at all,
 //! read or write: it is stopping.
 //!
+//! A connection given up — at the fence, or at a write attempt's limit — is reset, not closed (SO_LINGER 0): what
+//! the kernel still holds of its request is discarded, never retransmitted later (a signed request stays valid for
+//! minutes), so nothing of it can reach AWS after the attempt that sent it.
+//!
 //! It is hyper's client over rustls (ring, the platform's roots), as the SDK's own, with a 5 s connect timeout.
 
 use std::{
@@ -29,7 +33,7 @@ use hyper_util::{
         Client,
         connect::{Connected, Connection, HttpConnector as TcpConnector},
     },
-    rt::TokioExecutor,
+    rt::{TokioExecutor, TokioIo},
 };
 
 use crate::fence::Fence;
@@ -58,7 +62,7 @@ pub(crate) fn client(fence: SocketFence) -> io::Result<SharedHttpClient> {
         .with_native_roots()?
         .https_or_http()
         .enable_http1()
-        .wrap_connector(tcp);
+        .wrap_connector(Abortive(tcp));
     let client = Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
         .build(Fenced { inner: https, fence });
@@ -86,6 +90,29 @@ where
             let response = sent.await.map_err(|e| ConnectorError::io(e.into()))?;
             HttpResponse::try_from(response.map(SdkBody::from_body_1_x))
                 .map_err(|e| ConnectorError::other(e.into(), None))
+        })
+    }
+}
+
+/// TCP connections reset when dropped (SO_LINGER 0).
+#[derive(Clone)]
+struct Abortive(TcpConnector);
+
+impl tower_service::Service<hyper::Uri> for Abortive {
+    type Response = TokioIo<tokio::net::TcpStream>;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Future = Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: hyper::Uri) -> Self::Future {
+        let connecting = self.0.call(uri);
+        Box::pin(async move {
+            let io = connecting.await?;
+            socket2::SockRef::from(io.inner()).set_linger(Some(Duration::ZERO))?;
+            Ok(io)
         })
     }
 }
@@ -190,6 +217,21 @@ mod tests {
     use tokio::{io::AsyncReadExt, net::TcpListener, sync::watch, time::Instant};
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_connection_given_up_is_reset_and_the_kernel_sends_nothing_more_of_it() {
+        use tower_service::Service;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let uri: hyper::Uri = format!("http://{}", listener.local_addr().unwrap()).parse().unwrap();
+        let mut tcp = TcpConnector::new();
+        tcp.enforce_http(false);
+        let io = Abortive(tcp).call(uri).await.unwrap();
+        let (mut accepted, _) = listener.accept().await.unwrap();
+        drop(io);
+        let mut buf = [0u8; 16];
+        let read = accepted.read(&mut buf).await;
+        assert_eq!(read.map_err(|e| e.kind()), Err(io::ErrorKind::ConnectionReset), "closed, not reset");
+    }
 
     /// A listener that answers every request with an empty 200, and counts the bytes it was sent.
     async fn server() -> (String, Arc<std::sync::atomic::AtomicUsize>) {

@@ -46,6 +46,8 @@ pub(super) struct Place {
     /// Why it may no longer, once it may not.
     pub(super) why: Arc<Mutex<Option<String>>>,
     deadline: Arc<watch::Sender<Instant>>,
+    /// Whether a renewal was ever confirmed: until then the deadline (the session's opening) is no lapse.
+    opened: Arc<AtomicBool>,
     pub(super) times: LeaseTimes,
 }
 
@@ -59,17 +61,7 @@ impl Session {
     ) -> Result<Session, StoreError> {
         let (client, connection) =
             config.connect(tls).await.map_err(|e| StoreError::Io(format!("cannot reach the journal {name}: {e}")))?;
-        let (lost_tx, lost) = watch::channel(false);
-        // Nothing may be written until the first renewal is confirmed.
-        let (deadline, _) = watch::channel(Instant::now());
-        let place = Place {
-            writer: Arc::new(AtomicBool::new(true)),
-            lost,
-            lost_tx: Arc::new(lost_tx),
-            why: Arc::default(),
-            deadline: Arc::new(deadline),
-            times,
-        };
+        let place = Place::new(times);
         {
             let (place, name) = (place.clone(), name.clone());
             tokio::spawn(async move {
@@ -104,6 +96,21 @@ impl Place {
         let _ = self.lost_tx.send(true);
     }
 
+    /// A place not yet confirmed: nothing may be written until the first renewal is.
+    fn new(times: LeaseTimes) -> Place {
+        let (lost_tx, lost) = watch::channel(false);
+        let (deadline, _) = watch::channel(Instant::now());
+        Place {
+            writer: Arc::new(AtomicBool::new(true)),
+            lost,
+            lost_tx: Arc::new(lost_tx),
+            why: Arc::default(),
+            deadline: Arc::new(deadline),
+            opened: Arc::new(AtomicBool::new(false)),
+            times,
+        }
+    }
+
     /// Why it stopped writing, if it has.
     pub(super) fn why(&self) -> Option<String> {
         self.why.lock().ok().and_then(|w| w.clone())
@@ -114,18 +121,26 @@ impl Place {
         self.writer.load(Ordering::SeqCst) && Instant::now() < *self.deadline.borrow()
     }
 
-    /// A renewal sent at `sent` was confirmed: writing may go on until the fence after it.
+    /// A renewal sent at `sent` was confirmed: writing may go on until the fence after it — unless the deadline has
+    /// passed already. A deadline that passed stays passed: whoever saw the lapse stopped for good (the engine stops
+    /// its operations), and another replica may be taking the work; a renewal answered just before the deadline but
+    /// read just after it ends the place instead of reopening it. (The first confirmation opens the place.)
     pub(super) fn confirmed(&self, sent: Instant) {
-        if self.writer.load(Ordering::SeqCst) {
-            self.deadline.send_if_modified(|d| {
-                let next = sent + self.times.fence();
-                let later = next > *d;
-                if later {
-                    *d = next;
-                }
-                later
-            });
+        if !self.writer.load(Ordering::SeqCst) {
+            return;
         }
+        let first = !self.opened.swap(true, Ordering::SeqCst);
+        self.deadline.send_if_modified(|d| {
+            if !first && Instant::now() >= *d {
+                return false;
+            }
+            let next = sent + self.times.fence();
+            let later = next > *d;
+            if later {
+                *d = next;
+            }
+            later
+        });
     }
 
     /// The deadline, for the call layer's fence.
@@ -174,5 +189,45 @@ impl Place {
             let deadline = *self.deadline.borrow();
             let _ = tokio::time::timeout_at(deadline, also()).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_deadline_that_passed_stays_passed_whatever_renewal_is_confirmed_after_it() {
+        let times = LeaseTimes::of(Duration::from_secs(10));
+        let place = Place::new(times);
+        // The first confirmation opens the place, however late it comes.
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        place.confirmed(Instant::now());
+        assert!(place.may_write());
+        // A renewal sent before the deadline, its answer read only after it: the place does not reopen.
+        let sent = Instant::now() + times.fence() - Duration::from_millis(100);
+        tokio::time::sleep(times.fence()).await;
+        assert!(!place.may_write(), "the deadline passed");
+        place.confirmed(sent);
+        assert!(!place.may_write(), "a lapsed place reopened");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn renewals_that_come_back_after_the_deadline_stop_the_place() {
+        let times = LeaseTimes::of(Duration::from_secs(10));
+        let place = Place::new(times);
+        place.confirmed(Instant::now());
+        // Each renewal is answered in full, but the first one past the deadline is read too late to count.
+        let slow = times.fence() + Duration::from_millis(10);
+        let renew = move || async move {
+            tokio::time::sleep(slow).await;
+            Ok(Renewal::Confirmed)
+        };
+        let keep = tokio::spawn(place.clone().keep(renew, || async {}));
+        tokio::time::timeout(times.lease * 2, keep).await.expect("the place stops").unwrap();
+        assert!(!place.may_write());
+        assert!(*place.lost.borrow(), "writer_lost is told");
     }
 }

@@ -104,6 +104,12 @@ pub(crate) async fn connect(
         });
     }
 
+    // A writer that did not stop cleanly (its session ended: a lost node, a cut link) may still be writing to AWS
+    // until its fence: its operations, now no one's, wait one lease before any replica claims them. Then it has
+    // stopped for sure, and the replicas after this one need not wait.
+    writer::wait_out_an_unclean_writer(&client, &name, times.lease).await?;
+    client.execute("UPDATE journal_meta SET value = 'stopped' WHERE key = 'writer_state'", &[]).await?;
+
     let id = replica_id()?;
     let host = format!("crossroled pid {} on host {}", std::process::id(), crate::lock::hostname());
     let lease_ms = times.lease.as_millis() as i64;

@@ -92,18 +92,7 @@ pub(super) async fn connect(
     if shared > 0 {
         return Err(StoreError::Locked { dir: journal.name.to_string(), holder: sharing(shared) });
     }
-    let last = journal.session.query_opt("SELECT value FROM journal_meta WHERE key = 'writer_state'", &[]).await?;
-    if last.is_some_and(|row| row.get::<_, String>(0) != "stopped") {
-        let previous = writer_named(&journal.session).await.unwrap_or_else(|| "the last writer".into());
-        tracing::warn!(
-            journal = %journal.name,
-            %previous,
-            wait_s = times.lease.as_secs_f64(),
-            "the last writer did not stop cleanly and may still be writing to AWS for a while: waiting one lease \
-             before writing"
-        );
-        tokio::time::sleep(times.lease).await;
-    }
+    wait_out_an_unclean_writer(&journal.session, &journal.name, times.lease).await?;
     let holder = format!("crossroled pid {} on host {}", std::process::id(), crate::lock::hostname());
     let sent = Instant::now();
     journal
@@ -117,6 +106,28 @@ pub(super) async fn connect(
     journal.place.confirmed(sent);
     tokio::spawn(journal.place.clone().keep(alive(Arc::downgrade(&journal.session)), || async {}));
     Ok(journal)
+}
+
+/// Waits one lease when the journal's last writer did not stop cleanly: it may still be writing to AWS until its
+/// fence, which is within a lease of its last renewal. (Writers and replicas of a journal share `journal_lease`.)
+pub(super) async fn wait_out_an_unclean_writer(
+    session: &tokio_postgres::Client,
+    journal: &str,
+    lease: Duration,
+) -> Result<(), StoreError> {
+    let last = session.query_opt("SELECT value FROM journal_meta WHERE key = 'writer_state'", &[]).await?;
+    if last.is_some_and(|row| row.get::<_, String>(0) != "stopped") {
+        let previous = writer_named(session).await.unwrap_or_else(|| "the last writer".into());
+        tracing::warn!(
+            journal,
+            %previous,
+            wait_s = lease.as_secs_f64(),
+            "the last writer did not stop cleanly and may still be writing to AWS for a while: waiting one lease \
+             before writing"
+        );
+        tokio::time::sleep(lease).await;
+    }
+    Ok(())
 }
 
 /// `text` as an SQL string literal.
