@@ -602,13 +602,16 @@ impl Engine {
     }
 
     /// Stops for shutdown: nothing new starts, accounts in flight stop after their current call, state is
-    /// persisted, and unfinished operations stay unfinished so that the next start resumes them.
-    pub async fn shutdown(&self, timeout: Duration) {
+    /// persisted, and unfinished operations stay unfinished so that the next start resumes them. Whether every
+    /// operation stopped within `timeout` (one that did not may still write to AWS until the fence).
+    pub async fn shutdown(&self, timeout: Duration) -> bool {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
         if tokio::time::timeout(timeout, self.inner.tasks.wait()).await.is_err() {
             tracing::warn!("operations did not stop within {timeout:?}; they resume at the next start");
+            return false;
         }
+        true
     }
 }
 

@@ -95,9 +95,14 @@ impl RunningServer {
         if let Some(runtime) = self.runtime.take() {
             runtime.stop().await;
         }
-        self.engine.shutdown(self.shutdown_timeout).await;
-        // A replica of a shared journal leaves: the others take what it left unfinished at once, not after its lease.
-        if let Err(e) = self.engine.coordination().release().await {
+        // A replica of a shared journal leaves: the others take what it left unfinished at once, not after its lease
+        // — but only once its operations have stopped. One still running may still write to AWS: then the others
+        // wait for its lease (and a writer's successor waits one), by which time its fence has closed.
+        if !self.engine.shutdown(self.shutdown_timeout).await {
+            tracing::warn!(
+                "operations still running: leaving the journal to the lease, not handing their work over now"
+            );
+        } else if let Err(e) = self.engine.coordination().release().await {
             tracing::warn!(error = %e, "cannot leave the journal's replicas; the others wait for this one's lease");
         }
         drop(self.lock.take());
