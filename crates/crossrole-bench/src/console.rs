@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::Result;
 use crossrole_aws::fake::{FakeAws, FakeConfig};
 use crossrole_client::{Client, proto};
-use crossrole_core::{org::fixture::TreeBuilder, spec::AccountState};
+use crossrole_core::org::fixture;
 use crossrole_server::{
     auth::hash_token,
     config::{Config, Flags},
@@ -17,20 +17,7 @@ use crossrole_server::{
 const TOKEN: &str = "bench-console-read-token";
 
 pub(crate) async fn serve(accounts: usize) -> Result<()> {
-    let units = accounts.div_ceil(500).max(1);
-    let mut tree = TreeBuilder::new("o-benchmark0", "123456789012", "r-root")
-        .unit("r-root", "ou-root-workload", "Workloads")
-        .unit("r-root", "ou-root-security", "Security")
-        .account("ou-root-security", "111122223333", "security", AccountState::Active);
-    for u in 0..units {
-        tree = tree.unit("ou-root-workload", &format!("ou-root-w{u:07}"), &format!("W{u}"));
-    }
-    for i in 0..accounts.saturating_sub(1) {
-        let state = if i % 997 == 0 { AccountState::Suspended } else { AccountState::Active };
-        let id = format!("{:012}", 200_000_000_000u64 + i as u64);
-        tree = tree.account(&format!("ou-root-w{:07}", i % units), &id, &format!("account-{i:05}"), state);
-    }
-    let fake = FakeAws::new(tree.build(), FakeConfig::default());
+    let fake = FakeAws::new(fixture::wide(accounts), FakeConfig::default());
     let dir = tempfile::tempdir()?;
     let text = format!(
         "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[aws]\norganizations_rate = 10000\n[[tokens]]\nname = \"viewer\"\n\

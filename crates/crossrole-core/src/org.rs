@@ -414,6 +414,26 @@ pub mod fixture {
             self.tree
         }
     }
+
+    /// An organization of `accounts` accounts, as large as the console's benchmark and tests need: a security
+    /// account (`111122223333`) under Security, and the rest (`account-00000`…, ids from `200000000000`, every
+    /// 997th SUSPENDED) under Workloads (`ou-root-workload`) in OUs of at most 500.
+    pub fn wide(accounts: usize) -> OrgTree {
+        let units = accounts.div_ceil(500).max(1);
+        let mut tree = TreeBuilder::new("o-benchmark0", "123456789012", "r-root")
+            .unit("r-root", "ou-root-workload", "Workloads")
+            .unit("r-root", "ou-root-security", "Security")
+            .account("ou-root-security", "111122223333", "security", AccountState::Active);
+        for u in 0..units {
+            tree = tree.unit("ou-root-workload", &format!("ou-root-w{u:07}"), &format!("W{u}"));
+        }
+        for i in 0..accounts.saturating_sub(1) {
+            let state = if i % 997 == 0 { AccountState::Suspended } else { AccountState::Active };
+            let id = format!("{:012}", 200_000_000_000u64 + i as u64);
+            tree = tree.account(&format!("ou-root-w{:07}", i % units), &id, &format!("account-{i:05}"), state);
+        }
+        tree.build()
+    }
 }
 
 #[cfg(test)]
