@@ -29,6 +29,7 @@ export async function matrixView(main: HTMLElement) {
       );
     },
     "access matrix",
+    (id) => id,
   );
   clear(
     main,

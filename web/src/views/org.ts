@@ -22,7 +22,12 @@ export async function orgView(main: HTMLElement, params: URLSearchParams) {
   const collapsed = new Set<string>();
   let filter = "";
 
-  const list = new VirtualList<Row>(28, (row) => render(row, org, chosen, states, links, collapsed, redraw), "organization");
+  const list = new VirtualList<Row>(
+    28,
+    (row) => render(row, org, chosen, states, links, collapsed, redraw),
+    "organization",
+    (row) => (row.kind === "unit" ? `unit:${row.unit.id}` : `account:${row.id}`),
+  );
   function redraw() {
     list.set(flatten(org, collapsed, filter));
   }
