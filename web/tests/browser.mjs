@@ -105,8 +105,14 @@ try {
       await page.waitForTimeout(100);
     }
     seen.percents = percents;
-    seen.rows = await page.$$eval("#accounts tbody tr", (r) => r.length);
+    // Each row says how many there are (the list draws only those in view).
+    seen.rows = Number(await page.getAttribute("#accounts .row[aria-setsize]", "aria-setsize"));
     await page.waitForSelector(".badge.succeeded", { timeout: 20000 });
+    // The first account's changes open into their diffs.
+    const first = '#accounts .row[aria-posinset="1"]';
+    await page.click(`${first} .changes-toggle`);
+    seen.diff = await page.textContent(`${first} .diff`, { timeout: 5000 });
+    check(/[+-] /.test(seen.diff ?? ""), `the changes as diffs: ${seen.diff}`);
     await shot("operation");
   } else if (step === "drift") {
     const [binding, account] = args;
