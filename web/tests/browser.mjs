@@ -6,6 +6,8 @@
 //   node tests/browser.mjs watch                  the operation's page (its id read from stdin once signed in)
 //                                                 fills in live to 100%
 //   node tests/browser.mjs drift <binding> <id>   after an out-of-band change and a reconcile, the account is drifted
+//   node tests/browser.mjs operation <id> <n>     an operation with n account results: its page holds the rows in
+//                                                 view, not n, and draws the last when scrolled to the end
 //   node tests/browser.mjs render <count>         time to first render of the organization (the bench)
 //
 // Environment: CONSOLE_URL (crossroled's listener), CONSOLE_TOKEN, CHROMIUM (its path), SCREENSHOTS (a directory).
@@ -140,6 +142,47 @@ try {
     await page.goto(`${base}/console/#/operations`);
     await page.waitForSelector("#operations tbody tr", { timeout: 20000 });
     await shot("operations");
+  } else if (step === "operation") {
+    const [id, count] = args;
+    await signIn(token);
+    await page.waitForSelector(".row.account", { timeout: 60000 });
+    await page.goto(`${base}/console/#/operations/${id}`);
+    const started = Date.now();
+    // Every result replayed from the journal: the list has them all.
+    await page.waitForSelector(`#accounts .row[aria-setsize="${count}"]`, { timeout: 120000 });
+    seen.replay_ms = Date.now() - started;
+    seen.percent = await page.getAttribute("#progress", "data-percent");
+    check(seen.percent === "100", `the operation's page at ${seen.percent}%`);
+    const rows = () => page.$$eval(".row", (r) => r.length);
+    seen.dom_rows = await rows();
+    check(seen.dom_rows < 200, `${seen.dom_rows} rows in the page for ${count} accounts`);
+    const firstAccount = await page.getAttribute('#accounts .row[aria-posinset="1"]', "data-account");
+    // Scrolling to the end draws the last rows, and no more of them.
+    const toEnd = () => page.$eval("#accounts", (v) => v.scrollTo(0, v.scrollHeight));
+    await toEnd();
+    const last = `#accounts .row[aria-posinset="${count}"]`;
+    await page.waitForSelector(last, { timeout: 5000 });
+    seen.dom_rows_at_end = await rows();
+    check(seen.dom_rows_at_end < 200, `${seen.dom_rows_at_end} rows in the page scrolled to the end`);
+    check((await page.$('#accounts .row[aria-posinset="1"]')) === null, "the first row is gone when the last is drawn");
+    // The last account's changes open in place, as diffs; its row grows and the list makes room for it.
+    seen.last = await page.getAttribute(last, "data-account");
+    await page.click(`${last} .changes-toggle`);
+    seen.diff = await page.textContent(`${last} .diff`, { timeout: 5000 });
+    check(/[+-] /.test(seen.diff ?? ""), `the last account's changes as diffs: ${seen.diff}`);
+    await page.waitForTimeout(200);
+    await toEnd();
+    await page.waitForTimeout(200);
+    const gap = await page.$eval(last, (row) => {
+      const list = row.closest("#accounts").getBoundingClientRect();
+      const r = row.getBoundingClientRect();
+      return { height: r.height, below: list.bottom - r.bottom };
+    });
+    check(gap.height > 100 && Math.abs(gap.below) < 4, `the opened last row at the end of the list: ${JSON.stringify(gap)}`);
+    await shot("operation-large");
+    // The filter finds an account out of view.
+    await page.fill("#main input[type=search]", firstAccount);
+    await page.waitForSelector(`#accounts .row[aria-setsize="1"][data-account="${firstAccount}"]`, { timeout: 5000 });
   } else if (step === "render") {
     const [count] = args;
     await signIn(token);

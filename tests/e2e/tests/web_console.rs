@@ -2,8 +2,10 @@
 //! (`web/tests/browser.mjs`), against crossroled on the emulators. A wrong token is refused and a read token shows
 //! the seeded organization's tree; a rollout started from the CLI fills in live to 100% on its operation's page; an
 //! out-of-band change shows as drift, with its diff, after a binding's reconcile. Screenshots of every view go to
-//! `target/console-screenshots`. Needs `cargo xtask e2e` (it installs the console's npm packages, and Debian's
-//! Chromium when it runs as root).
+//! `target/console-screenshots`. And an operation over thousands of accounts — an organization the emulators cannot
+//! hold in a test's time, so crossroled runs in this process over the in-memory AWS, as for the console's benchmark
+//! (part F) — has a page that holds only the rows in view, the last account drawn when scrolled to. Needs `cargo
+//! xtask e2e` (it installs the console's npm packages, and Debian's Chromium when it runs as root).
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
@@ -11,18 +13,21 @@ use std::{
     io::{BufRead, BufReader, Write},
     path::PathBuf,
     process::{Command, Stdio},
+    sync::Arc,
     time::Duration,
 };
 
-use crossrole_client::proto;
-use crossrole_core::AccessSpec;
+use crossrole_aws::fake::{FakeAws, FakeConfig};
+use crossrole_client::{Client, proto};
+use crossrole_core::{AccessSpec, org::fixture};
 use crossrole_e2e::{Aws, Crossroled, Manifest};
+use crossrole_server::config::{Config, Flags};
 use crossrole_wire::ToWire;
 
 const READ_TOKEN: &str = "e2e-console-read-token";
 
-/// The browser test's command for `step`.
-fn node(server: &Crossroled, step: &[&str]) -> Command {
+/// The browser test's command for `step`, against the crossroled at `endpoint`.
+fn node(endpoint: &str, step: &[&str]) -> Command {
     let web =
         PathBuf::from(std::env::var("CROSSROLE_WEB_DIR").expect("CROSSROLE_WEB_DIR: run through `cargo xtask e2e`"));
     let chromium = std::env::var("CROSSROLE_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -36,7 +41,7 @@ fn node(server: &Crossroled, step: &[&str]) -> Command {
         .arg("tests/browser.mjs")
         .args(step)
         .current_dir(&web)
-        .env("CONSOLE_URL", &server.endpoint)
+        .env("CONSOLE_URL", endpoint)
         .env("CONSOLE_TOKEN", READ_TOKEN)
         .env("CHROMIUM", &chromium)
         .env("SCREENSHOTS", &shots);
@@ -52,7 +57,7 @@ fn outcome(step: &[&str], out: std::process::Output) -> serde_json::Value {
 
 /// Runs one step of the browser test; what it saw.
 fn browser(server: &Crossroled, step: &[&str]) -> serde_json::Value {
-    outcome(step, node(server, step).output().expect("run node"))
+    outcome(step, node(&server.endpoint, step).output().expect("run node"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -78,7 +83,8 @@ async fn the_console_shows_the_organization_a_live_rollout_and_drift() {
     let file = dir.join("console-audit.yaml");
     std::fs::write(&file, &yaml).unwrap();
     // The page is open, signed in, before the rollout starts; then it is given the operation's id.
-    let mut watcher = node(&server, &["watch"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("run node");
+    let mut watcher =
+        node(&server.endpoint, &["watch"]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().expect("run node");
     let mut lines = BufReader::new(watcher.stdout.take().unwrap()).lines();
     let ready = lines.next().and_then(Result::ok).unwrap_or_default();
     assert_eq!(ready, "ready", "the watch step did not get ready");
@@ -140,4 +146,62 @@ async fn the_console_shows_the_organization_a_live_rollout_and_drift() {
     c.delete_binding("console-audit", true).await.unwrap();
     let destroyed = c.destroy(spec, None).await.unwrap().wait().await.unwrap();
     assert_eq!(destroyed.state, proto::OperationState::Succeeded as i32, "{}", destroyed.message);
+}
+
+/// Accounts in the large operation's organization, as many as in part F's largest (a few SUSPENDED, skipped): a page
+/// with a row per account would hold 10,000 rows.
+const LARGE: usize = 10_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_draws_only_the_rows_in_view_of_an_operation_over_thousands_of_accounts() {
+    let dir = crossrole_e2e::test_dir("web-console-large");
+    std::fs::create_dir_all(&dir).unwrap();
+    let hash = |t: &str| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(t.as_bytes()));
+    // AWS's rates lifted: the in-memory AWS has none, and the rollout is not what is measured.
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\n[aws]\norganizations_rate = 10000\niam_rate = 10000\n\
+         sts_rate = 10000\n[[tokens]]\nname = \"viewer\"\nsha256 = \"{}\"\nscope = \"read\"\n[[tokens]]\n\
+         name = \"e2e\"\nsha256 = \"{}\"\nscope = \"apply\"\n",
+        dir.display(),
+        hash(READ_TOKEN),
+        hash(crossrole_e2e::TOKEN)
+    );
+    let config = Config::from_toml(&config, &Flags::default()).unwrap();
+    let fake = FakeAws::new(fixture::wide(LARGE), FakeConfig::default());
+    let server = crossrole_server::start(&config, Arc::new(fake)).await.unwrap();
+    let endpoint = format!("http://{}", server.addr);
+    let c = Client::builder().endpoint(&endpoint).token(crossrole_e2e::TOKEN).connect().await.unwrap();
+    let spec = AccessSpec::from_yaml(
+        r#"
+name: console-large
+role:
+  name: ConsoleLarge
+  trust:
+    account_ids: ["111122223333"]
+    external_id: Hq7cW2xN9pL4tB8vR3mZ6sK1yD5f
+  managed_policy_arns: [arn:aws:iam::aws:policy/SecurityAudit]
+targets:
+  organizational_unit_ids: [ou-root-workload]
+rollout:
+  max_concurrency: 100
+"#,
+    )
+    .unwrap()
+    .to_wire();
+    let started = std::time::Instant::now();
+    let op = c.apply(spec, None).await.unwrap().wait().await.unwrap();
+    assert_eq!(op.state, proto::OperationState::Succeeded as i32, "{}", op.message);
+    let counts = op.counts.unwrap();
+    // Every target has its result but the SUSPENDED ones, skipped as the targets resolve.
+    let results = counts.changed + counts.unchanged + counts.failed;
+    assert_eq!(results, counts.total - counts.skipped, "{counts:?}");
+    println!("an apply over {results} accounts in {:.1}s", started.elapsed().as_secs_f64());
+
+    let step = ["operation", &op.id, &results.to_string()];
+    let seen = outcome(&step, node(&endpoint, &step).output().expect("run node"));
+    // Rows for the accounts in view only: a few dozen at the top and scrolled to the end, not thousands.
+    let rows = |at: &str| seen[at].as_u64().unwrap_or(u64::MAX);
+    assert!(rows("dom_rows") < 200 && rows("dom_rows_at_end") < 200, "{seen}");
+    println!("the operation's page: {seen}");
+    server.stop().await.unwrap();
 }
