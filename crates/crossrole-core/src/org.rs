@@ -176,6 +176,24 @@ pub fn resolve(tree: &OrgTree, selector: &TargetSelector, at: &str) -> Result<St
     Ok(Structural { candidates, skipped, tags: selector.tags.clone() })
 }
 
+/// Whether `selector` names an OU (by id or path) or an account that `tree` does not have: one made, moved or
+/// renamed since the tree was read, or one that does not exist. Only a newer read of the organization can tell
+/// which, before the selector is refused as naming something unknown.
+pub fn names_unknown(tree: &OrgTree, selector: &TargetSelector) -> bool {
+    let unit_ids = selector.organizational_unit_ids.iter().chain(&selector.exclude_organizational_unit_ids);
+    if unit_ids.into_iter().any(|id| !tree.units.contains_key(id))
+        || selector.account_ids.iter().any(|id| !tree.accounts.contains_key(id))
+    {
+        return true;
+    }
+    let paths = || selector.organizational_unit_paths.iter().chain(&selector.exclude_organizational_unit_paths);
+    if paths().next().is_none() {
+        return false;
+    }
+    let known: BTreeSet<String> = tree.units.keys().map(|id| tree.path_of(id)).collect();
+    paths().any(|p| !known.contains(p))
+}
+
 /// Whether a selector decides each account from the units alone (OUs, exclusions, states: no account ids to find,
 /// no tags to read), so that an account can be judged as soon as it is listed, before the whole organization is.
 pub fn decided_by_units(selector: &TargetSelector) -> bool {
@@ -647,6 +665,20 @@ mod tests {
                 "targets.account_ids[1]: 123456789012 is the management account; set include_management_account to select it",
             ]
         );
+    }
+
+    #[test]
+    fn a_name_the_tree_does_not_have_is_unknown_and_the_management_account_is_not() {
+        let t = tree();
+        let unknown = |f: fn(&mut TargetSelector)| names_unknown(&t, &sel(f));
+        assert!(!unknown(|s| s.organizational_unit_ids = vec!["ou-root-prodxxxx".into()]));
+        assert!(!unknown(|s| s.organizational_unit_paths = vec!["/Root/Workloads/Prod/Payments".into()]));
+        assert!(!unknown(|s| s.account_ids = vec![MGMT.into(), "100000000006".into()]), "known, if refused");
+        assert!(unknown(|s| s.organizational_unit_ids = vec!["ou-root-newxxxxx".into()]));
+        assert!(unknown(|s| s.exclude_organizational_unit_ids = vec!["ou-root-newxxxxx".into()]));
+        assert!(unknown(|s| s.organizational_unit_paths = vec!["/Root/Workloads/New".into()]));
+        assert!(unknown(|s| s.exclude_organizational_unit_paths = vec!["/Root/New".into()]));
+        assert!(unknown(|s| s.account_ids = vec!["100000000009".into()]));
     }
 
     #[test]

@@ -129,9 +129,11 @@ impl Discovery {
             return Ok(learned);
         }
         let patched = Arc::new(patched);
+        let read = self.read_time(tree);
         *tree = patched.clone();
         // The tree is as old as its walk; the accounts patched into it are as new as now.
         let walked = SystemTime::now().checked_sub(at.elapsed()).unwrap_or(SystemTime::UNIX_EPOCH);
+        self.note_read(&patched, *at, read.unwrap_or(walked));
         drop(held);
         self.keep(walked, &patched).await;
         Ok(learned)

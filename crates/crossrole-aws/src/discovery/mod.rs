@@ -127,6 +127,9 @@ pub struct Discovery {
     /// Accounts an event named that Organizations said are not members, and when: named again soon after, they
     /// cost no call (a flood of forged events naming made-up accounts costs one call per account, not per event).
     strangers: Mutex<HashMap<String, Instant>>,
+    /// When each tree handed out lately was read (a walk, the store's, a part read afresh), for the answers that
+    /// say how old their organization is ([`Discovery::read_time`]).
+    read_times: Mutex<Vec<(std::sync::Weak<OrgTree>, Instant, SystemTime)>>,
 }
 
 /// The instant `at` (wall clock) was, on the monotonic clock; `None` if it is before the monotonic clock began
@@ -153,7 +156,35 @@ impl Discovery {
             store: None,
             loaded: tokio::sync::OnceCell::new(),
             strangers: Mutex::new(HashMap::new()),
+            read_times: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Notes that `tree` was read at `at` (`wall`, on the wall clock), for [`Discovery::read_time`] (trees no
+    /// longer held by anyone are let go).
+    pub(crate) fn note_read(&self, tree: &Arc<OrgTree>, at: Instant, wall: SystemTime) {
+        if let Ok(mut times) = self.read_times.lock() {
+            times.retain(|(t, ..)| t.strong_count() > 0);
+            times.push((Arc::downgrade(tree), at, wall));
+        }
+    }
+
+    /// When `tree`, handed out by discovery, was read from Organizations (for a tree patched by events since: when
+    /// it was walked); `None` for a tree discovery does not know.
+    pub fn read_time(&self, tree: &Arc<OrgTree>) -> Option<SystemTime> {
+        self.read_at(tree).map(|(_, wall)| wall)
+    }
+
+    fn read_at(&self, tree: &Arc<OrgTree>) -> Option<(Instant, SystemTime)> {
+        let times = self.read_times.lock().ok()?;
+        times.iter().rev().find(|(t, ..)| std::ptr::eq(t.as_ptr(), Arc::as_ptr(tree))).map(|(_, at, wall)| (*at, *wall))
+    }
+
+    /// When the oldest of the tags held for `accounts` were read; `None` when none are held.
+    pub fn tags_read_time(&self, accounts: &[String]) -> Option<SystemTime> {
+        let cache = self.tags.lock().ok()?;
+        let oldest = accounts.iter().filter_map(|a| cache.get(a).map(|(at, _)| *at)).min()?;
+        Some(SystemTime::now().checked_sub(oldest.elapsed()).unwrap_or(SystemTime::UNIX_EPOCH))
     }
 
     /// Keeps what discovery reads in `store`, and starts from what it holds.
@@ -172,6 +203,9 @@ impl Discovery {
         held.tree = instant_of(stored.walked)
             .filter(|_| stored.walked > SystemTime::UNIX_EPOCH)
             .map(|at| (at, Arc::new(stored.tree)));
+        if let Some((at, tree)) = &held.tree {
+            self.note_read(tree, *at, stored.walked);
+        }
     }
 
     /// Loads the tags the store holds, once, before the first use.
@@ -227,6 +261,7 @@ impl Discovery {
         }
         let tree = Arc::new(self.walk(ctx, listener).await?);
         held.tree = Some((Instant::now(), tree.clone()));
+        self.note_read(&tree, Instant::now(), SystemTime::now());
         // Kept after the lock is let go: a journal write need not hold up the next reader.
         drop(held);
         self.keep(SystemTime::now(), &tree).await;
@@ -353,8 +388,21 @@ impl Discovery {
         tags_age: Duration,
         listener: &mut (dyn WalkListener + Send),
     ) -> Result<(Arc<OrgTree>, Selection), Error> {
-        let tree = self.tree_heard(ctx, tree_age, listener).await?;
-        let structural = org::resolve(&tree, selector, at)?;
+        let asked = Instant::now();
+        let mut tree = self.tree_heard(ctx, tree_age, listener).await?;
+        let structural = match org::resolve(&tree, selector, at) {
+            Ok(structural) => structural,
+            // A name the tree read before does not have may be new since (an OU made, an account that joined or
+            // moved): the organization is read afresh before the selector is refused as naming something unknown.
+            Err(_)
+                if self.read_at(&tree).is_some_and(|(read, _)| read < asked) && org::names_unknown(&tree, selector) =>
+            {
+                tracing::debug!("the selector names what the organization read before does not have; reading it again");
+                tree = self.tree_heard(ctx, Duration::ZERO, listener).await?;
+                org::resolve(&tree, selector, at)?
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok((tree, self.finish(ctx, structural, tags_age).await?))
     }
 

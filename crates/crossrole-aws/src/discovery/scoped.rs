@@ -165,7 +165,9 @@ impl Discovery {
         };
         let Some((mut tree, selector)) = confirm(known, scope, &children, units) else { return Ok(None) };
         tree.accounts = accounts;
-        Ok(Some((Arc::new(tree), selector)))
+        let tree = Arc::new(tree);
+        self.note_read(&tree, tokio::time::Instant::now(), std::time::SystemTime::now());
+        Ok(Some((tree, selector)))
     }
 }
 
