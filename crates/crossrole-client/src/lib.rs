@@ -10,12 +10,12 @@
 //!     .connect()
 //!     .await?;
 //!
-//! // What would change, account by account; nothing changes in AWS.
-//! let plan = client.plan(spec.clone()).await?;
+//! // What would change, account by account, the organization read as an apply reads it; nothing changes in AWS.
+//! let plan = client.plan_read(spec.clone(), proto::OrganizationRead::AsApply).await?;
 //! println!("{} changes in {} accounts", plan.total_changes, plan.accounts_with_changes);
 //!
-//! // Apply, follow the events live, and wait for the end.
-//! let operation = client.apply(spec, None).await?;
+//! // Apply that plan (or nothing, if what it found changed since), follow the events live, and wait for the end.
+//! let operation = client.apply_confirmed(spec, None, plan.fingerprint).await?;
 //! let done = operation.wait().await?;
 //! println!("{:?}", done.counts);
 //! # Ok(()) }
@@ -391,29 +391,55 @@ impl Client {
         .await
     }
 
-    /// What an apply would change, account by account. Nothing changes in AWS.
+    /// What an apply would change, account by account, from crossroled's cached organization (read afresh for a
+    /// name it does not have). Nothing changes in AWS.
     pub async fn plan(&self, spec: proto::AccessSpec) -> Result<proto::AccessPlan, Error> {
+        self.plan_read(spec, proto::OrganizationRead::Cached).await
+    }
+
+    /// [`Client::plan`], the organization read as `read` says: [`proto::OrganizationRead::AsApply`] for a plan to
+    /// confirm and apply at once ([`Client::apply_confirmed`]), so that the apply finds what the plan showed.
+    pub async fn plan_read(
+        &self,
+        spec: proto::AccessSpec,
+        read: proto::OrganizationRead,
+    ) -> Result<proto::AccessPlan, Error> {
         let r = retry(self.retries, || async {
-            Ok(self.access().plan_access(proto::PlanAccessRequest { spec: Some(spec.clone()) }).await?.into_inner())
+            let request = proto::PlanAccessRequest { spec: Some(spec.clone()), organization_read: read as i32 };
+            Ok(self.access().plan_access(request).await?.into_inner())
         })
         .await?;
         required(r.plan, "plan")
     }
 
-    /// Starts an apply. `idempotency_key`: the same key returns the same operation; `None` generates one, so
-    /// that the SDK's own retries never start two operations.
+    /// Starts an apply of whatever the spec needs now. `idempotency_key`: the same key returns the same operation;
+    /// `None` generates one, so that the SDK's own retries never start two operations.
     pub async fn apply(
         &self,
         spec: proto::AccessSpec,
         idempotency_key: Option<String>,
     ) -> Result<OperationHandle, Error> {
+        self.apply_confirmed(spec, idempotency_key, String::new()).await
+    }
+
+    /// Starts an apply of the plan that was confirmed: `plan_fingerprint` is its [`proto::AccessPlan`]'s
+    /// `fingerprint` (empty: none, as [`Client::apply`]). crossroled refuses it ([`Error::FailedPrecondition`],
+    /// saying why, nothing done) when the spec or its target accounts are not the plan's, and leaves untouched
+    /// each account whose changes are no longer the ones the plan showed.
+    pub async fn apply_confirmed(
+        &self,
+        spec: proto::AccessSpec,
+        idempotency_key: Option<String>,
+        plan_fingerprint: String,
+    ) -> Result<OperationHandle, Error> {
         let key = idempotency_key.unwrap_or_else(new_key);
         let r = retry(self.retries, || async {
-            Ok(self
-                .access()
-                .apply_access(proto::ApplyAccessRequest { spec: Some(spec.clone()), idempotency_key: key.clone() })
-                .await?
-                .into_inner())
+            let request = proto::ApplyAccessRequest {
+                spec: Some(spec.clone()),
+                idempotency_key: key.clone(),
+                plan_fingerprint: plan_fingerprint.clone(),
+            };
+            Ok(self.access().apply_access(request).await?.into_inner())
         })
         .await?;
         Ok(OperationHandle::new(self.clone(), required(r.operation, "operation")?))

@@ -206,11 +206,14 @@ pub enum ErrorCode {
     NotStarted,
     /// The role carries another permissions boundary than the organization's ceiling; it is left untouched.
     OutsideCeiling,
+    /// The apply carries a confirmed plan, and what the account needs now is not what that plan showed for it; it
+    /// is left untouched.
+    PlanChanged,
 }
 
 impl ErrorCode {
     /// Every code.
-    pub const ALL: [ErrorCode; 11] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::NotOwned,
         ErrorCode::AccountNotActive,
         ErrorCode::BootstrapRoleUnavailable,
@@ -222,6 +225,7 @@ impl ErrorCode {
         ErrorCode::VerifyFailed,
         ErrorCode::NotStarted,
         ErrorCode::OutsideCeiling,
+        ErrorCode::PlanChanged,
     ];
 
     /// The stable text code: `not_owned`, `account_not_active`, …
@@ -238,6 +242,7 @@ impl ErrorCode {
             ErrorCode::VerifyFailed => "verify_failed",
             ErrorCode::NotStarted => "not_started",
             ErrorCode::OutsideCeiling => "outside_ceiling",
+            ErrorCode::PlanChanged => "plan_changed",
         }
     }
 
@@ -598,6 +603,24 @@ pub struct AccessPlan {
     pub grant: Option<GrantPlanView>,
     /// Set when the request's ExternalId was not compared with AWS's (a caller who may not read ExternalIds).
     pub external_id_note: String,
+    /// When the organization the targets were selected from was read.
+    pub organization_read_time: Option<Millis>,
+    /// When the oldest tags the selector's tag conditions looked at were read; `None` without tag conditions.
+    pub tags_read_time: Option<Millis>,
+    /// What the plan found, for an apply to carry (opaque; crossroled's own).
+    pub fingerprint: String,
+}
+
+/// How a plan reads the organization to find its targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OrganizationRead {
+    /// From the cached tree and tags (read afresh when the selector names what the tree does not have).
+    #[default]
+    Cached,
+    /// As an apply reads it: the selected part afresh, tags as an apply uses them.
+    AsApply,
+    /// Everything afresh: the whole organization and the tags the selector looks at.
+    Fresh,
 }
 
 impl AccessPlan {

@@ -88,6 +88,8 @@ pub(crate) struct RunEnv {
     pub(crate) blind: bool,
     /// The operation this run belongs to (empty for a plan or a verification).
     pub(crate) operation: String,
+    /// The plan the apply carries, if it carries one: an account is changed only as that plan showed.
+    pub(crate) confirmed: Option<Arc<crate::confirmed::Fingerprint>>,
 }
 
 impl RunEnv {
@@ -152,14 +154,47 @@ pub(crate) async fn examine(env: &RunEnv, target: &Target) -> Result<Examined, A
         _ => error_from(&e, Phase::Read),
     })?;
     env.phase(&target.account_id, Phase::Plan);
-    let seen = seen_by(env, observed.as_ref());
+    let plan = planned(env, target, observed.as_ref(), env.blind)?;
+    Ok(Examined { credentials, observed, plan })
+}
+
+/// The plan for `target` from the role read there (`observed`), as a caller who may not read ExternalIds is shown
+/// it when `blind` (see [`seen_by`]).
+fn planned(
+    env: &RunEnv,
+    target: &Target,
+    observed: Option<&ObservedRole>,
+    blind: bool,
+) -> Result<AccountPlan, AccountError> {
+    let seen = seen_as(env, observed, blind);
     let desired = seen.as_ref().map_or(&env.desired, |(_, d)| d);
     let plan = match target.action {
-        Action::Ensure => plan::plan(&desired.in_account(target.place(inner.aws.partition())), observed.as_ref()),
-        Action::Remove => plan::plan_delete(&env.spec.name, observed.as_ref()),
+        Action::Ensure => plan::plan(&desired.in_account(target.place(env.inner.aws.partition())), observed),
+        Action::Remove => plan::plan_delete(&env.spec.name, observed),
     };
-    let plan = under_ceiling(env, target, plan, observed.as_ref())?;
-    Ok(Examined { credentials, observed, plan })
+    under_ceiling(env, target, plan, observed)
+}
+
+/// Why an account of an apply that carries a confirmed plan must be left untouched: what it needs now — as the
+/// plan's caller is shown it — is not what the plan showed for it (`None`: it may be changed). An account resumed
+/// part-way through its changes was checked before its first one.
+fn unconfirmed(env: &RunEnv, target: &Target, examined: &Examined) -> Option<AccountError> {
+    let plan = env.confirmed.as_ref()?;
+    if target.prior.as_ref().is_some_and(|p| !p.changes.is_empty()) {
+        return None;
+    }
+    let seen = if plan.blind {
+        match planned(env, target, examined.observed.as_ref(), true) {
+            Ok(seen) => seen,
+            Err(e) => return Some(e),
+        }
+    } else {
+        examined.plan.clone()
+    };
+    let shown: Vec<ShownChange> = seen.changes().iter().map(|c| c.shown(&env.inner.redactor)).collect();
+    let key = crate::confirmed::key(&env.inner.config.journal_key);
+    let why = plan.check_account(&key, &target.account_id, target.action, &shown).err()?;
+    Some(AccountError::new(ErrorCode::PlanChanged, why, Phase::Plan))
 }
 
 /// For a caller who may not read ExternalIds: the spec and role with an ExternalId the observed role already
@@ -170,7 +205,16 @@ pub(crate) fn seen_by(
     env: &RunEnv,
     observed: Option<&ObservedRole>,
 ) -> Option<(Arc<crossrole_core::AccessSpec>, Arc<DesiredRole>)> {
-    if !env.blind || env.spec.role.trust.external_id.is_none() {
+    seen_as(env, observed, env.blind)
+}
+
+/// [`seen_by`], for a caller who may not read ExternalIds when `blind`.
+fn seen_as(
+    env: &RunEnv,
+    observed: Option<&ObservedRole>,
+    blind: bool,
+) -> Option<(Arc<crossrole_core::AccessSpec>, Arc<DesiredRole>)> {
+    if !blind || env.spec.role.trust.external_id.is_none() {
         return None;
     }
     let required = crossrole_core::policy::required_external_id(&observed?.attributes.trust_policy)?;
@@ -257,6 +301,10 @@ async fn work(env: &RunEnv, target: &Target, appeared: Option<&mut bool>) -> Acc
             return finish(result, outcome);
         }
     };
+    if let Some(error) = unconfirmed(env, target, &examined) {
+        result.error = Some(error);
+        return finish(result, Outcome::Failed);
+    }
     // What an interrupted run of this operation already did here.
     let before = carried_over(env, target, examined.plan.changes()).await;
     let changes: Vec<Change> = match &examined.plan {

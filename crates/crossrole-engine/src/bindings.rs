@@ -189,6 +189,7 @@ impl Bindings {
                         binding_name: Some(name.to_string()),
                         dry_run: false,
                         accounts: None,
+                        confirmed: None,
                     })
                     .await?,
             );
@@ -304,6 +305,7 @@ impl Bindings {
                 binding_name: Some(name.to_string()),
                 dry_run: record.mode == BindingMode::Detect,
                 accounts,
+                confirmed: None,
             })
             .await?;
         self.follow(name.to_string(), op.id.clone()).await;

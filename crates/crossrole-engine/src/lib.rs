@@ -11,6 +11,7 @@
 mod account;
 mod backoff;
 pub mod bindings;
+mod confirmed;
 mod error;
 mod events;
 mod listings;
@@ -51,6 +52,7 @@ use crossrole_store::{Coordination, Journal, JournalKey, NewOperation, Operation
 use tokio::sync::broadcast;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+pub use crossrole_core::ops::OrganizationRead;
 pub use error::Error;
 pub use read_only::{Audience, EXTERNAL_ID_NOT_COMPARED};
 pub use retention::{Expired, Retention};
@@ -110,6 +112,18 @@ pub struct StartRequest {
     /// The only accounts to work on (`None`: every account the spec selects). Accounts outside it keep what
     /// they had, also in the grant.
     pub accounts: Option<BTreeSet<String>>,
+    /// The plan the caller confirmed (an apply only): the apply is that plan, or nothing.
+    pub confirmed: Option<ConfirmedPlan>,
+}
+
+/// The plan a caller confirmed, for its apply to carry (see [`StartRequest::confirmed`]).
+#[derive(Debug, Clone)]
+pub struct ConfirmedPlan {
+    /// The plan's fingerprint (`AccessPlan::fingerprint`), as it was given.
+    pub fingerprint: String,
+    /// Who asks for the apply: a fingerprint of a plan for a caller who may read ExternalIds is refused for one who
+    /// may not.
+    pub audience: Audience,
 }
 
 struct Running {
@@ -351,11 +365,31 @@ impl Engine {
             request.spec = self.within_ceiling(request.spec).await?;
         }
         let raw = RawSpec::from(&request.spec);
-        let fingerprint = self.fingerprint(request.kind, request.dry_run, &raw);
+        let confirmed = match &request.confirmed {
+            Some(c) if request.kind == OperationKind::Apply => Some(c.fingerprint.as_str()),
+            Some(_) => {
+                return Err(Error::FailedPrecondition("only an apply carries a confirmed plan".into()));
+            }
+            None => None,
+        };
+        let mut fingerprint = self.fingerprint(request.kind, request.dry_run, &raw);
+        if let Some(plan) = confirmed {
+            // Another confirmed plan is another request.
+            fingerprint = self.inner.redactor.digest(format!("{fingerprint}\0{plan}").as_bytes());
+        }
+        // The apply of a confirmed plan finds its targets first, and is refused, with nothing done, when they are
+        // not the plan's (unless it is a retry of a request that started its operation).
+        let resolved = match &request.confirmed {
+            Some(c) if !self.started_before(&request).await? => {
+                Some(self.confirmed_targets(&request.spec, &raw, c).await?)
+            }
+            _ => None,
+        };
         let id = uuid::Uuid::now_v7().to_string();
-        let spec_bytes = records::encode_operation_spec(
+        let spec_bytes = records::encode_operation(
             &sealed(&raw, &self.inner.config.journal_key, &id)?,
             request.accounts.as_ref(),
+            confirmed,
         );
         let (row, created) = self
             .inner
@@ -381,12 +415,14 @@ impl Engine {
                 other => other.into(),
             })?;
         if created {
-            self.spawn(row.clone(), request.spec);
+            self.spawn(row.clone(), request.spec, resolved);
         }
         Ok((self.operation(&row.id).await?, created))
     }
 
-    fn spawn(&self, row: OperationRow, spec: AccessSpec) {
+    /// Runs an operation in the background; `resolved`: its targets, read and checked against its confirmed plan
+    /// by [`Engine::begin`].
+    fn spawn(&self, row: OperationRow, spec: AccessSpec, resolved: Option<targets::Resolved>) {
         let cancel = CancellationToken::new();
         let (events, _) = broadcast::channel(self.inner.config.event_buffer.max(16));
         let stats = Arc::new(CallStats::default());
@@ -410,7 +446,7 @@ impl Engine {
         self.inner.tasks.spawn(async move {
             let id = row.id.clone();
             let last_words = sink.clone();
-            let ran = tokio::spawn(rollout::run(inner.clone(), row, spec, cancel, sink)).await;
+            let ran = tokio::spawn(rollout::run(inner.clone(), row, spec, cancel, sink, resolved)).await;
             if let Err(e) = ran {
                 // A bug, not an outcome: the operation ends FAILED and says where to look, rather than hang.
                 tracing::error!(operation = id, error = %e, "the operation's task panicked");
@@ -451,7 +487,7 @@ impl Engine {
             tracing::info!(operation = row.id, "resuming an unfinished operation");
             let cancelling = row.state == records::stored_state(OperationState::Cancelling);
             let id = row.id.clone();
-            self.spawn(row, spec);
+            self.spawn(row, spec, None);
             if cancelling {
                 self.cancel_running(&id);
             }
@@ -628,6 +664,41 @@ async fn stop_when_fenced(fence: Fence, coordination: Arc<dyn Coordination>, shu
 }
 
 impl Engine {
+    /// Whether `request` is a retry of one that started its operation (its idempotency key, from the same caller,
+    /// names an operation of its spec among the newest): that one is returned as it is, whatever changed since.
+    async fn started_before(&self, request: &StartRequest) -> Result<bool, Error> {
+        let Some(key) = &request.idempotency_key else { return Ok(false) };
+        let filter = crossrole_store::OperationFilter { spec_name: request.spec.name.clone(), ..Default::default() };
+        let (rows, _) = self.inner.journal.list_operations(&filter, 200, None).await?;
+        Ok(rows.iter().any(|r| r.idempotency_key.as_ref() == Some(key) && r.created_by == request.created_by))
+    }
+
+    /// The targets of an apply of `spec` that carries the confirmed plan `c`, read as an apply reads them; refused
+    /// (FAILED_PRECONDITION, saying why, nothing done) when the spec or the targets are not the plan's.
+    async fn confirmed_targets(
+        &self,
+        spec: &AccessSpec,
+        raw: &RawSpec,
+        c: &ConfirmedPlan,
+    ) -> Result<targets::Resolved, Error> {
+        let key = confirmed::key(&self.inner.config.journal_key);
+        let plan = confirmed::Fingerprint::decode(&key, &c.fingerprint)?;
+        if !plan.blind && c.audience == Audience::Blind {
+            return Err(Error::FailedPrecondition(
+                "the plan was made for a token that may read ExternalIds, and this one may not: plan with the token \
+                 that applies"
+                    .into(),
+            ));
+        }
+        plan.check_spec(&key, raw).map_err(Error::FailedPrecondition)?;
+        let ctx = crossrole_aws::calls::CallContext::new();
+        let max_age = self.inner.discovery.config().apply_max_age;
+        let resolved = targets::resolve(&self.inner, spec, false, &ctx, max_age, None, None).await?;
+        let known = self.inner.discovery.cached_tree().await;
+        plan.check_targets(&resolved.targets, &resolved.tree, known.as_deref()).map_err(Error::FailedPrecondition)?;
+        Ok(resolved)
+    }
+
     /// The request's fingerprint, to tell a retry from a reuse of an idempotency key. It is keyed (it covers the
     /// ExternalId, and the journal keeps it), and stable across restarts with the same journal key.
     fn fingerprint(&self, kind: OperationKind, dry_run: bool, spec: &RawSpec) -> String {

@@ -1,7 +1,7 @@
 //! Read-only requests: selection, guardrails with the organization's context, plans and verification.
 
 use std::{
-    collections::{BTreeSet, HashMap, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
     sync::Arc,
 };
 
@@ -13,7 +13,7 @@ use crossrole_core::{
     guardrails::{self, Finding, OrgContext},
     ops::{
         AccessPlan, AccountError, AccountPlanView, AccountVerification, AssumeCheck, Conformance, ErrorCode,
-        GrantPlanView, Phase, PlanStatus, SkippedAccount, Verification,
+        GrantPlanView, Millis, OrganizationRead, Phase, PlanStatus, SkippedAccount, Verification,
     },
     org::{OrgTree, Selection},
     plan::{AccountPlan, DesiredRole},
@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     Engine, Error,
     account::{self, Action, RunEnv, Target},
+    confirmed,
     pace::Pace,
     rollout::{self, Taken, TargetFinder},
     targets::{self, Resolved, Skip, Standing},
@@ -104,6 +105,7 @@ impl Engine {
             sink: None,
             write: false,
             verifier: Default::default(),
+            confirmed: None,
             redactor: if blind {
                 crossrole_core::secret::Redactor::for_one_response(&mut rand::rng())
             } else {
@@ -122,11 +124,34 @@ impl Engine {
 
     /// [`Engine::plan`] for `audience`.
     pub async fn plan_for(&self, spec: &AccessSpec, audience: Audience) -> Result<AccessPlan, Error> {
+        self.plan_with(spec, audience, OrganizationRead::Cached).await
+    }
+
+    /// [`Engine::plan`] for `audience`, the organization read as `read` says. The plan carries its fingerprint,
+    /// for an apply to carry ([`crate::StartRequest::confirmed`]).
+    pub async fn plan_with(
+        &self,
+        spec: &AccessSpec,
+        audience: Audience,
+        read: OrganizationRead,
+    ) -> Result<AccessPlan, Error> {
         let spec = &self.within_ceiling(spec.clone()).await?;
         let env = self.read_env(spec, "crossrole-plan", audience);
+        let config = self.inner.discovery.config();
+        let max_age = match read {
+            OrganizationRead::Cached => config.cache_ttl,
+            OrganizationRead::AsApply => config.apply_max_age,
+            OrganizationRead::Fresh => {
+                // The whole organization and the tags the selector looks at, read now and kept: the selection
+                // below is made from them.
+                self.inner.discovery.select(&env.ctx, &spec.targets, "targets", true).await?;
+                config.cache_ttl
+            }
+        };
         let env_ref = &env;
         let (examined, resolved): (Vec<(AccountPlanView, Standing)>, _) = each_target(
             &env,
+            max_age,
             |_| true,
             move |t| {
                 let env = env_ref;
@@ -187,13 +212,60 @@ impl Engine {
                 Some(self.plan_grant(spec, g, &ensure, &env.ctx).await?)
             }
         };
+        let fingerprint = self.fingerprint_of(spec, audience, &resolved.targets, examined.iter().map(|(p, _)| p));
+        let (organization_read_time, tags_read_time) = self.read_times(spec, &resolved);
         Ok(AccessPlan {
             findings,
             accounts: examined.into_iter().map(|(p, _)| p).collect(),
             skipped: skipped(&resolved.skipped, &resolved.tree),
             grant,
             external_id_note: note(&env),
+            organization_read_time,
+            tags_read_time,
+            fingerprint,
         })
+    }
+
+    /// The fingerprint of a plan of `spec` for `audience` that found `plans` in `targets`.
+    fn fingerprint_of<'a>(
+        &self,
+        spec: &AccessSpec,
+        audience: Audience,
+        targets: &[Target],
+        plans: impl IntoIterator<Item = &'a AccountPlanView>,
+    ) -> String {
+        let key = confirmed::key(&self.inner.config.journal_key);
+        let actions: BTreeMap<&str, Action> = targets.iter().map(|t| (t.account_id.as_str(), t.action)).collect();
+        let accounts = plans.into_iter().map(|p| {
+            let action = actions.get(p.account_id.as_str()).copied().unwrap_or(Action::Ensure);
+            let found = match p.status {
+                PlanStatus::Failed => confirmed::Found::Unread,
+                _ => confirmed::found(&key, action, &p.changes),
+            };
+            (p.account_id.clone(), action, found)
+        });
+        let raw = crossrole_core::spec::RawSpec::from(spec);
+        confirmed::Fingerprint::new(&key, &raw, audience == Audience::Blind, accounts).encode(&key)
+    }
+
+    /// When the organization the targets were selected from was read, and the oldest tags the selector's tag
+    /// conditions looked at (Unix ms).
+    fn read_times(&self, spec: &AccessSpec, resolved: &Resolved) -> (Option<Millis>, Option<Millis>) {
+        let millis = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as Millis).unwrap_or(0)
+        };
+        let discovery = &self.inner.discovery;
+        let tree = discovery.read_time(&resolved.tree).map(millis);
+        if spec.targets.tags.is_empty() {
+            return (tree, None);
+        }
+        let looked_at = crossrole_core::org::resolve(&resolved.tree, &spec.targets, "targets")
+            .map(|s| s.accounts_needing_tags())
+            .unwrap_or_else(|_| {
+                let targets = resolved.targets.iter().map(|t| t.account_id.clone());
+                targets.chain(resolved.skipped.iter().map(|s| s.account.id.clone())).collect()
+            });
+        (tree, discovery.tags_read_time(&looked_at).map(millis))
     }
 
     /// The trusted side's plan for the roles of `ensure`; AWS errors are the plan's, reading the organization
@@ -273,6 +345,7 @@ impl Engine {
         let (env_ref, principals_ref) = (&env, &principals);
         let (accounts, resolved) = each_target(
             &env,
+            self.inner.discovery.config().cache_ttl,
             |t| t.action == Action::Ensure,
             move |t| {
                 let (env, principals) = (env_ref, principals_ref);
@@ -332,12 +405,13 @@ impl Engine {
 }
 
 /// Runs `each` on the targets of `env`'s spec that `keep` keeps, as the organization's pages list them (a
-/// [`TargetFinder`], as an apply's targets are found: from the tree discovery keeps while it is fresh for reads,
-/// else read anew), as many at once as an apply's pace allows; returns their results in the selection's order — as
+/// [`TargetFinder`], as an apply's targets are found: from the tree discovery keeps while it is younger than
+/// `max_age`, else read anew), as many at once as an apply's pace allows; returns their results in the selection's order — as
 /// if every target had been known before the first was examined — and the selection. An account found selected
 /// that the final selection does not have (it moved while the organization was read) is left out.
 async fn each_target<T, F, Fut>(
     env: &RunEnv,
+    max_age: std::time::Duration,
     keep: impl Fn(&Target) -> bool,
     each: F,
 ) -> Result<(Vec<T>, Resolved), Error>
@@ -346,7 +420,6 @@ where
     Fut: std::future::Future<Output = T>,
 {
     let (inner, spec) = (&env.inner, &env.spec);
-    let max_age = inner.discovery.config().cache_ttl;
     let mut finding = TargetFinder::start(inner.clone(), spec.clone(), false, max_age, None, env.ctx.clone(), true);
     // Until the targets are all known, limits that are percentages are of the accounts the organization read
     // before selected, or of those found so far if more (as in a run).

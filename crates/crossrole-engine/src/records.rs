@@ -9,7 +9,8 @@
 //! the numbers the first journals used); the domain's kinds, states and outcomes map to and from them here.
 //!
 //! An operation's spec record may carry, beside it in the envelope, `accounts`: the only accounts the operation
-//! works on (a binding's reconcile of the accounts an Organizations event named).
+//! works on (a binding's reconcile of the accounts an Organizations event named); and `confirmed_plan`: the
+//! fingerprint of the plan an apply carries (`crate::confirmed`).
 //!
 //! Evolving a record: a field added with `#[serde(default)]` is read from older records as is (version 1 stays);
 //! anything else bumps [`VERSION`], and `decode` learns to read the old version into the new type. A record newer
@@ -57,14 +58,31 @@ pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
 /// The spec an operation runs as the journal keeps it, with the accounts it is limited to (if it is): those go
 /// into the envelope beside the record, as `accounts`, so that records without them read as unlimited.
 pub fn encode_operation_spec(spec: &RawSpec, accounts: Option<&BTreeSet<String>>) -> Vec<u8> {
+    encode_operation(spec, accounts, None)
+}
+
+/// [`encode_operation_spec`], with the fingerprint of the plan the apply carries (if it carries one), as
+/// `confirmed_plan` beside the record: records without it read as carrying none.
+pub fn encode_operation(spec: &RawSpec, accounts: Option<&BTreeSet<String>>, confirmed: Option<&str>) -> Vec<u8> {
     #[derive(Serialize)]
     struct Scoped<'a> {
         v: u32,
         record: &'a RawSpec,
         #[serde(skip_serializing_if = "Option::is_none")]
         accounts: Option<&'a BTreeSet<String>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        confirmed_plan: Option<&'a str>,
     }
-    serde_json::to_vec(&Scoped { v: VERSION, record: spec, accounts }).unwrap_or_default()
+    serde_json::to_vec(&Scoped { v: VERSION, record: spec, accounts, confirmed_plan: confirmed }).unwrap_or_default()
+}
+
+/// The fingerprint of the plan an apply carries, from its spec's record (`None`: it carries none).
+pub fn operation_confirmed_plan(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Confirmed {
+        confirmed_plan: Option<String>,
+    }
+    serde_json::from_slice::<Confirmed>(bytes).ok()?.confirmed_plan
 }
 
 /// The accounts an operation is limited to, from its spec's record (`None`: every account its spec selects).

@@ -390,6 +390,7 @@ fn apply_request() -> crossrole_engine::StartRequest {
         binding_name: None,
         dry_run: false,
         accounts: None,
+        confirmed: None,
     }
 }
 

@@ -5,8 +5,8 @@ use crossrole_core::{
     binding::{BindingMode, SyncState},
     guardrails::Severity,
     ops::{
-        Action, ChangeKind, CheckOutcome, Conformance, ErrorCode, OperationKind, OperationState, Outcome, Phase,
-        PlanStatus,
+        Action, ChangeKind, CheckOutcome, Conformance, ErrorCode, OperationKind, OperationState, OrganizationRead,
+        Outcome, Phase, PlanStatus,
     },
     spec::{AccountState, Choice, Guardrail, PrincipalMatch},
 };
@@ -161,7 +161,10 @@ both_ways!(ErrorCode <=> AccountErrorReason {
     VerifyFailed = VerifyFailed,
     NotStarted = NotStarted,
     OutsideCeiling = OutsideCeiling,
+    PlanChanged = PlanChanged,
 });
+
+both_ways!(OrganizationRead <=> OrganizationRead { Cached = Cached, AsApply = AsApply, Fresh = Fresh });
 
 both_ways!(OperationKind <=> OperationKind { Apply = Apply, Destroy = Destroy, Reconcile = Reconcile });
 
@@ -217,7 +220,8 @@ mod tests {
         covers::<Phase>("AccountPhase", 1..8);
         covers::<Outcome>("AccountOutcome", 1..9);
         covers::<Action>("AccountAction", 1..3);
-        covers::<ErrorCode>("AccountErrorReason", 1..12);
+        covers::<ErrorCode>("AccountErrorReason", 1..13);
+        covers::<OrganizationRead>("OrganizationRead", 1..4);
         covers::<OperationKind>("OperationKind", 1..4);
         covers::<OperationState>("OperationState", 1..7);
         covers::<CheckOutcome>("CheckOutcome", 1..4);
@@ -226,7 +230,7 @@ mod tests {
         covers::<BindingMode>("BindingMode", 1..3);
         covers::<SyncState>("SyncState", 1..5);
         // And no API enum has a value past those: the next number is unknown to prost too.
-        assert!(pb::ChangeKind::try_from(19).is_err() && pb::AccountErrorReason::try_from(12).is_err());
+        assert!(pb::ChangeKind::try_from(19).is_err() && pb::AccountErrorReason::try_from(13).is_err());
         assert!(pb::AccountOutcome::try_from(9).is_err() && pb::Guardrail::try_from(9).is_err());
     }
 

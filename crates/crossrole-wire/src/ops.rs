@@ -440,6 +440,9 @@ impl ToWire for AccessPlan {
             accounts_with_changes: self.accounts_with_changes() as u32,
             total_changes: self.total_changes() as u32,
             external_id_note: self.external_id_note.clone(),
+            organization_read_time: self.organization_read_time.map(crate::timestamp),
+            tags_read_time: self.tags_read_time.map(crate::timestamp),
+            fingerprint: self.fingerprint.clone(),
         }
     }
 }
@@ -452,6 +455,9 @@ impl FromWire<pb::AccessPlan> for AccessPlan {
             skipped: each("skipped", &w.skipped)?,
             grant: maybe("grant", w.grant.as_ref())?,
             external_id_note: w.external_id_note.clone(),
+            organization_read_time: w.organization_read_time.as_ref().map(crate::millis),
+            tags_read_time: w.tags_read_time.as_ref().map(crate::millis),
+            fingerprint: w.fingerprint.clone(),
         })
     }
 }

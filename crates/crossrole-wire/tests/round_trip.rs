@@ -243,6 +243,8 @@ proptest! {
         skipped in proptest::collection::vec(skipped(), 0..3),
         grant in proptest::option::of((word(), proptest::collection::vec(change(), 0..3), proptest::option::of(error()))),
         external_id_note in word(),
+        read_times in (proptest::option::of(0i64..4_000_000_000_000), proptest::option::of(0i64..4_000_000_000_000)),
+        fingerprint in word(),
     ) {
         round_trip(&AccessPlan {
             findings,
@@ -266,6 +268,9 @@ proptest! {
                 error,
             }),
             external_id_note,
+            organization_read_time: read_times.0,
+            tags_read_time: read_times.1,
+            fingerprint,
         });
     }
 

@@ -48,6 +48,7 @@ pub(crate) use source::{Taken, TargetFinder};
 use crate::{
     Inner,
     account::{self, RunEnv, Target},
+    confirmed::{self, Fingerprint},
     events::EventSink,
     pace::Pace,
     records, targets,
@@ -77,6 +78,7 @@ pub(crate) async fn run(
     spec: AccessSpec,
     cancel: CancellationToken,
     sink: EventSink,
+    resolved: Option<targets::Resolved>,
 ) {
     let kind = records::kind_of(op.kind)
         .map(|k| k.as_str().to_string())
@@ -99,7 +101,7 @@ pub(crate) async fn run(
                 stop.cancel();
             })
         };
-        let ending = drive(&inner, &op, spec, &cancel, &stop, &sink).await;
+        let ending = drive(&inner, &op, spec, &cancel, &stop, &sink, resolved).await;
         stop_on.abort();
         match ending {
             None => tracing::info!("stopped for shutdown; it resumes at the next start"),
@@ -141,6 +143,7 @@ async fn drive(
     cancel: &CancellationToken,
     stop: &CancellationToken,
     sink: &EventSink,
+    resolved: Option<targets::Resolved>,
 ) -> Option<Ending> {
     let ctx = CallContext { stats: inner.running_stats(&op.id), observer: Some(Arc::new(RetryEvents(sink.clone()))) };
     started(inner, op, cancel, sink).await;
@@ -153,7 +156,18 @@ async fn drive(
     }
     let spec = Arc::new(spec);
     let scope = records::operation_scope(&op.spec);
-    let (targets, pending) = match TargetSource::open(inner, op, &spec, kind, scope.as_ref(), &ctx, sink).await {
+    // The plan the apply carries, if it carries one: its targets are checked before any account starts, and each
+    // account as it is read.
+    let confirmed = match records::operation_confirmed_plan(&op.spec) {
+        None => None,
+        Some(text) => match Fingerprint::decode(&confirmed::key(&inner.config.journal_key), &text) {
+            Ok(plan) => Some(Arc::new(plan)),
+            Err(e) => return Ending::failed(format!("the confirmed plan cannot be read ({e}); nothing was done")),
+        },
+    };
+    let confirming = confirmed.as_deref().map(|plan| (plan, resolved));
+    let opened = TargetSource::open(inner, op, &spec, kind, scope.as_ref(), &ctx, sink, confirming);
+    let (targets, pending) = match opened.await {
         Ok(opened) => opened,
         Err(message) => return Ending::failed(message),
     };
@@ -182,6 +196,7 @@ async fn drive(
         redactor: inner.redactor.clone(),
         blind: false,
         operation: op.id.clone(),
+        confirmed,
     });
     let mut rollout = Rollout::new(env, targets, pending, count_failures(inner, &op.id).await).await;
     loop {

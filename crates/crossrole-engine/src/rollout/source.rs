@@ -204,8 +204,11 @@ pub(crate) struct TargetSource {
 impl TargetSource {
     /// The targets of operation `op` (of `kind`, limited to `scope` if given): those an earlier run left, completed
     /// if that run stopped before it had them all; else resolved now — or, for an apply or reconcile of the whole
-    /// selection, found as the organization's pages list them. Returns the source and the targets known at once;
-    /// `Err` when there are none to be had (nothing was done).
+    /// selection, found as the organization's pages list them — unless it carries a confirmed plan (`confirmed`: with
+    /// its targets, when the apply's start read them): then they are all read first, and `Err` when they are not
+    /// the plan's. Returns the source and the targets known at once; `Err` when there are none to be had (nothing
+    /// was done).
+    #[allow(clippy::too_many_arguments)] // what the operation is, what it selects, and the plan it carries
     pub(crate) async fn open(
         inner: &Arc<Inner>,
         op: &OperationRow,
@@ -214,6 +217,7 @@ impl TargetSource {
         scope: Option<&BTreeSet<String>>,
         ctx: &CallContext,
         sink: &EventSink,
+        confirmed: Option<(&crate::confirmed::Fingerprint, Option<Resolved>)>,
     ) -> Result<(TargetSource, Vec<Target>), String> {
         let mut source = TargetSource {
             inner: inner.clone(),
@@ -237,6 +241,21 @@ impl TargetSource {
                 }
             }
             return Ok((source, pending));
+        }
+        if let Some((plan, resolved)) = confirmed {
+            // An apply of a confirmed plan knows all its targets, and that they are the plan's, before it starts
+            // any account (read by its start, or now).
+            let resolved = match resolved {
+                Some(resolved) => resolved,
+                None => {
+                    let max_age = inner.discovery.config().apply_max_age;
+                    targets::resolve(inner, spec, false, ctx, max_age, None, None).await.map_err(|e| e.to_string())?
+                }
+            };
+            let known = inner.discovery.cached_tree().await;
+            plan.check_targets(&resolved.targets, &resolved.tree, known.as_deref())?;
+            let targets = source.record_remainder(resolved, sink).await?;
+            return Ok((source, targets));
         }
         if matches!(kind, OperationKind::Apply | OperationKind::Reconcile) && scope.is_none() {
             // Found as the pages list them where the organization is read afresh.

@@ -139,6 +139,7 @@ pub fn start(kind: OperationKind, spec: &AccessSpec) -> StartRequest {
         binding_name: None,
         dry_run: false,
         accounts: None,
+        confirmed: None,
     }
 }
 

@@ -706,6 +706,10 @@ pub enum AccountErrorReason {
     /// `outside_ceiling`: the role carries another permissions boundary than the organization's ceiling, and crossrole
     /// writes only to roles the ceiling bounds; it is left untouched (skipped), and the message says how to fix it.
     OutsideCeiling = 11,
+    /// `plan_changed`: the apply carries a confirmed plan, and what this account needs now is not what that plan showed
+    /// for it (its role changed since the plan, the plan could not read it, or it was not among the plan's targets);
+    /// it is left untouched: plan again.
+    PlanChanged = 12,
 }
 impl AccountErrorReason {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -728,6 +732,7 @@ impl AccountErrorReason {
             Self::VerifyFailed => "ACCOUNT_ERROR_REASON_VERIFY_FAILED",
             Self::NotStarted => "ACCOUNT_ERROR_REASON_NOT_STARTED",
             Self::OutsideCeiling => "ACCOUNT_ERROR_REASON_OUTSIDE_CEILING",
+            Self::PlanChanged => "ACCOUNT_ERROR_REASON_PLAN_CHANGED",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -747,6 +752,7 @@ impl AccountErrorReason {
             "ACCOUNT_ERROR_REASON_VERIFY_FAILED" => Some(Self::VerifyFailed),
             "ACCOUNT_ERROR_REASON_NOT_STARTED" => Some(Self::NotStarted),
             "ACCOUNT_ERROR_REASON_OUTSIDE_CEILING" => Some(Self::OutsideCeiling),
+            "ACCOUNT_ERROR_REASON_PLAN_CHANGED" => Some(Self::PlanChanged),
             _ => None,
         }
     }
@@ -2474,6 +2480,9 @@ pub struct PlanAccessRequest {
     /// The spec.
     #[prost(message, optional, tag = "1")]
     pub spec: ::core::option::Option<AccessSpec>,
+    /// How the organization is read to find the targets. Unspecified: ORGANIZATION_READ_CACHED.
+    #[prost(enumeration = "OrganizationRead", tag = "2")]
+    pub organization_read: i32,
 }
 /// Response of PlanAccess.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -2507,6 +2516,19 @@ pub struct AccessPlan {
     /// ExternalIds, so each role's own was used in its place (no plan may tell such a caller whether a guess is right).
     #[prost(string, tag = "7")]
     pub external_id_note: ::prost::alloc::string::String,
+    /// When the organization the targets were selected from was read: crossroled's cached tree may be up to
+    /// `organization_cache_ttl` old (see `PlanAccessRequest.organization_read`).
+    #[prost(message, optional, tag = "8")]
+    pub organization_read_time: ::core::option::Option<::prost_types::Timestamp>,
+    /// When the oldest account tags the selector's tag conditions looked at were read (tags are read again after
+    /// `organization_tags_max_age`, by plans and applies alike); absent when the selector has no tag condition.
+    #[prost(message, optional, tag = "9")]
+    pub tags_read_time: ::core::option::Option<::prost_types::Timestamp>,
+    /// What this plan found, for an apply to carry (`ApplyAccessRequest.plan_fingerprint`): the spec, the target
+    /// accounts and each one's changes, keyed by crossroled (good across restarts and on every replica of its
+    /// journal). Opaque: send it back as it was given.
+    #[prost(string, tag = "10")]
+    pub fingerprint: ::prost::alloc::string::String,
 }
 /// The plan for one account.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -2559,6 +2581,15 @@ pub struct ApplyAccessRequest {
     /// operation instead of starting a new one. Reusing a key with a different spec is FAILED_PRECONDITION.
     #[prost(string, tag = "2")]
     pub idempotency_key: ::prost::alloc::string::String,
+    /// The `fingerprint` of the plan that was confirmed (`AccessPlan.fingerprint`): the apply does what that plan
+    /// showed, or nothing. Before it starts, crossroled reads the targets as an apply does and refuses the apply with
+    /// FAILED_PRECONDITION, nothing done, when the spec or the target accounts are not the plan's (naming each account
+    /// that moved into or out of the targets). Then, as each account is read, an account whose changes are not the ones
+    /// the plan showed for it is left untouched, with ACCOUNT_ERROR_REASON_PLAN_CHANGED. The trusted side's policy is
+    /// written, as always, from what the accounts reached. A fingerprint from a plan for a token that may read
+    /// ExternalIds is refused for a token that may not. Empty: the apply does what it finds, as without a plan.
+    #[prost(string, tag = "3")]
+    pub plan_fingerprint: ::prost::alloc::string::String,
 }
 /// Response of ApplyAccess.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -2773,6 +2804,48 @@ pub struct ExportProfilesResponse {
     /// The target accounts left out, and why.
     #[prost(message, repeated, tag = "3")]
     pub left_out: ::prost::alloc::vec::Vec<LeftOutAccount>,
+}
+/// How a plan reads the organization to find its targets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum OrganizationRead {
+    /// ORGANIZATION_READ_CACHED.
+    Unspecified = 0,
+    /// From crossroled's cached tree of the organization (up to `organization_cache_ttl` old) and account tags (up to
+    /// `organization_tags_max_age`); the organization is read afresh when the selector names an OU, a path or an
+    /// account the cached tree does not have (one made or moved since), before it is refused as unknown.
+    Cached = 1,
+    /// As an apply reads it: where the selected accounts are now (the part of the organization the selector looks at,
+    /// read afresh), tags as an apply uses them (up to `organization_tags_max_age`). A plan to be confirmed and
+    /// applied at once reads this way, so that the apply finds what the plan showed.
+    AsApply = 2,
+    /// Everything afresh: the whole organization, and the tags of every account a tag condition looks at (one
+    /// Organizations call per account). The tags read are kept, so an apply right after uses them.
+    Fresh = 3,
+}
+impl OrganizationRead {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "ORGANIZATION_READ_UNSPECIFIED",
+            Self::Cached => "ORGANIZATION_READ_CACHED",
+            Self::AsApply => "ORGANIZATION_READ_AS_APPLY",
+            Self::Fresh => "ORGANIZATION_READ_FRESH",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "ORGANIZATION_READ_UNSPECIFIED" => Some(Self::Unspecified),
+            "ORGANIZATION_READ_CACHED" => Some(Self::Cached),
+            "ORGANIZATION_READ_AS_APPLY" => Some(Self::AsApply),
+            "ORGANIZATION_READ_FRESH" => Some(Self::Fresh),
+            _ => None,
+        }
+    }
 }
 /// Outcome of planning one account.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
@@ -3047,7 +3120,8 @@ pub mod access_service_client {
             self.inner.unary(req, path, codec).await
         }
         /// Computes, for every target account, the changes an apply would make, without changing anything in AWS. It reads
-        /// each account through the same path an apply takes, with writes disabled. Scope `plan`.
+        /// each account through the same path an apply takes, with writes disabled. The plan carries a `fingerprint` of
+        /// what it found, for an apply to carry (`ApplyAccessRequest.plan_fingerprint`). Scope `plan`.
         pub async fn plan_access(
             &mut self,
             request: impl tonic::IntoRequest<super::PlanAccessRequest>,
@@ -3073,7 +3147,9 @@ pub mod access_service_client {
             self.inner.unary(req, path, codec).await
         }
         /// Starts an apply: reconcile the role in every target account (and the trusted side) to the spec. Returns at once
-        /// with the operation; follow it with `OperationService.WatchOperation`. Scope `apply`.
+        /// with the operation; follow it with `OperationService.WatchOperation`. With a `plan_fingerprint`, the apply is
+        /// the plan that was confirmed or nothing: crossroled first reads the targets, and refuses the apply with
+        /// FAILED_PRECONDITION, naming what changed, when they are not the plan's. Scope `apply`.
         pub async fn apply_access(
             &mut self,
             request: impl tonic::IntoRequest<super::ApplyAccessRequest>,
@@ -3227,7 +3303,8 @@ pub mod access_service_server {
             tonic::Status,
         >;
         /// Computes, for every target account, the changes an apply would make, without changing anything in AWS. It reads
-        /// each account through the same path an apply takes, with writes disabled. Scope `plan`.
+        /// each account through the same path an apply takes, with writes disabled. The plan carries a `fingerprint` of
+        /// what it found, for an apply to carry (`ApplyAccessRequest.plan_fingerprint`). Scope `plan`.
         async fn plan_access(
             &self,
             request: tonic::Request<super::PlanAccessRequest>,
@@ -3236,7 +3313,9 @@ pub mod access_service_server {
             tonic::Status,
         >;
         /// Starts an apply: reconcile the role in every target account (and the trusted side) to the spec. Returns at once
-        /// with the operation; follow it with `OperationService.WatchOperation`. Scope `apply`.
+        /// with the operation; follow it with `OperationService.WatchOperation`. With a `plan_fingerprint`, the apply is
+        /// the plan that was confirmed or nothing: crossroled first reads the targets, and refuses the apply with
+        /// FAILED_PRECONDITION, naming what changed, when they are not the plan's. Scope `apply`.
         async fn apply_access(
             &self,
             request: tonic::Request<super::ApplyAccessRequest>,

@@ -1,9 +1,10 @@
 //! `AccessService`: validate, plan, apply, destroy, verify, links and profiles.
 
-use crossrole_core::{guardrails, ops::OperationKind, policy::trust_policy};
-use crossrole_engine::{StartRequest, redacted};
+use crossrole_core::{guardrails, ops::OperationKind, policy::trust_policy, spec::Choice};
+use crossrole_engine::{ConfirmedPlan, OrganizationRead, StartRequest, redacted};
 use crossrole_wire::{
     ToWire,
+    enums::choice,
     pb::{self, access_service_server::AccessService},
     raw_spec,
 };
@@ -27,21 +28,27 @@ fn idempotency_key(key: &str) -> Result<Option<String>, ApiError> {
 }
 
 impl Access {
+    /// Starts an apply or a destroy of the spec in `request`, with its idempotency key and (an apply) the
+    /// fingerprint of the plan it carries (empty: none).
     async fn start(
         &self,
-        request: Request<(Option<pb::AccessSpec>, String)>,
+        request: Request<(Option<pb::AccessSpec>, String, String)>,
         kind: OperationKind,
         method: &str,
     ) -> Result<pb::Operation, ApiError> {
         let caller = self.0.caller(&request, Scope::Apply)?;
-        let (wire, key) = request.into_inner();
+        let (wire, key, plan) = request.into_inner();
         let spec_name = wire.as_ref().map(|w| w.name.clone()).unwrap_or_default();
-        let request = serde_json::json!({
+        let mut request = serde_json::json!({
             // Marked for this entry alone: the audit log is read by tokens that may not read ExternalIds, and a
             // stable mark of a value a caller sent could be compared with the marks of the ones crossroled holds.
             "spec": wire.as_ref().map(|w| redacted(&raw_spec(w), &crate::state::one_time_redactor())),
             "idempotency_key": key,
         });
+        if !plan.is_empty() {
+            // That the apply carried a confirmed plan, not the fingerprint: it is a keyed digest of the spec.
+            request["confirmed_plan"] = serde_json::Value::Bool(true);
+        }
         let result: Result<pb::Operation, ApiError> = async {
             let s = spec(wire.as_ref())?;
             let key = idempotency_key(&key)?;
@@ -58,6 +65,8 @@ impl Access {
                     binding_name: None,
                     dry_run: false,
                     accounts: None,
+                    confirmed: (!plan.is_empty())
+                        .then(|| ConfirmedPlan { fingerprint: plan, audience: caller.audience() }),
                 })
                 .await
                 .map(|op| op.to_wire())
@@ -106,7 +115,15 @@ impl AccessService for Access {
     ) -> Result<Response<pb::PlanAccessResponse>, Status> {
         let caller = self.0.caller(&request, Scope::Plan)?;
         let s = spec(request.get_ref().spec.as_ref())?;
-        let plan = self.0.engine.plan_for(&s, caller.audience()).await.map_err(under_spec)?;
+        let read = match choice::<OrganizationRead>(request.get_ref().organization_read) {
+            Choice::Unspecified => OrganizationRead::Cached,
+            Choice::Is(read) => read,
+            Choice::Unknown(n) => {
+                let rule = format!("{n} is not a value this version knows");
+                return Err(ApiError::field("organization_read", &rule).into());
+            }
+        };
+        let plan = self.0.engine.plan_with(&s, caller.audience(), read).await.map_err(under_spec)?;
         Ok(Response::new(pb::PlanAccessResponse { plan: Some(plan.to_wire()) }))
     }
 
@@ -116,7 +133,11 @@ impl AccessService for Access {
     ) -> Result<Response<pb::ApplyAccessResponse>, Status> {
         let (meta, ext, r) = request.into_parts();
         let op = self
-            .start(Request::from_parts(meta, ext, (r.spec, r.idempotency_key)), OperationKind::Apply, "ApplyAccess")
+            .start(
+                Request::from_parts(meta, ext, (r.spec, r.idempotency_key, r.plan_fingerprint)),
+                OperationKind::Apply,
+                "ApplyAccess",
+            )
             .await?;
         Ok(Response::new(pb::ApplyAccessResponse { operation: Some(op) }))
     }
@@ -127,7 +148,11 @@ impl AccessService for Access {
     ) -> Result<Response<pb::DestroyAccessResponse>, Status> {
         let (meta, ext, r) = request.into_parts();
         let op = self
-            .start(Request::from_parts(meta, ext, (r.spec, r.idempotency_key)), OperationKind::Destroy, "DestroyAccess")
+            .start(
+                Request::from_parts(meta, ext, (r.spec, r.idempotency_key, String::new())),
+                OperationKind::Destroy,
+                "DestroyAccess",
+            )
             .await?;
         Ok(Response::new(pb::DestroyAccessResponse { operation: Some(op) }))
     }

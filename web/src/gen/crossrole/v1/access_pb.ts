@@ -12,13 +12,15 @@ import type { SkippedAccount } from "./organization_pb";
 import { file_crossrole_v1_organization } from "./organization_pb";
 import type { AccessSpec } from "./spec_pb";
 import { file_crossrole_v1_spec } from "./spec_pb";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file crossrole/v1/access.proto.
  */
 export const file_crossrole_v1_access: GenFile = /*@__PURE__*/
-  fileDesc("Chljcm9zc3JvbGUvdjEvYWNjZXNzLnByb3RvEgxjcm9zc3JvbGUudjEiPQoTVmFsaWRhdGVTcGVjUmVxdWVzdBImCgRzcGVjGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1NwZWMiVQoUVmFsaWRhdGVTcGVjUmVzcG9uc2USJwoIZmluZGluZ3MYASADKAsyFS5jcm9zc3JvbGUudjEuRmluZGluZxIUCgx0cnVzdF9wb2xpY3kYAiABKAkiOwoRUGxhbkFjY2Vzc1JlcXVlc3QSJgoEc3BlYxgBIAEoCzIYLmNyb3Nzcm9sZS52MS5BY2Nlc3NTcGVjIjwKElBsYW5BY2Nlc3NSZXNwb25zZRImCgRwbGFuGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1BsYW4iiQIKCkFjY2Vzc1BsYW4SJwoIZmluZGluZ3MYASADKAsyFS5jcm9zc3JvbGUudjEuRmluZGluZxIrCghhY2NvdW50cxgCIAMoCzIZLmNyb3Nzcm9sZS52MS5BY2NvdW50UGxhbhItCgdza2lwcGVkGAMgAygLMhwuY3Jvc3Nyb2xlLnYxLlNraXBwZWRBY2NvdW50EiYKBWdyYW50GAQgASgLMhcuY3Jvc3Nyb2xlLnYxLkdyYW50UGxhbhIdChVhY2NvdW50c193aXRoX2NoYW5nZXMYBSABKA0SFQoNdG90YWxfY2hhbmdlcxgGIAEoDRIYChBleHRlcm5hbF9pZF9ub3RlGAcgASgJIvUBCgtBY2NvdW50UGxhbhISCgphY2NvdW50X2lkGAEgASgJEhQKDGFjY291bnRfbmFtZRgCIAEoCRIQCghyb2xlX2FybhgDIAEoCRIvCgZzdGF0dXMYBCABKA4yHy5jcm9zc3JvbGUudjEuQWNjb3VudFBsYW5TdGF0dXMSJQoHY2hhbmdlcxgFIAMoCzIULmNyb3Nzcm9sZS52MS5DaGFuZ2USJwoIZmluZGluZ3MYBiADKAsyFS5jcm9zc3JvbGUudjEuRmluZGluZxIpCgVlcnJvchgHIAEoCzIaLmNyb3Nzcm9sZS52MS5BY2NvdW50RXJyb3IihQEKCUdyYW50UGxhbhISCgphY2NvdW50X2lkGAEgASgJEhIKCnBvbGljeV9hcm4YAiABKAkSJQoHY2hhbmdlcxgDIAMoCzIULmNyb3Nzcm9sZS52MS5DaGFuZ2USKQoFZXJyb3IYBCABKAsyGi5jcm9zc3JvbGUudjEuQWNjb3VudEVycm9yIlUKEkFwcGx5QWNjZXNzUmVxdWVzdBImCgRzcGVjGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1NwZWMSFwoPaWRlbXBvdGVuY3lfa2V5GAIgASgJIkEKE0FwcGx5QWNjZXNzUmVzcG9uc2USKgoJb3BlcmF0aW9uGAEgASgLMhcuY3Jvc3Nyb2xlLnYxLk9wZXJhdGlvbiJXChREZXN0cm95QWNjZXNzUmVxdWVzdBImCgRzcGVjGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1NwZWMSFwoPaWRlbXBvdGVuY3lfa2V5GAIgASgJIkMKFURlc3Ryb3lBY2Nlc3NSZXNwb25zZRIqCglvcGVyYXRpb24YASABKAsyFy5jcm9zc3JvbGUudjEuT3BlcmF0aW9uIj0KE1ZlcmlmeUFjY2Vzc1JlcXVlc3QSJgoEc3BlYxgBIAEoCzIYLmNyb3Nzcm9sZS52MS5BY2Nlc3NTcGVjIpQBChRWZXJpZnlBY2Nlc3NSZXNwb25zZRIzCghhY2NvdW50cxgBIAMoCzIhLmNyb3Nzcm9sZS52MS5BY2NvdW50VmVyaWZpY2F0aW9uEi0KB3NraXBwZWQYAiADKAsyHC5jcm9zc3JvbGUudjEuU2tpcHBlZEFjY291bnQSGAoQZXh0ZXJuYWxfaWRfbm90ZRgDIAEoCSKwAgoTQWNjb3VudFZlcmlmaWNhdGlvbhISCgphY2NvdW50X2lkGAEgASgJEhQKDGFjY291bnRfbmFtZRgCIAEoCRIQCghyb2xlX2FybhgDIAEoCRIyCgtjb25mb3JtYW5jZRgEIAEoDjIdLmNyb3Nzcm9sZS52MS5Sb2xlQ29uZm9ybWFuY2USIwoFZHJpZnQYBSADKAsyFC5jcm9zc3JvbGUudjEuQ2hhbmdlEikKBmFzc3VtZRgGIAEoCzIZLmNyb3Nzcm9sZS52MS5Bc3N1bWVDaGVjaxIuCgx0cnVzdF9jaGVja3MYByADKAsyGC5jcm9zc3JvbGUudjEuVHJ1c3RDaGVjaxIpCgVlcnJvchgIIAEoCzIaLmNyb3Nzcm9sZS52MS5BY2NvdW50RXJyb3IioAEKC0Fzc3VtZUNoZWNrEisKB291dGNvbWUYASABKA4yGi5jcm9zc3JvbGUudjEuQ2hlY2tPdXRjb21lEhIKCmNhbGxlcl9hcm4YAiABKAkSEwoLYXNzdW1lZF9hcm4YAyABKAkSGgoSYXNzdW1lZF9hY2NvdW50X2lkGAQgASgJEhAKCGF0dGVtcHRzGAUgASgNEg0KBWVycm9yGAYgASgJImAKClRydXN0Q2hlY2sSFQoNcHJpbmNpcGFsX2FybhgBIAEoCRIrCgdvdXRjb21lGAIgASgOMhouY3Jvc3Nyb2xlLnYxLkNoZWNrT3V0Y29tZRIOCgZyZWFzb24YAyABKAkiXgoZR2V0U3dpdGNoUm9sZUxpbmtzUmVxdWVzdBImCgRzcGVjGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1NwZWMSGQoRaW5jbHVkZV91bmFwcGxpZWQYAiABKAgieQoaR2V0U3dpdGNoUm9sZUxpbmtzUmVzcG9uc2USKwoFbGlua3MYASADKAsyHC5jcm9zc3JvbGUudjEuU3dpdGNoUm9sZUxpbmsSLgoIbGVmdF9vdXQYAiADKAsyHC5jcm9zc3JvbGUudjEuTGVmdE91dEFjY291bnQiSgoOTGVmdE91dEFjY291bnQSEgoKYWNjb3VudF9pZBgBIAEoCRIUCgxhY2NvdW50X25hbWUYAiABKAkSDgoGcmVhc29uGAMgASgJIoMBCg5Td2l0Y2hSb2xlTGluaxISCgphY2NvdW50X2lkGAEgASgJEhQKDGFjY291bnRfbmFtZRgCIAEoCRIQCghyb2xlX2FybhgDIAEoCRILCgN1cmwYBCABKAkSFwoPdW51c2FibGVfcmVhc29uGAUgASgJEg8KB2FwcGxpZWQYBiABKAgi6wEKFUV4cG9ydFByb2ZpbGVzUmVxdWVzdBImCgRzcGVjGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1NwZWMSFgoOc291cmNlX3Byb2ZpbGUYAiABKAkSKgoGZm9ybWF0GAMgASgOMhouY3Jvc3Nyb2xlLnYxLkV4cG9ydEZvcm1hdBISCgptZmFfc2VyaWFsGAQgASgJEh0KFXByb2ZpbGVfbmFtZV90ZW1wbGF0ZRgFIAEoCRIZChFpbmNsdWRlX3VuYXBwbGllZBgGIAEoCBIYChBkdXJhdGlvbl9zZWNvbmRzGAcgASgNInAKFkV4cG9ydFByb2ZpbGVzUmVzcG9uc2USDwoHY29udGVudBgBIAEoCRIVCg1wcm9maWxlX2NvdW50GAIgASgNEi4KCGxlZnRfb3V0GAMgAygLMhwuY3Jvc3Nyb2xlLnYxLkxlZnRPdXRBY2NvdW50KrwBChFBY2NvdW50UGxhblN0YXR1cxIjCh9BQ0NPVU5UX1BMQU5fU1RBVFVTX1VOU1BFQ0lGSUVEEAASHwobQUNDT1VOVF9QTEFOX1NUQVRVU19JTl9TWU5DEAESHwobQUNDT1VOVF9QTEFOX1NUQVRVU19DSEFOR0VTEAISIAocQUNDT1VOVF9QTEFOX1NUQVRVU19DT05GTElDVBADEh4KGkFDQ09VTlRfUExBTl9TVEFUVVNfRkFJTEVEEAQqywEKD1JvbGVDb25mb3JtYW5jZRIgChxST0xFX0NPTkZPUk1BTkNFX1VOU1BFQ0lGSUVEEAASHAoYUk9MRV9DT05GT1JNQU5DRV9JTl9TWU5DEAESHAoYUk9MRV9DT05GT1JNQU5DRV9EUklGVEVEEAISHAoYUk9MRV9DT05GT1JNQU5DRV9NSVNTSU5HEAMSHgoaUk9MRV9DT05GT1JNQU5DRV9OT1RfT1dORUQQBBIcChhST0xFX0NPTkZPUk1BTkNFX1VOS05PV04QBSp8CgxDaGVja091dGNvbWUSHQoZQ0hFQ0tfT1VUQ09NRV9VTlNQRUNJRklFRBAAEhgKFENIRUNLX09VVENPTUVfUEFTU0VEEAESGAoUQ0hFQ0tfT1VUQ09NRV9GQUlMRUQQAhIZChVDSEVDS19PVVRDT01FX1NLSVBQRUQQAyp7CgxFeHBvcnRGb3JtYXQSHQoZRVhQT1JUX0ZPUk1BVF9VTlNQRUNJRklFRBAAEhwKGEVYUE9SVF9GT1JNQVRfQVdTX0NPTkZJRxABEhYKEkVYUE9SVF9GT1JNQVRfQUVTUhACEhYKEkVYUE9SVF9GT1JNQVRfSlNPThADMoIFCg1BY2Nlc3NTZXJ2aWNlElUKDFZhbGlkYXRlU3BlYxIhLmNyb3Nzcm9sZS52MS5WYWxpZGF0ZVNwZWNSZXF1ZXN0GiIuY3Jvc3Nyb2xlLnYxLlZhbGlkYXRlU3BlY1Jlc3BvbnNlEk8KClBsYW5BY2Nlc3MSHy5jcm9zc3JvbGUudjEuUGxhbkFjY2Vzc1JlcXVlc3QaIC5jcm9zc3JvbGUudjEuUGxhbkFjY2Vzc1Jlc3BvbnNlElIKC0FwcGx5QWNjZXNzEiAuY3Jvc3Nyb2xlLnYxLkFwcGx5QWNjZXNzUmVxdWVzdBohLmNyb3Nzcm9sZS52MS5BcHBseUFjY2Vzc1Jlc3BvbnNlElgKDURlc3Ryb3lBY2Nlc3MSIi5jcm9zc3JvbGUudjEuRGVzdHJveUFjY2Vzc1JlcXVlc3QaIy5jcm9zc3JvbGUudjEuRGVzdHJveUFjY2Vzc1Jlc3BvbnNlElUKDFZlcmlmeUFjY2VzcxIhLmNyb3Nzcm9sZS52MS5WZXJpZnlBY2Nlc3NSZXF1ZXN0GiIuY3Jvc3Nyb2xlLnYxLlZlcmlmeUFjY2Vzc1Jlc3BvbnNlEmcKEkdldFN3aXRjaFJvbGVMaW5rcxInLmNyb3Nzcm9sZS52MS5HZXRTd2l0Y2hSb2xlTGlua3NSZXF1ZXN0GiguY3Jvc3Nyb2xlLnYxLkdldFN3aXRjaFJvbGVMaW5rc1Jlc3BvbnNlElsKDkV4cG9ydFByb2ZpbGVzEiMuY3Jvc3Nyb2xlLnYxLkV4cG9ydFByb2ZpbGVzUmVxdWVzdBokLmNyb3Nzcm9sZS52MS5FeHBvcnRQcm9maWxlc1Jlc3BvbnNlYgZwcm90bzM", [file_crossrole_v1_change, file_crossrole_v1_operation, file_crossrole_v1_organization, file_crossrole_v1_spec]);
+  fileDesc("Chljcm9zc3JvbGUvdjEvYWNjZXNzLnByb3RvEgxjcm9zc3JvbGUudjEiPQoTVmFsaWRhdGVTcGVjUmVxdWVzdBImCgRzcGVjGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1NwZWMiVQoUVmFsaWRhdGVTcGVjUmVzcG9uc2USJwoIZmluZGluZ3MYASADKAsyFS5jcm9zc3JvbGUudjEuRmluZGluZxIUCgx0cnVzdF9wb2xpY3kYAiABKAkidgoRUGxhbkFjY2Vzc1JlcXVlc3QSJgoEc3BlYxgBIAEoCzIYLmNyb3Nzcm9sZS52MS5BY2Nlc3NTcGVjEjkKEW9yZ2FuaXphdGlvbl9yZWFkGAIgASgOMh4uY3Jvc3Nyb2xlLnYxLk9yZ2FuaXphdGlvblJlYWQiPAoSUGxhbkFjY2Vzc1Jlc3BvbnNlEiYKBHBsYW4YASABKAsyGC5jcm9zc3JvbGUudjEuQWNjZXNzUGxhbiKOAwoKQWNjZXNzUGxhbhInCghmaW5kaW5ncxgBIAMoCzIVLmNyb3Nzcm9sZS52MS5GaW5kaW5nEisKCGFjY291bnRzGAIgAygLMhkuY3Jvc3Nyb2xlLnYxLkFjY291bnRQbGFuEi0KB3NraXBwZWQYAyADKAsyHC5jcm9zc3JvbGUudjEuU2tpcHBlZEFjY291bnQSJgoFZ3JhbnQYBCABKAsyFy5jcm9zc3JvbGUudjEuR3JhbnRQbGFuEh0KFWFjY291bnRzX3dpdGhfY2hhbmdlcxgFIAEoDRIVCg10b3RhbF9jaGFuZ2VzGAYgASgNEhgKEGV4dGVybmFsX2lkX25vdGUYByABKAkSOgoWb3JnYW5pemF0aW9uX3JlYWRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOdGFnc19yZWFkX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2ZpbmdlcnByaW50GAogASgJIvUBCgtBY2NvdW50UGxhbhISCgphY2NvdW50X2lkGAEgASgJEhQKDGFjY291bnRfbmFtZRgCIAEoCRIQCghyb2xlX2FybhgDIAEoCRIvCgZzdGF0dXMYBCABKA4yHy5jcm9zc3JvbGUudjEuQWNjb3VudFBsYW5TdGF0dXMSJQoHY2hhbmdlcxgFIAMoCzIULmNyb3Nzcm9sZS52MS5DaGFuZ2USJwoIZmluZGluZ3MYBiADKAsyFS5jcm9zc3JvbGUudjEuRmluZGluZxIpCgVlcnJvchgHIAEoCzIaLmNyb3Nzcm9sZS52MS5BY2NvdW50RXJyb3IihQEKCUdyYW50UGxhbhISCgphY2NvdW50X2lkGAEgASgJEhIKCnBvbGljeV9hcm4YAiABKAkSJQoHY2hhbmdlcxgDIAMoCzIULmNyb3Nzcm9sZS52MS5DaGFuZ2USKQoFZXJyb3IYBCABKAsyGi5jcm9zc3JvbGUudjEuQWNjb3VudEVycm9yIm8KEkFwcGx5QWNjZXNzUmVxdWVzdBImCgRzcGVjGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1NwZWMSFwoPaWRlbXBvdGVuY3lfa2V5GAIgASgJEhgKEHBsYW5fZmluZ2VycHJpbnQYAyABKAkiQQoTQXBwbHlBY2Nlc3NSZXNwb25zZRIqCglvcGVyYXRpb24YASABKAsyFy5jcm9zc3JvbGUudjEuT3BlcmF0aW9uIlcKFERlc3Ryb3lBY2Nlc3NSZXF1ZXN0EiYKBHNwZWMYASABKAsyGC5jcm9zc3JvbGUudjEuQWNjZXNzU3BlYxIXCg9pZGVtcG90ZW5jeV9rZXkYAiABKAkiQwoVRGVzdHJveUFjY2Vzc1Jlc3BvbnNlEioKCW9wZXJhdGlvbhgBIAEoCzIXLmNyb3Nzcm9sZS52MS5PcGVyYXRpb24iPQoTVmVyaWZ5QWNjZXNzUmVxdWVzdBImCgRzcGVjGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1NwZWMilAEKFFZlcmlmeUFjY2Vzc1Jlc3BvbnNlEjMKCGFjY291bnRzGAEgAygLMiEuY3Jvc3Nyb2xlLnYxLkFjY291bnRWZXJpZmljYXRpb24SLQoHc2tpcHBlZBgCIAMoCzIcLmNyb3Nzcm9sZS52MS5Ta2lwcGVkQWNjb3VudBIYChBleHRlcm5hbF9pZF9ub3RlGAMgASgJIrACChNBY2NvdW50VmVyaWZpY2F0aW9uEhIKCmFjY291bnRfaWQYASABKAkSFAoMYWNjb3VudF9uYW1lGAIgASgJEhAKCHJvbGVfYXJuGAMgASgJEjIKC2NvbmZvcm1hbmNlGAQgASgOMh0uY3Jvc3Nyb2xlLnYxLlJvbGVDb25mb3JtYW5jZRIjCgVkcmlmdBgFIAMoCzIULmNyb3Nzcm9sZS52MS5DaGFuZ2USKQoGYXNzdW1lGAYgASgLMhkuY3Jvc3Nyb2xlLnYxLkFzc3VtZUNoZWNrEi4KDHRydXN0X2NoZWNrcxgHIAMoCzIYLmNyb3Nzcm9sZS52MS5UcnVzdENoZWNrEikKBWVycm9yGAggASgLMhouY3Jvc3Nyb2xlLnYxLkFjY291bnRFcnJvciKgAQoLQXNzdW1lQ2hlY2sSKwoHb3V0Y29tZRgBIAEoDjIaLmNyb3Nzcm9sZS52MS5DaGVja091dGNvbWUSEgoKY2FsbGVyX2FybhgCIAEoCRITCgthc3N1bWVkX2FybhgDIAEoCRIaChJhc3N1bWVkX2FjY291bnRfaWQYBCABKAkSEAoIYXR0ZW1wdHMYBSABKA0SDQoFZXJyb3IYBiABKAkiYAoKVHJ1c3RDaGVjaxIVCg1wcmluY2lwYWxfYXJuGAEgASgJEisKB291dGNvbWUYAiABKA4yGi5jcm9zc3JvbGUudjEuQ2hlY2tPdXRjb21lEg4KBnJlYXNvbhgDIAEoCSJeChlHZXRTd2l0Y2hSb2xlTGlua3NSZXF1ZXN0EiYKBHNwZWMYASABKAsyGC5jcm9zc3JvbGUudjEuQWNjZXNzU3BlYxIZChFpbmNsdWRlX3VuYXBwbGllZBgCIAEoCCJ5ChpHZXRTd2l0Y2hSb2xlTGlua3NSZXNwb25zZRIrCgVsaW5rcxgBIAMoCzIcLmNyb3Nzcm9sZS52MS5Td2l0Y2hSb2xlTGluaxIuCghsZWZ0X291dBgCIAMoCzIcLmNyb3Nzcm9sZS52MS5MZWZ0T3V0QWNjb3VudCJKCg5MZWZ0T3V0QWNjb3VudBISCgphY2NvdW50X2lkGAEgASgJEhQKDGFjY291bnRfbmFtZRgCIAEoCRIOCgZyZWFzb24YAyABKAkigwEKDlN3aXRjaFJvbGVMaW5rEhIKCmFjY291bnRfaWQYASABKAkSFAoMYWNjb3VudF9uYW1lGAIgASgJEhAKCHJvbGVfYXJuGAMgASgJEgsKA3VybBgEIAEoCRIXCg91bnVzYWJsZV9yZWFzb24YBSABKAkSDwoHYXBwbGllZBgGIAEoCCLrAQoVRXhwb3J0UHJvZmlsZXNSZXF1ZXN0EiYKBHNwZWMYASABKAsyGC5jcm9zc3JvbGUudjEuQWNjZXNzU3BlYxIWCg5zb3VyY2VfcHJvZmlsZRgCIAEoCRIqCgZmb3JtYXQYAyABKA4yGi5jcm9zc3JvbGUudjEuRXhwb3J0Rm9ybWF0EhIKCm1mYV9zZXJpYWwYBCABKAkSHQoVcHJvZmlsZV9uYW1lX3RlbXBsYXRlGAUgASgJEhkKEWluY2x1ZGVfdW5hcHBsaWVkGAYgASgIEhgKEGR1cmF0aW9uX3NlY29uZHMYByABKA0icAoWRXhwb3J0UHJvZmlsZXNSZXNwb25zZRIPCgdjb250ZW50GAEgASgJEhUKDXByb2ZpbGVfY291bnQYAiABKA0SLgoIbGVmdF9vdXQYAyADKAsyHC5jcm9zc3JvbGUudjEuTGVmdE91dEFjY291bnQqkAEKEE9yZ2FuaXphdGlvblJlYWQSIQodT1JHQU5JWkFUSU9OX1JFQURfVU5TUEVDSUZJRUQQABIcChhPUkdBTklaQVRJT05fUkVBRF9DQUNIRUQQARIeChpPUkdBTklaQVRJT05fUkVBRF9BU19BUFBMWRACEhsKF09SR0FOSVpBVElPTl9SRUFEX0ZSRVNIEAMqvAEKEUFjY291bnRQbGFuU3RhdHVzEiMKH0FDQ09VTlRfUExBTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIfChtBQ0NPVU5UX1BMQU5fU1RBVFVTX0lOX1NZTkMQARIfChtBQ0NPVU5UX1BMQU5fU1RBVFVTX0NIQU5HRVMQAhIgChxBQ0NPVU5UX1BMQU5fU1RBVFVTX0NPTkZMSUNUEAMSHgoaQUNDT1VOVF9QTEFOX1NUQVRVU19GQUlMRUQQBCrLAQoPUm9sZUNvbmZvcm1hbmNlEiAKHFJPTEVfQ09ORk9STUFOQ0VfVU5TUEVDSUZJRUQQABIcChhST0xFX0NPTkZPUk1BTkNFX0lOX1NZTkMQARIcChhST0xFX0NPTkZPUk1BTkNFX0RSSUZURUQQAhIcChhST0xFX0NPTkZPUk1BTkNFX01JU1NJTkcQAxIeChpST0xFX0NPTkZPUk1BTkNFX05PVF9PV05FRBAEEhwKGFJPTEVfQ09ORk9STUFOQ0VfVU5LTk9XThAFKnwKDENoZWNrT3V0Y29tZRIdChlDSEVDS19PVVRDT01FX1VOU1BFQ0lGSUVEEAASGAoUQ0hFQ0tfT1VUQ09NRV9QQVNTRUQQARIYChRDSEVDS19PVVRDT01FX0ZBSUxFRBACEhkKFUNIRUNLX09VVENPTUVfU0tJUFBFRBADKnsKDEV4cG9ydEZvcm1hdBIdChlFWFBPUlRfRk9STUFUX1VOU1BFQ0lGSUVEEAASHAoYRVhQT1JUX0ZPUk1BVF9BV1NfQ09ORklHEAESFgoSRVhQT1JUX0ZPUk1BVF9BRVNSEAISFgoSRVhQT1JUX0ZPUk1BVF9KU09OEAMyggUKDUFjY2Vzc1NlcnZpY2USVQoMVmFsaWRhdGVTcGVjEiEuY3Jvc3Nyb2xlLnYxLlZhbGlkYXRlU3BlY1JlcXVlc3QaIi5jcm9zc3JvbGUudjEuVmFsaWRhdGVTcGVjUmVzcG9uc2USTwoKUGxhbkFjY2VzcxIfLmNyb3Nzcm9sZS52MS5QbGFuQWNjZXNzUmVxdWVzdBogLmNyb3Nzcm9sZS52MS5QbGFuQWNjZXNzUmVzcG9uc2USUgoLQXBwbHlBY2Nlc3MSIC5jcm9zc3JvbGUudjEuQXBwbHlBY2Nlc3NSZXF1ZXN0GiEuY3Jvc3Nyb2xlLnYxLkFwcGx5QWNjZXNzUmVzcG9uc2USWAoNRGVzdHJveUFjY2VzcxIiLmNyb3Nzcm9sZS52MS5EZXN0cm95QWNjZXNzUmVxdWVzdBojLmNyb3Nzcm9sZS52MS5EZXN0cm95QWNjZXNzUmVzcG9uc2USVQoMVmVyaWZ5QWNjZXNzEiEuY3Jvc3Nyb2xlLnYxLlZlcmlmeUFjY2Vzc1JlcXVlc3QaIi5jcm9zc3JvbGUudjEuVmVyaWZ5QWNjZXNzUmVzcG9uc2USZwoSR2V0U3dpdGNoUm9sZUxpbmtzEicuY3Jvc3Nyb2xlLnYxLkdldFN3aXRjaFJvbGVMaW5rc1JlcXVlc3QaKC5jcm9zc3JvbGUudjEuR2V0U3dpdGNoUm9sZUxpbmtzUmVzcG9uc2USWwoORXhwb3J0UHJvZmlsZXMSIy5jcm9zc3JvbGUudjEuRXhwb3J0UHJvZmlsZXNSZXF1ZXN0GiQuY3Jvc3Nyb2xlLnYxLkV4cG9ydFByb2ZpbGVzUmVzcG9uc2ViBnByb3RvMw", [file_crossrole_v1_change, file_crossrole_v1_operation, file_crossrole_v1_organization, file_crossrole_v1_spec, file_google_protobuf_timestamp]);
 
 /**
  * Request for ValidateSpec.
@@ -82,6 +84,13 @@ export type PlanAccessRequest = Message<"crossrole.v1.PlanAccessRequest"> & {
    * @generated from field: crossrole.v1.AccessSpec spec = 1;
    */
   spec?: AccessSpec | undefined;
+
+  /**
+   * How the organization is read to find the targets. Unspecified: ORGANIZATION_READ_CACHED.
+   *
+   * @generated from field: crossrole.v1.OrganizationRead organization_read = 2;
+   */
+  organizationRead: OrganizationRead;
 };
 
 /**
@@ -167,6 +176,31 @@ export type AccessPlan = Message<"crossrole.v1.AccessPlan"> & {
    * @generated from field: string external_id_note = 7;
    */
   externalIdNote: string;
+
+  /**
+   * When the organization the targets were selected from was read: crossroled's cached tree may be up to
+   * `organization_cache_ttl` old (see `PlanAccessRequest.organization_read`).
+   *
+   * @generated from field: google.protobuf.Timestamp organization_read_time = 8;
+   */
+  organizationReadTime?: Timestamp | undefined;
+
+  /**
+   * When the oldest account tags the selector's tag conditions looked at were read (tags are read again after
+   * `organization_tags_max_age`, by plans and applies alike); absent when the selector has no tag condition.
+   *
+   * @generated from field: google.protobuf.Timestamp tags_read_time = 9;
+   */
+  tagsReadTime?: Timestamp | undefined;
+
+  /**
+   * What this plan found, for an apply to carry (`ApplyAccessRequest.plan_fingerprint`): the spec, the target
+   * accounts and each one's changes, keyed by crossroled (good across restarts and on every replica of its
+   * journal). Opaque: send it back as it was given.
+   *
+   * @generated from field: string fingerprint = 10;
+   */
+  fingerprint: string;
 };
 
 /**
@@ -301,6 +335,19 @@ export type ApplyAccessRequest = Message<"crossrole.v1.ApplyAccessRequest"> & {
    * @generated from field: string idempotency_key = 2;
    */
   idempotencyKey: string;
+
+  /**
+   * The `fingerprint` of the plan that was confirmed (`AccessPlan.fingerprint`): the apply does what that plan
+   * showed, or nothing. Before it starts, crossroled reads the targets as an apply does and refuses the apply with
+   * FAILED_PRECONDITION, nothing done, when the spec or the target accounts are not the plan's (naming each account
+   * that moved into or out of the targets). Then, as each account is read, an account whose changes are not the ones
+   * the plan showed for it is left untouched, with ACCOUNT_ERROR_REASON_PLAN_CHANGED. The trusted side's policy is
+   * written, as always, from what the accounts reached. A fingerprint from a plan for a token that may read
+   * ExternalIds is refused for a token that may not. Empty: the apply does what it finds, as without a plan.
+   *
+   * @generated from field: string plan_fingerprint = 3;
+   */
+  planFingerprint: string;
 };
 
 /**
@@ -857,6 +904,52 @@ export const ExportProfilesResponseSchema: GenMessage<ExportProfilesResponse> = 
   messageDesc(file_crossrole_v1_access, 21);
 
 /**
+ * How a plan reads the organization to find its targets.
+ *
+ * @generated from enum crossrole.v1.OrganizationRead
+ */
+export enum OrganizationRead {
+  /**
+   * ORGANIZATION_READ_CACHED.
+   *
+   * @generated from enum value: ORGANIZATION_READ_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * From crossroled's cached tree of the organization (up to `organization_cache_ttl` old) and account tags (up to
+   * `organization_tags_max_age`); the organization is read afresh when the selector names an OU, a path or an
+   * account the cached tree does not have (one made or moved since), before it is refused as unknown.
+   *
+   * @generated from enum value: ORGANIZATION_READ_CACHED = 1;
+   */
+  CACHED = 1,
+
+  /**
+   * As an apply reads it: where the selected accounts are now (the part of the organization the selector looks at,
+   * read afresh), tags as an apply uses them (up to `organization_tags_max_age`). A plan to be confirmed and
+   * applied at once reads this way, so that the apply finds what the plan showed.
+   *
+   * @generated from enum value: ORGANIZATION_READ_AS_APPLY = 2;
+   */
+  AS_APPLY = 2,
+
+  /**
+   * Everything afresh: the whole organization, and the tags of every account a tag condition looks at (one
+   * Organizations call per account). The tags read are kept, so an apply right after uses them.
+   *
+   * @generated from enum value: ORGANIZATION_READ_FRESH = 3;
+   */
+  FRESH = 3,
+}
+
+/**
+ * Describes the enum crossrole.v1.OrganizationRead.
+ */
+export const OrganizationReadSchema: GenEnum<OrganizationRead> = /*@__PURE__*/
+  enumDesc(file_crossrole_v1_access, 0);
+
+/**
  * Outcome of planning one account.
  *
  * @generated from enum crossrole.v1.AccountPlanStatus
@@ -902,7 +995,7 @@ export enum AccountPlanStatus {
  * Describes the enum crossrole.v1.AccountPlanStatus.
  */
 export const AccountPlanStatusSchema: GenEnum<AccountPlanStatus> = /*@__PURE__*/
-  enumDesc(file_crossrole_v1_access, 0);
+  enumDesc(file_crossrole_v1_access, 1);
 
 /**
  * Whether an account's role is as specified.
@@ -957,7 +1050,7 @@ export enum RoleConformance {
  * Describes the enum crossrole.v1.RoleConformance.
  */
 export const RoleConformanceSchema: GenEnum<RoleConformance> = /*@__PURE__*/
-  enumDesc(file_crossrole_v1_access, 1);
+  enumDesc(file_crossrole_v1_access, 2);
 
 /**
  * Outcome of a check.
@@ -998,7 +1091,7 @@ export enum CheckOutcome {
  * Describes the enum crossrole.v1.CheckOutcome.
  */
 export const CheckOutcomeSchema: GenEnum<CheckOutcome> = /*@__PURE__*/
-  enumDesc(file_crossrole_v1_access, 2);
+  enumDesc(file_crossrole_v1_access, 3);
 
 /**
  * Export formats.
@@ -1042,7 +1135,7 @@ export enum ExportFormat {
  * Describes the enum crossrole.v1.ExportFormat.
  */
 export const ExportFormatSchema: GenEnum<ExportFormat> = /*@__PURE__*/
-  enumDesc(file_crossrole_v1_access, 3);
+  enumDesc(file_crossrole_v1_access, 4);
 
 /**
  * Plans, applies, verifies and destroys access specs, and derives Switch Role links and CLI profiles from them.
@@ -1065,7 +1158,8 @@ export const AccessService: GenService<{
   },
   /**
    * Computes, for every target account, the changes an apply would make, without changing anything in AWS. It reads
-   * each account through the same path an apply takes, with writes disabled. Scope `plan`.
+   * each account through the same path an apply takes, with writes disabled. The plan carries a `fingerprint` of
+   * what it found, for an apply to carry (`ApplyAccessRequest.plan_fingerprint`). Scope `plan`.
    *
    * @generated from rpc crossrole.v1.AccessService.PlanAccess
    */
@@ -1076,7 +1170,9 @@ export const AccessService: GenService<{
   },
   /**
    * Starts an apply: reconcile the role in every target account (and the trusted side) to the spec. Returns at once
-   * with the operation; follow it with `OperationService.WatchOperation`. Scope `apply`.
+   * with the operation; follow it with `OperationService.WatchOperation`. With a `plan_fingerprint`, the apply is
+   * the plan that was confirmed or nothing: crossroled first reads the targets, and refuses the apply with
+   * FAILED_PRECONDITION, naming what changed, when they are not the plan's. Scope `apply`.
    *
    * @generated from rpc crossrole.v1.AccessService.ApplyAccess
    */

@@ -1,0 +1,471 @@
+//! The plan a person confirmed, carried to the apply (Terraform's saved-plan rule: the plan applied is the plan
+//! confirmed, or nothing).
+//!
+//! A plan hands out a fingerprint of what it found: the spec, every target account with what the operation does
+//! there (keep the role, or remove it), and each account's changes. An apply that carries it is checked twice:
+//!
+//! - **At its start**, before anything is written ([`Fingerprint::check_spec`], [`Fingerprint::check_targets`]):
+//!   the spec must be the one planned, and the targets, read as an apply reads them, the plan's — else the apply is
+//!   refused, naming each account that moved into or out of the targets. So an apply with a confirmed plan finds
+//!   all its targets before it starts any account.
+//! - **In each account, as it is read** ([`Fingerprint::check_account`]): an account is changed only when its
+//!   changes now are the ones the plan showed for it. One where the plan found nothing to change, or that the plan
+//!   could not read, and that now needs changes — or whose changes differ (its role changed since the plan) — is
+//!   left untouched and says why (`plan_changed`). An account that needs no change is left as it is either way.
+//!
+//! The trusted side's policy is written, as always, from what the accounts reached: it names the roles in place.
+//!
+//! The fingerprint is text: `cp1.` then whom the plan was for (`t` a caller who may read ExternalIds, `b` one who
+//! may not), the spec's digest, the accounts grouped by what the plan found in them (`e`/`r` for keep/remove, then
+//! `n` nothing to change, `u` not read, or `c` and the digest of its changes), and a keyed digest of all that
+//! (keyed from the journal key: good across restarts and on every replica). The changes' digest leaves marks of
+//! ExternalIds out (`<redacted>`): a plan for a caller who may not read ExternalIds shows marks keyed for that answer
+//! alone. Such a plan is checked against the apply as that caller sees it (each role's own ExternalId standing in
+//! for the request's, as in the plan), and its spec's digest leaves the ExternalId's value out — so that no apply
+//! outcome tells that caller whether the ExternalId it sent is the one in AWS; and a plan made for a caller who may
+//! read them is refused for one who may not.
+
+use std::collections::BTreeMap;
+
+use crossrole_core::{
+    ops::{Action, ChangeKind, ShownChange},
+    org::OrgTree,
+    secret::Redactor,
+    spec::RawSpec,
+};
+
+use crate::{Error, account::Target, records};
+
+/// The fingerprints' version prefix.
+const PREFIX: &str = "cp1";
+
+/// The most accounts a refusal names (then "and N more").
+const NAMED: usize = 5;
+
+/// What a plan found in one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Found {
+    /// Nothing to change (in sync, or a role crossrole does not own).
+    Nothing,
+    /// The account could not be read.
+    Unread,
+    /// These changes (their digest).
+    Changes(String),
+}
+
+/// A plan's fingerprint, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Fingerprint {
+    /// The plan was for a caller who may not read ExternalIds.
+    pub(crate) blind: bool,
+    spec: String,
+    accounts: BTreeMap<String, (Action, Found)>,
+}
+
+/// The key fingerprints are made and checked with.
+pub(crate) fn key(journal_key: &crossrole_store::JournalKey) -> Redactor {
+    Redactor::new(journal_key.derive("crossrole confirmed plans v1"))
+}
+
+/// The digest of `spec` as a plan for `blind` compares it (the ExternalId's value left out for `blind`).
+fn spec_digest(key: &Redactor, spec: &RawSpec, blind: bool) -> String {
+    let mut spec = spec.clone();
+    if let (true, Some(trust)) = (blind, spec.role.as_mut().and_then(|r| r.trust.as_mut()))
+        && !trust.external_id.is_empty()
+    {
+        trust.external_id = "<set>".into();
+    }
+    let mut data = b"spec\0".to_vec();
+    data.extend_from_slice(&records::encode(&spec));
+    key.digest(&data)[..32].to_string()
+}
+
+/// Every ExternalId mark in `text` as `<redacted>`: marks may be keyed for one answer.
+fn unmarked(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("<redacted:") {
+        out.push_str(&rest[..at]);
+        let candidate = &rest[at..];
+        let len = "<redacted:12345678>".len();
+        if candidate.len() >= len && Redactor::is_mark(&candidate[..len]) {
+            out.push_str("<redacted>");
+            rest = &candidate[len..];
+        } else {
+            out.push_str("<redacted:");
+            rest = &candidate["<redacted:".len()..];
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What a plan found in an account with these changes (shown, for people).
+pub(crate) fn found(key: &Redactor, action: Action, changes: &[ShownChange]) -> Found {
+    if changes.is_empty() {
+        return Found::Nothing;
+    }
+    let mut data = Vec::new();
+    let mut field = |text: &str| {
+        data.extend_from_slice(&(text.len() as u64).to_le_bytes());
+        data.extend_from_slice(text.as_bytes());
+    };
+    field(action_code(action));
+    for c in changes {
+        field(kind_code(c.kind));
+        field(&c.subject);
+        field(&unmarked(&c.before));
+        field(&unmarked(&c.after));
+    }
+    Found::Changes(key.digest(&data)[..16].to_string())
+}
+
+fn action_code(action: Action) -> &'static str {
+    match action {
+        Action::Ensure => "e",
+        Action::Remove => "r",
+    }
+}
+
+fn kind_code(kind: ChangeKind) -> &'static str {
+    kind.describe()
+}
+
+impl Fingerprint {
+    /// The fingerprint of a plan of `spec` for `blind` that found `accounts`.
+    pub(crate) fn new(
+        key: &Redactor,
+        spec: &RawSpec,
+        blind: bool,
+        accounts: impl IntoIterator<Item = (String, Action, Found)>,
+    ) -> Fingerprint {
+        Fingerprint {
+            blind,
+            spec: spec_digest(key, spec, blind),
+            accounts: accounts.into_iter().map(|(id, action, found)| (id, (action, found))).collect(),
+        }
+    }
+
+    /// The fingerprint as text, keyed.
+    pub(crate) fn encode(&self, key: &Redactor) -> String {
+        let mut groups: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        for (id, (action, found)) in &self.accounts {
+            let what = match found {
+                Found::Nothing => "n".to_string(),
+                Found::Unread => "u".to_string(),
+                Found::Changes(digest) => format!("c{digest}"),
+            };
+            groups.entry(format!("{}{what}", action_code(*action))).or_default().push(id);
+        }
+        let groups: Vec<String> = groups.into_iter().map(|(k, ids)| format!("{k}:{}", ids.join(","))).collect();
+        let body = format!("{PREFIX}.{}.{}.{}", if self.blind { "b" } else { "t" }, self.spec, groups.join(";"));
+        let mac = &key.digest(body.as_bytes())[..32];
+        format!("{body}.{mac}")
+    }
+
+    /// A fingerprint crossroled made, read; INVALID_ARGUMENT naming `plan_fingerprint` for anything else.
+    pub(crate) fn decode(key: &Redactor, text: &str) -> Result<Fingerprint, Error> {
+        let refused = || {
+            Error::Invalid(crossrole_core::Error::invalid(
+                "plan_fingerprint",
+                "not a plan fingerprint crossroled made: send the fingerprint of the plan as it was given",
+            ))
+        };
+        let (body, mac) = text.rsplit_once('.').ok_or_else(refused)?;
+        if !equal(&key.digest(body.as_bytes()).as_bytes()[..32], mac.as_bytes()) {
+            return Err(refused());
+        }
+        let mut parts = body.splitn(4, '.');
+        let (Some(PREFIX), Some(audience), Some(spec), Some(groups)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(refused());
+        };
+        let blind = match audience {
+            "b" => true,
+            "t" => false,
+            _ => return Err(refused()),
+        };
+        let mut accounts = BTreeMap::new();
+        for group in groups.split(';').filter(|g| !g.is_empty()) {
+            let (what, ids) = group.split_once(':').ok_or_else(refused)?;
+            let action = match what.get(..1) {
+                Some("e") => Action::Ensure,
+                Some("r") => Action::Remove,
+                _ => return Err(refused()),
+            };
+            let found = match what.get(1..) {
+                Some("n") => Found::Nothing,
+                Some("u") => Found::Unread,
+                Some(c) if c.starts_with('c') => Found::Changes(c[1..].to_string()),
+                _ => return Err(refused()),
+            };
+            for id in ids.split(',') {
+                accounts.insert(id.to_string(), (action, found.clone()));
+            }
+        }
+        Ok(Fingerprint { blind, spec: spec.to_string(), accounts })
+    }
+
+    /// Whether `spec` is the spec the plan was made for.
+    pub(crate) fn check_spec(&self, key: &Redactor, spec: &RawSpec) -> Result<(), String> {
+        if spec_digest(key, spec, self.blind) == self.spec {
+            return Ok(());
+        }
+        Err("the spec is not the one the plan was made for (it was edited since, or crossroled's ceiling now bounds \
+             it otherwise); nothing was done: plan again with this spec"
+            .into())
+    }
+
+    /// Whether `targets` (read as an apply reads them, from `tree`) are the plan's: else why, naming each account
+    /// that moved into or out of them (by the names `tree`, or else `known`, a tree read before, gives them).
+    pub(crate) fn check_targets(
+        &self,
+        targets: &[Target],
+        tree: &OrgTree,
+        known: Option<&OrgTree>,
+    ) -> Result<(), String> {
+        let now: BTreeMap<&str, (Action, &str)> =
+            targets.iter().map(|t| (t.account_id.as_str(), (t.action, t.account_name.as_str()))).collect();
+        let mut came = Vec::new();
+        let mut to_remove = Vec::new();
+        let mut kept = Vec::new();
+        for (id, (action, name)) in &now {
+            match (self.accounts.get(*id).map(|(a, _)| *a), action) {
+                (None, Action::Ensure) => came.push(named(id, Some(name), tree, known, false)),
+                (None, Action::Remove) | (Some(Action::Ensure), Action::Remove) => {
+                    to_remove.push(named(id, Some(name), tree, known, false))
+                }
+                (Some(Action::Remove), Action::Ensure) => kept.push(named(id, Some(name), tree, known, false)),
+                _ => {}
+            }
+        }
+        let left: Vec<String> = self
+            .accounts
+            .iter()
+            .filter(|(id, (action, _))| *action == Action::Ensure && !now.contains_key(id.as_str()))
+            .map(|(id, _)| named(id, None, tree, known, true))
+            .collect();
+        let not_removed: Vec<String> = self
+            .accounts
+            .iter()
+            .filter(|(id, (action, _))| *action == Action::Remove && !now.contains_key(id.as_str()))
+            .map(|(id, _)| named(id, None, tree, known, true))
+            .collect();
+        let mut what = Vec::new();
+        let mut say = |accounts: Vec<String>, verb: &str| {
+            if accounts.is_empty() {
+                return;
+            }
+            let n = accounts.len();
+            let mut shown: Vec<String> = accounts.into_iter().take(NAMED).collect();
+            if n > NAMED {
+                shown.push(format!("and {} more", n - NAMED));
+            }
+            what.push(format!("{} {verb} ({})", crate::rollout::accounts(n), shown.join("; ")));
+        };
+        say(came, "moved into the targets");
+        say(left, "left the targets");
+        say(to_remove, "would now have the role removed");
+        say(kept, "would now keep the role the plan removed");
+        say(not_removed, "would no longer have the role removed");
+        if what.is_empty() {
+            return Ok(());
+        }
+        Err(format!("the organization changed since the plan: {}; nothing was done: plan again", what.join("; ")))
+    }
+
+    /// Whether an account may be changed: `changes` (those it needs now, as a plan for this fingerprint's caller
+    /// would show them) are the ones the plan showed for it; else why not. An account that needs no change always
+    /// may (nothing is written).
+    pub(crate) fn check_account(
+        &self,
+        key: &Redactor,
+        account: &str,
+        action: Action,
+        changes: &[ShownChange],
+    ) -> Result<(), String> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let n = if changes.len() == 1 { "1 change".to_string() } else { format!("{} changes", changes.len()) };
+        let why = match self.accounts.get(account) {
+            None => format!("it was not among the plan's targets, and it needs {n} now"),
+            Some((planned, _)) if *planned != action => match action {
+                Action::Ensure => format!("the plan removed its role, and now it would keep it ({n})"),
+                Action::Remove => format!("the plan kept its role, and now it would be removed ({n})"),
+            },
+            Some((_, Found::Nothing)) => {
+                format!("the plan found nothing to change in it, and it needs {n} now (its role changed since)")
+            }
+            Some((_, Found::Unread)) => format!("the plan could not read it, so none of its {n} were confirmed"),
+            Some((_, Found::Changes(digest))) => {
+                if found(key, action, changes) == Found::Changes(digest.clone()) {
+                    return Ok(());
+                }
+                format!("its changes are not the ones the plan showed (its role changed since the plan): {n} now")
+            }
+        };
+        Err(format!("{why}; it was left untouched: plan again"))
+    }
+}
+
+/// An account for a refusal: its id, its name, and where it is now if it left (when `tree` knows).
+fn named(id: &str, name: Option<&str>, tree: &OrgTree, known: Option<&OrgTree>, gone: bool) -> String {
+    let now = tree.accounts.get(id);
+    let before = known.and_then(|k| k.accounts.get(id));
+    let name = name.filter(|n| !n.is_empty()).or(now.or(before).map(|a| a.name.as_str())).unwrap_or_default();
+    let mut out = if name.is_empty() { id.to_string() } else { format!("{id} {name}") };
+    if gone && let Some(a) = now {
+        if a.state != crossrole_core::spec::AccountState::Active {
+            out.push_str(&format!(", now {}", a.state.as_str()));
+        } else if tree.units.contains_key(&a.parent_id) {
+            out.push_str(&format!(", now in {}", tree.path_of(&a.parent_id)));
+        }
+    }
+    out
+}
+
+/// Compares in time independent of where they differ.
+fn equal(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crossrole_core::org::fixture::TreeBuilder;
+
+    fn key() -> Redactor {
+        Redactor::new([7; 32])
+    }
+
+    fn change(after: &str) -> ShownChange {
+        ShownChange {
+            kind: ChangeKind::UpdateTrustPolicy,
+            subject: String::new(),
+            before: String::new(),
+            after: after.into(),
+        }
+    }
+
+    fn target(id: &str, action: Action) -> Target {
+        Target {
+            index: 0,
+            account_id: id.into(),
+            account_name: format!("n-{id}"),
+            joined_at: None,
+            action,
+            prior: None,
+        }
+    }
+
+    fn fingerprint() -> Fingerprint {
+        let k = key();
+        Fingerprint::new(
+            &k,
+            &RawSpec::default(),
+            false,
+            [
+                ("111111111111".to_string(), Action::Ensure, found(&k, Action::Ensure, &[change("a")])),
+                ("222222222222".to_string(), Action::Ensure, Found::Nothing),
+                ("333333333333".to_string(), Action::Remove, Found::Unread),
+            ],
+        )
+    }
+
+    #[test]
+    fn a_fingerprint_reads_back_as_made_and_nothing_else_reads() {
+        let (k, f) = (key(), fingerprint());
+        let text = f.encode(&k);
+        assert_eq!(Fingerprint::decode(&k, &text).unwrap(), f);
+        let tampered = text.replacen("en:222222222222", "en:222222222223", 1);
+        assert!(Fingerprint::decode(&k, &tampered).is_err(), "{tampered}");
+        assert!(Fingerprint::decode(&Redactor::new([8; 32]), &text).is_err(), "another crossroled's");
+        assert!(Fingerprint::decode(&k, "").is_err());
+        let empty = Fingerprint::new(&k, &RawSpec::default(), true, []);
+        assert_eq!(Fingerprint::decode(&k, &empty.encode(&k)).unwrap(), empty);
+    }
+
+    #[test]
+    fn targets_that_moved_are_named() {
+        let tree = TreeBuilder::new("o-abcdefghij", "123456789012", "r-root")
+            .unit("r-root", "ou-root-sandboxx", "Sandbox")
+            .account("ou-root-sandboxx", "222222222222", "moved", crossrole_core::spec::AccountState::Active)
+            .build();
+        let f = fingerprint();
+        let same = [
+            target("111111111111", Action::Ensure),
+            target("222222222222", Action::Ensure),
+            target("333333333333", Action::Remove),
+        ];
+        assert_eq!(f.check_targets(&same, &tree, None), Ok(()));
+        let changed = [
+            target("111111111111", Action::Ensure),
+            target("333333333333", Action::Remove),
+            target("444444444444", Action::Ensure),
+        ];
+        assert_eq!(
+            f.check_targets(&changed, &tree, None).unwrap_err(),
+            "the organization changed since the plan: 1 account moved into the targets (444444444444 n-444444444444); \
+             1 account left the targets (222222222222 moved, now in /Root/Sandbox); nothing was done: plan again"
+        );
+    }
+
+    #[test]
+    fn an_account_is_changed_only_as_the_plan_showed() {
+        let (k, f) = (key(), fingerprint());
+        let check = |id: &str, action, changes: &[ShownChange]| f.check_account(&k, id, action, changes);
+        assert_eq!(check("111111111111", Action::Ensure, &[change("a")]), Ok(()));
+        // Marks keyed for one answer are not compared.
+        let marked = fingerprint_with(&k, "{\"sts:ExternalId\":\"<redacted:0a0b0c0d>\"}");
+        assert_eq!(
+            marked.check_account(
+                &k,
+                "111111111111",
+                Action::Ensure,
+                &[change("{\"sts:ExternalId\":\"<redacted:99887766>\"}")]
+            ),
+            Ok(())
+        );
+        assert!(
+            check("111111111111", Action::Ensure, &[change("b")]).unwrap_err().contains("not the ones the plan showed")
+        );
+        assert!(check("222222222222", Action::Ensure, &[change("a")]).unwrap_err().contains("found nothing to change"));
+        assert!(check("333333333333", Action::Remove, &[change("a")]).unwrap_err().contains("could not read it"));
+        assert!(
+            check("444444444444", Action::Ensure, &[change("a")]).unwrap_err().contains("not among the plan's targets")
+        );
+        // Nothing to write: nothing to refuse.
+        assert_eq!(check("444444444444", Action::Ensure, &[]), Ok(()));
+        assert_eq!(check("222222222222", Action::Ensure, &[]), Ok(()));
+    }
+
+    fn fingerprint_with(k: &Redactor, after: &str) -> Fingerprint {
+        Fingerprint::new(
+            k,
+            &RawSpec::default(),
+            true,
+            [("111111111111".to_string(), Action::Ensure, found(k, Action::Ensure, &[change(after)]))],
+        )
+    }
+
+    #[test]
+    fn a_plan_for_a_caller_who_may_not_read_external_ids_leaves_their_value_out_of_the_spec() {
+        let k = key();
+        let with = |external_id: &str| {
+            let mut spec = RawSpec { role: Some(Default::default()), ..Default::default() };
+            if let Some(role) = spec.role.as_mut() {
+                role.trust =
+                    Some(crossrole_core::spec::raw::RawTrust { external_id: external_id.into(), ..Default::default() });
+            }
+            spec
+        };
+        let (a, b) = (with("guess-one"), with("guess-two"));
+        let blind = Fingerprint::new(&k, &a, true, []);
+        assert_eq!(blind.check_spec(&k, &b), Ok(()));
+        let trusted = Fingerprint::new(&k, &a, false, []);
+        assert!(trusted.check_spec(&k, &b).is_err());
+        assert_eq!(trusted.check_spec(&k, &a), Ok(()));
+    }
+}
