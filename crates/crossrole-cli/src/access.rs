@@ -14,9 +14,21 @@ pub(crate) struct SpecArgs {
     pub(crate) file: PathBuf,
 }
 
-/// Apply and destroy.
+/// A plan, for `--refresh`.
 #[derive(Debug, Clone, clap::Args)]
-pub(crate) struct ApplyArgs {
+pub(crate) struct PlanArgs {
+    #[command(flatten)]
+    spec: SpecArgs,
+    /// Read the organization now — the whole of it, and the tags of every account a tag condition looks at —
+    /// instead of from crossroled's cache (up to `organization_cache_ttl` old; tags up to
+    /// `organization_tags_max_age`).
+    #[arg(long)]
+    refresh: bool,
+}
+
+/// Destroy (and what apply shares with it).
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct DestroyArgs {
     /// The spec file.
     #[arg(long, short)]
     file: PathBuf,
@@ -29,6 +41,23 @@ pub(crate) struct ApplyArgs {
     /// Start the operation, print its id and return without following it.
     #[arg(long)]
     no_wait: bool,
+}
+
+/// Apply: the plan shown is the plan applied.
+#[derive(Debug, Clone, clap::Args)]
+#[command(after_help = "The plan shown (and confirmed, or printed with --yes) is the plan applied: crossroled \
+    refuses the apply, with nothing done, when the accounts it targets are no longer the plan's, and leaves untouched \
+    each account whose role changed since the plan. Plan again then.")]
+pub(crate) struct ApplyArgs {
+    #[command(flatten)]
+    common: DestroyArgs,
+    /// Apply a plan saved with `crossrole plan -f SPEC -o json > FILE` (after review): it is applied as it is, or
+    /// not at all, without planning again or asking.
+    #[arg(long, value_name = "FILE", conflicts_with = "refresh")]
+    plan: Option<PathBuf>,
+    /// Plan from the organization read now, its tags included (see `crossrole plan --refresh`).
+    #[arg(long)]
+    refresh: bool,
 }
 
 /// Loads and validates a spec file locally, as the SDK does (`crossrole_client::spec_file`).
@@ -135,12 +164,41 @@ fn print_plan(plan: &proto::AccessPlan) {
     }
 }
 
-pub(crate) async fn plan(client: &Client, args: SpecArgs, out: Output) -> Outcome {
-    let spec = load(&args.file)?;
-    let plan = client.plan(spec).await?;
+/// How old what a plan read of the organization is, for people; `hint`, when it is not just now, says how to read
+/// it now.
+fn read_times(plan: &proto::AccessPlan, hint: &str) -> Option<String> {
+    let age = |t: &prost_types::Timestamp| {
+        let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.seconds.max(0) as u64);
+        std::time::SystemTime::now().duration_since(at).unwrap_or_default().as_secs()
+    };
+    let said = |secs: u64| match secs {
+        0 => "just now".to_string(),
+        n => format!("{} ago", humantime::format_duration(std::time::Duration::from_secs(n))),
+    };
+    let tree = age(plan.organization_read_time.as_ref()?);
+    let tags = plan.tags_read_time.as_ref().map(age);
+    let mut line = format!("The organization was read {}", said(tree));
+    if let Some(tags) = tags {
+        line.push_str(&format!(", its account tags {}", said(tags)));
+    }
+    if !hint.is_empty() && tree.max(tags.unwrap_or(0)) > 0 {
+        line.push_str(&format!(" ({hint})"));
+    }
+    Some(format!("{line}."))
+}
+
+pub(crate) async fn plan(client: &Client, args: PlanArgs, out: Output) -> Outcome {
+    let spec = load(&args.spec.file)?;
+    let read = if args.refresh { proto::OrganizationRead::Fresh } else { proto::OrganizationRead::Cached };
+    let plan = client.plan_read(spec, read).await?;
     match out {
         Output::Json => json::print(&json::Plan::new(&plan, finding_line)),
-        Output::Table => print_plan(&plan),
+        Output::Table => {
+            print_plan(&plan);
+            if let Some(line) = read_times(&plan, "crossroled's cache; --refresh reads it now") {
+                println!("{line}");
+            }
+        }
     }
     if plan.accounts.iter().any(|a| a.status == proto::AccountPlanStatus::Failed as i32) {
         return Err(Failure::accounts(""));
@@ -171,33 +229,96 @@ fn confirm(question: &str) -> Result<bool, Failure> {
     Ok(matches!(answer.trim(), "y" | "Y" | "yes"))
 }
 
-pub(crate) async fn apply(client: &Client, args: ApplyArgs, out: Output, kind: proto::OperationKind) -> Outcome {
+/// The fingerprint of a plan saved with `crossrole plan -o json`.
+fn saved_plan(path: &PathBuf) -> Result<String, Failure> {
+    let text = std::fs::read_to_string(path).map_err(|e| Failure::usage(format!("--plan {}: {e}", path.display())))?;
+    let saved: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        Failure::usage(format!(
+            "--plan {}: not a plan saved from `crossrole plan -f <spec file> -o json` ({e})",
+            path.display()
+        ))
+    })?;
+    match saved.get("fingerprint").and_then(|f| f.as_str()) {
+        Some(f) if !f.is_empty() => Ok(f.to_string()),
+        _ => Err(Failure::usage(format!(
+            "--plan {}: the plan has no fingerprint; save the output of `crossrole plan -f <spec file> -o json`",
+            path.display()
+        ))),
+    }
+}
+
+/// `crossrole apply`: plans as the apply reads the organization, shows the plan, asks (unless `--yes`), and
+/// applies that plan — its fingerprint goes with the apply, so crossroled applies it or nothing. With `--plan`,
+/// the plan saved before is applied that way, without planning or asking again.
+pub(crate) async fn apply(client: &Client, args: ApplyArgs, out: Output) -> Outcome {
+    let spec = load(&args.common.file)?;
+    let human = out == Output::Table;
+    let fingerprint = match &args.plan {
+        Some(path) => saved_plan(path)?,
+        None => {
+            // The plan needs less than the apply: a token that may only read is told what the command needs.
+            let read = if args.refresh { proto::OrganizationRead::Fresh } else { proto::OrganizationRead::AsApply };
+            let plan =
+                client.plan_read(spec.clone(), read).await.map_err(|e| needs_scope(e, "crossrole apply", "apply"))?;
+            if human {
+                print_plan(&plan);
+                if let Some(line) = read_times(&plan, "") {
+                    println!("{line}");
+                }
+            }
+            if plan.total_changes == 0 {
+                if human {
+                    println!("Nothing to change.");
+                } else {
+                    json::print(&json::NoChanges { changes: 0 });
+                }
+                return Ok(());
+            }
+            if !args.common.yes
+                && !confirm(&format!(
+                    "Apply {} in {}?",
+                    views::count(plan.total_changes as usize, "change"),
+                    views::count(plan.accounts_with_changes as usize, "account")
+                ))?
+            {
+                return Err(Failure::usage("not applied"));
+            }
+            plan.fingerprint
+        }
+    };
+    let handle =
+        client.apply_confirmed(spec, args.common.idempotency_key.clone(), fingerprint).await.map_err(refused_plan)?;
+    started(handle, args.common.no_wait, out).await
+}
+
+/// An apply crossroled refused because what it would do is not the plan confirmed: said as such.
+fn refused_plan(e: crossrole_client::Error) -> Failure {
+    match &e {
+        crossrole_client::Error::FailedPrecondition(m) if m.contains("plan again") => {
+            Failure::usage(format!("not applied: {m}"))
+        }
+        _ => e.into(),
+    }
+}
+
+/// Follows an operation just started, or (`no_wait`) says how to.
+async fn started(handle: crossrole_client::OperationHandle, no_wait: bool, out: Output) -> Outcome {
+    if no_wait {
+        match out {
+            Output::Json => json::print(&json::Operation::from(handle.initial())),
+            Output::Table => {
+                println!("operation {} started; follow it with `crossrole ops watch {}`", handle.id(), handle.id())
+            }
+        }
+        return Ok(());
+    }
+    progress::follow(&handle, out).await
+}
+
+pub(crate) async fn destroy(client: &Client, args: DestroyArgs, out: Output) -> Outcome {
     let spec = load(&args.file)?;
     let human = out == Output::Table;
-    if kind == proto::OperationKind::Apply {
-        // The plan needs less than the apply: a token that may only read is told what the command needs.
-        let plan = client.plan(spec.clone()).await.map_err(|e| needs_scope(e, "crossrole apply", "apply"))?;
-        if human {
-            print_plan(&plan);
-        }
-        if plan.total_changes == 0 {
-            if human {
-                println!("Nothing to change.");
-            } else {
-                json::print(&json::NoChanges { changes: 0 });
-            }
-            return Ok(());
-        }
-        if !args.yes
-            && !confirm(&format!(
-                "Apply {} in {}?",
-                views::count(plan.total_changes as usize, "change"),
-                views::count(plan.accounts_with_changes as usize, "account")
-            ))?
-        {
-            return Err(Failure::usage("not applied"));
-        }
-    } else {
+    {
         let targets = client
             .list_accounts(proto::ListAccountsRequest {
                 selector: spec.targets.clone(),
@@ -217,20 +338,8 @@ pub(crate) async fn apply(client: &Client, args: ApplyArgs, out: Output, kind: p
             return Err(Failure::usage("not destroyed"));
         }
     }
-    let handle = match kind {
-        proto::OperationKind::Destroy => client.destroy(spec, args.idempotency_key.clone()).await?,
-        _ => client.apply(spec, args.idempotency_key.clone()).await?,
-    };
-    if args.no_wait {
-        match out {
-            Output::Json => json::print(&json::Operation::from(handle.initial())),
-            Output::Table => {
-                println!("operation {} started; follow it with `crossrole ops watch {}`", handle.id(), handle.id())
-            }
-        }
-        return Ok(());
-    }
-    progress::follow(&handle, out).await
+    let handle = client.destroy(spec, args.idempotency_key.clone()).await?;
+    started(handle, args.no_wait, out).await
 }
 
 pub(crate) async fn verify(client: &Client, args: SpecArgs, out: Output) -> Outcome {

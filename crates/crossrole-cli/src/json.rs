@@ -294,6 +294,12 @@ pub(crate) struct Plan<'a> {
     total_changes: u32,
     #[serde(skip_serializing_if = "str::is_empty")]
     external_id_note: &'a str,
+    /// When the organization the targets were selected from was read.
+    organization_read_time: Option<String>,
+    /// When the oldest account tags a tag condition looked at were read (null without tag conditions).
+    tags_read_time: Option<String>,
+    /// What the plan found, for `crossrole apply --plan` to apply as it is, or not at all.
+    fingerprint: &'a str,
 }
 
 impl<'a> Plan<'a> {
@@ -324,6 +330,9 @@ impl<'a> Plan<'a> {
             accounts_with_changes: plan.accounts_with_changes,
             total_changes: plan.total_changes,
             external_id_note: &plan.external_id_note,
+            organization_read_time: time(&plan.organization_read_time),
+            tags_read_time: time(&plan.tags_read_time),
+            fingerprint: &plan.fingerprint,
         }
     }
 }

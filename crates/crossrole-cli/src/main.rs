@@ -22,7 +22,7 @@ mod printed_commands;
 use std::{path::PathBuf, process::ExitCode};
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
-use crossrole_client::{Client, Tls, proto};
+use crossrole_client::{Client, Tls};
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
@@ -118,11 +118,11 @@ enum Command {
     /// Validate a spec and run the guardrails (no AWS call).
     Validate(access::SpecArgs),
     /// What an apply would change, per account. Changes nothing.
-    Plan(access::SpecArgs),
+    Plan(access::PlanArgs),
     /// Show the plan, ask, apply, and follow the rollout live.
     Apply(access::ApplyArgs),
     /// Show what would be removed, ask, and remove what the spec created (only roles crossrole owns).
-    Destroy(access::ApplyArgs),
+    Destroy(access::DestroyArgs),
     /// Check each account's role, and that the trusted side can assume it.
     Verify(access::SpecArgs),
     /// Switch Role console links per account where crossrole applied the spec.
@@ -272,8 +272,8 @@ async fn run(cli: Cli) -> Outcome {
         Command::Accounts(sel) => org::accounts(&client, sel, out).await,
         Command::Validate(args) => access::validate(&client, args, out).await,
         Command::Plan(args) => access::plan(&client, args, out).await,
-        Command::Apply(args) => access::apply(&client, args, out, proto::OperationKind::Apply).await,
-        Command::Destroy(args) => access::apply(&client, args, out, proto::OperationKind::Destroy).await,
+        Command::Apply(args) => access::apply(&client, args, out).await,
+        Command::Destroy(args) => access::destroy(&client, args, out).await,
         Command::Verify(args) => access::verify(&client, args, out).await,
         Command::Links(args) => exports::links(&client, args, out).await,
         Command::Export(args) => exports::export(&client, args).await,

@@ -434,3 +434,86 @@ fn no_aws_credentials_is_said_in_plain_words() {
     assert!(said.starts_with("crossrole: no AWS credentials found"), "{said}");
     assert!(said.contains("--profile") && !said.contains("not enabled"), "{said}");
 }
+
+/// Puts `account` into `unit` (taking it out of where it was), as Organizations' MoveAccount does.
+fn move_account(fake: &FakeAws, account: &str, unit: &str) {
+    fake.with_tree(|t| {
+        let from = t.accounts[account].parent_id.clone();
+        t.units.get_mut(&from).unwrap().accounts.retain(|a| a != account);
+        t.units.get_mut(unit).unwrap().accounts.push(account.to_string());
+        t.accounts.get_mut(account).unwrap().parent_id = unit.to_string();
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_applies_the_plan_it_showed_or_nothing() {
+    let env = start().await;
+    let spec = example();
+    let spec = spec.to_str().unwrap();
+
+    // A plan saved for review: it carries its fingerprint and when it read the organization.
+    let out = env.run(&["plan", "-f", spec, "-o", "json"]).await.success();
+    let saved: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert!(!saved["fingerprint"].as_str().unwrap().is_empty(), "{saved}");
+    assert!(saved["organization_read_time"].is_string(), "{saved}");
+    assert_eq!(saved["tags_read_time"], serde_json::Value::Null);
+    let saved = env.file("plan.json", &String::from_utf8_lossy(&out.get_output().stdout));
+    env.run(&["plan", "-f", spec]).await.success().stdout(predicate::str::contains("The organization was read"));
+
+    // An account leaves the selected OU after the plan: the saved plan is refused, naming it, and nothing changes.
+    move_account(&env.fake, "200000000005", "ou-root-security");
+    env.run(&["apply", "-f", spec, "--plan", &saved]).await.code(2).stderr(predicate::str::contains(
+        "not applied: the organization changed since the plan: 1 account left the targets (200000000005 prod-5",
+    ));
+    for i in 0..6 {
+        assert!(env.fake.role(&format!("{:012}", 200_000_000_000u64 + i), "SecurityAudit").is_none());
+    }
+
+    // `apply` plans as the apply reads the organization: the plan it shows (printed with --yes) is what runs.
+    env.run(&["apply", "-f", spec, "--yes"])
+        .await
+        .success()
+        .stdout(
+            predicate::str::contains("Plan: 28 changes in 5 accounts")
+                .and(predicate::str::contains("The organization was read")),
+        )
+        .stdout(predicate::str::contains("succeeded: 5 accounts: 5 changed"));
+    assert!(env.fake.role("200000000005", "SecurityAudit").is_none());
+
+    // An OU made after crossroled cached the organization: plan finds it, and apply agrees with ApplyAccess.
+    let new = "200000000009";
+    env.fake.with_tree(|t| {
+        t.units.insert(
+            "ou-root-newxxxxx".into(),
+            crossrole_core::org::OrgUnit {
+                id: "ou-root-newxxxxx".into(),
+                name: "New".into(),
+                parent_id: Some("ou-root-workload".into()),
+                children: vec![],
+                accounts: vec![new.into()],
+            },
+        );
+        t.units.get_mut("ou-root-workload").unwrap().children.push("ou-root-newxxxxx".into());
+        let mut a = t.accounts["200000000000"].clone();
+        (a.id, a.name, a.parent_id) = (new.into(), "new".into(), "ou-root-newxxxxx".into());
+        t.accounts.insert(new.into(), a);
+    });
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::123456789012:root"},"Action":"sts:AssumeRole"}]}"#;
+    env.fake.with_account(new, |a| a.create_role_by_hand(new, "OrganizationAccountAccessRole", trust));
+    let in_new = env.file(
+        "new.yaml",
+        &example_with(
+            "organizational_unit_paths: [/Root/Workloads]",
+            "organizational_unit_paths: [/Root/Workloads/New]",
+        )
+        .replace("name: security-audit", "name: new-audit")
+        .replace("name: SecurityAudit", "name: NewAudit"),
+    );
+    env.run(&["plan", "-f", &in_new]).await.success().stdout(predicate::str::contains("200000000009 new"));
+    env.run(&["apply", "-f", &in_new, "--yes"])
+        .await
+        .success()
+        .stdout(predicate::str::contains("succeeded: 1 account: 1 changed"));
+    assert!(env.fake.role(new, "NewAudit").is_some());
+    env.server.stop().await.unwrap();
+}
