@@ -47,6 +47,11 @@ impl Target {
         crossrole_core::names::Place { partition, account_id: &self.account_id, account_name: &self.account_name }
     }
 
+    /// Whether an interrupted run of this operation left the account part-way through its changes.
+    pub(crate) fn part_way(&self) -> bool {
+        self.prior.as_ref().is_some_and(|p| !p.changes.is_empty())
+    }
+
     /// This account's result row at `outcome` and `phase`, nothing else filled in.
     pub(crate) fn result(&self, outcome: Outcome, phase: Phase) -> AccountResult {
         AccountResult {
@@ -294,9 +299,13 @@ async fn work(env: &RunEnv, target: &Target, appeared: Option<&mut bool>) -> Acc
     };
     let examined = match examine(env, target).await {
         Ok(e) => e,
-        Err(error) => {
+        Err(mut error) => {
             // A role the ceiling keeps crossrole from changing is left as it is, like one it does not own.
             let outcome = if error.code == ErrorCode::OutsideCeiling { Outcome::Skipped } else { Outcome::Failed };
+            // What an interrupted run of this operation made here stays on record.
+            if let Some(last) = keep_known_made(env, target, &mut result).await {
+                error.message.push_str(&in_flight_unknown(&last, "the account could not be read to tell"));
+            }
             result.error = Some(error);
             return finish(result, outcome);
         }
@@ -340,8 +349,12 @@ async fn work(env: &RunEnv, target: &Target, appeared: Option<&mut bool>) -> Acc
     let outcome = apply(env, target, &examined, &changes, before, &mut result).await;
     if outcome.as_ref().is_err_and(crossrole_aws::Error::is_fenced) {
         // This process may no longer write (its lease may have lapsed): it stops as for a shutdown, before the
-        // crossroled that takes its work over starts.
+        // crossroled that takes its work over starts. The write the fence stopped may have been sent: the row
+        // stays the one written ahead of it, with that change last, in flight.
         env.inner.shutdown.cancel();
+        if let Some(in_flight) = changes.get(result.changes.len().saturating_sub(done_before)) {
+            result.changes.push(in_flight.shown(&env.redactor));
+        }
         return result;
     }
     if matches!(outcome, Err(crossrole_aws::Error::Cancelled)) && env.inner.shutdown.is_cancelled() {
@@ -478,6 +491,65 @@ async fn found_after_failure(env: &RunEnv, target: &Target, result: &mut Account
             }
         }
     }
+}
+
+/// The result of an account that an interrupted run of this operation left part-way through its changes and that
+/// this run does not resume (`error` says why: the operation was cancelled, its failure tolerance exceeded, …). It
+/// failed part-way, and its record keeps what was done, as a resumed run's would: the account is read (with the
+/// patience of a write that may have landed) to settle the change that was in flight, and where the spec's role
+/// is there the placement is put on record, so that a destroy, even one that no longer selects the account, looks
+/// there (where a removal took it away, the placement goes). When the account cannot be read, the record keeps the
+/// changes known to be made, and the error says the last may have been.
+pub(crate) async fn left_part_way(env: &RunEnv, target: &Target, mut error: AccountError) -> AccountResult {
+    let mut result = AccountResult {
+        role_arn: env.desired.arn(env.inner.aws.partition(), &target.account_id),
+        ..target.result(Outcome::Failed, Phase::Done)
+    };
+    let _guard = env.inner.locks.lock(&target.account_id, &env.desired.name, &env.session).await;
+    let read = match tokio::time::timeout(find_patience(env), examine(env, target)).await {
+        Ok(read) => read.map_err(|e| e.message),
+        Err(_) => Err(format!("no answer within {:?}", find_patience(env))),
+    };
+    match read {
+        Ok(examined) => {
+            result.changes = carried_over(env, target, examined.plan.changes()).await;
+            let ours = !matches!(examined.plan, AccountPlan::Conflict { .. });
+            match (target.action, examined.observed.is_some()) {
+                (Action::Ensure, true) if ours && env.write => remember_placement(env, target).await,
+                (Action::Remove, false) if env.write => forget_placement(env, target).await,
+                _ => {}
+            }
+        }
+        Err(why) => {
+            if let Some(last) = keep_known_made(env, target, &mut result).await {
+                let why = format!("the account could not be read to tell: {why}");
+                error.message.push_str(&in_flight_unknown(&last, &why));
+            }
+        }
+    }
+    result.error = Some(error);
+    result.end_time = Some(crate::now_ms());
+    result
+}
+
+/// Puts on `result` the changes an interrupted run of this operation is known to have made in the account, from
+/// the row it left — every entry but the last, which was in flight — and the spec's placement where they made its
+/// role. Returns the change that was in flight, unknown without a read of the account.
+async fn keep_known_made(env: &RunEnv, target: &Target, result: &mut AccountResult) -> Option<ShownChange> {
+    let mut made = target.prior.as_ref().map(|p| p.changes.clone()).unwrap_or_default();
+    let in_flight = made.pop();
+    let created = made.iter().any(|c| c.kind == crossrole_core::ops::ChangeKind::CreateRole);
+    if created && target.action == Action::Ensure && env.write {
+        remember_placement(env, target).await;
+    }
+    result.changes = made;
+    in_flight
+}
+
+/// What an account's error adds when the change an interrupted run had in flight is unknown, and why.
+fn in_flight_unknown(change: &ShownChange, why: &str) -> String {
+    let subject = if change.subject.is_empty() { String::new() } else { format!(" {}", change.subject) };
+    format!("; its last change ({:?}{subject}) was in flight and may have been made ({why})", change.kind)
 }
 
 /// The live check after the role was put in place, when the spec asks for it: a failure fails the account.

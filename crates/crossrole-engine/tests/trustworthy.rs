@@ -1,6 +1,7 @@
 //! What an outside security and fault test found, each held by a test: the grant reaches no further than the
 //! rollout did, the record tells what happened after a crash, events come in persist order, no account is left
-//! pending, lost responses are not failures, and an operation of an unknown kind does nothing.
+//! pending, lost responses are not failures, and an operation of an unknown kind does nothing; an account left
+//! part-way that its operation does not resume keeps what was done on record, and a destroy finds its role.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
 
@@ -525,4 +526,125 @@ async fn writes_waiting_in_backoff_when_the_lease_may_have_lapsed_never_leave_an
     for i in 0..6 {
         assert!(w.fake.role(&account(i), "Audit").is_some());
     }
+}
+
+/// An apply fenced part-way through an account of `w` (1 account): its `CreateRole` landed, its next write waited in
+/// back-off when the lease stopped being renewed. Returns the operation, left unfinished with the account running.
+async fn left_part_way_by_the_fence(w: &World) -> String {
+    // Every write after the create is throttled until the fence stops it.
+    for op in ["AttachRolePolicy", "PutRolePolicy", "TagRole", "PutRolePermissionsBoundary"] {
+        w.fake.inject(Failure {
+            service: Service::Iam,
+            operation: Some(op.into()),
+            account: None,
+            code: "Throttling".into(),
+            times: None,
+        });
+    }
+    let (_renewals, until) = tokio::sync::watch::channel(tokio::time::Instant::now() + Duration::from_secs(2));
+    let coordination = Arc::new(Leased { single: crossrole_store::SingleNode::new(w.journal.clone()), until });
+    let calls = Arc::new(crossrole_aws::calls::CallPolicy::new(Rates::UNLIMITED, Default::default()));
+    let fenced = crossrole_engine::Engine::with_coordination(
+        Arc::new(w.fake.clone()),
+        calls,
+        w.journal.clone(),
+        coordination,
+        w.config.clone(),
+    );
+    let op = fenced.start(start(OperationKind::Apply, &spec())).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert!(w.fake.role(&account(0), "Audit").is_some(), "the create landed before the fence");
+    assert_eq!(w.journal.unfinished_operations().await.unwrap().len(), 1, "left unfinished by the fence");
+    let row = results(w, &op.id).await.remove(0);
+    assert_eq!(row.outcome, Outcome::Running);
+    assert_eq!(row.changes[0].kind, ChangeKind::CreateRole);
+    assert!(w.journal.placements("audit").await.unwrap().is_empty(), "not on record as placed yet");
+    w.fake.clear_failures();
+    op.id
+}
+
+/// The account leaves the spec's selection (moved to the sandbox OU), and the spec is destroyed: whether its role
+/// is left behind.
+async fn role_left_after_a_destroy_that_no_longer_selects_it(w: &World, engine: &crossrole_engine::Engine) -> bool {
+    let a = account(0);
+    w.fake.with_tree(|t| {
+        t.units.get_mut("ou-root-prodxxxx").unwrap().accounts.retain(|x| *x != a);
+        t.units.get_mut("ou-root-sandboxx").unwrap().accounts.push(a.clone());
+        t.accounts.get_mut(&a).unwrap().parent_id = "ou-root-sandboxx".into();
+    });
+    let destroy = engine.start(start(OperationKind::Destroy, &spec())).await.unwrap();
+    let destroyed = engine.wait(&destroy.id).await.unwrap();
+    assert_eq!(destroyed.state, OperationState::Succeeded, "{}", destroyed.message);
+    w.fake.role(&account(0), "Audit").is_some()
+}
+
+/// The outside tester's finding: an account an apply left part-way (its replica fenced), cancelled before the
+/// crossroled that takes the journal over resumes it, was rewritten NOT_STARTED with no changes, and the spec was
+/// never on record as placed there, so a destroy that no longer selected the account left the role. Now the
+/// account failed, cancelled part-way, and keeps what the apply did (its write in flight read back and found not
+/// made); the spec is on record as placed; the destroy finds the role.
+#[tokio::test(start_paused = true)]
+async fn an_account_left_part_way_and_cancelled_before_it_resumes_keeps_what_was_done_and_a_destroy_finds_its_role() {
+    let mut config = FakeConfig::default();
+    config.latency.insert(Service::Iam, Latency { base: Duration::from_millis(5), jitter: Duration::from_millis(5) });
+    let w = world_with(1, config, Rates::UNLIMITED, Arc::new(SqliteJournal::in_memory().unwrap()));
+    let op = left_part_way_by_the_fence(&w).await;
+
+    let successor = w.restarted();
+    successor.cancel(&op).await.unwrap();
+    assert_eq!(successor.resume().await.unwrap(), 1);
+    let done = successor.wait(&op).await.unwrap();
+    assert_eq!(done.state, OperationState::Cancelled, "{}", done.message);
+    let row = results(&w, &op).await.remove(0);
+    assert_eq!(row.outcome, Outcome::Failed);
+    let error = row.error.as_ref().unwrap();
+    assert_eq!(error.code, ErrorCode::Cancelled);
+    assert!(error.message.starts_with("cancelled part-way"), "{}", error.message);
+    let kinds: Vec<ChangeKind> = row.changes.iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, [ChangeKind::CreateRole], "what was made, and only that");
+    assert_eq!(w.journal.placements("audit").await.unwrap(), [account(0)]);
+    assert_eq!(done.counts.failed, 1);
+
+    assert!(!role_left_after_a_destroy_that_no_longer_selects_it(&w, &successor).await, "the destroy found the role");
+}
+
+/// The same, with the account unreadable when the cancelled operation ends: the record keeps the changes known to
+/// be made (all but the one in flight), says the last may have been, and the create among them puts the spec on
+/// record as placed.
+#[tokio::test(start_paused = true)]
+async fn an_account_left_part_way_that_cannot_be_read_keeps_the_changes_known_made_and_says_so() {
+    let mut config = FakeConfig::default();
+    config.latency.insert(Service::Iam, Latency { base: Duration::from_millis(5), jitter: Duration::from_millis(5) });
+    let w = world_with(1, config, Rates::UNLIMITED, Arc::new(SqliteJournal::in_memory().unwrap()));
+    let op = left_part_way_by_the_fence(&w).await;
+    // The row the fence left is the one written ahead of the write it stopped.
+    let mut left = results(&w, &op).await.remove(0).changes;
+    assert_eq!(left.len(), 2, "the create, then the write in flight: {left:?}");
+    let in_flight = left.pop().unwrap();
+    w.fake.inject(Failure {
+        service: Service::Iam,
+        operation: Some("GetRole".into()),
+        account: Some(account(0)),
+        code: "AccessDenied".into(),
+        times: None,
+    });
+
+    let successor = w.restarted();
+    successor.cancel(&op).await.unwrap();
+    assert_eq!(successor.resume().await.unwrap(), 1);
+    let done = successor.wait(&op).await.unwrap();
+    assert_eq!(done.state, OperationState::Cancelled, "{}", done.message);
+    let row = results(&w, &op).await.remove(0);
+    assert_eq!(row.outcome, Outcome::Failed);
+    let kinds: Vec<ChangeKind> = row.changes.iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, [ChangeKind::CreateRole]);
+    let error = row.error.unwrap();
+    assert_eq!(error.code, ErrorCode::Cancelled);
+    let said =
+        format!("its last change ({:?} {}) was in flight and may have been made", in_flight.kind, in_flight.subject);
+    assert!(error.message.contains(&said), "{}", error.message);
+    assert_eq!(w.journal.placements("audit").await.unwrap(), [account(0)]);
+
+    w.fake.clear_failures();
+    assert!(!role_left_after_a_destroy_that_no_longer_selects_it(&w, &successor).await, "the destroy found the role");
 }

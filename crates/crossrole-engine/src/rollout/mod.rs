@@ -17,7 +17,9 @@
 //! be removed, no role is touched and every account says why.
 //!
 //! A restarted crossroled resumes an unfinished operation from its persisted targets: accounts with a final
-//! outcome are kept, the others run again (reconcile is idempotent, so re-running an account is safe).
+//! outcome are kept, the others run again (reconcile is idempotent, so re-running an account is safe). An account
+//! the interrupted run left part-way through its changes that the run then does not resume (cancelled first, say)
+//! keeps them on record: it failed part-way, and where its role is there, the spec's placement says so.
 
 mod grant;
 mod source;
@@ -90,14 +92,12 @@ pub(crate) async fn run(
         span.record("trace_id", tracing::field::display(trace_id));
     }
     async move {
-        let stop = CancellationToken::new();
+        // A cancel stops it at once, also one asked before it started; a shutdown by the task below.
+        let stop = cancel.child_token();
         let stop_on = {
-            let (stop, cancel, shutdown) = (stop.clone(), cancel.clone(), inner.shutdown.clone());
+            let (stop, shutdown) = (stop.clone(), inner.shutdown.clone());
             tokio::spawn(async move {
-                tokio::select! {
-                    _ = cancel.cancelled() => {}
-                    _ = shutdown.cancelled() => {}
-                }
+                shutdown.cancelled().await;
                 stop.cancel();
             })
         };
@@ -173,16 +173,6 @@ async fn drive(
     };
     let grant = spec.grant.as_ref().filter(|_| !op.dry_run);
 
-    // A destroy cuts access first; if it cannot, no role is touched.
-    if let (Some(g), OperationKind::Destroy) = (grant, kind)
-        && let Err(message) = grant::trusted_side(inner, &spec, g, None, &ctx, &op.id, sink).await
-    {
-        let why = format!("not started: the trusted side's policy could not be removed first: {message}");
-        not_started(sink, &pending, &why);
-        sink.flush().await;
-        return Ending::failed(format!("trusted side: {message}; no role was touched"));
-    }
-
     let env = Arc::new(RunEnv {
         inner: inner.clone(),
         spec: spec.clone(),
@@ -198,6 +188,18 @@ async fn drive(
         operation: op.id.clone(),
         confirmed,
     });
+
+    // A destroy cuts access first; if it cannot, no role is touched.
+    if let (Some(g), OperationKind::Destroy) = (grant, kind)
+        && let Err(message) = grant::trusted_side(inner, &spec, g, None, &ctx, &op.id, sink).await
+    {
+        let why = format!("the trusted side's policy could not be removed first: {message}");
+        let (part_way, never): (Vec<Target>, Vec<Target>) = pending.into_iter().partition(Target::part_way);
+        not_started(sink, &never, &format!("not started: {why}"));
+        left_part_way(&env, &part_way, &why, false).await;
+        sink.flush().await;
+        return Ending::failed(format!("trusted side: {message}; no role was touched"));
+    }
     let mut rollout = Rollout::new(env, targets, pending, count_failures(inner, &op.id).await).await;
     loop {
         match rollout.step().await {
@@ -420,8 +422,9 @@ impl Rollout {
         }
     }
 
-    /// The ending: what never started is recorded with the reason, then (an apply or a reconcile) the grant from
-    /// what the accounts reached, then the state and message.
+    /// The ending: what never started is recorded with the reason (an account an interrupted run left part-way
+    /// keeps what it did), then (an apply or a reconcile) the grant from what the accounts reached, then the state
+    /// and message.
     async fn finish(
         self,
         op: &OperationRow,
@@ -432,15 +435,17 @@ impl Rollout {
     ) -> Ending {
         let inner = &self.env.inner;
         let Some(sink) = self.env.sink.clone() else { return Ending::done() };
-        let never: Vec<Target> = self.queue.into_iter().collect();
+        let (part_way, never): (Vec<Target>, Vec<Target>) = self.queue.into_iter().partition(Target::part_way);
         let why = if cancel.is_cancelled() {
-            "not started: the operation was cancelled".to_string()
+            "the operation was cancelled".to_string()
         } else if let Some(message) = &self.resolve_error {
-            format!("not started: the operation's targets could not all be found: {message}")
+            format!("the operation's targets could not all be found: {message}")
         } else {
-            format!("not started: the failure tolerance ({}) was exceeded", self.tolerance)
+            format!("the failure tolerance ({}) was exceeded", self.tolerance)
         };
-        not_started(&sink, &never, &why);
+        not_started(&sink, &never, &format!("not started: {why}"));
+        left_part_way(&self.env, &part_way, &why, cancel.is_cancelled()).await;
+        let failures = self.failures + part_way.len();
         sink.flush().await;
         if cancel.is_cancelled() {
             return Ending { state: OperationState::Cancelled, message: "cancelled".into() };
@@ -468,11 +473,11 @@ impl Rollout {
             problems.push(format!(
                 "failure tolerance ({}) exceeded: {} failed, {} not started",
                 self.tolerance,
-                accounts(self.failures),
+                accounts(failures),
                 never.len()
             ));
-        } else if self.failures > 0 {
-            problems.push(format!("{} failed", accounts(self.failures)));
+        } else if failures > 0 {
+            problems.push(format!("{} failed", accounts(failures)));
         }
         problems.extend(trusted_error);
         if problems.is_empty() {
@@ -519,6 +524,35 @@ fn not_started(sink: &EventSink, targets: &[Target], why: &str) {
         let mut r = t.result(Outcome::NotStarted, Phase::Done);
         r.error = Some(AccountError::new(ErrorCode::NotStarted, why, Phase::Queued));
         sink.account(&r);
+    }
+}
+
+/// Records `targets`, which an interrupted run of the operation left part-way through their changes and which this
+/// run does not resume (`why`; `cancelled`: the operation was cancelled), as failed part-way, each keeping what it
+/// did ([`account::left_part_way`]).
+async fn left_part_way(env: &Arc<RunEnv>, targets: &[Target], why: &str, cancelled: bool) {
+    let Some(sink) = &env.sink else { return };
+    let error = if cancelled {
+        AccountError::new(
+            ErrorCode::Cancelled,
+            "cancelled part-way: the operation was cancelled before it resumed the account; the changes listed are \
+             those it made before it was interrupted",
+            Phase::Apply,
+        )
+    } else {
+        AccountError::new(
+            ErrorCode::NotStarted,
+            format!("not resumed: {why}; the changes listed are those the operation made before it was interrupted"),
+            Phase::Apply,
+        )
+    };
+    let results = futures::future::join_all(targets.iter().map(|t| account::left_part_way(env, t, error.clone())));
+    for result in results.await {
+        sink.account(&result);
+        sink.emit(&result.account_id, Event::AccountFinished { result: Box::new(result.clone()) });
+        if let Ok(mut m) = env.inner.metrics.lock() {
+            *m.accounts.entry(result.outcome.as_str()).or_default() += 1;
+        }
     }
 }
 
