@@ -10,6 +10,11 @@
 //! ([`BindingStatus::from_results`]), and the next reconcile is due one interval later, with up to 10% jitter so
 //! that bindings created together do not fire together.
 //!
+//! Deleting a binding ([`Bindings::delete`]) cancels its unfinished reconcile, wherever it runs, and a binding's
+//! operations take turns (`rollout::turn`): the destroy of its spec begins only once that reconcile has ended in the
+//! journal, and a reconcile started as the binding was deleted does nothing. So nothing a reconcile of the binding
+//! writes — a role, the grant at its end — outlives the destroy.
+//!
 //! Accounts an AWS Organizations event names ([`Bindings::reconcile_accounts`]) get a reconcile of just them in each binding
 //! whose spec concerns them, at once or when the binding's running reconcile ends; its result replaces only those
 //! accounts' states, and the next full reconcile stays due when it was. Until a reconcile has had them, they wait
@@ -173,7 +178,10 @@ impl Bindings {
         }
     }
 
-    /// Deletes a binding; unless `keep_roles`, a DESTROY of its spec is started first and returned.
+    /// Deletes a binding; unless `keep_roles`, a DESTROY of its spec is started first and returned. The binding's
+    /// unfinished reconcile is cancelled, wherever it runs, and the destroy starts its work only once that reconcile
+    /// has ended (a binding's operations take turns: `rollout::turn`), so nothing the reconcile does outlives the
+    /// destroy.
     pub async fn delete(&self, name: &str, keep_roles: bool, created_by: &str) -> Result<Option<Operation>, Error> {
         let row = self.row(name).await?;
         let mut operation = None;
@@ -195,7 +203,40 @@ impl Bindings {
             );
         }
         self.engine.journal().delete_binding(name).await?;
+        self.cancel_reconciles(name).await;
         Ok(operation)
+    }
+
+    /// Asks the unfinished reconciles of the deleted binding `name` to cancel, on whichever replica runs them. One
+    /// that cannot be asked now is asked again by the binding's destroy, which waits for its end in any case.
+    async fn cancel_reconciles(&self, name: &str) {
+        let filter = ListFilter {
+            states: OperationState::ALL.into_iter().filter(|s| !s.is_final()).collect(),
+            binding_name: name.to_string(),
+            ..Default::default()
+        };
+        let ops = match self.engine.list_operations(&filter, 100, "").await {
+            Ok((ops, _)) => ops,
+            Err(e) => {
+                tracing::warn!(binding = name, error = %e, "cannot find the deleted binding's reconciles to cancel");
+                return;
+            }
+        };
+        let reconciles = ops.into_iter().filter_map(|o| {
+            let (kind, end, id) = match o {
+                Listed::Read(o) => (o.kind, o.end_time, o.id),
+                Listed::Unreadable(o) => (o.kind, o.end_time, o.id),
+            };
+            (kind == Some(OperationKind::Reconcile) && end.is_none()).then_some(id)
+        });
+        for id in reconciles {
+            match self.engine.cancel(&id).await {
+                Ok(_) => tracing::info!(binding = name, operation = id, "cancelled the deleted binding's reconcile"),
+                // It ended meanwhile.
+                Err(Error::FailedPrecondition(_)) => {}
+                Err(e) => tracing::warn!(binding = name, operation = id, error = %e, "cannot cancel a reconcile"),
+            }
+        }
     }
 
     /// Starts a reconcile of `name` now, or returns the one running (on any replica).

@@ -20,9 +20,12 @@
 //! outcome are kept, the others run again (reconcile is idempotent, so re-running an account is safe). An account
 //! the interrupted run left part-way through its changes that the run then does not resume (cancelled first, say)
 //! keeps them on record: it failed part-way, and where its role is there, the spec's placement says so.
+//!
+//! A binding's operations take turns ([`turn`]): one starts its work once the binding's earlier ones have ended.
 
 mod grant;
 mod source;
+mod turn;
 
 use std::{
     collections::{BTreeSet, VecDeque},
@@ -151,6 +154,11 @@ async fn drive(
     let Some(kind) = records::kind_of(op.kind) else {
         return Ending::failed(format!("unknown operation kind {}; nothing was done", op.kind.code()));
     };
+    match turn::take(inner, op, kind, cancel, stop, sink).await {
+        turn::Turn::Go => {}
+        turn::Turn::Stopped => return None,
+        turn::Turn::End(ending) => return Some(ending),
+    }
     if let Err(message) = still_under_ceiling(inner, &spec, kind, &ctx).await {
         return Ending::failed(message);
     }
