@@ -274,6 +274,7 @@ fn request(spec: &AccessSpec) -> StartRequest {
         binding_name: None,
         dry_run: false,
         accounts: None,
+        confirmed: None,
     }
 }
 
