@@ -323,9 +323,12 @@ pub struct Config {
     pub organization_events: Option<OrganizationEvents>,
 }
 
-/// Default [`Config::request_budget_bytes`]: 64 MiB of request bodies in flight, which with their decoded messages
-/// stays within crossroled's 200 MiB memory target (docs/benchmarks.md, part C).
-pub const DEFAULT_REQUEST_BUDGET_BYTES: usize = 64 * 1024 * 1024;
+/// Default [`Config::request_budget_bytes`]: 32 MiB of request messages at once. A message in flight costs two to
+/// three times its bytes (the buffer it is read into, the decoded message, the handler's copy): the default before,
+/// 64 MiB, let 64 requests of 4 MiB at once peak near 200 MiB. 32 MiB keeps them well within crossroled's 200 MiB
+/// target (docs/benchmarks.md, part C) and still holds eight requests of the largest size, or thousands of specs.
+/// A `max_request_bytes` above it raises it to that.
+pub const DEFAULT_REQUEST_BUDGET_BYTES: usize = 32 * 1024 * 1024;
 
 /// Default [`Config::max_request_bytes`]: a spec at IAM's limits is far smaller.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
@@ -700,7 +703,9 @@ impl Config {
         if !(64 * 1024..=256 * 1024 * 1024).contains(&max_request_bytes) {
             return Err(err("max_request_bytes", "must be from 65536 (64 KiB) to 268435456 (256 MiB)"));
         }
-        let request_budget_bytes = file.request_budget_bytes.unwrap_or(DEFAULT_REQUEST_BUDGET_BYTES);
+        // Unset, the budget holds at least one request of the largest size.
+        let request_budget_bytes =
+            file.request_budget_bytes.unwrap_or(DEFAULT_REQUEST_BUDGET_BYTES.max(max_request_bytes));
         if !(max_request_bytes..=1024 * 1024 * 1024).contains(&request_budget_bytes) {
             return Err(err(
                 "request_budget_bytes",
@@ -818,6 +823,18 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("crossrole-data"));
         assert_eq!(c.aws.bootstrap_role, "OrganizationAccountAccessRole");
         assert!(c.tokens.is_empty());
+    }
+
+    #[test]
+    fn the_budget_of_request_bytes_holds_at_least_one_request_of_the_largest_size() {
+        let budget = |text: &str| load(text, Flags::default()).map(|c| c.request_budget_bytes);
+        assert_eq!(budget(""), Ok(DEFAULT_REQUEST_BUDGET_BYTES));
+        assert_eq!(budget("max_request_bytes = 67108864"), Ok(67108864), "unset, it grows with the request limit");
+        assert_eq!(
+            budget("max_request_bytes = 67108864\nrequest_budget_bytes = 33554432"),
+            Err("request_budget_bytes: must be from max_request_bytes (67108864) to 1073741824 (1 GiB)".into()),
+            "set, it is checked"
+        );
     }
 
     #[test]

@@ -40,9 +40,18 @@ pub(crate) const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs
 /// How long a ping may go unanswered before the connection is closed.
 pub(crate) const KEEPALIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
+/// HTTP/2 flow control: the request bytes a connection may send (on one stream, and on all of its streams)
+/// before crossroled reads them. They wait in memory outside the budget of request bytes while their request
+/// waits for room in it, so they are kept small: at hyper's default (1 MiB), 64 connections each sending a request
+/// of 4 MiB held 64 MiB the budget did not count (docs/benchmarks.md, part C). A quarter of that still reads a
+/// request of 4 MiB at 5 MB/s over a round trip of 50 ms; answers are paced by the client's windows, not these.
+pub(crate) const RECEIVE_WINDOW: u32 = 256 * 1024;
+
 /// A server builder with the limits every listener has (the API's, the health listener's).
 pub(crate) fn limited() -> Server {
     Server::builder()
+        .initial_stream_window_size(RECEIVE_WINDOW)
+        .initial_connection_window_size(RECEIVE_WINDOW)
         .max_concurrent_streams(MAX_STREAMS)
         .http2_keepalive_interval(Some(KEEPALIVE))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
