@@ -1,4 +1,4 @@
-//! `crossrole-bench`: `model` (part A) prints one JSON outcome per run; the others drive part B.
+//! `crossrole-bench`: `model` (part A) prints one JSON outcome per run; the others drive parts B, C, E and F.
 
 mod ceiling;
 mod console;
@@ -57,6 +57,18 @@ fn main() -> Result<()> {
             println!("{out}");
             Ok(())
         }
+        Some("flood-budget") => {
+            let usage = "flood-budget <endpoint> <read token> <requests at once> <max_request_bytes>";
+            let [endpoint, token, n, max_request_bytes] = &args[1..] else { bail!(usage) };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let out = runtime.block_on(flood::budget(endpoint, token, n.parse()?, max_request_bytes.parse()?))?;
+            println!("{out}");
+            Ok(())
+        }
+        Some("limits-defaults") => {
+            println!("{}", flood::defaults());
+            Ok(())
+        }
         Some(cmd @ ("apply" | "destroy" | "plan-latency")) => {
             let [endpoint, token, spec_file, rest @ ..] = &args[1..] else {
                 bail!("{cmd} <endpoint> <token> <spec file> [n]")
@@ -112,7 +124,7 @@ fn main() -> Result<()> {
             })
         }
         _ => bail!(
-            "usage: crossrole-bench model <accounts> [headroom] | ceiling ... | apply|destroy|plan-latency <endpoint> <token> <spec> [n]"
+            "usage: crossrole-bench model <accounts> [headroom] | ceiling ... | apply|destroy|plan-latency <endpoint> <token> <spec> [n] | flood ... | flood-budget ... | limits-defaults"
         ),
     }
 }

@@ -1,10 +1,10 @@
 //! `cargo xtask bench [--quick]`: how close a rollout comes to the limit AWS sets, side by side with what users do
 //! today. Part A runs the engine against a model of AWS (`model`); part B runs crossroled on the emulators next to
 //! the same calls made directly with the AWS SDK (the ceiling) and a boto3 script, sequential and with 16 threads
-//! (`end_to_end`); part C floods crossroled with requests it must refuse (`limits`); part D is criterion on the
-//! core's hot paths (`criterion`); part E the journal under the engine's writes (`journal`); part F the web
-//! console's first render (`web_console`). The report is markdown (`report`), printed and written to
-//! target/bench/.
+//! (`end_to_end`); part C floods crossroled with requests it must refuse, and with many it may serve at once
+//! (`limits`); part D is criterion on the core's hot paths (`criterion`); part E the journal under the engine's
+//! writes (`journal`); part F the web console's first render (`web_console`). The report is markdown (`report`),
+//! printed and written to target/bench/.
 
 mod criterion;
 mod end_to_end;
