@@ -11,7 +11,8 @@
 //! the Organizations rate) and the busiest shared bucket (AssumeRoles ÷ the STS rate) overlap — an account can be
 //! worked on as soon as its page of accounts is listed, and the two are different quotas — so the longer of the
 //! two; then the critical path of the last account (the mean latencies of its calls in sequence, its IAM calls
-//! within its own bucket), then the trusted side's calls in sequence.
+//! within its own bucket), then the trusted side's calls in sequence. A plan's floor is the same sum over the
+//! calls a plan needs ([`plan_minimum`]): it reads where an apply writes.
 
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
@@ -91,8 +92,16 @@ pub struct Outcome {
     pub warm_floor_s: f64,
     /// warm wall / warm floor.
     pub warm_ratio: f64,
-    /// Virtual wall time of that plan, seconds.
+    /// Virtual wall time of that plan, seconds (the organization walked, every account assumed into).
     pub plan_wall_s: f64,
+    /// The floor the model allows that plan, seconds.
+    pub plan_floor_s: f64,
+    /// The plan's floor's parts.
+    pub plan_floor_parts_s: BTreeMap<String, f64>,
+    /// plan wall / plan floor.
+    pub plan_ratio: f64,
+    /// Calls per account by `service:Operation`, for the plan.
+    pub plan_calls_per_account: BTreeMap<String, f64>,
     /// Most accounts in flight at once (crossrole's automatic concurrency at work).
     pub max_in_flight: usize,
     /// Calls per account by `service:Operation`, for the create.
@@ -161,6 +170,12 @@ fn minimum(verify: bool) -> BTreeMap<String, f64> {
     m
 }
 
+/// The minimum AWS calls per account to plan the role of the bench spec where there is none: the account assumed
+/// into, and the GetRole that finds no role.
+fn plan_minimum() -> BTreeMap<String, f64> {
+    BTreeMap::from([("sts:AssumeRole".into(), 1.0), ("iam:GetRole".into(), 1.0)])
+}
+
 /// The floor from its parts: discovery and the shared STS bucket overlap (the longer counts), the rest follows.
 fn floor_total(parts: &BTreeMap<String, f64>) -> f64 {
     let part = |k: &str| parts.get(k).copied().unwrap_or(0.0);
@@ -199,6 +214,27 @@ fn floor(p: &Params, org_calls: u64, page_chain: usize, warm: bool) -> BTreeMap<
     parts.insert("last account's path".to_string(), path_sts * sts + iam_per_account * iam + iam_wait);
     // Read the grant policy, create it, attach it.
     parts.insert("trusted side".to_string(), 3.0 * iam);
+    parts
+}
+
+/// A plan's floor's parts, as [`floor`]'s for a cold apply with the calls a plan needs ([`plan_minimum`]):
+/// discovery (its Organizations calls at the quota, or the chain of pages, whichever is longer), crossroled's
+/// AssumeRoles at the STS quota (the plan verifies nothing: no trusted-side bucket), the last account's calls in
+/// sequence, then the trusted side's: its account assumed into, the grant policy read (GetPolicy, which finds
+/// none).
+fn plan_floor(p: &Params, org_calls: u64, page_chain: usize) -> BTreeMap<String, f64> {
+    let n = p.accounts as f64;
+    let min = plan_minimum();
+    let calls = |service: &str| min.iter().filter(|(k, _)| k.starts_with(service)).map(|(_, v)| v).sum::<f64>();
+    let (org, iam, sts) = (p.mean_latency(0), p.mean_latency(1), p.mean_latency(2));
+    let [org_q, iam_q, sts_q] = p.quotas;
+    let mut parts = BTreeMap::new();
+    let by_rate = bucket_time(org_calls as f64, org_q, org_q.ceil());
+    parts.insert("discovery".to_string(), by_rate.max(page_chain as f64 * org));
+    parts.insert("shared STS bucket".to_string(), bucket_time(n, sts_q, sts_q.ceil()));
+    let iam_wait = bucket_time(calls("iam:"), iam_q, iam_q.ceil());
+    parts.insert("last account's path".to_string(), calls("sts:") * sts + calls("iam:") * iam + iam_wait);
+    parts.insert("trusted side".to_string(), sts + iam);
     parts
 }
 
@@ -337,6 +373,10 @@ async fn run_async(p: &Params) -> Result<Outcome> {
     if plan.accounts.len() != p.accounts {
         bail!("the plan covered {} accounts, not {}", plan.accounts.len(), p.accounts);
     }
+    let plan_served = warm.fake.served();
+    let plan_org_calls: u64 = plan_served.iter().filter(|(k, _)| k.starts_with("organizations:")).map(|(_, v)| v).sum();
+    let plan_parts = plan_floor(p, plan_org_calls, chain);
+    let plan_floor_s = floor_total(&plan_parts);
     let (warm_wall, _) = apply(&warm, &spec).await?;
     let warm_parts = floor(p, 0, 0, true);
     let warm_floor = floor_total(&warm_parts);
@@ -352,6 +392,10 @@ async fn run_async(p: &Params) -> Result<Outcome> {
         warm_floor_s: warm_floor,
         warm_ratio: if warm_floor > 0.0 { warm_wall / warm_floor } else { 0.0 },
         plan_wall_s: plan_wall,
+        plan_floor_s,
+        plan_floor_parts_s: plan_parts,
+        plan_ratio: if plan_floor_s > 0.0 { plan_wall / plan_floor_s } else { 0.0 },
+        plan_calls_per_account: plan_served.iter().map(|(k, v)| (k.clone(), *v as f64 / n)).collect(),
         max_in_flight,
         calls_per_account: served.iter().map(|(k, v)| (k.clone(), *v as f64 / n)).collect(),
         minimum_per_account: minimum(p.verify),
@@ -385,8 +429,13 @@ mod tests {
             let got = o.calls_per_account.get(call).copied().unwrap_or(0.0) * 60.0;
             assert!(got <= 60.0 + 1.0 + o.retries as f64, "{call}: {got}");
         }
+        for (call, min) in plan_minimum() {
+            let got = o.plan_calls_per_account.get(&call).copied().unwrap_or(0.0);
+            assert!(got >= min, "plan {call}: {got} < {min}");
+        }
         assert_eq!(o.reapply_iam_writes, 0);
         assert!(o.floor_s > 0.0 && o.wall_s > 0.0);
+        assert!(o.plan_floor_s > 0.0 && o.plan_wall_s > 0.0);
         assert!(o.retries >= o.throttled, "every throttled call was retried");
     }
 }
