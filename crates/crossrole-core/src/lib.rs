@@ -11,6 +11,7 @@ mod error;
 pub mod export;
 pub mod grant;
 pub mod guardrails;
+pub mod inventory;
 pub mod links;
 pub mod names;
 pub mod ops;
