@@ -3,12 +3,36 @@
 //! The AWS side reads each account's roles (`GetAccountAuthorizationDetails`, roles only) into [`RoleDetail`]s; this
 //! module classifies each one against what the organization is ([`Context`]) — who can enter it, under which
 //! conditions, whether crossrole owns it — and names its [`Finding`]s, each with a severity and the reason in words.
-//! `import` writes a spec from the roles of one name across the organization.
+//! [`import()`] writes a spec from the roles of one name across the organization, and [`can_enter`] answers for one
+//! caller whether a classified role lets it in (the yes/no checked against an IAM evaluator crossrole did not write).
 //!
-//! (Skeleton: types agreed between the AWS side, the engine and the API. The classification is filled in by the
-//! inventory work.)
+//! What is approximated, in one place:
+//! - Entrants come from the Allow statements that allow an `sts:AssumeRole*` action. A Deny statement without
+//!   conditions removes the principals it names (all of them when it names `*`; all but the ones it names with
+//!   `NotPrincipal`); a Deny with conditions does not remove anyone, its condition keys are added to the entrants'
+//!   guards (a Deny unless MFA counts as requiring MFA). [`can_enter`] evaluates the whole document, Deny and
+//!   conditions included; the entrant list is the summary for people and filters.
+//! - An Allow whose conditions no request can meet (`Null` asking an always-present key to be absent, a `Bool` on
+//!   the same key both true and false) still lists its principals, with the keys as guards.
+//! - A role whose principal is written as an account id and as its root ARN is one entrant, shown as the root ARN.
+//! - ExternalId values are never kept: the stored trust policy says `<redacted>` in their place, and a probe says
+//!   whether the caller brings the right one, a wrong one or none.
+
+mod classify;
+mod context;
+mod enter;
+mod findings;
+mod import;
+mod role;
 
 use std::collections::{BTreeMap, BTreeSet};
+
+pub use classify::classify;
+pub use context::{Context, DEFAULT_UNUSED_AFTER_DAYS, ExpectedRole};
+pub use enter::{Decision, ExternalIdProbe, Probe, ProbeCaller, can_enter, decide, entrant_for};
+pub use findings::{Finding, FindingKind, Severity};
+pub use import::{AccountDifference, Aspect, EXTERNAL_ID_PLACEHOLDER, Import, import};
+pub use role::{Entrant, EntrantKind, Guards, InventoryRole, REDACTED_EXTERNAL_ID};
 
 /// A role as `GetAccountAuthorizationDetails` lists it (filter `Role`): everything the inventory needs in one call.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

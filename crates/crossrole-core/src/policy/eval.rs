@@ -207,8 +207,11 @@ fn action_matches(s: &Statement, action: &str) -> bool {
 /// Condition keys (lowercased) whose values are secrets.
 const SECRET_KEYS: &[&str] = &["sts:externalid"];
 
-enum Miss {
+/// Why a statement's conditions do not hold.
+pub(crate) enum Miss {
+    /// A condition is not met (the reason never shows a secret key's values).
     Failed(String),
+    /// The condition operator is not modelled.
     Unsupported(String),
 }
 
@@ -219,7 +222,8 @@ enum SetMode {
     AllValues,
 }
 
-fn conditions_hold<'c>(
+/// Whether every condition holds for the request context `context` (keys lowercased).
+pub(crate) fn conditions_hold<'c>(
     conditions: &BTreeMap<String, BTreeMap<String, BTreeSet<String>>>,
     context: &dyn Fn(&str) -> Option<&'c Vec<String>>,
 ) -> Result<(), Miss> {

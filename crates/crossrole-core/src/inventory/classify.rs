@@ -1,0 +1,269 @@
+//! Classifying one role: its trust policy parsed with core's grammar, who can enter under which conditions, and
+//! its findings.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde_json::Value;
+
+use super::{Context, Entrant, EntrantKind, Guards, InventoryRole, REDACTED_EXTERNAL_ID, RoleDetail, findings};
+use crate::{
+    names::{self, Arn},
+    policy::{Effect, PolicyDocument, Principals, Statement, eval::glob},
+    spec,
+};
+
+/// The `sts:` actions that let a caller into a role.
+const ENTRY_ACTIONS: [&str; 3] = ["sts:assumerole", "sts:assumerolewithsaml", "sts:assumerolewithwebidentity"];
+
+/// Classifies `role` in the organization `ctx`.
+pub fn classify(role: &RoleDetail, ctx: &Context) -> InventoryRole {
+    let mut out = InventoryRole {
+        account_id: role.account_id.clone(),
+        name: role.name.clone(),
+        path: role.path.clone(),
+        arn: role.arn.clone(),
+        created: role.created,
+        last_used: role.last_used.clone(),
+        managed_policy_arns: role.managed_policy_arns.clone(),
+        inline_policy_names: role.inline_policies.keys().cloned().collect(),
+        permissions_boundary_arn: role.permissions_boundary_arn.clone(),
+        owner: spec::owner_of(&role.tags).map(str::to_string),
+        trust_policy: String::new(),
+        entrants: Vec::new(),
+        findings: Vec::new(),
+    };
+    let doc = match PolicyDocument::parse_observed(&role.trust_policy) {
+        Ok(doc) => Some(doc),
+        Err(violations) => {
+            let why: Vec<String> = violations.iter().map(ToString::to_string).collect();
+            out.findings.push(findings::unreadable(&why.join("; ")));
+            None
+        }
+    };
+    if let Some(doc) = &doc {
+        out.trust_policy = redacted_normalized(doc);
+        out.entrants = entrants(doc, ctx);
+    }
+    out.findings.extend(findings::findings(role, &out, doc.as_ref(), ctx));
+    out.findings.sort_by(|a, b| b.severity.cmp(&a.severity).then_with(|| a.kind.cmp(&b.kind)));
+    out
+}
+
+/// The normalized document, every `sts:ExternalId` value replaced by [`REDACTED_EXTERNAL_ID`].
+pub(crate) fn redacted_normalized(doc: &PolicyDocument) -> String {
+    let Ok(mut value) = serde_json::from_str::<Value>(&doc.normalized_json()) else { return String::new() };
+    if let Some(Value::Array(statements)) = value.get_mut("Statement") {
+        for statement in statements {
+            let Some(Value::Object(ops)) = statement.get_mut("Condition") else { continue };
+            for keys in ops.values_mut() {
+                let Value::Object(keys) = keys else { continue };
+                for (key, values) in keys.iter_mut() {
+                    if key.eq_ignore_ascii_case("sts:externalid") {
+                        *values = Value::String(REDACTED_EXTERNAL_ID.to_string());
+                    }
+                }
+            }
+        }
+    }
+    serde_json::to_string_pretty(&value).unwrap_or_default()
+}
+
+/// The entry actions a statement covers, lowercased.
+fn entry_actions(s: &Statement) -> BTreeSet<String> {
+    ENTRY_ACTIONS
+        .iter()
+        .filter(|a| match (&s.action, &s.not_action) {
+            (Some(actions), _) => actions.iter().any(|p| glob(p, a)),
+            (None, Some(not)) => !not.iter().any(|p| glob(p, a)),
+            (None, None) => false,
+        })
+        .map(|a| a.to_string())
+        .collect()
+}
+
+/// What a statement's conditions mean, by key.
+pub(crate) fn guards_of(condition: &BTreeMap<String, BTreeMap<String, BTreeSet<String>>>) -> Guards {
+    let mut g = Guards::default();
+    for keys in condition.values() {
+        for (key, values) in keys {
+            match key.as_str() {
+                "sts:externalid" => g.external_id = true,
+                "aws:multifactorauthpresent" | "aws:multifactorauthage" => g.mfa = true,
+                "aws:principalorgid" => {
+                    g.organization.entry("aws:PrincipalOrgID".into()).or_default().extend(values.iter().cloned());
+                }
+                "aws:principalorgpaths" => {
+                    g.organization.entry("aws:PrincipalOrgPaths".into()).or_default().extend(values.iter().cloned());
+                }
+                "aws:resourceorgid" => {
+                    g.organization.entry("aws:ResourceOrgID".into()).or_default().extend(values.iter().cloned());
+                }
+                "sts:sourceidentity" => g.source_identity = true,
+                "aws:principalarn" => g.principal_arns.extend(values.iter().cloned()),
+                other => {
+                    g.other_keys.insert(other.to_string());
+                }
+            }
+        }
+    }
+    g
+}
+
+fn merge(into: &mut Guards, more: &Guards) {
+    into.external_id |= more.external_id;
+    into.mfa |= more.mfa;
+    for (k, v) in &more.organization {
+        into.organization.entry(k.clone()).or_default().extend(v.iter().cloned());
+    }
+    into.source_identity |= more.source_identity;
+    into.other_keys.extend(more.other_keys.iter().cloned());
+    // A Deny's aws:PrincipalArn narrows nothing by itself (it says who is kept out); its key is named instead.
+    if !more.principal_arns.is_empty() {
+        into.other_keys.insert("aws:principalarn (in a Deny)".into());
+    }
+}
+
+/// Whether `id` looks like IAM's unique id of a deleted role or user (`AROA…`, `AIDA…`).
+fn is_unique_id(id: &str) -> bool {
+    (id.starts_with("AROA") || id.starts_with("AIDA"))
+        && id.len() >= 16
+        && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+}
+
+fn account_kind(account: &str, ctx: &Context) -> EntrantKind {
+    if ctx.member_account_ids.contains(account) {
+        EntrantKind::OrganizationAccount
+    } else if ctx.former_member_account_ids.contains(account) {
+        EntrantKind::FormerMember
+    } else {
+        EntrantKind::OutsideAccount
+    }
+}
+
+/// One entrant for a principal of type `ty` written `p` (normalized).
+fn entrant(ty: &str, p: &str, actions: &BTreeSet<String>, guards: &Guards, ctx: &Context) -> Entrant {
+    let base = |kind, principal: String, account_id: Option<String>, whole_account| Entrant {
+        kind,
+        principal,
+        account_id,
+        whole_account,
+        actions: actions.clone(),
+        conditions: guards.clone(),
+    };
+    match ty {
+        "AWS" if p == "*" => base(EntrantKind::Anyone, "*".into(), None, false),
+        "AWS" if names::is_account_id(p) => base(
+            account_kind(p, ctx),
+            names::account_root_arn(ctx.partition, p),
+            Some(p.to_string()),
+            guards.principal_arns.is_empty(),
+        ),
+        "AWS" if is_unique_id(p) => base(EntrantKind::UnresolvableId, p.into(), None, false),
+        "AWS" => match Arn::parse(p).filter(|a| names::is_account_id(a.account)) {
+            Some(arn) => base(account_kind(arn.account, ctx), p.into(), Some(arn.account.to_string()), false),
+            None => base(EntrantKind::Other, p.into(), None, false),
+        },
+        "Service" => base(EntrantKind::Service, p.into(), None, false),
+        "Federated" => {
+            let account = Arn::parse(p).map(|a| a.account.to_string()).filter(|a| names::is_account_id(a));
+            base(EntrantKind::Federated, p.into(), account, false)
+        }
+        _ => base(EntrantKind::Other, format!("{ty}: {p}"), None, false),
+    }
+}
+
+fn entrants_of(p: &Principals, actions: &BTreeSet<String>, guards: &Guards, ctx: &Context) -> Vec<Entrant> {
+    match p {
+        Principals::Any => vec![entrant("AWS", "*", actions, guards, ctx)],
+        Principals::Typed(map) => map
+            .iter()
+            .flat_map(|(ty, values)| values.iter().map(move |v| (ty.as_str(), v.as_str())))
+            .map(|(ty, v)| entrant(ty, v, actions, guards, ctx))
+            .collect(),
+    }
+}
+
+fn principals_text(p: &Principals) -> String {
+    match p {
+        Principals::Any => "*".into(),
+        Principals::Typed(map) => {
+            map.values().flat_map(|v| v.iter().map(String::as_str)).collect::<Vec<_>>().join(", ")
+        }
+    }
+}
+
+/// Whether a principal element names an entrant (as a whole: an account id names every principal of it).
+fn names_entrant(p: &Principals, e: &Entrant) -> bool {
+    let Principals::Typed(map) = p else { return true };
+    if e.kind == EntrantKind::Anyone {
+        return false;
+    }
+    let ty = match e.kind {
+        EntrantKind::Service => "Service",
+        EntrantKind::Federated => "Federated",
+        _ => "AWS",
+    };
+    map.get(ty).is_some_and(|set| {
+        set.contains(&e.principal)
+            || set.contains("*") && ty == "AWS"
+            || e.account_id.as_ref().is_some_and(|a| ty == "AWS" && set.contains(a))
+    })
+}
+
+/// Who can enter: the principals of the Allow statements that cover an entry action, less the ones an
+/// unconditional Deny keeps out; a conditional Deny's keys become the guards of the entrants it names.
+fn entrants(doc: &PolicyDocument, ctx: &Context) -> Vec<Entrant> {
+    let mut list: Vec<Entrant> = Vec::new();
+    for s in doc.statements().iter().filter(|s| s.effect == Effect::Allow) {
+        let actions = entry_actions(s);
+        if actions.is_empty() {
+            continue;
+        }
+        let guards = guards_of(&s.condition);
+        if let Some(p) = &s.principal {
+            list.extend(entrants_of(p, &actions, &guards, ctx));
+        } else if let Some(np) = &s.not_principal {
+            let mut e = entrant("AWS", "*", &actions, &guards, ctx);
+            e.principal = format!("* except {}", principals_text(np));
+            list.push(e);
+        }
+    }
+    for deny in doc.statements().iter().filter(|s| s.effect == Effect::Deny) {
+        let denied = entry_actions(deny);
+        if denied.is_empty() {
+            continue;
+        }
+        let guards = guards_of(&deny.condition);
+        let unconditional = deny.condition.is_empty();
+        let mut next = Vec::new();
+        for mut e in list {
+            let named = match (&deny.principal, &deny.not_principal) {
+                (Some(p), _) => names_entrant(p, &e),
+                (None, Some(np)) => !names_entrant(np, &e),
+                (None, None) => false,
+            };
+            if !named {
+                next.push(e);
+                continue;
+            }
+            if !unconditional {
+                merge(&mut e.conditions, &guards);
+                next.push(e);
+                continue;
+            }
+            let remaining: BTreeSet<String> = e.actions.difference(&denied).cloned().collect();
+            if !remaining.is_empty() {
+                next.push(Entrant { actions: remaining, ..e.clone() });
+            }
+            // Everyone but the principals a Deny's NotPrincipal names is kept out: anyone becomes those.
+            if let (EntrantKind::Anyone, Some(np)) = (e.kind, &deny.not_principal) {
+                let kept: BTreeSet<String> = e.actions.intersection(&denied).cloned().collect();
+                next.extend(entrants_of(np, &kept, &e.conditions, ctx));
+            }
+        }
+        list = next;
+    }
+    list.sort();
+    list.dedup();
+    list
+}
