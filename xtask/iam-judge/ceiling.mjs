@@ -133,6 +133,9 @@ function bootstrapCases() {
   for (const a of ['iam:GetRole', 'iam:ListAttachedRolePolicies', 'iam:ListRolePolicies', 'iam:GetRolePolicy']) {
     cases.push(B(`crossroled: ${a} of any role`, 'Allowed', a, r('outside the path, tagged as owned'), {}))
   }
+  cases.push(
+    B('crossroled: GetAccountAuthorizationDetails (the inventory, read-only)', 'Allowed', 'iam:GetAccountAuthorizationDetails', '*', {}),
+  )
   const owned = { role: on('owned') }
   cases.push(B('crossroled: PutRolePolicy on an owned role', 'Allowed', 'iam:PutRolePolicy', r('owned'), owned))
   cases.push(

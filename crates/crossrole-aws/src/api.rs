@@ -7,7 +7,8 @@ use std::{collections::BTreeMap, fmt, sync::Arc, time::SystemTime};
 
 use async_trait::async_trait;
 use crossrole_core::{
-    Partition, org::AccountInfo, org::OrganizationInfo, plan::RoleAttributes, secret::ExternalId, spec::PrincipalKind,
+    Partition, inventory::RoleDetail, org::AccountInfo, org::OrganizationInfo, plan::RoleAttributes,
+    secret::ExternalId, spec::PrincipalKind,
 };
 
 use crate::error::AwsError;
@@ -181,6 +182,14 @@ pub trait IamApi: Send + Sync {
     async fn untag_role(&self, role: &str, keys: &[String]) -> Result<(), AwsError>;
     /// `DeleteRole`.
     async fn delete_role(&self, role: &str) -> Result<(), AwsError>;
+    /// `GetAccountAuthorizationDetails` with `Filter=[Role]`: one page of the account's roles, each with its trust
+    /// policy and inline documents as IAM returned them (URL-encoded), its managed policies, boundary, tags and
+    /// `RoleLastUsed`. `max_items` is IAM's `MaxItems` (1 to 1000); IAM may return fewer with a marker.
+    async fn get_account_authorization_details_roles(
+        &self,
+        marker: Option<String>,
+        max_items: u32,
+    ) -> Result<Page<RoleDetail>, AwsError>;
 
     /// `GetPolicy`; `NotFound` when it does not exist.
     async fn get_policy(&self, arn: &str) -> Result<PolicyRecord, AwsError>;

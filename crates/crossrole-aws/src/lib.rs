@@ -14,6 +14,7 @@ mod error;
 pub mod fake;
 pub mod fence;
 mod grant;
+pub mod inventory;
 pub mod reconcile;
 pub mod sdk;
 pub mod verify;

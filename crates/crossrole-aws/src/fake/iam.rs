@@ -5,6 +5,7 @@ use std::{collections::BTreeMap, sync::Arc};
 use async_trait::async_trait;
 use crossrole_core::{
     grant::{MAX_POLICY_VERSIONS, PolicyVersion},
+    inventory::RoleDetail,
     names,
     plan::RoleAttributes,
     spec::PrincipalKind,
@@ -143,18 +144,63 @@ impl IamApi for FakeIam {
             s.roles.insert(
                 input.name.clone(),
                 FakeRole {
-                    arn: names::role_arn(w.partition, &account, &input.path, &input.name),
-                    path: input.path.clone(),
                     description: input.description.clone(),
                     max_session_duration: input.max_session_duration,
-                    trust: encode(&input.trust_policy),
                     boundary: input.permissions_boundary_arn.clone(),
                     tags: input.tags.clone(),
-                    managed: Default::default(),
-                    inline: BTreeMap::new(),
+                    ..FakeRole::new(
+                        names::role_arn(w.partition, &account, &input.path, &input.name),
+                        &input.path,
+                        &input.trust_policy,
+                    )
                 },
             );
             Ok(())
+        })
+        .await
+    }
+
+    async fn get_account_authorization_details_roles(
+        &self,
+        marker: Option<String>,
+        max_items: u32,
+    ) -> Result<Page<RoleDetail>, AwsError> {
+        let (account, _) = self.identity.clone()?;
+        let op = "GetAccountAuthorizationDetails";
+        self.with(op, |s, w| {
+            // As IAM: MaxItems is 1 to 1000; a marker is one this call handed out.
+            if !(1..=1000).contains(&max_items) {
+                return Err(err(op, "ValidationError", format!("1 validation error detected: Value '{max_items}' at 'maxItems' failed to satisfy constraint: Member must have value between 1 and 1000")));
+            }
+            let offset = match &marker {
+                None => 0,
+                Some(m) => m.parse::<usize>().ok().filter(|o| *o <= s.roles.len()).ok_or_else(|| {
+                    err(op, "ValidationError", "Invalid Marker.")
+                })?,
+            };
+            let size = (max_items as usize).min(w.config.details_page_size.max(1));
+            let end = (offset + size).min(s.roles.len());
+            let items = s
+                .roles
+                .iter()
+                .skip(offset)
+                .take(end - offset)
+                .map(|(name, r)| RoleDetail {
+                    account_id: account.clone(),
+                    name: name.clone(),
+                    path: r.path.clone(),
+                    arn: r.arn.clone(),
+                    role_id: r.role_id(),
+                    created: r.created,
+                    trust_policy: r.trust.clone(),
+                    managed_policy_arns: r.managed.clone(),
+                    inline_policies: r.inline.clone(),
+                    permissions_boundary_arn: r.boundary.clone(),
+                    tags: r.tags.clone(),
+                    last_used: r.last_used.clone(),
+                })
+                .collect();
+            Ok(Page { items, next_token: (end < s.roles.len()).then(|| end.to_string()) })
         })
         .await
     }

@@ -21,7 +21,9 @@ use std::{
 };
 
 use crossrole_core::{
-    Partition, names,
+    Partition,
+    inventory::LastUsed,
+    names,
     org::{AccountInfo, AccountTags, OrgTree},
     plan::{ObservedRole, RoleAttributes},
     spec::PrincipalKind,
@@ -64,6 +66,9 @@ pub struct FakeConfig {
     pub empty_first_pages: bool,
     /// How many managed policies IAM lets a role have (its quota; 10 by default).
     pub managed_policies_per_role: usize,
+    /// The most roles one `GetAccountAuthorizationDetails` page holds, whatever `MaxItems` asks (IAM may return
+    /// fewer than asked, with a marker); 1000 by default, IAM's largest `MaxItems`.
+    pub details_page_size: usize,
 }
 
 impl Default for FakeConfig {
@@ -77,6 +82,7 @@ impl Default for FakeConfig {
             org_page_size: 20,
             empty_first_pages: false,
             managed_policies_per_role: 10,
+            details_page_size: 1000,
         }
     }
 }
@@ -153,9 +159,41 @@ pub(crate) struct FakeRole {
     pub(crate) tags: BTreeMap<String, String>,
     pub(crate) managed: BTreeSet<String>,
     pub(crate) inline: BTreeMap<String, String>,
+    /// When it was made, Unix seconds (`None`: not said).
+    pub(crate) created: Option<i64>,
+    /// `RoleLastUsed`.
+    pub(crate) last_used: Option<LastUsed>,
 }
 
 impl FakeRole {
+    /// A role as IAM makes it: no policies, never used. Its unique id comes from its ARN (`AROA` and 17 more).
+    pub(crate) fn new(arn: String, path: &str, trust_json: &str) -> FakeRole {
+        FakeRole {
+            arn,
+            path: path.to_string(),
+            description: String::new(),
+            max_session_duration: 3600,
+            trust: iam::encode(trust_json),
+            boundary: None,
+            tags: BTreeMap::new(),
+            managed: Default::default(),
+            inline: BTreeMap::new(),
+            created: None,
+            last_used: None,
+        }
+    }
+
+    /// IAM's unique id of the role (`AROA…`), stable for its ARN.
+    pub(crate) fn role_id(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.arn.hash(&mut h);
+        let n = h.finish();
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        let tail: String = (0..17).map(|i| alphabet[((n >> ((i * 5) % 60)) & 31) as usize] as char).collect();
+        format!("AROA{tail}")
+    }
+
     /// Its attributes as IAM answers them (`name`: its key among the account's roles).
     pub(crate) fn attributes(&self, name: &str) -> RoleAttributes {
         RoleAttributes {
@@ -207,20 +245,31 @@ impl AccountState {
 
     /// Creates a role by hand, outside crossrole (no ownership tags).
     pub fn create_role_by_hand(&mut self, account: &str, name: &str, trust: &str) {
-        self.roles.insert(
-            name.to_string(),
-            FakeRole {
-                arn: names::role_arn(Partition::Aws, account, "/", name),
-                path: "/".into(),
-                description: "made by hand".into(),
-                max_session_duration: 3600,
-                trust: iam::encode(trust),
-                boundary: None,
-                tags: BTreeMap::new(),
-                managed: Default::default(),
-                inline: BTreeMap::new(),
-            },
-        );
+        let mut role = FakeRole::new(names::role_arn(Partition::Aws, account, "/", name), "/", trust);
+        role.description = "made by hand".into();
+        self.roles.insert(name.to_string(), role);
+    }
+
+    /// Puts an inline policy on a role by hand.
+    pub fn put_inline_by_hand(&mut self, role: &str, name: &str, document: &str) {
+        if let Some(r) = self.roles.get_mut(role) {
+            r.inline.insert(name.to_string(), iam::encode(document));
+        }
+    }
+
+    /// Tags a role by hand.
+    pub fn tag_by_hand(&mut self, role: &str, key: &str, value: &str) {
+        if let Some(r) = self.roles.get_mut(role) {
+            r.tags.insert(key.to_string(), value.to_string());
+        }
+    }
+
+    /// Says when a role was last used, and where (as IAM's `RoleLastUsed` would), and when it was made.
+    pub fn set_used_by_hand(&mut self, role: &str, created: Option<i64>, last_used: Option<LastUsed>) {
+        if let Some(r) = self.roles.get_mut(role) {
+            r.created = created;
+            r.last_used = last_used;
+        }
     }
 
     /// Creates a customer-managed policy by hand (a boundary the bootstrap template deploys, say).
@@ -706,20 +755,9 @@ fn bootstrapped(partition: Partition, management: &str, bootstrap_role: &str, ac
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{management}:root"}},"Action":"sts:AssumeRole"}}]}}"#
     );
     let mut state = AccountState::default();
-    state.roles.insert(
-        bootstrap_role.to_string(),
-        FakeRole {
-            arn: names::role_arn(partition, account, "/", bootstrap_role),
-            path: "/".into(),
-            description: String::new(),
-            max_session_duration: 3600,
-            trust: iam::encode(&trust),
-            boundary: None,
-            tags: BTreeMap::new(),
-            managed: ["arn:aws:iam::aws:policy/AdministratorAccess".to_string()].into(),
-            inline: BTreeMap::new(),
-        },
-    );
+    let mut role = FakeRole::new(names::role_arn(partition, account, "/", bootstrap_role), "/", &trust);
+    role.managed = ["arn:aws:iam::aws:policy/AdministratorAccess".to_string()].into();
+    state.roles.insert(bootstrap_role.to_string(), role);
     state
 }
 

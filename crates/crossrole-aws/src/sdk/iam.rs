@@ -4,8 +4,16 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use aws_config::SdkConfig;
-use aws_sdk_iam::{Client, types::Tag};
-use crossrole_core::{grant::PolicyVersion, plan::RoleAttributes, spec::PrincipalKind};
+use aws_sdk_iam::{
+    Client,
+    types::{EntityType, Tag},
+};
+use crossrole_core::{
+    grant::PolicyVersion,
+    inventory::{LastUsed, RoleDetail},
+    plan::RoleAttributes,
+    spec::PrincipalKind,
+};
 
 use super::{map_err, provider, unix};
 use crate::{
@@ -15,12 +23,14 @@ use crate::{
 
 pub(super) struct SdkIam {
     client: Client,
+    /// The account the credentials act in (the roles `GetAccountAuthorizationDetails` lists are its).
+    account_id: String,
 }
 
 impl SdkIam {
     pub(super) fn new(config: &SdkConfig, credentials: &Credentials) -> Self {
         let conf = aws_sdk_iam::config::Builder::from(config).credentials_provider(provider(credentials)).build();
-        SdkIam { client: Client::from_conf(conf) }
+        SdkIam { client: Client::from_conf(conf), account_id: credentials.account_id.clone() }
     }
 }
 
@@ -226,6 +236,24 @@ impl IamApi for SdkIam {
         Ok(())
     }
 
+    async fn get_account_authorization_details_roles(
+        &self,
+        marker: Option<String>,
+        max_items: u32,
+    ) -> Result<Page<RoleDetail>, AwsError> {
+        let out = self
+            .client
+            .get_account_authorization_details()
+            .filter(EntityType::Role)
+            .max_items(max_items as i32)
+            .set_marker(marker)
+            .send()
+            .await
+            .map_err(|e| map_err("iam:GetAccountAuthorizationDetails", e))?;
+        let items = out.role_detail_list().iter().map(|r| role_detail(&self.account_id, r)).collect();
+        Ok(page(items, out.is_truncated(), out.marker()))
+    }
+
     async fn get_policy(&self, arn: &str) -> Result<PolicyRecord, AwsError> {
         let call = "iam:GetPolicy";
         let out = self.client.get_policy().policy_arn(arn).send().await.map_err(|e| map_err(call, e))?;
@@ -405,5 +433,33 @@ impl IamApi for SdkIam {
                 .map(|_| ())
                 .map_err(|e| map_err("iam:DetachRolePolicy", e)),
         }
+    }
+}
+
+/// A role as `GetAccountAuthorizationDetails` lists it, in crossrole's terms; documents as IAM returned them.
+fn role_detail(account_id: &str, r: &aws_sdk_iam::types::RoleDetail) -> RoleDetail {
+    RoleDetail {
+        account_id: account_id.to_string(),
+        name: r.role_name().unwrap_or_default().to_string(),
+        path: r.path().unwrap_or("/").to_string(),
+        arn: r.arn().unwrap_or_default().to_string(),
+        role_id: r.role_id().unwrap_or_default().to_string(),
+        created: r.create_date().map(|t| t.secs()),
+        trust_policy: r.assume_role_policy_document().unwrap_or_default().to_string(),
+        managed_policy_arns: r
+            .attached_managed_policies()
+            .iter()
+            .filter_map(|p| p.policy_arn().map(String::from))
+            .collect(),
+        inline_policies: r
+            .role_policy_list()
+            .iter()
+            .filter_map(|p| Some((p.policy_name()?.to_string(), p.policy_document().unwrap_or_default().to_string())))
+            .collect(),
+        permissions_boundary_arn: r.permissions_boundary().and_then(|b| b.permissions_boundary_arn()).map(String::from),
+        tags: r.tags().iter().map(|t| (t.key().to_string(), t.value().to_string())).collect(),
+        last_used: r
+            .role_last_used()
+            .and_then(|u| Some(LastUsed { at: u.last_used_date()?.secs(), region: u.region().map(String::from) })),
     }
 }
