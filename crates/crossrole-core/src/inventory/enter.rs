@@ -195,7 +195,11 @@ pub fn entrant_for<'r>(role: &'r InventoryRole, probe: &Probe) -> Option<&'r Ent
             matches!(&probe.caller, ProbeCaller::Federated { provider } if *provider == e.principal)
         }
         EntrantKind::OrganizationAccount | EntrantKind::OutsideAccount | EntrantKind::FormerMember => {
-            let entry = if e.whole_account { e.account_id.clone().unwrap_or_default() } else { e.principal.clone() };
+            // A root stands for its account, narrowed by aws:PrincipalArn or not (the conditions are not matched here).
+            let entry = match &e.account_id {
+                Some(account) if e.principal.ends_with(":root") => account.clone(),
+                _ => e.principal.clone(),
+            };
             aws_entry_matches(&entry, &probe.caller)
         }
     })

@@ -87,10 +87,23 @@ pub(super) fn findings(
     }
     found.extend(unused(role, ctx));
     let expected = ctx.expected.get(&(role.account_id.clone(), role.name.clone()));
-    if let (Some(doc), Some(expected)) = (doc, expected)
-        && let Some(f) = drifted(role, doc, expected)
-    {
-        found.push(f);
+    match (doc, expected) {
+        (_, Some(expected)) if out.owner.as_deref() != Some(expected.spec_name.as_str()) => {
+            found.push(Finding::new(
+                FindingKind::Drifted,
+                Severity::Medium,
+                format!(
+                    "crossrole's journal has it as spec {}'s, but its ownership tags {}: crossrole no longer manages it",
+                    expected.spec_name,
+                    match &out.owner {
+                        Some(other) => format!("name spec {other}"),
+                        None => "are gone".to_string(),
+                    }
+                ),
+            ));
+        }
+        (Some(doc), Some(expected)) => found.extend(drifted(role, doc, expected)),
+        _ => {}
     }
     found.sort();
     found.dedup();

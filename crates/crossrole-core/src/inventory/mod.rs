@@ -71,3 +71,6 @@ pub struct LastUsed {
     /// The region it was used in, when IAM says.
     pub region: Option<String>,
 }
+
+#[cfg(test)]
+mod tests;
