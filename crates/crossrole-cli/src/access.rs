@@ -208,7 +208,7 @@ pub(crate) async fn plan(client: &Client, args: PlanArgs, out: Output) -> Outcom
 
 /// A refusal for want of scope, said for the command that was run: its first call (the plan, before an apply) may
 /// need less than the command does, and naming that call's scope would send the person for the wrong token.
-fn needs_scope(e: crossrole_client::Error, command: &str, scope: &str) -> Failure {
+pub(crate) fn needs_scope(e: crossrole_client::Error, command: &str, scope: &str) -> Failure {
     if let crossrole_client::Error::PermissionDenied(m) = &e {
         let token = m.split(", this call needs").next().unwrap_or(m);
         return Failure {
@@ -219,7 +219,7 @@ fn needs_scope(e: crossrole_client::Error, command: &str, scope: &str) -> Failur
     e.into()
 }
 
-fn confirm(question: &str) -> Result<bool, Failure> {
+pub(crate) fn confirm(question: &str) -> Result<bool, Failure> {
     if !std::io::stdin().is_terminal() {
         return Err(Failure::usage("refusing to change anything without --yes in a non-interactive session"));
     }
@@ -292,7 +292,7 @@ pub(crate) async fn apply(client: &Client, args: ApplyArgs, out: Output) -> Outc
 }
 
 /// An apply crossroled refused because what it would do is not the plan confirmed: said as such.
-fn refused_plan(e: crossrole_client::Error) -> Failure {
+pub(crate) fn refused_plan(e: crossrole_client::Error) -> Failure {
     match &e {
         crossrole_client::Error::FailedPrecondition(m) if m.contains("plan again") => {
             Failure::usage(format!("not applied: {m}"))
@@ -302,7 +302,7 @@ fn refused_plan(e: crossrole_client::Error) -> Failure {
 }
 
 /// Follows an operation just started, or (`no_wait`) says how to.
-async fn started(handle: crossrole_client::OperationHandle, no_wait: bool, out: Output) -> Outcome {
+pub(crate) async fn started(handle: crossrole_client::OperationHandle, no_wait: bool, out: Output) -> Outcome {
     if no_wait {
         match out {
             Output::Json => json::print(&json::Operation::from(handle.initial())),

@@ -5,6 +5,7 @@
 //! refused the credentials.
 
 mod access;
+mod adopt;
 mod audit;
 mod bindings;
 mod console;
@@ -121,6 +122,8 @@ enum Command {
     Plan(access::PlanArgs),
     /// Show the plan, ask, apply, and follow the rollout live.
     Apply(access::ApplyArgs),
+    /// Take over roles made by hand: show how each differs from the spec, and apply it where a person approves.
+    Adopt(adopt::AdoptArgs),
     /// Show what would be removed, ask, and remove what the spec created (only roles crossrole owns).
     Destroy(access::DestroyArgs),
     /// Check each account's role, and that the trusted side can assume it.
@@ -273,6 +276,7 @@ async fn run(cli: Cli) -> Outcome {
         Command::Validate(args) => access::validate(&client, args, out).await,
         Command::Plan(args) => access::plan(&client, args, out).await,
         Command::Apply(args) => access::apply(&client, args, out).await,
+        Command::Adopt(args) => adopt::adopt(&client, args, out).await,
         Command::Destroy(args) => access::destroy(&client, args, out).await,
         Command::Verify(args) => access::verify(&client, args, out).await,
         Command::Links(args) => exports::links(&client, args, out).await,

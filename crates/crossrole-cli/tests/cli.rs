@@ -517,3 +517,69 @@ async fn apply_applies_the_plan_it_showed_or_nothing() {
     assert!(env.fake.role(new, "NewAudit").is_some());
     env.server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopt_shows_each_hand_made_role_and_takes_over_only_what_a_person_approved() {
+    let env = start().await;
+    let spec = env.file("adopt.yaml", &example_with("path: /crossrole/", "path: /"));
+    let (approved, declined) = ("200000000000", "200000000001");
+    let trust = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::444455556666:root"},"Action":"sts:AssumeRole"}]}"#;
+    for account in [approved, declined] {
+        env.fake.with_account(account, |a| a.create_role_by_hand(account, "SecurityAudit", trust));
+    }
+    let before = env.fake.role(declined, "SecurityAudit").unwrap();
+
+    // Shown, with how each role differs from the spec; nothing taken over.
+    let shown = env.run(&["adopt", "-f", &spec, "--dry-run"]).await.success();
+    let out = stdout(&shown);
+    for account in [approved, declined] {
+        assert!(out.contains(&format!("{account} prod-")) && out.contains("(made without crossrole)"), "{out}");
+    }
+    assert!(out.contains("-         \"AWS\": \"444455556666\""), "{out}");
+    assert!(out.contains("+         \"AWS\": \"arn:aws:iam::111122223333:root\""), "{out}");
+    assert_eq!(env.fake.iam_writes_in(approved) + env.fake.iam_writes_in(declined), 0);
+
+    // Never without approval: not at a terminal and nothing approved up front, or an account with nothing to adopt.
+    env.run(&["adopt", "-f", &spec]).await.code(2).stderr(predicate::str::contains("without a person's approval"));
+    env.run(&["adopt", "-f", &spec, "--account", "200000000004"])
+        .await
+        .code(2)
+        .stderr(predicate::str::contains("--account 200000000004: no hand-made role \"SecurityAudit\""));
+    let json = env.run(&["adopt", "-f", &spec, "--dry-run", "-o", "json"]).await.success();
+    let json: serde_json::Value = serde_json::from_slice(&json.get_output().stdout).unwrap();
+    assert_eq!(json["candidates"].as_array().unwrap().len(), 2, "{json}");
+    // Bounded first, then claimed (its ownership tags), then changed.
+    let kinds: Vec<&str> =
+        json["candidates"][0]["changes"].as_array().unwrap().iter().map(|c| c["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds[..2], ["put permissions boundary", "tag role"], "{json}");
+
+    // One approved: taken over there (the boundary first), the other untouched; the rest of the spec applied.
+    env.run(&["adopt", "-f", &spec, "--account", approved, "--yes"])
+        .await
+        .success()
+        .stdout(predicate::str::contains(format!("Taking over role \"SecurityAudit\" in 1 account ({approved})")));
+    let taken = env.fake.role(approved, "SecurityAudit").unwrap();
+    assert_eq!(taken.attributes.tags.get("crossrole:spec").map(String::as_str), Some("security-audit"), "{taken:?}");
+    assert!(taken.attributes.trust_policy.contains("111122223333"), "{taken:?}");
+    assert_eq!(env.fake.iam_writes_in(declined), 0, "{:?}", env.fake.served_in(declined));
+    assert_eq!(env.fake.role(declined, "SecurityAudit").unwrap(), before);
+
+    // The audit trail holds the call, its token and the accounts approved.
+    let audit = env.run(&["audit", "-o", "json"]).await.success();
+    let audit: serde_json::Value = serde_json::from_slice(&audit.get_output().stdout).unwrap();
+    let apply = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["method"].as_str().is_some_and(|m| m.ends_with("ApplyAccess")))
+        .unwrap_or_else(|| panic!("{audit}"));
+    assert_eq!(apply["caller"], "ci", "{apply}");
+    assert_eq!(apply["request"]["spec"]["role"]["adopt_accounts"], serde_json::json!([approved]), "{apply}");
+
+    // Adopted is owned: the spec as written applies with nothing to change there, and the declined role stays.
+    let plain = example_with("path: /crossrole/", "path: /");
+    let plain = env.file("plain.yaml", &plain);
+    let replan = env.run(&["plan", "-f", &plain]).await.success();
+    assert!(stdout(&replan).contains("1 conflict"), "{}", stdout(&replan));
+    env.server.stop().await.unwrap();
+}

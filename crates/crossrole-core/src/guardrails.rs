@@ -221,7 +221,7 @@ pub fn unowned_role(role_arn: &str, owner: Option<&str>) -> Finding {
         Some(spec) => format!("{role_arn} belongs to crossrole spec {spec:?}; it is left untouched"),
         None => format!(
             "{role_arn} exists and is not managed by crossrole (no crossrole:managed-by tag); it is left untouched. \
-             Set role.adopt_existing to take it over"
+             `crossrole adopt -f <spec file>` shows how it differs from the spec and takes it over on approval"
         ),
     };
     Finding {

@@ -106,6 +106,8 @@ pub struct DesiredRole {
     pub inline_policies: BTreeMap<String, PolicyDocument>,
     /// Adopt an existing role crossrole does not own.
     pub adopt_existing: bool,
+    /// Adopt one only in these accounts (resolved per account by [`DesiredRole::in_account`]).
+    pub adopt_accounts: BTreeSet<String>,
 }
 
 impl DesiredRole {
@@ -124,6 +126,7 @@ impl DesiredRole {
             managed_policy_arns: r.managed_policy_arns.clone(),
             inline_policies: r.inline_policies.clone(),
             adopt_existing: r.adopt_existing,
+            adopt_accounts: r.adopt_accounts.clone(),
         }
     }
 
@@ -137,7 +140,9 @@ impl DesiredRole {
     /// tag values, see [`names::expand_tag_value`]). Borrowed when there is nothing to resolve.
     pub fn in_account(&self, place: names::Place<'_>) -> std::borrow::Cow<'_, DesiredRole> {
         let templated = |s: &str| s.contains("${");
-        if !self.permissions_boundary_arn.as_deref().is_some_and(templated)
+        let adopts_here = !self.adopt_existing && self.adopt_accounts.contains(place.account_id);
+        if !adopts_here
+            && !self.permissions_boundary_arn.as_deref().is_some_and(templated)
             && !self.managed_policy_arns.iter().any(|a| templated(a))
             && !templated(&self.description)
             && !self.tags.values().any(|v| templated(v))
@@ -145,6 +150,7 @@ impl DesiredRole {
             return std::borrow::Cow::Borrowed(self);
         }
         let mut d = self.clone();
+        d.adopt_existing |= adopts_here;
         d.permissions_boundary_arn = d.permissions_boundary_arn.map(|b| names::expand(&b, place));
         d.managed_policy_arns = d.managed_policy_arns.iter().map(|a| names::expand(a, place)).collect();
         d.description = names::expand(&d.description, place).chars().take(1000).collect();

@@ -361,7 +361,8 @@ async fn no_write_is_aimed_at_a_role_crossrole_does_not_own() {
             error.message,
             format!(
                 "arn:aws:iam::{foreign}:role/Audit exists and is not managed by crossrole (no crossrole:managed-by \
-                 tag); it is left untouched. Set role.adopt_existing to take it over"
+                 tag); it is left untouched. `crossrole adopt -f <spec file>` shows how it differs from the spec and \
+                 takes it over on approval"
             )
         );
         assert_eq!(w.fake.iam_writes_in(&foreign), 0, "{:?}", w.fake.served_in(&foreign));

@@ -92,6 +92,8 @@ pub fn raw_spec(p: &pb::AccessSpec) -> RawSpec {
             permissions_boundary_arn: r.permissions_boundary_arn.clone(),
             tags: r.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
             adopt_existing: r.adopt_existing,
+            adopt_accounts: r.adopt_accounts.clone(),
+            revoke_sessions_on_narrowing: r.revoke_sessions_on_narrowing,
         }),
         targets: p.targets.as_ref().map(raw_selector),
         grant: p.grant.as_ref().map(|g| RawGrant {
@@ -176,6 +178,8 @@ impl ToWire for RawSpec {
                 permissions_boundary_arn: r.permissions_boundary_arn.clone(),
                 tags: r.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
                 adopt_existing: r.adopt_existing,
+                adopt_accounts: r.adopt_accounts.to_vec(),
+                revoke_sessions_on_narrowing: r.revoke_sessions_on_narrowing,
             }),
             targets: self.targets.as_ref().map(ToWire::to_wire),
             grant: self.grant.as_ref().map(|g| pb::TrustedGrant {

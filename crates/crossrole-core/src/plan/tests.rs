@@ -207,6 +207,24 @@ fn ownership() {
 }
 
 #[test]
+fn adopt_accounts_takes_over_a_hand_made_role_only_in_the_accounts_it_lists() {
+    let d = desired("  adopt_accounts: [\"222233334444\"]\n");
+    let mut hand_made = applied(&desired(""));
+    hand_made.attributes.tags.clear();
+    let place = |account_id| names::Place { partition: Partition::Aws, account_id, account_name: "a" };
+    let here = d.in_account(place("222233334444"));
+    assert!(here.adopt_existing);
+    assert_eq!(summaries(&plan(&here, Some(&hand_made)))[0], "tag role crossrole:managed-by,crossrole:spec");
+    let elsewhere = d.in_account(place("999988887777"));
+    assert_eq!(plan(&elsewhere, Some(&hand_made)), AccountPlan::Conflict { owner: None });
+    // Never another spec's role, listed or not.
+    hand_made.attributes.tags =
+        [(OWNER_TAG_KEY.to_string(), OWNER_TAG_VALUE.to_string()), (SPEC_TAG_KEY.to_string(), "other".to_string())]
+            .into();
+    assert_eq!(plan(&here, Some(&hand_made)), AccountPlan::Conflict { owner: Some("other".into()) });
+}
+
+#[test]
 fn under_the_ceiling_a_role_is_bounded_before_any_other_write() {
     const CEILING: &str = "arn:aws:iam::222233334444:policy/crossrole-ceiling/CrossroleCeiling";
     let d = desired(&format!("  permissions_boundary_arn: {CEILING}\n  adopt_existing: true\n"));

@@ -56,6 +56,10 @@ struct RoleFile {
     tags: BTreeMap<String, String>,
     #[serde(default)]
     adopt_existing: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    adopt_accounts: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    revoke_sessions_on_narrowing: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -376,6 +380,8 @@ impl SpecFile {
                 permissions_boundary_arn: self.role.permissions_boundary_arn.unwrap_or_default(),
                 tags: self.role.tags.into_iter().collect(),
                 adopt_existing: self.role.adopt_existing,
+                adopt_accounts: self.role.adopt_accounts,
+                revoke_sessions_on_narrowing: self.role.revoke_sessions_on_narrowing,
             }),
             targets: self.targets.map(|t| RawSelector {
                 organizational_unit_ids: t.organizational_unit_ids,

@@ -84,6 +84,12 @@ pub struct RoleSpec {
     pub tags: BTreeMap<String, String>,
     /// Take ownership of an existing role of the same name that crossrole does not own.
     pub adopt_existing: bool,
+    /// Take ownership of such a role only in these accounts (what `crossrole adopt` approved); elsewhere it is
+    /// reported and left untouched. Empty: as `adopt_existing` says.
+    pub adopt_accounts: BTreeSet<String>,
+    /// Revoke the role's sessions issued before a change that takes access away (a trust narrowed, the role
+    /// removed): see [`crate::revocation`]. On unless the spec turns it off.
+    pub revoke_sessions_on_narrowing: bool,
 }
 
 impl RoleSpec {

@@ -80,6 +80,12 @@ pub struct RawRole {
     pub tags: BTreeMap<String, String>,
     /// Take over an existing role of that name.
     pub adopt_existing: bool,
+    /// Take over an existing role of that name only in these accounts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adopt_accounts: Vec<String>,
+    /// Revoke the sessions issued before a change that takes access away; unset: yes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_sessions_on_narrowing: Option<bool>,
 }
 
 /// The trust as given.
@@ -257,6 +263,8 @@ impl From<&AccessSpec> for RawSpec {
                 permissions_boundary_arn: r.permissions_boundary_arn.clone().unwrap_or_default(),
                 tags: r.tags.clone(),
                 adopt_existing: r.adopt_existing,
+                adopt_accounts: r.adopt_accounts.iter().cloned().collect(),
+                revoke_sessions_on_narrowing: (!r.revoke_sessions_on_narrowing).then_some(false),
             }),
             targets: Some((&s.targets).into()),
             grant: s.grant.as_ref().map(|g| RawGrant {

@@ -220,9 +220,28 @@ fn every_rule_names_its_field() {
         &["guardrails.waivers[0].reason: a waiver needs a reason"],
     );
     check(
+        &[(
+            "  tags: {team: security}\n",
+            "  tags: {team: security}\n  adopt_accounts: [\"12345\", \"222233334444\", \"222233334444\"]\n",
+        )],
+        &[
+            "role.adopt_accounts[0]: must be a 12-digit AWS account id, got \"12345\"",
+            "role.adopt_accounts[2]: is listed twice",
+        ],
+    );
+    check(
+        &[(
+            "  tags: {team: security}\n",
+            "  tags: {team: security}\n  adopt_existing: true\n  adopt_accounts: [\"222233334444\"]\n",
+        )],
+        &[
+            "role.adopt_accounts: takes over roles only in the accounts it lists, which role.adopt_existing (every account) contradicts; set one or the other",
+        ],
+    );
+    check(
         &[("guardrail: weak-external-id", "guardrail: unowned-role")],
         &[
-            "guardrails.waivers[0].guardrail: a role crossrole does not own is never modified by a waiver; set role.adopt_existing to take it over",
+            "guardrails.waivers[0].guardrail: a role crossrole does not own is never modified by a waiver; `crossrole adopt -f <spec file>` takes it over on approval (role.adopt_accounts), or set role.adopt_existing",
         ],
     );
     check(

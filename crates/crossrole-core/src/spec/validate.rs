@@ -182,6 +182,22 @@ fn role(r: &RawRole, v: &mut Collector) -> Option<RoleSpec> {
             v.push(&field, rule);
         }
     }
+    let mut adopt_accounts = BTreeSet::new();
+    for (i, account) in r.adopt_accounts.iter().enumerate() {
+        let field = format!("role.adopt_accounts[{i}]");
+        if let Err(rule) = names::check_account_id(account) {
+            v.push(&field, rule);
+        } else if !adopt_accounts.insert(account.clone()) {
+            v.push(&field, "is listed twice");
+        }
+    }
+    if r.adopt_existing && !r.adopt_accounts.is_empty() {
+        v.push(
+            "role.adopt_accounts",
+            "takes over roles only in the accounts it lists, which role.adopt_existing (every account) contradicts; \
+             set one or the other",
+        );
+    }
     Some(RoleSpec {
         name: r.name.clone(),
         path,
@@ -193,6 +209,8 @@ fn role(r: &RawRole, v: &mut Collector) -> Option<RoleSpec> {
         permissions_boundary_arn: boundary,
         tags: r.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         adopt_existing: r.adopt_existing,
+        adopt_accounts,
+        revoke_sessions_on_narrowing: r.revoke_sessions_on_narrowing.unwrap_or(true),
     })
 }
 
@@ -563,7 +581,8 @@ fn guardrails(g: &RawGuardrails, v: &mut Collector) -> GuardrailOptions {
         if guardrail == super::Guardrail::UnownedRole {
             v.push(
                 format!("{field}.guardrail"),
-                "a role crossrole does not own is never modified by a waiver; set role.adopt_existing to take it over",
+                "a role crossrole does not own is never modified by a waiver; `crossrole adopt -f <spec file>` takes it over on \
+                 approval (role.adopt_accounts), or set role.adopt_existing",
             );
             continue;
         }

@@ -99,6 +99,19 @@ pub struct RoleSpec {
     /// untouched. Adoption rewrites the role to the spec, including removing policies the spec does not list.
     #[prost(bool, tag = "10")]
     pub adopt_existing: bool,
+    /// Take ownership of such a role only in these accounts (12-digit ids, each once): what `crossrole adopt` writes
+    /// for the accounts a person approved after seeing how each role differs from the spec. Elsewhere such a role is
+    /// reported and left untouched. Not together with adopt_existing. Once taken over, a role carries crossrole's
+    /// ownership tags and the list no longer matters to it.
+    #[prost(string, repeated, tag = "11")]
+    pub adopt_accounts: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Revoke the role's sessions issued before a change that takes access away (a principal removed from the trust,
+    /// an ExternalId, MFA or organization condition added or changed, the role removed): crossrole writes IAM's
+    /// `AWSRevokeOlderSessions` inline deny on `aws:TokenIssueTime` before that change, and removes it once the
+    /// longest session issued before it has expired. Unset: true. False: sessions already issued stay valid until
+    /// they expire, and the plan says so.
+    #[prost(bool, optional, tag = "20")]
+    pub revoke_sessions_on_narrowing: ::core::option::Option<bool>,
 }
 /// The role's trust policy, declared by intent; crossrole writes the policy document.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
