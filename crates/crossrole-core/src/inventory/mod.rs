@@ -9,14 +9,24 @@
 //! What is approximated, in one place:
 //! - Entrants come from the Allow statements that allow an `sts:AssumeRole*` action. A Deny statement without
 //!   conditions removes the principals it names (all of them when it names `*`; all but the ones it names with
-//!   `NotPrincipal`); a Deny with conditions does not remove anyone, its condition keys are added to the entrants'
-//!   guards (a Deny unless MFA counts as requiring MFA). [`can_enter`] evaluates the whole document, Deny and
-//!   conditions included; the entrant list is the summary for people and filters.
-//! - An Allow whose conditions no request can meet (`Null` asking an always-present key to be absent, a `Bool` on
-//!   the same key both true and false) still lists its principals, with the keys as guards.
-//! - A role whose principal is written as an account id and as its root ARN is one entrant, shown as the root ARN.
-//! - ExternalId values are never kept: the stored trust policy says `<redacted>` in their place, and a probe says
-//!   whether the caller brings the right one, a wrong one or none.
+//!   `NotPrincipal`, which then stand in for an Allow of anyone); a Deny with conditions does not remove anyone, its
+//!   condition keys are added to the guards of the entrants it names (a Deny unless MFA counts as requiring MFA).
+//!   [`can_enter`] evaluates the whole document, Deny and conditions included; the entrant list is the summary for
+//!   people and filters, and every caller [`can_enter`] lets in is named by an entrant ([`entrant_for`]).
+//! - Guards say which condition keys guard an entrant, not whether a request can meet them: an Allow whose
+//!   conditions no request can meet still lists its principals. Values are kept for the organization keys and
+//!   `aws:PrincipalArn` only.
+//! - Principals match as the IAM judge matches them: `*` lets in anyone, anonymous callers and services included;
+//!   an account id (or its root ARN) every IAM principal of the account; any other ARN that principal only; a
+//!   unique id nobody. In `NotPrincipal` an account exempts its principals as the judge has it, which may be
+//!   generous: IAM's documentation has a Deny `NotPrincipal` name a user and its account both to exempt the user.
+//!   A principal written as an account id and as its root ARN is one entrant, shown as the root ARN.
+//! - "Held to the organization" (which lowers a finding's severity or removes it) means an `aws:PrincipalOrgID`
+//!   naming this organization or `aws:PrincipalOrgPaths` under it; any other guard is reported, not weighed.
+//! - ExternalId values are never kept: the stored trust policy says [`REDACTED_EXTERNAL_ID`] in their place, and a
+//!   probe says whether the caller brings the right one, a wrong one or none (with two different ExternalIds in
+//!   one policy, "the right one" meets both).
+//! - Service-linked roles (path `/aws-service-role/`) are never reported unused; IAM tracks last use for 400 days.
 
 mod classify;
 mod context;

@@ -10,7 +10,7 @@ use crate::{
     spec::{OWNER_TAG_KEY, OWNER_TAG_VALUE, SPEC_TAG_KEY},
 };
 
-const ORG: &str = "o-ours12345";
+const ORG: &str = "o-a1b2c3d4e5";
 const HOME: &str = "222233334444";
 const INSIDE: &str = "333344445555";
 const VENDOR: &str = "999988887777";
@@ -126,7 +126,7 @@ fn trust_shapes_give_entrants_and_findings() {
             trust(
                 json!([{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"aws:PrincipalOrgID": ORG}}}]),
             ),
-            vec!["Anyone * (assumerole) if aws:PrincipalOrgID=o-ours12345"],
+            vec!["Anyone * (assumerole) if aws:PrincipalOrgID=o-a1b2c3d4e5"],
             vec!["AnyoneCanEnter/Low"],
         ),
         (
@@ -277,7 +277,7 @@ fn trust_shapes_give_entrants_and_findings() {
                 json!([{"Effect": "Allow", "Principal": {"AWS": VENDOR}, "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"aws:PrincipalOrgID": ORG}}}]),
             ),
             vec![
-                "OutsideAccount arn:aws:iam::999988887777:root [999988887777] whole (assumerole) if aws:PrincipalOrgID=o-ours12345",
+                "OutsideAccount arn:aws:iam::999988887777:root [999988887777] whole (assumerole) if aws:PrincipalOrgID=o-a1b2c3d4e5",
             ],
             vec![],
         ),
@@ -415,6 +415,7 @@ fn as_applied(desired: &DesiredRole, account: &str) -> RoleDetail {
     r.managed_policy_arns = desired.managed_policy_arns.clone();
     r.inline_policies = desired.inline_policies.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
     r.tags = desired.tags.clone();
+    r.permissions_boundary_arn = desired.permissions_boundary_arn.clone();
     r
 }
 
@@ -661,4 +662,46 @@ fn import_refuses_what_is_not_one_role() {
     .assert_eq(&err.to_string());
     let err = import("Not A Spec Name", &[role(HOME, "A", &text)], &ctx()).unwrap_err();
     assert!(err.to_string().contains("name"), "{err}");
+}
+
+#[test]
+fn import_of_roles_crossrole_wrote_gives_back_their_trust() {
+    let spec = AccessSpec::from_yaml(&format!(
+        r#"
+name: ops
+role:
+  name: Ops
+  path: /crossrole/
+  trust:
+    account_ids: ["{INSIDE}"]
+    principal_arns: ["arn:aws:iam::{VENDOR}:role/Deployer", "arn:aws:iam::{INSIDE}:role/Admin"]
+    require_mfa: true
+    principal_org_id: {ORG}
+  managed_policy_arns: [arn:aws:iam::aws:policy/ReadOnlyAccess]
+  permissions_boundary_arn: "arn:aws:iam::${{account_id}}:policy/boundary"
+targets:
+  organizational_unit_ids: [r-abcd]
+"#
+    ))
+    .unwrap();
+    let desired = DesiredRole::from_spec(&spec, Partition::Aws);
+    let roles: Vec<RoleDetail> = [HOME, INSIDE]
+        .iter()
+        .map(|a| {
+            let place = Place { partition: Partition::Aws, account_id: a, account_name: "x" };
+            as_applied(&desired.in_account(place), a)
+        })
+        .collect();
+    let imported = import("ops", &roles, &ctx()).unwrap();
+    assert!(imported.differences.is_empty(), "{:?}", imported.differences);
+    assert!(imported.not_expressible.is_empty(), "{:?}", imported.not_expressible);
+    let back = AccessSpec::from_yaml(&imported.spec_yaml).unwrap();
+    assert_eq!(back.role.trust, spec.role.trust);
+    assert_eq!(back.role.path, spec.role.path);
+    assert_eq!(back.role.managed_policy_arns, spec.role.managed_policy_arns);
+    assert_eq!(back.role.permissions_boundary_arn, spec.role.permissions_boundary_arn);
+    assert_eq!(
+        crate::policy::trust_policy(&back.role.trust, Partition::Aws),
+        crate::policy::trust_policy(&spec.role.trust, Partition::Aws)
+    );
 }
