@@ -315,7 +315,9 @@ pub fn wire(kind: u8, bytes: &[u8]) {
         }
         1 => {
             let Ok(message) = pb::Binding::decode(bytes) else { return };
-            let _ = crossrole_core::binding::Binding::validate(&crossrole_wire::raw_binding(&message));
+            // Any instant: an end far past or ahead of it, or an overflowing duration, is refused, never a panic.
+            let _ =
+                crossrole_core::binding::Binding::validate(&crossrole_wire::raw_binding(&message), 1_764_900_000_000);
         }
         2 => round_trip::<pb::Operation, crossrole_core::ops::Operation>(bytes),
         3 => round_trip::<pb::OperationEvent, crossrole_core::ops::OperationEvent>(bytes),

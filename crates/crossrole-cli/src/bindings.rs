@@ -22,6 +22,13 @@ pub(crate) enum BindingsCommand {
         /// Reconcile interval, e.g. 15m.
         #[arg(long, default_value = "15m")]
         every: String,
+        /// End the binding's access at this time (RFC 3339, e.g. 2026-12-05T18:00:00Z); an update with a new
+        /// end extends it, and one with none makes it last.
+        #[arg(long, conflicts_with = "expires_in")]
+        expires_at: Option<String>,
+        /// End the binding's access this long from now (e.g. 4h).
+        #[arg(long)]
+        expires_in: Option<String>,
     },
     /// Bindings.
     List,
@@ -47,7 +54,8 @@ pub(crate) enum BindingsCommand {
 
 pub(crate) async fn run(client: &Client, cmd: BindingsCommand, out: Output) -> Outcome {
     match cmd {
-        BindingsCommand::Apply { file, name, mode: m, every } => {
+        BindingsCommand::Apply { file, name, mode: m, every, expires_at, expires_in } => {
+            let (expires_at, expires_in) = views::end_flags(expires_at.as_deref(), expires_in.as_deref())?;
             let spec = access::load(&file)?;
             let name = name.unwrap_or_else(|| spec.name.clone());
             let every =
@@ -57,6 +65,8 @@ pub(crate) async fn run(client: &Client, cmd: BindingsCommand, out: Output) -> O
                 spec: Some(spec),
                 mode: if m == "detect" { proto::BindingMode::Detect } else { proto::BindingMode::Enforce } as i32,
                 reconcile_interval: Some(prost_types::Duration { seconds: every.as_secs() as i64, nanos: 0 }),
+                expires_at,
+                expires_in,
                 ..Default::default()
             };
             let stored = match client.binding(&name).await {
@@ -67,11 +77,12 @@ pub(crate) async fn run(client: &Client, cmd: BindingsCommand, out: Output) -> O
             match out {
                 Output::Json => json::print(&json::BindingStored::from(&stored)),
                 Output::Table => println!(
-                    "binding {} is at version {} ({}, every {})",
+                    "binding {} is at version {} ({}, every {}{})",
                     stored.name,
                     stored.version,
                     views::mode(stored.mode),
-                    views::interval(&stored)
+                    views::interval(&stored),
+                    views::ends(&stored.expires_at).map(|e| format!(", {e}")).unwrap_or_default()
                 ),
             }
             Ok(())
@@ -91,6 +102,7 @@ pub(crate) async fn run(client: &Client, cmd: BindingsCommand, out: Output) -> O
                         "DRIFTED",
                         "FAILED",
                         "LAST RECONCILE",
+                        "ENDS",
                     ]);
                     for b in &r.bindings {
                         let s = b.status.clone().unwrap_or_default();
@@ -103,6 +115,7 @@ pub(crate) async fn run(client: &Client, cmd: BindingsCommand, out: Output) -> O
                             s.drifted.to_string(),
                             s.failed.to_string(),
                             views::time(&s.last_reconcile_time).unwrap_or_else(|| "never".into()).to_string(),
+                            views::ends(&b.expires_at).unwrap_or_else(|| "never".into()),
                         ]);
                     }
                     println!("{t}");
@@ -128,6 +141,14 @@ pub(crate) async fn run(client: &Client, cmd: BindingsCommand, out: Output) -> O
                         s.pending,
                         views::time(&s.last_reconcile_time).unwrap_or_else(|| "never".into())
                     );
+                    if let Some(ends) = views::ends(&b.expires_at) {
+                        let removal = if s.expiry_operation_id.is_empty() {
+                            String::new()
+                        } else {
+                            format!("; its access removed by operation {}", s.expiry_operation_id)
+                        };
+                        println!("{ends}{removal}");
+                    }
                     let mut t = views::table(&["ACCOUNT", "NAME", "STATE", "DETAIL", "LAST RECONCILE"]);
                     for a in &s.accounts {
                         let detail = match &a.error {

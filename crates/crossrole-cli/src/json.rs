@@ -546,11 +546,20 @@ pub(crate) struct BindingStored<'a> {
     version: u64,
     mode: String,
     interval: String,
+    /// When its access ends (left out: it does not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
 }
 
 impl<'a> From<&'a proto::Binding> for BindingStored<'a> {
     fn from(b: &'a proto::Binding) -> Self {
-        BindingStored { name: &b.name, version: b.version, mode: views::mode(b.mode), interval: views::interval(b) }
+        BindingStored {
+            name: &b.name,
+            version: b.version,
+            mode: views::mode(b.mode),
+            interval: views::interval(b),
+            expires_at: time(&b.expires_at),
+        }
     }
 }
 
@@ -566,6 +575,9 @@ pub(crate) struct BindingRow<'a> {
     failed: u32,
     pending: u32,
     last_reconcile_time: Option<String>,
+    /// When its access ends (left out: it does not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
     /// Why crossroled cannot read it, when it cannot (left out otherwise).
     #[serde(skip_serializing_if = "str::is_empty")]
     unreadable: &'a str,
@@ -584,6 +596,7 @@ impl<'a> From<&'a proto::Binding> for BindingRow<'a> {
             failed: s.failed,
             pending: s.pending,
             last_reconcile_time: time(&s.last_reconcile_time),
+            expires_at: time(&b.expires_at),
             unreadable: &b.unreadable,
         }
     }
@@ -611,6 +624,12 @@ pub(crate) struct BindingStatus<'a> {
     next_reconcile_time: Option<String>,
     last_operation_id: &'a str,
     running_operation_id: &'a str,
+    /// When its access ends (left out: it does not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+    /// The destroy its end started (left out: it has not expired).
+    #[serde(skip_serializing_if = "str::is_empty")]
+    expiry_operation_id: &'a str,
     accounts: Vec<BindingAccount<'a>>,
 }
 
@@ -626,6 +645,8 @@ impl<'a> From<&'a proto::Binding> for BindingStatus<'a> {
             next_reconcile_time: time(&s.next_reconcile_time),
             last_operation_id: &s.last_operation_id,
             running_operation_id: &s.running_operation_id,
+            expires_at: time(&b.expires_at),
+            expiry_operation_id: &s.expiry_operation_id,
             accounts: s
                 .accounts
                 .iter()

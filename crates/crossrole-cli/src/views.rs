@@ -115,6 +115,38 @@ pub(crate) fn interval(b: &proto::Binding) -> String {
         .unwrap_or_default()
 }
 
+/// What is left of an end, for people: `expires in 3h 12m`, `expired at …`; `None`: it does not end.
+pub(crate) fn ends(end: &Option<prost_types::Timestamp>) -> Option<String> {
+    let end = end.as_ref()?;
+    let now = std::time::SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+    Some(crossrole_core::expiry::left(crossrole_wire::millis(end), now))
+}
+
+/// An end from `--expires-at RFC3339` or `--expires-in 4h` (at most one: clap says so), as the API takes it.
+pub(crate) fn end_flags(
+    at: Option<&str>,
+    within: Option<&str>,
+) -> Result<(Option<prost_types::Timestamp>, Option<prost_types::Duration>), crate::Failure> {
+    let at = match at {
+        None => None,
+        Some(t) => {
+            let t = humantime::parse_rfc3339_weak(t)
+                .map_err(|e| crate::Failure::usage(format!("--expires-at {t:?}: {e} (an RFC 3339 time)")))?;
+            let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+            Some(prost_types::Timestamp { seconds: d.as_secs() as i64, nanos: 0 })
+        }
+    };
+    let within = match within {
+        None => None,
+        Some(d) => {
+            let d = humantime::parse_duration(d)
+                .map_err(|e| crate::Failure::usage(format!("--expires-in {d:?}: {e} (a duration, e.g. 4h)")))?;
+            Some(prost_types::Duration { seconds: d.as_secs() as i64, nanos: d.subsec_nanos() as i32 })
+        }
+    };
+    Ok((at, within))
+}
+
 pub(crate) fn table(headers: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(UTF8_BORDERS_ONLY).set_content_arrangement(ContentArrangement::Dynamic).set_header(headers.to_vec());

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     AccessSpec, Error, FieldViolation,
+    expiry::{self, RawEnd},
     ops::{AccountError, AccountResult, Action, ErrorCode, Millis, Outcome, ShownChange},
     spec::{Choice, RawDuration, RawSpec},
 };
@@ -44,6 +45,8 @@ pub struct RawBinding {
     pub mode: Choice<BindingMode>,
     /// How often it reconciles; left out for 15 minutes.
     pub reconcile_interval: Option<RawDuration>,
+    /// When its access ends, if it does: at a time, or after a duration from its creation (or update).
+    pub end: RawEnd,
 }
 
 /// A valid binding.
@@ -57,12 +60,15 @@ pub struct Binding {
     pub mode: BindingMode,
     /// How often it reconciles, from 10 seconds to 7 days.
     pub reconcile_interval: Duration,
+    /// When its access ends (its roles' trust and the trusted side's grant removed), if it does.
+    pub expires_at: Option<Millis>,
 }
 
 impl Binding {
-    /// Validates `raw`; fields are named under `binding.` (the spec's under `binding.spec.`). A spec that does not
-    /// validate is reported alone: the other rules are about a spec that does.
-    pub fn validate(raw: &RawBinding) -> Result<Binding, Error> {
+    /// Validates `raw` at `now` (an end must lie ahead of it: [`expiry::end`]); fields are named under `binding.`
+    /// (the spec's under `binding.spec.`). A spec that does not validate is reported alone: the other rules are
+    /// about a spec that does.
+    pub fn validate(raw: &RawBinding, now: Millis) -> Result<Binding, Error> {
         let spec = raw.spec.as_ref().ok_or_else(|| Error::invalid("binding.spec", "required"))?;
         let spec = AccessSpec::try_from(spec).map_err(|e| e.under("binding.spec"))?;
         let mut violations = Vec::new();
@@ -91,10 +97,14 @@ impl Binding {
                 DEFAULT_INTERVAL
             }
         };
+        let expires_at = expiry::end(&raw.end, now, "binding").unwrap_or_else(|v| {
+            violations.push(v);
+            None
+        });
         if !violations.is_empty() {
             return Err(Error::Invalid(violations));
         }
-        Ok(Binding { name, spec, mode, reconcile_interval })
+        Ok(Binding { name, spec, mode, reconcile_interval, expires_at })
     }
 }
 
@@ -115,6 +125,8 @@ pub struct BindingView {
     pub create_time: Millis,
     /// When it was last updated.
     pub update_time: Millis,
+    /// When its access ends, if it does.
+    pub expires_at: Option<Millis>,
     /// Where it stands (a listing leaves out the accounts, not their counts).
     pub status: BindingStatus,
 }
@@ -167,6 +179,9 @@ pub struct BindingStatus {
     pub counts: SyncCounts,
     /// The binding version the last reconcile ran; a newer version is reconciled at once.
     pub reconciled_version: u64,
+    /// The destroy its end started, once it has ended (empty: it has not, or it has been extended since).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub expiry_operation_id: String,
 }
 
 /// A binding's accounts by state.
@@ -239,6 +254,7 @@ impl BindingStatus {
             counts: SyncCounts::of(&accounts),
             accounts,
             reconciled_version,
+            expiry_operation_id: String::new(),
         }
     }
 
@@ -292,8 +308,12 @@ mod tests {
 
     #[test]
     fn a_binding_takes_its_specs_name_and_the_defaults() {
-        let b = Binding::validate(&raw()).unwrap();
+        let b = Binding::validate(&raw(), 0).unwrap();
         assert_eq!((b.name.as_str(), b.mode, b.reconcile_interval), ("audit", BindingMode::Enforce, DEFAULT_INTERVAL));
+        assert_eq!(b.expires_at, None);
+        let mut r = raw();
+        r.end.expires_in = Some(RawDuration { seconds: 4 * 3600, nanos: 0 });
+        assert_eq!(Binding::validate(&r, 5_000).unwrap().expires_at, Some(5_000 + 4 * 3_600_000));
     }
 
     #[test]
@@ -302,14 +322,15 @@ mod tests {
         r.name = "other".into();
         r.mode = Choice::Unknown(9);
         r.reconcile_interval = Some(RawDuration { seconds: 5, nanos: 0 });
+        r.end.expires_at = Some(1000);
         let fields: Vec<String> =
-            Binding::validate(&r).unwrap_err().violations().iter().map(|v| v.field.clone()).collect();
-        assert_eq!(fields, ["binding.name", "binding.mode", "binding.reconcile_interval"]);
+            Binding::validate(&r, 1000).unwrap_err().violations().iter().map(|v| v.field.clone()).collect();
+        assert_eq!(fields, ["binding.name", "binding.mode", "binding.reconcile_interval", "binding.expires_at"]);
         let mut r = raw();
         r.spec.as_mut().unwrap().role.as_mut().unwrap().name = String::new();
-        let e = Binding::validate(&r).unwrap_err();
+        let e = Binding::validate(&r, 0).unwrap_err();
         assert!(e.violations().iter().all(|v| v.field.starts_with("binding.spec.role")), "{e}");
-        let e = Binding::validate(&RawBinding::default()).unwrap_err();
+        let e = Binding::validate(&RawBinding::default(), 0).unwrap_err();
         assert_eq!(e.to_string(), "invalid input: binding.spec: required");
     }
 

@@ -8,6 +8,7 @@
 pub mod binding;
 pub mod ceiling;
 mod error;
+pub mod expiry;
 pub mod export;
 pub mod grant;
 pub mod guardrails;

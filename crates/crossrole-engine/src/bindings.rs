@@ -15,6 +15,14 @@
 //! journal, and a reconcile started as the binding was deleted does nothing. So nothing a reconcile of the binding
 //! writes — a role, the grant at its end — outlives the destroy.
 //!
+//! A binding may carry an end (`expires_at`). At its end, the schedule — on whichever replica runs it, within its
+//! tick — starts a DESTROY of the binding's spec ([`Bindings::pass`]): its roles, their trust and the trusted side's
+//! grant go. The end is in the binding's record, so it survives restarts and a replica's death; the destroy is
+//! started under an idempotency key of the binding's name and version, so the journal starts it once however many
+//! replicas (or passes) ask, and the binding's status names it. An expired binding is kept, not reconciled (a
+//! reconcile whose turn comes after the end does nothing); an update with an end ahead, or with none, grants its
+//! access again.
+//!
 //! Accounts an AWS Organizations event names ([`Bindings::reconcile_accounts`]) get a reconcile of just them in each binding
 //! whose spec concerns them, at once or when the binding's running reconcile ends; its result replaces only those
 //! accounts' states, and the next full reconcile stays due when it was. Until a reconcile has had them, they wait
@@ -31,7 +39,7 @@ use std::{
 use crossrole_core::{
     AccessSpec,
     binding::{Binding, BindingMode, BindingStatus, BindingView, RawBinding},
-    ops::{AccountResult, Operation, OperationKind, OperationState, Outcome},
+    ops::{AccountResult, Millis, Operation, OperationKind, OperationState, Outcome},
     secret::Redactor,
     spec::RawSpec,
     unreadable::{Listed, ListedBinding, UnreadableBinding},
@@ -50,6 +58,9 @@ use crate::{
 /// How many reconciles an account an Organizations event named gets at most, when they fail (the binding's next
 /// full reconcile catches up after that).
 pub const EVENT_ATTEMPTS: u32 = 3;
+
+/// Who starts the destroy at a binding's end (its operation's `created_by`).
+pub const EXPIRY: &str = "expiry";
 
 /// How long after a failed reconcile of accounts an event named they are tried again, unless set otherwise
 /// ([`Bindings::retrying_after`]).
@@ -94,7 +105,7 @@ impl Bindings {
     /// Creates a binding: validated, checked against the ceiling and the guardrails, then reconciled at once.
     pub async fn create(&self, raw: &RawBinding) -> Result<BindingView, Error> {
         let binding = self.checked(raw).await?;
-        let now = crate::now_ms();
+        let now = self.engine.now();
         let row = BindingRow {
             name: binding.name.clone(),
             version: 1,
@@ -116,28 +127,47 @@ impl Bindings {
     /// Replaces a binding (when it is still at `expected_version`, if given). An ExternalId sent back as the mark
     /// it was shown as means "unchanged".
     pub async fn update(&self, raw: &RawBinding, expected_version: Option<u64>) -> Result<BindingView, Error> {
+        Ok(self.update_ending(raw, expected_version).await?.1)
+    }
+
+    /// [`Bindings::update`], and the end the binding had before (for the audit log: an extension names both).
+    /// An update of an expired binding with an end ahead, or with none, grants its access again.
+    pub async fn update_ending(
+        &self,
+        raw: &RawBinding,
+        expected_version: Option<u64>,
+    ) -> Result<(Option<Millis>, BindingView), Error> {
         let mut raw = raw.clone();
         let name = if raw.name.is_empty() {
             raw.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default()
         } else {
             raw.name.clone()
         };
+        let current = self.row(&name).await?;
+        let stored = self.decode(&current)?;
+        let previous_end = stored.expires_at;
         if let Some(e) = external_id(raw.spec.as_mut())
             && Redactor::is_mark(e)
         {
-            let current = self.row(&name).await?;
-            let stored = self.decode(&current)?;
             *e = stored.spec.role.and_then(|r| r.trust).map(|t| t.external_id).unwrap_or_default();
         }
         let binding = self.checked(&raw).await?;
         let row = self
             .engine
             .journal()
-            .update_binding(&binding.name, self.record(&binding)?, expected_version, crate::now_ms())
+            .update_binding(&binding.name, self.record(&binding)?, expected_version, self.engine.now())
             .await?
             .ok_or_else(|| Error::NotFound(format!("binding {}", binding.name)))?;
+        // The end it had is no longer the binding's: the schedule acts on the new one (or on none).
+        let mut row = row;
+        let mut status = self.status(&row);
+        if !status.expiry_operation_id.is_empty() {
+            status.expiry_operation_id.clear();
+            row.status = records::encode(&status);
+            self.engine.journal().set_binding_status(&row.name, row.status.clone()).await?;
+        }
         self.wake.notify_one();
-        self.view(&row, true)
+        Ok((previous_end, self.view(&row, true)?))
     }
 
     /// A binding, with its status.
@@ -239,13 +269,20 @@ impl Bindings {
         }
     }
 
-    /// Starts a reconcile of `name` now, or returns the one running (on any replica).
+    /// Starts a reconcile of `name` now, or returns the one running (on any replica). An expired binding is not
+    /// reconciled (FAILED_PRECONDITION): its access ended.
     pub async fn reconcile(&self, name: &str, created_by: &str) -> Result<Operation, Error> {
         if let Some(id) = self.running_operation(name).await {
             self.follow(name.to_string(), id.clone()).await;
             return self.engine.operation(&id).await;
         }
         let row = self.row(name).await?;
+        if let Some(end) = self.ended(&row)? {
+            return Err(Error::FailedPrecondition(format!(
+                "binding {name} expired at {}; update it with a new end to grant its access again",
+                crossrole_core::expiry::rfc3339(end)
+            )));
+        }
         // It covers the accounts events named that wait for the binding too.
         let waiting = match self.waiting().await {
             Ok(mut all) => all.remove(name).unwrap_or_default(),
@@ -275,6 +312,10 @@ impl Bindings {
             let Some(last) = rows.last() else { break };
             after = Some(last.name.clone());
             for row in rows {
+                // An expired binding's access has ended: nothing to enrol.
+                if matches!(self.ended(&row), Ok(Some(_))) {
+                    continue;
+                }
                 // One binding that cannot be read or started does not hold up the others; its periodic reconcile
                 // catches up.
                 let concerned = match self.spec(&row) {
@@ -390,8 +431,9 @@ impl Bindings {
 
     /// One pass of the schedule ([`crate::runtime`]): starts a reconcile of each due binding, and of the accounts
     /// events named that wait for a binding that is not reconciling.
+    /// A binding whose end has come is expired instead ([`Bindings::expire`]), and never reconciled.
     pub(crate) async fn pass(&self) -> Result<(), Error> {
-        let now = crate::now_ms();
+        let now = self.engine.now();
         let mut waiting = self.waiting().await?;
         let mut after: Option<String> = None;
         loop {
@@ -401,6 +443,20 @@ impl Bindings {
             }
             after = rows.last().map(|r| r.name.clone());
             for row in rows {
+                match self.ended(&row) {
+                    Ok(None) => {}
+                    Ok(Some(end)) => {
+                        if let Err(e) = self.expire(&row, end).await {
+                            // Tried again at the next pass: the end stays in the journal.
+                            tracing::warn!(binding = row.name, error = %e, "cannot expire the binding");
+                        }
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::warn!(binding = row.name, error = %e, "cannot read the binding's end");
+                        continue;
+                    }
+                }
                 let due = self.status(&row).due(row.version, now);
                 let mut waiting = waiting.remove(&row.name).unwrap_or_default();
                 if !due && !waiting.iter().any(|w| w.due_at <= now) {
@@ -430,6 +486,52 @@ impl Bindings {
                 }
             }
         }
+    }
+
+    /// The end of a binding, if it has come by the engine's clock.
+    fn ended(&self, row: &BindingRow) -> Result<Option<Millis>, Error> {
+        let record: BindingRecord = records::decode(&row.binding, &format!("binding {}", row.name))?;
+        Ok(record.expires_at.filter(|end| *end <= self.engine.now()))
+    }
+
+    /// Removes the access of a binding whose end (`end`) has come: a DESTROY of its spec, started once — its
+    /// idempotency key is the binding's name and version, so the journal gives every replica and every pass the
+    /// same one — and named in the binding's status. Its turn comes after the binding's earlier operations, whose
+    /// reconciles it asks to cancel. Sessions already issued to the role end with the role.
+    async fn expire(&self, row: &BindingRow, end: Millis) -> Result<(), Error> {
+        let name = row.name.as_str();
+        let status = self.status(row);
+        if !status.expiry_operation_id.is_empty() {
+            return Ok(());
+        }
+        let (op, created) = self
+            .engine
+            .begin(StartRequest {
+                kind: OperationKind::Destroy,
+                spec: self.spec(row)?,
+                idempotency_key: Some(format!("expiry:{name}:{}", row.version)),
+                created_by: EXPIRY.to_string(),
+                binding_name: Some(name.to_string()),
+                dry_run: false,
+                accounts: None,
+                confirmed: None,
+            })
+            .await?;
+        self.cancel_reconciles(name).await;
+        let mut status = status;
+        status.expiry_operation_id = op.id.clone();
+        status.running_operation_id = op.id.clone();
+        self.engine.journal().set_binding_status(name, records::encode(&status)).await?;
+        if created {
+            tracing::info!(
+                binding = name,
+                operation = op.id,
+                end = crossrole_core::expiry::rfc3339(end),
+                "the binding's end came: its access is being removed"
+            );
+        }
+        self.follow(name.to_string(), op.id).await;
+        Ok(())
     }
 
     /// The running reconcile of `binding`, if any (looked up in the journal after a restart, or when another
@@ -483,6 +585,8 @@ impl Bindings {
     async fn record_reconcile(&self, name: &str, op: &Operation) -> Result<(), Error> {
         let Some(row) = self.engine.journal().get_binding(name).await? else { return Ok(()) };
         let record = self.decode(&row)?;
+        // The destroy an end started stays named until an update gives the binding a new end.
+        let expired = self.status(&row).expiry_operation_id;
         let results = self.results(&op.id).await?;
         self.settle(name, op, &results).await;
         let end = op.end_time.unwrap_or(1).max(1);
@@ -504,6 +608,8 @@ impl Bindings {
             let scope = op.account_scope.iter().cloned().collect();
             self.status(&row).merged(&op.id, end, &scope, results)
         };
+        let mut status = status;
+        status.expiry_operation_id = expired;
         self.engine.journal().set_binding_status(name, records::encode(&status)).await?;
         tracing::info!(
             binding = name,
@@ -599,7 +705,7 @@ impl Bindings {
 
     /// Validates, checks the ceiling and runs the guardrails.
     async fn checked(&self, raw: &RawBinding) -> Result<Binding, Error> {
-        let binding = Binding::validate(raw)?;
+        let binding = Binding::validate(raw, self.engine.now())?;
         let under = self.engine.within_ceiling(binding.spec.clone()).await.map_err(under_binding)?;
         self.engine.guardrails(&under).await.map_err(under_binding)?;
         Ok(binding)
@@ -608,7 +714,12 @@ impl Bindings {
     /// The binding as the journal keeps it, its ExternalId sealed.
     fn record(&self, b: &Binding) -> Result<Vec<u8>, Error> {
         let spec = secrets::sealed(&RawSpec::from(&b.spec), self.engine.journal_key(), &seal_context(&b.name))?;
-        let record = BindingRecord { spec, mode: b.mode, reconcile_interval_secs: b.reconcile_interval.as_secs() };
+        let record = BindingRecord {
+            spec,
+            mode: b.mode,
+            reconcile_interval_secs: b.reconcile_interval.as_secs(),
+            expires_at: b.expires_at,
+        };
         Ok(records::encode(&record))
     }
 
@@ -656,6 +767,7 @@ impl Bindings {
             reconcile_interval: Duration::from_secs(record.reconcile_interval_secs),
             create_time: row.create_time,
             update_time: row.update_time,
+            expires_at: record.expires_at,
             status,
         })
     }

@@ -11,6 +11,7 @@
 mod account;
 mod backoff;
 pub mod bindings;
+mod clock;
 mod confirmed;
 mod error;
 mod events;
@@ -52,6 +53,7 @@ use crossrole_store::{Coordination, Journal, JournalKey, NewOperation, Operation
 use tokio::sync::broadcast;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
+pub use clock::Clock;
 pub use crossrole_core::ops::OrganizationRead;
 pub use error::Error;
 pub use read_only::{Audience, EXTERNAL_ID_NOT_COMPARED};
@@ -76,6 +78,8 @@ pub struct EngineConfig {
     /// The trace id of a span, where traces are exported (the server's telemetry knows it): recorded in each
     /// operation's span as `trace_id`, so that every log line of the operation names its trace.
     pub trace_id: Option<fn(&tracing::Span) -> Option<String>>,
+    /// The time of day the ends of access that expires are measured by (the system's; tests move their own).
+    pub clock: Clock,
 }
 
 impl Default for EngineConfig {
@@ -90,6 +94,7 @@ impl Default for EngineConfig {
             journal_key: JournalKey::generate().expect("the operating system has no random source"),
             ceiling: Ceiling::default(),
             trace_id: None,
+            clock: Clock::system(),
         }
     }
 }
@@ -345,6 +350,11 @@ impl Engine {
     /// Issues and reads the listings' page tokens (also for the listings the server pages itself).
     pub fn pages(&self) -> &pages::PageTokens {
         &self.inner.pages
+    }
+
+    /// The time of day by the engine's clock ([`EngineConfig::clock`]).
+    pub fn now(&self) -> crossrole_core::ops::Millis {
+        self.inner.config.clock.now()
     }
 
     /// The journal key (sealing secrets the journal keeps).

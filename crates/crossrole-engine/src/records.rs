@@ -159,6 +159,9 @@ pub struct BindingRecord {
     pub mode: BindingMode,
     /// How often it reconciles, in seconds.
     pub reconcile_interval_secs: u64,
+    /// When its access ends, if it does (records from before ends read as none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<i64>,
 }
 
 macro_rules! codes {

@@ -365,6 +365,7 @@ pub(crate) fn engine(
             journal_key,
             ceiling: config.ceiling.clone(),
             trace_id: Some(telemetry::trace_id),
+            clock: crossrole_engine::Clock::system(),
         },
     )
 }

@@ -48,6 +48,8 @@ pub fn record(kind: PayloadKind, bytes: &[u8]) -> Result<Vec<u8>, String> {
                 reconcile_interval_secs: interval
                     .unwrap_or(crossrole_core::binding::DEFAULT_INTERVAL.as_secs())
                     .max(Duration::from_secs(1).as_secs()),
+                // Journals from before the records held no ends.
+                expires_at: None,
             })
         }
         PayloadKind::BindingStatus => {

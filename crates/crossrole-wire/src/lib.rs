@@ -14,7 +14,7 @@ mod spec;
 mod unreadable;
 
 pub use crossrole_proto::v1 as pb;
-pub use ops::raw_binding;
+pub use ops::{raw_binding, raw_end};
 pub use org::account;
 pub use spec::{raw_selector, raw_spec, selector, spec};
 

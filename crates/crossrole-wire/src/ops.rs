@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use crossrole_core::{
     binding::{BindingAccountStatus, BindingStatus, BindingView, RawBinding, SyncCounts},
+    expiry::RawEnd,
     guardrails::Finding,
     ops::{
         AccessPlan, AccountError, AccountPlanView, AccountResult, AccountVerification, AssumeCheck, Counts, ErrorCode,
@@ -576,6 +577,15 @@ pub fn raw_binding(w: &pb::Binding) -> RawBinding {
             .reconcile_interval
             .as_ref()
             .map(|d| crossrole_core::spec::RawDuration { seconds: d.seconds, nanos: d.nanos }),
+        end: raw_end(w.expires_at.as_ref(), w.expires_in.as_ref()),
+    }
+}
+
+/// An end (of a binding or an apply) from a request, as given.
+pub fn raw_end(at: Option<&prost_types::Timestamp>, within: Option<&prost_types::Duration>) -> RawEnd {
+    RawEnd {
+        expires_at: at.map(millis),
+        expires_in: within.map(|d| crossrole_core::spec::RawDuration { seconds: d.seconds, nanos: d.nanos }),
     }
 }
 
@@ -622,6 +632,7 @@ impl ToWire for BindingStatus {
             failed: self.counts.failed,
             pending: self.counts.pending,
             reconciled_version: self.reconciled_version,
+            expiry_operation_id: self.expiry_operation_id.clone(),
         }
     }
 }
@@ -636,6 +647,7 @@ impl FromWire<pb::BindingStatus> for BindingStatus {
             accounts: each("accounts", &w.accounts)?,
             counts: SyncCounts { in_sync: w.in_sync, drifted: w.drifted, failed: w.failed, pending: w.pending },
             reconciled_version: w.reconciled_version,
+            expiry_operation_id: w.expiry_operation_id.clone(),
         })
     }
 }
@@ -657,6 +669,8 @@ impl ToWire for BindingView {
             update_time: Some(timestamp(self.update_time)),
             status: Some(self.status.to_wire()),
             unreadable: String::new(),
+            expires_at: self.expires_at.map(timestamp),
+            expires_in: None,
         }
     }
 }
@@ -673,6 +687,7 @@ impl FromWire<pb::Binding> for BindingView {
             ),
             create_time: w.create_time.as_ref().map(millis).unwrap_or(0),
             update_time: w.update_time.as_ref().map(millis).unwrap_or(0),
+            expires_at: w.expires_at.as_ref().map(millis),
             status: maybe("status", w.status.as_ref())?.unwrap_or_default(),
         })
     }

@@ -324,6 +324,7 @@ proptest! {
         times in (proptest::option::of(millis()), proptest::option::of(millis()), millis(), millis()),
         counts in proptest::array::uniform4(any::<u32>()),
         version in any::<u64>(),
+        expiry in (proptest::option::of(millis()), proptest::option::of(word())),
     ) {
         round_trip(&BindingView {
             name: "audit".into(),
@@ -333,6 +334,7 @@ proptest! {
             reconcile_interval: Duration::from_secs(900),
             create_time: times.2,
             update_time: times.3,
+            expires_at: expiry.0,
             status: BindingStatus {
                 last_reconcile_time: times.0,
                 last_operation_id: "op".into(),
@@ -351,8 +353,21 @@ proptest! {
                     .collect(),
                 counts: SyncCounts { in_sync: counts[0], drifted: counts[1], failed: counts[2], pending: counts[3] },
                 reconciled_version: version,
+                expiry_operation_id: expiry.1.unwrap_or_default(),
             },
         });
+    }
+
+    #[test]
+    fn ends_as_given(at in proptest::option::of(millis()), within in proptest::option::of((0i64..1_000_000, 0i32..1_000_000_000))) {
+        let w = pb::Binding {
+            expires_at: at.map(crossrole_wire::timestamp),
+            expires_in: within.map(|(seconds, nanos)| prost_types::Duration { seconds, nanos }),
+            ..Default::default()
+        };
+        let end = crossrole_wire::raw_binding(&w).end;
+        prop_assert_eq!(end.expires_at, at);
+        prop_assert_eq!(end.expires_in.map(|d| (d.seconds, d.nanos)), within);
     }
 }
 

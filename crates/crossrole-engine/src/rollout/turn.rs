@@ -2,7 +2,7 @@
 //! has ended, wherever that one runs — it is read in the journal, so this holds across replicas and restarts. A
 //! destroy of a binding (its deletion, `Bindings::delete`) first asks the binding's earlier reconciles to cancel
 //! (where one runs on another replica, that replica follows the cancel within a second), so it waits only for the
-//! calls they have in flight; and a reconcile whose binding is gone by its turn does nothing. So no reconcile of a
+//! calls they have in flight; and a reconcile whose binding is gone (or has expired) by its turn does nothing. So no reconcile of a
 //! deleted binding writes after its destroy has begun: not a role in an account the destroy has passed, nor, at
 //! its end, the grant the destroy removed.
 
@@ -72,8 +72,9 @@ pub(super) async fn take(
     }
     loop {
         match inner.journal.get_binding(binding).await {
-            Ok(Some(_)) => return Turn::Go,
-            Ok(None) => return deleted(inner, op, binding, cancel).await,
+            Ok(Some(row)) if !expired(inner, &row) => return Turn::Go,
+            Ok(Some(_)) => return deleted(inner, op, binding, "expired", cancel).await,
+            Ok(None) => return deleted(inner, op, binding, "was deleted", cancel).await,
             Err(e) => tracing::warn!(binding, error = %e, "cannot read the binding; reading again"),
         }
         tokio::select! {
@@ -139,11 +140,18 @@ async fn stopped(inner: &Inner, op: &OperationRow, cancel: &CancellationToken, w
     Turn::End(Ending { state: OperationState::Cancelled, message })
 }
 
-/// A reconcile of a binding that was deleted: it is cancelled, having done nothing (one that has account rows,
-/// from a run before, records them as a cancelled run does).
-async fn deleted(inner: &Inner, op: &OperationRow, binding: &str, cancel: &CancellationToken) -> Turn {
-    tracing::info!(binding, "the binding was deleted: its reconcile is cancelled");
-    let message = format!("cancelled: binding {binding} was deleted");
+/// Whether a binding's end has come by the engine's clock (a record that cannot be read is not: the reconcile
+/// finds out why).
+fn expired(inner: &Inner, row: &crossrole_store::BindingRow) -> bool {
+    records::decode::<records::BindingRecord>(&row.binding, "binding")
+        .is_ok_and(|r| r.expires_at.is_some_and(|end| end <= inner.config.clock.now()))
+}
+
+/// A reconcile of a binding that was deleted (or has expired: `how`): it is cancelled, having done nothing (one
+/// that has account rows, from a run before, records them as a cancelled run does).
+async fn deleted(inner: &Inner, op: &OperationRow, binding: &str, how: &str, cancel: &CancellationToken) -> Turn {
+    tracing::info!(binding, how, "the binding is gone: its reconcile is cancelled");
+    let message = format!("cancelled: binding {binding} {how}");
     if !has_rows(inner, op).await {
         return Turn::End(Ending { state: OperationState::Cancelled, message: format!("{message}; nothing was done") });
     }

@@ -4210,6 +4210,18 @@ pub struct Binding {
     /// version and times; GetBinding on it fails with DATA_LOSS naming it.
     #[prost(string, tag = "9")]
     pub unreadable: ::prost::alloc::string::String,
+    /// When the binding's access ends, if it does: at that time (within the schedule's tick) crossroled removes the
+    /// access it granted (a destroy of the spec: its roles, their trust and the trusted side's grant) and stops
+    /// reconciling the binding; `status.expiry_operation_id` names that destroy. On create and update: after now and
+    /// at most 366 days ahead; give this or `expires_in`, not both; neither: the access does not end. An update with a
+    /// new end extends (or shortens) it, and one without an end makes the access last; an update of an expired binding
+    /// grants its access again.
+    #[prost(message, optional, tag = "10")]
+    pub expires_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// On create and update only: the access ends this long after the request (positive, at most 366 days), turned
+    /// into `expires_at` once, by crossroled's clock. Never set in responses.
+    #[prost(message, optional, tag = "11")]
+    pub expires_in: ::core::option::Option<::prost_types::Duration>,
 }
 /// A binding's status.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -4244,6 +4256,9 @@ pub struct BindingStatus {
     /// Version of the binding the last reconcile ran.
     #[prost(uint64, tag = "10")]
     pub reconciled_version: u64,
+    /// The destroy its end (`Binding.expires_at`) started; empty while the binding has not expired.
+    #[prost(string, tag = "11")]
+    pub expiry_operation_id: ::prost::alloc::string::String,
 }
 /// A binding's status in one account.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -4550,7 +4565,7 @@ pub mod binding_service_client {
                 .insert(GrpcMethod::new("crossrole.v1.BindingService", "CreateBinding"));
             self.inner.unary(req, path, codec).await
         }
-        /// Replaces a binding's spec, mode or interval, as a new version.
+        /// Replaces a binding's spec, mode, interval or end, as a new version (audited with the old and the new end).
         pub async fn update_binding(
             &mut self,
             request: impl tonic::IntoRequest<super::UpdateBindingRequest>,
@@ -4700,7 +4715,7 @@ pub mod binding_service_server {
             tonic::Response<super::CreateBindingResponse>,
             tonic::Status,
         >;
-        /// Replaces a binding's spec, mode or interval, as a new version.
+        /// Replaces a binding's spec, mode, interval or end, as a new version (audited with the old and the new end).
         async fn update_binding(
             &self,
             request: tonic::Request<super::UpdateBindingRequest>,

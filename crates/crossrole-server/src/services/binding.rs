@@ -27,11 +27,17 @@ fn binding_request(b: Option<&pb::Binding>) -> (String, serde_json::Value) {
                 "name": b.name,
                 "mode": pb::BindingMode::try_from(b.mode).map(|m| m.as_str_name()).unwrap_or("UNKNOWN"),
                 "reconcile_interval_seconds": b.reconcile_interval.map(|d| d.seconds).unwrap_or(0),
+                "expires_in_seconds": b.expires_in.map(|d| d.seconds),
                 // Marked for this entry alone (see AccessService's audit).
                 "spec": raw_binding(b).spec.map(|s| redacted(&s, &crate::state::one_time_redactor())),
             }),
         ),
     }
+}
+
+/// An end for the audit log (`null`: none).
+fn end(at: Option<i64>) -> serde_json::Value {
+    at.map(crossrole_core::expiry::rfc3339).into()
 }
 
 fn name(n: &str) -> Result<&str, ApiError> {
@@ -64,6 +70,10 @@ impl BindingService for Bindings {
             Ok(self.0.bindings.create(&raw_binding(b)).await?.to_wire())
         }
         .await;
+        let mut request_json = request_json;
+        if let Ok(b) = &result {
+            request_json["expires_at"] = end(b.expires_at.as_ref().map(crossrole_wire::millis));
+        }
         let about = Audited { spec_name, request: request_json, ..Audited::default() };
         let b = self.audited(&caller, "CreateBinding", about, result).await?;
         Ok(Response::new(pb::CreateBindingResponse { binding: Some(b) }))
@@ -80,9 +90,15 @@ impl BindingService for Bindings {
         let result = async {
             let b = r.binding.as_ref().ok_or_else(|| ApiError::field("binding", "required"))?;
             let expected = (r.expected_version > 0).then_some(r.expected_version);
-            Ok(self.0.bindings.update(&raw_binding(b), expected).await?.to_wire())
+            Ok(self.0.bindings.update_ending(&raw_binding(b), expected).await?)
         }
         .await;
+        // An extension (or any change of the end) is on record with the end before and after.
+        let result = result.map(|(before, b)| {
+            request_json["previous_expires_at"] = end(before);
+            request_json["expires_at"] = end(b.expires_at);
+            b.to_wire()
+        });
         let about = Audited { spec_name, request: request_json, ..Audited::default() };
         let b = self.audited(&caller, "UpdateBinding", about, result).await?;
         Ok(Response::new(pb::UpdateBindingResponse { binding: Some(b) }))
