@@ -225,6 +225,12 @@ impl AccountIam<'_> {
                 Change::DeleteInlinePolicy { name, .. } => {
                     self.remove("DeleteRolePolicy", || self.iam.delete_role_policy(role, name)).await?;
                 }
+                Change::RevokeSessions { revocation, .. } => {
+                    let (name, document) = (crossrole_core::revocation::POLICY_NAME, revocation.document());
+                    self.call("PutRolePolicy", || self.iam.put_role_policy(role, name, &document)).await?;
+                }
+                // Said in the plan and the record; nothing to write.
+                Change::SessionsNotRevoked { .. } => {}
                 Change::TagRole { tags, .. } => {
                     self.call("TagRole", || self.iam.tag_role(role, tags)).await?;
                 }

@@ -20,6 +20,7 @@ pub mod org;
 pub mod org_events;
 pub mod plan;
 pub mod policy;
+pub mod revocation;
 pub mod secret;
 pub mod spec;
 pub mod unreadable;

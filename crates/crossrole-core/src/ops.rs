@@ -52,6 +52,10 @@ pub enum ChangeKind {
     DetachGrantPolicy,
     /// Delete it.
     DeleteGrantPolicy,
+    /// Deny the role's sessions issued before now (the `AWSRevokeOlderSessions` inline policy).
+    RevokeSessions,
+    /// No write: access is taken away and the sessions issued before are not revoked (turned off).
+    SessionsNotRevoked,
 }
 
 impl ChangeKind {
@@ -76,6 +80,8 @@ impl ChangeKind {
             ChangeKind::AttachGrantPolicy => "attach grant policy",
             ChangeKind::DetachGrantPolicy => "detach grant policy",
             ChangeKind::DeleteGrantPolicy => "delete grant policy",
+            ChangeKind::RevokeSessions => "revoke active sessions",
+            ChangeKind::SessionsNotRevoked => "sessions not revoked",
         }
     }
 }

@@ -242,6 +242,24 @@ pub enum Change {
         /// The role's name.
         name: String,
     },
+    /// Deny every session issued before now (the `AWSRevokeOlderSessions` inline policy), because a later change
+    /// takes access away (see [`crate::revocation`]).
+    RevokeSessions {
+        /// The revocation on the role now, normalized, if any (merged into this one).
+        before: Option<String>,
+        /// What is written: the instant, and how long the deny stays.
+        revocation: crate::revocation::Revocation,
+        /// How long the deny stays after the write, in seconds: the role's longest session.
+        keep_for: u32,
+        /// The change that takes access away, for people.
+        reason: String,
+    },
+    /// Nothing is written: a change takes access away and the sessions issued before it are not revoked, because
+    /// the spec or the request turned revocation off. The plan and the operation's record say so.
+    SessionsNotRevoked {
+        /// What is taken away, and who turned revocation off.
+        reason: String,
+    },
 }
 
 impl Change {
@@ -261,6 +279,8 @@ impl Change {
             Change::TagRole { .. } => ChangeKind::TagRole,
             Change::UntagRole { .. } => ChangeKind::UntagRole,
             Change::DeleteRole { .. } => ChangeKind::DeleteRole,
+            Change::RevokeSessions { .. } => ChangeKind::RevokeSessions,
+            Change::SessionsNotRevoked { .. } => ChangeKind::SessionsNotRevoked,
         }
     }
 
@@ -285,6 +305,8 @@ impl Change {
             Change::TagRole { tags, .. } => tags.keys().cloned().collect::<Vec<_>>().join(","),
             Change::UntagRole { before } => before.keys().cloned().collect::<Vec<_>>().join(","),
             Change::DeleteRole { name } => name.clone(),
+            Change::RevokeSessions { .. } => crate::revocation::POLICY_NAME.to_string(),
+            Change::SessionsNotRevoked { .. } => String::new(),
         }
     }
 
@@ -327,6 +349,15 @@ impl Change {
             Change::TagRole { tags, before } => (tags_text(before), tags_text(tags)),
             Change::UntagRole { before } => (tags_text(before), String::new()),
             Change::DeleteRole { name } => (name.clone(), String::new()),
+            // Without the instant: a plan and the apply that carries it (moments later) show the same change.
+            Change::RevokeSessions { before, keep_for, reason, .. } => (
+                redactor.policy_text(&before.clone().unwrap_or_default()),
+                format!(
+                    "deny every session of the role issued before this write (aws:TokenIssueTime), kept {keep_for}s \
+                     (its longest session), because {reason}"
+                ),
+            ),
+            Change::SessionsNotRevoked { reason } => (String::new(), reason.clone()),
         };
         ShownChange { kind: self.kind(), subject: self.subject(), before, after }
     }
@@ -458,7 +489,8 @@ fn update(d: &DesiredRole, o: &ObservedRole) -> Vec<Change> {
         reduce.push(Change::DetachManagedPolicy { arn: arn.clone() });
     }
     for (name, doc) in &o.inline_policies {
-        if !d.inline_policies.contains_key(name) {
+        // A revocation is not the spec's: crate::revocation writes and removes it.
+        if !d.inline_policies.contains_key(name) && name != crate::revocation::POLICY_NAME {
             reduce.push(Change::DeleteInlinePolicy { name: name.clone(), before: normalized_or_raw(doc) });
         }
     }
@@ -633,13 +665,17 @@ pub fn simulate(
                     Change::DeleteInlinePolicy { name, .. } => {
                         r.inline_policies.remove(name);
                     }
+                    Change::RevokeSessions { revocation, .. } => {
+                        r.inline_policies
+                            .insert(crate::revocation::POLICY_NAME.to_string(), url_encode(&revocation.document()));
+                    }
                     Change::TagRole { tags, .. } => r.attributes.tags.extend(tags.clone()),
                     Change::UntagRole { before } => {
                         for k in before.keys() {
                             r.attributes.tags.remove(k);
                         }
                     }
-                    Change::CreateRole { .. } | Change::DeleteRole { .. } => {}
+                    Change::CreateRole { .. } | Change::DeleteRole { .. } | Change::SessionsNotRevoked { .. } => {}
                 }
             }
         }

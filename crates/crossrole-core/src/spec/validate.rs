@@ -122,6 +122,14 @@ fn role(r: &RawRole, v: &mut Collector) -> Option<RoleSpec> {
             v.push(&field, format!("policy name {rule}"));
         } else if let Err(rule) = names::check_iam_name(name, 128) {
             v.push(&field, format!("policy name {rule}"));
+        } else if name.eq_ignore_ascii_case(crate::revocation::POLICY_NAME) {
+            v.push(
+                &field,
+                format!(
+                    "policy name {name} is the one IAM and crossrole give the revocation of a role's sessions; \
+                     name the policy otherwise"
+                ),
+            );
         }
         // Refused before it is parsed: no IAM quota comes near it, however it is laid out.
         if text.len() > DOCUMENT_TEXT_MAX {

@@ -544,6 +544,16 @@ pub enum ChangeKind {
     DetachGrantPolicy = 17,
     /// Delete the AssumeRole policy (with its versions).
     DeleteGrantPolicy = 18,
+    /// Deny every session of the role issued before the write: IAM's `AWSRevokeOlderSessions` inline policy (a Deny of
+    /// everything with `DateLessThan` on `aws:TokenIssueTime`), written before a change that takes access away or by
+    /// RevokeSessions. `before`: the revocation the role held (merged: the later instant wins); `after`: what is
+    /// denied, how long the deny is kept (the role's longest session) and why. A later plan deletes it
+    /// (CHANGE_KIND_DELETE_INLINE_POLICY) once every session it denies has expired.
+    RevokeSessions = 19,
+    /// Nothing is written: a change that takes access away is made and the sessions issued before it are not revoked,
+    /// because the spec (`role.revoke_sessions_on_narrowing: false`) or the request (`keep_sessions`) turned revocation
+    /// off. `after` says what is taken away and who turned it off.
+    SessionsNotRevoked = 20,
 }
 impl ChangeKind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -571,6 +581,8 @@ impl ChangeKind {
             Self::AttachGrantPolicy => "CHANGE_KIND_ATTACH_GRANT_POLICY",
             Self::DetachGrantPolicy => "CHANGE_KIND_DETACH_GRANT_POLICY",
             Self::DeleteGrantPolicy => "CHANGE_KIND_DELETE_GRANT_POLICY",
+            Self::RevokeSessions => "CHANGE_KIND_REVOKE_SESSIONS",
+            Self::SessionsNotRevoked => "CHANGE_KIND_SESSIONS_NOT_REVOKED",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -599,6 +611,8 @@ impl ChangeKind {
             "CHANGE_KIND_ATTACH_GRANT_POLICY" => Some(Self::AttachGrantPolicy),
             "CHANGE_KIND_DETACH_GRANT_POLICY" => Some(Self::DetachGrantPolicy),
             "CHANGE_KIND_DELETE_GRANT_POLICY" => Some(Self::DeleteGrantPolicy),
+            "CHANGE_KIND_REVOKE_SESSIONS" => Some(Self::RevokeSessions),
+            "CHANGE_KIND_SESSIONS_NOT_REVOKED" => Some(Self::SessionsNotRevoked),
             _ => None,
         }
     }
@@ -1145,6 +1159,12 @@ pub enum OperationKind {
     Destroy = 2,
     /// A binding's reconcile.
     Reconcile = 3,
+    /// An inventory of every role of the organization's accounts (`InventoryService.StartInventory`); it writes
+    /// nothing to AWS, and its spec is empty but for its name, `(inventory)`.
+    Inventory = 5,
+    /// A revocation of every session of a spec's role issued before it started (`AccessService.RevokeSessions`), in the
+    /// accounts where the spec is placed or those of them named: one AssumeRole and one PutRolePolicy per account.
+    Revoke = 6,
 }
 impl OperationKind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -1157,6 +1177,8 @@ impl OperationKind {
             Self::Apply => "OPERATION_KIND_APPLY",
             Self::Destroy => "OPERATION_KIND_DESTROY",
             Self::Reconcile => "OPERATION_KIND_RECONCILE",
+            Self::Inventory => "OPERATION_KIND_INVENTORY",
+            Self::Revoke => "OPERATION_KIND_REVOKE",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -1166,6 +1188,8 @@ impl OperationKind {
             "OPERATION_KIND_APPLY" => Some(Self::Apply),
             "OPERATION_KIND_DESTROY" => Some(Self::Destroy),
             "OPERATION_KIND_RECONCILE" => Some(Self::Reconcile),
+            "OPERATION_KIND_INVENTORY" => Some(Self::Inventory),
+            "OPERATION_KIND_REVOKE" => Some(Self::Revoke),
             _ => None,
         }
     }
@@ -2603,6 +2627,17 @@ pub struct ApplyAccessRequest {
     /// ExternalIds is refused for a token that may not. Empty: the apply does what it finds, as without a plan.
     #[prost(string, tag = "3")]
     pub plan_fingerprint: ::prost::alloc::string::String,
+    /// When the access this apply grants ends: at that time (within the schedule's tick) crossroled destroys the
+    /// spec's access (as DestroyAccess does: its targets and every account where it was applied). The journal holds
+    /// it, so it survives restarts and is acted on once, by whichever replica runs the schedule. After now and at most
+    /// 366 days ahead; give this or `expires_in`, not both. An apply of the spec with an end replaces its end (extends
+    /// or shortens it), and one with neither makes the access last; both are audited with the old and the new end.
+    #[prost(message, optional, tag = "10")]
+    pub expires_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// The access ends this long after the request (positive, at most 366 days), turned into `expires_at` once, by
+    /// crossroled's clock.
+    #[prost(message, optional, tag = "11")]
+    pub expires_in: ::core::option::Option<::prost_types::Duration>,
 }
 /// Response of ApplyAccess.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -2610,6 +2645,9 @@ pub struct ApplyAccessResponse {
     /// The operation, usually still pending or running.
     #[prost(message, optional, tag = "1")]
     pub operation: ::core::option::Option<Operation>,
+    /// When the access ends, when the apply carries an end (`expires_at`, or `expires_in` from now).
+    #[prost(message, optional, tag = "10")]
+    pub expires_at: ::core::option::Option<::prost_types::Timestamp>,
 }
 /// Request for DestroyAccess.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -5147,6 +5185,921 @@ pub mod binding_service_server {
     /// Generated gRPC service name
     pub const SERVICE_NAME: &str = "crossrole.v1.BindingService";
     impl<T> tonic::server::NamedService for BindingServiceServer<T> {
+        const NAME: &'static str = SERVICE_NAME;
+    }
+}
+/// Request for StartInventory.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct StartInventoryRequest {
+    /// The only accounts to read (12-digit ids); empty for every ACTIVE account of the organization. An account named
+    /// that is not an ACTIVE member is a skipped account result, with why.
+    #[prost(string, repeated, tag = "1")]
+    pub account_ids: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// The client's idempotency key: the same key from the same token returns the operation it started.
+    #[prost(string, tag = "2")]
+    pub idempotency_key: ::prost::alloc::string::String,
+}
+/// Response of StartInventory.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct StartInventoryResponse {
+    /// The inventory's operation (`OPERATION_KIND_INVENTORY`).
+    #[prost(message, optional, tag = "1")]
+    pub operation: ::core::option::Option<Operation>,
+}
+/// Request for ListInventory. Every filter narrows the roles listed; unset filters select every role.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ListInventoryRequest {
+    /// The inventory to read (an operation id); empty for the latest finished one. An operation that is not an
+    /// inventory is FAILED_PRECONDITION.
+    #[prost(string, tag = "1")]
+    pub operation_id: ::prost::alloc::string::String,
+    /// Only roles in these accounts.
+    #[prost(string, repeated, tag = "2")]
+    pub account_ids: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Only roles this principal is named as able to enter ("where can this principal go"), whatever the conditions
+    /// (each role lists them): an account id (any principal of that account), an IAM ARN (a user, a role, an account's
+    /// root), a service principal (`ec2.amazonaws.com`), or a SAML or OIDC provider's ARN. A role that trusts anyone
+    /// (`*`) names every principal.
+    #[prost(string, tag = "3")]
+    pub principal: ::prost::alloc::string::String,
+    /// Only roles of this name.
+    #[prost(string, tag = "4")]
+    pub role_name: ::prost::alloc::string::String,
+    /// Only roles with a finding of this kind.
+    #[prost(enumeration = "InventoryFindingKind", tag = "5")]
+    pub finding: i32,
+    /// Only roles whose most severe finding is at least this severe.
+    #[prost(enumeration = "InventorySeverity", tag = "6")]
+    pub min_severity: i32,
+    /// Only roles crossrole owns, or only those it does not.
+    #[prost(enumeration = "InventoryOwnership", tag = "7")]
+    pub ownership: i32,
+    /// Maximum roles per page, 1 to 1000; 0 means 100.
+    #[prost(uint32, tag = "8")]
+    pub page_size: u32,
+    /// Empty for the first page, then `next_page_token` of the previous page as it was given, with the same filters:
+    /// tokens are opaque, and one this listing did not issue for these filters is INVALID_ARGUMENT (`page_token`).
+    #[prost(string, tag = "9")]
+    pub page_token: ::prost::alloc::string::String,
+}
+/// Response of ListInventory.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ListInventoryResponse {
+    /// The inventory the roles come from (its counts say how many accounts could not be read: list them with
+    /// `OperationService.ListAccountResults`, outcome FAILED).
+    #[prost(message, optional, tag = "1")]
+    pub operation: ::core::option::Option<Operation>,
+    /// The roles.
+    #[prost(message, repeated, tag = "2")]
+    pub roles: ::prost::alloc::vec::Vec<InventoryRole>,
+    /// Token for the next page; empty on the last page.
+    #[prost(string, tag = "3")]
+    pub next_page_token: ::prost::alloc::string::String,
+}
+/// One role of an inventory.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct InventoryRole {
+    /// The account the role is in.
+    #[prost(string, tag = "1")]
+    pub account_id: ::prost::alloc::string::String,
+    /// The role's name.
+    #[prost(string, tag = "2")]
+    pub name: ::prost::alloc::string::String,
+    /// Its IAM path.
+    #[prost(string, tag = "3")]
+    pub path: ::prost::alloc::string::String,
+    /// Its ARN.
+    #[prost(string, tag = "4")]
+    pub arn: ::prost::alloc::string::String,
+    /// When it was made; unset when IAM did not say.
+    #[prost(message, optional, tag = "5")]
+    pub create_time: ::core::option::Option<::prost_types::Timestamp>,
+    /// When it was last used; unset when never (or not within IAM's tracking window).
+    #[prost(message, optional, tag = "6")]
+    pub last_used_time: ::core::option::Option<::prost_types::Timestamp>,
+    /// The region it was last used in, when IAM says.
+    #[prost(string, tag = "7")]
+    pub last_used_region: ::prost::alloc::string::String,
+    /// Its attached managed policies' ARNs.
+    #[prost(string, repeated, tag = "8")]
+    pub managed_policy_arns: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// The names of its inline policies.
+    #[prost(string, repeated, tag = "9")]
+    pub inline_policy_names: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Its permissions boundary's ARN; empty for none.
+    #[prost(string, tag = "10")]
+    pub permissions_boundary_arn: ::prost::alloc::string::String,
+    /// The spec that owns it, when crossrole's ownership tags name one; empty when crossrole does not own it.
+    #[prost(string, tag = "11")]
+    pub owner: ::prost::alloc::string::String,
+    /// Its trust policy, normalized, as JSON; every ExternalId's value replaced by `<redacted>`. Empty when it does
+    /// not parse (a finding says so).
+    #[prost(string, tag = "12")]
+    pub trust_policy: ::prost::alloc::string::String,
+    /// Who can enter: one entry per principal (and statement) an Allow lets in and no unconditional Deny keeps out.
+    #[prost(message, repeated, tag = "13")]
+    pub entrants: ::prost::alloc::vec::Vec<Entrant>,
+    /// What is wrong or worth a look, most severe first.
+    #[prost(message, repeated, tag = "14")]
+    pub findings: ::prost::alloc::vec::Vec<InventoryFinding>,
+}
+/// A principal a role's trust policy lets in.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct Entrant {
+    /// Who it is, seen from the organization.
+    #[prost(enumeration = "EntrantKind", tag = "1")]
+    pub kind: i32,
+    /// The principal as written (an account id is shown as its root ARN).
+    #[prost(string, tag = "2")]
+    pub principal: ::prost::alloc::string::String,
+    /// Its account, when it has one; empty otherwise.
+    #[prost(string, tag = "3")]
+    pub account_id: ::prost::alloc::string::String,
+    /// Whether a whole account (its root) is trusted and no `aws:PrincipalArn` condition narrows it.
+    #[prost(bool, tag = "4")]
+    pub whole_account: bool,
+    /// The `sts:` actions it is allowed, lowercased (`sts:assumerole`, …).
+    #[prost(string, repeated, tag = "5")]
+    pub actions: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// The conditions that guard it.
+    #[prost(message, optional, tag = "6")]
+    pub conditions: ::core::option::Option<EntrantConditions>,
+}
+/// The conditions that guard an entrant, by what they mean. No ExternalId's value is ever given.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct EntrantConditions {
+    /// An `sts:ExternalId` condition: the caller must bring the ExternalId.
+    #[prost(bool, tag = "1")]
+    pub external_id: bool,
+    /// An MFA condition (`aws:MultiFactorAuthPresent` or `aws:MultiFactorAuthAge`).
+    #[prost(bool, tag = "2")]
+    pub mfa: bool,
+    /// Organization conditions (`aws:PrincipalOrgID`, `aws:PrincipalOrgPaths`, `aws:ResourceOrgID`) and their values.
+    #[prost(message, repeated, tag = "3")]
+    pub organization: ::prost::alloc::vec::Vec<OrganizationCondition>,
+    /// An `sts:SourceIdentity` condition.
+    #[prost(bool, tag = "4")]
+    pub source_identity: bool,
+    /// `aws:PrincipalArn` patterns that narrow the principal.
+    #[prost(string, repeated, tag = "5")]
+    pub principal_arns: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Every other condition key, lowercased.
+    #[prost(string, repeated, tag = "6")]
+    pub other_keys: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// One organization condition.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct OrganizationCondition {
+    /// The key (`aws:PrincipalOrgID`, `aws:PrincipalOrgPaths`, `aws:ResourceOrgID`).
+    #[prost(string, tag = "1")]
+    pub key: ::prost::alloc::string::String,
+    /// The values it allows.
+    #[prost(string, repeated, tag = "2")]
+    pub values: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+}
+/// A finding about a role.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct InventoryFinding {
+    /// What it is about.
+    #[prost(enumeration = "InventoryFindingKind", tag = "1")]
+    pub kind: i32,
+    /// How much it matters.
+    #[prost(enumeration = "InventorySeverity", tag = "2")]
+    pub severity: i32,
+    /// Why, in plain words, naming the principal.
+    #[prost(string, tag = "3")]
+    pub reason: ::prost::alloc::string::String,
+}
+/// Request for ImportRoles.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ImportRolesRequest {
+    /// The roles' name.
+    #[prost(string, tag = "1")]
+    pub role_name: ::prost::alloc::string::String,
+    /// The name of the spec to write (a spec name: lowercase letters, digits and dashes).
+    #[prost(string, tag = "2")]
+    pub spec_name: ::prost::alloc::string::String,
+    /// The inventory that says where the roles are; empty for the latest finished one.
+    #[prost(string, tag = "3")]
+    pub operation_id: ::prost::alloc::string::String,
+}
+/// Response of ImportRoles.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct ImportRolesResponse {
+    /// The spec, as YAML in the spec file format; it parses and validates.
+    #[prost(string, tag = "1")]
+    pub spec_yaml: ::prost::alloc::string::String,
+    /// The accounts the roles are in (the spec's targets).
+    #[prost(string, repeated, tag = "2")]
+    pub account_ids: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// How each account that differs from the spec differs.
+    #[prost(message, repeated, tag = "3")]
+    pub differences: ::prost::alloc::vec::Vec<ImportDifference>,
+    /// What the roles do that a spec cannot say, per account.
+    #[prost(string, repeated, tag = "4")]
+    pub not_expressible: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// What to do before adopting (an ExternalId to fill in, guardrails).
+    #[prost(string, repeated, tag = "5")]
+    pub notes: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Accounts where the inventory found the role but that could not be read now, with why; not among the targets.
+    #[prost(message, repeated, tag = "6")]
+    pub unreadable: ::prost::alloc::vec::Vec<UnreadableAccount>,
+    /// The inventory read.
+    #[prost(string, tag = "7")]
+    pub operation_id: ::prost::alloc::string::String,
+}
+/// One way one account's role differs from the imported spec.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ImportDifference {
+    /// The account.
+    #[prost(string, tag = "1")]
+    pub account_id: ::prost::alloc::string::String,
+    /// What differs: `trust`, `managed`, `inline`, `boundary` or `path`.
+    #[prost(string, tag = "2")]
+    pub aspect: ::prost::alloc::string::String,
+    /// How, in words (never an ExternalId's value).
+    #[prost(string, tag = "3")]
+    pub detail: ::prost::alloc::string::String,
+}
+/// An account that could not be read.
+#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct UnreadableAccount {
+    /// The account.
+    #[prost(string, tag = "1")]
+    pub account_id: ::prost::alloc::string::String,
+    /// Why.
+    #[prost(string, tag = "2")]
+    pub reason: ::prost::alloc::string::String,
+}
+/// Which roles by ownership.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum InventoryOwnership {
+    /// Every role.
+    Unspecified = 0,
+    /// Only roles crossrole owns (its ownership tags name a spec).
+    Owned = 1,
+    /// Only roles crossrole does not own (made by hand, or by other tools).
+    Unowned = 2,
+}
+impl InventoryOwnership {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "INVENTORY_OWNERSHIP_UNSPECIFIED",
+            Self::Owned => "INVENTORY_OWNERSHIP_OWNED",
+            Self::Unowned => "INVENTORY_OWNERSHIP_UNOWNED",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "INVENTORY_OWNERSHIP_UNSPECIFIED" => Some(Self::Unspecified),
+            "INVENTORY_OWNERSHIP_OWNED" => Some(Self::Owned),
+            "INVENTORY_OWNERSHIP_UNOWNED" => Some(Self::Unowned),
+            _ => None,
+        }
+    }
+}
+/// Who a trusted principal is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum EntrantKind {
+    /// Unknown.
+    Unspecified = 0,
+    /// An account of the organization, or a principal in one.
+    OrganizationAccount = 1,
+    /// An account outside the organization, or a principal in one.
+    OutsideAccount = 2,
+    /// An account that was a member of the organization and left it, or a principal in one.
+    FormerMember = 3,
+    /// An AWS service (`ec2.amazonaws.com`).
+    Service = 4,
+    /// A federated identity provider (SAML, OIDC, `cognito-identity.amazonaws.com`).
+    Federated = 5,
+    /// Anyone: `*`, or an Allow with `NotPrincipal`.
+    Anyone = 6,
+    /// A unique id (`AROA…`, `AIDA…`): IAM's rewrite of a principal that was deleted; nobody can enter through it.
+    UnresolvableId = 7,
+    /// Something else (a `CanonicalUser`, a principal that is neither an ARN nor an account id).
+    Other = 8,
+}
+impl EntrantKind {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "ENTRANT_KIND_UNSPECIFIED",
+            Self::OrganizationAccount => "ENTRANT_KIND_ORGANIZATION_ACCOUNT",
+            Self::OutsideAccount => "ENTRANT_KIND_OUTSIDE_ACCOUNT",
+            Self::FormerMember => "ENTRANT_KIND_FORMER_MEMBER",
+            Self::Service => "ENTRANT_KIND_SERVICE",
+            Self::Federated => "ENTRANT_KIND_FEDERATED",
+            Self::Anyone => "ENTRANT_KIND_ANYONE",
+            Self::UnresolvableId => "ENTRANT_KIND_UNRESOLVABLE_ID",
+            Self::Other => "ENTRANT_KIND_OTHER",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "ENTRANT_KIND_UNSPECIFIED" => Some(Self::Unspecified),
+            "ENTRANT_KIND_ORGANIZATION_ACCOUNT" => Some(Self::OrganizationAccount),
+            "ENTRANT_KIND_OUTSIDE_ACCOUNT" => Some(Self::OutsideAccount),
+            "ENTRANT_KIND_FORMER_MEMBER" => Some(Self::FormerMember),
+            "ENTRANT_KIND_SERVICE" => Some(Self::Service),
+            "ENTRANT_KIND_FEDERATED" => Some(Self::Federated),
+            "ENTRANT_KIND_ANYONE" => Some(Self::Anyone),
+            "ENTRANT_KIND_UNRESOLVABLE_ID" => Some(Self::UnresolvableId),
+            "ENTRANT_KIND_OTHER" => Some(Self::Other),
+            _ => None,
+        }
+    }
+}
+/// What a finding is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum InventoryFindingKind {
+    /// Unknown (as a filter: any).
+    Unspecified = 0,
+    /// `*` can enter: any AWS principal anywhere.
+    AnyoneCanEnter = 1,
+    /// An account outside the organization is trusted without an ExternalId (the confused-deputy case).
+    OutsideWithoutExternalId = 2,
+    /// A whole outside account (its root) is trusted.
+    OutsideAccountRoot = 3,
+    /// A principal IAM rewrote to its unique id because it was deleted: the trust is broken.
+    BrokenPrincipal = 4,
+    /// Not used for the threshold's days (90), or never used and older than that.
+    Unused = 5,
+    /// Trusted by an account that left the organization.
+    FormerMember = 6,
+    /// A crossrole-owned role that is not as its spec says.
+    Drifted = 7,
+    /// The trust policy does not parse.
+    UnreadableTrust = 8,
+}
+impl InventoryFindingKind {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "INVENTORY_FINDING_KIND_UNSPECIFIED",
+            Self::AnyoneCanEnter => "INVENTORY_FINDING_KIND_ANYONE_CAN_ENTER",
+            Self::OutsideWithoutExternalId => {
+                "INVENTORY_FINDING_KIND_OUTSIDE_WITHOUT_EXTERNAL_ID"
+            }
+            Self::OutsideAccountRoot => "INVENTORY_FINDING_KIND_OUTSIDE_ACCOUNT_ROOT",
+            Self::BrokenPrincipal => "INVENTORY_FINDING_KIND_BROKEN_PRINCIPAL",
+            Self::Unused => "INVENTORY_FINDING_KIND_UNUSED",
+            Self::FormerMember => "INVENTORY_FINDING_KIND_FORMER_MEMBER",
+            Self::Drifted => "INVENTORY_FINDING_KIND_DRIFTED",
+            Self::UnreadableTrust => "INVENTORY_FINDING_KIND_UNREADABLE_TRUST",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "INVENTORY_FINDING_KIND_UNSPECIFIED" => Some(Self::Unspecified),
+            "INVENTORY_FINDING_KIND_ANYONE_CAN_ENTER" => Some(Self::AnyoneCanEnter),
+            "INVENTORY_FINDING_KIND_OUTSIDE_WITHOUT_EXTERNAL_ID" => {
+                Some(Self::OutsideWithoutExternalId)
+            }
+            "INVENTORY_FINDING_KIND_OUTSIDE_ACCOUNT_ROOT" => {
+                Some(Self::OutsideAccountRoot)
+            }
+            "INVENTORY_FINDING_KIND_BROKEN_PRINCIPAL" => Some(Self::BrokenPrincipal),
+            "INVENTORY_FINDING_KIND_UNUSED" => Some(Self::Unused),
+            "INVENTORY_FINDING_KIND_FORMER_MEMBER" => Some(Self::FormerMember),
+            "INVENTORY_FINDING_KIND_DRIFTED" => Some(Self::Drifted),
+            "INVENTORY_FINDING_KIND_UNREADABLE_TRUST" => Some(Self::UnreadableTrust),
+            _ => None,
+        }
+    }
+}
+/// How much a finding matters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
+#[repr(i32)]
+pub enum InventorySeverity {
+    /// Unknown (as a filter: any).
+    Unspecified = 0,
+    /// For information.
+    Info = 1,
+    /// Worth tidying.
+    Low = 2,
+    /// Worth a look soon.
+    Medium = 3,
+    /// Access someone should not have, likely.
+    High = 4,
+    /// Anyone can enter.
+    Critical = 5,
+}
+impl InventorySeverity {
+    /// String value of the enum field names used in the ProtoBuf definition.
+    ///
+    /// The values are not transformed in any way and thus are considered stable
+    /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+    pub fn as_str_name(&self) -> &'static str {
+        match self {
+            Self::Unspecified => "INVENTORY_SEVERITY_UNSPECIFIED",
+            Self::Info => "INVENTORY_SEVERITY_INFO",
+            Self::Low => "INVENTORY_SEVERITY_LOW",
+            Self::Medium => "INVENTORY_SEVERITY_MEDIUM",
+            Self::High => "INVENTORY_SEVERITY_HIGH",
+            Self::Critical => "INVENTORY_SEVERITY_CRITICAL",
+        }
+    }
+    /// Creates an enum from field names used in the ProtoBuf definition.
+    pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+        match value {
+            "INVENTORY_SEVERITY_UNSPECIFIED" => Some(Self::Unspecified),
+            "INVENTORY_SEVERITY_INFO" => Some(Self::Info),
+            "INVENTORY_SEVERITY_LOW" => Some(Self::Low),
+            "INVENTORY_SEVERITY_MEDIUM" => Some(Self::Medium),
+            "INVENTORY_SEVERITY_HIGH" => Some(Self::High),
+            "INVENTORY_SEVERITY_CRITICAL" => Some(Self::Critical),
+            _ => None,
+        }
+    }
+}
+/// Generated client implementations.
+pub mod inventory_service_client {
+    #![allow(
+        unused_variables,
+        dead_code,
+        missing_docs,
+        clippy::wildcard_imports,
+        clippy::let_unit_value,
+    )]
+    use tonic::codegen::*;
+    use tonic::codegen::http::Uri;
+    /// Who can enter every account: an inventory reads every role of the organization's ACTIVE accounts (not only
+    /// crossrole's) through the bootstrap role, and classifies each one's trust policy — who can enter, under which
+    /// conditions, whether crossrole owns it, when it was last used, its permissions in brief — with findings. It writes
+    /// nothing to AWS. An inventory is an operation: watch it with `OperationService.WatchOperation`, cancel it with
+    /// `OperationService.CancelOperation`; an account that cannot be read is a failed account result, with why, and the
+    /// inventory still succeeds.
+    #[derive(Debug, Clone)]
+    pub struct InventoryServiceClient<T> {
+        inner: tonic::client::Grpc<T>,
+    }
+    impl<T> InventoryServiceClient<T>
+    where
+        T: tonic::client::GrpcService<tonic::body::Body>,
+        T::Error: Into<StdError>,
+        T::ResponseBody: Body<Data = Bytes> + std::marker::Send + 'static,
+        <T::ResponseBody as Body>::Error: Into<StdError> + std::marker::Send,
+    {
+        pub fn new(inner: T) -> Self {
+            let inner = tonic::client::Grpc::new(inner);
+            Self { inner }
+        }
+        pub fn with_origin(inner: T, origin: Uri) -> Self {
+            let inner = tonic::client::Grpc::with_origin(inner, origin);
+            Self { inner }
+        }
+        pub fn with_interceptor<F>(
+            inner: T,
+            interceptor: F,
+        ) -> InventoryServiceClient<InterceptedService<T, F>>
+        where
+            F: tonic::service::Interceptor,
+            T::ResponseBody: Default,
+            T: tonic::codegen::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<
+                    <T as tonic::client::GrpcService<tonic::body::Body>>::ResponseBody,
+                >,
+            >,
+            <T as tonic::codegen::Service<
+                http::Request<tonic::body::Body>,
+            >>::Error: Into<StdError> + std::marker::Send + std::marker::Sync,
+        {
+            InventoryServiceClient::new(InterceptedService::new(inner, interceptor))
+        }
+        /// Compress requests with the given encoding.
+        ///
+        /// This requires the server to support it otherwise it might respond with an
+        /// error.
+        #[must_use]
+        pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.send_compressed(encoding);
+            self
+        }
+        /// Enable decompressing responses.
+        #[must_use]
+        pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.inner = self.inner.accept_compressed(encoding);
+            self
+        }
+        /// Limits the maximum size of a decoded message.
+        ///
+        /// Default: `4MB`
+        #[must_use]
+        pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_decoding_message_size(limit);
+            self
+        }
+        /// Limits the maximum size of an encoded message.
+        ///
+        /// Default: `usize::MAX`
+        #[must_use]
+        pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.inner = self.inner.max_encoding_message_size(limit);
+            self
+        }
+        /// Starts an inventory of the organization (or of the accounts named). Returns at once with the operation. Scope
+        /// `plan` (it reads AWS, as a plan does).
+        pub async fn start_inventory(
+            &mut self,
+            request: impl tonic::IntoRequest<super::StartInventoryRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::StartInventoryResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = crate::codec::Codec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/crossrole.v1.InventoryService/StartInventory",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("crossrole.v1.InventoryService", "StartInventory"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// Lists the roles of an inventory (the latest finished one, or the one named), filtered, in account order. Scope
+        /// `read`.
+        pub async fn list_inventory(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ListInventoryRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListInventoryResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = crate::codec::Codec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/crossrole.v1.InventoryService/ListInventory",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(
+                    GrpcMethod::new("crossrole.v1.InventoryService", "ListInventory"),
+                );
+            self.inner.unary(req, path, codec).await
+        }
+        /// Writes a spec from the roles of one name that an inventory found across the organization, read again now: the
+        /// common trust and permissions, with the accounts that differ and how. ExternalIds are never copied (the spec
+        /// carries a placeholder in their place). Nothing is written to AWS; adopting the roles is another, explicit step.
+        /// Scope `plan`.
+        pub async fn import_roles(
+            &mut self,
+            request: impl tonic::IntoRequest<super::ImportRolesRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ImportRolesResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = crate::codec::Codec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/crossrole.v1.InventoryService/ImportRoles",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("crossrole.v1.InventoryService", "ImportRoles"));
+            self.inner.unary(req, path, codec).await
+        }
+    }
+}
+/// Generated server implementations.
+pub mod inventory_service_server {
+    #![allow(
+        unused_variables,
+        dead_code,
+        missing_docs,
+        clippy::wildcard_imports,
+        clippy::let_unit_value,
+    )]
+    use tonic::codegen::*;
+    /// Generated trait containing gRPC methods that should be implemented for use with InventoryServiceServer.
+    #[async_trait]
+    pub trait InventoryService: std::marker::Send + std::marker::Sync + 'static {
+        /// Starts an inventory of the organization (or of the accounts named). Returns at once with the operation. Scope
+        /// `plan` (it reads AWS, as a plan does).
+        async fn start_inventory(
+            &self,
+            request: tonic::Request<super::StartInventoryRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::StartInventoryResponse>,
+            tonic::Status,
+        >;
+        /// Lists the roles of an inventory (the latest finished one, or the one named), filtered, in account order. Scope
+        /// `read`.
+        async fn list_inventory(
+            &self,
+            request: tonic::Request<super::ListInventoryRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ListInventoryResponse>,
+            tonic::Status,
+        >;
+        /// Writes a spec from the roles of one name that an inventory found across the organization, read again now: the
+        /// common trust and permissions, with the accounts that differ and how. ExternalIds are never copied (the spec
+        /// carries a placeholder in their place). Nothing is written to AWS; adopting the roles is another, explicit step.
+        /// Scope `plan`.
+        async fn import_roles(
+            &self,
+            request: tonic::Request<super::ImportRolesRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::ImportRolesResponse>,
+            tonic::Status,
+        >;
+    }
+    /// Who can enter every account: an inventory reads every role of the organization's ACTIVE accounts (not only
+    /// crossrole's) through the bootstrap role, and classifies each one's trust policy — who can enter, under which
+    /// conditions, whether crossrole owns it, when it was last used, its permissions in brief — with findings. It writes
+    /// nothing to AWS. An inventory is an operation: watch it with `OperationService.WatchOperation`, cancel it with
+    /// `OperationService.CancelOperation`; an account that cannot be read is a failed account result, with why, and the
+    /// inventory still succeeds.
+    #[derive(Debug)]
+    pub struct InventoryServiceServer<T> {
+        inner: Arc<T>,
+        accept_compression_encodings: EnabledCompressionEncodings,
+        send_compression_encodings: EnabledCompressionEncodings,
+        max_decoding_message_size: Option<usize>,
+        max_encoding_message_size: Option<usize>,
+    }
+    impl<T> InventoryServiceServer<T> {
+        pub fn new(inner: T) -> Self {
+            Self::from_arc(Arc::new(inner))
+        }
+        pub fn from_arc(inner: Arc<T>) -> Self {
+            Self {
+                inner,
+                accept_compression_encodings: Default::default(),
+                send_compression_encodings: Default::default(),
+                max_decoding_message_size: None,
+                max_encoding_message_size: None,
+            }
+        }
+        pub fn with_interceptor<F>(
+            inner: T,
+            interceptor: F,
+        ) -> InterceptedService<Self, F>
+        where
+            F: tonic::service::Interceptor,
+        {
+            InterceptedService::new(Self::new(inner), interceptor)
+        }
+        /// Enable decompressing requests with the given encoding.
+        #[must_use]
+        pub fn accept_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.accept_compression_encodings.enable(encoding);
+            self
+        }
+        /// Compress responses with the given encoding, if the client supports it.
+        #[must_use]
+        pub fn send_compressed(mut self, encoding: CompressionEncoding) -> Self {
+            self.send_compression_encodings.enable(encoding);
+            self
+        }
+        /// Limits the maximum size of a decoded message.
+        ///
+        /// Default: `4MB`
+        #[must_use]
+        pub fn max_decoding_message_size(mut self, limit: usize) -> Self {
+            self.max_decoding_message_size = Some(limit);
+            self
+        }
+        /// Limits the maximum size of an encoded message.
+        ///
+        /// Default: `usize::MAX`
+        #[must_use]
+        pub fn max_encoding_message_size(mut self, limit: usize) -> Self {
+            self.max_encoding_message_size = Some(limit);
+            self
+        }
+    }
+    impl<T, B> tonic::codegen::Service<http::Request<B>> for InventoryServiceServer<T>
+    where
+        T: InventoryService,
+        B: Body + std::marker::Send + 'static,
+        B::Error: Into<StdError> + std::marker::Send + 'static,
+    {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = std::convert::Infallible;
+        type Future = BoxFuture<Self::Response, Self::Error>;
+        fn poll_ready(
+            &mut self,
+            _cx: &mut Context<'_>,
+        ) -> Poll<std::result::Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, req: http::Request<B>) -> Self::Future {
+            match req.uri().path() {
+                "/crossrole.v1.InventoryService/StartInventory" => {
+                    #[allow(non_camel_case_types)]
+                    struct StartInventorySvc<T: InventoryService>(pub Arc<T>);
+                    impl<
+                        T: InventoryService,
+                    > tonic::server::UnaryService<super::StartInventoryRequest>
+                    for StartInventorySvc<T> {
+                        type Response = super::StartInventoryResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::StartInventoryRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as InventoryService>::start_inventory(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = StartInventorySvc(inner);
+                        let codec = crate::codec::Codec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/crossrole.v1.InventoryService/ListInventory" => {
+                    #[allow(non_camel_case_types)]
+                    struct ListInventorySvc<T: InventoryService>(pub Arc<T>);
+                    impl<
+                        T: InventoryService,
+                    > tonic::server::UnaryService<super::ListInventoryRequest>
+                    for ListInventorySvc<T> {
+                        type Response = super::ListInventoryResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ListInventoryRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as InventoryService>::list_inventory(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ListInventorySvc(inner);
+                        let codec = crate::codec::Codec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/crossrole.v1.InventoryService/ImportRoles" => {
+                    #[allow(non_camel_case_types)]
+                    struct ImportRolesSvc<T: InventoryService>(pub Arc<T>);
+                    impl<
+                        T: InventoryService,
+                    > tonic::server::UnaryService<super::ImportRolesRequest>
+                    for ImportRolesSvc<T> {
+                        type Response = super::ImportRolesResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::ImportRolesRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as InventoryService>::import_roles(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ImportRolesSvc(inner);
+                        let codec = crate::codec::Codec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                _ => {
+                    Box::pin(async move {
+                        let mut response = http::Response::new(
+                            tonic::body::Body::default(),
+                        );
+                        let headers = response.headers_mut();
+                        headers
+                            .insert(
+                                tonic::Status::GRPC_STATUS,
+                                (tonic::Code::Unimplemented as i32).into(),
+                            );
+                        headers
+                            .insert(
+                                http::header::CONTENT_TYPE,
+                                tonic::metadata::GRPC_CONTENT_TYPE,
+                            );
+                        Ok(response)
+                    })
+                }
+            }
+        }
+    }
+    impl<T> Clone for InventoryServiceServer<T> {
+        fn clone(&self) -> Self {
+            let inner = self.inner.clone();
+            Self {
+                inner,
+                accept_compression_encodings: self.accept_compression_encodings,
+                send_compression_encodings: self.send_compression_encodings,
+                max_decoding_message_size: self.max_decoding_message_size,
+                max_encoding_message_size: self.max_encoding_message_size,
+            }
+        }
+    }
+    /// Generated gRPC service name
+    pub const SERVICE_NAME: &str = "crossrole.v1.InventoryService";
+    impl<T> tonic::server::NamedService for InventoryServiceServer<T> {
         const NAME: &'static str = SERVICE_NAME;
     }
 }
