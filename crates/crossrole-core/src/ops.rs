@@ -329,15 +329,18 @@ pub enum OperationKind {
     Destroy,
     /// A binding's reconcile.
     Reconcile,
+    /// Read every role of the organization's accounts and classify who can enter them; writes nothing to AWS.
+    Inventory,
 }
 
 impl OperationKind {
-    /// `apply`, `destroy`, `reconcile`.
+    /// `apply`, `destroy`, `reconcile`, `inventory`.
     pub fn as_str(self) -> &'static str {
         match self {
             OperationKind::Apply => "apply",
             OperationKind::Destroy => "destroy",
             OperationKind::Reconcile => "reconcile",
+            OperationKind::Inventory => "inventory",
         }
     }
 }

@@ -80,6 +80,11 @@ impl EventSink {
         let _ = self.tx.send(Msg::Account(row));
     }
 
+    /// Persists an inventory's account row with the roles read there (in order with the events).
+    pub(crate) fn inventory_account(&self, result: &AccountResult, roles: &[crossrole_core::inventory::InventoryRole]) {
+        let _ = self.tx.send(Msg::Account(records::inventory_account_row(result, roles)));
+    }
+
     /// Waits until everything emitted so far is persisted and published.
     pub(crate) async fn flush(&self) {
         let (tx, rx) = oneshot::channel();

@@ -15,6 +15,7 @@ mod clock;
 mod confirmed;
 mod error;
 mod events;
+pub mod inventory;
 mod listings;
 mod locks;
 mod organization_cache;
@@ -129,6 +130,15 @@ pub struct ConfirmedPlan {
     /// Who asks for the apply: a fingerprint of a plan for a caller who may read ExternalIds is refused for one who
     /// may not.
     pub audience: Audience,
+}
+
+/// What an operation runs.
+enum Work {
+    /// A spec's rollout (apply, destroy, reconcile), with its targets when [`Engine::begin`] read and checked them
+    /// against its confirmed plan.
+    Rollout(Box<(AccessSpec, Option<targets::Resolved>)>),
+    /// An inventory ([`inventory`]).
+    Inventory,
 }
 
 struct Running {
@@ -425,14 +435,13 @@ impl Engine {
                 other => other.into(),
             })?;
         if created {
-            self.spawn(row.clone(), request.spec, resolved);
+            self.spawn(row.clone(), Work::Rollout(Box::new((request.spec, resolved))));
         }
         Ok((self.operation(&row.id).await?, created))
     }
 
-    /// Runs an operation in the background; `resolved`: its targets, read and checked against its confirmed plan
-    /// by [`Engine::begin`].
-    fn spawn(&self, row: OperationRow, spec: AccessSpec, resolved: Option<targets::Resolved>) {
+    /// Runs an operation in the background.
+    fn spawn(&self, row: OperationRow, work: Work) {
         let cancel = CancellationToken::new();
         let (events, _) = broadcast::channel(self.inner.config.event_buffer.max(16));
         let stats = Arc::new(CallStats::default());
@@ -456,7 +465,13 @@ impl Engine {
         self.inner.tasks.spawn(async move {
             let id = row.id.clone();
             let last_words = sink.clone();
-            let ran = tokio::spawn(rollout::run(inner.clone(), row, spec, cancel, sink, resolved)).await;
+            let ran = match work {
+                Work::Rollout(work) => {
+                    let (spec, resolved) = *work;
+                    tokio::spawn(rollout::run(inner.clone(), row, spec, cancel, sink, resolved)).await
+                }
+                Work::Inventory => tokio::spawn(inventory::run(inner.clone(), row, cancel, sink)).await,
+            };
             if let Err(e) = ran {
                 // A bug, not an outcome: the operation ends FAILED and says where to look, rather than hang.
                 tracing::error!(operation = id, error = %e, "the operation's task panicked");
@@ -485,6 +500,17 @@ impl Engine {
             if self.inner.running.lock().is_ok_and(|r| r.contains_key(&row.id)) {
                 continue;
             }
+            // An inventory has no spec: it reads its accounts back from its rows.
+            if records::kind_of(row.kind) == Some(OperationKind::Inventory) {
+                n += 1;
+                tracing::info!(operation = row.id, "resuming an unfinished inventory");
+                let (cancelling, id) = (row.state == records::stored_state(OperationState::Cancelling), row.id.clone());
+                self.spawn(row, Work::Inventory);
+                if cancelling {
+                    self.cancel_running(&id);
+                }
+                continue;
+            }
             // One this crossroled cannot read does not stop the round: it is left for one that can.
             let spec = match self.spec_of(&row).and_then(|raw| Ok(AccessSpec::try_from(&raw)?)) {
                 Ok(spec) => spec,
@@ -497,7 +523,7 @@ impl Engine {
             tracing::info!(operation = row.id, "resuming an unfinished operation");
             let cancelling = row.state == records::stored_state(OperationState::Cancelling);
             let id = row.id.clone();
-            self.spawn(row, spec, None);
+            self.spawn(row, Work::Rollout(Box::new((spec, None))));
             if cancelling {
                 self.cancel_running(&id);
             }

@@ -25,6 +25,9 @@ pub enum Listing<'a> {
     Accounts,
     /// The audit log (ListAuditEvents); the position is an entry's place in the log.
     Audit,
+    /// The roles of one inventory a query selects (ListInventory), keyed by the inventory and the query; the
+    /// position is an account's index and how many of its roles were given.
+    Inventory(&'a str),
 }
 
 impl Listing<'_> {
@@ -35,6 +38,7 @@ impl Listing<'_> {
             Listing::Bindings => "bindings".into(),
             Listing::Accounts => "organization accounts".into(),
             Listing::Audit => "audit".into(),
+            Listing::Inventory(query) => format!("inventory {query}"),
         }
     }
 }

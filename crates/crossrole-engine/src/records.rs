@@ -20,6 +20,7 @@
 
 use crossrole_core::{
     binding::BindingMode,
+    inventory::InventoryRole,
     ops::{AccountResult, OperationKind, OperationState, Outcome},
     spec::RawSpec,
 };
@@ -150,6 +151,35 @@ pub fn account_result(row: &AccountRow, operation: &str) -> Result<AccountResult
     Ok(result)
 }
 
+/// An inventory's account as the journal keeps it: the account's result with, beside its fields, `roles`: every
+/// role read there, classified. An account's row reads as its result alone too ([`account_result`]), so the
+/// operation's listings show it as any other; [`inventory_roles`] reads its roles.
+pub fn inventory_account_row(result: &AccountResult, roles: &[InventoryRole]) -> AccountRow {
+    #[derive(Serialize)]
+    struct WithRoles<'a> {
+        #[serde(flatten)]
+        result: &'a AccountResult,
+        roles: &'a [InventoryRole],
+    }
+    AccountRow {
+        index: result.index,
+        account_id: result.account_id.clone(),
+        outcome: stored_outcome(result.outcome),
+        result: encode(&WithRoles { result, roles }),
+    }
+}
+
+/// The roles an inventory's account row holds (none for an account not read).
+pub fn inventory_roles(row: &AccountRow, operation: &str) -> Result<Vec<InventoryRole>, Error> {
+    #[derive(Deserialize)]
+    struct Roles {
+        #[serde(default)]
+        roles: Vec<InventoryRole>,
+    }
+    let what = format!("the roles of account {} of inventory {operation}", row.account_id);
+    Ok(decode::<Roles>(&row.result, &what)?.roles)
+}
+
 /// A binding as the journal keeps it: what was asked for, its spec's ExternalId sealed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BindingRecord {
@@ -185,7 +215,7 @@ macro_rules! codes {
 
 codes!(
     /// An operation kind as the journal keeps it.
-    OperationKind => StoredKind, stored_kind, kind_of { Apply, Destroy, Reconcile }
+    OperationKind => StoredKind, stored_kind, kind_of { Apply, Destroy, Reconcile, Inventory }
 );
 
 codes!(
@@ -267,7 +297,7 @@ mod tests {
         for s in OperationState::ALL {
             assert_eq!(state_of(stored_state(s)), Some(s));
         }
-        for k in [OperationKind::Apply, OperationKind::Destroy, OperationKind::Reconcile] {
+        for k in [OperationKind::Apply, OperationKind::Destroy, OperationKind::Reconcile, OperationKind::Inventory] {
             assert_eq!(kind_of(stored_kind(k)), Some(k));
         }
         let unknown = (StoredOutcome::from_code(0), StoredState::from_code(9), StoredKind::from_code(-1));
@@ -276,13 +306,51 @@ mod tests {
 
     #[test]
     fn the_journal_keeps_the_numbers_the_first_journals_used() {
-        let kinds = [OperationKind::Apply, OperationKind::Destroy, OperationKind::Reconcile];
-        assert_eq!(kinds.map(|k| stored_kind(k).code()), [1, 2, 3]);
+        let kinds = [OperationKind::Apply, OperationKind::Destroy, OperationKind::Reconcile, OperationKind::Inventory];
+        assert_eq!(kinds.map(|k| stored_kind(k).code()), [1, 2, 3, 5]);
         use OperationState::*;
         let states = [Pending, Running, Succeeded, Failed, Cancelling, Cancelled];
         assert_eq!(states.map(|s| stored_state(s).code()), [1, 2, 3, 4, 5, 6]);
         assert_eq!(states.len(), OperationState::ALL.len());
         assert_eq!(Outcome::ALL.map(|o| stored_outcome(o).code()), [1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn an_inventory_row_reads_as_its_result_and_as_its_roles() {
+        let result = AccountResult {
+            account_id: "111111111111".into(),
+            account_name: "one".into(),
+            index: 3,
+            outcome: Outcome::Unchanged,
+            phase: crossrole_core::ops::Phase::Done,
+            role_arn: String::new(),
+            changes: Vec::new(),
+            error: None,
+            verify: None,
+            end_time: Some(1_700_000_000_000),
+            action: None,
+        };
+        let role = InventoryRole {
+            account_id: "111111111111".into(),
+            name: "Vendor".into(),
+            path: "/".into(),
+            arn: "arn:aws:iam::111111111111:role/Vendor".into(),
+            created: None,
+            last_used: None,
+            managed_policy_arns: Default::default(),
+            inline_policy_names: Default::default(),
+            permissions_boundary_arn: None,
+            owner: None,
+            trust_policy: String::new(),
+            entrants: Vec::new(),
+            findings: Vec::new(),
+        };
+        let row = inventory_account_row(&result, std::slice::from_ref(&role));
+        assert_eq!((row.index, row.outcome), (3, StoredOutcome::Unchanged));
+        assert_eq!(account_result(&row, "op").unwrap(), result);
+        assert_eq!(inventory_roles(&row, "op").unwrap(), vec![role]);
+        // An account not read holds no roles.
+        assert_eq!(inventory_roles(&account_row(&result), "op").unwrap(), vec![]);
     }
 
     #[test]

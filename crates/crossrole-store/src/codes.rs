@@ -84,6 +84,8 @@ stored!(
         Destroy = 2,
         /// A binding's reconcile.
         Reconcile = 3,
+        /// An inventory of the organization's roles (reads only).
+        Inventory = 5,
     }
 );
 
@@ -148,7 +150,8 @@ mod tests {
 
     #[test]
     fn the_codes_are_the_ones_journals_hold() {
-        let kinds = [(StoredKind::Apply, 1), (StoredKind::Destroy, 2), (StoredKind::Reconcile, 3)];
+        let kinds =
+            [(StoredKind::Apply, 1), (StoredKind::Destroy, 2), (StoredKind::Reconcile, 3), (StoredKind::Inventory, 5)];
         let states = [
             (StoredState::Pending, 1),
             (StoredState::Running, 2),

@@ -4,6 +4,7 @@
 use crossrole_core::{
     binding::{BindingMode, SyncState},
     guardrails::Severity,
+    inventory::{EntrantKind, FindingKind, Severity as InventorySeverity},
     ops::{
         Action, ChangeKind, CheckOutcome, Conformance, ErrorCode, OperationKind, OperationState, OrganizationRead,
         Outcome, Phase, PlanStatus,
@@ -168,7 +169,12 @@ both_ways!(ErrorCode <=> AccountErrorReason {
 
 both_ways!(OrganizationRead <=> OrganizationRead { Cached = Cached, AsApply = AsApply, Fresh = Fresh });
 
-both_ways!(OperationKind <=> OperationKind { Apply = Apply, Destroy = Destroy, Reconcile = Reconcile });
+both_ways!(OperationKind <=> OperationKind {
+    Apply = Apply,
+    Destroy = Destroy,
+    Reconcile = Reconcile,
+    Inventory = Inventory,
+});
 
 both_ways!(OperationState <=> OperationState {
     Pending = Pending,
@@ -194,6 +200,36 @@ both_ways!(PlanStatus <=> AccountPlanStatus { InSync = InSync, Changes = Changes
 both_ways!(BindingMode <=> BindingMode { Enforce = Enforce, Detect = Detect });
 
 both_ways!(SyncState <=> SyncState { Pending = Pending, InSync = InSync, Drifted = Drifted, Failed = Failed });
+
+both_ways!(EntrantKind <=> EntrantKind {
+    OrganizationAccount = OrganizationAccount,
+    OutsideAccount = OutsideAccount,
+    FormerMember = FormerMember,
+    Service = Service,
+    Federated = Federated,
+    Anyone = Anyone,
+    UnresolvableId = UnresolvableId,
+    Other = Other,
+});
+
+both_ways!(FindingKind <=> InventoryFindingKind {
+    AnyoneCanEnter = AnyoneCanEnter,
+    OutsideWithoutExternalId = OutsideWithoutExternalId,
+    OutsideAccountRoot = OutsideAccountRoot,
+    BrokenPrincipal = BrokenPrincipal,
+    Unused = Unused,
+    FormerMember = FormerMember,
+    Drifted = Drifted,
+    UnreadableTrust = UnreadableTrust,
+});
+
+both_ways!(InventorySeverity <=> InventorySeverity {
+    Info = Info,
+    Low = Low,
+    Medium = Medium,
+    High = High,
+    Critical = Critical,
+});
 
 #[cfg(test)]
 mod tests {
@@ -225,6 +261,10 @@ mod tests {
         covers::<ErrorCode>("AccountErrorReason", 1..13);
         covers::<OrganizationRead>("OrganizationRead", 1..4);
         covers::<OperationKind>("OperationKind", 1..4);
+        covers::<OperationKind>("OperationKind", 5..6);
+        covers::<EntrantKind>("EntrantKind", 1..9);
+        covers::<FindingKind>("InventoryFindingKind", 1..9);
+        covers::<InventorySeverity>("InventorySeverity", 1..6);
         covers::<OperationState>("OperationState", 1..7);
         covers::<CheckOutcome>("CheckOutcome", 1..4);
         covers::<Conformance>("RoleConformance", 1..6);

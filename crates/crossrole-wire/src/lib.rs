@@ -8,6 +8,7 @@
 //! (crossrole-core) turns into an `AccessSpec`, naming every field it refuses.
 
 pub mod enums;
+mod inventory;
 mod ops;
 mod org;
 mod spec;

@@ -226,7 +226,7 @@ async fn drive(
 
 /// Marks the operation RUNNING — only from the state it was read in, so never over a cancel asked meanwhile (on
 /// any replica), which it then follows.
-async fn started(inner: &Inner, op: &OperationRow, cancel: &CancellationToken, sink: &EventSink) {
+pub(crate) async fn started(inner: &Inner, op: &OperationRow, cancel: &CancellationToken, sink: &EventSink) {
     let (running, cancelling) =
         (records::stored_state(OperationState::Running), records::stored_state(OperationState::Cancelling));
     if op.state == running || op.state == cancelling {
@@ -575,7 +575,7 @@ async fn count_failures(inner: &Inner, op: &str) -> usize {
 }
 
 /// Reports retries as events.
-struct RetryEvents(EventSink);
+pub(crate) struct RetryEvents(pub(crate) EventSink);
 
 impl crossrole_aws::calls::CallObserver for RetryEvents {
     fn retrying(&self, call: &str, code: Option<&str>, attempt: u32, delay: std::time::Duration) {

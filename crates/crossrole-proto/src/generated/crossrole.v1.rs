@@ -1162,9 +1162,6 @@ pub enum OperationKind {
     /// An inventory of every role of the organization's accounts (`InventoryService.StartInventory`); it writes
     /// nothing to AWS, and its spec is empty but for its name, `(inventory)`.
     Inventory = 5,
-    /// A revocation of every session of a spec's role issued before it started (`AccessService.RevokeSessions`), in the
-    /// accounts where the spec is placed or those of them named: one AssumeRole and one PutRolePolicy per account.
-    Revoke = 6,
 }
 impl OperationKind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -1178,7 +1175,6 @@ impl OperationKind {
             Self::Destroy => "OPERATION_KIND_DESTROY",
             Self::Reconcile => "OPERATION_KIND_RECONCILE",
             Self::Inventory => "OPERATION_KIND_INVENTORY",
-            Self::Revoke => "OPERATION_KIND_REVOKE",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -1189,7 +1185,6 @@ impl OperationKind {
             "OPERATION_KIND_DESTROY" => Some(Self::Destroy),
             "OPERATION_KIND_RECONCILE" => Some(Self::Reconcile),
             "OPERATION_KIND_INVENTORY" => Some(Self::Inventory),
-            "OPERATION_KIND_REVOKE" => Some(Self::Revoke),
             _ => None,
         }
     }
@@ -2627,17 +2622,6 @@ pub struct ApplyAccessRequest {
     /// ExternalIds is refused for a token that may not. Empty: the apply does what it finds, as without a plan.
     #[prost(string, tag = "3")]
     pub plan_fingerprint: ::prost::alloc::string::String,
-    /// When the access this apply grants ends: at that time (within the schedule's tick) crossroled destroys the
-    /// spec's access (as DestroyAccess does: its targets and every account where it was applied). The journal holds
-    /// it, so it survives restarts and is acted on once, by whichever replica runs the schedule. After now and at most
-    /// 366 days ahead; give this or `expires_in`, not both. An apply of the spec with an end replaces its end (extends
-    /// or shortens it), and one with neither makes the access last; both are audited with the old and the new end.
-    #[prost(message, optional, tag = "10")]
-    pub expires_at: ::core::option::Option<::prost_types::Timestamp>,
-    /// The access ends this long after the request (positive, at most 366 days), turned into `expires_at` once, by
-    /// crossroled's clock.
-    #[prost(message, optional, tag = "11")]
-    pub expires_in: ::core::option::Option<::prost_types::Duration>,
 }
 /// Response of ApplyAccess.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -2645,9 +2629,6 @@ pub struct ApplyAccessResponse {
     /// The operation, usually still pending or running.
     #[prost(message, optional, tag = "1")]
     pub operation: ::core::option::Option<Operation>,
-    /// When the access ends, when the apply carries an end (`expires_at`, or `expires_in` from now).
-    #[prost(message, optional, tag = "10")]
-    pub expires_at: ::core::option::Option<::prost_types::Timestamp>,
 }
 /// Request for DestroyAccess.
 #[derive(Clone, PartialEq, ::prost::Message)]

@@ -1,0 +1,101 @@
+//! The inventory: every role of every ACTIVE account of the organization (or of the accounts asked for), read
+//! through the bootstrap role and classified by core's classifier — who can enter, under which conditions, whether
+//! crossrole owns it, its findings. It writes nothing to AWS.
+//!
+//! An inventory is an operation like an apply: written to the journal before it starts, run in the background,
+//! cancellable, its progress in events, resumed after a restart. Its targets are put on record (a row per
+//! account, `pending`) before the first account is read, so a resumed run reads only the accounts without a final
+//! row. Each account costs one `AssumeRole` and one `GetAccountAuthorizationDetails` per thousand roles; its roles
+//! are classified and written with its row when it is done ([`records::inventory_account_row`]), so nothing holds
+//! the whole organization's roles. An account that cannot be read (no bootstrap role, a denial) fails alone, with
+//! why; the inventory still succeeds, saying how many could not be read. [`listing`] serves the roles back.
+
+mod expected;
+mod import;
+mod listing;
+mod run;
+
+pub use import::ImportedRoles;
+pub use listing::{InventoryPage, InventoryQuery};
+pub(crate) use run::run;
+
+use std::collections::BTreeSet;
+
+use crossrole_core::{
+    ops::{Operation, OperationKind, OperationState},
+    spec::RawSpec,
+};
+use crossrole_store::NewOperation;
+
+use crate::{Engine, Error, records};
+
+/// The spec name an inventory is journaled under. No spec can have it (a spec's name is lowercase letters,
+/// digits and dashes), so listing operations by it finds inventories and nothing else.
+pub const INVENTORY_SPEC_NAME: &str = "(inventory)";
+
+/// A request to start an inventory.
+#[derive(Debug, Clone, Default)]
+pub struct InventoryRequest {
+    /// The only accounts to read (`None`: every ACTIVE account of the organization). An account asked for that is
+    /// not an ACTIVE member is skipped, with why.
+    pub accounts: Option<BTreeSet<String>>,
+    /// Client idempotency key.
+    pub idempotency_key: Option<String>,
+    /// Name of the caller's token.
+    pub created_by: String,
+}
+
+impl Engine {
+    /// Starts an inventory (or returns the one its idempotency key already started). It runs in the background;
+    /// watch it as any operation.
+    pub async fn start_inventory(&self, request: InventoryRequest) -> Result<Operation, Error> {
+        if let Some(accounts) = &request.accounts {
+            if accounts.is_empty() {
+                return Err(Error::Invalid(crossrole_core::Error::invalid(
+                    "account_ids",
+                    "give at least one account, or none for the whole organization",
+                )));
+            }
+            if let Some(bad) = accounts.iter().find(|a| a.len() != 12 || !a.bytes().all(|b| b.is_ascii_digit())) {
+                return Err(Error::Invalid(crossrole_core::Error::invalid(
+                    "account_ids",
+                    format!("{bad:?} is not an account id (12 digits)"),
+                )));
+            }
+        }
+        let kind = records::stored_kind(OperationKind::Inventory);
+        let raw = RawSpec { name: INVENTORY_SPEC_NAME.into(), ..RawSpec::default() };
+        let mut fingerprint = vec![kind.code() as u8];
+        for a in request.accounts.iter().flatten() {
+            fingerprint.extend_from_slice(a.as_bytes());
+            fingerprint.push(0);
+        }
+        let (row, created) = self
+            .inner
+            .journal
+            .create_operation(NewOperation {
+                id: uuid::Uuid::now_v7().to_string(),
+                kind,
+                spec_name: INVENTORY_SPEC_NAME.into(),
+                spec: records::encode_operation(&raw, request.accounts.as_ref(), None),
+                idempotency_key: request.idempotency_key.clone(),
+                request_fingerprint: self.inner.redactor.digest(&fingerprint),
+                binding_name: None,
+                created_by: request.created_by.clone(),
+                create_time: crate::now_ms(),
+                state: records::stored_state(OperationState::Pending),
+                dry_run: false,
+            })
+            .await
+            .map_err(|e| match e {
+                crossrole_store::StoreError::IdempotencyConflict(k) => {
+                    Error::FailedPrecondition(format!("idempotency key {k:?} was already used for a different request"))
+                }
+                other => other.into(),
+            })?;
+        if created {
+            self.spawn(row.clone(), crate::Work::Inventory);
+        }
+        self.operation(&row.id).await
+    }
+}

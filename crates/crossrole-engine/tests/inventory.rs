@@ -1,0 +1,244 @@
+//! The inventory over the in-memory AWS: an organization with hand-made roles of varied shapes, every role found and
+//! classified, an account that cannot be read reported alone, the roles served back filtered and paged, nothing
+//! written to AWS, and a run stopped part-way resumed without reading a finished account again.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+mod common;
+
+use std::{collections::BTreeSet, sync::Arc, time::Duration};
+
+use common::*;
+use crossrole_aws::{
+    Service,
+    calls::{Rate, Rates},
+    fake::{FakeConfig, Latency},
+};
+use crossrole_core::inventory::{EntrantKind, FindingKind, InventoryRole, Severity};
+use crossrole_engine::inventory::{InventoryQuery, InventoryRequest};
+use crossrole_store::{Journal, SqliteJournal};
+
+const VENDOR: &str = "999988887777";
+
+fn trust(statement: &str) -> String {
+    format!(r#"{{"Version":"2012-10-17","Statement":[{statement}]}}"#)
+}
+
+/// Hand-made roles: a vendor trusted without an ExternalId and with one, anyone, anyone in the organization, a
+/// deleted principal, a role that wants MFA.
+fn seed(w: &World) {
+    let allow = |principal: &str, condition: &str| {
+        trust(&format!(r#"{{"Effect":"Allow","Principal":{principal},"Action":"sts:AssumeRole"{condition}}}"#))
+    };
+    let roles = [
+        (account(0), "VendorNoExternalId", allow(&format!(r#"{{"AWS":"arn:aws:iam::{VENDOR}:root"}}"#), "")),
+        (
+            account(0),
+            "VendorWithExternalId",
+            allow(
+                &format!(r#"{{"AWS":"arn:aws:iam::{VENDOR}:root"}}"#),
+                r#","Condition":{"StringEquals":{"sts:ExternalId":"Hx81-secret-value"}}"#,
+            ),
+        ),
+        (account(1), "Anyone", allow(r#"{"AWS":"*"}"#, "")),
+        (
+            account(1),
+            "AnyoneInTheOrganization",
+            allow(r#"{"AWS":"*"}"#, r#","Condition":{"StringEquals":{"aws:PrincipalOrgID":"o-abcdefghij"}}"#),
+        ),
+        (account(2), "Broken", allow(r#"{"AWS":"AROAJQABLZS4A7QSNAKE1"}"#, "")),
+        (
+            account(3),
+            "NeedsMfa",
+            allow(
+                &format!(r#"{{"AWS":"arn:aws:iam::{SECURITY}:root"}}"#),
+                r#","Condition":{"Bool":{"aws:MultiFactorAuthPresent":"true"}}"#,
+            ),
+        ),
+    ];
+    for (a, name, doc) in roles {
+        w.fake.with_account(&a, |s| s.create_role_by_hand(&a, name, &doc));
+    }
+}
+
+async fn all_roles(w: &World, query: &InventoryQuery) -> Vec<InventoryRole> {
+    w.engine.list_inventory(query, 10_000, "").await.unwrap().roles
+}
+
+fn names(roles: &[InventoryRole]) -> BTreeSet<String> {
+    roles.iter().map(|r| format!("{}/{}", r.account_id, r.name)).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_inventory_finds_every_role_reports_an_unreadable_account_alone_and_writes_nothing() {
+    let w = world(6);
+    // crossrole's own roles, in the Workloads accounts.
+    let applied = run(&w, OperationKind::Apply, &spec()).await;
+    assert_eq!(applied.state, OperationState::Succeeded, "{}", applied.message);
+    seed(&w);
+    // No bootstrap role in account 5: it cannot be read.
+    w.fake.with_account(&account(5), |s| s.remove_role("OrganizationAccountAccessRole"));
+    w.fake.reset_counters();
+
+    let request = InventoryRequest { created_by: "test".into(), ..InventoryRequest::default() };
+    let op = w.engine.start_inventory(request).await.unwrap();
+    assert_eq!(op.kind, Some(OperationKind::Inventory));
+    let done = w.engine.wait(&op.id).await.unwrap();
+    assert_eq!(w.fake.iam_writes(), 0, "an inventory writes nothing to AWS: {:?}", w.fake.served());
+
+    // Every ACTIVE account is a target; the suspended one is not.
+    let results = results(&w, &op.id).await;
+    let targets: BTreeSet<&str> = results.iter().map(|r| r.account_id.as_str()).collect();
+    assert!(!targets.contains("299999999999"), "{targets:?}");
+    let failed: Vec<&AccountResult> = results.iter().filter(|r| r.outcome == Outcome::Failed).collect();
+    let failed_ids: BTreeSet<&str> = failed.iter().map(|r| r.account_id.as_str()).collect();
+    assert!(failed_ids.contains(account(5).as_str()), "{failed_ids:?}");
+    let why = failed.iter().find(|r| r.account_id == account(5)).unwrap().error.clone().unwrap();
+    assert_eq!(why.code, ErrorCode::BootstrapRoleUnavailable, "{why:?}");
+    // An unreadable account fails alone: the inventory succeeds and says how many could not be read.
+    assert_eq!(done.state, OperationState::Succeeded, "{}", done.message);
+    assert_eq!(done.counts.failed as usize, failed.len());
+    assert!(done.message.contains("could not be read"), "{}", done.message);
+    let read: usize = results.iter().filter(|r| r.outcome == Outcome::Unchanged).count();
+    assert_eq!(read + failed.len(), results.len());
+
+    // Every role of every account read is there, each once: the hand-made ones, crossrole's, the bootstrap roles.
+    let every = all_roles(&w, &InventoryQuery::default()).await;
+    let found = names(&every);
+    assert_eq!(found.len(), every.len(), "each role once");
+    let mut expected = BTreeSet::new();
+    for r in results.iter().filter(|r| r.outcome == Outcome::Unchanged) {
+        for name in w.fake.role_names(&r.account_id) {
+            expected.insert(format!("{}/{name}", r.account_id));
+        }
+    }
+    assert_eq!(found, expected);
+    assert!(!found.iter().any(|n| n.starts_with(&account(5))));
+
+    let role = |account_id: &str, name: &str| {
+        every.iter().find(|r| r.account_id == account_id && r.name == name).unwrap().clone()
+    };
+    let kinds = |r: &InventoryRole| r.findings.iter().map(|f| f.kind).collect::<BTreeSet<_>>();
+    assert!(kinds(&role(&account(0), "VendorNoExternalId")).contains(&FindingKind::OutsideWithoutExternalId));
+    assert!(!kinds(&role(&account(0), "VendorWithExternalId")).contains(&FindingKind::OutsideWithoutExternalId));
+    assert!(!role(&account(0), "VendorWithExternalId").trust_policy.contains("Hx81-secret-value"), "no ExternalId");
+    assert_eq!(role(&account(1), "Anyone").worst(), Some(Severity::Critical));
+    assert!(kinds(&role(&account(2), "Broken")).contains(&FindingKind::BrokenPrincipal));
+    let mfa = role(&account(3), "NeedsMfa");
+    assert!(mfa.entrants.iter().any(|e| e.conditions.mfa && e.kind == EntrantKind::OrganizationAccount));
+    assert_eq!(role(&account(0), "Audit").owner.as_deref(), Some("audit"), "crossrole's own");
+    assert_eq!(role(&account(0), "VendorNoExternalId").owner, None);
+
+    // Filters.
+    let q = |f: fn(&mut InventoryQuery)| {
+        let mut q = InventoryQuery::default();
+        f(&mut q);
+        q
+    };
+    let vendor = names(&all_roles(&w, &q(|q| q.principal = VENDOR.into())).await);
+    for n in ["VendorNoExternalId", "VendorWithExternalId"] {
+        assert!(vendor.contains(&format!("{}/{n}", account(0))), "{vendor:?}");
+    }
+    assert!(vendor.contains(&format!("{}/Anyone", account(1))), "anyone lets the vendor in too: {vendor:?}");
+    assert!(!vendor.iter().any(|n| n.ends_with("/NeedsMfa") || n.ends_with("/Audit")), "{vendor:?}");
+    let by_arn = names(&all_roles(&w, &q(|q| q.principal = format!("arn:aws:iam::{VENDOR}:role/Deployer"))).await);
+    assert!(by_arn.contains(&format!("{}/VendorNoExternalId", account(0))), "a role of the vendor's: {by_arn:?}");
+    let critical = all_roles(&w, &q(|q| q.min_severity = Some(Severity::Critical))).await;
+    assert!(!critical.is_empty() && critical.iter().all(|r| r.worst() == Some(Severity::Critical)));
+    let broken = names(&all_roles(&w, &q(|q| q.finding = Some(FindingKind::BrokenPrincipal))).await);
+    assert_eq!(broken, [format!("{}/Broken", account(2))].into());
+    let audit = all_roles(&w, &q(|q| q.owned = Some(true))).await;
+    assert!(!audit.is_empty() && audit.iter().all(|r| r.name == "Audit"), "{:?}", names(&audit));
+    let unowned = all_roles(&w, &q(|q| q.owned = Some(false))).await;
+    assert_eq!(audit.len() + unowned.len(), every.len());
+    let named = all_roles(&w, &q(|q| q.role_name = "Anyone".into())).await;
+    assert_eq!(names(&named), [format!("{}/Anyone", account(1))].into());
+    let mut in_one = InventoryQuery::default();
+    in_one.account_ids.insert(account(1));
+    assert!(all_roles(&w, &in_one).await.iter().all(|r| r.account_id == account(1)));
+
+    // Paged, two at a time: the same roles in the same order; a token is good for its own query only.
+    let mut paged = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = w.engine.list_inventory(&InventoryQuery::default(), 2, &token).await.unwrap();
+        assert!(page.roles.len() <= 2);
+        paged.extend(page.roles);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        if token.is_empty() {
+            let other = w.engine.list_inventory(&in_one, 2, &page.next_page_token).await.err().unwrap();
+            assert!(other.to_string().contains("page_token"), "{other}");
+        }
+        token = page.next_page_token;
+    }
+    assert_eq!(paged, every);
+    // The latest finished inventory is the one read; a named operation that is not one is refused.
+    assert_eq!(w.engine.inventory_operation("").await.unwrap().id, op.id);
+    let not_one = InventoryQuery { operation_id: applied.id, ..Default::default() };
+    let refused = w.engine.list_inventory(&not_one, 5, "").await;
+    assert!(matches!(refused, Err(crossrole_engine::Error::FailedPrecondition(_))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stopped_inventory_resumes_without_reading_a_finished_account_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::open(&dir.path().join("j.db")).unwrap());
+    let mut config = FakeConfig::default();
+    for s in Service::ALL {
+        config.latency.insert(s, Latency { base: Duration::from_millis(100), jitter: Duration::ZERO });
+    }
+    // crossroled's STS rate: 20 sessions a second, so 150 accounts take some 7 s and a stop at 3 s finds some read.
+    let sts = Rate { per_second: 20.0, burst: 1 };
+    let w = world_with(150, config, Rates { sts, ..Rates::UNLIMITED }, journal);
+    seed(&w);
+    let op =
+        w.engine.start_inventory(InventoryRequest { created_by: "test".into(), ..Default::default() }).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    w.engine.shutdown(Duration::from_secs(30)).await;
+    let mid = w.engine.operation(&op.id).await.unwrap();
+    assert_eq!(mid.state, OperationState::Running, "a stopped inventory stays unfinished");
+    let read_before = mid.counts.unchanged;
+    assert!(read_before > 0 && read_before < 150, "{:?}", mid.counts);
+
+    let engine = w.restarted();
+    assert_eq!(engine.resume().await.unwrap(), 1);
+    let done = engine.wait(&op.id).await.unwrap();
+    assert_eq!(done.state, OperationState::Succeeded, "{}", done.message);
+    let results = results(&w, &op.id).await;
+    let readable = results.iter().filter(|r| r.outcome == Outcome::Unchanged).count();
+    let reads = w.fake.served().get("iam:GetAccountAuthorizationDetails").copied().unwrap_or(0);
+    assert_eq!(reads as usize, readable, "each account read once, across the restart");
+    // Every account's roles are there once.
+    let roles = engine.list_inventory(&InventoryQuery::default(), 100_000, "").await.unwrap().roles;
+    assert_eq!(names(&roles).len(), roles.len());
+    assert!(roles.iter().any(|r| r.name == "VendorNoExternalId"));
+    let events = engine.events(&op.id, 0, 100_000).await.unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "no gap, no duplicate");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cancelled_inventory_says_which_accounts_it_did_not_read() {
+    let mut config = FakeConfig::default();
+    config.latency.insert(Service::Sts, Latency { base: Duration::from_millis(500), jitter: Duration::ZERO });
+    let w = world_with(100, config, Rates::UNLIMITED, Arc::new(SqliteJournal::in_memory().unwrap()));
+    let mut accounts: BTreeSet<String> = (0..100).map(account).collect();
+    accounts.insert("299999999999".into());
+    let request = InventoryRequest { accounts: Some(accounts), created_by: "test".into(), ..Default::default() };
+    let op = w.engine.start_inventory(request).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    w.engine.cancel(&op.id).await.unwrap();
+    let done = w.engine.wait(&op.id).await.unwrap();
+    assert_eq!(done.state, OperationState::Cancelled);
+    assert!(done.counts.not_started > 0, "{:?}", done.counts);
+    let results = results(&w, &op.id).await;
+    assert_eq!(results.len(), 101, "the accounts asked for, and only those");
+    let suspended = results.iter().find(|r| r.account_id == "299999999999").unwrap();
+    assert_eq!(suspended.outcome, Outcome::Skipped, "an account asked for that is not ACTIVE is skipped with why");
+    // An account list that is not one is refused before anything is written.
+    let bad = InventoryRequest { accounts: Some(["12345".to_string()].into()), ..Default::default() };
+    let e = w.engine.start_inventory(bad).await.unwrap_err().to_string();
+    assert!(e.contains("account_ids"), "{e}");
+}
