@@ -15,6 +15,7 @@ mod json;
 mod ops;
 mod org;
 mod progress;
+mod revoke;
 mod views;
 
 #[cfg(test)]
@@ -126,6 +127,9 @@ enum Command {
     Adopt(adopt::AdoptArgs),
     /// Show what would be removed, ask, and remove what the spec created (only roles crossrole owns).
     Destroy(access::DestroyArgs),
+    /// For an incident: revoke every session of a spec's (or binding's) role issued before now, in every account
+    /// where it is applied or those named.
+    Revoke(revoke::RevokeArgs),
     /// Check each account's role, and that the trusted side can assume it.
     Verify(access::SpecArgs),
     /// Switch Role console links per account where crossrole applied the spec.
@@ -278,6 +282,7 @@ async fn run(cli: Cli) -> Outcome {
         Command::Apply(args) => access::apply(&client, args, out).await,
         Command::Adopt(args) => adopt::adopt(&client, args, out).await,
         Command::Destroy(args) => access::destroy(&client, args, out).await,
+        Command::Revoke(args) => revoke::revoke(&client, args, out).await,
         Command::Verify(args) => access::verify(&client, args, out).await,
         Command::Links(args) => exports::links(&client, args, out).await,
         Command::Export(args) => exports::export(&client, args).await,

@@ -59,7 +59,6 @@
 //! ```
 
 mod error;
-mod inventory;
 mod operation;
 #[cfg(feature = "spec-files")]
 pub mod spec_file;
@@ -257,6 +256,15 @@ impl std::fmt::Debug for Auth {
 
 type Svc = InterceptedService<Channel, Auth>;
 
+/// Whose role's sessions [`Client::revoke`] revokes.
+#[derive(Debug, Clone)]
+pub enum RevokeTarget {
+    /// A spec's.
+    Spec(Box<proto::AccessSpec>),
+    /// A binding's spec's, by the binding's name.
+    Binding(String),
+}
+
 /// A client of crossroled. Cheap to clone; clones share the connection.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -406,7 +414,11 @@ impl Client {
         read: proto::OrganizationRead,
     ) -> Result<proto::AccessPlan, Error> {
         let r = retry(self.retries, || async {
-            let request = proto::PlanAccessRequest { spec: Some(spec.clone()), organization_read: read as i32 };
+            let request = proto::PlanAccessRequest {
+                spec: Some(spec.clone()),
+                organization_read: read as i32,
+                ..Default::default()
+            };
             Ok(self.access().plan_access(request).await?.into_inner())
         })
         .await?;
@@ -439,6 +451,7 @@ impl Client {
                 spec: Some(spec.clone()),
                 idempotency_key: key.clone(),
                 plan_fingerprint: plan_fingerprint.clone(),
+                ..Default::default()
             };
             Ok(self.access().apply_access(request).await?.into_inner())
         })
@@ -459,6 +472,33 @@ impl Client {
                 .destroy_access(proto::DestroyAccessRequest { spec: Some(spec.clone()), idempotency_key: key.clone() })
                 .await?
                 .into_inner())
+        })
+        .await?;
+        Ok(OperationHandle::new(self.clone(), required(r.operation, "operation")?))
+    }
+
+    /// Starts a revocation, for an incident: every session of the role of `target` (a spec, or a binding's) issued
+    /// before now is denied in every account where crossrole has the spec placed, or in `account_ids` only (empty:
+    /// all). The operation's results say, account by account, what was done.
+    pub async fn revoke(
+        &self,
+        target: RevokeTarget,
+        account_ids: Vec<String>,
+        idempotency_key: Option<String>,
+    ) -> Result<OperationHandle, Error> {
+        let key = idempotency_key.unwrap_or_else(new_key);
+        let (spec, binding_name) = match target {
+            RevokeTarget::Spec(spec) => (Some(*spec), String::new()),
+            RevokeTarget::Binding(name) => (None, name),
+        };
+        let r = retry(self.retries, || async {
+            let request = proto::RevokeSessionsRequest {
+                spec: spec.clone(),
+                binding_name: binding_name.clone(),
+                account_ids: account_ids.clone(),
+                idempotency_key: key.clone(),
+            };
+            Ok(self.access().revoke_sessions(request).await?.into_inner())
         })
         .await?;
         Ok(OperationHandle::new(self.clone(), required(r.operation, "operation")?))

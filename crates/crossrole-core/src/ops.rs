@@ -331,6 +331,8 @@ pub enum OperationKind {
     Reconcile,
     /// Read every role of the organization's accounts and classify who can enter them; writes nothing to AWS.
     Inventory,
+    /// Revoke every session of a spec's role issued before now, in the accounts where it is placed (an incident).
+    Revoke,
 }
 
 impl OperationKind {
@@ -341,6 +343,7 @@ impl OperationKind {
             OperationKind::Destroy => "destroy",
             OperationKind::Reconcile => "reconcile",
             OperationKind::Inventory => "inventory",
+            OperationKind::Revoke => "revoke",
         }
     }
 }

@@ -23,6 +23,7 @@ use crossrole_core::{
         VerifySummary,
     },
     plan::{self, AccountPlan, Change, DesiredRole, ObservedRole},
+    revocation,
 };
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
@@ -177,7 +178,21 @@ fn planned(
         Action::Ensure => plan::plan(&desired.in_account(target.place(env.inner.aws.partition())), observed),
         Action::Remove => plan::plan_delete(&env.spec.name, observed),
     };
+    let plan = revocation::with_revocation(plan, observed, env.inner.config.clock.now(), &revoke(&env.spec));
     under_ceiling(env, target, plan, observed)
+}
+
+/// Whether `spec`'s changes that take access away revoke the sessions issued before them (see
+/// [`crossrole_core::revocation`]). A request that opts out turns the spec's field off before the operation is
+/// journaled, so the record says it either way.
+pub(crate) fn revoke(spec: &AccessSpec) -> revocation::Revoke {
+    if spec.role.revoke_sessions_on_narrowing {
+        revocation::Revoke::On
+    } else {
+        revocation::Revoke::Off(
+            "role.revoke_sessions_on_narrowing: false (the spec's, or the request's keep_sessions)".into(),
+        )
+    }
 }
 
 /// Why an account of an apply that carries a confirmed plan must be left untouched: what it needs now — as the

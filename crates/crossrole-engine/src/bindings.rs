@@ -735,6 +735,23 @@ impl Bindings {
         Ok(record)
     }
 
+    /// Revokes every session of binding `name`'s role issued before now, where its spec is placed (or in those
+    /// of `accounts`): an operation ([`crate::revoke`]) started under the binding's name.
+    pub async fn revoke(
+        &self,
+        name: &str,
+        accounts: Option<std::collections::BTreeSet<String>>,
+        idempotency_key: Option<String>,
+        created_by: &str,
+    ) -> Result<Operation, Error> {
+        let spec = self.spec(&self.row(name).await?)?;
+        let binding_name = Some(name.to_string());
+        let created_by = created_by.to_string();
+        self.engine
+            .start_revoke(crate::RevokeRequest { spec, accounts, idempotency_key, created_by, binding_name })
+            .await
+    }
+
     /// A stored binding's spec, validated again.
     fn spec(&self, row: &BindingRow) -> Result<AccessSpec, Error> {
         Ok(AccessSpec::try_from(&self.decode(row)?.spec)?)

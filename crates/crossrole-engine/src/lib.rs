@@ -25,6 +25,7 @@ mod read_only;
 pub mod records;
 mod replicas;
 mod retention;
+mod revoke;
 mod rollout;
 pub mod runtime;
 mod secrets;
@@ -59,6 +60,7 @@ pub use crossrole_core::ops::OrganizationRead;
 pub use error::Error;
 pub use read_only::{Audience, EXTERNAL_ID_NOT_COMPARED};
 pub use retention::{Expired, Retention};
+pub use revoke::RevokeRequest;
 pub use secrets::{opened, redacted, sealed};
 
 /// Engine settings.
@@ -139,6 +141,8 @@ enum Work {
     Rollout(Box<(AccessSpec, Option<targets::Resolved>)>),
     /// An inventory ([`inventory`]).
     Inventory,
+    /// A revocation of a spec's sessions ([`revoke`]).
+    Revoke(Box<AccessSpec>),
 }
 
 struct Running {
@@ -471,6 +475,7 @@ impl Engine {
                     tokio::spawn(rollout::run(inner.clone(), row, spec, cancel, sink, resolved)).await
                 }
                 Work::Inventory => tokio::spawn(inventory::run(inner.clone(), row, cancel, sink)).await,
+                Work::Revoke(spec) => tokio::spawn(revoke::run(inner.clone(), row, *spec, cancel, sink)).await,
             };
             if let Err(e) = ran {
                 // A bug, not an outcome: the operation ends FAILED and says where to look, rather than hang.
@@ -523,7 +528,11 @@ impl Engine {
             tracing::info!(operation = row.id, "resuming an unfinished operation");
             let cancelling = row.state == records::stored_state(OperationState::Cancelling);
             let id = row.id.clone();
-            self.spawn(row, Work::Rollout(Box::new((spec, None))));
+            let work = match records::kind_of(row.kind) {
+                Some(OperationKind::Revoke) => Work::Revoke(Box::new(spec)),
+                _ => Work::Rollout(Box::new((spec, None))),
+            };
+            self.spawn(row, work);
             if cancelling {
                 self.cancel_running(&id);
             }

@@ -215,7 +215,7 @@ macro_rules! codes {
 
 codes!(
     /// An operation kind as the journal keeps it.
-    OperationKind => StoredKind, stored_kind, kind_of { Apply, Destroy, Reconcile, Inventory }
+    OperationKind => StoredKind, stored_kind, kind_of { Apply, Destroy, Reconcile, Inventory, Revoke }
 );
 
 codes!(
@@ -297,7 +297,14 @@ mod tests {
         for s in OperationState::ALL {
             assert_eq!(state_of(stored_state(s)), Some(s));
         }
-        for k in [OperationKind::Apply, OperationKind::Destroy, OperationKind::Reconcile, OperationKind::Inventory] {
+        let all = [
+            OperationKind::Apply,
+            OperationKind::Destroy,
+            OperationKind::Reconcile,
+            OperationKind::Inventory,
+            OperationKind::Revoke,
+        ];
+        for k in all {
             assert_eq!(kind_of(stored_kind(k)), Some(k));
         }
         let unknown = (StoredOutcome::from_code(0), StoredState::from_code(9), StoredKind::from_code(-1));
@@ -306,8 +313,14 @@ mod tests {
 
     #[test]
     fn the_journal_keeps_the_numbers_the_first_journals_used() {
-        let kinds = [OperationKind::Apply, OperationKind::Destroy, OperationKind::Reconcile, OperationKind::Inventory];
-        assert_eq!(kinds.map(|k| stored_kind(k).code()), [1, 2, 3, 5]);
+        let kinds = [
+            OperationKind::Apply,
+            OperationKind::Destroy,
+            OperationKind::Reconcile,
+            OperationKind::Inventory,
+            OperationKind::Revoke,
+        ];
+        assert_eq!(kinds.map(|k| stored_kind(k).code()), [1, 2, 3, 5, 6]);
         use OperationState::*;
         let states = [Pending, Running, Succeeded, Failed, Cancelling, Cancelled];
         assert_eq!(states.map(|s| stored_state(s).code()), [1, 2, 3, 4, 5, 6]);

@@ -86,6 +86,8 @@ stored!(
         Reconcile = 3,
         /// An inventory of the organization's roles (reads only).
         Inventory = 5,
+        /// A revocation of a role's sessions, for an incident.
+        Revoke = 6,
     }
 );
 
@@ -150,8 +152,13 @@ mod tests {
 
     #[test]
     fn the_codes_are_the_ones_journals_hold() {
-        let kinds =
-            [(StoredKind::Apply, 1), (StoredKind::Destroy, 2), (StoredKind::Reconcile, 3), (StoredKind::Inventory, 5)];
+        let kinds = [
+            (StoredKind::Apply, 1),
+            (StoredKind::Destroy, 2),
+            (StoredKind::Reconcile, 3),
+            (StoredKind::Inventory, 5),
+            (StoredKind::Revoke, 6),
+        ];
         let states = [
             (StoredState::Pending, 1),
             (StoredState::Running, 2),

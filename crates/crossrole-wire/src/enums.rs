@@ -174,6 +174,7 @@ both_ways!(OperationKind <=> OperationKind {
     Destroy = Destroy,
     Reconcile = Reconcile,
     Inventory = Inventory,
+    Revoke = Revoke,
 });
 
 both_ways!(OperationState <=> OperationState {
@@ -261,7 +262,7 @@ mod tests {
         covers::<ErrorCode>("AccountErrorReason", 1..13);
         covers::<OrganizationRead>("OrganizationRead", 1..4);
         covers::<OperationKind>("OperationKind", 1..4);
-        covers::<OperationKind>("OperationKind", 5..6);
+        covers::<OperationKind>("OperationKind", 5..7);
         covers::<EntrantKind>("EntrantKind", 1..9);
         covers::<FindingKind>("InventoryFindingKind", 1..9);
         covers::<InventorySeverity>("InventorySeverity", 1..6);

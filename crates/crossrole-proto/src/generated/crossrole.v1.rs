@@ -1162,6 +1162,9 @@ pub enum OperationKind {
     /// An inventory of every role of the organization's accounts (`InventoryService.StartInventory`); it writes
     /// nothing to AWS, and its spec is empty but for its name, `(inventory)`.
     Inventory = 5,
+    /// A revocation of every session of a spec's role issued before it started (`AccessService.RevokeSessions`), in the
+    /// accounts where the spec is placed or those of them named: one AssumeRole and one PutRolePolicy per account.
+    Revoke = 6,
 }
 impl OperationKind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -1175,6 +1178,7 @@ impl OperationKind {
             Self::Destroy => "OPERATION_KIND_DESTROY",
             Self::Reconcile => "OPERATION_KIND_RECONCILE",
             Self::Inventory => "OPERATION_KIND_INVENTORY",
+            Self::Revoke => "OPERATION_KIND_REVOKE",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -1185,6 +1189,7 @@ impl OperationKind {
             "OPERATION_KIND_DESTROY" => Some(Self::Destroy),
             "OPERATION_KIND_RECONCILE" => Some(Self::Reconcile),
             "OPERATION_KIND_INVENTORY" => Some(Self::Inventory),
+            "OPERATION_KIND_REVOKE" => Some(Self::Revoke),
             _ => None,
         }
     }
@@ -2515,6 +2520,10 @@ pub struct PlanAccessRequest {
     /// How the organization is read to find the targets. Unspecified: ORGANIZATION_READ_CACHED.
     #[prost(enumeration = "OrganizationRead", tag = "2")]
     pub organization_read: i32,
+    /// Plan as an apply with `keep_sessions` would run: a change that takes access away revokes no session, and the
+    /// plan says so (CHANGE_KIND_SESSIONS_NOT_REVOKED). An apply that carries this plan's fingerprint must ask the same.
+    #[prost(bool, tag = "20")]
+    pub keep_sessions: bool,
 }
 /// Response of PlanAccess.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -2622,6 +2631,22 @@ pub struct ApplyAccessRequest {
     /// ExternalIds is refused for a token that may not. Empty: the apply does what it finds, as without a plan.
     #[prost(string, tag = "3")]
     pub plan_fingerprint: ::prost::alloc::string::String,
+    /// When the access this apply grants ends: at that time (within the schedule's tick) crossroled destroys the
+    /// spec's access (as DestroyAccess does: its targets and every account where it was applied). The journal holds
+    /// it, so it survives restarts and is acted on once, by whichever replica runs the schedule. After now and at most
+    /// 366 days ahead; give this or `expires_in`, not both. An apply of the spec with an end replaces its end (extends
+    /// or shortens it), and one with neither makes the access last; both are audited with the old and the new end.
+    #[prost(message, optional, tag = "10")]
+    pub expires_at: ::core::option::Option<::prost_types::Timestamp>,
+    /// The access ends this long after the request (positive, at most 366 days), turned into `expires_at` once, by
+    /// crossroled's clock.
+    #[prost(message, optional, tag = "11")]
+    pub expires_in: ::core::option::Option<::prost_types::Duration>,
+    /// Keep the sessions already issued when a change takes access away (a trust narrowed, a role removed): by
+    /// default crossrole revokes them first (`role.revoke_sessions_on_narrowing`); with this, for this apply, it does
+    /// not, and each such account's changes say so (CHANGE_KIND_SESSIONS_NOT_REVOKED). Recorded with the operation.
+    #[prost(bool, tag = "20")]
+    pub keep_sessions: bool,
 }
 /// Response of ApplyAccess.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -2629,6 +2654,9 @@ pub struct ApplyAccessResponse {
     /// The operation, usually still pending or running.
     #[prost(message, optional, tag = "1")]
     pub operation: ::core::option::Option<Operation>,
+    /// When the access ends, when the apply carries an end (`expires_at`, or `expires_in` from now).
+    #[prost(message, optional, tag = "10")]
+    pub expires_at: ::core::option::Option<::prost_types::Timestamp>,
 }
 /// Request for DestroyAccess.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -2645,6 +2673,32 @@ pub struct DestroyAccessRequest {
 #[derive(Clone, PartialEq, ::prost::Message)]
 pub struct DestroyAccessResponse {
     /// The operation.
+    #[prost(message, optional, tag = "1")]
+    pub operation: ::core::option::Option<Operation>,
+}
+/// Request for RevokeSessions. Give `spec` or `binding_name`, not both.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct RevokeSessionsRequest {
+    /// The spec whose role's sessions are revoked: validated as for an apply; its name finds where it is placed, and
+    /// its role's name and path name the role in each account.
+    #[prost(message, optional, tag = "1")]
+    pub spec: ::core::option::Option<AccessSpec>,
+    /// The binding whose spec's role's sessions are revoked; the operation is then the binding's.
+    #[prost(string, tag = "2")]
+    pub binding_name: ::prost::alloc::string::String,
+    /// Only these accounts (12-digit ids, each once); empty: every account where the spec is placed. An account named
+    /// where crossrole has not applied the spec is skipped with ACCOUNT_ERROR_REASON_NOT_OWNED.
+    #[prost(string, repeated, tag = "3")]
+    pub account_ids: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// As in ApplyAccessRequest.
+    #[prost(string, tag = "4")]
+    pub idempotency_key: ::prost::alloc::string::String,
+}
+/// Response of RevokeSessions.
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct RevokeSessionsResponse {
+    /// The operation (OPERATION_KIND_REVOKE), usually still pending or running; follow it with
+    /// `OperationService.WatchOperation`.
     #[prost(message, optional, tag = "1")]
     pub operation: ::core::option::Option<Operation>,
 }
@@ -3231,6 +3285,37 @@ pub mod access_service_client {
                 .insert(GrpcMethod::new("crossrole.v1.AccessService", "DestroyAccess"));
             self.inner.unary(req, path, codec).await
         }
+        /// Starts a revocation, for an incident: every session of the spec's (or binding's) role issued before now is
+        /// denied, in every account where crossrole has the spec placed (or in those named), by IAM's
+        /// `AWSRevokeOlderSessions` inline policy (Deny `*` on `*` when `aws:TokenIssueTime` is before now). Each account
+        /// costs one AssumeRole and one PutRolePolicy; its result has one CHANGE_KIND_REVOKE_SESSIONS change. The deny is
+        /// kept 12 hours (the longest session IAM issues), then a later apply or reconcile removes it. Only roles crossrole
+        /// placed for the spec are written to; an account named where it is not placed is skipped, saying so. Audited.
+        /// Scope `apply`.
+        pub async fn revoke_sessions(
+            &mut self,
+            request: impl tonic::IntoRequest<super::RevokeSessionsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::RevokeSessionsResponse>,
+            tonic::Status,
+        > {
+            self.inner
+                .ready()
+                .await
+                .map_err(|e| {
+                    tonic::Status::unknown(
+                        format!("Service was not ready: {}", e.into()),
+                    )
+                })?;
+            let codec = crate::codec::Codec::default();
+            let path = http::uri::PathAndQuery::from_static(
+                "/crossrole.v1.AccessService/RevokeSessions",
+            );
+            let mut req = request.into_request();
+            req.extensions_mut()
+                .insert(GrpcMethod::new("crossrole.v1.AccessService", "RevokeSessions"));
+            self.inner.unary(req, path, codec).await
+        }
         /// Checks, per account, that the role is as specified and that the trusted side can assume it. Scope `read`.
         pub async fn verify_access(
             &mut self,
@@ -3361,6 +3446,20 @@ pub mod access_service_server {
             request: tonic::Request<super::DestroyAccessRequest>,
         ) -> std::result::Result<
             tonic::Response<super::DestroyAccessResponse>,
+            tonic::Status,
+        >;
+        /// Starts a revocation, for an incident: every session of the spec's (or binding's) role issued before now is
+        /// denied, in every account where crossrole has the spec placed (or in those named), by IAM's
+        /// `AWSRevokeOlderSessions` inline policy (Deny `*` on `*` when `aws:TokenIssueTime` is before now). Each account
+        /// costs one AssumeRole and one PutRolePolicy; its result has one CHANGE_KIND_REVOKE_SESSIONS change. The deny is
+        /// kept 12 hours (the longest session IAM issues), then a later apply or reconcile removes it. Only roles crossrole
+        /// placed for the spec are written to; an account named where it is not placed is skipped, saying so. Audited.
+        /// Scope `apply`.
+        async fn revoke_sessions(
+            &self,
+            request: tonic::Request<super::RevokeSessionsRequest>,
+        ) -> std::result::Result<
+            tonic::Response<super::RevokeSessionsResponse>,
             tonic::Status,
         >;
         /// Checks, per account, that the role is as specified and that the trusted side can assume it. Scope `read`.
@@ -3636,6 +3735,51 @@ pub mod access_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = DestroyAccessSvc(inner);
+                        let codec = crate::codec::Codec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/crossrole.v1.AccessService/RevokeSessions" => {
+                    #[allow(non_camel_case_types)]
+                    struct RevokeSessionsSvc<T: AccessService>(pub Arc<T>);
+                    impl<
+                        T: AccessService,
+                    > tonic::server::UnaryService<super::RevokeSessionsRequest>
+                    for RevokeSessionsSvc<T> {
+                        type Response = super::RevokeSessionsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::RevokeSessionsRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as AccessService>::revoke_sessions(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = RevokeSessionsSvc(inner);
                         let codec = crate::codec::Codec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -1,7 +1,7 @@
 //! `AccessService`: validate, plan, apply, destroy, verify, links and profiles.
 
 use crossrole_core::{guardrails, ops::OperationKind, policy::trust_policy, spec::Choice};
-use crossrole_engine::{ConfirmedPlan, OrganizationRead, StartRequest, redacted};
+use crossrole_engine::{ConfirmedPlan, OrganizationRead, RevokeRequest, StartRequest, redacted};
 use crossrole_wire::{
     ToWire,
     enums::choice,
@@ -25,6 +25,16 @@ fn idempotency_key(key: &str) -> Result<Option<String>, ApiError> {
         1..=128 => Ok(Some(key.to_string())),
         n => Err(ApiError::field("idempotency_key", &format!("at most 128 characters, got {n}"))),
     }
+}
+
+/// The spec as an apply or plan that asks to keep the sessions runs it: its role's `revoke_sessions_on_narrowing`
+/// turned off, so the operation's record says it too.
+fn keeping_sessions(spec: Option<pb::AccessSpec>, keep: bool) -> Option<pb::AccessSpec> {
+    let mut spec = spec;
+    if keep && let Some(role) = spec.as_mut().and_then(|s| s.role.as_mut()) {
+        role.revoke_sessions_on_narrowing = Some(false);
+    }
+    spec
 }
 
 impl Access {
@@ -114,7 +124,8 @@ impl AccessService for Access {
         request: Request<pb::PlanAccessRequest>,
     ) -> Result<Response<pb::PlanAccessResponse>, Status> {
         let caller = self.0.caller(&request, Scope::Plan)?;
-        let s = spec(request.get_ref().spec.as_ref())?;
+        let wire = keeping_sessions(request.get_ref().spec.clone(), request.get_ref().keep_sessions);
+        let s = spec(wire.as_ref())?;
         let read = match choice::<OrganizationRead>(request.get_ref().organization_read) {
             Choice::Unspecified => OrganizationRead::Cached,
             Choice::Is(read) => read,
@@ -132,9 +143,10 @@ impl AccessService for Access {
         request: Request<pb::ApplyAccessRequest>,
     ) -> Result<Response<pb::ApplyAccessResponse>, Status> {
         let (meta, ext, r) = request.into_parts();
+        let wire = keeping_sessions(r.spec, r.keep_sessions);
         let op = self
             .start(
-                Request::from_parts(meta, ext, (r.spec, r.idempotency_key, r.plan_fingerprint)),
+                Request::from_parts(meta, ext, (wire, r.idempotency_key, r.plan_fingerprint)),
                 OperationKind::Apply,
                 "ApplyAccess",
             )
@@ -155,6 +167,47 @@ impl AccessService for Access {
             )
             .await?;
         Ok(Response::new(pb::DestroyAccessResponse { operation: Some(op) }))
+    }
+
+    async fn revoke_sessions(
+        &self,
+        request: Request<pb::RevokeSessionsRequest>,
+    ) -> Result<Response<pb::RevokeSessionsResponse>, Status> {
+        let caller = self.0.caller(&request, Scope::Apply)?;
+        let r = request.into_inner();
+        let audited = serde_json::json!({
+            "spec": r.spec.as_ref().map(|w| redacted(&raw_spec(w), &crate::state::one_time_redactor())),
+            "binding_name": r.binding_name,
+            "account_ids": r.account_ids,
+            "idempotency_key": r.idempotency_key,
+        });
+        let spec_name = r.spec.as_ref().map_or_else(|| r.binding_name.clone(), |s| s.name.clone());
+        let result: Result<pb::Operation, ApiError> = async {
+            let key = idempotency_key(&r.idempotency_key)?;
+            let accounts = (!r.account_ids.is_empty()).then(|| r.account_ids.iter().cloned().collect());
+            if r.account_ids.len() != accounts.as_ref().map_or(0, |a: &std::collections::BTreeSet<String>| a.len()) {
+                return Err(ApiError::field("account_ids", "names an account more than once"));
+            }
+            let op = match (&r.spec, r.binding_name.as_str()) {
+                (Some(_), "") => {
+                    let spec = spec(r.spec.as_ref())?;
+                    let binding_name = None;
+                    let created_by = caller.name.clone();
+                    let request = RevokeRequest { spec, accounts, idempotency_key: key, created_by, binding_name };
+                    self.0.engine.start_revoke(request).await.map_err(under_spec)?
+                }
+                (None, "") => return Err(ApiError::field("spec", "give the spec, or binding_name")),
+                (Some(_), _) => return Err(ApiError::field("binding_name", "give the spec or binding_name, not both")),
+                (None, name) => self.0.bindings.revoke(name, accounts, key, &caller.name).await?,
+            };
+            Ok(op.to_wire())
+        }
+        .await;
+        let outcome = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
+        let operation_id = result.as_ref().map(|op| op.id.clone()).unwrap_or_default();
+        let about = Audited { spec_name, operation_id, request: audited };
+        self.0.audit(&caller, "RevokeSessions", about, &outcome).await;
+        Ok(Response::new(pb::RevokeSessionsResponse { operation: Some(result?) }))
     }
 
     async fn verify_access(

@@ -4,6 +4,5 @@ pub mod access;
 pub mod audit;
 pub mod binding;
 mod exports;
-pub mod inventory;
 pub mod operation;
 pub mod organization;

@@ -1,0 +1,234 @@
+//! Revocation against the in-memory AWS on a manual clock: a change that takes access away writes the
+//! `AWSRevokeOlderSessions` deny before it, a reconcile keeps it until the longest session issued before it has
+//! expired and removes it after, a spec that opts out gets none (and is told), and a destroy revokes first.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use crossrole_aws::fake::FakeConfig;
+use crossrole_core::{
+    AccessSpec,
+    revocation::{POLICY_NAME, Revocation, iso8601},
+};
+use crossrole_engine::{Clock, EngineConfig, RevokeRequest};
+use crossrole_store::SqliteJournal;
+
+/// 2026-12-05T10:00:00.250Z.
+const T0: i64 = 1_796_464_800_250;
+const MINUTE: i64 = 60_000;
+
+fn revocation_spec(trust_extra: &str, role_extra: &str) -> AccessSpec {
+    AccessSpec::from_yaml(&format!(
+        r#"
+name: audit
+role:
+  name: Audit
+  path: /crossrole/
+  max_session_duration: 2h
+  trust:
+    account_ids: ["{SECURITY}"]
+{trust_extra}  managed_policy_arns: [arn:aws:iam::aws:policy/SecurityAudit]
+{role_extra}targets:
+  organizational_unit_ids: [ou-root-workload]
+rollout:
+  max_concurrency: 5
+  failure_tolerance: 100%
+"#
+    ))
+    .unwrap()
+}
+
+fn clocked(n: u64) -> (World, Clock) {
+    let clock = Clock::manual(T0);
+    let config = EngineConfig { clock: clock.clone(), ..EngineConfig::default() };
+    let w = world_configured(
+        n,
+        FakeConfig::default(),
+        crossrole_aws::calls::Rates::UNLIMITED,
+        Arc::new(SqliteJournal::in_memory().unwrap()),
+        config,
+    );
+    (w, clock)
+}
+
+fn revocation_in(w: &World, i: u64) -> Option<Revocation> {
+    let role = w.fake.role(&account(i), "Audit").unwrap();
+    role.inline_policies.get(POLICY_NAME).map(|d| Revocation::parse(d).expect("crossrole's revocation reads back"))
+}
+
+fn kinds(r: &AccountResult) -> Vec<ChangeKind> {
+    r.changes.iter().map(|c| c.kind).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_narrowing_revokes_first_a_reconcile_keeps_the_deny_until_the_last_session_ends_then_removes_it() {
+    let (w, clock) = clocked(4);
+    let wide = revocation_spec("", "");
+    assert_eq!(run(&w, OperationKind::Apply, &wide).await.state, OperationState::Succeeded);
+    assert!((0..4).all(|i| revocation_in(&w, i).is_none()), "creating takes nothing away");
+
+    // MFA required from now on: every role's sessions issued before are denied, before the trust changes.
+    clock.set(T0 + 10 * MINUTE);
+    let narrow = revocation_spec("    require_mfa: true\n", "");
+    let op = run(&w, OperationKind::Apply, &narrow).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    for r in results(&w, &op.id).await.iter().filter(|r| r.action.is_some()) {
+        assert_eq!(kinds(r), [ChangeKind::RevokeSessions, ChangeKind::UpdateTrustPolicy], "{}", r.account_id);
+    }
+    let written = revocation_in(&w, 0).unwrap();
+    assert_eq!(iso8601(written.issued_before), "2026-12-05T10:10:01Z");
+    assert_eq!(written.keep_until, written.issued_before + 2 * 60 * MINUTE, "the role's 2-hour sessions");
+    assert!((1..4).all(|i| revocation_in(&w, i).is_some()));
+
+    // Re-applied at once and just before the last session issued before it can have ended: nothing is written.
+    for at in [T0 + 10 * MINUTE, written.keep_until - 1] {
+        clock.set(at);
+        w.fake.reset_counters();
+        let again = run(&w, OperationKind::Apply, &narrow).await;
+        assert_eq!(again.counts.unchanged, 4, "at {}", iso8601(at));
+        assert_eq!(w.fake.iam_writes(), 0, "kept, and nothing else to do: {:?}", w.fake.served());
+    }
+
+    // From then on a reconcile removes it — one DeleteRolePolicy per account — and the next one writes nothing.
+    clock.set(written.keep_until);
+    w.fake.reset_counters();
+    let removed = run(&w, OperationKind::Apply, &narrow).await;
+    assert_eq!(removed.counts.changed, 4);
+    assert_eq!(w.fake.served().get("iam:DeleteRolePolicy"), Some(&4), "{:?}", w.fake.served());
+    assert_eq!(w.fake.iam_writes(), 4);
+    assert!((0..4).all(|i| revocation_in(&w, i).is_none()));
+    w.fake.reset_counters();
+    run(&w, OperationKind::Apply, &narrow).await;
+    assert_eq!(w.fake.iam_writes(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn widening_revokes_nothing_and_opting_out_writes_no_deny_and_says_so() {
+    let (w, clock) = clocked(2);
+    run(&w, OperationKind::Apply, &revocation_spec("    require_mfa: true\n", "")).await;
+    // MFA no longer required: wider, nothing revoked.
+    clock.advance(MINUTE);
+    let wider = run(&w, OperationKind::Apply, &revocation_spec("", "")).await;
+    let r = results(&w, &wider.id).await;
+    assert_eq!(kinds(&r[0]), [ChangeKind::UpdateTrustPolicy]);
+    assert!(revocation_in(&w, 0).is_none());
+    // Narrowed again by a spec that opts out: the trust changes, no deny is written, and the record says why.
+    let kept = revocation_spec("    require_mfa: true\n", "  revoke_sessions_on_narrowing: false\n");
+    let op = run(&w, OperationKind::Apply, &kept).await;
+    let r = results(&w, &op.id).await;
+    assert_eq!(kinds(&r[0]), [ChangeKind::SessionsNotRevoked, ChangeKind::UpdateTrustPolicy]);
+    assert!(r[0].changes[0].after.contains("revoke_sessions_on_narrowing"), "{}", r[0].changes[0].after);
+    assert!((0..2).all(|i| revocation_in(&w, i).is_none()));
+    // And a plan of such a spec says so too.
+    let narrower = revocation_spec(
+        "    require_mfa: true\n    principal_org_id: o-abcdefghij\n",
+        "  revoke_sessions_on_narrowing: false\n",
+    );
+    let plan = w.engine.plan(&narrower).await.unwrap();
+    let first = &plan.accounts.iter().find(|a| a.account_id == account(0)).unwrap().changes[0];
+    assert_eq!(
+        (first.kind, first.after.contains("stay valid until they expire")),
+        (ChangeKind::SessionsNotRevoked, true)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_destroy_revokes_before_it_removes_anything() {
+    let (w, clock) = clocked(3);
+    let spec = revocation_spec("", "");
+    run(&w, OperationKind::Apply, &spec).await;
+    clock.advance(5 * MINUTE);
+    let op = run(&w, OperationKind::Destroy, &spec).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}: {:?}", op.message, results(&w, &op.id).await);
+    for r in results(&w, &op.id).await.iter().filter(|r| r.action.is_some()) {
+        let k = kinds(r);
+        assert_eq!(k.first(), Some(&ChangeKind::RevokeSessions), "{}: {k:?}", r.account_id);
+        assert_eq!(k.last(), Some(&ChangeKind::DeleteRole));
+        // The deny is the last policy to go, just before the role.
+        assert_eq!(k[k.len() - 2], ChangeKind::DeleteInlinePolicy, "{k:?}");
+        assert_eq!(r.changes[k.len() - 2].subject, POLICY_NAME);
+    }
+    assert!((0..3).all(|i| w.fake.role(&account(i), "Audit").is_none()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn revoke_denies_every_session_where_the_spec_is_placed_at_the_floor_and_skips_the_rest() {
+    let (w, clock) = clocked(4);
+    let spec = revocation_spec("", "");
+    run(&w, OperationKind::Apply, &spec).await;
+    clock.set(T0 + 30 * MINUTE);
+    w.fake.reset_counters();
+    let started = w
+        .engine
+        .start_revoke(RevokeRequest {
+            spec: spec.clone(),
+            accounts: None,
+            idempotency_key: None,
+            created_by: "test".into(),
+            binding_name: None,
+        })
+        .await
+        .unwrap();
+    let op = w.engine.wait(&started.id).await.unwrap();
+    assert_eq!((op.kind, op.state), (Some(OperationKind::Revoke), OperationState::Succeeded), "{}", op.message);
+    assert_eq!((op.counts.total, op.counts.changed), (4, 4));
+    // The floor: one PutRolePolicy per account and at most one AssumeRole (the apply's bootstrap sessions are
+    // still good here, and reused); nothing read.
+    let served = w.fake.served();
+    assert_eq!(served.get("iam:PutRolePolicy"), Some(&4), "{served:?}");
+    assert!(served.get("sts:AssumeRole").is_none_or(|n| *n <= 4), "{served:?}");
+    assert!(served.keys().all(|k| k == "iam:PutRolePolicy" || k == "sts:AssumeRole"), "{served:?}");
+    for i in 0..4 {
+        let r = revocation_in(&w, i).unwrap();
+        assert_eq!(iso8601(r.issued_before), "2026-12-05T10:30:01Z");
+        assert_eq!(r.keep_until - r.issued_before, 12 * 60 * MINUTE, "the longest session IAM issues");
+    }
+    let rows = results(&w, &op.id).await;
+    assert!(rows.iter().all(|r| kinds(r) == [ChangeKind::RevokeSessions]), "{rows:?}");
+    // A reconcile meanwhile keeps it; one after it has served removes it.
+    w.fake.reset_counters();
+    run(&w, OperationKind::Apply, &spec).await;
+    assert_eq!(w.fake.iam_writes(), 0);
+    clock.set(T0 + 13 * 60 * MINUTE);
+    run(&w, OperationKind::Apply, &spec).await;
+    assert!((0..4).all(|i| revocation_in(&w, i).is_none()));
+
+    // Named accounts: only those, and one where the spec is not placed is skipped, saying why.
+    let stranger = "299999999998".to_string();
+    let named = w
+        .engine
+        .start_revoke(RevokeRequest {
+            spec: spec.clone(),
+            accounts: Some([account(1), stranger.clone()].into()),
+            idempotency_key: None,
+            created_by: "test".into(),
+            binding_name: None,
+        })
+        .await
+        .unwrap();
+    let op = w.engine.wait(&named.id).await.unwrap();
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    let rows = results(&w, &op.id).await;
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0].account_id.as_str(), rows[0].outcome), (account(1).as_str(), Outcome::Changed));
+    assert_eq!((rows[1].account_id.as_str(), rows[1].outcome), (stranger.as_str(), Outcome::Skipped));
+    assert!(rows[1].error.as_ref().unwrap().message.contains("has not applied spec audit"));
+    assert!(revocation_in(&w, 1).is_some() && revocation_in(&w, 0).is_none());
+    // A bad account id is refused before anything is journaled.
+    let bad = w
+        .engine
+        .start_revoke(RevokeRequest {
+            spec,
+            accounts: Some(["12345".to_string()].into()),
+            idempotency_key: None,
+            created_by: "test".into(),
+            binding_name: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(bad.to_string().contains("account_ids"), "{bad}");
+}
