@@ -35,6 +35,10 @@ Examples:
 /// The whole suite, as a nextest filterset.
 pub(crate) const WHOLE_SUITE: &str = "package(crossrole-e2e)";
 
+/// Scenario files that judge documents alone (the IAM judge, no AWS): a run of only these starts no emulator,
+/// builds no binary and needs no database.
+const WITHOUT_EMULATORS: &[&str] = &["inventory_judge", "revocation_judge"];
+
 /// What `cargo xtask e2e` was asked.
 #[derive(Debug, PartialEq, Eq)]
 struct Args {
@@ -217,10 +221,25 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         eprintln!("{} of the suite's {} scenarios; nextest's filterset: {filterset}", selected.len(), suite.len());
         return Ok(());
     }
+    if selected.iter().all(|s| WITHOUT_EMULATORS.contains(&s.file.as_str())) {
+        return run_judged(&filterset);
+    }
     if selected.iter().any(|s| s.file == "web_console") {
         crate::prereqs::check("e2e", &[Need::chromium()])?;
     }
     run_suite(mode, &filterset)
+}
+
+/// Runs scenarios that need only the IAM judge (see [`WITHOUT_EMULATORS`]): no emulator, binary or database.
+fn run_judged(filterset: &str) -> Result<()> {
+    let started = Instant::now();
+    let env = crate::iam_judge::env()?;
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    // Only the e2e package is built: these scenarios need neither crossroled nor the CLI.
+    let nextest = ["nextest", "run", "--locked", "-p", "crossrole-e2e", "-E", filterset, "--success-output", "final"];
+    let result = run_in(&crate::workspace_root(), "cargo", &nextest, &env);
+    eprintln!("e2e (the IAM judge alone, no emulator) finished in {:.0}s", started.elapsed().as_secs_f64());
+    result.context("the e2e scenarios judged by the IAM judge failed")
 }
 
 /// Runs the scenarios `filterset` selects (a nextest filterset within the e2e package) on the emulators of `mode`.
