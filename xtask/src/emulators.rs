@@ -277,8 +277,9 @@ impl Emulators {
         Ok(Emulators { mode, organizations, iam, sts, sqs, moto_bin, processes, dir: dir.to_path_buf() })
     }
 
-    /// Seeds the organization; returns the manifest's path.
-    pub(crate) fn seed(&self, sizes: &[(&str, usize)]) -> Result<PathBuf> {
+    /// Seeds the organization with the seed's `options` (`("adopt-role", "SecurityAudit")` passes
+    /// `--adopt-role SecurityAudit`); returns the manifest's path.
+    fn seed(&self, sizes: &[(&str, usize)], options: &[(&str, &str)]) -> Result<PathBuf> {
         let manifest = self.dir.join("manifest.json");
         let script = crate::workspace_root().join("tests/e2e/seed/seed.py");
         let mode = match self.mode {
@@ -305,6 +306,10 @@ impl Emulators {
             args.push(format!("--{k}"));
             args.push(v.to_string());
         }
+        for (k, v) in options {
+            args.push(format!("--{k}"));
+            args.push(v.to_string());
+        }
         let started = Instant::now();
         let status =
             Command::new(self.moto_bin.join("python")).args(&args).status().context("running the seed script")?;
@@ -317,7 +322,12 @@ impl Emulators {
 
     /// Seeds the organization and reads what was made.
     pub(crate) fn seeded(&self, sizes: &[(&str, usize)]) -> Result<Seeded> {
-        let path = self.seed(sizes)?;
+        self.seeded_with(sizes, &[])
+    }
+
+    /// Seeds the organization with the seed's `options` (see [`Emulators::seed`]) and reads what was made.
+    pub(crate) fn seeded_with(&self, sizes: &[(&str, usize)], options: &[(&str, &str)]) -> Result<Seeded> {
+        let path = self.seed(sizes, options)?;
         let manifest: serde_json::Value =
             serde_json::from_str(&fs::read_to_string(&path)?).context("the seed's manifest")?;
         let credential = |k: &str| manifest["credentials"][k].as_str().unwrap_or_default().to_string();

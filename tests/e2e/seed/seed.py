@@ -20,10 +20,19 @@ Management account 123456789012. OU tree (three levels below the root):
     ├── Fleet                     fleet-NN (environment=fleet): with Workloads and Sandbox, 60 accounts for the
     │                             replicas scenario
     └── Quarantine                (empty: accounts are moved here by the retarget tests)
+
+Roles made by hand, as people make them before crossrole (the inventory and adoption scenario, and the demo):
+dev-00..dev-02 get one role of each trust shape (a vendor outside the organization with and without an ExternalId,
+`*` with and without aws:PrincipalOrgID, a principal since deleted, MFA, a service), and the accounts named by
+--adopt-accounts a role named --adopt-role trusting the security account (no ExternalId), each a little different.
+The manifest's `hand_made` lists them with what an inventory must say about each.
 """
 
 import argparse
+import base64
+import hashlib
 import json
+import re
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -55,6 +64,9 @@ def main():
     p.add_argument("--dev", type=int, default=12)
     p.add_argument("--sandbox", type=int, default=8)
     p.add_argument("--fleet", type=int, default=20)
+    p.add_argument("--adopt-role", default="LegacyAudit", help="the name of the hand-made roles to adopt")
+    p.add_argument("--adopt-accounts", default="dev-03,dev-04,dev-05",
+                   help="the accounts (by name) that get a hand-made --adopt-role")
     p.add_argument("--bootstrap-template", help="deploy this CloudFormation template to the Sandbox and security accounts")
     args = p.parse_args()
 
@@ -133,6 +145,13 @@ def main():
     iam_security.create_group(GroupName="auditors", Path="/crossrole-grantees/")
     iam_security.add_user_to_group(GroupName="auditors", UserName="alice")
 
+    def iam_of(account_id):
+        return client("iam", args.iam, key=account_id) if args.mode == "localstack" else iam_in(account_id)
+
+    ids = {a["name"]: a["id"] for a in accounts}
+    hand_made, deleted_rewritten = seed_hand_made(iam_of, iam_security, security, organization["Id"], ids,
+                                                  args.adopt_role, [a for a in args.adopt_accounts.split(",") if a])
+
     least_privilege = None
     if args.bootstrap_template:
         # deploy/aws/crossrole-bootstrap.yaml through CloudFormation, as the StackSet would.
@@ -196,11 +215,102 @@ def main():
         "ous": ous,
         "accounts": accounts,
         "least_privilege_bootstrap": least_privilege,
+        "hand_made": hand_made,
+        "emulator_rewrites_deleted_principals": deleted_rewritten,
     }
     with open(args.out, "w") as f:
         json.dump(manifest, f, indent=2)
     print(f"seeded organization {organization['Id']}: {len(accounts)} accounts, {len(ous)} units -> {args.out}",
           file=sys.stderr)
+
+
+# An account outside the organization: a vendor's.
+VENDOR = "999988887777"
+
+
+def trust(*statements):
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def allow(principal, condition=None, action="sts:AssumeRole"):
+    s = {"Effect": "Allow", "Principal": principal, "Action": action}
+    if condition:
+        s["Condition"] = condition
+    return s
+
+
+def seed_hand_made(iam_of, iam_security, security, organization_id, ids, adopt_role, adopt_accounts):
+    """Roles made by hand, one of each trust shape, and the roles of --adopt-role's name; what an inventory must
+    say about each (entrant kinds, guards, finding kinds), and whether the emulator rewrote a deleted principal to
+    its unique id as IAM does."""
+    made = []
+    needed = ["dev-00", "dev-01", "dev-02"] + adopt_accounts
+    if any(name not in ids for name in needed):
+        # A smaller organization (the benchmarks'): no hand-made roles.
+        print(f"no hand-made roles: the organization has not all of {', '.join(needed)}", file=sys.stderr)
+        return made, False
+
+    def role(account_name, name, document, expect, path="/", description="", inline=None):
+        account_id = ids[account_name]
+        iam = iam_of(account_id)
+        iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=document, Description=description)
+        for policy, body in (inline or {}).items():
+            iam.put_role_policy(RoleName=name, PolicyName=policy, PolicyDocument=json.dumps(body))
+        made.append({"account_id": account_id, "account_name": account_name, "name": name, "path": path,
+                     "trust_policy": document, **expect})
+
+    security_root = f"arn:aws:iam::{security}:root"
+    vendor_root = f"arn:aws:iam::{VENDOR}:root"
+    # A vendor's account trusted as the console's "Another AWS account" makes it: without an ExternalId (the
+    # confused deputy), and with one.
+    role("dev-00", "VendorMonitoring", trust(allow({"AWS": vendor_root})),
+         {"entrants": [["outside_account", VENDOR, []]],
+          "findings": ["outside_without_external_id", "outside_account_root"], "most_severe": "high"})
+    role("dev-00", "VendorBackup",
+         trust(allow({"AWS": vendor_root}, {"StringEquals": {"sts:ExternalId": "vendor-backup-7f3a"}})),
+         {"entrants": [["outside_account", VENDOR, ["external_id"]]],
+          "findings": ["outside_account_root"], "most_severe": "low"})
+    # Anyone, and anyone held to the organization.
+    role("dev-01", "PublicReader", trust(allow({"AWS": "*"})),
+         {"entrants": [["anyone", None, []]], "findings": ["anyone_can_enter"], "most_severe": "critical"})
+    role("dev-01", "OrganizationReader",
+         trust(allow({"AWS": "*"}, {"StringEquals": {"aws:PrincipalOrgID": organization_id}})),
+         {"entrants": [["anyone", None, ["organization"]]], "findings": ["anyone_can_enter"], "most_severe": "low"})
+    # The security account, with MFA.
+    role("dev-01", "BreakGlass", trust(allow({"AWS": security_root}, {"Bool": {"aws:MultiFactorAuthPresent": "true"}})),
+         {"entrants": [["organization_account", security, ["mfa"]]], "findings": [], "most_severe": None})
+    # A service.
+    role("dev-02", "InstanceProfileRole", trust(allow({"Service": "ec2.amazonaws.com"})),
+         {"entrants": [["service", None, []]], "findings": [], "most_severe": None})
+    # A principal since deleted: IAM rewrites it in every trust policy to its unique id (AIDA… for a user).
+    departed = iam_security.create_user(UserName="departed-contractor")["User"]
+    departed_arn, departed_id = departed["Arn"], departed["UserId"]
+    dev02 = iam_of(ids["dev-02"])
+    dev02.create_role(RoleName="ContractorAccess", AssumeRolePolicyDocument=trust(allow({"AWS": departed_arn})))
+    iam_security.delete_user(UserName="departed-contractor")
+    left = dev02.get_role(RoleName="ContractorAccess")["Role"]["AssumeRolePolicyDocument"]
+    left = json.dumps(left) if not isinstance(left, str) else left
+    rewritten = departed_arn not in left
+    if not rewritten:
+        # The emulator kept the ARN of a principal that no longer exists; IAM would have left its unique id, so
+        # write what IAM leaves. IAM's user ids are AIDA and 17 letters and digits; moto's are not (made from the
+        # emulator's id when it has another form).
+        if not re.fullmatch(r"AIDA[A-Z0-9]{17}", departed_id):
+            departed_id = "AIDA" + base64.b32encode(hashlib.sha256(departed_id.encode()).digest()).decode()[:17]
+        dev02.update_assume_role_policy(RoleName="ContractorAccess", PolicyDocument=trust(allow({"AWS": departed_id})))
+        left = trust(allow({"AWS": departed_id}))
+    made.append({"account_id": ids["dev-02"], "account_name": "dev-02", "name": "ContractorAccess", "path": "/",
+                 "trust_policy": left, "entrants": [["unresolvable_id", None, []]],
+                 "findings": ["broken_principal"], "most_severe": "medium", "deleted_principal": departed_id})
+    # The roles to adopt: each copied by hand from a runbook, a little differently each time.
+    for i, account_name in enumerate(adopt_accounts):
+        inline = {"read-config": {"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": ["config:Get*", "config:Describe*"], "Resource": "*"}]}} if i % 2 else None
+        role(account_name, adopt_role, trust(allow({"AWS": security_root})),
+             {"entrants": [["organization_account", security, []]], "findings": [], "most_severe": None,
+              "adopt": True},
+             path="/crossrole/", description=f"audit access, made by hand (copy {i + 1})", inline=inline)
+    return made, rewritten
 
 
 if __name__ == "__main__":

@@ -65,6 +65,41 @@ pub struct Manifest {
     pub accounts: Vec<Account>,
     /// deploy/aws/crossrole-bootstrap.yaml, deployed by CloudFormation to the Sandbox and security accounts.
     pub least_privilege_bootstrap: Option<LeastPrivilegeBootstrap>,
+    /// Roles made by hand, one of each trust shape, and those of one name to adopt.
+    #[serde(default)]
+    pub hand_made: Vec<HandMade>,
+    /// Whether the emulator rewrote a deleted principal in a trust policy to its unique id, as IAM does (when not,
+    /// the seed wrote the unique id itself).
+    #[serde(default)]
+    pub emulator_rewrites_deleted_principals: bool,
+}
+
+/// A role the seed made by hand, and what an inventory must say about it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct HandMade {
+    /// The account it is in.
+    pub account_id: String,
+    /// That account's name.
+    pub account_name: String,
+    /// The role's name.
+    pub name: String,
+    /// Its path.
+    pub path: String,
+    /// Its trust policy as the seed left it.
+    pub trust_policy: String,
+    /// Who can enter: (entrant kind, the entrant's account, the guards that hold it: `external_id`, `mfa`,
+    /// `organization`), each kind as the inventory's JSON names it (`outside_account`).
+    pub entrants: Vec<(String, Option<String>, Vec<String>)>,
+    /// The kinds of its findings (`outside_without_external_id`), unordered.
+    pub findings: Vec<String>,
+    /// Its most severe finding's severity (`high`), or none.
+    pub most_severe: Option<String>,
+    /// Whether it is a role of the name to adopt.
+    #[serde(default)]
+    pub adopt: bool,
+    /// The unique id a deleted principal left in its trust.
+    #[serde(default)]
+    pub deleted_principal: Option<String>,
 }
 
 /// Where the least-privilege bootstrap role was deployed.
