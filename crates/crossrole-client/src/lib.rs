@@ -59,6 +59,7 @@
 //! ```
 
 mod error;
+mod inventory;
 mod operation;
 #[cfg(feature = "spec-files")]
 pub mod spec_file;

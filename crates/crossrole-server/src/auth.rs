@@ -153,6 +153,8 @@ pub fn required_scope(path: &str) -> Option<Scope> {
         ("crossrole.v1.AccessService", "PlanAccess") => Scope::Plan,
         ("crossrole.v1.AccessService", "ApplyAccess" | "DestroyAccess") => Scope::Apply,
         ("crossrole.v1.OperationService", "CancelOperation") => Scope::Apply,
+        // An inventory and an import read AWS, as a plan does; they write nothing to it.
+        ("crossrole.v1.InventoryService", "StartInventory" | "ImportRoles") => Scope::Plan,
         ("crossrole.v1.BindingService", "CreateBinding" | "UpdateBinding" | "DeleteBinding" | "ReconcileBinding") => {
             Scope::Apply
         }
@@ -174,6 +176,7 @@ pub fn served_on_standby(path: &str) -> bool {
             )
             | ("crossrole.v1.BindingService", "GetBinding" | "ListBindings")
             | ("crossrole.v1.AuditService", "ListAuditEvents")
+            | ("crossrole.v1.InventoryService", "ListInventory")
     )
 }
 

@@ -196,6 +196,7 @@ pub async fn start(config: &Config, aws: Arc<dyn AwsConnector>) -> anyhow::Resul
         "crossrole.v1.OperationService",
         "crossrole.v1.BindingService",
         "crossrole.v1.AuditService",
+        "crossrole.v1.InventoryService",
     ] {
         health.set_service_status(name, tonic_health::ServingStatus::Serving).await;
     }

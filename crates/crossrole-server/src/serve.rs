@@ -115,6 +115,11 @@ pub(crate) fn router(config: &Config, state: &State, auth: AuthLayer) -> anyhow:
             pb::binding_service_server::BindingServiceServer::new(services::binding::Bindings(state.clone()))
                 .max_encoding_message_size(MAX_RESPONSE)
                 .max_decoding_message_size(config.max_request_bytes),
+        )
+        .add_service(
+            pb::inventory_service_server::InventoryServiceServer::new(services::inventory::Inventory(state.clone()))
+                .max_encoding_message_size(MAX_RESPONSE)
+                .max_decoding_message_size(config.max_request_bytes),
         );
     Ok(router)
 }
