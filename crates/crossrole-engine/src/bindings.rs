@@ -736,7 +736,7 @@ impl Bindings {
     }
 
     /// Revokes every session of binding `name`'s role issued before now, where its spec is placed (or in those
-    /// of `accounts`): an operation ([`crate::revoke`]) started under the binding's name.
+    /// of `accounts`): an operation of the binding's spec ([`crate::revoke`]).
     pub async fn revoke(
         &self,
         name: &str,
@@ -745,11 +745,8 @@ impl Bindings {
         created_by: &str,
     ) -> Result<Operation, Error> {
         let spec = self.spec(&self.row(name).await?)?;
-        let binding_name = Some(name.to_string());
         let created_by = created_by.to_string();
-        self.engine
-            .start_revoke(crate::RevokeRequest { spec, accounts, idempotency_key, created_by, binding_name })
-            .await
+        self.engine.start_revoke(crate::RevokeRequest { spec, accounts, idempotency_key, created_by }).await
     }
 
     /// A stored binding's spec, validated again.

@@ -45,8 +45,6 @@ pub struct RevokeRequest {
     pub idempotency_key: Option<String>,
     /// Name of the caller's token.
     pub created_by: String,
-    /// The binding whose spec it is, if it is one's.
-    pub binding_name: Option<String>,
 }
 
 impl Engine {
@@ -85,7 +83,10 @@ impl Engine {
                 spec: records::encode_operation(&sealed, request.accounts.as_ref(), None),
                 idempotency_key: request.idempotency_key.clone(),
                 request_fingerprint: self.inner.redactor.digest(fingerprint.as_bytes()),
-                binding_name: request.binding_name.clone(),
+                // Not journaled under a binding even when it is a binding's spec: a binding's unfinished operation
+                // is taken for its reconcile, and the others of the binding wait for it (`rollout::turn`); a
+                // revocation runs at once, beside them.
+                binding_name: None,
                 created_by: request.created_by.clone(),
                 create_time: crate::now_ms(),
                 state: records::stored_state(OperationState::Pending),

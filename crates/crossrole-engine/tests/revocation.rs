@@ -169,7 +169,6 @@ async fn revoke_denies_every_session_where_the_spec_is_placed_at_the_floor_and_s
             accounts: None,
             idempotency_key: None,
             created_by: "test".into(),
-            binding_name: None,
         })
         .await
         .unwrap();
@@ -206,7 +205,6 @@ async fn revoke_denies_every_session_where_the_spec_is_placed_at_the_floor_and_s
             accounts: Some([account(1), stranger.clone()].into()),
             idempotency_key: None,
             created_by: "test".into(),
-            binding_name: None,
         })
         .await
         .unwrap();
@@ -226,9 +224,45 @@ async fn revoke_denies_every_session_where_the_spec_is_placed_at_the_floor_and_s
             accounts: Some(["12345".to_string()].into()),
             idempotency_key: None,
             created_by: "test".into(),
-            binding_name: None,
         })
         .await
         .unwrap_err();
     assert!(bad.to_string().contains("account_ids"), "{bad}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_principal_removed_from_the_grant_has_its_sessions_revoked_after_the_grant_is_cut() {
+    let (w, clock) = clocked(3);
+    let granted = |users: &str| {
+        AccessSpec::from_yaml(&format!(
+            "name: audit\nrole:\n  name: Audit\n  path: /crossrole/\n  trust:\n    account_ids: [\"{SECURITY}\"]\n\
+             targets:\n  organizational_unit_ids: [ou-root-workload]\ngrant:\n  account_id: \"{SECURITY}\"\n  \
+             user_names: [{users}]\n  group_names: [auditors]\n"
+        ))
+        .unwrap()
+    };
+    let both = run(&w, OperationKind::Apply, &granted("alice")).await;
+    assert_eq!(both.state, OperationState::Succeeded, "{}", both.message);
+    clock.advance(MINUTE);
+    // Alice leaves the grant: the roles are unchanged, the grant is cut from her, then every session is revoked.
+    let op = run(&w, OperationKind::Apply, &granted("")).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    let (ops, _) = w.engine.list_operations(&Default::default(), 10, "").await.unwrap();
+    let revoke = ops
+        .into_iter()
+        .find_map(|o| match o {
+            crossrole_core::unreadable::Listed::Read(o) if o.kind == Some(OperationKind::Revoke) => Some(o),
+            _ => None,
+        })
+        .expect("a revocation was started");
+    let revoke = w.engine.wait(&revoke.id).await.unwrap();
+    assert_eq!((revoke.state, revoke.counts.changed), (OperationState::Succeeded, 3), "{}", revoke.message);
+    assert!((0..3).all(|i| revocation_in(&w, i).is_some()));
+    // Said in the apply's events, with the revocation's id.
+    let events = w.engine.events(&op.id, 0, 1000).await.unwrap();
+    assert!(
+        events.iter().any(|e| matches!(&e.event, Event::ChangeApplied { change }
+            if change.kind == ChangeKind::RevokeSessions && change.after.contains("user alice") && change.after.contains(&revoke.id))),
+        "{events:?}"
+    );
 }

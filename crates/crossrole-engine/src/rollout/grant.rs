@@ -64,6 +64,7 @@ pub(super) async fn reached(
 }
 
 /// Plans and applies the trusted side's policy: naming the roles in `ensure`, or removed when `ensure` is `None`.
+/// Returns the principals it was detached from (`user alice`): they may no longer assume the spec's roles.
 pub(super) async fn trusted_side(
     inner: &Inner,
     spec: &AccessSpec,
@@ -72,7 +73,7 @@ pub(super) async fn trusted_side(
     ctx: &CallContext,
     op_id: &str,
     sink: &EventSink,
-) -> Result<(), String> {
+) -> Result<Vec<String>, String> {
     // The grant policy is shared by every operation of the spec: one writer at a time, like roles.
     let _guard =
         inner.locks.lock(&g.account_id, &format!("policy{}{}", TrustedGrant::POLICY_PATH, g.policy_name), op_id).await;
@@ -92,15 +93,24 @@ pub(super) async fn trusted_side(
     let observed = observed.map_err(|e| e.to_string())?;
     let plan = grant_plan(inner, spec, g, ensure, observed.as_ref(), ctx).await.map_err(|e| e.to_string())?;
     match plan {
-        GrantPlan::InSync => Ok(()),
+        GrantPlan::InSync => Ok(Vec::new()),
         GrantPlan::Conflict { owner } => Err(match owner {
             Some(o) => format!("policy {arn} belongs to crossrole spec {o:?}"),
             None => format!("policy {arn} exists and is not managed by crossrole; it is left untouched"),
         }),
-        GrantPlan::Changes(changes) => iam
-            .apply_grant(&arn, &changes, |c| sink.emit(&g.account_id, Event::ChangeApplied { change: c.shown() }))
-            .await
-            .map_err(|e| e.to_string()),
+        GrantPlan::Changes(changes) => {
+            iam.apply_grant(&arn, &changes, |c| sink.emit(&g.account_id, Event::ChangeApplied { change: c.shown() }))
+                .await
+                .map_err(|e| e.to_string())?;
+            // The principals the grant no longer reaches: their sessions of the spec's roles are to be revoked.
+            Ok(changes
+                .iter()
+                .filter_map(|c| match c {
+                    grant::GrantChange::Detach { kind, name } => Some(format!("{} {name}", kind.as_str())),
+                    _ => None,
+                })
+                .collect())
+        }
     }
 }
 

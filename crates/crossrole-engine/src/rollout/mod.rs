@@ -36,7 +36,10 @@ use crossrole_aws::calls::CallContext;
 use crossrole_core::{
     AccessSpec,
     ceiling::Organization,
-    ops::{AccountError, AccountResult, Counts, ErrorCode, Event, OperationKind, OperationState, Outcome, Phase},
+    ops::{
+        AccountError, AccountResult, Counts, ErrorCode, Event, OperationKind, OperationState, Outcome, Phase,
+        ShownChange,
+    },
     plan::DesiredRole,
     spec::TrustedGrant,
 };
@@ -465,9 +468,14 @@ impl Rollout {
                 Ok(e) => e,
                 Err(message) => return Ending { state: OperationState::Failed, message },
             };
-            if let Err(message) = grant::trusted_side(inner, spec, g, Some(&ensure), &self.env.ctx, &op.id, &sink).await
-            {
-                trusted_error = Some(format!("trusted side: {message}"));
+            match grant::trusted_side(inner, spec, g, Some(&ensure), &self.env.ctx, &op.id, &sink).await {
+                Err(message) => trusted_error = Some(format!("trusted side: {message}")),
+                Ok(detached) if !detached.is_empty() => {
+                    if let Err(message) = revoke_for_the_detached(inner, op, spec, &detached, &sink).await {
+                        trusted_error = Some(message);
+                    }
+                }
+                Ok(_) => {}
             }
         }
         let mut problems: Vec<String> = Vec::new();
@@ -493,6 +501,59 @@ impl Rollout {
         } else {
             Ending { state: OperationState::Failed, message: problems.join("; ") }
         }
+    }
+}
+
+/// After the grant stopped reaching `detached` principals, their sessions of the spec's roles are revoked — every
+/// session of those roles issued before now, where the spec is placed — by a revocation operation
+/// ([`crate::revoke`]) started now (one per operation: keyed by its id), unless the spec keeps sessions; the
+/// operation's events say which. It runs after the grant is cut, so a principal removed cannot assume the role
+/// again in between.
+async fn revoke_for_the_detached(
+    inner: &Arc<Inner>,
+    op: &OperationRow,
+    spec: &AccessSpec,
+    detached: &[String],
+    sink: &EventSink,
+) -> Result<(), String> {
+    let who = detached.join(", ");
+    let change = |after: String| ShownChange {
+        kind: if spec.role.revoke_sessions_on_narrowing {
+            crossrole_core::ops::ChangeKind::RevokeSessions
+        } else {
+            crossrole_core::ops::ChangeKind::SessionsNotRevoked
+        },
+        subject: crossrole_core::revocation::POLICY_NAME.to_string(),
+        before: String::new(),
+        after,
+    };
+    if !spec.role.revoke_sessions_on_narrowing {
+        let why = format!(
+            "the grant no longer reaches {who}: their sessions of role {} stay valid until they expire, because \
+             role.revoke_sessions_on_narrowing: false (the spec's, or the request's keep_sessions) turned revocation off",
+            spec.role.name
+        );
+        sink.emit("", Event::ChangeApplied { change: change(why) });
+        return Ok(());
+    }
+    let engine = crate::Engine { inner: inner.clone() };
+    let request = crate::RevokeRequest {
+        spec: spec.clone(),
+        accounts: None,
+        idempotency_key: Some(format!("revoke-after-{}", op.id)),
+        created_by: format!("operation {}", op.id),
+    };
+    match engine.start_revoke(request).await {
+        Ok(revoke) => {
+            let why = format!(
+                "the grant no longer reaches {who}: every session of role {} issued before now is revoked where the \
+                 spec is placed, by operation {}",
+                spec.role.name, revoke.id
+            );
+            sink.emit("", Event::ChangeApplied { change: change(why) });
+            Ok(())
+        }
+        Err(e) => Err(format!("the grant no longer reaches {who}, and their sessions could not be revoked: {e}")),
     }
 }
 

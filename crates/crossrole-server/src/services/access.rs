@@ -191,9 +191,8 @@ impl AccessService for Access {
             let op = match (&r.spec, r.binding_name.as_str()) {
                 (Some(_), "") => {
                     let spec = spec(r.spec.as_ref())?;
-                    let binding_name = None;
                     let created_by = caller.name.clone();
-                    let request = RevokeRequest { spec, accounts, idempotency_key: key, created_by, binding_name };
+                    let request = RevokeRequest { spec, accounts, idempotency_key: key, created_by };
                     self.0.engine.start_revoke(request).await.map_err(under_spec)?
                 }
                 (None, "") => return Err(ApiError::field("spec", "give the spec, or binding_name")),
