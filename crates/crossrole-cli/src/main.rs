@@ -11,6 +11,7 @@ mod bindings;
 mod console;
 mod exports;
 mod files;
+mod inventory;
 mod json;
 mod ops;
 mod org;
@@ -27,13 +28,25 @@ use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use crossrole_client::{Client, Tls};
 
 /// Output format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum Output {
     /// Tables for people.
     #[default]
     Table,
     /// JSON for programs.
     Json,
+}
+
+/// Output format, as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+enum OutputArg {
+    /// Tables for people.
+    #[default]
+    Table,
+    /// JSON for programs.
+    Json,
+    /// CSV (RFC 4180), for spreadsheets: `crossrole inventory` only.
+    Csv,
 }
 
 #[derive(Debug, Parser)]
@@ -60,7 +73,7 @@ struct Cli {
     client_key: Option<PathBuf>,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t, global = true)]
-    output: Output,
+    output: OutputArg,
     #[command(subcommand)]
     command: Command,
 }
@@ -145,6 +158,12 @@ enum Command {
     /// Bindings: specs crossroled keeps true over time.
     #[command(subcommand)]
     Bindings(bindings::BindingsCommand),
+    /// Who can enter every account: start an inventory of every role of the organization and show it (or read
+    /// one with --latest or --operation), as a table, JSON or CSV.
+    Inventory(inventory::InventoryArgs),
+    /// Write a spec from the roles of one name that the latest inventory found across the organization, listing
+    /// the accounts whose role differs; nothing is changed.
+    Import(inventory::ImportArgs),
     /// The audit log: who changed what, when, through which request (secrets redacted).
     Audit(audit::AuditArgs),
     /// Print a new high-entropy ExternalId.
@@ -273,7 +292,17 @@ async fn run(cli: Cli) -> Outcome {
         _ => {}
     }
     let client = connect(&cli).await?;
-    let out = cli.output;
+    let format = match cli.output {
+        OutputArg::Table => inventory::Format::Table,
+        OutputArg::Json => inventory::Format::Json,
+        OutputArg::Csv => inventory::Format::Csv,
+    };
+    let out = match (cli.output, &cli.command) {
+        (OutputArg::Csv, Command::Inventory(_)) => Output::Table,
+        (OutputArg::Csv, _) => return Err(Failure::usage("--output csv: only `crossrole inventory` writes CSV")),
+        (OutputArg::Json, _) => Output::Json,
+        (OutputArg::Table, _) => Output::Table,
+    };
     match cli.command {
         Command::Org { refresh } => org::tree(&client, refresh, out).await,
         Command::Accounts(sel) => org::accounts(&client, sel, out).await,
@@ -290,6 +319,8 @@ async fn run(cli: Cli) -> Outcome {
         Command::Ops(cmd) => ops::run(&client, cmd, out).await,
         Command::Bindings(cmd) => bindings::run(&client, cmd, out).await,
         Command::Audit(args) => audit::run(&client, args, out).await,
+        Command::Inventory(args) => inventory::run(&client, args, format).await,
+        Command::Import(args) => inventory::import(&client, args, out).await,
         Command::ExternalId | Command::Completions { .. } => Ok(()),
     }
 }
