@@ -58,6 +58,13 @@ pub(crate) struct ApplyArgs {
     /// Plan from the organization read now, its tags included (see `crossrole plan --refresh`).
     #[arg(long)]
     refresh: bool,
+    /// End the access at this time (RFC 3339, e.g. 2026-12-05T18:00:00Z): crossroled destroys it then. Applying
+    /// again with a new end extends it; without one, the end stays.
+    #[arg(long, conflicts_with = "expires_in")]
+    expires_at: Option<String>,
+    /// End the access this long from now (e.g. 4h).
+    #[arg(long)]
+    expires_in: Option<String>,
 }
 
 /// Loads and validates a spec file locally, as the SDK does (`crossrole_client::spec_file`).
@@ -253,6 +260,8 @@ fn saved_plan(path: &PathBuf) -> Result<String, Failure> {
 pub(crate) async fn apply(client: &Client, args: ApplyArgs, out: Output) -> Outcome {
     let spec = load(&args.common.file)?;
     let human = out == Output::Table;
+    let (expires_at, expires_in) = views::end_flags(args.expires_at.as_deref(), args.expires_in.as_deref())?;
+    let ending = expires_at.is_some() || expires_in.is_some();
     let fingerprint = match &args.plan {
         Some(path) => saved_plan(path)?,
         None => {
@@ -266,7 +275,8 @@ pub(crate) async fn apply(client: &Client, args: ApplyArgs, out: Output) -> Outc
                     println!("{line}");
                 }
             }
-            if plan.total_changes == 0 {
+            // An apply with an end sets it even when nothing else changes (an extension).
+            if plan.total_changes == 0 && !ending {
                 if human {
                     println!("Nothing to change.");
                 } else {
@@ -275,6 +285,7 @@ pub(crate) async fn apply(client: &Client, args: ApplyArgs, out: Output) -> Outc
                 return Ok(());
             }
             if !args.common.yes
+                && plan.total_changes > 0
                 && !confirm(&format!(
                     "Apply {} in {}?",
                     views::count(plan.total_changes as usize, "change"),
@@ -286,8 +297,18 @@ pub(crate) async fn apply(client: &Client, args: ApplyArgs, out: Output) -> Outc
             plan.fingerprint
         }
     };
-    let handle =
-        client.apply_confirmed(spec, args.common.idempotency_key.clone(), fingerprint).await.map_err(refused_plan)?;
+    let request = proto::ApplyAccessRequest {
+        spec: Some(spec),
+        idempotency_key: args.common.idempotency_key.clone().unwrap_or_default(),
+        plan_fingerprint: fingerprint,
+        expires_at,
+        expires_in,
+        ..Default::default()
+    };
+    let (handle, end) = client.apply_request(request).await.map_err(refused_plan)?;
+    if human && let Some(ends) = views::ends(&end) {
+        println!("The access {ends} ({}).", views::time(&end).unwrap_or_default());
+    }
     started(handle, args.common.no_wait, out).await
 }
 

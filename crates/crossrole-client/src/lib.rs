@@ -446,18 +446,28 @@ impl Client {
         idempotency_key: Option<String>,
         plan_fingerprint: String,
     ) -> Result<OperationHandle, Error> {
-        let key = idempotency_key.unwrap_or_else(new_key);
-        let r = retry(self.retries, || async {
-            let request = proto::ApplyAccessRequest {
-                spec: Some(spec.clone()),
-                idempotency_key: key.clone(),
-                plan_fingerprint: plan_fingerprint.clone(),
-                ..Default::default()
-            };
-            Ok(self.access().apply_access(request).await?.into_inner())
-        })
-        .await?;
-        Ok(OperationHandle::new(self.clone(), required(r.operation, "operation")?))
+        let request = proto::ApplyAccessRequest {
+            spec: Some(spec),
+            idempotency_key: idempotency_key.unwrap_or_default(),
+            plan_fingerprint,
+            ..Default::default()
+        };
+        Ok(self.apply_request(request).await?.0)
+    }
+
+    /// Starts an apply as `request` says — its end too (`expires_at` or `expires_in`: at the end crossroled
+    /// destroys the spec's access) — and returns it with the end crossroled holds, if any. An empty
+    /// `idempotency_key` is generated, so that the SDK's own retries never start two operations.
+    pub async fn apply_request(
+        &self,
+        mut request: proto::ApplyAccessRequest,
+    ) -> Result<(OperationHandle, Option<crossrole_proto::prost_types::Timestamp>), Error> {
+        if request.idempotency_key.is_empty() {
+            request.idempotency_key = new_key();
+        }
+        let r = retry(self.retries, || async { Ok(self.access().apply_access(request.clone()).await?.into_inner()) })
+            .await?;
+        Ok((OperationHandle::new(self.clone(), required(r.operation, "operation")?), r.expires_at))
     }
 
     /// Starts a destroy of what the spec created (only roles crossrole owns).

@@ -28,11 +28,12 @@ impl RawEnd {
     }
 }
 
-/// The end `raw` gives at `now` (`None`: none given), its fields named under `under` (`binding`, `request`).
+/// The end `raw` gives at `now` (`None`: none given), its fields named under `under` (`binding`; empty: a request's
+/// own fields).
 /// Rules: not both; a duration is positive; the end is after `now` and at most [`MAX_AHEAD`] after it.
 pub fn end(raw: &RawEnd, now: Millis, under: &str) -> Result<Option<Millis>, FieldViolation> {
-    let at_field = format!("{under}.expires_at");
-    let in_field = format!("{under}.expires_in");
+    let field = |name: &str| if under.is_empty() { name.to_string() } else { format!("{under}.{name}") };
+    let (at_field, in_field) = (field("expires_at"), field("expires_in"));
     let max_ms = MAX_AHEAD.as_millis() as i64;
     let at = match (raw.expires_at, raw.expires_in) {
         (None, None) => return Ok(None),
@@ -138,6 +139,8 @@ mod tests {
         check(within(367 * 86_400), Err(("binding.expires_in", "at most 366 days")));
         let both = RawEnd { expires_at: Some(NOW + 1000), expires_in: Some(RawDuration { seconds: 1, nanos: 0 }) };
         check(both, Err(("binding.expires_in", "not both")));
+        let v = end(&at(NOW), NOW, "").unwrap_err();
+        assert_eq!(v.field, "expires_at", "a request's own field");
     }
 
     #[test]

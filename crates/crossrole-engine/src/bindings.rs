@@ -424,6 +424,11 @@ impl Bindings {
         Ok(by_binding)
     }
 
+    /// The engine the bindings run on.
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// What wakes the schedule early: a change that makes a binding due.
     pub(crate) fn woken(&self) -> Arc<Notify> {
         self.wake.clone()

@@ -15,6 +15,7 @@ mod clock;
 mod confirmed;
 mod error;
 mod events;
+pub mod expiries;
 pub mod inventory;
 mod listings;
 mod locks;

@@ -17,6 +17,7 @@ use crossrole_core::{binding::RawBinding, expiry::RawEnd, spec::RawDuration};
 use crossrole_engine::{
     Clock, Engine, EngineConfig, Error, Retention,
     bindings::{Bindings, EXPIRY},
+    expiries::Expiries,
     runtime::{Runtime, RuntimeConfig},
 };
 use crossrole_store::SqliteJournal;
@@ -204,4 +205,42 @@ async fn an_end_in_the_past_or_too_far_is_refused_naming_the_field() {
         other => panic!("{other:?}"),
     }
     assert!(w.journal.get_binding("audit").await.unwrap().is_none(), "nothing stored");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_applys_end_destroys_its_access_once_after_a_restart_and_an_extension_moves_it() {
+    let (w, clock) = clocked();
+    let expiries = Expiries::new(w.engine.clone());
+    let end = clock.now() + HOUR;
+    assert_eq!(expiries.set(&spec(), Some(end), "test").await.unwrap(), None);
+    let applied = run(&w, OperationKind::Apply, &spec()).await;
+    assert_eq!(applied.state, OperationState::Succeeded, "{}", applied.message);
+    assert!(granted_everywhere(&w));
+
+    // Extended before its end: the old end passes with the access in place.
+    let before = expiries.set(&spec(), Some(end + HOUR), "test").await.unwrap().unwrap();
+    assert_eq!((before.expires_at, before.operation_id), (end, None));
+    let first = schedule(&w.engine, &Bindings::new(w.engine.clone()));
+    clock.set(end + 60_000);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(granted_everywhere(&w), "extended: still granted past the first end");
+    first.stop().await;
+
+    // The new end passes while no crossroled runs; two that start after it act on it once.
+    clock.set(end + 2 * HOUR);
+    let calls = || Arc::new(CallPolicy::new(Rates::UNLIMITED, RetryPolicy::default()));
+    let engines: Vec<Engine> =
+        (0..2).map(|_| Engine::new(Arc::new(w.fake.clone()), calls(), w.journal.clone(), w.config.clone())).collect();
+    let runtimes: Vec<Runtime> = engines.iter().map(|e| schedule(e, &Bindings::new(e.clone()))).collect();
+    until("the apply's access is removed", async || nothing_granted(&w)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let destroys = expiry_destroys(&engines[0]).await;
+    assert_eq!(destroys.len(), 1, "acted on once: {destroys:?}");
+    assert_eq!(destroys[0].binding_name, None);
+    let acted = expiries.get("audit").await.unwrap().unwrap();
+    assert_eq!(acted.operation_id.as_deref(), Some(destroys[0].id.as_str()), "the end names its destroy");
+    assert!(w.journal.placements("audit").await.unwrap().is_empty(), "no placement left");
+    for r in runtimes {
+        r.stop().await;
+    }
 }

@@ -272,3 +272,74 @@ async fn an_organizations_event_enrols_a_new_account_without_waiting_for_the_int
     assert!(fake.served().keys().any(|k| k.starts_with("iam:")));
     server.stop().await.unwrap();
 }
+
+/// The audit entries of `method`, newest first, their requests as JSON.
+async fn audited(c: &Client, method: &str) -> Vec<serde_json::Value> {
+    let events = c.list_audit_events(proto::ListAuditEventsRequest::default()).await.unwrap().events;
+    events.iter().filter(|e| e.method == method).map(|e| serde_json::from_str(&e.request_json).unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_end_is_validated_and_its_extension_audited_with_the_old_and_the_new_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = TreeBuilder::new("o-abcdefghij", "123456789012", "r-root")
+        .unit("r-root", "ou-root-workload", "Workloads")
+        .account("r-root", SECURITY, "security", AccountState::Active)
+        .account("ou-root-workload", &account(0), "w-0", AccountState::Active);
+    let fake = FakeAws::new(tree.build(), FakeConfig::default());
+    let server = crossrole_server::start(&config(dir.path()), Arc::new(fake.clone())).await.unwrap();
+    let c = client(server.addr).await;
+    let hours = |h: i64| Some(prost_types::Duration { seconds: h * 3600, nanos: 0 });
+
+    // An end in the past, or both forms at once, is refused naming the field.
+    let past = proto::Binding {
+        spec: Some(spec()),
+        expires_at: Some(prost_types::Timestamp { seconds: 1_000_000_000, nanos: 0 }),
+        ..Default::default()
+    };
+    let e = c.create_binding(past).await.unwrap_err();
+    assert_eq!(e.violations()[0].field, "binding.expires_at", "{e:?}");
+    assert!(e.violations()[0].description.contains("must be in the future"), "{e:?}");
+    let both = proto::Binding {
+        spec: Some(spec()),
+        expires_at: Some(prost_types::Timestamp { seconds: 4_000_000_000, nanos: 0 }),
+        expires_in: hours(1),
+        ..Default::default()
+    };
+    assert_eq!(c.create_binding(both).await.unwrap_err().violations()[0].field, "binding.expires_in");
+
+    let created =
+        c.create_binding(proto::Binding { spec: Some(spec()), expires_in: hours(4), ..Default::default() }).await;
+    let first_end = created.unwrap().expires_at.unwrap();
+    let extended = c
+        .update_binding(proto::Binding { spec: Some(spec()), expires_in: hours(8), ..Default::default() }, 0)
+        .await
+        .unwrap();
+    let second_end = extended.expires_at.unwrap();
+    assert!(second_end.seconds >= first_end.seconds + 4 * 3600 - 5, "{first_end:?} → {second_end:?}");
+    let rfc = |t: &prost_types::Timestamp| crossrole_core::expiry::rfc3339(crossrole_wire::millis(t));
+    let updates = audited(&c, "UpdateBinding").await;
+    assert_eq!(updates[0]["previous_expires_at"], rfc(&first_end));
+    assert_eq!(updates[0]["expires_at"], rfc(&second_end));
+    assert_eq!(audited(&c, "CreateBinding").await[0]["expires_at"], rfc(&first_end));
+
+    // An apply's end: set, extended by an apply with a new one, kept by one without, each audited.
+    let mut applied = spec();
+    applied.name = "applied".into();
+    let apply =
+        |expires_in| proto::ApplyAccessRequest { spec: Some(applied.clone()), expires_in, ..Default::default() };
+    let refused = c.apply_request(apply(Some(prost_types::Duration { seconds: -1, nanos: 0 }))).await.unwrap_err();
+    assert_eq!(refused.violations()[0].field, "expires_in");
+    let (_, a1) = c.apply_request(apply(hours(1))).await.unwrap();
+    let (_, a2) = c.apply_request(apply(hours(2))).await.unwrap();
+    let (_, a3) = c.apply_request(apply(None)).await.unwrap();
+    let (a1, a2) = (a1.unwrap(), a2.unwrap());
+    assert_eq!(a3.as_ref(), Some(&a2), "an apply without an end keeps the spec's");
+    let applies = audited(&c, "ApplyAccess").await;
+    assert_eq!(
+        (applies[1]["previous_expires_at"].clone(), applies[1]["expires_at"].clone()),
+        (rfc(&a1).into(), rfc(&a2).into())
+    );
+    assert_eq!(applies[0]["expires_at"], rfc(&a2));
+    server.stop().await.unwrap();
+}

@@ -295,6 +295,24 @@ pub struct OperationFilter {
     pub binding_name: String,
 }
 
+/// The end of a spec's access, from an apply that carried one: at `expires_at` the schedule destroys the spec's
+/// access, once (it records the destroy in `operation_id`, only over an end still not acted on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessEndRow {
+    /// The spec's name (one end per spec: a later apply's end replaces it).
+    pub spec_name: String,
+    /// When the access ends, Unix ms.
+    pub expires_at: i64,
+    /// The spec to destroy then: the engine's record, its ExternalId sealed.
+    pub spec: Vec<u8>,
+    /// Who set it.
+    pub created_by: String,
+    /// When it was set, Unix ms.
+    pub update_time: i64,
+    /// The destroy that acted on it, once one has.
+    pub operation_id: Option<String>,
+}
+
 /// A stored binding.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BindingRow {
@@ -668,6 +686,17 @@ pub trait Journal: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Records that the reconcile `operation` of `binding` took those of `accounts` that are waiting.
     async fn take_accounts(&self, binding: &str, accounts: &[String], operation: &str) -> Result<(), StoreError>;
+    /// Sets the end of `row.spec_name`'s access, replacing the one it had (acted on or not); returns that one.
+    async fn set_access_end(&self, row: AccessEndRow) -> Result<Option<AccessEndRow>, StoreError>;
+    /// Removes the end of a spec's access (its access lasts); returns the one it had.
+    async fn clear_access_end(&self, spec_name: &str) -> Result<Option<AccessEndRow>, StoreError>;
+    /// The end of a spec's access, if it has one.
+    async fn access_end(&self, spec_name: &str) -> Result<Option<AccessEndRow>, StoreError>;
+    /// The ends that have come by `now` and that no destroy has acted on, soonest first.
+    async fn access_ends_due(&self, now: i64) -> Result<Vec<AccessEndRow>, StoreError>;
+    /// Records that the destroy `operation` acted on the end `expires_at` of `spec_name`: only when that is still
+    /// its end and none has acted on it (`false` otherwise).
+    async fn take_access_end(&self, spec_name: &str, expires_at: i64, operation: &str) -> Result<bool, StoreError>;
     /// Settles the accounts the reconcile `operation` took: those in `retry` wait again, due at `due_at` with one
     /// failed attempt more, unless that makes `max_attempts`; the others wait no more. Accounts named again since
     /// it took them (no longer its) are left waiting.

@@ -130,3 +130,78 @@ async fn a_binding_keeps_access_true_on_the_emulators() {
         .await
         .unwrap();
 }
+
+/// The outside tester's scenario for access that expires: a binding ending 20 s after it is made. Before the end,
+/// the role is in each account and the grant names it; after, crossroled (its schedule ticking every second) has
+/// removed the role, its trust with it, and the grant policy — as the emulator reads back — and says the binding
+/// expired, naming the destroy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_binding_that_expires_loses_its_access_at_its_end_on_the_emulators() {
+    let m = Manifest::load();
+    let aws = Aws::new().await;
+    let server = Crossroled::start(&crossrole_e2e::test_dir("bindings-expiring")).await.unwrap();
+    let c = server.client().await;
+    let accounts: Vec<String> = m.active_under("/Root/Workloads").iter().take(2).map(|a| a.id.clone()).collect();
+    let ids = accounts.iter().map(|a| format!("\"{a}\"")).collect::<Vec<_>>().join(", ");
+    let yaml = m
+        .example_spec()
+        .replace("name: security-audit", "name: expiring-audit")
+        .replace("name: SecurityAudit", "name: ExpiringAudit")
+        .replace("organizational_unit_paths: [/Root/Workloads]", &format!("account_ids: [{ids}]"))
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("verify:") && !l.trim_start().starts_with("timeout:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let spec: proto::AccessSpec = AccessSpec::from_yaml(&yaml).unwrap().to_wire();
+    let grant = format!("arn:aws:iam::{}:policy/crossrole/crossrole-assume-expiring-audit", m.security_account);
+    let security = aws.iam(&m.security_account).await;
+
+    let made = Instant::now();
+    let b = c
+        .create_binding(proto::Binding {
+            spec: Some(spec),
+            expires_in: Some(prost_types::Duration { seconds: 20, nanos: 0 }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let end = b.expires_at.unwrap();
+    until("the first reconcile", Duration::from_secs(15), || async {
+        c.binding("expiring-audit").await.unwrap().status.is_some_and(|s| s.in_sync as usize == accounts.len())
+    })
+    .await;
+    assert!(made.elapsed() < Duration::from_secs(18), "the scenario needs the access in place before its end");
+    let want: std::collections::BTreeSet<String> =
+        accounts.iter().map(|a| format!("arn:aws:iam::{a}:role/crossrole/ExpiringAudit")).collect();
+    for a in &accounts {
+        let role = aws.role(a, "ExpiringAudit").await.unwrap_or_else(|| panic!("no role in {a} before the end"));
+        let trust = &role.attributes.trust_policy;
+        assert!(trust.contains(&m.security_account), "{a}: the trust names the security account: {trust}");
+    }
+    assert_eq!(crossrole_e2e::granted(&security, &grant).await, want, "the grant names the roles before the end");
+    let shown = server.cli(&["bindings", "status", "expiring-audit"]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("expires in"), "the CLI shows what is left: {shown}");
+
+    // After the end: removed within a few ticks (the destroy itself takes a few seconds on the emulators).
+    until("the access removed after its end", Duration::from_secs(60), || async {
+        let mut none = true;
+        for a in &accounts {
+            none &= aws.role(a, "ExpiringAudit").await.is_none();
+        }
+        none && security.get_policy().policy_arn(&grant).send().await.is_err()
+    })
+    .await;
+    let ended = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    assert!(ended.as_secs() as i64 >= end.seconds, "removed only after its end ({end:?}, now {ended:?})");
+    eprintln!("the access was gone {:?} after the binding was made (its end: 20 s)", made.elapsed());
+    let b = c.binding("expiring-audit").await.unwrap();
+    let s = b.status.unwrap();
+    assert!(!s.expiry_operation_id.is_empty(), "the binding names the destroy its end started");
+    let destroy = c.operation(&s.expiry_operation_id).await.unwrap();
+    assert_eq!(destroy.kind, proto::OperationKind::Destroy as i32);
+    let shown = server.cli(&["bindings", "status", "expiring-audit"]);
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(shown.contains("expired at") && shown.contains(&s.expiry_operation_id), "{shown}");
+    c.delete_binding("expiring-audit", true).await.unwrap();
+}

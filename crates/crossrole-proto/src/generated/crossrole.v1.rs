@@ -2631,22 +2631,23 @@ pub struct ApplyAccessRequest {
     /// ExternalIds is refused for a token that may not. Empty: the apply does what it finds, as without a plan.
     #[prost(string, tag = "3")]
     pub plan_fingerprint: ::prost::alloc::string::String,
+    /// Keep the sessions already issued when a change takes access away (a trust narrowed, a role removed): by
+    /// default crossrole revokes them first (`role.revoke_sessions_on_narrowing`); with this, for this apply, it does
+    /// not, and each such account's changes say so (CHANGE_KIND_SESSIONS_NOT_REVOKED). Recorded with the operation.
+    #[prost(bool, tag = "20")]
+    pub keep_sessions: bool,
     /// When the access this apply grants ends: at that time (within the schedule's tick) crossroled destroys the
     /// spec's access (as DestroyAccess does: its targets and every account where it was applied). The journal holds
     /// it, so it survives restarts and is acted on once, by whichever replica runs the schedule. After now and at most
     /// 366 days ahead; give this or `expires_in`, not both. An apply of the spec with an end replaces its end (extends
-    /// or shortens it), and one with neither makes the access last; both are audited with the old and the new end.
+    /// or shortens it), audited with the old and the new end; one with neither keeps the end the spec has, and a
+    /// DestroyAccess of the spec removes it.
     #[prost(message, optional, tag = "10")]
     pub expires_at: ::core::option::Option<::prost_types::Timestamp>,
     /// The access ends this long after the request (positive, at most 366 days), turned into `expires_at` once, by
     /// crossroled's clock.
     #[prost(message, optional, tag = "11")]
     pub expires_in: ::core::option::Option<::prost_types::Duration>,
-    /// Keep the sessions already issued when a change takes access away (a trust narrowed, a role removed): by
-    /// default crossrole revokes them first (`role.revoke_sessions_on_narrowing`); with this, for this apply, it does
-    /// not, and each such account's changes say so (CHANGE_KIND_SESSIONS_NOT_REVOKED). Recorded with the operation.
-    #[prost(bool, tag = "20")]
-    pub keep_sessions: bool,
 }
 /// Response of ApplyAccess.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -2654,7 +2655,7 @@ pub struct ApplyAccessResponse {
     /// The operation, usually still pending or running.
     #[prost(message, optional, tag = "1")]
     pub operation: ::core::option::Option<Operation>,
-    /// When the access ends, when the apply carries an end (`expires_at`, or `expires_in` from now).
+    /// When the spec's access ends: the apply's end, or the one the spec had; unset: it does not end.
     #[prost(message, optional, tag = "10")]
     pub expires_at: ::core::option::Option<::prost_types::Timestamp>,
 }

@@ -1,7 +1,13 @@
 //! `AccessService`: validate, plan, apply, destroy, verify, links and profiles.
 
-use crossrole_core::{guardrails, ops::OperationKind, policy::trust_policy, spec::Choice};
-use crossrole_engine::{ConfirmedPlan, OrganizationRead, RevokeRequest, StartRequest, redacted};
+use crossrole_core::{
+    expiry::{self, RawEnd},
+    guardrails,
+    ops::{Millis, OperationKind},
+    policy::trust_policy,
+    spec::Choice,
+};
+use crossrole_engine::{ConfirmedPlan, OrganizationRead, RevokeRequest, StartRequest, expiries::Expiries, redacted};
 use crossrole_wire::{
     ToWire,
     enums::choice,
@@ -39,15 +45,18 @@ fn keeping_sessions(spec: Option<pb::AccessSpec>, keep: bool) -> Option<pb::Acce
 
 impl Access {
     /// Starts an apply or a destroy of the spec in `request`, with its idempotency key and (an apply) the
-    /// fingerprint of the plan it carries (empty: none).
+    /// fingerprint of the plan it carries (empty: none) and its end. Returns the operation and the end the spec's
+    /// access has now: an apply's end is put in the journal before the apply starts (and put back as it was if the
+    /// apply does not start), so no access it grants outlives a crash without its end; an apply without one keeps
+    /// the end the spec has; a destroy removes it.
     async fn start(
         &self,
-        request: Request<(Option<pb::AccessSpec>, String, String)>,
+        request: Request<(Option<pb::AccessSpec>, String, String, RawEnd)>,
         kind: OperationKind,
         method: &str,
-    ) -> Result<pb::Operation, ApiError> {
+    ) -> Result<(pb::Operation, Option<Millis>), ApiError> {
         let caller = self.0.caller(&request, Scope::Apply)?;
-        let (wire, key, plan) = request.into_inner();
+        let (wire, key, plan, raw_end) = request.into_inner();
         let spec_name = wire.as_ref().map(|w| w.name.clone()).unwrap_or_default();
         let mut request = serde_json::json!({
             // Marked for this entry alone: the audit log is read by tokens that may not read ExternalIds, and a
@@ -59,17 +68,26 @@ impl Access {
             // That the apply carried a confirmed plan, not the fingerprint: it is a keyed digest of the spec.
             request["confirmed_plan"] = serde_json::Value::Bool(true);
         }
+        let expiries = Expiries::new(self.0.engine.clone());
+        let mut ends: Option<(Option<Millis>, Option<Millis>)> = None;
         let result: Result<pb::Operation, ApiError> = async {
             let s = spec(wire.as_ref())?;
             let key = idempotency_key(&key)?;
+            let end = expiry::end(&raw_end, self.0.engine.now(), "").map_err(|v| ApiError::Invalid(vec![v]))?;
             if kind == OperationKind::Apply {
                 self.0.engine.guardrails(&s).await.map_err(under_spec)?;
             }
-            self.0
+            let changes = end.is_some() || kind == OperationKind::Destroy;
+            let before = if changes { expiries.set(&s, end, &caller.name).await } else { expiries.get(&s.name).await }
+                .map_err(ApiError::from)?;
+            let pending = before.as_ref().filter(|b| b.operation_id.is_none()).map(|b| b.expires_at);
+            ends = Some((pending, if changes { end } else { pending }));
+            let started = self
+                .0
                 .engine
                 .start(StartRequest {
                     kind,
-                    spec: s,
+                    spec: s.clone(),
                     idempotency_key: key,
                     created_by: caller.name.clone(),
                     binding_name: None,
@@ -80,13 +98,27 @@ impl Access {
                 })
                 .await
                 .map(|op| op.to_wire())
-                .map_err(under_spec)
+                .map_err(under_spec);
+            if started.is_err() && changes {
+                // Nothing started: the spec's access keeps the end it had.
+                let restored = before.filter(|b| b.operation_id.is_none()).map(|b| b.expires_at);
+                if let Err(e) = expiries.set(&s, restored, &caller.name).await {
+                    tracing::warn!(spec = s.name, error = %e, "cannot put back the end of the spec's access");
+                }
+                ends = None;
+            }
+            started
         }
         .await;
+        if let Some((before, after)) = ends {
+            // What the end was and is: an extension (or a removal) is on record with both.
+            request["previous_expires_at"] = before.map(expiry::rfc3339).into();
+            request["expires_at"] = after.map(expiry::rfc3339).into();
+        }
         let outcome = result.as_ref().map(|_| ()).map_err(|e| e.to_string());
         let operation_id = result.as_ref().map(|op| op.id.clone()).unwrap_or_default();
         self.0.audit(&caller, method, Audited { spec_name, operation_id, request }, &outcome).await;
-        result
+        Ok((result?, ends.and_then(|(_, after)| after)))
     }
 }
 
@@ -144,14 +176,18 @@ impl AccessService for Access {
     ) -> Result<Response<pb::ApplyAccessResponse>, Status> {
         let (meta, ext, r) = request.into_parts();
         let wire = keeping_sessions(r.spec, r.keep_sessions);
-        let op = self
+        let end = crossrole_wire::raw_end(r.expires_at.as_ref(), r.expires_in.as_ref());
+        let (op, end) = self
             .start(
-                Request::from_parts(meta, ext, (wire, r.idempotency_key, r.plan_fingerprint)),
+                Request::from_parts(meta, ext, (wire, r.idempotency_key, r.plan_fingerprint, end)),
                 OperationKind::Apply,
                 "ApplyAccess",
             )
             .await?;
-        Ok(Response::new(pb::ApplyAccessResponse { operation: Some(op) }))
+        Ok(Response::new(pb::ApplyAccessResponse {
+            operation: Some(op),
+            expires_at: end.map(crossrole_wire::timestamp),
+        }))
     }
 
     async fn destroy_access(
@@ -159,9 +195,9 @@ impl AccessService for Access {
         request: Request<pb::DestroyAccessRequest>,
     ) -> Result<Response<pb::DestroyAccessResponse>, Status> {
         let (meta, ext, r) = request.into_parts();
-        let op = self
+        let (op, _) = self
             .start(
-                Request::from_parts(meta, ext, (r.spec, r.idempotency_key, String::new())),
+                Request::from_parts(meta, ext, (r.spec, r.idempotency_key, String::new(), RawEnd::default())),
                 OperationKind::Destroy,
                 "DestroyAccess",
             )

@@ -31,6 +31,7 @@ mod audit;
 mod bindings;
 mod connection;
 mod discovered;
+mod ends;
 mod events;
 mod keys;
 mod operations;
@@ -49,8 +50,8 @@ use deadpool_postgres::Pool;
 pub use connection::redacted_url;
 
 use crate::{
-    AccountRow, AuditEntry, AuditFilter, Batch, BindingRow, Coordination, Discovered, EventRow, Expiry, Journal,
-    KeyEvidence, NewOperation, OperationFilter, OperationRow, PayloadFormat, Rewrite, SavedTree, StateChange,
+    AccessEndRow, AccountRow, AuditEntry, AuditFilter, Batch, BindingRow, Coordination, Discovered, EventRow, Expiry,
+    Journal, KeyEvidence, NewOperation, OperationFilter, OperationRow, PayloadFormat, Rewrite, SavedTree, StateChange,
     StoreError, StoredOutcome, WaitingAccount,
 };
 
@@ -342,6 +343,26 @@ impl Journal for PostgresJournal {
 
     async fn waiting_accounts(&self) -> Result<Vec<WaitingAccount>, StoreError> {
         waiting::list(&*self.client().await?).await
+    }
+
+    async fn set_access_end(&self, row: AccessEndRow) -> Result<Option<AccessEndRow>, StoreError> {
+        ends::set(&mut self.writer().await?, row).await
+    }
+
+    async fn clear_access_end(&self, spec_name: &str) -> Result<Option<AccessEndRow>, StoreError> {
+        ends::clear(&mut self.writer().await?, spec_name).await
+    }
+
+    async fn access_end(&self, spec_name: &str) -> Result<Option<AccessEndRow>, StoreError> {
+        ends::get(&**self.client().await?, spec_name).await
+    }
+
+    async fn access_ends_due(&self, now: i64) -> Result<Vec<AccessEndRow>, StoreError> {
+        ends::due(&**self.client().await?, now).await
+    }
+
+    async fn take_access_end(&self, spec_name: &str, expires_at: i64, operation: &str) -> Result<bool, StoreError> {
+        ends::take(&**self.writer().await?, spec_name, expires_at, operation).await
     }
 
     async fn wait_accounts(

@@ -134,6 +134,18 @@ CREATE TABLE waiting_accounts (
     PRIMARY KEY (binding_name, account_id)
 );
 "#,
+    // 7: the ends of specs' access, from applies that carried one.
+    r#"
+CREATE TABLE access_ends (
+    spec_name TEXT PRIMARY KEY,
+    expires_at BIGINT NOT NULL,
+    spec BYTEA NOT NULL,
+    created_by TEXT NOT NULL,
+    update_time BIGINT NOT NULL,
+    operation_id TEXT
+);
+CREATE INDEX access_ends_due ON access_ends(expires_at);
+"#,
 ];
 
 /// The advisory lock migrations run under (any value; "crossrole" in ASCII, shortened).

@@ -8,6 +8,7 @@ mod accounts;
 mod audit;
 mod bindings;
 mod discovered;
+mod ends;
 mod events;
 mod keys;
 mod operations;
@@ -27,9 +28,9 @@ use async_trait::async_trait;
 use rusqlite::Connection;
 
 use crate::{
-    AccountRow, AuditEntry, AuditFilter, Batch, BindingRow, Discovered, EventRow, Expiry, Journal, KeyEvidence,
-    NewOperation, OperationFilter, OperationRow, PayloadFormat, Rewrite, SavedTree, StateChange, StoreError,
-    StoredOutcome, WaitingAccount,
+    AccessEndRow, AccountRow, AuditEntry, AuditFilter, Batch, BindingRow, Discovered, EventRow, Expiry, Journal,
+    KeyEvidence, NewOperation, OperationFilter, OperationRow, PayloadFormat, Rewrite, SavedTree, StateChange,
+    StoreError, StoredOutcome, WaitingAccount,
 };
 
 /// The SQLite journal.
@@ -263,6 +264,29 @@ impl Journal for SqliteJournal {
 
     async fn waiting_accounts(&self) -> Result<Vec<WaitingAccount>, StoreError> {
         self.run(|conn| waiting::list(conn)).await
+    }
+
+    async fn set_access_end(&self, row: AccessEndRow) -> Result<Option<AccessEndRow>, StoreError> {
+        self.run(move |conn| ends::set(conn, row)).await
+    }
+
+    async fn clear_access_end(&self, spec_name: &str) -> Result<Option<AccessEndRow>, StoreError> {
+        let spec_name = spec_name.to_string();
+        self.run(move |conn| ends::clear(conn, &spec_name)).await
+    }
+
+    async fn access_end(&self, spec_name: &str) -> Result<Option<AccessEndRow>, StoreError> {
+        let spec_name = spec_name.to_string();
+        self.run(move |conn| ends::get(conn, &spec_name)).await
+    }
+
+    async fn access_ends_due(&self, now: i64) -> Result<Vec<AccessEndRow>, StoreError> {
+        self.run(move |conn| ends::due(conn, now)).await
+    }
+
+    async fn take_access_end(&self, spec_name: &str, expires_at: i64, operation: &str) -> Result<bool, StoreError> {
+        let (spec_name, operation) = (spec_name.to_string(), operation.to_string());
+        self.run(move |conn| ends::take(conn, &spec_name, expires_at, &operation)).await
     }
 
     async fn wait_accounts(

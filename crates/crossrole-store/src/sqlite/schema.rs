@@ -148,6 +148,18 @@ CREATE TABLE waiting_accounts (
     PRIMARY KEY (binding_name, account_id)
 ) WITHOUT ROWID;
 "#,
+    // 9: the ends of specs' access, from applies that carried one.
+    r#"
+CREATE TABLE access_ends (
+    spec_name TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL,
+    spec BLOB NOT NULL,
+    created_by TEXT NOT NULL,
+    update_time INTEGER NOT NULL,
+    operation_id TEXT
+) WITHOUT ROWID;
+CREATE INDEX access_ends_due ON access_ends(expires_at);
+"#,
 ];
 
 /// The version whose migration records the payload format: journals migrated past it from an older version hold

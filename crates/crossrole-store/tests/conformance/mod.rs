@@ -9,9 +9,9 @@ use std::{
 };
 
 use crossrole_store::{
-    AccountRow, Batch, BindingRow, Discovered, EventRow, Expiry, Journal, NewOperation, OperationEnd, OperationFilter,
-    OperationStats, PayloadFormat, PayloadKind, Rewrite, SavedTree, StateChange, StoreError, StoredKind, StoredOutcome,
-    StoredState,
+    AccessEndRow, AccountRow, Batch, BindingRow, Discovered, EventRow, Expiry, Journal, NewOperation, OperationEnd,
+    OperationFilter, OperationStats, PayloadFormat, PayloadKind, Rewrite, SavedTree, StateChange, StoreError,
+    StoredKind, StoredOutcome, StoredState,
 };
 use crossrole_store::{JournalKey, KeyEvidence};
 
@@ -56,6 +56,7 @@ macro_rules! conformance {
             a_binding_reconciles_once_at_a_time_however_many_start_it,
             accounts_wait_for_their_bindings_reconcile_and_are_retried_a_few_times,
             the_journal_knows_the_key_it_is_written_under,
+            an_access_end_is_replaced_by_the_next_and_acted_on_once,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {
@@ -581,6 +582,49 @@ pub async fn a_cancel_racing_the_end_never_changes_a_finished_operation(j: J) {
         assert_eq!((op.state, op.end_time, op.message.as_str()), (StoredState::Succeeded, Some(77), "3"), "{id}");
     }
     assert!(j.unfinished_operations().await.unwrap().is_empty(), "{cancelled_first} cancels came before the end");
+}
+
+pub async fn an_access_end_is_replaced_by_the_next_and_acted_on_once(j: J) {
+    let row = |spec: &str, at: i64| AccessEndRow {
+        spec_name: spec.into(),
+        expires_at: at,
+        spec: vec![7, 8],
+        created_by: "ci".into(),
+        update_time: 1,
+        operation_id: None,
+    };
+    assert_eq!(j.set_access_end(row("audit", 5_000)).await.unwrap(), None);
+    assert_eq!(j.set_access_end(row("later", 9_000)).await.unwrap(), None);
+    assert!(j.access_ends_due(4_999).await.unwrap().is_empty(), "not before its end");
+    let due: Vec<String> = j.access_ends_due(10_000).await.unwrap().into_iter().map(|r| r.spec_name).collect();
+    assert_eq!(due, ["audit", "later"], "soonest first");
+    // An extension replaces the end, and says which it replaced.
+    let before = j.set_access_end(row("audit", 20_000)).await.unwrap().unwrap();
+    assert_eq!(before.expires_at, 5_000);
+    assert_eq!(j.access_end("audit").await.unwrap().unwrap().expires_at, 20_000);
+    // Acted on once, however many replicas try at once, and only as the end they read.
+    assert!(!j.take_access_end("audit", 5_000, "stale").await.unwrap(), "not an end it no longer has");
+    let takes: Vec<_> = (0..8)
+        .map(|i| {
+            let j = j.clone();
+            tokio::spawn(async move { j.take_access_end("audit", 20_000, &format!("op{i}")).await.unwrap() })
+        })
+        .collect();
+    let mut taken = 0;
+    for t in takes {
+        taken += usize::from(t.await.unwrap());
+    }
+    assert_eq!(taken, 1, "one take");
+    let acted = j.access_end("audit").await.unwrap().unwrap();
+    assert!(acted.operation_id.as_deref().is_some_and(|o| o.starts_with("op")), "{acted:?}");
+    let due: Vec<String> = j.access_ends_due(30_000).await.unwrap().into_iter().map(|r| r.spec_name).collect();
+    assert_eq!(due, ["later"], "an end acted on is not due again");
+    // A new end is acted on anew; clearing it makes the access last.
+    j.set_access_end(row("audit", 40_000)).await.unwrap();
+    assert_eq!(j.access_end("audit").await.unwrap().unwrap().operation_id, None);
+    assert_eq!(j.clear_access_end("audit").await.unwrap().unwrap().expires_at, 40_000);
+    assert_eq!(j.access_end("audit").await.unwrap(), None);
+    assert_eq!(j.clear_access_end("audit").await.unwrap(), None);
 }
 
 pub async fn a_binding_reconciles_once_at_a_time_however_many_start_it(j: J) {
