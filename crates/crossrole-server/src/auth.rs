@@ -151,7 +151,7 @@ pub fn required_scope(path: &str) -> Option<Scope> {
     Some(match (service, method) {
         ("grpc.health.v1.Health", _) => return None,
         ("crossrole.v1.AccessService", "PlanAccess") => Scope::Plan,
-        ("crossrole.v1.AccessService", "ApplyAccess" | "DestroyAccess") => Scope::Apply,
+        ("crossrole.v1.AccessService", "ApplyAccess" | "DestroyAccess" | "RevokeSessions") => Scope::Apply,
         ("crossrole.v1.OperationService", "CancelOperation") => Scope::Apply,
         // An inventory and an import read AWS, as a plan does; they write nothing to it.
         ("crossrole.v1.InventoryService", "StartInventory" | "ImportRoles") => Scope::Plan,
@@ -397,6 +397,7 @@ mod tests {
             ("/crossrole.v1.AccessService/PlanAccess", Some(Scope::Plan)),
             ("/crossrole.v1.AccessService/ApplyAccess", Some(Scope::Apply)),
             ("/crossrole.v1.AccessService/DestroyAccess", Some(Scope::Apply)),
+            ("/crossrole.v1.AccessService/RevokeSessions", Some(Scope::Apply)),
             ("/crossrole.v1.AccessService/ExportProfiles", Some(Scope::Read)),
             ("/crossrole.v1.OperationService/CancelOperation", Some(Scope::Apply)),
             ("/crossrole.v1.OperationService/WatchOperation", Some(Scope::Read)),
