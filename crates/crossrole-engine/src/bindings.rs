@@ -502,7 +502,8 @@ impl Bindings {
     /// Removes the access of a binding whose end (`end`) has come: a DESTROY of its spec, started once — its
     /// idempotency key is the binding's name and version, so the journal gives every replica and every pass the
     /// same one — and named in the binding's status. Its turn comes after the binding's earlier operations, whose
-    /// reconciles it asks to cancel. Sessions already issued to the role end with the role.
+    /// reconciles it asks to cancel. Like every destroy, it revokes the sessions issued before it first, unless the
+    /// spec turns revocation off (`crossrole_core::revocation`).
     async fn expire(&self, row: &BindingRow, end: Millis) -> Result<(), Error> {
         let name = row.name.as_str();
         let status = self.status(row);
