@@ -17,10 +17,9 @@ use crate::{
     applied the spec: one AssumeRole and one PutRolePolicy per account. Sessions issued after it are not affected. \
     The deny is kept 12 hours, then a later apply or reconcile removes it. It does not end console sessions already \
     signed in through federation, nor sessions of other roles a revoked session assumed (role chaining).")]
-#[group(id = "whose", required = true, multiple = false, args = ["file", "binding"])]
 pub(crate) struct RevokeArgs {
     /// The spec file whose role's sessions to revoke.
-    #[arg(long, short)]
+    #[arg(long, short, required_unless_present = "binding", conflicts_with = "binding")]
     file: Option<PathBuf>,
     /// The binding whose role's sessions to revoke.
     #[arg(long, value_name = "NAME")]
