@@ -1,5 +1,8 @@
-//! `cargo xtask demo [--emulator localstack|moto] [--exit]`: emulators, a seeded organization, crossroled, and a
-//! real rollout of `examples/security-audit.yaml` with live progress; then verify and its CLI profiles (the role
+//! `cargo xtask demo [--emulator localstack|moto] [--exit]`: emulators, a seeded organization with roles made by
+//! hand, crossroled; who can enter every account (the inventory's findings: a vendor trusted without an ExternalId
+//! among them); one hand-made `SecurityAudit` taken over by `crossrole adopt`, approved by account; a real rollout
+//! of `examples/security-audit.yaml` with live progress (the other hand-made one left as it is); then verify and
+//! its CLI profiles (the role
 //! needs an ExternalId, which the console cannot send); then `examples/console-readonly.yaml`, a role for the
 //! console, with its Switch Role links and AWS Extend Switch Roles configuration; then the first spec as a binding,
 //! and an account that joins the organization, enrolled within seconds by its AWS Organizations events (an SQS
@@ -26,10 +29,31 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let (crossroled, crossrole) = build_binaries()?;
     let dir = run_dir("demo", mode);
     let mut emulators = Emulators::start(mode, &dir)?;
-    let seeded = emulators.seeded(&[])?;
+    // Roles made by hand in a few accounts (tests/e2e/seed/seed.py): one of each trust shape, and a SecurityAudit,
+    // the example spec's role, in two Workloads accounts.
+    let (adopted, kept) = ("prod-01", "dev-03");
+    let seeded = emulators
+        .seeded_with(&[], &[("adopt-role", "SecurityAudit"), ("adopt-accounts", &format!("{adopted},{kept}"))])?;
     // The example specs, with the seeded security account in place of the placeholder.
     let spec = seeded.example("security-audit.yaml", &dir)?;
     let console = seeded.example("console-readonly.yaml", &dir)?;
+    let account_id = |name: &str| -> Result<String> {
+        let accounts = seeded.manifest["accounts"].as_array().cloned().unwrap_or_default();
+        match accounts.iter().find(|a| a["name"] == name).and_then(|a| a["id"].as_str()) {
+            Some(id) => Ok(id.to_string()),
+            None => bail!("the seeded organization has no account {name}"),
+        }
+    };
+    let adopted_id = account_id(adopted)?;
+    // The spec narrowed to the account whose role is taken over: the takeover alone, before the rollout.
+    let narrowed = dir.join(format!("security-audit-{adopted}.yaml"));
+    let text = std::fs::read_to_string(&spec)?;
+    let narrowed_text =
+        text.replace("organizational_unit_paths: [/Root/Workloads]", &format!("account_ids: [\"{adopted_id}\"]"));
+    if narrowed_text == text {
+        bail!("examples/security-audit.yaml no longer targets /Root/Workloads: the demo's adoption needs updating");
+    }
+    std::fs::write(&narrowed, narrowed_text)?;
 
     // The queue EventBridge would feed with the organization's events (the emulators send none by themselves).
     let mut events = OrgEvents { emulators: &emulators, manifest: &seeded.path, queue: String::new() };
@@ -51,7 +75,23 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     );
     println!("\n== the organization\n");
     cli(&["org"])?;
-    println!("\n== crossrole apply -f {} --yes\n", spec_arg);
+    println!(
+        "\n== crossrole inventory --min-severity medium   (who can enter every account: every role, not only \
+         crossrole's, read through the bootstrap role)\n"
+    );
+    let inventoried = cli(&["inventory", "--min-severity", "medium"])?;
+    println!(
+        "\n== crossrole adopt -f {spec_arg} --dry-run   (the roles named SecurityAudit made by hand, each against \
+         the spec)\n"
+    );
+    cli(&["adopt", "-f", &spec_arg, "--dry-run"])?;
+    let narrowed_arg = narrowed.display().to_string();
+    println!(
+        "\n== crossrole adopt -f {narrowed_arg} --account {adopted_id} --yes   (the spec narrowed to {adopted}: its \
+         role taken over, approved by account; {kept}'s is not approved and stays as it is)\n"
+    );
+    let adopt = cli(&["adopt", "-f", &narrowed_arg, "--account", &adopted_id, "--yes"])?;
+    println!("\n== crossrole apply -f {} --yes   ({kept}'s hand-made role is reported and left alone)\n", spec_arg);
     let applied = cli(&["apply", "-f", &spec_arg, "--yes"])?;
     println!("\n== crossrole verify -f {}\n", spec_arg);
     cli(&["verify", "-f", &spec_arg])?;
@@ -89,6 +129,9 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     println!(
         "\n== try next, in another shell:\n\n  export CROSSROLE_ENDPOINT={endpoint}\n  export CROSSROLE_TOKEN={token}\n  \
          cargo run -q -p crossrole-cli -- plan -f {spec_arg}        # in sync now\n  \
+         cargo run -q -p crossrole-cli -- inventory --latest --principal 999988887777   # where the vendor can go\n  \
+         cargo run -q -p crossrole-cli -- inventory --latest -o csv > inventory.csv\n  \
+         cargo run -q -p crossrole-cli -- import --role-name BreakGlass   # a spec from a hand-made role\n  \
          cargo run -q -p crossrole-cli -- ops list\n  \
          cargo run -q -p crossrole-cli -- accounts --ou-path /Root/Workloads/Prod --tag environment=prod\n  \
          cargo run -q -p crossrole-cli -- export -f {spec_arg} --source-profile security --format json\n  \
@@ -106,16 +149,22 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     if !enrolled {
         eprintln!("note: the account that joined was not enrolled by its events");
     }
-    for (name, status) in [("security-audit", applied), ("console-readonly", console_applied)] {
+    let steps = [
+        ("the inventory", inventoried),
+        ("the adoption", adopt),
+        ("the apply of security-audit", applied),
+        ("the apply of console-readonly", console_applied),
+    ];
+    for (name, status) in steps {
         if !status.success() {
-            eprintln!("note: the apply of {name} exited with {status}");
+            eprintln!("note: {name} exited with {status}");
         }
     }
     if exit_after {
         served.server.stop(Duration::from_secs(15));
         emulators.stop();
-        if !applied.success() || !console_applied.success() || !enrolled {
-            bail!("the demo did not go as shown ({applied}, {console_applied}, enrolled by its events: {enrolled})");
+        if !steps.iter().all(|(_, s)| s.success()) || !enrolled {
+            bail!("the demo did not go as shown ({steps:?}, enrolled by its events: {enrolled})");
         }
         return Ok(());
     }
