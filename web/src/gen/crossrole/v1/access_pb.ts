@@ -12,15 +12,15 @@ import type { SkippedAccount } from "./organization_pb";
 import { file_crossrole_v1_organization } from "./organization_pb";
 import type { AccessSpec } from "./spec_pb";
 import { file_crossrole_v1_spec } from "./spec_pb";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file crossrole/v1/access.proto.
  */
 export const file_crossrole_v1_access: GenFile = /*@__PURE__*/
-  fileDesc("Chljcm9zc3JvbGUvdjEvYWNjZXNzLnByb3RvEgxjcm9zc3JvbGUudjEiPQoTVmFsaWRhdGVTcGVjUmVxdWVzdBImCgRzcGVjGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1NwZWMiVQoUVmFsaWRhdGVTcGVjUmVzcG9uc2USJwoIZmluZGluZ3MYASADKAsyFS5jcm9zc3JvbGUudjEuRmluZGluZxIUCgx0cnVzdF9wb2xpY3kYAiABKAkidgoRUGxhbkFjY2Vzc1JlcXVlc3QSJgoEc3BlYxgBIAEoCzIYLmNyb3Nzcm9sZS52MS5BY2Nlc3NTcGVjEjkKEW9yZ2FuaXphdGlvbl9yZWFkGAIgASgOMh4uY3Jvc3Nyb2xlLnYxLk9yZ2FuaXphdGlvblJlYWQiPAoSUGxhbkFjY2Vzc1Jlc3BvbnNlEiYKBHBsYW4YASABKAsyGC5jcm9zc3JvbGUudjEuQWNjZXNzUGxhbiKOAwoKQWNjZXNzUGxhbhInCghmaW5kaW5ncxgBIAMoCzIVLmNyb3Nzcm9sZS52MS5GaW5kaW5nEisKCGFjY291bnRzGAIgAygLMhkuY3Jvc3Nyb2xlLnYxLkFjY291bnRQbGFuEi0KB3NraXBwZWQYAyADKAsyHC5jcm9zc3JvbGUudjEuU2tpcHBlZEFjY291bnQSJgoFZ3JhbnQYBCABKAsyFy5jcm9zc3JvbGUudjEuR3JhbnRQbGFuEh0KFWFjY291bnRzX3dpdGhfY2hhbmdlcxgFIAEoDRIVCg10b3RhbF9jaGFuZ2VzGAYgASgNEhgKEGV4dGVybmFsX2lkX25vdGUYByABKAkSOgoWb3JnYW5pemF0aW9uX3JlYWRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOdGFnc19yZWFkX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2ZpbmdlcnByaW50GAogASgJIvUBCgtBY2NvdW50UGxhbhISCgphY2NvdW50X2lkGAEgASgJEhQKDGFjY291bnRfbmFtZRgCIAEoCRIQCghyb2xlX2FybhgDIAEoCRIvCgZzdGF0dXMYBCABKA4yHy5jcm9zc3JvbGUudjEuQWNjb3VudFBsYW5TdGF0dXMSJQoHY2hhbmdlcxgFIAMoCzIULmNyb3Nzcm9sZS52MS5DaGFuZ2USJwoIZmluZGluZ3MYBiADKAsyFS5jcm9zc3JvbGUudjEuRmluZGluZxIpCgVlcnJvchgHIAEoCzIaLmNyb3Nzcm9sZS52MS5BY2NvdW50RXJyb3IihQEKCUdyYW50UGxhbhISCgphY2NvdW50X2lkGAEgASgJEhIKCnBvbGljeV9hcm4YAiABKAkSJQoHY2hhbmdlcxgDIAMoCzIULmNyb3Nzcm9sZS52MS5DaGFuZ2USKQoFZXJyb3IYBCABKAsyGi5jcm9zc3JvbGUudjEuQWNjb3VudEVycm9yIm8KEkFwcGx5QWNjZXNzUmVxdWVzdBImCgRzcGVjGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1NwZWMSFwoPaWRlbXBvdGVuY3lfa2V5GAIgASgJEhgKEHBsYW5fZmluZ2VycHJpbnQYAyABKAkiQQoTQXBwbHlBY2Nlc3NSZXNwb25zZRIqCglvcGVyYXRpb24YASABKAsyFy5jcm9zc3JvbGUudjEuT3BlcmF0aW9uIlcKFERlc3Ryb3lBY2Nlc3NSZXF1ZXN0EiYKBHNwZWMYASABKAsyGC5jcm9zc3JvbGUudjEuQWNjZXNzU3BlYxIXCg9pZGVtcG90ZW5jeV9rZXkYAiABKAkiQwoVRGVzdHJveUFjY2Vzc1Jlc3BvbnNlEioKCW9wZXJhdGlvbhgBIAEoCzIXLmNyb3Nzcm9sZS52MS5PcGVyYXRpb24iPQoTVmVyaWZ5QWNjZXNzUmVxdWVzdBImCgRzcGVjGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1NwZWMilAEKFFZlcmlmeUFjY2Vzc1Jlc3BvbnNlEjMKCGFjY291bnRzGAEgAygLMiEuY3Jvc3Nyb2xlLnYxLkFjY291bnRWZXJpZmljYXRpb24SLQoHc2tpcHBlZBgCIAMoCzIcLmNyb3Nzcm9sZS52MS5Ta2lwcGVkQWNjb3VudBIYChBleHRlcm5hbF9pZF9ub3RlGAMgASgJIrACChNBY2NvdW50VmVyaWZpY2F0aW9uEhIKCmFjY291bnRfaWQYASABKAkSFAoMYWNjb3VudF9uYW1lGAIgASgJEhAKCHJvbGVfYXJuGAMgASgJEjIKC2NvbmZvcm1hbmNlGAQgASgOMh0uY3Jvc3Nyb2xlLnYxLlJvbGVDb25mb3JtYW5jZRIjCgVkcmlmdBgFIAMoCzIULmNyb3Nzcm9sZS52MS5DaGFuZ2USKQoGYXNzdW1lGAYgASgLMhkuY3Jvc3Nyb2xlLnYxLkFzc3VtZUNoZWNrEi4KDHRydXN0X2NoZWNrcxgHIAMoCzIYLmNyb3Nzcm9sZS52MS5UcnVzdENoZWNrEikKBWVycm9yGAggASgLMhouY3Jvc3Nyb2xlLnYxLkFjY291bnRFcnJvciKgAQoLQXNzdW1lQ2hlY2sSKwoHb3V0Y29tZRgBIAEoDjIaLmNyb3Nzcm9sZS52MS5DaGVja091dGNvbWUSEgoKY2FsbGVyX2FybhgCIAEoCRITCgthc3N1bWVkX2FybhgDIAEoCRIaChJhc3N1bWVkX2FjY291bnRfaWQYBCABKAkSEAoIYXR0ZW1wdHMYBSABKA0SDQoFZXJyb3IYBiABKAkiYAoKVHJ1c3RDaGVjaxIVCg1wcmluY2lwYWxfYXJuGAEgASgJEisKB291dGNvbWUYAiABKA4yGi5jcm9zc3JvbGUudjEuQ2hlY2tPdXRjb21lEg4KBnJlYXNvbhgDIAEoCSJeChlHZXRTd2l0Y2hSb2xlTGlua3NSZXF1ZXN0EiYKBHNwZWMYASABKAsyGC5jcm9zc3JvbGUudjEuQWNjZXNzU3BlYxIZChFpbmNsdWRlX3VuYXBwbGllZBgCIAEoCCJ5ChpHZXRTd2l0Y2hSb2xlTGlua3NSZXNwb25zZRIrCgVsaW5rcxgBIAMoCzIcLmNyb3Nzcm9sZS52MS5Td2l0Y2hSb2xlTGluaxIuCghsZWZ0X291dBgCIAMoCzIcLmNyb3Nzcm9sZS52MS5MZWZ0T3V0QWNjb3VudCJKCg5MZWZ0T3V0QWNjb3VudBISCgphY2NvdW50X2lkGAEgASgJEhQKDGFjY291bnRfbmFtZRgCIAEoCRIOCgZyZWFzb24YAyABKAkigwEKDlN3aXRjaFJvbGVMaW5rEhIKCmFjY291bnRfaWQYASABKAkSFAoMYWNjb3VudF9uYW1lGAIgASgJEhAKCHJvbGVfYXJuGAMgASgJEgsKA3VybBgEIAEoCRIXCg91bnVzYWJsZV9yZWFzb24YBSABKAkSDwoHYXBwbGllZBgGIAEoCCLrAQoVRXhwb3J0UHJvZmlsZXNSZXF1ZXN0EiYKBHNwZWMYASABKAsyGC5jcm9zc3JvbGUudjEuQWNjZXNzU3BlYxIWCg5zb3VyY2VfcHJvZmlsZRgCIAEoCRIqCgZmb3JtYXQYAyABKA4yGi5jcm9zc3JvbGUudjEuRXhwb3J0Rm9ybWF0EhIKCm1mYV9zZXJpYWwYBCABKAkSHQoVcHJvZmlsZV9uYW1lX3RlbXBsYXRlGAUgASgJEhkKEWluY2x1ZGVfdW5hcHBsaWVkGAYgASgIEhgKEGR1cmF0aW9uX3NlY29uZHMYByABKA0icAoWRXhwb3J0UHJvZmlsZXNSZXNwb25zZRIPCgdjb250ZW50GAEgASgJEhUKDXByb2ZpbGVfY291bnQYAiABKA0SLgoIbGVmdF9vdXQYAyADKAsyHC5jcm9zc3JvbGUudjEuTGVmdE91dEFjY291bnQqkAEKEE9yZ2FuaXphdGlvblJlYWQSIQodT1JHQU5JWkFUSU9OX1JFQURfVU5TUEVDSUZJRUQQABIcChhPUkdBTklaQVRJT05fUkVBRF9DQUNIRUQQARIeChpPUkdBTklaQVRJT05fUkVBRF9BU19BUFBMWRACEhsKF09SR0FOSVpBVElPTl9SRUFEX0ZSRVNIEAMqvAEKEUFjY291bnRQbGFuU3RhdHVzEiMKH0FDQ09VTlRfUExBTl9TVEFUVVNfVU5TUEVDSUZJRUQQABIfChtBQ0NPVU5UX1BMQU5fU1RBVFVTX0lOX1NZTkMQARIfChtBQ0NPVU5UX1BMQU5fU1RBVFVTX0NIQU5HRVMQAhIgChxBQ0NPVU5UX1BMQU5fU1RBVFVTX0NPTkZMSUNUEAMSHgoaQUNDT1VOVF9QTEFOX1NUQVRVU19GQUlMRUQQBCrLAQoPUm9sZUNvbmZvcm1hbmNlEiAKHFJPTEVfQ09ORk9STUFOQ0VfVU5TUEVDSUZJRUQQABIcChhST0xFX0NPTkZPUk1BTkNFX0lOX1NZTkMQARIcChhST0xFX0NPTkZPUk1BTkNFX0RSSUZURUQQAhIcChhST0xFX0NPTkZPUk1BTkNFX01JU1NJTkcQAxIeChpST0xFX0NPTkZPUk1BTkNFX05PVF9PV05FRBAEEhwKGFJPTEVfQ09ORk9STUFOQ0VfVU5LTk9XThAFKnwKDENoZWNrT3V0Y29tZRIdChlDSEVDS19PVVRDT01FX1VOU1BFQ0lGSUVEEAASGAoUQ0hFQ0tfT1VUQ09NRV9QQVNTRUQQARIYChRDSEVDS19PVVRDT01FX0ZBSUxFRBACEhkKFUNIRUNLX09VVENPTUVfU0tJUFBFRBADKnsKDEV4cG9ydEZvcm1hdBIdChlFWFBPUlRfRk9STUFUX1VOU1BFQ0lGSUVEEAASHAoYRVhQT1JUX0ZPUk1BVF9BV1NfQ09ORklHEAESFgoSRVhQT1JUX0ZPUk1BVF9BRVNSEAISFgoSRVhQT1JUX0ZPUk1BVF9KU09OEAMyggUKDUFjY2Vzc1NlcnZpY2USVQoMVmFsaWRhdGVTcGVjEiEuY3Jvc3Nyb2xlLnYxLlZhbGlkYXRlU3BlY1JlcXVlc3QaIi5jcm9zc3JvbGUudjEuVmFsaWRhdGVTcGVjUmVzcG9uc2USTwoKUGxhbkFjY2VzcxIfLmNyb3Nzcm9sZS52MS5QbGFuQWNjZXNzUmVxdWVzdBogLmNyb3Nzcm9sZS52MS5QbGFuQWNjZXNzUmVzcG9uc2USUgoLQXBwbHlBY2Nlc3MSIC5jcm9zc3JvbGUudjEuQXBwbHlBY2Nlc3NSZXF1ZXN0GiEuY3Jvc3Nyb2xlLnYxLkFwcGx5QWNjZXNzUmVzcG9uc2USWAoNRGVzdHJveUFjY2VzcxIiLmNyb3Nzcm9sZS52MS5EZXN0cm95QWNjZXNzUmVxdWVzdBojLmNyb3Nzcm9sZS52MS5EZXN0cm95QWNjZXNzUmVzcG9uc2USVQoMVmVyaWZ5QWNjZXNzEiEuY3Jvc3Nyb2xlLnYxLlZlcmlmeUFjY2Vzc1JlcXVlc3QaIi5jcm9zc3JvbGUudjEuVmVyaWZ5QWNjZXNzUmVzcG9uc2USZwoSR2V0U3dpdGNoUm9sZUxpbmtzEicuY3Jvc3Nyb2xlLnYxLkdldFN3aXRjaFJvbGVMaW5rc1JlcXVlc3QaKC5jcm9zc3JvbGUudjEuR2V0U3dpdGNoUm9sZUxpbmtzUmVzcG9uc2USWwoORXhwb3J0UHJvZmlsZXMSIy5jcm9zc3JvbGUudjEuRXhwb3J0UHJvZmlsZXNSZXF1ZXN0GiQuY3Jvc3Nyb2xlLnYxLkV4cG9ydFByb2ZpbGVzUmVzcG9uc2ViBnByb3RvMw", [file_crossrole_v1_change, file_crossrole_v1_operation, file_crossrole_v1_organization, file_crossrole_v1_spec, file_google_protobuf_timestamp]);
+  fileDesc("Chljcm9zc3JvbGUvdjEvYWNjZXNzLnByb3RvEgxjcm9zc3JvbGUudjEiPQoTVmFsaWRhdGVTcGVjUmVxdWVzdBImCgRzcGVjGAEgASgLMhguY3Jvc3Nyb2xlLnYxLkFjY2Vzc1NwZWMiVQoUVmFsaWRhdGVTcGVjUmVzcG9uc2USJwoIZmluZGluZ3MYASADKAsyFS5jcm9zc3JvbGUudjEuRmluZGluZxIUCgx0cnVzdF9wb2xpY3kYAiABKAkijQEKEVBsYW5BY2Nlc3NSZXF1ZXN0EiYKBHNwZWMYASABKAsyGC5jcm9zc3JvbGUudjEuQWNjZXNzU3BlYxI5ChFvcmdhbml6YXRpb25fcmVhZBgCIAEoDjIeLmNyb3Nzcm9sZS52MS5Pcmdhbml6YXRpb25SZWFkEhUKDWtlZXBfc2Vzc2lvbnMYFCABKAgiPAoSUGxhbkFjY2Vzc1Jlc3BvbnNlEiYKBHBsYW4YASABKAsyGC5jcm9zc3JvbGUudjEuQWNjZXNzUGxhbiKOAwoKQWNjZXNzUGxhbhInCghmaW5kaW5ncxgBIAMoCzIVLmNyb3Nzcm9sZS52MS5GaW5kaW5nEisKCGFjY291bnRzGAIgAygLMhkuY3Jvc3Nyb2xlLnYxLkFjY291bnRQbGFuEi0KB3NraXBwZWQYAyADKAsyHC5jcm9zc3JvbGUudjEuU2tpcHBlZEFjY291bnQSJgoFZ3JhbnQYBCABKAsyFy5jcm9zc3JvbGUudjEuR3JhbnRQbGFuEh0KFWFjY291bnRzX3dpdGhfY2hhbmdlcxgFIAEoDRIVCg10b3RhbF9jaGFuZ2VzGAYgASgNEhgKEGV4dGVybmFsX2lkX25vdGUYByABKAkSOgoWb3JnYW5pemF0aW9uX3JlYWRfdGltZRgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASMgoOdGFnc19yZWFkX3RpbWUYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2ZpbmdlcnByaW50GAogASgJIvUBCgtBY2NvdW50UGxhbhISCgphY2NvdW50X2lkGAEgASgJEhQKDGFjY291bnRfbmFtZRgCIAEoCRIQCghyb2xlX2FybhgDIAEoCRIvCgZzdGF0dXMYBCABKA4yHy5jcm9zc3JvbGUudjEuQWNjb3VudFBsYW5TdGF0dXMSJQoHY2hhbmdlcxgFIAMoCzIULmNyb3Nzcm9sZS52MS5DaGFuZ2USJwoIZmluZGluZ3MYBiADKAsyFS5jcm9zc3JvbGUudjEuRmluZGluZxIpCgVlcnJvchgHIAEoCzIaLmNyb3Nzcm9sZS52MS5BY2NvdW50RXJyb3IihQEKCUdyYW50UGxhbhISCgphY2NvdW50X2lkGAEgASgJEhIKCnBvbGljeV9hcm4YAiABKAkSJQoHY2hhbmdlcxgDIAMoCzIULmNyb3Nzcm9sZS52MS5DaGFuZ2USKQoFZXJyb3IYBCABKAsyGi5jcm9zc3JvbGUudjEuQWNjb3VudEVycm9yIuUBChJBcHBseUFjY2Vzc1JlcXVlc3QSJgoEc3BlYxgBIAEoCzIYLmNyb3Nzcm9sZS52MS5BY2Nlc3NTcGVjEhcKD2lkZW1wb3RlbmN5X2tleRgCIAEoCRIYChBwbGFuX2ZpbmdlcnByaW50GAMgASgJEhUKDWtlZXBfc2Vzc2lvbnMYFCABKAgSLgoKZXhwaXJlc19hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLQoKZXhwaXJlc19pbhgLIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJxChNBcHBseUFjY2Vzc1Jlc3BvbnNlEioKCW9wZXJhdGlvbhgBIAEoCzIXLmNyb3Nzcm9sZS52MS5PcGVyYXRpb24SLgoKZXhwaXJlc19hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiVwoURGVzdHJveUFjY2Vzc1JlcXVlc3QSJgoEc3BlYxgBIAEoCzIYLmNyb3Nzcm9sZS52MS5BY2Nlc3NTcGVjEhcKD2lkZW1wb3RlbmN5X2tleRgCIAEoCSJDChVEZXN0cm95QWNjZXNzUmVzcG9uc2USKgoJb3BlcmF0aW9uGAEgASgLMhcuY3Jvc3Nyb2xlLnYxLk9wZXJhdGlvbiKDAQoVUmV2b2tlU2Vzc2lvbnNSZXF1ZXN0EiYKBHNwZWMYASABKAsyGC5jcm9zc3JvbGUudjEuQWNjZXNzU3BlYxIUCgxiaW5kaW5nX25hbWUYAiABKAkSEwoLYWNjb3VudF9pZHMYAyADKAkSFwoPaWRlbXBvdGVuY3lfa2V5GAQgASgJIkQKFlJldm9rZVNlc3Npb25zUmVzcG9uc2USKgoJb3BlcmF0aW9uGAEgASgLMhcuY3Jvc3Nyb2xlLnYxLk9wZXJhdGlvbiI9ChNWZXJpZnlBY2Nlc3NSZXF1ZXN0EiYKBHNwZWMYASABKAsyGC5jcm9zc3JvbGUudjEuQWNjZXNzU3BlYyKUAQoUVmVyaWZ5QWNjZXNzUmVzcG9uc2USMwoIYWNjb3VudHMYASADKAsyIS5jcm9zc3JvbGUudjEuQWNjb3VudFZlcmlmaWNhdGlvbhItCgdza2lwcGVkGAIgAygLMhwuY3Jvc3Nyb2xlLnYxLlNraXBwZWRBY2NvdW50EhgKEGV4dGVybmFsX2lkX25vdGUYAyABKAkisAIKE0FjY291bnRWZXJpZmljYXRpb24SEgoKYWNjb3VudF9pZBgBIAEoCRIUCgxhY2NvdW50X25hbWUYAiABKAkSEAoIcm9sZV9hcm4YAyABKAkSMgoLY29uZm9ybWFuY2UYBCABKA4yHS5jcm9zc3JvbGUudjEuUm9sZUNvbmZvcm1hbmNlEiMKBWRyaWZ0GAUgAygLMhQuY3Jvc3Nyb2xlLnYxLkNoYW5nZRIpCgZhc3N1bWUYBiABKAsyGS5jcm9zc3JvbGUudjEuQXNzdW1lQ2hlY2sSLgoMdHJ1c3RfY2hlY2tzGAcgAygLMhguY3Jvc3Nyb2xlLnYxLlRydXN0Q2hlY2sSKQoFZXJyb3IYCCABKAsyGi5jcm9zc3JvbGUudjEuQWNjb3VudEVycm9yIqABCgtBc3N1bWVDaGVjaxIrCgdvdXRjb21lGAEgASgOMhouY3Jvc3Nyb2xlLnYxLkNoZWNrT3V0Y29tZRISCgpjYWxsZXJfYXJuGAIgASgJEhMKC2Fzc3VtZWRfYXJuGAMgASgJEhoKEmFzc3VtZWRfYWNjb3VudF9pZBgEIAEoCRIQCghhdHRlbXB0cxgFIAEoDRINCgVlcnJvchgGIAEoCSJgCgpUcnVzdENoZWNrEhUKDXByaW5jaXBhbF9hcm4YASABKAkSKwoHb3V0Y29tZRgCIAEoDjIaLmNyb3Nzcm9sZS52MS5DaGVja091dGNvbWUSDgoGcmVhc29uGAMgASgJIl4KGUdldFN3aXRjaFJvbGVMaW5rc1JlcXVlc3QSJgoEc3BlYxgBIAEoCzIYLmNyb3Nzcm9sZS52MS5BY2Nlc3NTcGVjEhkKEWluY2x1ZGVfdW5hcHBsaWVkGAIgASgIInkKGkdldFN3aXRjaFJvbGVMaW5rc1Jlc3BvbnNlEisKBWxpbmtzGAEgAygLMhwuY3Jvc3Nyb2xlLnYxLlN3aXRjaFJvbGVMaW5rEi4KCGxlZnRfb3V0GAIgAygLMhwuY3Jvc3Nyb2xlLnYxLkxlZnRPdXRBY2NvdW50IkoKDkxlZnRPdXRBY2NvdW50EhIKCmFjY291bnRfaWQYASABKAkSFAoMYWNjb3VudF9uYW1lGAIgASgJEg4KBnJlYXNvbhgDIAEoCSKDAQoOU3dpdGNoUm9sZUxpbmsSEgoKYWNjb3VudF9pZBgBIAEoCRIUCgxhY2NvdW50X25hbWUYAiABKAkSEAoIcm9sZV9hcm4YAyABKAkSCwoDdXJsGAQgASgJEhcKD3VudXNhYmxlX3JlYXNvbhgFIAEoCRIPCgdhcHBsaWVkGAYgASgIIusBChVFeHBvcnRQcm9maWxlc1JlcXVlc3QSJgoEc3BlYxgBIAEoCzIYLmNyb3Nzcm9sZS52MS5BY2Nlc3NTcGVjEhYKDnNvdXJjZV9wcm9maWxlGAIgASgJEioKBmZvcm1hdBgDIAEoDjIaLmNyb3Nzcm9sZS52MS5FeHBvcnRGb3JtYXQSEgoKbWZhX3NlcmlhbBgEIAEoCRIdChVwcm9maWxlX25hbWVfdGVtcGxhdGUYBSABKAkSGQoRaW5jbHVkZV91bmFwcGxpZWQYBiABKAgSGAoQZHVyYXRpb25fc2Vjb25kcxgHIAEoDSJwChZFeHBvcnRQcm9maWxlc1Jlc3BvbnNlEg8KB2NvbnRlbnQYASABKAkSFQoNcHJvZmlsZV9jb3VudBgCIAEoDRIuCghsZWZ0X291dBgDIAMoCzIcLmNyb3Nzcm9sZS52MS5MZWZ0T3V0QWNjb3VudCqQAQoQT3JnYW5pemF0aW9uUmVhZBIhCh1PUkdBTklaQVRJT05fUkVBRF9VTlNQRUNJRklFRBAAEhwKGE9SR0FOSVpBVElPTl9SRUFEX0NBQ0hFRBABEh4KGk9SR0FOSVpBVElPTl9SRUFEX0FTX0FQUExZEAISGwoXT1JHQU5JWkFUSU9OX1JFQURfRlJFU0gQAyq8AQoRQWNjb3VudFBsYW5TdGF0dXMSIwofQUNDT1VOVF9QTEFOX1NUQVRVU19VTlNQRUNJRklFRBAAEh8KG0FDQ09VTlRfUExBTl9TVEFUVVNfSU5fU1lOQxABEh8KG0FDQ09VTlRfUExBTl9TVEFUVVNfQ0hBTkdFUxACEiAKHEFDQ09VTlRfUExBTl9TVEFUVVNfQ09ORkxJQ1QQAxIeChpBQ0NPVU5UX1BMQU5fU1RBVFVTX0ZBSUxFRBAEKssBCg9Sb2xlQ29uZm9ybWFuY2USIAocUk9MRV9DT05GT1JNQU5DRV9VTlNQRUNJRklFRBAAEhwKGFJPTEVfQ09ORk9STUFOQ0VfSU5fU1lOQxABEhwKGFJPTEVfQ09ORk9STUFOQ0VfRFJJRlRFRBACEhwKGFJPTEVfQ09ORk9STUFOQ0VfTUlTU0lORxADEh4KGlJPTEVfQ09ORk9STUFOQ0VfTk9UX09XTkVEEAQSHAoYUk9MRV9DT05GT1JNQU5DRV9VTktOT1dOEAUqfAoMQ2hlY2tPdXRjb21lEh0KGUNIRUNLX09VVENPTUVfVU5TUEVDSUZJRUQQABIYChRDSEVDS19PVVRDT01FX1BBU1NFRBABEhgKFENIRUNLX09VVENPTUVfRkFJTEVEEAISGQoVQ0hFQ0tfT1VUQ09NRV9TS0lQUEVEEAMqewoMRXhwb3J0Rm9ybWF0Eh0KGUVYUE9SVF9GT1JNQVRfVU5TUEVDSUZJRUQQABIcChhFWFBPUlRfRk9STUFUX0FXU19DT05GSUcQARIWChJFWFBPUlRfRk9STUFUX0FFU1IQAhIWChJFWFBPUlRfRk9STUFUX0pTT04QAzLfBQoNQWNjZXNzU2VydmljZRJVCgxWYWxpZGF0ZVNwZWMSIS5jcm9zc3JvbGUudjEuVmFsaWRhdGVTcGVjUmVxdWVzdBoiLmNyb3Nzcm9sZS52MS5WYWxpZGF0ZVNwZWNSZXNwb25zZRJPCgpQbGFuQWNjZXNzEh8uY3Jvc3Nyb2xlLnYxLlBsYW5BY2Nlc3NSZXF1ZXN0GiAuY3Jvc3Nyb2xlLnYxLlBsYW5BY2Nlc3NSZXNwb25zZRJSCgtBcHBseUFjY2VzcxIgLmNyb3Nzcm9sZS52MS5BcHBseUFjY2Vzc1JlcXVlc3QaIS5jcm9zc3JvbGUudjEuQXBwbHlBY2Nlc3NSZXNwb25zZRJYCg1EZXN0cm95QWNjZXNzEiIuY3Jvc3Nyb2xlLnYxLkRlc3Ryb3lBY2Nlc3NSZXF1ZXN0GiMuY3Jvc3Nyb2xlLnYxLkRlc3Ryb3lBY2Nlc3NSZXNwb25zZRJbCg5SZXZva2VTZXNzaW9ucxIjLmNyb3Nzcm9sZS52MS5SZXZva2VTZXNzaW9uc1JlcXVlc3QaJC5jcm9zc3JvbGUudjEuUmV2b2tlU2Vzc2lvbnNSZXNwb25zZRJVCgxWZXJpZnlBY2Nlc3MSIS5jcm9zc3JvbGUudjEuVmVyaWZ5QWNjZXNzUmVxdWVzdBoiLmNyb3Nzcm9sZS52MS5WZXJpZnlBY2Nlc3NSZXNwb25zZRJnChJHZXRTd2l0Y2hSb2xlTGlua3MSJy5jcm9zc3JvbGUudjEuR2V0U3dpdGNoUm9sZUxpbmtzUmVxdWVzdBooLmNyb3Nzcm9sZS52MS5HZXRTd2l0Y2hSb2xlTGlua3NSZXNwb25zZRJbCg5FeHBvcnRQcm9maWxlcxIjLmNyb3Nzcm9sZS52MS5FeHBvcnRQcm9maWxlc1JlcXVlc3QaJC5jcm9zc3JvbGUudjEuRXhwb3J0UHJvZmlsZXNSZXNwb25zZWIGcHJvdG8z", [file_crossrole_v1_change, file_crossrole_v1_operation, file_crossrole_v1_organization, file_crossrole_v1_spec, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * Request for ValidateSpec.
@@ -91,6 +91,14 @@ export type PlanAccessRequest = Message<"crossrole.v1.PlanAccessRequest"> & {
    * @generated from field: crossrole.v1.OrganizationRead organization_read = 2;
    */
   organizationRead: OrganizationRead;
+
+  /**
+   * Plan as an apply with `keep_sessions` would run: a change that takes access away revokes no session, and the
+   * plan says so (CHANGE_KIND_SESSIONS_NOT_REVOKED). An apply that carries this plan's fingerprint must ask the same.
+   *
+   * @generated from field: bool keep_sessions = 20;
+   */
+  keepSessions: boolean;
 };
 
 /**
@@ -348,6 +356,35 @@ export type ApplyAccessRequest = Message<"crossrole.v1.ApplyAccessRequest"> & {
    * @generated from field: string plan_fingerprint = 3;
    */
   planFingerprint: string;
+
+  /**
+   * Keep the sessions already issued when a change takes access away (a trust narrowed, a role removed): by
+   * default crossrole revokes them first (`role.revoke_sessions_on_narrowing`); with this, for this apply, it does
+   * not, and each such account's changes say so (CHANGE_KIND_SESSIONS_NOT_REVOKED). Recorded with the operation.
+   *
+   * @generated from field: bool keep_sessions = 20;
+   */
+  keepSessions: boolean;
+
+  /**
+   * When the access this apply grants ends: at that time (within the schedule's tick) crossroled destroys the
+   * spec's access (as DestroyAccess does: its targets and every account where it was applied). The journal holds
+   * it, so it survives restarts and is acted on once, by whichever replica runs the schedule. After now and at most
+   * 366 days ahead; give this or `expires_in`, not both. An apply of the spec with an end replaces its end (extends
+   * or shortens it), audited with the old and the new end; one with neither keeps the end the spec has, and a
+   * DestroyAccess of the spec removes it.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 10;
+   */
+  expiresAt?: Timestamp | undefined;
+
+  /**
+   * The access ends this long after the request (positive, at most 366 days), turned into `expires_at` once, by
+   * crossroled's clock.
+   *
+   * @generated from field: google.protobuf.Duration expires_in = 11;
+   */
+  expiresIn?: Duration | undefined;
 };
 
 /**
@@ -369,6 +406,13 @@ export type ApplyAccessResponse = Message<"crossrole.v1.ApplyAccessResponse"> & 
    * @generated from field: crossrole.v1.Operation operation = 1;
    */
   operation?: Operation | undefined;
+
+  /**
+   * When the spec's access ends: the apply's end, or the one the spec had; unset: it does not end.
+   *
+   * @generated from field: google.protobuf.Timestamp expires_at = 10;
+   */
+  expiresAt?: Timestamp | undefined;
 };
 
 /**
@@ -429,6 +473,72 @@ export const DestroyAccessResponseSchema: GenMessage<DestroyAccessResponse> = /*
   messageDesc(file_crossrole_v1_access, 10);
 
 /**
+ * Request for RevokeSessions. Give `spec` or `binding_name`, not both.
+ *
+ * @generated from message crossrole.v1.RevokeSessionsRequest
+ */
+export type RevokeSessionsRequest = Message<"crossrole.v1.RevokeSessionsRequest"> & {
+  /**
+   * The spec whose role's sessions are revoked: validated as for an apply; its name finds where it is placed, and
+   * its role's name and path name the role in each account.
+   *
+   * @generated from field: crossrole.v1.AccessSpec spec = 1;
+   */
+  spec?: AccessSpec | undefined;
+
+  /**
+   * The binding whose spec's role's sessions are revoked; the operation is then the binding's.
+   *
+   * @generated from field: string binding_name = 2;
+   */
+  bindingName: string;
+
+  /**
+   * Only these accounts (12-digit ids, each once); empty: every account where the spec is placed. An account named
+   * where crossrole has not applied the spec is skipped with ACCOUNT_ERROR_REASON_NOT_OWNED.
+   *
+   * @generated from field: repeated string account_ids = 3;
+   */
+  accountIds: string[];
+
+  /**
+   * As in ApplyAccessRequest.
+   *
+   * @generated from field: string idempotency_key = 4;
+   */
+  idempotencyKey: string;
+};
+
+/**
+ * Describes the message crossrole.v1.RevokeSessionsRequest.
+ * Use `create(RevokeSessionsRequestSchema)` to create a new message.
+ */
+export const RevokeSessionsRequestSchema: GenMessage<RevokeSessionsRequest> = /*@__PURE__*/
+  messageDesc(file_crossrole_v1_access, 11);
+
+/**
+ * Response of RevokeSessions.
+ *
+ * @generated from message crossrole.v1.RevokeSessionsResponse
+ */
+export type RevokeSessionsResponse = Message<"crossrole.v1.RevokeSessionsResponse"> & {
+  /**
+   * The operation (OPERATION_KIND_REVOKE), usually still pending or running; follow it with
+   * `OperationService.WatchOperation`.
+   *
+   * @generated from field: crossrole.v1.Operation operation = 1;
+   */
+  operation?: Operation | undefined;
+};
+
+/**
+ * Describes the message crossrole.v1.RevokeSessionsResponse.
+ * Use `create(RevokeSessionsResponseSchema)` to create a new message.
+ */
+export const RevokeSessionsResponseSchema: GenMessage<RevokeSessionsResponse> = /*@__PURE__*/
+  messageDesc(file_crossrole_v1_access, 12);
+
+/**
  * Request for VerifyAccess.
  *
  * @generated from message crossrole.v1.VerifyAccessRequest
@@ -447,7 +557,7 @@ export type VerifyAccessRequest = Message<"crossrole.v1.VerifyAccessRequest"> & 
  * Use `create(VerifyAccessRequestSchema)` to create a new message.
  */
 export const VerifyAccessRequestSchema: GenMessage<VerifyAccessRequest> = /*@__PURE__*/
-  messageDesc(file_crossrole_v1_access, 11);
+  messageDesc(file_crossrole_v1_access, 13);
 
 /**
  * Response of VerifyAccess.
@@ -483,7 +593,7 @@ export type VerifyAccessResponse = Message<"crossrole.v1.VerifyAccessResponse"> 
  * Use `create(VerifyAccessResponseSchema)` to create a new message.
  */
 export const VerifyAccessResponseSchema: GenMessage<VerifyAccessResponse> = /*@__PURE__*/
-  messageDesc(file_crossrole_v1_access, 12);
+  messageDesc(file_crossrole_v1_access, 14);
 
 /**
  * Verification of one account.
@@ -553,7 +663,7 @@ export type AccountVerification = Message<"crossrole.v1.AccountVerification"> & 
  * Use `create(AccountVerificationSchema)` to create a new message.
  */
 export const AccountVerificationSchema: GenMessage<AccountVerification> = /*@__PURE__*/
-  messageDesc(file_crossrole_v1_access, 13);
+  messageDesc(file_crossrole_v1_access, 15);
 
 /**
  * A live AssumeRole attempt.
@@ -609,7 +719,7 @@ export type AssumeCheck = Message<"crossrole.v1.AssumeCheck"> & {
  * Use `create(AssumeCheckSchema)` to create a new message.
  */
 export const AssumeCheckSchema: GenMessage<AssumeCheck> = /*@__PURE__*/
-  messageDesc(file_crossrole_v1_access, 14);
+  messageDesc(file_crossrole_v1_access, 16);
 
 /**
  * A static trust-policy evaluation for one principal.
@@ -644,7 +754,7 @@ export type TrustCheck = Message<"crossrole.v1.TrustCheck"> & {
  * Use `create(TrustCheckSchema)` to create a new message.
  */
 export const TrustCheckSchema: GenMessage<TrustCheck> = /*@__PURE__*/
-  messageDesc(file_crossrole_v1_access, 15);
+  messageDesc(file_crossrole_v1_access, 17);
 
 /**
  * Request for GetSwitchRoleLinks.
@@ -674,7 +784,7 @@ export type GetSwitchRoleLinksRequest = Message<"crossrole.v1.GetSwitchRoleLinks
  * Use `create(GetSwitchRoleLinksRequestSchema)` to create a new message.
  */
 export const GetSwitchRoleLinksRequestSchema: GenMessage<GetSwitchRoleLinksRequest> = /*@__PURE__*/
-  messageDesc(file_crossrole_v1_access, 16);
+  messageDesc(file_crossrole_v1_access, 18);
 
 /**
  * Response of GetSwitchRoleLinks.
@@ -703,7 +813,7 @@ export type GetSwitchRoleLinksResponse = Message<"crossrole.v1.GetSwitchRoleLink
  * Use `create(GetSwitchRoleLinksResponseSchema)` to create a new message.
  */
 export const GetSwitchRoleLinksResponseSchema: GenMessage<GetSwitchRoleLinksResponse> = /*@__PURE__*/
-  messageDesc(file_crossrole_v1_access, 17);
+  messageDesc(file_crossrole_v1_access, 19);
 
 /**
  * A target account left out of links or an export.
@@ -738,7 +848,7 @@ export type LeftOutAccount = Message<"crossrole.v1.LeftOutAccount"> & {
  * Use `create(LeftOutAccountSchema)` to create a new message.
  */
 export const LeftOutAccountSchema: GenMessage<LeftOutAccount> = /*@__PURE__*/
-  messageDesc(file_crossrole_v1_access, 18);
+  messageDesc(file_crossrole_v1_access, 20);
 
 /**
  * A console Switch Role link.
@@ -795,7 +905,7 @@ export type SwitchRoleLink = Message<"crossrole.v1.SwitchRoleLink"> & {
  * Use `create(SwitchRoleLinkSchema)` to create a new message.
  */
 export const SwitchRoleLinkSchema: GenMessage<SwitchRoleLink> = /*@__PURE__*/
-  messageDesc(file_crossrole_v1_access, 19);
+  messageDesc(file_crossrole_v1_access, 21);
 
 /**
  * Request for ExportProfiles.
@@ -865,7 +975,7 @@ export type ExportProfilesRequest = Message<"crossrole.v1.ExportProfilesRequest"
  * Use `create(ExportProfilesRequestSchema)` to create a new message.
  */
 export const ExportProfilesRequestSchema: GenMessage<ExportProfilesRequest> = /*@__PURE__*/
-  messageDesc(file_crossrole_v1_access, 20);
+  messageDesc(file_crossrole_v1_access, 22);
 
 /**
  * Response of ExportProfiles.
@@ -901,7 +1011,7 @@ export type ExportProfilesResponse = Message<"crossrole.v1.ExportProfilesRespons
  * Use `create(ExportProfilesResponseSchema)` to create a new message.
  */
 export const ExportProfilesResponseSchema: GenMessage<ExportProfilesResponse> = /*@__PURE__*/
-  messageDesc(file_crossrole_v1_access, 21);
+  messageDesc(file_crossrole_v1_access, 23);
 
 /**
  * How a plan reads the organization to find its targets.
@@ -1190,6 +1300,22 @@ export const AccessService: GenService<{
     methodKind: "unary";
     input: typeof DestroyAccessRequestSchema;
     output: typeof DestroyAccessResponseSchema;
+  },
+  /**
+   * Starts a revocation, for an incident: every session of the spec's (or binding's) role issued before now is
+   * denied, in every account where crossrole has the spec placed (or in those named), by IAM's
+   * `AWSRevokeOlderSessions` inline policy (Deny `*` on `*` when `aws:TokenIssueTime` is before now). Each account
+   * costs one AssumeRole and one PutRolePolicy; its result has one CHANGE_KIND_REVOKE_SESSIONS change. The deny is
+   * kept 12 hours (the longest session IAM issues), then a later apply or reconcile removes it. Only roles crossrole
+   * placed for the spec are written to; an account named where it is not placed is skipped, saying so. Audited.
+   * Scope `apply`.
+   *
+   * @generated from rpc crossrole.v1.AccessService.RevokeSessions
+   */
+  revokeSessions: {
+    methodKind: "unary";
+    input: typeof RevokeSessionsRequestSchema;
+    output: typeof RevokeSessionsResponseSchema;
   },
   /**
    * Checks, per account, that the role is as specified and that the trusted side can assume it. Scope `read`.
