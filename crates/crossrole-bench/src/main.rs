@@ -1,4 +1,5 @@
-//! `crossrole-bench`: `model` (part A) prints one JSON outcome per run; the others drive parts B, C, E and F.
+//! `crossrole-bench`: `model`, `model-inventory` and `model-revoke` (part A) print one JSON outcome per run; the
+//! others drive parts B, C, E and F.
 
 mod ceiling;
 mod console;
@@ -8,7 +9,7 @@ mod journal;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use crossrole_bench::model;
+use crossrole_bench::{model, org_wide};
 use crossrole_client::{Client, proto};
 use crossrole_core::AccessSpec;
 use crossrole_wire::ToWire;
@@ -33,6 +34,33 @@ fn main() -> Result<()> {
                 }
             }
             let outcome = model::run(&params)?;
+            println!("{}", serde_json::to_string(&outcome)?);
+            Ok(())
+        }
+        Some(cmd @ ("model-inventory" | "model-revoke")) => {
+            let usage = format!(
+                "{cmd} <accounts> [--organization walked|known] [--roles <per account>] [--iam <per account/s>] \
+                 [--sts <per caller/s>] [--org <per second>]"
+            );
+            let accounts: usize = args.get(1).with_context(|| usage.clone())?.parse()?;
+            let mut params = model::Params::default_for(accounts);
+            let (mut organization, mut roles) = (org_wide::Organization::Walked, 50usize);
+            let mut rest = args[2..].iter();
+            while let Some(flag) = rest.next() {
+                let value = rest.next().with_context(|| format!("{flag} needs a value; {usage}"))?;
+                match flag.as_str() {
+                    "--organization" => organization = org_wide::Organization::parse(value)?,
+                    "--roles" if cmd == "model-inventory" => roles = value.parse()?,
+                    "--org" => params.quotas[0] = value.parse()?,
+                    "--iam" => params.quotas[1] = value.parse()?,
+                    "--sts" => params.quotas[2] = value.parse()?,
+                    other => bail!("unknown option {other}; {usage}"),
+                }
+            }
+            let outcome = match cmd {
+                "model-inventory" => org_wide::inventory(&params, roles, organization)?,
+                _ => org_wide::revoke(&params, organization)?,
+            };
             println!("{}", serde_json::to_string(&outcome)?);
             Ok(())
         }
@@ -124,7 +152,7 @@ fn main() -> Result<()> {
             })
         }
         _ => bail!(
-            "usage: crossrole-bench model <accounts> [headroom] | ceiling ... | apply|destroy|plan-latency <endpoint> <token> <spec> [n] | flood ... | flood-budget ... | limits-defaults"
+            "usage: crossrole-bench model <accounts> [headroom] | model-inventory|model-revoke <accounts> ... | ceiling ... | apply|destroy|plan-latency <endpoint> <token> <spec> [n] | flood ... | flood-budget ... | limits-defaults"
         ),
     }
 }

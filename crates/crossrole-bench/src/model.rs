@@ -65,7 +65,7 @@ impl Params {
         }
     }
 
-    fn mean_latency(&self, service: usize) -> f64 {
+    pub(crate) fn mean_latency(&self, service: usize) -> f64 {
         let (base, jitter) = self.latency_ms[service];
         (base as f64 + jitter as f64 / 2.0) / 1000.0
     }
@@ -126,9 +126,9 @@ pub struct Outcome {
     pub peak_rss_mib: f64,
 }
 
-const SECURITY: &str = "111122223333";
+pub(crate) const SECURITY: &str = "111122223333";
 
-fn spec(concurrency: Option<u32>, verify: bool) -> Result<AccessSpec> {
+pub(crate) fn spec(concurrency: Option<u32>, verify: bool) -> Result<AccessSpec> {
     let concurrency = concurrency.map(|c| format!("  max_concurrency: {c}\n")).unwrap_or_default();
     Ok(AccessSpec::from_yaml(&format!(
         r#"
@@ -177,7 +177,7 @@ fn plan_minimum() -> BTreeMap<String, f64> {
 }
 
 /// The floor from its parts: discovery and the shared STS bucket overlap (the longer counts), the rest follows.
-fn floor_total(parts: &BTreeMap<String, f64>) -> f64 {
+pub(crate) fn floor_total(parts: &BTreeMap<String, f64>) -> f64 {
     let part = |k: &str| parts.get(k).copied().unwrap_or(0.0);
     let overlapped = part("discovery").max(part("shared STS bucket"));
     overlapped
@@ -185,7 +185,7 @@ fn floor_total(parts: &BTreeMap<String, f64>) -> f64 {
 }
 
 /// The time a token bucket of `rate` and `burst` needs to let `calls` through: the burst goes at once.
-fn bucket_time(calls: f64, rate: f64, burst: f64) -> f64 {
+pub(crate) fn bucket_time(calls: f64, rate: f64, burst: f64) -> f64 {
     ((calls - burst).max(0.0)) / rate
 }
 
@@ -239,7 +239,7 @@ fn plan_floor(p: &Params, org_calls: u64, page_chain: usize) -> BTreeMap<String,
 }
 
 /// The model's organization: a security account and `accounts` members in OUs of at most 500.
-fn organization(p: &Params) -> (crossrole_core::org::OrgTree, usize) {
+pub(crate) fn organization(p: &Params) -> (crossrole_core::org::OrgTree, usize) {
     let mut tree = TreeBuilder::new("o-benchmark0", "123456789012", "r-root")
         .unit("r-root", "ou-root-workload", "Workloads")
         .unit("r-root", "ou-root-security", "Security")
@@ -263,14 +263,16 @@ fn organization(p: &Params) -> (crossrole_core::org::OrgTree, usize) {
     (tree.build(), chain)
 }
 
-struct World {
-    fake: FakeAws,
-    engine: Engine,
-    calls: Arc<CallPolicy>,
-    _dir: tempfile::TempDir,
+/// The model's AWS, a crossroled's engine over it, its call layer and its journal (in a directory of its own).
+pub(crate) struct World {
+    pub(crate) fake: FakeAws,
+    pub(crate) engine: Engine,
+    pub(crate) calls: Arc<CallPolicy>,
+    pub(crate) journal: Arc<SqliteJournal>,
+    pub(crate) _dir: tempfile::TempDir,
 }
 
-fn world(p: &Params, apply_max_age: Duration) -> Result<World> {
+pub(crate) fn world(p: &Params, apply_max_age: Duration) -> Result<World> {
     let services = [Service::Organizations, Service::Iam, Service::Sts];
     let mut config = FakeConfig::default();
     for (i, s) in services.iter().enumerate() {
@@ -280,28 +282,37 @@ fn world(p: &Params, apply_max_age: Duration) -> Result<World> {
     }
     let fake = FakeAws::new(organization(p).0, config);
     fake.add_principals(SECURITY, &["alice"], &[]);
+    let dir = tempfile::tempdir()?;
+    let journal = Arc::new(SqliteJournal::open(&dir.path().join("journal.db"))?);
+    let discovery = DiscoveryConfig { apply_max_age, ..DiscoveryConfig::default() };
+    let (engine, calls) = engine(p, &fake, journal.clone(), discovery);
+    Ok(World { fake, engine, calls, journal, _dir: dir })
+}
+
+/// A crossroled's engine over the model's AWS and `journal`, with its own call layer (crossrole's rates at the
+/// model's headroom) and nothing cached: no credentials, the organization only as the journal keeps it.
+pub(crate) fn engine(
+    p: &Params,
+    fake: &FakeAws,
+    journal: Arc<SqliteJournal>,
+    discovery: DiscoveryConfig,
+) -> (Engine, Arc<CallPolicy>) {
     let ours = |i: usize| {
         let r = p.quotas[i] * p.headroom;
         Rate { per_second: r, burst: r.floor().max(1.0) as u32 }
     };
     let calls =
         Arc::new(CallPolicy::new(Rates { organizations: ours(0), iam: ours(1), sts: ours(2) }, RetryPolicy::default()));
-    let dir = tempfile::tempdir()?;
-    let journal = Arc::new(SqliteJournal::open(&dir.path().join("journal.db"))?);
     let engine = Engine::new(
         Arc::new(fake.clone()),
         calls.clone(),
         journal,
-        EngineConfig {
-            max_concurrency: 4096,
-            discovery: DiscoveryConfig { apply_max_age, ..DiscoveryConfig::default() },
-            ..EngineConfig::default()
-        },
+        EngineConfig { max_concurrency: 4096, discovery, ..EngineConfig::default() },
     );
-    Ok(World { fake, engine, calls, _dir: dir })
+    (engine, calls)
 }
 
-fn request(spec: &AccessSpec) -> StartRequest {
+pub(crate) fn request(spec: &AccessSpec) -> StartRequest {
     StartRequest {
         kind: OperationKind::Apply,
         spec: spec.clone(),
@@ -315,7 +326,7 @@ fn request(spec: &AccessSpec) -> StartRequest {
 }
 
 /// Applies `spec` and returns the operation's virtual wall time.
-async fn apply(w: &World, spec: &AccessSpec) -> Result<(f64, crossrole_core::ops::Operation)> {
+pub(crate) async fn apply(w: &World, spec: &AccessSpec) -> Result<(f64, crossrole_core::ops::Operation)> {
     let t0 = tokio::time::Instant::now();
     let op = w.engine.start(request(spec)).await?;
     let done = w.engine.wait(&op.id).await?;
