@@ -463,7 +463,7 @@ fn spec_yaml(
         .map_err(|e| Error::invalid("", format!("the imported spec could not be written as YAML: {e}")))?;
     Ok(format!(
         "# Written by crossrole import from the roles named {role_name} in {} account(s).\n\
-         # Review it, then take the roles over with `crossrole adopt -f` (nothing is adopted without approval).\n{body}",
+         # Review it, then take the roles over with `crossrole adopt -f <this file>` (nothing is adopted without approval).\n{body}",
         accounts.len()
     ))
 }

@@ -579,7 +579,7 @@ fn import_writes_a_spec_from_hand_made_roles() {
     let imported = import("vendor-access", &roles, &ctx()).unwrap();
     expect_test::expect![[r#"
         # Written by crossrole import from the roles named VendorAccess in 3 account(s).
-        # Review it, then take the roles over with `crossrole adopt -f` (nothing is adopted without approval).
+        # Review it, then take the roles over with `crossrole adopt -f <this file>` (nothing is adopted without approval).
         name: vendor-access
         role:
           name: VendorAccess
