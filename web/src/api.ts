@@ -5,6 +5,7 @@ import { Code, ConnectError, createClient, type Client, type Interceptor } from 
 import { createGrpcWebTransport } from "@connectrpc/connect-web";
 import { AccessService } from "./gen/crossrole/v1/access_pb";
 import { BindingService } from "./gen/crossrole/v1/binding_pb";
+import { InventoryService } from "./gen/crossrole/v1/inventory_pb";
 import { OperationService } from "./gen/crossrole/v1/operation_pb";
 import { OrganizationService } from "./gen/crossrole/v1/organization_pb";
 
@@ -30,6 +31,7 @@ export interface Api {
   ops: Client<typeof OperationService>;
   bindings: Client<typeof BindingService>;
   access: Client<typeof AccessService>;
+  inventory: Client<typeof InventoryService>;
 }
 
 export const api: Api = {
@@ -37,6 +39,7 @@ export const api: Api = {
   ops: createClient(OperationService, transport),
   bindings: createClient(BindingService, transport),
   access: createClient(AccessService, transport),
+  inventory: createClient(InventoryService, transport),
 };
 
 /// What to tell the user about a failed call.
@@ -52,6 +55,11 @@ export function describe(e: unknown): string {
     default:
       return `${Code[err.code] ?? err.code}: ${err.rawMessage}`;
   }
+}
+
+/// Whether crossroled said there is no such thing (no finished inventory yet, say).
+export function isNotFound(e: unknown): boolean {
+  return ConnectError.from(e).code === Code.NotFound;
 }
 
 export function isUnauthenticated(e: unknown): boolean {

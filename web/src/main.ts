@@ -1,10 +1,12 @@
-// crossrole's console: sign in with a token, then the organization, the access matrix, operations (followed live)
-// and bindings, all read through the same gRPC API as every other client.
+// crossrole's console: sign in with a token, then the organization, the access matrix, operations (followed live),
+// bindings (with what is left of their access) and the inventory (who can enter an account, where a principal can
+// go), all read through the same gRPC API as every other client.
 
 import "./style.css";
 import { api, describe, isUnauthenticated, token } from "./api";
 import { clear, h } from "./dom";
 import { bindingsView } from "./views/bindings";
+import { inventoryView } from "./views/inventory";
 import { matrixView } from "./views/matrix";
 import { operationView } from "./views/operation";
 import { operationsView } from "./views/operations";
@@ -59,6 +61,8 @@ function shell(): HTMLElement {
         link("#/matrix", "Access matrix"),
         link("#/operations", "Operations"),
         link("#/bindings", "Bindings"),
+        link("#/inventory/account", "Who can enter"),
+        link("#/inventory/principal", "Where can it go"),
       ),
       h("button", { class: "signout", onclick: () => signIn() }, "Sign out"),
     ),
@@ -81,6 +85,7 @@ async function route() {
     else if (parts[0] === "operations") await operationsView(main);
     else if (parts[0] === "bindings") await bindingsView(main);
     else if (parts[0] === "matrix") await matrixView(main);
+    else if (parts[0] === "inventory") await inventoryView(main, parts[1] === "principal" ? "principal" : "account", params, controller.signal);
     else await orgView(main, params);
   } catch (e) {
     if (controller.signal.aborted) return;

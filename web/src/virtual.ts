@@ -21,6 +21,9 @@ export class VirtualList<T> {
   private readonly keys = new WeakMap<Element, string>();
   private readonly sizes: ResizeObserver;
   private frame = 0;
+  /// Called when the last row is drawn (the reader reached the end): a view that reads its rows page by page
+  /// reads the next one then.
+  onEnd: (() => void) | null = null;
 
   constructor(
     private readonly rowHeight: number,
@@ -110,6 +113,7 @@ export class VirtualList<T> {
       if (row === next) next = next.nextElementSibling;
       else this.window.insertBefore(row, next);
     }
+    if (last === n) this.onEnd?.();
   }
 
   private fresh(item: T, key: string): HTMLElement {

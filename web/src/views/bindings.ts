@@ -5,6 +5,7 @@ import { api } from "../api";
 import { badge, clear, h, when } from "../dom";
 import { BindingMode, SyncState, type Binding } from "../gen/crossrole/v1/binding_pb";
 import { fullBinding, loadBindings } from "../model";
+import { ending } from "../ends";
 import { changesView } from "./changes";
 
 export async function bindingsView(main: HTMLElement) {
@@ -20,6 +21,20 @@ export async function bindingsView(main: HTMLElement) {
     h("div", { class: "toolbar" }, h("h2", {}, "Bindings"), h("span", { class: "muted" }, `${bindings.length}, drifted and failed first`)),
     bindings.length === 0 ? h("p", { class: "muted" }, "No binding yet: `crossrole bindings apply -f spec.yaml`.") : null,
     h("div", { id: "bindings" }, bindings.map(card)),
+  );
+}
+
+/// What is left of the binding's access ("expires in 3h 12m"), or when it ended and the destroy that ended it.
+function end(b: Binding): HTMLElement | null {
+  if (!b.expiresAt) return null;
+  const at = Number(b.expiresAt.seconds) * 1000 + b.expiresAt.nanos / 1e6;
+  const { expired, text } = ending(at, Date.now(), when(b.expiresAt));
+  const destroy = b.status?.expiryOperationId;
+  return h(
+    "p",
+    { class: `expiry${expired ? " expired" : ""}`, title: when(b.expiresAt) },
+    badge(expired ? "expired" : "expires", text),
+    destroy ? [" — ", h("a", { href: `#/operations/${destroy}` }, "the destroy it started")] : null,
   );
 }
 
@@ -54,6 +69,7 @@ function card(b: Binding): HTMLElement {
       s?.lastOperationId ? [" — ", h("a", { href: `#/operations/${s.lastOperationId}` }, "its operation")] : null,
       s?.runningOperationId ? [" — running now: ", h("a", { href: `#/operations/${s.runningOperationId}` }, "follow it")] : null,
     ),
+    end(b),
     troubled.map((a) =>
       h(
         "details",
