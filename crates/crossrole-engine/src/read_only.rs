@@ -64,8 +64,22 @@ impl Engine {
     /// Runs the guardrails with what the organization tells (its accounts); refuses a blocked spec.
     pub async fn guardrails(&self, spec: &AccessSpec) -> Result<Vec<Finding>, Error> {
         let tree = self.inner.discovery.tree(&CallContext::new(), false).await?;
-        let members = tree.account_ids();
+        let members = self.members_of(spec, &tree).await?;
         Ok(guardrails::enforce(spec, self.partition(), OrgContext { member_accounts: Some(&members) })?)
+    }
+
+    /// The organization's accounts as `tree` has them, and each account the spec trusts that `tree` does not have
+    /// confirmed a member or not by `DescribeAccount`: a tree may be a part of the organization (an apply's plan
+    /// reads afresh only the units it selects) or older than an account's joining, and a member the tree leaves
+    /// out is no account "outside the organization".
+    async fn members_of(&self, spec: &AccessSpec, tree: &OrgTree) -> Result<BTreeSet<String>, Error> {
+        let mut members = tree.account_ids();
+        let unknown: Vec<String> =
+            guardrails::membership_checked(spec).into_iter().filter(|a| !members.contains(a)).collect();
+        if !unknown.is_empty() {
+            members.extend(self.inner.discovery.members_now(&CallContext::new(), &unknown).await?);
+        }
+        Ok(members)
     }
 
     /// `spec` under the organization's ceiling: refused (each field named) when it reaches past it, else with the
@@ -199,7 +213,7 @@ impl Engine {
         .await?;
         // The guardrails passed (the targets are not resolved otherwise): what they find, from the organization the
         // targets were resolved from.
-        let members = resolved.tree.account_ids();
+        let members = self.members_of(spec, &resolved.tree).await?;
         let findings = guardrails::enforce(spec, self.partition(), OrgContext { member_accounts: Some(&members) })?;
 
         let grant = match &spec.grant {

@@ -241,3 +241,26 @@ async fn an_exclusion_that_no_longer_resolves_is_never_dropped() {
         assert!(w.fake.role(&account(i), "Audit").is_none(), "{}", account(i));
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_plan_read_as_an_apply_reads_confirms_the_trusted_accounts_as_the_apply_does() {
+    use crossrole_core::ops::OrganizationRead;
+    use crossrole_engine::Audience;
+    let w = world(3);
+    let mut unguarded = spec();
+    unguarded.role.trust.external_id = None;
+    let op = apply(&w.engine, &unguarded).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    // The plan `crossrole apply` shows reads only the selected part, which the trusted account is not in: it is
+    // a member all the same (asked, not assumed), as for the apply itself and the guardrails' check of the request.
+    let plan = w.engine.plan_with(&unguarded, Audience::Trusted, OrganizationRead::AsApply).await.unwrap();
+    assert_eq!(plan.accounts.len(), 3, "{plan:?}");
+    w.engine.guardrails(&unguarded).await.unwrap();
+    // Once it has left the organization, the plan refuses as the apply does.
+    w.fake.with_tree(|t| {
+        t.accounts.remove(SECURITY);
+        t.units.get_mut("ou-root-security").unwrap().accounts.clear();
+    });
+    let refused = w.engine.plan_with(&unguarded, Audience::Trusted, OrganizationRead::AsApply).await.unwrap_err();
+    assert!(refused.to_string().contains("outside the organization"), "{refused}");
+}
