@@ -8,6 +8,9 @@
 //   node tests/browser.mjs drift <binding> <id>   after an out-of-band change and a reconcile, the account is drifted
 //   node tests/browser.mjs operation <id> <n>     an operation with n account results: its page holds the rows in
 //                                                 view, not n, and draws the last when scrolled to the end
+//   node tests/browser.mjs inventory <account> <role> <severity> <principal>
+//                                                 who can enter the account shows the role's finding of that
+//                                                 severity; where the principal can go lists the role
 //   node tests/browser.mjs render <count>         time to first render of the organization (the bench)
 //
 // Environment: CONSOLE_URL (crossroled's listener), CONSOLE_TOKEN, CHROMIUM (its path), SCREENSHOTS (a directory).
@@ -183,6 +186,25 @@ try {
     // The filter finds an account out of view.
     await page.fill("#main input[type=search]", firstAccount);
     await page.waitForSelector(`#accounts .row[aria-setsize="1"][data-account="${firstAccount}"]`, { timeout: 5000 });
+  } else if (step === "inventory") {
+    const [account, role, severity, principal] = args;
+    await signIn(token);
+    await page.waitForSelector(".row.account", { timeout: 20000 });
+    // Who can enter the account: picked in the form, as a person does.
+    await page.goto(`${base}/console/#/inventory/account`);
+    await page.fill("#inventory-account", account);
+    await page.click("#main form button[type=submit]");
+    const row = `#inventory .row.role[data-account="${account}"][data-role="${role}"]`;
+    await page.waitForSelector(row, { timeout: 20000 });
+    seen.count = await page.textContent("#inventory-count");
+    seen.finding = await page.textContent(`${row} .finding[data-severity="${severity}"]`, { timeout: 5000 });
+    seen.owner = await page.textContent(`${row} .owner`);
+    await shot("inventory-account");
+    // Where the principal can go, from the address a person would share.
+    await page.goto(`${base}/console/#/inventory/principal?principal=${encodeURIComponent(principal)}`);
+    await page.waitForSelector(row, { timeout: 20000 });
+    seen.entrant = await page.textContent(`${row} .entrant`);
+    await shot("inventory-principal");
   } else if (step === "render") {
     const [count] = args;
     await signIn(token);

@@ -4,7 +4,8 @@
 //! out-of-band change shows as drift, with its diff, after a binding's reconcile. Screenshots of every view go to
 //! `target/console-screenshots`. And an operation over thousands of accounts — an organization the emulators cannot
 //! hold in a test's time, so crossroled runs in this process over the in-memory AWS, as for the console's benchmark
-//! (part F) — has a page that holds only the rows in view, the last account drawn when scrolled to. Needs `cargo
+//! (part F) — has a page that holds only the rows in view, the last account drawn when scrolled to. The inventory's
+//! views show a seeded hand-made role's finding, and where the outside account it trusts can go. Needs `cargo
 //! xtask e2e` (it installs the console's npm packages, and Debian's Chromium when it runs as root).
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
@@ -146,6 +147,55 @@ async fn the_console_shows_the_organization_a_live_rollout_and_drift() {
     c.delete_binding("console-audit", true).await.unwrap();
     let destroyed = c.destroy(spec, None).await.unwrap().wait().await.unwrap();
     assert_eq!(destroyed.state, proto::OperationState::Succeeded as i32, "{}", destroyed.message);
+}
+
+/// The inventory's two views over the seeded organization's hand-made roles: "who can enter this account" shows the
+/// role most at risk (an account outside the organization trusted without an ExternalId) with its finding's
+/// severity and the reason crossroled gives, unowned; "where can this principal go", for that outside account,
+/// lists the role among those it can enter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_shows_who_can_enter_an_account_and_where_a_principal_can_go() {
+    let m = Manifest::load();
+    let risky = m
+        .hand_made
+        .iter()
+        .find(|h| {
+            h.most_severe.as_deref() == Some("high") && h.findings.iter().any(|f| f == "outside_without_external_id")
+        })
+        .expect("the seed made a role trusting an outside account without an ExternalId");
+    let outside = risky.entrants.iter().find(|e| e.0 == "outside_account").and_then(|e| e.1.clone()).unwrap();
+    let dir = crossrole_e2e::test_dir("web-console-inventory");
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(READ_TOKEN.as_bytes()));
+    let viewer = format!("[[tokens]]\nname = \"viewer\"\nsha256 = \"{hash}\"\nscope = \"read\"\n");
+    let server = Crossroled::start_with(&dir, &viewer).await.unwrap();
+    let c = server.client().await;
+
+    // An inventory of the whole organization, through the SDK; the console reads the latest one.
+    let done = c.start_inventory(vec![], None).await.unwrap().wait().await.unwrap();
+    assert_eq!(done.state, proto::OperationState::Succeeded as i32, "the inventory: {}", done.message);
+    let listed = c
+        .list_inventory(proto::ListInventoryRequest {
+            account_ids: vec![risky.account_id.clone()],
+            role_name: risky.name.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let role = listed.roles.first().unwrap_or_else(|| panic!("{} not in the latest inventory", risky.name));
+    let finding = role.findings.first().expect("the role has findings");
+    assert_eq!(finding.severity, proto::InventorySeverity::High as i32, "{finding:?}");
+
+    let seen = browser(&server, &["inventory", &risky.account_id, &risky.name, "high", &outside]);
+    let shown = seen["finding"].as_str().unwrap_or_default();
+    assert!(
+        shown.contains(&finding.reason),
+        "the console shows {shown:?}, crossroled's reason is {:?}",
+        finding.reason
+    );
+    assert!(seen["owner"].as_str().unwrap_or_default().contains("not owned"), "{seen}");
+    let entrant = seen["entrant"].as_str().unwrap_or_default();
+    assert!(entrant.contains(&outside) && entrant.contains("no condition"), "where {outside} can go: {entrant}");
+    println!("the inventory in the console: {seen}");
 }
 
 /// Accounts in the large operation's organization, as many as in part F's largest (a few SUSPENDED, skipped): a page
