@@ -5,10 +5,15 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
-use super::{Context, Entrant, EntrantKind, Guards, InventoryRole, REDACTED_EXTERNAL_ID, RoleDetail, findings};
+use super::{
+    Context, Entrant, EntrantKind, Guards, InventoryRole, REDACTED_EXTERNAL_ID, RESTRICTS_NOTHING, RoleDetail, findings,
+};
 use crate::{
     names::{self, Arn},
-    policy::{Effect, PolicyDocument, Principals, Statement, eval::glob},
+    policy::{
+        Effect, PolicyDocument, Principals, Statement,
+        eval::{Miss, conditions_hold, glob},
+    },
     spec,
 };
 
@@ -81,11 +86,28 @@ fn entry_actions(s: &Statement) -> BTreeSet<String> {
         .collect()
 }
 
-/// What a statement's conditions mean, by key.
-pub(crate) fn guards_of(condition: &BTreeMap<String, BTreeMap<String, BTreeSet<String>>>) -> Guards {
+/// What a statement's conditions mean, by key: a condition counts as a guard only when it restricts (see
+/// [`restricts`]); one that keeps nobody out is named in `other_keys` with its operator and [`RESTRICTS_NOTHING`].
+/// A Deny's condition guards only when it is the Deny's only one: several are met together, so none of them keeps
+/// a caller out alone.
+pub(crate) fn guards_of(condition: &BTreeMap<String, BTreeMap<String, BTreeSet<String>>>, deny: bool) -> Guards {
     let mut g = Guards::default();
-    for keys in condition.values() {
+    let pairs = condition.values().map(BTreeMap::len).sum::<usize>();
+    for (op, keys) in condition {
         for (key, values) in keys {
+            let r = if deny && pairs > 1 { Restriction::Unknown } else { restricts(op, key, values, deny) };
+            match r {
+                Restriction::Nothing => {
+                    g.other_keys
+                        .insert(format!("{key} ({op}{}, {RESTRICTS_NOTHING})", if deny { " in a Deny" } else { "" }));
+                    continue;
+                }
+                Restriction::Unknown => {
+                    g.other_keys.insert(key.to_string());
+                    continue;
+                }
+                Restriction::Restricts => {}
+            }
             match key.as_str() {
                 "sts:externalid" => g.external_id = true,
                 "aws:multifactorauthpresent" | "aws:multifactorauthage" => g.mfa = true,
@@ -107,6 +129,57 @@ pub(crate) fn guards_of(condition: &BTreeMap<String, BTreeMap<String, BTreeSet<S
         }
     }
     g
+}
+
+/// Whether one condition keeps out a request that lacks the right value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Restriction {
+    /// An Allow's condition fails (a Deny's holds) both for a request without the key and for one with a wrong
+    /// value.
+    Restricts,
+    /// Some request without the right value gets through: a negated operator, `…IfExists`, `Null`,
+    /// `ForAllValues:`, a pattern of wildcards only, `Bool` `"false"` on MFA.
+    Nothing,
+    /// Not known: an operator the evaluator does not model, or a Deny with several conditions.
+    Unknown,
+}
+
+/// Whether the condition `op` on `key` (lowercased) with `values` restricts, in an Allow (`deny` false: the
+/// request must meet it) or a Deny (the request must not). It is decided with the evaluator that [`super::can_enter`]
+/// uses, on a request without the key and on requests with a wrong value: `"false"` for
+/// `aws:MultiFactorAuthPresent`, a very old authentication for `aws:MultiFactorAuthAge`, otherwise a string made of
+/// a character none of the values holds (ARN-shaped for the `Arn…` operators).
+fn restricts(op: &str, key: &str, values: &BTreeSet<String>, deny: bool) -> Restriction {
+    let base = op.trim_start_matches("ForAnyValue:").trim_start_matches("ForAllValues:");
+    let wildcards_only = |v: &String| !v.is_empty() && v.chars().all(|c| c == '*' || c == '?');
+    if !deny && base.contains("Like") && !base.contains("Not") && values.iter().any(wildcards_only) {
+        return Restriction::Nothing;
+    }
+    let wrong = match key {
+        "aws:multifactorauthpresent" => "false".to_string(),
+        "aws:multifactorauthage" => "99999999999".to_string(),
+        _ => {
+            let c = ['~', '^', '#', '!', '`', '|']
+                .into_iter()
+                .find(|c| !values.iter().any(|v| v.contains(*c)))
+                .unwrap_or('\u{7f}');
+            let g = c.to_string().repeat(12);
+            if base.starts_with("Arn") { format!("arn:{g}:{g}:{g}:{g}:{g}") } else { g }
+        }
+    };
+    let condition = BTreeMap::from([(op.to_string(), BTreeMap::from([(key.to_string(), values.clone())]))]);
+    let requests = [None, Some(vec![wrong])];
+    let mut out = Restriction::Restricts;
+    for request in &requests {
+        let lookup = |k: &str| if k == key { request.as_ref() } else { None };
+        match conditions_hold(&condition, &lookup) {
+            Ok(()) if !deny => out = Restriction::Nothing,
+            Err(Miss::Failed(_)) if deny => out = Restriction::Nothing,
+            Err(Miss::Unsupported(_)) => return Restriction::Unknown,
+            _ => {}
+        }
+    }
+    out
 }
 
 fn merge(into: &mut Guards, more: &Guards) {
@@ -219,7 +292,7 @@ fn entrants(doc: &PolicyDocument, ctx: &Context) -> Vec<Entrant> {
         if actions.is_empty() {
             continue;
         }
-        let guards = guards_of(&s.condition);
+        let guards = guards_of(&s.condition, false);
         if let Some(p) = &s.principal {
             list.extend(entrants_of(p, &actions, &guards, ctx));
         } else if let Some(np) = &s.not_principal {
@@ -233,7 +306,7 @@ fn entrants(doc: &PolicyDocument, ctx: &Context) -> Vec<Entrant> {
         if denied.is_empty() {
             continue;
         }
-        let guards = guards_of(&deny.condition);
+        let guards = guards_of(&deny.condition, true);
         let unconditional = deny.condition.is_empty();
         let mut next = Vec::new();
         for mut e in list {

@@ -27,12 +27,14 @@ pub enum Severity {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FindingKind {
-    /// `*` can enter: any AWS principal anywhere (critical without conditions, high with an organization
-    /// condition or an ExternalId, medium otherwise).
+    /// `*` can enter: any AWS principal anywhere (critical without a condition that restricts, low held to this
+    /// organization, high with an ExternalId only, medium otherwise); or any identity of a web identity provider
+    /// (high: no condition names the audience, or for GitHub Actions the repository).
     AnyoneCanEnter,
     /// An account outside the organization is trusted without an ExternalId: the confused-deputy case.
     OutsideWithoutExternalId,
-    /// A whole outside account (its root) is trusted: every principal its administrators allow can enter.
+    /// A whole outside account (its root) is trusted: every principal its administrators allow can enter; or an
+    /// identity provider in an outside account (high).
     OutsideAccountRoot,
     /// A principal IAM rewrote to its unique id (`AROA…`/`AIDA…`) because it was deleted: the trust is broken.
     BrokenPrincipal,
@@ -150,6 +152,14 @@ fn entrant_findings(e: &Entrant, ctx: &Context) -> Vec<Finding> {
         EntrantKind::Anyone => {
             let (severity, tail) = if g.is_empty() {
                 (Severity::Critical, "with no condition: any AWS principal in any account".to_string())
+            } else if !g.restricts() {
+                (
+                    Severity::Critical,
+                    format!(
+                        "with no condition that keeps anyone out ({}): any AWS principal in any account",
+                        guards_text(g)
+                    ),
+                )
             } else if held_to_organization(g, ctx) {
                 (Severity::Low, format!("held to this organization ({})", guards_text(g)))
             } else if g.external_id && g.principal_arns.is_empty() && g.organization.is_empty() {
@@ -204,9 +214,52 @@ fn entrant_findings(e: &Entrant, ctx: &Context) -> Vec<Finding> {
                  can enter through it (a principal made again with the same name is not let in)"
             ),
         )),
-        EntrantKind::OrganizationAccount | EntrantKind::Service | EntrantKind::Federated | EntrantKind::Other => {}
+        EntrantKind::Federated => found.extend(federated(e, ctx)),
+        EntrantKind::OrganizationAccount | EntrantKind::Service | EntrantKind::Other => {}
     }
     found
+}
+
+/// A federated provider's finding: one in an account outside the organization, or a web identity provider whose
+/// conditions do not name the audience (for GitHub Actions: the repository, `…:sub`), so that any of its
+/// identities can enter.
+fn federated(e: &Entrant, ctx: &Context) -> Option<Finding> {
+    let who = &e.principal;
+    if let Some(account) = e.account_id.as_deref().filter(|a| !ctx.member_account_ids.contains(*a)) {
+        return Some(Finding::new(
+            FindingKind::OutsideAccountRoot,
+            Severity::High,
+            format!(
+                "the identity provider {who} is in account {account}, outside the organization: whoever runs it \
+                 decides who can enter"
+            ),
+        ));
+    }
+    // The provider's host, as its condition keys begin (`token.actions.githubusercontent.com:sub`).
+    let host = match who.split_once(":oidc-provider/") {
+        Some((_, host)) => host.to_ascii_lowercase(),
+        None if who.contains(":saml-provider/") => return None,
+        None => who.to_ascii_lowercase(),
+    };
+    let github = host.starts_with("token.actions.githubusercontent.com");
+    let names: &[&str] = if github { &["sub"] } else { &["aud", "sub", "app_id", "oaud"] };
+    // Only keys kept by name: a condition that restricts nothing is named with its operator.
+    let narrowed = names.iter().any(|n| e.conditions.other_keys.contains(&format!("{host}:{n}")));
+    if narrowed {
+        return None;
+    }
+    let reason = if github {
+        format!(
+            "{who} can enter with no {host}:sub condition that restricts it: a GitHub Actions workflow of any \
+             repository, anyone's, can enter"
+        )
+    } else {
+        format!(
+            "{who} can enter with no {host}:aud (or :sub) condition that restricts it: any identity the provider \
+             issues, for any application, can enter"
+        )
+    };
+    Some(Finding::new(FindingKind::AnyoneCanEnter, Severity::High, reason))
 }
 
 fn unused(role: &RoleDetail, ctx: &Context) -> Option<Finding> {

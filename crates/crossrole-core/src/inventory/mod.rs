@@ -16,13 +16,28 @@
 //! - Guards say which condition keys guard an entrant, not whether a request can meet them: an Allow whose
 //!   conditions no request can meet still lists its principals. Values are kept for the organization keys and
 //!   `aws:PrincipalArn` only.
+//! - A condition guards only when it restricts: tried with the evaluator [`can_enter`] uses, an Allow's condition
+//!   must fail (a Deny's hold) both for a request without the key and for one with a wrong value (`"false"` for
+//!   `aws:MultiFactorAuthPresent`, a very old `aws:MultiFactorAuthAge`, otherwise a string of a character none of
+//!   the values holds). So positive operators guard (StringEquals, StringLike with a pattern, ArnLike, Bool `true`
+//!   on MFA, NumericLessThan on the MFA age), and negated operators, `…IfExists`, `Null`, `ForAllValues:` and
+//!   patterns of wildcards only do not: such a condition is named in `other_keys` with its operator, "restricts
+//!   nothing", and weighs nothing (`*` with only such conditions is critical). One wrong value stands for all: a
+//!   pattern such as `vendor-*` guards, though a guess that fits it gets in. A Deny's condition guards only when it
+//!   is the Deny's only one; an operator the evaluator does not model is reported, not weighed.
 //! - Principals match as the IAM judge matches them: `*` lets in anyone, anonymous callers and services included;
 //!   an account id (or its root ARN) every IAM principal of the account; any other ARN that principal only; a
 //!   unique id nobody. In `NotPrincipal` an account exempts its principals as the judge has it, which may be
 //!   generous: IAM's documentation has a Deny `NotPrincipal` name a user and its account both to exempt the user.
 //!   A principal written as an account id and as its root ARN is one entrant, shown as the root ARN.
 //! - "Held to the organization" (which lowers a finding's severity or removes it) means an `aws:PrincipalOrgID`
-//!   naming this organization or `aws:PrincipalOrgPaths` under it; any other guard is reported, not weighed.
+//!   naming this organization or `aws:PrincipalOrgPaths` under it, in a condition that restricts; any other guard
+//!   is reported, not weighed.
+//! - Federated providers: one in an account outside the organization is high (`OutsideAccountRoot`); a web
+//!   identity provider is high (`AnyoneCanEnter`) unless a condition that restricts names its audience
+//!   (`<host>:aud`, `:sub`, `:app_id` or `:oaud`; for GitHub Actions only `token.actions.githubusercontent.com:sub`,
+//!   the repository, since every workflow's `aud` is the same). Which values the `sub` allows is not weighed:
+//!   `repo:*` counts as naming the repository. A SAML provider of the organization is not a finding.
 //! - ExternalId values are never kept: the stored trust policy says [`REDACTED_EXTERNAL_ID`] in their place, and a
 //!   probe says whether the caller brings the right one, a wrong one or none (with two different ExternalIds in
 //!   one policy, "the right one" meets both).
@@ -42,7 +57,7 @@ pub use context::{Context, DEFAULT_UNUSED_AFTER_DAYS, ExpectedRole};
 pub use enter::{Decision, ExternalIdProbe, Probe, ProbeCaller, can_enter, decide, entrant_for};
 pub use findings::{Finding, FindingKind, Severity};
 pub use import::{AccountDifference, Aspect, EXTERNAL_ID_PLACEHOLDER, Import, import};
-pub use role::{Entrant, EntrantKind, Guards, InventoryRole, REDACTED_EXTERNAL_ID};
+pub use role::{Entrant, EntrantKind, Guards, InventoryRole, REDACTED_EXTERNAL_ID, RESTRICTS_NOTHING};
 
 /// A role as `GetAccountAuthorizationDetails` lists it (filter `Role`): everything the inventory needs in one call.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

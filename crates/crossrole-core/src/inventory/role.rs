@@ -10,6 +10,10 @@ use super::{Finding, LastUsed};
 /// What the stored trust policy says in place of each ExternalId's value.
 pub const REDACTED_EXTERNAL_ID: &str = "<redacted>";
 
+/// What an entry of [`Guards::other_keys`] ends with when its condition keeps nobody out (`sts:externalid
+/// (StringNotEquals, restricts nothing)`): it is shown, never weighed.
+pub const RESTRICTS_NOTHING: &str = "restricts nothing";
+
 /// One role of the inventory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InventoryRole {
@@ -97,9 +101,10 @@ pub struct Entrant {
 /// The conditions that guard an entrant, by what they mean. Values are kept where they are not secrets.
 #[derive(Debug, Clone, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Guards {
-    /// An `sts:ExternalId` condition: the caller must bring the ExternalId (its value is never kept).
+    /// An `sts:ExternalId` condition that restricts: the caller must bring the ExternalId (its value is never
+    /// kept).
     pub external_id: bool,
-    /// An `aws:MultiFactorAuthPresent` (or `aws:MultiFactorAuthAge`) condition.
+    /// An `aws:MultiFactorAuthPresent` (or `aws:MultiFactorAuthAge`) condition that requires MFA.
     pub mfa: bool,
     /// Organization conditions, key (`aws:PrincipalOrgID`, `aws:PrincipalOrgPaths`, `aws:ResourceOrgID`) →
     /// values.
@@ -108,7 +113,8 @@ pub struct Guards {
     pub source_identity: bool,
     /// `aws:PrincipalArn` patterns that narrow the principal.
     pub principal_arns: BTreeSet<String>,
-    /// Every other condition key, lowercased, by name.
+    /// Every other condition key, lowercased, by name; a condition on any key that restricts nothing is named here
+    /// with its operator, ending `restricts nothing)` ([`RESTRICTS_NOTHING`]).
     pub other_keys: BTreeSet<String>,
 }
 
@@ -116,5 +122,15 @@ impl Guards {
     /// Whether nothing guards the entrant.
     pub fn is_empty(&self) -> bool {
         *self == Guards::default()
+    }
+
+    /// Whether some condition may keep a caller out: every guard but the conditions that restrict nothing.
+    pub fn restricts(&self) -> bool {
+        self.external_id
+            || self.mfa
+            || !self.organization.is_empty()
+            || self.source_identity
+            || !self.principal_arns.is_empty()
+            || self.other_keys.iter().any(|k| !k.ends_with(&format!("{RESTRICTS_NOTHING})")))
     }
 }

@@ -299,6 +299,163 @@ fn trust_shapes_give_entrants_and_findings() {
             ],
             vec!["OutsideAccountRoot/Low"],
         ),
+        // Conditions that protect nothing guard nothing: negated operators, `…IfExists`, `Null`, wildcards only.
+        (
+            "AWS * with StringNotEquals aws:PrincipalOrgID: anyone outside the organization",
+            trust(
+                json!([{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole", "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": ORG}}}]),
+            ),
+            vec!["Anyone * (assumerole) if key=aws:principalorgid (StringNotEquals, restricts nothing)"],
+            vec!["AnyoneCanEnter/Critical"],
+        ),
+        (
+            "AWS * with StringEqualsIfExists aws:PrincipalOrgID: a caller in no organization",
+            trust(
+                json!([{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole", "Condition": {"StringEqualsIfExists": {"aws:PrincipalOrgID": ORG}}}]),
+            ),
+            vec!["Anyone * (assumerole) if key=aws:principalorgid (StringEqualsIfExists, restricts nothing)"],
+            vec!["AnyoneCanEnter/Critical"],
+        ),
+        (
+            "AWS * held to the organization by a Deny StringNotEquals",
+            trust(json!([
+                {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"},
+                {"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole", "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": ORG}}},
+            ])),
+            vec!["Anyone * (assumerole) if aws:PrincipalOrgID=o-a1b2c3d4e5"],
+            vec!["AnyoneCanEnter/Low"],
+        ),
+        (
+            "vendor root with StringNotEquals sts:ExternalId",
+            trust(
+                json!([{"Effect": "Allow", "Principal": {"AWS": root(VENDOR)}, "Action": "sts:AssumeRole", "Condition": {"StringNotEquals": {"sts:ExternalId": XID}}}]),
+            ),
+            vec![
+                "OutsideAccount arn:aws:iam::999988887777:root [999988887777] whole (assumerole) if key=sts:externalid (StringNotEquals, restricts nothing)",
+            ],
+            vec!["OutsideWithoutExternalId/High", "OutsideAccountRoot/Medium"],
+        ),
+        (
+            "vendor root with Null sts:ExternalId false",
+            trust(
+                json!([{"Effect": "Allow", "Principal": {"AWS": root(VENDOR)}, "Action": "sts:AssumeRole", "Condition": {"Null": {"sts:ExternalId": "false"}}}]),
+            ),
+            vec![
+                "OutsideAccount arn:aws:iam::999988887777:root [999988887777] whole (assumerole) if key=sts:externalid (Null, restricts nothing)",
+            ],
+            vec!["OutsideWithoutExternalId/High", "OutsideAccountRoot/Medium"],
+        ),
+        (
+            "vendor root with StringLike sts:ExternalId *",
+            trust(
+                json!([{"Effect": "Allow", "Principal": {"AWS": root(VENDOR)}, "Action": "sts:AssumeRole", "Condition": {"StringLike": {"sts:ExternalId": "*"}}}]),
+            ),
+            vec![
+                "OutsideAccount arn:aws:iam::999988887777:root [999988887777] whole (assumerole) if key=sts:externalid (StringLike, restricts nothing)",
+            ],
+            vec!["OutsideWithoutExternalId/High", "OutsideAccountRoot/Medium"],
+        ),
+        (
+            "vendor root with StringLike sts:ExternalId and a pattern: guarded",
+            trust(
+                json!([{"Effect": "Allow", "Principal": {"AWS": root(VENDOR)}, "Action": "sts:AssumeRole", "Condition": {"StringLike": {"sts:ExternalId": "vendor-*"}}}]),
+            ),
+            vec!["OutsideAccount arn:aws:iam::999988887777:root [999988887777] whole (assumerole) if xid"],
+            vec!["OutsideAccountRoot/Low"],
+        ),
+        (
+            "vendor root guarded by a Deny unless the ExternalId",
+            trust(json!([
+                {"Effect": "Allow", "Principal": {"AWS": root(VENDOR)}, "Action": "sts:AssumeRole"},
+                {"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole", "Condition": {"StringNotEquals": {"sts:ExternalId": XID}}},
+            ])),
+            vec!["OutsideAccount arn:aws:iam::999988887777:root [999988887777] whole (assumerole) if xid"],
+            vec!["OutsideAccountRoot/Low"],
+        ),
+        (
+            "inside with Bool aws:MultiFactorAuthPresent false: no MFA",
+            trust(
+                json!([{"Effect": "Allow", "Principal": {"AWS": root(INSIDE)}, "Action": "sts:AssumeRole", "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "false"}}}]),
+            ),
+            vec![
+                "OrganizationAccount arn:aws:iam::333344445555:root [333344445555] whole (assumerole) if key=aws:multifactorauthpresent (Bool, restricts nothing)",
+            ],
+            vec![],
+        ),
+        (
+            "inside with a recent MFA (NumericLessThan aws:MultiFactorAuthAge)",
+            trust(
+                json!([{"Effect": "Allow", "Principal": {"AWS": root(INSIDE)}, "Action": "sts:AssumeRole", "Condition": {"NumericLessThan": {"aws:MultiFactorAuthAge": "3600"}}}]),
+            ),
+            vec!["OrganizationAccount arn:aws:iam::333344445555:root [333344445555] whole (assumerole) if mfa"],
+            vec![],
+        ),
+        (
+            "a Deny with two conditions guards with neither",
+            trust(json!([
+                {"Effect": "Allow", "Principal": {"AWS": root(VENDOR)}, "Action": "sts:AssumeRole"},
+                {"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole", "Condition": {"StringNotEquals": {"sts:ExternalId": XID}, "BoolIfExists": {"aws:MultiFactorAuthPresent": "false"}}},
+            ])),
+            vec![
+                "OutsideAccount arn:aws:iam::999988887777:root [999988887777] whole (assumerole) if key=aws:multifactorauthpresent key=sts:externalid",
+            ],
+            vec!["OutsideWithoutExternalId/High", "OutsideAccountRoot/Medium"],
+        ),
+        // Federated providers.
+        (
+            "GitHub OIDC with only an aud condition: any repository",
+            trust(
+                json!([{"Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::222233334444:oidc-provider/token.actions.githubusercontent.com"}, "Action": "sts:AssumeRoleWithWebIdentity", "Condition": {"StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}}}]),
+            ),
+            vec![
+                "Federated arn:aws:iam::222233334444:oidc-provider/token.actions.githubusercontent.com [222233334444] (assumerolewithwebidentity) if key=token.actions.githubusercontent.com:aud",
+            ],
+            vec!["AnyoneCanEnter/High"],
+        ),
+        (
+            "GitHub OIDC with sub StringLike *: any repository",
+            trust(
+                json!([{"Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::222233334444:oidc-provider/token.actions.githubusercontent.com"}, "Action": "sts:AssumeRoleWithWebIdentity", "Condition": {"StringLike": {"token.actions.githubusercontent.com:sub": "*"}}}]),
+            ),
+            vec![
+                "Federated arn:aws:iam::222233334444:oidc-provider/token.actions.githubusercontent.com [222233334444] (assumerolewithwebidentity) if key=token.actions.githubusercontent.com:sub (StringLike, restricts nothing)",
+            ],
+            vec!["AnyoneCanEnter/High"],
+        ),
+        (
+            "Google with no condition",
+            trust(
+                json!([{"Effect": "Allow", "Principal": {"Federated": "accounts.google.com"}, "Action": "sts:AssumeRoleWithWebIdentity"}]),
+            ),
+            vec!["Federated accounts.google.com (assumerolewithwebidentity)"],
+            vec!["AnyoneCanEnter/High"],
+        ),
+        (
+            "Cognito with no condition",
+            trust(
+                json!([{"Effect": "Allow", "Principal": {"Federated": "cognito-identity.amazonaws.com"}, "Action": "sts:AssumeRoleWithWebIdentity"}]),
+            ),
+            vec!["Federated cognito-identity.amazonaws.com (assumerolewithwebidentity)"],
+            vec!["AnyoneCanEnter/High"],
+        ),
+        (
+            "Cognito held to one identity pool",
+            trust(
+                json!([{"Effect": "Allow", "Principal": {"Federated": "cognito-identity.amazonaws.com"}, "Action": "sts:AssumeRoleWithWebIdentity", "Condition": {"StringEquals": {"cognito-identity.amazonaws.com:aud": "eu-west-1:0000-1111"}}}]),
+            ),
+            vec![
+                "Federated cognito-identity.amazonaws.com (assumerolewithwebidentity) if key=cognito-identity.amazonaws.com:aud",
+            ],
+            vec![],
+        ),
+        (
+            "a SAML provider in an outside account",
+            trust(
+                json!([{"Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::999988887777:saml-provider/Theirs"}, "Action": "sts:AssumeRoleWithSAML"}]),
+            ),
+            vec!["Federated arn:aws:iam::999988887777:saml-provider/Theirs [999988887777] (assumerolewithsaml)"],
+            vec!["OutsideAccountRoot/High"],
+        ),
     ];
     for (what, text, entrants, findings) in cases {
         for input in
@@ -606,7 +763,12 @@ fn import_writes_a_spec_from_hand_made_roles() {
     "#]]
     .assert_eq(&imported.spec_yaml);
     assert!(!format!("{imported:?}").contains(XID) && !format!("{imported:?}").contains("another-xid-1234"));
-    let spec = AccessSpec::from_yaml(&imported.spec_yaml).unwrap();
+    // Not applicable as written: the placeholder is refused, by name, until a person puts the ExternalId in.
+    let refused = AccessSpec::from_yaml(&imported.spec_yaml).unwrap_err();
+    let refused: Vec<String> = refused.violations().iter().map(|v| v.field.clone()).collect();
+    assert_eq!(refused, ["role.trust.external_id"]);
+    let filled = imported.spec_yaml.replace(super::EXTERNAL_ID_PLACEHOLDER, "Vq8wS2kLm4Np7RtX3yZc6MdB9hJgQe5u");
+    let spec = AccessSpec::from_yaml(&filled).unwrap();
     assert_eq!(spec.role.trust.account_ids, BTreeSet::from([VENDOR.to_string()]));
     let differences: Vec<String> =
         imported.differences.iter().map(|d| format!("{} {:?}: {}", d.account_id, d.aspect, d.detail)).collect();
