@@ -101,6 +101,7 @@ struct Shown<'a> {
     left_alone: &'a [(String, String)],
     approved: &'a BTreeSet<String>,
     dry_run: bool,
+    external_id_note: &'a str,
 }
 
 pub(crate) async fn adopt(client: &Client, args: AdoptArgs, out: Output) -> Outcome {
@@ -158,8 +159,21 @@ pub(crate) async fn adopt(client: &Client, args: AdoptArgs, out: Output) -> Outc
         }
     }
     let human = out == Output::Table;
+    // A token that may not read ExternalIds is planned with each role's own in place of the spec's (no plan tells
+    // such a caller whether a guess is right), so the diff cannot show whether the takeover changes it.
+    let external_id_note = match (&role.trust, taken.as_ref()) {
+        (Some(t), Some(p)) if !t.external_id.is_empty() && !p.external_id_note.is_empty() => {
+            "this token may not read ExternalIds, so the diff cannot show whether a role's ExternalId differs from \
+             the spec's; taking a role over sets the spec's. Adopt with a token that may read them \
+             (reveal_external_ids) to see it"
+        }
+        _ => "",
+    };
     if human {
         show(&role.name, &candidates, &left_alone, &taken);
+        if !external_id_note.is_empty() && !candidates.is_empty() {
+            println!("Note: {external_id_note}.");
+        }
     }
     let approved: BTreeSet<String> = if args.dry_run || candidates.is_empty() {
         BTreeSet::new()
@@ -178,6 +192,7 @@ pub(crate) async fn adopt(client: &Client, args: AdoptArgs, out: Output) -> Outc
             left_alone: &left_alone,
             approved: &approved,
             dry_run: args.dry_run,
+            external_id_note,
         });
     }
     if args.dry_run {
@@ -226,6 +241,11 @@ pub(crate) async fn adopt(client: &Client, args: AdoptArgs, out: Output) -> Outc
         if !args.yes && !access::confirm("Apply those too, with the takeover?")? {
             return Err(Failure::usage("not adopted"));
         }
+    } else if elsewhere > 0 && !args.yes {
+        return Err(Failure::usage(format!(
+            "not adopted: the spec also changes {} where nothing is taken over; refusing to change them without --yes",
+            views::count(elsewhere, "account")
+        )));
     }
     if human {
         println!(

@@ -553,6 +553,14 @@ async fn adopt_shows_each_hand_made_role_and_takes_over_only_what_a_person_appro
         json["candidates"][0]["changes"].as_array().unwrap().iter().map(|c| c["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds[..2], ["put permissions boundary", "tag role"], "{json}");
 
+    // The spec's other changes (roles made where there are none) are not a takeover: not without --yes, in JSON too.
+    env.run(&["adopt", "-f", &spec, "--account", approved, "-o", "json"])
+        .await
+        .code(2)
+        .stderr(predicate::str::contains("refusing to change them without --yes"));
+    assert!(env.fake.role("200000000002", "SecurityAudit").is_none());
+    assert_eq!(env.fake.iam_writes_in(approved), 0);
+
     // One approved: taken over there (the boundary first), the other untouched; the rest of the spec applied.
     env.run(&["adopt", "-f", &spec, "--account", approved, "--yes"])
         .await

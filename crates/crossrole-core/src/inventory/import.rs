@@ -28,7 +28,8 @@ pub const EXTERNAL_ID_PLACEHOLDER: &str = "REPLACE-with-the-roles-ExternalId";
 /// A spec written from hand-made roles, and what it does not say.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Import {
-    /// The spec, YAML in the format of [`crate::spec::SpecFile`]; it parses and validates.
+    /// The spec, YAML in the format of [`crate::spec::SpecFile`]; it parses, and validates once the roles'
+    /// ExternalId is put in place of [`EXTERNAL_ID_PLACEHOLDER`] (validation refuses the placeholder, naming it).
     pub spec_yaml: String,
     /// The accounts the role is in (the spec's targets).
     pub accounts: Vec<String>,
@@ -168,7 +169,9 @@ pub fn import(spec_name: &str, roles: &[RoleDetail], ctx: &Context) -> Result<Im
     let accounts: Vec<String> =
         shapes.iter().map(|s| s.account_id.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     let yaml = spec_yaml(spec_name, &first.name, &path, &trust, &managed, &inline, &boundary, &accounts)?;
-    let spec = AccessSpec::from_yaml(&yaml)?;
+    // Checked as it will be applied: the placeholder (which validation refuses, so the spec cannot be applied
+    // before a person puts the ExternalId in) stands for an ExternalId here.
+    let spec = AccessSpec::from_yaml(&yaml.replace(EXTERNAL_ID_PLACEHOLDER, "Vq8wS2kLm4Np7RtX3yZc6MdB9hJgQe5u"))?;
     let org = guardrails::OrgContext { member_accounts: Some(&ctx.member_account_ids) };
     for f in guardrails::check(&spec, ctx.partition, org) {
         let effect = if f.blocks() { "blocks apply until fixed or waived" } else { "warning" };

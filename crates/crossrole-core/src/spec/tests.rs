@@ -239,6 +239,12 @@ fn every_rule_names_its_field() {
         ],
     );
     check(
+        &[("external_id: Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf", "external_id: REPLACE-with-the-roles-ExternalId")],
+        &[
+            "role.trust.external_id: is the placeholder that crossrole import writes: put the roles' ExternalId here (their vendor has it), or a new one the vendor will send",
+        ],
+    );
+    check(
         &[("guardrail: weak-external-id", "guardrail: unowned-role")],
         &[
             "guardrails.waivers[0].guardrail: a role crossrole does not own is never modified by a waiver; `crossrole adopt -f <spec file>` takes it over on approval (role.adopt_accounts), or set role.adopt_existing",

@@ -293,7 +293,13 @@ fn trust(t: &RawTrust, v: &mut Collector) -> TrustSpec {
     let external_id = if t.external_id.is_empty() {
         None
     } else {
-        if let Err(rule) = names::check_external_id(&t.external_id) {
+        if t.external_id == crate::inventory::EXTERNAL_ID_PLACEHOLDER {
+            v.push(
+                "role.trust.external_id",
+                "is the placeholder that crossrole import writes: put the roles' ExternalId here (their vendor has it), \
+                 or a new one the vendor will send",
+            );
+        } else if let Err(rule) = names::check_external_id(&t.external_id) {
             v.push("role.trust.external_id", rule);
         }
         Some(ExternalId::new(t.external_id.clone()))
