@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 use crossrole_core::{
+    ops::Millis,
     plan::{Change, ObservedRole, RoleAttributes},
     policy::PolicyDocument,
     spec::owner_of,
@@ -88,6 +89,16 @@ impl AccountIam<'_> {
         }
     }
 
+    /// Role `name` as `GetRole` returns it (its attributes and tags, no policies: one call); `None` when it does
+    /// not exist.
+    pub async fn get_role(&self, name: &str) -> Result<Option<crate::api::RoleRecord>, Error> {
+        match self.call("GetRole", || self.iam.get_role(name)).await {
+            Ok(r) => Ok(Some(r)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Reads role `name`; `None` when it does not exist.
     pub async fn read_role(&self, name: &str) -> Result<Option<ObservedRole>, Error> {
         // GetRole first: a role that is not there (every account, the first time) costs one call, not three. The
@@ -155,10 +166,39 @@ impl AccountIam<'_> {
     ///
     /// A `CreateRole` that finds a role there that it did not make (one made since the role was read) fails with
     /// `EntityAlreadyExists` and nothing after it is sent: the caller reads the role and plans from what it finds.
+    ///
+    /// A revocation is written at the instant it was planned with; [`AccountIam::apply_at`] takes it when written.
     pub async fn apply(
         &self,
         role: &str,
         changes: &[Change],
+        stop: impl Fn() -> bool,
+        before: impl FnMut(&Change) -> BoxFuture<'static, ()>,
+        applied: impl FnMut(&Change),
+    ) -> Result<(), Error> {
+        self.applied_at(role, changes, None, stop, before, applied).await
+    }
+
+    /// [`AccountIam::apply`], with each revocation's instant taken from `now` (Unix ms) at the moment its deny is
+    /// sent, after the changes before it (a narrowed trust) are written: a session issued between the plan and the
+    /// write is denied too. Never earlier than planned ([`crossrole_core::revocation::Revocation::written_at`]).
+    pub async fn apply_at(
+        &self,
+        role: &str,
+        changes: &[Change],
+        now: impl Fn() -> Millis + Sync,
+        stop: impl Fn() -> bool,
+        before: impl FnMut(&Change) -> BoxFuture<'static, ()>,
+        applied: impl FnMut(&Change),
+    ) -> Result<(), Error> {
+        self.applied_at(role, changes, Some(&now), stop, before, applied).await
+    }
+
+    async fn applied_at(
+        &self,
+        role: &str,
+        changes: &[Change],
+        now: Option<&(dyn Fn() -> Millis + Sync)>,
         stop: impl Fn() -> bool,
         mut before: impl FnMut(&Change) -> BoxFuture<'static, ()>,
         mut applied: impl FnMut(&Change),
@@ -225,7 +265,8 @@ impl AccountIam<'_> {
                 Change::DeleteInlinePolicy { name, .. } => {
                     self.remove("DeleteRolePolicy", || self.iam.delete_role_policy(role, name)).await?;
                 }
-                Change::RevokeSessions { revocation, .. } => {
+                Change::RevokeSessions { revocation, keep_for, .. } => {
+                    let revocation = now.map_or(*revocation, |now| revocation.written_at(now(), *keep_for));
                     let (name, document) = (crossrole_core::revocation::POLICY_NAME, revocation.document());
                     self.call("PutRolePolicy", || self.iam.put_role_policy(role, name, &document)).await?;
                 }

@@ -405,3 +405,56 @@ fn live<'a>(
         timeout: Duration::from_secs(5),
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_revocation_is_dated_when_its_deny_is_written_after_the_narrowed_trust() {
+    use crossrole_core::{
+        plan::Change,
+        revocation::{POLICY_NAME, Revocation, Revoke, with_revocation},
+    };
+    let fake = FakeAws::new(tree(), FakeConfig::default());
+    let calls = layer();
+    let broker = CredentialBroker::new(Arc::new(fake.clone()), calls.clone(), BrokerConfig::default());
+    let ctx = CallContext::new();
+    let account = "200000000007";
+    let creds = broker.bootstrap(&ctx, account, None, "s").await.unwrap();
+    let iam = AccountIam { iam: fake.iam(&creds), account: creds.account_id.clone(), calls: &calls, ctx: &ctx };
+    let spec = |trust: &str| {
+        let yaml = format!(
+            "name: audit\nrole:\n  name: Audit\n  path: /crossrole/\n  trust:\n    account_ids: [\"{SECURITY}\"]\n{trust}\
+             targets:\n  organizational_unit_ids: [r-root]\n"
+        );
+        DesiredRole::from_spec(&AccessSpec::from_yaml(&yaml).unwrap(), Partition::Aws)
+    };
+    iam.apply("Audit", plan(&spec(""), None).changes(), || false, |_| Box::pin(async {}), |_| {}).await.unwrap();
+    let observed = iam.read_role("Audit").await.unwrap().unwrap();
+    // Planned at 10:00:00Z; the deny is written at 10:02:00Z, after the trust that requires MFA.
+    let planned_at = 1_796_464_800_000;
+    let narrowed = spec("    require_mfa: true\n");
+    let p = with_revocation(plan(&narrowed, Some(&observed)), Some(&observed), planned_at, &Revoke::On);
+    let trust_when_dated = std::sync::Mutex::new(None);
+    let now = || {
+        let role = fake.role(account, "Audit").unwrap();
+        *trust_when_dated.lock().unwrap() = Some(role.attributes.trust_policy);
+        planned_at + 120_000
+    };
+    iam.apply_at("Audit", p.changes(), now, || false, |_| Box::pin(async {}), |_| {}).await.unwrap();
+    let after = iam.read_role("Audit").await.unwrap().unwrap();
+    let written = Revocation::parse(&after.inline_policies[POLICY_NAME]).unwrap();
+    assert_eq!(written, Revocation::at(planned_at + 120_000, 3600), "the write's instant, not the plan's");
+    assert_eq!(
+        trust_when_dated.into_inner().unwrap().as_deref(),
+        Some(after.attributes.trust_policy.as_str()),
+        "dated once the narrowed trust was written"
+    );
+    assert!(after.attributes.trust_policy.contains("MultiFactorAuthPresent"), "{}", after.attributes.trust_policy);
+    // `apply` writes it as planned.
+    let Some(Change::RevokeSessions { revocation, .. }) =
+        p.changes().iter().find(|c| matches!(c, Change::RevokeSessions { .. }))
+    else {
+        panic!("a revocation")
+    };
+    iam.apply("Audit", p.changes(), || false, |_| Box::pin(async {}), |_| {}).await.unwrap();
+    let again = iam.read_role("Audit").await.unwrap().unwrap();
+    assert_eq!(Revocation::parse(&again.inline_policies[POLICY_NAME]), Some(*revocation));
+}

@@ -4,8 +4,14 @@
 //! A role's temporary credentials stay valid until they expire, whatever happens to its trust policy afterwards.
 //! IAM's answer is an inline policy named `AWSRevokeOlderSessions` that denies everything to every session whose
 //! `aws:TokenIssueTime` is before an instant. crossrole writes the same policy, under the same name, when a change
-//! takes access away (a trust narrowed, a role removed), before that change; a console-written one on a role
-//! crossrole owns is merged with crossrole's (the later instant wins) rather than replaced.
+//! takes access away: right after a narrowed trust is written, and before a role is removed (the deny stays until
+//! the role goes); a console-written one on a role crossrole owns is merged with crossrole's (the later instant
+//! wins) rather than replaced.
+//!
+//! The instant is taken when the deny is written (the apply's clock), not when it was planned: a principal the
+//! narrowing removes that is issued a session after the plan, before the new trust is written, is denied too. What
+//! is left is IAM's eventual consistency: for a few seconds after the trust is written, IAM may still issue a
+//! session under the old one; a session issued after the deny's instant is not denied by it.
 //!
 //! The deny must stay until the longest session issued before it has expired: the role's maximum session duration
 //! (the larger of before and after when a change moves it; sessions from role chaining last at most an hour, never
@@ -51,6 +57,13 @@ impl Revocation {
     pub fn at(now: Millis, max_session_secs: u32) -> Revocation {
         let issued_before = now.div_euclid(1000) * 1000 + if now.rem_euclid(1000) == 0 { 0 } else { 1000 };
         Revocation { issued_before, keep_until: issued_before + i64::from(max_session_secs) * 1000 }
+    }
+
+    /// The revocation a planned one writes when it is written at `now` (the apply's clock, not the plan's) for a
+    /// role whose sessions last at most `keep_for` seconds: the later instant, so that a session issued between the
+    /// plan and the write (after the narrowing was planned, before it was written) is denied too.
+    pub fn written_at(self, now: Millis, keep_for: u32) -> Revocation {
+        self.merge(Revocation::at(now, keep_for))
     }
 
     /// This revocation and `other` as one: the later instant, kept for the later of the two.
@@ -116,11 +129,12 @@ pub enum Revoke {
 }
 
 /// `plan` with the revocation its changes call for at `now`, from the role read (`observed`): a change that takes
-/// access away (a trust that allows less than before, a role deleted) is preceded by a [`Change::RevokeSessions`]
-/// unless `revoke` is off, and then by a [`Change::SessionsNotRevoked`] that says so (it writes nothing); a
-/// revocation whose time is over, and no new one needed, is deleted. The revocation comes
-/// after the ceiling's boundary and an adoption's claim (IAM refuses writes to a role before those under the
-/// ceiling) and before anything else.
+/// access away (a trust that allows less than before, a role deleted) brings a [`Change::RevokeSessions`] unless
+/// `revoke` is off, and then a [`Change::SessionsNotRevoked`] that says so (it writes nothing); a revocation whose
+/// time is over, and no new one needed, is deleted. A narrowed trust is revoked right after the trust is written
+/// (the instant is taken again when the deny is written: see [`Revocation::written_at`]); a role deleted is
+/// revoked first, after the ceiling's boundary and an adoption's claim (IAM refuses writes to a role before those
+/// under the ceiling), and its deny goes just before the role.
 pub fn with_revocation(
     plan: AccountPlan,
     observed: Option<&ObservedRole>,
@@ -150,7 +164,12 @@ pub fn with_revocation(
     let new = Revocation::at(now, keep_for);
     let revocation = existing.and_then(|e| Revocation::parse(e)).map_or(new, |e| e.merge(new));
     let revoke = Change::RevokeSessions { before: existing.map(|e| normalized(e)), revocation, keep_for, reason };
-    changes.insert(first, revoke);
+    // After the narrowing: a session issued before the new trust is written is denied by an instant taken when the
+    // deny is written. Before it, a removed principal could still be issued one the deny does not cover.
+    let narrowed =
+        changes.iter().position(|c| matches!(c, Change::UpdateTrustPolicy { before, after } if !widens(before, after)));
+    let deleted = changes.iter().any(|c| matches!(c, Change::DeleteRole { .. }));
+    changes.insert(narrowed.filter(|_| !deleted).map_or(first, |i| i + 1), revoke);
     // A role being deleted keeps the deny until its last policy goes, just before the role (which IAM deletes
     // only without inline policies: the deny written here among them).
     if let Some(at) = changes.iter().position(|c| matches!(c, Change::DeleteRole { .. })) {

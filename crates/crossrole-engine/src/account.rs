@@ -425,9 +425,11 @@ async fn apply(
     let done = std::sync::Mutex::new(before);
     let row = result.clone();
     let outcome = iam
-        .apply(
+        .apply_at(
             &env.desired.name,
             changes,
+            // A revocation is dated when its deny is written, after the narrowed trust (see crossrole_core::revocation).
+            || env.inner.config.clock.now(),
             || env.stop.is_cancelled(),
             |c| {
                 // Write-ahead: the change is on record before it is sent.

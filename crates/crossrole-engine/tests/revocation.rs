@@ -1,5 +1,5 @@
-//! Revocation against the in-memory AWS on a manual clock: a change that takes access away writes the
-//! `AWSRevokeOlderSessions` deny before it, a reconcile keeps it until the longest session issued before it has
+//! Revocation against the in-memory AWS on a manual clock: a narrowed trust is followed by the
+//! `AWSRevokeOlderSessions` deny (a role removed is preceded by it), a reconcile keeps it until the longest session issued before it has
 //! expired and removes it after, a spec that opts out gets none (and is told), and a destroy revokes first.
 
 #![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
@@ -65,19 +65,19 @@ fn kinds(r: &AccountResult) -> Vec<ChangeKind> {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_narrowing_revokes_first_a_reconcile_keeps_the_deny_until_the_last_session_ends_then_removes_it() {
+async fn a_narrowing_revokes_once_written_a_reconcile_keeps_the_deny_until_the_last_session_ends_then_removes_it() {
     let (w, clock) = clocked(4);
     let wide = revocation_spec("", "");
     assert_eq!(run(&w, OperationKind::Apply, &wide).await.state, OperationState::Succeeded);
     assert!((0..4).all(|i| revocation_in(&w, i).is_none()), "creating takes nothing away");
 
-    // MFA required from now on: every role's sessions issued before are denied, before the trust changes.
+    // MFA required from now on: once the trust changes, every role's sessions issued before are denied.
     clock.set(T0 + 10 * MINUTE);
     let narrow = revocation_spec("    require_mfa: true\n", "");
     let op = run(&w, OperationKind::Apply, &narrow).await;
     assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
     for r in results(&w, &op.id).await.iter().filter(|r| r.action.is_some()) {
-        assert_eq!(kinds(r), [ChangeKind::RevokeSessions, ChangeKind::UpdateTrustPolicy], "{}", r.account_id);
+        assert_eq!(kinds(r), [ChangeKind::UpdateTrustPolicy, ChangeKind::RevokeSessions], "{}", r.account_id);
     }
     let written = revocation_in(&w, 0).unwrap();
     assert_eq!(iso8601(written.issued_before), "2026-12-05T10:10:01Z");

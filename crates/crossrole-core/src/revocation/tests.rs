@@ -49,7 +49,7 @@ const ORG: &str = "    principal_org_id: o-abcdefghij\n";
 const ORG_2: &str = "    principal_org_id: o-zyxwvutsrq\n";
 
 #[test]
-fn every_narrowing_revokes_first() {
+fn every_narrowing_revokes_once_the_trust_is_written() {
     let cases: [(&str, String, String); 8] = [
         ("an account removed", TWO.into(), ONE.into()),
         ("a principal removed", P_AB.into(), P_A.into()),
@@ -64,10 +64,10 @@ fn every_narrowing_revokes_first() {
         let (_, p) = replan(&before, &after, NOW);
         assert_eq!(
             summaries(&p),
-            ["revoke active sessions AWSRevokeOlderSessions", "update trust policy"],
-            "{name}: the revocation comes before the narrowing"
+            ["update trust policy", "revoke active sessions AWSRevokeOlderSessions"],
+            "{name}: the revocation comes after the narrowing, so that no session issued before it escapes"
         );
-        let Change::RevokeSessions { revocation, keep_for, before, reason } = &p.changes()[0] else { unreachable!() };
+        let Change::RevokeSessions { revocation, keep_for, before, reason } = &p.changes()[1] else { unreachable!() };
         assert_eq!(revocation.issued_before, NOW - 250 + 1000, "{name}: rounded up to the second");
         assert_eq!(revocation.keep_until, revocation.issued_before + 3600 * 1000, "{name}: one hour, the default");
         assert_eq!(
@@ -75,6 +75,19 @@ fn every_narrowing_revokes_first() {
             (3600, None, "the trust policy allows less than before")
         );
     }
+}
+
+#[test]
+fn the_instant_is_the_writes_not_the_plans() {
+    let (_, p) = replan(TWO, ONE, NOW);
+    let Change::RevokeSessions { revocation, keep_for, .. } = &p.changes()[1] else { panic!("{:?}", summaries(&p)) };
+    // Written 90 s after the plan (the trust written in between): sessions issued up to the write are denied, and the
+    // deny is kept for the role's longest session after that.
+    let written = revocation.written_at(NOW + 90_000, *keep_for);
+    assert_eq!(iso8601(written.issued_before), "2026-12-05T10:01:31Z");
+    assert_eq!(written.keep_until, written.issued_before + HOUR);
+    // Never earlier than planned (a console revocation merged at plan time stays), whatever the clock says.
+    assert_eq!(revocation.written_at(NOW - HOUR, *keep_for), *revocation);
 }
 
 #[test]
@@ -140,7 +153,9 @@ fn a_longer_or_shorter_session_keeps_the_deny_for_the_longer() {
         let mut d = desired(&format!("{ONE}{MFA}"));
         d.max_session_duration = after;
         let p = with_revocation(plan(&d, Some(&observed)), Some(&observed), NOW, &Revoke::On);
-        let Change::RevokeSessions { keep_for, revocation, .. } = &p.changes()[0] else {
+        let Some(Change::RevokeSessions { keep_for, revocation, .. }) =
+            p.changes().iter().find(|c| matches!(c, Change::RevokeSessions { .. }))
+        else {
             panic!("{:?}", summaries(&p))
         };
         assert_eq!(*keep_for, 43_200, "{before} → {after}");
@@ -202,14 +217,14 @@ fn a_console_revocation_is_merged_and_the_later_instant_wins() {
     // Later than crossrole's: its instant stays, kept the longest IAM session after it.
     observed.inline_policies.insert(POLICY_NAME.into(), console("2026-12-05T10:30:00Z"));
     let p = with_revocation(plan(&desired(ONE), Some(&observed)), Some(&observed), NOW, &Revoke::On);
-    let Change::RevokeSessions { revocation, before, .. } = &p.changes()[0] else { panic!() };
+    let Change::RevokeSessions { revocation, before, .. } = &p.changes()[1] else { panic!() };
     assert_eq!(iso8601(revocation.issued_before), "2026-12-05T10:30:00Z");
     assert_eq!(iso8601(revocation.keep_until), "2026-12-05T22:30:00Z");
     assert!(before.as_deref().is_some_and(|b| b.contains("2026-12-05T10:30:00Z")));
     // Earlier than crossrole's: crossrole's instant, and still kept for the console's 12 hours.
     observed.inline_policies.insert(POLICY_NAME.into(), console("2026-12-05T09:00:00Z"));
     let p = with_revocation(plan(&desired(ONE), Some(&observed)), Some(&observed), NOW, &Revoke::On);
-    let Change::RevokeSessions { revocation, .. } = &p.changes()[0] else { panic!() };
+    let Change::RevokeSessions { revocation, .. } = &p.changes()[1] else { panic!() };
     assert_eq!(iso8601(revocation.issued_before), "2026-12-05T10:00:01Z");
     assert_eq!(iso8601(revocation.keep_until), "2026-12-05T21:00:00Z");
     // A console revocation on an unchanged role is never removed before those 12 hours.
