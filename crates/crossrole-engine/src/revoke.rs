@@ -1,12 +1,13 @@
 //! `crossrole revoke`, for an incident: every session of a spec's role issued before now denied, in every account
 //! where the journal has the spec placed (or in those of them the request names), as an operation.
 //!
-//! Each account costs the floor: one `AssumeRole` (the bootstrap role) and one `PutRolePolicy` writing the
-//! `AWSRevokeOlderSessions` deny ([`crossrole_core::revocation`]) — the role is not read first. It writes only where
-//! the spec is placed, so only to roles crossrole made for that spec (under the organization's ceiling IAM itself
-//! refuses the write to a role without crossrole's ownership tag); an account named that does not have the spec
-//! placed is skipped, saying so. The deny is kept for the longest session IAM issues (12 hours: the role is not
-//! read, so its own maximum is not known), then a later apply or reconcile removes it.
+//! Each account costs one `AssumeRole` (the bootstrap role), one `GetRole` and one `PutRolePolicy` writing the
+//! `AWSRevokeOlderSessions` deny ([`crossrole_core::revocation`]). The journal's placements say where to look, not
+//! what to write to: the role is read first, and the deny is written only when its ownership tags say it is this
+//! spec's. A role of that name that crossrole does not own (deleted and made again by hand, say) or that another
+//! spec owns is left as it is, and the account is skipped as not owned, saying why; so is an account named that
+//! does not have the spec placed. The deny is kept for the role's own longest session (its maximum session
+//! duration, as read), then a later apply or reconcile removes it; its instant is taken just before it is written.
 //!
 //! Like an apply, it is written to the journal before it starts, reports progress in events and a result per
 //! account, can be cancelled, and is resumed after a restart (the accounts without a final row are revoked again:
@@ -21,7 +22,7 @@ use crossrole_core::{
     org::OrgTree,
     plan::Change,
     revocation::{LONGEST_SESSION_SECS, Revocation},
-    spec::{AccountState, RawSpec},
+    spec::{AccountState, RawSpec, owner_of},
 };
 use crossrole_store::{NewOperation, OperationRow};
 use futures::{FutureExt, StreamExt, stream::FuturesUnordered};
@@ -336,7 +337,16 @@ async fn targets(
     Ok(pending)
 }
 
-/// Revokes in one account: its bootstrap role assumed, the deny written; the result on record.
+/// What one account's revocation came to.
+enum Done {
+    /// The deny was written: this change.
+    Written(Change),
+    /// The role there is not this spec's: nothing was written, for this reason.
+    NotOwned(String),
+}
+
+/// Revokes in one account: its bootstrap role assumed, the role read (is it this spec's, and how long are its
+/// sessions), the deny written only to this spec's role; the result on record.
 async fn revoke_in(env: &Env, target: Target) {
     let inner = &env.inner;
     let account = target.account_id.as_str();
@@ -345,13 +355,6 @@ async fn revoke_in(env: &Env, target: Target) {
     result.role_arn = crossrole_core::names::role_arn(inner.aws.partition(), account, &env.spec.role.path, role);
     env.sink.account(&result);
     env.sink.emit(account, Event::PhaseStarted { phase: Phase::Assume });
-    let change = Change::RevokeSessions {
-        before: None,
-        revocation: Revocation::at(inner.config.clock.now(), LONGEST_SESSION_SECS),
-        keep_for: LONGEST_SESSION_SECS,
-        reason: format!("crossrole revoke asked for it (operation {})", env.operation),
-    };
-    let shown = change.shown(&inner.redactor);
     let write = async {
         let assume = || async {
             inner
@@ -361,37 +364,37 @@ async fn revoke_in(env: &Env, target: Target) {
                 .map_err(|e| error_from(&e, Phase::Assume))
         };
         let credentials = assume().await?;
-        env.sink.emit(account, Event::PhaseStarted { phase: Phase::Apply });
-        let change = &change;
-        let put = |credentials| {
+        let work = |credentials| {
             let iam = AccountIam {
                 iam: inner.aws.iam(credentials),
                 account: account.to_string(),
                 calls: &inner.calls,
                 ctx: &env.ctx,
             };
-            async move {
-                let nothing = |_: &Change| futures::future::ready(()).boxed();
-                iam.apply(role, std::slice::from_ref(change), || env.stop.is_cancelled(), nothing, |_| {}).await
-            }
+            async move { written(env, &iam, role).await }
         };
-        match put(&credentials).await {
-            Ok(()) => Ok(()),
+        match work(&credentials).await {
+            Ok(done) => Ok(done),
             // Credentials cached from before the bootstrap role was replaced are denied everything: assume afresh.
-            Err(e) if inner.broker.stale(account, &e) => {
-                put(&assume().await?).await.map_err(|e| written_error(&e, role))
+            Err((e, _)) if inner.broker.stale(account, &e) => {
+                work(&assume().await?).await.map_err(|(e, phase)| failed(&e, phase, role))
             }
-            Err(e) => Err(written_error(&e, role)),
+            Err((e, phase)) => Err(failed(&e, phase, role)),
         }
     };
     let outcome = write.await;
     result.phase = Phase::Done;
     result.end_time = Some(crate::now_ms());
     match outcome {
-        Ok(()) => {
+        Ok(Done::Written(change)) => {
+            let shown = change.shown(&inner.redactor);
             result.outcome = Outcome::Changed;
             result.changes = vec![shown.clone()];
             env.sink.emit(account, Event::ChangeApplied { change: shown });
+        }
+        Ok(Done::NotOwned(why)) => {
+            result.outcome = Outcome::Skipped;
+            result.error = Some(AccountError::new(ErrorCode::NotOwned, why, Phase::Read));
         }
         Err(error) => {
             result.outcome = Outcome::Failed;
@@ -405,9 +408,49 @@ async fn revoke_in(env: &Env, target: Target) {
     env.sink.emit(account, Event::AccountFinished { result: Box::new(result) });
 }
 
-/// Why the write failed, for the account's result: a role that is not there is said so.
-fn written_error(e: &crossrole_aws::Error, role: &str) -> AccountError {
-    let mut error = error_from(e, Phase::Apply);
+/// Reads role `role` (one `GetRole`) and, when its ownership tags say it is this spec's, writes the deny (one
+/// `PutRolePolicy`), kept for the role's own longest session; the error comes with the phase it failed in.
+async fn written(env: &Env, iam: &AccountIam<'_>, role: &str) -> Result<Done, (crossrole_aws::Error, Phase)> {
+    let account = iam.account.as_str();
+    env.sink.emit(account, Event::PhaseStarted { phase: Phase::Read });
+    let Some(found) = iam.get_role(role).await.map_err(|e| (e, Phase::Read))? else {
+        let message = format!("The role with name {role} cannot be found.");
+        let missing = crossrole_aws::AwsError::from_code("iam:GetRole", Some("NoSuchEntity"), Some(404), message);
+        let missing = crossrole_aws::Error::Aws(missing);
+        return Err((missing, Phase::Read));
+    };
+    let spec = env.spec.name.as_str();
+    match owner_of(&found.attributes.tags) {
+        Some(owner) if owner == spec => {}
+        owner => {
+            let whose = match owner {
+                Some(other) => format!("crossrole's for spec {other}"),
+                None => "not crossrole's (it carries no crossrole ownership tags: made or replaced by hand)".into(),
+            };
+            return Ok(Done::NotOwned(format!(
+                "role {role} in this account is {whose}, not spec {spec}'s, so crossrole writes nothing to it"
+            )));
+        }
+    }
+    // The role's own longest session; IAM's longest when it does not say (it always does).
+    let keep_for = Some(found.attributes.max_session_duration).filter(|s| *s > 0).unwrap_or(LONGEST_SESSION_SECS);
+    let change = Change::RevokeSessions {
+        before: None,
+        revocation: Revocation::at(env.inner.config.clock.now(), keep_for),
+        keep_for,
+        reason: format!("crossrole revoke asked for it (operation {})", env.operation),
+    };
+    env.sink.emit(account, Event::PhaseStarted { phase: Phase::Apply });
+    let nothing = |_: &Change| futures::future::ready(()).boxed();
+    iam.apply(role, std::slice::from_ref(&change), || env.stop.is_cancelled(), nothing, |_| {})
+        .await
+        .map_err(|e| (e, Phase::Apply))?;
+    Ok(Done::Written(change))
+}
+
+/// Why the read or the write failed, for the account's result: a role that is not there is said so.
+fn failed(e: &crossrole_aws::Error, phase: Phase, role: &str) -> AccountError {
+    let mut error = error_from(e, phase);
     if matches!(e, crossrole_aws::Error::Aws(a) if a.is_not_found()) {
         error.message =
             format!("there is no role {role} in this account (removed since it was placed): {}", error.message);

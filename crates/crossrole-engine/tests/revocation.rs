@@ -175,16 +175,18 @@ async fn revoke_denies_every_session_where_the_spec_is_placed_at_the_floor_and_s
     let op = w.engine.wait(&started.id).await.unwrap();
     assert_eq!((op.kind, op.state), (Some(OperationKind::Revoke), OperationState::Succeeded), "{}", op.message);
     assert_eq!((op.counts.total, op.counts.changed), (4, 4));
-    // The floor: one PutRolePolicy per account and at most one AssumeRole (the apply's bootstrap sessions are
-    // still good here, and reused); nothing read.
+    // The floor: one GetRole (whose role is it, how long are its sessions) and one PutRolePolicy per account, and
+    // at most one AssumeRole (the apply's bootstrap sessions are still good here, and reused).
     let served = w.fake.served();
     assert_eq!(served.get("iam:PutRolePolicy"), Some(&4), "{served:?}");
+    assert_eq!(served.get("iam:GetRole"), Some(&4), "{served:?}");
     assert!(served.get("sts:AssumeRole").is_none_or(|n| *n <= 4), "{served:?}");
-    assert!(served.keys().all(|k| k == "iam:PutRolePolicy" || k == "sts:AssumeRole"), "{served:?}");
+    let floor = ["iam:PutRolePolicy", "iam:GetRole", "sts:AssumeRole"];
+    assert!(served.keys().all(|k| floor.contains(&k.as_str())), "{served:?}");
     for i in 0..4 {
         let r = revocation_in(&w, i).unwrap();
         assert_eq!(iso8601(r.issued_before), "2026-12-05T10:30:01Z");
-        assert_eq!(r.keep_until - r.issued_before, 12 * 60 * MINUTE, "the longest session IAM issues");
+        assert_eq!(r.keep_until - r.issued_before, 2 * 60 * MINUTE, "the role's own 2-hour sessions, as read");
     }
     let rows = results(&w, &op.id).await;
     assert!(rows.iter().all(|r| kinds(r) == [ChangeKind::RevokeSessions]), "{rows:?}");
@@ -192,7 +194,7 @@ async fn revoke_denies_every_session_where_the_spec_is_placed_at_the_floor_and_s
     w.fake.reset_counters();
     run(&w, OperationKind::Apply, &spec).await;
     assert_eq!(w.fake.iam_writes(), 0);
-    clock.set(T0 + 13 * 60 * MINUTE);
+    clock.set(T0 + 3 * 60 * MINUTE);
     run(&w, OperationKind::Apply, &spec).await;
     assert!((0..4).all(|i| revocation_in(&w, i).is_none()));
 
@@ -228,6 +230,46 @@ async fn revoke_denies_every_session_where_the_spec_is_placed_at_the_floor_and_s
         .await
         .unwrap_err();
     assert!(bad.to_string().contains("account_ids"), "{bad}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn revoke_writes_nothing_to_a_role_crossrole_does_not_own_where_the_spec_was_placed() {
+    let (w, clock) = clocked(3);
+    let spec = revocation_spec("", "");
+    run(&w, OperationKind::Apply, &spec).await;
+    // In one account the role is deleted and one of the same name made by hand (no crossrole tags); in another it
+    // is tagged as another spec's. The journal still has the spec placed in all three.
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{SECURITY}:root"}},"Action":"sts:AssumeRole"}}]}}"#
+    );
+    w.fake.with_account(&account(1), |a| {
+        a.remove_role("Audit");
+        a.create_role_by_hand(&account(1), "Audit", &trust);
+    });
+    w.fake.with_account(&account(2), |a| a.tag_by_hand("Audit", "crossrole:spec", "billing"));
+    clock.set(T0 + 30 * MINUTE);
+    w.fake.reset_counters();
+    let started = w
+        .engine
+        .start_revoke(RevokeRequest { spec, accounts: None, idempotency_key: None, created_by: "test".into() })
+        .await
+        .unwrap();
+    let op = w.engine.wait(&started.id).await.unwrap();
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    assert_eq!((op.counts.changed, op.counts.skipped), (1, 2), "{:?}", op.counts);
+    let rows = results(&w, &op.id).await;
+    assert_eq!(rows[0].outcome, Outcome::Changed);
+    assert!(revocation_in(&w, 0).is_some());
+    for (i, whose) in [(1, "no crossrole ownership tags"), (2, "crossrole's for spec billing")] {
+        let r = &rows[i];
+        assert_eq!(r.outcome, Outcome::Skipped, "{r:?}");
+        let error = r.error.as_ref().unwrap();
+        assert_eq!(error.code, ErrorCode::NotOwned, "{r:?}");
+        assert!(error.message.contains(whose) && error.message.contains("writes nothing"), "{}", error.message);
+        assert!(r.changes.is_empty());
+        assert!(revocation_in(&w, i as u64).is_none(), "account {i}: a role crossrole does not own is untouched");
+    }
+    assert_eq!(w.fake.served().get("iam:PutRolePolicy"), Some(&1), "{:?}", w.fake.served());
 }
 
 #[tokio::test(start_paused = true)]
