@@ -6,8 +6,9 @@
 //! what to write to: the role is read first, and the deny is written only when its ownership tags say it is this
 //! spec's. A role of that name that crossrole does not own (deleted and made again by hand, say) or that another
 //! spec owns is left as it is, and the account is skipped as not owned, saying why; so is an account named that
-//! does not have the spec placed. The deny is kept for the role's own longest session (its maximum session
-//! duration, as read), then a later apply or reconcile removes it; its instant is taken just before it is written.
+//! does not have the spec placed. The deny is kept 12 hours (the longest session IAM issues, and the longest a
+//! console session signed in from one of the role's sessions lasts, whatever the role's own maximum), then a later
+//! apply or reconcile removes it; its instant is taken just before it is written.
 //!
 //! Like an apply, it is written to the journal before it starts, reports progress in events and a result per
 //! account, can be cancelled, and is resumed after a restart (the accounts without a final row are revoked again:
@@ -409,7 +410,7 @@ async fn revoke_in(env: &Env, target: Target) {
 }
 
 /// Reads role `role` (one `GetRole`) and, when its ownership tags say it is this spec's, writes the deny (one
-/// `PutRolePolicy`), kept for the role's own longest session; the error comes with the phase it failed in.
+/// `PutRolePolicy`); the error comes with the phase it failed in.
 async fn written(env: &Env, iam: &AccountIam<'_>, role: &str) -> Result<Done, (crossrole_aws::Error, Phase)> {
     let account = iam.account.as_str();
     env.sink.emit(account, Event::PhaseStarted { phase: Phase::Read });
@@ -432,8 +433,9 @@ async fn written(env: &Env, iam: &AccountIam<'_>, role: &str) -> Result<Done, (c
             )));
         }
     }
-    // The role's own longest session; IAM's longest when it does not say (it always does).
-    let keep_for = Some(found.attributes.max_session_duration).filter(|s| *s > 0).unwrap_or(LONGEST_SESSION_SECS);
+    // Kept the longest IAM issues (12 h), not the role's own maximum session as read: a console session signed in
+    // from one of the role's sessions lasts up to 12 h whatever the role's maximum (deploy/README.md section 9).
+    let keep_for = LONGEST_SESSION_SECS;
     let change = Change::RevokeSessions {
         before: None,
         revocation: Revocation::at(env.inner.config.clock.now(), keep_for),
