@@ -14,7 +14,8 @@ use crate::{
 #[derive(Debug, Clone, clap::Args)]
 #[command(after_help = "Writes IAM's AWSRevokeOlderSessions inline policy (the one the console's \"Revoke active \
     sessions\" writes: Deny * on * to sessions issued before now) on the role in each account where crossrole \
-    applied the spec: one AssumeRole and one PutRolePolicy per account. Sessions issued after it are not affected. \
+    applied the spec, if the role there is still the spec's (its ownership tags; any other is skipped as not owned): \
+    one AssumeRole, one GetRole and one PutRolePolicy per account. Sessions issued after it are not affected. \
     The deny is kept 12 hours, then a later apply or reconcile removes it. It does not end console sessions already \
     signed in through federation, nor sessions of other roles a revoked session assumed (role chaining).")]
 pub(crate) struct RevokeArgs {

@@ -122,7 +122,7 @@ async fn an_apply_that_keeps_sessions_narrows_without_revoking_and_says_so() {
     let op = deployer.operation_handle(started.id).wait().await.unwrap();
     assert_eq!(op.state, proto::OperationState::Succeeded as i32, "{}", op.message);
     assert!((0..2).all(|i| !has_revocation(&h, i)), "kept, as asked");
-    // Without it, the same narrowing (MFA and an organization now) revokes first.
+    // Without it, the same narrowing (MFA and an organization now) revokes once the trust is written.
     narrower.role.as_mut().unwrap().trust.as_mut().unwrap().principal_org_id = "o-abcdefghij".into();
     deployer.apply(narrower, None).await.unwrap().wait().await.unwrap();
     assert!((0..2).all(|i| has_revocation(&h, i)));

@@ -107,7 +107,8 @@ pub struct RoleSpec {
     pub adopt_accounts: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
     /// Revoke the role's sessions issued before a change that takes access away (a principal removed from the trust,
     /// an ExternalId, MFA or organization condition added or changed, the role removed): crossrole writes IAM's
-    /// `AWSRevokeOlderSessions` inline deny on `aws:TokenIssueTime` before that change, and removes it once the
+    /// `AWSRevokeOlderSessions` inline deny on `aws:TokenIssueTime` (right after a narrowed trust is written, dated
+    /// then; before a role is removed), and removes it once the
     /// longest session issued before it has expired. Unset: true. False: sessions already issued stay valid until
     /// they expire, and the plan says so.
     #[prost(bool, optional, tag = "20")]
@@ -1163,7 +1164,8 @@ pub enum OperationKind {
     /// nothing to AWS, and its spec is empty but for its name, `(inventory)`.
     Inventory = 5,
     /// A revocation of every session of a spec's role issued before it started (`AccessService.RevokeSessions`), in the
-    /// accounts where the spec is placed or those of them named: one AssumeRole and one PutRolePolicy per account.
+    /// accounts where the spec is placed or those of them named, to the spec's own role only (its ownership tags read
+    /// first; any other skipped as not owned): one AssumeRole, one GetRole and one PutRolePolicy per account.
     Revoke = 6,
 }
 impl OperationKind {
@@ -3289,9 +3291,10 @@ pub mod access_service_client {
         /// Starts a revocation, for an incident: every session of the spec's (or binding's) role issued before now is
         /// denied, in every account where crossrole has the spec placed (or in those named), by IAM's
         /// `AWSRevokeOlderSessions` inline policy (Deny `*` on `*` when `aws:TokenIssueTime` is before now). Each account
-        /// costs one AssumeRole and one PutRolePolicy; its result has one CHANGE_KIND_REVOKE_SESSIONS change. The deny is
-        /// kept 12 hours (the longest session IAM issues), then a later apply or reconcile removes it. Only roles crossrole
-        /// placed for the spec are written to; an account named where it is not placed is skipped, saying so. Audited.
+        /// costs one AssumeRole, one GetRole and one PutRolePolicy; its result has one CHANGE_KIND_REVOKE_SESSIONS change.
+        /// The deny is kept 12 hours (the longest session IAM issues), then a later apply or reconcile removes it. Only the
+        /// spec's own roles are written to (their ownership tags read first): a role there that crossrole does not own for
+        /// the spec, and an account named where it is not placed, are skipped as not owned, saying so. Audited.
         /// Scope `apply`.
         pub async fn revoke_sessions(
             &mut self,
@@ -3452,9 +3455,10 @@ pub mod access_service_server {
         /// Starts a revocation, for an incident: every session of the spec's (or binding's) role issued before now is
         /// denied, in every account where crossrole has the spec placed (or in those named), by IAM's
         /// `AWSRevokeOlderSessions` inline policy (Deny `*` on `*` when `aws:TokenIssueTime` is before now). Each account
-        /// costs one AssumeRole and one PutRolePolicy; its result has one CHANGE_KIND_REVOKE_SESSIONS change. The deny is
-        /// kept 12 hours (the longest session IAM issues), then a later apply or reconcile removes it. Only roles crossrole
-        /// placed for the spec are written to; an account named where it is not placed is skipped, saying so. Audited.
+        /// costs one AssumeRole, one GetRole and one PutRolePolicy; its result has one CHANGE_KIND_REVOKE_SESSIONS change.
+        /// The deny is kept 12 hours (the longest session IAM issues), then a later apply or reconcile removes it. Only the
+        /// spec's own roles are written to (their ownership tags read first): a role there that crossrole does not own for
+        /// the spec, and an account named where it is not placed, are skipped as not owned, saying so. Audited.
         /// Scope `apply`.
         async fn revoke_sessions(
             &self,

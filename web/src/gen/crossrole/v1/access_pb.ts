@@ -1305,9 +1305,10 @@ export const AccessService: GenService<{
    * Starts a revocation, for an incident: every session of the spec's (or binding's) role issued before now is
    * denied, in every account where crossrole has the spec placed (or in those named), by IAM's
    * `AWSRevokeOlderSessions` inline policy (Deny `*` on `*` when `aws:TokenIssueTime` is before now). Each account
-   * costs one AssumeRole and one PutRolePolicy; its result has one CHANGE_KIND_REVOKE_SESSIONS change. The deny is
-   * kept 12 hours (the longest session IAM issues), then a later apply or reconcile removes it. Only roles crossrole
-   * placed for the spec are written to; an account named where it is not placed is skipped, saying so. Audited.
+   * costs one AssumeRole, one GetRole and one PutRolePolicy; its result has one CHANGE_KIND_REVOKE_SESSIONS change.
+   * The deny is kept 12 hours (the longest session IAM issues), then a later apply or reconcile removes it. Only the
+   * spec's own roles are written to (their ownership tags read first): a role there that crossrole does not own for
+   * the spec, and an account named where it is not placed, are skipped as not owned, saying so. Audited.
    * Scope `apply`.
    *
    * @generated from rpc crossrole.v1.AccessService.RevokeSessions

@@ -975,7 +975,8 @@ export enum OperationKind {
 
   /**
    * A revocation of every session of a spec's role issued before it started (`AccessService.RevokeSessions`), in the
-   * accounts where the spec is placed or those of them named: one AssumeRole and one PutRolePolicy per account.
+   * accounts where the spec is placed or those of them named, to the spec's own role only (its ownership tags read
+   * first; any other skipped as not owned): one AssumeRole, one GetRole and one PutRolePolicy per account.
    *
    * @generated from enum value: OPERATION_KIND_REVOKE = 6;
    */

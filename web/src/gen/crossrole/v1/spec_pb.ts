@@ -196,7 +196,8 @@ export type RoleSpec = Message<"crossrole.v1.RoleSpec"> & {
   /**
    * Revoke the role's sessions issued before a change that takes access away (a principal removed from the trust,
    * an ExternalId, MFA or organization condition added or changed, the role removed): crossrole writes IAM's
-   * `AWSRevokeOlderSessions` inline deny on `aws:TokenIssueTime` before that change, and removes it once the
+   * `AWSRevokeOlderSessions` inline deny on `aws:TokenIssueTime` (right after a narrowed trust is written, dated
+   * then; before a role is removed), and removes it once the
    * longest session issued before it has expired. Unset: true. False: sessions already issued stay valid until
    * they expire, and the plan says so.
    *
