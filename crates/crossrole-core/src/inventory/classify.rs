@@ -54,7 +54,7 @@ pub fn classify(role: &RoleDetail, ctx: &Context) -> InventoryRole {
     out
 }
 
-/// The normalized document, every `sts:ExternalId` value replaced by [`REDACTED_EXTERNAL_ID`].
+/// The normalized document, every `sts:ExternalId` value but wildcards only replaced by [`REDACTED_EXTERNAL_ID`].
 pub(crate) fn redacted_normalized(doc: &PolicyDocument) -> String {
     let Ok(mut value) = serde_json::from_str::<Value>(&doc.normalized_json()) else { return String::new() };
     if let Some(Value::Array(statements)) = value.get_mut("Statement") {
@@ -64,13 +64,26 @@ pub(crate) fn redacted_normalized(doc: &PolicyDocument) -> String {
                 let Value::Object(keys) = keys else { continue };
                 for (key, values) in keys.iter_mut() {
                     if key.eq_ignore_ascii_case("sts:externalid") {
-                        *values = Value::String(REDACTED_EXTERNAL_ID.to_string());
+                        let kept = match &*values {
+                            Value::Array(items) => Value::Array(items.iter().map(redacted).collect()),
+                            one => redacted(one),
+                        };
+                        *values = kept;
                     }
                 }
             }
         }
     }
     serde_json::to_string_pretty(&value).unwrap_or_default()
+}
+
+/// One ExternalId value redacted: a value of wildcards only (`*`) is no secret and is kept, so that
+/// [`super::can_enter`] decides on the stored policy as on the original (it lets any ExternalId in).
+fn redacted(value: &Value) -> Value {
+    match value {
+        Value::String(v) if !v.is_empty() && v.chars().all(|c| c == '*' || c == '?') => value.clone(),
+        _ => Value::String(REDACTED_EXTERNAL_ID.to_string()),
+    }
 }
 
 /// The entry actions a statement covers, lowercased.
