@@ -9,8 +9,10 @@
 //! `sts:AssumeRoleWithSAML` / `sts:AssumeRoleWithWebIdentity` for the federated caller). IAM callers carry an
 //! identity policy that allows everything, so the trust policy alone decides.
 //!
-//! Every caller `can_enter` lets in must be named by one of the role's entrants (the classification's summary), and
-//! every disagreement is printed as a table before the test fails.
+//! Every caller `can_enter` lets in must be named by one of the role's entrants (the classification's summary) whose
+//! guards it meets (an ExternalId, MFA, held to the organization: conditions that protect nothing — negated
+//! operators, `…IfExists`, `Null`, a wildcard — guard nothing), and every disagreement is printed as a table before
+//! the test fails.
 //!
 //! It needs no emulator (the judge evaluates documents), and `cargo xtask e2e -- inventory_judge` starts none.
 
@@ -206,6 +208,78 @@ fn shapes() -> Vec<(&'static str, Value, bool)> {
             false,
         ),
         (
+            "AWS * with StringNotEquals aws:PrincipalOrgID",
+            doc(
+                json!([{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": assume, "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": ORG}}}]),
+            ),
+            false,
+        ),
+        (
+            "AWS * with StringEqualsIfExists aws:PrincipalOrgID",
+            doc(
+                json!([{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": assume, "Condition": {"StringEqualsIfExists": {"aws:PrincipalOrgID": ORG}}}]),
+            ),
+            false,
+        ),
+        (
+            "AWS * held to the organization by a Deny StringNotEquals",
+            doc(json!([
+                {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": assume},
+                {"Effect": "Deny", "Principal": "*", "Action": assume, "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": ORG}}},
+            ])),
+            false,
+        ),
+        (
+            "vendor root with StringNotEquals sts:ExternalId",
+            doc(
+                json!([{"Effect": "Allow", "Principal": {"AWS": VENDOR}, "Action": assume, "Condition": {"StringNotEquals": {"sts:ExternalId": XID}}}]),
+            ),
+            false,
+        ),
+        (
+            "vendor root with Null sts:ExternalId false",
+            doc(
+                json!([{"Effect": "Allow", "Principal": {"AWS": VENDOR}, "Action": assume, "Condition": {"Null": {"sts:ExternalId": "false"}}}]),
+            ),
+            false,
+        ),
+        (
+            "vendor root with StringLike sts:ExternalId *",
+            doc(
+                json!([{"Effect": "Allow", "Principal": {"AWS": VENDOR}, "Action": assume, "Condition": {"StringLike": {"sts:ExternalId": "*"}}}]),
+            ),
+            false,
+        ),
+        (
+            "vendor root, Deny unless the ExternalId",
+            doc(json!([
+                {"Effect": "Allow", "Principal": {"AWS": VENDOR}, "Action": assume},
+                {"Effect": "Deny", "Principal": "*", "Action": assume, "Condition": {"StringNotEquals": {"sts:ExternalId": XID}}},
+            ])),
+            false,
+        ),
+        (
+            "the security account with Bool aws:MultiFactorAuthPresent false",
+            doc(
+                json!([{"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{INSIDE}:root")}, "Action": assume, "Condition": {"Bool": {"aws:MultiFactorAuthPresent": "false"}}}]),
+            ),
+            false,
+        ),
+        (
+            "the security account with BoolIfExists aws:MultiFactorAuthPresent true",
+            doc(
+                json!([{"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{INSIDE}:root")}, "Action": assume, "Condition": {"BoolIfExists": {"aws:MultiFactorAuthPresent": "true"}}}]),
+            ),
+            false,
+        ),
+        (
+            "an OIDC provider (GitHub) with only an aud condition",
+            doc(
+                json!([{"Effect": "Allow", "Principal": {"Federated": OIDC}, "Action": "sts:AssumeRoleWithWebIdentity", "Condition": {"StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}}}]),
+            ),
+            false,
+        ),
+        (
             "only sts:TagSession allowed to the vendor",
             doc(json!([{"Effect": "Allow", "Principal": {"AWS": VENDOR}, "Action": "sts:TagSession"}])),
             false,
@@ -338,12 +412,32 @@ fn request(probe: &Probe, role_arn: &str) -> (Value, Vec<(&'static str, Value)>)
     }
 }
 
+/// Whether some entrant naming `probe`'s caller has only guards the request meets: an ExternalId guard only if it
+/// brings the right one, MFA only if present, "held to the organization" only if it is in it. A caller let in
+/// past a guard the classification claims would be a finding softened or suppressed by a condition that protects
+/// nothing.
+fn guards_met(role: &inventory::InventoryRole, probe: &Probe) -> bool {
+    role.entrants.iter().any(|e| {
+        let alone = inventory::InventoryRole { entrants: vec![e.clone()], ..role.clone() };
+        let g = &e.conditions;
+        let held = g.organization.get("aws:PrincipalOrgID").is_some_and(|ids| ids.iter().all(|id| id == ORG))
+            || g.organization
+                .get("aws:PrincipalOrgPaths")
+                .is_some_and(|paths| paths.iter().all(|p| p.starts_with(&format!("{ORG}/"))));
+        inventory::entrant_for(&alone, probe).is_some()
+            && (!g.external_id || probe.external_id == ExternalIdProbe::Right)
+            && (!g.mfa || probe.mfa == Some(true))
+            && (!held || probe.org_id.as_deref() == Some(ORG))
+    })
+}
+
 #[test]
 fn can_enter_agrees_with_the_iam_judge() {
     let ctx = context();
     let mut cases = Vec::new();
     let mut ours = Vec::new();
     let mut unexplained = Vec::new();
+    let mut overclaimed = Vec::new();
     let shapes = shapes();
     for (i, (shape, trust, encoded)) in shapes.iter().enumerate() {
         let name = format!("Judged{i}");
@@ -386,6 +480,10 @@ fn can_enter_agrees_with_the_iam_judge() {
                 if allowed != inventory::entrant_for(&classified, &probe).is_some() && allowed {
                     unexplained.push(format!("{label}: can enter, but no entrant names the caller"));
                 }
+                if allowed && !guards_met(&classified, &probe) {
+                    overclaimed
+                        .push(format!("{label}: can enter, but every entrant naming it claims a guard it lacks"));
+                }
                 let (request, identity) = request(&probe, &arn);
                 cases.push(Case {
                     name: label,
@@ -424,6 +522,7 @@ fn can_enter_agrees_with_the_iam_judge() {
     );
     assert!(wrong.is_empty(), "{} disagreements with the judge:\n{}", wrong.len(), wrong.join("\n"));
     assert!(unexplained.is_empty(), "callers let in that no entrant names:\n{}", unexplained.join("\n"));
+    assert!(overclaimed.is_empty(), "guards claimed that let the caller in anyway:\n{}", overclaimed.join("\n"));
     // The set is varied: some callers enter, most do not.
     assert!(allowed > 20 && allowed < rows.len() / 2, "crossrole allows {allowed} of {}", rows.len());
 }
