@@ -494,6 +494,26 @@ fn reasons_name_the_principal_and_never_the_external_id() {
     assert_eq!(r.worst(), Some(Severity::High));
 }
 
+#[test]
+fn reasons_say_which_conditions_restrict_nothing() {
+    let text = trust(json!([
+        {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole", "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": ORG}}},
+        {"Effect": "Allow", "Principal": {"AWS": VENDOR}, "Action": "sts:AssumeRole", "Condition": {"StringNotEquals": {"sts:ExternalId": XID}}},
+        {"Effect": "Allow", "Principal": {"Federated": "arn:aws:iam::222233334444:oidc-provider/token.actions.githubusercontent.com"}, "Action": "sts:AssumeRoleWithWebIdentity", "Condition": {"StringEquals": {"token.actions.githubusercontent.com:aud": "sts.amazonaws.com"}}},
+    ]));
+    let r = classify(&role(HOME, "R", &text), &ctx());
+    let reasons: Vec<String> = r.findings.iter().map(|f| format!("{:?}: {}", f.severity, f.reason)).collect();
+    expect_test::expect![[r#"
+        [
+            "Critical: * can enter, with no condition that keeps anyone out (aws:principalorgid (StringNotEquals, restricts nothing)): any AWS principal in any account",
+            "High: arn:aws:iam::222233334444:oidc-provider/token.actions.githubusercontent.com can enter with no token.actions.githubusercontent.com:sub condition that restricts it: a GitHub Actions workflow of any repository, anyone's, can enter",
+            "High: arn:aws:iam::999988887777:root, outside the organization, can enter without an ExternalId: a service it runs for others can be tricked into using this role (the confused deputy)",
+            "Medium: the whole account 999988887777, outside the organization, is trusted: any principal its administrators allow can enter",
+        ]
+    "#]].assert_debug_eq(&reasons);
+    assert!(!serde_json::to_string(&r).unwrap().contains(XID));
+}
+
 /// (what, created, last used, path, the Unused findings' reasons).
 type UnusedCase = (&'static str, Option<i64>, Option<i64>, &'static str, Vec<&'static str>);
 
