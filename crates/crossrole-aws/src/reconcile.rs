@@ -91,7 +91,7 @@ impl AccountIam<'_> {
 
     /// Role `name` as `GetRole` returns it (its attributes and tags, no policies: one call); `None` when it does
     /// not exist.
-    pub async fn get_role(&self, name: &str) -> Result<Option<crate::api::RoleRecord>, Error> {
+    pub async fn role_record(&self, name: &str) -> Result<Option<crate::api::RoleRecord>, Error> {
         match self.call("GetRole", || self.iam.get_role(name)).await {
             Ok(r) => Ok(Some(r)),
             Err(e) if e.is_not_found() => Ok(None),

@@ -414,7 +414,7 @@ async fn revoke_in(env: &Env, target: Target) {
 async fn written(env: &Env, iam: &AccountIam<'_>, role: &str) -> Result<Done, (crossrole_aws::Error, Phase)> {
     let account = iam.account.as_str();
     env.sink.emit(account, Event::PhaseStarted { phase: Phase::Read });
-    let Some(found) = iam.get_role(role).await.map_err(|e| (e, Phase::Read))? else {
+    let Some(found) = iam.role_record(role).await.map_err(|e| (e, Phase::Read))? else {
         let message = format!("The role with name {role} cannot be found.");
         let missing = crossrole_aws::AwsError::from_code("iam:GetRole", Some("NoSuchEntity"), Some(404), message);
         let missing = crossrole_aws::Error::Aws(missing);
