@@ -249,7 +249,8 @@ pub enum Change {
         before: Option<String>,
         /// What is written: the instant, and how long the deny stays.
         revocation: crate::revocation::Revocation,
-        /// How long the deny stays after the write, in seconds: the role's longest session.
+        /// How long the deny stays after the write, in seconds: the role's longest session (shorter only under
+        /// [`crate::revocation::Revoke::HeldAtMost`], a setting for tests on emulators, which `reason` then names).
         keep_for: u32,
         /// The change that takes access away, for people.
         reason: String,
@@ -353,8 +354,8 @@ impl Change {
             Change::RevokeSessions { before, keep_for, reason, .. } => (
                 redactor.policy_text(&before.clone().unwrap_or_default()),
                 format!(
-                    "deny every session of the role issued before this write (aws:TokenIssueTime), kept {keep_for}s \
-                     (its longest session), because {reason}"
+                    "deny every session of the role issued before this write (aws:TokenIssueTime), kept {keep_for}s, \
+                     because {reason}"
                 ),
             ),
             Change::SessionsNotRevoked { reason } => (String::new(), reason.clone()),

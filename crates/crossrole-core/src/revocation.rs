@@ -18,6 +18,10 @@
 //! more than that). crossrole records that time in the statement's `Sid` (`CrossroleKeepUntil20261205T101500Z`:
 //! IAM allows only letters and digits there), and a later plan (a reconcile) deletes the policy once it has passed.
 //! A revocation without crossrole's `Sid` (the console's) is kept for the longest session IAM issues, 12 hours.
+//!
+//! Tests on emulators may shorten the hold ([`Revoke::HeldAtMost`]): IAM's shortest session is an hour, too long
+//! for a real-time test to see the deny go. The keep-until written, and the plan, say the shortened time and the
+//! setting that asked for it; crossroled refuses that setting unless its AWS endpoints are an emulator's.
 
 use std::{
     collections::BTreeSet,
@@ -124,6 +128,16 @@ impl Revocation {
 pub enum Revoke {
     /// Revoke the sessions issued before the change (the default).
     On,
+    /// Revoke them, but keep the deny at most `secs` seconds, however long the role's sessions last: a setting
+    /// for tests on emulators (`by` names it, for the plan to say), where a real-time test cannot wait an hour to
+    /// see the deny go. Against AWS it would leave sessions issued before the change valid once the deny is gone;
+    /// crossroled refuses it there.
+    HeldAtMost {
+        /// The longest the deny is kept, in seconds.
+        secs: u32,
+        /// The setting that shortened it.
+        by: String,
+    },
     /// Do not; the field or request option that turned it off, for the plan to say.
     Off(String),
 }
@@ -153,13 +167,23 @@ pub fn with_revocation(
         changes.insert(first, Change::SessionsNotRevoked { reason: why });
         return AccountPlan::Changes(changes);
     }
-    let keep_for = changes
+    let longest = changes
         .iter()
         .filter_map(|c| match c {
             Change::UpdateMaxSessionDuration { after, .. } => Some(*after),
             _ => None,
         })
         .fold(o.attributes.max_session_duration, u32::max);
+    // The plan says the truth about a shortened hold: the keep-until written is the shortened one, and why.
+    let (keep_for, reason) = match revoke {
+        Revoke::HeldAtMost { secs, by } if *secs < longest => (
+            *secs,
+            format!(
+                "{reason} (kept {secs}s, not the role's longest session of {longest}s, by {by}: for tests on emulators only)"
+            ),
+        ),
+        _ => (longest, reason),
+    };
     let existing = o.inline_policies.get(POLICY_NAME);
     let new = Revocation::at(now, keep_for);
     let revocation = existing.and_then(|e| Revocation::parse(e)).map_or(new, |e| e.merge(new));

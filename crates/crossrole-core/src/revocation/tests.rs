@@ -277,3 +277,32 @@ fn the_spec_field_turns_revocation_off_and_is_on_by_default() {
     .to_string();
     assert!(e.contains("revoke_sessions_on_narrowing"), "{e}");
 }
+
+#[test]
+fn a_hold_shortened_for_emulators_is_what_is_written_and_the_plan_says_so() {
+    let observed = applied(TWO);
+    let held = Revoke::HeldAtMost { secs: 5, by: "emulator_testing.revocation_hold".into() };
+    let p = with_revocation(plan(&desired(ONE), Some(&observed)), Some(&observed), NOW, &held);
+    assert_eq!(summaries(&p), ["update trust policy", "revoke active sessions AWSRevokeOlderSessions"]);
+    let Some(Change::RevokeSessions { keep_for, revocation, .. }) = p.changes().get(1) else { panic!("{p:?}") };
+    assert_eq!((*keep_for, revocation.keep_until - revocation.issued_before), (5, 5_000));
+    let shown = p.changes()[1].shown(&crate::secret::Redactor::for_one_response(&mut rand::rng()));
+    assert_eq!(
+        shown.after,
+        "deny every session of the role issued before this write (aws:TokenIssueTime), kept 5s, because the trust \
+         policy allows less than before (kept 5s, not the role's longest session of 3600s, by \
+         emulator_testing.revocation_hold: for tests on emulators only)"
+    );
+    // The deny written carries the shortened keep-until, which a later plan reads back and goes by.
+    let after = simulate(Partition::Aws, ACCOUNT, Some(observed.clone()), p.changes()).unwrap();
+    let kept = Revocation::parse(&after.inline_policies[POLICY_NAME]).unwrap();
+    assert_eq!(iso8601(kept.keep_until), "2026-12-05T10:00:06Z");
+    let replanned = |at: Millis| with_revocation(plan(&desired(ONE), Some(&after)), Some(&after), at, &held);
+    assert_eq!(replanned(kept.keep_until - 1), AccountPlan::InSync);
+    assert_eq!(summaries(&replanned(kept.keep_until)), ["delete inline policy AWSRevokeOlderSessions"]);
+    // A hold no shorter than the role's sessions changes nothing, and says nothing.
+    let long = Revoke::HeldAtMost { secs: 7200, by: "emulator_testing.revocation_hold".into() };
+    let p = with_revocation(plan(&desired(ONE), Some(&observed)), Some(&observed), NOW, &long);
+    let Some(Change::RevokeSessions { keep_for, reason, .. }) = p.changes().get(1) else { panic!("{p:?}") };
+    assert_eq!((*keep_for, reason.as_str()), (3600, "the trust policy allows less than before"));
+}
