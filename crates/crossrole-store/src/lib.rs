@@ -587,6 +587,12 @@ pub trait Journal: Send + Sync {
     async fn account_tags(&self) -> Result<Vec<(String, Discovered)>, StoreError>;
     /// Saves tags discovery read (in one transaction), replacing those read before for the same accounts.
     async fn save_account_tags(&self, tags: Vec<(String, Discovered)>) -> Result<(), StoreError>;
+    /// Records that these accounts were seen as members of the organization (in whatever state), at `at_ms`: an
+    /// account seen before keeps its first sighting. Kept after an account leaves, so that a trust naming an
+    /// account that left is told from one naming a stranger.
+    async fn note_members(&self, at_ms: i64, account_ids: Vec<String>) -> Result<(), StoreError>;
+    /// Every account ever recorded by [`Journal::note_members`], with when it was first seen (Unix ms), by id.
+    async fn members_seen(&self) -> Result<Vec<(String, i64)>, StoreError>;
     /// Rewrites every payload with `rewrite` and records `format`, in one transaction: if any payload cannot be
     /// rewritten, nothing is changed and the error names it. Returns how many payloads were rewritten.
     async fn rewrite_payloads(&self, rewrite: Rewrite, format: PayloadFormat) -> Result<u64, StoreError>;

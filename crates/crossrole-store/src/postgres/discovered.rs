@@ -1,5 +1,5 @@
-//! What Organizations discovery read, on PostgreSQL: the tree (with its revision), and each account's tags, with
-//! when.
+//! What Organizations discovery read, on PostgreSQL: the tree (with its revision), each account's tags, with when,
+//! and every account ever seen as a member.
 
 use tokio_postgres::Client;
 
@@ -55,4 +55,24 @@ pub(super) async fn save_tags(client: &Client, tags: Vec<(String, Discovered)>) 
         )
         .await?;
     Ok(())
+}
+
+pub(super) async fn note_members(client: &Client, at_ms: i64, account_ids: Vec<String>) -> Result<(), StoreError> {
+    client
+        .execute(
+            "INSERT INTO members_seen (account_id, first_seen) SELECT t.id, $2::bigint FROM UNNEST($1::text[]) AS t(id) \
+             ON CONFLICT (account_id) DO NOTHING",
+            &[&account_ids, &at_ms],
+        )
+        .await?;
+    Ok(())
+}
+
+pub(super) async fn members_seen(client: &Client) -> Result<Vec<(String, i64)>, StoreError> {
+    Ok(client
+        .query("SELECT account_id, first_seen FROM members_seen ORDER BY account_id", &[])
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
 }

@@ -225,6 +225,14 @@ impl Journal for PostgresJournal {
         discovered::save_tags(&*self.writer().await?, tags).await
     }
 
+    async fn note_members(&self, at_ms: i64, account_ids: Vec<String>) -> Result<(), StoreError> {
+        discovered::note_members(&*self.writer().await?, at_ms, account_ids).await
+    }
+
+    async fn members_seen(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        discovered::members_seen(&*self.client().await?).await
+    }
+
     async fn create_operation(&self, op: NewOperation) -> Result<(OperationRow, bool), StoreError> {
         let owner = self.replica.as_ref().map(|r| r.id.clone());
         operations::create(&mut self.writer().await?, op, owner).await

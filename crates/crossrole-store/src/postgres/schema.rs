@@ -146,6 +146,14 @@ CREATE TABLE access_ends (
 );
 CREATE INDEX access_ends_due ON access_ends(expires_at);
 "#,
+    // 8: every account discovery ever saw as a member, kept after it leaves (a trust naming it is then told as a
+    // former member's).
+    r#"
+CREATE TABLE members_seen (
+    account_id TEXT PRIMARY KEY,
+    first_seen BIGINT NOT NULL
+);
+"#,
 ];
 
 /// The advisory lock migrations run under (any value; "crossrole" in ASCII, shortened).

@@ -1,4 +1,5 @@
-//! What Organizations discovery read, on SQLite: the tree (with its revision), and each account's tags, with when.
+//! What Organizations discovery read, on SQLite: the tree (with its revision), each account's tags, with when, and
+//! every account ever seen as a member.
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -51,4 +52,24 @@ pub(super) fn save_tags(conn: &mut Connection, tags: Vec<(String, Discovered)>) 
     }
     tx.commit()?;
     Ok(())
+}
+
+pub(super) fn note_members(conn: &mut Connection, at_ms: i64, account_ids: Vec<String>) -> Result<(), StoreError> {
+    let tx = conn.transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO members_seen (account_id, first_seen) VALUES (?1, ?2) ON CONFLICT (account_id) DO NOTHING",
+        )?;
+        for account in account_ids {
+            stmt.execute(params![account, at_ms])?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+pub(super) fn members_seen(conn: &Connection) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT account_id, first_seen FROM members_seen ORDER BY account_id")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+    Ok(rows)
 }

@@ -184,6 +184,14 @@ impl Journal for SqliteJournal {
         self.run(move |conn| discovered::save_tags(conn, tags)).await
     }
 
+    async fn note_members(&self, at_ms: i64, account_ids: Vec<String>) -> Result<(), StoreError> {
+        self.run(move |conn| discovered::note_members(conn, at_ms, account_ids)).await
+    }
+
+    async fn members_seen(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        self.run(|conn| discovered::members_seen(conn)).await
+    }
+
     async fn read_events(
         &self,
         operation: &str,

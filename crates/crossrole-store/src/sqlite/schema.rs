@@ -160,6 +160,14 @@ CREATE TABLE access_ends (
 ) WITHOUT ROWID;
 CREATE INDEX access_ends_due ON access_ends(expires_at);
 "#,
+    // 10: every account discovery ever saw as a member, kept after it leaves (a trust naming it is then told as a
+    // former member's).
+    r#"
+CREATE TABLE members_seen (
+    account_id TEXT PRIMARY KEY,
+    first_seen INTEGER NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// The version whose migration records the payload format: journals migrated past it from an older version hold

@@ -57,6 +57,7 @@ macro_rules! conformance {
             accounts_wait_for_their_bindings_reconcile_and_are_retried_a_few_times,
             the_journal_knows_the_key_it_is_written_under,
             an_access_end_is_replaced_by_the_next_and_acted_on_once,
+            members_seen_keep_their_first_sighting_and_are_never_forgotten,
         );
     };
     (@cases $fresh:expr; $($case:ident),* $(,)?) => {
@@ -254,6 +255,18 @@ pub async fn what_discovery_read_is_kept_and_replaced(j: J) {
     let mut tags = j.account_tags().await.unwrap();
     tags.sort_by(|a, b| a.0.cmp(&b.0));
     assert_eq!(tags, vec![("1".into(), d(1, b"a")), ("2".into(), d(3, b"c"))]);
+}
+
+pub async fn members_seen_keep_their_first_sighting_and_are_never_forgotten(j: J) {
+    assert_eq!(j.members_seen().await.unwrap(), Vec::<(String, i64)>::new());
+    j.note_members(10, vec!["111111111111".into(), "222222222222".into()]).await.unwrap();
+    // Seen again later (and one new): the first sighting stays; one not named again is not forgotten.
+    j.note_members(20, vec!["222222222222".into(), "333333333333".into()]).await.unwrap();
+    j.note_members(30, Vec::new()).await.unwrap();
+    assert_eq!(
+        j.members_seen().await.unwrap(),
+        vec![("111111111111".into(), 10), ("222222222222".into(), 10), ("333333333333".into(), 20)]
+    );
 }
 
 async fn filled(j: &J, n: u32) {
