@@ -216,11 +216,12 @@ fn is_unique_id(id: &str) -> bool {
         && id.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
+/// A former member first: an account the organization still lists SUSPENDED (closed) is one.
 fn account_kind(account: &str, ctx: &Context) -> EntrantKind {
-    if ctx.member_account_ids.contains(account) {
-        EntrantKind::OrganizationAccount
-    } else if ctx.former_member_account_ids.contains(account) {
+    if ctx.former_member_account_ids.contains(account) {
         EntrantKind::FormerMember
+    } else if ctx.member_account_ids.contains(account) {
+        EntrantKind::OrganizationAccount
     } else {
         EntrantKind::OutsideAccount
     }

@@ -6,7 +6,7 @@ use std::{
     fmt,
 };
 
-use crate::{names::Partition, plan::DesiredRole, policy::PolicyDocument};
+use crate::{names::Partition, org::OrgTree, plan::DesiredRole, policy::PolicyDocument, spec::AccountState};
 
 /// Days without use after which a role is reported unused, unless the caller says otherwise.
 pub const DEFAULT_UNUSED_AFTER_DAYS: u32 = 90;
@@ -23,7 +23,8 @@ pub struct Context {
     /// Every account in the organization now, whatever its state (ACTIVE, SUSPENDED, …), the management account
     /// among them.
     pub member_account_ids: BTreeSet<String>,
-    /// Accounts known to have been members before and to have left (from the organization's event history).
+    /// Accounts that are no ACTIVE members now and were members before, or are listed in another state (see
+    /// [`former_members`]). An account here is a former member even when `member_account_ids` lists it.
     pub former_member_account_ids: BTreeSet<String>,
     /// The partition the organization lives in (for root ARNs shown).
     pub partition: Partition,
@@ -62,6 +63,17 @@ impl Context {
             expected: BTreeMap::new(),
         }
     }
+}
+
+/// The accounts to classify as former members of the organization `tree` is now: those seen as its members before
+/// (`seen`: what the journal noted of every tree discovery read) and those it lists in a state other than ACTIVE —
+/// SUSPENDED or PENDING_CLOSURE (a closed account stays listed, SUSPENDED, for some 90 days after it is closed),
+/// PENDING_ACTIVATION, CLOSED — unless the tree has them ACTIVE now. An account the organization never held and
+/// crossrole never saw is no former member: it is outside.
+pub fn former_members<'a>(tree: &OrgTree, seen: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
+    let active = |id: &str| tree.accounts.get(id).is_some_and(|a| a.state == AccountState::Active);
+    let listed_not_active = tree.accounts.values().filter(|a| a.state != AccountState::Active).map(|a| a.id.clone());
+    seen.into_iter().map(str::to_string).chain(listed_not_active).filter(|id| !active(id)).collect()
 }
 
 /// What crossrole expects of one role it owns, in one account: built from the spec's [`DesiredRole`] resolved for

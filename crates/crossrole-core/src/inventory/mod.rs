@@ -53,7 +53,7 @@ mod role;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use classify::classify;
-pub use context::{Context, DEFAULT_UNUSED_AFTER_DAYS, ExpectedRole};
+pub use context::{Context, DEFAULT_UNUSED_AFTER_DAYS, ExpectedRole, former_members};
 pub use enter::{Decision, ExternalIdProbe, Probe, ProbeCaller, can_enter, decide, entrant_for};
 pub use findings::{Finding, FindingKind, Severity};
 pub use import::{AccountDifference, Aspect, EXTERNAL_ID_PLACEHOLDER, Import, import};
@@ -97,5 +97,7 @@ pub struct LastUsed {
     pub region: Option<String>,
 }
 
+#[cfg(test)]
+mod former_tests;
 #[cfg(test)]
 mod tests;
