@@ -4,12 +4,16 @@
 //! journal's tree, at its newest revision, is also the one every replica of a shared journal works from: whichever
 //! replica reads Organizations events patches it, and the others take it before their next use of the tree.
 //!
+//! Every account of every tree saved or loaded is also noted as seen as a member ([`Journal::note_members`]), and
+//! kept after it leaves: the inventory tells a trust naming an account that left the organization from one naming
+//! a stranger by it (`inventory::former`).
+//!
 //! A record that cannot be read or written is logged; discovery works from the tree it has, or reads from
 //! Organizations.
 
 use std::{
-    collections::BTreeMap,
-    sync::Arc,
+    collections::{BTreeMap, HashSet},
+    sync::{Arc, Mutex},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -23,11 +27,33 @@ use crate::records;
 /// Discovery's store in the journal.
 pub(crate) struct OrganizationCache {
     journal: Arc<dyn Journal>,
+    /// The accounts this crossroled has noted as seen (so a tree saved again costs no write for them).
+    noted: Mutex<HashSet<String>>,
 }
 
 impl OrganizationCache {
     pub(crate) fn new(journal: Arc<dyn Journal>) -> OrganizationCache {
-        OrganizationCache { journal }
+        OrganizationCache { journal, noted: Mutex::new(HashSet::new()) }
+    }
+
+    /// Notes the accounts of `tree` it has not noted yet as seen as members at `at`; a failure is logged (and the
+    /// accounts tried again with the next tree).
+    async fn note_members(&self, at: SystemTime, tree: &OrgTree) {
+        let new: Vec<String> = match self.noted.lock() {
+            Ok(noted) => tree.accounts.keys().filter(|a| !noted.contains(*a)).cloned().collect(),
+            Err(_) => return,
+        };
+        if new.is_empty() {
+            return;
+        }
+        match self.journal.note_members(millis(at), new.clone()).await {
+            Ok(()) => {
+                if let Ok(mut noted) = self.noted.lock() {
+                    noted.extend(new);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not note the organization's members in the journal"),
+        }
     }
 }
 
@@ -50,7 +76,11 @@ impl DiscoveryStore for OrganizationCache {
             }
         };
         match records::decode::<OrgTree>(&saved.tree.payload, "the organization's tree") {
-            Ok(tree) => Some(StoredTree { revision: saved.revision, walked: time(saved.tree.fetched_at_ms), tree }),
+            Ok(tree) => {
+                let walked = time(saved.tree.fetched_at_ms);
+                self.note_members(walked, &tree).await;
+                Some(StoredTree { revision: saved.revision, walked, tree })
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "ignoring the organization's tree in the journal");
                 None
@@ -59,6 +89,7 @@ impl DiscoveryStore for OrganizationCache {
     }
 
     async fn save_tree(&self, at: SystemTime, tree: &OrgTree) -> Option<u64> {
+        self.note_members(at, tree).await;
         let d = Discovered { fetched_at_ms: millis(at), payload: records::encode(tree) };
         match self.journal.save_organization_tree(d).await {
             Ok(revision) => Some(revision),

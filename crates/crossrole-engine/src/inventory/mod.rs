@@ -11,6 +11,7 @@
 //! why; the inventory still succeeds, saying how many could not be read. [`listing`] serves the roles back.
 
 mod expected;
+mod former;
 mod import;
 mod listing;
 mod run;
