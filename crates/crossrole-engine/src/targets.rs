@@ -14,6 +14,9 @@
 //! organization is walked anew — is sent the selected accounts as the organization's pages list them
 //! ([`crossrole_aws::discovery::Found`]), and none before the guardrails that need the organization have passed.
 //!
+//! A spec whose `role.adopt_accounts` names an account its selection does not hold is refused, naming the field,
+//! before any account is worked on.
+//!
 //! The trusted side's grant names the roles of the accounts where the role is this spec's and in place:
 //! [`grant_accounts`] decides it from per-account outcomes, the same way for a plan and for the end of an apply.
 
@@ -65,6 +68,9 @@ pub(crate) async fn resolve(
     scope: Option<&BTreeSet<String>>,
     found: Option<Found>,
 ) -> Result<Resolved, Error> {
+    // A spec that takes roles over is checked against its whole selection before any account is worked on (see
+    // below): its accounts are not sent as they are found.
+    let found = if spec.role.adopt_accounts.is_empty() { found } else { None };
     let cleaning = remove_all || spec.rollout.prune;
     let in_scope = |account: &str| scope.is_none_or(|s| s.contains(account));
     let mut placements = if cleaning { inner.journal.placements(&spec.name).await? } else { vec![] };
@@ -109,6 +115,13 @@ pub(crate) async fn resolve(
     if !remove_all && !checked {
         let members = inner.discovery.members(ctx, &fresh, &guardrails::membership_checked(spec)).await?;
         guardrails::enforce(spec, inner.aws.partition(), OrgContext { member_accounts: Some(&members) })?;
+    }
+    // `role.adopt_accounts` names only accounts the spec targets: one the selection does not hold would be
+    // silently ignored (validation refused those the targets alone rule out).
+    if !remove_all && scope.is_none() {
+        let matched = fresh.selection.selected.iter().map(|a| a.id.as_str());
+        let matched = matched.chain(fresh.selection.skipped.iter().map(|s| s.account.id.as_str()));
+        crossrole_core::spec::adopt_outside_selection(spec, matched)?;
     }
     let Fresh { tree, selection, .. } = fresh;
 

@@ -649,3 +649,30 @@ async fn an_account_left_part_way_that_cannot_be_read_keeps_the_changes_known_ma
     w.fake.clear_failures();
     assert!(!role_left_after_a_destroy_that_no_longer_selects_it(&w, &successor).await, "the destroy found the role");
 }
+
+/// An outside tester's finding: `role.adopt_accounts` naming an account the spec's targets do not select was
+/// silently ignored. It is refused naming the field, by the plan and by the apply, before any account is read.
+#[tokio::test(start_paused = true)]
+async fn adopting_in_an_account_the_targets_do_not_select_is_refused_before_any_account_is_read() {
+    let w = world(3);
+    // The security account is not under the targets' OU.
+    let mut adopting = spec();
+    adopting.role.adopt_accounts = BTreeSet::from([account(1), SECURITY.to_string()]);
+    let refused = w.engine.plan(&adopting).await.unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        format!(
+            "invalid input: role.adopt_accounts: {SECURITY} is not among the accounts the spec's targets select: a role is taken \
+             over only in an account the spec targets; add it to the targets or remove it here"
+        )
+    );
+    let op = run(&w, OperationKind::Apply, &adopting).await;
+    assert_eq!(op.state, OperationState::Failed, "{}", op.message);
+    assert!(op.message.contains("role.adopt_accounts"), "{}", op.message);
+    for a in [account(0), account(1), account(2), SECURITY.to_string()] {
+        assert_eq!(w.fake.served_in(&a), Default::default(), "nothing is read or written in {a}");
+    }
+    // Within the targets it is taken.
+    adopting.role.adopt_accounts = BTreeSet::from([account(1)]);
+    assert!(w.engine.plan(&adopting).await.is_ok());
+}

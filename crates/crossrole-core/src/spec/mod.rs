@@ -417,7 +417,7 @@ impl AccessSpec {
     }
 }
 
-pub use validate::{validate, validate_selector};
+pub use validate::{adopt_outside_selection, validate, validate_selector};
 
 #[cfg(test)]
 mod tests;

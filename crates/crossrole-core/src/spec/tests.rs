@@ -238,6 +238,28 @@ fn every_rule_names_its_field() {
             "role.adopt_accounts: takes over roles only in the accounts it lists, which role.adopt_existing (every account) contradicts; set one or the other",
         ],
     );
+    // Adopted only where the spec targets: an account the targets exclude, or, with targets of account ids alone,
+    // one they do not list, is refused before anything is read.
+    check(
+        &[("  tags: {team: security}\n", "  tags: {team: security}\n  adopt_accounts: [\"012345678901\"]\n")],
+        &[
+            "role.adopt_accounts[0]: 012345678901 is excluded by targets.exclude_account_ids: a role is taken over only in an account the spec targets",
+        ],
+    );
+    check(
+        &[
+            (
+                "  tags: {team: security}\n",
+                "  tags: {team: security}\n  adopt_accounts: [\"222233334444\", \"333344445555\"]\n",
+            ),
+            ("  organizational_unit_ids: [ou-abcd-12345678]\n", "  account_ids: [\"222233334444\"]\n"),
+        ],
+        &[
+            "role.adopt_accounts[1]: 333344445555 is not among the spec's targets (targets.account_ids): a role is taken over only in an account the spec targets; add it to the targets or remove it here",
+        ],
+    );
+    // With OUs (or tags alone) only the organization tells: the selection is checked (adopt_outside_selection).
+    check(&[("  tags: {team: security}\n", "  tags: {team: security}\n  adopt_accounts: [\"333344445555\"]\n")], &[]);
     check(
         &[("external_id: Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf", "external_id: REPLACE-with-the-roles-ExternalId")],
         &[
@@ -438,5 +460,23 @@ fn the_templated_fields_are_the_ones_the_plan_resolves() {
     assert_eq!(
         names::TEMPLATED_FIELDS,
         ["role.description", "role.managed_policy_arns", "role.permissions_boundary_arn", "role.tags (values)"]
+    );
+}
+
+#[test]
+fn adopted_accounts_outside_the_selection_are_refused_naming_the_field() {
+    let yaml = VALID.replace(
+        "  tags: {team: security}\n",
+        "  tags: {team: security}\n  adopt_accounts: [\"222233334444\", \"333344445555\"]\n",
+    );
+    let spec = AccessSpec::from_yaml(&yaml).unwrap();
+    assert_eq!(adopt_outside_selection(&spec, ["222233334444", "333344445555", "444455556666"]), Ok(()));
+    let refused = adopt_outside_selection(&spec, ["222233334444"]).unwrap_err();
+    let said: Vec<String> = refused.violations().iter().map(|v| v.to_string()).collect();
+    assert_eq!(
+        said,
+        [
+            "role.adopt_accounts: 333344445555 is not among the accounts the spec's targets select: a role is taken over only in an account the spec targets; add it to the targets or remove it here"
+        ]
     );
 }

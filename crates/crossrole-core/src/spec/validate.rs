@@ -50,6 +50,9 @@ pub fn validate(p: &RawSpec) -> Result<AccessSpec, Error> {
             TargetSelector::default()
         }
     };
+    if let (Some(raw), Some(_)) = (&p.role, &p.targets) {
+        adopt_within_targets(raw, &targets, &mut v);
+    }
     let rollout = p.rollout.as_ref().map(|r| rollout(r, &mut v)).unwrap_or_default();
     let guardrails = p.guardrails.as_ref().map(|g| guardrails(g, &mut v)).unwrap_or_default();
     let grant = p.grant.as_ref().map(|g| grant(g, &p.name, role.as_ref(), &mut v));
@@ -59,6 +62,58 @@ pub fn validate(p: &RawSpec) -> Result<AccessSpec, Error> {
         }
         _ => Err(Error::Invalid(all_violations(v))),
     }
+}
+
+/// `role.adopt_accounts` names only accounts the spec targets (a role is taken over only where the spec places
+/// its own), as far as the targets tell without the organization: none the targets exclude, and, when the targets
+/// are account ids alone (no OU), none they do not list. The rest is checked against the selection
+/// ([`adopt_outside_selection`]).
+fn adopt_within_targets(r: &RawRole, t: &TargetSelector, v: &mut Collector) {
+    let only_listed =
+        t.organizational_unit_ids.is_empty() && t.organizational_unit_paths.is_empty() && !t.account_ids.is_empty();
+    for (i, account) in r.adopt_accounts.iter().enumerate() {
+        let field = format!("role.adopt_accounts[{i}]");
+        if t.exclude_account_ids.contains(account) {
+            v.push(
+                field,
+                format!(
+                    "{account} is excluded by targets.exclude_account_ids: a role is taken over only in an account \
+                     the spec targets"
+                ),
+            );
+        } else if only_listed && !t.account_ids.contains(account) {
+            v.push(
+                field,
+                format!(
+                    "{account} is not among the spec's targets (targets.account_ids): a role is taken over only in \
+                     an account the spec targets; add it to the targets or remove it here"
+                ),
+            );
+        }
+    }
+}
+
+/// The accounts of `spec`'s `role.adopt_accounts` that `selected` (the spec's targets, resolved on the organization,
+/// skipped accounts included) does not hold, as violations of `role.adopt_accounts` (naming the account): a role is taken over only
+/// in an account the spec targets, so one named elsewhere would be silently ignored.
+pub fn adopt_outside_selection<'a>(
+    spec: &AccessSpec,
+    selected: impl IntoIterator<Item = &'a str>,
+) -> Result<(), Error> {
+    let selected: BTreeSet<&str> = selected.into_iter().collect();
+    let mut v = Collector::default();
+    for account in &spec.role.adopt_accounts {
+        if !selected.contains(account.as_str()) {
+            v.push(
+                "role.adopt_accounts",
+                format!(
+                    "{account} is not among the accounts the spec's targets select: a role is taken over only in \
+                     an account the spec targets; add it to the targets or remove it here"
+                ),
+            );
+        }
+    }
+    v.finish(())
 }
 
 fn all_violations(v: Collector) -> Vec<crate::FieldViolation> {
