@@ -151,6 +151,10 @@ fn print_plan(plan: &proto::AccessPlan) {
             println!("trusted side ({}):", g.account_id);
             for c in &g.changes {
                 println!("  {}", views::change_line(c));
+                // Whose sessions a cut revokes, or that they stay: said in full, before anything is written.
+                if views::is_sessions_change(c.kind) {
+                    println!("    {}", c.after);
+                }
             }
         }
     }

@@ -91,8 +91,14 @@ pub(crate) async fn follow(handle: &OperationHandle, out: Output) -> Outcome {
             }
             Some(Event::ChangeApplied(applied)) => {
                 // Target-side changes are summed up in each account's line; the trusted side has no line of its own.
-                let Some(c) = applied.change.as_ref().filter(|c| is_grant_change(c.kind)) else { continue };
-                let line = format!("trusted side {}: {}", event.account_id, views::change_line(c));
+                // A cut from the grant revokes sessions (or says they stay) for the operation, in no account.
+                let cut = |c: &&proto::Change| event.account_id.is_empty() && views::is_sessions_change(c.kind);
+                let Some(c) = applied.change.as_ref().filter(|c| is_grant_change(c.kind) || cut(c)) else { continue };
+                let line = if cut(&c) {
+                    format!("trusted side: {}: {}", views::change_line(c), c.after)
+                } else {
+                    format!("trusted side {}: {}", event.account_id, views::change_line(c))
+                };
                 if tty {
                     multi.println(line).ok();
                 } else {

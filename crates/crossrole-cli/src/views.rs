@@ -58,6 +58,11 @@ pub(crate) fn change_line(c: &proto::Change) -> String {
     if c.subject.is_empty() { change_kind(c.kind) } else { format!("{} {}", change_kind(c.kind), c.subject) }
 }
 
+/// Whether a change revokes a role's sessions or says they are not revoked.
+pub(crate) fn is_sessions_change(kind: i32) -> bool {
+    kind == proto::ChangeKind::RevokeSessions as i32 || kind == proto::ChangeKind::SessionsNotRevoked as i32
+}
+
 pub(crate) fn counts_line(c: &Option<proto::OperationCounts>) -> String {
     let c = (*c).unwrap_or_default();
     let mut parts = vec![format!("{} changed", c.changed), format!("{} unchanged", c.unchanged)];

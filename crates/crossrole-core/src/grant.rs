@@ -12,6 +12,8 @@ use crate::{
     spec::{OWNER_TAG_KEY, OWNER_TAG_VALUE, PrincipalKind, SPEC_TAG_KEY, owner_of},
 };
 
+pub mod cut;
+
 /// IAM keeps at most this many versions of a managed policy.
 pub const MAX_POLICY_VERSIONS: usize = 5;
 

@@ -14,10 +14,14 @@
 //!   left untouched and says why (`plan_changed`). An account that needs no change is left as it is either way.
 //!
 //! The trusted side's policy is written, as always, from what the accounts reached: it names the roles in place.
+//! What the plan showed of cutting it from principals is held, though ([`Fingerprint::check_grant`]): from whom it
+//! is cut and whether their sessions are revoked. A cut the plan did not show — the policy attached by hand to
+//! someone since, say — leaves the trusted side untouched and fails the apply, saying why.
 //!
 //! The fingerprint is text: `cp1.` then whom the plan was for (`t` a caller who may read ExternalIds, `b` one who
 //! may not), the spec's digest, the accounts grouped by what the plan found in them (`e`/`r` for keep/remove, then
-//! `n` nothing to change, `u` not read, or `c` and the digest of its changes), and a keyed digest of all that
+//! `n` nothing to change, `u` not read, or `c` and the digest of its changes), then the trusted side's cut (`g` and
+//! `n`, `u` or `c` and its digest; a fingerprint made before it has none, and holds no cut), and a keyed digest of all that
 //! (keyed from the journal key: good across restarts and on every replica). The changes' digest leaves marks of
 //! ExternalIds out (`<redacted>`): a plan for a caller who may not read ExternalIds shows marks keyed for that answer
 //! alone. Such a plan is checked against the apply as that caller sees it (each role's own ExternalId standing in
@@ -28,6 +32,7 @@
 use std::collections::BTreeMap;
 
 use crossrole_core::{
+    grant::cut::GrantCut,
     ops::{Action, ChangeKind, ShownChange},
     org::OrgTree,
     secret::Redactor,
@@ -60,6 +65,8 @@ pub(crate) struct Fingerprint {
     pub(crate) blind: bool,
     spec: String,
     accounts: BTreeMap<String, (Action, Found)>,
+    /// What the plan found of the grant being cut from principals (`None`: a fingerprint from before it held that).
+    grant: Option<Found>,
 }
 
 /// The key fingerprints are made and checked with.
@@ -120,6 +127,31 @@ pub(crate) fn found(key: &Redactor, action: Action, changes: &[ShownChange]) -> 
     Found::Changes(key.digest(&data)[..16].to_string())
 }
 
+/// What a plan found of the trusted side being cut: `cut`, or none (a spec without a grant, or nothing cut).
+pub(crate) fn grant_found(key: &Redactor, cut: Option<&GrantCut>) -> Found {
+    match cut {
+        None => Found::Nothing,
+        Some(cut) => Found::Changes(key.digest(format!("grant cut\0{}", cut.pinned()).as_bytes())[..16].to_string()),
+    }
+}
+
+fn found_code(found: &Found) -> String {
+    match found {
+        Found::Nothing => "n".to_string(),
+        Found::Unread => "u".to_string(),
+        Found::Changes(digest) => format!("c{digest}"),
+    }
+}
+
+fn found_of(code: &str) -> Option<Found> {
+    match code {
+        "n" => Some(Found::Nothing),
+        "u" => Some(Found::Unread),
+        c if c.starts_with('c') && c.len() > 1 => Some(Found::Changes(c[1..].to_string())),
+        _ => None,
+    }
+}
+
 fn action_code(action: Action) -> &'static str {
     match action {
         Action::Ensure => "e",
@@ -143,22 +175,27 @@ impl Fingerprint {
             blind,
             spec: spec_digest(key, spec, blind),
             accounts: accounts.into_iter().map(|(id, action, found)| (id, (action, found))).collect(),
+            grant: None,
         }
+    }
+
+    /// The fingerprint with what the plan found of the trusted side being cut ([`grant_found`], or
+    /// [`Found::Unread`] when the plan could not read the trusted side).
+    pub(crate) fn with_grant(self, grant: Found) -> Fingerprint {
+        Fingerprint { grant: Some(grant), ..self }
     }
 
     /// The fingerprint as text, keyed.
     pub(crate) fn encode(&self, key: &Redactor) -> String {
         let mut groups: BTreeMap<String, Vec<&str>> = BTreeMap::new();
         for (id, (action, found)) in &self.accounts {
-            let what = match found {
-                Found::Nothing => "n".to_string(),
-                Found::Unread => "u".to_string(),
-                Found::Changes(digest) => format!("c{digest}"),
-            };
-            groups.entry(format!("{}{what}", action_code(*action))).or_default().push(id);
+            groups.entry(format!("{}{}", action_code(*action), found_code(found))).or_default().push(id);
         }
         let groups: Vec<String> = groups.into_iter().map(|(k, ids)| format!("{k}:{}", ids.join(","))).collect();
-        let body = format!("{PREFIX}.{}.{}.{}", if self.blind { "b" } else { "t" }, self.spec, groups.join(";"));
+        let mut body = format!("{PREFIX}.{}.{}.{}", if self.blind { "b" } else { "t" }, self.spec, groups.join(";"));
+        if let Some(grant) = &self.grant {
+            body.push_str(&format!(".g{}", found_code(grant)));
+        }
         let mac = &key.digest(body.as_bytes())[..32];
         format!("{body}.{mac}")
     }
@@ -186,6 +223,13 @@ impl Fingerprint {
             "t" => false,
             _ => return Err(refused()),
         };
+        let (groups, grant) = match groups.split_once('.') {
+            None => (groups, None),
+            Some((groups, grant)) => {
+                let found = grant.strip_prefix('g').and_then(found_of).ok_or_else(refused)?;
+                (groups, Some(found))
+            }
+        };
         let mut accounts = BTreeMap::new();
         for group in groups.split(';').filter(|g| !g.is_empty()) {
             let (what, ids) = group.split_once(':').ok_or_else(refused)?;
@@ -194,17 +238,36 @@ impl Fingerprint {
                 Some("r") => Action::Remove,
                 _ => return Err(refused()),
             };
-            let found = match what.get(1..) {
-                Some("n") => Found::Nothing,
-                Some("u") => Found::Unread,
-                Some(c) if c.starts_with('c') => Found::Changes(c[1..].to_string()),
-                _ => return Err(refused()),
-            };
+            let found = what.get(1..).and_then(found_of).ok_or_else(refused)?;
             for id in ids.split(',') {
                 accounts.insert(id.to_string(), (action, found.clone()));
             }
         }
-        Ok(Fingerprint { blind, spec: spec.to_string(), accounts })
+        Ok(Fingerprint { blind, spec: spec.to_string(), accounts, grant })
+    }
+
+    /// Whether the trusted side may be written: the grant is cut now (`cut`) from whom the plan showed, with their
+    /// sessions revoked or kept as it showed; else why not. A grant cut from no one now always may (no one loses
+    /// it), and so may any when the fingerprint is from before it held the cut.
+    pub(crate) fn check_grant(&self, key: &Redactor, cut: Option<&GrantCut>) -> Result<(), String> {
+        let (Some(planned), Some(now)) = (&self.grant, cut) else { return Ok(()) };
+        let who = now.principals.join(", ");
+        let sessions = if now.revokes() { "revoked" } else { "kept" };
+        let why = match planned {
+            Found::Changes(_) if *planned == grant_found(key, Some(now)) => return Ok(()),
+            Found::Changes(_) => format!(
+                "the grant would now be cut from {who}, their sessions {sessions}, which is not what the plan showed \
+                 (the policy's attachments changed since the plan)"
+            ),
+            Found::Nothing => format!(
+                "the plan cut the grant from no one, and now it would be cut from {who}, their sessions {sessions} \
+                 (the policy was attached to someone since the plan)"
+            ),
+            Found::Unread => {
+                format!("the plan could not read the trusted side, so cutting the grant from {who} was not confirmed")
+            }
+        };
+        Err(format!("{why}; the trusted side was left untouched: plan again"))
     }
 
     /// Whether `spec` is the spec the plan was made for.
@@ -384,6 +447,46 @@ mod tests {
         assert!(Fingerprint::decode(&Redactor::new([8; 32]), &text).is_err(), "another crossroled's");
         assert!(Fingerprint::decode(&k, "").is_err());
         let empty = Fingerprint::new(&k, &RawSpec::default(), true, []);
+        assert_eq!(Fingerprint::decode(&k, &empty.encode(&k)).unwrap(), empty);
+    }
+
+    fn cut(names: &[&str], revoke: crossrole_core::revocation::Revoke) -> GrantCut {
+        let changes: Vec<crossrole_core::grant::GrantChange> = names
+            .iter()
+            .map(|n| crossrole_core::grant::GrantChange::Detach {
+                kind: crossrole_core::spec::PrincipalKind::User,
+                name: n.to_string(),
+            })
+            .collect();
+        GrantCut::of(&changes, "Audit", ["111111111111".to_string()].into(), revoke).unwrap()
+    }
+
+    #[test]
+    fn the_trusted_side_is_cut_only_as_the_plan_showed() {
+        use crossrole_core::revocation::Revoke;
+        let k = key();
+        let alice = cut(&["alice"], Revoke::On);
+        let f = fingerprint().with_grant(grant_found(&k, Some(&alice)));
+        let text = f.encode(&k);
+        assert!(text.contains(".gc"), "{text}");
+        let f = Fingerprint::decode(&k, &text).unwrap();
+        assert_eq!(f.check_grant(&k, Some(&alice)), Ok(()));
+        // Nothing cut now: no one loses the grant, nothing to refuse.
+        assert_eq!(f.check_grant(&k, None), Ok(()));
+        let more = f.check_grant(&k, Some(&cut(&["alice", "bob"], Revoke::On))).unwrap_err();
+        assert!(more.contains("cut from user alice, user bob") && more.contains("left untouched"), "{more}");
+        let kept = f.check_grant(&k, Some(&cut(&["alice"], Revoke::Off("keep_sessions".into())))).unwrap_err();
+        assert!(kept.contains("their sessions kept"), "{kept}");
+
+        let none = Fingerprint::decode(&k, &fingerprint().with_grant(Found::Nothing).encode(&k)).unwrap();
+        assert!(none.check_grant(&k, Some(&alice)).unwrap_err().contains("the plan cut the grant from no one"));
+        let unread = Fingerprint::decode(&k, &fingerprint().with_grant(Found::Unread).encode(&k)).unwrap();
+        assert!(unread.check_grant(&k, Some(&alice)).unwrap_err().contains("could not read the trusted side"));
+        // A fingerprint made before the cut was held holds none.
+        let before = Fingerprint::decode(&k, &fingerprint().encode(&k)).unwrap();
+        assert_eq!(before.check_grant(&k, Some(&alice)), Ok(()));
+        // An empty plan with a cut reads back too.
+        let empty = Fingerprint::new(&k, &RawSpec::default(), false, []).with_grant(Found::Nothing);
         assert_eq!(Fingerprint::decode(&k, &empty.encode(&k)).unwrap(), empty);
     }
 

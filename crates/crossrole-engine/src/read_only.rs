@@ -9,7 +9,10 @@ use crossrole_aws::{calls::CallContext, reconcile::AccountIam, verify};
 use crossrole_core::{
     AccessSpec,
     ceiling::Organization,
-    grant::GrantPlan,
+    grant::{
+        GrantPlan,
+        cut::{self, GrantCut},
+    },
     guardrails::{self, Finding, OrgContext},
     ops::{
         AccessPlan, AccountError, AccountPlanView, AccountVerification, AssumeCheck, Conformance, ErrorCode,
@@ -216,17 +219,26 @@ impl Engine {
         let members = self.members_of(spec, &resolved.tree).await?;
         let findings = guardrails::enforce(spec, self.partition(), OrgContext { member_accounts: Some(&members) })?;
 
-        let grant = match &spec.grant {
-            None => None,
+        let (grant, grant_found) = match &spec.grant {
+            None => (None, confirmed::Found::Nothing),
             Some(g) => {
                 let placements: BTreeSet<String> =
                     self.inner.journal.placements(&spec.name).await?.into_iter().collect();
                 let ensure =
                     targets::grant_accounts(examined.iter().map(|(p, s)| (p.account_id.as_str(), *s)), &placements);
-                Some(self.plan_grant(spec, g, &ensure, &env.ctx).await?)
+                let removed: BTreeSet<String> = resolved
+                    .targets
+                    .iter()
+                    .filter(|t| t.action == Action::Remove)
+                    .map(|t| t.account_id.clone())
+                    .collect();
+                let sessions_in = cut::sessions_in(&placements, &ensure, &removed);
+                let (view, found) = self.plan_grant(spec, g, &ensure, &sessions_in, &env.ctx).await?;
+                (Some(view), found)
             }
         };
-        let fingerprint = self.fingerprint_of(spec, audience, &resolved.targets, examined.iter().map(|(p, _)| p));
+        let fingerprint =
+            self.fingerprint_of(spec, audience, &resolved.targets, examined.iter().map(|(p, _)| p), grant_found);
         let (organization_read_time, tags_read_time) = self.read_times(spec, &resolved);
         Ok(AccessPlan {
             findings,
@@ -240,13 +252,15 @@ impl Engine {
         })
     }
 
-    /// The fingerprint of a plan of `spec` for `audience` that found `plans` in `targets`.
+    /// The fingerprint of a plan of `spec` for `audience` that found `plans` in `targets`, and `grant` of the
+    /// trusted side being cut.
     fn fingerprint_of<'a>(
         &self,
         spec: &AccessSpec,
         audience: Audience,
         targets: &[Target],
         plans: impl IntoIterator<Item = &'a AccountPlanView>,
+        grant: confirmed::Found,
     ) -> String {
         let key = confirmed::key(&self.inner.config.journal_key);
         let actions: BTreeMap<&str, Action> = targets.iter().map(|t| (t.account_id.as_str(), t.action)).collect();
@@ -259,7 +273,7 @@ impl Engine {
             (p.account_id.clone(), action, found)
         });
         let raw = crossrole_core::spec::RawSpec::from(spec);
-        confirmed::Fingerprint::new(&key, &raw, audience == Audience::Blind, accounts).encode(&key)
+        confirmed::Fingerprint::new(&key, &raw, audience == Audience::Blind, accounts).with_grant(grant).encode(&key)
     }
 
     /// When the organization the targets were selected from was read, and the oldest tags the selector's tag
@@ -282,15 +296,17 @@ impl Engine {
         (tree, discovery.tags_read_time(&looked_at).map(millis))
     }
 
-    /// The trusted side's plan for the roles of `ensure`; AWS errors are the plan's, reading the organization
-    /// fails the request.
+    /// The trusted side's plan for the roles of `ensure` — with, when it cuts the grant from principals, the
+    /// revocation of their sessions in `sessions_in` (or that they stay, opted out) — and what it found of the cut
+    /// for the fingerprint; AWS errors are the plan's, reading the organization fails the request.
     async fn plan_grant(
         &self,
         spec: &AccessSpec,
         g: &TrustedGrant,
         ensure: &BTreeSet<String>,
+        sessions_in: &BTreeSet<String>,
         ctx: &CallContext,
-    ) -> Result<GrantPlanView, Error> {
+    ) -> Result<(GrantPlanView, confirmed::Found), Error> {
         let mut gp = GrantPlanView {
             account_id: g.account_id.clone(),
             policy_arn: g.policy_arn(self.partition()),
@@ -322,16 +338,23 @@ impl Engine {
             Ok(Ok(o)) => o,
             Ok(Err(e)) => {
                 gp.error = Some(account::error_from(&e, Phase::Read));
-                return Ok(gp);
+                return Ok((gp, confirmed::Found::Unread));
             }
             Err(e) => {
                 gp.error = Some(e);
-                return Ok(gp);
+                return Ok((gp, confirmed::Found::Unread));
             }
         };
+        let mut found = confirmed::Found::Nothing;
         match rollout::grant_plan(&self.inner, spec, g, Some(ensure), observed.as_ref(), ctx).await? {
             GrantPlan::InSync => {}
-            GrantPlan::Changes(c) => gp.changes = c.iter().map(|c| c.shown()).collect(),
+            GrantPlan::Changes(c) => {
+                gp.changes = c.iter().map(|c| c.shown()).collect();
+                // Shown after the grant's own changes: the sessions are revoked once it is cut.
+                let cut = GrantCut::of(&c, &spec.role.name, sessions_in.clone(), rollout::cut_revoke(spec));
+                gp.changes.extend(cut.as_ref().map(GrantCut::shown));
+                found = confirmed::grant_found(&confirmed::key(&self.inner.config.journal_key), cut.as_ref());
+            }
             GrantPlan::Conflict { owner } => {
                 gp.error = Some(AccountError::new(
                     ErrorCode::NotOwned,
@@ -343,7 +366,7 @@ impl Engine {
                 ))
             }
         }
-        Ok(gp)
+        Ok((gp, found))
     }
 
     /// Checks each account's role against the spec, and that the trusted side can assume it.

@@ -1,15 +1,17 @@
 //! The trusted side of a run: the grant policy, brought in line with what the accounts reached (an apply or a
 //! reconcile, at the end) or removed (a destroy, first). The accounts whose roles it names are read back from the
-//! journal ([`reached`]), so a resumed operation decides from the same outcome.
+//! journal ([`reached`]), so a resumed operation decides from the same outcome. Cutting it from principals
+//! ([`GrantCut`]) is held to what a confirmed plan showed before it is written.
 
 use std::collections::BTreeSet;
 
 use crossrole_aws::{calls::CallContext, reconcile::AccountIam};
 use crossrole_core::{
     AccessSpec,
-    grant::{self, GrantPlan},
+    grant::{self, GrantPlan, cut::GrantCut},
     ops::{Event, Outcome},
     policy::grant_policy,
+    revocation::Revoke,
     spec::{PrincipalKind, TrustedGrant},
 };
 use crossrole_store::OperationRow;
@@ -17,23 +19,34 @@ use crossrole_store::OperationRow;
 use crate::{
     Inner,
     account::Action,
+    confirmed::{self, Fingerprint},
     events::EventSink,
     targets::{self, Standing},
 };
 
 use super::source::all_rows;
 
-/// The accounts whose roles the grant names after this operation: read back from the journal, so a resumed
-/// operation decides from the same outcome. An operation limited to some accounts (`scope`) decides for those;
-/// the grant keeps naming the others where a full operation would: where the spec was applied and still selects
-/// them, in the tree discovery keeps.
+/// What the trusted side is brought to.
+pub(super) enum Want<'a> {
+    /// Removed (a destroy).
+    Removed,
+    /// Naming the roles of `ensure`; a cut from principals revokes their sessions in `sessions_in`
+    /// ([`grant::cut::sessions_in`]), and is first held to the `confirmed` plan's when the apply carries one.
+    Naming { ensure: &'a BTreeSet<String>, sessions_in: &'a BTreeSet<String>, confirmed: Option<&'a Fingerprint> },
+}
+
+/// The accounts whose roles the grant names after this operation, and those whose role's sessions a cut from
+/// principals revokes ([`grant::cut::sessions_in`]): read back from the journal, so a resumed operation decides
+/// from the same outcome. An operation limited to some accounts (`scope`) decides for those; the grant keeps
+/// naming the others where a full operation would: where the spec was applied and still selects them, in the tree
+/// discovery keeps.
 pub(super) async fn reached(
     inner: &Inner,
     op: &OperationRow,
     spec: &AccessSpec,
     scope: Option<&BTreeSet<String>>,
     ctx: &CallContext,
-) -> Result<BTreeSet<String>, String> {
+) -> Result<(BTreeSet<String>, BTreeSet<String>), String> {
     let rows = all_rows(inner, &op.id).await?;
     let placements: BTreeSet<String> =
         inner.journal.placements(&spec.name).await.map_err(|e| e.to_string())?.into_iter().collect();
@@ -49,6 +62,8 @@ pub(super) async fn reached(
             (r.account_id.clone(), standing)
         })
         .collect();
+    let removed: BTreeSet<String> =
+        rows.iter().filter(|r| r.action == Some(Action::Remove)).map(|r| r.account_id.clone()).collect();
     let mut accounts = targets::grant_accounts(standings.iter().map(|(a, s)| (a.as_str(), *s)), &placements);
     if let Some(scope) = scope {
         let (_, selection) = inner
@@ -60,20 +75,22 @@ pub(super) async fn reached(
             selection.selected.into_iter().map(|a| a.id).filter(|a| !scope.contains(a) && placements.contains(a)),
         );
     }
-    Ok(accounts)
+    let sessions_in = grant::cut::sessions_in(&placements, &accounts, &removed);
+    Ok((accounts, sessions_in))
 }
 
-/// Plans and applies the trusted side's policy: naming the roles in `ensure`, or removed when `ensure` is `None`.
-/// Returns the principals it was detached from (`user alice`): they may no longer assume the spec's roles.
+/// Plans and applies the trusted side's policy as `want` says. Returns the cut it made, if any: the principals it
+/// was detached from (they may no longer assume the spec's roles) and what becomes of their sessions. A cut that
+/// is not the confirmed plan's writes nothing.
 pub(super) async fn trusted_side(
     inner: &Inner,
     spec: &AccessSpec,
     g: &TrustedGrant,
-    ensure: Option<&BTreeSet<String>>,
+    want: Want<'_>,
     ctx: &CallContext,
     op_id: &str,
     sink: &EventSink,
-) -> Result<Vec<String>, String> {
+) -> Result<Option<GrantCut>, String> {
     // The grant policy is shared by every operation of the spec: one writer at a time, like roles.
     let _guard =
         inner.locks.lock(&g.account_id, &format!("policy{}{}", TrustedGrant::POLICY_PATH, g.policy_name), op_id).await;
@@ -91,26 +108,44 @@ pub(super) async fn trusted_side(
         (iam, observed) = open().await?;
     }
     let observed = observed.map_err(|e| e.to_string())?;
+    let ensure = match &want {
+        Want::Removed => None,
+        Want::Naming { ensure, .. } => Some(*ensure),
+    };
     let plan = grant_plan(inner, spec, g, ensure, observed.as_ref(), ctx).await.map_err(|e| e.to_string())?;
     match plan {
-        GrantPlan::InSync => Ok(Vec::new()),
+        GrantPlan::InSync => Ok(None),
         GrantPlan::Conflict { owner } => Err(match owner {
             Some(o) => format!("policy {arn} belongs to crossrole spec {o:?}"),
             None => format!("policy {arn} exists and is not managed by crossrole; it is left untouched"),
         }),
         GrantPlan::Changes(changes) => {
+            // The principals the grant no longer reaches: their sessions of the spec's roles are to be revoked.
+            let cut = match &want {
+                Want::Removed => None,
+                Want::Naming { sessions_in, confirmed, .. } => {
+                    let cut = GrantCut::of(&changes, &spec.role.name, (*sessions_in).clone(), cut_revoke(spec));
+                    if let Some(plan) = confirmed {
+                        plan.check_grant(&confirmed::key(&inner.config.journal_key), cut.as_ref())?;
+                    }
+                    cut
+                }
+            };
             iam.apply_grant(&arn, &changes, |c| sink.emit(&g.account_id, Event::ChangeApplied { change: c.shown() }))
                 .await
                 .map_err(|e| e.to_string())?;
-            // The principals the grant no longer reaches: their sessions of the spec's roles are to be revoked.
-            Ok(changes
-                .iter()
-                .filter_map(|c| match c {
-                    grant::GrantChange::Detach { kind, name } => Some(format!("{} {name}", kind.as_str())),
-                    _ => None,
-                })
-                .collect())
+            Ok(cut)
         }
+    }
+}
+
+/// Whether a cut from principals revokes their sessions: as the spec says (a request's `keep_sessions` turned its
+/// field off before the operation was journaled), in the words a role's own revocation uses.
+pub(crate) fn cut_revoke(spec: &AccessSpec) -> Revoke {
+    if spec.role.revoke_sessions_on_narrowing {
+        Revoke::On
+    } else {
+        Revoke::Off("role.revoke_sessions_on_narrowing: false (the spec's, or the request's keep_sessions)".into())
     }
 }
 

@@ -36,10 +36,7 @@ use crossrole_aws::calls::CallContext;
 use crossrole_core::{
     AccessSpec,
     ceiling::Organization,
-    ops::{
-        AccountError, AccountResult, Counts, ErrorCode, Event, OperationKind, OperationState, Outcome, Phase,
-        ShownChange,
-    },
+    ops::{AccountError, AccountResult, Counts, ErrorCode, Event, OperationKind, OperationState, Outcome, Phase},
     plan::DesiredRole,
     spec::TrustedGrant,
 };
@@ -49,7 +46,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-pub(crate) use grant::grant_plan;
+pub(crate) use grant::{cut_revoke, grant_plan};
 use source::{Arrival, TargetSource};
 pub(crate) use source::{Taken, TargetFinder};
 
@@ -202,7 +199,7 @@ async fn drive(
 
     // A destroy cuts access first; if it cannot, no role is touched.
     if let (Some(g), OperationKind::Destroy) = (grant, kind)
-        && let Err(message) = grant::trusted_side(inner, &spec, g, None, &ctx, &op.id, sink).await
+        && let Err(message) = grant::trusted_side(inner, &spec, g, grant::Want::Removed, &ctx, &op.id, sink).await
     {
         let why = format!("the trusted side's policy could not be removed first: {message}");
         let (part_way, never): (Vec<Target>, Vec<Target>) = pending.into_iter().partition(Target::part_way);
@@ -464,18 +461,20 @@ impl Rollout {
         let spec = &self.env.spec;
         let mut trusted_error = None;
         if let (Some(g), OperationKind::Apply | OperationKind::Reconcile) = (grant, kind) {
-            let ensure = match grant::reached(inner, op, spec, scope, &self.env.ctx).await {
+            let (ensure, sessions_in) = match grant::reached(inner, op, spec, scope, &self.env.ctx).await {
                 Ok(e) => e,
                 Err(message) => return Ending { state: OperationState::Failed, message },
             };
-            match grant::trusted_side(inner, spec, g, Some(&ensure), &self.env.ctx, &op.id, &sink).await {
+            let confirmed = self.env.confirmed.as_deref();
+            let want = grant::Want::Naming { ensure: &ensure, sessions_in: &sessions_in, confirmed };
+            match grant::trusted_side(inner, spec, g, want, &self.env.ctx, &op.id, &sink).await {
                 Err(message) => trusted_error = Some(format!("trusted side: {message}")),
-                Ok(detached) if !detached.is_empty() => {
-                    if let Err(message) = revoke_for_the_detached(inner, op, spec, &detached, &sink).await {
+                Ok(Some(cut)) => {
+                    if let Err(message) = revoke_for_the_cut(inner, op, spec, &cut, &sink).await {
                         trusted_error = Some(message);
                     }
                 }
-                Ok(_) => {}
+                Ok(None) => {}
             }
         }
         let mut problems: Vec<String> = Vec::new();
@@ -504,56 +503,40 @@ impl Rollout {
     }
 }
 
-/// After the grant stopped reaching `detached` principals, their sessions of the spec's roles are revoked — every
-/// session of those roles issued before now, where the spec is placed — by a revocation operation
-/// ([`crate::revoke`]) started now (one per operation: keyed by its id), unless the spec keeps sessions; the
-/// operation's events say which. It runs after the grant is cut, so a principal removed cannot assume the role
-/// again in between.
-async fn revoke_for_the_detached(
+/// After the grant was cut from principals, their sessions of the spec's roles are revoked where the plan showed
+/// (`cut`'s accounts: [`crossrole_core::grant::cut::sessions_in`]) — every session of those roles issued before
+/// now — by a revocation operation ([`crate::revoke`]) started now (one per operation: keyed by its id), unless the
+/// spec keeps sessions; the operation's events say which, in the words the plan used. It runs after the grant is
+/// cut, so a principal removed cannot assume the role again in between.
+async fn revoke_for_the_cut(
     inner: &Arc<Inner>,
     op: &OperationRow,
     spec: &AccessSpec,
-    detached: &[String],
+    cut: &crossrole_core::grant::cut::GrantCut,
     sink: &EventSink,
 ) -> Result<(), String> {
-    let who = detached.join(", ");
-    let change = |after: String| ShownChange {
-        kind: if spec.role.revoke_sessions_on_narrowing {
-            crossrole_core::ops::ChangeKind::RevokeSessions
-        } else {
-            crossrole_core::ops::ChangeKind::SessionsNotRevoked
-        },
-        subject: crossrole_core::revocation::POLICY_NAME.to_string(),
-        before: String::new(),
-        after,
-    };
-    if !spec.role.revoke_sessions_on_narrowing {
-        let why = format!(
-            "the grant no longer reaches {who}: their sessions of role {} stay valid until they expire, because \
-             role.revoke_sessions_on_narrowing: false (the spec's, or the request's keep_sessions) turned revocation off",
-            spec.role.name
-        );
-        sink.emit("", Event::ChangeApplied { change: change(why) });
+    let mut change = cut.shown();
+    if !cut.revokes() {
+        sink.emit("", Event::ChangeApplied { change });
         return Ok(());
     }
     let engine = crate::Engine { inner: inner.clone() };
     let request = crate::RevokeRequest {
         spec: spec.clone(),
-        accounts: None,
+        accounts: Some(cut.accounts.clone()),
         idempotency_key: Some(format!("revoke-after-{}", op.id)),
         created_by: format!("operation {}", op.id),
     };
     match engine.start_revoke(request).await {
         Ok(revoke) => {
-            let why = format!(
-                "the grant no longer reaches {who}: every session of role {} issued before now is revoked where the \
-                 spec is placed, by operation {}",
-                spec.role.name, revoke.id
-            );
-            sink.emit("", Event::ChangeApplied { change: change(why) });
+            change.after.push_str(&format!(" (operation {})", revoke.id));
+            sink.emit("", Event::ChangeApplied { change });
             Ok(())
         }
-        Err(e) => Err(format!("the grant no longer reaches {who}, and their sessions could not be revoked: {e}")),
+        Err(e) => Err(format!(
+            "the grant no longer reaches {}, and their sessions could not be revoked: {e}",
+            cut.principals.join(", ")
+        )),
     }
 }
 

@@ -1,0 +1,195 @@
+//! The trusted side's grant cut from principals, against the in-memory AWS on a manual clock: the plan shows,
+//! before anything is written, which roles' sessions the cut revokes (or that they stay, opted out), the apply does
+//! just that, and an apply that carries a confirmed plan cuts the grant only from whom the plan showed.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] fns
+
+mod common;
+
+use std::{collections::BTreeSet, sync::Arc};
+
+use common::*;
+use crossrole_aws::fake::FakeConfig;
+use crossrole_core::{
+    AccessSpec,
+    ops::ShownChange,
+    revocation::{POLICY_NAME, Revocation},
+    spec::PrincipalKind,
+};
+use crossrole_engine::{Audience, Clock, ConfirmedPlan, EngineConfig};
+use crossrole_store::SqliteJournal;
+
+/// 2026-12-05T10:00:00.250Z.
+const T0: i64 = 1_796_464_800_250;
+const MINUTE: i64 = 60_000;
+
+fn clocked(n: u64) -> (World, Clock) {
+    let clock = Clock::manual(T0);
+    let config = EngineConfig { clock: clock.clone(), ..EngineConfig::default() };
+    let w = world_configured(
+        n,
+        FakeConfig::default(),
+        crossrole_aws::calls::Rates::UNLIMITED,
+        Arc::new(SqliteJournal::in_memory().unwrap()),
+        config,
+    );
+    w.fake.add_principals(SECURITY, &["bob"], &[]);
+    (w, clock)
+}
+
+/// The spec granting its role to `users` and the group auditors; `role_extra` goes under `role:`.
+fn granted(users: &str, role_extra: &str) -> AccessSpec {
+    AccessSpec::from_yaml(&format!(
+        "name: audit\nrole:\n  name: Audit\n  path: /crossrole/\n  trust:\n    account_ids: [\"{SECURITY}\"]\n\
+         {role_extra}targets:\n  organizational_unit_ids: [ou-root-workload]\ngrant:\n  account_id: \"{SECURITY}\"\n  \
+         user_names: [{users}]\n  group_names: [auditors]\n"
+    ))
+    .unwrap()
+}
+
+fn revocation_in(w: &World, i: u64) -> Option<Revocation> {
+    let role = w.fake.role(&account(i), "Audit").unwrap();
+    role.inline_policies.get(POLICY_NAME).map(|d| Revocation::parse(d).unwrap())
+}
+
+fn confirmed(spec: &AccessSpec, fingerprint: &str) -> crossrole_engine::StartRequest {
+    crossrole_engine::StartRequest {
+        confirmed: Some(ConfirmedPlan { fingerprint: fingerprint.into(), audience: Audience::Trusted }),
+        ..start(OperationKind::Apply, spec)
+    }
+}
+
+/// The revocations operations started, newest first.
+async fn revocations(w: &World) -> Vec<Operation> {
+    let (ops, _) = w.engine.list_operations(&Default::default(), 100, "").await.unwrap();
+    ops.into_iter()
+        .filter_map(|o| match o {
+            crossrole_core::unreadable::Listed::Read(o) if o.kind == Some(OperationKind::Revoke) => Some(o),
+            _ => None,
+        })
+        .collect()
+}
+
+fn grant_changes(plan: &crossrole_core::ops::AccessPlan) -> Vec<ShownChange> {
+    let grant = plan.grant.as_ref().expect("the spec has a grant");
+    assert!(grant.error.is_none(), "{:?}", grant.error);
+    grant.changes.clone()
+}
+
+fn cut_events(events: &[crossrole_core::ops::OperationEvent]) -> Vec<ShownChange> {
+    events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Event::ChangeApplied { change }
+                if matches!(change.kind, ChangeKind::RevokeSessions | ChangeKind::SessionsNotRevoked)
+                    && e.account_id.is_empty() =>
+            {
+                Some(change.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_plan_shows_the_roles_whose_sessions_a_grant_cut_revokes_and_its_confirmed_apply_revokes_just_those() {
+    let (w, clock) = clocked(3);
+    let both = run(&w, OperationKind::Apply, &granted("alice", "")).await;
+    assert_eq!(both.state, OperationState::Succeeded, "{}", both.message);
+    clock.advance(MINUTE);
+
+    // Alice leaves the grant: the plan shows the cut, then the revocation of every session of the role, in the
+    // three accounts where it stays, before anything is written.
+    let cut = granted("", "");
+    let plan = w.engine.plan(&cut).await.unwrap();
+    let changes = grant_changes(&plan);
+    let kinds: Vec<ChangeKind> = changes.iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, [ChangeKind::DetachGrantPolicy, ChangeKind::RevokeSessions], "{changes:?}");
+    let shown = &changes[1];
+    assert_eq!(shown.subject, POLICY_NAME);
+    assert_eq!(
+        shown.after,
+        "deny every session of role Audit issued before the grant is cut (aws:TokenIssueTime), in 3 accounts \
+         (200000000000, 200000000001, 200000000002), after the cut, because the grant no longer reaches user alice"
+    );
+    assert!(revocations(&w).await.is_empty(), "a plan writes nothing");
+    assert!((0..3).all(|i| revocation_in(&w, i).is_none()));
+
+    let op = w.engine.start(confirmed(&cut, &plan.fingerprint)).await.unwrap();
+    let op = w.engine.wait(&op.id).await.unwrap();
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    let attached = w.fake.policy(SECURITY, GRANT_ARN).unwrap().attachments;
+    assert_eq!(attached, BTreeSet::from([(PrincipalKind::Group, "auditors".to_string())]));
+    // The apply says what the plan said, and which operation revokes.
+    let revoke = revocations(&w).await.pop().expect("a revocation was started");
+    let events = w.engine.events(&op.id, 0, 1000).await.unwrap();
+    let said = cut_events(&events);
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert_eq!(said[0].after, format!("{} (operation {})", shown.after, revoke.id));
+    // In just the accounts the plan named.
+    let revoke = w.engine.wait(&revoke.id).await.unwrap();
+    assert_eq!((revoke.state, revoke.counts.changed), (OperationState::Succeeded, 3), "{}", revoke.message);
+    let revoked: BTreeSet<String> = results(&w, &revoke.id).await.into_iter().map(|r| r.account_id).collect();
+    assert_eq!(revoked, (0..3).map(account).collect::<BTreeSet<_>>());
+    assert!((0..3).all(|i| revocation_in(&w, i).is_some()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn opted_out_the_plan_says_the_cut_keeps_sessions_and_the_apply_writes_no_deny() {
+    let (w, clock) = clocked(2);
+    let keep = "  revoke_sessions_on_narrowing: false\n";
+    run(&w, OperationKind::Apply, &granted("alice", keep)).await;
+    clock.advance(MINUTE);
+    let plan = w.engine.plan(&granted("", keep)).await.unwrap();
+    let changes = grant_changes(&plan);
+    let not = changes.iter().find(|c| c.kind == ChangeKind::SessionsNotRevoked).expect("the plan says so");
+    assert!(not.after.contains("the grant no longer reaches user alice"), "{}", not.after);
+    assert!(not.after.contains("in 2 accounts (200000000000, 200000000001)"), "{}", not.after);
+    assert!(not.after.contains("role.revoke_sessions_on_narrowing: false"), "{}", not.after);
+    assert!(!changes.iter().any(|c| c.kind == ChangeKind::RevokeSessions), "{changes:?}");
+
+    let op = w.engine.start(confirmed(&granted("", keep), &plan.fingerprint)).await.unwrap();
+    let op = w.engine.wait(&op.id).await.unwrap();
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    assert!(revocations(&w).await.is_empty(), "nothing revoked");
+    assert!((0..2).all(|i| revocation_in(&w, i).is_none()));
+    let said = cut_events(&w.engine.events(&op.id, 0, 1000).await.unwrap());
+    assert_eq!(said, std::slice::from_ref(not), "the apply says what the plan said");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_confirmed_apply_cuts_the_grant_only_from_whom_its_plan_showed() {
+    let (w, clock) = clocked(2);
+    run(&w, OperationKind::Apply, &granted("alice", "")).await;
+    clock.advance(MINUTE);
+    let cut = granted("", "");
+    let plan = w.engine.plan(&cut).await.unwrap();
+    assert!(grant_changes(&plan).iter().any(|c| c.after.contains("no longer reaches user alice")));
+
+    // Bob is given the grant after the plan: applying it now would cut him too, which the plan did not show.
+    let with_bob = run(&w, OperationKind::Apply, &granted("alice, bob", "")).await;
+    assert_eq!(with_bob.state, OperationState::Succeeded, "{}", with_bob.message);
+    let op = w.engine.start(confirmed(&cut, &plan.fingerprint)).await.unwrap();
+    let op = w.engine.wait(&op.id).await.unwrap();
+    assert_eq!(op.state, OperationState::Failed, "{}", op.message);
+    assert!(
+        op.message.contains(
+            "trusted side: the grant would now be cut from user alice, user bob, their sessions revoked, which is not \
+             what the plan showed"
+        ) && op.message.contains("the trusted side was left untouched: plan again"),
+        "{}",
+        op.message
+    );
+    let attached = w.fake.policy(SECURITY, GRANT_ARN).unwrap().attachments;
+    assert!(attached.contains(&(PrincipalKind::User, "alice".to_string())), "{attached:?}");
+    assert!(attached.contains(&(PrincipalKind::User, "bob".to_string())), "{attached:?}");
+    assert!(revocations(&w).await.is_empty(), "nothing revoked");
+
+    // Planned again, it is the plan applied.
+    let again = w.engine.plan(&cut).await.unwrap();
+    assert!(grant_changes(&again).iter().any(|c| c.after.contains("no longer reaches user alice, user bob")));
+    let op = w.engine.start(confirmed(&cut, &again.fingerprint)).await.unwrap();
+    let op = w.engine.wait(&op.id).await.unwrap();
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    assert_eq!(revocations(&w).await.len(), 1);
+}
