@@ -178,16 +178,21 @@ fn planned(
         Action::Ensure => plan::plan(&desired.in_account(target.place(env.inner.aws.partition())), observed),
         Action::Remove => plan::plan_delete(&env.spec.name, observed),
     };
-    let plan = revocation::with_revocation(plan, observed, env.inner.config.clock.now(), &revoke(&env.spec));
+    let revoking = revoke(&env.spec, env.inner.config.revocation_hold_secs);
+    let plan = revocation::with_revocation(plan, observed, env.inner.config.clock.now(), &revoking);
     under_ceiling(env, target, plan, observed)
 }
 
 /// Whether `spec`'s changes that take access away revoke the sessions issued before them (see
 /// [`crossrole_core::revocation`]). A request that opts out turns the spec's field off before the operation is
-/// journaled, so the record says it either way.
-pub(crate) fn revoke(spec: &AccessSpec) -> revocation::Revoke {
+/// journaled, so the record says it either way. `hold_secs`: [`crate::EngineConfig::revocation_hold_secs`], for
+/// tests on emulators.
+pub(crate) fn revoke(spec: &AccessSpec, hold_secs: Option<u32>) -> revocation::Revoke {
     if spec.role.revoke_sessions_on_narrowing {
-        revocation::Revoke::On
+        match hold_secs {
+            None => revocation::Revoke::On,
+            Some(secs) => revocation::Revoke::HeldAtMost { secs, by: "emulator_testing.revocation_hold".into() },
+        }
     } else {
         revocation::Revoke::Off(
             "role.revoke_sessions_on_narrowing: false (the spec's, or the request's keep_sessions)".into(),

@@ -84,6 +84,11 @@ pub struct EngineConfig {
     pub trace_id: Option<fn(&tracing::Span) -> Option<String>>,
     /// The time of day the ends of access that expires are measured by (the system's; tests move their own).
     pub clock: Clock,
+    /// For tests on emulators only: the longest an `AWSRevokeOlderSessions` deny a change writes is kept, in
+    /// seconds, whatever the role's sessions last (`None`, the default: until its longest session has expired).
+    /// crossroled takes it from `emulator_testing.revocation_hold` and refuses it unless its AWS endpoints are an
+    /// emulator's: against AWS, the sessions it should deny would outlive the deny.
+    pub revocation_hold_secs: Option<u32>,
 }
 
 impl Default for EngineConfig {
@@ -99,6 +104,7 @@ impl Default for EngineConfig {
             ceiling: Ceiling::default(),
             trace_id: None,
             clock: Clock::system(),
+            revocation_hold_secs: None,
         }
     }
 }

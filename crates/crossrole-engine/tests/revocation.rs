@@ -55,6 +55,21 @@ fn clocked(n: u64) -> (World, Clock) {
     (w, clock)
 }
 
+/// Like [`clocked`], with the deny kept at most `hold_secs` (the emulator-only test setting).
+fn clocked_held(n: u64, hold_secs: u32) -> (World, Clock) {
+    let clock = Clock::manual(T0);
+    let config =
+        EngineConfig { clock: clock.clone(), revocation_hold_secs: Some(hold_secs), ..EngineConfig::default() };
+    let w = world_configured(
+        n,
+        FakeConfig::default(),
+        crossrole_aws::calls::Rates::UNLIMITED,
+        Arc::new(SqliteJournal::in_memory().unwrap()),
+        config,
+    );
+    (w, clock)
+}
+
 fn revocation_in(w: &World, i: u64) -> Option<Revocation> {
     let role = w.fake.role(&account(i), "Audit").unwrap();
     role.inline_policies.get(POLICY_NAME).map(|d| Revocation::parse(d).expect("crossrole's revocation reads back"))
@@ -307,4 +322,42 @@ async fn a_principal_removed_from_the_grant_has_its_sessions_revoked_after_the_g
             if change.kind == ChangeKind::RevokeSessions && change.after.contains("user alice") && change.after.contains(&revoke.id))),
         "{events:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hold_shortened_for_emulators_is_written_kept_and_removed_at_its_own_time_and_the_record_says_so() {
+    let (w, clock) = clocked_held(2, 5);
+    let wide = revocation_spec("", "");
+    run(&w, OperationKind::Apply, &wide).await;
+    clock.set(T0 + MINUTE);
+    let narrow = revocation_spec("    require_mfa: true\n", "");
+    // The plan and the apply's record both say the shortened hold and the setting that asked for it.
+    let plan = w.engine.plan(&narrow).await.unwrap();
+    let revoke = plan.accounts[0].changes.iter().find(|c| c.kind == ChangeKind::RevokeSessions).unwrap();
+    assert!(revoke.after.contains("kept 5s, because"), "{}", revoke.after);
+    assert!(revoke.after.contains("not the role's longest session of 7200s, by emulator_testing.revocation_hold"));
+    let op = run(&w, OperationKind::Apply, &narrow).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    let rows = results(&w, &op.id).await;
+    let recorded = rows[0].changes.iter().find(|c| c.kind == ChangeKind::RevokeSessions).unwrap();
+    assert!(recorded.after.contains("emulator_testing.revocation_hold"), "{}", recorded.after);
+    let written = revocation_in(&w, 0).unwrap();
+    assert_eq!(iso8601(written.issued_before), "2026-12-05T10:01:01Z");
+    assert_eq!(iso8601(written.keep_until), "2026-12-05T10:01:06Z", "5 s, not the role's 2 hours");
+    // Kept up to the last millisecond before it, removed from then on.
+    clock.set(written.keep_until - 1);
+    w.fake.reset_counters();
+    assert_eq!(run(&w, OperationKind::Apply, &narrow).await.counts.unchanged, 2);
+    assert_eq!(w.fake.iam_writes(), 0);
+    clock.set(written.keep_until);
+    let removed = run(&w, OperationKind::Apply, &narrow).await;
+    assert_eq!(removed.counts.changed, 2);
+    let rows = results(&w, &removed.id).await;
+    assert!(
+        rows.iter()
+            .filter(|r| r.action.is_some())
+            .all(|r| r.changes.iter().any(|c| c.kind == ChangeKind::DeleteInlinePolicy && c.subject == POLICY_NAME)),
+        "{rows:?}"
+    );
+    assert!((0..2).all(|i| revocation_in(&w, i).is_none()));
 }

@@ -218,6 +218,16 @@ struct FileConfig {
     #[serde(default)]
     retention: RetentionFile,
     organization_events: Option<OrganizationEventsFile>,
+    #[serde(default)]
+    emulator_testing: EmulatorTestingFile,
+}
+
+/// `[emulator_testing]`: settings for tests against AWS emulators only, which crossroled refuses unless its IAM
+/// and STS endpoints are an emulator's ([`Config::check_emulator_testing`]).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct EmulatorTestingFile {
+    revocation_hold: Option<String>,
 }
 
 /// `[organization_events]`: the SQS queue EventBridge feeds with AWS Organizations events.
@@ -321,6 +331,22 @@ pub struct Config {
     pub retention: crossrole_engine::Retention,
     /// Where AWS Organizations events come from, if they do.
     pub organization_events: Option<OrganizationEvents>,
+    /// For tests on emulators only (`emulator_testing.revocation_hold`): the longest an `AWSRevokeOlderSessions`
+    /// deny is kept, instead of the role's longest session (whole seconds). Refused against AWS.
+    pub revocation_hold: Option<Duration>,
+}
+
+/// Whether `url`'s host is one of AWS's own (`*.amazonaws.com`, `*.amazonaws.com.cn`, `*.api.aws`, `*.on.aws`):
+/// an endpoint URL set to AWS itself (a FIPS or VPC endpoint, say) is still AWS.
+fn is_aws_endpoint(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if host.starts_with('[') { host } else { host.split(':').next().unwrap_or_default() };
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    ["amazonaws.com", "amazonaws.com.cn", "api.aws", "on.aws"]
+        .iter()
+        .any(|aws| host == *aws || host.ends_with(&format!(".{aws}")))
 }
 
 /// Default [`Config::request_budget_bytes`]: 32 MiB of request messages at once. A message in flight costs two to
@@ -757,6 +783,17 @@ impl Config {
                 }
             }
         };
+        let revocation_hold = match file.emulator_testing.revocation_hold.clone() {
+            None => None,
+            Some(text) => {
+                let setting = "emulator_testing.revocation_hold";
+                let hold = duration(Some(text), setting, Duration::ZERO)?;
+                if hold.subsec_nanos() != 0 || !(1..=43_200).contains(&hold.as_secs()) {
+                    return Err(err(setting, "must be whole seconds from 1s to 12h"));
+                }
+                Some(hold)
+            }
+        };
         let max_concurrency = file.max_concurrency.unwrap_or(256);
         if !(1..=4096).contains(&max_concurrency) {
             return Err(err("max_concurrency", "must be from 1 to 4096"));
@@ -791,7 +828,35 @@ impl Config {
             ceiling: file.ceiling.into_ceiling()?,
             retention,
             organization_events,
+            revocation_hold,
         })
+    }
+
+    /// Refuses the settings meant for tests on emulators (`[emulator_testing]`) unless crossroled's IAM and STS
+    /// calls go to an emulator: an endpoint URL is configured for each (`iam`, `sts`: as the SDK resolves them) and
+    /// neither is AWS's own. A revocation kept shorter than the role's sessions would, in AWS, leave the sessions
+    /// it revokes valid once the deny is gone.
+    pub fn check_emulator_testing(&self, iam: Option<&str>, sts: Option<&str>) -> Result<(), ConfigError> {
+        let Some(hold) = self.revocation_hold else { return Ok(()) };
+        for (service, url) in [("IAM", iam), ("STS", sts)] {
+            let problem = match url {
+                None => format!(
+                    "no endpoint URL is configured for {service} (AWS_ENDPOINT_URL_{service} or AWS_ENDPOINT_URL), \
+                     so crossroled would call AWS itself"
+                ),
+                Some(u) if is_aws_endpoint(u) => format!("{service}'s endpoint URL {u} is AWS's own"),
+                Some(_) => continue,
+            };
+            return Err(err(
+                "emulator_testing.revocation_hold",
+                format!(
+                    "is for tests on AWS emulators only, and {problem}: a revocation kept {}s would leave the \
+                     sessions it revokes valid once its deny is removed; remove the setting",
+                    hold.as_secs()
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -979,5 +1044,39 @@ mod tests {
             let got = load(text, flags.clone()).unwrap_err();
             assert!(got.starts_with(expected), "{text}: got {got:?}, wanted {expected:?}");
         }
+    }
+
+    #[test]
+    fn the_revocation_hold_is_refused_unless_iam_and_sts_go_to_an_emulator() {
+        let held = load("[emulator_testing]\nrevocation_hold = \"5s\"", Flags::default()).unwrap();
+        assert_eq!(held.revocation_hold, Some(Duration::from_secs(5)));
+        let emulator = Some("http://127.0.0.1:4566");
+        assert!(held.check_emulator_testing(emulator, emulator).is_ok());
+        assert!(held.check_emulator_testing(Some("http://localstack:4566/"), Some("https://moto.test")).is_ok());
+        for (iam, sts, why) in [
+            (None, None, "no endpoint URL is configured for IAM (AWS_ENDPOINT_URL_IAM or AWS_ENDPOINT_URL)"),
+            (emulator, None, "no endpoint URL is configured for STS (AWS_ENDPOINT_URL_STS or AWS_ENDPOINT_URL)"),
+            (Some("https://iam.amazonaws.com"), emulator, "IAM's endpoint URL https://iam.amazonaws.com is AWS's own"),
+            (Some("https://iam-fips.amazonaws.com/"), emulator, "is AWS's own"),
+            (emulator, Some("https://sts.us-east-1.amazonaws.com:443"), "STS's endpoint URL"),
+            (emulator, Some("https://sts.cn-north-1.amazonaws.com.cn"), "is AWS's own"),
+            (emulator, Some("https://sts.us-east-1.api.aws"), "is AWS's own"),
+        ] {
+            let e = held.check_emulator_testing(iam, sts).unwrap_err();
+            assert_eq!(e.setting, "emulator_testing.revocation_hold", "{iam:?} {sts:?}");
+            assert!(e.problem.starts_with("is for tests on AWS emulators only"), "{}", e.problem);
+            assert!(e.problem.contains(why), "{iam:?} {sts:?}: {}", e.problem);
+            assert!(e.problem.contains("kept 5s") && e.problem.ends_with("remove the setting"), "{}", e.problem);
+        }
+        // Without the setting, nothing is asked of the endpoints.
+        let plain = load("", Flags::default()).unwrap();
+        assert_eq!(plain.revocation_hold, None);
+        assert!(plain.check_emulator_testing(None, None).is_ok());
+        // The value is checked too.
+        for bad in ["0s", "1500ms", "13h", "soon"] {
+            let e = load(&format!("[emulator_testing]\nrevocation_hold = \"{bad}\""), Flags::default()).unwrap_err();
+            assert!(e.starts_with("emulator_testing.revocation_hold: "), "{bad}: {e}");
+        }
+        assert!(load("[emulator_testing]\nrevocation = \"5s\"", Flags::default()).is_err(), "unknown keys refused");
     }
 }

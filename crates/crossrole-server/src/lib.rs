@@ -367,6 +367,7 @@ pub(crate) fn engine(
             ceiling: config.ceiling.clone(),
             trace_id: Some(telemetry::trace_id),
             clock: crossrole_engine::Clock::system(),
+            revocation_hold_secs: config.revocation_hold.map(|h| h.as_secs().min(u64::from(u32::MAX)) as u32),
         },
     )
 }

@@ -145,6 +145,8 @@ async fn serve(flags: Flags) -> anyhow::Result<()> {
     }
     let partition = config.aws.partition.as_deref().and_then(crossrole_core::Partition::parse);
     let aws = crossrole_aws::sdk::SdkConnector::from_env(partition).await;
+    let endpoints = aws.endpoint_urls();
+    config.check_emulator_testing(endpoints.iam.as_deref(), endpoints.sts.as_deref())?;
     // Caught from now on: a SIGHUP while starting is answered once started, and never stops crossroled.
     let hangups = hangups()?;
     let mut server = crossrole_server::start(&config, Arc::new(aws)).await.context("starting")?;

@@ -75,6 +75,39 @@ impl SdkConnector {
     }
 }
 
+/// The endpoint URLs set for the services crossroled calls (`AWS_ENDPOINT_URL_<SERVICE>`, `AWS_ENDPOINT_URL`, or
+/// a profile's `endpoint_url`), as the SDK resolves them; `None` for a service sent to AWS's own endpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EndpointUrls {
+    /// IAM's.
+    pub iam: Option<String>,
+    /// STS's.
+    pub sts: Option<String>,
+    /// Organizations'.
+    pub organizations: Option<String>,
+}
+
+impl SdkConnector {
+    /// Where the SDK sends each service's calls when an endpoint URL is configured: the same resolution the
+    /// service clients make from this configuration (a service's own setting first, then the global one).
+    pub fn endpoint_urls(&self) -> EndpointUrls {
+        let url = |service: &str| {
+            let key = aws_types::service_config::ServiceConfigKey::builder()
+                .service_id(service)
+                .env("AWS_ENDPOINT_URL")
+                .profile("endpoint_url")
+                .build()
+                .ok()?;
+            self.config
+                .service_config()
+                .and_then(|c| c.load_config(key))
+                .or_else(|| self.config.endpoint_url().map(String::from))
+                .filter(|u| !u.trim().is_empty())
+        };
+        EndpointUrls { iam: url("IAM"), sts: url("STS"), organizations: url("Organizations") }
+    }
+}
+
 impl AwsConnector for SdkConnector {
     fn partition(&self) -> Partition {
         self.partition
