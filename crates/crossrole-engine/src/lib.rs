@@ -30,6 +30,7 @@ mod revoke;
 mod rollout;
 pub mod runtime;
 mod secrets;
+mod sweep;
 mod targets;
 
 use std::{

@@ -12,29 +12,32 @@
 //!
 //! Like an apply, it is written to the journal before it starts, reports progress in events and a result per
 //! account, can be cancelled, and is resumed after a restart (the accounts without a final row are revoked again:
-//! a later instant denies at least what an earlier one did).
+//! a later instant denies at least what an earlier one did), on the organization-wide skeleton
+//! ([`crate::sweep`]): its accounts are put on record first, and each is revoked in as soon as the organization's
+//! pages list it ACTIVE, while the rest of the organization is still being read.
 
 use std::{collections::BTreeSet, sync::Arc};
 
-use crossrole_aws::{calls::CallContext, reconcile::AccountIam};
+use crossrole_aws::reconcile::AccountIam;
 use crossrole_core::{
     AccessSpec,
     ops::{AccountError, AccountResult, ErrorCode, Event, Operation, OperationKind, OperationState, Outcome, Phase},
     org::OrgTree,
     plan::Change,
     revocation::{LONGEST_SESSION_SECS, Revocation},
-    spec::{AccountState, RawSpec, owner_of},
+    spec::{RawSpec, owner_of},
 };
 use crossrole_store::{NewOperation, OperationRow};
-use futures::{FutureExt, StreamExt, stream::FuturesUnordered};
+use futures::FutureExt;
 use tokio_util::sync::CancellationToken;
-use tracing::Instrument;
 
-use crate::{Engine, Error, Inner, account::error_from, events::EventSink, records, rollout};
-
-/// Accounts revoked at once, at most: the call layer's buckets (STS's quota for the `AssumeRole`s, each account's
-/// IAM quota for its write) set the pace, not this.
-const CONCURRENCY: usize = 64;
+use crate::{
+    Engine, Error, Inner,
+    account::error_from,
+    events::EventSink,
+    records, rollout,
+    sweep::{self, Sweep, Target, Visit},
+};
 
 /// A request to revoke a spec's sessions.
 #[derive(Debug, Clone)]
@@ -108,42 +111,14 @@ impl Engine {
     }
 }
 
-/// One account to revoke in.
-#[derive(Debug, Clone)]
-struct Target {
-    index: u32,
-    account_id: String,
-    account_name: String,
-    joined_at: Option<u64>,
-}
-
-impl Target {
-    fn result(&self, outcome: Outcome, phase: Phase) -> AccountResult {
-        AccountResult {
-            account_id: self.account_id.clone(),
-            account_name: self.account_name.clone(),
-            index: self.index,
-            outcome,
-            phase,
-            role_arn: String::new(),
-            changes: Vec::new(),
-            error: None,
-            verify: None,
-            end_time: None,
-            action: None,
-        }
-    }
-}
-
-/// What the accounts of one run share.
-struct Env {
-    inner: Arc<Inner>,
+/// A revocation's visit: read the role, write the deny if it is this spec's.
+struct Revoke {
     spec: AccessSpec,
-    ctx: CallContext,
-    session: String,
-    sink: EventSink,
-    stop: CancellationToken,
-    operation: String,
+    /// Where the journal has the spec placed.
+    placed: BTreeSet<String>,
+    /// The accounts to revoke in: those named that the spec is placed in (the others are refused), or all where
+    /// it is placed.
+    accounts: BTreeSet<String>,
 }
 
 /// Runs (or resumes) a revocation to its end; a shutdown leaves it unfinished, to be resumed.
@@ -154,264 +129,119 @@ pub(crate) async fn run(
     cancel: CancellationToken,
     sink: EventSink,
 ) {
-    let began = std::time::Instant::now();
     let span = tracing::info_span!("operation", id = %op.id, kind = "revoke", spec = %spec.name);
-    async move {
-        let stop = cancel.child_token();
-        let stop_on = {
-            let (stop, shutdown) = (stop.clone(), inner.shutdown.clone());
-            tokio::spawn(async move {
-                shutdown.cancelled().await;
-                stop.cancel();
-            })
-        };
-        let ending = drive(&inner, &op, spec, &cancel, &stop, &sink).await;
-        stop_on.abort();
-        match ending {
-            None => tracing::info!("stopped for shutdown; it resumes at the next start"),
-            Some((state, message)) => {
-                sink.flush().await;
-                let counts = rollout::counts(&inner, &op.id).await;
-                sink.finish(state, &message, counts);
-                sink.flush().await;
-                if let Ok(mut m) = inner.metrics.lock() {
-                    m.finished("revoke", state.as_str(), began.elapsed().as_secs_f64());
-                }
-                tracing::info!(state = state.as_str(), message, "revocation finished");
-            }
-        }
-        sink.flush().await;
-    }
-    .instrument(span)
-    .await
-}
-
-async fn drive(
-    inner: &Arc<Inner>,
-    op: &OperationRow,
-    spec: AccessSpec,
-    cancel: &CancellationToken,
-    stop: &CancellationToken,
-    sink: &EventSink,
-) -> Option<(OperationState, String)> {
-    let ctx = CallContext {
-        stats: inner.running_stats(&op.id),
-        observer: Some(Arc::new(rollout::RetryEvents(sink.clone()))),
-    };
-    rollout::started(inner, op, cancel, sink).await;
-    let tree = match inner.discovery.tree(&ctx, false).await {
-        Ok(tree) => tree,
+    let placed: BTreeSet<String> = match inner.journal.placements(&spec.name).await {
+        Ok(placed) => placed.into_iter().collect(),
         Err(e) => {
-            return Some((OperationState::Failed, format!("cannot read the organization: {e}; nothing was revoked")));
+            rollout::started(&inner, &op, &cancel, &sink).await;
+            let message = format!("cannot read where spec {} is placed: {e}; nothing was revoked", spec.name);
+            sink.finish(OperationState::Failed, &message, rollout::counts(&inner, &op.id).await);
+            sink.flush().await;
+            return;
         }
     };
-    let pending = match targets(inner, op, &spec, &tree, sink).await {
-        Ok(pending) => pending,
-        Err(e) => return Some((OperationState::Failed, format!("cannot read the operation's accounts: {e}"))),
-    };
-    drop(tree);
-    let env = Arc::new(Env {
-        inner: inner.clone(),
-        spec,
-        ctx,
-        session: format!("crossrole-{}", op.id),
-        sink: sink.clone(),
-        stop: stop.clone(),
-        operation: op.id.clone(),
-    });
-    let mut queue = pending.into_iter();
-    let mut running = FuturesUnordered::new();
-    loop {
-        while running.len() < CONCURRENCY && !stop.is_cancelled() && sink.healthy() {
-            let Some(target) = queue.next() else { break };
-            let env = env.clone();
-            let span = tracing::info_span!("account", id = %target.account_id);
-            running.push(tokio::spawn(async move { revoke_in(&env, target).await }.instrument(span)));
-        }
-        let Some(finished) = running.next().await else { break };
-        if let Err(e) = finished {
-            tracing::error!(error = %e, "account task panicked");
-        }
-    }
-    if !cancel.is_cancelled() && inner.shutdown.is_cancelled() {
-        return None;
-    }
-    let never: Vec<Target> = queue.collect();
-    for t in &never {
-        let mut r = t.result(Outcome::NotStarted, Phase::Done);
-        r.error =
-            Some(AccountError::new(ErrorCode::NotStarted, "not started: the revocation was cancelled", Phase::Queued));
-        sink.account(&r);
-    }
-    sink.flush().await;
-    if cancel.is_cancelled() {
-        return Some((OperationState::Cancelled, "cancelled".into()));
-    }
-    match rollout::counts(inner, &op.id).await.failed {
-        0 => Some((OperationState::Succeeded, String::new())),
-        n => Some((
-            OperationState::Failed,
-            format!("{} could not be revoked; each says why", rollout::accounts(n as usize)),
-        )),
-    }
+    let accounts = records::operation_scope(&op.spec).unwrap_or_else(|| placed.clone());
+    sweep::run(inner, op, Revoke { spec, placed, accounts }, cancel, sink, span).await
 }
 
-/// The accounts still to revoke in. The first run puts every target on record (`pending`, in account id order:
-/// the accounts where the spec is placed, or those named; one named where it is not placed, or not an ACTIVE
-/// member, skipped with why); a resumed one reads its rows back and keeps those without a final outcome.
-async fn targets(
-    inner: &Inner,
-    op: &OperationRow,
-    spec: &AccessSpec,
-    tree: &OrgTree,
-    sink: &EventSink,
-) -> Result<Vec<Target>, Error> {
-    let joined = |id: &str| tree.accounts.get(id).and_then(|a| a.joined_at);
-    let mut rows = Vec::new();
-    let mut after = None;
-    loop {
-        let page = inner.journal.list_accounts(&op.id, &[], 1000, after).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(last.index);
-        for row in page {
-            let result = records::account_result(&row, &op.id)?;
-            if !result.outcome.is_final() {
-                rows.push(result);
-            }
-        }
+impl Visit for Revoke {
+    type Done = Done;
+    const KIND: &'static str = "revoke";
+    const NAME: &'static str = "the revocation";
+    const FAILED: &'static str = "revoked";
+    const NEEDS_ORGANIZATION: bool = false;
+
+    /// Put on record first, in account id order; an account that left the organization or is not ACTIVE is
+    /// skipped once the organization says so.
+    fn accounts(&self) -> Option<&BTreeSet<String>> {
+        Some(&self.accounts)
     }
-    if after.is_some() {
-        return Ok(rows
-            .into_iter()
-            .map(|r| Target {
-                joined_at: joined(&r.account_id),
-                index: r.index,
-                account_id: r.account_id,
-                account_name: r.account_name,
-            })
-            .collect());
-    }
-    let placed: BTreeSet<String> = inner.journal.placements(&spec.name).await?.into_iter().collect();
-    let ids = records::operation_scope(&op.spec).unwrap_or_else(|| placed.clone());
-    let mut pending = Vec::new();
-    let mut skipped = 0u32;
-    for (index, id) in ids.into_iter().enumerate() {
-        let account = tree.accounts.get(&id);
-        let target = Target {
-            index: index as u32,
-            account_name: account.map(|a| a.name.clone()).unwrap_or_default(),
-            joined_at: account.and_then(|a| a.joined_at),
-            account_id: id,
-        };
-        let why = if !placed.contains(&target.account_id) {
-            Some((
+
+    fn refused(&self, account: &str) -> Option<(ErrorCode, String)> {
+        (!self.placed.contains(account)).then(|| {
+            (
                 ErrorCode::NotOwned,
                 format!(
                     "crossrole has not applied spec {} in this account, so no role there is one it may revoke",
-                    spec.name
+                    self.spec.name
                 ),
-            ))
-        } else {
-            match account {
-                None => Some((ErrorCode::AccountNotActive, "the account is not a member of the organization".into())),
-                Some(a) if a.state != AccountState::Active => {
-                    Some((ErrorCode::AccountNotActive, format!("account is {}", a.state.as_str())))
-                }
-                Some(_) => None,
+            )
+        })
+    }
+
+    fn organization(&self, _tree: &OrgTree) {}
+
+    fn started(&self, inner: &Inner, target: &Target) -> AccountResult {
+        let mut result = target.result(Outcome::Running, Phase::Assume);
+        let role = &self.spec.role;
+        result.role_arn =
+            crossrole_core::names::role_arn(inner.aws.partition(), &target.account_id, &role.path, &role.name);
+        result
+    }
+
+    async fn visit<'a>(
+        &'a self,
+        sweep: &'a Sweep<Self>,
+        _target: &'a Target,
+        iam: &'a AccountIam<'a>,
+    ) -> Result<Done, (crossrole_aws::Error, Phase)> {
+        written(sweep, iam, &self.spec.role.name).await
+    }
+
+    fn failed(&self, e: &crossrole_aws::Error, phase: Phase) -> AccountError {
+        let mut error = error_from(e, phase);
+        if matches!(e, crossrole_aws::Error::Aws(a) if a.is_not_found()) {
+            error.message = format!(
+                "there is no role {} in this account (removed since it was placed): {}",
+                self.spec.role.name, error.message
+            );
+        }
+        error
+    }
+
+    fn record(&self, sweep: &Sweep<Self>, result: &mut AccountResult, done: Done) {
+        match done {
+            Done::Written(change) => {
+                let shown = change.shown(&sweep.inner.redactor);
+                result.outcome = Outcome::Changed;
+                result.changes = vec![shown.clone()];
+                sweep.sink.emit(&result.account_id, Event::ChangeApplied { change: shown });
             }
-        };
-        match why {
-            Some((code, why)) => {
-                skipped += 1;
-                let mut r = target.result(Outcome::Skipped, Phase::Done);
-                r.error = Some(AccountError::new(code, why, Phase::Queued));
-                sink.account(&r);
-            }
-            None => {
-                sink.account(&target.result(Outcome::Pending, Phase::Queued));
-                pending.push(target);
+            Done::NotOwned(why) => {
+                result.outcome = Outcome::Skipped;
+                result.error = Some(AccountError::new(ErrorCode::NotOwned, why, Phase::Read));
             }
         }
+        sweep.sink.account(result);
     }
-    sink.emit("", Event::TargetsResolved { targets: pending.len() as u32, skipped, cleanup: 0 });
-    sink.flush().await;
-    Ok(pending)
+
+    fn ending(failed: u32) -> (OperationState, String) {
+        match failed {
+            0 => (OperationState::Succeeded, String::new()),
+            n => (
+                OperationState::Failed,
+                format!("{} could not be {}; each says why", rollout::accounts(n as usize), Self::FAILED),
+            ),
+        }
+    }
 }
 
 /// What one account's revocation came to.
-enum Done {
+pub(crate) enum Done {
     /// The deny was written: this change.
     Written(Change),
     /// The role there is not this spec's: nothing was written, for this reason.
     NotOwned(String),
 }
 
-/// Revokes in one account: its bootstrap role assumed, the role read (is it this spec's, and how long are its
-/// sessions), the deny written only to this spec's role; the result on record.
-async fn revoke_in(env: &Env, target: Target) {
-    let inner = &env.inner;
-    let account = target.account_id.as_str();
-    let role = env.spec.role.name.as_str();
-    let mut result = target.result(Outcome::Running, Phase::Assume);
-    result.role_arn = crossrole_core::names::role_arn(inner.aws.partition(), account, &env.spec.role.path, role);
-    env.sink.account(&result);
-    env.sink.emit(account, Event::PhaseStarted { phase: Phase::Assume });
-    let write = async {
-        let assume = || async {
-            inner
-                .broker
-                .bootstrap(&env.ctx, account, target.joined_at, &env.session)
-                .await
-                .map_err(|e| error_from(&e, Phase::Assume))
-        };
-        let credentials = assume().await?;
-        let work = |credentials| {
-            let iam = AccountIam {
-                iam: inner.aws.iam(credentials),
-                account: account.to_string(),
-                calls: &inner.calls,
-                ctx: &env.ctx,
-            };
-            async move { written(env, &iam, role).await }
-        };
-        match work(&credentials).await {
-            Ok(done) => Ok(done),
-            // Credentials cached from before the bootstrap role was replaced are denied everything: assume afresh.
-            Err((e, _)) if inner.broker.stale(account, &e) => {
-                work(&assume().await?).await.map_err(|(e, phase)| failed(&e, phase, role))
-            }
-            Err((e, phase)) => Err(failed(&e, phase, role)),
-        }
-    };
-    let outcome = write.await;
-    result.phase = Phase::Done;
-    result.end_time = Some(crate::now_ms());
-    match outcome {
-        Ok(Done::Written(change)) => {
-            let shown = change.shown(&inner.redactor);
-            result.outcome = Outcome::Changed;
-            result.changes = vec![shown.clone()];
-            env.sink.emit(account, Event::ChangeApplied { change: shown });
-        }
-        Ok(Done::NotOwned(why)) => {
-            result.outcome = Outcome::Skipped;
-            result.error = Some(AccountError::new(ErrorCode::NotOwned, why, Phase::Read));
-        }
-        Err(error) => {
-            result.outcome = Outcome::Failed;
-            result.error = Some(error);
-        }
-    }
-    env.sink.account(&result);
-    if let Ok(mut m) = inner.metrics.lock() {
-        *m.accounts.entry(result.outcome.as_str()).or_default() += 1;
-    }
-    env.sink.emit(account, Event::AccountFinished { result: Box::new(result) });
-}
-
 /// Reads role `role` (one `GetRole`) and, when its ownership tags say it is this spec's, writes the deny (one
 /// `PutRolePolicy`); the error comes with the phase it failed in.
-async fn written(env: &Env, iam: &AccountIam<'_>, role: &str) -> Result<Done, (crossrole_aws::Error, Phase)> {
+async fn written(
+    sweep: &Sweep<Revoke>,
+    iam: &AccountIam<'_>,
+    role: &str,
+) -> Result<Done, (crossrole_aws::Error, Phase)> {
+    let env = sweep;
     let account = iam.account.as_str();
     env.sink.emit(account, Event::PhaseStarted { phase: Phase::Read });
     let Some(found) = iam.role_record(role).await.map_err(|e| (e, Phase::Read))? else {
@@ -420,7 +250,7 @@ async fn written(env: &Env, iam: &AccountIam<'_>, role: &str) -> Result<Done, (c
         let missing = crossrole_aws::Error::Aws(missing);
         return Err((missing, Phase::Read));
     };
-    let spec = env.spec.name.as_str();
+    let spec = env.visit.spec.name.as_str();
     match owner_of(&found.attributes.tags) {
         Some(owner) if owner == spec => {}
         owner => {
@@ -448,14 +278,4 @@ async fn written(env: &Env, iam: &AccountIam<'_>, role: &str) -> Result<Done, (c
         .await
         .map_err(|e| (e, Phase::Apply))?;
     Ok(Done::Written(change))
-}
-
-/// Why the read or the write failed, for the account's result: a role that is not there is said so.
-fn failed(e: &crossrole_aws::Error, phase: Phase, role: &str) -> AccountError {
-    let mut error = error_from(e, phase);
-    if matches!(e, crossrole_aws::Error::Aws(a) if a.is_not_found()) {
-        error.message =
-            format!("there is no role {role} in this account (removed since it was placed): {}", error.message);
-    }
-    error
 }

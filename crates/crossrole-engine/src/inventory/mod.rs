@@ -3,9 +3,10 @@
 //! crossrole owns it, its findings. It writes nothing to AWS.
 //!
 //! An inventory is an operation like an apply: written to the journal before it starts, run in the background,
-//! cancellable, its progress in events, resumed after a restart. Its targets are put on record (a row per
-//! account, `pending`) before the first account is read, so a resumed run reads only the accounts without a final
-//! row. Each account costs one `AssumeRole` and one `GetAccountAuthorizationDetails` per thousand roles; its roles
+//! cancellable, its progress in events, resumed after a restart, on the organization-wide skeleton
+//! ([`crate::sweep`]). Its accounts are put on record (a row each, `pending`) as the organization's pages list
+//! them; each is assumed into at once and read once the organization is read to its end (a trusted account is
+//! judged inside or outside it), so a resumed run reads only the accounts without a final row. Each account costs one `AssumeRole` and one `GetAccountAuthorizationDetails` per thousand roles; its roles
 //! are classified and written with its row when it is done ([`records::inventory_account_row`]), so nothing holds
 //! the whole organization's roles. An account that cannot be read (no bootstrap role, a denial) fails alone, with
 //! why; the inventory still succeeds, saying how many could not be read. [`listing`] serves the roles back.

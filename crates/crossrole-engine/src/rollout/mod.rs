@@ -24,7 +24,7 @@
 //! A binding's operations take turns ([`turn`]): one starts its work once the binding's earlier ones have ended.
 
 mod grant;
-mod source;
+pub(crate) mod source;
 mod turn;
 
 use std::{

@@ -408,7 +408,7 @@ async fn put(inner: &Inner, op: &str, spec: &AccessSpec, targets: &[Target]) -> 
 
 /// Whether the operation's targets were all found before (its `TargetsResolved` event is on record). Read only
 /// when an operation resumes.
-async fn resolved_before(inner: &Inner, op: &str) -> bool {
+pub(crate) async fn resolved_before(inner: &Inner, op: &str) -> bool {
     let mut after = 0;
     loop {
         let Ok(page) = inner.journal.read_events(op, after, 1000).await else { return false };
