@@ -63,7 +63,7 @@ pub(crate) struct ApplyArgs {
     #[arg(long, conflicts_with = "expires_in")]
     expires_at: Option<String>,
     /// End the access this long from now (e.g. 4h).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::views::positive_duration)]
     expires_in: Option<String>,
 }
 

@@ -27,7 +27,7 @@ pub(crate) enum BindingsCommand {
         #[arg(long, conflicts_with = "expires_in")]
         expires_at: Option<String>,
         /// End the binding's access this long from now (e.g. 4h).
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true, value_parser = crate::views::positive_duration)]
         expires_in: Option<String>,
     },
     /// Bindings.

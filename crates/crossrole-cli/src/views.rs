@@ -127,6 +127,20 @@ pub(crate) fn ends(end: &Option<prost_types::Timestamp>) -> Option<String> {
     Some(crossrole_core::expiry::left(crossrole_wire::millis(end), now))
 }
 
+/// `--expires-in`'s value, checked as clap reads it (so before anything is read or sent): a duration from now,
+/// positive. A negative one (`-1h`) is taken as the flag's value, not as another flag, and refused in words.
+pub(crate) fn positive_duration(text: &str) -> Result<String, String> {
+    const RULE: &str = "a duration from now, positive, e.g. 4h or 90m (for a time, --expires-at)";
+    if text.trim_start().starts_with('-') {
+        return Err(format!("a negative duration ends nothing: give {RULE}"));
+    }
+    match humantime::parse_duration(text) {
+        Err(e) => Err(format!("{e}: give {RULE}")),
+        Ok(d) if d.is_zero() => Err(format!("zero would end the access at once: give {RULE}")),
+        Ok(_) => Ok(text.to_string()),
+    }
+}
+
 /// An end from `--expires-at RFC3339` or `--expires-in 4h` (at most one: clap says so), as the API takes it.
 pub(crate) fn end_flags(
     at: Option<&str>,
@@ -170,5 +184,16 @@ mod tests {
         );
         let one = proto::OperationCounts { total: 1, changed: 1, ..Default::default() };
         assert_eq!(counts_line(&Some(one)), "1 account: 1 changed, 0 unchanged");
+    }
+
+    #[test]
+    fn expires_in_takes_a_positive_duration_only() {
+        assert_eq!(positive_duration("4h"), Ok("4h".to_string()));
+        assert_eq!(positive_duration("1h 30m"), Ok("1h 30m".to_string()));
+        let rule = "a duration from now, positive, e.g. 4h or 90m (for a time, --expires-at)";
+        assert_eq!(positive_duration("-1h"), Err(format!("a negative duration ends nothing: give {rule}")));
+        assert_eq!(positive_duration("0s"), Err(format!("zero would end the access at once: give {rule}")));
+        let said = positive_duration("soon").unwrap_err();
+        assert!(said.ends_with(&format!(": give {rule}")), "{said}");
     }
 }

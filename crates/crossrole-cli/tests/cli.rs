@@ -370,6 +370,25 @@ async fn an_unreachable_crossroled_is_named_once_with_what_to_check() {
     env.server.stop().await.unwrap();
 }
 
+/// An outside tester's finding: `--expires-in -1h` was taken for an unknown flag `-1`. Refused naming the flag and
+/// its rule, before crossroled is reached (none listens here) — for apply and bindings apply alike.
+#[test]
+fn a_negative_or_zero_expires_in_is_refused_naming_the_flag_and_its_rule() {
+    let spec = example();
+    for command in [&["apply"][..], &["bindings", "apply"]] {
+        for value in ["-1h", "0s"] {
+            let mut line: Vec<&str> = vec!["--endpoint", "http://127.0.0.1:9"];
+            line.extend(command);
+            line.extend(["--expires-in", value, "-f", spec.to_str().unwrap()]);
+            let out = Command::cargo_bin("crossrole").unwrap().args(&line).assert().code(2);
+            let said = stderr(&out);
+            assert!(said.contains(&format!("invalid value '{value}' for '--expires-in <EXPIRES_IN>'")), "{said}");
+            assert!(said.contains("a duration from now, positive, e.g. 4h"), "{said}");
+            assert!(!said.contains("unexpected argument") && !said.contains("cannot reach"), "{said}");
+        }
+    }
+}
+
 #[test]
 fn a_spec_file_of_the_wrong_shape_is_said_in_the_files_words() {
     let dir = tempfile::tempdir().unwrap();
@@ -433,6 +452,32 @@ fn no_aws_credentials_is_said_in_plain_words() {
     let said = stderr(&out);
     assert!(said.starts_with("crossrole: no AWS credentials found"), "{said}");
     assert!(said.contains("--profile") && !said.contains("not enabled"), "{said}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_cut_shows_whose_sessions_it_revokes_in_the_plan_and_as_it_is_applied() {
+    let env = start().await;
+    let spec = example();
+    env.run(&["apply", "-f", spec.to_str().unwrap(), "--yes"]).await.success();
+    let cut = env.file("cut.yaml", &example_with("  user_names: [alice]\n", ""));
+    let revoked = "deny every session of role SecurityAudit issued before the grant is cut (aws:TokenIssueTime), in 6 \
+                   accounts (200000000000, 200000000001, 200000000002, 200000000003, 200000000004, 200000000005), \
+                   after the cut, because the grant no longer reaches user alice";
+    let plan = stdout(&env.run(&["plan", "-f", &cut]).await.success());
+    assert!(
+        plan.contains(&format!(
+            "trusted side ({SECURITY}):\n  detach grant policy user/alice\n  revoke active sessions \
+             AWSRevokeOlderSessions\n    {revoked}\n"
+        )),
+        "{plan}"
+    );
+    let applied = stdout(&env.run(&["apply", "-f", &cut, "--yes"]).await.success());
+    assert!(applied.contains(&format!("    {revoked}\n")), "the plan it applies: {applied}");
+    assert!(
+        applied.contains(&format!("trusted side: revoke active sessions AWSRevokeOlderSessions: {revoked} (operation ")),
+        "{applied}"
+    );
+    env.server.stop().await.unwrap();
 }
 
 /// Puts `account` into `unit` (taking it out of where it was), as Organizations' MoveAccount does.
