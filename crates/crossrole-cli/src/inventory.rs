@@ -357,7 +357,9 @@ fn json_role(r: &proto::InventoryRole) -> serde_json::Value {
 }
 
 /// The roles as CSV (RFC 4180): a header, a record per role, CRLF line ends, a field quoted when it holds a comma,
-/// a quote or a line break (its quotes doubled).
+/// a quote or a line break (its quotes doubled). Role names, policy names, owners and the values of trust policies
+/// come from the accounts' owners: a field a spreadsheet would take for a formula (starting with `=`, `+`, `-`,
+/// `@`, a tab or a carriage return) is prefixed with `'`, as OWASP recommends against CSV injection.
 pub(crate) fn csv(roles: &[proto::InventoryRole]) -> String {
     let header = [
         "account_id",
@@ -396,12 +398,12 @@ fn record(fields: impl IntoIterator<Item = String>) -> String {
     format!("{}\r\n", fields.join(","))
 }
 
+/// What a spreadsheet reads as the start of a formula (OWASP's CSV injection list).
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
 fn field(value: &str) -> String {
-    if value.contains([',', '"', '\r', '\n']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value.to_string()
-    }
+    let value = if value.starts_with(FORMULA_STARTS) { format!("'{value}") } else { value.to_string() };
+    if value.contains([',', '"', '\r', '\n']) { format!("\"{}\"", value.replace('"', "\"\"")) } else { value }
 }
 
 /// `VendorAccess` → `vendor-access`: a spec name (lowercase letters, digits, dashes, a letter first).
@@ -503,5 +505,34 @@ mod tests {
         assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(field("two\nlines"), "\"two\nlines\"");
         assert_eq!(record(["a".to_string(), "b,c".to_string()]), "a,\"b,c\"\r\n");
+    }
+
+    #[test]
+    fn csv_fields_a_spreadsheet_would_take_for_a_formula_are_prefixed() {
+        for (given, written) in [
+            ("=1+2", "'=1+2"),
+            ("+1", "'+1"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "\"'\r=1\""),
+            ("=HYPERLINK(\"http://x\",\"y\")", "\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\""),
+            ("a=1", "a=1"),
+            ("arn:aws:iam::999988887777:root", "arn:aws:iam::999988887777:root"),
+        ] {
+            assert_eq!(field(given), written, "{given:?}");
+        }
+        // Through the whole table: a role named by its account's owner to be a formula, and its inline policy.
+        let role = proto::InventoryRole {
+            account_id: "222233334444".into(),
+            name: "=1+2".into(),
+            inline_policy_names: vec!["@x".into(), "=y".into()],
+            owner: "+cmd".into(),
+            ..Default::default()
+        };
+        let text = csv(&[role]);
+        let row = text.lines().nth(1).unwrap();
+        assert!(row.starts_with("222233334444,'=1+2,"), "{row}");
+        assert!(row.contains(",'+cmd,") && row.contains(",'@x =y,"), "{row}");
     }
 }
