@@ -466,7 +466,7 @@ async fn a_grant_cut_shows_whose_sessions_it_revokes_in_the_plan_and_as_it_is_ap
     let plan = stdout(&env.run(&["plan", "-f", &cut]).await.success());
     assert!(
         plan.contains(&format!(
-            "trusted side ({SECURITY}):\n  detach grant policy user/alice\n  revoke active sessions \
+            "trusted side ({SECURITY}):\n  detach grant policy user/alice\n  revoke sessions \
              AWSRevokeOlderSessions\n    {revoked}\n"
         )),
         "{plan}"
@@ -474,7 +474,7 @@ async fn a_grant_cut_shows_whose_sessions_it_revokes_in_the_plan_and_as_it_is_ap
     let applied = stdout(&env.run(&["apply", "-f", &cut, "--yes"]).await.success());
     assert!(applied.contains(&format!("    {revoked}\n")), "the plan it applies: {applied}");
     assert!(
-        applied.contains(&format!("trusted side: revoke active sessions AWSRevokeOlderSessions: {revoked} (operation ")),
+        applied.contains(&format!("trusted side: revoke sessions AWSRevokeOlderSessions: {revoked} (operation ")),
         "{applied}"
     );
     env.server.stop().await.unwrap();
