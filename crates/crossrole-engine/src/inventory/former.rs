@@ -8,17 +8,16 @@
 
 use std::collections::BTreeSet;
 
-use crossrole_core::{inventory, org::OrgTree};
 use crossrole_store::Journal;
 
 use crate::Error;
 
-/// The accounts to classify as former members of the organization `tree` holds now, for
-/// `crossrole_core::inventory::Context::former_member_account_ids`.
+/// Every account the journal noted as seen as a member of the organization: read once per run (beside what
+/// crossrole placed), it gives, with the tree the run reads, the accounts to classify as former members
+/// (`crossrole_core::inventory::former_members(tree, seen)`).
 #[cfg_attr(not(test), allow(dead_code))] // until the run (run.rs, being rewritten) fills its context with it
-pub(crate) async fn former_members(journal: &dyn Journal, tree: &OrgTree) -> Result<BTreeSet<String>, Error> {
-    let seen = journal.members_seen().await?;
-    Ok(inventory::former_members(tree, seen.iter().map(|(id, _)| id.as_str())))
+pub(crate) async fn members_seen(journal: &dyn Journal) -> Result<BTreeSet<String>, Error> {
+    Ok(journal.members_seen().await?.into_iter().map(|(id, _)| id).collect())
 }
 
 #[cfg(test)]
@@ -29,7 +28,11 @@ mod tests {
     };
 
     use crossrole_aws::discovery::DiscoveryStore;
-    use crossrole_core::{org::fixture::TreeBuilder, spec::AccountState};
+    use crossrole_core::{
+        inventory,
+        org::{OrgTree, fixture::TreeBuilder},
+        spec::AccountState,
+    };
     use crossrole_store::SqliteJournal;
 
     use super::*;
@@ -40,6 +43,12 @@ mod tests {
     const LEAVES: &str = "333344445555";
     const CLOSED: &str = "444455556666";
     const LATER: &str = "555566667777";
+
+    /// As the run has them: the journal's read once, the organization's tree as read now.
+    async fn former_members(journal: &dyn Journal, tree: &OrgTree) -> Result<BTreeSet<String>, Error> {
+        let seen = members_seen(journal).await?;
+        Ok(inventory::former_members(tree, seen.iter().map(String::as_str)))
+    }
 
     fn tree(accounts: &[(&str, AccountState)]) -> OrgTree {
         let mut b = TreeBuilder::new("o-a1b2c3d4e5", MANAGEMENT, "r-root").account(
