@@ -718,8 +718,9 @@ async fn stop_when_fenced(fence: Fence, coordination: Arc<dyn Coordination>, shu
 
 impl Engine {
     /// Whether `request` is a retry of one that started its operation (its idempotency key, from the same caller,
-    /// names an operation of its spec among the newest): that one is returned as it is, whatever changed since.
-    async fn started_before(&self, request: &StartRequest) -> Result<bool, Error> {
+    /// names an operation of its spec among the newest): that one is returned as it is, whatever changed since —
+    /// and the caller changes nothing else the first request did (an apply's end stays the one it computed).
+    pub async fn started_before(&self, request: &StartRequest) -> Result<bool, Error> {
         let Some(key) = &request.idempotency_key else { return Ok(false) };
         let filter = crossrole_store::OperationFilter { spec_name: request.spec.name.clone(), ..Default::default() };
         let (rows, _) = self.inner.journal.list_operations(&filter, 200, None).await?;

@@ -343,3 +343,39 @@ async fn an_end_is_validated_and_its_extension_audited_with_the_old_and_the_new_
     assert_eq!(applies[0]["expires_at"], rfc(&a2));
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_retried_with_its_idempotency_key_keeps_the_end_it_computed_the_first_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = TreeBuilder::new("o-abcdefghij", "123456789012", "r-root")
+        .unit("r-root", "ou-root-workload", "Workloads")
+        .account("r-root", SECURITY, "security", AccountState::Active)
+        .account("ou-root-workload", &account(0), "w-0", AccountState::Active);
+    let fake = FakeAws::new(tree.build(), FakeConfig::default());
+    let server = crossrole_server::start(&config(dir.path()), Arc::new(fake.clone())).await.unwrap();
+    let c = client(server.addr).await;
+    let apply = |key: &str| proto::ApplyAccessRequest {
+        spec: Some(spec()),
+        idempotency_key: key.into(),
+        expires_in: Some(prost_types::Duration { seconds: 3600, nanos: 0 }),
+        ..Default::default()
+    };
+    let (first, end) = c.apply_request(apply("apply-1")).await.unwrap();
+    let end = end.unwrap();
+    // The response was lost, say: the client sends the same request again, a while later.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (again, retried_end) = c.apply_request(apply("apply-1")).await.unwrap();
+    assert_eq!(again.id(), first.id(), "the retry is the same operation");
+    assert_eq!(retried_end, Some(end), "the retry keeps the end computed the first time");
+    let applies = audited(&c, "ApplyAccess").await;
+    let rfc = |t: &prost_types::Timestamp| crossrole_core::expiry::rfc3339(crossrole_wire::millis(t));
+    assert_eq!(applies[0]["expires_at"], rfc(&end), "{}", applies[0]);
+    // What the journal holds: an apply without an end reports the spec's as it is.
+    let (_, kept) =
+        c.apply_request(proto::ApplyAccessRequest { spec: Some(spec()), ..Default::default() }).await.unwrap();
+    assert_eq!(kept, Some(end));
+    // A new key is a new apply: its end is computed anew, from now.
+    let (_, extended) = c.apply_request(apply("apply-2")).await.unwrap();
+    assert!(crossrole_wire::millis(&extended.unwrap()) >= crossrole_wire::millis(&end) + 1000);
+    server.stop().await.unwrap();
+}

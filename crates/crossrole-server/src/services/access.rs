@@ -77,28 +77,25 @@ impl Access {
             if kind == OperationKind::Apply {
                 self.0.engine.guardrails(&s).await.map_err(under_spec)?;
             }
-            let changes = end.is_some() || kind == OperationKind::Destroy;
+            let request = StartRequest {
+                kind,
+                spec: s.clone(),
+                idempotency_key: key,
+                created_by: caller.name.clone(),
+                binding_name: None,
+                dry_run: false,
+                accounts: None,
+                confirmed: (!plan.is_empty()).then(|| ConfirmedPlan { fingerprint: plan, audience: caller.audience() }),
+            };
+            // A retry (its idempotency key started its operation) changes no end: an `expires_in` counted again
+            // from now would move the end the first request set.
+            let retry = self.0.engine.started_before(&request).await.map_err(under_spec)?;
+            let changes = !retry && (end.is_some() || kind == OperationKind::Destroy);
             let before = if changes { expiries.set(&s, end, &caller.name).await } else { expiries.get(&s.name).await }
                 .map_err(ApiError::from)?;
             let pending = before.as_ref().filter(|b| b.operation_id.is_none()).map(|b| b.expires_at);
             ends = Some((pending, if changes { end } else { pending }));
-            let started = self
-                .0
-                .engine
-                .start(StartRequest {
-                    kind,
-                    spec: s.clone(),
-                    idempotency_key: key,
-                    created_by: caller.name.clone(),
-                    binding_name: None,
-                    dry_run: false,
-                    accounts: None,
-                    confirmed: (!plan.is_empty())
-                        .then(|| ConfirmedPlan { fingerprint: plan, audience: caller.audience() }),
-                })
-                .await
-                .map(|op| op.to_wire())
-                .map_err(under_spec);
+            let started = self.0.engine.start(request).await.map(|op| op.to_wire()).map_err(under_spec);
             if started.is_err() && changes {
                 // Nothing started: the spec's access keeps the end it had.
                 let restored = before.filter(|b| b.operation_id.is_none()).map(|b| b.expires_at);
