@@ -313,7 +313,7 @@ pub(crate) async fn apply(client: &Client, args: ApplyArgs, out: Output) -> Outc
     if human && let Some(ends) = views::ends(&end) {
         println!("The access {ends} ({}).", views::time(&end).unwrap_or_default());
     }
-    started(handle, args.common.no_wait, out).await
+    started_ending(handle, args.common.no_wait, out, Some(&end)).await
 }
 
 /// An apply crossroled refused because what it would do is not the plan confirmed: said as such.
@@ -328,16 +328,27 @@ pub(crate) fn refused_plan(e: crossrole_client::Error) -> Failure {
 
 /// Follows an operation just started, or (`no_wait`) says how to.
 pub(crate) async fn started(handle: crossrole_client::OperationHandle, no_wait: bool, out: Output) -> Outcome {
+    started_ending(handle, no_wait, out, None).await
+}
+
+/// [`started`], for an apply when `apply_end` is given: its JSON says the end of the access it applies.
+async fn started_ending(
+    handle: crossrole_client::OperationHandle,
+    no_wait: bool,
+    out: Output,
+    apply_end: Option<&Option<prost_types::Timestamp>>,
+) -> Outcome {
     if no_wait {
-        match out {
-            Output::Json => json::print(&json::Operation::from(handle.initial())),
-            Output::Table => {
+        match (out, apply_end) {
+            (Output::Json, Some(end)) => json::print(&json::Applied::new(handle.initial(), end)),
+            (Output::Json, None) => json::print(&json::Operation::from(handle.initial())),
+            (Output::Table, _) => {
                 println!("operation {} started; follow it with `crossrole ops watch {}`", handle.id(), handle.id())
             }
         }
         return Ok(());
     }
-    progress::follow(&handle, out).await
+    progress::follow_ending(&handle, out, apply_end).await
 }
 
 pub(crate) async fn destroy(client: &Client, args: DestroyArgs, out: Output) -> Outcome {

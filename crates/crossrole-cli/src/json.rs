@@ -80,6 +80,21 @@ impl From<&proto::OperationCounts> for Counts {
     }
 }
 
+/// An apply's operation, with the end of the access it applies (`null`: the access lasts).
+#[derive(Serialize)]
+pub(crate) struct Applied<'a> {
+    #[serde(flatten)]
+    operation: Operation<'a>,
+    expires_at: Option<String>,
+}
+
+impl<'a> Applied<'a> {
+    /// `operation`, applying access that ends at `end`.
+    pub(crate) fn new(operation: &'a proto::Operation, end: &Option<prost_types::Timestamp>) -> Applied<'a> {
+        Applied { operation: Operation::from(operation), expires_at: time(end) }
+    }
+}
+
 /// An operation.
 #[derive(Serialize)]
 pub(crate) struct Operation<'a> {

@@ -10,6 +10,15 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::{Failure, Outcome, Output, json, views};
 
 pub(crate) async fn follow(handle: &OperationHandle, out: Output) -> Outcome {
+    follow_ending(handle, out, None).await
+}
+
+/// [`follow`], for an apply when `apply_end` is given: its JSON says the end of the access it applies.
+pub(crate) async fn follow_ending(
+    handle: &OperationHandle,
+    out: Output,
+    apply_end: Option<&Option<prost_types::Timestamp>>,
+) -> Outcome {
     let tty = out == Output::Table && std::io::stderr().is_terminal();
     let multi =
         MultiProgress::with_draw_target(if tty { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() });
@@ -111,7 +120,10 @@ pub(crate) async fn follow(handle: &OperationHandle, out: Output) -> Outcome {
     main.finish_and_clear();
     let op = handle.get().await?;
     match out {
-        Output::Json => json::print(&json::Operation::from(&op)),
+        Output::Json => match apply_end {
+            Some(end) => json::print(&json::Applied::new(&op, end)),
+            None => json::print(&json::Operation::from(&op)),
+        },
         Output::Table => {
             println!("{}: {}", views::state(op.state), views::counts_line(&op.counts));
             if !op.message.is_empty() {

@@ -480,6 +480,37 @@ async fn a_grant_cut_shows_whose_sessions_it_revokes_in_the_plan_and_as_it_is_ap
     env.server.stop().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_as_json_says_when_the_access_ends() {
+    let env = start().await;
+    let spec = example();
+    let spec = spec.to_str().unwrap();
+    let at = |secs: u64| std::time::SystemTime::now() + std::time::Duration::from_secs(secs);
+    let rfc = |t: std::time::SystemTime| humantime::format_rfc3339_seconds(t).to_string();
+
+    // Started and not waited for: the operation as it started, and the end crossroled computed.
+    let before = at(2 * 3600);
+    let out = env.run(&["apply", "-f", spec, "--yes", "--expires-in", "2h", "--no-wait", "-o", "json"]).await;
+    let out = stdout(&out.success());
+    let after = at(2 * 3600 + 1);
+    let started: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!(!started["id"].as_str().unwrap().is_empty(), "{started}");
+    let end = started["expires_at"].as_str().expect("the end, as RFC 3339");
+    assert!(end >= rfc(before).as_str() && end <= rfc(after).as_str(), "{end} not 2h from now");
+
+    // Followed to its end: the final object says it too (after the events, one a line).
+    let until = rfc(at(3 * 3600));
+    let out = stdout(&env.run(&["apply", "-f", spec, "--yes", "--expires-at", &until, "-o", "json"]).await.success());
+    let last = &out[out.rfind("\n{\n").map_or(0, |i| i + 1)..];
+    let done: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(
+        (done["state"].as_str(), done["expires_at"].as_str()),
+        (Some("succeeded"), Some(until.as_str())),
+        "{out}"
+    );
+    env.server.stop().await.unwrap();
+}
+
 /// Puts `account` into `unit` (taking it out of where it was), as Organizations' MoveAccount does.
 fn move_account(fake: &FakeAws, account: &str, unit: &str) {
     fake.with_tree(|t| {
