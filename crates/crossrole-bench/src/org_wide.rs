@@ -197,7 +197,7 @@ pub fn inventory(p: &Params, roles: usize, organization: Organization) -> Result
         let t0 = tokio::time::Instant::now();
         let op = w
             .engine
-            .start_inventory(InventoryRequest { accounts: None, idempotency_key: None, created_by: "bench".into() })
+            .start_inventory(InventoryRequest { created_by: "bench".into(), ..InventoryRequest::default() })
             .await?;
         let done = w.engine.wait(&op.id).await?;
         let wall_s = t0.elapsed().as_secs_f64();

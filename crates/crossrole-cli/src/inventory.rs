@@ -93,6 +93,16 @@ pub(crate) struct InventoryArgs {
     /// Only this account (repeatable); a new inventory reads only these accounts.
     #[arg(long = "account")]
     accounts: Vec<String>,
+    /// A new inventory reports a role unused after this many days without use (or never used and older than
+    /// this): from 1 to 3650.
+    #[arg(
+        long,
+        default_value_t = 90,
+        allow_negative_numbers = true,
+        value_parser = clap::value_parser!(u32).range(1..=3650),
+        conflicts_with_all = ["latest", "operation"],
+    )]
+    unused_after_days: u32,
     /// Only roles this principal can enter (conditions aside; each role shows its conditions): an account id, an
     /// IAM ARN, a service principal or a SAML/OIDC provider ARN. "Where can this principal go".
     #[arg(long)]
@@ -136,7 +146,12 @@ pub(crate) async fn run(client: &Client, args: InventoryArgs, format: Format) ->
         (Some(id), _) => id.clone(),
         (None, true) => String::new(),
         (None, false) => {
-            let handle = client.start_inventory(args.accounts.clone(), None).await?;
+            let request = proto::StartInventoryRequest {
+                account_ids: args.accounts.clone(),
+                unused_after_days: args.unused_after_days,
+                ..Default::default()
+            };
+            let handle = client.start_inventory_with(request).await?;
             match format {
                 // Progress as for an apply; the table follows.
                 Format::Table => progress::follow(&handle, Output::Table).await?,

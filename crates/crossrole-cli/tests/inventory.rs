@@ -153,3 +153,21 @@ async fn inventory_as_a_table_json_and_csv_filtered_and_an_import() {
     assert!(said.contains("crossrole adopt -f"), "{said}");
     env.run(&["import", "--role-name", "NoSuchRole"]).await.code(2);
 }
+
+/// `--unused-after-days` takes 1 to 3650, refused otherwise naming the flag before crossroled is reached (none
+/// listens here); it starts a new inventory, so it is refused beside `--latest`.
+#[test]
+fn unused_after_days_is_checked_as_the_flags_are_read() {
+    for (value, rule) in
+        [("0", "0 is not in 1..=3650"), ("3651", "3651 is not in 1..=3650"), ("-5", "-5 is not in 1..=3650")]
+    {
+        let line = ["--endpoint", "http://127.0.0.1:9", "inventory", "--unused-after-days", value];
+        let out = Command::cargo_bin("crossrole").unwrap().args(line).assert().code(2);
+        let said = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+        assert!(said.contains(rule) && !said.contains("cannot reach"), "{value}: {said}");
+    }
+    let line = ["--endpoint", "http://127.0.0.1:9", "inventory", "--latest", "--unused-after-days", "30"];
+    let out = Command::cargo_bin("crossrole").unwrap().args(line).assert().code(2);
+    let said = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(said.contains("'--latest' cannot be used with '--unused-after-days <UNUSED_AFTER_DAYS>'"), "{said}");
+}

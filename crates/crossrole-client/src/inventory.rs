@@ -18,13 +18,27 @@ impl Client {
         account_ids: Vec<String>,
         idempotency_key: Option<String>,
     ) -> Result<OperationHandle, Error> {
-        let key = idempotency_key.unwrap_or_else(new_key);
-        let r = retry(self.retries, || async {
-            let request =
-                proto::StartInventoryRequest { account_ids: account_ids.clone(), idempotency_key: key.clone() };
-            Ok(self.inventory().start_inventory(request).await?.into_inner())
-        })
-        .await?;
+        let request = proto::StartInventoryRequest {
+            account_ids,
+            idempotency_key: idempotency_key.unwrap_or_default(),
+            ..Default::default()
+        };
+        self.start_inventory_with(request).await
+    }
+
+    /// [`Client::start_inventory`] with every option of the request: `unused_after_days` (0: the default, 90; from 1
+    /// to 3650) says after how many days without use a role is reported unused. An empty `idempotency_key` is
+    /// generated, so that the SDK's own retries never start two.
+    pub async fn start_inventory_with(
+        &self,
+        mut request: proto::StartInventoryRequest,
+    ) -> Result<OperationHandle, Error> {
+        if request.idempotency_key.is_empty() {
+            request.idempotency_key = new_key();
+        }
+        let r =
+            retry(self.retries, || async { Ok(self.inventory().start_inventory(request.clone()).await?.into_inner()) })
+                .await?;
         Ok(OperationHandle::new(self.clone(), required(r.operation, "operation")?))
     }
 

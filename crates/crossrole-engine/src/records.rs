@@ -10,7 +10,8 @@
 //!
 //! An operation's spec record may carry, beside it in the envelope, `accounts`: the only accounts the operation
 //! works on (a binding's reconcile of the accounts an Organizations event named); and `confirmed_plan`: the
-//! fingerprint of the plan an apply carries (`crate::confirmed`).
+//! fingerprint of the plan an apply carries (`crate::confirmed`); for an inventory, `unused_after_days`: the days
+//! after which a role is reported unused, when its request gave them.
 //!
 //! Evolving a record: a field added with `#[serde(default)]` is read from older records as is (version 1 stays);
 //! anything else bumps [`VERSION`], and `decode` learns to read the old version into the new type. A record newer
@@ -75,6 +76,35 @@ pub fn encode_operation(spec: &RawSpec, accounts: Option<&BTreeSet<String>>, con
         confirmed_plan: Option<&'a str>,
     }
     serde_json::to_vec(&Scoped { v: VERSION, record: spec, accounts, confirmed_plan: confirmed }).unwrap_or_default()
+}
+
+/// An inventory's record: [`encode_operation_spec`]'s, with the days after which a role is reported unused when its
+/// request gave them (`unused_after_days`, beside the record: records without it read as the default).
+pub fn encode_inventory(
+    spec: &RawSpec,
+    accounts: Option<&BTreeSet<String>>,
+    unused_after_days: Option<u32>,
+) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Inventory<'a> {
+        v: u32,
+        record: &'a RawSpec,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        accounts: Option<&'a BTreeSet<String>>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        unused_after_days: Option<u32>,
+    }
+    serde_json::to_vec(&Inventory { v: VERSION, record: spec, accounts, unused_after_days }).unwrap_or_default()
+}
+
+/// The days after which an inventory reports a role unused, from its spec's record (`None`: the request gave
+/// none; `crossrole_core::inventory::DEFAULT_UNUSED_AFTER_DAYS`).
+pub fn operation_unused_after_days(bytes: &[u8]) -> Option<u32> {
+    #[derive(Deserialize)]
+    struct Days {
+        unused_after_days: Option<u32>,
+    }
+    serde_json::from_slice::<Days>(bytes).ok()?.unused_after_days
 }
 
 /// The fingerprint of the plan an apply carries, from its spec's record (`None`: it carries none).

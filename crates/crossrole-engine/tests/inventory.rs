@@ -242,3 +242,33 @@ async fn a_cancelled_inventory_says_which_accounts_it_did_not_read() {
     let e = w.engine.start_inventory(bad).await.unwrap_err().to_string();
     assert!(e.contains("account_ids"), "{e}");
 }
+
+/// The days after which a role is reported unused: from 1 to 3650, refused otherwise naming the field before
+/// anything is written; kept with the inventory (the default, asked for or not, is one request).
+#[tokio::test(start_paused = true)]
+async fn unused_after_days_is_checked_and_kept_with_the_inventory() {
+    let w = world(1);
+    let request = |days: Option<u32>| InventoryRequest {
+        unused_after_days: days,
+        accounts: Some([account(0)].into()),
+        idempotency_key: Some(format!("key-{days:?}")),
+        created_by: "test".into(),
+    };
+    for bad in [0, 3651] {
+        let e = w.engine.start_inventory(request(Some(bad))).await.unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "invalid input: unused_after_days: must be from 1 to 3650 days (0 or unset: the default, 90), got {bad}"
+            )
+        );
+    }
+    let (ops, _) = w.engine.list_operations(&Default::default(), 10, "").await.unwrap();
+    assert!(ops.is_empty(), "nothing is written for a refused request");
+    for (days, kept) in [(Some(30), Some(30)), (Some(3650), Some(3650)), (Some(90), None), (None, None)] {
+        let op = w.engine.start_inventory(request(days)).await.unwrap();
+        let row = w.journal.get_operation(&op.id).await.unwrap().unwrap();
+        assert_eq!(records::operation_unused_after_days(&row.spec), kept, "{days:?}");
+        w.engine.wait(&op.id).await.unwrap();
+    }
+}

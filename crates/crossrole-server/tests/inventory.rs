@@ -127,4 +127,14 @@ async fn the_inventory_over_the_api_scopes_pages_filters_and_imports() {
     assert!(imported.differences.iter().any(|d| d.account_id == account(0) && d.aspect == "trust"), "{imported:?}");
     let missing = planner.import_roles("NoSuchRole", "vendor", "").await;
     assert!(matches!(missing, Err(Error::NotFound(_))), "{missing:?}");
+
+    // The days after which a role is unused reach the engine, which names the field when they are out of range.
+    let start = |days: u32| proto::StartInventoryRequest { unused_after_days: days, ..Default::default() };
+    let refused = planner.start_inventory_with(start(3651)).await.unwrap_err();
+    assert!(
+        refused.violations().iter().any(|v| v.field == "unused_after_days" && v.description.contains("from 1 to 3650")),
+        "{refused:?}"
+    );
+    let taken = planner.start_inventory_with(start(30)).await.unwrap().wait().await.unwrap();
+    assert_eq!(taken.state, proto::OperationState::Succeeded as i32, "{}", taken.message);
 }

@@ -35,12 +35,18 @@ use crate::{Engine, Error, records};
 /// digits and dashes), so listing operations by it finds inventories and nothing else.
 pub const INVENTORY_SPEC_NAME: &str = "(inventory)";
 
+/// The most days an inventory may be asked to wait before it reports a role unused: ten years.
+pub const MAX_UNUSED_AFTER_DAYS: u32 = 3650;
+
 /// A request to start an inventory.
 #[derive(Debug, Clone, Default)]
 pub struct InventoryRequest {
     /// The only accounts to read (`None`: every ACTIVE account of the organization). An account asked for that is
     /// not an ACTIVE member is skipped, with why.
     pub accounts: Option<BTreeSet<String>>,
+    /// Days without use after which a role is reported unused (`None`: the default,
+    /// [`crossrole_core::inventory::DEFAULT_UNUSED_AFTER_DAYS`]); from 1 to [`MAX_UNUSED_AFTER_DAYS`].
+    pub unused_after_days: Option<u32>,
     /// Client idempotency key.
     pub idempotency_key: Option<String>,
     /// Name of the caller's token.
@@ -65,12 +71,26 @@ impl Engine {
                 )));
             }
         }
+        if let Some(days) = request.unused_after_days
+            && !(1..=MAX_UNUSED_AFTER_DAYS).contains(&days)
+        {
+            return Err(Error::Invalid(crossrole_core::Error::invalid(
+                "unused_after_days",
+                format!("must be from 1 to {MAX_UNUSED_AFTER_DAYS} days (0 or unset: the default, 90), got {days}"),
+            )));
+        }
+        // The default asked for is the default: one record, one fingerprint.
+        let unused_after_days =
+            request.unused_after_days.filter(|d| *d != crossrole_core::inventory::DEFAULT_UNUSED_AFTER_DAYS);
         let kind = records::stored_kind(OperationKind::Inventory);
         let raw = RawSpec { name: INVENTORY_SPEC_NAME.into(), ..RawSpec::default() };
         let mut fingerprint = vec![kind.code() as u8];
         for a in request.accounts.iter().flatten() {
             fingerprint.extend_from_slice(a.as_bytes());
             fingerprint.push(0);
+        }
+        if let Some(days) = unused_after_days {
+            fingerprint.extend_from_slice(format!("unused:{days}").as_bytes());
         }
         let (row, created) = self
             .inner
@@ -79,7 +99,7 @@ impl Engine {
                 id: uuid::Uuid::now_v7().to_string(),
                 kind,
                 spec_name: INVENTORY_SPEC_NAME.into(),
-                spec: records::encode_operation(&raw, request.accounts.as_ref(), None),
+                spec: records::encode_inventory(&raw, request.accounts.as_ref(), unused_after_days),
                 idempotency_key: request.idempotency_key.clone(),
                 request_fingerprint: self.inner.redactor.digest(&fingerprint),
                 binding_name: None,

@@ -5328,6 +5328,10 @@ pub struct StartInventoryRequest {
     /// The client's idempotency key: the same key from the same token returns the operation it started.
     #[prost(string, tag = "2")]
     pub idempotency_key: ::prost::alloc::string::String,
+    /// Days without use after which a role is reported unused (INVENTORY_FINDING_KIND_UNUSED; a role never used, once
+    /// it is older than this); 0 for the default, 90; from 1 to 3650.
+    #[prost(uint32, tag = "3")]
+    pub unused_after_days: u32,
 }
 /// Response of StartInventory.
 #[derive(Clone, PartialEq, ::prost::Message)]

@@ -58,6 +58,7 @@ impl InventoryService for Inventory {
             let accounts = account_ids(&r.account_ids)?;
             let request = InventoryRequest {
                 accounts: (!accounts.is_empty()).then_some(accounts),
+                unused_after_days: (r.unused_after_days != 0).then_some(r.unused_after_days),
                 idempotency_key: (!r.idempotency_key.is_empty()).then(|| r.idempotency_key.clone()),
                 created_by: caller.name.clone(),
             };
@@ -69,7 +70,11 @@ impl InventoryService for Inventory {
         let about = Audited {
             spec_name: String::new(),
             operation_id,
-            request: serde_json::json!({ "account_ids": r.account_ids, "idempotency_key": r.idempotency_key }),
+            request: serde_json::json!({
+                "account_ids": r.account_ids,
+                "idempotency_key": r.idempotency_key,
+                "unused_after_days": r.unused_after_days,
+            }),
         };
         self.0.audit(&caller, "StartInventory", about, &outcome).await;
         Ok(Response::new(pb::StartInventoryResponse { operation: Some(result?.to_wire()) }))
