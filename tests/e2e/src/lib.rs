@@ -233,7 +233,12 @@ impl Crossroled {
 
     /// Starts crossroled without waiting for it to serve (a standby does not until it takes the journal over).
     pub fn launch(data_dir: &Path, extra_config: &str) -> Result<Crossroled> {
-        let mut c = Crossroled::new(data_dir, extra_config, &[]);
+        Crossroled::launch_with_env(data_dir, extra_config, &[])
+    }
+
+    /// Like [`Crossroled::launch`], with environment variables set for it (one that must refuse to start, say).
+    pub fn launch_with_env(data_dir: &Path, extra_config: &str, env: &[(&str, &str)]) -> Result<Crossroled> {
+        let mut c = Crossroled::new(data_dir, extra_config, env);
         c.launch_child()?;
         Ok(c)
     }
