@@ -133,6 +133,26 @@ impl Ceiling {
         v.finish(())
     }
 
+    /// The accounts `spec` names whose membership of the organization [`Ceiling::check`] decides on: with
+    /// `trust_within_organization`, those its trust and its grant name that are not allowed by id. A tree of the
+    /// organization may be older than an account's joining: whoever checks asks Organizations about those it
+    /// lacks before taking them for outsiders.
+    pub fn membership_decides(&self, spec: &AccessSpec) -> BTreeSet<String> {
+        if !self.trust_within_organization {
+            return BTreeSet::new();
+        }
+        let trust = &spec.role.trust;
+        let principals = trust.principal_arns.iter().filter_map(|p| Arn::parse(p).map(|a| a.account.to_string()));
+        trust
+            .account_ids
+            .iter()
+            .cloned()
+            .chain(principals)
+            .chain(spec.grant.iter().map(|g| g.account_id.clone()))
+            .filter(|a| !self.allowed_trusted_accounts.contains(a))
+            .collect()
+    }
+
     /// `spec` under the ceiling: its boundary set to the ceiling's when it has none.
     pub fn apply(&self, mut spec: AccessSpec) -> AccessSpec {
         if spec.role.permissions_boundary_arn.is_none() {

@@ -86,25 +86,43 @@ impl Engine {
     }
 
     /// `spec` under the organization's ceiling: refused (each field named) when it reaches past it, else with the
-    /// ceiling's boundary set when it has none.
+    /// ceiling's boundary set when it has none. An account the spec trusts that the tree lacks (it may be older
+    /// than the account's joining) is asked about (`DescribeAccount`) before it is taken for an outsider, as for
+    /// the guardrails ([`Engine::guardrails`]).
     pub async fn within_ceiling(&self, spec: AccessSpec) -> Result<AccessSpec, Error> {
-        if self.inner.config.ceiling.is_empty() {
-            return Ok(spec);
-        }
-        let tree = self.inner.discovery.tree(&CallContext::new(), false).await?;
-        self.within_ceiling_of(spec, Some(&tree))
-    }
-
-    /// [`Engine::within_ceiling`] with what is known of the organization (`None`: nothing yet; rules that need it are
-    /// checked as if no account belonged to it).
-    pub fn within_ceiling_of(&self, spec: AccessSpec, tree: Option<&OrgTree>) -> Result<AccessSpec, Error> {
         let ceiling = &self.inner.config.ceiling;
         if ceiling.is_empty() {
             return Ok(spec);
         }
+        let tree = self.inner.discovery.tree(&CallContext::new(), false).await?;
+        let mut members = tree.account_ids();
+        let unknown: Vec<String> =
+            ceiling.membership_decides(&spec).into_iter().filter(|a| !members.contains(a)).collect();
+        if !unknown.is_empty() {
+            members.extend(self.inner.discovery.members_now(&CallContext::new(), &unknown).await?);
+        }
+        self.under_ceiling(spec, Some(&tree.organization.id), Some(&members))
+    }
+
+    /// [`Engine::within_ceiling`] with what is known of the organization, and no call (`None`: nothing yet; rules
+    /// that need it are checked as if no account belonged to it). An account that joined after `tree` was read is
+    /// taken for an outsider: for an answer that makes no call (validation), not for one that acts.
+    pub fn within_ceiling_of(&self, spec: AccessSpec, tree: Option<&OrgTree>) -> Result<AccessSpec, Error> {
         let members = tree.map(|t| t.account_ids());
-        let org = Organization { id: tree.map(|t| t.organization.id.as_str()), accounts: members.as_ref() };
-        ceiling.check(&spec, org)?;
+        self.under_ceiling(spec, tree.map(|t| t.organization.id.as_str()), members.as_ref())
+    }
+
+    fn under_ceiling(
+        &self,
+        spec: AccessSpec,
+        id: Option<&str>,
+        accounts: Option<&BTreeSet<String>>,
+    ) -> Result<AccessSpec, Error> {
+        let ceiling = &self.inner.config.ceiling;
+        if ceiling.is_empty() {
+            return Ok(spec);
+        }
+        ceiling.check(&spec, Organization { id, accounts })?;
         Ok(ceiling.apply(spec))
     }
 

@@ -204,3 +204,39 @@ async fn a_binding_under_the_ceiling_is_reconciled_once_per_version() {
     assert_eq!(status.counts.in_sync, 3);
     assert!(!status.due(1, op.end_time.unwrap_or_default() + 1000));
 }
+
+/// A ceiling that lets trusts name the organization's accounts only: an account that joined after the tree was
+/// read is asked about (`DescribeAccount`), not taken for an outsider (as plans and the guardrails ask); an account
+/// that is no member is still refused.
+#[tokio::test(start_paused = true)]
+async fn an_account_that_joined_after_the_tree_was_read_is_within_a_ceiling_of_the_organization() {
+    let within = Ceiling { allowed_trusted_accounts: Default::default(), trust_within_organization: true, ..ceiling() };
+    let w = world_under(2, within, Arc::new(SqliteJournal::in_memory().unwrap()));
+    // The tree is read (and kept for the cache's time).
+    w.engine.plan(&spec()).await.unwrap();
+    const JOINED: &str = "277777777777";
+    w.fake.join(crossrole_core::org::AccountInfo {
+        id: JOINED.into(),
+        name: "joined".into(),
+        email: "joined@example.com".into(),
+        state: crossrole_core::spec::AccountState::Active,
+        parent_id: "ou-root-security".into(),
+        joined_at: None,
+    });
+    let mut trusting = spec();
+    trusting.role.trust.account_ids = [JOINED.to_string()].into();
+    w.fake.reset_counters();
+    let plan = w.engine.plan(&trusting).await.unwrap();
+    assert_eq!(plan.accounts.len(), 2, "{plan:?}");
+    assert_eq!(w.fake.served().get("organizations:DescribeAccount"), Some(&1), "{:?}", w.fake.served());
+    // An account that is no member is refused, named.
+    trusting.role.trust.account_ids = ["999988887777".to_string()].into();
+    let Err(Error::Invalid(e)) = w.engine.plan(&trusting).await else { panic!("an outsider is refused") };
+    let said: Vec<String> = e.violations().iter().map(|v| v.to_string()).collect();
+    assert_eq!(
+        said,
+        [
+            "role.trust.account_ids[0]: account 999988887777 is outside the ceiling: a trust may name only accounts of the organization"
+        ]
+    );
+}
