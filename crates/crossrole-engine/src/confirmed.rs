@@ -458,7 +458,7 @@ mod tests {
                 name: n.to_string(),
             })
             .collect();
-        GrantCut::of(&changes, "Audit", ["111111111111".to_string()].into(), revoke).unwrap()
+        GrantCut::of(&changes, "Audit", ["111111111111".to_string()].into(), &Default::default(), revoke).unwrap()
     }
 
     #[test]

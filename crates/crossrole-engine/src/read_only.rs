@@ -251,7 +251,14 @@ impl Engine {
                     .map(|t| t.account_id.clone())
                     .collect();
                 let sessions_in = cut::sessions_in(&placements, &ensure, &removed);
-                let (view, found) = self.plan_grant(spec, g, &ensure, &sessions_in, &env.ctx).await?;
+                let touched: BTreeSet<String> = resolved
+                    .targets
+                    .iter()
+                    .map(|t| t.account_id.clone())
+                    .chain(resolved.skipped.iter().map(|s| s.account.id.clone()))
+                    .collect();
+                let left = cut::unnamed(&placements, &touched, &ensure);
+                let (view, found) = self.plan_grant(spec, g, &ensure, (&sessions_in, &left), &env.ctx).await?;
                 (Some(view), found)
             }
         };
@@ -314,15 +321,16 @@ impl Engine {
         (tree, discovery.tags_read_time(&looked_at).map(millis))
     }
 
-    /// The trusted side's plan for the roles of `ensure` — with, when it cuts the grant from principals, the
-    /// revocation of their sessions in `sessions_in` (or that they stay, opted out) — and what it found of the cut
-    /// for the fingerprint; AWS errors are the plan's, reading the organization fails the request.
+    /// The trusted side's plan for the roles of `ensure` — with, when it cuts the grant, the revocation of the
+    /// sessions (or that they stay, opted out): in `cut_in.0` ([`cut::sessions_in`]) when it is cut from principals,
+    /// else in those of `cut_in.1` ([`cut::unnamed`]) it stops naming — and what it found of the cut for the
+    /// fingerprint; AWS errors are the plan's, reading the organization fails the request.
     async fn plan_grant(
         &self,
         spec: &AccessSpec,
         g: &TrustedGrant,
         ensure: &BTreeSet<String>,
-        sessions_in: &BTreeSet<String>,
+        cut_in: (&BTreeSet<String>, &BTreeSet<String>),
         ctx: &CallContext,
     ) -> Result<(GrantPlanView, confirmed::Found), Error> {
         let mut gp = GrantPlanView {
@@ -369,7 +377,8 @@ impl Engine {
             GrantPlan::Changes(c) => {
                 gp.changes = c.iter().map(|c| c.shown()).collect();
                 // Shown after the grant's own changes: the sessions are revoked once it is cut.
-                let cut = GrantCut::of(&c, &spec.role.name, sessions_in.clone(), rollout::cut_revoke(spec));
+                let (sessions_in, left) = cut_in;
+                let cut = GrantCut::of(&c, &spec.role.name, sessions_in.clone(), left, rollout::cut_revoke(spec));
                 gp.changes.extend(cut.as_ref().map(GrantCut::shown));
                 found = confirmed::grant_found(&confirmed::key(&self.inner.config.journal_key), cut.as_ref());
             }

@@ -12,7 +12,7 @@ use common::*;
 use crossrole_aws::fake::FakeConfig;
 use crossrole_core::{
     AccessSpec,
-    ops::ShownChange,
+    ops::{OrganizationRead, ShownChange},
     revocation::{POLICY_NAME, Revocation},
     spec::PrincipalKind,
 };
@@ -45,6 +45,11 @@ fn granted(users: &str, role_extra: &str) -> AccessSpec {
          user_names: [{users}]\n  group_names: [auditors]\n"
     ))
     .unwrap()
+}
+
+/// The role ARNs the grant policy names.
+fn granted_roles(w: &World) -> BTreeSet<String> {
+    common::granted(w)
 }
 
 fn revocation_in(w: &World, i: u64) -> Option<Revocation> {
@@ -192,4 +197,43 @@ async fn a_confirmed_apply_cuts_the_grant_only_from_whom_its_plan_showed() {
     let op = w.engine.wait(&op.id).await.unwrap();
     assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
     assert_eq!(revocations(&w).await.len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_role_kept_where_its_account_left_the_targets_is_cut_from_the_grant_and_its_sessions_revoked() {
+    let (w, clock) = clocked(3);
+    let spec = granted("alice", "");
+    run(&w, OperationKind::Apply, &spec).await;
+    clock.advance(MINUTE);
+    // Account 2 leaves the selected OU; without `rollout.prune` its role stays, and the grant stops naming it.
+    let gone = account(2);
+    w.fake.with_tree(|t| {
+        let from = t.accounts[&gone].parent_id.clone();
+        t.units.get_mut(&from).unwrap().accounts.retain(|a| *a != gone);
+        t.units.get_mut("ou-root-sandboxx").unwrap().accounts.push(gone.clone());
+        t.accounts.get_mut(&gone).unwrap().parent_id = "ou-root-sandboxx".into();
+    });
+    let plan = w.engine.plan_with(&spec, Audience::Trusted, OrganizationRead::Fresh).await.unwrap();
+    let changes = grant_changes(&plan);
+    let kinds: Vec<ChangeKind> = changes.iter().map(|c| c.kind).collect();
+    assert_eq!(kinds, [ChangeKind::UpdateGrantPolicy, ChangeKind::RevokeSessions], "{changes:?}");
+    assert_eq!(
+        changes[1].after,
+        "deny every session of role Audit issued before the grant is cut (aws:TokenIssueTime), in 1 account \
+         (200000000002), after the cut, because the grant no longer names the role there, which stays (its account \
+         left the targets)"
+    );
+
+    let op = w.engine.start(confirmed(&spec, &plan.fingerprint)).await.unwrap();
+    let op = w.engine.wait(&op.id).await.unwrap();
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    assert!(!granted_roles(&w).iter().any(|arn| arn.contains(&gone)), "{:?}", granted_roles(&w));
+    let revoke = revocations(&w).await.pop().expect("a revocation was started");
+    let revoke = w.engine.wait(&revoke.id).await.unwrap();
+    assert_eq!((revoke.state, revoke.counts.changed), (OperationState::Succeeded, 1), "{}", revoke.message);
+    assert!(revocation_in(&w, 2).is_some(), "the role that stays, no longer granted, is revoked");
+    assert!(revocation_in(&w, 0).is_none() && revocation_in(&w, 1).is_none(), "the roles still granted are not");
+    // Once cut, a re-plan cuts nothing more.
+    let again = w.engine.plan_with(&spec, Audience::Trusted, OrganizationRead::Fresh).await.unwrap();
+    assert!(grant_changes(&again).is_empty(), "{:?}", grant_changes(&again));
 }

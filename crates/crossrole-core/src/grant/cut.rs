@@ -1,10 +1,12 @@
-//! The grant cut from principals: the sessions of the spec's roles they already hold, revoked once the cut is
-//! written (or, opted out, said to stay valid), as one change the plan shows and the apply then does.
+//! The grant cut: from principals, or from roles that stay. The sessions already issued are revoked once the cut
+//! is written (or, opted out, said to stay valid), as one change the plan shows and the apply then does.
 //!
 //! A principal the grant no longer reaches cannot assume the spec's roles again, but the sessions it was issued
 //! before stay valid until they expire. The roles they are in are the ones the grant named before and that stay:
 //! every account where the spec is placed or that the grant names after the change, less those whose role the
 //! operation removes (a role removed revokes its own sessions first: [`crate::revocation::with_revocation`]).
+//! Likewise a role the grant stops naming though it stays (an account that left the targets, its role kept:
+//! [`unnamed`]): the grant's principals may hold sessions of it.
 
 use std::collections::BTreeSet;
 
@@ -17,11 +19,14 @@ use crate::{
 /// The most accounts a cut's change names (then "and N more").
 const NAMED: usize = 10;
 
-/// What cutting the grant from principals does to the sessions they hold.
+/// What cutting the grant does to the sessions already issued through it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantCut {
-    /// The principals the grant no longer reaches (`user alice`), in the plan's order.
+    /// The principals the grant no longer reaches (`user alice`), in the plan's order; none when it reaches the
+    /// same ones but no longer names some roles (`unnamed`).
     pub principals: Vec<String>,
+    /// The accounts whose role stays and that the grant no longer names.
+    pub unnamed: BTreeSet<String>,
     /// The spec's role, whose sessions they may hold.
     pub role_name: String,
     /// The accounts whose role's sessions are revoked (or, opted out, stay valid).
@@ -31,12 +36,14 @@ pub struct GrantCut {
 }
 
 impl GrantCut {
-    /// The cut the grant's `changes` make, when they detach it from a principal and `accounts` hold a role of the
-    /// spec the principal may have sessions of: `None` otherwise (nothing cut, or no role left to hold them).
+    /// The cut the grant's `changes` make: when they detach it from a principal, the sessions in `accounts`
+    /// ([`sessions_in`]) are revoked; else when the policy stops naming the role of accounts `left` ([`unnamed`])
+    /// by their id, those are. `None` otherwise (nothing cut, or no role left to hold sessions).
     pub fn of(
         changes: &[GrantChange],
         role_name: &str,
         accounts: BTreeSet<String>,
+        left: &BTreeSet<String>,
         revoke: Revoke,
     ) -> Option<GrantCut> {
         let principals: Vec<String> = changes
@@ -46,10 +53,27 @@ impl GrantCut {
                 _ => None,
             })
             .collect();
-        if principals.is_empty() || accounts.is_empty() {
-            return None;
+        // Named by its id in the policy's role ARNs (a policy that names the roles by path and tags across the
+        // organization names them all: nothing stops being named).
+        let named = |doc: &str, account: &str| doc.contains(&format!(":{account}:"));
+        let unnamed: BTreeSet<String> = changes
+            .iter()
+            .filter_map(|c| match c {
+                GrantChange::UpdatePolicy { before, after, .. } => {
+                    Some(left.iter().filter(|a| named(before, a) && !named(after, a)).cloned().collect::<Vec<_>>())
+                }
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let role_name = role_name.to_string();
+        if !principals.is_empty() && !accounts.is_empty() {
+            return Some(GrantCut { principals, unnamed, role_name, accounts, revoke });
         }
-        Some(GrantCut { principals, role_name: role_name.to_string(), accounts, revoke })
+        if principals.is_empty() && !unnamed.is_empty() {
+            return Some(GrantCut { principals, accounts: unnamed.clone(), unnamed, role_name, revoke });
+        }
+        None
     }
 
     /// Whether the sessions are revoked (not opted out).
@@ -59,7 +83,12 @@ impl GrantCut {
 
     /// The change as people see it, in the plan and in the apply's events alike.
     pub fn shown(&self) -> ShownChange {
-        let who = self.principals.join(", ");
+        let who = if self.principals.is_empty() {
+            "the role there, which stays (its account left the targets)".to_string()
+        } else {
+            self.principals.join(", ")
+        };
+        let lost = if self.principals.is_empty() { "no longer names" } else { "no longer reaches" };
         let ids: Vec<&str> = self.accounts.iter().take(NAMED).map(String::as_str).collect();
         let more = self.accounts.len().saturating_sub(NAMED);
         let more = if more > 0 { format!(" and {more} more") } else { String::new() };
@@ -71,8 +100,8 @@ impl GrantCut {
                 subject: String::new(),
                 before: String::new(),
                 after: format!(
-                    "the grant no longer reaches {who}: sessions of role {} in {accounts} issued before it is cut \
-                     stay valid until they expire, because {by} turned revocation off",
+                    "the grant {lost} {who}: sessions of role {} in {accounts} issued before it is cut stay valid \
+                     until they expire, because {by} turned revocation off",
                     self.role_name
                 ),
             },
@@ -82,20 +111,30 @@ impl GrantCut {
                 before: String::new(),
                 after: format!(
                     "deny every session of role {} issued before the grant is cut (aws:TokenIssueTime), in {accounts}, \
-                     after the cut, because the grant no longer reaches {who}",
+                     after the cut, because the grant {lost} {who}",
                     self.role_name
                 ),
             },
         }
     }
 
-    /// What a confirmed plan holds the apply to: from whom the grant is cut and whether their sessions are revoked.
-    /// Not the accounts: like the grant itself, they follow what the apply's accounts reach.
+    /// What a confirmed plan holds the apply to: from whom (or from which roles that stay) the grant is cut, and
+    /// whether the sessions are revoked. Not the accounts of a cut from principals: like the grant itself, they
+    /// follow what the apply's accounts reach.
     pub fn pinned(&self) -> String {
         let mut principals = self.principals.clone();
         principals.sort_unstable();
-        format!("{}\0{}\0{}", if self.revokes() { "revoke" } else { "keep" }, self.role_name, principals.join("\0"))
+        let unnamed: Vec<&str> = self.unnamed.iter().map(String::as_str).collect();
+        let revoke = if self.revokes() { "revoke" } else { "keep" };
+        format!("{revoke}\0{}\0{}\0unnamed\0{}", self.role_name, principals.join("\0"), unnamed.join("\0"))
     }
+}
+
+/// The accounts whose role stays and that an operation does not work on (`touched`: its targets and the accounts
+/// it skipped), where the spec is `placed` and the grant does not name (`named`) after it: an account that left the
+/// targets, its role kept (no `rollout.prune`). A grant that named its role stops naming it ([`GrantCut::of`]).
+pub fn unnamed(placed: &BTreeSet<String>, touched: &BTreeSet<String>, named: &BTreeSet<String>) -> BTreeSet<String> {
+    placed.iter().filter(|a| !touched.contains(*a) && !named.contains(*a)).cloned().collect()
 }
 
 /// The accounts whose role a principal cut from the grant may hold sessions of, after an operation: where the spec
@@ -129,7 +168,8 @@ mod tests {
             GrantChange::UpdatePolicy { before: "{}".into(), after: "{}".into(), delete_version: None },
             GrantChange::Attach { kind: PrincipalKind::Group, name: "auditors".into() },
         ];
-        let cut = GrantCut::of(&changes, "Audit", set(&["222222222222", "111111111111"]), Revoke::On).unwrap();
+        let cut = GrantCut::of(&changes, "Audit", set(&["222222222222", "111111111111"]), &BTreeSet::new(), Revoke::On)
+            .unwrap();
         assert_eq!(cut.principals, ["user alice"]);
         let shown = cut.shown();
         assert_eq!(shown.kind, ChangeKind::RevokeSessions);
@@ -140,7 +180,14 @@ mod tests {
              (111111111111, 222222222222), after the cut, because the grant no longer reaches user alice"
         );
 
-        let off = GrantCut::of(&changes, "Audit", set(&["111111111111"]), Revoke::Off("keep_sessions".into())).unwrap();
+        let off = GrantCut::of(
+            &changes,
+            "Audit",
+            set(&["111111111111"]),
+            &BTreeSet::new(),
+            Revoke::Off("keep_sessions".into()),
+        )
+        .unwrap();
         assert!(!off.revokes());
         assert_eq!(off.shown().kind, ChangeKind::SessionsNotRevoked);
         assert!(off.shown().after.contains("user alice"), "{}", off.shown().after);
@@ -152,14 +199,14 @@ mod tests {
     #[test]
     fn nothing_cut_or_no_role_left_is_no_cut() {
         let attach = [GrantChange::Attach { kind: PrincipalKind::User, name: "bob".into() }];
-        assert_eq!(GrantCut::of(&attach, "Audit", set(&["111111111111"]), Revoke::On), None);
-        assert_eq!(GrantCut::of(&[detach("alice")], "Audit", BTreeSet::new(), Revoke::On), None);
+        assert_eq!(GrantCut::of(&attach, "Audit", set(&["111111111111"]), &BTreeSet::new(), Revoke::On), None);
+        assert_eq!(GrantCut::of(&[detach("alice")], "Audit", BTreeSet::new(), &BTreeSet::new(), Revoke::On), None);
     }
 
     #[test]
     fn many_accounts_are_counted_and_the_first_named() {
         let accounts: BTreeSet<String> = (0..25).map(|i| format!("{:012}", 200_000_000_000u64 + i)).collect();
-        let cut = GrantCut::of(&[detach("alice")], "Audit", accounts, Revoke::On).unwrap();
+        let cut = GrantCut::of(&[detach("alice")], "Audit", accounts, &BTreeSet::new(), Revoke::On).unwrap();
         let after = cut.shown().after;
         assert!(after.contains("in 25 accounts (200000000000, "), "{after}");
         assert!(after.contains("200000000009 and 15 more)"), "{after}");
@@ -168,11 +215,62 @@ mod tests {
 
     #[test]
     fn the_pin_is_who_and_whether_not_where_nor_in_what_order() {
-        let a = GrantCut::of(&[detach("alice"), detach("bob")], "Audit", set(&["111111111111"]), Revoke::On).unwrap();
-        let b = GrantCut::of(&[detach("bob"), detach("alice")], "Audit", set(&["222222222222"]), Revoke::On).unwrap();
+        let a = GrantCut::of(
+            &[detach("alice"), detach("bob")],
+            "Audit",
+            set(&["111111111111"]),
+            &BTreeSet::new(),
+            Revoke::On,
+        )
+        .unwrap();
+        let b = GrantCut::of(
+            &[detach("bob"), detach("alice")],
+            "Audit",
+            set(&["222222222222"]),
+            &BTreeSet::new(),
+            Revoke::On,
+        )
+        .unwrap();
         assert_eq!(a.pinned(), b.pinned());
-        let c = GrantCut::of(&[detach("alice")], "Audit", set(&["111111111111"]), Revoke::On).unwrap();
+        let c =
+            GrantCut::of(&[detach("alice")], "Audit", set(&["111111111111"]), &BTreeSet::new(), Revoke::On).unwrap();
         assert_ne!(a.pinned(), c.pinned());
+    }
+
+    #[test]
+    fn a_role_that_stays_and_that_the_grant_stops_naming_is_cut_alone() {
+        let arn = |a: &str| format!("arn:aws:iam::{a}:role/crossrole/Audit");
+        let update = |before: &[&str], after: &[&str]| GrantChange::UpdatePolicy {
+            before: before.iter().map(|a| arn(a)).collect::<Vec<_>>().join(","),
+            after: after.iter().map(|a| arn(a)).collect::<Vec<_>>().join(","),
+            delete_version: None,
+        };
+        let left = set(&["222222222222", "333333333333"]);
+        let changes = [update(&["111111111111", "222222222222"], &["111111111111"])];
+        let everywhere = set(&["111111111111", "222222222222", "333333333333"]);
+        // 333… was named by no earlier grant: nothing is cut there.
+        let cut = GrantCut::of(&changes, "Audit", everywhere.clone(), &left, Revoke::On).unwrap();
+        assert_eq!((cut.principals.len(), cut.accounts.clone()), (0, set(&["222222222222"])));
+        assert_eq!(
+            cut.shown().after,
+            "deny every session of role Audit issued before the grant is cut (aws:TokenIssueTime), in 1 account \
+             (222222222222), after the cut, because the grant no longer names the role there, which stays (its \
+             account left the targets)"
+        );
+        // A grant that still names it, or a policy that names roles by path and tags: nothing cut.
+        let same = [update(&["111111111111", "222222222222"], &["111111111111", "222222222222"])];
+        assert_eq!(GrantCut::of(&same, "Audit", everywhere.clone(), &left, Revoke::On), None);
+        let by_tags = [GrantChange::UpdatePolicy {
+            before: "arn:aws:iam::*:role/crossrole/Audit".into(),
+            after: "arn:aws:iam::*:role/crossrole/Audit".into(),
+            delete_version: None,
+        }];
+        assert_eq!(GrantCut::of(&by_tags, "Audit", everywhere.clone(), &left, Revoke::On), None);
+        // With a principal cut too, every role that stays is revoked, the one no longer named among them.
+        let both = [detach("alice"), update(&["111111111111", "222222222222"], &["111111111111"])];
+        let cut = GrantCut::of(&both, "Audit", everywhere.clone(), &left, Revoke::On).unwrap();
+        assert_eq!((cut.principals.clone(), cut.accounts.clone()), (vec!["user alice".to_string()], everywhere));
+        assert_eq!(unnamed(&set(&["1", "2", "3", "4"]), &set(&["1", "2"]), &set(&["4"])), set(&["3"]));
     }
 
     #[test]

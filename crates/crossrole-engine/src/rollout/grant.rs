@@ -30,14 +30,23 @@ use super::source::all_rows;
 pub(super) enum Want<'a> {
     /// Removed (a destroy).
     Removed,
-    /// Naming the roles of `ensure`; a cut from principals revokes their sessions in `sessions_in`
-    /// ([`grant::cut::sessions_in`]), and is first held to the `confirmed` plan's when the apply carries one.
-    Naming { ensure: &'a BTreeSet<String>, sessions_in: &'a BTreeSet<String>, confirmed: Option<&'a Fingerprint> },
+    /// Naming the roles of `ensure` ([`Reached`]); a cut is first held to the `confirmed` plan's when the apply
+    /// carries one.
+    Naming { reached: &'a Reached, confirmed: Option<&'a Fingerprint> },
 }
 
-/// The accounts whose roles the grant names after this operation, and those whose role's sessions a cut from
-/// principals revokes ([`grant::cut::sessions_in`]): read back from the journal, so a resumed operation decides
-/// from the same outcome. An operation limited to some accounts (`scope`) decides for those; the grant keeps
+/// What the accounts of an operation reached, for the grant.
+pub(super) struct Reached {
+    /// The accounts whose roles the grant names.
+    pub(super) ensure: BTreeSet<String>,
+    /// Those whose role a principal cut from the grant may hold sessions of ([`grant::cut::sessions_in`]).
+    pub(super) sessions_in: BTreeSet<String>,
+    /// Those whose role stays, that the grant no longer names ([`grant::cut::unnamed`]).
+    pub(super) left: BTreeSet<String>,
+}
+
+/// The accounts whose roles the grant names after this operation, and those whose role's sessions a cut revokes
+/// ([`Reached`]): read back from the journal, so a resumed operation decides from the same outcome. An operation limited to some accounts (`scope`) decides for those; the grant keeps
 /// naming the others where a full operation would: where the spec was applied and still selects them, in the tree
 /// discovery keeps.
 pub(super) async fn reached(
@@ -46,7 +55,7 @@ pub(super) async fn reached(
     spec: &AccessSpec,
     scope: Option<&BTreeSet<String>>,
     ctx: &CallContext,
-) -> Result<(BTreeSet<String>, BTreeSet<String>), String> {
+) -> Result<Reached, String> {
     let rows = all_rows(inner, &op.id).await?;
     let placements: BTreeSet<String> =
         inner.journal.placements(&spec.name).await.map_err(|e| e.to_string())?.into_iter().collect();
@@ -76,7 +85,9 @@ pub(super) async fn reached(
         );
     }
     let sessions_in = grant::cut::sessions_in(&placements, &accounts, &removed);
-    Ok((accounts, sessions_in))
+    let touched: BTreeSet<String> = rows.iter().map(|r| r.account_id.clone()).collect();
+    let left = grant::cut::unnamed(&placements, &touched, &accounts);
+    Ok(Reached { ensure: accounts, sessions_in, left })
 }
 
 /// Plans and applies the trusted side's policy as `want` says. Returns the cut it made, if any: the principals it
@@ -110,7 +121,7 @@ pub(super) async fn trusted_side(
     let observed = observed.map_err(|e| e.to_string())?;
     let ensure = match &want {
         Want::Removed => None,
-        Want::Naming { ensure, .. } => Some(*ensure),
+        Want::Naming { reached, .. } => Some(&reached.ensure),
     };
     let plan = grant_plan(inner, spec, g, ensure, observed.as_ref(), ctx).await.map_err(|e| e.to_string())?;
     match plan {
@@ -123,8 +134,9 @@ pub(super) async fn trusted_side(
             // The principals the grant no longer reaches: their sessions of the spec's roles are to be revoked.
             let cut = match &want {
                 Want::Removed => None,
-                Want::Naming { sessions_in, confirmed, .. } => {
-                    let cut = GrantCut::of(&changes, &spec.role.name, (*sessions_in).clone(), cut_revoke(spec));
+                Want::Naming { reached, confirmed } => {
+                    let sessions_in = reached.sessions_in.clone();
+                    let cut = GrantCut::of(&changes, &spec.role.name, sessions_in, &reached.left, cut_revoke(spec));
                     if let Some(plan) = confirmed {
                         plan.check_grant(&confirmed::key(&inner.config.journal_key), cut.as_ref())?;
                     }

@@ -461,12 +461,12 @@ impl Rollout {
         let spec = &self.env.spec;
         let mut trusted_error = None;
         if let (Some(g), OperationKind::Apply | OperationKind::Reconcile) = (grant, kind) {
-            let (ensure, sessions_in) = match grant::reached(inner, op, spec, scope, &self.env.ctx).await {
+            let reached = match grant::reached(inner, op, spec, scope, &self.env.ctx).await {
                 Ok(e) => e,
                 Err(message) => return Ending { state: OperationState::Failed, message },
             };
             let confirmed = self.env.confirmed.as_deref();
-            let want = grant::Want::Naming { ensure: &ensure, sessions_in: &sessions_in, confirmed };
+            let want = grant::Want::Naming { reached: &reached, confirmed };
             match grant::trusted_side(inner, spec, g, want, &self.env.ctx, &op.id, &sink).await {
                 Err(message) => trusted_error = Some(format!("trusted side: {message}")),
                 Ok(Some(cut)) => {
