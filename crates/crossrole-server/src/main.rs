@@ -111,6 +111,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CheckConfig => {
             let config = Config::load(&cli.flags)?;
+            if config.revocation_hold.is_some() {
+                // Where `serve` would send its calls: the test setting is refused here as it would be there.
+                let partition = config.aws.partition.as_deref().and_then(crossrole_core::Partition::parse);
+                let endpoints = crossrole_aws::sdk::SdkConnector::from_env(partition).await.endpoint_urls();
+                config.check_emulator_testing(endpoints.iam.as_deref(), endpoints.sts.as_deref())?;
+            }
             println!(
                 "configuration is valid: listen {}, data_dir {}, {} tokens",
                 config.listen,
