@@ -549,11 +549,15 @@ pub enum ChangeKind {
     /// everything with `DateLessThan` on `aws:TokenIssueTime`), written before a change that takes access away or by
     /// RevokeSessions. `before`: the revocation the role held (merged: the later instant wins); `after`: what is
     /// denied, how long the deny is kept (the role's longest session) and why. A later plan deletes it
-    /// (CHANGE_KIND_DELETE_INLINE_POLICY) once every session it denies has expired.
+    /// (CHANGE_KIND_DELETE_INLINE_POLICY) once every session it denies has expired. Among the trusted side's changes
+    /// (`GrantPlan.changes`), and in an apply's events for no account: the grant is cut (from principals, or from
+    /// roles that stay), and once it is, every session of the spec's role issued before is revoked in the accounts
+    /// `after` names.
     RevokeSessions = 19,
     /// Nothing is written: a change that takes access away is made and the sessions issued before it are not revoked,
     /// because the spec (`role.revoke_sessions_on_narrowing: false`) or the request (`keep_sessions`) turned revocation
-    /// off. `after` says what is taken away and who turned it off.
+    /// off. `after` says what is taken away and who turned it off (among the trusted side's changes: the grant cut,
+    /// and the accounts whose role's sessions stay).
     SessionsNotRevoked = 20,
 }
 impl ChangeKind {
@@ -2629,8 +2633,11 @@ pub struct ApplyAccessRequest {
     /// FAILED_PRECONDITION, nothing done, when the spec or the target accounts are not the plan's (naming each account
     /// that moved into or out of the targets). Then, as each account is read, an account whose changes are not the ones
     /// the plan showed for it is left untouched, with ACCOUNT_ERROR_REASON_PLAN_CHANGED. The trusted side's policy is
-    /// written, as always, from what the accounts reached. A fingerprint from a plan for a token that may read
-    /// ExternalIds is refused for a token that may not. Empty: the apply does what it finds, as without a plan.
+    /// written, as always, from what the accounts reached; but cutting it — from principals, or from roles that stay —
+    /// is held to what the plan showed (from whom, and whether their sessions are revoked): a cut the plan did not
+    /// show leaves the trusted side untouched and fails the apply, saying why. A fingerprint from a plan for a token
+    /// that may read ExternalIds is refused for a token that may not. Empty: the apply does what it finds, as without
+    /// a plan.
     #[prost(string, tag = "3")]
     pub plan_fingerprint: ::prost::alloc::string::String,
     /// Keep the sessions already issued when a change takes access away (a trust narrowed, a role removed): by
@@ -2647,7 +2654,7 @@ pub struct ApplyAccessRequest {
     #[prost(message, optional, tag = "10")]
     pub expires_at: ::core::option::Option<::prost_types::Timestamp>,
     /// The access ends this long after the request (positive, at most 366 days), turned into `expires_at` once, by
-    /// crossroled's clock.
+    /// crossroled's clock: a retry with the same `idempotency_key` keeps the end the first request computed.
     #[prost(message, optional, tag = "11")]
     pub expires_in: ::core::option::Option<::prost_types::Duration>,
 }

@@ -350,8 +350,11 @@ export type ApplyAccessRequest = Message<"crossrole.v1.ApplyAccessRequest"> & {
    * FAILED_PRECONDITION, nothing done, when the spec or the target accounts are not the plan's (naming each account
    * that moved into or out of the targets). Then, as each account is read, an account whose changes are not the ones
    * the plan showed for it is left untouched, with ACCOUNT_ERROR_REASON_PLAN_CHANGED. The trusted side's policy is
-   * written, as always, from what the accounts reached. A fingerprint from a plan for a token that may read
-   * ExternalIds is refused for a token that may not. Empty: the apply does what it finds, as without a plan.
+   * written, as always, from what the accounts reached; but cutting it — from principals, or from roles that stay —
+   * is held to what the plan showed (from whom, and whether their sessions are revoked): a cut the plan did not
+   * show leaves the trusted side untouched and fails the apply, saying why. A fingerprint from a plan for a token
+   * that may read ExternalIds is refused for a token that may not. Empty: the apply does what it finds, as without
+   * a plan.
    *
    * @generated from field: string plan_fingerprint = 3;
    */
@@ -380,7 +383,7 @@ export type ApplyAccessRequest = Message<"crossrole.v1.ApplyAccessRequest"> & {
 
   /**
    * The access ends this long after the request (positive, at most 366 days), turned into `expires_at` once, by
-   * crossroled's clock.
+   * crossroled's clock: a retry with the same `idempotency_key` keeps the end the first request computed.
    *
    * @generated from field: google.protobuf.Duration expires_in = 11;
    */

@@ -301,7 +301,10 @@ export enum ChangeKind {
    * everything with `DateLessThan` on `aws:TokenIssueTime`), written before a change that takes access away or by
    * RevokeSessions. `before`: the revocation the role held (merged: the later instant wins); `after`: what is
    * denied, how long the deny is kept (the role's longest session) and why. A later plan deletes it
-   * (CHANGE_KIND_DELETE_INLINE_POLICY) once every session it denies has expired.
+   * (CHANGE_KIND_DELETE_INLINE_POLICY) once every session it denies has expired. Among the trusted side's changes
+   * (`GrantPlan.changes`), and in an apply's events for no account: the grant is cut (from principals, or from
+   * roles that stay), and once it is, every session of the spec's role issued before is revoked in the accounts
+   * `after` names.
    *
    * @generated from enum value: CHANGE_KIND_REVOKE_SESSIONS = 19;
    */
@@ -310,7 +313,8 @@ export enum ChangeKind {
   /**
    * Nothing is written: a change that takes access away is made and the sessions issued before it are not revoked,
    * because the spec (`role.revoke_sessions_on_narrowing: false`) or the request (`keep_sessions`) turned revocation
-   * off. `after` says what is taken away and who turned it off.
+   * off. `after` says what is taken away and who turned it off (among the trusted side's changes: the grant cut,
+   * and the accounts whose role's sessions stay).
    *
    * @generated from enum value: CHANGE_KIND_SESSIONS_NOT_REVOKED = 20;
    */
