@@ -14,15 +14,16 @@
 //!   left untouched and says why (`plan_changed`). An account that needs no change is left as it is either way.
 //!
 //! The trusted side's policy is written, as always, from what the accounts reached: it names the roles in place.
-//! What the plan showed of cutting it from principals is held, though ([`Fingerprint::check_grant`]): from whom it
-//! is cut and whether their sessions are revoked. A cut the plan did not show — the policy attached by hand to
-//! someone since, say — leaves the trusted side untouched and fails the apply, saying why.
+//! What the plan showed of cutting it (from principals, or from roles that stay) is held, though
+//! ([`Fingerprint::check_grant`]): from whom it is cut and whether the sessions are revoked. A cut the plan did
+//! not show — the policy attached by hand to someone since, say — leaves the trusted side untouched and fails the
+//! apply, saying why.
 //!
 //! The fingerprint is text: `cp1.` then whom the plan was for (`t` a caller who may read ExternalIds, `b` one who
 //! may not), the spec's digest, the accounts grouped by what the plan found in them (`e`/`r` for keep/remove, then
 //! `n` nothing to change, `u` not read, or `c` and the digest of its changes), then the trusted side's cut (`g` and
-//! `n`, `u` or `c` and its digest; a fingerprint made before it has none, and holds no cut), and a keyed digest of all that
-//! (keyed from the journal key: good across restarts and on every replica). The changes' digest leaves marks of
+//! `n`, `u` or `c` and its digest; a fingerprint made before it has none, and holds no cut), and a keyed digest of
+//! all that (keyed from the journal key: good across restarts and on every replica). The changes' digest leaves marks of
 //! ExternalIds out (`<redacted>`): a plan for a caller who may not read ExternalIds shows marks keyed for that answer
 //! alone. Such a plan is checked against the apply as that caller sees it (each role's own ExternalId standing in
 //! for the request's, as in the plan), and its spec's digest leaves the ExternalId's value out — so that no apply

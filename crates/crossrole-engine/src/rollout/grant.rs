@@ -1,7 +1,7 @@
 //! The trusted side of a run: the grant policy, brought in line with what the accounts reached (an apply or a
 //! reconcile, at the end) or removed (a destroy, first). The accounts whose roles it names are read back from the
-//! journal ([`reached`]), so a resumed operation decides from the same outcome. Cutting it from principals
-//! ([`GrantCut`]) is held to what a confirmed plan showed before it is written.
+//! journal ([`reached`]), so a resumed operation decides from the same outcome. Cutting it, from principals or
+//! from roles that stay ([`GrantCut`]), is held to what a confirmed plan showed before it is written.
 
 use std::collections::BTreeSet;
 
@@ -46,9 +46,9 @@ pub(super) struct Reached {
 }
 
 /// The accounts whose roles the grant names after this operation, and those whose role's sessions a cut revokes
-/// ([`Reached`]): read back from the journal, so a resumed operation decides from the same outcome. An operation limited to some accounts (`scope`) decides for those; the grant keeps
-/// naming the others where a full operation would: where the spec was applied and still selects them, in the tree
-/// discovery keeps.
+/// ([`Reached`]): read back from the journal, so a resumed operation decides from the same outcome. An operation
+/// limited to some accounts (`scope`) decides for those; the grant keeps naming the others where a full operation
+/// would: where the spec was applied and still selects them, in the tree discovery keeps.
 pub(super) async fn reached(
     inner: &Inner,
     op: &OperationRow,
