@@ -14,7 +14,7 @@ use crossrole_aws::{
     calls::{Rate, Rates},
     fake::{FakeConfig, Latency},
 };
-use crossrole_core::inventory::{EntrantKind, FindingKind, InventoryRole, Severity};
+use crossrole_core::inventory::{EntrantKind, FindingKind, InventoryRole, LastUsed, Severity};
 use crossrole_engine::inventory::{InventoryQuery, InventoryRequest};
 use crossrole_store::{Journal, SqliteJournal};
 
@@ -271,4 +271,63 @@ async fn unused_after_days_is_checked_and_kept_with_the_inventory() {
         assert_eq!(records::operation_unused_after_days(&row.spec), kept, "{days:?}");
         w.engine.wait(&op.id).await.unwrap();
     }
+}
+
+/// The inventory's classification gets what its run knows: a trust naming an account that left the organization
+/// (seen as a member by an earlier read, gone from this one) or one the organization lists SUSPENDED is a former
+/// member's, not an outsider's; the days after which a role is unused are the request's.
+#[tokio::test(start_paused = true)]
+async fn an_inventory_names_accounts_that_left_and_reports_unused_roles_after_the_days_asked() {
+    let w = world(4);
+    let first = w.engine.start_inventory(InventoryRequest { created_by: "test".into(), ..Default::default() }).await;
+    assert_eq!(w.engine.wait(&first.unwrap().id).await.unwrap().state, OperationState::Succeeded);
+    // Account 3 leaves; hand-made roles trust it, the suspended account, and an outsider.
+    let gone = account(3);
+    w.fake.with_tree(|t| t.remove_account(&gone));
+    let a = account(0);
+    let allow = |who: &str| {
+        trust(&format!(
+            r#"{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{who}:root"}},"Action":"sts:AssumeRole"}}"#
+        ))
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let forty_days_ago = LastUsed { at: now - 40 * 86_400, region: Some("us-east-1".into()) };
+    w.fake.with_account(&a, |s| {
+        s.create_role_by_hand(&a, "TrustsTheOneThatLeft", &allow(&gone));
+        s.create_role_by_hand(&a, "TrustsTheSuspended", &allow("299999999999"));
+        s.create_role_by_hand(&a, "TrustsAnOutsider", &allow(VENDOR));
+        s.set_used_by_hand("TrustsAnOutsider", Some(now - 400 * 86_400), Some(forty_days_ago.clone()));
+    });
+    // The tree crossroled read is older than its cache allows: this inventory reads the organization again.
+    tokio::time::advance(Duration::from_secs(3600)).await;
+    let (w, a) = (&w, &a);
+    let inventory = |days: Option<u32>| async move {
+        let request = InventoryRequest {
+            accounts: Some([a.clone()].into()),
+            unused_after_days: days,
+            created_by: "test".into(),
+            ..Default::default()
+        };
+        let op = w.engine.start_inventory(request).await.unwrap();
+        assert_eq!(w.engine.wait(&op.id).await.unwrap().state, OperationState::Succeeded);
+        let query = InventoryQuery { operation_id: op.id.clone(), ..Default::default() };
+        all_roles(w, &query).await
+    };
+    let roles = inventory(Some(30)).await;
+    let role = |name: &str| roles.iter().find(|r| r.name == name).unwrap().clone();
+    let kinds = |r: &InventoryRole| r.findings.iter().map(|f| f.kind).collect::<BTreeSet<_>>();
+    for name in ["TrustsTheOneThatLeft", "TrustsTheSuspended"] {
+        let r = role(name);
+        assert!(kinds(&r).contains(&FindingKind::FormerMember), "{name}: {:?}", r.findings);
+        assert!(r.entrants.iter().any(|e| e.kind == EntrantKind::FormerMember), "{name}: {:?}", r.entrants);
+        let said = r.findings.iter().find(|f| f.kind == FindingKind::FormerMember).unwrap();
+        assert!(said.reason.contains("left the organization"), "{}", said.reason);
+    }
+    let outsider = role("TrustsAnOutsider");
+    assert!(!kinds(&outsider).contains(&FindingKind::FormerMember), "{:?}", outsider.findings);
+    assert!(kinds(&outsider).contains(&FindingKind::Unused), "unused for 40 days, asked 30: {:?}", outsider.findings);
+    // The default, 90 days: not unused yet.
+    let roles = inventory(None).await;
+    let outsider = roles.iter().find(|r| r.name == "TrustsAnOutsider").unwrap();
+    assert!(!outsider.findings.iter().any(|f| f.kind == FindingKind::Unused), "{:?}", outsider.findings);
 }

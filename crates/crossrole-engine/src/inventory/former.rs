@@ -15,7 +15,6 @@ use crate::Error;
 /// Every account the journal noted as seen as a member of the organization: read once per run (beside what
 /// crossrole placed), it gives, with the tree the run reads, the accounts to classify as former members
 /// (`crossrole_core::inventory::former_members(tree, seen)`).
-#[cfg_attr(not(test), allow(dead_code))] // until the run (run.rs, being rewritten) fills its context with it
 pub(crate) async fn members_seen(journal: &dyn Journal) -> Result<BTreeSet<String>, Error> {
     Ok(journal.members_seen().await?.into_iter().map(|(id, _)| id).collect())
 }

@@ -9,14 +9,14 @@ use std::{
 
 use crossrole_aws::reconcile::AccountIam;
 use crossrole_core::{
-    inventory::{Context, InventoryRole, RoleDetail, classify},
+    inventory::{Context, InventoryRole, RoleDetail, classify, former_members},
     ops::{AccountResult, ErrorCode, OperationState, Outcome, Phase},
     org::OrgTree,
 };
 use crossrole_store::OperationRow;
 use tokio_util::sync::CancellationToken;
 
-use super::expected::Expected;
+use super::{expected::Expected, former};
 use crate::{
     Inner,
     events::EventSink,
@@ -29,6 +29,10 @@ struct Inventory {
     /// The accounts asked for, if not the whole organization.
     accounts: Option<BTreeSet<String>>,
     expected: Expected,
+    /// Every account the journal noted as seen as a member (for the former members).
+    seen: BTreeSet<String>,
+    /// After how many days without use a role is reported unused (the request's).
+    unused_after_days: Option<u32>,
     partition: crossrole_core::Partition,
     /// The organization as classification sees it, once it is read to its end; its `expected` is filled for one
     /// account at a time.
@@ -38,11 +42,13 @@ struct Inventory {
 /// Runs (or resumes) an inventory to its end; a shutdown leaves it unfinished, to be resumed.
 pub(crate) async fn run(inner: Arc<Inner>, op: OperationRow, cancel: CancellationToken, sink: EventSink) {
     let span = tracing::info_span!("operation", id = %op.id, kind = "inventory");
-    let expected = match Expected::load(&inner).await {
-        Ok(expected) => expected,
+    let read =
+        async { Ok::<_, crate::Error>((Expected::load(&inner).await?, former::members_seen(&*inner.journal).await?)) };
+    let (expected, seen) = match read.await {
+        Ok(read) => read,
         Err(e) => {
             rollout::started(&inner, &op, &cancel, &sink).await;
-            let message = format!("cannot read what crossrole placed: {e}");
+            let message = format!("cannot read what crossrole placed or saw of the organization: {e}");
             sink.finish(OperationState::Failed, &message, rollout::counts(&inner, &op.id).await);
             sink.flush().await;
             return;
@@ -51,6 +57,8 @@ pub(crate) async fn run(inner: Arc<Inner>, op: OperationRow, cancel: Cancellatio
     let visit = Inventory {
         accounts: records::operation_scope(&op.spec),
         expected,
+        seen,
+        unused_after_days: records::operation_unused_after_days(&op.spec),
         partition: inner.aws.partition(),
         context: Mutex::new(None),
     };
@@ -75,6 +83,10 @@ impl Visit for Inventory {
     fn organization(&self, tree: &OrgTree) {
         let mut context = Context::new(tree.organization.id.clone(), self.partition, now_secs());
         context.member_account_ids = tree.account_ids();
+        context.former_member_account_ids = former_members(tree, self.seen.iter().map(String::as_str));
+        if let Some(days) = self.unused_after_days {
+            context.unused_after_days = days;
+        }
         *self.context.lock().unwrap_or_else(|e| e.into_inner()) = Some(context);
     }
 
