@@ -302,6 +302,12 @@ def seed_hand_made(iam_of, iam_security, security, organization_id, ids, adopt_r
     made.append({"account_id": ids["dev-02"], "account_name": "dev-02", "name": "ContractorAccess", "path": "/",
                  "trust_policy": left, "entrants": [["unresolvable_id", None, []]],
                  "findings": ["broken_principal"], "most_severe": "medium", "deleted_principal": departed_id})
+    # An account closed since (Organizations lists it SUSPENDED for some 90 days): a trust naming it is a former
+    # member's, not an outsider's.
+    closed = ids.get("dev-closed")
+    if closed:
+        role("dev-02", "ClosedAccountAccess", trust(allow({"AWS": f"arn:aws:iam::{closed}:root"})),
+             {"entrants": [["former_member", closed, []]], "findings": ["former_member"], "most_severe": "high"})
     # The roles to adopt: each copied by hand from a runbook, a little differently each time.
     for i, account_name in enumerate(adopt_accounts):
         inline = {"read-config": {"Version": "2012-10-17", "Statement": [

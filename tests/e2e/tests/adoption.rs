@@ -1,6 +1,7 @@
 //! Who can enter every account, and roles made by hand taken over, on the emulators: the seed made roles by hand
 //! in a few accounts (a vendor outside the organization with and without an ExternalId, `*` with and without an
-//! organization condition, a principal since deleted, MFA, a service, and roles of one name to adopt); crossroled
+//! organization condition, a principal since deleted, an account closed since — Organizations lists it SUSPENDED,
+//! and a trust naming it is a former member's —, MFA, a service, and roles of one name to adopt); crossroled
 //! inventories the organization and each of them is reported as seeded (who can enter, under which conditions, the
 //! findings, no owner); `crossrole adopt` shows the hand-made roles of the spec's name, takes over only the
 //! accounts approved (read back from the emulator: crossrole's ownership tags and the spec's trust there, the
