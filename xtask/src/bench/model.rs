@@ -118,12 +118,16 @@ fn org_wide(bench: &Path, quick: bool, runs: usize, report: &mut Report) -> Resu
          ceil(roles ÷ 1000) GetAccountAuthorizationDetails calls (IAM's quota, the account's own bucket); the \
          accounts overlap, so the STS bucket sets the pace, then the last account's calls in sequence at their \
          mean latency; where the organization is walked, discovery overlaps the STS bucket as for the apply \
-         (different quotas; an account can be read once its page of accounts is listed).",
-        "Revoke's floor is the same with one PutRolePolicy (the AWSRevokeOlderSessions deny) in place of the \
-         reads; it runs in a crossroled that holds no credentials (the spec applied before by another).",
+         (different quotas; an account can be read once its page of accounts is listed). crossroled assumes into \
+         an account as soon as its page is listed and reads it once the whole organization is (a trusted account \
+         is judged inside or outside it), holding only the session meanwhile.",
+        "Revoke's floor is the same with one GetRole (is the role this spec's?) and one PutRolePolicy (the \
+         AWSRevokeOlderSessions deny) in place of the reads; each account is revoked in as soon as its page lists \
+         it; it runs in a crossroled that holds no credentials (the spec applied before by another).",
         "*Organization walked*: a crossroled that holds no tree of the organization (or one older than \
          `organization_cache_ttl`, 5 minutes by default); *known*: one that read it within that time.",
-        "Concurrency: each operation's own (at most 64 accounts at once; the call layer's buckets set the pace).",
+        "Concurrency: each operation's own (at most 64 accounts assuming and 64 reading or writing their IAM at \
+         once; the call layer's buckets set the pace).",
         "Memory: the process's resident memory once the model of AWS is seeded (its roles are the model's, held \
          by the in-memory AWS), and its peak by the end of the operation; the difference is what the operation \
          held at most.",
