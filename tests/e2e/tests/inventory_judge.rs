@@ -284,6 +284,70 @@ fn shapes() -> Vec<(&'static str, Value, bool)> {
             doc(json!([{"Effect": "Allow", "Principal": {"AWS": VENDOR}, "Action": "sts:TagSession"}])),
             false,
         ),
+        // An outside tester's shapes: a conditional Deny that covers other actions than the Allow's, exempts a
+        // principal by NotPrincipal, or holds several conditions; a Null condition on the ExternalId.
+        (
+            "the vendor, and a conditional Deny of SAML entry only",
+            doc(json!([
+                {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{VENDOR}:root")}, "Action": assume},
+                {"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRoleWithSAML", "Condition": {"StringNotEquals": {"sts:ExternalId": XID}}}
+            ])),
+            false,
+        ),
+        (
+            "anyone, and a conditional Deny of web identity entry only",
+            doc(json!([
+                {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": assume},
+                {"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRoleWithWebIdentity", "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": ORG}}}
+            ])),
+            false,
+        ),
+        (
+            "anyone, and a conditional Deny of every action but sts:AssumeRole",
+            doc(json!([
+                {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": assume},
+                {"Effect": "Deny", "Principal": "*", "NotAction": assume, "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": ORG}}}
+            ])),
+            false,
+        ),
+        (
+            "anyone, and a Deny outside the organization that exempts the vendor (NotPrincipal)",
+            doc(json!([
+                {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": assume},
+                {"Effect": "Deny", "NotPrincipal": {"AWS": VENDOR}, "Action": assume, "Condition": {"StringNotEquals": {"aws:PrincipalOrgID": ORG}}}
+            ])),
+            false,
+        ),
+        (
+            "anyone, and a Deny of those who bring the ExternalId and MFA (two conditions)",
+            doc(json!([
+                {"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": assume},
+                {"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": assume, "Condition": {"StringEquals": {"sts:ExternalId": XID}, "Bool": {"aws:MultiFactorAuthPresent": "true"}}}
+            ])),
+            false,
+        ),
+        (
+            "the vendor, and a Deny without the ExternalId unless MFA (two conditions)",
+            doc(json!([
+                {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{VENDOR}:root")}, "Action": assume},
+                {"Effect": "Deny", "Principal": {"AWS": "*"}, "Action": assume, "Condition": {"StringNotEquals": {"sts:ExternalId": XID}, "Bool": {"aws:MultiFactorAuthPresent": "true"}}}
+            ])),
+            false,
+        ),
+        (
+            "the vendor, only without an ExternalId (Null)",
+            doc(json!([
+                {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{VENDOR}:root")}, "Action": assume, "Condition": {"Null": {"sts:ExternalId": "true"}}}
+            ])),
+            false,
+        ),
+        (
+            "the vendor, with an ExternalId (Null false)",
+            doc(json!([
+                {"Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{VENDOR}:root")}, "Action": assume, "Condition": {"Null": {"sts:ExternalId": "false"}}}
+            ])),
+            false,
+        ),
     ]
 }
 

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::Value;
 
 use super::{
-    Context, Entrant, EntrantKind, Guards, InventoryRole, REDACTED_EXTERNAL_ID, RESTRICTS_NOTHING, RoleDetail, findings,
+    Context, Entrant, EntrantKind, Guards, InventoryRole, NOT_WEIGHED, REDACTED_EXTERNAL_ID, RESTRICTS_NOTHING,
+    RoleDetail, findings,
 };
 use crate::{
     names::{self, Arn},
@@ -54,13 +55,19 @@ pub fn classify(role: &RoleDetail, ctx: &Context) -> InventoryRole {
     out
 }
 
-/// The normalized document, every `sts:ExternalId` value but wildcards only replaced by [`REDACTED_EXTERNAL_ID`].
+/// The normalized document with every `sts:ExternalId` value replaced by [`REDACTED_EXTERNAL_ID`], but values of
+/// wildcards only and a `Null` condition's `"true"` or `"false"`.
 pub(crate) fn redacted_normalized(doc: &PolicyDocument) -> String {
     let Ok(mut value) = serde_json::from_str::<Value>(&doc.normalized_json()) else { return String::new() };
     if let Some(Value::Array(statements)) = value.get_mut("Statement") {
         for statement in statements {
             let Some(Value::Object(ops)) = statement.get_mut("Condition") else { continue };
-            for keys in ops.values_mut() {
+            for (op, keys) in ops.iter_mut() {
+                // `Null` holds "true" or "false" (the key absent or present), no ExternalId: redacted, the document
+                // would no longer say which.
+                if op.eq_ignore_ascii_case("Null") {
+                    continue;
+                }
                 let Value::Object(keys) = keys else { continue };
                 for (key, values) in keys.iter_mut() {
                     if key.eq_ignore_ascii_case("sts:externalid") {
@@ -102,7 +109,7 @@ fn entry_actions(s: &Statement) -> BTreeSet<String> {
 /// What a statement's conditions mean, by key: a condition counts as a guard only when it restricts (see
 /// [`restricts`]); one that keeps nobody out is named in `other_keys` with its operator and [`RESTRICTS_NOTHING`].
 /// A Deny's condition guards only when it is the Deny's only one: several are met together, so none of them keeps
-/// a caller out alone.
+/// a caller out alone; they are named with [`NOT_WEIGHED`], and guard nothing.
 pub(crate) fn guards_of(condition: &BTreeMap<String, BTreeMap<String, BTreeSet<String>>>, deny: bool) -> Guards {
     let mut g = Guards::default();
     let pairs = condition.values().map(BTreeMap::len).sum::<usize>();
@@ -113,6 +120,12 @@ pub(crate) fn guards_of(condition: &BTreeMap<String, BTreeMap<String, BTreeSet<S
                 Restriction::Nothing => {
                     g.other_keys
                         .insert(format!("{key} ({op}{}, {RESTRICTS_NOTHING})", if deny { " in a Deny" } else { "" }));
+                    continue;
+                }
+                // A Deny's condition that cannot be weighed alone (one of several, or an operator the evaluator
+                // does not model) is named, never taken for a guard: it may keep nobody out.
+                Restriction::Unknown if deny => {
+                    g.other_keys.insert(format!("{key} ({op} in a Deny, {NOT_WEIGHED})"));
                     continue;
                 }
                 Restriction::Unknown => {
@@ -298,7 +311,8 @@ fn names_entrant(p: &Principals, e: &Entrant) -> bool {
 }
 
 /// Who can enter: the principals of the Allow statements that cover an entry action, less the ones an
-/// unconditional Deny keeps out; a conditional Deny's keys become the guards of the entrants it names.
+/// unconditional Deny keeps out; a conditional Deny's keys become the guards of the entrants it names, for the
+/// actions it covers (a principal its `NotPrincipal` exempts is an entrant of its own, unguarded by it).
 fn entrants(doc: &PolicyDocument, ctx: &Context) -> Vec<Entrant> {
     let mut list: Vec<Entrant> = Vec::new();
     for s in doc.statements().iter().filter(|s| s.effect == Effect::Allow) {
@@ -323,7 +337,7 @@ fn entrants(doc: &PolicyDocument, ctx: &Context) -> Vec<Entrant> {
         let guards = guards_of(&deny.condition, true);
         let unconditional = deny.condition.is_empty();
         let mut next = Vec::new();
-        for mut e in list {
+        for e in list {
             let named = match (&deny.principal, &deny.not_principal) {
                 (Some(p), _) => names_entrant(p, &e),
                 (None, Some(np)) => !names_entrant(np, &e),
@@ -334,8 +348,23 @@ fn entrants(doc: &PolicyDocument, ctx: &Context) -> Vec<Entrant> {
                 continue;
             }
             if !unconditional {
-                merge(&mut e.conditions, &guards);
-                next.push(e);
+                // The guards hold only for the actions the Deny covers; the principals its NotPrincipal exempts
+                // keep what they had.
+                let covered: BTreeSet<String> = e.actions.intersection(&denied).cloned().collect();
+                if covered.is_empty() {
+                    next.push(e);
+                    continue;
+                }
+                let uncovered: BTreeSet<String> = e.actions.difference(&denied).cloned().collect();
+                if !uncovered.is_empty() {
+                    next.push(Entrant { actions: uncovered, ..e.clone() });
+                }
+                if let (EntrantKind::Anyone, Some(np)) = (e.kind, &deny.not_principal) {
+                    next.extend(entrants_of(np, &covered, &e.conditions, ctx));
+                }
+                let mut guarded = Entrant { actions: covered, ..e };
+                merge(&mut guarded.conditions, &guards);
+                next.push(guarded);
                 continue;
             }
             let remaining: BTreeSet<String> = e.actions.difference(&denied).cloned().collect();

@@ -57,7 +57,7 @@ pub use context::{Context, DEFAULT_UNUSED_AFTER_DAYS, ExpectedRole, former_membe
 pub use enter::{Decision, ExternalIdProbe, Probe, ProbeCaller, can_enter, decide, entrant_for};
 pub use findings::{Finding, FindingKind, Severity};
 pub use import::{AccountDifference, Aspect, EXTERNAL_ID_PLACEHOLDER, Import, import};
-pub use role::{Entrant, EntrantKind, Guards, InventoryRole, REDACTED_EXTERNAL_ID, RESTRICTS_NOTHING};
+pub use role::{Entrant, EntrantKind, Guards, InventoryRole, NOT_WEIGHED, REDACTED_EXTERNAL_ID, RESTRICTS_NOTHING};
 
 /// A role as `GetAccountAuthorizationDetails` lists it (filter `Role`): everything the inventory needs in one call.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

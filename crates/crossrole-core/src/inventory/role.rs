@@ -14,6 +14,10 @@ pub const REDACTED_EXTERNAL_ID: &str = "<redacted>";
 /// (StringNotEquals, restricts nothing)`): it is shown, never weighed.
 pub const RESTRICTS_NOTHING: &str = "restricts nothing";
 
+/// How a Deny's condition that cannot be weighed alone (one of several, or an operator not modeled) is named in
+/// [`Guards::other_keys`]: it guards nothing, for it may keep nobody out.
+pub const NOT_WEIGHED: &str = "not weighed";
+
 /// One role of the inventory.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InventoryRole {
@@ -114,7 +118,8 @@ pub struct Guards {
     /// `aws:PrincipalArn` patterns that narrow the principal.
     pub principal_arns: BTreeSet<String>,
     /// Every other condition key, lowercased, by name; a condition on any key that restricts nothing is named here
-    /// with its operator, ending `restricts nothing)` ([`RESTRICTS_NOTHING`]).
+    /// with its operator, ending `restricts nothing)` ([`RESTRICTS_NOTHING`]); a Deny's that cannot be weighed
+    /// alone ends `not weighed)` ([`NOT_WEIGHED`]).
     pub other_keys: BTreeSet<String>,
 }
 
@@ -131,6 +136,9 @@ impl Guards {
             || !self.organization.is_empty()
             || self.source_identity
             || !self.principal_arns.is_empty()
-            || self.other_keys.iter().any(|k| !k.ends_with(&format!("{RESTRICTS_NOTHING})")))
+            || self
+                .other_keys
+                .iter()
+                .any(|k| !k.ends_with(&format!("{RESTRICTS_NOTHING})")) && !k.ends_with(&format!("{NOT_WEIGHED})")))
     }
 }
