@@ -219,7 +219,14 @@ fn shape(role: &RoleDetail, not_expressible: &mut Vec<String>) -> Shape {
     for (name, text) in &role.inline_policies {
         match PolicyDocument::parse_observed(text) {
             Ok(doc) => {
-                inline.insert(name.clone(), doc.as_value().clone());
+                let mut value = doc.as_value().clone();
+                if external_ids_replaced(&mut value) {
+                    say(format!(
+                        "inline policy {name} passes an ExternalId, which crossrole does not copy: replace \
+                         {EXTERNAL_ID_PLACEHOLDER} in it with that ExternalId"
+                    ));
+                }
+                inline.insert(name.clone(), value);
             }
             Err(_) => say(format!("inline policy {name} does not parse and is left out")),
         }
@@ -232,6 +239,43 @@ fn shape(role: &RoleDetail, not_expressible: &mut Vec<String>) -> Shape {
         inline,
         boundary: role.permissions_boundary_arn.as_deref().map(|a| templated(a, account)),
     }
+}
+
+/// Replaces every `sts:ExternalId` value in a policy's conditions (but wildcards only, and a `Null` condition's
+/// `"true"`/`"false"`) with [`EXTERNAL_ID_PLACEHOLDER`]; whether it replaced any.
+fn external_ids_replaced(policy: &mut Value) -> bool {
+    let mut replaced = false;
+    let statements = match policy.get_mut("Statement") {
+        Some(Value::Array(all)) => all.iter_mut().collect::<Vec<_>>(),
+        Some(one @ Value::Object(_)) => vec![one],
+        _ => return false,
+    };
+    for statement in statements {
+        let Some(Value::Object(ops)) = statement.get_mut("Condition") else { continue };
+        for (op, keys) in ops.iter_mut() {
+            let Value::Object(keys) = keys else { continue };
+            if op.eq_ignore_ascii_case("Null") {
+                continue;
+            }
+            for (key, values) in keys.iter_mut() {
+                if !key.eq_ignore_ascii_case("sts:externalid") {
+                    continue;
+                }
+                let secret = |v: &Value| !matches!(v, Value::String(s) if !s.is_empty() && s.chars().all(|c| c == '*' || c == '?'));
+                let swap = |v: &mut Value, replaced: &mut bool| {
+                    if secret(v) {
+                        *v = Value::String(EXTERNAL_ID_PLACEHOLDER.into());
+                        *replaced = true;
+                    }
+                };
+                match values {
+                    Value::Array(items) => items.iter_mut().for_each(|v| swap(v, &mut replaced)),
+                    one => swap(one, &mut replaced),
+                }
+            }
+        }
+    }
+    replaced
 }
 
 /// The trust a spec can say, from a trust policy; what it cannot say goes to `say`.

@@ -186,6 +186,16 @@ fn role(r: &RawRole, v: &mut Collector) -> Option<RoleSpec> {
                 ),
             );
         }
+        if text.contains(crate::inventory::EXTERNAL_ID_PLACEHOLDER) {
+            v.push(
+                &field,
+                format!(
+                    "holds {}, the placeholder crossrole import writes for an ExternalId it does not copy: put the \
+                     ExternalId this policy passes in its place",
+                    crate::inventory::EXTERNAL_ID_PLACEHOLDER
+                ),
+            );
+        }
         // Refused before it is parsed: no IAM quota comes near it, however it is laid out.
         if text.len() > DOCUMENT_TEXT_MAX {
             v.push(
