@@ -331,3 +331,30 @@ async fn an_inventory_names_accounts_that_left_and_reports_unused_roles_after_th
     let outsider = roles.iter().find(|r| r.name == "TrustsAnOutsider").unwrap();
     assert!(!outsider.findings.iter().any(|f| f.kind == FindingKind::Unused), "{:?}", outsider.findings);
 }
+
+/// Ownership tags are tags: a role made by hand and tagged as a spec's, in an account where the journal has not
+/// placed that spec, is reported (an outside tester's finding); crossrole's own roles, placed, are not.
+#[tokio::test(start_paused = true)]
+async fn a_role_tagged_by_hand_as_crossroles_is_reported_where_crossrole_placed_no_such_role() {
+    let w = world(2);
+    let applied = run(&w, OperationKind::Apply, &spec()).await;
+    assert_eq!(applied.state, OperationState::Succeeded, "{}", applied.message);
+    let doc = trust(&format!(
+        r#"{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{VENDOR}:root"}},"Action":"sts:AssumeRole"}}"#
+    ));
+    w.fake.with_account(SECURITY, |s| {
+        s.create_role_by_hand(SECURITY, "Backdoor", &doc);
+        s.tag_by_hand("Backdoor", crossrole_core::spec::OWNER_TAG_KEY, crossrole_core::spec::OWNER_TAG_VALUE);
+        s.tag_by_hand("Backdoor", crossrole_core::spec::SPEC_TAG_KEY, "audit");
+    });
+    let op = w.engine.start_inventory(InventoryRequest { created_by: "test".into(), ..Default::default() }).await;
+    assert_eq!(w.engine.wait(&op.unwrap().id).await.unwrap().state, OperationState::Succeeded);
+    let roles = all_roles(&w, &InventoryQuery::default()).await;
+    let claims = |r: &InventoryRole| r.findings.iter().any(|f| f.reason.contains("has not placed spec audit"));
+    let backdoor = roles.iter().find(|r| r.account_id == SECURITY && r.name == "Backdoor").unwrap();
+    assert!(claims(backdoor), "{:?}", backdoor.findings);
+    assert!(backdoor.findings.iter().any(|f| f.kind == FindingKind::Drifted && f.severity == Severity::Medium));
+    let ours: Vec<&InventoryRole> = roles.iter().filter(|r| r.name == "Audit").collect();
+    assert_eq!(ours.len(), 2, "{:?}", names(&roles));
+    assert!(ours.iter().all(|r| !claims(r) && r.findings.iter().all(|f| f.kind != FindingKind::Drifted)), "{ours:?}");
+}

@@ -34,6 +34,9 @@ pub struct Context {
     pub unused_after_days: u32,
     /// What crossrole's journal expects of the roles it owns, by (account id, role name).
     pub expected: BTreeMap<(String, String), ExpectedRole>,
+    /// The specs crossrole's journal has placed in the account being classified, among those its roles' ownership
+    /// tags name; `None`: not known (no role claimed for a spec is questioned).
+    pub placed_specs: Option<BTreeSet<String>>,
 }
 
 impl fmt::Debug for Context {
@@ -46,6 +49,7 @@ impl fmt::Debug for Context {
             .field("now", &self.now)
             .field("unused_after_days", &self.unused_after_days)
             .field("expected", &self.expected.len())
+            .field("placed_specs", &self.placed_specs)
             .finish()
     }
 }
@@ -61,6 +65,7 @@ impl Context {
             now,
             unused_after_days: DEFAULT_UNUSED_AFTER_DAYS,
             expected: BTreeMap::new(),
+            placed_specs: None,
         }
     }
 }

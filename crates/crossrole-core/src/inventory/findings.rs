@@ -107,6 +107,20 @@ pub(super) fn findings(
         (Some(doc), Some(expected)) => found.extend(drifted(role, doc, expected)),
         _ => {}
     }
+    // Tags anyone allowed to tag roles can set: a role that claims a spec crossrole has not placed in the account
+    // is not crossrole's, whatever it says.
+    if let (Some(claimed), Some(placed)) = (&out.owner, &ctx.placed_specs)
+        && !placed.contains(claimed)
+    {
+        found.push(Finding::new(
+            FindingKind::Drifted,
+            Severity::Medium,
+            format!(
+                "its ownership tags name spec {claimed}, but crossrole's journal has not placed spec {claimed} in this \
+                 account: tagged (or made) by hand, and an apply of {claimed} here would take it for its own"
+            ),
+        ));
+    }
     found.sort();
     found.dedup();
     found

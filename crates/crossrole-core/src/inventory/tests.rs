@@ -710,6 +710,31 @@ fn drift_of_crossrole_owned_roles() {
     assert!(!format!("{:?} {:?}", c, c.expected).contains(XID));
 }
 
+/// A role whose ownership tags name a spec the journal has not placed in its account is questioned; one placed,
+/// or one classified without knowing the placements, is not.
+#[test]
+fn ownership_tags_without_a_placement_are_a_finding() {
+    let text = trust(json!([{"Effect": "Allow", "Principal": {"AWS": INSIDE}, "Action": "sts:AssumeRole"}]));
+    let mut r = role(HOME, "Backdoor", &text);
+    r.tags.insert(OWNER_TAG_KEY.into(), OWNER_TAG_VALUE.into());
+    r.tags.insert(SPEC_TAG_KEY.into(), "audit".into());
+    let claimed = |placed: Option<&[&str]>| {
+        let mut c = ctx();
+        c.placed_specs = placed.map(|p| p.iter().map(|s| s.to_string()).collect());
+        let out = classify(&r, &c);
+        assert_eq!(out.owner.as_deref(), Some("audit"));
+        out.findings
+            .iter()
+            .filter(|f| f.reason.contains("has not placed spec audit"))
+            .map(|f| (f.kind, f.severity))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(claimed(Some(&[])), [(FindingKind::Drifted, Severity::Medium)]);
+    assert_eq!(claimed(Some(&["other"])), [(FindingKind::Drifted, Severity::Medium)]);
+    assert!(claimed(Some(&["audit"])).is_empty());
+    assert!(claimed(None).is_empty());
+}
+
 #[test]
 fn an_unreadable_trust_is_a_finding() {
     for text in [

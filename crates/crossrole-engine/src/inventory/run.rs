@@ -3,7 +3,7 @@
 //! skeleton ([`crate::sweep`]).
 
 use std::{
-    collections::BTreeSet,
+    collections::{BTreeMap, BTreeSet},
     sync::{Arc, Mutex},
 };
 
@@ -12,6 +12,7 @@ use crossrole_core::{
     inventory::{Context, InventoryRole, RoleDetail, classify, former_members},
     ops::{AccountResult, ErrorCode, OperationState, Outcome, Phase},
     org::OrgTree,
+    spec::owner_of,
 };
 use crossrole_store::OperationRow;
 use tokio_util::sync::CancellationToken;
@@ -34,6 +35,8 @@ struct Inventory {
     /// After how many days without use a role is reported unused (the request's).
     unused_after_days: Option<u32>,
     partition: crossrole_core::Partition,
+    /// Where the journal has each spec that a role's ownership tags name placed (read once per spec per run).
+    placements: tokio::sync::Mutex<BTreeMap<String, BTreeSet<String>>>,
     /// The organization as classification sees it, once it is read to its end; its `expected` is filled for one
     /// account at a time.
     context: Mutex<Option<Context>>,
@@ -60,13 +63,16 @@ pub(crate) async fn run(inner: Arc<Inner>, op: OperationRow, cancel: Cancellatio
         seen,
         unused_after_days: records::operation_unused_after_days(&op.spec),
         partition: inner.aws.partition(),
+        placements: tokio::sync::Mutex::new(BTreeMap::new()),
         context: Mutex::new(None),
     };
     sweep::run(inner, op, visit, cancel, sink, span).await
 }
 
 impl Visit for Inventory {
-    type Done = Vec<RoleDetail>;
+    /// The account's roles, and the specs their ownership tags name that the journal has placed in it (`None`: the
+    /// journal could not say).
+    type Done = (Vec<RoleDetail>, Option<BTreeSet<String>>);
     const KIND: &'static str = "inventory";
     const NAME: &'static str = "the inventory";
     const FAILED: &'static str = "read";
@@ -95,12 +101,14 @@ impl Visit for Inventory {
         sweep: &'a Sweep<Self>,
         target: &'a Target,
         iam: &'a AccountIam<'a>,
-    ) -> Result<Vec<RoleDetail>, (crossrole_aws::Error, Phase)> {
+    ) -> Result<Self::Done, (crossrole_aws::Error, Phase)> {
         sweep.sink.emit(&target.account_id, crossrole_core::ops::Event::PhaseStarted { phase: Phase::Read });
-        iam.role_details().await.map_err(|e| (e, Phase::Read))
+        let details = iam.role_details().await.map_err(|e| (e, Phase::Read))?;
+        let placed = self.placed(sweep, &target.account_id, &details).await;
+        Ok((details, placed))
     }
 
-    fn record(&self, sweep: &Sweep<Self>, result: &mut AccountResult, details: Vec<RoleDetail>) {
+    fn record(&self, sweep: &Sweep<Self>, result: &mut AccountResult, (details, placed): Self::Done) {
         // Read, and nothing changed: an inventory writes nothing.
         result.outcome = Outcome::Unchanged;
         let roles: Vec<InventoryRole> = {
@@ -112,6 +120,7 @@ impl Visit for Inventory {
                 return;
             };
             context.expected = expected;
+            context.placed_specs = placed;
             details.iter().map(|d| classify(d, context)).collect()
         };
         sweep.sink.inventory_account(result, &roles);
@@ -123,6 +132,33 @@ impl Visit for Inventory {
             n => format!("{} could not be {}; each says why", rollout::accounts(n as usize), Self::FAILED),
         };
         (OperationState::Succeeded, message)
+    }
+}
+
+impl Inventory {
+    /// The specs the roles' ownership tags name that the journal has placed in `account`; `None` when the journal
+    /// cannot say (then no claim is questioned).
+    async fn placed(&self, sweep: &Sweep<Self>, account: &str, details: &[RoleDetail]) -> Option<BTreeSet<String>> {
+        let claimed: BTreeSet<&str> = details.iter().filter_map(|d| owner_of(&d.tags)).collect();
+        let mut placements = self.placements.lock().await;
+        let mut placed = BTreeSet::new();
+        for spec in claimed {
+            if !placements.contains_key(spec) {
+                match sweep.inner.journal.placements(spec).await {
+                    Ok(accounts) => {
+                        placements.insert(spec.to_string(), accounts.into_iter().collect());
+                    }
+                    Err(e) => {
+                        tracing::warn!(spec, error = %e, "cannot read where the spec is placed; its roles' tags are taken as they are");
+                        return None;
+                    }
+                }
+            }
+            if placements.get(spec).is_some_and(|accounts| accounts.contains(account)) {
+                placed.insert(spec.to_string());
+            }
+        }
+        Some(placed)
     }
 }
 
