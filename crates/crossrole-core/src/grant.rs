@@ -13,6 +13,7 @@ use crate::{
 };
 
 pub mod cut;
+pub mod former;
 
 /// IAM keeps at most this many versions of a managed policy.
 pub const MAX_POLICY_VERSIONS: usize = 5;

@@ -10,8 +10,9 @@ use crossrole_core::{
     AccessSpec,
     ceiling::Organization,
     grant::{
-        GrantPlan,
+        GrantChange, GrantPlan,
         cut::{self, GrantCut},
+        former::{Former, Place},
     },
     guardrails::{self, Finding, OrgContext},
     ops::{
@@ -237,9 +238,11 @@ impl Engine {
         let members = self.members_of(spec, &resolved.tree).await?;
         let findings = guardrails::enforce(spec, self.partition(), OrgContext { member_accounts: Some(&members) })?;
 
+        // The grants the spec had before and no longer has (its `grant` removed, or moved) are cut as its own is.
+        let former = rollout::former::places(&self.inner, spec).await?;
         let (grant, grant_found) = match &spec.grant {
-            None => (None, confirmed::Found::Nothing),
-            Some(g) => {
+            None if former.is_empty() => (None, confirmed::Found::Nothing),
+            g => {
                 let placements: BTreeSet<String> =
                     self.inner.journal.placements(&spec.name).await?.into_iter().collect();
                 let ensure =
@@ -258,8 +261,8 @@ impl Engine {
                     .chain(resolved.skipped.iter().map(|s| s.account.id.clone()))
                     .collect();
                 let left = cut::unnamed(&placements, &touched, &ensure);
-                let (view, found) = self.plan_grant(spec, g, &ensure, (&sessions_in, &left), &env.ctx).await?;
-                (Some(view), found)
+                let cut_in = (&sessions_in, &left);
+                self.plan_grant(spec, g.as_ref(), &former, &ensure, cut_in, &env.ctx).await?
             }
         };
         let fingerprint =
@@ -321,79 +324,107 @@ impl Engine {
         (tree, discovery.tags_read_time(&looked_at).map(millis))
     }
 
-    /// The trusted side's plan for the roles of `ensure` — with, when it cuts the grant, the revocation of the
-    /// sessions (or that they stay, opted out): in `cut_in.0` ([`cut::sessions_in`]) when it is cut from principals,
-    /// else in those of `cut_in.1` ([`cut::unnamed`]) it stops naming — and what it found of the cut for the
-    /// fingerprint; AWS errors are the plan's, reading the organization fails the request.
+    /// The trusted side's plan for the roles of `ensure`, after removing the spec's former grants (`former`:
+    /// [`rollout::former::places`]) — with, when it cuts the grant (a former one, or the spec's), the revocation of
+    /// the sessions (or that they stay, opted out): in `cut_in.0` ([`cut::sessions_in`]) when it is cut from
+    /// principals, else in those of `cut_in.1` ([`cut::unnamed`]) it stops naming — and what it found of the cut
+    /// for the fingerprint; AWS errors are the plan's, reading the organization fails the request. No view when
+    /// the spec has no grant and no former one is left.
     async fn plan_grant(
         &self,
         spec: &AccessSpec,
-        g: &TrustedGrant,
+        g: Option<&TrustedGrant>,
+        former: &BTreeSet<Place>,
         ensure: &BTreeSet<String>,
         cut_in: (&BTreeSet<String>, &BTreeSet<String>),
         ctx: &CallContext,
-    ) -> Result<(GrantPlanView, confirmed::Found), Error> {
+    ) -> Result<(Option<GrantPlanView>, confirmed::Found), Error> {
+        let mut formers = Vec::new();
+        for place in former {
+            match rollout::former::read(&self.inner, spec, place, ctx, "crossrole-plan").await {
+                Ok(found) => formers.extend(found),
+                Err(e) => {
+                    let gp = GrantPlanView {
+                        account_id: place.0.clone(),
+                        policy_arn: rollout::former::arn_of(&self.inner, place),
+                        changes: Vec::new(),
+                        error: Some(e),
+                    };
+                    return Ok((Some(gp), confirmed::Found::Unread));
+                }
+            }
+        }
+        let (account_id, policy_arn) = match (g, formers.first()) {
+            (Some(g), _) => (g.account_id.clone(), g.policy_arn(self.partition())),
+            // No grant now: the view is the former one's.
+            (None, Some(f)) => (f.account_id.clone(), f.policy_arn.clone()),
+            (None, None) => return Ok((None, confirmed::Found::Nothing)),
+        };
         let mut gp = GrantPlanView {
-            account_id: g.account_id.clone(),
-            policy_arn: g.policy_arn(self.partition()),
-            changes: Vec::new(),
+            account_id,
+            policy_arn,
+            changes: formers.iter().flat_map(Former::shown).collect(),
             error: None,
         };
-        let open = || async {
-            let creds = self
-                .inner
-                .broker
-                .bootstrap(ctx, &g.account_id, None, "crossrole-plan")
-                .await
-                .map_err(|e| account::error_from(&e, Phase::Assume))?;
-            let iam = AccountIam {
-                iam: self.inner.aws.iam(&creds),
-                account: creds.account_id.clone(),
-                calls: &self.inner.calls,
-                ctx,
+        let mut changes: Vec<GrantChange> = formers.iter().flat_map(Former::cut_from).collect();
+        if let Some(g) = g {
+            let open = || async {
+                let creds = self
+                    .inner
+                    .broker
+                    .bootstrap(ctx, &g.account_id, None, "crossrole-plan")
+                    .await
+                    .map_err(|e| account::error_from(&e, Phase::Assume))?;
+                let iam = AccountIam {
+                    iam: self.inner.aws.iam(&creds),
+                    account: creds.account_id.clone(),
+                    calls: &self.inner.calls,
+                    ctx,
+                };
+                Ok::<_, AccountError>(iam.read_grant(&gp.policy_arn).await)
             };
-            Ok::<_, AccountError>(iam.read_grant(&gp.policy_arn).await)
-        };
-        let mut observed = open().await;
-        if let Ok(Err(e)) = &observed
-            && self.inner.broker.stale(&g.account_id, e)
-        {
-            observed = open().await;
-        }
-        let observed = match observed {
-            Ok(Ok(o)) => o,
-            Ok(Err(e)) => {
-                gp.error = Some(account::error_from(&e, Phase::Read));
-                return Ok((gp, confirmed::Found::Unread));
+            let mut observed = open().await;
+            if let Ok(Err(e)) = &observed
+                && self.inner.broker.stale(&g.account_id, e)
+            {
+                observed = open().await;
             }
-            Err(e) => {
-                gp.error = Some(e);
-                return Ok((gp, confirmed::Found::Unread));
-            }
-        };
-        let mut found = confirmed::Found::Nothing;
-        match rollout::grant_plan(&self.inner, spec, g, Some(ensure), observed.as_ref(), ctx).await? {
-            GrantPlan::InSync => {}
-            GrantPlan::Changes(c) => {
-                gp.changes = c.iter().map(|c| c.shown()).collect();
-                // Shown after the grant's own changes: the sessions are revoked once it is cut.
-                let (sessions_in, left) = cut_in;
-                let cut = GrantCut::of(&c, &spec.role.name, sessions_in.clone(), left, rollout::cut_revoke(spec));
-                gp.changes.extend(cut.as_ref().map(GrantCut::shown));
-                found = confirmed::grant_found(&confirmed::key(&self.inner.config.journal_key), cut.as_ref());
-            }
-            GrantPlan::Conflict { owner } => {
-                gp.error = Some(AccountError::new(
-                    ErrorCode::NotOwned,
-                    match owner {
-                        Some(o) => format!("{} belongs to crossrole spec {o:?}", gp.policy_arn),
-                        None => format!("{} exists and is not managed by crossrole", gp.policy_arn),
-                    },
-                    Phase::Plan,
-                ))
+            let observed = match observed {
+                Ok(Ok(o)) => o,
+                Ok(Err(e)) => {
+                    gp.error = Some(account::error_from(&e, Phase::Read));
+                    return Ok((Some(gp), confirmed::Found::Unread));
+                }
+                Err(e) => {
+                    gp.error = Some(e);
+                    return Ok((Some(gp), confirmed::Found::Unread));
+                }
+            };
+            match rollout::grant_plan(&self.inner, spec, g, Some(ensure), observed.as_ref(), ctx).await? {
+                GrantPlan::InSync => {}
+                GrantPlan::Changes(c) => {
+                    gp.changes.extend(c.iter().map(|c| c.shown()));
+                    changes.extend(c);
+                }
+                GrantPlan::Conflict { owner } => {
+                    gp.error = Some(AccountError::new(
+                        ErrorCode::NotOwned,
+                        match owner {
+                            Some(o) => format!("{} belongs to crossrole spec {o:?}", gp.policy_arn),
+                            None => format!("{} exists and is not managed by crossrole", gp.policy_arn),
+                        },
+                        Phase::Plan,
+                    ));
+                    return Ok((Some(gp), confirmed::Found::Nothing));
+                }
             }
         }
-        Ok((gp, found))
+        // Shown after the grant's own changes: the sessions are revoked once it is cut.
+        let (sessions_in, left) = cut_in;
+        let cut = GrantCut::of(&changes, &spec.role.name, sessions_in.clone(), left, rollout::cut_revoke(spec));
+        gp.changes.extend(cut.as_ref().map(GrantCut::shown));
+        let found = confirmed::grant_found(&confirmed::key(&self.inner.config.journal_key), cut.as_ref());
+        Ok((Some(gp), found))
     }
 
     /// Checks each account's role against the spec, and that the trusted side can assume it.

@@ -237,3 +237,167 @@ async fn a_role_kept_where_its_account_left_the_targets_is_cut_from_the_grant_an
     let again = w.engine.plan_with(&spec, Audience::Trusted, OrganizationRead::Fresh).await.unwrap();
     assert!(grant_changes(&again).is_empty(), "{:?}", grant_changes(&again));
 }
+
+/// The spec without its grant, or with it in `grant` (YAML under `grant:`).
+fn moved(grant: &str) -> AccessSpec {
+    let grant = if grant.is_empty() { String::new() } else { format!("grant:\n{grant}") };
+    let management = account(1);
+    AccessSpec::from_yaml(&format!(
+        "name: audit\nrole:\n  name: Audit\n  path: /crossrole/\n  trust:\n    account_ids: [\"{SECURITY}\", \"{management}\"]\n\
+         targets:\n  organizational_unit_ids: [ou-root-workload]\n{grant}"
+    ))
+    .unwrap()
+}
+
+fn kinds_of(changes: &[ShownChange]) -> Vec<ChangeKind> {
+    changes.iter().map(|c| c.kind).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_grant_removed_from_the_spec_is_cut_as_a_destroy_cuts_it_and_the_sessions_revoked() {
+    let (w, clock) = clocked(2);
+    let placed = run(&w, OperationKind::Apply, &granted("alice", "")).await;
+    assert_eq!(placed.state, OperationState::Succeeded, "{}", placed.message);
+    clock.advance(MINUTE);
+
+    // The `grant:` section removed: the plan shows the grant crossrole placed detached from everyone it reaches
+    // and deleted, then the revocation of the role's sessions where it stays — written nowhere yet.
+    let without = moved("");
+    let plan = w.engine.plan(&without).await.unwrap();
+    let changes = grant_changes(&plan);
+    assert_eq!(
+        kinds_of(&changes),
+        [
+            ChangeKind::DetachGrantPolicy,
+            ChangeKind::DetachGrantPolicy,
+            ChangeKind::DeleteGrantPolicy,
+            ChangeKind::RevokeSessions
+        ],
+        "{changes:?}"
+    );
+    assert_eq!(plan.grant.as_ref().unwrap().policy_arn, GRANT_ARN);
+    assert_eq!(changes[0].subject, format!("user/alice in {SECURITY} (former grant)"));
+    assert_eq!(changes[1].subject, format!("group/auditors in {SECURITY} (former grant)"));
+    assert_eq!(
+        changes[3].after,
+        format!(
+            "deny every session of role Audit issued before the grant is cut (aws:TokenIssueTime), in 2 accounts \
+             (200000000000, 200000000001), after the cut, because the grant no longer reaches user alice in \
+             {SECURITY} (former grant), group auditors in {SECURITY} (former grant)"
+        )
+    );
+    assert!(w.fake.policy(SECURITY, GRANT_ARN).is_some(), "a plan writes nothing");
+
+    let op = w.engine.start(confirmed(&without, &plan.fingerprint)).await.unwrap();
+    let op = w.engine.wait(&op.id).await.unwrap();
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    // Read back from IAM: the policy crossrole placed is gone, so attached to no one.
+    assert_eq!(w.fake.policy(SECURITY, GRANT_ARN), None);
+    let revoke = revocations(&w).await.pop().expect("a revocation was started");
+    let said = cut_events(&w.engine.events(&op.id, 0, 1000).await.unwrap());
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert_eq!(said[0].after, format!("{} (operation {})", changes[3].after, revoke.id));
+    let revoke = w.engine.wait(&revoke.id).await.unwrap();
+    assert_eq!((revoke.state, revoke.counts.changed), (OperationState::Succeeded, 2), "{}", revoke.message);
+    assert!((0..2).all(|i| revocation_in(&w, i).is_some()));
+    // Cut, nothing is left to cut.
+    let again = w.engine.plan(&without).await.unwrap();
+    assert!(again.grant.is_none(), "{:?}", again.grant);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_grant_moved_to_another_account_is_cut_where_it_was() {
+    let (w, clock) = clocked(2);
+    let elsewhere = account(1);
+    w.fake.add_principals(&elsewhere, &["carol"], &[]);
+    run(&w, OperationKind::Apply, &granted("alice", "")).await;
+    clock.advance(MINUTE);
+
+    let spec = moved(&format!("  account_id: \"{elsewhere}\"\n  user_names: [carol]\n"));
+    let plan = w.engine.plan(&spec).await.unwrap();
+    let changes = grant_changes(&plan);
+    assert_eq!(
+        kinds_of(&changes),
+        [
+            ChangeKind::DetachGrantPolicy,
+            ChangeKind::DetachGrantPolicy,
+            ChangeKind::DeleteGrantPolicy,
+            ChangeKind::CreateGrantPolicy,
+            ChangeKind::AttachGrantPolicy,
+            ChangeKind::RevokeSessions
+        ],
+        "{changes:?}"
+    );
+    assert_eq!(changes[2].subject, format!("{GRANT_ARN} (former grant)"));
+    assert!(changes[5].after.contains("in 2 accounts (200000000000, 200000000001)"), "{}", changes[5].after);
+
+    let op = w.engine.start(confirmed(&spec, &plan.fingerprint)).await.unwrap();
+    let op = w.engine.wait(&op.id).await.unwrap();
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    assert_eq!(w.fake.policy(SECURITY, GRANT_ARN), None, "alice and auditors no longer have it");
+    let new_arn = format!("arn:aws:iam::{elsewhere}:policy/crossrole/crossrole-assume-audit");
+    let attached = w.fake.policy(&elsewhere, &new_arn).unwrap().attachments;
+    assert_eq!(attached, BTreeSet::from([(PrincipalKind::User, "carol".to_string())]));
+    let revoke = w.engine.wait(&revocations(&w).await.pop().expect("revoked").id).await.unwrap();
+    assert_eq!((revoke.state, revoke.counts.changed), (OperationState::Succeeded, 2), "{}", revoke.message);
+    let again = w.engine.plan(&spec).await.unwrap();
+    assert!(grant_changes(&again).is_empty(), "{:?}", grant_changes(&again));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_confirmed_apply_cuts_a_former_grant_only_from_whom_its_plan_showed() {
+    let (w, clock) = clocked(2);
+    run(&w, OperationKind::Apply, &granted("alice", "")).await;
+    clock.advance(MINUTE);
+    let plan = w.engine.plan(&moved("")).await.unwrap();
+    // Bob is given the grant after the plan: the apply would cut him too, which the plan did not show.
+    run(&w, OperationKind::Apply, &granted("alice, bob", "")).await;
+    let op = w.engine.start(confirmed(&moved(""), &plan.fingerprint)).await.unwrap();
+    let op = w.engine.wait(&op.id).await.unwrap();
+    assert_eq!(op.state, OperationState::Failed, "{}", op.message);
+    assert!(op.message.contains("which is not what the plan showed"), "{}", op.message);
+    let attached = w.fake.policy(SECURITY, GRANT_ARN).unwrap().attachments;
+    assert_eq!(attached.len(), 3, "untouched: {attached:?}");
+    assert!(revocations(&w).await.is_empty(), "nothing revoked");
+}
+
+#[tokio::test(start_paused = true)]
+async fn opted_out_a_removed_grant_keeps_sessions_and_a_policy_crossrole_did_not_make_is_never_touched() {
+    let (w, clock) = clocked(2);
+    let keep = "  revoke_sessions_on_narrowing: false\n";
+    run(&w, OperationKind::Apply, &granted("alice", keep)).await;
+    clock.advance(MINUTE);
+    let without = AccessSpec::from_yaml(&format!(
+        "name: audit\nrole:\n  name: Audit\n  path: /crossrole/\n  trust:\n    account_ids: [\"{SECURITY}\"]\n{keep}\
+         targets:\n  organizational_unit_ids: [ou-root-workload]\n"
+    ))
+    .unwrap();
+    let plan = w.engine.plan(&without).await.unwrap();
+    let changes = grant_changes(&plan);
+    let not = changes.iter().find(|c| c.kind == ChangeKind::SessionsNotRevoked).expect("the plan says so");
+    assert!(not.after.contains(&format!("user alice in {SECURITY} (former grant)")), "{}", not.after);
+    let op = w.engine.start(confirmed(&without, &plan.fingerprint)).await.unwrap();
+    let op = w.engine.wait(&op.id).await.unwrap();
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    assert_eq!(w.fake.policy(SECURITY, GRANT_ARN), None);
+    assert!(revocations(&w).await.is_empty() && (0..2).all(|i| revocation_in(&w, i).is_none()));
+
+    // A policy of that name made by hand where the former grant was: not crossrole's, never shown nor touched.
+    let (w, _) = clocked(2);
+    run(&w, OperationKind::Apply, &granted("alice", "")).await;
+    w.fake.with_account(SECURITY, |a| a.create_policy_by_hand(GRANT_ARN, "{\"Version\":\"2012-10-17\"}"));
+    let plan = w.engine.plan(&moved("")).await.unwrap();
+    assert!(plan.grant.is_none(), "{:?}", plan.grant);
+    let op = run(&w, OperationKind::Apply, &moved("")).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    assert!(w.fake.policy(SECURITY, GRANT_ARN).is_some(), "left in place");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_destroy_removes_the_grant_the_spec_no_longer_has() {
+    let (w, _) = clocked(1);
+    run(&w, OperationKind::Apply, &granted("alice", "")).await;
+    let op = run(&w, OperationKind::Destroy, &moved("")).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    assert_eq!(w.fake.policy(SECURITY, GRANT_ARN), None);
+}

@@ -8,7 +8,11 @@ use std::collections::BTreeSet;
 use crossrole_aws::{calls::CallContext, reconcile::AccountIam};
 use crossrole_core::{
     AccessSpec,
-    grant::{self, GrantPlan, cut::GrantCut},
+    grant::{
+        self, GrantChange, GrantPlan,
+        cut::GrantCut,
+        former::{Former, Place},
+    },
     ops::{Event, Outcome},
     policy::grant_policy,
     revocation::Revoke,
@@ -90,65 +94,100 @@ pub(super) async fn reached(
     Ok(Reached { ensure: accounts, sessions_in, left })
 }
 
-/// Plans and applies the trusted side's policy as `want` says. Returns the cut it made, if any: the principals it
-/// was detached from (they may no longer assume the spec's roles) and what becomes of their sessions. A cut that
-/// is not the confirmed plan's writes nothing.
+/// Plans and applies the trusted side's policy as `want` says, after removing the spec's former grants (`former`:
+/// [`super::former::places`]). Returns the cut it made, if any: the principals the grant (now or former) was
+/// detached from (they may no longer assume the spec's roles) and what becomes of their sessions. A cut that is not
+/// the confirmed plan's writes nothing; nor does a policy that cannot be read or planned.
+#[allow(clippy::too_many_arguments)] // the run's context, passed as the other steps take it
 pub(super) async fn trusted_side(
     inner: &Inner,
     spec: &AccessSpec,
-    g: &TrustedGrant,
+    g: Option<&TrustedGrant>,
+    former: &BTreeSet<Place>,
     want: Want<'_>,
     ctx: &CallContext,
     op_id: &str,
     sink: &EventSink,
 ) -> Result<Option<GrantCut>, String> {
-    // The grant policy is shared by every operation of the spec: one writer at a time, like roles.
-    let _guard =
-        inner.locks.lock(&g.account_id, &format!("policy{}{}", TrustedGrant::POLICY_PATH, g.policy_name), op_id).await;
+    // A grant policy is shared by every operation of the spec: one writer at a time, like roles — taken in one
+    // order, so two operations that each remove the other's grant do not wait on each other.
+    let mut places: BTreeSet<&Place> = former.iter().collect();
+    let now = g.map(|g| (g.account_id.clone(), g.policy_name.clone()));
+    places.extend(now.as_ref());
+    let mut _guards = Vec::new();
+    for (account, name) in places {
+        _guards.push(inner.locks.lock(account, &format!("policy{}{name}", TrustedGrant::POLICY_PATH), op_id).await);
+    }
     let session = format!("crossrole-{op_id}");
-    let arn = g.policy_arn(inner.aws.partition());
-    let open = || async {
-        let creds = inner.broker.bootstrap(ctx, &g.account_id, None, &session).await.map_err(|e| e.to_string())?;
-        let iam =
-            AccountIam { iam: inner.aws.iam(&creds), account: creds.account_id.clone(), calls: &inner.calls, ctx };
-        let observed = iam.read_grant(&arn).await;
-        Ok::<_, String>((iam, observed))
-    };
-    let (mut iam, mut observed) = open().await?;
-    if observed.as_ref().is_err_and(|e| inner.broker.stale(&g.account_id, e)) {
-        (iam, observed) = open().await?;
+    let mut formers = Vec::new();
+    for place in former {
+        formers.extend(super::former::read(inner, spec, place, ctx, &session).await.map_err(|e| e.message)?);
     }
-    let observed = observed.map_err(|e| e.to_string())?;
-    let ensure = match &want {
-        Want::Removed => None,
-        Want::Naming { reached, .. } => Some(&reached.ensure),
-    };
-    let plan = grant_plan(inner, spec, g, ensure, observed.as_ref(), ctx).await.map_err(|e| e.to_string())?;
-    match plan {
-        GrantPlan::InSync => Ok(None),
-        GrantPlan::Conflict { owner } => Err(match owner {
-            Some(o) => format!("policy {arn} belongs to crossrole spec {o:?}"),
-            None => format!("policy {arn} exists and is not managed by crossrole; it is left untouched"),
-        }),
-        GrantPlan::Changes(changes) => {
-            // The principals the grant no longer reaches: their sessions of the spec's roles are to be revoked.
-            let cut = match &want {
-                Want::Removed => None,
-                Want::Naming { reached, confirmed } => {
-                    let sessions_in = reached.sessions_in.clone();
-                    let cut = GrantCut::of(&changes, &spec.role.name, sessions_in, &reached.left, cut_revoke(spec));
-                    if let Some(plan) = confirmed {
-                        plan.check_grant(&confirmed::key(&inner.config.journal_key), cut.as_ref())?;
-                    }
-                    cut
-                }
+    let current = match g {
+        None => None,
+        Some(g) => {
+            let arn = g.policy_arn(inner.aws.partition());
+            let open = || async {
+                let creds =
+                    inner.broker.bootstrap(ctx, &g.account_id, None, &session).await.map_err(|e| e.to_string())?;
+                let iam = AccountIam {
+                    iam: inner.aws.iam(&creds),
+                    account: creds.account_id.clone(),
+                    calls: &inner.calls,
+                    ctx,
+                };
+                let observed = iam.read_grant(&arn).await;
+                Ok::<_, String>((iam, observed))
             };
-            iam.apply_grant(&arn, &changes, |c| sink.emit(&g.account_id, Event::ChangeApplied { change: c.shown() }))
-                .await
-                .map_err(|e| e.to_string())?;
-            Ok(cut)
+            let (mut iam, mut observed) = open().await?;
+            if observed.as_ref().is_err_and(|e| inner.broker.stale(&g.account_id, e)) {
+                (iam, observed) = open().await?;
+            }
+            let observed = observed.map_err(|e| e.to_string())?;
+            let ensure = match &want {
+                Want::Removed => None,
+                Want::Naming { reached, .. } => Some(&reached.ensure),
+            };
+            let plan = grant_plan(inner, spec, g, ensure, observed.as_ref(), ctx).await.map_err(|e| e.to_string())?;
+            match plan {
+                GrantPlan::InSync => None,
+                GrantPlan::Conflict { owner } => {
+                    return Err(match owner {
+                        Some(o) => format!("policy {arn} belongs to crossrole spec {o:?}"),
+                        None => format!("policy {arn} exists and is not managed by crossrole; it is left untouched"),
+                    });
+                }
+                GrantPlan::Changes(changes) => Some((g, iam, arn, changes)),
+            }
         }
+    };
+    // The principals the grant (a former one, or the spec's now) no longer reaches: their sessions of the spec's
+    // roles are to be revoked.
+    let cut = match &want {
+        Want::Removed => None,
+        Want::Naming { reached, confirmed } => {
+            let changes: Vec<GrantChange> = formers
+                .iter()
+                .flat_map(Former::cut_from)
+                .chain(current.iter().flat_map(|(_, _, _, c)| c.iter().cloned()))
+                .collect();
+            let sessions_in = reached.sessions_in.clone();
+            let cut = GrantCut::of(&changes, &spec.role.name, sessions_in, &reached.left, cut_revoke(spec));
+            if let Some(plan) = confirmed {
+                plan.check_grant(&confirmed::key(&inner.config.journal_key), cut.as_ref())?;
+            }
+            cut
+        }
+    };
+    for f in &formers {
+        super::former::remove(inner, f, ctx, &session, sink).await?;
     }
+    if let Some((g, iam, arn, changes)) = current {
+        iam.apply_grant(&arn, &changes, |c| sink.emit(&g.account_id, Event::ChangeApplied { change: c.shown() }))
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(cut)
 }
 
 /// Whether a cut from principals revokes their sessions: as the spec says (a request's `keep_sessions` turned its

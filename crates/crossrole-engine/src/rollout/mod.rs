@@ -23,6 +23,7 @@
 //!
 //! A binding's operations take turns ([`turn`]): one starts its work once the binding's earlier ones have ended.
 
+pub(crate) mod former;
 mod grant;
 pub(crate) mod source;
 mod turn;
@@ -197,10 +198,19 @@ async fn drive(
         confirmed,
     });
 
-    // A destroy cuts access first; if it cannot, no role is touched.
-    if let (Some(g), OperationKind::Destroy) = (grant, kind)
-        && let Err(message) = grant::trusted_side(inner, &spec, g, grant::Want::Removed, &ctx, &op.id, sink).await
-    {
+    // A destroy cuts access first — its grant, and any grant the spec had before (a former one) — if it cannot, no
+    // role is touched.
+    let removed = match kind {
+        OperationKind::Destroy if !op.dry_run => match former::places(inner, &spec).await.map_err(former_unread) {
+            Ok(former) if grant.is_none() && former.is_empty() => Ok(None),
+            Ok(former) => {
+                grant::trusted_side(inner, &spec, grant, &former, grant::Want::Removed, &ctx, &op.id, sink).await
+            }
+            Err(message) => Err(message),
+        },
+        _ => Ok(None),
+    };
+    if let Err(message) = removed {
         let why = format!("the trusted side's policy could not be removed first: {message}");
         let (part_way, never): (Vec<Target>, Vec<Target>) = pending.into_iter().partition(Target::part_way);
         not_started(sink, &never, &format!("not started: {why}"));
@@ -222,6 +232,11 @@ async fn drive(
     let ending = rollout.finish(op, kind, scope.as_ref(), cancel, grant).await;
     // Stopped part-way through the ending (the fence passed while the grant was written): not an ending.
     (!inner.shutdown.is_cancelled() || cancel.is_cancelled()).then_some(ending)
+}
+
+/// Why the spec's former grants are not known.
+fn former_unread(e: crate::Error) -> String {
+    format!("the spec's earlier operations, which say where its former grants are, cannot be read: {e}")
 }
 
 /// Marks the operation RUNNING — only from the state it was read in, so never over a cancel asked meanwhile (on
@@ -460,14 +475,25 @@ impl Rollout {
         }
         let spec = &self.env.spec;
         let mut trusted_error = None;
-        if let (Some(g), OperationKind::Apply | OperationKind::Reconcile) = (grant, kind) {
+        // The grants the spec had before and no longer has (its `grant` removed, or moved) are cut with it.
+        let former = match kind {
+            OperationKind::Apply | OperationKind::Reconcile if !op.dry_run => {
+                former::places(inner, spec).await.map_err(former_unread)
+            }
+            _ => Ok(Default::default()),
+        };
+        let former = match former {
+            Ok(former) => former,
+            Err(message) => return Ending { state: OperationState::Failed, message },
+        };
+        if matches!(kind, OperationKind::Apply | OperationKind::Reconcile) && (grant.is_some() || !former.is_empty()) {
             let reached = match grant::reached(inner, op, spec, scope, &self.env.ctx).await {
                 Ok(e) => e,
                 Err(message) => return Ending { state: OperationState::Failed, message },
             };
             let confirmed = self.env.confirmed.as_deref();
             let want = grant::Want::Naming { reached: &reached, confirmed };
-            match grant::trusted_side(inner, spec, g, want, &self.env.ctx, &op.id, &sink).await {
+            match grant::trusted_side(inner, spec, grant, &former, want, &self.env.ctx, &op.id, &sink).await {
                 Err(message) => trusted_error = Some(format!("trusted side: {message}")),
                 Ok(Some(cut)) => {
                     if let Err(message) = revoke_for_the_cut(inner, op, spec, &cut, &sink).await {

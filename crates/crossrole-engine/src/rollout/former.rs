@@ -1,0 +1,119 @@
+//! The grants a spec no longer has ([`crossrole_core::grant::former`]): where the spec's earlier applies and
+//! reconciles placed a grant that is not its grant now (its `grant` section removed, its account or policy name
+//! changed). The spec as it is now no longer says where that was; the journal's records of those operations do
+//! ([`places`]). What is there now is read from IAM ([`read`]): the policy, if it is still there and tagged as this
+//! spec's, is removed as a destroy removes it; one that is not this spec's is never touched.
+
+use std::collections::BTreeSet;
+
+use crossrole_aws::{calls::CallContext, reconcile::AccountIam};
+use crossrole_core::{
+    AccessSpec,
+    grant::{
+        ObservedGrant,
+        former::{self, Former, Place},
+    },
+    names,
+    ops::{AccountError, Event, OperationKind, Phase},
+    spec::{RawSpec, TrustedGrant},
+};
+use crossrole_store::OperationFilter;
+
+use crate::{Error, Inner, account::error_from, events::EventSink, records};
+
+/// Where the spec's earlier applies and reconciles placed a grant that is not `spec`'s grant now, as the journal
+/// records them. A record this crossroled cannot read is passed over (and logged).
+pub(crate) async fn places(inner: &Inner, spec: &AccessSpec) -> Result<BTreeSet<Place>, Error> {
+    let filter = OperationFilter { spec_name: spec.name.clone(), ..Default::default() };
+    let mut earlier = BTreeSet::new();
+    let mut before = None;
+    loop {
+        let (rows, next) = inner.journal.list_operations(&filter, 200, before).await?;
+        for row in &rows {
+            if !matches!(records::kind_of(row.kind), Some(OperationKind::Apply | OperationKind::Reconcile)) {
+                continue;
+            }
+            match records::decode::<RawSpec>(&row.spec, &format!("the spec of operation {}", row.id)) {
+                Ok(raw) => {
+                    earlier.extend(raw.grant.map(|g| former::place_of(&spec.name, &g.account_id, &g.policy_name)))
+                }
+                Err(e) => tracing::warn!(operation = row.id, error = %e, "its grant is not known: record unreadable"),
+            }
+        }
+        match next {
+            Some(next) if !rows.is_empty() => before = Some(next),
+            _ => break,
+        }
+    }
+    Ok(former::places(&earlier, spec.grant.as_ref()))
+}
+
+/// The IAM of `account` for this operation (`session`), and what it has at `arn`; a stale session is opened again
+/// once.
+async fn open<'a>(
+    inner: &'a Inner,
+    account: &str,
+    arn: &str,
+    ctx: &'a CallContext,
+    session: &str,
+) -> Result<(AccountIam<'a>, Option<ObservedGrant>), AccountError> {
+    let once = || async {
+        let creds =
+            inner.broker.bootstrap(ctx, account, None, session).await.map_err(|e| error_from(&e, Phase::Assume))?;
+        let iam =
+            AccountIam { iam: inner.aws.iam(&creds), account: creds.account_id.clone(), calls: &inner.calls, ctx };
+        let observed = iam.read_grant(arn).await;
+        Ok::<_, AccountError>((iam, observed))
+    };
+    let (mut iam, mut observed) = once().await?;
+    if observed.as_ref().is_err_and(|e| inner.broker.stale(account, e)) {
+        (iam, observed) = once().await?;
+    }
+    Ok((iam, observed.map_err(|e| error_from(&e, Phase::Read))?))
+}
+
+/// The ARN of the grant policy at `place`.
+pub(crate) fn arn_of(inner: &Inner, place: &Place) -> String {
+    names::policy_arn(inner.aws.partition(), &place.0, TrustedGrant::POLICY_PATH, &place.1)
+}
+
+/// What removing the former grant at `place` does: `None` when it is gone, or not this spec's (crossrole never
+/// touches a policy it did not create for the spec; logged). Fails, saying which policy, when it cannot be read.
+pub(crate) async fn read(
+    inner: &Inner,
+    spec: &AccessSpec,
+    place: &Place,
+    ctx: &CallContext,
+    session: &str,
+) -> Result<Option<Former>, AccountError> {
+    let arn = arn_of(inner, place);
+    let (_, observed) = open(inner, &place.0, &arn, ctx, session).await.map_err(|mut e| {
+        e.message = format!("the former grant {arn} cannot be read: {}", e.message);
+        e
+    })?;
+    match former::plan_former(&spec.name, &place.0, &arn, observed.as_ref()) {
+        Ok(found) => Ok(found),
+        Err(why) => {
+            tracing::info!(spec = spec.name, "former grant not removed: {why}");
+            Ok(None)
+        }
+    }
+}
+
+/// Removes `former` as planned, each change said as it is made.
+pub(crate) async fn remove(
+    inner: &Inner,
+    former: &Former,
+    ctx: &CallContext,
+    session: &str,
+    sink: &EventSink,
+) -> Result<(), String> {
+    let (iam, _) = open(inner, &former.account_id, &former.policy_arn, ctx, session)
+        .await
+        .map_err(|e| format!("the former grant {}: {}", former.policy_arn, e.message))?;
+    iam.apply_grant(&former.policy_arn, &former.changes, |c| {
+        sink.emit(&former.account_id, Event::ChangeApplied { change: former.show(c) })
+    })
+    .await
+    .map_err(|e| format!("the former grant {}: {e}", former.policy_arn))
+}
