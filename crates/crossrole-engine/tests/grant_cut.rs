@@ -401,3 +401,24 @@ async fn a_destroy_removes_the_grant_the_spec_no_longer_has() {
     assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
     assert_eq!(w.fake.policy(SECURITY, GRANT_ARN), None);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_grant_never_placed_is_not_looked_for() {
+    let (w, _) = clocked(1);
+    // The grant's account mistyped: the apply fails at the trusted side, having written nothing there.
+    let typo = AccessSpec::from_yaml(&format!(
+        "name: audit\nrole:\n  name: Audit\n  path: /crossrole/\n  trust:\n    account_ids: [\"{SECURITY}\", \
+         \"123456789012\"]\ntargets:\n  organizational_unit_ids: [ou-root-workload]\ngrant:\n  account_id: \
+         \"123456789012\"\n  user_names: [alice]\n"
+    ))
+    .unwrap();
+    let failed = run(&w, OperationKind::Apply, &typo).await;
+    assert_eq!(failed.state, OperationState::Failed, "{}", failed.message);
+    assert!(failed.message.contains("trusted side"), "{}", failed.message);
+    // Corrected: nothing is looked for where no grant was placed, and the apply succeeds.
+    let plan = w.engine.plan(&granted("alice", "")).await.unwrap();
+    let changes = grant_changes(&plan);
+    assert!(!changes.iter().any(|c| c.subject.contains("former grant")), "{changes:?}");
+    let op = run(&w, OperationKind::Apply, &granted("alice", "")).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+}

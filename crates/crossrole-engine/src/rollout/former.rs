@@ -14,7 +14,7 @@ use crossrole_core::{
         former::{self, Former, Place},
     },
     names,
-    ops::{AccountError, Event, OperationKind, Phase},
+    ops::{AccountError, ChangeKind, Event, OperationEvent, OperationKind, OperationState, Phase},
     spec::{RawSpec, TrustedGrant},
 };
 use crossrole_store::OperationFilter;
@@ -22,22 +22,37 @@ use crossrole_store::OperationFilter;
 use crate::{Error, Inner, account::error_from, events::EventSink, records};
 
 /// Where the spec's earlier applies and reconciles placed a grant that is not `spec`'s grant now, as the journal
-/// records them. A record this crossroled cannot read is passed over (and logged).
+/// records them: an operation that succeeded wrote its grant (or found it in place); one that did not (failed,
+/// cancelled, unfinished) counts where its events say it wrote the grant; a dry run never does. So a grant that was
+/// never placed (an account mistyped, then corrected) is not looked for. A record this crossroled cannot read is
+/// passed over (and logged).
 pub(crate) async fn places(inner: &Inner, spec: &AccessSpec) -> Result<BTreeSet<Place>, Error> {
     let filter = OperationFilter { spec_name: spec.name.clone(), ..Default::default() };
-    let mut earlier = BTreeSet::new();
+    let succeeded = records::stored_state(OperationState::Succeeded);
+    let mut placed = BTreeSet::new();
+    let mut maybe: Vec<(Place, String)> = Vec::new();
     let mut before = None;
     loop {
         let (rows, next) = inner.journal.list_operations(&filter, 200, before).await?;
         for row in &rows {
-            if !matches!(records::kind_of(row.kind), Some(OperationKind::Apply | OperationKind::Reconcile)) {
+            if row.dry_run
+                || !matches!(records::kind_of(row.kind), Some(OperationKind::Apply | OperationKind::Reconcile))
+            {
                 continue;
             }
-            match records::decode::<RawSpec>(&row.spec, &format!("the spec of operation {}", row.id)) {
-                Ok(raw) => {
-                    earlier.extend(raw.grant.map(|g| former::place_of(&spec.name, &g.account_id, &g.policy_name)))
+            let place = match records::decode::<RawSpec>(&row.spec, &format!("the spec of operation {}", row.id)) {
+                Ok(raw) => raw.grant.map(|g| former::place_of(&spec.name, &g.account_id, &g.policy_name)),
+                Err(e) => {
+                    tracing::warn!(operation = row.id, error = %e, "its grant is not known: record unreadable");
+                    None
                 }
-                Err(e) => tracing::warn!(operation = row.id, error = %e, "its grant is not known: record unreadable"),
+            };
+            match place {
+                Some(place) if row.state == succeeded => {
+                    placed.insert(place);
+                }
+                Some(place) => maybe.push((place, row.id.clone())),
+                None => {}
             }
         }
         match next {
@@ -45,7 +60,35 @@ pub(crate) async fn places(inner: &Inner, spec: &AccessSpec) -> Result<BTreeSet<
             _ => break,
         }
     }
-    Ok(former::places(&earlier, spec.grant.as_ref()))
+    let candidates = former::places(maybe.iter().map(|(p, _)| p), spec.grant.as_ref());
+    for (place, op) in maybe {
+        if candidates.contains(&place) && !placed.contains(&place) && wrote_grant(inner, &op, &place.0).await? {
+            placed.insert(place);
+        }
+    }
+    Ok(former::places(&placed, spec.grant.as_ref()))
+}
+
+/// Whether operation `op`'s events say it wrote the grant in `account` (created, updated or attached it).
+async fn wrote_grant(inner: &Inner, op: &str, account: &str) -> Result<bool, Error> {
+    let mut after = 0;
+    loop {
+        let rows = inner.journal.read_events(op, after, 1000).await?;
+        let Some(last) = rows.last() else { return Ok(false) };
+        after = last.sequence;
+        for row in &rows {
+            let Ok(e) = records::decode::<OperationEvent>(&row.payload, "an event") else { continue };
+            if let Event::ChangeApplied { change } = &e.event
+                && e.account_id == account
+                && matches!(
+                    change.kind,
+                    ChangeKind::CreateGrantPolicy | ChangeKind::UpdateGrantPolicy | ChangeKind::AttachGrantPolicy
+                )
+            {
+                return Ok(true);
+            }
+        }
+    }
 }
 
 /// The IAM of `account` for this operation (`session`), and what it has at `arn`; a stale session is opened again
