@@ -7,8 +7,9 @@
 //! spec's. A role of that name that crossrole does not own (deleted and made again by hand, say) or that another
 //! spec owns is left as it is, and the account is skipped as not owned, saying why; so is an account named that
 //! does not have the spec placed. The deny is kept 12 hours (the longest session IAM issues, and the longest a
-//! console session signed in from one of the role's sessions lasts, whatever the role's own maximum), then a later
-//! apply or reconcile removes it; its instant is taken just before it is written.
+//! console session signed in from one of the role's sessions lasts, whatever the role's own maximum; shorter only
+//! on emulators, by `emulator_testing.revocation_hold`), then a later apply or reconcile removes it; its instant is
+//! taken just before it is written.
 //!
 //! Like an apply, it is written to the journal before it starts, reports progress in events and a result per
 //! account, can be cancelled, and is resumed after a restart (the accounts without a final row are revoked again:
@@ -265,12 +266,22 @@ async fn written(
     }
     // Kept the longest IAM issues (12 h), not the role's own maximum session as read: a console session signed in
     // from one of the role's sessions lasts up to 12 h whatever the role's maximum (deploy/README.md section 9).
-    let keep_for = LONGEST_SESSION_SECS;
+    // On emulators, a test may hold it shorter (`emulator_testing.revocation_hold`, refused against AWS).
+    let (keep_for, held) = match env.inner.config.revocation_hold_secs {
+        Some(hold) if hold < LONGEST_SESSION_SECS => (
+            hold,
+            format!(
+                "; kept {hold}s, not {LONGEST_SESSION_SECS}s, by emulator_testing.revocation_hold: for tests on \
+                 emulators only"
+            ),
+        ),
+        _ => (LONGEST_SESSION_SECS, String::new()),
+    };
     let change = Change::RevokeSessions {
         before: None,
         revocation: Revocation::at(env.inner.config.clock.now(), keep_for),
         keep_for,
-        reason: format!("crossrole revoke asked for it (operation {})", env.operation),
+        reason: format!("crossrole revoke asked for it (operation {}){held}", env.operation),
     };
     env.sink.emit(account, Event::PhaseStarted { phase: Phase::Apply });
     let nothing = |_: &Change| futures::future::ready(()).boxed();

@@ -360,4 +360,13 @@ async fn a_hold_shortened_for_emulators_is_written_kept_and_removed_at_its_own_t
         "{rows:?}"
     );
     assert!((0..2).all(|i| revocation_in(&w, i).is_none()));
+    // `crossrole revoke` keeps its deny that long too, and says so.
+    let request = RevokeRequest { spec: narrow.clone(), accounts: None, idempotency_key: None, created_by: "t".into() };
+    let started = w.engine.start_revoke(request).await.unwrap();
+    let done = w.engine.wait(&started.id).await.unwrap();
+    assert_eq!(done.state, OperationState::Succeeded, "{}", done.message);
+    let rows = results(&w, &done.id).await;
+    assert!(rows.iter().all(|r| r.changes.iter().any(|c| c.after.contains("emulator_testing.revocation_hold"))));
+    let revoked = revocation_in(&w, 0).unwrap();
+    assert_eq!(revoked.keep_until - revoked.issued_before, 5_000, "the hold, not 12 h");
 }
