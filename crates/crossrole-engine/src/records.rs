@@ -10,8 +10,10 @@
 //!
 //! An operation's spec record may carry, beside it in the envelope, `accounts`: the only accounts the operation
 //! works on (a binding's reconcile of the accounts an Organizations event named); and `confirmed_plan`: the
-//! fingerprint of the plan an apply carries (`crate::confirmed`); for an inventory, `unused_after_days`: the days
-//! after which a role is reported unused, when its request gave them.
+//! fingerprint of the plan an apply carries (`crate::confirmed`); `former_grants_cut`: the operation was made by a
+//! crossroled that removes the spec's former grants (`crate::rollout::former`), so one that succeeded leaves none
+//! of them behind; for an inventory, `unused_after_days`: the days after which a role is reported unused, when its
+//! request gave them.
 //!
 //! Evolving a record: a field added with `#[serde(default)]` is read from older records as is (version 1 stays);
 //! anything else bumps [`VERSION`], and `decode` learns to read the old version into the new type. A record newer
@@ -74,8 +76,21 @@ pub fn encode_operation(spec: &RawSpec, accounts: Option<&BTreeSet<String>>, con
         accounts: Option<&'a BTreeSet<String>>,
         #[serde(skip_serializing_if = "Option::is_none")]
         confirmed_plan: Option<&'a str>,
+        former_grants_cut: bool,
     }
-    serde_json::to_vec(&Scoped { v: VERSION, record: spec, accounts, confirmed_plan: confirmed }).unwrap_or_default()
+    let scoped = Scoped { v: VERSION, record: spec, accounts, confirmed_plan: confirmed, former_grants_cut: true };
+    serde_json::to_vec(&scoped).unwrap_or_default()
+}
+
+/// Whether the operation was made by a crossroled that removes the spec's former grants (records without
+/// `former_grants_cut` were not).
+pub fn operation_cuts_former_grants(bytes: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Cuts {
+        #[serde(default)]
+        former_grants_cut: bool,
+    }
+    serde_json::from_slice::<Cuts>(bytes).is_ok_and(|c| c.former_grants_cut)
 }
 
 /// An inventory's record: [`encode_operation_spec`]'s, with the days after which a role is reported unused when its

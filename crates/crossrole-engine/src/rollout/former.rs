@@ -24,20 +24,33 @@ use crate::{Error, Inner, account::error_from, events::EventSink, records};
 /// Where the spec's earlier applies and reconciles placed a grant that is not `spec`'s grant now, as the journal
 /// records them: an operation that succeeded wrote its grant (or found it in place); one that did not (failed,
 /// cancelled, unfinished) counts where its events say it wrote the grant; a dry run never does. So a grant that was
-/// never placed (an account mistyped, then corrected) is not looked for. A record this crossroled cannot read is
-/// passed over (and logged).
+/// never placed (an account mistyped, then corrected) is not looked for. The operations before the newest apply,
+/// reconcile or destroy that succeeded removing the former grants (`records::operation_cuts_former_grants`) are
+/// not read: it left none of theirs (so an account the grant left long ago, since closed, is not asked again). A
+/// record this crossroled cannot read is passed over (and logged).
 pub(crate) async fn places(inner: &Inner, spec: &AccessSpec) -> Result<BTreeSet<Place>, Error> {
     let filter = OperationFilter { spec_name: spec.name.clone(), ..Default::default() };
     let succeeded = records::stored_state(OperationState::Succeeded);
     let mut placed = BTreeSet::new();
     let mut maybe: Vec<(Place, String)> = Vec::new();
     let mut before = None;
-    loop {
+    let mut settled = false;
+    while !settled {
         let (rows, next) = inner.journal.list_operations(&filter, 200, before).await?;
         for row in &rows {
-            if row.dry_run
-                || !matches!(records::kind_of(row.kind), Some(OperationKind::Apply | OperationKind::Reconcile))
-            {
+            let kind = records::kind_of(row.kind);
+            let counted =
+                matches!(kind, Some(OperationKind::Apply | OperationKind::Reconcile | OperationKind::Destroy));
+            if row.dry_run || !counted {
+                continue;
+            }
+            // Newest first: the first that succeeded removing the former grants settles every older one.
+            settled = row.state == succeeded && records::operation_cuts_former_grants(&row.spec);
+            if kind == Some(OperationKind::Destroy) {
+                // Its own grant it removed, or failed to.
+                if settled {
+                    break;
+                }
                 continue;
             }
             let place = match records::decode::<RawSpec>(&row.spec, &format!("the spec of operation {}", row.id)) {
@@ -53,6 +66,9 @@ pub(crate) async fn places(inner: &Inner, spec: &AccessSpec) -> Result<BTreeSet<
                 }
                 Some(place) => maybe.push((place, row.id.clone())),
                 None => {}
+            }
+            if settled {
+                break;
             }
         }
         match next {
