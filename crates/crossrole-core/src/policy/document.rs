@@ -697,4 +697,13 @@ mod tests {
             }"#]]
         .assert_eq(&doc.normalized_json());
     }
+
+    /// A number too long for an f64 to hold exactly is read back as the same number once written out: the reading
+    /// is correctly rounded (serde_json's `float_roundtrip`), as the fuzzer found it was not.
+    #[test]
+    fn a_long_number_reads_back_as_itself() {
+        let text = r#"{"Version": "2012-10-17", "Statement": {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "*", "Condition": {"NumericLessThan": {"aws:MultiFactorAuthAge": 36066666666666666666666666666666666666666666666666666666666666666666666666660}}}}"#;
+        let doc = PolicyDocument::parse_observed(text).unwrap();
+        assert_eq!(PolicyDocument::parse_observed(&doc.to_json()).unwrap(), doc);
+    }
 }
