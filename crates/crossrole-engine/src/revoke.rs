@@ -131,18 +131,15 @@ pub(crate) async fn run(
     sink: EventSink,
 ) {
     let span = tracing::info_span!("operation", id = %op.id, kind = "revoke", spec = %spec.name);
-    let placed: BTreeSet<String> = match inner.journal.placements(&spec.name).await {
-        Ok(placed) => placed.into_iter().collect(),
-        Err(e) => {
-            rollout::started(&inner, &op, &cancel, &sink).await;
-            let message = format!("cannot read where spec {} is placed: {e}; nothing was revoked", spec.name);
-            sink.finish(OperationState::Failed, &message, rollout::counts(&inner, &op.id).await);
-            sink.flush().await;
-            return;
+    let visit = match inner.journal.placements(&spec.name).await {
+        Ok(placed) => {
+            let placed: BTreeSet<String> = placed.into_iter().collect();
+            let accounts = records::operation_scope(&op.spec).unwrap_or_else(|| placed.clone());
+            Ok(Revoke { spec, placed, accounts })
         }
+        Err(e) => Err(format!("cannot read where spec {} is placed: {e}; nothing was revoked", spec.name)),
     };
-    let accounts = records::operation_scope(&op.spec).unwrap_or_else(|| placed.clone());
-    sweep::run(inner, op, Revoke { spec, placed, accounts }, cancel, sink, span).await
+    sweep::run(inner, op, visit, cancel, sink, span).await
 }
 
 impl Visit for Revoke {

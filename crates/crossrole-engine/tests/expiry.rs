@@ -9,10 +9,7 @@ mod common;
 use std::{sync::Arc, time::Duration};
 
 use common::*;
-use crossrole_aws::{
-    calls::{CallPolicy, Rates, RetryPolicy},
-    fake::FakeConfig,
-};
+use crossrole_aws::calls::{CallPolicy, Rates, RetryPolicy};
 use crossrole_core::{binding::RawBinding, expiry::RawEnd, spec::RawDuration};
 use crossrole_engine::{
     Clock, Engine, EngineConfig, Error, Retention,
@@ -20,16 +17,13 @@ use crossrole_engine::{
     expiries::Expiries,
     runtime::{Runtime, RuntimeConfig},
 };
-use crossrole_store::SqliteJournal;
 
 const HOUR: i64 = 3_600_000;
 
 /// A world of 3 accounts whose engine's clock the test moves, starting now.
 fn clocked() -> (World, Clock) {
     let clock = Clock::manual(Clock::system().now());
-    let config = EngineConfig { clock: clock.clone(), ..EngineConfig::default() };
-    let journal = Arc::new(SqliteJournal::in_memory().unwrap());
-    (world_configured(3, FakeConfig::default(), Rates::UNLIMITED, journal, config), clock)
+    (world_on_clock(3, &clock, EngineConfig::default()), clock)
 }
 
 /// The schedule of `engine`, looking every 50 ms.

@@ -6,10 +6,9 @@
 
 mod common;
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::collections::BTreeSet;
 
 use common::*;
-use crossrole_aws::fake::FakeConfig;
 use crossrole_core::{
     AccessSpec,
     ops::{OrganizationRead, ShownChange},
@@ -17,7 +16,6 @@ use crossrole_core::{
     spec::PrincipalKind,
 };
 use crossrole_engine::{Audience, Clock, ConfirmedPlan, EngineConfig};
-use crossrole_store::SqliteJournal;
 
 /// 2026-12-05T10:00:00.250Z.
 const T0: i64 = 1_796_464_800_250;
@@ -25,14 +23,7 @@ const MINUTE: i64 = 60_000;
 
 fn clocked(n: u64) -> (World, Clock) {
     let clock = Clock::manual(T0);
-    let config = EngineConfig { clock: clock.clone(), ..EngineConfig::default() };
-    let w = world_configured(
-        n,
-        FakeConfig::default(),
-        crossrole_aws::calls::Rates::UNLIMITED,
-        Arc::new(SqliteJournal::in_memory().unwrap()),
-        config,
-    );
+    let w = world_on_clock(n, &clock, EngineConfig::default());
     w.fake.add_principals(SECURITY, &["bob"], &[]);
     (w, clock)
 }

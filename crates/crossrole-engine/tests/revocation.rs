@@ -6,16 +6,12 @@
 
 mod common;
 
-use std::sync::Arc;
-
 use common::*;
-use crossrole_aws::fake::FakeConfig;
 use crossrole_core::{
     AccessSpec,
     revocation::{POLICY_NAME, Revocation, iso8601},
 };
 use crossrole_engine::{Clock, EngineConfig, RevokeRequest};
-use crossrole_store::SqliteJournal;
 
 /// 2026-12-05T10:00:00.250Z.
 const T0: i64 = 1_796_464_800_250;
@@ -44,30 +40,16 @@ rollout:
 
 fn clocked(n: u64) -> (World, Clock) {
     let clock = Clock::manual(T0);
-    let config = EngineConfig { clock: clock.clone(), ..EngineConfig::default() };
-    let w = world_configured(
-        n,
-        FakeConfig::default(),
-        crossrole_aws::calls::Rates::UNLIMITED,
-        Arc::new(SqliteJournal::in_memory().unwrap()),
-        config,
-    );
-    (w, clock)
+    (world_on_clock(n, &clock, EngineConfig::default()), clock)
 }
 
 /// Like [`clocked`], with the deny kept at most `hold_secs` (the emulator-only test setting).
 fn clocked_held(n: u64, hold_secs: u32) -> (World, Clock) {
     let clock = Clock::manual(T0);
-    let config =
-        EngineConfig { clock: clock.clone(), revocation_hold_secs: Some(hold_secs), ..EngineConfig::default() };
-    let w = world_configured(
-        n,
-        FakeConfig::default(),
-        crossrole_aws::calls::Rates::UNLIMITED,
-        Arc::new(SqliteJournal::in_memory().unwrap()),
-        config,
-    );
-    (w, clock)
+    (
+        world_on_clock(n, &clock, EngineConfig { revocation_hold_secs: Some(hold_secs), ..EngineConfig::default() }),
+        clock,
+    )
 }
 
 fn revocation_in(w: &World, i: u64) -> Option<Revocation> {

@@ -47,25 +47,18 @@ pub(crate) async fn run(inner: Arc<Inner>, op: OperationRow, cancel: Cancellatio
     let span = tracing::info_span!("operation", id = %op.id, kind = "inventory");
     let read =
         async { Ok::<_, crate::Error>((Expected::load(&inner).await?, former::members_seen(&*inner.journal).await?)) };
-    let (expected, seen) = match read.await {
-        Ok(read) => read,
-        Err(e) => {
-            rollout::started(&inner, &op, &cancel, &sink).await;
-            let message = format!("cannot read what crossrole placed or saw of the organization: {e}");
-            sink.finish(OperationState::Failed, &message, rollout::counts(&inner, &op.id).await);
-            sink.flush().await;
-            return;
-        }
-    };
-    let visit = Inventory {
-        accounts: records::operation_scope(&op.spec),
-        expected,
-        seen,
-        unused_after_days: records::operation_unused_after_days(&op.spec),
-        partition: inner.aws.partition(),
-        placements: tokio::sync::Mutex::new(BTreeMap::new()),
-        context: Mutex::new(None),
-    };
+    let visit = read
+        .await
+        .map(|(expected, seen)| Inventory {
+            accounts: records::operation_scope(&op.spec),
+            expected,
+            seen,
+            unused_after_days: records::operation_unused_after_days(&op.spec),
+            partition: inner.aws.partition(),
+            placements: tokio::sync::Mutex::new(BTreeMap::new()),
+            context: Mutex::new(None),
+        })
+        .map_err(|e| format!("cannot read what crossrole placed or saw of the organization: {e}"));
     sweep::run(inner, op, visit, cancel, sink, span).await
 }
 

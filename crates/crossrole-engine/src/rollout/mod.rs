@@ -96,34 +96,65 @@ pub(crate) async fn run(
         span.record("trace_id", tracing::field::display(trace_id));
     }
     async move {
-        // A cancel stops it at once, also one asked before it started; a shutdown by the task below.
-        let stop = cancel.child_token();
-        let stop_on = {
-            let (stop, shutdown) = (stop.clone(), inner.shutdown.clone());
-            tokio::spawn(async move {
-                shutdown.cancelled().await;
-                stop.cancel();
-            })
-        };
-        let ending = drive(&inner, &op, spec, &cancel, &stop, &sink, resolved).await;
-        stop_on.abort();
-        match ending {
-            None => tracing::info!("stopped for shutdown; it resumes at the next start"),
-            Some(ending) => {
-                sink.flush().await;
-                let counts = counts(&inner, &op.id).await;
-                sink.finish(ending.state, &ending.message, counts);
-                sink.flush().await;
-                if let Ok(mut m) = inner.metrics.lock() {
-                    m.finished(kind_name, ending.state.as_str(), began.elapsed().as_secs_f64());
-                }
-                tracing::info!(state = ending.state.as_str(), message = ending.message, "operation finished");
-            }
-        }
-        sink.flush().await;
+        let stop = Stop::on_shutdown(&inner, &cancel);
+        let ending = drive(&inner, &op, spec, &cancel, &stop.token, &sink, resolved).await;
+        drop(stop);
+        ended(&inner, &op.id, kind_name, &sink, began, ending.map(|e| (e.state, e.message))).await
     }
     .instrument(span)
     .await
+}
+
+/// A token that stops an operation on a cancel (also one asked before it started) or a shutdown; dropped, it
+/// stops watching for the shutdown.
+pub(crate) struct Stop {
+    pub(crate) token: CancellationToken,
+    watching: tokio::task::JoinHandle<()>,
+}
+
+impl Stop {
+    /// Watches `inner`'s shutdown for an operation that `cancel` cancels.
+    pub(crate) fn on_shutdown(inner: &Inner, cancel: &CancellationToken) -> Stop {
+        let token = cancel.child_token();
+        let (stop, shutdown) = (token.clone(), inner.shutdown.clone());
+        let watching = tokio::spawn(async move {
+            shutdown.cancelled().await;
+            stop.cancel();
+        });
+        Stop { token, watching }
+    }
+}
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        self.watching.abort();
+    }
+}
+
+/// Puts an operation's end (`None`: stopped for shutdown, left to be resumed) on record: its state, message and
+/// counts, and `kind`'s metrics.
+pub(crate) async fn ended(
+    inner: &Inner,
+    op: &str,
+    kind: &'static str,
+    sink: &EventSink,
+    began: std::time::Instant,
+    ending: Option<(OperationState, String)>,
+) {
+    match ending {
+        None => tracing::info!("stopped for shutdown; it resumes at the next start"),
+        Some((state, message)) => {
+            sink.flush().await;
+            let counts = counts(inner, op).await;
+            sink.finish(state, &message, counts);
+            sink.flush().await;
+            if let Ok(mut m) = inner.metrics.lock() {
+                m.finished(kind, state.as_str(), began.elapsed().as_secs_f64());
+            }
+            tracing::info!(state = state.as_str(), message, "operation finished");
+        }
+    }
+    sink.flush().await;
 }
 
 pub(crate) async fn counts(inner: &Inner, op: &str) -> Counts {

@@ -135,41 +135,30 @@ pub(crate) struct Sweep<V> {
     unreadable: OnceLock<String>,
 }
 
-/// Runs (or resumes) operation `op` to its end; a shutdown leaves it unfinished, to be resumed.
+/// Runs (or resumes) operation `op` to its end; a shutdown leaves it unfinished, to be resumed. `visit` is `Err`
+/// when what it needs could not be read: the operation fails, saying why, having done nothing.
 pub(crate) async fn run<V: Visit>(
     inner: Arc<Inner>,
     op: OperationRow,
-    visit: V,
+    visit: Result<V, String>,
     cancel: CancellationToken,
     sink: EventSink,
     span: tracing::Span,
 ) {
     let began = std::time::Instant::now();
     async move {
-        let stop = cancel.child_token();
-        let stop_on = {
-            let (stop, shutdown) = (stop.clone(), inner.shutdown.clone());
-            tokio::spawn(async move {
-                shutdown.cancelled().await;
-                stop.cancel();
-            })
-        };
-        let ending = drive(&inner, &op, visit, &cancel, &stop, &sink).await;
-        stop_on.abort();
-        match ending {
-            None => tracing::info!("stopped for shutdown; it resumes at the next start"),
-            Some((state, message)) => {
-                sink.flush().await;
-                let counts = rollout::counts(&inner, &op.id).await;
-                sink.finish(state, &message, counts);
-                sink.flush().await;
-                if let Ok(mut m) = inner.metrics.lock() {
-                    m.finished(V::KIND, state.as_str(), began.elapsed().as_secs_f64());
-                }
-                tracing::info!(state = state.as_str(), message, "{} finished", V::KIND);
+        let visit = match visit {
+            Ok(visit) => visit,
+            Err(message) => {
+                rollout::started(&inner, &op, &cancel, &sink).await;
+                let ending = Some((OperationState::Failed, message));
+                return rollout::ended(&inner, &op.id, V::KIND, &sink, began, ending).await;
             }
-        }
-        sink.flush().await;
+        };
+        let stop = rollout::Stop::on_shutdown(&inner, &cancel);
+        let ending = drive(&inner, &op, visit, &cancel, &stop.token, &sink).await;
+        drop(stop);
+        rollout::ended(&inner, &op.id, V::KIND, &sink, began, ending).await
     }
     .instrument(span)
     .await

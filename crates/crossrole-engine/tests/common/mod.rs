@@ -122,6 +122,13 @@ pub fn world_configured(
     World { fake, engine, journal, config }
 }
 
+/// A world of `n` accounts (no latency, no limits, a journal in memory) whose engine reads the time from `clock`,
+/// which the test moves; the rest of the engine's settings from `config`.
+pub fn world_on_clock(n: u64, clock: &crossrole_engine::Clock, config: EngineConfig) -> World {
+    let config = EngineConfig { clock: clock.clone(), ..config };
+    world_configured(n, FakeConfig::default(), Rates::UNLIMITED, Arc::new(SqliteJournal::in_memory().unwrap()), config)
+}
+
 pub fn world(n: u64) -> World {
     let mut config = FakeConfig::default();
     for s in Service::ALL {
