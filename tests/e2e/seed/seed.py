@@ -174,6 +174,8 @@ def main():
                  "ParameterValue": "arn:aws:iam::aws:policy/SecurityAudit,arn:aws:iam::aws:policy/ReadOnlyAccess"},
                 {"ParameterKey": "ManageTrustedSide", "ParameterValue": "true" if account_id == security else "false"},
             ]
+            if args.mode == "moto":
+                parameters += list_defaults_spelled_out(template, parameters)
             cfn.create_stack(StackName="crossrole-bootstrap", TemplateBody=template, Capabilities=["CAPABILITY_NAMED_IAM"],
                              Parameters=parameters)
             waiter = cfn.get_waiter("stack_create_complete")
@@ -222,6 +224,30 @@ def main():
         json.dump(manifest, f, indent=2)
     print(f"seeded organization {organization['Id']}: {len(accounts)} accounts, {len(ous)} units -> {args.out}",
           file=sys.stderr)
+
+
+def list_defaults_spelled_out(template, parameters):
+    """The template's list parameters left at their defaults (CeilingDeniedActions), passed with those same
+    defaults. CloudFormation splits a CommaDelimitedList's Default at its commas as it splits a value passed in;
+    moto 5.2.5 splits only a value passed in, so `!Ref CeilingDeniedActions` there is one string, and the ceiling
+    policy's one action "iam:Accept*,iam:Add*,..." is refused: CreateStack fails with "An error occurred
+    (MalformedPolicyDocument) when calling the CreateStack operation: Actions/Condition can contain only one
+    colon." Spelled out, moto makes the same policy CloudFormation makes from the default; LocalStack reads the
+    default as CloudFormation does, so there the template is deployed as it is."""
+    import yaml
+
+    class CloudFormation(yaml.SafeLoader):
+        pass
+
+    # The intrinsic functions (!Ref, !Sub, ...) do not matter here: read them as plain values.
+    CloudFormation.add_multi_constructor("!", lambda loader, suffix, node: None)
+    given = {p["ParameterKey"] for p in parameters}
+    out = []
+    for name, slot in yaml.load(template, Loader=CloudFormation).get("Parameters", {}).items():
+        default = slot.get("Default")
+        if name not in given and slot.get("Type") == "CommaDelimitedList" and default and "," in default:
+            out.append({"ParameterKey": name, "ParameterValue": default})
+    return out
 
 
 # An account outside the organization: a vendor's.
