@@ -10,8 +10,10 @@ use std::{
 use crossrole_aws::reconcile::AccountIam;
 use crossrole_core::{
     inventory::{Context, InventoryRole, RoleDetail, classify, former_members},
+    names::Place,
     ops::{AccountResult, ErrorCode, OperationState, Outcome, Phase},
     org::OrgTree,
+    plan::DesiredRole,
     spec::owner_of,
 };
 use crossrole_store::OperationRow;
@@ -63,9 +65,9 @@ pub(crate) async fn run(inner: Arc<Inner>, op: OperationRow, cancel: Cancellatio
 }
 
 impl Visit for Inventory {
-    /// The account's roles, and the specs their ownership tags name that the journal has placed in it (`None`: the
-    /// journal could not say).
-    type Done = (Vec<RoleDetail>, Option<BTreeSet<String>>);
+    /// The account's roles; the specs their ownership tags name that the journal has placed in it (`None`: the
+    /// journal could not say); and the one-off applies' specs among those.
+    type Done = (Vec<RoleDetail>, Option<BTreeSet<String>>, Vec<Arc<DesiredRole>>);
     const KIND: &'static str = "inventory";
     const NAME: &'static str = "the inventory";
     const FAILED: &'static str = "read";
@@ -98,14 +100,20 @@ impl Visit for Inventory {
         sweep.sink.emit(&target.account_id, crossrole_core::ops::Event::PhaseStarted { phase: Phase::Read });
         let details = iam.role_details().await.map_err(|e| (e, Phase::Read))?;
         let placed = self.placed(sweep, &target.account_id, &details).await;
-        Ok((details, placed))
+        let applied = match &placed {
+            Some(placed) => self.expected.applied(&sweep.inner, placed).await,
+            None => Vec::new(),
+        };
+        Ok((details, placed, applied))
     }
 
-    fn record(&self, sweep: &Sweep<Self>, result: &mut AccountResult, (details, placed): Self::Done) {
+    fn record(&self, sweep: &Sweep<Self>, result: &mut AccountResult, (details, placed, applied): Self::Done) {
         // Read, and nothing changed: an inventory writes nothing.
         result.outcome = Outcome::Unchanged;
         let roles: Vec<InventoryRole> = {
-            let expected = self.expected.for_account(self.partition, &result.account_id, &result.account_name);
+            let place =
+                Place { partition: self.partition, account_id: &result.account_id, account_name: &result.account_name };
+            let expected = self.expected.for_account(place, &applied, &details);
             let mut context = self.context.lock().unwrap_or_else(|e| e.into_inner());
             let Some(context) = context.as_mut() else {
                 // Visits wait for the organization (`NEEDS_ORGANIZATION`): never reached.
