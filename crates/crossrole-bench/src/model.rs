@@ -313,16 +313,7 @@ pub(crate) fn engine(
 }
 
 pub(crate) fn request(spec: &AccessSpec) -> StartRequest {
-    StartRequest {
-        kind: OperationKind::Apply,
-        spec: spec.clone(),
-        idempotency_key: None,
-        created_by: "bench".into(),
-        binding_name: None,
-        dry_run: false,
-        accounts: None,
-        confirmed: None,
-    }
+    StartRequest::new(OperationKind::Apply, spec.clone(), "bench")
 }
 
 /// Applies `spec` and returns the operation's virtual wall time.

@@ -13,11 +13,13 @@ use crate::{FieldViolation, ops::Millis, spec::RawDuration};
 pub const MAX_AHEAD: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// An end as given: at most one of the two.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RawEnd {
     /// When the access ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Millis>,
     /// How long after its creation the access ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_in: Option<RawDuration>,
 }
 

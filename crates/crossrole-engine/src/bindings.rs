@@ -220,14 +220,8 @@ impl Bindings {
             operation = Some(
                 self.engine
                     .start(StartRequest {
-                        kind: OperationKind::Destroy,
-                        spec,
-                        idempotency_key: None,
-                        created_by: created_by.to_string(),
                         binding_name: Some(name.to_string()),
-                        dry_run: false,
-                        accounts: None,
-                        confirmed: None,
+                        ..StartRequest::new(OperationKind::Destroy, spec, created_by)
                     })
                     .await?,
             );
@@ -380,14 +374,10 @@ impl Bindings {
         let (op, created) = self
             .engine
             .begin(StartRequest {
-                kind: OperationKind::Reconcile,
-                spec: self.spec(row)?,
-                idempotency_key: None,
-                created_by: created_by.to_string(),
                 binding_name: Some(name.to_string()),
                 dry_run: record.mode == BindingMode::Detect,
                 accounts,
-                confirmed: None,
+                ..StartRequest::new(OperationKind::Reconcile, self.spec(row)?, created_by)
             })
             .await?;
         self.follow(name.to_string(), op.id.clone()).await;
@@ -513,14 +503,9 @@ impl Bindings {
         let (op, created) = self
             .engine
             .begin(StartRequest {
-                kind: OperationKind::Destroy,
-                spec: self.spec(row)?,
                 idempotency_key: Some(format!("expiry:{name}:{}", row.version)),
-                created_by: EXPIRY.to_string(),
                 binding_name: Some(name.to_string()),
-                dry_run: false,
-                accounts: None,
-                confirmed: None,
+                ..StartRequest::new(OperationKind::Destroy, self.spec(row)?, EXPIRY)
             })
             .await?;
         self.cancel_reconciles(name).await;

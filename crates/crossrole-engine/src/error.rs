@@ -18,6 +18,15 @@ pub enum Error {
     /// The request does not fit the current state (e.g. cancelling a finished operation).
     #[error("{0}")]
     FailedPrecondition(String),
+    /// An idempotency key the caller already used for a different request: `field` is the field of the request
+    /// that differs from the first one's; nothing was done.
+    #[error("{message}")]
+    IdempotencyKeyReused {
+        /// The field that differs (`expires_in`, `spec`, …; `idempotency_key` when the first was another kind).
+        field: String,
+        /// What differs, naming `idempotency_key` and the field.
+        message: String,
+    },
     /// A stored record cannot be read — damaged, a version newer than this crossroled, or sealed with another
     /// journal key; the message names it and says why, never what it holds.
     #[error("{0}")]

@@ -98,14 +98,8 @@ impl Expiries {
         let (op, created) = self
             .engine
             .begin(StartRequest {
-                kind: OperationKind::Destroy,
-                spec,
                 idempotency_key: Some(format!("access-end:{}:{}", row.spec_name, row.expires_at)),
-                created_by: EXPIRY.to_string(),
-                binding_name: None,
-                dry_run: false,
-                accounts: None,
-                confirmed: None,
+                ..StartRequest::new(OperationKind::Destroy, spec, EXPIRY)
             })
             .await?;
         let took = self.engine.journal().take_access_end(&row.spec_name, row.expires_at, &op.id).await?;

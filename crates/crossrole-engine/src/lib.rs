@@ -16,6 +16,7 @@ mod confirmed;
 mod error;
 mod events;
 pub mod expiries;
+mod idempotency;
 pub mod inventory;
 mod listings;
 mod locks;
@@ -49,6 +50,7 @@ use crossrole_aws::{
 use crossrole_core::{
     AccessSpec,
     ceiling::Ceiling,
+    expiry::RawEnd,
     ops::{Operation, OperationEvent, OperationKind, OperationState},
     secret::Redactor,
     spec::RawSpec,
@@ -130,6 +132,28 @@ pub struct StartRequest {
     pub accounts: Option<BTreeSet<String>>,
     /// The plan the caller confirmed (an apply only): the apply is that plan, or nothing.
     pub confirmed: Option<ConfirmedPlan>,
+    /// The end of the access as the caller asked for it (an apply only; the server keeps the end itself): part of
+    /// the request, so that the same idempotency key with another end is refused. What was asked is compared, not
+    /// the time it comes to — an `expires_in` retried later is the same request, its end the one the first computed.
+    pub end: RawEnd,
+}
+
+impl StartRequest {
+    /// A request of `kind` for `spec` by `created_by`, with nothing else: every account the spec selects, no
+    /// idempotency key, binding, confirmed plan or end, not a dry run.
+    pub fn new(kind: OperationKind, spec: AccessSpec, created_by: impl Into<String>) -> StartRequest {
+        StartRequest {
+            kind,
+            spec,
+            idempotency_key: None,
+            created_by: created_by.into(),
+            binding_name: None,
+            dry_run: false,
+            accounts: None,
+            confirmed: None,
+            end: RawEnd::default(),
+        }
+    }
 }
 
 /// The plan a caller confirmed, for its apply to carry (see [`StartRequest::confirmed`]).
@@ -409,6 +433,11 @@ impl Engine {
             // Another confirmed plan is another request.
             fingerprint = self.inner.redactor.digest(format!("{fingerprint}\0{plan}").as_bytes());
         }
+        if !request.end.is_empty() {
+            // Another end, as asked, is another request; one without an end keeps the fingerprint it always had.
+            let end = serde_json::to_string(&request.end).unwrap_or_default();
+            fingerprint = self.inner.redactor.digest(format!("{fingerprint}\0end\0{end}").as_bytes());
+        }
         // The apply of a confirmed plan finds its targets first, and is refused, with nothing done, when they are
         // not the plan's (unless it is a retry of a request that started its operation).
         let resolved = match &request.confirmed {
@@ -418,12 +447,9 @@ impl Engine {
             _ => None,
         };
         let id = uuid::Uuid::now_v7().to_string();
-        let spec_bytes = records::encode_operation(
-            &sealed(&raw, &self.inner.config.journal_key, &id)?,
-            request.accounts.as_ref(),
-            confirmed,
-        );
-        let (row, created) = self
+        let beside = records::Beside { accounts: request.accounts.as_ref(), confirmed, end: Some(&request.end) };
+        let spec_bytes = records::encode_operation(&sealed(&raw, &self.inner.config.journal_key, &id)?, beside);
+        let created = self
             .inner
             .journal
             .create_operation(NewOperation {
@@ -439,13 +465,13 @@ impl Engine {
                 state: records::stored_state(OperationState::Pending),
                 dry_run: request.dry_run,
             })
-            .await
-            .map_err(|e| match e {
-                crossrole_store::StoreError::IdempotencyConflict(k) => {
-                    Error::FailedPrecondition(format!("idempotency key {k:?} was already used for a different request"))
-                }
-                other => other.into(),
-            })?;
+            .await;
+        let (row, created) = match created {
+            Err(crossrole_store::StoreError::IdempotencyConflict(_)) => {
+                return Err(idempotency::reused(self, &request, &raw, confirmed).await);
+            }
+            other => other?,
+        };
         if created {
             self.spawn(row.clone(), Work::Rollout(Box::new((request.spec, resolved))));
         }

@@ -10,7 +10,8 @@
 //!
 //! An operation's spec record may carry, beside it in the envelope, `accounts`: the only accounts the operation
 //! works on (a binding's reconcile of the accounts an Organizations event named); and `confirmed_plan`: the
-//! fingerprint of the plan an apply carries (`crate::confirmed`); `former_grants_cut`: the operation was made by a
+//! fingerprint of the plan an apply carries (`crate::confirmed`); `end`: the end an apply asked for, as given;
+//! `former_grants_cut`: the operation was made by a
 //! crossroled that removes the spec's former grants (`crate::rollout::former`), so one that succeeded leaves none
 //! of them behind; for an inventory, `unused_after_days`: the days after which a role is reported unused, when its
 //! request gave them.
@@ -23,6 +24,7 @@
 
 use crossrole_core::{
     binding::BindingMode,
+    expiry::RawEnd,
     inventory::InventoryRole,
     ops::{AccountResult, OperationKind, OperationState, Outcome},
     spec::RawSpec,
@@ -62,12 +64,23 @@ pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
 /// The spec an operation runs as the journal keeps it, with the accounts it is limited to (if it is): those go
 /// into the envelope beside the record, as `accounts`, so that records without them read as unlimited.
 pub fn encode_operation_spec(spec: &RawSpec, accounts: Option<&BTreeSet<String>>) -> Vec<u8> {
-    encode_operation(spec, accounts, None)
+    encode_operation(spec, Beside { accounts, ..Beside::default() })
 }
 
-/// [`encode_operation_spec`], with the fingerprint of the plan the apply carries (if it carries one), as
-/// `confirmed_plan` beside the record: records without it read as carrying none.
-pub fn encode_operation(spec: &RawSpec, accounts: Option<&BTreeSet<String>>, confirmed: Option<&str>) -> Vec<u8> {
+/// What an operation's record holds beside its spec, each read as absent from records without it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Beside<'a> {
+    /// The only accounts it works on, as `accounts`.
+    pub accounts: Option<&'a BTreeSet<String>>,
+    /// The fingerprint of the plan the apply carries, as `confirmed_plan`.
+    pub confirmed: Option<&'a str>,
+    /// The end the apply asked for, as given (`expires_at` or `expires_in`), as `end`: to tell a retry of its
+    /// idempotency key from a request with another end, and say which.
+    pub end: Option<&'a RawEnd>,
+}
+
+/// [`encode_operation_spec`], with what else the request asked ([`Beside`]).
+pub fn encode_operation(spec: &RawSpec, beside: Beside<'_>) -> Vec<u8> {
     #[derive(Serialize)]
     struct Scoped<'a> {
         v: u32,
@@ -76,10 +89,25 @@ pub fn encode_operation(spec: &RawSpec, accounts: Option<&BTreeSet<String>>, con
         accounts: Option<&'a BTreeSet<String>>,
         #[serde(skip_serializing_if = "Option::is_none")]
         confirmed_plan: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        end: Option<&'a RawEnd>,
         former_grants_cut: bool,
     }
-    let scoped = Scoped { v: VERSION, record: spec, accounts, confirmed_plan: confirmed, former_grants_cut: true };
+    let end = beside.end.filter(|e| !e.is_empty());
+    let Beside { accounts, confirmed, .. } = beside;
+    let scoped = Scoped { v: VERSION, record: spec, accounts, confirmed_plan: confirmed, end, former_grants_cut: true };
     serde_json::to_vec(&scoped).unwrap_or_default()
+}
+
+/// The end an apply asked for, from its spec's record (none: it asked for none, or its record is from before ends
+/// were kept there).
+pub fn operation_end(bytes: &[u8]) -> RawEnd {
+    #[derive(Deserialize)]
+    struct End {
+        #[serde(default)]
+        end: RawEnd,
+    }
+    serde_json::from_slice::<End>(bytes).map(|e| e.end).unwrap_or_default()
 }
 
 /// Whether the operation was made by a crossroled that removes the spec's former grants (records without

@@ -86,7 +86,7 @@ impl Engine {
                 id,
                 kind: records::stored_kind(OperationKind::Revoke),
                 spec_name: request.spec.name.clone(),
-                spec: records::encode_operation(&sealed, request.accounts.as_ref(), None),
+                spec: records::encode_operation_spec(&sealed, request.accounts.as_ref()),
                 idempotency_key: request.idempotency_key.clone(),
                 request_fingerprint: self.inner.redactor.digest(fingerprint.as_bytes()),
                 // Not journaled under a binding even when it is a binding's spec: a binding's unfinished operation

@@ -12,6 +12,7 @@ use crossrole_aws::{
     calls::{Rate, Rates},
     fake::{Failure, FakeConfig, Latency},
 };
+use crossrole_engine::StartRequest;
 use crossrole_store::{Journal, SqliteJournal};
 
 #[tokio::test(start_paused = true)]
@@ -370,8 +371,50 @@ async fn idempotency_keys() {
     assert_eq!(a.id, b.id);
     let mut other = req.clone();
     other.spec.role.description = "changed".into();
-    assert!(matches!(w.engine.start(other).await, Err(crossrole_engine::Error::FailedPrecondition(_))));
+    let refused = w.engine.start(other).await.unwrap_err();
+    assert!(
+        matches!(&refused, crossrole_engine::Error::IdempotencyKeyReused { field, .. } if field == "spec"),
+        "{refused:?}"
+    );
     w.engine.wait(&a.id).await.unwrap();
+}
+
+/// The operations of the test spec, newest first.
+async fn operation_ids(w: &World) -> Vec<String> {
+    let (ops, _) = w.engine.list_operations(&Default::default(), 100, "").await.unwrap();
+    ops.into_iter().filter_map(|o| o.read().map(|o| o.id)).collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_same_idempotency_key_with_another_end_is_refused_naming_the_field_and_doing_nothing() {
+    use crossrole_core::{expiry::RawEnd, spec::RawDuration};
+    let w = world(2);
+    let end = |seconds| RawEnd { expires_in: Some(RawDuration { seconds, nanos: 0 }), expires_at: None };
+    let keyed =
+        |end| StartRequest { idempotency_key: Some("deploy-7".into()), end, ..start(OperationKind::Apply, &spec()) };
+    let first = w.engine.start(keyed(end(3600))).await.unwrap();
+    w.engine.wait(&first.id).await.unwrap();
+    // The same request later (the response was lost): the same duration asked is the same request.
+    tokio::time::advance(Duration::from_secs(90)).await;
+    assert_eq!(w.engine.start(keyed(end(3600))).await.unwrap().id, first.id);
+    let before = operation_ids(&w).await;
+    let at = RawEnd { expires_at: Some(4_000_000_000_000), expires_in: None };
+    for (other, field, says) in [
+        (end(7200), "expires_in", "the first request asked for expires_in 3600s, this one for expires_in 7200s"),
+        (at, "expires_at", "this one for expires_at 2096-10-02T07:06:40Z"),
+        (RawEnd::default(), "expires_in", "this one for no end"),
+    ] {
+        let refused = w.engine.start(keyed(other)).await.unwrap_err();
+        let crossrole_engine::Error::IdempotencyKeyReused { field: named, message } = &refused else {
+            panic!("{refused:?}")
+        };
+        assert_eq!(named, field, "{message}");
+        assert!(message.contains("idempotency_key \"deploy-7\"") && message.contains(says), "{message}");
+    }
+    assert_eq!(operation_ids(&w).await, before, "nothing was started");
+    // A request without a key, or with a new one, is a new apply.
+    let again = w.engine.start(StartRequest { idempotency_key: Some("deploy-8".into()), ..keyed(end(7200)) });
+    assert_ne!(again.await.unwrap().id, first.id);
 }
 
 #[tokio::test(start_paused = true)]

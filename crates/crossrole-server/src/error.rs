@@ -6,7 +6,8 @@
 //! | no or unknown token | UNAUTHENTICATED |
 //! | token lacks the scope | PERMISSION_DENIED |
 //! | unknown operation or binding | NOT_FOUND |
-//! | state does not allow it (cancel a finished operation, reused idempotency key) | FAILED_PRECONDITION |
+//! | state does not allow it (cancel a finished operation) | FAILED_PRECONDITION |
+//! | an idempotency key reused for a different request (another spec, end, plan…) | FAILED_PRECONDITION, with a `google.rpc.PreconditionFailure` violation of type `IDEMPOTENCY_KEY_REUSED` whose subject is the field that differs |
 //! | binding version mismatch | ABORTED |
 //! | AWS throttled crossroled beyond its retries | RESOURCE_EXHAUSTED, with `google.rpc.RetryInfo` (30 s) |
 //! | AWS unreachable beyond crossroled's retries | UNAVAILABLE, with `google.rpc.RetryInfo` (10 s) |
@@ -41,6 +42,16 @@ pub enum ApiError {
     /// State does not allow it.
     #[error("{0}")]
     FailedPrecondition(String),
+    /// An idempotency key the caller used before for a different request; `field` is the field that differs. Not
+    /// INVALID_ARGUMENT: the request is fine on its own, the journal's state (the key's first request) refuses it,
+    /// and retrying it unchanged never succeeds (gRPC's rule for FAILED_PRECONDITION).
+    #[error("{message}")]
+    KeyReused {
+        /// The field that differs from the first request's.
+        field: String,
+        /// What differs, naming `idempotency_key` and the field.
+        message: String,
+    },
     /// Optimistic concurrency lost.
     #[error("{0}")]
     Aborted(String),
@@ -102,6 +113,7 @@ impl From<crossrole_engine::Error> for ApiError {
             Error::Aws(a) => (*a).into(),
             Error::NotFound(what) => ApiError::NotFound(what),
             Error::FailedPrecondition(m) => ApiError::FailedPrecondition(m),
+            Error::IdempotencyKeyReused { field, message } => ApiError::KeyReused { field, message },
             Error::Store(s) => (*s).into(),
             Error::Corrupt(m) => ApiError::DataLoss(m),
         }
@@ -134,6 +146,11 @@ impl From<ApiError> for Status {
             ApiError::PermissionDenied(m) => Status::permission_denied(m),
             ApiError::NotFound(m) => Status::not_found(m),
             ApiError::FailedPrecondition(m) => Status::failed_precondition(m),
+            ApiError::KeyReused { field, message } => {
+                let mut details = ErrorDetails::new();
+                details.add_precondition_failure_violation("IDEMPOTENCY_KEY_REUSED", field, message.clone());
+                Status::with_error_details(Code::FailedPrecondition, message, details)
+            }
             ApiError::Aborted(m) => Status::aborted(m),
             // Both say when a retry is worth it: crossroled has already retried the AWS calls behind them.
             ApiError::Unavailable(m) => {
@@ -179,6 +196,23 @@ mod tests {
         let bad = status.get_details_bad_request().unwrap();
         assert_eq!(bad.field_violations.len(), 2);
         assert_eq!(bad.field_violations[1].field, "role.trust.external_id");
+    }
+
+    #[test]
+    fn a_reused_idempotency_key_names_the_field_that_differs() {
+        let reused = crossrole_engine::Error::IdempotencyKeyReused {
+            field: "expires_in".into(),
+            message: "idempotency_key \"k\" was already used for a different request (expires_in differs: …)".into(),
+        };
+        let status: Status = ApiError::from(reused).into();
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert!(status.message().contains("idempotency_key \"k\""), "{}", status.message());
+        let violations = status.get_details_precondition_failure().unwrap().violations;
+        assert_eq!(violations.len(), 1);
+        assert_eq!(
+            (violations[0].r#type.as_str(), violations[0].subject.as_str()),
+            ("IDEMPOTENCY_KEY_REUSED", "expires_in")
+        );
     }
 
     #[test]

@@ -379,3 +379,32 @@ async fn an_apply_retried_with_its_idempotency_key_keeps_the_end_it_computed_the
     assert!(crossrole_wire::millis(&extended.unwrap()) >= crossrole_wire::millis(&end) + 1000);
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_apply_with_a_used_idempotency_key_and_another_end_is_refused_and_changes_no_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = TreeBuilder::new("o-abcdefghij", "123456789012", "r-root")
+        .unit("r-root", "ou-root-workload", "Workloads")
+        .account("r-root", SECURITY, "security", AccountState::Active)
+        .account("ou-root-workload", &account(0), "w-0", AccountState::Active);
+    let fake = FakeAws::new(tree.build(), FakeConfig::default());
+    let server = crossrole_server::start(&config(dir.path()), Arc::new(fake.clone())).await.unwrap();
+    let c = client(server.addr).await;
+    let apply = |hours: i64| proto::ApplyAccessRequest {
+        spec: Some(spec()),
+        idempotency_key: "apply-1".into(),
+        expires_in: Some(prost_types::Duration { seconds: hours * 3600, nanos: 0 }),
+        ..Default::default()
+    };
+    let (first, end) = c.apply_request(apply(1)).await.unwrap();
+    let refused = c.apply_request(apply(8)).await.unwrap_err();
+    let crossrole_client::Error::FailedPrecondition(message) = &refused else { panic!("{refused:?}") };
+    assert!(message.contains("idempotency_key \"apply-1\"") && message.contains("(expires_in differs"), "{message}");
+    assert!(message.contains("expires_in 3600s, this one for expires_in 28800s"), "{message}");
+    // Nothing was written: the spec's end is the first request's, and the same request still returns its operation.
+    let (again, kept) = c.apply_request(apply(1)).await.unwrap();
+    assert_eq!((again.id(), kept), (first.id(), end));
+    let refusal = &audited(&c, "ApplyAccess").await[1];
+    assert!(refusal["expires_at"].is_null(), "the refusal set no end: {refusal}");
+    server.stop().await.unwrap();
+}

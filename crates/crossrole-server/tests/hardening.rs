@@ -382,16 +382,8 @@ async fn a_damaged_journal_or_a_wrong_key_stops_the_start() {
 
 /// An apply of the test spec, started on the engine.
 fn apply_request() -> crossrole_engine::StartRequest {
-    crossrole_engine::StartRequest {
-        kind: crossrole_core::ops::OperationKind::Apply,
-        spec: crossrole_wire::spec(Some(&spec())).unwrap(),
-        idempotency_key: None,
-        created_by: "test".into(),
-        binding_name: None,
-        dry_run: false,
-        accounts: None,
-        confirmed: None,
-    }
+    let spec = crossrole_wire::spec(Some(&spec())).unwrap();
+    crossrole_engine::StartRequest::new(crossrole_core::ops::OperationKind::Apply, spec, "test")
 }
 
 /// The journal's files, byte for byte (SQLite's write-ahead log included).

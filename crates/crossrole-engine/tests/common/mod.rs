@@ -138,16 +138,7 @@ pub fn world(n: u64) -> World {
 }
 
 pub fn start(kind: OperationKind, spec: &AccessSpec) -> StartRequest {
-    StartRequest {
-        kind,
-        spec: spec.clone(),
-        idempotency_key: None,
-        created_by: "test".into(),
-        binding_name: None,
-        dry_run: false,
-        accounts: None,
-        confirmed: None,
-    }
+    StartRequest::new(kind, spec.clone(), "test")
 }
 
 pub async fn run(w: &World, kind: OperationKind, spec: &AccessSpec) -> Operation {

@@ -2625,7 +2625,10 @@ pub struct ApplyAccessRequest {
     #[prost(message, optional, tag = "1")]
     pub spec: ::core::option::Option<AccessSpec>,
     /// A client-chosen key (1 to 128 characters): starting the same request again with the same key returns the same
-    /// operation instead of starting a new one. Reusing a key with a different spec is FAILED_PRECONDITION.
+    /// operation instead of starting a new one. Reusing a key for a different request (another spec, plan or end) is
+    /// FAILED_PRECONDITION, nothing done, with a `google.rpc.PreconditionFailure` violation of type
+    /// `IDEMPOTENCY_KEY_REUSED` whose subject is the field that differs (`spec`, `plan_fingerprint`, `expires_in`,
+    /// `expires_at`). The end is compared as it was asked: the same `expires_in` retried later is the same request.
     #[prost(string, tag = "2")]
     pub idempotency_key: ::prost::alloc::string::String,
     /// The `fingerprint` of the plan that was confirmed (`AccessPlan.fingerprint`): the apply does what that plan
@@ -2654,7 +2657,9 @@ pub struct ApplyAccessRequest {
     #[prost(message, optional, tag = "10")]
     pub expires_at: ::core::option::Option<::prost_types::Timestamp>,
     /// The access ends this long after the request (positive, at most 366 days), turned into `expires_at` once, by
-    /// crossroled's clock: a retry with the same `idempotency_key` keeps the end the first request computed.
+    /// crossroled's clock: a retry with the same `idempotency_key` (and the same `expires_in`) keeps the end the first
+    /// request computed; the same key with another duration, or with `expires_at`, is refused (see
+    /// `idempotency_key`).
     #[prost(message, optional, tag = "11")]
     pub expires_in: ::core::option::Option<::prost_types::Duration>,
 }

@@ -78,14 +78,11 @@ impl Access {
                 self.0.engine.guardrails(&s).await.map_err(under_spec)?;
             }
             let request = StartRequest {
-                kind,
-                spec: s.clone(),
                 idempotency_key: key,
-                created_by: caller.name.clone(),
-                binding_name: None,
-                dry_run: false,
-                accounts: None,
                 confirmed: (!plan.is_empty()).then(|| ConfirmedPlan { fingerprint: plan, audience: caller.audience() }),
+                // The end as asked is part of the request: the same key with another end is refused.
+                end: raw_end,
+                ..StartRequest::new(kind, s.clone(), caller.name.clone())
             };
             // A retry (its idempotency key started its operation) changes no end: an `expires_in` counted again
             // from now would move the end the first request set.
@@ -96,11 +93,13 @@ impl Access {
             let pending = before.as_ref().filter(|b| b.operation_id.is_none()).map(|b| b.expires_at);
             ends = Some((pending, if changes { end } else { pending }));
             let started = self.0.engine.start(request).await.map(|op| op.to_wire()).map_err(under_spec);
-            if started.is_err() && changes {
+            if started.is_err() {
                 // Nothing started: the spec's access keeps the end it had.
-                let restored = before.filter(|b| b.operation_id.is_none()).map(|b| b.expires_at);
-                if let Err(e) = expiries.set(&s, restored, &caller.name).await {
-                    tracing::warn!(spec = s.name, error = %e, "cannot put back the end of the spec's access");
+                if changes {
+                    let restored = before.filter(|b| b.operation_id.is_none()).map(|b| b.expires_at);
+                    if let Err(e) = expiries.set(&s, restored, &caller.name).await {
+                        tracing::warn!(spec = s.name, error = %e, "cannot put back the end of the spec's access");
+                    }
                 }
                 ends = None;
             }

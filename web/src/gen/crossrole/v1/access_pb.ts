@@ -338,7 +338,10 @@ export type ApplyAccessRequest = Message<"crossrole.v1.ApplyAccessRequest"> & {
 
   /**
    * A client-chosen key (1 to 128 characters): starting the same request again with the same key returns the same
-   * operation instead of starting a new one. Reusing a key with a different spec is FAILED_PRECONDITION.
+   * operation instead of starting a new one. Reusing a key for a different request (another spec, plan or end) is
+   * FAILED_PRECONDITION, nothing done, with a `google.rpc.PreconditionFailure` violation of type
+   * `IDEMPOTENCY_KEY_REUSED` whose subject is the field that differs (`spec`, `plan_fingerprint`, `expires_in`,
+   * `expires_at`). The end is compared as it was asked: the same `expires_in` retried later is the same request.
    *
    * @generated from field: string idempotency_key = 2;
    */
@@ -383,7 +386,9 @@ export type ApplyAccessRequest = Message<"crossrole.v1.ApplyAccessRequest"> & {
 
   /**
    * The access ends this long after the request (positive, at most 366 days), turned into `expires_at` once, by
-   * crossroled's clock: a retry with the same `idempotency_key` keeps the end the first request computed.
+   * crossroled's clock: a retry with the same `idempotency_key` (and the same `expires_in`) keeps the end the first
+   * request computed; the same key with another duration, or with `expires_at`, is refused (see
+   * `idempotency_key`).
    *
    * @generated from field: google.protobuf.Duration expires_in = 11;
    */
