@@ -56,6 +56,8 @@ pub enum ChangeKind {
     RevokeSessions,
     /// No write: access is taken away and the sessions issued before are not revoked (turned off).
     SessionsNotRevoked,
+    /// No write: a former grant crossrole cannot read is given up on, as the request asked: left where it is.
+    FormerGrantReleased,
 }
 
 impl ChangeKind {
@@ -82,6 +84,7 @@ impl ChangeKind {
             ChangeKind::DeleteGrantPolicy => "delete grant policy",
             ChangeKind::RevokeSessions => "revoke active sessions",
             ChangeKind::SessionsNotRevoked => "sessions not revoked",
+            ChangeKind::FormerGrantReleased => "former grant released",
         }
     }
 }
@@ -317,6 +320,33 @@ pub struct AccountResult {
     pub end_time: Option<Millis>,
     /// What the operation does there; `None` for an account matched and skipped, which it does nothing to.
     pub action: Option<Action>,
+}
+
+impl AccountResult {
+    /// The result of the account `account_id` (`account_name`), at `index` of its operation's targets, as
+    /// `outcome` in `phase` with nothing else said: no role, no change, no error, no live check, not finished, and
+    /// no action (an organization-wide operation's row; a rollout's says what it does there).
+    pub fn new(
+        account_id: impl Into<String>,
+        account_name: impl Into<String>,
+        index: u32,
+        outcome: Outcome,
+        phase: Phase,
+    ) -> AccountResult {
+        AccountResult {
+            account_id: account_id.into(),
+            account_name: account_name.into(),
+            index,
+            outcome,
+            phase,
+            role_arn: String::new(),
+            changes: Vec::new(),
+            error: None,
+            verify: None,
+            end_time: None,
+            action: None,
+        }
+    }
 }
 
 /// What an operation does.

@@ -53,21 +53,10 @@ impl Target {
         self.prior.as_ref().is_some_and(|p| !p.changes.is_empty())
     }
 
-    /// This account's result row at `outcome` and `phase`, nothing else filled in.
+    /// This account's row at `outcome` and `phase`, with what the operation does there, nothing else filled in.
     pub(crate) fn result(&self, outcome: Outcome, phase: Phase) -> AccountResult {
-        AccountResult {
-            account_id: self.account_id.clone(),
-            account_name: self.account_name.clone(),
-            index: self.index,
-            outcome,
-            phase,
-            role_arn: String::new(),
-            changes: Vec::new(),
-            error: None,
-            verify: None,
-            end_time: None,
-            action: Some(self.action),
-        }
+        let result = AccountResult::new(&self.account_id, &self.account_name, self.index, outcome, phase);
+        AccountResult { action: Some(self.action), ..result }
     }
 }
 

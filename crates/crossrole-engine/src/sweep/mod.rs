@@ -51,19 +51,7 @@ pub(crate) struct Target {
 impl Target {
     /// The account's result as `outcome` in `phase`, nothing else said.
     pub(crate) fn result(&self, outcome: Outcome, phase: Phase) -> AccountResult {
-        AccountResult {
-            account_id: self.account_id.clone(),
-            account_name: self.account_name.clone(),
-            index: self.index,
-            outcome,
-            phase,
-            role_arn: String::new(),
-            changes: Vec::new(),
-            error: None,
-            verify: None,
-            end_time: None,
-            action: None,
-        }
+        AccountResult::new(&self.account_id, &self.account_name, self.index, outcome, phase)
     }
 }
 
