@@ -85,7 +85,7 @@ fn may_apt_get() -> bool {
 #[derive(Debug)]
 enum Get {
     /// By the person running xtask, this way.
-    ByHand(&'static str),
+    ByHand(String),
     /// By xtask, with apt-get.
     Apt(&'static Debian),
 }
@@ -112,7 +112,7 @@ fn version(program: &str, args: &[&str]) -> Option<String> {
 
 impl Need {
     fn by_hand(what: &'static str, needed_by: &'static str, found: Option<String>, how: &'static str) -> Need {
-        Need { what, needed_by, found, get: Get::ByHand(how) }
+        Need { what, needed_by, found, get: Get::ByHand(how.to_string()) }
     }
 
     fn debian(debian: &'static Debian, needed_by: &'static str) -> Need {
@@ -208,6 +208,50 @@ impl Need {
     pub(crate) fn chromium() -> Need {
         Need::debian(&CHROMIUM, "the web console's browser test (e2e web_console)")
     }
+
+    /// Free space where cargo builds: a build of everything from nothing needs far more than a warm one.
+    pub(crate) fn disk_space() -> Need {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| crate::workspace_root().join("target"));
+        let cold = !target.join("debug").join("deps").is_dir();
+        let (found, how) = disk_verdict(free_bytes(&target), cold, &target);
+        Need { what: "free disk space", needed_by: "the builds", found, get: Get::ByHand(how) }
+    }
+}
+
+/// Free disk space a build of everything from nothing (no `target/debug/deps` yet) needs, and a warm one.
+const COLD_BUILD_GIB: u64 = 12;
+const WARM_BUILD_GIB: u64 = 4;
+const GIB: u64 = 1 << 30;
+
+/// The bytes free (to an unprivileged user) on the file system holding `path`, or its nearest existing parent;
+/// `None` when `df` cannot tell.
+fn free_bytes(path: &std::path::Path) -> Option<u64> {
+    let dir = path.ancestors().find(|p| p.is_dir())?;
+    let out = Command::new("df").args(["-P", "-k"]).arg(dir).output().ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let kib: u64 = text.lines().nth(1)?.split_whitespace().nth(3)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Whether `free` bytes are enough for a `cold` or a warm build into `target`: what was found (`None` when not
+/// enough), and how to make room.
+fn disk_verdict(free: Option<u64>, cold: bool, target: &std::path::Path) -> (Option<String>, String) {
+    let needed = if cold { COLD_BUILD_GIB } else { WARM_BUILD_GIB };
+    let build = if cold { "a build from nothing" } else { "a warm build" };
+    let Some(free) = free else {
+        return (Some(format!("not measured (df could not tell for {})", target.display())), String::new());
+    };
+    let said = format!("{:.1} GiB free for {}; {build} needs {needed} GiB", free as f64 / GIB as f64, target.display());
+    if free >= needed * GIB {
+        return (Some(said), String::new());
+    }
+    let how = format!(
+        "{said}: delete target/debug/incremental (rebuilt as needed) or run `cargo clean`, or build with \
+         CARGO_INCREMENTAL=0 (as CI does), which needs less"
+    );
+    (None, how)
 }
 
 /// What the check found: a line for each need, the packages to install, and what is missing (what needs it and how
@@ -235,7 +279,7 @@ fn judge(needs: &[Need], may_apt_get: bool) -> Verdict {
             }
             (None, get) => {
                 let how = match get {
-                    Get::ByHand(how) => how.to_string(),
+                    Get::ByHand(how) => how.clone(),
                     Get::Apt(debian) => debian.by_hand(),
                 };
                 verdict.lines.push(format!("  MISSING  {what}, for {needed_by}: {how}"));
@@ -286,14 +330,14 @@ mod tests {
     #[test]
     fn found_tools_pass_and_missing_ones_say_what_needs_them_and_how_to_get_them() {
         check(
-            &[need("cargo-nextest", Some("cargo-nextest 0.9.143"), Get::ByHand("cargo install cargo-nextest"))],
+            &[need("cargo-nextest", Some("cargo-nextest 0.9.143"), Get::ByHand("cargo install cargo-nextest".into()))],
             false,
             &["  ok       cargo-nextest: cargo-nextest 0.9.143"],
             &[],
             0,
         );
         check(
-            &[need("npm", None, Get::ByHand("install Node.js with npm"))],
+            &[need("npm", None, Get::ByHand("install Node.js with npm".into()))],
             true,
             &["  MISSING  npm, for the test: install Node.js with npm"],
             &[],
@@ -334,12 +378,26 @@ mod tests {
     }
 
     #[test]
+    fn too_little_disk_is_missing_with_what_was_found_and_how_to_make_room() {
+        let target = std::path::Path::new("/w/target");
+        let (found, _) = disk_verdict(Some(13 * GIB), true, target);
+        assert_eq!(found.as_deref(), Some("13.0 GiB free for /w/target; a build from nothing needs 12 GiB"));
+        let (found, how) = disk_verdict(Some(7 * GIB + GIB / 2), true, target);
+        assert_eq!(found, None);
+        assert!(how.starts_with("7.5 GiB free for /w/target; a build from nothing needs 12 GiB: delete"), "{how}");
+        let (found, _) = disk_verdict(Some(7 * GIB + GIB / 2), false, target);
+        assert_eq!(found.as_deref(), Some("7.5 GiB free for /w/target; a warm build needs 4 GiB"));
+        let (found, _) = disk_verdict(None, true, target);
+        assert!(found.is_some_and(|f| f.starts_with("not measured")));
+    }
+
+    #[test]
     fn every_missing_tool_is_named_not_only_the_first() {
         let verdict = judge(
             &[
-                need("node", None, Get::ByHand("install Node.js")),
-                need("curl", Some("curl 8"), Get::ByHand("apt-get install curl")),
-                need("Python 3.11 or newer, with venv", None, Get::ByHand("install it")),
+                need("node", None, Get::ByHand("install Node.js".into())),
+                need("curl", Some("curl 8"), Get::ByHand("apt-get install curl".into())),
+                need("Python 3.11 or newer, with venv", None, Get::ByHand("install it".into())),
             ],
             true,
         );

@@ -23,7 +23,7 @@ on emulators (with the web console in Chromium).
 
 /// What the test command needs from the machine, in its order of use.
 fn needs(skip_e2e: bool) -> Vec<Need> {
-    let mut needs = vec![Need::rustfmt(), Need::clippy(), Need::nextest()];
+    let mut needs = vec![Need::disk_space(), Need::rustfmt(), Need::clippy(), Need::nextest()];
     needs.extend(Need::compilers());
     // buf and the console's packages (npm), the deploy/ checks' venvs (Python) and the IAM judge (node).
     needs.extend(Need::node_and_npm());
