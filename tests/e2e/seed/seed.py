@@ -182,6 +182,8 @@ def main():
             waiter.config.delay = 1
             waiter.config.max_attempts = 120
             waiter.wait(StackName="crossrole-bootstrap")
+            if args.mode == "moto":
+                inline_policies_as_cloudformation_writes_them(cfn, iam_in(account_id))
             outputs = cfn.describe_stacks(StackName="crossrole-bootstrap")["Stacks"][0].get("Outputs", [])
             ceiling = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "CeilingPolicyArn")
             if ":policy/crossrole-ceiling/" not in ceiling:
@@ -248,6 +250,31 @@ def list_defaults_spelled_out(template, parameters):
         if name not in given and slot.get("Type") == "CommaDelimitedList" and default and "," in default:
             out.append({"ParameterKey": name, "ParameterValue": default})
     return out
+
+
+def inline_policies_as_cloudformation_writes_them(cfn, iam):
+    """The inline policies of the roles the stack made, written again as CloudFormation leaves them. moto 5.2.5's
+    AWS::IAM::Role keeps a `Policies` document as the template's object, not as JSON text: GetRolePolicy answers
+    its Python repr ("{'Version': '2012-10-17', ...}", which no client reads as JSON), GetAccountAuthorizationDetails
+    fails with HTTP 500 ("TypeError: quote_from_bytes() expected bytes" in moto's role_policy_list), and a
+    statement `!If [TrustedSide, {...}, !Ref AWS::NoValue]` left out is kept as a null, where CloudFormation drops
+    it. Read back, the nulls dropped, put again through PutRolePolicy: the same document CloudFormation would have
+    written."""
+    import ast
+
+    resources = cfn.list_stack_resources(StackName="crossrole-bootstrap")["StackResourceSummaries"]
+    for role in (r["PhysicalResourceId"] for r in resources if r["ResourceType"] == "AWS::IAM::Role"):
+        for name in iam.list_role_policies(RoleName=role)["PolicyNames"]:
+            document = iam.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+            if isinstance(document, str):
+                try:
+                    document = json.loads(document)
+                except ValueError:
+                    document = ast.literal_eval(document)
+            statements = document["Statement"]
+            if isinstance(statements, list):
+                document["Statement"] = [s for s in statements if s is not None]
+            iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(document))
 
 
 # An account outside the organization: a vendor's.
