@@ -14,8 +14,8 @@
 //! Like an apply, it is written to the journal before it starts, reports progress in events and a result per
 //! account, can be cancelled, and is resumed after a restart (the accounts without a final row are revoked again:
 //! a later instant denies at least what an earlier one did), on the organization-wide skeleton
-//! ([`crate::sweep`]): its accounts are put on record first, and each is revoked in as soon as the organization's
-//! pages list it ACTIVE, while the rest of the organization is still being read.
+//! ([`crate::sweep`]): its accounts are numbered first, and each is put on record and revoked in as soon as the
+//! organization's pages list it ACTIVE, while the rest of the organization is still being read.
 
 use std::{collections::BTreeSet, sync::Arc};
 
@@ -149,8 +149,8 @@ impl Visit for Revoke {
     const FAILED: &'static str = "revoked";
     const NEEDS_ORGANIZATION: bool = false;
 
-    /// Put on record first, in account id order; an account that left the organization or is not ACTIVE is
-    /// skipped once the organization says so.
+    /// Numbered first, in account id order; an account that left the organization or is not ACTIVE is skipped
+    /// once the organization says so.
     fn accounts(&self) -> Option<&BTreeSet<String>> {
         Some(&self.accounts)
     }

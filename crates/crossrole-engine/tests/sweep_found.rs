@@ -133,11 +133,75 @@ async fn revoke_revokes_in_accounts_as_their_pages_are_listed_and_skips_the_plac
     let gone = rows.iter().find(|r| r.account_id == account(59)).unwrap();
     assert_eq!(gone.outcome, Outcome::Skipped);
     assert!(gone.error.as_ref().unwrap().message.contains("SUSPENDED"), "{gone:?}");
-    // Put on record first, in account id order.
+    // Numbered first, in account id order.
     let mut by_index = rows.clone();
     by_index.sort_by_key(|r| r.index);
     let ids: Vec<&str> = by_index.iter().map(|r| r.account_id.as_str()).collect();
     let mut sorted = ids.clone();
     sorted.sort();
     assert_eq!(ids, sorted);
+}
+
+/// The accounts named, in account id order, with the position each is numbered by.
+fn named() -> std::collections::BTreeSet<String> {
+    (0..60).map(account).chain(["299999999999".to_string()]).collect()
+}
+
+/// Every row's index is its account's place among the named, and its name is the organization's.
+fn numbered_and_named(rows: &[AccountResult]) {
+    let named = named();
+    for r in rows {
+        let place = named.iter().position(|a| *a == r.account_id).unwrap();
+        assert_eq!(r.index as usize, place, "{r:?}");
+        assert!(!r.account_name.is_empty(), "every row under its account's name: {r:?}");
+    }
+}
+
+/// A run about named accounts numbers them first, in account id order, and puts each on record once, under its
+/// name, as the organization lists it (not nameless up front, then again): no row on record while the organization
+/// is read lacks its name.
+#[tokio::test(start_paused = true)]
+async fn a_named_runs_accounts_go_on_record_as_they_are_listed_each_under_its_name() {
+    let w = paged(Arc::new(SqliteJournal::in_memory().unwrap()));
+    let request = InventoryRequest { accounts: Some(named()), created_by: "test".into(), ..Default::default() };
+    let op = w.engine.start_inventory(request).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mid = results(&w, &op.id).await;
+    assert!(!mid.is_empty() && mid.len() < named().len(), "{} of {} on record", mid.len(), named().len());
+    numbered_and_named(&mid);
+    let done = w.engine.wait(&op.id).await.unwrap();
+    assert_eq!(done.state, OperationState::Succeeded, "{}", done.message);
+    let rows = results(&w, &op.id).await;
+    assert_eq!(rows.len(), named().len());
+    numbered_and_named(&rows);
+    let suspended = rows.iter().find(|r| r.account_id == "299999999999").unwrap();
+    assert_eq!(suspended.outcome, Outcome::Skipped, "{suspended:?}");
+    assert_eq!(done.counts.unchanged, 60, "{:?}", done.counts);
+}
+
+/// A run about named accounts stopped while the organization was read numbers the accounts it left without a row
+/// as before when it resumes: each visited once, at its place.
+#[tokio::test(start_paused = true)]
+async fn a_named_run_stopped_while_it_was_finding_its_accounts_numbers_the_rest_as_before_when_it_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal: Arc<dyn Journal> = Arc::new(SqliteJournal::open(&dir.path().join("j.db")).unwrap());
+    let w = paged(journal);
+    let request = InventoryRequest { accounts: Some(named()), created_by: "test".into(), ..Default::default() };
+    let op = w.engine.start_inventory(request).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    w.engine.shutdown(Duration::from_secs(30)).await;
+    let on_record = results(&w, &op.id).await.len();
+    assert!(on_record > 0 && on_record < named().len(), "stopped with {on_record} accounts on record");
+
+    let engine = w.restarted();
+    assert_eq!(engine.resume().await.unwrap(), 1);
+    let done = engine.wait(&op.id).await.unwrap();
+    assert_eq!(done.state, OperationState::Succeeded, "{}", done.message);
+    let rows = results(&w, &op.id).await;
+    assert_eq!(rows.len(), named().len());
+    numbered_and_named(&rows);
+    assert_eq!((done.counts.unchanged, done.counts.skipped), (60, 1), "{:?}", done.counts);
+    let read = w.fake.served().get("iam:GetAccountAuthorizationDetails").copied().unwrap_or(0);
+    assert_eq!(read, 60, "each account read once, across the restart");
+    sequences(&engine, &op.id, Phase::Assume).await;
 }

@@ -1,12 +1,15 @@
 //! Where a sweep's accounts come from: the organization read (or its tree, if discovery holds one young enough),
 //! each ACTIVE account handed out as its page is listed, and the rest once the organization is read to its end.
 //!
-//! Every account gets its row before it is handed out. A run about named accounts ([`Visit::accounts`]) puts them
-//! all on record first, in account id order (those it refuses as skipped, with why); the organization then only
-//! says which are ACTIVE members, and one that is not is skipped with why once it is read to its end. A run about
-//! the whole organization puts each ACTIVE account on record as it is found, with the next index. A resumed run
-//! takes the rows its earlier run left: the final ones are not visited again, the others are handed out when the
-//! organization lists them; `TargetsResolved` is said once, by the run that read the organization to its end.
+//! Every account gets its row before it is handed out, written once with its name (the organization's, as its
+//! page lists it). A run about named accounts ([`Visit::accounts`]) numbers them first, in account id order, and
+//! puts on record at once only those it refuses (skipped, with why); the organization then says which are ACTIVE
+//! members: each is put on record as it is listed, and one that is not is skipped with why once it is read to its
+//! end (or said not started, if the run is cancelled first). A run about the whole organization puts each ACTIVE
+//! account on record as it is found, with the next index. A resumed run takes the rows its earlier run left (and
+//! numbers again, as before, the named accounts it left without one): the final ones are not visited again, the
+//! others are handed out when the organization lists them, their rows written again only if they no longer say
+//! pending under that name; `TargetsResolved` is said once, by the run that read the organization to its end.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -36,16 +39,18 @@ pub(super) enum Arrival {
     Complete(Result<(Arc<OrgTree>, Selection), crossrole_aws::Error>),
 }
 
-/// Where an account with a row stands.
+/// Where an account stands.
 enum Row {
-    /// On record, not handed out yet.
-    Waiting { index: u32, name: String },
+    /// Not handed out yet; `pending`: its row on record says pending, under `name` (a named account not listed yet
+    /// has no row).
+    Waiting { index: u32, name: String, pending: bool },
     /// Handed out, or final.
     Done,
 }
 
 /// The accounts of one run: their rows, and the organization being read.
 pub(super) struct Finder {
+    /// Every account of the run: on record, or named and numbered.
     rows: BTreeMap<String, Row>,
     next_index: u32,
     /// Accounts found are put on record as they come (a run about the whole organization).
@@ -60,7 +65,7 @@ pub(super) struct Finder {
 }
 
 impl Finder {
-    /// The rows an earlier run left, or the named accounts put on record now; and the organization's read begun.
+    /// The rows an earlier run left, and the named accounts without one; and the organization's read begun.
     pub(super) async fn open<V: Visit>(sweep: &Arc<Sweep<V>>, op: &OperationRow) -> Result<Finder, String> {
         let inner = &sweep.inner;
         let (found_tx, found) = unbounded_channel();
@@ -75,21 +80,20 @@ impl Finder {
             skipped: 0,
         };
         let rows = source::all_rows(inner, &op.id).await?;
-        if rows.is_empty() {
-            if let Some(accounts) = sweep.visit.accounts() {
-                finder.put_named(sweep, accounts);
-            }
-        } else {
+        if !rows.is_empty() {
             finder.resolved_before = source::resolved_before(inner, &op.id).await;
-            for r in rows {
-                finder.next_index = finder.next_index.max(r.index + 1);
-                finder.skipped += u32::from(r.outcome == Outcome::Skipped);
-                let row = match r.outcome.is_final() {
-                    true => Row::Done,
-                    false => Row::Waiting { index: r.index, name: r.account_name },
-                };
-                finder.rows.insert(r.account_id, row);
-            }
+        }
+        for r in rows {
+            finder.next_index = finder.next_index.max(r.index + 1);
+            finder.skipped += u32::from(r.outcome == Outcome::Skipped);
+            let row = match r.outcome.is_final() {
+                true => Row::Done,
+                false => Row::Waiting { index: r.index, name: r.account_name, pending: r.outcome == Outcome::Pending },
+            };
+            finder.rows.insert(r.account_id, row);
+        }
+        if let Some(accounts) = sweep.visit.accounts() {
+            finder.put_named(sweep, accounts);
         }
         sweep.sink.flush().await;
         let (inner, ctx) = (inner.clone(), sweep.ctx.clone());
@@ -101,14 +105,18 @@ impl Finder {
         Ok(finder)
     }
 
-    /// Puts the named accounts on record, in account id order: pending, or skipped when the visit refuses them.
+    /// Numbers the named accounts without a row, in account id order (an account's index is its place among them,
+    /// in every run): those the visit refuses are put on record, skipped; the others wait for the organization to
+    /// list them.
     fn put_named<V: Visit>(&mut self, sweep: &Sweep<V>, accounts: &BTreeSet<String>) {
-        for id in accounts {
-            let target =
-                Target { index: self.next_index, account_id: id.clone(), account_name: String::new(), joined_at: None };
-            self.next_index += 1;
+        for (index, id) in (0u32..).zip(accounts) {
+            self.next_index = self.next_index.max(index + 1);
+            if self.rows.contains_key(id) {
+                continue;
+            }
             match sweep.visit.refused(id) {
                 Some((code, why)) => {
+                    let target = Target { index, account_id: id.clone(), account_name: String::new(), joined_at: None };
                     let mut r = target.result(Outcome::Skipped, Phase::Done);
                     r.error = Some(AccountError::new(code, why, Phase::Queued));
                     sweep.sink.account(&r);
@@ -116,8 +124,7 @@ impl Finder {
                     self.skipped += 1;
                 }
                 None => {
-                    sweep.sink.account(&target.result(Outcome::Pending, Phase::Queued));
-                    self.rows.insert(id.clone(), Row::Waiting { index: target.index, name: String::new() });
+                    self.rows.insert(id.clone(), Row::Waiting { index, name: String::new(), pending: false });
                 }
             }
         }
@@ -139,7 +146,7 @@ impl Finder {
         self.reading = None;
         let mut left = Vec::new();
         for (id, row) in &mut self.rows {
-            if let Row::Waiting { index, name } = std::mem::replace(row, Row::Done) {
+            if let Row::Waiting { index, name, .. } = std::mem::replace(row, Row::Done) {
                 left.push(Target { index, account_id: id.clone(), account_name: name, joined_at: None });
             }
         }
@@ -188,18 +195,19 @@ impl Finder {
         Ok(out)
     }
 
-    /// `account` as a target, if it is one not handed out yet (a new one put on record first).
+    /// `account` as a target, if it is one not handed out yet, on record as pending under its name first (unless
+    /// its row already says so).
     fn hand_out<V: Visit>(&mut self, sweep: &Sweep<V>, account: &AccountInfo) -> Option<Target> {
-        let index = match self.rows.get_mut(&account.id) {
+        let (index, on_record) = match self.rows.get_mut(&account.id) {
             Some(row) => match std::mem::replace(row, Row::Done) {
-                Row::Waiting { index, .. } => index,
+                Row::Waiting { index, name, pending } => (index, pending && name == account.name),
                 Row::Done => return None,
             },
             None if self.whole => {
                 let index = self.next_index;
                 self.next_index += 1;
                 self.rows.insert(account.id.clone(), Row::Done);
-                index
+                (index, false)
             }
             None => return None,
         };
@@ -209,7 +217,9 @@ impl Finder {
             account_name: account.name.clone(),
             joined_at: account.joined_at,
         };
-        sweep.sink.account(&target.result(Outcome::Pending, Phase::Queued));
+        if !on_record {
+            sweep.sink.account(&target.result(Outcome::Pending, Phase::Queued));
+        }
         Some(target)
     }
 
@@ -218,7 +228,7 @@ impl Finder {
         let reasons: BTreeMap<&str, &str> =
             selection.skipped.iter().map(|s| (s.account.id.as_str(), s.reason.as_str())).collect();
         for (id, row) in &mut self.rows {
-            let Row::Waiting { index, name } = std::mem::replace(row, Row::Done) else { continue };
+            let Row::Waiting { index, name, .. } = std::mem::replace(row, Row::Done) else { continue };
             let account = tree.accounts.get(id);
             let why = match (account, reasons.get(id.as_str())) {
                 (_, Some(reason)) => reason.to_string(),

@@ -68,8 +68,8 @@ pub(crate) trait Visit: Send + Sync + Sized + 'static {
     /// Whether a visit reads only once the organization is read to its end (see the module's documentation).
     const NEEDS_ORGANIZATION: bool;
 
-    /// The accounts this run is about (put on record before any is found), or `None`: every ACTIVE account of the
-    /// organization, put on record as the pages list them.
+    /// The accounts this run is about (numbered before any is found, each put on record as the pages list it), or
+    /// `None`: every ACTIVE account of the organization, numbered and put on record as the pages list them.
     fn accounts(&self) -> Option<&BTreeSet<String>>;
 
     /// Why `account`, one of [`Visit::accounts`], is not visited whatever the organization says (skipped).
