@@ -30,7 +30,7 @@
 //! outcome tells that caller whether the ExternalId it sent is the one in AWS; and a plan made for a caller who may
 //! read them is refused for one who may not.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crossrole_core::{
     grant::cut::GrantCut,
@@ -126,6 +126,17 @@ pub(crate) fn found(key: &Redactor, action: Action, changes: &[ShownChange]) -> 
         field(&unmarked(&c.after));
     }
     Found::Changes(key.digest(&data)[..16].to_string())
+}
+
+/// What a plan found of the trusted side being cut and of the former grants it released (`released`: their
+/// accounts; none, as a plan made before releases were found).
+pub(crate) fn grant_found_releasing(key: &Redactor, cut: Option<&GrantCut>, released: &BTreeSet<String>) -> Found {
+    if released.is_empty() {
+        return grant_found(key, cut);
+    }
+    let cut = cut.map(GrantCut::pinned).unwrap_or_default();
+    let released = released.iter().map(String::as_str).collect::<Vec<_>>().join(",");
+    Found::Changes(key.digest(format!("grant cut\0{cut}\0released\0{released}").as_bytes())[..16].to_string())
 }
 
 /// What a plan found of the trusted side being cut: `cut`, or none (a spec without a grant, or nothing cut).
@@ -269,6 +280,27 @@ impl Fingerprint {
             }
         };
         Err(format!("{why}; the trusted side was left untouched: plan again"))
+    }
+
+    /// [`Fingerprint::check_grant`], for an apply that releases the former grants in `released` (their accounts;
+    /// [`crossrole_core::grant::former::Release`]): the plan must have shown those released, and the same cut.
+    pub(crate) fn check_grant_releasing(
+        &self,
+        key: &Redactor,
+        cut: Option<&GrantCut>,
+        released: &BTreeSet<String>,
+    ) -> Result<(), String> {
+        if released.is_empty() {
+            return self.check_grant(key, cut);
+        }
+        if self.grant.as_ref() == Some(&grant_found_releasing(key, cut, released)) {
+            return Ok(());
+        }
+        let accounts = released.iter().map(String::as_str).collect::<Vec<_>>().join(", ");
+        Err(format!(
+            "the plan did not show the former grants in {accounts} released, with the grant cut as it would be now; \
+             the trusted side was left untouched: plan again with the same release_former_grants"
+        ))
     }
 
     /// Whether `spec` is the spec the plan was made for.

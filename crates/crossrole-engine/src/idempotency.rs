@@ -2,7 +2,8 @@
 //! the key's first request had ([`crossrole_store::StoreError::IdempotencyConflict`]); this finds that request among
 //! the spec's operations and names the field that differs, so the caller knows what it changed.
 //!
-//! The fingerprint covers the kind, the dry run, the spec, the confirmed plan and the end as it was asked
+//! The fingerprint covers the kind, the dry run, the spec, the confirmed plan, the former grants released and the
+//! end as it was asked
 //! ([`crate::StartRequest::end`]). The end is compared as asked, not as the time it comes to: an `expires_in`
 //! retried later is the same request (the first end stands); the same key with another duration, another
 //! `expires_at`, one of the two instead of the other, or an end added or left out is another request, refused.
@@ -79,6 +80,14 @@ fn differs(
     }
     if records::operation_confirmed_plan(&first.spec).as_deref() != confirmed {
         return ("plan_fingerprint", "the confirmed plan is not the first request's".into());
+    }
+    let released = records::operation_release(&first.spec).accounts;
+    if released != request.release_former_grants {
+        let list = |a: &std::collections::BTreeSet<String>| {
+            if a.is_empty() { "none".to_string() } else { a.iter().cloned().collect::<Vec<_>>().join(", ") }
+        };
+        let why = format!("the first released {}, this one {}", list(&released), list(&request.release_former_grants));
+        return ("release_former_grants", why);
     }
     let (was, now) = (records::operation_end(&first.spec), request.end);
     let field = match (was, now) {

@@ -51,6 +51,7 @@ use crossrole_core::{
     AccessSpec,
     ceiling::Ceiling,
     expiry::RawEnd,
+    grant::former::Release,
     ops::{Operation, OperationEvent, OperationKind, OperationState},
     secret::Redactor,
     spec::RawSpec,
@@ -136,6 +137,10 @@ pub struct StartRequest {
     /// the request, so that the same idempotency key with another end is refused. What was asked is compared, not
     /// the time it comes to — an `expires_in` retried later is the same request, its end the one the first computed.
     pub end: RawEnd,
+    /// The trusted accounts whose former grants crossrole cannot read and the caller gives up on (an apply or a
+    /// destroy; [`crossrole_core::grant::former::Release`], by `created_by`): never released otherwise. Refused,
+    /// naming `release_former_grants`, for an account with no former grant of the spec or one that can be read.
+    pub release_former_grants: BTreeSet<String>,
 }
 
 impl StartRequest {
@@ -152,6 +157,7 @@ impl StartRequest {
             accounts: None,
             confirmed: None,
             end: RawEnd::default(),
+            release_former_grants: BTreeSet::new(),
         }
     }
 }
@@ -438,6 +444,19 @@ impl Engine {
             let end = serde_json::to_string(&request.end).unwrap_or_default();
             fingerprint = self.inner.redactor.digest(format!("{fingerprint}\0end\0{end}").as_bytes());
         }
+        let release = Release { accounts: request.release_former_grants.clone(), by: request.created_by.clone() };
+        if !release.is_empty() {
+            let accounts = release.accounts.iter().map(String::as_str).collect::<Vec<_>>().join(",");
+            fingerprint = self.inner.redactor.digest(format!("{fingerprint}\0release\0{accounts}").as_bytes());
+            if !matches!(request.kind, OperationKind::Apply | OperationKind::Destroy) {
+                return Err(Error::FailedPrecondition("only an apply or a destroy releases former grants".into()));
+            }
+            // Checked before anything is done — unless a retry of a request that started its operation (which may
+            // have settled them since).
+            if !self.started_before(&request).await? {
+                rollout::former::check_release(&self.inner, &request.spec, &release).await?;
+            }
+        }
         // The apply of a confirmed plan finds its targets first, and is refused, with nothing done, when they are
         // not the plan's (unless it is a retry of a request that started its operation).
         let resolved = match &request.confirmed {
@@ -447,7 +466,12 @@ impl Engine {
             _ => None,
         };
         let id = uuid::Uuid::now_v7().to_string();
-        let beside = records::Beside { accounts: request.accounts.as_ref(), confirmed, end: Some(&request.end) };
+        let beside = records::Beside {
+            accounts: request.accounts.as_ref(),
+            confirmed,
+            end: Some(&request.end),
+            release: Some(&release),
+        };
         let spec_bytes = records::encode_operation(&sealed(&raw, &self.inner.config.journal_key, &id)?, beside);
         let created = self
             .inner

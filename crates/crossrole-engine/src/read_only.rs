@@ -12,12 +12,12 @@ use crossrole_core::{
     grant::{
         GrantChange, GrantPlan,
         cut::{self, GrantCut},
-        former::{Former, Place},
+        former::{Former, Place, Release},
     },
     guardrails::{self, Finding, OrgContext},
     ops::{
         AccessPlan, AccountError, AccountPlanView, AccountVerification, AssumeCheck, Conformance, ErrorCode,
-        GrantPlanView, Millis, OrganizationRead, Phase, PlanStatus, SkippedAccount, Verification,
+        GrantPlanView, Millis, OrganizationRead, Phase, PlanStatus, ShownChange, SkippedAccount, Verification,
     },
     org::{OrgTree, Selection},
     plan::{AccountPlan, DesiredRole},
@@ -171,6 +171,20 @@ impl Engine {
         audience: Audience,
         read: OrganizationRead,
     ) -> Result<AccessPlan, Error> {
+        self.plan_releasing(spec, audience, read, &Release::default()).await
+    }
+
+    /// [`Engine::plan_with`], giving up on the former grants `release` names that cannot be read: the plan shows
+    /// each left in place, released by whom, instead of the error, and its fingerprint covers it. Refused
+    /// (INVALID_ARGUMENT naming `release_former_grants`) for an account where the spec has no former grant, or
+    /// whose former grant can be read.
+    pub async fn plan_releasing(
+        &self,
+        spec: &AccessSpec,
+        audience: Audience,
+        read: OrganizationRead,
+        release: &Release,
+    ) -> Result<AccessPlan, Error> {
         let spec = &self.within_ceiling(spec.clone()).await?;
         let env = self.read_env(spec, "crossrole-plan", audience);
         let config = self.inner.discovery.config();
@@ -240,6 +254,7 @@ impl Engine {
 
         // The grants the spec had before and no longer has (its `grant` removed, or moved) are cut as its own is.
         let former = rollout::former::places(&self.inner, spec).await?;
+        rollout::former::check_released_places(spec, &former, release)?;
         let (grant, grant_found) = match &spec.grant {
             None if former.is_empty() => (None, confirmed::Found::Nothing),
             g => {
@@ -262,7 +277,7 @@ impl Engine {
                     .collect();
                 let left = cut::unnamed(&placements, &touched, &ensure);
                 let cut_in = (&sessions_in, &left);
-                self.plan_grant(spec, g.as_ref(), &former, &ensure, cut_in, &env.ctx).await?
+                self.plan_grant(spec, g.as_ref(), (&former, release), &ensure, cut_in, &env.ctx).await?
             }
         };
         let fingerprint =
@@ -328,42 +343,59 @@ impl Engine {
     /// [`rollout::former::places`]) — with, when it cuts the grant (a former one, or the spec's), the revocation of
     /// the sessions (or that they stay, opted out): in `cut_in.0` ([`cut::sessions_in`]) when it is cut from
     /// principals, else in those of `cut_in.1` ([`cut::unnamed`]) it stops naming — and what it found of the cut
-    /// for the fingerprint; AWS errors are the plan's, reading the organization fails the request. No view when
-    /// the spec has no grant and no former one is left.
+    /// for the fingerprint; AWS errors are the plan's, reading the organization fails the request. A former grant
+    /// that cannot be read is the plan's error, unless `former.1` releases it: then it is shown left in place. No
+    /// view when the spec has no grant and no former one is left.
     async fn plan_grant(
         &self,
         spec: &AccessSpec,
         g: Option<&TrustedGrant>,
-        former: &BTreeSet<Place>,
+        former: (&BTreeSet<Place>, &Release),
         ensure: &BTreeSet<String>,
         cut_in: (&BTreeSet<String>, &BTreeSet<String>),
         ctx: &CallContext,
     ) -> Result<(Option<GrantPlanView>, confirmed::Found), Error> {
+        let (former, release) = former;
         let mut formers = Vec::new();
+        let mut released: Vec<(&Place, ShownChange)> = Vec::new();
         for place in former {
             match rollout::former::read(&self.inner, spec, place, ctx, "crossrole-plan").await {
                 Ok(found) => formers.extend(found),
-                Err(e) => {
-                    let gp = GrantPlanView {
-                        account_id: place.0.clone(),
-                        policy_arn: rollout::former::arn_of(&self.inner, place),
-                        changes: Vec::new(),
-                        error: Some(e),
-                    };
-                    return Ok((Some(gp), confirmed::Found::Unread));
-                }
+                Err(error) => match (rollout::former::Unread { place, error }).outcome(&self.inner, release) {
+                    Ok(change) => released.push((place, change)),
+                    Err(e) => {
+                        let gp = GrantPlanView {
+                            account_id: place.0.clone(),
+                            policy_arn: rollout::former::arn_of(&self.inner, place),
+                            changes: Vec::new(),
+                            error: Some(e),
+                        };
+                        return Ok((Some(gp), confirmed::Found::Unread));
+                    }
+                },
             }
         }
-        let (account_id, policy_arn) = match (g, formers.first()) {
-            (Some(g), _) => (g.account_id.clone(), g.policy_arn(self.partition())),
+        let released_in: BTreeSet<String> = released.iter().map(|(p, _)| p.0.clone()).collect();
+        if let Some(readable) = release.accounts.iter().find(|a| !released_in.contains(*a)) {
+            return Err(Error::Invalid(crossrole_core::Error::invalid(
+                "release_former_grants",
+                format!(
+                    "account {readable}: its former grant can be read, and crossrole removes it: there is nothing to \
+                     release"
+                ),
+            )));
+        }
+        let (account_id, policy_arn) = match (g, formers.first(), released.first()) {
+            (Some(g), _, _) => (g.account_id.clone(), g.policy_arn(self.partition())),
             // No grant now: the view is the former one's.
-            (None, Some(f)) => (f.account_id.clone(), f.policy_arn.clone()),
-            (None, None) => return Ok((None, confirmed::Found::Nothing)),
+            (None, Some(f), _) => (f.account_id.clone(), f.policy_arn.clone()),
+            (None, None, Some((place, _))) => (place.0.clone(), rollout::former::arn_of(&self.inner, place)),
+            (None, None, None) => return Ok((None, confirmed::Found::Nothing)),
         };
         let mut gp = GrantPlanView {
             account_id,
             policy_arn,
-            changes: formers.iter().flat_map(Former::shown).collect(),
+            changes: released.into_iter().map(|(_, c)| c).chain(formers.iter().flat_map(Former::shown)).collect(),
             error: None,
         };
         let mut changes: Vec<GrantChange> = formers.iter().flat_map(Former::cut_from).collect();
@@ -423,8 +455,8 @@ impl Engine {
         let (sessions_in, left) = cut_in;
         let cut = GrantCut::of(&changes, &spec.role.name, sessions_in.clone(), left, rollout::cut_revoke(spec));
         gp.changes.extend(cut.as_ref().map(GrantCut::shown));
-        let found = confirmed::grant_found(&confirmed::key(&self.inner.config.journal_key), cut.as_ref());
-        Ok((Some(gp), found))
+        let key = confirmed::key(&self.inner.config.journal_key);
+        Ok((Some(gp), confirmed::grant_found_releasing(&key, cut.as_ref(), &released_in)))
     }
 
     /// Checks each account's role against the spec, and that the trusted side can assume it.

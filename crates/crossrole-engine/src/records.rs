@@ -11,6 +11,7 @@
 //! An operation's spec record may carry, beside it in the envelope, `accounts`: the only accounts the operation
 //! works on (a binding's reconcile of the accounts an Organizations event named); and `confirmed_plan`: the
 //! fingerprint of the plan an apply carries (`crate::confirmed`); `end`: the end an apply asked for, as given;
+//! `released_former_grants`: the trusted accounts whose former grants the request gave up on, and who asked;
 //! `former_grants_cut`: the operation was made by a
 //! crossroled that removes the spec's former grants (`crate::rollout::former`), so one that succeeded leaves none
 //! of them behind; for an inventory, `unused_after_days`: the days after which a role is reported unused, when its
@@ -25,6 +26,7 @@
 use crossrole_core::{
     binding::BindingMode,
     expiry::RawEnd,
+    grant::former::Release,
     inventory::InventoryRole,
     ops::{AccountResult, OperationKind, OperationState, Outcome},
     spec::RawSpec,
@@ -77,6 +79,8 @@ pub struct Beside<'a> {
     /// The end the apply asked for, as given (`expires_at` or `expires_in`), as `end`: to tell a retry of its
     /// idempotency key from a request with another end, and say which.
     pub end: Option<&'a RawEnd>,
+    /// The former grants the request gives up on, and who asks, as `released_former_grants`.
+    pub release: Option<&'a Release>,
 }
 
 /// [`encode_operation_spec`], with what else the request asked ([`Beside`]).
@@ -91,12 +95,33 @@ pub fn encode_operation(spec: &RawSpec, beside: Beside<'_>) -> Vec<u8> {
         confirmed_plan: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
         end: Option<&'a RawEnd>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        released_former_grants: Option<&'a Release>,
         former_grants_cut: bool,
     }
     let end = beside.end.filter(|e| !e.is_empty());
+    let released_former_grants = beside.release.filter(|r| !r.is_empty());
     let Beside { accounts, confirmed, .. } = beside;
-    let scoped = Scoped { v: VERSION, record: spec, accounts, confirmed_plan: confirmed, end, former_grants_cut: true };
+    let scoped = Scoped {
+        v: VERSION,
+        record: spec,
+        accounts,
+        confirmed_plan: confirmed,
+        end,
+        released_former_grants,
+        former_grants_cut: true,
+    };
     serde_json::to_vec(&scoped).unwrap_or_default()
+}
+
+/// The former grants an operation gives up on and who asked, from its spec's record (none: it released none).
+pub fn operation_release(bytes: &[u8]) -> Release {
+    #[derive(Deserialize)]
+    struct Released {
+        #[serde(default)]
+        released_former_grants: Release,
+    }
+    serde_json::from_slice::<Released>(bytes).map(|r| r.released_former_grants).unwrap_or_default()
 }
 
 /// The end an apply asked for, from its spec's record (none: it asked for none, or its record is from before ends

@@ -11,11 +11,12 @@ use std::collections::BTreeSet;
 use common::*;
 use crossrole_core::{
     AccessSpec,
+    grant::former::Release,
     ops::{OrganizationRead, ShownChange},
     revocation::{POLICY_NAME, Revocation},
     spec::PrincipalKind,
 };
-use crossrole_engine::{Audience, Clock, ConfirmedPlan, EngineConfig};
+use crossrole_engine::{Audience, Clock, ConfirmedPlan, EngineConfig, StartRequest};
 
 /// 2026-12-05T10:00:00.250Z.
 const T0: i64 = 1_796_464_800_250;
@@ -419,4 +420,134 @@ async fn a_grant_never_placed_is_not_looked_for() {
     assert!(!changes.iter().any(|c| c.subject.contains("former grant")), "{changes:?}");
     let op = run(&w, OperationKind::Apply, &granted("alice", "")).await;
     assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+}
+
+/// A release of the former grants in `accounts`, by the tests' caller.
+fn release(accounts: &[&str]) -> Release {
+    Release { accounts: accounts.iter().map(|a| a.to_string()).collect(), by: "test".into() }
+}
+
+/// The field and rule of an INVALID_ARGUMENT.
+fn refused_field(e: &crossrole_engine::Error) -> (String, String) {
+    match e {
+        crossrole_engine::Error::Invalid(crossrole_core::Error::Invalid(v)) => (v[0].field.clone(), v[0].rule.clone()),
+        other => panic!("not a field error: {other:?}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_former_grant_crossrole_cannot_read_is_released_only_when_asked_and_then_not_looked_for_again() {
+    let (w, clock) = clocked(2);
+    let elsewhere = account(1);
+    w.fake.add_principals(&elsewhere, &["carol"], &[]);
+    run(&w, OperationKind::Apply, &granted("alice", "")).await;
+    clock.advance(MINUTE);
+    // The grant moves to another account, and the one it was in can no longer be entered.
+    let spec = moved(&format!("  account_id: \"{elsewhere}\"\n  user_names: [carol]\n"));
+    w.fake.with_account(SECURITY, |a| a.remove_role("OrganizationAccountAccessRole"));
+    let new_arn = format!("arn:aws:iam::{elsewhere}:policy/crossrole/crossrole-assume-audit");
+
+    // Never released on its own: the plan shows the error, the apply writes nothing on the trusted side.
+    let plan = w.engine.plan(&spec).await.unwrap();
+    let error = plan.grant.as_ref().and_then(|g| g.error.as_ref()).expect("the former grant cannot be read");
+    assert!(error.message.contains(&format!("the former grant {GRANT_ARN} cannot be read")), "{}", error.message);
+    let failed = run(&w, OperationKind::Apply, &spec).await;
+    assert_eq!(failed.state, OperationState::Failed, "{}", failed.message);
+    assert!(failed.message.contains("trusted side"), "{}", failed.message);
+    assert!(w.fake.policy(&elsewhere, &new_arn).is_none(), "nothing written on the trusted side");
+
+    // A release that names no unreadable former grant is refused, naming the field: a typo, the new grant's
+    // account (no former grant there).
+    let read = OrganizationRead::Cached;
+    for wrong in ["999999999999", elsewhere.as_str()] {
+        let e = w.engine.plan_releasing(&spec, Audience::Trusted, read, &release(&[wrong])).await.unwrap_err();
+        let (field, rule) = refused_field(&e);
+        assert_eq!(field, "release_former_grants");
+        assert!(rule.contains(&format!("account {wrong}: spec \"audit\" has no former grant there")), "{rule}");
+        let start =
+            StartRequest { release_former_grants: [wrong.to_string()].into(), ..start(OperationKind::Apply, &spec) };
+        assert_eq!(refused_field(&w.engine.start(start).await.unwrap_err()).0, "release_former_grants");
+    }
+
+    // Released explicitly: the plan shows it left in place, by whom, instead of the error.
+    let plan = w.engine.plan_releasing(&spec, Audience::Trusted, read, &release(&[SECURITY])).await.unwrap();
+    let view = plan.grant.as_ref().unwrap();
+    assert!(view.error.is_none(), "{:?}", view.error);
+    let changes = grant_changes(&plan);
+    assert_eq!(
+        kinds_of(&changes),
+        [ChangeKind::FormerGrantReleased, ChangeKind::CreateGrantPolicy, ChangeKind::AttachGrantPolicy],
+        "{changes:?}"
+    );
+    assert_eq!(changes[0].after, format!("former grant in account {SECURITY} not removed: released by test"));
+    assert_eq!(changes[0].subject, format!("{GRANT_ARN} (former grant)"));
+    // The fingerprint covers it: a plan that did not release it is not an apply that does.
+    let unreleased = w.engine.plan(&spec).await.unwrap();
+    let releasing = |fingerprint: &str| StartRequest {
+        release_former_grants: [SECURITY.to_string()].into(),
+        ..confirmed(&spec, fingerprint)
+    };
+    let op = w.engine.start(releasing(&unreleased.fingerprint)).await.unwrap();
+    let op = w.engine.wait(&op.id).await.unwrap();
+    assert_eq!(op.state, OperationState::Failed, "{}", op.message);
+    assert!(
+        op.message.contains(&format!("the plan did not show the former grants in {SECURITY} released")),
+        "{}",
+        op.message
+    );
+    assert!(w.fake.policy(&elsewhere, &new_arn).is_none(), "nothing written on the trusted side");
+
+    // The apply of the plan that released it: the new grant is placed, the former one left where it was, and the
+    // operation's record and events say who released it.
+    let op = w.engine.start(releasing(&plan.fingerprint)).await.unwrap();
+    let op = w.engine.wait(&op.id).await.unwrap();
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    let attached = w.fake.policy(&elsewhere, &new_arn).unwrap().attachments;
+    assert_eq!(attached, BTreeSet::from([(PrincipalKind::User, "carol".to_string())]));
+    assert!(w.fake.policy(SECURITY, GRANT_ARN).is_some(), "left in place");
+    let events = w.engine.events(&op.id, 0, 1000).await.unwrap();
+    let said: Vec<&ShownChange> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            crossrole_core::ops::Event::ChangeApplied { change } if change.kind == ChangeKind::FormerGrantReleased => {
+                Some(change)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(said, [&changes[0]], "the event says what the plan showed");
+    let row = w.journal.get_operation(&op.id).await.unwrap().unwrap();
+    assert_eq!(records::operation_release(&row.spec), release(&[SECURITY]));
+
+    // Settled: the released place is not looked for again — the spec plans and applies without a release, and
+    // releasing it again is refused (no former grant there any more).
+    let later = w.engine.plan(&spec).await.unwrap();
+    assert!(later.grant.as_ref().is_none_or(|g| g.error.is_none()), "{:?}", later.grant);
+    assert!(grant_changes(&later).is_empty(), "{:?}", grant_changes(&later));
+    let op = run(&w, OperationKind::Apply, &spec).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    let e = w.engine.plan_releasing(&spec, Audience::Trusted, read, &release(&[SECURITY])).await.unwrap_err();
+    assert!(refused_field(&e).1.contains("has no former grant there"), "{e:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_former_grant_crossrole_can_read_is_not_released_but_removed() {
+    let (w, clock) = clocked(2);
+    run(&w, OperationKind::Apply, &granted("alice", "")).await;
+    clock.advance(MINUTE);
+    let read = OrganizationRead::Cached;
+    let e = w.engine.plan_releasing(&moved(""), Audience::Trusted, read, &release(&[SECURITY])).await.unwrap_err();
+    let (field, rule) = refused_field(&e);
+    assert_eq!(field, "release_former_grants");
+    assert!(rule.contains("its former grant can be read, and crossrole removes it"), "{rule}");
+    let start = StartRequest {
+        release_former_grants: [SECURITY.to_string()].into(),
+        ..start(OperationKind::Apply, &moved(""))
+    };
+    assert!(refused_field(&w.engine.start(start).await.unwrap_err()).1.contains("can be read"));
+    assert!(w.fake.policy(SECURITY, GRANT_ARN).is_some(), "nothing done");
+    // Without the release it is removed, as always.
+    let op = run(&w, OperationKind::Apply, &moved("")).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    assert_eq!(w.fake.policy(SECURITY, GRANT_ARN), None);
 }

@@ -127,6 +127,7 @@ both_ways!(ChangeKind <=> ChangeKind {
     DeleteGrantPolicy = DeleteGrantPolicy,
     RevokeSessions = RevokeSessions,
     SessionsNotRevoked = SessionsNotRevoked,
+    FormerGrantReleased = FormerGrantReleased,
 });
 
 both_ways!(Phase <=> AccountPhase {

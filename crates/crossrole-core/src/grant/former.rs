@@ -3,12 +3,16 @@
 //! the spec say where it was placed ([`places`]); it is removed as a destroy removes it
 //! ([`super::plan_grant_delete`]: only a policy tagged as this spec's, never one crossrole did not create), and the
 //! principals it was attached to lose the grant: a cut ([`super::cut::GrantCut`]) like any other.
+//!
+//! A former grant crossrole cannot read (its account closed, gone from the organization, or its bootstrap role
+//! removed) cannot be removed, and fails the trusted side until a person gives up on it explicitly, by account
+//! ([`Release`]): never automatically. A released one is shown, and recorded, as left in place ([`released`]).
 
 use std::collections::BTreeSet;
 
 use crate::{
     grant::{GrantChange, GrantPlan, ObservedGrant, plan_grant_delete},
-    ops::ShownChange,
+    ops::{ChangeKind, ShownChange},
     spec::{AccessSpec, TrustedGrant},
 };
 
@@ -26,6 +30,38 @@ pub fn places<'a>(earlier: impl IntoIterator<Item = &'a Place>, now: Option<&Tru
 pub fn place_of(spec_name: &str, account_id: &str, policy_name: &str) -> Place {
     let name = if policy_name.is_empty() { AccessSpec::grant_policy_name(spec_name) } else { policy_name.to_string() };
     (account_id.to_string(), name)
+}
+
+/// The accounts whose former grants a request gives up on (they cannot be read), and who asks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Release {
+    /// The trusted accounts (12-digit ids).
+    pub accounts: BTreeSet<String>,
+    /// Who asks (the caller's token name).
+    pub by: String,
+}
+
+impl Release {
+    /// Whether it releases anything.
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+    }
+
+    /// Whether it releases the former grant of `place`.
+    pub fn covers(&self, place: &Place) -> bool {
+        self.accounts.contains(&place.0)
+    }
+}
+
+/// The former grant at `policy_arn`, in `account_id`, released by `by` because it cannot be read (`why`), as people
+/// see it: no write; it is left where it is.
+pub fn released(account_id: &str, policy_arn: &str, by: &str, why: &str) -> ShownChange {
+    ShownChange {
+        kind: ChangeKind::FormerGrantReleased,
+        subject: format!("{policy_arn} (former grant)"),
+        before: why.to_string(),
+        after: format!("former grant in account {account_id} not removed: released by {by}"),
+    }
 }
 
 /// A former grant that is still there, and what removing it does.
@@ -97,7 +133,6 @@ mod tests {
     use super::*;
     use crate::{
         grant::PolicyVersion,
-        ops::ChangeKind,
         spec::{OWNER_TAG_KEY, OWNER_TAG_VALUE, PrincipalKind, SPEC_TAG_KEY},
     };
 
@@ -159,5 +194,19 @@ mod tests {
         assert!(other.contains("belongs to crossrole spec \"payments\": left in place"), "{other}");
         let hand = plan_former("audit", "111122223333", ARN, Some(&observed(None))).unwrap_err();
         assert!(hand.contains("not managed by crossrole: left in place"), "{hand}");
+    }
+
+    #[test]
+    fn a_released_former_grant_is_shown_left_in_place_by_whom() {
+        let release = Release { accounts: ["111122223333".to_string()].into(), by: "ops-alice".into() };
+        assert!(release.covers(&place_of("audit", "111122223333", "")));
+        assert!(!release.covers(&place_of("audit", "222233334444", "")));
+        let shown = released("111122223333", ARN, &release.by, "the account cannot be entered");
+        assert_eq!(shown.kind, ChangeKind::FormerGrantReleased);
+        assert_eq!(shown.after, "former grant in account 111122223333 not removed: released by ops-alice");
+        assert_eq!(
+            (shown.subject.as_str(), shown.before.as_str()),
+            (&*format!("{ARN} (former grant)"), "the account cannot be entered")
+        );
     }
 }

@@ -3,6 +3,11 @@
 //! changed). The spec as it is now no longer says where that was; the journal's records of those operations do
 //! ([`places`]). What is there now is read from IAM ([`read`]): the policy, if it is still there and tagged as this
 //! spec's, is removed as a destroy removes it; one that is not this spec's is never touched.
+//!
+//! One that cannot be read fails the trusted side, until a request gives up on it by account ([`Release`], the
+//! request's `release_former_grants`, checked first by [`check_release`]): then it is left in place and said so
+//! ([`Unread::outcome`]), and once an apply that released it succeeds, [`places`] no longer looks for it (that
+//! apply settles the operations before it, as any apply that succeeded removing the former grants does).
 
 use std::collections::BTreeSet;
 
@@ -11,7 +16,7 @@ use crossrole_core::{
     AccessSpec,
     grant::{
         ObservedGrant,
-        former::{self, Former, Place},
+        former::{self, Former, Place, Release},
     },
     names,
     ops::{AccountError, ChangeKind, Event, OperationEvent, OperationKind, OperationState, Phase},
@@ -175,4 +180,74 @@ pub(crate) async fn remove(
     })
     .await
     .map_err(|e| format!("the former grant {}: {e}", former.policy_arn))
+}
+
+/// Refuses, before anything is done, a release (`release_former_grants`) of an account where the journal places no
+/// former grant of the spec (a typo would otherwise release nothing, silently), or whose former grants can all be
+/// read (crossrole removes those: there is nothing to give up on).
+pub(crate) async fn check_release(inner: &Inner, spec: &AccessSpec, release: &Release) -> Result<(), Error> {
+    let places = places(inner, spec).await?;
+    check_released_places(spec, &places, release)?;
+    let ctx = CallContext::new();
+    for account in &release.accounts {
+        let here = places.iter().filter(|p| &p.0 == account);
+        let mut unread = false;
+        for place in here {
+            unread |= read(inner, spec, place, &ctx, "crossrole-release").await.is_err();
+        }
+        if !unread {
+            return Err(refused(
+                account,
+                "its former grant can be read, and crossrole removes it: there is nothing to release",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a release of an account where none of `places` (the spec's former grants) is.
+pub(crate) fn check_released_places(
+    spec: &AccessSpec,
+    places: &BTreeSet<Place>,
+    release: &Release,
+) -> Result<(), Error> {
+    match release.accounts.iter().find(|a| !places.iter().any(|p| &&p.0 == a)) {
+        None => Ok(()),
+        Some(account) => {
+            let why = format!(
+                "spec {:?} has no former grant there (no apply or reconcile of it placed a grant there that it no \
+                 longer has, or one that succeeded removed it)",
+                spec.name
+            );
+            Err(refused(account, &why))
+        }
+    }
+}
+
+fn refused(account: &str, why: &str) -> Error {
+    Error::Invalid(crossrole_core::Error::invalid("release_former_grants", format!("account {account}: {why}")))
+}
+
+/// A former grant that could not be read, and whether the request released it.
+pub(crate) struct Unread<'a> {
+    /// Where it is.
+    pub(crate) place: &'a Place,
+    /// Why it could not be read.
+    pub(crate) error: AccountError,
+}
+
+impl Unread<'_> {
+    /// What becomes of it under `release`: `Ok` with the change that says it is left in place, released; or the
+    /// error (it is not released).
+    pub(crate) fn outcome(
+        self,
+        inner: &Inner,
+        release: &Release,
+    ) -> Result<crossrole_core::ops::ShownChange, AccountError> {
+        if !release.covers(self.place) {
+            return Err(self.error);
+        }
+        let arn = arn_of(inner, self.place);
+        Ok(former::released(&self.place.0, &arn, &release.by, &self.error.message))
+    }
 }

@@ -11,7 +11,7 @@ use crossrole_core::{
     grant::{
         self, GrantChange, GrantPlan,
         cut::GrantCut,
-        former::{Former, Place},
+        former::{Former, Place, Release},
     },
     ops::{Event, Outcome},
     policy::grant_policy,
@@ -28,7 +28,7 @@ use crate::{
     targets::{self, Standing},
 };
 
-use super::source::all_rows;
+use super::{former::Unread, source::all_rows};
 
 /// What the trusted side is brought to.
 pub(super) enum Want<'a> {
@@ -95,7 +95,8 @@ pub(super) async fn reached(
 }
 
 /// Plans and applies the trusted side's policy as `want` says, after removing the spec's former grants (`former`:
-/// [`super::former::places`]). Returns the cut it made, if any: the principals the grant (now or former) was
+/// [`super::former::places`]; one that cannot be read fails it, unless `release` gives it up, which the events
+/// then say). Returns the cut it made, if any: the principals the grant (now or former) was
 /// detached from (they may no longer assume the spec's roles) and what becomes of their sessions. A cut that is not
 /// the confirmed plan's writes nothing; nor does a policy that cannot be read or planned.
 #[allow(clippy::too_many_arguments)] // the run's context, passed as the other steps take it
@@ -104,6 +105,7 @@ pub(super) async fn trusted_side(
     spec: &AccessSpec,
     g: Option<&TrustedGrant>,
     former: &BTreeSet<Place>,
+    release: &Release,
     want: Want<'_>,
     ctx: &CallContext,
     op_id: &str,
@@ -120,9 +122,17 @@ pub(super) async fn trusted_side(
     }
     let session = format!("crossrole-{op_id}");
     let mut formers = Vec::new();
+    let mut released = Vec::new();
     for place in former {
-        formers.extend(super::former::read(inner, spec, place, ctx, &session).await.map_err(|e| e.message)?);
+        match super::former::read(inner, spec, place, ctx, &session).await {
+            Ok(found) => formers.extend(found),
+            Err(error) => {
+                let change = Unread { place, error }.outcome(inner, release).map_err(|e| e.message)?;
+                released.push((place.0.clone(), change));
+            }
+        }
     }
+    let released_in: BTreeSet<String> = released.iter().map(|(account, _)| account.clone()).collect();
     let current = match g {
         None => None,
         Some(g) => {
@@ -174,11 +184,14 @@ pub(super) async fn trusted_side(
             let sessions_in = reached.sessions_in.clone();
             let cut = GrantCut::of(&changes, &spec.role.name, sessions_in, &reached.left, cut_revoke(spec));
             if let Some(plan) = confirmed {
-                plan.check_grant(&confirmed::key(&inner.config.journal_key), cut.as_ref())?;
+                plan.check_grant_releasing(&confirmed::key(&inner.config.journal_key), cut.as_ref(), &released_in)?;
             }
             cut
         }
     };
+    for (account, change) in released {
+        sink.emit(&account, Event::ChangeApplied { change });
+    }
     for f in &formers {
         super::former::remove(inner, f, ctx, &session, sink).await?;
     }

@@ -235,7 +235,9 @@ async fn drive(
         OperationKind::Destroy if !op.dry_run => match former::places(inner, &spec).await.map_err(former_unread) {
             Ok(former) if grant.is_none() && former.is_empty() => Ok(None),
             Ok(former) => {
-                grant::trusted_side(inner, &spec, grant, &former, grant::Want::Removed, &ctx, &op.id, sink).await
+                let release = records::operation_release(&op.spec);
+                let want = grant::Want::Removed;
+                grant::trusted_side(inner, &spec, grant, &former, &release, want, &ctx, &op.id, sink).await
             }
             Err(message) => Err(message),
         },
@@ -524,7 +526,8 @@ impl Rollout {
             };
             let confirmed = self.env.confirmed.as_deref();
             let want = grant::Want::Naming { reached: &reached, confirmed };
-            match grant::trusted_side(inner, spec, grant, &former, want, &self.env.ctx, &op.id, &sink).await {
+            let release = records::operation_release(&op.spec);
+            match grant::trusted_side(inner, spec, grant, &former, &release, want, &self.env.ctx, &op.id, &sink).await {
                 Err(message) => trusted_error = Some(format!("trusted side: {message}")),
                 Ok(Some(cut)) => {
                     if let Err(message) = revoke_for_the_cut(inner, op, spec, &cut, &sink).await {

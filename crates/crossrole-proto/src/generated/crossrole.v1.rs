@@ -559,6 +559,11 @@ pub enum ChangeKind {
     /// off. `after` says what is taken away and who turned it off (among the trusted side's changes: the grant cut,
     /// and the accounts whose role's sessions stay).
     SessionsNotRevoked = 20,
+    /// No write: a former grant (the trusted side's policy where the spec's grant was before) that crossrole cannot
+    /// read — its account closed, gone, or its bootstrap role removed — is given up on, as the request asked
+    /// (`release_former_grants`): left where it is. `subject` is its ARN, `before` why it cannot be read, `after`
+    /// "former grant in account X not removed: released by <who>".
+    FormerGrantReleased = 21,
 }
 impl ChangeKind {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -588,6 +593,7 @@ impl ChangeKind {
             Self::DeleteGrantPolicy => "CHANGE_KIND_DELETE_GRANT_POLICY",
             Self::RevokeSessions => "CHANGE_KIND_REVOKE_SESSIONS",
             Self::SessionsNotRevoked => "CHANGE_KIND_SESSIONS_NOT_REVOKED",
+            Self::FormerGrantReleased => "CHANGE_KIND_FORMER_GRANT_RELEASED",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -618,6 +624,7 @@ impl ChangeKind {
             "CHANGE_KIND_DELETE_GRANT_POLICY" => Some(Self::DeleteGrantPolicy),
             "CHANGE_KIND_REVOKE_SESSIONS" => Some(Self::RevokeSessions),
             "CHANGE_KIND_SESSIONS_NOT_REVOKED" => Some(Self::SessionsNotRevoked),
+            "CHANGE_KIND_FORMER_GRANT_RELEASED" => Some(Self::FormerGrantReleased),
             _ => None,
         }
     }
@@ -2530,6 +2537,14 @@ pub struct PlanAccessRequest {
     /// plan says so (CHANGE_KIND_SESSIONS_NOT_REVOKED). An apply that carries this plan's fingerprint must ask the same.
     #[prost(bool, tag = "20")]
     pub keep_sessions: bool,
+    /// Trusted accounts (12-digit ids, each once) whose former grant — the policy crossrole placed where the spec's
+    /// grant was before it was removed or moved — crossrole cannot read (the account closed, gone, or its bootstrap
+    /// role removed), and which the caller gives up on: the plan shows it CHANGE_KIND_FORMER_GRANT_RELEASED ("former
+    /// grant in account X not removed: released by <who>") instead of failing the trusted side, and the fingerprint
+    /// covers it. An account with no former grant of the spec, or one crossrole can read, is refused
+    /// (INVALID_ARGUMENT naming this field). An apply that carries this plan's fingerprint must ask the same.
+    #[prost(string, repeated, tag = "21")]
+    pub release_former_grants: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
 }
 /// Response of PlanAccess.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -2648,6 +2663,13 @@ pub struct ApplyAccessRequest {
     /// not, and each such account's changes say so (CHANGE_KIND_SESSIONS_NOT_REVOKED). Recorded with the operation.
     #[prost(bool, tag = "20")]
     pub keep_sessions: bool,
+    /// Former grants the caller gives up on, by trusted account (see PlanAccessRequest.release_former_grants): never
+    /// released otherwise. Refused before anything is done (INVALID_ARGUMENT naming this field) for an account with no
+    /// former grant of the spec or one crossrole can read. The operation's record and events and the audit log say who
+    /// released which; once the apply succeeds, the released grant is not looked for again. Should the account be
+    /// readable again when the apply reaches the trusted side, its former grant is removed as any other.
+    #[prost(string, repeated, tag = "21")]
+    pub release_former_grants: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
     /// When the access this apply grants ends: at that time (within the schedule's tick) crossroled destroys the
     /// spec's access (as DestroyAccess does: its targets and every account where it was applied). The journal holds
     /// it, so it survives restarts and is acted on once, by whichever replica runs the schedule. After now and at most
