@@ -403,6 +403,17 @@ async fn a_role_placed_by_an_apply_and_changed_by_hand_is_reported_drifted() {
     let dry = w.engine.start(dry).await.unwrap();
     assert_eq!(w.engine.wait(&dry.id).await.unwrap().state, OperationState::Succeeded);
     assert_eq!(audit_drift(&w, &accounts).await, [vec![], vec![]]);
+    // crossrole revoke's deny on the roles is crossrole's own, and no drift.
+    let spec = managing("arn:aws:iam::aws:policy/ReadOnlyAccess");
+    let request =
+        crossrole_engine::RevokeRequest { spec, accounts: None, idempotency_key: None, created_by: "t".into() };
+    let revoked = w.engine.start_revoke(request).await.unwrap();
+    assert_eq!(w.engine.wait(&revoked.id).await.unwrap().counts.changed, 2);
+    for a in &accounts {
+        let role = w.fake.role(a, "Audit").unwrap();
+        assert!(role.inline_policies.contains_key(crossrole_core::revocation::POLICY_NAME), "{a}: {role:?}");
+    }
+    assert_eq!(audit_drift(&w, &accounts).await, [vec![], vec![]]);
 }
 
 /// A spec a binding keeps is judged by the binding's spec, even where a one-off apply of the same name placed

@@ -334,6 +334,9 @@ pub(crate) fn drift(role: &RoleDetail, trust: &PolicyDocument, expected: &Expect
     let names: BTreeSet<&String> = role.inline_policies.keys().chain(expected.inline_policies.keys()).collect();
     for name in names {
         match (role.inline_policies.get(name), expected.inline_policies.get(name)) {
+            // A revocation is not the spec's, nor drift: crossrole writes it, keeps it while older sessions may
+            // last and removes it (crate::revocation), as its plan says.
+            (Some(_), None) if name.as_str() == crate::revocation::POLICY_NAME => {}
             (Some(_), None) => d.push(format!("inline policy {name} is not in the spec")),
             (None, Some(_)) => d.push(format!("inline policy {name} is missing")),
             (Some(text), Some(want)) => {
