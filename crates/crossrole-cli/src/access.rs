@@ -19,11 +19,24 @@ pub(crate) struct SpecArgs {
 pub(crate) struct PlanArgs {
     #[command(flatten)]
     spec: SpecArgs,
+    #[command(flatten)]
+    release: ReleaseArgs,
     /// Read the organization now — the whole of it, and the tags of every account a tag condition looks at —
     /// instead of from crossroled's cache (up to `organization_cache_ttl` old; tags up to
     /// `organization_tags_max_age`).
     #[arg(long)]
     refresh: bool,
+}
+
+/// Former grants given up on.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ReleaseArgs {
+    /// Give up on the former grant in this trusted account (repeatable): the policy crossrole placed where the
+    /// spec's grant was before it was removed or moved, which crossrole can no longer read (the account closed, gone
+    /// from the organization, or its bootstrap role removed). It is left where it is, the plan says so and who asked,
+    /// and once the apply succeeds it is not looked for again. Refused for an account with no such grant.
+    #[arg(long = "release-former-grant", value_name = "ACCOUNT_ID")]
+    accounts: Vec<String>,
 }
 
 /// Destroy (and what apply shares with it).
@@ -51,6 +64,8 @@ pub(crate) struct DestroyArgs {
 pub(crate) struct ApplyArgs {
     #[command(flatten)]
     common: DestroyArgs,
+    #[command(flatten)]
+    release: ReleaseArgs,
     /// Apply a plan saved with `crossrole plan -f SPEC -o json > FILE` (after review): it is applied as it is, or
     /// not at all, without planning again or asking.
     #[arg(long, value_name = "FILE", conflicts_with = "refresh")]
@@ -155,6 +170,10 @@ fn print_plan(plan: &proto::AccessPlan) {
                 if views::is_sessions_change(c.kind) {
                     println!("    {}", c.after);
                 }
+                // A former grant given up on: who released it, and why it could not be read.
+                if c.kind == proto::ChangeKind::FormerGrantReleased as i32 {
+                    println!("    {} ({})", c.after, c.before);
+                }
             }
         }
     }
@@ -201,7 +220,13 @@ fn read_times(plan: &proto::AccessPlan, hint: &str) -> Option<String> {
 pub(crate) async fn plan(client: &Client, args: PlanArgs, out: Output) -> Outcome {
     let spec = load(&args.spec.file)?;
     let read = if args.refresh { proto::OrganizationRead::Fresh } else { proto::OrganizationRead::Cached };
-    let plan = client.plan_read(spec, read).await?;
+    let request = proto::PlanAccessRequest {
+        spec: Some(spec),
+        organization_read: read as i32,
+        release_former_grants: args.release.accounts,
+        ..Default::default()
+    };
+    let plan = client.plan_request(request).await?;
     match out {
         Output::Json => json::print(&json::Plan::new(&plan, finding_line)),
         Output::Table => {
@@ -271,8 +296,13 @@ pub(crate) async fn apply(client: &Client, args: ApplyArgs, out: Output) -> Outc
         None => {
             // The plan needs less than the apply: a token that may only read is told what the command needs.
             let read = if args.refresh { proto::OrganizationRead::Fresh } else { proto::OrganizationRead::AsApply };
-            let plan =
-                client.plan_read(spec.clone(), read).await.map_err(|e| needs_scope(e, "crossrole apply", "apply"))?;
+            let request = proto::PlanAccessRequest {
+                spec: Some(spec.clone()),
+                organization_read: read as i32,
+                release_former_grants: args.release.accounts.clone(),
+                ..Default::default()
+            };
+            let plan = client.plan_request(request).await.map_err(|e| needs_scope(e, "crossrole apply", "apply"))?;
             if human {
                 print_plan(&plan);
                 if let Some(line) = read_times(&plan, "") {
@@ -307,6 +337,7 @@ pub(crate) async fn apply(client: &Client, args: ApplyArgs, out: Output) -> Outc
         plan_fingerprint: fingerprint,
         expires_at,
         expires_in,
+        release_former_grants: args.release.accounts,
         ..Default::default()
     };
     let (handle, end) = client.apply_request(request).await.map_err(refused_plan)?;

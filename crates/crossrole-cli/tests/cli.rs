@@ -481,6 +481,36 @@ async fn a_grant_cut_shows_whose_sessions_it_revokes_in_the_plan_and_as_it_is_ap
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_former_grant_crossrole_cannot_read_is_given_up_only_by_account_with_release_former_grant() {
+    let env = start().await;
+    env.run(&["apply", "-f", example().to_str().unwrap(), "--yes"]).await.success();
+    let grant = format!("grant:\n  account_id: \"{SECURITY}\"\n  group_names: [auditors]\n  user_names: [alice]\n");
+    let without = env.file("without.yaml", &example_with(&grant, ""));
+    // The account the grant was in can no longer be entered.
+    env.fake.with_account(SECURITY, |a| a.remove_role("OrganizationAccountAccessRole"));
+    let plan = stdout(&env.run(&["plan", "-f", &without]).await);
+    assert!(plan.contains("cannot be read"), "{plan}");
+    // A typo is refused, naming the flag's field.
+    let typo = env.run(&["plan", "-f", &without, "--release-former-grant", "999999999999"]).await.failure();
+    let said = stderr(&typo);
+    assert!(said.contains("release_former_grants") && said.contains("has no former grant there"), "{said}");
+    let released = format!("former grant in account {SECURITY} not removed: released by ci");
+    let applied =
+        stdout(&env.run(&["apply", "-f", &without, "--release-former-grant", SECURITY, "--yes"]).await.success());
+    assert!(
+        applied.contains(&format!("  former grant released arn:aws:iam::{SECURITY}:policy/crossrole/")),
+        "{applied}"
+    );
+    assert!(applied.contains(&format!("    {released} (")), "{applied}");
+    // Who released what is in the audit log; and the place is not looked for again.
+    let audit = stdout(&env.run(&["audit", "--since", "1h", "--method", "ApplyAccess", "-o", "json"]).await.success());
+    assert!(audit.contains("release_former_grants") && audit.contains(SECURITY), "{audit}");
+    let later = stdout(&env.run(&["plan", "-f", &without]).await.success());
+    assert!(!later.contains("cannot be read") && !later.contains("former grant"), "{later}");
+    env.server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_as_json_says_when_the_access_ends() {
     let env = start().await;
     let spec = example();

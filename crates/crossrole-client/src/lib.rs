@@ -414,15 +414,15 @@ impl Client {
         spec: proto::AccessSpec,
         read: proto::OrganizationRead,
     ) -> Result<proto::AccessPlan, Error> {
-        let r = retry(self.retries, || async {
-            let request = proto::PlanAccessRequest {
-                spec: Some(spec.clone()),
-                organization_read: read as i32,
-                ..Default::default()
-            };
-            Ok(self.access().plan_access(request).await?.into_inner())
-        })
-        .await?;
+        let request =
+            proto::PlanAccessRequest { spec: Some(spec), organization_read: read as i32, ..Default::default() };
+        self.plan_request(request).await
+    }
+
+    /// A plan as `request` says — the former grants it gives up on (`release_former_grants`) too.
+    pub async fn plan_request(&self, request: proto::PlanAccessRequest) -> Result<proto::AccessPlan, Error> {
+        let r = retry(self.retries, || async { Ok(self.access().plan_access(request.clone()).await?.into_inner()) })
+            .await?;
         required(r.plan, "plan")
     }
 

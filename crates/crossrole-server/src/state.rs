@@ -130,7 +130,14 @@ pub fn spec(spec: Option<&pb::AccessSpec>) -> Result<AccessSpec, ApiError> {
 
 /// A refusal of the request's spec (guardrails, ceiling), its fields named under `spec.`.
 pub fn under_spec(e: crossrole_engine::Error) -> ApiError {
+    // The request's own fields, which the engine checks too, are named as they are.
+    const REQUEST_FIELDS: [&str; 2] = ["plan_fingerprint", "release_former_grants"];
     match e {
+        crossrole_engine::Error::Invalid(crossrole_core::Error::Invalid(v))
+            if v.iter().all(|f| REQUEST_FIELDS.contains(&f.field.as_str())) =>
+        {
+            ApiError::Invalid(v)
+        }
         crossrole_engine::Error::Invalid(e) => e.under("spec").into(),
         other => other.into(),
     }

@@ -2,7 +2,8 @@
 
 use crossrole_core::{
     expiry::{self, RawEnd},
-    guardrails,
+    grant::former::Release,
+    guardrails, names,
     ops::{Millis, OperationKind},
     policy::trust_policy,
     spec::Choice,
@@ -33,6 +34,20 @@ fn idempotency_key(key: &str) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// The former grants a plan or an apply gives up on: 12-digit account ids, each once (whether the spec has an
+/// unreadable former grant in each is the engine's to say).
+fn release_former_grants(accounts: &[String], by: &str) -> Result<Release, ApiError> {
+    let mut release = Release { accounts: Default::default(), by: by.to_string() };
+    for (i, account) in accounts.iter().enumerate() {
+        let field = format!("release_former_grants[{i}]");
+        names::check_account_id(account).map_err(|rule| ApiError::field(&field, &rule))?;
+        if !release.accounts.insert(account.clone()) {
+            return Err(ApiError::field(&field, &format!("names account {account} more than once")));
+        }
+    }
+    Ok(release)
+}
+
 /// The spec as an apply or plan that asks to keep the sessions runs it: its role's `revoke_sessions_on_narrowing`
 /// turned off, so the operation's record says it too.
 fn keeping_sessions(spec: Option<pb::AccessSpec>, keep: bool) -> Option<pb::AccessSpec> {
@@ -51,12 +66,12 @@ impl Access {
     /// the end the spec has; a destroy removes it.
     async fn start(
         &self,
-        request: Request<(Option<pb::AccessSpec>, String, String, RawEnd)>,
+        request: Request<(Option<pb::AccessSpec>, String, String, RawEnd, Vec<String>)>,
         kind: OperationKind,
         method: &str,
     ) -> Result<(pb::Operation, Option<Millis>), ApiError> {
         let caller = self.0.caller(&request, Scope::Apply)?;
-        let (wire, key, plan, raw_end) = request.into_inner();
+        let (wire, key, plan, raw_end, released) = request.into_inner();
         let spec_name = wire.as_ref().map(|w| w.name.clone()).unwrap_or_default();
         let mut request = serde_json::json!({
             // Marked for this entry alone: the audit log is read by tokens that may not read ExternalIds, and a
@@ -64,6 +79,10 @@ impl Access {
             "spec": wire.as_ref().map(|w| redacted(&raw_spec(w), &crate::state::one_time_redactor())),
             "idempotency_key": key,
         });
+        if !released.is_empty() {
+            // Who gave up on which former grants: the audit entry's caller.
+            request["release_former_grants"] = released.clone().into();
+        }
         if !plan.is_empty() {
             // That the apply carried a confirmed plan, not the fingerprint: it is a keyed digest of the spec.
             request["confirmed_plan"] = serde_json::Value::Bool(true);
@@ -73,6 +92,7 @@ impl Access {
         let result: Result<pb::Operation, ApiError> = async {
             let s = spec(wire.as_ref())?;
             let key = idempotency_key(&key)?;
+            let release = release_former_grants(&released, &caller.name)?;
             let end = expiry::end(&raw_end, self.0.engine.now(), "").map_err(|v| ApiError::Invalid(vec![v]))?;
             if kind == OperationKind::Apply {
                 self.0.engine.guardrails(&s).await.map_err(under_spec)?;
@@ -82,6 +102,7 @@ impl Access {
                 confirmed: (!plan.is_empty()).then(|| ConfirmedPlan { fingerprint: plan, audience: caller.audience() }),
                 // The end as asked is part of the request: the same key with another end is refused.
                 end: raw_end,
+                release_former_grants: release.accounts,
                 ..StartRequest::new(kind, s.clone(), caller.name.clone())
             };
             // A retry (its idempotency key started its operation) changes no end: an `expires_in` counted again
@@ -162,7 +183,8 @@ impl AccessService for Access {
                 return Err(ApiError::field("organization_read", &rule).into());
             }
         };
-        let plan = self.0.engine.plan_with(&s, caller.audience(), read).await.map_err(under_spec)?;
+        let release = release_former_grants(&request.get_ref().release_former_grants, &caller.name)?;
+        let plan = self.0.engine.plan_releasing(&s, caller.audience(), read, &release).await.map_err(under_spec)?;
         Ok(Response::new(pb::PlanAccessResponse { plan: Some(plan.to_wire()) }))
     }
 
@@ -175,7 +197,11 @@ impl AccessService for Access {
         let end = crossrole_wire::raw_end(r.expires_at.as_ref(), r.expires_in.as_ref());
         let (op, end) = self
             .start(
-                Request::from_parts(meta, ext, (wire, r.idempotency_key, r.plan_fingerprint, end)),
+                Request::from_parts(
+                    meta,
+                    ext,
+                    (wire, r.idempotency_key, r.plan_fingerprint, end, r.release_former_grants),
+                ),
                 OperationKind::Apply,
                 "ApplyAccess",
             )
@@ -193,7 +219,11 @@ impl AccessService for Access {
         let (meta, ext, r) = request.into_parts();
         let (op, _) = self
             .start(
-                Request::from_parts(meta, ext, (r.spec, r.idempotency_key, String::new(), RawEnd::default())),
+                Request::from_parts(
+                    meta,
+                    ext,
+                    (r.spec, r.idempotency_key, String::new(), RawEnd::default(), Vec::new()),
+                ),
                 OperationKind::Destroy,
                 "DestroyAccess",
             )
@@ -266,5 +296,29 @@ impl AccessService for Access {
     ) -> Result<Response<pb::ExportProfilesResponse>, Status> {
         let caller = self.0.caller(&request, Scope::Read)?;
         Ok(Response::new(super::exports::profiles(&self.0, &caller, request.get_ref()).await?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_release_names_each_bad_account_by_its_place_in_the_list() {
+        let field = |accounts: &[&str]| match release_former_grants(
+            &accounts.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "ops",
+        ) {
+            Err(ApiError::Invalid(v)) => (v[0].field.clone(), v[0].rule.clone()),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(field(&["111122223333", "1111"]).0, "release_former_grants[1]");
+        let (at, rule) = field(&["111122223333", "111122223333"]);
+        assert_eq!(
+            (at.as_str(), rule.as_str()),
+            ("release_former_grants[1]", "names account 111122223333 more than once")
+        );
+        let release = release_former_grants(&["111122223333".into()], "ops").unwrap();
+        assert_eq!((release.accounts.len(), release.by.as_str()), (1, "ops"));
     }
 }
