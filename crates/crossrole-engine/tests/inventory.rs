@@ -416,6 +416,33 @@ async fn a_role_placed_by_an_apply_and_changed_by_hand_is_reported_drifted() {
     assert_eq!(audit_drift(&w, &accounts).await, [vec![], vec![]]);
 }
 
+/// An apply that failed in some accounts placed its spec in the others: a role there is judged by that apply's
+/// spec, a role where it failed by the spec of the newest apply that succeeded.
+#[tokio::test(start_paused = true)]
+async fn a_role_is_judged_by_the_newest_apply_that_placed_it_even_one_that_failed_elsewhere() {
+    let w = world(2);
+    let accounts = [account(0), account(1)];
+    let applied = run(&w, OperationKind::Apply, &spec()).await;
+    assert_eq!(applied.state, OperationState::Succeeded, "{}", applied.message);
+    // The spec with ReadOnlyAccess for SecurityAudit, applied where account 1's IAM refuses everything.
+    w.fake.inject(crossrole_aws::fake::Failure {
+        service: Service::Iam,
+        operation: None,
+        account: Some(accounts[1].clone()),
+        code: "AccessDenied".into(),
+        times: None,
+    });
+    let newer = run(&w, OperationKind::Apply, &managing("arn:aws:iam::aws:policy/ReadOnlyAccess")).await;
+    assert_eq!(newer.state, OperationState::Failed, "{}", newer.message);
+    w.fake.clear_failures();
+    let managed = |a: &String| w.fake.role(a, "Audit").unwrap().managed_policy_arns;
+    assert_eq!(managed(&accounts[0]), ["arn:aws:iam::aws:policy/ReadOnlyAccess".to_string()].into());
+    assert_eq!(managed(&accounts[1]), ["arn:aws:iam::aws:policy/SecurityAudit".to_string()].into());
+    // Each as the apply that placed it says: no drift in either (judged by the first apply, account 0's would
+    // drift; by the newest, account 1's).
+    assert_eq!(audit_drift(&w, &accounts).await, [vec![], vec![]]);
+}
+
 /// A spec a binding keeps is judged by the binding's spec, even where a one-off apply of the same name placed
 /// another since: the binding's reconcile puts its own back, so what the apply made is the drift.
 #[tokio::test(start_paused = true)]

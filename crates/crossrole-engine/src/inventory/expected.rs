@@ -1,11 +1,13 @@
 //! What crossrole expects of the roles it owns, for the inventory's drift finding: each binding's spec (a spec
 //! kept true over time) with the accounts where the journal has it placed, read once per inventory run; and the
-//! spec of a one-off apply — the newest apply or reconcile of it that succeeded — read once per run for each spec
-//! a role's ownership tags name, where the journal has that spec placed. The roles expected of one account are
-//! made when that account is classified, so no document of the whole organization is held at once: a spec per
-//! name, and each binding's placements.
+//! spec of a one-off apply, read once per run for each spec a role's ownership tags name, where the journal has
+//! that spec placed: the newest apply or reconcile of it that succeeded — or, in an account where a newer one that
+//! did not succeed everywhere (failed, cancelled, still running) succeeded, the newest such one's. The roles
+//! expected of one account are made when that account is classified, so no document of the whole organization is
+//! held at once: a spec per name (and per newer apply that placed it somewhere), each binding's placements, and
+//! the accounts newer applies placed.
 //!
-//! One spec per name wins. A spec a binding holds is judged by the binding's spec, even where a one-off apply of
+//! One spec per role. A spec a binding holds is judged by the binding's spec, even where a one-off apply of
 //! the same name placed it since: the binding's reconcile puts its own spec back, so the apply's is the drift. Two
 //! specs that expect a role of the same name in one account (one placed it, the role was deleted, the other made
 //! it again) are told apart by the role's ownership tags: the spec they name, placed there, is the one it is
@@ -20,16 +22,19 @@ use crossrole_core::{
     AccessSpec,
     inventory::{ExpectedRole, RoleDetail},
     names::Place,
-    ops::{OperationKind, OperationState},
+    ops::{Action, OperationKind, OperationState, Outcome},
     plan::DesiredRole,
     spec::{RawSpec, owner_of},
 };
-use crossrole_store::OperationFilter;
+use crossrole_store::{OperationFilter, OperationRow};
 
 use crate::{Error, Inner, records, records::BindingRecord, secrets};
 
 /// Operations read at a time, looking for a spec's newest apply.
 const OPERATIONS_AT_ONCE: usize = 50;
+
+/// Account rows read at a time, looking for where an apply placed its spec.
+const ACCOUNTS_AT_ONCE: usize = 1000;
 
 /// What crossrole expects of its roles: each binding's desired role and where it is placed, and the one-off
 /// applies' specs as they are asked for.
@@ -37,9 +42,19 @@ pub(super) struct Expected {
     bindings: Vec<(DesiredRole, BTreeSet<String>)>,
     /// The names of the bindings' specs (even one that cannot be read: its spec is the binding's to keep).
     bound: BTreeSet<String>,
-    /// Each spec asked for ([`Expected::applied`]): its newest apply or reconcile that succeeded, `None` when it
-    /// has none this crossroled can read or a destroy of it succeeded since.
-    applied: tokio::sync::Mutex<BTreeMap<String, Option<Arc<DesiredRole>>>>,
+    /// Each spec asked for ([`Expected::applied`]), as its applies placed it.
+    applied: tokio::sync::Mutex<BTreeMap<String, Applied>>,
+}
+
+/// Where a spec's applies placed which of its versions.
+#[derive(Default)]
+struct Applied {
+    /// The newest apply or reconcile that succeeded; `None` when there is none this crossroled can read, or a
+    /// destroy of the whole spec succeeded since.
+    base: Option<Arc<DesiredRole>>,
+    /// By account: the newest apply or reconcile newer than `base` that succeeded there (its operation did not
+    /// succeed everywhere).
+    since: BTreeMap<String, Arc<DesiredRole>>,
 }
 
 impl Expected {
@@ -78,22 +93,29 @@ impl Expected {
         Ok(Expected { bindings, bound, applied: tokio::sync::Mutex::new(BTreeMap::new()) })
     }
 
-    /// The one-off applies' specs among `placed` (the specs the journal has placed in an account, named by its
-    /// roles' tags) that no binding holds: each one's newest apply or reconcile that succeeded, read from the
-    /// journal the first time it is asked for. A spec whose operations cannot be read is left out (its roles are
+    /// The one-off applies' specs in `account` among `placed` (the specs the journal has placed there, named by
+    /// its roles' tags) that no binding holds, as the module says; each spec's applies are read from the journal
+    /// the first time it is asked for. A spec whose operations cannot be read is left out (its roles are
     /// classified without a drift check), and said once in the log.
-    pub(super) async fn applied(&self, inner: &Inner, placed: &BTreeSet<String>) -> Vec<Arc<DesiredRole>> {
+    pub(super) async fn applied(
+        &self,
+        inner: &Inner,
+        account: &str,
+        placed: &BTreeSet<String>,
+    ) -> Vec<Arc<DesiredRole>> {
         let mut applied = self.applied.lock().await;
         let mut out = Vec::new();
         for name in placed.iter().filter(|n| !self.bound.contains(*n)) {
             if !applied.contains_key(name) {
-                let spec = newest_applied(inner, name).await.unwrap_or_else(|e| {
+                let read = applies(inner, name).await.unwrap_or_else(|e| {
                     tracing::warn!(spec = name, error = %e, "the inventory checks no drift for a spec whose applies it cannot read");
-                    None
+                    Applied::default()
                 });
-                applied.insert(name.clone(), spec.map(|s| Arc::new(DesiredRole::from_spec(&s, inner.aws.partition()))));
+                applied.insert(name.clone(), read);
             }
-            out.extend(applied.get(name).cloned().flatten());
+            if let Some(a) = applied.get(name) {
+                out.extend(a.since.get(account).or(a.base.as_ref()).cloned());
+            }
         }
         out
     }
@@ -137,15 +159,14 @@ impl Expected {
     }
 }
 
-/// The spec of `name`'s newest apply or reconcile that succeeded (not a dry run), unless a destroy of the whole spec
-/// succeeded after it (`None`: nothing placed since is that apply's). A destroy limited to some accounts does not
-/// settle it: the journal forgets the spec's placement where one removed it.
-async fn newest_applied(inner: &Inner, name: &str) -> Result<Option<AccessSpec>, Error> {
-    let filter = OperationFilter {
-        states: vec![records::stored_state(OperationState::Succeeded)],
-        spec_name: name.to_string(),
-        binding_name: String::new(),
-    };
+/// Where `name`'s applies and reconciles placed which of its versions ([`Applied`]), read newest first (dry runs
+/// are none) down to the newest that succeeded, or to a destroy of the whole spec that succeeded (nothing placed
+/// before it is left). A destroy limited to some accounts does not end it: the journal forgets the spec's
+/// placement where one removed it.
+async fn applies(inner: &Inner, name: &str) -> Result<Applied, Error> {
+    let filter = OperationFilter { spec_name: name.to_string(), ..OperationFilter::default() };
+    let succeeded = records::stored_state(OperationState::Succeeded);
+    let mut applied = Applied::default();
     let mut before = None;
     loop {
         let (rows, next) = inner.journal.list_operations(&filter, OPERATIONS_AT_ONCE, before).await?;
@@ -154,19 +175,59 @@ async fn newest_applied(inner: &Inner, name: &str) -> Result<Option<AccessSpec>,
                 continue;
             }
             match records::kind_of(row.kind) {
-                Some(OperationKind::Apply | OperationKind::Reconcile) => {
-                    let what = format!("the spec of operation {}", row.id);
-                    let raw = records::decode::<RawSpec>(&row.spec, &what)?;
-                    let raw = secrets::opened(&raw, &inner.config.journal_key, &row.id, &what)?;
-                    return Ok(Some(AccessSpec::try_from(&raw)?));
+                Some(OperationKind::Apply | OperationKind::Reconcile) if row.state == succeeded => {
+                    applied.base = Some(desired(inner, row)?);
+                    return Ok(applied);
                 }
-                Some(OperationKind::Destroy) if records::operation_scope(&row.spec).is_none() => return Ok(None),
+                Some(OperationKind::Apply | OperationKind::Reconcile) => {
+                    let placed = placed_by(inner, &row.id).await?;
+                    if placed.iter().any(|a| !applied.since.contains_key(a)) {
+                        let desired = desired(inner, row)?;
+                        for account in placed {
+                            applied.since.entry(account).or_insert_with(|| desired.clone());
+                        }
+                    }
+                }
+                Some(OperationKind::Destroy)
+                    if row.state == succeeded && records::operation_scope(&row.spec).is_none() =>
+                {
+                    return Ok(applied);
+                }
                 _ => {}
             }
         }
         match next {
             Some(next) if !rows.is_empty() => before = Some(next),
-            _ => return Ok(None),
+            _ => return Ok(applied),
+        }
+    }
+}
+
+/// The desired role of the spec operation `row` ran.
+fn desired(inner: &Inner, row: &OperationRow) -> Result<Arc<DesiredRole>, Error> {
+    let what = format!("the spec of operation {}", row.id);
+    let raw = records::decode::<RawSpec>(&row.spec, &what)?;
+    let raw = secrets::opened(&raw, &inner.config.journal_key, &row.id, &what)?;
+    Ok(Arc::new(DesiredRole::from_spec(&AccessSpec::try_from(&raw)?, inner.aws.partition())))
+}
+
+/// The accounts where operation `op` made or found the spec's role as it should be (changed or unchanged, the role
+/// ensured there).
+async fn placed_by(inner: &Inner, op: &str) -> Result<BTreeSet<String>, Error> {
+    let outcomes = [Outcome::Changed, Outcome::Unchanged].map(records::stored_outcome);
+    let mut placed = BTreeSet::new();
+    let mut after = None;
+    loop {
+        let rows = inner.journal.list_accounts(op, &outcomes, ACCOUNTS_AT_ONCE, after).await?;
+        let Some(last) = rows.last() else { return Ok(placed) };
+        after = Some(last.index);
+        for row in &rows {
+            if records::account_result(row, op)?.action == Some(Action::Ensure) {
+                placed.insert(row.account_id.clone());
+            }
+        }
+        if rows.len() < ACCOUNTS_AT_ONCE {
+            return Ok(placed);
         }
     }
 }

@@ -101,7 +101,7 @@ impl Visit for Inventory {
         let details = iam.role_details().await.map_err(|e| (e, Phase::Read))?;
         let placed = self.placed(sweep, &target.account_id, &details).await;
         let applied = match &placed {
-            Some(placed) => self.expected.applied(&sweep.inner, placed).await,
+            Some(placed) => self.expected.applied(&sweep.inner, &target.account_id, placed).await,
             None => Vec::new(),
         };
         Ok((details, placed, applied))
