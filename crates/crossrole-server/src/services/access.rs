@@ -58,6 +58,20 @@ fn keeping_sessions(spec: Option<pb::AccessSpec>, keep: bool) -> Option<pb::Acce
     spec
 }
 
+/// What an apply or a destroy asks, as sent.
+#[derive(Default)]
+struct Asked {
+    spec: Option<pb::AccessSpec>,
+    /// The idempotency key (empty: none).
+    key: String,
+    /// The confirmed plan's fingerprint (empty: none; an apply only).
+    plan: String,
+    /// The end (an apply only).
+    end: RawEnd,
+    /// The former grants given up on, by trusted account (an apply only).
+    released: Vec<String>,
+}
+
 impl Access {
     /// Starts an apply or a destroy of the spec in `request`, with its idempotency key and (an apply) the
     /// fingerprint of the plan it carries (empty: none) and its end. Returns the operation and the end the spec's
@@ -66,12 +80,12 @@ impl Access {
     /// the end the spec has; a destroy removes it.
     async fn start(
         &self,
-        request: Request<(Option<pb::AccessSpec>, String, String, RawEnd, Vec<String>)>,
+        request: Request<Asked>,
         kind: OperationKind,
         method: &str,
     ) -> Result<(pb::Operation, Option<Millis>), ApiError> {
         let caller = self.0.caller(&request, Scope::Apply)?;
-        let (wire, key, plan, raw_end, released) = request.into_inner();
+        let Asked { spec: wire, key, plan, end: raw_end, released } = request.into_inner();
         let spec_name = wire.as_ref().map(|w| w.name.clone()).unwrap_or_default();
         let mut request = serde_json::json!({
             // Marked for this entry alone: the audit log is read by tokens that may not read ExternalIds, and a
@@ -200,7 +214,13 @@ impl AccessService for Access {
                 Request::from_parts(
                     meta,
                     ext,
-                    (wire, r.idempotency_key, r.plan_fingerprint, end, r.release_former_grants),
+                    Asked {
+                        spec: wire,
+                        key: r.idempotency_key,
+                        plan: r.plan_fingerprint,
+                        end,
+                        released: r.release_former_grants,
+                    },
                 ),
                 OperationKind::Apply,
                 "ApplyAccess",
@@ -219,11 +239,7 @@ impl AccessService for Access {
         let (meta, ext, r) = request.into_parts();
         let (op, _) = self
             .start(
-                Request::from_parts(
-                    meta,
-                    ext,
-                    (r.spec, r.idempotency_key, String::new(), RawEnd::default(), Vec::new()),
-                ),
+                Request::from_parts(meta, ext, Asked { spec: r.spec, key: r.idempotency_key, ..Asked::default() }),
                 OperationKind::Destroy,
                 "DestroyAccess",
             )
