@@ -5,6 +5,19 @@
 //! `CROSSROLE_E2E_MANIFEST`, `CROSSROLED_BIN`, `CROSSROLE_BIN` and the `AWS_*` variables set. Without them each
 //! test fails, saying how to run it: a test that did not run never counts as passed. `cargo xtask test` runs the
 //! rest of the workspace without this package, then this package through `cargo xtask e2e`.
+//!
+//! `cargo xtask e2e --emulator moto` runs the suite on moto alone (IAM, STS, CloudFormation and SQS too). moto
+//! 5.2.5 deploys the bootstrap template (deploy/aws/crossrole-bootstrap.yaml) otherwise than CloudFormation, so on
+//! moto only the seed (`seed/seed.py`) puts right what moto got wrong, the template itself unchanged and the
+//! result what CloudFormation makes; on LocalStack the template is deployed as it is:
+//! - a `CommaDelimitedList` parameter left at its `Default` is not split at its commas (only a value passed in
+//!   is), so the ceiling's `Action: !Ref CeilingDeniedActions` is one action "iam:Accept*,iam:Add*,…" and
+//!   CreateStack fails: "An error occurred (MalformedPolicyDocument) when calling the CreateStack operation:
+//!   Actions/Condition can contain only one colon." The seed passes such defaults spelled out.
+//! - a role's `Policies` document is kept as an object, not JSON text: GetRolePolicy answers its Python repr, and
+//!   GetAccountAuthorizationDetails in that account fails with HTTP 500 ("TypeError: quote_from_bytes() expected
+//!   bytes"); a statement `!If [..., ..., !Ref AWS::NoValue]` leaves out is kept as a null. The seed reads the
+//!   document back, drops the nulls and puts it again with PutRolePolicy.
 
 pub mod calls;
 pub mod judge;
