@@ -103,9 +103,10 @@ pub(crate) struct InventoryArgs {
         conflicts_with_all = ["latest", "operation"],
     )]
     unused_after_days: u32,
-    /// Only roles this principal can enter (conditions aside; each role shows its conditions): an account id, an
-    /// IAM ARN, a service principal or a SAML/OIDC provider ARN. "Where can this principal go".
-    #[arg(long)]
+    /// Only roles this principal can enter (conditions aside; each role shows its conditions): an account id (12
+    /// digits), an IAM or STS principal ARN, a service principal or a SAML/OIDC provider ARN. "Where can this
+    /// principal go".
+    #[arg(long, value_parser = principal_filter)]
     principal: Option<String>,
     /// Only roles of this name.
     #[arg(long)]
@@ -122,6 +123,13 @@ pub(crate) struct InventoryArgs {
     /// Only roles crossrole owns.
     #[arg(long)]
     owned: bool,
+}
+
+/// `--principal`, checked before anything is asked of crossroled (as crossroled checks it too).
+fn principal_filter(p: &str) -> Result<String, String> {
+    let p = p.trim();
+    crossrole_core::inventory::check_principal_filter(p)?;
+    Ok(p.to_string())
 }
 
 /// `crossrole import`.

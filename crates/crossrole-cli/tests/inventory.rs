@@ -112,6 +112,16 @@ async fn inventory_as_a_table_json_and_csv_filtered_and_an_import() {
     let mut expected: BTreeSet<String> = (0..3).map(|i| format!("{}/VendorAccess", account(i))).collect();
     expected.insert(format!("{}/Anyone", account(1)));
     assert_eq!(names, expected);
+    // A malformed principal is refused naming the flag and the rule, before any inventory is started.
+    for bad in ["not-a-principal", "arn:aws:iam::99998888777:root"] {
+        let refused = env.run(&["inventory", "--principal", bad, "-o", "json"]).await.code(2);
+        let e = stderr(&refused);
+        assert!(e.contains("--principal") && e.contains(bad) && e.contains("12 digits"), "{e}");
+        assert!(stdout(&refused).is_empty(), "no roles: {}", stdout(&refused));
+    }
+    let again = env.run(&["inventory", "--latest", "--principal", VENDOR, "-o", "json"]).await.success();
+    let again: serde_json::Value = serde_json::from_str(&stdout(&again)).unwrap();
+    assert_eq!(again["operation_id"], v["operation_id"], "no inventory was started by the refused ones");
     let deputy =
         env.run(&["inventory", "--latest", "--finding", "outside-without-external-id", "-o", "json"]).await.success();
     let v: serde_json::Value = serde_json::from_str(&stdout(&deputy)).unwrap();

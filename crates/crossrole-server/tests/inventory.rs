@@ -108,10 +108,22 @@ async fn the_inventory_over_the_api_scopes_pages_filters_and_imports() {
         (by(|r| r.finding = 99), "finding"),
         (by(|r| r.operation_id = "not-a-uuid".into()), "operation_id"),
         (by(|r| r.page_size = 5000), "page_size"),
+        (by(|r| r.principal = "not-a-principal".into()), "principal"),
+        (by(|r| r.principal = "arn:aws:iam::99998888777:root".into()), "principal"),
+        (by(|r| r.principal = "*".into()), "principal"),
     ] {
         let e = reader.list_inventory(bad).await.unwrap_err();
         assert!(e.violations().iter().any(|v| v.field == field), "{field}: {e:?}");
     }
+    // A malformed principal is refused with the rule, not answered with the roles anyone can enter.
+    let e = reader.list_inventory(by(|r| r.principal = "arn:aws:iam::99998888777:root".into())).await.unwrap_err();
+    assert!(
+        e.violations().iter().any(|v| v.description.contains("12 digits") && v.description.contains("99998888777")),
+        "{e:?}"
+    );
+    let (_, as_arn) =
+        reader.list_inventory_all(by(|r| r.principal = format!(" arn:aws:iam::{VENDOR}:root "))).await.unwrap();
+    assert_eq!(names(&as_arn), vendor_roles, "the vendor's root ARN, padded, is the vendor");
 
     // An import: `plan` (it reads the roles again); the common shape, the account that differs named.
     assert!(matches!(reader.import_roles("VendorAccess", "vendor", "").await, Err(Error::PermissionDenied(_))));

@@ -46,6 +46,7 @@
 mod classify;
 mod context;
 mod enter;
+mod filter;
 mod findings;
 mod import;
 mod role;
@@ -55,6 +56,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub use classify::classify;
 pub use context::{Context, DEFAULT_UNUSED_AFTER_DAYS, ExpectedRole, former_members};
 pub use enter::{Decision, ExternalIdProbe, Probe, ProbeCaller, can_enter, decide, entrant_for};
+pub use filter::{PRINCIPAL_FILTER_RULE, check_principal_filter};
 pub use findings::{Finding, FindingKind, Severity};
 pub use import::{AccountDifference, Aspect, EXTERNAL_ID_PLACEHOLDER, Import, import};
 pub use role::{Entrant, EntrantKind, Guards, InventoryRole, NOT_WEIGHED, REDACTED_EXTERNAL_ID, RESTRICTS_NOTHING};

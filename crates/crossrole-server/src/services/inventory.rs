@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crossrole_core::inventory::{FindingKind, Severity};
+use crossrole_core::inventory::{FindingKind, Severity, check_principal_filter};
 use crossrole_engine::inventory::{InventoryQuery, InventoryRequest};
 use crossrole_wire::{
     ToWire,
@@ -44,6 +44,15 @@ fn account_ids(ids: &[String]) -> Result<BTreeSet<String>, ApiError> {
         }
     }
     Ok(ids.iter().cloned().collect())
+}
+
+/// The principal filter, trimmed; empty for none; anything but a principal is refused naming the field.
+fn principal(p: &str) -> Result<String, ApiError> {
+    let p = p.trim();
+    if !p.is_empty() {
+        check_principal_filter(p).map_err(|why| ApiError::field("principal", &why))?;
+    }
+    Ok(p.to_string())
 }
 
 #[tonic::async_trait]
@@ -90,7 +99,7 @@ impl InventoryService for Inventory {
         let query = InventoryQuery {
             operation_id: operation_id(&r.operation_id)?,
             account_ids: account_ids(&r.account_ids)?,
-            principal: r.principal.trim().to_string(),
+            principal: principal(&r.principal)?,
             role_name: r.role_name.clone(),
             finding: filter::<FindingKind>("finding", r.finding)?,
             min_severity: filter::<Severity>("min_severity", r.min_severity)?,
