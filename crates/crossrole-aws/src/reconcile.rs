@@ -265,9 +265,11 @@ impl AccountIam<'_> {
                 Change::DeleteInlinePolicy { name, .. } => {
                     self.remove("DeleteRolePolicy", || self.iam.delete_role_policy(role, name)).await?;
                 }
-                Change::RevokeSessions { revocation, keep_for, .. } => {
+                Change::RevokeSessions { revocation, keep_for, others, .. } => {
                     let revocation = now.map_or(*revocation, |now| revocation.written_at(now(), *keep_for));
-                    let (name, document) = (crossrole_core::revocation::POLICY_NAME, revocation.document());
+                    // The statements a person put in the policy are written again as they were read.
+                    let document = revocation.document_keeping(others);
+                    let name = crossrole_core::revocation::POLICY_NAME;
                     self.call("PutRolePolicy", || self.iam.put_role_policy(role, name, &document)).await?;
                 }
                 // Said in the plan and the record; nothing to write.

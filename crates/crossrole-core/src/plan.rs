@@ -254,6 +254,9 @@ pub enum Change {
         keep_for: u32,
         /// The change that takes access away, for people.
         reason: String,
+        /// The statements of the policy on the role that are not revocations (a person's): written again as they
+        /// are, beside the revocation.
+        others: crate::revocation::Others,
     },
     /// Nothing is written: a change takes access away and the sessions issued before it are not revoked, because
     /// the spec or the request turned revocation off. The plan and the operation's record say so.
@@ -351,11 +354,16 @@ impl Change {
             Change::UntagRole { before } => (tags_text(before), String::new()),
             Change::DeleteRole { name } => (name.clone(), String::new()),
             // Without the instant: a plan and the apply that carries it (moments later) show the same change.
-            Change::RevokeSessions { before, keep_for, reason, .. } => (
+            Change::RevokeSessions { before, keep_for, reason, others, .. } => (
                 redactor.policy_text(&before.clone().unwrap_or_default()),
                 format!(
                     "deny every session of the role issued before this write (aws:TokenIssueTime), kept {keep_for}s, \
-                     because {reason}"
+                     because {reason}{}",
+                    if others.is_empty() {
+                        String::new()
+                    } else {
+                        format!("; the policy's other statements are kept as they are: {}", others.named().join(", "))
+                    }
                 ),
             ),
             Change::SessionsNotRevoked { reason } => (String::new(), reason.clone()),
@@ -666,9 +674,11 @@ pub fn simulate(
                     Change::DeleteInlinePolicy { name, .. } => {
                         r.inline_policies.remove(name);
                     }
-                    Change::RevokeSessions { revocation, .. } => {
-                        r.inline_policies
-                            .insert(crate::revocation::POLICY_NAME.to_string(), url_encode(&revocation.document()));
+                    Change::RevokeSessions { revocation, others, .. } => {
+                        r.inline_policies.insert(
+                            crate::revocation::POLICY_NAME.to_string(),
+                            url_encode(&revocation.document_keeping(others)),
+                        );
                     }
                     Change::TagRole { tags, .. } => r.attributes.tags.extend(tags.clone()),
                     Change::UntagRole { before } => {

@@ -19,6 +19,13 @@
 //! IAM allows only letters and digits there), and a later plan (a reconcile) deletes the policy once it has passed.
 //! A revocation without crossrole's `Sid` (the console's) is kept for the longest session IAM issues, 12 hours.
 //!
+//! A person may have put other statements in a policy of that name. They are not crossrole's: writing the
+//! revocation replaces only the revocation statements (the console's and crossrole's, merged: the later instant
+//! wins) and keeps every other statement as written ([`Others`]); removing it later takes only the revocation
+//! statement away, and deletes the policy only when nothing else is left in it. The plan shows both. A role's inline
+//! policies together may hold at most [`INLINE_POLICIES_SIZE`] characters: a revocation that would not fit beside
+//! what is kept is refused when planned ([`over_quota`]), rather than written over the person's statements.
+//!
 //! Tests on emulators may shorten the hold ([`Revoke::HeldAtMost`]): IAM's shortest session is an hour, too long
 //! for a real-time test to see the deny go. The keep-until written, and the plan, say the shortened time and the
 //! setting that asked for it; crossroled refuses that setting unless its AWS endpoints are an emulator's.
@@ -28,7 +35,7 @@ use std::{
     time::{Duration, UNIX_EPOCH},
 };
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::{
     ops::Millis,
@@ -43,6 +50,9 @@ pub const POLICY_NAME: &str = "AWSRevokeOlderSessions";
 /// The longest session IAM issues for a role (12 hours), in seconds: how long a revocation crossrole cannot date
 /// is kept.
 pub const LONGEST_SESSION_SECS: u32 = 43_200;
+
+/// The most characters (whitespace aside) IAM allows a role's inline policies together: 10,240.
+pub const INLINE_POLICIES_SIZE: usize = 10_240;
 
 const SID_PREFIX: &str = "CrossroleKeepUntil";
 
@@ -85,42 +95,162 @@ impl Revocation {
 
     /// The policy document IAM is sent, as IAM's console writes it, with the keep-until in its `Sid`.
     pub fn document(&self) -> String {
-        json!({
-            "Version": "2012-10-17",
-            "Statement": [{
-                "Sid": format!("{SID_PREFIX}{}", compact(self.keep_until)),
-                "Effect": "Deny",
-                "Action": ["*"],
-                "Resource": ["*"],
-                "Condition": { "DateLessThan": { "aws:TokenIssueTime": iso8601(self.issued_before) } },
-            }],
-        })
-        .to_string()
+        self.document_keeping(&Others::default())
+    }
+
+    /// The policy document IAM is sent: the revocation statement, as IAM's console writes it with the keep-until in
+    /// its `Sid`, followed by `others` as they were written (under the `Version` they were written under).
+    pub fn document_keeping(&self, others: &Others) -> String {
+        let mut statements = vec![json!({
+            "Sid": format!("{SID_PREFIX}{}", compact(self.keep_until)),
+            "Effect": "Deny",
+            "Action": ["*"],
+            "Resource": ["*"],
+            "Condition": { "DateLessThan": { "aws:TokenIssueTime": iso8601(self.issued_before) } },
+        })];
+        statements.extend(others.statements.iter().cloned());
+        others.with_statements(statements)
     }
 
     /// The revocation a document read from IAM (URL-encoded or not) holds: its latest `DateLessThan` on
-    /// `aws:TokenIssueTime` in a `Deny` of everything, kept until the time in crossrole's `Sid`, or for
-    /// [`LONGEST_SESSION_SECS`] after its instant when it has none (the console's). `None` when it holds no such
+    /// `aws:TokenIssueTime` in a revocation statement (see [`split`]), kept until the time in crossrole's `Sid`, or
+    /// for [`LONGEST_SESSION_SECS`] after its instant when it has none (the console's). `None` when it holds no such
     /// deny, or its time does not parse: crossrole cannot date it, and never removes it.
     pub fn parse(observed: &str) -> Option<Revocation> {
-        let doc = PolicyDocument::parse_observed(observed).ok()?;
-        let mut found: Option<Revocation> = None;
-        for s in doc.statements() {
-            let everything = |v: &Option<BTreeSet<String>>| v.as_ref().is_some_and(|v| v.contains("*"));
-            if s.effect != Effect::Deny || !everything(&s.action) || !everything(&s.resource) {
-                continue;
-            }
-            let Some(instants) = s.condition.get("DateLessThan").and_then(|c| c.get("aws:tokenissuetime")) else {
-                continue;
-            };
-            let Some(issued_before) = instants.iter().filter_map(|t| parse_time(t)).max() else { continue };
-            let dated = s.sid.as_deref().and_then(|sid| sid.strip_prefix(SID_PREFIX)).and_then(parse_compact);
-            let keep_until = dated.unwrap_or(issued_before + i64::from(LONGEST_SESSION_SECS) * 1000);
-            let r = Revocation { issued_before, keep_until: keep_until.max(issued_before) };
-            found = Some(found.map_or(r, |f| f.merge(r)));
-        }
-        found
+        split(observed).0
     }
+
+    /// The revocation `s` makes, when it is a revocation statement: a `Deny` of every action on every resource,
+    /// for no principal in particular, whose only condition is `DateLessThan` on `aws:TokenIssueTime` (what the
+    /// console and crossrole write). A statement with anything more denies less, or other things: it is a person's.
+    fn of_statement(s: &Statement) -> Option<Revocation> {
+        let everything = |v: &Option<BTreeSet<String>>| v.as_ref().is_some_and(|v| v.len() == 1 && v.contains("*"));
+        let only_issue_time = s.condition.len() == 1 && s.condition.get("DateLessThan").is_some_and(|c| c.len() == 1);
+        if s.effect != Effect::Deny
+            || !everything(&s.action)
+            || !everything(&s.resource)
+            || s.principal.is_some()
+            || s.not_principal.is_some()
+            || s.not_action.is_some()
+            || s.not_resource.is_some()
+            || !only_issue_time
+        {
+            return None;
+        }
+        let instants = s.condition.get("DateLessThan").and_then(|c| c.get("aws:tokenissuetime"))?;
+        let issued_before = instants.iter().filter_map(|t| parse_time(t)).max()?;
+        let dated = s.sid.as_deref().and_then(|sid| sid.strip_prefix(SID_PREFIX)).and_then(parse_compact);
+        let keep_until = dated.unwrap_or(issued_before + i64::from(LONGEST_SESSION_SECS) * 1000);
+        Some(Revocation { issued_before, keep_until: keep_until.max(issued_before) })
+    }
+}
+
+/// The statements of an `AWSRevokeOlderSessions` policy that are not revocations (a person's), as written, and the
+/// `Version` the policy was written under: crossrole keeps them whenever it writes or removes its revocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Others {
+    /// The policy's `Version` as read (`None`: none was written, or no policy was there).
+    version: Option<Value>,
+    /// Every statement that is not a revocation, in the order read.
+    statements: Vec<Value>,
+}
+
+impl Others {
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.statements.is_empty()
+    }
+
+    /// How the plan names them: each `Sid`, or the statement's place when it has none.
+    pub fn named(&self) -> Vec<String> {
+        self.statements
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match s.get("Sid").and_then(Value::as_str) {
+                Some(sid) if !sid.is_empty() => sid.to_string(),
+                _ => format!("statement {} (no Sid)", i + 1),
+            })
+            .collect()
+    }
+
+    /// The policy with only these statements: what is left once the revocation goes.
+    pub fn document(&self) -> String {
+        self.with_statements(self.statements.clone())
+    }
+
+    fn with_statements(&self, statements: Vec<Value>) -> String {
+        let version = self.version.clone().unwrap_or_else(|| json!("2012-10-17"));
+        let mut top = serde_json::Map::new();
+        // A `Version` the person left out stays left out: IAM reads it as 2008-10-17, where `${…}` is no variable.
+        if self.version.is_some() || self.statements.is_empty() {
+            top.insert("Version".into(), version);
+        }
+        top.insert("Statement".into(), Value::Array(statements));
+        Value::Object(top).to_string()
+    }
+}
+
+/// A policy named [`POLICY_NAME`] as read from IAM (URL-encoded or not), split: the revocation its revocation
+/// statements make together (the latest instant, kept the longest), and every other statement, as written. A
+/// document that is not JSON (IAM stores none) has neither.
+pub fn split(observed: &str) -> (Option<Revocation>, Others) {
+    let decoded = if observed.trim_start().starts_with('{') {
+        observed.to_string()
+    } else {
+        percent_encoding::percent_decode_str(observed).decode_utf8_lossy().into_owned()
+    };
+    let Ok(Value::Object(top)) = serde_json::from_str::<Value>(&decoded) else {
+        return (None, Others::default());
+    };
+    let version = top.get("Version").cloned();
+    let statements = match top.get("Statement") {
+        Some(Value::Array(a)) => a.clone(),
+        Some(one @ Value::Object(_)) => vec![one.clone()],
+        _ => Vec::new(),
+    };
+    let mut found: Option<Revocation> = None;
+    let mut others = Others { version, statements: Vec::new() };
+    for raw in statements {
+        let alone = json!({ "Version": "2012-10-17", "Statement": [raw.clone()] });
+        let revocation = PolicyDocument::from_value(alone, crate::policy::DocumentKind::Observed)
+            .ok()
+            .and_then(|d| d.statements().first().and_then(Revocation::of_statement));
+        match revocation {
+            Some(r) => found = Some(found.map_or(r, |f| f.merge(r))),
+            None => others.statements.push(raw),
+        }
+    }
+    (found, others)
+}
+
+/// Why `plan` cannot be applied as it is: the revocation it writes, beside the statements it keeps and the
+/// role's other inline policies, would take the role's inline policies over IAM's [`INLINE_POLICIES_SIZE`]. IAM
+/// would refuse it after the narrowing is written; crossrole refuses the account's plan before anything is, and
+/// never makes room by dropping a person's statements. `None` when it fits, or writes no revocation.
+pub fn over_quota(plan: &AccountPlan, observed: Option<&ObservedRole>) -> Option<String> {
+    let o = observed?;
+    let Some(Change::RevokeSessions { others, .. }) =
+        plan.changes().iter().find(|c| matches!(c, Change::RevokeSessions { .. }))
+    else {
+        return None;
+    };
+    let after = crate::plan::simulate(crate::Partition::Aws, "000000000000", Some(o.clone()), plan.changes())?;
+    let size = |doc: &str| PolicyDocument::parse_observed(doc).map_or(doc.chars().count(), |d| d.size());
+    let total: usize = after.inline_policies.values().map(|d| size(d)).sum();
+    if total <= INLINE_POLICIES_SIZE {
+        return None;
+    }
+    let kept = if others.is_empty() {
+        String::new()
+    } else {
+        format!(" with the statements a person put in it ({}) kept", others.named().join(", "))
+    };
+    Some(format!(
+        "the revocation of older sessions cannot be written: inline policy {POLICY_NAME}{kept}, beside the role's \
+         other inline policies, would make them {total} characters together, over IAM's {INLINE_POLICIES_SIZE} per \
+         role; nothing was changed. Make room in {POLICY_NAME} or the role's other inline policies, or turn \
+         revocation off (role.revoke_sessions_on_narrowing: false, or the request's keep_sessions)"
+    ))
 }
 
 /// Whether a revocation is written when a change takes access away, and if not, who said so.
@@ -186,8 +316,10 @@ pub fn with_revocation(
     };
     let existing = o.inline_policies.get(POLICY_NAME);
     let new = Revocation::at(now, keep_for);
-    let revocation = existing.and_then(|e| Revocation::parse(e)).map_or(new, |e| e.merge(new));
-    let revoke = Change::RevokeSessions { before: existing.map(|e| normalized(e)), revocation, keep_for, reason };
+    let (held, others) = existing.map(|e| split(e)).unwrap_or_default();
+    let revocation = held.map_or(new, |e| e.merge(new));
+    let revoke =
+        Change::RevokeSessions { before: existing.map(|e| as_written(e)), revocation, keep_for, reason, others };
     // After the narrowing: a session issued before the new trust is written is denied by an instant taken when the
     // deny is written. Before it, a removed principal could still be issued one the deny does not cover.
     let narrowed =
@@ -292,14 +424,21 @@ fn covers(new: &Statement, old: &Statement, p: &OnePrincipal) -> bool {
         && conditions
 }
 
-/// The plan with a revocation whose time is over deleted, when the role holds one and nothing else deletes it.
+/// The plan with a revocation whose time is over taken away, when the role holds one and nothing else deletes
+/// it: the policy deleted when nothing else is in it, or else written again with only the other statements.
 fn with_expired_removed(plan: AccountPlan, observed: Option<&ObservedRole>, now: Millis) -> AccountPlan {
     let Some(o) = observed else { return plan };
     let Some(doc) = o.inline_policies.get(POLICY_NAME) else { return plan };
-    if !Revocation::parse(doc).is_some_and(|r| r.expired(now)) {
+    let (held, others) = split(doc);
+    if !held.is_some_and(|r| r.expired(now)) {
         return plan;
     }
-    let delete = Change::DeleteInlinePolicy { name: POLICY_NAME.to_string(), before: normalized(doc) };
+    let name = POLICY_NAME.to_string();
+    let delete = if others.is_empty() {
+        Change::DeleteInlinePolicy { name, before: normalized(doc) }
+    } else {
+        Change::PutInlinePolicy { name, before: Some(as_written(doc)), after: others.document() }
+    };
     match plan {
         AccountPlan::InSync => AccountPlan::Changes(vec![delete]),
         AccountPlan::Changes(mut c) => {
@@ -325,6 +464,17 @@ fn before_revocation(c: &Change) -> bool {
         Change::TagRole { tags, .. } => tags.contains_key(OWNER_TAG_KEY) || tags.contains_key(SPEC_TAG_KEY),
         _ => false,
     }
+}
+
+/// A document read from IAM as it was written (URL-decoded, pretty-printed), every `Sid` and key as the person
+/// wrote it: what a plan shows of the policy it rewrites.
+fn as_written(doc: &str) -> String {
+    let decoded = if doc.trim_start().starts_with('{') {
+        doc.to_string()
+    } else {
+        percent_encoding::percent_decode_str(doc).decode_utf8_lossy().into_owned()
+    };
+    serde_json::from_str::<Value>(&decoded).ok().and_then(|v| serde_json::to_string_pretty(&v).ok()).unwrap_or(decoded)
 }
 
 fn normalized(doc: &str) -> String {

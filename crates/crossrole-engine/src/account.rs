@@ -169,6 +169,11 @@ fn planned(
     };
     let revoking = revoke(&env.spec, env.inner.config.revocation_hold_secs);
     let plan = revocation::with_revocation(plan, observed, env.inner.config.clock.now(), &revoking);
+    // A revocation that would not fit beside what it keeps: refused before anything is written (IAM would refuse
+    // it only after the narrowing it follows).
+    if let Some(why) = revocation::over_quota(&plan, observed) {
+        return Err(AccountError::new(ErrorCode::Invalid, why, Phase::Plan));
+    }
     under_ceiling(env, target, plan, observed)
 }
 

@@ -279,6 +279,7 @@ async fn written(
         revocation: Revocation::at(env.inner.config.clock.now(), keep_for),
         keep_for,
         reason: format!("crossrole revoke asked for it (operation {}){held}", env.operation),
+        others: Default::default(),
     };
     env.sink.emit(account, Event::PhaseStarted { phase: Phase::Apply });
     let nothing = |_: &Change| futures::future::ready(()).boxed();

@@ -352,3 +352,92 @@ async fn a_hold_shortened_for_emulators_is_written_kept_and_removed_at_its_own_t
     let revoked = revocation_in(&w, 0).unwrap();
     assert_eq!(revoked.keep_until - revoked.issued_before, 5_000, "the hold, not 12 h");
 }
+
+/// IAM's console revocation (an hour before `T0`) and a statement a person added beside it.
+const CONSOLE_AND_HAND: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":["*"],"Resource":["*"],"Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-12-05T09:00:00Z"}}},{"Sid":"HandExtra","Effect":"Deny","Action":"iam:*","Resource":"*"}]}"#;
+
+/// The statements of the revocation's policy on the role in account `i`, as JSON.
+fn revocation_statements(w: &World, i: u64) -> Vec<serde_json::Value> {
+    let role = w.fake.role(&account(i), "Audit").unwrap();
+    let doc = role.inline_policies.get(POLICY_NAME).expect("the policy is there");
+    let doc = percent_encoding::percent_decode_str(doc).decode_utf8().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    v["Statement"].as_array().unwrap().clone()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_persons_statement_in_the_revocations_policy_is_kept_when_revoking_and_when_the_revocation_goes() {
+    let (w, clock) = clocked(2);
+    let wide = revocation_spec("", "");
+    assert_eq!(run(&w, OperationKind::Apply, &wide).await.state, OperationState::Succeeded);
+    w.fake.with_account(&account(0), |s| s.put_inline_by_hand("Audit", POLICY_NAME, CONSOLE_AND_HAND));
+    let hand = serde_json::json!({"Sid":"HandExtra","Effect":"Deny","Action":"iam:*","Resource":"*"});
+
+    // The plan says what stays.
+    clock.set(T0 + 10 * MINUTE);
+    let narrow = revocation_spec("    require_mfa: true\n", "");
+    let plan = w.engine.plan(&narrow).await.unwrap();
+    let planned = &plan.accounts.iter().find(|a| a.account_id == account(0)).unwrap().changes;
+    assert_eq!(
+        planned.iter().map(|c| c.kind).collect::<Vec<_>>(),
+        [ChangeKind::UpdateTrustPolicy, ChangeKind::RevokeSessions]
+    );
+    assert!(planned[1].after.ends_with("kept as they are: HandExtra"), "{}", planned[1].after);
+    assert!(planned[1].before.contains("HandExtra"), "{}", planned[1].before);
+
+    // Written: crossrole's revocation (the console's merged into it) and the person's statement as it was.
+    let op = run(&w, OperationKind::Apply, &narrow).await;
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    let written = revocation_in(&w, 0).unwrap();
+    assert_eq!(iso8601(written.issued_before), "2026-12-05T10:10:01Z");
+    assert_eq!(iso8601(written.keep_until), "2026-12-05T21:00:00Z", "the console's 12 hours, the later end");
+    let statements = revocation_statements(&w, 0);
+    assert_eq!(statements.len(), 2, "{statements:?}");
+    assert_eq!(statements[1], hand);
+    assert_eq!(revocation_statements(&w, 1).len(), 1, "no person's statement there: crossrole's alone");
+
+    // Once its time is over a reconcile takes only the revocation away: the person's statement stays where it was
+    // (a PutRolePolicy), the policy without one is deleted, and nothing more is done after.
+    clock.set(written.keep_until);
+    w.fake.reset_counters();
+    let removed = run(&w, OperationKind::Apply, &narrow).await;
+    assert_eq!(removed.counts.changed, 2, "{}", removed.message);
+    let served = w.fake.served();
+    assert_eq!((served.get("iam:PutRolePolicy"), served.get("iam:DeleteRolePolicy")), (Some(&1), Some(&1)));
+    assert_eq!(revocation_statements(&w, 0), [hand]);
+    assert!(revocation_in(&w, 1).is_none());
+    clock.set(written.keep_until + 24 * 60 * MINUTE);
+    w.fake.reset_counters();
+    run(&w, OperationKind::Apply, &narrow).await;
+    assert_eq!(w.fake.iam_writes(), 0, "{:?}", w.fake.served());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_revocation_that_would_not_fit_beside_a_persons_statements_is_refused_before_anything_is_written() {
+    let (w, clock) = clocked(1);
+    let wide = revocation_spec("", "");
+    run(&w, OperationKind::Apply, &wide).await;
+    // A person's statement that leaves less room than crossrole's revocation takes.
+    let big = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"H{}","Effect":"Deny","Action":"iam:*","Resource":"*"}}]}}"#,
+        "x".repeat(10_100)
+    );
+    w.fake.with_account(&account(0), |s| s.put_inline_by_hand("Audit", POLICY_NAME, &big));
+    let trust_before = w.fake.role(&account(0), "Audit").unwrap().attributes.trust_policy;
+    clock.advance(MINUTE);
+    w.fake.reset_counters();
+    let op = run(&w, OperationKind::Apply, &revocation_spec("    require_mfa: true\n", "")).await;
+    let rows = results(&w, &op.id).await;
+    let error = rows[0].error.as_ref().expect("refused");
+    assert_eq!(error.code, ErrorCode::Invalid);
+    assert!(error.message.contains("over IAM's 10240") && error.message.contains("nothing was changed"), "{error:?}");
+    assert_eq!(w.fake.iam_writes(), 0, "{:?}", w.fake.served());
+    let role = w.fake.role(&account(0), "Audit").unwrap();
+    assert_eq!(role.attributes.trust_policy, trust_before, "the trust is not narrowed without its revocation");
+    assert!(
+        percent_encoding::percent_decode_str(&role.inline_policies[POLICY_NAME])
+            .decode_utf8()
+            .unwrap()
+            .contains("\"Sid\":\"Hxxx")
+    );
+}

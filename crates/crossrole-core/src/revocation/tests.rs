@@ -67,7 +67,9 @@ fn every_narrowing_revokes_once_the_trust_is_written() {
             ["update trust policy", "revoke active sessions AWSRevokeOlderSessions"],
             "{name}: the revocation comes after the narrowing, so that no session issued before it escapes"
         );
-        let Change::RevokeSessions { revocation, keep_for, before, reason } = &p.changes()[1] else { unreachable!() };
+        let Change::RevokeSessions { revocation, keep_for, before, reason, .. } = &p.changes()[1] else {
+            unreachable!()
+        };
         assert_eq!(revocation.issued_before, NOW - 250 + 1000, "{name}: rounded up to the second");
         assert_eq!(revocation.keep_until, revocation.issued_before + 3600 * 1000, "{name}: one hour, the default");
         assert_eq!(
@@ -305,4 +307,162 @@ fn a_hold_shortened_for_emulators_is_what_is_written_and_the_plan_says_so() {
     let p = with_revocation(plan(&desired(ONE), Some(&observed)), Some(&observed), NOW, &long);
     let Some(Change::RevokeSessions { keep_for, reason, .. }) = p.changes().get(1) else { panic!("{p:?}") };
     assert_eq!((*keep_for, reason.as_str()), (3600, "the trust policy allows less than before"));
+}
+
+/// What IAM's console writes (no Sid crossrole knows), and a statement a person added beside it.
+const CONSOLE_AND_HAND: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":["*"],"Resource":["*"],"Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-12-05T09:00:00Z"}}},{"Sid":"HandExtra","Effect":"Deny","Action":"iam:*","Resource":"*"}]}"#;
+
+fn encoded(doc: &str) -> String {
+    percent_encoding::utf8_percent_encode(doc, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// The statements of the policy `name` on `role`, as JSON values.
+fn statements(role: &ObservedRole) -> Vec<serde_json::Value> {
+    let doc = percent_encoding::percent_decode_str(&role.inline_policies[POLICY_NAME]).decode_utf8().unwrap();
+    let v: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    v["Statement"].as_array().unwrap().clone()
+}
+
+#[test]
+fn a_persons_statements_in_the_policy_are_kept_when_revoking_and_when_the_revocation_goes() {
+    let hand: serde_json::Value =
+        serde_json::json!({"Sid":"HandExtra","Effect":"Deny","Action":"iam:*","Resource":"*"});
+    let mut observed = applied(TWO);
+    observed.inline_policies.insert(POLICY_NAME.into(), encoded(CONSOLE_AND_HAND));
+    let p = with_revocation(plan(&desired(ONE), Some(&observed)), Some(&observed), NOW, &Revoke::On);
+    assert_eq!(summaries(&p), ["update trust policy", "revoke active sessions AWSRevokeOlderSessions"]);
+    let Change::RevokeSessions { revocation, others, .. } = &p.changes()[1] else { panic!("{p:?}") };
+    assert_eq!(others.named(), ["HandExtra"]);
+    // The plan says the person's statement stays.
+    let shown = p.changes()[1].shown(&crate::secret::Redactor::for_one_response(&mut rand::rng()));
+    assert!(
+        shown.after.ends_with("; the policy's other statements are kept as they are: HandExtra"),
+        "{}",
+        shown.after
+    );
+    assert!(shown.before.contains("iam:*"), "the policy as it is: {}", shown.before);
+
+    // Written: crossrole's revocation (the console's merged into it: the later instant) and the person's statement as
+    // it was written; the console's own is gone, its instant earlier.
+    let after = simulate(Partition::Aws, ACCOUNT, Some(observed), p.changes()).unwrap();
+    let written = statements(&after);
+    assert_eq!(written.len(), 2, "{written:?}");
+    assert_eq!(written[1], hand);
+    assert_eq!(Revocation::parse(&after.inline_policies[POLICY_NAME]), Some(*revocation));
+    assert_eq!(iso8601(revocation.issued_before), "2026-12-05T10:00:01Z");
+    assert_eq!(iso8601(revocation.keep_until), "2026-12-05T21:00:00Z", "the console's 12 hours, the later end");
+    let doc = PolicyDocument::parse_observed(&after.inline_policies[POLICY_NAME]).unwrap();
+    assert!(doc.statements().iter().any(|s| s.action.as_ref().is_some_and(|a| a.contains("iam:*"))));
+
+    // Kept while sessions issued before it may last; then only the revocation goes, the person's statement stays,
+    // and once it is alone nothing more is done (it is not crossrole's to remove).
+    let d = desired(ONE);
+    let at = |o: &ObservedRole, t: Millis| with_revocation(plan(&d, Some(o)), Some(o), t, &Revoke::On);
+    assert_eq!(at(&after, revocation.keep_until - 1), AccountPlan::InSync);
+    let removal = at(&after, revocation.keep_until);
+    assert_eq!(summaries(&removal), ["put inline policy AWSRevokeOlderSessions"]);
+    let shown = removal.changes()[0].shown(&crate::secret::Redactor::for_one_response(&mut rand::rng()));
+    assert!(shown.before.contains("aws:TokenIssueTime") && !shown.after.contains("aws:TokenIssueTime"), "{shown:?}");
+    assert!(shown.before.contains("HandExtra"), "the policy as the person wrote it: {}", shown.before);
+    let left = simulate(Partition::Aws, ACCOUNT, Some(after), removal.changes()).unwrap();
+    assert_eq!(statements(&left), [hand]);
+    assert_eq!(at(&left, revocation.keep_until + 1000 * HOUR), AccountPlan::InSync);
+
+    // A later narrowing revokes again beside it, without the removal's rewrite.
+    let again =
+        with_revocation(plan(&desired(&format!("{ONE}{MFA}")), Some(&left)), Some(&left), NOW + 20 * HOUR, &Revoke::On);
+    let Change::RevokeSessions { others, .. } =
+        again.changes().iter().find(|c| c.kind() == crate::ops::ChangeKind::RevokeSessions).unwrap()
+    else {
+        unreachable!()
+    };
+    assert_eq!(others.named(), ["HandExtra"]);
+
+    // Without a person's statement, the policy is deleted as before.
+    let only = applied(ONE);
+    let mut console_only = only.clone();
+    console_only.inline_policies.insert(
+        POLICY_NAME.into(),
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-12-05T09:00:00Z"}}}}"#.into(),
+    );
+    assert_eq!(summaries(&at(&console_only, NOW + 12 * HOUR)), ["delete inline policy AWSRevokeOlderSessions"]);
+}
+
+#[test]
+fn a_statement_that_only_looks_like_a_revocation_is_a_persons() {
+    let cases = [
+        // Another condition beside the instant: it denies less than a revocation, only from that address.
+        r#"{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-12-05T09:00:00Z"},"IpAddress":{"aws:SourceIp":"203.0.113.0/24"}}}"#,
+        // Not every action.
+        r#"{"Effect":"Deny","Action":["iam:*"],"Resource":"*","Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-12-05T09:00:00Z"}}}"#,
+        // Every action but one.
+        r#"{"Effect":"Deny","Action":["*","iam:GetRole"],"Resource":"*","Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-12-05T09:00:00Z"}}}"#,
+        // Not every resource.
+        r#"{"Effect":"Deny","Action":"*","Resource":"arn:aws:s3:::x","Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-12-05T09:00:00Z"}}}"#,
+        // An allow.
+        r#"{"Effect":"Allow","Action":"*","Resource":"*","Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-12-05T09:00:00Z"}}}"#,
+    ];
+    for statement in cases {
+        // Written without a Version, as one statement rather than a list.
+        let doc = format!(r#"{{"Statement":{statement}}}"#);
+        let (held, others) = split(&encoded(&doc));
+        assert_eq!(held, None, "{statement}");
+        assert_eq!(others.named(), ["statement 1 (no Sid)"], "{statement}");
+        let r = Revocation::at(NOW, 3600);
+        let v: serde_json::Value = serde_json::from_str(&r.document_keeping(&others)).unwrap();
+        assert!(v.get("Version").is_none(), "a Version left out stays left out: {v}");
+        assert_eq!(v["Statement"][1], serde_json::from_str::<serde_json::Value>(statement).unwrap());
+        assert_eq!(Revocation::parse(&r.document_keeping(&others)), Some(r));
+        // Never removed by crossrole, whatever the time.
+        let mut o = applied(ONE);
+        o.inline_policies.insert(POLICY_NAME.into(), doc.clone());
+        let p = with_revocation(plan(&desired(ONE), Some(&o)), Some(&o), NOW + 1000 * HOUR, &Revoke::On);
+        assert_eq!(p, AccountPlan::InSync, "{statement}");
+    }
+}
+
+#[test]
+fn a_revocation_that_would_take_the_inline_policies_over_iams_limit_is_refused_when_planned() {
+    // A person's statement of `pad` characters' worth of Sid... (a Sid is letters and digits only).
+    let with_hand = |pad: usize| {
+        let mut o = applied(TWO);
+        let doc = format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"H{}","Effect":"Deny","Action":"iam:*","Resource":"*"}}]}}"#,
+            "x".repeat(pad)
+        );
+        o.inline_policies.insert(POLICY_NAME.into(), encoded(&doc));
+        o
+    };
+    let planned = |o: &ObservedRole| with_revocation(plan(&desired(ONE), Some(o)), Some(o), NOW, &Revoke::On);
+    // What is written, counted as IAM counts it (the document is compact: no whitespace to leave out).
+    let written = |p: &AccountPlan| match p.changes().iter().find(|c| matches!(c, Change::RevokeSessions { .. })) {
+        Some(Change::RevokeSessions { revocation, others, .. }) => revocation.document_keeping(others).chars().count(),
+        _ => panic!("{p:?}"),
+    };
+    let base = written(&planned(&with_hand(0)));
+    let fits = with_hand(INLINE_POLICIES_SIZE - base);
+    let p = planned(&fits);
+    assert_eq!(written(&p), INLINE_POLICIES_SIZE);
+    assert_eq!(over_quota(&p, Some(&fits)), None, "exactly at the limit");
+    let over = with_hand(INLINE_POLICIES_SIZE - base + 1);
+    let p = planned(&over);
+    assert_eq!(written(&p), INLINE_POLICIES_SIZE + 1);
+    let why = over_quota(&p, Some(&over)).expect("one character over");
+    assert!(why.contains("10241 characters") && why.contains("10240"), "{why}");
+    assert!(why.contains(&format!("H{}", "x".repeat(8))) && why.contains("revoke_sessions_on_narrowing"), "{why}");
+    // The role's other inline policies (the spec's) count too.
+    let with_inline = DesiredRole::from_spec(
+        &spec(
+            ONE,
+            "  inline_policies:\n    Other:\n      Version: \"2012-10-17\"\n      \
+             Statement: [{Effect: Deny, Action: \"s3:*\", Resource: \"*\"}]\n",
+        ),
+        Partition::Aws,
+    );
+    let p = with_revocation(plan(&with_inline, Some(&fits)), Some(&fits), NOW, &Revoke::On);
+    assert_eq!(written(&p), INLINE_POLICIES_SIZE);
+    assert!(over_quota(&p, Some(&fits)).is_some_and(|w| w.contains("characters together")), "{p:?}");
+    // A plan that writes no revocation is never refused for it.
+    let unchanged = with_revocation(plan(&desired(TWO), Some(&over)), Some(&over), NOW, &Revoke::On);
+    assert_eq!(over_quota(&unchanged, Some(&over)), None);
 }
