@@ -412,6 +412,18 @@ async fn the_same_idempotency_key_with_another_end_is_refused_naming_the_field_a
         assert!(message.contains("idempotency_key \"deploy-7\"") && message.contains(says), "{message}");
     }
     assert_eq!(operation_ids(&w).await, before, "nothing was started");
+    // Planned again and confirmed (as the CLI does before each apply), with another end: the end is named.
+    let plan = w.engine.plan(&spec()).await.unwrap();
+    let confirmed = crossrole_engine::ConfirmedPlan {
+        fingerprint: plan.fingerprint.clone(),
+        audience: crossrole_engine::Audience::Trusted,
+    };
+    let replanned = StartRequest { confirmed: Some(confirmed), ..keyed(end(7200)) };
+    let refused = w.engine.start(replanned).await.unwrap_err();
+    assert!(
+        matches!(&refused, crossrole_engine::Error::IdempotencyKeyReused { field, .. } if field == "expires_in"),
+        "{refused:?}"
+    );
     // A request without a key, or with a new one, is a new apply.
     let again = w.engine.start(StartRequest { idempotency_key: Some("deploy-8".into()), ..keyed(end(7200)) });
     assert_ne!(again.await.unwrap().id, first.id);
