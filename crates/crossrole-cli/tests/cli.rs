@@ -462,7 +462,7 @@ async fn a_grant_cut_shows_whose_sessions_it_revokes_in_the_plan_and_as_it_is_ap
     let cut = env.file("cut.yaml", &example_with("  user_names: [alice]\n", ""));
     let revoked = "deny every session of role SecurityAudit issued before the grant is cut (aws:TokenIssueTime), in 6 \
                    accounts (200000000000, 200000000001, 200000000002, 200000000003, 200000000004, 200000000005), \
-                   after the cut, because the grant no longer reaches user alice";
+                   after the cut, because the grant's policy is detached from user alice";
     let plan = stdout(&env.run(&["plan", "-f", &cut]).await.success());
     assert!(
         plan.contains(&format!(

@@ -1,8 +1,11 @@
 //! The grant cut: from principals, or from roles that stay. The sessions already issued are revoked once the cut
 //! is written (or, opted out, said to stay valid), as one change the plan shows and the apply then does.
 //!
-//! A principal the grant no longer reaches cannot assume the spec's roles again, but the sessions it was issued
-//! before stay valid until they expire. The roles they are in are the ones the grant named before and that stay:
+//! A principal the grant's policy is detached from cannot assume the spec's roles through that attachment again,
+//! but the sessions it was issued before stay valid until they expire. It may still reach them another way (a user
+//! in a group the grant stays attached to): crossrole does not read group membership, so the plan says only what
+//! is cut — the policy detached from whom — and revokes every session of the roles, theirs too (an over-revocation,
+//! never a claim that access is gone). The roles they are in are the ones the grant named before and that stay:
 //! every account where the spec is placed or that the grant names after the change, less those whose role the
 //! operation removes (a role removed revokes its own sessions first: [`crate::revocation::with_revocation`]).
 //! Likewise a role the grant stops naming though it stays (an account that left the targets, its role kept:
@@ -22,8 +25,8 @@ const NAMED: usize = 10;
 /// What cutting the grant does to the sessions already issued through it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrantCut {
-    /// The principals the grant no longer reaches (`user alice`), in the plan's order; none when it reaches the
-    /// same ones but no longer names some roles (`unnamed`).
+    /// The principals the grant's policy is detached from (`user alice`), in the plan's order; none when it stays
+    /// attached to the same ones but no longer names some roles (`unnamed`).
     pub principals: Vec<String>,
     /// The accounts whose role stays and that the grant no longer names.
     pub unnamed: BTreeSet<String>,
@@ -88,7 +91,12 @@ impl GrantCut {
         } else {
             self.principals.join(", ")
         };
-        let lost = if self.principals.is_empty() { "no longer names" } else { "no longer reaches" };
+        // Exact: what the cut does. A user detached may still reach the roles through a group the grant keeps.
+        let lost = if self.principals.is_empty() {
+            "the grant no longer names"
+        } else {
+            "the grant's policy is detached from"
+        };
         let ids: Vec<&str> = self.accounts.iter().take(NAMED).map(String::as_str).collect();
         let more = self.accounts.len().saturating_sub(NAMED);
         let more = if more > 0 { format!(" and {more} more") } else { String::new() };
@@ -100,7 +108,7 @@ impl GrantCut {
                 subject: String::new(),
                 before: String::new(),
                 after: format!(
-                    "the grant {lost} {who}: sessions of role {} in {accounts} issued before it is cut stay valid \
+                    "{lost} {who}: sessions of role {} in {accounts} issued before it is cut stay valid \
                      until they expire, because {by} turned revocation off",
                     self.role_name
                 ),
@@ -111,7 +119,7 @@ impl GrantCut {
                 before: String::new(),
                 after: format!(
                     "deny every session of role {} issued before the grant is cut (aws:TokenIssueTime), in {accounts}, \
-                     after the cut, because the grant {lost} {who}",
+                     after the cut, because {lost} {who}",
                     self.role_name
                 ),
             },
@@ -177,7 +185,7 @@ mod tests {
         assert_eq!(
             shown.after,
             "deny every session of role Audit issued before the grant is cut (aws:TokenIssueTime), in 2 accounts \
-             (111111111111, 222222222222), after the cut, because the grant no longer reaches user alice"
+             (111111111111, 222222222222), after the cut, because the grant's policy is detached from user alice"
         );
 
         let off = GrantCut::of(

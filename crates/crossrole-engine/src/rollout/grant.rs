@@ -171,8 +171,9 @@ pub(super) async fn trusted_side(
             }
         }
     };
-    // The principals the grant (a former one, or the spec's now) no longer reaches: their sessions of the spec's
-    // roles are to be revoked.
+    // The principals the grant's policy (a former one, or the spec's now) is detached from: their sessions of the
+    // spec's roles are to be revoked (every session of the roles: one of them may still reach them through a group
+    // the grant keeps, which crossrole does not read, so the plan says what is detached, not who lost access).
     let cut = match &want {
         Want::Removed => None,
         Want::Naming { reached, confirmed } => {

@@ -594,7 +594,7 @@ async fn revoke_for_the_cut(
             Ok(())
         }
         Err(e) => Err(format!(
-            "the grant no longer reaches {}, and their sessions could not be revoked: {e}",
+            "the grant's policy was detached from {}, and the sessions could not be revoked: {e}",
             cut.principals.join(", ")
         )),
     }
