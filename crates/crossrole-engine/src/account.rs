@@ -28,7 +28,7 @@ use crossrole_core::{
 use tokio::sync::OnceCell;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Inner, events::EventSink};
+use crate::{ExternalIds, Inner, events::EventSink};
 
 /// An account to work on.
 #[derive(Debug, Clone)]
@@ -78,9 +78,8 @@ pub(crate) struct RunEnv {
     pub(crate) verifier: Verifier,
     /// Marks secrets in what leaves the engine.
     pub(crate) redactor: crossrole_core::secret::Redactor,
-    /// A plan or verification for a caller who may not read ExternalIds ([`crate::Audience::Blind`]): the
-    /// request's ExternalId is never compared with AWS's; each role's own stands in for it.
-    pub(crate) blind: bool,
+    /// What the run does with the spec's ExternalId in the roles that exist (an apply: as the plan it carries out).
+    pub(crate) external_ids: ExternalIds,
     /// The operation this run belongs to (empty for a plan or a verification).
     pub(crate) operation: String,
     /// The plan the apply carries, if it carries one: an account is changed only as that plan showed.
@@ -149,20 +148,18 @@ pub(crate) async fn examine(env: &RunEnv, target: &Target) -> Result<Examined, A
         _ => error_from(&e, Phase::Read),
     })?;
     env.phase(&target.account_id, Phase::Plan);
-    let plan = planned(env, target, observed.as_ref(), env.blind)?;
+    let plan = planned(env, target, observed.as_ref())?;
     Ok(Examined { credentials, observed, plan })
 }
 
-/// The plan for `target` from the role read there (`observed`), as a caller who may not read ExternalIds is shown
-/// it when `blind` (see [`seen_by`]).
-fn planned(
-    env: &RunEnv,
-    target: &Target,
-    observed: Option<&ObservedRole>,
-    blind: bool,
-) -> Result<AccountPlan, AccountError> {
-    let seen = seen_as(env, observed, blind);
+/// The plan for `target` from the role read there (`observed`), the spec's ExternalId taken as
+/// [`RunEnv::external_ids`] says: each role's own kept (see [`seen_by`]), or the spec's written whatever the role
+/// holds (planned from the role as if it held another, [`rotated`]).
+fn planned(env: &RunEnv, target: &Target, observed: Option<&ObservedRole>) -> Result<AccountPlan, AccountError> {
+    let seen = seen_by(env, observed);
     let desired = seen.as_ref().map_or(&env.desired, |(_, d)| d);
+    let rotated = rotated(env, observed);
+    let observed = rotated.as_ref().or(observed);
     let plan = match target.action {
         Action::Ensure => plan::plan(&desired.in_account(target.place(env.inner.aws.partition())), observed),
         Action::Remove => plan::plan_delete(&env.spec.name, observed),
@@ -202,38 +199,22 @@ fn unconfirmed(env: &RunEnv, target: &Target, examined: &Examined) -> Option<Acc
     if target.prior.as_ref().is_some_and(|p| !p.changes.is_empty()) {
         return None;
     }
-    let seen = if plan.blind {
-        match planned(env, target, examined.observed.as_ref(), true) {
-            Ok(seen) => seen,
-            Err(e) => return Some(e),
-        }
-    } else {
-        examined.plan.clone()
-    };
-    let shown: Vec<ShownChange> = seen.changes().iter().map(|c| c.shown(&env.inner.redactor)).collect();
+    // Planned as the plan was (its ExternalIds taken alike: the operation's are the plan's).
+    let shown: Vec<ShownChange> = examined.plan.changes().iter().map(|c| c.shown(&env.inner.redactor)).collect();
     let key = crate::confirmed::key(&env.inner.config.journal_key);
     let why = plan.check_account(&key, &target.account_id, target.action, &shown).err()?;
     Some(AccountError::new(ErrorCode::PlanChanged, why, Phase::Plan))
 }
 
-/// For a caller who may not read ExternalIds: the spec and role with an ExternalId the observed role already
-/// accepts in place of the request's, so that nothing the caller sees depends on the value they sent; `None` when
-/// the request is compared as it is (a caller who may read them, no ExternalId, no role, or a role that requires
-/// none: then any guess is answered alike).
+/// When each role's own ExternalId is kept ([`ExternalIds::Kept`]): the spec and role with the ExternalId the
+/// observed role already requires in place of the request's, so that nothing the caller sees, nor the apply does,
+/// depends on the value they sent; `None` when the request's is planned as it is (compared or written, no
+/// ExternalId, no role, or a role that requires none: then any guess is answered alike).
 pub(crate) fn seen_by(
     env: &RunEnv,
     observed: Option<&ObservedRole>,
 ) -> Option<(Arc<crossrole_core::AccessSpec>, Arc<DesiredRole>)> {
-    seen_as(env, observed, env.blind)
-}
-
-/// [`seen_by`], for a caller who may not read ExternalIds when `blind`.
-fn seen_as(
-    env: &RunEnv,
-    observed: Option<&ObservedRole>,
-    blind: bool,
-) -> Option<(Arc<crossrole_core::AccessSpec>, Arc<DesiredRole>)> {
-    if !blind || env.spec.role.trust.external_id.is_none() {
+    if env.external_ids != ExternalIds::Kept || env.spec.role.trust.external_id.is_none() {
         return None;
     }
     let required = crossrole_core::policy::required_external_id(&observed?.attributes.trust_policy)?;
@@ -241,6 +222,53 @@ fn seen_as(
     spec.role.trust.external_id = Some(required);
     let desired = DesiredRole::from_spec(&spec, env.inner.aws.partition());
     Some((Arc::new(spec), Arc::new(desired)))
+}
+
+/// When the spec's ExternalId is written whatever the roles hold ([`ExternalIds::Written`]): the observed role as if
+/// every ExternalId its trust requires were a stand-in other than the spec's, so that the plan writes the spec's
+/// trust and revokes the sessions as a changed ExternalId does, in every role that requires one — the same plan
+/// whether the ExternalId sent is the role's or not. `None` otherwise (and for a role that requires none: the
+/// spec's is a change there anyway).
+fn rotated(env: &RunEnv, observed: Option<&ObservedRole>) -> Option<ObservedRole> {
+    let sent = env.spec.role.trust.external_id.as_ref().filter(|_| env.external_ids == ExternalIds::Written)?;
+    let observed = observed?;
+    crossrole_core::policy::required_external_id(&observed.attributes.trust_policy)?;
+    let mut stand_in = String::from("crossrole-replaced-external-id");
+    while stand_in == sent.expose() {
+        stand_in.push('-');
+    }
+    let doc = crossrole_core::policy::PolicyDocument::parse_observed(&observed.attributes.trust_policy).ok()?;
+    let mut trust = doc.as_value().clone();
+    let statements = match trust.get_mut("Statement")? {
+        serde_json::Value::Array(all) => all.iter_mut().collect(),
+        one => vec![one],
+    };
+    for statement in statements {
+        let Some(serde_json::Value::Object(operators)) = statement.get_mut("Condition") else { continue };
+        for keys in operators.values_mut() {
+            let serde_json::Value::Object(keys) = keys else { continue };
+            for (key, values) in keys.iter_mut() {
+                if key.eq_ignore_ascii_case("sts:ExternalId") {
+                    *values = serde_json::Value::String(stand_in.clone());
+                }
+            }
+        }
+    }
+    let mut role = observed.clone();
+    role.attributes.trust_policy = trust.to_string();
+    Some(role)
+}
+
+/// The ExternalId the role in `observed`'s account requires once the run's changes are made there: the role's own
+/// where it is kept ([`ExternalIds::Kept`], a role that required one), else the spec's — for the live check.
+fn external_id_after(
+    env: &RunEnv,
+    observed: Option<&ObservedRole>,
+) -> Option<crossrole_core::secret::ExternalId> {
+    match seen_by(env, observed) {
+        Some((spec, _)) => spec.role.trust.external_id.clone(),
+        None => env.spec.role.trust.external_id.clone(),
+    }
 }
 
 /// The plan as the ceiling's templates let it be carried out: an existing role bounded by the ceiling before any
@@ -346,7 +374,7 @@ async fn work(env: &RunEnv, target: &Target, appeared: Option<&mut bool>) -> Acc
             }
             // An earlier run made every change and stopped before it verified them: verified now.
             result.changes = before;
-            return verified(env, target, result).await;
+            return verified(env, target, &examined, result).await;
         }
         AccountPlan::Conflict { owner } => {
             result.error = Some(not_owned(env, target, examined.observed.as_ref(), owner.as_deref()));
@@ -398,7 +426,7 @@ async fn work(env: &RunEnv, target: &Target, appeared: Option<&mut bool>) -> Acc
         }
         Action::Ensure => {
             remember_placement(env, target).await;
-            verified(env, target, result).await
+            verified(env, target, &examined, result).await
         }
     }
 }
@@ -569,13 +597,15 @@ fn in_flight_unknown(change: &ShownChange, why: &str) -> String {
 }
 
 /// The live check after the role was put in place, when the spec asks for it: a failure fails the account.
-async fn verified(env: &RunEnv, target: &Target, mut result: AccountResult) -> AccountResult {
+async fn verified(env: &RunEnv, target: &Target, examined: &Examined, mut result: AccountResult) -> AccountResult {
     if !env.spec.rollout.verify {
         return finish(result, Outcome::Changed);
     }
     env.phase(&target.account_id, Phase::Verify);
     result.phase = Phase::Verify;
-    let check = live_check(env, &target.account_id, &result.role_arn, env.spec.role.trust.external_id.as_ref()).await;
+    // The ExternalId the role requires now: its own, where the run kept it.
+    let external_id = external_id_after(env, examined.observed.as_ref());
+    let check = live_check(env, &target.account_id, &result.role_arn, external_id.as_ref()).await;
     let passed = check.outcome == CheckOutcome::Passed;
     let skipped = check.outcome == CheckOutcome::Skipped;
     result.verify = Some(VerifySummary {

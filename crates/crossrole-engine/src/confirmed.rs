@@ -19,16 +19,17 @@
 //! not show — the policy attached by hand to someone since, say — leaves the trusted side untouched and fails the
 //! apply, saying why.
 //!
-//! The fingerprint is text: `cp1.` then whom the plan was for (`t` a caller who may read ExternalIds, `b` one who
-//! may not), the spec's digest, the accounts grouped by what the plan found in them (`e`/`r` for keep/remove, then
+//! The fingerprint is text: `cp1.` then how the plan took the spec's ExternalId ([`ExternalIds`]: `t` compared,
+//! for a caller who may read ExternalIds; `b` each role's own kept, or `w` the spec's written to every role, for one
+//! who may not), the spec's digest, the accounts grouped by what the plan found in them (`e`/`r` for keep/remove, then
 //! `n` nothing to change, `u` not read, or `c` and the digest of its changes), then the trusted side's cut (`g` and
 //! `n`, `u` or `c` and its digest; a fingerprint made before it has none, and holds no cut), and a keyed digest of
 //! all that (keyed from the journal key: good across restarts and on every replica). The changes' digest leaves marks of
 //! ExternalIds out (`<redacted>`): a plan for a caller who may not read ExternalIds shows marks keyed for that answer
-//! alone. Such a plan is checked against the apply as that caller sees it (each role's own ExternalId standing in
-//! for the request's, as in the plan), and its spec's digest leaves the ExternalId's value out — so that no apply
-//! outcome tells that caller whether the ExternalId it sent is the one in AWS; and a plan made for a caller who may
-//! read them is refused for one who may not.
+//! alone. The apply of such a plan is planned as the plan was (each role's own ExternalId kept, or the spec's
+//! written to every role), and its spec's digest leaves the ExternalId's value out — so that no apply outcome tells
+//! that caller whether the ExternalId it sent is the one in AWS; a plan made for a caller who may read them is
+//! refused for one who may not, and a plan that kept the ExternalIds for an apply that writes them, or the reverse.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -40,7 +41,7 @@ use crossrole_core::{
     spec::RawSpec,
 };
 
-use crate::{Error, account::Target, records};
+use crate::{Error, ExternalIds, account::Target, records};
 
 /// The fingerprints' version prefix.
 const PREFIX: &str = "cp1";
@@ -62,8 +63,8 @@ pub(crate) enum Found {
 /// A plan's fingerprint, read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Fingerprint {
-    /// The plan was for a caller who may not read ExternalIds.
-    pub(crate) blind: bool,
+    /// How the plan took the spec's ExternalId (for a caller who may not read them: kept or written).
+    pub(crate) external_ids: ExternalIds,
     spec: String,
     accounts: BTreeMap<String, (Action, Found)>,
     /// What the plan found of the grant being cut from principals (`None`: a fingerprint from before it held that).
@@ -75,8 +76,10 @@ pub(crate) fn key(journal_key: &crossrole_store::JournalKey) -> Redactor {
     Redactor::new(journal_key.derive("crossrole confirmed plans v1"))
 }
 
-/// The digest of `spec` as a plan for `blind` compares it (the ExternalId's value left out for `blind`).
-fn spec_digest(key: &Redactor, spec: &RawSpec, blind: bool) -> String {
+/// The digest of `spec` as a plan that took its ExternalId as `external_ids` says compares it (the ExternalId's value
+/// left out unless compared).
+fn spec_digest(key: &Redactor, spec: &RawSpec, external_ids: ExternalIds) -> String {
+    let blind = external_ids != ExternalIds::Compared;
     let mut spec = spec.clone();
     if let (true, Some(trust)) = (blind, spec.role.as_mut().and_then(|r| r.trust.as_mut()))
         && !trust.external_id.is_empty()
@@ -176,16 +179,16 @@ fn kind_code(kind: ChangeKind) -> &'static str {
 }
 
 impl Fingerprint {
-    /// The fingerprint of a plan of `spec` for `blind` that found `accounts`.
+    /// The fingerprint of a plan of `spec`, its ExternalId taken as `external_ids` says, that found `accounts`.
     pub(crate) fn new(
         key: &Redactor,
         spec: &RawSpec,
-        blind: bool,
+        external_ids: ExternalIds,
         accounts: impl IntoIterator<Item = (String, Action, Found)>,
     ) -> Fingerprint {
         Fingerprint {
-            blind,
-            spec: spec_digest(key, spec, blind),
+            external_ids,
+            spec: spec_digest(key, spec, external_ids),
             accounts: accounts.into_iter().map(|(id, action, found)| (id, (action, found))).collect(),
             grant: None,
         }
@@ -204,7 +207,12 @@ impl Fingerprint {
             groups.entry(format!("{}{}", action_code(*action), found_code(found))).or_default().push(id);
         }
         let groups: Vec<String> = groups.into_iter().map(|(k, ids)| format!("{k}:{}", ids.join(","))).collect();
-        let mut body = format!("{PREFIX}.{}.{}.{}", if self.blind { "b" } else { "t" }, self.spec, groups.join(";"));
+        let taken = match self.external_ids {
+            ExternalIds::Compared => "t",
+            ExternalIds::Kept => "b",
+            ExternalIds::Written => "w",
+        };
+        let mut body = format!("{PREFIX}.{taken}.{}.{}", self.spec, groups.join(";"));
         if let Some(grant) = &self.grant {
             body.push_str(&format!(".g{}", found_code(grant)));
         }
@@ -230,9 +238,10 @@ impl Fingerprint {
         else {
             return Err(refused());
         };
-        let blind = match audience {
-            "b" => true,
-            "t" => false,
+        let external_ids = match audience {
+            "t" => ExternalIds::Compared,
+            "b" => ExternalIds::Kept,
+            "w" => ExternalIds::Written,
             _ => return Err(refused()),
         };
         let (groups, grant) = match groups.split_once('.') {
@@ -255,7 +264,7 @@ impl Fingerprint {
                 accounts.insert(id.to_string(), (action, found.clone()));
             }
         }
-        Ok(Fingerprint { blind, spec: spec.to_string(), accounts, grant })
+        Ok(Fingerprint { external_ids, spec: spec.to_string(), accounts, grant })
     }
 
     /// Whether the trusted side may be written: the grant is cut now (`cut`) from whom the plan showed, with their
@@ -303,9 +312,31 @@ impl Fingerprint {
         ))
     }
 
+    /// How an apply that carries this plan takes the spec's ExternalId, asked as `asked` by a caller who is
+    /// `audience`: as the plan did — refused (why) for a plan that compared them, for a caller who may not read
+    /// them, and for a plan that kept them for an apply that asks them written, or the reverse.
+    pub(crate) fn taken_for(&self, asked: ExternalIds, audience: crate::Audience) -> Result<ExternalIds, String> {
+        let blind = audience == crate::Audience::Blind || asked != ExternalIds::Compared;
+        match (self.external_ids, asked) {
+            (ExternalIds::Compared, _) if blind => Err("the plan was made for a token that may read ExternalIds, and \
+                 this one may not: plan with the token that applies; nothing was done"
+                .into()),
+            (ExternalIds::Kept, ExternalIds::Written) => {
+                Err("the plan kept each role's ExternalId, and this apply asks \
+                 write_external_id: plan with write_external_id, and confirm that plan; nothing was done"
+                    .into())
+            }
+            (ExternalIds::Written, ExternalIds::Kept) => Err("the plan wrote the spec's ExternalId to every role \
+                 (write_external_id), and this apply does not ask it: plan without write_external_id, or apply with \
+                 it; nothing was done"
+                .into()),
+            (planned, _) => Ok(planned),
+        }
+    }
+
     /// Whether `spec` is the spec the plan was made for.
     pub(crate) fn check_spec(&self, key: &Redactor, spec: &RawSpec) -> Result<(), String> {
-        if spec_digest(key, spec, self.blind) == self.spec {
+        if spec_digest(key, spec, self.external_ids) == self.spec {
             return Ok(());
         }
         Err("the spec is not the one the plan was made for (it was edited since, or crossroled's ceiling now bounds \
@@ -461,7 +492,7 @@ mod tests {
         Fingerprint::new(
             &k,
             &RawSpec::default(),
-            false,
+            ExternalIds::Compared,
             [
                 ("111111111111".to_string(), Action::Ensure, found(&k, Action::Ensure, &[change("a")])),
                 ("222222222222".to_string(), Action::Ensure, Found::Nothing),
@@ -479,7 +510,7 @@ mod tests {
         assert!(Fingerprint::decode(&k, &tampered).is_err(), "{tampered}");
         assert!(Fingerprint::decode(&Redactor::new([8; 32]), &text).is_err(), "another crossroled's");
         assert!(Fingerprint::decode(&k, "").is_err());
-        let empty = Fingerprint::new(&k, &RawSpec::default(), true, []);
+        let empty = Fingerprint::new(&k, &RawSpec::default(), ExternalIds::Kept, []);
         assert_eq!(Fingerprint::decode(&k, &empty.encode(&k)).unwrap(), empty);
     }
 
@@ -519,7 +550,7 @@ mod tests {
         let before = Fingerprint::decode(&k, &fingerprint().encode(&k)).unwrap();
         assert_eq!(before.check_grant(&k, Some(&alice)), Ok(()));
         // An empty plan with a cut reads back too.
-        let empty = Fingerprint::new(&k, &RawSpec::default(), false, []).with_grant(Found::Nothing);
+        let empty = Fingerprint::new(&k, &RawSpec::default(), ExternalIds::Compared, []).with_grant(Found::Nothing);
         assert_eq!(Fingerprint::decode(&k, &empty.encode(&k)).unwrap(), empty);
     }
 
@@ -581,7 +612,7 @@ mod tests {
         Fingerprint::new(
             k,
             &RawSpec::default(),
-            true,
+            ExternalIds::Kept,
             [("111111111111".to_string(), Action::Ensure, found(k, Action::Ensure, &[change(after)]))],
         )
     }
@@ -598,10 +629,17 @@ mod tests {
             spec
         };
         let (a, b) = (with("guess-one"), with("guess-two"));
-        let blind = Fingerprint::new(&k, &a, true, []);
+        let blind = Fingerprint::new(&k, &a, ExternalIds::Kept, []);
         assert_eq!(blind.check_spec(&k, &b), Ok(()));
-        let trusted = Fingerprint::new(&k, &a, false, []);
+        let trusted = Fingerprint::new(&k, &a, ExternalIds::Compared, []);
         assert!(trusted.check_spec(&k, &b).is_err());
         assert_eq!(trusted.check_spec(&k, &a), Ok(()));
+        // A plan that writes the spec's ExternalId to every role leaves it out too, and says it writes it.
+        let written = Fingerprint::new(&k, &a, ExternalIds::Written, []);
+        assert_eq!(written.check_spec(&k, &b), Ok(()));
+        let text = written.encode(&k);
+        assert!(text.starts_with("cp1.w."), "{text}");
+        assert_eq!(Fingerprint::decode(&k, &text).unwrap(), written);
+        assert_ne!(Fingerprint::decode(&k, &blind.encode(&k)).unwrap().external_ids, ExternalIds::Written);
     }
 }

@@ -92,6 +92,15 @@ fn differs(
         let why = format!("the first released {}, this one {}", list(&released), list(&request.release_former_grants));
         return ("release_former_grants", why);
     }
+    let taken = records::operation_external_ids(&first.spec);
+    if taken != request.external_ids {
+        let why = format!(
+            "the first request's ExternalIds were {}, this one's {} (write_external_id)",
+            taken.as_str(),
+            request.external_ids.as_str()
+        );
+        return ("write_external_id", why);
+    }
     let (was, now) = (records::operation_end(&first.spec), request.end);
     let field = match (was, now) {
         (_, RawEnd { expires_in: Some(_), .. })

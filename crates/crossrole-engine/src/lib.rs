@@ -63,7 +63,7 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 pub use clock::Clock;
 pub use crossrole_core::ops::OrganizationRead;
 pub use error::Error;
-pub use read_only::{Audience, EXTERNAL_ID_NOT_COMPARED};
+pub use read_only::{Audience, EXTERNAL_ID_NOT_COMPARED, EXTERNAL_ID_WRITTEN, ExternalIds};
 pub use retention::{Expired, Retention};
 pub use revoke::RevokeRequest;
 pub use secrets::{opened, redacted, sealed};
@@ -141,6 +141,11 @@ pub struct StartRequest {
     /// destroy; [`crossrole_core::grant::former::Release`], by `created_by`): never released otherwise. Refused,
     /// naming `release_former_grants`, for an account with no former grant of the spec or one that can be read.
     pub release_former_grants: BTreeSet<String>,
+    /// What the operation does with the spec's ExternalId in the roles that exist (an apply; [`ExternalIds`]): for
+    /// a caller who may not read ExternalIds, each role's own kept or, asked, the spec's written to every role — as
+    /// its confirmed plan, which must have been planned alike, showed. Compared (the default) for one who may read
+    /// them and for crossroled's own runs; an apply with a confirmed plan of another caller's takes the plan's.
+    pub external_ids: ExternalIds,
 }
 
 impl StartRequest {
@@ -158,6 +163,7 @@ impl StartRequest {
             confirmed: None,
             end: RawEnd::default(),
             release_former_grants: BTreeSet::new(),
+            external_ids: ExternalIds::Compared,
         }
     }
 }
@@ -427,6 +433,18 @@ impl Engine {
             request.spec = self.within_ceiling(request.spec).await?;
         }
         let raw = RawSpec::from(&request.spec);
+        // What the operation does with the spec's ExternalId: as its confirmed plan did (refused, nothing done, for
+        // a plan that took it otherwise than the request asks), else as the request asks; an apply's alone.
+        request.external_ids.check(&request.spec)?;
+        request.external_ids = match (&request.confirmed, request.kind) {
+            (Some(c), OperationKind::Apply) => {
+                let key = confirmed::key(&self.inner.config.journal_key);
+                let plan = confirmed::Fingerprint::decode(&key, &c.fingerprint)?;
+                plan.taken_for(request.external_ids, c.audience).map_err(Error::FailedPrecondition)?
+            }
+            (_, OperationKind::Apply) => request.external_ids,
+            _ => ExternalIds::Compared,
+        };
         let confirmed = match &request.confirmed {
             Some(c) if request.kind == OperationKind::Apply => Some(c.fingerprint.as_str()),
             Some(_) => {
@@ -443,6 +461,11 @@ impl Engine {
             // Another end, as asked, is another request; one without an end keeps the fingerprint it always had.
             let end = serde_json::to_string(&request.end).unwrap_or_default();
             fingerprint = self.inner.redactor.digest(format!("{fingerprint}\0end\0{end}").as_bytes());
+        }
+        if request.external_ids != ExternalIds::Compared {
+            // Keeping each role's ExternalId, or writing the spec's to every role, is another request.
+            let taken = request.external_ids.as_str();
+            fingerprint = self.inner.redactor.digest(format!("{fingerprint}\0external_ids\0{taken}").as_bytes());
         }
         let release = Release { accounts: request.release_former_grants.clone(), by: request.created_by.clone() };
         if !release.is_empty() {
@@ -471,6 +494,7 @@ impl Engine {
             confirmed,
             end: Some(&request.end),
             release: Some(&release),
+            external_ids: request.external_ids,
         };
         let spec_bytes = records::encode_operation(&sealed(&raw, &self.inner.config.journal_key, &id)?, beside);
         let created = self
@@ -787,13 +811,6 @@ impl Engine {
     ) -> Result<targets::Resolved, Error> {
         let key = confirmed::key(&self.inner.config.journal_key);
         let plan = confirmed::Fingerprint::decode(&key, &c.fingerprint)?;
-        if !plan.blind && c.audience == Audience::Blind {
-            return Err(Error::FailedPrecondition(
-                "the plan was made for a token that may read ExternalIds, and this one may not: plan with the token \
-                 that applies"
-                    .into(),
-            ));
-        }
         plan.check_spec(&key, raw).map_err(Error::FailedPrecondition)?;
         let ctx = crossrole_aws::calls::CallContext::new();
         let max_age = self.inner.discovery.config().apply_max_age;

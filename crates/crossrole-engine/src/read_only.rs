@@ -49,10 +49,83 @@ pub enum Audience {
     Blind,
 }
 
+impl Audience {
+    /// What a plan or an apply for this audience does with the spec's ExternalId in roles that exist; `write`: the
+    /// request asks the spec's written everywhere (`write_external_id`), which changes nothing for a caller who may
+    /// read ExternalIds (compared, it is written where it differs).
+    pub fn external_ids(self, write: bool) -> ExternalIds {
+        match (self, write) {
+            (Audience::Trusted, _) => ExternalIds::Compared,
+            (Audience::Blind, false) => ExternalIds::Kept,
+            (Audience::Blind, true) => ExternalIds::Written,
+        }
+    }
+}
+
+/// What a plan, and the apply that carries it out, does with the spec's ExternalId in the roles that exist. A role
+/// that does not exist yet is created with the spec's, and one that requires no ExternalId is given the spec's,
+/// whatever this says (no ExternalId in AWS to compare the request's with). The plan a caller confirms is planned
+/// this way, and so is its apply: the apply never writes an ExternalId, nor revokes sessions for one, that its plan
+/// did not show.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExternalIds {
+    /// The spec's is compared with each role's and written where it differs, with the revocation of the sessions
+    /// that goes with it: for a caller who may read ExternalIds ([`Audience::Trusted`]), and crossroled's own runs
+    /// (a binding's reconcile, a destroy).
+    #[default]
+    Compared,
+    /// Each role's own stands in for the spec's ([`Audience::Blind`] by default): the plan shows no ExternalId
+    /// change and the apply keeps each role's own — no answer depends on whether the one sent is AWS's.
+    Kept,
+    /// The spec's is written to every role that exists, with the revocation of its sessions, whatever AWS holds —
+    /// shown so in the plan for every such role ([`Audience::Blind`] asking `write_external_id`): a rotation
+    /// without an oracle.
+    Written,
+}
+
+impl ExternalIds {
+    /// Whom an answer planned this way is for: a caller who may read ExternalIds only when they are compared.
+    pub fn audience(self) -> Audience {
+        match self {
+            ExternalIds::Compared => Audience::Trusted,
+            ExternalIds::Kept | ExternalIds::Written => Audience::Blind,
+        }
+    }
+
+    /// In words, for records and messages: `compared`, `kept`, `written`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExternalIds::Compared => "compared",
+            ExternalIds::Kept => "kept",
+            ExternalIds::Written => "written",
+        }
+    }
+
+    /// Refused (INVALID_ARGUMENT naming `write_external_id`) when it writes the spec's ExternalId and `spec` has
+    /// none.
+    pub(crate) fn check(self, spec: &AccessSpec) -> Result<(), Error> {
+        if self == ExternalIds::Written && spec.role.trust.external_id.is_none() {
+            return Err(Error::Invalid(crossrole_core::Error::invalid(
+                "write_external_id",
+                "the spec has no role.trust.external_id to write: give one, or leave write_external_id out",
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// What a plan or verification for [`Audience::Blind`] says about the ExternalId.
 pub const EXTERNAL_ID_NOT_COMPARED: &str = "the ExternalId in the request was not compared with the ones in AWS: this \
     token may not read ExternalIds (reveal_external_ids), so each role's own ExternalId was used in its place, and \
-    the marks in this answer match nothing outside it; an apply writes the request's ExternalId where it differs";
+    the marks in this answer match nothing outside it; an apply of this plan keeps each existing role's own \
+    ExternalId (a new role, or one that requires none, gets the request's): to rotate it, plan and apply with \
+    write_external_id, which writes the request's ExternalId to every existing role and revokes its sessions";
+
+/// What a plan for [`Audience::Blind`] asking `write_external_id` says about the ExternalId.
+pub const EXTERNAL_ID_WRITTEN: &str = "the ExternalId in the request was not compared with the ones in AWS: this \
+    token may not read ExternalIds (reveal_external_ids), and write_external_id was asked, so this plan writes the \
+    request's ExternalId to every existing role and revokes its sessions, whatever ExternalId the role holds now; the \
+    marks in this answer match nothing outside it";
 
 impl Engine {
     /// The accounts `selector` selects (the cached tree unless `refresh`).
@@ -127,10 +200,10 @@ impl Engine {
         Ok(ceiling.apply(spec))
     }
 
-    fn read_env(&self, spec: &AccessSpec, session: &str, audience: Audience) -> RunEnv {
-        let blind = audience == Audience::Blind;
+    fn read_env(&self, spec: &AccessSpec, session: &str, external_ids: ExternalIds) -> RunEnv {
+        let blind = external_ids.audience() == Audience::Blind;
         RunEnv {
-            blind,
+            external_ids,
             operation: String::new(),
             inner: self.inner.clone(),
             spec: Arc::new(spec.clone()),
@@ -185,8 +258,23 @@ impl Engine {
         read: OrganizationRead,
         release: &Release,
     ) -> Result<AccessPlan, Error> {
+        self.plan_as(spec, audience.external_ids(false), read, release).await
+    }
+
+    /// [`Engine::plan_releasing`], the spec's ExternalId planned as `external_ids` says (and for the audience it
+    /// is for, [`ExternalIds::audience`]): the plan an apply asking the same carries out. Its fingerprint covers it.
+    /// [`ExternalIds::Written`] is refused (INVALID_ARGUMENT naming `write_external_id`) for a spec without an
+    /// ExternalId.
+    pub async fn plan_as(
+        &self,
+        spec: &AccessSpec,
+        external_ids: ExternalIds,
+        read: OrganizationRead,
+        release: &Release,
+    ) -> Result<AccessPlan, Error> {
+        external_ids.check(spec)?;
         let spec = &self.within_ceiling(spec.clone()).await?;
-        let env = self.read_env(spec, "crossrole-plan", audience);
+        let env = self.read_env(spec, "crossrole-plan", external_ids);
         let config = self.inner.discovery.config();
         let max_age = match read {
             OrganizationRead::Cached => config.cache_ttl,
@@ -216,9 +304,14 @@ impl Engine {
                         changes: Vec::new(),
                         findings: Vec::new(),
                         error: None,
+                        role_id: String::new(),
                     };
                     let mut standing = Standing::Out;
-                    match account::examine(env, t).await {
+                    let examined = account::examine(env, t).await;
+                    if let Ok(x) = &examined {
+                        p.role_id = x.observed.as_ref().map(|o| o.role_id.clone()).unwrap_or_default();
+                    }
+                    match examined {
                         Err(e) => {
                             p.status = PlanStatus::Failed;
                             p.error = Some(e);
@@ -235,7 +328,7 @@ impl Engine {
                                 p.status = PlanStatus::Conflict;
                                 // The role found, whose path may not be the spec's.
                                 let found = x.observed.as_ref().map_or(&role_arn, |o| &o.arn);
-                                p.findings.push(guardrails::unowned_role(found, owner.as_deref()));
+                                p.findings.push(account::unowned(env, t, x.observed.as_ref(), found, owner.as_deref()));
                             }
                         },
                     }
@@ -281,7 +374,7 @@ impl Engine {
             }
         };
         let fingerprint =
-            self.fingerprint_of(spec, audience, &resolved.targets, examined.iter().map(|(p, _)| p), grant_found);
+            self.fingerprint_of(spec, external_ids, &resolved.targets, examined.iter().map(|(p, _)| p), grant_found);
         let (organization_read_time, tags_read_time) = self.read_times(spec, &resolved);
         Ok(AccessPlan {
             findings,
@@ -295,12 +388,12 @@ impl Engine {
         })
     }
 
-    /// The fingerprint of a plan of `spec` for `audience` that found `plans` in `targets`, and `grant` of the
-    /// trusted side being cut.
+    /// The fingerprint of a plan of `spec`, its ExternalId planned as `external_ids` says, that found `plans` in
+    /// `targets`, and `grant` of the trusted side being cut.
     fn fingerprint_of<'a>(
         &self,
         spec: &AccessSpec,
-        audience: Audience,
+        external_ids: ExternalIds,
         targets: &[Target],
         plans: impl IntoIterator<Item = &'a AccountPlanView>,
         grant: confirmed::Found,
@@ -316,7 +409,7 @@ impl Engine {
             (p.account_id.clone(), action, found)
         });
         let raw = crossrole_core::spec::RawSpec::from(spec);
-        confirmed::Fingerprint::new(&key, &raw, audience == Audience::Blind, accounts).with_grant(grant).encode(&key)
+        confirmed::Fingerprint::new(&key, &raw, external_ids, accounts).with_grant(grant).encode(&key)
     }
 
     /// When the organization the targets were selected from was read, and the oldest tags the selector's tag
@@ -467,7 +560,7 @@ impl Engine {
     /// [`Engine::verify`] for `audience`.
     pub async fn verify_for(&self, spec: &AccessSpec, audience: Audience) -> Result<Verification, Error> {
         let spec = &self.within_ceiling(spec.clone()).await?;
-        let env = self.read_env(spec, "crossrole-verify", audience);
+        let env = self.read_env(spec, "crossrole-verify", audience.external_ids(false));
         let principals = verify::principals_to_check(spec, self.partition());
         let (env_ref, principals_ref) = (&env, &principals);
         let (accounts, resolved) = each_target(
@@ -591,10 +684,11 @@ where
 
 /// The note an answer for [`Audience::Blind`] carries when the spec has an ExternalId.
 fn note(env: &RunEnv) -> String {
-    if env.blind && env.spec.role.trust.external_id.is_some() {
-        EXTERNAL_ID_NOT_COMPARED.to_string()
-    } else {
-        String::new()
+    match env.external_ids {
+        _ if env.spec.role.trust.external_id.is_none() => String::new(),
+        ExternalIds::Compared => String::new(),
+        ExternalIds::Kept => EXTERNAL_ID_NOT_COMPARED.to_string(),
+        ExternalIds::Written => EXTERNAL_ID_WRITTEN.to_string(),
     }
 }
 

@@ -81,6 +81,9 @@ pub struct Beside<'a> {
     pub end: Option<&'a RawEnd>,
     /// The former grants the request gives up on, and who asks, as `released_former_grants`.
     pub release: Option<&'a Release>,
+    /// What the operation does with the spec's ExternalId in roles that exist, as `external_ids` (`kept` or
+    /// `written`; left out when compared, as records from before it read).
+    pub external_ids: crate::ExternalIds,
 }
 
 /// [`encode_operation_spec`], with what else the request asked ([`Beside`]).
@@ -98,10 +101,17 @@ pub fn encode_operation(spec: &RawSpec, beside: Beside<'_>) -> Vec<u8> {
         #[serde(skip_serializing_if = "Option::is_none")]
         released_former_grants: Option<&'a Release>,
         former_grants_cut: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        external_ids: Option<&'static str>,
     }
     let end = beside.end.filter(|e| !e.is_empty());
     let released_former_grants = beside.release.filter(|r| !r.is_empty());
-    let Beside { accounts, confirmed, .. } = beside;
+    let Beside { accounts, confirmed, external_ids, .. } = beside;
+    let external_ids = match external_ids {
+        crate::ExternalIds::Compared => None,
+        crate::ExternalIds::Kept => Some("kept"),
+        crate::ExternalIds::Written => Some("written"),
+    };
     let scoped = Scoped {
         v: VERSION,
         record: spec,
@@ -110,6 +120,7 @@ pub fn encode_operation(spec: &RawSpec, beside: Beside<'_>) -> Vec<u8> {
         end,
         released_former_grants,
         former_grants_cut: true,
+        external_ids,
     };
     serde_json::to_vec(&scoped).unwrap_or_default()
 }
@@ -122,6 +133,20 @@ pub fn operation_release(bytes: &[u8]) -> Release {
         released_former_grants: Release,
     }
     serde_json::from_slice::<Released>(bytes).map(|r| r.released_former_grants).unwrap_or_default()
+}
+
+/// What an operation does with the spec's ExternalId in roles that exist, from its spec's record (compared: a record
+/// that says nothing, or something this crossroled does not know).
+pub fn operation_external_ids(bytes: &[u8]) -> crate::ExternalIds {
+    #[derive(Deserialize)]
+    struct Taken {
+        external_ids: Option<String>,
+    }
+    match serde_json::from_slice::<Taken>(bytes).ok().and_then(|t| t.external_ids).as_deref() {
+        Some("kept") => crate::ExternalIds::Kept,
+        Some("written") => crate::ExternalIds::Written,
+        _ => crate::ExternalIds::Compared,
+    }
 }
 
 /// The end an apply asked for, from its spec's record (none: it asked for none, or its record is from before ends

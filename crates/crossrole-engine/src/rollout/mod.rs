@@ -205,6 +205,9 @@ async fn drive(
             Err(e) => return Ending::failed(format!("the confirmed plan cannot be read ({e}); nothing was done")),
         },
     };
+    // The spec's ExternalId is taken as the confirmed plan took it (the request's, checked to be the plan's when
+    // it started), else as the request asked.
+    let external_ids = confirmed.as_deref().map_or_else(|| records::operation_external_ids(&op.spec), |p| p.external_ids);
     let confirming = confirmed.as_deref().map(|plan| (plan, resolved));
     let opened = TargetSource::open(inner, op, &spec, kind, scope.as_ref(), &ctx, sink, confirming);
     let (targets, pending) = match opened.await {
@@ -224,7 +227,7 @@ async fn drive(
         write: !op.dry_run,
         verifier: Default::default(),
         redactor: inner.redactor.clone(),
-        blind: false,
+        external_ids,
         operation: op.id.clone(),
         confirmed,
     });
