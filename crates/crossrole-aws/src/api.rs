@@ -85,6 +85,9 @@ pub struct OuRecord {
 pub struct RoleRecord {
     /// The role's ARN.
     pub arn: String,
+    /// IAM's unique id of the role (`RoleId`, `AROA…`): a role deleted and made again under the same name gets
+    /// another one.
+    pub role_id: String,
     /// Its name, path, description, session duration, trust policy (as returned: URL-encoded), boundary and tags.
     pub attributes: RoleAttributes,
 }

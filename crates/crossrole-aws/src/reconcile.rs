@@ -122,6 +122,7 @@ impl AccountIam<'_> {
             .await?;
         Ok(Some(ObservedRole {
             arn: role.arn,
+            role_id: role.role_id,
             attributes: role.attributes,
             managed_policy_arns: managed.into_iter().collect(),
             inline_policies: inline.into_iter().collect(),

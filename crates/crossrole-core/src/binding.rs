@@ -23,6 +23,13 @@ pub const MAX_INTERVAL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The interval when none is given.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(15 * 60);
 
+/// Why a binding may not say `role.adopt_existing`: it would take over every role of its name made by hand, in every
+/// target account, at every reconcile, scheduled ones with nobody present, without anyone seeing how it differs.
+pub const ADOPT_EXISTING_REFUSED: &str = "a binding never takes over roles made by hand on its own: adopt_existing \
+     would take over every role of this name made without crossrole, in every target account, now and at every \
+     later reconcile, without anyone seeing how it differs from the spec; take them over with `crossrole adopt -f \
+     <spec file>` (it shows each diff and asks, account by account), then bind the spec without adopt_existing";
+
 /// What a reconcile does about drift.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -97,6 +104,9 @@ impl Binding {
                 DEFAULT_INTERVAL
             }
         };
+        if spec.role.adopt_existing {
+            violations.push(FieldViolation::new("binding.spec.role.adopt_existing", ADOPT_EXISTING_REFUSED));
+        }
         let expires_at = expiry::end(&raw.end, now, "binding").unwrap_or_else(|v| {
             violations.push(v);
             None

@@ -233,6 +233,17 @@ pub fn unowned_role(role_arn: &str, owner: Option<&str>) -> Finding {
     }
 }
 
+/// The per-account finding for a role crossrole does not own in an account where the spec approves an adoption,
+/// and which it does not take over: `why` (see [`crate::plan::adoption_refused`]).
+pub fn unadopted_role(role_arn: &str, why: &str) -> Finding {
+    Finding {
+        message: format!(
+            "{role_arn} exists and is not managed by crossrole (no crossrole:managed-by tag); it is left untouched: {why}"
+        ),
+        ..unowned_role(role_arn, None)
+    }
+}
+
 /// Why an ExternalId is weak, if it is: short, few distinct characters, a run or a well-known word.
 pub fn external_id_weakness(id: &str) -> Option<String> {
     let lower = id.to_ascii_lowercase();

@@ -95,6 +95,19 @@ pub fn check_account_id(id: &str) -> Result<(), String> {
     }
 }
 
+/// Checks a role's unique id as IAM gives it (`RoleId`): `AROA` and letters or digits, 16 to 128 characters in all.
+pub fn check_role_id(id: &str) -> Result<(), String> {
+    let shape = (16..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+    if shape && id.starts_with("AROA") {
+        Ok(())
+    } else {
+        Err(format!(
+            "must be a role's unique id as IAM's GetRole gives it (RoleId: AROA and 12 to 124 capital letters or \
+             digits), got {id:?}"
+        ))
+    }
+}
+
 /// Whether `id` is a 12-digit account id.
 pub fn is_account_id(id: &str) -> bool {
     check_account_id(id).is_ok()

@@ -617,6 +617,8 @@ pub struct AccountPlanView {
     pub findings: Vec<Finding>,
     /// Why it could not be planned.
     pub error: Option<AccountError>,
+    /// IAM's unique id of the role found there; empty when there is none.
+    pub role_id: String,
 }
 
 /// The trusted side's plan.

@@ -14,7 +14,8 @@
 //!
 //! Ownership: a role is crossrole's when it carries `crossrole:managed-by=crossrole`; it is this spec's when
 //! `crossrole:spec` names the spec. Any other existing role is a conflict and gets no changes, unless the spec
-//! adopts it (`adopt_existing`), and a role of another spec is never adopted.
+//! adopts it (`adopt_existing`, or in an account of `adopt_accounts` the one role whose unique id
+//! `adopt_role_ids` names: see [`adoption_refused`]), and a role of another spec is never adopted.
 //!
 //! Under the ceiling ([`under_ceiling`]), a role whose boundary is not the ceiling is bounded by it before anything
 //! else — or, when it carries another boundary and is not being removed, refused: putting the ceiling in another
@@ -54,6 +55,9 @@ pub struct RoleAttributes {
 pub struct ObservedRole {
     /// The role's ARN.
     pub arn: String,
+    /// IAM's unique id of the role (`RoleId`, `AROA…`; empty when not read): a role deleted and made again under
+    /// the same name has another, which is how an adoption approved for one role is never of a later one.
+    pub role_id: String,
     /// Its name, path, description, session duration, trust policy, boundary and tags.
     pub attributes: RoleAttributes,
     /// Attached managed policy ARNs.
@@ -108,6 +112,11 @@ pub struct DesiredRole {
     pub adopt_existing: bool,
     /// Adopt one only in these accounts (resolved per account by [`DesiredRole::in_account`]).
     pub adopt_accounts: BTreeSet<String>,
+    /// The role approved in each of those accounts, by its unique id.
+    pub adopt_role_ids: BTreeMap<String, String>,
+    /// In one account ([`DesiredRole::in_account`]): the unique id of the one role crossrole does not own that it
+    /// takes over there, if any — the role a person approved, never one made since under the same name.
+    pub adopt_role_id: Option<String>,
 }
 
 impl DesiredRole {
@@ -127,6 +136,8 @@ impl DesiredRole {
             inline_policies: r.inline_policies.clone(),
             adopt_existing: r.adopt_existing,
             adopt_accounts: r.adopt_accounts.clone(),
+            adopt_role_ids: r.adopt_role_ids.clone(),
+            adopt_role_id: None,
         }
     }
 
@@ -150,7 +161,9 @@ impl DesiredRole {
             return std::borrow::Cow::Borrowed(self);
         }
         let mut d = self.clone();
-        d.adopt_existing |= adopts_here;
+        if adopts_here {
+            d.adopt_role_id = self.adopt_role_ids.get(place.account_id).cloned();
+        }
         d.permissions_boundary_arn = d.permissions_boundary_arn.map(|b| names::expand(&b, place));
         d.managed_policy_arns = d.managed_policy_arns.iter().map(|a| names::expand(a, place)).collect();
         d.description = names::expand(&d.description, place).chars().take(1000).collect();
@@ -407,6 +420,29 @@ impl AccountPlan {
     }
 }
 
+/// Why a role crossrole does not own is not taken over in an account where the spec approves an adoption
+/// (`desired` as [`DesiredRole::in_account`] made it for that account): no role id was approved there, or the
+/// role found is not the one approved (made since under the same name). `None` where the spec approves none, or
+/// the role found is the one approved.
+pub fn adoption_refused(desired: &DesiredRole, account: &str, observed: &ObservedRole) -> Option<String> {
+    if desired.adopt_existing || !desired.adopt_accounts.contains(account) {
+        return None;
+    }
+    let again = "run `crossrole adopt -f <spec file>` to see how it differs from the spec and approve it";
+    match desired.adopt_role_ids.get(account) {
+        None => Some(format!(
+            "role.adopt_accounts names {account} without the id of the role approved there (role.adopt_role_ids), \
+             so no role is taken over there; {again}"
+        )),
+        Some(id) if *id == observed.role_id => None,
+        Some(id) => Some(format!(
+            "the adoption approved in {account} is of role {id}, and this one is {} (made since under the same \
+             name): it is not taken over; {again}",
+            if observed.role_id.is_empty() { "another" } else { &observed.role_id }
+        )),
+    }
+}
+
 /// Plans `observed` → `desired` for one account.
 pub fn plan(desired: &DesiredRole, observed: Option<&ObservedRole>) -> AccountPlan {
     let Some(observed) = observed else { return changes(create(desired)) };
@@ -414,6 +450,8 @@ pub fn plan(desired: &DesiredRole, observed: Option<&ObservedRole>) -> AccountPl
         Owner::Spec(s) if s == desired.spec_name => {}
         Owner::Spec(other) => return AccountPlan::Conflict { owner: Some(other) },
         Owner::Nobody if desired.adopt_existing => {}
+        // Only the role approved: a role made since under the same name has another id.
+        Owner::Nobody if desired.adopt_role_id.as_deref().is_some_and(|id| id == observed.role_id) => {}
         Owner::Nobody => return AccountPlan::Conflict { owner: None },
     }
     if observed.attributes.path != desired.path {
@@ -646,6 +684,7 @@ pub fn simulate(
             Change::CreateRole(created) => {
                 role = Some(ObservedRole {
                     arn: names::role_arn(partition, account, &created.path, &created.name),
+                    role_id: String::new(),
                     attributes: RoleAttributes { trust_policy: url_encode(&created.trust_policy), ..created.clone() },
                     managed_policy_arns: BTreeSet::new(),
                     inline_policies: BTreeMap::new(),

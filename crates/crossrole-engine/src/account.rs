@@ -298,8 +298,26 @@ pub(crate) fn not_owned(
 ) -> AccountError {
     let arn =
         observed.map_or_else(|| env.desired.arn(env.inner.aws.partition(), &target.account_id), |o| o.arn.clone());
-    let finding = guardrails::unowned_role(&arn, owner);
+    let finding = unowned(env, target, observed, &arn, owner);
     AccountError::new(ErrorCode::NotOwned, finding.message, Phase::Plan)
+}
+
+/// The finding for the role `arn` crossrole must not touch (`observed`, owned by spec `owner` or by none), saying
+/// too why an adoption the spec approves in the account does not take it over (see [`plan::adoption_refused`]).
+pub(crate) fn unowned(
+    env: &RunEnv,
+    target: &Target,
+    observed: Option<&ObservedRole>,
+    arn: &str,
+    owner: Option<&str>,
+) -> guardrails::Finding {
+    match observed.filter(|_| owner.is_none()) {
+        Some(o) => match plan::adoption_refused(&env.desired, &target.account_id, o) {
+            Some(why) => guardrails::unadopted_role(arn, &why),
+            None => guardrails::unowned_role(arn, owner),
+        },
+        None => guardrails::unowned_role(arn, owner),
+    }
 }
 
 /// Runs one account of an apply, destroy or reconcile and returns its result.

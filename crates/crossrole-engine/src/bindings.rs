@@ -740,9 +740,18 @@ impl Bindings {
         self.engine.start_revoke(crate::RevokeRequest { spec, accounts, idempotency_key, created_by }).await
     }
 
-    /// A stored binding's spec, validated again.
+    /// A stored binding's spec, validated again. One stored before bindings refused `role.adopt_existing` is
+    /// reconciled without it: a hand-made role is reported not owned, never taken over with nobody present.
     fn spec(&self, row: &BindingRow) -> Result<AccessSpec, Error> {
-        Ok(AccessSpec::try_from(&self.decode(row)?.spec)?)
+        let mut spec = AccessSpec::try_from(&self.decode(row)?.spec)?;
+        if spec.role.adopt_existing {
+            tracing::warn!(
+                binding = row.name,
+                "the binding's spec says role.adopt_existing, which bindings refuse: reconciled without it"
+            );
+            spec.role.adopt_existing = false;
+        }
+        Ok(spec)
     }
 
     /// A binding's status; a status that does not decode is logged and read as none (the next reconcile writes

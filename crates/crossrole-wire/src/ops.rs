@@ -387,6 +387,7 @@ impl ToWire for AccountPlanView {
             changes: all(&self.changes),
             findings: all(&self.findings),
             error: self.error.as_ref().map(ToWire::to_wire),
+            role_id: self.role_id.clone(),
         }
     }
 }
@@ -401,6 +402,7 @@ impl FromWire<pb::AccountPlan> for AccountPlanView {
             changes: each("changes", &w.changes)?,
             findings: each("findings", &w.findings)?,
             error: maybe("error", w.error.as_ref())?,
+            role_id: w.role_id.clone(),
         })
     }
 }

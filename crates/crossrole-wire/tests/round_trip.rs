@@ -258,6 +258,7 @@ proptest! {
                     changes,
                     findings,
                     error,
+                    role_id: "AROAHANDMADE000000001".into(),
                 })
                 .collect(),
             skipped,

@@ -554,6 +554,7 @@ impl Aws {
         }
         Ok(Some(crossrole_core::plan::ObservedRole {
             arn: r.arn().to_string(),
+            role_id: r.role_id().to_string(),
             attributes: crossrole_core::plan::RoleAttributes {
                 name: r.role_name().to_string(),
                 path: r.path().to_string(),

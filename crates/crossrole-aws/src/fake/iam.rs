@@ -97,7 +97,7 @@ impl IamApi for FakeIam {
     async fn get_role(&self, name: &str) -> Result<RoleRecord, AwsError> {
         self.with("GetRole", |s, _| {
             let r = role("GetRole", s, name)?;
-            Ok(RoleRecord { arn: r.arn.clone(), attributes: r.attributes(name) })
+            Ok(RoleRecord { arn: r.arn.clone(), role_id: r.role_id(), attributes: r.attributes(name) })
         })
         .await
     }

@@ -163,11 +163,23 @@ pub(crate) struct FakeRole {
     pub(crate) created: Option<i64>,
     /// `RoleLastUsed`.
     pub(crate) last_used: Option<LastUsed>,
+    /// Its unique id (`RoleId`), given when it was made.
+    pub(crate) id: String,
 }
 
+/// Roles made so far in every fake world: what makes each one's unique id its own.
+static ROLES_MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl FakeRole {
-    /// A role as IAM makes it: no policies, never used. Its unique id comes from its ARN (`AROA` and 17 more).
+    /// A role as IAM makes it: no policies, never used, a unique id of its own (`AROA` and 17 more) — a role
+    /// made again under the same ARN gets another, as in IAM.
     pub(crate) fn new(arn: String, path: &str, trust_json: &str) -> FakeRole {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&arn, ROLES_MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)).hash(&mut h);
+        let n = h.finish();
+        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+        let tail: String = (0..17).map(|i| alphabet[((n >> ((i * 5) % 60)) & 31) as usize] as char).collect();
         FakeRole {
             arn,
             path: path.to_string(),
@@ -180,18 +192,13 @@ impl FakeRole {
             inline: BTreeMap::new(),
             created: None,
             last_used: None,
+            id: format!("AROA{tail}"),
         }
     }
 
-    /// IAM's unique id of the role (`AROA…`), stable for its ARN.
+    /// IAM's unique id of the role (`AROA…`), the same for as long as it exists.
     pub(crate) fn role_id(&self) -> String {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        self.arn.hash(&mut h);
-        let n = h.finish();
-        let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
-        let tail: String = (0..17).map(|i| alphabet[((n >> ((i * 5) % 60)) & 31) as usize] as char).collect();
-        format!("AROA{tail}")
+        self.id.clone()
     }
 
     /// Its attributes as IAM answers them (`name`: its key among the account's roles).
@@ -698,6 +705,7 @@ impl FakeAws {
         self.with_account(account, |a| {
             a.roles.get(name).map(|r| ObservedRole {
                 arn: r.arn.clone(),
+                role_id: r.role_id(),
                 attributes: r.attributes(name),
                 managed_policy_arns: r.managed.clone(),
                 inline_policies: r.inline.clone(),

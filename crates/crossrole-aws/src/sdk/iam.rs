@@ -53,6 +53,7 @@ impl IamApi for SdkIam {
         let r = out.role().ok_or_else(|| AwsError::from_code(call, None, None, "no role in the response"))?;
         Ok(RoleRecord {
             arn: r.arn().to_string(),
+            role_id: r.role_id().to_string(),
             attributes: RoleAttributes {
                 name: r.role_name().to_string(),
                 path: r.path().to_string(),

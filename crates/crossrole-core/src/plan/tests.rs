@@ -142,6 +142,7 @@ fn updates_bound_then_reduce_then_trust_then_grow_then_metadata() {
         desired("  permissions_boundary_arn: arn:aws:iam::aws:policy/PowerUserAccess\n  max_session_duration: 2h\n");
     let o = ObservedRole {
         arn: d.arn(Partition::Aws, ACCOUNT),
+        role_id: "AROAHANDMADE000000001".into(),
         attributes: RoleAttributes {
             name: "Audit".into(),
             path: "/crossrole/".into(),
@@ -208,15 +209,34 @@ fn ownership() {
 
 #[test]
 fn adopt_accounts_takes_over_a_hand_made_role_only_in_the_accounts_it_lists() {
-    let d = desired("  adopt_accounts: [\"222233334444\"]\n");
+    let d =
+        desired("  adopt_accounts: [\"222233334444\"]\n  adopt_role_ids: {\"222233334444\": AROAHANDMADE000000001}\n");
     let mut hand_made = applied(&desired(""));
     hand_made.attributes.tags.clear();
+    hand_made.role_id = "AROAHANDMADE000000001".into();
     let place = |account_id| names::Place { partition: Partition::Aws, account_id, account_name: "a" };
     let here = d.in_account(place("222233334444"));
-    assert!(here.adopt_existing);
+    assert!(!here.adopt_existing, "only the role approved, not any");
     assert_eq!(summaries(&plan(&here, Some(&hand_made)))[0], "tag role crossrole:managed-by,crossrole:spec");
+    assert_eq!(adoption_refused(&here, "222233334444", &hand_made), None);
     let elsewhere = d.in_account(place("999988887777"));
     assert_eq!(plan(&elsewhere, Some(&hand_made)), AccountPlan::Conflict { owner: None });
+    assert_eq!(adoption_refused(&elsewhere, "999988887777", &hand_made), None, "nothing approved there");
+
+    // The role deleted and made again by hand under the same name has another id: not the role approved.
+    let mut remade = hand_made.clone();
+    remade.role_id = "AROAREMADE00000000002".into();
+    assert_eq!(plan(&here, Some(&remade)), AccountPlan::Conflict { owner: None });
+    let why = adoption_refused(&here, "222233334444", &remade).unwrap();
+    assert!(why.contains("AROAHANDMADE000000001") && why.contains("AROAREMADE00000000002"), "{why}");
+    assert!(why.contains("run `crossrole adopt -f <spec file>`"), "{why}");
+
+    // An account listed without the id of the role approved (a spec written before ids were recorded): no role is
+    // taken over there, whichever it is.
+    let no_id = desired("  adopt_accounts: [\"222233334444\"]\n").in_account(place("222233334444")).into_owned();
+    assert_eq!(plan(&no_id, Some(&hand_made)), AccountPlan::Conflict { owner: None });
+    let why = adoption_refused(&no_id, "222233334444", &hand_made).unwrap();
+    assert!(why.contains("role.adopt_role_ids"), "{why}");
     // Never another spec's role, listed or not.
     hand_made.attributes.tags =
         [(OWNER_TAG_KEY.to_string(), OWNER_TAG_VALUE.to_string()), (SPEC_TAG_KEY.to_string(), "other".to_string())]
@@ -372,6 +392,7 @@ fn observed_role() -> impl Strategy<Value = ObservedRole> {
         t.insert(SPEC_TAG_KEY.into(), "audit".into());
         ObservedRole {
             arn: names::role_arn(Partition::Aws, ACCOUNT, path, "Audit"),
+            role_id: "AROAHANDMADE000000001".into(),
             attributes: RoleAttributes {
                 name: "Audit".into(),
                 path: path.into(),

@@ -58,6 +58,8 @@ struct RoleFile {
     adopt_existing: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     adopt_accounts: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    adopt_role_ids: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     revoke_sessions_on_narrowing: Option<bool>,
 }
@@ -381,6 +383,7 @@ impl SpecFile {
                 tags: self.role.tags.into_iter().collect(),
                 adopt_existing: self.role.adopt_existing,
                 adopt_accounts: self.role.adopt_accounts,
+                adopt_role_ids: self.role.adopt_role_ids,
                 revoke_sessions_on_narrowing: self.role.revoke_sessions_on_narrowing,
             }),
             targets: self.targets.map(|t| RawSelector {

@@ -87,6 +87,10 @@ pub struct RoleSpec {
     /// Take ownership of such a role only in these accounts (what `crossrole adopt` approved); elsewhere it is
     /// reported and left untouched. Empty: as `adopt_existing` says.
     pub adopt_accounts: BTreeSet<String>,
+    /// The role approved in each account of `adopt_accounts`, by IAM's unique id (`RoleId`): only that role is
+    /// taken over there, never one made later under the same name. An account of `adopt_accounts` without one
+    /// (a spec written before the ids were recorded) has no role taken over: it is reported not owned.
+    pub adopt_role_ids: BTreeMap<String, String>,
     /// Revoke the role's sessions issued before a change that takes access away (a trust narrowed, the role
     /// removed): see [`crate::revocation`]. On unless the spec turns it off.
     pub revoke_sessions_on_narrowing: bool,

@@ -83,6 +83,9 @@ pub struct RawRole {
     /// Take over an existing role of that name only in these accounts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub adopt_accounts: Vec<String>,
+    /// The role approved in each of those accounts, by its unique id (`RoleId`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub adopt_role_ids: BTreeMap<String, String>,
     /// Revoke the sessions issued before a change that takes access away; unset: yes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoke_sessions_on_narrowing: Option<bool>,
@@ -264,6 +267,7 @@ impl From<&AccessSpec> for RawSpec {
                 tags: r.tags.clone(),
                 adopt_existing: r.adopt_existing,
                 adopt_accounts: r.adopt_accounts.iter().cloned().collect(),
+                adopt_role_ids: r.adopt_role_ids.clone(),
                 revoke_sessions_on_narrowing: (!r.revoke_sessions_on_narrowing).then_some(false),
             }),
             targets: Some((&s.targets).into()),

@@ -238,6 +238,25 @@ fn every_rule_names_its_field() {
             "role.adopt_accounts: takes over roles only in the accounts it lists, which role.adopt_existing (every account) contradicts; set one or the other",
         ],
     );
+    // The role approved in an account, by its unique id: only for an account adopt_accounts lists, and shaped as
+    // IAM's RoleId (not an ARN, not an account id).
+    check(
+        &[(
+            "  tags: {team: security}\n",
+            "  tags: {team: security}\n  adopt_accounts: [\"222233334444\"]\n  adopt_role_ids: {\"222233334444\": \"arn:aws:iam::222233334444:role/Audit\", \"333344445555\": AROAHANDMADE000000001}\n",
+        )],
+        &[
+            "role.adopt_role_ids[\"222233334444\"]: must be a role's unique id as IAM's GetRole gives it (RoleId: AROA and 12 to 124 capital letters or digits), got \"arn:aws:iam::222233334444:role/Audit\"",
+            "role.adopt_role_ids[\"333344445555\"]: 333344445555 is not in role.adopt_accounts: a role id names the role approved in an account role.adopt_accounts lists",
+        ],
+    );
+    check(
+        &[(
+            "  tags: {team: security}\n",
+            "  tags: {team: security}\n  adopt_accounts: [\"222233334444\"]\n  adopt_role_ids: {\"222233334444\": AROAHANDMADE000000001}\n",
+        )],
+        &[],
+    );
     // Adopted only where the spec targets: an account the targets exclude, or, with targets of account ids alone,
     // one they do not list, is refused before anything is read.
     check(

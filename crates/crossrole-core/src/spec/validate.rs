@@ -264,6 +264,20 @@ fn role(r: &RawRole, v: &mut Collector) -> Option<RoleSpec> {
             v.push(&field, "is listed twice");
         }
     }
+    for (account, role_id) in &r.adopt_role_ids {
+        let field = format!("role.adopt_role_ids[{account:?}]");
+        if !adopt_accounts.contains(account) {
+            v.push(
+                &field,
+                format!(
+                    "{account} is not in role.adopt_accounts: a role id names the role approved in an account \
+                     role.adopt_accounts lists"
+                ),
+            );
+        } else if let Err(rule) = names::check_role_id(role_id) {
+            v.push(&field, rule);
+        }
+    }
     if r.adopt_existing && !r.adopt_accounts.is_empty() {
         v.push(
             "role.adopt_accounts",
@@ -283,6 +297,7 @@ fn role(r: &RawRole, v: &mut Collector) -> Option<RoleSpec> {
         tags: r.tags.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
         adopt_existing: r.adopt_existing,
         adopt_accounts,
+        adopt_role_ids: r.adopt_role_ids.clone(),
         revoke_sessions_on_narrowing: r.revoke_sessions_on_narrowing.unwrap_or(true),
     })
 }

@@ -95,8 +95,10 @@ pub struct RoleSpec {
         ::prost::alloc::string::String,
         ::prost::alloc::string::String,
     >,
-    /// Take ownership of a same-named role that crossrole did not create. Without it, such a role is reported and left
-    /// untouched. Adoption rewrites the role to the spec, including removing policies the spec does not list.
+    /// Take ownership of a same-named role that crossrole did not create, in every target account, now and later,
+    /// without anyone seeing how it differs (refused in a binding: see adopt_role_ids). Without it, such a role is
+    /// reported and left untouched. Adoption rewrites the role to the spec, including removing policies the spec does
+    /// not list.
     #[prost(bool, tag = "10")]
     pub adopt_existing: bool,
     /// Take ownership of such a role only in these accounts (12-digit ids, each once): what `crossrole adopt` writes
@@ -105,6 +107,16 @@ pub struct RoleSpec {
     /// ownership tags and the list no longer matters to it.
     #[prost(string, repeated, tag = "11")]
     pub adopt_accounts: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// The role approved in each account of adopt_accounts (the key, a 12-digit id), by IAM's unique id of the role
+    /// (`RoleId`, `AROA…`, as GetRole answers it): `crossrole adopt` records the id of each role it showed and a person
+    /// approved. Only that role is taken over; a role deleted and made again under the same name has another id and is
+    /// reported not owned (run `crossrole adopt` again to see its diff). An account of adopt_accounts without an id
+    /// here (a spec written before the ids were recorded) has no role taken over. Every key is in adopt_accounts.
+    #[prost(btree_map = "string, string", tag = "21")]
+    pub adopt_role_ids: ::prost::alloc::collections::BTreeMap<
+        ::prost::alloc::string::String,
+        ::prost::alloc::string::String,
+    >,
     /// Revoke the role's sessions issued before a change that takes access away (a principal removed from the trust,
     /// an ExternalId, MFA or organization condition added or changed, the role removed): crossrole writes IAM's
     /// `AWSRevokeOlderSessions` inline deny on `aws:TokenIssueTime` (right after a narrowed trust is written, dated
@@ -2616,6 +2628,10 @@ pub struct AccountPlan {
     /// Why the account could not be planned, when status is ACCOUNT_PLAN_STATUS_FAILED.
     #[prost(message, optional, tag = "7")]
     pub error: ::core::option::Option<AccountError>,
+    /// IAM's unique id (`RoleId`) of the role found there, empty when there is none: what an adoption approves
+    /// (RoleSpec.adopt_role_ids).
+    #[prost(string, tag = "8")]
+    pub role_id: ::prost::alloc::string::String,
 }
 /// The trusted side's plan.
 #[derive(Clone, PartialEq, ::prost::Message)]
