@@ -3,9 +3,11 @@
 //! For the spec's target accounts where a role of its name exists without crossrole's ownership, it shows how each
 //! differs from the spec (the changes a takeover makes, in the order crossroled makes them: the boundary first),
 //! asks which to take over (all, or account by account; `--all` / `--account` say it up front), and applies the
-//! spec with `role.adopt_accounts` set to the approved accounts — planned once more and applied as that plan or
-//! not at all. The apply is an operation in the journal and a call in the audit trail, with the token that approved
-//! it and the accounts it approved (the request's spec). A role of another crossrole spec is never taken over.
+//! spec with `role.adopt_accounts` set to the approved accounts and `role.adopt_role_ids` to the unique id of each
+//! role shown there — planned once more and applied as that plan or not at all. Only the roles shown are taken
+//! over: one deleted and made again since (another id) is reported not owned. The apply is an operation in the
+//! journal and a call in the audit trail, with the token that approved it and the accounts and roles it approved
+//! (the request's spec). A role of another crossrole spec is never taken over.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -22,7 +24,8 @@ use crate::{Failure, Outcome, Output, access, json, views};
 #[command(after_help = "Without --all or --account, each account is asked about in turn (a terminal is needed). \
     The takeover is planned again with the approved accounts and applied as that plan or not at all.")]
 pub(crate) struct AdoptArgs {
-    /// The spec file (without role.adopt_existing or role.adopt_accounts: adopt writes the approved accounts).
+    /// The spec file (without role.adopt_existing, role.adopt_accounts or role.adopt_role_ids: adopt writes the
+    /// approved accounts and roles).
     #[arg(long, short)]
     file: PathBuf,
     /// Approve taking over the role in every account shown.
@@ -51,6 +54,8 @@ struct Candidate {
     account_id: String,
     account_name: String,
     role_arn: String,
+    /// IAM's unique id of the role: the one approved, and no other of its name.
+    role_id: String,
     changes: Vec<Takeover>,
 }
 
@@ -108,10 +113,10 @@ pub(crate) async fn adopt(client: &Client, args: AdoptArgs, out: Output) -> Outc
     let spec = access::load(&args.file)?;
     let role =
         spec.role.as_ref().ok_or_else(|| Failure::usage(format!("{}: role: is required", args.file.display())))?;
-    if role.adopt_existing || !role.adopt_accounts.is_empty() {
+    if role.adopt_existing || !role.adopt_accounts.is_empty() || !role.adopt_role_ids.is_empty() {
         return Err(Failure::usage(format!(
-            "{}: role.adopt_existing / role.adopt_accounts: adopt writes the accounts approved itself; give it the \
-             spec without them",
+            "{}: role.adopt_existing / role.adopt_accounts / role.adopt_role_ids: adopt writes the accounts and roles \
+             approved itself; give it the spec without them",
             args.file.display()
         )));
     }
@@ -125,7 +130,10 @@ pub(crate) async fn adopt(client: &Client, args: AdoptArgs, out: Output) -> Outc
     let before = plan(spec.clone()).await?;
     let conflicts: Vec<&proto::AccountPlan> =
         before.accounts.iter().filter(|a| a.status == proto::AccountPlanStatus::Conflict as i32).collect();
-    let shown = with_adopt_accounts(&spec, conflicts.iter().map(|a| a.account_id.clone()).collect());
+    // Each hand-made role by its unique id: the takeover shown, and approved, is of that role and no later one.
+    let role_ids: BTreeMap<String, String> =
+        conflicts.iter().filter(|a| !a.role_id.is_empty()).map(|a| (a.account_id.clone(), a.role_id.clone())).collect();
+    let shown = with_adopt_accounts(&spec, &role_ids, conflicts.iter().map(|a| a.account_id.clone()).collect());
     let taken = if conflicts.is_empty() { None } else { Some(plan(shown).await?) };
     let mut candidates = Vec::new();
     let mut left_alone = Vec::new();
@@ -136,6 +144,7 @@ pub(crate) async fn adopt(client: &Client, args: AdoptArgs, out: Output) -> Outc
                 account_id: t.account_id.clone(),
                 account_name: t.account_name.clone(),
                 role_arn: t.role_arn.clone(),
+                role_id: a.role_id.clone(),
                 changes: t.changes.iter().map(Takeover::from).collect(),
             }),
             None => {
@@ -206,7 +215,7 @@ pub(crate) async fn adopt(client: &Client, args: AdoptArgs, out: Output) -> Outc
     }
 
     // Planned again as it will be applied: the approved accounts, and the spec's other changes with them.
-    let adopting = with_adopt_accounts(&spec, approved.clone());
+    let adopting = with_adopt_accounts(&spec, &role_ids, approved.clone());
     let confirmed = plan(adopting.clone()).await?;
     let shown_changes: BTreeMap<&str, &[Takeover]> =
         candidates.iter().map(|c| (c.account_id.as_str(), c.changes.as_slice())).collect();
@@ -259,9 +268,16 @@ pub(crate) async fn adopt(client: &Client, args: AdoptArgs, out: Output) -> Outc
     access::started(handle, args.no_wait, out).await
 }
 
-fn with_adopt_accounts(spec: &proto::AccessSpec, accounts: BTreeSet<String>) -> proto::AccessSpec {
+/// `spec` taking over, in each of `accounts`, the role of the id `role_ids` gives there.
+fn with_adopt_accounts(
+    spec: &proto::AccessSpec,
+    role_ids: &BTreeMap<String, String>,
+    accounts: BTreeSet<String>,
+) -> proto::AccessSpec {
     let mut spec = spec.clone();
     if let Some(role) = spec.role.as_mut() {
+        role.adopt_role_ids =
+            accounts.iter().filter_map(|a| role_ids.get(a).map(|id| (a.clone(), id.clone()))).collect();
         role.adopt_accounts = accounts.into_iter().collect();
     }
     spec
@@ -273,7 +289,7 @@ fn show(role: &str, candidates: &[Candidate], left_alone: &[(String, String)], t
         println!("No hand-made role {role:?} in the spec's target accounts: nothing to take over.");
     }
     for c in candidates {
-        println!("{} {}: {} (made without crossrole)", c.account_id, c.account_name, c.role_arn);
+        println!("{} {}: {} {} (made without crossrole)", c.account_id, c.account_name, c.role_arn, c.role_id);
         for change in &c.changes {
             let subject = if change.subject.is_empty() { String::new() } else { format!(" {}", change.subject) };
             println!("  {}{subject}", change.kind);

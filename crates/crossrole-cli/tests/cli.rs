@@ -654,6 +654,9 @@ async fn adopt_shows_each_hand_made_role_and_takes_over_only_what_a_person_appro
     let json = env.run(&["adopt", "-f", &spec, "--dry-run", "-o", "json"]).await.success();
     let json: serde_json::Value = serde_json::from_slice(&json.get_output().stdout).unwrap();
     assert_eq!(json["candidates"].as_array().unwrap().len(), 2, "{json}");
+    // Each role shown by its unique id: the one approved is that role, no later one of its name.
+    let id_of = |account: &str| env.fake.role(account, "SecurityAudit").unwrap().role_id;
+    assert_eq!(json["candidates"][0]["role_id"], id_of(approved).as_str(), "{json}");
     // Bounded first, then claimed (its ownership tags), then changed.
     let kinds: Vec<&str> =
         json["candidates"][0]["changes"].as_array().unwrap().iter().map(|c| c["kind"].as_str().unwrap()).collect();
@@ -689,6 +692,11 @@ async fn adopt_shows_each_hand_made_role_and_takes_over_only_what_a_person_appro
         .unwrap_or_else(|| panic!("{audit}"));
     assert_eq!(apply["caller"], "ci", "{apply}");
     assert_eq!(apply["request"]["spec"]["role"]["adopt_accounts"], serde_json::json!([approved]), "{apply}");
+    assert_eq!(
+        apply["request"]["spec"]["role"]["adopt_role_ids"],
+        serde_json::json!({ approved: taken.role_id }),
+        "the role approved, by its id: {apply}"
+    );
 
     // Adopted is owned: the spec as written applies with nothing to change there, and the declined role stays.
     let plain = example_with("path: /crossrole/", "path: /");
