@@ -272,15 +272,103 @@ fn entrant(ty: &str, p: &str, actions: &BTreeSet<String>, guards: &Guards, ctx: 
     }
 }
 
-fn entrants_of(p: &Principals, actions: &BTreeSet<String>, guards: &Guards, ctx: &Context) -> Vec<Entrant> {
+/// The entrants a principal element names; `narrowed`: the accounts an Allow's conditions hold `*` to (see
+/// [`narrowed_accounts`]), which `*` stands for instead of anyone.
+fn entrants_of(
+    p: &Principals,
+    actions: &BTreeSet<String>,
+    guards: &Guards,
+    ctx: &Context,
+    narrowed: Option<&Narrowed>,
+) -> Vec<Entrant> {
+    let one = |ty: &str, v: &str| match narrowed {
+        Some(n) if ty == "AWS" && v == "*" => n.entrants(actions, guards, ctx),
+        _ => vec![entrant(ty, v, actions, guards, ctx)],
+    };
     match p {
-        Principals::Any => vec![entrant("AWS", "*", actions, guards, ctx)],
+        Principals::Any => one("AWS", "*"),
         Principals::Typed(map) => map
             .iter()
             .flat_map(|(ty, values)| values.iter().map(move |v| (ty.as_str(), v.as_str())))
-            .map(|(ty, v)| entrant(ty, v, actions, guards, ctx))
+            .flat_map(|(ty, v)| one(ty, v))
             .collect(),
     }
+}
+
+/// The accounts an Allow statement's conditions hold its caller to, whoever its principal: every account whose
+/// principals can meet them, and whether the `aws:PrincipalAccount` key is wholly accounted for by them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Narrowed {
+    accounts: BTreeSet<String>,
+    principal_account_consumed: bool,
+}
+
+impl Narrowed {
+    /// `*` held to these accounts: an entrant per account, as if its root were named (every principal of it, or
+    /// those `aws:PrincipalArn` names), with the guards left, `aws:PrincipalArn` patterns of other accounts
+    /// dropped.
+    fn entrants(&self, actions: &BTreeSet<String>, guards: &Guards, ctx: &Context) -> Vec<Entrant> {
+        self.accounts
+            .iter()
+            .map(|account| {
+                let mut g = guards.clone();
+                if self.principal_account_consumed {
+                    g.other_keys.remove("aws:principalaccount");
+                }
+                g.principal_arns.retain(|p| arn_account(p).is_none_or(|a| a == account));
+                entrant("AWS", account, actions, &g, ctx)
+            })
+            .collect()
+    }
+}
+
+/// The account an ARN (or ARN pattern) names, when it names one: a 12-digit account segment, nothing but the
+/// account's principals can match it.
+fn arn_account(pattern: &str) -> Option<&str> {
+    Arn::parse(pattern).map(|a| a.account).filter(|a| names::is_account_id(a))
+}
+
+/// The accounts a statement's conditions hold every caller to, when they do: `aws:PrincipalAccount` with
+/// `StringEquals` (or `StringLike`) on account ids, `aws:PrincipalArn` with `ArnEquals`/`ArnLike` (or
+/// `StringEquals`/`StringLike`, no wildcard before the account) on ARNs each naming an account; several such
+/// conditions, the accounts all allow. Anything else — `…IfExists` (a request without the key gets through),
+/// `ForAnyValue:`/`ForAllValues:`, a negated operator, a wildcard in the account — holds nobody to an account:
+/// `None`, and `*` stays anyone (the wider reading). A condition that does not narrow only keeps more callers out,
+/// so ignoring it keeps the reading wide enough.
+fn narrowed_accounts(condition: &BTreeMap<String, BTreeMap<String, BTreeSet<String>>>) -> Option<Narrowed> {
+    let mut accounts: Option<BTreeSet<String>> = None;
+    let mut consumed = true;
+    for (op, keys) in condition {
+        for (key, values) in keys {
+            let these: Option<BTreeSet<String>> = match (key.as_str(), op.as_str()) {
+                ("aws:principalaccount", "StringEquals" | "StringLike") => {
+                    values.iter().all(|v| names::is_account_id(v)).then(|| values.clone())
+                }
+                ("aws:principalarn", "ArnEquals" | "ArnLike" | "StringEquals" | "StringLike") => values
+                    .iter()
+                    .map(|v| {
+                        let account = arn_account(v)?;
+                        // A string pattern's wildcard before the account could stand for it.
+                        let before = &v[..v.find(&format!(":{account}:"))?];
+                        let literal = op.starts_with("Arn") || !before.contains(['*', '?']);
+                        literal.then(|| account.to_string())
+                    })
+                    .collect(),
+                _ => None,
+            };
+            if key == "aws:principalaccount" && these.is_none() {
+                consumed = false;
+            }
+            if let Some(these) = these {
+                accounts = Some(match accounts {
+                    None => these,
+                    Some(before) => before.intersection(&these).cloned().collect(),
+                });
+            }
+        }
+    }
+    // No account meets them all: nobody gets in; `*` is kept, the wider reading.
+    accounts.filter(|a| !a.is_empty()).map(|accounts| Narrowed { accounts, principal_account_consumed: consumed })
 }
 
 fn principals_text(p: &Principals) -> String {
@@ -322,7 +410,7 @@ fn entrants(doc: &PolicyDocument, ctx: &Context) -> Vec<Entrant> {
         }
         let guards = guards_of(&s.condition, false);
         if let Some(p) = &s.principal {
-            list.extend(entrants_of(p, &actions, &guards, ctx));
+            list.extend(entrants_of(p, &actions, &guards, ctx, narrowed_accounts(&s.condition).as_ref()));
         } else if let Some(np) = &s.not_principal {
             let mut e = entrant("AWS", "*", &actions, &guards, ctx);
             e.principal = format!("* except {}", principals_text(np));
@@ -360,7 +448,7 @@ fn entrants(doc: &PolicyDocument, ctx: &Context) -> Vec<Entrant> {
                     next.push(Entrant { actions: uncovered, ..e.clone() });
                 }
                 if let (EntrantKind::Anyone, Some(np)) = (e.kind, &deny.not_principal) {
-                    next.extend(entrants_of(np, &covered, &e.conditions, ctx));
+                    next.extend(entrants_of(np, &covered, &e.conditions, ctx, None));
                 }
                 let mut guarded = Entrant { actions: covered, ..e };
                 merge(&mut guarded.conditions, &guards);
@@ -374,7 +462,7 @@ fn entrants(doc: &PolicyDocument, ctx: &Context) -> Vec<Entrant> {
             // Everyone but the principals a Deny's NotPrincipal names is kept out: anyone becomes those.
             if let (EntrantKind::Anyone, Some(np)) = (e.kind, &deny.not_principal) {
                 let kept: BTreeSet<String> = e.actions.intersection(&denied).cloned().collect();
-                next.extend(entrants_of(np, &kept, &e.conditions, ctx));
+                next.extend(entrants_of(np, &kept, &e.conditions, ctx, None));
             }
         }
         list = next;

@@ -30,6 +30,12 @@
 //!   unique id nobody. In `NotPrincipal` an account exempts its principals as the judge has it, which may be
 //!   generous: IAM's documentation has a Deny `NotPrincipal` name a user and its account both to exempt the user.
 //!   A principal written as an account id and as its root ARN is one entrant, shown as the root ARN.
+//! - `*` in an Allow whose conditions hold the caller to accounts — `aws:PrincipalAccount` with `StringEquals` (or
+//!   `StringLike`) on account ids, `aws:PrincipalArn` with `ArnEquals`/`ArnLike` (or a string operator, no
+//!   wildcard before the account) on ARNs of 12-digit accounts; several, the accounts all allow — is an entrant per
+//!   account, as if its root were named (narrowed by the `aws:PrincipalArn` patterns of that account): an outside
+//!   one is then the confused deputy's case, not anyone's. `…IfExists`, `ForAnyValue:`/`ForAllValues:`, negated
+//!   operators and wildcard accounts hold nobody to an account: `*` stays anyone (the wider reading).
 //! - "Held to the organization" (which lowers a finding's severity or removes it) means an `aws:PrincipalOrgID`
 //!   naming this organization or `aws:PrincipalOrgPaths` under it, in a condition that restricts; any other guard
 //!   is reported, not weighed.
