@@ -99,6 +99,16 @@ impl AccountIam<'_> {
         }
     }
 
+    /// Inline policy `policy` of role `role` as `GetRolePolicy` returns it (URL-encoded: one call); `None` when the
+    /// role has none of that name.
+    pub async fn inline_policy(&self, role: &str, policy: &str) -> Result<Option<String>, Error> {
+        match self.call("GetRolePolicy", || self.iam.get_role_policy(role, policy)).await {
+            Ok(doc) => Ok(Some(doc)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Reads role `name`; `None` when it does not exist.
     pub async fn read_role(&self, name: &str) -> Result<Option<ObservedRole>, Error> {
         // GetRole first: a role that is not there (every account, the first time) costs one call, not three. The

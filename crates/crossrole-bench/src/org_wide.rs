@@ -8,7 +8,8 @@
 //! calls in sequence at their mean latency. Where the organization is walked (a crossroled that holds no tree),
 //! discovery overlaps the STS bucket as it does for the apply: the two are different quotas, and an account can
 //! be read once its page of accounts is listed. Revoke's floor is the same with one `GetRole` (is the role the
-//! spec's?) and one `PutRolePolicy` (the `AWSRevokeOlderSessions` deny) in sequence in place of the reads.
+//! spec's?), one `GetRolePolicy` (what is in `AWSRevokeOlderSessions` already, kept) and one `PutRolePolicy` (the
+//! deny) in sequence in place of the reads.
 //!
 //! Memory: the process's resident memory once the model of AWS is seeded (its roles are the model's, not
 //! crossrole's) and its peak over the operation; what the operation adds is the difference.
@@ -273,9 +274,10 @@ pub fn revoke(p: &Params, organization: Organization) -> Result<Outcome> {
         let minimum = BTreeMap::from([
             ("sts:AssumeRole".to_string(), 1.0),
             ("iam:GetRole".to_string(), 1.0),
+            ("iam:GetRolePolicy".to_string(), 1.0),
             ("iam:PutRolePolicy".to_string(), 1.0),
         ]);
-        Ok(outcome("revoke", p, 0, organization, &w.fake, &calls, measured, minimum, 2.0))
+        Ok(outcome("revoke", p, 0, organization, &w.fake, &calls, measured, minimum, 3.0))
     })
 }
 

@@ -468,7 +468,7 @@ fn before_revocation(c: &Change) -> bool {
 
 /// A document read from IAM as it was written (URL-decoded, pretty-printed), every `Sid` and key as the person
 /// wrote it: what a plan shows of the policy it rewrites.
-fn as_written(doc: &str) -> String {
+pub fn as_written(doc: &str) -> String {
     let decoded = if doc.trim_start().starts_with('{') {
         doc.to_string()
     } else {

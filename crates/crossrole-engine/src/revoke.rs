@@ -1,7 +1,8 @@
 //! `crossrole revoke`, for an incident: every session of a spec's role issued before now denied, in every account
 //! where the journal has the spec placed (or in those of them the request names), as an operation.
 //!
-//! Each account costs one `AssumeRole` (the bootstrap role), one `GetRole` and one `PutRolePolicy` writing the
+//! Each account costs one `AssumeRole` (the bootstrap role), one `GetRole`, one `GetRolePolicy` (a policy of that
+//! name already there: the console's, or a person's statements, kept) and one `PutRolePolicy` writing the
 //! `AWSRevokeOlderSessions` deny ([`crossrole_core::revocation`]). The journal's placements say where to look, not
 //! what to write to: the role is read first, and the deny is written only when its ownership tags say it is this
 //! spec's. A role of that name that crossrole does not own (deleted and made again by hand, say) or that another
@@ -25,7 +26,7 @@ use crossrole_core::{
     ops::{AccountError, AccountResult, ErrorCode, Event, Operation, OperationKind, OperationState, Outcome, Phase},
     org::OrgTree,
     plan::Change,
-    revocation::{LONGEST_SESSION_SECS, Revocation},
+    revocation::{LONGEST_SESSION_SECS, POLICY_NAME, Revocation, as_written, split},
     spec::{RawSpec, owner_of},
 };
 use crossrole_store::{NewOperation, OperationRow};
@@ -232,8 +233,9 @@ pub(crate) enum Done {
     NotOwned(String),
 }
 
-/// Reads role `role` (one `GetRole`) and, when its ownership tags say it is this spec's, writes the deny (one
-/// `PutRolePolicy`); the error comes with the phase it failed in.
+/// Reads role `role` (one `GetRole`) and, when its ownership tags say it is this spec's, its
+/// `AWSRevokeOlderSessions` policy if any (one `GetRolePolicy`), then writes the deny (one `PutRolePolicy`), every
+/// statement of that policy that is not a revocation kept; the error comes with the phase it failed in.
 async fn written(
     sweep: &Sweep<Revoke>,
     iam: &AccountIam<'_>,
@@ -274,12 +276,17 @@ async fn written(
         ),
         _ => (LONGEST_SESSION_SECS, String::new()),
     };
+    // A policy of that name already there (the console's, crossrole's, a person's statements) is merged, never
+    // replaced: its revocation with this one (the later instant), every other statement kept as it was written.
+    let existing = iam.inline_policy(role, POLICY_NAME).await.map_err(|e| (e, Phase::Read))?;
+    let (there, others) = existing.as_deref().map(split).unwrap_or_default();
+    let now = Revocation::at(env.inner.config.clock.now(), keep_for);
     let change = Change::RevokeSessions {
-        before: None,
-        revocation: Revocation::at(env.inner.config.clock.now(), keep_for),
+        before: existing.as_deref().map(as_written),
+        revocation: there.map_or(now, |t| t.merge(now)),
         keep_for,
         reason: format!("crossrole revoke asked for it (operation {}){held}", env.operation),
-        others: Default::default(),
+        others,
     };
     env.sink.emit(account, Event::PhaseStarted { phase: Phase::Apply });
     let nothing = |_: &Change| futures::future::ready(()).boxed();

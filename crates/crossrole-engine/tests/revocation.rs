@@ -172,13 +172,15 @@ async fn revoke_denies_every_session_where_the_spec_is_placed_at_the_floor_and_s
     let op = w.engine.wait(&started.id).await.unwrap();
     assert_eq!((op.kind, op.state), (Some(OperationKind::Revoke), OperationState::Succeeded), "{}", op.message);
     assert_eq!((op.counts.total, op.counts.changed), (4, 4));
-    // The floor: one GetRole (whose role is it, how long are its sessions) and one PutRolePolicy per account, and
-    // at most one AssumeRole (the apply's bootstrap sessions are still good here, and reused).
+    // The floor: one GetRole (whose role is it, how long are its sessions), one GetRolePolicy (what is in the
+    // revocation's policy already) and one PutRolePolicy per account, and at most one AssumeRole (the apply's
+    // bootstrap sessions are still good here, and reused).
     let served = w.fake.served();
     assert_eq!(served.get("iam:PutRolePolicy"), Some(&4), "{served:?}");
     assert_eq!(served.get("iam:GetRole"), Some(&4), "{served:?}");
+    assert_eq!(served.get("iam:GetRolePolicy"), Some(&4), "{served:?}");
     assert!(served.get("sts:AssumeRole").is_none_or(|n| *n <= 4), "{served:?}");
-    let floor = ["iam:PutRolePolicy", "iam:GetRole", "sts:AssumeRole"];
+    let floor = ["iam:PutRolePolicy", "iam:GetRole", "iam:GetRolePolicy", "sts:AssumeRole"];
     assert!(served.keys().all(|k| floor.contains(&k.as_str())), "{served:?}");
     for i in 0..4 {
         let r = revocation_in(&w, i).unwrap();
@@ -440,4 +442,27 @@ async fn a_revocation_that_would_not_fit_beside_a_persons_statements_is_refused_
             .unwrap()
             .contains("\"Sid\":\"Hxxx")
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn revoke_keeps_a_persons_statement_in_the_revocations_policy() {
+    let (w, clock) = clocked(2);
+    let spec = revocation_spec("", "");
+    run(&w, OperationKind::Apply, &spec).await;
+    w.fake.with_account(&account(0), |s| s.put_inline_by_hand("Audit", POLICY_NAME, CONSOLE_AND_HAND));
+    clock.set(T0 + 30 * MINUTE);
+    let request = RevokeRequest { spec, accounts: None, idempotency_key: None, created_by: "test".into() };
+    let started = w.engine.start_revoke(request).await.unwrap();
+    let op = w.engine.wait(&started.id).await.unwrap();
+    assert_eq!((op.state, op.counts.changed), (OperationState::Succeeded, 2), "{}", op.message);
+    let hand = serde_json::json!({"Sid":"HandExtra","Effect":"Deny","Action":"iam:*","Resource":"*"});
+    let statements = revocation_statements(&w, 0);
+    assert_eq!((statements.len(), &statements[1]), (2, &hand), "{statements:?}");
+    assert_eq!(iso8601(revocation_in(&w, 0).unwrap().issued_before), "2026-12-05T10:30:01Z");
+    assert_eq!(revocation_statements(&w, 1).len(), 1);
+    // The record shows the policy as it was and names what is kept.
+    let rows = results(&w, &op.id).await;
+    let row = rows.iter().find(|r| r.account_id == account(0)).unwrap();
+    assert!(row.changes[0].before.contains("HandExtra"), "{:?}", row.changes[0]);
+    assert!(row.changes[0].after.ends_with("kept as they are: HandExtra"), "{}", row.changes[0].after);
 }
