@@ -129,8 +129,10 @@ pub(crate) async fn run(client: &Client, cmd: BindingsCommand, out: Output) -> O
             match out {
                 Output::Json => json::print(&json::BindingStatus::from(&b)),
                 Output::Table => {
+                    let removed = if s.removed > 0 { format!(", {} removed", s.removed) } else { String::new() };
                     println!(
-                        "binding {} v{} ({}, every {}): {} in sync, {} drifted, {} failed, {} pending; last reconcile {}",
+                        "binding {} v{} ({}, every {}): {} in sync, {} drifted, {} failed, {} pending{removed}; last \
+                         reconcile {}",
                         b.name,
                         b.version,
                         views::mode(b.mode),
@@ -142,10 +144,17 @@ pub(crate) async fn run(client: &Client, cmd: BindingsCommand, out: Output) -> O
                         views::time(&s.last_reconcile_time).unwrap_or_else(|| "never".into())
                     );
                     if let Some(ends) = views::ends(&b.expires_at) {
+                        // Once it has expired, what became of its roles: being removed, or removed (and when).
                         let removal = if s.expiry_operation_id.is_empty() {
                             String::new()
+                        } else if s.last_operation_id == s.expiry_operation_id {
+                            format!(
+                                "; its roles were removed at {} by operation {}",
+                                views::time(&s.last_reconcile_time).unwrap_or_default(),
+                                s.expiry_operation_id
+                            )
                         } else {
-                            format!("; its access removed by operation {}", s.expiry_operation_id)
+                            format!("; its roles are being removed by operation {}", s.expiry_operation_id)
                         };
                         println!("{ends}{removal}");
                     }

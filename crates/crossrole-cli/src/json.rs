@@ -589,6 +589,8 @@ pub(crate) struct BindingRow<'a> {
     drifted: u32,
     failed: u32,
     pending: u32,
+    /// Accounts whose role its end removed.
+    removed: u32,
     last_reconcile_time: Option<String>,
     /// When its access ends (left out: it does not).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -610,6 +612,7 @@ impl<'a> From<&'a proto::Binding> for BindingRow<'a> {
             drifted: s.drifted,
             failed: s.failed,
             pending: s.pending,
+            removed: s.removed,
             last_reconcile_time: time(&s.last_reconcile_time),
             expires_at: time(&b.expires_at),
             unreadable: &b.unreadable,

@@ -153,6 +153,8 @@ pub enum SyncState {
     Pending,
     /// As the spec says.
     InSync,
+    /// The binding's end came and its role here was removed (by the destroy its expiry started).
+    Removed,
 }
 
 /// One account of a binding's status.
@@ -205,6 +207,9 @@ pub struct SyncCounts {
     pub failed: u32,
     /// Not reconciled yet.
     pub pending: u32,
+    /// Its role removed by the binding's end.
+    #[serde(default)]
+    pub removed: u32,
 }
 
 impl SyncCounts {
@@ -215,6 +220,7 @@ impl SyncCounts {
             drifted: count(SyncState::Drifted),
             failed: count(SyncState::Failed),
             pending: count(SyncState::Pending),
+            removed: count(SyncState::Removed),
         }
     }
 }
@@ -230,11 +236,51 @@ impl BindingStatus {
         jitter: Duration,
         reconciled_version: u64,
     ) -> BindingStatus {
+        BindingStatus::of(operation, end, results, interval, jitter, reconciled_version, false)
+    }
+
+    /// The status after the destroy the binding's end started (`operation`) ended at `end` with `results`: each
+    /// account whose role it removed (or found gone) is [`SyncState::Removed`] as of then, not in sync; one where
+    /// it failed, or found a role it does not own, is failed. It names the destroy as the expiry's.
+    pub fn after_expiry(
+        operation: &str,
+        end: Millis,
+        results: Vec<AccountResult>,
+        reconciled_version: u64,
+    ) -> BindingStatus {
+        let status =
+            BindingStatus::of(operation, end, results, Duration::ZERO, Duration::ZERO, reconciled_version, true);
+        BindingStatus { next_reconcile_time: None, expiry_operation_id: operation.to_string(), ..status }
+    }
+
+    /// The status while the destroy the binding's end started (`operation`) runs: every account is pending (its
+    /// role being removed), none in sync.
+    pub fn expiring(mut self, operation: &str) -> BindingStatus {
+        for a in &mut self.accounts {
+            a.state = SyncState::Pending;
+            a.changes.clear();
+        }
+        self.counts = SyncCounts::of(&self.accounts);
+        self.expiry_operation_id = operation.to_string();
+        self.running_operation_id = operation.to_string();
+        self
+    }
+
+    fn of(
+        operation: &str,
+        end: Millis,
+        results: Vec<AccountResult>,
+        interval: Duration,
+        jitter: Duration,
+        reconciled_version: u64,
+        expired: bool,
+    ) -> BindingStatus {
         let mut accounts: Vec<BindingAccountStatus> = results
             .into_iter()
-            .filter(|r| !(r.action == Some(Action::Remove) && r.outcome == Outcome::Changed))
+            .filter(|r| expired || !(r.action == Some(Action::Remove) && r.outcome == Outcome::Changed))
             .filter_map(|r| {
                 let state = match r.outcome {
+                    Outcome::Changed | Outcome::Unchanged if expired => SyncState::Removed,
                     Outcome::Changed | Outcome::Unchanged => SyncState::InSync,
                     Outcome::Drifted => SyncState::Drifted,
                     Outcome::Failed => SyncState::Failed,
@@ -383,9 +429,44 @@ mod tests {
                 ("1", SyncState::InSync)
             ]
         );
-        assert_eq!(s.counts, SyncCounts { in_sync: 1, drifted: 1, failed: 2, pending: 1 });
+        assert_eq!(s.counts, SyncCounts { in_sync: 1, drifted: 1, failed: 2, pending: 1, removed: 0 });
         assert_eq!(s.next_reconcile_time, Some(64_000));
         assert!(!s.due(2, 63_999) && s.due(2, 64_000) && s.due(3, 0));
+    }
+
+    /// An outside tester's note: an expired binding's status listed its accounts in sync after the expiry removed
+    /// their roles. While the destroy runs they are pending; once it has ended, each is removed as of its end (a
+    /// failure stays a failure: its role may be left), and nothing is due.
+    #[test]
+    fn an_expired_bindings_accounts_are_removed_not_in_sync() {
+        let reconciled = vec![
+            result("1", Outcome::Unchanged, Action::Ensure, None),
+            result("2", Outcome::Changed, Action::Ensure, None),
+            result("3", Outcome::Unchanged, Action::Ensure, None),
+        ];
+        let before = BindingStatus::from_results("r", 1000, reconciled, Duration::from_secs(60), Duration::ZERO, 1);
+        assert_eq!(before.counts.in_sync, 3);
+        let expiring = before.expiring("x");
+        assert_eq!(expiring.counts, SyncCounts { pending: 3, ..Default::default() });
+        assert_eq!((expiring.expiry_operation_id.as_str(), expiring.running_operation_id.as_str()), ("x", "x"));
+
+        let mut gone = result("1", Outcome::Changed, Action::Remove, None);
+        gone.end_time = Some(5_000);
+        let destroyed = vec![
+            gone,
+            result("2", Outcome::Unchanged, Action::Remove, None),
+            result("3", Outcome::Failed, Action::Remove, Some(ErrorCode::AwsError)),
+        ];
+        let s = BindingStatus::after_expiry("x", 6_000, destroyed, 1);
+        let states: Vec<(&str, SyncState, Millis)> =
+            s.accounts.iter().map(|a| (a.account_id.as_str(), a.state, a.last_reconcile_time)).collect();
+        assert_eq!(
+            states,
+            [("3", SyncState::Failed, 6_000), ("1", SyncState::Removed, 5_000), ("2", SyncState::Removed, 6_000)]
+        );
+        assert_eq!(s.counts, SyncCounts { failed: 1, removed: 2, ..Default::default() });
+        assert_eq!((s.last_operation_id.as_str(), s.expiry_operation_id.as_str()), ("x", "x"));
+        assert_eq!(s.next_reconcile_time, None);
     }
 
     #[test]

@@ -509,9 +509,8 @@ impl Bindings {
             })
             .await?;
         self.cancel_reconciles(name).await;
-        let mut status = status;
-        status.expiry_operation_id = op.id.clone();
-        status.running_operation_id = op.id.clone();
+        // Its accounts are no longer in sync: their roles are being removed.
+        let status = status.expiring(&op.id);
         self.engine.journal().set_binding_status(name, records::encode(&status)).await?;
         if created {
             tracing::info!(
@@ -581,7 +580,16 @@ impl Bindings {
         let results = self.results(&op.id).await?;
         self.settle(name, op, &results).await;
         let end = op.end_time.unwrap_or(1).max(1);
-        let status = if op.account_scope.is_empty() {
+        let status = if !expired.is_empty() && op.id == expired {
+            // The destroy the binding's end started: its accounts' roles removed, not in sync.
+            let version = self.status(&row).reconciled_version;
+            BindingStatus::after_expiry(&op.id, end, results, version)
+        } else if !expired.is_empty() {
+            // A reconcile that ended after the binding's end came (cancelled by it, or past it): what it found is
+            // not where the accounts stand once their roles are removed.
+            tracing::info!(binding = name, operation = op.id, "a reconcile ended after the binding expired");
+            return Ok(());
+        } else if op.account_scope.is_empty() {
             let interval = Duration::from_secs(record.reconcile_interval_secs.max(1));
             let jitter = Duration::from_millis(rand::rng().random_range(0..=interval.as_millis() as u64 / 10));
             let version = self.version_reconciled(op, &row).await;

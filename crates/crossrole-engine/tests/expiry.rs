@@ -10,7 +10,11 @@ use std::{sync::Arc, time::Duration};
 
 use common::*;
 use crossrole_aws::calls::{CallPolicy, Rates, RetryPolicy};
-use crossrole_core::{binding::RawBinding, expiry::RawEnd, spec::RawDuration};
+use crossrole_core::{
+    binding::{RawBinding, SyncCounts, SyncState},
+    expiry::RawEnd,
+    spec::RawDuration,
+};
 use crossrole_engine::{
     Clock, Engine, EngineConfig, Error, Retention,
     bindings::{Bindings, EXPIRY},
@@ -113,6 +117,17 @@ async fn an_expiring_bindings_access_is_removed_at_its_end_and_not_before() {
         bindings.get("audit").await.unwrap().status.expiry_operation_id == destroys[0].id
     })
     .await;
+    // Its accounts are not in sync: their roles were removed, by the destroy, when it ended (an outside tester's
+    // note: the status said "in sync" after the roles were gone).
+    until("the status records the destroy", async || {
+        bindings.get("audit").await.unwrap().status.last_operation_id == destroys[0].id
+    })
+    .await;
+    let status = bindings.get("audit").await.unwrap().status;
+    assert_eq!(status.counts, SyncCounts { removed: 3, ..Default::default() }, "{status:?}");
+    assert!(status.accounts.iter().all(|a| a.state == SyncState::Removed), "{status:?}");
+    assert_eq!(status.last_reconcile_time, done.end_time);
+    assert_eq!(status.next_reconcile_time, None, "nothing is due");
     match bindings.reconcile("audit", "test").await {
         Err(Error::FailedPrecondition(m)) => assert!(m.contains("expired at"), "{m}"),
         other => panic!("an expired binding reconciled: {other:?}"),

@@ -201,7 +201,13 @@ both_ways!(PlanStatus <=> AccountPlanStatus { InSync = InSync, Changes = Changes
 
 both_ways!(BindingMode <=> BindingMode { Enforce = Enforce, Detect = Detect });
 
-both_ways!(SyncState <=> SyncState { Pending = Pending, InSync = InSync, Drifted = Drifted, Failed = Failed });
+both_ways!(SyncState <=> SyncState {
+    Pending = Pending,
+    InSync = InSync,
+    Drifted = Drifted,
+    Failed = Failed,
+    Removed = Removed
+});
 
 both_ways!(EntrantKind <=> EntrantKind {
     OrganizationAccount = OrganizationAccount,
@@ -272,7 +278,7 @@ mod tests {
         covers::<Conformance>("RoleConformance", 1..6);
         covers::<PlanStatus>("AccountPlanStatus", 1..5);
         covers::<BindingMode>("BindingMode", 1..3);
-        covers::<SyncState>("SyncState", 1..5);
+        covers::<SyncState>("SyncState", 1..6);
         // And no API enum has a value past those: the next number is unknown to prost too.
         assert!(pb::ChangeKind::try_from(22).is_err() && pb::AccountErrorReason::try_from(13).is_err());
         assert!(pb::AccountOutcome::try_from(9).is_err() && pb::Guardrail::try_from(9).is_err());

@@ -633,6 +633,7 @@ impl ToWire for BindingStatus {
             drifted: self.counts.drifted,
             failed: self.counts.failed,
             pending: self.counts.pending,
+            removed: self.counts.removed,
             reconciled_version: self.reconciled_version,
             expiry_operation_id: self.expiry_operation_id.clone(),
         }
@@ -647,7 +648,13 @@ impl FromWire<pb::BindingStatus> for BindingStatus {
             running_operation_id: w.running_operation_id.clone(),
             next_reconcile_time: w.next_reconcile_time.as_ref().map(millis),
             accounts: each("accounts", &w.accounts)?,
-            counts: SyncCounts { in_sync: w.in_sync, drifted: w.drifted, failed: w.failed, pending: w.pending },
+            counts: SyncCounts {
+                in_sync: w.in_sync,
+                drifted: w.drifted,
+                failed: w.failed,
+                pending: w.pending,
+                removed: w.removed,
+            },
             reconciled_version: w.reconciled_version,
             expiry_operation_id: w.expiry_operation_id.clone(),
         })

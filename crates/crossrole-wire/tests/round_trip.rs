@@ -319,11 +319,11 @@ proptest! {
     fn bindings(
         mode in select(vec![BindingMode::Enforce, BindingMode::Detect]),
         accounts in proptest::collection::vec(
-            (word(), select(vec![SyncState::Pending, SyncState::InSync, SyncState::Drifted, SyncState::Failed]),
+            (word(), select(vec![SyncState::Pending, SyncState::InSync, SyncState::Drifted, SyncState::Failed, SyncState::Removed]),
              proptest::collection::vec(change(), 0..2), proptest::option::of(error()), millis()),
             0..3),
         times in (proptest::option::of(millis()), proptest::option::of(millis()), millis(), millis()),
-        counts in proptest::array::uniform4(any::<u32>()),
+        counts in proptest::array::uniform5(any::<u32>()),
         version in any::<u64>(),
         expiry in (proptest::option::of(millis()), proptest::option::of(word())),
     ) {
@@ -352,7 +352,13 @@ proptest! {
                         last_reconcile_time: last,
                     })
                     .collect(),
-                counts: SyncCounts { in_sync: counts[0], drifted: counts[1], failed: counts[2], pending: counts[3] },
+                counts: SyncCounts {
+                    in_sync: counts[0],
+                    drifted: counts[1],
+                    failed: counts[2],
+                    pending: counts[3],
+                    removed: counts[4],
+                },
                 reconciled_version: version,
                 expiry_operation_id: expiry.1.unwrap_or_default(),
             },

@@ -2557,6 +2557,19 @@ pub struct PlanAccessRequest {
     /// (INVALID_ARGUMENT naming this field). An apply that carries this plan's fingerprint must ask the same.
     #[prost(string, repeated, tag = "21")]
     pub release_former_grants: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// For a token that may not read ExternalIds (`reveal_external_ids` false): plan the rotation of the ExternalId.
+    /// Such a token's plan never compares the spec's ExternalId with the ones in AWS (or it would tell, one guess at a
+    /// time, whether a guess is right): by default each existing role's own ExternalId stands in for the spec's, the
+    /// plan shows no ExternalId change, and its apply keeps each role's own (a new role, or one that requires none,
+    /// gets the spec's). With this, the plan shows, in every account whose role exists and requires an ExternalId,
+    /// CHANGE_KIND_UPDATE_TRUST_POLICY writing the spec's and the revocation of the role's sessions that goes with it
+    /// (CHANGE_KIND_REVOKE_SESSIONS, or CHANGE_KIND_SESSIONS_NOT_REVOKED with `keep_sessions`) — whatever ExternalId
+    /// AWS holds, so the plan is the same whether the one sent is AWS's or not — and its apply writes exactly that.
+    /// The fingerprint covers it: an apply that carries this plan's fingerprint must ask the same. Refused
+    /// (INVALID_ARGUMENT naming this field) for a spec without `role.trust.external_id`. For a token that may read
+    /// ExternalIds it changes nothing: they are compared, and the spec's is written where it differs.
+    #[prost(bool, tag = "22")]
+    pub write_external_id: bool,
 }
 /// Response of PlanAccess.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -2587,7 +2600,9 @@ pub struct AccessPlan {
     #[prost(uint32, tag = "6")]
     pub total_changes: u32,
     /// Set when the ExternalId in the request was not compared with the ones in AWS: the token may not read
-    /// ExternalIds, so each role's own was used in its place (no plan may tell such a caller whether a guess is right).
+    /// ExternalIds, so each role's own was used in its place (no plan may tell such a caller whether a guess is right)
+    /// and the apply keeps it — or, asked (`write_external_id`), the spec's is written to every existing role. It says
+    /// which.
     #[prost(string, tag = "7")]
     pub external_id_note: ::prost::alloc::string::String,
     /// When the organization the targets were selected from was read: crossroled's cached tree may be up to
@@ -2686,6 +2701,12 @@ pub struct ApplyAccessRequest {
     /// readable again when the apply reaches the trusted side, its former grant is removed as any other.
     #[prost(string, repeated, tag = "21")]
     pub release_former_grants: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    /// Write the spec's ExternalId to every existing role, with the revocation of its sessions, as the plan asking it
+    /// showed (see PlanAccessRequest.write_external_id). Without it, an apply by a token that may not read ExternalIds
+    /// keeps each existing role's own ExternalId, as its plan showed. A confirmed plan asked otherwise is refused
+    /// (FAILED_PRECONDITION, nothing done). Recorded with the operation; part of the request for `idempotency_key`.
+    #[prost(bool, tag = "22")]
+    pub write_external_id: bool,
     /// When the access this apply grants ends: at that time (within the schedule's tick) crossroled destroys the
     /// spec's access (as DestroyAccess does: its targets and every account where it was applied). The journal holds
     /// it, so it survives restarts and is acted on once, by whichever replica runs the schedule. After now and at most
@@ -4474,9 +4495,14 @@ pub struct BindingStatus {
     /// Version of the binding the last reconcile ran.
     #[prost(uint64, tag = "10")]
     pub reconciled_version: u64,
-    /// The destroy its end (`Binding.expires_at`) started; empty while the binding has not expired.
+    /// The destroy its end (`Binding.expires_at`) started; empty while the binding has not expired. While it runs,
+    /// the accounts are pending; once it has ended (last_operation_id is this one, last_reconcile_time its end), each
+    /// account whose role it removed is SYNC_STATE_REMOVED.
     #[prost(string, tag = "11")]
     pub expiry_operation_id: ::prost::alloc::string::String,
+    /// Accounts whose role the binding's end removed.
+    #[prost(uint32, tag = "12")]
+    pub removed: u32,
 }
 /// A binding's status in one account.
 #[derive(Clone, PartialEq, ::prost::Message)]
@@ -4644,6 +4670,8 @@ pub enum SyncState {
     Drifted = 3,
     /// The last reconcile failed in this account.
     Failed = 4,
+    /// The binding expired and its role here was removed (at last_reconcile_time, by its expiry_operation_id).
+    Removed = 5,
 }
 impl SyncState {
     /// String value of the enum field names used in the ProtoBuf definition.
@@ -4657,6 +4685,7 @@ impl SyncState {
             Self::InSync => "SYNC_STATE_IN_SYNC",
             Self::Drifted => "SYNC_STATE_DRIFTED",
             Self::Failed => "SYNC_STATE_FAILED",
+            Self::Removed => "SYNC_STATE_REMOVED",
         }
     }
     /// Creates an enum from field names used in the ProtoBuf definition.
@@ -4667,6 +4696,7 @@ impl SyncState {
             "SYNC_STATE_IN_SYNC" => Some(Self::InSync),
             "SYNC_STATE_DRIFTED" => Some(Self::Drifted),
             "SYNC_STATE_FAILED" => Some(Self::Failed),
+            "SYNC_STATE_REMOVED" => Some(Self::Removed),
             _ => None,
         }
     }
