@@ -46,7 +46,15 @@ export async function loadBindings(api: Api): Promise<Binding[]> {
 }
 
 /// An account's state under a binding, as a badge says it.
-export type Standing = "in sync" | "drifted" | "failed" | "not owned" | "pending" | "skipped" | "not targeted";
+export type Standing =
+  | "in sync"
+  | "drifted"
+  | "failed"
+  | "not owned"
+  | "pending"
+  | "skipped"
+  | "not targeted"
+  | "removed";
 
 /// A binding with every account's status (a list of bindings carries their counts only).
 export async function fullBinding(api: Api, name: string): Promise<Binding> {
@@ -71,6 +79,10 @@ export async function standings(api: Api, listed: Binding): Promise<Map<string, 
         break;
       case SyncState.FAILED:
         s = a.error?.reason === AccountErrorReason.NOT_OWNED ? "not owned" : "failed";
+        break;
+      case SyncState.REMOVED:
+        // The binding expired and its role here was removed: not in sync, not pending.
+        s = "removed";
         break;
       default:
         s = "pending";

@@ -61,6 +61,7 @@ function card(b: Binding): HTMLElement {
       badge("failed", `${s?.failed ?? 0} failed`),
       " ",
       badge("pending", `${s?.pending ?? 0} pending`),
+      s?.removed ? [" ", badge("removed", `${s.removed} removed by its end`)] : null,
     ),
     h(
       "p",
