@@ -181,7 +181,7 @@ pub enum Change {
     CreateRole(RoleAttributes),
     /// Replace the trust policy.
     UpdateTrustPolicy {
-        /// Before, normalized.
+        /// Before, as IAM returned it.
         before: String,
         /// After: the JSON to send.
         after: String,
@@ -226,7 +226,7 @@ pub enum Change {
     PutInlinePolicy {
         /// The inline policy's name.
         name: String,
-        /// Before, normalized, if it existed.
+        /// Before, as IAM returned it, if it existed.
         before: Option<String>,
         /// After: the JSON to send.
         after: String,
@@ -235,7 +235,7 @@ pub enum Change {
     DeleteInlinePolicy {
         /// The inline policy's name.
         name: String,
-        /// Before, normalized.
+        /// Before, as IAM returned it.
         before: String,
     },
     /// Add or change tags.
@@ -350,8 +350,9 @@ impl Change {
                 after.push_str(&format!("tags:\n{}\ntrust policy:\n{trust}", tags_text(tags)));
                 (String::new(), after)
             }
+            // Before in the order of after's members, so that a line diff shows what the texts say differently.
             Change::UpdateTrustPolicy { before, after } => {
-                (redactor.policy_text(before), redactor.policy_text(&pretty(after)))
+                (redactor.policy_text(&crate::policy::in_order_of(before, after)), redactor.policy_text(&pretty(after)))
             }
             Change::UpdateDescription { before, after } => (before.clone(), after.clone()),
             Change::UpdateMaxSessionDuration { before, after } => (format!("{before}s"), format!("{after}s")),
@@ -359,9 +360,11 @@ impl Change {
             Change::DeletePermissionsBoundary { before } => (before.clone(), String::new()),
             Change::AttachManagedPolicy { arn } => (String::new(), arn.clone()),
             Change::DetachManagedPolicy { arn } => (arn.clone(), String::new()),
-            Change::PutInlinePolicy { before, after, .. } => {
-                (redactor.policy_text(&before.clone().unwrap_or_default()), redactor.policy_text(&pretty(after)))
-            }
+            Change::PutInlinePolicy { before, after, .. } => (
+                redactor
+                    .policy_text(&before.as_deref().map(|b| crate::policy::in_order_of(b, after)).unwrap_or_default()),
+                redactor.policy_text(&pretty(after)),
+            ),
             Change::DeleteInlinePolicy { before, .. } => (redactor.policy_text(before), String::new()),
             Change::TagRole { tags, before } => (tags_text(before), tags_text(tags)),
             Change::UntagRole { before } => (tags_text(before), String::new()),
@@ -507,17 +510,16 @@ fn delete(o: &ObservedRole) -> Vec<Change> {
     c.extend(
         o.inline_policies
             .iter()
-            .map(|(name, doc)| Change::DeleteInlinePolicy { name: name.clone(), before: normalized_or_raw(doc) }),
+            .map(|(name, doc)| Change::DeleteInlinePolicy { name: name.clone(), before: as_returned(doc) }),
     );
     c.push(Change::DeleteRole { name: o.attributes.name.clone() });
     c
 }
 
-fn normalized_or_raw(doc: &str) -> String {
-    match PolicyDocument::parse_observed(doc) {
-        Ok(d) => d.normalized_json(),
-        Err(_) => doc.to_string(),
-    }
+/// A document as IAM returned it, for the "before" side of a change: its text, never crossrole's normalization
+/// (which decides only whether it differs).
+fn as_returned(doc: &str) -> String {
+    crate::policy::as_returned(doc)
 }
 
 fn same_doc(observed: &str, desired: &PolicyDocument) -> bool {
@@ -538,7 +540,7 @@ fn update(d: &DesiredRole, o: &ObservedRole) -> Vec<Change> {
     for (name, doc) in &o.inline_policies {
         // A revocation is not the spec's: crate::revocation writes and removes it.
         if !d.inline_policies.contains_key(name) && name != crate::revocation::POLICY_NAME {
-            reduce.push(Change::DeleteInlinePolicy { name: name.clone(), before: normalized_or_raw(doc) });
+            reduce.push(Change::DeleteInlinePolicy { name: name.clone(), before: as_returned(doc) });
         }
     }
     match (&o.attributes.permissions_boundary_arn, &d.permissions_boundary_arn) {
@@ -558,7 +560,7 @@ fn update(d: &DesiredRole, o: &ObservedRole) -> Vec<Change> {
 
     if !same_doc(&o.attributes.trust_policy, &d.trust_policy) {
         trust.push(Change::UpdateTrustPolicy {
-            before: normalized_or_raw(&o.attributes.trust_policy),
+            before: as_returned(&o.attributes.trust_policy),
             after: d.trust_policy.to_json(),
         });
     }
@@ -571,7 +573,7 @@ fn update(d: &DesiredRole, o: &ObservedRole) -> Vec<Change> {
             Some(existing) if same_doc(existing, doc) => {}
             existing => grow.push(Change::PutInlinePolicy {
                 name: name.clone(),
-                before: existing.map(|e| normalized_or_raw(e)),
+                before: existing.map(|e| as_returned(e)),
                 after: doc.to_json(),
             }),
         }

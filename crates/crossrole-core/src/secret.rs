@@ -93,7 +93,11 @@ impl Redactor {
                 text.to_string()
             };
         };
-        if !self.redact_value(&mut value) {
+        let secrets = external_id_values(&value);
+        let mut changed = self.redact_value(&mut value);
+        // A document shown as written keeps its Sids and every other value: one that repeats an ExternalId goes too.
+        changed |= redact_repeated(&mut value, &secrets, &|s| self.mark(s));
+        if !changed {
             return text.to_string();
         }
         // Keep the layout the caller chose (pretty or compact).
@@ -147,6 +151,93 @@ impl Redactor {
             }
         }
     }
+}
+
+/// Calls `f` with the operator and the values of every `sts:ExternalId` condition (the key in any case) in a
+/// policy document's JSON, the operator as written.
+pub(crate) fn each_external_id_condition(value: &mut Value, f: &mut dyn FnMut(&str, &mut Value)) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                match v {
+                    Value::Object(operators) if k == "Condition" => {
+                        for (op, keys) in operators.iter_mut() {
+                            let Value::Object(keys) = keys else { continue };
+                            for (key, values) in keys.iter_mut() {
+                                if key.eq_ignore_ascii_case("sts:ExternalId") {
+                                    f(op, values);
+                                }
+                            }
+                        }
+                    }
+                    other => each_external_id_condition(other, f),
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| each_external_id_condition(v, f)),
+        _ => {}
+    }
+}
+
+/// The ExternalIds a policy document's JSON holds: the values of its `sts:ExternalId` conditions but a `Null`
+/// condition's (`"true"`/`"false"`, no ExternalId) and values of wildcards only (`*`, no secret).
+pub(crate) fn external_id_values(value: &Value) -> Vec<String> {
+    let mut found = Vec::new();
+    let mut copy = value.clone();
+    each_external_id_condition(&mut copy, &mut |op, values| {
+        if op.eq_ignore_ascii_case("Null") {
+            return;
+        }
+        let leaves = match values {
+            Value::Array(items) => items.clone(),
+            one => vec![one.clone()],
+        };
+        for leaf in leaves {
+            let text = match leaf {
+                Value::String(s) => s,
+                Value::Object(_) | Value::Array(_) | Value::Null => continue,
+                other => other.to_string(),
+            };
+            if !text.is_empty() && !text.chars().all(|c| c == '*' || c == '?') {
+                found.push(text);
+            }
+        }
+    });
+    found
+}
+
+/// Replaces, anywhere in a policy document's JSON, a string value that repeats one of `secrets` (equal to it,
+/// ignoring case, or holding one of 6 characters or more) with `mark(secret)`: a `Sid`, an `Id`, a principal or
+/// another condition's value that spells an ExternalId out. The values of `Version`, `Effect`, `Action` and
+/// `NotAction` are IAM's words, never a secret's, and are kept (a short ExternalId may equal one). Whether
+/// anything was replaced.
+pub(crate) fn redact_repeated(value: &mut Value, secrets: &[String], mark: &dyn Fn(&str) -> String) -> bool {
+    if secrets.is_empty() {
+        return false;
+    }
+    let lowered: Vec<(String, &String)> = secrets.iter().map(|s| (s.to_lowercase(), s)).collect();
+    let leaked = |text: &str| {
+        let text = text.to_lowercase();
+        lowered.iter().find(|(l, _)| text == *l || (l.chars().count() >= 6 && text.contains(l.as_str())))
+    };
+    fn walk(value: &mut Value, leaked: &dyn Fn(&str) -> Option<String>) -> bool {
+        match value {
+            Value::String(s) => match leaked(s) {
+                Some(marked) => {
+                    *s = marked;
+                    true
+                }
+                None => false,
+            },
+            Value::Array(items) => items.iter_mut().fold(false, |c, v| walk(v, leaked) | c),
+            Value::Object(map) => map.iter_mut().fold(false, |c, (k, v)| {
+                let words = matches!(k.as_str(), "Version" | "Effect" | "Action" | "NotAction");
+                (!words && walk(v, leaked)) | c
+            }),
+            _ => false,
+        }
+    }
+    walk(value, &|text| leaked(text).map(|(_, secret)| mark(secret)))
 }
 
 /// HMAC-SHA-256 (RFC 2104), from the `sha2` digest.
@@ -213,6 +304,11 @@ mod tests {
             assert!(!out.contains("s3cr3t-value"), "{out}");
             assert!(out.contains("<redacted"), "{out}");
         }
+        // Shown as written, a Sid (or any other value) that spells the ExternalId out goes too.
+        let sid = r#"{"Statement":[{"Sid":"S3cr3tValue","Principal":{"AWS":"x-s3cr3tvalue-y"},"Condition":{"StringEquals":{"sts:ExternalId":"s3cr3tValue"}}}]}"#;
+        let out = r.policy_text(sid);
+        assert!(!out.to_lowercase().contains("s3cr3tvalue"), "{out}");
+        assert_eq!(out.matches(&r.mark("s3cr3tValue")).count(), 3, "{out}");
         let plain = r#"{"Statement":[{"Condition":{"Bool":{"aws:MultiFactorAuthPresent":"true"}}}]}"#;
         assert_eq!(r.policy_text(plain), plain);
         assert_eq!(r.policy_text("path: /x/"), "path: /x/");

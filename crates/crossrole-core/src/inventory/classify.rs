@@ -15,7 +15,7 @@ use crate::{
         Effect, PolicyDocument, Principals, Statement,
         eval::{Miss, conditions_hold, glob},
     },
-    spec,
+    secret, spec,
 };
 
 /// The `sts:` actions that let a caller into a role.
@@ -47,7 +47,7 @@ pub fn classify(role: &RoleDetail, ctx: &Context) -> InventoryRole {
         }
     };
     if let Some(doc) = &doc {
-        out.trust_policy = redacted_normalized(doc);
+        out.trust_policy = redacted_as_returned(&role.trust_policy);
         out.entrants = entrants(doc, ctx);
     }
     out.findings.extend(findings::findings(role, &out, doc.as_ref(), ctx));
@@ -55,32 +55,26 @@ pub fn classify(role: &RoleDetail, ctx: &Context) -> InventoryRole {
     out
 }
 
-/// The normalized document with every `sts:ExternalId` value replaced by [`REDACTED_EXTERNAL_ID`], but values of
-/// wildcards only and a `Null` condition's `"true"` or `"false"`.
-pub(crate) fn redacted_normalized(doc: &PolicyDocument) -> String {
-    let Ok(mut value) = serde_json::from_str::<Value>(&doc.normalized_json()) else { return String::new() };
-    if let Some(Value::Array(statements)) = value.get_mut("Statement") {
-        for statement in statements {
-            let Some(Value::Object(ops)) = statement.get_mut("Condition") else { continue };
-            for (op, keys) in ops.iter_mut() {
-                // `Null` holds "true" or "false" (the key absent or present), no ExternalId: redacted, the document
-                // would no longer say which.
-                if op.eq_ignore_ascii_case("Null") {
-                    continue;
-                }
-                let Value::Object(keys) = keys else { continue };
-                for (key, values) in keys.iter_mut() {
-                    if key.eq_ignore_ascii_case("sts:externalid") {
-                        let kept = match &*values {
-                            Value::Array(items) => Value::Array(items.iter().map(redacted).collect()),
-                            one => redacted(one),
-                        };
-                        *values = kept;
-                    }
-                }
-            }
+/// The document as IAM returned it (URL-decoded, pretty-printed, every `Sid`, ARN and key as written: see
+/// [`crate::policy::as_returned`]) with every `sts:ExternalId` value replaced by [`REDACTED_EXTERNAL_ID`], but values
+/// of wildcards only and a `Null` condition's `"true"` or `"false"`; any other value that repeats an ExternalId (a
+/// `Sid` spelling it out) is replaced too.
+pub(crate) fn redacted_as_returned(text: &str) -> String {
+    let Ok(mut value) = serde_json::from_str::<Value>(&crate::policy::as_returned(text)) else { return String::new() };
+    let secrets = secret::external_id_values(&value);
+    secret::each_external_id_condition(&mut value, &mut |op, values| {
+        // `Null` holds "true" or "false" (the key absent or present), no ExternalId: redacted, the document would
+        // no longer say which.
+        if op.eq_ignore_ascii_case("Null") {
+            return;
         }
-    }
+        let kept = match &*values {
+            Value::Array(items) => Value::Array(items.iter().map(redacted).collect()),
+            one => redacted(one),
+        };
+        *values = kept;
+    });
+    secret::redact_repeated(&mut value, &secrets, &|_| REDACTED_EXTERNAL_ID.to_string());
     serde_json::to_string_pretty(&value).unwrap_or_default()
 }
 

@@ -44,9 +44,11 @@
 //!   (`<host>:aud`, `:sub`, `:app_id` or `:oaud`; for GitHub Actions only `token.actions.githubusercontent.com:sub`,
 //!   the repository, since every workflow's `aud` is the same). Which values the `sub` allows is not weighed:
 //!   `repo:*` counts as naming the repository. A SAML provider of the organization is not a finding.
-//! - ExternalId values are never kept: the stored trust policy says [`REDACTED_EXTERNAL_ID`] in their place (a
-//!   value of wildcards only, `*`, is no secret and is kept), and a probe says whether the caller brings the right
-//!   one, a wrong one or none (with two different ExternalIds in one policy, "the right one" meets both).
+//! - The stored trust policy is IAM's document as returned (its `Sid`s, ARNs, partitions, actions and keys as
+//!   written), but ExternalId values are never kept: it says [`REDACTED_EXTERNAL_ID`] in their place (a value of
+//!   wildcards only, `*`, is no secret and is kept; any other value that repeats an ExternalId, a `Sid` spelling
+//!   it out, goes too), and a probe says whether the caller brings the right one, a wrong one or none (with two
+//!   different ExternalIds in one policy, "the right one" meets both).
 //! - Service-linked roles (path `/aws-service-role/`) are never reported unused; IAM tracks last use for 400 days.
 
 mod classify;

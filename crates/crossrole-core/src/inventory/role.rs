@@ -41,8 +41,8 @@ pub struct InventoryRole {
     pub permissions_boundary_arn: Option<String>,
     /// The spec that owns it, when crossrole's ownership tags say one does.
     pub owner: Option<String>,
-    /// Its trust policy, normalized (see [`crate::policy::PolicyDocument::normalized_json`]), every ExternalId
-    /// value replaced by [`REDACTED_EXTERNAL_ID`]; empty when it does not parse (a finding says so).
+    /// Its trust policy as IAM returned it (URL-decoded, pretty-printed; see [`crate::policy::as_returned`]), every
+    /// ExternalId value replaced by [`REDACTED_EXTERNAL_ID`]; empty when it does not parse (a finding says so).
     pub trust_policy: String,
     /// Who can enter, one entry per principal (and statement) that an Allow lets in and no unconditional Deny
     /// keeps out.

@@ -889,6 +889,44 @@ fn can_enter_decides_for_a_probe() {
     assert!(matches!(decide(&doc, &Probe::new(ProbeCaller::Anonymous), "x"), Decision::Unknown(_)));
 }
 
+/// The trust policy the inventory keeps is IAM's document as returned, not crossrole's normalization (an outside
+/// tester's finding: the root ARN shown as a bare id, actions and keys lowercased, the Sid dropped, `aws-cn` shown
+/// as `aws`), and still no ExternalId, not even one a Sid spells out.
+#[test]
+fn the_trust_policy_kept_is_iams_document_without_its_external_id() {
+    let sid = "Vendorxid8f3kQ2mZ7x";
+    let xid = "vendorxid8f3kQ2mZ7x";
+    let text = trust(json!([
+        {"Sid": sid, "Effect": "Allow", "Principal": {"AWS": format!("arn:aws:iam::{VENDOR}:root")}, "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"sts:ExternalId": xid}, "IpAddress": {"aws:SourceIp": "203.0.113.0/24"}}},
+        {"Sid": "China", "Effect": "Allow", "Principal": {"AWS": "arn:aws-cn:iam::111122223333:root"}, "Action": ["sts:AssumeRole"]},
+    ]));
+    let encoded = percent_encoding::utf8_percent_encode(&text, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let r = classify(&role(HOME, "R", &encoded), &ctx());
+    let kept = &r.trust_policy;
+    for written in [
+        "\"Sid\": \"China\"",
+        "\"arn:aws:iam::999988887777:root\"",
+        "\"arn:aws-cn:iam::111122223333:root\"",
+        "\"sts:AssumeRole\"",
+        "\"sts:ExternalId\": \"<redacted>\"",
+        "\"aws:SourceIp\": \"203.0.113.0/24\"",
+        "\"Sid\": \"<redacted>\"",
+    ] {
+        assert!(kept.contains(written), "{written}: {kept}");
+    }
+    assert!(!kept.to_lowercase().contains(&xid.to_lowercase()), "no ExternalId, in any case: {kept}");
+    assert!(kept.find("\"Sid\"") < kept.find("\"Effect\""), "IAM's order: {kept}");
+    // It decides as the original does (aws:SourceIp is not modelled: unknown on both), the China root as well.
+    let original = crate::policy::PolicyDocument::parse_observed(&text).unwrap();
+    let stored = crate::policy::PolicyDocument::parse_observed(kept).unwrap();
+    for arn in [format!("arn:aws:iam::{VENDOR}:role/V"), "arn:aws-cn:iam::111122223333:role/C".to_string()] {
+        for external_id in [ExternalIdProbe::Right, ExternalIdProbe::Absent] {
+            let p = Probe { external_id, ..Probe::new(ProbeCaller::Iam { arn: arn.clone() }) };
+            assert_eq!(decide(&stored, &p, REDACTED_EXTERNAL_ID), decide(&original, &p, xid), "{p:?}");
+        }
+    }
+}
+
 /// `*` held to an account by aws:PrincipalAccount lets in that account's principals only, with no ExternalId: what
 /// the entrants say (the e2e `inventory_judge` holds the same shapes against iam-simulate).
 #[test]

@@ -478,3 +478,28 @@ fn spec_like_yaml() -> impl Strategy<Value = String> {
         format!("{}{}{}", &base[..at], insert, &base[at..])
     })
 }
+
+/// The "before" of a changed trust policy is IAM's document as returned, in the order of the spec's members: a
+/// diff of the two shows the one real change (a condition dropped), not crossrole's normalization (the root ARN
+/// as a bare id, `sts:assumerole`, the condition keys lowercased), which an outside tester saw as changes that did
+/// not exist.
+#[test]
+fn a_trust_policy_change_shows_iams_text_before() {
+    let d = desired("");
+    let mut o = applied(&d);
+    o.attributes.trust_policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"sts:AssumeRole","Condition":{"IpAddress":{"aws:SourceIp":"203.0.113.0/24"},"StringEquals":{"sts:ExternalId":"Wq3vT9zLk2Pp8RmX4sYc7NdB6hJf"}}}]}"#.into();
+    let p = plan(&d, Some(&o));
+    let Some(change) = p.changes().iter().find(|c| matches!(c, Change::UpdateTrustPolicy { .. })) else {
+        panic!("the dropped condition is a change: {p:?}")
+    };
+    let shown = change.shown(&Redactor::new([0; 32]));
+    for written in ["\"arn:aws:iam::111122223333:root\"", "\"sts:AssumeRole\"", "\"sts:ExternalId\": \"<redacted:"] {
+        assert!(shown.before.contains(written), "{written}: {}", shown.before);
+    }
+    // Line by line, what the before says that the after does not: the condition dropped, and its braces.
+    let after: BTreeSet<&str> = shown.after.lines().map(str::trim).collect();
+    let only_before: BTreeSet<&str> = shown.before.lines().map(str::trim).filter(|l| !after.contains(l)).collect();
+    assert!(only_before.contains("\"aws:SourceIp\": \"203.0.113.0/24\""), "{only_before:?}");
+    let real = BTreeSet::from(["\"IpAddress\": {", "\"aws:SourceIp\": \"203.0.113.0/24\"", "},", "}"]);
+    assert!(only_before.is_subset(&real), "only the dropped condition differs: {only_before:?}\n{}", shown.before);
+}
