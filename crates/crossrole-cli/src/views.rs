@@ -128,15 +128,19 @@ pub(crate) fn ends(end: &Option<prost_types::Timestamp>) -> Option<String> {
 }
 
 /// `--expires-in`'s value, checked as clap reads it (so before anything is read or sent): a duration from now,
-/// positive. A negative one (`-1h`) is taken as the flag's value, not as another flag, and refused in words.
+/// positive, in whole seconds (at least 1s). A negative one (`-1h`) is taken as the flag's value, not as another
+/// flag, and refused in words; so is a part of a second (`1ns`, `500ms`: a typo for `5m` ends the access at once).
 pub(crate) fn positive_duration(text: &str) -> Result<String, String> {
-    const RULE: &str = "a duration from now, positive, e.g. 4h or 90m (for a time, --expires-at)";
+    const RULE: &str = "a duration from now, positive, e.g. 4h or 90m, in whole seconds (for a time, --expires-at)";
     if text.trim_start().starts_with('-') {
         return Err(format!("a negative duration ends nothing: give {RULE}"));
     }
     match humantime::parse_duration(text) {
         Err(e) => Err(format!("{e}: give {RULE}")),
         Ok(d) if d.is_zero() => Err(format!("zero would end the access at once: give {RULE}")),
+        Ok(d) if d.subsec_nanos() != 0 => {
+            Err(format!("a part of a second would end the access at once (at least 1s, whole seconds): give {RULE}"))
+        }
         Ok(_) => Ok(text.to_string()),
     }
 }
@@ -190,9 +194,21 @@ mod tests {
     fn expires_in_takes_a_positive_duration_only() {
         assert_eq!(positive_duration("4h"), Ok("4h".to_string()));
         assert_eq!(positive_duration("1h 30m"), Ok("1h 30m".to_string()));
-        let rule = "a duration from now, positive, e.g. 4h or 90m (for a time, --expires-at)";
+        assert_eq!(positive_duration("1s"), Ok("1s".to_string()));
+        assert_eq!(positive_duration("20s"), Ok("20s".to_string()));
+        let rule = "a duration from now, positive, e.g. 4h or 90m, in whole seconds (for a time, --expires-at)";
         assert_eq!(positive_duration("-1h"), Err(format!("a negative duration ends nothing: give {rule}")));
         assert_eq!(positive_duration("0s"), Err(format!("zero would end the access at once: give {rule}")));
+        // A part of a second ends the access at once too (an outside tester's `1ns`, `500ms`; `5ms` for `5m`).
+        for part in ["1ns", "500ms", "5ms", "1s 500ms"] {
+            assert_eq!(
+                positive_duration(part),
+                Err(format!(
+                    "a part of a second would end the access at once (at least 1s, whole seconds): give {rule}"
+                )),
+                "{part}"
+            );
+        }
         let said = positive_duration("soon").unwrap_err();
         assert!(said.ends_with(&format!(": give {rule}")), "{said}");
     }

@@ -376,7 +376,7 @@ async fn an_unreachable_crossroled_is_named_once_with_what_to_check() {
 fn a_negative_or_zero_expires_in_is_refused_naming_the_flag_and_its_rule() {
     let spec = example();
     for command in [&["apply"][..], &["bindings", "apply"]] {
-        for value in ["-1h", "0s"] {
+        for value in ["-1h", "0s", "1ns", "500ms"] {
             let mut line: Vec<&str> = vec!["--endpoint", "http://127.0.0.1:9"];
             line.extend(command);
             line.extend(["--expires-in", value, "-f", spec.to_str().unwrap()]);

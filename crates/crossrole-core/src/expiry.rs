@@ -12,6 +12,9 @@ use crate::{FieldViolation, ops::Millis, spec::RawDuration};
 /// The furthest ahead an end may lie: access meant to last longer than this is not "access that expires".
 pub const MAX_AHEAD: Duration = Duration::from_secs(366 * 24 * 3600);
 
+/// The nearest an end may lie: an end sooner than this would end the access before it was of use.
+pub const MIN_AHEAD: Duration = Duration::from_secs(1);
+
 /// An end as given: at most one of the two.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RawEnd {
@@ -32,7 +35,9 @@ impl RawEnd {
 
 /// The end `raw` gives at `now` (`None`: none given), its fields named under `under` (`binding`; empty: a request's
 /// own fields).
-/// Rules: not both; a duration is positive; the end is after `now` and at most [`MAX_AHEAD`] after it.
+/// Rules: not both; a duration is whole seconds, at least 1s (a part of a second, `1ns` or `500ms`, would end the
+/// access at once, as zero would: it is a typo for something else); the end is at least [`MIN_AHEAD`] after `now`
+/// (a time with a part of a second keeps it, to the millisecond) and at most [`MAX_AHEAD`] after it.
 pub fn end(raw: &RawEnd, now: Millis, under: &str) -> Result<Option<Millis>, FieldViolation> {
     let field = |name: &str| if under.is_empty() { name.to_string() } else { format!("{under}.{name}") };
     let (at_field, in_field) = (field("expires_at"), field("expires_in"));
@@ -49,6 +54,12 @@ pub fn end(raw: &RawEnd, now: Millis, under: &str) -> Result<Option<Millis>, Fie
                     format!("must be in the future (it is {}, now is {})", rfc3339(at), rfc3339(now)),
                 ));
             }
+            if at - now < MIN_AHEAD.as_millis() as i64 {
+                return Err(FieldViolation::new(
+                    at_field,
+                    format!("must be at least 1s in the future (it is {}ms after now)", at - now),
+                ));
+            }
             if at - now > max_ms {
                 return Err(FieldViolation::new(
                     at_field,
@@ -61,6 +72,15 @@ pub fn end(raw: &RawEnd, now: Millis, under: &str) -> Result<Option<Millis>, Fie
             if d.seconds < 0 || d.nanos < 0 || (d.seconds == 0 && d.nanos == 0) {
                 return Err(FieldViolation::new(in_field, "must be positive"));
             }
+            if d.nanos != 0 {
+                return Err(FieldViolation::new(
+                    in_field,
+                    format!(
+                        "must be whole seconds, at least 1s, got {}: a part of a second would end the access at once",
+                        shown(d)
+                    ),
+                ));
+            }
             if d.seconds > MAX_AHEAD.as_secs() as i64 {
                 return Err(FieldViolation::new(in_field, format!("must be at most 366 days, got {}s", d.seconds)));
             }
@@ -68,6 +88,16 @@ pub fn end(raw: &RawEnd, now: Millis, under: &str) -> Result<Option<Millis>, Fie
         }
     };
     Ok(Some(at))
+}
+
+/// A duration as given, in the unit that shows its part of a second: `1ns`, `500ms`, `2.5s`.
+fn shown(d: RawDuration) -> String {
+    match (d.seconds, d.nanos) {
+        (0, n) if n % 1_000_000 == 0 => format!("{}ms", n / 1_000_000),
+        (0, n) if n % 1000 == 0 => format!("{}us", n / 1000),
+        (0, n) => format!("{n}ns"),
+        (s, n) => format!("{s}.{}s", format!("{n:09}").trim_end_matches('0')),
+    }
 }
 
 /// Whether an end has come at `now`.
@@ -132,12 +162,23 @@ mod tests {
     fn an_end_is_a_time_after_now_and_not_absurdly_far() {
         check(RawEnd::default(), Ok(None));
         check(within(4 * 3600), Ok(Some(NOW + 4 * 3600 * 1000)));
-        check(at(NOW + 1), Ok(Some(NOW + 1)));
+        check(at(NOW + 1000), Ok(Some(NOW + 1000)));
+        check(at(NOW + 1500), Ok(Some(NOW + 1500)));
+        check(at(NOW + 1), Err(("binding.expires_at", "must be at least 1s in the future (it is 1ms after now)")));
+        check(at(NOW + 999), Err(("binding.expires_at", "at least 1s in the future")));
         check(at(NOW), Err(("binding.expires_at", "must be in the future")));
         check(at(NOW - 60_000), Err(("binding.expires_at", "must be in the future")));
         check(at(NOW + 367 * 86_400_000), Err(("binding.expires_at", "at most 366 days")));
         check(within(0), Err(("binding.expires_in", "must be positive")));
         check(within(-5), Err(("binding.expires_in", "must be positive")));
+        // A part of a second ends the access at once, as zero would (an outside tester's `1ns`, `500ms`).
+        let part = |seconds, nanos| RawEnd { expires_in: Some(RawDuration { seconds, nanos }), ..Default::default() };
+        check(part(0, 1), Err(("binding.expires_in", "must be whole seconds, at least 1s, got 1ns")));
+        check(part(0, 500_000_000), Err(("binding.expires_in", "must be whole seconds, at least 1s, got 500ms")));
+        check(part(2, 500_000_000), Err(("binding.expires_in", "got 2.5s")));
+        check(part(0, -1), Err(("binding.expires_in", "must be positive")));
+        check(within(1), Ok(Some(NOW + 1000)));
+        check(within(20), Ok(Some(NOW + 20_000)));
         check(within(367 * 86_400), Err(("binding.expires_in", "at most 366 days")));
         let both = RawEnd { expires_at: Some(NOW + 1000), expires_in: Some(RawDuration { seconds: 1, nanos: 0 }) };
         check(both, Err(("binding.expires_in", "not both")));

@@ -330,6 +330,21 @@ async fn an_end_is_validated_and_its_extension_audited_with_the_old_and_the_new_
         |expires_in| proto::ApplyAccessRequest { spec: Some(applied.clone()), expires_in, ..Default::default() };
     let refused = c.apply_request(apply(Some(prost_types::Duration { seconds: -1, nanos: 0 }))).await.unwrap_err();
     assert_eq!(refused.violations()[0].field, "expires_in");
+    // A part of a second, which a gRPC caller can send, would end the access at once: refused for an apply and a
+    // binding alike, naming the field and the rule, nothing created.
+    for nanos in [1, 500_000_000] {
+        let part = Some(prost_types::Duration { seconds: 0, nanos });
+        let refused = c.apply_request(apply(part)).await.unwrap_err();
+        assert_eq!(refused.violations()[0].field, "expires_in", "{refused:?}");
+        assert!(refused.violations()[0].description.contains("must be whole seconds, at least 1s"), "{refused:?}");
+        let mut bound = spec();
+        bound.name = "sub-second".into();
+        let refused =
+            c.create_binding(proto::Binding { spec: Some(bound), expires_in: part, ..Default::default() }).await;
+        let refused = refused.unwrap_err();
+        assert_eq!(refused.violations()[0].field, "binding.expires_in", "{refused:?}");
+        assert!(refused.violations()[0].description.contains("must be whole seconds, at least 1s"), "{refused:?}");
+    }
     let (_, a1) = c.apply_request(apply(hours(1))).await.unwrap();
     let (_, a2) = c.apply_request(apply(hours(2))).await.unwrap();
     let (_, a3) = c.apply_request(apply(None)).await.unwrap();
