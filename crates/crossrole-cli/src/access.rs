@@ -21,6 +21,8 @@ pub(crate) struct PlanArgs {
     spec: SpecArgs,
     #[command(flatten)]
     release: ReleaseArgs,
+    #[command(flatten)]
+    external_id: ExternalIdArgs,
     /// Read the organization now — the whole of it, and the tags of every account a tag condition looks at —
     /// instead of from crossroled's cache (up to `organization_cache_ttl` old; tags up to
     /// `organization_tags_max_age`).
@@ -37,6 +39,19 @@ pub(crate) struct ReleaseArgs {
     /// and once the apply succeeds it is not looked for again. Refused for an account with no such grant.
     #[arg(long = "release-former-grant", value_name = "ACCOUNT_ID")]
     accounts: Vec<String>,
+}
+
+/// The ExternalId's rotation, for a token that may not read ExternalIds.
+#[derive(Debug, Clone, clap::Args)]
+pub(crate) struct ExternalIdArgs {
+    /// Write the spec's ExternalId to every existing role, and revoke the role's sessions with it (a rotation, a
+    /// leaked ExternalId). Without it, a token that may not read ExternalIds (`reveal_external_ids` false) is shown
+    /// each role's own ExternalId in place of the spec's — no plan tells it whether the one it sent is AWS's — and
+    /// the apply keeps each existing role's own. With it, the plan shows the trust rewritten and the revocation in
+    /// every account whose role exists, whatever ExternalId AWS holds, and the apply writes exactly that. A token
+    /// that may read ExternalIds needs no flag: the spec's is compared, and written where it differs.
+    #[arg(long)]
+    write_external_id: bool,
 }
 
 /// Destroy (and what apply shares with it).
@@ -66,6 +81,8 @@ pub(crate) struct ApplyArgs {
     common: DestroyArgs,
     #[command(flatten)]
     release: ReleaseArgs,
+    #[command(flatten)]
+    external_id: ExternalIdArgs,
     /// Apply a plan saved with `crossrole plan -f SPEC -o json > FILE` (after review): it is applied as it is, or
     /// not at all, without planning again or asking.
     #[arg(long, value_name = "FILE", conflicts_with = "refresh")]
@@ -224,6 +241,7 @@ pub(crate) async fn plan(client: &Client, args: PlanArgs, out: Output) -> Outcom
         spec: Some(spec),
         organization_read: read as i32,
         release_former_grants: args.release.accounts,
+        write_external_id: args.external_id.write_external_id,
         ..Default::default()
     };
     let plan = client.plan_request(request).await?;
@@ -300,6 +318,7 @@ pub(crate) async fn apply(client: &Client, args: ApplyArgs, out: Output) -> Outc
                 spec: Some(spec.clone()),
                 organization_read: read as i32,
                 release_former_grants: args.release.accounts.clone(),
+                write_external_id: args.external_id.write_external_id,
                 ..Default::default()
             };
             let plan = client.plan_request(request).await.map_err(|e| needs_scope(e, "crossrole apply", "apply"))?;
@@ -338,6 +357,7 @@ pub(crate) async fn apply(client: &Client, args: ApplyArgs, out: Output) -> Outc
         expires_at,
         expires_in,
         release_former_grants: args.release.accounts,
+        write_external_id: args.external_id.write_external_id,
         ..Default::default()
     };
     let (handle, end) = client.apply_request(request).await.map_err(refused_plan)?;

@@ -173,8 +173,9 @@ pub(crate) async fn adopt(client: &Client, args: AdoptArgs, out: Output) -> Outc
     let external_id_note = match (&role.trust, taken.as_ref()) {
         (Some(t), Some(p)) if !t.external_id.is_empty() && !p.external_id_note.is_empty() => {
             "this token may not read ExternalIds, so the diff cannot show whether a role's ExternalId differs from \
-             the spec's; taking a role over sets the spec's. Adopt with a token that may read them \
-             (reveal_external_ids) to see it"
+             the spec's; taking a role over keeps the role's own (one that requires none gets the spec's). Adopt with \
+             a token that may read them (reveal_external_ids) to see and set it, or rotate it after with \
+             `crossrole apply --write-external-id`"
         }
         _ => "",
     };

@@ -705,3 +705,67 @@ async fn adopt_shows_each_hand_made_role_and_takes_over_only_what_a_person_appro
     assert!(stdout(&replan).contains("1 conflict"), "{}", stdout(&replan));
     env.server.stop().await.unwrap();
 }
+
+/// The ExternalId each role of the example requires in `account`.
+fn required_external_id(env: &Env, account: &str) -> String {
+    let role = env.fake.role(account, "SecurityAudit").unwrap();
+    crossrole_core::policy::required_external_id(&role.attributes.trust_policy).unwrap().expose().to_string()
+}
+
+/// An outside tester's finding: a token that may not read ExternalIds (here "ci") is shown each role's own
+/// ExternalId in place of the spec's — and its apply then rewrote the trust and revoked sessions, neither shown,
+/// whenever something else changed. Now the apply does what the plan showed, and `--write-external-id` rotates it
+/// in the open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_that_may_not_read_external_ids_applies_what_its_plan_showed_and_rotates_only_when_asked() {
+    let env = start().await;
+    let spec = example();
+    env.run(&["apply", "-f", spec.to_str().unwrap(), "--yes"]).await.success();
+    let first = "8f3kQ2mZ7xV1pL9wR4tY6uB0nC5hJ2dS";
+    let second = "Rt7yU2iO9pA4sD6fG1hJ3kL5zX8cV0bN";
+    let accounts: Vec<String> = (0..6u64).map(|i| format!("{:012}", 200_000_000_000 + i)).collect();
+    let revoked = |account: &str| {
+        env.fake.role(account, "SecurityAudit").unwrap().inline_policies.contains_key("AWSRevokeOlderSessions")
+    };
+
+    // Another ExternalId alone: nothing to change, and the plan says the apply keeps each role's own.
+    let other = env.file("other.yaml", &example_with(first, second));
+    let plan = stdout(&env.run(&["plan", "-f", &other]).await.success());
+    assert!(plan.contains("keeps each existing role's own ExternalId"), "{plan}");
+    env.run(&["apply", "-f", &other, "--yes"]).await.success().stdout(predicate::str::contains("Nothing to change."));
+
+    // With another change: only that change is shown and made; no trust rewrite, no revocation.
+    let text = example_with(first, second).replacen("team: security", "team: secops", 1);
+    let tagged = env.file("tagged.yaml", &text);
+    let plan = stdout(&env.run(&["plan", "-f", &tagged]).await.success());
+    assert!(plan.contains("Plan: 6 changes in 6 accounts") && plan.contains("tag role team"), "{plan}");
+    assert!(!plan.contains("update trust policy") && !plan.contains("revoke sessions"), "{plan}");
+    let applied = stdout(&env.run(&["apply", "-f", &tagged, "--yes"]).await.success());
+    assert!(applied.contains("6 changed"), "{applied}");
+    for account in &accounts {
+        assert_eq!(required_external_id(&env, account), first, "kept in {account}");
+        assert!(!revoked(account), "no revocation in {account}");
+    }
+
+    // A plan without --write-external-id is refused for an apply with it (and nothing is written).
+    let saved = env.file("saved.json", &stdout(&env.run(&["plan", "-f", &tagged, "-o", "json"]).await.success()));
+    let refused = env.run(&["apply", "-f", &tagged, "--plan", &saved, "--write-external-id"]).await.failure();
+    assert!(stderr(&refused).contains("write_external_id"), "{}", stderr(&refused));
+    assert_eq!(required_external_id(&env, &accounts[0]), first);
+
+    // Asked, the rotation is shown in every account — trust and revocation — and made.
+    let plan = stdout(&env.run(&["plan", "-f", &tagged, "--write-external-id", "-o", "json"]).await.success());
+    let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
+    assert_eq!(plan["total_changes"], 12, "{plan}");
+    for a in plan["accounts"].as_array().unwrap() {
+        let kinds: Vec<&str> = a["changes"].as_array().unwrap().iter().map(|c| c["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["update trust policy", "revoke sessions"], "{a}");
+    }
+    assert!(plan["external_id_note"].as_str().unwrap().contains("write_external_id was asked"), "{plan}");
+    env.run(&["apply", "-f", &tagged, "--yes", "--write-external-id"]).await.success();
+    for account in &accounts {
+        assert_eq!(required_external_id(&env, account), second, "rotated in {account}");
+        assert!(revoked(account), "revoked in {account}");
+    }
+    env.server.stop().await.unwrap();
+}

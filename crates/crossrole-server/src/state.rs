@@ -131,7 +131,7 @@ pub fn spec(spec: Option<&pb::AccessSpec>) -> Result<AccessSpec, ApiError> {
 /// A refusal of the request's spec (guardrails, ceiling), its fields named under `spec.`.
 pub fn under_spec(e: crossrole_engine::Error) -> ApiError {
     // The request's own fields, which the engine checks too, are named as they are.
-    const REQUEST_FIELDS: [&str; 2] = ["plan_fingerprint", "release_former_grants"];
+    const REQUEST_FIELDS: [&str; 3] = ["plan_fingerprint", "release_former_grants", "write_external_id"];
     match e {
         crossrole_engine::Error::Invalid(crossrole_core::Error::Invalid(v))
             if v.iter().all(|f| REQUEST_FIELDS.contains(&f.field.as_str())) =>

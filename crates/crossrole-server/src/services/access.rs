@@ -70,6 +70,8 @@ struct Asked {
     end: RawEnd,
     /// The former grants given up on, by trusted account (an apply only).
     released: Vec<String>,
+    /// Write the spec's ExternalId to every existing role (an apply only; `write_external_id`).
+    write_external_id: bool,
 }
 
 impl Access {
@@ -85,7 +87,7 @@ impl Access {
         method: &str,
     ) -> Result<(pb::Operation, Option<Millis>), ApiError> {
         let caller = self.0.caller(&request, Scope::Apply)?;
-        let Asked { spec: wire, key, plan, end: raw_end, released } = request.into_inner();
+        let Asked { spec: wire, key, plan, end: raw_end, released, write_external_id } = request.into_inner();
         let spec_name = wire.as_ref().map(|w| w.name.clone()).unwrap_or_default();
         let mut request = serde_json::json!({
             // Marked for this entry alone: the audit log is read by tokens that may not read ExternalIds, and a
@@ -100,6 +102,9 @@ impl Access {
         if !plan.is_empty() {
             // That the apply carried a confirmed plan, not the fingerprint: it is a keyed digest of the spec.
             request["confirmed_plan"] = serde_json::Value::Bool(true);
+        }
+        if write_external_id {
+            request["write_external_id"] = serde_json::Value::Bool(true);
         }
         let expiries = Expiries::new(self.0.engine.clone());
         let mut ends: Option<(Option<Millis>, Option<Millis>)> = None;
@@ -117,6 +122,7 @@ impl Access {
                 // The end as asked is part of the request: the same key with another end is refused.
                 end: raw_end,
                 release_former_grants: release.accounts,
+                external_ids: caller.audience().external_ids(write_external_id),
                 ..StartRequest::new(kind, s.clone(), caller.name.clone())
             };
             // A retry (its idempotency key started its operation) changes no end: an `expires_in` counted again
@@ -198,7 +204,8 @@ impl AccessService for Access {
             }
         };
         let release = release_former_grants(&request.get_ref().release_former_grants, &caller.name)?;
-        let plan = self.0.engine.plan_releasing(&s, caller.audience(), read, &release).await.map_err(under_spec)?;
+        let external_ids = caller.audience().external_ids(request.get_ref().write_external_id);
+        let plan = self.0.engine.plan_as(&s, external_ids, read, &release).await.map_err(under_spec)?;
         Ok(Response::new(pb::PlanAccessResponse { plan: Some(plan.to_wire()) }))
     }
 
@@ -220,6 +227,7 @@ impl AccessService for Access {
                         plan: r.plan_fingerprint,
                         end,
                         released: r.release_former_grants,
+                        write_external_id: r.write_external_id,
                     },
                 ),
                 OperationKind::Apply,
