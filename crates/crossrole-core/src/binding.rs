@@ -107,6 +107,17 @@ impl Binding {
         if spec.role.adopt_existing {
             violations.push(FieldViolation::new("binding.spec.role.adopt_existing", ADOPT_EXISTING_REFUSED));
         }
+        // An account approved without the role's id would take nothing over, at every reconcile: said now.
+        for account in spec.role.adopt_accounts.iter().filter(|a| !spec.role.adopt_role_ids.contains_key(*a)) {
+            violations.push(FieldViolation::new(
+                "binding.spec.role.adopt_role_ids",
+                format!(
+                    "no id for the role approved in {account} (role.adopt_accounts lists it): a binding takes over only \
+                     the role a person approved, by its id; `crossrole adopt -f <spec file>` shows each role's diff \
+                     and records the ids approved"
+                ),
+            ));
+        }
         let expires_at = expiry::end(&raw.end, now, "binding").unwrap_or_else(|v| {
             violations.push(v);
             None
@@ -370,6 +381,33 @@ mod tests {
         let mut r = raw();
         r.end.expires_in = Some(RawDuration { seconds: 4 * 3600, nanos: 0 });
         assert_eq!(Binding::validate(&r, 5_000).unwrap().expires_at, Some(5_000 + 4 * 3_600_000));
+    }
+
+    /// A binding reconciles with nobody present: it never takes over roles nobody approved — not every hand-made
+    /// role (adopt_existing), and not an account listed without the id of the role approved there.
+    #[test]
+    fn a_binding_adopts_only_roles_approved_by_their_id() {
+        let adopting = |role: &str| {
+            let mut r = raw();
+            r.spec = Some(RawSpec::from(
+                &AccessSpec::from_yaml(&format!(
+                    "name: audit\nrole: {{name: Audit, trust: {{account_ids: ['111111111111'], external_id: \
+                     'a-long-enough-external-id'}}, {role}}}\ntargets: {{account_ids: ['222222222222']}}\n"
+                ))
+                .unwrap(),
+            ));
+            Binding::validate(&r, 0).map_err(|e| e.to_string())
+        };
+        let refused = adopting("adopt_existing: true").unwrap_err();
+        assert!(refused.contains("binding.spec.role.adopt_existing: a binding never takes over"), "{refused}");
+        let refused = adopting("adopt_accounts: ['222222222222']").unwrap_err();
+        assert!(
+            refused.contains("binding.spec.role.adopt_role_ids: no id for the role approved in 222222222222"),
+            "{refused}"
+        );
+        let approved =
+            adopting("adopt_accounts: ['222222222222'], adopt_role_ids: {'222222222222': AROAHANDMADE000000001}");
+        assert!(approved.is_ok(), "{approved:?}");
     }
 
     #[test]
