@@ -200,7 +200,8 @@ export type RoleSpec = Message<"crossrole.v1.RoleSpec"> & {
    * (`RoleId`, `AROA…`, as GetRole answers it): `crossrole adopt` records the id of each role it showed and a person
    * approved. Only that role is taken over; a role deleted and made again under the same name has another id and is
    * reported not owned (run `crossrole adopt` again to see its diff). An account of adopt_accounts without an id
-   * here (a spec written before the ids were recorded) has no role taken over. Every key is in adopt_accounts.
+   * here (a spec written before the ids were recorded) has no role taken over, and a binding refuses it. Every key
+   * is in adopt_accounts.
    *
    * @generated from field: map<string, string> adopt_role_ids = 21;
    */
