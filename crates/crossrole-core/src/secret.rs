@@ -206,38 +206,42 @@ pub(crate) fn external_id_values(value: &Value) -> Vec<String> {
     found
 }
 
-/// Replaces, anywhere in a policy document's JSON, a string value that repeats one of `secrets` (equal to it,
-/// ignoring case, or holding one of 6 characters or more) with `mark(secret)`: a `Sid`, an `Id`, a principal or
-/// another condition's value that spells an ExternalId out. The values of `Version`, `Effect`, `Action` and
-/// `NotAction` are IAM's words, never a secret's, and are kept (a short ExternalId may equal one). Whether
-/// anything was replaced.
+/// Replaces, anywhere in a policy document's JSON, a string value that repeats one of `secrets` with
+/// `mark(secret)`: one equal to it (ignoring case) — a principal, another condition's value — and a `Sid` or `Id`
+/// that holds one of 6 characters or more (a Sid spelling the ExternalId out, `AllowVendorAbc123def`). Other values
+/// merely holding one are kept: an ExternalId may be an account id, and the ARNs that name the account are no
+/// secret. The values of `Version`, `Effect`, `Action` and `NotAction` are IAM's words, never a secret's, and are
+/// kept (a short ExternalId may equal one). Whether anything was replaced.
 pub(crate) fn redact_repeated(value: &mut Value, secrets: &[String], mark: &dyn Fn(&str) -> String) -> bool {
     if secrets.is_empty() {
         return false;
     }
     let lowered: Vec<(String, &String)> = secrets.iter().map(|s| (s.to_lowercase(), s)).collect();
-    let leaked = |text: &str| {
+    let leaked = |text: &str, name: bool| {
         let text = text.to_lowercase();
-        lowered.iter().find(|(l, _)| text == *l || (l.chars().count() >= 6 && text.contains(l.as_str())))
+        lowered
+            .iter()
+            .find(|(l, _)| text == *l || (name && l.chars().count() >= 6 && text.contains(l.as_str())))
+            .map(|(_, secret)| mark(secret))
     };
-    fn walk(value: &mut Value, leaked: &dyn Fn(&str) -> Option<String>) -> bool {
+    fn walk(value: &mut Value, name: bool, leaked: &dyn Fn(&str, bool) -> Option<String>) -> bool {
         match value {
-            Value::String(s) => match leaked(s) {
+            Value::String(s) => match leaked(s, name) {
                 Some(marked) => {
                     *s = marked;
                     true
                 }
                 None => false,
             },
-            Value::Array(items) => items.iter_mut().fold(false, |c, v| walk(v, leaked) | c),
+            Value::Array(items) => items.iter_mut().fold(false, |c, v| walk(v, false, leaked) | c),
             Value::Object(map) => map.iter_mut().fold(false, |c, (k, v)| {
                 let words = matches!(k.as_str(), "Version" | "Effect" | "Action" | "NotAction");
-                (!words && walk(v, leaked)) | c
+                (!words && walk(v, matches!(k.as_str(), "Sid" | "Id"), leaked)) | c
             }),
             _ => false,
         }
     }
-    walk(value, &|text| leaked(text).map(|(_, secret)| mark(secret)))
+    walk(value, false, &leaked)
 }
 
 /// HMAC-SHA-256 (RFC 2104), from the `sha2` digest.
@@ -305,10 +309,14 @@ mod tests {
             assert!(out.contains("<redacted"), "{out}");
         }
         // Shown as written, a Sid (or any other value) that spells the ExternalId out goes too.
-        let sid = r#"{"Statement":[{"Sid":"S3cr3tValue","Principal":{"AWS":"x-s3cr3tvalue-y"},"Condition":{"StringEquals":{"sts:ExternalId":"s3cr3tValue"}}}]}"#;
+        let sid = r#"{"Statement":[{"Sid":"AllowS3cr3tValue","Principal":{"AWS":"S3CR3TVALUE"},"Condition":{"StringEquals":{"sts:ExternalId":"s3cr3tValue"}}}]}"#;
         let out = r.policy_text(sid);
         assert!(!out.to_lowercase().contains("s3cr3tvalue"), "{out}");
         assert_eq!(out.matches(&r.mark("s3cr3tValue")).count(), 3, "{out}");
+        // An ExternalId that is an account id: the ARNs naming the account are kept.
+        let account = r#"{"Statement":[{"Principal":{"AWS":"arn:aws:iam::999988887777:root"},"Condition":{"StringEquals":{"sts:ExternalId":"999988887777"}}}]}"#;
+        let out = r.policy_text(account);
+        assert!(out.contains("arn:aws:iam::999988887777:root") && out.contains(&r.mark("999988887777")), "{out}");
         let plain = r#"{"Statement":[{"Condition":{"Bool":{"aws:MultiFactorAuthPresent":"true"}}}]}"#;
         assert_eq!(r.policy_text(plain), plain);
         assert_eq!(r.policy_text("path: /x/"), "path: /x/");
