@@ -175,7 +175,7 @@ pub(crate) async fn adopt(client: &Client, args: AdoptArgs, out: Output) -> Outc
             "this token may not read ExternalIds, so the diff cannot show whether a role's ExternalId differs from \
              the spec's; taking a role over keeps the role's own (one that requires none gets the spec's). Adopt with \
              a token that may read them (reveal_external_ids) to see and set it, or rotate it after with \
-             `crossrole apply --write-external-id`"
+             `crossrole apply -f <spec file> --write-external-id`"
         }
         _ => "",
     };
