@@ -419,7 +419,10 @@ impl Client {
         self.plan_request(request).await
     }
 
-    /// A plan as `request` says — the former grants it gives up on (`release_former_grants`) too.
+    /// A plan as `request` says — the former grants it gives up on (`release_former_grants`) too, and, for a token
+    /// that may not read ExternalIds, the rotation of the spec's ExternalId in every existing role
+    /// (`write_external_id`; the apply that carries the plan's fingerprint must ask the same, see
+    /// [`Client::apply_request`]).
     pub async fn plan_request(&self, request: proto::PlanAccessRequest) -> Result<proto::AccessPlan, Error> {
         let r = retry(self.retries, || async { Ok(self.access().plan_access(request.clone()).await?.into_inner()) })
             .await?;
