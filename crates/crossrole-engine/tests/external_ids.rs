@@ -157,3 +157,35 @@ async fn a_plan_taken_one_way_is_refused_for_an_apply_asking_the_other_and_nothi
         w.engine.start(StartRequest { external_ids: ExternalIds::Written, ..start(OperationKind::Apply, &none) });
     assert!(format!("{:?}", refused.await.unwrap_err()).contains("write_external_id"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_blind_apply_without_a_plan_keeps_them_too_as_its_record_says() {
+    let w = world(2);
+    let first = run(&w, OperationKind::Apply, &sending(FIRST)).await;
+    assert_eq!(first.state, OperationState::Succeeded, "{}", first.message);
+    let mut edited = sending(OTHER);
+    edited.role.description = "edited".into();
+    // No confirmed plan: the operation's record says how its ExternalIds are taken, for this run and a resumed one.
+    let op = w
+        .engine
+        .start(StartRequest { external_ids: ExternalIds::Kept, ..start(OperationKind::Apply, &edited) })
+        .await
+        .unwrap();
+    let row = w.journal.get_operation(&op.id).await.unwrap().unwrap();
+    assert_eq!(records::operation_external_ids(&row.spec), ExternalIds::Kept);
+    let op = w.engine.wait(&op.id).await.unwrap();
+    assert_eq!((op.state, op.counts.changed), (OperationState::Succeeded, 2), "{}", op.message);
+    for i in 0..2 {
+        assert_eq!(required(&w, i), FIRST, "the role's own ExternalId is kept");
+        assert!(!revoked(&w, i), "no session revoked");
+    }
+    // The same idempotency key asking the rotation is another request, named.
+    let keyed = |external_ids| StartRequest {
+        idempotency_key: Some("rotate-1".into()),
+        external_ids,
+        ..start(OperationKind::Apply, &edited)
+    };
+    w.engine.start(keyed(ExternalIds::Kept)).await.unwrap();
+    let refused = format!("{:?}", w.engine.start(keyed(ExternalIds::Written)).await.unwrap_err());
+    assert!(refused.contains("write_external_id"), "{refused}");
+}
