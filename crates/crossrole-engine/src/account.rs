@@ -243,20 +243,42 @@ fn rotated(env: &RunEnv, observed: Option<&ObservedRole>) -> Option<ObservedRole
         serde_json::Value::Array(all) => all.iter_mut().collect(),
         one => vec![one],
     };
+    let mut held = Vec::new();
     for statement in statements {
         let Some(serde_json::Value::Object(operators)) = statement.get_mut("Condition") else { continue };
         for keys in operators.values_mut() {
             let serde_json::Value::Object(keys) = keys else { continue };
             for (key, values) in keys.iter_mut() {
                 if key.eq_ignore_ascii_case("sts:ExternalId") {
+                    strings(values, &mut |v| held.push(v.clone()));
                     *values = serde_json::Value::String(stand_in.clone());
                 }
             }
         }
     }
+    // Anything else that spells one out (a Sid, say) is replaced too: what the plan shows of the role's trust says
+    // nothing of the ExternalIds it held.
+    held.retain(|v| !v.is_empty());
+    strings(&mut trust, &mut |v| {
+        for h in &held {
+            if v.contains(h.as_str()) {
+                *v = v.replace(h.as_str(), &stand_in);
+            }
+        }
+    });
     let mut role = observed.clone();
     role.attributes.trust_policy = trust.to_string();
     Some(role)
+}
+
+/// Calls `each` on every string in `value`, at any depth (not on object keys).
+fn strings(value: &mut serde_json::Value, each: &mut impl FnMut(&mut String)) {
+    match value {
+        serde_json::Value::String(s) => each(s),
+        serde_json::Value::Array(all) => all.iter_mut().for_each(|v| strings(v, each)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|v| strings(v, each)),
+        _ => {}
+    }
 }
 
 /// The ExternalId the role in `observed`'s account requires once the run's changes are made there: the role's own

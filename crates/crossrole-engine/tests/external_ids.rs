@@ -189,3 +189,21 @@ async fn a_blind_apply_without_a_plan_keeps_them_too_as_its_record_says() {
     let refused = format!("{:?}", w.engine.start(keyed(ExternalIds::Written)).await.unwrap_err());
     assert!(refused.contains("write_external_id"), "{refused}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_rotation_plan_shows_nothing_of_the_external_id_a_role_holds_even_spelled_out_elsewhere() {
+    let w = world(1);
+    let first = run(&w, OperationKind::Apply, &sending(FIRST)).await;
+    assert_eq!(first.state, OperationState::Succeeded, "{}", first.message);
+    // A trust whose Sid spells the ExternalId out.
+    let trust = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"{FIRST}","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{SECURITY}:root"}},"Action":"sts:AssumeRole","Condition":{{"StringEquals":{{"sts:ExternalId":"{FIRST}"}}}}}}]}}"#
+    );
+    w.fake.with_account(&account(0), |a| a.set_trust_by_hand("Audit", &trust));
+    for sent in [FIRST, OTHER] {
+        let shown = plan(&w, &sending(sent), ExternalIds::Written).await;
+        let text = format!("{shown:?}");
+        assert!(!text.contains(FIRST) && !text.contains(OTHER), "{text}");
+        assert_eq!(kinds(&shown.accounts[0].changes), [ChangeKind::UpdateTrustPolicy, ChangeKind::RevokeSessions]);
+    }
+}
