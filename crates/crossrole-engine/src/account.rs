@@ -283,10 +283,7 @@ fn strings(value: &mut serde_json::Value, each: &mut impl FnMut(&mut String)) {
 
 /// The ExternalId the role in `observed`'s account requires once the run's changes are made there: the role's own
 /// where it is kept ([`ExternalIds::Kept`], a role that required one), else the spec's — for the live check.
-fn external_id_after(
-    env: &RunEnv,
-    observed: Option<&ObservedRole>,
-) -> Option<crossrole_core::secret::ExternalId> {
+fn external_id_after(env: &RunEnv, observed: Option<&ObservedRole>) -> Option<crossrole_core::secret::ExternalId> {
     match seen_by(env, observed) {
         Some((spec, _)) => spec.role.trust.external_id.clone(),
         None => env.spec.role.trust.external_id.clone(),

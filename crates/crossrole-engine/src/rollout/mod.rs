@@ -207,7 +207,8 @@ async fn drive(
     };
     // The spec's ExternalId is taken as the confirmed plan took it (the request's, checked to be the plan's when
     // it started), else as the request asked.
-    let external_ids = confirmed.as_deref().map_or_else(|| records::operation_external_ids(&op.spec), |p| p.external_ids);
+    let external_ids =
+        confirmed.as_deref().map_or_else(|| records::operation_external_ids(&op.spec), |p| p.external_ids);
     let confirming = confirmed.as_deref().map(|plan| (plan, resolved));
     let opened = TargetSource::open(inner, op, &spec, kind, scope.as_ref(), &ctx, sink, confirming);
     let (targets, pending) = match opened.await {
