@@ -3,11 +3,12 @@
 //! revoked — its `AWSRevokeOlderSessions` deny, as `crossrole_core::revocation` writes it, and a permissions
 //! policy — deny a session issued before the revocation and allow one issued after, with `aws:TokenIssueTime` in
 //! the request's context as IAM sends it. A console-written revocation merged with crossrole's denies up to the
-//! later instant.
+//! later instant. A statement a person put in the policy beside the console's deny is still there, and still
+//! denies, once crossrole has written its revocation and once it has taken it away.
 //!
 //! It needs no emulator (the judge evaluates documents), and `cargo xtask e2e -- revocation_judge` starts none.
 
-use crossrole_core::revocation::{Revocation, iso8601};
+use crossrole_core::revocation::{Revocation, iso8601, split};
 use crossrole_e2e::judge::{Case, judge_all, simulation};
 use serde_json::{Value, json};
 
@@ -20,16 +21,24 @@ const REVOKED_AT: i64 = 1_796_464_800_250;
 fn permissions() -> Value {
     json!({
         "Version": "2012-10-17",
-        "Statement": [{"Sid": "ListBuckets", "Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"}],
+        "Statement": [
+            {"Sid": "ListBuckets", "Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "*"},
+            {"Sid": "ReadRoles", "Effect": "Allow", "Action": "iam:GetRole", "Resource": "*"},
+        ],
     })
 }
 
 /// A request of a session of the role, issued at `issued` (Unix ms), to list buckets, under `revocation` (the
 /// inline policy's document as crossrole writes it).
 fn case(name: String, expect: &'static str, issued: i64, revocation: Option<&str>) -> Case {
+    case_of("s3:ListAllMyBuckets", name, expect, issued, revocation)
+}
+
+/// [`case`], asking for `action`.
+fn case_of(action: &str, name: String, expect: &'static str, issued: i64, revocation: Option<&str>) -> Case {
     let request = json!({
         "principal": format!("arn:aws:sts::{ACCOUNT}:assumed-role/{ROLE}/alice"),
-        "action": "s3:ListAllMyBuckets",
+        "action": action,
         "resource": {"resource": "*", "accountId": ACCOUNT},
         "contextVariables": {"aws:TokenIssueTime": iso8601(issued)},
     });
@@ -85,5 +94,55 @@ fn a_session_issued_before_the_revocation_is_denied_and_one_issued_after_is_allo
     // Each denial is the revocation's own statement, by the Sid that records how long it is kept.
     for r in rows.iter().filter(|r| r.decision == "ExplicitlyDenied") {
         assert!(r.deciding.iter().any(|d| d.contains("CrossroleKeepUntil")), "{}: {:?}", r.name, r.deciding);
+    }
+}
+
+/// IAM's console revocation (an hour before crossrole's) and a statement a person added beside it.
+const CONSOLE_AND_HAND: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":["*"],"Resource":["*"],"Condition":{"DateLessThan":{"aws:TokenIssueTime":"2026-12-05T09:00:00Z"}}},{"Sid":"HandExtra","Effect":"Deny","Action":"iam:*","Resource":"*"}]}"#;
+
+#[test]
+fn a_persons_statement_beside_the_revocation_still_denies_after_crossrole_writes_and_removes_it() {
+    // What crossrole writes over the console's revocation (merged: the later instant), and what it leaves once
+    // its time is over, from the policy as read.
+    let (console, others) = split(CONSOLE_AND_HAND);
+    let revocation = console.expect("the console's revocation").merge(Revocation::at(REVOKED_AT, 3600));
+    let instant = revocation.issued_before;
+    let written = revocation.document_keeping(&others);
+    let left = others.document();
+    let s = 1000;
+    let (before, after) = (instant - 60 * s, instant + 60 * s);
+    let mut cases = Vec::new();
+    for (doc, when, what) in
+        [(CONSOLE_AND_HAND, "as the person left it", after), (&written, "after crossrole's revocation", after)]
+    {
+        let name = format!("iam:GetRole by a session issued {}, the policy {when}", iso8601(what));
+        cases.push(case_of("iam:GetRole", name, "ExplicitlyDenied", what, Some(doc)));
+    }
+    cases.push(case_of(
+        "iam:GetRole",
+        format!("iam:GetRole by a session issued {}, the revocation taken away", iso8601(after)),
+        "ExplicitlyDenied",
+        after,
+        Some(&left),
+    ));
+    for (doc, when, issued, expect) in [
+        (&written, "after crossrole's revocation", before, "ExplicitlyDenied"),
+        (&written, "after crossrole's revocation", after, "Allowed"),
+        (&left, "the revocation taken away", before, "Allowed"),
+    ] {
+        let name = format!("s3:ListAllMyBuckets by a session issued {}, the policy {when}", iso8601(issued));
+        cases.push(case(name, expect, issued, Some(doc)));
+    }
+    let rows =
+        judge_all("a person's statement kept beside crossrole's revocation (@cloud-copilot/iam-simulate)", &cases);
+    let decisions: Vec<&str> = rows.iter().map(|r| r.decision.as_str()).collect();
+    assert_eq!(
+        decisions,
+        ["ExplicitlyDenied", "ExplicitlyDenied", "ExplicitlyDenied", "ExplicitlyDenied", "Allowed", "Allowed"],
+        "{rows:?}"
+    );
+    // iam:GetRole is denied by the person's statement, not by a revocation.
+    for r in rows.iter().take(3) {
+        assert!(r.deciding.iter().any(|d| d.contains("HandExtra")), "{}: {:?}", r.name, r.deciding);
     }
 }
