@@ -466,3 +466,26 @@ async fn revoke_keeps_a_persons_statement_in_the_revocations_policy() {
     assert!(row.changes[0].before.contains("HandExtra"), "{:?}", row.changes[0]);
     assert!(row.changes[0].after.ends_with("kept as they are: HandExtra"), "{}", row.changes[0].after);
 }
+
+#[tokio::test(start_paused = true)]
+async fn revoke_where_the_deny_would_not_fit_fails_there_as_iam_refuses_it_and_leaves_the_policy_as_it_was() {
+    let (w, clock) = clocked(1);
+    let spec = revocation_spec("", "");
+    run(&w, OperationKind::Apply, &spec).await;
+    let big = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Sid":"H{}","Effect":"Deny","Action":"iam:*","Resource":"*"}}]}}"#,
+        "x".repeat(10_100)
+    );
+    w.fake.with_account(&account(0), |s| s.put_inline_by_hand("Audit", POLICY_NAME, &big));
+    clock.advance(MINUTE);
+    let request = RevokeRequest { spec, accounts: None, idempotency_key: None, created_by: "test".into() };
+    let started = w.engine.start_revoke(request).await.unwrap();
+    let op = w.engine.wait(&started.id).await.unwrap();
+    assert_eq!((op.state, op.counts.failed), (OperationState::Failed, 1), "{}", op.message);
+    let rows = results(&w, &op.id).await;
+    let error = rows[0].error.as_ref().expect("refused");
+    assert_eq!(error.aws_error_code.as_deref(), Some("LimitExceeded"), "{error:?}");
+    let statements = revocation_statements(&w, 0);
+    assert_eq!(statements.len(), 1, "the person's policy as it was: {statements:?}");
+    assert!(statements[0]["Sid"].as_str().unwrap().starts_with("Hxxx"));
+}

@@ -286,7 +286,22 @@ impl IamApi for FakeIam {
     async fn put_role_policy(&self, name: &str, policy: &str, document: &str) -> Result<(), AwsError> {
         self.with("PutRolePolicy", |s, _| {
             check_json("PutRolePolicy", document)?;
-            role("PutRolePolicy", s, name)?.inline.insert(policy.to_string(), encode(document));
+            let r = role("PutRolePolicy", s, name)?;
+            // IAM counts a role's inline policies together, whitespace aside: at most 10,240 characters.
+            let size = |doc: &str| {
+                serde_json::from_str::<serde_json::Value>(doc)
+                    .map_or(doc.chars().count(), |v| v.to_string().chars().count())
+            };
+            let others: usize =
+                r.inline.iter().filter(|(n, _)| n.as_str() != policy).map(|(_, d)| size(&decode(d))).sum();
+            if others + size(document) > 10_240 {
+                return Err(err(
+                    "PutRolePolicy",
+                    "LimitExceeded",
+                    format!("Maximum policy size of 10240 bytes exceeded for role {name}"),
+                ));
+            }
+            r.inline.insert(policy.to_string(), encode(document));
             Ok(())
         })
         .await
