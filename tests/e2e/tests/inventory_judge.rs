@@ -12,7 +12,10 @@
 //! Every caller `can_enter` lets in must be named by one of the role's entrants (the classification's summary) whose
 //! guards it meets (an ExternalId, MFA, held to the organization: conditions that protect nothing — negated
 //! operators, `…IfExists`, `Null`, a wildcard — guard nothing), and every disagreement is printed as a table before
-//! the test fails.
+//! the test fails. A role the judge lets an outside caller into without an ExternalId has the finding
+//! `outside_without_external_id` unless anyone can enter it (`*` held to an outside account by
+//! `aws:PrincipalAccount` or `aws:PrincipalArn` is that case; `…IfExists`, negated, `ForAnyValue:` or wildcard
+//! forms of them stay anyone's).
 //!
 //! It needs no emulator (the judge evaluates documents), and `cargo xtask e2e -- inventory_judge` starts none.
 
@@ -348,8 +351,87 @@ fn shapes() -> Vec<(&'static str, Value, bool)> {
             ])),
             false,
         ),
+        // `*` held to accounts by aws:PrincipalAccount or aws:PrincipalArn: those accounts, inside or outside.
+        (
+            "AWS * held to the vendor by aws:PrincipalAccount",
+            doc(
+                json!([{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": assume, "Condition": {"StringEquals": {"aws:PrincipalAccount": VENDOR}}}]),
+            ),
+            false,
+        ),
+        (
+            "Principal * held to the vendor and the security account by aws:PrincipalAccount, with an ExternalId",
+            doc(
+                json!([{"Effect": "Allow", "Principal": "*", "Action": assume, "Condition": {"StringEquals": {"aws:PrincipalAccount": [VENDOR, INSIDE], "sts:ExternalId": XID}}}]),
+            ),
+            false,
+        ),
+        (
+            "AWS * held to the security account by aws:PrincipalAccount",
+            doc(
+                json!([{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": assume, "Condition": {"StringEquals": {"aws:PrincipalAccount": INSIDE}}}]),
+            ),
+            false,
+        ),
+        (
+            "AWS * held to the vendor's roles by ArnLike aws:PrincipalArn",
+            doc(
+                json!([{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": assume, "Condition": {"ArnLike": {"aws:PrincipalArn": format!("arn:aws:iam::{VENDOR}:role/*")}}}]),
+            ),
+            false,
+        ),
+        (
+            "AWS * held to one vendor role by ArnEquals aws:PrincipalArn and the account",
+            doc(
+                json!([{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": assume, "Condition": {"ArnEquals": {"aws:PrincipalArn": format!("arn:aws:iam::{VENDOR}:role/VendorRole")}, "StringEquals": {"aws:PrincipalAccount": VENDOR}}}]),
+            ),
+            false,
+        ),
+        (
+            "AWS * with StringEqualsIfExists aws:PrincipalAccount",
+            doc(
+                json!([{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": assume, "Condition": {"StringEqualsIfExists": {"aws:PrincipalAccount": VENDOR}}}]),
+            ),
+            false,
+        ),
+        (
+            "AWS * with StringNotEquals aws:PrincipalAccount",
+            doc(
+                json!([{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": assume, "Condition": {"StringNotEquals": {"aws:PrincipalAccount": VENDOR}}}]),
+            ),
+            false,
+        ),
+        (
+            "AWS * with ForAnyValue:StringEquals aws:PrincipalAccount",
+            doc(
+                json!([{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": assume, "Condition": {"ForAnyValue:StringEquals": {"aws:PrincipalAccount": VENDOR}}}]),
+            ),
+            false,
+        ),
+        (
+            "AWS * with StringLike aws:PrincipalAccount, a pattern",
+            doc(
+                json!([{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": assume, "Condition": {"StringLike": {"aws:PrincipalAccount": "99998888*"}}}]),
+            ),
+            false,
+        ),
+        (
+            "AWS * with ArnLike aws:PrincipalArn of any account",
+            doc(
+                json!([{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": assume, "Condition": {"ArnLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/VendorRole"}}}]),
+            ),
+            false,
+        ),
     ]
 }
+
+/// Shapes whose `*` the classification keeps as anyone's (medium) though the judge lets only the vendor in: a
+/// condition it does not read as holding callers to an account — a pattern, `ForAnyValue:`, a wildcard account.
+const WIDER: [&str; 3] = [
+    "AWS * with ForAnyValue:StringEquals aws:PrincipalAccount",
+    "AWS * with StringLike aws:PrincipalAccount, a pattern",
+    "AWS * with ArnLike aws:PrincipalArn of any account",
+];
 
 /// A caller and the organization facts of its request.
 struct Caller {
@@ -502,6 +584,9 @@ fn can_enter_agrees_with_the_iam_judge() {
     let mut ours = Vec::new();
     let mut unexplained = Vec::new();
     let mut overclaimed = Vec::new();
+    // For each case: its shape, and whether the caller is outside the organization without an ExternalId.
+    let mut deputies = Vec::new();
+    let mut classified_roles = Vec::new();
     let shapes = shapes();
     for (i, (shape, trust, encoded)) in shapes.iter().enumerate() {
         let name = format!("Judged{i}");
@@ -526,6 +611,7 @@ fn can_enter_agrees_with_the_iam_judge() {
             last_used: None,
         };
         let classified = inventory::classify(&role, &ctx);
+        classified_roles.push(classified.clone());
         assert!(!classified.trust_policy.is_empty(), "{shape}: the trust policy did not parse");
         assert!(!classified.trust_policy.contains(XID), "{shape}: the stored trust policy holds the ExternalId");
         for c in callers() {
@@ -548,6 +634,8 @@ fn can_enter_agrees_with_the_iam_judge() {
                     overclaimed
                         .push(format!("{label}: can enter, but every entrant naming it claims a guard it lacks"));
                 }
+                let outside = matches!(&c.caller, ProbeCaller::Iam { arn } if [VENDOR, STRANGER].iter().any(|a| arn.contains(&format!("::{a}:"))));
+                deputies.push((i, outside, external_id == ExternalIdProbe::Absent));
                 let (request, identity) = request(&probe, &arn);
                 cases.push(Case {
                     name: label,
@@ -587,6 +675,38 @@ fn can_enter_agrees_with_the_iam_judge() {
     assert!(wrong.is_empty(), "{} disagreements with the judge:\n{}", wrong.len(), wrong.join("\n"));
     assert!(unexplained.is_empty(), "callers let in that no entrant names:\n{}", unexplained.join("\n"));
     assert!(overclaimed.is_empty(), "guards claimed that let the caller in anyway:\n{}", overclaimed.join("\n"));
+    // The confused deputy, as the judge decides it. A role the judge lets an outside caller into without an
+    // ExternalId has the finding outside_without_external_id when anyone cannot enter it; and so does one the judge
+    // lets only outside callers into (nobody inside, of the account that left, anonymous, a service or federated,
+    // in any context) — `*` held to an outside account by aws:PrincipalAccount or aws:PrincipalArn is that case,
+    // not anyone's — but the shapes read wider on purpose (WIDER: a pattern, ForAnyValue, a wildcard account).
+    let mut judged: Vec<(bool, bool)> = vec![(false, false); shapes.len()]; // (an outside caller without, anyone else)
+    let mut missed = BTreeSet::new();
+    for (row, (shape, outside, no_xid)) in rows.iter().zip(&deputies) {
+        if row.decision != "Allowed" {
+            continue;
+        }
+        let role = &classified_roles[*shape];
+        let anyone = role.entrants.iter().any(|e| e.kind == inventory::EntrantKind::Anyone);
+        let found = role.findings.iter().any(|f| f.kind == inventory::FindingKind::OutsideWithoutExternalId);
+        if *outside && *no_xid && !anyone && !found {
+            missed.insert(format!("{}: {:?}", shapes[*shape].0, role.findings));
+        }
+        judged[*shape].0 |= *outside && *no_xid;
+        judged[*shape].1 |= !*outside;
+    }
+    for (i, (outside_without, others)) in judged.iter().enumerate() {
+        let role = &classified_roles[i];
+        let found = role.findings.iter().any(|f| f.kind == inventory::FindingKind::OutsideWithoutExternalId);
+        if *outside_without && !others && !found && !WIDER.contains(&shapes[i].0) {
+            missed.insert(format!("{} (only outside callers enter): {:?}", shapes[i].0, role.findings));
+        }
+    }
+    assert!(
+        missed.is_empty(),
+        "outside callers let in without an ExternalId, no finding says so:\n{}",
+        missed.iter().cloned().collect::<Vec<_>>().join("\n")
+    );
     // The set is varied: some callers enter, most do not.
     assert!(allowed > 20 && allowed < rows.len() / 2, "crossrole allows {allowed} of {}", rows.len());
 }
