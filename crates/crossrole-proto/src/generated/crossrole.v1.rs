@@ -5434,7 +5434,9 @@ pub struct ListInventoryRequest {
     /// Only roles this principal is named as able to enter ("where can this principal go"), whatever the conditions
     /// (each role lists them): an account id (any principal of that account), an IAM ARN (a user, a role, an account's
     /// root), a service principal (`ec2.amazonaws.com`), or a SAML or OIDC provider's ARN. A role that trusts anyone
-    /// (`*`) names every principal.
+    /// (`*`) names every principal. Anything else — not a principal, an account id or an ARN's account not of 12
+    /// digits, an ARN of another service or with a pattern, `*` (see the finding ANYONE_CAN_ENTER) — is
+    /// INVALID_ARGUMENT naming `principal` and the rule.
     #[prost(string, tag = "3")]
     pub principal: ::prost::alloc::string::String,
     /// Only roles of this name.
