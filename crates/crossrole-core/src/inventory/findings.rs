@@ -335,8 +335,17 @@ pub(crate) fn drift(role: &RoleDetail, trust: &PolicyDocument, expected: &Expect
     for name in names {
         match (role.inline_policies.get(name), expected.inline_policies.get(name)) {
             // A revocation is not the spec's, nor drift: crossrole writes it, keeps it while older sessions may
-            // last and removes it (crate::revocation), as its plan says.
-            (Some(_), None) if name.as_str() == crate::revocation::POLICY_NAME => {}
+            // last and removes it (crate::revocation), as its plan says. What a person put beside it in that
+            // policy crossrole keeps for good, and no spec can name: that is drift.
+            (Some(text), None) if name.as_str() == crate::revocation::POLICY_NAME => {
+                let others = crate::revocation::split(text).1;
+                if !others.is_empty() {
+                    d.push(format!(
+                        "inline policy {name} holds statements that are not a revocation: {}",
+                        others.named().join(", ")
+                    ));
+                }
+            }
             (Some(_), None) => d.push(format!("inline policy {name} is not in the spec")),
             (None, Some(_)) => d.push(format!("inline policy {name} is missing")),
             (Some(text), Some(want)) => {

@@ -772,6 +772,19 @@ fn drift_of_crossrole_owned_roles() {
     let deny = crate::revocation::Revocation::at(1_796_464_800_000, 3600);
     revoked.inline_policies.insert(crate::revocation::POLICY_NAME.into(), deny.document());
     assert!(drift_of(&revoked).is_empty(), "{:?}", drift_of(&revoked));
+    // A statement a person put beside it there is kept by crossrole's revocations, and named by no spec: drift.
+    let mut beside = applied.clone();
+    let mut document: serde_json::Value = serde_json::from_str(&deny.document()).unwrap();
+    document["Statement"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"Sid": "HandExtra", "Effect": "Deny", "Action": "iam:*", "Resource": "*"}));
+    beside.inline_policies.insert(crate::revocation::POLICY_NAME.into(), document.to_string());
+    assert_eq!(
+        drift_of(&beside),
+        ["owned by crossrole (spec audit) but changed outside it: inline policy AWSRevokeOlderSessions holds \
+          statements that are not a revocation: HandExtra"]
+    );
 
     let mut changed = applied.clone();
     changed.trust_policy = changed.trust_policy.replace(INSIDE, VENDOR);
