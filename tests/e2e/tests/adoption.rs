@@ -362,4 +362,33 @@ async fn the_inventory_reports_the_hand_made_roles_and_adopt_takes_over_only_tho
         check_seeded(&m, h, &after[&(h.account_id.clone(), h.name.clone())]);
     }
     assert!(!format!("{after:?}").contains(EXTERNAL_ID), "the inventory carries no ExternalId's value");
+
+    // 6. An approval is of one role, by the unique id IAM gave it (read back through the SDK, not crossrole): the
+    // plan gives the role's id, an approval naming another id (a role deleted and made again since) takes nothing
+    // over and says to run adopt again, and the approval of this very role would.
+    let h = &left[0];
+    let role_id = aws.role(&h.account_id, &name).await.unwrap().role_id;
+    assert!(crossrole_core::names::check_role_id(&role_id).is_ok(), "{}: IAM's RoleId {role_id:?}", h.account_name);
+    let approving = |id: &str| {
+        let mut s = spec.clone();
+        s.role.adopt_accounts = [h.account_id.clone()].into();
+        s.role.adopt_role_ids = [(h.account_id.clone(), id.to_string())].into();
+        crossrole_wire::ToWire::to_wire(&s)
+    };
+    let plan = client.plan(approving("AROAANOTHERROLE000001")).await.unwrap();
+    let here = plan.accounts.iter().find(|a| a.account_id == h.account_id).unwrap();
+    assert_eq!(here.status, proto::AccountPlanStatus::Conflict as i32, "{here:?}");
+    assert_eq!(here.role_id, role_id, "the plan gives the role's id as IAM does");
+    assert!(
+        here.findings.iter().any(|f| f.message.contains(&role_id) && f.message.contains("run `crossrole adopt")),
+        "{here:?}"
+    );
+    let plan = client.plan(approving(&role_id)).await.unwrap();
+    let here = plan.accounts.iter().find(|a| a.account_id == h.account_id).unwrap();
+    assert_eq!(
+        here.status,
+        proto::AccountPlanStatus::Changes as i32,
+        "the role approved would be taken over: {here:?}"
+    );
+    assert_eq!(aws.role(&h.account_id, &name).await.unwrap(), before[&h.account_id], "planned only: untouched");
 }
