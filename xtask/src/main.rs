@@ -74,6 +74,11 @@ fn run() -> Result<()> {
         Some((task, rest)) => (task.as_str(), rest),
         None => ("help", &[][..]),
     };
+    // A task that reads no --help of its own says what it does rather than doing it (`demo --help` ran the demo).
+    if !matches!(task, "test" | "e2e" | "postgres") && rest.iter().any(|a| a == "--help" || a == "-h") {
+        print!("{}", task_help(task));
+        return Ok(());
+    }
     match task {
         "codegen" => codegen::run(rest),
         "console" => console::run(rest),
@@ -101,4 +106,36 @@ fn run() -> Result<()> {
 /// The workspace root, whatever the current directory.
 pub(crate) fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// `task`'s lines of [`HELP`] (all of it for a task it does not list).
+fn task_help(task: &str) -> String {
+    let mut lines = HELP.lines().skip_while(|l| {
+        let Some(rest) = l.strip_prefix("  ").and_then(|l| l.strip_prefix(task)) else { return true };
+        !(rest.is_empty() || rest.starts_with(' '))
+    });
+    let Some(first) = lines.next() else { return HELP.to_string() };
+    let more = lines.take_while(|l| l.starts_with(&" ".repeat(22)));
+    let mut text = format!("cargo xtask {}\n", first.trim_start());
+    for line in more {
+        text.push_str(line);
+        text.push('\n');
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tasks_help_is_its_lines_of_the_list() {
+        let demo = task_help("demo");
+        assert!(demo.starts_with("cargo xtask demo [--emulator localstack|moto] [--exit]\n"), "{demo}");
+        assert!(demo.contains("a live rollout of examples/security-audit.yaml"), "{demo}");
+        assert!(!demo.contains("e2e"), "{demo}");
+        assert!(task_help("deploy-check").starts_with("cargo xtask deploy-check        cfn-lint"));
+        assert!(task_help("deps").starts_with("cargo xtask deps                dependency hygiene"));
+        assert_eq!(task_help("nonesuch"), HELP);
+    }
 }
