@@ -214,13 +214,18 @@ impl Need {
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| crate::workspace_root().join("target"));
-        let cold = !target.join("debug").join("deps").is_dir();
+        // xtask's own build is there already; the engine's library only once the workspace was built.
+        let built = std::fs::read_dir(target.join("debug").join("deps"))
+            .map(|dir| dir.flatten().any(|e| e.file_name().to_string_lossy().starts_with("libcrossrole_engine-")))
+            .unwrap_or(false);
+        let cold = !built;
         let (found, how) = disk_verdict(free_bytes(&target), cold, &target);
         Need { what: "free disk space", needed_by: "the builds", found, get: Get::ByHand(how) }
     }
 }
 
-/// Free disk space a build of everything from nothing (no `target/debug/deps` yet) needs, and a warm one.
+/// Free disk space a build of everything from nothing (the workspace not built into the target dir yet) needs, and
+/// a warm one.
 const COLD_BUILD_GIB: u64 = 12;
 const WARM_BUILD_GIB: u64 = 4;
 const GIB: u64 = 1 << 30;
