@@ -63,8 +63,7 @@ pub(crate) struct DestroyArgs {
     /// Do not ask for confirmation.
     #[arg(long, short)]
     yes: bool,
-    /// Idempotency key: running the same command again with it follows the operation it started (found among the
-    /// spec's operations) rather than starting another.
+    /// Idempotency key: running the same command again with it follows the same operation.
     #[arg(long)]
     idempotency_key: Option<String>,
     /// Start the operation, print its id and return without following it.
@@ -310,20 +309,6 @@ pub(crate) async fn apply(client: &Client, args: ApplyArgs, out: Output) -> Outc
     let human = out == Output::Table;
     let (expires_at, expires_in) = views::end_flags(args.expires_at.as_deref(), args.expires_in.as_deref())?;
     let ending = expires_at.is_some() || expires_in.is_some();
-    // A retry with the key of an apply that started: follow that operation, not a plan made again (which would be
-    // another request: the changes applied since are gone from it).
-    if let Some(key) = &args.common.idempotency_key
-        && let Some(handle) = client.operation_with_key(&spec.name, key).await?
-    {
-        if human {
-            println!(
-                "idempotency key {key:?} started operation {} of spec {:?}: following it (a new apply needs a new key)",
-                handle.id(),
-                spec.name
-            );
-        }
-        return started_ending(handle, args.common.no_wait, out, None).await;
-    }
     let fingerprint = match &args.plan {
         Some(path) => saved_plan(path)?,
         None => {

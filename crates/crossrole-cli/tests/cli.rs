@@ -772,37 +772,3 @@ async fn a_token_that_may_not_read_external_ids_applies_what_its_plan_showed_and
     }
     env.server.stop().await.unwrap();
 }
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_apply_retried_with_its_idempotency_key_follows_the_operation_it_started() {
-    let env = start().await;
-    let spec = example();
-    let spec = spec.to_str().unwrap();
-    let apply = |key: &'static str, wait: bool| {
-        let mut args = vec!["apply", "-f", spec, "--yes", "--idempotency-key", key];
-        if !wait {
-            args.push("--no-wait");
-        }
-        args
-    };
-    let first = stdout(&env.run(&apply("k-1", false)).await.success());
-    let id = first
-        .lines()
-        .find_map(|l| l.strip_prefix("operation ")?.split_once(" started;").map(|(id, _)| id.to_string()))
-        .expect("operation <id> started");
-
-    // The same command again: the operation the key started, followed to its end — not "nothing to change" from a
-    // plan made again once it has applied.
-    let again = stdout(&env.run(&apply("k-1", true)).await.success());
-    assert!(again.contains(&format!("idempotency key \"k-1\" started operation {id}")), "{again}");
-    let writes = env.fake.iam_writes();
-    assert!(writes > 0, "the first apply wrote the roles");
-    let again = stdout(&env.run(&apply("k-1", true)).await.success());
-    assert!(again.contains(&format!("started operation {id}")), "{again}");
-    assert_eq!(env.fake.iam_writes(), writes, "a retry writes nothing");
-
-    // Another key is another apply: planned again, nothing left to change.
-    let other = stdout(&env.run(&apply("k-2", true)).await.success());
-    assert!(other.contains("Nothing to change"), "{other}");
-    env.server.stop().await.unwrap();
-}

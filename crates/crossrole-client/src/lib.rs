@@ -567,30 +567,6 @@ impl Client {
         OperationHandle::new(self.clone(), proto::Operation { id: id.into(), ..Default::default() })
     }
 
-    /// The operation of spec `spec_name` that idempotency key `key` started, if any (newest first, every page):
-    /// what a retry of that request would get back. crossroled matches a key to its caller too; this sees the
-    /// operations the caller may list, so keys are meant to be unique.
-    pub async fn operation_with_key(&self, spec_name: &str, key: &str) -> Result<Option<OperationHandle>, Error> {
-        let mut page_token = String::new();
-        loop {
-            let page = self
-                .list_operations(proto::ListOperationsRequest {
-                    spec_name: spec_name.to_string(),
-                    page_size: 1000,
-                    page_token: page_token.clone(),
-                    ..Default::default()
-                })
-                .await?;
-            if let Some(op) = page.operations.into_iter().find(|o| o.idempotency_key == key) {
-                return Ok(Some(OperationHandle::new(self.clone(), op)));
-            }
-            if page.next_page_token.is_empty() {
-                return Ok(None);
-            }
-            page_token = page.next_page_token;
-        }
-    }
-
     /// One page of operations, newest first.
     pub async fn list_operations(
         &self,
