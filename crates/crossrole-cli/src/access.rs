@@ -63,7 +63,9 @@ pub(crate) struct DestroyArgs {
     /// Do not ask for confirmation.
     #[arg(long, short)]
     yes: bool,
-    /// Idempotency key: running the same command again with it follows the same operation.
+    /// Idempotency key: the same request sent again with it gets the operation it started. `crossrole apply`
+    /// plans before it applies, so run again it sends the same request only with `--plan` (a saved plan); a plan
+    /// made again that changed is another request, refused: use a new key.
     #[arg(long)]
     idempotency_key: Option<String>,
     /// Start the operation, print its id and return without following it.
