@@ -13,7 +13,9 @@ use crate::{
 
 /// An ExternalId a trust policy as read from IAM (`observed`, URL-encoded or not) accepts: the value of its
 /// `sts:ExternalId` conditions, the first in order when there are several (a rotation); `None` when it requires
-/// none or does not parse.
+/// none, does not parse, or holds one that is no single value (a `StringLike` pattern, a negated, set or
+/// `…IfExists` operator): the request's is then compared as it is, which differs from such a condition whatever
+/// was sent (an ExternalId cannot hold `*` or `?`).
 ///
 /// crossroled uses it to plan and verify for a caller who may not read ExternalIds: an ExternalId the role
 /// already accepts stands in for the one in the request, so nothing the caller sees depends on their guess. (A
@@ -22,10 +24,16 @@ pub fn required_external_id(observed: &str) -> Option<crate::secret::ExternalId>
     let doc = PolicyDocument::parse_observed(observed).ok()?;
     let mut found = BTreeSet::new();
     for s in doc.statements() {
-        for keys in s.condition.values() {
-            if let Some(values) = keys.get("sts:externalid") {
-                found.extend(values.iter().cloned());
+        for (operator, keys) in &s.condition {
+            let Some(values) = keys.get("sts:externalid") else { continue };
+            let equals = operator.eq_ignore_ascii_case("StringEquals");
+            let like = operator.eq_ignore_ascii_case("StringLike");
+            // A pattern, a negation, a set operator or an IfExists accepts no one value: written as the spec's
+            // (a literal), it would lock out every caller the role let in.
+            if !(equals || like) || (like && values.iter().any(|v| v.contains(['*', '?']))) {
+                return None;
             }
+            found.extend(values.iter().cloned());
         }
     }
     found.into_iter().next().map(crate::secret::ExternalId::new)
@@ -330,5 +338,24 @@ mod tests {
         assert!(doc.size() <= GRANT_POLICY_MAX_SIZE);
         expect![[r#"{"Version":"2012-10-17","Statement":[{"Sid":"CrossroleAssumeRole","Effect":"Allow","Action":"sts:AssumeRole","Resource":"arn:aws:iam::*:role/crossrole/Audit","Condition":{"StringEquals":{"aws:ResourceOrgID":"o-abc1234567","iam:ResourceTag/crossrole:managed-by":"crossrole","iam:ResourceTag/crossrole:spec":"audit"}}}]}"#]]
             .assert_eq(&doc.to_json());
+    }
+
+    #[test]
+    fn the_external_id_a_role_requires_is_a_single_value_never_a_pattern() {
+        let with = |operator: &str, value: serde_json::Value| {
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999988887777:root"},
+                "Action": "sts:AssumeRole", "Condition": {operator: {"sts:ExternalId": value}}}]})
+            .to_string()
+        };
+        let required = |doc: String| required_external_id(&doc).map(|x| x.expose().to_string());
+        assert_eq!(required(with("StringEquals", json!("vendor-1"))).as_deref(), Some("vendor-1"));
+        assert_eq!(required(with("StringLike", json!("vendor-1"))).as_deref(), Some("vendor-1"));
+        assert_eq!(required(with("StringEquals", json!(["b-2", "a-1"]))).as_deref(), Some("a-1"));
+        // Written as the spec's, a pattern would let no caller in: no value stands in for the request's.
+        assert_eq!(required(with("StringLike", json!("vendor-*"))), None);
+        assert_eq!(required(with("StringLike", json!(["a-1", "vendor-?"]))), None);
+        assert_eq!(required(with("StringNotEquals", json!("a-1"))), None);
+        assert_eq!(required(with("StringEqualsIfExists", json!("a-1"))), None);
+        assert_eq!(required(with("ForAnyValue:StringEquals", json!("a-1"))), None);
     }
 }
