@@ -207,3 +207,40 @@ async fn the_rotation_plan_shows_nothing_of_the_external_id_a_role_holds_even_sp
         assert_eq!(kinds(&shown.accounts[0].changes), [ChangeKind::UpdateTrustPolicy, ChangeKind::RevokeSessions]);
     }
 }
+
+/// The drift findings a fresh inventory gives the Audit role of account `i`.
+async fn drift(w: &World, i: u64) -> Vec<String> {
+    use crossrole_core::inventory::FindingKind;
+    use crossrole_engine::inventory::{InventoryQuery, InventoryRequest};
+    let op = w.engine.start_inventory(InventoryRequest { created_by: "test".into(), ..Default::default() }).await;
+    let op = w.engine.wait(&op.unwrap().id).await.unwrap();
+    assert_eq!(op.state, OperationState::Succeeded, "{}", op.message);
+    let query = InventoryQuery { operation_id: op.id, ..Default::default() };
+    let roles = w.engine.list_inventory(&query, 10_000, "").await.unwrap().roles;
+    let role = roles.iter().find(|r| r.account_id == account(i) && r.name == "Audit").unwrap();
+    role.findings.iter().filter(|f| f.kind == FindingKind::Drifted).map(|f| f.reason.clone()).collect()
+}
+
+/// The inventory judges a role a blind apply placed with the role's own ExternalId in the spec's place, as the
+/// apply kept it: a drift said of the ExternalId would be false, and would tell that caller whether the one it
+/// sent is AWS's (an outside tester's oracle: a guess and a tag, then one inventory). A rotation asked writes the
+/// spec's, which is then compared.
+#[tokio::test(start_paused = true)]
+async fn the_inventory_does_not_say_whether_a_blind_apply_sent_the_external_id_aws_holds() {
+    let w = world(2);
+    let first = run(&w, OperationKind::Apply, &sending(FIRST)).await;
+    assert_eq!(first.state, OperationState::Succeeded, "{}", first.message);
+    for guess in [OTHER, FIRST] {
+        let mut edited = sending(guess);
+        edited.role.description = format!("guessing {}", &guess[..4]);
+        let shown = plan(&w, &edited, ExternalIds::Kept).await;
+        let op = w.engine.start(blind_apply(&edited, &shown, ExternalIds::Kept)).await.unwrap();
+        assert_eq!(w.engine.wait(&op.id).await.unwrap().state, OperationState::Succeeded);
+        assert_eq!(required(&w, 0), FIRST);
+        assert_eq!(drift(&w, 0).await, Vec::<String>::new(), "after a blind apply sending {}…", &guess[..4]);
+    }
+    // A change by hand is still drift.
+    w.fake.with_account(&account(0), |s| s.attach_by_hand("Audit", "arn:aws:iam::aws:policy/AdministratorAccess"));
+    assert_eq!(drift(&w, 0).await.len(), 1);
+    assert_eq!(drift(&w, 1).await, Vec::<String>::new());
+}

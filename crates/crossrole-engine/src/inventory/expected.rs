@@ -14,6 +14,7 @@
 //! judged by.
 
 use std::{
+    borrow::Cow,
     collections::{BTreeMap, BTreeSet, btree_map::Entry},
     sync::Arc,
 };
@@ -51,10 +52,38 @@ pub(super) struct Expected {
 struct Applied {
     /// The newest apply or reconcile that succeeded; `None` when there is none this crossroled can read, or a
     /// destroy of the whole spec succeeded since.
-    base: Option<Arc<DesiredRole>>,
+    base: Option<Arc<Placed>>,
     /// By account: the newest apply or reconcile newer than `base` that succeeded there (its operation did not
     /// succeed everywhere).
-    since: BTreeMap<String, Arc<DesiredRole>>,
+    since: BTreeMap<String, Arc<Placed>>,
+}
+
+/// A spec as an apply placed it: its desired role and, when the apply kept each existing role's ExternalId (a
+/// token that may not read ExternalIds applied it: [`crate::ExternalIds::Kept`]), the spec, to judge the trust
+/// with the role's own ExternalId in the spec's place — the apply did not write the spec's there, and a drift
+/// said of it would tell that token whether the ExternalId it sent is AWS's.
+pub(super) struct Placed {
+    desired: DesiredRole,
+    kept: Option<AccessSpec>,
+}
+
+impl Placed {
+    /// The role expected of `details`' role of this spec's name.
+    fn for_role(&self, details: &[RoleDetail], partition: crossrole_core::names::Partition) -> Cow<'_, DesiredRole> {
+        let Some(spec) = &self.kept else { return Cow::Borrowed(&self.desired) };
+        let own = details
+            .iter()
+            .find(|d| d.name == self.desired.name)
+            .and_then(|d| crossrole_core::policy::required_external_id(&d.trust_policy));
+        match own {
+            Some(own) => {
+                let mut spec = spec.clone();
+                spec.role.trust.external_id = Some(own);
+                Cow::Owned(DesiredRole::from_spec(&spec, partition))
+            }
+            None => Cow::Borrowed(&self.desired),
+        }
+    }
 }
 
 impl Expected {
@@ -97,12 +126,7 @@ impl Expected {
     /// its roles' tags) that no binding holds, as the module says; each spec's applies are read from the journal
     /// the first time it is asked for. A spec whose operations cannot be read is left out (its roles are
     /// classified without a drift check), and said once in the log.
-    pub(super) async fn applied(
-        &self,
-        inner: &Inner,
-        account: &str,
-        placed: &BTreeSet<String>,
-    ) -> Vec<Arc<DesiredRole>> {
+    pub(super) async fn applied(&self, inner: &Inner, account: &str, placed: &BTreeSet<String>) -> Vec<Arc<Placed>> {
         let mut applied = self.applied.lock().await;
         let mut out = Vec::new();
         for name in placed.iter().filter(|n| !self.bound.contains(*n)) {
@@ -125,7 +149,7 @@ impl Expected {
     pub(super) fn for_account(
         &self,
         place: Place<'_>,
-        applied: &[Arc<DesiredRole>],
+        applied: &[Arc<Placed>],
         details: &[RoleDetail],
     ) -> BTreeMap<(String, String), ExpectedRole> {
         let account_id = place.account_id;
@@ -138,7 +162,8 @@ impl Expected {
                 ((account_id.to_string(), desired.name.clone()), ExpectedRole::from_desired(&desired))
             })
             .collect();
-        for desired in applied {
+        for placed in applied {
+            let desired = placed.for_role(details, place.partition);
             let desired = desired.in_account(place);
             let role = ExpectedRole::from_desired(&desired);
             match expected.entry((account_id.to_string(), desired.name.clone())) {
@@ -203,12 +228,16 @@ async fn applies(inner: &Inner, name: &str) -> Result<Applied, Error> {
     }
 }
 
-/// The desired role of the spec operation `row` ran.
-fn desired(inner: &Inner, row: &OperationRow) -> Result<Arc<DesiredRole>, Error> {
+/// The spec operation `row` ran, as it placed it ([`Placed`]).
+fn desired(inner: &Inner, row: &OperationRow) -> Result<Arc<Placed>, Error> {
     let what = format!("the spec of operation {}", row.id);
     let raw = records::decode::<RawSpec>(&row.spec, &what)?;
     let raw = secrets::opened(&raw, &inner.config.journal_key, &row.id, &what)?;
-    Ok(Arc::new(DesiredRole::from_spec(&AccessSpec::try_from(&raw)?, inner.aws.partition())))
+    let spec = AccessSpec::try_from(&raw)?;
+    let desired = DesiredRole::from_spec(&spec, inner.aws.partition());
+    let kept =
+        records::operation_external_ids(&row.spec) == crate::ExternalIds::Kept && spec.role.trust.external_id.is_some();
+    Ok(Arc::new(Placed { desired, kept: kept.then_some(spec) }))
 }
 
 /// The accounts where operation `op` made or found the spec's role as it should be (changed or unchanged, the role

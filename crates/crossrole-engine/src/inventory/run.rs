@@ -13,7 +13,6 @@ use crossrole_core::{
     names::Place,
     ops::{AccountResult, ErrorCode, OperationState, Outcome, Phase},
     org::OrgTree,
-    plan::DesiredRole,
     spec::owner_of,
 };
 use crossrole_store::OperationRow;
@@ -67,7 +66,7 @@ pub(crate) async fn run(inner: Arc<Inner>, op: OperationRow, cancel: Cancellatio
 impl Visit for Inventory {
     /// The account's roles; the specs their ownership tags name that the journal has placed in it (`None`: the
     /// journal could not say); and the one-off applies' specs among those.
-    type Done = (Vec<RoleDetail>, Option<BTreeSet<String>>, Vec<Arc<DesiredRole>>);
+    type Done = (Vec<RoleDetail>, Option<BTreeSet<String>>, Vec<Arc<super::expected::Placed>>);
     const KIND: &'static str = "inventory";
     const NAME: &'static str = "the inventory";
     const FAILED: &'static str = "read";
