@@ -138,9 +138,9 @@ pub(crate) fn positive_duration(text: &str) -> Result<String, String> {
     match humantime::parse_duration(text) {
         Err(e) => Err(format!("{e}: give {RULE}")),
         Ok(d) if d.is_zero() => Err(format!("zero would end the access at once: give {RULE}")),
-        Ok(d) if d.subsec_nanos() != 0 => {
-            Err(format!("a part of a second would end the access at once (at least 1s, whole seconds): give {RULE}"))
-        }
+        Ok(d) if d.subsec_nanos() != 0 => Err(format!(
+            "must be whole seconds, at least 1s (a typo such as 5ms for 5m would end the access at once): give {RULE}"
+        )),
         Ok(_) => Ok(text.to_string()),
     }
 }
@@ -204,7 +204,7 @@ mod tests {
             assert_eq!(
                 positive_duration(part),
                 Err(format!(
-                    "a part of a second would end the access at once (at least 1s, whole seconds): give {rule}"
+                    "must be whole seconds, at least 1s (a typo such as 5ms for 5m would end the access at once): give {rule}"
                 )),
                 "{part}"
             );

@@ -76,7 +76,7 @@ pub fn end(raw: &RawEnd, now: Millis, under: &str) -> Result<Option<Millis>, Fie
                 return Err(FieldViolation::new(
                     in_field,
                     format!(
-                        "must be whole seconds, at least 1s, got {}: a part of a second would end the access at once",
+                        "must be whole seconds, at least 1s, got {} (a typo such as 5ms for 5m would end the access at once)",
                         shown(d)
                     ),
                 ));
